@@ -1,0 +1,31 @@
+// File: kernels/common/tensor_checks.cpp
+#include "kernels/common/tensor_checks.h"
+
+#include "runtime/base/check.h"
+
+namespace albion::kernels {
+
+DType kernel_dtype(const at::Tensor& tensor, const char* what) {
+  switch (tensor.scalar_type()) {
+    case at::kFloat: return DType::kFloat32;
+    case at::kBFloat16: return DType::kBFloat16;
+    default:
+      throw UsageError(str_cat(what, ": dtype ", tensor.scalar_type(),
+                               " is not supported (expected float32 or bfloat16)"));
+  }
+}
+
+void check_contiguous(const at::Tensor& tensor, const char* what) {
+  ALBION_CHECK_AS(UsageError, tensor.is_contiguous(), what, ": expected a contiguous tensor, got strides ",
+                  tensor.strides(), " for sizes ", tensor.sizes());
+}
+
+void check_same_device_and_dtype(const at::Tensor& a, const at::Tensor& b, const char* what_a,
+                                 const char* what_b) {
+  ALBION_CHECK_AS(UsageError, a.device() == b.device(), what_a, " is on ", a.device(), " but ",
+                  what_b, " is on ", b.device());
+  ALBION_CHECK_AS(UsageError, a.scalar_type() == b.scalar_type(), what_a, " is ", a.scalar_type(),
+                  " but ", what_b, " is ", b.scalar_type());
+}
+
+}  // namespace albion::kernels

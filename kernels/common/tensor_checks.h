@@ -1,0 +1,24 @@
+// File: kernels/common/tensor_checks.h
+// Boundary checks for the torch layer of each kernel: device, dtype, shape and layout are checked
+// here, with the expected value in the message, before a plain params struct goes to a launcher.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <string>
+
+#include "kernels/common/dtype.h"
+
+namespace albion::kernels {
+
+// fp32 -> kFloat32, bf16 -> kBFloat16; anything else is a usage error naming `what`.
+DType kernel_dtype(const at::Tensor& tensor, const char* what);
+
+// Throws unless `tensor` is contiguous (our kernels index rows directly).
+void check_contiguous(const at::Tensor& tensor, const char* what);
+
+// Throws unless `a` and `b` live on the same device and have the same dtype.
+void check_same_device_and_dtype(const at::Tensor& a, const at::Tensor& b, const char* what_a,
+                                 const char* what_b);
+
+}  // namespace albion::kernels

@@ -1,0 +1,28 @@
+// File: launch/command_options.cpp
+#include "launch/command_options.h"
+
+#include <iostream>
+#include <sstream>
+
+namespace albion::launch {
+
+std::string command_help(const CommandSpec& spec, const po::options_description& options) {
+  std::ostringstream out;
+  out << "usage: " << spec.usage << "\n\n" << spec.description << "\n\n" << options;
+  return out.str();
+}
+
+std::optional<config::ParsedOptions> parse_command(const CommandArgs& args, const CommandSpec& spec,
+                                                   po::options_description options,
+                                                   const po::positional_options_description& positional) {
+  options.add_options()("help,h", "show this help and exit");
+  config::ParsedOptions parsed =
+      config::parse_options(args, options, positional, spec.name);
+  if (parsed.values.count("help")) {
+    std::cout << command_help(spec, options);
+    return std::nullopt;
+  }
+  return parsed;
+}
+
+}  // namespace albion::launch

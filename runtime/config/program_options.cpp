@@ -1,0 +1,49 @@
+// File: runtime/config/program_options.cpp
+#include "runtime/config/program_options.h"
+
+#include <algorithm>
+
+#include "runtime/base/check.h"
+#include "runtime/config/nearest_name.h"
+
+namespace albion::config {
+
+std::vector<std::string> long_option_names(const po::options_description& options) {
+  std::vector<std::string> names;
+  for (const auto& option : options.options()) names.push_back("--" + option->long_name());
+  return names;
+}
+
+ParsedOptions parse_options(const std::vector<std::string>& args,
+                            const po::options_description& options,
+                            const po::positional_options_description& positional,
+                            const std::string& context) {
+  ParsedOptions parsed;
+  auto separator = std::find(args.begin(), args.end(), "--");
+  std::vector<std::string> own(args.begin(), separator);
+  if (separator != args.end()) parsed.passthrough.assign(separator + 1, args.end());
+  try {
+    po::store(po::command_line_parser(own)
+                  .options(options)
+                  .positional(positional)
+                  .style(po::command_line_style::unix_style ^
+                         po::command_line_style::allow_guessing)
+                  .run(),
+              parsed.values);
+    po::notify(parsed.values);
+  } catch (const po::unknown_option& e) {
+    std::string given = e.get_option_name();
+    std::string hint;
+    if (auto near = nearest_name(given, long_option_names(options))) {
+      hint = str_cat(" (did you mean '", *near, "'?)");
+    }
+    throw UsageError(str_cat(context, ": unknown option '", given, "'", hint));
+  } catch (const po::too_many_positional_options_error&) {
+    throw UsageError(str_cat(context, ": too many arguments"));
+  } catch (const po::error& e) {
+    throw UsageError(str_cat(context, ": ", e.what()));
+  }
+  return parsed;
+}
+
+}  // namespace albion::config

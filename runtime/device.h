@@ -1,0 +1,38 @@
+// File: runtime/device.h
+// What compute this process can use: the torch build, the CUDA driver and runtime, and each CUDA
+// device. Probing never throws for a missing GPU or driver: "no device" is a normal answer on a
+// CPU machine; the reason is kept for `albion doctor`.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace albion::runtime {
+
+struct CudaDeviceInfo {
+  int index = 0;
+  std::string name;
+  int compute_major = 0;
+  int compute_minor = 0;
+  std::int64_t total_memory_bytes = 0;
+  int multiprocessors = 0;
+};
+
+struct ComputeReport {
+  std::string torch_version;       // e.g. "2.11.0"
+  std::string torch_cuda_build;    // CUDA runtime version torch was built with, e.g. "13.0"
+  bool torch_has_cuda = false;     // libtorch_cuda is loaded and registered
+  std::string cudnn_runtime;       // cuDNN version loaded at run time, e.g. "9.19.0"; "" if none
+  std::string cuda_driver;         // e.g. "13.0", or "" when no driver is installed
+  std::string cuda_runtime;        // version of the loaded libcudart
+  std::vector<CudaDeviceInfo> devices;
+  std::string no_device_reason;    // why `devices` is empty, if it is
+};
+
+ComputeReport probe_compute();
+
+// "13.0" from CUDA's integer encoding 13000.
+std::string cuda_version_string(int encoded);
+
+}  // namespace albion::runtime

@@ -11,4 +11,8 @@ namespace albion::kernels {
 // Returns y with input's shape and dtype.
 at::Tensor rmsnorm_forward(const at::Tensor& input, const at::Tensor& weight, double eps);
 
+// As above, writing into `output` (same shape, dtype and device as input, contiguous).
+void rmsnorm_forward_out(at::Tensor& output, const at::Tensor& input, const at::Tensor& weight,
+                         double eps);
+
 }  // namespace albion::kernels

@@ -11,22 +11,26 @@
 
 namespace albion::kernels {
 
-at::Tensor rmsnorm_forward(const at::Tensor& input, const at::Tensor& weight, double eps) {
+void rmsnorm_forward_out(at::Tensor& output, const at::Tensor& input, const at::Tensor& weight,
+                         double eps) {
   const DType dtype = kernel_dtype(input, "rmsnorm input");
   check_same_device_and_dtype(input, weight, "rmsnorm input", "rmsnorm weight");
+  check_same_device_and_dtype(input, output, "rmsnorm input", "rmsnorm output");
   check_contiguous(input, "rmsnorm input");
   check_contiguous(weight, "rmsnorm weight");
+  check_contiguous(output, "rmsnorm output");
   ALBION_CHECK_AS(UsageError, input.dim() >= 1 && weight.dim() == 1 &&
                                   weight.size(0) == input.size(-1),
                   "rmsnorm: weight of shape ", weight.sizes(), " does not match input of shape ",
                   input.sizes(), " (expected [", input.dim() ? input.size(-1) : 0, "])");
+  ALBION_CHECK_AS(UsageError, output.sizes() == input.sizes(), "rmsnorm: output of shape ",
+                  output.sizes(), " does not match input of shape ", input.sizes());
   ALBION_CHECK_AS(UsageError, eps > 0, "rmsnorm: eps must be positive, got ", eps);
   const std::int64_t cols = input.size(-1);
   const std::int64_t rows = cols == 0 ? 0 : input.numel() / cols;
+  if (rows == 0) return;
 
   if (input.is_cuda()) {
-    at::Tensor output = at::empty_like(input);
-    if (rows == 0) return output;
     c10::cuda::CUDAGuard guard(input.device());
     RmsNormForwardParams params;
     params.input = input.data_ptr();
@@ -37,19 +41,23 @@ at::Tensor rmsnorm_forward(const at::Tensor& input, const at::Tensor& weight, do
     params.eps = static_cast<float>(eps);
     params.dtype = dtype;
     launch_rmsnorm_forward(params, c10::cuda::getCurrentCUDAStream().stream());
-    return output;
+    return;
   }
 
   ALBION_CHECK_AS(UsageError, input.is_cpu(), "rmsnorm: unsupported device ", input.device());
   at::Tensor input32 = input.to(at::kFloat).contiguous();
   at::Tensor weight32 = weight.to(at::kFloat).contiguous();
   at::Tensor output32 = at::empty_like(input32);
-  if (rows > 0) {
-    rmsnorm_forward_reference(input32.data_ptr<float>(), weight32.data_ptr<float>(),
-                              output32.data_ptr<float>(), nullptr, rows, cols,
-                              static_cast<float>(eps));
-  }
-  return output32.to(input.scalar_type());
+  rmsnorm_forward_reference(input32.data_ptr<float>(), weight32.data_ptr<float>(),
+                            output32.data_ptr<float>(), nullptr, rows, cols,
+                            static_cast<float>(eps));
+  output.copy_(output32);
+}
+
+at::Tensor rmsnorm_forward(const at::Tensor& input, const at::Tensor& weight, double eps) {
+  at::Tensor output = at::empty_like(input, at::MemoryFormat::Contiguous);
+  rmsnorm_forward_out(output, input, weight, eps);
+  return output;
 }
 
 }  // namespace albion::kernels

@@ -33,6 +33,7 @@ ParsedOptions parse_options(const std::vector<std::string>& args,
     po::notify(parsed.values);
   } catch (const po::unknown_option& e) {
     std::string given = e.get_option_name();
+    given = given.substr(0, given.find('='));  // "--stesp=3" names the option "--stesp"
     std::string hint;
     if (auto near = nearest_name(given, long_option_names(options))) {
       hint = str_cat(" (did you mean '", *near, "'?)");

@@ -1,0 +1,113 @@
+// File: tests/kernels/rmsnorm_test.cpp
+// RMSNorm: the CPU reference against an independent fp64 torch composition, bad inputs, and (suite
+// RmsNormCuda, label gpu) the CUDA kernel against the reference on the same bf16-rounded inputs,
+// with outputs poisoned with NaN before each run. Shapes are deliberately awkward (tails, odd rows).
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#include <limits>
+#include <tuple>
+
+#include "kernels/rmsnorm/rmsnorm.h"
+#include "runtime/base/error.h"
+#include "tests/support/cuda_available.h"
+
+namespace albion::kernels {
+namespace {
+
+// Written independently of the kernel: y = x * rsqrt(mean(x^2) + eps) * w, in fp64.
+at::Tensor composition_fp64(const at::Tensor& x, const at::Tensor& w, double eps) {
+  at::Tensor x64 = x.to(at::kDouble);
+  return x64 * at::rsqrt(x64.pow(2).mean(-1, /*keepdim=*/true) + eps) * w.to(at::kDouble);
+}
+
+double max_relative_error(const at::Tensor& actual, const at::Tensor& expected) {
+  at::Tensor a = actual.to(at::kDouble).cpu();
+  at::Tensor e = expected.to(at::kDouble).cpu();
+  return ((a - e).abs() / (e.abs() + 1e-6)).max().item<double>();
+}
+
+class RmsNormShapes : public testing::TestWithParam<std::tuple<int64_t, int64_t>> {};
+
+TEST_P(RmsNormShapes, ReferenceMatchesFp64Composition) {
+  auto [rows, cols] = GetParam();
+  at::manual_seed(rows * 1000 + cols);
+  at::Tensor x = at::randn({rows, cols}) * 3;
+  at::Tensor w = at::randn({cols});
+  at::Tensor y = rmsnorm_forward(x, w, 1e-5);
+  ASSERT_EQ(y.sizes(), x.sizes());
+  ASSERT_EQ(y.scalar_type(), at::kFloat);
+  EXPECT_LT(max_relative_error(y, composition_fp64(x, w, 1e-5)), 1e-4);
+}
+
+INSTANTIATE_TEST_SUITE_P(Awkward, RmsNormShapes,
+                         testing::Values(std::make_tuple(1, 1), std::make_tuple(5, 123),
+                                         std::make_tuple(7, 4096), std::make_tuple(3, 4099),
+                                         std::make_tuple(64, 768)));
+
+TEST(RmsNorm, Bf16ReferenceRoundsOnlyAtTheEnds) {
+  at::manual_seed(0);
+  at::Tensor x = at::randn({5, 123}).to(at::kBFloat16);
+  at::Tensor w = at::randn({123}).to(at::kBFloat16);
+  at::Tensor y = rmsnorm_forward(x, w, 1e-6);
+  ASSERT_EQ(y.scalar_type(), at::kBFloat16);
+  EXPECT_LT(max_relative_error(y, composition_fp64(x, w, 1e-6)), 1e-2);
+}
+
+TEST(RmsNorm, KeepsLeadingDimensionsAndHandlesEmptyInput) {
+  at::Tensor x = at::randn({2, 3, 16});
+  EXPECT_EQ(rmsnorm_forward(x, at::ones({16}), 1e-6).sizes(), x.sizes());
+  at::Tensor empty = at::randn({0, 16});
+  EXPECT_EQ(rmsnorm_forward(empty, at::ones({16}), 1e-6).numel(), 0);
+}
+
+TEST(RmsNorm, RejectsBadInputsWithUsageErrors) {
+  at::Tensor x = at::randn({4, 8});
+  EXPECT_THROW(rmsnorm_forward(x, at::ones({7}), 1e-6), UsageError);                   // shape
+  EXPECT_THROW(rmsnorm_forward(x.to(at::kDouble), at::ones({8}, at::kDouble), 1e-6),
+               UsageError);                                                              // dtype
+  EXPECT_THROW(rmsnorm_forward(x, at::ones({8}, at::kBFloat16), 1e-6), UsageError);     // mixed
+  EXPECT_THROW(rmsnorm_forward(at::randn({8, 4}).t(), at::ones({8}), 1e-6), UsageError);  // layout
+  EXPECT_THROW(rmsnorm_forward(x, at::ones({8}), 0.0), UsageError);                      // eps
+}
+
+// --- CUDA (label gpu) -----------------------------------------------------------------------------
+
+class RmsNormCuda : public testing::TestWithParam<std::tuple<int64_t, int64_t, at::ScalarType>> {};
+
+TEST_P(RmsNormCuda, KernelMatchesReference) {
+  ALBION_SKIP_WITHOUT_CUDA();
+  auto [rows, cols, dtype] = GetParam();
+  at::manual_seed(rows + cols);
+  // Inputs rounded to the kernel's dtype first; the reference computes from the same values.
+  at::Tensor x = (at::randn({rows, cols}) * 2).to(dtype);
+  at::Tensor w = at::randn({cols}).to(dtype);
+  at::Tensor expected = rmsnorm_forward(x, w, 1e-5);
+
+  at::Tensor x_gpu = x.cuda();
+  at::Tensor w_gpu = w.cuda();
+  at::Tensor y_gpu = at::full_like(x_gpu, std::numeric_limits<float>::quiet_NaN());  // poisoned
+  rmsnorm_forward_out(y_gpu, x_gpu, w_gpu, 1e-5);
+  const double tolerance = dtype == at::kFloat ? 1e-5 : 1e-2;
+  EXPECT_FALSE(y_gpu.isnan().any().item<bool>()) << "kernel left poisoned elements";
+  EXPECT_LT(max_relative_error(y_gpu, expected), tolerance);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Awkward, RmsNormCuda,
+    testing::Combine(testing::Values<int64_t>(1, 5, 300),
+                     testing::Values<int64_t>(1, 123, 768, 4099, 8192),
+                     testing::Values(at::kFloat, at::kBFloat16)));
+
+TEST(RmsNormMisalignedCuda, ViewOffByOneElementTakesTheScalarPath) {
+  ALBION_SKIP_WITHOUT_CUDA();
+  // A view starting one element in: not 16-byte aligned, so the kernel must not use packs.
+  at::Tensor storage = at::randn({1 + 4 * 64}, at::kCUDA);
+  at::Tensor x = storage.narrow(0, 1, 4 * 64).view({4, 64});
+  at::Tensor w = at::randn({64}, at::kCUDA);
+  EXPECT_LT(max_relative_error(rmsnorm_forward(x, w, 1e-5), rmsnorm_forward(x.cpu(), w.cpu(), 1e-5)),
+            1e-5);
+}
+
+}  // namespace
+}  // namespace albion::kernels

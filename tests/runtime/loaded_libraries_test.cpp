@@ -1,0 +1,35 @@
+// File: tests/runtime/loaded_libraries_test.cpp
+// Note [One copy of each CUDA library]: a process linked like `albion` maps exactly one libcudart,
+// libnccl and libcudnn, and it is the torch wheel's (the same copy torch's kernels use).
+#include <gtest/gtest.h>
+
+#include "runtime/device.h"
+#include "runtime/loaded_libraries.h"
+
+namespace albion::runtime {
+namespace {
+
+TEST(LoadedLibraries, TorchCudaIsLoaded) {
+  ComputeReport report = probe_compute();
+  EXPECT_TRUE(report.torch_has_cuda) << "libtorch_cuda was not loaded (dropped by --as-needed?)";
+  EXPECT_FALSE(report.torch_cuda_build.empty());
+}
+
+class SingleCopy : public testing::TestWithParam<const char*> {};
+
+TEST_P(SingleCopy, ExactlyOneCopyFromTheWheel) {
+  probe_compute();  // touches the CUDA runtime and cuDNN, as doctor does
+  std::vector<std::string> copies = loaded_libraries(GetParam());
+  ASSERT_EQ(copies.size(), 1u) << GetParam() << " mapped " << copies.size() << " times";
+  EXPECT_NE(copies.front().find("/nvidia/"), std::string::npos) << copies.front();
+}
+
+INSTANTIATE_TEST_SUITE_P(CudaLibraries, SingleCopy,
+                         testing::Values("libcudart", "libnccl", "libcudnn.so", "libcublas.so"));
+
+TEST(LoadedLibraries, UnknownPrefixFindsNothing) {
+  EXPECT_TRUE(loaded_libraries("libdefinitely-not-loaded").empty());
+}
+
+}  // namespace
+}  // namespace albion::runtime

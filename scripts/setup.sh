@@ -91,12 +91,15 @@ EOF
 [ "$build_after_install" -eq 1 ] || exit 0
 
 # --- Configure and build -------------------------------------------------------------------------
+# CMake from the Python environment (pinned in requirements.txt), else the one on PATH.
+cmake=$(dirname "$python")/cmake
+[ -x "$cmake" ] || cmake=cmake
 build=${ALBION_BUILD:-build}
 jobs=${ALBION_JOBS:-$(nproc)}
 if [ ! -f "$build/build.ninja" ]; then
   log "configuring $build/"
-  cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  "$cmake" -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DALBION_PYTHON="$(cd "$(dirname "$python")" && pwd)/$(basename "$python")"
 fi
 log "building with $jobs jobs"
-cmake --build "$build" -j "$jobs"
+"$cmake" --build "$build" -j "$jobs"

@@ -1,10 +1,10 @@
-# Pinned versions and package lists, sourced by setup.sh and the CI script. One place to change them.
+# Pinned versions and package lists, sourced by setup.sh: the one place to change them.
 ALBION_CUDA_MAJOR=13
 ALBION_TORCH_VERSION=2.11.0   # PyPI's torch 2.11.0 is the CUDA 13.0 build (torch.version.cuda == 13.0)
 
 # Debian 12 packages: compilers and build tools, then the field's libraries.
 ALBION_DEBIAN_PACKAGES=(
-  g++ cmake ninja-build ccache pkg-config python3-venv
+  g++ ninja-build ccache pkg-config python3-venv
   openmpi-bin libopenmpi-dev
   libboost-program-options-dev
   libhdf5-dev

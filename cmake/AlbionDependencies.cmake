@@ -1,7 +1,8 @@
 # The field's libraries, each found as CMake finds it; no vendored copies.
 # Produces imported targets used by the module libraries:
 #   MPI::MPI_CXX, Boost::program_options, hdf5::hdf5 (albion_hdf5), OpenSSL::Crypto,
-#   albion::nccl (the NCCL that torch loads), GTest::gtest.
+#   albion::nccl (the NCCL that torch loads), GTest::gtest, nlohmann_json::nlohmann_json,
+#   PkgConfig::PCRE2, PkgConfig::SENTENCEPIECE.
 
 find_package(MPI REQUIRED COMPONENTS CXX)
 find_package(Boost 1.74 REQUIRED COMPONENTS program_options)
@@ -47,3 +48,11 @@ message(STATUS "Albion: NCCL ${ALBION_NCCL_LIBRARY}")
 if(ALBION_BUILD_TESTS)
   find_package(GTest 1.12 REQUIRED)
 endif()
+
+# JSON (tokenizer.json, JSONL datasets, manifests, audit records).
+find_package(nlohmann_json 3.11 REQUIRED)
+
+# PCRE2 (pre-tokenizer regexes need \p{L}, \p{N}) and SentencePiece, through pkg-config.
+find_package(PkgConfig REQUIRED)
+pkg_check_modules(PCRE2 REQUIRED IMPORTED_TARGET libpcre2-8)
+pkg_check_modules(SENTENCEPIECE REQUIRED IMPORTED_TARGET sentencepiece)

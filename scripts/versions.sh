@@ -10,4 +10,7 @@ ALBION_DEBIAN_PACKAGES=(
   libhdf5-dev
   libssl-dev
   libgtest-dev googletest
+  nlohmann-json3-dev
+  libpcre2-dev libsentencepiece-dev
+  softhsm2 opensc libp11-kit-dev
 )

@@ -16,3 +16,12 @@ set(CMAKE_INSTALL_RPATH ${CMAKE_BUILD_RPATH})
 # DT_RPATH (not DT_RUNPATH) also applies to libraries loaded on behalf of ours, which is what keeps
 # libtorch_cuda's own dependencies on the same copies.
 add_link_options(LINKER:--disable-new-dtags)
+
+# Note [std::filesystem from libtorch.so]
+# The torch wheel's libtorch.so exports its own static copy of std::filesystem (64 symbols), and
+# some of those entry points crash when called from our code (std::filesystem::remove_all jumps
+# to address 0). The dynamic linker binds each symbol to the first library in the executable's
+# DT_NEEDED list that defines it, and libtorch.so would come before libstdc++.so.6. Naming
+# libstdc++ first on every link line makes the system's libstdc++ win for everyone, torch included
+# (same ABI). tests/runtime/loaded_libraries_test.cpp keeps this from regressing.
+add_link_options(-Wl,--push-state,--no-as-needed -lstdc++ -Wl,--pop-state)

@@ -1,14 +1,107 @@
 // File: launch/command_ckpt.cpp
-// `albion ckpt`: planned (issue #6).
+// `albion ckpt <verb>`: checkpoint tools. `audit LOG` verifies an audit log's hash chain (exit 0,
+// or 3 naming the first bad line). The other verbs are planned (issue #6) and say so: their --help
+// shows the interface to come, and running them fails with exit code 1.
+#include <iostream>
+
+#include "checkpoint/audit/audit_verify.h"
+#include "launch/cli.h"
+#include "launch/command_options.h"
 #include "launch/command_planned.h"
+#include "runtime/base/check.h"
+#include "runtime/config/nearest_name.h"
 
 namespace albion::launch {
+namespace {
+
+struct Verb;
+using VerbHandler = int (*)(const CommandArgs& args, const Verb& verb);
+
+struct Verb {
+  const char* name;
+  const char* usage;
+  const char* description;
+  VerbHandler run;  // null: planned, answered by run_planned
+};
+
+int run_audit(const CommandArgs& args, const Verb& verb);
+
+const Verb kVerbs[] = {
+    {"audit", "albion ckpt audit LOG",
+     "Verify a tamper-evident audit log: every record well-formed and chained to the one\n"
+     "before it by SHA-256. Exit 0 with a summary when the chain is intact; exit 3 naming the\n"
+     "first bad line otherwise. Record the printed head hash elsewhere to detect later\n"
+     "removal of the newest records.",
+     run_audit},
+    {"list", "albion ckpt list DIR", "List the checkpoints in a run's checkpoint directory.", nullptr},
+    {"inspect", "albion ckpt inspect CKPT [--key SPEC]",
+     "Show a checkpoint's public header; with a key, its full tensor index.", nullptr},
+    {"verify", "albion ckpt verify CKPT --key SPEC",
+     "Authenticate every chunk of every shard; exit 0 when all verify, 3 otherwise.", nullptr},
+    {"rotate-key", "albion ckpt rotate-key CKPT --key OLD --new-key NEW",
+     "Re-wrap the checkpoint's data key under a new key-encryption key (no data is\n"
+     "re-encrypted).",
+     nullptr},
+    {"export", "albion ckpt export CKPT --format safetensors --out DIR --key SPEC",
+     "Decrypt into a Hugging Face safetensors layout under an allowed storage root (audited).", nullptr},
+};
+
+int run_audit(const CommandArgs& args, const Verb& verb) {
+  std::string log;
+  po::options_description options("options");
+  options.add_options()("log", po::value(&log)->value_name("LOG"), "the audit log (JSONL)");
+  po::positional_options_description positional;
+  positional.add("log", 1);
+  if (!parse_command(args, {"ckpt audit", verb.usage, verb.description}, options, positional)) return 0;
+  // Checked here, not with po::required(), so that --help works without LOG.
+  ALBION_CHECK_AS(UsageError, !log.empty(), "ckpt audit: missing LOG (usage: ", verb.usage, ")");
+
+  const checkpoint::AuditVerification result = checkpoint::verify_audit_log(log);
+  if (result.problem) {
+    throw IntegrityError(str_cat("audit log '", log, "' line ", result.problem->line, ": ",
+                                 result.problem->reason, " (", result.records,
+                                 " record(s) before it verify)"));
+  }
+  std::cout << "audit log " << log << ": " << result.records << " record(s), hash chain intact\n";
+  if (result.records > 0) {
+    std::cout << "  first record  " << result.first_time << "\n"
+              << "  last record   " << result.last_time << "\n";
+  }
+  std::cout << "  head sha256   " << result.head << "\n";
+  return 0;
+}
+
+void print_usage() {
+  std::cout << "usage: albion ckpt <verb> ...\n\n"
+               "Manage encrypted checkpoints and verify the audit log.\n\nverbs:\n";
+  for (const Verb& verb : kVerbs) {
+    std::cout << "  " << verb.usage << (verb.run != nullptr ? "" : "   (not implemented yet, issue #6)") << "\n";
+  }
+  std::cout << "\nRun 'albion ckpt <verb> --help' for its options.\n";
+}
+
+}  // namespace
 
 int run_ckpt(const CommandArgs& args, const ProcessEnvironment&) {
-  return run_planned(args, {{"ckpt", "albion ckpt list|inspect|verify|rotate-key|export|audit ...",
-                             "Manage encrypted checkpoints: list, inspect, verify every chunk,\n"
-                             "re-wrap keys, export to safetensors, verify the audit log."},
-                            6, "sovereign checkpoints"});
+  if (args.empty() || args[0] == "--help" || args[0] == "-h") {
+    print_usage();
+    if (args.empty()) throw UsageError("ckpt: missing verb (audit, list, inspect, verify, rotate-key or export)");
+    return 0;
+  }
+  const CommandArgs rest(args.begin() + 1, args.end());
+  std::vector<std::string> names;
+  for (const Verb& verb : kVerbs) {
+    if (args[0] == verb.name) {
+      if (verb.run != nullptr) return verb.run(rest, verb);
+      return run_planned(rest, {{str_cat("ckpt ", verb.name), verb.usage, verb.description}, 6,
+                                "sovereign checkpoints"});
+    }
+    names.emplace_back(verb.name);
+  }
+  std::string hint;
+  if (auto near = config::nearest_name(args[0], names)) hint = str_cat(" (did you mean '", *near, "'?)");
+  throw UsageError(str_cat("ckpt: unknown verb '", args[0], "'", hint,
+                           "; expected audit, list, inspect, verify, rotate-key or export"));
 }
 
 }  // namespace albion::launch

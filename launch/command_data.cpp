@@ -1,14 +1,140 @@
 // File: launch/command_data.cpp
-// `albion data`: planned (issue #3).
-#include "launch/command_planned.h"
+// `albion data prepare` and `albion data inspect`: turn text into token datasets and look at them.
+#include <filesystem>
+#include <iomanip>
+#include <iostream>
+#include <thread>
+
+#include "launch/cli.h"
+#include "launch/command_options.h"
+#include "runtime/base/check.h"
+#include "runtime/data/dataset_manifest.h"
+#include "runtime/data/file_digest.h"
+#include "runtime/data/prepare.h"
+#include "runtime/data/token_shard.h"
+#include "runtime/tokenizers/tokenizer.h"
 
 namespace albion::launch {
+namespace {
 
-int run_data(const CommandArgs& args, const ProcessEnvironment&) {
-  return run_planned(args, {{"data", "albion data prepare|inspect ...",
-                             "Tokenize text, JSONL or chat data into (optionally encrypted) HDF5\n"
-                             "token shards, and inspect prepared datasets."},
-                            3, "tokenizers, data prepare, sharded loader"});
+namespace fs = std::filesystem;
+
+int run_prepare(const CommandArgs& args, const ProcessEnvironment& env) {
+  const CommandSpec spec{
+      "data prepare",
+      "albion data prepare --input PATH... --output DIR --tokenizer SPEC [options]",
+      "Tokenize text into a token dataset: HDF5 shards per split (train, val) and dataset.json.\n"
+      "Inputs are files or directories. Tokenizer specs: byte, hf:PATH/tokenizer.json,\n"
+      "gpt2:DIR (vocab.json + merges.txt), sentencepiece:PATH.model. The output appears only\n"
+      "when complete (written as DIR.partial, then renamed)."};
+  data::PrepareOptions options;
+  std::string format = "text";
+  po::options_description described("options");
+  described.add_options()
+      ("input", po::value(&options.inputs)->required()->multitoken(), "input files or directories")
+      ("output", po::value(&options.output)->required(), "dataset directory to create")
+      ("tokenizer", po::value(&options.tokenizer_spec)->required(), "tokenizer spec")
+      ("format", po::value(&format)->default_value("text"), "text, jsonl (field \"text\") or chat")
+      ("chat-template", po::value(&options.chat_template)->default_value("chatml"),
+       "chat format: llama3 or chatml")
+      ("val-fraction", po::value(&options.val_fraction)->default_value(0.0, "0"),
+       "fraction of documents held out for validation")
+      ("shard-tokens", po::value(&options.shard_tokens)->default_value(options.shard_tokens),
+       "start a new shard after this many tokens")
+      ("text-document-bytes", po::value(&options.text_document_bytes)->default_value(0),
+       "text format: cut files at blank lines into documents of about this size (0: one per file)")
+      ("seed", po::value(&options.seed)->default_value(options.seed), "seed of the train/val split")
+      ("threads", po::value(&options.threads)->default_value(0), "tokenizer threads (0: one per core)")
+      ("skip-bad-records", po::bool_switch(&options.skip_bad_records),
+       "skip malformed records and count them instead of failing")
+      ("overwrite", po::bool_switch(&options.overwrite), "replace an existing output directory")
+      ("encrypt", po::value<std::string>(), "encrypt shards with this key spec (not available yet)");
+  auto parsed = parse_command(args, spec, described);
+  if (!parsed) return 0;
+  ALBION_CHECK_AS(NotImplementedError, !parsed->values.count("encrypt"),
+                  "data prepare --encrypt is not implemented yet (issue #3 builds it on issue #6's "
+                  "encryption)");
+  options.format = data::parse_input_format(format);
+  options.show_progress = env.stderr_is_terminal;
+  const data::PrepareSummary summary = data::prepare_dataset(options);
+  std::cout << "prepared " << options.output << ": " << summary.train_tokens << " train tokens in "
+            << summary.train_documents << " documents, " << summary.val_tokens << " val tokens in "
+            << summary.val_documents << " documents, " << summary.shards << " shard(s), "
+            << std::fixed << std::setprecision(1) << summary.input_bytes / 1e6 << " MB in "
+            << summary.seconds << " s (" << summary.input_bytes / 1e6 / std::max(summary.seconds, 1e-9)
+            << " MB/s)";
+  if (summary.skipped_records > 0) std::cout << ", " << summary.skipped_records << " bad records skipped";
+  std::cout << "\n";
+  return 0;
+}
+
+int run_inspect(const CommandArgs& args, const ProcessEnvironment&) {
+  const CommandSpec spec{"data inspect", "albion data inspect DIR [--sample-tokens N]",
+                         "Show a prepared dataset: counts, tokenizer, shards, and a decoded sample."};
+  std::string directory;
+  int sample_tokens = 64;
+  po::options_description described("options");
+  described.add_options()("dir", po::value(&directory)->required(), "dataset directory")(
+      "sample-tokens", po::value(&sample_tokens)->default_value(64), "tokens to decode as a sample");
+  po::positional_options_description positional;
+  positional.add("dir", 1);
+  auto parsed = parse_command(args, spec, described, positional);
+  if (!parsed) return 0;
+
+  const data::DatasetManifest m = data::read_manifest(directory);
+  std::cout << "dataset      " << directory << "\n"
+            << "tokenizer    " << m.tokenizer_description << " (" << m.tokenizer_spec << ")\n"
+            << "  hash       " << m.tokenizer_hash << "\n"
+            << "vocab        " << m.vocab_size << ", tokens stored as " << token_width_name(m.token_width) << "\n"
+            << "format       " << m.input_format << (m.has_loss_mask ? ", with loss mask" : "") << "\n"
+            << "encrypted    " << (m.encrypted ? "yes" : "no") << "\n"
+            << "created      " << m.created_utc << "\n"
+            << "sources      " << m.sources.size() << " file(s)\n";
+  for (const auto& [name, split] : m.splits) {
+    std::cout << std::left << std::setw(13) << name << split.tokens << " tokens, " << split.documents
+              << " documents, " << split.shards.size() << " shard(s)\n";
+  }
+  const data::SplitEntry& train = m.splits.at("train");
+  if (sample_tokens <= 0 || train.shards.empty()) return 0;
+  const std::string shard_path = (fs::path(directory) / train.shards.front().file).string();
+  ALBION_CHECK_AS(IntegrityError, data::sha256_file(shard_path) == train.shards.front().sha256,
+                  shard_path, ": SHA-256 does not match dataset.json");
+  data::TokenShard shard(shard_path, m.token_width, m.vocab_size, train.shards.front().tokens);
+  const std::uint64_t count = std::min<std::uint64_t>(static_cast<std::uint64_t>(sample_tokens), shard.token_count());
+  std::vector<std::int64_t> wide(count);
+  shard.copy_tokens(0, count, wide.data());
+  std::vector<tokenizers::TokenId> ids(wide.begin(), wide.end());
+  std::unique_ptr<tokenizers::Tokenizer> tokenizer;
+  try {
+    tokenizer = tokenizers::load_tokenizer(m.tokenizer_spec);
+  } catch (const UsageError& e) {
+    std::cout << "sample       (tokenizer not available here: " << e.what() << ")\n";
+    return 0;
+  }
+  if (tokenizer->content_hash() != m.tokenizer_hash) {
+    std::cout << "sample       (tokenizer at " << m.tokenizer_spec << " has changed since preparing)\n";
+    return 0;
+  }
+  std::cout << "sample       " << count << " tokens of " << train.shards.front().file << ":\n"
+            << tokenizer->decode(ids) << "\n";
+  return 0;
+}
+
+}  // namespace
+
+int run_data(const CommandArgs& args, const ProcessEnvironment& env) {
+  if (args.empty() || args[0] == "--help" || args[0] == "-h") {
+    std::cout << "usage: albion data prepare|inspect [options]\n\n"
+                 "  prepare   tokenize text, JSONL or chat data into a token dataset\n"
+                 "  inspect   show a prepared dataset\n\n"
+                 "Run 'albion data <verb> --help' for its options.\n";
+    if (args.empty()) throw UsageError("data: missing verb (prepare or inspect)");
+    return 0;
+  }
+  const CommandArgs rest(args.begin() + 1, args.end());
+  if (args[0] == "prepare") return run_prepare(rest, env);
+  if (args[0] == "inspect") return run_inspect(rest, env);
+  throw UsageError(str_cat("data: unknown verb '", args[0], "' (expected prepare or inspect)"));
 }
 
 }  // namespace albion::launch

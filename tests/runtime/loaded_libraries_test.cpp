@@ -1,7 +1,10 @@
 // File: tests/runtime/loaded_libraries_test.cpp
 // Note [One copy of each CUDA library]: a process linked like `albion` maps exactly one libcudart,
 // libnccl and libcudnn, and it is the torch wheel's (the same copy torch's kernels use).
+#include <dlfcn.h>
 #include <gtest/gtest.h>
+
+#include <filesystem>
 
 #include "runtime/device.h"
 #include "runtime/loaded_libraries.h"
@@ -26,6 +29,19 @@ TEST_P(SingleCopy, ExactlyOneCopyFromTheWheel) {
 
 INSTANTIATE_TEST_SUITE_P(CudaLibraries, SingleCopy,
                          testing::Values("libcudart", "libnccl", "libcudnn.so", "libcublas.so"));
+
+// Note [std::filesystem from libtorch.so]: our calls must bind to the system libstdc++.
+TEST(LoadedLibraries, StdFilesystemComesFromLibstdcxx) {
+  void* symbol = dlsym(RTLD_DEFAULT, "_ZNSt10filesystem10remove_allERKNS_7__cxx114pathERSt10error_code");
+  ASSERT_NE(symbol, nullptr);
+  Dl_info info{};
+  ASSERT_NE(dladdr(symbol, &info), 0);
+  EXPECT_NE(std::string(info.dli_fname).find("libstdc++"), std::string::npos) << info.dli_fname;
+  std::error_code error;
+  const auto dir = std::filesystem::temp_directory_path() / "albion-remove-all-check";
+  std::filesystem::create_directories(dir / "nested", error);
+  EXPECT_EQ(std::filesystem::remove_all(dir, error), 2u);
+}
 
 TEST(LoadedLibraries, UnknownPrefixFindsNothing) {
   EXPECT_TRUE(loaded_libraries("libdefinitely-not-loaded").empty());

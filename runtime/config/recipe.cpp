@@ -1,0 +1,115 @@
+// File: runtime/config/recipe.cpp
+#include "runtime/config/recipe.h"
+
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "runtime/base/check.h"
+#include "runtime/config/nearest_name.h"
+#include "runtime/config/program_options.h"
+#include "runtime/config/recipe_schema.h"
+
+namespace albion::config {
+namespace {
+
+namespace po = boost::program_options;
+
+void require(bool ok, const char* key, const std::string& problem) {
+  if (!ok) throw UsageError(str_cat("recipe key '", key, "' ", problem));
+}
+
+template <typename T>
+std::string got(const T& value) {
+  return str_cat(", got ", value);
+}
+
+std::vector<std::string> key_names(const po::options_description& options) {
+  std::vector<std::string> names;
+  for (const auto& option : options.options()) names.push_back(option->long_name());
+  return names;
+}
+
+}  // namespace
+
+void Recipe::validate() const {
+  const std::set<std::string> devices = {"auto", "cpu", "cuda"};
+  require(devices.count(run.device) > 0, "run.device", "must be auto, cpu or cuda, got '" + run.device + "'");
+  require(!run.dir.empty(), "run.dir", "must name a directory");
+  require(model.context_length >= 0, "model.context_length", "must be >= 0" + got(model.context_length));
+  require(!data.dataset.empty(), "data.dataset", "must name a prepared dataset directory");
+  require(data.val_fraction >= 0 && data.val_fraction < 1, "data.val_fraction",
+          "must be in [0, 1)" + got(data.val_fraction));
+  require(train.seq_len > 0, "train.seq_len", "must be positive" + got(train.seq_len));
+  require(train.micro_batch > 0, "train.micro_batch", "must be positive" + got(train.micro_batch));
+  require(train.global_batch_tokens > 0, "train.global_batch_tokens",
+          "must be positive" + got(train.global_batch_tokens));
+  require(train.steps > 0, "train.steps", "must be positive" + got(train.steps));
+  require(optim.lr > 0, "optim.lr", "must be positive" + got(optim.lr));
+  require(optim.min_lr >= 0 && optim.min_lr <= optim.lr, "optim.min_lr",
+          str_cat("must be in [0, optim.lr = ", optim.lr, "]", got(optim.min_lr)));
+  require(optim.warmup_steps >= 0 && optim.warmup_steps <= train.steps, "optim.warmup_steps",
+          str_cat("must be in [0, train.steps = ", train.steps, "]", got(optim.warmup_steps)));
+  const std::set<std::string> schedules = {"cosine", "wsd", "constant"};
+  require(schedules.count(optim.schedule) > 0, "optim.schedule",
+          "must be cosine, wsd or constant, got '" + optim.schedule + "'");
+  require(optim.decay_fraction > 0 && optim.decay_fraction <= 1, "optim.decay_fraction",
+          "must be in (0, 1]" + got(optim.decay_fraction));
+  require(optim.weight_decay >= 0, "optim.weight_decay", "must be >= 0" + got(optim.weight_decay));
+  require(optim.beta1 >= 0 && optim.beta1 < 1, "optim.beta1", "must be in [0, 1)" + got(optim.beta1));
+  require(optim.beta2 >= 0 && optim.beta2 < 1, "optim.beta2", "must be in [0, 1)" + got(optim.beta2));
+  require(optim.eps > 0, "optim.eps", "must be positive" + got(optim.eps));
+  require(optim.grad_clip >= 0, "optim.grad_clip", "must be >= 0" + got(optim.grad_clip));
+  require(eval.interval >= 0, "eval.interval", "must be >= 0" + got(eval.interval));
+  require(eval.batches > 0, "eval.batches", "must be positive" + got(eval.batches));
+  require(eval.sample_interval >= 0, "eval.sample_interval", "must be >= 0" + got(eval.sample_interval));
+  require(eval.sample_tokens >= 0, "eval.sample_tokens", "must be >= 0" + got(eval.sample_tokens));
+  require(eval.top_k >= 0, "eval.top_k", "must be >= 0" + got(eval.top_k));
+  require(eval.temperature > 0, "eval.temperature", "must be positive" + got(eval.temperature));
+  require(log.interval > 0, "log.interval", "must be positive" + got(log.interval));
+  const std::set<std::string> dtypes = {"auto", "fp32", "bf16"};
+  require(dtypes.count(precision.dtype) > 0, "precision.dtype",
+          "must be auto, fp32 or bf16, got '" + precision.dtype + "'");
+}
+
+Recipe load_recipe(const std::string& path, const std::vector<std::string>& overrides) {
+  std::ifstream file(path);
+  ALBION_CHECK_AS(UsageError, std::filesystem::is_regular_file(path) && file.good(), "recipe ", path,
+                  ": no such file");
+  Recipe recipe;
+  RecipeSchema schema(recipe);
+  po::variables_map values;
+  // Command-line overrides are stored first: Boost keeps the first value stored for a key.
+  ParsedOptions cli = parse_options(overrides, schema.options(), {}, "albion train");
+  values = std::move(cli.values);
+  try {
+    po::store(po::parse_config_file(file, schema.options(), /*allow_unregistered=*/false), values);
+    po::notify(values);
+  } catch (const po::unknown_option& e) {
+    std::string given = e.get_option_name();
+    std::string hint;
+    if (auto near = nearest_name(given, key_names(schema.options()))) {
+      hint = str_cat(" (did you mean '", *near, "'?)");
+    }
+    throw UsageError(str_cat("recipe ", path, ": unknown key '", given, "'", hint));
+  } catch (const po::error& e) {
+    throw UsageError(str_cat("recipe ", path, ": ", e.what()));
+  }
+  recipe.validate();
+  return recipe;
+}
+
+std::string resolved_recipe_ini(const Recipe& recipe) {
+  Recipe copy = recipe;
+  return RecipeSchema(copy).to_ini();
+}
+
+std::string recipe_help() {
+  Recipe defaults;
+  std::ostringstream out;
+  out << RecipeSchema(defaults).options();
+  return out.str();
+}
+
+}  // namespace albion::config

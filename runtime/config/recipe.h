@@ -1,0 +1,103 @@
+// File: runtime/config/recipe.h
+// A training recipe: every `section.key` of the INI files in recipes/, as typed fields with their
+// defaults. Each key is declared exactly once, in recipe_schema.cpp, with its field, default and
+// help text; the INI parser, the `--section.key=value` command-line overrides, `albion train
+// --help` and the resolved recipe written to the run directory all come from that declaration.
+// Recipe::validate() checks the rules that span fields, before any work starts.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace albion::config {
+
+struct RunConfig {
+  std::string name = "run";
+  std::string dir = "runs/run";  // run directory: metrics.jsonl, TensorBoard events, checkpoints
+  std::uint64_t seed = 1234;
+  std::string device = "auto";   // auto (CUDA if present), cpu, cuda
+};
+
+struct ModelSection {
+  std::string preset = "tiny";   // runtime/models/model_config.h presets
+  std::int64_t context_length = 0;  // 0: the preset's
+};
+
+struct DataConfig {
+  std::string dataset;               // a prepared dataset directory (albion data prepare)
+  // When `dataset` does not exist yet and `inputs` is set, the trainer prepares it first.
+  std::string inputs;                // comma-separated files or directories
+  std::string tokenizer = "byte";    // tokenizer spec (runtime/tokenizers/tokenizer.h)
+  double val_fraction = 0.1;
+  std::uint64_t text_document_bytes = 65536;
+};
+
+struct TrainConfig {
+  std::int64_t seq_len = 256;
+  std::int64_t micro_batch = 8;            // sequences per rank per forward/backward
+  std::int64_t global_batch_tokens = 16384;  // tokens per optimizer step over all ranks
+  std::int64_t steps = 1000;
+};
+
+struct OptimConfig {
+  double lr = 1e-3;
+  double min_lr = 1e-4;
+  std::int64_t warmup_steps = 100;
+  std::string schedule = "cosine";  // cosine, wsd (warmup-stable-decay), constant
+  double decay_fraction = 0.2;      // wsd: final fraction of steps spent decaying to min_lr
+  double weight_decay = 0.1;
+  double beta1 = 0.9;
+  double beta2 = 0.95;
+  double eps = 1e-8;
+  double grad_clip = 1.0;           // global-norm clipping; 0 disables
+  bool decay_embeddings = false;
+};
+
+struct EvalConfig {
+  std::int64_t interval = 100;  // steps between validation losses; 0 disables
+  std::int64_t batches = 10;
+  std::int64_t sample_interval = 0;  // steps between text samples; 0: only at the end
+  std::int64_t sample_tokens = 200;
+  std::string sample_prompt = "\n";
+  std::int64_t top_k = 40;
+  double temperature = 0.8;
+};
+
+struct LogConfig {
+  std::int64_t interval = 10;  // steps between metric records
+  bool tensorboard = true;
+};
+
+struct PrecisionConfig {
+  std::string dtype = "auto";  // auto (bf16 on GPU, fp32 on CPU), fp32, bf16
+  bool allow_tf32 = true;
+};
+
+struct Recipe {
+  RunConfig run;
+  ModelSection model;
+  DataConfig data;
+  TrainConfig train;
+  OptimConfig optim;
+  EvalConfig eval;
+  LogConfig log;
+  PrecisionConfig precision;
+
+  // Cross-field rules for one process; the trainer checks the rules that need the world size and
+  // the model (divisibility of the global batch, sequence vs context length).
+  void validate() const;
+};
+
+// Reads `path` (INI) and applies `overrides` ("--section.key=value" arguments) on top.
+// Unknown keys, bad values and validation failures are one-line UsageErrors naming the file and
+// key and suggesting the nearest valid key.
+Recipe load_recipe(const std::string& path, const std::vector<std::string>& overrides);
+
+// Every key with its current value, as an INI file that load_recipe reads back to the same Recipe.
+std::string resolved_recipe_ini(const Recipe& recipe);
+
+// Help text: every key, its default and what it means.
+std::string recipe_help();
+
+}  // namespace albion::config

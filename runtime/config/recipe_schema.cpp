@@ -1,0 +1,139 @@
+// File: runtime/config/recipe_schema.cpp
+// Every recipe key, declared once: name, field, help. Defaults are the field initialisers in
+// recipe.h. Adding a key is one line here plus its field.
+#include "runtime/config/recipe_schema.h"
+
+#include <charconv>
+#include <sstream>
+
+#include "runtime/base/check.h"
+
+namespace albion::config {
+namespace {
+
+namespace po = boost::program_options;
+
+std::string format_value(const std::string& value) { return escape_recipe_string(value); }
+std::string format_value(bool value) { return value ? "true" : "false"; }
+std::string format_value(double value) {
+  char text[64];
+  auto result = std::to_chars(text, text + sizeof(text), value);  // shortest round-trip form
+  return std::string(text, result.ptr);
+}
+template <typename Integer>
+std::string format_value(Integer value) {
+  return std::to_string(value);
+}
+
+}  // namespace
+
+std::string unescape_recipe_string(const std::string& text) {
+  std::string out;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (text[i] != '\\' || i + 1 == text.size()) {
+      out += text[i];
+      continue;
+    }
+    switch (text[++i]) {
+      case 'n': out += '\n'; break;
+      case 't': out += '\t'; break;
+      case '\\': out += '\\'; break;
+      default: out += '\\'; out += text[i]; break;
+    }
+  }
+  return out;
+}
+
+std::string escape_recipe_string(const std::string& text) {
+  std::string out;
+  for (char c : text) {
+    if (c == '\n') out += "\\n";
+    else if (c == '\t') out += "\\t";
+    else if (c == '\\') out += "\\\\";
+    else out += c;
+  }
+  return out;
+}
+
+template <typename T>
+void RecipeSchema::key(const char* name, T& field, const char* help) {
+  if constexpr (std::is_same_v<T, std::string>) {
+    // Strings are decoded after parsing, so escapes work in INI files and on the command line.
+    std::string* target = &field;
+    options_.add_options()(
+        name,
+        po::value<std::string>()->default_value(format_value(field))->notifier(
+            [target](const std::string& raw) { *target = unescape_recipe_string(raw); }),
+        help);
+  } else {
+    options_.add_options()(name, po::value<T>(&field)->default_value(field, format_value(field)), help);
+  }
+  T* pointer = &field;
+  printers_.emplace_back(name, [pointer] { return format_value(*pointer); });
+}
+
+RecipeSchema::RecipeSchema(Recipe& r) {
+  key("run.name", r.run.name, "name of the run, shown in logs");
+  key("run.dir", r.run.dir, "run directory: metrics.jsonl, TensorBoard events, recipe.ini");
+  key("run.seed", r.run.seed, "seed of parameter initialisation, data order and sampling");
+  key("run.device", r.run.device, "auto (CUDA when present), cpu, or cuda");
+
+  key("model.preset", r.model.preset, "model preset: tiny, gpt2, gpt2-medium, gpt2-xl, llama-3.2-1b, ...");
+  key("model.context_length", r.model.context_length, "maximum sequence length; 0 keeps the preset's");
+
+  key("data.dataset", r.data.dataset, "prepared token dataset directory (albion data prepare)");
+  key("data.inputs", r.data.inputs, "comma-separated text files or directories to prepare "
+                                    "data.dataset from when it does not exist yet");
+  key("data.tokenizer", r.data.tokenizer, "tokenizer spec used when preparing from data.inputs");
+  key("data.val_fraction", r.data.val_fraction, "fraction of documents held out for validation");
+  key("data.text_document_bytes", r.data.text_document_bytes,
+      "when preparing text: cut files at blank lines into documents of about this size");
+
+  key("train.seq_len", r.train.seq_len, "tokens per training sequence");
+  key("train.micro_batch", r.train.micro_batch, "sequences per rank per forward/backward pass");
+  key("train.global_batch_tokens", r.train.global_batch_tokens,
+      "tokens per optimizer step over all ranks (gradient accumulation makes up the rest)");
+  key("train.steps", r.train.steps, "optimizer steps");
+
+  key("optim.lr", r.optim.lr, "peak learning rate");
+  key("optim.min_lr", r.optim.min_lr, "learning-rate floor at the end of the schedule");
+  key("optim.warmup_steps", r.optim.warmup_steps, "linear warmup steps");
+  key("optim.schedule", r.optim.schedule, "after warmup: cosine, wsd (warmup-stable-decay) or constant");
+  key("optim.decay_fraction", r.optim.decay_fraction, "wsd: fraction of steps spent decaying at the end");
+  key("optim.weight_decay", r.optim.weight_decay, "AdamW decoupled weight decay (matrices only)");
+  key("optim.beta1", r.optim.beta1, "AdamW beta1");
+  key("optim.beta2", r.optim.beta2, "AdamW beta2");
+  key("optim.eps", r.optim.eps, "AdamW epsilon");
+  key("optim.grad_clip", r.optim.grad_clip, "clip the global gradient norm to this; 0 disables");
+  key("optim.decay_embeddings", r.optim.decay_embeddings, "also apply weight decay to embeddings");
+
+  key("eval.interval", r.eval.interval, "steps between validation losses; 0 disables");
+  key("eval.batches", r.eval.batches, "validation batches per evaluation");
+  key("eval.sample_interval", r.eval.sample_interval, "steps between text samples; 0: only at the end");
+  key("eval.sample_tokens", r.eval.sample_tokens, "tokens per text sample");
+  key("eval.sample_prompt", r.eval.sample_prompt, "prompt of text samples (\\n for a newline)");
+  key("eval.top_k", r.eval.top_k, "sample from the k most likely tokens; 0: greedy");
+  key("eval.temperature", r.eval.temperature, "sampling temperature");
+
+  key("log.interval", r.log.interval, "steps between metric records");
+  key("log.tensorboard", r.log.tensorboard, "also write TensorBoard event files");
+
+  key("precision.dtype", r.precision.dtype, "auto (bf16 on GPU, fp32 on CPU), fp32 or bf16");
+  key("precision.allow_tf32", r.precision.allow_tf32, "allow TF32 matrix products on GPU");
+}
+
+std::string RecipeSchema::to_ini() const {
+  std::ostringstream out;
+  std::string section;
+  for (const auto& [name, print] : printers_) {
+    const std::string this_section = name.substr(0, name.find('.'));
+    if (this_section != section) {
+      out << (section.empty() ? "" : "\n") << "[" << this_section << "]\n";
+      section = this_section;
+    }
+    out << name.substr(name.find('.') + 1) << " = " << print() << "\n";
+  }
+  return out.str();
+}
+
+}  // namespace albion::config

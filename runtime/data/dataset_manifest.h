@@ -1,0 +1,68 @@
+// File: runtime/data/dataset_manifest.h
+// dataset.json: the description of a prepared token dataset, written last by `albion data prepare`
+// (its presence marks the dataset complete) and read first by the loader and `data inspect`.
+//
+//   { "format": "albion-token-dataset", "format_version": 1,
+//     "tokenizer": {"spec", "hash", "vocab_size", "description", "end_of_text"},
+//     "token_dtype": "uint16", "has_loss_mask": false, "encrypted": false,
+//     "input_format": "text", "val_fraction": 0.1, "seed": 1234, "created_utc": "...",
+//     "sources": [{"path", "sha256", "bytes"}],
+//     "splits": {"train": {"tokens", "documents", "shards": [{"file", "tokens", "documents", "sha256"}]},
+//                "val": {...}} }
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "runtime/data/token_shard.h"
+
+namespace albion::data {
+
+inline constexpr const char* kManifestFile = "dataset.json";
+
+struct SourceFile {
+  std::string path;
+  std::string sha256;
+  std::uint64_t bytes = 0;
+};
+
+struct ShardEntry {
+  std::string file;  // relative to the dataset directory
+  std::uint64_t tokens = 0;
+  std::uint64_t documents = 0;
+  std::string sha256;
+};
+
+struct SplitEntry {
+  std::uint64_t tokens = 0;
+  std::uint64_t documents = 0;
+  std::vector<ShardEntry> shards;
+};
+
+struct DatasetManifest {
+  std::string tokenizer_spec;
+  std::string tokenizer_hash;
+  std::string tokenizer_description;
+  std::uint64_t vocab_size = 0;
+  std::optional<std::uint32_t> end_of_text;
+  TokenWidth token_width = TokenWidth::kUint16;
+  bool has_loss_mask = false;
+  bool encrypted = false;
+  std::string input_format;
+  double val_fraction = 0;
+  std::uint64_t seed = 0;
+  std::string created_utc;
+  std::vector<SourceFile> sources;
+  std::map<std::string, SplitEntry> splits;  // "train", "val"
+};
+
+std::string manifest_to_json(const DatasetManifest& manifest);
+
+// Parses and validates dataset.json of `directory`. A missing directory or manifest is a
+// UsageError (wrong path); a malformed or inconsistent manifest is an IntegrityError.
+DatasetManifest read_manifest(const std::string& directory);
+
+}  // namespace albion::data

@@ -1,0 +1,191 @@
+// File: runtime/data/token_loader.cpp
+#include "runtime/data/token_loader.h"
+
+#include <algorithm>
+#include <filesystem>
+
+#include "runtime/base/check.h"
+#include "runtime/data/file_digest.h"
+#include "runtime/data/permutation.h"
+
+namespace albion::data {
+
+namespace fs = std::filesystem;
+
+TokenLoader::TokenLoader(LoaderOptions options) : options_(std::move(options)) {
+  ALBION_CHECK_AS(UsageError, options_.seq_len > 0 && options_.batch_size > 0,
+                  "loader: seq_len and batch_size must be positive");
+  ALBION_CHECK_AS(UsageError, options_.world_size >= 1 && options_.rank >= 0 &&
+                                  options_.rank < options_.world_size,
+                  "loader: rank ", options_.rank, " outside world of ", options_.world_size);
+  manifest_ = read_manifest(options_.directory);
+  ALBION_CHECK_AS(UsageError, !manifest_.encrypted, options_.directory,
+                  ": dataset is encrypted; encrypted datasets are not supported yet");
+  auto split = manifest_.splits.find(options_.split);
+  ALBION_CHECK_AS(UsageError, split != manifest_.splits.end(), options_.directory, ": no split '",
+                  options_.split, "'");
+  std::uint64_t position = 0;
+  for (const ShardEntry& entry : split->second.shards) {
+    const std::string path = (fs::path(options_.directory) / entry.file).string();
+    ALBION_CHECK_AS(IntegrityError, fs::exists(path), path, ": shard listed in dataset.json is missing");
+    // Digest first: HDF5 never parses a file the manifest does not vouch for.
+    ALBION_CHECK_AS(IntegrityError, sha256_file(path) == entry.sha256, path,
+                    ": SHA-256 does not match dataset.json (modified or corrupted shard)");
+    shards_.push_back(std::make_unique<TokenShard>(path, manifest_.token_width,
+                                                   manifest_.vocab_size, entry.tokens));
+    ALBION_CHECK_AS(IntegrityError, shards_.back()->has_loss_mask() == manifest_.has_loss_mask,
+                    path, ": loss mask presence differs from dataset.json");
+    shard_starts_.push_back(position);
+    position += entry.tokens;
+  }
+  shard_starts_.push_back(position);
+  windows_ = position > 0 ? (position - 1) / static_cast<std::uint64_t>(options_.seq_len) : 0;
+  const std::uint64_t per_step =
+      static_cast<std::uint64_t>(options_.world_size) * static_cast<std::uint64_t>(options_.batch_size);
+  ALBION_CHECK_AS(UsageError, windows_ >= per_step, options_.directory, ": split '",
+                  options_.split, "' has ", windows_, " windows of ", options_.seq_len,
+                  " tokens, fewer than one step needs (", options_.world_size, " ranks x ",
+                  options_.batch_size, ")");
+}
+
+TokenLoader::~TokenLoader() { stop_prefetch(); }
+
+std::uint64_t TokenLoader::steps_per_epoch() const {
+  return windows_ / (static_cast<std::uint64_t>(options_.world_size) *
+                     static_cast<std::uint64_t>(options_.batch_size));
+}
+
+void TokenLoader::read_window(std::uint64_t window, std::int64_t* tokens,
+                              std::uint8_t* mask) const {
+  // Window w is stream positions [w*L, w*L + L + 1), possibly spanning shards.
+  std::uint64_t position = window * static_cast<std::uint64_t>(options_.seq_len);
+  std::uint64_t remaining = static_cast<std::uint64_t>(options_.seq_len) + 1;
+  std::size_t shard = static_cast<std::size_t>(
+      std::upper_bound(shard_starts_.begin(), shard_starts_.end(), position) - shard_starts_.begin() - 1);
+  while (remaining > 0) {
+    const std::uint64_t offset = position - shard_starts_[shard];
+    const std::uint64_t count = std::min(remaining, shards_[shard]->token_count() - offset);
+    shards_[shard]->copy_tokens(offset, count, tokens);
+    if (mask != nullptr) shards_[shard]->copy_loss_mask(offset, count, mask);
+    tokens += count;
+    if (mask != nullptr) mask += count;
+    position += count;
+    remaining -= count;
+    ++shard;
+  }
+}
+
+TokenLoader::HostBatch TokenLoader::build(const LoaderState& state, LoaderState* after) const {
+  const std::uint64_t ranks = static_cast<std::uint64_t>(options_.world_size);
+  const std::uint64_t batch = static_cast<std::uint64_t>(options_.batch_size);
+  LoaderState current = state;
+  if (current.consumed + ranks * batch > windows_) {
+    current.epoch += 1;
+    current.consumed = 0;
+  }
+  const Permutation order(windows_, options_.seed * 0x9e3779b97f4a7c15ull + current.epoch);
+  const std::int64_t L = options_.seq_len;
+  const bool pinned = options_.device.is_cuda();
+  const auto int64 = at::TensorOptions().dtype(at::kLong).pinned_memory(pinned);
+  const auto uint8 = at::TensorOptions().dtype(at::kByte).pinned_memory(pinned);
+  HostBatch out;
+  out.inputs = at::empty({options_.batch_size, L}, int64);
+  out.targets = at::empty({options_.batch_size, L}, int64);
+  if (manifest_.has_loss_mask) out.loss_mask = at::empty({options_.batch_size, L}, uint8);
+  std::vector<std::int64_t> window(static_cast<std::size_t>(L) + 1);
+  std::vector<std::uint8_t> window_mask(manifest_.has_loss_mask ? window.size() : 0);
+  for (std::uint64_t k = 0; k < batch; ++k) {
+    const std::uint64_t position = current.consumed + k * ranks + static_cast<std::uint64_t>(options_.rank);
+    const std::uint64_t index = options_.shuffle ? order(position) : position;
+    read_window(index, window.data(), window_mask.empty() ? nullptr : window_mask.data());
+    std::int64_t* in = out.inputs.data_ptr<std::int64_t>() + k * L;
+    std::int64_t* target = out.targets.data_ptr<std::int64_t>() + k * L;
+    std::copy(window.begin(), window.end() - 1, in);
+    std::copy(window.begin() + 1, window.end(), target);
+    if (!window_mask.empty()) {
+      // The mask belongs to the target token: train on predicting window[i+1] iff its mask is 1.
+      std::copy(window_mask.begin() + 1, window_mask.end(), out.loss_mask.data_ptr<std::uint8_t>() + k * L);
+    }
+  }
+  current.consumed += ranks * batch;
+  out.state = current;
+  *after = current;
+  return out;
+}
+
+void TokenLoader::prefetch_loop(LoaderState from) {
+  try {
+    LoaderState state = from;
+    while (true) {
+      {
+        std::unique_lock lock(mutex_);
+        changed_.wait(lock, [&] {
+          return stopping_ || ready_.size() < static_cast<std::size_t>(std::max(1, options_.prefetch));
+        });
+        if (stopping_) return;
+      }
+      LoaderState after;
+      HostBatch batch = build(state, &after);
+      state = after;
+      std::lock_guard lock(mutex_);
+      ready_.push_back(std::move(batch));
+      changed_.notify_all();
+    }
+  } catch (...) {
+    std::lock_guard lock(mutex_);
+    worker_error_ = std::current_exception();
+    changed_.notify_all();
+  }
+}
+
+void TokenLoader::start_prefetch() {
+  stopping_ = false;
+  worker_ = std::thread(&TokenLoader::prefetch_loop, this, state_);
+}
+
+void TokenLoader::stop_prefetch() {
+  if (!worker_.joinable()) return;
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+    changed_.notify_all();
+  }
+  worker_.join();
+  ready_.clear();
+  worker_error_ = nullptr;
+}
+
+void TokenLoader::restore(const LoaderState& state) {
+  stop_prefetch();
+  ALBION_CHECK_AS(UsageError, state.consumed <= windows_, "loader state consumes ", state.consumed,
+                  " windows but the split has ", windows_, " (a different dataset?)");
+  state_ = state;
+}
+
+TokenBatch TokenLoader::next() {
+  if (!worker_.joinable()) start_prefetch();
+  HostBatch host;
+  {
+    std::unique_lock lock(mutex_);
+    changed_.wait(lock, [&] { return !ready_.empty() || worker_error_; });
+    if (ready_.empty()) std::rethrow_exception(worker_error_);
+    host = std::move(ready_.front());
+    ready_.pop_front();
+    changed_.notify_all();
+  }
+  state_ = host.state;
+  TokenBatch batch;
+  batch.state = host.state;
+  if (options_.device.is_cpu()) {
+    batch.inputs = std::move(host.inputs);
+    batch.targets = std::move(host.targets);
+    batch.loss_mask = std::move(host.loss_mask);
+  } else {
+    batch.inputs = host.inputs.to(options_.device, /*non_blocking=*/true);
+    batch.targets = host.targets.to(options_.device, /*non_blocking=*/true);
+    if (host.loss_mask.defined()) batch.loss_mask = host.loss_mask.to(options_.device, true);
+  }
+  return batch;
+}
+
+}  // namespace albion::data

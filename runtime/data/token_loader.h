@@ -1,0 +1,103 @@
+// File: runtime/data/token_loader.h
+// Feeds the trainer (input, target, loss-mask) batches from a prepared token dataset.
+//
+// The split's shards form one token stream of N tokens, cut into W = (N - 1) / seq_len windows of
+// seq_len + 1 tokens (input = window[0:L], target = window[1:L+1]). Each epoch visits the windows
+// in a seeded pseudo-random order (Permutation); at each step data-parallel rank r of R takes the
+// positions consumed + k*R + r for k < batch_size, so ranks never share a window, and `consumed`
+// grows by R * batch_size per step on every rank alike. The whole position is LoaderState
+// {epoch, consumed}: the checkpoint stores it, and a run restored from it yields exactly the batches
+// the uninterrupted run would have, also with a different number of ranks (consumed is global).
+// An epoch ends when fewer than R * batch_size windows remain (the remainder is skipped).
+//
+// A background thread prepares the next `prefetch` batches; on a CUDA device they are built in
+// pinned host memory and copied with non_blocking=true on the caller's current stream.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "runtime/data/dataset_manifest.h"
+#include "runtime/data/token_shard.h"
+
+namespace albion::data {
+
+struct LoaderState {
+  std::uint64_t epoch = 0;
+  std::uint64_t consumed = 0;  // windows taken by all ranks together in this epoch
+  bool operator==(const LoaderState&) const = default;
+};
+
+struct LoaderOptions {
+  std::string directory;
+  std::string split = "train";
+  std::int64_t seq_len = 0;
+  std::int64_t batch_size = 0;  // windows per rank per step
+  int rank = 0;
+  int world_size = 1;
+  std::uint64_t seed = 0;
+  bool shuffle = true;  // false: windows in stream order (validation)
+  int prefetch = 2;
+  at::Device device = at::kCPU;
+};
+
+struct TokenBatch {
+  at::Tensor inputs;     // int64 [batch, seq_len]
+  at::Tensor targets;    // int64 [batch, seq_len]
+  at::Tensor loss_mask;  // uint8 [batch, seq_len], 1 = train on this target; undefined if none
+  LoaderState state;     // the loader's state after this batch
+};
+
+class TokenLoader {
+ public:
+  // Reads dataset.json, checks each shard's SHA-256 (IntegrityError on mismatch) and structure,
+  // and that the split holds at least one step's windows (UsageError otherwise).
+  explicit TokenLoader(LoaderOptions options);
+  ~TokenLoader();
+  TokenLoader(const TokenLoader&) = delete;
+  TokenLoader& operator=(const TokenLoader&) = delete;
+
+  TokenBatch next();
+  LoaderState state() const { return state_; }
+  // Continue from `state` (e.g. from a checkpoint); discards prefetched batches.
+  void restore(const LoaderState& state);
+
+  const DatasetManifest& manifest() const { return manifest_; }
+  std::uint64_t windows_per_epoch() const { return windows_; }
+  std::uint64_t steps_per_epoch() const;
+
+ private:
+  struct HostBatch {
+    at::Tensor inputs, targets, loss_mask;
+    LoaderState state;
+  };
+  HostBatch build(const LoaderState& state, LoaderState* after) const;
+  void read_window(std::uint64_t window, std::int64_t* tokens, std::uint8_t* mask) const;
+  void start_prefetch();
+  void stop_prefetch();
+  void prefetch_loop(LoaderState from);
+
+  LoaderOptions options_;
+  DatasetManifest manifest_;
+  std::vector<std::unique_ptr<TokenShard>> shards_;
+  std::vector<std::uint64_t> shard_starts_;  // first stream position of each shard, then N
+  std::uint64_t windows_ = 0;
+  LoaderState state_;
+
+  std::thread worker_;
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::deque<HostBatch> ready_;
+  std::exception_ptr worker_error_;
+  bool stopping_ = false;
+};
+
+}  // namespace albion::data

@@ -1,0 +1,74 @@
+// File: runtime/data/token_shard.h
+// One HDF5 token shard: the tokens of whole documents of one split, as written by
+// `albion data prepare` and read by the loader.
+//
+//   /tokens       uint16 or uint32 [n]   contiguous layout, so readers can memory-map it
+//   /doc_offsets  uint64 [d + 1]         document i is tokens[doc_offsets[i], doc_offsets[i+1])
+//   /loss_mask    uint8 [n]              optional: 1 where the token is a training target
+//   attributes    format, format_version, split, tokenizer_hash, vocab_size, token_count,
+//                 document_count, sources (JSON: [{path, sha256}])
+//
+// Readers check the file's SHA-256 against the dataset manifest before HDF5 parses a byte of it
+// (dataset.cpp), then check every structural invariant here: a shard is never silently misread.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace albion::data {
+
+enum class TokenWidth { kUint16, kUint32 };
+
+const char* token_width_name(TokenWidth width);
+TokenWidth token_width_for_vocab(std::uint64_t vocab_size);
+
+struct ShardAttributes {
+  std::string split;           // "train" or "val"
+  std::string tokenizer_hash;  // Tokenizer::content_hash()
+  std::uint64_t vocab_size = 0;
+  std::string sources_json;    // [{"path": ..., "sha256": ...}] of the inputs
+};
+
+// Writes a shard to `path` (the caller writes into a temporary directory and renames it).
+// `loss_mask` is empty or has one entry per token.
+void write_token_shard(const std::string& path, TokenWidth width,
+                       std::span<const std::uint32_t> tokens,
+                       std::span<const std::uint64_t> doc_offsets,
+                       std::span<const std::uint8_t> loss_mask, const ShardAttributes& attributes);
+
+// A shard opened for reading: tokens and mask memory-mapped (read-only, shared page cache).
+class TokenShard {
+ public:
+  // Throws IntegrityError if the file's structure or attributes are inconsistent with the
+  // expectations (`expected_width`, `vocab_size`, `expected_tokens`).
+  TokenShard(const std::string& path, TokenWidth expected_width, std::uint64_t vocab_size,
+             std::uint64_t expected_tokens);
+  ~TokenShard();
+  TokenShard(const TokenShard&) = delete;
+  TokenShard& operator=(const TokenShard&) = delete;
+
+  std::uint64_t token_count() const { return token_count_; }
+  const std::vector<std::uint64_t>& doc_offsets() const { return doc_offsets_; }
+  bool has_loss_mask() const { return mask_ != nullptr; }
+  const ShardAttributes& attributes() const { return attributes_; }
+
+  // Copies tokens [start, start + count) widened to int64 (what embedding lookups take).
+  void copy_tokens(std::uint64_t start, std::uint64_t count, std::int64_t* out) const;
+  // Copies the loss mask of [start, start + count); requires has_loss_mask().
+  void copy_loss_mask(std::uint64_t start, std::uint64_t count, std::uint8_t* out) const;
+
+ private:
+  std::string path_;
+  TokenWidth width_;
+  std::uint64_t token_count_ = 0;
+  std::vector<std::uint64_t> doc_offsets_;
+  ShardAttributes attributes_;
+  void* mapping_ = nullptr;  // the whole file, mapped read-only
+  std::size_t mapping_size_ = 0;
+  const void* tokens_ = nullptr;
+  const std::uint8_t* mask_ = nullptr;
+};
+
+}  // namespace albion::data

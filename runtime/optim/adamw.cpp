@@ -1,0 +1,69 @@
+// File: runtime/optim/adamw.cpp
+#include "runtime/optim/adamw.h"
+
+#include <ATen/core/grad_mode.h>
+
+#include <cmath>
+
+#include "runtime/base/check.h"
+
+namespace albion::optim {
+
+AdamW::AdamW(std::vector<OptimizedParameter> parameters, AdamWOptions options)
+    : parameters_(std::move(parameters)), options_(options) {}
+
+void AdamW::step(double lr) {
+  at::NoGradGuard no_grad;
+  ++step_count_;
+  const double bias1 = 1.0 - std::pow(options_.beta1, static_cast<double>(step_count_));
+  const double bias2 = 1.0 - std::pow(options_.beta2, static_cast<double>(step_count_));
+  for (OptimizedParameter& p : parameters_) {
+    const at::Tensor& grad = p.parameter.grad();
+    if (!grad.defined()) continue;
+    if (!p.exp_avg.defined()) {
+      p.exp_avg = at::zeros_like(p.parameter, at::kFloat);
+      p.exp_avg_sq = at::zeros_like(p.parameter, at::kFloat);
+    }
+    const at::Tensor g = grad.to(at::kFloat);
+    p.exp_avg.mul_(options_.beta1).add_(g, 1.0 - options_.beta1);
+    p.exp_avg_sq.mul_(options_.beta2).addcmul_(g, g, 1.0 - options_.beta2);
+    if (p.decayed && options_.weight_decay > 0) p.parameter.mul_(1.0 - lr * options_.weight_decay);
+    const at::Tensor denominator = (p.exp_avg_sq / bias2).sqrt_().add_(options_.eps);
+    p.parameter.addcdiv_(p.exp_avg, denominator, -lr / bias1);
+  }
+}
+
+void AdamW::zero_grad() {
+  for (OptimizedParameter& p : parameters_) {
+    if (p.parameter.grad().defined()) p.parameter.mutable_grad().reset();
+  }
+}
+
+std::int64_t AdamW::state_bytes() const {
+  std::int64_t bytes = 0;
+  for (const OptimizedParameter& p : parameters_) {
+    if (p.exp_avg.defined()) bytes += (p.exp_avg.numel() + p.exp_avg_sq.numel()) * 4;
+  }
+  return bytes;
+}
+
+double clip_grad_norm(std::vector<OptimizedParameter>& parameters, double max_norm) {
+  at::NoGradGuard no_grad;
+  std::vector<at::Tensor> squares;
+  for (OptimizedParameter& p : parameters) {
+    const at::Tensor& grad = p.parameter.grad();
+    // fp32 accumulation per tensor (no full-size temporary), fp64 across tensors.
+    if (grad.defined()) squares.push_back(at::linalg_vector_norm(grad, 2, std::nullopt, false, at::kFloat).pow(2));
+  }
+  if (squares.empty()) return 0.0;
+  const double norm = std::sqrt(at::stack(squares).to(at::kDouble).sum().item<double>());
+  if (max_norm > 0 && norm > max_norm && std::isfinite(norm)) {
+    const double scale = max_norm / (norm + 1e-6);
+    for (OptimizedParameter& p : parameters) {
+      if (p.parameter.grad().defined()) p.parameter.mutable_grad().mul_(scale);
+    }
+  }
+  return norm;
+}
+
+}  // namespace albion::optim

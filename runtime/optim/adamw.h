@@ -1,0 +1,58 @@
+// File: runtime/optim/adamw.h
+// AdamW with decoupled weight decay (Loshchilov & Hutter), fp32 state, over named parameters:
+//   m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2
+//   p -= lr * ( m / (1 - b1^t) / (sqrt(v / (1 - b2^t)) + eps)  +  wd * p )      (wd only if decayed)
+// Parameters whose `decayed` flag is false (norms, biases, embeddings unless the recipe says so)
+// get no weight decay. State (step count, m, v per parameter) is exposed by name so checkpoints
+// can save and restore it exactly. Master weights: the parameters themselves (fp32).
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace albion::optim {
+
+struct AdamWOptions {
+  double beta1 = 0.9;
+  double beta2 = 0.95;
+  double eps = 1e-8;
+  double weight_decay = 0.1;
+};
+
+struct OptimizedParameter {
+  std::string name;
+  at::Tensor parameter;  // updated in place
+  bool decayed = true;
+  at::Tensor exp_avg;     // m, fp32, created on first step
+  at::Tensor exp_avg_sq;  // v
+};
+
+class AdamW {
+ public:
+  AdamW(std::vector<OptimizedParameter> parameters, AdamWOptions options);
+
+  // One update with learning rate `lr` from the parameters' .grad(); parameters without a gradient
+  // are skipped. Runs under no-grad.
+  void step(double lr);
+  void zero_grad();
+
+  std::int64_t step_count() const { return step_count_; }
+  std::vector<OptimizedParameter>& parameters() { return parameters_; }
+  const std::vector<OptimizedParameter>& parameters() const { return parameters_; }
+  // Bytes of optimizer state (m and v) held by this process.
+  std::int64_t state_bytes() const;
+
+ private:
+  std::vector<OptimizedParameter> parameters_;
+  AdamWOptions options_;
+  std::int64_t step_count_ = 0;
+};
+
+// Scales all gradients so their global L2 norm is at most `max_norm` (0: no clipping).
+// Returns the norm before clipping, computed in fp32/fp64 on the gradients' device.
+double clip_grad_norm(std::vector<OptimizedParameter>& parameters, double max_norm);
+
+}  // namespace albion::optim

@@ -1,0 +1,134 @@
+// File: runtime/tokenizers/chat_template.cpp
+// Rendering works on segments: a special token (by id) or a run of text between special tokens.
+// A text run made of template text followed by content ("\n\n" + content in Llama 3, role + "\n"
+// + content in ChatML) is encoded whole, like Hugging Face does, and the mask boundary is placed
+// where the encoding of the template part alone stops matching; a token that straddles the
+// boundary holds content, so it is trained on.
+#include "runtime/tokenizers/chat_template.h"
+
+#include <algorithm>
+
+#include "runtime/base/check.h"
+#include "runtime/tokenizers/utf8.h"
+
+namespace albion::tokenizers {
+namespace {
+
+TokenId require_special(const Tokenizer& tok, std::string_view name, std::string_view tmpl) {
+  for (const auto& s : tok.special_tokens()) {
+    if (s.text == name) return s.id;
+  }
+  throw UsageError(str_cat("chat template ", tmpl, ": tokenizer (", tok.description(),
+                           ") has no special token ", name));
+}
+
+class Renderer {
+ public:
+  explicit Renderer(const Tokenizer& tok) : tok_(tok) {}
+
+  void special(TokenId id, bool train) {
+    out_.ids.push_back(id);
+    out_.loss_mask.push_back(train ? 1 : 0);
+  }
+
+  // Encodes prefix + content as one piece; tokens of the prefix get mask 0, the rest `train`.
+  void text(std::string_view prefix, std::string_view content, bool train) {
+    const std::string whole = str_cat(prefix, content);
+    const auto ids = tok_.encode(whole, SpecialTokens::kAsText);
+    std::size_t boundary = 0;
+    if (!prefix.empty()) {
+      const auto prefix_ids = tok_.encode(prefix, SpecialTokens::kAsText);
+      const auto mismatch = std::mismatch(prefix_ids.begin(), prefix_ids.end(), ids.begin(),
+                                          ids.end());
+      boundary = static_cast<std::size_t>(mismatch.second - ids.begin());
+    }
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+      out_.ids.push_back(ids[i]);
+      out_.loss_mask.push_back(train && i >= boundary ? 1 : 0);
+    }
+  }
+
+  MaskedTokens take() { return std::move(out_); }
+
+ private:
+  const Tokenizer& tok_;
+  MaskedTokens out_;
+};
+
+enum class Role { kSystem, kUser, kAssistant };
+
+Role parse_role(const ChatMessage& m, std::size_t index) {
+  if (m.role == "system") return Role::kSystem;
+  if (m.role == "user") return Role::kUser;
+  if (m.role == "assistant") return Role::kAssistant;
+  throw UsageError(str_cat("chat message ", index, ": unknown role '", m.role,
+                           "' (expected system, user or assistant)"));
+}
+
+}  // namespace
+
+ChatTemplate parse_chat_template(std::string_view name) {
+  if (name == "llama3") return ChatTemplate::kLlama3;
+  if (name == "chatml") return ChatTemplate::kChatML;
+  throw UsageError(str_cat("unknown chat template '", name, "' (expected llama3 or chatml)"));
+}
+
+MaskedTokens render_chat(const Tokenizer& tok, ChatTemplate chat_template,
+                         std::span<const ChatMessage> messages) {
+  std::vector<Role> roles;
+  for (std::size_t i = 0; i < messages.size(); ++i) {
+    roles.push_back(parse_role(messages[i], i));
+    require_valid_utf8(messages[i].content, str_cat("chat message ", i));
+  }
+  Renderer r(tok);
+  if (chat_template == ChatTemplate::kLlama3) {
+    const TokenId begin = require_special(tok, "<|begin_of_text|>", "llama3");
+    const TokenId start_header = require_special(tok, "<|start_header_id|>", "llama3");
+    const TokenId end_header = require_special(tok, "<|end_header_id|>", "llama3");
+    const TokenId eot = require_special(tok, "<|eot_id|>", "llama3");
+    r.special(begin, false);
+    for (std::size_t i = 0; i < messages.size(); ++i) {
+      const bool train = roles[i] == Role::kAssistant;
+      r.special(start_header, false);
+      r.text(messages[i].role, "", false);
+      r.special(end_header, false);
+      r.text("\n\n", messages[i].content, train);
+      r.special(eot, train);
+    }
+  } else {
+    const TokenId start = require_special(tok, "<|im_start|>", "chatml");
+    const TokenId end = require_special(tok, "<|im_end|>", "chatml");
+    for (std::size_t i = 0; i < messages.size(); ++i) {
+      const bool train = roles[i] == Role::kAssistant;
+      r.special(start, false);
+      r.text(messages[i].role + "\n", messages[i].content, train);
+      r.special(end, train);
+      r.text("\n", "", false);
+    }
+  }
+  return r.take();
+}
+
+MaskedTokens render_prompt_completion(const Tokenizer& tok, ChatTemplate chat_template,
+                                      std::string_view prompt, std::string_view completion) {
+  const ChatMessage messages[] = {{"user", std::string(prompt)},
+                                  {"assistant", std::string(completion)}};
+  return render_chat(tok, chat_template, messages);
+}
+
+MaskedTokens render_plain_prompt_completion(const Tokenizer& tok, std::string_view prompt,
+                                            std::string_view completion) {
+  const auto eot = tok.end_of_text();
+  ALBION_CHECK_AS(UsageError, eot.has_value(), "prompt/completion: tokenizer (",
+                  tok.description(), ") has no end-of-text token");
+  MaskedTokens out;
+  out.ids = tok.encode(prompt, SpecialTokens::kAsText);
+  out.loss_mask.assign(out.ids.size(), 0);
+  const auto completion_ids = tok.encode(completion, SpecialTokens::kAsText);
+  out.ids.insert(out.ids.end(), completion_ids.begin(), completion_ids.end());
+  out.ids.push_back(*eot);
+  out.loss_mask.resize(out.ids.size(), 1);
+  return out;
+}
+
+}  // namespace albion::tokenizers

@@ -1,0 +1,53 @@
+// File: runtime/tokenizers/chat_template.h
+// Chat templates for supervised fine-tuning: a conversation becomes token ids plus a per-token
+// loss mask that is 1 exactly on the assistant's content tokens and its end-of-turn token.
+//   Llama 3: <|begin_of_text|> then per message
+//            <|start_header_id|>ROLE<|end_header_id|>\n\nCONTENT<|eot_id|>
+//   ChatML:  per message <|im_start|>ROLE\nCONTENT<|im_end|>\n
+// Message content is encoded with SpecialTokens::kAsText, so a user cannot forge control tokens;
+// the template's own special tokens are inserted by id. Tokens come out as if the rendered string
+// were encoded whole (as Hugging Face's apply_chat_template + encode does): the text between two
+// special tokens is encoded as one piece.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "runtime/tokenizers/tokenizer.h"
+
+namespace albion::tokenizers {
+
+enum class ChatTemplate { kLlama3, kChatML };
+
+// "llama3" or "chatml"; anything else is a UsageError listing both.
+ChatTemplate parse_chat_template(std::string_view name);
+
+struct ChatMessage {
+  std::string role;  // "system", "user" or "assistant"
+  std::string content;
+};
+
+struct MaskedTokens {
+  std::vector<TokenId> ids;
+  std::vector<std::uint8_t> loss_mask;  // same length as ids; 1 = train on this token
+};
+
+// Throws UsageError for an unknown role (naming it and the message index), for invalid UTF-8 in
+// a message, or when the tokenizer lacks one of the template's special tokens (naming it).
+MaskedTokens render_chat(const Tokenizer& tokenizer, ChatTemplate chat_template,
+                         std::span<const ChatMessage> messages);
+
+// The prompt/completion form: a user turn holding the prompt and an assistant turn holding the
+// completion, rendered with the template (mask 1 on the completion and its end-of-turn token).
+MaskedTokens render_prompt_completion(const Tokenizer& tokenizer, ChatTemplate chat_template,
+                                      std::string_view prompt, std::string_view completion);
+
+// The prompt/completion form without a template, for base models: prompt tokens (mask 0), then
+// completion tokens and the end-of-text token (mask 1). UsageError if there is no end-of-text.
+MaskedTokens render_plain_prompt_completion(const Tokenizer& tokenizer, std::string_view prompt,
+                                            std::string_view completion);
+
+}  // namespace albion::tokenizers

@@ -1,0 +1,31 @@
+// File: runtime/tokenizers/content_hash.h
+// SHA-256 over a canonical serialisation of a tokenizer's definition (Tokenizer::content_hash).
+// Every field is written with its length or as a fixed-width integer, so no two different
+// definitions serialise to the same bytes.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+namespace albion::tokenizers {
+
+class ContentHasher {
+ public:
+  ContentHasher();
+  ~ContentHasher();
+  ContentHasher(const ContentHasher&) = delete;
+  ContentHasher& operator=(const ContentHasher&) = delete;
+
+  void add_u64(std::uint64_t value);
+  void add_string(std::string_view value);  // length, then bytes
+  // Lower-case hex digest; the hasher cannot be used afterwards.
+  std::string finish();
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
+};
+
+}  // namespace albion::tokenizers

@@ -1,0 +1,339 @@
+// File: runtime/train/trainer.cpp
+#include "runtime/train/trainer.h"
+
+#include <ATen/autocast_mode.h>
+#include <ATen/core/grad_mode.h>
+#include <c10/cuda/CUDACachingAllocator.h>
+#include <sys/resource.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <sstream>
+
+#include "runtime/base/check.h"
+#include "runtime/base/log.h"
+#include "runtime/base/progress.h"
+#include "runtime/data/prepare.h"
+#include "runtime/device.h"
+#include "runtime/metrics/metrics_writer.h"
+#include "runtime/models/model_config.h"
+#include "runtime/models/sampler.h"
+#include "runtime/train/device_peak.h"
+
+namespace albion::train {
+namespace {
+
+namespace fs = std::filesystem;
+
+at::Device choose_device(const std::string& requested, int local_rank) {
+  const int gpus = static_cast<int>(runtime::probe_compute().devices.size());
+  if (requested == "cpu" || (requested == "auto" && gpus == 0)) return at::kCPU;
+  ALBION_CHECK_AS(UsageError, gpus > 0, "recipe key 'run.device' is cuda but this machine has no CUDA device");
+  return at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(local_rank % gpus));
+}
+
+std::vector<std::string> split_commas(const std::string& text) {
+  std::vector<std::string> parts;
+  std::stringstream in(text);
+  std::string part;
+  while (std::getline(in, part, ',')) {
+    if (!part.empty()) parts.push_back(part);
+  }
+  return parts;
+}
+
+// Prepares data.dataset from data.inputs when it does not exist yet (single process only).
+void ensure_dataset(const config::Recipe& recipe, const WorldPosition& world) {
+  if (fs::exists(recipe.data.dataset)) return;
+  ALBION_CHECK_AS(UsageError, !recipe.data.inputs.empty(), "recipe key 'data.dataset': ",
+                  recipe.data.dataset, " does not exist (prepare it with `albion data prepare`, or "
+                  "set data.inputs to prepare it automatically)");
+  ALBION_CHECK_AS(UsageError, world.world_size == 1, "recipe key 'data.dataset': ",
+                  recipe.data.dataset, " does not exist; prepare it before starting ",
+                  world.world_size, " ranks");
+  data::PrepareOptions options;
+  options.inputs = split_commas(recipe.data.inputs);
+  options.output = recipe.data.dataset;
+  options.tokenizer_spec = recipe.data.tokenizer;
+  options.val_fraction = recipe.data.val_fraction;
+  options.text_document_bytes = recipe.data.text_document_bytes;
+  options.seed = recipe.run.seed;
+  log::info("preparing ", recipe.data.dataset, " from ", recipe.data.inputs, " (tokenizer ",
+            recipe.data.tokenizer, ")");
+  const data::PrepareSummary summary = data::prepare_dataset(options);
+  log::info("prepared ", summary.train_tokens, " train and ", summary.val_tokens, " val tokens");
+}
+
+std::int64_t peak_memory_bytes(const at::Device& device) {
+  if (device.is_cuda()) {
+    const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device.index());
+    return stats.allocated_bytes[static_cast<std::size_t>(c10::CachingAllocator::StatType::AGGREGATE)].peak;
+  }
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<std::int64_t>(usage.ru_maxrss) * 1024;  // Linux reports KiB
+}
+
+std::string format_rate(double tokens_per_second) {
+  std::ostringstream out;
+  out << std::fixed << std::setprecision(1);
+  if (tokens_per_second >= 1e6) out << tokens_per_second / 1e6 << "M";
+  else if (tokens_per_second >= 1e3) out << tokens_per_second / 1e3 << "k";
+  else out << tokens_per_second;
+  return out.str();
+}
+
+// bf16 autocast for CUDA ops within its scope: matrix products in bf16, reductions in fp32, the
+// parameters and optimizer state stay fp32 (master weights).
+class CudaBf16Autocast {
+ public:
+  explicit CudaBf16Autocast(bool enabled) : enabled_(enabled) {
+    if (!enabled_) return;
+    at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
+    at::autocast::set_autocast_enabled(at::kCUDA, true);
+  }
+  ~CudaBf16Autocast() {
+    if (!enabled_) return;
+    at::autocast::set_autocast_enabled(at::kCUDA, false);
+    at::autocast::clear_cache();
+  }
+  CudaBf16Autocast(const CudaBf16Autocast&) = delete;
+  CudaBf16Autocast& operator=(const CudaBf16Autocast&) = delete;
+
+ private:
+  bool enabled_;
+};
+
+}  // namespace
+
+Trainer::Trainer(config::Recipe recipe, WorldPosition world, TrainingHooks* hooks)
+    : recipe_(std::move(recipe)),
+      world_(world),
+      hooks_(hooks != nullptr ? hooks : &default_hooks_),
+      start_(std::chrono::steady_clock::now()) {
+  recipe_.validate();
+  device_ = choose_device(recipe_.run.device, world_.local_rank);
+  const std::string& dtype = recipe_.precision.dtype;
+  ALBION_CHECK_AS(UsageError, !(dtype == "bf16" && device_.is_cpu()),
+                  "recipe key 'precision.dtype' is bf16, which Albion runs on GPUs only; use fp32 on CPU");
+  bf16_autocast_ = device_.is_cuda() && dtype != "fp32";
+  if (device_.is_cuda()) at::globalContext().setAllowTF32CuBLAS(recipe_.precision.allow_tf32);
+
+  // Data first: the model's vocabulary comes from the dataset's tokenizer.
+  ensure_dataset(recipe_, world_);
+  data::LoaderOptions loader;
+  loader.directory = recipe_.data.dataset;
+  loader.seq_len = recipe_.train.seq_len;
+  loader.batch_size = recipe_.train.micro_batch;
+  loader.rank = world_.rank;
+  loader.world_size = world_.world_size;
+  loader.seed = recipe_.run.seed;
+  loader.device = device_;
+  train_loader_ = std::make_unique<data::TokenLoader>(loader);
+  const data::DatasetManifest& manifest = train_loader_->manifest();
+  if (recipe_.eval.interval > 0 || recipe_.eval.batches > 0) {
+    loader.split = "val";
+    loader.shuffle = false;
+    try {
+      val_loader_ = std::make_unique<data::TokenLoader>(loader);
+    } catch (const UsageError& e) {
+      log::warning("no validation: ", e.what());
+    }
+  }
+  try {
+    tokenizer_ = tokenizers::load_tokenizer(manifest.tokenizer_spec);
+    if (tokenizer_->content_hash() != manifest.tokenizer_hash) {
+      log::warning("tokenizer ", manifest.tokenizer_spec, " changed since the dataset was prepared; no text samples");
+      tokenizer_.reset();
+    }
+  } catch (const UsageError& e) {
+    log::warning("no text samples: ", e.what());
+  }
+
+  // Model.
+  models::ModelConfig model_config = models::model_preset(recipe_.model.preset);
+  if (model_config.vocab_size == 0) model_config.vocab_size = static_cast<std::int64_t>(manifest.vocab_size);
+  ALBION_CHECK_AS(UsageError, static_cast<std::uint64_t>(model_config.vocab_size) >= manifest.vocab_size,
+                  "recipe key 'model.preset': ", recipe_.model.preset, " has a vocabulary of ",
+                  model_config.vocab_size, ", smaller than the dataset's ", manifest.vocab_size);
+  if (recipe_.model.context_length > 0) model_config.context_length = recipe_.model.context_length;
+  model_config.validate();
+  ALBION_CHECK_AS(UsageError, recipe_.train.seq_len <= model_config.context_length,
+                  "recipe key 'train.seq_len' = ", recipe_.train.seq_len,
+                  " exceeds the model's context length ", model_config.context_length);
+  const std::int64_t tokens_per_micro_step =
+      recipe_.train.micro_batch * recipe_.train.seq_len * world_.world_size;
+  ALBION_CHECK_AS(UsageError, recipe_.train.global_batch_tokens % tokens_per_micro_step == 0,
+                  "recipe key 'train.global_batch_tokens' = ", recipe_.train.global_batch_tokens,
+                  " is not a multiple of micro_batch x seq_len x ranks = ", tokens_per_micro_step);
+  accumulation_ = recipe_.train.global_batch_tokens / tokens_per_micro_step;
+
+  at::manual_seed(recipe_.run.seed);
+  model_ = models::make_model(model_config);
+  model_->to(device_);
+  std::vector<optim::OptimizedParameter> parameters;
+  for (auto& [name, tensor] : model_->named_parameters()) {
+    optim::OptimizedParameter p;
+    p.name = name;
+    p.parameter = tensor;
+    p.decayed = model_->is_weight_decayed(name) ||
+                (recipe_.optim.decay_embeddings && tensor.dim() >= 2);
+    parameters.push_back(std::move(p));
+  }
+  optimizer_ = std::make_unique<optim::AdamW>(
+      std::move(parameters), optim::AdamWOptions{recipe_.optim.beta1, recipe_.optim.beta2,
+                                                 recipe_.optim.eps, recipe_.optim.weight_decay});
+  schedule_ = {recipe_.optim.schedule, recipe_.optim.lr,          recipe_.optim.min_lr,
+               recipe_.optim.warmup_steps, recipe_.train.steps, recipe_.optim.decay_fraction};
+  flops_per_token_ = models::training_flops_per_token(model_config, recipe_.train.seq_len);
+  if (device_.is_cuda()) {
+    peak_flops_ = peak_bf16_flops(runtime::probe_compute().devices.at(device_.index()).name);
+  }
+
+  // Run directory: the resolved recipe and the metrics.
+  if (world_.rank == 0) {
+    fs::create_directories(recipe_.run.dir);
+    std::ofstream(fs::path(recipe_.run.dir) / "recipe.ini") << config::resolved_recipe_ini(recipe_);
+    metrics_ = std::make_unique<metrics::MetricsWriter>(recipe_.run.dir, recipe_.log.tensorboard);
+  }
+  log::info("model ", recipe_.model.preset, ": ", models::parameter_count(model_config, true),
+            " parameters, vocab ", model_config.vocab_size, ", on ", device_.str(),
+            bf16_autocast_ ? " (bf16 autocast)" : " (fp32)", "; ", accumulation_,
+            " micro-batch(es) of ", recipe_.train.micro_batch, "x", recipe_.train.seq_len,
+            " per step and rank");
+}
+
+Trainer::~Trainer() = default;
+
+Trainer::StepResult Trainer::train_step(std::int64_t step) {
+  const double lr = schedule_.at(step);
+  double loss_sum = 0;
+  for (std::int64_t micro = 0; micro < accumulation_; ++micro) {
+    data::TokenBatch batch = train_loader_->next();
+    at::Tensor loss;
+    {
+      CudaBf16Autocast autocast(bf16_autocast_);
+      loss = model_->loss(batch.inputs, batch.targets, batch.loss_mask);
+    }
+    // Each micro-batch contributes 1/accumulation of the step's mean loss and gradient.
+    (loss / static_cast<double>(accumulation_)).backward();
+    loss_sum += loss.item<double>();
+  }
+  hooks_->synchronize_gradients(*this);
+  const double grad_norm = optim::clip_grad_norm(optimizer_->parameters(), recipe_.optim.grad_clip);
+  optimizer_->step(lr);
+  optimizer_->zero_grad();
+  const double loss = loss_sum / static_cast<double>(accumulation_);
+  ALBION_CHECK_AS(SystemError, std::isfinite(loss), "training diverged: loss is ", loss, " at step ",
+                  step, " (lower optim.lr or raise optim.warmup_steps; the last checkpoint is kept)");
+  tokens_since_log_ += recipe_.train.global_batch_tokens;
+  return {loss, grad_norm};
+}
+
+void Trainer::log_step(std::int64_t step, double loss, double lr, double grad_norm,
+                       double step_seconds) {
+  const bool last = step + 1 == recipe_.train.steps;
+  if ((step + 1) % recipe_.log.interval != 0 && !last && step != 0) return;
+  const auto now = std::chrono::steady_clock::now();
+  const double interval = std::chrono::duration<double>(now - last_log_).count();
+  const double tokens_per_s = interval > 0 ? static_cast<double>(tokens_since_log_) / interval : 0;
+  last_log_ = now;
+  tokens_since_log_ = 0;
+  const double elapsed = std::chrono::duration<double>(now - start_).count();
+  std::optional<double> mfu;
+  if (peak_flops_) mfu = flops_per_token_ * tokens_per_s / world_.world_size / *peak_flops_;
+  if (metrics_) {
+    metrics_->write(step, {{"loss", loss},
+                           {"lr", lr},
+                           {"grad_norm", grad_norm},
+                           {"tokens_per_s", tokens_per_s},
+                           {"mfu", mfu},
+                           {"elapsed_s", elapsed},
+                           {"peak_memory_bytes", static_cast<double>(peak_memory_bytes(device_))}});
+  }
+  const double remaining = step_seconds * static_cast<double>(recipe_.train.steps - step - 1);
+  std::ostringstream line;
+  line << "step " << step + 1 << "/" << recipe_.train.steps << "  loss " << std::fixed
+       << std::setprecision(4) << loss << "  lr " << std::scientific << std::setprecision(2) << lr
+       << "  grad " << std::fixed << std::setprecision(2) << grad_norm << "  "
+       << format_rate(tokens_per_s) << " tok/s";
+  if (mfu) line << "  mfu " << std::setprecision(1) << 100 * *mfu << "%";
+  line << "  ETA " << ProgressBar::format_duration(remaining);
+  log::info(line.str());
+}
+
+std::optional<double> Trainer::evaluate() {
+  if (!val_loader_) return std::nullopt;
+  at::NoGradGuard no_grad;
+  val_loader_->restore({});
+  double total = 0;
+  const std::int64_t batches =
+      std::min<std::int64_t>(recipe_.eval.batches, static_cast<std::int64_t>(val_loader_->steps_per_epoch()));
+  for (std::int64_t i = 0; i < batches; ++i) {
+    data::TokenBatch batch = val_loader_->next();
+    total += model_->loss(batch.inputs, batch.targets, batch.loss_mask).item<double>();
+  }
+  return total / static_cast<double>(std::max<std::int64_t>(1, batches));
+}
+
+std::string Trainer::sample() {
+  if (!tokenizer_ || recipe_.eval.sample_tokens == 0) return "";
+  std::vector<tokenizers::TokenId> prompt = tokenizer_->encode(recipe_.eval.sample_prompt);
+  std::vector<std::int64_t> ids(prompt.begin(), prompt.end());
+  models::SamplingOptions options;
+  options.max_new_tokens = recipe_.eval.sample_tokens;
+  options.top_k = recipe_.eval.top_k;
+  options.temperature = recipe_.eval.temperature;
+  options.seed = recipe_.run.seed;
+  std::vector<std::int64_t> generated = models::sample(*model_, ids, options);
+  std::vector<tokenizers::TokenId> out;
+  for (std::int64_t id : generated) {
+    if (tokenizer_->end_of_text() && static_cast<tokenizers::TokenId>(id) == *tokenizer_->end_of_text()) break;
+    if (id >= 0 && static_cast<std::uint64_t>(id) < tokenizer_->vocab_size()) out.push_back(static_cast<tokenizers::TokenId>(id));
+  }
+  return recipe_.eval.sample_prompt + tokenizer_->decode(out);
+}
+
+TrainSummary Trainer::train(const std::atomic<bool>& stop_requested) {
+  TrainSummary summary;
+  const std::int64_t first = hooks_->resume(*this);
+  last_log_ = std::chrono::steady_clock::now();
+  for (std::int64_t step = first; step < recipe_.train.steps; ++step) {
+    if (stop_requested.load()) {
+      log::warning("stopping at step ", step, " as requested");
+      summary.stopped_early = true;
+      break;
+    }
+    const auto step_start = std::chrono::steady_clock::now();
+    const double lr = schedule_.at(step);
+    const StepResult result = train_step(step);
+    const double step_seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - step_start).count();
+    if (step == first) {
+      summary.seconds_to_first_step =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+    }
+    summary.losses.push_back(result.loss);
+    summary.steps_done = step + 1;
+    log_step(step, result.loss, lr, result.grad_norm, step_seconds);
+
+    const bool last = step + 1 == recipe_.train.steps;
+    if (recipe_.eval.interval > 0 && ((step + 1) % recipe_.eval.interval == 0 || last)) {
+      if (std::optional<double> val = evaluate()) {
+        summary.final_val_loss = val;
+        if (metrics_) metrics_->write(step, {{"val_loss", *val}});
+        log::info("step ", step + 1, "  val_loss ", *val);
+      }
+    }
+    if (recipe_.eval.sample_interval > 0 && (step + 1) % recipe_.eval.sample_interval == 0 && !last) {
+      log::info("sample at step ", step + 1, ":\n", sample());
+    }
+    hooks_->after_step(*this, step);
+  }
+  summary.final_sample = sample();
+  return summary;
+}
+
+}  // namespace albion::train

@@ -1,0 +1,99 @@
+// File: runtime/train/trainer.h
+// The training loop of `albion train`:
+//
+//   Trainer trainer(recipe, world, hooks);   // validate, data, model, optimizer, metrics
+//   TrainSummary summary = trainer.train(stop_requested);
+//
+// train() reads as its phases: resume -> for each step { accumulate micro-batches (forward,
+// backward) -> synchronise gradients -> clip -> AdamW step -> log -> evaluate -> sample } ->
+// final evaluation and sample. It stops cleanly at a step boundary when `stop_requested` becomes
+// true (SIGINT/SIGTERM, set by launch/), and stops with an error on a non-finite loss.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "runtime/config/recipe.h"
+#include "runtime/data/token_loader.h"
+#include "runtime/models/causal_lm.h"
+#include "runtime/optim/adamw.h"
+#include "runtime/optim/lr_schedule.h"
+#include "runtime/tokenizers/tokenizer.h"
+#include "runtime/train/training_hooks.h"
+
+namespace albion::metrics {
+class MetricsWriter;
+}
+
+namespace albion::train {
+
+struct WorldPosition {
+  int rank = 0;
+  int world_size = 1;
+  int local_rank = 0;
+};
+
+struct TrainSummary {
+  std::int64_t steps_done = 0;
+  bool stopped_early = false;
+  std::vector<double> losses;         // training loss of every step, in order
+  std::optional<double> final_val_loss;
+  std::string final_sample;
+  double seconds_to_first_step = 0;   // from construction to the end of step 0
+};
+
+class Trainer {
+ public:
+  Trainer(config::Recipe recipe, WorldPosition world, TrainingHooks* hooks = nullptr);
+  ~Trainer();
+
+  TrainSummary train(const std::atomic<bool>& stop_requested);
+
+  // For hooks (collectives, checkpoints).
+  const config::Recipe& recipe() const { return recipe_; }
+  models::CausalLm& model() { return *model_; }
+  optim::AdamW& optimizer() { return *optimizer_; }
+  data::TokenLoader& train_loader() { return *train_loader_; }
+  const WorldPosition& world() const { return world_; }
+  std::int64_t accumulation_steps() const { return accumulation_; }
+
+  // Mean validation loss over eval.batches batches, from the start of the val split each time.
+  std::optional<double> evaluate();
+  // A text sample from eval.sample_prompt.
+  std::string sample();
+
+ private:
+  struct StepResult {
+    double loss;
+    double grad_norm;
+  };
+  StepResult train_step(std::int64_t step);
+  void log_step(std::int64_t step, double loss, double lr, double grad_norm, double step_seconds);
+
+  config::Recipe recipe_;
+  WorldPosition world_;
+  TrainingHooks default_hooks_;
+  TrainingHooks* hooks_;
+  at::Device device_ = at::kCPU;
+  std::unique_ptr<tokenizers::Tokenizer> tokenizer_;
+  std::unique_ptr<data::TokenLoader> train_loader_;
+  std::unique_ptr<data::TokenLoader> val_loader_;
+  std::shared_ptr<models::CausalLm> model_;
+  std::unique_ptr<optim::AdamW> optimizer_;
+  optim::LrSchedule schedule_;
+  std::unique_ptr<metrics::MetricsWriter> metrics_;
+  std::int64_t accumulation_ = 1;
+  double flops_per_token_ = 0;
+  std::optional<double> peak_flops_;
+  bool bf16_autocast_ = false;
+  std::chrono::steady_clock::time_point start_;
+  std::chrono::steady_clock::time_point last_log_;
+  std::int64_t tokens_since_log_ = 0;
+};
+
+}  // namespace albion::train

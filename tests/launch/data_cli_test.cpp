@@ -1,0 +1,64 @@
+// File: tests/launch/data_cli_test.cpp
+// `albion data prepare` and `albion data inspect` as a user runs them.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "tests/support/run_albion.h"
+#include "tests/support/temp_dir.h"
+
+namespace {
+
+using albion::testing_support::count_lines;
+using albion::testing_support::run_albion;
+using albion::testing_support::TempDir;
+
+const std::string kCorpus = std::string(ALBION_SOURCE_DIR) + "/recipes/corpus/austen/persuasion.txt";
+
+TEST(DataCli, PrepareThenInspectShowsCountsAndADecodedSample) {
+  TempDir dir;
+  auto prepared = run_albion("data prepare --input " + kCorpus + " --output " + (dir / "ds") +
+                             " --tokenizer byte --text-document-bytes 20000 --val-fraction 0.1");
+  ASSERT_EQ(prepared.exit_code, 0) << prepared.output;
+  EXPECT_NE(prepared.output.find("prepared "), std::string::npos) << prepared.output;
+
+  auto inspected = run_albion("data inspect " + (dir / "ds"));
+  ASSERT_EQ(inspected.exit_code, 0) << inspected.output;
+  for (const char* field : {"tokenizer", "vocab        257", "encrypted    no", "train", "val", "sample"}) {
+    EXPECT_NE(inspected.output.find(field), std::string::npos) << field << "\n" << inspected.output;
+  }
+  // The corpus opens with the title: the decoded sample shows it.
+  EXPECT_NE(inspected.output.find("Persuasion"), std::string::npos) << inspected.output;
+}
+
+TEST(DataCli, BadInputsAreOneLineUsageErrors) {
+  TempDir dir;
+  dir.write("ds/placeholder", "");
+  auto exists = run_albion("data prepare --input " + kCorpus + " --output " + (dir / "ds") + " --tokenizer byte");
+  EXPECT_EQ(exists.exit_code, 2);
+  EXPECT_NE(exists.output.find("already exists (pass --overwrite"), std::string::npos) << exists.output;
+  EXPECT_EQ(count_lines(exists.output), 1) << exists.output;
+
+  std::string bad = dir.write("bad.jsonl", "{\"text\": \"a\"}\nnot json\n");
+  auto malformed = run_albion("data prepare --format jsonl --input " + bad + " --output " +
+                              (dir / "out") + " --tokenizer byte");
+  EXPECT_EQ(malformed.exit_code, 2);
+  EXPECT_EQ(malformed.output.rfind("albion: error: " + bad + ":2: malformed JSON", 0), 0u) << malformed.output;
+  EXPECT_FALSE(std::filesystem::exists(dir / "out"));
+
+  EXPECT_EQ(run_albion("data").exit_code, 2);
+  EXPECT_EQ(run_albion("data frobnicate").exit_code, 2);
+  EXPECT_EQ(run_albion("data prepare --input x").exit_code, 2);  // --output, --tokenizer missing
+  EXPECT_EQ(run_albion("data inspect " + (dir / "nowhere")).exit_code, 2);
+}
+
+TEST(DataCli, TamperedShardIsAnIntegrityFailure) {
+  TempDir dir;
+  ASSERT_EQ(run_albion("data prepare --input " + kCorpus + " --output " + (dir / "ds") + " --tokenizer byte").exit_code, 0);
+  dir.write("ds/train-00000.h5", "replaced");
+  auto inspected = run_albion("data inspect " + (dir / "ds"));
+  EXPECT_EQ(inspected.exit_code, 3) << inspected.output;
+  EXPECT_NE(inspected.output.find("train-00000.h5: SHA-256 does not match"), std::string::npos) << inspected.output;
+}
+
+}  // namespace

@@ -1,0 +1,119 @@
+// File: tests/runtime/tokenizers/chat_template_test.cpp
+// Chat templates: ids equal Hugging Face's encoding of the rendered conversation (recorded in
+// fixtures/expected.json), the loss mask is 1 exactly on assistant content and its end-of-turn
+// token, forged special-token strings in content stay text, and bad roles, templates and
+// tokenizers without the template's tokens are UsageErrors naming what is wrong.
+#include <gtest/gtest.h>
+
+#include "runtime/base/error.h"
+#include "runtime/tokenizers/chat_template.h"
+#include "tests/runtime/tokenizers/fixtures.h"
+
+namespace albion::tokenizers {
+namespace {
+
+using testing::expected;
+using testing::fixture;
+
+std::vector<ChatMessage> fixture_messages() {
+  std::vector<ChatMessage> out;
+  for (const auto& m : expected()["chat"]["messages"]) {
+    out.push_back({m["role"].get<std::string>(), m["content"].get<std::string>()});
+  }
+  return out;
+}
+
+// The text of the masked tokens, decoded run by run.
+std::vector<std::string> trained_runs(const Tokenizer& tok, const MaskedTokens& t) {
+  std::vector<std::string> runs;
+  std::vector<TokenId> run;
+  for (std::size_t i = 0; i <= t.ids.size(); ++i) {
+    if (i < t.ids.size() && t.loss_mask[i]) {
+      run.push_back(t.ids[i]);
+    } else if (!run.empty()) {
+      runs.push_back(tok.decode(run));
+      run.clear();
+    }
+  }
+  return runs;
+}
+
+struct TemplateCase {
+  const char* name;
+  std::string spec;
+  ChatTemplate chat_template;
+  std::string end_of_turn;
+};
+
+class Chat : public ::testing::TestWithParam<TemplateCase> {};
+
+TEST_P(Chat, MatchesReferenceIdsAndMasksOnlyAssistantTurns) {
+  const auto tok = load_tokenizer(GetParam().spec);
+  const auto messages = fixture_messages();
+  const MaskedTokens t = render_chat(*tok, GetParam().chat_template, messages);
+  ASSERT_EQ(t.ids.size(), t.loss_mask.size());
+  EXPECT_EQ(t.ids, expected()["chat"][GetParam().name].get<std::vector<TokenId>>());
+  std::vector<std::string> want;
+  for (const auto& m : messages) {
+    if (m.role == "assistant") want.push_back(m.content + GetParam().end_of_turn);
+  }
+  EXPECT_EQ(trained_runs(*tok, t), want);
+}
+
+TEST_P(Chat, PromptCompletionForm) {
+  const auto tok = load_tokenizer(GetParam().spec);
+  const MaskedTokens t =
+      render_prompt_completion(*tok, GetParam().chat_template, "Who wrote Emma?", " Jane Austen.");
+  EXPECT_EQ(trained_runs(*tok, t),
+            std::vector<std::string>{" Jane Austen." + GetParam().end_of_turn});
+  const ChatMessage same[] = {{"user", "Who wrote Emma?"}, {"assistant", " Jane Austen."}};
+  EXPECT_EQ(render_chat(*tok, GetParam().chat_template, same).ids, t.ids);
+}
+
+TEST_P(Chat, UnknownRoleIsNamed) {
+  const auto tok = load_tokenizer(GetParam().spec);
+  const ChatMessage messages[] = {{"user", "hi"}, {"bot", "hello"}};
+  try {
+    render_chat(*tok, GetParam().chat_template, messages);
+    FAIL() << "no error";
+  } catch (const UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("message 1: unknown role 'bot'"), std::string::npos)
+        << e.what();
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Templates, Chat,
+    ::testing::Values(TemplateCase{"llama3", "hf:" + fixture("llama3/tokenizer.json"),
+                                   ChatTemplate::kLlama3, "<|eot_id|>"},
+                      TemplateCase{"chatml", "hf:" + fixture("gpt2/tokenizer.json"),
+                                   ChatTemplate::kChatML, "<|im_end|>"}),
+    [](const auto& info) { return std::string(info.param.name); });
+
+TEST(ChatErrors, MissingSpecialTokenIsNamed) {
+  const auto gpt2 = load_tokenizer("hf:" + fixture("gpt2/tokenizer.json"));
+  const ChatMessage messages[] = {{"user", "hi"}};
+  try {
+    render_chat(*gpt2, ChatTemplate::kLlama3, messages);
+    FAIL() << "no error";
+  } catch (const UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("no special token <|begin_of_text|>"), std::string::npos)
+        << e.what();
+  }
+  const auto byte = load_tokenizer("byte");
+  EXPECT_THROW(render_chat(*byte, ChatTemplate::kChatML, messages), UsageError);
+  EXPECT_THROW(parse_chat_template("vicuna"), UsageError);
+  EXPECT_EQ(parse_chat_template("chatml"), ChatTemplate::kChatML);
+  const ChatMessage bad_utf8[] = {{"user", "a\xff"}};
+  EXPECT_THROW(render_chat(*gpt2, ChatTemplate::kChatML, bad_utf8), UsageError);
+}
+
+TEST(ChatErrors, PlainPromptCompletion) {
+  const auto byte = load_tokenizer("byte");
+  const MaskedTokens t = render_plain_prompt_completion(*byte, "ab", "c");
+  EXPECT_EQ(t.ids, (std::vector<TokenId>{'a', 'b', 'c', 256}));
+  EXPECT_EQ(t.loss_mask, (std::vector<std::uint8_t>{0, 0, 1, 1}));
+}
+
+}  // namespace
+}  // namespace albion::tokenizers

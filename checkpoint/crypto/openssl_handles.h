@@ -15,17 +15,9 @@ struct CipherCtxFree {
 struct CipherFree {
   void operator()(EVP_CIPHER* cipher) const { EVP_CIPHER_free(cipher); }
 };
-struct MdCtxFree {
-  void operator()(EVP_MD_CTX* ctx) const { EVP_MD_CTX_free(ctx); }
-};
-struct MdFree {
-  void operator()(EVP_MD* md) const { EVP_MD_free(md); }
-};
 
 using CipherCtxPtr = std::unique_ptr<EVP_CIPHER_CTX, CipherCtxFree>;
 using CipherPtr = std::unique_ptr<EVP_CIPHER, CipherFree>;
-using MdCtxPtr = std::unique_ptr<EVP_MD_CTX, MdCtxFree>;
-using MdPtr = std::unique_ptr<EVP_MD, MdFree>;
 
 // EVP_CIPHER_fetch / EVP_CIPHER_CTX_new that throw SystemError instead of returning null.
 CipherPtr fetch_cipher(const char* name);

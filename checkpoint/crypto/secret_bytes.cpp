@@ -21,6 +21,7 @@ SecretBytes SecretBytes::copy_of(std::span<const std::uint8_t> bytes) {
 }
 
 SecretBytes SecretBytes::random(std::size_t size) {
+  ALBION_CHECK(size <= INT_MAX, "RAND_bytes cannot fill ", size, " bytes at once");
   SecretBytes secret(size);
   if (size > 0 && RAND_bytes(secret.data(), static_cast<int>(size)) != 1) {
     throw_openssl_error(str_cat("RAND_bytes(", size, " bytes)"));

@@ -100,7 +100,11 @@ std::string generate_key_file(const std::filesystem::path& path, KeyFileOverwrit
                   "' does not name a file");
   const std::filesystem::path directory = path.has_parent_path() ? path.parent_path() : ".";
   struct stat existing {};
-  if (overwrite == KeyFileOverwrite::kRefuse && ::lstat(path.c_str(), &existing) == 0) throw_exists(path);
+  if (::lstat(path.c_str(), &existing) == 0) {
+    if (overwrite == KeyFileOverwrite::kRefuse) throw_exists(path);
+    ALBION_CHECK_AS(UsageError, S_ISREG(existing.st_mode), "'", path.string(),
+                    "' exists and is not a regular file; refusing to replace it with a key");
+  }
 
   const std::filesystem::path temp =
       directory / str_cat(".", path.filename().string(), ".tmp-", to_hex(SecretBytes::random(6).view()));

@@ -158,6 +158,8 @@ TEST(KeyFile, GenerateIsOwnerOnlyAtomicAndRefusesToOverwrite) {
   for (const auto& entry : std::filesystem::directory_iterator(dir.path())) entries += entry.exists();
   EXPECT_EQ(entries, 1);
   EXPECT_THROW(generate_key_file(dir / "no-such-dir" / "k", KeyFileOverwrite::kRefuse), UsageError);
+  std::filesystem::create_directory(dir / "a-directory");
+  EXPECT_THROW(generate_key_file(dir / "a-directory", KeyFileOverwrite::kReplace), UsageError);
 }
 
 TEST(KeyFile, GenerateIgnoresAPermissiveUmask) {

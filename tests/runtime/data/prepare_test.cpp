@@ -10,6 +10,8 @@
 #include "runtime/base/error.h"
 #include "runtime/data/dataset_manifest.h"
 #include "runtime/data/prepare.h"
+#include "runtime/data/token_shard.h"
+#include "runtime/tokenizers/tokenizer.h"
 #include "tests/support/temp_dir.h"
 
 namespace albion::data {
@@ -148,6 +150,59 @@ TEST(Prepare, EmptyOrMissingInputIsAUsageError) {
   PrepareOptions bad_fraction = byte_options(dir, {dir.write("a.txt", "x")});
   bad_fraction.val_fraction = 1.5;
   EXPECT_NE(usage_error(bad_fraction).find("--val-fraction"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace albion::data
+
+namespace albion::data {
+namespace {
+
+// The tokenizer fixture trained by tests/runtime/tokenizers/fixtures/make_fixtures.py has the
+// ChatML special tokens.
+const std::string kChatTokenizer =
+    "hf:" + std::string(ALBION_SOURCE_DIR) + "/tests/runtime/tokenizers/fixtures/gpt2/tokenizer.json";
+
+TEST(PrepareChat, MasksAreOneOnlyOnAssistantTokens) {
+  TempDir dir;
+  PrepareOptions o;
+  o.inputs = {dir.write("chat.jsonl",
+                        "{\"messages\": [{\"role\": \"user\", \"content\": \"What is the capital?\"},"
+                        " {\"role\": \"assistant\", \"content\": \"London.\"}]}\n"
+                        "{\"prompt\": \"Say hi\", \"completion\": \"Hi there\"}\n")};
+  o.output = dir / "out";
+  o.tokenizer_spec = kChatTokenizer;
+  o.format = InputFormat::kChat;
+  prepare_dataset(o);
+  DatasetManifest m = read_manifest(o.output);
+  ASSERT_TRUE(m.has_loss_mask);
+  TokenShard shard(o.output + "/" + m.splits.at("train").shards.at(0).file, m.token_width,
+                   m.vocab_size, m.splits.at("train").tokens);
+  std::vector<std::int64_t> tokens(shard.token_count());
+  std::vector<std::uint8_t> mask(shard.token_count());
+  shard.copy_tokens(0, tokens.size(), tokens.data());
+  shard.copy_loss_mask(0, mask.size(), mask.data());
+  auto tokenizer = tokenizers::load_tokenizer(kChatTokenizer);
+  std::vector<tokenizers::TokenId> trained;
+  for (std::size_t i = 0; i < tokens.size(); ++i) {
+    if (mask[i]) trained.push_back(static_cast<tokenizers::TokenId>(tokens[i]));
+  }
+  // Exactly the assistant replies and their end-of-turn tokens are trained on.
+  EXPECT_EQ(tokenizer->decode(trained), "London.<|im_end|>Hi there<|im_end|>");
+}
+
+TEST(PrepareChat, UnknownRoleNamesFileAndLine) {
+  TempDir dir;
+  PrepareOptions o;
+  o.inputs = {dir.write("chat.jsonl", "{\"prompt\": \"a\", \"completion\": \"b\"}\n"
+                                      "{\"messages\": [{\"role\": \"wizard\", \"content\": \"x\"}]}\n")};
+  o.output = dir / "out";
+  o.tokenizer_spec = kChatTokenizer;
+  o.format = InputFormat::kChat;
+  std::string message = usage_error(o);
+  EXPECT_NE(message.find("chat.jsonl:2:"), std::string::npos) << message;
+  EXPECT_NE(message.find("wizard"), std::string::npos) << message;
+  EXPECT_FALSE(fs::exists(o.output));
 }
 
 }  // namespace

@@ -8,9 +8,12 @@
 #include "launch/cli.h"
 #include "launch/command_options.h"
 #include "runtime/base/check.h"
+#include "checkpoint/keys/key_provider.h"
+#include "runtime/data/dataset_encryption.h"
 #include "runtime/data/dataset_manifest.h"
 #include "runtime/data/file_digest.h"
 #include "runtime/data/prepare.h"
+#include "runtime/data/sealed_token_shard.h"
 #include "runtime/data/token_shard.h"
 #include "runtime/tokenizers/tokenizer.h"
 
@@ -26,7 +29,8 @@ int run_prepare(const CommandArgs& args, const ProcessEnvironment& env) {
       "Tokenize text into a token dataset: HDF5 shards per split (train, val) and dataset.json.\n"
       "Inputs are files or directories. Tokenizer specs: byte, hf:PATH/tokenizer.json,\n"
       "gpt2:DIR (vocab.json + merges.txt), sentencepiece:PATH.model. The output appears only\n"
-      "when complete (written as DIR.partial, then renamed)."};
+      "when complete (written as DIR.partial, then renamed). With --encrypt, nothing readable\n"
+      "reaches the disk: tokens, offsets, masks and the manifest are sealed with AES-256-GCM."};
   data::PrepareOptions options;
   std::string format = "text";
   po::options_description described("options");
@@ -48,12 +52,10 @@ int run_prepare(const CommandArgs& args, const ProcessEnvironment& env) {
       ("skip-bad-records", po::bool_switch(&options.skip_bad_records),
        "skip malformed records and count them instead of failing")
       ("overwrite", po::bool_switch(&options.overwrite), "replace an existing output directory")
-      ("encrypt", po::value<std::string>(), "encrypt shards with this key spec (not available yet)");
+      ("encrypt", po::value(&options.encrypt_key_spec),
+       "encrypt shards and manifest at rest under this key: file:PATH, env:VAR or pkcs11:URI");
   auto parsed = parse_command(args, spec, described);
   if (!parsed) return 0;
-  ALBION_CHECK_AS(NotImplementedError, !parsed->values.count("encrypt"),
-                  "data prepare --encrypt is not implemented yet (issue #3 builds it on issue #6's "
-                  "encryption)");
   options.format = data::parse_input_format(format);
   options.show_progress = env.stderr_is_terminal;
   const data::PrepareSummary summary = data::prepare_dataset(options);
@@ -69,25 +71,38 @@ int run_prepare(const CommandArgs& args, const ProcessEnvironment& env) {
 }
 
 int run_inspect(const CommandArgs& args, const ProcessEnvironment&) {
-  const CommandSpec spec{"data inspect", "albion data inspect DIR [--sample-tokens N]",
-                         "Show a prepared dataset: counts, tokenizer, shards, and a decoded sample."};
+  const CommandSpec spec{"data inspect", "albion data inspect DIR [--key SPEC] [--sample-tokens N]",
+                         "Show a prepared dataset: counts, tokenizer, shards, and a decoded sample.\n"
+                         "An encrypted dataset shows its public header only, unless --key is given."};
   std::string directory;
+  std::string key_spec;
   int sample_tokens = 64;
   po::options_description described("options");
   described.add_options()("dir", po::value(&directory)->required(), "dataset directory")(
+      "key", po::value(&key_spec), "key of an encrypted dataset: file:PATH, env:VAR or pkcs11:URI")(
       "sample-tokens", po::value(&sample_tokens)->default_value(64), "tokens to decode as a sample");
   po::positional_options_description positional;
   positional.add("dir", 1);
   auto parsed = parse_command(args, spec, described, positional);
   if (!parsed) return 0;
 
-  const data::DatasetManifest m = data::read_manifest(directory);
+  const std::optional<data::EncryptionHeader> header = data::read_encryption_header(directory);
+  if (header && key_spec.empty()) {
+    std::cout << "dataset      " << directory << "\n"
+              << "encrypted    yes (" << header->cipher << ", key id " << header->key_id
+              << ", dataset id " << header->dataset_id << ")\n"
+              << "             pass --key to see its contents\n";
+    return 0;
+  }
+  std::unique_ptr<checkpoint::KeyProvider> key;
+  if (!key_spec.empty()) key = checkpoint::open_key_provider(key_spec);
+  const data::DatasetManifest m = data::read_manifest(directory, key.get());
   std::cout << "dataset      " << directory << "\n"
             << "tokenizer    " << m.tokenizer_description << " (" << m.tokenizer_spec << ")\n"
             << "  hash       " << m.tokenizer_hash << "\n"
             << "vocab        " << m.vocab_size << ", tokens stored as " << token_width_name(m.token_width) << "\n"
             << "format       " << m.input_format << (m.has_loss_mask ? ", with loss mask" : "") << "\n"
-            << "encrypted    " << (m.encrypted ? "yes" : "no") << "\n"
+            << "encrypted    " << (m.encrypted ? "yes, key id " + m.encryption->key_id : std::string("no")) << "\n"
             << "created      " << m.created_utc << "\n"
             << "sources      " << m.sources.size() << " file(s)\n";
   for (const auto& [name, split] : m.splits) {
@@ -96,13 +111,23 @@ int run_inspect(const CommandArgs& args, const ProcessEnvironment&) {
   }
   const data::SplitEntry& train = m.splits.at("train");
   if (sample_tokens <= 0 || train.shards.empty()) return 0;
-  const std::string shard_path = (fs::path(directory) / train.shards.front().file).string();
-  ALBION_CHECK_AS(IntegrityError, data::sha256_file(shard_path) == train.shards.front().sha256,
-                  shard_path, ": SHA-256 does not match dataset.json");
-  data::TokenShard shard(shard_path, m.token_width, m.vocab_size, train.shards.front().tokens);
-  const std::uint64_t count = std::min<std::uint64_t>(static_cast<std::uint64_t>(sample_tokens), shard.token_count());
+  const data::ShardEntry& first = train.shards.front();
+  const std::string shard_path = (fs::path(directory) / first.file).string();
+  ALBION_CHECK_AS(IntegrityError, data::sha256_file(shard_path) == first.sha256, shard_path,
+                  ": SHA-256 does not match dataset.json");
+  std::unique_ptr<data::ShardReader> shard;
+  if (m.encrypted) {
+    data::DatasetKey dataset_key = data::DatasetKey::open(*key, *m.encryption);
+    shard = std::make_unique<data::SealedTokenShard>(
+        shard_path, dataset_key.cipher(),
+        data::SealedShardExpectation{first.file_index, m.token_width, m.vocab_size, first.tokens,
+                                     first.documents, m.has_loss_mask, m.encryption->chunk_tokens});
+  } else {
+    shard = std::make_unique<data::TokenShard>(shard_path, m.token_width, m.vocab_size, first.tokens);
+  }
+  const std::uint64_t count = std::min<std::uint64_t>(static_cast<std::uint64_t>(sample_tokens), shard->token_count());
   std::vector<std::int64_t> wide(count);
-  shard.copy_tokens(0, count, wide.data());
+  shard->copy_tokens(0, count, wide.data());
   std::vector<tokenizers::TokenId> ids(wide.begin(), wide.end());
   std::unique_ptr<tokenizers::Tokenizer> tokenizer;
   try {
@@ -115,7 +140,7 @@ int run_inspect(const CommandArgs& args, const ProcessEnvironment&) {
     std::cout << "sample       (tokenizer at " << m.tokenizer_spec << " has changed since preparing)\n";
     return 0;
   }
-  std::cout << "sample       " << count << " tokens of " << train.shards.front().file << ":\n"
+  std::cout << "sample       " << count << " tokens of " << first.file << ":\n"
             << tokenizer->decode(ids) << "\n";
   return 0;
 }

@@ -17,7 +17,12 @@
 #include <string>
 #include <vector>
 
+#include "runtime/data/dataset_encryption.h"
 #include "runtime/data/token_shard.h"
+
+namespace albion::checkpoint {
+class KeyProvider;
+}
 
 namespace albion::data {
 
@@ -31,6 +36,7 @@ struct SourceFile {
 
 struct ShardEntry {
   std::string file;  // relative to the dataset directory
+  std::uint32_t file_index = 0;  // unique in the dataset (the nonce space of sealed shards)
   std::uint64_t tokens = 0;
   std::uint64_t documents = 0;
   std::string sha256;
@@ -51,6 +57,7 @@ struct DatasetManifest {
   TokenWidth token_width = TokenWidth::kUint16;
   bool has_loss_mask = false;
   bool encrypted = false;
+  std::optional<EncryptionHeader> encryption;  // set when encrypted
   std::string input_format;
   double val_fraction = 0;
   std::uint64_t seed = 0;
@@ -61,8 +68,17 @@ struct DatasetManifest {
 
 std::string manifest_to_json(const DatasetManifest& manifest);
 
-// Parses and validates dataset.json of `directory`. A missing directory or manifest is a
-// UsageError (wrong path); a malformed or inconsistent manifest is an IntegrityError.
-DatasetManifest read_manifest(const std::string& directory);
+// dataset.json of an encrypted dataset: the public header and the whole manifest sealed under the
+// dataset key (dataset_encryption.h).
+std::string sealed_manifest_json(const DatasetManifest& manifest, const DatasetKey& key);
+
+// The encryption header of the dataset in `directory`, if it is encrypted (no key needed).
+std::optional<EncryptionHeader> read_encryption_header(const std::string& directory);
+
+// Parses and validates dataset.json of `directory`. A missing directory or manifest, or an
+// encrypted dataset without `key`, is a UsageError; a malformed or inconsistent manifest, the
+// wrong key, or a sealed manifest that fails authentication is an IntegrityError.
+DatasetManifest read_manifest(const std::string& directory,
+                              const checkpoint::KeyProvider* key = nullptr);
 
 }  // namespace albion::data

@@ -15,6 +15,8 @@
 #include "runtime/base/check.h"
 #include "runtime/base/progress.h"
 #include "runtime/base/staging_directory.h"
+#include "checkpoint/keys/key_provider.h"
+#include "runtime/data/dataset_encryption.h"
 #include "runtime/data/dataset_manifest.h"
 #include "runtime/data/file_digest.h"
 #include "runtime/data/token_shard.h"
@@ -154,15 +156,21 @@ class BatchTokenizer {
 };
 
 // Accumulates one split's documents and writes a shard whenever it passes shard_tokens.
+// Shards of all splits draw file indices from one counter: each index is used once per dataset
+// key (Note [Nonce uniqueness] in checkpoint/crypto/chunk_cipher.h).
+struct ShardOutput {
+  std::string directory;
+  TokenWidth width;
+  std::uint64_t shard_tokens;
+  checkpoint::ChunkCipher* cipher = nullptr;  // null: plaintext
+  std::uint64_t chunk_tokens = 0;
+  std::uint32_t next_file_index = 0;
+};
+
 class SplitWriter {
  public:
-  SplitWriter(std::string split, std::string directory, TokenWidth width, ShardAttributes attributes,
-              std::uint64_t shard_tokens)
-      : split_(std::move(split)),
-        directory_(std::move(directory)),
-        width_(width),
-        attributes_(std::move(attributes)),
-        shard_tokens_(shard_tokens) {
+  SplitWriter(std::string split, ShardOutput& output, ShardAttributes attributes)
+      : split_(std::move(split)), output_(output), attributes_(std::move(attributes)) {
     attributes_.split = split_;
   }
 
@@ -170,7 +178,7 @@ class SplitWriter {
     tokens_.insert(tokens_.end(), document.tokens.begin(), document.tokens.end());
     if (with_mask) loss_mask_.insert(loss_mask_.end(), document.loss_mask.begin(), document.loss_mask.end());
     offsets_.push_back(tokens_.size());
-    if (tokens_.size() >= shard_tokens_) flush();
+    if (tokens_.size() >= output_.shard_tokens) flush();
   }
 
   void flush() {
@@ -179,8 +187,11 @@ class SplitWriter {
     char name[64];
     std::snprintf(name, sizeof(name), "%s-%05zu.h5", split_.c_str(), split_entry_.shards.size());
     entry.file = name;
-    const std::string path = (fs::path(directory_) / entry.file).string();
-    write_token_shard(path, width_, tokens_, offsets_, loss_mask_, attributes_);
+    const std::string path = (fs::path(output_.directory) / entry.file).string();
+    entry.file_index = output_.next_file_index++;
+    ShardSealing sealing{output_.cipher, entry.file_index, output_.chunk_tokens};
+    write_token_shard(path, output_.width, tokens_, offsets_, loss_mask_, attributes_,
+                      output_.cipher != nullptr ? &sealing : nullptr);
     entry.tokens = tokens_.size();
     entry.documents = offsets_.size() - 1;
     entry.sha256 = sha256_file(path);
@@ -196,10 +207,8 @@ class SplitWriter {
 
  private:
   std::string split_;
-  std::string directory_;
-  TokenWidth width_;
+  ShardOutput& output_;
   ShardAttributes attributes_;
-  std::uint64_t shard_tokens_;
   std::vector<TokenId> tokens_;
   std::vector<std::uint64_t> offsets_{0};
   std::vector<std::uint8_t> loss_mask_;
@@ -225,6 +234,12 @@ PrepareSummary prepare_dataset(const PrepareOptions& options) {
   ALBION_CHECK_AS(UsageError, !options.output.empty(), "data prepare: --output is required");
   const std::vector<std::string> files = expand_inputs(options.inputs);
   std::unique_ptr<Tokenizer> tokenizer = tokenizers::load_tokenizer(options.tokenizer_spec);
+  // Open the key before any work: a wrong spec fails fast, and nothing is written unencrypted.
+  std::optional<DatasetKey> dataset_key;
+  if (!options.encrypt_key_spec.empty()) {
+    dataset_key = DatasetKey::create(*checkpoint::open_key_provider(options.encrypt_key_spec),
+                                     kDefaultChunkTokens);
+  }
 
   DatasetManifest manifest;
   std::uint64_t total_bytes = 0;
@@ -251,8 +266,12 @@ PrepareSummary prepare_dataset(const PrepareOptions& options) {
   nlohmann::json sources = nlohmann::json::array();
   for (const SourceFile& s : manifest.sources) sources.push_back({{"path", s.path}, {"sha256", s.sha256}});
   ShardAttributes attributes{"", manifest.tokenizer_hash, manifest.vocab_size, sources.dump()};
-  SplitWriter train("train", staging.path(), manifest.token_width, attributes, options.shard_tokens);
-  SplitWriter val("val", staging.path(), manifest.token_width, attributes, options.shard_tokens);
+  std::optional<checkpoint::ChunkCipher> cipher;
+  if (dataset_key) cipher.emplace(dataset_key->cipher());
+  ShardOutput output{staging.path(), manifest.token_width, options.shard_tokens,
+                     cipher ? &*cipher : nullptr, kDefaultChunkTokens, 0};
+  SplitWriter train("train", output, attributes);
+  SplitWriter val("val", output, attributes);
 
   ReaderOptions reader_options;
   reader_options.format = options.format;
@@ -296,9 +315,10 @@ PrepareSummary prepare_dataset(const PrepareOptions& options) {
                   "(every record was empty, skipped, or went to validation)");
   manifest.splits["train"] = train.entry();
   manifest.splits["val"] = val.entry();
+  manifest.encrypted = dataset_key.has_value();
   {
     std::ofstream out(fs::path(staging.path()) / kManifestFile);
-    out << manifest_to_json(manifest);
+    out << (dataset_key ? sealed_manifest_json(manifest, *dataset_key) : manifest_to_json(manifest));
     ALBION_CHECK_AS(SystemError, out.good(), staging.path(), ": cannot write ", kManifestFile);
   }
   staging.commit();

@@ -30,6 +30,7 @@ struct PrepareOptions {
   std::uint64_t shard_tokens = std::uint64_t{1} << 28;  // split shards after this many tokens
   std::uint64_t text_document_bytes = 0;
   std::uint64_t seed = 1234;
+  std::string encrypt_key_spec;  // non-empty: encrypt shards and manifest (dataset_encryption.h)
   int threads = 0;  // 0: one per core
   bool overwrite = false;
   bool skip_bad_records = false;

@@ -6,7 +6,10 @@
 
 #include "runtime/base/check.h"
 #include "runtime/data/file_digest.h"
+#include "checkpoint/keys/key_provider.h"
+#include "runtime/data/dataset_encryption.h"
 #include "runtime/data/permutation.h"
+#include "runtime/data/sealed_token_shard.h"
 
 namespace albion::data {
 
@@ -18,9 +21,11 @@ TokenLoader::TokenLoader(LoaderOptions options) : options_(std::move(options)) {
   ALBION_CHECK_AS(UsageError, options_.world_size >= 1 && options_.rank >= 0 &&
                                   options_.rank < options_.world_size,
                   "loader: rank ", options_.rank, " outside world of ", options_.world_size);
-  manifest_ = read_manifest(options_.directory);
-  ALBION_CHECK_AS(UsageError, !manifest_.encrypted, options_.directory,
-                  ": dataset is encrypted; encrypted datasets are not supported yet");
+  std::unique_ptr<checkpoint::KeyProvider> key;
+  if (!options_.key_spec.empty()) key = checkpoint::open_key_provider(options_.key_spec);
+  manifest_ = read_manifest(options_.directory, key.get());
+  std::optional<DatasetKey> dataset_key;
+  if (manifest_.encrypted) dataset_key = DatasetKey::open(*key, *manifest_.encryption);
   auto split = manifest_.splits.find(options_.split);
   ALBION_CHECK_AS(UsageError, split != manifest_.splits.end(), options_.directory, ": no split '",
                   options_.split, "'");
@@ -31,8 +36,15 @@ TokenLoader::TokenLoader(LoaderOptions options) : options_(std::move(options)) {
     // Digest first: HDF5 never parses a file the manifest does not vouch for.
     ALBION_CHECK_AS(IntegrityError, sha256_file(path) == entry.sha256, path,
                     ": SHA-256 does not match dataset.json (modified or corrupted shard)");
-    shards_.push_back(std::make_unique<TokenShard>(path, manifest_.token_width,
-                                                   manifest_.vocab_size, entry.tokens));
+    if (dataset_key) {
+      SealedShardExpectation expected{entry.file_index, manifest_.token_width, manifest_.vocab_size,
+                                      entry.tokens, entry.documents, manifest_.has_loss_mask,
+                                      manifest_.encryption->chunk_tokens};
+      shards_.push_back(std::make_unique<SealedTokenShard>(path, dataset_key->cipher(), expected));
+    } else {
+      shards_.push_back(std::make_unique<TokenShard>(path, manifest_.token_width,
+                                                     manifest_.vocab_size, entry.tokens));
+    }
     ALBION_CHECK_AS(IntegrityError, shards_.back()->has_loss_mask() == manifest_.has_loss_mask,
                     path, ": loss mask presence differs from dataset.json");
     shard_starts_.push_back(position);
@@ -55,8 +67,7 @@ std::uint64_t TokenLoader::steps_per_epoch() const {
                      static_cast<std::uint64_t>(options_.batch_size));
 }
 
-void TokenLoader::read_window(std::uint64_t window, std::int64_t* tokens,
-                              std::uint8_t* mask) const {
+void TokenLoader::read_window(std::uint64_t window, std::int64_t* tokens, std::uint8_t* mask) {
   // Window w is stream positions [w*L, w*L + L + 1), possibly spanning shards.
   std::uint64_t position = window * static_cast<std::uint64_t>(options_.seq_len);
   std::uint64_t remaining = static_cast<std::uint64_t>(options_.seq_len) + 1;
@@ -75,7 +86,7 @@ void TokenLoader::read_window(std::uint64_t window, std::int64_t* tokens,
   }
 }
 
-TokenLoader::HostBatch TokenLoader::build(const LoaderState& state, LoaderState* after) const {
+TokenLoader::HostBatch TokenLoader::build(const LoaderState& state, LoaderState* after) {
   const std::uint64_t ranks = static_cast<std::uint64_t>(options_.world_size);
   const std::uint64_t batch = static_cast<std::uint64_t>(options_.batch_size);
   LoaderState current = state;

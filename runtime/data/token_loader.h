@@ -9,6 +9,7 @@
 // {epoch, consumed}: the checkpoint stores it, and a run restored from it yields exactly the batches
 // the uninterrupted run would have, also with a different number of ranks (consumed is global).
 // An epoch ends when fewer than R * batch_size windows remain (the remainder is skipped).
+// Encrypted datasets need `key_spec`; their chunks are decrypted in memory as windows need them.
 //
 // A background thread prepares the next `prefetch` batches; on a CUDA device they are built in
 // pinned host memory and copied with non_blocking=true on the caller's current stream.
@@ -47,6 +48,7 @@ struct LoaderOptions {
   bool shuffle = true;  // false: windows in stream order (validation)
   int prefetch = 2;
   at::Device device = at::kCPU;
+  std::string key_spec;  // the key of an encrypted dataset (file:, env:, pkcs11:)
 };
 
 struct TokenBatch {
@@ -79,15 +81,16 @@ class TokenLoader {
     at::Tensor inputs, targets, loss_mask;
     LoaderState state;
   };
-  HostBatch build(const LoaderState& state, LoaderState* after) const;
-  void read_window(std::uint64_t window, std::int64_t* tokens, std::uint8_t* mask) const;
+  HostBatch build(const LoaderState& state, LoaderState* after);
+  void read_window(std::uint64_t window, std::int64_t* tokens, std::uint8_t* mask);
   void start_prefetch();
   void stop_prefetch();
   void prefetch_loop(LoaderState from);
 
   LoaderOptions options_;
   DatasetManifest manifest_;
-  std::vector<std::unique_ptr<TokenShard>> shards_;
+  // Read by the prefetch thread only (a sealed shard's cipher and cache are single-threaded).
+  std::vector<std::unique_ptr<ShardReader>> shards_;
   std::vector<std::uint64_t> shard_starts_;  // first stream position of each shard, then N
   std::uint64_t windows_ = 0;
   LoaderState state_;

@@ -4,6 +4,9 @@
 // inverted) and Sequence of them, with a ByteLevel among them (that is what makes it byte-level);
 // no normalizer; added tokens without lstrip/rstrip/single_word. Anything else is refused with a
 // UsageError saying what, rather than encoding differently from the model's own tokenizer.
+// The post_processor (e.g. Llama 3 prepending <|begin_of_text|>) is not applied: encode() returns
+// the text's tokens only, and callers add document or turn markers themselves. The decoder is
+// implied by the ByteLevel pre-tokenizer.
 #include "runtime/tokenizers/hf_tokenizer_json.h"
 
 #include <nlohmann/json.hpp>
@@ -80,17 +83,16 @@ std::string spelled_token(const json& value, const std::string& where) {
   return value.get<std::string>();
 }
 
-}  // namespace
-
-std::unique_ptr<Tokenizer> load_hf_tokenizer_json(const std::string& path) {
-  const std::string text = read_definition_file(path);
-  json root;
+json parse_json_file(const std::string& path, const std::string& text) {
   try {
-    root = json::parse(text);
+    return json::parse(text);
   } catch (const json::parse_error& e) {
     throw UsageError(str_cat(path, ":", line_of_offset(text, e.byte == 0 ? 0 : e.byte - 1),
                              ": not valid JSON: ", e.what()));
   }
+}
+
+std::unique_ptr<Tokenizer> tokenizer_from_json(const std::string& path, const json& root) {
   ALBION_CHECK_AS(UsageError, root.is_object(), path, ": expected a JSON object at the top");
 
   const auto normalizer = root.find("normalizer");
@@ -176,18 +178,22 @@ std::unique_ptr<Tokenizer> load_hf_tokenizer_json(const std::string& path) {
   return make_bpe_tokenizer(builder.finish());
 }
 
+}  // namespace
+
+std::unique_ptr<Tokenizer> load_hf_tokenizer_json(const std::string& path) {
+  const json root = parse_json_file(path, read_definition_file(path));
+  try {
+    return tokenizer_from_json(path, root);
+  } catch (const json::exception& e) {
+    // A field of an unexpected type that the checks above did not anticipate.
+    throw UsageError(str_cat(path, ": unexpected tokenizer.json structure: ", e.what()));
+  }
+}
+
 std::unique_ptr<Tokenizer> load_gpt2_files(const std::string& dir) {
   const std::string vocab_path = dir + "/vocab.json";
   const std::string merges_path = dir + "/merges.txt";
-  const std::string vocab_text = read_definition_file(vocab_path);
-  json vocab;
-  try {
-    vocab = json::parse(vocab_text);
-  } catch (const json::parse_error& e) {
-    throw UsageError(str_cat(vocab_path, ":",
-                             line_of_offset(vocab_text, e.byte == 0 ? 0 : e.byte - 1),
-                             ": not valid JSON: ", e.what()));
-  }
+  const json vocab = parse_json_file(vocab_path, read_definition_file(vocab_path));
   ALBION_CHECK_AS(UsageError, vocab.is_object(), vocab_path,
                   ": expected a JSON object of token -> id");
 

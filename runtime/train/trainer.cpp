@@ -285,6 +285,7 @@ std::string Trainer::sample() {
   models::SamplingOptions options;
   options.max_new_tokens = recipe_.eval.sample_tokens;
   options.top_k = recipe_.eval.top_k;
+  options.decoding = recipe_.eval.top_k == 0 ? models::Decoding::kGreedy : models::Decoding::kSample;
   options.temperature = recipe_.eval.temperature;
   options.seed = recipe_.run.seed;
   std::vector<std::int64_t> generated = models::sample(*model_, ids, options);

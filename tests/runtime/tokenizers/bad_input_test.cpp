@@ -97,6 +97,10 @@ TEST(BadInput, MalformedTokenizerJson) {
   EXPECT_CONTAINS(usage_error([&] { load_tokenizer("hf:" + bad_regex); }), "(unclosed");
   const auto nfkc = with("nfkc.json", [](auto& j) { j["normalizer"] = {{"type", "NFKC"}}; });
   EXPECT_CONTAINS(usage_error([&] { load_tokenizer("hf:" + nfkc); }), "NFKC");
+  const auto odd_type = with("odd_type.json", [](auto& j) { j["model"]["type"] = 5; });
+  EXPECT_CONTAINS(usage_error([&] { load_tokenizer("hf:" + odd_type); }), odd_type);
+  const auto not_object = dir.write("array.json", "[1, 2, 3]");
+  EXPECT_CONTAINS(usage_error([&] { load_tokenizer("hf:" + not_object); }), not_object);
   const auto dup = with("dup.json", [](auto& j) { j["model"]["vocab"]["Ġthe"] = 5; });
   EXPECT_CONTAINS(usage_error([&] { load_tokenizer("hf:" + dup); }), "id 5 is used by both");
 }

@@ -1,0 +1,79 @@
+// File: runtime/models/causal_lm.cpp
+// What every architecture shares: the loss, parameter listing and weight-decay rule, input checks
+// and the factory.
+#include "runtime/models/causal_lm.h"
+
+#include <cmath>
+
+#include "runtime/base/check.h"
+#include "runtime/models/gpt2.h"
+#include "runtime/models/llama.h"
+
+namespace albion::models {
+namespace {
+constexpr std::int64_t kIgnoreTarget = -100;
+}  // namespace
+
+CausalLm::CausalLm(ModelConfig config) : config_(std::move(config)) {}
+
+double CausalLm::residual_init_std() const {
+  return kInitStd / std::sqrt(2.0 * static_cast<double>(config_.layers));
+}
+
+void CausalLm::check_input(const at::Tensor& input_ids) const {
+  ALBION_CHECK(input_ids.dim() == 2 && input_ids.scalar_type() == at::kLong,
+               "input_ids must be [B, T] int64, got ", input_ids.sizes(), " ",
+               input_ids.scalar_type());
+  // The trainer validates seq_len against the config before any work; this guards other callers.
+  ALBION_CHECK_AS(UsageError, input_ids.size(1) >= 1 && input_ids.size(1) <= config_.context_length,
+                  "sequence length ", input_ids.size(1), " is outside [1, context_length = ",
+                  config_.context_length, "]");
+}
+
+at::Tensor CausalLm::loss(const at::Tensor& input_ids, const at::Tensor& targets,
+                          const at::Tensor& loss_mask) {
+  ALBION_CHECK(targets.sizes() == input_ids.sizes(), "targets ", targets.sizes(),
+               " must match input_ids ", input_ids.sizes());
+  const at::Tensor logits = forward(input_ids);
+  const at::ScalarType loss_type = at::promote_types(logits.scalar_type(), at::kFloat);
+  const at::Tensor flat_logits = logits.reshape({-1, logits.size(-1)}).to(loss_type);
+  const at::Tensor flat_targets = targets.reshape({-1});
+  if (!loss_mask.defined()) return at::cross_entropy_loss(flat_logits, flat_targets);
+
+  ALBION_CHECK(loss_mask.sizes() == input_ids.sizes(), "loss_mask ", loss_mask.sizes(),
+               " must match input_ids ", input_ids.sizes());
+  const at::Tensor keep = loss_mask.reshape({-1}) != 0;
+  const at::Tensor summed =
+      at::cross_entropy_loss(flat_logits, at::where(keep, flat_targets, kIgnoreTarget), {},
+                             at::Reduction::Sum, kIgnoreTarget);
+  return summed / keep.sum().clamp_min(1).to(loss_type);
+}
+
+std::vector<std::pair<std::string, at::Tensor>> CausalLm::named_parameters() const {
+  std::vector<std::pair<std::string, at::Tensor>> out;
+  for (const auto& item : torch::nn::Module::named_parameters(/*recurse=*/true)) {
+    out.emplace_back(item.key(), item.value());
+  }
+  return out;
+}
+
+bool CausalLm::is_weight_decayed(const std::string& name) const {
+  const auto parameters = torch::nn::Module::named_parameters(/*recurse=*/true);
+  const at::Tensor* parameter = parameters.find(name);
+  ALBION_CHECK(parameter != nullptr, "the ", architecture_name(config_.architecture),
+               " model has no parameter '", name, "'");
+  return parameter->dim() == 2 && !is_embedding_table(name);
+}
+
+std::shared_ptr<CausalLm> make_model(const ModelConfig& config, at::Device device) {
+  config.validate();
+  const at::TensorOptions options = at::TensorOptions().dtype(at::kFloat).device(device);
+  switch (config.architecture) {
+    case Architecture::kGpt2: return std::make_shared<Gpt2>(config, options);
+    case Architecture::kLlama: return std::make_shared<Llama>(config, options);
+  }
+  ALBION_CHECK(false, "unhandled architecture");
+  return nullptr;
+}
+
+}  // namespace albion::models

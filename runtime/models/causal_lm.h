@@ -1,0 +1,83 @@
+// File: runtime/models/causal_lm.h
+// The decoder-only language model the trainer drives, whatever the architecture:
+//
+//   class CausalLm : public torch::nn::Module {
+//     at::Tensor forward(const at::Tensor& input_ids);   // [B, T] int64 -> logits [B, T, V]
+//     at::Tensor loss(input_ids, targets, loss_mask);     // mean CE over mask == 1; scalar
+//     std::vector<std::pair<std::string, at::Tensor>> named_parameters() const;
+//     bool is_weight_decayed(const std::string& name) const;
+//     const ModelConfig& config() const;
+//     // and all of torch::nn::Module: to(device[, dtype]), parameters(), train(), zero_grad(), ...
+//   };
+//   std::shared_ptr<CausalLm> make_model(const ModelConfig&, at::Device = at::kCPU);
+//
+// Parameter names and shapes are exactly the Hugging Face transformers state-dict keys of
+// GPT2LMHeadModel and LlamaForCausalLM (runtime/models/gpt2.h, llama.h), so a published
+// safetensors file loads by name with no renaming table. Tied embeddings: the output projection
+// reuses the token-embedding matrix and no "lm_head.weight" parameter exists; a state dict that
+// carries one (GPT-2's files do) holds a copy of the embedding and loaders skip it.
+//
+// Precision: parameters are fp32 master weights (or whatever to() made them); under CUDA bf16
+// autocast the matrix products run in bf16 and the norms' statistics, softmax and loss in fp32.
+// The loss is computed in fp32 (fp64 when the model is fp64, which the reference tests use).
+#pragma once
+
+#include <ATen/ATen.h>
+#include <torch/nn/module.h>
+
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "runtime/models/model_config.h"
+
+namespace albion::models {
+
+// GPT-2's initialisation for every architecture: N(0, 0.02) matrices and embeddings, and the
+// projections that write into the residual stream scaled by 1 / sqrt(2 * layers) so the stream's
+// variance does not grow with depth.
+inline constexpr double kInitStd = 0.02;
+
+class CausalLm : public torch::nn::Module {
+ public:
+  explicit CausalLm(ModelConfig config);
+
+  // input_ids: [B, T] int64 with T <= context_length. Returns logits [B, T, vocab_size] in the
+  // parameters' dtype (bf16 under autocast). Position t only sees positions <= t.
+  virtual at::Tensor forward(const at::Tensor& input_ids) = 0;
+
+  // Mean next-token cross-entropy over the positions where loss_mask == 1 (every position when
+  // loss_mask is undefined); targets and loss_mask are [B, T] like input_ids (targets at masked-out
+  // positions are ignored, whatever their value). An all-zero mask gives 0, not NaN.
+  at::Tensor loss(const at::Tensor& input_ids, const at::Tensor& targets,
+                  const at::Tensor& loss_mask = {});
+
+  // The trainable tensors by their Hugging Face names, in registration order. Hides
+  // torch::nn::Module's OrderedDict version (same names, same order) to give a plain vector.
+  std::vector<std::pair<std::string, at::Tensor>> named_parameters() const;
+
+  // True for 2-D weight matrices of linear / conv1d layers (an untied lm_head included); false
+  // for norms, biases and the embedding tables. Error for a name the model does not have.
+  bool is_weight_decayed(const std::string& name) const;
+
+  const ModelConfig& config() const { return config_; }
+
+ protected:
+  // Residual-projection init std for this depth.
+  double residual_init_std() const;
+  // Checks input_ids is [B, T] int64 with 1 <= T <= context_length.
+  void check_input(const at::Tensor& input_ids) const;
+  // The names of this architecture's embedding tables (never weight-decayed).
+  virtual bool is_embedding_table(const std::string& name) const = 0;
+
+ private:
+  ModelConfig config_;
+};
+
+// Builds and initialises the model for a validated copy of `config`, parameters in fp32 on
+// `device`. Values come from that device's default generator (seed it with at::manual_seed); build
+// on CPU and move for values that do not depend on the device. at::kMeta builds shapes only.
+std::shared_ptr<CausalLm> make_model(const ModelConfig& config, at::Device device = at::kCPU);
+
+}  // namespace albion::models

@@ -1,0 +1,127 @@
+// File: runtime/models/gpt2.cpp
+// GPT-2's modules. Each submodule is registered under its Hugging Face name, in HF's order, and
+// creates its parameters in that order too, so the initial values for a seed do not depend on
+// anything but the config.
+#include "runtime/models/gpt2.h"
+
+#include <torch/nn/modules/container/modulelist.h>
+
+#include "runtime/models/layers.h"
+
+namespace albion::models {
+
+class Gpt2Attention : public torch::nn::Module {
+ public:
+  Gpt2Attention(const ModelConfig& c, double residual_std, const at::TensorOptions& options)
+      : heads_(c.heads),
+        c_attn_(register_module("c_attn",
+                                std::make_shared<Conv1d>(c.hidden_size, 3 * c.hidden_size, kInitStd, options))),
+        c_proj_(register_module("c_proj",
+                                std::make_shared<Conv1d>(c.hidden_size, c.hidden_size, residual_std, options))) {}
+
+  at::Tensor forward(const at::Tensor& x) const {
+    const std::int64_t batch = x.size(0), length = x.size(1), hidden = x.size(2);
+    const std::vector<at::Tensor> qkv = c_attn_->forward(x).split(hidden, -1);
+    auto heads = [&](const at::Tensor& t) {
+      return t.view({batch, length, heads_, hidden / heads_}).transpose(1, 2);
+    };
+    const at::Tensor y = at::scaled_dot_product_attention(heads(qkv[0]), heads(qkv[1]), heads(qkv[2]),
+                                                          {}, 0.0, /*is_causal=*/true);
+    return c_proj_->forward(y.transpose(1, 2).reshape({batch, length, hidden}));
+  }
+
+ private:
+  std::int64_t heads_;
+  std::shared_ptr<Conv1d> c_attn_;
+  std::shared_ptr<Conv1d> c_proj_;
+};
+
+class Gpt2Mlp : public torch::nn::Module {
+ public:
+  Gpt2Mlp(const ModelConfig& c, double residual_std, const at::TensorOptions& options)
+      : c_fc_(register_module("c_fc", std::make_shared<Conv1d>(c.hidden_size, c.intermediate_size,
+                                                               kInitStd, options))),
+        c_proj_(register_module("c_proj", std::make_shared<Conv1d>(c.intermediate_size, c.hidden_size,
+                                                                   residual_std, options))) {}
+
+  at::Tensor forward(const at::Tensor& x) const {
+    return c_proj_->forward(at::gelu(c_fc_->forward(x), "tanh"));
+  }
+
+ private:
+  std::shared_ptr<Conv1d> c_fc_;
+  std::shared_ptr<Conv1d> c_proj_;
+};
+
+class Gpt2Block : public torch::nn::Module {
+ public:
+  Gpt2Block(const ModelConfig& c, double residual_std, const at::TensorOptions& options)
+      : ln_1_(register_module("ln_1", std::make_shared<LayerNorm>(c.hidden_size, c.norm_eps, options))),
+        attn_(register_module("attn", std::make_shared<Gpt2Attention>(c, residual_std, options))),
+        ln_2_(register_module("ln_2", std::make_shared<LayerNorm>(c.hidden_size, c.norm_eps, options))),
+        mlp_(register_module("mlp", std::make_shared<Gpt2Mlp>(c, residual_std, options))) {}
+
+  at::Tensor forward(const at::Tensor& x) const {
+    const at::Tensor h = x + attn_->forward(ln_1_->forward(x));
+    return h + mlp_->forward(ln_2_->forward(h));
+  }
+
+ private:
+  std::shared_ptr<LayerNorm> ln_1_;
+  std::shared_ptr<Gpt2Attention> attn_;
+  std::shared_ptr<LayerNorm> ln_2_;
+  std::shared_ptr<Gpt2Mlp> mlp_;
+};
+
+// HF's GPT2Model: "transformer.*" up to the final norm; returns hidden states.
+class Gpt2Body : public torch::nn::Module {
+ public:
+  Gpt2Body(const ModelConfig& c, double residual_std, const at::TensorOptions& options)
+      : wte_(register_module("wte", std::make_shared<Embedding>(c.vocab_size, c.hidden_size, kInitStd, options))),
+        wpe_(register_module("wpe", std::make_shared<Embedding>(c.context_length, c.hidden_size, kInitStd, options))) {
+    torch::nn::ModuleList h;
+    for (std::int64_t i = 0; i < c.layers; ++i) {
+      blocks_.push_back(std::make_shared<Gpt2Block>(c, residual_std, options));
+      h->push_back(blocks_.back());
+    }
+    register_module("h", h);
+    ln_f_ = register_module("ln_f", std::make_shared<LayerNorm>(c.hidden_size, c.norm_eps, options));
+  }
+
+  at::Tensor forward(const at::Tensor& input_ids) const {
+    const at::Tensor positions =
+        at::arange(input_ids.size(1), at::TensorOptions().dtype(at::kLong).device(input_ids.device()));
+    at::Tensor x = wte_->forward(input_ids) + wpe_->forward(positions);
+    for (const auto& block : blocks_) x = block->forward(x);
+    return ln_f_->forward(x);
+  }
+
+  const Embedding& wte() const { return *wte_; }
+
+ private:
+  std::shared_ptr<Embedding> wte_;
+  std::shared_ptr<Embedding> wpe_;
+  std::vector<std::shared_ptr<Gpt2Block>> blocks_;
+  std::shared_ptr<LayerNorm> ln_f_;
+};
+
+Gpt2::Gpt2(const ModelConfig& config, const at::TensorOptions& options) : CausalLm(config) {
+  transformer_ = register_module("transformer",
+                                 std::make_shared<Gpt2Body>(config, residual_init_std(), options));
+  if (!config.tie_embeddings) {
+    lm_head_ = register_module("lm_head", std::make_shared<Linear>(config.hidden_size, config.vocab_size,
+                                                                   Bias::kNone, kInitStd, options));
+  }
+}
+
+at::Tensor Gpt2::forward(const at::Tensor& input_ids) {
+  check_input(input_ids);
+  const at::Tensor hidden = transformer_->forward(input_ids);
+  return lm_head_ ? lm_head_->forward(hidden) : at::linear(hidden, transformer_->wte().weight());
+}
+
+bool Gpt2::is_embedding_table(const std::string& name) const {
+  return name == "transformer.wte.weight" || name == "transformer.wpe.weight";
+}
+
+}  // namespace albion::models

@@ -1,0 +1,67 @@
+// File: runtime/models/layers.cpp
+// Leaf modules: parameter registration, initialisation, and the forward of each.
+#include "runtime/models/layers.h"
+
+#include <torch/types.h>
+
+namespace albion::models {
+namespace {
+
+at::Tensor normal_matrix(at::IntArrayRef shape, double init_std, const at::TensorOptions& options) {
+  torch::NoGradGuard no_grad;
+  return at::empty(shape, options).normal_(0.0, init_std);
+}
+
+}  // namespace
+
+Linear::Linear(std::int64_t in, std::int64_t out, Bias bias, double init_std,
+               const at::TensorOptions& options) {
+  weight_ = register_parameter("weight", normal_matrix({out, in}, init_std, options));
+  if (bias == Bias::kWith) bias_ = register_parameter("bias", at::zeros({out}, options));
+}
+
+at::Tensor Linear::forward(const at::Tensor& x) const {
+  return bias_.defined() ? at::linear(x, weight_, bias_) : at::linear(x, weight_);
+}
+
+Conv1d::Conv1d(std::int64_t in, std::int64_t out, double init_std,
+               const at::TensorOptions& options) {
+  weight_ = register_parameter("weight", normal_matrix({in, out}, init_std, options));
+  bias_ = register_parameter("bias", at::zeros({out}, options));
+}
+
+at::Tensor Conv1d::forward(const at::Tensor& x) const {
+  // addmm on the flattened rows: one GEMM with the bias fused, the layout HF stores.
+  std::vector<std::int64_t> out_shape = x.sizes().vec();
+  out_shape.back() = weight_.size(1);
+  return at::addmm(bias_, x.reshape({-1, x.size(-1)}), weight_).view(out_shape);
+}
+
+Embedding::Embedding(std::int64_t count, std::int64_t dim, double init_std,
+                     const at::TensorOptions& options) {
+  weight_ = register_parameter("weight", normal_matrix({count, dim}, init_std, options));
+}
+
+at::Tensor Embedding::forward(const at::Tensor& ids) const { return at::embedding(weight_, ids); }
+
+LayerNorm::LayerNorm(std::int64_t dim, double eps, const at::TensorOptions& options) : eps_(eps) {
+  weight_ = register_parameter("weight", at::ones({dim}, options));
+  bias_ = register_parameter("bias", at::zeros({dim}, options));
+}
+
+at::Tensor LayerNorm::forward(const at::Tensor& x) const {
+  return at::layer_norm(x, {x.size(-1)}, weight_, bias_, eps_);
+}
+
+RmsNorm::RmsNorm(std::int64_t dim, double eps, const at::TensorOptions& options) : eps_(eps) {
+  weight_ = register_parameter("weight", at::ones({dim}, options));
+}
+
+at::Tensor RmsNorm::forward(const at::Tensor& x) const {
+  const at::ScalarType stats_type = at::promote_types(x.scalar_type(), at::kFloat);
+  const at::Tensor xs = x.to(stats_type);
+  const at::Tensor normed = xs * at::rsqrt(xs.pow(2).mean(-1, /*keepdim=*/true) + eps_);
+  return weight_ * normed.to(x.scalar_type());
+}
+
+}  // namespace albion::models

@@ -1,0 +1,76 @@
+// File: runtime/models/layers.h
+// The leaf modules both architectures are built from. Each registers its tensors under the names
+// Hugging Face transformers uses ("weight", "bias"), so a parent's named_parameters() spell the
+// published state-dict keys, and each initialises itself when constructed (normal(0, init_std)
+// matrices, zero biases, unit norm weights), drawing from the default generator of the device the
+// options name: construction order fixes the random stream, so a seed fixes the model.
+#pragma once
+
+#include <ATen/ATen.h>
+#include <torch/nn/module.h>
+
+#include <cstdint>
+
+namespace albion::models {
+
+enum class Bias { kNone, kWith };
+
+// nn.Linear layout: weight [out, in]; y = x W^T (+ b).
+class Linear : public torch::nn::Module {
+ public:
+  Linear(std::int64_t in, std::int64_t out, Bias bias, double init_std,
+         const at::TensorOptions& options);
+  at::Tensor forward(const at::Tensor& x) const;
+  const at::Tensor& weight() const { return weight_; }
+
+ private:
+  at::Tensor weight_;
+  at::Tensor bias_;  // undefined for Bias::kNone
+};
+
+// GPT-2's "Conv1D" (really a linear layer stored transposed): weight [in, out]; y = x W + b.
+// Kept in that layout so the published GPT-2 weights load without transposing.
+class Conv1d : public torch::nn::Module {
+ public:
+  Conv1d(std::int64_t in, std::int64_t out, double init_std, const at::TensorOptions& options);
+  at::Tensor forward(const at::Tensor& x) const;
+
+ private:
+  at::Tensor weight_;
+  at::Tensor bias_;
+};
+
+class Embedding : public torch::nn::Module {
+ public:
+  Embedding(std::int64_t count, std::int64_t dim, double init_std, const at::TensorOptions& options);
+  at::Tensor forward(const at::Tensor& ids) const;
+  const at::Tensor& weight() const { return weight_; }
+
+ private:
+  at::Tensor weight_;
+};
+
+class LayerNorm : public torch::nn::Module {
+ public:
+  LayerNorm(std::int64_t dim, double eps, const at::TensorOptions& options);
+  at::Tensor forward(const at::Tensor& x) const;
+
+ private:
+  double eps_;
+  at::Tensor weight_;
+  at::Tensor bias_;
+};
+
+// Root-mean-square norm with its statistics in at least fp32 (bf16 activations are upcast, fp64
+// ones kept), then cast back before the weight is applied, as Llama's reference does.
+class RmsNorm : public torch::nn::Module {
+ public:
+  RmsNorm(std::int64_t dim, double eps, const at::TensorOptions& options);
+  at::Tensor forward(const at::Tensor& x) const;
+
+ private:
+  double eps_;
+  at::Tensor weight_;
+};
+
+}  // namespace albion::models

@@ -1,0 +1,151 @@
+// File: runtime/models/llama.cpp
+// Llama's modules, registered under their Hugging Face names in HF's order (attention, MLP, then
+// the two norms of a layer), which is also the order their initial values are drawn in.
+#include "runtime/models/llama.h"
+
+#include <torch/nn/modules/container/modulelist.h>
+
+#include "runtime/models/layers.h"
+
+namespace albion::models {
+
+class LlamaAttention : public torch::nn::Module {
+ public:
+  LlamaAttention(const ModelConfig& c, double residual_std, const at::TensorOptions& options)
+      : heads_(c.heads),
+        kv_heads_(c.kv_heads),
+        head_dim_(c.head_dim()),
+        q_proj_(linear("q_proj", c.hidden_size, c.heads * head_dim_, kInitStd, options)),
+        k_proj_(linear("k_proj", c.hidden_size, c.kv_heads * head_dim_, kInitStd, options)),
+        v_proj_(linear("v_proj", c.hidden_size, c.kv_heads * head_dim_, kInitStd, options)),
+        o_proj_(linear("o_proj", c.heads * head_dim_, c.hidden_size, residual_std, options)) {}
+
+  at::Tensor forward(const at::Tensor& x, const RotaryTables::Tables& rope) const {
+    const std::int64_t batch = x.size(0), length = x.size(1);
+    auto heads = [&](const at::Tensor& t, std::int64_t n) {
+      return t.view({batch, length, n, head_dim_}).transpose(1, 2);
+    };
+    const at::Tensor q = apply_rotary(heads(q_proj_->forward(x), heads_), rope.cos, rope.sin);
+    const at::Tensor k = apply_rotary(heads(k_proj_->forward(x), kv_heads_), rope.cos, rope.sin);
+    const at::Tensor v = heads(v_proj_->forward(x), kv_heads_);
+    // enable_gqa lets SDPA share each k/v head across its query group without materialising the
+    // repeat (flash supports it; other backends repeat internally in HF's repeat_kv order).
+    const at::Tensor y = at::scaled_dot_product_attention(q, k, v, {}, 0.0, /*is_causal=*/true,
+                                                          std::nullopt,
+                                                          /*enable_gqa=*/kv_heads_ != heads_);
+    return o_proj_->forward(y.transpose(1, 2).reshape({batch, length, heads_ * head_dim_}));
+  }
+
+ private:
+  std::shared_ptr<Linear> linear(const char* name, std::int64_t in, std::int64_t out, double init_std,
+                                 const at::TensorOptions& options) {
+    return register_module(name, std::make_shared<Linear>(in, out, Bias::kNone, init_std, options));
+  }
+
+  std::int64_t heads_;
+  std::int64_t kv_heads_;
+  std::int64_t head_dim_;
+  std::shared_ptr<Linear> q_proj_;
+  std::shared_ptr<Linear> k_proj_;
+  std::shared_ptr<Linear> v_proj_;
+  std::shared_ptr<Linear> o_proj_;
+};
+
+class LlamaMlp : public torch::nn::Module {
+ public:
+  LlamaMlp(const ModelConfig& c, double residual_std, const at::TensorOptions& options)
+      : gate_proj_(linear("gate_proj", c.hidden_size, c.intermediate_size, kInitStd, options)),
+        up_proj_(linear("up_proj", c.hidden_size, c.intermediate_size, kInitStd, options)),
+        down_proj_(linear("down_proj", c.intermediate_size, c.hidden_size, residual_std, options)) {}
+
+  at::Tensor forward(const at::Tensor& x) const {
+    return down_proj_->forward(at::silu(gate_proj_->forward(x)) * up_proj_->forward(x));
+  }
+
+ private:
+  std::shared_ptr<Linear> linear(const char* name, std::int64_t in, std::int64_t out, double init_std,
+                                 const at::TensorOptions& options) {
+    return register_module(name, std::make_shared<Linear>(in, out, Bias::kNone, init_std, options));
+  }
+
+  std::shared_ptr<Linear> gate_proj_;
+  std::shared_ptr<Linear> up_proj_;
+  std::shared_ptr<Linear> down_proj_;
+};
+
+class LlamaLayer : public torch::nn::Module {
+ public:
+  LlamaLayer(const ModelConfig& c, double residual_std, const at::TensorOptions& options)
+      : self_attn_(register_module("self_attn", std::make_shared<LlamaAttention>(c, residual_std, options))),
+        mlp_(register_module("mlp", std::make_shared<LlamaMlp>(c, residual_std, options))),
+        input_layernorm_(register_module("input_layernorm",
+                                         std::make_shared<RmsNorm>(c.hidden_size, c.norm_eps, options))),
+        post_attention_layernorm_(register_module(
+            "post_attention_layernorm", std::make_shared<RmsNorm>(c.hidden_size, c.norm_eps, options))) {}
+
+  at::Tensor forward(const at::Tensor& x, const RotaryTables::Tables& rope) const {
+    const at::Tensor h = x + self_attn_->forward(input_layernorm_->forward(x), rope);
+    return h + mlp_->forward(post_attention_layernorm_->forward(h));
+  }
+
+ private:
+  std::shared_ptr<LlamaAttention> self_attn_;
+  std::shared_ptr<LlamaMlp> mlp_;
+  std::shared_ptr<RmsNorm> input_layernorm_;
+  std::shared_ptr<RmsNorm> post_attention_layernorm_;
+};
+
+// HF's LlamaModel: "model.*" up to the final norm; returns hidden states.
+class LlamaBody : public torch::nn::Module {
+ public:
+  LlamaBody(const ModelConfig& c, double residual_std, const at::TensorOptions& options)
+      : embed_tokens_(register_module(
+            "embed_tokens", std::make_shared<Embedding>(c.vocab_size, c.hidden_size, kInitStd, options))) {
+    torch::nn::ModuleList layers;
+    for (std::int64_t i = 0; i < c.layers; ++i) {
+      layers_.push_back(std::make_shared<LlamaLayer>(c, residual_std, options));
+      layers->push_back(layers_.back());
+    }
+    register_module("layers", layers);
+    norm_ = register_module("norm", std::make_shared<RmsNorm>(c.hidden_size, c.norm_eps, options));
+  }
+
+  at::Tensor forward(const at::Tensor& input_ids, const RotaryTables::Tables& rope) const {
+    at::Tensor x = embed_tokens_->forward(input_ids);
+    for (const auto& layer : layers_) x = layer->forward(x, rope);
+    return norm_->forward(x);
+  }
+
+  const Embedding& embed_tokens() const { return *embed_tokens_; }
+
+ private:
+  std::shared_ptr<Embedding> embed_tokens_;
+  std::vector<std::shared_ptr<LlamaLayer>> layers_;
+  std::shared_ptr<RmsNorm> norm_;
+};
+
+Llama::Llama(const ModelConfig& config, const at::TensorOptions& options)
+    : CausalLm(config),
+      rotary_(rope_inverse_frequencies(config.head_dim(), config.rope_theta, config.rope_scaling)) {
+  model_ = register_module("model", std::make_shared<LlamaBody>(config, residual_init_std(), options));
+  if (!config.tie_embeddings) {
+    lm_head_ = register_module("lm_head", std::make_shared<Linear>(config.hidden_size, config.vocab_size,
+                                                                   Bias::kNone, kInitStd, options));
+  }
+}
+
+at::Tensor Llama::forward(const at::Tensor& input_ids) {
+  check_input(input_ids);
+  const at::Tensor& embedding = model_->embed_tokens().weight();
+  // fp64 tables for an fp64 model, fp32 otherwise; apply_rotary casts them to q's dtype.
+  const RotaryTables::Tables rope =
+      rotary_.get(input_ids.size(1), embedding.device(), embedding.scalar_type());
+  const at::Tensor hidden = model_->forward(input_ids, rope);
+  return lm_head_ ? lm_head_->forward(hidden) : at::linear(hidden, embedding);
+}
+
+bool Llama::is_embedding_table(const std::string& name) const {
+  return name == "model.embed_tokens.weight";
+}
+
+}  // namespace albion::models

@@ -1,0 +1,69 @@
+// File: runtime/models/model_config.h
+// The hyper-parameters of a decoder-only transformer (GPT-2 or Llama), the named presets with
+// their published values, and the counts derived from them (parameters, training FLOPs).
+//
+// Invariants after validate(): every size is positive, heads divides hidden_size, kv_heads divides
+// heads, the head dimension is even for Llama (RoPE rotates pairs), and the rope fields are sane.
+// Presets are returned unvalidated because `tiny` leaves vocab_size = 0, meaning "take it from the
+// tokenizer": the trainer fills it in from the dataset before it validates and builds the model.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace albion::models {
+
+enum class Architecture { kGpt2, kLlama };
+
+// Llama 3 "llama3" rope_type: long wavelengths are slowed by `factor`, short ones kept, and the
+// band between interpolated (runtime/models/rope.h).
+struct RopeScaling {
+  double factor = 1.0;
+  double low_freq_factor = 1.0;
+  double high_freq_factor = 4.0;
+  std::int64_t original_max_position = 8192;
+};
+
+struct ModelConfig {
+  Architecture architecture = Architecture::kGpt2;
+  std::int64_t vocab_size = 0;  // 0 in a preset: the trainer takes it from the tokenizer
+  std::int64_t context_length = 0;
+  std::int64_t hidden_size = 0;
+  std::int64_t layers = 0;
+  std::int64_t heads = 0;
+  std::int64_t kv_heads = 0;           // == heads for GPT-2; fewer for grouped-query attention
+  std::int64_t intermediate_size = 0;  // MLP width (4 * hidden for GPT-2)
+  double norm_eps = 1e-5;              // LayerNorm (GPT-2) or RMSNorm (Llama) epsilon
+  double rope_theta = 10000.0;         // Llama only
+  std::optional<RopeScaling> rope_scaling;  // Llama only
+  bool tie_embeddings = true;          // lm_head shares the token embedding matrix
+
+  std::int64_t head_dim() const { return heads > 0 ? hidden_size / heads : 0; }
+
+  // Throws UsageError naming the first offending field.
+  void validate() const;
+};
+
+const char* architecture_name(Architecture architecture);
+
+// The preset called `name`; UsageError for an unknown name, suggesting the nearest one.
+ModelConfig model_preset(const std::string& name);
+std::vector<std::string> model_preset_names();
+
+// Number of trainable parameters the model built from `config` has (ties counted once).
+// include_embeddings = false drops the lookup tables (token and position embeddings) but keeps the
+// output projection's vocab x hidden once, tied or not, because every token pays for that matmul;
+// this is nanoGPT's convention (gpt2: 123,653,376 of 124,439,808) and what FLOP counts need.
+std::int64_t parameter_count(const ModelConfig& config, bool include_embeddings);
+
+// Training FLOPs per token at sequence length seq_len, the PaLM (appendix B) / nanoGPT convention:
+//   6 * N  +  12 * layers * hidden_size * seq_len
+// N = parameter_count(config, false): each weight does one multiply-add (2 FLOPs) forward and two
+// backward. The second term is the attention scores (QK^T) and the weighted values (AV), 2 * 2 *
+// hidden * seq_len per layer forward, times 3 for forward + backward, counted over the full
+// (unmasked) square as the convention does, so MFU figures compare with published ones.
+double training_flops_per_token(const ModelConfig& config, std::int64_t seq_len);
+
+}  // namespace albion::models

@@ -1,0 +1,93 @@
+// File: runtime/models/sampler.cpp
+// Greedy and top-k / temperature sampling; contract in sampler.h.
+#include "runtime/models/sampler.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <torch/types.h>
+
+#include <algorithm>
+
+#include "runtime/base/check.h"
+
+namespace albion::models {
+namespace {
+
+void check_request(const CausalLm& model, const std::vector<std::int64_t>& prompt,
+                   const SamplingOptions& options) {
+  const std::int64_t vocab = model.config().vocab_size;
+  ALBION_CHECK_AS(UsageError, !prompt.empty(), "sampling needs a prompt of at least one token");
+  for (std::int64_t id : prompt) {
+    ALBION_CHECK_AS(UsageError, id >= 0 && id < vocab, "prompt token id ", id,
+                    " is outside the model's vocabulary [0, ", vocab, ")");
+  }
+  ALBION_CHECK_AS(UsageError, options.max_new_tokens >= 0, "sampling max_new_tokens must be >= 0, got ",
+                  options.max_new_tokens);
+  ALBION_CHECK_AS(UsageError, options.top_k >= 0, "sampling top_k must be >= 0, got ", options.top_k);
+  ALBION_CHECK_AS(UsageError, options.decoding == Decoding::kGreedy || options.temperature > 0,
+                  "sampling temperature must be positive, got ", options.temperature);
+}
+
+std::int64_t next_token(const at::Tensor& logits, const SamplingOptions& options,
+                        at::Generator& generator) {
+  if (options.decoding == Decoding::kGreedy) return logits.argmax().item<std::int64_t>();
+  at::Tensor scaled = logits.to(at::kCPU, at::kFloat) / options.temperature;
+  at::Tensor candidates;  // vocabulary ids of the entries of `scaled`; undefined: all of them
+  if (options.top_k > 0 && options.top_k < scaled.size(0)) {
+    std::tie(scaled, candidates) = scaled.topk(options.top_k);
+  }
+  const at::Tensor probabilities = at::softmax(scaled, 0);
+  const std::int64_t drawn =
+      at::multinomial(probabilities, 1, /*replacement=*/false, generator).item<std::int64_t>();
+  return candidates.defined() ? candidates[drawn].item<std::int64_t>() : drawn;
+}
+
+// Restores the module's train/eval mode on scope exit, however it is left.
+class EvalModeScope {
+ public:
+  explicit EvalModeScope(torch::nn::Module& module) : module_(module), was_training_(module.is_training()) {
+    module_.eval();
+  }
+  ~EvalModeScope() { module_.train(was_training_); }
+  EvalModeScope(const EvalModeScope&) = delete;
+  EvalModeScope& operator=(const EvalModeScope&) = delete;
+
+ private:
+  torch::nn::Module& module_;
+  bool was_training_;
+};
+
+}  // namespace
+
+std::vector<std::int64_t> sample(CausalLm& model, const std::vector<std::int64_t>& prompt,
+                                 const SamplingOptions& options) {
+  at::Generator generator = at::make_generator<at::CPUGeneratorImpl>(options.seed);
+  return sample(model, prompt, options, generator);
+}
+
+std::vector<std::int64_t> sample(CausalLm& model, const std::vector<std::int64_t>& prompt,
+                                 const SamplingOptions& options, at::Generator& generator) {
+  check_request(model, prompt, options);
+  torch::NoGradGuard no_grad;
+  EvalModeScope eval(model);
+  const at::Device device = model.parameters().front().device();
+  const std::int64_t window = model.config().context_length;
+
+  std::vector<std::int64_t> tokens = prompt;
+  std::vector<std::int64_t> generated;
+  generated.reserve(static_cast<std::size_t>(options.max_new_tokens));
+  for (std::int64_t step = 0; step < options.max_new_tokens; ++step) {
+    const std::size_t start = tokens.size() > static_cast<std::size_t>(window)
+                                  ? tokens.size() - static_cast<std::size_t>(window) : 0;
+    const std::vector<std::int64_t> context(tokens.begin() + static_cast<std::ptrdiff_t>(start),
+                                            tokens.end());
+    const at::Tensor input = at::tensor(context, at::TensorOptions().dtype(at::kLong))
+                                 .view({1, -1}).to(device);
+    const at::Tensor last_logits = model.forward(input)[0][-1];
+    const std::int64_t id = next_token(last_logits, options, generator);
+    tokens.push_back(id);
+    generated.push_back(id);
+  }
+  return generated;
+}
+
+}  // namespace albion::models

@@ -1,0 +1,38 @@
+// File: runtime/models/sampler.h
+// Autoregressive text sampling from a CausalLm: greedy (argmax) or sampled from the
+// temperature-scaled distribution, optionally truncated to the top k tokens. The context fed to
+// the model is the last context_length tokens. Each step reruns the model over the whole window
+// (no KV cache): this serves periodic samples during training, not serving throughput.
+//
+// Determinism: draws come from a CPU generator (the probabilities are copied to the CPU), so a
+// seed gives the same tokens on any device that produces the same logits.
+#pragma once
+
+#include <ATen/core/Generator.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "runtime/models/causal_lm.h"
+
+namespace albion::models {
+
+enum class Decoding { kSample, kGreedy };
+
+struct SamplingOptions {
+  std::int64_t max_new_tokens = 64;
+  Decoding decoding = Decoding::kSample;
+  double temperature = 1.0;  // > 0; divides the logits before the softmax (kSample only)
+  std::int64_t top_k = 0;    // 0: the whole vocabulary; otherwise the k most likely tokens
+  std::uint64_t seed = 0;    // for the overload without a generator
+};
+
+// Returns the max_new_tokens ids generated after `prompt` (the prompt itself not included).
+// UsageError for an empty prompt, ids outside the vocabulary, or bad options. Runs without
+// autograd and leaves the model's train/eval mode as it found it.
+std::vector<std::int64_t> sample(CausalLm& model, const std::vector<std::int64_t>& prompt,
+                                 const SamplingOptions& options);
+std::vector<std::int64_t> sample(CausalLm& model, const std::vector<std::int64_t>& prompt,
+                                 const SamplingOptions& options, at::Generator& generator);
+
+}  // namespace albion::models

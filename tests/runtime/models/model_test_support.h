@@ -1,0 +1,72 @@
+// File: tests/runtime/models/model_test_support.h
+// Small configs and helpers shared by the model tests: fp64 models with every parameter
+// randomised (so biases and norm weights are not the trivial 0 / 1 of a fresh init) and lookup of
+// parameters by their Hugging Face names.
+#pragma once
+
+#include <ATen/ATen.h>
+#include <torch/types.h>
+
+#include <map>
+#include <memory>
+#include <string>
+
+#include "runtime/models/causal_lm.h"
+#include "runtime/models/model_config.h"
+
+namespace albion::models::testing {
+
+inline ModelConfig small_gpt2() {
+  ModelConfig c = model_preset("tiny");
+  c.vocab_size = 97;
+  c.context_length = 24;
+  c.hidden_size = 64;
+  c.layers = 2;
+  c.heads = 4;
+  c.kv_heads = 4;
+  c.intermediate_size = 256;
+  return c;
+}
+
+// Rope scaling with original 64 positions puts the 16-wide heads' wavelengths in all three bands.
+inline ModelConfig small_llama(bool tie_embeddings) {
+  ModelConfig c = model_preset("llama-3.2-1b");
+  c.vocab_size = 97;
+  c.context_length = 24;
+  c.hidden_size = 64;
+  c.layers = 2;
+  c.heads = 4;
+  c.kv_heads = 2;
+  c.intermediate_size = 96;
+  c.rope_theta = 10000.0;
+  c.rope_scaling = RopeScaling{4.0, 1.0, 4.0, 64};
+  c.tie_embeddings = tie_embeddings;
+  return c;
+}
+
+// An fp64 CPU model whose parameters are all drawn from N(0, std) (norm weights around 1).
+inline std::shared_ptr<CausalLm> randomised_fp64_model(const ModelConfig& config, std::uint64_t seed,
+                                                       double std = 0.2) {
+  at::manual_seed(seed);
+  std::shared_ptr<CausalLm> model = make_model(config);
+  model->to(at::kDouble);
+  torch::NoGradGuard no_grad;
+  for (auto& [name, p] : model->named_parameters()) {
+    const bool norm_weight = p.dim() == 1 && name.ends_with(".weight");
+    p.normal_(norm_weight ? 1.0 : 0.0, std);
+  }
+  return model;
+}
+
+inline std::map<std::string, at::Tensor> parameter_map(CausalLm& model) {
+  std::map<std::string, at::Tensor> out;
+  for (auto& [name, p] : model.named_parameters()) out.emplace(name, p.detach());
+  return out;
+}
+
+// max |a - b| / max |b|
+inline double relative_error(const at::Tensor& a, const at::Tensor& b) {
+  return (a - b).abs().max().item<double>() / b.abs().max().item<double>();
+}
+
+}  // namespace albion::models::testing

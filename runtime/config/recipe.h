@@ -26,6 +26,7 @@ struct ModelSection {
 
 struct DataConfig {
   std::string dataset;               // a prepared dataset directory (albion data prepare)
+  std::string key;                   // key spec of an encrypted dataset (file:, env:, pkcs11:)
   // When `dataset` does not exist yet and `inputs` is set, the trainer prepares it first.
   std::string inputs;                // comma-separated files or directories
   std::string tokenizer = "byte";    // tokenizer spec (runtime/tokenizers/tokenizer.h)

@@ -82,6 +82,7 @@ RecipeSchema::RecipeSchema(Recipe& r) {
   key("model.context_length", r.model.context_length, "maximum sequence length; 0 keeps the preset's");
 
   key("data.dataset", r.data.dataset, "prepared token dataset directory (albion data prepare)");
+  key("data.key", r.data.key, "key of an encrypted dataset: file:PATH, env:VAR or pkcs11:URI");
   key("data.inputs", r.data.inputs, "comma-separated text files or directories to prepare "
                                     "data.dataset from when it does not exist yet");
   key("data.tokenizer", r.data.tokenizer, "tokenizer spec used when preparing from data.inputs");

@@ -26,8 +26,8 @@ void CausalLm::check_input(const at::Tensor& input_ids) const {
                input_ids.scalar_type());
   // The trainer validates seq_len against the config before any work; this guards other callers.
   ALBION_CHECK_AS(UsageError, input_ids.size(1) >= 1 && input_ids.size(1) <= config_.context_length,
-                  "sequence length ", input_ids.size(1), " is outside [1, context_length = ",
-                  config_.context_length, "]");
+                  "sequence length ", input_ids.size(1),
+                  " is outside [1, context_length = ", config_.context_length, "]");
 }
 
 at::Tensor CausalLm::loss(const at::Tensor& input_ids, const at::Tensor& targets,

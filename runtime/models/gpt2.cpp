@@ -14,10 +14,10 @@ class Gpt2Attention : public torch::nn::Module {
  public:
   Gpt2Attention(const ModelConfig& c, double residual_std, const at::TensorOptions& options)
       : heads_(c.heads),
-        c_attn_(register_module("c_attn",
-                                std::make_shared<Conv1d>(c.hidden_size, 3 * c.hidden_size, kInitStd, options))),
-        c_proj_(register_module("c_proj",
-                                std::make_shared<Conv1d>(c.hidden_size, c.hidden_size, residual_std, options))) {}
+        c_attn_(register_module("c_attn", std::make_shared<Conv1d>(c.hidden_size, 3 * c.hidden_size,
+                                                                   kInitStd, options))),
+        c_proj_(register_module("c_proj", std::make_shared<Conv1d>(c.hidden_size, c.hidden_size,
+                                                                   residual_std, options))) {}
 
   at::Tensor forward(const at::Tensor& x) const {
     const std::int64_t batch = x.size(0), length = x.size(1), hidden = x.size(2);
@@ -25,8 +25,8 @@ class Gpt2Attention : public torch::nn::Module {
     auto heads = [&](const at::Tensor& t) {
       return t.view({batch, length, heads_, hidden / heads_}).transpose(1, 2);
     };
-    const at::Tensor y = at::scaled_dot_product_attention(heads(qkv[0]), heads(qkv[1]), heads(qkv[2]),
-                                                          {}, 0.0, /*is_causal=*/true);
+    const at::Tensor y = at::scaled_dot_product_attention(
+        heads(qkv[0]), heads(qkv[1]), heads(qkv[2]), {}, 0.0, /*is_causal=*/true);
     return c_proj_->forward(y.transpose(1, 2).reshape({batch, length, hidden}));
   }
 
@@ -41,8 +41,9 @@ class Gpt2Mlp : public torch::nn::Module {
   Gpt2Mlp(const ModelConfig& c, double residual_std, const at::TensorOptions& options)
       : c_fc_(register_module("c_fc", std::make_shared<Conv1d>(c.hidden_size, c.intermediate_size,
                                                                kInitStd, options))),
-        c_proj_(register_module("c_proj", std::make_shared<Conv1d>(c.intermediate_size, c.hidden_size,
-                                                                   residual_std, options))) {}
+        c_proj_(register_module(
+            "c_proj",
+            std::make_shared<Conv1d>(c.intermediate_size, c.hidden_size, residual_std, options))) {}
 
   at::Tensor forward(const at::Tensor& x) const {
     return c_proj_->forward(at::gelu(c_fc_->forward(x), "tanh"));
@@ -56,9 +57,11 @@ class Gpt2Mlp : public torch::nn::Module {
 class Gpt2Block : public torch::nn::Module {
  public:
   Gpt2Block(const ModelConfig& c, double residual_std, const at::TensorOptions& options)
-      : ln_1_(register_module("ln_1", std::make_shared<LayerNorm>(c.hidden_size, c.norm_eps, options))),
+      : ln_1_(register_module("ln_1",
+                              std::make_shared<LayerNorm>(c.hidden_size, c.norm_eps, options))),
         attn_(register_module("attn", std::make_shared<Gpt2Attention>(c, residual_std, options))),
-        ln_2_(register_module("ln_2", std::make_shared<LayerNorm>(c.hidden_size, c.norm_eps, options))),
+        ln_2_(register_module("ln_2",
+                              std::make_shared<LayerNorm>(c.hidden_size, c.norm_eps, options))),
         mlp_(register_module("mlp", std::make_shared<Gpt2Mlp>(c, residual_std, options))) {}
 
   at::Tensor forward(const at::Tensor& x) const {
@@ -77,20 +80,23 @@ class Gpt2Block : public torch::nn::Module {
 class Gpt2Body : public torch::nn::Module {
  public:
   Gpt2Body(const ModelConfig& c, double residual_std, const at::TensorOptions& options)
-      : wte_(register_module("wte", std::make_shared<Embedding>(c.vocab_size, c.hidden_size, kInitStd, options))),
-        wpe_(register_module("wpe", std::make_shared<Embedding>(c.context_length, c.hidden_size, kInitStd, options))) {
+      : wte_(register_module(
+            "wte", std::make_shared<Embedding>(c.vocab_size, c.hidden_size, kInitStd, options))),
+        wpe_(register_module("wpe", std::make_shared<Embedding>(c.context_length, c.hidden_size,
+                                                                kInitStd, options))) {
     torch::nn::ModuleList h;
     for (std::int64_t i = 0; i < c.layers; ++i) {
       blocks_.push_back(std::make_shared<Gpt2Block>(c, residual_std, options));
       h->push_back(blocks_.back());
     }
     register_module("h", h);
-    ln_f_ = register_module("ln_f", std::make_shared<LayerNorm>(c.hidden_size, c.norm_eps, options));
+    ln_f_ =
+        register_module("ln_f", std::make_shared<LayerNorm>(c.hidden_size, c.norm_eps, options));
   }
 
   at::Tensor forward(const at::Tensor& input_ids) const {
-    const at::Tensor positions =
-        at::arange(input_ids.size(1), at::TensorOptions().dtype(at::kLong).device(input_ids.device()));
+    const at::Tensor positions = at::arange(
+        input_ids.size(1), at::TensorOptions().dtype(at::kLong).device(input_ids.device()));
     at::Tensor x = wte_->forward(input_ids) + wpe_->forward(positions);
     for (const auto& block : blocks_) x = block->forward(x);
     return ln_f_->forward(x);
@@ -109,8 +115,9 @@ Gpt2::Gpt2(const ModelConfig& config, const at::TensorOptions& options) : Causal
   transformer_ = register_module("transformer",
                                  std::make_shared<Gpt2Body>(config, residual_init_std(), options));
   if (!config.tie_embeddings) {
-    lm_head_ = register_module("lm_head", std::make_shared<Linear>(config.hidden_size, config.vocab_size,
-                                                                   Bias::kNone, kInitStd, options));
+    lm_head_ =
+        register_module("lm_head", std::make_shared<Linear>(config.hidden_size, config.vocab_size,
+                                                            Bias::kNone, kInitStd, options));
   }
 }
 

@@ -3,8 +3,9 @@
 //   transformer.wte.weight [V, H]          transformer.wpe.weight [context, H]
 //   transformer.h.{i}.ln_1.{weight,bias}   transformer.h.{i}.attn.c_attn.{weight [H, 3H], bias}
 //   transformer.h.{i}.attn.c_proj.{weight [H, H], bias}   transformer.h.{i}.ln_2.{weight,bias}
-//   transformer.h.{i}.mlp.c_fc.{weight [H, I], bias}      transformer.h.{i}.mlp.c_proj.{weight [I, H], bias}
-//   transformer.ln_f.{weight,bias}         lm_head.weight [V, H] only when tie_embeddings is false
+//   transformer.h.{i}.mlp.c_fc.{weight [H, I], bias}      transformer.h.{i}.mlp.c_proj.{weight [I,
+//   H], bias} transformer.ln_f.{weight,bias}         lm_head.weight [V, H] only when tie_embeddings
+//   is false
 // Pre-norm blocks, learned positions, LayerNorm, GELU (tanh approximation), no dropout.
 // HF's causal-mask buffers ("attn.bias") are not parameters here: the mask is SDPA's is_causal.
 #pragma once

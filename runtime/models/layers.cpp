@@ -4,6 +4,8 @@
 
 #include <torch/types.h>
 
+#include <vector>
+
 namespace albion::models {
 namespace {
 

@@ -42,7 +42,8 @@ class Conv1d : public torch::nn::Module {
 
 class Embedding : public torch::nn::Module {
  public:
-  Embedding(std::int64_t count, std::int64_t dim, double init_std, const at::TensorOptions& options);
+  Embedding(std::int64_t count, std::int64_t dim, double init_std,
+            const at::TensorOptions& options);
   at::Tensor forward(const at::Tensor& ids) const;
   const at::Tensor& weight() const { return weight_; }
 

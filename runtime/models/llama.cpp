@@ -30,15 +30,15 @@ class LlamaAttention : public torch::nn::Module {
     const at::Tensor v = heads(v_proj_->forward(x), kv_heads_);
     // enable_gqa lets SDPA share each k/v head across its query group without materialising the
     // repeat (flash supports it; other backends repeat internally in HF's repeat_kv order).
-    const at::Tensor y = at::scaled_dot_product_attention(q, k, v, {}, 0.0, /*is_causal=*/true,
-                                                          std::nullopt,
-                                                          /*enable_gqa=*/kv_heads_ != heads_);
+    const at::Tensor y =
+        at::scaled_dot_product_attention(q, k, v, {}, 0.0, /*is_causal=*/true, std::nullopt,
+                                         /*enable_gqa=*/kv_heads_ != heads_);
     return o_proj_->forward(y.transpose(1, 2).reshape({batch, length, heads_ * head_dim_}));
   }
 
  private:
-  std::shared_ptr<Linear> linear(const char* name, std::int64_t in, std::int64_t out, double init_std,
-                                 const at::TensorOptions& options) {
+  std::shared_ptr<Linear> linear(const char* name, std::int64_t in, std::int64_t out,
+                                 double init_std, const at::TensorOptions& options) {
     return register_module(name, std::make_shared<Linear>(in, out, Bias::kNone, init_std, options));
   }
 
@@ -56,15 +56,16 @@ class LlamaMlp : public torch::nn::Module {
   LlamaMlp(const ModelConfig& c, double residual_std, const at::TensorOptions& options)
       : gate_proj_(linear("gate_proj", c.hidden_size, c.intermediate_size, kInitStd, options)),
         up_proj_(linear("up_proj", c.hidden_size, c.intermediate_size, kInitStd, options)),
-        down_proj_(linear("down_proj", c.intermediate_size, c.hidden_size, residual_std, options)) {}
+        down_proj_(linear("down_proj", c.intermediate_size, c.hidden_size, residual_std, options)) {
+  }
 
   at::Tensor forward(const at::Tensor& x) const {
     return down_proj_->forward(at::silu(gate_proj_->forward(x)) * up_proj_->forward(x));
   }
 
  private:
-  std::shared_ptr<Linear> linear(const char* name, std::int64_t in, std::int64_t out, double init_std,
-                                 const at::TensorOptions& options) {
+  std::shared_ptr<Linear> linear(const char* name, std::int64_t in, std::int64_t out,
+                                 double init_std, const at::TensorOptions& options) {
     return register_module(name, std::make_shared<Linear>(in, out, Bias::kNone, init_std, options));
   }
 
@@ -76,12 +77,14 @@ class LlamaMlp : public torch::nn::Module {
 class LlamaLayer : public torch::nn::Module {
  public:
   LlamaLayer(const ModelConfig& c, double residual_std, const at::TensorOptions& options)
-      : self_attn_(register_module("self_attn", std::make_shared<LlamaAttention>(c, residual_std, options))),
+      : self_attn_(register_module("self_attn",
+                                   std::make_shared<LlamaAttention>(c, residual_std, options))),
         mlp_(register_module("mlp", std::make_shared<LlamaMlp>(c, residual_std, options))),
-        input_layernorm_(register_module("input_layernorm",
-                                         std::make_shared<RmsNorm>(c.hidden_size, c.norm_eps, options))),
-        post_attention_layernorm_(register_module(
-            "post_attention_layernorm", std::make_shared<RmsNorm>(c.hidden_size, c.norm_eps, options))) {}
+        input_layernorm_(register_module(
+            "input_layernorm", std::make_shared<RmsNorm>(c.hidden_size, c.norm_eps, options))),
+        post_attention_layernorm_(
+            register_module("post_attention_layernorm",
+                            std::make_shared<RmsNorm>(c.hidden_size, c.norm_eps, options))) {}
 
   at::Tensor forward(const at::Tensor& x, const RotaryTables::Tables& rope) const {
     const at::Tensor h = x + self_attn_->forward(input_layernorm_->forward(x), rope);
@@ -100,7 +103,8 @@ class LlamaBody : public torch::nn::Module {
  public:
   LlamaBody(const ModelConfig& c, double residual_std, const at::TensorOptions& options)
       : embed_tokens_(register_module(
-            "embed_tokens", std::make_shared<Embedding>(c.vocab_size, c.hidden_size, kInitStd, options))) {
+            "embed_tokens",
+            std::make_shared<Embedding>(c.vocab_size, c.hidden_size, kInitStd, options))) {
     torch::nn::ModuleList layers;
     for (std::int64_t i = 0; i < c.layers; ++i) {
       layers_.push_back(std::make_shared<LlamaLayer>(c, residual_std, options));
@@ -127,10 +131,12 @@ class LlamaBody : public torch::nn::Module {
 Llama::Llama(const ModelConfig& config, const at::TensorOptions& options)
     : CausalLm(config),
       rotary_(rope_inverse_frequencies(config.head_dim(), config.rope_theta, config.rope_scaling)) {
-  model_ = register_module("model", std::make_shared<LlamaBody>(config, residual_init_std(), options));
+  model_ =
+      register_module("model", std::make_shared<LlamaBody>(config, residual_init_std(), options));
   if (!config.tie_embeddings) {
-    lm_head_ = register_module("lm_head", std::make_shared<Linear>(config.hidden_size, config.vocab_size,
-                                                                   Bias::kNone, kInitStd, options));
+    lm_head_ =
+        register_module("lm_head", std::make_shared<Linear>(config.hidden_size, config.vocab_size,
+                                                            Bias::kNone, kInitStd, options));
   }
 }
 

@@ -1,10 +1,11 @@
 // File: runtime/models/llama.h
 // Llama (2 and 3 layout) with the parameter names of transformers' LlamaForCausalLM:
 //   model.embed_tokens.weight [V, H]
-//   model.layers.{i}.self_attn.{q_proj [heads*d, H], k_proj [kv*d, H], v_proj [kv*d, H], o_proj [H, heads*d]}.weight
-//   model.layers.{i}.mlp.{gate_proj [I, H], up_proj [I, H], down_proj [H, I]}.weight
-//   model.layers.{i}.input_layernorm.weight [H]   model.layers.{i}.post_attention_layernorm.weight [H]
-//   model.norm.weight [H]                         lm_head.weight [V, H] unless tie_embeddings
+//   model.layers.{i}.self_attn.{q_proj [heads*d, H], k_proj [kv*d, H], v_proj [kv*d, H], o_proj [H,
+//   heads*d]}.weight model.layers.{i}.mlp.{gate_proj [I, H], up_proj [I, H], down_proj [H,
+//   I]}.weight model.layers.{i}.input_layernorm.weight [H]
+//   model.layers.{i}.post_attention_layernorm.weight [H] model.norm.weight [H] lm_head.weight [V,
+//   H] unless tie_embeddings
 // No biases; RMSNorm; RoPE in HF's rotate_half layout with optional Llama 3 scaling (rope.h);
 // grouped-query attention (kv head j serves query heads j*g .. j*g+g-1, g = heads / kv_heads,
 // HF's repeat_kv order); SwiGLU MLP down(silu(gate(x)) * up(x)).

@@ -32,8 +32,9 @@ const char* architecture_name(Architecture architecture) {
 }
 
 void ModelConfig::validate() const {
-  ALBION_CHECK_AS(UsageError, vocab_size > 0, "model config field 'vocab_size' must be positive, got ",
-                  vocab_size, " (0 means 'from the tokenizer' and must be filled in first)");
+  ALBION_CHECK_AS(UsageError, vocab_size > 0,
+                  "model config field 'vocab_size' must be positive, got ", vocab_size,
+                  " (0 means 'from the tokenizer' and must be filled in first)");
   require_positive(context_length, "context_length");
   require_positive(hidden_size, "hidden_size");
   require_positive(layers, "layers");
@@ -58,10 +59,10 @@ void ModelConfig::validate() const {
     require_positive(rope_scaling->factor, "rope_scaling.factor");
     require_positive(rope_scaling->low_freq_factor, "rope_scaling.low_freq_factor");
     require_positive(rope_scaling->original_max_position, "rope_scaling.original_max_position");
-    ALBION_CHECK_AS(UsageError, rope_scaling->high_freq_factor > rope_scaling->low_freq_factor,
-                    "model config field 'rope_scaling.high_freq_factor' = ",
-                    rope_scaling->high_freq_factor, " must exceed 'rope_scaling.low_freq_factor' = ",
-                    rope_scaling->low_freq_factor);
+    ALBION_CHECK_AS(
+        UsageError, rope_scaling->high_freq_factor > rope_scaling->low_freq_factor,
+        "model config field 'rope_scaling.high_freq_factor' = ", rope_scaling->high_freq_factor,
+        " must exceed 'rope_scaling.low_freq_factor' = ", rope_scaling->low_freq_factor);
   }
 }
 
@@ -73,20 +74,20 @@ std::int64_t parameter_count(const ModelConfig& c, bool include_embeddings) {
   std::int64_t final_norm = 0;
   switch (c.architecture) {
     case Architecture::kGpt2:
-      per_layer = 2 * (2 * h)                          // ln_1, ln_2 (weight + bias)
-                  + (h * 3 * h + 3 * h)                // attn.c_attn
-                  + (h * h + h)                        // attn.c_proj
+      per_layer = 2 * (2 * h)                                        // ln_1, ln_2 (weight + bias)
+                  + (h * 3 * h + 3 * h)                              // attn.c_attn
+                  + (h * h + h)                                      // attn.c_proj
                   + (h * c.intermediate_size + c.intermediate_size)  // mlp.c_fc
-                  + (c.intermediate_size * h + h);     // mlp.c_proj
-      lookup_tables = c.vocab_size * h + c.context_length * h;  // wte, wpe
+                  + (c.intermediate_size * h + h);                   // mlp.c_proj
+      lookup_tables = c.vocab_size * h + c.context_length * h;       // wte, wpe
       final_norm = 2 * h;
       break;
     case Architecture::kLlama: {
       const std::int64_t kv = c.kv_heads * c.head_dim();
-      per_layer = 2 * h                                // input / post_attention layernorm
-                  + 2 * h * h + 2 * h * kv             // q, o; k, v
-                  + 3 * h * c.intermediate_size;       // gate, up, down
-      lookup_tables = c.vocab_size * h;                // embed_tokens
+      per_layer = 2 * h                           // input / post_attention layernorm
+                  + 2 * h * h + 2 * h * kv        // q, o; k, v
+                  + 3 * h * c.intermediate_size;  // gate, up, down
+      lookup_tables = c.vocab_size * h;           // embed_tokens
       final_norm = h;
       break;
     }

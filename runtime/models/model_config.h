@@ -33,12 +33,12 @@ struct ModelConfig {
   std::int64_t hidden_size = 0;
   std::int64_t layers = 0;
   std::int64_t heads = 0;
-  std::int64_t kv_heads = 0;           // == heads for GPT-2; fewer for grouped-query attention
-  std::int64_t intermediate_size = 0;  // MLP width (4 * hidden for GPT-2)
-  double norm_eps = 1e-5;              // LayerNorm (GPT-2) or RMSNorm (Llama) epsilon
-  double rope_theta = 10000.0;         // Llama only
+  std::int64_t kv_heads = 0;                // == heads for GPT-2; fewer for grouped-query attention
+  std::int64_t intermediate_size = 0;       // MLP width (4 * hidden for GPT-2)
+  double norm_eps = 1e-5;                   // LayerNorm (GPT-2) or RMSNorm (Llama) epsilon
+  double rope_theta = 10000.0;              // Llama only
   std::optional<RopeScaling> rope_scaling;  // Llama only
-  bool tie_embeddings = true;          // lm_head shares the token embedding matrix
+  bool tie_embeddings = true;               // lm_head shares the token embedding matrix
 
   std::int64_t head_dim() const { return heads > 0 ? hidden_size / heads : 0; }
 

@@ -1,6 +1,7 @@
 // File: runtime/models/rope.h
 // Rotary position embedding as Llama uses it in the Hugging Face layout ("rotate_half"): the head
-// dimension is split into halves [x1, x2] and pair (x1[i], x2[i]) is rotated by position * inv_freq[i]:
+// dimension is split into halves [x1, x2] and pair (x1[i], x2[i]) is rotated by position *
+// inv_freq[i]:
 //   out = x * cos + rotate_half(x) * sin,   rotate_half([x1, x2]) = [-x2, x1]
 // with cos/sin holding each frequency twice ([f0..f(d/2-1), f0..f(d/2-1)]).
 //

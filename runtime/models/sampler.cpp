@@ -20,9 +20,10 @@ void check_request(const CausalLm& model, const std::vector<std::int64_t>& promp
     ALBION_CHECK_AS(UsageError, id >= 0 && id < vocab, "prompt token id ", id,
                     " is outside the model's vocabulary [0, ", vocab, ")");
   }
-  ALBION_CHECK_AS(UsageError, options.max_new_tokens >= 0, "sampling max_new_tokens must be >= 0, got ",
-                  options.max_new_tokens);
-  ALBION_CHECK_AS(UsageError, options.top_k >= 0, "sampling top_k must be >= 0, got ", options.top_k);
+  ALBION_CHECK_AS(UsageError, options.max_new_tokens >= 0,
+                  "sampling max_new_tokens must be >= 0, got ", options.max_new_tokens);
+  ALBION_CHECK_AS(UsageError, options.top_k >= 0, "sampling top_k must be >= 0, got ",
+                  options.top_k);
   ALBION_CHECK_AS(UsageError, options.decoding == Decoding::kGreedy || options.temperature > 0,
                   "sampling temperature must be positive, got ", options.temperature);
 }
@@ -44,7 +45,8 @@ std::int64_t next_token(const at::Tensor& logits, const SamplingOptions& options
 // Restores the module's train/eval mode on scope exit, however it is left.
 class EvalModeScope {
  public:
-  explicit EvalModeScope(torch::nn::Module& module) : module_(module), was_training_(module.is_training()) {
+  explicit EvalModeScope(torch::nn::Module& module)
+      : module_(module), was_training_(module.is_training()) {
     module_.eval();
   }
   ~EvalModeScope() { module_.train(was_training_); }
@@ -77,11 +79,12 @@ std::vector<std::int64_t> sample(CausalLm& model, const std::vector<std::int64_t
   generated.reserve(static_cast<std::size_t>(options.max_new_tokens));
   for (std::int64_t step = 0; step < options.max_new_tokens; ++step) {
     const std::size_t start = tokens.size() > static_cast<std::size_t>(window)
-                                  ? tokens.size() - static_cast<std::size_t>(window) : 0;
+                                  ? tokens.size() - static_cast<std::size_t>(window)
+                                  : 0;
     const std::vector<std::int64_t> context(tokens.begin() + static_cast<std::ptrdiff_t>(start),
                                             tokens.end());
-    const at::Tensor input = at::tensor(context, at::TensorOptions().dtype(at::kLong))
-                                 .view({1, -1}).to(device);
+    const at::Tensor input =
+        at::tensor(context, at::TensorOptions().dtype(at::kLong)).view({1, -1}).to(device);
     const at::Tensor last_logits = model.forward(input)[0][-1];
     const std::int64_t id = next_token(last_logits, options, generator);
     tokens.push_back(id);

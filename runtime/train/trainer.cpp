@@ -12,6 +12,7 @@
 #include <iomanip>
 #include <sstream>
 
+#include "checkpoint/keys/key_provider.h"
 #include "runtime/base/check.h"
 #include "runtime/base/log.h"
 #include "runtime/base/progress.h"
@@ -121,36 +122,12 @@ Trainer::Trainer(config::Recipe recipe, WorldPosition world, TrainingHooks* hook
   bf16_autocast_ = device_.is_cuda() && dtype != "fp32";
   if (device_.is_cuda()) at::globalContext().setAllowTF32CuBLAS(recipe_.precision.allow_tf32);
 
-  // Data first: the model's vocabulary comes from the dataset's tokenizer.
+  // The dataset's manifest first: the model's vocabulary comes from its tokenizer, and every
+  // recipe error is reported before loading data.
   ensure_dataset(recipe_, world_);
-  data::LoaderOptions loader;
-  loader.directory = recipe_.data.dataset;
-  loader.seq_len = recipe_.train.seq_len;
-  loader.batch_size = recipe_.train.micro_batch;
-  loader.rank = world_.rank;
-  loader.world_size = world_.world_size;
-  loader.seed = recipe_.run.seed;
-  loader.device = device_;
-  train_loader_ = std::make_unique<data::TokenLoader>(loader);
-  const data::DatasetManifest& manifest = train_loader_->manifest();
-  if (recipe_.eval.interval > 0 || recipe_.eval.batches > 0) {
-    loader.split = "val";
-    loader.shuffle = false;
-    try {
-      val_loader_ = std::make_unique<data::TokenLoader>(loader);
-    } catch (const UsageError& e) {
-      log::warning("no validation: ", e.what());
-    }
-  }
-  try {
-    tokenizer_ = tokenizers::load_tokenizer(manifest.tokenizer_spec);
-    if (tokenizer_->content_hash() != manifest.tokenizer_hash) {
-      log::warning("tokenizer ", manifest.tokenizer_spec, " changed since the dataset was prepared; no text samples");
-      tokenizer_.reset();
-    }
-  } catch (const UsageError& e) {
-    log::warning("no text samples: ", e.what());
-  }
+  std::unique_ptr<checkpoint::KeyProvider> key;
+  if (!recipe_.data.key.empty()) key = checkpoint::open_key_provider(recipe_.data.key);
+  const data::DatasetManifest manifest = data::read_manifest(recipe_.data.dataset, key.get());
 
   // Model.
   models::ModelConfig model_config = models::model_preset(recipe_.model.preset);
@@ -169,6 +146,36 @@ Trainer::Trainer(config::Recipe recipe, WorldPosition world, TrainingHooks* hook
                   "recipe key 'train.global_batch_tokens' = ", recipe_.train.global_batch_tokens,
                   " is not a multiple of micro_batch x seq_len x ranks = ", tokens_per_micro_step);
   accumulation_ = recipe_.train.global_batch_tokens / tokens_per_micro_step;
+
+  // Data.
+  data::LoaderOptions loader;
+  loader.directory = recipe_.data.dataset;
+  loader.seq_len = recipe_.train.seq_len;
+  loader.batch_size = recipe_.train.micro_batch;
+  loader.rank = world_.rank;
+  loader.world_size = world_.world_size;
+  loader.seed = recipe_.run.seed;
+  loader.device = device_;
+  loader.key_spec = recipe_.data.key;
+  train_loader_ = std::make_unique<data::TokenLoader>(loader);
+  if (recipe_.eval.interval > 0 || recipe_.eval.batches > 0) {
+    loader.split = "val";
+    loader.shuffle = false;
+    try {
+      val_loader_ = std::make_unique<data::TokenLoader>(loader);
+    } catch (const UsageError& e) {
+      log::warning("no validation: ", e.what());
+    }
+  }
+  try {
+    tokenizer_ = tokenizers::load_tokenizer(manifest.tokenizer_spec);
+    if (tokenizer_->content_hash() != manifest.tokenizer_hash) {
+      log::warning("tokenizer ", manifest.tokenizer_spec, " changed since the dataset was prepared; no text samples");
+      tokenizer_.reset();
+    }
+  } catch (const UsageError& e) {
+    log::warning("no text samples: ", e.what());
+  }
 
   at::manual_seed(recipe_.run.seed);
   model_ = models::make_model(model_config);
@@ -226,7 +233,8 @@ Trainer::StepResult Trainer::train_step(std::int64_t step) {
   optimizer_->step(lr);
   optimizer_->zero_grad();
   const double loss = loss_sum / static_cast<double>(accumulation_);
-  ALBION_CHECK_AS(SystemError, std::isfinite(loss), "training diverged: loss is ", loss, " at step ",
+  ALBION_CHECK_AS(SystemError, std::isfinite(loss), "training diverged: loss is ",
+                  std::isnan(loss) ? "nan" : "infinite", " at step ",
                   step, " (lower optim.lr or raise optim.warmup_steps; the last checkpoint is kept)");
   tokens_since_log_ += recipe_.train.global_batch_tokens;
   return {loss, grad_norm};
@@ -253,7 +261,10 @@ void Trainer::log_step(std::int64_t step, double loss, double lr, double grad_no
                            {"elapsed_s", elapsed},
                            {"peak_memory_bytes", static_cast<double>(peak_memory_bytes(device_))}});
   }
-  const double remaining = step_seconds * static_cast<double>(recipe_.train.steps - step - 1);
+  // ETA from the rate over the last interval, steadier than the last step alone.
+  const double seconds_per_step =
+      tokens_per_s > 0 ? static_cast<double>(recipe_.train.global_batch_tokens) / tokens_per_s : step_seconds;
+  const double remaining = seconds_per_step * static_cast<double>(recipe_.train.steps - step - 1);
   std::ostringstream line;
   line << "step " << step + 1 << "/" << recipe_.train.steps << "  loss " << std::fixed
        << std::setprecision(4) << loss << "  lr " << std::scientific << std::setprecision(2) << lr
@@ -315,6 +326,7 @@ TrainSummary Trainer::train(const std::atomic<bool>& stop_requested) {
     if (step == first) {
       summary.seconds_to_first_step =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+      log::debug("first step done ", summary.seconds_to_first_step, " s after the trainer started");
     }
     summary.losses.push_back(result.loss);
     summary.steps_done = step + 1;

@@ -23,7 +23,8 @@ namespace {
 
 std::map<std::string, at::Tensor> load_reference() {
   std::ifstream in(ALBION_SOURCE_DIR "/tests/runtime/models/hf_reference.pt", std::ios::binary);
-  const std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::vector<char> bytes((std::istreambuf_iterator<char>(in)),
+                                std::istreambuf_iterator<char>());
   std::map<std::string, at::Tensor> out;
   if (bytes.empty()) return out;
   for (const auto& entry : torch::jit::pickle_load(bytes).toGenericDict()) {
@@ -79,12 +80,14 @@ void check_against_transformers(const std::string& prefix, const ModelConfig& co
   if (config.architecture == Architecture::kLlama) {
     // transformers' own llama3 frequencies, which it keeps in fp32.
     const at::Tensor hf = reference.at(prefix + ":hf_inv_freq");
-    const at::Tensor ours = rope_inverse_frequencies(config.head_dim(), config.rope_theta, config.rope_scaling);
+    const at::Tensor ours =
+        rope_inverse_frequencies(config.head_dim(), config.rope_theta, config.rope_scaling);
     EXPECT_TRUE(at::allclose(ours, hf, 1e-6, 0.0)) << ours << hf;
   }
   const at::Tensor expected = reference.at(prefix + ":logits");
   const at::Tensor logits = model->forward(reference.at("input_ids"));
-  const double error = (logits - expected).abs().max().item<double>() / expected.abs().max().item<double>();
+  const double error =
+      (logits - expected).abs().max().item<double>() / expected.abs().max().item<double>();
   EXPECT_LT(error, 1e-10) << prefix;
 }
 
@@ -97,7 +100,8 @@ TEST(HfReference, LlamaUntied) {
 }
 
 TEST(HfReference, LlamaTied) {
-  check_against_transformers("llama_tied", tiny(Architecture::kLlama, true), "model.embed_tokens.weight");
+  check_against_transformers("llama_tied", tiny(Architecture::kLlama, true),
+                             "model.embed_tokens.weight");
 }
 
 }  // namespace

@@ -74,23 +74,31 @@ TEST(ModelConfigValidate, NamesTheOffendingField) {
     edit(c);
     return usage_error_of([&] { c.validate(); });
   };
-  EXPECT_NE(error_for([](ModelConfig& c) { c.heads = 3; }).find("'heads' = 3 must divide 'hidden_size' = 128"),
+  EXPECT_NE(error_for([](ModelConfig& c) {
+              c.heads = 3;
+            }).find("'heads' = 3 must divide 'hidden_size' = 128"),
             std::string::npos);
-  EXPECT_NE(error_for([](ModelConfig& c) { c.vocab_size = 0; }).find("'vocab_size'"), std::string::npos);
-  EXPECT_NE(error_for([](ModelConfig& c) { c.layers = -1; }).find("'layers' must be positive"), std::string::npos);
-  EXPECT_NE(error_for([](ModelConfig& c) { c.kv_heads = 2; }).find("'kv_heads' = 2 must equal 'heads'"),
+  EXPECT_NE(error_for([](ModelConfig& c) { c.vocab_size = 0; }).find("'vocab_size'"),
             std::string::npos);
+  EXPECT_NE(error_for([](ModelConfig& c) { c.layers = -1; }).find("'layers' must be positive"),
+            std::string::npos);
+  EXPECT_NE(
+      error_for([](ModelConfig& c) { c.kv_heads = 2; }).find("'kv_heads' = 2 must equal 'heads'"),
+      std::string::npos);
 
   ModelConfig llama = model_preset("llama-3.2-1b");
   llama.kv_heads = 5;
-  EXPECT_NE(usage_error_of([&] { llama.validate(); }).find("'kv_heads' = 5 must divide 'heads' = 32"),
-            std::string::npos);
+  EXPECT_NE(
+      usage_error_of([&] { llama.validate(); }).find("'kv_heads' = 5 must divide 'heads' = 32"),
+      std::string::npos);
   llama.kv_heads = 8;
   llama.rope_scaling->high_freq_factor = 1.0;
-  EXPECT_NE(usage_error_of([&] { llama.validate(); }).find("'rope_scaling.high_freq_factor'"), std::string::npos);
+  EXPECT_NE(usage_error_of([&] { llama.validate(); }).find("'rope_scaling.high_freq_factor'"),
+            std::string::npos);
   llama = model_preset("llama-3.2-1b");
   llama.hidden_size = 32 * 3;  // head_dim 3: RoPE needs pairs
-  EXPECT_NE(usage_error_of([&] { llama.validate(); }).find("odd head dimension"), std::string::npos);
+  EXPECT_NE(usage_error_of([&] { llama.validate(); }).find("odd head dimension"),
+            std::string::npos);
 
   ModelConfig bad = valid_gpt2();
   bad.heads = 3;

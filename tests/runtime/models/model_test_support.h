@@ -45,8 +45,8 @@ inline ModelConfig small_llama(bool tie_embeddings) {
 }
 
 // An fp64 CPU model whose parameters are all drawn from N(0, std) (norm weights around 1).
-inline std::shared_ptr<CausalLm> randomised_fp64_model(const ModelConfig& config, std::uint64_t seed,
-                                                       double std = 0.2) {
+inline std::shared_ptr<CausalLm> randomised_fp64_model(const ModelConfig& config,
+                                                       std::uint64_t seed, double std = 0.2) {
   at::manual_seed(seed);
   std::shared_ptr<CausalLm> model = make_model(config);
   model->to(at::kDouble);

@@ -52,15 +52,18 @@ TEST(ParameterNames, Llama32MatchesHuggingFaceKeys) {
   const Shapes s = shapes_of(*model);
   EXPECT_EQ(s.size(), 1u + 16u * 9u + 1u);
   EXPECT_EQ(s.at("model.embed_tokens.weight"), (std::vector<std::int64_t>{128256, 2048}));
-  EXPECT_EQ(s.at("model.layers.0.self_attn.q_proj.weight"), (std::vector<std::int64_t>{2048, 2048}));
+  EXPECT_EQ(s.at("model.layers.0.self_attn.q_proj.weight"),
+            (std::vector<std::int64_t>{2048, 2048}));
   EXPECT_EQ(s.at("model.layers.0.self_attn.k_proj.weight"), (std::vector<std::int64_t>{512, 2048}));
   EXPECT_EQ(s.at("model.layers.0.self_attn.v_proj.weight"), (std::vector<std::int64_t>{512, 2048}));
-  EXPECT_EQ(s.at("model.layers.7.self_attn.o_proj.weight"), (std::vector<std::int64_t>{2048, 2048}));
+  EXPECT_EQ(s.at("model.layers.7.self_attn.o_proj.weight"),
+            (std::vector<std::int64_t>{2048, 2048}));
   EXPECT_EQ(s.at("model.layers.15.mlp.gate_proj.weight"), (std::vector<std::int64_t>{8192, 2048}));
   EXPECT_EQ(s.at("model.layers.15.mlp.up_proj.weight"), (std::vector<std::int64_t>{8192, 2048}));
   EXPECT_EQ(s.at("model.layers.15.mlp.down_proj.weight"), (std::vector<std::int64_t>{2048, 8192}));
   EXPECT_EQ(s.at("model.layers.15.input_layernorm.weight"), (std::vector<std::int64_t>{2048}));
-  EXPECT_EQ(s.at("model.layers.15.post_attention_layernorm.weight"), (std::vector<std::int64_t>{2048}));
+  EXPECT_EQ(s.at("model.layers.15.post_attention_layernorm.weight"),
+            (std::vector<std::int64_t>{2048}));
   EXPECT_EQ(s.at("model.norm.weight"), (std::vector<std::int64_t>{2048}));
   EXPECT_EQ(s.count("lm_head.weight"), 0u);
   for (const auto& [name, shape] : s) {
@@ -73,15 +76,16 @@ TEST(ParameterNames, Llama31HasSeparateLmHead) {
   const Shapes s = shapes_of(*model);
   EXPECT_EQ(s.size(), 1u + 32u * 9u + 1u + 1u);
   EXPECT_EQ(s.at("lm_head.weight"), (std::vector<std::int64_t>{128256, 4096}));
-  EXPECT_EQ(s.at("model.layers.31.self_attn.k_proj.weight"), (std::vector<std::int64_t>{1024, 4096}));
+  EXPECT_EQ(s.at("model.layers.31.self_attn.k_proj.weight"),
+            (std::vector<std::int64_t>{1024, 4096}));
   EXPECT_EQ(s.at("model.layers.31.mlp.down_proj.weight"), (std::vector<std::int64_t>{4096, 14336}));
 }
 
 TEST(ParameterNames, EveryPresetAddsUpToItsParameterCount) {
   const std::map<std::string, std::int64_t> published = {
-      {"gpt2", 124439808},           {"gpt2-medium", 354823168},     {"gpt2-large", 774030080},
-      {"gpt2-xl", 1557611200},       {"llama-3.2-1b", 1235814400},   {"llama-3.2-3b", 3212749824},
-      {"llama-3.1-8b", 8030261248},  {"llama-3.1-70b", 70553706496},
+      {"gpt2", 124439808},          {"gpt2-medium", 354823168},     {"gpt2-large", 774030080},
+      {"gpt2-xl", 1557611200},      {"llama-3.2-1b", 1235814400},   {"llama-3.2-3b", 3212749824},
+      {"llama-3.1-8b", 8030261248}, {"llama-3.1-70b", 70553706496},
   };
   for (const std::string& name : model_preset_names()) {
     const ModelConfig config = preset_with_vocab(name);

@@ -22,7 +22,8 @@ at::Tensor ref_lookup(const at::Tensor& table, const at::Tensor& ids) {
   return table.index_select(0, ids.reshape({-1})).view({ids.size(0), ids.size(1), table.size(1)});
 }
 
-at::Tensor ref_layer_norm(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, double eps) {
+at::Tensor ref_layer_norm(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b,
+                          double eps) {
   const at::Tensor centred = x - x.mean(-1, true);
   return centred / (centred.pow(2).mean(-1, true) + eps).sqrt() * w + b;
 }
@@ -46,7 +47,8 @@ at::Tensor ref_causal_attention(const at::Tensor& q, const at::Tensor& k, const 
   return scores.softmax(-1).matmul(v);
 }
 
-at::Tensor ref_split_heads(const at::Tensor& x, std::int64_t heads) {  // [B, T, h*d] -> [B, h, T, d]
+at::Tensor ref_split_heads(const at::Tensor& x,
+                           std::int64_t heads) {  // [B, T, h*d] -> [B, h, T, d]
   return x.view({x.size(0), x.size(1), heads, -1}).permute({0, 2, 1, 3});
 }
 
@@ -64,8 +66,8 @@ at::Tensor reference_gpt2(Params& p, const ModelConfig& c, const at::Tensor& ids
     const at::Tensor qkv = a.matmul(p[l + "attn.c_attn.weight"]) + p[l + "attn.c_attn.bias"];
     const std::int64_t h = c.hidden_size;
     const at::Tensor y = ref_causal_attention(ref_split_heads(qkv.narrow(-1, 0, h), c.heads),
-                                          ref_split_heads(qkv.narrow(-1, h, h), c.heads),
-                                          ref_split_heads(qkv.narrow(-1, 2 * h, h), c.heads));
+                                              ref_split_heads(qkv.narrow(-1, h, h), c.heads),
+                                              ref_split_heads(qkv.narrow(-1, 2 * h, h), c.heads));
     x = x + ref_merge_heads(y).matmul(p[l + "attn.c_proj.weight"]) + p[l + "attn.c_proj.bias"];
     const at::Tensor m = ref_layer_norm(x, p[l + "ln_2.weight"], p[l + "ln_2.bias"], c.norm_eps);
     const at::Tensor f = ref_gelu_tanh(m.matmul(p[l + "mlp.c_fc.weight"]) + p[l + "mlp.c_fc.bias"]);
@@ -80,18 +82,22 @@ std::vector<double> llama3_inverse_frequencies(const ModelConfig& c) {
   const std::int64_t d = c.head_dim();
   std::vector<double> out;
   for (std::int64_t i = 0; i < d; i += 2) {
-    const double freq = 1.0 / std::pow(c.rope_theta, static_cast<double>(i) / static_cast<double>(d));
+    const double freq =
+        1.0 / std::pow(c.rope_theta, static_cast<double>(i) / static_cast<double>(d));
     const RopeScaling& s = *c.rope_scaling;
     const double wavelen = 2 * std::numbers::pi / freq;
-    const double low_freq_wavelen = static_cast<double>(s.original_max_position) / s.low_freq_factor;
-    const double high_freq_wavelen = static_cast<double>(s.original_max_position) / s.high_freq_factor;
+    const double low_freq_wavelen =
+        static_cast<double>(s.original_max_position) / s.low_freq_factor;
+    const double high_freq_wavelen =
+        static_cast<double>(s.original_max_position) / s.high_freq_factor;
     if (wavelen < high_freq_wavelen) {
       out.push_back(freq);
     } else if (wavelen > low_freq_wavelen) {
       out.push_back(freq / s.factor);
     } else {
-      const double smooth = (static_cast<double>(s.original_max_position) / wavelen - s.low_freq_factor) /
-                            (s.high_freq_factor - s.low_freq_factor);
+      const double smooth =
+          (static_cast<double>(s.original_max_position) / wavelen - s.low_freq_factor) /
+          (s.high_freq_factor - s.low_freq_factor);
       out.push_back((1 - smooth) * freq / s.factor + smooth * freq);
     }
   }
@@ -115,13 +121,18 @@ at::Tensor reference_llama(Params& p, const ModelConfig& c, const at::Tensor& id
   for (std::int64_t i = 0; i < c.layers; ++i) {
     const std::string l = "model.layers." + std::to_string(i) + ".";
     const at::Tensor a = ref_rms_norm(x, p[l + "input_layernorm.weight"], c.norm_eps);
-    const at::Tensor q = rotate_pairs(ref_split_heads(a.matmul(p[l + "self_attn.q_proj.weight"].t()), c.heads), inv_freq);
-    const at::Tensor k = rotate_pairs(ref_split_heads(a.matmul(p[l + "self_attn.k_proj.weight"].t()), c.kv_heads), inv_freq);
-    const at::Tensor v = ref_split_heads(a.matmul(p[l + "self_attn.v_proj.weight"].t()), c.kv_heads);
-    const at::Tensor y = ref_causal_attention(q, k.index_select(1, kv_of_head), v.index_select(1, kv_of_head));
+    const at::Tensor q = rotate_pairs(
+        ref_split_heads(a.matmul(p[l + "self_attn.q_proj.weight"].t()), c.heads), inv_freq);
+    const at::Tensor k = rotate_pairs(
+        ref_split_heads(a.matmul(p[l + "self_attn.k_proj.weight"].t()), c.kv_heads), inv_freq);
+    const at::Tensor v =
+        ref_split_heads(a.matmul(p[l + "self_attn.v_proj.weight"].t()), c.kv_heads);
+    const at::Tensor y =
+        ref_causal_attention(q, k.index_select(1, kv_of_head), v.index_select(1, kv_of_head));
     x = x + ref_merge_heads(y).matmul(p[l + "self_attn.o_proj.weight"].t());
     const at::Tensor m = ref_rms_norm(x, p[l + "post_attention_layernorm.weight"], c.norm_eps);
-    const at::Tensor gated = ref_silu(m.matmul(p[l + "mlp.gate_proj.weight"].t())) * m.matmul(p[l + "mlp.up_proj.weight"].t());
+    const at::Tensor gated = ref_silu(m.matmul(p[l + "mlp.gate_proj.weight"].t())) *
+                             m.matmul(p[l + "mlp.up_proj.weight"].t());
     x = x + gated.matmul(p[l + "mlp.down_proj.weight"].t());
   }
   x = ref_rms_norm(x, p["model.norm.weight"], c.norm_eps);
@@ -151,7 +162,8 @@ TEST(ReferenceForward, LlamaMatchesPlainTorchOps) {
     Params params = parameter_map(*model);
     const at::Tensor ids = random_ids(config, 2, config.context_length);
     const at::Tensor logits = model->forward(ids);
-    ASSERT_EQ(logits.sizes(), (std::vector<std::int64_t>{2, config.context_length, config.vocab_size}));
+    ASSERT_EQ(logits.sizes(),
+              (std::vector<std::int64_t>{2, config.context_length, config.vocab_size}));
     EXPECT_LT(relative_error(logits, reference_llama(params, config, ids)), 1e-10) << "tie " << tie;
   }
 }
@@ -187,7 +199,8 @@ TEST(Loss, MaskedMeanOfTokenCrossEntropy) {
     const at::Tensor loss = model->loss(ids, padded_targets, mask);
     EXPECT_EQ(loss.dim(), 0);
     EXPECT_NEAR(loss.item<double>(), expected, 1e-12);
-    EXPECT_NEAR(model->loss(ids, targets, {}).item<double>(), token_ce.mean().item<double>(), 1e-12);
+    EXPECT_NEAR(model->loss(ids, targets, {}).item<double>(), token_ce.mean().item<double>(),
+                1e-12);
     EXPECT_EQ(model->loss(ids, targets, at::zeros({2, 10}, at::kLong)).item<double>(), 0.0);
   }
 }
@@ -230,7 +243,8 @@ TEST(Init, SeededGpt2StyleInitialisation) {
   ModelConfig gpt = testing::small_gpt2();
   gpt.layers = 8;
   Params g = parameter_map(*make_model(gpt));
-  EXPECT_TRUE(at::equal(g["transformer.h.0.attn.c_attn.bias"], at::zeros_like(g["transformer.h.0.attn.c_attn.bias"])));
+  EXPECT_TRUE(at::equal(g["transformer.h.0.attn.c_attn.bias"],
+                        at::zeros_like(g["transformer.h.0.attn.c_attn.bias"])));
   EXPECT_NEAR(g["transformer.h.0.mlp.c_proj.weight"].std().item<double>(), 0.02 / 4.0, 0.0002);
   EXPECT_NEAR(g["transformer.wpe.weight"].std().item<double>(), 0.02, 0.001);
 }

@@ -13,7 +13,8 @@ namespace albion::models {
 namespace {
 
 // The reference formula as published with Llama 3.1 (apply_scaling), for one frequency.
-double published_llama3_scaling(double freq, double factor, double low, double high, double original) {
+double published_llama3_scaling(double freq, double factor, double low, double high,
+                                double original) {
   const double wavelen = 2 * std::numbers::pi / freq;
   if (wavelen < original / high) return freq;
   if (wavelen > original / low) return freq / factor;
@@ -32,9 +33,12 @@ TEST(Rope, Llama3ScalingMatchesPublishedFormula) {
     EXPECT_NEAR(plain[i].item<double>(), base, 1e-15 * base);
     const double expected = published_llama3_scaling(base, 8.0, 1.0, 4.0, 8192.0);
     EXPECT_NEAR(scaled[i].item<double>(), expected, 1e-14 * expected) << i;
-    if (expected == base) ++unchanged;
-    else if (std::abs(expected - base / 8.0) < 1e-18) ++divided;
-    else ++blended;
+    if (expected == base)
+      ++unchanged;
+    else if (std::abs(expected - base / 8.0) < 1e-18)
+      ++divided;
+    else
+      ++blended;
   }
   // Llama 3.1 8B's 64 frequencies fall in all three bands.
   EXPECT_GT(unchanged, 0);

@@ -29,8 +29,8 @@ at::Tensor next_logits(CausalLm& model, const std::vector<std::int64_t>& tokens)
   torch::NoGradGuard no_grad;
   const std::int64_t window = model.config().context_length;
   const std::int64_t n = static_cast<std::int64_t>(tokens.size());
-  const at::Tensor ids = at::tensor(tokens, at::kLong).narrow(0, std::max<std::int64_t>(0, n - window),
-                                                              std::min(n, window));
+  const at::Tensor ids = at::tensor(tokens, at::kLong)
+                             .narrow(0, std::max<std::int64_t>(0, n - window), std::min(n, window));
   return model.forward(ids.unsqueeze(0))[0][-1];
 }
 

@@ -1,0 +1,174 @@
+// File: tests/runtime/train/trainer_test.cpp
+// The trainer on a small character-level dataset: gradient accumulation equals the big batch,
+// runs repeat bit for bit, metrics and the resolved recipe land in the run directory, a stop
+// request and a diverging loss end training cleanly, and each class of bad recipe is refused.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "runtime/base/error.h"
+#include "runtime/config/recipe.h"
+#include "runtime/data/prepare.h"
+#include "runtime/train/trainer.h"
+#include "tests/support/temp_dir.h"
+
+namespace albion::train {
+namespace {
+
+namespace fs = std::filesystem;
+using testing_support::TempDir;
+
+class TrainerTest : public testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new TempDir();
+    data::PrepareOptions o;
+    o.inputs = {std::string(ALBION_SOURCE_DIR) + "/recipes/corpus/austen/persuasion.txt"};
+    o.output = *dir_ / "data";
+    o.tokenizer_spec = "byte";
+    o.text_document_bytes = 20000;
+    o.val_fraction = 0.1;
+    data::prepare_dataset(o);
+  }
+  static void TearDownTestSuite() { delete dir_; }
+
+  // A small, fast recipe: `micro_batch` x `accumulation` sequences of 32 tokens per step.
+  static config::Recipe recipe(std::int64_t micro_batch, std::int64_t accumulation, const std::string& run) {
+    config::Recipe r;
+    r.run.dir = *dir_ / run;
+    r.run.device = "cpu";
+    r.data.dataset = *dir_ / "data";
+    r.model.preset = "tiny";
+    r.train.seq_len = 32;
+    r.train.micro_batch = micro_batch;
+    r.train.global_batch_tokens = 32 * micro_batch * accumulation;
+    r.train.steps = 6;
+    r.optim.warmup_steps = 2;
+    r.eval.interval = 3;
+    r.eval.batches = 2;
+    r.eval.sample_tokens = 16;
+    r.log.interval = 1;
+    return r;
+  }
+
+  static TrainSummary run(const config::Recipe& r, TrainingHooks* hooks = nullptr) {
+    std::atomic<bool> stop{false};
+    Trainer trainer(r, {}, hooks);
+    return trainer.train(stop);
+  }
+
+  static TempDir* dir_;
+};
+TempDir* TrainerTest::dir_ = nullptr;
+
+TEST_F(TrainerTest, GradientAccumulationFourByTwoEqualsEightByOne) {
+  const TrainSummary accumulated = run(recipe(2, 4, "accumulated"));
+  const TrainSummary whole = run(recipe(8, 1, "whole"));
+  ASSERT_EQ(accumulated.losses.size(), 6u);
+  ASSERT_EQ(whole.losses.size(), 6u);
+  for (std::size_t i = 0; i < whole.losses.size(); ++i) {
+    EXPECT_NEAR(accumulated.losses[i], whole.losses[i], 1e-5 * whole.losses[i]) << "step " << i;
+  }
+  EXPECT_LT(whole.losses.back(), whole.losses.front());  // it learns
+}
+
+TEST_F(TrainerTest, TwoRunsGiveBitIdenticalLosses) {
+  const TrainSummary first = run(recipe(4, 2, "first"));
+  const TrainSummary second = run(recipe(4, 2, "second"));
+  EXPECT_EQ(first.losses, second.losses);
+  EXPECT_EQ(first.final_val_loss, second.final_val_loss);
+  EXPECT_EQ(first.final_sample, second.final_sample);
+}
+
+TEST_F(TrainerTest, WritesMetricsRecipeAndTensorBoardEvents) {
+  const config::Recipe r = recipe(4, 1, "observed");
+  const TrainSummary summary = run(r);
+  EXPECT_TRUE(summary.final_val_loss.has_value());
+  EXPECT_FALSE(summary.final_sample.empty());
+  std::ifstream metrics(r.run.dir + "/metrics.jsonl");
+  std::string line;
+  int steps = 0;
+  int evals = 0;
+  while (std::getline(metrics, line)) {
+    nlohmann::json record = nlohmann::json::parse(line);
+    if (record.contains("val_loss")) {
+      ++evals;
+      continue;
+    }
+    for (const char* key : {"step", "loss", "lr", "grad_norm", "tokens_per_s", "mfu", "elapsed_s"}) {
+      EXPECT_TRUE(record.contains(key)) << key << " missing from " << line;
+    }
+    EXPECT_TRUE(record["mfu"].is_null());  // CPU: no known peak rate
+    ++steps;
+  }
+  EXPECT_EQ(steps, 6);
+  EXPECT_EQ(evals, 2);
+  EXPECT_TRUE(fs::exists(r.run.dir + "/recipe.ini"));
+  bool events = false;
+  for (const auto& entry : fs::directory_iterator(r.run.dir)) {
+    events |= entry.path().filename().string().starts_with("events.out.tfevents.");
+  }
+  EXPECT_TRUE(events);
+}
+
+TEST_F(TrainerTest, StopRequestEndsAtAStepBoundary) {
+  Trainer trainer(recipe(4, 1, "stopped"), {});
+  std::atomic<bool> stop{true};
+  const TrainSummary summary = trainer.train(stop);
+  EXPECT_TRUE(summary.stopped_early);
+  EXPECT_EQ(summary.steps_done, 0);
+}
+
+// Poisons the weights after step 1, as a diverging run would.
+class PoisonAfterFirstStep : public TrainingHooks {
+ public:
+  void after_step(Trainer& trainer, std::int64_t step) override {
+    if (step != 1) return;
+    at::NoGradGuard no_grad;
+    for (auto& [name, tensor] : trainer.model().named_parameters()) tensor.fill_(std::nan(""));
+  }
+};
+
+TEST_F(TrainerTest, NonFiniteLossStopsWithTheStep) {
+  PoisonAfterFirstStep poison;
+  try {
+    run(recipe(4, 1, "diverged"), &poison);
+    FAIL() << "training went on with a NaN loss";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("loss is nan at step 2"), std::string::npos) << e.what();
+  }
+}
+
+std::string usage_error(const config::Recipe& r) {
+  try {
+    std::atomic<bool> stop{true};
+    Trainer(r, {}).train(stop);
+  } catch (const UsageError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST_F(TrainerTest, InconsistentRecipesNameTheKey) {
+  config::Recipe r = recipe(4, 1, "bad");
+  r.train.global_batch_tokens = 100;  // not a multiple of 4 x 32
+  EXPECT_NE(usage_error(r).find("'train.global_batch_tokens'"), std::string::npos);
+  r = recipe(4, 1, "bad");
+  r.train.seq_len = 100000;  // longer than the model's context
+  r.train.global_batch_tokens = 4 * 100000;
+  EXPECT_NE(usage_error(r).find("'train.seq_len'"), std::string::npos);
+  r = recipe(4, 1, "bad");
+  r.data.dataset = *dir_ / "missing";
+  EXPECT_NE(usage_error(r).find("'data.dataset'"), std::string::npos);
+  r = recipe(4, 1, "bad");
+  r.precision.dtype = "bf16";
+  EXPECT_NE(usage_error(r).find("'precision.dtype'"), std::string::npos);
+  r = recipe(4, 1, "bad");
+  r.model.preset = "gpt5";
+  EXPECT_NE(usage_error(r).find("gpt5"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace albion::train

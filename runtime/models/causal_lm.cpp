@@ -12,6 +12,7 @@
 namespace albion::models {
 namespace {
 constexpr std::int64_t kIgnoreTarget = -100;
+constexpr const char* kLmHeadName = "lm_head.weight";
 }  // namespace
 
 CausalLm::CausalLm(ModelConfig config) : config_(std::move(config)) {}
@@ -60,6 +61,8 @@ std::vector<std::pair<std::string, at::Tensor>> CausalLm::named_parameters() con
 bool CausalLm::is_weight_decayed(const std::string& name) const {
   const auto parameters = torch::nn::Module::named_parameters(/*recurse=*/true);
   const at::Tensor* parameter = parameters.find(name);
+  // A tied output projection is the embedding table; state dicts still name it.
+  if (parameter == nullptr && name == kLmHeadName && config_.tie_embeddings) return false;
   ALBION_CHECK(parameter != nullptr, "the ", architecture_name(config_.architecture),
                " model has no parameter '", name, "'");
   return parameter->dim() == 2 && !is_embedding_table(name);

@@ -13,9 +13,13 @@
 //
 // Parameter names and shapes are exactly the Hugging Face transformers state-dict keys of
 // GPT2LMHeadModel and LlamaForCausalLM (runtime/models/gpt2.h, llama.h), so a published
-// safetensors file loads by name with no renaming table. Tied embeddings: the output projection
-// reuses the token-embedding matrix and no "lm_head.weight" parameter exists; a state dict that
-// carries one (GPT-2's files do) holds a copy of the embedding and loaders skip it.
+// safetensors file loads by name with no renaming table (tests/runtime/models/hf_reference_test.cpp
+// loads transformers' own state dicts that way). Tied embeddings: the output projection reuses
+// the token-embedding matrix and no "lm_head.weight" parameter exists; a state dict that carries
+// one holds the same values (the test checks it), so a loader skips it. Two generic rules a
+// loader still applies, as transformers does: files saved from the base model lack the
+// "transformer." / "model." prefix, and old GPT-2 files also hold the attention-mask buffers
+// "attn.bias" / "attn.masked_bias", which are not parameters (the mask here is SDPA's is_causal).
 //
 // Precision: parameters are fp32 master weights (or whatever to() made them); under CUDA bf16
 // autocast the matrix products run in bf16 and the norms' statistics, softmax and loss in fp32.
@@ -58,7 +62,8 @@ class CausalLm : public torch::nn::Module {
   std::vector<std::pair<std::string, at::Tensor>> named_parameters() const;
 
   // True for 2-D weight matrices of linear / conv1d layers (an untied lm_head included); false
-  // for norms, biases and the embedding tables. Error for a name the model does not have.
+  // for norms, biases, the embedding tables and a tied "lm_head.weight" (which is the token
+  // embedding). albion::Error for any other name the model does not have.
   bool is_weight_decayed(const std::string& name) const;
 
   const ModelConfig& config() const { return config_; }

@@ -28,8 +28,9 @@ class LlamaAttention : public torch::nn::Module {
     const at::Tensor q = apply_rotary(heads(q_proj_->forward(x), heads_), rope.cos, rope.sin);
     const at::Tensor k = apply_rotary(heads(k_proj_->forward(x), kv_heads_), rope.cos, rope.sin);
     const at::Tensor v = heads(v_proj_->forward(x), kv_heads_);
-    // enable_gqa lets SDPA share each k/v head across its query group without materialising the
-    // repeat (flash supports it; other backends repeat internally in HF's repeat_kv order).
+    // enable_gqa lets SDPA share each k/v head across its query group: flash does it natively,
+    // and the math fallback repeats k/v heads in HF's repeat_kv order (kv head j for query heads
+    // j*g .. j*g+g-1), which the reference tests pin down.
     const at::Tensor y =
         at::scaled_dot_product_attention(q, k, v, {}, 0.0, /*is_causal=*/true, std::nullopt,
                                          /*enable_gqa=*/kv_heads_ != heads_);

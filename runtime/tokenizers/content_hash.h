@@ -5,27 +5,22 @@
 #pragma once
 
 #include <cstdint>
-#include <memory>
 #include <string>
 #include <string_view>
+
+#include "checkpoint/crypto/sha256.h"
 
 namespace albion::tokenizers {
 
 class ContentHasher {
  public:
-  ContentHasher();
-  ~ContentHasher();
-  ContentHasher(const ContentHasher&) = delete;
-  ContentHasher& operator=(const ContentHasher&) = delete;
-
   void add_u64(std::uint64_t value);
   void add_string(std::string_view value);  // length, then bytes
   // Lower-case hex digest; the hasher cannot be used afterwards.
   std::string finish();
 
  private:
-  struct State;
-  std::unique_ptr<State> state_;
+  checkpoint::Sha256Stream digest_;
 };
 
 }  // namespace albion::tokenizers

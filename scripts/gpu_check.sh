@@ -6,8 +6,10 @@
 #   scripts/gpu_check.sh [python-with-torch]
 #
 # Debian packages that machine lacks (headers only: libpcre2-dev, libp11-kit-dev) are expected as
-# .deb files in .debs/ (`apt-get download libpcre2-dev libp11-kit-dev` on a machine that has a
-# registry) and unpacked into a private prefix.
+# .deb files in .debs/ and unpacked into a private prefix:
+#   apt-get download libpcre2-dev libp11-kit-dev libboost1.74-dev libboost-program-options1.74-dev \
+#                    libboost-program-options1.74.0
+# (Boost comes whole, headers and library of one version, so they cannot disagree.)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 python=${1:-$(command -v python3)}
@@ -26,7 +28,8 @@ if [ "$(id -u)" -eq 0 ]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_
 build=build-gpu
 cmake -S . -B $build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DALBION_PYTHON="$python" \
   -DCMAKE_POLICY_VERSION_MINIMUM=3.5 -DCMAKE_INCLUDE_PATH="$prefix/usr/include" \
-  -DCMAKE_LIBRARY_PATH="$lib" > "$out/configure.log" 2>&1 || { tail -30 "$out/configure.log"; exit 1; }
+  -DCMAKE_LIBRARY_PATH="$lib" -DBoost_DIR="$lib/cmake/Boost-1.74.0" \
+  -Dboost_program_options_DIR="$lib/cmake/boost_program_options-1.74.0" > "$out/configure.log" 2>&1 || { tail -30 "$out/configure.log"; exit 1; }
 cmake --build $build -j "$(nproc)" > "$out/build.log" 2>&1 || { grep -E "error|FAILED" "$out/build.log" | head -30; exit 1; }
 
 echo "== doctor"

@@ -35,10 +35,7 @@ cmake --build $build -j "$(nproc)" > "$out/build.log" 2>&1 || { grep -E "error|F
 echo "== doctor"
 $build/bin/albion doctor 2>&1 | tee "$out/doctor.log"
 echo "== GPU tests"
-ctest --test-dir $build -L gpu --output-on-failure 2>&1 | tee "$out/gpu_tests.log" | tail -15
-for t in rmsnorm_test collectives_test data_test; do
-  $build/tests/$t --gtest_filter='*Cuda*' > "$out/$t.gpu.log" 2>&1 || true
-done
+ctest --test-dir $build -L gpu --output-on-failure 2>&1 | tee "$out/gpu_tests.log" | tail -15 || true
 
 echo "== gpt2_124m: 50 steps, bf16, on the built-in corpus with a 3k-token BPE"
 $build/bin/albion train recipes/gpt2_124m.ini --run.dir="$out/gpt2_124m" \

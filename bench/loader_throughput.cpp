@@ -13,6 +13,7 @@
 #include <fstream>
 #include <random>
 
+#include "runtime/base/remove_tree.h"
 #include "runtime/data/dataset_manifest.h"
 #include "runtime/data/file_digest.h"
 #include "runtime/data/token_loader.h"
@@ -77,6 +78,6 @@ int main(int argc, char** argv) {
               "checksum %lld)\n",
               tokens / seconds / 1e6, steps, static_cast<long long>(batch),
               static_cast<long long>(seq_len), total / 1e6, static_cast<long long>(checksum));
-  std::filesystem::remove_all(dir);
+  albion::remove_tree(dir.string());
   return 0;
 }

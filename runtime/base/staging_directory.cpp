@@ -9,6 +9,7 @@
 
 #include "runtime/base/check.h"
 #include "runtime/base/log.h"
+#include "runtime/base/remove_tree.h"
 
 namespace albion {
 
@@ -33,8 +34,7 @@ StagingDirectory::StagingDirectory(std::string final_path, Overwrite overwrite)
   std::error_code error;
   if (fs::exists(staging_path_)) {
     log::warning("removing ", staging_path_, " left by an interrupted run");
-    fs::remove_all(staging_path_, error);
-    ALBION_CHECK_AS(UsageError, !error, staging_path_, ": cannot remove: ", error.message());
+    ALBION_CHECK_AS(UsageError, remove_tree(staging_path_), staging_path_, ": cannot remove");
   }
   fs::path parent = fs::path(final_path_).parent_path();
   if (!parent.empty()) fs::create_directories(parent, error);
@@ -45,8 +45,7 @@ StagingDirectory::StagingDirectory(std::string final_path, Overwrite overwrite)
 
 StagingDirectory::~StagingDirectory() {
   if (committed_) return;
-  std::error_code ignored;
-  fs::remove_all(staging_path_, ignored);
+  remove_tree(staging_path_);
 }
 
 void StagingDirectory::commit() {
@@ -59,15 +58,14 @@ void StagingDirectory::commit() {
   if (fs::exists(final_path_)) {
     // Move the old one aside first: rename() cannot replace a non-empty directory.
     replaced = final_path_ + ".replaced";
-    std::error_code ignored;
-    fs::remove_all(replaced, ignored);
+    remove_tree(replaced);
     fs::rename(final_path_, replaced);
   }
   fs::rename(staging_path_, final_path_);
   committed_ = true;
   fs::path parent = fs::path(final_path_).parent_path();
   fsync_path(parent.empty() ? std::string(".") : parent.string());
-  if (!replaced.empty()) fs::remove_all(replaced);
+  if (!replaced.empty()) remove_tree(replaced);
 }
 
 }  // namespace albion

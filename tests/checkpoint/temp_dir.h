@@ -5,6 +5,8 @@
 #include <stdlib.h>
 
 #include <filesystem>
+
+#include "runtime/base/remove_tree.h"
 #include <fstream>
 #include <string>
 #include <vector>
@@ -21,8 +23,7 @@ class TempDir {
   TempDir(const TempDir&) = delete;
   TempDir& operator=(const TempDir&) = delete;
   ~TempDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
+    albion::remove_tree(std::string(path_));
   }
   const std::filesystem::path& path() const { return path_; }
   std::filesystem::path operator/(const std::string& name) const { return path_ / name; }

@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <filesystem>
+
+#include "runtime/base/remove_tree.h"
 #include <fstream>
 #include <string>
 
@@ -17,8 +19,7 @@ class TempDir {
     path_ = mkdtemp(pattern.data());
   }
   ~TempDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
+    albion::remove_tree(std::string(path_));
   }
   TempDir(const TempDir&) = delete;
   TempDir& operator=(const TempDir&) = delete;

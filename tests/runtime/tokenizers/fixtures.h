@@ -3,8 +3,6 @@
 // it recorded, a scratch directory for malformed files, and a random valid-UTF-8 generator.
 #pragma once
 
-#include <ftw.h>
-#include <stdio.h>
 
 #include <filesystem>
 #include <fstream>
@@ -13,6 +11,8 @@
 #include <string>
 
 #include <nlohmann/json.hpp>
+
+#include "tests/support/temp_dir.h"
 
 namespace albion::tokenizers::testing {
 
@@ -37,32 +37,7 @@ inline const nlohmann::json& expected() {
 }
 
 // A fresh directory under the system temp dir, removed when the object goes away.
-class ScratchDir {
- public:
-  ScratchDir() {
-    std::random_device rd;
-    path_ = std::filesystem::temp_directory_path() /
-            ("albion-tok-" + std::to_string(rd()) + "-" + std::to_string(rd()));
-    std::filesystem::create_directories(path_);
-  }
-  // Not std::filesystem::remove_all: libtorch.so exports its own copy of it, which the dynamic
-  // linker may pick and which crashes (null call) in this build.
-  ~ScratchDir() {
-    nftw(
-        path_.c_str(), [](const char* p, const struct stat*, int, struct FTW*) { return remove(p); },
-        16, FTW_DEPTH | FTW_PHYS);
-  }
-  std::string write(const std::string& name, const std::string& content) const {
-    const auto p = path_ / name;
-    std::filesystem::create_directories(p.parent_path());
-    std::ofstream(p, std::ios::binary) << content;
-    return p.string();
-  }
-  std::string path() const { return path_.string(); }
-
- private:
-  std::filesystem::path path_;
-};
+using ScratchDir = albion::testing_support::TempDir;
 
 // Random valid UTF-8 drawn from every plane: ASCII (control characters included) most often,
 // then Latin, CJK, emoji and the rest of the code space, never surrogates. `exclude` code points

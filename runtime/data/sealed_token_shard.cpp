@@ -146,10 +146,12 @@ const std::vector<std::uint8_t>& SealedTokenShard::chunk(const char* tensor, std
   if (element_bytes > 1) {
     // Token ids must index the embedding table.
     std::uint32_t max_token = 0;
-    for (std::uint64_t i = 0; i < elements; ++i) {
-      std::uint32_t value = 0;
-      std::memcpy(&value, entry.bytes.data() + i * element_bytes, element_bytes);
-      max_token = std::max(max_token, value);
+    if (element_bytes == 2) {
+      const auto* t = reinterpret_cast<const std::uint16_t*>(entry.bytes.data());
+      if (elements > 0) max_token = *std::max_element(t, t + elements);
+    } else {
+      const auto* t = reinterpret_cast<const std::uint32_t*>(entry.bytes.data());
+      if (elements > 0) max_token = *std::max_element(t, t + elements);
     }
     ALBION_CHECK_AS(IntegrityError, max_token < expected_.vocab_size, path_, ": token id ", max_token,
                     " is outside the vocabulary of ", expected_.vocab_size);

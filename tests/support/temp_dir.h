@@ -8,6 +8,7 @@
 
 #include "runtime/base/remove_tree.h"
 #include <fstream>
+#include <iterator>
 #include <string>
 
 namespace albion::testing_support {
@@ -38,5 +39,11 @@ class TempDir {
  private:
   std::string path_;
 };
+
+// The whole content of a file.
+inline std::string read_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
 
 }  // namespace albion::testing_support

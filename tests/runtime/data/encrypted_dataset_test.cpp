@@ -18,14 +18,8 @@ namespace albion::data {
 namespace {
 
 namespace fs = std::filesystem;
+using testing_support::read_bytes;
 using testing_support::TempDir;
-
-std::string read_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 class EncryptedDatasetTest : public testing::Test {
  protected:

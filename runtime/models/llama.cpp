@@ -8,6 +8,16 @@
 #include "runtime/models/layers.h"
 
 namespace albion::models {
+namespace {
+
+// Llama's projections have no bias; registers one under its Hugging Face name.
+std::shared_ptr<Linear> register_linear(torch::nn::Module& owner, const char* name, std::int64_t in,
+                                        std::int64_t out, double init_std,
+                                        const at::TensorOptions& options) {
+  return owner.register_module(name, std::make_shared<Linear>(in, out, Bias::kNone, init_std, options));
+}
+
+}  // namespace
 
 class LlamaAttention : public torch::nn::Module {
  public:
@@ -15,10 +25,10 @@ class LlamaAttention : public torch::nn::Module {
       : heads_(c.heads),
         kv_heads_(c.kv_heads),
         head_dim_(c.head_dim()),
-        q_proj_(linear("q_proj", c.hidden_size, c.heads * head_dim_, kInitStd, options)),
-        k_proj_(linear("k_proj", c.hidden_size, c.kv_heads * head_dim_, kInitStd, options)),
-        v_proj_(linear("v_proj", c.hidden_size, c.kv_heads * head_dim_, kInitStd, options)),
-        o_proj_(linear("o_proj", c.heads * head_dim_, c.hidden_size, residual_std, options)) {}
+        q_proj_(register_linear(*this, "q_proj", c.hidden_size, c.heads * head_dim_, kInitStd, options)),
+        k_proj_(register_linear(*this, "k_proj", c.hidden_size, c.kv_heads * head_dim_, kInitStd, options)),
+        v_proj_(register_linear(*this, "v_proj", c.hidden_size, c.kv_heads * head_dim_, kInitStd, options)),
+        o_proj_(register_linear(*this, "o_proj", c.heads * head_dim_, c.hidden_size, residual_std, options)) {}
 
   at::Tensor forward(const at::Tensor& x, const RotaryTables::Tables& rope) const {
     const std::int64_t batch = x.size(0), length = x.size(1);
@@ -38,11 +48,6 @@ class LlamaAttention : public torch::nn::Module {
   }
 
  private:
-  std::shared_ptr<Linear> linear(const char* name, std::int64_t in, std::int64_t out,
-                                 double init_std, const at::TensorOptions& options) {
-    return register_module(name, std::make_shared<Linear>(in, out, Bias::kNone, init_std, options));
-  }
-
   std::int64_t heads_;
   std::int64_t kv_heads_;
   std::int64_t head_dim_;
@@ -55,9 +60,9 @@ class LlamaAttention : public torch::nn::Module {
 class LlamaMlp : public torch::nn::Module {
  public:
   LlamaMlp(const ModelConfig& c, double residual_std, const at::TensorOptions& options)
-      : gate_proj_(linear("gate_proj", c.hidden_size, c.intermediate_size, kInitStd, options)),
-        up_proj_(linear("up_proj", c.hidden_size, c.intermediate_size, kInitStd, options)),
-        down_proj_(linear("down_proj", c.intermediate_size, c.hidden_size, residual_std, options)) {
+      : gate_proj_(register_linear(*this, "gate_proj", c.hidden_size, c.intermediate_size, kInitStd, options)),
+        up_proj_(register_linear(*this, "up_proj", c.hidden_size, c.intermediate_size, kInitStd, options)),
+        down_proj_(register_linear(*this, "down_proj", c.intermediate_size, c.hidden_size, residual_std, options)) {
   }
 
   at::Tensor forward(const at::Tensor& x) const {
@@ -65,11 +70,6 @@ class LlamaMlp : public torch::nn::Module {
   }
 
  private:
-  std::shared_ptr<Linear> linear(const char* name, std::int64_t in, std::int64_t out,
-                                 double init_std, const at::TensorOptions& options) {
-    return register_module(name, std::make_shared<Linear>(in, out, Bias::kNone, init_std, options));
-  }
-
   std::shared_ptr<Linear> gate_proj_;
   std::shared_ptr<Linear> up_proj_;
   std::shared_ptr<Linear> down_proj_;

@@ -158,14 +158,12 @@ Trainer::Trainer(config::Recipe recipe, WorldPosition world, TrainingHooks* hook
   loader.device = device_;
   loader.key_spec = recipe_.data.key;
   train_loader_ = std::make_unique<data::TokenLoader>(loader);
-  if (recipe_.eval.interval > 0 || recipe_.eval.batches > 0) {
-    loader.split = "val";
-    loader.shuffle = false;
-    try {
-      val_loader_ = std::make_unique<data::TokenLoader>(loader);
-    } catch (const UsageError& e) {
-      log::warning("no validation: ", e.what());
-    }
+  loader.split = "val";
+  loader.shuffle = false;
+  try {
+    val_loader_ = std::make_unique<data::TokenLoader>(loader);
+  } catch (const UsageError& e) {
+    log::warning("no validation: ", e.what());
   }
   try {
     tokenizer_ = tokenizers::load_tokenizer(manifest.tokenizer_spec);

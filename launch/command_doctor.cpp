@@ -107,10 +107,10 @@ bool check_collectives(Report& report, bool print) {
   const int devices = static_cast<int>(runtime::probe_compute().devices.size());
   if (devices > 0) {
     // One device per local rank; NCCL sums rank+1 over the world on every element.
-    collectives::NcclCommunicator nccl(session.world(), world.local_rank % devices);
+    collectives::NcclCommunicator nccl(session.world(), world.local_rank % devices, "world", nullptr);
     at::Tensor values = at::full({1 << 20}, static_cast<float>(world.rank + 1),
                                  at::TensorOptions().device(at::kCUDA, nccl.device()));
-    nccl.all_reduce_sum(values);
+    nccl.all_reduce(values, collectives::ReduceOp::kSum)->wait();
     const float expected = static_cast<float>(world.size) * (world.size + 1) / 2;
     const bool exact = values.eq(expected).all().item<bool>();
     ok = ok && exact;

@@ -1,15 +1,24 @@
 // File: launch/command_train.cpp
 // `albion train RECIPE.ini [--section.key=value ...] [--dry-run]`: load and validate the recipe,
 // print it resolved, train, and finish with the validation loss and a text sample. SIGINT and
-// SIGTERM stop training cleanly at the next step boundary.
+// SIGTERM stop training cleanly at the next step boundary (every rank at the same one).
+//
+// Under a launcher with more than one rank it trains data-parallel: MPI session, the same
+// resolved recipe on every rank (checked), collectives bootstrap (mesh, devices, communicators,
+// watchdog), then DDP or ZeRO-1 as parallel.zero says.
 #include <atomic>
 #include <csignal>
 #include <iostream>
 
+#include "collectives/bootstrap.h"
 #include "launch/cli.h"
+#include "launch/fatal_handler.h"
+#include "launch/mpi_session.h"
 #include "runtime/base/check.h"
 #include "runtime/base/log.h"
 #include "runtime/config/recipe.h"
+#include "runtime/device.h"
+#include "runtime/parallel/data_parallel.h"
 #include "runtime/train/trainer.h"
 
 namespace albion::launch {
@@ -24,6 +33,47 @@ const char* const kUsage =
     "Train a GPT-2 or Llama model as the INI recipe describes (see recipes/). Any recipe key can\n"
     "be overridden on the command line, e.g. --train.steps=200 --optim.lr=6e-4. --dry-run loads\n"
     "and validates the recipe, prints it resolved, and exits. Ctrl-C stops at the next step.\n\n";
+
+int report(const train::TrainSummary& summary, const train::WorldPosition& world) {
+  if (world.rank == 0) {
+    if (summary.final_val_loss) std::cout << "final val_loss " << *summary.final_val_loss << "\n";
+    if (!summary.final_sample.empty()) std::cout << "sample:\n" << summary.final_sample << "\n";
+  }
+  return summary.stopped_early ? 130 : 0;
+}
+
+int train_distributed(const config::Recipe& recipe, const train::WorldPosition& world) {
+  MpiSession session;
+  // Declared outside the try: on an error, report_fatal aborts every rank before these
+  // destructors could wait in a collective for a peer that is gone.
+  std::optional<collectives::ProcessGroups> groups;
+  std::unique_ptr<train::Parallelism> parallel;
+  try {
+    collectives::require_identical_on_all_ranks(session.world(), config::resolved_recipe_ini(recipe),
+                                                "the resolved recipe");
+    collectives::BootstrapOptions options;
+    options.backend = recipe.parallel.backend;
+    options.use_cuda = runtime::choose_device(recipe.run.device, world.local_rank).is_cuda();
+    options.cuda_devices = static_cast<int>(runtime::probe_compute().devices.size());
+    options.tensor = static_cast<int>(recipe.parallel.tensor);
+    options.pipeline = static_cast<int>(recipe.parallel.pipeline);
+    options.timeout = std::chrono::milliseconds(static_cast<std::int64_t>(recipe.parallel.timeout_s * 1000));
+    groups = collectives::bootstrap(session.world(), options);
+    ALBION_CHECK_AS(NotImplementedError, groups->mesh.tensor() == 1 && groups->mesh.pipeline() == 1,
+                    "recipe keys 'parallel.tensor' and 'parallel.pipeline': the device mesh is built, but "
+                    "tensor and pipeline parallelism are not implemented yet; set both to 1");
+    log::info("data-parallel training on ", groups->world.size, " ranks (", groups->world.node_count,
+              " node(s)) over ", groups->backend, recipe.parallel.zero == 1 ? ", ZeRO-1" : ", DDP");
+    // Not a watched collective: preparing a corpus may take longer than a collective timeout.
+    if (world.rank == 0) train::prepare_dataset_if_missing(recipe);
+    MPI_Barrier(session.world());
+    parallel = parallel::make_data_parallelism(groups->data, recipe.parallel);
+    train::Trainer trainer(recipe, world, parallel.get());
+    return report(trainer.train(g_stop_requested), world);
+  } catch (...) {
+    return report_fatal(std::current_exception());
+  }
+}
 
 }  // namespace
 
@@ -48,8 +98,6 @@ int run_train(const CommandArgs& args, const ProcessEnvironment& env) {
   }
   ALBION_CHECK_AS(UsageError, !recipe_path.empty(), "train: missing RECIPE.ini; run 'albion train --help'");
   const config::Recipe recipe = config::load_recipe(recipe_path, overrides);
-  ALBION_CHECK_AS(NotImplementedError, env.world_size == 1,
-                  "training on ", env.world_size, " ranks is not implemented yet (issue #5: data parallelism)");
   if (env.world_rank == 0) {
     std::cout << "# resolved recipe (" << recipe_path << ")\n" << config::resolved_recipe_ini(recipe) << std::flush;
   }
@@ -57,13 +105,12 @@ int run_train(const CommandArgs& args, const ProcessEnvironment& env) {
 
   std::signal(SIGINT, request_stop);
   std::signal(SIGTERM, request_stop);
-  train::Trainer trainer(recipe, {env.world_rank, env.world_size, env.local_rank});
-  const train::TrainSummary summary = trainer.train(g_stop_requested);
-  if (env.world_rank == 0) {
-    if (summary.final_val_loss) std::cout << "final val_loss " << *summary.final_val_loss << "\n";
-    if (!summary.final_sample.empty()) std::cout << "sample:\n" << summary.final_sample << "\n";
+  const train::WorldPosition world{env.world_rank, env.world_size, env.local_rank};
+  if (env.world_size == 1) {
+    train::Trainer trainer(recipe, world);
+    return report(trainer.train(g_stop_requested), world);
   }
-  return summary.stopped_early ? 130 : 0;
+  return train_distributed(recipe, world);
 }
 
 }  // namespace albion::launch

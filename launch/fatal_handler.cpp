@@ -44,6 +44,14 @@ void harden_process() {
 int run_guarded(const std::function<int()>& body) {
   try {
     return body();
+  } catch (...) {
+    return report_fatal(std::current_exception());
+  }
+}
+
+int report_fatal(std::exception_ptr error) {
+  try {
+    std::rethrow_exception(error);
   } catch (const Error& e) {
     return fail(e.what(), e.exit_code());
   } catch (const c10::Error& e) {

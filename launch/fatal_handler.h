@@ -4,6 +4,7 @@
 // codes of the CLI contract (runtime/base/error.h).
 #pragma once
 
+#include <exception>
 #include <functional>
 
 namespace albion::launch {
@@ -14,5 +15,9 @@ void harden_process();
 
 // Runs `body` and returns its exit code, or the exit code of the exception it threw.
 int run_guarded(const std::function<int()>& body);
+
+// Prints `error` as run_guarded does and, with peers running, MPI_Aborts the world at once, before
+// destructors could block in a collective that a peer will never join. Returns the exit code.
+int report_fatal(std::exception_ptr error);
 
 }  // namespace albion::launch

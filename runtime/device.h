@@ -4,6 +4,8 @@
 // CPU machine; the reason is kept for `albion doctor`.
 #pragma once
 
+#include <c10/core/Device.h>
+
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -31,6 +33,10 @@ struct ComputeReport {
 };
 
 ComputeReport probe_compute();
+
+// The device to train on for recipe key run.device (auto, cpu, cuda): CUDA device local_rank
+// modulo the device count, or the CPU. UsageError for cuda on a machine without one.
+c10::Device choose_device(const std::string& requested, int local_rank);
 
 // "13.0" from CUDA's integer encoding 13000.
 std::string cuda_version_string(int encoded);

@@ -75,6 +75,16 @@ struct PrecisionConfig {
   bool allow_tf32 = true;
 };
 
+struct ParallelConfig {
+  std::string backend = "auto";  // auto (NCCL for CUDA, MPI for CPU), mpi, nccl
+  std::int64_t tensor = 1;       // tensor-parallel degree (innermost mesh dimension)
+  std::int64_t pipeline = 1;     // pipeline-parallel degree; data = world / (tensor x pipeline)
+  std::int64_t zero = 0;         // 0: DDP (replicated optimizer state), 1: ZeRO-1 (sharded)
+  double bucket_mb = 25;         // DDP gradient bucket size
+  bool overlap = true;           // start each bucket's all-reduce during backward
+  double timeout_s = 600;        // a collective not done in this time aborts every rank
+};
+
 struct Recipe {
   RunConfig run;
   ModelSection model;
@@ -84,6 +94,7 @@ struct Recipe {
   EvalConfig eval;
   LogConfig log;
   PrecisionConfig precision;
+  ParallelConfig parallel;
 
   // Cross-field rules for one process; the trainer checks the rules that need the world size and
   // the model (divisibility of the global batch, sequence vs context length).

@@ -121,6 +121,14 @@ RecipeSchema::RecipeSchema(Recipe& r) {
 
   key("precision.dtype", r.precision.dtype, "auto (bf16 on GPU, fp32 on CPU), fp32 or bf16");
   key("precision.allow_tf32", r.precision.allow_tf32, "allow TF32 matrix products on GPU");
+
+  key("parallel.backend", r.parallel.backend, "collectives: auto (NCCL for CUDA, MPI for CPU), mpi or nccl");
+  key("parallel.tensor", r.parallel.tensor, "tensor-parallel degree (innermost, inside a node)");
+  key("parallel.pipeline", r.parallel.pipeline, "pipeline-parallel degree; data-parallel = ranks / (tensor x pipeline)");
+  key("parallel.zero", r.parallel.zero, "0: DDP; 1: ZeRO-1, optimizer state sharded over data-parallel ranks");
+  key("parallel.bucket_mb", r.parallel.bucket_mb, "DDP gradient bucket size in MB");
+  key("parallel.overlap", r.parallel.overlap, "all-reduce each bucket as soon as backward fills it");
+  key("parallel.timeout_s", r.parallel.timeout_s, "seconds before a stuck collective aborts every rank");
 }
 
 std::string RecipeSchema::to_ini() const {

@@ -18,7 +18,7 @@ void AdamW::step(double lr) {
   const double bias1 = 1.0 - std::pow(options_.beta1, static_cast<double>(step_count_));
   const double bias2 = 1.0 - std::pow(options_.beta2, static_cast<double>(step_count_));
   for (OptimizedParameter& p : parameters_) {
-    const at::Tensor& grad = p.parameter.grad();
+    const at::Tensor& grad = p.gradient();
     if (!grad.defined()) continue;
     if (!p.exp_avg.defined()) {
       p.exp_avg = at::zeros_like(p.parameter, at::kFloat);
@@ -35,7 +35,7 @@ void AdamW::step(double lr) {
 
 void AdamW::zero_grad() {
   for (OptimizedParameter& p : parameters_) {
-    if (p.parameter.grad().defined()) p.parameter.mutable_grad().reset();
+    if (p.parameter.grad().defined()) p.parameter.mutable_grad().zero_();
   }
 }
 
@@ -47,22 +47,31 @@ std::int64_t AdamW::state_bytes() const {
   return bytes;
 }
 
-double clip_grad_norm(std::vector<OptimizedParameter>& parameters, double max_norm) {
+double squared_gradient_norm(const std::vector<OptimizedParameter>& parameters) {
   at::NoGradGuard no_grad;
   std::vector<at::Tensor> squares;
-  for (OptimizedParameter& p : parameters) {
-    const at::Tensor& grad = p.parameter.grad();
+  for (const OptimizedParameter& p : parameters) {
+    const at::Tensor& grad = p.gradient();
     // fp32 accumulation per tensor (no full-size temporary), fp64 across tensors.
     if (grad.defined()) squares.push_back(at::linalg_vector_norm(grad, 2, std::nullopt, false, at::kFloat).pow(2));
   }
   if (squares.empty()) return 0.0;
-  const double norm = std::sqrt(at::stack(squares).to(at::kDouble).sum().item<double>());
-  if (max_norm > 0 && norm > max_norm && std::isfinite(norm)) {
-    const double scale = max_norm / (norm + 1e-6);
-    for (OptimizedParameter& p : parameters) {
-      if (p.parameter.grad().defined()) p.parameter.mutable_grad().mul_(scale);
-    }
+  return at::stack(squares).to(at::kDouble).sum().item<double>();
+}
+
+void clip_to_norm(std::vector<OptimizedParameter>& parameters, double norm, double max_norm) {
+  if (!(max_norm > 0 && norm > max_norm && std::isfinite(norm))) return;
+  at::NoGradGuard no_grad;
+  const double scale = max_norm / (norm + 1e-6);
+  for (OptimizedParameter& p : parameters) {
+    const at::Tensor& grad = p.gradient();
+    if (grad.defined()) grad.mul_(scale);
   }
+}
+
+double clip_grad_norm(std::vector<OptimizedParameter>& parameters, double max_norm) {
+  const double norm = std::sqrt(squared_gradient_norm(parameters));
+  clip_to_norm(parameters, norm, max_norm);
   return norm;
 }
 

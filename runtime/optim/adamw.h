@@ -28,6 +28,11 @@ struct OptimizedParameter {
   bool decayed = true;
   at::Tensor exp_avg;     // m, fp32, created on first step
   at::Tensor exp_avg_sq;  // v
+  // When defined, the gradient to use instead of parameter.grad(): ZeRO optimizes shards of a
+  // flat buffer, whose gradients are shards of the reduce-scattered gradient buffer.
+  at::Tensor shard_gradient;
+
+  const at::Tensor& gradient() const { return shard_gradient.defined() ? shard_gradient : parameter.grad(); }
 };
 
 class AdamW {
@@ -37,9 +42,11 @@ class AdamW {
   // One update with learning rate `lr` from the parameters' .grad(); parameters without a gradient
   // are skipped. Runs under no-grad.
   void step(double lr);
+  // Zeroes gradients in place (gradients that are views into communication buffers stay views).
   void zero_grad();
 
   std::int64_t step_count() const { return step_count_; }
+  const AdamWOptions& options() const { return options_; }
   std::vector<OptimizedParameter>& parameters() { return parameters_; }
   const std::vector<OptimizedParameter>& parameters() const { return parameters_; }
   // Bytes of optimizer state (m and v) held by this process.
@@ -54,5 +61,10 @@ class AdamW {
 // Scales all gradients so their global L2 norm is at most `max_norm` (0: no clipping).
 // Returns the norm before clipping, computed in fp32/fp64 on the gradients' device.
 double clip_grad_norm(std::vector<OptimizedParameter>& parameters, double max_norm);
+
+// The two halves of clip_grad_norm, for gradients sharded over ranks (ZeRO): the local sum of
+// squares (to be summed over ranks), then the scaling by the global norm.
+double squared_gradient_norm(const std::vector<OptimizedParameter>& parameters);
+void clip_to_norm(std::vector<OptimizedParameter>& parameters, double norm, double max_norm);
 
 }  // namespace albion::optim

@@ -28,13 +28,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-at::Device choose_device(const std::string& requested, int local_rank) {
-  const int gpus = static_cast<int>(runtime::probe_compute().devices.size());
-  if (requested == "cpu" || (requested == "auto" && gpus == 0)) return at::kCPU;
-  ALBION_CHECK_AS(UsageError, gpus > 0, "recipe key 'run.device' is cuda but this machine has no CUDA device");
-  return at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(local_rank % gpus));
-}
-
 std::vector<std::string> split_commas(const std::string& text) {
   std::vector<std::string> parts;
   std::stringstream in(text);
@@ -43,28 +36,6 @@ std::vector<std::string> split_commas(const std::string& text) {
     if (!part.empty()) parts.push_back(part);
   }
   return parts;
-}
-
-// Prepares data.dataset from data.inputs when it does not exist yet (single process only).
-void ensure_dataset(const config::Recipe& recipe, const WorldPosition& world) {
-  if (fs::exists(recipe.data.dataset)) return;
-  ALBION_CHECK_AS(UsageError, !recipe.data.inputs.empty(), "recipe key 'data.dataset': ",
-                  recipe.data.dataset, " does not exist (prepare it with `albion data prepare`, or "
-                  "set data.inputs to prepare it automatically)");
-  ALBION_CHECK_AS(UsageError, world.world_size == 1, "recipe key 'data.dataset': ",
-                  recipe.data.dataset, " does not exist; prepare it before starting ",
-                  world.world_size, " ranks");
-  data::PrepareOptions options;
-  options.inputs = split_commas(recipe.data.inputs);
-  options.output = recipe.data.dataset;
-  options.tokenizer_spec = recipe.data.tokenizer;
-  options.val_fraction = recipe.data.val_fraction;
-  options.text_document_bytes = recipe.data.text_document_bytes;
-  options.seed = recipe.run.seed;
-  log::info("preparing ", recipe.data.dataset, " from ", recipe.data.inputs, " (tokenizer ",
-            recipe.data.tokenizer, ")");
-  const data::PrepareSummary summary = data::prepare_dataset(options);
-  log::info("prepared ", summary.train_tokens, " train and ", summary.val_tokens, " val tokens");
 }
 
 std::int64_t peak_memory_bytes(const at::Device& device) {
@@ -109,13 +80,32 @@ class CudaBf16Autocast {
 
 }  // namespace
 
-Trainer::Trainer(config::Recipe recipe, WorldPosition world, TrainingHooks* hooks)
+void prepare_dataset_if_missing(const config::Recipe& recipe) {
+  if (fs::exists(recipe.data.dataset)) return;
+  ALBION_CHECK_AS(UsageError, !recipe.data.inputs.empty(), "recipe key 'data.dataset': ",
+                  recipe.data.dataset, " does not exist (prepare it with `albion data prepare`, or "
+                  "set data.inputs to prepare it automatically)");
+  data::PrepareOptions options;
+  options.inputs = split_commas(recipe.data.inputs);
+  options.output = recipe.data.dataset;
+  options.tokenizer_spec = recipe.data.tokenizer;
+  options.val_fraction = recipe.data.val_fraction;
+  options.text_document_bytes = recipe.data.text_document_bytes;
+  options.seed = recipe.run.seed;
+  log::info("preparing ", recipe.data.dataset, " from ", recipe.data.inputs, " (tokenizer ",
+            recipe.data.tokenizer, ")");
+  const data::PrepareSummary summary = data::prepare_dataset(options);
+  log::info("prepared ", summary.train_tokens, " train and ", summary.val_tokens, " val tokens");
+}
+
+Trainer::Trainer(config::Recipe recipe, WorldPosition world, Parallelism* parallel, TrainingHooks* hooks)
     : recipe_(std::move(recipe)),
       world_(world),
+      parallel_(parallel != nullptr ? parallel : &one_process_),
       hooks_(hooks != nullptr ? hooks : &default_hooks_),
       start_(std::chrono::steady_clock::now()) {
   recipe_.validate();
-  device_ = choose_device(recipe_.run.device, world_.local_rank);
+  device_ = runtime::choose_device(recipe_.run.device, world_.local_rank);
   const std::string& dtype = recipe_.precision.dtype;
   ALBION_CHECK_AS(UsageError, !(dtype == "bf16" && device_.is_cpu()),
                   "recipe key 'precision.dtype' is bf16, which Albion runs on GPUs only; use fp32 on CPU");
@@ -124,7 +114,10 @@ Trainer::Trainer(config::Recipe recipe, WorldPosition world, TrainingHooks* hook
 
   // The dataset's manifest first: the model's vocabulary comes from its tokenizer, and every
   // recipe error is reported before loading data.
-  ensure_dataset(recipe_, world_);
+  if (world_.world_size == 1) prepare_dataset_if_missing(recipe_);
+  ALBION_CHECK_AS(UsageError, fs::exists(recipe_.data.dataset), "recipe key 'data.dataset': ",
+                  recipe_.data.dataset, " does not exist; prepare it before starting ", world_.world_size,
+                  " ranks");
   std::unique_ptr<checkpoint::KeyProvider> key;
   if (!recipe_.data.key.empty()) key = checkpoint::open_key_provider(recipe_.data.key);
   const data::DatasetManifest manifest = data::read_manifest(recipe_.data.dataset, key.get());
@@ -140,11 +133,11 @@ Trainer::Trainer(config::Recipe recipe, WorldPosition world, TrainingHooks* hook
   ALBION_CHECK_AS(UsageError, recipe_.train.seq_len <= model_config.context_length,
                   "recipe key 'train.seq_len' = ", recipe_.train.seq_len,
                   " exceeds the model's context length ", model_config.context_length);
-  const std::int64_t tokens_per_micro_step =
-      recipe_.train.micro_batch * recipe_.train.seq_len * world_.world_size;
+  const int data_ranks = parallel_->data_parallel_size();
+  const std::int64_t tokens_per_micro_step = recipe_.train.micro_batch * recipe_.train.seq_len * data_ranks;
   ALBION_CHECK_AS(UsageError, recipe_.train.global_batch_tokens % tokens_per_micro_step == 0,
                   "recipe key 'train.global_batch_tokens' = ", recipe_.train.global_batch_tokens,
-                  " is not a multiple of micro_batch x seq_len x ranks = ", tokens_per_micro_step);
+                  " is not a multiple of micro_batch x seq_len x data-parallel ranks = ", tokens_per_micro_step);
   accumulation_ = recipe_.train.global_batch_tokens / tokens_per_micro_step;
 
   // Data.
@@ -152,8 +145,8 @@ Trainer::Trainer(config::Recipe recipe, WorldPosition world, TrainingHooks* hook
   loader.directory = recipe_.data.dataset;
   loader.seq_len = recipe_.train.seq_len;
   loader.batch_size = recipe_.train.micro_batch;
-  loader.rank = world_.rank;
-  loader.world_size = world_.world_size;
+  loader.rank = parallel_->data_parallel_rank();
+  loader.world_size = data_ranks;
   loader.seed = recipe_.run.seed;
   loader.device = device_;
   loader.key_spec = recipe_.data.key;
@@ -214,7 +207,8 @@ Trainer::~Trainer() = default;
 
 Trainer::StepResult Trainer::train_step(std::int64_t step) {
   const double lr = schedule_.at(step);
-  double loss_sum = 0;
+  // Summed on the device: no host synchronisation per micro-batch.
+  at::Tensor loss_sum = at::zeros({}, at::TensorOptions().dtype(at::kDouble).device(device_));
   for (std::int64_t micro = 0; micro < accumulation_; ++micro) {
     data::TokenBatch batch = train_loader_->next();
     at::Tensor loss;
@@ -222,15 +216,13 @@ Trainer::StepResult Trainer::train_step(std::int64_t step) {
       CudaBf16Autocast autocast(bf16_autocast_);
       loss = model_->loss(batch.inputs, batch.targets, batch.loss_mask);
     }
+    parallel_->before_backward(micro + 1 == accumulation_);
     // Each micro-batch contributes 1/accumulation of the step's mean loss and gradient.
     (loss / static_cast<double>(accumulation_)).backward();
-    loss_sum += loss.item<double>();
+    loss_sum += loss.detach().to(at::kDouble);
   }
-  hooks_->synchronize_gradients(*this);
-  const double grad_norm = optim::clip_grad_norm(optimizer_->parameters(), recipe_.optim.grad_clip);
-  optimizer_->step(lr);
-  optimizer_->zero_grad();
-  const double loss = loss_sum / static_cast<double>(accumulation_);
+  const double grad_norm = parallel_->step(*this, lr);
+  const double loss = parallel_->mean(loss_sum / static_cast<double>(accumulation_)).item<double>();
   ALBION_CHECK_AS(SystemError, std::isfinite(loss), "training diverged: loss is ",
                   std::isnan(loss) ? "nan" : "infinite", " at step ",
                   step, " (lower optim.lr or raise optim.warmup_steps; the last checkpoint is kept)");
@@ -277,14 +269,14 @@ std::optional<double> Trainer::evaluate() {
   if (!val_loader_) return std::nullopt;
   at::NoGradGuard no_grad;
   val_loader_->restore({});
-  double total = 0;
+  at::Tensor total = at::zeros({}, at::TensorOptions().dtype(at::kDouble).device(device_));
   const std::int64_t batches =
       std::min<std::int64_t>(recipe_.eval.batches, static_cast<std::int64_t>(val_loader_->steps_per_epoch()));
   for (std::int64_t i = 0; i < batches; ++i) {
     data::TokenBatch batch = val_loader_->next();
-    total += model_->loss(batch.inputs, batch.targets, batch.loss_mask).item<double>();
+    total += model_->loss(batch.inputs, batch.targets, batch.loss_mask).to(at::kDouble);
   }
-  return total / static_cast<double>(std::max<std::int64_t>(1, batches));
+  return parallel_->mean(total / static_cast<double>(std::max<std::int64_t>(1, batches))).item<double>();
 }
 
 std::string Trainer::sample() {
@@ -308,10 +300,11 @@ std::string Trainer::sample() {
 
 TrainSummary Trainer::train(const std::atomic<bool>& stop_requested) {
   TrainSummary summary;
+  parallel_->attach(*this);
   const std::int64_t first = hooks_->resume(*this);
   last_log_ = std::chrono::steady_clock::now();
   for (std::int64_t step = first; step < recipe_.train.steps; ++step) {
-    if (stop_requested.load()) {
+    if (parallel_->any_rank(stop_requested.load())) {
       log::warning("stopping at step ", step, " as requested");
       summary.stopped_early = true;
       break;
@@ -325,6 +318,8 @@ TrainSummary Trainer::train(const std::atomic<bool>& stop_requested) {
       summary.seconds_to_first_step =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
       log::debug("first step done ", summary.seconds_to_first_step, " s after the trainer started");
+      log::info("optimizer state: ", static_cast<double>(parallel_->optimizer_state_bytes(*this)) / (1 << 20),
+                " MiB on rank ", world_.rank);
     }
     summary.losses.push_back(result.loss);
     summary.steps_done = step + 1;

@@ -1,12 +1,13 @@
 // File: runtime/train/trainer.h
 // The training loop of `albion train`:
 //
-//   Trainer trainer(recipe, world, hooks);   // validate, data, model, optimizer, metrics
+//   Trainer trainer(recipe, world, parallel, hooks);  // validate, data, model, optimizer, metrics
 //   TrainSummary summary = trainer.train(stop_requested);
 //
-// train() reads as its phases: resume -> for each step { accumulate micro-batches (forward,
-// backward) -> synchronise gradients -> clip -> AdamW step -> log -> evaluate -> sample } ->
-// final evaluation and sample. It stops cleanly at a step boundary when `stop_requested` becomes
+// train() reads as its phases: attach the parallelism -> resume -> for each step { accumulate
+// micro-batches (forward, backward) -> parallelism step (gradients made global, clip, AdamW) ->
+// log -> evaluate -> sample } -> final evaluation and sample. Data is sharded over the
+// parallelism's data-parallel ranks; losses are means over them, the same on every rank. It stops cleanly at a step boundary when `stop_requested` becomes
 // true (SIGINT/SIGTERM, set by launch/), and stops with an error on a non-finite loss.
 #pragma once
 
@@ -24,6 +25,7 @@
 #include "runtime/optim/adamw.h"
 #include "runtime/optim/lr_schedule.h"
 #include "runtime/tokenizers/tokenizer.h"
+#include "runtime/train/parallelism.h"
 #include "runtime/train/training_hooks.h"
 
 namespace albion::metrics {
@@ -47,22 +49,31 @@ struct TrainSummary {
   double seconds_to_first_step = 0;   // from construction to the end of step 0
 };
 
+// Prepares data.dataset from data.inputs when it does not exist yet. One process does this;
+// with several ranks, rank 0 before the others construct their trainers.
+void prepare_dataset_if_missing(const config::Recipe& recipe);
+
 class Trainer {
  public:
-  Trainer(config::Recipe recipe, WorldPosition world, TrainingHooks* hooks = nullptr);
+  // `parallel` and `hooks` (either may be null: one process, no checkpoints) must outlive the
+  // trainer.
+  Trainer(config::Recipe recipe, WorldPosition world, Parallelism* parallel = nullptr,
+          TrainingHooks* hooks = nullptr);
   ~Trainer();
 
   TrainSummary train(const std::atomic<bool>& stop_requested);
 
-  // For hooks (collectives, checkpoints).
+  // For the parallelism and the hooks (checkpoints).
   const config::Recipe& recipe() const { return recipe_; }
   models::CausalLm& model() { return *model_; }
   optim::AdamW& optimizer() { return *optimizer_; }
   data::TokenLoader& train_loader() { return *train_loader_; }
   const WorldPosition& world() const { return world_; }
   std::int64_t accumulation_steps() const { return accumulation_; }
+  const at::Device& device() const { return device_; }
 
-  // Mean validation loss over eval.batches batches, from the start of the val split each time.
+  // Mean validation loss over eval.batches batches per data-parallel rank, from the start of the
+  // val split each time (collective: every rank calls it).
   std::optional<double> evaluate();
   // A text sample from eval.sample_prompt.
   std::string sample();
@@ -77,6 +88,8 @@ class Trainer {
 
   config::Recipe recipe_;
   WorldPosition world_;
+  Parallelism one_process_;
+  Parallelism* parallel_;
   TrainingHooks default_hooks_;
   TrainingHooks* hooks_;
   at::Device device_ = at::kCPU;

@@ -27,22 +27,21 @@ TEST(NcclVersion, IsTheLoadedLibrarys) {
 
 TEST(NcclCommunicatorCuda, OneRankAllReduceIsIdentity) {
   ALBION_SKIP_WITHOUT_CUDA();
-  MPI_Comm self = MPI_COMM_SELF;
-  NcclCommunicator nccl(self, 0);
+  NcclCommunicator nccl(MPI_COMM_SELF, 0, "self", nullptr);
   EXPECT_EQ(nccl.size(), 1);
   for (at::ScalarType dtype : {at::kFloat, at::kBFloat16}) {
     at::Tensor values = at::arange(1001, at::TensorOptions().dtype(dtype).device(at::kCUDA, 0));
     at::Tensor expected = values.clone();
-    nccl.all_reduce_sum(values);
+    nccl.all_reduce(values, ReduceOp::kSum)->wait();
     EXPECT_TRUE(values.equal(expected)) << "dtype " << dtype;
   }
 }
 
 TEST(NcclCommunicatorCuda, RejectsCpuTensors) {
   ALBION_SKIP_WITHOUT_CUDA();
-  NcclCommunicator nccl(MPI_COMM_SELF, 0);
+  NcclCommunicator nccl(MPI_COMM_SELF, 0, "self", nullptr);
   at::Tensor cpu = at::ones({4});
-  EXPECT_THROW(nccl.all_reduce_sum(cpu), UsageError);
+  EXPECT_THROW(nccl.all_reduce(cpu, ReduceOp::kSum), UsageError);
 }
 
 }  // namespace

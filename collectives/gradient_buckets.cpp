@@ -1,0 +1,134 @@
+// File: collectives/gradient_buckets.cpp
+#include "collectives/gradient_buckets.h"
+
+#include <torch/csrc/autograd/function_hook.h>
+#include <torch/csrc/autograd/variable.h>
+
+#include "runtime/base/check.h"
+
+namespace albion::collectives {
+namespace {
+
+class GradientReadyHook final : public torch::autograd::PostAccumulateGradHook {
+ public:
+  GradientReadyHook(GradientBuckets* owner, std::size_t index) : owner_(owner), index_(index) {}
+  void operator()(const torch::autograd::Variable&) override { owner_->on_gradient_ready(index_); }
+
+ private:
+  GradientBuckets* owner_;
+  std::size_t index_;
+};
+
+}  // namespace
+
+GradientBuckets::GradientBuckets(std::vector<at::Tensor> parameters, std::int64_t bucket_bytes,
+                                 std::shared_ptr<Communicator> comm, bool overlap)
+    : parameters_(std::move(parameters)),
+      bucket_of_(parameters_.size()),
+      slots_(parameters_.size()),
+      comm_(std::move(comm)),
+      overlap_(overlap) {
+  ALBION_CHECK_AS(UsageError, bucket_bytes > 0, "gradient bucket size must be positive");
+  // Reverse order: a bucket closes when adding the next parameter would pass bucket_bytes (a
+  // parameter larger than that gets a bucket of its own) or when the dtype changes.
+  std::vector<std::int64_t> offsets(parameters_.size());
+  std::vector<std::int64_t> bucket_numel;
+  for (std::size_t i = parameters_.size(); i-- > 0;) {
+    const at::Tensor& p = parameters_[i];
+    ALBION_CHECK(p.requires_grad(), "gradient buckets: parameter ", i, " does not require grad");
+    ALBION_CHECK(p.device() == parameters_.front().device(), "gradient buckets: parameters on several devices");
+    const std::int64_t bytes = p.numel() * p.element_size();
+    const bool start_new = buckets_.empty() ||
+                           parameters_[buckets_.back().parameters.front()].scalar_type() != p.scalar_type() ||
+                           bucket_numel.back() * p.element_size() + bytes > bucket_bytes;
+    if (start_new) {
+      buckets_.emplace_back();
+      bucket_numel.push_back(0);
+    }
+    offsets[i] = bucket_numel.back();
+    bucket_numel.back() += p.numel();
+    buckets_.back().parameters.push_back(i);
+    bucket_of_[i] = buckets_.size() - 1;
+  }
+  for (std::size_t b = 0; b < buckets_.size(); ++b) {
+    const at::Tensor& first = parameters_[buckets_[b].parameters.front()];
+    buckets_[b].flat = at::zeros({bucket_numel[b]}, first.options().requires_grad(false));
+  }
+  for (std::size_t i = 0; i < parameters_.size(); ++i) {
+    slots_[i] = buckets_[bucket_of_[i]].flat.narrow(0, offsets[i], parameters_[i].numel()).view(parameters_[i].sizes());
+  }
+  seat_gradient_views();
+  for (std::size_t i = 0; i < parameters_.size(); ++i) {
+    torch::autograd::impl::set_post_acc_grad_hooks(parameters_[i], std::make_unique<GradientReadyHook>(this, i));
+  }
+}
+
+GradientBuckets::~GradientBuckets() {
+  for (at::Tensor& p : parameters_) torch::autograd::impl::set_post_acc_grad_hooks(p, nullptr);
+}
+
+std::vector<std::int64_t> GradientBuckets::bucket_bytes() const {
+  std::vector<std::int64_t> bytes;
+  for (const Bucket& b : buckets_) bytes.push_back(b.flat.numel() * b.flat.element_size());
+  return bytes;
+}
+
+void GradientBuckets::seat_gradient_views() {
+  // If something replaced a gradient (set it to None, assigned a new tensor), copy it back into
+  // its slot so accumulation and the all-reduce see one buffer again.
+  for (std::size_t i = 0; i < parameters_.size(); ++i) {
+    const at::Tensor& grad = parameters_[i].grad();
+    if (grad.defined() && grad.data_ptr() == slots_[i].data_ptr()) continue;
+    if (grad.defined()) slots_[i].copy_(grad);
+    else slots_[i].zero_();
+    parameters_[i].mutable_grad() = slots_[i];
+  }
+}
+
+void GradientBuckets::prepare_backward(bool synchronize) {
+  std::lock_guard lock(mutex_);
+  seat_gradient_views();
+  armed_ = synchronize && overlap_;
+  next_to_start_ = 0;
+  for (Bucket& b : buckets_) {
+    b.pending = b.parameters.size();
+    b.work.reset();
+  }
+}
+
+void GradientBuckets::on_gradient_ready(std::size_t parameter_index) {
+  std::lock_guard lock(mutex_);
+  if (!armed_) return;
+  Bucket& bucket = buckets_[bucket_of_[parameter_index]];
+  if (bucket.pending > 0) --bucket.pending;
+  start_ready_buckets();
+}
+
+void GradientBuckets::start_ready_buckets() {
+  while (next_to_start_ < buckets_.size() && buckets_[next_to_start_].pending == 0) {
+    Bucket& bucket = buckets_[next_to_start_++];
+    bucket.work = comm_->all_reduce(bucket.flat, ReduceOp::kAvg);
+  }
+}
+
+void GradientBuckets::finish() {
+  std::vector<std::shared_ptr<Work>> works;
+  {
+    std::lock_guard lock(mutex_);
+    armed_ = false;
+    // Buckets whose parameters got no gradient this step (unused parameters), or all of them
+    // without overlap, start now, still in index order.
+    for (; next_to_start_ < buckets_.size(); ++next_to_start_) {
+      buckets_[next_to_start_].work = comm_->all_reduce(buckets_[next_to_start_].flat, ReduceOp::kAvg);
+    }
+    for (Bucket& b : buckets_) works.push_back(std::exchange(b.work, nullptr));
+  }
+  for (const auto& work : works) work->wait();
+}
+
+void GradientBuckets::zero_gradients() {
+  std::lock_guard lock(mutex_);
+  for (Bucket& b : buckets_) b.flat.zero_();
+}
+
+}  // namespace albion::collectives

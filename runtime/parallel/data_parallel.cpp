@@ -1,0 +1,132 @@
+// File: runtime/parallel/data_parallel.cpp
+#include "runtime/parallel/data_parallel.h"
+
+#include <ATen/core/grad_mode.h>
+
+#include <cmath>
+#include <set>
+
+#include "runtime/base/check.h"
+#include "runtime/base/log.h"
+#include "runtime/train/trainer.h"
+
+namespace albion::parallel {
+namespace {
+
+using collectives::ReduceOp;
+
+std::vector<at::Tensor> trained_parameters(train::Trainer& trainer) {
+  std::vector<at::Tensor> tensors;
+  std::set<const void*> seen;
+  for (const optim::OptimizedParameter& p : trainer.optimizer().parameters()) {
+    ALBION_CHECK(seen.insert(p.parameter.unsafeGetTensorImpl()).second, "parameter ", p.name,
+                 " appears twice in the optimizer");
+    tensors.push_back(p.parameter);
+  }
+  return tensors;
+}
+
+}  // namespace
+
+// The same seed makes every rank's parameters equal already; the broadcast makes it a guarantee,
+// also for parameters that only rank 0 loaded.
+void DataParallelRanks::broadcast_parameters(const std::vector<at::Tensor>& parameters) {
+  at::NoGradGuard no_grad;
+  std::vector<std::shared_ptr<collectives::Work>> works;
+  for (const at::Tensor& p : parameters) works.push_back(data_->broadcast(p.detach(), 0));
+  for (const auto& work : works) work->wait();
+}
+
+at::Tensor DataParallelRanks::mean(const at::Tensor& local) {
+  at::Tensor result = local.detach().clone().contiguous();
+  data_->all_reduce(result, ReduceOp::kAvg)->wait();
+  return result;
+}
+
+bool DataParallelRanks::any_rank(bool local) {
+  at::Tensor flag = at::full({1}, local ? 1 : 0, at::TensorOptions().dtype(at::kInt).device(device_));
+  data_->all_reduce(flag, ReduceOp::kMax)->wait();
+  return flag.item<int>() != 0;
+}
+
+DataParallel::DataParallel(std::shared_ptr<collectives::Communicator> data, const config::ParallelConfig& config)
+    : DataParallelRanks(std::move(data)),
+      bucket_bytes_(static_cast<std::int64_t>(config.bucket_mb * (1 << 20))),
+      overlap_(config.overlap) {}
+
+void DataParallel::attach(train::Trainer& trainer) {
+  device_ = trainer.device();
+  std::vector<at::Tensor> parameters = trained_parameters(trainer);
+  broadcast_parameters(parameters);
+  buckets_ = std::make_unique<collectives::GradientBuckets>(std::move(parameters), bucket_bytes_, data_, overlap_);
+  log::debug("DDP over ", data_->size(), " ranks: ", buckets_->bucket_count(), " gradient bucket(s)",
+             overlap_ ? ", overlapped with backward" : ", after backward");
+}
+
+void DataParallel::before_backward(bool last) { buckets_->prepare_backward(last); }
+
+double DataParallel::step(train::Trainer& trainer, double lr) {
+  buckets_->finish();
+  return Parallelism::step(trainer, lr);
+}
+
+
+void ZeroOptimizer::attach(train::Trainer& trainer) {
+  device_ = trainer.device();
+  const std::vector<optim::OptimizedParameter>& full = trainer.optimizer().parameters();
+  std::vector<at::Tensor> parameters = trained_parameters(trainer);
+  broadcast_parameters(parameters);
+  flat_ = std::make_unique<collectives::FlatParameters>(std::move(parameters));
+  shard_ = collectives::shard_range(flat_->numel(), data_->rank(), data_->size());
+  gradient_shard_ = at::zeros({shard_.length}, flat_->gradients().options());
+
+  // The optimizer sees one piece per parameter overlapping this rank's shard: a view of the flat
+  // parameters, with the same name and weight-decay rule as the whole parameter, so the
+  // element-wise update is exactly the one DDP's full AdamW makes.
+  std::vector<optim::OptimizedParameter> pieces;
+  for (const collectives::ParameterSpan& span : flat_->spans(shard_)) {
+    optim::OptimizedParameter piece;
+    piece.name = str_cat(full[span.parameter].name, "[", span.parameter_offset, ":",
+                         span.parameter_offset + span.length, "]");
+    piece.parameter = flat_->values().narrow(0, span.flat_offset, span.length);
+    piece.decayed = full[span.parameter].decayed;
+    piece.shard_gradient = gradient_shard_.narrow(0, span.flat_offset - shard_.offset, span.length);
+    pieces.push_back(std::move(piece));
+  }
+  shard_optimizer_ = std::make_unique<optim::AdamW>(std::move(pieces), trainer.optimizer().options());
+  log::debug("ZeRO-1 over ", data_->size(), " ranks: this rank updates elements [", shard_.offset, ", ",
+             shard_.offset + shard_.length, ") of ", flat_->numel());
+}
+
+void ZeroOptimizer::before_backward(bool) { flat_->seat_gradient_views(); }
+
+double ZeroOptimizer::step(train::Trainer& trainer, double lr) {
+  at::NoGradGuard no_grad;
+  data_->reduce_scatter(gradient_shard_, flat_->gradients(), ReduceOp::kAvg)->wait();
+
+  // The global norm from every shard's sum of squares.
+  std::vector<optim::OptimizedParameter>& pieces = shard_optimizer_->parameters();
+  at::Tensor squares = at::full({1}, optim::squared_gradient_norm(pieces),
+                                at::TensorOptions().dtype(at::kDouble).device(gradient_shard_.device()));
+  data_->all_reduce(squares, ReduceOp::kSum)->wait();
+  const double norm = std::sqrt(squares.item<double>());
+  optim::clip_to_norm(pieces, norm, trainer.recipe().optim.grad_clip);
+  shard_optimizer_->step(lr);
+
+  data_->all_gather(flat_->values(), flat_->values().narrow(0, shard_.offset, shard_.length))->wait();
+  flat_->gradients().zero_();
+  return norm;
+}
+
+
+std::int64_t ZeroOptimizer::optimizer_state_bytes(train::Trainer&) const {
+  return shard_optimizer_ ? shard_optimizer_->state_bytes() : 0;
+}
+
+std::unique_ptr<train::Parallelism> make_data_parallelism(std::shared_ptr<collectives::Communicator> data,
+                                                          const config::ParallelConfig& config) {
+  if (config.zero == 1) return std::make_unique<ZeroOptimizer>(std::move(data));
+  return std::make_unique<DataParallel>(std::move(data), config);
+}
+
+}  // namespace albion::parallel

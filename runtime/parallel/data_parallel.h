@@ -1,0 +1,80 @@
+// File: runtime/parallel/data_parallel.h
+// Data parallelism for the trainer (train::Parallelism), over the data-parallel communicator:
+//   DataParallel   DDP: parameters replicated, gradients averaged in buckets overlapped with
+//                  backward (collectives/gradient_buckets.h), every rank runs the full AdamW;
+//   ZeroOptimizer  ZeRO-1: parameters replicated, AdamW moments sharded 1/N over ranks on a flat
+//                  buffer (collectives/flat_parameters.h): reduce-scatter the gradients, clip by
+//                  the global norm, update the local shard, all-gather the parameters.
+// Both start by broadcasting rank 0's parameters, and both compute the step one process would
+// compute over the same global batch (tests/runtime/parallel compare them under mpirun).
+#pragma once
+
+#include <memory>
+
+#include "collectives/communicator.h"
+#include "collectives/flat_parameters.h"
+#include "collectives/gradient_buckets.h"
+#include "runtime/config/recipe.h"
+#include "runtime/optim/adamw.h"
+#include "runtime/train/parallelism.h"
+
+namespace albion::parallel {
+
+// What DDP and ZeRO share: the data-parallel communicator, means and agreement over it.
+class DataParallelRanks : public train::Parallelism {
+ public:
+  explicit DataParallelRanks(std::shared_ptr<collectives::Communicator> data) : data_(std::move(data)) {}
+  int data_parallel_rank() const override { return data_->rank(); }
+  int data_parallel_size() const override { return data_->size(); }
+  at::Tensor mean(const at::Tensor& local) override;
+  bool any_rank(bool local) override;
+
+ protected:
+  // Every rank starts from rank 0's parameters.
+  void broadcast_parameters(const std::vector<at::Tensor>& parameters);
+
+  std::shared_ptr<collectives::Communicator> data_;
+  at::Device device_{at::kCPU};  // the trainer's, set by attach()
+};
+
+class DataParallel final : public DataParallelRanks {
+ public:
+  DataParallel(std::shared_ptr<collectives::Communicator> data, const config::ParallelConfig& config);
+
+  void attach(train::Trainer& trainer) override;
+  void before_backward(bool last) override;
+  double step(train::Trainer& trainer, double lr) override;
+
+  const collectives::GradientBuckets& buckets() const { return *buckets_; }
+
+ private:
+  std::int64_t bucket_bytes_;
+  bool overlap_;
+  std::unique_ptr<collectives::GradientBuckets> buckets_;
+};
+
+class ZeroOptimizer final : public DataParallelRanks {
+ public:
+  explicit ZeroOptimizer(std::shared_ptr<collectives::Communicator> data) : DataParallelRanks(std::move(data)) {}
+
+  void attach(train::Trainer& trainer) override;
+  void before_backward(bool last) override;
+  double step(train::Trainer& trainer, double lr) override;
+  std::int64_t optimizer_state_bytes(train::Trainer& trainer) const override;
+
+  // This rank's shard of the flat parameter buffer and its optimizer (checkpoints save these).
+  collectives::ShardRange shard() const { return shard_; }
+  optim::AdamW& shard_optimizer() { return *shard_optimizer_; }
+
+ private:
+  std::unique_ptr<collectives::FlatParameters> flat_;
+  collectives::ShardRange shard_;
+  at::Tensor gradient_shard_;
+  std::unique_ptr<optim::AdamW> shard_optimizer_;
+};
+
+// DataParallel or ZeroOptimizer, as parallel.zero says.
+std::unique_ptr<train::Parallelism> make_data_parallelism(std::shared_ptr<collectives::Communicator> data,
+                                                          const config::ParallelConfig& config);
+
+}  // namespace albion::parallel

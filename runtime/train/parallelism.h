@@ -1,0 +1,41 @@
+// File: runtime/train/parallelism.h
+// How the ranks of a job share one training step. The trainer calls these at fixed points; it
+// never talks to a communicator itself. The base class is one process alone; runtime/parallel/
+// has data parallelism (DDP) and ZeRO-1.
+//
+//   attach(trainer)                         once, before the first step
+//   for each micro-batch: before_backward(is_last); backward
+//   grad_norm = step(trainer, lr)           gradients made global, clipped, parameters updated
+//   loss = mean(local_loss)                 the global batch's loss, the same on every rank
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <cstdint>
+
+namespace albion::train {
+
+class Trainer;
+
+class Parallelism {
+ public:
+  virtual ~Parallelism() = default;
+  // Ranks that split each global batch (the trainer shards data over them).
+  virtual int data_parallel_rank() const { return 0; }
+  virtual int data_parallel_size() const { return 1; }
+  // Once, after the model and optimizer exist and before the first step (and before resume).
+  virtual void attach(Trainer&) {}
+  // Before each micro-batch's backward; `last` marks the step's final micro-batch.
+  virtual void before_backward(bool /*last*/) {}
+  // After the final backward: make gradients global, clip them to the recipe's norm, update the
+  // parameters, zero the gradients. Returns the global gradient norm before clipping.
+  virtual double step(Trainer& trainer, double lr);
+  // The mean over data-parallel ranks of a per-rank scalar tensor (a loss), on every rank.
+  virtual at::Tensor mean(const at::Tensor& local) { return local; }
+  // True on every rank when `local` is true on any: ranks stop at the same step boundary.
+  virtual bool any_rank(bool local) { return local; }
+  // Bytes of optimizer state this rank holds (metrics, and the ZeRO benchmark).
+  virtual std::int64_t optimizer_state_bytes(Trainer& trainer) const;
+};
+
+}  // namespace albion::train

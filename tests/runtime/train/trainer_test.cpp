@@ -55,7 +55,7 @@ class TrainerTest : public testing::Test {
 
   static TrainSummary run(const config::Recipe& r, TrainingHooks* hooks = nullptr) {
     std::atomic<bool> stop{false};
-    Trainer trainer(r, {}, hooks);
+    Trainer trainer(r, {}, nullptr, hooks);
     return trainer.train(stop);
   }
 

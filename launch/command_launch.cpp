@@ -1,14 +1,77 @@
 // File: launch/command_launch.cpp
-// `albion launch`: planned (issue #5).
-#include "launch/command_planned.h"
+// `albion launch [-n N] [--hostfile F | --hosts a:4,b:4] [--gpus-per-node G] [--launcher L]
+// [--dry-run] -- <albion subcommand ...>`: builds the mpirun (or srun) command that starts the
+// subcommand on N ranks (launch/launch_plan.h), checks the hosts answer, prints the command, and
+// replaces this process with it, so the job's exit code is the launcher's.
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <iostream>
+#include <thread>
+
+#include "launch/cli.h"
+#include "launch/command_options.h"
+#include "launch/host_reachability.h"
+#include "launch/launch_plan.h"
+#include "runtime/base/check.h"
+#include "runtime/device.h"
 
 namespace albion::launch {
+namespace {
 
-int run_launch(const CommandArgs& args, const ProcessEnvironment&) {
-  return run_planned(args, {{"launch", "albion launch [-n N] [--hostfile F | --hosts a:4,b:4] [--gpus-per-node G] [--dry-run] -- <albion subcommand ...>",
-                             "Start an albion subcommand on N ranks through mpirun, or srun inside\n"
-                             "a Slurm allocation, one rank per GPU."},
-                            5, "collectives, data parallelism, launcher"});
+const CommandSpec kSpec{
+    "launch",
+    "albion launch [-n N] [--hostfile F | --hosts a:4,b:4] [--gpus-per-node G] [--launcher L] [--dry-run] "
+    "-- <albion subcommand ...>",
+    "Start an albion subcommand on N ranks, one per GPU, through OpenMPI's mpirun, or srun inside\n"
+    "a Slurm allocation. Ranks are packed by node (consecutive ranks share a node's NVLink), and\n"
+    "NCCL_*, CUDA_*, ALBION_* and OMP_NUM_THREADS are forwarded to every rank. Without -n the\n"
+    "count comes from the hosts' slots, the Slurm allocation, or this node's GPUs. Remote hosts\n"
+    "must resolve and answer on their ssh port before anything starts. --dry-run prints the\n"
+    "command and exits. Example: albion launch -n 2 -- train recipes/tiny.ini"};
+
+}  // namespace
+
+int run_launch(const CommandArgs& args, const ProcessEnvironment& env) {
+  LaunchRequest request;
+  std::string hosts;
+  bool dry_run = false;
+  po::options_description options("options");
+  options.add_options()
+      (",n", po::value(&request.processes)->value_name("N"), "number of ranks")
+      ("hosts", po::value(&hosts)->value_name("a:4,b:4"), "hosts and their slots (ranks)")
+      ("hostfile", po::value(&request.hostfile)->value_name("FILE"), "OpenMPI hostfile (host slots=N per line)")
+      ("gpus-per-node", po::value(&request.gpus_per_node)->value_name("G"), "ranks per node; default: this node's GPUs")
+      ("launcher", po::value(&request.launcher)->value_name("L"), "auto (srun inside Slurm, else mpirun), mpirun or srun")
+      ("dry-run", po::bool_switch(&dry_run), "print the command and exit");
+  const std::optional<config::ParsedOptions> parsed = parse_command(args, kSpec, options);
+  if (!parsed) return 0;
+  request.command = parsed->passthrough;
+  ALBION_CHECK_AS(UsageError, hosts.empty() || request.hostfile.empty(), "launch: give --hosts or --hostfile, not both");
+  if (!hosts.empty()) request.hosts = parse_host_list(hosts, "launch --hosts");
+  if (!request.hostfile.empty()) request.hosts = read_hostfile(request.hostfile);
+
+  LaunchContext context;
+  context.albion_executable = std::filesystem::read_symlink("/proc/self/exe").string();
+  context.local_gpus = static_cast<int>(runtime::probe_compute().devices.size());
+  context.local_cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  context.running_as_root = geteuid() == 0;
+  context.in_slurm_allocation = env.in_slurm_allocation;
+  context.slurm_job_nodes = env.slurm_job_nodes;
+  context.slurm_job_tasks = env.slurm_job_tasks;
+  context.forwarded_variables = env.forwarded_variables;
+  const std::vector<std::string> argv = plan_launch(request, context);
+  require_reachable(request.hosts, env.hostname);
+
+  std::cerr << "albion launch: " << shell_quote(argv) << std::endl;
+  if (dry_run) return 0;
+  std::vector<char*> pointers;
+  for (const std::string& arg : argv) pointers.push_back(const_cast<char*>(arg.c_str()));
+  pointers.push_back(nullptr);
+  execvp(pointers[0], pointers.data());
+  throw UsageError(str_cat("launch: cannot run ", argv[0], ": ", std::strerror(errno)));
 }
 
 }  // namespace albion::launch

@@ -60,6 +60,20 @@ const char* launcher_name(Launcher launcher) {
   return "unknown";
 }
 
+namespace {
+
+// A launcher's count, or nothing when unset or not a positive number.
+std::optional<int> positive_integer(const char* name) {
+  const char* value = std::getenv(name);
+  if (value == nullptr) return std::nullopt;
+  char* end = nullptr;
+  const long parsed = std::strtol(value, &end, 10);
+  if (end == value || *end != '\0' || parsed <= 0 || parsed > 1 << 24) return std::nullopt;
+  return static_cast<int>(parsed);
+}
+
+}  // namespace
+
 ProcessEnvironment read_process_environment() {
   ProcessEnvironment env;
   // OpenMPI first: under `srun --mpi=pmix` or mpirun inside an allocation both sets exist, and the
@@ -75,6 +89,16 @@ ProcessEnvironment read_process_environment() {
   }
   env.stderr_is_terminal = isatty(STDERR_FILENO) == 1;
   env.in_slurm_allocation = std::getenv("SLURM_JOB_ID") != nullptr;
+  env.slurm_job_nodes = positive_integer("SLURM_JOB_NUM_NODES");
+  env.slurm_job_tasks = positive_integer("SLURM_NTASKS");
+  for (char** variable = environ; *variable != nullptr; ++variable) {
+    const std::string_view entry(*variable);
+    const std::string_view name = entry.substr(0, entry.find('='));
+    if (name.starts_with("NCCL_") || name.starts_with("CUDA_") || name.starts_with("ALBION_") ||
+        name == "OMP_NUM_THREADS") {
+      env.forwarded_variables.emplace_back(name);
+    }
+  }
   char host[256] = {};
   if (gethostname(host, sizeof(host) - 1) == 0) env.hostname = host;
   return env;

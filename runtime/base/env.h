@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace albion {
 
@@ -33,6 +34,11 @@ struct ProcessEnvironment {
   LogLevel log_level = LogLevel::kInfo;  // ALBION_LOG_LEVEL=debug|info|warning|error
   bool stderr_is_terminal = false;       // progress bars only on a terminal
   bool in_slurm_allocation = false;      // SLURM_JOB_ID present (launch may use srun)
+  std::optional<int> slurm_job_nodes;    // SLURM_JOB_NUM_NODES
+  std::optional<int> slurm_job_tasks;    // SLURM_NTASKS
+  // Names (not values) of the variables `albion launch` forwards to every rank: NCCL_*, CUDA_*,
+  // ALBION_*, OMP_NUM_THREADS.
+  std::vector<std::string> forwarded_variables;
   std::string hostname;
 };
 

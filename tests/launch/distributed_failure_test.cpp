@@ -1,0 +1,174 @@
+// File: tests/launch/distributed_failure_test.cpp
+// Whole jobs under real mpirun, started through `albion launch`: the README's two-rank run, a rank
+// killed with SIGKILL mid-training, a rank frozen with SIGSTOP (only the watchdog can notice: the
+// process is alive and mpirun sees nothing), and recipes that differ between ranks.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "tests/support/run_albion.h"
+#include "tests/support/temp_dir.h"
+
+extern char** environ;
+
+namespace albion {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+using testing_support::TempDir;
+
+const std::string kEnvironment =
+    "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl_vader_single_copy_mechanism=none";
+
+std::string tiny(const TempDir& dir, const std::string& extra) {
+  return std::string("train ") + ALBION_SOURCE_DIR + "/recipes/tiny.ini --run.dir=" + (dir / "run") +
+         " --data.dataset=" + (dir / "data") + " --data.inputs=" + ALBION_SOURCE_DIR +
+         "/recipes/corpus/austen/persuasion.txt --eval.sample_tokens=0 --log.tensorboard=false --log.interval=1 "
+         "--optim.warmup_steps=1 " + extra;
+}
+
+// The ranks of the job mpirun `launcher` started: its albion children.
+std::vector<pid_t> ranks_of(pid_t launcher) {
+  std::vector<pid_t> ranks;
+  for (const auto& entry : fs::directory_iterator("/proc")) {
+    std::ifstream stat(entry.path() / "stat");
+    pid_t pid = 0;
+    std::string name;
+    char state = 0;
+    pid_t parent = 0;
+    if (stat >> pid >> name >> state >> parent && parent == launcher && name == "(albion)") ranks.push_back(pid);
+  }
+  return ranks;
+}
+
+struct Job {
+  pid_t pid = -1;
+  std::string log;
+};
+
+Job start(const std::string& arguments, const std::string& log) {
+  Job job{-1, log};
+  const std::string command = kEnvironment + " exec " + ALBION_EXECUTABLE + " launch -n 4 -- " + arguments +
+                              " > " + log + " 2>&1";
+  const char* argv[] = {"/bin/sh", "-c", command.c_str(), nullptr};
+  posix_spawn(&job.pid, "/bin/sh", nullptr, nullptr, const_cast<char**>(argv), environ);
+  return job;
+}
+
+// Waits for the job; returns its exit code (128 + signal when killed) or -1 after `limit`.
+int wait_for(const Job& job, std::chrono::seconds limit) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < deadline) {
+    int status = 0;
+    if (waitpid(job.pid, &status, WNOHANG) == job.pid) {
+      return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    }
+    std::this_thread::sleep_for(100ms);
+  }
+  kill(job.pid, SIGKILL);
+  waitpid(job.pid, nullptr, 0);
+  return -1;
+}
+
+// Waits until training is under way: four ranks exist and a step has been logged.
+std::vector<pid_t> wait_until_training(const Job& job) {
+  for (int i = 0; i < 600; ++i) {
+    std::vector<pid_t> ranks = ranks_of(job.pid);
+    if (ranks.size() == 4 && testing_support::read_bytes(job.log).find("step 2/") != std::string::npos) return ranks;
+    std::this_thread::sleep_for(100ms);
+  }
+  return {};
+}
+
+bool all_gone(const std::vector<pid_t>& pids) {
+  for (pid_t pid : pids) {
+    if (kill(pid, 0) == 0) return false;
+  }
+  return true;
+}
+
+class DistributedJob : public testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new TempDir();
+    // Prepare the dataset once, in one process, so each job starts training at once.
+    auto outcome = testing_support::run_albion(tiny(*dir_, "--dry-run"));
+    ASSERT_EQ(outcome.exit_code, 0) << outcome.output;
+    outcome = testing_support::run_albion(tiny(*dir_, "--train.steps=1 --eval.interval=0"));
+    ASSERT_EQ(outcome.exit_code, 0) << outcome.output;
+  }
+  static void TearDownTestSuite() { delete dir_; }
+  static inline TempDir* dir_ = nullptr;
+};
+
+TEST_F(DistributedJob, TwoRanksTrainThroughLaunch) {
+  const auto outcome = testing_support::run_albion(
+      "launch -n 2 -- " + tiny(*dir_, "--train.steps=4 --eval.interval=4 --eval.batches=2"),
+      kEnvironment);
+  EXPECT_EQ(outcome.exit_code, 0) << outcome.output;
+  EXPECT_NE(outcome.output.find("albion launch: mpirun -np 2"), std::string::npos) << outcome.output;
+  EXPECT_NE(outcome.output.find("data-parallel training on 2 ranks"), std::string::npos) << outcome.output;
+  EXPECT_NE(outcome.output.find("final val_loss"), std::string::npos) << outcome.output;
+}
+
+TEST_F(DistributedJob, SigkillOfOneRankEndsEveryRankWithin60Seconds) {
+  const Job job = start(tiny(*dir_, "--train.micro_batch=4 --train.steps=100000 --eval.interval=0"),
+                        *dir_ / "sigkill.log");
+  const std::vector<pid_t> ranks = wait_until_training(job);
+  ASSERT_EQ(ranks.size(), 4u) << testing_support::read_bytes(job.log);
+  const auto killed_at = std::chrono::steady_clock::now();
+  kill(ranks[2], SIGKILL);
+  const int code = wait_for(job, 60s);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - killed_at).count();
+  EXPECT_NE(code, -1) << "the job still ran 60 s after a rank was killed";
+  EXPECT_NE(code, 0);
+  for (int i = 0; i < 50 && !all_gone(ranks); ++i) std::this_thread::sleep_for(100ms);
+  EXPECT_TRUE(all_gone(ranks)) << "a rank survived";
+  std::cout << "job ended " << seconds << " s after SIGKILL, exit code " << code << "\n";
+}
+
+TEST_F(DistributedJob, WatchdogAbortsAJobWithAFrozenRank) {
+  // SIGSTOP: the rank is alive, so mpirun notices nothing; its peers wait in their next
+  // all-reduce until the watchdog's 3 s timeout aborts the job.
+  const Job job = start(tiny(*dir_, "--train.micro_batch=4 --train.steps=100000 --eval.interval=0 "
+                                    "--parallel.timeout_s=3"),
+                        *dir_ / "sigstop.log");
+  const std::vector<pid_t> ranks = wait_until_training(job);
+  ASSERT_EQ(ranks.size(), 4u) << testing_support::read_bytes(job.log);
+  kill(ranks[1], SIGSTOP);
+  const int code = wait_for(job, 60s);
+  EXPECT_NE(code, -1) << "the job hung with a frozen rank";
+  EXPECT_NE(code, 0);
+  const std::string log = testing_support::read_bytes(job.log);
+  EXPECT_NE(log.find("did not complete within 3 s (parallel.timeout_s)"), std::string::npos) << log;
+  EXPECT_NE(log.find("all_reduce(avg)"), std::string::npos) << log;
+  for (pid_t pid : ranks) kill(pid, SIGKILL);  // in case the stopped one outlived mpirun
+}
+
+TEST_F(DistributedJob, RecipesThatDifferBetweenRanksAreRefused) {
+  // Rank-dependent override through the environment OpenMPI gives each rank.
+  // `launch` runs albion subcommands only, so start mpirun directly for this one.
+  const std::string command = "mpirun -np 2 --oversubscribe /bin/sh -c '" + std::string(ALBION_EXECUTABLE) + " " +
+                              tiny(*dir_, "--train.steps=3") + " --optim.lr=0.01${OMPI_COMM_WORLD_RANK}'";
+  const auto outcome = testing_support::run_albion("version >/dev/null; " + command, "export " + kEnvironment + ";");
+  EXPECT_EQ(outcome.exit_code, 2) << outcome.output;
+  EXPECT_NE(outcome.output.find("the resolved recipe differs between ranks"), std::string::npos) << outcome.output;
+}
+
+TEST_F(DistributedJob, AMeshThatDoesNotFactorTheWorldIsRefused) {
+  const auto outcome = testing_support::run_albion(
+      "launch -n 2 -- " + tiny(*dir_, "--train.steps=3 --parallel.tensor=4"), kEnvironment);
+  EXPECT_EQ(outcome.exit_code, 2) << outcome.output;
+  EXPECT_NE(outcome.output.find("'parallel.tensor' = 4"), std::string::npos) << outcome.output;
+}
+
+}  // namespace
+}  // namespace albion

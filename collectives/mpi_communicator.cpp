@@ -21,13 +21,20 @@ namespace albion::collectives {
 // run in the order they were issued, which every rank shares, so collectives always match.
 // Point-to-point operations are started with MPI_Isend/MPI_Irecv and completed by the thread
 // between operations, so a ring of sends and receives cannot deadlock.
+//
+// A caller that waits for a collective the thread has not started yet, at the head of the queue,
+// runs it itself (Work::wait, try_run_inline): a synchronous all_reduce()->wait() then costs what
+// a direct MPI call costs, with no hand-off between threads. Whoever runs an operation holds
+// executor_ from taking it off the queue to its end, so issue order still holds.
 
 class MpiCommunicator::MpiWork final : public Work {
  public:
-  MpiWork(std::string description, std::vector<at::Tensor> keep_alive)
-      : description_(std::move(description)), keep_alive_(std::move(keep_alive)) {}
+  MpiWork(MpiCommunicator* owner, std::string description, std::vector<at::Tensor> keep_alive)
+      : owner_(owner), description_(std::move(description)), keep_alive_(std::move(keep_alive)) {}
 
   void wait() override {
+    // Unfinished work means its communicator is alive (its destructor drains the queue).
+    if (!completed()) owner_->try_run_inline(this);
     std::unique_lock lock(mutex_);
     done_cv_.wait(lock, [this] { return done_; });
     if (error_) std::rethrow_exception(error_);
@@ -61,6 +68,7 @@ class MpiCommunicator::MpiWork final : public Work {
         .count();
   }
 
+  MpiCommunicator* const owner_;
   const std::string description_;
   std::vector<at::Tensor> keep_alive_;  // the operands outlive the operation
   std::atomic<std::int64_t> started_ns_{-1};
@@ -127,12 +135,12 @@ MpiCommunicator::~MpiCommunicator() {
 }
 
 std::shared_ptr<Work> MpiCommunicator::enqueue(std::string description, Action action,
-                                               std::vector<at::Tensor> keep_alive) {
-  auto work = std::make_shared<MpiWork>(std::move(description), std::move(keep_alive));
+                                               std::vector<at::Tensor> keep_alive, bool blocking) {
+  auto work = std::make_shared<MpiWork>(this, std::move(description), std::move(keep_alive));
   {
     std::lock_guard lock(mutex_);
     ALBION_CHECK(!stopping_, "operation on a communicator being destroyed");
-    queue_.push_back({std::move(action), work});
+    queue_.push_back({std::move(action), work, blocking});
   }
   wake_.notify_one();
   if (watchdog_) watchdog_->watch(work);
@@ -141,34 +149,52 @@ std::shared_ptr<Work> MpiCommunicator::enqueue(std::string description, Action a
 
 void MpiCommunicator::run() {
   for (;;) {
-    std::optional<Queued> next;
     {
       std::unique_lock lock(mutex_);
       const auto ready = [this] { return stopping_ || !queue_.empty(); };
       // With receives in flight, wake often to complete them; otherwise sleep until work comes.
       if (in_flight_.empty()) wake_.wait(lock, ready);
       else wake_.wait_for(lock, std::chrono::microseconds(50), ready);
+      if (queue_.empty() && stopping_ && in_flight_.empty()) return;
+    }
+    std::lock_guard executing(executor_);
+    std::optional<Queued> next;
+    {
+      std::lock_guard lock(mutex_);
       if (!queue_.empty()) {
         next = std::move(queue_.front());
         queue_.pop_front();
-      } else if (stopping_ && in_flight_.empty()) {
-        return;
       }
     }
-    if (next) {
-      next->work->mark_started();
-      try {
-        if (std::optional<MPI_Request> request = next->action()) {
-          in_flight_.push_back({*request, next->work});
-        } else {
-          next->work->finish();
-        }
-      } catch (...) {
-        next->work->finish(std::current_exception());
-      }
-    }
+    if (next) execute(*next);
     progress_requests();
   }
+}
+
+void MpiCommunicator::execute(Queued& operation) {
+  operation.work->mark_started();
+  try {
+    if (std::optional<MPI_Request> request = operation.action()) {
+      in_flight_.push_back({*request, operation.work});
+    } else {
+      operation.work->finish();
+    }
+  } catch (...) {
+    operation.work->finish(std::current_exception());
+  }
+}
+
+void MpiCommunicator::try_run_inline(const MpiWork* work) {
+  std::unique_lock executing(executor_, std::try_to_lock);
+  if (!executing) return;
+  std::optional<Queued> head;
+  {
+    std::lock_guard lock(mutex_);
+    if (queue_.empty() || queue_.front().work.get() != work || !queue_.front().blocking) return;
+    head = std::move(queue_.front());
+    queue_.pop_front();
+  }
+  execute(*head);
 }
 
 void MpiCommunicator::progress_requests() {
@@ -289,7 +315,7 @@ std::shared_ptr<Work> MpiCommunicator::point_to_point(const at::Tensor& tensor, 
     if (sending) ALBION_MPI_CHECK(MPI_Isend(tensor.data_ptr(), count, datatype, peer, 0, comm_, &request));
     else ALBION_MPI_CHECK(MPI_Irecv(tensor.data_ptr(), count, datatype, peer, 0, comm_, &request));
     return std::optional<MPI_Request>(request);
-  }, {tensor});
+  }, {tensor}, /*blocking=*/false);
 }
 
 void MpiCommunicator::barrier() {

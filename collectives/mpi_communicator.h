@@ -59,6 +59,7 @@ class MpiCommunicator final : public Communicator {
   struct Queued {
     Action action;
     std::shared_ptr<MpiWork> work;
+    bool blocking = true;  // a collective, run to its end (point-to-point: false)
   };
   struct InFlight {
     MPI_Request request;
@@ -66,8 +67,12 @@ class MpiCommunicator final : public Communicator {
   };
 
   std::shared_ptr<Work> point_to_point(const at::Tensor& tensor, int peer, bool sending);
-  std::shared_ptr<Work> enqueue(std::string description, Action action, std::vector<at::Tensor> keep_alive);
+  std::shared_ptr<Work> enqueue(std::string description, Action action, std::vector<at::Tensor> keep_alive,
+                                bool blocking = true);
   void run();
+  void execute(Queued& operation);  // with executor_ held
+  // Runs `work` on the calling thread if it is the next operation and nothing else is running.
+  void try_run_inline(const MpiWork* work);
   void progress_requests();
 
   MPI_Comm comm_ = MPI_COMM_NULL;
@@ -78,7 +83,8 @@ class MpiCommunicator final : public Communicator {
   std::mutex mutex_;
   std::condition_variable wake_;
   std::deque<Queued> queue_;
-  std::vector<InFlight> in_flight_;  // communication thread only
+  std::mutex executor_;              // held by whichever thread runs an operation
+  std::vector<InFlight> in_flight_;  // with executor_ held
   bool stopping_ = false;
   std::thread thread_;
 };

@@ -68,22 +68,16 @@ TEST(Cli, EverySubcommandHasHelp) {
   for (const char* name : kSubcommands) {
     Outcome run = run_albion(std::string(name) + " --help");
     EXPECT_NE(run.output.find(std::string("usage: albion ") + name), std::string::npos) << run.output;
-    const bool implemented = std::string(name) != "launch";
-    if (implemented) {
-      EXPECT_EQ(run.exit_code, 0) << name;
-    } else {
-      // Honest about what is not built yet, and non-zero so scripts do not mistake it for success.
-      EXPECT_NE(run.exit_code, 0) << name;
-      EXPECT_NE(run.output.find("not implemented yet"), std::string::npos) << run.output;
-    }
+    EXPECT_EQ(run.exit_code, 0) << name;
   }
 }
 
-TEST(Cli, PlannedSubcommandFailsWithOneLine) {
-  Outcome run = run_albion("launch -n 2 -- train recipes/tiny.ini");
-  EXPECT_EQ(run.exit_code, 1);
+TEST(Cli, LaunchWithoutACommandFailsWithOneLine) {
+  Outcome run = run_albion("launch -n 2");
+  EXPECT_EQ(run.exit_code, 2);
   EXPECT_EQ(count_lines(run.output), 1) << run.output;
-  EXPECT_NE(run.output.find("albion: error: 'albion launch' is not implemented yet"), std::string::npos);
+  EXPECT_NE(run.output.find("albion: error: launch: missing the albion subcommand after '--'"), std::string::npos)
+      << run.output;
 }
 
 TEST(Cli, DoctorPassesAndReportsEveryPiece) {

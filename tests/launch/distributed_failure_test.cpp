@@ -11,6 +11,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <thread>
 
 #include "tests/support/run_albion.h"
@@ -49,33 +50,43 @@ std::vector<pid_t> ranks_of(pid_t launcher) {
   return ranks;
 }
 
+// A job started in the background. Whatever happens in the test, it does not outlive it: its
+// ranks are killed first (mpirun killed with SIGKILL would orphan them), then mpirun.
 struct Job {
   pid_t pid = -1;
   std::string log;
+  bool reaped = false;
+
+  ~Job() {
+    if (pid <= 0 || reaped) return;
+    for (pid_t rank : ranks_of(pid)) kill(rank, SIGKILL);
+    kill(pid, SIGKILL);
+    waitpid(pid, nullptr, 0);
+  }
 };
 
-Job start(const std::string& arguments, const std::string& log) {
-  Job job{-1, log};
+std::unique_ptr<Job> start(const std::string& arguments, const std::string& log) {
+  auto job = std::make_unique<Job>();
+  job->log = log;
   const std::string command = kEnvironment + " exec " + ALBION_EXECUTABLE + " launch -n 4 -- " + arguments +
                               " > " + log + " 2>&1";
   const char* argv[] = {"/bin/sh", "-c", command.c_str(), nullptr};
-  posix_spawn(&job.pid, "/bin/sh", nullptr, nullptr, const_cast<char**>(argv), environ);
+  posix_spawn(&job->pid, "/bin/sh", nullptr, nullptr, const_cast<char**>(argv), environ);
   return job;
 }
 
 // Waits for the job; returns its exit code (128 + signal when killed) or -1 after `limit`.
-int wait_for(const Job& job, std::chrono::seconds limit) {
+int wait_for(Job& job, std::chrono::seconds limit) {
   const auto deadline = std::chrono::steady_clock::now() + limit;
   while (std::chrono::steady_clock::now() < deadline) {
     int status = 0;
     if (waitpid(job.pid, &status, WNOHANG) == job.pid) {
+      job.reaped = true;
       return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
     }
     std::this_thread::sleep_for(100ms);
   }
-  kill(job.pid, SIGKILL);
-  waitpid(job.pid, nullptr, 0);
-  return -1;
+  return -1;  // ~Job cleans up
 }
 
 // Waits until training is under way: four ranks exist and a step has been logged.
@@ -120,13 +131,13 @@ TEST_F(DistributedJob, TwoRanksTrainThroughLaunch) {
 }
 
 TEST_F(DistributedJob, SigkillOfOneRankEndsEveryRankWithin60Seconds) {
-  const Job job = start(tiny(*dir_, "--train.micro_batch=4 --train.steps=100000 --eval.interval=0"),
-                        *dir_ / "sigkill.log");
-  const std::vector<pid_t> ranks = wait_until_training(job);
-  ASSERT_EQ(ranks.size(), 4u) << testing_support::read_bytes(job.log);
+  const auto job = start(tiny(*dir_, "--train.micro_batch=4 --train.steps=100000 --eval.interval=0"),
+                         *dir_ / "sigkill.log");
+  const std::vector<pid_t> ranks = wait_until_training(*job);
+  ASSERT_EQ(ranks.size(), 4u) << testing_support::read_bytes(job->log);
   const auto killed_at = std::chrono::steady_clock::now();
   kill(ranks[2], SIGKILL);
-  const int code = wait_for(job, 60s);
+  const int code = wait_for(*job, 60s);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - killed_at).count();
   EXPECT_NE(code, -1) << "the job still ran 60 s after a rank was killed";
   EXPECT_NE(code, 0);
@@ -138,16 +149,16 @@ TEST_F(DistributedJob, SigkillOfOneRankEndsEveryRankWithin60Seconds) {
 TEST_F(DistributedJob, WatchdogAbortsAJobWithAFrozenRank) {
   // SIGSTOP: the rank is alive, so mpirun notices nothing; its peers wait in their next
   // all-reduce until the watchdog's 3 s timeout aborts the job.
-  const Job job = start(tiny(*dir_, "--train.micro_batch=4 --train.steps=100000 --eval.interval=0 "
-                                    "--parallel.timeout_s=3"),
-                        *dir_ / "sigstop.log");
-  const std::vector<pid_t> ranks = wait_until_training(job);
-  ASSERT_EQ(ranks.size(), 4u) << testing_support::read_bytes(job.log);
+  const auto job = start(tiny(*dir_, "--train.micro_batch=4 --train.steps=100000 --eval.interval=0 "
+                                     "--parallel.timeout_s=3"),
+                         *dir_ / "sigstop.log");
+  const std::vector<pid_t> ranks = wait_until_training(*job);
+  ASSERT_EQ(ranks.size(), 4u) << testing_support::read_bytes(job->log);
   kill(ranks[1], SIGSTOP);
-  const int code = wait_for(job, 60s);
+  const int code = wait_for(*job, 60s);
   EXPECT_NE(code, -1) << "the job hung with a frozen rank";
   EXPECT_NE(code, 0);
-  const std::string log = testing_support::read_bytes(job.log);
+  const std::string log = testing_support::read_bytes(job->log);
   EXPECT_NE(log.find("did not complete within 3 s (parallel.timeout_s)"), std::string::npos) << log;
   EXPECT_NE(log.find("all_reduce(avg)"), std::string::npos) << log;
   for (pid_t pid : ranks) kill(pid, SIGKILL);  // in case the stopped one outlived mpirun

@@ -5,6 +5,7 @@
 
 #include <torch/nn/modules/container/modulelist.h>
 
+#include "kernels/swiglu/swiglu.h"
 #include "runtime/models/layers.h"
 
 namespace albion::models {
@@ -62,17 +63,22 @@ class LlamaMlp : public torch::nn::Module {
   LlamaMlp(const ModelConfig& c, double residual_std, const at::TensorOptions& options)
       : gate_proj_(register_linear(*this, "gate_proj", c.hidden_size, c.intermediate_size, kInitStd, options)),
         up_proj_(register_linear(*this, "up_proj", c.hidden_size, c.intermediate_size, kInitStd, options)),
-        down_proj_(register_linear(*this, "down_proj", c.intermediate_size, c.hidden_size, residual_std, options)) {
-  }
+        down_proj_(register_linear(*this, "down_proj", c.intermediate_size, c.hidden_size, residual_std, options)),
+        fused_(c.fused_kernels) {}
 
   at::Tensor forward(const at::Tensor& x) const {
-    return down_proj_->forward(at::silu(gate_proj_->forward(x)) * up_proj_->forward(x));
+    at::Tensor gate = gate_proj_->forward(x);
+    at::Tensor up = up_proj_->forward(x);
+    // Under autocast the projections may come out in different dtypes; the kernel needs one.
+    if (fused_ && gate.scalar_type() == up.scalar_type()) return down_proj_->forward(kernels::swiglu(gate, up));
+    return down_proj_->forward(at::silu(gate) * up);
   }
 
  private:
   std::shared_ptr<Linear> gate_proj_;
   std::shared_ptr<Linear> up_proj_;
   std::shared_ptr<Linear> down_proj_;
+  bool fused_;
 };
 
 class LlamaLayer : public torch::nn::Module {

@@ -129,6 +129,7 @@ Trainer::Trainer(config::Recipe recipe, WorldPosition world, Parallelism* parall
                   "recipe key 'model.preset': ", recipe_.model.preset, " has a vocabulary of ",
                   model_config.vocab_size, ", smaller than the dataset's ", manifest.vocab_size);
   if (recipe_.model.context_length > 0) model_config.context_length = recipe_.model.context_length;
+  model_config.fused_kernels = recipe_.model.fused_kernels;
   model_config.validate();
   ALBION_CHECK_AS(UsageError, recipe_.train.seq_len <= model_config.context_length,
                   "recipe key 'train.seq_len' = ", recipe_.train.seq_len,

@@ -28,6 +28,9 @@ struct OptimizedParameter {
   bool decayed = true;
   at::Tensor exp_avg;     // m, fp32, created on first step
   at::Tensor exp_avg_sq;  // v
+  // First element of this piece inside the parameter `name`, flattened: 0 for a whole parameter;
+  // ZeRO's pieces (views of a flat buffer) start anywhere. Checkpoints key the state by both.
+  std::int64_t offset = 0;
   // When defined, the gradient to use instead of parameter.grad(): ZeRO optimizes shards of a
   // flat buffer, whose gradients are shards of the reduce-scattered gradient buffer.
   at::Tensor shard_gradient;
@@ -46,6 +49,8 @@ class AdamW {
   void zero_grad();
 
   std::int64_t step_count() const { return step_count_; }
+  // For resuming: the step count the restored moments belong to.
+  void set_step_count(std::int64_t steps) { step_count_ = steps; }
   const AdamWOptions& options() const { return options_; }
   std::vector<OptimizedParameter>& parameters() { return parameters_; }
   const std::vector<OptimizedParameter>& parameters() const { return parameters_; }

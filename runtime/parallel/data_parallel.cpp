@@ -81,13 +81,13 @@ void ZeroOptimizer::attach(train::Trainer& trainer) {
   gradient_shard_ = at::zeros({shard_.length}, flat_->gradients().options());
 
   // The optimizer sees one piece per parameter overlapping this rank's shard: a view of the flat
-  // parameters, with the same name and weight-decay rule as the whole parameter, so the
-  // element-wise update is exactly the one DDP's full AdamW makes.
+  // parameters, with the same name and weight-decay rule as the whole parameter (and its offset
+  // in it), so the element-wise update is exactly the one DDP's full AdamW makes.
   std::vector<optim::OptimizedParameter> pieces;
   for (const collectives::ParameterSpan& span : flat_->spans(shard_)) {
     optim::OptimizedParameter piece;
-    piece.name = str_cat(full[span.parameter].name, "[", span.parameter_offset, ":",
-                         span.parameter_offset + span.length, "]");
+    piece.name = full[span.parameter].name;
+    piece.offset = span.parameter_offset;
     piece.parameter = flat_->values().narrow(0, span.flat_offset, span.length);
     piece.decayed = full[span.parameter].decayed;
     piece.shard_gradient = gradient_shard_.narrow(0, span.flat_offset - shard_.offset, span.length);

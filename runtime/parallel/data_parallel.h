@@ -61,6 +61,7 @@ class ZeroOptimizer final : public DataParallelRanks {
   void before_backward(bool last) override;
   double step(train::Trainer& trainer, double lr) override;
   std::int64_t optimizer_state_bytes(train::Trainer& trainer) const override;
+  optim::AdamW& optimizer(train::Trainer&) override { return *shard_optimizer_; }
 
   // This rank's shard of the flat parameter buffer and its optimizer (checkpoints save these).
   collectives::ShardRange shard() const { return shard_; }

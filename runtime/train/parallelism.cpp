@@ -13,6 +13,8 @@ double Parallelism::step(Trainer& trainer, double lr) {
   return grad_norm;
 }
 
+optim::AdamW& Parallelism::optimizer(Trainer& trainer) { return trainer.optimizer(); }
+
 std::int64_t Parallelism::optimizer_state_bytes(Trainer& trainer) const {
   return trainer.optimizer().state_bytes();
 }

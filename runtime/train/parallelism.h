@@ -13,6 +13,8 @@
 
 #include <cstdint>
 
+#include "runtime/optim/adamw.h"
+
 namespace albion::train {
 
 class Trainer;
@@ -34,6 +36,8 @@ class Parallelism {
   virtual at::Tensor mean(const at::Tensor& local) { return local; }
   // True on every rank when `local` is true on any: ranks stop at the same step boundary.
   virtual bool any_rank(bool local) { return local; }
+  // The optimizer whose state this rank holds: the trainer's, or ZeRO's over this rank's shard.
+  virtual optim::AdamW& optimizer(Trainer& trainer);
   // Bytes of optimizer state this rank holds (metrics, and the ZeRO benchmark).
   virtual std::int64_t optimizer_state_bytes(Trainer& trainer) const;
 };

@@ -71,6 +71,7 @@ class Trainer {
   const WorldPosition& world() const { return world_; }
   std::int64_t accumulation_steps() const { return accumulation_; }
   const at::Device& device() const { return device_; }
+  Parallelism& parallelism() { return *parallel_; }
 
   // Mean validation loss over eval.batches batches per data-parallel rank, from the start of the
   // val split each time (collective: every rank calls it).

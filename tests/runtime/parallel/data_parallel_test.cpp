@@ -3,6 +3,7 @@
 // alone (the reference: the whole global batch through gradient accumulation), then DDP trains on
 // 1, 2 and 4 ranks (sub-communicators split from the world) and ZeRO-1 on 2 and 4, each over the
 // same global batch, for 20 steps; every step's loss must match the reference to 1e-5 relative.
+// Then resharding: a ZeRO-1 state captured on 4 ranks resumes on 4 (ZeRO-1), 2 (DDP) and 1 rank.
 #include <gtest/gtest.h>
 #include <mpi.h>
 
@@ -13,6 +14,7 @@
 #include "runtime/data/prepare.h"
 #include "runtime/parallel/data_parallel.h"
 #include "runtime/train/trainer.h"
+#include "tests/runtime/train/training_state_support.h"
 #include "tests/support/temp_dir.h"
 
 namespace albion::parallel {
@@ -142,6 +144,64 @@ TEST_F(DataParallelTest, ZeroOneMatchesDdpAndShardsOptimizerState) {
     const std::int64_t state = zero.optimizer_state_bytes(trainer);
     EXPECT_LE(std::abs(state - 8 * parameters / ranks), 8) << state << " bytes on one of " << ranks;
   }
+}
+
+// Every rank's slices, on every rank (what reading a checkpoint's shard files gives).
+std::vector<train::StateSlice> gather_slices(const std::vector<train::StateSlice>& mine) {
+  int rank = 0;
+  int size = 1;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  std::vector<train::StateSlice> all;
+  for (int root = 0; root < size; ++root) {
+    std::int64_t count = root == rank ? static_cast<std::int64_t>(mine.size()) : 0;
+    MPI_Bcast(&count, 1, MPI_INT64_T, root, MPI_COMM_WORLD);
+    for (std::int64_t i = 0; i < count; ++i) {
+      train::StateSlice s = root == rank ? mine[i] : train::StateSlice{};
+      std::int64_t header[3] = {static_cast<std::int64_t>(s.name.size()), static_cast<std::int64_t>(s.global_shape.size()),
+                                s.data.defined() ? s.data.numel() : 0};
+      MPI_Bcast(header, 3, MPI_INT64_T, root, MPI_COMM_WORLD);
+      s.name.resize(static_cast<std::size_t>(header[0]));
+      s.global_shape.resize(static_cast<std::size_t>(header[1]));
+      if (root != rank) s.data = at::empty({header[2]});
+      MPI_Bcast(s.name.data(), static_cast<int>(header[0]), MPI_CHAR, root, MPI_COMM_WORLD);
+      MPI_Bcast(s.global_shape.data(), static_cast<int>(header[1]), MPI_INT64_T, root, MPI_COMM_WORLD);
+      MPI_Bcast(&s.offset, 1, MPI_INT64_T, root, MPI_COMM_WORLD);
+      MPI_Bcast(s.data.data_ptr<float>(), static_cast<int>(header[2]), MPI_FLOAT, root, MPI_COMM_WORLD);
+      all.push_back(std::move(s));
+    }
+  }
+  return all;
+}
+
+TEST_F(DataParallelTest, ZeroStateFrom4RanksResumesOn4And2And1) {
+  config::Recipe r = recipe(4, "zero-capture");
+  r.train.steps = 8;
+  testing_support::CaptureAfter capture(3);
+  std::vector<double> uninterrupted;
+  {
+    ZeroOptimizer zero(group_of(4));
+    std::atomic<bool> stop{false};
+    train::Trainer trainer(r, {zero.data_parallel_rank(), 4, 0}, &zero, &capture);
+    uninterrupted = trainer.train(stop).losses;
+  }
+  testing_support::SliceStore store;
+  store.add(gather_slices(capture.state.slices));
+  const std::vector<double> expected(uninterrupted.begin() + 4, uninterrupted.end());
+
+  const auto resume = [&](train::Parallelism* parallel, int ranks, const std::string& run) {
+    config::Recipe resumed = recipe(ranks, run);
+    resumed.train.steps = 8;
+    testing_support::RestoreFrom restore(capture.state, store);
+    std::atomic<bool> stop{false};
+    train::Trainer trainer(resumed, {parallel ? parallel->data_parallel_rank() : 0, ranks, 0}, parallel, &restore);
+    return trainer.train(stop).losses;
+  };
+  ZeroOptimizer zero4(group_of(4));
+  expect_same_losses(resume(&zero4, 4, "zero-resume4"), expected, "ZeRO-1 on 4 resumed on 4");
+  DataParallel ddp2(group_of(2), config::ParallelConfig{});
+  expect_same_losses(resume(&ddp2, 2, "zero-resume2"), expected, "ZeRO-1 on 4 resumed as DDP on 2");
+  expect_same_losses(resume(nullptr, 1, "zero-resume1"), expected, "ZeRO-1 on 4 resumed on 1");
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 #include "runtime/config/recipe.h"
 #include "runtime/data/prepare.h"
 #include "runtime/train/trainer.h"
+#include "tests/runtime/train/training_state_support.h"
 #include "tests/support/temp_dir.h"
 
 namespace albion::train {
@@ -80,6 +81,25 @@ TEST_F(TrainerTest, TwoRunsGiveBitIdenticalLosses) {
   EXPECT_EQ(first.losses, second.losses);
   EXPECT_EQ(first.final_val_loss, second.final_val_loss);
   EXPECT_EQ(first.final_sample, second.final_sample);
+}
+
+TEST_F(TrainerTest, ResumedRunEqualsUninterruptedBitForBit) {
+  config::Recipe r = recipe(2, 2, "uninterrupted");
+  r.train.steps = 8;
+  r.eval.interval = 0;
+  testing_support::CaptureAfter capture(3);  // after step 4 of 8
+  const std::vector<double> uninterrupted = run(r, &capture).losses;
+  ASSERT_EQ(capture.state.steps_done, 4);
+  EXPECT_EQ(capture.state.optimizer_steps, 4);
+
+  testing_support::SliceStore store;
+  store.add(capture.state.slices);
+  // A fresh trainer starts from its initial parameters; the restore must replace them all.
+  r.run.dir = *dir_ / "resumed";
+  testing_support::RestoreFrom restore(capture.state, store);
+  const TrainSummary resumed = run(r, &restore);
+  ASSERT_EQ(resumed.losses.size(), 4u);
+  for (std::size_t i = 0; i < 4; ++i) EXPECT_EQ(resumed.losses[i], uninterrupted[4 + i]) << "step " << 4 + i;
 }
 
 TEST_F(TrainerTest, WritesMetricsRecipeAndTensorBoardEvents) {

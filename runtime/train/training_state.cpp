@@ -1,0 +1,73 @@
+// File: runtime/train/training_state.cpp
+#include "runtime/train/training_state.h"
+
+#include <ATen/core/grad_mode.h>
+
+#include "runtime/base/check.h"
+#include "runtime/train/trainer.h"
+
+namespace albion::train {
+namespace {
+
+StateSlice slice_of(const std::string& name, const std::vector<std::int64_t>& shape, std::int64_t offset,
+                    const at::Tensor& values) {
+  return {name, shape, offset, values.detach().reshape({-1}).to(at::kCPU, /*non_blocking=*/false, /*copy=*/true)};
+}
+
+std::vector<std::int64_t> shape_of(Trainer& trainer, const std::string& parameter) {
+  for (auto& [name, tensor] : trainer.model().named_parameters()) {
+    if (name == parameter) return tensor.sizes().vec();
+  }
+  throw SystemError(str_cat("training state: the model has no parameter '", parameter, "'"));
+}
+
+}  // namespace
+
+TrainingState capture_training_state(Trainer& trainer, std::int64_t steps_done) {
+  at::NoGradGuard no_grad;
+  Parallelism& parallel = trainer.parallelism();
+  optim::AdamW& optimizer = parallel.optimizer(trainer);
+  TrainingState state;
+  state.steps_done = steps_done;
+  state.optimizer_steps = optimizer.step_count();
+  state.loader = trainer.train_loader().state();
+  if (parallel.data_parallel_rank() != 0) {
+    // Replicated state (parameters; with DDP also the moments) comes from rank 0 alone.
+    if (&optimizer == &trainer.optimizer()) return state;
+  } else {
+    for (auto& [name, tensor] : trainer.model().named_parameters()) {
+      state.slices.push_back(slice_of("model." + name, tensor.sizes().vec(), 0, tensor));
+    }
+  }
+  for (const optim::OptimizedParameter& p : optimizer.parameters()) {
+    if (!p.exp_avg.defined()) continue;  // before the first step there are no moments
+    const std::vector<std::int64_t> shape = shape_of(trainer, p.name);
+    state.slices.push_back(slice_of("optim.exp_avg." + p.name, shape, p.offset, p.exp_avg));
+    state.slices.push_back(slice_of("optim.exp_avg_sq." + p.name, shape, p.offset, p.exp_avg_sq));
+  }
+  return state;
+}
+
+std::int64_t restore_training_state(Trainer& trainer, const TrainingState& header, const RangeReader& read) {
+  at::NoGradGuard no_grad;
+  for (auto& [name, tensor] : trainer.model().named_parameters()) {
+    at::Tensor values = read("model." + name, 0, tensor.numel());
+    ALBION_CHECK(values.numel() == tensor.numel(), "training state: model.", name, " has ", values.numel(),
+                 " elements, the model ", tensor.numel());
+    tensor.copy_(values.view(tensor.sizes()));
+  }
+  optim::AdamW& optimizer = trainer.parallelism().optimizer(trainer);
+  if (header.optimizer_steps > 0) {
+    for (optim::OptimizedParameter& p : optimizer.parameters()) {
+      const std::int64_t numel = p.parameter.numel();
+      const at::TensorOptions options = p.parameter.options().dtype(at::kFloat);
+      p.exp_avg = read("optim.exp_avg." + p.name, p.offset, numel).to(options).view(p.parameter.sizes()).clone();
+      p.exp_avg_sq = read("optim.exp_avg_sq." + p.name, p.offset, numel).to(options).view(p.parameter.sizes()).clone();
+    }
+  }
+  optimizer.set_step_count(header.optimizer_steps);
+  trainer.train_loader().restore(header.loader);
+  return header.steps_done;
+}
+
+}  // namespace albion::train

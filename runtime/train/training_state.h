@@ -1,0 +1,55 @@
+// File: runtime/train/training_state.h
+// Everything a resumed run needs to continue as if never stopped, as plain data for checkpoint/
+// to store: the steps done, the data loader's position, the optimizer's step count, and named
+// tensors as flat ranges ("slices") of their global shape, so a state captured on N data-parallel
+// ranks can be read back on M (each rank asks for the ranges it needs).
+//
+//   TrainingState mine = capture_training_state(trainer, steps_done);   // this rank's slices
+//   ... checkpoint/ writes every rank's slices, reads them back ...
+//   restore_training_state(trainer, header, read_range);                // before the first step
+//
+// Names: "model.<parameter>" (saved by data-parallel rank 0: parameters are replicated),
+// "optim.exp_avg.<parameter>" and "optim.exp_avg_sq.<parameter>" (each rank saves the ranges its
+// optimizer holds: whole tensors with DDP, shard pieces with ZeRO-1, rank 0's only with DDP).
+// Model and optimizer tensors are fp32, so a CPU run resumes bit for bit.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "runtime/data/token_loader.h"
+
+namespace albion::train {
+
+class Trainer;
+
+struct StateSlice {
+  std::string name;
+  std::vector<std::int64_t> global_shape;
+  std::int64_t offset = 0;  // first element in the flattened global tensor
+  at::Tensor data;          // CPU, contiguous, 1-D copy
+};
+
+struct TrainingState {
+  std::int64_t steps_done = 0;
+  std::int64_t optimizer_steps = 0;
+  data::LoaderState loader;
+  std::vector<StateSlice> slices;  // this rank's
+};
+
+// Returns `numel` elements starting at `offset` of the flattened tensor `name`, from whichever
+// rank saved them; throws if the checkpoint lacks them.
+using RangeReader = std::function<at::Tensor(const std::string& name, std::int64_t offset, std::int64_t numel)>;
+
+// After step `steps_done` (the parallelism attached): copies this rank's state to the CPU.
+TrainingState capture_training_state(Trainer& trainer, std::int64_t steps_done);
+
+// Before the first step (the parallelism attached): loads parameters, optimizer moments, the
+// optimizer step count and the loader position. Returns the step to continue from.
+std::int64_t restore_training_state(Trainer& trainer, const TrainingState& header, const RangeReader& read);
+
+}  // namespace albion::train

@@ -1,0 +1,67 @@
+// File: tests/runtime/train/training_state_support.h
+// Hooks that capture a run's training state after a given step, and restore one before the
+// first step, keeping slices in memory (checkpoint/ stores them on disk).
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "runtime/base/check.h"
+#include "runtime/train/trainer.h"
+#include "runtime/train/training_state.h"
+
+namespace albion::testing_support {
+
+// Slices from any number of ranks, readable by name and range.
+class SliceStore {
+ public:
+  void add(const std::vector<train::StateSlice>& slices) {
+    for (const train::StateSlice& s : slices) slices_[s.name].push_back(s);
+  }
+  at::Tensor read(const std::string& name, std::int64_t offset, std::int64_t numel) const {
+    at::Tensor out = at::full({numel}, std::numeric_limits<float>::quiet_NaN());
+    std::int64_t covered = 0;
+    for (const train::StateSlice& s : slices_.at(name)) {
+      const std::int64_t lo = std::max(offset, s.offset);
+      const std::int64_t hi = std::min(offset + numel, s.offset + s.data.numel());
+      if (lo >= hi) continue;
+      out.narrow(0, lo - offset, hi - lo).copy_(s.data.narrow(0, lo - s.offset, hi - lo));
+      covered += hi - lo;
+    }
+    ALBION_CHECK(covered == numel, "slice store: ", name, " [", offset, ", +", numel, ") not covered");
+    return out;
+  }
+  train::RangeReader reader() const {
+    return [this](const std::string& name, std::int64_t offset, std::int64_t numel) { return read(name, offset, numel); };
+  }
+
+ private:
+  std::map<std::string, std::vector<train::StateSlice>> slices_;
+};
+
+class CaptureAfter : public train::TrainingHooks {
+ public:
+  explicit CaptureAfter(std::int64_t step) : step_(step) {}
+  void after_step(train::Trainer& trainer, std::int64_t step) override {
+    if (step == step_) state = train::capture_training_state(trainer, step + 1);
+  }
+  train::TrainingState state;
+
+ private:
+  std::int64_t step_;
+};
+
+class RestoreFrom : public train::TrainingHooks {
+ public:
+  RestoreFrom(const train::TrainingState& header, const SliceStore& store) : header_(header), store_(store) {}
+  std::int64_t resume(train::Trainer& trainer) override {
+    return train::restore_training_state(trainer, header_, store_.reader());
+  }
+
+ private:
+  const train::TrainingState& header_;
+  const SliceStore& store_;
+};
+
+}  // namespace albion::testing_support

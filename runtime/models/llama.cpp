@@ -5,6 +5,7 @@
 
 #include <torch/nn/modules/container/modulelist.h>
 
+#include "kernels/rope/rope.h"
 #include "kernels/swiglu/swiglu.h"
 #include "runtime/models/layers.h"
 
@@ -29,15 +30,22 @@ class LlamaAttention : public torch::nn::Module {
         q_proj_(register_linear(*this, "q_proj", c.hidden_size, c.heads * head_dim_, kInitStd, options)),
         k_proj_(register_linear(*this, "k_proj", c.hidden_size, c.kv_heads * head_dim_, kInitStd, options)),
         v_proj_(register_linear(*this, "v_proj", c.hidden_size, c.kv_heads * head_dim_, kInitStd, options)),
-        o_proj_(register_linear(*this, "o_proj", c.heads * head_dim_, c.hidden_size, residual_std, options)) {}
+        o_proj_(register_linear(*this, "o_proj", c.heads * head_dim_, c.hidden_size, residual_std, options)),
+        fused_(c.fused_kernels) {}
 
   at::Tensor forward(const at::Tensor& x, const RotaryTables::Tables& rope) const {
     const std::int64_t batch = x.size(0), length = x.size(1);
     auto heads = [&](const at::Tensor& t, std::int64_t n) {
       return t.view({batch, length, n, head_dim_}).transpose(1, 2);
     };
-    const at::Tensor q = apply_rotary(heads(q_proj_->forward(x), heads_), rope.cos, rope.sin);
-    const at::Tensor k = apply_rotary(heads(k_proj_->forward(x), kv_heads_), rope.cos, rope.sin);
+    // The fused kernel rotates the projection's [batch, seq, heads, head_dim] output before the
+    // transpose, in one pass; the composition rotates after it in five.
+    auto rotated = [&](const at::Tensor& t, std::int64_t n) {
+      if (fused_) return kernels::rope(t.view({batch, length, n, head_dim_}), rope.cos, rope.sin).transpose(1, 2);
+      return apply_rotary(heads(t, n), rope.cos, rope.sin);
+    };
+    const at::Tensor q = rotated(q_proj_->forward(x), heads_);
+    const at::Tensor k = rotated(k_proj_->forward(x), kv_heads_);
     const at::Tensor v = heads(v_proj_->forward(x), kv_heads_);
     // enable_gqa lets SDPA share each k/v head across its query group: flash does it natively,
     // and the math fallback repeats k/v heads in HF's repeat_kv order (kv head j for query heads
@@ -56,6 +64,7 @@ class LlamaAttention : public torch::nn::Module {
   std::shared_ptr<Linear> k_proj_;
   std::shared_ptr<Linear> v_proj_;
   std::shared_ptr<Linear> o_proj_;
+  bool fused_;
 };
 
 class LlamaMlp : public torch::nn::Module {

@@ -1,5 +1,5 @@
 // File: kernels/rmsnorm/rmsnorm.cu
-// RMSNorm forward: one thread block per row; 16-byte packs when the row length and pointers allow,
+// RMSNorm forward and backward: one thread block per row; 16-byte packs when the row length and pointers allow,
 // element-wise otherwise. Two passes over the row (sum of squares, then scale), the second served
 // from L1/L2. Reference: rmsnorm_ref.cpp. Test: tests/kernels/rmsnorm_test.cpp.
 #include <cuda_bf16.h>
@@ -50,6 +50,44 @@ __global__ void rmsnorm_forward_kernel(const T* __restrict__ input, const T* __r
   }
 }
 
+// dx = r g - r^3 x mean(g x), g = weight * dy, with r saved by the forward pass.
+template <typename T, int kVec>
+__global__ void rmsnorm_backward_kernel(const T* __restrict__ grad_output, const T* __restrict__ input,
+                                        const T* __restrict__ weight, const float* __restrict__ inv_rms,
+                                        T* __restrict__ grad_input, std::int64_t cols) {
+  using P = Pack<T, kVec>;
+  const std::int64_t row = blockIdx.x;
+  const P* dy = reinterpret_cast<const P*>(grad_output + row * cols);
+  const P* x = reinterpret_cast<const P*>(input + row * cols);
+  const P* w = reinterpret_cast<const P*>(weight);
+  P* dx = reinterpret_cast<P*>(grad_input + row * cols);
+  const std::int64_t packs = cols / kVec;
+
+  float dot = 0.0f;
+  for (std::int64_t p = threadIdx.x; p < packs; p += blockDim.x) {
+    const P d = dy[p];
+    const P v = x[p];
+    const P g = w[p];
+#pragma unroll
+    for (int k = 0; k < kVec; ++k) dot += to_float(g.values[k]) * to_float(d.values[k]) * to_float(v.values[k]);
+  }
+  dot = block_sum(dot);
+  const float scale = inv_rms[row];
+  const float correction = scale * scale * scale * dot / static_cast<float>(cols);
+  for (std::int64_t p = threadIdx.x; p < packs; p += blockDim.x) {
+    const P d = dy[p];
+    const P v = x[p];
+    const P g = w[p];
+    P out;
+#pragma unroll
+    for (int k = 0; k < kVec; ++k) {
+      out.values[k] = from_float<T>(scale * to_float(g.values[k]) * to_float(d.values[k]) -
+                                    correction * to_float(v.values[k]));
+    }
+    dx[p] = out;
+  }
+}
+
 bool aligned16(const void* pointer) {
   return reinterpret_cast<std::uintptr_t>(pointer) % 16 == 0;
 }
@@ -75,7 +113,38 @@ void launch_typed(const RmsNormForwardParams& p, cudaStream_t stream) {
   ALBION_CUDA_CHECK(cudaGetLastError());
 }
 
+template <typename T>
+void launch_backward_typed(const RmsNormBackwardParams& p, cudaStream_t stream) {
+  constexpr int kVec = 16 / sizeof(T);
+  const bool vectorised = p.cols % kVec == 0 && aligned16(p.grad_output) && aligned16(p.input) &&
+                          aligned16(p.weight) && aligned16(p.grad_input);
+  const std::int64_t units = vectorised ? p.cols / kVec : p.cols;
+  int threads = 32;
+  while (threads < 1024 && threads < units) threads *= 2;
+  const dim3 grid(static_cast<unsigned>(p.rows));
+  const auto* dy = static_cast<const T*>(p.grad_output);
+  const auto* x = static_cast<const T*>(p.input);
+  const auto* w = static_cast<const T*>(p.weight);
+  auto* dx = static_cast<T*>(p.grad_input);
+  if (vectorised) {
+    rmsnorm_backward_kernel<T, kVec><<<grid, threads, 0, stream>>>(dy, x, w, p.inv_rms, dx, p.cols);
+  } else {
+    rmsnorm_backward_kernel<T, 1><<<grid, threads, 0, stream>>>(dy, x, w, p.inv_rms, dx, p.cols);
+  }
+  ALBION_CUDA_CHECK(cudaGetLastError());
+}
+
 }  // namespace
+
+void launch_rmsnorm_backward(const RmsNormBackwardParams& params, cudaStream_t stream) {
+  ALBION_CHECK(params.rows >= 0 && params.cols > 0, "rmsnorm backward: bad shape ", params.rows, "x", params.cols);
+  ALBION_CHECK(params.rows <= 0x7fffffff, "rmsnorm backward: ", params.rows, " rows exceed the grid limit");
+  if (params.rows == 0) return;
+  switch (params.dtype) {
+    case DType::kFloat32: launch_backward_typed<float>(params, stream); break;
+    case DType::kBFloat16: launch_backward_typed<__nv_bfloat16>(params, stream); break;
+  }
+}
 
 void launch_rmsnorm_forward(const RmsNormForwardParams& params, cudaStream_t stream) {
   ALBION_CHECK(params.rows >= 0 && params.cols > 0, "rmsnorm: bad shape ", params.rows, "x",

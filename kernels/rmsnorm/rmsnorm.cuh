@@ -1,5 +1,7 @@
 // File: kernels/rmsnorm/rmsnorm.cuh
-// RMSNorm over the last dimension: y = x / sqrt(mean(x^2) + eps) * weight.
+// RMSNorm over the last dimension: y = x / sqrt(mean(x^2) + eps) * weight, r = 1 / sqrt(...).
+// Backward, with g = weight * dy:  dx = r g - r^3 x mean(g x);  dweight = sum over rows of dy x r
+// (the kernel computes dx per row from the saved r; the torch layer sums dweight).
 // Layout: `rows` contiguous rows of `cols` elements; weight has `cols` elements; x, weight and y
 // share one dtype (fp32 or bf16); statistics accumulate in fp32. `inv_rms` (optional, fp32, one per
 // row) keeps 1/rms for the backward pass.
@@ -26,9 +28,26 @@ struct RmsNormForwardParams {
 
 void launch_rmsnorm_forward(const RmsNormForwardParams& params, cudaStream_t stream);
 
-// CPU reference: plain loops, fp32 inputs, fp32 accumulation. The torch layer upcasts bf16 inputs
-// to fp32 before calling it, so GPU results are compared against the same rounded inputs.
-void rmsnorm_forward_reference(const float* input, const float* weight, float* output,
-                               float* inv_rms, std::int64_t rows, std::int64_t cols, float eps);
+struct RmsNormBackwardParams {
+  const void* grad_output = nullptr;
+  const void* input = nullptr;
+  const void* weight = nullptr;
+  const float* inv_rms = nullptr;  // from the forward pass
+  void* grad_input = nullptr;
+  std::int64_t rows = 0;
+  std::int64_t cols = 0;
+  DType dtype = DType::kFloat32;
+};
+
+void launch_rmsnorm_backward(const RmsNormBackwardParams& params, cudaStream_t stream);
+
+// CPU references: plain loops in T (float, with bf16 inputs upcast by the torch layer so GPU
+// results are compared against the same rounded inputs; double for finite-difference tests).
+template <typename T>
+void rmsnorm_forward_reference(const T* input, const T* weight, T* output, T* inv_rms, std::int64_t rows,
+                               std::int64_t cols, T eps);
+template <typename T>
+void rmsnorm_backward_reference(const T* grad_output, const T* input, const T* weight, const T* inv_rms,
+                                T* grad_input, std::int64_t rows, std::int64_t cols);
 
 }  // namespace albion::kernels

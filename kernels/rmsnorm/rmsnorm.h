@@ -1,18 +1,31 @@
 // File: kernels/rmsnorm/rmsnorm.h
-// RMSNorm for the runtime: one call for CPU and CUDA tensors. CUDA tensors run the fused kernel
-// (rmsnorm.cu) on the current stream; CPU tensors run the reference (rmsnorm_ref.cpp).
+// RMSNorm for the runtime: one call for CPU and CUDA tensors. CUDA tensors (fp32, bf16) run the
+// fused kernels (rmsnorm.cu) on the current stream; CPU tensors (fp32, bf16, fp64) run the
+// reference (rmsnorm_ref.cpp). input [..., hidden] and weight [hidden]: same device and dtype,
+// contiguous.
 #pragma once
 
 #include <ATen/ATen.h>
 
+#include <utility>
+
 namespace albion::kernels {
 
-// input [..., hidden], weight [hidden], same device and dtype (fp32 or bf16), contiguous.
+// Differentiable: autograd runs the fused backward for the input and one reduction for the weight.
+at::Tensor rmsnorm(const at::Tensor& input, const at::Tensor& weight, double eps);
+
 // Returns y with input's shape and dtype.
 at::Tensor rmsnorm_forward(const at::Tensor& input, const at::Tensor& weight, double eps);
 
 // As above, writing into `output` (same shape, dtype and device as input, contiguous).
 void rmsnorm_forward_out(at::Tensor& output, const at::Tensor& input, const at::Tensor& weight,
                          double eps);
+
+// The forward with its statistics: {y, 1/rms per row} (fp32; fp64 for fp64 input).
+std::pair<at::Tensor, at::Tensor> rmsnorm_forward_with_stats(const at::Tensor& input, const at::Tensor& weight,
+                                                            double eps);
+// The input's gradient, from the forward's statistics.
+at::Tensor rmsnorm_backward_input(const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& weight,
+                                  const at::Tensor& inv_rms);
 
 }  // namespace albion::kernels

@@ -1,8 +1,9 @@
 // File: kernels/rmsnorm/rmsnorm_torch.cpp
-// Torch layer of RMSNorm: checks tensors at the boundary, then dispatches to the CUDA launcher or
-// the CPU reference.
+// Torch layer of RMSNorm: checks tensors at the boundary, dispatches to the CUDA launchers or the
+// CPU references, and defines the autograd function.
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
+#include <torch/csrc/autograd/custom_function.h>
 
 #include "kernels/common/tensor_checks.h"
 #include "kernels/rmsnorm/rmsnorm.cuh"
@@ -10,54 +11,155 @@
 #include "runtime/base/check.h"
 
 namespace albion::kernels {
+namespace {
 
-void rmsnorm_forward_out(at::Tensor& output, const at::Tensor& input, const at::Tensor& weight,
-                         double eps) {
-  const DType dtype = kernel_dtype(input, "rmsnorm input");
+// Rows of the [..., cols] input, after the checks every entry point shares.
+std::int64_t check_operands(const at::Tensor& input, const at::Tensor& weight) {
   check_same_device_and_dtype(input, weight, "rmsnorm input", "rmsnorm weight");
-  check_same_device_and_dtype(input, output, "rmsnorm input", "rmsnorm output");
   check_contiguous(input, "rmsnorm input");
   check_contiguous(weight, "rmsnorm weight");
-  check_contiguous(output, "rmsnorm output");
-  ALBION_CHECK_AS(UsageError, input.dim() >= 1 && weight.dim() == 1 &&
-                                  weight.size(0) == input.size(-1),
-                  "rmsnorm: weight of shape ", weight.sizes(), " does not match input of shape ",
-                  input.sizes(), " (expected [", input.dim() ? input.size(-1) : 0, "])");
-  ALBION_CHECK_AS(UsageError, output.sizes() == input.sizes(), "rmsnorm: output of shape ",
-                  output.sizes(), " does not match input of shape ", input.sizes());
-  ALBION_CHECK_AS(UsageError, eps > 0, "rmsnorm: eps must be positive, got ", eps);
+  ALBION_CHECK_AS(UsageError, input.dim() >= 1 && weight.dim() == 1 && weight.size(0) == input.size(-1),
+                  "rmsnorm: weight of shape ", weight.sizes(), " does not match input of shape ", input.sizes(),
+                  " (expected [", input.dim() ? input.size(-1) : 0, "])");
+  ALBION_CHECK_AS(UsageError, input.is_cuda() || input.is_cpu(), "rmsnorm: unsupported device ", input.device());
+  ALBION_CHECK_AS(UsageError, at::isFloatingType(input.scalar_type()), "rmsnorm: input of dtype ",
+                  input.scalar_type(), " is not floating point");
+  if (input.is_cuda()) kernel_dtype(input, "rmsnorm input");
   const std::int64_t cols = input.size(-1);
-  const std::int64_t rows = cols == 0 ? 0 : input.numel() / cols;
-  if (rows == 0) return;
+  return cols == 0 ? 0 : input.numel() / cols;
+}
 
+at::ScalarType stats_type(const at::Tensor& input) {
+  return input.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+}
+
+// Runs `run(T-typed contiguous copies...)` for the CPU references in double or float.
+template <typename Run>
+void on_cpu(const at::Tensor& input, Run run) {
+  if (input.scalar_type() == at::kDouble) run(double{});
+  else run(float{});
+}
+
+}  // namespace
+
+std::pair<at::Tensor, at::Tensor> rmsnorm_forward_with_stats(const at::Tensor& input, const at::Tensor& weight,
+                                                            double eps) {
+  ALBION_CHECK_AS(UsageError, eps > 0, "rmsnorm: eps must be positive, got ", eps);
+  const std::int64_t rows = check_operands(input, weight);
+  const std::int64_t cols = input.size(-1);
+  at::Tensor output = at::empty_like(input);
+  at::Tensor inv_rms = at::empty({rows}, input.options().dtype(stats_type(input)));
+  if (rows == 0) return {output, inv_rms};
   if (input.is_cuda()) {
     c10::cuda::CUDAGuard guard(input.device());
-    RmsNormForwardParams params;
-    params.input = input.data_ptr();
-    params.weight = weight.data_ptr();
-    params.output = output.data_ptr();
-    params.rows = rows;
-    params.cols = cols;
-    params.eps = static_cast<float>(eps);
-    params.dtype = dtype;
-    launch_rmsnorm_forward(params, c10::cuda::getCurrentCUDAStream().stream());
-    return;
+    RmsNormForwardParams p;
+    p.input = input.data_ptr();
+    p.weight = weight.data_ptr();
+    p.output = output.data_ptr();
+    p.inv_rms = inv_rms.data_ptr<float>();
+    p.rows = rows;
+    p.cols = cols;
+    p.eps = static_cast<float>(eps);
+    p.dtype = kernel_dtype(input, "rmsnorm input");
+    launch_rmsnorm_forward(p, c10::cuda::getCurrentCUDAStream().stream());
+    return {output, inv_rms};
   }
+  on_cpu(input, [&](auto tag) {
+    using T = decltype(tag);
+    const at::ScalarType type = c10::CppTypeToScalarType<T>::value;
+    at::Tensor x = input.to(type).contiguous();
+    at::Tensor w = weight.to(type).contiguous();
+    at::Tensor y = at::empty_like(x);
+    rmsnorm_forward_reference<T>(x.data_ptr<T>(), w.data_ptr<T>(), y.data_ptr<T>(), inv_rms.data_ptr<T>(), rows,
+                                 cols, static_cast<T>(eps));
+    output.copy_(y);
+  });
+  return {output, inv_rms};
+}
 
-  ALBION_CHECK_AS(UsageError, input.is_cpu(), "rmsnorm: unsupported device ", input.device());
-  at::Tensor input32 = input.to(at::kFloat).contiguous();
-  at::Tensor weight32 = weight.to(at::kFloat).contiguous();
-  at::Tensor output32 = at::empty_like(input32);
-  rmsnorm_forward_reference(input32.data_ptr<float>(), weight32.data_ptr<float>(),
-                            output32.data_ptr<float>(), nullptr, rows, cols,
-                            static_cast<float>(eps));
-  output.copy_(output32);
+at::Tensor rmsnorm_backward_input(const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& weight,
+                                  const at::Tensor& inv_rms) {
+  const std::int64_t rows = check_operands(input, weight);
+  check_same_device_and_dtype(grad_output, input, "rmsnorm grad_output", "rmsnorm input");
+  check_contiguous(grad_output, "rmsnorm grad_output");
+  ALBION_CHECK_AS(UsageError, grad_output.sizes() == input.sizes() && inv_rms.numel() == rows &&
+                                  inv_rms.scalar_type() == stats_type(input),
+                  "rmsnorm backward: grad_output ", grad_output.sizes(), " or statistics ", inv_rms.sizes(),
+                  " do not match input ", input.sizes());
+  const std::int64_t cols = input.size(-1);
+  at::Tensor grad_input = at::empty_like(input);
+  if (rows == 0) return grad_input;
+  if (input.is_cuda()) {
+    c10::cuda::CUDAGuard guard(input.device());
+    RmsNormBackwardParams p;
+    p.grad_output = grad_output.data_ptr();
+    p.input = input.data_ptr();
+    p.weight = weight.data_ptr();
+    p.inv_rms = inv_rms.data_ptr<float>();
+    p.grad_input = grad_input.data_ptr();
+    p.rows = rows;
+    p.cols = cols;
+    p.dtype = kernel_dtype(input, "rmsnorm input");
+    launch_rmsnorm_backward(p, c10::cuda::getCurrentCUDAStream().stream());
+    return grad_input;
+  }
+  on_cpu(input, [&](auto tag) {
+    using T = decltype(tag);
+    const at::ScalarType type = c10::CppTypeToScalarType<T>::value;
+    at::Tensor dy = grad_output.to(type).contiguous();
+    at::Tensor x = input.to(type).contiguous();
+    at::Tensor w = weight.to(type).contiguous();
+    at::Tensor dx = at::empty_like(x);
+    rmsnorm_backward_reference<T>(dy.data_ptr<T>(), x.data_ptr<T>(), w.data_ptr<T>(), inv_rms.data_ptr<T>(),
+                                  dx.data_ptr<T>(), rows, cols);
+    grad_input.copy_(dx);
+  });
+  return grad_input;
+}
+
+void rmsnorm_forward_out(at::Tensor& output, const at::Tensor& input, const at::Tensor& weight, double eps) {
+  check_same_device_and_dtype(input, output, "rmsnorm input", "rmsnorm output");
+  check_contiguous(output, "rmsnorm output");
+  ALBION_CHECK_AS(UsageError, output.sizes() == input.sizes(), "rmsnorm: output of shape ", output.sizes(),
+                  " does not match input of shape ", input.sizes());
+  output.copy_(rmsnorm_forward_with_stats(input, weight, eps).first);
 }
 
 at::Tensor rmsnorm_forward(const at::Tensor& input, const at::Tensor& weight, double eps) {
-  at::Tensor output = at::empty_like(input, at::MemoryFormat::Contiguous);
-  rmsnorm_forward_out(output, input, weight, eps);
-  return output;
+  return rmsnorm_forward_with_stats(input, weight, eps).first;
+}
+
+namespace {
+
+class RmsNormFunction : public torch::autograd::Function<RmsNormFunction> {
+ public:
+  static at::Tensor forward(torch::autograd::AutogradContext* context, const at::Tensor& input,
+                            const at::Tensor& weight, double eps) {
+    auto [output, inv_rms] = rmsnorm_forward_with_stats(input, weight, eps);
+    context->save_for_backward({input, weight, inv_rms});
+    return output;
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* context,
+                                                 torch::autograd::variable_list grads) {
+    const torch::autograd::variable_list saved = context->get_saved_variables();
+    const at::Tensor& input = saved[0];
+    const at::Tensor& weight = saved[1];
+    const at::Tensor& inv_rms = saved[2];
+    const at::Tensor grad_output = grads[0].contiguous();
+    at::Tensor grad_input = rmsnorm_backward_input(grad_output, input, weight, inv_rms);
+    // dweight = sum over rows of dy x r, in the statistics' precision.
+    const std::int64_t cols = input.size(-1);
+    const at::Tensor rows_dy = grad_output.reshape({-1, cols}).to(inv_rms.scalar_type());
+    const at::Tensor rows_x = input.reshape({-1, cols}).to(inv_rms.scalar_type());
+    at::Tensor grad_weight = (rows_dy * rows_x * inv_rms.unsqueeze(1)).sum(0).to(weight.scalar_type());
+    return {grad_input, grad_weight, at::Tensor()};
+  }
+};
+
+}  // namespace
+
+at::Tensor rmsnorm(const at::Tensor& input, const at::Tensor& weight, double eps) {
+  return RmsNormFunction::apply(input.contiguous(), weight.contiguous(), eps);
 }
 
 }  // namespace albion::kernels

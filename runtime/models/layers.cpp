@@ -6,6 +6,8 @@
 
 #include <vector>
 
+#include "kernels/rmsnorm/rmsnorm.h"
+
 namespace albion::models {
 namespace {
 
@@ -55,11 +57,13 @@ at::Tensor LayerNorm::forward(const at::Tensor& x) const {
   return at::layer_norm(x, {x.size(-1)}, weight_, bias_, eps_);
 }
 
-RmsNorm::RmsNorm(std::int64_t dim, double eps, const at::TensorOptions& options) : eps_(eps) {
+RmsNorm::RmsNorm(std::int64_t dim, double eps, const at::TensorOptions& options, bool fused)
+    : eps_(eps), fused_(fused) {
   weight_ = register_parameter("weight", at::ones({dim}, options));
 }
 
 at::Tensor RmsNorm::forward(const at::Tensor& x) const {
+  if (fused_ && x.scalar_type() == weight_.scalar_type()) return kernels::rmsnorm(x, weight_, eps_);
   const at::ScalarType stats_type = at::promote_types(x.scalar_type(), at::kFloat);
   const at::Tensor xs = x.to(stats_type);
   const at::Tensor normed = xs * at::rsqrt(xs.pow(2).mean(-1, /*keepdim=*/true) + eps_);

@@ -63,14 +63,16 @@ class LayerNorm : public torch::nn::Module {
 };
 
 // Root-mean-square norm with its statistics in at least fp32 (bf16 activations are upcast, fp64
-// ones kept), then cast back before the weight is applied, as Llama's reference does.
+// ones kept), then cast back before the weight is applied, as Llama's reference does. `fused`:
+// the kernels/rmsnorm kernels when input and weight share a dtype (they round once, at the end).
 class RmsNorm : public torch::nn::Module {
  public:
-  RmsNorm(std::int64_t dim, double eps, const at::TensorOptions& options);
+  RmsNorm(std::int64_t dim, double eps, const at::TensorOptions& options, bool fused = false);
   at::Tensor forward(const at::Tensor& x) const;
 
  private:
   double eps_;
+  bool fused_;
   at::Tensor weight_;
 };
 

@@ -97,10 +97,10 @@ class LlamaLayer : public torch::nn::Module {
                                    std::make_shared<LlamaAttention>(c, residual_std, options))),
         mlp_(register_module("mlp", std::make_shared<LlamaMlp>(c, residual_std, options))),
         input_layernorm_(register_module(
-            "input_layernorm", std::make_shared<RmsNorm>(c.hidden_size, c.norm_eps, options))),
+            "input_layernorm", std::make_shared<RmsNorm>(c.hidden_size, c.norm_eps, options, c.fused_kernels))),
         post_attention_layernorm_(
             register_module("post_attention_layernorm",
-                            std::make_shared<RmsNorm>(c.hidden_size, c.norm_eps, options))) {}
+                            std::make_shared<RmsNorm>(c.hidden_size, c.norm_eps, options, c.fused_kernels))) {}
 
   at::Tensor forward(const at::Tensor& x, const RotaryTables::Tables& rope) const {
     const at::Tensor h = x + self_attn_->forward(input_layernorm_->forward(x), rope);
@@ -127,7 +127,7 @@ class LlamaBody : public torch::nn::Module {
       layers->push_back(layers_.back());
     }
     register_module("layers", layers);
-    norm_ = register_module("norm", std::make_shared<RmsNorm>(c.hidden_size, c.norm_eps, options));
+    norm_ = register_module("norm", std::make_shared<RmsNorm>(c.hidden_size, c.norm_eps, options, c.fused_kernels));
   }
 
   at::Tensor forward(const at::Tensor& input_ids, const RotaryTables::Tables& rope) const {

@@ -4,6 +4,7 @@
 // with outputs poisoned with NaN before each run. Shapes are deliberately awkward (tails, odd rows).
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
+#include <torch/csrc/autograd/autograd.h>
 
 #include <limits>
 #include <tuple>
@@ -64,11 +65,67 @@ TEST(RmsNorm, KeepsLeadingDimensionsAndHandlesEmptyInput) {
 TEST(RmsNorm, RejectsBadInputsWithUsageErrors) {
   at::Tensor x = at::randn({4, 8});
   EXPECT_THROW(rmsnorm_forward(x, at::ones({7}), 1e-6), UsageError);                   // shape
-  EXPECT_THROW(rmsnorm_forward(x.to(at::kDouble), at::ones({8}, at::kDouble), 1e-6),
-               UsageError);                                                              // dtype
+  EXPECT_THROW(rmsnorm_forward(x.to(at::kInt), at::ones({8}, at::kInt), 1e-6), UsageError);  // dtype
   EXPECT_THROW(rmsnorm_forward(x, at::ones({8}, at::kBFloat16), 1e-6), UsageError);     // mixed
   EXPECT_THROW(rmsnorm_forward(at::randn({8, 4}).t(), at::ones({8}), 1e-6), UsageError);  // layout
   EXPECT_THROW(rmsnorm_forward(x, at::ones({8}), 0.0), UsageError);                      // eps
+}
+
+// Written independently of the kernel, in fp64 with autograd.
+TEST(RmsNorm, BackwardMatchesAutogradOfTheComposition) {
+  at::manual_seed(5);
+  for (std::int64_t cols : {1, 7, 64}) {
+    at::Tensor x = (at::randn({3, 5, cols}, at::kDouble) * 2).requires_grad_(true);
+    at::Tensor w = at::randn({cols}, at::kDouble).requires_grad_(true);
+    at::Tensor dy = at::randn({3, 5, cols}, at::kDouble);
+    at::Tensor expected = composition_fp64(x, w, 1e-5);
+    auto expected_grads = torch::autograd::grad({expected}, {x, w}, {dy});
+    at::Tensor actual = rmsnorm(x, w, 1e-5);
+    auto actual_grads = torch::autograd::grad({actual}, {x, w}, {dy});
+    EXPECT_LT(max_relative_error(actual, expected), 1e-12) << cols;
+    EXPECT_LT((actual_grads[0] - expected_grads[0]).abs().max().item<double>(), 1e-10) << cols;
+    EXPECT_LT((actual_grads[1] - expected_grads[1]).abs().max().item<double>(), 1e-10) << cols;
+  }
+}
+
+TEST(RmsNorm, BackwardMatchesFiniteDifferences) {
+  at::manual_seed(9);
+  at::Tensor x = at::randn({2, 6}, at::kDouble);
+  at::Tensor w = at::randn({6}, at::kDouble);
+  at::Tensor dy = at::randn({2, 6}, at::kDouble);
+  auto [y, inv_rms] = rmsnorm_forward_with_stats(x, w, 1e-5);
+  at::Tensor dx = rmsnorm_backward_input(dy, x, w, inv_rms);
+  const double h = 1e-6;
+  for (std::int64_t i = 0; i < x.numel(); ++i) {
+    at::Tensor plus = x.clone(), minus = x.clone();
+    plus.view({-1})[i] += h;
+    minus.view({-1})[i] -= h;
+    const double numeric = ((dy * rmsnorm_forward(plus, w, 1e-5)).sum() - (dy * rmsnorm_forward(minus, w, 1e-5)).sum())
+                               .item<double>() / (2 * h);
+    EXPECT_NEAR(dx.view({-1})[i].item<double>(), numeric, 1e-7) << "element " << i;
+  }
+}
+
+TEST(RmsNormCuda, BackwardMatchesReference) {
+  ALBION_SKIP_WITHOUT_CUDA();
+  for (at::ScalarType dtype : {at::kFloat, at::kBFloat16}) {
+    for (std::int64_t cols : {8, 1000, 4096}) {
+      at::manual_seed(cols);
+      const at::TensorOptions cuda = at::TensorOptions().dtype(dtype).device(at::kCUDA);
+      at::Tensor x = at::randn({33, cols}).to(cuda);
+      at::Tensor w = at::randn({cols}).to(cuda);
+      at::Tensor dy = at::randn({33, cols}).to(cuda);
+      auto [y, inv_rms] = rmsnorm_forward_with_stats(x, w, 1e-5);
+      at::Tensor dx = rmsnorm_backward_input(dy, x, w, inv_rms);
+      at::Tensor x64 = x.cpu().to(at::kDouble), w64 = w.cpu().to(at::kDouble), dy64 = dy.cpu().to(at::kDouble);
+      auto [y64, inv64] = rmsnorm_forward_with_stats(x64, w64, 1e-5);
+      at::Tensor expected = rmsnorm_backward_input(dy64, x64, w64, inv64).to(dtype);
+      // Absolute error relative to the gradient's scale: dx mixes two terms that cancel.
+      const double scale = expected.to(at::kDouble).abs().max().item<double>();
+      const double error = (dx.cpu().to(at::kDouble) - expected.to(at::kDouble)).abs().max().item<double>() / scale;
+      EXPECT_LT(error, dtype == at::kFloat ? 1e-5 : 1e-2) << dtype << " cols " << cols;
+    }
+  }
 }
 
 // --- CUDA (label gpu) -----------------------------------------------------------------------------

@@ -22,7 +22,7 @@ struct RunConfig {
 struct ModelSection {
   std::string preset = "tiny";   // runtime/models/model_config.h presets
   std::int64_t context_length = 0;  // 0: the preset's
-  bool fused_kernels = true;         // Albion's fused kernels (kernels/); false: plain torch ops
+  bool fused_kernels = true;         // on GPU, Albion's fused kernels (kernels/); false: plain torch ops
 };
 
 struct DataConfig {

@@ -6,6 +6,7 @@
 
 #include <torch/nn/modules/container/modulelist.h>
 
+#include "kernels/gelu/gelu_bias.h"
 #include "runtime/models/layers.h"
 
 namespace albion::models {
@@ -43,15 +44,21 @@ class Gpt2Mlp : public torch::nn::Module {
                                                                kInitStd, options))),
         c_proj_(register_module(
             "c_proj",
-            std::make_shared<Conv1d>(c.intermediate_size, c.hidden_size, residual_std, options))) {}
+            std::make_shared<Conv1d>(c.intermediate_size, c.hidden_size, residual_std, options))),
+        fused_(c.fused_kernels) {}
 
   at::Tensor forward(const at::Tensor& x) const {
+    if (use_fused_kernel(fused_, x)) {
+      // The first product without its bias; the kernel adds it inside the GELU.
+      return c_proj_->forward(kernels::gelu_bias(c_fc_->forward_without_bias(x), c_fc_->bias()));
+    }
     return c_proj_->forward(at::gelu(c_fc_->forward(x), "tanh"));
   }
 
  private:
   std::shared_ptr<Conv1d> c_fc_;
   std::shared_ptr<Conv1d> c_proj_;
+  bool fused_;
 };
 
 class Gpt2Block : public torch::nn::Module {

@@ -34,6 +34,12 @@ Conv1d::Conv1d(std::int64_t in, std::int64_t out, double init_std,
   bias_ = register_parameter("bias", at::zeros({out}, options));
 }
 
+at::Tensor Conv1d::forward_without_bias(const at::Tensor& x) const {
+  std::vector<std::int64_t> out_shape = x.sizes().vec();
+  out_shape.back() = weight_.size(1);
+  return at::mm(x.reshape({-1, x.size(-1)}), weight_).view(out_shape);
+}
+
 at::Tensor Conv1d::forward(const at::Tensor& x) const {
   // addmm on the flattened rows: one GEMM with the bias fused, the layout HF stores.
   std::vector<std::int64_t> out_shape = x.sizes().vec();
@@ -63,7 +69,9 @@ RmsNorm::RmsNorm(std::int64_t dim, double eps, const at::TensorOptions& options,
 }
 
 at::Tensor RmsNorm::forward(const at::Tensor& x) const {
-  if (fused_ && x.scalar_type() == weight_.scalar_type()) return kernels::rmsnorm(x, weight_, eps_);
+  if (use_fused_kernel(fused_, x) && x.scalar_type() == weight_.scalar_type()) {
+    return kernels::rmsnorm(x, weight_, eps_);
+  }
   const at::ScalarType stats_type = at::promote_types(x.scalar_type(), at::kFloat);
   const at::Tensor xs = x.to(stats_type);
   const at::Tensor normed = xs * at::rsqrt(xs.pow(2).mean(-1, /*keepdim=*/true) + eps_);

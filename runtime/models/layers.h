@@ -34,11 +34,20 @@ class Conv1d : public torch::nn::Module {
  public:
   Conv1d(std::int64_t in, std::int64_t out, double init_std, const at::TensorOptions& options);
   at::Tensor forward(const at::Tensor& x) const;
+  // x W without the bias, for a kernel that fuses the bias into what follows.
+  at::Tensor forward_without_bias(const at::Tensor& x) const;
+  const at::Tensor& bias() const { return bias_; }
 
  private:
   at::Tensor weight_;
   at::Tensor bias_;
 };
+
+// Note [Fused kernels on CUDA only]
+// With model.fused_kernels the models call kernels/ for CUDA tensors. On CPU they keep torch's own
+// ops: those are vectorised (SLEEF), while the kernels' CPU references are plain loops written to
+// be obviously right, not fast; the references are exercised by their tests instead.
+inline bool use_fused_kernel(bool fused, const at::Tensor& x) { return fused && x.is_cuda(); }
 
 class Embedding : public torch::nn::Module {
  public:
@@ -64,7 +73,8 @@ class LayerNorm : public torch::nn::Module {
 
 // Root-mean-square norm with its statistics in at least fp32 (bf16 activations are upcast, fp64
 // ones kept), then cast back before the weight is applied, as Llama's reference does. `fused`:
-// the kernels/rmsnorm kernels when input and weight share a dtype (they round once, at the end).
+// the kernels/rmsnorm kernels for CUDA inputs sharing the weight's dtype (they round once, at the
+// end). Note [Fused kernels on CUDA only].
 class RmsNorm : public torch::nn::Module {
  public:
   RmsNorm(std::int64_t dim, double eps, const at::TensorOptions& options, bool fused = false);

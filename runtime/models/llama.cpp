@@ -41,7 +41,9 @@ class LlamaAttention : public torch::nn::Module {
     // The fused kernel rotates the projection's [batch, seq, heads, head_dim] output before the
     // transpose, in one pass; the composition rotates after it in five.
     auto rotated = [&](const at::Tensor& t, std::int64_t n) {
-      if (fused_) return kernels::rope(t.view({batch, length, n, head_dim_}), rope.cos, rope.sin).transpose(1, 2);
+      if (use_fused_kernel(fused_, t)) {
+        return kernels::rope(t.view({batch, length, n, head_dim_}), rope.cos, rope.sin).transpose(1, 2);
+      }
       return apply_rotary(heads(t, n), rope.cos, rope.sin);
     };
     const at::Tensor q = rotated(q_proj_->forward(x), heads_);
@@ -79,7 +81,9 @@ class LlamaMlp : public torch::nn::Module {
     at::Tensor gate = gate_proj_->forward(x);
     at::Tensor up = up_proj_->forward(x);
     // Under autocast the projections may come out in different dtypes; the kernel needs one.
-    if (fused_ && gate.scalar_type() == up.scalar_type()) return down_proj_->forward(kernels::swiglu(gate, up));
+    if (use_fused_kernel(fused_, gate) && gate.scalar_type() == up.scalar_type()) {
+      return down_proj_->forward(kernels::swiglu(gate, up));
+    }
     return down_proj_->forward(at::silu(gate) * up);
   }
 

@@ -39,7 +39,7 @@ struct ModelConfig {
   double rope_theta = 10000.0;              // Llama only
   std::optional<RopeScaling> rope_scaling;  // Llama only
   bool tie_embeddings = true;               // lm_head shares the token embedding matrix
-  bool fused_kernels = true;                // kernels/ where one exists (RMSNorm, RoPE, SwiGLU); false: plain torch ops
+  bool fused_kernels = true;                // on CUDA, kernels/ where one exists; false: plain torch ops
 
   std::int64_t head_dim() const { return heads > 0 ? hidden_size / heads : 0; }
 

@@ -2,7 +2,8 @@
 // The GPU path computes the CPU path's function (suite ModelsCuda, label gpu, skipped without a
 // device): fp32 forward on CUDA equals CPU; under bf16 autocast the logits stay close to fp32, the
 // loss is fp32 and backward gives finite gradients to the fp32 master weights; SDPA's grouped-
-// query path (enable_gqa) agrees with the CPU; the sampler runs on the device.
+// query path (enable_gqa) agrees with the CPU; the fused kernels give the same loss and gradients
+// as torch's ops; the sampler runs on the device.
 #include <gtest/gtest.h>
 
 #include <ATen/autocast_mode.h>
@@ -79,6 +80,35 @@ TEST(ModelsCuda, Fp32MatchesCpuAndBf16AutocastTrains) {
       ASSERT_TRUE(p.grad().defined()) << arch << " " << name;
       EXPECT_EQ(p.grad().scalar_type(), at::kFloat) << name;
       EXPECT_TRUE(p.grad().isfinite().all().item<bool>()) << arch << " " << name;
+    }
+  }
+  at::globalContext().setAllowTF32CuBLAS(tf32);
+}
+
+// model.fused_kernels: the same loss and gradients with Albion's kernels as with torch's ops.
+TEST(ModelsCuda, FusedKernelsGiveTheSameLossAndGradients) {
+  ALBION_SKIP_WITHOUT_CUDA();
+  const bool tf32 = at::globalContext().allowTF32CuBLAS();
+  at::globalContext().setAllowTF32CuBLAS(false);
+  for (ModelConfig config : {cuda_gpt2(), cuda_llama()}) {
+    const char* arch = architecture_name(config.architecture);
+    const at::Tensor ids = at::randint(config.vocab_size, {2, 128}, at::kLong).to(at::kCUDA);
+    std::vector<at::Tensor> losses;
+    std::vector<std::vector<at::Tensor>> grads;
+    for (bool fused : {false, true}) {
+      config.fused_kernels = fused;
+      at::manual_seed(21);
+      auto model = make_model(config);
+      model->to(at::Device(at::kCUDA));
+      const at::Tensor loss = model->loss(ids, ids.roll(-1, 1), at::ones_like(ids));
+      loss.backward();
+      losses.push_back(loss.detach().cpu());
+      grads.emplace_back();
+      for (const auto& [name, p] : model->named_parameters()) grads.back().push_back(p.grad().cpu());
+    }
+    EXPECT_LT(testing::relative_error(losses[1], losses[0]), 1e-5) << arch;
+    for (std::size_t i = 0; i < grads[0].size(); ++i) {
+      EXPECT_LT(testing::relative_error(grads[1][i], grads[0][i]), 1e-4) << arch << " parameter " << i;
     }
   }
   at::globalContext().setAllowTF32CuBLAS(tf32);

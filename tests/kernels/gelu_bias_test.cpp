@@ -9,17 +9,11 @@
 
 #include "kernels/gelu/gelu_bias.h"
 #include "runtime/base/error.h"
+#include "tests/kernels/relative_error.h"
 #include "tests/support/cuda_available.h"
 
 namespace albion::kernels {
 namespace {
-
-double max_relative_error(const at::Tensor& actual, const at::Tensor& expected) {
-  if (expected.numel() == 0) return 0;
-  at::Tensor a = actual.to(at::kDouble).cpu();
-  at::Tensor e = expected.to(at::kDouble).cpu();
-  return ((a - e).abs() / (e.abs() + 1e-6)).max().item<double>();
-}
 
 TEST(GeluBias, ReferenceMatchesTorchAndItsAutograd) {
   for (std::int64_t cols : {1, 7, 64, 1000}) {

@@ -11,6 +11,7 @@
 
 #include "kernels/rmsnorm/rmsnorm.h"
 #include "runtime/base/error.h"
+#include "tests/kernels/relative_error.h"
 #include "tests/support/cuda_available.h"
 
 namespace albion::kernels {
@@ -20,12 +21,6 @@ namespace {
 at::Tensor composition_fp64(const at::Tensor& x, const at::Tensor& w, double eps) {
   at::Tensor x64 = x.to(at::kDouble);
   return x64 * at::rsqrt(x64.pow(2).mean(-1, /*keepdim=*/true) + eps) * w.to(at::kDouble);
-}
-
-double max_relative_error(const at::Tensor& actual, const at::Tensor& expected) {
-  at::Tensor a = actual.to(at::kDouble).cpu();
-  at::Tensor e = expected.to(at::kDouble).cpu();
-  return ((a - e).abs() / (e.abs() + 1e-6)).max().item<double>();
 }
 
 class RmsNormShapes : public testing::TestWithParam<std::tuple<int64_t, int64_t>> {};

@@ -9,6 +9,7 @@
 
 #include "kernels/rope/rope.h"
 #include "runtime/base/error.h"
+#include "tests/kernels/relative_error.h"
 #include "tests/support/cuda_available.h"
 
 namespace albion::kernels {
@@ -30,13 +31,6 @@ std::pair<at::Tensor, at::Tensor> tables(std::int64_t positions, std::int64_t he
   at::Tensor angles = at::outer(at::arange(positions, at::kDouble), inv);
   angles = at::cat({angles, angles}, -1);
   return {angles.cos().to(type), angles.sin().to(type)};
-}
-
-double max_relative_error(const at::Tensor& actual, const at::Tensor& expected) {
-  if (expected.numel() == 0) return 0;
-  at::Tensor a = actual.to(at::kDouble).cpu();
-  at::Tensor e = expected.to(at::kDouble).cpu();
-  return ((a - e).abs() / (e.abs() + 1e-6)).max().item<double>();
 }
 
 TEST(Rope, ReferenceMatchesCompositionAndAutograd) {

@@ -5,6 +5,7 @@
 
 #include <cmath>
 
+#include "kernels/cross_entropy/linear_cross_entropy.h"
 #include "runtime/base/check.h"
 #include "runtime/models/gpt2.h"
 #include "runtime/models/llama.h"
@@ -35,6 +36,7 @@ at::Tensor CausalLm::loss(const at::Tensor& input_ids, const at::Tensor& targets
                           const at::Tensor& loss_mask) {
   ALBION_CHECK(targets.sizes() == input_ids.sizes(), "targets ", targets.sizes(),
                " must match input_ids ", input_ids.sizes());
+  if (config_.fused_kernels && output_weight().is_cuda()) return chunked_loss(input_ids, targets, loss_mask);
   const at::Tensor logits = forward(input_ids);
   const at::ScalarType loss_type = at::promote_types(logits.scalar_type(), at::kFloat);
   const at::Tensor flat_logits = logits.reshape({-1, logits.size(-1)}).to(loss_type);
@@ -48,6 +50,25 @@ at::Tensor CausalLm::loss(const at::Tensor& input_ids, const at::Tensor& targets
       at::cross_entropy_loss(flat_logits, at::where(keep, flat_targets, kIgnoreTarget), {},
                              at::Reduction::Sum, kIgnoreTarget);
   return summed / keep.sum().clamp_min(1).to(loss_type);
+}
+
+at::Tensor CausalLm::forward(const at::Tensor& input_ids) {
+  return at::linear(hidden_states(input_ids), output_weight());
+}
+
+at::Tensor CausalLm::chunked_loss(const at::Tensor& input_ids, const at::Tensor& targets, const at::Tensor& loss_mask) {
+  const at::Tensor hidden = hidden_states(input_ids);
+  const at::Tensor flat_hidden = hidden.reshape({-1, hidden.size(-1)});
+  at::Tensor flat_targets = targets.reshape({-1});
+  at::Tensor kept = at::ones_like(flat_targets);
+  if (loss_mask.defined()) {
+    ALBION_CHECK(loss_mask.sizes() == input_ids.sizes(), "loss_mask ", loss_mask.sizes(),
+                 " must match input_ids ", input_ids.sizes());
+    kept = (loss_mask.reshape({-1}) != 0).to(at::kLong);
+    flat_targets = at::where(kept != 0, flat_targets, kIgnoreTarget);
+  }
+  const at::Tensor summed = kernels::linear_cross_entropy_sum(flat_hidden, output_weight(), flat_targets, kIgnoreTarget);
+  return summed / kept.sum().clamp_min(1).to(summed.scalar_type());
 }
 
 std::vector<std::pair<std::string, at::Tensor>> CausalLm::named_parameters() const {

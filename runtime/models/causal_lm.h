@@ -49,11 +49,18 @@ class CausalLm : public torch::nn::Module {
 
   // input_ids: [B, T] int64 with T <= context_length. Returns logits [B, T, vocab_size] in the
   // parameters' dtype (bf16 under autocast). Position t only sees positions <= t.
-  virtual at::Tensor forward(const at::Tensor& input_ids) = 0;
+  at::Tensor forward(const at::Tensor& input_ids);
+
+  // The final hidden states [B, T, hidden] (after the last norm), and the output projection
+  // [vocab, hidden] they are multiplied by: the LM head, or the token embedding when tied.
+  virtual at::Tensor hidden_states(const at::Tensor& input_ids) = 0;
+  virtual at::Tensor output_weight() const = 0;
 
   // Mean next-token cross-entropy over the positions where loss_mask == 1 (every position when
   // loss_mask is undefined); targets and loss_mask are [B, T] like input_ids (targets at masked-out
-  // positions are ignored, whatever their value). An all-zero mask gives 0, not NaN.
+  // positions are ignored, whatever their value). An all-zero mask gives 0, not NaN. With
+  // fused_kernels on CUDA, the projection and the loss run in chunks (kernels/cross_entropy) so
+  // the [B x T, vocab] logits are never held whole.
   at::Tensor loss(const at::Tensor& input_ids, const at::Tensor& targets,
                   const at::Tensor& loss_mask = {});
 
@@ -77,6 +84,8 @@ class CausalLm : public torch::nn::Module {
   virtual bool is_embedding_table(const std::string& name) const = 0;
 
  private:
+  at::Tensor chunked_loss(const at::Tensor& input_ids, const at::Tensor& targets, const at::Tensor& loss_mask);
+
   ModelConfig config_;
 };
 

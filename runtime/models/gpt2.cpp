@@ -128,11 +128,12 @@ Gpt2::Gpt2(const ModelConfig& config, const at::TensorOptions& options) : Causal
   }
 }
 
-at::Tensor Gpt2::forward(const at::Tensor& input_ids) {
+at::Tensor Gpt2::hidden_states(const at::Tensor& input_ids) {
   check_input(input_ids);
-  const at::Tensor hidden = transformer_->forward(input_ids);
-  return lm_head_ ? lm_head_->forward(hidden) : at::linear(hidden, transformer_->wte().weight());
+  return transformer_->forward(input_ids);
 }
+
+at::Tensor Gpt2::output_weight() const { return lm_head_ ? lm_head_->weight() : transformer_->wte().weight(); }
 
 bool Gpt2::is_embedding_table(const std::string& name) const {
   return name == "transformer.wte.weight" || name == "transformer.wpe.weight";

@@ -26,7 +26,8 @@ class Linear;
 class Gpt2 : public CausalLm {
  public:
   Gpt2(const ModelConfig& config, const at::TensorOptions& options);
-  at::Tensor forward(const at::Tensor& input_ids) override;
+  at::Tensor hidden_states(const at::Tensor& input_ids) override;
+  at::Tensor output_weight() const override;
 
  protected:
   bool is_embedding_table(const std::string& name) const override;

@@ -160,15 +160,16 @@ Llama::Llama(const ModelConfig& config, const at::TensorOptions& options)
   }
 }
 
-at::Tensor Llama::forward(const at::Tensor& input_ids) {
+at::Tensor Llama::hidden_states(const at::Tensor& input_ids) {
   check_input(input_ids);
   const at::Tensor& embedding = model_->embed_tokens().weight();
   // fp64 tables for an fp64 model, fp32 otherwise; apply_rotary casts them to q's dtype.
   const RotaryTables::Tables rope =
       rotary_.get(input_ids.size(1), embedding.device(), embedding.scalar_type());
-  const at::Tensor hidden = model_->forward(input_ids, rope);
-  return lm_head_ ? lm_head_->forward(hidden) : at::linear(hidden, embedding);
+  return model_->forward(input_ids, rope);
 }
+
+at::Tensor Llama::output_weight() const { return lm_head_ ? lm_head_->weight() : model_->embed_tokens().weight(); }
 
 bool Llama::is_embedding_table(const std::string& name) const {
   return name == "model.embed_tokens.weight";

@@ -5,6 +5,7 @@
 
 #include <cmath>
 
+#include "kernels/adamw/fused_adamw.h"
 #include "runtime/base/check.h"
 
 namespace albion::optim {
@@ -17,6 +18,7 @@ void AdamW::step(double lr) {
   ++step_count_;
   const double bias1 = 1.0 - std::pow(options_.beta1, static_cast<double>(step_count_));
   const double bias2 = 1.0 - std::pow(options_.beta2, static_cast<double>(step_count_));
+  if (options_.fused && fused_step(lr, bias1, bias2)) return;
   for (OptimizedParameter& p : parameters_) {
     const at::Tensor& grad = p.gradient();
     if (!grad.defined()) continue;
@@ -31,6 +33,33 @@ void AdamW::step(double lr) {
     const at::Tensor denominator = (p.exp_avg_sq / bias2).sqrt_().add_(options_.eps);
     p.parameter.addcdiv_(p.exp_avg, denominator, -lr / bias1);
   }
+}
+
+bool AdamW::fused_step(double lr, double bias1, double bias2) {
+  std::vector<kernels::AdamWOperand> operands;
+  for (OptimizedParameter& p : parameters_) {
+    const at::Tensor& grad = p.gradient();
+    if (!grad.defined()) continue;
+    if (!p.parameter.is_cuda() || p.parameter.scalar_type() != at::kFloat || grad.scalar_type() != at::kFloat ||
+        !p.parameter.is_contiguous() || !grad.is_contiguous()) {
+      return false;  // the kernel's contract does not hold: take the torch path for all of them
+    }
+    if (!p.exp_avg.defined()) {
+      p.exp_avg = at::zeros_like(p.parameter, at::kFloat);
+      p.exp_avg_sq = at::zeros_like(p.parameter, at::kFloat);
+    }
+    operands.push_back({p.parameter, grad, p.exp_avg, p.exp_avg_sq, p.decayed});
+  }
+  kernels::AdamWHyper hyper;
+  hyper.lr = static_cast<float>(lr);
+  hyper.beta1 = static_cast<float>(options_.beta1);
+  hyper.beta2 = static_cast<float>(options_.beta2);
+  hyper.eps = static_cast<float>(options_.eps);
+  hyper.weight_decay = static_cast<float>(options_.weight_decay);
+  hyper.bias_correction1 = static_cast<float>(bias1);
+  hyper.bias_correction2 = static_cast<float>(bias2);
+  kernels::fused_adamw_step(operands, hyper);
+  return true;
 }
 
 void AdamW::zero_grad() {

@@ -20,6 +20,8 @@ struct AdamWOptions {
   double beta2 = 0.95;
   double eps = 1e-8;
   double weight_decay = 0.1;
+  // CUDA parameters: one multi-tensor launch (kernels/adamw) instead of torch ops per tensor.
+  bool fused = false;
 };
 
 struct OptimizedParameter {
@@ -58,6 +60,9 @@ class AdamW {
   std::int64_t state_bytes() const;
 
  private:
+  // One multi-tensor launch; false (nothing done) when a parameter is not fp32 CUDA.
+  bool fused_step(double lr, double bias1, double bias2);
+
   std::vector<OptimizedParameter> parameters_;
   AdamWOptions options_;
   std::int64_t step_count_ = 0;

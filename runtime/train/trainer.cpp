@@ -182,8 +182,8 @@ Trainer::Trainer(config::Recipe recipe, WorldPosition world, Parallelism* parall
     parameters.push_back(std::move(p));
   }
   optimizer_ = std::make_unique<optim::AdamW>(
-      std::move(parameters), optim::AdamWOptions{recipe_.optim.beta1, recipe_.optim.beta2,
-                                                 recipe_.optim.eps, recipe_.optim.weight_decay});
+      std::move(parameters), optim::AdamWOptions{recipe_.optim.beta1, recipe_.optim.beta2, recipe_.optim.eps,
+                                                 recipe_.optim.weight_decay, recipe_.model.fused_kernels});
   schedule_ = {recipe_.optim.schedule, recipe_.optim.lr,          recipe_.optim.min_lr,
                recipe_.optim.warmup_steps, recipe_.train.steps, recipe_.optim.decay_fraction};
   flops_per_token_ = models::training_flops_per_token(model_config, recipe_.train.seq_len);

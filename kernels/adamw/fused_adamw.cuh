@@ -1,0 +1,42 @@
+// File: kernels/adamw/fused_adamw.cuh
+// AdamW over many fp32 tensors in one launch (the optimizer step of a whole model, instead of ~6
+// element-wise kernels per parameter tensor). Per element, in the order optim::AdamW uses:
+//   m = b1 m + (1 - b1) g;   v = b2 v + (1 - b2) g^2
+//   p = p (1 - lr wd)                               (decayed tensors only)
+//   p = p - lr / (1 - b1^t) * m / (sqrt(v / (1 - b2^t)) + eps)
+// The host lists each tensor's pointers; the kernel walks fixed-size chunks of all of them.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+#include <vector>
+
+namespace albion::kernels {
+
+struct AdamWTensor {
+  float* parameter = nullptr;
+  const float* gradient = nullptr;
+  float* exp_avg = nullptr;
+  float* exp_avg_sq = nullptr;
+  std::int64_t numel = 0;
+  bool decayed = true;
+};
+
+struct AdamWHyper {
+  float lr = 0;
+  float beta1 = 0.9f;
+  float beta2 = 0.95f;
+  float eps = 1e-8f;
+  float weight_decay = 0;
+  float bias_correction1 = 1;  // 1 - beta1^t
+  float bias_correction2 = 1;  // 1 - beta2^t
+};
+
+// All pointers on the current device; `stream` orders the launch (the table is copied with it).
+void launch_fused_adamw(const std::vector<AdamWTensor>& tensors, const AdamWHyper& hyper, cudaStream_t stream);
+
+// CPU reference: the same arithmetic, element by element.
+void fused_adamw_reference(const std::vector<AdamWTensor>& tensors, const AdamWHyper& hyper);
+
+}  // namespace albion::kernels

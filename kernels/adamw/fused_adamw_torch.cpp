@@ -1,0 +1,37 @@
+// File: kernels/adamw/fused_adamw_torch.cpp
+// Torch layer of the fused AdamW step: checks every operand, then one launch (CUDA) or the
+// reference (CPU).
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+
+#include "kernels/adamw/fused_adamw.h"
+#include "kernels/common/tensor_checks.h"
+#include "runtime/base/check.h"
+
+namespace albion::kernels {
+
+void fused_adamw_step(const std::vector<AdamWOperand>& operands, const AdamWHyper& hyper) {
+  if (operands.empty()) return;
+  const at::Device device = operands.front().parameter.device();
+  std::vector<AdamWTensor> tensors;
+  for (const AdamWOperand& o : operands) {
+    for (const at::Tensor* t : {&o.parameter, &o.gradient, &o.exp_avg, &o.exp_avg_sq}) {
+      ALBION_CHECK_AS(UsageError, t->defined() && t->scalar_type() == at::kFloat && t->device() == device &&
+                                      t->numel() == o.parameter.numel(),
+                      "fused AdamW: every operand must be fp32 on ", device, " with ", o.parameter.numel(),
+                      " elements");
+      check_contiguous(*t, "fused AdamW operand");
+    }
+    tensors.push_back({o.parameter.data_ptr<float>(), o.gradient.data_ptr<float>(), o.exp_avg.data_ptr<float>(),
+                       o.exp_avg_sq.data_ptr<float>(), o.parameter.numel(), o.decayed});
+  }
+  if (device.is_cuda()) {
+    c10::cuda::CUDAGuard guard(device);
+    launch_fused_adamw(tensors, hyper, c10::cuda::getCurrentCUDAStream().stream());
+    return;
+  }
+  ALBION_CHECK_AS(UsageError, device.is_cpu(), "fused AdamW: unsupported device ", device);
+  fused_adamw_reference(tensors, hyper);
+}
+
+}  // namespace albion::kernels

@@ -32,15 +32,18 @@ FlatParameters::FlatParameters(std::vector<at::Tensor> parameters) : parameters_
   seat_gradient_views();
 }
 
+void seat_gradient_view(at::Tensor& parameter, const at::Tensor& slot) {
+  const at::Tensor& grad = parameter.grad();
+  if (grad.defined() && grad.data_ptr() == slot.data_ptr()) return;
+  if (grad.defined()) slot.copy_(grad);
+  else slot.zero_();
+  parameter.mutable_grad() = slot;
+}
+
 void FlatParameters::seat_gradient_views() {
   for (std::size_t i = 0; i < parameters_.size(); ++i) {
     at::Tensor& p = parameters_[i];
-    at::Tensor slot = gradients_.narrow(0, offsets_[i], p.numel()).view(p.sizes());
-    const at::Tensor& grad = p.grad();
-    if (grad.defined() && grad.data_ptr() == slot.data_ptr()) continue;
-    if (grad.defined()) slot.copy_(grad);
-    else slot.zero_();
-    p.mutable_grad() = slot;
+    seat_gradient_view(p, gradients_.narrow(0, offsets_[i], p.numel()).view(p.sizes()));
   }
 }
 

@@ -22,6 +22,10 @@ struct ParameterSpan {
   std::int64_t length = 0;
 };
 
+// Makes `parameter`'s .grad() the view `slot` (into a communication buffer), keeping the values of
+// a gradient someone put there instead (set to None: zeros). Autograd then accumulates in place.
+void seat_gradient_view(at::Tensor& parameter, const at::Tensor& slot);
+
 class FlatParameters {
  public:
   // `parameters` in model order: one dtype, one device, all requiring grad. Their values are

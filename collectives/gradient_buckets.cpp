@@ -4,6 +4,7 @@
 #include <torch/csrc/autograd/function_hook.h>
 #include <torch/csrc/autograd/variable.h>
 
+#include "collectives/flat_parameters.h"
 #include "runtime/base/check.h"
 
 namespace albion::collectives {
@@ -76,13 +77,7 @@ std::vector<std::int64_t> GradientBuckets::bucket_bytes() const {
 void GradientBuckets::seat_gradient_views() {
   // If something replaced a gradient (set it to None, assigned a new tensor), copy it back into
   // its slot so accumulation and the all-reduce see one buffer again.
-  for (std::size_t i = 0; i < parameters_.size(); ++i) {
-    const at::Tensor& grad = parameters_[i].grad();
-    if (grad.defined() && grad.data_ptr() == slots_[i].data_ptr()) continue;
-    if (grad.defined()) slots_[i].copy_(grad);
-    else slots_[i].zero_();
-    parameters_[i].mutable_grad() = slots_[i];
-  }
+  for (std::size_t i = 0; i < parameters_.size(); ++i) seat_gradient_view(parameters_[i], slots_[i]);
 }
 
 void GradientBuckets::prepare_backward(bool synchronize) {

@@ -30,11 +30,14 @@ std::vector<at::Tensor> trained_parameters(train::Trainer& trainer) {
 
 // The same seed makes every rank's parameters equal already; the broadcast makes it a guarantee,
 // also for parameters that only rank 0 loaded.
-void DataParallelRanks::broadcast_parameters(const std::vector<at::Tensor>& parameters) {
+std::vector<at::Tensor> DataParallelRanks::attach_parameters(train::Trainer& trainer) {
+  device_ = trainer.device();
+  std::vector<at::Tensor> parameters = trained_parameters(trainer);
   at::NoGradGuard no_grad;
   std::vector<std::shared_ptr<collectives::Work>> works;
   for (const at::Tensor& p : parameters) works.push_back(data_->broadcast(p.detach(), 0));
   for (const auto& work : works) work->wait();
+  return parameters;
 }
 
 at::Tensor DataParallelRanks::mean(const at::Tensor& local) {
@@ -55,10 +58,7 @@ DataParallel::DataParallel(std::shared_ptr<collectives::Communicator> data, cons
       overlap_(config.overlap) {}
 
 void DataParallel::attach(train::Trainer& trainer) {
-  device_ = trainer.device();
-  std::vector<at::Tensor> parameters = trained_parameters(trainer);
-  broadcast_parameters(parameters);
-  buckets_ = std::make_unique<collectives::GradientBuckets>(std::move(parameters), bucket_bytes_, data_, overlap_);
+  buckets_ = std::make_unique<collectives::GradientBuckets>(attach_parameters(trainer), bucket_bytes_, data_, overlap_);
   log::debug("DDP over ", data_->size(), " ranks: ", buckets_->bucket_count(), " gradient bucket(s)",
              overlap_ ? ", overlapped with backward" : ", after backward");
 }
@@ -70,13 +70,9 @@ double DataParallel::step(train::Trainer& trainer, double lr) {
   return Parallelism::step(trainer, lr);
 }
 
-
 void ZeroOptimizer::attach(train::Trainer& trainer) {
-  device_ = trainer.device();
   const std::vector<optim::OptimizedParameter>& full = trainer.optimizer().parameters();
-  std::vector<at::Tensor> parameters = trained_parameters(trainer);
-  broadcast_parameters(parameters);
-  flat_ = std::make_unique<collectives::FlatParameters>(std::move(parameters));
+  flat_ = std::make_unique<collectives::FlatParameters>(attach_parameters(trainer));
   shard_ = collectives::shard_range(flat_->numel(), data_->rank(), data_->size());
   gradient_shard_ = at::zeros({shard_.length}, flat_->gradients().options());
 

@@ -30,8 +30,8 @@ class DataParallelRanks : public train::Parallelism {
   bool any_rank(bool local) override;
 
  protected:
-  // Every rank starts from rank 0's parameters.
-  void broadcast_parameters(const std::vector<at::Tensor>& parameters);
+  // For attach(): takes the trainer's device and returns its parameters, rank 0's on every rank.
+  std::vector<at::Tensor> attach_parameters(train::Trainer& trainer);
 
   std::shared_ptr<collectives::Communicator> data_;
   at::Device device_{at::kCPU};  // the trainer's, set by attach()

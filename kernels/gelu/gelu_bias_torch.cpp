@@ -4,6 +4,7 @@
 #include <c10/cuda/CUDAStream.h>
 #include <torch/csrc/autograd/custom_function.h>
 
+#include "kernels/common/cpu_dispatch.h"
 #include "kernels/common/tensor_checks.h"
 #include "kernels/gelu/gelu_bias.cuh"
 #include "kernels/gelu/gelu_bias.h"
@@ -67,8 +68,7 @@ at::Tensor run(const at::Tensor& x, const at::Tensor& bias, const at::Tensor& gr
     }
     output.copy_(out);
   };
-  if (x.scalar_type() == at::kDouble) on_cpu(double{});
-  else on_cpu(float{});
+  with_reference_type(x, on_cpu);
   return output;
 }
 

@@ -5,6 +5,7 @@
 #include <c10/cuda/CUDAStream.h>
 #include <torch/csrc/autograd/custom_function.h>
 
+#include "kernels/common/cpu_dispatch.h"
 #include "kernels/common/tensor_checks.h"
 #include "kernels/rmsnorm/rmsnorm.cuh"
 #include "kernels/rmsnorm/rmsnorm.h"
@@ -29,17 +30,6 @@ std::int64_t check_operands(const at::Tensor& input, const at::Tensor& weight) {
   return cols == 0 ? 0 : input.numel() / cols;
 }
 
-at::ScalarType stats_type(const at::Tensor& input) {
-  return input.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
-}
-
-// Runs `run(T-typed contiguous copies...)` for the CPU references in double or float.
-template <typename Run>
-void on_cpu(const at::Tensor& input, Run run) {
-  if (input.scalar_type() == at::kDouble) run(double{});
-  else run(float{});
-}
-
 }  // namespace
 
 std::pair<at::Tensor, at::Tensor> rmsnorm_forward_with_stats(const at::Tensor& input, const at::Tensor& weight,
@@ -48,7 +38,7 @@ std::pair<at::Tensor, at::Tensor> rmsnorm_forward_with_stats(const at::Tensor& i
   const std::int64_t rows = check_operands(input, weight);
   const std::int64_t cols = input.size(-1);
   at::Tensor output = at::empty_like(input);
-  at::Tensor inv_rms = at::empty({rows}, input.options().dtype(stats_type(input)));
+  at::Tensor inv_rms = at::empty({rows}, input.options().dtype(statistics_type(input)));
   if (rows == 0) return {output, inv_rms};
   if (input.is_cuda()) {
     c10::cuda::CUDAGuard guard(input.device());
@@ -64,7 +54,7 @@ std::pair<at::Tensor, at::Tensor> rmsnorm_forward_with_stats(const at::Tensor& i
     launch_rmsnorm_forward(p, c10::cuda::getCurrentCUDAStream().stream());
     return {output, inv_rms};
   }
-  on_cpu(input, [&](auto tag) {
+  with_reference_type(input, [&](auto tag) {
     using T = decltype(tag);
     const at::ScalarType type = c10::CppTypeToScalarType<T>::value;
     at::Tensor x = input.to(type).contiguous();
@@ -83,7 +73,7 @@ at::Tensor rmsnorm_backward_input(const at::Tensor& grad_output, const at::Tenso
   check_same_device_and_dtype(grad_output, input, "rmsnorm grad_output", "rmsnorm input");
   check_contiguous(grad_output, "rmsnorm grad_output");
   ALBION_CHECK_AS(UsageError, grad_output.sizes() == input.sizes() && inv_rms.numel() == rows &&
-                                  inv_rms.scalar_type() == stats_type(input),
+                                  inv_rms.scalar_type() == statistics_type(input),
                   "rmsnorm backward: grad_output ", grad_output.sizes(), " or statistics ", inv_rms.sizes(),
                   " do not match input ", input.sizes());
   const std::int64_t cols = input.size(-1);
@@ -103,7 +93,7 @@ at::Tensor rmsnorm_backward_input(const at::Tensor& grad_output, const at::Tenso
     launch_rmsnorm_backward(p, c10::cuda::getCurrentCUDAStream().stream());
     return grad_input;
   }
-  on_cpu(input, [&](auto tag) {
+  with_reference_type(input, [&](auto tag) {
     using T = decltype(tag);
     const at::ScalarType type = c10::CppTypeToScalarType<T>::value;
     at::Tensor dy = grad_output.to(type).contiguous();

@@ -65,10 +65,10 @@ class Gpt2Block : public torch::nn::Module {
  public:
   Gpt2Block(const ModelConfig& c, double residual_std, const at::TensorOptions& options)
       : ln_1_(register_module("ln_1",
-                              std::make_shared<LayerNorm>(c.hidden_size, c.norm_eps, options))),
+                              std::make_shared<LayerNorm>(c.hidden_size, c.norm_eps, options, c.fused_kernels))),
         attn_(register_module("attn", std::make_shared<Gpt2Attention>(c, residual_std, options))),
         ln_2_(register_module("ln_2",
-                              std::make_shared<LayerNorm>(c.hidden_size, c.norm_eps, options))),
+                              std::make_shared<LayerNorm>(c.hidden_size, c.norm_eps, options, c.fused_kernels))),
         mlp_(register_module("mlp", std::make_shared<Gpt2Mlp>(c, residual_std, options))) {}
 
   at::Tensor forward(const at::Tensor& x) const {
@@ -98,7 +98,7 @@ class Gpt2Body : public torch::nn::Module {
     }
     register_module("h", h);
     ln_f_ =
-        register_module("ln_f", std::make_shared<LayerNorm>(c.hidden_size, c.norm_eps, options));
+        register_module("ln_f", std::make_shared<LayerNorm>(c.hidden_size, c.norm_eps, options, c.fused_kernels));
   }
 
   at::Tensor forward(const at::Tensor& input_ids) const {

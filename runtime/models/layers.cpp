@@ -6,6 +6,7 @@
 
 #include <vector>
 
+#include "kernels/layernorm/layernorm.h"
 #include "kernels/rmsnorm/rmsnorm.h"
 
 namespace albion::models {
@@ -54,12 +55,16 @@ Embedding::Embedding(std::int64_t count, std::int64_t dim, double init_std,
 
 at::Tensor Embedding::forward(const at::Tensor& ids) const { return at::embedding(weight_, ids); }
 
-LayerNorm::LayerNorm(std::int64_t dim, double eps, const at::TensorOptions& options) : eps_(eps) {
+LayerNorm::LayerNorm(std::int64_t dim, double eps, const at::TensorOptions& options, bool fused)
+    : eps_(eps), fused_(fused) {
   weight_ = register_parameter("weight", at::ones({dim}, options));
   bias_ = register_parameter("bias", at::zeros({dim}, options));
 }
 
 at::Tensor LayerNorm::forward(const at::Tensor& x) const {
+  if (use_fused_kernel(fused_, x) && x.scalar_type() == weight_.scalar_type()) {
+    return kernels::layernorm(x, weight_, bias_, eps_);
+  }
   return at::layer_norm(x, {x.size(-1)}, weight_, bias_, eps_);
 }
 

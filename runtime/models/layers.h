@@ -62,11 +62,13 @@ class Embedding : public torch::nn::Module {
 
 class LayerNorm : public torch::nn::Module {
  public:
-  LayerNorm(std::int64_t dim, double eps, const at::TensorOptions& options);
+  // `fused`: kernels/layernorm for CUDA inputs of the weight's dtype (Note [Fused kernels on CUDA only]).
+  LayerNorm(std::int64_t dim, double eps, const at::TensorOptions& options, bool fused = false);
   at::Tensor forward(const at::Tensor& x) const;
 
  private:
   double eps_;
+  bool fused_;
   at::Tensor weight_;
   at::Tensor bias_;
 };

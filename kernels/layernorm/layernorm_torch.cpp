@@ -1,0 +1,146 @@
+// File: kernels/layernorm/layernorm_torch.cpp
+// Torch layer of LayerNorm: checks, dispatch, autograd.
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#include <torch/csrc/autograd/custom_function.h>
+
+#include "kernels/common/cpu_dispatch.h"
+#include "kernels/common/tensor_checks.h"
+#include "kernels/layernorm/layernorm.cuh"
+#include "kernels/layernorm/layernorm.h"
+#include "runtime/base/check.h"
+
+namespace albion::kernels {
+namespace {
+
+std::int64_t check_operands(const at::Tensor& input, const at::Tensor& weight) {
+  check_same_device_and_dtype(input, weight, "layernorm input", "layernorm weight");
+  check_contiguous(input, "layernorm input");
+  check_contiguous(weight, "layernorm weight");
+  ALBION_CHECK_AS(UsageError, input.dim() >= 1 && weight.dim() == 1 && weight.size(0) == input.size(-1),
+                  "layernorm: weight ", weight.sizes(), " does not match input ", input.sizes());
+  ALBION_CHECK_AS(UsageError, at::isFloatingType(input.scalar_type()), "layernorm: input of dtype ",
+                  input.scalar_type(), " is not floating point");
+  ALBION_CHECK_AS(UsageError, input.is_cuda() || input.is_cpu(), "layernorm: unsupported device ", input.device());
+  if (input.is_cuda()) kernel_dtype(input, "layernorm input");
+  return input.size(-1) == 0 ? 0 : input.numel() / input.size(-1);
+}
+
+}  // namespace
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> layernorm_forward_with_stats(const at::Tensor& input,
+                                                                            const at::Tensor& weight,
+                                                                            const at::Tensor& bias, double eps) {
+  const std::int64_t rows = check_operands(input, weight);
+  check_same_device_and_dtype(input, bias, "layernorm input", "layernorm bias");
+  check_contiguous(bias, "layernorm bias");
+  ALBION_CHECK_AS(UsageError, bias.sizes() == weight.sizes(), "layernorm: bias ", bias.sizes(), " vs weight ",
+                  weight.sizes());
+  ALBION_CHECK_AS(UsageError, eps > 0, "layernorm: eps must be positive, got ", eps);
+  const std::int64_t cols = input.size(-1);
+  at::Tensor output = at::empty_like(input);
+  at::Tensor mean = at::empty({rows}, input.options().dtype(statistics_type(input)));
+  at::Tensor rstd = at::empty_like(mean);
+  if (rows == 0) return {output, mean, rstd};
+  if (input.is_cuda()) {
+    c10::cuda::CUDAGuard guard(input.device());
+    LayerNormParams p;
+    p.input = input.data_ptr();
+    p.weight = weight.data_ptr();
+    p.bias = bias.data_ptr();
+    p.output = output.data_ptr();
+    p.mean = mean.data_ptr<float>();
+    p.rstd = rstd.data_ptr<float>();
+    p.rows = rows;
+    p.cols = cols;
+    p.eps = static_cast<float>(eps);
+    p.dtype = kernel_dtype(input, "layernorm input");
+    launch_layernorm_forward(p, c10::cuda::getCurrentCUDAStream().stream());
+    return {output, mean, rstd};
+  }
+  const auto run = [&](auto tag) {
+    using T = decltype(tag);
+    const at::ScalarType type = c10::CppTypeToScalarType<T>::value;
+    at::Tensor x = input.to(type).contiguous(), w = weight.to(type).contiguous(), b = bias.to(type).contiguous();
+    at::Tensor y = at::empty_like(x);
+    layernorm_forward_reference<T>(x.data_ptr<T>(), w.data_ptr<T>(), b.data_ptr<T>(), y.data_ptr<T>(),
+                                   mean.data_ptr<T>(), rstd.data_ptr<T>(), rows, cols, static_cast<T>(eps));
+    output.copy_(y);
+  };
+  with_reference_type(input, run);
+  return {output, mean, rstd};
+}
+
+at::Tensor layernorm_backward_input(const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& weight,
+                                    const at::Tensor& mean, const at::Tensor& rstd) {
+  const std::int64_t rows = check_operands(input, weight);
+  check_same_device_and_dtype(grad_output, input, "layernorm grad_output", "layernorm input");
+  check_contiguous(grad_output, "layernorm grad_output");
+  ALBION_CHECK_AS(UsageError, grad_output.sizes() == input.sizes() && mean.numel() == rows && rstd.numel() == rows &&
+                                  mean.scalar_type() == statistics_type(input),
+                  "layernorm backward: grad_output or statistics do not match input ", input.sizes());
+  const std::int64_t cols = input.size(-1);
+  at::Tensor grad_input = at::empty_like(input);
+  if (rows == 0) return grad_input;
+  if (input.is_cuda()) {
+    c10::cuda::CUDAGuard guard(input.device());
+    LayerNormParams p;
+    p.input = input.data_ptr();
+    p.weight = weight.data_ptr();
+    p.grad_output = grad_output.data_ptr();
+    p.output = grad_input.data_ptr();
+    p.mean = mean.data_ptr<float>();
+    p.rstd = rstd.data_ptr<float>();
+    p.rows = rows;
+    p.cols = cols;
+    p.dtype = kernel_dtype(input, "layernorm input");
+    launch_layernorm_backward(p, c10::cuda::getCurrentCUDAStream().stream());
+    return grad_input;
+  }
+  const auto run = [&](auto tag) {
+    using T = decltype(tag);
+    const at::ScalarType type = c10::CppTypeToScalarType<T>::value;
+    at::Tensor dy = grad_output.to(type).contiguous(), x = input.to(type).contiguous(), w = weight.to(type).contiguous();
+    at::Tensor dx = at::empty_like(x);
+    layernorm_backward_reference<T>(dy.data_ptr<T>(), x.data_ptr<T>(), w.data_ptr<T>(), mean.data_ptr<T>(),
+                                    rstd.data_ptr<T>(), dx.data_ptr<T>(), rows, cols);
+    grad_input.copy_(dx);
+  };
+  with_reference_type(input, run);
+  return grad_input;
+}
+
+namespace {
+
+class LayerNormFunction : public torch::autograd::Function<LayerNormFunction> {
+ public:
+  static at::Tensor forward(torch::autograd::AutogradContext* context, const at::Tensor& input,
+                            const at::Tensor& weight, const at::Tensor& bias, double eps) {
+    auto [output, mean, rstd] = layernorm_forward_with_stats(input, weight, bias, eps);
+    context->save_for_backward({input, weight, mean, rstd});
+    return output;
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* context,
+                                                 torch::autograd::variable_list grads) {
+    const torch::autograd::variable_list saved = context->get_saved_variables();
+    const at::Tensor& input = saved[0];
+    const at::Tensor& weight = saved[1];
+    const at::Tensor& mean = saved[2];
+    const at::Tensor& rstd = saved[3];
+    const at::Tensor grad_output = grads[0].contiguous();
+    at::Tensor grad_input = layernorm_backward_input(grad_output, input, weight, mean, rstd);
+    // dweight = sum dy xhat, dbias = sum dy, over rows, in the statistics' precision.
+    const std::int64_t cols = input.size(-1);
+    const at::Tensor dy = grad_output.reshape({-1, cols}).to(mean.scalar_type());
+    const at::Tensor xhat = (input.reshape({-1, cols}).to(mean.scalar_type()) - mean.unsqueeze(1)) * rstd.unsqueeze(1);
+    return {grad_input, (dy * xhat).sum(0).to(weight.scalar_type()), dy.sum(0).to(weight.scalar_type()), at::Tensor()};
+  }
+};
+
+}  // namespace
+
+at::Tensor layernorm(const at::Tensor& input, const at::Tensor& weight, const at::Tensor& bias, double eps) {
+  return LayerNormFunction::apply(input.contiguous(), weight.contiguous(), bias.contiguous(), eps);
+}
+
+}  // namespace albion::kernels

@@ -1,0 +1,85 @@
+// File: tests/kernels/layernorm_test.cpp
+// LayerNorm: the CPU reference against at::layer_norm and its autograd (fp64), the input gradient
+// against finite differences, bad inputs, and (suite LayerNormCuda, label gpu) the CUDA kernels
+// against the reference.
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+#include <torch/csrc/autograd/autograd.h>
+
+#include "kernels/layernorm/layernorm.h"
+#include "runtime/base/error.h"
+#include "tests/support/cuda_available.h"
+
+namespace albion::kernels {
+namespace {
+
+double max_difference(const at::Tensor& a, const at::Tensor& b) {
+  return (a.to(at::kDouble).cpu() - b.to(at::kDouble).cpu()).abs().max().item<double>();
+}
+
+TEST(LayerNorm, ReferenceMatchesTorchAndItsAutograd) {
+  for (std::int64_t cols : {1, 7, 768}) {
+    at::manual_seed(cols);
+    at::Tensor x = (at::randn({3, 4, cols}, at::kDouble) * 2 + 1).requires_grad_(true);
+    at::Tensor w = at::randn({cols}, at::kDouble).requires_grad_(true);
+    at::Tensor b = at::randn({cols}, at::kDouble).requires_grad_(true);
+    at::Tensor dy = at::randn({3, 4, cols}, at::kDouble);
+    at::Tensor expected = at::layer_norm(x, {cols}, w, b, 1e-5);
+    auto expected_grads = torch::autograd::grad({expected}, {x, w, b}, {dy});
+    at::Tensor actual = layernorm(x, w, b, 1e-5);
+    auto actual_grads = torch::autograd::grad({actual}, {x, w, b}, {dy});
+    EXPECT_LT(max_difference(actual, expected), 1e-12) << cols;
+    for (int i = 0; i < 3; ++i) EXPECT_LT(max_difference(actual_grads[i], expected_grads[i]), 1e-10) << cols << " " << i;
+  }
+}
+
+TEST(LayerNorm, BackwardMatchesFiniteDifferences) {
+  at::manual_seed(8);
+  at::Tensor x = at::randn({2, 6}, at::kDouble);
+  at::Tensor w = at::randn({6}, at::kDouble);
+  at::Tensor b = at::randn({6}, at::kDouble);
+  at::Tensor dy = at::randn({2, 6}, at::kDouble);
+  auto [y, mean, rstd] = layernorm_forward_with_stats(x, w, b, 1e-5);
+  at::Tensor dx = layernorm_backward_input(dy, x, w, mean, rstd);
+  const double h = 1e-6;
+  for (std::int64_t i = 0; i < x.numel(); ++i) {
+    at::Tensor plus = x.clone(), minus = x.clone();
+    plus.view({-1})[i] += h;
+    minus.view({-1})[i] -= h;
+    const double numeric = ((dy * std::get<0>(layernorm_forward_with_stats(plus, w, b, 1e-5))).sum() -
+                            (dy * std::get<0>(layernorm_forward_with_stats(minus, w, b, 1e-5))).sum())
+                               .item<double>() / (2 * h);
+    EXPECT_NEAR(dx.view({-1})[i].item<double>(), numeric, 1e-7) << "element " << i;
+  }
+}
+
+TEST(LayerNorm, RefusesBadInputs) {
+  EXPECT_THROW(layernorm(at::zeros({2, 4}), at::ones({5}), at::zeros({5}), 1e-5), UsageError);
+  EXPECT_THROW(layernorm(at::zeros({2, 4}), at::ones({4}), at::zeros({3}), 1e-5), UsageError);
+  EXPECT_THROW(layernorm(at::zeros({2, 4}), at::ones({4}), at::zeros({4}), 0.0), UsageError);
+}
+
+TEST(LayerNormCuda, KernelsMatchTheReference) {
+  ALBION_SKIP_WITHOUT_CUDA();
+  for (at::ScalarType dtype : {at::kFloat, at::kBFloat16}) {
+    for (std::int64_t cols : {7, 768, 4096}) {
+      at::manual_seed(cols);
+      const at::TensorOptions cuda = at::TensorOptions().dtype(dtype).device(at::kCUDA);
+      at::Tensor x = (at::randn({19, cols}) * 2 + 1).to(cuda);
+      at::Tensor w = at::randn({cols}).to(cuda);
+      at::Tensor b = at::randn({cols}).to(cuda);
+      at::Tensor dy = at::randn({19, cols}).to(cuda);
+      auto [y, mean, rstd] = layernorm_forward_with_stats(x, w, b, 1e-5);
+      at::Tensor dx = layernorm_backward_input(dy, x, w, mean, rstd);
+      at::Tensor x64 = x.cpu().to(at::kDouble), w64 = w.cpu().to(at::kDouble), b64 = b.cpu().to(at::kDouble);
+      auto [y64, mean64, rstd64] = layernorm_forward_with_stats(x64, w64, b64, 1e-5);
+      at::Tensor dx64 = layernorm_backward_input(dy.cpu().to(at::kDouble), x64, w64, mean64, rstd64);
+      const double tolerance = dtype == at::kFloat ? 1e-5 : 1e-2;
+      EXPECT_LT(max_difference(y, y64.to(dtype)) / y64.abs().max().item<double>(), tolerance) << dtype << " " << cols;
+      EXPECT_LT(max_difference(dx, dx64.to(dtype)) / dx64.abs().max().item<double>(), tolerance) << dtype << " " << cols;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace albion::kernels

@@ -1,30 +1,29 @@
 // File: launch/command_ckpt.cpp
 // `albion ckpt <verb>`: checkpoint tools. `audit LOG` verifies an audit log's hash chain (exit 0,
-// or 3 naming the first bad line). The other verbs are planned (issue #6) and say so: their --help
-// shows the interface to come, and running them fails with exit code 1.
+// or 3 naming the first bad line); list, inspect, verify, rotate-key and export are in
+// ckpt_verbs.cpp and ckpt_export.cpp.
 #include <iostream>
 
 #include "checkpoint/audit/audit_verify.h"
 #include "launch/cli.h"
+#include "launch/ckpt_verbs.h"
 #include "launch/command_options.h"
-#include "launch/command_planned.h"
 #include "runtime/base/check.h"
 #include "runtime/config/nearest_name.h"
 
 namespace albion::launch {
 namespace {
 
-struct Verb;
-using VerbHandler = int (*)(const CommandArgs& args, const Verb& verb);
+using VerbHandler = int (*)(const CommandArgs& args, const CommandSpec& spec);
 
 struct Verb {
   const char* name;
   const char* usage;
   const char* description;
-  VerbHandler run;  // null: planned, answered by run_planned
+  VerbHandler run;
 };
 
-int run_audit(const CommandArgs& args, const Verb& verb);
+int run_audit(const CommandArgs& args, const CommandSpec& spec);
 
 const Verb kVerbs[] = {
     {"audit", "albion ckpt audit LOG",
@@ -33,28 +32,39 @@ const Verb kVerbs[] = {
      "first bad line otherwise. Record the printed head hash elsewhere to detect later\n"
      "removal of the newest records.",
      run_audit},
-    {"list", "albion ckpt list DIR", "List the checkpoints in a run's checkpoint directory.", nullptr},
+    {"list", "albion ckpt list DIR",
+     "List the committed checkpoints in a checkpoint directory (run.dir/checkpoints) with their\n"
+     "step, cipher, shard count, size and time; `latest` is marked. No key needed.",
+     run_ckpt_list},
     {"inspect", "albion ckpt inspect CKPT [--key SPEC]",
-     "Show a checkpoint's public header; with a key, its full tensor index.", nullptr},
+     "Show a checkpoint's public header (no key needed); with its key, authenticate the manifest\n"
+     "and show the world layout, trainer state, shards and tensor index.",
+     run_ckpt_inspect},
     {"verify", "albion ckpt verify CKPT --key SPEC",
-     "Authenticate every chunk of every shard; exit 0 when all verify, 3 otherwise.", nullptr},
+     "Authenticate the manifest, every shard's SHA-256 and every chunk's tag. Exit 0 when all\n"
+     "verify; exit 3 naming the file and the check that failed otherwise. Audited.",
+     run_ckpt_verify},
     {"rotate-key", "albion ckpt rotate-key CKPT --key OLD --new-key NEW",
-     "Re-wrap the checkpoint's data key under a new key-encryption key (no data is\n"
-     "re-encrypted).",
-     nullptr},
-    {"export", "albion ckpt export CKPT --format safetensors --out DIR --key SPEC",
-     "Decrypt into a Hugging Face safetensors layout under an allowed storage root (audited).", nullptr},
+     "Re-wrap the checkpoint's data key under a new key-encryption key, after authenticating\n"
+     "the checkpoint under the old one. No data is re-encrypted; manifest.json is replaced\n"
+     "atomically. Audited.",
+     run_ckpt_rotate_key},
+    {"export", "albion ckpt export CKPT --format safetensors --out DIR --key SPEC --policy FILE",
+     "Decrypt the model's weights into a Hugging Face layout (model.safetensors and\n"
+     "config.json) in DIR, which the residency policy must allow (refused with exit code 2 and\n"
+     "an audit record otherwise). Audited.",
+     run_ckpt_export},
 };
 
-int run_audit(const CommandArgs& args, const Verb& verb) {
+int run_audit(const CommandArgs& args, const CommandSpec& spec) {
   std::string log;
   po::options_description options("options");
   options.add_options()("log", po::value(&log)->value_name("LOG"), "the audit log (JSONL)");
   po::positional_options_description positional;
   positional.add("log", 1);
-  if (!parse_command(args, {"ckpt audit", verb.usage, verb.description}, options, positional)) return 0;
+  if (!parse_command(args, spec, options, positional)) return 0;
   // Checked here, not with po::required(), so that --help works without LOG.
-  ALBION_CHECK_AS(UsageError, !log.empty(), "ckpt audit: missing LOG (usage: ", verb.usage, ")");
+  ALBION_CHECK_AS(UsageError, !log.empty(), "ckpt audit: missing LOG (usage: ", spec.usage, ")");
 
   const checkpoint::AuditVerification result = checkpoint::verify_audit_log(log);
   if (result.problem) {
@@ -75,7 +85,7 @@ void print_usage() {
   std::cout << "usage: albion ckpt <verb> ...\n\n"
                "Manage encrypted checkpoints and verify the audit log.\n\nverbs:\n";
   for (const Verb& verb : kVerbs) {
-    std::cout << "  " << verb.usage << (verb.run != nullptr ? "" : "   (not implemented yet, issue #6)") << "\n";
+    std::cout << "  " << verb.usage << "\n";
   }
   std::cout << "\nRun 'albion ckpt <verb> --help' for its options.\n";
 }
@@ -92,9 +102,7 @@ int run_ckpt(const CommandArgs& args, const ProcessEnvironment&) {
   std::vector<std::string> names;
   for (const Verb& verb : kVerbs) {
     if (args[0] == verb.name) {
-      if (verb.run != nullptr) return verb.run(rest, verb);
-      return run_planned(rest, {{str_cat("ckpt ", verb.name), verb.usage, verb.description}, 6,
-                                "sovereign checkpoints"});
+      return verb.run(rest, {str_cat("ckpt ", verb.name), verb.usage, verb.description});
     }
     names.emplace_back(verb.name);
   }

@@ -6,6 +6,9 @@
 // Under a launcher with more than one rank it trains data-parallel: MPI session, the same
 // resolved recipe on every rank (checked), collectives bootstrap (mesh, devices, communicators,
 // watchdog), then DDP or ZeRO-1 as parallel.zero says.
+//
+// With checkpoint.interval > 0 the run saves encrypted checkpoints and resumes from the newest one
+// (launch/train_checkpoints.h), after the residency policy has allowed the checkpoint directory.
 #include <atomic>
 #include <csignal>
 #include <iostream>
@@ -13,7 +16,9 @@
 #include "collectives/bootstrap.h"
 #include "launch/cli.h"
 #include "launch/fatal_handler.h"
+#include "launch/mpi_rank_group.h"
 #include "launch/mpi_session.h"
+#include "launch/train_checkpoints.h"
 #include "runtime/base/check.h"
 #include "runtime/base/log.h"
 #include "runtime/config/recipe.h"
@@ -42,15 +47,24 @@ int report(const train::TrainSummary& summary, const train::WorldPosition& world
   return summary.stopped_early ? 130 : 0;
 }
 
-int train_distributed(const config::Recipe& recipe, const train::WorldPosition& world) {
+int train_distributed(config::Recipe recipe, const train::WorldPosition& world, const ProcessEnvironment& env) {
   MpiSession session;
   // Declared outside the try: on an error, report_fatal aborts every rank before these
   // destructors could wait in a collective for a peer that is gone.
   std::optional<collectives::ProcessGroups> groups;
   std::unique_ptr<train::Parallelism> parallel;
+  std::optional<MpiRankGroup> checkpoint_group;
+  std::unique_ptr<TrainCheckpoints> checkpoints;
   try {
     collectives::require_identical_on_all_ranks(session.world(), config::resolved_recipe_ini(recipe),
                                                 "the resolved recipe");
+    checkpoint_group.emplace(session.world());
+    if (recipe.checkpoint.async && session.thread_level() < MPI_THREAD_MULTIPLE) {
+      // A background save talks MPI while the trainer does: without thread support, save in line.
+      log::warning("MPI lacks MPI_THREAD_MULTIPLE: checkpoints are written synchronously");
+      recipe.checkpoint.async = false;
+    }
+    checkpoints = make_train_checkpoints(recipe, env, *checkpoint_group);
     collectives::BootstrapOptions options;
     options.backend = recipe.parallel.backend;
     options.use_cuda = runtime::choose_device(recipe.run.device, world.local_rank).is_cuda();
@@ -68,7 +82,7 @@ int train_distributed(const config::Recipe& recipe, const train::WorldPosition& 
     if (world.rank == 0) train::prepare_dataset_if_missing(recipe);
     MPI_Barrier(session.world());
     parallel = parallel::make_data_parallelism(groups->data, recipe.parallel);
-    train::Trainer trainer(recipe, world, parallel.get());
+    train::Trainer trainer(recipe, world, parallel.get(), checkpoints ? checkpoints->hooks.get() : nullptr);
     return report(trainer.train(g_stop_requested), world);
   } catch (...) {
     return report_fatal(std::current_exception());
@@ -107,10 +121,12 @@ int run_train(const CommandArgs& args, const ProcessEnvironment& env) {
   std::signal(SIGTERM, request_stop);
   const train::WorldPosition world{env.world_rank, env.world_size, env.local_rank};
   if (env.world_size == 1) {
-    train::Trainer trainer(recipe, world);
+    checkpoint::SingleProcessGroup group;
+    const std::unique_ptr<TrainCheckpoints> checkpoints = make_train_checkpoints(recipe, env, group);
+    train::Trainer trainer(recipe, world, nullptr, checkpoints ? checkpoints->hooks.get() : nullptr);
     return report(trainer.train(g_stop_requested), world);
   }
-  return train_distributed(recipe, world);
+  return train_distributed(recipe, world, env);
 }
 
 }  // namespace albion::launch

@@ -13,4 +13,5 @@ ALBION_DEBIAN_PACKAGES=(
   nlohmann-json3-dev
   libpcre2-dev libsentencepiece-dev
   softhsm2 opensc libp11-kit-dev
+  clang libclang-rt-14-dev
 )

@@ -30,6 +30,9 @@ namespace albion::checkpoint {
 inline constexpr std::size_t kChunkTagBytes = 16;
 inline constexpr std::size_t kChunkNonceBytes = 12;
 inline constexpr const char* kChunkCipherName = "AES-256-GCM";
+// The file index of a sealed manifest: data files count up from 0 and never reach it, so the
+// manifest's nonce is never a data chunk's (Note [Nonce uniqueness]).
+inline constexpr std::uint32_t kManifestFileIndex = 0xffffffffu;
 
 // Where a chunk lives. See Note [Nonce uniqueness] for what the writer must guarantee.
 struct ChunkId {

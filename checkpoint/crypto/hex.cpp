@@ -36,4 +36,10 @@ std::optional<SecretBytes> secret_from_hex(std::string_view hex) {
   return bytes;
 }
 
+std::optional<std::vector<std::uint8_t>> bytes_from_hex(std::string_view hex) {
+  std::optional<SecretBytes> bytes = secret_from_hex(hex);
+  if (!bytes) return std::nullopt;
+  return std::vector<std::uint8_t>(bytes->view().begin(), bytes->view().end());
+}
+
 }  // namespace albion::checkpoint

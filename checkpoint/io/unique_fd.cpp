@@ -54,6 +54,36 @@ void write_all(int fd, const void* data, std::size_t size, const std::filesystem
   }
 }
 
+void pwrite_all(int fd, const void* data, std::size_t size, std::uint64_t offset,
+                const std::filesystem::path& path) {
+  const char* bytes = static_cast<const char*>(data);
+  while (size > 0) {
+    const ssize_t written = ::pwrite(fd, bytes, size, static_cast<off_t>(offset));
+    if (written < 0) {
+      if (errno == EINTR) continue;
+      throw SystemError(str_cat("pwrite('", path.string(), "') failed: ", errno_text(errno)));
+    }
+    bytes += written;
+    offset += static_cast<std::uint64_t>(written);
+    size -= static_cast<std::size_t>(written);
+  }
+}
+
+void pread_all(int fd, void* data, std::size_t size, std::uint64_t offset, const std::filesystem::path& path) {
+  char* bytes = static_cast<char*>(data);
+  while (size > 0) {
+    const ssize_t got = ::pread(fd, bytes, size, static_cast<off_t>(offset));
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) {
+      throw SystemError(str_cat("pread('", path.string(), "') failed: ",
+                                got == 0 ? std::string("unexpected end of file") : errno_text(errno)));
+    }
+    bytes += got;
+    offset += static_cast<std::uint64_t>(got);
+    size -= static_cast<std::size_t>(got);
+  }
+}
+
 void fsync_or_throw(int fd, const std::filesystem::path& path) {
   if (::fsync(fd) != 0) {
     throw SystemError(str_cat("fsync('", path.string(), "') failed: ", errno_text(errno)));

@@ -10,7 +10,7 @@
 #include <cerrno>
 #include <cstdio>
 
-#include "checkpoint/crypto/hex.h"
+#include "checkpoint/io/atomic_file.h"
 #include "checkpoint/io/unique_fd.h"
 #include "checkpoint/keys/key_id.h"
 #include "runtime/base/check.h"
@@ -24,40 +24,10 @@ std::string mode_text(mode_t mode) {
   return text.data();
 }
 
-// Removes the temporary file unless the rename consumed it.
-class TempFileGuard {
- public:
-  explicit TempFileGuard(std::filesystem::path path) : path_(std::move(path)) {}
-  TempFileGuard(const TempFileGuard&) = delete;
-  TempFileGuard& operator=(const TempFileGuard&) = delete;
-  ~TempFileGuard() {
-    if (!path_.empty()) ::unlink(path_.c_str());
-  }
-  void dismiss() { path_.clear(); }
-
- private:
-  std::filesystem::path path_;
-};
-
 [[noreturn]] void throw_exists(const std::filesystem::path& path) {
   throw UsageError(str_cat("key file '", path.string(),
                            "' already exists; refusing to overwrite it (checkpoints wrapped with "
                            "that key would become unreadable); pass --force to replace it"));
-}
-
-// rename() that never replaces an existing `to` (RENAME_NOREPLACE; link+unlink where the file
-// system lacks it). Both are atomic: a file created at `to` meanwhile is never clobbered.
-void rename_no_replace(const std::filesystem::path& from, const std::filesystem::path& to) {
-  if (::renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), RENAME_NOREPLACE) == 0) return;
-  if (errno == EEXIST) throw_exists(to);
-  if (errno != EINVAL && errno != ENOSYS) {
-    throw SystemError(str_cat("rename('", from.string(), "', '", to.string(), "') failed: ", errno_text(errno)));
-  }
-  if (::link(from.c_str(), to.c_str()) != 0) {
-    if (errno == EEXIST) throw_exists(to);
-    throw SystemError(str_cat("link('", from.string(), "', '", to.string(), "') failed: ", errno_text(errno)));
-  }
-  ::unlink(from.c_str());
 }
 
 }  // namespace
@@ -98,7 +68,6 @@ SecretBytes read_key_file(const std::filesystem::path& path) {
 std::string generate_key_file(const std::filesystem::path& path, KeyFileOverwrite overwrite) {
   ALBION_CHECK_AS(UsageError, !path.empty() && path.has_filename(), "key file path '", path.string(),
                   "' does not name a file");
-  const std::filesystem::path directory = path.has_parent_path() ? path.parent_path() : ".";
   struct stat existing {};
   if (::lstat(path.c_str(), &existing) == 0) {
     if (overwrite == KeyFileOverwrite::kRefuse) throw_exists(path);
@@ -106,35 +75,10 @@ std::string generate_key_file(const std::filesystem::path& path, KeyFileOverwrit
                     "' exists and is not a regular file; refusing to replace it with a key");
   }
 
-  const std::filesystem::path temp =
-      directory / str_cat(".", path.filename().string(), ".tmp-", to_hex(SecretBytes::random(6).view()));
-  UniqueFd fd(::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600));
-  if (!fd.valid()) {
-    const int error = errno;
-    throw UsageError(str_cat("cannot create key file in directory '", directory.string(), "': ",
-                             errno_text(error)));
-  }
-  TempFileGuard guard(temp);
-  // The umask can only clear bits of 0600; fchmod makes the mode exact even under an odd umask.
-  if (::fchmod(fd.get(), 0600) != 0) {
-    throw SystemError(str_cat("fchmod('", temp.string(), "') failed: ", errno_text(errno)));
-  }
   const SecretBytes key = SecretBytes::random(kKeyFileBytes);
-  write_all(fd.get(), key.data(), key.size(), temp);
-  fsync_or_throw(fd.get(), temp);
-  fd.close(temp);
   std::string id = key_id_of(key);
-
-  if (overwrite == KeyFileOverwrite::kReplace) {
-    if (::rename(temp.c_str(), path.c_str()) != 0) {
-      throw SystemError(str_cat("rename('", temp.string(), "', '", path.string(), "') failed: ",
-                                errno_text(errno)));
-    }
-  } else {
-    rename_no_replace(temp, path);
-  }
-  guard.dismiss();
-  fsync_directory(directory);
+  write_file_atomically(path, key.view(),
+                        overwrite == KeyFileOverwrite::kReplace ? ExistingFile::kReplace : ExistingFile::kRefuse);
   return id;
 }
 

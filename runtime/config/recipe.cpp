@@ -79,12 +79,29 @@ void Recipe::validate() const {
   require(parallel.zero == 0 || parallel.zero == 1, "parallel.zero", "must be 0 or 1" + got(parallel.zero));
   require(parallel.bucket_mb > 0, "parallel.bucket_mb", "must be positive" + got(parallel.bucket_mb));
   require(parallel.timeout_s > 0, "parallel.timeout_s", "must be positive" + got(parallel.timeout_s));
+  require(checkpoint.interval >= 0, "checkpoint.interval", "must be >= 0" + got(checkpoint.interval));
+  require(checkpoint.keep >= 0, "checkpoint.keep", "must be >= 0" + got(checkpoint.keep));
+  require(checkpoint.threads > 0 && checkpoint.threads <= 256, "checkpoint.threads",
+          "must be in [1, 256]" + got(checkpoint.threads));
+  if (checkpoint.interval > 0) {
+    require(!checkpoint.dir.empty(), "checkpoint.dir", "must name a directory");
+    require(!checkpoint.policy.empty(), "checkpoint.policy",
+            "must name a residency policy file: checkpoints are written only to declared storage");
+    require(checkpoint.plaintext || !checkpoint.key.empty(), "checkpoint.key",
+            "must name a key (file:PATH, env:VAR or pkcs11:URI), or set checkpoint.plaintext = true");
+    require(!(checkpoint.plaintext && !checkpoint.key.empty()), "checkpoint.plaintext",
+            "is true but checkpoint.key is set: choose one");
+  }
 }
 
 Recipe load_recipe(const std::string& path, const std::vector<std::string>& overrides) {
   std::ifstream file(path);
   ALBION_CHECK_AS(UsageError, std::filesystem::is_regular_file(path) && file.good(), "recipe ", path,
                   ": no such file");
+  return parse_recipe(file, path, overrides);
+}
+
+Recipe parse_recipe(std::istream& file, const std::string& path, const std::vector<std::string>& overrides) {
   Recipe recipe;
   RecipeSchema schema(recipe);
   po::variables_map values;

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <istream>
 #include <string>
 #include <vector>
 
@@ -86,6 +87,17 @@ struct ParallelConfig {
   double timeout_s = 600;        // a collective not done in this time aborts every rank
 };
 
+struct CheckpointConfig {
+  std::int64_t interval = 0;         // steps between checkpoints; 0: no checkpoints, no resume
+  std::string dir = "checkpoints";   // relative paths are inside run.dir
+  std::int64_t keep = 3;             // committed checkpoints kept; 0 keeps all
+  std::string key;                   // key spec (file:, env:, pkcs11:) of the KEK
+  std::string policy;                // residency policy file (JSON): which storage may hold them
+  bool plaintext = false;            // unencrypted checkpoints, only where the policy allows them
+  bool async = true;                 // write in the background while training continues
+  std::int64_t threads = 2;          // encryption threads per rank
+};
+
 struct Recipe {
   RunConfig run;
   ModelSection model;
@@ -96,6 +108,7 @@ struct Recipe {
   LogConfig log;
   PrecisionConfig precision;
   ParallelConfig parallel;
+  CheckpointConfig checkpoint;
 
   // Cross-field rules for one process; the trainer checks the rules that need the world size and
   // the model (divisibility of the global batch, sequence vs context length).
@@ -106,6 +119,8 @@ struct Recipe {
 // Unknown keys, bad values and validation failures are one-line UsageErrors naming the file and
 // key and suggesting the nearest valid key.
 Recipe load_recipe(const std::string& path, const std::vector<std::string>& overrides);
+// The same from INI text already read (a checkpoint's stored recipe); `source` names it in errors.
+Recipe parse_recipe(std::istream& ini, const std::string& source, const std::vector<std::string>& overrides);
 
 // Every key with its current value, as an INI file that load_recipe reads back to the same Recipe.
 std::string resolved_recipe_ini(const Recipe& recipe);

@@ -130,6 +130,14 @@ RecipeSchema::RecipeSchema(Recipe& r) {
   key("parallel.bucket_mb", r.parallel.bucket_mb, "DDP gradient bucket size in MB");
   key("parallel.overlap", r.parallel.overlap, "all-reduce each bucket as soon as backward fills it");
   key("parallel.timeout_s", r.parallel.timeout_s, "seconds before a stuck collective aborts every rank");
+  key("checkpoint.interval", r.checkpoint.interval, "steps between checkpoints (0: none); a run resumes from the newest");
+  key("checkpoint.dir", r.checkpoint.dir, "checkpoint directory (relative: inside run.dir)");
+  key("checkpoint.keep", r.checkpoint.keep, "committed checkpoints kept, oldest removed first (0: all)");
+  key("checkpoint.key", r.checkpoint.key, "key-encryption key: file:PATH, env:VAR or pkcs11:URI");
+  key("checkpoint.policy", r.checkpoint.policy, "residency policy file declaring the storage allowed to hold checkpoints");
+  key("checkpoint.plaintext", r.checkpoint.plaintext, "unencrypted checkpoints (only where the policy allows them)");
+  key("checkpoint.async", r.checkpoint.async, "encrypt and write in the background while training continues");
+  key("checkpoint.threads", r.checkpoint.threads, "encryption threads per rank");
 }
 
 std::string RecipeSchema::to_ini() const {

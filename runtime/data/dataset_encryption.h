@@ -28,8 +28,7 @@ namespace albion::data {
 // Small chunks: the loader reads random windows of ~1k tokens, and every window decrypts the
 // chunks it touches; 4096 tokens (8 KiB) keep that to ~10 KiB per window (tags cost 0.2%).
 inline constexpr std::uint64_t kDefaultChunkTokens = 4096;
-// The manifest's file index: shards count up from 0 and never reach it.
-inline constexpr std::uint32_t kManifestFileIndex = 0xffffffffu;
+using checkpoint::kManifestFileIndex;
 
 // What dataset.json shows without a key.
 struct EncryptionHeader {

@@ -5,10 +5,13 @@
 #include <cstring>
 #include <filesystem>
 
-#include "runtime/data/hdf5_io.h"
+#include "checkpoint/io/hdf5_io.h"
 #include "runtime/data/shard_format.h"
 
 namespace albion::data {
+
+// The HDF5 helpers (checkpoint/io/hdf5_io.h), shared with checkpoint shards.
+using namespace checkpoint;  // NOLINT(google-build-using-namespace)
 namespace {
 
 constexpr std::size_t kCachedChunks = 8;

@@ -19,9 +19,12 @@
 #include "checkpoint/crypto/chunk_cipher.h"
 #include "runtime/data/token_shard.h"
 
+namespace albion::checkpoint {
+class MappedFile;
+}
+
 namespace albion::data {
 
-class MappedFile;
 
 // What the authenticated manifest says a sealed shard holds.
 struct SealedShardExpectation {
@@ -57,7 +60,7 @@ class SealedTokenShard : public ShardReader {
   std::string file_name_;
   checkpoint::ChunkCipher cipher_;
   SealedShardExpectation expected_;
-  std::unique_ptr<MappedFile> mapping_;
+  std::unique_ptr<checkpoint::MappedFile> mapping_;
   std::uint64_t tokens_offset_ = 0;
   std::uint64_t mask_offset_ = 0;
   std::uint64_t token_chunks_ = 0;

@@ -4,11 +4,14 @@
 #include <algorithm>
 #include <cstring>
 
-#include "runtime/data/hdf5_io.h"
+#include "checkpoint/io/hdf5_io.h"
 #include "runtime/data/shard_format.h"
 #include "runtime/data/sealed_token_shard.h"
 
 namespace albion::data {
+
+// The HDF5 helpers (checkpoint/io/hdf5_io.h), shared with checkpoint shards.
+using namespace checkpoint;  // NOLINT(google-build-using-namespace)
 namespace {
 
 constexpr const char* kFormat = "albion-token-shard";

@@ -21,11 +21,11 @@
 
 namespace albion::checkpoint {
 class ChunkCipher;
+class MappedFile;
 }
 
 namespace albion::data {
 
-class MappedFile;
 
 enum class TokenWidth { kUint16, kUint32 };
 
@@ -94,7 +94,7 @@ class TokenShard : public ShardReader {
   std::uint64_t token_count_ = 0;
   std::vector<std::uint64_t> doc_offsets_;
   ShardAttributes attributes_;
-  std::unique_ptr<MappedFile> mapping_;  // the whole file, read-only
+  std::unique_ptr<checkpoint::MappedFile> mapping_;  // the whole file, read-only
   const void* tokens_ = nullptr;
   const std::uint8_t* mask_ = nullptr;
 };

@@ -303,6 +303,7 @@ TrainSummary Trainer::train(const std::atomic<bool>& stop_requested) {
   TrainSummary summary;
   parallel_->attach(*this);
   const std::int64_t first = hooks_->resume(*this);
+  summary.steps_done = first;
   last_log_ = std::chrono::steady_clock::now();
   for (std::int64_t step = first; step < recipe_.train.steps; ++step) {
     if (parallel_->any_rank(stop_requested.load())) {
@@ -339,6 +340,7 @@ TrainSummary Trainer::train(const std::atomic<bool>& stop_requested) {
     }
     hooks_->after_step(*this, step);
   }
+  hooks_->finish(*this, summary.steps_done);
   summary.final_sample = sample();
   return summary;
 }

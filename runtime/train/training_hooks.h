@@ -19,6 +19,9 @@ class TrainingHooks {
   virtual std::int64_t resume(Trainer&) { return 0; }
   // After step `step` (0-based) completed and was logged.
   virtual void after_step(Trainer&, std::int64_t step) {}
+  // After the last step, or at an early stop (a pre-empted job), with the steps done so far:
+  // a final checkpoint, and waiting for one still being written.
+  virtual void finish(Trainer&, std::int64_t steps_done) {}
 };
 
 }  // namespace albion::train

@@ -2,6 +2,7 @@
 #include "runtime/train/training_state.h"
 
 #include <ATen/core/grad_mode.h>
+#include <c10/cuda/CUDAStream.h>
 
 #include "runtime/base/check.h"
 #include "runtime/train/trainer.h"
@@ -10,8 +11,12 @@ namespace albion::train {
 namespace {
 
 StateSlice slice_of(const std::string& name, const std::vector<std::int64_t>& shape, std::int64_t offset,
-                    const at::Tensor& values) {
-  return {name, shape, offset, values.detach().reshape({-1}).to(at::kCPU, /*non_blocking=*/false, /*copy=*/true)};
+                    const at::Tensor& values, SnapshotBuffers* buffers) {
+  const at::Tensor flat = values.detach().reshape({-1});
+  if (buffers == nullptr) return {name, shape, offset, flat.to(at::kCPU, /*non_blocking=*/false, /*copy=*/true)};
+  at::Tensor host = buffers->host_buffer(name, flat);
+  host.copy_(flat, /*non_blocking=*/flat.is_cuda());  // pinned: device copies overlap, one sync below
+  return {name, shape, offset, host};
 }
 
 std::vector<std::int64_t> shape_of(Trainer& trainer, const std::string& parameter) {
@@ -23,7 +28,15 @@ std::vector<std::int64_t> shape_of(Trainer& trainer, const std::string& paramete
 
 }  // namespace
 
-TrainingState capture_training_state(Trainer& trainer, std::int64_t steps_done) {
+at::Tensor SnapshotBuffers::host_buffer(const std::string& name, const at::Tensor& like) {
+  at::Tensor& buffer = buffers_[name];
+  if (!buffer.defined() || buffer.numel() != like.numel() || buffer.scalar_type() != like.scalar_type()) {
+    buffer = at::empty({like.numel()}, at::TensorOptions().dtype(like.scalar_type()).pinned_memory(like.is_cuda()));
+  }
+  return buffer;
+}
+
+TrainingState capture_training_state(Trainer& trainer, std::int64_t steps_done, SnapshotBuffers* buffers) {
   at::NoGradGuard no_grad;
   Parallelism& parallel = trainer.parallelism();
   optim::AdamW& optimizer = parallel.optimizer(trainer);
@@ -36,14 +49,17 @@ TrainingState capture_training_state(Trainer& trainer, std::int64_t steps_done) 
     if (&optimizer == &trainer.optimizer()) return state;
   } else {
     for (auto& [name, tensor] : trainer.model().named_parameters()) {
-      state.slices.push_back(slice_of("model." + name, tensor.sizes().vec(), 0, tensor));
+      state.slices.push_back(slice_of("model." + name, tensor.sizes().vec(), 0, tensor, buffers));
     }
   }
   for (const optim::OptimizedParameter& p : optimizer.parameters()) {
     if (!p.exp_avg.defined()) continue;  // before the first step there are no moments
     const std::vector<std::int64_t> shape = shape_of(trainer, p.name);
-    state.slices.push_back(slice_of("optim.exp_avg." + p.name, shape, p.offset, p.exp_avg));
-    state.slices.push_back(slice_of("optim.exp_avg_sq." + p.name, shape, p.offset, p.exp_avg_sq));
+    state.slices.push_back(slice_of("optim.exp_avg." + p.name, shape, p.offset, p.exp_avg, buffers));
+    state.slices.push_back(slice_of("optim.exp_avg_sq." + p.name, shape, p.offset, p.exp_avg_sq, buffers));
+  }
+  if (buffers != nullptr && trainer.device().is_cuda()) {
+    c10::cuda::getCurrentCUDAStream(trainer.device().index()).synchronize();  // the copies have landed
   }
   return state;
 }

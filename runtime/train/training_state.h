@@ -18,6 +18,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -45,8 +46,20 @@ struct TrainingState {
 // rank saved them; throws if the checkpoint lacks them.
 using RangeReader = std::function<at::Tensor(const std::string& name, std::int64_t offset, std::int64_t numel)>;
 
-// After step `steps_done` (the parallelism attached): copies this rank's state to the CPU.
-TrainingState capture_training_state(Trainer& trainer, std::int64_t steps_done);
+// Host memory a repeated capture copies into: allocated (pinned, for a GPU run) on the first
+// capture and reused after, so an asynchronous checkpoint holds the trainer only for the copy, not
+// for page faults or pinning. The previous snapshot must no longer be in use.
+class SnapshotBuffers {
+ public:
+  at::Tensor host_buffer(const std::string& name, const at::Tensor& like);
+
+ private:
+  std::map<std::string, at::Tensor> buffers_;
+};
+
+// After step `steps_done` (the parallelism attached): copies this rank's state to the CPU, into
+// `buffers` when given (then the slices alias them), else into fresh tensors.
+TrainingState capture_training_state(Trainer& trainer, std::int64_t steps_done, SnapshotBuffers* buffers = nullptr);
 
 // Before the first step (the parallelism attached): loads parameters, optimizer moments, the
 // optimizer step count and the loader position. Returns the step to continue from.

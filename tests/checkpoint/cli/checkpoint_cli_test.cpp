@@ -1,6 +1,6 @@
 // File: tests/checkpoint/cli/checkpoint_cli_test.cpp
-// `albion keys generate` and `albion ckpt audit` as a user meets them: files, modes, exit codes,
-// one-line errors, no key on any output; the planned ckpt verbs stay honest about it.
+// `albion keys generate`, `albion ckpt ...` and checkpointed `albion train` as a user meets them:
+// files, modes, exit codes, one-line errors, audit records, no key on any output.
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -11,10 +11,13 @@
 #include "checkpoint/audit/audit_log.h"
 #include "checkpoint/crypto/hex.h"
 #include "checkpoint/keys/key_provider.h"
+#include "runtime/base/check.h"
 #include "tests/checkpoint/temp_dir.h"
 
 namespace albion::checkpoint {
 namespace {
+
+namespace fs = std::filesystem;
 
 using testing::read_file;
 using testing::TempDir;
@@ -113,24 +116,151 @@ TEST(CkptCli, AuditVerifiesAnIntactLogAndNamesTheFirstBadLine) {
   EXPECT_EQ(run_albion("ckpt audit --help").exit_code, 0);
 }
 
-TEST(CkptCli, PlannedVerbsSayTheyAreNotImplemented) {
+TEST(CkptCli, UnknownVerbsAreUsageErrors) {
   const Outcome help = run_albion("ckpt --help");
   EXPECT_EQ(help.exit_code, 0);
   EXPECT_NE(help.output.find("usage: albion ckpt"), std::string::npos);
   for (const char* verb : {"list", "inspect", "verify", "rotate-key", "export"}) {
-    const Outcome run = run_albion(std::string("ckpt ") + verb + " x");
-    EXPECT_EQ(run.exit_code, 1) << verb << ": " << run.output;
-    EXPECT_NE(run.output.find("albion: error: 'albion ckpt " + std::string(verb) + "' is not implemented yet (issue #6"),
-              std::string::npos) << run.output;
     const Outcome verb_help = run_albion(std::string("ckpt ") + verb + " --help");
-    EXPECT_EQ(verb_help.exit_code, 1) << verb;
+    EXPECT_EQ(verb_help.exit_code, 0) << verb;
     EXPECT_NE(verb_help.output.find("usage: albion ckpt " + std::string(verb)), std::string::npos);
-    EXPECT_NE(verb_help.output.find("not implemented yet"), std::string::npos);
+    EXPECT_EQ(run_albion(std::string("ckpt ") + verb).exit_code, 2) << verb;
   }
   EXPECT_EQ(run_albion("ckpt").exit_code, 2);
   const Outcome typo = run_albion("ckpt adit log");
   EXPECT_EQ(typo.exit_code, 2);
   EXPECT_NE(typo.output.find("did you mean 'audit'"), std::string::npos) << typo.output;
+}
+
+// The whole life of a run's checkpoints through the CLI: `albion train` saves encrypted
+// checkpoints under a UK root (and resumes from them), then list, inspect, verify, rotate-key and
+// export; residency refusals exit 2 before writing; every access lands in the audit log, and no
+// key material appears in any output or in the log.
+class CkptCliFlow : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    fs::create_directories(dir / "uk");
+    fs::create_directories(dir / "elsewhere");
+    testing::write_file(dir / "policy.json", R"({"format": "albion-residency-policy/1",
+      "roots": [{"path": "uk", "jurisdiction": "UK"}, {"path": "elsewhere", "jurisdiction": "US"}]})");
+    ASSERT_EQ(run_albion("keys generate --out " + (dir / "kek").string()).exit_code, 0);
+    ASSERT_EQ(run_albion("keys generate --out " + (dir / "new-kek").string()).exit_code, 0);
+    ASSERT_EQ(run_albion("keys generate --out " + (dir / "wrong-kek").string()).exit_code, 0);
+  }
+  std::string train_args(const std::string& run, int steps, bool encrypted = true) {
+    return str_cat("train ", ALBION_SOURCE_DIR, "/recipes/tiny.ini --run.device=cpu --run.dir=", (dir / run).string(),
+                   " --data.dataset=", (dir / "data").string(), " --data.inputs=", ALBION_SOURCE_DIR,
+                   "/recipes/corpus/austen/persuasion.txt --train.seq_len=32 --train.micro_batch=2",
+                   " --train.global_batch_tokens=64 --train.steps=", steps,
+                   " --optim.warmup_steps=1 --eval.interval=0 --eval.sample_tokens=0 --log.tensorboard=false",
+                   " --checkpoint.interval=2 --checkpoint.policy=", (dir / "policy.json").string(),
+                   encrypted ? " --checkpoint.key=file:" + (dir / "kek").string() : " --checkpoint.plaintext=true");
+  }
+  // Nothing secret in `text`: neither key file's bytes in hex.
+  void expect_no_key_material(const std::string& text, const std::string& where) {
+    for (const char* name : {"kek", "new-kek"}) {
+      const std::string key = read_file(dir / name);
+      const std::string hex = to_hex(std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>(key.data()), key.size()));
+      EXPECT_EQ(text.find(hex), std::string::npos) << where << " holds " << name;
+      EXPECT_EQ(text.find(hex.substr(0, 16)), std::string::npos) << where << " holds part of " << name;
+    }
+  }
+  TempDir dir;
+};
+
+TEST_F(CkptCliFlow, TrainSaveResumeAndEveryVerb) {
+  std::string all_output;
+  const Outcome first = run_albion(train_args("uk/run", 4));
+  all_output += first.output;
+  ASSERT_EQ(first.exit_code, 0) << first.output;
+  const fs::path checkpoints = dir / "uk" / "run" / "checkpoints";
+  const fs::path ckpt = checkpoints / "step-00000004";
+  ASSERT_TRUE(fs::exists(ckpt / "manifest.json")) << first.output;
+
+  // Resuming: a longer run starts from step 4.
+  const Outcome resumed = run_albion(train_args("uk/run", 6));
+  all_output += resumed.output;
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
+  EXPECT_NE(resumed.output.find("resumed from " + ckpt.string() + " at step 4"), std::string::npos) << resumed.output;
+
+  const Outcome list = run_albion("ckpt list " + checkpoints.string());
+  EXPECT_EQ(list.exit_code, 0) << list.output;
+  EXPECT_NE(list.output.find("step-00000006"), std::string::npos) << list.output;
+  EXPECT_NE(list.output.find("(latest)"), std::string::npos) << list.output;
+
+  const std::string key = " --key file:" + (dir / "kek").string();
+  const Outcome header = run_albion("ckpt inspect " + ckpt.string());
+  EXPECT_EQ(header.exit_code, 0) << header.output;
+  EXPECT_NE(header.output.find("AES-256-GCM"), std::string::npos) << header.output;
+  EXPECT_EQ(header.output.find("model.wte"), std::string::npos) << "index shown without a key";
+  const Outcome index = run_albion("ckpt inspect " + ckpt.string() + key);
+  EXPECT_EQ(index.exit_code, 0) << index.output;
+  EXPECT_NE(index.output.find("optim.exp_avg"), std::string::npos) << index.output;
+
+  EXPECT_EQ(run_albion("ckpt verify " + ckpt.string() + key).exit_code, 0);
+  const Outcome wrong = run_albion("ckpt verify " + ckpt.string() + " --key file:" + (dir / "wrong-kek").string());
+  EXPECT_EQ(wrong.exit_code, 3) << wrong.output;
+  EXPECT_EQ(count_lines(wrong.output), 1) << wrong.output;
+  EXPECT_NE(wrong.output.find("wrong key"), std::string::npos) << wrong.output;
+
+  // A flipped byte in a shard: exit 3 naming the file and the check.
+  const fs::path shard = ckpt / "shard-00000.h5";
+  const std::string original = read_file(shard);
+  std::string damaged = original;
+  damaged[damaged.size() / 3] ^= 0x40;
+  testing::write_file(shard, damaged);
+  const Outcome tampered = run_albion("ckpt verify " + ckpt.string() + key);
+  EXPECT_EQ(tampered.exit_code, 3) << tampered.output;
+  EXPECT_NE(tampered.output.find(shard.string() + ": SHA-256 check failed"), std::string::npos) << tampered.output;
+  testing::write_file(shard, original);
+
+  const std::string new_key = " --new-key file:" + (dir / "new-kek").string();
+  const Outcome rotated = run_albion("ckpt rotate-key " + ckpt.string() + key + new_key);
+  all_output += rotated.output;
+  EXPECT_EQ(rotated.exit_code, 0) << rotated.output;
+  EXPECT_EQ(run_albion("ckpt verify " + ckpt.string() + " --key file:" + (dir / "new-kek").string()).exit_code, 0);
+  EXPECT_EQ(run_albion("ckpt verify " + ckpt.string() + key).exit_code, 3);
+
+  const std::string policy = " --policy " + (dir / "policy.json").string();
+  const Outcome refused = run_albion("ckpt export " + ckpt.string() + " --format safetensors --out " +
+                                     (dir / "elsewhere" / "hf").string() + " --key file:" +
+                                     (dir / "new-kek").string() + policy);
+  EXPECT_EQ(refused.exit_code, 2) << refused.output;
+  EXPECT_NE(refused.output.find("jurisdiction US"), std::string::npos) << refused.output;
+  EXPECT_FALSE(fs::exists(dir / "elsewhere" / "hf"));
+  const Outcome exported = run_albion("ckpt export " + ckpt.string() + " --format safetensors --out " +
+                                      (dir / "uk" / "hf").string() + " --key file:" + (dir / "new-kek").string() +
+                                      policy);
+  all_output += exported.output;
+  EXPECT_EQ(exported.exit_code, 0) << exported.output;
+  EXPECT_TRUE(fs::exists(dir / "uk" / "hf" / "model.safetensors"));
+  EXPECT_TRUE(fs::exists(dir / "uk" / "hf" / "config.json"));
+
+  // A run whose checkpoints would leave the UK roots is refused before it writes anything.
+  const Outcome outside = run_albion(train_args("elsewhere/run", 2));
+  EXPECT_EQ(outside.exit_code, 2) << outside.output;
+  EXPECT_NE(outside.output.find("residency: refusing"), std::string::npos) << outside.output;
+  EXPECT_FALSE(fs::exists(dir / "elsewhere" / "run" / "checkpoints"));
+  const Outcome plaintext = run_albion(train_args("uk/plain", 2, /*encrypted=*/false));
+  EXPECT_EQ(plaintext.exit_code, 2) << plaintext.output;
+  EXPECT_NE(plaintext.output.find("allow_plaintext"), std::string::npos) << plaintext.output;
+
+  // The audit log: intact, every kind of access recorded, no key material anywhere.
+  const fs::path log = dir / "uk" / "run" / "audit.jsonl";
+  const Outcome audit = run_albion("ckpt audit " + log.string());
+  EXPECT_EQ(audit.exit_code, 0) << audit.output;
+  const std::string records = read_file(log);
+  for (const char* action : {"\"save\"", "\"load\"", "\"verify\"", "\"key-rotation\"", "\"export\"",
+                             "\"refusal\""}) {
+    EXPECT_NE(records.find(std::string("\"action\":") + action), std::string::npos) << action << " missing:\n"
+                                                                                  << records;
+  }
+  EXPECT_NE(read_file(dir / "elsewhere" / "run" / "audit.jsonl").find("\"refusal\""), std::string::npos);
+  expect_no_key_material(records, "audit log");
+  expect_no_key_material(all_output, "output");
+  for (const fs::directory_entry& entry : fs::recursive_directory_iterator(ckpt)) {
+    if (entry.is_regular_file()) expect_no_key_material(read_file(entry.path()), entry.path().string());
+  }
 }
 
 }  // namespace

@@ -3,18 +3,24 @@
 // alone (the reference: the whole global batch through gradient accumulation), then DDP trains on
 // 1, 2 and 4 ranks (sub-communicators split from the world) and ZeRO-1 on 2 and 4, each over the
 // same global batch, for 20 steps; every step's loss must match the reference to 1e-5 relative.
-// Then resharding: a ZeRO-1 state captured on 4 ranks resumes on 4 (ZeRO-1), 2 (DDP) and 1 rank.
+// Then resharding: a ZeRO-1 state captured on 4 ranks resumes on 4 (ZeRO-1), 2 (DDP) and 1 rank,
+// from memory and from real encrypted checkpoint files written by all 4 ranks.
 #include <gtest/gtest.h>
 #include <mpi.h>
 
 #include <cmath>
 #include <memory>
 
+#include "checkpoint/format/checkpoint_directory.h"
+#include "checkpoint/keys/key_file.h"
 #include "collectives/mpi_communicator.h"
+#include "launch/mpi_rank_group.h"
 #include "runtime/data/prepare.h"
 #include "runtime/parallel/data_parallel.h"
+#include "runtime/train/checkpointing.h"
 #include "runtime/train/trainer.h"
 #include "tests/runtime/train/training_state_support.h"
+#include "tests/support/small_dataset.h"
 #include "tests/support/temp_dir.h"
 
 namespace albion::parallel {
@@ -35,12 +41,7 @@ class DataParallelTest : public testing::Test {
     std::string path;
     if (world_rank_ == 0) {
       dir_ = new TempDir();
-      data::PrepareOptions o;
-      o.inputs = {std::string(ALBION_SOURCE_DIR) + "/recipes/corpus/austen/persuasion.txt"};
-      o.output = *dir_ / "data";
-      o.tokenizer_spec = "byte";
-      o.text_document_bytes = 20000;
-      data::prepare_dataset(o);
+      testing_support::prepare_small_dataset(*dir_ / "data");
       path = dir_->path();
     }
     int length = static_cast<int>(path.size());
@@ -202,6 +203,68 @@ TEST_F(DataParallelTest, ZeroStateFrom4RanksResumesOn4And2And1) {
   DataParallel ddp2(group_of(2), config::ParallelConfig{});
   expect_same_losses(resume(&ddp2, 2, "zero-resume2"), expected, "ZeRO-1 on 4 resumed as DDP on 2");
   expect_same_losses(resume(nullptr, 1, "zero-resume1"), expected, "ZeRO-1 on 4 resumed on 1");
+}
+
+// The same through checkpoint files: 4 ZeRO-1 ranks save encrypted checkpoints in the background
+// (every shard written by its rank, committed by rank 0); the job "dies" after step 4's; then the
+// world resumes from the files as 4 ZeRO-1 ranks (bit for bit), 2 DDP groups of 2, and 4 single
+// processes. Resumed runs only read (checkpoint interval 0).
+TEST_F(DataParallelTest, ZeroCheckpointFilesFrom4RanksResumeOn4And2And1) {
+  const std::string checkpoints = shared_dir_ + "/zero-checkpoints";
+  const std::string key_file = shared_dir_ + "/kek";
+  if (world_rank_ == 0) checkpoint::generate_key_file(key_file, checkpoint::KeyFileOverwrite::kRefuse);
+  MPI_Barrier(MPI_COMM_WORLD);
+  const std::unique_ptr<checkpoint::KeyProvider> key = checkpoint::open_key_provider("file:" + key_file);
+  const auto hooks_settings = [&](std::int64_t interval) {
+    train::CheckpointSettings settings;
+    settings.options.directory = checkpoints;
+    settings.options.key = key.get();
+    settings.options.keep = 0;
+    settings.interval = interval;
+    return settings;
+  };
+  config::Recipe r = recipe(4, "zero-files");
+  r.train.steps = 8;
+  std::vector<double> uninterrupted;
+  {
+    launch::MpiRankGroup group(MPI_COMM_WORLD);
+    train::CheckpointHooks hooks(hooks_settings(4), group);
+    ZeroOptimizer zero(group_of(4));
+    std::atomic<bool> stop{false};
+    train::Trainer trainer(r, {zero.data_parallel_rank(), 4, 0}, &zero, &hooks);
+    uninterrupted = trainer.train(stop).losses;
+  }
+  MPI_Barrier(MPI_COMM_WORLD);
+  if (world_rank_ == 0) {
+    const std::vector<checkpoint::CommittedCheckpoint> saved = checkpoint::list_checkpoints(checkpoints);
+    ASSERT_EQ(saved.size(), 2u);
+    EXPECT_EQ(saved[0].step, 4);
+    checkpoint::remove_checkpoint(saved[1].path);
+  }
+  MPI_Barrier(MPI_COMM_WORLD);
+  const std::vector<double> expected(uninterrupted.begin() + 4, uninterrupted.end());
+
+  const auto resume = [&](train::Parallelism* parallel, int ranks, const std::string& run) {
+    config::Recipe resumed = recipe(ranks, run);
+    resumed.train.steps = 8;
+    MPI_Comm comm;
+    MPI_Comm_split(MPI_COMM_WORLD, world_rank_ / ranks, world_rank_, &comm);
+    std::vector<double> losses;
+    {
+      launch::MpiRankGroup group(comm);
+      train::CheckpointHooks hooks(hooks_settings(0), group);
+      std::atomic<bool> stop{false};
+      train::Trainer trainer(resumed, {parallel ? parallel->data_parallel_rank() : 0, ranks, 0}, parallel, &hooks);
+      losses = trainer.train(stop).losses;
+    }
+    MPI_Comm_free(&comm);
+    return losses;
+  };
+  ZeroOptimizer zero4(group_of(4));
+  EXPECT_EQ(resume(&zero4, 4, "zero-files-resume4"), expected) << "ZeRO-1 on 4 resumed on 4 from files";
+  DataParallel ddp2(group_of(2), config::ParallelConfig{});
+  expect_same_losses(resume(&ddp2, 2, "zero-files-resume2"), expected, "ZeRO-1 on 4 resumed as DDP on 2 from files");
+  expect_same_losses(resume(nullptr, 1, "zero-files-resume1"), expected, "ZeRO-1 on 4 resumed on 1 from files");
 }
 
 }  // namespace

@@ -13,6 +13,7 @@
 #include "runtime/data/prepare.h"
 #include "runtime/train/trainer.h"
 #include "tests/runtime/train/training_state_support.h"
+#include "tests/support/small_dataset.h"
 #include "tests/support/temp_dir.h"
 
 namespace albion::train {
@@ -25,13 +26,7 @@ class TrainerTest : public testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = new TempDir();
-    data::PrepareOptions o;
-    o.inputs = {std::string(ALBION_SOURCE_DIR) + "/recipes/corpus/austen/persuasion.txt"};
-    o.output = *dir_ / "data";
-    o.tokenizer_spec = "byte";
-    o.text_document_bytes = 20000;
-    o.val_fraction = 0.1;
-    data::prepare_dataset(o);
+    testing_support::prepare_small_dataset(*dir_ / "data", 0.1);
   }
   static void TearDownTestSuite() { delete dir_; }
 

@@ -1,5 +1,5 @@
-// File: runtime/data/hdf5_io.cpp
-#include "runtime/data/hdf5_io.h"
+// File: checkpoint/io/hdf5_io.cpp
+#include "checkpoint/io/hdf5_io.h"
 
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -9,7 +9,7 @@
 #include <algorithm>
 #include <cstring>
 
-namespace albion::data {
+namespace albion::checkpoint {
 
 void silence_hdf5_errors() {
   static const bool silenced = [] {
@@ -72,19 +72,26 @@ std::int64_t read_integer_attribute(hid_t object, const char* name, const std::s
 }
 
 // A 1-D contiguous dataset, so its bytes sit at one file offset readers can map.
-void write_contiguous_vector(hid_t file, const char* name, hid_t stored_type, hid_t memory_type,
-                  const void* data, std::uint64_t count, const std::string& path) {
+H5Handle create_contiguous_dataset(hid_t file, const char* name, hid_t stored_type, std::uint64_t count,
+                                   const std::string& path) {
   hsize_t dims[1] = {count};
   H5Handle space(ALBION_H5_CHECK(H5Screate_simple(1, dims, nullptr), SystemError, path), H5Sclose);
   H5Handle properties(ALBION_H5_CHECK(H5Pcreate(H5P_DATASET_CREATE), SystemError, path), H5Pclose);
   ALBION_H5_CHECK(H5Pset_layout(properties.get(), H5D_CONTIGUOUS), SystemError, path);
   ALBION_H5_CHECK(H5Pset_alloc_time(properties.get(), H5D_ALLOC_TIME_EARLY), SystemError, path);
+  // Never fill: the caller writes every element, and zeros first would cost a pass over the file.
+  ALBION_H5_CHECK(H5Pset_fill_time(properties.get(), H5D_FILL_TIME_NEVER), SystemError, path);
   // No modification times: the same data must give byte-identical files.
   ALBION_H5_CHECK(H5Pset_obj_track_times(properties.get(), false), SystemError, path);
-  H5Handle dataset(ALBION_H5_CHECK(H5Dcreate2(file, name, stored_type, space.get(), H5P_DEFAULT,
-                                              properties.get(), H5P_DEFAULT),
-                                   SystemError, path),
-                   H5Dclose);
+  return H5Handle(ALBION_H5_CHECK(H5Dcreate2(file, name, stored_type, space.get(), H5P_DEFAULT, properties.get(),
+                                             H5P_DEFAULT),
+                                  SystemError, path),
+                  H5Dclose);
+}
+
+void write_contiguous_vector(hid_t file, const char* name, hid_t stored_type, hid_t memory_type,
+                             const void* data, std::uint64_t count, const std::string& path) {
+  H5Handle dataset = create_contiguous_dataset(file, name, stored_type, count, path);
   if (count > 0) {
     ALBION_H5_CHECK(H5Dwrite(dataset.get(), memory_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data),
                     SystemError, path);
@@ -120,7 +127,7 @@ ContiguousDataset locate_contiguous(hid_t file, const char* name, hid_t expected
 }
 
 
-MappedFile::MappedFile(const std::string& path) {
+MappedFile::MappedFile(const std::string& path, Access access) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   ALBION_CHECK_AS(UsageError, fd >= 0, path, ": cannot open: ", std::strerror(errno));
   struct stat info {};
@@ -133,7 +140,7 @@ MappedFile::MappedFile(const std::string& path) {
   void* mapping = mmap(nullptr, size_, PROT_READ, MAP_SHARED, fd, 0);
   ::close(fd);
   ALBION_CHECK_AS(SystemError, mapping != MAP_FAILED, path, ": mmap failed: ", std::strerror(errno));
-  madvise(mapping, size_, MADV_RANDOM);
+  madvise(mapping, size_, access == Access::kRandom ? MADV_RANDOM : MADV_SEQUENTIAL);
   data_ = static_cast<const std::uint8_t*>(mapping);
 }
 
@@ -141,4 +148,4 @@ MappedFile::~MappedFile() {
   if (data_ != nullptr) munmap(const_cast<std::uint8_t*>(data_), size_);
 }
 
-}  // namespace albion::data
+}  // namespace albion::checkpoint

@@ -1,6 +1,7 @@
-// File: runtime/data/hdf5_io.h
+// File: checkpoint/io/hdf5_io.h
 // RAII for HDF5 identifiers, a checked-call macro, and the few HDF5 operations token shards use:
-// scalar attributes and 1-D contiguous datasets (contiguous so readers can map them). Every HDF5 call that can fail goes through
+// scalar attributes and 1-D contiguous datasets (contiguous so readers can map them). Token shards
+// (runtime/data/) and checkpoint shards use it. Every HDF5 call that can fail goes through
 // ALBION_H5_CHECK, which turns a negative return into an albion::Error naming the call and file;
 // HDF5's own error stack printing is switched off (silence_hdf5_errors) so users see one line.
 #pragma once
@@ -13,7 +14,7 @@
 
 #include "runtime/base/check.h"
 
-namespace albion::data {
+namespace albion::checkpoint {
 
 // Owns one hid_t and closes it with the matching H5*close function.
 class H5Handle {
@@ -35,6 +36,8 @@ class H5Handle {
     return *this;
   }
   hid_t get() const { return id_; }
+  // Gives up ownership (for a caller that closes it and checks the result).
+  hid_t release() { return std::exchange(id_, H5I_INVALID_HID); }
   void reset() {
     if (id_ >= 0 && closer_ != nullptr) closer_(id_);
     id_ = H5I_INVALID_HID;
@@ -55,7 +58,11 @@ void write_integer_attribute(hid_t object, const char* name, std::int64_t value,
 std::string read_string_attribute(hid_t object, const char* name, const std::string& path);
 std::int64_t read_integer_attribute(hid_t object, const char* name, const std::string& path);
 
-// A 1-D dataset with contiguous layout, allocated early, no filters.
+// A 1-D dataset with contiguous layout, allocated early (so H5Dget_offset knows where its bytes
+// go), no filters, never filled: the caller writes all of it.
+H5Handle create_contiguous_dataset(hid_t file, const char* name, hid_t stored_type, std::uint64_t count,
+                                   const std::string& path);
+// The same, written from `data` at once.
 void write_contiguous_vector(hid_t file, const char* name, hid_t stored_type, hid_t memory_type,
                              const void* data, std::uint64_t count, const std::string& path);
 
@@ -69,7 +76,8 @@ ContiguousDataset locate_contiguous(hid_t file, const char* name, hid_t expected
 // A whole file mapped read-only (shared page cache); unmapped on destruction.
 class MappedFile {
  public:
-  explicit MappedFile(const std::string& path);
+  enum class Access { kRandom, kSequential };  // the read-ahead hint
+  explicit MappedFile(const std::string& path, Access access = Access::kRandom);
   ~MappedFile();
   MappedFile(const MappedFile&) = delete;
   MappedFile& operator=(const MappedFile&) = delete;
@@ -83,7 +91,7 @@ class MappedFile {
   std::size_t size_ = 0;
 };
 
-}  // namespace albion::data
+}  // namespace albion::checkpoint
 
 // `what` names the file or object, for the message.
 #define ALBION_H5_CHECK(call, ErrorType, what)                                           \

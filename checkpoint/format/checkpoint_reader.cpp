@@ -1,0 +1,127 @@
+// File: checkpoint/format/checkpoint_reader.cpp
+#include "checkpoint/format/checkpoint_reader.h"
+
+#include <algorithm>
+#include <fstream>
+#include <iterator>
+
+#include "checkpoint/format/checkpoint_paths.h"
+#include "checkpoint/format/shard_reader.h"
+#include "runtime/base/check.h"
+
+namespace albion::checkpoint {
+
+namespace fs = std::filesystem;
+
+namespace {
+constexpr std::uintmax_t kMaxManifestBytes = 256u << 20;
+}
+
+std::string read_manifest_text(const fs::path& checkpoint) {
+  const fs::path path = checkpoint / kManifestFileName;
+  std::error_code error;
+  ALBION_CHECK_AS(UsageError, fs::is_directory(checkpoint, error), checkpoint.string(), ": no such checkpoint directory");
+  const std::uintmax_t size = fs::file_size(path, error);
+  ALBION_CHECK_AS(IntegrityError, !error, path.string(), ": manifest is missing");
+  ALBION_CHECK_AS(IntegrityError, size <= kMaxManifestBytes, path.string(), ": manifest is implausibly large");
+  std::ifstream in(path, std::ios::binary);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  ALBION_CHECK_AS(IntegrityError, in.good() || in.eof(), path.string(), ": cannot read the manifest");
+  return text;
+}
+
+CheckpointReader::CheckpointReader(fs::path checkpoint, const KeyProvider* key, int threads)
+    : path_(std::move(checkpoint)), threads_(threads) {
+  const std::string what = (path_ / kManifestFileName).string();
+  const std::string text = read_manifest_text(path_);
+  const CheckpointHeader header = parse_manifest_header(text, what);
+  if (header.encrypted()) {
+    ALBION_CHECK_AS(UsageError, key != nullptr, path_.string(), ": the checkpoint is encrypted (key id ",
+                    header.key_id, "); pass its key");
+    ALBION_CHECK_AS(IntegrityError, key->key_id() == header.key_id, path_.string(),
+                    ": wrong key: the checkpoint's data key is wrapped under key id ", header.key_id, ", not ",
+                    key->key_id());
+    try {
+      dek_ = key->unwrap(header.wrapped_key);
+    } catch (const IntegrityError& error) {
+      throw IntegrityError(str_cat(what, ": ", error.what()));
+    }
+  }
+  manifest_ = parse_manifest(text, dek_ ? &*dek_ : nullptr, what);
+  const std::optional<std::int64_t> step = parse_step_directory_name(path_.filename().string());
+  ALBION_CHECK_AS(IntegrityError, step && *step == manifest_.header.step, what, ": step check failed: the manifest is ",
+                  "for step ", manifest_.header.step, ", the directory is ", path_.filename().string(),
+                  " (a manifest from another step)");
+  for (std::size_t s = 0; s < manifest_.shards.size(); ++s) {
+    validate_shard_record(manifest_.shards[s], manifest_.header.chunk_bytes, dek_.has_value(), what);
+    for (std::size_t i = 0; i < manifest_.shards[s].slices.size(); ++i) {
+      index_[manifest_.shards[s].slices[i].name].push_back({s, i});
+    }
+  }
+  shards_.resize(manifest_.shards.size());
+}
+
+CheckpointReader::~CheckpointReader() = default;
+
+std::vector<TensorInfo> CheckpointReader::tensors() const {
+  std::vector<TensorInfo> out;
+  for (const auto& [name, locations] : index_) out.push_back(*tensor(name));
+  return out;
+}
+
+std::optional<TensorInfo> CheckpointReader::tensor(const std::string& name) const {
+  auto it = index_.find(name);
+  if (it == index_.end()) return std::nullopt;
+  TensorInfo info;
+  info.name = name;
+  for (const Location& at : it->second) {
+    const SliceRecord& slice = manifest_.shards[at.shard].slices[at.slice];
+    info.dtype = slice.dtype;
+    info.global_shape = slice.global_shape;
+    info.stored_elements += slice.numel;
+  }
+  return info;
+}
+
+ShardReader& CheckpointReader::shard(std::size_t index) {
+  std::lock_guard lock(shards_mutex_);
+  if (!shards_[index]) {
+    const ShardRecord& record = manifest_.shards[index];
+    shards_[index] = std::make_unique<ShardReader>(path_ / record.file, record, dek_ ? &*dek_ : nullptr,
+                                                   manifest_.header.checkpoint_id, manifest_.header.chunk_bytes,
+                                                   threads_);
+  }
+  return *shards_[index];
+}
+
+void CheckpointReader::read(const std::string& name, std::int64_t offset, std::int64_t numel,
+                            std::span<std::uint8_t> out) {
+  auto it = index_.find(name);
+  ALBION_CHECK_AS(IntegrityError, it != index_.end(), path_.string(), ": the checkpoint has no tensor '", name, "'");
+  const SliceRecord& first = manifest_.shards[it->second.front().shard].slices[it->second.front().slice];
+  const std::size_t element = dtype_size(first.dtype);
+  ALBION_CHECK(offset >= 0 && numel >= 0 && out.size() == static_cast<std::uint64_t>(numel) * element,
+               path_.string(), ": bad read of ", name);
+  std::int64_t covered = 0;
+  for (const Location& at : it->second) {
+    const SliceRecord& slice = manifest_.shards[at.shard].slices[at.slice];
+    ALBION_CHECK_AS(IntegrityError, slice.dtype == first.dtype && slice.global_shape == first.global_shape,
+                    path_.string(), ": tensor ", name, " has slices of different dtypes or shapes");
+    const std::int64_t begin = std::max(offset, slice.offset);
+    const std::int64_t end = std::min(offset + numel, slice.offset + slice.numel);
+    if (begin >= end) continue;
+    shard(at.shard).read(slice, begin - slice.offset, end - begin,
+                         out.subspan(static_cast<std::size_t>(begin - offset) * element,
+                                     static_cast<std::size_t>(end - begin) * element));
+    covered += end - begin;
+  }
+  // Slices of one tensor never overlap (each range is saved by one rank), so the sum is exact.
+  ALBION_CHECK_AS(IntegrityError, covered == numel, path_.string(), ": tensor ", name, " elements [", offset, ", ",
+                  offset + numel, ") are not all in the checkpoint (", covered, " found)");
+}
+
+void CheckpointReader::verify_all() {
+  for (std::size_t s = 0; s < manifest_.shards.size(); ++s) shard(s).verify_all_chunks();
+}
+
+}  // namespace albion::checkpoint

@@ -1,0 +1,58 @@
+// File: checkpoint/format/shard_reader.h
+// Reads slices back from one shard file. Construction authenticates the whole file before
+// anything parses it: the file's size and SHA-256 must equal the (authenticated) manifest's
+// record, so HDF5 never sees a byte the manifest does not vouch for. Offsets and lengths come
+// from the record, never from the file; each sealed chunk is opened (tag verified) into the
+// caller's buffer by a pool of threads. Any mismatch is an IntegrityError naming the file and
+// the check that failed.
+//
+//   ShardReader shard(dir / record.file, record, &dek, manifest.header.checkpoint_id, chunk_bytes);
+//   shard.read(record.slices[i], first_element, count, destination_bytes);
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <span>
+#include <string>
+
+#include "checkpoint/crypto/data_key.h"
+#include "checkpoint/format/shard_record.h"
+
+namespace albion::checkpoint {
+
+class MappedFile;
+
+class ShardReader {
+ public:
+  // `key` null: a plaintext checkpoint. `threads`: decryption threads per read.
+  ShardReader(const std::filesystem::path& path, ShardRecord record, const DataKey* key, std::string checkpoint_id,
+              std::uint64_t chunk_bytes, int threads = 2);
+  ~ShardReader();
+
+  const ShardRecord& record() const { return record_; }
+
+  // Elements [first, first + count) of `slice` (an entry of record().slices; `first` counts from
+  // the slice's start) into `out`, exactly count * dtype size bytes. Opens only the chunks the
+  // range touches; on a failed tag `out` is zeroed and IntegrityError thrown.
+  void read(const SliceRecord& slice, std::int64_t first, std::int64_t count, std::span<std::uint8_t> out) const;
+
+  // Opens every chunk of the file (`albion ckpt verify`), discarding the plaintext.
+  void verify_all_chunks() const;
+
+ private:
+  std::filesystem::path path_;
+  ShardRecord record_;
+  const DataKey* key_;
+  std::string checkpoint_id_;
+  std::uint64_t chunk_bytes_;
+  int threads_;
+  std::unique_ptr<MappedFile> mapping_;
+};
+
+// Structural checks of a record (its slices lie inside the data region, chunk counts match the
+// chunk size, no overflow), so that even an unauthenticated plaintext manifest cannot make a
+// reader step outside the file. IntegrityError naming `what`.
+void validate_shard_record(const ShardRecord& record, std::uint64_t chunk_bytes, bool sealed, const std::string& what);
+
+}  // namespace albion::checkpoint

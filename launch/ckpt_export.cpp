@@ -1,0 +1,127 @@
+// File: launch/ckpt_export.cpp
+// `albion ckpt export CKPT --format safetensors --out DIR --key SPEC --policy FILE`: the model's
+// weights, authenticated and decrypted, in a Hugging Face layout (model.safetensors with
+// transformers' parameter names, config.json). The output holds plaintext weights, so it goes only
+// where the residency policy allows exports (refused with exit 2 and an audit record before any
+// byte is written), is built in DIR.partial and renamed into place, and every export is audited.
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "checkpoint/audit/audit_log.h"
+#include "checkpoint/export/safetensors.h"
+#include "checkpoint/format/checkpoint_reader.h"
+#include "checkpoint/residency/residency_policy.h"
+#include "launch/ckpt_verbs.h"
+#include "runtime/base/check.h"
+#include "runtime/base/staging_directory.h"
+#include "runtime/config/recipe.h"
+#include "runtime/models/hf_export.h"
+#include "runtime/models/model_config.h"
+
+namespace albion::launch {
+
+namespace fs = std::filesystem;
+using checkpoint::AuditAction;
+using checkpoint::AuditOutcome;
+
+namespace {
+
+constexpr const char* kModelPrefix = "model.";
+
+models::ModelConfig model_config_of(const checkpoint::CheckpointManifest& manifest, const std::string& what) {
+  std::istringstream ini(manifest.recipe);
+  const config::Recipe recipe = config::parse_recipe(ini, what + " (stored recipe)", {});
+  models::ModelConfig model = models::model_preset(recipe.model.preset);
+  if (recipe.model.context_length > 0) model.context_length = recipe.model.context_length;
+  return model;
+}
+
+void write_text_file(const fs::path& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << text;
+  out.close();
+  ALBION_CHECK_AS(SystemError, out.good(), path.string(), ": cannot write");
+}
+
+}  // namespace
+
+int run_ckpt_export(const CommandArgs& args, const CommandSpec& spec) {
+  std::string path;
+  std::string format = "safetensors";
+  std::string out;
+  std::string key_spec;
+  std::string policy_file;
+  std::string audit_log;
+  po::options_description options("options");
+  options.add_options()("checkpoint", po::value(&path)->value_name("CKPT"), "a checkpoint (a step-N directory)")(
+      "format", po::value(&format)->value_name("FORMAT"), "output format: safetensors")(
+      "out", po::value(&out)->value_name("DIR"), "output directory (must not exist)")(
+      "key", po::value(&key_spec)->value_name("SPEC"), "the checkpoint's key: file:PATH, env:VAR or pkcs11:URI")(
+      "policy", po::value(&policy_file)->value_name("FILE"), "residency policy that must allow DIR")(
+      "audit", po::value(&audit_log)->value_name("LOG"), "audit log (default: CKPT/../../audit.jsonl)");
+  po::positional_options_description positional;
+  positional.add("checkpoint", 1);
+  if (!parse_command(args, spec, options, positional)) return 0;
+  ALBION_CHECK_AS(UsageError, !path.empty() && !out.empty() && !policy_file.empty(),
+                  "ckpt export: needs CKPT, --out and --policy (usage: ", spec.usage, ")");
+  ALBION_CHECK_AS(UsageError, format == "safetensors", "ckpt export: --format '", format,
+                  "' is not supported; expected safetensors");
+  const fs::path log = audit_log.empty()
+                           ? fs::absolute(path).lexically_normal().parent_path().parent_path() / "audit.jsonl"
+                           : fs::path(audit_log);
+  checkpoint::AuditLog audit(log, checkpoint::current_audit_identity(read_process_environment()));
+
+  fs::path allowed;
+  try {
+    allowed = checkpoint::ResidencyPolicy::load(policy_file)
+                  .require_allowed(out, checkpoint::StoragePurpose::kExport, /*plaintext=*/false);
+  } catch (const checkpoint::ResidencyError& refusal) {
+    audit.append({AuditAction::kRefusal, fs::path(out).string(), "", AuditOutcome::kRefused, refusal.what()});
+    throw;
+  }
+  std::unique_ptr<checkpoint::KeyProvider> key;
+  if (!key_spec.empty()) key = checkpoint::open_key_provider(key_spec);
+  const std::string key_id = key ? key->key_id() : "";
+  try {
+    checkpoint::CheckpointReader reader(path, key.get());
+    models::ModelConfig model = model_config_of(reader.manifest(), path);
+    std::vector<std::pair<std::string, at::Tensor>> parameters;
+    for (const checkpoint::TensorInfo& info : reader.tensors()) {
+      if (!info.name.starts_with(kModelPrefix)) continue;
+      ALBION_CHECK_AS(IntegrityError, info.dtype == "F32", path, ": ", info.name, " is ", info.dtype, ", expected F32");
+      at::Tensor values = at::empty(info.global_shape, at::kFloat);
+      reader.read(info.name, 0, values.numel(),
+                  {static_cast<std::uint8_t*>(values.data_ptr()), static_cast<std::size_t>(values.nbytes())});
+      parameters.emplace_back(info.name.substr(std::string(kModelPrefix).size()), values);
+    }
+    ALBION_CHECK_AS(IntegrityError, !parameters.empty(), path, ": the checkpoint holds no model weights");
+    if (model.vocab_size == 0) {  // a preset that takes it from the tokenizer: the embedding knows it
+      for (const auto& [name, values] : parameters) {
+        if (name.ends_with("wte.weight") || name.ends_with("embed_tokens.weight")) model.vocab_size = values.size(0);
+      }
+    }
+    const std::vector<models::HfTensor> exported = models::to_hugging_face(model, parameters);
+    std::vector<checkpoint::SafetensorsTensor> tensors;
+    for (const models::HfTensor& t : exported) {
+      tensors.push_back({t.name, "F32", t.value.sizes().vec(),
+                         {static_cast<const std::uint8_t*>(t.value.data_ptr()), static_cast<std::size_t>(t.value.nbytes())}});
+    }
+    StagingDirectory staging(allowed.string(), Overwrite::kRefuse);
+    checkpoint::write_safetensors(fs::path(staging.path()) / "model.safetensors", tensors,
+                                  {{"format", "pt"}, {"albion_checkpoint_id", reader.manifest().header.checkpoint_id},
+                                   {"albion_step", std::to_string(reader.manifest().header.step)}});
+    write_text_file(fs::path(staging.path()) / "config.json", models::hugging_face_config_json(model));
+    staging.commit();
+    audit.append({AuditAction::kExport, allowed.string(), key_id, AuditOutcome::kOk,
+                  str_cat("from ", path, " step ", reader.manifest().header.step)});
+    std::cout << "exported " << tensors.size() << " tensor(s) of " << path << " to " << allowed.string()
+              << " (model.safetensors, config.json)\n";
+    return 0;
+  } catch (const std::exception& error) {
+    audit.append({AuditAction::kExport, allowed.string(), key_id, AuditOutcome::kFailed, error.what()});
+    throw;
+  }
+}
+
+}  // namespace albion::launch

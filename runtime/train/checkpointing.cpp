@@ -1,0 +1,235 @@
+// File: runtime/train/checkpointing.cpp
+#include "runtime/train/checkpointing.h"
+
+#include <ATen/Context.h>
+#include <ATen/core/Generator.h>
+
+#include <chrono>
+#include <nlohmann/json.hpp>
+
+#include "checkpoint/audit/audit_log.h"
+#include "checkpoint/format/checkpoint_directory.h"
+#include "checkpoint/format/checkpoint_reader.h"
+#include "runtime/base/check.h"
+#include "runtime/base/log.h"
+#include "runtime/train/trainer.h"
+#include "runtime/train/training_state.h"
+
+namespace albion::train {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+const char* dtype_name(at::ScalarType type) {
+  switch (type) {
+    case at::kFloat: return "F32";
+    case at::kBFloat16: return "BF16";
+    case at::kHalf: return "F16";
+    case at::kDouble: return "F64";
+    case at::kLong: return "I64";
+    case at::kInt: return "I32";
+    case at::kByte: return "U8";
+    default: throw SystemError(str_cat("checkpoint: cannot store tensors of type ", at::toString(type)));
+  }
+}
+
+at::ScalarType scalar_type(const std::string& dtype, const std::string& name) {
+  if (dtype == "F32") return at::kFloat;
+  if (dtype == "BF16") return at::kBFloat16;
+  if (dtype == "F16") return at::kHalf;
+  if (dtype == "F64") return at::kDouble;
+  if (dtype == "I64") return at::kLong;
+  if (dtype == "I32") return at::kInt;
+  if (dtype == "U8") return at::kByte;
+  throw IntegrityError(str_cat("checkpoint: tensor ", name, " has unsupported dtype ", dtype));
+}
+
+// The random generators a rank draws from: the CPU one and, on GPU runs, its device's.
+std::vector<std::pair<std::string, at::Generator>> generators(Trainer& trainer) {
+  std::vector<std::pair<std::string, at::Generator>> out = {{"cpu", at::detail::getDefaultCPUGenerator()}};
+  if (trainer.device().is_cuda()) out.emplace_back("cuda", at::globalContext().defaultGenerator(trainer.device()));
+  return out;
+}
+
+std::string rng_tensor_name(const std::string& generator, int rank) {
+  return str_cat("rng.", generator, ".rank", rank);
+}
+
+// A rank's state, copied to CPU memory: the trainer may go on while it is written.
+struct Snapshot {
+  std::vector<at::Tensor> tensors;  // own the bytes the request's slices point at
+  checkpoint::SaveRequest request;
+};
+
+std::unique_ptr<Snapshot> take_snapshot(Trainer& trainer, std::int64_t steps_done, int rank,
+                                        const std::string& recipe_ini, SnapshotBuffers& buffers) {
+  TrainingState state = capture_training_state(trainer, steps_done, &buffers);
+  auto snapshot = std::make_unique<Snapshot>();
+  auto add = [&](const std::string& name, const std::vector<std::int64_t>& shape, std::int64_t offset,
+                 at::Tensor data) {
+    data = data.contiguous();
+    snapshot->request.slices.push_back(
+        {name, dtype_name(data.scalar_type()), shape, offset, data.numel(),
+         {static_cast<const std::uint8_t*>(data.data_ptr()), static_cast<std::size_t>(data.nbytes())}});
+    snapshot->tensors.push_back(std::move(data));
+  };
+  for (StateSlice& slice : state.slices) add(slice.name, slice.global_shape, slice.offset, std::move(slice.data));
+  for (auto& [name, generator] : generators(trainer)) {
+    at::Tensor rng = generator.get_state();
+    add(rng_tensor_name(name, rank), {rng.numel()}, 0, rng);
+  }
+  snapshot->request.step = steps_done;
+  snapshot->request.recipe = recipe_ini;
+  snapshot->request.data_parallel_size = trainer.parallelism().data_parallel_size();
+  snapshot->request.state_json = nlohmann::json{{"steps_done", state.steps_done},
+                                                {"optimizer_steps", state.optimizer_steps},
+                                                {"loader", {{"epoch", state.loader.epoch},
+                                                            {"consumed", state.loader.consumed}}}}
+                                     .dump();
+  return snapshot;
+}
+
+TrainingState parse_state(const std::string& json_text, const std::string& what) {
+  try {
+    const nlohmann::json j = nlohmann::json::parse(json_text);
+    TrainingState state;
+    state.steps_done = j.at("steps_done").get<std::int64_t>();
+    state.optimizer_steps = j.at("optimizer_steps").get<std::int64_t>();
+    state.loader.epoch = j.at("loader").at("epoch").get<std::uint64_t>();
+    state.loader.consumed = j.at("loader").at("consumed").get<std::uint64_t>();
+    ALBION_CHECK_AS(IntegrityError, state.steps_done >= 0 && state.optimizer_steps >= 0, what, ": negative step count");
+    return state;
+  } catch (const nlohmann::json::exception& error) {
+    throw IntegrityError(str_cat(what, ": trainer state is malformed: ", error.what()));
+  }
+}
+
+std::uint64_t request_bytes(const checkpoint::SaveRequest& request) {
+  std::uint64_t bytes = 0;
+  for (const checkpoint::TensorSlice& slice : request.slices) bytes += slice.bytes.size();
+  return bytes;
+}
+
+}  // namespace
+
+CheckpointHooks::CheckpointHooks(CheckpointSettings settings, checkpoint::RankGroup& group)
+    : settings_(std::move(settings)), group_(group), writer_(settings_.options, group) {}
+
+CheckpointHooks::~CheckpointHooks() {
+  if (in_flight_.joinable()) in_flight_.join();
+  if (failure_) {
+    try {
+      std::rethrow_exception(failure_);
+    } catch (const std::exception& error) {
+      log::error("checkpoint: ", error.what());
+    }
+  }
+}
+
+std::int64_t CheckpointHooks::resume(Trainer& trainer) {
+  const fs::path directory = settings_.options.directory;
+  // Rank 0 chooses, so every rank loads the same checkpoint even if a save lands meanwhile.
+  std::string chosen;
+  if (group_.rank() == 0) {
+    if (std::optional<checkpoint::CommittedCheckpoint> newest = checkpoint::newest_checkpoint(directory)) {
+      chosen = newest->path.filename().string();
+    }
+  }
+  chosen = group_.broadcast(chosen);
+  if (chosen.empty()) {
+    log::info("no checkpoint in ", directory.string(), ": starting from step 0");
+    return 0;
+  }
+  const fs::path path = directory / chosen;
+  const std::string key_id = settings_.options.key != nullptr ? settings_.options.key->key_id() : "";
+  const auto start = Clock::now();
+  std::int64_t steps = 0;
+  try {
+    checkpoint::CheckpointReader reader(path, settings_.options.key, settings_.options.shard.threads);
+    const TrainingState header = parse_state(reader.manifest().state_json, path.string());
+    auto read = [&](const std::string& name, std::int64_t offset, std::int64_t numel) {
+      const std::optional<checkpoint::TensorInfo> info = reader.tensor(name);
+      ALBION_CHECK_AS(IntegrityError, info.has_value(), path.string(), ": the checkpoint has no tensor '", name, "'");
+      at::Tensor out = at::empty({numel}, at::TensorOptions().dtype(scalar_type(info->dtype, name)));
+      reader.read(name, offset, numel,
+                  {static_cast<std::uint8_t*>(out.data_ptr()), static_cast<std::size_t>(out.nbytes())});
+      return out;
+    };
+    steps = restore_training_state(trainer, header, read);
+    for (auto& [name, generator] : generators(trainer)) {
+      // This rank's generator if the checkpoint has it; with more ranks than it was saved from, rank 0's.
+      std::string stored = rng_tensor_name(name, group_.rank());
+      if (!reader.tensor(stored)) stored = rng_tensor_name(name, 0);
+      if (std::optional<checkpoint::TensorInfo> info = reader.tensor(stored)) {
+        generator.set_state(read(stored, 0, info->stored_elements));
+      }
+    }
+  } catch (const std::exception& error) {
+    if (group_.rank() == 0 && settings_.options.audit != nullptr) {
+      settings_.options.audit->append(
+          {checkpoint::AuditAction::kLoad, path.string(), key_id, checkpoint::AuditOutcome::kFailed, error.what()});
+    }
+    throw;
+  }
+  if (group_.rank() == 0 && settings_.options.audit != nullptr) {
+    settings_.options.audit->append(
+        {checkpoint::AuditAction::kLoad, path.string(), key_id, checkpoint::AuditOutcome::kOk, ""});
+  }
+  log::info("resumed from ", path.string(), " at step ", steps, " (loaded in ", seconds_since(start), " s)");
+  last_saved_ = steps;
+  return steps;
+}
+
+void CheckpointHooks::after_step(Trainer& trainer, std::int64_t step) {
+  const std::int64_t steps_done = step + 1;
+  if (settings_.interval > 0 && steps_done % settings_.interval == 0) save(trainer, steps_done);
+}
+
+void CheckpointHooks::finish(Trainer& trainer, std::int64_t steps_done) {
+  if (settings_.interval > 0 && steps_done > 0 && steps_done != last_saved_) save(trainer, steps_done);
+  wait_for_save_in_flight();
+}
+
+void CheckpointHooks::wait_for_save_in_flight() {
+  if (in_flight_.joinable()) in_flight_.join();
+  if (failure_) std::rethrow_exception(std::exchange(failure_, nullptr));
+}
+
+void CheckpointHooks::save(Trainer& trainer, std::int64_t steps_done) {
+  const auto start = Clock::now();
+  wait_for_save_in_flight();
+  // The previous save is done (waited for above), so its snapshot buffers are free to reuse.
+  std::shared_ptr<Snapshot> snapshot =
+      take_snapshot(trainer, steps_done, group_.rank(), settings_.recipe_ini, snapshot_buffers_);
+  auto write = [this, snapshot] {
+    const auto write_start = Clock::now();
+    const fs::path path = writer_.save(snapshot->request);
+    const double seconds = seconds_since(write_start);
+    const double mib = static_cast<double>(request_bytes(snapshot->request)) / (1 << 20);
+    log::info("checkpoint ", path.string(), " committed: ", mib, " MiB from this rank in ", seconds, " s (",
+              seconds > 0 ? mib / seconds : 0.0, " MiB/s)");
+  };
+  if (settings_.async) {
+    in_flight_ = std::thread([this, write] {
+      try {
+        write();
+      } catch (...) {
+        failure_ = std::current_exception();
+      }
+    });
+  } else {
+    write();
+  }
+  stalls_.push_back(seconds_since(start));
+  last_saved_ = steps_done;
+  log::debug("checkpoint at step ", steps_done, ": training held for ", stalls_.back(), " s");
+}
+
+}  // namespace albion::train

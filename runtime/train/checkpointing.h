@@ -1,0 +1,62 @@
+// File: runtime/train/checkpointing.h
+// The trainer's checkpoints (checkpoint/ does the format, encryption and commit): every
+// checkpoint.interval steps each rank snapshots its state to CPU memory (training_state.h) and a
+// background thread encrypts, writes and commits it while training continues; at most one save is
+// in flight, the next one waits for it. At the start, the run resumes from the newest committed
+// checkpoint in the directory, if there is one; at the end (or a pre-emption) a final checkpoint
+// is saved and waited for.
+//
+//   CheckpointHooks hooks(settings, group);      // group: all ranks (launch/ provides MPI's)
+//   Trainer trainer(recipe, world, parallel, &hooks);
+#pragma once
+
+#include <cstdint>
+#include <exception>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "checkpoint/format/checkpoint_writer.h"
+#include "checkpoint/format/rank_group.h"
+#include "runtime/train/training_hooks.h"
+#include "runtime/train/training_state.h"
+
+namespace albion::train {
+
+struct CheckpointSettings {
+  checkpoint::CheckpointOptions options;  // directory, key (null: plaintext), keep, threads, audit
+  std::int64_t interval = 0;              // steps between checkpoints
+  bool async = true;
+  std::string recipe_ini;                 // stored in every manifest
+};
+
+class CheckpointHooks final : public TrainingHooks {
+ public:
+  CheckpointHooks(CheckpointSettings settings, checkpoint::RankGroup& group);
+  ~CheckpointHooks() override;  // waits for a save in flight (its error is logged, not thrown)
+
+  std::int64_t resume(Trainer& trainer) override;
+  void after_step(Trainer& trainer, std::int64_t step) override;
+  void finish(Trainer& trainer, std::int64_t steps_done) override;
+
+  // Seconds the training loop was held up by each save: the snapshot (and any wait for the
+  // previous save) when asynchronous, the whole save when not.
+  const std::vector<double>& stall_seconds() const { return stalls_; }
+
+ private:
+  void save(Trainer& trainer, std::int64_t steps_done);
+  void wait_for_save_in_flight();
+
+  CheckpointSettings settings_;
+  checkpoint::RankGroup& group_;
+  checkpoint::CheckpointWriter writer_;
+  std::thread in_flight_;
+  std::exception_ptr failure_;
+  std::int64_t last_saved_ = -1;
+  std::vector<double> stalls_;
+  SnapshotBuffers snapshot_buffers_;
+};
+
+}  // namespace albion::train

@@ -2,7 +2,10 @@
 # The README's first command: installs what is missing, builds, checks the machine, then runs the
 # main job: trains recipes/tiny.ini on two data-parallel ranks started by `albion launch` (a
 # character-level GPT-2-style model on the built-in Jane Austen corpus, a few minutes on two CPU
-# cores) and prints a text sample at the end. Extra arguments are recipe overrides, e.g.
+# cores) and prints a text sample at the end. It saves encrypted checkpoints every 200 steps under
+# a key it generates once (runs/keys/tiny.kek), in runs/, which recipes/residency-local.json
+# declares UK storage for this demo; a second run resumes from the newest one. Then it lists and
+# verifies them and checks the audit log. Extra arguments are recipe overrides, e.g.
 # scripts/demo.sh --train.steps=100
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -15,5 +18,19 @@ echo
 echo "== mpirun -np 2 albion doctor --collectives"
 mpirun -np 2 --oversubscribe "$build/bin/albion" doctor --collectives
 echo
-echo "== albion launch -n 2 -- train recipes/tiny.ini $*"
-"$build/bin/albion" launch -n 2 -- train recipes/tiny.ini "$@"
+key=runs/keys/tiny.kek
+if [ ! -f "$key" ]; then
+  mkdir -p runs/keys
+  "$build/bin/albion" keys generate --out "$key"
+fi
+checkpoints=(--checkpoint.interval=200 --checkpoint.key=file:$key --checkpoint.policy=recipes/residency-local.json)
+echo "== albion launch -n 2 -- train recipes/tiny.ini ${checkpoints[*]} $*"
+"$build/bin/albion" launch -n 2 -- train recipes/tiny.ini "${checkpoints[@]}" "$@"
+echo
+echo "== albion ckpt list runs/tiny/checkpoints"
+"$build/bin/albion" ckpt list runs/tiny/checkpoints
+newest=runs/tiny/checkpoints/$(cat runs/tiny/checkpoints/latest)
+echo "== albion ckpt verify $newest --key file:$key"
+"$build/bin/albion" ckpt verify "$newest" --key "file:$key"
+echo "== albion ckpt audit runs/tiny/audit.jsonl"
+"$build/bin/albion" ckpt audit runs/tiny/audit.jsonl

@@ -56,7 +56,14 @@ void write_file_atomically(const fs::path& path, std::span<const std::uint8_t> b
   const fs::path partial = path.string() + ".partial";
   ::unlink(partial.c_str());  // left by a crash: nobody reads .partial files
   UniqueFd fd(::open(partial.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600));
-  ALBION_CHECK_AS(SystemError, fd.valid(), "cannot create '", partial.string(), "': ", errno_text(errno));
+  if (!fd.valid()) {
+    const int error = errno;
+    // A directory that is missing, not a directory, or not writable is the caller's path to fix.
+    const bool usage = error == ENOENT || error == ENOTDIR || error == EACCES || error == EROFS;
+    const std::string message = str_cat("cannot create '", partial.string(), "': ", errno_text(error));
+    if (usage) throw UsageError(message);
+    throw SystemError(message);
+  }
   PartialFileGuard guard(partial);
   // The umask can only clear bits of 0600; fchmod makes the mode exact even under an odd umask.
   ALBION_CHECK_AS(SystemError, ::fchmod(fd.get(), 0600) == 0, "fchmod('", partial.string(), "') failed: ",

@@ -15,7 +15,8 @@ namespace albion::checkpoint {
 enum class ExistingFile { kReplace, kRefuse };
 
 // kRefuse never replaces an existing `path`, not even one created meanwhile (RENAME_NOREPLACE):
-// UsageError naming it. Other failures are SystemErrors naming the path.
+// UsageError naming it; so is a directory that is missing or not writable. Other failures are
+// SystemErrors naming the path.
 void write_file_atomically(const std::filesystem::path& path, std::span<const std::uint8_t> bytes,
                            ExistingFile existing);
 void write_file_atomically(const std::filesystem::path& path, std::string_view text, ExistingFile existing);

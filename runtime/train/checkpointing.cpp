@@ -145,6 +145,7 @@ std::int64_t CheckpointHooks::resume(Trainer& trainer) {
   chosen = group_.broadcast(chosen);
   if (chosen.empty()) {
     log::info("no checkpoint in ", directory.string(), ": starting from step 0");
+    reserve_buffers(trainer);
     return 0;
   }
   const fs::path path = directory / chosen;
@@ -184,7 +185,15 @@ std::int64_t CheckpointHooks::resume(Trainer& trainer) {
   }
   log::info("resumed from ", path.string(), " at step ", steps, " (loaded in ", seconds_since(start), " s)");
   last_saved_ = steps;
+  reserve_buffers(trainer);
   return steps;
+}
+
+void CheckpointHooks::reserve_buffers(Trainer& trainer) {
+  if (settings_.interval == 0 || !settings_.async) return;  // no saves, or no snapshot to hold
+  const auto start = Clock::now();
+  reserve_snapshot_buffers(trainer, snapshot_buffers_);
+  log::debug("checkpoint snapshot buffers ready in ", seconds_since(start), " s");
 }
 
 void CheckpointHooks::after_step(Trainer& trainer, std::int64_t step) {
@@ -229,7 +238,8 @@ void CheckpointHooks::save(Trainer& trainer, std::int64_t steps_done) {
   }
   stalls_.push_back(seconds_since(start));
   last_saved_ = steps_done;
-  log::debug("checkpoint at step ", steps_done, ": training held for ", stalls_.back(), " s");
+  log::info("checkpoint at step ", steps_done, ": training held ", stalls_.back(), " s",
+            settings_.async ? " (snapshot; encrypting and writing in the background)" : " (synchronous save)");
 }
 
 }  // namespace albion::train

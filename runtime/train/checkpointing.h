@@ -48,6 +48,7 @@ class CheckpointHooks final : public TrainingHooks {
  private:
   void save(Trainer& trainer, std::int64_t steps_done);
   void wait_for_save_in_flight();
+  void reserve_buffers(Trainer& trainer);
 
   CheckpointSettings settings_;
   checkpoint::RankGroup& group_;

@@ -26,37 +26,64 @@ std::vector<std::int64_t> shape_of(Trainer& trainer, const std::string& paramete
   throw SystemError(str_cat("training state: the model has no parameter '", parameter, "'"));
 }
 
+
+// What a capture copies, in order. `values` is the live tensor, undefined for the optimizer's
+// moments before its first step (`like` then says what they will be).
+struct StateEntry {
+  std::string name;
+  std::vector<std::int64_t> global_shape;
+  std::int64_t offset = 0;
+  at::Tensor values;
+  at::Tensor like;
+};
+
+std::vector<StateEntry> state_entries(Trainer& trainer) {
+  Parallelism& parallel = trainer.parallelism();
+  optim::AdamW& optimizer = parallel.optimizer(trainer);
+  std::vector<StateEntry> entries;
+  if (parallel.data_parallel_rank() != 0) {
+    // Replicated state (parameters; with DDP also the moments) comes from rank 0 alone.
+    if (&optimizer == &trainer.optimizer()) return entries;
+  } else {
+    for (auto& [name, tensor] : trainer.model().named_parameters()) {
+      entries.push_back({"model." + name, tensor.sizes().vec(), 0, tensor, tensor});
+    }
+  }
+  for (const optim::OptimizedParameter& p : optimizer.parameters()) {
+    const std::vector<std::int64_t> shape = shape_of(trainer, p.name);
+    const at::Tensor like = p.parameter.detach().to(at::kFloat);  // moments are fp32
+    entries.push_back({"optim.exp_avg." + p.name, shape, p.offset, p.exp_avg, like});
+    entries.push_back({"optim.exp_avg_sq." + p.name, shape, p.offset, p.exp_avg_sq, like});
+  }
+  return entries;
+}
+
 }  // namespace
 
 at::Tensor SnapshotBuffers::host_buffer(const std::string& name, const at::Tensor& like) {
   at::Tensor& buffer = buffers_[name];
   if (!buffer.defined() || buffer.numel() != like.numel() || buffer.scalar_type() != like.scalar_type()) {
-    buffer = at::empty({like.numel()}, at::TensorOptions().dtype(like.scalar_type()).pinned_memory(like.is_cuda()));
+    // Zero-filled, not empty: the pages are faulted in now, not during the first snapshot's copy.
+    buffer = at::zeros({like.numel()}, at::TensorOptions().dtype(like.scalar_type()).pinned_memory(like.is_cuda()));
   }
   return buffer;
 }
 
+void reserve_snapshot_buffers(Trainer& trainer, SnapshotBuffers& buffers) {
+  at::NoGradGuard no_grad;
+  for (const StateEntry& entry : state_entries(trainer)) buffers.host_buffer(entry.name, entry.like);
+}
+
 TrainingState capture_training_state(Trainer& trainer, std::int64_t steps_done, SnapshotBuffers* buffers) {
   at::NoGradGuard no_grad;
-  Parallelism& parallel = trainer.parallelism();
-  optim::AdamW& optimizer = parallel.optimizer(trainer);
+  const optim::AdamW& optimizer = trainer.parallelism().optimizer(trainer);
   TrainingState state;
   state.steps_done = steps_done;
   state.optimizer_steps = optimizer.step_count();
   state.loader = trainer.train_loader().state();
-  if (parallel.data_parallel_rank() != 0) {
-    // Replicated state (parameters; with DDP also the moments) comes from rank 0 alone.
-    if (&optimizer == &trainer.optimizer()) return state;
-  } else {
-    for (auto& [name, tensor] : trainer.model().named_parameters()) {
-      state.slices.push_back(slice_of("model." + name, tensor.sizes().vec(), 0, tensor, buffers));
-    }
-  }
-  for (const optim::OptimizedParameter& p : optimizer.parameters()) {
-    if (!p.exp_avg.defined()) continue;  // before the first step there are no moments
-    const std::vector<std::int64_t> shape = shape_of(trainer, p.name);
-    state.slices.push_back(slice_of("optim.exp_avg." + p.name, shape, p.offset, p.exp_avg, buffers));
-    state.slices.push_back(slice_of("optim.exp_avg_sq." + p.name, shape, p.offset, p.exp_avg_sq, buffers));
+  for (const StateEntry& e : state_entries(trainer)) {
+    if (!e.values.defined()) continue;  // before the first step there are no moments
+    state.slices.push_back(slice_of(e.name, e.global_shape, e.offset, e.values, buffers));
   }
   if (buffers != nullptr && trainer.device().is_cuda()) {
     c10::cuda::getCurrentCUDAStream(trainer.device().index()).synchronize();  // the copies have landed

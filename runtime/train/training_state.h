@@ -57,6 +57,10 @@ class SnapshotBuffers {
   std::map<std::string, at::Tensor> buffers_;
 };
 
+// Allocates (and faults in) every buffer the captures of this rank will need, so that even the
+// first checkpoint's snapshot is only a copy. Call after resuming, before the first step.
+void reserve_snapshot_buffers(Trainer& trainer, SnapshotBuffers& buffers);
+
 // After step `steps_done` (the parallelism attached): copies this rank's state to the CPU, into
 // `buffers` when given (then the slices alias them), else into fresh tensors.
 TrainingState capture_training_state(Trainer& trainer, std::int64_t steps_done, SnapshotBuffers* buffers = nullptr);

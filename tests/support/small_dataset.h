@@ -2,6 +2,7 @@
 // The small byte-level dataset the trainer tests train on: Persuasion, cut into 20 kB documents.
 #pragma once
 
+#include <filesystem>
 #include <string>
 
 #include "runtime/data/prepare.h"
@@ -10,7 +11,7 @@ namespace albion::testing_support {
 
 inline void prepare_small_dataset(const std::string& output, double val_fraction = 0.0) {
   data::PrepareOptions o;
-  o.inputs = {std::string(ALBION_SOURCE_DIR) + "/recipes/corpus/austen/persuasion.txt"};
+  o.inputs = {(std::filesystem::path(ALBION_SOURCE_DIR) / "recipes/corpus/austen/persuasion.txt").string()};
   o.output = output;
   o.tokenizer_spec = "byte";
   o.text_document_bytes = 20000;

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 
+#include "checkpoint/format/checkpoint_reader.h"
+#include "checkpoint/format/checkpoint_writer.h"
 #include "checkpoint/keys/local_key_provider.h"
 #include "checkpoint/keys/pkcs11_uri.h"
 #include "tests/checkpoint/temp_dir.h"
@@ -68,6 +70,28 @@ class Pkcs11KeyProviderTest : public ::testing::Test {
 };
 
 TempDir* Pkcs11KeyProviderTest::dir_ = nullptr;
+
+// A whole checkpoint with its DEK wrapped inside the token: saved, authenticated, read back; the
+// same checkpoint refuses a different token key.
+TEST_F(Pkcs11KeyProviderTest, CheckpointRoundTripWithTheKekInTheToken) {
+  const auto provider = open_key_provider(uri("kek"));
+  std::vector<float> values(5000);
+  for (std::size_t i = 0; i < values.size(); ++i) values[i] = 0.25f * static_cast<float>(i);
+  const std::span<const std::uint8_t> bytes(reinterpret_cast<const std::uint8_t*>(values.data()), values.size() * 4);
+  SingleProcessGroup group;
+  CheckpointOptions options;
+  options.directory = *dir_ / "checkpoints";
+  options.key = provider.get();
+  const auto path = CheckpointWriter(options, group).save({7, {{"model.w", "F32", {5000}, 0, 5000, bytes}}, "", "{}", 1});
+  CheckpointReader reader(path, provider.get());
+  EXPECT_EQ(reader.manifest().header.key_id, provider->key_id());
+  reader.verify_all();
+  std::vector<float> back(values.size());
+  reader.read("model.w", 0, 5000, {reinterpret_cast<std::uint8_t*>(back.data()), back.size() * 4});
+  EXPECT_EQ(back, values);
+  const auto other = open_key_provider(uri("other"));
+  EXPECT_THROW(CheckpointReader(path, other.get()), IntegrityError);
+}
 
 TEST_F(Pkcs11KeyProviderTest, WrapsAndUnwrapsInsideTheToken) {
   const auto provider = open_key_provider(uri("kek"));

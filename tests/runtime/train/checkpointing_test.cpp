@@ -10,7 +10,7 @@
 
 #include "checkpoint/format/checkpoint_directory.h"
 #include "checkpoint/keys/key_file.h"
-#include "runtime/base/error.h"
+#include "runtime/base/check.h"
 #include "runtime/config/recipe.h"
 #include "runtime/data/prepare.h"
 #include "runtime/train/checkpointing.h"
@@ -59,7 +59,7 @@ class CheckpointingTest : public testing::Test {
   // Trains `r` with checkpoints in `checkpoints` every `interval` steps (0: resume only).
   static Run train(const config::Recipe& r, const fs::path& checkpoints, std::int64_t interval, bool async,
                    bool stop_now = false) {
-    const std::unique_ptr<checkpoint::KeyProvider> key = checkpoint::open_key_provider("file:" + (*dir_ / "kek"));
+    const std::unique_ptr<checkpoint::KeyProvider> key = checkpoint::open_key_provider(str_cat("file:", *dir_ / "kek"));
     checkpoint::SingleProcessGroup group;
     CheckpointSettings settings;
     settings.options.directory = checkpoints;

@@ -7,8 +7,10 @@
 
 #include "launch/cli.h"
 #include "launch/command_options.h"
-#include "runtime/base/check.h"
 #include "checkpoint/keys/key_provider.h"
+#include "checkpoint/residency/residency_policy.h"
+#include "runtime/base/check.h"
+#include "runtime/base/log.h"
 #include "runtime/data/dataset_encryption.h"
 #include "runtime/data/dataset_manifest.h"
 #include "runtime/data/file_digest.h"
@@ -30,9 +32,11 @@ int run_prepare(const CommandArgs& args, const ProcessEnvironment& env) {
       "Inputs are files or directories. Tokenizer specs: byte, hf:PATH/tokenizer.json,\n"
       "gpt2:DIR (vocab.json + merges.txt), sentencepiece:PATH.model. The output appears only\n"
       "when complete (written as DIR.partial, then renamed). With --encrypt, nothing readable\n"
-      "reaches the disk: tokens, offsets, masks and the manifest are sealed with AES-256-GCM."};
+      "reaches the disk: tokens, offsets, masks and the manifest are sealed with AES-256-GCM;\n"
+      "with --policy too, DIR must lie under a storage root the residency policy allows."};
   data::PrepareOptions options;
   std::string format = "text";
+  std::string policy_file;
   po::options_description described("options");
   described.add_options()
       ("input", po::value(&options.inputs)->required()->multitoken(), "input files or directories")
@@ -53,9 +57,18 @@ int run_prepare(const CommandArgs& args, const ProcessEnvironment& env) {
        "skip malformed records and count them instead of failing")
       ("overwrite", po::bool_switch(&options.overwrite), "replace an existing output directory")
       ("encrypt", po::value(&options.encrypt_key_spec),
-       "encrypt shards and manifest at rest under this key: file:PATH, env:VAR or pkcs11:URI");
+       "encrypt shards and manifest at rest under this key: file:PATH, env:VAR or pkcs11:URI")
+      ("policy", po::value(&policy_file),
+       "residency policy (JSON) the output must satisfy; refused with exit code 2 before writing");
   auto parsed = parse_command(args, spec, described);
   if (!parsed) return 0;
+  if (!policy_file.empty()) {
+    checkpoint::ResidencyPolicy::load(policy_file)
+        .require_allowed(options.output, checkpoint::StoragePurpose::kEncryptedDataset,
+                         /*plaintext=*/options.encrypt_key_spec.empty());
+  } else if (!options.encrypt_key_spec.empty()) {
+    log::warning("data prepare: no --policy given, so where the encrypted dataset is written is not checked");
+  }
   options.format = data::parse_input_format(format);
   options.show_progress = env.stderr_is_terminal;
   const data::PrepareSummary summary = data::prepare_dataset(options);

@@ -52,6 +52,26 @@ TEST(DataCli, BadInputsAreOneLineUsageErrors) {
   EXPECT_EQ(run_albion("data inspect " + (dir / "nowhere")).exit_code, 2);
 }
 
+// With --policy, an encrypted dataset goes only under a declared UK root, refused before writing.
+TEST(DataCli, EncryptedDatasetsObeyTheResidencyPolicy) {
+  TempDir dir;
+  dir.write("uk/.keep", "");
+  dir.write("us/.keep", "");
+  const std::string policy = dir.write("policy.json", R"({"format": "albion-residency-policy/1", "roots": [
+    {"path": "uk", "jurisdiction": "UK"}, {"path": "us", "jurisdiction": "US"}]})");
+  ASSERT_EQ(run_albion("keys generate --out " + (dir / "kek")).exit_code, 0);
+  const std::string common = " --input " + kCorpus + " --tokenizer byte --encrypt file:" + (dir / "kek") +
+                             " --policy " + policy;
+  auto refused = run_albion("data prepare --output " + (dir / "us/ds") + common);
+  EXPECT_EQ(refused.exit_code, 2) << refused.output;
+  EXPECT_NE(refused.output.find("jurisdiction US"), std::string::npos) << refused.output;
+  EXPECT_EQ(count_lines(refused.output), 1) << refused.output;
+  EXPECT_FALSE(std::filesystem::exists(dir / "us/ds"));
+  EXPECT_FALSE(std::filesystem::exists(dir / "us/ds.partial"));
+  auto allowed = run_albion("data prepare --output " + (dir / "uk/ds") + common);
+  EXPECT_EQ(allowed.exit_code, 0) << allowed.output;
+}
+
 TEST(DataCli, TamperedShardIsAnIntegrityFailure) {
   TempDir dir;
   ASSERT_EQ(run_albion("data prepare --input " + kCorpus + " --output " + (dir / "ds") + " --tokenizer byte").exit_code, 0);

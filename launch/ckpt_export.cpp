@@ -67,9 +67,7 @@ int run_ckpt_export(const CommandArgs& args, const CommandSpec& spec) {
                   "ckpt export: needs CKPT, --out and --policy (usage: ", spec.usage, ")");
   ALBION_CHECK_AS(UsageError, format == "safetensors", "ckpt export: --format '", format,
                   "' is not supported; expected safetensors");
-  const fs::path log = audit_log.empty()
-                           ? fs::absolute(path).lexically_normal().parent_path().parent_path() / "audit.jsonl"
-                           : fs::path(audit_log);
+  const fs::path log = audit_log.empty() ? default_audit_log(path) : fs::path(audit_log);
   checkpoint::AuditLog audit(log, checkpoint::current_audit_identity(read_process_environment()));
 
   fs::path allowed;
@@ -102,15 +100,12 @@ int run_ckpt_export(const CommandArgs& args, const CommandSpec& spec) {
       }
     }
     const std::vector<models::HfTensor> exported = models::to_hugging_face(model, parameters);
-    std::vector<checkpoint::SafetensorsTensor> tensors;
-    for (const models::HfTensor& t : exported) {
-      tensors.push_back({t.name, "F32", t.value.sizes().vec(),
-                         {static_cast<const std::uint8_t*>(t.value.data_ptr()), static_cast<std::size_t>(t.value.nbytes())}});
-    }
+    const std::vector<checkpoint::SafetensorsTensor> tensors = models::to_safetensors(exported);
+    std::map<std::string, std::string> metadata = models::hugging_face_safetensors_metadata();
+    metadata["albion_checkpoint_id"] = reader.manifest().header.checkpoint_id;
+    metadata["albion_step"] = std::to_string(reader.manifest().header.step);
     StagingDirectory staging(allowed.string(), Overwrite::kRefuse);
-    checkpoint::write_safetensors(fs::path(staging.path()) / "model.safetensors", tensors,
-                                  {{"format", "pt"}, {"albion_checkpoint_id", reader.manifest().header.checkpoint_id},
-                                   {"albion_step", std::to_string(reader.manifest().header.step)}});
+    checkpoint::write_safetensors(fs::path(staging.path()) / "model.safetensors", tensors, metadata);
     write_text_file(fs::path(staging.path()) / "config.json", models::hugging_face_config_json(model));
     staging.commit();
     audit.append({AuditAction::kExport, allowed.string(), key_id, AuditOutcome::kOk,

@@ -20,11 +20,11 @@ namespace fs = std::filesystem;
 using checkpoint::AuditAction;
 using checkpoint::AuditOutcome;
 
-namespace {
-
 fs::path default_audit_log(const fs::path& checkpoint) {
   return fs::absolute(checkpoint).lexically_normal().parent_path().parent_path() / "audit.jsonl";
 }
+
+namespace {
 
 // Runs `action`, recording its outcome (and a failure's one-line reason) in the audit log.
 template <typename Action>

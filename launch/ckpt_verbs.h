@@ -4,10 +4,15 @@
 // UsageError (exit 2).
 #pragma once
 
+#include <filesystem>
+
 #include "launch/cli.h"
 #include "launch/command_options.h"
 
 namespace albion::launch {
+
+// The audit log of the run directory holding `checkpoint` (RUN/checkpoints/step-N): RUN/audit.jsonl.
+std::filesystem::path default_audit_log(const std::filesystem::path& checkpoint);
 
 int run_ckpt_list(const CommandArgs& args, const CommandSpec& spec);
 int run_ckpt_inspect(const CommandArgs& args, const CommandSpec& spec);

@@ -35,6 +35,10 @@ CheckpointReader::CheckpointReader(fs::path checkpoint, const KeyProvider* key, 
   const std::string what = (path_ / kManifestFileName).string();
   const std::string text = read_manifest_text(path_);
   const CheckpointHeader header = parse_manifest_header(text, what);
+  // A run that has a key must never accept a plaintext checkpoint in place of its own: nothing
+  // would authenticate it (a downgrade).
+  ALBION_CHECK_AS(IntegrityError, key == nullptr || header.encrypted(), what,
+                  ": the checkpoint is not encrypted, but a key was given: refusing an unauthenticated checkpoint");
   if (header.encrypted()) {
     ALBION_CHECK_AS(UsageError, key != nullptr, path_.string(), ": the checkpoint is encrypted (key id ",
                     header.key_id, "); pass its key");

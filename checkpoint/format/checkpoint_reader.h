@@ -4,7 +4,8 @@
 // [Manifest authentication]) and checks the directory's step; then reads any range of any tensor
 // from whichever shards hold it, each shard authenticated whole before its first use.
 // Everything wrong is an IntegrityError naming the file and the check (exit code 3); an encrypted
-// checkpoint opened without a key is a UsageError.
+// checkpoint opened without a key is a UsageError, and a plaintext one opened with a key an
+// IntegrityError (a run with a key never accepts a checkpoint nothing authenticates).
 //
 //   CheckpointReader checkpoint(dir / "step-00001000", provider.get());
 //   checkpoint.read("model.wte.weight", 0, numel, bytes);
@@ -41,7 +42,7 @@ std::string read_manifest_text(const std::filesystem::path& checkpoint);
 
 class CheckpointReader {
  public:
-  // `key` may be null for a plaintext checkpoint. `threads`: decryption threads per read.
+  // `key` null: only a plaintext checkpoint opens. `threads`: decryption threads per read.
   CheckpointReader(std::filesystem::path checkpoint, const KeyProvider* key, int threads = 2);
   ~CheckpointReader();
 

@@ -1,7 +1,6 @@
 // File: checkpoint/format/checkpoint_writer.cpp
 #include "checkpoint/format/checkpoint_writer.h"
 
-#include <fcntl.h>
 #include <sys/stat.h>
 
 #include "checkpoint/crypto/chunk_cipher.h"
@@ -59,7 +58,6 @@ fs::path CheckpointWriter::save(const SaveRequest& request) {
     try {
       fs::create_directories(options_.directory);
       remove_leftovers(options_.directory);
-      if (fs::exists(final_dir)) remove_checkpoint(final_dir);  // a re-run of a step replaces it
       ALBION_CHECK_AS(SystemError, ::mkdir(staging.c_str(), 0700) == 0, staging.string(), ": cannot create: ",
                       errno_text(errno));
       const std::string checkpoint_id = to_hex(SecretBytes::random(16).view());
@@ -145,6 +143,9 @@ void CheckpointWriter::commit(const SaveRequest& request, const fs::path& stagin
   write_file_atomically(staging / kManifestFileName, serialize_manifest(manifest, dek), ExistingFile::kRefuse);
   phase("rename");
   const fs::path final_dir = options_.directory / step_directory_name(request.step);
+  // A step saved again (a run restarted from an older checkpoint) replaces the old one only now,
+  // when the new one is complete.
+  if (fs::exists(final_dir)) remove_checkpoint(final_dir);
   fs::rename(staging, final_dir);  // the commit point
   fsync_directory(options_.directory);
   phase("latest");

@@ -108,6 +108,8 @@ TEST_F(CheckpointFormatTest, PlaintextRoundTrip) {
   const fs::path path = save(3, state, nullptr);
   CheckpointReader reader(path, nullptr);
   EXPECT_EQ(reader.manifest().header.cipher, "none");
+  // A run with a key refuses it: a plaintext checkpoint in place of an encrypted one is a downgrade.
+  EXPECT_THROW(CheckpointReader(path, key.get()), IntegrityError);
   EXPECT_EQ(read_floats(reader, "model.w", 17, 5000),
             std::vector<float>(state.weights.begin() + 17, state.weights.begin() + 5017));
 }

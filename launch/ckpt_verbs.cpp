@@ -29,6 +29,7 @@ namespace {
 // Runs `action`, recording its outcome (and a failure's one-line reason) in the audit log.
 template <typename Action>
 int audited(const fs::path& log, AuditAction what, const fs::path& path, const std::string& key_id, Action action) {
+  ALBION_CHECK_AS(UsageError, fs::is_directory(path), path.string(), ": no such checkpoint directory");
   checkpoint::AuditLog audit(log, checkpoint::current_audit_identity(read_process_environment()));
   try {
     const int code = action();

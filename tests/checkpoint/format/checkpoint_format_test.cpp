@@ -235,6 +235,30 @@ TEST_F(CheckpointFormatTest, SwappedChunksFailTheirTags) {
   EXPECT_THROW(shard.verify_all_chunks(), IntegrityError);
 }
 
+// A chunk taken from another checkpoint (same key, same layout, same place in the file), with the
+// digest recomputed: it was sealed under another DEK and checkpoint id, so its tag fails.
+TEST_F(CheckpointFormatTest, ChunkFromAnotherCheckpointFailsItsTag) {
+  const fs::path one = save(1, State(1.0f), key.get());
+  const fs::path two = save(2, State(2.0f), key.get());
+  CheckpointReader reader(one, key.get());
+  ShardRecord record = reader.manifest().shards[0];
+  std::string bytes = read_file(one / record.file);
+  const std::string other = read_file(two / record.file);
+  const std::size_t at = record.data_offset + 3 * (4096 + 16);  // the fourth chunk
+  bytes.replace(at, 4096 + 16, other.substr(at, 4096 + 16));
+  write_file(one / record.file, bytes);
+  record.sha256 = to_hex(sha256(std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>(bytes.data()),
+                                                              bytes.size())));
+  const DataKey dek = key->unwrap(reader.manifest().header.wrapped_key);
+  ShardReader shard(one / record.file, record, &dek, reader.manifest().header.checkpoint_id, 4096);
+  try {
+    shard.verify_all_chunks();
+    FAIL() << "a chunk of another checkpoint was accepted";
+  } catch (const IntegrityError& error) {
+    EXPECT_NE(std::string(error.what()).find("model.w"), std::string::npos) << error.what();
+  }
+}
+
 TEST_F(CheckpointFormatTest, RotatedKeyOpensTheSameCheckpoint) {
   const State state(3.0f);
   const fs::path path = save(1, state, key.get());

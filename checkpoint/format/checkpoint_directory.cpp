@@ -1,16 +1,12 @@
 // File: checkpoint/format/checkpoint_directory.cpp
 #include "checkpoint/format/checkpoint_directory.h"
 
-#include <fcntl.h>
-
 #include <algorithm>
 #include <fstream>
-#include <sstream>
 
 #include "checkpoint/format/checkpoint_paths.h"
 #include "checkpoint/io/atomic_file.h"
 #include "checkpoint/io/unique_fd.h"
-#include "runtime/base/check.h"
 #include "runtime/base/remove_tree.h"
 
 namespace albion::checkpoint {

@@ -1,7 +1,8 @@
 // File: tests/launch/distributed_failure_test.cpp
 // Whole jobs under real mpirun, started through `albion launch`: the README's two-rank run, a rank
-// killed with SIGKILL mid-training, a rank frozen with SIGSTOP (only the watchdog can notice: the
-// process is alive and mpirun sees nothing), and recipes that differ between ranks.
+// killed with SIGKILL mid-training (also while saving checkpoints, then resumed), a rank frozen
+// with SIGSTOP (only the watchdog can notice: the process is alive and mpirun sees nothing), and
+// recipes that differ between ranks.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <spawn.h>
@@ -14,6 +15,7 @@
 #include <memory>
 #include <thread>
 
+#include "runtime/base/check.h"
 #include "tests/support/run_albion.h"
 #include "tests/support/temp_dir.h"
 
@@ -144,6 +146,47 @@ TEST_F(DistributedJob, SigkillOfOneRankEndsEveryRankWithin60Seconds) {
   for (int i = 0; i < 50 && !all_gone(ranks); ++i) std::this_thread::sleep_for(100ms);
   EXPECT_TRUE(all_gone(ranks)) << "a rank survived";
   std::cout << "job ended " << seconds << " s after SIGKILL, exit code " << code << "\n";
+}
+
+// The newest committed checkpoint's step in `directory` (a step-%08d directory, not a .tmp), or -1.
+long newest_committed_step(const std::string& directory) {
+  long newest = -1;
+  if (!fs::is_directory(directory)) return newest;
+  for (const auto& entry : fs::directory_iterator(directory)) {
+    const std::string name = entry.path().filename().string();
+    if (name.size() == 13 && name.rfind("step-", 0) == 0) newest = std::max(newest, std::stol(name.substr(5)));
+  }
+  return newest;
+}
+
+// A rank killed while the job saves encrypted checkpoints (every 2 steps, in the background): the
+// job ends, and a new job on another number of ranks resumes from the newest committed checkpoint,
+// which authenticates.
+TEST_F(DistributedJob, JobKilledWhileCheckpointingResumesFromTheNewestCommitted) {
+  const std::string policy = dir_->write("policy.json", R"({"format": "albion-residency-policy/1",
+    "roots": [{"path": ".", "jurisdiction": "UK"}]})");
+  ASSERT_EQ(testing_support::run_albion("keys generate --out " + (*dir_ / "kek")).exit_code, 0);
+  const std::string checkpoints = "--checkpoint.interval=2 --checkpoint.dir=" + (*dir_ / "ckpt") +
+                                  " --checkpoint.key=file:" + (*dir_ / "kek") + " --checkpoint.policy=" + policy;
+  const auto job = start(tiny(*dir_, "--train.micro_batch=4 --train.steps=100000 --eval.interval=0 " + checkpoints),
+                         *dir_ / "ckpt-kill.log");
+  const std::vector<pid_t> ranks = wait_until_training(*job);
+  ASSERT_EQ(ranks.size(), 4u) << testing_support::read_bytes(job->log);
+  for (int i = 0; i < 600 && newest_committed_step(*dir_ / "ckpt") < 6; ++i) std::this_thread::sleep_for(50ms);
+  ASSERT_GE(newest_committed_step(*dir_ / "ckpt"), 6) << testing_support::read_bytes(job->log);
+  kill(ranks[3], SIGKILL);
+  EXPECT_NE(wait_for(*job, 60s), 0);
+  for (pid_t pid : ranks) kill(pid, SIGKILL);
+  const long newest = newest_committed_step(*dir_ / "ckpt");
+  const auto verified = testing_support::run_albion(
+      str_cat("ckpt verify ", *dir_ / "ckpt", "/step-", std::string(8 - std::to_string(newest).size(), '0'), newest,
+              " --key file:", *dir_ / "kek"));
+  EXPECT_EQ(verified.exit_code, 0) << verified.output;
+  const auto resumed = testing_support::run_albion(
+      "launch -n 2 -- " + tiny(*dir_, str_cat("--train.steps=", newest + 2, " --eval.interval=0 ", checkpoints)),
+      kEnvironment);
+  EXPECT_EQ(resumed.exit_code, 0) << resumed.output;
+  EXPECT_NE(resumed.output.find(str_cat("at step ", newest, " (loaded")), std::string::npos) << resumed.output;
 }
 
 TEST_F(DistributedJob, WatchdogAbortsAJobWithAFrozenRank) {

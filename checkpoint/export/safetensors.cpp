@@ -4,20 +4,16 @@
 // UsageError (writing).
 #include "checkpoint/export/safetensors.h"
 
-#include <fcntl.h>
-#include <stdio.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <array>
-#include <cerrno>
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <string_view>
 
-#include "checkpoint/io/unique_fd.h"
+#include "checkpoint/io/atomic_file.h"
 #include "runtime/base/check.h"
 
 namespace albion::checkpoint {
@@ -44,38 +40,8 @@ std::string shape_text(const std::vector<std::int64_t>& shape) {
 
 // ---- writing ----------------------------------------------------------------------------------
 
-// Removes the partial file unless the rename consumed it.
-class PartialFileGuard {
- public:
-  explicit PartialFileGuard(std::filesystem::path path) : path_(std::move(path)) {}
-  PartialFileGuard(const PartialFileGuard&) = delete;
-  PartialFileGuard& operator=(const PartialFileGuard&) = delete;
-  ~PartialFileGuard() {
-    if (!path_.empty()) ::unlink(path_.c_str());
-  }
-  void dismiss() { path_.clear(); }
-
- private:
-  std::filesystem::path path_;
-};
-
 [[noreturn]] void throw_exists(const std::filesystem::path& path) {
   throw UsageError(str_cat("'", path.string(), "' already exists; refusing to overwrite it"));
-}
-
-// rename() that never replaces an existing `to` (RENAME_NOREPLACE; link + unlink where the file
-// system lacks it): an export racing another never clobbers its file.
-void rename_no_replace(const std::filesystem::path& from, const std::filesystem::path& to) {
-  if (::renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), RENAME_NOREPLACE) == 0) return;
-  if (errno == EEXIST) throw_exists(to);
-  if (errno != EINVAL && errno != ENOSYS) {
-    throw SystemError(str_cat("rename('", from.string(), "', '", to.string(), "') failed: ", errno_text(errno)));
-  }
-  if (::link(from.c_str(), to.c_str()) != 0) {
-    if (errno == EEXIST) throw_exists(to);
-    throw SystemError(str_cat("link('", from.string(), "', '", to.string(), "') failed: ", errno_text(errno)));
-  }
-  ::unlink(from.c_str());
 }
 
 // Checks every tensor and returns them in buffer order: widest element first (so each tensor is
@@ -235,28 +201,12 @@ void write_safetensors(const std::filesystem::path& path, const std::vector<Safe
   const std::string header = header_bytes(path, order, metadata);
   struct stat existing {};
   if (::lstat(path.c_str(), &existing) == 0) throw_exists(path);
-
-  const std::filesystem::path directory = path.has_parent_path() ? path.parent_path() : ".";
-  const std::filesystem::path partial = path.string() + ".partial";
-  // Owner-only from the first byte: the weights may come from an encrypted checkpoint.
-  UniqueFd fd(::open(partial.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600));
-  if (!fd.valid()) {
-    const int error = errno;
-    ALBION_CHECK_AS(UsageError, error != EEXIST, "'", partial.string(),
-                    "' exists (left by an interrupted export?); remove it and retry");
-    throw UsageError(str_cat("cannot create '", partial.string(), "': ", errno_text(error)));
-  }
-  PartialFileGuard guard(partial);
-  if (::fchmod(fd.get(), 0600) != 0) {
-    throw SystemError(str_cat("fchmod('", partial.string(), "') failed: ", errno_text(errno)));
-  }
-  write_all(fd.get(), header.data(), header.size(), partial);
-  for (const SafetensorsTensor* t : order) write_all(fd.get(), t->bytes.data(), t->bytes.size(), partial);
-  fsync_or_throw(fd.get(), partial);
-  fd.close(partial);
-  rename_no_replace(partial, path);
-  guard.dismiss();
-  fsync_directory(directory);
+  // Written from the tensors' own memory, owner-only from the first byte (the weights may come
+  // from an encrypted checkpoint), and never over a file that appeared meanwhile.
+  std::vector<std::span<const std::uint8_t>> pieces = {
+      {reinterpret_cast<const std::uint8_t*>(header.data()), header.size()}};
+  for (const SafetensorsTensor* t : order) pieces.push_back(t->bytes);
+  write_file_atomically(path, pieces, ExistingFile::kRefuse);
 }
 
 SafetensorsIndex parse_safetensors_header(std::span<const std::uint8_t> file_bytes, const std::string& what) {

@@ -52,6 +52,13 @@ void rename_no_replace(const fs::path& from, const fs::path& to) {
 }  // namespace
 
 void write_file_atomically(const fs::path& path, std::span<const std::uint8_t> bytes, ExistingFile existing) {
+  const std::span<const std::uint8_t> pieces[] = {bytes};
+  write_file_atomically(path, pieces, existing);
+}
+
+void write_file_atomically(const fs::path& path, std::span<const std::span<const std::uint8_t>> pieces,
+                           ExistingFile existing) {
+  ALBION_CHECK_AS(UsageError, path.has_filename(), "'", path.string(), "' does not name a file");
   if (existing == ExistingFile::kRefuse && fs::exists(path)) throw_exists(path);
   const fs::path partial = path.string() + ".partial";
   ::unlink(partial.c_str());  // left by a crash: nobody reads .partial files
@@ -68,7 +75,7 @@ void write_file_atomically(const fs::path& path, std::span<const std::uint8_t> b
   // The umask can only clear bits of 0600; fchmod makes the mode exact even under an odd umask.
   ALBION_CHECK_AS(SystemError, ::fchmod(fd.get(), 0600) == 0, "fchmod('", partial.string(), "') failed: ",
                   errno_text(errno));
-  write_all(fd.get(), bytes.data(), bytes.size(), partial);
+  for (const std::span<const std::uint8_t> piece : pieces) write_all(fd.get(), piece.data(), piece.size(), partial);
   fsync_or_throw(fd.get(), partial);
   fd.close(partial);
   if (existing == ExistingFile::kRefuse) {
@@ -77,7 +84,7 @@ void write_file_atomically(const fs::path& path, std::span<const std::uint8_t> b
     throw SystemError(str_cat("rename('", partial.string(), "', '", path.string(), "') failed: ", errno_text(errno)));
   }
   guard.dismiss();
-  fsync_directory(path.parent_path());
+  fsync_directory(path.has_parent_path() ? path.parent_path() : fs::path("."));
 }
 
 void write_file_atomically(const fs::path& path, std::string_view text, ExistingFile existing) {

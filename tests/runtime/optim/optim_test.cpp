@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <string>
+#include <utility>
 
 #include "runtime/optim/adamw.h"
 #include "runtime/optim/lr_schedule.h"
@@ -12,12 +14,20 @@
 namespace albion::optim {
 namespace {
 
+OptimizedParameter parameter(std::string name, at::Tensor tensor, bool decayed) {
+  OptimizedParameter p;
+  p.name = std::move(name);
+  p.parameter = std::move(tensor);
+  p.decayed = decayed;
+  return p;
+}
+
 TEST(AdamW, MatchesTheUpdateRuleOverSeveralSteps) {
   at::manual_seed(0);
   at::Tensor w = at::randn({3, 4}, at::kDouble).to(at::kFloat);
   at::Tensor b = at::randn({4}, at::kDouble).to(at::kFloat);
-  std::vector<OptimizedParameter> params = {{"w", w.clone().requires_grad_(), true, {}, {}},
-                                            {"b", b.clone().requires_grad_(), false, {}, {}}};
+  std::vector<OptimizedParameter> params = {parameter("w", w.clone().requires_grad_(), true),
+                                            parameter("b", b.clone().requires_grad_(), false)};
   AdamWOptions options{0.9, 0.95, 1e-8, 0.1};
   AdamW adamw(params, options);
   // Independent fp64 reference.
@@ -53,7 +63,7 @@ TEST(ClipGradNorm, ReturnsTheNormAndScalesDownToTheLimit) {
   at::Tensor b = at::zeros({1}).requires_grad_();
   a.mutable_grad() = at::tensor({3.0f, 0.0f});
   b.mutable_grad() = at::tensor({4.0f});
-  std::vector<OptimizedParameter> params = {{"a", a, true, {}, {}}, {"b", b, true, {}, {}}};
+  std::vector<OptimizedParameter> params = {parameter("a", a, true), parameter("b", b, true)};
   EXPECT_NEAR(clip_grad_norm(params, 10.0), 5.0, 1e-6);  // under the limit: untouched
   EXPECT_FLOAT_EQ(b.grad().item<float>(), 4.0f);
   EXPECT_NEAR(clip_grad_norm(params, 1.0), 5.0, 1e-6);

@@ -3,10 +3,13 @@
 #include <filesystem>
 #include <iomanip>
 #include <iostream>
+#include <memory>
+#include <optional>
 #include <thread>
 
 #include "launch/cli.h"
 #include "launch/command_options.h"
+#include "checkpoint/audit/audit_log.h"
 #include "checkpoint/keys/key_provider.h"
 #include "checkpoint/residency/residency_policy.h"
 #include "runtime/base/check.h"
@@ -23,6 +26,13 @@ namespace albion::launch {
 namespace {
 
 namespace fs = std::filesystem;
+using checkpoint::AuditAction;
+using checkpoint::AuditOutcome;
+
+// Beside the dataset, as a run's audit.jsonl is beside its checkpoints.
+fs::path default_dataset_audit_log(const fs::path& dataset) {
+  return fs::absolute(dataset).lexically_normal().parent_path() / "audit.jsonl";
+}
 
 int run_prepare(const CommandArgs& args, const ProcessEnvironment& env) {
   const CommandSpec spec{
@@ -33,10 +43,12 @@ int run_prepare(const CommandArgs& args, const ProcessEnvironment& env) {
       "gpt2:DIR (vocab.json + merges.txt), sentencepiece:PATH.model. The output appears only\n"
       "when complete (written as DIR.partial, then renamed). With --encrypt, nothing readable\n"
       "reaches the disk: tokens, offsets, masks and the manifest are sealed with AES-256-GCM;\n"
-      "with --policy too, DIR must lie under a storage root the residency policy allows."};
+      "it needs --policy: DIR must lie under a storage root the residency policy allows, and the\n"
+      "write (or the refusal, exit code 2 before anything is written) goes to an audit log."};
   data::PrepareOptions options;
   std::string format = "text";
   std::string policy_file;
+  std::string audit_log;
   po::options_description described("options");
   described.add_options()
       ("input", po::value(&options.inputs)->required()->multitoken(), "input files or directories")
@@ -59,19 +71,44 @@ int run_prepare(const CommandArgs& args, const ProcessEnvironment& env) {
       ("encrypt", po::value(&options.encrypt_key_spec),
        "encrypt shards and manifest at rest under this key: file:PATH, env:VAR or pkcs11:URI")
       ("policy", po::value(&policy_file),
-       "residency policy (JSON) the output must satisfy; refused with exit code 2 before writing");
+       "residency policy (JSON) the output must satisfy; refused with exit code 2 before writing")
+      ("audit", po::value(&audit_log)->value_name("LOG"),
+       "with --policy: audit log of the write or refusal (default: DIR/../audit.jsonl)");
   auto parsed = parse_command(args, spec, described);
   if (!parsed) return 0;
+  // Like checkpoints and exports, encrypted datasets hold private data: they are written only where
+  // a residency policy allows, and every write or refusal is audited.
+  ALBION_CHECK_AS(UsageError, options.encrypt_key_spec.empty() || !policy_file.empty(),
+                  "data prepare: --encrypt needs --policy (encrypted datasets are written only under "
+                  "storage a residency policy allows)");
+  std::unique_ptr<checkpoint::AuditLog> audit;
   if (!policy_file.empty()) {
-    checkpoint::ResidencyPolicy::load(policy_file)
-        .require_allowed(options.output, checkpoint::StoragePurpose::kEncryptedDataset,
-                         /*plaintext=*/options.encrypt_key_spec.empty());
-  } else if (!options.encrypt_key_spec.empty()) {
-    log::warning("data prepare: no --policy given, so where the encrypted dataset is written is not checked");
+    const fs::path log = audit_log.empty() ? default_dataset_audit_log(options.output) : fs::path(audit_log);
+    audit = std::make_unique<checkpoint::AuditLog>(log, checkpoint::current_audit_identity(env));
+    try {
+      options.output = checkpoint::ResidencyPolicy::load(policy_file)
+                           .require_allowed(options.output, checkpoint::StoragePurpose::kEncryptedDataset,
+                                            /*plaintext=*/options.encrypt_key_spec.empty())
+                           .string();
+    } catch (const checkpoint::ResidencyError& refusal) {
+      audit->append({AuditAction::kRefusal, options.output, "", AuditOutcome::kRefused, refusal.what()});
+      throw;
+    }
   }
   options.format = data::parse_input_format(format);
   options.show_progress = env.stderr_is_terminal;
-  const data::PrepareSummary summary = data::prepare_dataset(options);
+  data::PrepareSummary summary;
+  try {
+    summary = data::prepare_dataset(options);
+  } catch (const std::exception& error) {
+    if (audit) audit->append({AuditAction::kSave, options.output, "", AuditOutcome::kFailed, error.what()});
+    throw;
+  }
+  if (audit) {
+    const std::optional<data::EncryptionHeader> header = data::read_encryption_header(options.output);
+    audit->append({AuditAction::kSave, options.output, header ? header->key_id : "", AuditOutcome::kOk,
+                   header ? "encrypted dataset" : "plaintext dataset"});
+  }
   std::cout << "prepared " << options.output << ": " << summary.train_tokens << " train tokens in "
             << summary.train_documents << " documents, " << summary.val_tokens << " val tokens in "
             << summary.val_documents << " documents, " << summary.shards << " shard(s), "

@@ -10,6 +10,7 @@
 namespace {
 
 using albion::testing_support::count_lines;
+using albion::testing_support::read_bytes;
 using albion::testing_support::run_albion;
 using albion::testing_support::TempDir;
 
@@ -52,24 +53,41 @@ TEST(DataCli, BadInputsAreOneLineUsageErrors) {
   EXPECT_EQ(run_albion("data inspect " + (dir / "nowhere")).exit_code, 2);
 }
 
-// With --policy, an encrypted dataset goes only under a declared UK root, refused before writing.
-TEST(DataCli, EncryptedDatasetsObeyTheResidencyPolicy) {
+// An encrypted dataset needs a policy and goes only under a declared UK root, refused before
+// writing; the write and the refusal are both audited, beside the dataset.
+TEST(DataCli, EncryptedDatasetsObeyTheResidencyPolicyAndAreAudited) {
   TempDir dir;
   dir.write("uk/.keep", "");
   dir.write("us/.keep", "");
   const std::string policy = dir.write("policy.json", R"({"format": "albion-residency-policy/1", "roots": [
     {"path": "uk", "jurisdiction": "UK"}, {"path": "us", "jurisdiction": "US"}]})");
   ASSERT_EQ(run_albion("keys generate --out " + (dir / "kek")).exit_code, 0);
-  const std::string common = " --input " + kCorpus + " --tokenizer byte --encrypt file:" + (dir / "kek") +
-                             " --policy " + policy;
-  auto refused = run_albion("data prepare --output " + (dir / "us/ds") + common);
+  const std::string encrypted = " --input " + kCorpus + " --tokenizer byte --encrypt file:" + (dir / "kek");
+
+  auto no_policy = run_albion("data prepare --output " + (dir / "uk/ds") + encrypted);
+  EXPECT_EQ(no_policy.exit_code, 2) << no_policy.output;
+  EXPECT_NE(no_policy.output.find("--encrypt needs --policy"), std::string::npos) << no_policy.output;
+  EXPECT_FALSE(std::filesystem::exists(dir / "uk/ds"));
+
+  auto refused = run_albion("data prepare --output " + (dir / "us/ds") + encrypted + " --policy " + policy);
   EXPECT_EQ(refused.exit_code, 2) << refused.output;
   EXPECT_NE(refused.output.find("jurisdiction US"), std::string::npos) << refused.output;
   EXPECT_EQ(count_lines(refused.output), 1) << refused.output;
   EXPECT_FALSE(std::filesystem::exists(dir / "us/ds"));
   EXPECT_FALSE(std::filesystem::exists(dir / "us/ds.partial"));
-  auto allowed = run_albion("data prepare --output " + (dir / "uk/ds") + common);
+  const std::string refusal = read_bytes(dir / "us/audit.jsonl");
+  EXPECT_NE(refusal.find("\"action\":\"refusal\""), std::string::npos) << refusal;
+  EXPECT_NE(refusal.find("\"outcome\":\"refused\""), std::string::npos) << refusal;
+
+  auto allowed = run_albion("data prepare --output " + (dir / "uk/ds") + encrypted + " --policy " + policy);
   EXPECT_EQ(allowed.exit_code, 0) << allowed.output;
+  const std::string record = read_bytes(dir / "uk/audit.jsonl");
+  EXPECT_EQ(count_lines(record), 1) << record;
+  EXPECT_NE(record.find("\"action\":\"save\""), std::string::npos) << record;
+  EXPECT_NE(record.find("\"outcome\":\"ok\""), std::string::npos) << record;
+  EXPECT_NE(record.find("encrypted dataset"), std::string::npos) << record;
+  EXPECT_EQ(record.find("\"key_id\":\"\""), std::string::npos) << record;  // the KEK's fingerprint
+  EXPECT_EQ(run_albion("ckpt audit " + (dir / "uk/audit.jsonl")).exit_code, 0);
 }
 
 TEST(DataCli, TamperedShardIsAnIntegrityFailure) {

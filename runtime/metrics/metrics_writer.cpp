@@ -16,9 +16,26 @@ MetricsWriter::MetricsWriter(const std::string& run_directory, bool tensorboard)
   if (tensorboard) tensorboard_ = std::make_unique<TensorBoardWriter>(run_directory);
 }
 
+namespace {
+double now_seconds() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+}  // namespace
+
+void MetricsWriter::mark_resumed(std::int64_t step) {
+  nlohmann::ordered_json record;
+  record["step"] = step;
+  record["event"] = "resumed";
+  jsonl_ << record.dump() << "\n";
+  jsonl_.flush();
+  if (tensorboard_) {
+    tensorboard_->add_session_start(step, now_seconds());
+    tensorboard_->flush();
+  }
+}
+
 void MetricsWriter::write(std::int64_t step, const Scalars& scalars) {
-  const double wall_time =
-      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  const double wall_time = now_seconds();
   nlohmann::ordered_json record;
   record["step"] = step;
   for (const auto& [name, value] : scalars) {

@@ -95,6 +95,15 @@ void TensorBoardWriter::add_scalar(std::string_view tag, double value, std::int6
   write_record(event);
 }
 
+void TensorBoardWriter::add_session_start(std::int64_t step, double wall_time) {
+  std::string session_log;
+  put_varint(session_log, 1 << 3 | 0);  // status: START
+  put_varint(session_log, 1);
+  std::string event = event_header(wall_time, step);
+  put_length_delimited(event, 7, session_log);
+  write_record(event);
+}
+
 void TensorBoardWriter::write_record(const std::string& event) {
   std::string length;
   put_little_endian(length, static_cast<std::uint64_t>(event.size()));

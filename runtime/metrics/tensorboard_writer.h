@@ -2,7 +2,7 @@
 // Writes scalar summaries as a TensorBoard event file (events.out.tfevents.<time>.<host>) that the
 // real `tensorboard` reader opens: TFRecord framing (length, masked CRC-32C of the length, the
 // record, masked CRC-32C of the record) around hand-encoded `Event` protocol buffers (wall_time,
-// step, file_version or summary { value { tag, simple_value } }). No protobuf dependency: the few
+// step, file_version, summary { value { tag, simple_value } } or session_log { status }). No protobuf dependency: the few
 // fields we write are encoded in tensorboard_writer.cpp.
 #pragma once
 
@@ -19,6 +19,9 @@ class TensorBoardWriter {
   explicit TensorBoardWriter(const std::string& directory);
 
   void add_scalar(std::string_view tag, double value, std::int64_t step, double wall_time);
+  // SessionLog START at `step`: TensorBoard drops every event of an earlier session at `step` or
+  // later, so a run resumed from a checkpoint does not show the steps it redoes twice.
+  void add_session_start(std::int64_t step, double wall_time);
   void flush();
   const std::string& path() const { return path_; }
 

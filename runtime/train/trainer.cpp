@@ -303,6 +303,7 @@ TrainSummary Trainer::train(const std::atomic<bool>& stop_requested) {
   TrainSummary summary;
   parallel_->attach(*this);
   const std::int64_t first = hooks_->resume(*this);
+  if (first > 0 && metrics_) metrics_->mark_resumed(first);
   summary.steps_done = first;
   last_log_ = std::chrono::steady_clock::now();
   for (std::int64_t step = first; step < recipe_.train.steps; ++step) {

@@ -100,6 +100,10 @@ TEST_F(CheckpointingTest, ResumedFromFilesEqualsUninterruptedBitForBit) {
       EXPECT_EQ(resumed.summary.losses[i], uninterrupted[4 + i]) << (async ? "async" : "sync") << ", step " << 4 + i;
     }
     EXPECT_EQ(resumed.summary.steps_done, 8);
+    std::ifstream metrics(*dir_ / (async ? "async-b/metrics.jsonl" : "sync-b/metrics.jsonl"));
+    std::string marker;
+    std::getline(metrics, marker);
+    EXPECT_EQ(marker, R"({"step":4,"event":"resumed"})");
   }
 }
 

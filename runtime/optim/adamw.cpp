@@ -3,9 +3,11 @@
 
 #include <ATen/core/grad_mode.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "kernels/adamw/fused_adamw.h"
+#include "kernels/grad_norm/grad_norm.h"
 #include "runtime/base/check.h"
 
 namespace albion::optim {
@@ -76,15 +78,24 @@ std::int64_t AdamW::state_bytes() const {
   return bytes;
 }
 
-double squared_gradient_norm(const std::vector<OptimizedParameter>& parameters) {
+double squared_gradient_norm(const std::vector<OptimizedParameter>& parameters, bool fused) {
   at::NoGradGuard no_grad;
-  std::vector<at::Tensor> squares;
+  std::vector<at::Tensor> gradients;
   for (const OptimizedParameter& p : parameters) {
-    const at::Tensor& grad = p.gradient();
-    // fp32 accumulation per tensor (no full-size temporary), fp64 across tensors.
-    if (grad.defined()) squares.push_back(at::linalg_vector_norm(grad, 2, std::nullopt, false, at::kFloat).pow(2));
+    if (p.gradient().defined()) gradients.push_back(p.gradient());
   }
-  if (squares.empty()) return 0.0;
+  if (gradients.empty()) return 0.0;
+  const auto fits_the_kernel = [](const at::Tensor& g) {
+    return g.is_cuda() && g.is_contiguous() && (g.scalar_type() == at::kFloat || g.scalar_type() == at::kBFloat16);
+  };
+  if (fused && std::all_of(gradients.begin(), gradients.end(), fits_the_kernel)) {
+    return kernels::squared_norm(gradients).item<double>();  // two launches for the whole model
+  }
+  std::vector<at::Tensor> squares;
+  // fp32 accumulation per tensor (no full-size temporary), fp64 across tensors.
+  for (const at::Tensor& grad : gradients) {
+    squares.push_back(at::linalg_vector_norm(grad, 2, std::nullopt, false, at::kFloat).pow(2));
+  }
   return at::stack(squares).to(at::kDouble).sum().item<double>();
 }
 
@@ -98,8 +109,8 @@ void clip_to_norm(std::vector<OptimizedParameter>& parameters, double norm, doub
   }
 }
 
-double clip_grad_norm(std::vector<OptimizedParameter>& parameters, double max_norm) {
-  const double norm = std::sqrt(squared_gradient_norm(parameters));
+double clip_grad_norm(std::vector<OptimizedParameter>& parameters, double max_norm, bool fused) {
+  const double norm = std::sqrt(squared_gradient_norm(parameters, fused));
   clip_to_norm(parameters, norm, max_norm);
   return norm;
 }

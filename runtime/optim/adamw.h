@@ -20,7 +20,8 @@ struct AdamWOptions {
   double beta2 = 0.95;
   double eps = 1e-8;
   double weight_decay = 0.1;
-  // CUDA parameters: one multi-tensor launch (kernels/adamw) instead of torch ops per tensor.
+  // CUDA parameters: one multi-tensor launch (kernels/adamw) instead of torch ops per tensor,
+  // and the gradient norm by kernels/grad_norm.
   bool fused = false;
 };
 
@@ -69,12 +70,13 @@ class AdamW {
 };
 
 // Scales all gradients so their global L2 norm is at most `max_norm` (0: no clipping).
-// Returns the norm before clipping, computed in fp32/fp64 on the gradients' device.
-double clip_grad_norm(std::vector<OptimizedParameter>& parameters, double max_norm);
+// Returns the norm before clipping, computed in fp32/fp64 on the gradients' device; `fused`: by
+// the multi-tensor kernel (kernels/grad_norm) when every gradient is CUDA fp32 or bf16.
+double clip_grad_norm(std::vector<OptimizedParameter>& parameters, double max_norm, bool fused);
 
 // The two halves of clip_grad_norm, for gradients sharded over ranks (ZeRO): the local sum of
 // squares (to be summed over ranks), then the scaling by the global norm.
-double squared_gradient_norm(const std::vector<OptimizedParameter>& parameters);
+double squared_gradient_norm(const std::vector<OptimizedParameter>& parameters, bool fused);
 void clip_to_norm(std::vector<OptimizedParameter>& parameters, double norm, double max_norm);
 
 }  // namespace albion::optim

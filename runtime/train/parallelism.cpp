@@ -7,7 +7,8 @@ namespace albion::train {
 
 double Parallelism::step(Trainer& trainer, double lr) {
   optim::AdamW& optimizer = trainer.optimizer();
-  const double grad_norm = optim::clip_grad_norm(optimizer.parameters(), trainer.recipe().optim.grad_clip);
+  const double grad_norm = optim::clip_grad_norm(optimizer.parameters(), trainer.recipe().optim.grad_clip,
+                                                optimizer.options().fused);
   optimizer.step(lr);
   optimizer.zero_grad();
   return grad_norm;

@@ -64,9 +64,9 @@ TEST(ClipGradNorm, ReturnsTheNormAndScalesDownToTheLimit) {
   a.mutable_grad() = at::tensor({3.0f, 0.0f});
   b.mutable_grad() = at::tensor({4.0f});
   std::vector<OptimizedParameter> params = {parameter("a", a, true), parameter("b", b, true)};
-  EXPECT_NEAR(clip_grad_norm(params, 10.0), 5.0, 1e-6);  // under the limit: untouched
+  EXPECT_NEAR(clip_grad_norm(params, 10.0, false), 5.0, 1e-6);  // under the limit: untouched
   EXPECT_FLOAT_EQ(b.grad().item<float>(), 4.0f);
-  EXPECT_NEAR(clip_grad_norm(params, 1.0), 5.0, 1e-6);
+  EXPECT_NEAR(clip_grad_norm(params, 1.0, false), 5.0, 1e-6);
   const double after = std::sqrt(a.grad().pow(2).sum().item<double>() + b.grad().pow(2).sum().item<double>());
   EXPECT_NEAR(after, 1.0, 1e-5);
 }

@@ -1,0 +1,30 @@
+// File: kernels/grad_norm/grad_norm.cuh
+// The global L2 norm of many tensors (all of a model's gradients) in two launches instead of one
+// norm kernel per tensor plus a stack and a sum: the squared norm, accumulated in fp32 within
+// chunks of 64Ki elements and in fp64 across chunks, in a fixed order, so the result is
+// deterministic run to run.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "kernels/common/dtype.h"
+
+namespace albion::kernels {
+
+struct NormTensor {
+  const void* data = nullptr;  // numel elements of dtype, contiguous
+  std::int64_t numel = 0;
+  DType dtype = DType::kFloat32;
+};
+
+// Writes the sum of squares of every element of every tensor to `*out` (one double on the
+// current device). All pointers on the current device; `stream` orders the launches.
+void launch_squared_norm(const std::vector<NormTensor>& tensors, double* out, cudaStream_t stream);
+
+// CPU reference: the same sum, accumulated in fp64.
+double squared_norm_reference(const std::vector<NormTensor>& tensors);
+
+}  // namespace albion::kernels

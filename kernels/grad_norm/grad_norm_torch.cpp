@@ -1,0 +1,32 @@
+// File: kernels/grad_norm/grad_norm_torch.cpp
+// Torch layer of the multi-tensor squared norm: checks every tensor, then two launches (CUDA) or
+// the reference (CPU).
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+
+#include "kernels/common/tensor_checks.h"
+#include "kernels/grad_norm/grad_norm.h"
+#include "runtime/base/check.h"
+
+namespace albion::kernels {
+
+at::Tensor squared_norm(const std::vector<at::Tensor>& tensors) {
+  const at::Device device = tensors.empty() ? at::Device(at::kCPU) : tensors.front().device();
+  std::vector<NormTensor> views;
+  for (const at::Tensor& t : tensors) {
+    ALBION_CHECK_AS(UsageError, t.defined() && t.device() == device, "squared norm: every tensor must be on ",
+                    device);
+    check_contiguous(t, "squared norm input");
+    views.push_back({t.data_ptr(), t.numel(), kernel_dtype(t, "squared norm input")});
+  }
+  if (device.is_cuda()) {
+    c10::cuda::CUDAGuard guard(device);
+    at::Tensor out = at::empty({}, at::TensorOptions().dtype(at::kDouble).device(device));
+    launch_squared_norm(views, out.data_ptr<double>(), c10::cuda::getCurrentCUDAStream().stream());
+    return out;
+  }
+  ALBION_CHECK_AS(UsageError, device.is_cpu(), "squared norm: unsupported device ", device);
+  return at::scalar_tensor(squared_norm_reference(views), at::kDouble);
+}
+
+}  // namespace albion::kernels

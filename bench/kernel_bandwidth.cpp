@@ -1,0 +1,305 @@
+// File: bench/kernel_bandwidth.cpp
+// Achieved memory bandwidth of each fused kernel against the device's measured copy bandwidth,
+// and its speedup over the eager PyTorch composition the runtime would run without it:
+//
+//   build/bench/kernel_bandwidth [--device cuda|cpu] [--dtype bf16|fp32|both] [--sizes small|all]
+//
+// One table row per kernel, pass, dtype and size: median time of the fused and the eager version,
+// the fused kernel's GB/s counted from the bytes it must move at least (inputs read once, outputs
+// written once; per-row statistics and weights are left out, they are < 0.1% at these sizes),
+// that as a fraction of the copy bandwidth (a device-to-device copy of 1 GiB: 2 bytes moved per
+// byte copied), and eager time / fused time. "fwd+bwd" runs autograd through both versions.
+// On CUDA each time is the median of CUDA-event timings on the current stream; the CPU mode exists
+// to check the harness on machines without a GPU, its numbers mean little.
+#include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
+#include <c10/cuda/CUDAFunctions.h>
+#include <c10/cuda/CUDAStream.h>
+#include <cuda_runtime_api.h>
+#include <torch/csrc/autograd/autograd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "kernels/adamw/fused_adamw.h"
+#include "kernels/gelu/gelu_bias.h"
+#include "kernels/grad_norm/grad_norm.h"
+#include "kernels/layernorm/layernorm.h"
+#include "kernels/rmsnorm/rmsnorm.h"
+#include "kernels/rope/rope.h"
+#include "kernels/swiglu/swiglu.h"
+#include "runtime/models/rope.h"
+
+namespace {
+
+using albion::kernels::AdamWOperand;
+
+struct Options {
+  at::Device device = at::Device(at::kCUDA, 0);
+  std::vector<at::ScalarType> dtypes = {at::kBFloat16, at::kFloat};
+  bool all_sizes = true;
+};
+
+// Median milliseconds of `run` over `reps` runs after `warmup` runs.
+double median_ms(const at::Device& device, const std::function<void()>& run, int reps = 20, int warmup = 3) {
+  for (int i = 0; i < warmup; ++i) run();
+  std::vector<double> times;
+  if (device.is_cuda()) {
+    const cudaStream_t stream = c10::cuda::getCurrentCUDAStream().stream();
+    cudaEvent_t start = nullptr;
+    cudaEvent_t stop = nullptr;
+    cudaEventCreate(&start);
+    cudaEventCreate(&stop);
+    for (int i = 0; i < reps; ++i) {
+      cudaEventRecord(start, stream);
+      run();
+      cudaEventRecord(stop, stream);
+      cudaEventSynchronize(stop);
+      float ms = 0;
+      cudaEventElapsedTime(&ms, start, stop);
+      times.push_back(ms);
+    }
+    cudaEventDestroy(start);
+    cudaEventDestroy(stop);
+  } else {
+    for (int i = 0; i < reps; ++i) {
+      const auto start = std::chrono::steady_clock::now();
+      run();
+      times.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
+    }
+  }
+  std::nth_element(times.begin(), times.begin() + times.size() / 2, times.end());
+  return times[times.size() / 2];
+}
+
+struct Shape {
+  const char* name;
+  std::int64_t rows;
+  std::int64_t hidden;
+};
+
+class Report {
+ public:
+  explicit Report(double copy_gb_per_s) : copy_(copy_gb_per_s) {
+    std::printf("%-10s %-8s %-5s %-6s %13s %10s %10s %8s %7s %8s\n", "kernel", "pass", "dtype", "size", "elements",
+                "fused ms", "eager ms", "GB/s", "%copy", "speedup");
+  }
+  void row(const char* kernel, const char* pass, at::ScalarType dtype, const char* size, std::int64_t elements,
+           double bytes, double fused_ms, double eager_ms) const {
+    const double gb_per_s = bytes / (fused_ms * 1e-3) / 1e9;
+    std::printf("%-10s %-8s %-5s %-6s %13lld %10.4f %10.4f %8.1f %6.1f%% %7.2fx\n", kernel, pass,
+                dtype == at::kBFloat16 ? "bf16" : "fp32", size, static_cast<long long>(elements), fused_ms, eager_ms,
+                gb_per_s, 100.0 * gb_per_s / copy_, eager_ms / fused_ms);
+    std::fflush(stdout);
+  }
+
+ private:
+  double copy_;
+};
+
+double copy_bandwidth(const at::Device& device) {
+  const std::int64_t bytes = device.is_cuda() ? (std::int64_t{1} << 30) : (std::int64_t{1} << 27);
+  at::Tensor source = at::ones({bytes / 4}, at::TensorOptions().device(device));
+  at::Tensor target = at::empty_like(source);
+  const double ms = median_ms(device, [&] { target.copy_(source); });
+  return 2.0 * static_cast<double>(bytes) / (ms * 1e-3) / 1e9;
+}
+
+// Autograd through `forward`, seeded with `grad`: one forward and one backward.
+void forward_backward(const std::function<at::Tensor()>& forward, const at::Tensor& grad,
+                      const std::vector<at::Tensor>& inputs) {
+  const at::Tensor out = forward();
+  torch::autograd::grad({out}, inputs, {grad});
+}
+
+// The row-wise kernels: norms, activations, rotary embedding.
+void bench_rowwise(const Options& options, const Report& report, const std::vector<Shape>& shapes) {
+  const double eps = 1e-5;
+  for (const at::ScalarType dtype : options.dtypes) {
+    const at::TensorOptions t = at::TensorOptions().device(options.device).dtype(dtype);
+    const double e = static_cast<double>(at::elementSize(dtype));
+    for (const Shape& s : shapes) {
+      const std::int64_t n = s.rows * s.hidden;
+      const double elements = static_cast<double>(n);
+      at::Tensor x = at::randn({s.rows, s.hidden}, t).requires_grad_();
+      at::Tensor dy = at::randn({s.rows, s.hidden}, t);
+      at::Tensor weight = (at::rand({s.hidden}, t) + 0.5).requires_grad_();
+      at::Tensor bias = (at::randn({s.hidden}, t) * 0.1).requires_grad_();
+      // RMSNorm's eager version as Hugging Face's LlamaRMSNorm: fp32 statistics, cast back, times weight.
+      const auto rms_eager = [&] {
+        const at::Tensor xf = x.to(at::kFloat);
+        return weight * (xf * at::rsqrt(xf.pow(2).mean(-1, true) + eps)).to(dtype);
+      };
+      {  // forward only, as under no_grad in evaluation
+        at::NoGradGuard no_grad;
+        report.row("rmsnorm", "fwd", dtype, s.name, n, 2 * e * elements,
+                   median_ms(options.device, [&] { albion::kernels::rmsnorm_forward(x, weight, eps); }),
+                   median_ms(options.device, rms_eager));
+        // LayerNorm; eager is torch's own (fused) layer_norm, as GPT-2 runs without our kernels.
+        report.row("layernorm", "fwd", dtype, s.name, n, 2 * e * elements,
+                   median_ms(options.device, [&] { albion::kernels::layernorm_forward_with_stats(x, weight, bias, eps); }),
+                   median_ms(options.device, [&] { at::layer_norm(x, {s.hidden}, weight, bias, eps); }));
+        // bias + GELU-tanh: torch adds, then applies its GELU kernel.
+        report.row("gelu_bias", "fwd", dtype, s.name, n, 2 * e * elements,
+                   median_ms(options.device, [&] { albion::kernels::gelu_bias_forward(x, bias); }),
+                   median_ms(options.device, [&] { at::gelu(x + bias, "tanh"); }));
+        // SwiGLU over gate and up of this shape each.
+        report.row("swiglu", "fwd", dtype, s.name, n, 3 * e * elements,
+                   median_ms(options.device, [&] { albion::kernels::swiglu_forward(x, dy); }),
+                   median_ms(options.device, [&] { at::silu(x) * dy; }));
+        // Rotary embedding on [1, rows, hidden / 128, 128], the layout the projections produce;
+        // eager is the model's own composition on the heads-first view.
+        const std::int64_t head_dim = 128;
+        const std::int64_t heads = s.hidden / head_dim;
+        if (heads > 0 && s.hidden % head_dim == 0) {
+          const at::Tensor angles =
+              at::arange(s.rows, at::TensorOptions().device(options.device)).unsqueeze(1) *
+              at::rand({head_dim / 2}, at::TensorOptions().device(options.device));
+          const at::Tensor cos = at::cat({angles.cos(), angles.cos()}, 1).contiguous();
+          const at::Tensor sin = at::cat({angles.sin(), angles.sin()}, 1).contiguous();
+          const at::Tensor q = x.detach().view({1, s.rows, heads, head_dim});
+          report.row("rope", "fwd", dtype, s.name, n, 2 * e * elements,
+                     median_ms(options.device, [&] { albion::kernels::rope(q, cos, sin); }),
+                     median_ms(options.device, [&] { albion::models::apply_rotary(q.transpose(1, 2), cos, sin); }));
+        }
+      }
+
+      // fwd+bwd through autograd; the fused backward passes move (read dy, inputs; write grads).
+      report.row("rmsnorm", "fwd+bwd", dtype, s.name, n, 5 * e * elements,
+                 median_ms(options.device, [&] {
+                   forward_backward([&] { return albion::kernels::rmsnorm(x, weight, eps); }, dy, {x, weight});
+                 }),
+                 median_ms(options.device, [&] { forward_backward(rms_eager, dy, {x, weight}); }));
+      report.row("layernorm", "fwd+bwd", dtype, s.name, n, 5 * e * elements,
+                 median_ms(options.device, [&] {
+                   forward_backward([&] { return albion::kernels::layernorm(x, weight, bias, eps); }, dy,
+                                    {x, weight, bias});
+                 }),
+                 median_ms(options.device, [&] {
+                   forward_backward([&] { return at::layer_norm(x, {s.hidden}, weight, bias, eps); }, dy,
+                                    {x, weight, bias});
+                 }));
+      report.row("gelu_bias", "fwd+bwd", dtype, s.name, n, 5 * e * elements,
+                 median_ms(options.device, [&] {
+                   forward_backward([&] { return albion::kernels::gelu_bias(x, bias); }, dy, {x, bias});
+                 }),
+                 median_ms(options.device, [&] {
+                   forward_backward([&] { return at::gelu(x + bias, "tanh"); }, dy, {x, bias});
+                 }));
+      at::Tensor up = at::randn({s.rows, s.hidden}, t).requires_grad_();
+      report.row("swiglu", "fwd+bwd", dtype, s.name, n, 8 * e * elements,
+                 median_ms(options.device, [&] {
+                   forward_backward([&] { return albion::kernels::swiglu(x, up); }, dy, {x, up});
+                 }),
+                 median_ms(options.device, [&] {
+                   forward_backward([&] { return at::silu(x) * up; }, dy, {x, up});
+                 }));
+    }
+  }
+}
+
+// The optimizer-side kernels over a GPT-2 124M-like list of fp32 tensors.
+void bench_multi_tensor(const Options& options, const Report& report, bool small) {
+  std::vector<std::vector<std::int64_t>> shapes = {{50304, 768}, {1024, 768}};
+  for (int layer = 0; layer < (small ? 1 : 12); ++layer) {
+    for (const std::vector<std::int64_t>& shape : std::vector<std::vector<std::int64_t>>{
+             {768}, {768}, {2304, 768}, {2304}, {768, 768}, {768}, {768}, {768}, {3072, 768}, {3072}, {768, 3072},
+             {768}}) {
+      shapes.push_back(shape);
+    }
+  }
+  if (small) shapes[0] = {4096, 768};
+  const at::TensorOptions t = at::TensorOptions().device(options.device);
+  std::vector<AdamWOperand> fused;
+  std::vector<AdamWOperand> eager;
+  std::int64_t elements = 0;
+  for (std::size_t i = 0; i < shapes.size(); ++i) {
+    for (std::vector<AdamWOperand>* list : {&fused, &eager}) {
+      list->push_back({at::randn(shapes[i], t), at::randn(shapes[i], t) * 1e-3, at::zeros(shapes[i], t),
+                       at::zeros(shapes[i], t), shapes[i].size() > 1});
+    }
+    elements += fused.back().parameter.numel();
+  }
+  albion::kernels::AdamWHyper hyper;
+  hyper.lr = 6e-4f;
+  hyper.weight_decay = 0.1f;
+  hyper.bias_correction1 = 0.1f;
+  hyper.bias_correction2 = 0.05f;
+  const char* size = small ? "small" : "124M";
+  const double n = static_cast<double>(elements);
+  // AdamW: reads p, g, m, v and writes p, m, v, fp32: 28 bytes per element.
+  report.row("adamw", "step", at::kFloat, size, elements, 28 * n,
+             median_ms(options.device, [&] { albion::kernels::fused_adamw_step(fused, hyper); }),
+             median_ms(options.device, [&] {  // optim::AdamW's torch path, tensor by tensor
+               for (AdamWOperand& o : eager) {
+                 o.exp_avg.mul_(hyper.beta1).add_(o.gradient, 1.0 - hyper.beta1);
+                 o.exp_avg_sq.mul_(hyper.beta2).addcmul_(o.gradient, o.gradient, 1.0 - hyper.beta2);
+                 if (o.decayed) o.parameter.mul_(1.0 - hyper.lr * hyper.weight_decay);
+                 const at::Tensor denominator = (o.exp_avg_sq / hyper.bias_correction2).sqrt_().add_(hyper.eps);
+                 o.parameter.addcdiv_(o.exp_avg, denominator, -hyper.lr / hyper.bias_correction1);
+               }
+             }));
+  std::vector<at::Tensor> gradients;
+  for (const AdamWOperand& o : fused) gradients.push_back(o.gradient);
+  // The squared norm reads every gradient once: 4 bytes per element.
+  report.row("grad_norm", "reduce", at::kFloat, size, elements, 4 * n,
+             median_ms(options.device, [&] { albion::kernels::squared_norm(gradients).item<double>(); }),
+             median_ms(options.device, [&] {  // the unfused path of optim::squared_gradient_norm
+               std::vector<at::Tensor> squares;
+               for (const at::Tensor& g : gradients) {
+                 squares.push_back(at::linalg_vector_norm(g, 2, std::nullopt, false, at::kFloat).pow(2));
+               }
+               at::stack(squares).to(at::kDouble).sum().item<double>();
+             }));
+}
+
+int usage(const char* argv0) {
+  std::fprintf(stderr, "usage: %s [--device cuda|cpu] [--dtype bf16|fp32|both] [--sizes small|all]\n", argv0);
+  return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options options;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (i + 1 >= argc) return usage(argv[0]);
+    const std::string value = argv[++i];
+    if (arg == "--device" && (value == "cuda" || value == "cpu")) {
+      options.device = value == "cuda" ? at::Device(at::kCUDA, 0) : at::Device(at::kCPU);
+    } else if (arg == "--dtype" && value == "bf16") {
+      options.dtypes = {at::kBFloat16};
+    } else if (arg == "--dtype" && value == "fp32") {
+      options.dtypes = {at::kFloat};
+    } else if (arg == "--dtype" && value == "both") {
+      options.dtypes = {at::kBFloat16, at::kFloat};
+    } else if (arg == "--sizes" && (value == "small" || value == "all")) {
+      options.all_sizes = value == "all";
+    } else {
+      return usage(argv[0]);
+    }
+  }
+  if (options.device.is_cuda() && c10::cuda::device_count() == 0) {
+    std::fprintf(stderr, "kernel_bandwidth: no CUDA device (use --device cpu to check the harness)\n");
+    return 1;
+  }
+  at::manual_seed(0);
+  const double copy = copy_bandwidth(options.device);
+  std::printf("device %s, copy bandwidth %.1f GB/s (device-to-device copy, read + write)\n",
+              options.device.str().c_str(), copy);
+  const Report report(copy);
+  std::vector<Shape> shapes = {{"small", 512, 768}};
+  if (options.all_sizes) {
+    shapes.push_back({"medium", 8192, 4096});
+    shapes.push_back({"large", 32768, 8192});
+  }
+  bench_rowwise(options, report, shapes);
+  bench_multi_tensor(options, report, !options.all_sizes);
+  return 0;
+}

@@ -19,6 +19,7 @@
 #include "runtime/data/prepare.h"
 #include "runtime/device.h"
 #include "runtime/metrics/metrics_writer.h"
+#include "runtime/models/attention_backend.h"
 #include "runtime/models/model_config.h"
 #include "runtime/models/sampler.h"
 #include "runtime/train/device_peak.h"
@@ -202,6 +203,9 @@ Trainer::Trainer(config::Recipe recipe, WorldPosition world, Parallelism* parall
             bf16_autocast_ ? " (bf16 autocast)" : " (fp32)", "; ", accumulation_,
             " micro-batch(es) of ", recipe_.train.micro_batch, "x", recipe_.train.seq_len,
             " per step and rank");
+  log::info("attention: torch SDPA, backend ",
+            models::attention_backend(model_config, recipe_.train.seq_len, device_,
+                                      bf16_autocast_ ? at::kBFloat16 : at::kFloat));
 }
 
 Trainer::~Trainer() = default;

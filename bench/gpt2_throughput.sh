@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# GPT-2 124M training throughput on one GPU, in one run on one machine: Albion with its fused
+# kernels on and off (`model.fused_kernels`), and the same model in plain PyTorch, eager and
+# torch.compile'd (bench/gpt2_step_torch.py).
+#
+#   bench/gpt2_throughput.sh [build-dir=build] [python=.venv/bin/python] [steps=20] [out=bench-out/gpt2]
+#
+# Every run: micro-batches of 16 x 1024 tokens, 4 per optimizer step (65,536 tokens), bf16
+# autocast over fp32 parameters. tokens/s: median over the steps after the first 3; MFU: the same
+# formula and peak table for all; peak memory: the CUDA caching allocator's. SMOKE=1 runs the tiny
+# model on the CPU instead, to check the script itself.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+build=${1:-build}
+python=${2:-.venv/bin/python}
+steps=${3:-20}
+out=${4:-bench-out/gpt2}
+mkdir -p "$out"
+if [ "${SMOKE:-0}" = 1 ]; then
+  recipe=recipes/tiny.ini preset=tiny device=cpu micro=4 seq=256 accum=2
+  data=(--data.dataset="$out/data-tiny")  # tiny.ini's own corpus and byte tokenizer
+else
+  recipe=recipes/gpt2_124m.ini preset=gpt2 device=cuda micro=16 seq=1024 accum=4
+  data=(--data.dataset="$out/data-gpt2" --data.inputs=recipes/corpus/austen --data.val_fraction=0.05
+        --data.tokenizer=hf:tests/runtime/tokenizers/fixtures/gpt2/tokenizer.json)
+fi
+
+# One JSON line per run, like gpt2_step_torch.py's, from Albion's metrics and log.
+albion_run() {
+  local name=$1 fused=$2
+  "$build/bin/albion" train "$recipe" --run.dir="$out/$name" "${data[@]}" --run.device="$device" \
+    --model.fused_kernels="$fused" --train.seq_len="$seq" --train.micro_batch="$micro" \
+    --train.global_batch_tokens=$((micro * seq * accum)) --train.steps="$steps" --optim.warmup_steps=2 \
+    --eval.interval=0 --eval.sample_tokens=0 --log.interval=1 --checkpoint.interval=0 >"$out/$name.log" 2>&1 ||
+    { tail -5 "$out/$name.log" >&2; return 1; }
+  "$python" - "$name" "$out/$name" <<'PY'
+import json, re, statistics, sys
+name, run_dir = sys.argv[1], sys.argv[2]
+rows = [json.loads(l) for l in open(run_dir + "/metrics.jsonl") if '"tokens_per_s"' in l]
+later = [r for r in rows if r["step"] >= 3] or rows
+mfus = [r["mfu"] for r in later if r["mfu"] is not None]
+log = open(run_dir + ".log").read()
+backend = re.search(r"attention: torch SDPA, backend (\S+)", log)
+print(json.dumps({"run": name, "tokens_per_s": round(statistics.median(r["tokens_per_s"] for r in later), 1),
+                  "mfu": round(statistics.median(mfus), 4) if mfus else None,
+                  "peak_memory_bytes": max(r["peak_memory_bytes"] for r in rows),
+                  "sdpa_backend": backend.group(1) if backend else None, "final_loss": round(rows[-1]["loss"], 4)}))
+PY
+}
+
+{
+  albion_run "albion fused" true
+  albion_run "albion unfused" false
+  "$python" bench/gpt2_step_torch.py --preset "$preset" --device "$device" --steps "$steps" \
+    --micro-batch "$micro" --accum "$accum"
+  "$python" bench/gpt2_step_torch.py --preset "$preset" --device "$device" --steps "$steps" \
+    --micro-batch "$micro" --accum "$accum" --compile
+} 2>"$out/stderr.log" | tee "$out/results.jsonl"
+
+"$python" - "$out/results.jsonl" <<'PY'
+import json, sys
+runs = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+base = runs[0]["tokens_per_s"]
+print(f"\n{'run':<16} {'tokens/s':>10} {'vs fused':>9} {'MFU':>7} {'peak GiB':>9}  sdpa")
+for r in runs:
+    mfu = f"{100 * r['mfu']:.1f}%" if r.get("mfu") is not None else "-"
+    peak = f"{r['peak_memory_bytes'] / 2**30:.2f}" if r.get("peak_memory_bytes") else "-"
+    print(f"{r['run']:<16} {r['tokens_per_s']:>10.0f} {r['tokens_per_s'] / base:>8.2f}x {mfu:>7} {peak:>9}  "
+          f"{r.get('sdpa_backend') or '-'}")
+PY

@@ -221,7 +221,7 @@ void bench_multi_tensor(const Options& options, const Report& report, bool small
   for (std::size_t i = 0; i < shapes.size(); ++i) {
     for (std::vector<AdamWOperand>* list : {&fused, &eager}) {
       list->push_back({at::randn(shapes[i], t), at::randn(shapes[i], t) * 1e-3, at::zeros(shapes[i], t),
-                       at::zeros(shapes[i], t), shapes[i].size() > 1});
+                       at::zeros(shapes[i], t), shapes[i].size() > 1, at::Tensor()});
     }
     elements += fused.back().parameter.numel();
   }

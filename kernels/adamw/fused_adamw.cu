@@ -1,8 +1,12 @@
 // File: kernels/adamw/fused_adamw.cu
 // Multi-tensor AdamW: the host cuts every tensor into chunks of kChunk elements and uploads a
-// table of chunks; each block runs one chunk with a block-stride loop (coalesced fp32 accesses).
+// table of chunks; each block runs one chunk with a block-stride loop over 16-byte packs (a chunk
+// starts a multiple of kChunk elements into its tensor, so it keeps the tensor's alignment), then
+// a scalar tail, writing the bf16 copy where one is asked for.
 // Reference: fused_adamw_ref.cpp. Test:
 // tests/kernels/fused_adamw_test.cpp.
+#include <cuda_bf16.h>
+
 #include <algorithm>
 #include <cstdint>
 #include <vector>
@@ -22,6 +26,10 @@ struct Chunk {
   std::int64_t numel;   // elements in this chunk
 };
 
+__device__ __forceinline__ bool aligned16(const void* pointer) {
+  return reinterpret_cast<std::uintptr_t>(pointer) % 16 == 0;
+}
+
 __device__ __forceinline__ void update(float& p, float& m, float& v, float g, bool decayed, const AdamWHyper& h) {
   m = m * h.beta1 + g * (1.0f - h.beta1);
   v = v * h.beta2 + (1.0f - h.beta2) * g * g;
@@ -30,10 +38,42 @@ __device__ __forceinline__ void update(float& p, float& m, float& v, float g, bo
   p = p + (-h.lr / h.bias_correction1) * (m / denominator);
 }
 
+__device__ __forceinline__ void store_copy(std::uint16_t* copy, std::int64_t i, float p) {
+  if (copy != nullptr) copy[i] = __bfloat16_as_ushort(__float2bfloat16_rn(p));
+}
+
+// 16-byte packs (4 floats) when every pointer of the chunk is aligned, then a scalar tail.
 __global__ void fused_adamw_kernel(const Chunk* __restrict__ chunks, AdamWHyper h) {
   const Chunk c = chunks[blockIdx.x];
   const AdamWTensor& t = c.tensor;
-  for (std::int64_t i = threadIdx.x; i < c.numel; i += blockDim.x) {
+  std::int64_t scalar_start = 0;
+  if (aligned16(t.parameter) && aligned16(t.gradient) && aligned16(t.exp_avg) && aligned16(t.exp_avg_sq) &&
+      reinterpret_cast<std::uintptr_t>(t.bf16_copy) % 8 == 0) {
+    const std::int64_t packs = c.numel / 4;
+    for (std::int64_t k = threadIdx.x; k < packs; k += blockDim.x) {
+      float4 p = reinterpret_cast<const float4*>(t.parameter)[k];
+      float4 m = reinterpret_cast<const float4*>(t.exp_avg)[k];
+      float4 v = reinterpret_cast<const float4*>(t.exp_avg_sq)[k];
+      const float4 g = reinterpret_cast<const float4*>(t.gradient)[k];
+      update(p.x, m.x, v.x, g.x, t.decayed, h);
+      update(p.y, m.y, v.y, g.y, t.decayed, h);
+      update(p.z, m.z, v.z, g.z, t.decayed, h);
+      update(p.w, m.w, v.w, g.w, t.decayed, h);
+      reinterpret_cast<float4*>(t.parameter)[k] = p;
+      reinterpret_cast<float4*>(t.exp_avg)[k] = m;
+      reinterpret_cast<float4*>(t.exp_avg_sq)[k] = v;
+      if (t.bf16_copy != nullptr) {
+        ushort4 copy;
+        copy.x = __bfloat16_as_ushort(__float2bfloat16_rn(p.x));
+        copy.y = __bfloat16_as_ushort(__float2bfloat16_rn(p.y));
+        copy.z = __bfloat16_as_ushort(__float2bfloat16_rn(p.z));
+        copy.w = __bfloat16_as_ushort(__float2bfloat16_rn(p.w));
+        reinterpret_cast<ushort4*>(t.bf16_copy)[k] = copy;
+      }
+    }
+    scalar_start = packs * 4;
+  }
+  for (std::int64_t i = scalar_start + threadIdx.x; i < c.numel; i += blockDim.x) {
     float p = t.parameter[i];
     float m = t.exp_avg[i];
     float v = t.exp_avg_sq[i];
@@ -41,6 +81,7 @@ __global__ void fused_adamw_kernel(const Chunk* __restrict__ chunks, AdamWHyper 
     t.parameter[i] = p;
     t.exp_avg[i] = m;
     t.exp_avg_sq[i] = v;
+    store_copy(t.bf16_copy, i, p);
   }
 }
 
@@ -55,6 +96,7 @@ void launch_fused_adamw(const std::vector<AdamWTensor>& tensors, const AdamWHype
       c.tensor.gradient += start;
       c.tensor.exp_avg += start;
       c.tensor.exp_avg_sq += start;
+      if (c.tensor.bf16_copy != nullptr) c.tensor.bf16_copy += start;
       chunks.push_back(c);
     }
   }

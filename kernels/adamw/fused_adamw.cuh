@@ -4,6 +4,8 @@
 //   m = b1 m + (1 - b1) g;   v = b2 v + (1 - b2) g^2
 //   p = p (1 - lr wd)                               (decayed tensors only)
 //   p = p - lr / (1 - b1^t) * m / (sqrt(v / (1 - b2^t)) + eps)
+//   bf16_copy = bf16(p), rounded to nearest even  (where a tensor asks for one: the low-precision
+//                                                   copy of an fp32 master weight, in the same pass)
 // The host lists each tensor's pointers; the kernel walks fixed-size chunks of all of them.
 #pragma once
 
@@ -19,6 +21,7 @@ struct AdamWTensor {
   const float* gradient = nullptr;
   float* exp_avg = nullptr;
   float* exp_avg_sq = nullptr;
+  std::uint16_t* bf16_copy = nullptr;  // bf16 bits; nullptr: no copy
   std::int64_t numel = 0;
   bool decayed = true;
 };

@@ -22,8 +22,16 @@ void fused_adamw_step(const std::vector<AdamWOperand>& operands, const AdamWHype
                       " elements");
       check_contiguous(*t, "fused AdamW operand");
     }
+    std::uint16_t* copy = nullptr;
+    if (o.bf16_copy.defined()) {
+      ALBION_CHECK_AS(UsageError, o.bf16_copy.scalar_type() == at::kBFloat16 && o.bf16_copy.device() == device &&
+                                      o.bf16_copy.numel() == o.parameter.numel(),
+                      "fused AdamW: a bf16 copy must be bf16 on ", device, " with ", o.parameter.numel(), " elements");
+      check_contiguous(o.bf16_copy, "fused AdamW bf16 copy");
+      copy = reinterpret_cast<std::uint16_t*>(o.bf16_copy.data_ptr());
+    }
     tensors.push_back({o.parameter.data_ptr<float>(), o.gradient.data_ptr<float>(), o.exp_avg.data_ptr<float>(),
-                       o.exp_avg_sq.data_ptr<float>(), o.parameter.numel(), o.decayed});
+                       o.exp_avg_sq.data_ptr<float>(), copy, o.parameter.numel(), o.decayed});
   }
   if (device.is_cuda()) {
     c10::cuda::CUDAGuard guard(device);

@@ -50,7 +50,7 @@ bool AdamW::fused_step(double lr, double bias1, double bias2) {
       p.exp_avg = at::zeros_like(p.parameter, at::kFloat);
       p.exp_avg_sq = at::zeros_like(p.parameter, at::kFloat);
     }
-    operands.push_back({p.parameter, grad, p.exp_avg, p.exp_avg_sq, p.decayed});
+    operands.push_back({p.parameter, grad, p.exp_avg, p.exp_avg_sq, p.decayed, at::Tensor()});
   }
   kernels::AdamWHyper hyper;
   hyper.lr = static_cast<float>(lr);

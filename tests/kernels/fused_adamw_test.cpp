@@ -1,7 +1,8 @@
 // File: tests/kernels/fused_adamw_test.cpp
 // The fused AdamW step against AdamW written as torch ops (the same formulas optim::AdamW uses),
-// over several tensors of awkward sizes, decayed or not, for three steps; and (suite
-// FusedAdamWCuda, label gpu) the multi-tensor CUDA launch against the CPU reference.
+// over several tensors of awkward sizes, decayed or not, for three steps; the bf16 copy-out; and
+// (suite FusedAdamWCuda, label gpu) the multi-tensor CUDA launch against the CPU reference, over
+// aligned tensors (16-byte packs) and views one element in (the scalar path), copies poisoned first.
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
@@ -29,16 +30,21 @@ AdamWHyper hyper_at(int step) {
   return h;
 }
 
-std::vector<AdamWOperand> operands(const at::Device& device) {
+// `offset` > 0: every operand a view starting that many elements into its buffer. `copies`: with
+// bf16 copies, poisoned with NaN so an element the kernel misses shows.
+std::vector<AdamWOperand> operands(const at::Device& device, std::int64_t offset = 0, bool copies = false) {
   std::vector<AdamWOperand> result;
   at::manual_seed(4);
+  const auto make = [&](at::Tensor values) { return values.to(device).narrow(0, offset, values.numel() - offset); };
   for (std::size_t i = 0; i < kSizes.size(); ++i) {
+    const std::int64_t n = kSizes[i] + offset;
     AdamWOperand o;
-    o.parameter = at::randn({kSizes[i]}).to(device);
-    o.gradient = at::randn({kSizes[i]}).to(device);
-    o.exp_avg = at::zeros({kSizes[i]}).to(device);
-    o.exp_avg_sq = at::zeros({kSizes[i]}).to(device);
+    o.parameter = make(at::randn({n}));
+    o.gradient = make(at::randn({n}));
+    o.exp_avg = make(at::zeros({n}));
+    o.exp_avg_sq = make(at::zeros({n}));
     o.decayed = i % 2 == 0;
+    if (copies) o.bf16_copy = make(at::full({n}, NAN, at::kBFloat16));
     result.push_back(o);
   }
   return result;
@@ -68,6 +74,14 @@ TEST(FusedAdamW, ReferenceMatchesTorchOps) {
   }
 }
 
+TEST(FusedAdamW, TheBf16CopyIsTheUpdatedParameterRoundedToNearestEven) {
+  std::vector<AdamWOperand> fused = operands(at::kCPU, 0, /*copies=*/true);
+  for (int step = 1; step <= 2; ++step) fused_adamw_step(fused, hyper_at(step));
+  for (const AdamWOperand& o : fused) {
+    EXPECT_TRUE(at::equal(o.bf16_copy, o.parameter.to(at::kBFloat16))) << o.parameter.numel();
+  }
+}
+
 TEST(FusedAdamW, RefusesMixedOperands) {
   std::vector<AdamWOperand> bad = operands(at::kCPU);
   bad[1].gradient = bad[1].gradient.to(at::kDouble);
@@ -75,19 +89,26 @@ TEST(FusedAdamW, RefusesMixedOperands) {
   bad = operands(at::kCPU);
   bad[2].exp_avg = at::zeros({3});
   EXPECT_THROW(fused_adamw_step(bad, hyper_at(1)), UsageError);
+  bad = operands(at::kCPU);
+  bad[0].bf16_copy = at::zeros({bad[0].parameter.numel()});  // fp32, not bf16
+  EXPECT_THROW(fused_adamw_step(bad, hyper_at(1)), UsageError);
 }
 
 TEST(FusedAdamWCuda, KernelMatchesTheReference) {
   ALBION_SKIP_WITHOUT_CUDA();
-  std::vector<AdamWOperand> gpu = operands(at::Device(at::kCUDA, 0));
-  std::vector<AdamWOperand> cpu = operands(at::kCPU);
-  for (int step = 1; step <= 3; ++step) {
-    fused_adamw_step(gpu, hyper_at(step));
-    fused_adamw_step(cpu, hyper_at(step));
-  }
-  for (std::size_t i = 0; i < gpu.size(); ++i) {
-    EXPECT_LT(max_relative_error(gpu[i].parameter, cpu[i].parameter), 1e-5) << kSizes[i];
-    EXPECT_LT(max_relative_error(gpu[i].exp_avg_sq, cpu[i].exp_avg_sq), 1e-5) << kSizes[i];
+  for (const std::int64_t offset : {0, 1}) {  // 16-byte packs; the scalar path
+    std::vector<AdamWOperand> gpu = operands(at::Device(at::kCUDA, 0), offset, /*copies=*/true);
+    std::vector<AdamWOperand> cpu = operands(at::kCPU, offset, /*copies=*/true);
+    for (int step = 1; step <= 3; ++step) {
+      fused_adamw_step(gpu, hyper_at(step));
+      fused_adamw_step(cpu, hyper_at(step));
+    }
+    for (std::size_t i = 0; i < gpu.size(); ++i) {
+      EXPECT_LT(max_relative_error(gpu[i].parameter, cpu[i].parameter), 1e-5) << kSizes[i] << " offset " << offset;
+      EXPECT_LT(max_relative_error(gpu[i].exp_avg, cpu[i].exp_avg), 1e-5) << kSizes[i] << " offset " << offset;
+      EXPECT_LT(max_relative_error(gpu[i].exp_avg_sq, cpu[i].exp_avg_sq), 1e-5) << kSizes[i] << " offset " << offset;
+      EXPECT_LT(max_relative_error(gpu[i].bf16_copy, cpu[i].bf16_copy), 1e-2) << kSizes[i] << " offset " << offset;
+    }
   }
 }
 

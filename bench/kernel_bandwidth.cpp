@@ -6,11 +6,14 @@
 //
 // One table row per kernel, pass, dtype and size: median time of the fused and the eager version,
 // the fused kernel's GB/s counted from the bytes it must move at least (inputs read once, outputs
-// written once; per-row statistics and weights are left out, they are < 0.1% at these sizes),
+// written once, RoPE's cos/sin tables once; per-row statistics and [hidden] weights are left
+// out, under 0.5% of the traffic at these sizes),
 // that as a fraction of the copy bandwidth (a device-to-device copy of 1 GiB: 2 bytes moved per
 // byte copied), and eager time / fused time. "fwd+bwd" runs autograd through both versions.
-// On CUDA each time is the median of CUDA-event timings on the current stream; the CPU mode exists
-// to check the harness on machines without a GPU, its numbers mean little.
+// On CUDA each time is the median of CUDA-event timings on the current stream. "small" fits in the
+// L2 cache and is launch-bound: it shows overheads, not bandwidth; "large" (268M elements, 0.5 GB
+// per bf16 tensor) is the bandwidth figure. The CPU mode exists to check the harness on machines
+// without a GPU; its numbers mean little.
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
 #include <c10/cuda/CUDAFunctions.h>
@@ -163,7 +166,8 @@ void bench_rowwise(const Options& options, const Report& report, const std::vect
           const at::Tensor cos = at::cat({angles.cos(), angles.cos()}, 1).contiguous();
           const at::Tensor sin = at::cat({angles.sin(), angles.sin()}, 1).contiguous();
           const at::Tensor q = x.detach().view({1, s.rows, heads, head_dim});
-          report.row("rope", "fwd", dtype, s.name, n, 2 * e * elements,
+          const double tables = static_cast<double>(s.rows * head_dim) * 4;  // half of cos and of sin, fp32
+        report.row("rope", "fwd", dtype, s.name, n, 2 * e * elements + tables,
                      median_ms(options.device, [&] { albion::kernels::rope(q, cos, sin); }),
                      median_ms(options.device, [&] { albion::models::apply_rotary(q.transpose(1, 2), cos, sin); }));
         }

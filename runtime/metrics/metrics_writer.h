@@ -3,8 +3,9 @@
 // (flushed per line, so a crash loses nothing written), and the same scalars to TensorBoard.
 // Keys of step records: step, loss, lr, grad_norm, tokens_per_s, mfu, elapsed_s,
 // peak_memory_bytes; evaluation records: step, val_loss; a run resumed from a checkpoint first
-// writes {"step": N, "event": "resumed"}: records of step N or later above it are superseded. A value that does not apply (mfu on a CPU
-// of unknown peak rate) is written as JSON null and skipped in TensorBoard.
+// writes {"step": N, "event": "resumed"}: records of step N or later above it are superseded. A
+// value that does not apply (mfu on a CPU of unknown peak rate) is written as JSON null and
+// skipped in TensorBoard.
 #pragma once
 
 #include <cstdint>

@@ -2,8 +2,8 @@
 // Writes scalar summaries as a TensorBoard event file (events.out.tfevents.<time>.<host>) that the
 // real `tensorboard` reader opens: TFRecord framing (length, masked CRC-32C of the length, the
 // record, masked CRC-32C of the record) around hand-encoded `Event` protocol buffers (wall_time,
-// step, file_version, summary { value { tag, simple_value } } or session_log { status }). No protobuf dependency: the few
-// fields we write are encoded in tensorboard_writer.cpp.
+// step, file_version, summary { value { tag, simple_value } } or session_log { status }). No
+// protobuf dependency: the few fields we write are encoded in tensorboard_writer.cpp.
 #pragma once
 
 #include <cstdint>

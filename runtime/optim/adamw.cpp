@@ -78,25 +78,25 @@ std::int64_t AdamW::state_bytes() const {
   return bytes;
 }
 
-double squared_gradient_norm(const std::vector<OptimizedParameter>& parameters, bool fused) {
+at::Tensor squared_gradient_norm(const std::vector<OptimizedParameter>& parameters, bool fused) {
   at::NoGradGuard no_grad;
   std::vector<at::Tensor> gradients;
   for (const OptimizedParameter& p : parameters) {
     if (p.gradient().defined()) gradients.push_back(p.gradient());
   }
-  if (gradients.empty()) return 0.0;
+  if (gradients.empty()) return at::zeros({}, at::kDouble);
   const auto fits_the_kernel = [](const at::Tensor& g) {
     return g.is_cuda() && g.is_contiguous() && (g.scalar_type() == at::kFloat || g.scalar_type() == at::kBFloat16);
   };
   if (fused && std::all_of(gradients.begin(), gradients.end(), fits_the_kernel)) {
-    return kernels::squared_norm(gradients).item<double>();  // two launches for the whole model
+    return kernels::squared_norm(gradients);  // two launches for the whole model
   }
   std::vector<at::Tensor> squares;
   // fp32 accumulation per tensor (no full-size temporary), fp64 across tensors.
   for (const at::Tensor& grad : gradients) {
     squares.push_back(at::linalg_vector_norm(grad, 2, std::nullopt, false, at::kFloat).pow(2));
   }
-  return at::stack(squares).to(at::kDouble).sum().item<double>();
+  return at::stack(squares).to(at::kDouble).sum();
 }
 
 void clip_to_norm(std::vector<OptimizedParameter>& parameters, double norm, double max_norm) {
@@ -110,7 +110,7 @@ void clip_to_norm(std::vector<OptimizedParameter>& parameters, double norm, doub
 }
 
 double clip_grad_norm(std::vector<OptimizedParameter>& parameters, double max_norm, bool fused) {
-  const double norm = std::sqrt(squared_gradient_norm(parameters, fused));
+  const double norm = std::sqrt(squared_gradient_norm(parameters, fused).item<double>());
   clip_to_norm(parameters, norm, max_norm);
   return norm;
 }

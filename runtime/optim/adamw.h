@@ -75,8 +75,9 @@ class AdamW {
 double clip_grad_norm(std::vector<OptimizedParameter>& parameters, double max_norm, bool fused);
 
 // The two halves of clip_grad_norm, for gradients sharded over ranks (ZeRO): the local sum of
-// squares (to be summed over ranks), then the scaling by the global norm.
-double squared_gradient_norm(const std::vector<OptimizedParameter>& parameters, bool fused);
+// squares (to be summed over ranks; a 0-dim fp64 tensor on the gradients' device, CPU if there are
+// none, so nothing waits for it yet), then the scaling by the global norm.
+at::Tensor squared_gradient_norm(const std::vector<OptimizedParameter>& parameters, bool fused);
 void clip_to_norm(std::vector<OptimizedParameter>& parameters, double norm, double max_norm);
 
 }  // namespace albion::optim

@@ -102,8 +102,9 @@ double ZeroOptimizer::step(train::Trainer& trainer, double lr) {
 
   // The global norm from every shard's sum of squares.
   std::vector<optim::OptimizedParameter>& pieces = shard_optimizer_->parameters();
-  at::Tensor squares = at::full({1}, optim::squared_gradient_norm(pieces, shard_optimizer_->options().fused),
-                                at::TensorOptions().dtype(at::kDouble).device(gradient_shard_.device()));
+  at::Tensor squares = optim::squared_gradient_norm(pieces, shard_optimizer_->options().fused)
+                           .reshape({1})
+                           .to(gradient_shard_.device());
   data_->all_reduce(squares, ReduceOp::kSum)->wait();
   const double norm = std::sqrt(squares.item<double>());
   optim::clip_to_norm(pieces, norm, trainer.recipe().optim.grad_clip);

@@ -7,7 +7,7 @@ over fp32 parameters on CUDA, AdamW (0.9, 0.95, eps 1e-8, weight decay 0.1 on ma
 fused implementation on CUDA: the strongest plain-PyTorch baseline), global-norm clipping at 1.0,
 and gradient accumulation. Random tokens: speed does not depend on the text. Prints one JSON line:
 tokens/s (median over steps after warm-up), MFU with Albion's formula and peak table, the CUDA
-caching allocator's peak, and the SDPA backend the profiler saw run.
+caching allocator's peak, and the SDPA backend torch's dispatcher picks for the attention.
 
     python bench/gpt2_step_torch.py [--compile] [--steps 20] [--micro-batch 16] [--accum 4]
                                     [--preset gpt2|tiny] [--device cuda|cpu]
@@ -67,21 +67,12 @@ class Gpt2(nn.Module):
         return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1))
 
 
-def sdpa_backend(model, batch, device):
-    """The SDPA kernel the profiler sees in one forward pass."""
-    if device != "cuda":
-        return None
-    from torch.profiler import ProfilerActivity, profile
-    with profile(activities=[ProfilerActivity.CUDA]) as prof, torch.no_grad(), \
-            torch.autocast("cuda", dtype=torch.bfloat16):
-        model(batch[:, :-1], batch[:, 1:])
-        torch.cuda.synchronize()
-    names = {e.key.lower() for e in prof.key_averages()}
-    for key, backend in (("flash", "flash_attention"), ("cudnn", "cudnn_attention"),
-                         ("efficient", "efficient_attention"), ("fmha", "efficient_attention")):
-        if any(key in name for name in names):
-            return backend
-    return "math"
+def sdpa_backend(heads, head_dim, seq, device):
+    """The SDPA backend torch's dispatcher picks for the model's attention (as Albion logs it)."""
+    q = torch.empty(1, heads, seq, head_dim, device=device,
+                    dtype=torch.bfloat16 if device == "cuda" else torch.float32)
+    names = {0: "math", 1: "flash_attention", 2: "efficient_attention", 3: "cudnn_attention"}
+    return names.get(torch._fused_sdp_choice(q, q, q, is_causal=True), "other")
 
 
 def main():
@@ -137,7 +128,7 @@ def main():
         "tokens_per_s": round(tokens_per_s, 1),
         "mfu": round(flops_per_token * tokens_per_s / peak, 4) if peak else None,
         "peak_memory_bytes": torch.cuda.max_memory_allocated() if device == "cuda" else None,
-        "sdpa_backend": sdpa_backend(model, data[:args.micro_batch], device),
+        "sdpa_backend": sdpa_backend(heads, hidden // heads, context, device),
         "final_loss": round(loss.item(), 4),
     }))
 

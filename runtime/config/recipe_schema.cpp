@@ -80,7 +80,7 @@ RecipeSchema::RecipeSchema(Recipe& r) {
 
   key("model.preset", r.model.preset, "model preset: tiny, gpt2, gpt2-medium, gpt2-xl, llama-3.2-1b, ...");
   key("model.context_length", r.model.context_length, "maximum sequence length; 0 keeps the preset's");
-  key("model.fused_kernels", r.model.fused_kernels, "on GPU, use Albion's fused kernels (LayerNorm, RMSNorm, RoPE, SwiGLU, bias+GELU, chunked cross-entropy, AdamW); false: plain torch ops, for comparison");
+  key("model.fused_kernels", r.model.fused_kernels, "on GPU, use Albion's fused kernels (LayerNorm, RMSNorm, RoPE, SwiGLU, bias+GELU, chunked cross-entropy, AdamW, gradient norm); false: plain torch ops, for comparison");
 
   key("data.dataset", r.data.dataset, "prepared token dataset directory (albion data prepare)");
   key("data.key", r.data.key, "key of an encrypted dataset: file:PATH, env:VAR or pkcs11:URI");

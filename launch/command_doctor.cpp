@@ -3,6 +3,7 @@
 // required piece is missing or loaded twice. With --collectives (under mpirun/srun) every rank also
 // runs a verified all-reduce over MPI, and over NCCL where GPUs are present.
 #include <ATen/ATen.h>
+#include <sys/resource.h>
 
 #include <iomanip>
 #include <iostream>
@@ -14,6 +15,8 @@
 #include "collectives/self_test.h"
 #include "collectives/world.h"
 #include "launch/cli.h"
+#include "launch/fatal_handler.h"
+#include "launch/fatal_handler.h"
 #include "launch/command_options.h"
 #include "launch/mpi_session.h"
 #include "runtime/base/check.h"
@@ -82,6 +85,11 @@ void report_system(Report& report) {
   report.require(checkpoint::hdf5_version() != "unknown", "HDF5", checkpoint::hdf5_version());
   report.require(checkpoint::openssl_has_required_ciphers(), "OpenSSL",
                  checkpoint::openssl_version() + " (AES-256-GCM, AES key wrap with padding)");
+  rlimit core{};
+  getrlimit(RLIMIT_CORE, &core);
+  report.require(core_dumps_disabled(), "core dumps",
+                 str_cat(core_dumps_disabled() ? "disabled" : "possible", " (RLIMIT_CORE ", core.rlim_cur,
+                         "): keys and private data must never reach a core file"));
 }
 
 // Runs on every rank; returns false if any check failed anywhere.

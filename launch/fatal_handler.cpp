@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <fstream>
 #include <string>
 
 #include "launch/mpi_session.h"
@@ -15,6 +16,8 @@
 
 namespace albion::launch {
 namespace {
+
+constexpr rlim_t kCoreLimit = 1;
 
 void print_error(const std::string& message) {
   // One line: a multi-line message (torch adds backtraces) keeps only its first line.
@@ -36,9 +39,25 @@ int fail(const std::string& message, ExitCode code) {
 }  // namespace
 
 void harden_process() {
-  rlimit no_core{0, 0};
+  // 1, not 0: where core_pattern pipes cores to a collector (systemd-coredump, apport), the kernel
+  // ignores a limit of 0 and dumps anyway; 1 is the value it reserves for "no pipe dump", and no
+  // core file is that small, so none is written either (fs/coredump.c). Hard limit too: nothing
+  // in the process raises it again.
+  rlimit no_core{kCoreLimit, kCoreLimit};
   setrlimit(RLIMIT_CORE, &no_core);
   std::set_terminate(on_terminate);
+}
+
+bool core_dumps_disabled() {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_CORE, &limit) != 0) return false;
+  if (limit.rlim_cur == kCoreLimit) return true;
+  if (limit.rlim_cur != 0) return false;
+  // 0 (a hard limit of 0 set before we ran, which we cannot raise to 1) stops core files only.
+  std::ifstream pattern_file("/proc/sys/kernel/core_pattern");
+  std::string pattern;
+  std::getline(pattern_file, pattern);
+  return !pattern.starts_with("|");
 }
 
 int run_guarded(const std::function<int()>& body) {

@@ -12,6 +12,8 @@ namespace albion::launch {
 // Process-wide hardening done first thing in main: no core files (they could hold keys or private
 // data) and a terminate handler that reports instead of dumping.
 void harden_process();
+// Whether this process can no longer dump core, to a file or to a core_pattern pipe.
+bool core_dumps_disabled();
 
 // Runs `body` and returns its exit code, or the exit code of the exception it threw.
 int run_guarded(const std::function<int()>& body);

@@ -84,7 +84,7 @@ TEST(Cli, DoctorPassesAndReportsEveryPiece) {
   Outcome run = run_albion("doctor");
   EXPECT_EQ(run.exit_code, 0) << run.output;
   for (const char* piece : {"torch", "CUDA driver", "CUDA runtime", "NCCL", "cuDNN", "MPI", "HDF5",
-                            "OpenSSL", "status: ok"}) {
+                            "OpenSSL", "core dumps      disabled (RLIMIT_CORE 1", "status: ok"}) {
     EXPECT_NE(run.output.find(piece), std::string::npos) << piece << "\n" << run.output;
   }
   EXPECT_EQ(run.output.find("MISSING"), std::string::npos) << run.output;

@@ -4,6 +4,8 @@
 // transformers' parameter names, config.json). The output holds plaintext weights, so it goes only
 // where the residency policy allows exports (refused with exit 2 and an audit record before any
 // byte is written), is built in DIR.partial and renamed into place, and every export is audited.
+#include <c10/util/accumulate.h>
+
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -14,6 +16,7 @@
 #include "checkpoint/residency/residency_policy.h"
 #include "launch/ckpt_verbs.h"
 #include "runtime/base/check.h"
+#include "runtime/base/progress.h"
 #include "runtime/base/staging_directory.h"
 #include "runtime/config/recipe.h"
 #include "runtime/models/hf_export.h"
@@ -84,15 +87,24 @@ int run_ckpt_export(const CommandArgs& args, const CommandSpec& spec) {
   try {
     checkpoint::CheckpointReader reader(path, key.get());
     models::ModelConfig model = model_config_of(reader.manifest(), path);
-    std::vector<std::pair<std::string, at::Tensor>> parameters;
+    std::vector<checkpoint::TensorInfo> weights;
+    double weight_bytes = 0;
     for (const checkpoint::TensorInfo& info : reader.tensors()) {
       if (!info.name.starts_with(kModelPrefix)) continue;
       ALBION_CHECK_AS(IntegrityError, info.dtype == "F32", path, ": ", info.name, " is ", info.dtype, ", expected F32");
+      weights.push_back(info);
+      weight_bytes += 4.0 * static_cast<double>(c10::multiply_integers(info.global_shape));
+    }
+    ProgressBar bar("decrypt", weight_bytes, "MB", 1e6, read_process_environment().stderr_is_terminal);
+    std::vector<std::pair<std::string, at::Tensor>> parameters;
+    for (const checkpoint::TensorInfo& info : weights) {
       at::Tensor values = at::empty(info.global_shape, at::kFloat);
       reader.read(info.name, 0, values.numel(),
                   {static_cast<std::uint8_t*>(values.data_ptr()), static_cast<std::size_t>(values.nbytes())});
+      bar.advance(static_cast<double>(values.nbytes()));
       parameters.emplace_back(info.name.substr(std::string(kModelPrefix).size()), values);
     }
+    bar.finish();
     ALBION_CHECK_AS(IntegrityError, !parameters.empty(), path, ": the checkpoint holds no model weights");
     if (model.vocab_size == 0) {  // a preset that takes it from the tokenizer: the embedding knows it
       for (const auto& [name, values] : parameters) {

@@ -13,6 +13,7 @@
 #include "checkpoint/io/atomic_file.h"
 #include "launch/ckpt_verbs.h"
 #include "runtime/base/check.h"
+#include "runtime/base/progress.h"
 
 namespace albion::launch {
 
@@ -166,7 +167,10 @@ int run_ckpt_verify(const CommandArgs& args, const CommandSpec& spec) {
   const fs::path log = audit_log.empty() ? default_audit_log(path) : fs::path(audit_log);
   return audited(log, AuditAction::kVerify, path, key ? key->key_id() : "", [&] {
     checkpoint::CheckpointReader reader(path, key.get());
-    reader.verify_all();
+    ProgressBar bar("verify", static_cast<double>(reader.verify_all_bytes()), "MB", 1e6,
+                    read_process_environment().stderr_is_terminal);
+    reader.verify_all([&](std::uint64_t bytes) { bar.advance(static_cast<double>(bytes)); });
+    bar.finish();
     std::uint64_t bytes = 0;
     std::uint64_t chunks = 0;
     for (const checkpoint::ShardRecord& s : reader.manifest().shards) {

@@ -87,13 +87,13 @@ std::optional<TensorInfo> CheckpointReader::tensor(const std::string& name) cons
   return info;
 }
 
-ShardReader& CheckpointReader::shard(std::size_t index) {
+ShardReader& CheckpointReader::shard(std::size_t index, const ByteProgress& hashed) {
   std::lock_guard lock(shards_mutex_);
   if (!shards_[index]) {
     const ShardRecord& record = manifest_.shards[index];
     shards_[index] = std::make_unique<ShardReader>(path_ / record.file, record, dek_ ? &*dek_ : nullptr,
                                                    manifest_.header.checkpoint_id, manifest_.header.chunk_bytes,
-                                                   threads_);
+                                                   threads_, hashed);
   }
   return *shards_[index];
 }
@@ -124,8 +124,26 @@ void CheckpointReader::read(const std::string& name, std::int64_t offset, std::i
                   offset + numel, ") are not all in the checkpoint (", covered, " found)");
 }
 
-void CheckpointReader::verify_all() {
-  for (std::size_t s = 0; s < manifest_.shards.size(); ++s) shard(s).verify_all_chunks();
+void CheckpointReader::verify_all(const ByteProgress& progress) {
+  for (std::size_t s = 0; s < manifest_.shards.size(); ++s) {
+    bool hashed_before = false;
+    {
+      std::lock_guard lock(shards_mutex_);
+      hashed_before = shards_[s] != nullptr;
+    }
+    ShardReader& reader = shard(s, progress);
+    if (hashed_before && progress) progress(manifest_.shards[s].file_bytes);  // when a read opened it
+    reader.verify_all_chunks(progress);
+  }
+}
+
+std::uint64_t CheckpointReader::verify_all_bytes() const {
+  std::uint64_t bytes = 0;
+  for (const ShardRecord& shard : manifest_.shards) {
+    bytes += shard.file_bytes;  // hashed
+    for (const SliceRecord& slice : shard.slices) bytes += static_cast<std::uint64_t>(slice.numel) * dtype_size(slice.dtype);
+  }
+  return bytes;
 }
 
 }  // namespace albion::checkpoint

@@ -23,11 +23,10 @@
 
 #include "checkpoint/crypto/data_key.h"
 #include "checkpoint/format/manifest.h"
+#include "checkpoint/format/shard_reader.h"
 #include "checkpoint/keys/key_provider.h"
 
 namespace albion::checkpoint {
-
-class ShardReader;
 
 // What a tensor is, over all its slices.
 struct TensorInfo {
@@ -55,15 +54,17 @@ class CheckpointReader {
   // size bytes). IntegrityError if some of them are in no shard.
   void read(const std::string& name, std::int64_t offset, std::int64_t numel, std::span<std::uint8_t> out);
 
-  // Authenticates every shard and every chunk (`albion ckpt verify`).
-  void verify_all();
+  // Authenticates every shard and every chunk (`albion ckpt verify`); `progress` is told the bytes
+  // hashed and opened as it goes, verify_all_bytes() of them in all.
+  void verify_all(const ByteProgress& progress = {});
+  std::uint64_t verify_all_bytes() const;
 
  private:
   struct Location {
     std::size_t shard = 0;
     std::size_t slice = 0;
   };
-  ShardReader& shard(std::size_t index);
+  ShardReader& shard(std::size_t index, const ByteProgress& hashed = {});
 
   std::filesystem::path path_;
   CheckpointManifest manifest_;

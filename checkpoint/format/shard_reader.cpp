@@ -12,7 +12,6 @@
 #include <vector>
 
 #include "checkpoint/crypto/chunk_cipher.h"
-#include "checkpoint/crypto/hex.h"
 #include "checkpoint/crypto/sha256.h"
 #include "checkpoint/io/hdf5_io.h"
 #include "runtime/base/check.h"
@@ -96,7 +95,7 @@ void validate_shard_record(const ShardRecord& record, std::uint64_t chunk_bytes,
 }
 
 ShardReader::ShardReader(const std::filesystem::path& path, ShardRecord record, const DataKey* key,
-                         std::string checkpoint_id, std::uint64_t chunk_bytes, int threads)
+                         std::string checkpoint_id, std::uint64_t chunk_bytes, int threads, const ByteProgress& hashed)
     : path_(path), record_(std::move(record)), key_(key), checkpoint_id_(std::move(checkpoint_id)),
       chunk_bytes_(chunk_bytes), threads_(threads) {
   const std::string where = path_.string();
@@ -109,8 +108,14 @@ ShardReader::ShardReader(const std::filesystem::path& path, ShardRecord record, 
                   " (truncated or replaced)");
   mapping_ = std::make_unique<MappedFile>(where, MappedFile::Access::kSequential);
   ALBION_CHECK_AS(IntegrityError, mapping_->size() == record_.file_bytes, where, ": size changed while opening");
-  const Sha256Digest digest = sha256(std::span<const std::uint8_t>(mapping_->data(), mapping_->size()));
-  ALBION_CHECK_AS(IntegrityError, to_hex(digest) == record_.sha256, where,
+  Sha256Stream digest;
+  constexpr std::uint64_t kPiece = 64 << 20;  // progress steps; the digest is the same
+  for (std::uint64_t at = 0; at < mapping_->size(); at += kPiece) {
+    const std::uint64_t piece = std::min<std::uint64_t>(kPiece, mapping_->size() - at);
+    digest.update(std::span<const std::uint8_t>(mapping_->data() + at, piece));
+    if (hashed) hashed(piece);
+  }
+  ALBION_CHECK_AS(IntegrityError, digest.finish_hex() == record_.sha256, where,
                   ": SHA-256 check failed: the file is not the one the manifest records "
                   "(modified, or copied from another checkpoint)");
 }
@@ -165,7 +170,7 @@ void ShardReader::read(const SliceRecord& slice, std::int64_t first, std::int64_
   }
 }
 
-void ShardReader::verify_all_chunks() const {
+void ShardReader::verify_all_chunks(const ByteProgress& opened) const {
   std::vector<std::uint8_t> sink;
   for (const SliceRecord& slice : record_.slices) {
     const std::size_t element = dtype_size(slice.dtype);
@@ -175,6 +180,7 @@ void ShardReader::verify_all_chunks() const {
       const std::int64_t count = std::min(per_piece, slice.numel - first);
       sink.resize(static_cast<std::size_t>(count) * element);
       read(slice, first, count, sink);
+      if (opened) opened(sink.size());
     }
   }
   std::fill(sink.begin(), sink.end(), 0);

@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -23,11 +24,14 @@ namespace albion::checkpoint {
 
 class MappedFile;
 
+// Told how many more bytes long work (hashing, verifying) has gone through, for a progress bar.
+using ByteProgress = std::function<void(std::uint64_t bytes)>;
+
 class ShardReader {
  public:
   // `key` null: a plaintext checkpoint. `threads`: decryption threads per read.
   ShardReader(const std::filesystem::path& path, ShardRecord record, const DataKey* key, std::string checkpoint_id,
-              std::uint64_t chunk_bytes, int threads = 2);
+              std::uint64_t chunk_bytes, int threads = 2, const ByteProgress& hashed = {});
   ~ShardReader();
 
   const ShardRecord& record() const { return record_; }
@@ -37,8 +41,9 @@ class ShardReader {
   // range touches; on a failed tag `out` is zeroed and IntegrityError thrown.
   void read(const SliceRecord& slice, std::int64_t first, std::int64_t count, std::span<std::uint8_t> out) const;
 
-  // Opens every chunk of the file (`albion ckpt verify`), discarding the plaintext.
-  void verify_all_chunks() const;
+  // Opens every chunk of the file (`albion ckpt verify`), discarding the plaintext; `opened` is
+  // told the plaintext bytes as it goes.
+  void verify_all_chunks(const ByteProgress& opened = {}) const;
 
  private:
   std::filesystem::path path_;

@@ -197,7 +197,9 @@ TEST_F(CkptCliFlow, TrainSaveResumeAndEveryVerb) {
   EXPECT_EQ(index.exit_code, 0) << index.output;
   EXPECT_NE(index.output.find("optim.exp_avg"), std::string::npos) << index.output;
 
-  EXPECT_EQ(run_albion("ckpt verify " + ckpt.string() + key).exit_code, 0);
+  const Outcome verified = run_albion("ckpt verify " + ckpt.string() + key);
+  EXPECT_EQ(verified.exit_code, 0) << verified.output;
+  EXPECT_NE(verified.output.find(" MB/s "), std::string::npos) << verified.output;  // the progress line
   const Outcome wrong = run_albion("ckpt verify " + ckpt.string() + " --key file:" + (dir / "wrong-kek").string());
   EXPECT_EQ(wrong.exit_code, 3) << wrong.output;
   EXPECT_EQ(count_lines(wrong.output), 1) << wrong.output;

@@ -127,6 +127,11 @@ int main(int argc, char** argv) {
   int rounds = 3;
   int threads = 2;
   fs::path dir = "runs/bench-checkpoint";
+  // Flags come in pairs; an odd one out (--help, a flag without its value) gets the usage.
+  if (argc % 2 == 0) {
+    std::fprintf(stderr, "usage: %s [--gib G] [--rounds N] [--threads T] [--dir DIR]\n", argv[0]);
+    return 2;
+  }
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
     if (flag == "--gib") gib = std::stod(argv[i + 1]);

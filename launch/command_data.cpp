@@ -29,9 +29,10 @@ namespace fs = std::filesystem;
 using checkpoint::AuditAction;
 using checkpoint::AuditOutcome;
 
-// Beside the dataset, as a run's audit.jsonl is beside its checkpoints.
-fs::path default_dataset_audit_log(const fs::path& dataset) {
-  return fs::absolute(dataset).lexically_normal().parent_path() / "audit.jsonl";
+// Beside the residency policy: one log for every dataset written (or refused) under it, in a
+// directory that exists, never inside a refused location.
+fs::path default_dataset_audit_log(const fs::path& policy) {
+  return fs::absolute(policy).lexically_normal().parent_path() / "audit.jsonl";
 }
 
 int run_prepare(const CommandArgs& args, const ProcessEnvironment& env) {
@@ -73,7 +74,7 @@ int run_prepare(const CommandArgs& args, const ProcessEnvironment& env) {
       ("policy", po::value(&policy_file),
        "residency policy (JSON) the output must satisfy; refused with exit code 2 before writing")
       ("audit", po::value(&audit_log)->value_name("LOG"),
-       "with --policy: audit log of the write or refusal (default: DIR/../audit.jsonl)");
+       "with --policy: audit log of the write or refusal (default: audit.jsonl beside the policy)");
   auto parsed = parse_command(args, spec, described);
   if (!parsed) return 0;
   // Like checkpoints and exports, encrypted datasets hold private data: they are written only where
@@ -83,7 +84,7 @@ int run_prepare(const CommandArgs& args, const ProcessEnvironment& env) {
                   "storage a residency policy allows)");
   std::unique_ptr<checkpoint::AuditLog> audit;
   if (!policy_file.empty()) {
-    const fs::path log = audit_log.empty() ? default_dataset_audit_log(options.output) : fs::path(audit_log);
+    const fs::path log = audit_log.empty() ? default_dataset_audit_log(policy_file) : fs::path(audit_log);
     audit = std::make_unique<checkpoint::AuditLog>(log, checkpoint::current_audit_identity(env));
     try {
       options.output = checkpoint::ResidencyPolicy::load(policy_file)

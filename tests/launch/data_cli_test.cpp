@@ -54,7 +54,8 @@ TEST(DataCli, BadInputsAreOneLineUsageErrors) {
 }
 
 // An encrypted dataset needs a policy and goes only under a declared UK root, refused before
-// writing; the write and the refusal are both audited, beside the dataset.
+// writing (also where the refused directory does not exist yet); the write and the refusal are
+// both audited in the log beside the policy.
 TEST(DataCli, EncryptedDatasetsObeyTheResidencyPolicyAndAreAudited) {
   TempDir dir;
   dir.write("uk/.keep", "");
@@ -69,25 +70,28 @@ TEST(DataCli, EncryptedDatasetsObeyTheResidencyPolicyAndAreAudited) {
   EXPECT_NE(no_policy.output.find("--encrypt needs --policy"), std::string::npos) << no_policy.output;
   EXPECT_FALSE(std::filesystem::exists(dir / "uk/ds"));
 
-  auto refused = run_albion("data prepare --output " + (dir / "us/ds") + encrypted + " --policy " + policy);
-  EXPECT_EQ(refused.exit_code, 2) << refused.output;
-  EXPECT_NE(refused.output.find("jurisdiction US"), std::string::npos) << refused.output;
-  EXPECT_EQ(count_lines(refused.output), 1) << refused.output;
-  EXPECT_FALSE(std::filesystem::exists(dir / "us/ds"));
-  EXPECT_FALSE(std::filesystem::exists(dir / "us/ds.partial"));
-  const std::string refusal = read_bytes(dir / "us/audit.jsonl");
-  EXPECT_NE(refusal.find("\"action\":\"refusal\""), std::string::npos) << refusal;
-  EXPECT_NE(refusal.find("\"outcome\":\"refused\""), std::string::npos) << refusal;
+  for (const std::string& refused_path : {dir / "us/ds", dir / "us/new/ds"}) {
+    auto refused = run_albion("data prepare --output " + refused_path + encrypted + " --policy " + policy);
+    EXPECT_EQ(refused.exit_code, 2) << refused.output;
+    EXPECT_NE(refused.output.find("jurisdiction US"), std::string::npos) << refused.output;
+    EXPECT_EQ(count_lines(refused.output), 1) << refused.output;
+    EXPECT_FALSE(std::filesystem::exists(refused_path));
+    EXPECT_FALSE(std::filesystem::exists(refused_path + ".partial"));
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir / "us/new"));  // nothing at all written there
 
   auto allowed = run_albion("data prepare --output " + (dir / "uk/ds") + encrypted + " --policy " + policy);
   EXPECT_EQ(allowed.exit_code, 0) << allowed.output;
-  const std::string record = read_bytes(dir / "uk/audit.jsonl");
-  EXPECT_EQ(count_lines(record), 1) << record;
-  EXPECT_NE(record.find("\"action\":\"save\""), std::string::npos) << record;
-  EXPECT_NE(record.find("\"outcome\":\"ok\""), std::string::npos) << record;
-  EXPECT_NE(record.find("encrypted dataset"), std::string::npos) << record;
-  EXPECT_EQ(record.find("\"key_id\":\"\""), std::string::npos) << record;  // the KEK's fingerprint
-  EXPECT_EQ(run_albion("ckpt audit " + (dir / "uk/audit.jsonl")).exit_code, 0);
+  const std::string log = read_bytes(dir / "audit.jsonl");
+  EXPECT_EQ(count_lines(log), 3) << log;
+  const std::string save = log.substr(log.rfind("{\"prev\""));
+  EXPECT_NE(log.find("\"action\":\"refusal\""), std::string::npos) << log;
+  EXPECT_NE(log.find("\"outcome\":\"refused\""), std::string::npos) << log;
+  EXPECT_NE(save.find("\"action\":\"save\""), std::string::npos) << save;
+  EXPECT_NE(save.find("\"outcome\":\"ok\""), std::string::npos) << save;
+  EXPECT_NE(save.find("encrypted dataset"), std::string::npos) << save;
+  EXPECT_EQ(save.find("\"key_id\":\"\""), std::string::npos) << save;  // the KEK's fingerprint
+  EXPECT_EQ(run_albion("ckpt audit " + (dir / "audit.jsonl")).exit_code, 0);
 }
 
 TEST(DataCli, TamperedShardIsAnIntegrityFailure) {

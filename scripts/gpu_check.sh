@@ -33,7 +33,10 @@ if stage build; then
   ln -sf "$(ls /usr/lib/x86_64-linux-gnu/libpcre2-8.so.0* | head -1)" "$lib/libpcre2-8.so"
   export PKG_CONFIG_PATH=$lib/pkgconfig
 
+  # Only this machine's architecture (sm_90 on an H100/H200): a third of the nvcc time.
+  arch=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1 | tr -d ' .' || true)
   cmake -S . -B $build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DALBION_PYTHON="$python" \
+    ${arch:+-DALBION_CUDA_ARCHITECTURES="$arch-real"} \
     -DCMAKE_POLICY_VERSION_MINIMUM=3.5 -DCMAKE_INCLUDE_PATH="$prefix/usr/include" \
     -DCMAKE_LIBRARY_PATH="$lib" -DBoost_DIR="$lib/cmake/Boost-1.74.0" \
     -Dboost_program_options_DIR="$lib/cmake/boost_program_options-1.74.0" > "$out/configure.log" 2>&1 || { tail -30 "$out/configure.log"; exit 1; }

@@ -29,18 +29,15 @@
 #include <string>
 #include <vector>
 
-#include "kernels/adamw/fused_adamw.h"
 #include "kernels/gelu/gelu_bias.h"
-#include "kernels/grad_norm/grad_norm.h"
 #include "kernels/layernorm/layernorm.h"
 #include "kernels/rmsnorm/rmsnorm.h"
 #include "kernels/rope/rope.h"
 #include "kernels/swiglu/swiglu.h"
 #include "runtime/models/rope.h"
+#include "runtime/optim/adamw.h"
 
 namespace {
-
-using albion::kernels::AdamWOperand;
 
 struct Options {
   at::Device device = at::Device(at::kCUDA, 0);
@@ -218,48 +215,40 @@ void bench_multi_tensor(const Options& options, const Report& report, bool small
     }
   }
   if (small) shapes[0] = {4096, 768};
+  // The optimizer itself, fused and not (model.fused_kernels), each over its own copy of the state.
   const at::TensorOptions t = at::TensorOptions().device(options.device);
-  std::vector<AdamWOperand> fused;
-  std::vector<AdamWOperand> eager;
+  std::vector<albion::optim::OptimizedParameter> fused_parameters;
+  std::vector<albion::optim::OptimizedParameter> eager_parameters;
   std::int64_t elements = 0;
   for (std::size_t i = 0; i < shapes.size(); ++i) {
-    for (std::vector<AdamWOperand>* list : {&fused, &eager}) {
-      list->push_back({at::randn(shapes[i], t), at::randn(shapes[i], t) * 1e-3, at::zeros(shapes[i], t),
-                       at::zeros(shapes[i], t), shapes[i].size() > 1, at::Tensor()});
+    for (auto* list : {&fused_parameters, &eager_parameters}) {
+      albion::optim::OptimizedParameter p;
+      p.name = std::to_string(i);
+      p.parameter = at::randn(shapes[i], t);
+      p.parameter.mutable_grad() = at::randn(shapes[i], t) * 1e-3;
+      p.decayed = shapes[i].size() > 1;
+      list->push_back(std::move(p));
     }
-    elements += fused.back().parameter.numel();
+    elements += fused_parameters.back().parameter.numel();
   }
-  albion::kernels::AdamWHyper hyper;
-  hyper.lr = 6e-4f;
-  hyper.weight_decay = 0.1f;
-  hyper.bias_correction1 = 0.1f;
-  hyper.bias_correction2 = 0.05f;
+  albion::optim::AdamWOptions adamw_options;
+  adamw_options.fused = true;
+  albion::optim::AdamW fused(fused_parameters, adamw_options);
+  adamw_options.fused = false;
+  albion::optim::AdamW eager(eager_parameters, adamw_options);
   const char* size = small ? "small" : "124M";
   const double n = static_cast<double>(elements);
+  at::NoGradGuard no_grad;
   // AdamW: reads p, g, m, v and writes p, m, v, fp32: 28 bytes per element.
   report.row("adamw", "step", at::kFloat, size, elements, 28 * n,
-             median_ms(options.device, [&] { albion::kernels::fused_adamw_step(fused, hyper); }),
-             median_ms(options.device, [&] {  // optim::AdamW's torch path, tensor by tensor
-               for (AdamWOperand& o : eager) {
-                 o.exp_avg.mul_(hyper.beta1).add_(o.gradient, 1.0 - hyper.beta1);
-                 o.exp_avg_sq.mul_(hyper.beta2).addcmul_(o.gradient, o.gradient, 1.0 - hyper.beta2);
-                 if (o.decayed) o.parameter.mul_(1.0 - hyper.lr * hyper.weight_decay);
-                 const at::Tensor denominator = (o.exp_avg_sq / hyper.bias_correction2).sqrt_().add_(hyper.eps);
-                 o.parameter.addcdiv_(o.exp_avg, denominator, -hyper.lr / hyper.bias_correction1);
-               }
-             }));
-  std::vector<at::Tensor> gradients;
-  for (const AdamWOperand& o : fused) gradients.push_back(o.gradient);
+             median_ms(options.device, [&] { fused.step(6e-4); }),
+             median_ms(options.device, [&] { eager.step(6e-4); }));
   // The squared norm reads every gradient once: 4 bytes per element.
   report.row("grad_norm", "reduce", at::kFloat, size, elements, 4 * n,
-             median_ms(options.device, [&] { albion::kernels::squared_norm(gradients).item<double>(); }),
-             median_ms(options.device, [&] {  // the unfused path of optim::squared_gradient_norm
-               std::vector<at::Tensor> squares;
-               for (const at::Tensor& g : gradients) {
-                 squares.push_back(at::linalg_vector_norm(g, 2, std::nullopt, false, at::kFloat).pow(2));
-               }
-               at::stack(squares).to(at::kDouble).sum().item<double>();
-             }));
+             median_ms(options.device,
+                       [&] { albion::optim::squared_gradient_norm(fused.parameters(), true).item<double>(); }),
+             median_ms(options.device,
+                       [&] { albion::optim::squared_gradient_norm(eager.parameters(), false).item<double>(); }));
 }
 
 int usage(const char* argv0) {

@@ -16,7 +16,6 @@
 #include "collectives/world.h"
 #include "launch/cli.h"
 #include "launch/fatal_handler.h"
-#include "launch/fatal_handler.h"
 #include "launch/command_options.h"
 #include "launch/mpi_session.h"
 #include "runtime/base/check.h"

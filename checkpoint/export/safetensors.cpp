@@ -4,8 +4,6 @@
 // UsageError (writing).
 #include "checkpoint/export/safetensors.h"
 
-#include <sys/stat.h>
-
 #include <algorithm>
 #include <array>
 #include <limits>
@@ -39,10 +37,6 @@ std::string shape_text(const std::vector<std::int64_t>& shape) {
 }
 
 // ---- writing ----------------------------------------------------------------------------------
-
-[[noreturn]] void throw_exists(const std::filesystem::path& path) {
-  throw UsageError(str_cat("'", path.string(), "' already exists; refusing to overwrite it"));
-}
 
 // Checks every tensor and returns them in buffer order: widest element first (so each tensor is
 // aligned to its element size once the header is padded to 8), then by name.
@@ -199,8 +193,6 @@ void write_safetensors(const std::filesystem::path& path, const std::vector<Safe
                   "' does not name a file");
   const std::vector<const SafetensorsTensor*> order = checked_layout(path, tensors);
   const std::string header = header_bytes(path, order, metadata);
-  struct stat existing {};
-  if (::lstat(path.c_str(), &existing) == 0) throw_exists(path);
   // Written from the tensors' own memory, owner-only from the first byte (the weights may come
   // from an encrypted checkpoint), and never over a file that appeared meanwhile.
   std::vector<std::span<const std::uint8_t>> pieces = {

@@ -141,7 +141,7 @@ std::uint64_t CheckpointReader::verify_all_bytes() const {
   std::uint64_t bytes = 0;
   for (const ShardRecord& shard : manifest_.shards) {
     bytes += shard.file_bytes;  // hashed
-    for (const SliceRecord& slice : shard.slices) bytes += static_cast<std::uint64_t>(slice.numel) * dtype_size(slice.dtype);
+    for (const SliceRecord& slice : shard.slices) bytes += slice_bytes(slice);
   }
   return bytes;
 }

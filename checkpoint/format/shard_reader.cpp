@@ -25,10 +25,6 @@ std::uint64_t tag_bytes(bool sealed) { return sealed ? kChunkTagBytes : 0; }
 bool checked_mul(std::uint64_t a, std::uint64_t b, std::uint64_t& out) { return !__builtin_mul_overflow(a, b, &out); }
 bool checked_add(std::uint64_t a, std::uint64_t b, std::uint64_t& out) { return !__builtin_add_overflow(a, b, &out); }
 
-std::uint64_t slice_bytes(const SliceRecord& slice) {
-  return static_cast<std::uint64_t>(slice.numel) * dtype_size(slice.dtype);
-}
-
 // Runs body(k) for k in [0, n) on up to `threads` threads; rethrows the first failure.
 template <typename Body>
 void parallel_for(std::uint64_t n, int threads, Body body) {

@@ -51,6 +51,11 @@ struct ShardRecord {
 // Bytes per element of a dtype name; 0 for a name Albion does not know.
 std::size_t dtype_size(std::string_view dtype);
 
+// The plaintext bytes of a slice.
+inline std::uint64_t slice_bytes(const SliceRecord& slice) {
+  return static_cast<std::uint64_t>(slice.numel) * dtype_size(slice.dtype);
+}
+
 // The plaintext bytes of chunk `k` of a slice of `slice_bytes` bytes, and its stored size.
 inline std::uint64_t chunk_plain_bytes(std::uint64_t slice_bytes, std::uint64_t chunk_bytes, std::uint64_t k) {
   const std::uint64_t start = k * chunk_bytes;

@@ -59,7 +59,8 @@ void write_file_atomically(const fs::path& path, std::span<const std::uint8_t> b
 void write_file_atomically(const fs::path& path, std::span<const std::span<const std::uint8_t>> pieces,
                            ExistingFile existing) {
   ALBION_CHECK_AS(UsageError, path.has_filename(), "'", path.string(), "' does not name a file");
-  if (existing == ExistingFile::kRefuse && fs::exists(path)) throw_exists(path);
+  // symlink_status: a dangling symlink is there too (the final rename would refuse it anyway).
+  if (existing == ExistingFile::kRefuse && fs::exists(fs::symlink_status(path))) throw_exists(path);
   const fs::path partial = path.string() + ".partial";
   ::unlink(partial.c_str());  // left by a crash: nobody reads .partial files
   UniqueFd fd(::open(partial.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600));

@@ -1,27 +1,18 @@
 // File: kernels/grad_norm/grad_norm_ref.cpp
 // CPU reference of the multi-tensor squared norm (grad_norm.cuh).
-#include <cstring>
+#include <c10/util/BFloat16.h>
 
 #include "kernels/grad_norm/grad_norm.cuh"
 
 namespace albion::kernels {
-namespace {
-
-float bfloat16_to_float(std::uint16_t bits) {
-  const std::uint32_t widened = static_cast<std::uint32_t>(bits) << 16;
-  float value;
-  std::memcpy(&value, &widened, sizeof(value));
-  return value;
-}
-
-}  // namespace
 
 double squared_norm_reference(const std::vector<NormTensor>& tensors) {
   double sum = 0.0;
   for (const NormTensor& t : tensors) {
     for (std::int64_t i = 0; i < t.numel; ++i) {
-      const double x = t.dtype == DType::kBFloat16 ? bfloat16_to_float(static_cast<const std::uint16_t*>(t.data)[i])
-                                                   : static_cast<const float*>(t.data)[i];
+      const double x = t.dtype == DType::kBFloat16
+                           ? c10::detail::f32_from_bits(static_cast<const std::uint16_t*>(t.data)[i])
+                           : static_cast<const float*>(t.data)[i];
       sum += x * x;
     }
   }

@@ -7,7 +7,8 @@
 // One table row per kernel, pass, dtype and size: median time of the fused and the eager version,
 // the fused kernel's GB/s counted from the bytes it must move at least (inputs read once, outputs
 // written once, RoPE's cos/sin tables once; per-row statistics and [hidden] weights are left
-// out, under 0.5% of the traffic at these sizes),
+// out, under 0.5% of the traffic at these sizes; the cross-entropy's second read of each row is
+// not counted either: it is meant to come from L2),
 // that as a fraction of the copy bandwidth (a device-to-device copy of 1 GiB: 2 bytes moved per
 // byte copied), and eager time / fused time. "fwd+bwd" runs autograd through both versions.
 // On CUDA each time is the median of CUDA-event timings on the current stream. "small" fits in the
@@ -29,6 +30,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/cross_entropy/softmax_cross_entropy.h"
 #include "kernels/gelu/gelu_bias.h"
 #include "kernels/layernorm/layernorm.h"
 #include "kernels/rmsnorm/rmsnorm.h"
@@ -251,6 +253,40 @@ void bench_multi_tensor(const Options& options, const Report& report, bool small
                        [&] { albion::optim::squared_gradient_norm(eager.parameters(), false).item<double>(); }));
 }
 
+// The LM head's softmax cross-entropy on one chunk of logits: loss only, and loss with the
+// gradient written over the logits (what linear_cross_entropy_sum runs per chunk), against torch's
+// cross_entropy on fp32 logits with autograd back to the logits (what autocast runs eagerly).
+// The fused version works in place, so later repetitions see gradients as logits: same cost.
+void bench_cross_entropy(const Options& options, const Report& report, bool all_sizes) {
+  std::vector<Shape> shapes = {{"small", 64, 50257}};
+  if (all_sizes) shapes.push_back({"large", 4096, 128256});
+  for (const at::ScalarType dtype : options.dtypes) {
+    const at::TensorOptions t = at::TensorOptions().device(options.device).dtype(dtype);
+    const double e = static_cast<double>(at::elementSize(dtype));
+    for (const Shape& s : shapes) {
+      const std::int64_t n = s.rows * s.hidden;  // rows x vocabulary
+      at::Tensor logits = at::randn({s.rows, s.hidden}, t) * 3;
+      const at::Tensor targets = at::randint(s.hidden, {s.rows}, t.dtype(at::kLong));
+      const auto eager_loss = [&](const at::Tensor& x) {
+        return at::cross_entropy_loss(x.to(at::kFloat), targets, {}, at::Reduction::Sum);
+      };
+      {
+        at::NoGradGuard no_grad;
+        report.row("xent", "fwd", dtype, s.name, n, e * static_cast<double>(n),
+                   median_ms(options.device,
+                             [&] { albion::kernels::softmax_cross_entropy_(logits, targets, -100, false); }),
+                   median_ms(options.device, [&] { eager_loss(logits); }));
+      }
+      at::Tensor leaf = logits.detach().clone().requires_grad_();
+      const at::Tensor one = at::ones({}, t.dtype(at::kFloat));
+      report.row("xent", "fwd+bwd", dtype, s.name, n, 2 * e * static_cast<double>(n),
+                 median_ms(options.device,
+                           [&] { albion::kernels::softmax_cross_entropy_(logits, targets, -100, true); }),
+                 median_ms(options.device, [&] { forward_backward([&] { return eager_loss(leaf); }, one, {leaf}); }));
+    }
+  }
+}
+
 int usage(const char* argv0) {
   std::fprintf(stderr, "usage: %s [--device cuda|cpu] [--dtype bf16|fp32|both] [--sizes small|all]\n", argv0);
   return 2;
@@ -293,6 +329,7 @@ int main(int argc, char** argv) {
     shapes.push_back({"large", 32768, 8192});
   }
   bench_rowwise(options, report, shapes);
+  bench_cross_entropy(options, report, options.all_sizes);
   bench_multi_tensor(options, report, !options.all_sizes);
   return 0;
 }

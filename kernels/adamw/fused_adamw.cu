@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <vector>
 
 #include "kernels/adamw/fused_adamw.cuh"
@@ -30,12 +31,15 @@ __device__ __forceinline__ bool aligned16(const void* pointer) {
   return reinterpret_cast<std::uintptr_t>(pointer) % 16 == 0;
 }
 
+// The reference's expressions with every operation rounded on its own (__f*_rn): nvcc would fuse
+// a * b + c into one fma, rounding differently from the CPU, and parameters near zero would then
+// differ from the reference by more than 1e-5 relative after a few steps. Memory-bound: free.
 __device__ __forceinline__ void update(float& p, float& m, float& v, float g, bool decayed, const AdamWHyper& h) {
-  m = m * h.beta1 + g * (1.0f - h.beta1);
-  v = v * h.beta2 + (1.0f - h.beta2) * g * g;
-  if (decayed && h.weight_decay > 0) p *= 1.0f - h.lr * h.weight_decay;
-  const float denominator = sqrtf(v / h.bias_correction2) + h.eps;
-  p = p + (-h.lr / h.bias_correction1) * (m / denominator);
+  m = __fadd_rn(__fmul_rn(m, h.beta1), __fmul_rn(g, __fsub_rn(1.0f, h.beta1)));
+  v = __fadd_rn(__fmul_rn(v, h.beta2), __fmul_rn(__fmul_rn(__fsub_rn(1.0f, h.beta2), g), g));
+  if (decayed && h.weight_decay > 0) p = __fmul_rn(p, __fsub_rn(1.0f, __fmul_rn(h.lr, h.weight_decay)));
+  const float denominator = __fadd_rn(__fsqrt_rn(__fdiv_rn(v, h.bias_correction2)), h.eps);
+  p = __fadd_rn(p, __fmul_rn(__fdiv_rn(-h.lr, h.bias_correction1), __fdiv_rn(m, denominator)));
 }
 
 __device__ __forceinline__ void store_copy(std::uint16_t* copy, std::int64_t i, float p) {
@@ -87,7 +91,7 @@ __global__ void fused_adamw_kernel(const Chunk* __restrict__ chunks, AdamWHyper 
 
 }  // namespace
 
-void launch_fused_adamw(const std::vector<AdamWTensor>& tensors, const AdamWHyper& hyper, cudaStream_t stream) {
+std::vector<std::byte> fused_adamw_chunk_table(const std::vector<AdamWTensor>& tensors) {
   std::vector<Chunk> chunks;
   for (const AdamWTensor& t : tensors) {
     for (std::int64_t start = 0; start < t.numel; start += kChunk) {
@@ -100,17 +104,19 @@ void launch_fused_adamw(const std::vector<AdamWTensor>& tensors, const AdamWHype
       chunks.push_back(c);
     }
   }
-  if (chunks.empty()) return;
   ALBION_CHECK(chunks.size() <= 0x7fffffff, "fused AdamW: too many chunks");
-  // The table goes through stream-ordered memory, freed after the kernel on the same stream.
-  Chunk* table = nullptr;
-  const std::size_t bytes = chunks.size() * sizeof(Chunk);
-  ALBION_CUDA_CHECK(cudaMallocAsync(reinterpret_cast<void**>(&table), bytes, stream));
-  ALBION_CUDA_CHECK(cudaMemcpyAsync(table, chunks.data(), bytes, cudaMemcpyHostToDevice, stream));
-  fused_adamw_kernel<<<static_cast<unsigned>(chunks.size()), kThreads, 0, stream>>>(table, hyper);
+  std::vector<std::byte> bytes(chunks.size() * sizeof(Chunk));
+  std::memcpy(bytes.data(), chunks.data(), bytes.size());
+  return bytes;
+}
+
+void launch_fused_adamw(const void* device_table, std::size_t table_bytes, const AdamWHyper& hyper,
+                        cudaStream_t stream) {
+  const std::size_t chunks = table_bytes / sizeof(Chunk);
+  if (chunks == 0) return;
+  fused_adamw_kernel<<<static_cast<unsigned>(chunks), kThreads, 0, stream>>>(static_cast<const Chunk*>(device_table),
+                                                                             hyper);
   ALBION_CUDA_CHECK(cudaGetLastError());
-  ALBION_CUDA_CHECK(cudaFreeAsync(table, stream));
-  // `chunks` may go now: a copy from pageable memory returns once the bytes are staged.
 }
 
 }  // namespace albion::kernels

@@ -11,6 +11,7 @@
 
 #include <cuda_runtime_api.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
@@ -36,8 +37,13 @@ struct AdamWHyper {
   float bias_correction2 = 1;  // 1 - beta2^t
 };
 
-// All pointers on the current device; `stream` orders the launch (the table is copied with it).
-void launch_fused_adamw(const std::vector<AdamWTensor>& tensors, const AdamWHyper& hyper, cudaStream_t stream);
+// The launch's chunk table, built on the host (empty when there is nothing to update); the torch
+// layer copies it to device memory (kernels/common/device_table.h).
+std::vector<std::byte> fused_adamw_chunk_table(const std::vector<AdamWTensor>& tensors);
+
+// All pointers, the table included, on the current device; `stream` orders the launch.
+void launch_fused_adamw(const void* device_table, std::size_t table_bytes, const AdamWHyper& hyper,
+                        cudaStream_t stream);
 
 // CPU reference: the same arithmetic, element by element.
 void fused_adamw_reference(const std::vector<AdamWTensor>& tensors, const AdamWHyper& hyper);

@@ -5,6 +5,7 @@
 #include <c10/cuda/CUDAStream.h>
 
 #include "kernels/adamw/fused_adamw.h"
+#include "kernels/common/device_table.h"
 #include "kernels/common/tensor_checks.h"
 #include "runtime/base/check.h"
 
@@ -35,7 +36,10 @@ void fused_adamw_step(const std::vector<AdamWOperand>& operands, const AdamWHype
   }
   if (device.is_cuda()) {
     c10::cuda::CUDAGuard guard(device);
-    launch_fused_adamw(tensors, hyper, c10::cuda::getCurrentCUDAStream().stream());
+    const std::vector<std::byte> chunks = fused_adamw_chunk_table(tensors);
+    if (chunks.empty()) return;
+    const at::Tensor table = device_table(chunks, device);
+    launch_fused_adamw(table.data_ptr(), chunks.size(), hyper, c10::cuda::getCurrentCUDAStream().stream());
     return;
   }
   ALBION_CHECK_AS(UsageError, device.is_cpu(), "fused AdamW: unsupported device ", device);

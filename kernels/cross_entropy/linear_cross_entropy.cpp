@@ -1,75 +1,94 @@
 // File: kernels/cross_entropy/linear_cross_entropy.cpp
 #include "kernels/cross_entropy/linear_cross_entropy.h"
 
+#include <ATen/autocast_mode.h>
 #include <ATen/core/grad_mode.h>
 #include <torch/csrc/autograd/custom_function.h>
 
 #include <algorithm>
 
+#include "kernels/cross_entropy/softmax_cross_entropy.h"
 #include "runtime/base/check.h"
 
 namespace albion::kernels {
 namespace {
 
-at::ScalarType logits_type(const at::Tensor& hidden) {
-  return hidden.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+// The chunk's per-row losses; with `write_gradient`, also their gradient with respect to the
+// logits, in the logits' dtype (in place unless the kernel needed another dtype).
+std::pair<at::Tensor, at::Tensor> chunk_loss(at::Tensor logits, const at::Tensor& targets, std::int64_t ignore_index,
+                                             bool write_gradient) {
+  const at::ScalarType product_type = logits.scalar_type();
+  const bool supported = product_type == at::kFloat || product_type == at::kBFloat16 ||
+                         (product_type == at::kDouble && logits.is_cpu());
+  if (!supported) logits = logits.to(at::kFloat);
+  at::Tensor losses = softmax_cross_entropy_(logits, targets, ignore_index, write_gradient);
+  return {losses, write_gradient ? logits.to(product_type) : at::Tensor()};
 }
 
-// The logits of rows [begin, begin + count), in fp32 (fp64).
-at::Tensor chunk_logits(const at::Tensor& hidden, const at::Tensor& weight, std::int64_t begin, std::int64_t count) {
-  return at::matmul(hidden.narrow(0, begin, count), weight.t()).to(logits_type(hidden));
+// The operand as the matrix products will see it: cast once to autocast's dtype when autocast is
+// on (inside this function no cast cache applies, so at::matmul would recast it every chunk).
+at::Tensor product_operand(const at::Tensor& t) {
+  const at::DeviceType device = t.device().type();
+  if (!at::autocast::is_autocast_enabled(device) || !t.is_floating_point() || t.scalar_type() == at::kDouble) return t;
+  return t.to(at::autocast::get_autocast_dtype(device));
+}
+
+// grad_weight += a^T b in grad_weight's dtype, without a temporary when the dtypes agree.
+void accumulate_weight_gradient(at::Tensor& grad_weight, const at::Tensor& gradient, const at::Tensor& hidden) {
+  if (gradient.scalar_type() == grad_weight.scalar_type() && hidden.scalar_type() == grad_weight.scalar_type()) {
+    grad_weight.addmm_(gradient.t(), hidden);
+  } else {
+    grad_weight.add_(at::matmul(gradient.t(), hidden));
+  }
 }
 
 class LinearCrossEntropy : public torch::autograd::Function<LinearCrossEntropy> {
  public:
   static at::Tensor forward(torch::autograd::AutogradContext* context, const at::Tensor& hidden,
                             const at::Tensor& weight, const at::Tensor& targets, std::int64_t ignore_index,
-                            std::int64_t chunk_rows) {
+                            std::int64_t chunk_rows, bool want_grad_hidden, bool want_grad_weight) {
     at::NoGradGuard no_grad;
+    const bool write_gradient = want_grad_hidden || want_grad_weight;
+    const at::ScalarType statistics = hidden.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
     const std::int64_t rows = hidden.size(0);
-    at::Tensor lse = at::empty({rows}, hidden.options().dtype(logits_type(hidden)));
-    at::Tensor total = at::zeros({}, lse.options());
-    const at::Tensor keep = targets != ignore_index;
-    const at::Tensor safe_targets = at::where(keep, targets, at::zeros_like(targets));
+    at::Tensor losses = at::empty({rows}, hidden.options().dtype(statistics));
+    at::Tensor grad_hidden = want_grad_hidden ? at::empty_like(hidden) : at::Tensor();
+    at::Tensor grad_weight = want_grad_weight ? at::zeros(weight.sizes(), weight.options().dtype(statistics))
+                                              : at::Tensor();
+    const at::Tensor product_hidden = product_operand(hidden);
+    const at::Tensor product_weight = product_operand(weight);
     for (std::int64_t begin = 0; begin < rows; begin += chunk_rows) {
       const std::int64_t count = std::min(chunk_rows, rows - begin);
-      const at::Tensor logits = chunk_logits(hidden, weight, begin, count);
-      const at::Tensor chunk_lse = at::logsumexp(logits, {1});
-      lse.narrow(0, begin, count).copy_(chunk_lse);
-      const at::Tensor target_logit = logits.gather(1, safe_targets.narrow(0, begin, count).unsqueeze(1)).squeeze(1);
-      total += ((chunk_lse - target_logit) * keep.narrow(0, begin, count)).sum();
+      const at::Tensor chunk_hidden = product_hidden.narrow(0, begin, count);
+      auto [chunk_losses, gradient] = chunk_loss(at::matmul(chunk_hidden, product_weight.t()),
+                                                 targets.narrow(0, begin, count), ignore_index, write_gradient);
+      losses.narrow(0, begin, count).copy_(chunk_losses);
+      if (want_grad_hidden) grad_hidden.narrow(0, begin, count).copy_(at::matmul(gradient, product_weight));
+      if (want_grad_weight) accumulate_weight_gradient(grad_weight, gradient, chunk_hidden);
     }
-    context->save_for_backward({hidden, weight, safe_targets, keep, lse});
-    context->saved_data["chunk_rows"] = chunk_rows;
-    return total;
+    // Kept as saved data, not saved variables, so backward can hand them on without a copy.
+    context->saved_data["grad_hidden"] = grad_hidden;
+    context->saved_data["grad_weight"] = grad_weight;
+    context->saved_data["weight_type"] = static_cast<std::int64_t>(weight.scalar_type());
+    return losses.sum();
   }
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* context,
                                                  torch::autograd::variable_list grads) {
     at::NoGradGuard no_grad;
-    const torch::autograd::variable_list saved = context->get_saved_variables();
-    const at::Tensor& hidden = saved[0];
-    const at::Tensor& weight = saved[1];
-    const at::Tensor& targets = saved[2];
-    const at::Tensor& keep = saved[3];
-    const at::Tensor& lse = saved[4];
-    const std::int64_t chunk_rows = context->saved_data["chunk_rows"].toInt();
-    const at::Tensor scale = grads[0].to(lse.scalar_type());
-    const std::int64_t rows = hidden.size(0);
-    at::Tensor grad_hidden = at::empty_like(hidden);
-    at::Tensor grad_weight = at::zeros(weight.sizes(), weight.options().dtype(lse.scalar_type()));
-    for (std::int64_t begin = 0; begin < rows; begin += chunk_rows) {
-      const std::int64_t count = std::min(chunk_rows, rows - begin);
-      // d(sum loss)/d(logits) = (softmax - one_hot) per kept row, times the incoming gradient.
-      at::Tensor g = (chunk_logits(hidden, weight, begin, count) - lse.narrow(0, begin, count).unsqueeze(1)).exp_();
-      g.scatter_add_(1, targets.narrow(0, begin, count).unsqueeze(1),
-                     at::full({count, 1}, -1.0, g.options()));
-      g.mul_((keep.narrow(0, begin, count).to(g.scalar_type()) * scale).unsqueeze(1));
-      const at::Tensor g_in = g.to(hidden.scalar_type());
-      grad_hidden.narrow(0, begin, count).copy_(at::matmul(g_in, weight));
-      grad_weight.add_(at::matmul(g_in.t(), hidden.narrow(0, begin, count)).to(grad_weight.scalar_type()));
-    }
-    return {grad_hidden, grad_weight.to(weight.scalar_type()), at::Tensor(), at::Tensor(), at::Tensor()};
+    const auto take = [&](const char* name) {
+      at::Tensor t = context->saved_data[name].toTensor();
+      context->saved_data.erase(name);
+      return t;
+    };
+    at::Tensor grad_hidden = take("grad_hidden");
+    at::Tensor grad_weight = take("grad_weight");
+    const auto weight_type = static_cast<at::ScalarType>(context->saved_data["weight_type"].toInt());
+    ALBION_CHECK(grad_hidden.defined() || grad_weight.defined() || !grads[0].defined(),
+                 "linear_cross_entropy: backward ran twice or without gradients from the forward");
+    if (grad_hidden.defined()) grad_hidden.mul_(grads[0]);
+    if (grad_weight.defined()) grad_weight = grad_weight.mul_(grads[0]).to(weight_type);
+    return {grad_hidden, grad_weight, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 
@@ -84,7 +103,9 @@ at::Tensor linear_cross_entropy_sum(const at::Tensor& hidden, const at::Tensor& 
                                   targets.scalar_type() == at::kLong,
                   "linear_cross_entropy: targets ", targets.sizes(), " must be [", hidden.size(0), "] int64");
   ALBION_CHECK_AS(UsageError, chunk_rows > 0, "linear_cross_entropy: chunk_rows must be positive");
-  return LinearCrossEntropy::apply(hidden, weight, targets, ignore_index, chunk_rows);
+  const bool grad = at::GradMode::is_enabled();
+  return LinearCrossEntropy::apply(hidden, weight, targets, ignore_index, chunk_rows, grad && hidden.requires_grad(),
+                                   grad && weight.requires_grad());
 }
 
 }  // namespace albion::kernels

@@ -1,10 +1,12 @@
 // File: kernels/cross_entropy/linear_cross_entropy.h
 // The LM head's projection and softmax cross-entropy in one step, in chunks of rows, so the
 // [tokens, vocab] logits never exist whole (8,192 tokens x 128,256 vocabulary is 4.2 GB in fp32,
-// and eager autograd keeps that plus its gradient). Forward keeps only each row's log-sum-exp;
-// backward recomputes each chunk's logits, turns them into softmax - one_hot, and accumulates the
-// hidden states' and the weight's gradients chunk by chunk. Device-agnostic (torch ops; the
-// matrix products are the GPU's GEMMs), with the logits in fp32 whatever the inputs' dtype.
+// and eager autograd keeps that plus its gradient). When gradients are wanted, the forward turns
+// each chunk's logits into their gradient in place (softmax_cross_entropy.h) and multiplies it
+// into the hidden states' and the weight's gradients right away, so nothing is recomputed: the
+// same three matrix products as eager, one chunk of logits alive at a time. Backward only scales
+// the two gradients by the incoming one. The products run in whatever dtype torch picks (bf16
+// under autocast); the softmax statistics are fp32 (fp64 for fp64 inputs).
 #pragma once
 
 #include <ATen/ATen.h>
@@ -16,7 +18,8 @@ namespace albion::kernels {
 // hidden [N, H]; weight [V, H] (the LM head or the tied embedding); targets [N] int64, rows whose
 // target is `ignore_index` contribute nothing. Returns the SUM of the per-row losses (fp32, fp64
 // for fp64 inputs), differentiable in hidden and weight. `chunk_rows` bounds the logits held at
-// once to chunk_rows x V.
+// once to chunk_rows x V. A target outside [0, V) that is not ignore_index is a UsageError on the
+// CPU and a NaN loss on a GPU (checking it there would wait for the GPU).
 at::Tensor linear_cross_entropy_sum(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& targets,
                                     std::int64_t ignore_index = -100, std::int64_t chunk_rows = 1024);
 

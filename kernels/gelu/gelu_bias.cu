@@ -19,13 +19,22 @@ constexpr int kThreads = 256;
 constexpr float kSqrt2OverPi = 0.7978845608028654f;
 constexpr float kCubic = 0.044715f;
 
+// 0.5 (1 + tanh a) is evaluated as sigmoid(2a): for z << 0, 1 + tanh(a) cancels to a few ulps
+// of 1, which made the fp32 result wrong in its leading digits there. expf, not __expf, whose
+// error grows with the argument.
 __device__ __forceinline__ float gelu(float z) {
-  return 0.5f * z * (1.0f + tanhf(kSqrt2OverPi * (z + kCubic * z * z * z)));
+  const float a = kSqrt2OverPi * (z + kCubic * z * z * z);
+  return z / (1.0f + expf(-2.0f * a));  // expf(+large) = inf gives -0 for z << 0, as it should
 }
 
 __device__ __forceinline__ float gelu_derivative(float z) {
-  const float t = tanhf(kSqrt2OverPi * (z + kCubic * z * z * z));
-  return 0.5f * (1.0f + t) + 0.5f * z * (1.0f - t * t) * kSqrt2OverPi * (1.0f + 3.0f * kCubic * z * z);
+  const float a = kSqrt2OverPi * (z + kCubic * z * z * z);
+  const float e = expf(-2.0f * fabsf(a));  // in (0, 1]: cannot overflow
+  const float r = 1.0f / (1.0f + e);
+  const float s = a >= 0.0f ? r : e * r;           // sigmoid(2a) = (1 + t) / 2
+  const float s_complement = a >= 0.0f ? e * r : r;  // 1 - s = (1 - t) / 2, without cancellation
+  // 0.5 (1 + t) + 0.5 z (1 - t^2) k (1 + 3c z^2), with 1 - t^2 = 4 s (1 - s)
+  return s + 2.0f * z * s * s_complement * kSqrt2OverPi * (1.0f + 3.0f * kCubic * z * z);
 }
 
 // kBackward: output = grad_output * gelu'(x + b); else output = gelu(x + b).

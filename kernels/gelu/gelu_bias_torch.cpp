@@ -31,8 +31,10 @@ at::Tensor run(const at::Tensor& x, const at::Tensor& bias, const at::Tensor& gr
   const std::int64_t cols = x.size(-1);
   const bool backward = grad_output.defined();
   if (backward) {
-    ALBION_CHECK_AS(UsageError, grad_output.sizes() == x.sizes() && grad_output.scalar_type() == x.scalar_type(),
-                    "gelu_bias backward: grad_output ", grad_output.sizes(), " does not match x ", x.sizes());
+    ALBION_CHECK_AS(UsageError, grad_output.sizes() == x.sizes() && grad_output.scalar_type() == x.scalar_type() &&
+                                    grad_output.device() == x.device(),
+                    "gelu_bias backward: grad_output ", grad_output.sizes(), " ", grad_output.scalar_type(), " on ",
+                    grad_output.device(), " does not match x ", x.sizes(), " ", x.scalar_type(), " on ", x.device());
     check_contiguous(grad_output, "gelu_bias grad_output");
   }
   at::Tensor output = at::empty_like(x);

@@ -1,12 +1,13 @@
 // File: kernels/grad_norm/grad_norm.cu
-// Multi-tensor squared norm: the host cuts every tensor into chunks of kChunk elements and uploads
-// a table; block b reduces chunk b (16-byte packs where the chunk is aligned, then a scalar tail)
-// to one fp64 partial, and one block sums the partials in a fixed order. Reference:
+// Multi-tensor squared norm: the host cuts every tensor into chunks of kChunk elements (a table the
+// torch layer uploads); block b reduces chunk b (16-byte packs where the chunk is aligned, then a
+// scalar tail) to one fp64 partial, and one block sums the partials in a fixed order. Reference:
 // grad_norm_ref.cpp. Test: tests/kernels/grad_norm_test.cpp.
 #include <cuda_bf16.h>
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <vector>
 
 #include "kernels/common/block_reduce.cuh"
@@ -78,7 +79,7 @@ std::int64_t element_bytes(DType dtype) { return dtype == DType::kBFloat16 ? 2 :
 
 }  // namespace
 
-void launch_squared_norm(const std::vector<NormTensor>& tensors, double* out, cudaStream_t stream) {
+std::vector<std::byte> squared_norm_chunk_table(const std::vector<NormTensor>& tensors) {
   std::vector<Chunk> chunks;
   for (const NormTensor& t : tensors) {
     for (std::int64_t start = 0; start < t.numel; start += kChunk) {
@@ -86,24 +87,25 @@ void launch_squared_norm(const std::vector<NormTensor>& tensors, double* out, cu
                         std::min(kChunk, t.numel - start), t.dtype});
     }
   }
-  if (chunks.empty()) {
-    ALBION_CUDA_CHECK(cudaMemsetAsync(out, 0, sizeof(double), stream));
-    return;
-  }
   ALBION_CHECK(chunks.size() <= 0x7fffffff, "squared norm: too many chunks");
-  // The table and the partials live in stream-ordered memory, freed after the kernels.
-  const std::size_t table_bytes = chunks.size() * sizeof(Chunk);
-  Chunk* table = nullptr;
-  double* partials = nullptr;
-  ALBION_CUDA_CHECK(cudaMallocAsync(reinterpret_cast<void**>(&table), table_bytes, stream));
-  ALBION_CUDA_CHECK(cudaMallocAsync(reinterpret_cast<void**>(&partials), chunks.size() * sizeof(double), stream));
-  ALBION_CUDA_CHECK(cudaMemcpyAsync(table, chunks.data(), table_bytes, cudaMemcpyHostToDevice, stream));
-  chunk_partials_kernel<<<static_cast<unsigned>(chunks.size()), kThreads, 0, stream>>>(table, partials);
+  std::vector<std::byte> bytes(chunks.size() * sizeof(Chunk));
+  std::memcpy(bytes.data(), chunks.data(), bytes.size());
+  return bytes;
+}
+
+std::int64_t squared_norm_chunks(std::size_t table_bytes) {
+  return static_cast<std::int64_t>(table_bytes / sizeof(Chunk));
+}
+
+void launch_squared_norm(const void* device_table, std::size_t table_bytes, double* partials, double* out,
+                         cudaStream_t stream) {
+  const std::int64_t chunks = squared_norm_chunks(table_bytes);
+  ALBION_CHECK(chunks > 0, "squared norm: an empty chunk table");
+  chunk_partials_kernel<<<static_cast<unsigned>(chunks), kThreads, 0, stream>>>(
+      static_cast<const Chunk*>(device_table), partials);
   ALBION_CUDA_CHECK(cudaGetLastError());
-  finish_kernel<<<1, kFinishThreads, 0, stream>>>(partials, static_cast<std::int64_t>(chunks.size()), out);
+  finish_kernel<<<1, kFinishThreads, 0, stream>>>(partials, chunks, out);
   ALBION_CUDA_CHECK(cudaGetLastError());
-  ALBION_CUDA_CHECK(cudaFreeAsync(partials, stream));
-  ALBION_CUDA_CHECK(cudaFreeAsync(table, stream));
 }
 
 }  // namespace albion::kernels

@@ -7,6 +7,7 @@
 
 #include <cuda_runtime_api.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
@@ -20,9 +21,15 @@ struct NormTensor {
   DType dtype = DType::kFloat32;
 };
 
-// Writes the sum of squares of every element of every tensor to `*out` (one double on the
-// current device). All pointers on the current device; `stream` orders the launches.
-void launch_squared_norm(const std::vector<NormTensor>& tensors, double* out, cudaStream_t stream);
+// The launch's chunk table, built on the host; the torch layer copies it to device memory
+// (kernels/common/device_table.h) and provides one double of partials per chunk.
+std::vector<std::byte> squared_norm_chunk_table(const std::vector<NormTensor>& tensors);
+std::int64_t squared_norm_chunks(std::size_t table_bytes);
+
+// Writes the sum of squares of every element of every tensor to `*out` (one double). All
+// pointers on the current device; `stream` orders the launches. Needs at least one chunk.
+void launch_squared_norm(const void* device_table, std::size_t table_bytes, double* partials, double* out,
+                         cudaStream_t stream);
 
 // CPU reference: the same sum, accumulated in fp64.
 double squared_norm_reference(const std::vector<NormTensor>& tensors);

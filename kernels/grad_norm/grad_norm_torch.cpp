@@ -4,6 +4,7 @@
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 
+#include "kernels/common/device_table.h"
 #include "kernels/common/tensor_checks.h"
 #include "kernels/grad_norm/grad_norm.h"
 #include "runtime/base/check.h"
@@ -21,8 +22,14 @@ at::Tensor squared_norm(const std::vector<at::Tensor>& tensors) {
   }
   if (device.is_cuda()) {
     c10::cuda::CUDAGuard guard(device);
-    at::Tensor out = at::empty({}, at::TensorOptions().dtype(at::kDouble).device(device));
-    launch_squared_norm(views, out.data_ptr<double>(), c10::cuda::getCurrentCUDAStream().stream());
+    const auto doubles = at::TensorOptions().dtype(at::kDouble).device(device);
+    const std::vector<std::byte> chunks = squared_norm_chunk_table(views);
+    if (chunks.empty()) return at::zeros({}, doubles);
+    const at::Tensor table = device_table(chunks, device);
+    at::Tensor partials = at::empty({squared_norm_chunks(chunks.size())}, doubles);
+    at::Tensor out = at::empty({}, doubles);
+    launch_squared_norm(table.data_ptr(), chunks.size(), partials.data_ptr<double>(), out.data_ptr<double>(),
+                        c10::cuda::getCurrentCUDAStream().stream());
     return out;
   }
   ALBION_CHECK_AS(UsageError, device.is_cpu(), "squared norm: unsupported device ", device);

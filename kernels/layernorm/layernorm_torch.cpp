@@ -76,9 +76,14 @@ at::Tensor layernorm_backward_input(const at::Tensor& grad_output, const at::Ten
   const std::int64_t rows = check_operands(input, weight);
   check_same_device_and_dtype(grad_output, input, "layernorm grad_output", "layernorm input");
   check_contiguous(grad_output, "layernorm grad_output");
-  ALBION_CHECK_AS(UsageError, grad_output.sizes() == input.sizes() && mean.numel() == rows && rstd.numel() == rows &&
-                                  mean.scalar_type() == statistics_type(input),
-                  "layernorm backward: grad_output or statistics do not match input ", input.sizes());
+  const auto statistics_match = [&](const at::Tensor& t) {
+    return t.numel() == rows && t.scalar_type() == statistics_type(input) && t.device() == input.device() &&
+           t.is_contiguous();
+  };
+  ALBION_CHECK_AS(UsageError, grad_output.sizes() == input.sizes() && statistics_match(mean) && statistics_match(rstd),
+                  "layernorm backward: grad_output or statistics (", rows, " contiguous ",
+                  statistics_type(input), " values each) do not match input ", input.sizes(), " on ",
+                  input.device());
   const std::int64_t cols = input.size(-1);
   at::Tensor grad_input = at::empty_like(input);
   if (rows == 0) return grad_input;

@@ -72,10 +72,10 @@ at::Tensor rmsnorm_backward_input(const at::Tensor& grad_output, const at::Tenso
   const std::int64_t rows = check_operands(input, weight);
   check_same_device_and_dtype(grad_output, input, "rmsnorm grad_output", "rmsnorm input");
   check_contiguous(grad_output, "rmsnorm grad_output");
-  ALBION_CHECK_AS(UsageError, grad_output.sizes() == input.sizes() && inv_rms.numel() == rows &&
-                                  inv_rms.scalar_type() == statistics_type(input),
-                  "rmsnorm backward: grad_output ", grad_output.sizes(), " or statistics ", inv_rms.sizes(),
-                  " do not match input ", input.sizes());
+  ALBION_CHECK_AS(UsageError, grad_output.sizes() == input.sizes() && inv_rms.numel() == rows && inv_rms.scalar_type() == statistics_type(input) &&
+                                  inv_rms.device() == input.device() && inv_rms.is_contiguous(),
+                  "rmsnorm backward: grad_output ", grad_output.sizes(), " or statistics ", inv_rms.sizes(), " ", inv_rms.scalar_type(), " on ", inv_rms.device(),
+                  " do not match input ", input.sizes(), " on ", input.device());
   const std::int64_t cols = input.size(-1);
   at::Tensor grad_input = at::empty_like(input);
   if (rows == 0) return grad_input;

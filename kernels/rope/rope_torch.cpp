@@ -38,6 +38,7 @@ void rope_rotate_out(at::Tensor& output, const at::Tensor& x, const at::Tensor& 
                      bool inverse) {
   check_operands(output, x, cos, sin);
   if (x.is_cuda()) {
+    const DType dtype = kernel_dtype(x, "rope x");  // before data_ptr<float>(): fp64 is a usage error
     c10::cuda::CUDAGuard guard(x.device());
     RopeParams p;
     p.input = x.data_ptr();
@@ -49,7 +50,7 @@ void rope_rotate_out(at::Tensor& output, const at::Tensor& x, const at::Tensor& 
     p.heads = x.size(2);
     p.head_dim = x.size(3);
     p.direction = inverse ? -1.0f : 1.0f;
-    p.dtype = kernel_dtype(x, "rope x");
+    p.dtype = dtype;
     launch_rope(p, c10::cuda::getCurrentCUDAStream().stream());
     return;
   }

@@ -1,13 +1,18 @@
 // File: tests/kernels/linear_cross_entropy_test.cpp
 // The chunked projection + cross-entropy against torch's eager composition (linear, then
 // cross_entropy with ignored rows): the same summed loss and the same gradients for the hidden
-// states and the weight, for chunk sizes that do and do not divide the rows; and in fp32.
+// states and the weight, for chunk sizes that do and do not divide the rows; in fp32 and bf16; a
+// frozen weight; no gradients at all; and (suite LinearCrossEntropyCuda, label gpu) on a GPU in
+// fp32 and under bf16 autocast, as the runtime runs it.
 #include <ATen/ATen.h>
+#include <ATen/autocast_mode.h>
 #include <gtest/gtest.h>
 #include <torch/csrc/autograd/autograd.h>
 
 #include "kernels/cross_entropy/linear_cross_entropy.h"
 #include "runtime/base/error.h"
+#include "tests/kernels/relative_error.h"
+#include "tests/support/cuda_available.h"
 
 namespace albion::kernels {
 namespace {
@@ -31,6 +36,81 @@ TEST(LinearCrossEntropy, MatchesEagerLossAndGradients) {
           << dtype << " chunk " << chunk;
       EXPECT_LT((actual_grads[0] - expected_grads[0]).abs().max().item<double>(), tolerance) << dtype << " " << chunk;
       EXPECT_LT((actual_grads[1] - expected_grads[1]).abs().max().item<double>(), tolerance) << dtype << " " << chunk;
+    }
+  }
+}
+
+TEST(LinearCrossEntropy, FrozenWeightAndNoGradients) {
+  at::manual_seed(5);
+  const at::Tensor hidden = at::randn({29, 8}, at::kDouble).requires_grad_(true);
+  const at::Tensor weight = at::randn({53, 8}, at::kDouble);  // frozen: no gradient wanted
+  const at::Tensor targets = at::randint(53, {29}, at::kLong);
+  const at::Tensor expected = at::cross_entropy_loss(at::linear(hidden, weight), targets, {}, at::Reduction::Sum);
+  const at::Tensor expected_grad = torch::autograd::grad({expected}, {hidden})[0];
+  const at::Tensor actual = linear_cross_entropy_sum(hidden, weight, targets, -100, 8);
+  EXPECT_LT((torch::autograd::grad({actual}, {hidden})[0] - expected_grad).abs().max().item<double>(), 1e-12);
+  {
+    at::NoGradGuard no_grad;
+    const at::Tensor loss_only = linear_cross_entropy_sum(hidden, weight, targets, -100, 8);
+    EXPECT_FALSE(loss_only.requires_grad());
+    EXPECT_NEAR(loss_only.item<double>(), expected.item<double>(), 1e-10);
+  }
+}
+
+TEST(LinearCrossEntropy, Bf16InputsMatchEagerOnTheSameRoundedValues) {
+  at::manual_seed(11);
+  at::Tensor hidden = at::randn({40, 16}).to(at::kBFloat16).requires_grad_(true);
+  at::Tensor weight = (at::randn({97, 16}) * 0.5).to(at::kBFloat16).requires_grad_(true);
+  const at::Tensor targets = at::randint(97, {40}, at::kLong);
+  const at::Tensor expected =
+      at::cross_entropy_loss(at::linear(hidden, weight).to(at::kFloat), targets, {}, at::Reduction::Sum);
+  const auto expected_grads = torch::autograd::grad({expected}, {hidden, weight});
+  const at::Tensor actual = linear_cross_entropy_sum(hidden, weight, targets, -100, 16);
+  const auto actual_grads = torch::autograd::grad({actual}, {hidden, weight});
+  EXPECT_EQ(actual_grads[0].scalar_type(), at::kBFloat16);
+  EXPECT_EQ(actual_grads[1].scalar_type(), at::kBFloat16);
+  EXPECT_NEAR(actual.item<double>(), expected.item<double>(), 1e-2 * std::abs(expected.item<double>()));
+  for (int i = 0; i < 2; ++i) {
+    const double scale = expected_grads[i].abs().max().item<double>();
+    EXPECT_LT((actual_grads[i] - expected_grads[i]).abs().max().item<double>(), 2e-2 * scale) << i;
+  }
+}
+
+TEST(LinearCrossEntropy, RefusesTargetsOutsideTheVocabulary) {
+  EXPECT_THROW(linear_cross_entropy_sum(at::zeros({2, 3}), at::zeros({5, 3}), at::tensor({0, 5}, at::kLong)),
+               UsageError);
+  EXPECT_THROW(linear_cross_entropy_sum(at::zeros({2, 3}), at::zeros({5, 3}), at::tensor({-2, 1}, at::kLong)),
+               UsageError);
+}
+
+// On the GPU against torch's eager composition on the same device: fp32 throughout, and bf16
+// autocast over fp32 parameters (the runtime's mixed precision), odd vocabulary and chunking.
+TEST(LinearCrossEntropyCuda, MatchesEagerInFp32AndUnderAutocast) {
+  ALBION_SKIP_WITHOUT_CUDA();
+  for (bool autocast : {false, true}) {
+    at::manual_seed(13);
+    const auto options = at::TensorOptions().device(at::kCUDA);
+    at::Tensor hidden = at::randn({300, 64}, options).requires_grad_(true);
+    at::Tensor weight = (at::randn({5003, 64}, options) * 0.2).requires_grad_(true);
+    at::Tensor targets = at::randint(5003, {300}, options.dtype(at::kLong));
+    targets.index_put_({at::arange(0, 300, 7, options.dtype(at::kLong))}, -100);
+    at::autocast::set_autocast_enabled(at::kCUDA, autocast);
+    at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
+    const at::Tensor expected =
+        at::cross_entropy_loss(at::linear(hidden, weight), targets, {}, at::Reduction::Sum, -100);
+    const auto expected_grads = torch::autograd::grad({expected}, {hidden, weight});
+    const at::Tensor actual = linear_cross_entropy_sum(hidden, weight, targets, -100, 128);
+    const auto actual_grads = torch::autograd::grad({actual}, {hidden, weight});
+    at::autocast::set_autocast_enabled(at::kCUDA, false);
+    at::autocast::clear_cache();
+    const double tolerance = autocast ? 1e-2 : 1e-5;
+    EXPECT_NEAR(actual.item<double>(), expected.item<double>(), tolerance * std::abs(expected.item<double>()))
+        << "autocast " << autocast;
+    for (int i = 0; i < 2; ++i) {
+      EXPECT_EQ(actual_grads[i].scalar_type(), at::kFloat);
+      const double scale = expected_grads[i].abs().max().item<double>();
+      EXPECT_LT((actual_grads[i] - expected_grads[i]).abs().max().item<double>(), tolerance * scale)
+          << "autocast " << autocast << " gradient " << i;
     }
   }
 }

@@ -95,13 +95,17 @@ TEST(RopeCuda, KernelMatchesTheReference) {
   for (at::ScalarType dtype : {at::kFloat, at::kBFloat16}) {
     const double tolerance = dtype == at::kFloat ? 1e-5 : 1e-2;
     auto [cos, sin] = tables(300, 128, at::kFloat);
+    at::manual_seed(dtype == at::kFloat ? 1 : 2);
     at::Tensor x = at::randn({2, 257, 5, 128}).to(dtype).cuda();
     at::Tensor out = at::full_like(x, std::numeric_limits<float>::quiet_NaN());
     rope_rotate_out(out, x, cos.cuda(), sin.cuda(), false);
     auto [cos64, sin64] = tables(300, 128, at::kDouble);
     at::Tensor expected = at::empty_like(x.cpu().to(at::kDouble));
     rope_rotate_out(expected, x.cpu().to(at::kDouble), cos64, sin64, false);
-    EXPECT_LT(max_relative_error(out, expected.to(dtype)), tolerance) << dtype;
+    // Relative to the largest output, not element-wise: where x1 cos - x2 sin cancels to ~0, fp32
+    // tables (against fp64 ones) and fused multiply-adds leave ~1e-7 absolute, which element-wise
+    // would be a large relative error of a correct kernel.
+    EXPECT_LT(max_error_relative_to_scale(out, expected.to(dtype)), tolerance) << dtype;
     at::Tensor back = at::full_like(x, std::numeric_limits<float>::quiet_NaN());
     rope_rotate_out(back, out, cos.cuda(), sin.cuda(), true);
     EXPECT_LT((back.to(at::kFloat) - x.to(at::kFloat)).abs().max().item<double>(), dtype == at::kFloat ? 1e-5 : 5e-2)

@@ -90,7 +90,9 @@ TEST(SwiGluCuda, KernelsMatchTheReference) {
       auto [ref_gate, ref_up] = swiglu_backward(d64, g64, u64);
       // Compare in the output dtype's precision: round the reference the way the kernel stores.
       EXPECT_LT(max_relative_error(out, swiglu_forward(g64, u64).to(dtype)), tolerance) << dtype << " " << shape;
-      EXPECT_LT(max_relative_error(grad_gate, ref_gate.to(dtype)), tolerance) << dtype << " " << shape;
+      // d silu(g)/dg has a root at g = -1.2785, where fp32 keeps only absolute accuracy (torch's own
+      // fp32 silu backward is off by 5e-4 element-wise there): compared against the scale.
+      EXPECT_LT(max_error_relative_to_scale(grad_gate, ref_gate.to(dtype)), tolerance) << dtype << " " << shape;
       EXPECT_LT(max_relative_error(grad_up, ref_up.to(dtype)), tolerance) << dtype << " " << shape;
     }
     // A view starting 1 element in: not 16-byte aligned, so the scalar path runs.

@@ -1,0 +1,136 @@
+// File: tests/kernels/softmax_cross_entropy_test.cpp
+// Softmax cross-entropy with the gradient written over the logits: the CPU reference against
+// torch's cross_entropy and its autograd, the gradient against central finite differences in
+// fp64, bad targets, and (suite SoftmaxCrossEntropyCuda, label gpu) the CUDA kernel against the
+// reference on the same rounded logits, losses poisoned first, odd vocabularies (rows that start
+// off a 16-byte boundary) and a view that starts mid-allocation.
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+#include <torch/csrc/autograd/autograd.h>
+
+#include <limits>
+
+#include "kernels/cross_entropy/softmax_cross_entropy.h"
+#include "runtime/base/error.h"
+#include "tests/kernels/relative_error.h"
+#include "tests/support/cuda_available.h"
+
+namespace albion::kernels {
+namespace {
+
+constexpr std::int64_t kIgnore = -100;
+
+at::Tensor random_targets(std::int64_t rows, std::int64_t vocab) {
+  at::Tensor targets = at::randint(vocab, {rows}, at::kLong);
+  targets.index_put_({at::arange(0, rows, 4)}, kIgnore);  // every fourth row ignored
+  return targets;
+}
+
+TEST(SoftmaxCrossEntropy, ReferenceMatchesTorchLossAndAutograd) {
+  for (std::int64_t vocab : {1, 2, 301}) {
+    at::manual_seed(vocab);
+    const std::int64_t rows = 9;
+    at::Tensor logits = (at::randn({rows, vocab}, at::kDouble) * 4).requires_grad_(true);
+    const at::Tensor targets = random_targets(rows, vocab);
+    const at::Tensor expected = at::cross_entropy_loss(logits, targets, {}, at::Reduction::None, kIgnore);
+    const at::Tensor expected_grad = torch::autograd::grad({expected.sum()}, {logits})[0];
+
+    at::Tensor work = logits.detach().clone();
+    const at::Tensor losses = softmax_cross_entropy_(work, targets, kIgnore, /*write_gradient=*/true);
+    EXPECT_LT(max_relative_error(losses, expected), 1e-12) << vocab;
+    EXPECT_LT((work - expected_grad).abs().max().item<double>(), 1e-14) << vocab;
+
+    // fp32 and bf16 through the float reference; without write_gradient the logits stay.
+    for (at::ScalarType dtype : {at::kFloat, at::kBFloat16}) {
+      at::Tensor low = logits.detach().to(dtype);
+      const at::Tensor before = low.clone();
+      const at::Tensor low_losses = softmax_cross_entropy_(low, targets, kIgnore, false);
+      EXPECT_TRUE(at::equal(low, before)) << dtype;
+      const at::Tensor low_expected =
+          at::cross_entropy_loss(before.to(at::kDouble), targets, {}, at::Reduction::None, kIgnore);
+      EXPECT_LT((low_losses.to(at::kDouble) - low_expected).abs().max().item<double>(), 1e-5) << dtype;
+    }
+  }
+}
+
+TEST(SoftmaxCrossEntropy, GradientMatchesFiniteDifferences) {
+  at::manual_seed(3);
+  const std::int64_t rows = 3, vocab = 11;
+  const at::Tensor logits = at::randn({rows, vocab}, at::kDouble) * 2;
+  const at::Tensor targets = at::tensor(std::vector<std::int64_t>{4, kIgnore, 10});
+  at::Tensor gradient = logits.clone();
+  softmax_cross_entropy_(gradient, targets, kIgnore, true);
+  const auto loss_of = [&](const at::Tensor& x) {
+    at::Tensor copy = x.clone();
+    return softmax_cross_entropy_(copy, targets, kIgnore, false).sum().item<double>();
+  };
+  const double h = 1e-6;
+  for (std::int64_t r = 0; r < rows; ++r) {
+    for (std::int64_t j = 0; j < vocab; ++j) {
+      at::Tensor plus = logits.clone(), minus = logits.clone();
+      plus[r][j] += h;
+      minus[r][j] -= h;
+      const double numeric = (loss_of(plus) - loss_of(minus)) / (2 * h);
+      EXPECT_NEAR(gradient[r][j].item<double>(), numeric, 1e-8) << r << "," << j;
+    }
+  }
+}
+
+TEST(SoftmaxCrossEntropy, RefusesBadTargetsAndShapes) {
+  at::Tensor logits = at::zeros({2, 5});
+  EXPECT_THROW(softmax_cross_entropy_(logits, at::tensor({0, 5}, at::kLong), kIgnore, true), UsageError);
+  EXPECT_THROW(softmax_cross_entropy_(logits, at::tensor({0, -1}, at::kLong), kIgnore, true), UsageError);
+  EXPECT_THROW(softmax_cross_entropy_(logits, at::tensor({0}, at::kLong), kIgnore, true), UsageError);
+  EXPECT_THROW(softmax_cross_entropy_(logits, at::tensor({0, 1}, at::kInt), kIgnore, true), UsageError);
+  at::Tensor strided = at::zeros({5, 2}).t();
+  EXPECT_THROW(softmax_cross_entropy_(strided, at::tensor({0, 1}, at::kLong), kIgnore, true), UsageError);
+  at::Tensor empty_vocab = at::zeros({2, 0});
+  EXPECT_THROW(softmax_cross_entropy_(empty_vocab, at::tensor({0, 1}, at::kLong), kIgnore, true), UsageError);
+}
+
+class SoftmaxCrossEntropyCuda : public testing::TestWithParam<std::tuple<std::int64_t, at::ScalarType>> {};
+
+TEST_P(SoftmaxCrossEntropyCuda, KernelMatchesTheReference) {
+  ALBION_SKIP_WITHOUT_CUDA();
+  const auto [vocab, dtype] = GetParam();
+  at::manual_seed(vocab);
+  const std::int64_t rows = 37;
+  // One spare row in front: the view starts `vocab` elements into the allocation.
+  const at::Tensor storage = (at::randn({rows + 1, vocab}) * 3).to(dtype).cuda();
+  at::Tensor logits = storage.clone().narrow(0, 1, rows);
+  const at::Tensor targets = random_targets(rows, vocab).cuda();
+  const double tolerance = dtype == at::kFloat ? 1e-5 : 1e-2;
+
+  at::Tensor expected_gradient = logits.cpu().to(at::kDouble);
+  const at::Tensor expected_losses = softmax_cross_entropy_(expected_gradient, targets.cpu(), kIgnore, true);
+  // Poison what the allocator hands out next, so losses the kernel forgot to write show as NaN.
+  at::full({rows * 64}, std::numeric_limits<float>::quiet_NaN(), at::TensorOptions().device(at::kCUDA));
+  const at::Tensor losses = softmax_cross_entropy_(logits, targets, kIgnore, true);
+  EXPECT_FALSE(losses.isnan().any().item<bool>());
+  EXPECT_LT(max_relative_error(losses, expected_losses), tolerance) << vocab << " " << dtype;
+  EXPECT_LT(max_relative_error(logits, expected_gradient), tolerance) << vocab << " " << dtype;
+
+  // Loss only: the logits stay as they were.
+  at::Tensor untouched = storage.clone().narrow(0, 1, rows);
+  const at::Tensor before = untouched.clone();
+  const at::Tensor loss_only = softmax_cross_entropy_(untouched, targets, kIgnore, false);
+  EXPECT_TRUE(at::equal(untouched, before));
+  EXPECT_LT(max_relative_error(loss_only, expected_losses), tolerance);
+}
+
+TEST(SoftmaxCrossEntropyBadTargetCuda, GivesNaN) {
+  ALBION_SKIP_WITHOUT_CUDA();
+  at::Tensor logits = at::randn({2, 7}, at::TensorOptions().device(at::kCUDA));
+  const at::Tensor losses =
+      softmax_cross_entropy_(logits, at::tensor({3, 7}, at::kLong).cuda(), kIgnore, true).cpu();
+  EXPECT_FALSE(std::isnan(losses[0].item<float>()));
+  EXPECT_TRUE(std::isnan(losses[1].item<float>()));
+  EXPECT_TRUE(logits[1].isnan().all().item<bool>());
+}
+
+INSTANTIATE_TEST_SUITE_P(Vocabularies, SoftmaxCrossEntropyCuda,
+                         testing::Combine(testing::Values<std::int64_t>(1, 7, 8, 4099, 50257),
+                                          testing::Values(at::kFloat, at::kBFloat16)));
+
+}  // namespace
+}  // namespace albion::kernels

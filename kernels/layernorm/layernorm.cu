@@ -1,6 +1,6 @@
 // File: kernels/layernorm/layernorm.cu
-// LayerNorm forward and backward: one block per row, element-wise over the row (the row is read
-// from L1/L2 after the first pass). Reference: layernorm_ref.cpp. Test: tests/kernels/layernorm_test.cpp.
+// LayerNorm forward and backward: one block per row, 16-byte packs when the row length and the
+// pointers allow, element-wise otherwise (the row is read from L1/L2 after the first pass). Reference: layernorm_ref.cpp. Test: tests/kernels/layernorm_test.cpp.
 #include <cuda_bf16.h>
 
 #include <cstdint>
@@ -13,23 +13,46 @@
 namespace albion::kernels {
 namespace {
 
-template <typename T>
+// kVec elements per load: 16-byte packs when the row length and every pointer allow, else 1.
+template <typename T, int kVec>
 __global__ void layernorm_forward_kernel(const T* __restrict__ input, const T* __restrict__ weight,
                                          const T* __restrict__ bias, T* __restrict__ output, float* __restrict__ mean,
                                          float* __restrict__ rstd, std::int64_t cols, float eps) {
+  using P = Pack<T, kVec>;
   const std::int64_t row = blockIdx.x;
-  const T* x = input + row * cols;
+  const P* x = reinterpret_cast<const P*>(input + row * cols);
+  const P* w = reinterpret_cast<const P*>(weight);
+  const P* b = reinterpret_cast<const P*>(bias);
+  P* y = reinterpret_cast<P*>(output + row * cols);
+  const std::int64_t packs = cols / kVec;
   float sum = 0.0f;
-  for (std::int64_t c = threadIdx.x; c < cols; c += blockDim.x) sum += to_float(x[c]);
+  for (std::int64_t p = threadIdx.x; p < packs; p += blockDim.x) {
+    const P v = x[p];
+#pragma unroll
+    for (int k = 0; k < kVec; ++k) sum += to_float(v.values[k]);
+  }
   const float mu = block_sum(sum) / static_cast<float>(cols);
-  float squares = 0.0f;
-  for (std::int64_t c = threadIdx.x; c < cols; c += blockDim.x) {
-    const float d = to_float(x[c]) - mu;
-    squares += d * d;
+  float squares = 0.0f;  // two passes: no cancellation in E[x^2] - E[x]^2
+  for (std::int64_t p = threadIdx.x; p < packs; p += blockDim.x) {
+    const P v = x[p];
+#pragma unroll
+    for (int k = 0; k < kVec; ++k) {
+      const float d = to_float(v.values[k]) - mu;
+      squares += d * d;
+    }
   }
   const float inv = rsqrtf(block_sum(squares) / static_cast<float>(cols) + eps);
-  for (std::int64_t c = threadIdx.x; c < cols; c += blockDim.x) {
-    output[row * cols + c] = from_float<T>((to_float(x[c]) - mu) * inv * to_float(weight[c]) + to_float(bias[c]));
+  for (std::int64_t p = threadIdx.x; p < packs; p += blockDim.x) {
+    const P v = x[p];
+    const P g = w[p];
+    const P h = b[p];
+    P out;
+#pragma unroll
+    for (int k = 0; k < kVec; ++k) {
+      out.values[k] =
+          from_float<T>((to_float(v.values[k]) - mu) * inv * to_float(g.values[k]) + to_float(h.values[k]));
+    }
+    y[p] = out;
   }
   if (threadIdx.x == 0) {
     mean[row] = mu;
@@ -37,51 +60,96 @@ __global__ void layernorm_forward_kernel(const T* __restrict__ input, const T* _
   }
 }
 
-template <typename T>
+// dx = rstd (g - mean(g) - xhat mean(g xhat)), g = weight * dy, with mean and rstd saved by the forward.
+template <typename T, int kVec>
 __global__ void layernorm_backward_kernel(const T* __restrict__ grad_output, const T* __restrict__ input,
                                           const T* __restrict__ weight, const float* __restrict__ mean,
                                           const float* __restrict__ rstd, T* __restrict__ grad_input,
                                           std::int64_t cols) {
+  using P = Pack<T, kVec>;
   const std::int64_t row = blockIdx.x;
-  const T* x = input + row * cols;
-  const T* dy = grad_output + row * cols;
+  const P* x = reinterpret_cast<const P*>(input + row * cols);
+  const P* dy = reinterpret_cast<const P*>(grad_output + row * cols);
+  const P* w = reinterpret_cast<const P*>(weight);
+  P* dx = reinterpret_cast<P*>(grad_input + row * cols);
+  const std::int64_t packs = cols / kVec;
   const float mu = mean[row];
   const float inv = rstd[row];
   float sum_g = 0.0f;
   float sum_g_xhat = 0.0f;
-  for (std::int64_t c = threadIdx.x; c < cols; c += blockDim.x) {
-    const float g = to_float(weight[c]) * to_float(dy[c]);
-    sum_g += g;
-    sum_g_xhat += g * (to_float(x[c]) - mu) * inv;
+  for (std::int64_t p = threadIdx.x; p < packs; p += blockDim.x) {
+    const P v = x[p];
+    const P d = dy[p];
+    const P c = w[p];
+#pragma unroll
+    for (int k = 0; k < kVec; ++k) {
+      const float g = to_float(c.values[k]) * to_float(d.values[k]);
+      sum_g += g;
+      sum_g_xhat += g * (to_float(v.values[k]) - mu) * inv;
+    }
   }
   const float mean_g = block_sum(sum_g) / static_cast<float>(cols);
   const float mean_g_xhat = block_sum(sum_g_xhat) / static_cast<float>(cols);
-  for (std::int64_t c = threadIdx.x; c < cols; c += blockDim.x) {
-    const float xhat = (to_float(x[c]) - mu) * inv;
-    const float g = to_float(weight[c]) * to_float(dy[c]);
-    grad_input[row * cols + c] = from_float<T>(inv * (g - mean_g - xhat * mean_g_xhat));
+  for (std::int64_t p = threadIdx.x; p < packs; p += blockDim.x) {
+    const P v = x[p];
+    const P d = dy[p];
+    const P c = w[p];
+    P out;
+#pragma unroll
+    for (int k = 0; k < kVec; ++k) {
+      const float xhat = (to_float(v.values[k]) - mu) * inv;
+      const float g = to_float(c.values[k]) * to_float(d.values[k]);
+      out.values[k] = from_float<T>(inv * (g - mean_g - xhat * mean_g_xhat));
+    }
+    dx[p] = out;
   }
 }
 
-int threads_for(std::int64_t cols) {
+bool aligned16(const void* pointer) { return reinterpret_cast<std::uintptr_t>(pointer) % 16 == 0; }
+
+// Enough threads to cover a row's units in one sweep when rows are short, at most 1024.
+int threads_for(std::int64_t units) {
   int threads = 32;
-  while (threads < 1024 && threads < cols) threads *= 2;
+  while (threads < 1024 && threads < units) threads *= 2;
   return threads;
 }
 
 template <typename T>
 void forward_typed(const LayerNormParams& p, cudaStream_t stream) {
-  layernorm_forward_kernel<T><<<static_cast<unsigned>(p.rows), threads_for(p.cols), 0, stream>>>(
-      static_cast<const T*>(p.input), static_cast<const T*>(p.weight), static_cast<const T*>(p.bias),
-      static_cast<T*>(p.output), p.mean, p.rstd, p.cols, p.eps);
+  constexpr int kVec = 16 / sizeof(T);
+  const bool vectorised = p.cols % kVec == 0 && aligned16(p.input) && aligned16(p.weight) && aligned16(p.bias) &&
+                          aligned16(p.output);
+  const auto* x = static_cast<const T*>(p.input);
+  const auto* w = static_cast<const T*>(p.weight);
+  const auto* b = static_cast<const T*>(p.bias);
+  auto* y = static_cast<T*>(p.output);
+  const dim3 grid(static_cast<unsigned>(p.rows));
+  if (vectorised) {
+    layernorm_forward_kernel<T, kVec><<<grid, threads_for(p.cols / kVec), 0, stream>>>(x, w, b, y, p.mean, p.rstd,
+                                                                                       p.cols, p.eps);
+  } else {
+    layernorm_forward_kernel<T, 1><<<grid, threads_for(p.cols), 0, stream>>>(x, w, b, y, p.mean, p.rstd, p.cols,
+                                                                             p.eps);
+  }
   ALBION_CUDA_CHECK(cudaGetLastError());
 }
 
 template <typename T>
 void backward_typed(const LayerNormParams& p, cudaStream_t stream) {
-  layernorm_backward_kernel<T><<<static_cast<unsigned>(p.rows), threads_for(p.cols), 0, stream>>>(
-      static_cast<const T*>(p.grad_output), static_cast<const T*>(p.input), static_cast<const T*>(p.weight), p.mean,
-      p.rstd, static_cast<T*>(p.output), p.cols);
+  constexpr int kVec = 16 / sizeof(T);
+  const bool vectorised = p.cols % kVec == 0 && aligned16(p.grad_output) && aligned16(p.input) &&
+                          aligned16(p.weight) && aligned16(p.output);
+  const auto* dy = static_cast<const T*>(p.grad_output);
+  const auto* x = static_cast<const T*>(p.input);
+  const auto* w = static_cast<const T*>(p.weight);
+  auto* dx = static_cast<T*>(p.output);
+  const dim3 grid(static_cast<unsigned>(p.rows));
+  if (vectorised) {
+    layernorm_backward_kernel<T, kVec><<<grid, threads_for(p.cols / kVec), 0, stream>>>(dy, x, w, p.mean, p.rstd,
+                                                                                        dx, p.cols);
+  } else {
+    layernorm_backward_kernel<T, 1><<<grid, threads_for(p.cols), 0, stream>>>(dy, x, w, p.mean, p.rstd, dx, p.cols);
+  }
   ALBION_CUDA_CHECK(cudaGetLastError());
 }
 

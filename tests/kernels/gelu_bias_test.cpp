@@ -10,6 +10,7 @@
 #include "kernels/gelu/gelu_bias.h"
 #include "runtime/base/error.h"
 #include "tests/kernels/relative_error.h"
+#include "tests/kernels/poison.h"
 #include "tests/support/cuda_available.h"
 
 namespace albion::kernels {
@@ -68,8 +69,10 @@ TEST(GeluBiasCuda, KernelsMatchTheReference) {
       at::Tensor b = at::randn({cols}).cuda();
       at::Tensor dy = at::randn({17, cols}).to(cuda);
       at::Tensor x64 = x.cpu().to(at::kDouble), b64 = b.cpu().to(at::kDouble), dy64 = dy.cpu().to(at::kDouble);
+      poison_cuda_allocator(x.numel() * 4);
       EXPECT_LT(max_relative_error(gelu_bias_forward(x, b), gelu_bias_forward(x64, b64).to(dtype)), tolerance)
           << dtype << " cols " << cols;
+      poison_cuda_allocator(x.numel() * 4);
       at::Tensor expected = gelu_bias_backward_input(dy64, x64, b64).to(dtype);
       const double scale = expected.to(at::kDouble).abs().max().item<double>();
       const double error =

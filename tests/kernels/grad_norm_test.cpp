@@ -9,6 +9,7 @@
 
 #include "kernels/grad_norm/grad_norm.h"
 #include "runtime/base/error.h"
+#include "tests/kernels/poison.h"
 #include "tests/support/cuda_available.h"
 
 namespace albion::kernels {
@@ -58,6 +59,7 @@ TEST(GradNormCuda, KernelMatchesTheReferenceAndIsDeterministic) {
   std::vector<at::Tensor> cpu;
   for (const at::Tensor& t : gpu) cpu.push_back(t.cpu());
   const double expected = squared_norm(cpu).item<double>();
+  poison_cuda_allocator(1 << 16);  // the partials
   const at::Tensor first = squared_norm(gpu);
   EXPECT_TRUE(first.is_cuda());
   EXPECT_LT(std::abs(first.item<double>() / expected - 1.0), 1e-5);

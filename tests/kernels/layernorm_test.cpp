@@ -8,6 +8,8 @@
 
 #include "kernels/layernorm/layernorm.h"
 #include "runtime/base/error.h"
+#include "tests/kernels/poison.h"
+#include "tests/kernels/relative_error.h"
 #include "tests/support/cuda_available.h"
 
 namespace albion::kernels {
@@ -62,21 +64,27 @@ TEST(LayerNorm, RefusesBadInputs) {
 TEST(LayerNormCuda, KernelsMatchTheReference) {
   ALBION_SKIP_WITHOUT_CUDA();
   for (at::ScalarType dtype : {at::kFloat, at::kBFloat16}) {
-    for (std::int64_t cols : {7, 768, 4096}) {
+    // 7: element-wise; 768 and 4096: 16-byte packs; 4096 shifted by one element: element-wise again.
+    for (const auto& [cols, shifted] : {std::pair<std::int64_t, bool>{7, false}, {768, false}, {4096, false},
+                                       {4096, true}}) {
       at::manual_seed(cols);
       const at::TensorOptions cuda = at::TensorOptions().dtype(dtype).device(at::kCUDA);
-      at::Tensor x = (at::randn({19, cols}) * 2 + 1).to(cuda);
+      const at::Tensor storage = (at::randn({19 * cols + 1}) * 2 + 1).to(cuda);
+      at::Tensor x = storage.narrow(0, shifted ? 1 : 0, 19 * cols).view({19, cols});
       at::Tensor w = at::randn({cols}).to(cuda);
       at::Tensor b = at::randn({cols}).to(cuda);
       at::Tensor dy = at::randn({19, cols}).to(cuda);
+      poison_cuda_allocator(19 * cols * 4);
       auto [y, mean, rstd] = layernorm_forward_with_stats(x, w, b, 1e-5);
+      poison_cuda_allocator(19 * cols * 4);
       at::Tensor dx = layernorm_backward_input(dy, x, w, mean, rstd);
+      EXPECT_FALSE(y.isnan().any().item<bool>() || dx.isnan().any().item<bool>()) << "kernel left poisoned elements";
       at::Tensor x64 = x.cpu().to(at::kDouble), w64 = w.cpu().to(at::kDouble), b64 = b.cpu().to(at::kDouble);
       auto [y64, mean64, rstd64] = layernorm_forward_with_stats(x64, w64, b64, 1e-5);
       at::Tensor dx64 = layernorm_backward_input(dy.cpu().to(at::kDouble), x64, w64, mean64, rstd64);
       const double tolerance = dtype == at::kFloat ? 1e-5 : 1e-2;
-      EXPECT_LT(max_difference(y, y64.to(dtype)) / y64.abs().max().item<double>(), tolerance) << dtype << " " << cols;
-      EXPECT_LT(max_difference(dx, dx64.to(dtype)) / dx64.abs().max().item<double>(), tolerance) << dtype << " " << cols;
+      EXPECT_LT(max_error_relative_to_scale(y, y64.to(dtype)), tolerance) << dtype << " " << cols << " " << shifted;
+      EXPECT_LT(max_error_relative_to_scale(dx, dx64.to(dtype)), tolerance) << dtype << " " << cols << " " << shifted;
     }
   }
 }

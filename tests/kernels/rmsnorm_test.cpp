@@ -12,6 +12,7 @@
 #include "kernels/rmsnorm/rmsnorm.h"
 #include "runtime/base/error.h"
 #include "tests/kernels/relative_error.h"
+#include "tests/kernels/poison.h"
 #include "tests/support/cuda_available.h"
 
 namespace albion::kernels {
@@ -111,6 +112,7 @@ TEST(RmsNormCuda, BackwardMatchesReference) {
       at::Tensor w = at::randn({cols}).to(cuda);
       at::Tensor dy = at::randn({33, cols}).to(cuda);
       auto [y, inv_rms] = rmsnorm_forward_with_stats(x, w, 1e-5);
+      poison_cuda_allocator(x.numel() * 4);
       at::Tensor dx = rmsnorm_backward_input(dy, x, w, inv_rms);
       at::Tensor x64 = x.cpu().to(at::kDouble), w64 = w.cpu().to(at::kDouble), dy64 = dy.cpu().to(at::kDouble);
       auto [y64, inv64] = rmsnorm_forward_with_stats(x64, w64, 1e-5);

@@ -10,6 +10,7 @@
 #include "kernels/swiglu/swiglu.h"
 #include "runtime/base/error.h"
 #include "tests/kernels/relative_error.h"
+#include "tests/kernels/poison.h"
 #include "tests/support/cuda_available.h"
 
 namespace albion::kernels {
@@ -85,7 +86,9 @@ TEST(SwiGluCuda, KernelsMatchTheReference) {
       at::Tensor grad_out = at::randn(shape).to(cuda);
       // The reference sees the same (bf16-rounded) values, computed in fp64.
       at::Tensor g64 = gate.cpu().to(at::kDouble), u64 = up.cpu().to(at::kDouble), d64 = grad_out.cpu().to(at::kDouble);
+      poison_cuda_allocator(gate.numel() * 4);
       at::Tensor out = swiglu_forward(gate, up);
+      poison_cuda_allocator(gate.numel() * 8);
       auto [grad_gate, grad_up] = swiglu_backward(grad_out, gate, up);
       auto [ref_gate, ref_up] = swiglu_backward(d64, g64, u64);
       // Compare in the output dtype's precision: round the reference the way the kernel stores.

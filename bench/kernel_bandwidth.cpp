@@ -172,7 +172,8 @@ void bench_rowwise(const Options& options, const Report& report, const std::vect
         }
       }
 
-      // fwd+bwd through autograd; the fused backward passes move (read dy, inputs; write grads).
+      // fwd+bwd through autograd; the fused backward passes move (read dy, inputs; write grads; the
+      // norms read dy and x once more for their parameter gradients, not counted).
       report.row("rmsnorm", "fwd+bwd", dtype, s.name, n, 5 * e * elements,
                  median_ms(options.device, [&] {
                    forward_backward([&] { return albion::kernels::rmsnorm(x, weight, eps); }, dy, {x, weight});

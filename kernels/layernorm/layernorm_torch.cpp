@@ -8,6 +8,7 @@
 #include "kernels/common/tensor_checks.h"
 #include "kernels/layernorm/layernorm.cuh"
 #include "kernels/layernorm/layernorm.h"
+#include "kernels/norm_grad/norm_parameter_grad.h"
 #include "runtime/base/check.h"
 
 namespace albion::kernels {
@@ -134,11 +135,8 @@ class LayerNormFunction : public torch::autograd::Function<LayerNormFunction> {
     const at::Tensor& rstd = saved[3];
     const at::Tensor grad_output = grads[0].contiguous();
     at::Tensor grad_input = layernorm_backward_input(grad_output, input, weight, mean, rstd);
-    // dweight = sum dy xhat, dbias = sum dy, over rows, in the statistics' precision.
-    const std::int64_t cols = input.size(-1);
-    const at::Tensor dy = grad_output.reshape({-1, cols}).to(mean.scalar_type());
-    const at::Tensor xhat = (input.reshape({-1, cols}).to(mean.scalar_type()) - mean.unsqueeze(1)) * rstd.unsqueeze(1);
-    return {grad_input, (dy * xhat).sum(0).to(weight.scalar_type()), dy.sum(0).to(weight.scalar_type()), at::Tensor()};
+    auto [grad_weight, grad_bias] = norm_parameter_grads(grad_output, input, mean, rstd, /*with_bias=*/true);
+    return {grad_input, grad_weight.to(weight.scalar_type()), grad_bias.to(weight.scalar_type()), at::Tensor()};
   }
 };
 

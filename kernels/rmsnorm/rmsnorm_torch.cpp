@@ -7,6 +7,7 @@
 
 #include "kernels/common/cpu_dispatch.h"
 #include "kernels/common/tensor_checks.h"
+#include "kernels/norm_grad/norm_parameter_grad.h"
 #include "kernels/rmsnorm/rmsnorm.cuh"
 #include "kernels/rmsnorm/rmsnorm.h"
 #include "runtime/base/check.h"
@@ -137,12 +138,9 @@ class RmsNormFunction : public torch::autograd::Function<RmsNormFunction> {
     const at::Tensor& inv_rms = saved[2];
     const at::Tensor grad_output = grads[0].contiguous();
     at::Tensor grad_input = rmsnorm_backward_input(grad_output, input, weight, inv_rms);
-    // dweight = sum over rows of dy x r, in the statistics' precision.
-    const std::int64_t cols = input.size(-1);
-    const at::Tensor rows_dy = grad_output.reshape({-1, cols}).to(inv_rms.scalar_type());
-    const at::Tensor rows_x = input.reshape({-1, cols}).to(inv_rms.scalar_type());
-    at::Tensor grad_weight = (rows_dy * rows_x * inv_rms.unsqueeze(1)).sum(0).to(weight.scalar_type());
-    return {grad_input, grad_weight, at::Tensor()};
+    const at::Tensor grad_weight =
+        norm_parameter_grads(grad_output, input, /*mean=*/at::Tensor(), inv_rms, /*with_bias=*/false).first;
+    return {grad_input, grad_weight.to(weight.scalar_type()), at::Tensor()};
   }
 };
 

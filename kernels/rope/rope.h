@@ -11,6 +11,10 @@ namespace albion::kernels {
 // Differentiable, out of place.
 at::Tensor rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin);
 
+// Differentiable, in place: rotates x (which must be contiguous, typically a view of q's or k's
+// projection output, which nothing else reads) and returns it; autograd sees it as modified.
+at::Tensor rope_(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin);
+
 // Without autograd: rotates into `output` (which may be `x` itself: in place); `inverse` turns by
 // the opposite angle (the backward).
 void rope_rotate_out(at::Tensor& output, const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,

@@ -72,8 +72,14 @@ namespace {
 class RopeFunction : public torch::autograd::Function<RopeFunction> {
  public:
   static at::Tensor forward(torch::autograd::AutogradContext* context, const at::Tensor& x, const at::Tensor& cos,
-                            const at::Tensor& sin) {
+                            const at::Tensor& sin, bool in_place) {
     context->save_for_backward({cos, sin});
+    if (in_place) {
+      at::Tensor rotated = x;
+      rope_rotate_out(rotated, x, cos, sin, /*inverse=*/false);
+      context->mark_dirty({x});
+      return x;
+    }
     at::Tensor out = at::empty_like(x);
     rope_rotate_out(out, x, cos, sin, /*inverse=*/false);
     return out;
@@ -84,14 +90,19 @@ class RopeFunction : public torch::autograd::Function<RopeFunction> {
     at::Tensor grad = grads[0].contiguous();
     at::Tensor grad_x = at::empty_like(grad);
     rope_rotate_out(grad_x, grad, saved[0], saved[1], /*inverse=*/true);
-    return {grad_x, at::Tensor(), at::Tensor()};  // the tables are constants
+    return {grad_x, at::Tensor(), at::Tensor(), at::Tensor()};  // the tables are constants
   }
 };
 
 }  // namespace
 
 at::Tensor rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
-  return RopeFunction::apply(x.contiguous(), cos.contiguous(), sin.contiguous());
+  return RopeFunction::apply(x.contiguous(), cos.contiguous(), sin.contiguous(), /*in_place=*/false);
+}
+
+at::Tensor rope_(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
+  check_contiguous(x, "rope_ x");
+  return RopeFunction::apply(x, cos.contiguous(), sin.contiguous(), /*in_place=*/true);
 }
 
 }  // namespace albion::kernels

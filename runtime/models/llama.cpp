@@ -38,11 +38,12 @@ class LlamaAttention : public torch::nn::Module {
     auto heads = [&](const at::Tensor& t, std::int64_t n) {
       return t.view({batch, length, n, head_dim_}).transpose(1, 2);
     };
-    // The fused kernel rotates the projection's [batch, seq, heads, head_dim] output before the
-    // transpose, in one pass; the composition rotates after it in five.
+    // The fused kernel rotates the projection's [batch, seq, heads, head_dim] output in place
+    // before the transpose, in one pass (nothing else reads that output; Linear's backward needs
+    // only its input); the composition rotates after it in five.
     auto rotated = [&](const at::Tensor& t, std::int64_t n) {
       if (use_fused_kernel(fused_, t)) {
-        return kernels::rope(t.view({batch, length, n, head_dim_}), rope.cos, rope.sin).transpose(1, 2);
+        return kernels::rope_(t.view({batch, length, n, head_dim_}), rope.cos, rope.sin).transpose(1, 2);
       }
       return apply_rotary(heads(t, n), rope.cos, rope.sin);
     };

@@ -46,6 +46,16 @@ TEST(Rope, ReferenceMatchesCompositionAndAutograd) {
     auto actual_grad = torch::autograd::grad({actual}, {x}, {grad_out})[0];
     EXPECT_LT(max_relative_error(actual_grad, expected_grad), 1e-12);
 
+    // Differentiable in place, on a view of a projection's output as the model uses it.
+    at::Tensor weight = at::randn({heads * dim, heads * dim}, at::kDouble).requires_grad_(true);
+    const at::Tensor input = at::randn({batch, seq, heads * dim}, at::kDouble);
+    const at::Tensor in_place_out = rope_(at::linear(input, weight).view({batch, seq, heads, dim}), cos, sin);
+    const at::Tensor composed_out = composition(at::linear(input, weight).view({batch, seq, heads, dim}), cos, sin);
+    EXPECT_LT(max_relative_error(in_place_out, composed_out), 1e-12);
+    EXPECT_LT(max_relative_error(torch::autograd::grad({in_place_out}, {weight}, {grad_out})[0],
+                                 torch::autograd::grad({composed_out}, {weight}, {grad_out})[0]),
+              1e-10);
+
     // fp32 through the float reference, and in place.
     auto [cos32, sin32] = tables(seq, dim, at::kFloat);
     at::Tensor x32 = x.detach().to(at::kFloat);

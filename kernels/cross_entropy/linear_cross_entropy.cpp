@@ -102,7 +102,11 @@ at::Tensor linear_cross_entropy_sum(const at::Tensor& hidden, const at::Tensor& 
   ALBION_CHECK_AS(UsageError, targets.dim() == 1 && targets.size(0) == hidden.size(0) &&
                                   targets.scalar_type() == at::kLong,
                   "linear_cross_entropy: targets ", targets.sizes(), " must be [", hidden.size(0), "] int64");
-  ALBION_CHECK_AS(UsageError, chunk_rows > 0, "linear_cross_entropy: chunk_rows must be positive");
+  ALBION_CHECK_AS(UsageError, chunk_rows >= 0, "linear_cross_entropy: chunk_rows must not be negative");
+  if (chunk_rows == 0) {
+    constexpr std::int64_t kChunkLogitsBytes = std::int64_t{1} << 30;
+    chunk_rows = std::max<std::int64_t>(128, kChunkLogitsBytes / (4 * std::max<std::int64_t>(weight.size(0), 1)));
+  }
   const bool grad = at::GradMode::is_enabled();
   return LinearCrossEntropy::apply(hidden, weight, targets, ignore_index, chunk_rows, grad && hidden.requires_grad(),
                                    grad && weight.requires_grad());

@@ -118,7 +118,7 @@ TEST(LinearCrossEntropyCuda, MatchesEagerInFp32AndUnderAutocast) {
 TEST(LinearCrossEntropy, RefusesBadShapes) {
   EXPECT_THROW(linear_cross_entropy_sum(at::zeros({4, 3}), at::zeros({5, 2}), at::zeros({4}, at::kLong)), UsageError);
   EXPECT_THROW(linear_cross_entropy_sum(at::zeros({4, 3}), at::zeros({5, 3}), at::zeros({3}, at::kLong)), UsageError);
-  EXPECT_THROW(linear_cross_entropy_sum(at::zeros({4, 3}), at::zeros({5, 3}), at::zeros({4}, at::kLong), -100, 0),
+  EXPECT_THROW(linear_cross_entropy_sum(at::zeros({4, 3}), at::zeros({5, 3}), at::zeros({4}, at::kLong), -100, -1),
                UsageError);
 }
 

@@ -27,7 +27,7 @@ PRESETS = {  # vocab, context, hidden, layers, heads
 }
 # Dense bf16 peaks, as runtime/train/device_peak.cpp (most specific names first).
 PEAKS = [("GB300", 2.5e15), ("B300", 2.25e15), ("GB200", 2.5e15), ("B200", 2.25e15), ("GH200", 989e12),
-         ("H200", 989e12), ("H100 PCIe", 756e12), ("H100 NVL", 835e12), ("H100", 989e12), ("A100", 312e12)]
+         ("H200 NVL", 835e12), ("H200", 989e12), ("H100 PCIe", 756e12), ("H100 NVL", 835e12), ("H100", 989e12), ("A100", 312e12)]
 
 
 class Block(nn.Module):
@@ -113,6 +113,12 @@ def main():
         optimizer.zero_grad(set_to_none=True)
         loss.item()  # the step is done when its loss is on the host, as in Albion's log
         times.append(time.perf_counter() - start)
+        if args.compile and len(times) == 1:
+            # Inductor's compile-worker processes stay busy after the first step (one process per
+            # core importing torch): on a 2-core machine they slowed the next 5 steps 25x. They
+            # are not needed once compiled.
+            from torch._inductor import async_compile  # (a plain `import torch...` here would shadow torch)
+            async_compile.shutdown_compile_workers()
     warmup = min(3, len(times) - 1)
     tokens_per_s = tokens_per_step / statistics.median(times[warmup:])
 
@@ -130,6 +136,7 @@ def main():
         "peak_memory_bytes": torch.cuda.max_memory_allocated() if device == "cuda" else None,
         "sdpa_backend": sdpa_backend(heads, hidden // heads, context, device),
         "final_loss": round(loss.item(), 4),
+        "step_ms": [round(1e3 * t, 1) for t in times],
     }))
 
 

@@ -31,7 +31,7 @@ albion_run() {
   "$build/bin/albion" train "$recipe" --run.dir="$out/$name" "${data[@]}" --run.device="$device" \
     --model.fused_kernels="$fused" --train.seq_len="$seq" --train.micro_batch="$micro" \
     --train.global_batch_tokens=$((micro * seq * accum)) --train.steps="$steps" --optim.warmup_steps=2 \
-    --eval.interval=0 --eval.sample_tokens=0 --log.interval=1 --checkpoint.interval=0 >"$out/$name.log" 2>&1 ||
+    --eval.interval=0 --eval.sample_tokens=0 --log.interval=1 --log.tensorboard=false --checkpoint.interval=0 >"$out/$name.log" 2>&1 ||
     { tail -5 "$out/$name.log" >&2; return 1; }
   "$python" - "$name" "$out/$name" <<'PY'
 import json, re, statistics, sys
@@ -48,19 +48,22 @@ print(json.dumps({"run": name, "tokens_per_s": round(statistics.median(r["tokens
 PY
 }
 
+# A run that fails is reported and skipped: the others still run (set -e would end the group).
 {
-  albion_run "albion fused" true
-  albion_run "albion unfused" false
+  albion_run "albion fused" true || echo "albion fused: FAILED (see $out/albion fused.log)" >&2
+  albion_run "albion unfused" false || echo "albion unfused: FAILED (see $out/albion unfused.log)" >&2
   "$python" bench/gpt2_step_torch.py --preset "$preset" --device "$device" --steps "$steps" \
-    --micro-batch "$micro" --accum "$accum"
+    --micro-batch "$micro" --accum "$accum" || echo "pytorch eager: FAILED" >&2
   "$python" bench/gpt2_step_torch.py --preset "$preset" --device "$device" --steps "$steps" \
-    --micro-batch "$micro" --accum "$accum" --compile
-} 2>"$out/stderr.log" | tee "$out/results.jsonl"
+    --micro-batch "$micro" --accum "$accum" --compile || echo "pytorch compile: FAILED" >&2
+} 2> >(tee "$out/stderr.log" | grep -E "FAILED|Error|error" >&2) | tee "$out/results.jsonl"
 
 "$python" - "$out/results.jsonl" <<'PY'
 import json, sys
 runs = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
-base = runs[0]["tokens_per_s"]
+if not runs:
+    sys.exit("no run finished")
+base = next((r for r in runs if r["run"] == "albion fused"), runs[0])["tokens_per_s"]
 print(f"\n{'run':<16} {'tokens/s':>10} {'vs fused':>9} {'MFU':>7} {'peak GiB':>9}  sdpa")
 for r in runs:
     mfu = f"{100 * r['mfu']:.1f}%" if r.get("mfu") is not None else "-"

@@ -8,7 +8,7 @@
 // the fused kernel's GB/s counted from the bytes it must move at least (inputs read once, outputs
 // written once, RoPE's cos/sin tables once; per-row statistics and [hidden] weights are left
 // out, under 0.5% of the traffic at these sizes; the cross-entropy's second read of each row is
-// not counted either: it is meant to come from L2),
+// not counted either: it comes from L2 only in part, so its %copy understates the kernel),
 // that as a fraction of the copy bandwidth (a device-to-device copy of 1 GiB: 2 bytes moved per
 // byte copied), and eager time / fused time. "fwd+bwd" runs autograd through both versions.
 // On CUDA each time is the median of CUDA-event timings on the current stream. "small" fits in the

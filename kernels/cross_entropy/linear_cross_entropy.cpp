@@ -26,7 +26,8 @@ std::pair<at::Tensor, at::Tensor> chunk_loss(at::Tensor logits, const at::Tensor
 }
 
 // The operand as the matrix products will see it: cast once to autocast's dtype when autocast is
-// on (inside this function no cast cache applies, so at::matmul would recast it every chunk).
+// on (at::matmul would recast the weight's transposed view every chunk: the cast cache keeps only
+// casts of leaves, and a cast cached under no_grad would lack its grad_fn anyway).
 at::Tensor product_operand(const at::Tensor& t) {
   const at::DeviceType device = t.device().type();
   if (!at::autocast::is_autocast_enabled(device) || !t.is_floating_point() || t.scalar_type() == at::kDouble) return t;
@@ -75,17 +76,23 @@ class LinearCrossEntropy : public torch::autograd::Function<LinearCrossEntropy> 
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* context,
                                                  torch::autograd::variable_list grads) {
+    // The gradients were computed in the forward, outside autograd: a graph through them would
+    // be silently wrong.
+    ALBION_CHECK_AS(UsageError, !at::GradMode::is_enabled(),
+                    "linear_cross_entropy: double backward (create_graph) is not supported");
     at::NoGradGuard no_grad;
     const auto take = [&](const char* name) {
-      at::Tensor t = context->saved_data[name].toTensor();
-      context->saved_data.erase(name);
+      const auto found = context->saved_data.find(name);
+      ALBION_CHECK_AS(UsageError, found != context->saved_data.end(),
+                      "linear_cross_entropy: backward ran twice (retain_graph); the forward's gradients were "
+                      "handed on by the first");
+      at::Tensor t = found->second.toTensor();
+      context->saved_data.erase(found);
       return t;
     };
     at::Tensor grad_hidden = take("grad_hidden");
     at::Tensor grad_weight = take("grad_weight");
     const auto weight_type = static_cast<at::ScalarType>(context->saved_data["weight_type"].toInt());
-    ALBION_CHECK(grad_hidden.defined() || grad_weight.defined() || !grads[0].defined(),
-                 "linear_cross_entropy: backward ran twice or without gradients from the forward");
     if (grad_hidden.defined()) grad_hidden.mul_(grads[0]);
     if (grad_weight.defined()) grad_weight = grad_weight.mul_(grads[0]).to(weight_type);
     return {grad_hidden, grad_weight, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};

@@ -29,7 +29,9 @@ __device__ __forceinline__ MaxSum combine(MaxSum a, MaxSum b) {
     b = a;
     a = larger;
   }
-  if (b.max == -INFINITY) return a;  // b saw nothing but -inf (or nothing at all)
+  // b.max == -inf: b saw nothing, only -inf (sum 0), or a NaN before any finite value (sum NaN,
+  // which must survive: the NaN is in no max).
+  if (b.max == -INFINITY) return {a.max, isnan(b.sum) ? b.sum : a.sum};
   return {a.max, a.sum + b.sum * __expf(b.max - a.max)};
 }
 
@@ -44,7 +46,8 @@ __device__ __forceinline__ MaxSum warp_combine(MaxSum value) {
   return value;
 }
 
-// Every thread gets the whole block's MaxSum. blockDim.x is a multiple of 32.
+// Every thread gets the whole block's MaxSum. blockDim.x is a multiple of 32. Used once per
+// kernel, so no barrier after it protects warp_totals for a second use (unlike block_sum).
 __device__ MaxSum block_combine(MaxSum value) {
   __shared__ MaxSum warp_totals[32];
   const int lane = threadIdx.x % 32;
@@ -95,12 +98,18 @@ __global__ void softmax_cross_entropy_kernel(T* __restrict__ logits, const std::
   for (std::int64_t j = threadIdx.x; j < split.head; j += blockDim.x) add(acc, to_float(row[j]));
   for (std::int64_t p = threadIdx.x; p < split.packs; p += blockDim.x) {
     const P pack = packs[p];
-    MaxSum local{to_float(pack.values[0]), 0.0f};  // not -inf: a pack of NaNs keeps a NaN max
+    MaxSum local{-INFINITY, 0.0f};
 #pragma unroll
-    for (int k = 1; k < kVec; ++k) local.max = fmaxf(local.max, to_float(pack.values[k]));
+    for (int k = 0; k < kVec; ++k) local.max = fmaxf(local.max, to_float(pack.values[k]));
     if (local.max != -INFINITY) {
 #pragma unroll
       for (int k = 0; k < kVec; ++k) local.sum += __expf(to_float(pack.values[k]) - local.max);
+    } else {
+      // fmaxf skips NaN: a pack of NaNs and -infs has max -inf; keep its NaN in the sum.
+#pragma unroll
+      for (int k = 0; k < kVec; ++k) {
+        if (isnan(to_float(pack.values[k]))) local.sum = NAN;
+      }
     }
     acc = combine(acc, local);
   }
@@ -119,8 +128,9 @@ __global__ void softmax_cross_entropy_kernel(T* __restrict__ logits, const std::
   for (std::int64_t j = threadIdx.x; j < split.head; j += blockDim.x) {
     row[j] = from_float<T>(gradient(j, to_float(row[j])));
   }
+  // Last packs first: they were read most recently, so they are the likeliest still in L2.
   P* writable = reinterpret_cast<P*>(row + split.head);
-  for (std::int64_t p = threadIdx.x; p < split.packs; p += blockDim.x) {
+  for (std::int64_t p = split.packs - 1 - threadIdx.x; p >= 0; p -= blockDim.x) {
     P pack = writable[p];
     const std::int64_t first = split.head + p * kVec;
 #pragma unroll

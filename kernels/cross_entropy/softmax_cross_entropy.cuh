@@ -4,8 +4,10 @@
 // with target t (rows whose target is ignore_index: loss 0, gradient 0):
 //   loss[r]      = logsumexp(x[r, :]) - x[r, t]
 //   x[r, j]     <- softmax(x[r, :])[j] - (j == t)          (when write_gradient)
-// One block per row: an online max/sum pass, then a pass that writes the gradient (the row is
-// usually still in L2). fp32 or bf16 logits, fp32 arithmetic, 16-byte packs inside each row
+// One block per row: an online max/sum pass, then a pass that writes the gradient, last packs
+// first (those are the likeliest still in L2; at 128,256 entries the rows of all resident blocks
+// outgrow L2, so part of the second read comes from memory). NaN anywhere in a row reaches its
+// loss and its whole gradient row. fp32 or bf16 logits, fp32 arithmetic, 16-byte packs inside each row
 // (rows need not start 16-byte aligned: vocabularies like GPT-2's 50,257 are odd).
 // A target outside [0, vocab) that is not ignore_index gives a NaN loss and a NaN gradient row
 // (a kernel cannot throw; the CPU path refuses it).

@@ -83,6 +83,34 @@ TEST(LinearCrossEntropy, RefusesTargetsOutsideTheVocabulary) {
                UsageError);
 }
 
+TEST(LinearCrossEntropy, RefusesASecondBackwardAndDoubleBackward) {
+  at::Tensor hidden = at::randn({6, 4}, at::kDouble).requires_grad_(true);
+  at::Tensor weight = at::randn({9, 4}, at::kDouble).requires_grad_(true);
+  const at::Tensor targets = at::randint(9, {6}, at::kLong);
+  const at::Tensor twice = linear_cross_entropy_sum(hidden, weight, targets);
+  torch::autograd::grad({twice}, {hidden}, {}, /*retain_graph=*/true);
+  EXPECT_THROW(torch::autograd::grad({twice}, {hidden}), UsageError);
+  const at::Tensor second_order = linear_cross_entropy_sum(hidden, weight, targets);
+  EXPECT_THROW(torch::autograd::grad({second_order}, {hidden}, {}, /*retain_graph=*/true, /*create_graph=*/true),
+               UsageError);
+}
+
+// bf16 autocast on CUDA for a scope, switched off again however the scope ends.
+class CudaAutocast {
+ public:
+  explicit CudaAutocast(bool enabled) {
+    at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
+    at::autocast::set_autocast_enabled(at::kCUDA, enabled);
+  }
+  ~CudaAutocast() {
+    at::autocast::set_autocast_enabled(at::kCUDA, false);
+    at::autocast::set_autocast_dtype(at::kCUDA, at::kHalf);  // torch's default
+    at::autocast::clear_cache();
+  }
+  CudaAutocast(const CudaAutocast&) = delete;
+  CudaAutocast& operator=(const CudaAutocast&) = delete;
+};
+
 // On the GPU against torch's eager composition on the same device: fp32 throughout, and bf16
 // autocast over fp32 parameters (the runtime's mixed precision), odd vocabulary and chunking.
 TEST(LinearCrossEntropyCuda, MatchesEagerInFp32AndUnderAutocast) {
@@ -94,15 +122,15 @@ TEST(LinearCrossEntropyCuda, MatchesEagerInFp32AndUnderAutocast) {
     at::Tensor weight = (at::randn({5003, 64}, options) * 0.2).requires_grad_(true);
     at::Tensor targets = at::randint(5003, {300}, options.dtype(at::kLong));
     targets.index_put_({at::arange(0, 300, 7, options.dtype(at::kLong))}, -100);
-    at::autocast::set_autocast_enabled(at::kCUDA, autocast);
-    at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
-    const at::Tensor expected =
-        at::cross_entropy_loss(at::linear(hidden, weight), targets, {}, at::Reduction::Sum, -100);
-    const auto expected_grads = torch::autograd::grad({expected}, {hidden, weight});
-    const at::Tensor actual = linear_cross_entropy_sum(hidden, weight, targets, -100, 128);
-    const auto actual_grads = torch::autograd::grad({actual}, {hidden, weight});
-    at::autocast::set_autocast_enabled(at::kCUDA, false);
-    at::autocast::clear_cache();
+    at::Tensor expected, actual;
+    std::vector<at::Tensor> expected_grads, actual_grads;
+    {
+      const CudaAutocast scope(autocast);
+      expected = at::cross_entropy_loss(at::linear(hidden, weight), targets, {}, at::Reduction::Sum, -100);
+      expected_grads = torch::autograd::grad({expected}, {hidden, weight});
+      actual = linear_cross_entropy_sum(hidden, weight, targets, -100, 128);
+      actual_grads = torch::autograd::grad({actual}, {hidden, weight});
+    }
     const double tolerance = autocast ? 1e-2 : 1e-5;
     EXPECT_NEAR(actual.item<double>(), expected.item<double>(), tolerance * std::abs(expected.item<double>()))
         << "autocast " << autocast;

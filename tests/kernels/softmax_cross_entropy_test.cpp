@@ -130,6 +130,32 @@ TEST(SoftmaxCrossEntropyBadTargetCuda, GivesNaN) {
   EXPECT_TRUE(logits[1].isnan().all().item<bool>());
 }
 
+// A NaN logit anywhere makes its row's loss and whole gradient row NaN: in a row's scalar head
+// (rows of 4099 start at every 16-byte offset), inside a pack, in a pack of NaNs and -infs, in a
+// short row; so divergence is never hidden behind a finite loss.
+TEST(SoftmaxCrossEntropyNanCuda, ANaNLogitReachesLossAndGradient) {
+  ALBION_SKIP_WITHOUT_CUDA();
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const float inf = std::numeric_limits<float>::infinity();
+  for (at::ScalarType dtype : {at::kFloat, at::kBFloat16}) {
+    for (std::int64_t vocab : {7, 4099}) {
+      for (std::int64_t column : std::vector<std::int64_t>{0, 1, 2, vocab / 2, vocab - 2}) {
+        const std::int64_t rows = 8;
+        at::Tensor logits = at::randn({rows, vocab});
+        if (column >= 7 && column + 8 < vocab) logits.narrow(1, column - 7, 15).fill_(-inf);  // NaN among -infs
+        logits.select(1, column).fill_(nan);
+        logits = logits.to(dtype).cuda();
+        const at::Tensor targets = at::full({rows}, vocab - 1, at::TensorOptions().dtype(at::kLong).device(at::kCUDA));
+        at::Tensor loss_only = logits.clone();
+        EXPECT_TRUE(softmax_cross_entropy_(loss_only, targets, kIgnore, false).isnan().all().item<bool>())
+            << dtype << " " << vocab << " " << column;
+        EXPECT_TRUE(softmax_cross_entropy_(logits, targets, kIgnore, true).isnan().all().item<bool>());
+        EXPECT_TRUE(logits.isnan().all().item<bool>()) << dtype << " " << vocab << " " << column;
+      }
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Vocabularies, SoftmaxCrossEntropyCuda,
                          testing::Combine(testing::Values<std::int64_t>(1, 7, 8, 4099, 50257),
                                           testing::Values(at::kFloat, at::kBFloat16)));

@@ -35,6 +35,7 @@ std::pair<at::Tensor, at::Tensor> norm_parameter_grads(const at::Tensor& grad_ou
   at::Tensor grad_weight = at::empty({cols}, options);
   at::Tensor grad_bias = with_bias ? at::empty({cols}, options) : at::Tensor();
   if (input.is_cuda()) {
+    const DType dtype = kernel_dtype(input, "norm input");  // before data_ptr<float>(): fp64 is a usage error
     c10::cuda::CUDAGuard guard(input.device());
     const at::Tensor partials = at::empty({2, norm_parameter_grad_segments(rows), cols}, options);
     NormParameterGradParams p;
@@ -47,7 +48,7 @@ std::pair<at::Tensor, at::Tensor> norm_parameter_grads(const at::Tensor& grad_ou
     p.grad_bias = with_bias ? grad_bias.data_ptr<float>() : nullptr;
     p.rows = rows;
     p.cols = cols;
-    p.dtype = kernel_dtype(input, "norm input");
+    p.dtype = dtype;
     launch_norm_parameter_grad(p, c10::cuda::getCurrentCUDAStream().stream());
     return {grad_weight, grad_bias};
   }

@@ -1,7 +1,8 @@
 // File: tests/kernels/linear_cross_entropy_test.cpp
 // The chunked projection + cross-entropy against torch's eager composition (linear, then
 // cross_entropy with ignored rows): the same summed loss and the same gradients for the hidden
-// states and the weight, for chunk sizes that do and do not divide the rows; in fp32 and bf16; a
+// states and the weight, for chunk sizes that do and do not divide the rows; against finite
+// differences in fp64; in fp32 and bf16; a
 // frozen weight; no gradients at all; and (suite LinearCrossEntropyCuda, label gpu) on a GPU in
 // fp32 and under bf16 autocast, as the runtime runs it.
 #include <ATen/ATen.h>
@@ -36,6 +37,32 @@ TEST(LinearCrossEntropy, MatchesEagerLossAndGradients) {
           << dtype << " chunk " << chunk;
       EXPECT_LT((actual_grads[0] - expected_grads[0]).abs().max().item<double>(), tolerance) << dtype << " " << chunk;
       EXPECT_LT((actual_grads[1] - expected_grads[1]).abs().max().item<double>(), tolerance) << dtype << " " << chunk;
+    }
+  }
+}
+
+TEST(LinearCrossEntropy, GradientsMatchFiniteDifferences) {
+  at::manual_seed(17);
+  const at::Tensor hidden = at::randn({7, 5}, at::kDouble);
+  const at::Tensor weight = at::randn({11, 5}, at::kDouble);
+  const at::Tensor targets = at::tensor(std::vector<std::int64_t>{3, -100, 0, 10, 7, 7, 1});
+  const auto loss = [&](const at::Tensor& h, const at::Tensor& w) {
+    at::NoGradGuard no_grad;
+    return linear_cross_entropy_sum(h, w, targets, -100, 3).item<double>();
+  };
+  const at::Tensor h = hidden.clone().requires_grad_(true);
+  const at::Tensor w = weight.clone().requires_grad_(true);
+  const auto grads = torch::autograd::grad({linear_cross_entropy_sum(h, w, targets, -100, 3)}, {h, w});
+  const double step = 1e-6;
+  for (int which = 0; which < 2; ++which) {
+    const at::Tensor& base = which == 0 ? hidden : weight;
+    for (std::int64_t i = 0; i < base.numel(); i += 3) {  // every third element
+      at::Tensor plus = base.clone(), minus = base.clone();
+      plus.view(-1)[i] += step;
+      minus.view(-1)[i] -= step;
+      const double numeric = which == 0 ? (loss(plus, weight) - loss(minus, weight)) / (2 * step)
+                                        : (loss(hidden, plus) - loss(hidden, minus)) / (2 * step);
+      EXPECT_NEAR(grads[which].view(-1)[i].item<double>(), numeric, 1e-7) << which << " " << i;
     }
   }
 }

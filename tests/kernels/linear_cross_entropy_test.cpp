@@ -2,9 +2,9 @@
 // The chunked projection + cross-entropy against torch's eager composition (linear, then
 // cross_entropy with ignored rows): the same summed loss and the same gradients for the hidden
 // states and the weight, for chunk sizes that do and do not divide the rows; against finite
-// differences in fp64; in fp32 and bf16; a
-// frozen weight; no gradients at all; and (suite LinearCrossEntropyCuda, label gpu) on a GPU in
-// fp32 and under bf16 autocast, as the runtime runs it.
+// differences in fp64; in fp32 and bf16; a frozen weight; no gradients at all; and (suite
+// LinearCrossEntropyCuda, label gpu) on a GPU in fp32 and under bf16 autocast, as the runtime
+// runs it.
 #include <ATen/ATen.h>
 #include <ATen/autocast_mode.h>
 #include <gtest/gtest.h>

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "kernels/adamw/fused_adamw.cuh"
+#include "kernels/common/block_reduce.cuh"
 #include "kernels/common/cuda_check.h"
 #include "runtime/base/check.h"
 
@@ -26,10 +27,6 @@ struct Chunk {
   AdamWTensor tensor;   // pointers advanced to the chunk's start
   std::int64_t numel;   // elements in this chunk
 };
-
-__device__ __forceinline__ bool aligned16(const void* pointer) {
-  return reinterpret_cast<std::uintptr_t>(pointer) % 16 == 0;
-}
 
 // The reference's expressions with every operation rounded on its own (__f*_rn): nvcc would fuse
 // a * b + c into one fma, rounding differently from the CPU, and parameters near zero would then

@@ -1,32 +1,61 @@
 // File: kernels/common/block_reduce.cuh
-// Device helpers shared by the kernels: warp and block sums, 16-byte packs, dtype conversion.
+// Helpers shared by the kernels: block reductions, 16-byte packs and their alignment test,
+// threads per row, dtype conversion.
 #pragma once
 
 #include <cuda_bf16.h>
 
+#include <cstdint>
+#include <cstring>
+
 namespace albion::kernels {
 
-__device__ __forceinline__ float warp_sum(float value) {
+// Exchanges `value` with the lane `offset` away, for any trivially copyable T of whole 4-byte
+// words (a float, or a struct of them), one shuffle per word.
+template <typename T>
+__device__ __forceinline__ T shuffle_xor(T value, int offset) {
+  static_assert(sizeof(T) % sizeof(int) == 0, "shuffle_xor moves whole 4-byte words");
+  int words[sizeof(T) / sizeof(int)];
+  memcpy(words, &value, sizeof(T));
 #pragma unroll
-  for (int offset = 16; offset > 0; offset /= 2) {
-    value += __shfl_xor_sync(0xffffffffu, value, offset);
-  }
+  for (int& word : words) word = __shfl_xor_sync(0xffffffffu, word, offset);
+  memcpy(&value, words, sizeof(T));
   return value;
 }
 
-// Sum over the whole block; every thread gets the result. blockDim.x must be a multiple of 32.
-__device__ __forceinline__ float block_sum(float value) {
-  __shared__ float warp_totals[32];
+// Reduces over the whole block with `op` (associative and commutative); every thread gets the
+// result. blockDim.x must be a multiple of 32; `identity` stands in for the missing warps.
+template <typename T, typename Op>
+__device__ __forceinline__ T block_reduce(T value, T identity, Op op) {
+  __shared__ T warp_totals[32];
   const int lane = threadIdx.x % 32;
   const int warp = threadIdx.x / 32;
-  value = warp_sum(value);
+#pragma unroll
+  for (int offset = 16; offset > 0; offset /= 2) value = op(value, shuffle_xor(value, offset));
   if (lane == 0) warp_totals[warp] = value;
   __syncthreads();
-  const int warps = blockDim.x / 32;
-  value = lane < warps ? warp_totals[lane] : 0.0f;
-  value = warp_sum(value);
-  __syncthreads();  // warp_totals may be reused by a following block_sum
+  value = lane < static_cast<int>(blockDim.x / 32) ? warp_totals[lane] : identity;
+#pragma unroll
+  for (int offset = 16; offset > 0; offset /= 2) value = op(value, shuffle_xor(value, offset));
+  __syncthreads();  // warp_totals may be reused by a following reduction
   return value;
+}
+
+__device__ __forceinline__ float block_sum(float value) {
+  return block_reduce(value, 0.0f, [](float a, float b) { return a + b; });
+}
+
+// Whether a pointer can be read and written in 16-byte packs.
+__host__ __device__ __forceinline__ bool aligned16(const void* pointer) {
+  return reinterpret_cast<std::uintptr_t>(pointer) % 16 == 0;
+}
+
+// Threads for a block that sweeps one row of `units` loads: enough to cover a short row in one
+// sweep, a power of two from 32 to 1024.
+inline int threads_for_row(std::int64_t units) {
+  int threads = 32;
+  while (threads < 1024 && threads < units) threads *= 2;
+  return threads;
 }
 
 // kVec elements moved as one 16-byte (or smaller) load/store.

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 
+#include "kernels/common/cpu_dispatch.h"
 #include "kernels/cross_entropy/softmax_cross_entropy.h"
 #include "runtime/base/check.h"
 
@@ -50,7 +51,7 @@ class LinearCrossEntropy : public torch::autograd::Function<LinearCrossEntropy> 
                             std::int64_t chunk_rows, bool want_grad_hidden, bool want_grad_weight) {
     at::NoGradGuard no_grad;
     const bool write_gradient = want_grad_hidden || want_grad_weight;
-    const at::ScalarType statistics = hidden.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+    const at::ScalarType statistics = statistics_type(hidden);
     const std::int64_t rows = hidden.size(0);
     at::Tensor losses = at::empty({rows}, hidden.options().dtype(statistics));
     at::Tensor grad_hidden = want_grad_hidden ? at::empty_like(hidden) : at::Tensor();

@@ -37,28 +37,6 @@ __device__ __forceinline__ MaxSum combine(MaxSum a, MaxSum b) {
 
 __device__ __forceinline__ void add(MaxSum& acc, float x) { acc = combine(acc, MaxSum{x, 1.0f}); }
 
-__device__ __forceinline__ MaxSum warp_combine(MaxSum value) {
-#pragma unroll
-  for (int offset = 16; offset > 0; offset /= 2) {
-    value = combine(value, MaxSum{__shfl_xor_sync(0xffffffffu, value.max, offset),
-                                  __shfl_xor_sync(0xffffffffu, value.sum, offset)});
-  }
-  return value;
-}
-
-// Every thread gets the whole block's MaxSum. blockDim.x is a multiple of 32. Used once per
-// kernel, so no barrier after it protects warp_totals for a second use (unlike block_sum).
-__device__ MaxSum block_combine(MaxSum value) {
-  __shared__ MaxSum warp_totals[32];
-  const int lane = threadIdx.x % 32;
-  const int warp = threadIdx.x / 32;
-  value = warp_combine(value);
-  if (lane == 0) warp_totals[warp] = value;
-  __syncthreads();
-  value = lane < static_cast<int>(blockDim.x / 32) ? warp_totals[lane] : MaxSum{-INFINITY, 0.0f};
-  return warp_combine(value);
-}
-
 // A row split into an unaligned head, 16-byte packs and a tail.
 template <typename T, int kVec>
 struct RowSplit {
@@ -116,7 +94,8 @@ __global__ void softmax_cross_entropy_kernel(T* __restrict__ logits, const std::
   for (std::int64_t j = split.tail + threadIdx.x; j < vocab; j += blockDim.x) add(acc, to_float(row[j]));
   // Read before the reduction's barrier, so before any thread starts overwriting the row.
   const float target_logit = valid ? to_float(row[target]) : NAN;
-  const MaxSum total = block_combine(acc);
+  const MaxSum total =
+      block_reduce(acc, MaxSum{-INFINITY, 0.0f}, [](MaxSum a, MaxSum b) { return combine(a, b); });
   const float lse = total.max + logf(total.sum);
   if (threadIdx.x == 0) losses[r] = lse - target_logit;
   if (!write_gradient) return;

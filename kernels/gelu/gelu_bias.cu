@@ -61,8 +61,6 @@ __global__ void gelu_bias_kernel(const T* __restrict__ input, const float* __res
   }
 }
 
-bool aligned16(const void* pointer) { return reinterpret_cast<std::uintptr_t>(pointer) % 16 == 0; }
-
 template <typename T, bool kBackward>
 void launch_typed(const GeluBiasParams& p, cudaStream_t stream) {
   constexpr int kVec = 16 / sizeof(T);

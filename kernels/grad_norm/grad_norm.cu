@@ -34,7 +34,7 @@ __device__ float chunk_sum_of_squares(const T* __restrict__ data, std::int64_t n
   using P = Pack<T, kVec>;
   float sum = 0.0f;
   std::int64_t scalar_start = 0;
-  if (reinterpret_cast<std::uintptr_t>(data) % 16 == 0) {
+  if (aligned16(data)) {
     const std::int64_t packs = numel / kVec;
     for (std::int64_t p = threadIdx.x; p < packs; p += blockDim.x) {
       const P pack = reinterpret_cast<const P*>(data)[p];

@@ -105,15 +105,6 @@ __global__ void layernorm_backward_kernel(const T* __restrict__ grad_output, con
   }
 }
 
-bool aligned16(const void* pointer) { return reinterpret_cast<std::uintptr_t>(pointer) % 16 == 0; }
-
-// Enough threads to cover a row's units in one sweep when rows are short, at most 1024.
-int threads_for(std::int64_t units) {
-  int threads = 32;
-  while (threads < 1024 && threads < units) threads *= 2;
-  return threads;
-}
-
 template <typename T>
 void forward_typed(const LayerNormParams& p, cudaStream_t stream) {
   constexpr int kVec = 16 / sizeof(T);
@@ -125,10 +116,10 @@ void forward_typed(const LayerNormParams& p, cudaStream_t stream) {
   auto* y = static_cast<T*>(p.output);
   const dim3 grid(static_cast<unsigned>(p.rows));
   if (vectorised) {
-    layernorm_forward_kernel<T, kVec><<<grid, threads_for(p.cols / kVec), 0, stream>>>(x, w, b, y, p.mean, p.rstd,
+    layernorm_forward_kernel<T, kVec><<<grid, threads_for_row(p.cols / kVec), 0, stream>>>(x, w, b, y, p.mean, p.rstd,
                                                                                        p.cols, p.eps);
   } else {
-    layernorm_forward_kernel<T, 1><<<grid, threads_for(p.cols), 0, stream>>>(x, w, b, y, p.mean, p.rstd, p.cols,
+    layernorm_forward_kernel<T, 1><<<grid, threads_for_row(p.cols), 0, stream>>>(x, w, b, y, p.mean, p.rstd, p.cols,
                                                                              p.eps);
   }
   ALBION_CUDA_CHECK(cudaGetLastError());
@@ -145,10 +136,10 @@ void backward_typed(const LayerNormParams& p, cudaStream_t stream) {
   auto* dx = static_cast<T*>(p.output);
   const dim3 grid(static_cast<unsigned>(p.rows));
   if (vectorised) {
-    layernorm_backward_kernel<T, kVec><<<grid, threads_for(p.cols / kVec), 0, stream>>>(dy, x, w, p.mean, p.rstd,
+    layernorm_backward_kernel<T, kVec><<<grid, threads_for_row(p.cols / kVec), 0, stream>>>(dy, x, w, p.mean, p.rstd,
                                                                                         dx, p.cols);
   } else {
-    layernorm_backward_kernel<T, 1><<<grid, threads_for(p.cols), 0, stream>>>(dy, x, w, p.mean, p.rstd, dx, p.cols);
+    layernorm_backward_kernel<T, 1><<<grid, threads_for_row(p.cols), 0, stream>>>(dy, x, w, p.mean, p.rstd, dx, p.cols);
   }
   ALBION_CUDA_CHECK(cudaGetLastError());
 }

@@ -88,19 +88,13 @@ __global__ void rmsnorm_backward_kernel(const T* __restrict__ grad_output, const
   }
 }
 
-bool aligned16(const void* pointer) {
-  return reinterpret_cast<std::uintptr_t>(pointer) % 16 == 0;
-}
-
 template <typename T>
 void launch_typed(const RmsNormForwardParams& p, cudaStream_t stream) {
   constexpr int kVec = 16 / sizeof(T);
   const bool vectorised = p.cols % kVec == 0 && aligned16(p.input) && aligned16(p.weight) &&
                           aligned16(p.output);
   const std::int64_t units = vectorised ? p.cols / kVec : p.cols;
-  // Enough threads to cover a row in one sweep when rows are short, at most 1024.
-  int threads = 32;
-  while (threads < 1024 && threads < units) threads *= 2;
+  const int threads = threads_for_row(units);
   const dim3 grid(static_cast<unsigned>(p.rows));
   const T* x = static_cast<const T*>(p.input);
   const T* w = static_cast<const T*>(p.weight);
@@ -119,8 +113,7 @@ void launch_backward_typed(const RmsNormBackwardParams& p, cudaStream_t stream) 
   const bool vectorised = p.cols % kVec == 0 && aligned16(p.grad_output) && aligned16(p.input) &&
                           aligned16(p.weight) && aligned16(p.grad_input);
   const std::int64_t units = vectorised ? p.cols / kVec : p.cols;
-  int threads = 32;
-  while (threads < 1024 && threads < units) threads *= 2;
+  const int threads = threads_for_row(units);
   const dim3 grid(static_cast<unsigned>(p.rows));
   const auto* dy = static_cast<const T*>(p.grad_output);
   const auto* x = static_cast<const T*>(p.input);

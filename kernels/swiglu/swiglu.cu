@@ -75,8 +75,6 @@ __global__ void swiglu_backward_kernel(const T* __restrict__ grad_out, const T* 
   }
 }
 
-bool aligned16(const void* pointer) { return reinterpret_cast<std::uintptr_t>(pointer) % 16 == 0; }
-
 unsigned blocks_for(std::int64_t units) {
   // Enough blocks to fill the GPU several times over; the grid-stride loop covers the rest.
   return static_cast<unsigned>(std::clamp<std::int64_t>((units + kThreads - 1) / kThreads, 1, 65535));

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 namespace albion::kernels {
 
@@ -14,7 +15,8 @@ namespace albion::kernels {
 // words (a float, or a struct of them), one shuffle per word.
 template <typename T>
 __device__ __forceinline__ T shuffle_xor(T value, int offset) {
-  static_assert(sizeof(T) % sizeof(int) == 0, "shuffle_xor moves whole 4-byte words");
+  static_assert(std::is_trivially_copyable_v<T> && sizeof(T) % sizeof(int) == 0,
+                "shuffle_xor moves trivially copyable values of whole 4-byte words");
   int words[sizeof(T) / sizeof(int)];
   memcpy(words, &value, sizeof(T));
 #pragma unroll
@@ -23,8 +25,9 @@ __device__ __forceinline__ T shuffle_xor(T value, int offset) {
   return value;
 }
 
-// Reduces over the whole block with `op` (associative and commutative); every thread gets the
-// result. blockDim.x must be a multiple of 32; `identity` stands in for the missing warps.
+// Reduces over the whole block with `op` (associative, and commutative bit for bit: the butterfly
+// combines in a different order on each lane, and every thread must get the same result).
+// blockDim.x must be a multiple of 32; `identity` stands in for the missing warps.
 template <typename T, typename Op>
 __device__ __forceinline__ T block_reduce(T value, T identity, Op op) {
   __shared__ T warp_totals[32];

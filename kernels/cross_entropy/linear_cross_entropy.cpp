@@ -35,12 +35,19 @@ at::Tensor product_operand(const at::Tensor& t) {
   return t.to(at::autocast::get_autocast_dtype(device));
 }
 
-// grad_weight += a^T b in grad_weight's dtype, without a temporary when the dtypes agree.
-void accumulate_weight_gradient(at::Tensor& grad_weight, const at::Tensor& gradient, const at::Tensor& hidden) {
-  if (gradient.scalar_type() == grad_weight.scalar_type() && hidden.scalar_type() == grad_weight.scalar_type()) {
-    grad_weight.addmm_(gradient.t(), hidden);
+// out = a b, or out += a b with `accumulate`, in out's dtype and without a temporary: directly
+// when the dtypes agree, and on CUDA also for bf16/fp16 operands into fp32 (cuBLAS accumulates in
+// fp32 and writes fp32, so autocast's products reach the fp32 gradients unrounded); otherwise
+// through a product in the operands' dtype.
+void product_into(at::Tensor out, const at::Tensor& a, const at::Tensor& b, bool accumulate) {
+  const at::ScalarType operands = a.scalar_type();
+  if (operands == out.scalar_type() && b.scalar_type() == operands) {
+    accumulate ? out.addmm_(a, b) : at::mm_out(out, a, b);
+  } else if (out.is_cuda() && out.scalar_type() == at::kFloat && b.scalar_type() == operands &&
+             (operands == at::kBFloat16 || operands == at::kHalf)) {
+    accumulate ? at::addmm_out(out, out, a, b, at::kFloat) : at::mm_out(out, a, b, at::kFloat);
   } else {
-    grad_weight.add_(at::matmul(gradient.t(), hidden));
+    accumulate ? out.add_(at::mm(a, b)) : out.copy_(at::mm(a, b));
   }
 }
 
@@ -65,8 +72,8 @@ class LinearCrossEntropy : public torch::autograd::Function<LinearCrossEntropy> 
       auto [chunk_losses, gradient] = chunk_loss(at::matmul(chunk_hidden, product_weight.t()),
                                                  targets.narrow(0, begin, count), ignore_index, write_gradient);
       losses.narrow(0, begin, count).copy_(chunk_losses);
-      if (want_grad_hidden) grad_hidden.narrow(0, begin, count).copy_(at::matmul(gradient, product_weight));
-      if (want_grad_weight) accumulate_weight_gradient(grad_weight, gradient, chunk_hidden);
+      if (want_grad_hidden) product_into(grad_hidden.narrow(0, begin, count), gradient, product_weight, false);
+      if (want_grad_weight) product_into(grad_weight, gradient.t(), chunk_hidden, true);
     }
     // Kept as saved data, not saved variables, so backward can hand them on without a copy.
     context->saved_data["grad_hidden"] = grad_hidden;

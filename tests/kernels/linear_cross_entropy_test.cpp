@@ -2,9 +2,9 @@
 // The chunked projection + cross-entropy against torch's eager composition (linear, then
 // cross_entropy with ignored rows): the same summed loss and the same gradients for the hidden
 // states and the weight, for chunk sizes that do and do not divide the rows; against finite
-// differences in fp64; in fp32 and bf16; a frozen weight; no gradients at all; and (suite
-// LinearCrossEntropyCuda, label gpu) on a GPU in fp32 and under bf16 autocast, as the runtime
-// runs it.
+// differences in fp64; in fp32 and bf16; under bf16 autocast; a frozen weight; no gradients at
+// all; and (suite LinearCrossEntropyCuda, label gpu) on a GPU in fp32 and under bf16 autocast, as
+// the runtime runs it.
 #include <ATen/ATen.h>
 #include <ATen/autocast_mode.h>
 #include <gtest/gtest.h>
@@ -122,52 +122,62 @@ TEST(LinearCrossEntropy, RefusesASecondBackwardAndDoubleBackward) {
                UsageError);
 }
 
-// bf16 autocast on CUDA for a scope, switched off again however the scope ends.
-class CudaAutocast {
+// bf16 autocast on `device` for a scope, switched off again however the scope ends.
+class Bf16Autocast {
  public:
-  explicit CudaAutocast(bool enabled) {
-    at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
-    at::autocast::set_autocast_enabled(at::kCUDA, enabled);
+  Bf16Autocast(at::DeviceType device, bool enabled) : device_(device) {
+    at::autocast::set_autocast_dtype(device_, at::kBFloat16);
+    at::autocast::set_autocast_enabled(device_, enabled);
   }
-  ~CudaAutocast() {
-    at::autocast::set_autocast_enabled(at::kCUDA, false);
-    at::autocast::set_autocast_dtype(at::kCUDA, at::kHalf);  // torch's default
+  ~Bf16Autocast() {
+    at::autocast::set_autocast_enabled(device_, false);
+    at::autocast::set_autocast_dtype(device_, device_ == at::kCUDA ? at::kHalf : at::kBFloat16);  // torch's defaults
     at::autocast::clear_cache();
   }
-  CudaAutocast(const CudaAutocast&) = delete;
-  CudaAutocast& operator=(const CudaAutocast&) = delete;
+  Bf16Autocast(const Bf16Autocast&) = delete;
+  Bf16Autocast& operator=(const Bf16Autocast&) = delete;
+
+ private:
+  at::DeviceType device_;
 };
 
-// On the GPU against torch's eager composition on the same device: fp32 throughout, and bf16
-// autocast over fp32 parameters (the runtime's mixed precision), odd vocabulary and chunking.
+// Against torch's eager composition on the same device, with or without bf16 autocast over fp32
+// parameters (the runtime's mixed precision): odd vocabulary, chunks that do not divide the rows.
+void expect_matches_eager(at::DeviceType device, bool autocast) {
+  at::manual_seed(13);
+  const auto options = at::TensorOptions().device(device);
+  at::Tensor hidden = at::randn({300, 64}, options).requires_grad_(true);
+  at::Tensor weight = (at::randn({5003, 64}, options) * 0.2).requires_grad_(true);
+  at::Tensor targets = at::randint(5003, {300}, options.dtype(at::kLong));
+  targets.index_put_({at::arange(0, 300, 7, options.dtype(at::kLong))}, -100);
+  at::Tensor expected, actual;
+  std::vector<at::Tensor> expected_grads, actual_grads;
+  {
+    const Bf16Autocast scope(device, autocast);
+    expected = at::cross_entropy_loss(at::linear(hidden, weight), targets, {}, at::Reduction::Sum, -100);
+    expected_grads = torch::autograd::grad({expected}, {hidden, weight});
+    actual = linear_cross_entropy_sum(hidden, weight, targets, -100, 128);
+    actual_grads = torch::autograd::grad({actual}, {hidden, weight});
+  }
+  const double tolerance = autocast ? 1e-2 : 1e-5;
+  EXPECT_NEAR(actual.item<double>(), expected.item<double>(), tolerance * std::abs(expected.item<double>()))
+      << "autocast " << autocast;
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_EQ(actual_grads[i].scalar_type(), at::kFloat);
+    const double scale = expected_grads[i].abs().max().item<double>();
+    EXPECT_LT((actual_grads[i] - expected_grads[i]).abs().max().item<double>(), tolerance * scale)
+        << "autocast " << autocast << " gradient " << i;
+  }
+}
+
+// On the CPU, autocast's bf16 products reach the fp32 gradients through a bf16 temporary.
+TEST(LinearCrossEntropy, MatchesEagerUnderCpuAutocast) { expect_matches_eager(at::kCPU, true); }
+
+// On the GPU they go straight into fp32 (cuBLAS with an fp32 output).
 TEST(LinearCrossEntropyCuda, MatchesEagerInFp32AndUnderAutocast) {
   ALBION_SKIP_WITHOUT_CUDA();
-  for (bool autocast : {false, true}) {
-    at::manual_seed(13);
-    const auto options = at::TensorOptions().device(at::kCUDA);
-    at::Tensor hidden = at::randn({300, 64}, options).requires_grad_(true);
-    at::Tensor weight = (at::randn({5003, 64}, options) * 0.2).requires_grad_(true);
-    at::Tensor targets = at::randint(5003, {300}, options.dtype(at::kLong));
-    targets.index_put_({at::arange(0, 300, 7, options.dtype(at::kLong))}, -100);
-    at::Tensor expected, actual;
-    std::vector<at::Tensor> expected_grads, actual_grads;
-    {
-      const CudaAutocast scope(autocast);
-      expected = at::cross_entropy_loss(at::linear(hidden, weight), targets, {}, at::Reduction::Sum, -100);
-      expected_grads = torch::autograd::grad({expected}, {hidden, weight});
-      actual = linear_cross_entropy_sum(hidden, weight, targets, -100, 128);
-      actual_grads = torch::autograd::grad({actual}, {hidden, weight});
-    }
-    const double tolerance = autocast ? 1e-2 : 1e-5;
-    EXPECT_NEAR(actual.item<double>(), expected.item<double>(), tolerance * std::abs(expected.item<double>()))
-        << "autocast " << autocast;
-    for (int i = 0; i < 2; ++i) {
-      EXPECT_EQ(actual_grads[i].scalar_type(), at::kFloat);
-      const double scale = expected_grads[i].abs().max().item<double>();
-      EXPECT_LT((actual_grads[i] - expected_grads[i]).abs().max().item<double>(), tolerance * scale)
-          << "autocast " << autocast << " gradient " << i;
-    }
-  }
+  expect_matches_eager(at::kCUDA, false);
+  expect_matches_eager(at::kCUDA, true);
 }
 
 TEST(LinearCrossEntropy, RefusesBadShapes) {

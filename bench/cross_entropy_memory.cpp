@@ -2,11 +2,13 @@
 // Peak memory of the LM head + cross-entropy, forward and backward, eager (linear, then
 // cross_entropy) vs kernels::linear_cross_entropy_sum (chunked), one mode per process:
 //
-//   build/bench/cross_entropy_memory eager|chunked [TOKENS] [VOCAB] [HIDDEN] [cpu|cuda]
+//   build/bench/cross_entropy_memory eager|chunked [TOKENS] [VOCAB] [HIDDEN] [cpu|cuda] [fp32|bf16]
 //
 // Prints the peak resident set (CPU) or the caching allocator's peak (CUDA) above what the inputs
-// take, and the seconds. Defaults: 8,192 tokens, Llama 3's 128,256-entry vocabulary, hidden 512.
+// take, and the seconds. Defaults: 8,192 tokens, Llama 3's 128,256-entry vocabulary, hidden 512,
+// fp32; bf16 runs both under bf16 autocast over fp32 inputs, as the runtime trains.
 #include <ATen/ATen.h>
+#include <ATen/autocast_mode.h>
 #include <c10/cuda/CUDACachingAllocator.h>
 #include <sys/resource.h>
 #include <torch/csrc/autograd/autograd.h>
@@ -38,6 +40,15 @@ int main(int argc, char** argv) {
   const std::int64_t vocab = argc > 3 ? std::stoll(argv[3]) : 128256;
   const std::int64_t hidden_size = argc > 4 ? std::stoll(argv[4]) : 512;
   const at::Device device = argc > 5 && std::strcmp(argv[5], "cuda") == 0 ? at::Device(at::kCUDA, 0) : at::kCPU;
+  const bool autocast = argc > 6 && std::strcmp(argv[6], "bf16") == 0;
+  if (argc > 6 && !autocast && std::strcmp(argv[6], "fp32") != 0) {
+    std::fprintf(stderr, "cross_entropy_memory: precision must be fp32 or bf16, not '%s'\n", argv[6]);
+    return 2;
+  }
+  if (autocast) {
+    at::autocast::set_autocast_dtype(device.type(), at::kBFloat16);
+    at::autocast::set_autocast_enabled(device.type(), true);
+  }
   at::manual_seed(0);
   at::Tensor hidden = at::randn({tokens, hidden_size}, at::TensorOptions().device(device)).requires_grad_(true);
   at::Tensor weight = (at::randn({vocab, hidden_size}, at::TensorOptions().device(device)) * 0.02).requires_grad_(true);
@@ -50,9 +61,10 @@ int main(int argc, char** argv) {
   loss.backward();
   const double loss_value = loss.item<double>();
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  std::printf("%s tokens=%lld vocab=%lld hidden=%lld device=%s loss=%.6e peak_above_inputs_MB=%.0f seconds=%.2f\n",
+  std::printf("%s tokens=%lld vocab=%lld hidden=%lld device=%s precision=%s loss=%.6e peak_above_inputs_MB=%.0f "
+              "seconds=%.2f\n",
               mode.c_str(), static_cast<long long>(tokens), static_cast<long long>(vocab),
-              static_cast<long long>(hidden_size), device.str().c_str(), loss_value,
+              static_cast<long long>(hidden_size), device.str().c_str(), autocast ? "bf16-autocast" : "fp32", loss_value,
               (peak_bytes(device) - inputs) / (1 << 20), seconds);
   return 0;
 }

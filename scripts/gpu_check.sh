@@ -7,8 +7,9 @@
 #
 # Stages, to split the work over calls on a warm machine (the build directory stays): build;
 # tests (the gpu-labelled tests); kernels (bench/kernel_bandwidth, the fused cross-entropy's peak
-# memory against eager at 8,192 tokens x 128,256 vocabulary); train (bench/gpt2_throughput.sh:
-# GPT-2 124M with fused kernels on and off, next to PyTorch eager and torch.compile).
+# memory against eager at 8,192 tokens x 128,256 vocabulary, fp32 and under bf16 autocast); train
+# (bench/gpt2_throughput.sh: GPT-2 124M with fused kernels on and off, next to PyTorch eager and
+# torch.compile). Every call ends with bench/check_targets.py: each target, met or missed.
 # A lent machine stays warm only ~30 s after a call: name `build` in every call (a no-op when the
 # build directory is still there, a rebuild when the machine is fresh).
 #
@@ -82,9 +83,11 @@ if stage kernels; then
   echo "== kernel bandwidth"
   $build/bench/kernel_bandwidth 2>&1 | tee "$out/kernel_bandwidth.log" || echo "kernel_bandwidth failed"
   echo "== fused cross-entropy peak memory, 8,192 tokens x 128,256 vocabulary, hidden 2048"
-  for mode in eager chunked; do
-    $build/bench/cross_entropy_memory $mode 8192 128256 2048 cuda 2>&1 | tee -a "$out/cross_entropy_memory.log" ||
-      echo "cross_entropy_memory $mode failed"
+  for precision in fp32 bf16; do
+    for mode in eager chunked; do
+      $build/bench/cross_entropy_memory $mode 8192 128256 2048 cuda $precision 2>&1 |
+        tee -a "$out/cross_entropy_memory.log" || echo "cross_entropy_memory $mode $precision failed"
+    done
   done
 fi
 
@@ -94,3 +97,6 @@ if stage train; then
     echo "gpt2_throughput failed"
   cp "$work/gpt2/results.jsonl" "$out/gpt2_results.jsonl" 2>/dev/null || true
 fi
+
+echo "== targets"
+"$python" bench/check_targets.py "$out" || true

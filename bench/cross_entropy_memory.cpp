@@ -8,7 +8,6 @@
 // take, and the seconds. Defaults: 8,192 tokens, Llama 3's 128,256-entry vocabulary, hidden 512,
 // fp32; bf16 runs both under bf16 autocast over fp32 inputs, as the runtime trains.
 #include <ATen/ATen.h>
-#include <ATen/autocast_mode.h>
 #include <c10/cuda/CUDACachingAllocator.h>
 #include <sys/resource.h>
 #include <torch/csrc/autograd/autograd.h>
@@ -18,6 +17,7 @@
 #include <cstring>
 #include <string>
 
+#include "kernels/common/autocast_scope.h"
 #include "kernels/cross_entropy/linear_cross_entropy.h"
 
 namespace {
@@ -45,10 +45,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "cross_entropy_memory: precision must be fp32 or bf16, not '%s'\n", argv[6]);
     return 2;
   }
-  if (autocast) {
-    at::autocast::set_autocast_dtype(device.type(), at::kBFloat16);
-    at::autocast::set_autocast_enabled(device.type(), true);
-  }
+  const albion::kernels::Bf16AutocastScope scope(device.type(), autocast);
   at::manual_seed(0);
   at::Tensor hidden = at::randn({tokens, hidden_size}, at::TensorOptions().device(device)).requires_grad_(true);
   at::Tensor weight = (at::randn({vocab, hidden_size}, at::TensorOptions().device(device)) * 0.02).requires_grad_(true);

@@ -115,12 +115,11 @@ void forward_typed(const LayerNormParams& p, cudaStream_t stream) {
   const auto* b = static_cast<const T*>(p.bias);
   auto* y = static_cast<T*>(p.output);
   const dim3 grid(static_cast<unsigned>(p.rows));
+  const int threads = threads_for_row(vectorised ? p.cols / kVec : p.cols);
   if (vectorised) {
-    layernorm_forward_kernel<T, kVec><<<grid, threads_for_row(p.cols / kVec), 0, stream>>>(x, w, b, y, p.mean, p.rstd,
-                                                                                       p.cols, p.eps);
+    layernorm_forward_kernel<T, kVec><<<grid, threads, 0, stream>>>(x, w, b, y, p.mean, p.rstd, p.cols, p.eps);
   } else {
-    layernorm_forward_kernel<T, 1><<<grid, threads_for_row(p.cols), 0, stream>>>(x, w, b, y, p.mean, p.rstd, p.cols,
-                                                                             p.eps);
+    layernorm_forward_kernel<T, 1><<<grid, threads, 0, stream>>>(x, w, b, y, p.mean, p.rstd, p.cols, p.eps);
   }
   ALBION_CUDA_CHECK(cudaGetLastError());
 }
@@ -135,11 +134,11 @@ void backward_typed(const LayerNormParams& p, cudaStream_t stream) {
   const auto* w = static_cast<const T*>(p.weight);
   auto* dx = static_cast<T*>(p.output);
   const dim3 grid(static_cast<unsigned>(p.rows));
+  const int threads = threads_for_row(vectorised ? p.cols / kVec : p.cols);
   if (vectorised) {
-    layernorm_backward_kernel<T, kVec><<<grid, threads_for_row(p.cols / kVec), 0, stream>>>(dy, x, w, p.mean, p.rstd,
-                                                                                        dx, p.cols);
+    layernorm_backward_kernel<T, kVec><<<grid, threads, 0, stream>>>(dy, x, w, p.mean, p.rstd, dx, p.cols);
   } else {
-    layernorm_backward_kernel<T, 1><<<grid, threads_for_row(p.cols), 0, stream>>>(dy, x, w, p.mean, p.rstd, dx, p.cols);
+    layernorm_backward_kernel<T, 1><<<grid, threads, 0, stream>>>(dy, x, w, p.mean, p.rstd, dx, p.cols);
   }
   ALBION_CUDA_CHECK(cudaGetLastError());
 }

@@ -1,7 +1,6 @@
 // File: runtime/train/trainer.cpp
 #include "runtime/train/trainer.h"
 
-#include <ATen/autocast_mode.h>
 #include <ATen/core/grad_mode.h>
 #include <c10/cuda/CUDACachingAllocator.h>
 #include <sys/resource.h>
@@ -13,6 +12,7 @@
 #include <sstream>
 
 #include "checkpoint/keys/key_provider.h"
+#include "kernels/common/autocast_scope.h"
 #include "runtime/base/check.h"
 #include "runtime/base/log.h"
 #include "runtime/base/progress.h"
@@ -58,26 +58,6 @@ std::string format_rate(double tokens_per_second) {
   return out.str();
 }
 
-// bf16 autocast for CUDA ops within its scope: matrix products in bf16, reductions in fp32, the
-// parameters and optimizer state stay fp32 (master weights).
-class CudaBf16Autocast {
- public:
-  explicit CudaBf16Autocast(bool enabled) : enabled_(enabled) {
-    if (!enabled_) return;
-    at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
-    at::autocast::set_autocast_enabled(at::kCUDA, true);
-  }
-  ~CudaBf16Autocast() {
-    if (!enabled_) return;
-    at::autocast::set_autocast_enabled(at::kCUDA, false);
-    at::autocast::clear_cache();
-  }
-  CudaBf16Autocast(const CudaBf16Autocast&) = delete;
-  CudaBf16Autocast& operator=(const CudaBf16Autocast&) = delete;
-
- private:
-  bool enabled_;
-};
 
 }  // namespace
 
@@ -218,7 +198,7 @@ Trainer::StepResult Trainer::train_step(std::int64_t step) {
     data::TokenBatch batch = train_loader_->next();
     at::Tensor loss;
     {
-      CudaBf16Autocast autocast(bf16_autocast_);
+      const kernels::Bf16AutocastScope autocast(at::kCUDA, bf16_autocast_);
       loss = model_->loss(batch.inputs, batch.targets, batch.loss_mask);
     }
     parallel_->before_backward(micro + 1 == accumulation_);

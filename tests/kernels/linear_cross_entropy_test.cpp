@@ -6,10 +6,10 @@
 // all; and (suite LinearCrossEntropyCuda, label gpu) on a GPU in fp32 and under bf16 autocast, as
 // the runtime runs it.
 #include <ATen/ATen.h>
-#include <ATen/autocast_mode.h>
 #include <gtest/gtest.h>
 #include <torch/csrc/autograd/autograd.h>
 
+#include "kernels/common/autocast_scope.h"
 #include "kernels/cross_entropy/linear_cross_entropy.h"
 #include "runtime/base/error.h"
 #include "tests/kernels/relative_error.h"
@@ -122,25 +122,6 @@ TEST(LinearCrossEntropy, RefusesASecondBackwardAndDoubleBackward) {
                UsageError);
 }
 
-// bf16 autocast on `device` for a scope, switched off again however the scope ends.
-class Bf16Autocast {
- public:
-  Bf16Autocast(at::DeviceType device, bool enabled) : device_(device) {
-    at::autocast::set_autocast_dtype(device_, at::kBFloat16);
-    at::autocast::set_autocast_enabled(device_, enabled);
-  }
-  ~Bf16Autocast() {
-    at::autocast::set_autocast_enabled(device_, false);
-    at::autocast::set_autocast_dtype(device_, device_ == at::kCUDA ? at::kHalf : at::kBFloat16);  // torch's defaults
-    at::autocast::clear_cache();
-  }
-  Bf16Autocast(const Bf16Autocast&) = delete;
-  Bf16Autocast& operator=(const Bf16Autocast&) = delete;
-
- private:
-  at::DeviceType device_;
-};
-
 // Against torch's eager composition on the same device, with or without bf16 autocast over fp32
 // parameters (the runtime's mixed precision): odd vocabulary, chunks that do not divide the rows.
 void expect_matches_eager(at::DeviceType device, bool autocast) {
@@ -153,7 +134,7 @@ void expect_matches_eager(at::DeviceType device, bool autocast) {
   at::Tensor expected, actual;
   std::vector<at::Tensor> expected_grads, actual_grads;
   {
-    const Bf16Autocast scope(device, autocast);
+    const Bf16AutocastScope scope(device, autocast);
     expected = at::cross_entropy_loss(at::linear(hidden, weight), targets, {}, at::Reduction::Sum, -100);
     expected_grads = torch::autograd::grad({expected}, {hidden, weight});
     actual = linear_cross_entropy_sum(hidden, weight, targets, -100, 128);

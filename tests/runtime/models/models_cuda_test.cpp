@@ -6,9 +6,9 @@
 // as torch's ops; the sampler runs on the device.
 #include <gtest/gtest.h>
 
-#include <ATen/autocast_mode.h>
 #include <torch/types.h>
 
+#include "kernels/common/autocast_scope.h"
 #include "runtime/models/sampler.h"
 #include "tests/runtime/models/model_test_support.h"
 #include "tests/support/cuda_available.h"
@@ -37,17 +37,6 @@ ModelConfig cuda_gpt2() {
   return c;
 }
 
-class Bf16Autocast {
- public:
-  Bf16Autocast() {
-    at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
-    at::autocast::set_autocast_enabled(at::kCUDA, true);
-  }
-  ~Bf16Autocast() {
-    at::autocast::set_autocast_enabled(at::kCUDA, false);
-    at::autocast::clear_cache();
-  }
-};
 
 TEST(ModelsCuda, Fp32MatchesCpuAndBf16AutocastTrains) {
   ALBION_SKIP_WITHOUT_CUDA();
@@ -68,7 +57,7 @@ TEST(ModelsCuda, Fp32MatchesCpuAndBf16AutocastTrains) {
     const at::Tensor fp32_logits = model->forward(cuda_ids).detach().cpu();
     EXPECT_LT(testing::relative_error(fp32_logits, cpu_logits), 1e-4) << arch;
 
-    Bf16Autocast autocast;
+    const kernels::Bf16AutocastScope autocast(at::kCUDA);
     const at::Tensor bf16_logits = model->forward(cuda_ids);
     EXPECT_EQ(bf16_logits.scalar_type(), at::kBFloat16) << arch;
     EXPECT_LT(testing::relative_error(bf16_logits.detach().cpu().to(at::kFloat), cpu_logits), 5e-2)

@@ -69,7 +69,7 @@ __global__ void finish_kernel(const double* __restrict__ partials, std::int64_t 
   sums[threadIdx.x] = sum;
   __syncthreads();
   for (int half = kFinishThreads / 2; half > 0; half /= 2) {
-    if (threadIdx.x < half) sums[threadIdx.x] += sums[threadIdx.x + half];
+    if (static_cast<int>(threadIdx.x) < half) sums[threadIdx.x] += sums[threadIdx.x + half];
     __syncthreads();
   }
   if (threadIdx.x == 0) *out = sums[0];

@@ -1,0 +1,283 @@
+// File: kernels/emulation/cuda_emulation.cpp
+// The emulator's scheduler: a block's threads are ucontext fibers on the calling OS thread, taking
+// turns between __syncthreads and warp shuffles. See cuda_emulation.h for what it models.
+#include "kernels/emulation/cuda_emulation.h"
+
+#include <sys/mman.h>
+#include <ucontext.h>
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <memory>
+#include <numeric>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+thread_local uint3 threadIdx;
+thread_local uint3 blockIdx;
+thread_local dim3 blockDim;
+thread_local dim3 gridDim;
+
+namespace albion::emulation {
+namespace {
+
+constexpr int kWarpSize = 32;
+// Kernel frames are small; a guard page below each stack turns an overflow into a fault.
+constexpr std::size_t kStackBytes = 256 * 1024;
+constexpr std::size_t kGuardBytes = 4096;
+
+class FiberStack {
+ public:
+  FiberStack() {
+    void* memory = mmap(nullptr, kGuardBytes + kStackBytes, PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (memory == MAP_FAILED) throw std::runtime_error("CUDA emulation: cannot map a fiber stack");
+    mprotect(memory, kGuardBytes, PROT_NONE);
+    base_ = static_cast<char*>(memory);
+  }
+  FiberStack(const FiberStack&) = delete;
+  FiberStack& operator=(const FiberStack&) = delete;
+  ~FiberStack() { munmap(base_, kGuardBytes + kStackBytes); }
+  void* top() const { return base_ + kGuardBytes; }
+
+ private:
+  char* base_;
+};
+
+// Threads arrived at a barrier; the generation advances when the last expected one arrives.
+struct Barrier {
+  int arrived = 0;
+  std::uint64_t generation = 0;
+};
+
+struct Warp {
+  int size = 0;  // threads of the block in this warp (32 except perhaps the last)
+  int live = 0;  // not yet returned from the kernel
+  Barrier barrier;
+  std::array<std::array<unsigned char, 8>, kWarpSize> slots{};
+};
+
+enum class Waiting { kNothing, kBlockBarrier, kWarpBarrier };
+
+struct Fiber {
+  ucontext_t context;
+  uint3 index;
+  int linear = 0;
+  bool done = false;
+  Waiting waiting = Waiting::kNothing;
+};
+
+// One block in flight on this OS thread.
+struct BlockRun {
+  const std::function<void()>* body = nullptr;
+  ucontext_t scheduler;
+  std::vector<Fiber> fibers;
+  std::vector<Warp> warps;
+  Barrier block_barrier;
+  int live = 0;
+  Fiber* current = nullptr;
+  bool progress = false;  // some thread arrived, was released or finished during this round
+  std::string error;      // set by a fiber that cannot go on; the scheduler throws it
+};
+
+struct ThreadState {
+  Schedule schedule = Schedule::kForward;
+  std::mt19937_64 random{0};
+  cudaError_t last_error = cudaSuccess;
+  std::vector<std::unique_ptr<FiberStack>> stacks;
+  BlockRun* run = nullptr;
+};
+
+thread_local ThreadState state;
+
+BlockRun& active_run() {
+  if (state.run == nullptr) throw std::logic_error("CUDA emulation: a device function ran outside a launch");
+  return *state.run;
+}
+
+void yield_to_scheduler() {
+  BlockRun& run = *state.run;
+  swapcontext(&run.current->context, &run.scheduler);
+}
+
+// Reports a fault from inside a fiber: never returns, the scheduler abandons the block and throws.
+[[noreturn]] void fail(std::string message) {
+  BlockRun& run = *state.run;
+  run.error = std::move(message);
+  for (;;) yield_to_scheduler();
+}
+
+void release(Barrier& barrier, BlockRun& run) {
+  barrier.arrived = 0;
+  ++barrier.generation;
+  run.progress = true;
+}
+
+// Waits until `expected` threads have arrived; `expected` is re-read because threads that return
+// from the kernel stop counting (as on the GPU, where exited threads do not hold a barrier).
+void wait_at(Barrier& barrier, const int& expected, Waiting kind) {
+  BlockRun& run = *state.run;
+  const std::uint64_t generation = barrier.generation;
+  run.progress = true;
+  if (++barrier.arrived >= expected) {
+    release(barrier, run);
+    return;
+  }
+  run.current->waiting = kind;
+  while (barrier.generation == generation) yield_to_scheduler();
+  run.current->waiting = Waiting::kNothing;
+}
+
+void fiber_main() {
+  BlockRun& run = *state.run;
+  (*run.body)();
+  Fiber& self = *run.current;
+  self.done = true;
+  run.progress = true;
+  --run.live;
+  Warp& warp = run.warps[self.linear / kWarpSize];
+  --warp.live;
+  // A thread that leaves may be the last one a barrier was waiting for.
+  if (run.block_barrier.arrived > 0 && run.block_barrier.arrived >= run.live) release(run.block_barrier, run);
+  if (warp.barrier.arrived > 0 && warp.barrier.arrived >= warp.live) release(warp.barrier, run);
+  // Returning resumes uc_link, the scheduler.
+}
+
+std::string describe_deadlock(const BlockRun& run) {
+  int at_block = 0, at_warp = 0;
+  for (const Fiber& f : run.fibers) {
+    if (f.done) continue;
+    if (f.waiting == Waiting::kBlockBarrier) ++at_block;
+    if (f.waiting == Waiting::kWarpBarrier) ++at_warp;
+  }
+  const int exited = static_cast<int>(run.fibers.size()) - run.live;
+  return std::to_string(at_block) + " threads wait at __syncthreads, " + std::to_string(at_warp) +
+         " at a warp shuffle, " + std::to_string(exited) + " have returned";
+}
+
+std::string coordinates(uint3 v) {
+  return "(" + std::to_string(v.x) + "," + std::to_string(v.y) + "," + std::to_string(v.z) + ")";
+}
+
+std::vector<int> turn_order(std::size_t n) {
+  std::vector<int> order(n);
+  std::iota(order.begin(), order.end(), 0);
+  if (state.schedule == Schedule::kReverse) std::reverse(order.begin(), order.end());
+  if (state.schedule == Schedule::kShuffled) std::shuffle(order.begin(), order.end(), state.random);
+  return order;
+}
+
+void run_block(BlockRun& run, uint3 block, dim3 block_dim) {
+  const int threads = static_cast<int>(block_dim.x * block_dim.y * block_dim.z);
+  while (state.stacks.size() < static_cast<std::size_t>(threads)) {
+    state.stacks.push_back(std::make_unique<FiberStack>());
+  }
+  run.fibers.assign(threads, Fiber{});
+  run.warps.assign((threads + kWarpSize - 1) / kWarpSize, Warp{});
+  run.block_barrier = Barrier{};
+  run.live = threads;
+  for (int t = 0; t < threads; ++t) {
+    Fiber& f = run.fibers[t];
+    f.linear = t;
+    f.index = make_uint3(t % block_dim.x, t / block_dim.x % block_dim.y, t / (block_dim.x * block_dim.y));
+    Warp& warp = run.warps[t / kWarpSize];
+    ++warp.size;
+    ++warp.live;
+    getcontext(&f.context);
+    f.context.uc_stack.ss_sp = state.stacks[t]->top();
+    f.context.uc_stack.ss_size = kStackBytes;
+    f.context.uc_link = &run.scheduler;
+    makecontext(&f.context, fiber_main, 0);
+  }
+  blockIdx = block;
+  while (run.live > 0) {
+    run.progress = false;
+    for (int t : turn_order(run.fibers.size())) {
+      Fiber& f = run.fibers[t];
+      if (f.done) continue;
+      threadIdx = f.index;
+      run.current = &f;
+      swapcontext(&run.scheduler, &f.context);
+      if (!run.error.empty()) {
+        throw std::runtime_error(run.error + " (thread " + coordinates(f.index) + ")");
+      }
+    }
+    if (run.live > 0 && !run.progress) throw std::runtime_error("deadlock: " + describe_deadlock(run));
+  }
+}
+
+bool valid_configuration(dim3 grid, dim3 block, std::size_t dynamic_shared_bytes) {
+  const std::uint64_t threads = std::uint64_t{block.x} * block.y * block.z;
+  return grid.x >= 1 && grid.y >= 1 && grid.z >= 1 && grid.x <= 0x7fffffffu && grid.y <= 65535 &&
+         grid.z <= 65535 && threads >= 1 && threads <= 1024 && block.x <= 1024 && block.y <= 1024 &&
+         block.z <= 64 && dynamic_shared_bytes <= 48 * 1024;
+}
+
+}  // namespace
+
+void set_schedule(Schedule schedule, std::uint64_t seed) {
+  state.schedule = schedule;
+  state.random.seed(seed);
+}
+
+cudaError_t get_last_error() { return std::exchange(state.last_error, cudaSuccess); }
+
+void sync_threads() {
+  BlockRun& run = active_run();
+  wait_at(run.block_barrier, run.live, Waiting::kBlockBarrier);
+}
+
+void shuffle_xor(unsigned mask, const void* value, void* result, std::size_t bytes, int lane_mask, int width) {
+  BlockRun& run = active_run();
+  if (mask != 0xffffffffu || width != kWarpSize) fail("__shfl_xor_sync: only full-warp shuffles are emulated");
+  const int lane = run.current->linear % kWarpSize;
+  Warp& warp = run.warps[run.current->linear / kWarpSize];
+  if (warp.size != kWarpSize || warp.live != kWarpSize) {
+    fail("__shfl_xor_sync with a full mask in a warp of " + std::to_string(warp.live) +
+         " live threads (undefined on the GPU)");
+  }
+  if (lane_mask < 0 || lane_mask >= kWarpSize) fail("__shfl_xor_sync: lane mask out of range");
+  std::memcpy(warp.slots[lane].data(), value, bytes);
+  wait_at(warp.barrier, warp.live, Waiting::kWarpBarrier);  // every lane has published
+  std::memcpy(result, warp.slots[lane ^ lane_mask].data(), bytes);
+  wait_at(warp.barrier, warp.live, Waiting::kWarpBarrier);  // every lane has read
+}
+
+void run_grid(const char* kernel, dim3 grid, dim3 block, std::size_t dynamic_shared_bytes,
+              const std::function<void()>& body) {
+  if (state.run != nullptr) throw std::logic_error("CUDA emulation: a launch from inside a kernel");
+  if (!valid_configuration(grid, block, dynamic_shared_bytes)) {
+    state.last_error = cudaErrorInvalidConfiguration;
+    return;
+  }
+  BlockRun run;
+  run.body = &body;
+  state.run = &run;
+  gridDim = grid;
+  blockDim = block;
+  try {
+    const std::uint64_t blocks = std::uint64_t{grid.x} * grid.y * grid.z;
+    std::vector<std::uint64_t> order(blocks);
+    std::iota(order.begin(), order.end(), 0);
+    if (state.schedule == Schedule::kReverse) std::reverse(order.begin(), order.end());
+    if (state.schedule == Schedule::kShuffled) std::shuffle(order.begin(), order.end(), state.random);
+    for (std::uint64_t b : order) {
+      const uint3 index = make_uint3(b % grid.x, b / grid.x % grid.y, b / (std::uint64_t{grid.x} * grid.y));
+      try {
+        run_block(run, index, block);
+      } catch (const std::runtime_error& e) {
+        throw std::runtime_error(std::string("CUDA emulation: ") + kernel + " block " + coordinates(index) +
+                                 ": " + e.what());
+      }
+    }
+  } catch (...) {
+    state.run = nullptr;
+    throw;
+  }
+  state.run = nullptr;
+}
+
+}  // namespace albion::emulation

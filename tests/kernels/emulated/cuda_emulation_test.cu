@@ -1,0 +1,164 @@
+// File: tests/kernels/emulated/cuda_emulation_test.cu
+// The CPU emulator itself (kernels/emulation/), on small kernels written to exercise it: built-in
+// variables, barriers, shuffles, launch limits, and that the faults it claims to report (a
+// barrier not every thread reaches, a shuffle in a partial warp, a missing barrier) are reported.
+// Built like our kernels: translated by translate_launches.py, compiled against cuda_emulation.h.
+#include <gtest/gtest.h>
+
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "kernels/common/block_reduce.cuh"
+#include "kernels/emulation/schedule.h"
+
+namespace albion::emulation {
+namespace {
+
+__global__ void record_coordinates(int* visits, unsigned* dims) {
+  const unsigned block = blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z);
+  const unsigned thread = threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z);
+  visits[block * blockDim.x * blockDim.y * blockDim.z + thread] += 1;
+  if (block == 0 && thread == 0) {
+    dims[0] = gridDim.x, dims[1] = gridDim.y, dims[2] = gridDim.z;
+    dims[3] = blockDim.x, dims[4] = blockDim.y, dims[5] = blockDim.z;
+  }
+}
+
+TEST(CudaEmulation, EveryThreadOfEveryBlockRunsOnceWithItsCoordinates) {
+  std::vector<int> visits(3 * 2 * 2 * 5 * 4 * 3, 0);
+  std::vector<unsigned> dims(6, 0);
+  record_coordinates<<<dim3(3, 2, 2), dim3(5, 4, 3)>>>(visits.data(), dims.data());
+  EXPECT_EQ(cudaGetLastError(), cudaSuccess);
+  EXPECT_EQ(visits, std::vector<int>(visits.size(), 1));
+  EXPECT_EQ(dims, (std::vector<unsigned>{3, 2, 2, 5, 4, 3}));
+}
+
+template <int kThreads>
+__global__ void block_sums(const float* values, float* sums) {
+  sums[blockIdx.x * kThreads + threadIdx.x] =
+      kernels::block_sum(values[blockIdx.x * kThreads + threadIdx.x]);  // every thread gets the total
+}
+
+TEST(CudaEmulation, BlockReductionsThroughShufflesAndSharedMemory) {
+  constexpr int kThreads = 1024;
+  std::vector<float> values(2 * kThreads), sums(2 * kThreads, -1.0f);
+  for (int i = 0; i < 2 * kThreads; ++i) values[i] = static_cast<float>(i % kThreads < 7 ? i % kThreads : 0);
+  values[kThreads + 1000] = 100.0f;
+  block_sums<kThreads><<<2, kThreads>>>(values.data(), sums.data());
+  for (int i = 0; i < kThreads; ++i) {
+    ASSERT_EQ(sums[i], 21.0f) << "block 0, thread " << i;
+    ASSERT_EQ(sums[kThreads + i], 121.0f) << "block 1, thread " << i;
+  }
+}
+
+// Threads that return early stop counting at a barrier, as on the GPU.
+__global__ void barrier_after_early_exit(int* out) {
+  __shared__ int flag;
+  if (threadIdx.x >= 40) return;
+  if (threadIdx.x == 0) flag = 7;
+  __syncthreads();
+  out[threadIdx.x] = flag;
+}
+
+TEST(CudaEmulation, ReturnedThreadsDoNotHoldABarrier) {
+  std::vector<int> out(40, 0);
+  barrier_after_early_exit<<<1, 64>>>(out.data());
+  EXPECT_EQ(out, std::vector<int>(40, 7));
+}
+
+// Lane 0 waits at the block barrier, the other lanes at a shuffle that needs lane 0: a GPU hangs.
+__global__ void barrier_against_shuffle(int* out) {
+  if (threadIdx.x == 0) {
+    __syncthreads();
+  } else {
+    out[threadIdx.x] = __shfl_xor_sync(0xffffffffu, static_cast<int>(threadIdx.x), 1);
+  }
+}
+
+TEST(CudaEmulation, ReportsADeadlockInsteadOfHanging) {
+  std::vector<int> out(32);
+  try {
+    barrier_against_shuffle<<<1, 32>>>(out.data());
+    FAIL() << "no deadlock reported";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("barrier_against_shuffle"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("deadlock: 1 threads wait at __syncthreads, 31 at a warp shuffle"),
+              std::string::npos)
+        << e.what();
+  }
+  // The emulator is usable again after a fault.
+  std::vector<float> values(64, 1.0f), sums(64);
+  block_sums<64><<<1, 64>>>(values.data(), sums.data());
+  EXPECT_EQ(sums, std::vector<float>(64, 64.0f));
+}
+
+__global__ void shuffle_everyone(int* out) {
+  out[threadIdx.x] = __shfl_xor_sync(0xffffffffu, static_cast<int>(threadIdx.x), 1);
+}
+
+__global__ void shuffle_after_a_lane_returned(int* out) {
+  if (threadIdx.x == 5) return;
+  out[threadIdx.x] = __shfl_xor_sync(0xffffffffu, static_cast<int>(threadIdx.x), 1);
+}
+
+TEST(CudaEmulation, ShufflesExchangeWithinTheWarpAndRefuseIncompleteWarps) {
+  std::vector<int> out(64, -1);
+  shuffle_everyone<<<1, 64>>>(out.data());
+  for (int i = 0; i < 64; ++i) ASSERT_EQ(out[i], i ^ 1);
+  // 48 threads: the second warp has 16 lanes; a full-mask shuffle there is undefined on a GPU.
+  EXPECT_THROW(shuffle_everyone<<<1, 48>>>(out.data()), std::runtime_error);
+  EXPECT_THROW(shuffle_after_a_lane_returned<<<1, 32>>>(out.data()), std::runtime_error);
+}
+
+TEST(CudaEmulation, InvalidLaunchConfigurationsFailAsOnTheGpu) {
+  std::vector<int> out(2048, -1);
+  shuffle_everyone<<<1, 1025>>>(out.data());
+  EXPECT_EQ(cudaGetLastError(), cudaErrorInvalidConfiguration);
+  EXPECT_EQ(out[0], -1) << "an invalid launch must not run";
+  EXPECT_EQ(cudaGetLastError(), cudaSuccess) << "reading the error clears it";
+  shuffle_everyone<<<dim3(1, 65536), 32>>>(out.data());
+  EXPECT_EQ(cudaGetLastError(), cudaErrorInvalidConfiguration);
+  shuffle_everyone<<<0, 32>>>(out.data());
+  EXPECT_EQ(cudaGetLastError(), cudaErrorInvalidConfiguration);
+}
+
+// Each thread reads its neighbour's shared slot: correct only with the barrier.
+template <bool kBarrier>
+__global__ void rotate_through_shared(const int* in, int* out) {
+  __shared__ int slots[64];
+  slots[threadIdx.x] = in[threadIdx.x];
+  if (kBarrier) __syncthreads();
+  out[threadIdx.x] = slots[(threadIdx.x + 1) % 64];
+}
+
+std::vector<int> rotate(Schedule schedule, bool barrier) {
+  std::vector<int> in(64), out(64, -1);
+  for (int i = 0; i < 64; ++i) in[i] = 100 + i;
+  set_schedule(schedule, 7);
+  // Shared memory starts with whatever the last block left; clear it like a fresh SM would not.
+  std::vector<int> zeros(64, 0);
+  rotate_through_shared<true><<<1, 64>>>(zeros.data(), out.data());
+  if (barrier) {
+    rotate_through_shared<true><<<1, 64>>>(in.data(), out.data());
+  } else {
+    rotate_through_shared<false><<<1, 64>>>(in.data(), out.data());
+  }
+  set_schedule(Schedule::kForward);
+  return out;
+}
+
+TEST(CudaEmulation, SchedulesExposeAMissingBarrier) {
+  std::vector<int> expected(64);
+  for (int i = 0; i < 64; ++i) expected[i] = 100 + (i + 1) % 64;
+  for (Schedule s : {Schedule::kForward, Schedule::kReverse, Schedule::kShuffled}) {
+    EXPECT_EQ(rotate(s, /*barrier=*/true), expected);
+  }
+  // Without the barrier, a thread reads before its neighbour wrote under some order.
+  const bool forward_ok = rotate(Schedule::kForward, false) == expected;
+  const bool reverse_ok = rotate(Schedule::kReverse, false) == expected;
+  EXPECT_FALSE(forward_ok && reverse_ok) << "the missing barrier went unnoticed";
+}
+
+}  // namespace
+}  // namespace albion::emulation

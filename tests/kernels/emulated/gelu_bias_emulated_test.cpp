@@ -1,0 +1,50 @@
+// File: tests/kernels/emulated/gelu_bias_emulated_test.cpp
+// kernels/gelu/gelu_bias.cu on the CPU emulator against gelu_bias_ref.cpp: rows whose length is
+// and is not a whole number of packs, misaligned pointers.
+#include <cstdint>
+#include <tuple>
+
+#include "kernels/gelu/gelu_bias.cuh"
+#include "tests/kernels/emulated/emulated_support.h"
+
+namespace albion::kernels::emulated {
+namespace {
+
+class GeluBiasEmulated : public EmulatedKernel {};
+
+template <typename T>
+void check(std::int64_t rows, std::int64_t cols, std::int64_t offset) {
+  SCOPED_TRACE(dtype_name<T>() + " " + std::to_string(rows) + "x" + std::to_string(cols) + " offset " +
+               std::to_string(offset));
+  const std::size_t n = rows * cols + offset;
+  const std::vector<T> x = random_values<T>(n, cols, 3.0f);
+  const std::vector<float> bias = random_values<float>(cols, cols + 1);
+  const std::vector<T> dy = random_values<T>(n, cols + 2);
+  std::vector<T> y = poisoned<T>(n), dz = poisoned<T>(n);
+
+  launch_gelu_bias_forward({x.data() + offset, bias.data(), nullptr, y.data() + offset, rows, cols, dtype_of<T>()},
+                           nullptr);
+  launch_gelu_bias_backward(
+      {x.data() + offset, bias.data(), dy.data() + offset, dz.data() + offset, rows, cols, dtype_of<T>()}, nullptr);
+
+  const std::vector<float> xf = widened(x.data() + offset, rows * cols);
+  const std::vector<float> dyf = widened(dy.data() + offset, rows * cols);
+  std::vector<float> y_expected(rows * cols), dz_expected(rows * cols);
+  gelu_bias_forward_reference<float>(xf.data(), bias.data(), y_expected.data(), rows, cols);
+  gelu_bias_backward_reference<float>(dyf.data(), xf.data(), bias.data(), dz_expected.data(), rows, cols);
+  // gelu and gelu' cross zero: judged against their scale.
+  EXPECT_LT(max_error_relative_to_scale(widened(y.data() + offset, rows * cols), y_expected), tolerance<T>());
+  EXPECT_LT(max_error_relative_to_scale(widened(dz.data() + offset, rows * cols), dz_expected), tolerance<T>());
+}
+
+TEST_P(GeluBiasEmulated, MatchesReference) {
+  for (auto [rows, cols, offset] : {std::tuple{1, 1, 0}, {3, 8, 0}, {5, 37, 0}, {4, 768, 0}, {3, 64, 1}}) {
+    check<float>(rows, cols, offset);
+    check<__nv_bfloat16>(rows, cols, offset);
+  }
+}
+
+ALBION_EMULATED_SCHEDULES(GeluBiasEmulated);
+
+}  // namespace
+}  // namespace albion::kernels::emulated

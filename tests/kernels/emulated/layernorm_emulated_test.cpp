@@ -1,0 +1,61 @@
+// File: tests/kernels/emulated/layernorm_emulated_test.cpp
+// kernels/layernorm/layernorm.cu run on the CPU emulator against layernorm_ref.cpp.
+#include <cstdint>
+#include <tuple>
+
+#include "kernels/layernorm/layernorm.cuh"
+#include "tests/kernels/emulated/emulated_support.h"
+
+namespace albion::kernels::emulated {
+namespace {
+
+class LayerNormEmulated : public EmulatedKernel {};
+
+template <typename T>
+void check(std::int64_t rows, std::int64_t cols, std::int64_t offset) {
+  SCOPED_TRACE(dtype_name<T>() + " " + std::to_string(rows) + "x" + std::to_string(cols) + " offset " +
+               std::to_string(offset));
+  const std::size_t n = rows * cols + offset;
+  const std::vector<T> x = random_values<T>(n, cols, 3.0f);
+  const std::vector<T> w = random_values<T>(cols + offset, cols + 1);
+  const std::vector<T> b = random_values<T>(cols + offset, cols + 2);
+  const std::vector<T> dy = random_values<T>(n, cols + 3);
+  std::vector<T> y = poisoned<T>(n);
+  std::vector<T> dx = poisoned<T>(n);
+  std::vector<float> mean = poisoned<float>(rows);
+  std::vector<float> rstd = poisoned<float>(rows);
+
+  LayerNormParams forward{x.data() + offset, w.data() + offset, b.data() + offset, nullptr, y.data() + offset,
+                          mean.data(), rstd.data(), rows, cols, 1e-5f, dtype_of<T>()};
+  launch_layernorm_forward(forward, nullptr);
+  LayerNormParams backward{x.data() + offset, w.data() + offset, nullptr, dy.data() + offset, dx.data() + offset,
+                           mean.data(), rstd.data(), rows, cols, 1e-5f, dtype_of<T>()};
+  launch_layernorm_backward(backward, nullptr);
+
+  const std::vector<float> xf = widened(x.data() + offset, rows * cols);
+  const std::vector<float> wf = widened(w.data() + offset, cols);
+  const std::vector<float> bf = widened(b.data() + offset, cols);
+  const std::vector<float> dyf = widened(dy.data() + offset, rows * cols);
+  std::vector<float> y_expected(rows * cols), mean_expected(rows), rstd_expected(rows), dx_expected(rows * cols);
+  layernorm_forward_reference<float>(xf.data(), wf.data(), bf.data(), y_expected.data(), mean_expected.data(),
+                                     rstd_expected.data(), rows, cols, 1e-5f);
+  layernorm_backward_reference<float>(dyf.data(), xf.data(), wf.data(), mean_expected.data(), rstd_expected.data(),
+                                      dx_expected.data(), rows, cols);
+  // y = (x - mean) rstd w + b cancels near zero where b ~ -(x - mean) rstd w: judged against its scale.
+  EXPECT_LT(max_error_relative_to_scale(widened(y.data() + offset, rows * cols), y_expected), tolerance<T>());
+  EXPECT_LT(max_error_relative_to_scale(mean, mean_expected), 1e-5);
+  EXPECT_LT(max_relative_error(rstd, rstd_expected), 1e-5);
+  EXPECT_LT(max_error_relative_to_scale(widened(dx.data() + offset, rows * cols), dx_expected), tolerance<T>());
+}
+
+TEST_P(LayerNormEmulated, MatchesReference) {
+  for (auto [rows, cols, offset] : {std::tuple{3, 8, 0}, {2, 37, 0}, {3, 768, 0}, {2, 4096, 0}, {3, 100, 1}}) {
+    check<float>(rows, cols, offset);
+    check<__nv_bfloat16>(rows, cols, offset);
+  }
+}
+
+ALBION_EMULATED_SCHEDULES(LayerNormEmulated);
+
+}  // namespace
+}  // namespace albion::kernels::emulated

@@ -1,0 +1,58 @@
+// File: tests/kernels/emulated/norm_parameter_grad_emulated_test.cpp
+// kernels/norm_grad/norm_parameter_grad.cu (two launches: per-segment partials through a shared
+// memory transpose, then the sum over segments) on the CPU emulator against its reference.
+#include <cstdint>
+#include <tuple>
+
+#include "kernels/norm_grad/norm_parameter_grad.cuh"
+#include "tests/kernels/emulated/emulated_support.h"
+
+namespace albion::kernels::emulated {
+namespace {
+
+class NormParameterGradEmulated : public EmulatedKernel {};
+
+// layernorm: with mean and a bias gradient; otherwise RMSNorm's weight gradient alone.
+template <typename T>
+void check(std::int64_t rows, std::int64_t cols, bool layernorm) {
+  SCOPED_TRACE(dtype_name<T>() + " " + std::to_string(rows) + "x" + std::to_string(cols) +
+               (layernorm ? " layernorm" : " rmsnorm"));
+  const std::vector<T> x = random_values<T>(rows * cols, rows);
+  const std::vector<T> dy = random_values<T>(rows * cols, rows + 1);
+  const std::vector<float> mean = random_values<float>(rows, rows + 2, 0.1f);
+  std::vector<float> rstd = random_values<float>(rows, rows + 3);
+  for (float& r : rstd) r = 1.0f + std::abs(r);
+  std::vector<float> partials = poisoned<float>(2 * norm_parameter_grad_segments(rows) * cols);
+  std::vector<float> grad_weight = poisoned<float>(cols);
+  std::vector<float> grad_bias = poisoned<float>(cols);
+
+  NormParameterGradParams params{dy.data(),          x.data(), layernorm ? mean.data() : nullptr, rstd.data(),
+                                 partials.data(),    grad_weight.data(),
+                                 layernorm ? grad_bias.data() : nullptr, rows, cols, dtype_of<T>()};
+  launch_norm_parameter_grad(params, nullptr);
+
+  const std::vector<float> xf = widened(x), dyf = widened(dy);
+  std::vector<float> weight_expected(cols), bias_expected(cols);
+  norm_parameter_grad_reference<float>(dyf.data(), xf.data(), layernorm ? mean.data() : nullptr, rstd.data(),
+                                       weight_expected.data(), layernorm ? bias_expected.data() : nullptr, rows,
+                                       cols);
+  // Sums of signed terms: judged against their scale; fp32 accumulation in both, in different orders.
+  EXPECT_LT(max_error_relative_to_scale(grad_weight, weight_expected), 1e-5);
+  if (layernorm) {
+    EXPECT_LT(max_error_relative_to_scale(grad_bias, bias_expected), 1e-5);
+  }
+}
+
+TEST_P(NormParameterGradEmulated, MatchesReference) {
+  for (auto [rows, cols] : {std::tuple{1, 1}, {7, 33}, {300, 64}, {2049, 40}}) {
+    for (bool layernorm : {false, true}) {
+      check<float>(rows, cols, layernorm);
+      check<__nv_bfloat16>(rows, cols, layernorm);
+    }
+  }
+}
+
+ALBION_EMULATED_SCHEDULES(NormParameterGradEmulated);
+
+}  // namespace
+}  // namespace albion::kernels::emulated

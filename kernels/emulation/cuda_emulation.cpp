@@ -57,7 +57,10 @@ struct Warp {
   int size = 0;  // threads of the block in this warp (32 except perhaps the last)
   int live = 0;  // not yet returned from the kernel
   Barrier barrier;
-  std::array<std::array<unsigned char, 8>, kWarpSize> slots{};
+  // Two sets of slots, used by alternate shuffles: a lane cannot publish into a set again before
+  // every lane has passed the next shuffle's barrier, so after reading this one. One barrier per
+  // shuffle, not two.
+  std::array<std::array<std::array<unsigned char, 8>, kWarpSize>, 2> slots{};
 };
 
 enum class Waiting { kNothing, kBlockBarrier, kWarpBarrier };
@@ -240,10 +243,10 @@ void shuffle_xor(unsigned mask, const void* value, void* result, std::size_t byt
          " live threads (undefined on the GPU)");
   }
   if (lane_mask < 0 || lane_mask >= kWarpSize) fail("__shfl_xor_sync: lane mask out of range");
-  std::memcpy(warp.slots[lane].data(), value, bytes);
+  auto& slots = warp.slots[warp.barrier.generation % 2];
+  std::memcpy(slots[lane].data(), value, bytes);
   wait_at(warp.barrier, warp.live, Waiting::kWarpBarrier);  // every lane has published
-  std::memcpy(result, warp.slots[lane ^ lane_mask].data(), bytes);
-  wait_at(warp.barrier, warp.live, Waiting::kWarpBarrier);  // every lane has read
+  std::memcpy(result, slots[lane ^ lane_mask].data(), bytes);
 }
 
 void run_grid(const char* kernel, dim3 grid, dim3 block, std::size_t dynamic_shared_bytes,

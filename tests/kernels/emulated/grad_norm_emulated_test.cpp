@@ -29,6 +29,21 @@ TEST_P(GradNormEmulated, MatchesReference) {
   EXPECT_NEAR(out, expected, 1e-6 * expected);
 }
 
+// More chunks than the finishing block has threads: its loop over partials takes a second lap.
+// One schedule: 1,100 blocks of 512 fibers take seconds each time.
+TEST(GradNormEmulatedOnce, MoreChunksThanFinishingThreads) {
+  const std::vector<float> values = random_values<float>(1100, 5);
+  std::vector<NormTensor> tensors;
+  for (const float& v : values) tensors.push_back({&v, 1, DType::kFloat32});
+  const std::vector<std::byte> table = squared_norm_chunk_table(tensors);
+  ASSERT_EQ(squared_norm_chunks(table.size()), 1100);
+  std::vector<double> partials(1100, std::numeric_limits<double>::quiet_NaN());
+  double out = std::numeric_limits<double>::quiet_NaN();
+  launch_squared_norm(table.data(), table.size(), partials.data(), &out, nullptr);
+  const double expected = squared_norm_reference(tensors);
+  EXPECT_NEAR(out, expected, 1e-9 * expected);
+}
+
 ALBION_EMULATED_SCHEDULES(GradNormEmulated);
 
 }  // namespace

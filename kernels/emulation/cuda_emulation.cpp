@@ -3,11 +3,14 @@
 // turns between __syncthreads and warp shuffles. See cuda_emulation.h for what it models.
 #include "kernels/emulation/cuda_emulation.h"
 
+#include <signal.h>
 #include <sys/mman.h>
 #include <ucontext.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
+#include <cstdio>
 #include <cstring>
 #include <memory>
 #include <numeric>
@@ -87,6 +90,7 @@ struct BlockRun {
 };
 
 struct ThreadState {
+  const char* kernel = nullptr;  // the launch in progress, for fault reports
   Schedule schedule = Schedule::kForward;
   std::mt19937_64 random{0};
   cudaError_t last_error = cudaSuccess;
@@ -212,6 +216,55 @@ void run_block(BlockRun& run, uint3 block, dim3 block_dim) {
   }
 }
 
+// A kernel that touches memory outside its buffers (tests put a guard page after each) or
+// overflows a fiber stack gets a segmentation fault; name the kernel, block and thread before the
+// default action ends the process, as compute-sanitizer would on a GPU.
+void report_fault(int signal, siginfo_t* info, void* /*context*/) {
+  char message[320];
+  int length = 0;
+  if (state.run != nullptr && state.run->current != nullptr) {
+    const uint3 thread = state.run->current->index;
+    length = std::snprintf(message, sizeof(message),
+                           "CUDA emulation: %s block (%u,%u,%u) thread (%u,%u,%u) touched address %p outside "
+                           "its memory (signal %d)\n",
+                           state.kernel, blockIdx.x, blockIdx.y, blockIdx.z, thread.x, thread.y, thread.z,
+                           info->si_addr, signal);
+  }
+  if (length > 0) (void)!write(STDERR_FILENO, message, static_cast<std::size_t>(length));
+  // SA_RESETHAND restored the default action: returning retries the access, which ends the process.
+}
+
+// Installs report_fault for one launch, on an alternate stack (the fault may be a fiber's
+// overflowing stack), and restores the previous handlers after it.
+class FaultReporter {
+ public:
+  FaultReporter() {
+    thread_local std::vector<char> alternate_stack(64 * 1024);
+    stack_t stack{};
+    stack.ss_sp = alternate_stack.data();
+    stack.ss_size = alternate_stack.size();
+    sigaltstack(&stack, &previous_stack_);
+    struct sigaction action {};
+    action.sa_sigaction = report_fault;
+    action.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_RESETHAND;
+    sigemptyset(&action.sa_mask);
+    sigaction(SIGSEGV, &action, &previous_segv_);
+    sigaction(SIGBUS, &action, &previous_bus_);
+  }
+  FaultReporter(const FaultReporter&) = delete;
+  FaultReporter& operator=(const FaultReporter&) = delete;
+  ~FaultReporter() {
+    sigaction(SIGSEGV, &previous_segv_, nullptr);
+    sigaction(SIGBUS, &previous_bus_, nullptr);
+    sigaltstack(&previous_stack_, nullptr);
+  }
+
+ private:
+  stack_t previous_stack_{};
+  struct sigaction previous_segv_ {};
+  struct sigaction previous_bus_ {};
+};
+
 bool valid_configuration(dim3 grid, dim3 block, std::size_t dynamic_shared_bytes) {
   const std::uint64_t threads = std::uint64_t{block.x} * block.y * block.z;
   return grid.x >= 1 && grid.y >= 1 && grid.z >= 1 && grid.x <= 0x7fffffffu && grid.y <= 65535 &&
@@ -256,9 +309,11 @@ void run_grid(const char* kernel, dim3 grid, dim3 block, std::size_t dynamic_sha
     state.last_error = cudaErrorInvalidConfiguration;
     return;
   }
+  const FaultReporter fault_reporter;
   BlockRun run;
   run.body = &body;
   state.run = &run;
+  state.kernel = kernel;
   gridDim = grid;
   blockDim = block;
   try {

@@ -17,10 +17,10 @@ void check(std::int64_t rows, std::int64_t cols, std::int64_t offset) {
   SCOPED_TRACE(dtype_name<T>() + " " + std::to_string(rows) + "x" + std::to_string(cols) + " offset " +
                std::to_string(offset));
   const std::size_t n = rows * cols + offset;
-  const std::vector<T> x = random_values<T>(n, cols, 3.0f);
-  const std::vector<float> bias = random_values<float>(cols, cols + 1);
-  const std::vector<T> dy = random_values<T>(n, cols + 2);
-  std::vector<T> y = poisoned<T>(n), dz = poisoned<T>(n);
+  const DeviceBuffer<T> x = random_values<T>(n, cols, 3.0f);
+  const DeviceBuffer<float> bias = random_values<float>(cols, cols + 1);
+  const DeviceBuffer<T> dy = random_values<T>(n, cols + 2);
+  DeviceBuffer<T> y = poisoned<T>(n), dz = poisoned<T>(n);
 
   launch_gelu_bias_forward({x.data() + offset, bias.data(), nullptr, y.data() + offset, rows, cols, dtype_of<T>()},
                            nullptr);

@@ -16,14 +16,14 @@ void check(std::int64_t rows, std::int64_t cols, std::int64_t offset) {
   SCOPED_TRACE(dtype_name<T>() + " " + std::to_string(rows) + "x" + std::to_string(cols) + " offset " +
                std::to_string(offset));
   const std::size_t n = rows * cols + offset;
-  const std::vector<T> x = random_values<T>(n, cols, 3.0f);
-  const std::vector<T> w = random_values<T>(cols + offset, cols + 1);
-  const std::vector<T> b = random_values<T>(cols + offset, cols + 2);
-  const std::vector<T> dy = random_values<T>(n, cols + 3);
-  std::vector<T> y = poisoned<T>(n);
-  std::vector<T> dx = poisoned<T>(n);
-  std::vector<float> mean = poisoned<float>(rows);
-  std::vector<float> rstd = poisoned<float>(rows);
+  const DeviceBuffer<T> x = random_values<T>(n, cols, 3.0f);
+  const DeviceBuffer<T> w = random_values<T>(cols + offset, cols + 1);
+  const DeviceBuffer<T> b = random_values<T>(cols + offset, cols + 2);
+  const DeviceBuffer<T> dy = random_values<T>(n, cols + 3);
+  DeviceBuffer<T> y = poisoned<T>(n);
+  DeviceBuffer<T> dx = poisoned<T>(n);
+  DeviceBuffer<float> mean = poisoned<float>(rows);
+  DeviceBuffer<float> rstd = poisoned<float>(rows);
 
   LayerNormParams forward{x.data() + offset, w.data() + offset, b.data() + offset, nullptr, y.data() + offset,
                           mean.data(), rstd.data(), rows, cols, 1e-5f, dtype_of<T>()};

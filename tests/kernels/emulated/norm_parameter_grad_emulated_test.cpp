@@ -17,14 +17,14 @@ template <typename T>
 void check(std::int64_t rows, std::int64_t cols, bool layernorm) {
   SCOPED_TRACE(dtype_name<T>() + " " + std::to_string(rows) + "x" + std::to_string(cols) +
                (layernorm ? " layernorm" : " rmsnorm"));
-  const std::vector<T> x = random_values<T>(rows * cols, rows);
-  const std::vector<T> dy = random_values<T>(rows * cols, rows + 1);
-  const std::vector<float> mean = random_values<float>(rows, rows + 2, 0.1f);
-  std::vector<float> rstd = random_values<float>(rows, rows + 3);
+  const DeviceBuffer<T> x = random_values<T>(rows * cols, rows);
+  const DeviceBuffer<T> dy = random_values<T>(rows * cols, rows + 1);
+  const DeviceBuffer<float> mean = random_values<float>(rows, rows + 2, 0.1f);
+  DeviceBuffer<float> rstd = random_values<float>(rows, rows + 3);
   for (float& r : rstd) r = 1.0f + std::abs(r);
-  std::vector<float> partials = poisoned<float>(2 * norm_parameter_grad_segments(rows) * cols);
-  std::vector<float> grad_weight = poisoned<float>(cols);
-  std::vector<float> grad_bias = poisoned<float>(cols);
+  DeviceBuffer<float> partials = poisoned<float>(2 * norm_parameter_grad_segments(rows) * cols);
+  DeviceBuffer<float> grad_weight = poisoned<float>(cols);
+  DeviceBuffer<float> grad_bias = poisoned<float>(cols);
 
   NormParameterGradParams params{dy.data(),          x.data(), layernorm ? mean.data() : nullptr, rstd.data(),
                                  partials.data(),    grad_weight.data(),

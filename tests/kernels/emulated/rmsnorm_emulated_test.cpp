@@ -17,12 +17,12 @@ void check(std::int64_t rows, std::int64_t cols, std::int64_t offset) {
   SCOPED_TRACE(dtype_name<T>() + " " + std::to_string(rows) + "x" + std::to_string(cols) + " offset " +
                std::to_string(offset));
   const std::size_t n = rows * cols + offset;
-  const std::vector<T> x = random_values<T>(n, cols, 2.0f);
-  const std::vector<T> w = random_values<T>(cols + offset, cols + 1);
-  const std::vector<T> dy = random_values<T>(n, cols + 2);
-  std::vector<T> y = poisoned<T>(n);
-  std::vector<T> dx = poisoned<T>(n);
-  std::vector<float> inv_rms = poisoned<float>(rows);
+  const DeviceBuffer<T> x = random_values<T>(n, cols, 2.0f);
+  const DeviceBuffer<T> w = random_values<T>(cols + offset, cols + 1);
+  const DeviceBuffer<T> dy = random_values<T>(n, cols + 2);
+  DeviceBuffer<T> y = poisoned<T>(n);
+  DeviceBuffer<T> dx = poisoned<T>(n);
+  DeviceBuffer<float> inv_rms = poisoned<float>(rows);
 
   RmsNormForwardParams forward{x.data() + offset, w.data() + offset, y.data() + offset, inv_rms.data(), rows, cols,
                                1e-5f, dtype_of<T>()};

@@ -19,11 +19,11 @@ void check(std::int64_t batch, std::int64_t seq, std::int64_t heads, std::int64_
                std::to_string(heads) + "x" + std::to_string(head_dim) + (in_place ? " in place" : "") +
                " direction " + std::to_string(direction));
   const std::size_t n = batch * seq * heads * head_dim;
-  const std::vector<T> x = random_values<T>(n, n);
+  const DeviceBuffer<T> x = random_values<T>(n, n);
   // Tables longer than seq, as the runtime's cache for the longest sequence.
-  const std::vector<float> cos = random_values<float>((seq + 3) * head_dim, n + 1);
-  const std::vector<float> sin = random_values<float>((seq + 3) * head_dim, n + 2);
-  std::vector<T> out = in_place ? x : poisoned<T>(n);
+  const DeviceBuffer<float> cos = random_values<float>((seq + 3) * head_dim, n + 1);
+  const DeviceBuffer<float> sin = random_values<float>((seq + 3) * head_dim, n + 2);
+  DeviceBuffer<T> out = in_place ? copied(x) : poisoned<T>(n);
 
   RopeParams params{in_place ? out.data() : x.data(), out.data(), cos.data(), sin.data(), batch, seq, heads,
                     head_dim, direction, dtype_of<T>()};

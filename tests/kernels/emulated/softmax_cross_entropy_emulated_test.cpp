@@ -18,19 +18,19 @@ template <typename T>
 void check(std::int64_t rows, std::int64_t vocab, bool write_gradient) {
   SCOPED_TRACE(dtype_name<T>() + " " + std::to_string(rows) + "x" + std::to_string(vocab) +
                (write_gradient ? "" : " loss only"));
-  std::vector<T> logits = random_values<T>(rows * vocab, vocab, 4.0f);
-  std::vector<std::int64_t> targets(rows);
+  DeviceBuffer<T> logits = random_values<T>(rows * vocab, vocab, 4.0f);
+  DeviceBuffer<std::int64_t> targets(rows);
   for (std::int64_t r = 0; r < rows; ++r) targets[r] = (r * 7919) % vocab;
   if (rows > 2) targets[1] = -100;  // ignored
   std::vector<float> expected_logits = widened(logits);
-  std::vector<float> losses = poisoned<float>(rows), expected_losses(rows);
+  DeviceBuffer<float> losses = poisoned<float>(rows), expected_losses(rows);
 
   launch_softmax_cross_entropy({logits.data(), targets.data(), losses.data(), rows, vocab, -100, write_gradient,
                                 dtype_of<T>()},
                                nullptr);
   softmax_cross_entropy_reference<float>(expected_logits.data(), targets.data(), expected_losses.data(), rows, vocab,
                                          -100, write_gradient);
-  EXPECT_LT(max_relative_error(losses, expected_losses), 1e-5);
+  EXPECT_LT(max_relative_error(widened(losses), expected_losses), 1e-5);
   // The gradient's entries are probabilities (and p - 1 at the target): relative error, element-wise.
   EXPECT_LT(max_relative_error(widened(logits), expected_logits), tolerance<T>());
 }
@@ -46,10 +46,11 @@ TEST_P(SoftmaxCrossEntropyEmulated, MatchesReference) {
 
 TEST_P(SoftmaxCrossEntropyEmulated, BadRowsGiveNanLossAndGradient) {
   constexpr std::int64_t kVocab = 300;
-  std::vector<float> logits = random_values<float>(3 * kVocab, 1);
+  DeviceBuffer<float> logits = random_values<float>(3 * kVocab, 1);
   logits[2 * kVocab + 17] = std::numeric_limits<float>::quiet_NaN();
-  const std::vector<std::int64_t> targets = {kVocab, 5, 9};  // row 0: outside the vocabulary; row 2: a NaN logit
-  std::vector<float> losses(3);
+  DeviceBuffer<std::int64_t> targets(3);  // row 0: outside the vocabulary; row 2: a NaN logit
+  targets[0] = kVocab, targets[1] = 5, targets[2] = 9;
+  DeviceBuffer<float> losses = poisoned<float>(3);
   launch_softmax_cross_entropy({logits.data(), targets.data(), losses.data(), 3, kVocab, -100, true,
                                 DType::kFloat32},
                                nullptr);

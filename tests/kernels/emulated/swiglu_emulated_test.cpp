@@ -16,10 +16,10 @@ template <typename T>
 void check(std::int64_t numel, std::int64_t offset) {
   SCOPED_TRACE(dtype_name<T>() + " numel " + std::to_string(numel) + " offset " + std::to_string(offset));
   const std::size_t n = numel + offset;
-  const std::vector<T> gate = random_values<T>(n, numel, 3.0f);
-  const std::vector<T> up = random_values<T>(n, numel + 1);
-  const std::vector<T> dout = random_values<T>(n, numel + 2);
-  std::vector<T> out = poisoned<T>(n), grad_gate = poisoned<T>(n), grad_up = poisoned<T>(n);
+  const DeviceBuffer<T> gate = random_values<T>(n, numel, 3.0f);
+  const DeviceBuffer<T> up = random_values<T>(n, numel + 1);
+  const DeviceBuffer<T> dout = random_values<T>(n, numel + 2);
+  DeviceBuffer<T> out = poisoned<T>(n), grad_gate = poisoned<T>(n), grad_up = poisoned<T>(n);
 
   launch_swiglu_forward({gate.data() + offset, up.data() + offset, out.data() + offset, numel, dtype_of<T>()}, nullptr);
   launch_swiglu_backward({dout.data() + offset, gate.data() + offset, up.data() + offset, grad_gate.data() + offset,

@@ -1,9 +1,11 @@
 // File: tests/kernels/emulated/cuda_emulation_test.cu
 // The CPU emulator itself (kernels/emulation/), on small kernels written to exercise it: built-in
 // variables, barriers, shuffles, launch limits, and that the faults it claims to report (a
-// barrier not every thread reaches, a shuffle in a partial warp, a missing barrier) are reported.
+// barrier not every thread reaches, a shuffle in a partial warp, a missing barrier, an access past
+// the end of a buffer) are reported.
 // Built like our kernels: translated by translate_launches.py, compiled against cuda_emulation.h.
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 
 #include <stdexcept>
 #include <string>
@@ -11,6 +13,7 @@
 
 #include "kernels/common/block_reduce.cuh"
 #include "kernels/emulation/schedule.h"
+#include "tests/kernels/emulated/emulated_support.h"
 
 namespace albion::emulation {
 namespace {
@@ -158,6 +161,21 @@ TEST(CudaEmulation, SchedulesExposeAMissingBarrier) {
   const bool forward_ok = rotate(Schedule::kForward, false) == expected;
   const bool reverse_ok = rotate(Schedule::kReverse, false) == expected;
   EXPECT_FALSE(forward_ok && reverse_ok) << "the missing barrier went unnoticed";
+}
+
+__global__ void read_one_past_the_end(const float* in, float* out, int n) {
+  if (threadIdx.x == 3) out[0] = in[n];
+}
+
+TEST(CudaEmulationDeathTest, AnAccessPastABufferNamesTheKernelBlockAndThread) {
+  kernels::emulated::DeviceBuffer<float> in(4), out(1);
+  const auto crash_without_core = [&] {
+    const rlimit no_core{0, 0};  // where cores are allowed, a crashing test would leave one behind
+    setrlimit(RLIMIT_CORE, &no_core);
+    read_one_past_the_end<<<1, 32>>>(in.data(), out.data(), 4);
+  };
+  EXPECT_DEATH(crash_without_core(),
+               "read_one_past_the_end block \\(0,0,0\\) thread \\(3,0,0\\) touched address");
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 // kernels/cross_entropy/softmax_cross_entropy.cu on the CPU emulator against its reference: odd
 // vocabularies whose rows start at every alignment, ignored rows, loss only, and the kernel's own
 // contract for bad rows (NaN loss and gradient) which the reference refuses instead.
+#include <cmath>
 #include <cstdint>
 #include <limits>
 #include <tuple>
@@ -42,6 +43,28 @@ TEST_P(SoftmaxCrossEntropyEmulated, MatchesReference) {
       check<__nv_bfloat16>(rows, vocab, write_gradient);
     }
   }
+}
+
+// Logits far from zero (exp overflows without the running max) and masked entries at -inf.
+TEST_P(SoftmaxCrossEntropyEmulated, ExtremeLogits) {
+  constexpr std::int64_t kVocab = 1000;
+  DeviceBuffer<float> logits = random_values<float>(2 * kVocab, 3);
+  for (std::int64_t j = 0; j < kVocab; ++j) logits[j] = 1e4f + logits[j];
+  for (std::int64_t j = 0; j < kVocab; j += 3) logits[kVocab + j] = -INFINITY;
+  DeviceBuffer<std::int64_t> targets(2);
+  targets[0] = 17, targets[1] = 401;  // 401 is not masked
+  std::vector<float> expected_logits = widened(logits);
+  DeviceBuffer<float> losses = poisoned<float>(2);
+  std::vector<float> expected_losses(2);
+  launch_softmax_cross_entropy({logits.data(), targets.data(), losses.data(), 2, kVocab, -100, true,
+                                DType::kFloat32},
+                               nullptr);
+  softmax_cross_entropy_reference<float>(expected_logits.data(), targets.data(), expected_losses.data(), 2, kVocab,
+                                         -100, true);
+  // 1e4 + x keeps only about three decimal digits of x in fp32; both sides see the same rounded inputs.
+  EXPECT_LT(max_relative_error(widened(losses), expected_losses), 1e-5);
+  EXPECT_LT(max_error_relative_to_scale(widened(logits), expected_logits), 1e-5);
+  for (std::int64_t j = 0; j < kVocab; j += 3) ASSERT_EQ(logits[kVocab + j], 0.0f) << "masked entry " << j;
 }
 
 TEST_P(SoftmaxCrossEntropyEmulated, BadRowsGiveNanLossAndGradient) {

@@ -1,7 +1,11 @@
 // File: kernels/gelu/gelu_bias.cu
-// Fused bias + GELU-tanh, forward and backward: a grid-stride loop over 16-byte packs of a row
-// (cols a multiple of the pack width and aligned pointers), element-wise otherwise. Reference:
-// gelu_bias_ref.cpp. Test: tests/kernels/gelu_bias_test.cpp.
+// Fused bias + GELU-tanh. Forward: a grid-stride loop over 16-byte packs (cols a multiple of the
+// pack width and aligned pointers), element-wise otherwise. Backward: block (x, y) covers packs
+// [32x, 32x + 32) of each row of segment y, 8 rows in flight, writes dz and, for dbias, the
+// segment's column sums of dz to fp32 partials that a second launch adds in order
+// (common/segment_sums.cuh): one pass over x, dy and dz instead of a further read of dz.
+// Reference: gelu_bias_ref.cpp. Tests: tests/kernels/gelu_bias_test.cpp, and on the CPU emulator
+// tests/kernels/emulated/gelu_bias_emulated_test.cpp.
 #include <cuda_bf16.h>
 
 #include <algorithm>
@@ -9,6 +13,7 @@
 
 #include "kernels/common/block_reduce.cuh"
 #include "kernels/common/cuda_check.h"
+#include "kernels/common/segment_sums.cuh"
 #include "kernels/gelu/gelu_bias.cuh"
 #include "runtime/base/check.h"
 
@@ -16,6 +21,10 @@ namespace albion::kernels {
 namespace {
 
 constexpr int kThreads = 256;
+constexpr int kPackLanes = 32;  // backward, threadIdx.x: a warp covers 32 consecutive packs of a row
+constexpr int kRowLanes = 8;    // backward, threadIdx.y: rows in flight per block
+constexpr std::int64_t kRowsPerSegment = 128;
+constexpr std::int64_t kMaxSegments = 128;
 constexpr float kSqrt2OverPi = 0.7978845608028654f;
 constexpr float kCubic = 0.044715f;
 
@@ -37,62 +46,141 @@ __device__ __forceinline__ float gelu_derivative(float z) {
   return s + 2.0f * z * s * s_complement * kSqrt2OverPi * (1.0f + 3.0f * kCubic * z * z);
 }
 
-// kBackward: output = grad_output * gelu'(x + b); else output = gelu(x + b).
-template <typename T, int kVec, bool kBackward>
-__global__ void gelu_bias_kernel(const T* __restrict__ input, const float* __restrict__ bias,
-                                 const T* __restrict__ grad_output, T* __restrict__ output, std::int64_t cols,
-                                 std::int64_t units) {
+template <typename T, int kVec>
+__global__ void gelu_bias_forward_kernel(const T* __restrict__ input, const float* __restrict__ bias,
+                                         T* __restrict__ output, std::int64_t cols, std::int64_t units) {
   using P = Pack<T, kVec>;
   const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
   for (std::int64_t u = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; u < units; u += stride) {
-    const std::int64_t first = u * kVec;  // kVec divides cols, so a pack never crosses a row
-    const std::int64_t col = first % cols;
+    const std::int64_t col = u * kVec % cols;  // kVec divides cols, so a pack never crosses a row
     const P x = reinterpret_cast<const P*>(input)[u];
-    P d;
-    if constexpr (kBackward) d = reinterpret_cast<const P*>(grad_output)[u];
     P y;
 #pragma unroll
-    for (int k = 0; k < kVec; ++k) {
-      const float z = to_float(x.values[k]) + bias[col + k];
-      if constexpr (kBackward) y.values[k] = from_float<T>(to_float(d.values[k]) * gelu_derivative(z));
-      else y.values[k] = from_float<T>(gelu(z));
-    }
+    for (int k = 0; k < kVec; ++k) y.values[k] = from_float<T>(gelu(to_float(x.values[k]) + bias[col + k]));
     reinterpret_cast<P*>(output)[u] = y;
   }
 }
 
-template <typename T, bool kBackward>
-void launch_typed(const GeluBiasParams& p, cudaStream_t stream) {
+// grad_input = grad_output * gelu'(x + b); partials (unless null) [segments, cols] get the
+// column sums of the fp32 products over each segment's rows.
+template <typename T, int kVec>
+__global__ void gelu_bias_backward_kernel(const T* __restrict__ input, const float* __restrict__ bias,
+                                          const T* __restrict__ grad_output, T* __restrict__ grad_input,
+                                          float* __restrict__ partials, std::int64_t rows, std::int64_t cols,
+                                          std::int64_t rows_per_segment) {
+  using P = Pack<T, kVec>;
+  const std::int64_t packs_per_row = cols / kVec;
+  const std::int64_t pack = static_cast<std::int64_t>(blockIdx.x) * kPackLanes + threadIdx.x;
+  const std::int64_t begin = static_cast<std::int64_t>(blockIdx.y) * rows_per_segment;
+  const std::int64_t end = min(rows, begin + rows_per_segment);
+  float sums[kVec] = {};
+  if (pack < packs_per_row) {
+    float b[kVec];
+#pragma unroll
+    for (int k = 0; k < kVec; ++k) b[k] = bias[pack * kVec + k];
+    for (std::int64_t r = begin + threadIdx.y; r < end; r += kRowLanes) {
+      const std::int64_t u = r * packs_per_row + pack;
+      const P x = reinterpret_cast<const P*>(input)[u];
+      const P d = reinterpret_cast<const P*>(grad_output)[u];
+      P g;
+#pragma unroll
+      for (int k = 0; k < kVec; ++k) {
+        const float dz = to_float(d.values[k]) * gelu_derivative(to_float(x.values[k]) + b[k]);
+        g.values[k] = from_float<T>(dz);
+        sums[k] += dz;
+      }
+      reinterpret_cast<P*>(grad_input)[u] = g;
+    }
+  }
+  if (partials == nullptr) return;  // the same for the whole block: no thread waits below
+  __shared__ float lanes[kRowLanes][kVec][kPackLanes];  // [k][lane]: consecutive lanes, distinct banks
+#pragma unroll
+  for (int k = 0; k < kVec; ++k) lanes[threadIdx.y][k][threadIdx.x] = sums[k];
+  __syncthreads();
+  if (threadIdx.y != 0 || pack >= packs_per_row) return;
+  for (int lane = 1; lane < kRowLanes; ++lane) {
+#pragma unroll
+    for (int k = 0; k < kVec; ++k) sums[k] += lanes[lane][k][threadIdx.x];
+  }
+#pragma unroll
+  for (int k = 0; k < kVec; ++k) partials[blockIdx.y * cols + pack * kVec + k] = sums[k];
+}
+
+template <typename T>
+void forward_typed(const GeluBiasParams& p, cudaStream_t stream) {
   constexpr int kVec = 16 / sizeof(T);
-  const bool vectorised = p.cols % kVec == 0 && aligned16(p.input) && aligned16(p.output) &&
-                          (!kBackward || aligned16(p.grad_output));
+  const bool vectorised = p.cols % kVec == 0 && aligned16(p.input) && aligned16(p.output);
   const std::int64_t numel = p.rows * p.cols;
   const std::int64_t units = vectorised ? numel / kVec : numel;
   const auto blocks = static_cast<unsigned>(std::clamp<std::int64_t>((units + kThreads - 1) / kThreads, 1, 65535));
   const auto* x = static_cast<const T*>(p.input);
-  const auto* dy = static_cast<const T*>(p.grad_output);
   auto* y = static_cast<T*>(p.output);
   if (vectorised) {
-    gelu_bias_kernel<T, kVec, kBackward><<<blocks, kThreads, 0, stream>>>(x, p.bias, dy, y, p.cols, units);
+    gelu_bias_forward_kernel<T, kVec><<<blocks, kThreads, 0, stream>>>(x, p.bias, y, p.cols, units);
   } else {
-    gelu_bias_kernel<T, 1, kBackward><<<blocks, kThreads, 0, stream>>>(x, p.bias, dy, y, p.cols, units);
+    gelu_bias_forward_kernel<T, 1><<<blocks, kThreads, 0, stream>>>(x, p.bias, y, p.cols, units);
   }
   ALBION_CUDA_CHECK(cudaGetLastError());
 }
 
-template <bool kBackward>
-void launch(const GeluBiasParams& p, cudaStream_t stream) {
-  ALBION_CHECK(p.rows >= 0 && p.cols > 0, "gelu_bias: bad shape ", p.rows, "x", p.cols);
-  if (p.rows == 0) return;
-  switch (p.dtype) {
-    case DType::kFloat32: launch_typed<float, kBackward>(p, stream); break;
-    case DType::kBFloat16: launch_typed<__nv_bfloat16, kBackward>(p, stream); break;
+template <typename T>
+void backward_typed(const GeluBiasParams& p, cudaStream_t stream) {
+  constexpr int kVec = 16 / sizeof(T);
+  const bool vectorised = p.cols % kVec == 0 && aligned16(p.input) && aligned16(p.output) &&
+                          aligned16(p.grad_output);
+  const std::int64_t segments = gelu_bias_grad_segments(p.rows);
+  const std::int64_t rows_per_segment = (p.rows + segments - 1) / segments;
+  const std::int64_t packs_per_row = vectorised ? p.cols / kVec : p.cols;
+  const dim3 grid(static_cast<unsigned>((packs_per_row + kPackLanes - 1) / kPackLanes),
+                  static_cast<unsigned>(segments));
+  const dim3 block(kPackLanes, kRowLanes);
+  const auto* x = static_cast<const T*>(p.input);
+  const auto* dy = static_cast<const T*>(p.grad_output);
+  auto* dx = static_cast<T*>(p.output);
+  float* partials = p.grad_bias != nullptr ? p.partials : nullptr;
+  if (vectorised) {
+    gelu_bias_backward_kernel<T, kVec><<<grid, block, 0, stream>>>(x, p.bias, dy, dx, partials, p.rows, p.cols,
+                                                                    rows_per_segment);
+  } else {
+    gelu_bias_backward_kernel<T, 1><<<grid, block, 0, stream>>>(x, p.bias, dy, dx, partials, p.rows, p.cols,
+                                                                 rows_per_segment);
   }
+  ALBION_CUDA_CHECK(cudaGetLastError());
+  if (p.grad_bias != nullptr) {
+    add_segments_kernel<><<<segment_sum_blocks(p.cols), kSegmentSumThreads, 0, stream>>>(partials, segments, p.cols,
+                                                                                        p.grad_bias);
+    ALBION_CUDA_CHECK(cudaGetLastError());
+  }
+}
+
+void check_shape(const GeluBiasParams& p) {
+  ALBION_CHECK(p.rows >= 0 && p.cols > 0, "gelu_bias: bad shape ", p.rows, "x", p.cols);
+  ALBION_CHECK(p.cols <= std::int64_t{0x7fffffff} * kPackLanes, "gelu_bias: ", p.cols, " columns exceed the grid");
 }
 
 }  // namespace
 
-void launch_gelu_bias_forward(const GeluBiasParams& params, cudaStream_t stream) { launch<false>(params, stream); }
-void launch_gelu_bias_backward(const GeluBiasParams& params, cudaStream_t stream) { launch<true>(params, stream); }
+std::int64_t gelu_bias_grad_segments(std::int64_t rows) {
+  return std::clamp<std::int64_t>((rows + kRowsPerSegment - 1) / kRowsPerSegment, 1, kMaxSegments);
+}
+
+void launch_gelu_bias_forward(const GeluBiasParams& p, cudaStream_t stream) {
+  check_shape(p);
+  if (p.rows == 0) return;
+  switch (p.dtype) {
+    case DType::kFloat32: forward_typed<float>(p, stream); break;
+    case DType::kBFloat16: forward_typed<__nv_bfloat16>(p, stream); break;
+  }
+}
+
+void launch_gelu_bias_backward(const GeluBiasParams& p, cudaStream_t stream) {
+  check_shape(p);
+  ALBION_CHECK(p.grad_bias == nullptr || p.partials != nullptr, "gelu_bias backward: grad_bias needs partials");
+  if (p.rows == 0 && p.grad_bias == nullptr) return;  // with no rows, grad_bias still gets its zeros
+  switch (p.dtype) {
+    case DType::kFloat32: backward_typed<float>(p, stream); break;
+    case DType::kBFloat16: backward_typed<__nv_bfloat16>(p, stream); break;
+  }
+}
 
 }  // namespace albion::kernels

@@ -6,6 +6,8 @@
 
 #include <ATen/ATen.h>
 
+#include <utility>
+
 namespace albion::kernels {
 
 // Differentiable in x and bias.
@@ -15,5 +17,9 @@ at::Tensor gelu_bias(const at::Tensor& x, const at::Tensor& bias);
 at::Tensor gelu_bias_forward(const at::Tensor& x, const at::Tensor& bias);
 // d(loss)/dx (= d(loss)/d(x + bias)); the bias gradient is its sum over rows.
 at::Tensor gelu_bias_backward_input(const at::Tensor& grad_output, const at::Tensor& x, const at::Tensor& bias);
+// {d(loss)/dx, d(loss)/dbias}: on CUDA in one pass over memory; dbias in bias's dtype, summed in
+// at least fp32.
+std::pair<at::Tensor, at::Tensor> gelu_bias_backward(const at::Tensor& grad_output, const at::Tensor& x,
+                                                     const at::Tensor& bias);
 
 }  // namespace albion::kernels

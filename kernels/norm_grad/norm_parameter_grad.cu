@@ -1,6 +1,7 @@
 // File: kernels/norm_grad/norm_parameter_grad.cu
 // Column sums of a norm's parameter gradients: block (x, y) sums columns [32x, 32x + 32) over row
-// segment y, 16 row lanes deep, into fp32 partials; a second launch adds the segments in order.
+// segment y, 16 row lanes deep, into fp32 partials; a second launch adds the segments in order
+// (common/segment_sums.cuh).
 // Reference: norm_parameter_grad_ref.cpp. Test: tests/kernels/norm_parameter_grad_test.cpp.
 #include <cuda_bf16.h>
 
@@ -9,6 +10,7 @@
 
 #include "kernels/common/block_reduce.cuh"
 #include "kernels/common/cuda_check.h"
+#include "kernels/common/segment_sums.cuh"
 #include "kernels/norm_grad/norm_parameter_grad.cuh"
 #include "runtime/base/check.h"
 
@@ -52,15 +54,6 @@ __global__ void partials_kernel(const T* __restrict__ grad_output, const T* __re
   if (bias_partials != nullptr) bias_partials[blockIdx.y * cols + c] = bias_sum;
 }
 
-__global__ void finish_kernel(const float* __restrict__ partials, std::int64_t segments, std::int64_t cols,
-                              float* __restrict__ out) {
-  const std::int64_t c = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (c >= cols) return;
-  float sum = 0.0f;
-  for (std::int64_t s = 0; s < segments; ++s) sum += partials[s * cols + c];
-  out[c] = sum;
-}
-
 template <typename T>
 void launch_typed(const NormParameterGradParams& p, cudaStream_t stream) {
   const std::int64_t segments = norm_parameter_grad_segments(p.rows);
@@ -72,12 +65,11 @@ void launch_typed(const NormParameterGradParams& p, cudaStream_t stream) {
       static_cast<const T*>(p.grad_output), static_cast<const T*>(p.input), p.mean, p.rstd, weight_partials,
       bias_partials, p.rows, p.cols, rows_per_segment);
   ALBION_CUDA_CHECK(cudaGetLastError());
-  constexpr int kFinishThreads = 256;
-  const auto finish_blocks = static_cast<unsigned>((p.cols + kFinishThreads - 1) / kFinishThreads);
-  finish_kernel<<<finish_blocks, kFinishThreads, 0, stream>>>(weight_partials, segments, p.cols, p.grad_weight);
+  const unsigned blocks = segment_sum_blocks(p.cols);
+  add_segments_kernel<><<<blocks, kSegmentSumThreads, 0, stream>>>(weight_partials, segments, p.cols, p.grad_weight);
   ALBION_CUDA_CHECK(cudaGetLastError());
   if (bias_partials != nullptr) {
-    finish_kernel<<<finish_blocks, kFinishThreads, 0, stream>>>(bias_partials, segments, p.cols, p.grad_bias);
+    add_segments_kernel<><<<blocks, kSegmentSumThreads, 0, stream>>>(bias_partials, segments, p.cols, p.grad_bias);
     ALBION_CUDA_CHECK(cudaGetLastError());
   }
 }

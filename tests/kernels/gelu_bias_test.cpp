@@ -1,8 +1,8 @@
 // File: tests/kernels/gelu_bias_test.cpp
 // Fused bias + GELU-tanh: the CPU reference against torch's gelu(x + b, "tanh") and its autograd,
-// the backward against fp64 finite differences, bad inputs, and (suite GeluBiasCuda, label gpu)
-// CUDA against the reference with outputs poisoned first, including rows that are not a multiple
-// of a 16-byte pack.
+// the backward against fp64 finite differences, the bias gradient, bad inputs, and (suite
+// GeluBiasCuda, label gpu) CUDA against the reference with outputs poisoned first, including rows
+// that are not a multiple of a 16-byte pack and the fused bias gradient.
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 #include <torch/csrc/autograd/autograd.h>
@@ -52,6 +52,25 @@ TEST(GeluBias, BackwardMatchesFiniteDifferences) {
   }
 }
 
+TEST(GeluBias, BackwardGivesTheBiasGradientAsTheSumOfDx) {
+  at::manual_seed(4);
+  for (at::ScalarType dtype : {at::kDouble, at::kFloat, at::kBFloat16}) {
+    at::Tensor x = (at::randn({2, 7, 40}) * 2).to(dtype);
+    at::Tensor b = at::randn({40}).to(dtype);
+    at::Tensor dy = at::randn({2, 7, 40}).to(dtype);
+    auto [dx, db] = gelu_bias_backward(dy, x, b);
+    EXPECT_TRUE(at::equal(dx, gelu_bias_backward_input(dy, x, b))) << dtype;
+    EXPECT_EQ(db.scalar_type(), dtype);
+    const at::Tensor expected = dx.to(at::kDouble).reshape({-1, 40}).sum(0);
+    EXPECT_LT((db.to(at::kDouble) - expected).abs().max().item<double>(), dtype == at::kBFloat16 ? 0.1 : 1e-5)
+        << dtype;
+  }
+  // No rows: a zero bias gradient.
+  auto [dx, db] = gelu_bias_backward(at::zeros({0, 6}), at::zeros({0, 6}), at::ones({6}));
+  EXPECT_EQ(dx.numel(), 0);
+  EXPECT_TRUE(at::equal(db, at::zeros({6})));
+}
+
 TEST(GeluBias, RefusesBadOperands) {
   EXPECT_THROW(gelu_bias_forward(at::zeros({2, 4}), at::zeros({5})), UsageError);
   EXPECT_THROW(gelu_bias_forward(at::zeros({4, 2}).t(), at::zeros({4})), UsageError);
@@ -78,6 +97,17 @@ TEST(GeluBiasCuda, KernelsMatchTheReference) {
       const double error =
           (gelu_bias_backward_input(dy, x, b).cpu().to(at::kDouble) - expected.to(at::kDouble)).abs().max().item<double>();
       EXPECT_LT(error / scale, tolerance) << dtype << " cols " << cols;
+      // The fused bias gradient, over 17 rows and over enough rows for several segments.
+      for (std::int64_t rows : {17, 1000}) {
+        at::Tensor xr = (at::randn({rows, cols}) * 3).to(cuda);
+        at::Tensor dyr = at::randn({rows, cols}).to(cuda);
+        poison_cuda_allocator(xr.numel() * 4);
+        auto [dx, db] = gelu_bias_backward(dyr, xr, b);
+        auto [dx64, db64] = gelu_bias_backward(dyr.cpu().to(at::kDouble), xr.cpu().to(at::kDouble), b64);
+        EXPECT_LT(max_error_relative_to_scale(dx, dx64), tolerance) << dtype << " " << rows << "x" << cols;
+        // Summed in fp32 from unrounded products, whatever x's dtype.
+        EXPECT_LT(max_error_relative_to_scale(db, db64), 1e-5) << dtype << " " << rows << "x" << cols;
+      }
     }
   }
 }

@@ -93,17 +93,7 @@ __global__ void gelu_bias_backward_kernel(const T* __restrict__ input, const flo
     }
   }
   if (partials == nullptr) return;  // the same for the whole block: no thread waits below
-  __shared__ float lanes[kRowLanes][kVec][kPackLanes];  // [k][lane]: consecutive lanes, distinct banks
-#pragma unroll
-  for (int k = 0; k < kVec; ++k) lanes[threadIdx.y][k][threadIdx.x] = sums[k];
-  __syncthreads();
-  if (threadIdx.y != 0 || pack >= packs_per_row) return;
-  for (int lane = 1; lane < kRowLanes; ++lane) {
-#pragma unroll
-    for (int k = 0; k < kVec; ++k) sums[k] += lanes[lane][k][threadIdx.x];
-  }
-#pragma unroll
-  for (int k = 0; k < kVec; ++k) partials[blockIdx.y * cols + pack * kVec + k] = sums[k];
+  add_row_lanes<kVec, kRowLanes, kPackLanes>(sums, partials + blockIdx.y * cols + pack * kVec, pack < packs_per_row);
 }
 
 template <typename T>

@@ -1,6 +1,7 @@
 // File: kernels/norm_grad/norm_parameter_grad.cu
-// Column sums of a norm's parameter gradients: block (x, y) sums columns [32x, 32x + 32) over row
-// segment y, 16 row lanes deep, into fp32 partials; a second launch adds the segments in order
+// Column sums of a norm's parameter gradients: block (x, y) sums 16-byte packs [32x, 32x + 32) of
+// each row (single elements where cols or the pointers do not allow packs) over row segment y,
+// 8 row lanes deep, into fp32 partials; a second launch adds the segments in order
 // (common/segment_sums.cuh).
 // Reference: norm_parameter_grad_ref.cpp. Test: tests/kernels/norm_parameter_grad_test.cpp.
 #include <cuda_bf16.h>
@@ -17,53 +18,64 @@
 namespace albion::kernels {
 namespace {
 
-constexpr int kColumns = 32;   // threadIdx.x: a warp reads 32 consecutive columns of one row
-constexpr int kRowLanes = 16;  // threadIdx.y: rows in flight per block
-constexpr std::int64_t kMaxSegments = 64;
-constexpr std::int64_t kRowsPerSegment = 256;
+constexpr int kPackLanes = 32;  // threadIdx.x: a warp reads 32 consecutive packs of one row
+constexpr int kRowLanes = 8;    // threadIdx.y: rows in flight per block
+constexpr std::int64_t kMaxSegments = 256;
+constexpr std::int64_t kRowsPerSegment = 64;
 
-template <typename T>
+template <typename T, int kVec>
 __global__ void partials_kernel(const T* __restrict__ grad_output, const T* __restrict__ input,
                                 const float* __restrict__ mean, const float* __restrict__ rstd,
                                 float* __restrict__ weight_partials, float* __restrict__ bias_partials,
                                 std::int64_t rows, std::int64_t cols, std::int64_t rows_per_segment) {
-  const std::int64_t c = static_cast<std::int64_t>(blockIdx.x) * kColumns + threadIdx.x;
+  using P = Pack<T, kVec>;
+  const std::int64_t packs_per_row = cols / kVec;
+  const std::int64_t pack = static_cast<std::int64_t>(blockIdx.x) * kPackLanes + threadIdx.x;
   const std::int64_t begin = static_cast<std::int64_t>(blockIdx.y) * rows_per_segment;
   const std::int64_t end = min(rows, begin + rows_per_segment);
-  float weight_sum = 0.0f;
-  float bias_sum = 0.0f;
-  if (c < cols) {
+  float weight_sums[kVec] = {};
+  float bias_sums[kVec] = {};
+  if (pack < packs_per_row) {
     for (std::int64_t r = begin + threadIdx.y; r < end; r += kRowLanes) {
-      const float dy = to_float(grad_output[r * cols + c]);
+      const P dy = reinterpret_cast<const P*>(grad_output)[r * packs_per_row + pack];
+      const P x = reinterpret_cast<const P*>(input)[r * packs_per_row + pack];
       const float m = mean != nullptr ? mean[r] : 0.0f;
-      weight_sum += dy * (to_float(input[r * cols + c]) - m) * rstd[r];
-      bias_sum += dy;
+      const float s = rstd[r];
+#pragma unroll
+      for (int k = 0; k < kVec; ++k) {
+        const float d = to_float(dy.values[k]);
+        weight_sums[k] += d * (to_float(x.values[k]) - m) * s;
+        bias_sums[k] += d;
+      }
     }
   }
-  __shared__ float weight_lanes[kRowLanes][kColumns + 1];  // +1: no bank conflicts on the transpose
-  __shared__ float bias_lanes[kRowLanes][kColumns + 1];
-  weight_lanes[threadIdx.y][threadIdx.x] = weight_sum;
-  bias_lanes[threadIdx.y][threadIdx.x] = bias_sum;
-  __syncthreads();
-  if (threadIdx.y != 0 || c >= cols) return;
-  for (int lane = 1; lane < kRowLanes; ++lane) {
-    weight_sum += weight_lanes[lane][threadIdx.x];
-    bias_sum += bias_lanes[lane][threadIdx.x];
-  }
-  weight_partials[blockIdx.y * cols + c] = weight_sum;
-  if (bias_partials != nullptr) bias_partials[blockIdx.y * cols + c] = bias_sum;
+  const std::int64_t offset = blockIdx.y * cols + pack * kVec;
+  const bool in_range = pack < packs_per_row;
+  add_row_lanes<kVec, kRowLanes, kPackLanes>(weight_sums, weight_partials + offset, in_range);
+  if (bias_partials != nullptr) add_row_lanes<kVec, kRowLanes, kPackLanes>(bias_sums, bias_partials + offset, in_range);
 }
 
 template <typename T>
 void launch_typed(const NormParameterGradParams& p, cudaStream_t stream) {
+  constexpr int kVec = 16 / sizeof(T);
+  const bool vectorised = p.cols % kVec == 0 && aligned16(p.grad_output) && aligned16(p.input);
   const std::int64_t segments = norm_parameter_grad_segments(p.rows);
   const std::int64_t rows_per_segment = (p.rows + segments - 1) / segments;
+  const std::int64_t packs_per_row = vectorised ? p.cols / kVec : p.cols;
   float* weight_partials = p.partials;
   float* bias_partials = p.grad_bias != nullptr ? p.partials + segments * p.cols : nullptr;
-  const dim3 grid(static_cast<unsigned>((p.cols + kColumns - 1) / kColumns), static_cast<unsigned>(segments));
-  partials_kernel<T><<<grid, dim3(kColumns, kRowLanes), 0, stream>>>(
-      static_cast<const T*>(p.grad_output), static_cast<const T*>(p.input), p.mean, p.rstd, weight_partials,
-      bias_partials, p.rows, p.cols, rows_per_segment);
+  const dim3 grid(static_cast<unsigned>((packs_per_row + kPackLanes - 1) / kPackLanes),
+                  static_cast<unsigned>(segments));
+  const dim3 block(kPackLanes, kRowLanes);
+  const auto* dy = static_cast<const T*>(p.grad_output);
+  const auto* x = static_cast<const T*>(p.input);
+  if (vectorised) {
+    partials_kernel<T, kVec><<<grid, block, 0, stream>>>(dy, x, p.mean, p.rstd, weight_partials, bias_partials,
+                                                         p.rows, p.cols, rows_per_segment);
+  } else {
+    partials_kernel<T, 1><<<grid, block, 0, stream>>>(dy, x, p.mean, p.rstd, weight_partials, bias_partials, p.rows,
+                                                      p.cols, rows_per_segment);
+  }
   ALBION_CUDA_CHECK(cudaGetLastError());
   const unsigned blocks = segment_sum_blocks(p.cols);
   add_segments_kernel<><<<blocks, kSegmentSumThreads, 0, stream>>>(weight_partials, segments, p.cols, p.grad_weight);
@@ -83,7 +95,7 @@ std::int64_t norm_parameter_grad_segments(std::int64_t rows) {
 void launch_norm_parameter_grad(const NormParameterGradParams& params, cudaStream_t stream) {
   ALBION_CHECK(params.rows >= 0 && params.cols > 0, "norm parameter gradients: bad shape ", params.rows, "x",
                params.cols);
-  ALBION_CHECK(params.cols <= std::int64_t{0x7fffffff} * kColumns, "norm parameter gradients: ", params.cols,
+  ALBION_CHECK(params.cols <= std::int64_t{0x7fffffff} * kPackLanes, "norm parameter gradients: ", params.cols,
                " columns exceed the grid");
   switch (params.dtype) {
     case DType::kFloat32: launch_typed<float>(params, stream); break;

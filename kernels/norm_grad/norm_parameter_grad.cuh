@@ -4,9 +4,9 @@
 //   xhat[r, c]     = (x[r, c] - mean[r]) * rstd[r]      (mean = 0 for RMSNorm, rstd = 1/rms)
 //   d_weight[c]    = sum_r dy[r, c] * xhat[r, c]
 //   d_bias[c]      = sum_r dy[r, c]
-// One read of dy and x (eager torch would cast, subtract, multiply and reduce in ~8 passes): a
-// block sums 32 columns over one segment of rows into fp32 partials, a second launch adds the
-// segments in a fixed order (deterministic).
+// One read of dy and x, in 16-byte packs (eager torch would cast, subtract, multiply and reduce in
+// ~8 passes): a block sums 32 packs of columns over one segment of rows into fp32 partials, a
+// second launch adds the segments in a fixed order (deterministic).
 #pragma once
 
 #include <cuda_runtime_api.h>

@@ -1,6 +1,7 @@
 // File: tests/kernels/emulated/norm_parameter_grad_emulated_test.cpp
-// kernels/norm_grad/norm_parameter_grad.cu (two launches: per-segment partials through a shared
-// memory transpose, then the sum over segments) on the CPU emulator against its reference.
+// kernels/norm_grad/norm_parameter_grad.cu (two launches: per-segment partials of 16-byte packs
+// through a shared-memory transpose, then the sum over segments) on the CPU emulator against its
+// reference; no rows gives zeros.
 #include <cstdint>
 #include <tuple>
 
@@ -12,13 +13,14 @@ namespace {
 
 class NormParameterGradEmulated : public EmulatedKernel {};
 
-// layernorm: with mean and a bias gradient; otherwise RMSNorm's weight gradient alone.
+// layernorm: with mean and a bias gradient; otherwise RMSNorm's weight gradient alone. `offset`
+// elements into x and dy: 1 makes them miss 16-byte alignment.
 template <typename T>
-void check(std::int64_t rows, std::int64_t cols, bool layernorm) {
-  SCOPED_TRACE(dtype_name<T>() + " " + std::to_string(rows) + "x" + std::to_string(cols) +
-               (layernorm ? " layernorm" : " rmsnorm"));
-  const DeviceBuffer<T> x = random_values<T>(rows * cols, rows);
-  const DeviceBuffer<T> dy = random_values<T>(rows * cols, rows + 1);
+void check(std::int64_t rows, std::int64_t cols, std::int64_t offset, bool layernorm) {
+  SCOPED_TRACE(dtype_name<T>() + " " + std::to_string(rows) + "x" + std::to_string(cols) + " offset " +
+               std::to_string(offset) + (layernorm ? " layernorm" : " rmsnorm"));
+  const DeviceBuffer<T> x = random_values<T>(rows * cols + offset, rows);
+  const DeviceBuffer<T> dy = random_values<T>(rows * cols + offset, rows + 1);
   const DeviceBuffer<float> mean = random_values<float>(rows, rows + 2, 0.1f);
   DeviceBuffer<float> rstd = random_values<float>(rows, rows + 3);
   for (float& r : rstd) r = 1.0f + std::abs(r);
@@ -26,12 +28,13 @@ void check(std::int64_t rows, std::int64_t cols, bool layernorm) {
   DeviceBuffer<float> grad_weight = poisoned<float>(cols);
   DeviceBuffer<float> grad_bias = poisoned<float>(cols);
 
-  NormParameterGradParams params{dy.data(),          x.data(), layernorm ? mean.data() : nullptr, rstd.data(),
+  NormParameterGradParams params{dy.data() + offset, x.data() + offset, layernorm ? mean.data() : nullptr, rstd.data(),
                                  partials.data(),    grad_weight.data(),
                                  layernorm ? grad_bias.data() : nullptr, rows, cols, dtype_of<T>()};
   launch_norm_parameter_grad(params, nullptr);
 
-  const std::vector<float> xf = widened(x), dyf = widened(dy);
+  const std::vector<float> xf = widened(x.data() + offset, rows * cols);
+  const std::vector<float> dyf = widened(dy.data() + offset, rows * cols);
   std::vector<float> weight_expected(cols), bias_expected(cols);
   norm_parameter_grad_reference<float>(dyf.data(), xf.data(), layernorm ? mean.data() : nullptr, rstd.data(),
                                        weight_expected.data(), layernorm ? bias_expected.data() : nullptr, rows,
@@ -44,10 +47,13 @@ void check(std::int64_t rows, std::int64_t cols, bool layernorm) {
 }
 
 TEST_P(NormParameterGradEmulated, MatchesReference) {
-  for (auto [rows, cols] : {std::tuple{1, 1}, {7, 33}, {300, 64}, {2049, 40}}) {
+  // 33 columns or misaligned: element-wise; 64 and 768 (GPT-2's width): packs; 2049 rows: many
+  // segments.
+  for (auto [rows, cols, offset] :
+       {std::tuple{1, 1, 0}, {0, 8, 0}, {7, 33, 0}, {300, 64, 0}, {2049, 40, 0}, {70, 768, 0}, {9, 64, 1}}) {
     for (bool layernorm : {false, true}) {
-      check<float>(rows, cols, layernorm);
-      check<__nv_bfloat16>(rows, cols, layernorm);
+      check<float>(rows, cols, offset, layernorm);
+      check<__nv_bfloat16>(rows, cols, offset, layernorm);
     }
   }
 }

@@ -1,6 +1,7 @@
 // File: tests/kernels/emulated/fused_adamw_emulated_test.cpp
 // kernels/adamw/fused_adamw.cu on the CPU emulator against fused_adamw_ref.cpp: several tensors in
-// one launch, one spanning chunks with a tail, decayed and not, with and without the bf16 copy.
+// one launch, one spanning chunks with a tail, one misaligned, decayed and not, with and without
+// the bf16 copy.
 // Both round every operation on its own (the kernel's __f*_rn, the reference's -ffp-contract=off),
 // so the results must agree bit for bit.
 #include <cstdint>
@@ -26,9 +27,15 @@ struct State {
         copy(filled<std::uint16_t>(n, 0xffff)) {
     for (float& v : exp_avg_sq) v = std::abs(v);
   }
-  AdamWTensor tensor(bool decayed, bool with_copy) {
-    return {parameter.data(),  gradient.data(), exp_avg.data(), exp_avg_sq.data(),
-            with_copy ? copy.data() : nullptr, static_cast<std::int64_t>(parameter.size()), decayed};
+  // From element `offset` on: 1 makes every pointer miss 16-byte alignment (single elements then).
+  AdamWTensor tensor(bool decayed, bool with_copy, std::int64_t offset) {
+    return {parameter.data() + offset,
+            gradient.data() + offset,
+            exp_avg.data() + offset,
+            exp_avg_sq.data() + offset,
+            with_copy ? copy.data() + offset : nullptr,
+            static_cast<std::int64_t>(parameter.size()) - offset,
+            decayed};
   }
 };
 
@@ -38,7 +45,8 @@ bool same_bits(const DeviceBuffer<T>& a, const DeviceBuffer<T>& b) {
 }
 
 TEST_P(FusedAdamWEmulated, MatchesReferenceBitForBit) {
-  const std::vector<std::int64_t> sizes = {1, 7, 65536 + 1001, 4096};
+  // The last tensor is used from its second element on: misaligned.
+  const std::vector<std::int64_t> sizes = {1, 7, 65536 + 1001, 4096, 1004};
   std::vector<State> kernel_states, reference_states;
   kernel_states.reserve(sizes.size());
   reference_states.reserve(sizes.size());
@@ -49,8 +57,9 @@ TEST_P(FusedAdamWEmulated, MatchesReferenceBitForBit) {
   }
   for (std::size_t i = 0; i < sizes.size(); ++i) {
     const bool decayed = i % 2 == 0, with_copy = i != 1;
-    kernel_tensors.push_back(kernel_states[i].tensor(decayed, with_copy));
-    reference_tensors.push_back(reference_states[i].tensor(decayed, with_copy));
+    const std::int64_t offset = i == sizes.size() - 1 ? 1 : 0;
+    kernel_tensors.push_back(kernel_states[i].tensor(decayed, with_copy, offset));
+    reference_tensors.push_back(reference_states[i].tensor(decayed, with_copy, offset));
   }
   const AdamWHyper hyper{3e-4f, 0.9f, 0.95f, 1e-8f, 0.1f, 1.0f - 0.9f * 0.9f, 1.0f - 0.95f * 0.95f};
 

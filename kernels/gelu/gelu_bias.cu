@@ -93,7 +93,9 @@ __global__ void gelu_bias_backward_kernel(const T* __restrict__ input, const flo
     }
   }
   if (partials == nullptr) return;  // the same for the whole block: no thread waits below
-  add_row_lanes<kVec, kRowLanes, kPackLanes>(sums, partials + blockIdx.y * cols + pack * kVec, pack < packs_per_row);
+  const bool in_range = pack < packs_per_row;
+  add_row_lanes<kVec, kRowLanes, kPackLanes>(sums, in_range ? partials + blockIdx.y * cols + pack * kVec : nullptr,
+                                             in_range);
 }
 
 template <typename T>
@@ -137,8 +139,8 @@ void backward_typed(const GeluBiasParams& p, cudaStream_t stream) {
   }
   ALBION_CUDA_CHECK(cudaGetLastError());
   if (p.grad_bias != nullptr) {
-    add_segments_kernel<><<<segment_sum_blocks(p.cols), kSegmentSumThreads, 0, stream>>>(partials, segments, p.cols,
-                                                                                        p.grad_bias);
+    add_segments_kernel<><<<segment_sum_grid(p.cols), segment_sum_block(), 0, stream>>>(partials, segments, p.cols,
+                                                                                       p.grad_bias);
     ALBION_CUDA_CHECK(cudaGetLastError());
   }
 }

@@ -19,7 +19,7 @@ struct GeluBiasParams {
   const void* input = nullptr;        // x
   const float* bias = nullptr;        // [cols]
   const void* grad_output = nullptr;  // backward only
-  void* output = nullptr;             // forward: y; backward: dz
+  void* output = nullptr;             // forward: y; backward: dz (not aliasing the inputs)
   float* grad_bias = nullptr;         // backward: [cols] fp32, or nullptr for dz alone
   float* partials = nullptr;          // backward with grad_bias: [gelu_bias_grad_segments(rows), cols] scratch
   std::int64_t rows = 0;

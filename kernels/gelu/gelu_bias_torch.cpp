@@ -44,8 +44,11 @@ Outputs run(const at::Tensor& x, const at::Tensor& bias, const at::Tensor& grad_
     check_contiguous(grad_output, "gelu_bias grad_output");
   }
   want_grad_bias = want_grad_bias && backward;
-  Outputs out{at::empty_like(x), want_grad_bias ? at::zeros_like(bias) : at::Tensor()};
-  if (rows == 0 || cols == 0) return out;
+  Outputs out{at::empty_like(x), at::Tensor()};
+  if (rows == 0 || cols == 0) {
+    if (want_grad_bias) out.grad_bias = at::zeros_like(bias);
+    return out;
+  }
   if (x.is_cuda()) {
     c10::cuda::CUDAGuard guard(x.device());
     const at::Tensor bias32 = bias.to(at::kFloat).contiguous();

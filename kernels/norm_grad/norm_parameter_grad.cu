@@ -49,8 +49,8 @@ __global__ void partials_kernel(const T* __restrict__ grad_output, const T* __re
       }
     }
   }
-  const std::int64_t offset = blockIdx.y * cols + pack * kVec;
   const bool in_range = pack < packs_per_row;
+  const std::int64_t offset = in_range ? blockIdx.y * cols + pack * kVec : 0;  // 0: not written
   add_row_lanes<kVec, kRowLanes, kPackLanes>(weight_sums, weight_partials + offset, in_range);
   if (bias_partials != nullptr) add_row_lanes<kVec, kRowLanes, kPackLanes>(bias_sums, bias_partials + offset, in_range);
 }
@@ -77,11 +77,11 @@ void launch_typed(const NormParameterGradParams& p, cudaStream_t stream) {
                                                       p.cols, rows_per_segment);
   }
   ALBION_CUDA_CHECK(cudaGetLastError());
-  const unsigned blocks = segment_sum_blocks(p.cols);
-  add_segments_kernel<><<<blocks, kSegmentSumThreads, 0, stream>>>(weight_partials, segments, p.cols, p.grad_weight);
+  const dim3 sum_grid = segment_sum_grid(p.cols);
+  add_segments_kernel<><<<sum_grid, segment_sum_block(), 0, stream>>>(weight_partials, segments, p.cols, p.grad_weight);
   ALBION_CUDA_CHECK(cudaGetLastError());
   if (bias_partials != nullptr) {
-    add_segments_kernel<><<<blocks, kSegmentSumThreads, 0, stream>>>(bias_partials, segments, p.cols, p.grad_bias);
+    add_segments_kernel<><<<sum_grid, segment_sum_block(), 0, stream>>>(bias_partials, segments, p.cols, p.grad_bias);
     ALBION_CUDA_CHECK(cudaGetLastError());
   }
 }

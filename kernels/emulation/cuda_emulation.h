@@ -9,8 +9,9 @@
 // shuffled), so code that communicates through shared memory without a barrier, or relies on a
 // warp running in lockstep, gives different results under different orders. Barriers that not
 // every live thread reaches, full-mask shuffles in partial warps and invalid launch
-// configurations are reported as errors, where a GPU would hang or be undefined; a 16-byte pack
-// at a misaligned address stops the process (the alignment sanitizer), where a GPU faults.
+// configurations are reported as errors, where a GPU would hang or be undefined. The translated
+// kernels are built with UBSan (kernels/emulation/CMakeLists.txt): a 16-byte pack at a misaligned
+// address, an index past a fixed-size (shared) array or a signed overflow stops the process.
 // What it does not model: timing, occupancy, the memory model between blocks, fast-math
 // intrinsics' last bits (__expf is expf here), fused multiply-adds the GPU compiler forms, reads
 // past the end of a buffer, and garbage in fresh shared memory (it keeps what the previous block

@@ -22,7 +22,7 @@ struct NormParameterGradParams {
   const void* input = nullptr;        // [rows, cols]
   const float* mean = nullptr;        // [rows]; nullptr for RMSNorm
   const float* rstd = nullptr;        // [rows]
-  float* partials = nullptr;          // [2, norm_parameter_grad_segments(rows), cols] scratch
+  float* partials = nullptr;          // [1 + (grad_bias != nullptr), norm_parameter_grad_segments(rows), cols] scratch
   float* grad_weight = nullptr;       // [cols]
   float* grad_bias = nullptr;         // [cols]; nullptr: not wanted
   std::int64_t rows = 0;

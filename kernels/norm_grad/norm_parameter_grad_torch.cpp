@@ -37,7 +37,7 @@ std::pair<at::Tensor, at::Tensor> norm_parameter_grads(const at::Tensor& grad_ou
   if (input.is_cuda()) {
     const DType dtype = kernel_dtype(input, "norm input");  // before data_ptr<float>(): fp64 is a usage error
     c10::cuda::CUDAGuard guard(input.device());
-    const at::Tensor partials = at::empty({2, norm_parameter_grad_segments(rows), cols}, options);
+    const at::Tensor partials = at::empty({with_bias ? 2 : 1, norm_parameter_grad_segments(rows), cols}, options);
     NormParameterGradParams p;
     p.grad_output = grad_output.data_ptr();
     p.input = input.data_ptr();

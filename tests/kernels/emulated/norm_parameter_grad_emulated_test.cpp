@@ -24,7 +24,7 @@ void check(std::int64_t rows, std::int64_t cols, std::int64_t offset, bool layer
   const DeviceBuffer<float> mean = random_values<float>(rows, rows + 2, 0.1f);
   DeviceBuffer<float> rstd = random_values<float>(rows, rows + 3);
   for (float& r : rstd) r = 1.0f + std::abs(r);
-  DeviceBuffer<float> partials = poisoned<float>(2 * norm_parameter_grad_segments(rows) * cols);
+  DeviceBuffer<float> partials = poisoned<float>((layernorm ? 2 : 1) * norm_parameter_grad_segments(rows) * cols);
   DeviceBuffer<float> grad_weight = poisoned<float>(cols);
   DeviceBuffer<float> grad_bias = poisoned<float>(cols);
 

@@ -103,7 +103,7 @@ class GeluBiasFunction : public torch::autograd::Function<GeluBiasFunction> {
     const torch::autograd::variable_list saved = context->get_saved_variables();
     const at::Tensor& x = saved[0];
     const at::Tensor& bias = saved[1];
-    Outputs grads_in = run(x, bias, grads[0].contiguous(), /*want_grad_bias=*/true);
+    Outputs grads_in = run(x, bias, grads[0].contiguous(), context->needs_input_grad(1));
     return {grads_in.output, grads_in.grad_bias};
   }
 };

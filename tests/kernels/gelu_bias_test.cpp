@@ -65,6 +65,11 @@ TEST(GeluBias, BackwardGivesTheBiasGradientAsTheSumOfDx) {
     EXPECT_LT((db.to(at::kDouble) - expected).abs().max().item<double>(), dtype == at::kBFloat16 ? 0.1 : 1e-5)
         << dtype;
   }
+  // A frozen bias: autograd asks for x's gradient alone.
+  at::Tensor x = at::randn({3, 8}, at::kDouble).requires_grad_(true);
+  at::Tensor frozen = at::randn({8}, at::kDouble);
+  at::Tensor grad_x = torch::autograd::grad({gelu_bias(x, frozen).sum()}, {x})[0];
+  EXPECT_TRUE(at::allclose(grad_x, gelu_bias_backward_input(at::ones_like(x), x.detach(), frozen)));
   // No rows: a zero bias gradient.
   auto [dx, db] = gelu_bias_backward(at::zeros({0, 6}), at::zeros({0, 6}), at::ones({6}));
   EXPECT_EQ(dx.numel(), 0);

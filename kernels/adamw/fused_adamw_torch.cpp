@@ -4,6 +4,8 @@
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 
+#include <unordered_set>
+
 #include "kernels/adamw/fused_adamw.h"
 #include "kernels/common/device_table.h"
 #include "kernels/common/tensor_checks.h"
@@ -13,8 +15,11 @@ namespace albion::kernels {
 
 void fused_adamw_step(const std::vector<AdamWOperand>& operands, const AdamWHyper& hyper) {
   if (operands.empty()) return;
+  ALBION_CHECK_AS(UsageError, operands.front().parameter.defined(), "fused AdamW: an undefined parameter");
   const at::Device device = operands.front().parameter.device();
   std::vector<AdamWTensor> tensors;
+  // Blocks update their chunks concurrently: memory written through two operands would race.
+  std::unordered_set<const void*> written;
   for (const AdamWOperand& o : operands) {
     for (const at::Tensor* t : {&o.parameter, &o.gradient, &o.exp_avg, &o.exp_avg_sq}) {
       ALBION_CHECK_AS(UsageError, t->defined() && t->scalar_type() == at::kFloat && t->device() == device &&
@@ -22,6 +27,8 @@ void fused_adamw_step(const std::vector<AdamWOperand>& operands, const AdamWHype
                       "fused AdamW: every operand must be fp32 on ", device, " with ", o.parameter.numel(),
                       " elements");
       check_contiguous(*t, "fused AdamW operand");
+      ALBION_CHECK_AS(UsageError, t == &o.gradient || t->numel() == 0 || written.insert(t->data_ptr()).second,
+                      "fused AdamW: a parameter or state tensor appears twice (each must have its own memory)");
     }
     std::uint16_t* copy = nullptr;
     if (o.bf16_copy.defined()) {
@@ -40,10 +47,13 @@ void fused_adamw_step(const std::vector<AdamWOperand>& operands, const AdamWHype
     if (chunks.empty()) return;
     const at::Tensor table = device_table(chunks, device);
     launch_fused_adamw(table.data_ptr(), chunks.size(), hyper, c10::cuda::getCurrentCUDAStream().stream());
-    return;
+  } else {
+    ALBION_CHECK_AS(UsageError, device.is_cpu(), "fused AdamW: unsupported device ", device);
+    fused_adamw_reference(tensors, hyper);
   }
-  ALBION_CHECK_AS(UsageError, device.is_cpu(), "fused AdamW: unsupported device ", device);
-  fused_adamw_reference(tensors, hyper);
+  for (const AdamWOperand& o : operands) {
+    for (const at::Tensor* t : {&o.parameter, &o.exp_avg, &o.exp_avg_sq, &o.bf16_copy}) mark_written_in_place(*t);
+  }
 }
 
 }  // namespace albion::kernels

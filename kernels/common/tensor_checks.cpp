@@ -1,6 +1,9 @@
 // File: kernels/common/tensor_checks.cpp
 #include "kernels/common/tensor_checks.h"
 
+#include <ATen/MemoryOverlap.h>
+#include <torch/csrc/autograd/variable.h>
+
 #include "runtime/base/check.h"
 
 namespace albion::kernels {
@@ -26,6 +29,15 @@ void check_same_device_and_dtype(const at::Tensor& a, const at::Tensor& b, const
                   what_b, " is on ", b.device());
   ALBION_CHECK_AS(UsageError, a.scalar_type() == b.scalar_type(), what_a, " is ", a.scalar_type(),
                   " but ", what_b, " is ", b.scalar_type());
+}
+
+void check_same_or_disjoint(const at::Tensor& output, const at::Tensor& input, const char* what) {
+  ALBION_CHECK_AS(UsageError, at::get_overlap_status(output, input) != at::MemOverlapStatus::Partial, what,
+                  ": the output partly overlaps the input (use the same tensor, or separate memory)");
+}
+
+void mark_written_in_place(const at::Tensor& tensor) {
+  if (tensor.defined()) torch::autograd::impl::bump_version(tensor);
 }
 
 }  // namespace albion::kernels

@@ -21,4 +21,13 @@ void check_contiguous(const at::Tensor& tensor, const char* what);
 void check_same_device_and_dtype(const at::Tensor& a, const at::Tensor& b, const char* what_a,
                                  const char* what_b);
 
+// Throws if `output` shares some, but not all, of `input`'s memory (in place is fine; a shifted
+// view would race between threads on the GPU).
+void check_same_or_disjoint(const at::Tensor& output, const at::Tensor& input, const char* what);
+
+// For tensors a kernel wrote through a raw pointer: bumps the autograd version counter, as torch's
+// own in-place ops do, so that backward refuses a saved tensor changed since instead of silently
+// using the new values.
+void mark_written_in_place(const at::Tensor& tensor);
+
 }  // namespace albion::kernels

@@ -37,6 +37,7 @@ at::Tensor softmax_cross_entropy_(at::Tensor& logits, const at::Tensor& targets,
     p.write_gradient = write_gradient;
     p.dtype = kernel_dtype(logits, "cross-entropy logits");
     launch_softmax_cross_entropy(p, c10::cuda::getCurrentCUDAStream().stream());
+    if (write_gradient) mark_written_in_place(logits);
     return losses;
   }
   ALBION_CHECK_AS(UsageError, logits.is_cpu(), "cross-entropy: unsupported device ", logits.device());
@@ -50,6 +51,7 @@ at::Tensor softmax_cross_entropy_(at::Tensor& logits, const at::Tensor& targets,
                                        losses.data_ptr<T>(), logits.size(0), logits.size(1), ignore_index,
                                        write_gradient);
     if (write_gradient && !work.is_same(logits)) logits.copy_(work);
+    if (write_gradient && work.is_same(logits)) mark_written_in_place(logits);
   });
   return losses;
 }

@@ -134,9 +134,15 @@ class LayerNormFunction : public torch::autograd::Function<LayerNormFunction> {
     const at::Tensor& mean = saved[2];
     const at::Tensor& rstd = saved[3];
     const at::Tensor grad_output = grads[0].contiguous();
-    at::Tensor grad_input = layernorm_backward_input(grad_output, input, weight, mean, rstd);
-    auto [grad_weight, grad_bias] = norm_parameter_grads(grad_output, input, mean, rstd, /*with_bias=*/true);
-    return {grad_input, grad_weight.to(weight.scalar_type()), grad_bias.to(weight.scalar_type()), at::Tensor()};
+    at::Tensor grad_input =
+        context->needs_input_grad(0) ? layernorm_backward_input(grad_output, input, weight, mean, rstd) : at::Tensor();
+    if (!context->needs_input_grad(1) && !context->needs_input_grad(2)) {
+      return {grad_input, at::Tensor(), at::Tensor(), at::Tensor()};  // frozen norm, as in fine-tuning
+    }
+    auto [grad_weight, grad_bias] =
+        norm_parameter_grads(grad_output, input, mean, rstd, /*with_bias=*/context->needs_input_grad(2));
+    return {grad_input, grad_weight.to(weight.scalar_type()),
+            grad_bias.defined() ? grad_bias.to(weight.scalar_type()) : at::Tensor(), at::Tensor()};
   }
 };
 

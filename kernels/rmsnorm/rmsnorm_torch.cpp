@@ -137,7 +137,9 @@ class RmsNormFunction : public torch::autograd::Function<RmsNormFunction> {
     const at::Tensor& weight = saved[1];
     const at::Tensor& inv_rms = saved[2];
     const at::Tensor grad_output = grads[0].contiguous();
-    at::Tensor grad_input = rmsnorm_backward_input(grad_output, input, weight, inv_rms);
+    at::Tensor grad_input =
+        context->needs_input_grad(0) ? rmsnorm_backward_input(grad_output, input, weight, inv_rms) : at::Tensor();
+    if (!context->needs_input_grad(1)) return {grad_input, at::Tensor(), at::Tensor()};  // frozen weight
     const at::Tensor grad_weight =
         norm_parameter_grads(grad_output, input, /*mean=*/at::Tensor(), inv_rms, /*with_bias=*/false).first;
     return {grad_input, grad_weight.to(weight.scalar_type()), at::Tensor()};

@@ -19,6 +19,7 @@ void check_operands(const at::Tensor& output, const at::Tensor& x, const at::Ten
   check_contiguous(cos, "rope cos");
   check_contiguous(sin, "rope sin");
   check_same_device_and_dtype(x, output, "rope x", "rope output");
+  check_same_or_disjoint(output, x, "rope");
   check_same_device_and_dtype(cos, sin, "rope cos", "rope sin");
   ALBION_CHECK_AS(UsageError, output.sizes() == x.sizes(), "rope: output ", output.sizes(), " vs x ", x.sizes());
   const std::int64_t head_dim = x.size(3);
@@ -52,12 +53,14 @@ void rope_rotate_out(at::Tensor& output, const at::Tensor& x, const at::Tensor& 
     p.direction = inverse ? -1.0f : 1.0f;
     p.dtype = dtype;
     launch_rope(p, c10::cuda::getCurrentCUDAStream().stream());
+    mark_written_in_place(output);
     return;
   }
   ALBION_CHECK_AS(UsageError, x.is_cpu(), "rope: unsupported device ", x.device());
   if (x.scalar_type() == at::kDouble) {
     rope_reference<double>(x.data_ptr<double>(), output.data_ptr<double>(), cos.data_ptr<double>(),
                            sin.data_ptr<double>(), x.size(0), x.size(1), x.size(2), x.size(3), inverse ? -1.0 : 1.0);
+    mark_written_in_place(output);
     return;
   }
   at::Tensor x32 = x.to(at::kFloat).contiguous();

@@ -13,12 +13,13 @@
 namespace albion::kernels {
 namespace {
 
-void check_operands(const at::Tensor& gate, const at::Tensor& up) {
-  check_same_device_and_dtype(gate, up, "swiglu gate", "swiglu up");
+// `what_up` names the second operand: up, or the backward's grad_out.
+void check_operands(const at::Tensor& gate, const at::Tensor& up, const char* what_up = "swiglu up") {
+  check_same_device_and_dtype(gate, up, "swiglu gate", what_up);
   check_contiguous(gate, "swiglu gate");
-  check_contiguous(up, "swiglu up");
+  check_contiguous(up, what_up);
   ALBION_CHECK_AS(UsageError, gate.sizes() == up.sizes(), "swiglu: gate of shape ", gate.sizes(),
-                  " does not match up of shape ", up.sizes());
+                  " does not match ", what_up, " of shape ", up.sizes());
   ALBION_CHECK_AS(UsageError, gate.is_cuda() || gate.is_cpu(), "swiglu: unsupported device ", gate.device());
   if (gate.is_cuda()) kernel_dtype(gate, "swiglu gate");  // fp32 or bf16 on the GPU
 }
@@ -66,7 +67,7 @@ at::Tensor swiglu_forward(const at::Tensor& gate, const at::Tensor& up) {
 std::pair<at::Tensor, at::Tensor> swiglu_backward(const at::Tensor& grad_out, const at::Tensor& gate,
                                                   const at::Tensor& up) {
   check_operands(gate, up);
-  check_operands(grad_out, gate);
+  check_operands(gate, grad_out, "swiglu grad_out");
   if (gate.is_cuda()) {
     c10::cuda::CUDAGuard guard(gate.device());
     at::Tensor grad_gate = at::empty_like(gate);

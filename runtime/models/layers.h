@@ -46,8 +46,11 @@ class Conv1d : public torch::nn::Module {
 // Note [Fused kernels on CUDA only]
 // With model.fused_kernels the models call kernels/ for CUDA tensors. On CPU they keep torch's own
 // ops: those are vectorised (SLEEF), while the kernels' CPU references are plain loops written to
-// be obviously right, not fast; the references are exercised by their tests instead.
-inline bool use_fused_kernel(bool fused, const at::Tensor& x) { return fused && x.is_cuda(); }
+// be obviously right, not fast; the references are exercised by their tests instead. The kernels
+// take fp32 and bf16; a model in another dtype (fp16, fp64) keeps torch's ops on CUDA too.
+inline bool use_fused_kernel(bool fused, const at::Tensor& x) {
+  return fused && x.is_cuda() && (x.scalar_type() == at::kFloat || x.scalar_type() == at::kBFloat16);
+}
 
 class Embedding : public torch::nn::Module {
  public:

@@ -92,6 +92,20 @@ TEST(FusedAdamW, RefusesMixedOperands) {
   bad = operands(at::kCPU);
   bad[0].bf16_copy = at::zeros({bad[0].parameter.numel()});  // fp32, not bf16
   EXPECT_THROW(fused_adamw_step(bad, hyper_at(1)), UsageError);
+  bad = operands(at::kCPU);
+  bad.push_back(bad[1]);  // the same parameter twice: blocks would race on it
+  EXPECT_THROW(fused_adamw_step(bad, hyper_at(1)), UsageError);
+  bad = operands(at::kCPU);
+  bad[0].exp_avg_sq = bad[0].exp_avg;
+  EXPECT_THROW(fused_adamw_step(bad, hyper_at(1)), UsageError);
+}
+
+TEST(FusedAdamW, BumpsTheVersionOfWhatItWrites) {
+  std::vector<AdamWOperand> ops = operands(at::kCPU);
+  const std::int64_t parameter = ops[0].parameter._version(), gradient = ops[0].gradient._version();
+  fused_adamw_step(ops, hyper_at(1));
+  EXPECT_GT(ops[0].parameter._version(), parameter);
+  EXPECT_EQ(ops[0].gradient._version(), gradient);
 }
 
 TEST(FusedAdamWCuda, KernelMatchesTheReference) {

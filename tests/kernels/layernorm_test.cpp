@@ -55,6 +55,18 @@ TEST(LayerNorm, BackwardMatchesFiniteDifferences) {
   }
 }
 
+TEST(LayerNorm, FrozenParametersGetNoGradient) {
+  at::manual_seed(6);
+  at::Tensor x = at::randn({3, 16}, at::kDouble).requires_grad_(true);
+  at::Tensor w = at::randn({16}, at::kDouble), b = at::randn({16}, at::kDouble);  // frozen
+  at::Tensor dy = at::randn({3, 16}, at::kDouble);
+  at::Tensor grad_x = torch::autograd::grad({layernorm(x, w, b, 1e-5)}, {x}, {dy})[0];
+  at::Tensor trainable_w = w.clone().requires_grad_(true);
+  auto grads = torch::autograd::grad({layernorm(x, trainable_w, b, 1e-5)}, {x, trainable_w}, {dy});
+  EXPECT_TRUE(at::allclose(grad_x, grads[0]));
+  EXPECT_TRUE(grads[1].defined());
+}
+
 TEST(LayerNorm, RefusesBadInputs) {
   EXPECT_THROW(layernorm(at::zeros({2, 4}), at::ones({5}), at::zeros({5}), 1e-5), UsageError);
   EXPECT_THROW(layernorm(at::zeros({2, 4}), at::ones({4}), at::zeros({3}), 1e-5), UsageError);

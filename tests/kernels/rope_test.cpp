@@ -98,6 +98,18 @@ TEST(Rope, RefusesBadOperands) {
   EXPECT_THROW(rope_rotate_out(out, at::zeros({4, 2, 8}), cos, sin, false), UsageError);
   at::Tensor x64 = at::zeros({1, 4, 2, 8}, at::kDouble);
   EXPECT_THROW(rope_rotate_out(x64, x64, cos, sin, false), UsageError);  // fp32 tables for fp64 x
+  // An output one position along from the input: threads would read what others wrote.
+  at::Tensor buffer = at::zeros({1, 5, 2, 8});
+  at::Tensor shifted = buffer.narrow(1, 1, 4);
+  EXPECT_THROW(rope_rotate_out(shifted, buffer.narrow(1, 0, 4), cos, sin, false), UsageError);
+}
+
+TEST(Rope, InPlaceBumpsTheVersion) {
+  auto [cos, sin] = tables(4, 8, at::kDouble);
+  at::Tensor x = at::randn({1, 4, 2, 8}, at::kDouble);
+  const std::int64_t before = x._version();
+  rope_rotate_out(x, x, cos, sin, false);
+  EXPECT_GT(x._version(), before);
 }
 
 TEST(RopeCuda, KernelMatchesTheReference) {

@@ -1,7 +1,7 @@
 // File: kernels/common/autocast_scope.h
 // bf16 autocast on one device type for a scope: matrix products in bf16, reductions in fp32,
 // parameters and optimizer state stay fp32 (master weights). The previous setting comes back
-// however the scope ends; a disabled scope changes nothing.
+// however the scope ends; a disabled scope changes nothing; nested scopes keep the cast cache.
 #pragma once
 
 #include <ATen/autocast_mode.h>
@@ -18,12 +18,14 @@ class Bf16AutocastScope {
     if (!enabled_) return;
     at::autocast::set_autocast_dtype(device_, at::kBFloat16);
     at::autocast::set_autocast_enabled(device_, true);
+    at::autocast::increment_nesting();
   }
   ~Bf16AutocastScope() {
     if (!enabled_) return;
     at::autocast::set_autocast_enabled(device_, was_enabled_);
     at::autocast::set_autocast_dtype(device_, previous_dtype_);
-    at::autocast::clear_cache();
+    // As torch.autocast: the cached casts of the weights live until the outermost scope ends.
+    if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
   }
   Bf16AutocastScope(const Bf16AutocastScope&) = delete;
   Bf16AutocastScope& operator=(const Bf16AutocastScope&) = delete;

@@ -117,6 +117,9 @@ at::Tensor linear_cross_entropy_sum(const at::Tensor& hidden, const at::Tensor& 
   ALBION_CHECK_AS(UsageError, targets.dim() == 1 && targets.size(0) == hidden.size(0) &&
                                   targets.scalar_type() == at::kLong,
                   "linear_cross_entropy: targets ", targets.sizes(), " must be [", hidden.size(0), "] int64");
+  ALBION_CHECK_AS(UsageError, weight.device() == hidden.device() && targets.device() == hidden.device(),
+                  "linear_cross_entropy: hidden on ", hidden.device(), ", weight on ", weight.device(),
+                  ", targets on ", targets.device(), " (one device expected)");
   ALBION_CHECK_AS(UsageError, chunk_rows >= 0, "linear_cross_entropy: chunk_rows must not be negative");
   if (chunk_rows == 0) {
     constexpr std::int64_t kChunkLogitsBytes = std::int64_t{1} << 30;

@@ -166,6 +166,10 @@ TEST(LinearCrossEntropy, RefusesBadShapes) {
   EXPECT_THROW(linear_cross_entropy_sum(at::zeros({4, 3}), at::zeros({5, 3}), at::zeros({3}, at::kLong)), UsageError);
   EXPECT_THROW(linear_cross_entropy_sum(at::zeros({4, 3}), at::zeros({5, 3}), at::zeros({4}, at::kLong), -100, -1),
                UsageError);
+  // A weight on another device (meta stands in for a GPU here): a usage error, not torch's.
+  EXPECT_THROW(linear_cross_entropy_sum(at::zeros({4, 3}), at::zeros({5, 3}, at::Device(at::kMeta)),
+                                        at::zeros({4}, at::kLong)),
+               UsageError);
 }
 
 }  // namespace

@@ -13,7 +13,7 @@
 
 #include "kernels/common/block_reduce.cuh"
 #include "kernels/emulation/schedule.h"
-#include "tests/kernels/emulated/emulated_support.h"
+#include "tests/kernels/emulated/device_buffer.h"
 
 namespace albion::emulation {
 namespace {

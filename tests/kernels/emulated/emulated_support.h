@@ -1,29 +1,24 @@
 // File: tests/kernels/emulated/emulated_support.h
-// Helpers for the tests that run our CUDA kernels on the CPU (kernels/emulation/): buffers with a
-// guard page after their end, inputs drawn in fp32 and rounded to the kernel's dtype, outputs
-// poisoned with NaN, errors against the CPU references, and the thread schedules every test runs
-// under.
+// Helpers for the tests that run our CUDA kernels on the CPU (kernels/emulation/): inputs drawn in
+// fp32 and rounded to the kernel's dtype (in guarded buffers, device_buffer.h), outputs poisoned
+// with NaN, errors against the CPU references, and the thread schedules every test runs under.
 #pragma once
 
 #include <cuda_bf16.h>
 #include <gtest/gtest.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
-#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
-#include <new>
 #include <ostream>
 #include <random>
 #include <span>
 #include <string>
-#include <utility>
 #include <vector>
 
 #include "kernels/common/dtype.h"
 #include "kernels/emulation/schedule.h"
+#include "tests/kernels/emulated/device_buffer.h"
 
 namespace albion::kernels::emulated {
 
@@ -53,60 +48,6 @@ constexpr double tolerance() {
 template <typename T>
 std::string dtype_name() {
   return std::is_same_v<T, float> ? "fp32" : "bf16";
-}
-
-// Emulated device memory: n elements whose end (rounded up to 16 bytes, so packs stay aligned)
-// touches an inaccessible page, so a kernel that reads or writes past it faults at once, as
-// compute-sanitizer would report it on a GPU.
-template <typename T>
-class DeviceBuffer {
- public:
-  explicit DeviceBuffer(std::size_t n) : size_(n) {
-    const std::size_t page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
-    const std::size_t bytes = (n * sizeof(T) + 15) / 16 * 16;
-    mapped_bytes_ = (bytes + page - 1) / page * page + page;
-    void* memory = mmap(nullptr, mapped_bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (memory == MAP_FAILED) throw std::bad_alloc();
-    base_ = static_cast<char*>(memory);
-    mprotect(base_ + mapped_bytes_ - page, page, PROT_NONE);
-    data_ = reinterpret_cast<T*>(base_ + mapped_bytes_ - page - bytes);
-  }
-  DeviceBuffer(DeviceBuffer&& other) noexcept
-      : size_(other.size_), mapped_bytes_(other.mapped_bytes_), base_(std::exchange(other.base_, nullptr)),
-        data_(other.data_) {}
-  DeviceBuffer& operator=(DeviceBuffer&&) = delete;
-  ~DeviceBuffer() {
-    if (base_ != nullptr) munmap(base_, mapped_bytes_);
-  }
-
-  T* data() { return data_; }
-  const T* data() const { return data_; }
-  std::size_t size() const { return size_; }
-  T& operator[](std::size_t i) { return data_[i]; }
-  T* begin() { return data_; }
-  T* end() { return data_ + size_; }
-  const T* begin() const { return data_; }
-  const T* end() const { return data_ + size_; }
-
- private:
-  std::size_t size_;
-  std::size_t mapped_bytes_;
-  char* base_;
-  T* data_;
-};
-
-template <typename T>
-DeviceBuffer<T> filled(std::size_t n, T value) {
-  DeviceBuffer<T> buffer(n);
-  for (T& v : buffer) v = value;
-  return buffer;
-}
-
-template <typename T>
-DeviceBuffer<T> copied(const DeviceBuffer<T>& source) {
-  DeviceBuffer<T> buffer(source.size());
-  std::copy(source.begin(), source.end(), buffer.begin());
-  return buffer;
 }
 
 // n values from a normal distribution with standard deviation `scale`, in T.

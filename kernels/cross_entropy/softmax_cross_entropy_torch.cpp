@@ -25,6 +25,7 @@ at::Tensor softmax_cross_entropy_(at::Tensor& logits, const at::Tensor& targets,
   check_contiguous(logits, "cross-entropy logits");
   const at::Tensor dense_targets = targets.contiguous();
   if (logits.is_cuda()) {
+    const DType dtype = kernel_dtype(logits, "cross-entropy logits");  // before anything is allocated
     c10::cuda::CUDAGuard guard(logits.device());
     at::Tensor losses = at::empty({logits.size(0)}, logits.options().dtype(at::kFloat));
     SoftmaxCrossEntropyParams p;
@@ -35,7 +36,7 @@ at::Tensor softmax_cross_entropy_(at::Tensor& logits, const at::Tensor& targets,
     p.vocab = logits.size(1);
     p.ignore_index = ignore_index;
     p.write_gradient = write_gradient;
-    p.dtype = kernel_dtype(logits, "cross-entropy logits");
+    p.dtype = dtype;
     launch_softmax_cross_entropy(p, c10::cuda::getCurrentCUDAStream().stream());
     if (write_gradient) mark_written_in_place(logits);
     return losses;

@@ -5,21 +5,59 @@
 //   1. add_row_lanes: the block adds its row lanes' sums and writes one row of fp32 partials
 //      [segments, cols] for its columns;
 //   2. add_segments_kernel: out[c] = sum over s of partials[s * cols + c], in a fixed order
-//      (deterministic), launched with segment_sum_grid(cols) and segment_sum_block() from the .cu
-//      file that owns step 1 (launches stay in .cu files, where the CPU emulation's translator
-//      sees them).
+//      (deterministic), launched with segment_tile_grid(cols, 1) and segment_tile_block() from
+//      the .cu file that owns step 1 (launches stay in .cu files, where the CPU emulation's
+//      translator sees them).
+// row_segments, segment_tile_grid/_block and segment_tile give both steps their shape.
 #pragma once
 
 #include <cuda_runtime_api.h>
 
+#include <algorithm>
 #include <cstdint>
 
 namespace albion::kernels {
 
+// The block of every step: a warp across kPackLanes consecutive packs of a row, kRowLanes rows in
+// flight.
+constexpr int kPackLanes = 32;
+constexpr int kRowLanes = 8;
+
+// Rows cut into `count` segments of `rows_per` rows (the last may be shorter).
+struct RowSegments {
+  std::int64_t count;
+  std::int64_t rows_per;
+};
+
+// Segments of about `target_rows` rows, at most `max_segments` of them, one when there are no rows.
+inline RowSegments row_segments(std::int64_t rows, std::int64_t target_rows, std::int64_t max_segments) {
+  const std::int64_t count = std::clamp<std::int64_t>((rows + target_rows - 1) / target_rows, 1, max_segments);
+  return {count, (rows + count - 1) / count};
+}
+
+inline dim3 segment_tile_grid(std::int64_t packs_per_row, std::int64_t segments) {
+  return dim3(static_cast<unsigned>((packs_per_row + kPackLanes - 1) / kPackLanes), static_cast<unsigned>(segments));
+}
+inline dim3 segment_tile_block() { return dim3(kPackLanes, kRowLanes); }
+
+// This thread's share of block (x, y): pack `pack` of every row of [begin, end), from row
+// begin + threadIdx.y in steps of kRowLanes.
+struct SegmentTile {
+  std::int64_t pack;
+  std::int64_t begin;
+  std::int64_t end;
+};
+
+__device__ __forceinline__ SegmentTile segment_tile(std::int64_t rows, std::int64_t rows_per_segment) {
+  const std::int64_t begin = static_cast<std::int64_t>(blockIdx.y) * rows_per_segment;
+  return {static_cast<std::int64_t>(blockIdx.x) * kPackLanes + threadIdx.x, begin,
+          min(rows, begin + rows_per_segment)};
+}
+
 // Called by every thread of the block. `sums` are this thread's kVec column sums; thread y == 0
 // of an in-range pack lane adds the row lanes' sums in lane order and writes them to `out` (its
 // columns' kVec partials; not used, and may be null, where !in_range).
-template <int kVec, int kRowLanes, int kPackLanes>
+template <int kVec>
 __device__ __forceinline__ void add_row_lanes(float (&sums)[kVec], float* __restrict__ out, bool in_range) {
   __shared__ float lanes[kRowLanes][kVec][kPackLanes];  // [k][lane]: consecutive lanes, distinct banks
 #pragma unroll
@@ -33,30 +71,22 @@ __device__ __forceinline__ void add_row_lanes(float (&sums)[kVec], float* __rest
 #pragma unroll
     for (int k = 0; k < kVec; ++k) out[k] = sums[k];
   }
-  __syncthreads();  // `lanes` is shared by every call with these parameters: a next call waits
+  __syncthreads();  // `lanes` is shared by every call with this kVec: a next call waits
 }
 
-// Step 2 runs blocks of kSegmentColumns x kSegmentLanes threads: lane y adds segments y,
-// y + kSegmentLanes, ... of its column, then the lanes are added in order (deterministic), so
-// hundreds of segments are not one thread's serial loop.
-constexpr int kSegmentColumns = 32;
-constexpr int kSegmentLanes = 8;
-
-// A template, so that every .cu file that launches it may define it.
+// Step 2, on the same block shape: column c = pack lane (one column per "pack"), row lane y adds
+// segments y, y + kRowLanes, ..., then the lanes are added in order (deterministic), so hundreds
+// of segments are not one thread's serial loop. A template, so that every .cu file that launches
+// it may define it.
 template <typename Unused = void>
 __global__ void add_segments_kernel(const float* __restrict__ partials, std::int64_t segments, std::int64_t cols,
                                     float* __restrict__ out) {
-  const std::int64_t c = static_cast<std::int64_t>(blockIdx.x) * kSegmentColumns + threadIdx.x;
+  const std::int64_t c = static_cast<std::int64_t>(blockIdx.x) * kPackLanes + threadIdx.x;
   float sum[1] = {0.0f};
   if (c < cols) {
-    for (std::int64_t s = threadIdx.y; s < segments; s += kSegmentLanes) sum[0] += partials[s * cols + c];
+    for (std::int64_t s = threadIdx.y; s < segments; s += kRowLanes) sum[0] += partials[s * cols + c];
   }
-  add_row_lanes<1, kSegmentLanes, kSegmentColumns>(sum, c < cols ? out + c : nullptr, c < cols);
+  add_row_lanes<1>(sum, c < cols ? out + c : nullptr, c < cols);
 }
-
-inline dim3 segment_sum_grid(std::int64_t cols) {
-  return dim3(static_cast<unsigned>((cols + kSegmentColumns - 1) / kSegmentColumns));
-}
-inline dim3 segment_sum_block() { return dim3(kSegmentColumns, kSegmentLanes); }
 
 }  // namespace albion::kernels

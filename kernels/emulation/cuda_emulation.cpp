@@ -171,9 +171,11 @@ std::string coordinates(uint3 v) {
   return "(" + std::to_string(v.x) + "," + std::to_string(v.y) + "," + std::to_string(v.z) + ")";
 }
 
-std::vector<int> turn_order(std::size_t n) {
-  std::vector<int> order(n);
-  std::iota(order.begin(), order.end(), 0);
+// 0 .. n-1 in the schedule's order: the threads' turns in a round, or the grid's blocks.
+template <typename Index>
+std::vector<Index> schedule_order(Index n) {
+  std::vector<Index> order(n);
+  std::iota(order.begin(), order.end(), Index{0});
   if (state.schedule == Schedule::kReverse) std::reverse(order.begin(), order.end());
   if (state.schedule == Schedule::kShuffled) std::shuffle(order.begin(), order.end(), state.random);
   return order;
@@ -202,9 +204,10 @@ void run_block(BlockRun& run, uint3 block, dim3 block_dim) {
     makecontext(&f.context, fiber_main, 0);
   }
   blockIdx = block;
+  std::vector<int> order = schedule_order(threads);
   while (run.live > 0) {
     run.progress = false;
-    for (int t : turn_order(run.fibers.size())) {
+    for (int t : order) {
       Fiber& f = run.fibers[t];
       if (f.done) continue;
       threadIdx = f.index;
@@ -215,6 +218,7 @@ void run_block(BlockRun& run, uint3 block, dim3 block_dim) {
       }
     }
     if (run.live > 0 && !run.progress) throw std::runtime_error("deadlock: " + describe_deadlock(run));
+    if (state.schedule == Schedule::kShuffled) std::shuffle(order.begin(), order.end(), state.random);  // next round
   }
 }
 
@@ -319,12 +323,7 @@ void run_grid(const char* kernel, dim3 grid, dim3 block, std::size_t dynamic_sha
   gridDim = grid;
   blockDim = block;
   try {
-    const std::uint64_t blocks = std::uint64_t{grid.x} * grid.y * grid.z;
-    std::vector<std::uint64_t> order(blocks);
-    std::iota(order.begin(), order.end(), 0);
-    if (state.schedule == Schedule::kReverse) std::reverse(order.begin(), order.end());
-    if (state.schedule == Schedule::kShuffled) std::shuffle(order.begin(), order.end(), state.random);
-    for (std::uint64_t b : order) {
+    for (std::uint64_t b : schedule_order(std::uint64_t{grid.x} * grid.y * grid.z)) {
       const uint3 index = make_uint3(b % grid.x, b / grid.x % grid.y, b / (std::uint64_t{grid.x} * grid.y));
       try {
         run_block(run, index, block);

@@ -21,9 +21,7 @@ namespace albion::kernels {
 namespace {
 
 constexpr int kThreads = 256;
-constexpr int kPackLanes = 32;  // backward, threadIdx.x: a warp covers 32 consecutive packs of a row
-constexpr int kRowLanes = 8;    // backward, threadIdx.y: rows in flight per block
-constexpr std::int64_t kRowsPerSegment = 128;
+constexpr std::int64_t kRowsPerSegment = 128;  // backward: segmented column sums (segment_sums.cuh)
 constexpr std::int64_t kMaxSegments = 128;
 constexpr float kSqrt2OverPi = 0.7978845608028654f;
 constexpr float kCubic = 0.044715f;
@@ -70,9 +68,7 @@ __global__ void gelu_bias_backward_kernel(const T* __restrict__ input, const flo
                                           std::int64_t rows_per_segment) {
   using P = Pack<T, kVec>;
   const std::int64_t packs_per_row = cols / kVec;
-  const std::int64_t pack = static_cast<std::int64_t>(blockIdx.x) * kPackLanes + threadIdx.x;
-  const std::int64_t begin = static_cast<std::int64_t>(blockIdx.y) * rows_per_segment;
-  const std::int64_t end = min(rows, begin + rows_per_segment);
+  const auto [pack, begin, end] = segment_tile(rows, rows_per_segment);
   float sums[kVec] = {};
   if (pack < packs_per_row) {
     float b[kVec];
@@ -94,8 +90,7 @@ __global__ void gelu_bias_backward_kernel(const T* __restrict__ input, const flo
   }
   if (partials == nullptr) return;  // the same for the whole block: no thread waits below
   const bool in_range = pack < packs_per_row;
-  add_row_lanes<kVec, kRowLanes, kPackLanes>(sums, in_range ? partials + blockIdx.y * cols + pack * kVec : nullptr,
-                                             in_range);
+  add_row_lanes<kVec>(sums, in_range ? partials + blockIdx.y * cols + pack * kVec : nullptr, in_range);
 }
 
 template <typename T>
@@ -120,27 +115,24 @@ void backward_typed(const GeluBiasParams& p, cudaStream_t stream) {
   constexpr int kVec = 16 / sizeof(T);
   const bool vectorised = p.cols % kVec == 0 && aligned16(p.input) && aligned16(p.output) &&
                           aligned16(p.grad_output);
-  const std::int64_t segments = gelu_bias_grad_segments(p.rows);
-  const std::int64_t rows_per_segment = (p.rows + segments - 1) / segments;
-  const std::int64_t packs_per_row = vectorised ? p.cols / kVec : p.cols;
-  const dim3 grid(static_cast<unsigned>((packs_per_row + kPackLanes - 1) / kPackLanes),
-                  static_cast<unsigned>(segments));
-  const dim3 block(kPackLanes, kRowLanes);
+  const RowSegments segments = row_segments(p.rows, kRowsPerSegment, kMaxSegments);
+  const dim3 grid = segment_tile_grid(vectorised ? p.cols / kVec : p.cols, segments.count);
+  const dim3 block = segment_tile_block();
   const auto* x = static_cast<const T*>(p.input);
   const auto* dy = static_cast<const T*>(p.grad_output);
   auto* dx = static_cast<T*>(p.output);
   float* partials = p.grad_bias != nullptr ? p.partials : nullptr;
   if (vectorised) {
     gelu_bias_backward_kernel<T, kVec><<<grid, block, 0, stream>>>(x, p.bias, dy, dx, partials, p.rows, p.cols,
-                                                                    rows_per_segment);
+                                                                    segments.rows_per);
   } else {
     gelu_bias_backward_kernel<T, 1><<<grid, block, 0, stream>>>(x, p.bias, dy, dx, partials, p.rows, p.cols,
-                                                                 rows_per_segment);
+                                                                 segments.rows_per);
   }
   ALBION_CUDA_CHECK(cudaGetLastError());
   if (p.grad_bias != nullptr) {
-    add_segments_kernel<><<<segment_sum_grid(p.cols), segment_sum_block(), 0, stream>>>(partials, segments, p.cols,
-                                                                                       p.grad_bias);
+    add_segments_kernel<><<<segment_tile_grid(p.cols, 1), block, 0, stream>>>(partials, segments.count, p.cols,
+                                                                             p.grad_bias);
     ALBION_CUDA_CHECK(cudaGetLastError());
   }
 }
@@ -153,7 +145,7 @@ void check_shape(const GeluBiasParams& p) {
 }  // namespace
 
 std::int64_t gelu_bias_grad_segments(std::int64_t rows) {
-  return std::clamp<std::int64_t>((rows + kRowsPerSegment - 1) / kRowsPerSegment, 1, kMaxSegments);
+  return row_segments(rows, kRowsPerSegment, kMaxSegments).count;
 }
 
 void launch_gelu_bias_forward(const GeluBiasParams& p, cudaStream_t stream) {

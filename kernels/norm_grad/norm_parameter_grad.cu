@@ -18,8 +18,6 @@
 namespace albion::kernels {
 namespace {
 
-constexpr int kPackLanes = 32;  // threadIdx.x: a warp reads 32 consecutive packs of one row
-constexpr int kRowLanes = 8;    // threadIdx.y: rows in flight per block
 constexpr std::int64_t kMaxSegments = 256;
 constexpr std::int64_t kRowsPerSegment = 64;
 
@@ -30,9 +28,7 @@ __global__ void partials_kernel(const T* __restrict__ grad_output, const T* __re
                                 std::int64_t rows, std::int64_t cols, std::int64_t rows_per_segment) {
   using P = Pack<T, kVec>;
   const std::int64_t packs_per_row = cols / kVec;
-  const std::int64_t pack = static_cast<std::int64_t>(blockIdx.x) * kPackLanes + threadIdx.x;
-  const std::int64_t begin = static_cast<std::int64_t>(blockIdx.y) * rows_per_segment;
-  const std::int64_t end = min(rows, begin + rows_per_segment);
+  const auto [pack, begin, end] = segment_tile(rows, rows_per_segment);
   float weight_sums[kVec] = {};
   float bias_sums[kVec] = {};
   if (pack < packs_per_row) {
@@ -51,37 +47,34 @@ __global__ void partials_kernel(const T* __restrict__ grad_output, const T* __re
   }
   const bool in_range = pack < packs_per_row;
   const std::int64_t offset = in_range ? blockIdx.y * cols + pack * kVec : 0;  // 0: not written
-  add_row_lanes<kVec, kRowLanes, kPackLanes>(weight_sums, weight_partials + offset, in_range);
-  if (bias_partials != nullptr) add_row_lanes<kVec, kRowLanes, kPackLanes>(bias_sums, bias_partials + offset, in_range);
+  add_row_lanes<kVec>(weight_sums, weight_partials + offset, in_range);
+  if (bias_partials != nullptr) add_row_lanes<kVec>(bias_sums, bias_partials + offset, in_range);
 }
 
 template <typename T>
 void launch_typed(const NormParameterGradParams& p, cudaStream_t stream) {
   constexpr int kVec = 16 / sizeof(T);
   const bool vectorised = p.cols % kVec == 0 && aligned16(p.grad_output) && aligned16(p.input);
-  const std::int64_t segments = norm_parameter_grad_segments(p.rows);
-  const std::int64_t rows_per_segment = (p.rows + segments - 1) / segments;
-  const std::int64_t packs_per_row = vectorised ? p.cols / kVec : p.cols;
+  const RowSegments segments = row_segments(p.rows, kRowsPerSegment, kMaxSegments);
   float* weight_partials = p.partials;
-  float* bias_partials = p.grad_bias != nullptr ? p.partials + segments * p.cols : nullptr;
-  const dim3 grid(static_cast<unsigned>((packs_per_row + kPackLanes - 1) / kPackLanes),
-                  static_cast<unsigned>(segments));
-  const dim3 block(kPackLanes, kRowLanes);
+  float* bias_partials = p.grad_bias != nullptr ? p.partials + segments.count * p.cols : nullptr;
+  const dim3 grid = segment_tile_grid(vectorised ? p.cols / kVec : p.cols, segments.count);
+  const dim3 block = segment_tile_block();
   const auto* dy = static_cast<const T*>(p.grad_output);
   const auto* x = static_cast<const T*>(p.input);
   if (vectorised) {
     partials_kernel<T, kVec><<<grid, block, 0, stream>>>(dy, x, p.mean, p.rstd, weight_partials, bias_partials,
-                                                         p.rows, p.cols, rows_per_segment);
+                                                         p.rows, p.cols, segments.rows_per);
   } else {
     partials_kernel<T, 1><<<grid, block, 0, stream>>>(dy, x, p.mean, p.rstd, weight_partials, bias_partials, p.rows,
-                                                      p.cols, rows_per_segment);
+                                                      p.cols, segments.rows_per);
   }
   ALBION_CUDA_CHECK(cudaGetLastError());
-  const dim3 sum_grid = segment_sum_grid(p.cols);
-  add_segments_kernel<><<<sum_grid, segment_sum_block(), 0, stream>>>(weight_partials, segments, p.cols, p.grad_weight);
+  const dim3 sum_grid = segment_tile_grid(p.cols, 1);
+  add_segments_kernel<><<<sum_grid, block, 0, stream>>>(weight_partials, segments.count, p.cols, p.grad_weight);
   ALBION_CUDA_CHECK(cudaGetLastError());
   if (bias_partials != nullptr) {
-    add_segments_kernel<><<<sum_grid, segment_sum_block(), 0, stream>>>(bias_partials, segments, p.cols, p.grad_bias);
+    add_segments_kernel<><<<sum_grid, block, 0, stream>>>(bias_partials, segments.count, p.cols, p.grad_bias);
     ALBION_CUDA_CHECK(cudaGetLastError());
   }
 }
@@ -89,7 +82,7 @@ void launch_typed(const NormParameterGradParams& p, cudaStream_t stream) {
 }  // namespace
 
 std::int64_t norm_parameter_grad_segments(std::int64_t rows) {
-  return std::clamp<std::int64_t>((rows + kRowsPerSegment - 1) / kRowsPerSegment, 1, kMaxSegments);
+  return row_segments(rows, kRowsPerSegment, kMaxSegments).count;
 }
 
 void launch_norm_parameter_grad(const NormParameterGradParams& params, cudaStream_t stream) {

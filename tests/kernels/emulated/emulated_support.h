@@ -50,6 +50,13 @@ std::string dtype_name() {
   return std::is_same_v<T, float> ? "fp32" : "bf16";
 }
 
+// "bf16 3x8 offset 1": a [rows, cols] case in failure messages.
+template <typename T>
+std::string case_name(std::int64_t rows, std::int64_t cols, std::int64_t offset) {
+  return dtype_name<T>() + " " + std::to_string(rows) + "x" + std::to_string(cols) + " offset " +
+         std::to_string(offset);
+}
+
 // n values from a normal distribution with standard deviation `scale`, in T.
 template <typename T>
 DeviceBuffer<T> random_values(std::size_t n, std::uint64_t seed, float scale = 1.0f) {

@@ -15,8 +15,7 @@ class GeluBiasEmulated : public EmulatedKernel {};
 
 template <typename T>
 void check(std::int64_t rows, std::int64_t cols, std::int64_t offset) {
-  SCOPED_TRACE(dtype_name<T>() + " " + std::to_string(rows) + "x" + std::to_string(cols) + " offset " +
-               std::to_string(offset));
+  SCOPED_TRACE(case_name<T>(rows, cols, offset));
   const std::size_t n = rows * cols + offset;
   const DeviceBuffer<T> x = random_values<T>(n, cols, 3.0f);
   const DeviceBuffer<float> bias = random_values<float>(cols, cols + 1);

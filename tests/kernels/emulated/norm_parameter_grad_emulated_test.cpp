@@ -17,8 +17,7 @@ class NormParameterGradEmulated : public EmulatedKernel {};
 // elements into x and dy: 1 makes them miss 16-byte alignment.
 template <typename T>
 void check(std::int64_t rows, std::int64_t cols, std::int64_t offset, bool layernorm) {
-  SCOPED_TRACE(dtype_name<T>() + " " + std::to_string(rows) + "x" + std::to_string(cols) + " offset " +
-               std::to_string(offset) + (layernorm ? " layernorm" : " rmsnorm"));
+  SCOPED_TRACE(case_name<T>(rows, cols, offset) + (layernorm ? " layernorm" : " rmsnorm"));
   const DeviceBuffer<T> x = random_values<T>(rows * cols + offset, rows);
   const DeviceBuffer<T> dy = random_values<T>(rows * cols + offset, rows + 1);
   const DeviceBuffer<float> mean = random_values<float>(rows, rows + 2, 0.1f);

@@ -14,8 +14,7 @@ class RmsNormEmulated : public EmulatedKernel {};
 // `offset` elements into each buffer: 1 makes every pointer miss 16-byte alignment.
 template <typename T>
 void check(std::int64_t rows, std::int64_t cols, std::int64_t offset) {
-  SCOPED_TRACE(dtype_name<T>() + " " + std::to_string(rows) + "x" + std::to_string(cols) + " offset " +
-               std::to_string(offset));
+  SCOPED_TRACE(case_name<T>(rows, cols, offset));
   const std::size_t n = rows * cols + offset;
   const DeviceBuffer<T> x = random_values<T>(n, cols, 2.0f);
   const DeviceBuffer<T> w = random_values<T>(cols + offset, cols + 1);

@@ -1,13 +1,12 @@
 // File: kernels/adamw/fused_adamw_torch.cpp
 // Torch layer of the fused AdamW step: checks every operand, then one launch (CUDA) or the
 // reference (CPU).
-#include <c10/cuda/CUDAGuard.h>
-#include <c10/cuda/CUDAStream.h>
 
 #include <unordered_set>
 
 #include "kernels/adamw/fused_adamw.h"
 #include "kernels/common/device_table.h"
+#include "kernels/common/kernel_device.h"
 #include "kernels/common/tensor_checks.h"
 #include "runtime/base/check.h"
 
@@ -41,12 +40,12 @@ void fused_adamw_step(const std::vector<AdamWOperand>& operands, const AdamWHype
     tensors.push_back({o.parameter.data_ptr<float>(), o.gradient.data_ptr<float>(), o.exp_avg.data_ptr<float>(),
                        o.exp_avg_sq.data_ptr<float>(), copy, o.parameter.numel(), o.decayed});
   }
-  if (device.is_cuda()) {
-    c10::cuda::CUDAGuard guard(device);
+  if (runs_kernels(device)) {
+    const KernelLaunch launch(device);
     const std::vector<std::byte> chunks = fused_adamw_chunk_table(tensors);
     if (chunks.empty()) return;
     const at::Tensor table = device_table(chunks, device);
-    launch_fused_adamw(table.data_ptr(), chunks.size(), hyper, c10::cuda::getCurrentCUDAStream().stream());
+    launch_fused_adamw(table.data_ptr(), chunks.size(), hyper, launch.stream());
   } else {
     ALBION_CHECK_AS(UsageError, device.is_cpu(), "fused AdamW: unsupported device ", device);
     fused_adamw_reference(tensors, hyper);

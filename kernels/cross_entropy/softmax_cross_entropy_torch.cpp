@@ -1,10 +1,9 @@
 // File: kernels/cross_entropy/softmax_cross_entropy_torch.cpp
 // Torch layer of the softmax cross-entropy: boundary checks, then the CUDA launcher or the CPU
 // reference.
-#include <c10/cuda/CUDAGuard.h>
-#include <c10/cuda/CUDAStream.h>
 
 #include "kernels/common/cpu_dispatch.h"
+#include "kernels/common/kernel_device.h"
 #include "kernels/common/tensor_checks.h"
 #include "kernels/cross_entropy/softmax_cross_entropy.cuh"
 #include "kernels/cross_entropy/softmax_cross_entropy.h"
@@ -24,9 +23,9 @@ at::Tensor softmax_cross_entropy_(at::Tensor& logits, const at::Tensor& targets,
                   targets.device(), " but logits on ", logits.device());
   check_contiguous(logits, "cross-entropy logits");
   const at::Tensor dense_targets = targets.contiguous();
-  if (logits.is_cuda()) {
+  if (runs_kernels(logits)) {
     const DType dtype = kernel_dtype(logits, "cross-entropy logits");  // before anything is allocated
-    c10::cuda::CUDAGuard guard(logits.device());
+    const KernelLaunch launch(logits.device());
     at::Tensor losses = at::empty({logits.size(0)}, logits.options().dtype(at::kFloat));
     SoftmaxCrossEntropyParams p;
     p.logits = logits.data_ptr();
@@ -37,7 +36,7 @@ at::Tensor softmax_cross_entropy_(at::Tensor& logits, const at::Tensor& targets,
     p.ignore_index = ignore_index;
     p.write_gradient = write_gradient;
     p.dtype = dtype;
-    launch_softmax_cross_entropy(p, c10::cuda::getCurrentCUDAStream().stream());
+    launch_softmax_cross_entropy(p, launch.stream());
     if (write_gradient) mark_written_in_place(logits);
     return losses;
   }

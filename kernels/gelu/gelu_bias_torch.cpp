@@ -1,10 +1,9 @@
 // File: kernels/gelu/gelu_bias_torch.cpp
 // Torch layer of the fused bias + GELU-tanh: checks, dispatch, autograd.
-#include <c10/cuda/CUDAGuard.h>
-#include <c10/cuda/CUDAStream.h>
 #include <torch/csrc/autograd/custom_function.h>
 
 #include "kernels/common/cpu_dispatch.h"
+#include "kernels/common/kernel_device.h"
 #include "kernels/common/tensor_checks.h"
 #include "kernels/gelu/gelu_bias.cuh"
 #include "kernels/gelu/gelu_bias.h"
@@ -21,7 +20,7 @@ std::int64_t check_operands(const at::Tensor& x, const at::Tensor& bias) {
   ALBION_CHECK_AS(UsageError, at::isFloatingType(x.scalar_type()) && at::isFloatingType(bias.scalar_type()),
                   "gelu_bias: x and bias must be floating point");
   ALBION_CHECK_AS(UsageError, x.is_cuda() || x.is_cpu(), "gelu_bias: unsupported device ", x.device());
-  if (x.is_cuda()) kernel_dtype(x, "gelu_bias x");
+  if (runs_kernels(x)) kernel_dtype(x, "gelu_bias x");
   return x.size(-1) == 0 ? 0 : x.numel() / x.size(-1);
 }
 
@@ -49,8 +48,8 @@ Outputs run(const at::Tensor& x, const at::Tensor& bias, const at::Tensor& grad_
     if (want_grad_bias) out.grad_bias = at::zeros_like(bias);
     return out;
   }
-  if (x.is_cuda()) {
-    c10::cuda::CUDAGuard guard(x.device());
+  if (runs_kernels(x)) {
+    const KernelLaunch launch(x.device());
     const at::Tensor bias32 = bias.to(at::kFloat).contiguous();
     const at::TensorOptions fp32 = bias32.options();
     at::Tensor grad_bias32 = want_grad_bias ? at::empty({cols}, fp32) : at::Tensor();
@@ -65,7 +64,7 @@ Outputs run(const at::Tensor& x, const at::Tensor& bias, const at::Tensor& grad_
     p.rows = rows;
     p.cols = cols;
     p.dtype = kernel_dtype(x, "gelu_bias x");
-    cudaStream_t stream = c10::cuda::getCurrentCUDAStream().stream();
+    cudaStream_t stream = launch.stream();
     if (backward) launch_gelu_bias_backward(p, stream);
     else launch_gelu_bias_forward(p, stream);
     if (want_grad_bias) out.grad_bias = grad_bias32.to(bias.scalar_type());

@@ -1,10 +1,9 @@
 // File: kernels/grad_norm/grad_norm_torch.cpp
 // Torch layer of the multi-tensor squared norm: checks every tensor, then two launches (CUDA) or
 // the reference (CPU).
-#include <c10/cuda/CUDAGuard.h>
-#include <c10/cuda/CUDAStream.h>
 
 #include "kernels/common/device_table.h"
+#include "kernels/common/kernel_device.h"
 #include "kernels/common/tensor_checks.h"
 #include "kernels/grad_norm/grad_norm.h"
 #include "runtime/base/check.h"
@@ -20,8 +19,8 @@ at::Tensor squared_norm(const std::vector<at::Tensor>& tensors) {
     check_contiguous(t, "squared norm input");
     views.push_back({t.data_ptr(), t.numel(), kernel_dtype(t, "squared norm input")});
   }
-  if (device.is_cuda()) {
-    c10::cuda::CUDAGuard guard(device);
+  if (runs_kernels(device)) {
+    const KernelLaunch launch(device);
     const auto doubles = at::TensorOptions().dtype(at::kDouble).device(device);
     const std::vector<std::byte> chunks = squared_norm_chunk_table(views);
     if (chunks.empty()) return at::zeros({}, doubles);
@@ -29,7 +28,7 @@ at::Tensor squared_norm(const std::vector<at::Tensor>& tensors) {
     at::Tensor partials = at::empty({squared_norm_chunks(chunks.size())}, doubles);
     at::Tensor out = at::empty({}, doubles);
     launch_squared_norm(table.data_ptr(), chunks.size(), partials.data_ptr<double>(), out.data_ptr<double>(),
-                        c10::cuda::getCurrentCUDAStream().stream());
+                        launch.stream());
     return out;
   }
   ALBION_CHECK_AS(UsageError, device.is_cpu(), "squared norm: unsupported device ", device);

@@ -1,10 +1,9 @@
 // File: kernels/layernorm/layernorm_torch.cpp
 // Torch layer of LayerNorm: checks, dispatch, autograd.
-#include <c10/cuda/CUDAGuard.h>
-#include <c10/cuda/CUDAStream.h>
 #include <torch/csrc/autograd/custom_function.h>
 
 #include "kernels/common/cpu_dispatch.h"
+#include "kernels/common/kernel_device.h"
 #include "kernels/common/tensor_checks.h"
 #include "kernels/layernorm/layernorm.cuh"
 #include "kernels/layernorm/layernorm.h"
@@ -23,7 +22,7 @@ std::int64_t check_operands(const at::Tensor& input, const at::Tensor& weight) {
   ALBION_CHECK_AS(UsageError, at::isFloatingType(input.scalar_type()), "layernorm: input of dtype ",
                   input.scalar_type(), " is not floating point");
   ALBION_CHECK_AS(UsageError, input.is_cuda() || input.is_cpu(), "layernorm: unsupported device ", input.device());
-  if (input.is_cuda()) kernel_dtype(input, "layernorm input");
+  if (runs_kernels(input)) kernel_dtype(input, "layernorm input");
   return input.size(-1) == 0 ? 0 : input.numel() / input.size(-1);
 }
 
@@ -43,8 +42,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> layernorm_forward_with_stats(cons
   at::Tensor mean = at::empty({rows}, input.options().dtype(statistics_type(input)));
   at::Tensor rstd = at::empty_like(mean);
   if (rows == 0) return {output, mean, rstd};
-  if (input.is_cuda()) {
-    c10::cuda::CUDAGuard guard(input.device());
+  if (runs_kernels(input)) {
+    const KernelLaunch launch(input.device());
     LayerNormParams p;
     p.input = input.data_ptr();
     p.weight = weight.data_ptr();
@@ -56,7 +55,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> layernorm_forward_with_stats(cons
     p.cols = cols;
     p.eps = static_cast<float>(eps);
     p.dtype = kernel_dtype(input, "layernorm input");
-    launch_layernorm_forward(p, c10::cuda::getCurrentCUDAStream().stream());
+    launch_layernorm_forward(p, launch.stream());
     return {output, mean, rstd};
   }
   const auto run = [&](auto tag) {
@@ -88,8 +87,8 @@ at::Tensor layernorm_backward_input(const at::Tensor& grad_output, const at::Ten
   const std::int64_t cols = input.size(-1);
   at::Tensor grad_input = at::empty_like(input);
   if (rows == 0) return grad_input;
-  if (input.is_cuda()) {
-    c10::cuda::CUDAGuard guard(input.device());
+  if (runs_kernels(input)) {
+    const KernelLaunch launch(input.device());
     LayerNormParams p;
     p.input = input.data_ptr();
     p.weight = weight.data_ptr();
@@ -100,7 +99,7 @@ at::Tensor layernorm_backward_input(const at::Tensor& grad_output, const at::Ten
     p.rows = rows;
     p.cols = cols;
     p.dtype = kernel_dtype(input, "layernorm input");
-    launch_layernorm_backward(p, c10::cuda::getCurrentCUDAStream().stream());
+    launch_layernorm_backward(p, launch.stream());
     return grad_input;
   }
   const auto run = [&](auto tag) {

@@ -1,10 +1,9 @@
 // File: kernels/norm_grad/norm_parameter_grad_torch.cpp
 // Torch layer of the norm parameter gradients: boundary checks, then the CUDA launcher or the CPU
 // reference.
-#include <c10/cuda/CUDAGuard.h>
-#include <c10/cuda/CUDAStream.h>
 
 #include "kernels/common/cpu_dispatch.h"
+#include "kernels/common/kernel_device.h"
 #include "kernels/common/tensor_checks.h"
 #include "kernels/norm_grad/norm_parameter_grad.cuh"
 #include "kernels/norm_grad/norm_parameter_grad.h"
@@ -34,9 +33,9 @@ std::pair<at::Tensor, at::Tensor> norm_parameter_grads(const at::Tensor& grad_ou
   const at::TensorOptions options = input.options().dtype(statistics);
   at::Tensor grad_weight = at::empty({cols}, options);
   at::Tensor grad_bias = with_bias ? at::empty({cols}, options) : at::Tensor();
-  if (input.is_cuda()) {
+  if (runs_kernels(input)) {
     const DType dtype = kernel_dtype(input, "norm input");  // before data_ptr<float>(): fp64 is a usage error
-    c10::cuda::CUDAGuard guard(input.device());
+    const KernelLaunch launch(input.device());
     const at::Tensor partials = at::empty({with_bias ? 2 : 1, norm_parameter_grad_segments(rows), cols}, options);
     NormParameterGradParams p;
     p.grad_output = grad_output.data_ptr();
@@ -49,7 +48,7 @@ std::pair<at::Tensor, at::Tensor> norm_parameter_grads(const at::Tensor& grad_ou
     p.rows = rows;
     p.cols = cols;
     p.dtype = dtype;
-    launch_norm_parameter_grad(p, c10::cuda::getCurrentCUDAStream().stream());
+    launch_norm_parameter_grad(p, launch.stream());
     return {grad_weight, grad_bias};
   }
   ALBION_CHECK_AS(UsageError, input.is_cpu(), "norm parameter gradients: unsupported device ", input.device());

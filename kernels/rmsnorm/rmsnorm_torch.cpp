@@ -1,11 +1,10 @@
 // File: kernels/rmsnorm/rmsnorm_torch.cpp
 // Torch layer of RMSNorm: checks tensors at the boundary, dispatches to the CUDA launchers or the
 // CPU references, and defines the autograd function.
-#include <c10/cuda/CUDAGuard.h>
-#include <c10/cuda/CUDAStream.h>
 #include <torch/csrc/autograd/custom_function.h>
 
 #include "kernels/common/cpu_dispatch.h"
+#include "kernels/common/kernel_device.h"
 #include "kernels/common/tensor_checks.h"
 #include "kernels/norm_grad/norm_parameter_grad.h"
 #include "kernels/rmsnorm/rmsnorm.cuh"
@@ -26,7 +25,7 @@ std::int64_t check_operands(const at::Tensor& input, const at::Tensor& weight) {
   ALBION_CHECK_AS(UsageError, input.is_cuda() || input.is_cpu(), "rmsnorm: unsupported device ", input.device());
   ALBION_CHECK_AS(UsageError, at::isFloatingType(input.scalar_type()), "rmsnorm: input of dtype ",
                   input.scalar_type(), " is not floating point");
-  if (input.is_cuda()) kernel_dtype(input, "rmsnorm input");
+  if (runs_kernels(input)) kernel_dtype(input, "rmsnorm input");
   const std::int64_t cols = input.size(-1);
   return cols == 0 ? 0 : input.numel() / cols;
 }
@@ -41,8 +40,8 @@ std::pair<at::Tensor, at::Tensor> rmsnorm_forward_with_stats(const at::Tensor& i
   at::Tensor output = at::empty_like(input);
   at::Tensor inv_rms = at::empty({rows}, input.options().dtype(statistics_type(input)));
   if (rows == 0) return {output, inv_rms};
-  if (input.is_cuda()) {
-    c10::cuda::CUDAGuard guard(input.device());
+  if (runs_kernels(input)) {
+    const KernelLaunch launch(input.device());
     RmsNormForwardParams p;
     p.input = input.data_ptr();
     p.weight = weight.data_ptr();
@@ -52,7 +51,7 @@ std::pair<at::Tensor, at::Tensor> rmsnorm_forward_with_stats(const at::Tensor& i
     p.cols = cols;
     p.eps = static_cast<float>(eps);
     p.dtype = kernel_dtype(input, "rmsnorm input");
-    launch_rmsnorm_forward(p, c10::cuda::getCurrentCUDAStream().stream());
+    launch_rmsnorm_forward(p, launch.stream());
     return {output, inv_rms};
   }
   with_reference_type(input, [&](auto tag) {
@@ -80,8 +79,8 @@ at::Tensor rmsnorm_backward_input(const at::Tensor& grad_output, const at::Tenso
   const std::int64_t cols = input.size(-1);
   at::Tensor grad_input = at::empty_like(input);
   if (rows == 0) return grad_input;
-  if (input.is_cuda()) {
-    c10::cuda::CUDAGuard guard(input.device());
+  if (runs_kernels(input)) {
+    const KernelLaunch launch(input.device());
     RmsNormBackwardParams p;
     p.grad_output = grad_output.data_ptr();
     p.input = input.data_ptr();
@@ -91,7 +90,7 @@ at::Tensor rmsnorm_backward_input(const at::Tensor& grad_output, const at::Tenso
     p.rows = rows;
     p.cols = cols;
     p.dtype = kernel_dtype(input, "rmsnorm input");
-    launch_rmsnorm_backward(p, c10::cuda::getCurrentCUDAStream().stream());
+    launch_rmsnorm_backward(p, launch.stream());
     return grad_input;
   }
   with_reference_type(input, [&](auto tag) {

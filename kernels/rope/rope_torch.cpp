@@ -1,9 +1,8 @@
 // File: kernels/rope/rope_torch.cpp
 // Torch layer of the rotary embedding: boundary checks, dispatch, autograd.
-#include <c10/cuda/CUDAGuard.h>
-#include <c10/cuda/CUDAStream.h>
 #include <torch/csrc/autograd/custom_function.h>
 
+#include "kernels/common/kernel_device.h"
 #include "kernels/common/tensor_checks.h"
 #include "kernels/rope/rope.cuh"
 #include "kernels/rope/rope.h"
@@ -38,9 +37,9 @@ void check_operands(const at::Tensor& output, const at::Tensor& x, const at::Ten
 void rope_rotate_out(at::Tensor& output, const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
                      bool inverse) {
   check_operands(output, x, cos, sin);
-  if (x.is_cuda()) {
+  if (runs_kernels(x)) {
     const DType dtype = kernel_dtype(x, "rope x");  // before data_ptr<float>(): fp64 is a usage error
-    c10::cuda::CUDAGuard guard(x.device());
+    const KernelLaunch launch(x.device());
     RopeParams p;
     p.input = x.data_ptr();
     p.output = output.data_ptr();
@@ -52,7 +51,7 @@ void rope_rotate_out(at::Tensor& output, const at::Tensor& x, const at::Tensor& 
     p.head_dim = x.size(3);
     p.direction = inverse ? -1.0f : 1.0f;
     p.dtype = dtype;
-    launch_rope(p, c10::cuda::getCurrentCUDAStream().stream());
+    launch_rope(p, launch.stream());
     mark_written_in_place(output);
     return;
   }

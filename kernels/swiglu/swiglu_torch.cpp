@@ -1,10 +1,9 @@
 // File: kernels/swiglu/swiglu_torch.cpp
 // Torch layer of SwiGLU: boundary checks, dispatch to the CUDA launchers or the CPU reference, and
 // the autograd function.
-#include <c10/cuda/CUDAGuard.h>
-#include <c10/cuda/CUDAStream.h>
 #include <torch/csrc/autograd/custom_function.h>
 
+#include "kernels/common/kernel_device.h"
 #include "kernels/common/tensor_checks.h"
 #include "kernels/swiglu/swiglu.cuh"
 #include "kernels/swiglu/swiglu.h"
@@ -21,7 +20,7 @@ void check_operands(const at::Tensor& gate, const at::Tensor& up, const char* wh
   ALBION_CHECK_AS(UsageError, gate.sizes() == up.sizes(), "swiglu: gate of shape ", gate.sizes(),
                   " does not match ", what_up, " of shape ", up.sizes());
   ALBION_CHECK_AS(UsageError, gate.is_cuda() || gate.is_cpu(), "swiglu: unsupported device ", gate.device());
-  if (gate.is_cuda()) kernel_dtype(gate, "swiglu gate");  // fp32 or bf16 on the GPU
+  if (runs_kernels(gate)) kernel_dtype(gate, "swiglu gate");  // fp32 or bf16 on the GPU
 }
 
 // The CPU reference in `T` on contiguous copies; the result is cast back to the inputs' dtype.
@@ -43,8 +42,8 @@ std::vector<at::Tensor> on_cpu(std::initializer_list<at::Tensor> inputs, int out
 
 at::Tensor swiglu_forward(const at::Tensor& gate, const at::Tensor& up) {
   check_operands(gate, up);
-  if (gate.is_cuda()) {
-    c10::cuda::CUDAGuard guard(gate.device());
+  if (runs_kernels(gate)) {
+    const KernelLaunch launch(gate.device());
     at::Tensor out = at::empty_like(gate);
     SwiGluForwardParams p;
     p.gate = gate.data_ptr();
@@ -52,7 +51,7 @@ at::Tensor swiglu_forward(const at::Tensor& gate, const at::Tensor& up) {
     p.out = out.data_ptr();
     p.numel = gate.numel();
     p.dtype = kernel_dtype(gate, "swiglu gate");
-    launch_swiglu_forward(p, c10::cuda::getCurrentCUDAStream().stream());
+    launch_swiglu_forward(p, launch.stream());
     return out;
   }
   const auto run = [](auto tag, const at::Tensor& g, const at::Tensor& u) {
@@ -68,8 +67,8 @@ std::pair<at::Tensor, at::Tensor> swiglu_backward(const at::Tensor& grad_out, co
                                                   const at::Tensor& up) {
   check_operands(gate, up);
   check_operands(gate, grad_out, "swiglu grad_out");
-  if (gate.is_cuda()) {
-    c10::cuda::CUDAGuard guard(gate.device());
+  if (runs_kernels(gate)) {
+    const KernelLaunch launch(gate.device());
     at::Tensor grad_gate = at::empty_like(gate);
     at::Tensor grad_up = at::empty_like(up);
     SwiGluBackwardParams p;
@@ -80,7 +79,7 @@ std::pair<at::Tensor, at::Tensor> swiglu_backward(const at::Tensor& grad_out, co
     p.grad_up = grad_up.data_ptr();
     p.numel = gate.numel();
     p.dtype = kernel_dtype(gate, "swiglu gate");
-    launch_swiglu_backward(p, c10::cuda::getCurrentCUDAStream().stream());
+    launch_swiglu_backward(p, launch.stream());
     return {grad_gate, grad_up};
   }
   const auto run = [](auto tag, const at::Tensor& d, const at::Tensor& g, const at::Tensor& u) {

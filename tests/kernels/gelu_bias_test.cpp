@@ -1,17 +1,19 @@
 // File: tests/kernels/gelu_bias_test.cpp
 // Fused bias + GELU-tanh: the CPU reference against torch's gelu(x + b, "tanh") and its autograd,
 // the backward against fp64 finite differences, the bias gradient, bad inputs, and (suite
-// GeluBiasCuda, label gpu) CUDA against the reference with outputs poisoned first, including rows
-// that are not a multiple of a 16-byte pack and the fused bias gradient.
+// GeluBiasCuda, label gpu; also on the CPU emulator in kernels_on_emulator_test) CUDA against the
+// reference with outputs poisoned first, including rows that are not a multiple of a 16-byte pack
+// and the fused bias gradient.
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 #include <torch/csrc/autograd/autograd.h>
 
+#include <tuple>
+
 #include "kernels/gelu/gelu_bias.h"
 #include "runtime/base/error.h"
+#include "tests/kernels/kernel_device.h"
 #include "tests/kernels/relative_error.h"
-#include "tests/kernels/poison.h"
-#include "tests/support/cuda_available.h"
 
 namespace albion::kernels {
 namespace {
@@ -83,31 +85,38 @@ TEST(GeluBias, RefusesBadOperands) {
 }
 
 TEST(GeluBiasCuda, KernelsMatchTheReference) {
-  ALBION_SKIP_WITHOUT_CUDA();
+  ALBION_SKIP_WITHOUT_KERNEL_DEVICE();
   for (at::ScalarType dtype : {at::kFloat, at::kBFloat16}) {
     const double tolerance = dtype == at::kFloat ? 1e-5 : 1e-2;
     for (std::int64_t cols : {3, 8, 1000, 3072}) {
       at::manual_seed(cols);
-      const at::TensorOptions cuda = at::TensorOptions().dtype(dtype).device(at::kCUDA);
-      at::Tensor x = (at::randn({17, cols}) * 3).to(cuda);
-      at::Tensor b = at::randn({cols}).cuda();
-      at::Tensor dy = at::randn({17, cols}).to(cuda);
+      at::Tensor x = to_kernel_device((at::randn({17, cols}) * 3).to(dtype));
+      at::Tensor b = to_kernel_device(at::randn({cols}));
+      at::Tensor dy = to_kernel_device(at::randn({17, cols}).to(dtype));
       at::Tensor x64 = x.cpu().to(at::kDouble), b64 = b.cpu().to(at::kDouble), dy64 = dy.cpu().to(at::kDouble);
-      poison_cuda_allocator(x.numel() * 4);
-      EXPECT_LT(max_relative_error(gelu_bias_forward(x, b), gelu_bias_forward(x64, b64).to(dtype)), tolerance)
-          << dtype << " cols " << cols;
-      poison_cuda_allocator(x.numel() * 4);
+      at::Tensor y, grad_input;
+      {
+        const OnKernelDevice on_device;
+        poison_kernel_allocator(x.numel() * 4);
+        y = gelu_bias_forward(x, b);
+        poison_kernel_allocator(x.numel() * 4);
+        grad_input = gelu_bias_backward_input(dy, x, b);
+      }
+      EXPECT_LT(max_relative_error(y, gelu_bias_forward(x64, b64).to(dtype)), tolerance) << dtype << " cols " << cols;
       at::Tensor expected = gelu_bias_backward_input(dy64, x64, b64).to(dtype);
       const double scale = expected.to(at::kDouble).abs().max().item<double>();
-      const double error =
-          (gelu_bias_backward_input(dy, x, b).cpu().to(at::kDouble) - expected.to(at::kDouble)).abs().max().item<double>();
+      const double error = (grad_input.cpu().to(at::kDouble) - expected.to(at::kDouble)).abs().max().item<double>();
       EXPECT_LT(error / scale, tolerance) << dtype << " cols " << cols;
       // The fused bias gradient, over 17 rows and over enough rows for several segments.
       for (std::int64_t rows : {17, 1000}) {
-        at::Tensor xr = (at::randn({rows, cols}) * 3).to(cuda);
-        at::Tensor dyr = at::randn({rows, cols}).to(cuda);
-        poison_cuda_allocator(xr.numel() * 4);
-        auto [dx, db] = gelu_bias_backward(dyr, xr, b);
+        at::Tensor xr = to_kernel_device((at::randn({rows, cols}) * 3).to(dtype));
+        at::Tensor dyr = to_kernel_device(at::randn({rows, cols}).to(dtype));
+        at::Tensor dx, db;
+        {
+          const OnKernelDevice on_device;
+          poison_kernel_allocator(xr.numel() * 4);
+          std::tie(dx, db) = gelu_bias_backward(dyr, xr, b);
+        }
         auto [dx64, db64] = gelu_bias_backward(dyr.cpu().to(at::kDouble), xr.cpu().to(at::kDouble), b64);
         EXPECT_LT(max_error_relative_to_scale(dx, dx64), tolerance) << dtype << " " << rows << "x" << cols;
         // Summed in fp32 from unrounded products, whatever x's dtype.

@@ -1,7 +1,8 @@
 // File: tests/kernels/grad_norm_test.cpp
 // The multi-tensor squared norm: the CPU reference against torch's own norm (fp32 and bf16
 // tensors of awkward sizes, mixed in one call), bad inputs refused; and (suite GradNormCuda, label
-// gpu) the CUDA launches against the reference, run to run identical, from unaligned views too.
+// gpu; also on the CPU emulator in kernels_on_emulator_test) the CUDA launches against the
+// reference, run to run identical, from unaligned views too.
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
@@ -9,8 +10,7 @@
 
 #include "kernels/grad_norm/grad_norm.h"
 #include "runtime/base/error.h"
-#include "tests/kernels/poison.h"
-#include "tests/support/cuda_available.h"
+#include "tests/kernels/kernel_device.h"
 
 namespace albion::kernels {
 namespace {
@@ -50,22 +50,29 @@ TEST(GradNorm, RefusesUnsupportedInputs) {
 }
 
 TEST(GradNormCuda, KernelMatchesTheReferenceAndIsDeterministic) {
-  ALBION_SKIP_WITHOUT_CUDA();
-  const at::Device cuda(at::kCUDA, 0);
-  std::vector<at::Tensor> gpu = tensors(cuda);
+  ALBION_SKIP_WITHOUT_KERNEL_DEVICE();
+  const at::Device device = kernel_device();
+  std::vector<at::Tensor> operands = tensors(device);
   // Views starting 1 element in: not 16-byte aligned, so the scalar path runs too.
-  gpu.push_back(at::randn({100001}, at::TensorOptions().device(cuda)).narrow(0, 1, 100000));
-  gpu.push_back(at::randn({70001}, at::TensorOptions().device(cuda)).to(at::kBFloat16).narrow(0, 1, 70000));
-  std::vector<at::Tensor> cpu;
-  for (const at::Tensor& t : gpu) cpu.push_back(t.cpu());
-  const double expected = squared_norm(cpu).item<double>();
-  poison_cuda_allocator(1 << 16);  // the partials
-  const at::Tensor first = squared_norm(gpu);
-  EXPECT_TRUE(first.is_cuda());
-  EXPECT_LT(std::abs(first.item<double>() / expected - 1.0), 1e-5);
-  for (int run = 0; run < 3; ++run) EXPECT_EQ(squared_norm(gpu).item<double>(), first.item<double>());
-  EXPECT_EQ(squared_norm({at::zeros({0}, at::TensorOptions().device(cuda))}).item<double>(), 0.0);
-  EXPECT_THROW(squared_norm({gpu[0], cpu[1]}), UsageError);  // mixed devices
+  operands.push_back(at::randn({100001}, at::TensorOptions().device(device)).narrow(0, 1, 100000));
+  operands.push_back(at::randn({70001}, at::TensorOptions().device(device)).to(at::kBFloat16).narrow(0, 1, 70000));
+  // Copies, where the emulated build's .cpu() would hand back the kernel's own tensors.
+  std::vector<at::Tensor> host;
+  for (const at::Tensor& t : operands) host.push_back(t.cpu().clone());
+  const double expected = squared_norm(host).item<double>();
+  {
+    const OnKernelDevice on_device;
+    poison_kernel_allocator(1 << 16);  // the partials
+    const at::Tensor first = squared_norm(operands);
+    EXPECT_EQ(first.device().type(), kernel_device().type());
+    EXPECT_LT(std::abs(first.item<double>() / expected - 1.0), 1e-5);
+    for (int run = 0; run < 3; ++run) EXPECT_EQ(squared_norm(operands).item<double>(), first.item<double>());
+    EXPECT_EQ(squared_norm({at::zeros({0}, at::TensorOptions().device(device))}).item<double>(), 0.0);
+  }
+  // Only a GPU gives another device to mix: in the emulated build both lists are on the CPU.
+  if (kernel_device().is_cuda()) {
+    EXPECT_THROW(squared_norm({operands[0], host[1]}), UsageError);  // mixed devices
+  }
 }
 
 }  // namespace

@@ -1,16 +1,17 @@
 // File: tests/kernels/layernorm_test.cpp
 // LayerNorm: the CPU reference against at::layer_norm and its autograd (fp64), the input gradient
-// against finite differences, bad inputs, and (suite LayerNormCuda, label gpu) the CUDA kernels
-// against the reference.
+// against finite differences, bad inputs, and (suite LayerNormCuda, label gpu; also on the CPU
+// emulator in kernels_on_emulator_test) the CUDA kernels against the reference.
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 #include <torch/csrc/autograd/autograd.h>
 
+#include <tuple>
+
 #include "kernels/layernorm/layernorm.h"
 #include "runtime/base/error.h"
-#include "tests/kernels/poison.h"
+#include "tests/kernels/kernel_device.h"
 #include "tests/kernels/relative_error.h"
-#include "tests/support/cuda_available.h"
 
 namespace albion::kernels {
 namespace {
@@ -74,22 +75,25 @@ TEST(LayerNorm, RefusesBadInputs) {
 }
 
 TEST(LayerNormCuda, KernelsMatchTheReference) {
-  ALBION_SKIP_WITHOUT_CUDA();
+  ALBION_SKIP_WITHOUT_KERNEL_DEVICE();
   for (at::ScalarType dtype : {at::kFloat, at::kBFloat16}) {
     // 7: element-wise; 768 and 4096: 16-byte packs; 4096 shifted by one element: element-wise again.
     for (const auto& [cols, shifted] : {std::pair<std::int64_t, bool>{7, false}, {768, false}, {4096, false},
                                        {4096, true}}) {
       at::manual_seed(cols);
-      const at::TensorOptions cuda = at::TensorOptions().dtype(dtype).device(at::kCUDA);
-      const at::Tensor storage = (at::randn({19 * cols + 1}) * 2 + 1).to(cuda);
+      const at::Tensor storage = to_kernel_device((at::randn({19 * cols + 1}) * 2 + 1).to(dtype));
       at::Tensor x = storage.narrow(0, shifted ? 1 : 0, 19 * cols).view({19, cols});
-      at::Tensor w = at::randn({cols}).to(cuda);
-      at::Tensor b = at::randn({cols}).to(cuda);
-      at::Tensor dy = at::randn({19, cols}).to(cuda);
-      poison_cuda_allocator(19 * cols * 4);
-      auto [y, mean, rstd] = layernorm_forward_with_stats(x, w, b, 1e-5);
-      poison_cuda_allocator(19 * cols * 4);
-      at::Tensor dx = layernorm_backward_input(dy, x, w, mean, rstd);
+      at::Tensor w = to_kernel_device(at::randn({cols}).to(dtype));
+      at::Tensor b = to_kernel_device(at::randn({cols}).to(dtype));
+      at::Tensor dy = to_kernel_device(at::randn({19, cols}).to(dtype));
+      at::Tensor y, mean, rstd, dx;
+      {
+        const OnKernelDevice on_device;
+        poison_kernel_allocator(19 * cols * 4);
+        std::tie(y, mean, rstd) = layernorm_forward_with_stats(x, w, b, 1e-5);
+        poison_kernel_allocator(19 * cols * 4);
+        dx = layernorm_backward_input(dy, x, w, mean, rstd);
+      }
       EXPECT_FALSE(y.isnan().any().item<bool>() || dx.isnan().any().item<bool>()) << "kernel left poisoned elements";
       at::Tensor x64 = x.cpu().to(at::kDouble), w64 = w.cpu().to(at::kDouble), b64 = b.cpu().to(at::kDouble);
       auto [y64, mean64, rstd64] = layernorm_forward_with_stats(x64, w64, b64, 1e-5);

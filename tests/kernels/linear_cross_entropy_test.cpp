@@ -3,8 +3,8 @@
 // cross_entropy with ignored rows): the same summed loss and the same gradients for the hidden
 // states and the weight, for chunk sizes that do and do not divide the rows; against finite
 // differences in fp64; in fp32 and bf16; under bf16 autocast; a frozen weight; no gradients at
-// all; and (suite LinearCrossEntropyCuda, label gpu) on a GPU in fp32 and under bf16 autocast, as
-// the runtime runs it.
+// all; and (suite LinearCrossEntropyCuda, label gpu; also on the CPU emulator in
+// kernels_on_emulator_test) on a GPU in fp32 and under bf16 autocast, as the runtime runs it.
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 #include <torch/csrc/autograd/autograd.h>
@@ -12,8 +12,8 @@
 #include "kernels/common/autocast_scope.h"
 #include "kernels/cross_entropy/linear_cross_entropy.h"
 #include "runtime/base/error.h"
+#include "tests/kernels/kernel_device.h"
 #include "tests/kernels/relative_error.h"
-#include "tests/support/cuda_available.h"
 
 namespace albion::kernels {
 namespace {
@@ -154,11 +154,16 @@ void expect_matches_eager(at::DeviceType device, bool autocast) {
 // On the CPU, autocast's bf16 products reach the fp32 gradients through a bf16 temporary.
 TEST(LinearCrossEntropy, MatchesEagerUnderCpuAutocast) { expect_matches_eager(at::kCPU, true); }
 
-// On the GPU they go straight into fp32 (cuBLAS with an fp32 output).
+// On the GPU they go straight into fp32 (cuBLAS with an fp32 output); in the emulated build the
+// kernel device is the CPU, so its products go as above and the cross-entropy kernel is emulated.
 TEST(LinearCrossEntropyCuda, MatchesEagerInFp32AndUnderAutocast) {
-  ALBION_SKIP_WITHOUT_CUDA();
-  expect_matches_eager(at::kCUDA, false);
-  expect_matches_eager(at::kCUDA, true);
+  ALBION_SKIP_WITHOUT_KERNEL_DEVICE();
+  // One scope over both comparisons: the eager expected values are plain torch ops (at::linear,
+  // at::cross_entropy_loss), which it leaves alone, so only linear_cross_entropy_sum (forward and
+  // backward) runs the kernels.
+  const OnKernelDevice on_device;
+  expect_matches_eager(kernel_device().type(), false);
+  expect_matches_eager(kernel_device().type(), true);
 }
 
 TEST(LinearCrossEntropy, RefusesBadShapes) {

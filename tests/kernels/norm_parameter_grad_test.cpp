@@ -1,16 +1,18 @@
 // File: tests/kernels/norm_parameter_grad_test.cpp
 // The norms' parameter gradients: the CPU reference against the torch composition (LayerNorm with
 // mean and bias, RMSNorm without) and central finite differences in fp64, bad inputs, and (suite
-// NormParameterGradCuda, label gpu) the CUDA kernels against the reference on the same rounded
-// inputs, outputs poisoned, for row counts that span one and many segments and odd column counts.
+// NormParameterGradCuda, label gpu; also on the CPU emulator in kernels_on_emulator_test) the CUDA
+// kernels against the reference on the same rounded inputs, outputs poisoned, for row counts that
+// span one and many segments and odd column counts.
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include <tuple>
+
 #include "kernels/norm_grad/norm_parameter_grad.h"
 #include "runtime/base/error.h"
-#include "tests/kernels/poison.h"
+#include "tests/kernels/kernel_device.h"
 #include "tests/kernels/relative_error.h"
-#include "tests/support/cuda_available.h"
 
 namespace albion::kernels {
 namespace {
@@ -77,19 +79,22 @@ TEST(NormParameterGrad, RefusesMismatchedInputs) {
 }
 
 TEST(NormParameterGradCuda, KernelMatchesTheReference) {
-  ALBION_SKIP_WITHOUT_CUDA();
+  ALBION_SKIP_WITHOUT_KERNEL_DEVICE();
   for (at::ScalarType dtype : {at::kFloat, at::kBFloat16}) {
     const double tolerance = dtype == at::kFloat ? 1e-5 : 1e-2;
     for (const auto& [rows, cols] : {std::pair<std::int64_t, std::int64_t>{1, 7}, {33, 768}, {5000, 1000},
                                      {20000, 64}}) {
       for (bool layernorm : {true, false}) {
         at::manual_seed(rows + cols);
-        const at::TensorOptions cuda = at::TensorOptions().dtype(dtype).device(at::kCUDA);
-        const at::Tensor x = (at::randn({rows, cols}) * 2 + 0.5).to(cuda);
-        const at::Tensor dy = at::randn({rows, cols}).to(cuda);
+        const at::Tensor x = to_kernel_device((at::randn({rows, cols}) * 2 + 0.5).to(dtype));
+        const at::Tensor dy = to_kernel_device(at::randn({rows, cols}).to(dtype));
         const Statistics s = statistics_of(x, layernorm);
-        poison_cuda_allocator(cols * 4 * 2);
-        auto [grad_weight, grad_bias] = norm_parameter_grads(dy, x, s.mean, s.rstd, layernorm);
+        at::Tensor grad_weight, grad_bias;
+        {
+          const OnKernelDevice on_device;
+          poison_kernel_allocator(cols * 4 * 2);
+          std::tie(grad_weight, grad_bias) = norm_parameter_grads(dy, x, s.mean, s.rstd, layernorm);
+        }
         const Statistics s64 = {layernorm ? s.mean.cpu().to(at::kDouble) : at::Tensor(), s.rstd.cpu().to(at::kDouble)};
         auto [expected_weight, expected_bias] = norm_parameter_grads(dy.cpu().to(at::kDouble), x.cpu().to(at::kDouble),
                                                                      s64.mean, s64.rstd, layernorm);

@@ -1,7 +1,8 @@
 // File: tests/kernels/rmsnorm_test.cpp
 // RMSNorm: the CPU reference against an independent fp64 torch composition, bad inputs, and (suite
-// RmsNormCuda, label gpu) the CUDA kernel against the reference on the same bf16-rounded inputs,
-// with outputs poisoned with NaN before each run. Shapes are deliberately awkward (tails, odd rows).
+// RmsNormCuda, label gpu; also on the CPU emulator in kernels_on_emulator_test) the CUDA kernel
+// against the reference on the same bf16-rounded inputs, with outputs poisoned with NaN before each
+// run. Shapes are deliberately awkward (tails, odd rows).
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 #include <torch/csrc/autograd/autograd.h>
@@ -11,9 +12,8 @@
 
 #include "kernels/rmsnorm/rmsnorm.h"
 #include "runtime/base/error.h"
+#include "tests/kernels/kernel_device.h"
 #include "tests/kernels/relative_error.h"
-#include "tests/kernels/poison.h"
-#include "tests/support/cuda_available.h"
 
 namespace albion::kernels {
 namespace {
@@ -103,17 +103,20 @@ TEST(RmsNorm, BackwardMatchesFiniteDifferences) {
 }
 
 TEST(RmsNormCuda, BackwardMatchesReference) {
-  ALBION_SKIP_WITHOUT_CUDA();
+  ALBION_SKIP_WITHOUT_KERNEL_DEVICE();
   for (at::ScalarType dtype : {at::kFloat, at::kBFloat16}) {
     for (std::int64_t cols : {8, 1000, 4096}) {
       at::manual_seed(cols);
-      const at::TensorOptions cuda = at::TensorOptions().dtype(dtype).device(at::kCUDA);
-      at::Tensor x = at::randn({33, cols}).to(cuda);
-      at::Tensor w = at::randn({cols}).to(cuda);
-      at::Tensor dy = at::randn({33, cols}).to(cuda);
-      auto [y, inv_rms] = rmsnorm_forward_with_stats(x, w, 1e-5);
-      poison_cuda_allocator(x.numel() * 4);
-      at::Tensor dx = rmsnorm_backward_input(dy, x, w, inv_rms);
+      at::Tensor x = to_kernel_device(at::randn({33, cols}).to(dtype));
+      at::Tensor w = to_kernel_device(at::randn({cols}).to(dtype));
+      at::Tensor dy = to_kernel_device(at::randn({33, cols}).to(dtype));
+      at::Tensor dx;
+      {
+        const OnKernelDevice on_device;
+        auto [y, inv_rms] = rmsnorm_forward_with_stats(x, w, 1e-5);
+        poison_kernel_allocator(x.numel() * 4);
+        dx = rmsnorm_backward_input(dy, x, w, inv_rms);
+      }
       at::Tensor x64 = x.cpu().to(at::kDouble), w64 = w.cpu().to(at::kDouble), dy64 = dy.cpu().to(at::kDouble);
       auto [y64, inv64] = rmsnorm_forward_with_stats(x64, w64, 1e-5);
       at::Tensor expected = rmsnorm_backward_input(dy64, x64, w64, inv64).to(dtype);
@@ -130,7 +133,7 @@ TEST(RmsNormCuda, BackwardMatchesReference) {
 class RmsNormCuda : public testing::TestWithParam<std::tuple<int64_t, int64_t, at::ScalarType>> {};
 
 TEST_P(RmsNormCuda, KernelMatchesReference) {
-  ALBION_SKIP_WITHOUT_CUDA();
+  ALBION_SKIP_WITHOUT_KERNEL_DEVICE();
   auto [rows, cols, dtype] = GetParam();
   at::manual_seed(rows + cols);
   // Inputs rounded to the kernel's dtype first; the reference computes from the same values.
@@ -138,13 +141,16 @@ TEST_P(RmsNormCuda, KernelMatchesReference) {
   at::Tensor w = at::randn({cols}).to(dtype);
   at::Tensor expected = rmsnorm_forward(x, w, 1e-5);
 
-  at::Tensor x_gpu = x.cuda();
-  at::Tensor w_gpu = w.cuda();
-  at::Tensor y_gpu = at::full_like(x_gpu, std::numeric_limits<float>::quiet_NaN());  // poisoned
-  rmsnorm_forward_out(y_gpu, x_gpu, w_gpu, 1e-5);
+  at::Tensor x_device = to_kernel_device(x);
+  at::Tensor w_device = to_kernel_device(w);
+  at::Tensor y_device = at::full_like(x_device, std::numeric_limits<float>::quiet_NaN());  // poisoned
+  {
+    const OnKernelDevice on_device;
+    rmsnorm_forward_out(y_device, x_device, w_device, 1e-5);
+  }
   const double tolerance = dtype == at::kFloat ? 1e-5 : 1e-2;
-  EXPECT_FALSE(y_gpu.isnan().any().item<bool>()) << "kernel left poisoned elements";
-  EXPECT_LT(max_relative_error(y_gpu, expected), tolerance);
+  EXPECT_FALSE(y_device.isnan().any().item<bool>()) << "kernel left poisoned elements";
+  EXPECT_LT(max_relative_error(y_device, expected), tolerance);
 }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -154,13 +160,17 @@ INSTANTIATE_TEST_SUITE_P(
                      testing::Values(at::kFloat, at::kBFloat16)));
 
 TEST(RmsNormMisalignedCuda, ViewOffByOneElementTakesTheScalarPath) {
-  ALBION_SKIP_WITHOUT_CUDA();
+  ALBION_SKIP_WITHOUT_KERNEL_DEVICE();
   // A view starting one element in: not 16-byte aligned, so the kernel must not use packs.
-  at::Tensor storage = at::randn({1 + 4 * 64}, at::kCUDA);
+  at::Tensor storage = at::randn({1 + 4 * 64}, kernel_device());
   at::Tensor x = storage.narrow(0, 1, 4 * 64).view({4, 64});
-  at::Tensor w = at::randn({64}, at::kCUDA);
-  EXPECT_LT(max_relative_error(rmsnorm_forward(x, w, 1e-5), rmsnorm_forward(x.cpu(), w.cpu(), 1e-5)),
-            1e-5);
+  at::Tensor w = at::randn({64}, kernel_device());
+  at::Tensor y;
+  {
+    const OnKernelDevice on_device;
+    y = rmsnorm_forward(x, w, 1e-5);
+  }
+  EXPECT_LT(max_relative_error(y, rmsnorm_forward(x.cpu(), w.cpu(), 1e-5)), 1e-5);
 }
 
 }  // namespace

@@ -2,15 +2,18 @@
 // Rotary embedding: the kernel layer against the model's own torch composition
 // (models::apply_rotary on the transposed layout), the backward against finite differences in
 // fp64 and against autograd through the composition, in-place use, bad inputs, and (suite
-// RopeCuda, label gpu) CUDA against the reference with outputs poisoned first.
+// RopeCuda, label gpu; also on the CPU emulator in kernels_on_emulator_test) CUDA against the
+// reference with outputs poisoned first.
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 #include <torch/csrc/autograd/autograd.h>
 
+#include <limits>
+
 #include "kernels/rope/rope.h"
 #include "runtime/base/error.h"
+#include "tests/kernels/kernel_device.h"
 #include "tests/kernels/relative_error.h"
-#include "tests/support/cuda_available.h"
 
 namespace albion::kernels {
 namespace {
@@ -113,14 +116,18 @@ TEST(Rope, InPlaceBumpsTheVersion) {
 }
 
 TEST(RopeCuda, KernelMatchesTheReference) {
-  ALBION_SKIP_WITHOUT_CUDA();
+  ALBION_SKIP_WITHOUT_KERNEL_DEVICE();
   for (at::ScalarType dtype : {at::kFloat, at::kBFloat16}) {
     const double tolerance = dtype == at::kFloat ? 1e-5 : 1e-2;
     auto [cos, sin] = tables(300, 128, at::kFloat);
+    const at::Tensor cos_device = to_kernel_device(cos), sin_device = to_kernel_device(sin);
     at::manual_seed(dtype == at::kFloat ? 1 : 2);
-    at::Tensor x = at::randn({2, 257, 5, 128}).to(dtype).cuda();
+    at::Tensor x = to_kernel_device(at::randn({2, 257, 5, 128}).to(dtype));
     at::Tensor out = at::full_like(x, std::numeric_limits<float>::quiet_NaN());
-    rope_rotate_out(out, x, cos.cuda(), sin.cuda(), false);
+    {
+      const OnKernelDevice on_device;
+      rope_rotate_out(out, x, cos_device, sin_device, false);
+    }
     auto [cos64, sin64] = tables(300, 128, at::kDouble);
     at::Tensor expected = at::empty_like(x.cpu().to(at::kDouble));
     rope_rotate_out(expected, x.cpu().to(at::kDouble), cos64, sin64, false);
@@ -129,7 +136,10 @@ TEST(RopeCuda, KernelMatchesTheReference) {
     // would be a large relative error of a correct kernel.
     EXPECT_LT(max_error_relative_to_scale(out, expected.to(dtype)), tolerance) << dtype;
     at::Tensor back = at::full_like(x, std::numeric_limits<float>::quiet_NaN());
-    rope_rotate_out(back, out, cos.cuda(), sin.cuda(), true);
+    {
+      const OnKernelDevice on_device;
+      rope_rotate_out(back, out, cos_device, sin_device, true);
+    }
     EXPECT_LT((back.to(at::kFloat) - x.to(at::kFloat)).abs().max().item<double>(), dtype == at::kFloat ? 1e-5 : 5e-2)
         << dtype;
   }

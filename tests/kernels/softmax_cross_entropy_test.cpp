@@ -1,9 +1,10 @@
 // File: tests/kernels/softmax_cross_entropy_test.cpp
 // Softmax cross-entropy with the gradient written over the logits: the CPU reference against
 // torch's cross_entropy and its autograd, the gradient against central finite differences in
-// fp64, bad targets, and (suite SoftmaxCrossEntropyCuda, label gpu) the CUDA kernel against the
-// reference on the same rounded logits, losses poisoned first, odd vocabularies (rows that start
-// off a 16-byte boundary) and a view that starts mid-allocation.
+// fp64, bad targets, and (suite SoftmaxCrossEntropyCuda, label gpu; also on the CPU emulator in
+// kernels_on_emulator_test) the CUDA kernel against the reference on the same rounded logits,
+// losses poisoned first, odd vocabularies (rows that start off a 16-byte boundary) and a view that
+// starts mid-allocation.
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 #include <torch/csrc/autograd/autograd.h>
@@ -12,9 +13,8 @@
 
 #include "kernels/cross_entropy/softmax_cross_entropy.h"
 #include "runtime/base/error.h"
-#include "tests/kernels/poison.h"
+#include "tests/kernels/kernel_device.h"
 #include "tests/kernels/relative_error.h"
-#include "tests/support/cuda_available.h"
 
 namespace albion::kernels {
 namespace {
@@ -92,20 +92,26 @@ TEST(SoftmaxCrossEntropy, RefusesBadTargetsAndShapes) {
 class SoftmaxCrossEntropyCuda : public testing::TestWithParam<std::tuple<std::int64_t, at::ScalarType>> {};
 
 TEST_P(SoftmaxCrossEntropyCuda, KernelMatchesTheReference) {
-  ALBION_SKIP_WITHOUT_CUDA();
+  ALBION_SKIP_WITHOUT_KERNEL_DEVICE();
   const auto [vocab, dtype] = GetParam();
   at::manual_seed(vocab);
   const std::int64_t rows = 37;
   // One spare row in front: the view starts `vocab` elements into the allocation.
-  const at::Tensor storage = (at::randn({rows + 1, vocab}) * 3).to(dtype).cuda();
+  const at::Tensor storage = to_kernel_device((at::randn({rows + 1, vocab}) * 3).to(dtype));
   at::Tensor logits = storage.clone().narrow(0, 1, rows);
-  const at::Tensor targets = random_targets(rows, vocab).cuda();
+  const at::Tensor targets = to_kernel_device(random_targets(rows, vocab));
   const double tolerance = dtype == at::kFloat ? 1e-5 : 1e-2;
 
+  // fp64, so a copy even where .cpu() is not one (the emulated build): the reference's in-place
+  // gradient never lands in the logits the kernel overwrites below.
   at::Tensor expected_gradient = logits.cpu().to(at::kDouble);
   const at::Tensor expected_losses = softmax_cross_entropy_(expected_gradient, targets.cpu(), kIgnore, true);
-  poison_cuda_allocator(rows * 4);
-  const at::Tensor losses = softmax_cross_entropy_(logits, targets, kIgnore, true);
+  at::Tensor losses;
+  {
+    const OnKernelDevice on_device;
+    poison_kernel_allocator(rows * 4);
+    losses = softmax_cross_entropy_(logits, targets, kIgnore, true);
+  }
   EXPECT_FALSE(losses.isnan().any().item<bool>());
   // Relative to scale: a confident row's loss (lse - x_t) and its target's gradient (p - 1)
   // cancel, leaving fp32 an absolute accuracy of ~1e-7 there, in torch's kernels as in ours.
@@ -115,16 +121,24 @@ TEST_P(SoftmaxCrossEntropyCuda, KernelMatchesTheReference) {
   // Loss only: the logits stay as they were.
   at::Tensor untouched = storage.clone().narrow(0, 1, rows);
   const at::Tensor before = untouched.clone();
-  const at::Tensor loss_only = softmax_cross_entropy_(untouched, targets, kIgnore, false);
+  at::Tensor loss_only;
+  {
+    const OnKernelDevice on_device;
+    loss_only = softmax_cross_entropy_(untouched, targets, kIgnore, false);
+  }
   EXPECT_TRUE(at::equal(untouched, before));
   EXPECT_LT(max_error_relative_to_scale(loss_only, expected_losses), tolerance);
 }
 
 TEST(SoftmaxCrossEntropyBadTargetCuda, GivesNaN) {
-  ALBION_SKIP_WITHOUT_CUDA();
-  at::Tensor logits = at::randn({2, 7}, at::TensorOptions().device(at::kCUDA));
-  const at::Tensor losses =
-      softmax_cross_entropy_(logits, at::tensor({3, 7}, at::kLong).cuda(), kIgnore, true).cpu();
+  ALBION_SKIP_WITHOUT_KERNEL_DEVICE();
+  at::Tensor logits = at::randn({2, 7}, at::TensorOptions().device(kernel_device()));
+  const at::Tensor targets = to_kernel_device(at::tensor({3, 7}, at::kLong));
+  at::Tensor losses;
+  {
+    const OnKernelDevice on_device;
+    losses = softmax_cross_entropy_(logits, targets, kIgnore, true).cpu();
+  }
   EXPECT_FALSE(std::isnan(losses[0].item<float>()));
   EXPECT_TRUE(std::isnan(losses[1].item<float>()));
   EXPECT_TRUE(logits[1].isnan().all().item<bool>());
@@ -134,7 +148,7 @@ TEST(SoftmaxCrossEntropyBadTargetCuda, GivesNaN) {
 // (rows of 4099 start at every 16-byte offset), inside a pack, in a pack of NaNs and -infs, in a
 // short row; so divergence is never hidden behind a finite loss.
 TEST(SoftmaxCrossEntropyNanCuda, ANaNLogitReachesLossAndGradient) {
-  ALBION_SKIP_WITHOUT_CUDA();
+  ALBION_SKIP_WITHOUT_KERNEL_DEVICE();
   const float nan = std::numeric_limits<float>::quiet_NaN();
   const float inf = std::numeric_limits<float>::infinity();
   for (at::ScalarType dtype : {at::kFloat, at::kBFloat16}) {
@@ -144,12 +158,16 @@ TEST(SoftmaxCrossEntropyNanCuda, ANaNLogitReachesLossAndGradient) {
         at::Tensor logits = at::randn({rows, vocab});
         if (column >= 7 && column + 8 < vocab) logits.narrow(1, column - 7, 15).fill_(-inf);  // NaN among -infs
         logits.select(1, column).fill_(nan);
-        logits = logits.to(dtype).cuda();
-        const at::Tensor targets = at::full({rows}, vocab - 1, at::TensorOptions().dtype(at::kLong).device(at::kCUDA));
+        logits = to_kernel_device(logits.to(dtype));
+        const at::Tensor targets =
+            at::full({rows}, vocab - 1, at::TensorOptions().dtype(at::kLong).device(kernel_device()));
         at::Tensor loss_only = logits.clone();
-        EXPECT_TRUE(softmax_cross_entropy_(loss_only, targets, kIgnore, false).isnan().all().item<bool>())
-            << dtype << " " << vocab << " " << column;
-        EXPECT_TRUE(softmax_cross_entropy_(logits, targets, kIgnore, true).isnan().all().item<bool>());
+        {
+          const OnKernelDevice on_device;  // no reference here: both calls run the kernel
+          EXPECT_TRUE(softmax_cross_entropy_(loss_only, targets, kIgnore, false).isnan().all().item<bool>())
+              << dtype << " " << vocab << " " << column;
+          EXPECT_TRUE(softmax_cross_entropy_(logits, targets, kIgnore, true).isnan().all().item<bool>());
+        }
         EXPECT_TRUE(logits.isnan().all().item<bool>()) << dtype << " " << vocab << " " << column;
       }
     }

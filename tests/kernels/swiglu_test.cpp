@@ -1,17 +1,19 @@
 // File: tests/kernels/swiglu_test.cpp
 // SwiGLU: the CPU reference against torch's own silu(gate) * up and its autograd, the backward
-// against central finite differences in fp64, bad inputs, and (suite SwiGluCuda, label gpu) the
-// CUDA kernels against the reference on the same bf16-rounded inputs, outputs poisoned first.
-// Sizes include tails (not a multiple of a 16-byte pack) and a misaligned view.
+// against central finite differences in fp64, bad inputs, and (suite SwiGluCuda, label gpu; also on
+// the CPU emulator in kernels_on_emulator_test) the CUDA kernels against the reference on the same
+// bf16-rounded inputs, outputs poisoned first. Sizes include tails (not a multiple of a 16-byte
+// pack) and a misaligned view.
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 #include <torch/csrc/autograd/autograd.h>
 
+#include <tuple>
+
 #include "kernels/swiglu/swiglu.h"
 #include "runtime/base/error.h"
+#include "tests/kernels/kernel_device.h"
 #include "tests/kernels/relative_error.h"
-#include "tests/kernels/poison.h"
-#include "tests/support/cuda_available.h"
 
 namespace albion::kernels {
 namespace {
@@ -75,21 +77,24 @@ TEST(SwiGlu, RefusesMismatchedOperands) {
 }
 
 TEST(SwiGluCuda, KernelsMatchTheReference) {
-  ALBION_SKIP_WITHOUT_CUDA();
+  ALBION_SKIP_WITHOUT_KERNEL_DEVICE();
   for (at::ScalarType dtype : {at::kFloat, at::kBFloat16}) {
     const double tolerance = dtype == at::kFloat ? 1e-5 : 1e-2;
     for (const auto& shape : kShapes) {
       at::manual_seed(11);
-      const at::TensorOptions cuda = at::TensorOptions().dtype(dtype).device(at::kCUDA);
-      at::Tensor gate = (at::randn(shape) * 3).to(cuda);
-      at::Tensor up = at::randn(shape).to(cuda);
-      at::Tensor grad_out = at::randn(shape).to(cuda);
+      at::Tensor gate = to_kernel_device((at::randn(shape) * 3).to(dtype));
+      at::Tensor up = to_kernel_device(at::randn(shape).to(dtype));
+      at::Tensor grad_out = to_kernel_device(at::randn(shape).to(dtype));
       // The reference sees the same (bf16-rounded) values, computed in fp64.
       at::Tensor g64 = gate.cpu().to(at::kDouble), u64 = up.cpu().to(at::kDouble), d64 = grad_out.cpu().to(at::kDouble);
-      poison_cuda_allocator(gate.numel() * 4);
-      at::Tensor out = swiglu_forward(gate, up);
-      poison_cuda_allocator(gate.numel() * 8);
-      auto [grad_gate, grad_up] = swiglu_backward(grad_out, gate, up);
+      at::Tensor out, grad_gate, grad_up;
+      {
+        const OnKernelDevice on_device;
+        poison_kernel_allocator(gate.numel() * 4);
+        out = swiglu_forward(gate, up);
+        poison_kernel_allocator(gate.numel() * 8);
+        std::tie(grad_gate, grad_up) = swiglu_backward(grad_out, gate, up);
+      }
       auto [ref_gate, ref_up] = swiglu_backward(d64, g64, u64);
       // Compare in the output dtype's precision: round the reference the way the kernel stores.
       EXPECT_LT(max_relative_error(out, swiglu_forward(g64, u64).to(dtype)), tolerance) << dtype << " " << shape;
@@ -99,11 +104,16 @@ TEST(SwiGluCuda, KernelsMatchTheReference) {
       EXPECT_LT(max_relative_error(grad_up, ref_up.to(dtype)), tolerance) << dtype << " " << shape;
     }
     // A view starting 1 element in: not 16-byte aligned, so the scalar path runs.
-    at::Tensor base = at::randn({1025}, at::TensorOptions().dtype(dtype).device(at::kCUDA));
+    at::Tensor base = at::randn({1025}, at::TensorOptions().dtype(dtype).device(kernel_device()));
     at::Tensor gate = base.narrow(0, 1, 1024);
     at::Tensor up = base.narrow(0, 0, 1024).contiguous();
     at::Tensor expected = swiglu_forward(gate.cpu().to(at::kDouble), up.cpu().to(at::kDouble)).to(dtype);
-    EXPECT_LT(max_relative_error(swiglu_forward(gate, up), expected), tolerance) << dtype << " misaligned";
+    at::Tensor out;
+    {
+      const OnKernelDevice on_device;
+      out = swiglu_forward(gate, up);
+    }
+    EXPECT_LT(max_relative_error(out, expected), tolerance) << dtype << " misaligned";
   }
 }
 

@@ -5,6 +5,7 @@
 
 #include <cmath>
 
+#include "kernels/common/kernel_device.h"
 #include "kernels/cross_entropy/linear_cross_entropy.h"
 #include "runtime/base/check.h"
 #include "runtime/models/gpt2.h"
@@ -36,7 +37,9 @@ at::Tensor CausalLm::loss(const at::Tensor& input_ids, const at::Tensor& targets
                           const at::Tensor& loss_mask) {
   ALBION_CHECK(targets.sizes() == input_ids.sizes(), "targets ", targets.sizes(),
                " must match input_ids ", input_ids.sizes());
-  if (config_.fused_kernels && output_weight().is_cuda()) return chunked_loss(input_ids, targets, loss_mask);
+  if (config_.fused_kernels && kernels::runs_kernels(output_weight())) {
+    return chunked_loss(input_ids, targets, loss_mask);
+  }
   const at::Tensor logits = forward(input_ids);
   const at::ScalarType loss_type = at::promote_types(logits.scalar_type(), at::kFloat);
   const at::Tensor flat_logits = logits.reshape({-1, logits.size(-1)}).to(loss_type);

@@ -11,6 +11,8 @@
 
 #include <cstdint>
 
+#include "kernels/common/kernel_device.h"
+
 namespace albion::models {
 
 enum class Bias { kNone, kWith };
@@ -48,8 +50,9 @@ class Conv1d : public torch::nn::Module {
 // ops: those are vectorised (SLEEF), while the kernels' CPU references are plain loops written to
 // be obviously right, not fast; the references are exercised by their tests instead. The kernels
 // take fp32 and bf16; a model in another dtype (fp16, fp64) keeps torch's ops on CUDA too.
+// (kernels::runs_kernels is is_cuda, except in the emulated test build: kernels/common/kernel_device.h.)
 inline bool use_fused_kernel(bool fused, const at::Tensor& x) {
-  return fused && x.is_cuda() && (x.scalar_type() == at::kFloat || x.scalar_type() == at::kBFloat16);
+  return fused && kernels::runs_kernels(x) && (x.scalar_type() == at::kFloat || x.scalar_type() == at::kBFloat16);
 }
 
 class Embedding : public torch::nn::Module {

@@ -3,13 +3,15 @@
 // device): fp32 forward on CUDA equals CPU; under bf16 autocast the logits stay close to fp32, the
 // loss is fp32 and backward gives finite gradients to the fp32 master weights; SDPA's grouped-
 // query path (enable_gqa) agrees with the CPU; the fused kernels give the same loss and gradients
-// as torch's ops; the sampler runs on the device.
+// as torch's ops; the sampler runs on the device. The fused-kernel comparison also runs on the
+// CPU emulator of the kernels (models_on_emulator_test; tests/kernels/kernel_device.h).
 #include <gtest/gtest.h>
 
 #include <torch/types.h>
 
 #include "kernels/common/autocast_scope.h"
 #include "runtime/models/sampler.h"
+#include "tests/kernels/kernel_device.h"
 #include "tests/runtime/models/model_test_support.h"
 #include "tests/support/cuda_available.h"
 
@@ -76,19 +78,20 @@ TEST(ModelsCuda, Fp32MatchesCpuAndBf16AutocastTrains) {
 
 // model.fused_kernels: the same loss and gradients with Albion's kernels as with torch's ops.
 TEST(ModelsCuda, FusedKernelsGiveTheSameLossAndGradients) {
-  ALBION_SKIP_WITHOUT_CUDA();
+  ALBION_SKIP_WITHOUT_KERNEL_DEVICE();
   const bool tf32 = at::globalContext().allowTF32CuBLAS();
   at::globalContext().setAllowTF32CuBLAS(false);
   for (ModelConfig config : {cuda_gpt2(), cuda_llama()}) {
     const char* arch = architecture_name(config.architecture);
-    const at::Tensor ids = at::randint(config.vocab_size, {2, 128}, at::kLong).to(at::kCUDA);
+    const at::Tensor ids = kernels::to_kernel_device(at::randint(config.vocab_size, {2, 128}, at::kLong));
     std::vector<at::Tensor> losses;
     std::vector<std::vector<at::Tensor>> grads;
     for (bool fused : {false, true}) {
       config.fused_kernels = fused;
       at::manual_seed(21);
       auto model = make_model(config);
-      model->to(at::Device(at::kCUDA));
+      model->to(kernels::kernel_device());
+      const kernels::OnKernelDevice on_device;  // with fused_kernels off, torch's ops run anyway
       const at::Tensor loss = model->loss(ids, ids.roll(-1, 1), at::ones_like(ids));
       loss.backward();
       losses.push_back(loss.detach().cpu());

@@ -77,31 +77,39 @@ TEST(ModelsCuda, Fp32MatchesCpuAndBf16AutocastTrains) {
   at::globalContext().setAllowTF32CuBLAS(tf32);
 }
 
+// One training step's loss and gradients (on the host) of a fresh model on the kernel device.
+struct StepResult {
+  at::Tensor loss;
+  std::vector<at::Tensor> grads;
+};
+
+StepResult loss_and_gradients(ModelConfig config, const at::Tensor& ids, bool fused, bool autocast) {
+  config.fused_kernels = fused;
+  at::manual_seed(21);
+  auto model = make_model(config);
+  model->to(kernels::kernel_device());
+  const kernels::OnKernelDevice on_device;  // with fused_kernels off, torch's ops run anyway
+  const kernels::Bf16AutocastScope bf16(kernels::kernel_device().type(), autocast);
+  const at::Tensor loss = model->loss(ids, ids.roll(-1, 1), at::ones_like(ids));
+  loss.backward();
+  StepResult out{loss.detach().cpu(), {}};
+  for (const auto& [name, p] : model->named_parameters()) out.grads.push_back(p.grad().cpu());
+  return out;
+}
+
 // model.fused_kernels: the same loss and gradients with Albion's kernels as with torch's ops.
 TEST(ModelsCuda, FusedKernelsGiveTheSameLossAndGradients) {
   ALBION_SKIP_WITHOUT_KERNEL_DEVICE();
   const bool tf32 = at::globalContext().allowTF32CuBLAS();
   at::globalContext().setAllowTF32CuBLAS(false);
-  for (ModelConfig config : {cuda_gpt2(), cuda_llama()}) {
+  for (const ModelConfig& config : {cuda_gpt2(), cuda_llama()}) {
     const char* arch = architecture_name(config.architecture);
     const at::Tensor ids = kernels::to_kernel_device(at::randint(config.vocab_size, {2, 128}, at::kLong));
-    std::vector<at::Tensor> losses;
-    std::vector<std::vector<at::Tensor>> grads;
-    for (bool fused : {false, true}) {
-      config.fused_kernels = fused;
-      at::manual_seed(21);
-      auto model = make_model(config);
-      model->to(kernels::kernel_device());
-      const kernels::OnKernelDevice on_device;  // with fused_kernels off, torch's ops run anyway
-      const at::Tensor loss = model->loss(ids, ids.roll(-1, 1), at::ones_like(ids));
-      loss.backward();
-      losses.push_back(loss.detach().cpu());
-      grads.emplace_back();
-      for (const auto& [name, p] : model->named_parameters()) grads.back().push_back(p.grad().cpu());
-    }
-    EXPECT_LT(testing::relative_error(losses[1], losses[0]), 1e-5) << arch;
-    for (std::size_t i = 0; i < grads[0].size(); ++i) {
-      EXPECT_LT(testing::relative_error(grads[1][i], grads[0][i]), 1e-4) << arch << " parameter " << i;
+    const StepResult torch_ops = loss_and_gradients(config, ids, /*fused=*/false, /*autocast=*/false);
+    const StepResult fused = loss_and_gradients(config, ids, /*fused=*/true, /*autocast=*/false);
+    EXPECT_LT(testing::relative_error(fused.loss, torch_ops.loss), 1e-5) << arch;
+    for (std::size_t i = 0; i < torch_ops.grads.size(); ++i) {
+      EXPECT_LT(testing::relative_error(fused.grads[i], torch_ops.grads[i]), 1e-4) << arch << " parameter " << i;
     }
   }
   at::globalContext().setAllowTF32CuBLAS(tf32);
@@ -114,29 +122,12 @@ TEST(ModelsCuda, FusedKernelsUnderBf16AutocastAreAsAccurateAsTorchsOps) {
   ALBION_SKIP_WITHOUT_KERNEL_DEVICE();
   const bool tf32 = at::globalContext().allowTF32CuBLAS();
   at::globalContext().setAllowTF32CuBLAS(false);
-  for (ModelConfig config : {cuda_gpt2(), cuda_llama()}) {
+  for (const ModelConfig& config : {cuda_gpt2(), cuda_llama()}) {
     const char* arch = architecture_name(config.architecture);
     const at::Tensor ids = kernels::to_kernel_device(at::randint(config.vocab_size, {2, 128}, at::kLong));
-    struct Run {
-      at::Tensor loss;
-      std::vector<at::Tensor> grads;
-    };
-    const auto run = [&](bool fused, bool autocast) {
-      config.fused_kernels = fused;
-      at::manual_seed(21);
-      auto model = make_model(config);
-      model->to(kernels::kernel_device());
-      const kernels::OnKernelDevice on_device;
-      const kernels::Bf16AutocastScope bf16(kernels::kernel_device().type(), autocast);
-      const at::Tensor loss = model->loss(ids, ids.roll(-1, 1), at::ones_like(ids));
-      loss.backward();
-      Run out{loss.detach().cpu(), {}};
-      for (const auto& [name, p] : model->named_parameters()) out.grads.push_back(p.grad().cpu());
-      return out;
-    };
-    const Run exact = run(/*fused=*/false, /*autocast=*/false);
-    const Run torch_ops = run(/*fused=*/false, /*autocast=*/true);
-    const Run fused = run(/*fused=*/true, /*autocast=*/true);
+    const StepResult exact = loss_and_gradients(config, ids, /*fused=*/false, /*autocast=*/false);
+    const StepResult torch_ops = loss_and_gradients(config, ids, /*fused=*/false, /*autocast=*/true);
+    const StepResult fused = loss_and_gradients(config, ids, /*fused=*/true, /*autocast=*/true);
     // Twice torch's own error, and a floor for the losses (both within ~3e-5 of fp32): measured on
     // the emulator, the fused path's gradients came within 1.25x of torch's error, and a broken
     // kernel (a dropped bias, a wrong derivative) lands 10x to 1000x above.

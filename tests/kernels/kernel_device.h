@@ -30,7 +30,8 @@ using OnKernelDevice = KernelsOnCpuEmulator;
 inline at::Device kernel_device() { return at::Device(at::kCPU); }
 // A copy, never the same tensor, as a GPU copy would be.
 inline at::Tensor to_kernel_device(const at::Tensor& tensor) { return tensor.clone(); }
-// Every CPU allocation of this test is already poisoned (tests/kernels/emulated/poisoned_cpu_allocator.cpp).
+// Every CPU allocation of this test is already poisoned and guarded
+// (tests/kernels/emulated/guarded_cpu_allocator.cpp).
 inline void poison_kernel_allocator(std::int64_t /*bytes*/) {}
 #else
 #define ALBION_SKIP_WITHOUT_KERNEL_DEVICE() ALBION_SKIP_WITHOUT_CUDA()

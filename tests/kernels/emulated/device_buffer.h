@@ -3,39 +3,25 @@
 // compute-sanitizer: a kernel that steps past the end of a buffer faults at once.
 #pragma once
 
-#include <sys/mman.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cstddef>
-#include <new>
 #include <utility>
+
+#include "tests/kernels/emulated/guarded_memory.h"
 
 namespace albion::kernels::emulated {
 
-// Emulated device memory: n elements whose end (rounded up to 16 bytes, so packs stay aligned)
-// touches an inaccessible page, so a kernel that reads or writes past it faults at once, as
-// compute-sanitizer would report it on a GPU.
+// Emulated device memory: n elements ending at a guard page (guarded_memory.h).
 template <typename T>
 class DeviceBuffer {
  public:
-  explicit DeviceBuffer(std::size_t n) : size_(n) {
-    const std::size_t page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
-    const std::size_t bytes = (n * sizeof(T) + 15) / 16 * 16;
-    mapped_bytes_ = (bytes + page - 1) / page * page + page;
-    void* memory = mmap(nullptr, mapped_bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (memory == MAP_FAILED) throw std::bad_alloc();
-    base_ = static_cast<char*>(memory);
-    mprotect(base_ + mapped_bytes_ - page, page, PROT_NONE);
-    data_ = reinterpret_cast<T*>(base_ + mapped_bytes_ - page - bytes);
-  }
+  // The end rounded up to 16 bytes, so packs stay aligned.
+  explicit DeviceBuffer(std::size_t n)
+      : size_(n), memory_(map_guarded(n * sizeof(T), 16)), data_(reinterpret_cast<T*>(memory_.data)) {}
   DeviceBuffer(DeviceBuffer&& other) noexcept
-      : size_(other.size_), mapped_bytes_(other.mapped_bytes_), base_(std::exchange(other.base_, nullptr)),
-        data_(other.data_) {}
+      : size_(other.size_), memory_(std::exchange(other.memory_, GuardedMemory{})), data_(other.data_) {}
   DeviceBuffer& operator=(DeviceBuffer&&) = delete;
-  ~DeviceBuffer() {
-    if (base_ != nullptr) munmap(base_, mapped_bytes_);
-  }
+  ~DeviceBuffer() { unmap_guarded(memory_); }
 
   T* data() { return data_; }
   const T* data() const { return data_; }
@@ -48,8 +34,7 @@ class DeviceBuffer {
 
  private:
   std::size_t size_;
-  std::size_t mapped_bytes_;
-  char* base_;
+  GuardedMemory memory_;
   T* data_;
 };
 

@@ -63,7 +63,7 @@ if stage build; then
   arch=${cap//./}
   cmake -S . -B $build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DALBION_PYTHON="$python" \
     ${arch:+-DALBION_CUDA_ARCHITECTURES="$arch-real"} ${cap:+-DTORCH_CUDA_ARCH_LIST="$cap"} \
-    -DALBION_CLANGXX=OFF \
+    -DALBION_CLANGXX=OFF -DALBION_EMULATED_TESTS=OFF \
     -DCMAKE_POLICY_VERSION_MINIMUM=3.5 -DCMAKE_INCLUDE_PATH="$prefix/usr/include" \
     -DCMAKE_LIBRARY_PATH="$lib" -DBoost_DIR="$lib/cmake/Boost-1.74.0" \
     -Dboost_program_options_DIR="$lib/cmake/boost_program_options-1.74.0" > "$out/configure.log" 2>&1 || { tail -30 "$out/configure.log"; exit 1; }

@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "kernels/adamw/fused_adamw.h"
+#include "kernels/common/kernel_device.h"
 #include "kernels/grad_norm/grad_norm.h"
 #include "runtime/base/check.h"
 
@@ -42,8 +43,8 @@ bool AdamW::fused_step(double lr, double bias1, double bias2) {
   for (OptimizedParameter& p : parameters_) {
     const at::Tensor& grad = p.gradient();
     if (!grad.defined()) continue;
-    if (!p.parameter.is_cuda() || p.parameter.scalar_type() != at::kFloat || grad.scalar_type() != at::kFloat ||
-        !p.parameter.is_contiguous() || !grad.is_contiguous()) {
+    if (!kernels::runs_kernels(p.parameter) || p.parameter.scalar_type() != at::kFloat ||
+        grad.scalar_type() != at::kFloat || !p.parameter.is_contiguous() || !grad.is_contiguous()) {
       return false;  // the kernel's contract does not hold: take the torch path for all of them
     }
     if (!p.exp_avg.defined()) {
@@ -86,7 +87,8 @@ at::Tensor squared_gradient_norm(const std::vector<OptimizedParameter>& paramete
   }
   if (gradients.empty()) return at::zeros({}, at::kDouble);
   const auto fits_the_kernel = [](const at::Tensor& g) {
-    return g.is_cuda() && g.is_contiguous() && (g.scalar_type() == at::kFloat || g.scalar_type() == at::kBFloat16);
+    return kernels::runs_kernels(g) && g.is_contiguous() &&
+           (g.scalar_type() == at::kFloat || g.scalar_type() == at::kBFloat16);
   };
   if (fused && std::all_of(gradients.begin(), gradients.end(), fits_the_kernel)) {
     return kernels::squared_norm(gradients);  // two launches for the whole model

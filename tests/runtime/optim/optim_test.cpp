@@ -1,15 +1,19 @@
 // File: tests/runtime/optim/optim_test.cpp
 // AdamW against the update rule written out independently in fp64, weight decay only where asked,
-// global-norm clipping, and the learning-rate schedules at their landmarks.
+// global-norm clipping, and the learning-rate schedules at their landmarks; and (suite AdamWCuda,
+// label gpu; also on the CPU emulator in optim_on_emulator_test) the fused step and gradient norm
+// against the torch path on the kernel device.
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "runtime/optim/adamw.h"
 #include "runtime/optim/lr_schedule.h"
+#include "tests/kernels/kernel_device.h"
 
 namespace albion::optim {
 namespace {
@@ -69,6 +73,69 @@ TEST(ClipGradNorm, ReturnsTheNormAndScalesDownToTheLimit) {
   EXPECT_NEAR(clip_grad_norm(params, 1.0, false), 5.0, 1e-6);
   const double after = std::sqrt(a.grad().pow(2).sum().item<double>() + b.grad().pow(2).sum().item<double>());
   EXPECT_NEAR(after, 1.0, 1e-5);
+}
+
+// options.fused on the kernel device: one launch for every tensor against torch's ops per tensor,
+// over awkward sizes (tails, one element), decayed or not, a frozen parameter (no gradient) and
+// state created lazily on the first step; then the gradient norm and clipping both ways.
+TEST(AdamWCuda, FusedStepAndNormMatchTheTorchPath) {
+  ALBION_SKIP_WITHOUT_KERNEL_DEVICE();
+  using kernels::kernel_device;
+  using kernels::to_kernel_device;
+  const std::vector<std::int64_t> sizes = {1, 7, 1000, 4099, 65539};
+  at::manual_seed(3);
+  std::vector<OptimizedParameter> fused_params, torch_params;
+  for (std::size_t i = 0; i < sizes.size(); ++i) {
+    const at::Tensor value = at::randn({sizes[i]});
+    const bool decayed = i % 2 == 0;
+    fused_params.push_back(parameter("p" + std::to_string(i), to_kernel_device(value).requires_grad_(), decayed));
+    torch_params.push_back(parameter("p" + std::to_string(i), to_kernel_device(value).requires_grad_(), decayed));
+  }
+  AdamWOptions options{0.9, 0.95, 1e-8, 0.1};
+  options.fused = true;
+  AdamW fused(fused_params, options);
+  options.fused = false;
+  AdamW torch_ops(torch_params, options);
+  const std::size_t frozen = 1;  // never gets a gradient
+  for (int step = 1; step <= 4; ++step) {
+    for (std::size_t i = 0; i < sizes.size(); ++i) {
+      if (i == frozen) continue;
+      const at::Tensor grad = to_kernel_device(at::randn({sizes[i]}) * 0.1);
+      fused.parameters()[i].parameter.mutable_grad() = grad.clone();
+      torch_ops.parameters()[i].parameter.mutable_grad() = grad.clone();
+    }
+    {
+      const kernels::OnKernelDevice on_device;
+      fused.step(1e-2 * step);
+    }
+    torch_ops.step(1e-2 * step);
+  }
+  for (std::size_t i = 0; i < sizes.size(); ++i) {
+    const OptimizedParameter& f = fused.parameters()[i];
+    const OptimizedParameter& t = torch_ops.parameters()[i];
+    EXPECT_TRUE(at::allclose(f.parameter.detach().cpu(), t.parameter.detach().cpu(), 1e-5, 1e-6)) << f.name;
+    EXPECT_EQ(f.exp_avg.defined(), i != frozen) << f.name;
+    if (i == frozen) {
+      EXPECT_TRUE(at::equal(f.parameter.detach().cpu(), t.parameter.detach().cpu())) << "a frozen parameter moved";
+      continue;
+    }
+    EXPECT_TRUE(at::allclose(f.exp_avg.cpu(), t.exp_avg.cpu(), 1e-5, 1e-7)) << f.name;
+    EXPECT_TRUE(at::allclose(f.exp_avg_sq.cpu(), t.exp_avg_sq.cpu(), 1e-5, 1e-9)) << f.name;
+  }
+
+  double fused_norm = 0;
+  {
+    const kernels::OnKernelDevice on_device;
+    fused_norm = clip_grad_norm(fused.parameters(), 0.5, /*fused=*/true);
+  }
+  const double torch_norm = clip_grad_norm(torch_ops.parameters(), 0.5, /*fused=*/false);
+  EXPECT_NEAR(fused_norm, torch_norm, 1e-5 * torch_norm);
+  for (std::size_t i = 0; i < sizes.size(); ++i) {
+    if (i == frozen) continue;
+    const at::Tensor fused_grad = fused.parameters()[i].parameter.grad().cpu();
+    EXPECT_TRUE(at::allclose(fused_grad, torch_ops.parameters()[i].parameter.grad().cpu(), 1e-5, 1e-8))
+        << fused.parameters()[i].name;
+  }
 }
 
 TEST(LrSchedule, CosineWarmupAndFloor) {

@@ -6,7 +6,8 @@
 # Note [Torch precompiled header]
 # Every torch-using target reuses one precompiled header built once by albion_torch_pch; CMake's
 # REUSE_FROM needs identical flags, which albion_module guarantees by giving every target the same
-# options. Sources include the narrow headers they need (ATen/ATen.h, torch/types.h); the PCH only
+# options (the test-only emulated builds add one -D that no torch header reads, which GCC accepts).
+# Sources include the narrow headers they need (ATen/ATen.h, torch/types.h); the PCH only
 # makes them cheap.
 
 add_library(albion_torch_pch OBJECT "${CMAKE_SOURCE_DIR}/cmake/torch_pch.cpp")

@@ -8,6 +8,7 @@
 #include <algorithm>
 
 #include "kernels/common/cpu_dispatch.h"
+#include "kernels/common/kernel_device.h"
 #include "kernels/cross_entropy/softmax_cross_entropy.h"
 #include "runtime/base/check.h"
 
@@ -20,7 +21,7 @@ std::pair<at::Tensor, at::Tensor> chunk_loss(at::Tensor logits, const at::Tensor
                                              bool write_gradient) {
   const at::ScalarType product_type = logits.scalar_type();
   const bool supported = product_type == at::kFloat || product_type == at::kBFloat16 ||
-                         (product_type == at::kDouble && logits.is_cpu());
+                         (product_type == at::kDouble && !runs_kernels(logits));  // the reference
   if (!supported) logits = logits.to(at::kFloat);
   at::Tensor losses = softmax_cross_entropy_(logits, targets, ignore_index, write_gradient);
   return {losses, write_gradient ? logits.to(product_type) : at::Tensor()};

@@ -2,6 +2,7 @@
 // The emulator's scheduler: a block's threads are ucontext fibers on the calling OS thread, taking
 // turns between __syncthreads and warp shuffles. See cuda_emulation.h for what it models.
 #include "kernels/emulation/cuda_emulation.h"
+#include "kernels/emulation/launch_counts.h"
 
 #include <signal.h>
 #include <sys/mman.h>
@@ -12,7 +13,9 @@
 #include <array>
 #include <cstdio>
 #include <cstring>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <numeric>
 #include <random>
 #include <stdexcept>
@@ -278,7 +281,25 @@ bool valid_configuration(dim3 grid, dim3 block, std::size_t dynamic_shared_bytes
          block.z <= 64 && dynamic_shared_bytes <= 48 * 1024;
 }
 
+// Grids run per kernel name, across threads.
+std::mutex launch_counts_mutex;
+std::map<std::string, std::int64_t, std::less<>> launch_counts;
+
+void count_launch(std::string_view kernel) {
+  const std::string_view name = kernel.substr(0, kernel.find('<'));
+  const std::lock_guard<std::mutex> lock(launch_counts_mutex);
+  auto found = launch_counts.find(name);
+  if (found == launch_counts.end()) found = launch_counts.emplace(std::string(name), 0).first;
+  ++found->second;
+}
+
 }  // namespace
+
+std::int64_t launches(std::string_view kernel) {
+  const std::lock_guard<std::mutex> lock(launch_counts_mutex);
+  const auto found = launch_counts.find(kernel);
+  return found == launch_counts.end() ? 0 : found->second;
+}
 
 void set_schedule(Schedule schedule, std::uint64_t seed) {
   state.schedule = schedule;
@@ -315,6 +336,7 @@ void run_grid(const char* kernel, dim3 grid, dim3 block, std::size_t dynamic_sha
     state.last_error = cudaErrorInvalidConfiguration;
     return;
   }
+  count_launch(kernel);
   const FaultReporter fault_reporter;
   BlockRun run;
   run.body = &body;

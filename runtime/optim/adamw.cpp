@@ -21,7 +21,10 @@ void AdamW::step(double lr) {
   ++step_count_;
   const double bias1 = 1.0 - std::pow(options_.beta1, static_cast<double>(step_count_));
   const double bias2 = 1.0 - std::pow(options_.beta2, static_cast<double>(step_count_));
-  if (options_.fused && fused_step(lr, bias1, bias2)) return;
+  if (options_.fused && fused_step(lr, bias1, bias2)) {
+    ++fused_steps_;
+    return;
+  }
   for (OptimizedParameter& p : parameters_) {
     const at::Tensor& grad = p.gradient();
     if (!grad.defined()) continue;

@@ -52,6 +52,8 @@ class AdamW {
   void zero_grad();
 
   std::int64_t step_count() const { return step_count_; }
+  // Steps taken by the one-launch path: options.fused, and every parameter fit the kernel.
+  std::int64_t fused_steps() const { return fused_steps_; }
   // For resuming: the step count the restored moments belong to.
   void set_step_count(std::int64_t steps) { step_count_ = steps; }
   const AdamWOptions& options() const { return options_; }
@@ -67,6 +69,7 @@ class AdamW {
   std::vector<OptimizedParameter> parameters_;
   AdamWOptions options_;
   std::int64_t step_count_ = 0;
+  std::int64_t fused_steps_ = 0;
 };
 
 // Scales all gradients so their global L2 norm is at most `max_norm` (0: no clipping).

@@ -128,6 +128,8 @@ TEST_P(FusedAutogradCuda, Activations) {
 TEST_P(FusedAutogradCuda, RotaryInPlace) {
   ALBION_SKIP_WITHOUT_KERNEL_DEVICE();
   const at::ScalarType dtype = GetParam();
+  const bool tf32 = at::globalContext().allowTF32CuBLAS();
+  at::globalContext().setAllowTF32CuBLAS(false);  // the fp32 projection below, in full fp32
   const std::int64_t batch = 2, length = 19, heads = 3, head_dim = 64;
   at::manual_seed(7);
   auto [cos, sin] = rope_tables(32, head_dim);
@@ -142,6 +144,7 @@ TEST_P(FusedAutogradCuda, RotaryInPlace) {
         const at::Tensor projected = at::linear(t[0], t[1]).view({batch, length, heads, head_dim});
         return rope_(projected, t[2], t[3]);
       });
+  at::globalContext().setAllowTF32CuBLAS(tf32);
 }
 
 INSTANTIATE_TEST_SUITE_P(Dtypes, FusedAutogradCuda, testing::Values(at::kFloat, at::kBFloat16));

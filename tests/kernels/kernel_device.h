@@ -15,10 +15,16 @@
 #include <ATen/ATen.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <limits>
+#include <optional>
+#include <string_view>
 
 #include "kernels/common/kernel_device.h"
 #include "tests/support/cuda_available.h"
+#ifdef ALBION_KERNELS_ON_CPU_EMULATOR
+#include "kernels/emulation/launch_counts.h"
+#endif
 
 namespace albion::kernels {
 
@@ -33,6 +39,9 @@ inline at::Tensor to_kernel_device(const at::Tensor& tensor) { return tensor.clo
 // Every CPU allocation of this test is already poisoned and guarded
 // (tests/kernels/emulated/guarded_cpu_allocator.cpp).
 inline void poison_kernel_allocator(std::int64_t /*bytes*/) {}
+// Grids of `kernel` run so far ("rmsnorm_forward_kernel"): a fused path that silently fell back
+// to torch's ops launches none. Unknown (nullopt) on a GPU.
+inline std::optional<std::int64_t> kernel_launches(std::string_view kernel) { return emulation::launches(kernel); }
 #else
 #define ALBION_SKIP_WITHOUT_KERNEL_DEVICE() ALBION_SKIP_WITHOUT_CUDA()
 struct [[maybe_unused]] OnKernelDevice {};  // CUDA tensors always run the kernels
@@ -45,6 +54,7 @@ inline void poison_kernel_allocator(std::int64_t bytes) {
   at::full({std::max<std::int64_t>(bytes / 4, 1)}, std::numeric_limits<float>::quiet_NaN(),
            at::TensorOptions().device(kernel_device()));
 }
+inline std::optional<std::int64_t> kernel_launches(std::string_view /*kernel*/) { return std::nullopt; }
 #endif
 
 }  // namespace albion::kernels

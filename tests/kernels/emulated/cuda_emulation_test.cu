@@ -1,6 +1,6 @@
 // File: tests/kernels/emulated/cuda_emulation_test.cu
 // The CPU emulator itself (kernels/emulation/), on small kernels written to exercise it: built-in
-// variables, barriers, shuffles, launch limits, and that the faults it claims to report (a
+// variables, barriers, shuffles, launch limits and counts, and that the faults it claims to report (a
 // barrier not every thread reaches, a shuffle in a partial warp, a missing barrier, an access past
 // the end of a buffer) are reported.
 // Built like our kernels: translated by translate_launches.py, compiled against cuda_emulation.h.
@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "kernels/common/block_reduce.cuh"
+#include "kernels/emulation/launch_counts.h"
 #include "kernels/emulation/schedule.h"
 #include "tests/kernels/emulated/device_buffer.h"
 
@@ -114,8 +115,9 @@ TEST(CudaEmulation, ShufflesExchangeWithinTheWarpAndRefuseIncompleteWarps) {
   EXPECT_THROW(shuffle_after_a_lane_returned<<<1, 32>>>(out.data()), std::runtime_error);
 }
 
-TEST(CudaEmulation, InvalidLaunchConfigurationsFailAsOnTheGpu) {
+TEST(CudaEmulation, InvalidLaunchConfigurationsFailAsOnTheGpuAndOnlyValidOnesCount) {
   std::vector<int> out(2048, -1);
+  const std::int64_t launched = albion::emulation::launches("shuffle_everyone");
   shuffle_everyone<<<1, 1025>>>(out.data());
   EXPECT_EQ(cudaGetLastError(), cudaErrorInvalidConfiguration);
   EXPECT_EQ(out[0], -1) << "an invalid launch must not run";
@@ -124,6 +126,9 @@ TEST(CudaEmulation, InvalidLaunchConfigurationsFailAsOnTheGpu) {
   EXPECT_EQ(cudaGetLastError(), cudaErrorInvalidConfiguration);
   shuffle_everyone<<<0, 32>>>(out.data());
   EXPECT_EQ(cudaGetLastError(), cudaErrorInvalidConfiguration);
+  EXPECT_EQ(albion::emulation::launches("shuffle_everyone"), launched) << "refused launches are not counted";
+  shuffle_everyone<<<2, 32>>>(out.data());
+  EXPECT_EQ(albion::emulation::launches("shuffle_everyone"), launched + 1);
 }
 
 // Each thread reads its neighbour's shared slot: correct only with the barrier.

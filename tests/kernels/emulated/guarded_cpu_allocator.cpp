@@ -68,6 +68,7 @@ void release(void* data) {
 class GuardedCpuAllocator final : public c10::Allocator {
  public:
   c10::DataPtr allocate(std::size_t bytes) override {
+    if (bytes == 0) return {nullptr, nullptr, &release, c10::Device(c10::DeviceType::CPU)};  // as c10's own
     const GuardedMemory memory = map_guarded(bytes, kAlignment);
     const std::size_t writable = memory.mapped_bytes - static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
     std::memset(memory.base, kPoison, writable);

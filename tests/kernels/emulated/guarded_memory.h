@@ -26,7 +26,10 @@ inline GuardedMemory map_guarded(std::size_t bytes, std::size_t alignment) {
   void* mapped = mmap(nullptr, memory.mapped_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (mapped == MAP_FAILED) throw std::bad_alloc();
   memory.base = static_cast<char*>(mapped);
-  mprotect(memory.base + memory.mapped_bytes - page, page, PROT_NONE);
+  if (mprotect(memory.base + memory.mapped_bytes - page, page, PROT_NONE) != 0) {
+    munmap(mapped, memory.mapped_bytes);
+    throw std::bad_alloc();
+  }
   memory.data = memory.base + memory.mapped_bytes - page - used;
   return memory;
 }

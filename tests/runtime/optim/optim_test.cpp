@@ -110,6 +110,8 @@ TEST(AdamWCuda, FusedStepAndNormMatchTheTorchPath) {
     }
     torch_ops.step(1e-2 * step);
   }
+  EXPECT_EQ(fused.fused_steps(), 4) << "the fused path did not run";
+  EXPECT_EQ(torch_ops.fused_steps(), 0);
   for (std::size_t i = 0; i < sizes.size(); ++i) {
     const OptimizedParameter& f = fused.parameters()[i];
     const OptimizedParameter& t = torch_ops.parameters()[i];

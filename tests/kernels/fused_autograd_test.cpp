@@ -1,5 +1,5 @@
 // File: tests/kernels/fused_autograd_test.cpp
-// The differentiable entry points the models call (rmsnorm, layernorm, gelu_bias, swiglu, rope_),
+// The differentiable entry points the models call (rmsnorm, layernorm, gelu_bias, swiglu, rope_, rope),
 // through autograd as training runs them: forward and backward on the kernel device (suite
 // FusedAutogradCuda, label gpu; also on the CPU emulator in kernels_on_emulator_test) against the
 // same graph on the CPU references in fp64, from the same rounded inputs. Outputs and the gradient
@@ -124,8 +124,9 @@ TEST_P(FusedAutogradCuda, Activations) {
   }
 }
 
-// In place on a view of a projection's output, as Llama's attention applies it to q and k.
-TEST_P(FusedAutogradCuda, RotaryInPlace) {
+// In place on a view of a projection's output, as Llama's attention applies it to q and k; and out
+// of place.
+TEST_P(FusedAutogradCuda, Rotary) {
   ALBION_SKIP_WITHOUT_KERNEL_DEVICE();
   const at::ScalarType dtype = GetParam();
   const bool tf32 = at::globalContext().allowTF32CuBLAS();
@@ -144,6 +145,11 @@ TEST_P(FusedAutogradCuda, RotaryInPlace) {
         const at::Tensor projected = at::linear(t[0], t[1]).view({batch, length, heads, head_dim});
         return rope_(projected, t[2], t[3]);
       });
+  expect_autograd_matches("rope", dtype,
+                          {{at::randn({batch, length, heads, head_dim})},
+                           {cos, false, /*stays_fp32=*/true},
+                           {sin, false, /*stays_fp32=*/true}},
+                          [](const std::vector<at::Tensor>& t) { return rope(t[0], t[1], t[2]); });
   at::globalContext().setAllowTF32CuBLAS(tf32);
 }
 

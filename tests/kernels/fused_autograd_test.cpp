@@ -1,10 +1,10 @@
 // File: tests/kernels/fused_autograd_test.cpp
-// The differentiable entry points the models call (rmsnorm, layernorm, gelu_bias, swiglu, rope_, rope),
-// through autograd as training runs them: forward and backward on the kernel device (suite
-// FusedAutogradCuda, label gpu; also on the CPU emulator in kernels_on_emulator_test) against the
-// same graph on the CPU references in fp64, from the same rounded inputs. Outputs and the gradient
-// of every input that needs one, in fp32 and bf16, with frozen parameters too: the layers'
-// launches, the tensors their autograd Functions save, and the gradients they skip.
+// The differentiable entry points the models call (rmsnorm, layernorm, gelu_bias, swiglu, rope_
+// and rope), through autograd as training runs them: forward and backward on the kernel device
+// (suite FusedAutogradCuda, label gpu; also on the CPU emulator in kernels_on_emulator_test)
+// against the same graph on the CPU references in fp64, from the same rounded inputs. Outputs and
+// the gradient of every input that needs one, in fp32 and bf16, with frozen parameters too: the
+// layers' launches, the tensors their autograd Functions save, and the gradients they skip.
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 #include <torch/csrc/autograd/autograd.h>

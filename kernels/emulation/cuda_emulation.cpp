@@ -20,6 +20,7 @@
 #include <random>
 #include <stdexcept>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 thread_local uint3 threadIdx;
@@ -99,6 +100,8 @@ struct ThreadState {
   cudaError_t last_error = cudaSuccess;
   std::vector<std::unique_ptr<FiberStack>> stacks;
   BlockRun* run = nullptr;
+  std::uint64_t blocks_started = 0;                               // this thread's blocks so far
+  std::unordered_map<const void*, std::uint64_t> shared_fresh_in;  // array -> block it was poisoned for
 };
 
 thread_local ThreadState state;
@@ -207,6 +210,7 @@ void run_block(BlockRun& run, uint3 block, dim3 block_dim) {
     makecontext(&f.context, fiber_main, 0);
   }
   blockIdx = block;
+  ++state.blocks_started;
   std::vector<int> order = schedule_order(threads);
   while (run.live > 0) {
     run.progress = false;
@@ -299,6 +303,13 @@ std::int64_t launches(std::string_view kernel) {
   const std::lock_guard<std::mutex> lock(launch_counts_mutex);
   const auto found = launch_counts.find(kernel);
   return found == launch_counts.end() ? 0 : found->second;
+}
+
+void fresh_shared(void* array, std::size_t bytes) {
+  std::uint64_t& block = state.shared_fresh_in[array];
+  if (block == state.blocks_started) return;  // another thread of this block got here first
+  block = state.blocks_started;
+  std::memset(array, 0xFF, bytes);
 }
 
 void set_schedule(Schedule schedule, std::uint64_t seed) {

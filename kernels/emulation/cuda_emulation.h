@@ -13,11 +13,12 @@
 // kernels are built with UBSan (kernels/emulation/CMakeLists.txt): a 16-byte pack at a misaligned
 // address, an index past a fixed-size (shared) array or a signed overflow stops the process.
 // A kernel that touches memory past the end of a test's buffer (tests put a guard page there)
-// dies naming the kernel, block and thread.
+// dies naming the kernel, block and thread. Each block finds its shared memory filled with 0xFF
+// bytes (NaN, -1), so reading a slot no thread of the block wrote shows, as GPU garbage would not
+// reliably. Launches are counted per kernel (launch_counts.h).
 // What it does not model: timing, occupancy, the memory model between blocks, fast-math
-// intrinsics' last bits (__expf rounds its argument as the GPU does, then is exact), fused
-// multiply-adds the GPU compiler forms, and garbage in fresh shared memory (it keeps what the
-// previous block left, zero at first).
+// intrinsics' last bits (__expf rounds its argument as the GPU does, then is exact), and fused
+// multiply-adds the GPU compiler forms.
 // A lent GPU still has the last word: tests labelled gpu compare the real kernels.
 #pragma once
 
@@ -36,7 +37,9 @@
 
 // CUDA's declaration specifiers (which the CUDA headers define as attributes for host compilers):
 // device functions become host functions. `__shared__` variables become per-OS-thread statics:
-// all fibers of a block run on one OS thread and see one copy.
+// all fibers of a block run on one OS thread and see one copy. translate_launches.py follows each
+// declaration with a call to fresh_shared, so a block starts with 0xFF bytes there (a NaN, or -1),
+// not the previous block's values: a read of a slot no thread of the block wrote shows up.
 #undef __global__
 #undef __device__
 #undef __host__
@@ -59,6 +62,8 @@ extern thread_local dim3 gridDim;
 namespace albion::emulation {
 
 void sync_threads();
+// The first thread of a block to reach a __shared__ declaration fills the array with 0xFF bytes.
+void fresh_shared(void* array, std::size_t bytes);
 // One step of a full-warp shuffle: publishes `bytes` of `value`, returns lane (lane ^ lane_mask)'s.
 void shuffle_xor(unsigned mask, const void* value, void* result, std::size_t bytes, int lane_mask, int width);
 

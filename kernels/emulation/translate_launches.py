@@ -1,13 +1,23 @@
 #!/usr/bin/env python3
 """Rewrites CUDA launches `kernel<T, 4><<<grid, block, shared, stream>>>(args)` of a .cu file as
 `::albion::emulation::launch("kernel<T, 4>", kernel<T, 4>, grid, block, shared, stream)(args)`, plain C++ that a
-host compiler builds against kernels/emulation/cuda_emulation.h. Nothing else changes, and a
-`#line` directive keeps compiler errors and debugger lines pointing at the .cu file.
+host compiler builds against kernels/emulation/cuda_emulation.h, and follows each `__shared__`
+declaration with `::albion::emulation::fresh_shared(&name, sizeof(name));` on the same line (a block
+then starts with poisoned shared memory). Nothing else changes, and a `#line` directive keeps
+compiler errors and debugger lines pointing at the .cu file. Headers (.cuh) are translated the same way.
 
 usage: translate_launches.py INPUT.cu OUTPUT.cpp   (exit 2 on usage errors or unparsable launches)
 """
 import os
+import re
 import sys
+
+# `__shared__ float lanes[8][4][32];` (not `extern __shared__`, whose size the launch gives).
+SHARED_DECLARATION = re.compile(r"(?<!extern )(__shared__\s[^;{}()=]*?\b([A-Za-z_]\w*)\s*(?:\[[^\];]*\]\s*)*;)")
+
+
+def poison_shared(text):
+    return SHARED_DECLARATION.sub(r"\1 ::albion::emulation::fresh_shared(&\2, sizeof(\2));", text)
 
 
 def kernel_start(text, end):
@@ -59,7 +69,7 @@ def translate(text):
         out.append('::albion::emulation::launch("%s", %s, %s)' % (name, kernel, text[open_at + 3:close_at]))
         pos = close_at + 3
     out.append(text[pos:])
-    return "".join(out)
+    return poison_shared("".join(out))
 
 
 def main(argv):
@@ -76,6 +86,7 @@ def main(argv):
         print(f"{source}:{line}: cannot translate a launch: {e}", file=sys.stderr)
         return 2
     # Written to a temporary name first so an interrupted build never leaves half a file.
+    os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
     temporary = target + ".tmp"
     with open(temporary, "w", encoding="utf-8") as f:
         f.write(f'#line 1 "{os.path.abspath(source)}"\n')

@@ -1,8 +1,8 @@
 // File: tests/kernels/emulated/cuda_emulation_test.cu
 // The CPU emulator itself (kernels/emulation/), on small kernels written to exercise it: built-in
-// variables, barriers, shuffles, launch limits and counts, and that the faults it claims to report (a
-// barrier not every thread reaches, a shuffle in a partial warp, a missing barrier, an access past
-// the end of a buffer) are reported.
+// variables, barriers, shuffles, launch limits and counts, shared memory that each block finds
+// poisoned, and that the faults it claims to report (a barrier not every thread reaches, a shuffle
+// in a partial warp, a missing barrier, an access past the end of a buffer) are reported.
 // Built like our kernels: translated by translate_launches.py, compiled against cuda_emulation.h.
 #include <gtest/gtest.h>
 #include <sys/resource.h>
@@ -144,9 +144,6 @@ std::vector<int> rotate(Schedule schedule, bool barrier) {
   std::vector<int> in(64), out(64, -1);
   for (int i = 0; i < 64; ++i) in[i] = 100 + i;
   set_schedule(schedule, 7);
-  // Shared memory starts with whatever the last block left; clear it like a fresh SM would not.
-  std::vector<int> zeros(64, 0);
-  rotate_through_shared<true><<<1, 64>>>(zeros.data(), out.data());
   if (barrier) {
     rotate_through_shared<true><<<1, 64>>>(in.data(), out.data());
   } else {
@@ -166,6 +163,21 @@ TEST(CudaEmulation, SchedulesExposeAMissingBarrier) {
   const bool forward_ok = rotate(Schedule::kForward, false) == expected;
   const bool reverse_ok = rotate(Schedule::kReverse, false) == expected;
   EXPECT_FALSE(forward_ok && reverse_ok) << "the missing barrier went unnoticed";
+}
+
+// Block 0 writes a shared slot that no other block writes; every block reads it.
+__global__ void read_another_blocks_shared_slot(int* out) {
+  __shared__ int slot[1];
+  if (blockIdx.x == 0 && threadIdx.x == 0) slot[0] = 42;
+  __syncthreads();
+  if (threadIdx.x == 0) out[blockIdx.x] = slot[0];
+}
+
+TEST(CudaEmulation, EachBlockStartsWithPoisonedSharedMemory) {
+  std::vector<int> out(3, 0);
+  read_another_blocks_shared_slot<<<3, 32>>>(out.data());
+  // A GPU gives blocks 1 and 2 garbage, never block 0's value: the emulator gives 0xFF bytes.
+  EXPECT_EQ(out, (std::vector<int>{42, -1, -1}));
 }
 
 __global__ void read_one_past_the_end(const float* in, float* out, int n) {

@@ -20,6 +20,7 @@
 #include "kernels/swiglu/swiglu.h"
 #include "tests/kernels/kernel_device.h"
 #include "tests/kernels/relative_error.h"
+#include "tests/support/full_fp32_matmuls.h"
 
 namespace albion::kernels {
 namespace {
@@ -129,8 +130,7 @@ TEST_P(FusedAutogradCuda, Activations) {
 TEST_P(FusedAutogradCuda, Rotary) {
   ALBION_SKIP_WITHOUT_KERNEL_DEVICE();
   const at::ScalarType dtype = GetParam();
-  const bool tf32 = at::globalContext().allowTF32CuBLAS();
-  at::globalContext().setAllowTF32CuBLAS(false);  // the fp32 projection below, in full fp32
+  const testing_support::FullFp32Matmuls full_fp32;  // the fp32 projection below
   const std::int64_t batch = 2, length = 19, heads = 3, head_dim = 64;
   at::manual_seed(7);
   auto [cos, sin] = rope_tables(32, head_dim);
@@ -150,7 +150,6 @@ TEST_P(FusedAutogradCuda, Rotary) {
                            {cos, false, /*stays_fp32=*/true},
                            {sin, false, /*stays_fp32=*/true}},
                           [](const std::vector<at::Tensor>& t) { return rope(t[0], t[1], t[2]); });
-  at::globalContext().setAllowTF32CuBLAS(tf32);
 }
 
 INSTANTIATE_TEST_SUITE_P(Dtypes, FusedAutogradCuda, testing::Values(at::kFloat, at::kBFloat16));

@@ -19,6 +19,7 @@
 #include "tests/kernels/kernel_device.h"
 #include "tests/runtime/models/model_test_support.h"
 #include "tests/support/cuda_available.h"
+#include "tests/support/full_fp32_matmuls.h"
 
 namespace albion::models {
 namespace {
@@ -47,8 +48,7 @@ ModelConfig cuda_gpt2() {
 
 TEST(ModelsCuda, Fp32MatchesCpuAndBf16AutocastTrains) {
   ALBION_SKIP_WITHOUT_CUDA();
-  const bool tf32 = at::globalContext().allowTF32CuBLAS();
-  at::globalContext().setAllowTF32CuBLAS(false);
+  const testing_support::FullFp32Matmuls full_fp32;
   for (const ModelConfig& config : {cuda_gpt2(), cuda_llama()}) {
     const char* arch = architecture_name(config.architecture);
     at::manual_seed(21);
@@ -78,7 +78,6 @@ TEST(ModelsCuda, Fp32MatchesCpuAndBf16AutocastTrains) {
       EXPECT_TRUE(p.grad().isfinite().all().item<bool>()) << arch << " " << name;
     }
   }
-  at::globalContext().setAllowTF32CuBLAS(tf32);
 }
 
 // One training step's loss and gradients (on the host) of a fresh model on the kernel device.
@@ -130,14 +129,18 @@ StepResult fused_loss_and_gradients(const ModelConfig& config, const at::Tensor&
   return fused;
 }
 
+// Two sequences of 128 token ids, on the kernel device.
+at::Tensor random_ids_on_kernel_device(const ModelConfig& config) {
+  return kernels::to_kernel_device(at::randint(config.vocab_size, {2, 128}, at::kLong));
+}
+
 // model.fused_kernels: the same loss and gradients with Albion's kernels as with torch's ops.
 TEST(ModelsCuda, FusedKernelsGiveTheSameLossAndGradients) {
   ALBION_SKIP_WITHOUT_KERNEL_DEVICE();
-  const bool tf32 = at::globalContext().allowTF32CuBLAS();
-  at::globalContext().setAllowTF32CuBLAS(false);
+  const testing_support::FullFp32Matmuls full_fp32;
   for (const ModelConfig& config : {cuda_gpt2(), cuda_llama()}) {
     const char* arch = architecture_name(config.architecture);
-    const at::Tensor ids = kernels::to_kernel_device(at::randint(config.vocab_size, {2, 128}, at::kLong));
+    const at::Tensor ids = random_ids_on_kernel_device(config);
     const StepResult torch_ops = loss_and_gradients(config, ids, /*fused=*/false, /*autocast=*/false);
     const StepResult fused = fused_loss_and_gradients(config, ids, /*autocast=*/false, torch_ops);
     EXPECT_LT(testing::relative_error(fused.loss, torch_ops.loss), 1e-5) << arch;
@@ -145,7 +148,6 @@ TEST(ModelsCuda, FusedKernelsGiveTheSameLossAndGradients) {
       EXPECT_LT(testing::relative_error(fused.grads[i], torch_ops.grads[i]), 1e-4) << arch << " parameter " << i;
     }
   }
-  at::globalContext().setAllowTF32CuBLAS(tf32);
 }
 
 // Under bf16 autocast, as the trainer runs: the fused path is as accurate as torch's ops. Both
@@ -153,11 +155,10 @@ TEST(ModelsCuda, FusedKernelsGiveTheSameLossAndGradients) {
 // points, so the fused path may differ from torch's by about as much as torch's differs from fp32.
 TEST(ModelsCuda, FusedKernelsUnderBf16AutocastAreAsAccurateAsTorchsOps) {
   ALBION_SKIP_WITHOUT_KERNEL_DEVICE();
-  const bool tf32 = at::globalContext().allowTF32CuBLAS();
-  at::globalContext().setAllowTF32CuBLAS(false);
+  const testing_support::FullFp32Matmuls full_fp32;
   for (const ModelConfig& config : {cuda_gpt2(), cuda_llama()}) {
     const char* arch = architecture_name(config.architecture);
-    const at::Tensor ids = kernels::to_kernel_device(at::randint(config.vocab_size, {2, 128}, at::kLong));
+    const at::Tensor ids = random_ids_on_kernel_device(config);
     const StepResult exact = loss_and_gradients(config, ids, /*fused=*/false, /*autocast=*/false);
     const StepResult torch_ops = loss_and_gradients(config, ids, /*fused=*/false, /*autocast=*/true);
     const StepResult fused = fused_loss_and_gradients(config, ids, /*autocast=*/true, torch_ops);
@@ -174,7 +175,6 @@ TEST(ModelsCuda, FusedKernelsUnderBf16AutocastAreAsAccurateAsTorchsOps) {
           << arch << " parameter " << i;
     }
   }
-  at::globalContext().setAllowTF32CuBLAS(tf32);
 }
 
 TEST(ModelsCuda, SamplerRunsOnDevice) {

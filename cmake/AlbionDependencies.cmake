@@ -7,6 +7,14 @@
 find_package(MPI REQUIRED COMPONENTS CXX)
 find_package(Boost 1.74 REQUIRED COMPONENTS program_options)
 find_package(OpenSSL 3.0 REQUIRED COMPONENTS Crypto)
+# Debian keeps OpenSSL's per-architecture headers (openssl/configuration.h) in include/<multiarch>/.
+# The compiler searches that folder by itself under /usr only; under another prefix (the lent GPU
+# machine's, scripts/gpu_check.sh) it must be named. CMake drops it again where it is implicit.
+if(CMAKE_LIBRARY_ARCHITECTURE AND
+   EXISTS "${OPENSSL_INCLUDE_DIR}/${CMAKE_LIBRARY_ARCHITECTURE}/openssl/configuration.h")
+  set_property(TARGET OpenSSL::Crypto APPEND PROPERTY INTERFACE_INCLUDE_DIRECTORIES
+               "${OPENSSL_INCLUDE_DIR}/${CMAKE_LIBRARY_ARCHITECTURE}")
+endif()
 
 # Serial HDF5: each rank writes its own shard file. Debian also ships an OpenMPI build; asking for
 # the C component without HDF5_PREFER_PARALLEL keeps the serial one.

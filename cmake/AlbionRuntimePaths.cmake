@@ -11,7 +11,9 @@ set(CMAKE_CUDA_RUNTIME_LIBRARY Shared)
 set(CMAKE_SKIP_BUILD_RPATH OFF)
 set(CMAKE_BUILD_RPATH_USE_ORIGIN OFF)
 get_filename_component(_albion_torch_lib_dir "${TORCH_LIBRARY}" DIRECTORY)
-set(CMAKE_BUILD_RPATH ${ALBION_WHEEL_LIBRARY_DIRS} "${_albion_torch_lib_dir}")
+set(ALBION_EXTRA_RUN_PATH "" CACHE STRING
+    "Folders added to every binary's run path: a private prefix's libraries (scripts/gpu_check.sh)")
+set(CMAKE_BUILD_RPATH ${ALBION_WHEEL_LIBRARY_DIRS} "${_albion_torch_lib_dir}" ${ALBION_EXTRA_RUN_PATH})
 set(CMAKE_INSTALL_RPATH ${CMAKE_BUILD_RPATH})
 # DT_RPATH (not DT_RUNPATH) also applies to libraries loaded on behalf of ours, which is what keeps
 # libtorch_cuda's own dependencies on the same copies.

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Builds Albion on a GPU machine that already has a CUDA torch and the system libraries but no
-# package registry (the lent H100/H200 machines), then runs the GPU tests and a GPT-2 124M
+# Builds Albion on a GPU machine that has a CUDA toolkit, a CUDA torch, a compiler, CMake and ninja
+# but no package registry (the lent H100/H200 machines), then runs the GPU tests and a GPT-2 124M
 # throughput run. Logs go to $OUT (or ./gpu-check).
 #
 #   scripts/gpu_check.sh [python-with-torch] [stages=build,tests,kernels,train]
@@ -13,12 +13,12 @@
 # A lent machine stays warm only ~30 s after a call: name `build` in every call (a no-op when the
 # build directory is still there, a rebuild when the machine is fresh).
 #
-# Debian packages that machine lacks (headers only: libpcre2-dev, libp11-kit-dev) are expected as
-# .deb files in .debs/ and unpacked into a private prefix (.debs/ is git-ignored: the device call
-# must name it in `carry`):
-#   apt-get download libpcre2-dev libp11-kit-dev libboost1.74-dev libboost-program-options1.74-dev \
-#                    libboost-program-options1.74.0
-# (Boost comes whole, headers and library of one version, so they cannot disagree.)
+# That machine has none of the field's system libraries (OpenMPI, HDF5, Boost, OpenSSL's headers,
+# GoogleTest, ...). They come as Debian 12 packages: run scripts/gpu_debs.sh on a machine with the
+# registry, name .debs in the device call's `carry` (git-ignored, ~33 MB), and the build stage
+# unpacks them into a private prefix and builds against that prefix only, whatever the machine has
+# of its own. scripts/rehearse_gpu_build.sh tries this on a machine without a GPU, with the
+# system's copies hidden.
 #
 # $OUT returns at most 8 files, named [A-Za-z0-9._-]: runs and datasets live in $work, and $OUT
 # gets the logs below plus gpt2_results.jsonl, nothing else.
@@ -30,43 +30,75 @@ stage() { [[ ",$stages," == *",$1,"* ]]; }
 out=${OUT:-gpu-check}
 work=${ALBION_GPU_WORK:-/tmp/albion-gpu-check}
 mkdir -p "$out" "$work"
-prefix=/tmp/albion-prefix
-lib=$prefix/usr/lib/x86_64-linux-gnu
+prefix=${ALBION_GPU_PREFIX:-/tmp/albion-prefix}
+usr=$prefix/usr
+lib=$usr/lib/x86_64-linux-gnu
+wrappers=$prefix/wrappers
+# Where the prefix's libraries are (a few Debian 12 packages still install into /lib).
+run_path=$lib:$lib/openmpi/lib:$prefix/lib/x86_64-linux-gnu
+
+# OpenMPI from the prefix finds its components, help texts and daemon relative to OPAL_PREFIX.
+# (Under mpirun, which one GPU does not need, PMIx still looks for three optional components of
+# its own in /usr and says so; it goes on without them.)
+export OPAL_PREFIX=$usr
 
 build=build-gpu
 if stage build; then
-  # Everything the configure step will look for, reported at once (cmake stops at the first).
-  compgen -G ".debs/*.deb" >/dev/null || { echo "gpu_check: no .debs/*.deb (carry .debs in the device call)"; exit 1; }
-  for deb in .debs/*.deb; do dpkg -x "$deb" "$prefix"; done
-  missing=()
-  cuda_include=$(dirname "$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)")/../targets/x86_64-linux/include
-  have() { for d in /usr/include /usr/include/hdf5/serial /usr/lib/x86_64-linux-gnu/openmpi/include "$cuda_include" \
-                    "$prefix/usr/include" "$prefix/usr/include/p11-kit-1"; do [ -e "$d/$1" ] && return 0; done; return 1; }
-  # cublas_v2.h & co.: ATen/cuda/CUDAEvent.h (collectives/nccl_communicator.cpp) includes them.
-  for h in mpi.h hdf5.h openssl/evp.h nlohmann/json.hpp gtest/gtest.h sentencepiece_processor.h pcre2.h \
-           p11-kit/pkcs11.h boost/program_options.hpp cublas_v2.h cublasLt.h cusparse.h cusolverDn.h; do
-    have "$h" || missing+=("$h")
+  compgen -G ".debs/*.deb" >/dev/null ||
+    { echo "gpu_check: no .debs/*.deb (run scripts/gpu_debs.sh, and carry .debs in the device call)"; exit 1; }
+  # Unpacked again only when the packages change (dpkg keeps their files' times, but a second
+  # build on a warm machine should not even look).
+  if [ "$(cat "$prefix/.debs" 2>/dev/null)" != "$(ls .debs)" ]; then
+    rm -rf "$prefix"
+    for deb in .debs/*.deb; do dpkg -x "$deb" "$prefix"; done
+    # Debian's programs and libraries find each other in /usr (the cache, and run paths such as
+    # OpenMPI's, which also hide our binaries' run path from them): point every one at the prefix.
+    find "$prefix" -type f \( -name "*.so*" -o -path "*/bin/*" \) ! -name patchelf | while read -r elf; do
+      [ "$(head -c 4 "$elf" | od -An -tx1 | tr -d ' \n')" = 7f454c46 ] || continue  # \177ELF
+      "$usr/bin/patchelf" --force-rpath --set-rpath "$run_path" "$elf"
+    done
+    # The one link a package's install script makes that OpenMPI's components load (PSM).
+    ln -sf ../libpsm1/libpsm_infinipath.so.1.16 "$lib/libpsm_infinipath.so.1"
+    ls .debs > "$prefix/.debs"
+  fi
+  for tool in cmake ninja nvcc c++; do
+    command -v "$tool" >/dev/null || { echo "gpu_check: $tool not found on this machine"; exit 1; }
   done
-  for tool in pkg-config cmake ninja nvcc; do command -v "$tool" >/dev/null || missing+=("$tool"); done
-  command -v mpicxx >/dev/null || missing+=("mpicxx (openmpi-bin/libopenmpi-dev)")
-  # Advisory (MPI may live outside these folders, found through mpicxx): cmake has the last word.
-  if [ ${#missing[@]} -gt 0 ]; then echo "gpu_check: probably missing on this machine: ${missing[*]}"; fi
 
-  # The .pc files name /usr; point them at the prefix, and the dev symlink at the system's library.
-  sed -i "s|^prefix=.*|prefix=$prefix/usr|" "$lib"/pkgconfig/*.pc
-  ln -sf "$(ls /usr/lib/x86_64-linux-gnu/libpcre2-8.so.0* | head -1)" "$lib/libpcre2-8.so"
-  export PKG_CONFIG_PATH=$lib/pkgconfig
+  # Wrappers give the prefix's tools their settings: pkg-config reads the prefix's .pc files only,
+  # and prepends the prefix to the /usr paths they name; OpenMPI's look in OPAL_PREFIX.
+  mkdir -p "$wrappers"
+  wrap() {
+    printf '#!/bin/sh\nexport %s\nexec %s "$@"\n' "$2" "$3" > "$wrappers/$1"
+    chmod +x "$wrappers/$1"
+  }
+  wrap pkg-config "PKG_CONFIG_LIBDIR=$lib/pkgconfig:$usr/share/pkgconfig PKG_CONFIG_SYSROOT_DIR=$prefix" "$usr/bin/pkgconf"
+  wrap mpicxx "OPAL_PREFIX=$usr" "$usr/bin/mpicxx.openmpi"
+  wrap mpiexec "OPAL_PREFIX=$usr" "$usr/bin/mpiexec.openmpi"
 
   # Only this machine's architecture (sm_90 on an H100/H200), for our kernels and for the flags
   # torch's CMake config adds to every .cu file (TORCH_CUDA_ARCH_LIST, else sm_90 and sm_100).
-  cap=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1 | tr -d ' ' || true)
+  cap=${ALBION_GPU_COMPUTE_CAP:-$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1 | tr -d ' ' || true)}
   arch=${cap//./}
+  # Each library named by where the prefix has it: CMake would otherwise take a copy of the
+  # machine's own first (FindMPI asks the mpicxx on PATH; the other modules search /usr). FindHDF5
+  # would ask an h5cc on PATH: a "wrapper" that fails makes it search the include and library
+  # paths, where the prefix comes first.
   cmake -S . -B $build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DALBION_PYTHON="$python" \
     ${arch:+-DALBION_CUDA_ARCHITECTURES="$arch-real"} ${cap:+-DTORCH_CUDA_ARCH_LIST="$cap"} \
-    -DALBION_CLANGXX=OFF -DALBION_EMULATED_TESTS=OFF \
-    -DCMAKE_POLICY_VERSION_MINIMUM=3.5 -DCMAKE_INCLUDE_PATH="$prefix/usr/include" \
-    -DCMAKE_LIBRARY_PATH="$lib" -DBoost_DIR="$lib/cmake/Boost-1.74.0" \
-    -Dboost_program_options_DIR="$lib/cmake/boost_program_options-1.74.0" > "$out/configure.log" 2>&1 || { tail -30 "$out/configure.log"; exit 1; }
+    -DALBION_CLANGXX=OFF -DALBION_EMULATED_TESTS=OFF -DCMAKE_POLICY_VERSION_MINIMUM=3.5 \
+    -DCMAKE_PREFIX_PATH="$usr" -DCMAKE_INCLUDE_PATH="$usr/include" -DCMAKE_LIBRARY_PATH="$lib" \
+    -DALBION_EXTRA_RUN_PATH="${run_path//:/;}" \
+    -DPKG_CONFIG_EXECUTABLE="$wrappers/pkg-config" \
+    -DMPI_CXX_COMPILER="$wrappers/mpicxx" -DMPIEXEC_EXECUTABLE="$wrappers/mpiexec" \
+    -DOPENSSL_ROOT_DIR="$usr" -DHDF5_C_COMPILER_EXECUTABLE=/bin/false \
+    -DBoost_DIR="$lib/cmake/Boost-1.74.0" -Dboost_program_options_DIR="$lib/cmake/boost_program_options-1.74.0" \
+    > "$out/configure.log" 2>&1 || { tail -30 "$out/configure.log"; exit 1; }
+  # Nothing may come from the machine's own copies of what the prefix carries.
+  if grep -E "^(MPI|HDF5|OpenSSL|OPENSSL|Boost|boost|GTest|nlohmann|PCRE2|SENTENCEPIECE|ALBION_PKCS11)[A-Za-z0-9_]*:[A-Z]*=/usr/(include|lib)" \
+       $build/CMakeCache.txt; then
+    echo "gpu_check: the build found the libraries above outside $prefix"; exit 1
+  fi
   cmake --build $build -j "$(nproc)" > "$out/build.log" 2>&1 || { grep -E "error|FAILED" "$out/build.log" | head -30; exit 1; }
 fi
 if [ "$(id -u)" -eq 0 ]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi

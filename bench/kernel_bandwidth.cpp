@@ -287,10 +287,18 @@ void bench_cross_entropy(const Options& options, const Report& report, bool all_
       }
       at::Tensor leaf = logits.detach().clone().requires_grad_();
       const at::Tensor one = at::ones({}, t.dtype(at::kFloat));
+      const double eager_ms =
+          median_ms(options.device, [&] { forward_backward([&] { return eager_loss(leaf); }, one, {leaf}); });
       report.row("xent", "fwd+bwd", dtype, s.name, n, 2 * e * static_cast<double>(n),
                  median_ms(options.device,
                            [&] { albion::kernels::softmax_cross_entropy_(logits, targets, -100, true); }),
-                 median_ms(options.device, [&] { forward_backward([&] { return eager_loss(leaf); }, one, {leaf}); }));
+                 eager_ms);
+      // For comparison: a block per row, whatever the rows' size (the grid "xent" chooses for rows
+      // that fit in L2 with all blocks in flight; softmax_cross_entropy_blocks).
+      report.row("xent-rows", "fwd+bwd", dtype, s.name, n, 2 * e * static_cast<double>(n),
+                 median_ms(options.device,
+                           [&] { albion::kernels::softmax_cross_entropy_(logits, targets, -100, true, s.rows); }),
+                 eager_ms);
     }
   }
 }

@@ -61,9 +61,15 @@ if stage build; then
     ln -sf ../libpsm1/libpsm_infinipath.so.1.16 "$lib/libpsm_infinipath.so.1"
     ls .debs > "$prefix/.debs"
   fi
-  for tool in cmake ninja nvcc c++; do
+  for tool in cmake ninja nvcc; do
     command -v "$tool" >/dev/null || { echo "gpu_check: $tool not found on this machine"; exit 1; }
   done
+  command -v c++ >/dev/null || command -v g++ >/dev/null || { echo "gpu_check: no C++ compiler"; exit 1; }
+  # Debian 12's libraries need glibc 2.36 at most (only libevent, under OpenMPI, needs 2.36 itself).
+  glibc=$(getconf GNU_LIBC_VERSION | cut -d' ' -f2)
+  if [ "$(printf '%s\n2.36\n' "$glibc" | sort -V | head -1)" != 2.36 ]; then
+    echo "gpu_check: warning: glibc $glibc here; the carried OpenMPI's libevent needs 2.36"
+  fi
 
   # Wrappers give the prefix's tools their settings: pkg-config reads the prefix's .pc files only,
   # and prepends the prefix to the /usr paths they name; OpenMPI's look in OPAL_PREFIX.

@@ -1,8 +1,9 @@
 // File: kernels/cross_entropy/softmax_cross_entropy.cu
-// Softmax cross-entropy with the gradient written in place, one block per row. Reference:
+// Softmax cross-entropy with the gradient written in place, a block per row at a time. Reference:
 // softmax_cross_entropy_ref.cpp. Test: tests/kernels/softmax_cross_entropy_test.cpp.
 #include <cuda_bf16.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 
@@ -52,89 +53,141 @@ struct RowSplit {
   }
 };
 
+// Max and running sum of one pack; a pack of NaNs and -infs keeps its NaN (fmaxf skips NaN).
+template <typename P>
+__device__ __forceinline__ MaxSum pack_max_sum(const P& pack) {
+  MaxSum local{-INFINITY, 0.0f};
+#pragma unroll
+  for (const auto value : pack.values) local.max = fmaxf(local.max, to_float(value));
+  if (local.max != -INFINITY) {
+#pragma unroll
+    for (const auto value : pack.values) local.sum += __expf(to_float(value) - local.max);
+  } else {
+#pragma unroll
+    for (const auto value : pack.values) {
+      if (isnan(to_float(value))) local.sum = NAN;
+    }
+  }
+  return local;
+}
+
+// Packs each thread has in flight at once: the loads go out together, then the arithmetic.
+constexpr int kPacksInFlight = 4;
+
+// One row, by the whole block.
 template <typename T, int kVec>
-__global__ void softmax_cross_entropy_kernel(T* __restrict__ logits, const std::int64_t* __restrict__ targets,
-                                             float* __restrict__ losses, std::int64_t vocab,
-                                             std::int64_t ignore_index, bool write_gradient) {
+__device__ __forceinline__ void softmax_cross_entropy_row(T* __restrict__ row, std::int64_t target,
+                                                          float* __restrict__ loss, std::int64_t vocab,
+                                                          std::int64_t ignore_index, bool write_gradient) {
   using P = Pack<T, kVec>;
-  const std::int64_t r = blockIdx.x;
-  T* row = logits + r * vocab;
-  const std::int64_t target = targets[r];
+  const std::int64_t stride = blockDim.x;
   const RowSplit<T, kVec> split(row, vocab);
-  const P* packs = reinterpret_cast<const P*>(row + split.head);
+  P* packs = reinterpret_cast<P*>(row + split.head);
 
   if (target == ignore_index) {
-    if (threadIdx.x == 0) losses[r] = 0.0f;
+    if (threadIdx.x == 0) *loss = 0.0f;
     if (!write_gradient) return;
     const T zero = from_float<T>(0.0f);
-    for (std::int64_t j = threadIdx.x; j < vocab; j += blockDim.x) row[j] = zero;
+    for (std::int64_t j = threadIdx.x; j < vocab; j += stride) row[j] = zero;
     return;
   }
   const bool valid = target >= 0 && target < vocab;
 
   MaxSum acc{-INFINITY, 0.0f};
-  for (std::int64_t j = threadIdx.x; j < split.head; j += blockDim.x) add(acc, to_float(row[j]));
-  for (std::int64_t p = threadIdx.x; p < split.packs; p += blockDim.x) {
-    const P pack = packs[p];
-    MaxSum local{-INFINITY, 0.0f};
+  for (std::int64_t j = threadIdx.x; j < split.head; j += stride) add(acc, to_float(row[j]));
+  std::int64_t p = threadIdx.x;
+  for (; p + (kPacksInFlight - 1) * stride < split.packs; p += kPacksInFlight * stride) {
+    P batch[kPacksInFlight];
 #pragma unroll
-    for (int k = 0; k < kVec; ++k) local.max = fmaxf(local.max, to_float(pack.values[k]));
-    if (local.max != -INFINITY) {
+    for (int u = 0; u < kPacksInFlight; ++u) batch[u] = packs[p + u * stride];
 #pragma unroll
-      for (int k = 0; k < kVec; ++k) local.sum += __expf(to_float(pack.values[k]) - local.max);
-    } else {
-      // fmaxf skips NaN: a pack of NaNs and -infs has max -inf; keep its NaN in the sum.
-#pragma unroll
-      for (int k = 0; k < kVec; ++k) {
-        if (isnan(to_float(pack.values[k]))) local.sum = NAN;
-      }
-    }
-    acc = combine(acc, local);
+    for (int u = 0; u < kPacksInFlight; ++u) acc = combine(acc, pack_max_sum(batch[u]));
   }
-  for (std::int64_t j = split.tail + threadIdx.x; j < vocab; j += blockDim.x) add(acc, to_float(row[j]));
+  for (; p < split.packs; p += stride) acc = combine(acc, pack_max_sum(packs[p]));
+  for (std::int64_t j = split.tail + threadIdx.x; j < vocab; j += stride) add(acc, to_float(row[j]));
   // Read before the reduction's barrier, so before any thread starts overwriting the row.
   const float target_logit = valid ? to_float(row[target]) : NAN;
   const MaxSum total =
       block_reduce(acc, MaxSum{-INFINITY, 0.0f}, [](MaxSum a, MaxSum b) { return combine(a, b); });
   const float lse = total.max + logf(total.sum);
-  if (threadIdx.x == 0) losses[r] = lse - target_logit;
+  if (threadIdx.x == 0) *loss = lse - target_logit;
   if (!write_gradient) return;
 
   const float poison = valid ? 0.0f : NAN;
   const auto gradient = [&](std::int64_t j, float x) {
     return __expf(x - lse) - (j == target ? 1.0f : 0.0f) + poison;
   };
-  for (std::int64_t j = threadIdx.x; j < split.head; j += blockDim.x) {
+  const auto rewrite = [&](std::int64_t q, P& pack) {
+    const std::int64_t first = split.head + q * kVec;
+#pragma unroll
+    for (int k = 0; k < kVec; ++k) pack.values[k] = from_float<T>(gradient(first + k, to_float(pack.values[k])));
+    packs[q] = pack;
+  };
+  for (std::int64_t j = threadIdx.x; j < split.head; j += stride) {
     row[j] = from_float<T>(gradient(j, to_float(row[j])));
   }
   // Last packs first: they were read most recently, so they are the likeliest still in L2.
-  P* writable = reinterpret_cast<P*>(row + split.head);
-  for (std::int64_t p = split.packs - 1 - threadIdx.x; p >= 0; p -= blockDim.x) {
-    P pack = writable[p];
-    const std::int64_t first = split.head + p * kVec;
+  p = split.packs - 1 - threadIdx.x;
+  for (; p - (kPacksInFlight - 1) * stride >= 0; p -= kPacksInFlight * stride) {
+    P batch[kPacksInFlight];
 #pragma unroll
-    for (int k = 0; k < kVec; ++k) pack.values[k] = from_float<T>(gradient(first + k, to_float(pack.values[k])));
-    writable[p] = pack;
+    for (int u = 0; u < kPacksInFlight; ++u) batch[u] = packs[p - u * stride];
+#pragma unroll
+    for (int u = 0; u < kPacksInFlight; ++u) rewrite(p - u * stride, batch[u]);
   }
-  for (std::int64_t j = split.tail + threadIdx.x; j < vocab; j += blockDim.x) {
+  for (; p >= 0; p -= stride) {
+    P pack = packs[p];
+    rewrite(p, pack);
+  }
+  for (std::int64_t j = split.tail + threadIdx.x; j < vocab; j += stride) {
     row[j] = from_float<T>(gradient(j, to_float(row[j])));
+  }
+}
+
+// Block b takes rows b, b + gridDim.x, ...: one row each when the grid has a block per row.
+template <typename T, int kVec>
+__global__ void softmax_cross_entropy_kernel(T* __restrict__ logits, const std::int64_t* __restrict__ targets,
+                                             float* __restrict__ losses, std::int64_t rows, std::int64_t vocab,
+                                             std::int64_t ignore_index, bool write_gradient) {
+  for (std::int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
+    softmax_cross_entropy_row<T, kVec>(logits + r * vocab, targets[r], losses + r, vocab, ignore_index,
+                                       write_gradient);
   }
 }
 
 template <typename T>
 void launch_typed(const SoftmaxCrossEntropyParams& p, cudaStream_t stream) {
   constexpr int kVec = 16 / sizeof(T);
-  softmax_cross_entropy_kernel<T, kVec><<<static_cast<unsigned>(p.rows), kThreads, 0, stream>>>(
-      static_cast<T*>(p.logits), p.targets, p.losses, p.vocab, p.ignore_index, p.write_gradient);
+  const std::int64_t blocks = p.blocks > 0 ? std::min(p.blocks, p.rows) : p.rows;
+  softmax_cross_entropy_kernel<T, kVec><<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(
+      static_cast<T*>(p.logits), p.targets, p.losses, p.rows, p.vocab, p.ignore_index, p.write_gradient);
   ALBION_CUDA_CHECK(cudaGetLastError());
+}
+
+template <typename T>
+int resident_blocks_typed() {
+  int blocks = 0;
+  const auto kernel = &softmax_cross_entropy_kernel<T, 16 / sizeof(T)>;
+  ALBION_CUDA_CHECK(
+      cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, reinterpret_cast<const void*>(kernel), kThreads, 0));
+  return blocks;
 }
 
 }  // namespace
 
+int softmax_cross_entropy_resident_blocks(DType dtype) {
+  // Fixed for a build and an architecture: asked once per dtype.
+  static const int float32 = resident_blocks_typed<float>();
+  static const int bfloat16 = resident_blocks_typed<__nv_bfloat16>();
+  return dtype == DType::kFloat32 ? float32 : bfloat16;
+}
+
 void launch_softmax_cross_entropy(const SoftmaxCrossEntropyParams& params, cudaStream_t stream) {
   ALBION_CHECK(params.rows >= 0 && params.vocab > 0, "softmax cross-entropy: bad shape [", params.rows, ", ",
                params.vocab, "]");
-  ALBION_CHECK(params.rows <= 0x7fffffff, "softmax cross-entropy: ", params.rows, " rows exceed one grid");
+  ALBION_CHECK(params.blocks >= 0, "softmax cross-entropy: ", params.blocks, " blocks");
+  ALBION_CHECK(params.rows <= 0x7fffffff || (params.blocks > 0 && params.blocks <= 0x7fffffff),
+               "softmax cross-entropy: ", params.rows, " rows exceed one grid");
   if (params.rows == 0) return;
   switch (params.dtype) {
     case DType::kFloat32: launch_typed<float>(params, stream); break;

@@ -4,17 +4,18 @@
 // with target t (rows whose target is ignore_index: loss 0, gradient 0):
 //   loss[r]      = logsumexp(x[r, :]) - x[r, t]
 //   x[r, j]     <- softmax(x[r, :])[j] - (j == t)          (when write_gradient)
-// One block per row: an online max/sum pass, then a pass that writes the gradient, last packs
-// first (those are the likeliest still in L2; at 128,256 entries the rows of all resident blocks
-// outgrow L2, so part of the second read comes from memory). NaN anywhere in a row reaches its
-// loss and its whole gradient row. fp32 or bf16 logits, fp32 arithmetic, 16-byte packs inside each row
-// (rows need not start 16-byte aligned: vocabularies like GPT-2's 50,257 are odd).
+// A block takes a row at a time: an online max/sum pass, then a pass that writes the gradient,
+// last packs first (those were read last, so they are the likeliest still in L2). NaN anywhere in
+// a row reaches its loss and its whole gradient row. fp32 or bf16 logits, fp32 arithmetic, 16-byte
+// packs inside each row (rows need not start 16-byte aligned: vocabularies like GPT-2's 50,257 are
+// odd).
 // A target outside [0, vocab) that is not ignore_index gives a NaN loss and a NaN gradient row
 // (a kernel cannot throw; the CPU path refuses it).
 #pragma once
 
 #include <cuda_runtime_api.h>
 
+#include <algorithm>
 #include <cstdint>
 
 #include "kernels/common/dtype.h"
@@ -30,7 +31,29 @@ struct SoftmaxCrossEntropyParams {
   std::int64_t ignore_index = -100;
   bool write_gradient = true;
   DType dtype = DType::kFloat32;
+  std::int64_t blocks = 0;  // the grid: 0 for a block per row (softmax_cross_entropy_blocks)
 };
+
+// The grid for `rows` rows of `row_bytes` on a GPU with `multiprocessors`, each holding
+// `resident_blocks` of this kernel (softmax_cross_entropy_resident_blocks), and an L2 of
+// `l2_bytes`. A block per row keeps as many rows in flight as the GPU holds blocks. While those
+// rows fit in half of L2, the gradient pass re-reads each row from L2. Past that (GPT-2's
+// vocabulary in fp32, Llama 3's in bf16) much of the second read would come from memory, up to a
+// third more traffic; then a grid of fewer blocks per multiprocessor (halving down to one) takes
+// the rows in turn, fewer rows in flight.
+inline std::int64_t softmax_cross_entropy_blocks(std::int64_t rows, std::int64_t row_bytes, int multiprocessors,
+                                                 int resident_blocks, std::int64_t l2_bytes) {
+  if (multiprocessors <= 0 || resident_blocks <= 0) return rows;
+  std::int64_t per_multiprocessor = resident_blocks;
+  while (per_multiprocessor > 1 && per_multiprocessor * multiprocessors * row_bytes > l2_bytes / 2) {
+    per_multiprocessor /= 2;
+  }
+  if (per_multiprocessor == resident_blocks) return rows;
+  return std::min<std::int64_t>(rows, per_multiprocessor * multiprocessors);
+}
+
+// Blocks of the kernel for `dtype` that one multiprocessor of the current GPU holds at once.
+int softmax_cross_entropy_resident_blocks(DType dtype);
 
 void launch_softmax_cross_entropy(const SoftmaxCrossEntropyParams& params, cudaStream_t stream);
 

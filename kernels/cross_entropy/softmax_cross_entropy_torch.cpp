@@ -2,6 +2,8 @@
 // Torch layer of the softmax cross-entropy: boundary checks, then the CUDA launcher or the CPU
 // reference.
 
+#include <ATen/cuda/CUDAContext.h>
+
 #include "kernels/common/cpu_dispatch.h"
 #include "kernels/common/kernel_device.h"
 #include "kernels/common/tensor_checks.h"
@@ -12,7 +14,8 @@
 namespace albion::kernels {
 
 at::Tensor softmax_cross_entropy_(at::Tensor& logits, const at::Tensor& targets, std::int64_t ignore_index,
-                                  bool write_gradient) {
+                                  bool write_gradient, std::int64_t blocks) {
+  ALBION_CHECK_AS(UsageError, blocks >= 0, "cross-entropy: blocks must not be negative, got ", blocks);
   ALBION_CHECK_AS(UsageError, logits.dim() == 2 && logits.size(1) > 0, "cross-entropy: logits ", logits.sizes(),
                   " must be [rows, vocab] with a non-empty vocabulary");
   ALBION_CHECK_AS(UsageError, targets.dim() == 1 && targets.size(0) == logits.size(0) &&
@@ -36,6 +39,13 @@ at::Tensor softmax_cross_entropy_(at::Tensor& logits, const at::Tensor& targets,
     p.ignore_index = ignore_index;
     p.write_gradient = write_gradient;
     p.dtype = dtype;
+    p.blocks = blocks;
+    if (blocks == 0 && logits.is_cuda()) {
+      const cudaDeviceProp* device = at::cuda::getCurrentDeviceProperties();
+      p.blocks = softmax_cross_entropy_blocks(p.rows, p.vocab * static_cast<std::int64_t>(logits.element_size()),
+                                              device->multiProcessorCount,
+                                              softmax_cross_entropy_resident_blocks(dtype), device->l2CacheSize);
+    }
     launch_softmax_cross_entropy(p, launch.stream());
     if (write_gradient) mark_written_in_place(logits);
     return losses;

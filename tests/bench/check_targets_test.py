@@ -16,6 +16,7 @@ rmsnorm    fwd      bf16  large      268435456     0.3400     1.2000   3157.9   
 swiglu     fwd      bf16  large      268435456     0.5100     0.8000   3158.0   81.0%    1.57x
 gelu_bias  fwd+bwd  bf16  large      268435456     1.0000     1.5000   3000.0   76.9%    1.50x
 adamw      step     fp32  124M       124475904     1.2000     9.0000   2904.0   74.5%    7.50x
+xent-rows  fwd+bwd  bf16  large      525336576     0.7000     2.1000   3001.0   76.9%    3.00x
 """
 
 MEMORY = """eager tokens=8192 vocab=128256 hidden=2048 device=cuda:0 precision=fp32 loss=1.0e+05 peak_above_inputs_MB=13000 seconds=0.50
@@ -53,6 +54,10 @@ class CheckTargetsTest(unittest.TestCase):
                          r"met .* 1\.57x MISSED \(bytes cap it at 1\.67x: 94% of that\)$")
         self.assertRegex(self.line_with(lines, "gelu_bias", "large"), r"1\.50x MISSED \(bytes cap it at 1\.60x: 94%")
         self.assertRegex(self.line_with(lines, "adamw", "124M"), r"74\.5% MISSED .* 7\.50x met$")
+        # Another way of running a kernel is shown, without a verdict.
+        comparison = self.line_with(lines, "xent-rows")
+        self.assertRegex(comparison, r"76\.9% +3\.00x +\(a block per row, not a target\)$")
+        self.assertNotIn("MISSED", comparison)
 
     def test_memory_ratio_per_precision(self):
         lines = self.run_on({"cross_entropy_memory.log": MEMORY})

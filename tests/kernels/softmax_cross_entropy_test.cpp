@@ -4,13 +4,14 @@
 // fp64, bad targets, and (suite SoftmaxCrossEntropyCuda, label gpu; also on the CPU emulator in
 // kernels_on_emulator_test) the CUDA kernel against the reference on the same rounded logits,
 // losses poisoned first, odd vocabularies (rows that start off a 16-byte boundary) and a view that
-// starts mid-allocation.
+// starts mid-allocation; grids of fewer blocks than rows, and how the GPU path chooses its grid.
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 #include <torch/csrc/autograd/autograd.h>
 
 #include <limits>
 
+#include "kernels/cross_entropy/softmax_cross_entropy.cuh"
 #include "kernels/cross_entropy/softmax_cross_entropy.h"
 #include "runtime/base/error.h"
 #include "tests/kernels/kernel_device.h"
@@ -89,6 +90,28 @@ TEST(SoftmaxCrossEntropy, RefusesBadTargetsAndShapes) {
   EXPECT_THROW(softmax_cross_entropy_(empty_vocab, at::tensor({0, 1}, at::kLong), kIgnore, true), UsageError);
 }
 
+// The grid the GPU path chooses (softmax_cross_entropy_blocks): a block per row while the rows the
+// resident blocks keep in flight fit in half of L2; past that, fewer blocks looping over the rows.
+TEST(SoftmaxCrossEntropy, GridKeepsRowsInFlightWithinHalfOfL2) {
+  constexpr std::int64_t kMiB = 1 << 20;
+  constexpr int kH100 = 132;  // multiprocessors; L2 50 MiB (the H200: 60 MiB)
+  // A block per row: 4 resident blocks x 132 x 40 KB = 21 MB fits in 25 MiB.
+  EXPECT_EQ(softmax_cross_entropy_blocks(8192, 40'000, kH100, 4, 50 * kMiB), 8192);
+  // GPT-2's vocabulary in bf16 (100.5 KB rows): 2 blocks per multiprocessor fit in the H200's 30
+  // MiB, only 1 in the H100's 25; 3 resident blocks halve to 1.
+  EXPECT_EQ(softmax_cross_entropy_blocks(8192, 2 * 50'257, kH100, 4, 60 * kMiB), 2 * kH100);
+  EXPECT_EQ(softmax_cross_entropy_blocks(8192, 2 * 50'257, kH100, 4, 50 * kMiB), kH100);
+  EXPECT_EQ(softmax_cross_entropy_blocks(8192, 2 * 50'257, kH100, 3, 60 * kMiB), kH100);
+  // GPT-2's in fp32 and Llama 3's in bf16 or fp32: never fewer than a block per multiprocessor.
+  EXPECT_EQ(softmax_cross_entropy_blocks(8192, 4 * 50'257, kH100, 2, 50 * kMiB), kH100);
+  EXPECT_EQ(softmax_cross_entropy_blocks(8192, 2 * 128'256, kH100, 2, 60 * kMiB), kH100);
+  EXPECT_EQ(softmax_cross_entropy_blocks(8192, 4 * 128'256, kH100, 4, 60 * kMiB), kH100);
+  // Never more blocks than rows; one resident block, or an unknown device, gets a block per row.
+  EXPECT_EQ(softmax_cross_entropy_blocks(7, 4 * 128'256, kH100, 4, 50 * kMiB), 7);
+  EXPECT_EQ(softmax_cross_entropy_blocks(8192, 4 * 128'256, kH100, 1, 50 * kMiB), 8192);
+  EXPECT_EQ(softmax_cross_entropy_blocks(8192, 4 * 128'256, 0, 0, 0), 8192);
+}
+
 class SoftmaxCrossEntropyCuda : public testing::TestWithParam<std::tuple<std::int64_t, at::ScalarType>> {};
 
 TEST_P(SoftmaxCrossEntropyCuda, KernelMatchesTheReference) {
@@ -128,6 +151,40 @@ TEST_P(SoftmaxCrossEntropyCuda, KernelMatchesTheReference) {
   }
   EXPECT_TRUE(at::equal(untouched, before));
   EXPECT_LT(max_error_relative_to_scale(loss_only, expected_losses), tolerance);
+}
+
+// Blocks that take several rows each, in turn (the grid for rows that outgrow L2), write the same
+// bits as a block per row: each row is still one block's, swept by the same threads.
+TEST(SoftmaxCrossEntropyGridCuda, FewerBlocksThanRowsGiveTheSameBits) {
+  ALBION_SKIP_WITHOUT_KERNEL_DEVICE();
+  at::manual_seed(11);
+  const std::int64_t rows = 37;
+  const std::int64_t vocab = 4099;  // rows start at every 16-byte offset
+  for (at::ScalarType dtype : {at::kFloat, at::kBFloat16}) {
+    const at::Tensor logits = to_kernel_device((at::randn({rows, vocab}) * 3).to(dtype));
+    const at::Tensor targets = to_kernel_device(random_targets(rows, vocab));
+    at::Tensor per_row_gradient = logits.clone();
+    at::Tensor per_row_losses;
+    {
+      const OnKernelDevice on_device;
+      per_row_losses = softmax_cross_entropy_(per_row_gradient, targets, kIgnore, true, rows);
+    }
+    for (std::int64_t blocks : {1, 5, 36}) {
+      at::Tensor gradient = logits.clone();
+      at::Tensor losses;
+      at::Tensor loss_only;
+      {
+        const OnKernelDevice on_device;
+        poison_kernel_allocator(rows * 4);
+        losses = softmax_cross_entropy_(gradient, targets, kIgnore, true, blocks);
+        at::Tensor untouched = logits.clone();
+        loss_only = softmax_cross_entropy_(untouched, targets, kIgnore, false, blocks);
+      }
+      EXPECT_TRUE(at::equal(losses, per_row_losses)) << dtype << " " << blocks;
+      EXPECT_TRUE(at::equal(loss_only, per_row_losses)) << dtype << " " << blocks;
+      EXPECT_TRUE(at::equal(gradient, per_row_gradient)) << dtype << " " << blocks;
+    }
+  }
 }
 
 TEST(SoftmaxCrossEntropyBadTargetCuda, GivesNaN) {
@@ -174,8 +231,9 @@ TEST(SoftmaxCrossEntropyNanCuda, ANaNLogitReachesLossAndGradient) {
   }
 }
 
+// 16,001: some thread's last batch of packs ends exactly at either end of the row (fp32 and bf16).
 INSTANTIATE_TEST_SUITE_P(Vocabularies, SoftmaxCrossEntropyCuda,
-                         testing::Combine(testing::Values<std::int64_t>(1, 7, 8, 4099, 50257),
+                         testing::Combine(testing::Values<std::int64_t>(1, 7, 8, 4099, 16001, 50257),
                                           testing::Values(at::kFloat, at::kBFloat16)));
 
 }  // namespace

@@ -43,6 +43,8 @@ default_checks='
   export OPAL_PREFIX=/tmp/albion-prefix/usr OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
   build-gpu/bin/albion doctor || true
   ctest --test-dir build-gpu -L cpu -j "$(nproc)" --output-on-failure
+  echo "== the gpu-labelled tests start (and skip: no GPU here)"
+  ctest --test-dir build-gpu -L gpu -j "$(nproc)" --output-on-failure | tail -3
   echo "== two ranks under the prefix'"'"'s mpirun"
   /tmp/albion-prefix/wrappers/mpiexec -np 2 --oversubscribe build-gpu/tests/collectives_test \
     --gtest_filter=-*Cuda.* --gtest_brief=1

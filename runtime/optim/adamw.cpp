@@ -10,6 +10,7 @@
 #include "kernels/common/kernel_device.h"
 #include "kernels/grad_norm/grad_norm.h"
 #include "runtime/base/check.h"
+#include "runtime/base/log.h"
 
 namespace albion::optim {
 
@@ -46,9 +47,17 @@ bool AdamW::fused_step(double lr, double bias1, double bias2) {
   for (OptimizedParameter& p : parameters_) {
     const at::Tensor& grad = p.gradient();
     if (!grad.defined()) continue;
-    if (!kernels::runs_kernels(p.parameter) || p.parameter.scalar_type() != at::kFloat ||
-        grad.scalar_type() != at::kFloat || !p.parameter.is_contiguous() || !grad.is_contiguous()) {
-      return false;  // the kernel's contract does not hold: take the torch path for all of them
+    // Where the kernel's contract does not hold, the torch path takes all of them.
+    if (!kernels::runs_kernels(p.parameter)) return false;  // the CPU: torch's ops are its path
+    if (p.parameter.scalar_type() != at::kFloat || grad.scalar_type() != at::kFloat ||
+        !p.parameter.is_contiguous() || !grad.is_contiguous()) {
+      if (!warned_unfused_) {
+        log::warning("AdamW: ", p.name, " (", p.parameter.scalar_type(), ", gradient ", grad.scalar_type(),
+                     p.parameter.is_contiguous() && grad.is_contiguous() ? "" : ", not contiguous",
+                     ") does not fit the fused kernel (fp32, contiguous); every step takes torch's ops");
+        warned_unfused_ = true;
+      }
+      return false;
     }
     if (!p.exp_avg.defined()) {
       p.exp_avg = at::zeros_like(p.parameter, at::kFloat);

@@ -63,13 +63,16 @@ class AdamW {
   std::int64_t state_bytes() const;
 
  private:
-  // One multi-tensor launch; false (nothing done) when a parameter is not fp32 CUDA.
+  // One multi-tensor launch; false (nothing done) when a parameter is not fp32 CUDA. A parameter
+  // on the GPU that does not fit the kernel (another dtype, not contiguous) is named in a warning,
+  // once: the run goes on with torch's ops, slower, and a user who asked for fused should know.
   bool fused_step(double lr, double bias1, double bias2);
 
   std::vector<OptimizedParameter> parameters_;
   AdamWOptions options_;
   std::int64_t step_count_ = 0;
   std::int64_t fused_steps_ = 0;
+  bool warned_unfused_ = false;
 };
 
 // Scales all gradients so their global L2 norm is at most `max_norm` (0: no clipping).

@@ -2,7 +2,7 @@
 // AdamW against the update rule written out independently in fp64, weight decay only where asked,
 // global-norm clipping, and the learning-rate schedules at their landmarks; and (suite AdamWCuda,
 // label gpu; also on the CPU emulator in optim_on_emulator_test) the fused step and gradient norm
-// against the torch path on the kernel device.
+// against the torch path on the kernel device, and the warning when a parameter cannot take it.
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
@@ -138,6 +138,32 @@ TEST(AdamWCuda, FusedStepAndNormMatchTheTorchPath) {
     EXPECT_TRUE(at::allclose(fused_grad, torch_ops.parameters()[i].parameter.grad().cpu(), 1e-5, 1e-8))
         << fused.parameters()[i].name;
   }
+}
+
+// options.fused with a parameter the kernel does not take (bf16 on the kernel device): every step
+// takes torch's ops, and a warning names the parameter once.
+TEST(AdamWCuda, AParameterTheKernelCannotTakeIsNamedOnce) {
+  ALBION_SKIP_WITHOUT_KERNEL_DEVICE();
+  using kernels::to_kernel_device;
+  std::vector<OptimizedParameter> params;
+  params.push_back(parameter("fits", to_kernel_device(at::randn({8})).requires_grad_(), true));
+  params.push_back(parameter("half", to_kernel_device(at::randn({8}).to(at::kBFloat16)).requires_grad_(), true));
+  AdamWOptions options;
+  options.fused = true;
+  AdamW adamw(params, options);
+  testing::internal::CaptureStderr();
+  for (int step = 0; step < 3; ++step) {
+    for (OptimizedParameter& p : adamw.parameters()) p.parameter.mutable_grad() = at::ones_like(p.parameter);
+    const kernels::OnKernelDevice on_device;
+    adamw.step(1e-2);
+  }
+  const std::string log = testing::internal::GetCapturedStderr();
+  EXPECT_EQ(adamw.fused_steps(), 0);
+  EXPECT_EQ(adamw.step_count(), 3);
+  EXPECT_NE(log.find("AdamW: half (BFloat16, gradient BFloat16) does not fit the fused kernel"), std::string::npos)
+      << log;
+  EXPECT_EQ(log.find("AdamW:"), log.rfind("AdamW:")) << "warned more than once:\n" << log;
+  EXPECT_FALSE(adamw.parameters()[1].parameter.detach().cpu().isnan().any().item<bool>());
 }
 
 TEST(LrSchedule, CosineWarmupAndFloor) {

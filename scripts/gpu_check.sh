@@ -46,29 +46,32 @@ build=build-gpu
 if stage build; then
   compgen -G ".debs/*.deb" >/dev/null ||
     { echo "gpu_check: no .debs/*.deb (run scripts/gpu_debs.sh, and carry .debs in the device call)"; exit 1; }
+  for tool in dpkg cmake ninja nvcc; do
+    command -v "$tool" >/dev/null || { echo "gpu_check: $tool not found on this machine"; exit 1; }
+  done
+  command -v c++ >/dev/null || command -v g++ >/dev/null || { echo "gpu_check: no C++ compiler"; exit 1; }
+  # Debian 12's libraries need glibc 2.36 (libevent, under OpenMPI, uses its newest symbols).
+  glibc=$(getconf GNU_LIBC_VERSION 2>/dev/null | cut -d' ' -f2 || true)
+  if [ -n "$glibc" ] && [ "$(printf '%s\n2.36\n' "$glibc" | sort -V | head -1)" != 2.36 ]; then
+    echo "gpu_check: glibc $glibc here; the carried Debian 12 libraries need 2.36"; exit 1
+  fi
   # Unpacked again only when the packages change (dpkg keeps their files' times, but a second
   # build on a warm machine should not even look).
   if [ "$(cat "$prefix/.debs" 2>/dev/null)" != "$(ls .debs)" ]; then
     rm -rf "$prefix"
     for deb in .debs/*.deb; do dpkg -x "$deb" "$prefix"; done
     # Debian's programs and libraries find each other in /usr (the cache, and run paths such as
-    # OpenMPI's, which also hide our binaries' run path from them): point every one at the prefix.
+    # OpenMPI's and UCX's, which also hide our binaries' run path from them): each one's own run
+    # path moves into the prefix, then the prefix's library folders follow.
     find "$prefix" -type f \( -name "*.so*" -o -path "*/bin/*" \) ! -name patchelf | while read -r elf; do
       [ "$(head -c 4 "$elf" | od -An -tx1 | tr -d ' \n')" = 7f454c46 ] || continue  # \177ELF
-      "$usr/bin/patchelf" --force-rpath --set-rpath "$run_path" "$elf"
+      own=$("$usr/bin/patchelf" --print-rpath "$elf" | sed -E "s#(^|:)/#\1$prefix/#g")
+      "$usr/bin/patchelf" --force-rpath --set-rpath "${own:+$own:}$run_path" "$elf"
     done
     # The one link a package's install script makes that OpenMPI's components load (PSM).
     ln -sf ../libpsm1/libpsm_infinipath.so.1.16 "$lib/libpsm_infinipath.so.1"
     ls .debs > "$prefix/.debs"
-  fi
-  for tool in cmake ninja nvcc; do
-    command -v "$tool" >/dev/null || { echo "gpu_check: $tool not found on this machine"; exit 1; }
-  done
-  command -v c++ >/dev/null || command -v g++ >/dev/null || { echo "gpu_check: no C++ compiler"; exit 1; }
-  # Debian 12's libraries need glibc 2.36 at most (only libevent, under OpenMPI, needs 2.36 itself).
-  glibc=$(getconf GNU_LIBC_VERSION | cut -d' ' -f2)
-  if [ "$(printf '%s\n2.36\n' "$glibc" | sort -V | head -1)" != 2.36 ]; then
-    echo "gpu_check: warning: glibc $glibc here; the carried OpenMPI's libevent needs 2.36"
+    rm -f "$build/CMakeCache.txt"  # a new prefix: every library is looked for again
   fi
 
   # Wrappers give the prefix's tools their settings: pkg-config reads the prefix's .pc files only,
@@ -100,12 +103,20 @@ if stage build; then
     -DOPENSSL_ROOT_DIR="$usr" -DHDF5_C_COMPILER_EXECUTABLE=/bin/false \
     -DBoost_DIR="$lib/cmake/Boost-1.74.0" -Dboost_program_options_DIR="$lib/cmake/boost_program_options-1.74.0" \
     > "$out/configure.log" 2>&1 || { tail -30 "$out/configure.log"; exit 1; }
-  # Nothing may come from the machine's own copies of what the prefix carries.
-  if grep -E "^(MPI|HDF5|OpenSSL|OPENSSL|Boost|boost|GTest|nlohmann|PCRE2|SENTENCEPIECE|ALBION_PKCS11)[A-Za-z0-9_]*:[A-Z]*=/usr/(include|lib)" \
-       $build/CMakeCache.txt; then
-    echo "gpu_check: the build found the libraries above outside $prefix"; exit 1
+  # Nothing may come from the machine's own copies of what the prefix carries: every path CMake
+  # found for these libraries lies in the prefix.
+  outside=$(grep -E "^(MPI|HDF5|OpenSSL|OPENSSL|Boost|boost|GTest|nlohmann|PCRE2|SENTENCEPIECE|pkgcfg_lib|ALBION_PKCS11)[A-Za-z0-9_]*:[A-Z]*=" \
+              $build/CMakeCache.txt | cut -d= -f2- | tr ';' '\n' | grep "^/" | grep -v -e "^$prefix/" -e "^/bin/false$" || true)
+  if [ -n "$outside" ]; then
+    echo "gpu_check: the build found these outside $prefix:" $outside; exit 1
   fi
   cmake --build $build -j "$(nproc)" > "$out/build.log" 2>&1 || { grep -E "error|FAILED" "$out/build.log" | head -30; exit 1; }
+  # And the built program loads the prefix's copies (its run path, not the machine's cache).
+  outside=$(ldd $build/bin/albion | grep -E "(mpi|open-pal|open-rte|hdf5|boost|sentencepiece|pcre2|crypto|pmix|hwloc|event).* => " |
+              grep -v " => $prefix/" || true)
+  if [ -n "$outside" ] || ldd $build/bin/albion | grep -q "not found"; then
+    echo "gpu_check: albion loads libraries from outside $prefix:"; ldd $build/bin/albion | grep -v " => $prefix/"; exit 1
+  fi
 fi
 if [ "$(id -u)" -eq 0 ]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
 

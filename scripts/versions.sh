@@ -35,5 +35,6 @@ ALBION_GPU_MACHINE_DEBS=(
   libnl-3-200 libnl-route-3-200 libsz2 libaec0 libatomic1
   libcurl4 libnghttp2-14 libidn2-0 libunistring2 libpsl5 librtmp1 libssh2-1 libgnutls30
   libhogweed6 libnettle8 libgmp10 libtasn1-6 libp11-kit0 libffi8 libgssapi-krb5-2 libkrb5-3
-  libk5crypto3 libkrb5support0 libldap-2.5-0 libsasl2-2 libbrotli1 libzstd1 libudev1 libuuid1
+  libk5crypto3 libkrb5support0 libkeyutils1 libcom-err2 libldap-2.5-0 libsasl2-2 libbrotli1 libzstd1
+  libudev1 libuuid1
 )

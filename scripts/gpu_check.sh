@@ -24,7 +24,8 @@
 # gets the logs below plus gpt2_results.jsonl, nothing else.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-python=${1:-$(command -v python3)}
+# An absolute path: CMake checks that it exists.
+python=$(command -v "${1:-python3}") || { echo "gpu_check: no python ${1:-python3}"; exit 1; }
 stages=${2:-build,tests,kernels,train}
 stage() { [[ ",$stages," == *",$1,"* ]]; }
 out=${OUT:-gpu-check}

@@ -34,7 +34,7 @@ echo "rehearse_gpu_build: hiding $(wc -l < "$hidden") system files of the carrie
 
 default_checks='
   set -eo pipefail
-  bash scripts/gpu_check.sh "$ALBION_REHEARSE_PYTHON" build
+  bash scripts/gpu_check.sh python3 build  # as the device call runs it: python3 from PATH
   echo "== every program and library of the prefix finds what it loads in the prefix"
   # Outside it only what any image has: glibc, the C++ and GCC runtimes, zlib.
   find /tmp/albion-prefix -type f \( -name "*.so*" -o -path "*/bin/*" \) | while read -r elf; do

@@ -22,6 +22,8 @@
 #
 # $OUT returns at most 8 files, named [A-Za-z0-9._-]: runs and datasets live in $work, and $OUT
 # gets the logs below plus gpt2_results.jsonl, nothing else.
+# Environment: ALBION_GPU_WORK (runs; /tmp/albion-gpu-check), ALBION_GPU_PREFIX (the unpacked
+# packages; /tmp/albion-prefix), ALBION_GPU_COMPUTE_CAP (e.g. 9.0, instead of asking nvidia-smi).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # An absolute path: CMake checks that it exists.

@@ -115,10 +115,11 @@ if stage build; then
   fi
   cmake --build $build -j "$(nproc)" > "$out/build.log" 2>&1 || { grep -E "error|FAILED" "$out/build.log" | head -30; exit 1; }
   # And the built program loads the prefix's copies (its run path, not the machine's cache).
-  outside=$(ldd $build/bin/albion | grep -E "(mpi|open-pal|open-rte|hdf5|boost|sentencepiece|pcre2|crypto|pmix|hwloc|event).* => " |
+  loaded=$(ldd $build/bin/albion)
+  outside=$(grep -E "(mpi|open-pal|open-rte|hdf5|boost|sentencepiece|pcre2|crypto|pmix|hwloc|event).* => " <<< "$loaded" |
               grep -v " => $prefix/" || true)
-  if [ -n "$outside" ] || ldd $build/bin/albion | grep -q "not found"; then
-    echo "gpu_check: albion loads libraries from outside $prefix:"; ldd $build/bin/albion | grep -v " => $prefix/"; exit 1
+  if [ -n "$outside" ] || grep -q "not found" <<< "$loaded"; then
+    echo "gpu_check: albion loads libraries from outside $prefix:"; grep -v " => $prefix/" <<< "$loaded"; exit 1
   fi
 fi
 if [ "$(id -u)" -eq 0 ]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi

@@ -32,27 +32,29 @@ done > "$hidden"
 [ -d /usr/include/boost ] && echo "dir /usr/include/boost" >> "$hidden"
 echo "rehearse_gpu_build: hiding $(wc -l < "$hidden") system files of the carried packages"
 
+# gpu_check.sh's prefix, named once for both.
+export ALBION_GPU_PREFIX=${ALBION_GPU_PREFIX:-/tmp/albion-prefix}
 default_checks='
   set -eo pipefail
   bash scripts/gpu_check.sh python3 build  # as the device call runs it: python3 from PATH
   echo "== every program and library of the prefix finds what it loads in the prefix"
   # Outside it only what any image has: glibc, the C++ and GCC runtimes, zlib.
-  find /tmp/albion-prefix -type f \( -name "*.so*" -o -path "*/bin/*" \) | while read -r elf; do
+  find "$ALBION_GPU_PREFIX" -type f \( -name "*.so*" -o -path "*/bin/*" \) | while read -r elf; do
     file -b "$elf" | grep -q ELF || continue
-    ldd "$elf" 2>/dev/null | grep "=>" | grep -v " => /tmp/albion-prefix/" |
+    ldd "$elf" 2>/dev/null | grep "=>" | grep -v " => $ALBION_GPU_PREFIX/" |
       grep -v -E "^\s*(libc|libm|libdl|libpthread|librt|libresolv|libutil|libstdc\+\+|libgcc_s|libz)\.so" |
       sed "s#^#$elf: #" || true
   done > /tmp/rehearse-outside.txt
   if [ -s /tmp/rehearse-outside.txt ]; then cat /tmp/rehearse-outside.txt; exit 1; fi
   ldd build-gpu/bin/albion | grep -E "mpi|open-pal|hdf5|boost|sentencepiece|pcre2|crypto"
   echo "== CPU checks of the built programs"
-  export OPAL_PREFIX=/tmp/albion-prefix/usr OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+  export OPAL_PREFIX=$ALBION_GPU_PREFIX/usr OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
   build-gpu/bin/albion doctor || true
   ctest --test-dir build-gpu -L cpu -j "$(nproc)" --output-on-failure
   echo "== the gpu-labelled tests start (and skip: no GPU here)"
   ctest --test-dir build-gpu -L gpu -j "$(nproc)" --output-on-failure | tail -3
   echo "== two ranks under the prefix'"'"'s mpirun"
-  /tmp/albion-prefix/wrappers/mpiexec -np 2 --oversubscribe build-gpu/tests/collectives_test \
+  "$ALBION_GPU_PREFIX/wrappers/mpiexec" -np 2 --oversubscribe build-gpu/tests/collectives_test \
     --gtest_filter=-*Cuda.* --gtest_brief=1
   echo "== the train stage, on the CPU (tiny model): albion train, PyTorch eager and compile"
   SMOKE=1 bash bench/gpt2_throughput.sh build-gpu "$ALBION_REHEARSE_PYTHON" 4 /tmp/rehearse-gpt2

@@ -53,6 +53,11 @@ if stage build; then
     command -v "$tool" >/dev/null || { echo "gpu_check: $tool not found on this machine"; exit 1; }
   done
   command -v c++ >/dev/null || command -v g++ >/dev/null || { echo "gpu_check: no C++ compiler"; exit 1; }
+  # The image's versions, for the log (its CMake, say, is whatever pip installed there).
+  echo "gpu_check: $(cmake --version | head -1); nvcc $(nvcc --version | grep -o 'release [0-9.]*');" \
+    "$(c++ --version 2>/dev/null | head -1 || g++ --version | head -1);" \
+    "torch $("$python" -c 'import torch; print(torch.__version__)' 2>&1 | tail -1);" \
+    "$(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | head -1 || echo 'no nvidia-smi')"
   # Debian 12's libraries need glibc 2.36 (libevent, under OpenMPI, uses its newest symbols).
   glibc=$(getconf GNU_LIBC_VERSION 2>/dev/null | cut -d' ' -f2 || true)
   if [ -n "$glibc" ] && [ "$(printf '%s\n2.36\n' "$glibc" | sort -V | head -1)" != 2.36 ]; then

@@ -7,8 +7,9 @@
 #
 # Every run: micro-batches of 16 x 1024 tokens, 4 per optimizer step (65,536 tokens), bf16
 # autocast over fp32 parameters. tokens/s: median over the steps after the first 3; MFU: the same
-# formula and peak table for all; peak memory: the CUDA caching allocator's. SMOKE=1 runs the tiny
-# model on the CPU instead, to check the script itself.
+# formula and peak table for all; peak memory: the CUDA caching allocator's. Then two short
+# profiled runs (fused and unfused) print where a step's time goes. SMOKE=1 runs the tiny model on
+# the CPU instead, to check the script itself.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 build=${1:-build}
@@ -25,14 +26,21 @@ else
         --data.tokenizer=hf:tests/runtime/tokenizers/fixtures/gpt2/tokenizer.json)
 fi
 
+# albion train NAME FUSED STEPS [more overrides]: the benchmark's run, its log in $out/NAME.log.
+albion_train() {
+  local name=$1 fused=$2 run_steps=$3
+  shift 3
+  "$build/bin/albion" train "$recipe" --run.dir="$out/$name" "${data[@]}" --run.device="$device" \
+    --model.fused_kernels="$fused" --train.seq_len="$seq" --train.micro_batch="$micro" \
+    --train.global_batch_tokens=$((micro * seq * accum)) --train.steps="$run_steps" --optim.warmup_steps=2 \
+    --eval.interval=0 --eval.sample_tokens=0 --log.interval=1 --log.tensorboard=false --checkpoint.interval=0 \
+    "$@" >"$out/$name.log" 2>&1 || { tail -5 "$out/$name.log" >&2; return 1; }
+}
+
 # One JSON line per run, like gpt2_step_torch.py's, from Albion's metrics and log.
 albion_run() {
   local name=$1 fused=$2
-  "$build/bin/albion" train "$recipe" --run.dir="$out/$name" "${data[@]}" --run.device="$device" \
-    --model.fused_kernels="$fused" --train.seq_len="$seq" --train.micro_batch="$micro" \
-    --train.global_batch_tokens=$((micro * seq * accum)) --train.steps="$steps" --optim.warmup_steps=2 \
-    --eval.interval=0 --eval.sample_tokens=0 --log.interval=1 --log.tensorboard=false --checkpoint.interval=0 >"$out/$name.log" 2>&1 ||
-    { tail -5 "$out/$name.log" >&2; return 1; }
+  albion_train "$name" "$fused" "$steps" || return 1
   "$python" - "$name" "$out/$name" <<'PY'
 import json, re, statistics, sys
 name, run_dir = sys.argv[1], sys.argv[2]
@@ -71,3 +79,15 @@ for r in runs:
     print(f"{r['run']:<16} {r['tokens_per_s']:>10.0f} {r['tokens_per_s'] / base:>8.2f}x {mfu:>7} {peak:>9}  "
           f"{r.get('sdpa_backend') or '-'}")
 PY
+
+# Where a step's time goes, fused and unfused: torch's profiler over steps 4-5 of two short runs,
+# apart from the timed runs above. Each run's trace and full table: $out/<name>/profile/.
+for fused in true false; do
+  name="albion profile fused=$fused"
+  if albion_train "$name" "$fused" 5 --profile.start_step=4 --profile.steps=2; then
+    echo "== $name"
+    head -32 "$out/$name/profile/rank0.summary.txt"
+  else
+    echo "$name: FAILED (see $out/$name.log)" >&2
+  fi
+done

@@ -9,7 +9,7 @@
 # tests (the gpu-labelled tests); kernels (bench/kernel_bandwidth, the fused cross-entropy's peak
 # memory against eager at 8,192 tokens x 128,256 vocabulary, fp32 and under bf16 autocast); train
 # (bench/gpt2_throughput.sh: GPT-2 124M with fused kernels on and off, next to PyTorch eager and
-# torch.compile). Every call ends with bench/check_targets.py: each target, met or missed.
+# torch.compile, then each Albion run's costliest kernels from a profiled window). Every call ends with bench/check_targets.py: each target, met or missed.
 # A lent machine stays warm only ~30 s after a call: name `build` in every call (a no-op when the
 # build directory is still there, a rebuild when the machine is fresh).
 #

@@ -68,6 +68,8 @@ void Recipe::validate() const {
   require(eval.top_k >= 0, "eval.top_k", "must be >= 0" + got(eval.top_k));
   require(eval.temperature > 0, "eval.temperature", "must be positive" + got(eval.temperature));
   require(log.interval > 0, "log.interval", "must be positive" + got(log.interval));
+  require(profile.steps >= 0, "profile.steps", "must be >= 0" + got(profile.steps));
+  require(profile.start_step >= 1, "profile.start_step", "must be >= 1" + got(profile.start_step));
   const std::set<std::string> dtypes = {"auto", "fp32", "bf16"};
   require(dtypes.count(precision.dtype) > 0, "precision.dtype",
           "must be auto, fp32 or bf16, got '" + precision.dtype + "'");

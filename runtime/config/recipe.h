@@ -72,6 +72,11 @@ struct LogConfig {
   bool tensorboard = true;
 };
 
+struct ProfileConfig {
+  std::int64_t steps = 0;       // steps recorded by torch's profiler; 0: none
+  std::int64_t start_step = 4;  // first recorded step, from 1 as in the log (after warm-up)
+};
+
 struct PrecisionConfig {
   std::string dtype = "auto";  // auto (bf16 on GPU, fp32 on CPU), fp32, bf16
   bool allow_tf32 = true;
@@ -106,6 +111,7 @@ struct Recipe {
   OptimConfig optim;
   EvalConfig eval;
   LogConfig log;
+  ProfileConfig profile;
   PrecisionConfig precision;
   ParallelConfig parallel;
   CheckpointConfig checkpoint;

@@ -120,6 +120,11 @@ RecipeSchema::RecipeSchema(Recipe& r) {
   key("log.interval", r.log.interval, "steps between metric records");
   key("log.tensorboard", r.log.tensorboard, "also write TensorBoard event files");
 
+  key("profile.steps", r.profile.steps, "steps to record with torch's profiler (0: none): per rank, a "
+      "Chrome trace and a table of the costliest kernels and ops, in run.dir/profile/");
+  key("profile.start_step", r.profile.start_step, "first recorded step, counted from 1 as in the log "
+      "(the first steps warm up the allocator and autotuning)");
+
   key("precision.dtype", r.precision.dtype, "auto (bf16 on GPU, fp32 on CPU), fp32 or bf16");
   key("precision.allow_tf32", r.precision.allow_tf32, "allow TF32 matrix products on GPU");
 

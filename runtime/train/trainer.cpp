@@ -23,6 +23,7 @@
 #include "runtime/models/model_config.h"
 #include "runtime/models/sampler.h"
 #include "runtime/train/device_peak.h"
+#include "runtime/train/step_profiler.h"
 
 namespace albion::train {
 namespace {
@@ -178,6 +179,8 @@ Trainer::Trainer(config::Recipe recipe, WorldPosition world, Parallelism* parall
     std::ofstream(fs::path(recipe_.run.dir) / "recipe.ini") << config::resolved_recipe_ini(recipe_);
     metrics_ = std::make_unique<metrics::MetricsWriter>(recipe_.run.dir, recipe_.log.tensorboard);
   }
+  profiler_ = std::make_unique<StepProfiler>(recipe_.profile, recipe_.run.dir, world_.rank, device_,
+                                             recipe_.train.steps - 1);
   log::info("model ", recipe_.model.preset, ": ", models::parameter_count(model_config, true),
             " parameters, vocab ", model_config.vocab_size, ", on ", device_.str(),
             bf16_autocast_ ? " (bf16 autocast)" : " (fp32)", "; ", accumulation_,
@@ -298,7 +301,9 @@ TrainSummary Trainer::train(const std::atomic<bool>& stop_requested) {
     }
     const auto step_start = std::chrono::steady_clock::now();
     const double lr = schedule_.at(step);
+    profiler_->begin_step(step);
     const StepResult result = train_step(step);
+    profiler_->end_step(step);
     const double step_seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - step_start).count();
     if (step == first) {
@@ -325,6 +330,7 @@ TrainSummary Trainer::train(const std::atomic<bool>& stop_requested) {
     }
     hooks_->after_step(*this, step);
   }
+  profiler_->stop();  // a run that ended inside the window still writes what it recorded
   hooks_->finish(*this, summary.steps_done);
   summary.final_sample = sample();
   return summary;

@@ -34,6 +34,8 @@ class MetricsWriter;
 
 namespace albion::train {
 
+class StepProfiler;
+
 struct WorldPosition {
   int rank = 0;
   int world_size = 1;
@@ -101,6 +103,7 @@ class Trainer {
   std::unique_ptr<optim::AdamW> optimizer_;
   optim::LrSchedule schedule_;
   std::unique_ptr<metrics::MetricsWriter> metrics_;
+  std::unique_ptr<StepProfiler> profiler_;  // profile.steps: a window of steps, traced
   std::int64_t accumulation_ = 1;
   double flops_per_token_ = 0;
   std::optional<double> peak_flops_;

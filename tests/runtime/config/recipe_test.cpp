@@ -99,6 +99,7 @@ TEST(RecipeErrors, OutOfRangeValuesNameTheKey) {
       {"--optim.beta2=1", "optim.beta2"},          {"--run.device=tpu", "run.device"},
       {"--data.val_fraction=1", "data.val_fraction"}, {"--precision.dtype=fp8", "precision.dtype"},
       {"--optim.warmup_steps=5000", "optim.warmup_steps"},
+      {"--profile.steps=-1", "profile.steps"},      {"--profile.start_step=0", "profile.start_step"},
   };
   for (const auto& [override_arg, key] : cases) {
     std::string message = usage_error(kMinimal, {override_arg});

@@ -1,12 +1,15 @@
 // File: tests/runtime/train/trainer_test.cpp
 // The trainer on a small character-level dataset: gradient accumulation equals the big batch,
-// runs repeat bit for bit, metrics and the resolved recipe land in the run directory, a stop
-// request and a diverging loss end training cleanly, and each class of bad recipe is refused.
+// runs repeat bit for bit, metrics, the resolved recipe and a profile window land in the run
+// directory, a stop request and a diverging loss end training cleanly, and each class of bad
+// recipe is refused.
 #include <gtest/gtest.h>
 
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "runtime/base/error.h"
 #include "runtime/config/recipe.h"
@@ -126,6 +129,52 @@ TEST_F(TrainerTest, WritesMetricsRecipeAndTensorBoardEvents) {
     events |= entry.path().filename().string().starts_with("events.out.tfevents.");
   }
   EXPECT_TRUE(events);
+}
+
+std::string read_file(const fs::path& path) {
+  std::ifstream in(path);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+TEST_F(TrainerTest, ProfilesTheWindowWithoutChangingTheRun) {
+  config::Recipe r = recipe(4, 1, "profiled");
+  r.profile.start_step = 2;
+  r.profile.steps = 2;
+  const TrainSummary profiled = run(r);
+  const TrainSummary plain = run(recipe(4, 1, "unprofiled"));
+  EXPECT_EQ(profiled.losses, plain.losses);
+
+  const fs::path dir = fs::path(r.run.dir) / "profile";
+  const nlohmann::json trace = nlohmann::json::parse(read_file(dir / "rank0.pt.trace.json"));
+  std::set<std::string> markers;
+  bool matrix_product = false;
+  for (const nlohmann::json& event : trace.at("traceEvents")) {
+    const std::string name = event.value("name", "");
+    if (name.starts_with("ProfilerStep#")) markers.insert(name);
+    matrix_product |= name == "aten::mm" || name == "aten::addmm";
+  }
+  EXPECT_EQ(markers, (std::set<std::string>{"ProfilerStep#2", "ProfilerStep#3"}));
+  EXPECT_TRUE(matrix_product);
+  const std::string summary = read_file(dir / "rank0.summary.txt");
+  EXPECT_TRUE(summary.starts_with("steps 2-3: wall ")) << summary;
+  EXPECT_NE(summary.find("aten::mm"), std::string::npos) << summary;
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    EXPECT_FALSE(entry.path().string().ends_with(".partial")) << entry.path();
+  }
+}
+
+TEST_F(TrainerTest, AProfileWindowPastTheRunIsCutOrEmpty) {
+  config::Recipe r = recipe(4, 1, "profile-cut");
+  r.profile.start_step = 5;
+  r.profile.steps = 10;  // the run has 6 steps
+  run(r);
+  EXPECT_TRUE(read_file(fs::path(r.run.dir) / "profile/rank0.summary.txt").starts_with("steps 5-6: "));
+
+  r = recipe(4, 1, "profile-past");
+  r.profile.start_step = 7;
+  r.profile.steps = 1;
+  run(r);
+  EXPECT_FALSE(fs::exists(fs::path(r.run.dir) / "profile"));
 }
 
 TEST_F(TrainerTest, StopRequestEndsAtAStepBoundary) {

@@ -84,10 +84,13 @@ PY
 # apart from the timed runs above. Each run's trace and full table: $out/<name>/profile/.
 for fused in true false; do
   name="albion profile fused=$fused"
-  if albion_train "$name" "$fused" 5 --profile.start_step=4 --profile.steps=2; then
+  rm -rf "${out:?}/$name"
+  summary="$out/$name/profile/rank0.summary.txt"
+  albion_train "$name" "$fused" 5 --profile.start_step=4 --profile.steps=2 || true
+  if [ -f "$summary" ]; then
     echo "== $name"
-    head -32 "$out/$name/profile/rank0.summary.txt"
+    cat "$summary"
   else
-    echo "$name: FAILED (see $out/$name.log)" >&2
+    echo "$name: FAILED, no profile (see $out/$name.log)" >&2
   fi
 done

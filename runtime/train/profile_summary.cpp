@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <iterator>
 #include <map>
 #include <sstream>
 
@@ -44,11 +45,11 @@ std::string shorten_name(const std::string& name, std::size_t width) {
   return cut;
 }
 
-ProfileTable self_times(const std::vector<ProfiledEvent>& events, bool on_device) {
+ProfileTable self_times(const std::vector<ProfiledEvent>& events, EventKind kind) {
   // Per thread (or stream), parents before their children: by start, the longer first.
   std::map<std::uint64_t, std::vector<const ProfiledEvent*>> by_thread;
   for (const ProfiledEvent& e : events) {
-    if (e.on_device == on_device && e.end_ns >= e.start_ns) by_thread[e.thread].push_back(&e);
+    if (e.kind == kind && e.end_ns >= e.start_ns) by_thread[e.thread].push_back(&e);
   }
   std::map<std::string, ProfileRow> rows;
   for (auto& [thread, list] : by_thread) {
@@ -61,12 +62,12 @@ ProfileTable self_times(const std::vector<ProfiledEvent>& events, bool on_device
       const ProfiledEvent& e = *list[i];
       self_ns[i] = static_cast<double>(e.end_ns - e.start_ns);
       while (!open.empty() && list[open.back()]->end_ns <= e.start_ns) open.pop_back();
-      if (!open.empty()) {
-        // The enclosing event loses the part of its time this one covers.
-        const ProfiledEvent& parent = *list[open.back()];
-        self_ns[open.back()] -= static_cast<double>(std::min(e.end_ns, parent.end_ns) - e.start_ns);
-      }
-      open.push_back(i);
+      if (open.empty()) {
+        open.push_back(i);
+      } else if (e.end_ns <= list[open.back()]->end_ns) {
+        self_ns[open.back()] -= self_ns[i];  // the enclosing event loses the time this one took
+        open.push_back(i);
+      }  // else it sticks out of the event it starts in: counted whole, the parent of none
     }
     for (std::size_t i = 0; i < list.size(); ++i) {
       ProfileRow& row = rows[list[i]->name];
@@ -85,22 +86,51 @@ ProfileTable self_times(const std::vector<ProfiledEvent>& events, bool on_device
   return table;
 }
 
-std::string format_profile_summary(const ProfileWindow& window, const ProfileTable& device,
-                                   const ProfileTable& host, std::size_t top) {
-  const auto steps = static_cast<double>(std::max<std::int64_t>(window.steps, 1));
+ProfileSummary summarize_profile(const std::vector<ProfiledEvent>& events, std::int64_t first_step) {
+  ProfileSummary summary;
+  summary.first_step = first_step;
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> steps;
+  for (const ProfiledEvent& e : events) {
+    if (e.kind != EventKind::kStep) continue;
+    steps.emplace_back(e.start_ns, e.end_ns);
+    summary.wall_ms += static_cast<double>(e.end_ns - e.start_ns) / 1e6;
+  }
+  std::sort(steps.begin(), steps.end());
+  summary.steps = static_cast<std::int64_t>(steps.size());
+  const auto in_a_step = [&steps](const ProfiledEvent& e) {
+    auto next = std::upper_bound(steps.begin(), steps.end(), std::make_pair(e.start_ns, UINT64_MAX));
+    return next != steps.begin() && e.start_ns < std::prev(next)->second;
+  };
+  std::vector<ProfiledEvent> inside;
+  for (const ProfiledEvent& e : events) {
+    if (e.kind != EventKind::kStep && in_a_step(e)) inside.push_back(e);
+  }
+  summary.device = self_times(inside, EventKind::kDevice);
+  if (summary.device.rows.empty()) {
+    // Device times are the GPU's clock mapped onto the host's; should no kernel land inside a
+    // step, all of them are shown rather than none.
+    summary.device = self_times(events, EventKind::kDevice);
+    summary.device_outside_steps = !summary.device.rows.empty();
+  }
+  summary.host = self_times(inside, EventKind::kHostOperator);
+  return summary;
+}
+
+std::string format_profile_summary(const ProfileSummary& summary, std::size_t top) {
+  const auto steps = static_cast<double>(std::max<std::int64_t>(summary.steps, 1));
   std::ostringstream out;
-  if (window.steps == 1) out << "step " << window.first_step;
-  else out << "steps " << window.first_step << "-" << window.first_step + window.steps - 1;
-  out << ": wall "
-      << format_double("%.3f", window.wall_ms / steps) << " ms per step";
-  if (!device.rows.empty()) {
-    out << ", device busy " << format_double("%.3f", device.total_ms / steps) << " ms per step ("
-        << format_double("%.0f", window.wall_ms > 0 ? 100 * device.total_ms / window.wall_ms : 0)
+  if (summary.steps == 1) out << "step " << summary.first_step;
+  else out << "steps " << summary.first_step << "-" << summary.first_step + summary.steps - 1;
+  out << ": wall " << format_double("%.3f", summary.wall_ms / steps) << " ms per step";
+  if (!summary.device.rows.empty()) {
+    out << ", device busy " << format_double("%.3f", summary.device.total_ms / steps) << " ms per step ("
+        << format_double("%.0f", summary.wall_ms > 0 ? 100 * summary.device.total_ms / summary.wall_ms : 0)
         << "% of wall; concurrent streams count twice)";
   }
   out << "\n";
-  append_table(out, "device (kernels and copies)", device, window.steps, top);
-  append_table(out, "host (operators and runtime calls)", host, window.steps, top);
+  if (summary.device_outside_steps) out << "(no device event fell inside a step's span: all are counted)\n";
+  append_table(out, "device (kernels and copies)", summary.device, summary.steps, top);
+  append_table(out, "host (torch operators)", summary.host, summary.steps, top);
   return out.str();
 }
 

@@ -1,8 +1,10 @@
 // File: runtime/train/profile_summary.h
-// Where a profiled step's time went, from the profiler's events: per name, how often it ran and
-// its self time (its own duration less that of the events nested in it on the same thread), for
-// the device (kernels, copies) and the host (operators, runtime calls) apart. Pure: no torch, so
-// the arithmetic is tested on made-up events.
+// Where a profiled window's steps spent their time, from the profiler's events: per name, how
+// often it ran and its self time (its own duration less that of the events nested in it on the
+// same thread), for the device (kernels, copies) and the host (torch operators) apart. Only events
+// that start inside a step's marker count: the loop's other work between steps (logging,
+// evaluation, checkpoints) is left out. Pure: no torch, so the arithmetic is tested on made-up
+// events.
 #pragma once
 
 #include <cstdint>
@@ -11,9 +13,16 @@
 
 namespace albion::train {
 
+enum class EventKind {
+  kStep,          // a step's marker: its span is the step's wall time
+  kHostOperator,  // a torch operator or autograd node on a host thread
+  kDevice,        // a kernel, copy or memset on the GPU
+  kOther,         // runtime and driver calls, profiler overhead, ...: not tabulated
+};
+
 struct ProfiledEvent {
   std::string name;
-  bool on_device = false;    // a kernel or copy on the GPU, else host time
+  EventKind kind = EventKind::kOther;
   std::uint64_t thread = 0;  // host thread, or the device's stream: nesting is within one
   std::uint64_t start_ns = 0;
   std::uint64_t end_ns = 0;
@@ -30,21 +39,27 @@ struct ProfileTable {
   double total_ms = 0;
 };
 
-// The device's or the host's events, by name.
-ProfileTable self_times(const std::vector<ProfiledEvent>& events, bool on_device);
+// The events of one kind, by name. An event that sticks out of the one it starts in is counted
+// whole and nests nothing (the profiler can file an event under another thread).
+ProfileTable self_times(const std::vector<ProfiledEvent>& events, EventKind kind);
 
-struct ProfileWindow {
+struct ProfileSummary {
   std::int64_t first_step = 0;  // counted from 1, as in the log
-  std::int64_t steps = 0;
-  double wall_ms = 0;  // of the recorded steps together
+  std::int64_t steps = 0;       // step markers seen
+  double wall_ms = 0;           // of those steps together
+  ProfileTable device;
+  ProfileTable host;
+  bool device_outside_steps = false;  // no kernel started inside a step: the table has them all
 };
 
-// `name` cut to `width` characters, the last three "..." when it had to be cut.
-std::string shorten_name(const std::string& name, std::size_t width);
+// Tables of the events that start inside a step marker.
+ProfileSummary summarize_profile(const std::vector<ProfiledEvent>& events, std::int64_t first_step);
 
 // The text of profile/rank<R>.summary.txt: the window, device-busy against wall time per step,
 // then the `top` costliest rows of each table with their share of it. Names are cut to fit.
-std::string format_profile_summary(const ProfileWindow& window, const ProfileTable& device,
-                                   const ProfileTable& host, std::size_t top);
+std::string format_profile_summary(const ProfileSummary& summary, std::size_t top);
+
+// `name` cut to `width` characters, the last three "..." when it had to be cut.
+std::string shorten_name(const std::string& name, std::size_t width);
 
 }  // namespace albion::train

@@ -2,6 +2,8 @@
 #include "runtime/train/step_profiler.h"
 
 #include <c10/cuda/CUDAFunctions.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <kineto/ActivityType.h>
 #include <torch/csrc/autograd/profiler_kineto.h>
 
 #include <cstdlib>
@@ -31,14 +33,31 @@ std::set<ActivityType> activities(const at::Device& device) {
   return kinds;
 }
 
+EventKind kind_of(const profiler::KinetoEvent& e) {
+  switch (static_cast<libkineto::ActivityType>(e.activityType())) {
+    case libkineto::ActivityType::CPU_OP:
+      return EventKind::kHostOperator;
+    case libkineto::ActivityType::USER_ANNOTATION:  // user scopes: our step markers, or others'
+      return e.name().rfind(kStepMarker, 0) == 0 ? EventKind::kStep : EventKind::kHostOperator;
+    case libkineto::ActivityType::CONCURRENT_KERNEL:
+    case libkineto::ActivityType::GPU_MEMCPY:
+    case libkineto::ActivityType::GPU_MEMSET:
+      return EventKind::kDevice;
+    default:
+      return EventKind::kOther;
+  }
+}
+
 std::vector<ProfiledEvent> profiled_events(const profiler::ProfilerResult& result) {
   std::vector<ProfiledEvent> events;
   for (const profiler::KinetoEvent& e : result.events()) {
     ProfiledEvent event;
+    event.kind = kind_of(e);
+    if (event.kind == EventKind::kOther) continue;
     event.name = e.name();
-    if (event.name.rfind(kStepMarker, 0) == 0) continue;  // the window itself, timed on the host
-    event.on_device = e.deviceType() == c10::DeviceType::CUDA;
-    event.thread = event.on_device ? static_cast<std::uint64_t>(e.deviceResourceId()) : e.startThreadId();
+    // A device event's resource is its stream.
+    event.thread = event.kind == EventKind::kDevice ? static_cast<std::uint64_t>(e.deviceResourceId())
+                                                    : e.startThreadId();
     event.start_ns = e.startNs();
     event.end_ns = e.endNs();
     events.push_back(std::move(event));
@@ -68,6 +87,15 @@ void replace_file(const fs::path& path, const std::string& text) {
   fs::rename(partial, path);
 }
 
+std::string first_line(const std::string& text) { return text.substr(0, text.find('\n')); }
+
+void disable_quietly() noexcept {
+  try {
+    profiler::disableProfiler();
+  } catch (...) {
+  }
+}
+
 }  // namespace
 
 StepProfiler::StepProfiler(const config::ProfileConfig& config, fs::path run_dir, int rank, const at::Device& device,
@@ -77,74 +105,80 @@ StepProfiler::StepProfiler(const config::ProfileConfig& config, fs::path run_dir
       dir_(std::move(run_dir) / "profile"),
       rank_(rank),
       device_(device) {
-  if (config.steps > 0 && first_ > last_step) {
+  if (config.steps == 0) return;
+  if (first_ > last_step) {
     log::warning("recipe key 'profile.start_step' = ", config.start_step, " is past the run's last step ",
                  last_step + 1, ": nothing is profiled");
   }
+  // On a CPU run Kineto logs, as an error, that this CUDA build of torch sees no GPU. Set before
+  // the training loop's threads start.
+  if (!device_.is_cuda()) setenv("KINETO_LOG_LEVEL", "5", /*overwrite=*/0);
 }
 
 StepProfiler::~StepProfiler() {
-  if (!recording_) return;
+  if (!recording_) return;  // else a run that failed inside the window: nothing is written
   step_marker_.reset();
-  try {
-    profiler::disableProfiler();  // a run that failed inside the window: nothing is written
-  } catch (const std::exception&) {
-  }
+  disable_quietly();
 }
 
 void StepProfiler::begin_step(std::int64_t step) {
-  if (!recording_ && !done_ && step >= first_ && step < end_) {
-    // On a CPU run, Kineto would log as an error that this CUDA build of torch sees no GPU.
-    if (!device_.is_cuda()) setenv("KINETO_LOG_LEVEL", "5", /*overwrite=*/0);
+  // From the window's first step only: a run resumed inside the window would record cold steps.
+  if (step == first_ && step < end_ && !done_) {
     try {
       const ProfilerConfig config(ProfilerState::KINETO);
       profiler::prepareProfiler(config, activities(device_));
       profiler::enableProfiler(config, activities(device_));
     } catch (const std::exception& e) {
-      const std::string why = e.what();
-      log::warning("profile: torch's profiler did not start, training goes on: ", why.substr(0, why.find('\n')));
+      disable_quietly();
+      log::warning("profile: torch's profiler did not start, training goes on: ", first_line(e.what()));
       done_ = true;
       return;
     }
     recording_ = true;
-    first_recorded_ = step;
   }
   if (!recording_) return;
   step_marker_ = std::make_unique<at::RecordFunction>(at::RecordScope::USER_SCOPE);
   step_marker_->before(kStepMarker + std::to_string(step + 1));
-  step_start_ = std::chrono::steady_clock::now();
 }
 
 void StepProfiler::end_step(std::int64_t step) {
   if (!recording_) return;
   step_marker_.reset();
-  wall_ms_ += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - step_start_).count();
-  ++recorded_;
   if (step + 1 >= end_) stop();
 }
 
 void StepProfiler::stop() {
-  if (!recording_ || recorded_ == 0) return;
-  if (device_.is_cuda()) c10::cuda::device_synchronize();  // every kernel of the window has ended
-  std::unique_ptr<profiler::ProfilerResult> result = profiler::disableProfiler();
+  if (!recording_) return;
   recording_ = false;
   done_ = true;
+  std::unique_ptr<profiler::ProfilerResult> result;
+  try {
+    if (device_.is_cuda()) {
+      const c10::cuda::CUDAGuard guard(device_.index());
+      c10::cuda::device_synchronize();  // every kernel of the window has ended
+    }
+    result = profiler::disableProfiler();
+    write(*result);
+  } catch (const std::exception& e) {
+    if (!result) disable_quietly();
+    log::warning("profile: nothing written to ", dir_.string(), ", training goes on: ", first_line(e.what()));
+  }
+}
 
+void StepProfiler::write(profiler::ProfilerResult& result) const {
   const std::string base = "rank" + std::to_string(rank_);
   fs::create_directories(dir_);
+  // Kineto writes the trace beside and renames it, and says only in its own log when it cannot.
   const fs::path trace = dir_ / (base + ".pt.trace.json");
-  const fs::path partial_trace = dir_ / (base + ".pt.trace.json.partial");
-  result->save(partial_trace.string());
-  fs::rename(partial_trace, trace);
+  fs::remove(trace);
+  result.save(trace.string());
+  ALBION_CHECK_AS(SystemError, fs::exists(trace), "cannot write ", trace.string());
 
-  const std::vector<ProfiledEvent> events = profiled_events(*result);
-  const ProfileTable device = self_times(events, true);
-  const ProfileTable host = self_times(events, false);
-  const ProfileWindow window{first_recorded_ + 1, recorded_, wall_ms_};
-  const std::string summary = format_profile_summary(window, device, host, kSummaryRows);
-  replace_file(dir_ / (base + ".summary.txt"), summary);
-  log::info("profile in ", dir_.string(), ": ", summary.substr(0, summary.find('\n')), "; costliest ",
-            costliest(device, host));
+  const ProfileSummary summary = summarize_profile(profiled_events(result), first_ + 1);
+  const std::string text = format_profile_summary(summary, kSummaryRows);
+  replace_file(dir_ / (base + ".summary.txt"), text);
+  log::info("profile in ", dir_.string(), ": ", first_line(text), "; costliest ",
+            costliest(summary.device, summary.host));
 }
 
 }  // namespace albion::train

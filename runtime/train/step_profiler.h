@@ -3,18 +3,21 @@
 // every kernel and copy through CUPTI), then writes, per rank, into run.dir/profile/:
 //   rank<R>.pt.trace.json  a Chrome trace (Perfetto, chrome://tracing), a marker per step
 //   rank<R>.summary.txt    where the step's time went (profile_summary.h), also logged in short
-// Operator names and timings only: no shapes, no values. A torch without the profiler gets a
-// warning, and training goes on.
+// No tensor values or shapes: operator and kernel names with their timings, kernels' grid and
+// block sizes, copy sizes, process and thread ids, the trace's path.
 #pragma once
 
 #include <ATen/record_function.h>
 
-#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
 
 #include "runtime/config/recipe.h"
+
+namespace torch::autograd::profiler {
+struct ProfilerResult;
+}
 
 namespace albion::train {
 
@@ -28,23 +31,22 @@ class StepProfiler {
   StepProfiler& operator=(const StepProfiler&) = delete;
 
   // Around each step (counted from 0): recording starts at the window's first step, and the files
-  // are written after its last, or at `stop()` when the run ends inside the window.
+  // are written after its last, or at `stop()` when the run ends inside the window. A failure to
+  // record or write is a warning: training goes on.
   void begin_step(std::int64_t step);
   void end_step(std::int64_t step);
   void stop();
 
  private:
+  void write(torch::autograd::profiler::ProfilerResult& result) const;
+
   std::int64_t first_ = 0;  // the window, steps counted from 0
   std::int64_t end_ = 0;    // one past its last step; 0 when profiling is off
   std::filesystem::path dir_;
   int rank_ = 0;
   at::Device device_;
   bool recording_ = false;
-  bool done_ = false;  // written, or the profiler would not start: once per run
-  std::int64_t first_recorded_ = 0;  // a resumed run may start inside the window
-  std::int64_t recorded_ = 0;
-  double wall_ms_ = 0;
-  std::chrono::steady_clock::time_point step_start_;
+  bool done_ = false;  // written, or given up: once per run
   std::unique_ptr<at::RecordFunction> step_marker_;
 };
 

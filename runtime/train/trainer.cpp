@@ -299,13 +299,13 @@ TrainSummary Trainer::train(const std::atomic<bool>& stop_requested) {
       summary.stopped_early = true;
       break;
     }
+    profiler_->begin_step(step);  // outside the step's timing: starting and writing take time
     const auto step_start = std::chrono::steady_clock::now();
     const double lr = schedule_.at(step);
-    profiler_->begin_step(step);
     const StepResult result = train_step(step);
-    profiler_->end_step(step);
     const double step_seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - step_start).count();
+    profiler_->end_step(step);
     if (step == first) {
       summary.seconds_to_first_step =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();

@@ -1,6 +1,7 @@
 // File: tests/runtime/train/profile_summary_test.cpp
 // The profile summary's arithmetic on made-up events: self time is an event's duration less that
-// of the events directly inside it on the same thread; names add up; the text cuts and counts.
+// of the events directly inside it on the same thread; only what starts inside a step counts;
+// names add up; the text cuts and counts.
 #include "runtime/train/profile_summary.h"
 
 #include <gtest/gtest.h>
@@ -8,8 +9,18 @@
 namespace albion::train {
 namespace {
 
+constexpr std::uint64_t kMs = 1000000;
+
 ProfiledEvent host(const std::string& name, std::uint64_t start_ms, std::uint64_t end_ms, std::uint64_t thread = 1) {
-  return {name, false, thread, start_ms * 1000000, end_ms * 1000000};
+  return {name, EventKind::kHostOperator, thread, start_ms * kMs, end_ms * kMs};
+}
+
+ProfiledEvent kernel(const std::string& name, std::uint64_t start_ms, std::uint64_t end_ms, std::uint64_t stream = 7) {
+  return {name, EventKind::kDevice, stream, start_ms * kMs, end_ms * kMs};
+}
+
+ProfiledEvent step(std::int64_t number, std::uint64_t start_ms, std::uint64_t end_ms) {
+  return {"ProfilerStep#" + std::to_string(number), EventKind::kStep, 1, start_ms * kMs, end_ms * kMs};
 }
 
 const ProfileRow* row(const ProfileTable& table, const std::string& name) {
@@ -25,7 +36,7 @@ TEST(ProfileSummary, SelfTimeLeavesOutWhatRanInside) {
   const std::vector<ProfiledEvent> events = {
       host("linear", 0, 100), host("addmm", 10, 40), host("copy", 20, 30), host("add", 50, 70),
       host("backward", 5, 95, 2), host("after", 100, 110)};
-  const ProfileTable table = self_times(events, false);
+  const ProfileTable table = self_times(events, EventKind::kHostOperator);
   EXPECT_DOUBLE_EQ(row(table, "linear")->self_ms, 50);
   EXPECT_DOUBLE_EQ(row(table, "addmm")->self_ms, 20);
   EXPECT_DOUBLE_EQ(row(table, "copy")->self_ms, 10);
@@ -41,41 +52,74 @@ TEST(ProfileSummary, SelfTimeLeavesOutWhatRanInside) {
   EXPECT_EQ(table.rows[3].name, "addmm");
 }
 
-TEST(ProfileSummary, NamesAddUpAndDeviceIsApart) {
-  std::vector<ProfiledEvent> events = {host("mm", 0, 10), host("mm", 20, 25)};
-  events.push_back({"gemm_kernel", true, 7, 0, 4000000});
-  events.push_back({"gemm_kernel", true, 7, 4000000, 7000000});  // back to back on one stream
-  events.push_back({"softmax_kernel", true, 8, 1000000, 2000000});
-  const ProfileTable host_table = self_times(events, false);
-  ASSERT_EQ(host_table.rows.size(), 1u);
-  EXPECT_EQ(host_table.rows[0].calls, 2);
-  EXPECT_DOUBLE_EQ(host_table.rows[0].self_ms, 15);
-  const ProfileTable device = self_times(events, true);
-  ASSERT_EQ(device.rows.size(), 2u);
-  EXPECT_EQ(device.rows[0].name, "gemm_kernel");
-  EXPECT_EQ(device.rows[0].calls, 2);
-  EXPECT_DOUBLE_EQ(device.rows[0].self_ms, 7);
-  EXPECT_DOUBLE_EQ(device.total_ms, 8);
+TEST(ProfileSummary, AnEventStickingOutOfItsParentNestsNothing) {
+  // The profiler files some events under a thread they did not run on: `overhead` starts inside
+  // mm and ends after it. It is counted whole and is nobody's child or parent.
+  const std::vector<ProfiledEvent> events = {host("P", 0, 100), host("mm", 10, 40), host("overhead", 30, 60),
+                                             host("F", 45, 55)};
+  const ProfileTable table = self_times(events, EventKind::kHostOperator);
+  EXPECT_DOUBLE_EQ(row(table, "P")->self_ms, 60);  // less mm and F
+  EXPECT_DOUBLE_EQ(row(table, "mm")->self_ms, 30);
+  EXPECT_DOUBLE_EQ(row(table, "overhead")->self_ms, 30);
+  EXPECT_DOUBLE_EQ(row(table, "F")->self_ms, 10);
+}
+
+TEST(ProfileSummary, OnlyWhatStartsInsideAStepCounts) {
+  const std::vector<ProfiledEvent> events = {
+      step(4, 0, 50), step(5, 60, 100),
+      host("mm", 0, 10), host("mm", 60, 65),  // in the steps
+      host("log_step", 52, 58),                // between them: logging, evaluation, checkpoints
+      host("eval", 100, 120),                  // after the last
+      kernel("gemm", 1, 5), kernel("gemm", 5, 8), kernel("softmax", 2, 3, 8), kernel("eval_kernel", 101, 110),
+      {"cudaLaunchKernel", EventKind::kOther, 1, 1 * kMs, 2 * kMs}};
+  const ProfileSummary summary = summarize_profile(events, 4);
+  EXPECT_EQ(summary.first_step, 4);
+  EXPECT_EQ(summary.steps, 2);
+  EXPECT_DOUBLE_EQ(summary.wall_ms, 90);
+  ASSERT_EQ(summary.host.rows.size(), 1u);
+  EXPECT_EQ(summary.host.rows[0].name, "mm");
+  EXPECT_EQ(summary.host.rows[0].calls, 2);
+  EXPECT_DOUBLE_EQ(summary.host.rows[0].self_ms, 15);
+  ASSERT_EQ(summary.device.rows.size(), 2u);
+  EXPECT_EQ(summary.device.rows[0].name, "gemm");
+  EXPECT_EQ(summary.device.rows[0].calls, 2);  // back to back on one stream
+  EXPECT_DOUBLE_EQ(summary.device.rows[0].self_ms, 7);
+  EXPECT_DOUBLE_EQ(summary.device.total_ms, 8);
+  EXPECT_FALSE(summary.device_outside_steps);
+
+  // Should the device's clock put no kernel inside a step, all kernels are shown, and said so.
+  const ProfileSummary skewed = summarize_profile({step(1, 0, 10), kernel("gemm", 20, 30)}, 1);
+  ASSERT_EQ(skewed.device.rows.size(), 1u);
+  EXPECT_TRUE(skewed.device_outside_steps);
+  EXPECT_NE(format_profile_summary(skewed, 5).find("no device event fell inside"), std::string::npos);
 }
 
 TEST(ProfileSummary, TextGivesPerStepTimesSharesAndCuts) {
-  ProfileTable device;
-  device.rows = {{std::string(300, 'k'), 8, 30}, {"small_kernel", 2, 10}};
-  device.total_ms = 40;
-  ProfileTable host;
-  host.rows = {{"aten::mm", 4, 6}, {"aten::add", 4, 2}, {"aten::view", 40, 1}};
-  host.total_ms = 9;
-  const std::string text = format_profile_summary({4, 2, 50}, device, host, 2);
+  ProfileSummary summary;
+  summary.first_step = 4;
+  summary.steps = 2;
+  summary.wall_ms = 50;
+  summary.device.rows = {{std::string(300, 'k'), 8, 30}, {"small_kernel", 2, 10}};
+  summary.device.total_ms = 40;
+  summary.host.rows = {{"aten::mm", 4, 6}, {"aten::add", 4, 2}, {"aten::view", 40, 1}};
+  summary.host.total_ms = 9;
+  const std::string text = format_profile_summary(summary, 2);
   EXPECT_NE(text.find("steps 4-5: wall 25.000 ms per step, device busy 20.000 ms per step (80% of wall"),
             std::string::npos)
       << text;
-  EXPECT_NE(text.find("15.000   75.0%         4.0  " + std::string(107, 'k') + "...\n"), std::string::npos) << text;
-  EXPECT_NE(text.find("3.000   66.7%         2.0  aten::mm\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("    ms/step   share  calls/step  name\n     15.000   75.0%         4.0  " +
+                      std::string(107, 'k') + "...\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("\n      3.000   66.7%         2.0  aten::mm\n"), std::string::npos) << text;
   EXPECT_NE(text.find("... 1 more names"), std::string::npos) << text;
   EXPECT_EQ(text.find("aten::view"), std::string::npos) << text;
-  // A CPU run: no device line, an empty device table.
-  const std::string cpu = format_profile_summary({1, 1, 10}, {}, host, 5);
-  EXPECT_TRUE(cpu.starts_with("step 1: wall 10.000 ms per step\n")) << cpu;
+  // A CPU run of one step: no device time.
+  summary.steps = 1;
+  summary.wall_ms = 10;
+  summary.device = {};
+  const std::string cpu = format_profile_summary(summary, 5);
+  EXPECT_TRUE(cpu.starts_with("step 4: wall 10.000 ms per step\n")) << cpu;
   EXPECT_EQ(cpu.find("device busy"), std::string::npos);
   EXPECT_NE(cpu.find("device (kernels and copies), self time per step:\n  (none)"), std::string::npos) << cpu;
 }

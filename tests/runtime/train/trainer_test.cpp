@@ -10,6 +10,7 @@
 #include <iterator>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <torch/csrc/profiler/orchestration/observer.h>
 
 #include "runtime/base/error.h"
 #include "runtime/config/recipe.h"
@@ -203,6 +204,22 @@ TEST_F(TrainerTest, NonFiniteLossStopsWithTheStep) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("loss is nan at step 2"), std::string::npos) << e.what();
   }
+}
+
+TEST_F(TrainerTest, ARunThatFailsInsideTheProfileWindowLeavesTheProfilerOff) {
+  config::Recipe r = recipe(4, 1, "profile-failed");
+  r.profile.start_step = 2;
+  r.profile.steps = 3;  // the loss turns NaN at step 3, inside the window
+  PoisonAfterFirstStep poison;
+  EXPECT_THROW(run(r, &poison), Error);
+  EXPECT_FALSE(fs::exists(fs::path(r.run.dir) / "profile"));
+  EXPECT_FALSE(torch::profiler::impl::profilerEnabled());
+  // And the next run's window records.
+  r = recipe(4, 1, "profile-after-failure");
+  r.profile.start_step = 2;
+  r.profile.steps = 1;
+  run(r);
+  EXPECT_TRUE(read_file(fs::path(r.run.dir) / "profile/rank0.summary.txt").starts_with("step 2: "));
 }
 
 std::string usage_error(const config::Recipe& r) {

@@ -31,7 +31,8 @@ void append_table(std::ostringstream& out, const char* title, const ProfileTable
     const ProfileRow& row = table.rows[i];
     out << format_double("%11.3f", row.self_ms / per_step)
         << format_double("%7.1f%%", table.total_ms > 0 ? 100 * row.self_ms / table.total_ms : 0)
-        << format_double("%12.1f", static_cast<double>(row.calls) / per_step) << "  " << shorten_name(row.name, kNameWidth) << "\n";
+        << format_double("%12.1f", static_cast<double>(row.calls) / per_step) << "  "
+        << shorten_name(row.name, kNameWidth) << "\n";
   }
   if (table.rows.size() > top) out << "  ... " << table.rows.size() - top << " more names\n";
 }

@@ -123,7 +123,7 @@ StepProfiler::~StepProfiler() {
 
 void StepProfiler::begin_step(std::int64_t step) {
   // From the window's first step only: a run resumed inside the window would record cold steps.
-  if (step == first_ && step < end_ && !done_) {
+  if (step == first_ && end_ > first_ && !done_) {
     try {
       const ProfilerConfig config(ProfilerState::KINETO);
       profiler::prepareProfiler(config, activities(device_));
@@ -168,7 +168,7 @@ void StepProfiler::stop() {
 void StepProfiler::write(profiler::ProfilerResult& result) const {
   const std::string base = "rank" + std::to_string(rank_);
   fs::create_directories(dir_);
-  // Kineto writes the trace beside and renames it, and says only in its own log when it cannot.
+  // Kineto reports a failed write only in its own log: the file must be there afterwards.
   const fs::path trace = dir_ / (base + ".pt.trace.json");
   fs::remove(trace);
   result.save(trace.string());

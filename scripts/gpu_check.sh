@@ -9,7 +9,8 @@
 # tests (the gpu-labelled tests); kernels (bench/kernel_bandwidth, the fused cross-entropy's peak
 # memory against eager at 8,192 tokens x 128,256 vocabulary, fp32 and under bf16 autocast); train
 # (bench/gpt2_throughput.sh: GPT-2 124M with fused kernels on and off, next to PyTorch eager and
-# torch.compile, then each Albion run's costliest kernels from a profiled window). Every call ends with bench/check_targets.py: each target, met or missed.
+# torch.compile, then each Albion run's costliest kernels from a profiled window). Every call ends
+# with bench/check_targets.py: each target, met or missed.
 # A lent machine stays warm only ~30 s after a call: name `build` in every call (a no-op when the
 # build directory is still there, a rebuild when the machine is fresh).
 #
@@ -53,11 +54,11 @@ if stage build; then
     command -v "$tool" >/dev/null || { echo "gpu_check: $tool not found on this machine"; exit 1; }
   done
   command -v c++ >/dev/null || command -v g++ >/dev/null || { echo "gpu_check: no C++ compiler"; exit 1; }
+  gpu=$(nvidia-smi --query-gpu=name,driver_version,compute_cap --format=csv,noheader 2>/dev/null | head -1 || true)
   # The image's versions, for the log (its CMake, say, is whatever pip installed there).
   echo "gpu_check: $(cmake --version | head -1); nvcc $(nvcc --version | grep -o 'release [0-9.]*');" \
     "$(c++ --version 2>/dev/null | head -1 || g++ --version | head -1);" \
-    "torch $("$python" -c 'import torch; print(torch.__version__)' 2>&1 | tail -1);" \
-    "$(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | head -1 || echo 'no nvidia-smi')"
+    "torch $("$python" -c 'import torch; print(torch.__version__)' 2>&1 | tail -1); ${gpu:-no nvidia-smi}"
   # Debian 12's libraries need glibc 2.36 (libevent, under OpenMPI, uses its newest symbols).
   glibc=$(getconf GNU_LIBC_VERSION 2>/dev/null | cut -d' ' -f2 || true)
   if [ -n "$glibc" ] && [ "$(printf '%s\n2.36\n' "$glibc" | sort -V | head -1)" != 2.36 ]; then
@@ -95,7 +96,7 @@ if stage build; then
 
   # Only this machine's architecture (sm_90 on an H100/H200), for our kernels and for the flags
   # torch's CMake config adds to every .cu file (TORCH_CUDA_ARCH_LIST, else sm_90 and sm_100).
-  cap=${ALBION_GPU_COMPUTE_CAP:-$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1 | tr -d ' ' || true)}
+  cap=${ALBION_GPU_COMPUTE_CAP:-$(tr -d ' ' <<< "${gpu##*,}")}
   arch=${cap//./}
   # Each library named by where the prefix has it: CMake would otherwise take a copy of the
   # machine's own first (FindMPI asks the mpicxx on PATH; the other modules search /usr). FindHDF5

@@ -7,10 +7,10 @@
 #include <torch/csrc/autograd/profiler_kineto.h>
 
 #include <cstdlib>
-#include <fstream>
 #include <set>
 #include <sstream>
 
+#include "checkpoint/io/atomic_file.h"
 #include "runtime/base/check.h"
 #include "runtime/base/log.h"
 #include "runtime/train/profile_summary.h"
@@ -76,17 +76,6 @@ std::string costliest(const ProfileTable& device, const ProfileTable& host) {
   return out.str();
 }
 
-// Written beside, then renamed: a reader never sees half a file.
-void replace_file(const fs::path& path, const std::string& text) {
-  const fs::path partial = path.string() + ".partial";
-  {
-    std::ofstream out(partial, std::ios::binary | std::ios::trunc);
-    out << text;
-    ALBION_CHECK_AS(SystemError, out.good(), "cannot write ", partial.string());
-  }
-  fs::rename(partial, path);
-}
-
 std::string first_line(const std::string& text) { return text.substr(0, text.find('\n')); }
 
 void disable_quietly() noexcept {
@@ -126,8 +115,9 @@ void StepProfiler::begin_step(std::int64_t step) {
   if (step == first_ && end_ > first_ && !done_) {
     try {
       const ProfilerConfig config(ProfilerState::KINETO);
-      profiler::prepareProfiler(config, activities(device_));
-      profiler::enableProfiler(config, activities(device_));
+      const std::set<ActivityType> kinds = activities(device_);
+      profiler::prepareProfiler(config, kinds);
+      profiler::enableProfiler(config, kinds);
     } catch (const std::exception& e) {
       disable_quietly();
       log::warning("profile: torch's profiler did not start, training goes on: ", first_line(e.what()));
@@ -176,7 +166,7 @@ void StepProfiler::write(profiler::ProfilerResult& result) const {
 
   const ProfileSummary summary = summarize_profile(profiled_events(result), first_ + 1);
   const std::string text = format_profile_summary(summary, kSummaryRows);
-  replace_file(dir_ / (base + ".summary.txt"), text);
+  checkpoint::write_file_atomically(dir_ / (base + ".summary.txt"), text, checkpoint::ExistingFile::kReplace);
   log::info("profile in ", dir_.string(), ": ", first_line(text), "; costliest ",
             costliest(summary.device, summary.host));
 }

@@ -1,18 +1,22 @@
 #!/usr/bin/env bash
 # Builds Albion on a GPU machine that has a CUDA toolkit, a CUDA torch, a compiler, CMake and ninja
-# but no package registry (the lent H100/H200 machines), then runs the GPU tests and a GPT-2 124M
-# throughput run. Logs go to $OUT (or ./gpu-check).
+# but no package registry (the lent H100/H200 machines), then runs the kernel benchmarks, the GPU
+# tests and a GPT-2 124M throughput run. Logs go to $OUT (or ./gpu-check).
 #
-#   scripts/gpu_check.sh [python-with-torch] [stages=build,tests,kernels,train]
+#   scripts/gpu_check.sh [python-with-torch] [stages=build,kernels,tests,train]
 #
-# Stages, to split the work over calls on a warm machine (the build directory stays): build;
-# tests (the gpu-labelled tests); kernels (bench/kernel_bandwidth, the fused cross-entropy's peak
-# memory against eager at 8,192 tokens x 128,256 vocabulary, fp32 and under bf16 autocast); train
-# (bench/gpt2_throughput.sh: GPT-2 124M with fused kernels on and off, next to PyTorch eager and
-# torch.compile, then each Albion run's costliest kernels from a profiled window). Every call ends
-# with bench/check_targets.py: each target, met or missed.
-# A lent machine stays warm only ~30 s after a call: name `build` in every call (a no-op when the
-# build directory is still there, a rebuild when the machine is fresh).
+# Stages, run in this order whatever order they are named in: build (only the programs the named
+# stages run; everything when `build` is named alone); kernels (bench/kernel_bandwidth, the fused
+# cross-entropy's peak memory against eager at 8,192 tokens x 128,256 vocabulary, fp32 and under
+# bf16 autocast); tests (the gpu-labelled tests); train (bench/gpt2_throughput.sh: GPT-2 124M with
+# fused kernels on and off, next to PyTorch eager and torch.compile, then each Albion run's
+# costliest kernels from a profiled window). Every call ends with bench/check_targets.py: each
+# target, met or missed.
+# One device call runs them all: with ALBION_GPU_BUDGET_S (the call's seconds, e.g. 30 under its
+# timeout) each stage gets at most what is left, so the verdicts still come back when the build or
+# a stage runs long, and a second call names only the stages that did not finish. A lent machine
+# stays warm only ~30 s after a call: name `build` in every call (a no-op when the build directory
+# is still there, a rebuild when the machine is fresh).
 #
 # That machine has none of the field's system libraries (OpenMPI, HDF5, Boost, OpenSSL's headers,
 # GoogleTest, ...). They come as Debian 12 packages: run scripts/gpu_debs.sh on a machine with the
@@ -23,14 +27,24 @@
 #
 # $OUT returns at most 8 files, named [A-Za-z0-9._-]: runs and datasets live in $work, and $OUT
 # gets the logs below plus gpt2_results.jsonl, nothing else.
-# Environment: ALBION_GPU_WORK (runs; /tmp/albion-gpu-check), ALBION_GPU_PREFIX (the unpacked
-# packages; /tmp/albion-prefix), ALBION_GPU_COMPUTE_CAP (e.g. 9.0, instead of asking nvidia-smi).
+# Environment: ALBION_GPU_BUDGET_S (see above; unset: no limit), ALBION_GPU_WORK (runs;
+# /tmp/albion-gpu-check), ALBION_GPU_PREFIX (the unpacked packages; /tmp/albion-prefix),
+# ALBION_GPU_COMPUTE_CAP (e.g. 9.0, instead of asking nvidia-smi).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # An absolute path: CMake checks that it exists.
 python=$(command -v "${1:-python3}") || { echo "gpu_check: no python ${1:-python3}"; exit 1; }
-stages=${2:-build,tests,kernels,train}
+stages=${2:-build,kernels,tests,train}
 stage() { [[ ",$stages," == *",$1,"* ]]; }
+budget=${ALBION_GPU_BUDGET_S:-0}
+# bounded SECONDS COMMAND...: COMMAND for at most SECONDS, and no longer than the budget leaves
+# (20 s of it kept for the verdicts at the end); not started when under 10 s are left.
+bounded() {
+  local limit=$1; shift
+  if [ "$budget" -gt 0 ] && [ $((budget - 20 - SECONDS)) -lt "$limit" ]; then limit=$((budget - 20 - SECONDS)); fi
+  if [ "$limit" -lt 10 ]; then echo "gpu_check: out of time for: $*"; return 124; fi
+  timeout -k 10 "$limit" "$@"
+}
 out=${OUT:-gpu-check}
 work=${ALBION_GPU_WORK:-/tmp/albion-gpu-check}
 mkdir -p "$out" "$work"
@@ -119,7 +133,19 @@ if stage build; then
   if [ -n "$outside" ]; then
     echo "gpu_check: the build found these outside $prefix:" $outside; exit 1
   fi
-  cmake --build $build -j "$(nproc)" > "$out/build.log" 2>&1 || { grep -E "error|FAILED" "$out/build.log" | head -30; exit 1; }
+  # Only what the named stages run (the gpu-labelled tests' programs are NAME for test NAME_cuda):
+  # from nothing on 2 cores, 343 s against 447 s for the whole tree (rehearsed, no compiler cache).
+  targets=()
+  if [ "$stages" != build ]; then
+    targets=(albion)
+    if stage kernels; then targets+=(kernel_bandwidth cross_entropy_memory); fi
+    if stage tests; then
+      targets+=($(ctest --test-dir $build -N -L gpu | sed -n 's/^ *Test *#[0-9]*: \(.*\)_cuda$/\1/p'))
+    fi
+  fi
+  cmake --build $build -j "$(nproc)" ${targets[@]:+--target "${targets[@]}"} > "$out/build.log" 2>&1 ||
+    { grep -E "error|FAILED" "$out/build.log" | head -30; exit 1; }
+  echo "gpu_check: built ${targets[*]:-everything} (${SECONDS} s since the start)"
   # And the built program loads the prefix's copies (its run path, not the machine's cache).
   loaded=$(ldd $build/bin/albion)
   outside=$(grep -E "(mpi|open-pal|open-rte|hdf5|boost|sentencepiece|pcre2|crypto|pmix|hwloc|event).* => " <<< "$loaded" |
@@ -130,32 +156,32 @@ if stage build; then
 fi
 if [ "$(id -u)" -eq 0 ]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
 
-if stage tests; then
-  echo "== doctor"
-  $build/bin/albion doctor 2>&1 | tee "$out/doctor.log" || echo "doctor reported a problem (above); going on"
-  echo "== GPU tests"
-  # Bound the stage: a hung test would otherwise hold the call for its 300 s TIMEOUT.
-  timeout -k 10 240 ctest --test-dir $build -L gpu --output-on-failure 2>&1 | tee "$out/gpu_tests.log" | tail -15 || true
-fi
-
 if stage kernels; then
-  echo "== kernel bandwidth"
-  $build/bench/kernel_bandwidth 2>&1 | tee "$out/kernel_bandwidth.log" || echo "kernel_bandwidth failed"
+  echo "== kernel bandwidth (${SECONDS} s since the start)"
+  bounded 240 $build/bench/kernel_bandwidth 2>&1 | tee "$out/kernel_bandwidth.log" || echo "kernel_bandwidth failed"
   echo "== fused cross-entropy peak memory, 8,192 tokens x 128,256 vocabulary, hidden 2048"
   for precision in fp32 bf16; do
     for mode in eager chunked; do
-      $build/bench/cross_entropy_memory $mode 8192 128256 2048 cuda $precision 2>&1 |
+      bounded 120 $build/bench/cross_entropy_memory $mode 8192 128256 2048 cuda $precision 2>&1 |
         tee -a "$out/cross_entropy_memory.log" || echo "cross_entropy_memory $mode $precision failed"
     done
   done
 fi
 
+if stage tests; then
+  echo "== doctor (${SECONDS} s since the start)"
+  bounded 60 $build/bin/albion doctor 2>&1 | tee "$out/doctor.log" || echo "doctor reported a problem (above); going on"
+  echo "== GPU tests"
+  # Bounded: a hung test would otherwise hold the call for its 300 s TIMEOUT.
+  bounded 240 ctest --test-dir $build -L gpu -j 4 --output-on-failure 2>&1 | tee "$out/gpu_tests.log" | tail -15 || true
+fi
+
 if stage train; then
-  echo "== GPT-2 124M throughput: Albion fused / unfused, PyTorch eager / compile"
-  bash bench/gpt2_throughput.sh "$build" "$python" 20 "$work/gpt2" 2>&1 | tee "$out/gpt2_throughput.log" ||
+  echo "== GPT-2 124M throughput: Albion fused / unfused, PyTorch eager / compile (${SECONDS} s since the start)"
+  bounded 480 bash bench/gpt2_throughput.sh "$build" "$python" 20 "$work/gpt2" 2>&1 | tee "$out/gpt2_throughput.log" ||
     echo "gpt2_throughput failed"
   cp "$work/gpt2/results.jsonl" "$out/gpt2_results.jsonl" 2>/dev/null || true
 fi
 
-echo "== targets"
+echo "== targets (${SECONDS} s since the start)"
 "$python" bench/check_targets.py "$out" || true

@@ -93,12 +93,47 @@ TEST(FusedAdamW, RefusesMixedOperands) {
   bad = operands(at::kCPU);
   bad[0].bf16_copy = at::zeros({bad[0].parameter.numel()});  // fp32, not bf16
   EXPECT_THROW(fused_adamw_step(bad, hyper_at(1)), UsageError);
-  bad = operands(at::kCPU);
-  bad.push_back(bad[1]);  // the same parameter twice: blocks would race on it
-  EXPECT_THROW(fused_adamw_step(bad, hyper_at(1)), UsageError);
+}
+
+// Blocks update their chunks concurrently: memory that one operand's block writes must be no other
+// operand's, whole or in part.
+TEST(FusedAdamW, RefusesOperandsThatShareMemory) {
+  const auto refused = [](const std::vector<AdamWOperand>& ops) {
+    const std::vector<at::Tensor> before = {ops[0].parameter.clone(), ops[1].parameter.clone()};
+    EXPECT_THROW(fused_adamw_step(ops, hyper_at(1)), UsageError);
+    // Checked before anything is written.
+    EXPECT_TRUE(at::equal(ops[0].parameter, before[0]) && at::equal(ops[1].parameter, before[1]));
+  };
+  std::vector<AdamWOperand> bad = operands(at::kCPU);
+  bad.push_back(bad[1]);  // the same operand twice
+  refused(bad);
   bad = operands(at::kCPU);
   bad[0].exp_avg_sq = bad[0].exp_avg;
-  EXPECT_THROW(fused_adamw_step(bad, hyper_at(1)), UsageError);
+  refused(bad);
+  // Two views of one buffer that overlap by half: different start addresses.
+  const at::Tensor buffer = at::zeros({3 * 7});
+  bad = operands(at::kCPU);
+  bad[1].exp_avg = buffer.narrow(0, 0, 7);
+  bad[1].exp_avg_sq = buffer.narrow(0, 3, 7);
+  refused(bad);
+  bad = operands(at::kCPU);
+  bad[1].gradient = bad[4].parameter.narrow(0, 0, 7);  // read by one block while another writes it
+  refused(bad);
+  bad = operands(at::kCPU, 0, /*copies=*/true);
+  bad[1].bf16_copy = bad[3].bf16_copy.narrow(0, 0, 7);
+  refused(bad);
+
+  // Memory that is only read may be shared: two gradients, views of one buffer.
+  const at::Tensor gradients = at::randn({kSizes[3]});
+  std::vector<AdamWOperand> shared = operands(at::kCPU), separate = operands(at::kCPU);
+  shared[2].gradient = gradients.narrow(0, 0, kSizes[2]);
+  shared[3].gradient = gradients;
+  separate[2].gradient = gradients.narrow(0, 0, kSizes[2]).clone();
+  separate[3].gradient = gradients.clone();
+  fused_adamw_step(shared, hyper_at(1));
+  fused_adamw_step(separate, hyper_at(1));
+  EXPECT_TRUE(at::equal(shared[2].parameter, separate[2].parameter));
+  EXPECT_TRUE(at::equal(shared[3].parameter, separate[3].parameter));
 }
 
 TEST(FusedAdamW, BumpsTheVersionOfWhatItWrites) {

@@ -9,12 +9,13 @@
 // fp32; bf16 runs both under bf16 autocast over fp32 inputs, as the runtime trains.
 #include <ATen/ATen.h>
 #include <c10/cuda/CUDACachingAllocator.h>
+#include <c10/cuda/CUDAFunctions.h>
 #include <sys/resource.h>
 #include <torch/csrc/autograd/autograd.h>
 
 #include <chrono>
 #include <cstdio>
-#include <cstring>
+#include <cstdlib>
 #include <string>
 
 #include "kernels/common/autocast_scope.h"
@@ -32,19 +33,9 @@ double peak_bytes(const at::Device& device) {
   return static_cast<double>(usage.ru_maxrss) * 1024;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  const std::string mode = argc > 1 ? argv[1] : "chunked";
-  const std::int64_t tokens = argc > 2 ? std::stoll(argv[2]) : 8192;
-  const std::int64_t vocab = argc > 3 ? std::stoll(argv[3]) : 128256;
-  const std::int64_t hidden_size = argc > 4 ? std::stoll(argv[4]) : 512;
-  const at::Device device = argc > 5 && std::strcmp(argv[5], "cuda") == 0 ? at::Device(at::kCUDA, 0) : at::kCPU;
-  const bool autocast = argc > 6 && std::strcmp(argv[6], "bf16") == 0;
-  if (argc > 6 && !autocast && std::strcmp(argv[6], "fp32") != 0) {
-    std::fprintf(stderr, "cross_entropy_memory: precision must be fp32 or bf16, not '%s'\n", argv[6]);
-    return 2;
-  }
+// The peak above the inputs of one forward + backward, printed as one line.
+void measure(const std::string& mode, std::int64_t tokens, std::int64_t vocab, std::int64_t hidden_size,
+             const at::Device& device, bool autocast) {
   const albion::kernels::Bf16AutocastScope scope(device.type(), autocast);
   at::manual_seed(0);
   at::Tensor hidden = at::randn({tokens, hidden_size}, at::TensorOptions().device(device)).requires_grad_(true);
@@ -63,5 +54,48 @@ int main(int argc, char** argv) {
               mode.c_str(), static_cast<long long>(tokens), static_cast<long long>(vocab),
               static_cast<long long>(hidden_size), device.str().c_str(), autocast ? "bf16-autocast" : "fp32", loss_value,
               (peak_bytes(device) - inputs) / (1 << 20), seconds);
+}
+
+int usage(const char* argv0) {
+  std::fprintf(stderr, "usage: %s eager|chunked [TOKENS] [VOCAB] [HIDDEN] [cpu|cuda] [fp32|bf16]\n", argv0);
+  return 2;
+}
+
+// A positive count, or 0 for anything else.
+std::int64_t count(const char* text) {
+  char* end = nullptr;
+  const long long value = std::strtoll(text, &end, 10);
+  return *text != '\0' && *end == '\0' && value > 0 ? value : 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2 || argc > 7) return usage(argv[0]);
+  const std::string mode = argv[1];
+  const std::int64_t tokens = argc > 2 ? count(argv[2]) : 8192;
+  const std::int64_t vocab = argc > 3 ? count(argv[3]) : 128256;
+  const std::int64_t hidden_size = argc > 4 ? count(argv[4]) : 512;
+  const std::string device_name = argc > 5 ? argv[5] : "cpu";
+  const std::string precision = argc > 6 ? argv[6] : "fp32";
+  if ((mode != "eager" && mode != "chunked") || tokens == 0 || vocab == 0 || hidden_size == 0 ||
+      (device_name != "cpu" && device_name != "cuda") || (precision != "fp32" && precision != "bf16")) {
+    return usage(argv[0]);
+  }
+  const at::Device device = device_name == "cuda" ? at::Device(at::kCUDA, 0) : at::Device(at::kCPU);
+  if (device.is_cuda() && c10::cuda::device_count() == 0) {
+    std::fprintf(stderr, "cross_entropy_memory: no CUDA device\n");
+    return 1;
+  }
+  // One line, not torch's backtrace: the GPU check's log keeps each run to its result or its error.
+  try {
+    measure(mode, tokens, vocab, hidden_size, device, precision == "bf16");
+  } catch (const c10::Error& e) {
+    std::fprintf(stderr, "cross_entropy_memory %s: %s\n", mode.c_str(), e.what_without_backtrace());
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "cross_entropy_memory %s: %s\n", mode.c_str(), e.what());
+    return 1;
+  }
   return 0;
 }

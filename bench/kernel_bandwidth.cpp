@@ -334,18 +334,27 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "kernel_bandwidth: no CUDA device (use --device cpu to check the harness)\n");
     return 1;
   }
-  at::manual_seed(0);
-  const double copy = copy_bandwidth(options.device);
-  std::printf("device %s, copy bandwidth %.1f GB/s (device-to-device copy, read + write)\n",
-              options.device.str().c_str(), copy);
-  const Report report(copy);
-  std::vector<Shape> shapes = {{"small", 512, 768}};
-  if (options.all_sizes) {
-    shapes.push_back({"medium", 8192, 4096});
-    shapes.push_back({"large", 32768, 8192});
+  // One line, not torch's backtrace, should a run fail (out of memory, say) in the GPU check's log.
+  try {
+    at::manual_seed(0);
+    const double copy = copy_bandwidth(options.device);
+    std::printf("device %s, copy bandwidth %.1f GB/s (device-to-device copy, read + write)\n",
+                options.device.str().c_str(), copy);
+    const Report report(copy);
+    std::vector<Shape> shapes = {{"small", 512, 768}};
+    if (options.all_sizes) {
+      shapes.push_back({"medium", 8192, 4096});
+      shapes.push_back({"large", 32768, 8192});
+    }
+    bench_rowwise(options, report, shapes);
+    bench_cross_entropy(options, report, options.all_sizes);
+    bench_multi_tensor(options, report, !options.all_sizes);
+  } catch (const c10::Error& e) {
+    std::fprintf(stderr, "kernel_bandwidth: %s\n", e.what_without_backtrace());
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "kernel_bandwidth: %s\n", e.what());
+    return 1;
   }
-  bench_rowwise(options, report, shapes);
-  bench_cross_entropy(options, report, options.all_sizes);
-  bench_multi_tensor(options, report, !options.all_sizes);
   return 0;
 }

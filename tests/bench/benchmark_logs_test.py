@@ -57,6 +57,15 @@ class BenchmarkLogsTest(unittest.TestCase):
             self.assertEqual(len(found), 1, verdicts)
             self.assertRegex(found[0], r"chunked \d+ MB / eager \d+ MB = \d+\.\d{3} ")
 
+    def test_cross_entropy_memory_refuses_bad_arguments_in_one_line(self):
+        program = os.path.join(BUILD, "bench", "cross_entropy_memory")
+        for arguments in [[], ["chunk"], ["eager", "0"], ["eager", "8x"], ["eager", "8", "16", "4", "gpu"],
+                          ["eager", "8", "16", "4", "cpu", "fp16"]]:
+            result = subprocess.run([program, *arguments], capture_output=True, text=True, timeout=60)
+            self.assertEqual(result.returncode, 2, arguments)
+            self.assertEqual(len(result.stderr.splitlines()), 1, result.stderr)
+            self.assertIn("usage:", result.stderr)
+
 
 if __name__ == "__main__":
     unittest.main()

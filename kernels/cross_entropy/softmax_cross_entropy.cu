@@ -6,6 +6,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <map>
+#include <mutex>
+#include <utility>
 
 #include "kernels/common/block_reduce.cuh"
 #include "kernels/common/cuda_check.h"
@@ -177,10 +180,18 @@ int resident_blocks_typed() {
 }  // namespace
 
 int softmax_cross_entropy_resident_blocks(DType dtype) {
-  // Fixed for a build and an architecture: asked once per dtype.
-  static const int float32 = resident_blocks_typed<float>();
-  static const int bfloat16 = resident_blocks_typed<__nv_bfloat16>();
-  return dtype == DType::kFloat32 ? float32 : bfloat16;
+  // Fixed for a build and an architecture, so asked once per device and dtype: one process may
+  // drive GPUs of different architectures, whose register files differ.
+  int device = 0;
+  ALBION_CUDA_CHECK(cudaGetDevice(&device));
+  static std::mutex mutex;
+  static std::map<std::pair<int, DType>, int> asked;
+  const std::lock_guard lock(mutex);
+  const auto key = std::make_pair(device, dtype);
+  if (const auto found = asked.find(key); found != asked.end()) return found->second;
+  const int blocks = dtype == DType::kFloat32 ? resident_blocks_typed<float>() : resident_blocks_typed<__nv_bfloat16>();
+  asked.emplace(key, blocks);  // only once the answer is known: an error is asked again next time
+  return blocks;
 }
 
 void launch_softmax_cross_entropy(const SoftmaxCrossEntropyParams& params, cudaStream_t stream) {

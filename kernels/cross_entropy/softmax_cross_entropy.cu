@@ -180,8 +180,9 @@ int resident_blocks_typed() {
 }  // namespace
 
 int softmax_cross_entropy_resident_blocks(DType dtype) {
-  // Fixed for a build and an architecture, so asked once per device and dtype: one process may
-  // drive GPUs of different architectures, whose register files differ.
+  // Fixed for a build and an architecture, so asked once per device and dtype: GPUs of different
+  // architectures in one process each run their own compiled image of the kernel, with its own
+  // register count and per-multiprocessor limits.
   int device = 0;
   ALBION_CUDA_CHECK(cudaGetDevice(&device));
   static std::mutex mutex;

@@ -150,6 +150,11 @@ DatasetManifest read_manifest(const std::string& directory, const checkpoint::Ke
   } catch (const json::exception& e) {
     throw IntegrityError(str_cat(path, ": malformed manifest: ", e.what()));
   }
+  // A key says the data is meant to be private: a plaintext dataset in its place (swapped, or
+  // prepared without --encrypt) is refused rather than trained on.
+  ALBION_CHECK_AS(IntegrityError, key == nullptr || header.has_value(), path,
+                  ": the dataset is not encrypted, but a key was given for it; refusing plaintext where "
+                  "encrypted data is expected");
   DatasetManifest m;
   m.encryption = header;
   try {

@@ -67,6 +67,11 @@ void prepare_dataset_if_missing(const config::Recipe& recipe) {
   ALBION_CHECK_AS(UsageError, !recipe.data.inputs.empty(), "recipe key 'data.dataset': ",
                   recipe.data.dataset, " does not exist (prepare it with `albion data prepare`, or "
                   "set data.inputs to prepare it automatically)");
+  // Automatic preparation writes plaintext, outside any residency policy: private data is prepared
+  // by `albion data prepare --encrypt --policy`, which checks the storage and audits the write.
+  ALBION_CHECK_AS(UsageError, recipe.data.key.empty(), "recipe key 'data.key' is set, but data.dataset ",
+                  recipe.data.dataset, " does not exist: prepare it encrypted first with `albion data prepare "
+                  "--encrypt KEY --policy POLICY` (automatic preparation would write it in plaintext)");
   data::PrepareOptions options;
   options.inputs = split_commas(recipe.data.inputs);
   options.output = recipe.data.dataset;

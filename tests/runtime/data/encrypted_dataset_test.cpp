@@ -1,6 +1,7 @@
 // File: tests/runtime/data/encrypted_dataset_test.cpp
 // Encrypted token datasets: nothing readable on disk, the loader yields exactly the plaintext
-// dataset's batches with the key, and a missing key, the wrong key or any edit is refused.
+// dataset's batches with the key, and a missing key, the wrong key, any edit or plaintext where a
+// key is given is refused.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -88,6 +89,16 @@ TEST_F(EncryptedDatasetTest, MissingOrWrongKeyIsRefused) {
   EXPECT_THROW(TokenLoader(loader("sealed", "file:" + (dir_ / "other"))), IntegrityError);
   EXPECT_TRUE(read_encryption_header(dir_ / "sealed").has_value());
   EXPECT_FALSE(read_encryption_header(dir_ / "plain").has_value());
+}
+
+// A key says the data is private: plaintext in its place (swapped in, or prepared without
+// --encrypt) is refused, not trained on.
+TEST_F(EncryptedDatasetTest, PlaintextWhereAKeyIsGivenIsRefused) {
+  EXPECT_THROW(TokenLoader(loader("plain", key_)), IntegrityError);
+  fs::remove_all(dir_ / "sealed");
+  fs::rename(dir_ / "plain", dir_ / "sealed");
+  EXPECT_THROW(TokenLoader(loader("sealed", key_)), IntegrityError);
+  EXPECT_NO_THROW(TokenLoader(loader("sealed", "")));
 }
 
 TEST_F(EncryptedDatasetTest, AnyEditIsAnIntegrityError) {

@@ -2,7 +2,7 @@
 // The trainer on a small character-level dataset: gradient accumulation equals the big batch,
 // runs repeat bit for bit, metrics, the resolved recipe and a profile window land in the run
 // directory, a stop request and a diverging loss end training cleanly, and each class of bad
-// recipe is refused.
+// recipe is refused, as is preparing a dataset in plaintext when the recipe gives it a key.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -249,6 +249,17 @@ TEST_F(TrainerTest, InconsistentRecipesNameTheKey) {
   r = recipe(4, 1, "bad");
   r.model.preset = "gpt5";
   EXPECT_NE(usage_error(r).find("gpt5"), std::string::npos);
+}
+
+// Automatic preparation writes plaintext: with a dataset key it is refused, and nothing is written.
+TEST_F(TrainerTest, AKeyedDatasetIsNotPreparedAutomatically) {
+  config::Recipe r = recipe(4, 1, "keyed");
+  r.data.dataset = *dir_ / "keyed-data";
+  r.data.inputs = *dir_ / "corpus.txt";
+  std::ofstream(r.data.inputs) << "Private notes.\n";
+  r.data.key = "file:" + (*dir_ / "no-such-kek");
+  EXPECT_NE(usage_error(r).find("'data.key'"), std::string::npos);
+  EXPECT_FALSE(fs::exists(r.data.dataset));
 }
 
 }  // namespace

@@ -16,6 +16,7 @@
 #include "launch/host_reachability.h"
 #include "launch/launch_plan.h"
 #include "runtime/base/check.h"
+#include "runtime/base/redact.h"
 #include "runtime/device.h"
 
 namespace albion::launch {
@@ -65,7 +66,9 @@ int run_launch(const CommandArgs& args, const ProcessEnvironment& env) {
   const std::vector<std::string> argv = plan_launch(request, context);
   require_reachable(request.hosts, env.hostname);
 
-  std::cerr << "albion launch: " << shell_quote(argv) << std::endl;
+  std::vector<std::string> shown;  // a PIN in a key spec is passed on, not printed
+  for (const std::string& arg : argv) shown.push_back(without_pins(arg));
+  std::cerr << "albion launch: " << shell_quote(shown) << std::endl;
   if (dry_run) return 0;
   std::vector<char*> pointers;
   for (const std::string& arg : argv) pointers.push_back(const_cast<char*>(arg.c_str()));

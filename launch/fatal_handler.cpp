@@ -13,6 +13,7 @@
 
 #include "launch/mpi_session.h"
 #include "runtime/base/error.h"
+#include "runtime/base/redact.h"
 
 namespace albion::launch {
 namespace {
@@ -21,7 +22,8 @@ constexpr rlim_t kCoreLimit = 1;
 
 void print_error(const std::string& message) {
   // One line: a multi-line message (torch adds backtraces) keeps only its first line.
-  std::string line = "albion: error: " + message.substr(0, message.find('\n')) + "\n";
+  // A PKCS#11 PIN that reached a message (a recipe value quoted back, say) is not shown.
+  std::string line = "albion: error: " + without_pins(message.substr(0, message.find('\n'))) + "\n";
   [[maybe_unused]] ssize_t written = ::write(STDERR_FILENO, line.data(), line.size());
 }
 

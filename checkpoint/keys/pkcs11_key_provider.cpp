@@ -2,6 +2,7 @@
 #include "checkpoint/keys/pkcs11_key_provider.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -43,6 +44,12 @@ SecretBytes read_pin_file(std::string source, const std::string& spec) {
     const int error = errno;
     throw UsageError(str_cat(spec, ": cannot open pin-source '", source, "': ", errno_text(error)));
   }
+  // As for key files: a PIN others can read is refused, not used.
+  struct stat info {};
+  ALBION_CHECK_AS(UsageError, ::fstat(fd.get(), &info) == 0 && S_ISREG(info.st_mode), spec, ": pin-source '",
+                  source, "' is not a regular file");
+  ALBION_CHECK_AS(UsageError, (info.st_mode & (S_IRWXG | S_IRWXO)) == 0, spec, ": pin-source '", source,
+                  "' is accessible to group or others (chmod 600 it)");
   SecretBytes buffer(256);
   ssize_t got = -1;
   do {

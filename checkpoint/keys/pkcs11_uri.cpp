@@ -1,6 +1,8 @@
 // File: checkpoint/keys/pkcs11_uri.cpp
 #include "checkpoint/keys/pkcs11_uri.h"
 
+#include <openssl/crypto.h>
+
 #include "runtime/base/check.h"
 
 namespace albion::checkpoint {
@@ -15,6 +17,7 @@ int hex_digit(char c) {
 
 std::vector<std::uint8_t> percent_decode(std::string_view text, std::string_view attribute) {
   std::vector<std::uint8_t> out;
+  out.reserve(text.size());  // never reallocated: a PIN leaves no copy behind in freed memory
   for (std::size_t i = 0; i < text.size(); ++i) {
     if (text[i] != '%') {
       out.push_back(static_cast<std::uint8_t>(text[i]));
@@ -100,9 +103,12 @@ Pkcs11Uri parse_pkcs11_uri(std::string_view uri) {
     const std::string_view value = attribute.substr(equals + 1);
     if (name == "pin-value") {
       ALBION_CHECK_AS(UsageError, !parsed.pin_value.has_value(), "pkcs11 URI: attribute 'pin-value' given twice");
+      // Whitespace ends a PIN for without_pins (runtime/base/redact.h), which hides it in printed text.
+      ALBION_CHECK_AS(UsageError, value.find_first_of(" \t\r\n") == std::string_view::npos,
+                      "pkcs11 URI: pin-value holds whitespace; percent-encode it (%20 for a space)");
       std::vector<std::uint8_t> pin = percent_decode(value, name);
       parsed.pin_value = SecretBytes::copy_of(pin);
-      std::fill(pin.begin(), pin.end(), std::uint8_t{0});
+      OPENSSL_cleanse(pin.data(), pin.size());
       continue;  // never part of the printable form
     }
     printable_query.push_back(attribute);

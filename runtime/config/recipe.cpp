@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "runtime/base/check.h"
+#include "runtime/base/redact.h"
 #include "runtime/config/nearest_name.h"
 #include "runtime/config/program_options.h"
 #include "runtime/config/recipe_schema.h"
@@ -129,7 +130,7 @@ Recipe parse_recipe(std::istream& file, const std::string& path, const std::vect
 
 std::string resolved_recipe_ini(const Recipe& recipe) {
   Recipe copy = recipe;
-  return RecipeSchema(copy).to_ini();
+  return without_pins(RecipeSchema(copy).to_ini());
 }
 
 std::string recipe_help() {

@@ -128,7 +128,9 @@ Recipe load_recipe(const std::string& path, const std::vector<std::string>& over
 // The same from INI text already read (a checkpoint's stored recipe); `source` names it in errors.
 Recipe parse_recipe(std::istream& ini, const std::string& source, const std::vector<std::string>& overrides);
 
-// Every key with its current value, as an INI file that load_recipe reads back to the same Recipe.
+// Every key with its current value, as an INI file that load_recipe reads back to the same Recipe,
+// except a PKCS#11 PIN in a key spec, which is not shown (runtime/base/redact.h): this text is
+// printed, written to the run directory and stored in checkpoints.
 std::string resolved_recipe_ini(const Recipe& recipe);
 
 // Help text: every key, its default and what it means.

@@ -82,6 +82,19 @@ TEST(Cli, LaunchWithoutACommandFailsWithOneLine) {
       << run.output;
 }
 
+// The command line the launcher prints passes a PKCS#11 PIN on to the ranks but does not show it;
+// nor does a fatal error that quotes it.
+TEST(Cli, LaunchAndErrorsDoNotShowAPkcs11Pin) {
+  const std::string key = "'--checkpoint.key=pkcs11:token=t;object=k?module-path=/m.so&pin-value=97531'";
+  Outcome run = run_albion("launch --dry-run -n 2 -- train recipes/tiny.ini " + key);
+  EXPECT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_NE(run.output.find("pin-value=(not shown)"), std::string::npos) << run.output;
+  EXPECT_EQ(run.output.find("97531"), std::string::npos) << run.output;
+  run = run_albion("ckpt verify /nonexistent --key 'pkcs11:token=t;object=k?module-path=/m.so&pin-value=97531&x=1'");
+  EXPECT_NE(run.exit_code, 0);
+  EXPECT_EQ(run.output.find("97531"), std::string::npos) << run.output;
+}
+
 TEST(Cli, DoctorPassesAndReportsEveryPiece) {
   Outcome run = run_albion("doctor");
   EXPECT_EQ(run.exit_code, 0) << run.output;

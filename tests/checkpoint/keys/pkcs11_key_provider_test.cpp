@@ -148,6 +148,9 @@ TEST_F(Pkcs11KeyProviderTest, PinFromAFile) {
   TempDir dir;
   const auto pin = dir / "pin";
   testing::write_file(pin, std::string(kPin) + "\n");
+  ::chmod(pin.c_str(), 0640);  // a PIN others can read is refused, as a key file would be
+  EXPECT_THROW(open_key_provider(uri("kek", "&pin-source=file:" + pin.string())), UsageError);
+  ::chmod(pin.c_str(), 0600);
   EXPECT_EQ(open_key_provider(uri("kek", "&pin-source=file:" + pin.string()))->key_id(),
             open_key_provider(uri("kek"))->key_id());
 }
@@ -196,6 +199,7 @@ TEST(Pkcs11Uri, RefusesMalformedUnknownAndIncompleteUris) {
            "pkcs11:token=t;object?module-path=/m.so",
            "pkcs11:token=t;object=k?module-path=/m.so&pin-value=1&pin-source=/p",
            "pkcs11:token=t;object=k?module-name=softhsm2",
+           "pkcs11:token=t;object=k?module-path=/m.so&pin-value=12 34",  // whitespace ends a PIN for without_pins
        }) {
     EXPECT_THROW(parse_pkcs11_uri(bad), UsageError) << bad;
   }

@@ -52,6 +52,19 @@ TEST(Recipe, ResolvedFormRoundTrips) {
   EXPECT_EQ(again.optim.lr, original.optim.lr);
 }
 
+// The resolved recipe is printed, written to the run directory and stored in checkpoints: a PIN
+// in a PKCS#11 key spec stays out of it, and the recipe itself still holds it for the provider.
+TEST(Recipe, ResolvedFormHidesAPkcs11Pin) {
+  const std::string spec = "pkcs11:token=hsm;object=kek?module-path=/m.so&pin-value=246813";
+  const Recipe recipe = load_recipe(std::string(ALBION_SOURCE_DIR) + "/recipes/tiny.ini",
+                                    {"--checkpoint.key=" + spec, "--data.key=" + spec});
+  EXPECT_EQ(recipe.checkpoint.key, spec);
+  const std::string resolved = resolved_recipe_ini(recipe);
+  EXPECT_EQ(resolved.find("246813"), std::string::npos) << resolved;
+  EXPECT_NE(resolved.find("key = pkcs11:token=hsm;object=kek?module-path=/m.so&pin-value=(not shown)"),
+            std::string::npos) << resolved;
+}
+
 TEST(Recipe, CommandLineOverridesWinOverTheFile) {
   TempDir dir;
   Recipe r = load_recipe(dir.write("r.ini", std::string(kMinimal) + "[train]\nsteps = 200\n"),

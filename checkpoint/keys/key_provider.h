@@ -35,8 +35,9 @@ class KeyProvider {
 };
 
 // Opens the provider a spec names. UsageError for an unknown scheme, a missing or badly
-// protected key file, an unset or malformed variable. An unrecognised spec is not echoed back:
-// a user who passes a raw key by mistake must not find it in the error message.
+// protected key file, an unset or malformed variable. An unrecognised spec, or a key pasted after
+// file: or env:, is not echoed back: a user who passes a raw key by mistake must not find it in
+// the error message.
 std::unique_ptr<KeyProvider> open_key_provider(std::string_view spec);
 
 }  // namespace albion::checkpoint

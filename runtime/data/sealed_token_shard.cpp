@@ -1,6 +1,8 @@
 // File: runtime/data/sealed_token_shard.cpp
 #include "runtime/data/sealed_token_shard.h"
 
+#include <openssl/crypto.h>
+
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
@@ -125,8 +127,10 @@ SealedTokenShard::SealedTokenShard(const std::string& path, checkpoint::ChunkCip
                   path, ": document offsets do not partition the tokens");
 }
 
+// Decrypted tokens are private data: wiped before their memory is freed (OPENSSL_cleanse, which
+// the compiler cannot drop as a dead store, as it may a std::fill before a free).
 SealedTokenShard::~SealedTokenShard() {
-  for (CachedChunk& cached : cache_) std::fill(cached.bytes.begin(), cached.bytes.end(), 0);
+  for (CachedChunk& cached : cache_) OPENSSL_cleanse(cached.bytes.data(), cached.bytes.size());
 }
 
 const std::vector<std::uint8_t>& SealedTokenShard::chunk(const char* tensor, std::uint64_t array_offset,
@@ -160,7 +164,7 @@ const std::vector<std::uint8_t>& SealedTokenShard::chunk(const char* tensor, std
                     " is outside the vocabulary of ", expected_.vocab_size);
   }
   if (cache_.size() >= kCachedChunks) {
-    std::fill(cache_.back().bytes.begin(), cache_.back().bytes.end(), 0);
+    OPENSSL_cleanse(cache_.back().bytes.data(), cache_.back().bytes.size());
     cache_.pop_back();
   }
   cache_.push_front(std::move(entry));

@@ -61,8 +61,9 @@ Role parse_role(const ChatMessage& m, std::size_t index) {
   if (m.role == "system") return Role::kSystem;
   if (m.role == "user") return Role::kUser;
   if (m.role == "assistant") return Role::kAssistant;
-  throw UsageError(str_cat("chat message ", index, ": unknown role '", m.role,
-                           "' (expected system, user or assistant)"));
+  // The value is not echoed: it comes from a dataset that may be private, and errors reach logs.
+  throw UsageError(str_cat("chat message ", index, ": unknown role (a ", m.role.size(),
+                           "-byte value, not shown; expected system, user or assistant)"));
 }
 
 }  // namespace

@@ -81,6 +81,8 @@ TEST(KeySecrecy, NoFailingPathRevealsAKey) {
   record("non-hex KEK", [&] { open_key_provider("env:ALBION_SECRECY_KEK_NONHEX"); });
   record("key as spec", [&] { open_key_provider(kKekHex); });
   record("key as spec with prefix", [&] { open_key_provider(std::string("hex:") + kKekHex); });
+  record("key pasted after env:", [&] { open_key_provider(std::string("env:") + kKekHex); });
+  record("key pasted after file:", [&] { open_key_provider(std::string("file:") + upper(kKekHex)); });
   record("tampered wrap", [&] {
     auto bad = wrapped;
     bad[0] ^= 1;
@@ -106,7 +108,7 @@ TEST(KeySecrecy, NoFailingPathRevealsAKey) {
   record("readable key file", [&] { open_key_provider("file:" + key_path.string()); });
   const std::string stderr_text = ::testing::internal::GetCapturedStderr();
 
-  ASSERT_EQ(messages.size(), 10u);
+  ASSERT_EQ(messages.size(), 12u);
   for (const std::string& message : messages) expect_no_key(message, "message");
   expect_no_key(stderr_text, "stderr");
   expect_no_key(testing::read_file(audit.path()), "audit log");

@@ -185,6 +185,7 @@ TEST(PrepareChat, MasksAreOneOnlyOnAssistantTokens) {
   EXPECT_EQ(tokenizer->decode(trained), "London.<|im_end|>Hi there<|im_end|>");
 }
 
+// The file and line are named; the record's value is not echoed (the data may be private).
 TEST(PrepareChat, UnknownRoleNamesFileAndLine) {
   TempDir dir;
   PrepareOptions o;
@@ -195,7 +196,8 @@ TEST(PrepareChat, UnknownRoleNamesFileAndLine) {
   o.format = InputFormat::kChat;
   std::string message = usage_error(o);
   EXPECT_NE(message.find("chat.jsonl:2:"), std::string::npos) << message;
-  EXPECT_NE(message.find("wizard"), std::string::npos) << message;
+  EXPECT_NE(message.find("unknown role"), std::string::npos) << message;
+  EXPECT_EQ(message.find("wizard"), std::string::npos) << message;
   EXPECT_FALSE(fs::exists(o.output));
 }
 

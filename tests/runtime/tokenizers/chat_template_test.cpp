@@ -70,15 +70,17 @@ TEST_P(Chat, PromptCompletionForm) {
   EXPECT_EQ(render_chat(*tok, GetParam().chat_template, same).ids, t.ids);
 }
 
-TEST_P(Chat, UnknownRoleIsNamed) {
+// The message is located, but the record's value (possibly private data) is not echoed.
+TEST_P(Chat, UnknownRoleIsLocatedNotEchoed) {
   const auto tok = load_tokenizer(GetParam().spec);
-  const ChatMessage messages[] = {{"user", "hi"}, {"bot", "hello"}};
+  const ChatMessage messages[] = {{"user", "hi"}, {"Mr Darcy's diary", "hello"}};
   try {
     render_chat(*tok, GetParam().chat_template, messages);
     FAIL() << "no error";
   } catch (const UsageError& e) {
-    EXPECT_NE(std::string(e.what()).find("message 1: unknown role 'bot'"), std::string::npos)
-        << e.what();
+    const std::string what = e.what();
+    EXPECT_NE(what.find("message 1: unknown role (a 16-byte value"), std::string::npos) << what;
+    EXPECT_EQ(what.find("Darcy"), std::string::npos) << what;
   }
 }
 

@@ -1,10 +1,12 @@
 // File: runtime/config/recipe.cpp
 #include "runtime/config/recipe.h"
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
+#include <utility>
 
 #include "runtime/base/check.h"
 #include "runtime/base/redact.h"
@@ -46,7 +48,18 @@ void Recipe::validate() const {
   require(train.micro_batch > 0, "train.micro_batch", "must be positive" + got(train.micro_batch));
   require(train.global_batch_tokens > 0, "train.global_batch_tokens",
           "must be positive" + got(train.global_batch_tokens));
+  // Divided, not multiplied: micro_batch x seq_len could overflow int64 (and did, as a SIGFPE).
+  require(train.micro_batch <= train.global_batch_tokens / train.seq_len, "train.global_batch_tokens",
+          str_cat("must hold at least one micro-batch (train.micro_batch ", train.micro_batch, " x train.seq_len ",
+                  train.seq_len, " tokens)", got(train.global_batch_tokens)));
   require(train.steps > 0, "train.steps", "must be positive" + got(train.steps));
+  // inf passes a "> 0" check (nan does not); neither is a usable hyper-parameter.
+  for (const auto& [name, value] : {std::pair<const char*, double>{"optim.lr", optim.lr},
+                                    {"optim.min_lr", optim.min_lr}, {"optim.weight_decay", optim.weight_decay},
+                                    {"optim.eps", optim.eps}, {"optim.grad_clip", optim.grad_clip},
+                                    {"eval.temperature", eval.temperature}}) {
+    require(std::isfinite(value), name, "must be finite" + got(value));
+  }
   require(optim.lr > 0, "optim.lr", "must be positive" + got(optim.lr));
   require(optim.min_lr >= 0 && optim.min_lr <= optim.lr, "optim.min_lr",
           str_cat("must be in [0, optim.lr = ", optim.lr, "]", got(optim.min_lr)));

@@ -113,6 +113,10 @@ TEST(RecipeErrors, OutOfRangeValuesNameTheKey) {
       {"--data.val_fraction=1", "data.val_fraction"}, {"--precision.dtype=fp8", "precision.dtype"},
       {"--optim.warmup_steps=5000", "optim.warmup_steps"},
       {"--profile.steps=-1", "profile.steps"},      {"--profile.start_step=0", "profile.start_step"},
+      // micro_batch x seq_len overflowed int64 to 0, and the trainer died of SIGFPE.
+      {"--train.micro_batch=576460752303423488", "train.global_batch_tokens"},
+      {"--optim.lr=inf", "optim.lr"},              {"--optim.eps=inf", "optim.eps"},
+      {"--optim.weight_decay=inf", "optim.weight_decay"}, {"--eval.temperature=inf", "eval.temperature"},
   };
   for (const auto& [override_arg, key] : cases) {
     std::string message = usage_error(kMinimal, {override_arg});

@@ -160,8 +160,9 @@ int run_inspect(const CommandArgs& args, const ProcessEnvironment&) {
     std::cout << std::left << std::setw(13) << name << split.tokens << " tokens, " << split.documents
               << " documents, " << split.shards.size() << " shard(s)\n";
   }
-  const data::SplitEntry& train = m.splits.at("train");
-  if (sample_tokens <= 0 || train.shards.empty()) return 0;
+  const auto train_split = m.splits.find("train");
+  if (sample_tokens <= 0 || train_split == m.splits.end() || train_split->second.shards.empty()) return 0;
+  const data::SplitEntry& train = train_split->second;
   const data::ShardEntry& first = train.shards.front();
   const std::string shard_path = (fs::path(directory) / first.file).string();
   ALBION_CHECK_AS(IntegrityError, data::sha256_file(shard_path) == first.sha256, shard_path,

@@ -249,6 +249,13 @@ PrepareSummary prepare_dataset(const PrepareOptions& options) {
     manifest.sources.push_back(std::move(source));
   }
   ALBION_CHECK_AS(UsageError, total_bytes > 0, "data prepare: the input files are empty");
+  // --overwrite replaces the output directory whole: it must not hold the inputs.
+  const fs::path output_dir = fs::weakly_canonical(fs::absolute(options.output));
+  for (const std::string& file : files) {
+    const fs::path inside = fs::weakly_canonical(fs::absolute(file)).lexically_relative(output_dir);
+    ALBION_CHECK_AS(UsageError, inside.empty() || *inside.begin() == "..", "data prepare: input ", file,
+                    " lies inside the output directory ", options.output, "; choose another --output");
+  }
 
   StagingDirectory staging(options.output, options.overwrite ? Overwrite::kReplace : Overwrite::kRefuse);
   manifest.tokenizer_spec = options.tokenizer_spec;

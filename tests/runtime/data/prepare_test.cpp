@@ -83,6 +83,20 @@ TEST(Prepare, RefusesExistingOutputUnlessOverwriting) {
   EXPECT_EQ(read_manifest(o.output).sources.at(0).path, o.inputs[0]);
 }
 
+// --overwrite replaces the output whole: an output that holds the inputs is refused, inputs kept.
+TEST(Prepare, RefusesToOverwriteTheDirectoryHoldingItsInputs) {
+  TempDir dir;
+  PrepareOptions o = byte_options(dir, {dir.write("corpus/sub/a.txt", "some text")});
+  o.overwrite = true;
+  for (const std::string output : {dir / "corpus", dir / "corpus/sub", dir / "corpus/sub/../sub"}) {
+    o.output = output;
+    EXPECT_THROW(prepare_dataset(o), UsageError) << output;
+    EXPECT_EQ(read_bytes(o.inputs[0]), "some text");
+  }
+  o.output = dir / "corpus-out";
+  EXPECT_EQ(prepare_dataset(o).train_tokens, 10u);
+}
+
 TEST(Prepare, RemovesLeftoversOfAnInterruptedRun) {
   TempDir dir;
   PrepareOptions o = byte_options(dir, {dir.write("a.txt", "text")});

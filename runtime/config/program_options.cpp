@@ -30,7 +30,8 @@ ParsedOptions parse_options(const std::vector<std::string>& args,
                          po::command_line_style::allow_guessing)
                   .run(),
               parsed.values);
-    po::notify(parsed.values);
+    // --help is answered even when required options are missing: notify would refuse first.
+    if (parsed.values.count("help") == 0) po::notify(parsed.values);
   } catch (const po::unknown_option& e) {
     std::string given = e.get_option_name();
     given = given.substr(0, given.find('='));  // "--stesp=3" names the option "--stesp"

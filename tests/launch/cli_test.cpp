@@ -72,6 +72,12 @@ TEST(Cli, EverySubcommandHasHelp) {
     EXPECT_NE(run.output.find(std::string("usage: albion ") + name), std::string::npos) << run.output;
     EXPECT_EQ(run.exit_code, 0) << name;
   }
+  // Verbs with required options still answer --help (and -h) first.
+  for (const char* verb : {"data prepare --help", "data inspect -h"}) {
+    Outcome run = run_albion(verb);
+    EXPECT_EQ(run.exit_code, 0) << verb << ": " << run.output;
+    EXPECT_NE(run.output.find("usage: albion data"), std::string::npos) << run.output;
+  }
 }
 
 TEST(Cli, LaunchWithoutACommandFailsWithOneLine) {

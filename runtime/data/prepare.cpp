@@ -233,6 +233,14 @@ PrepareSummary prepare_dataset(const PrepareOptions& options) {
   ALBION_CHECK_AS(UsageError, options.shard_tokens > 0, "--shard-tokens must be positive");
   ALBION_CHECK_AS(UsageError, !options.output.empty(), "data prepare: --output is required");
   const std::vector<std::string> files = expand_inputs(options.inputs);
+  // --overwrite replaces the output directory whole: it must not hold the inputs. Checked before
+  // any input is hashed, so the refusal costs nothing.
+  const fs::path output_dir = fs::weakly_canonical(fs::absolute(options.output));
+  for (const std::string& file : files) {
+    const fs::path inside = fs::weakly_canonical(fs::absolute(file)).lexically_relative(output_dir);
+    ALBION_CHECK_AS(UsageError, inside.empty() || *inside.begin() == "..", "data prepare: input ", file,
+                    " lies inside the output directory ", options.output, "; choose another --output");
+  }
   std::unique_ptr<Tokenizer> tokenizer = tokenizers::load_tokenizer(options.tokenizer_spec);
   // Open the key before any work: a wrong spec fails fast, and nothing is written unencrypted.
   std::optional<DatasetKey> dataset_key;
@@ -249,13 +257,6 @@ PrepareSummary prepare_dataset(const PrepareOptions& options) {
     manifest.sources.push_back(std::move(source));
   }
   ALBION_CHECK_AS(UsageError, total_bytes > 0, "data prepare: the input files are empty");
-  // --overwrite replaces the output directory whole: it must not hold the inputs.
-  const fs::path output_dir = fs::weakly_canonical(fs::absolute(options.output));
-  for (const std::string& file : files) {
-    const fs::path inside = fs::weakly_canonical(fs::absolute(file)).lexically_relative(output_dir);
-    ALBION_CHECK_AS(UsageError, inside.empty() || *inside.begin() == "..", "data prepare: input ", file,
-                    " lies inside the output directory ", options.output, "; choose another --output");
-  }
 
   StagingDirectory staging(options.output, options.overwrite ? Overwrite::kReplace : Overwrite::kRefuse);
   manifest.tokenizer_spec = options.tokenizer_spec;

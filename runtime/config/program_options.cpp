@@ -2,6 +2,7 @@
 #include "runtime/config/program_options.h"
 
 #include <algorithm>
+#include <typeinfo>
 
 #include "runtime/base/check.h"
 #include "runtime/config/nearest_name.h"
@@ -14,6 +15,33 @@ std::vector<std::string> long_option_names(const po::options_description& option
   return names;
 }
 
+namespace {
+
+bool is_unsigned_integer(const std::type_info& type) {
+  return type == typeid(unsigned char) || type == typeid(unsigned short) ||
+         type == typeid(unsigned int) || type == typeid(unsigned long) ||
+         type == typeid(unsigned long long);
+}
+
+}  // namespace
+
+void refuse_negative_unsigned(const po::parsed_options& parsed, const std::string& name_prefix) {
+  for (const po::option& option : parsed.options) {
+    if (option.unregistered || parsed.description == nullptr) continue;
+    const po::option_description* description = parsed.description->find_nothrow(option.string_key, false);
+    if (description == nullptr) continue;
+    auto typed = boost::dynamic_pointer_cast<const po::typed_value_base>(description->semantic());
+    if (!typed || !is_unsigned_integer(typed->value_type())) continue;
+    for (const std::string& raw : option.value) {
+      auto first = raw.find_first_not_of(" \t");
+      if (first != std::string::npos && raw[first] == '-') {
+        throw po::error(str_cat("the argument ('", raw, "') for option '", name_prefix, option.string_key,
+                                "' must not be negative"));
+      }
+    }
+  }
+}
+
 ParsedOptions parse_options(const std::vector<std::string>& args,
                             const po::options_description& options,
                             const po::positional_options_description& positional,
@@ -23,13 +51,14 @@ ParsedOptions parse_options(const std::vector<std::string>& args,
   std::vector<std::string> own(args.begin(), separator);
   if (separator != args.end()) parsed.passthrough.assign(separator + 1, args.end());
   try {
-    po::store(po::command_line_parser(own)
-                  .options(options)
-                  .positional(positional)
-                  .style(po::command_line_style::unix_style ^
-                         po::command_line_style::allow_guessing)
-                  .run(),
-              parsed.values);
+    po::parsed_options given = po::command_line_parser(own)
+                                   .options(options)
+                                   .positional(positional)
+                                   .style(po::command_line_style::unix_style ^
+                                          po::command_line_style::allow_guessing)
+                                   .run();
+    refuse_negative_unsigned(given, "--");
+    po::store(given, parsed.values);
     // --help is answered even when required options are missing: notify would refuse first.
     if (parsed.values.count("help") == 0) po::notify(parsed.values);
   } catch (const po::unknown_option& e) {

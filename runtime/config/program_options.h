@@ -25,6 +25,10 @@ ParsedOptions parse_options(const std::vector<std::string>& args,
                             const po::positional_options_description& positional,
                             const std::string& context);
 
+// Boost's conversion wraps "-1" given to an unsigned option to 2^64 - 1; this throws a po::error
+// naming the option instead. `name_prefix` is "--" on a command line and "" in an INI file.
+void refuse_negative_unsigned(const po::parsed_options& parsed, const std::string& name_prefix);
+
 // Every long option name in `options`, with its leading "--", for suggestions and tests.
 std::vector<std::string> long_option_names(const po::options_description& options);
 

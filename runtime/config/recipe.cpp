@@ -111,9 +111,12 @@ void Recipe::validate() const {
 }
 
 Recipe load_recipe(const std::string& path, const std::vector<std::string>& overrides) {
+  std::error_code error;
+  ALBION_CHECK_AS(UsageError, std::filesystem::exists(path, error), "recipe ", path, ": no such file");
+  ALBION_CHECK_AS(UsageError, std::filesystem::is_regular_file(path, error), "recipe ", path,
+                  ": not a regular file");
   std::ifstream file(path);
-  ALBION_CHECK_AS(UsageError, std::filesystem::is_regular_file(path) && file.good(), "recipe ", path,
-                  ": no such file");
+  ALBION_CHECK_AS(UsageError, file.good(), "recipe ", path, ": cannot be read");
   return parse_recipe(file, path, overrides);
 }
 
@@ -125,7 +128,9 @@ Recipe parse_recipe(std::istream& file, const std::string& path, const std::vect
   ParsedOptions cli = parse_options(overrides, schema.options(), {}, "albion train");
   values = std::move(cli.values);
   try {
-    po::store(po::parse_config_file(file, schema.options(), /*allow_unregistered=*/false), values);
+    po::parsed_options given = po::parse_config_file(file, schema.options(), /*allow_unregistered=*/false);
+    refuse_negative_unsigned(given, "");
+    po::store(given, values);
     po::notify(values);
   } catch (const po::unknown_option& e) {
     std::string given = e.get_option_name();

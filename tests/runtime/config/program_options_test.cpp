@@ -1,6 +1,8 @@
 // File: tests/runtime/config/program_options_test.cpp
 #include <gtest/gtest.h>
 
+#include <cstdint>
+
 #include "runtime/base/error.h"
 #include "runtime/config/program_options.h"
 
@@ -49,6 +51,23 @@ TEST(ParseOptions, PrefixesAreNotGuessed) {
 TEST(ParseOptions, BadValuesAndExtraArgumentsAreUsageErrors) {
   EXPECT_NE(usage_error_of({"--steps=ten"}).find("steps"), std::string::npos);
   EXPECT_EQ(usage_error_of({"a", "b"}), "demo: too many arguments");
+}
+
+TEST(ParseOptions, NegativeValuesOfUnsignedOptionsAreRefused) {
+  // Boost's own conversion wraps "-1" to 2^64 - 1 and reports nothing.
+  std::uint64_t seed = 0;
+  po::options_description options("options");
+  options.add_options()("seed", po::value(&seed), "seed");
+  for (const std::string arg : {"--seed=-1", "--seed= -2"}) {
+    try {
+      parse_options({arg}, options, {}, "demo");
+      ADD_FAILURE() << arg << " was accepted as " << seed;
+    } catch (const UsageError& e) {
+      EXPECT_NE(std::string(e.what()).find("'--seed' must not be negative"), std::string::npos) << e.what();
+    }
+  }
+  parse_options({"--seed=18446744073709551615"}, options, {}, "demo");
+  EXPECT_EQ(seed, 18446744073709551615ULL);
 }
 
 TEST(LongOptionNames, ListsEveryOption) {

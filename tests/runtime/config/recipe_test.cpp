@@ -117,6 +117,7 @@ TEST(RecipeErrors, OutOfRangeValuesNameTheKey) {
       {"--train.micro_batch=576460752303423488", "train.global_batch_tokens"},
       {"--optim.lr=inf", "optim.lr"},              {"--optim.eps=inf", "optim.eps"},
       {"--optim.weight_decay=inf", "optim.weight_decay"}, {"--eval.temperature=inf", "eval.temperature"},
+      {"--run.seed=-1", "--run.seed"},  // unsigned: Boost alone would wrap it to 2^64 - 1
   };
   for (const auto& [override_arg, key] : cases) {
     std::string message = usage_error(kMinimal, {override_arg});
@@ -126,6 +127,7 @@ TEST(RecipeErrors, OutOfRangeValuesNameTheKey) {
 
 TEST(RecipeErrors, MissingFileAndMissingDataset) {
   EXPECT_THROW(load_recipe("/nonexistent/recipe.ini", {}), UsageError);
+  EXPECT_NE(usage_error("[run]\nseed = -1\n").find("'run.seed' must not be negative"), std::string::npos);
   EXPECT_NE(usage_error("[train]\nsteps = 5\n").find("data.dataset"), std::string::npos);
 }
 

@@ -78,7 +78,9 @@ void Recipe::validate() const {
   require(eval.interval >= 0, "eval.interval", "must be >= 0" + got(eval.interval));
   require(eval.batches > 0, "eval.batches", "must be positive" + got(eval.batches));
   require(eval.sample_interval >= 0, "eval.sample_interval", "must be >= 0" + got(eval.sample_interval));
-  require(eval.sample_tokens >= 0, "eval.sample_tokens", "must be >= 0" + got(eval.sample_tokens));
+  // Each sampled token reruns the model over the whole window (no KV cache).
+  require(eval.sample_tokens >= 0 && eval.sample_tokens <= 65536, "eval.sample_tokens",
+          "must be in [0, 65536]" + got(eval.sample_tokens));
   require(eval.top_k >= 0, "eval.top_k", "must be >= 0" + got(eval.top_k));
   require(eval.temperature > 0, "eval.temperature", "must be positive" + got(eval.temperature));
   require(log.interval > 0, "log.interval", "must be positive" + got(log.interval));

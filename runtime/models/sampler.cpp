@@ -78,6 +78,7 @@ std::vector<std::int64_t> sample(CausalLm& model, const std::vector<std::int64_t
   std::vector<std::int64_t> generated;
   generated.reserve(static_cast<std::size_t>(options.max_new_tokens));
   for (std::int64_t step = 0; step < options.max_new_tokens; ++step) {
+    if (options.stop_requested && options.stop_requested()) break;
     const std::size_t start = tokens.size() > static_cast<std::size_t>(window)
                                   ? tokens.size() - static_cast<std::size_t>(window)
                                   : 0;

@@ -11,6 +11,7 @@
 #include <ATen/core/Generator.h>
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "runtime/models/causal_lm.h"
@@ -25,9 +26,12 @@ struct SamplingOptions {
   double temperature = 1.0;  // > 0; divides the logits before the softmax (kSample only)
   std::int64_t top_k = 0;    // 0: the whole vocabulary; otherwise the k most likely tokens
   std::uint64_t seed = 0;    // for the overload without a generator
+  // Asked before each token; true ends the sample there (e.g. Ctrl-C during a long sample).
+  std::function<bool()> stop_requested;
 };
 
-// Returns the max_new_tokens ids generated after `prompt` (the prompt itself not included).
+// Returns the max_new_tokens ids generated after `prompt` (the prompt itself not included), or
+// fewer when stop_requested says so.
 // UsageError for an empty prompt, ids outside the vocabulary, or bad options. Runs without
 // autograd and leaves the model's train/eval mode as it found it.
 std::vector<std::int64_t> sample(CausalLm& model, const std::vector<std::int64_t>& prompt,

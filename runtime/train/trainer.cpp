@@ -272,7 +272,7 @@ std::optional<double> Trainer::evaluate() {
   return parallel_->mean(total / static_cast<double>(std::max<std::int64_t>(1, batches))).item<double>();
 }
 
-std::string Trainer::sample() {
+std::string Trainer::sample(const std::atomic<bool>& stop_requested) {
   if (!tokenizer_ || recipe_.eval.sample_tokens == 0) return "";
   std::vector<tokenizers::TokenId> prompt = tokenizer_->encode(recipe_.eval.sample_prompt);
   std::vector<std::int64_t> ids(prompt.begin(), prompt.end());
@@ -282,7 +282,12 @@ std::string Trainer::sample() {
   options.decoding = recipe_.eval.top_k == 0 ? models::Decoding::kGreedy : models::Decoding::kSample;
   options.temperature = recipe_.eval.temperature;
   options.seed = recipe_.run.seed;
+  // Per rank, not agreed: sampling runs no collectives, and the next step boundary agrees.
+  options.stop_requested = [&stop_requested] { return stop_requested.load(); };
   std::vector<std::int64_t> generated = models::sample(*model_, ids, options);
+  if (static_cast<std::int64_t>(generated.size()) < options.max_new_tokens) {
+    log::warning("text sample cut short after ", generated.size(), " tokens: stop requested");
+  }
   std::vector<tokenizers::TokenId> out;
   for (std::int64_t id : generated) {
     if (tokenizer_->end_of_text() && static_cast<tokenizers::TokenId>(id) == *tokenizer_->end_of_text()) break;
@@ -331,13 +336,14 @@ TrainSummary Trainer::train(const std::atomic<bool>& stop_requested) {
       }
     }
     if (recipe_.eval.sample_interval > 0 && (step + 1) % recipe_.eval.sample_interval == 0 && !last) {
-      log::info("sample at step ", step + 1, ":\n", sample());
+      log::info("sample at step ", step + 1, ":\n", sample(stop_requested));
     }
     hooks_->after_step(*this, step);
   }
   profiler_->stop();  // a run that ended inside the window still writes what it recorded
   hooks_->finish(*this, summary.steps_done);
-  summary.final_sample = sample();
+  // A stopped run (Ctrl-C, or a scheduler's SIGTERM before pre-emption) exits without sampling.
+  if (!summary.stopped_early) summary.final_sample = sample(stop_requested);
   return summary;
 }
 

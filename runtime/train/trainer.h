@@ -78,8 +78,8 @@ class Trainer {
   // Mean validation loss over eval.batches batches per data-parallel rank, from the start of the
   // val split each time (collective: every rank calls it).
   std::optional<double> evaluate();
-  // A text sample from eval.sample_prompt.
-  std::string sample();
+  // A text sample from eval.sample_prompt, cut short when a stop is requested.
+  std::string sample(const std::atomic<bool>& stop_requested);
 
  private:
   struct StepResult {

@@ -117,6 +117,7 @@ TEST(RecipeErrors, OutOfRangeValuesNameTheKey) {
       {"--train.micro_batch=576460752303423488", "train.global_batch_tokens"},
       {"--optim.lr=inf", "optim.lr"},              {"--optim.eps=inf", "optim.eps"},
       {"--optim.weight_decay=inf", "optim.weight_decay"}, {"--eval.temperature=inf", "eval.temperature"},
+      {"--eval.sample_tokens=1000000", "eval.sample_tokens"},
       {"--run.seed=-1", "--run.seed"},  // unsigned: Boost alone would wrap it to 2^64 - 1
   };
   for (const auto& [override_arg, key] : cases) {

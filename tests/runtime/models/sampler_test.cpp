@@ -1,6 +1,7 @@
 // File: tests/runtime/models/sampler_test.cpp
 // Greedy decoding equals argmax decoding written out by hand (context cropped to the window);
-// top-k = 1 equals greedy; a seed fixes a sample; top-k draws stay within the k best tokens.
+// top-k = 1 equals greedy; a seed fixes a sample; top-k draws stay within the k best tokens; a
+// stop request ends a sample early.
 #include <gtest/gtest.h>
 
 #include <ATen/CPUGeneratorImpl.h>
@@ -93,6 +94,17 @@ TEST_F(Sampler, TopKDrawsStayAmongTheKBest) {
     EXPECT_TRUE((best == id).any().item<bool>()) << id;
     tokens.push_back(id);
   }
+}
+
+TEST_F(Sampler, StopRequestEndsTheSampleEarly) {
+  SamplingOptions options;
+  options.decoding = Decoding::kGreedy;
+  options.max_new_tokens = 10;
+  const std::vector<std::int64_t> whole = sample(*model_, prompt_, options);
+  int asked = 0;
+  options.stop_requested = [&asked] { return ++asked > 4; };
+  const std::vector<std::int64_t> cut = sample(*model_, prompt_, options);
+  EXPECT_EQ(cut, std::vector<std::int64_t>(whole.begin(), whole.begin() + 4));
 }
 
 TEST_F(Sampler, RejectsBadRequestsAndRestoresMode) {

@@ -184,6 +184,7 @@ TEST_F(TrainerTest, StopRequestEndsAtAStepBoundary) {
   const TrainSummary summary = trainer.train(stop);
   EXPECT_TRUE(summary.stopped_early);
   EXPECT_EQ(summary.steps_done, 0);
+  EXPECT_TRUE(summary.final_sample.empty());  // a pre-empted job exits without sampling
 }
 
 // Poisons the weights after step 1, as a diverging run would.

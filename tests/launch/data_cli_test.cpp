@@ -39,6 +39,10 @@ TEST(DataCli, BadInputsAreOneLineUsageErrors) {
   EXPECT_EQ(exists.exit_code, 2);
   EXPECT_NE(exists.output.find("already exists (pass --overwrite"), std::string::npos) << exists.output;
   EXPECT_EQ(count_lines(exists.output), 1) << exists.output;
+  // "." would rename the working directory (it was an internal error, exit 1).
+  auto dot = run_albion("data prepare --input " + kCorpus + " --output . --overwrite --tokenizer byte");
+  EXPECT_EQ(dot.exit_code, 2) << dot.output;
+  EXPECT_EQ(count_lines(dot.output), 1) << dot.output;
 
   std::string bad = dir.write("bad.jsonl", "{\"text\": \"a\"}\nnot json\n");
   auto malformed = run_albion("data prepare --format jsonl --input " + bad + " --output " +

@@ -2,6 +2,8 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <string>
+#include <vector>
 
 #include "runtime/base/error.h"
 #include "runtime/base/staging_directory.h"
@@ -43,6 +45,57 @@ TEST(StagingDirectory, RefusesOrReplacesAnExistingDirectory) {
   EXPECT_TRUE(fs::exists(dir / "out/new"));
   EXPECT_FALSE(fs::exists(dir / "out/old"));
   EXPECT_FALSE(fs::exists(dir / "out.replaced"));
+}
+
+TEST(StagingDirectory, ReplacingLeavesOtherNamesAlone) {
+  TempDir dir;
+  dir.write("out/old", "old");
+  dir.write("out.replaced/mine", "a user's own directory");
+  StagingDirectory staging(dir / "out", Overwrite::kReplace);
+  dir.write("out.partial/new", "new");
+  staging.commit();
+  EXPECT_TRUE(fs::exists(dir / "out/new"));
+  EXPECT_TRUE(fs::exists(dir / "out.replaced/mine"));
+  EXPECT_FALSE(fs::exists(dir / "out.partial"));
+}
+
+TEST(StagingDirectory, PublishesOnlyWhatTheCallerWrote) {
+  TempDir dir;
+  StagingDirectory staging(dir / "out", Overwrite::kRefuse);
+  dir.write("out.partial/file", "data");
+  staging.commit();
+  std::vector<std::string> names;
+  for (const auto& entry : fs::directory_iterator(dir / "out")) names.push_back(entry.path().filename());
+  EXPECT_EQ(names, std::vector<std::string>{"file"});
+}
+
+TEST(StagingDirectory, RemovesOnlyLeftoversOfInterruptedRuns) {
+  TempDir dir;
+  // An interrupted run: its marker is there but no process holds its lock.
+  dir.write("out.partial/.albion-staging", "");
+  dir.write("out.partial/half-written", "x");
+  {
+    StagingDirectory staging(dir / "out", Overwrite::kRefuse);
+    EXPECT_FALSE(fs::exists(dir / "out.partial/half-written"));
+  }
+
+  // Not Albion's: no marker. Refused, and left as it was.
+  dir.write("mine.partial/notes", "a user's own directory");
+  EXPECT_THROW(StagingDirectory(dir / "mine", Overwrite::kRefuse), UsageError);
+  EXPECT_TRUE(fs::exists(dir / "mine.partial/notes"));
+
+  // In use: another staging directory of the same name is alive (its lock is held).
+  StagingDirectory first(dir / "busy", Overwrite::kRefuse);
+  dir.write("busy.partial/file", "data");
+  EXPECT_THROW(StagingDirectory(dir / "busy", Overwrite::kRefuse), UsageError);
+  first.commit();
+  EXPECT_TRUE(fs::exists(dir / "busy/file"));
+}
+
+TEST(StagingDirectory, RefusesPathsThatNameNoNewDirectory) {
+  for (const std::string path : {".", "./", "..", "sub/..", "/"}) {
+    EXPECT_THROW(StagingDirectory(path, Overwrite::kReplace), UsageError) << path;
+  }
 }
 
 }  // namespace

@@ -100,7 +100,7 @@ TEST(Prepare, RefusesToOverwriteTheDirectoryHoldingItsInputs) {
 TEST(Prepare, RemovesLeftoversOfAnInterruptedRun) {
   TempDir dir;
   PrepareOptions o = byte_options(dir, {dir.write("a.txt", "text")});
-  fs::create_directories(o.output + ".partial");
+  dir.write("out.partial/.albion-staging", "");  // the marker of a staging directory, unlocked
   dir.write("out.partial/train-00000.h5", "half-written");
   prepare_dataset(o);
   EXPECT_FALSE(fs::exists(o.output + ".partial"));

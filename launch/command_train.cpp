@@ -14,6 +14,7 @@
 #include <iostream>
 
 #include "collectives/bootstrap.h"
+#include "collectives/device_mesh.h"
 #include "launch/cli.h"
 #include "launch/fatal_handler.h"
 #include "launch/mpi_rank_group.h"
@@ -73,9 +74,6 @@ int train_distributed(config::Recipe recipe, const train::WorldPosition& world, 
     options.pipeline = static_cast<int>(recipe.parallel.pipeline);
     options.timeout = std::chrono::milliseconds(static_cast<std::int64_t>(recipe.parallel.timeout_s * 1000));
     groups = collectives::bootstrap(session.world(), options);
-    ALBION_CHECK_AS(NotImplementedError, groups->mesh.tensor() == 1 && groups->mesh.pipeline() == 1,
-                    "recipe keys 'parallel.tensor' and 'parallel.pipeline': the device mesh is built, but "
-                    "tensor and pipeline parallelism are not implemented yet; set both to 1");
     log::info("data-parallel training on ", groups->world.size, " ranks (", groups->world.node_count,
               " node(s)) over ", groups->backend, recipe.parallel.zero == 1 ? ", ZeRO-1" : ", DDP");
     // Not a watched collective: preparing a corpus may take longer than a collective timeout.
@@ -115,6 +113,12 @@ int run_train(const CommandArgs& args, const ProcessEnvironment& env) {
   if (env.world_rank == 0) {
     std::cout << "# resolved recipe (" << recipe_path << ")\n" << config::resolved_recipe_ini(recipe) << std::flush;
   }
+  // Checked before anything starts, on one rank as on many, and by a dry run too.
+  const collectives::DeviceMesh mesh(env.world_size, static_cast<int>(recipe.parallel.tensor),
+                                     static_cast<int>(recipe.parallel.pipeline));
+  ALBION_CHECK_AS(NotImplementedError, mesh.tensor() == 1 && mesh.pipeline() == 1,
+                  "recipe keys 'parallel.tensor' and 'parallel.pipeline': the device mesh is built, but "
+                  "tensor and pipeline parallelism are not implemented yet; set both to 1");
   if (dry_run) return 0;
 
   std::signal(SIGINT, request_stop);

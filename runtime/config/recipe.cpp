@@ -92,8 +92,10 @@ void Recipe::validate() const {
   const std::set<std::string> backends = {"auto", "mpi", "nccl"};
   require(backends.count(parallel.backend) > 0, "parallel.backend",
           "must be auto, mpi or nccl, got '" + parallel.backend + "'");
-  require(parallel.tensor > 0, "parallel.tensor", "must be positive" + got(parallel.tensor));
-  require(parallel.pipeline > 0, "parallel.pipeline", "must be positive" + got(parallel.pipeline));
+  // Bounded so that the mesh arithmetic (int, tensor x pipeline) cannot overflow.
+  require(parallel.tensor > 0 && parallel.tensor <= 1024, "parallel.tensor", "must be in [1, 1024]" + got(parallel.tensor));
+  require(parallel.pipeline > 0 && parallel.pipeline <= 1024, "parallel.pipeline",
+          "must be in [1, 1024]" + got(parallel.pipeline));
   require(parallel.zero == 0 || parallel.zero == 1, "parallel.zero", "must be 0 or 1" + got(parallel.zero));
   require(parallel.bucket_mb > 0, "parallel.bucket_mb", "must be positive" + got(parallel.bucket_mb));
   require(parallel.timeout_s > 0, "parallel.timeout_s", "must be positive" + got(parallel.timeout_s));

@@ -101,6 +101,13 @@ TEST(Cli, LaunchAndErrorsDoNotShowAPkcs11Pin) {
   EXPECT_EQ(run.output.find("97531"), std::string::npos) << run.output;
 }
 
+// On one rank the mesh is checked too (parallel.tensor = 3 used to train plain and exit 0).
+TEST(Cli, AMeshThatDoesNotFactorOneRankIsRefused) {
+  Outcome run = run_albion(std::string("train ") + ALBION_SOURCE_DIR + "/recipes/tiny.ini --dry-run --parallel.tensor=3");
+  EXPECT_EQ(run.exit_code, 2) << run.output;
+  EXPECT_NE(run.output.find("does not divide the 1 ranks"), std::string::npos) << run.output;
+}
+
 TEST(Cli, DoctorPassesAndReportsEveryPiece) {
   Outcome run = run_albion("doctor");
   EXPECT_EQ(run.exit_code, 0) << run.output;

@@ -222,6 +222,11 @@ TEST_F(DistributedJob, AMeshThatDoesNotFactorTheWorldIsRefused) {
       "launch -n 2 -- " + tiny(*dir_, "--train.steps=3 --parallel.tensor=4"), kEnvironment);
   EXPECT_EQ(outcome.exit_code, 2) << outcome.output;
   EXPECT_NE(outcome.output.find("'parallel.tensor' = 4"), std::string::npos) << outcome.output;
+
+  const auto factored = testing_support::run_albion(
+      "launch -n 2 -- " + tiny(*dir_, "--train.steps=3 --parallel.tensor=2"), kEnvironment);
+  EXPECT_EQ(factored.exit_code, 1) << factored.output;
+  EXPECT_NE(factored.output.find("not implemented yet"), std::string::npos) << factored.output;
 }
 
 }  // namespace

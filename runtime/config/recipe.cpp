@@ -40,7 +40,9 @@ void Recipe::validate() const {
   const std::set<std::string> devices = {"auto", "cpu", "cuda"};
   require(devices.count(run.device) > 0, "run.device", "must be auto, cpu or cuda, got '" + run.device + "'");
   require(!run.dir.empty(), "run.dir", "must name a directory");
-  require(model.context_length >= 0, "model.context_length", "must be >= 0" + got(model.context_length));
+  // 2^20 tokens (eight times Llama 3.1's window); beyond, position tables alone exhaust memory.
+  require(model.context_length >= 0 && model.context_length <= (1 << 20), "model.context_length",
+          "must be in [0, 1048576]" + got(model.context_length));
   require(!data.dataset.empty(), "data.dataset", "must name a prepared dataset directory");
   require(data.val_fraction >= 0 && data.val_fraction < 1, "data.val_fraction",
           "must be in [0, 1)" + got(data.val_fraction));

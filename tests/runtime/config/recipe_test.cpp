@@ -118,6 +118,7 @@ TEST(RecipeErrors, OutOfRangeValuesNameTheKey) {
       {"--optim.lr=inf", "optim.lr"},              {"--optim.eps=inf", "optim.eps"},
       {"--optim.weight_decay=inf", "optim.weight_decay"}, {"--eval.temperature=inf", "eval.temperature"},
       {"--eval.sample_tokens=1000000", "eval.sample_tokens"},
+      {"--model.context_length=100000000000", "model.context_length"},
       {"--run.seed=-1", "--run.seed"},  // unsigned: Boost alone would wrap it to 2^64 - 1
   };
   for (const auto& [override_arg, key] : cases) {

@@ -4,23 +4,17 @@
 // transformers' parameter names, config.json). The output holds plaintext weights, so it goes only
 // where the residency policy allows exports (refused with exit 2 and an audit record before any
 // byte is written), is built in DIR.partial and renamed into place, and every export is audited.
-#include <c10/util/accumulate.h>
-
 #include <fstream>
 #include <iostream>
-#include <sstream>
 
 #include "checkpoint/audit/audit_log.h"
 #include "checkpoint/export/safetensors.h"
-#include "checkpoint/format/checkpoint_reader.h"
 #include "checkpoint/residency/residency_policy.h"
+#include "launch/checkpoint_model.h"
 #include "launch/ckpt_verbs.h"
 #include "runtime/base/check.h"
-#include "runtime/base/progress.h"
 #include "runtime/base/staging_directory.h"
-#include "runtime/config/recipe.h"
 #include "runtime/models/hf_export.h"
-#include "runtime/models/model_config.h"
 
 namespace albion::launch {
 
@@ -29,16 +23,6 @@ using checkpoint::AuditAction;
 using checkpoint::AuditOutcome;
 
 namespace {
-
-constexpr const char* kModelPrefix = "model.";
-
-models::ModelConfig model_config_of(const checkpoint::CheckpointManifest& manifest, const std::string& what) {
-  std::istringstream ini(manifest.recipe);
-  const config::Recipe recipe = config::parse_recipe(ini, what + " (stored recipe)", {});
-  models::ModelConfig model = models::model_preset(recipe.model.preset);
-  if (recipe.model.context_length > 0) model.context_length = recipe.model.context_length;
-  return model;
-}
 
 void write_text_file(const fs::path& path, const std::string& text) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
@@ -86,32 +70,9 @@ int run_ckpt_export(const CommandArgs& args, const CommandSpec& spec) {
   const std::string key_id = key ? key->key_id() : "";
   try {
     checkpoint::CheckpointReader reader(path, key.get());
-    models::ModelConfig model = model_config_of(reader.manifest(), path);
-    std::vector<checkpoint::TensorInfo> weights;
-    double weight_bytes = 0;
-    for (const checkpoint::TensorInfo& info : reader.tensors()) {
-      if (!info.name.starts_with(kModelPrefix)) continue;
-      ALBION_CHECK_AS(IntegrityError, info.dtype == "F32", path, ": ", info.name, " is ", info.dtype, ", expected F32");
-      weights.push_back(info);
-      weight_bytes += 4.0 * static_cast<double>(c10::multiply_integers(info.global_shape));
-    }
-    ProgressBar bar("decrypt", weight_bytes, "MB", 1e6, read_process_environment().stderr_is_terminal);
-    std::vector<std::pair<std::string, at::Tensor>> parameters;
-    for (const checkpoint::TensorInfo& info : weights) {
-      at::Tensor values = at::empty(info.global_shape, at::kFloat);
-      reader.read(info.name, 0, values.numel(),
-                  {static_cast<std::uint8_t*>(values.data_ptr()), static_cast<std::size_t>(values.nbytes())});
-      bar.advance(static_cast<double>(values.nbytes()));
-      parameters.emplace_back(info.name.substr(std::string(kModelPrefix).size()), values);
-    }
-    bar.finish();
-    ALBION_CHECK_AS(IntegrityError, !parameters.empty(), path, ": the checkpoint holds no model weights");
-    if (model.vocab_size == 0) {  // a preset that takes it from the tokenizer: the embedding knows it
-      for (const auto& [name, values] : parameters) {
-        if (name.ends_with("wte.weight") || name.ends_with("embed_tokens.weight")) model.vocab_size = values.size(0);
-      }
-    }
-    const std::vector<models::HfTensor> exported = models::to_hugging_face(model, parameters);
+    const CheckpointModel stored = read_checkpoint_model(reader, read_process_environment().stderr_is_terminal);
+    const models::ModelConfig& model = stored.config;
+    const std::vector<models::HfTensor> exported = models::to_hugging_face(model, stored.parameters);
     const std::vector<checkpoint::SafetensorsTensor> tensors = models::to_safetensors(exported);
     std::map<std::string, std::string> metadata = models::hugging_face_safetensors_metadata();
     metadata["albion_checkpoint_id"] = reader.manifest().header.checkpoint_id;

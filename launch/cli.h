@@ -34,5 +34,6 @@ int run_launch(const CommandArgs& args, const ProcessEnvironment& env);
 int run_data(const CommandArgs& args, const ProcessEnvironment& env);
 int run_ckpt(const CommandArgs& args, const ProcessEnvironment& env);
 int run_keys(const CommandArgs& args, const ProcessEnvironment& env);
+int run_generate(const CommandArgs& args, const ProcessEnvironment& env);
 
 }  // namespace albion::launch

@@ -73,10 +73,12 @@ ComputeReport probe_compute() {
   return report;
 }
 
-c10::Device choose_device(const std::string& requested, int local_rank) {
+c10::Device choose_device(const std::string& requested, int local_rank, const std::string& setting) {
+  ALBION_CHECK_AS(UsageError, requested == "auto" || requested == "cpu" || requested == "cuda", setting,
+                  " must be auto, cpu or cuda, got '", requested, "'");
   const int gpus = static_cast<int>(probe_compute().devices.size());
   if (requested == "cpu" || (requested == "auto" && gpus == 0)) return c10::kCPU;
-  ALBION_CHECK_AS(UsageError, gpus > 0, "recipe key 'run.device' is cuda but this machine has no CUDA device");
+  ALBION_CHECK_AS(UsageError, gpus > 0, setting, " is cuda but this machine has no CUDA device");
   return c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(local_rank % gpus));
 }
 

@@ -35,8 +35,10 @@ struct ComputeReport {
 ComputeReport probe_compute();
 
 // The device to train on for recipe key run.device (auto, cpu, cuda): CUDA device local_rank
-// modulo the device count, or the CPU. UsageError for cuda on a machine without one.
-c10::Device choose_device(const std::string& requested, int local_rank);
+// modulo the device count, or the CPU. UsageError naming `setting` for another value, or for
+// cuda on a machine without one.
+c10::Device choose_device(const std::string& requested, int local_rank,
+                          const std::string& setting = "recipe key 'run.device'");
 
 // "13.0" from CUDA's integer encoding 13000.
 std::string cuda_version_string(int encoded);

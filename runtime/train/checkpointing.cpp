@@ -88,11 +88,13 @@ std::unique_ptr<Snapshot> take_snapshot(Trainer& trainer, std::int64_t steps_don
   snapshot->request.step = steps_done;
   snapshot->request.recipe = recipe_ini;
   snapshot->request.data_parallel_size = trainer.parallelism().data_parallel_size();
-  snapshot->request.state_json = nlohmann::json{{"steps_done", state.steps_done},
-                                                {"optimizer_steps", state.optimizer_steps},
-                                                {"loader", {{"epoch", state.loader.epoch},
-                                                            {"consumed", state.loader.consumed}}}}
-                                     .dump();
+  nlohmann::json state_json = {{"steps_done", state.steps_done},
+                                {"optimizer_steps", state.optimizer_steps},
+                                {"loader", {{"epoch", state.loader.epoch}, {"consumed", state.loader.consumed}}}};
+  if (!trainer.tokenizer_spec().empty()) {
+    state_json["tokenizer"] = {{"spec", trainer.tokenizer_spec()}, {"hash", trainer.tokenizer_hash()}};
+  }
+  snapshot->request.state_json = state_json.dump();
   return snapshot;
 }
 

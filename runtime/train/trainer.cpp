@@ -151,6 +151,9 @@ Trainer::Trainer(config::Recipe recipe, WorldPosition world, Parallelism* parall
     if (tokenizer_->content_hash() != manifest.tokenizer_hash) {
       log::warning("tokenizer ", manifest.tokenizer_spec, " changed since the dataset was prepared; no text samples");
       tokenizer_.reset();
+    } else {
+      tokenizer_spec_ = manifest.tokenizer_spec;
+      tokenizer_hash_ = manifest.tokenizer_hash;
     }
   } catch (const UsageError& e) {
     log::warning("no text samples: ", e.what());

@@ -74,6 +74,10 @@ class Trainer {
   std::int64_t accumulation_steps() const { return accumulation_; }
   const at::Device& device() const { return device_; }
   Parallelism& parallelism() { return *parallel_; }
+  // The dataset's tokenizer, as its spec and content hash (both empty when it could not be
+  // loaded): checkpoints record it, so `albion generate` decodes with the tokenizer trained on.
+  const std::string& tokenizer_spec() const { return tokenizer_spec_; }
+  const std::string& tokenizer_hash() const { return tokenizer_hash_; }
 
   // Mean validation loss over eval.batches batches per data-parallel rank, from the start of the
   // val split each time (collective: every rank calls it).
@@ -97,6 +101,8 @@ class Trainer {
   TrainingHooks* hooks_;
   at::Device device_ = at::kCPU;
   std::unique_ptr<tokenizers::Tokenizer> tokenizer_;
+  std::string tokenizer_spec_;
+  std::string tokenizer_hash_;
   std::unique_ptr<data::TokenLoader> train_loader_;
   std::unique_ptr<data::TokenLoader> val_loader_;
   std::shared_ptr<models::CausalLm> model_;

@@ -36,7 +36,7 @@ int count_lines(const std::string& text) {
   return lines;
 }
 
-const char* const kSubcommands[] = {"train", "launch", "data", "ckpt", "keys", "doctor", "version"};
+const char* const kSubcommands[] = {"train", "launch", "data", "ckpt", "generate", "keys", "doctor", "version"};
 
 TEST(Cli, HelpListsEverySubcommand) {
   Outcome run = run_albion("--help");

@@ -147,12 +147,13 @@ class CkptCliFlow : public ::testing::Test {
     ASSERT_EQ(run_albion("keys generate --out " + (dir / "new-kek").string()).exit_code, 0);
     ASSERT_EQ(run_albion("keys generate --out " + (dir / "wrong-kek").string()).exit_code, 0);
   }
-  std::string train_args(const std::string& run, int steps, bool encrypted = true) {
+  std::string train_args(const std::string& run, int steps, bool encrypted = true, int sample_tokens = 0) {
     return str_cat("train ", ALBION_SOURCE_DIR, "/recipes/tiny.ini --run.device=cpu --run.dir=", (dir / run).string(),
                    " --data.dataset=", (dir / "data").string(), " --data.inputs=", ALBION_SOURCE_DIR,
                    "/recipes/corpus/austen/persuasion.txt --train.seq_len=32 --train.micro_batch=2",
                    " --train.global_batch_tokens=64 --train.steps=", steps,
-                   " --optim.warmup_steps=1 --eval.interval=0 --eval.sample_tokens=0 --log.tensorboard=false",
+                   " --optim.warmup_steps=1 --eval.interval=0 --eval.sample_tokens=", sample_tokens,
+                   " --log.tensorboard=false",
                    " --checkpoint.interval=2 --checkpoint.policy=", (dir / "policy.json").string(),
                    encrypted ? " --checkpoint.key=file:" + (dir / "kek").string() : " --checkpoint.plaintext=true");
   }
@@ -263,6 +264,47 @@ TEST_F(CkptCliFlow, TrainSaveResumeAndEveryVerb) {
   for (const fs::directory_entry& entry : fs::recursive_directory_iterator(ckpt)) {
     if (entry.is_regular_file()) expect_no_key_material(read_file(entry.path()), entry.path().string());
   }
+}
+
+// `albion generate` runs a checkpoint's model in memory. By default it draws exactly the sample
+// the trainer printed at that step (same weights, tokenizer, prompt, seed and sampler); options
+// it cannot honour fail before anything is decrypted; every load is audited.
+TEST_F(CkptCliFlow, GenerateDrawsTheTrainersOwnSample) {
+  const Outcome trained = run_albion(train_args("uk/gen", 4, /*encrypted=*/true, /*sample_tokens=*/40));
+  ASSERT_EQ(trained.exit_code, 0) << trained.output;
+  const std::size_t at = trained.output.rfind("sample:\n");
+  ASSERT_NE(at, std::string::npos) << trained.output;
+  const std::string sample = trained.output.substr(at + 8);
+  ASSERT_GT(sample.size(), 10u) << trained.output;
+
+  const fs::path checkpoints = dir / "uk" / "gen" / "checkpoints";
+  const fs::path log = dir / "uk" / "gen" / "audit.jsonl";
+  const std::string key = " --key file:" + (dir / "kek").string();
+  const Outcome generated = run_albion("generate " + checkpoints.string() + key);
+  EXPECT_EQ(generated.exit_code, 0) << generated.output;
+  EXPECT_NE(generated.output.find(sample), std::string::npos) << "trainer:\n" << sample << "generate:\n"
+                                                              << generated.output;
+  const Outcome greedy = run_albion("generate " + (checkpoints / "step-00000002").string() + key +
+                                    " --prompt 'Anne\\n' --tokens 12 --top-k 0");
+  EXPECT_EQ(greedy.exit_code, 0) << greedy.output;
+  EXPECT_NE(greedy.output.find("Anne\n"), std::string::npos) << greedy.output;
+  EXPECT_NE(greedy.output.find("generated 12 token(s)"), std::string::npos) << greedy.output;
+  const std::string records = read_file(log);
+  EXPECT_EQ(std::count(records.begin(), records.end(), '\n'), 2 + 2) << records;  // 2 saves, 2 loads
+  EXPECT_NE(records.find("\"detail\":\"generate\""), std::string::npos) << records;
+
+  for (const char* bad : {" --tokens 70000", " --top-k -1", " --temperature 0", " --seed -1", " --device tpu"}) {
+    const Outcome refused = run_albion("generate " + checkpoints.string() + key + bad);
+    EXPECT_EQ(refused.exit_code, 2) << bad << ": " << refused.output;
+    EXPECT_EQ(count_lines(refused.output), 1) << bad << ": " << refused.output;
+  }
+  EXPECT_EQ(read_file(log), records) << "a refused option reached the checkpoint";
+  const Outcome wrong = run_albion("generate " + checkpoints.string() + " --key file:" + (dir / "wrong-kek").string());
+  EXPECT_EQ(wrong.exit_code, 3) << wrong.output;
+  EXPECT_EQ(count_lines(wrong.output), 1) << wrong.output;
+  EXPECT_NE(read_file(log).find("\"outcome\":\"failed\""), std::string::npos);
+  EXPECT_EQ(run_albion("generate " + (dir / "uk").string() + key).exit_code, 2);  // no checkpoint there
+  expect_no_key_material(generated.output + read_file(log), "generate");
 }
 
 }  // namespace

@@ -1,0 +1,36 @@
+// File: launch/checkpoint_model.h
+// The model a checkpoint holds, decrypted into memory: its architecture, rebuilt from the recipe
+// stored in the checkpoint, and its fp32 weights under the model's own parameter names. Shared by
+// `albion ckpt export` (which converts the weights) and `albion generate` (which runs them).
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "checkpoint/format/checkpoint_reader.h"
+#include "runtime/config/recipe.h"
+#include "runtime/models/causal_lm.h"
+#include "runtime/models/model_config.h"
+
+namespace albion::launch {
+
+struct CheckpointModel {
+  config::Recipe recipe;  // the resolved recipe the checkpoint stores
+  models::ModelConfig config;
+  std::vector<std::pair<std::string, at::Tensor>> parameters;  // CPU, fp32, e.g. "wte.weight"
+};
+
+// Reads every "model.*" tensor of `reader`'s checkpoint, with a progress line on a terminal.
+// IntegrityError for weights that are not F32 or a checkpoint without any.
+CheckpointModel read_checkpoint_model(checkpoint::CheckpointReader& reader, bool terminal);
+
+// A model built from `stored` and loaded with its weights, on `device`. IntegrityError naming
+// `what` when a parameter is missing, unexpected or of the wrong shape.
+std::shared_ptr<models::CausalLm> load_checkpoint_model(CheckpointModel stored, const at::Device& device,
+                                                        const std::string& what);
+
+}  // namespace albion::launch

@@ -1,0 +1,228 @@
+// File: launch/command_generate.cpp
+// `albion generate CKPT [--key SPEC] [--prompt TEXT] [--tokens N] ...`: text from a trained or
+// fine-tuned model, straight from its encrypted checkpoint. The weights are decrypted into memory
+// only (nothing is written, so no residency policy is involved) and the load is audited like a
+// resume. Tokens stream to stdout as they are drawn; Ctrl-C stops at the next token.
+//
+// Defaults come from the recipe stored in the checkpoint (eval.sample_prompt, sample_tokens,
+// top_k, temperature and run.seed), so that without options the command draws exactly the sample
+// the trainer printed at that step; the tokenizer is the one the checkpoint records.
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <csignal>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <optional>
+
+#include "checkpoint/audit/audit_log.h"
+#include "checkpoint/format/checkpoint_directory.h"
+#include "checkpoint/format/checkpoint_reader.h"
+#include "launch/checkpoint_model.h"
+#include "launch/ckpt_verbs.h"
+#include "launch/cli.h"
+#include "launch/command_options.h"
+#include "runtime/base/check.h"
+#include "runtime/base/log.h"
+#include "runtime/config/recipe_schema.h"
+#include "runtime/device.h"
+#include "runtime/models/sampler.h"
+#include "runtime/tokenizers/tokenizer.h"
+
+namespace albion::launch {
+namespace {
+
+namespace fs = std::filesystem;
+using checkpoint::AuditAction;
+using checkpoint::AuditOutcome;
+
+std::atomic<bool> g_stop_requested{false};
+extern "C" void request_generate_stop(int) { g_stop_requested.store(true); }
+
+constexpr const char* kUsage = "albion generate CKPT [--key SPEC] [--prompt TEXT] [--tokens N] [options]";
+constexpr const char* kDescription =
+    "Generate text with the model in a checkpoint: CKPT is a step-N directory, or a checkpoint\n"
+    "directory (its newest checkpoint is used). The weights are decrypted into memory only. By\n"
+    "default the prompt, length, top-k, temperature and seed are the recipe's eval.sample_* and\n"
+    "run.seed, so the output is the sample the trainer printed at that step. The text streams to\n"
+    "stdout; Ctrl-C stops it. The load is recorded in the run's audit log.";
+
+struct GenerateOptions {
+  std::string checkpoint;
+  std::string key;
+  std::optional<std::string> prompt;
+  std::optional<std::int64_t> tokens;
+  std::optional<std::int64_t> top_k;
+  std::optional<double> temperature;
+  std::optional<std::uint64_t> seed;
+  std::string tokenizer;
+  std::string device = "auto";
+  std::string audit;
+};
+
+po::options_description generate_options(GenerateOptions& o) {
+  po::options_description options("options");
+  options.add_options()
+      ("checkpoint", po::value(&o.checkpoint)->value_name("CKPT"), "a step-N checkpoint, or a checkpoint directory")
+      ("key", po::value(&o.key)->value_name("SPEC"), "the checkpoint's key: file:PATH, env:VAR or pkcs11:URI")
+      ("prompt", po::value<std::string>()->value_name("TEXT")->notifier([&o](const std::string& v) { o.prompt = v; }),
+       "text to continue (\\n for a newline; default: eval.sample_prompt)")
+      ("tokens", po::value<std::int64_t>()->value_name("N")->notifier([&o](std::int64_t v) { o.tokens = v; }),
+       "tokens to generate, at most 65536 (default: eval.sample_tokens)")
+      ("top-k", po::value<std::int64_t>()->value_name("K")->notifier([&o](std::int64_t v) { o.top_k = v; }),
+       "draw from the K most likely tokens; 0: greedy (default: eval.top_k)")
+      ("temperature", po::value<double>()->value_name("T")->notifier([&o](double v) { o.temperature = v; }),
+       "sampling temperature, > 0 (default: eval.temperature)")
+      ("seed", po::value<std::uint64_t>()->value_name("S")->notifier([&o](std::uint64_t v) { o.seed = v; }),
+       "seed of the draws (default: run.seed)")
+      ("tokenizer", po::value(&o.tokenizer)->value_name("SPEC"),
+       "tokenizer spec, when the one the checkpoint records has moved; it must be the same tokenizer")
+      ("device", po::value(&o.device)->value_name("DEVICE"), "auto (CUDA when present), cpu or cuda")
+      ("audit", po::value(&o.audit)->value_name("LOG"), "audit log (default: the run's, beside its checkpoints)");
+  return options;
+}
+
+// A step-N checkpoint as given, or the newest committed one in a checkpoint directory.
+fs::path resolve_checkpoint(const fs::path& given) {
+  ALBION_CHECK_AS(UsageError, fs::is_directory(given), "generate: ", given.string(), ": no such checkpoint");
+  if (fs::exists(given / "manifest.json")) return given;
+  const std::optional<checkpoint::CommittedCheckpoint> newest = checkpoint::newest_checkpoint(given);
+  ALBION_CHECK_AS(UsageError, newest.has_value(), "generate: ", given.string(),
+                  " is neither a checkpoint nor a directory holding one");
+  return newest->path;
+}
+
+// The tokenizer the model was trained with (as the checkpoint records it), or --tokenizer, which
+// must be the same tokenizer (same content hash) where the checkpoint records one.
+std::unique_ptr<tokenizers::Tokenizer> open_tokenizer(const checkpoint::CheckpointManifest& manifest,
+                                                      const std::string& requested) {
+  std::string recorded_spec;
+  std::string recorded_hash;
+  const nlohmann::json state = nlohmann::json::parse(manifest.state_json, nullptr, /*allow_exceptions=*/false);
+  if (state.is_object() && state.contains("tokenizer") && state["tokenizer"].is_object()) {
+    recorded_spec = state["tokenizer"].value("spec", "");
+    recorded_hash = state["tokenizer"].value("hash", "");
+  }
+  ALBION_CHECK_AS(UsageError, !requested.empty() || !recorded_spec.empty(),
+                  "generate: the checkpoint does not record its tokenizer; pass --tokenizer SPEC");
+  const std::string spec = requested.empty() ? recorded_spec : requested;
+  std::unique_ptr<tokenizers::Tokenizer> tokenizer;
+  try {
+    tokenizer = tokenizers::load_tokenizer(spec);
+  } catch (const UsageError& error) {
+    if (!requested.empty()) throw;
+    throw UsageError(str_cat("generate: the model's tokenizer cannot be loaded (", error.what(),
+                             "); pass --tokenizer SPEC"));
+  }
+  ALBION_CHECK_AS(UsageError, recorded_hash.empty() || tokenizer->content_hash() == recorded_hash, "generate: tokenizer ",
+                  spec, " is not the one the model was trained with (", recorded_spec, ")");
+  return tokenizer;
+}
+
+// Writes the text of `ids` past what is already printed, holding back an incomplete UTF-8
+// character (decoded as U+FFFD) until the next token completes it.
+class TextStream {
+ public:
+  explicit TextStream(const tokenizers::Tokenizer& tokenizer) : tokenizer_(tokenizer) {}
+  void update(const std::vector<tokenizers::TokenId>& ids, bool final) {
+    const std::string text = tokenizer_.decode(ids);
+    if (!final && text.ends_with("\xEF\xBF\xBD")) return;
+    if (text.size() > printed_ && text.compare(0, printed_, shown_) == 0) {
+      std::cout << text.substr(printed_) << std::flush;
+      printed_ = text.size();
+      shown_ = text;
+    }
+  }
+
+ private:
+  const tokenizers::Tokenizer& tokenizer_;
+  std::string shown_;
+  std::size_t printed_ = 0;
+};
+
+}  // namespace
+
+int run_generate(const CommandArgs& args, const ProcessEnvironment& env) {
+  GenerateOptions o;
+  po::positional_options_description positional;
+  positional.add("checkpoint", 1);
+  const CommandSpec spec{"generate", kUsage, kDescription};
+  if (!parse_command(args, spec, generate_options(o), positional)) return 0;
+  ALBION_CHECK_AS(UsageError, !o.checkpoint.empty(), "generate: missing CKPT (usage: ", kUsage, ")");
+  // What the user gave is checked before anything is decrypted; the stored recipe's values were
+  // checked when it was parsed.
+  ALBION_CHECK_AS(UsageError, !o.tokens || (*o.tokens >= 0 && *o.tokens <= 65536),
+                  "generate: --tokens must be in [0, 65536], got ", o.tokens.value_or(0));
+  ALBION_CHECK_AS(UsageError, !o.top_k || *o.top_k >= 0, "generate: --top-k must be >= 0, got ", o.top_k.value_or(0));
+  ALBION_CHECK_AS(UsageError, !o.temperature || (std::isfinite(*o.temperature) && *o.temperature > 0),
+                  "generate: --temperature must be positive, got ", o.temperature.value_or(0));
+  ALBION_CHECK_AS(UsageError, !o.prompt || !o.prompt->empty(), "generate: --prompt is empty");
+  const fs::path path = resolve_checkpoint(o.checkpoint);
+  const c10::Device device = runtime::choose_device(o.device, env.local_rank, "generate: --device");
+
+  std::unique_ptr<checkpoint::KeyProvider> key;
+  if (!o.key.empty()) key = checkpoint::open_key_provider(o.key);
+  const std::string key_id = key ? key->key_id() : "";
+  const fs::path log = o.audit.empty() ? default_audit_log(path) : fs::path(o.audit);
+  checkpoint::AuditLog audit(log, checkpoint::current_audit_identity(env));
+  std::shared_ptr<models::CausalLm> model;
+  config::Recipe recipe;
+  std::unique_ptr<tokenizers::Tokenizer> tokenizer;
+  try {
+    checkpoint::CheckpointReader reader(path, key.get());
+    CheckpointModel stored = read_checkpoint_model(reader, env.stderr_is_terminal);
+    recipe = stored.recipe;
+    tokenizer = open_tokenizer(reader.manifest(), o.tokenizer);
+    ALBION_CHECK_AS(UsageError, static_cast<std::int64_t>(tokenizer->vocab_size()) <= stored.config.vocab_size,
+                    "generate: the tokenizer has ", tokenizer->vocab_size(), " tokens, the model only ",
+                    stored.config.vocab_size);
+    model = load_checkpoint_model(std::move(stored), device, path.string());
+  } catch (const std::exception& error) {
+    audit.append({AuditAction::kLoad, path.string(), key_id, AuditOutcome::kFailed, error.what()});
+    throw;
+  }
+  audit.append({AuditAction::kLoad, path.string(), key_id, AuditOutcome::kOk, "generate"});
+
+  // The stored recipe's prompt is unescaped already, when the recipe was parsed.
+  const std::string prompt = o.prompt ? config::unescape_recipe_string(*o.prompt) : recipe.eval.sample_prompt;
+  const std::int64_t tokens = o.tokens.value_or(recipe.eval.sample_tokens);
+  models::SamplingOptions sampling;
+  sampling.max_new_tokens = 1;  // one call per token, so that each streams out as it is drawn
+  sampling.top_k = o.top_k.value_or(recipe.eval.top_k);
+  sampling.decoding = sampling.top_k == 0 ? models::Decoding::kGreedy : models::Decoding::kSample;
+  sampling.temperature = o.temperature.value_or(recipe.eval.temperature);
+  const std::vector<tokenizers::TokenId> prompt_ids = tokenizer->encode(prompt);
+  ALBION_CHECK_AS(UsageError, !prompt_ids.empty(), "generate: the prompt is empty");
+  at::Generator generator = at::make_generator<at::CPUGeneratorImpl>(o.seed.value_or(recipe.run.seed));
+
+  std::signal(SIGINT, request_generate_stop);
+  std::signal(SIGTERM, request_generate_stop);
+  std::vector<std::int64_t> context(prompt_ids.begin(), prompt_ids.end());
+  std::vector<tokenizers::TokenId> shown(prompt_ids.begin(), prompt_ids.end());
+  TextStream stream(*tokenizer);
+  stream.update(shown, false);
+  const auto start = std::chrono::steady_clock::now();
+  std::int64_t drawn = 0;
+  for (; drawn < tokens && !g_stop_requested.load(); ++drawn) {
+    const std::int64_t id = models::sample(*model, context, sampling, generator).front();
+    if (tokenizer->end_of_text() && id == static_cast<std::int64_t>(*tokenizer->end_of_text())) break;
+    context.push_back(id);
+    // Ids past the tokenizer's vocabulary (a model's padded rows) have no text.
+    if (static_cast<std::uint64_t>(id) < tokenizer->vocab_size()) shown.push_back(static_cast<tokenizers::TokenId>(id));
+    stream.update(shown, false);
+  }
+  stream.update(shown, true);
+  std::cout << "\n" << std::flush;
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  log::info("generated ", drawn, " token(s) in ", seconds, " s (", seconds > 0 ? drawn / seconds : 0.0,
+            " tokens/s) on ", device.str(), " from ", path.string());
+  if (g_stop_requested.load()) {
+    log::warning("stopped after ", drawn, " token(s) as requested");
+    return 130;
+  }
+  return 0;
+}
+
+}  // namespace albion::launch

@@ -7,8 +7,6 @@
 // Defaults come from the recipe stored in the checkpoint (eval.sample_prompt, sample_tokens,
 // top_k, temperature and run.seed), so that without options the command draws exactly the sample
 // the trainer printed at that step; the tokenizer is the one the checkpoint records.
-#include <ATen/CPUGeneratorImpl.h>
-
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -189,30 +187,32 @@ int run_generate(const CommandArgs& args, const ProcessEnvironment& env) {
   const std::string prompt = o.prompt ? config::unescape_recipe_string(*o.prompt) : recipe.eval.sample_prompt;
   const std::int64_t tokens = o.tokens.value_or(recipe.eval.sample_tokens);
   models::SamplingOptions sampling;
-  sampling.max_new_tokens = 1;  // one call per token, so that each streams out as it is drawn
+  sampling.max_new_tokens = tokens;
   sampling.top_k = o.top_k.value_or(recipe.eval.top_k);
   sampling.decoding = sampling.top_k == 0 ? models::Decoding::kGreedy : models::Decoding::kSample;
   sampling.temperature = o.temperature.value_or(recipe.eval.temperature);
   const std::vector<tokenizers::TokenId> prompt_ids = tokenizer->encode(prompt);
   ALBION_CHECK_AS(UsageError, !prompt_ids.empty(), "generate: the prompt is empty");
-  at::Generator generator = at::make_generator<at::CPUGeneratorImpl>(o.seed.value_or(recipe.run.seed));
+  sampling.seed = o.seed.value_or(recipe.run.seed);
 
-  std::signal(SIGINT, request_generate_stop);
-  std::signal(SIGTERM, request_generate_stop);
-  std::vector<std::int64_t> context(prompt_ids.begin(), prompt_ids.end());
   std::vector<tokenizers::TokenId> shown(prompt_ids.begin(), prompt_ids.end());
   TextStream stream(*tokenizer);
   stream.update(shown, false);
-  const auto start = std::chrono::steady_clock::now();
   std::int64_t drawn = 0;
-  for (; drawn < tokens && !g_stop_requested.load(); ++drawn) {
-    const std::int64_t id = models::sample(*model, context, sampling, generator).front();
-    if (tokenizer->end_of_text() && id == static_cast<std::int64_t>(*tokenizer->end_of_text())) break;
-    context.push_back(id);
+  bool ended = false;  // the model drew its end-of-text token
+  sampling.on_token = [&](std::int64_t id) {
+    ++drawn;
+    ended = tokenizer->end_of_text() && id == static_cast<std::int64_t>(*tokenizer->end_of_text());
     // Ids past the tokenizer's vocabulary (a model's padded rows) have no text.
-    if (static_cast<std::uint64_t>(id) < tokenizer->vocab_size()) shown.push_back(static_cast<tokenizers::TokenId>(id));
+    if (ended || static_cast<std::uint64_t>(id) >= tokenizer->vocab_size()) return;
+    shown.push_back(static_cast<tokenizers::TokenId>(id));
     stream.update(shown, false);
-  }
+  };
+  sampling.stop_requested = [&] { return ended || g_stop_requested.load(); };
+  std::signal(SIGINT, request_generate_stop);
+  std::signal(SIGTERM, request_generate_stop);
+  const auto start = std::chrono::steady_clock::now();
+  models::sample(*model, std::vector<std::int64_t>(prompt_ids.begin(), prompt_ids.end()), sampling);
   stream.update(shown, true);
   std::cout << "\n" << std::flush;
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

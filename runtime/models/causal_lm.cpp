@@ -23,13 +23,13 @@ double CausalLm::residual_init_std() const {
   return kInitStd / std::sqrt(2.0 * static_cast<double>(config_.layers));
 }
 
-void CausalLm::check_input(const at::Tensor& input_ids) const {
+void CausalLm::check_input(const at::Tensor& input_ids, std::int64_t past) const {
   ALBION_CHECK(input_ids.dim() == 2 && input_ids.scalar_type() == at::kLong,
                "input_ids must be [B, T] int64, got ", input_ids.sizes(), " ",
                input_ids.scalar_type());
   // The trainer validates seq_len against the config before any work; this guards other callers.
-  ALBION_CHECK_AS(UsageError, input_ids.size(1) >= 1 && input_ids.size(1) <= config_.context_length,
-                  "sequence length ", input_ids.size(1),
+  ALBION_CHECK_AS(UsageError, input_ids.size(1) >= 1 && past + input_ids.size(1) <= config_.context_length,
+                  "sequence length ", past + input_ids.size(1),
                   " is outside [1, context_length = ", config_.context_length, "]");
 }
 
@@ -56,11 +56,18 @@ at::Tensor CausalLm::loss(const at::Tensor& input_ids, const at::Tensor& targets
 }
 
 at::Tensor CausalLm::forward(const at::Tensor& input_ids) {
-  return at::linear(hidden_states(input_ids), output_weight());
+  return at::linear(hidden_states(input_ids, nullptr), output_weight());
+}
+
+at::Tensor CausalLm::forward(const at::Tensor& input_ids, KvCache& cache) {
+  ALBION_CHECK(!at::GradMode::is_enabled(), "a KV-cached forward is for inference: run it under NoGradGuard");
+  const at::Tensor logits = at::linear(hidden_states(input_ids, &cache), output_weight());
+  cache.advance(input_ids.size(1));
+  return logits;
 }
 
 at::Tensor CausalLm::chunked_loss(const at::Tensor& input_ids, const at::Tensor& targets, const at::Tensor& loss_mask) {
-  const at::Tensor hidden = hidden_states(input_ids);
+  const at::Tensor hidden = hidden_states(input_ids, nullptr);
   const at::Tensor flat_hidden = hidden.reshape({-1, hidden.size(-1)});
   at::Tensor flat_targets = targets.reshape({-1});
   at::Tensor kept = at::ones_like(flat_targets);

@@ -34,6 +34,7 @@
 #include <utility>
 #include <vector>
 
+#include "runtime/models/kv_cache.h"
 #include "runtime/models/model_config.h"
 
 namespace albion::models {
@@ -50,10 +51,16 @@ class CausalLm : public torch::nn::Module {
   // input_ids: [B, T] int64 with T <= context_length. Returns logits [B, T, vocab_size] in the
   // parameters' dtype (bf16 under autocast). Position t only sees positions <= t.
   at::Tensor forward(const at::Tensor& input_ids);
+  // Incremental decoding (no autograd): input_ids continue the tokens `cache` holds, at positions
+  // cache.length() onwards (the total at most context_length); returns their logits and adds
+  // them to the cache.
+  at::Tensor forward(const at::Tensor& input_ids, KvCache& cache);
 
   // The final hidden states [B, T, hidden] (after the last norm), and the output projection
-  // [vocab, hidden] they are multiplied by: the LM head, or the token embedding when tied.
-  virtual at::Tensor hidden_states(const at::Tensor& input_ids) = 0;
+  // [vocab, hidden] they are multiplied by: the LM head, or the token embedding when tied. With a
+  // cache, positions start at cache->length() and every layer appends its keys and values (the
+  // caller advances the cache).
+  virtual at::Tensor hidden_states(const at::Tensor& input_ids, KvCache* cache) = 0;
   virtual at::Tensor output_weight() const = 0;
 
   // Mean next-token cross-entropy over the positions where loss_mask == 1 (every position when
@@ -78,8 +85,8 @@ class CausalLm : public torch::nn::Module {
  protected:
   // Residual-projection init std for this depth.
   double residual_init_std() const;
-  // Checks input_ids is [B, T] int64 with 1 <= T <= context_length.
-  void check_input(const at::Tensor& input_ids) const;
+  // Checks input_ids is [B, T] int64 with T >= 1 and past + T <= context_length.
+  void check_input(const at::Tensor& input_ids, std::int64_t past = 0) const;
   // The names of this architecture's embedding tables (never weight-decayed).
   virtual bool is_embedding_table(const std::string& name) const = 0;
 

@@ -7,6 +7,7 @@
 #include <torch/nn/modules/container/modulelist.h>
 
 #include "kernels/gelu/gelu_bias.h"
+#include "runtime/models/kv_cache.h"
 #include "runtime/models/layers.h"
 
 namespace albion::models {
@@ -20,14 +21,18 @@ class Gpt2Attention : public torch::nn::Module {
         c_proj_(register_module("c_proj", std::make_shared<Conv1d>(c.hidden_size, c.hidden_size,
                                                                    residual_std, options))) {}
 
-  at::Tensor forward(const at::Tensor& x) const {
+  // `cache`: null, or the keys and values of earlier positions (layer `layer`'s are used).
+  at::Tensor forward(const at::Tensor& x, KvCache* cache, std::size_t layer) const {
     const std::int64_t batch = x.size(0), length = x.size(1), hidden = x.size(2);
     const std::vector<at::Tensor> qkv = c_attn_->forward(x).split(hidden, -1);
     auto heads = [&](const at::Tensor& t) {
       return t.view({batch, length, heads_, hidden / heads_}).transpose(1, 2);
     };
-    const at::Tensor y = at::scaled_dot_product_attention(
-        heads(qkv[0]), heads(qkv[1]), heads(qkv[2]), {}, 0.0, /*is_causal=*/true);
+    at::Tensor k = heads(qkv[1]);
+    at::Tensor v = heads(qkv[2]);
+    const std::int64_t past = cache ? cache->length() : 0;
+    if (cache) std::tie(k, v) = cache->append(layer, k, v);
+    const at::Tensor y = causal_attention(heads(qkv[0]), k, v, past, /*grouped=*/false);
     return c_proj_->forward(y.transpose(1, 2).reshape({batch, length, hidden}));
   }
 
@@ -71,8 +76,8 @@ class Gpt2Block : public torch::nn::Module {
                               std::make_shared<LayerNorm>(c.hidden_size, c.norm_eps, options, c.fused_kernels))),
         mlp_(register_module("mlp", std::make_shared<Gpt2Mlp>(c, residual_std, options))) {}
 
-  at::Tensor forward(const at::Tensor& x) const {
-    const at::Tensor h = x + attn_->forward(ln_1_->forward(x));
+  at::Tensor forward(const at::Tensor& x, KvCache* cache, std::size_t layer) const {
+    const at::Tensor h = x + attn_->forward(ln_1_->forward(x), cache, layer);
     return h + mlp_->forward(ln_2_->forward(h));
   }
 
@@ -101,11 +106,12 @@ class Gpt2Body : public torch::nn::Module {
         register_module("ln_f", std::make_shared<LayerNorm>(c.hidden_size, c.norm_eps, options, c.fused_kernels));
   }
 
-  at::Tensor forward(const at::Tensor& input_ids) const {
-    const at::Tensor positions = at::arange(
-        input_ids.size(1), at::TensorOptions().dtype(at::kLong).device(input_ids.device()));
+  at::Tensor forward(const at::Tensor& input_ids, KvCache* cache) const {
+    const std::int64_t past = cache ? cache->length() : 0;
+    const at::Tensor positions = at::arange(past, past + input_ids.size(1),
+                                            at::TensorOptions().dtype(at::kLong).device(input_ids.device()));
     at::Tensor x = wte_->forward(input_ids) + wpe_->forward(positions);
-    for (const auto& block : blocks_) x = block->forward(x);
+    for (std::size_t i = 0; i < blocks_.size(); ++i) x = blocks_[i]->forward(x, cache, i);
     return ln_f_->forward(x);
   }
 
@@ -128,9 +134,9 @@ Gpt2::Gpt2(const ModelConfig& config, const at::TensorOptions& options) : Causal
   }
 }
 
-at::Tensor Gpt2::hidden_states(const at::Tensor& input_ids) {
-  check_input(input_ids);
-  return transformer_->forward(input_ids);
+at::Tensor Gpt2::hidden_states(const at::Tensor& input_ids, KvCache* cache) {
+  check_input(input_ids, cache ? cache->length() : 0);
+  return transformer_->forward(input_ids, cache);
 }
 
 at::Tensor Gpt2::output_weight() const { return lm_head_ ? lm_head_->weight() : transformer_->wte().weight(); }

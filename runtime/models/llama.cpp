@@ -7,6 +7,7 @@
 
 #include "kernels/rope/rope.h"
 #include "kernels/swiglu/swiglu.h"
+#include "runtime/models/kv_cache.h"
 #include "runtime/models/layers.h"
 
 namespace albion::models {
@@ -33,7 +34,9 @@ class LlamaAttention : public torch::nn::Module {
         o_proj_(register_linear(*this, "o_proj", c.heads * head_dim_, c.hidden_size, residual_std, options)),
         fused_(c.fused_kernels) {}
 
-  at::Tensor forward(const at::Tensor& x, const RotaryTables::Tables& rope) const {
+  // `rope`: the tables of x's positions; `cache`: null, or the keys and values of earlier
+  // positions (layer `layer`'s are used).
+  at::Tensor forward(const at::Tensor& x, const RotaryTables::Tables& rope, KvCache* cache, std::size_t layer) const {
     const std::int64_t batch = x.size(0), length = x.size(1);
     auto heads = [&](const at::Tensor& t, std::int64_t n) {
       return t.view({batch, length, n, head_dim_}).transpose(1, 2);
@@ -48,14 +51,14 @@ class LlamaAttention : public torch::nn::Module {
       return apply_rotary(heads(t, n), rope.cos, rope.sin);
     };
     const at::Tensor q = rotated(q_proj_->forward(x), heads_);
-    const at::Tensor k = rotated(k_proj_->forward(x), kv_heads_);
-    const at::Tensor v = heads(v_proj_->forward(x), kv_heads_);
-    // enable_gqa lets SDPA share each k/v head across its query group: flash does it natively,
-    // and the math fallback repeats k/v heads in HF's repeat_kv order (kv head j for query heads
-    // j*g .. j*g+g-1), which the reference tests pin down.
-    const at::Tensor y =
-        at::scaled_dot_product_attention(q, k, v, {}, 0.0, /*is_causal=*/true, std::nullopt,
-                                         /*enable_gqa=*/kv_heads_ != heads_);
+    at::Tensor k = rotated(k_proj_->forward(x), kv_heads_);
+    at::Tensor v = heads(v_proj_->forward(x), kv_heads_);
+    const std::int64_t past = cache ? cache->length() : 0;
+    if (cache) std::tie(k, v) = cache->append(layer, k, v);
+    // Grouped (enable_gqa) lets SDPA share each k/v head across its query group: flash does it
+    // natively, and the math fallback repeats k/v heads in HF's repeat_kv order (kv head j for
+    // query heads j*g .. j*g+g-1), which the reference tests pin down.
+    const at::Tensor y = causal_attention(q, k, v, past, /*grouped=*/kv_heads_ != heads_);
     return o_proj_->forward(y.transpose(1, 2).reshape({batch, length, heads_ * head_dim_}));
   }
 
@@ -107,8 +110,8 @@ class LlamaLayer : public torch::nn::Module {
             register_module("post_attention_layernorm",
                             std::make_shared<RmsNorm>(c.hidden_size, c.norm_eps, options, c.fused_kernels))) {}
 
-  at::Tensor forward(const at::Tensor& x, const RotaryTables::Tables& rope) const {
-    const at::Tensor h = x + self_attn_->forward(input_layernorm_->forward(x), rope);
+  at::Tensor forward(const at::Tensor& x, const RotaryTables::Tables& rope, KvCache* cache, std::size_t layer) const {
+    const at::Tensor h = x + self_attn_->forward(input_layernorm_->forward(x), rope, cache, layer);
     return h + mlp_->forward(post_attention_layernorm_->forward(h));
   }
 
@@ -135,9 +138,9 @@ class LlamaBody : public torch::nn::Module {
     norm_ = register_module("norm", std::make_shared<RmsNorm>(c.hidden_size, c.norm_eps, options, c.fused_kernels));
   }
 
-  at::Tensor forward(const at::Tensor& input_ids, const RotaryTables::Tables& rope) const {
+  at::Tensor forward(const at::Tensor& input_ids, const RotaryTables::Tables& rope, KvCache* cache) const {
     at::Tensor x = embed_tokens_->forward(input_ids);
-    for (const auto& layer : layers_) x = layer->forward(x, rope);
+    for (std::size_t i = 0; i < layers_.size(); ++i) x = layers_[i]->forward(x, rope, cache, i);
     return norm_->forward(x);
   }
 
@@ -161,13 +164,16 @@ Llama::Llama(const ModelConfig& config, const at::TensorOptions& options)
   }
 }
 
-at::Tensor Llama::hidden_states(const at::Tensor& input_ids) {
-  check_input(input_ids);
+at::Tensor Llama::hidden_states(const at::Tensor& input_ids, KvCache* cache) {
+  const std::int64_t past = cache ? cache->length() : 0;
+  check_input(input_ids, past);
   const at::Tensor& embedding = model_->embed_tokens().weight();
   // fp64 tables for an fp64 model, fp32 otherwise; apply_rotary casts them to q's dtype.
-  const RotaryTables::Tables rope =
-      rotary_.get(input_ids.size(1), embedding.device(), embedding.scalar_type());
-  return model_->forward(input_ids, rope);
+  const RotaryTables::Tables all =
+      rotary_.get(past + input_ids.size(1), embedding.device(), embedding.scalar_type());
+  const RotaryTables::Tables rope = {all.cos.narrow(0, past, input_ids.size(1)),
+                                     all.sin.narrow(0, past, input_ids.size(1))};
+  return model_->forward(input_ids, rope, cache);
 }
 
 at::Tensor Llama::output_weight() const { return lm_head_ ? lm_head_->weight() : model_->embed_tokens().weight(); }

@@ -26,7 +26,7 @@ class Linear;
 class Llama : public CausalLm {
  public:
   Llama(const ModelConfig& config, const at::TensorOptions& options);
-  at::Tensor hidden_states(const at::Tensor& input_ids) override;
+  at::Tensor hidden_states(const at::Tensor& input_ids, KvCache* cache) override;
   at::Tensor output_weight() const override;
 
  protected:

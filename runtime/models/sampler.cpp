@@ -77,19 +77,25 @@ std::vector<std::int64_t> sample(CausalLm& model, const std::vector<std::int64_t
   std::vector<std::int64_t> tokens = prompt;
   std::vector<std::int64_t> generated;
   generated.reserve(static_cast<std::size_t>(options.max_new_tokens));
+  KvCache cache(window);
+  auto as_input = [&](std::size_t from) {
+    const std::vector<std::int64_t> ids(tokens.begin() + static_cast<std::ptrdiff_t>(from), tokens.end());
+    return at::tensor(ids, at::TensorOptions().dtype(at::kLong)).view({1, -1}).to(device);
+  };
   for (std::int64_t step = 0; step < options.max_new_tokens; ++step) {
     if (options.stop_requested && options.stop_requested()) break;
-    const std::size_t start = tokens.size() > static_cast<std::size_t>(window)
-                                  ? tokens.size() - static_cast<std::size_t>(window)
-                                  : 0;
-    const std::vector<std::int64_t> context(tokens.begin() + static_cast<std::ptrdiff_t>(start),
-                                            tokens.end());
-    const at::Tensor input =
-        at::tensor(context, at::TensorOptions().dtype(at::kLong)).view({1, -1}).to(device);
-    const at::Tensor last_logits = model.forward(input)[0][-1];
+    at::Tensor last_logits;
+    if (tokens.size() <= static_cast<std::size_t>(window)) {
+      // Within the window: only the tokens the cache has not seen (the prompt, then one each).
+      last_logits = model.forward(as_input(static_cast<std::size_t>(cache.length())), cache)[0][-1];
+    } else {
+      // Past it, the window slides, and positions with it (GPT-2's are learned): recompute it.
+      last_logits = model.forward(as_input(tokens.size() - static_cast<std::size_t>(window)))[0][-1];
+    }
     const std::int64_t id = next_token(last_logits, options, generator);
     tokens.push_back(id);
     generated.push_back(id);
+    if (options.on_token) options.on_token(id);
   }
   return generated;
 }

@@ -1,8 +1,10 @@
 // File: runtime/models/sampler.h
 // Autoregressive text sampling from a CausalLm: greedy (argmax) or sampled from the
 // temperature-scaled distribution, optionally truncated to the top k tokens. The context fed to
-// the model is the last context_length tokens. Each step reruns the model over the whole window
-// (no KV cache): this serves periodic samples during training, not serving throughput.
+// the model is the last context_length tokens. While they fit in the window, a KV cache makes each
+// token cost one token's forward; once the window slides, every step recomputes the whole window
+// (positions shift with it). One sequence at a time: samples during training and
+// `albion generate`, not a batched serving engine.
 //
 // Determinism: draws come from a CPU generator (the probabilities are copied to the CPU), so a
 // seed gives the same tokens on any device that produces the same logits.
@@ -28,6 +30,8 @@ struct SamplingOptions {
   std::uint64_t seed = 0;    // for the overload without a generator
   // Asked before each token; true ends the sample there (e.g. Ctrl-C during a long sample).
   std::function<bool()> stop_requested;
+  // Told each token as soon as it is drawn (to stream text).
+  std::function<void(std::int64_t)> on_token;
 };
 
 // Returns the max_new_tokens ids generated after `prompt` (the prompt itself not included), or

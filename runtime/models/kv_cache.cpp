@@ -1,0 +1,40 @@
+// File: runtime/models/kv_cache.cpp
+#include "runtime/models/kv_cache.h"
+
+#include "runtime/base/check.h"
+
+namespace albion::models {
+
+std::pair<at::Tensor, at::Tensor> KvCache::append(std::size_t layer, const at::Tensor& keys,
+                                                  const at::Tensor& values) {
+  const std::int64_t tokens = keys.size(2);
+  ALBION_CHECK_AS(UsageError, length_ + tokens <= capacity_, "KV cache: ", length_, " + ", tokens,
+                  " positions exceed the context length ", capacity_);
+  if (keys_.size() <= layer) {
+    keys_.resize(layer + 1);
+    values_.resize(layer + 1);
+  }
+  if (!keys_[layer].defined()) {
+    keys_[layer] = at::empty({keys.size(0), keys.size(1), capacity_, keys.size(3)}, keys.options());
+    values_[layer] = at::empty({values.size(0), values.size(1), capacity_, values.size(3)}, values.options());
+  }
+  keys_[layer].narrow(2, length_, tokens).copy_(keys);
+  values_[layer].narrow(2, length_, tokens).copy_(values);
+  return {keys_[layer].narrow(2, 0, length_ + tokens), values_[layer].narrow(2, 0, length_ + tokens)};
+}
+
+void KvCache::advance(std::int64_t tokens) { length_ += tokens; }
+
+at::Tensor causal_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, std::int64_t past,
+                            bool grouped) {
+  const std::int64_t queries = q.size(2);
+  if (past == 0 || queries == 1) {
+    return at::scaled_dot_product_attention(q, k, v, {}, 0.0, /*is_causal=*/past == 0, std::nullopt, grouped);
+  }
+  // SDPA's is_causal aligns the mask to the top left; query i sits at position past + i.
+  const at::Tensor mask =
+      at::ones({queries, k.size(2)}, at::TensorOptions().dtype(at::kBool).device(q.device())).tril(past);
+  return at::scaled_dot_product_attention(q, k, v, mask, 0.0, /*is_causal=*/false, std::nullopt, grouped);
+}
+
+}  // namespace albion::models

@@ -14,7 +14,8 @@
 //
 // The reader is strict and total: whatever the bytes, it returns an index whose every entry lies
 // inside the file and agrees with its dtype and shape, or throws IntegrityError naming the file.
-// It exists for tests and fuzzing; Albion never loads weights from safetensors files.
+// It reads the published weights a fine-tuning run starts from (runtime/models/hf_import.h), and
+// is fuzzed.
 #pragma once
 
 #include <cstdint>

@@ -24,6 +24,7 @@ struct ModelSection {
   std::string preset = "tiny";   // runtime/models/model_config.h presets
   std::int64_t context_length = 0;  // 0: the preset's
   bool fused_kernels = true;         // on GPU, Albion's fused kernels (kernels/); false: plain torch ops
+  std::string init;                  // a Hugging Face model directory to start from; empty: random init
 };
 
 struct DataConfig {

@@ -80,6 +80,8 @@ RecipeSchema::RecipeSchema(Recipe& r) {
 
   key("model.preset", r.model.preset, "model preset: tiny, gpt2, gpt2-medium, gpt2-xl, llama-3.2-1b, ...");
   key("model.context_length", r.model.context_length, "maximum sequence length; 0 keeps the preset's");
+  key("model.init", r.model.init, "fine-tuning: a Hugging Face model directory (model.safetensors, or its "
+      "sharded index) whose weights replace the random initialisation; the preset must match it");
   key("model.fused_kernels", r.model.fused_kernels, "on GPU, use Albion's fused kernels (LayerNorm, RMSNorm, RoPE, SwiGLU, bias+GELU, chunked cross-entropy, AdamW, gradient norm); false: plain torch ops, for comparison");
 
   key("data.dataset", r.data.dataset, "prepared token dataset directory (albion data prepare)");

@@ -21,6 +21,7 @@
 #include "runtime/metrics/metrics_writer.h"
 #include "runtime/models/attention_backend.h"
 #include "runtime/models/model_config.h"
+#include "runtime/models/hf_import.h"
 #include "runtime/models/sampler.h"
 #include "runtime/train/device_peak.h"
 #include "runtime/train/step_profiler.h"
@@ -161,6 +162,15 @@ Trainer::Trainer(config::Recipe recipe, WorldPosition world, Parallelism* parall
 
   at::manual_seed(recipe_.run.seed);
   model_ = models::make_model(model_config);
+  if (!recipe_.model.init.empty()) {
+    // A resumed run's checkpoint replaces these weights again, in hooks_->resume.
+    try {
+      models::load_hugging_face_weights(*model_, recipe_.model.init);
+    } catch (const UsageError& error) {
+      throw UsageError(str_cat("recipe key 'model.init': ", error.what()));
+    }
+    log::info("initial weights from ", recipe_.model.init);
+  }
   model_->to(device_);
   std::vector<optim::OptimizedParameter> parameters;
   for (auto& [name, tensor] : model_->named_parameters()) {

@@ -2,7 +2,8 @@
 // The trainer on a small character-level dataset: gradient accumulation equals the big batch,
 // runs repeat bit for bit, metrics, the resolved recipe and a profile window land in the run
 // directory, a stop request and a diverging loss end training cleanly, and each class of bad
-// recipe is refused, as is preparing a dataset in plaintext when the recipe gives it a key.
+// recipe is refused, as is preparing a dataset in plaintext when the recipe gives it a key;
+// model.init starts from a Hugging Face directory's weights.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -12,8 +13,10 @@
 #include <set>
 #include <torch/csrc/profiler/orchestration/observer.h>
 
+#include "checkpoint/export/safetensors.h"
 #include "runtime/base/error.h"
 #include "runtime/config/recipe.h"
+#include "runtime/models/hf_export.h"
 #include "runtime/data/prepare.h"
 #include "runtime/train/trainer.h"
 #include "tests/runtime/train/training_state_support.h"
@@ -185,6 +188,38 @@ TEST_F(TrainerTest, StopRequestEndsAtAStepBoundary) {
   EXPECT_TRUE(summary.stopped_early);
   EXPECT_EQ(summary.steps_done, 0);
   EXPECT_TRUE(summary.final_sample.empty());  // a pre-empted job exits without sampling
+}
+
+// Fine-tuning: model.init replaces the random initialisation with a Hugging Face directory's
+// weights (here a trained run's, exported), before the first step; a wrong path names the key.
+TEST_F(TrainerTest, ModelInitStartsFromAHuggingFaceDirectory) {
+  Trainer source(recipe(4, 1, "init-source"), {});
+  std::atomic<bool> stop{false};
+  source.train(stop);
+  const fs::path exported = *dir_ / "init-hf";
+  fs::create_directories(exported);
+  const std::vector<models::HfTensor> tensors =
+      models::to_hugging_face(source.model().config(), source.model().named_parameters());
+  checkpoint::write_safetensors(exported / "model.safetensors", models::to_safetensors(tensors),
+                                models::hugging_face_safetensors_metadata());
+
+  config::Recipe finetune = recipe(4, 1, "init-finetune");
+  finetune.model.init = exported.string();
+  Trainer trainer(finetune, {});
+  const auto trained = source.model().named_parameters();
+  const auto started = trainer.model().named_parameters();
+  ASSERT_EQ(trained.size(), started.size());
+  for (std::size_t i = 0; i < trained.size(); ++i) {
+    EXPECT_TRUE(at::equal(trained[i].second, started[i].second)) << trained[i].first;
+  }
+
+  finetune.model.init = (*dir_ / "nowhere");
+  try {
+    Trainer refused(finetune, {});
+    ADD_FAILURE() << "a missing model.init was accepted";
+  } catch (const UsageError& error) {
+    EXPECT_NE(std::string(error.what()).find("recipe key 'model.init'"), std::string::npos) << error.what();
+  }
 }
 
 // Poisons the weights after step 1, as a diverging run would.

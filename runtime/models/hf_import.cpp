@@ -1,0 +1,140 @@
+// File: runtime/models/hf_import.cpp
+#include "runtime/models/hf_import.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <torch/types.h>
+
+#include "checkpoint/export/safetensors.h"
+#include "runtime/base/check.h"
+
+namespace albion::models {
+namespace {
+
+namespace fs = std::filesystem;
+
+// A whole file mapped read-only for as long as the object lives.
+class MappedFile {
+ public:
+  explicit MappedFile(const fs::path& path) {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    ALBION_CHECK_AS(UsageError, fd >= 0, path.string(), ": cannot open: ", std::strerror(errno));
+    struct stat info {};
+    if (::fstat(fd, &info) == 0 && info.st_size > 0) {
+      size_ = static_cast<std::size_t>(info.st_size);
+      data_ = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
+    }
+    const int error = errno;
+    ::close(fd);
+    ALBION_CHECK_AS(IntegrityError, size_ > 0, path.string(), ": empty file");
+    ALBION_CHECK_AS(SystemError, data_ != MAP_FAILED, path.string(), ": cannot map: ", std::strerror(error));
+  }
+  ~MappedFile() {
+    if (data_ != MAP_FAILED) ::munmap(data_, size_);
+  }
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+  std::span<const std::uint8_t> bytes() const { return {static_cast<const std::uint8_t*>(data_), size_}; }
+
+ private:
+  void* data_ = MAP_FAILED;
+  std::size_t size_ = 0;
+};
+
+std::optional<at::ScalarType> floating_type(const std::string& dtype) {
+  if (dtype == "F32") return at::kFloat;
+  if (dtype == "BF16") return at::kBFloat16;
+  if (dtype == "F16") return at::kHalf;
+  if (dtype == "F64") return at::kDouble;
+  return std::nullopt;
+}
+
+// The weight files of `directory`: the shards its index names, or model.safetensors.
+std::vector<fs::path> weight_files(const fs::path& directory) {
+  const fs::path index = directory / "model.safetensors.index.json";
+  if (fs::exists(index)) {
+    std::ifstream in(index);
+    const nlohmann::json json = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+    ALBION_CHECK_AS(UsageError, json.is_object() && json.contains("weight_map") && json["weight_map"].is_object(),
+                    index.string(), ": not a safetensors index (no \"weight_map\" object)");
+    std::set<std::string> names;
+    for (const auto& [tensor, file] : json["weight_map"].items()) {
+      ALBION_CHECK_AS(UsageError, file.is_string() && fs::path(file.get<std::string>()).filename() == file.get<std::string>(),
+                      index.string(), ": tensor '", tensor, "' names no file of the directory");
+      names.insert(file.get<std::string>());
+    }
+    std::vector<fs::path> files;
+    for (const std::string& name : names) files.push_back(directory / name);
+    return files;
+  }
+  const fs::path single = directory / "model.safetensors";
+  ALBION_CHECK_AS(UsageError, fs::exists(single), directory.string(),
+                  ": no model.safetensors or model.safetensors.index.json (a Hugging Face model directory)");
+  return {single};
+}
+
+// Buffers transformers' files may hold that are not parameters.
+bool is_known_buffer(const std::string& name) {
+  return name.ends_with(".attn.bias") || name.ends_with(".attn.masked_bias") || name.ends_with("rotary_emb.inv_freq");
+}
+
+}  // namespace
+
+void load_hugging_face_weights(CausalLm& model, const fs::path& directory) {
+  ALBION_CHECK_AS(UsageError, fs::is_directory(directory), directory.string(), ": no such directory");
+  std::map<std::string, at::Tensor> parameters;
+  for (auto& [name, tensor] : model.named_parameters()) parameters.emplace(name, tensor);
+  const bool gpt2 = model.config().architecture == Architecture::kGpt2;
+  const std::string prefix = gpt2 ? "transformer." : "model.";  // the base model's, in the full model
+  const std::string embedding = prefix + (gpt2 ? "wte.weight" : "embed_tokens.weight");
+  const bool tied = model.config().tie_embeddings;
+  std::set<std::string> loaded;
+  std::optional<at::Tensor> tied_head;  // a file's lm_head.weight under tied embeddings, checked at the end
+  torch::NoGradGuard no_grad;
+  for (const fs::path& file : weight_files(directory)) {
+    const MappedFile mapped(file);
+    const checkpoint::SafetensorsIndex index = checkpoint::parse_safetensors_header(mapped.bytes(), file.string());
+    for (const checkpoint::SafetensorsIndex::Entry& entry : index.entries) {
+      if (is_known_buffer(entry.name)) continue;
+      std::string name = entry.name;
+      if (parameters.count(name) == 0 && parameters.count(prefix + name) > 0) name = prefix + name;
+      const std::optional<at::ScalarType> type = floating_type(entry.dtype);
+      ALBION_CHECK_AS(UsageError, type.has_value(), file.string(), ": tensor '", entry.name, "' is ", entry.dtype,
+                      ", not floating point");
+      void* data = const_cast<std::uint8_t*>(mapped.bytes().data() + index.data_start + entry.begin);
+      const at::Tensor values = at::from_blob(data, entry.shape, at::TensorOptions().dtype(*type));
+      if (name == "lm_head.weight" && tied) {
+        tied_head = values.to(at::kFloat, /*non_blocking=*/false, /*copy=*/true);  // the mapping goes with the file
+        continue;
+      }
+      auto found = parameters.find(name);
+      ALBION_CHECK_AS(UsageError, found != parameters.end(), file.string(), ": tensor '", entry.name,
+                      "' is not a parameter of the preset's ", architecture_name(model.config().architecture),
+                      " model (check model.preset)");
+      ALBION_CHECK_AS(UsageError, values.sizes() == found->second.sizes(), file.string(), ": tensor '", entry.name,
+                      "' has shape ", values.sizes(), ", the preset's parameter ", found->second.sizes(),
+                      " (check model.preset)");
+      ALBION_CHECK_AS(UsageError, loaded.insert(name).second, directory.string(), ": tensor '", name, "' appears twice");
+      found->second.copy_(values);
+    }
+  }
+  for (const auto& [name, tensor] : parameters) {
+    ALBION_CHECK_AS(UsageError, loaded.count(name) > 0, directory.string(), ": no weights for parameter '", name,
+                    "' (check model.preset)");
+  }
+  if (tied_head) {
+    ALBION_CHECK_AS(UsageError, at::equal(*tied_head, parameters.at(embedding).to(at::kCPU, at::kFloat)),
+                    directory.string(), ": lm_head.weight differs from the token embedding, but the preset ties them");
+  }
+}
+
+}  // namespace albion::models

@@ -1,0 +1,147 @@
+// File: tests/runtime/models/hf_import_test.cpp
+// Starting weights from a transformers checkpoint directory (model.init): a model's own export
+// loads back bit for bit into a differently initialised model (GPT-2, tied and untied Llama);
+// BF16 files are widened; base-model names without the prefix, GPT-2's mask buffers and sharded
+// indexes are accepted as transformers accepts them; anything missing, unexpected or misshapen is
+// refused naming the tensor.
+#include "runtime/models/hf_import.h"
+
+#include <gtest/gtest.h>
+#include <torch/types.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "checkpoint/export/safetensors.h"
+#include "runtime/base/error.h"
+#include "runtime/models/hf_export.h"
+#include "tests/runtime/models/model_test_support.h"
+#include "tests/support/temp_dir.h"
+
+namespace albion::models {
+namespace {
+
+using testing_support::TempDir;
+
+// Writes `tensors` (name -> value) as DIR/FILE in safetensors, values in `dtype`.
+void write_weights(const std::string& path, const std::vector<std::pair<std::string, at::Tensor>>& tensors,
+                   at::ScalarType dtype = at::kFloat) {
+  std::vector<HfTensor> hf;
+  for (const auto& [name, value] : tensors) hf.push_back({name, value.to(dtype).contiguous()});
+  checkpoint::write_safetensors(path, to_safetensors(hf), hugging_face_safetensors_metadata());
+}
+
+std::vector<std::pair<std::string, at::Tensor>> exported(const CausalLm& model) {
+  std::vector<std::pair<std::string, at::Tensor>> out;
+  for (HfTensor& t : to_hugging_face(model.config(), model.named_parameters())) out.emplace_back(t.name, t.value);
+  return out;
+}
+
+std::shared_ptr<CausalLm> fp32_model(const ModelConfig& config, std::uint64_t seed) {
+  at::manual_seed(seed);
+  return make_model(config);
+}
+
+void expect_same_parameters(const CausalLm& a, const CausalLm& b) {
+  const auto left = a.named_parameters();
+  const auto right = b.named_parameters();
+  ASSERT_EQ(left.size(), right.size());
+  for (std::size_t i = 0; i < left.size(); ++i) {
+    EXPECT_TRUE(at::equal(left[i].second, right[i].second)) << left[i].first;
+  }
+}
+
+template <typename F>
+std::string usage_error_of(F&& f) {
+  try {
+    f();
+  } catch (const UsageError& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "no UsageError";
+  return {};
+}
+
+TEST(HfImport, AModelsOwnExportLoadsBackExactly) {
+  for (const ModelConfig& config : {testing::small_gpt2(), testing::small_llama(true), testing::small_llama(false)}) {
+    SCOPED_TRACE(architecture_name(config.architecture) + std::string(config.tie_embeddings ? " tied" : " untied"));
+    TempDir dir;
+    const auto trained = fp32_model(config, 1);
+    write_weights(dir / "model.safetensors", exported(*trained));
+    const auto fresh = fp32_model(config, 2);
+    load_hugging_face_weights(*fresh, dir.path());
+    expect_same_parameters(*trained, *fresh);
+  }
+}
+
+TEST(HfImport, Bf16IsWidenedAndTransformersLeftoversAreAccepted) {
+  const ModelConfig config = testing::small_gpt2();
+  TempDir dir;
+  const auto trained = fp32_model(config, 1);
+  // Saved from the base model (no "transformer." prefix), with the mask buffers of old files, in BF16.
+  std::vector<std::pair<std::string, at::Tensor>> tensors;
+  for (auto& [name, value] : exported(*trained)) tensors.emplace_back(name.substr(std::string("transformer.").size()), value);
+  tensors.emplace_back("h.0.attn.bias", at::ones({1, 1, 24, 24}));
+  tensors.emplace_back("h.0.attn.masked_bias", at::ones({}));
+  write_weights(dir / "model.safetensors", tensors, at::kBFloat16);
+  const auto fresh = fp32_model(config, 2);
+  load_hugging_face_weights(*fresh, dir.path());
+  const auto reference = testing::parameter_map(*trained);
+  for (const auto& [name, value] : fresh->named_parameters()) {
+    EXPECT_TRUE(at::equal(value, reference.at(name).to(at::kBFloat16).to(at::kFloat))) << name;
+  }
+}
+
+TEST(HfImport, ShardedIndexesLoad) {
+  const ModelConfig config = testing::small_llama(false);
+  TempDir dir;
+  const auto trained = fp32_model(config, 1);
+  const auto tensors = exported(*trained);
+  const std::size_t half = tensors.size() / 2;
+  write_weights(dir / "model-00001-of-00002.safetensors", {tensors.begin(), tensors.begin() + half});
+  write_weights(dir / "model-00002-of-00002.safetensors", {tensors.begin() + half, tensors.end()});
+  nlohmann::json map;
+  for (std::size_t i = 0; i < tensors.size(); ++i) {
+    map[tensors[i].first] = i < half ? "model-00001-of-00002.safetensors" : "model-00002-of-00002.safetensors";
+  }
+  std::ofstream(dir / "model.safetensors.index.json") << nlohmann::json{{"metadata", {}}, {"weight_map", map}}.dump();
+  const auto fresh = fp32_model(config, 2);
+  load_hugging_face_weights(*fresh, dir.path());
+  expect_same_parameters(*trained, *fresh);
+}
+
+TEST(HfImport, RefusalsNameTheTensor) {
+  const ModelConfig config = testing::small_gpt2();
+  const auto trained = fp32_model(config, 1);
+  auto tensors = exported(*trained);
+  const auto fresh = fp32_model(config, 2);
+  auto refusal = [&](const std::vector<std::pair<std::string, at::Tensor>>& file) {
+    TempDir dir;
+    write_weights(dir / "model.safetensors", file);
+    return usage_error_of([&] { load_hugging_face_weights(*fresh, dir.path()); });
+  };
+
+  auto missing = tensors;
+  missing.erase(missing.begin() + 3);
+  EXPECT_NE(refusal(missing).find("no weights for parameter '" + tensors[3].first + "'"), std::string::npos);
+  auto extra = tensors;
+  extra.emplace_back("transformer.h.9.mlp.c_fc.weight", at::zeros({2, 2}));
+  EXPECT_NE(refusal(extra).find("'transformer.h.9.mlp.c_fc.weight' is not a parameter"), std::string::npos);
+  auto misshapen = tensors;
+  misshapen[0].second = at::zeros({98, 64});  // another vocabulary
+  EXPECT_NE(refusal(misshapen).find("'transformer.wte.weight' has shape [98, 64]"), std::string::npos);
+  auto tied_head = tensors;  // GPT-2 ties lm_head to wte: a file's copy must agree
+  tied_head.emplace_back("lm_head.weight", at::zeros({97, 64}));
+  EXPECT_NE(refusal(tied_head).find("lm_head.weight differs"), std::string::npos);
+  tied_head.back().second = tensors[0].second;
+  TempDir agreeing;
+  write_weights(agreeing / "model.safetensors", tied_head);
+  EXPECT_NO_THROW(load_hugging_face_weights(*fresh, agreeing.path()));
+
+  TempDir empty;
+  EXPECT_NE(usage_error_of([&] { load_hugging_face_weights(*fresh, empty.path()); }).find("no model.safetensors"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace albion::models

@@ -28,6 +28,7 @@ using Shape = std::vector<std::int64_t>;
 using testing::randomised_fp64_model;
 using testing::small_gpt2;
 using testing::small_llama;
+using testing::usage_error_of;
 
 ModelConfig untied(ModelConfig c) {
   c.tie_embeddings = false;
@@ -52,17 +53,6 @@ void expect_identity_export(const Named& albion, const std::vector<HfTensor>& hf
     EXPECT_TRUE(out.device().is_cpu() && out.is_contiguous()) << name;
     EXPECT_TRUE(at::equal(out, value.to(at::kFloat))) << name;
   }
-}
-
-template <typename F>
-std::string usage_error_of(F&& f) {
-  try {
-    f();
-  } catch (const UsageError& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "no UsageError";
-  return {};
 }
 
 TEST(HfExport, Gpt2ParametersKeepTheirNamesAndConv1dLayout) {

@@ -21,6 +21,7 @@
 namespace albion::models {
 namespace {
 
+using testing::usage_error_of;
 using testing_support::TempDir;
 
 // Writes `tensors` (name -> value) as DIR/FILE in safetensors, values in `dtype`.
@@ -49,17 +50,6 @@ void expect_same_parameters(const CausalLm& a, const CausalLm& b) {
   for (std::size_t i = 0; i < left.size(); ++i) {
     EXPECT_TRUE(at::equal(left[i].second, right[i].second)) << left[i].first;
   }
-}
-
-template <typename F>
-std::string usage_error_of(F&& f) {
-  try {
-    f();
-  } catch (const UsageError& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "no UsageError";
-  return {};
 }
 
 TEST(HfImport, AModelsOwnExportLoadsBackExactly) {

@@ -8,18 +8,12 @@
 #include "runtime/base/error.h"
 #include "runtime/models/causal_lm.h"
 #include "runtime/models/model_config.h"
+#include "tests/runtime/models/model_test_support.h"
 
 namespace albion::models {
 namespace {
 
-std::string usage_error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const UsageError& e) {
-    return e.what();
-  }
-  return "(no UsageError)";
-}
+using testing::usage_error_of;
 
 ModelConfig valid_gpt2() {
   ModelConfig c = model_preset("tiny");

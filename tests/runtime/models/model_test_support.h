@@ -5,12 +5,14 @@
 #pragma once
 
 #include <ATen/ATen.h>
+#include <gtest/gtest.h>
 #include <torch/types.h>
 
 #include <map>
 #include <memory>
 #include <string>
 
+#include "runtime/base/error.h"
 #include "runtime/models/causal_lm.h"
 #include "runtime/models/model_config.h"
 
@@ -62,6 +64,18 @@ inline std::map<std::string, at::Tensor> parameter_map(CausalLm& model) {
   std::map<std::string, at::Tensor> out;
   for (auto& [name, p] : model.named_parameters()) out.emplace(name, p.detach());
   return out;
+}
+
+// The message of the UsageError `f` throws; a test failure, and "", when it throws none.
+template <typename F>
+std::string usage_error_of(F&& f) {
+  try {
+    f();
+  } catch (const UsageError& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "no UsageError";
+  return {};
 }
 
 // max |a - b| / max |b|

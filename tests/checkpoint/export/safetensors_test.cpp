@@ -9,14 +9,13 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
-#include <array>
-#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 
 #include "runtime/base/error.h"
 #include "tests/checkpoint/temp_dir.h"
+#include "tests/support/run_command.h"
 
 namespace albion::checkpoint {
 namespace {
@@ -287,19 +286,9 @@ TEST(Safetensors, ParserSurvivesEveryBitFlipAndTruncation) {
   EXPECT_GT(mutants, 8u * 64u);
 }
 
-// Runs `command`, returning its exit status and combined output.
-std::pair<int, std::string> run(const std::string& command) {
-  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
-  if (pipe == nullptr) return {-1, "popen failed"};
-  std::string output;
-  std::array<char, 4096> buffer{};
-  while (const std::size_t n = std::fread(buffer.data(), 1, buffer.size(), pipe)) output.append(buffer.data(), n);
-  return {::pclose(pipe), output};
-}
-
 TEST(Safetensors, ReferenceImplementationAgreesBothWays) {
   const std::string python = ALBION_PYTHON;
-  if (run(python + " -c 'import safetensors, numpy'").first != 0) {
+  if (testing_support::run_command(python + " -c 'import safetensors, numpy'").first != 0) {
     GTEST_SKIP() << "no " << python << " with the `safetensors` and `numpy` packages";
   }
   TempDir dir;
@@ -331,7 +320,7 @@ save_file({"b": np.arange(5, dtype=np.int16), "a": np.ones((3, 2), dtype=np.floa
 print("reference agrees")
 )PY";
   write_file(dir / "check.py", script);
-  const auto [status, output] = run(python + " " + (dir / "check.py").string() + " " + dir.path().string());
+  const auto [status, output] = testing_support::run_command(python + " " + (dir / "check.py").string() + " " + dir.path().string());
   ASSERT_EQ(status, 0) << output;
   EXPECT_NE(output.find("reference agrees"), std::string::npos) << output;
 

@@ -18,6 +18,7 @@
 #include "checkpoint/export/safetensors.h"
 #include "runtime/base/error.h"
 #include "tests/runtime/models/model_test_support.h"
+#include "tests/support/run_command.h"
 #include "tests/support/temp_dir.h"
 
 namespace albion::models {
@@ -28,6 +29,7 @@ using Shape = std::vector<std::int64_t>;
 using testing::randomised_fp64_model;
 using testing::small_gpt2;
 using testing::small_llama;
+using testing_support::run_command;
 using testing::usage_error_of;
 
 ModelConfig untied(ModelConfig c) {
@@ -224,15 +226,6 @@ TEST(HfExport, SafetensorsViewsBorrowTheTensorBytes) {
   EXPECT_EQ(hugging_face_safetensors_metadata(), (std::map<std::string, std::string>{{"format", "pt"}}));
 }
 
-std::pair<int, std::string> run(const std::string& command) {
-  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
-  if (pipe == nullptr) return {-1, "popen failed"};
-  std::string output;
-  std::array<char, 4096> buffer{};
-  while (const std::size_t n = std::fread(buffer.data(), 1, buffer.size(), pipe)) output.append(buffer.data(), n);
-  return {::pclose(pipe), output};
-}
-
 // Exports `config`'s randomised model to `dir` with its logits on fixed ids (expected.safetensors).
 void export_with_logits(const ModelConfig& config, const std::string& dir) {
   std::filesystem::create_directories(dir);
@@ -254,7 +247,7 @@ void export_with_logits(const ModelConfig& config, const std::string& dir) {
 
 TEST(HfExport, TransformersLoadsTheExportAndComputesTheSameLogits) {
   const std::string python = ALBION_PYTHON;
-  if (run(python + " -c 'import transformers, torch, safetensors'").first != 0) {
+  if (run_command(python + " -c 'import transformers, torch, safetensors'").first != 0) {
     GTEST_SKIP() << "no " << python << " with the `transformers`, `torch` and `safetensors` packages";
   }
   testing_support::TempDir dir;
@@ -293,7 +286,7 @@ for name in sorted(os.listdir(root)):
 print("transformers agrees")
 )PY";
   std::ofstream(dir / "check.py") << script;
-  const auto [status, output] = run(python + " " + (dir / "check.py") + " " + dir.path());
+  const auto [status, output] = run_command(python + " " + (dir / "check.py") + " " + dir.path());
   ASSERT_EQ(status, 0) << output;
   EXPECT_NE(output.find("transformers agrees"), std::string::npos) << output;
 }

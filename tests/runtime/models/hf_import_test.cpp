@@ -16,11 +16,13 @@
 #include "runtime/base/error.h"
 #include "runtime/models/hf_export.h"
 #include "tests/runtime/models/model_test_support.h"
+#include "tests/support/run_command.h"
 #include "tests/support/temp_dir.h"
 
 namespace albion::models {
 namespace {
 
+using testing_support::run_command;
 using testing::usage_error_of;
 using testing_support::TempDir;
 
@@ -131,6 +133,75 @@ TEST(HfImport, RefusalsNameTheTensor) {
   TempDir empty;
   EXPECT_NE(usage_error_of([&] { load_hugging_face_weights(*fresh, empty.path()); }).find("no model.safetensors"),
             std::string::npos);
+}
+
+// Files transformers itself wrote (save_pretrained: a full GPT-2, a base GPT2Model in BF16, a tied
+// Llama, an untied Llama in shards): Albion, loading them by name, computes transformers' logits.
+// Runs where the Python of the build has `transformers` and `safetensors` (setup.sh installs them;
+// skipped otherwise).
+TEST(HfImport, FilesTransformersWroteGiveTransformersLogits) {
+  const std::string python = ALBION_PYTHON;
+  if (run_command(python + " -c 'import transformers, torch, safetensors'").first != 0) {
+    GTEST_SKIP() << "no " << python << " with the `transformers`, `torch` and `safetensors` packages";
+  }
+  TempDir dir;
+  const std::map<std::string, ModelConfig> configs = {{"gpt2", testing::small_gpt2()},
+                                                      {"gpt2_base_bf16", testing::small_gpt2()},
+                                                      {"llama_tied", testing::small_llama(true)},
+                                                      {"llama_sharded", testing::small_llama(false)}};
+  for (const auto& [name, config] : configs) {
+    std::filesystem::create_directories(dir / name);
+    std::ofstream(dir / name + "/config.json") << hugging_face_config_json(config);
+  }
+  const std::string script = R"PY(
+import os, sys
+import torch, transformers
+from safetensors.torch import save_file
+root = sys.argv[1]
+torch.manual_seed(0)
+for name in sorted(os.listdir(root)):
+    d = os.path.join(root, name)
+    if not os.path.isdir(d):
+        continue
+    model = transformers.AutoModelForCausalLM.from_config(transformers.AutoConfig.from_pretrained(d)).float().eval()
+    with torch.no_grad():
+        for pname, p in model.named_parameters():  # well away from the 0.02 init, so errors show
+            p.normal_(1.0 if p.dim() == 1 and pname.endswith("weight") else 0.0, 0.2)
+        if name.endswith("bf16"):
+            model = model.to(torch.bfloat16)
+            model.transformer.save_pretrained(d)  # the base model: names without "transformer."
+            model = model.float()
+        else:
+            model.save_pretrained(d, max_shard_size="40KB" if "sharded" in name else "5GB")
+        ids = torch.remainder(torch.arange(26) * 37 + 5, model.config.vocab_size).view(2, 13)
+        save_file({"input_ids": ids, "logits": model(ids).logits.contiguous()}, os.path.join(d, "expected.safetensors"))
+print("written")
+)PY";
+  std::ofstream(dir / "write.py") << script;
+  const auto [status, output] = run_command(python + " " + (dir / "write.py") + " " + dir.path());
+  ASSERT_EQ(status, 0) << output;
+  ASSERT_TRUE(std::filesystem::exists(dir / "llama_sharded/model.safetensors.index.json")) << output;
+
+  for (const auto& [name, config] : configs) {
+    SCOPED_TRACE(name);
+    const auto model = fp32_model(config, 3);
+    load_hugging_face_weights(*model, dir / name);
+    const std::string path = dir / name + "/expected.safetensors";
+    std::ifstream in(path, std::ios::binary);
+    const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const auto* data = reinterpret_cast<const std::uint8_t*>(bytes.data());
+    const checkpoint::SafetensorsIndex index = checkpoint::parse_safetensors_header({data, bytes.size()}, path);
+    std::map<std::string, at::Tensor> want;
+    for (const auto& entry : index.entries) {
+      const auto type = entry.dtype == "I64" ? at::kLong : at::kFloat;
+      want[entry.name] = at::from_blob(const_cast<std::uint8_t*>(data + index.data_start + entry.begin), entry.shape,
+                                       at::TensorOptions().dtype(type)).clone();
+    }
+    torch::NoGradGuard no_grad;
+    model->eval();
+    const at::Tensor logits = model->forward(want.at("input_ids"));
+    EXPECT_LT(testing::relative_error(logits, want.at("logits")), 1e-4);
+  }
 }
 
 }  // namespace

@@ -6,7 +6,9 @@
 //
 // Defaults come from the recipe stored in the checkpoint (eval.sample_prompt, sample_tokens,
 // top_k, temperature and run.seed), so that without options the command draws exactly the sample
-// the trainer printed at that step; the tokenizer is the one the checkpoint records.
+// the trainer printed at that step; the tokenizer is the one the checkpoint records. With --chat
+// the prompt is a user turn of a chat template and only the answer is printed.
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -27,6 +29,7 @@
 #include "runtime/config/recipe_schema.h"
 #include "runtime/device.h"
 #include "runtime/models/sampler.h"
+#include "runtime/tokenizers/chat_template.h"
 #include "runtime/tokenizers/tokenizer.h"
 
 namespace albion::launch {
@@ -56,6 +59,8 @@ struct GenerateOptions {
   std::optional<double> temperature;
   std::optional<std::uint64_t> seed;
   std::string tokenizer;
+  std::string chat;
+  std::string system;
   std::string device = "auto";
   std::string audit;
 };
@@ -75,6 +80,10 @@ po::options_description generate_options(GenerateOptions& o) {
        "sampling temperature, > 0 (default: eval.temperature)")
       ("seed", po::value<std::uint64_t>()->value_name("S")->notifier([&o](std::uint64_t v) { o.seed = v; }),
        "seed of the draws (default: run.seed)")
+      ("chat", po::value(&o.chat)->value_name("TEMPLATE"),
+       "for a chat model: --prompt becomes a user turn in this template (llama3 or chatml), and only "
+       "the answer is printed, up to the template's end-of-turn token")
+      ("system", po::value(&o.system)->value_name("TEXT"), "with --chat: a system message before the prompt")
       ("tokenizer", po::value(&o.tokenizer)->value_name("SPEC"),
        "tokenizer spec, when the one the checkpoint records has moved; it must be the same tokenizer")
       ("device", po::value(&o.device)->value_name("DEVICE"), "auto (CUDA when present), cpu or cuda")
@@ -120,25 +129,52 @@ std::unique_ptr<tokenizers::Tokenizer> open_tokenizer(const checkpoint::Checkpoi
 }
 
 // Writes the text of `ids` past what is already printed, holding back an incomplete UTF-8
-// character (decoded as U+FFFD) until the next token completes it.
+// character (decoded as U+FFFD) until the next token completes it. The whole sequence is decoded
+// each time: some decoders (SentencePiece's leading space) do not decode a suffix on its own.
 class TextStream {
  public:
   explicit TextStream(const tokenizers::Tokenizer& tokenizer) : tokenizer_(tokenizer) {}
   void update(const std::vector<tokenizers::TokenId>& ids, bool final) {
     const std::string text = tokenizer_.decode(ids);
     if (!final && text.ends_with("\xEF\xBF\xBD")) return;
-    if (text.size() > printed_ && text.compare(0, printed_, shown_) == 0) {
-      std::cout << text.substr(printed_) << std::flush;
-      printed_ = text.size();
+    if (text.size() > shown_.size() && text.starts_with(shown_)) {
+      std::cout << text.substr(shown_.size()) << std::flush;
       shown_ = text;
     }
   }
 
  private:
   const tokenizers::Tokenizer& tokenizer_;
-  std::string shown_;
-  std::size_t printed_ = 0;
+  std::string shown_;  // printed so far
 };
+
+// The ids the model continues: the prompt as text, or with --chat a rendered conversation ending in
+// the assistant's header. What is shown (the prompt, or with --chat the answer only) and the
+// tokens that end the answer come with it.
+struct Prompt {
+  std::vector<tokenizers::TokenId> ids;
+  std::vector<tokenizers::TokenId> shown;  // printed before the first drawn token
+  std::vector<std::int64_t> stop_ids;      // end-of-text, and with --chat the end of the turn
+};
+
+Prompt build_prompt(const tokenizers::Tokenizer& tokenizer, const GenerateOptions& o, const std::string& text) {
+  Prompt prompt;
+  if (tokenizer.end_of_text()) prompt.stop_ids.push_back(*tokenizer.end_of_text());
+  if (o.chat.empty()) {
+    prompt.ids = tokenizer.encode(text);
+    prompt.shown = prompt.ids;
+  } else {
+    std::vector<tokenizers::ChatMessage> messages;
+    if (!o.system.empty()) messages.push_back({"system", config::unescape_recipe_string(o.system)});
+    messages.push_back({"user", text});
+    tokenizers::GenerationPrompt chat =
+        tokenizers::render_generation_prompt(tokenizer, tokenizers::parse_chat_template(o.chat), messages);
+    prompt.ids = std::move(chat.ids);
+    prompt.stop_ids.push_back(chat.end_of_turn);
+  }
+  ALBION_CHECK_AS(UsageError, !prompt.ids.empty(), "generate: the prompt is empty");
+  return prompt;
+}
 
 }  // namespace
 
@@ -157,6 +193,15 @@ int run_generate(const CommandArgs& args, const ProcessEnvironment& env) {
   ALBION_CHECK_AS(UsageError, !o.temperature || (std::isfinite(*o.temperature) && *o.temperature > 0),
                   "generate: --temperature must be positive, got ", o.temperature.value_or(0));
   ALBION_CHECK_AS(UsageError, !o.prompt || !o.prompt->empty(), "generate: --prompt is empty");
+  if (!o.chat.empty()) {  // a typo fails here, not after decrypting
+    try {
+      tokenizers::parse_chat_template(o.chat);
+    } catch (const UsageError& error) {
+      throw UsageError(str_cat("generate: --chat: ", error.what()));
+    }
+  }
+  ALBION_CHECK_AS(UsageError, o.chat.empty() || o.prompt, "generate: --chat needs --prompt");
+  ALBION_CHECK_AS(UsageError, o.system.empty() || !o.chat.empty(), "generate: --system needs --chat");
   const fs::path path = resolve_checkpoint(o.checkpoint);
   const c10::Device device = runtime::choose_device(o.device, env.local_rank, "generate: --device");
 
@@ -191,18 +236,17 @@ int run_generate(const CommandArgs& args, const ProcessEnvironment& env) {
   sampling.top_k = o.top_k.value_or(recipe.eval.top_k);
   sampling.decoding = sampling.top_k == 0 ? models::Decoding::kGreedy : models::Decoding::kSample;
   sampling.temperature = o.temperature.value_or(recipe.eval.temperature);
-  const std::vector<tokenizers::TokenId> prompt_ids = tokenizer->encode(prompt);
-  ALBION_CHECK_AS(UsageError, !prompt_ids.empty(), "generate: the prompt is empty");
   sampling.seed = o.seed.value_or(recipe.run.seed);
+  const Prompt built = build_prompt(*tokenizer, o, prompt);
 
-  std::vector<tokenizers::TokenId> shown(prompt_ids.begin(), prompt_ids.end());
+  std::vector<tokenizers::TokenId> shown = built.shown;
   TextStream stream(*tokenizer);
   stream.update(shown, false);
   std::int64_t drawn = 0;
-  bool ended = false;  // the model drew its end-of-text token
+  bool ended = false;  // the model drew an end-of-text or end-of-turn token
   sampling.on_token = [&](std::int64_t id) {
     ++drawn;
-    ended = tokenizer->end_of_text() && id == static_cast<std::int64_t>(*tokenizer->end_of_text());
+    ended = std::find(built.stop_ids.begin(), built.stop_ids.end(), id) != built.stop_ids.end();
     // Ids past the tokenizer's vocabulary (a model's padded rows) have no text.
     if (ended || static_cast<std::uint64_t>(id) >= tokenizer->vocab_size()) return;
     shown.push_back(static_cast<tokenizers::TokenId>(id));
@@ -212,7 +256,7 @@ int run_generate(const CommandArgs& args, const ProcessEnvironment& env) {
   std::signal(SIGINT, request_generate_stop);
   std::signal(SIGTERM, request_generate_stop);
   const auto start = std::chrono::steady_clock::now();
-  models::sample(*model, std::vector<std::int64_t>(prompt_ids.begin(), prompt_ids.end()), sampling);
+  models::sample(*model, std::vector<std::int64_t>(built.ids.begin(), built.ids.end()), sampling);
   stream.update(shown, true);
   std::cout << "\n" << std::flush;
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

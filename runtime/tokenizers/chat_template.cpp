@@ -74,8 +74,12 @@ ChatTemplate parse_chat_template(std::string_view name) {
   throw UsageError(str_cat("unknown chat template '", name, "' (expected llama3 or chatml)"));
 }
 
-MaskedTokens render_chat(const Tokenizer& tok, ChatTemplate chat_template,
-                         std::span<const ChatMessage> messages) {
+namespace {
+
+// The conversation, and with `generation_prompt` the assistant's header after it; sets
+// `end_of_turn` to the template's end-of-turn token.
+MaskedTokens render(const Tokenizer& tok, ChatTemplate chat_template, std::span<const ChatMessage> messages,
+                    bool generation_prompt, TokenId& end_of_turn) {
   std::vector<Role> roles;
   for (std::size_t i = 0; i < messages.size(); ++i) {
     roles.push_back(parse_role(messages[i], i));
@@ -96,6 +100,13 @@ MaskedTokens render_chat(const Tokenizer& tok, ChatTemplate chat_template,
       r.text("\n\n", messages[i].content, train);
       r.special(eot, train);
     }
+    if (generation_prompt) {
+      r.special(start_header, false);
+      r.text("assistant", "", false);
+      r.special(end_header, false);
+      r.text("\n\n", "", false);
+    }
+    end_of_turn = eot;
   } else {
     const TokenId start = require_special(tok, "<|im_start|>", "chatml");
     const TokenId end = require_special(tok, "<|im_end|>", "chatml");
@@ -106,8 +117,28 @@ MaskedTokens render_chat(const Tokenizer& tok, ChatTemplate chat_template,
       r.special(end, train);
       r.text("\n", "", false);
     }
+    if (generation_prompt) {
+      r.special(start, false);
+      r.text("assistant\n", "", false);
+    }
+    end_of_turn = end;
   }
   return r.take();
+}
+
+}  // namespace
+
+MaskedTokens render_chat(const Tokenizer& tok, ChatTemplate chat_template,
+                         std::span<const ChatMessage> messages) {
+  TokenId end_of_turn = 0;
+  return render(tok, chat_template, messages, /*generation_prompt=*/false, end_of_turn);
+}
+
+GenerationPrompt render_generation_prompt(const Tokenizer& tok, ChatTemplate chat_template,
+                                          std::span<const ChatMessage> messages) {
+  GenerationPrompt out{};
+  out.ids = render(tok, chat_template, messages, /*generation_prompt=*/true, out.end_of_turn).ids;
+  return out;
 }
 
 MaskedTokens render_prompt_completion(const Tokenizer& tok, ChatTemplate chat_template,

@@ -40,6 +40,16 @@ struct MaskedTokens {
 MaskedTokens render_chat(const Tokenizer& tokenizer, ChatTemplate chat_template,
                          std::span<const ChatMessage> messages);
 
+// What a chat model continues with its answer (transformers' add_generation_prompt): `messages`
+// rendered as render_chat does, then the assistant's header; and the token that ends the answer
+// (<|eot_id|>, <|im_end|>). Errors as render_chat.
+struct GenerationPrompt {
+  std::vector<TokenId> ids;
+  TokenId end_of_turn;
+};
+GenerationPrompt render_generation_prompt(const Tokenizer& tokenizer, ChatTemplate chat_template,
+                                          std::span<const ChatMessage> messages);
+
 // The prompt/completion form: a user turn holding the prompt and an assistant turn holding the
 // completion, rendered with the template (mask 1 on the completion and its end-of-turn token).
 MaskedTokens render_prompt_completion(const Tokenizer& tokenizer, ChatTemplate chat_template,

@@ -147,9 +147,12 @@ class CkptCliFlow : public ::testing::Test {
     ASSERT_EQ(run_albion("keys generate --out " + (dir / "new-kek").string()).exit_code, 0);
     ASSERT_EQ(run_albion("keys generate --out " + (dir / "wrong-kek").string()).exit_code, 0);
   }
-  std::string train_args(const std::string& run, int steps, bool encrypted = true, int sample_tokens = 0) {
+  // `dataset` (under dir) is prepared with `tokenizer` on first use.
+  std::string train_args(const std::string& run, int steps, bool encrypted = true, int sample_tokens = 0,
+                         const std::string& tokenizer = "byte", const std::string& dataset = "data") {
     return str_cat("train ", ALBION_SOURCE_DIR, "/recipes/tiny.ini --run.device=cpu --run.dir=", (dir / run).string(),
-                   " --data.dataset=", (dir / "data").string(), " --data.inputs=", ALBION_SOURCE_DIR,
+                   " --data.tokenizer=", tokenizer, " --data.dataset=", (dir / dataset).string(),
+                   " --data.inputs=", ALBION_SOURCE_DIR,
                    "/recipes/corpus/austen/persuasion.txt --train.seq_len=32 --train.micro_batch=2",
                    " --train.global_batch_tokens=64 --train.steps=", steps,
                    " --optim.warmup_steps=1 --eval.interval=0 --eval.sample_tokens=", sample_tokens,
@@ -305,6 +308,33 @@ TEST_F(CkptCliFlow, GenerateDrawsTheTrainersOwnSample) {
   EXPECT_NE(read_file(log).find("\"outcome\":\"failed\""), std::string::npos);
   EXPECT_EQ(run_albion("generate " + (dir / "uk").string() + key).exit_code, 2);  // no checkpoint there
   expect_no_key_material(generated.output + read_file(log), "generate");
+}
+
+// --chat makes the prompt a user turn of a chat template and prints the answer alone; a template
+// the tokenizer cannot render, or --system without --chat, is refused before decrypting.
+TEST_F(CkptCliFlow, GenerateChatWrapsThePromptInTheTemplate) {
+  const std::string llama3 = str_cat("hf:", ALBION_SOURCE_DIR, "/tests/runtime/tokenizers/fixtures/llama3/tokenizer.json");
+  const Outcome trained =
+      run_albion(train_args("uk/chat", 2, /*encrypted=*/true, /*sample_tokens=*/0, llama3, "data-llama3"));
+  ASSERT_EQ(trained.exit_code, 0) << trained.output;
+  const std::string checkpoints = (dir / "uk" / "chat" / "checkpoints").string();
+  const std::string key = " --key file:" + (dir / "kek").string();
+
+  const Outcome chat = run_albion("generate " + checkpoints + key +
+                                  " --chat llama3 --system 'Be brief.' --prompt 'Who wrote Emma?' --tokens 6 --top-k 0");
+  EXPECT_EQ(chat.exit_code, 0) << chat.output;
+  EXPECT_EQ(chat.output.find("Who wrote Emma?"), std::string::npos) << "the prompt was printed:\n" << chat.output;
+  EXPECT_EQ(chat.output.find("Be brief."), std::string::npos) << chat.output;
+  EXPECT_NE(chat.output.find(" token(s) in "), std::string::npos) << chat.output;
+
+  const Outcome no_tokens = run_albion("generate " + checkpoints + key + " --chat chatml --prompt hi");
+  EXPECT_EQ(no_tokens.exit_code, 2) << no_tokens.output;
+  EXPECT_NE(no_tokens.output.find("no special token <|im_start|>"), std::string::npos) << no_tokens.output;
+  for (const char* bad : {" --chat llama2 --prompt hi", " --system hi --prompt hi", " --chat llama3"}) {
+    const Outcome refused = run_albion("generate " + checkpoints + key + bad);
+    EXPECT_EQ(refused.exit_code, 2) << bad << ": " << refused.output;
+    EXPECT_EQ(count_lines(refused.output), 1) << bad << ": " << refused.output;
+  }
 }
 
 }  // namespace

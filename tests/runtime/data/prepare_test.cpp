@@ -88,7 +88,7 @@ TEST(Prepare, RefusesToOverwriteTheDirectoryHoldingItsInputs) {
   TempDir dir;
   PrepareOptions o = byte_options(dir, {dir.write("corpus/sub/a.txt", "some text")});
   o.overwrite = true;
-  for (const std::string output : {dir / "corpus", dir / "corpus/sub", dir / "corpus/sub/../sub"}) {
+  for (const std::string& output : {dir / "corpus", dir / "corpus/sub", dir / "corpus/sub/../sub"}) {
     o.output = output;
     EXPECT_THROW(prepare_dataset(o), UsageError) << output;
     EXPECT_EQ(read_bytes(o.inputs[0]), "some text");

@@ -119,7 +119,9 @@ TEST_F(Sampler, RejectsBadRequestsAndRestoresMode) {
   options.max_new_tokens = 2;
   sample(*model_, prompt_, options);
   EXPECT_TRUE(model_->is_training());
-  EXPECT_TRUE(sample(*model_, prompt_, SamplingOptions{.max_new_tokens = 0}).empty());
+  SamplingOptions none;
+  none.max_new_tokens = 0;
+  EXPECT_TRUE(sample(*model_, prompt_, none).empty());
 }
 
 }  // namespace

@@ -2,7 +2,8 @@
 // Chat templates: ids equal Hugging Face's encoding of the rendered conversation (recorded in
 // fixtures/expected.json), the loss mask is 1 exactly on assistant content and its end-of-turn
 // token, forged special-token strings in content stay text, and bad roles, templates and
-// tokenizers without the template's tokens are UsageErrors naming what is wrong.
+// tokenizers without the template's tokens are UsageErrors naming what is wrong; a generation
+// prompt ends with the assistant's header.
 #include <gtest/gtest.h>
 
 #include "runtime/base/error.h"
@@ -68,6 +69,21 @@ TEST_P(Chat, PromptCompletionForm) {
             std::vector<std::string>{" Jane Austen." + GetParam().end_of_turn});
   const ChatMessage same[] = {{"user", "Who wrote Emma?"}, {"assistant", " Jane Austen."}};
   EXPECT_EQ(render_chat(*tok, GetParam().chat_template, same).ids, t.ids);
+}
+
+// The assistant's header after the conversation, as the templates' add_generation_prompt writes it.
+TEST_P(Chat, GenerationPromptEndsWithTheAssistantsHeader) {
+  const auto tok = load_tokenizer(GetParam().spec);
+  const auto messages = fixture_messages();
+  const GenerationPrompt prompt = render_generation_prompt(*tok, GetParam().chat_template, messages);
+  std::vector<TokenId> want = render_chat(*tok, GetParam().chat_template, messages).ids;
+  const std::string header = GetParam().chat_template == ChatTemplate::kLlama3
+                                 ? "<|start_header_id|>assistant<|end_header_id|>\n\n"
+                                 : "<|im_start|>assistant\n";
+  const std::vector<TokenId> header_ids = tok->encode(header, SpecialTokens::kRecognize);
+  want.insert(want.end(), header_ids.begin(), header_ids.end());
+  EXPECT_EQ(prompt.ids, want);
+  EXPECT_EQ(tok->decode(std::vector<TokenId>{prompt.end_of_turn}), GetParam().end_of_turn);
 }
 
 // The message is located, but the record's value (possibly private data) is not echoed.

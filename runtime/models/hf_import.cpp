@@ -6,16 +6,19 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 #include <fstream>
 #include <map>
-#include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 #include <torch/types.h>
 
 #include "checkpoint/export/safetensors.h"
 #include "runtime/base/check.h"
+#include "runtime/base/log.h"
 
 namespace albion::models {
 namespace {
@@ -82,6 +85,19 @@ std::vector<fs::path> weight_files(const fs::path& directory) {
   return {single};
 }
 
+// `json`'s number at `key`, if it has one.
+std::optional<double> number(const nlohmann::json& json, const char* key) {
+  if (!json.is_object() || !json.contains(key) || !json[key].is_number()) return std::nullopt;
+  return json[key].get<double>();
+}
+
+// Adds a line when `stored` exists and is not `expected` (relative tolerance for printed decimals).
+void compare(std::vector<std::string>& out, const char* name, std::optional<double> stored, double expected) {
+  if (stored && std::abs(*stored - expected) > 1e-9 * std::max(1.0, std::abs(expected))) {
+    out.push_back(str_cat(name, " ", *stored, ", the preset's ", expected));
+  }
+}
+
 // Buffers transformers' files may hold that are not parameters.
 bool is_known_buffer(const std::string& name) {
   return name.ends_with(".attn.bias") || name.ends_with(".attn.masked_bias") || name.ends_with("rotary_emb.inv_freq");
@@ -89,8 +105,47 @@ bool is_known_buffer(const std::string& name) {
 
 }  // namespace
 
+std::vector<std::string> hugging_face_config_differences(const ModelConfig& config, const nlohmann::json& json) {
+  std::vector<std::string> out;
+  const bool gpt2 = config.architecture == Architecture::kGpt2;
+  const std::string model_type = json.is_object() ? json.value("model_type", "") : "";
+  if (!model_type.empty() && model_type != (gpt2 ? "gpt2" : "llama")) {
+    out.push_back(str_cat("model_type ", model_type, ", the preset's ", gpt2 ? "gpt2" : "llama"));
+    return out;
+  }
+  compare(out, gpt2 ? "layer_norm_epsilon" : "rms_norm_eps", number(json, gpt2 ? "layer_norm_epsilon" : "rms_norm_eps"),
+          config.norm_eps);
+  if (gpt2) return out;
+  // transformers 4: rope_theta and rope_scaling at the top; 5: both inside rope_parameters.
+  const nlohmann::json rope = json.contains("rope_parameters") ? json["rope_parameters"]
+                              : json.contains("rope_scaling") ? json["rope_scaling"]
+                                                              : nlohmann::json();
+  compare(out, "rope_theta", number(json, "rope_theta") ? number(json, "rope_theta") : number(rope, "rope_theta"),
+          config.rope_theta);
+  std::string rope_type;
+  if (rope.is_object()) rope_type = rope.value("rope_type", rope.value("type", ""));
+  const bool llama3_scaling = rope_type == "llama3";
+  if (llama3_scaling != config.rope_scaling.has_value()) {
+    out.push_back(str_cat("rope type '", rope_type.empty() ? "default" : rope_type, "', the preset's ",
+                          config.rope_scaling ? "'llama3'" : "'default'"));
+  } else if (llama3_scaling) {
+    compare(out, "rope factor", number(rope, "factor"), config.rope_scaling->factor);
+    compare(out, "rope low_freq_factor", number(rope, "low_freq_factor"), config.rope_scaling->low_freq_factor);
+    compare(out, "rope high_freq_factor", number(rope, "high_freq_factor"), config.rope_scaling->high_freq_factor);
+    compare(out, "rope original_max_position_embeddings", number(rope, "original_max_position_embeddings"),
+            static_cast<double>(config.rope_scaling->original_max_position));
+  }
+  return out;
+}
+
 void load_hugging_face_weights(CausalLm& model, const fs::path& directory) {
   ALBION_CHECK_AS(UsageError, fs::is_directory(directory), directory.string(), ": no such directory");
+  if (std::ifstream in(directory / "config.json"); in) {
+    const nlohmann::json json = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+    for (const std::string& difference : hugging_face_config_differences(model.config(), json)) {
+      log::warning(directory.string(), "/config.json differs from the preset: ", difference);
+    }
+  }
   std::map<std::string, at::Tensor> parameters;
   for (auto& [name, tensor] : model.named_parameters()) parameters.emplace(name, tensor);
   const bool gpt2 = model.config().architecture == Architecture::kGpt2;

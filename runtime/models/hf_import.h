@@ -10,9 +10,15 @@
 //   - with tied embeddings a file may still carry lm_head.weight: it must equal the embedding.
 // Every parameter of the model must be there with its exact shape (so the recipe's preset must be
 // the checkpoint's architecture); F32, BF16 and F16 values are converted to the parameter's dtype.
+// What shapes cannot show (norm epsilon, RoPE theta and scaling) is compared with DIR/config.json
+// where there is one, and each difference is a warning: the run would fine-tune another function.
+// Not an error, because config.json's spelling varies with transformers' version.
 #pragma once
 
 #include <filesystem>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
 
 #include "runtime/models/causal_lm.h"
 
@@ -22,5 +28,10 @@ namespace albion::models {
 // and tensor for a missing, unexpected or misshapen tensor, a non-floating dtype, or a directory
 // without weights; IntegrityError for a file that is not valid safetensors.
 void load_hugging_face_weights(CausalLm& model, const std::filesystem::path& directory);
+
+// The hyperparameters in which a transformers config.json differs from `config`, one line each
+// ("rms_norm_eps 1e-06, the preset's 1e-05"); understands transformers 4's rope_theta +
+// rope_scaling and 5's rope_parameters.
+std::vector<std::string> hugging_face_config_differences(const ModelConfig& config, const nlohmann::json& json);
 
 }  // namespace albion::models

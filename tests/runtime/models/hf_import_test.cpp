@@ -3,7 +3,7 @@
 // loads back bit for bit into a differently initialised model (GPT-2, tied and untied Llama);
 // BF16 files are widened; base-model names without the prefix, GPT-2's mask buffers and sharded
 // indexes are accepted as transformers accepts them; anything missing, unexpected or misshapen is
-// refused naming the tensor.
+// refused naming the tensor; config.json differences in what shapes cannot show are named.
 #include "runtime/models/hf_import.h"
 
 #include <gtest/gtest.h>
@@ -135,6 +135,37 @@ TEST(HfImport, RefusalsNameTheTensor) {
             std::string::npos);
 }
 
+// config.json is compared in what shapes cannot show. Llama 3.2 1B's published config.json (the
+// transformers 4 spelling) matches its preset; each changed hyperparameter is named.
+TEST(HfImport, ConfigDifferencesAreNamed) {
+  const nlohmann::json llama_3_2_1b = nlohmann::json::parse(R"({
+    "model_type": "llama", "hidden_size": 2048, "num_hidden_layers": 16, "rms_norm_eps": 1e-05,
+    "rope_theta": 500000.0, "tie_word_embeddings": true,
+    "rope_scaling": {"factor": 32.0, "high_freq_factor": 4.0, "low_freq_factor": 1.0,
+                     "original_max_position_embeddings": 8192, "rope_type": "llama3"}})");
+  const ModelConfig preset = model_preset("llama-3.2-1b");
+  EXPECT_EQ(hugging_face_config_differences(preset, llama_3_2_1b), std::vector<std::string>{});
+
+  nlohmann::json changed = llama_3_2_1b;
+  changed["rms_norm_eps"] = 1e-6;
+  changed["rope_theta"] = 10000.0;
+  changed["rope_scaling"]["factor"] = 8.0;
+  EXPECT_EQ(hugging_face_config_differences(preset, changed),
+            (std::vector<std::string>{"rms_norm_eps 1e-06, the preset's 1e-05", "rope_theta 10000, the preset's 500000",
+                                      "rope factor 8, the preset's 32"}));
+  changed = llama_3_2_1b;
+  changed.erase("rope_scaling");
+  EXPECT_EQ(hugging_face_config_differences(preset, changed),
+            std::vector<std::string>{"rope type 'default', the preset's 'llama3'"});
+  EXPECT_EQ(hugging_face_config_differences(testing::small_gpt2(), llama_3_2_1b),
+            std::vector<std::string>{"model_type llama, the preset's gpt2"});
+  // Albion's own export, both architectures, agrees with itself.
+  for (const ModelConfig& config : {testing::small_gpt2(), testing::small_llama(true)}) {
+    EXPECT_EQ(hugging_face_config_differences(config, nlohmann::json::parse(hugging_face_config_json(config))),
+              std::vector<std::string>{});
+  }
+}
+
 // Files transformers itself wrote (save_pretrained: a full GPT-2, a base GPT2Model in BF16, a tied
 // Llama, an untied Llama in shards): Albion, loading them by name, computes transformers' logits.
 // Runs where the Python of the build has `transformers` and `safetensors` (setup.sh installs them;
@@ -186,6 +217,9 @@ print("written")
     SCOPED_TRACE(name);
     const auto model = fp32_model(config, 3);
     load_hugging_face_weights(*model, dir / name);
+    // transformers 5 spells RoPE as rope_parameters: the same hyperparameters.
+    std::ifstream written(dir / name + "/config.json");
+    EXPECT_EQ(hugging_face_config_differences(config, nlohmann::json::parse(written)), std::vector<std::string>{});
     const std::string path = dir / name + "/expected.safetensors";
     std::ifstream in(path, std::ios::binary);
     const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());

@@ -176,6 +176,38 @@ Prompt build_prompt(const tokenizers::Tokenizer& tokenizer, const GenerateOption
   return prompt;
 }
 
+// What generation needs from a checkpoint, loaded with the load audited (ok or failed).
+struct Loaded {
+  std::shared_ptr<models::CausalLm> model;
+  config::Recipe recipe;  // as stored
+  std::unique_ptr<tokenizers::Tokenizer> tokenizer;
+};
+
+Loaded load_audited(const fs::path& path, const GenerateOptions& o, const c10::Device& device,
+                    const ProcessEnvironment& env) {
+  std::unique_ptr<checkpoint::KeyProvider> key;
+  if (!o.key.empty()) key = checkpoint::open_key_provider(o.key);
+  const std::string key_id = key ? key->key_id() : "";
+  checkpoint::AuditLog audit(o.audit.empty() ? default_audit_log(path) : fs::path(o.audit),
+                             checkpoint::current_audit_identity(env));
+  Loaded loaded;
+  try {
+    checkpoint::CheckpointReader reader(path, key.get());
+    CheckpointModel stored = read_checkpoint_model(reader, env.stderr_is_terminal);
+    loaded.recipe = stored.recipe;
+    loaded.tokenizer = open_tokenizer(reader.manifest(), o.tokenizer);
+    ALBION_CHECK_AS(UsageError, static_cast<std::int64_t>(loaded.tokenizer->vocab_size()) <= stored.config.vocab_size,
+                    "generate: the tokenizer has ", loaded.tokenizer->vocab_size(), " tokens, the model only ",
+                    stored.config.vocab_size);
+    loaded.model = load_checkpoint_model(std::move(stored), device, path.string());
+  } catch (const std::exception& error) {
+    audit.append({AuditAction::kLoad, path.string(), key_id, AuditOutcome::kFailed, error.what()});
+    throw;
+  }
+  audit.append({AuditAction::kLoad, path.string(), key_id, AuditOutcome::kOk, "generate"});
+  return loaded;
+}
+
 }  // namespace
 
 int run_generate(const CommandArgs& args, const ProcessEnvironment& env) {
@@ -205,28 +237,10 @@ int run_generate(const CommandArgs& args, const ProcessEnvironment& env) {
   const fs::path path = resolve_checkpoint(o.checkpoint);
   const c10::Device device = runtime::choose_device(o.device, env.local_rank, "generate: --device");
 
-  std::unique_ptr<checkpoint::KeyProvider> key;
-  if (!o.key.empty()) key = checkpoint::open_key_provider(o.key);
-  const std::string key_id = key ? key->key_id() : "";
-  const fs::path log = o.audit.empty() ? default_audit_log(path) : fs::path(o.audit);
-  checkpoint::AuditLog audit(log, checkpoint::current_audit_identity(env));
-  std::shared_ptr<models::CausalLm> model;
-  config::Recipe recipe;
-  std::unique_ptr<tokenizers::Tokenizer> tokenizer;
-  try {
-    checkpoint::CheckpointReader reader(path, key.get());
-    CheckpointModel stored = read_checkpoint_model(reader, env.stderr_is_terminal);
-    recipe = stored.recipe;
-    tokenizer = open_tokenizer(reader.manifest(), o.tokenizer);
-    ALBION_CHECK_AS(UsageError, static_cast<std::int64_t>(tokenizer->vocab_size()) <= stored.config.vocab_size,
-                    "generate: the tokenizer has ", tokenizer->vocab_size(), " tokens, the model only ",
-                    stored.config.vocab_size);
-    model = load_checkpoint_model(std::move(stored), device, path.string());
-  } catch (const std::exception& error) {
-    audit.append({AuditAction::kLoad, path.string(), key_id, AuditOutcome::kFailed, error.what()});
-    throw;
-  }
-  audit.append({AuditAction::kLoad, path.string(), key_id, AuditOutcome::kOk, "generate"});
+  const Loaded loaded = load_audited(path, o, device, env);
+  const config::Recipe& recipe = loaded.recipe;
+  const std::unique_ptr<tokenizers::Tokenizer>& tokenizer = loaded.tokenizer;
+  models::CausalLm* model = loaded.model.get();
 
   // The stored recipe's prompt is unescaped already, when the recipe was parsed.
   const std::string prompt = o.prompt ? config::unescape_recipe_string(*o.prompt) : recipe.eval.sample_prompt;

@@ -80,7 +80,8 @@ void Recipe::validate() const {
   require(eval.interval >= 0, "eval.interval", "must be >= 0" + got(eval.interval));
   require(eval.batches > 0, "eval.batches", "must be positive" + got(eval.batches));
   require(eval.sample_interval >= 0, "eval.sample_interval", "must be >= 0" + got(eval.sample_interval));
-  // Each sampled token reruns the model over the whole window (no KV cache).
+  // One sequence at a time, and past the window every token recomputes it: bounded, so a typo
+  // cannot hold a run for hours after its last step.
   require(eval.sample_tokens >= 0 && eval.sample_tokens <= 65536, "eval.sample_tokens",
           "must be in [0, 65536]" + got(eval.sample_tokens));
   require(eval.top_k >= 0, "eval.top_k", "must be >= 0" + got(eval.top_k));

@@ -3,7 +3,8 @@
 // device): fp32 forward on CUDA equals CPU; under bf16 autocast the logits stay close to fp32, the
 // loss is fp32 and backward gives finite gradients to the fp32 master weights; SDPA's grouped-
 // query path (enable_gqa) agrees with the CPU; the fused kernels give the same loss and gradients
-// as torch's ops in fp32, and are as accurate under bf16 autocast; the sampler runs on the device.
+// as torch's ops in fp32, and are as accurate under bf16 autocast, and keep the KV cache exact; the
+// sampler runs on the device.
 // The fused-kernel comparisons also run on the CPU emulator of the kernels
 // (models_on_emulator_test; tests/kernels/kernel_device.h).
 #include <gtest/gtest.h>
@@ -15,6 +16,7 @@
 #include <torch/types.h>
 
 #include "kernels/common/autocast_scope.h"
+#include "runtime/models/kv_cache.h"
 #include "runtime/models/sampler.h"
 #include "tests/kernels/kernel_device.h"
 #include "tests/runtime/models/model_test_support.h"
@@ -173,6 +175,34 @@ TEST(ModelsCuda, FusedKernelsUnderBf16AutocastAreAsAccurateAsTorchsOps) {
       EXPECT_LT(testing::relative_error(fused.grads[i], exact.grads[i]),
                 limit(testing::relative_error(torch_ops.grads[i], exact.grads[i])))
           << arch << " parameter " << i;
+    }
+  }
+}
+
+// The KV cache with the fused kernels (RoPE at an offset into its tables, norms on one token):
+// the cached logits equal the whole sequence's, for a prompt, single tokens and a chunk.
+TEST(ModelsCuda, FusedKernelsKeepTheKvCacheExact) {
+  ALBION_SKIP_WITHOUT_KERNEL_DEVICE();
+  const testing_support::FullFp32Matmuls full_fp32;
+  for (ModelConfig config : {cuda_gpt2(), cuda_llama()}) {
+    const char* arch = architecture_name(config.architecture);
+    config.fused_kernels = true;
+    at::manual_seed(23);
+    auto model = make_model(config);
+    model->to(kernels::kernel_device());
+    model->eval();
+    const kernels::OnKernelDevice on_device;
+    torch::NoGradGuard no_grad;
+    const at::Tensor ids = kernels::to_kernel_device(at::randint(config.vocab_size, {1, 64}, at::kLong));
+    const std::optional<std::int64_t> rope_before = kernels::kernel_launches("rope_kernel");
+    const at::Tensor whole = model->forward(ids).cpu();
+    KvCache cache(config.context_length);
+    std::vector<at::Tensor> pieces = {model->forward(ids.narrow(1, 0, 48), cache).cpu()};
+    for (std::int64_t t = 48; t < 59; ++t) pieces.push_back(model->forward(ids.narrow(1, t, 1), cache).cpu());
+    pieces.push_back(model->forward(ids.narrow(1, 59, 5), cache).cpu());
+    EXPECT_LT(testing::relative_error(at::cat(pieces, 1), whole), 1e-5) << arch;
+    if (rope_before && config.architecture == Architecture::kLlama) {
+      EXPECT_GT(*kernels::kernel_launches("rope_kernel"), *rope_before) << "the fused RoPE did not run";
     }
   }
 }

@@ -193,9 +193,14 @@ Loaded load_audited(const fs::path& path, const GenerateOptions& o, const c10::D
   Loaded loaded;
   try {
     checkpoint::CheckpointReader reader(path, key.get());
+    // The tokenizer first: a wrong --tokenizer, or one without --chat's special tokens, fails
+    // before the weights are read.
+    loaded.tokenizer = open_tokenizer(reader.manifest(), o.tokenizer);
+    if (!o.chat.empty()) {
+      tokenizers::render_generation_prompt(*loaded.tokenizer, tokenizers::parse_chat_template(o.chat), {});
+    }
     CheckpointModel stored = read_checkpoint_model(reader, env.stderr_is_terminal);
     loaded.recipe = stored.recipe;
-    loaded.tokenizer = open_tokenizer(reader.manifest(), o.tokenizer);
     ALBION_CHECK_AS(UsageError, static_cast<std::int64_t>(loaded.tokenizer->vocab_size()) <= stored.config.vocab_size,
                     "generate: the tokenizer has ", loaded.tokenizer->vocab_size(), " tokens, the model only ",
                     stored.config.vocab_size);

@@ -307,6 +307,12 @@ TEST_F(CkptCliFlow, GenerateDrawsTheTrainersOwnSample) {
   EXPECT_EQ(count_lines(wrong.output), 1) << wrong.output;
   EXPECT_NE(read_file(log).find("\"outcome\":\"failed\""), std::string::npos);
   EXPECT_EQ(run_albion("generate " + (dir / "uk").string() + key).exit_code, 2);  // no checkpoint there
+  const Outcome other_tokenizer = run_albion("generate " + checkpoints.string() + key + " --tokenizer hf:" +
+                                             ALBION_SOURCE_DIR + "/tests/runtime/tokenizers/fixtures/gpt2/tokenizer.json");
+  EXPECT_EQ(other_tokenizer.exit_code, 2) << other_tokenizer.output;
+  EXPECT_EQ(count_lines(other_tokenizer.output), 1) << other_tokenizer.output;
+  EXPECT_NE(other_tokenizer.output.find("is not the one the model was trained with"), std::string::npos)
+      << other_tokenizer.output;
   expect_no_key_material(generated.output + read_file(log), "generate");
 }
 
@@ -330,6 +336,7 @@ TEST_F(CkptCliFlow, GenerateChatWrapsThePromptInTheTemplate) {
   const Outcome no_tokens = run_albion("generate " + checkpoints + key + " --chat chatml --prompt hi");
   EXPECT_EQ(no_tokens.exit_code, 2) << no_tokens.output;
   EXPECT_NE(no_tokens.output.find("no special token <|im_start|>"), std::string::npos) << no_tokens.output;
+  EXPECT_EQ(count_lines(no_tokens.output), 1) << no_tokens.output;
   for (const char* bad : {" --chat llama2 --prompt hi", " --system hi --prompt hi", " --chat llama3"}) {
     const Outcome refused = run_albion("generate " + checkpoints + key + bad);
     EXPECT_EQ(refused.exit_code, 2) << bad << ": " << refused.output;

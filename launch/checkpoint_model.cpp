@@ -9,19 +9,13 @@
 
 #include "runtime/base/check.h"
 #include "runtime/base/progress.h"
+#include "runtime/train/trainer.h"
 
 namespace albion::launch {
 
 namespace {
 
 constexpr const char* kModelPrefix = "model.";
-
-models::ModelConfig model_config_of(const config::Recipe& recipe) {
-  models::ModelConfig model = models::model_preset(recipe.model.preset);
-  if (recipe.model.context_length > 0) model.context_length = recipe.model.context_length;
-  model.fused_kernels = recipe.model.fused_kernels;
-  return model;
-}
 
 }  // namespace
 
@@ -30,7 +24,7 @@ CheckpointModel read_checkpoint_model(checkpoint::CheckpointReader& reader, bool
   std::istringstream ini(reader.manifest().recipe);
   CheckpointModel stored;
   stored.recipe = config::parse_recipe(ini, path + " (stored recipe)", {});
-  stored.config = model_config_of(stored.recipe);
+  stored.config = train::recipe_model_config(stored.recipe);
   std::vector<checkpoint::TensorInfo> weights;
   double weight_bytes = 0;
   for (const checkpoint::TensorInfo& info : reader.tensors()) {

@@ -14,7 +14,6 @@
 #include <cmath>
 #include <csignal>
 #include <iostream>
-#include <nlohmann/json.hpp>
 #include <optional>
 
 #include "checkpoint/audit/audit_log.h"
@@ -31,6 +30,7 @@
 #include "runtime/models/sampler.h"
 #include "runtime/tokenizers/chat_template.h"
 #include "runtime/tokenizers/tokenizer.h"
+#include "runtime/train/checkpointing.h"
 
 namespace albion::launch {
 namespace {
@@ -105,13 +105,7 @@ fs::path resolve_checkpoint(const fs::path& given) {
 // must be the same tokenizer (same content hash) where the checkpoint records one.
 std::unique_ptr<tokenizers::Tokenizer> open_tokenizer(const checkpoint::CheckpointManifest& manifest,
                                                       const std::string& requested) {
-  std::string recorded_spec;
-  std::string recorded_hash;
-  const nlohmann::json state = nlohmann::json::parse(manifest.state_json, nullptr, /*allow_exceptions=*/false);
-  if (state.is_object() && state.contains("tokenizer") && state["tokenizer"].is_object()) {
-    recorded_spec = state["tokenizer"].value("spec", "");
-    recorded_hash = state["tokenizer"].value("hash", "");
-  }
+  const auto [recorded_spec, recorded_hash] = train::recorded_tokenizer(manifest.state_json);
   ALBION_CHECK_AS(UsageError, !requested.empty() || !recorded_spec.empty(),
                   "generate: the checkpoint does not record its tokenizer; pass --tokenizer SPEC");
   const std::string spec = requested.empty() ? recorded_spec : requested;
@@ -224,8 +218,8 @@ int run_generate(const CommandArgs& args, const ProcessEnvironment& env) {
   ALBION_CHECK_AS(UsageError, !o.checkpoint.empty(), "generate: missing CKPT (usage: ", kUsage, ")");
   // What the user gave is checked before anything is decrypted; the stored recipe's values were
   // checked when it was parsed.
-  ALBION_CHECK_AS(UsageError, !o.tokens || (*o.tokens >= 0 && *o.tokens <= 65536),
-                  "generate: --tokens must be in [0, 65536], got ", o.tokens.value_or(0));
+  ALBION_CHECK_AS(UsageError, !o.tokens || (*o.tokens >= 0 && *o.tokens <= config::kMaxSampleTokens),
+                  "generate: --tokens must be in [0, ", config::kMaxSampleTokens, "], got ", o.tokens.value_or(0));
   ALBION_CHECK_AS(UsageError, !o.top_k || *o.top_k >= 0, "generate: --top-k must be >= 0, got ", o.top_k.value_or(0));
   ALBION_CHECK_AS(UsageError, !o.temperature || (std::isfinite(*o.temperature) && *o.temperature > 0),
                   "generate: --temperature must be positive, got ", o.temperature.value_or(0));

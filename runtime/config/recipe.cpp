@@ -82,8 +82,8 @@ void Recipe::validate() const {
   require(eval.sample_interval >= 0, "eval.sample_interval", "must be >= 0" + got(eval.sample_interval));
   // One sequence at a time, and past the window every token recomputes it: bounded, so a typo
   // cannot hold a run for hours after its last step.
-  require(eval.sample_tokens >= 0 && eval.sample_tokens <= 65536, "eval.sample_tokens",
-          "must be in [0, 65536]" + got(eval.sample_tokens));
+  require(eval.sample_tokens >= 0 && eval.sample_tokens <= kMaxSampleTokens, "eval.sample_tokens",
+          str_cat("must be in [0, ", kMaxSampleTokens, "]") + got(eval.sample_tokens));
   require(eval.top_k >= 0, "eval.top_k", "must be >= 0" + got(eval.top_k));
   require(eval.temperature > 0, "eval.temperature", "must be positive" + got(eval.temperature));
   require(log.interval > 0, "log.interval", "must be positive" + got(log.interval));

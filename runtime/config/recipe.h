@@ -13,6 +13,9 @@
 
 namespace albion::config {
 
+// The longest text sample (eval.sample_tokens, `albion generate --tokens`).
+inline constexpr std::int64_t kMaxSampleTokens = 65536;
+
 struct RunConfig {
   std::string name = "run";
   std::string dir = "runs/run";  // run directory: metrics.jsonl, TensorBoard events, checkpoints

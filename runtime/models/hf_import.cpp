@@ -1,15 +1,8 @@
 // File: runtime/models/hf_import.cpp
 #include "runtime/models/hf_import.h"
 
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
 #include <cmath>
-#include <cstring>
 #include <fstream>
 #include <map>
 #include <optional>
@@ -17,6 +10,7 @@
 #include <torch/types.h>
 
 #include "checkpoint/export/safetensors.h"
+#include "checkpoint/io/hdf5_io.h"
 #include "runtime/base/check.h"
 #include "runtime/base/log.h"
 
@@ -24,34 +18,6 @@ namespace albion::models {
 namespace {
 
 namespace fs = std::filesystem;
-
-// A whole file mapped read-only for as long as the object lives.
-class MappedFile {
- public:
-  explicit MappedFile(const fs::path& path) {
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    ALBION_CHECK_AS(UsageError, fd >= 0, path.string(), ": cannot open: ", std::strerror(errno));
-    struct stat info {};
-    if (::fstat(fd, &info) == 0 && info.st_size > 0) {
-      size_ = static_cast<std::size_t>(info.st_size);
-      data_ = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
-    }
-    const int error = errno;
-    ::close(fd);
-    ALBION_CHECK_AS(IntegrityError, size_ > 0, path.string(), ": empty file");
-    ALBION_CHECK_AS(SystemError, data_ != MAP_FAILED, path.string(), ": cannot map: ", std::strerror(error));
-  }
-  ~MappedFile() {
-    if (data_ != MAP_FAILED) ::munmap(data_, size_);
-  }
-  MappedFile(const MappedFile&) = delete;
-  MappedFile& operator=(const MappedFile&) = delete;
-  std::span<const std::uint8_t> bytes() const { return {static_cast<const std::uint8_t*>(data_), size_}; }
-
- private:
-  void* data_ = MAP_FAILED;
-  std::size_t size_ = 0;
-};
 
 std::optional<at::ScalarType> floating_type(const std::string& dtype) {
   if (dtype == "F32") return at::kFloat;
@@ -156,8 +122,9 @@ void load_hugging_face_weights(CausalLm& model, const fs::path& directory) {
   std::optional<at::Tensor> tied_head;  // a file's lm_head.weight under tied embeddings, checked at the end
   torch::NoGradGuard no_grad;
   for (const fs::path& file : weight_files(directory)) {
-    const MappedFile mapped(file);
-    const checkpoint::SafetensorsIndex index = checkpoint::parse_safetensors_header(mapped.bytes(), file.string());
+    const checkpoint::MappedFile mapped(file.string(), checkpoint::MappedFile::Access::kSequential);
+    const checkpoint::SafetensorsIndex index =
+        checkpoint::parse_safetensors_header({mapped.data(), mapped.size()}, file.string());
     for (const checkpoint::SafetensorsIndex::Entry& entry : index.entries) {
       if (is_known_buffer(entry.name)) continue;
       std::string name = entry.name;
@@ -165,7 +132,7 @@ void load_hugging_face_weights(CausalLm& model, const fs::path& directory) {
       const std::optional<at::ScalarType> type = floating_type(entry.dtype);
       ALBION_CHECK_AS(UsageError, type.has_value(), file.string(), ": tensor '", entry.name, "' is ", entry.dtype,
                       ", not floating point");
-      void* data = const_cast<std::uint8_t*>(mapped.bytes().data() + index.data_start + entry.begin);
+      void* data = const_cast<std::uint8_t*>(mapped.data() + index.data_start + entry.begin);
       const at::Tensor values = at::from_blob(data, entry.shape, at::TensorOptions().dtype(*type));
       if (name == "lm_head.weight" && tied) {
         tied_head = values.to(at::kFloat, /*non_blocking=*/false, /*copy=*/true);  // the mapping goes with the file

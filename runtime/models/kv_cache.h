@@ -23,7 +23,6 @@ class KvCache {
   explicit KvCache(std::int64_t capacity) : capacity_(capacity) {}
 
   std::int64_t length() const { return length_; }
-  std::int64_t capacity() const { return capacity_; }
 
   // Stores layer `layer`'s `keys` and `values` ([B, kv_heads, T, head_dim]) at positions
   // [length(), length() + T) and returns all of that layer's positions so far, [B, kv_heads,

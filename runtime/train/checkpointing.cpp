@@ -121,6 +121,13 @@ std::uint64_t request_bytes(const checkpoint::SaveRequest& request) {
 
 }  // namespace
 
+RecordedTokenizer recorded_tokenizer(const std::string& state_json) {
+  const nlohmann::json state = nlohmann::json::parse(state_json, nullptr, /*allow_exceptions=*/false);
+  if (!state.is_object() || !state.contains("tokenizer") || !state["tokenizer"].is_object()) return {};
+  const nlohmann::json& tokenizer = state["tokenizer"];
+  return {tokenizer.value("spec", ""), tokenizer.value("hash", "")};
+}
+
 CheckpointHooks::CheckpointHooks(CheckpointSettings settings, checkpoint::RankGroup& group)
     : settings_(std::move(settings)), group_(group), writer_(settings_.options, group) {}
 

@@ -25,6 +25,14 @@
 
 namespace albion::train {
 
+// The dataset tokenizer a checkpoint's trainer state records (empty strings where it records none:
+// older checkpoints, or a run whose tokenizer could not be loaded). Never throws.
+struct RecordedTokenizer {
+  std::string spec;
+  std::string hash;
+};
+RecordedTokenizer recorded_tokenizer(const std::string& state_json);
+
 struct CheckpointSettings {
   checkpoint::CheckpointOptions options;  // directory, key (null: plaintext), keep, threads, audit
   std::int64_t interval = 0;              // steps between checkpoints

@@ -86,6 +86,13 @@ void prepare_dataset_if_missing(const config::Recipe& recipe) {
   log::info("prepared ", summary.train_tokens, " train and ", summary.val_tokens, " val tokens");
 }
 
+models::ModelConfig recipe_model_config(const config::Recipe& recipe) {
+  models::ModelConfig model = models::model_preset(recipe.model.preset);
+  if (recipe.model.context_length > 0) model.context_length = recipe.model.context_length;
+  model.fused_kernels = recipe.model.fused_kernels;
+  return model;
+}
+
 Trainer::Trainer(config::Recipe recipe, WorldPosition world, Parallelism* parallel, TrainingHooks* hooks)
     : recipe_(std::move(recipe)),
       world_(world),
@@ -111,13 +118,11 @@ Trainer::Trainer(config::Recipe recipe, WorldPosition world, Parallelism* parall
   const data::DatasetManifest manifest = data::read_manifest(recipe_.data.dataset, key.get());
 
   // Model.
-  models::ModelConfig model_config = models::model_preset(recipe_.model.preset);
+  models::ModelConfig model_config = recipe_model_config(recipe_);
   if (model_config.vocab_size == 0) model_config.vocab_size = static_cast<std::int64_t>(manifest.vocab_size);
   ALBION_CHECK_AS(UsageError, static_cast<std::uint64_t>(model_config.vocab_size) >= manifest.vocab_size,
                   "recipe key 'model.preset': ", recipe_.model.preset, " has a vocabulary of ",
                   model_config.vocab_size, ", smaller than the dataset's ", manifest.vocab_size);
-  if (recipe_.model.context_length > 0) model_config.context_length = recipe_.model.context_length;
-  model_config.fused_kernels = recipe_.model.fused_kernels;
   model_config.validate();
   ALBION_CHECK_AS(UsageError, recipe_.train.seq_len <= model_config.context_length,
                   "recipe key 'train.seq_len' = ", recipe_.train.seq_len,

@@ -51,6 +51,10 @@ struct TrainSummary {
   double seconds_to_first_step = 0;   // from construction to the end of step 0
 };
 
+// The model the recipe's [model] section describes: the preset, with model.context_length and
+// model.fused_kernels applied. vocab_size stays 0 for a preset that takes it from the data.
+models::ModelConfig recipe_model_config(const config::Recipe& recipe);
+
 // Prepares data.dataset from data.inputs when it does not exist yet. One process does this;
 // with several ranks, rank 0 before the others construct their trainers.
 void prepare_dataset_if_missing(const config::Recipe& recipe);

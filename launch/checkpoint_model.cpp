@@ -4,11 +4,15 @@
 #include <c10/util/accumulate.h>
 #include <torch/types.h>
 
+#include <filesystem>
 #include <map>
 #include <sstream>
 
 #include "runtime/base/check.h"
 #include "runtime/base/progress.h"
+#include "runtime/models/hf_import.h"
+#include "runtime/models/lora.h"
+#include "runtime/train/checkpointing.h"
 #include "runtime/train/trainer.h"
 
 namespace albion::launch {
@@ -16,6 +20,17 @@ namespace albion::launch {
 namespace {
 
 constexpr const char* kModelPrefix = "model.";
+
+// A LoRA checkpoint's base must still be where it was, with the same weights.
+void check_lora_base(const train::LoraBase& base, const std::string& what) {
+  ALBION_CHECK_AS(UsageError, std::filesystem::is_directory(base.directory), what,
+                  ": the checkpoint holds LoRA adapters of the base model in ", base.directory,
+                  ", which no longer exists; restore that directory to use them");
+  const std::string digest = models::hugging_face_weights_digest(base.directory);
+  ALBION_CHECK_AS(IntegrityError, digest == base.sha256, what, ": its LoRA adapters were trained on base weights ",
+                  "with SHA-256 ", base.sha256.substr(0, 16), "..., but ", base.directory, " now holds weights with SHA-256 ",
+                  digest.substr(0, 16), "...");
+}
 
 }  // namespace
 
@@ -33,6 +48,10 @@ CheckpointModel read_checkpoint_model(checkpoint::CheckpointReader& reader, bool
     weights.push_back(info);
     weight_bytes += 4.0 * static_cast<double>(c10::multiply_integers(info.global_shape));
   }
+  stored.lora_base = train::recorded_lora_base(reader.manifest().state_json);
+  ALBION_CHECK_AS(IntegrityError, stored.lora_base.empty() == (stored.recipe.lora.rank == 0), path,
+                  ": the stored recipe's lora.rank and the trainer state's LoRA base disagree");
+  if (!stored.lora_base.empty()) check_lora_base(stored.lora_base, path);  // before anything is decrypted
   ProgressBar bar("decrypt", weight_bytes, "MB", 1e6, terminal);
   for (const checkpoint::TensorInfo& info : weights) {
     at::Tensor values = at::empty(info.global_shape, at::kFloat);
@@ -43,6 +62,7 @@ CheckpointModel read_checkpoint_model(checkpoint::CheckpointReader& reader, bool
   }
   bar.finish();
   ALBION_CHECK_AS(IntegrityError, !stored.parameters.empty(), path, ": the checkpoint holds no model weights");
+  if (stored.config.vocab_size == 0) stored.config.vocab_size = stored.lora_base.vocab_size;
   if (stored.config.vocab_size == 0) {  // a preset that takes it from the tokenizer: the embedding knows it
     for (const auto& [name, values] : stored.parameters) {
       if (name.ends_with("wte.weight") || name.ends_with("embed_tokens.weight")) {
@@ -57,10 +77,14 @@ std::shared_ptr<models::CausalLm> load_checkpoint_model(CheckpointModel stored, 
                                                         const std::string& what) {
   stored.config.validate();
   std::shared_ptr<models::CausalLm> model = models::make_model(stored.config);
+  if (!stored.lora_base.empty()) {  // the frozen base (checked by read_checkpoint_model), then adapters
+    models::load_hugging_face_weights(*model, stored.lora_base.directory);
+    models::add_lora_adapters(*model, train::recipe_lora_options(stored.recipe));
+  }
   std::map<std::string, at::Tensor> weights(std::make_move_iterator(stored.parameters.begin()),
                                             std::make_move_iterator(stored.parameters.end()));
   torch::NoGradGuard no_grad;
-  for (auto& [name, parameter] : model->named_parameters()) {
+  for (auto& [name, parameter] : model->trainable_parameters()) {
     auto found = weights.find(name);
     ALBION_CHECK_AS(IntegrityError, found != weights.end(), what, ": the checkpoint has no weights for '", name, "'");
     ALBION_CHECK_AS(IntegrityError, found->second.sizes() == parameter.sizes(), what, ": '", name, "' has shape ",

@@ -15,6 +15,7 @@
 #include "runtime/config/recipe.h"
 #include "runtime/models/causal_lm.h"
 #include "runtime/models/model_config.h"
+#include "runtime/train/trainer.h"
 
 namespace albion::launch {
 
@@ -22,14 +23,18 @@ struct CheckpointModel {
   config::Recipe recipe;  // the resolved recipe the checkpoint stores
   models::ModelConfig config;
   std::vector<std::pair<std::string, at::Tensor>> parameters;  // CPU, fp32, e.g. "wte.weight"
+  train::LoraBase lora_base;  // a LoRA checkpoint's frozen base; `parameters` are its adapters
 };
 
 // Reads every "model.*" tensor of `reader`'s checkpoint, with a progress line on a terminal.
-// IntegrityError for weights that are not F32 or a checkpoint without any.
+// IntegrityError for weights that are not F32 or a checkpoint without any. For LoRA adapters, checks
+// first that their base is still where it was (UsageError) with the same weights (IntegrityError).
 CheckpointModel read_checkpoint_model(checkpoint::CheckpointReader& reader, bool terminal);
 
-// A model built from `stored` and loaded with its weights, on `device`. IntegrityError naming
-// `what` when a parameter is missing, unexpected or of the wrong shape.
+// A model built from `stored` and loaded with its weights, on `device`. A LoRA checkpoint's model is
+// its base, read again from the directory it records, with the adapters added. IntegrityError
+// naming `what` when a parameter is missing, unexpected or of the wrong shape.
+// models::merged_parameters() gives the weights of a model without adapters.
 std::shared_ptr<models::CausalLm> load_checkpoint_model(CheckpointModel stored, const at::Device& device,
                                                         const std::string& what);
 

@@ -11,6 +11,7 @@
 #include "checkpoint/export/safetensors.h"
 #include "checkpoint/residency/residency_policy.h"
 #include "launch/checkpoint_model.h"
+#include "runtime/models/lora.h"
 #include "launch/ckpt_verbs.h"
 #include "runtime/base/check.h"
 #include "runtime/base/staging_directory.h"
@@ -70,9 +71,14 @@ int run_ckpt_export(const CommandArgs& args, const CommandSpec& spec) {
   const std::string key_id = key ? key->key_id() : "";
   try {
     checkpoint::CheckpointReader reader(path, key.get());
-    const CheckpointModel stored = read_checkpoint_model(reader, read_process_environment().stderr_is_terminal);
-    const models::ModelConfig& model = stored.config;
-    const std::vector<models::HfTensor> exported = models::to_hugging_face(model, stored.parameters);
+    CheckpointModel stored = read_checkpoint_model(reader, read_process_environment().stderr_is_terminal);
+    const models::ModelConfig model = stored.config;
+    std::vector<std::pair<std::string, at::Tensor>> weights = std::move(stored.parameters);
+    if (!stored.lora_base.empty()) {  // adapters: exported merged into their base, a plain model
+      stored.parameters = std::move(weights);
+      weights = models::merged_parameters(*load_checkpoint_model(std::move(stored), at::kCPU, path));
+    }
+    const std::vector<models::HfTensor> exported = models::to_hugging_face(model, weights);
     const std::vector<checkpoint::SafetensorsTensor> tensors = models::to_safetensors(exported);
     std::map<std::string, std::string> metadata = models::hugging_face_safetensors_metadata();
     metadata["albion_checkpoint_id"] = reader.manifest().header.checkpoint_id;

@@ -43,6 +43,13 @@ void Recipe::validate() const {
   // 2^20 tokens (eight times Llama 3.1's window); beyond, position tables alone exhaust memory.
   require(model.context_length >= 0 && model.context_length <= (1 << 20), "model.context_length",
           "must be in [0, 1048576]" + got(model.context_length));
+  // Adapters learn a correction to given weights; on a random model they would be most of a model
+  // left untrained.
+  require(lora.rank >= 0 && lora.rank <= 4096, "lora.rank", "must be in [0, 4096]" + got(lora.rank));
+  require(lora.rank == 0 || !model.init.empty(), "lora.rank",
+          "is set, but model.init names no weights to adapt (set model.init to a Hugging Face model directory)");
+  require(std::isfinite(lora.alpha) && lora.alpha > 0, "lora.alpha", "must be positive and finite" + got(lora.alpha));
+  require(lora.rank == 0 || !lora.targets.empty(), "lora.targets", "must name at least one layer, or all-linear");
   require(!data.dataset.empty(), "data.dataset", "must name a prepared dataset directory");
   require(data.val_fraction >= 0 && data.val_fraction < 1, "data.val_fraction",
           "must be in [0, 1)" + got(data.val_fraction));

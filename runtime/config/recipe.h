@@ -30,6 +30,13 @@ struct ModelSection {
   std::string init;                  // a Hugging Face model directory to start from; empty: random init
 };
 
+// Low-rank adapters on a frozen model.init (runtime/models/lora.h); rank 0: full fine-tuning.
+struct LoraConfig {
+  std::int64_t rank = 0;
+  double alpha = 16;                   // the adapters' output is scaled by alpha / rank
+  std::string targets = "all-linear";  // comma-separated layer names (q_proj, attn.c_proj, ...)
+};
+
 struct DataConfig {
   std::string dataset;               // a prepared dataset directory (albion data prepare)
   std::string key;                   // key spec of an encrypted dataset (file:, env:, pkcs11:)
@@ -110,6 +117,7 @@ struct CheckpointConfig {
 struct Recipe {
   RunConfig run;
   ModelSection model;
+  LoraConfig lora;
   DataConfig data;
   TrainConfig train;
   OptimConfig optim;

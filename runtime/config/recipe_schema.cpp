@@ -84,6 +84,12 @@ RecipeSchema::RecipeSchema(Recipe& r) {
       "sharded index) whose weights replace the random initialisation; the preset must match it");
   key("model.fused_kernels", r.model.fused_kernels, "on GPU, use Albion's fused kernels (LayerNorm, RMSNorm, RoPE, SwiGLU, bias+GELU, chunked cross-entropy, AdamW, gradient norm); false: plain torch ops, for comparison");
 
+  key("lora.rank", r.lora.rank, "LoRA: train low-rank adapters of this rank on the frozen model.init "
+      "weights instead of every weight; 0: full fine-tuning");
+  key("lora.alpha", r.lora.alpha, "LoRA: the adapters' output is scaled by alpha / rank");
+  key("lora.targets", r.lora.targets, "LoRA: comma-separated layers to adapt, by name (q_proj, v_proj, "
+      "c_attn, attn.c_proj, ...), or all-linear: every linear layer but the output head");
+
   key("data.dataset", r.data.dataset, "prepared token dataset directory (albion data prepare)");
   key("data.key", r.data.key, "key of an encrypted dataset: file:PATH, env:VAR or pkcs11:URI");
   key("data.inputs", r.data.inputs, "comma-separated text files or directories to prepare "

@@ -89,6 +89,12 @@ std::vector<std::pair<std::string, at::Tensor>> CausalLm::named_parameters() con
   return out;
 }
 
+std::vector<std::pair<std::string, at::Tensor>> CausalLm::trainable_parameters() const {
+  std::vector<std::pair<std::string, at::Tensor>> out = named_parameters();
+  std::erase_if(out, [](const auto& item) { return !item.second.requires_grad(); });
+  return out;
+}
+
 bool CausalLm::is_weight_decayed(const std::string& name) const {
   const auto parameters = torch::nn::Module::named_parameters(/*recurse=*/true);
   const at::Tensor* parameter = parameters.find(name);

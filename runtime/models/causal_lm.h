@@ -5,6 +5,7 @@
 //     at::Tensor forward(const at::Tensor& input_ids);   // [B, T] int64 -> logits [B, T, V]
 //     at::Tensor loss(input_ids, targets, loss_mask);     // mean CE over mask == 1; scalar
 //     std::vector<std::pair<std::string, at::Tensor>> named_parameters() const;
+//     std::vector<std::pair<std::string, at::Tensor>> trainable_parameters() const;  // LoRA: adapters
 //     bool is_weight_decayed(const std::string& name) const;
 //     const ModelConfig& config() const;
 //     // and all of torch::nn::Module: to(device[, dtype]), parameters(), train(), zero_grad(), ...
@@ -71,9 +72,12 @@ class CausalLm : public torch::nn::Module {
   at::Tensor loss(const at::Tensor& input_ids, const at::Tensor& targets,
                   const at::Tensor& loss_mask = {});
 
-  // The trainable tensors by their Hugging Face names, in registration order. Hides
+  // Every parameter by its Hugging Face name, in registration order. Hides
   // torch::nn::Module's OrderedDict version (same names, same order) to give a plain vector.
   std::vector<std::pair<std::string, at::Tensor>> named_parameters() const;
+  // Those that require a gradient: all of them, except under LoRA (runtime/models/lora.h), where
+  // only the adapters train. The optimizer and checkpoints hold these.
+  std::vector<std::pair<std::string, at::Tensor>> trainable_parameters() const;
 
   // True for 2-D weight matrices of linear / conv1d layers (an untied lm_head included); false
   // for norms, biases, the embedding tables and a tied "lm_head.weight" (which is the token

@@ -9,6 +9,7 @@
 #include <set>
 #include <torch/types.h>
 
+#include "checkpoint/crypto/sha256.h"
 #include "checkpoint/export/safetensors.h"
 #include "checkpoint/io/hdf5_io.h"
 #include "runtime/base/check.h"
@@ -102,6 +103,22 @@ std::vector<std::string> hugging_face_config_differences(const ModelConfig& conf
             static_cast<double>(config.rope_scaling->original_max_position));
   }
   return out;
+}
+
+std::string hugging_face_weights_digest(const fs::path& directory) {
+  ALBION_CHECK_AS(UsageError, fs::is_directory(directory), directory.string(), ": no such directory");
+  checkpoint::Sha256Stream digest;
+  std::vector<char> buffer(4 << 20);
+  for (const fs::path& file : weight_files(directory)) {
+    std::ifstream in(file, std::ios::binary);
+    ALBION_CHECK_AS(UsageError, in.good(), file.string(), ": cannot be read");
+    while (in) {
+      in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
+      digest.update(std::string_view(buffer.data(), static_cast<std::size_t>(in.gcount())));
+    }
+    ALBION_CHECK_AS(UsageError, in.eof(), file.string(), ": read failed");
+  }
+  return digest.finish_hex();
 }
 
 void load_hugging_face_weights(CausalLm& model, const fs::path& directory) {

@@ -29,6 +29,10 @@ namespace albion::models {
 // without weights; IntegrityError for a file that is not valid safetensors.
 void load_hugging_face_weights(CausalLm& model, const std::filesystem::path& directory);
 
+// SHA-256 (hex) over the bytes of `directory`'s weight files, in the order loading reads them: what
+// LoRA checkpoints record of the frozen base they were trained on. UsageError as loading.
+std::string hugging_face_weights_digest(const std::filesystem::path& directory);
+
 // The hyperparameters in which a transformers config.json differs from `config`, one line each
 // ("rms_norm_eps 1e-06, the preset's 1e-05"); understands transformers 4's rope_theta +
 // rope_scaling and 5's rope_parameters.

@@ -4,6 +4,7 @@
 
 #include <torch/types.h>
 
+#include <cmath>
 #include <vector>
 
 #include "kernels/layernorm/layernorm.h"
@@ -19,6 +20,28 @@ at::Tensor normal_matrix(at::IntArrayRef shape, double init_std, const at::Tenso
 
 }  // namespace
 
+void AdaptableLinear::add_lora(std::int64_t rank, double alpha) {
+  const at::Tensor& weight = stored_weight();
+  const double bound = 1.0 / std::sqrt(static_cast<double>(in_features()));
+  at::Tensor a;
+  {
+    torch::NoGradGuard no_grad;
+    a = at::empty({rank, in_features()}, weight.options()).uniform_(-bound, bound);
+  }
+  lora_a_ = register_module("lora_A", std::make_shared<LoraFactor>(a));
+  lora_b_ = register_module("lora_B", std::make_shared<LoraFactor>(at::zeros({out_features(), rank}, weight.options())));
+  lora_scale_ = alpha / static_cast<double>(rank);
+}
+
+at::Tensor AdaptableLinear::with_lora(at::Tensor y, const at::Tensor& x) const {
+  if (!has_lora()) return y;
+  return y + at::linear(at::linear(x, lora_a_->weight()), lora_b_->weight()) * lora_scale_;
+}
+
+at::Tensor AdaptableLinear::lora_delta() const {
+  return at::mm(lora_b_->weight(), lora_a_->weight()) * lora_scale_;
+}
+
 Linear::Linear(std::int64_t in, std::int64_t out, Bias bias, double init_std,
                const at::TensorOptions& options) {
   weight_ = register_parameter("weight", normal_matrix({out, in}, init_std, options));
@@ -26,7 +49,11 @@ Linear::Linear(std::int64_t in, std::int64_t out, Bias bias, double init_std,
 }
 
 at::Tensor Linear::forward(const at::Tensor& x) const {
-  return bias_.defined() ? at::linear(x, weight_, bias_) : at::linear(x, weight_);
+  return with_lora(bias_.defined() ? at::linear(x, weight_, bias_) : at::linear(x, weight_), x);
+}
+
+at::Tensor Linear::merged_weight() const {
+  return has_lora() ? weight_ + lora_delta() : weight_;
 }
 
 Conv1d::Conv1d(std::int64_t in, std::int64_t out, double init_std,
@@ -38,14 +65,18 @@ Conv1d::Conv1d(std::int64_t in, std::int64_t out, double init_std,
 at::Tensor Conv1d::forward_without_bias(const at::Tensor& x) const {
   std::vector<std::int64_t> out_shape = x.sizes().vec();
   out_shape.back() = weight_.size(1);
-  return at::mm(x.reshape({-1, x.size(-1)}), weight_).view(out_shape);
+  return with_lora(at::mm(x.reshape({-1, x.size(-1)}), weight_).view(out_shape), x);
 }
 
 at::Tensor Conv1d::forward(const at::Tensor& x) const {
   // addmm on the flattened rows: one GEMM with the bias fused, the layout HF stores.
   std::vector<std::int64_t> out_shape = x.sizes().vec();
   out_shape.back() = weight_.size(1);
-  return at::addmm(bias_, x.reshape({-1, x.size(-1)}), weight_).view(out_shape);
+  return with_lora(at::addmm(bias_, x.reshape({-1, x.size(-1)}), weight_).view(out_shape), x);
+}
+
+at::Tensor Conv1d::merged_weight() const {
+  return has_lora() ? weight_ + lora_delta().t() : weight_;
 }
 
 Embedding::Embedding(std::int64_t count, std::int64_t dim, double init_std,

@@ -10,6 +10,7 @@
 #include <torch/nn/module.h>
 
 #include <cstdint>
+#include <memory>
 
 #include "kernels/common/kernel_device.h"
 
@@ -17,13 +18,58 @@ namespace albion::models {
 
 enum class Bias { kNone, kWith };
 
+// One factor of a LoRA adapter: a bias-free matrix in nn.Linear layout, registered as "lora_A" or
+// "lora_B" so its parameter is "<layer>.lora_A.weight", the name PEFT saves adapters under.
+class LoraFactor : public torch::nn::Module {
+ public:
+  explicit LoraFactor(at::Tensor weight) : weight_(register_parameter("weight", std::move(weight))) {}
+  const at::Tensor& weight() const { return weight_; }
+
+ private:
+  at::Tensor weight_;
+};
+
+// What Linear and Conv1d share: an optional low-rank adapter (LoRA, Hu et al. 2021; added by
+// runtime/models/lora.h), which adds (alpha / rank) * (x A^T) B^T to the layer's output, with
+// A [rank, in] and B [out, rank] in nn.Linear layout whatever the layer's own layout, as PEFT.
+class AdaptableLinear : public torch::nn::Module {
+ public:
+  // A is drawn Kaiming-uniform as PEFT draws it, U(-1/sqrt(in), 1/sqrt(in)), from the default
+  // generator of the weight's device; B is zero, so the adapted layer starts as the layer itself.
+  void add_lora(std::int64_t rank, double alpha);
+  bool has_lora() const { return lora_a_ != nullptr; }
+  // The weight in the layer's own layout with the adapter's (alpha / rank) B A added (transposed
+  // for Conv1d): what an exported model holds. The weight itself without an adapter.
+  virtual at::Tensor merged_weight() const = 0;
+
+ protected:
+  // `y` plus the adapter's term for input `x`, or `y` without an adapter.
+  at::Tensor with_lora(at::Tensor y, const at::Tensor& x) const;
+  // (alpha / rank) B A; only with an adapter.
+  at::Tensor lora_delta() const;
+  virtual const at::Tensor& stored_weight() const = 0;
+  virtual std::int64_t in_features() const = 0;
+  virtual std::int64_t out_features() const = 0;
+
+ private:
+  std::shared_ptr<LoraFactor> lora_a_;
+  std::shared_ptr<LoraFactor> lora_b_;
+  double lora_scale_ = 0;
+};
+
 // nn.Linear layout: weight [out, in]; y = x W^T (+ b).
-class Linear : public torch::nn::Module {
+class Linear : public AdaptableLinear {
  public:
   Linear(std::int64_t in, std::int64_t out, Bias bias, double init_std,
          const at::TensorOptions& options);
   at::Tensor forward(const at::Tensor& x) const;
   const at::Tensor& weight() const { return weight_; }
+  at::Tensor merged_weight() const override;
+
+ protected:
+  const at::Tensor& stored_weight() const override { return weight_; }
+  std::int64_t in_features() const override { return weight_.size(1); }
+  std::int64_t out_features() const override { return weight_.size(0); }
 
  private:
   at::Tensor weight_;
@@ -32,13 +78,19 @@ class Linear : public torch::nn::Module {
 
 // GPT-2's "Conv1D" (really a linear layer stored transposed): weight [in, out]; y = x W + b.
 // Kept in that layout so the published GPT-2 weights load without transposing.
-class Conv1d : public torch::nn::Module {
+class Conv1d : public AdaptableLinear {
  public:
   Conv1d(std::int64_t in, std::int64_t out, double init_std, const at::TensorOptions& options);
   at::Tensor forward(const at::Tensor& x) const;
   // x W without the bias, for a kernel that fuses the bias into what follows.
   at::Tensor forward_without_bias(const at::Tensor& x) const;
   const at::Tensor& bias() const { return bias_; }
+  at::Tensor merged_weight() const override;
+
+ protected:
+  const at::Tensor& stored_weight() const override { return weight_; }
+  std::int64_t in_features() const override { return weight_.size(0); }
+  std::int64_t out_features() const override { return weight_.size(1); }
 
  private:
   at::Tensor weight_;

@@ -94,6 +94,10 @@ std::unique_ptr<Snapshot> take_snapshot(Trainer& trainer, std::int64_t steps_don
   if (!trainer.tokenizer_spec().empty()) {
     state_json["tokenizer"] = {{"spec", trainer.tokenizer_spec()}, {"hash", trainer.tokenizer_hash()}};
   }
+  if (!trainer.lora_base().empty()) {
+    const LoraBase& base = trainer.lora_base();
+    state_json["lora_base"] = {{"directory", base.directory}, {"sha256", base.sha256}, {"vocab_size", base.vocab_size}};
+  }
   snapshot->request.state_json = state_json.dump();
   return snapshot;
 }
@@ -113,6 +117,20 @@ TrainingState parse_state(const std::string& json_text, const std::string& what)
   }
 }
 
+// Adapters are a correction to one set of weights: resuming them on others would train on silently.
+void check_same_lora_base(const Trainer& trainer, const LoraBase& recorded, const fs::path& path) {
+  const LoraBase& current = trainer.lora_base();
+  if (recorded.empty() && current.empty()) return;
+  ALBION_CHECK_AS(UsageError, !recorded.empty() && !current.empty(), path.string(), ": the checkpoint holds ",
+                  recorded.empty() ? "a whole model, but the recipe trains LoRA adapters (lora.rank)"
+                                   : "LoRA adapters, but the recipe trains the whole model (lora.rank = 0)",
+                  "; resume with the recipe it was written with, or choose another checkpoint.dir");
+  ALBION_CHECK_AS(IntegrityError, recorded.sha256 == current.sha256, path.string(),
+                  ": its LoRA adapters were trained on base weights with SHA-256 ", recorded.sha256.substr(0, 16),
+                  "..., but model.init (", current.directory, ") now holds weights with SHA-256 ",
+                  current.sha256.substr(0, 16), "...");
+}
+
 std::uint64_t request_bytes(const checkpoint::SaveRequest& request) {
   std::uint64_t bytes = 0;
   for (const checkpoint::TensorSlice& slice : request.slices) bytes += slice.bytes.size();
@@ -126,6 +144,14 @@ RecordedTokenizer recorded_tokenizer(const std::string& state_json) {
   if (!state.is_object() || !state.contains("tokenizer") || !state["tokenizer"].is_object()) return {};
   const nlohmann::json& tokenizer = state["tokenizer"];
   return {tokenizer.value("spec", ""), tokenizer.value("hash", "")};
+}
+
+LoraBase recorded_lora_base(const std::string& state_json) {
+  const nlohmann::json state = nlohmann::json::parse(state_json, nullptr, /*allow_exceptions=*/false);
+  if (!state.is_object() || !state.contains("lora_base") || !state["lora_base"].is_object()) return {};
+  const nlohmann::json& base = state["lora_base"];
+  const nlohmann::json vocab = base.value("vocab_size", nlohmann::json());
+  return {base.value("directory", ""), base.value("sha256", ""), vocab.is_number_integer() ? vocab.get<std::int64_t>() : 0};
 }
 
 CheckpointHooks::CheckpointHooks(CheckpointSettings settings, checkpoint::RankGroup& group)
@@ -172,6 +198,7 @@ std::int64_t CheckpointHooks::resume(Trainer& trainer) {
                   {static_cast<std::uint8_t*>(out.data_ptr()), static_cast<std::size_t>(out.nbytes())});
       return out;
     };
+    check_same_lora_base(trainer, recorded_lora_base(reader.manifest().state_json), path);
     steps = restore_training_state(trainer, header, read);
     for (auto& [name, generator] : generators(trainer)) {
       // This rank's generator if the checkpoint has it; with more ranks than it was saved from, rank 0's.

@@ -20,6 +20,7 @@
 
 #include "checkpoint/format/checkpoint_writer.h"
 #include "checkpoint/format/rank_group.h"
+#include "runtime/train/trainer.h"
 #include "runtime/train/training_hooks.h"
 #include "runtime/train/training_state.h"
 
@@ -32,6 +33,10 @@ struct RecordedTokenizer {
   std::string hash;
 };
 RecordedTokenizer recorded_tokenizer(const std::string& state_json);
+
+// The LoRA base a checkpoint's trainer state records (empty for a checkpoint of a full model).
+// Never throws.
+LoraBase recorded_lora_base(const std::string& state_json);
 
 struct CheckpointSettings {
   checkpoint::CheckpointOptions options;  // directory, key (null: plaintext), keep, threads, audit

@@ -22,6 +22,7 @@
 #include "runtime/models/attention_backend.h"
 #include "runtime/models/model_config.h"
 #include "runtime/models/hf_import.h"
+#include "runtime/models/lora.h"
 #include "runtime/models/sampler.h"
 #include "runtime/train/device_peak.h"
 #include "runtime/train/step_profiler.h"
@@ -91,6 +92,19 @@ models::ModelConfig recipe_model_config(const config::Recipe& recipe) {
   if (recipe.model.context_length > 0) model.context_length = recipe.model.context_length;
   model.fused_kernels = recipe.model.fused_kernels;
   return model;
+}
+
+models::LoraOptions recipe_lora_options(const config::Recipe& recipe) {
+  models::LoraOptions options;
+  options.rank = recipe.lora.rank;
+  options.alpha = recipe.lora.alpha;
+  options.targets.clear();
+  for (std::string target : split_commas(recipe.lora.targets)) {
+    target.erase(0, target.find_first_not_of(" \t"));
+    target.erase(target.find_last_not_of(" \t") + 1);
+    if (!target.empty()) options.targets.push_back(target);
+  }
+  return options;
 }
 
 Trainer::Trainer(config::Recipe recipe, WorldPosition world, Parallelism* parallel, TrainingHooks* hooks)
@@ -176,9 +190,10 @@ Trainer::Trainer(config::Recipe recipe, WorldPosition world, Parallelism* parall
     }
     log::info("initial weights from ", recipe_.model.init);
   }
+  if (recipe_.lora.rank > 0) add_lora_adapters();
   model_->to(device_);
   std::vector<optim::OptimizedParameter> parameters;
-  for (auto& [name, tensor] : model_->named_parameters()) {
+  for (auto& [name, tensor] : model_->trainable_parameters()) {
     optim::OptimizedParameter p;
     p.name = name;
     p.parameter = tensor;
@@ -215,6 +230,27 @@ Trainer::Trainer(config::Recipe recipe, WorldPosition world, Parallelism* parall
 }
 
 Trainer::~Trainer() = default;
+
+void Trainer::add_lora_adapters() {
+  const models::LoraOptions options = recipe_lora_options(recipe_);
+  std::vector<std::string> adapted;
+  try {
+    adapted = models::add_lora_adapters(*model_, options);
+  } catch (const UsageError& error) {
+    throw UsageError(str_cat("recipe key 'lora.targets': ", error.what()));
+  }
+  // Checkpoints hold the adapters only, and name the base they adapt by this digest.
+  lora_base_ = {fs::absolute(recipe_.model.init).lexically_normal().string(),
+                models::hugging_face_weights_digest(recipe_.model.init), model_->config().vocab_size};
+  std::int64_t trainable = 0, total = 0;
+  for (const auto& [name, tensor] : model_->named_parameters()) {
+    total += tensor.numel();
+    if (tensor.requires_grad()) trainable += tensor.numel();
+  }
+  log::info("LoRA rank ", options.rank, ", alpha ", options.alpha, " on ", adapted.size(), " layers (",
+            recipe_.lora.targets, "): ", trainable, " of ", total, " parameters train (",
+            100.0 * static_cast<double>(trainable) / static_cast<double>(total), "%)");
+}
 
 Trainer::StepResult Trainer::train_step(std::int64_t step) {
   const double lr = schedule_.at(step);

@@ -22,6 +22,7 @@
 #include "runtime/config/recipe.h"
 #include "runtime/data/token_loader.h"
 #include "runtime/models/causal_lm.h"
+#include "runtime/models/lora.h"
 #include "runtime/optim/adamw.h"
 #include "runtime/optim/lr_schedule.h"
 #include "runtime/tokenizers/tokenizer.h"
@@ -42,6 +43,14 @@ struct WorldPosition {
   int local_rank = 0;
 };
 
+// The weights LoRA adapters were trained on (recipe key model.init), as checkpoints record them.
+struct LoraBase {
+  std::string directory;  // absolute
+  std::string sha256;     // models::hugging_face_weights_digest
+  std::int64_t vocab_size = 0;  // of the model: its embedding is in the base, not the checkpoint
+  bool empty() const { return sha256.empty(); }
+};
+
 struct TrainSummary {
   std::int64_t steps_done = 0;
   bool stopped_early = false;
@@ -54,6 +63,8 @@ struct TrainSummary {
 // The model the recipe's [model] section describes: the preset, with model.context_length and
 // model.fused_kernels applied. vocab_size stays 0 for a preset that takes it from the data.
 models::ModelConfig recipe_model_config(const config::Recipe& recipe);
+// The adapters the recipe's [lora] section describes (for lora.rank > 0).
+models::LoraOptions recipe_lora_options(const config::Recipe& recipe);
 
 // Prepares data.dataset from data.inputs when it does not exist yet. One process does this;
 // with several ranks, rank 0 before the others construct their trainers.
@@ -82,6 +93,9 @@ class Trainer {
   // loaded): checkpoints record it, so `albion generate` decodes with the tokenizer trained on.
   const std::string& tokenizer_spec() const { return tokenizer_spec_; }
   const std::string& tokenizer_hash() const { return tokenizer_hash_; }
+  // Under LoRA (lora.rank > 0), the frozen base: model.init's absolute path and the SHA-256 of its
+  // weight files; empty otherwise.
+  const LoraBase& lora_base() const { return lora_base_; }
 
   // Mean validation loss over eval.batches batches per data-parallel rank, from the start of the
   // val split each time (collective: every rank calls it).
@@ -95,6 +109,7 @@ class Trainer {
     double grad_norm;
   };
   StepResult train_step(std::int64_t step);
+  void add_lora_adapters();
   void log_step(std::int64_t step, double loss, double lr, double grad_norm, double step_seconds);
 
   config::Recipe recipe_;
@@ -107,6 +122,7 @@ class Trainer {
   std::unique_ptr<tokenizers::Tokenizer> tokenizer_;
   std::string tokenizer_spec_;
   std::string tokenizer_hash_;
+  LoraBase lora_base_;
   std::unique_ptr<data::TokenLoader> train_loader_;
   std::unique_ptr<data::TokenLoader> val_loader_;
   std::shared_ptr<models::CausalLm> model_;

@@ -45,7 +45,8 @@ std::vector<StateEntry> state_entries(Trainer& trainer) {
     // Replicated state (parameters; with DDP also the moments) comes from rank 0 alone.
     if (&optimizer == &trainer.optimizer()) return entries;
   } else {
-    for (auto& [name, tensor] : trainer.model().named_parameters()) {
+    // Under LoRA the frozen base is not state: model.init holds it, named by its digest.
+    for (auto& [name, tensor] : trainer.model().trainable_parameters()) {
       entries.push_back({"model." + name, tensor.sizes().vec(), 0, tensor, tensor});
     }
   }
@@ -93,7 +94,7 @@ TrainingState capture_training_state(Trainer& trainer, std::int64_t steps_done, 
 
 std::int64_t restore_training_state(Trainer& trainer, const TrainingState& header, const RangeReader& read) {
   at::NoGradGuard no_grad;
-  for (auto& [name, tensor] : trainer.model().named_parameters()) {
+  for (auto& [name, tensor] : trainer.model().trainable_parameters()) {
     at::Tensor values = read("model." + name, 0, tensor.numel());
     ALBION_CHECK(values.numel() == tensor.numel(), "training state: model.", name, " has ", values.numel(),
                  " elements, the model ", tensor.numel());

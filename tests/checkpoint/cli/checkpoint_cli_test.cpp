@@ -10,6 +10,7 @@
 
 #include "checkpoint/audit/audit_log.h"
 #include "checkpoint/crypto/hex.h"
+#include "checkpoint/export/safetensors.h"
 #include "checkpoint/keys/key_provider.h"
 #include "runtime/base/check.h"
 #include "tests/checkpoint/temp_dir.h"
@@ -314,6 +315,80 @@ TEST_F(CkptCliFlow, GenerateDrawsTheTrainersOwnSample) {
   EXPECT_NE(other_tokenizer.output.find("is not the one the model was trained with"), std::string::npos)
       << other_tokenizer.output;
   expect_no_key_material(generated.output + read_file(log), "generate");
+}
+
+namespace {
+
+// A safetensors file's tensors by name, as raw bytes.
+std::map<std::string, std::string> safetensors_tensors(const fs::path& file) {
+  const std::string bytes = read_file(file);
+  const std::span<const std::uint8_t> view(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size());
+  const checkpoint::SafetensorsIndex index = checkpoint::parse_safetensors_header(view, file.string());
+  std::map<std::string, std::string> out;
+  for (const auto& entry : index.entries) {
+    out[entry.name] = bytes.substr(index.data_start + entry.begin, entry.end - entry.begin);
+  }
+  return out;
+}
+
+}  // namespace
+
+// LoRA through the CLI: a run adapts an exported model (model.init + lora.rank); `generate` runs
+// base + adapters and draws the trainer's own sample; `ckpt export` writes the merged model under
+// the base's names; a base that moved or changed is refused before anything is decrypted.
+TEST_F(CkptCliFlow, LoraAdaptersGenerateAndExportMerged) {
+  ASSERT_EQ(run_albion(train_args("uk/base", 2)).exit_code, 0);
+  const std::string key = " --key file:" + (dir / "kek").string();
+  const std::string policy = " --policy " + (dir / "policy.json").string();
+  const fs::path base = dir / "uk" / "base-hf";
+  ASSERT_EQ(run_albion("ckpt export " + (dir / "uk" / "base" / "checkpoints").string() + "/step-00000002" +
+                       " --format safetensors --out " + base.string() + key + policy).exit_code, 0);
+
+  const std::string lora = str_cat(" --model.init=", base.string(), " --lora.rank=4 --lora.targets=c_attn,c_fc");
+  const Outcome trained = run_albion(train_args("uk/lora", 4, true, /*sample_tokens=*/40) + lora);
+  ASSERT_EQ(trained.exit_code, 0) << trained.output;
+  EXPECT_NE(trained.output.find("LoRA rank 4, alpha 16 on 8 layers (c_attn,c_fc)"), std::string::npos) << trained.output;
+  const std::size_t at = trained.output.rfind("sample:\n");
+  ASSERT_NE(at, std::string::npos) << trained.output;
+  const std::string sample = trained.output.substr(at + 8);
+
+  const fs::path checkpoints = dir / "uk" / "lora" / "checkpoints";
+  const Outcome generated = run_albion("generate " + checkpoints.string() + key);
+  EXPECT_EQ(generated.exit_code, 0) << generated.output;
+  EXPECT_NE(generated.output.find(sample), std::string::npos) << "trainer:\n" << sample << "generate:\n"
+                                                              << generated.output;
+
+  const fs::path merged = dir / "uk" / "merged-hf";
+  const Outcome exported = run_albion("ckpt export " + checkpoints.string() + "/step-00000004 --format safetensors --out " +
+                                      merged.string() + key + policy);
+  ASSERT_EQ(exported.exit_code, 0) << exported.output;
+  const auto before = safetensors_tensors(base / "model.safetensors");
+  const auto after = safetensors_tensors(merged / "model.safetensors");
+  std::vector<std::string> names_before, names_after;
+  for (const auto& [name, bytes] : before) names_before.push_back(name);
+  for (const auto& [name, bytes] : after) names_after.push_back(name);
+  EXPECT_EQ(names_after, names_before);  // no lora_A / lora_B: a plain model
+  for (const auto& [name, bytes] : after) {
+    const bool adapted = name.ends_with("attn.c_attn.weight") || name.ends_with("mlp.c_fc.weight");
+    EXPECT_EQ(bytes != before.at(name), adapted) << name;
+  }
+  // The merged export is an ordinary model.init.
+  EXPECT_EQ(run_albion(train_args("uk/from-merged", 2) + " --model.init=" + merged.string()).exit_code, 0);
+
+  // The base changed: refused (exit 3) before decrypting; gone: exit 2, naming it.
+  const std::string original = read_file(base / "model.safetensors");
+  std::string changed = original;
+  changed.back() = static_cast<char>(changed.back() ^ 0x01);
+  testing::write_file(base / "model.safetensors", changed);
+  const Outcome tampered = run_albion("generate " + checkpoints.string() + key);
+  EXPECT_EQ(tampered.exit_code, 3) << tampered.output;
+  EXPECT_EQ(count_lines(tampered.output), 1) << tampered.output;
+  EXPECT_NE(tampered.output.find("LoRA adapters were trained on base weights"), std::string::npos) << tampered.output;
+  fs::rename(base, dir / "uk" / "moved-hf");
+  const Outcome gone = run_albion("generate " + checkpoints.string() + key);
+  EXPECT_EQ(gone.exit_code, 2) << gone.output;
+  EXPECT_EQ(count_lines(gone.output), 1) << gone.output;
+  EXPECT_NE(gone.output.find(base.string() + ", which no longer exists"), std::string::npos) << gone.output;
 }
 
 // --chat makes the prompt a user turn of a chat template and prints the answer alone; a template

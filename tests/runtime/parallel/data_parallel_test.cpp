@@ -3,7 +3,7 @@
 // alone (the reference: the whole global batch through gradient accumulation), then DDP trains on
 // 1, 2 and 4 ranks (sub-communicators split from the world) and ZeRO-1 on 2 and 4, each over the
 // same global batch, for 20 steps; every step's loss must match the reference to 1e-5 relative.
-// Then resharding: a ZeRO-1 state captured on 4 ranks resumes on 4 (ZeRO-1), 2 (DDP) and 1 rank,
+// LoRA fine-tuning likewise, over DDP and ZeRO-1 on 4 ranks. Then resharding: a ZeRO-1 state captured on 4 ranks resumes on 4 (ZeRO-1), 2 (DDP) and 1 rank,
 // from memory and from real encrypted checkpoint files written by all 4 ranks.
 #include <gtest/gtest.h>
 #include <mpi.h>
@@ -20,6 +20,7 @@
 #include "runtime/train/checkpointing.h"
 #include "runtime/train/trainer.h"
 #include "tests/runtime/train/training_state_support.h"
+#include "tests/support/hugging_face_directory.h"
 #include "tests/support/small_dataset.h"
 #include "tests/support/temp_dir.h"
 
@@ -145,6 +146,36 @@ TEST_F(DataParallelTest, ZeroOneMatchesDdpAndShardsOptimizerState) {
     const std::int64_t state = zero.optimizer_state_bytes(trainer);
     EXPECT_LE(std::abs(state - 8 * parameters / ranks), 8) << state << " bytes on one of " << ranks;
   }
+}
+
+// LoRA: only the adapters are broadcast, bucketed, sharded and updated; over the same frozen base
+// DDP and ZeRO-1 still compute what one process computes.
+TEST_F(DataParallelTest, LoraUnderDdpAndZeroMatchesOneProcess) {
+  const std::string base = shared_dir_ + "/lora-base";
+  if (world_rank_ == 0) {
+    config::Recipe source = recipe(1, "lora-source");
+    source.train.steps = 2;
+    source.optim.warmup_steps = 1;
+    train::Trainer trainer(source, {});
+    std::atomic<bool> stop{false};
+    trainer.train(stop);
+    testing_support::write_hugging_face_directory(trainer.model(), base);
+  }
+  MPI_Barrier(MPI_COMM_WORLD);
+  auto lora = [&](const std::string& run) {
+    config::Recipe r = recipe(1, run);
+    r.model.init = base;
+    r.lora.rank = 4;
+    return r;
+  };
+  const std::vector<double> alone = train(lora("lora-alone"), nullptr);
+  config::ParallelConfig config;
+  config.bucket_mb = 0.05;  // several buckets of adapters
+  DataParallel ddp(group_of(4), config);
+  expect_same_losses(train(lora("lora-ddp4"), &ddp), alone, "LoRA, DDP on 4 ranks");
+  EXPECT_GT(ddp.buckets().bucket_count(), 1u);
+  ZeroOptimizer zero(group_of(4));
+  expect_same_losses(train(lora("lora-zero4"), &zero), alone, "LoRA, ZeRO-1 on 4 ranks");
 }
 
 // Every rank's slices, on every rank (what reading a checkpoint's shard files gives).

@@ -11,13 +11,16 @@
 #include <map>
 
 #include "checkpoint/format/checkpoint_directory.h"
+#include "checkpoint/format/checkpoint_reader.h"
 #include "checkpoint/keys/key_file.h"
 #include "runtime/base/check.h"
 #include "runtime/config/recipe.h"
 #include "runtime/data/prepare.h"
 #include "runtime/train/checkpointing.h"
+#include "runtime/models/hf_import.h"
 #include "runtime/train/trainer.h"
 #include "tests/support/cuda_available.h"
+#include "tests/support/hugging_face_directory.h"
 #include "tests/support/small_dataset.h"
 #include "tests/support/temp_dir.h"
 
@@ -134,6 +137,77 @@ TEST_F(CheckpointingTest, DamagedCheckpointStopsTheResume) {
   EXPECT_THROW(train(recipe("dmg-b", 4), checkpoints, 2, false), IntegrityError);
 }
 
+// LoRA: checkpoints hold the adapters and their moments only, a resume continues the run bit for
+// bit on the same base, and refuses a base whose weights changed or a recipe without LoRA.
+TEST_F(CheckpointingTest, LoraCheckpointsHoldTheAdaptersAndResumeOnTheSameBase) {
+  const fs::path base = *dir_ / "lora-base";
+  {
+    Trainer source(recipe("lora-source", 3), {});
+    std::atomic<bool> stop{false};
+    source.train(stop);
+    testing_support::write_hugging_face_directory(source.model(), base);
+  }
+  auto lora = [&](const std::string& run) {
+    config::Recipe r = recipe(run, 8);
+    r.model.init = base.string();
+    r.lora.rank = 4;
+    r.lora.targets = "c_attn, mlp.c_proj";
+    return r;
+  };
+  const std::vector<double> uninterrupted = train(lora("lora-whole"), *dir_ / "lora-whole-ckpt", 0, true).summary.losses;
+  const fs::path checkpoints = *dir_ / "lora-ckpt";
+  EXPECT_EQ(train(lora("lora-a"), checkpoints, 4, true).summary.losses, uninterrupted);
+
+  std::vector<checkpoint::CommittedCheckpoint> saved = checkpoint::list_checkpoints(checkpoints);
+  ASSERT_EQ(saved.size(), 2u);
+  {
+    const std::unique_ptr<checkpoint::KeyProvider> key = checkpoint::open_key_provider(str_cat("file:", *dir_ / "kek"));
+    checkpoint::CheckpointReader reader(saved[0].path, key.get());
+    std::size_t weights = 0;
+    for (const checkpoint::TensorInfo& info : reader.tensors()) {
+      if (!info.name.starts_with("model.")) continue;
+      ++weights;
+      EXPECT_TRUE(info.name.ends_with(".c_attn.lora_A.weight") || info.name.ends_with(".c_attn.lora_B.weight") ||
+                  info.name.ends_with(".mlp.c_proj.lora_A.weight") || info.name.ends_with(".mlp.c_proj.lora_B.weight"))
+          << info.name << " is not an adapter";
+    }
+    EXPECT_EQ(weights, 2u * 2u * 4u);  // A and B, two targets, four blocks of the tiny preset
+    const LoraBase recorded = recorded_lora_base(reader.manifest().state_json);
+    EXPECT_EQ(recorded.directory, fs::absolute(base).lexically_normal().string());
+    EXPECT_EQ(recorded.sha256, models::hugging_face_weights_digest(base));
+  }
+
+  checkpoint::remove_checkpoint(saved[1].path);  // as if the job had died after step 4's
+  const Run resumed = train(lora("lora-b"), checkpoints, 0, true);
+  ASSERT_EQ(resumed.summary.losses.size(), 4u);
+  for (std::size_t i = 0; i < 4; ++i) EXPECT_EQ(resumed.summary.losses[i], uninterrupted[4 + i]) << "step " << 4 + i;
+
+  config::Recipe whole_model = lora("lora-c");
+  whole_model.lora.rank = 0;
+  try {
+    train(whole_model, checkpoints, 0, true);
+    ADD_FAILURE() << "LoRA adapters were resumed as a whole model";
+  } catch (const UsageError& error) {
+    EXPECT_NE(std::string(error.what()).find("the checkpoint holds LoRA adapters"), std::string::npos) << error.what();
+  }
+
+  // Another base with the same shapes: one weight changed, in place.
+  const fs::path file = base / "model.safetensors";
+  std::fstream bytes(file, std::ios::in | std::ios::out | std::ios::binary);
+  const auto last = static_cast<std::streamoff>(fs::file_size(file) - 1);
+  bytes.seekg(last);
+  const char byte = static_cast<char>(bytes.get());
+  bytes.seekp(last);
+  bytes.put(static_cast<char>(byte ^ 0x01));
+  bytes.close();
+  try {
+    train(lora("lora-d"), checkpoints, 0, true);
+    ADD_FAILURE() << "adapters were resumed on changed base weights";
+  } catch (const IntegrityError& error) {
+    EXPECT_NE(std::string(error.what()).find("LoRA adapters were trained on base weights"), std::string::npos)
+        << error.what();
+  }
+}
 
 // On a GPU (suite CheckpointingCuda, label gpu): the device-to-pinned-host snapshot holds exactly
 // the device's values at the step it was taken (the copies are asynchronous; the capture waits

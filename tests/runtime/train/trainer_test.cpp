@@ -13,13 +13,12 @@
 #include <set>
 #include <torch/csrc/profiler/orchestration/observer.h>
 
-#include "checkpoint/export/safetensors.h"
 #include "runtime/base/error.h"
 #include "runtime/config/recipe.h"
-#include "runtime/models/hf_export.h"
 #include "runtime/data/prepare.h"
 #include "runtime/train/trainer.h"
 #include "tests/runtime/train/training_state_support.h"
+#include "tests/support/hugging_face_directory.h"
 #include "tests/support/small_dataset.h"
 #include "tests/support/temp_dir.h"
 
@@ -197,11 +196,7 @@ TEST_F(TrainerTest, ModelInitStartsFromAHuggingFaceDirectory) {
   std::atomic<bool> stop{false};
   source.train(stop);
   const fs::path exported = *dir_ / "init-hf";
-  fs::create_directories(exported);
-  const std::vector<models::HfTensor> tensors =
-      models::to_hugging_face(source.model().config(), source.model().named_parameters());
-  checkpoint::write_safetensors(exported / "model.safetensors", models::to_safetensors(tensors),
-                                models::hugging_face_safetensors_metadata());
+  testing_support::write_hugging_face_directory(source.model(), exported);
 
   config::Recipe finetune = recipe(4, 1, "init-finetune");
   finetune.model.init = exported.string();
@@ -219,6 +214,54 @@ TEST_F(TrainerTest, ModelInitStartsFromAHuggingFaceDirectory) {
     ADD_FAILURE() << "a missing model.init was accepted";
   } catch (const UsageError& error) {
     EXPECT_NE(std::string(error.what()).find("recipe key 'model.init'"), std::string::npos) << error.what();
+  }
+}
+
+// LoRA: the adapters train, the base stays exactly model.init's, and the optimizer holds only the
+// adapters' state.
+TEST_F(TrainerTest, LoraTrainsAdaptersOnTheFrozenBase) {
+  Trainer source(recipe(4, 1, "lora-source"), {});
+  std::atomic<bool> stop{false};
+  source.train(stop);
+  const fs::path base = *dir_ / "lora-base";
+  testing_support::write_hugging_face_directory(source.model(), base);
+
+  config::Recipe r = recipe(4, 1, "lora-run");
+  r.model.init = base.string();
+  r.lora.rank = 4;
+  r.optim.lr = 3e-3;
+  r.train.steps = 12;
+  Trainer trainer(r, {});
+  const std::optional<double> val_before = trainer.evaluate();
+  const TrainSummary summary = trainer.train(stop);
+  ASSERT_TRUE(val_before && summary.final_val_loss);
+  EXPECT_LT(*summary.final_val_loss, *val_before - 0.01);
+  const auto before = source.model().named_parameters();
+  std::size_t frozen = 0;
+  for (const auto& [name, tensor] : trainer.model().named_parameters()) {
+    if (name.find(".lora_") != std::string::npos) {
+      if (name.ends_with("lora_B.weight")) {
+        EXPECT_GT(tensor.abs().max().item<double>(), 0) << name << " never moved";
+      }
+      continue;
+    }
+    EXPECT_TRUE(at::equal(tensor, before.at(frozen++).second)) << name << " changed";
+  }
+  EXPECT_EQ(frozen, before.size());
+  const std::int64_t per_block = 4;  // c_attn, attn.c_proj, c_fc, mlp.c_proj
+  ASSERT_EQ(static_cast<std::int64_t>(trainer.optimizer().parameters().size()),
+            2 * per_block * trainer.model().config().layers);
+  for (const optim::OptimizedParameter& p : trainer.optimizer().parameters()) {
+    EXPECT_NE(p.name.find(".lora_"), std::string::npos) << p.name;
+  }
+
+  r.lora.targets = "q_proj";  // a Llama name on GPT-2
+  try {
+    Trainer refused(r, {});
+    ADD_FAILURE() << "a target naming no layer was accepted";
+  } catch (const UsageError& error) {
+    EXPECT_NE(std::string(error.what()).find("recipe key 'lora.targets': LoRA target 'q_proj'"), std::string::npos)
+        << error.what();
   }
 }
 

@@ -207,6 +207,12 @@ Trainer::Trainer(config::Recipe recipe, WorldPosition world, Parallelism* parall
   schedule_ = {recipe_.optim.schedule, recipe_.optim.lr,          recipe_.optim.min_lr,
                recipe_.optim.warmup_steps, recipe_.train.steps, recipe_.optim.decay_fraction};
   flops_per_token_ = models::training_flops_per_token(model_config, recipe_.train.seq_len);
+  if (recipe_.lora.rank > 0) {
+    // Frozen weights get no weight gradient: 4 FLOPs per weight and token instead of 6; adapters 6.
+    double adapters = 0;
+    for (const auto& [name, tensor] : model_->trainable_parameters()) adapters += static_cast<double>(tensor.numel());
+    flops_per_token_ += 6.0 * adapters - 2.0 * static_cast<double>(models::parameter_count(model_config, false));
+  }
   if (device_.is_cuda()) {
     peak_flops_ = peak_bf16_flops(runtime::probe_compute().devices.at(device_.index()).name);
   }

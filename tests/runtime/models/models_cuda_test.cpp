@@ -17,6 +17,7 @@
 
 #include "kernels/common/autocast_scope.h"
 #include "runtime/models/kv_cache.h"
+#include "runtime/models/lora.h"
 #include "runtime/models/sampler.h"
 #include "tests/kernels/kernel_device.h"
 #include "tests/runtime/models/model_test_support.h"
@@ -88,17 +89,27 @@ struct StepResult {
   std::vector<at::Tensor> grads;
 };
 
-StepResult loss_and_gradients(ModelConfig config, const at::Tensor& ids, bool fused, bool autocast) {
+// `lora`: with rank-4 adapters on every linear layer, B drawn non-zero (a trained adapter); the
+// gradients are then the adapters' alone.
+StepResult loss_and_gradients(ModelConfig config, const at::Tensor& ids, bool fused, bool autocast,
+                              bool lora = false) {
   config.fused_kernels = fused;
   at::manual_seed(21);
   auto model = make_model(config);
+  if (lora) {
+    add_lora_adapters(*model, {4, 8, {"all-linear"}});
+    torch::NoGradGuard no_grad;
+    for (auto& [name, p] : model->trainable_parameters()) {
+      if (name.ends_with("lora_B.weight")) p.normal_(0.0, 0.05);
+    }
+  }
   model->to(kernels::kernel_device());
   const kernels::OnKernelDevice on_device;  // with fused_kernels off, torch's ops run anyway
   const kernels::Bf16AutocastScope bf16(kernels::kernel_device().type(), autocast);
   const at::Tensor loss = model->loss(ids, ids.roll(-1, 1), at::ones_like(ids));
   loss.backward();
   StepResult out{loss.detach().cpu(), {}};
-  for (const auto& [name, p] : model->named_parameters()) out.grads.push_back(p.grad().cpu());
+  for (const auto& [name, p] : model->trainable_parameters()) out.grads.push_back(p.grad().cpu());
   return out;
 }
 
@@ -106,7 +117,7 @@ StepResult loss_and_gradients(ModelConfig config, const at::Tensor& ids, bool fu
 // fell back to torch's ops would pass any tolerance. The emulator counts launches; a GPU run
 // cannot, and there only requires the gradients to differ from torch's somewhere.
 StepResult fused_loss_and_gradients(const ModelConfig& config, const at::Tensor& ids, bool autocast,
-                                    const StepResult& torch_ops) {
+                                    const StepResult& torch_ops, bool lora = false) {
   const std::vector<std::string> fused_kernels =
       config.architecture == Architecture::kGpt2
           ? std::vector<std::string>{"layernorm_forward_kernel", "layernorm_backward_kernel", "partials_kernel",
@@ -115,12 +126,15 @@ StepResult fused_loss_and_gradients(const ModelConfig& config, const at::Tensor&
           : std::vector<std::string>{"rmsnorm_forward_kernel", "rmsnorm_backward_kernel", "partials_kernel",
                                      "rope_kernel", "swiglu_forward_kernel", "swiglu_backward_kernel",
                                      "softmax_cross_entropy_kernel"};
+  std::vector<std::string> expected = fused_kernels;
+  // Frozen norm weights (LoRA) need no weight gradient, and the norms' backward skips its partials.
+  if (lora) std::erase(expected, "partials_kernel");
   std::vector<std::optional<std::int64_t>> before;
-  for (const std::string& kernel : fused_kernels) before.push_back(kernels::kernel_launches(kernel));
-  StepResult fused = loss_and_gradients(config, ids, /*fused=*/true, autocast);
-  for (std::size_t i = 0; i < fused_kernels.size(); ++i) {
+  for (const std::string& kernel : expected) before.push_back(kernels::kernel_launches(kernel));
+  StepResult fused = loss_and_gradients(config, ids, /*fused=*/true, autocast, lora);
+  for (std::size_t i = 0; i < expected.size(); ++i) {
     if (before[i]) {
-      EXPECT_GT(*kernels::kernel_launches(fused_kernels[i]), *before[i]) << fused_kernels[i] << " did not run";
+      EXPECT_GT(*kernels::kernel_launches(expected[i]), *before[i]) << expected[i] << " did not run";
     }
   }
   bool differs = false;
@@ -148,6 +162,25 @@ TEST(ModelsCuda, FusedKernelsGiveTheSameLossAndGradients) {
     EXPECT_LT(testing::relative_error(fused.loss, torch_ops.loss), 1e-5) << arch;
     for (std::size_t i = 0; i < torch_ops.grads.size(); ++i) {
       EXPECT_LT(testing::relative_error(fused.grads[i], torch_ops.grads[i]), 1e-4) << arch << " parameter " << i;
+    }
+  }
+}
+
+// LoRA over the fused kernels: adapters on every linear layer, including GPT-2's c_fc, whose bias
+// the fused GELU adds (the adapter's term must come before it), and Llama's projections that the
+// fused RoPE rotates in place. The loss and the adapters' gradients match torch's ops.
+TEST(ModelsCuda, FusedKernelsTrainLoraAdapters) {
+  ALBION_SKIP_WITHOUT_KERNEL_DEVICE();
+  const testing_support::FullFp32Matmuls full_fp32;
+  for (const ModelConfig& config : {cuda_gpt2(), cuda_llama()}) {
+    const char* arch = architecture_name(config.architecture);
+    const at::Tensor ids = random_ids_on_kernel_device(config);
+    const StepResult torch_ops = loss_and_gradients(config, ids, /*fused=*/false, /*autocast=*/false, /*lora=*/true);
+    const StepResult fused = fused_loss_and_gradients(config, ids, /*autocast=*/false, torch_ops, /*lora=*/true);
+    ASSERT_EQ(torch_ops.grads.size(), 2u * (config.architecture == Architecture::kGpt2 ? 4 : 7) * config.layers);
+    EXPECT_LT(testing::relative_error(fused.loss, torch_ops.loss), 1e-5) << arch;
+    for (std::size_t i = 0; i < torch_ops.grads.size(); ++i) {
+      EXPECT_LT(testing::relative_error(fused.grads[i], torch_ops.grads[i]), 1e-4) << arch << " adapter " << i;
     }
   }
 }

@@ -34,7 +34,7 @@ void check_lora_base(const train::LoraBase& base, const std::string& what) {
 
 }  // namespace
 
-CheckpointModel read_checkpoint_model(checkpoint::CheckpointReader& reader, bool terminal) {
+CheckpointModel read_checkpoint_model(checkpoint::CheckpointReader& reader, bool terminal, bool adapters_alone) {
   const std::string path = reader.path().string();
   std::istringstream ini(reader.manifest().recipe);
   CheckpointModel stored;
@@ -51,7 +51,7 @@ CheckpointModel read_checkpoint_model(checkpoint::CheckpointReader& reader, bool
   stored.lora_base = train::recorded_lora_base(reader.manifest().state_json);
   ALBION_CHECK_AS(IntegrityError, stored.lora_base.empty() == (stored.recipe.lora.rank == 0), path,
                   ": the stored recipe's lora.rank and the trainer state's LoRA base disagree");
-  if (!stored.lora_base.empty()) check_lora_base(stored.lora_base, path);  // before anything is decrypted
+  if (!stored.lora_base.empty() && !adapters_alone) check_lora_base(stored.lora_base, path);  // before decrypting
   ProgressBar bar("decrypt", weight_bytes, "MB", 1e6, terminal);
   for (const checkpoint::TensorInfo& info : weights) {
     at::Tensor values = at::empty(info.global_shape, at::kFloat);

@@ -28,8 +28,9 @@ struct CheckpointModel {
 
 // Reads every "model.*" tensor of `reader`'s checkpoint, with a progress line on a terminal.
 // IntegrityError for weights that are not F32 or a checkpoint without any. For LoRA adapters, checks
-// first that their base is still where it was (UsageError) with the same weights (IntegrityError).
-CheckpointModel read_checkpoint_model(checkpoint::CheckpointReader& reader, bool terminal);
+// first, unless `adapters_alone`, that their base is still where it was (UsageError) with the same
+// weights (IntegrityError).
+CheckpointModel read_checkpoint_model(checkpoint::CheckpointReader& reader, bool terminal, bool adapters_alone = false);
 
 // A model built from `stored` and loaded with its weights, on `device`. A LoRA checkpoint's model is
 // its base, read again from the directory it records, with the adapters added. IntegrityError

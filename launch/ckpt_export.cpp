@@ -1,7 +1,8 @@
 // File: launch/ckpt_export.cpp
-// `albion ckpt export CKPT --format safetensors --out DIR --key SPEC --policy FILE`: the model's
+// `albion ckpt export CKPT --format safetensors|peft --out DIR --key SPEC --policy FILE`: the model's
 // weights, authenticated and decrypted, in a Hugging Face layout (model.safetensors with
-// transformers' parameter names, config.json). The output holds plaintext weights, so it goes only
+// transformers' parameter names, config.json; a LoRA checkpoint's adapters merged into their
+// base), or a LoRA checkpoint's adapters alone in PEFT's (runtime/models/peft_export.h). The output holds plaintext weights, so it goes only
 // where the residency policy allows exports (refused with exit 2 and an audit record before any
 // byte is written), is built in DIR.partial and renamed into place, and every export is audited.
 #include <fstream>
@@ -11,11 +12,12 @@
 #include "checkpoint/export/safetensors.h"
 #include "checkpoint/residency/residency_policy.h"
 #include "launch/checkpoint_model.h"
-#include "runtime/models/lora.h"
 #include "launch/ckpt_verbs.h"
 #include "runtime/base/check.h"
 #include "runtime/base/staging_directory.h"
 #include "runtime/models/hf_export.h"
+#include "runtime/models/lora.h"
+#include "runtime/models/peft_export.h"
 
 namespace albion::launch {
 
@@ -43,7 +45,7 @@ int run_ckpt_export(const CommandArgs& args, const CommandSpec& spec) {
   std::string audit_log;
   po::options_description options("options");
   options.add_options()("checkpoint", po::value(&path)->value_name("CKPT"), "a checkpoint (a step-N directory)")(
-      "format", po::value(&format)->value_name("FORMAT"), "output format: safetensors")(
+      "format", po::value(&format)->value_name("FORMAT"), "safetensors (a whole transformers model) or peft (a LoRA checkpoint's adapters alone)")(
       "out", po::value(&out)->value_name("DIR"), "output directory (must not exist)")(
       "key", po::value(&key_spec)->value_name("SPEC"), "the checkpoint's key: file:PATH, env:VAR or pkcs11:URI")(
       "policy", po::value(&policy_file)->value_name("FILE"), "residency policy that must allow DIR")(
@@ -53,8 +55,8 @@ int run_ckpt_export(const CommandArgs& args, const CommandSpec& spec) {
   if (!parse_command(args, spec, options, positional)) return 0;
   ALBION_CHECK_AS(UsageError, !path.empty() && !out.empty() && !policy_file.empty(),
                   "ckpt export: needs CKPT, --out and --policy (usage: ", spec.usage, ")");
-  ALBION_CHECK_AS(UsageError, format == "safetensors", "ckpt export: --format '", format,
-                  "' is not supported; expected safetensors");
+  ALBION_CHECK_AS(UsageError, format == "safetensors" || format == "peft", "ckpt export: --format '", format,
+                  "' is not supported; expected safetensors or peft");
   const fs::path log = audit_log.empty() ? default_audit_log(path) : fs::path(audit_log);
   checkpoint::AuditLog audit(log, checkpoint::current_audit_identity(read_process_environment()));
 
@@ -71,26 +73,41 @@ int run_ckpt_export(const CommandArgs& args, const CommandSpec& spec) {
   const std::string key_id = key ? key->key_id() : "";
   try {
     checkpoint::CheckpointReader reader(path, key.get());
-    CheckpointModel stored = read_checkpoint_model(reader, read_process_environment().stderr_is_terminal);
+    const bool peft = format == "peft";
+    CheckpointModel stored = read_checkpoint_model(reader, read_process_environment().stderr_is_terminal, peft);
     const models::ModelConfig model = stored.config;
-    std::vector<std::pair<std::string, at::Tensor>> weights = std::move(stored.parameters);
-    if (!stored.lora_base.empty()) {  // adapters: exported merged into their base, a plain model
-      stored.parameters = std::move(weights);
-      weights = models::merged_parameters(*load_checkpoint_model(std::move(stored), at::kCPU, path));
+    ALBION_CHECK_AS(UsageError, !peft || !stored.lora_base.empty(), "ckpt export: --format peft exports LoRA "
+                    "adapters, but ", path, " holds a whole model (use --format safetensors)");
+    std::vector<models::HfTensor> exported;
+    std::string config_json;
+    if (peft) {
+      models::PeftAdapter adapter = models::to_peft_adapter(model, stored.parameters, stored.recipe.lora.rank,
+                                                            stored.recipe.lora.alpha, stored.lora_base.directory);
+      exported = std::move(adapter.tensors);
+      config_json = std::move(adapter.config_json);
+    } else {
+      std::vector<std::pair<std::string, at::Tensor>> weights = std::move(stored.parameters);
+      if (!stored.lora_base.empty()) {  // adapters: merged into their base, a plain model
+        stored.parameters = std::move(weights);
+        weights = models::merged_parameters(*load_checkpoint_model(std::move(stored), at::kCPU, path));
+      }
+      exported = models::to_hugging_face(model, weights);
+      config_json = models::hugging_face_config_json(model);
     }
-    const std::vector<models::HfTensor> exported = models::to_hugging_face(model, weights);
     const std::vector<checkpoint::SafetensorsTensor> tensors = models::to_safetensors(exported);
     std::map<std::string, std::string> metadata = models::hugging_face_safetensors_metadata();
     metadata["albion_checkpoint_id"] = reader.manifest().header.checkpoint_id;
     metadata["albion_step"] = std::to_string(reader.manifest().header.step);
+    const char* weights_file = peft ? "adapter_model.safetensors" : "model.safetensors";
+    const char* config_file = peft ? "adapter_config.json" : "config.json";
     StagingDirectory staging(allowed.string(), Overwrite::kRefuse);
-    checkpoint::write_safetensors(fs::path(staging.path()) / "model.safetensors", tensors, metadata);
-    write_text_file(fs::path(staging.path()) / "config.json", models::hugging_face_config_json(model));
+    checkpoint::write_safetensors(fs::path(staging.path()) / weights_file, tensors, metadata);
+    write_text_file(fs::path(staging.path()) / config_file, config_json);
     staging.commit();
     audit.append({AuditAction::kExport, allowed.string(), key_id, AuditOutcome::kOk,
                   str_cat("from ", path, " step ", reader.manifest().header.step)});
-    std::cout << "exported " << tensors.size() << " tensor(s) of " << path << " to " << allowed.string()
-              << " (model.safetensors, config.json)\n";
+    std::cout << "exported " << tensors.size() << " tensor(s) of " << path << " to " << allowed.string() << " ("
+              << weights_file << ", " << config_file << ")\n";
     return 0;
   } catch (const std::exception& error) {
     audit.append({AuditAction::kExport, allowed.string(), key_id, AuditOutcome::kFailed, error.what()});

@@ -49,10 +49,12 @@ const Verb kVerbs[] = {
      "the checkpoint under the old one. No data is re-encrypted; manifest.json is replaced\n"
      "atomically. Audited.",
      run_ckpt_rotate_key},
-    {"export", "albion ckpt export CKPT --format safetensors --out DIR --key SPEC --policy FILE",
+    {"export", "albion ckpt export CKPT --format safetensors|peft --out DIR --key SPEC --policy FILE",
      "Decrypt the model's weights into a Hugging Face layout (model.safetensors and\n"
-     "config.json) in DIR, which the residency policy must allow (refused with exit code 2 and\n"
-     "an audit record otherwise). Audited.",
+     "config.json; a LoRA checkpoint's adapters merged into their base) or, with --format peft,\n"
+     "a LoRA checkpoint's adapters alone as PEFT writes them (adapter_model.safetensors and\n"
+     "adapter_config.json), in DIR, which the residency policy must allow (refused with exit\n"
+     "code 2 and an audit record otherwise). Audited.",
      run_ckpt_export},
 };
 

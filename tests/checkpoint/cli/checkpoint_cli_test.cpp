@@ -335,7 +335,8 @@ std::map<std::string, std::string> safetensors_tensors(const fs::path& file) {
 
 // LoRA through the CLI: a run adapts an exported model (model.init + lora.rank); `generate` runs
 // base + adapters and draws the trainer's own sample; `ckpt export` writes the merged model under
-// the base's names; a base that moved or changed is refused before anything is decrypted.
+// the base's names, or with --format peft the adapters alone; a base that moved or changed is
+// refused before anything is decrypted.
 TEST_F(CkptCliFlow, LoraAdaptersGenerateAndExportMerged) {
   ASSERT_EQ(run_albion(train_args("uk/base", 2)).exit_code, 0);
   const std::string key = " --key file:" + (dir / "kek").string();
@@ -389,6 +390,22 @@ TEST_F(CkptCliFlow, LoraAdaptersGenerateAndExportMerged) {
   EXPECT_EQ(gone.exit_code, 2) << gone.output;
   EXPECT_EQ(count_lines(gone.output), 1) << gone.output;
   EXPECT_NE(gone.output.find(base.string() + ", which no longer exists"), std::string::npos) << gone.output;
+
+  // The adapters alone, as PEFT writes them, need no base; a whole model has no adapters to export.
+  const fs::path adapter = dir / "uk" / "adapter";
+  const Outcome peft = run_albion("ckpt export " + checkpoints.string() + "/step-00000004 --format peft --out " +
+                                  adapter.string() + key + policy);
+  ASSERT_EQ(peft.exit_code, 0) << peft.output;
+  const auto adapters = safetensors_tensors(adapter / "adapter_model.safetensors");
+  EXPECT_EQ(adapters.size(), 2u * 2u * 4u);  // A and B, c_attn and c_fc, four blocks
+  for (const auto& [name, bytes] : adapters) EXPECT_TRUE(name.starts_with("base_model.model.transformer.h.")) << name;
+  EXPECT_NE(read_file(adapter / "adapter_config.json").find("\"peft_type\": \"LORA\""), std::string::npos);
+  const Outcome whole = run_albion("ckpt export " + (dir / "uk" / "base" / "checkpoints").string() +
+                                   "/step-00000002 --format peft --out " + (dir / "uk" / "no-adapter").string() + key +
+                                   policy);
+  EXPECT_EQ(whole.exit_code, 2) << whole.output;
+  EXPECT_NE(whole.output.find("holds a whole model"), std::string::npos) << whole.output;
+  EXPECT_FALSE(fs::exists(dir / "uk" / "no-adapter"));
 }
 
 // --chat makes the prompt a user turn of a chat template and prints the answer alone; a template

@@ -234,15 +234,7 @@ void export_with_logits(const ModelConfig& config, const std::string& dir) {
   const std::vector<HfTensor> hf = to_hugging_face(config, model->named_parameters());
   checkpoint::write_safetensors(dir + "/model.safetensors", to_safetensors(hf), hugging_face_safetensors_metadata());
   std::ofstream(dir + "/config.json") << hugging_face_config_json(config);
-
-  const at::Tensor ids = at::remainder(at::arange(2 * 13, at::kLong) * 37 + 5, config.vocab_size).view({2, 13});
-  at::Tensor logits;
-  {
-    torch::NoGradGuard no_grad;
-    logits = model->forward(ids).contiguous();
-  }
-  const std::vector<HfTensor> expected = {{"input_ids", ids}, {"logits", logits}};
-  checkpoint::write_safetensors(dir + "/expected.safetensors", to_safetensors(expected), {});
+  testing::write_expected_logits(*model, dir + "/expected.safetensors");
 }
 
 TEST(HfExport, TransformersLoadsTheExportAndComputesTheSameLogits) {

@@ -12,8 +12,10 @@
 #include <memory>
 #include <string>
 
+#include "checkpoint/export/safetensors.h"
 #include "runtime/base/error.h"
 #include "runtime/models/causal_lm.h"
+#include "runtime/models/hf_export.h"
 #include "runtime/models/model_config.h"
 
 namespace albion::models::testing {
@@ -76,6 +78,19 @@ std::string usage_error_of(F&& f) {
   }
   ADD_FAILURE() << "no UsageError";
   return {};
+}
+
+// Writes `model`'s logits on fixed ids to `file` as safetensors ("input_ids", "logits"): what the
+// Python interop checks compare transformers' (or PEFT's) logits with.
+inline void write_expected_logits(CausalLm& model, const std::string& file) {
+  const at::Tensor ids = at::remainder(at::arange(2 * 13, at::kLong) * 37 + 5, model.config().vocab_size).view({2, 13});
+  at::Tensor logits;
+  {
+    torch::NoGradGuard no_grad;
+    logits = model.forward(ids).contiguous();
+  }
+  const std::vector<HfTensor> expected = {{"input_ids", ids}, {"logits", logits}};
+  checkpoint::write_safetensors(file, to_safetensors(expected), {});
 }
 
 // max |a - b| / max |b|

@@ -26,10 +26,7 @@ void check_lora_base(const train::LoraBase& base, const std::string& what) {
   ALBION_CHECK_AS(UsageError, std::filesystem::is_directory(base.directory), what,
                   ": the checkpoint holds LoRA adapters of the base model in ", base.directory,
                   ", which no longer exists; restore that directory to use them");
-  const std::string digest = models::hugging_face_weights_digest(base.directory);
-  ALBION_CHECK_AS(IntegrityError, digest == base.sha256, what, ": its LoRA adapters were trained on base weights ",
-                  "with SHA-256 ", base.sha256.substr(0, 16), "..., but ", base.directory, " now holds weights with SHA-256 ",
-                  digest.substr(0, 16), "...");
+  train::require_same_lora_base(base, base.directory, models::hugging_face_weights_digest(base.directory), what);
 }
 
 }  // namespace

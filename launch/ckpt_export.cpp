@@ -2,9 +2,10 @@
 // `albion ckpt export CKPT --format safetensors|peft --out DIR --key SPEC --policy FILE`: the model's
 // weights, authenticated and decrypted, in a Hugging Face layout (model.safetensors with
 // transformers' parameter names, config.json; a LoRA checkpoint's adapters merged into their
-// base), or a LoRA checkpoint's adapters alone in PEFT's (runtime/models/peft_export.h). The output holds plaintext weights, so it goes only
-// where the residency policy allows exports (refused with exit 2 and an audit record before any
-// byte is written), is built in DIR.partial and renamed into place, and every export is audited.
+// base), or a LoRA checkpoint's adapters alone in PEFT's (runtime/models/peft_export.h). The
+// output holds plaintext weights, so it goes only where the residency policy allows exports
+// (refused with exit 2 and an audit record before any byte is written), is built in DIR.partial
+// and renamed into place, and every export is audited.
 #include <fstream>
 #include <iostream>
 
@@ -45,7 +46,8 @@ int run_ckpt_export(const CommandArgs& args, const CommandSpec& spec) {
   std::string audit_log;
   po::options_description options("options");
   options.add_options()("checkpoint", po::value(&path)->value_name("CKPT"), "a checkpoint (a step-N directory)")(
-      "format", po::value(&format)->value_name("FORMAT"), "safetensors (a whole transformers model) or peft (a LoRA checkpoint's adapters alone)")(
+      "format", po::value(&format)->value_name("FORMAT"),
+      "safetensors (a whole transformers model) or peft (a LoRA checkpoint's adapters alone)")(
       "out", po::value(&out)->value_name("DIR"), "output directory (must not exist)")(
       "key", po::value(&key_spec)->value_name("SPEC"), "the checkpoint's key: file:PATH, env:VAR or pkcs11:URI")(
       "policy", po::value(&policy_file)->value_name("FILE"), "residency policy that must allow DIR")(
@@ -74,8 +76,8 @@ int run_ckpt_export(const CommandArgs& args, const CommandSpec& spec) {
   try {
     checkpoint::CheckpointReader reader(path, key.get());
     const bool peft = format == "peft";
-    CheckpointModel stored = read_checkpoint_model(reader, read_process_environment().stderr_is_terminal, peft);
-    const models::ModelConfig model = stored.config;
+    const CheckpointModel stored = read_checkpoint_model(reader, read_process_environment().stderr_is_terminal, peft);
+    const models::ModelConfig& model = stored.config;
     ALBION_CHECK_AS(UsageError, !peft || !stored.lora_base.empty(), "ckpt export: --format peft exports LoRA "
                     "adapters, but ", path, " holds a whole model (use --format safetensors)");
     std::vector<models::HfTensor> exported;
@@ -86,12 +88,10 @@ int run_ckpt_export(const CommandArgs& args, const CommandSpec& spec) {
       exported = std::move(adapter.tensors);
       config_json = std::move(adapter.config_json);
     } else {
-      std::vector<std::pair<std::string, at::Tensor>> weights = std::move(stored.parameters);
-      if (!stored.lora_base.empty()) {  // adapters: merged into their base, a plain model
-        stored.parameters = std::move(weights);
-        weights = models::merged_parameters(*load_checkpoint_model(std::move(stored), at::kCPU, path));
-      }
-      exported = models::to_hugging_face(model, weights);
+      // A LoRA checkpoint's adapters are merged into their base: a plain model.
+      exported = models::to_hugging_face(
+          model, stored.lora_base.empty() ? stored.parameters
+                                          : models::merged_parameters(*load_checkpoint_model(stored, at::kCPU, path)));
       config_json = models::hugging_face_config_json(model);
     }
     const std::vector<checkpoint::SafetensorsTensor> tensors = models::to_safetensors(exported);

@@ -117,7 +117,7 @@ TrainingState parse_state(const std::string& json_text, const std::string& what)
   }
 }
 
-// Adapters are a correction to one set of weights: resuming them on others would train on silently.
+// A resume continues adapters on the base they were trained on, or a whole model as a whole model.
 void check_same_lora_base(const Trainer& trainer, const LoraBase& recorded, const fs::path& path) {
   const LoraBase& current = trainer.lora_base();
   if (recorded.empty() && current.empty()) return;
@@ -125,10 +125,7 @@ void check_same_lora_base(const Trainer& trainer, const LoraBase& recorded, cons
                   recorded.empty() ? "a whole model, but the recipe trains LoRA adapters (lora.rank)"
                                    : "LoRA adapters, but the recipe trains the whole model (lora.rank = 0)",
                   "; resume with the recipe it was written with, or choose another checkpoint.dir");
-  ALBION_CHECK_AS(IntegrityError, recorded.sha256 == current.sha256, path.string(),
-                  ": its LoRA adapters were trained on base weights with SHA-256 ", recorded.sha256.substr(0, 16),
-                  "..., but model.init (", current.directory, ") now holds weights with SHA-256 ",
-                  current.sha256.substr(0, 16), "...");
+  require_same_lora_base(recorded, current.directory, current.sha256, path.string());
 }
 
 std::uint64_t request_bytes(const checkpoint::SaveRequest& request) {
@@ -152,6 +149,14 @@ LoraBase recorded_lora_base(const std::string& state_json) {
   const nlohmann::json& base = state["lora_base"];
   const nlohmann::json vocab = base.value("vocab_size", nlohmann::json());
   return {base.value("directory", ""), base.value("sha256", ""), vocab.is_number_integer() ? vocab.get<std::int64_t>() : 0};
+}
+
+void require_same_lora_base(const LoraBase& recorded, const std::string& current_directory,
+                            const std::string& current_sha256, const std::string& what) {
+  ALBION_CHECK_AS(IntegrityError, recorded.sha256 == current_sha256, what,
+                  ": its LoRA adapters were trained on base weights with SHA-256 ", recorded.sha256.substr(0, 16),
+                  "..., but ", current_directory, " now holds weights with SHA-256 ", current_sha256.substr(0, 16),
+                  "...");
 }
 
 CheckpointHooks::CheckpointHooks(CheckpointSettings settings, checkpoint::RankGroup& group)

@@ -38,6 +38,11 @@ RecordedTokenizer recorded_tokenizer(const std::string& state_json);
 // Never throws.
 LoraBase recorded_lora_base(const std::string& state_json);
 
+// Adapters are a correction to one set of weights: IntegrityError naming `what` unless the base now
+// in `current_directory` has the SHA-256 `recorded` names.
+void require_same_lora_base(const LoraBase& recorded, const std::string& current_directory,
+                            const std::string& current_sha256, const std::string& what);
+
 struct CheckpointSettings {
   checkpoint::CheckpointOptions options;  // directory, key (null: plaintext), keep, threads, audit
   std::int64_t interval = 0;              // steps between checkpoints

@@ -84,7 +84,8 @@ int run_ckpt_export(const CommandArgs& args, const CommandSpec& spec) {
     std::string config_json;
     if (peft) {
       models::PeftAdapter adapter = models::to_peft_adapter(model, stored.parameters, stored.recipe.lora.rank,
-                                                            stored.recipe.lora.alpha, stored.lora_base.directory);
+                                                            stored.recipe.lora.alpha, stored.recipe.lora.dropout,
+                                                            stored.lora_base.directory);
       exported = std::move(adapter.tensors);
       config_json = std::move(adapter.config_json);
     } else {

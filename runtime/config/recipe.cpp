@@ -49,6 +49,7 @@ void Recipe::validate() const {
   require(lora.rank == 0 || !model.init.empty(), "lora.rank",
           "is set, but model.init names no weights to adapt (set model.init to a Hugging Face model directory)");
   require(std::isfinite(lora.alpha) && lora.alpha > 0, "lora.alpha", "must be positive and finite" + got(lora.alpha));
+  require(lora.dropout >= 0 && lora.dropout < 1, "lora.dropout", "must be in [0, 1)" + got(lora.dropout));
   require(lora.rank == 0 || !lora.targets.empty(), "lora.targets", "must name at least one layer, or all-linear");
   require(!data.dataset.empty(), "data.dataset", "must name a prepared dataset directory");
   require(data.val_fraction >= 0 && data.val_fraction < 1, "data.val_fraction",

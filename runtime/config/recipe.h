@@ -34,6 +34,7 @@ struct ModelSection {
 struct LoraConfig {
   std::int64_t rank = 0;
   double alpha = 16;                   // the adapters' output is scaled by alpha / rank
+  double dropout = 0;                  // on the adapters' input while training
   std::string targets = "all-linear";  // comma-separated layer names (q_proj, attn.c_proj, ...)
 };
 

@@ -87,6 +87,7 @@ RecipeSchema::RecipeSchema(Recipe& r) {
   key("lora.rank", r.lora.rank, "LoRA: train low-rank adapters of this rank on the frozen model.init "
       "weights instead of every weight; 0: full fine-tuning");
   key("lora.alpha", r.lora.alpha, "LoRA: the adapters' output is scaled by alpha / rank");
+  key("lora.dropout", r.lora.dropout, "LoRA: dropout probability on the adapters' input while training");
   key("lora.targets", r.lora.targets, "LoRA: comma-separated layers to adapt, by name (q_proj, v_proj, "
       "c_attn, attn.c_proj, ...), or all-linear: every linear layer but the output head");
 

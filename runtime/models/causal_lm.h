@@ -100,6 +100,21 @@ class CausalLm : public torch::nn::Module {
   ModelConfig config_;
 };
 
+// Eval mode (no LoRA dropout) for a scope, then the module's mode before, however it is left.
+class EvalModeScope {
+ public:
+  explicit EvalModeScope(torch::nn::Module& module) : module_(module), was_training_(module.is_training()) {
+    module_.eval();
+  }
+  ~EvalModeScope() { module_.train(was_training_); }
+  EvalModeScope(const EvalModeScope&) = delete;
+  EvalModeScope& operator=(const EvalModeScope&) = delete;
+
+ private:
+  torch::nn::Module& module_;
+  bool was_training_;
+};
+
 // Builds and initialises the model for a validated copy of `config`, parameters in fp32 on
 // `device`. Values come from that device's default generator (seed it with at::manual_seed); build
 // on CPU and move for values that do not depend on the device. at::kMeta builds shapes only.

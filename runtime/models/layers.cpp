@@ -20,7 +20,7 @@ at::Tensor normal_matrix(at::IntArrayRef shape, double init_std, const at::Tenso
 
 }  // namespace
 
-void AdaptableLinear::add_lora(std::int64_t rank, double alpha) {
+void AdaptableLinear::add_lora(std::int64_t rank, double alpha, double dropout) {
   const at::Tensor& weight = stored_weight();
   const double bound = 1.0 / std::sqrt(static_cast<double>(in_features()));
   at::Tensor a;
@@ -31,11 +31,13 @@ void AdaptableLinear::add_lora(std::int64_t rank, double alpha) {
   lora_a_ = register_module("lora_A", std::make_shared<LoraFactor>(a));
   lora_b_ = register_module("lora_B", std::make_shared<LoraFactor>(at::zeros({out_features(), rank}, weight.options())));
   lora_scale_ = alpha / static_cast<double>(rank);
+  lora_dropout_ = dropout;
 }
 
 at::Tensor AdaptableLinear::with_lora(at::Tensor y, const at::Tensor& x) const {
   if (!has_lora()) return y;
-  return y + at::linear(at::linear(x, lora_a_->weight()), lora_b_->weight()) * lora_scale_;
+  const at::Tensor in = lora_dropout_ > 0 && is_training() ? at::dropout(x, lora_dropout_, /*train=*/true) : x;
+  return y + at::linear(at::linear(in, lora_a_->weight()), lora_b_->weight()) * lora_scale_;
 }
 
 at::Tensor AdaptableLinear::lora_delta() const {

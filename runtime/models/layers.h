@@ -36,7 +36,9 @@ class AdaptableLinear : public torch::nn::Module {
  public:
   // A is drawn Kaiming-uniform as PEFT draws it, U(-1/sqrt(in), 1/sqrt(in)), from the default
   // generator of the weight's device; B is zero, so the adapted layer starts as the layer itself.
-  void add_lora(std::int64_t rank, double alpha);
+  // `dropout`: in training mode, the adapter's input is dropped with this probability (PEFT's
+  // lora_dropout; the layer's own product sees all of it).
+  void add_lora(std::int64_t rank, double alpha, double dropout = 0);
   bool has_lora() const { return lora_a_ != nullptr; }
   // The weight in the layer's own layout with the adapter's (alpha / rank) B A added (transposed
   // for Conv1d): what an exported model holds. The weight itself without an adapter.
@@ -55,6 +57,7 @@ class AdaptableLinear : public torch::nn::Module {
   std::shared_ptr<LoraFactor> lora_a_;
   std::shared_ptr<LoraFactor> lora_b_;
   double lora_scale_ = 0;
+  double lora_dropout_ = 0;
 };
 
 // nn.Linear layout: weight [out, in]; y = x W^T (+ b).

@@ -37,6 +37,8 @@ std::vector<std::string> add_lora_adapters(CausalLm& model, const LoraOptions& o
   ALBION_CHECK_AS(UsageError, options.rank > 0, "the LoRA rank must be positive, got ", options.rank);
   ALBION_CHECK_AS(UsageError, options.alpha > 0 && std::isfinite(options.alpha),
                   "the LoRA alpha must be positive and finite, got ", options.alpha);
+  ALBION_CHECK_AS(UsageError, options.dropout >= 0 && options.dropout < 1, "the LoRA dropout must be in [0, 1), got ",
+                  options.dropout);
   ALBION_CHECK_AS(UsageError, !options.targets.empty(), "no LoRA target layers named");
   const auto layers = adaptable_layers(model);
   std::set<std::string> chosen;
@@ -66,7 +68,7 @@ std::vector<std::string> add_lora_adapters(CausalLm& model, const LoraOptions& o
   std::vector<std::string> adapted;
   for (const auto& [path, layer] : layers) {  // registration order, so a seed fixes the draws
     if (chosen.count(path) == 0) continue;
-    layer->add_lora(options.rank, options.alpha);
+    layer->add_lora(options.rank, options.alpha, options.dropout);
     adapted.push_back(path);
   }
   return adapted;

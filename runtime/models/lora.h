@@ -13,7 +13,8 @@
 // initialisation (A Kaiming-uniform, B zero: training starts from the base model exactly) and
 // target matching (a target names a layer by its last path components: "q_proj" matches every
 // layer's query projection, "attn.c_proj" GPT-2's attention output but not its MLP's; "all-linear"
-// is every linear layer except the output head). No dropout on the adapter's input.
+// is every linear layer except the output head), and dropout on the adapter's input in training
+// mode (lora_dropout; eval mode, CausalLm's EvalModeScope, turns it off).
 #pragma once
 
 #include <ATen/ATen.h>
@@ -31,13 +32,14 @@ struct LoraOptions {
   std::int64_t rank = 8;
   double alpha = 16;
   std::vector<std::string> targets = {"all-linear"};
+  double dropout = 0;  // on the adapters' input, in training mode only
 };
 
 // Adds an adapter to each linear layer `options.targets` names (drawing A from the default
 // generator of the layers' device) and freezes every other parameter (requires_grad false).
 // Returns the adapted layers' paths, in registration order. UsageError naming the target for one
-// that matches no linear layer (listing the layer names there are), or for a rank or alpha that
-// is not positive.
+// that matches no linear layer (listing the layer names there are), for a rank or alpha that is
+// not positive, or a dropout outside [0, 1).
 std::vector<std::string> add_lora_adapters(CausalLm& model, const LoraOptions& options);
 
 // The model's parameters as a model without adapters holds them: each adapted weight merged with

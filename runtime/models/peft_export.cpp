@@ -16,7 +16,7 @@ constexpr std::string_view kB = ".lora_B.weight";
 
 PeftAdapter to_peft_adapter(const ModelConfig& config,
                             const std::vector<std::pair<std::string, at::Tensor>>& adapters, std::int64_t rank,
-                            double alpha, const std::string& base_model) {
+                            double alpha, double dropout, const std::string& base_model) {
   std::map<std::string, std::pair<at::Tensor, at::Tensor>> layers;  // path -> (A, B)
   std::vector<std::string> order;
   for (const auto& [name, tensor] : adapters) {
@@ -49,7 +49,7 @@ PeftAdapter to_peft_adapter(const ModelConfig& config,
       {"base_model_name_or_path", base_model},
       {"r", rank},
       {"lora_alpha", alpha},
-      {"lora_dropout", 0.0},
+      {"lora_dropout", dropout},
       {"target_modules", order},
       {"fan_in_fan_out", gpt2},  // GPT-2's Conv1D stores its weight [in, out]
       {"bias", "none"},

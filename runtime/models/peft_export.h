@@ -26,11 +26,11 @@ struct PeftAdapter {
 };
 
 // From a LoRA model's adapter parameters by Albion name ("...c_attn.lora_A.weight"; anything else
-// is refused), of rank `rank` and scale alpha / rank. `base_model` is recorded as
-// base_model_name_or_path. UsageError naming the tensor for a name that is no adapter factor, an
+// is refused), of rank `rank`, scale alpha / rank and training dropout `dropout`. `base_model` is
+// recorded as base_model_name_or_path. UsageError naming the tensor for a name that is no adapter factor, an
 // A without its B (or the reverse), or a factor whose rank is not `rank`.
 PeftAdapter to_peft_adapter(const ModelConfig& config,
                             const std::vector<std::pair<std::string, at::Tensor>>& adapters, std::int64_t rank,
-                            double alpha, const std::string& base_model);
+                            double alpha, double dropout, const std::string& base_model);
 
 }  // namespace albion::models

@@ -42,22 +42,6 @@ std::int64_t next_token(const at::Tensor& logits, const SamplingOptions& options
   return candidates.defined() ? candidates[drawn].item<std::int64_t>() : drawn;
 }
 
-// Restores the module's train/eval mode on scope exit, however it is left.
-class EvalModeScope {
- public:
-  explicit EvalModeScope(torch::nn::Module& module)
-      : module_(module), was_training_(module.is_training()) {
-    module_.eval();
-  }
-  ~EvalModeScope() { module_.train(was_training_); }
-  EvalModeScope(const EvalModeScope&) = delete;
-  EvalModeScope& operator=(const EvalModeScope&) = delete;
-
- private:
-  torch::nn::Module& module_;
-  bool was_training_;
-};
-
 }  // namespace
 
 std::vector<std::int64_t> sample(CausalLm& model, const std::vector<std::int64_t>& prompt,

@@ -98,6 +98,7 @@ models::LoraOptions recipe_lora_options(const config::Recipe& recipe) {
   models::LoraOptions options;
   options.rank = recipe.lora.rank;
   options.alpha = recipe.lora.alpha;
+  options.dropout = recipe.lora.dropout;
   options.targets.clear();
   for (std::string target : split_commas(recipe.lora.targets)) {
     target.erase(0, target.find_first_not_of(" \t"));
@@ -321,6 +322,7 @@ void Trainer::log_step(std::int64_t step, double loss, double lr, double grad_no
 std::optional<double> Trainer::evaluate() {
   if (!val_loader_) return std::nullopt;
   at::NoGradGuard no_grad;
+  const models::EvalModeScope eval_mode(*model_);
   val_loader_->restore({});
   at::Tensor total = at::zeros({}, at::TensorOptions().dtype(at::kDouble).device(device_));
   const std::int64_t batches =

@@ -90,6 +90,32 @@ TEST_P(LoraModel, TrainsTheAdaptersOnly) {
   }
 }
 
+// lora.dropout: in training mode the adapters see a dropped-out input (so two forwards differ and
+// the base's share does not); in eval mode none, as without dropout.
+TEST_P(LoraModel, DropoutActsInTrainingModeOnly) {
+  const at::Tensor input = ids();
+  const std::shared_ptr<CausalLm> plain = base();
+  add_lora_adapters(*plain, {4, 8, {"all-linear"}, 0.0});
+  const std::shared_ptr<CausalLm> dropped = base();
+  add_lora_adapters(*dropped, {4, 8, {"all-linear"}, 0.5});
+  torch::NoGradGuard no_grad;
+  const auto p = plain->trainable_parameters();
+  const auto d = dropped->trainable_parameters();
+  at::manual_seed(3);
+  for (std::size_t i = 0; i < p.size(); ++i) d[i].second.copy_(p[i].second.normal_(0.0, 0.3));
+  const at::Tensor expected = plain->forward(input);
+  {
+    const EvalModeScope eval_mode(*dropped);
+    EXPECT_LT(relative_error(dropped->forward(input), expected), 1e-12);
+  }
+  EXPECT_TRUE(dropped->is_training());  // restored
+  const at::Tensor first = dropped->forward(input);
+  EXPECT_GT(relative_error(first, expected), 1e-3);
+  EXPECT_GT(relative_error(dropped->forward(input), first), 1e-3);  // a fresh mask each time
+  EXPECT_NE(usage_error_of([&] { add_lora_adapters(*base(), {4, 8, {"all-linear"}, 1.0}); }).find("dropout"),
+            std::string::npos);
+}
+
 TEST_P(LoraModel, AdaptsTheLayersItsTargetsName) {
   const std::vector<std::string> targets = gpt2() ? std::vector<std::string>{"attn.c_proj"}
                                                   : std::vector<std::string>{"q_proj", "v_proj"};

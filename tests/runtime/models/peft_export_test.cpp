@@ -37,7 +37,7 @@ std::shared_ptr<CausalLm> adapted_model(const ModelConfig& config, const std::ve
 TEST(PeftExport, NamesAndConfigArePefts) {
   const ModelConfig config = testing::small_gpt2();
   const auto model = adapted_model(config, {"c_attn"});
-  const PeftAdapter adapter = to_peft_adapter(config, model->trainable_parameters(), 4, 8, "/data/uk/base");
+  const PeftAdapter adapter = to_peft_adapter(config, model->trainable_parameters(), 4, 8, 0.05, "/data/uk/base");
   ASSERT_EQ(adapter.tensors.size(), 4u);
   EXPECT_EQ(adapter.tensors[0].name, "base_model.model.transformer.h.0.attn.c_attn.lora_A.weight");
   EXPECT_EQ(adapter.tensors[1].name, "base_model.model.transformer.h.0.attn.c_attn.lora_B.weight");
@@ -47,18 +47,19 @@ TEST(PeftExport, NamesAndConfigArePefts) {
   EXPECT_EQ(json["peft_type"], "LORA");
   EXPECT_EQ(json["r"], 4);
   EXPECT_EQ(json["lora_alpha"], 8.0);
+  EXPECT_EQ(json["lora_dropout"], 0.05);
   EXPECT_EQ(json["fan_in_fan_out"], true);
   EXPECT_EQ(json["base_model_name_or_path"], "/data/uk/base");
   EXPECT_EQ(json["target_modules"], nlohmann::json({"transformer.h.0.attn.c_attn", "transformer.h.1.attn.c_attn"}));
 
   const at::Tensor a = at::zeros({4, 64});
-  EXPECT_NE(usage_error_of([&] { to_peft_adapter(config, {{"transformer.wte.weight", a}}, 4, 8, ""); })
+  EXPECT_NE(usage_error_of([&] { to_peft_adapter(config, {{"transformer.wte.weight", a}}, 4, 8, 0, ""); })
                 .find("'transformer.wte.weight' is not a LoRA adapter factor"), std::string::npos);
-  EXPECT_NE(usage_error_of([&] { to_peft_adapter(config, {{"x.lora_A.weight", a}}, 4, 8, ""); })
+  EXPECT_NE(usage_error_of([&] { to_peft_adapter(config, {{"x.lora_A.weight", a}}, 4, 8, 0, ""); })
                 .find("'x' has lora_A but no lora_B"), std::string::npos);
-  EXPECT_NE(usage_error_of([&] { to_peft_adapter(config, {{"x.lora_A.weight", a}}, 8, 8, ""); })
+  EXPECT_NE(usage_error_of([&] { to_peft_adapter(config, {{"x.lora_A.weight", a}}, 8, 8, 0, ""); })
                 .find("not that of a rank-8 factor"), std::string::npos);
-  EXPECT_NE(usage_error_of([&] { to_peft_adapter(config, {}, 4, 8, ""); }).find("no LoRA adapters"), std::string::npos);
+  EXPECT_NE(usage_error_of([&] { to_peft_adapter(config, {}, 4, 8, 0, ""); }).find("no LoRA adapters"), std::string::npos);
 }
 
 // Writes the base model (its weights without the adapters), the PEFT adapter and the adapted
@@ -74,7 +75,7 @@ void export_base_adapter_and_logits(const ModelConfig& config, const std::vector
   const std::vector<HfTensor> hf = to_hugging_face(config, base);
   checkpoint::write_safetensors(dir / "base" / "model.safetensors", to_safetensors(hf), hugging_face_safetensors_metadata());
   std::ofstream(dir / "base" / "config.json") << hugging_face_config_json(config);
-  const PeftAdapter adapter = to_peft_adapter(config, model->trainable_parameters(), 4, 8, (dir / "base").string());
+  const PeftAdapter adapter = to_peft_adapter(config, model->trainable_parameters(), 4, 8, 0, (dir / "base").string());
   std::filesystem::create_directories(dir / "adapter");
   checkpoint::write_safetensors(dir / "adapter" / "adapter_model.safetensors", to_safetensors(adapter.tensors),
                                 hugging_face_safetensors_metadata());

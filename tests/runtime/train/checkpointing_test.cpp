@@ -138,7 +138,7 @@ TEST_F(CheckpointingTest, DamagedCheckpointStopsTheResume) {
 }
 
 // LoRA: checkpoints hold the adapters and their moments only, a resume continues the run bit for
-// bit on the same base, and refuses a base whose weights changed or a recipe without LoRA.
+// bit on the same base (dropout included), and refuses a base whose weights changed or a recipe without LoRA.
 TEST_F(CheckpointingTest, LoraCheckpointsHoldTheAdaptersAndResumeOnTheSameBase) {
   const fs::path base = *dir_ / "lora-base";
   {
@@ -152,6 +152,7 @@ TEST_F(CheckpointingTest, LoraCheckpointsHoldTheAdaptersAndResumeOnTheSameBase) 
     r.model.init = base.string();
     r.lora.rank = 4;
     r.lora.targets = "c_attn, mlp.c_proj";
+    r.lora.dropout = 0.1;  // draws from the generators the checkpoint saves
     return r;
   };
   const std::vector<double> uninterrupted = train(lora("lora-whole"), *dir_ / "lora-whole-ckpt", 0, true).summary.losses;

@@ -3,7 +3,7 @@
 # LoRA ... in one run: median step time and tokens/s, peak memory (RSS on CPU), AdamW state, and
 # the size of the encrypted checkpoint each run ends with. The base is a random GPT-2 124M saved by
 # transformers (save_pretrained), the data Persuasion tokenised with the GPT-2 tokenizer.
-#   bench/lora_vs_full.sh [rounds=2] [steps=8] [lora_rank=8]
+#   bench/lora_vs_full.sh [rounds=2] [steps=8] [lora_rank=8]     (ALBION_BENCH_DIR=DIR keeps the runs)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 rounds=${1:-2}

@@ -27,8 +27,11 @@ constexpr const char* kMarker = ".albion-staging";
 void remove_leftover(const std::string& staging) {
   const std::string marker = staging + "/" + kMarker;
   const int fd = ::open(marker.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  // No marker: a directory albion did not make, or one whose commit a crash cut short after the
+  // marker was removed (it then holds the finished output). Either way, not albion's to delete.
   ALBION_CHECK_AS(UsageError, fd >= 0, staging,
-                  ": exists and was not left by albion; move it away or remove it");
+                  ": exists without albion's staging marker (not made by albion, or a commit cut short by a "
+                  "crash: check its contents); move it away or remove it");
   const bool unlocked = ::flock(fd, LOCK_EX | LOCK_NB) == 0;
   if (unlocked) {
     log::warning("removing ", staging, " left by an interrupted run");

@@ -121,7 +121,7 @@ std::string hugging_face_weights_digest(const fs::path& directory) {
   return digest.finish_hex();
 }
 
-void load_hugging_face_weights(CausalLm& model, const fs::path& directory) {
+void load_hugging_face_weights(CausalLm& model, const fs::path& directory, std::string* sha256) {
   ALBION_CHECK_AS(UsageError, fs::is_directory(directory), directory.string(), ": no such directory");
   if (std::ifstream in(directory / "config.json"); in) {
     const nlohmann::json json = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
@@ -138,8 +138,10 @@ void load_hugging_face_weights(CausalLm& model, const fs::path& directory) {
   std::set<std::string> loaded;
   std::optional<at::Tensor> tied_head;  // a file's lm_head.weight under tied embeddings, checked at the end
   torch::NoGradGuard no_grad;
+  checkpoint::Sha256Stream digest;
   for (const fs::path& file : weight_files(directory)) {
     const checkpoint::MappedFile mapped(file.string(), checkpoint::MappedFile::Access::kSequential);
+    if (sha256 != nullptr) digest.update({mapped.data(), mapped.size()});
     const checkpoint::SafetensorsIndex index =
         checkpoint::parse_safetensors_header({mapped.data(), mapped.size()}, file.string());
     for (const checkpoint::SafetensorsIndex::Entry& entry : index.entries) {
@@ -174,6 +176,7 @@ void load_hugging_face_weights(CausalLm& model, const fs::path& directory) {
     ALBION_CHECK_AS(UsageError, at::equal(*tied_head, parameters.at(embedding).to(at::kCPU, at::kFloat)),
                     directory.string(), ": lm_head.weight differs from the token embedding, but the preset ties them");
   }
+  if (sha256 != nullptr) *sha256 = digest.finish_hex();
 }
 
 }  // namespace albion::models

@@ -26,8 +26,10 @@ namespace albion::models {
 
 // Overwrites every parameter of `model` with the checkpoint's values. UsageError naming the file
 // and tensor for a missing, unexpected or misshapen tensor, a non-floating dtype, or a directory
-// without weights; IntegrityError for a file that is not valid safetensors.
-void load_hugging_face_weights(CausalLm& model, const std::filesystem::path& directory);
+// without weights; IntegrityError for a file that is not valid safetensors. With `sha256`, also
+// sets it to hugging_face_weights_digest(directory), from the bytes already read.
+void load_hugging_face_weights(CausalLm& model, const std::filesystem::path& directory,
+                               std::string* sha256 = nullptr);
 
 // SHA-256 (hex) over the bytes of `directory`'s weight files, in the order loading reads them: what
 // LoRA checkpoints record of the frozen base they were trained on. UsageError as loading.

@@ -182,16 +182,17 @@ Trainer::Trainer(config::Recipe recipe, WorldPosition world, Parallelism* parall
 
   at::manual_seed(recipe_.run.seed);
   model_ = models::make_model(model_config);
+  std::string base_sha256;  // of model.init's files, for LoRA checkpoints: hashed as they are read
   if (!recipe_.model.init.empty()) {
     // A resumed run's checkpoint replaces these weights again, in hooks_->resume.
     try {
-      models::load_hugging_face_weights(*model_, recipe_.model.init);
+      models::load_hugging_face_weights(*model_, recipe_.model.init, recipe_.lora.rank > 0 ? &base_sha256 : nullptr);
     } catch (const UsageError& error) {
       throw UsageError(str_cat("recipe key 'model.init': ", error.what()));
     }
     log::info("initial weights from ", recipe_.model.init);
   }
-  if (recipe_.lora.rank > 0) add_lora_adapters();
+  if (recipe_.lora.rank > 0) add_lora_adapters(std::move(base_sha256));
   model_->to(device_);
   std::vector<optim::OptimizedParameter> parameters;
   for (auto& [name, tensor] : model_->trainable_parameters()) {
@@ -238,7 +239,7 @@ Trainer::Trainer(config::Recipe recipe, WorldPosition world, Parallelism* parall
 
 Trainer::~Trainer() = default;
 
-void Trainer::add_lora_adapters() {
+void Trainer::add_lora_adapters(std::string base_sha256) {
   const models::LoraOptions options = recipe_lora_options(recipe_);
   std::vector<std::string> adapted;
   try {
@@ -247,8 +248,8 @@ void Trainer::add_lora_adapters() {
     throw UsageError(str_cat("recipe key 'lora.targets': ", error.what()));
   }
   // Checkpoints hold the adapters only, and name the base they adapt by this digest.
-  lora_base_ = {fs::absolute(recipe_.model.init).lexically_normal().string(),
-                models::hugging_face_weights_digest(recipe_.model.init), model_->config().vocab_size};
+  lora_base_ = {fs::absolute(recipe_.model.init).lexically_normal().string(), std::move(base_sha256),
+                model_->config().vocab_size};
   std::int64_t trainable = 0, total = 0;
   for (const auto& [name, tensor] : model_->named_parameters()) {
     total += tensor.numel();

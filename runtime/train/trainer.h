@@ -109,7 +109,8 @@ class Trainer {
     double grad_norm;
   };
   StepResult train_step(std::int64_t step);
-  void add_lora_adapters();
+  // `base_sha256`: model.init's digest (models::hugging_face_weights_digest), recorded in checkpoints.
+  void add_lora_adapters(std::string base_sha256);
   void log_step(std::int64_t step, double loss, double lr, double grad_norm, double step_seconds);
 
   config::Recipe recipe_;

@@ -19,4 +19,10 @@ inline std::pair<int, std::string> run_command(const std::string& command) {
   return {::pclose(pipe), output};
 }
 
+// True when `python` imports every module of `modules` ("transformers, torch"): the interop tests
+// skip without them.
+inline bool python_imports(const std::string& python, const std::string& modules) {
+  return run_command(python + " -c 'import " + modules + "'").first == 0;
+}
+
 }  // namespace albion::testing_support

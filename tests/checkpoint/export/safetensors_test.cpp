@@ -288,7 +288,7 @@ TEST(Safetensors, ParserSurvivesEveryBitFlipAndTruncation) {
 
 TEST(Safetensors, ReferenceImplementationAgreesBothWays) {
   const std::string python = ALBION_PYTHON;
-  if (testing_support::run_command(python + " -c 'import safetensors, numpy'").first != 0) {
+  if (!testing_support::python_imports(python, "safetensors, numpy")) {
     GTEST_SKIP() << "no " << python << " with the `safetensors` and `numpy` packages";
   }
   TempDir dir;

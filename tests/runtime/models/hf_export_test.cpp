@@ -18,6 +18,7 @@
 #include "checkpoint/export/safetensors.h"
 #include "runtime/base/error.h"
 #include "tests/runtime/models/model_test_support.h"
+#include "tests/support/hugging_face_directory.h"
 #include "tests/support/run_command.h"
 #include "tests/support/temp_dir.h"
 
@@ -228,18 +229,15 @@ TEST(HfExport, SafetensorsViewsBorrowTheTensorBytes) {
 
 // Exports `config`'s randomised model to `dir` with its logits on fixed ids (expected.safetensors).
 void export_with_logits(const ModelConfig& config, const std::string& dir) {
-  std::filesystem::create_directories(dir);
   auto model = randomised_fp64_model(config, 17);
   model->to(at::kFloat);
-  const std::vector<HfTensor> hf = to_hugging_face(config, model->named_parameters());
-  checkpoint::write_safetensors(dir + "/model.safetensors", to_safetensors(hf), hugging_face_safetensors_metadata());
-  std::ofstream(dir + "/config.json") << hugging_face_config_json(config);
+  testing_support::write_hugging_face_directory(*model, dir);
   testing::write_expected_logits(*model, dir + "/expected.safetensors");
 }
 
 TEST(HfExport, TransformersLoadsTheExportAndComputesTheSameLogits) {
   const std::string python = ALBION_PYTHON;
-  if (run_command(python + " -c 'import transformers, torch, safetensors'").first != 0) {
+  if (!testing_support::python_imports(python, "transformers, torch, safetensors")) {
     GTEST_SKIP() << "no " << python << " with the `transformers`, `torch` and `safetensors` packages";
   }
   testing_support::TempDir dir;

@@ -172,7 +172,7 @@ TEST(HfImport, ConfigDifferencesAreNamed) {
 // skipped otherwise).
 TEST(HfImport, FilesTransformersWroteGiveTransformersLogits) {
   const std::string python = ALBION_PYTHON;
-  if (run_command(python + " -c 'import transformers, torch, safetensors'").first != 0) {
+  if (!testing_support::python_imports(python, "transformers, torch, safetensors")) {
     GTEST_SKIP() << "no " << python << " with the `transformers`, `torch` and `safetensors` packages";
   }
   TempDir dir;

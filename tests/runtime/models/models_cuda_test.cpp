@@ -150,20 +150,29 @@ at::Tensor random_ids_on_kernel_device(const ModelConfig& config) {
   return kernels::to_kernel_device(at::randint(config.vocab_size, {2, 128}, at::kLong));
 }
 
-// model.fused_kernels: the same loss and gradients with Albion's kernels as with torch's ops.
-TEST(ModelsCuda, FusedKernelsGiveTheSameLossAndGradients) {
-  ALBION_SKIP_WITHOUT_KERNEL_DEVICE();
+// In fp32, for both architectures: the fused step's loss within 1e-5 and its gradients (every
+// parameter's, or with `lora` the adapters' alone) within 1e-4 of torch's ops.
+void expect_fused_step_matches_torch_ops(bool lora) {
   const testing_support::FullFp32Matmuls full_fp32;
   for (const ModelConfig& config : {cuda_gpt2(), cuda_llama()}) {
     const char* arch = architecture_name(config.architecture);
     const at::Tensor ids = random_ids_on_kernel_device(config);
-    const StepResult torch_ops = loss_and_gradients(config, ids, /*fused=*/false, /*autocast=*/false);
-    const StepResult fused = fused_loss_and_gradients(config, ids, /*autocast=*/false, torch_ops);
+    const StepResult torch_ops = loss_and_gradients(config, ids, /*fused=*/false, /*autocast=*/false, lora);
+    const StepResult fused = fused_loss_and_gradients(config, ids, /*autocast=*/false, torch_ops, lora);
+    if (lora) {
+      ASSERT_EQ(torch_ops.grads.size(), 2u * (config.architecture == Architecture::kGpt2 ? 4 : 7) * config.layers);
+    }
     EXPECT_LT(testing::relative_error(fused.loss, torch_ops.loss), 1e-5) << arch;
     for (std::size_t i = 0; i < torch_ops.grads.size(); ++i) {
-      EXPECT_LT(testing::relative_error(fused.grads[i], torch_ops.grads[i]), 1e-4) << arch << " parameter " << i;
+      EXPECT_LT(testing::relative_error(fused.grads[i], torch_ops.grads[i]), 1e-4) << arch << " gradient " << i;
     }
   }
+}
+
+// model.fused_kernels: the same loss and gradients with Albion's kernels as with torch's ops.
+TEST(ModelsCuda, FusedKernelsGiveTheSameLossAndGradients) {
+  ALBION_SKIP_WITHOUT_KERNEL_DEVICE();
+  expect_fused_step_matches_torch_ops(/*lora=*/false);
 }
 
 // LoRA over the fused kernels: adapters on every linear layer, including GPT-2's c_fc, whose bias
@@ -171,18 +180,7 @@ TEST(ModelsCuda, FusedKernelsGiveTheSameLossAndGradients) {
 // fused RoPE rotates in place. The loss and the adapters' gradients match torch's ops.
 TEST(ModelsCuda, FusedKernelsTrainLoraAdapters) {
   ALBION_SKIP_WITHOUT_KERNEL_DEVICE();
-  const testing_support::FullFp32Matmuls full_fp32;
-  for (const ModelConfig& config : {cuda_gpt2(), cuda_llama()}) {
-    const char* arch = architecture_name(config.architecture);
-    const at::Tensor ids = random_ids_on_kernel_device(config);
-    const StepResult torch_ops = loss_and_gradients(config, ids, /*fused=*/false, /*autocast=*/false, /*lora=*/true);
-    const StepResult fused = fused_loss_and_gradients(config, ids, /*autocast=*/false, torch_ops, /*lora=*/true);
-    ASSERT_EQ(torch_ops.grads.size(), 2u * (config.architecture == Architecture::kGpt2 ? 4 : 7) * config.layers);
-    EXPECT_LT(testing::relative_error(fused.loss, torch_ops.loss), 1e-5) << arch;
-    for (std::size_t i = 0; i < torch_ops.grads.size(); ++i) {
-      EXPECT_LT(testing::relative_error(fused.grads[i], torch_ops.grads[i]), 1e-4) << arch << " adapter " << i;
-    }
-  }
+  expect_fused_step_matches_torch_ops(/*lora=*/true);
 }
 
 // Under bf16 autocast, as the trainer runs: the fused path is as accurate as torch's ops. Both

@@ -85,7 +85,7 @@ void export_base_adapter_and_logits(const ModelConfig& config, const std::vector
 
 TEST(PeftExport, PeftLoadsTheAdaptersAndComputesTheSameLogits) {
   const std::string python = ALBION_PYTHON;
-  if (testing_support::run_command(python + " -c 'import peft, transformers, torch, safetensors'").first != 0) {
+  if (!testing_support::python_imports(python, "peft, transformers, torch, safetensors")) {
     GTEST_SKIP() << "no " << python << " with the `peft`, `transformers`, `torch` and `safetensors` packages";
   }
   testing_support::TempDir dir;
@@ -117,7 +117,7 @@ for name in sorted(os.listdir(root)):
 print("peft agrees")
 )PY";
   std::ofstream(dir / "check.py") << script;
-  const auto [status, output] = testing_support::run_command(python + " " + (dir / "check.py") + " " + dir.path() + " 2>&1");
+  const auto [status, output] = testing_support::run_command(python + " " + (dir / "check.py") + " " + dir.path());
   ASSERT_EQ(status, 0) << output;
   EXPECT_NE(output.find("peft agrees"), std::string::npos) << output;
 }

@@ -61,6 +61,16 @@ class TrainerTest : public testing::Test {
     return trainer.train(stop);
   }
 
+  // Trains run `run` and writes its model to `directory` as a Hugging Face directory: a base for
+  // model.init. The trainer is returned for its weights.
+  static std::unique_ptr<Trainer> train_base(const std::string& run, const fs::path& directory) {
+    auto source = std::make_unique<Trainer>(recipe(4, 1, run), WorldPosition{});
+    std::atomic<bool> stop{false};
+    source->train(stop);
+    testing_support::write_hugging_face_directory(source->model(), directory);
+    return source;
+  }
+
   static TempDir* dir_;
 };
 TempDir* TrainerTest::dir_ = nullptr;
@@ -192,16 +202,13 @@ TEST_F(TrainerTest, StopRequestEndsAtAStepBoundary) {
 // Fine-tuning: model.init replaces the random initialisation with a Hugging Face directory's
 // weights (here a trained run's, exported), before the first step; a wrong path names the key.
 TEST_F(TrainerTest, ModelInitStartsFromAHuggingFaceDirectory) {
-  Trainer source(recipe(4, 1, "init-source"), {});
-  std::atomic<bool> stop{false};
-  source.train(stop);
   const fs::path exported = *dir_ / "init-hf";
-  testing_support::write_hugging_face_directory(source.model(), exported);
+  const std::unique_ptr<Trainer> source = train_base("init-source", exported);
 
   config::Recipe finetune = recipe(4, 1, "init-finetune");
   finetune.model.init = exported.string();
   Trainer trainer(finetune, {});
-  const auto trained = source.model().named_parameters();
+  const auto trained = source->model().named_parameters();
   const auto started = trainer.model().named_parameters();
   ASSERT_EQ(trained.size(), started.size());
   for (std::size_t i = 0; i < trained.size(); ++i) {
@@ -220,11 +227,8 @@ TEST_F(TrainerTest, ModelInitStartsFromAHuggingFaceDirectory) {
 // LoRA: the adapters train, the base stays exactly model.init's, and the optimizer holds only the
 // adapters' state.
 TEST_F(TrainerTest, LoraTrainsAdaptersOnTheFrozenBase) {
-  Trainer source(recipe(4, 1, "lora-source"), {});
-  std::atomic<bool> stop{false};
-  source.train(stop);
   const fs::path base = *dir_ / "lora-base";
-  testing_support::write_hugging_face_directory(source.model(), base);
+  const std::unique_ptr<Trainer> source = train_base("lora-source", base);
 
   config::Recipe r = recipe(4, 1, "lora-run");
   r.model.init = base.string();
@@ -233,10 +237,11 @@ TEST_F(TrainerTest, LoraTrainsAdaptersOnTheFrozenBase) {
   r.train.steps = 12;
   Trainer trainer(r, {});
   const std::optional<double> val_before = trainer.evaluate();
+  std::atomic<bool> stop{false};
   const TrainSummary summary = trainer.train(stop);
   ASSERT_TRUE(val_before && summary.final_val_loss);
   EXPECT_LT(*summary.final_val_loss, *val_before - 0.01);
-  const auto before = source.model().named_parameters();
+  const auto before = source->model().named_parameters();
   std::size_t frozen = 0;
   for (const auto& [name, tensor] : trainer.model().named_parameters()) {
     if (name.find(".lora_") != std::string::npos) {

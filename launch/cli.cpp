@@ -12,6 +12,7 @@ const std::vector<Subcommand>& subcommands() {
   static const std::vector<Subcommand> table = {
       {"train", "train a model from an INI recipe", run_train},
       {"launch", "start a command on many ranks through mpirun or srun", run_launch},
+      {"submit", "queue a training run as a Slurm batch job that requeues itself", run_submit},
       {"data", "prepare and inspect token datasets", run_data},
       {"ckpt", "list, inspect, verify, re-key and export checkpoints", run_ckpt},
       {"generate", "generate text with the model in a checkpoint", run_generate},

@@ -31,6 +31,7 @@ int run_version(const CommandArgs& args, const ProcessEnvironment& env);
 int run_doctor(const CommandArgs& args, const ProcessEnvironment& env);
 int run_train(const CommandArgs& args, const ProcessEnvironment& env);
 int run_launch(const CommandArgs& args, const ProcessEnvironment& env);
+int run_submit(const CommandArgs& args, const ProcessEnvironment& env);
 int run_data(const CommandArgs& args, const ProcessEnvironment& env);
 int run_ckpt(const CommandArgs& args, const ProcessEnvironment& env);
 int run_keys(const CommandArgs& args, const ProcessEnvironment& env);

@@ -14,6 +14,8 @@ ALBION_DEBIAN_PACKAGES=(
   libpcre2-dev libsentencepiece-dev
   softhsm2 opensc libp11-kit-dev
   clang libclang-rt-14-dev
+  # A one-node Slurm cluster for `albion submit`'s tests (tests/launch/slurm_test_cluster.sh).
+  slurmctld slurmd slurm-client munge
 )
 
 # The lent GPU machine has CUDA, torch, a compiler, CMake and ninja, but no registry and none of

@@ -6,6 +6,7 @@
 
 #include <array>
 #include <cstdio>
+#include <filesystem>
 #include <string>
 
 #include "launch/build_info.h"
@@ -36,7 +37,8 @@ int count_lines(const std::string& text) {
   return lines;
 }
 
-const char* const kSubcommands[] = {"train", "launch", "data", "ckpt", "generate", "keys", "doctor", "version"};
+const char* const kSubcommands[] = {"train", "launch", "submit", "data", "ckpt", "generate", "keys", "doctor",
+                                    "version"};
 
 TEST(Cli, HelpListsEverySubcommand) {
   Outcome run = run_albion("--help");
@@ -88,6 +90,27 @@ TEST(Cli, LaunchWithoutACommandFailsWithOneLine) {
       << run.output;
 }
 
+// --dry-run prints the batch script and writes nothing; a key from the environment is refused,
+// since sbatch would copy it into Slurm's job state.
+TEST(Cli, SubmitDryRunPrintsTheScriptAndRefusesEnvironmentKeys) {
+  const std::string tiny = std::string(ALBION_SOURCE_DIR) + "/recipes/tiny.ini --run.dir=/nonexistent/run";
+  Outcome run = run_albion("submit --dry-run --gpus-per-node 4 --nodes 2 --time 2:00:00 -- train " + tiny);
+  EXPECT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_NE(run.output.find("#SBATCH --gpus-per-node=4\n"), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("would write /nonexistent/run/slurm/tiny.sbatch"), std::string::npos) << run.output;
+  EXPECT_FALSE(std::filesystem::exists("/nonexistent/run"));
+
+  run = run_albion("submit --dry-run --ranks-per-node 2 -- train " + tiny +
+                   " --checkpoint.interval=10 --checkpoint.key=env:ALBION_KEK --checkpoint.policy=x.json");
+  EXPECT_EQ(run.exit_code, 2) << run.output;
+  EXPECT_NE(run.output.find("albion: error: submit: recipe key 'checkpoint.key' = env:ALBION_KEK"), std::string::npos)
+      << run.output;
+
+  run = run_albion("submit --ranks-per-node 2 -- train " + tiny + " --dry-run");
+  EXPECT_EQ(run.exit_code, 2) << run.output;
+  EXPECT_NE(run.output.find("belongs before the '--'"), std::string::npos) << run.output;
+}
+
 // The command line the launcher prints passes a PKCS#11 PIN on to the ranks but does not show it;
 // nor does a fatal error that quotes it.
 TEST(Cli, LaunchAndErrorsDoNotShowAPkcs11Pin) {
@@ -95,6 +118,13 @@ TEST(Cli, LaunchAndErrorsDoNotShowAPkcs11Pin) {
   Outcome run = run_albion("launch --dry-run -n 2 -- train recipes/tiny.ini " + key);
   EXPECT_EQ(run.exit_code, 0) << run.output;
   EXPECT_NE(run.output.find("pin-value=(not shown)"), std::string::npos) << run.output;
+  EXPECT_EQ(run.output.find("97531"), std::string::npos) << run.output;
+  // A batch script is a file on disk: submit refuses to write an inline PIN into one.
+  run = run_albion(std::string("submit --dry-run --ranks-per-node 2 -- train ") + ALBION_SOURCE_DIR +
+                   "/recipes/tiny.ini " + key);
+  EXPECT_EQ(run.exit_code, 2) << run.output;
+  EXPECT_EQ(count_lines(run.output), 1) << run.output;
+  EXPECT_NE(run.output.find("use pin-source=file:PATH"), std::string::npos) << run.output;
   EXPECT_EQ(run.output.find("97531"), std::string::npos) << run.output;
   run = run_albion("ckpt verify /nonexistent --key 'pkcs11:token=t;object=k?module-path=/m.so&pin-value=97531&x=1'");
   EXPECT_NE(run.exit_code, 0);

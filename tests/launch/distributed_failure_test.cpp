@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "runtime/base/check.h"
+#include "tests/support/checkpoint_steps.h"
 #include "tests/support/run_albion.h"
 #include "tests/support/temp_dir.h"
 
@@ -148,17 +149,6 @@ TEST_F(DistributedJob, SigkillOfOneRankEndsEveryRankWithin60Seconds) {
   std::cout << "job ended " << seconds << " s after SIGKILL, exit code " << code << "\n";
 }
 
-// The newest committed checkpoint's step in `directory` (a step-%08d directory, not a .tmp), or -1.
-long newest_committed_step(const std::string& directory) {
-  long newest = -1;
-  if (!fs::is_directory(directory)) return newest;
-  for (const auto& entry : fs::directory_iterator(directory)) {
-    const std::string name = entry.path().filename().string();
-    if (name.size() == 13 && name.rfind("step-", 0) == 0) newest = std::max(newest, std::stol(name.substr(5)));
-  }
-  return newest;
-}
-
 // A rank killed while the job saves encrypted checkpoints (every 2 steps, in the background): the
 // job ends, and a new job on another number of ranks resumes from the newest committed checkpoint,
 // which authenticates.
@@ -172,12 +162,14 @@ TEST_F(DistributedJob, JobKilledWhileCheckpointingResumesFromTheNewestCommitted)
                          *dir_ / "ckpt-kill.log");
   const std::vector<pid_t> ranks = wait_until_training(*job);
   ASSERT_EQ(ranks.size(), 4u) << testing_support::read_bytes(job->log);
-  for (int i = 0; i < 600 && newest_committed_step(*dir_ / "ckpt") < 6; ++i) std::this_thread::sleep_for(50ms);
-  ASSERT_GE(newest_committed_step(*dir_ / "ckpt"), 6) << testing_support::read_bytes(job->log);
+  for (int i = 0; i < 600 && testing_support::newest_committed_step(*dir_ / "ckpt") < 6; ++i) {
+    std::this_thread::sleep_for(50ms);
+  }
+  ASSERT_GE(testing_support::newest_committed_step(*dir_ / "ckpt"), 6) << testing_support::read_bytes(job->log);
   kill(ranks[3], SIGKILL);
   EXPECT_NE(wait_for(*job, 60s), 0);
   for (pid_t pid : ranks) kill(pid, SIGKILL);
-  const long newest = newest_committed_step(*dir_ / "ckpt");
+  const long newest = testing_support::newest_committed_step(*dir_ / "ckpt");
   const auto verified = testing_support::run_albion(
       str_cat("ckpt verify ", *dir_ / "ckpt", "/step-", std::string(8 - std::to_string(newest).size(), '0'), newest,
               " --key file:", *dir_ / "kek"));

@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# A one-node Slurm cluster in a directory, for tests: munged, slurmctld and slurmd started as root
+# with their config, state, sockets, logs and ports there, so nothing of the machine's own Slurm
+# (if any) is read or touched. Clients reach it through SLURM_CONF=DIR/slurm.conf.
+#   slurm_test_cluster.sh start DIR   # prints SLURM_CONF=... once the node is idle
+#   slurm_test_cluster.sh stop DIR
+set -euo pipefail
+action=${1:?start or stop}
+dir=$(realpath -m "${2:?directory}")
+case $dir in *[[:space:]]*) echo "slurm_test_cluster: slurm.conf cannot hold the path '$dir'" >&2; exit 1 ;; esac
+export SLURM_CONF=$dir/slurm.conf
+
+stop() {
+  for daemon in slurmd slurmctld munged; do
+    [ -f "$dir/$daemon.pid" ] && kill "$(cat "$dir/$daemon.pid")" 2>/dev/null || true
+  done
+  for _ in $(seq 50); do
+    alive=0
+    for daemon in slurmd slurmctld munged; do
+      [ -f "$dir/$daemon.pid" ] && kill -0 "$(cat "$dir/$daemon.pid")" 2>/dev/null && alive=1
+    done
+    [ $alive = 0 ] && return 0
+    sleep 0.1
+  done
+}
+
+if [ "$action" = stop ]; then
+  stop
+  exit 0
+fi
+
+for program in munged slurmctld slurmd sbatch; do
+  command -v $program >/dev/null || { echo "slurm_test_cluster: $program is not installed" >&2; exit 1; }
+done
+[ "$(id -u)" = 0 ] || { echo "slurm_test_cluster: the daemons run as root; run as root" >&2; exit 1; }
+mkdir -p "$dir/state" "$dir/spool" "$dir/log" "$dir/munge"
+chmod 700 "$dir/munge"
+head -c 1024 /dev/urandom > "$dir/munge/munge.key"
+chmod 600 "$dir/munge/munge.key"
+read -r controller_port node_port < <(python3 -c '
+import socket
+sockets = [socket.socket() for _ in range(2)]
+for s in sockets: s.bind(("127.0.0.1", 0))
+print(*(s.getsockname()[1] for s in sockets))')
+
+cat > "$SLURM_CONF" <<EOF
+ClusterName=albiontest
+SlurmctldHost=$(hostname -s)(127.0.0.1)
+SlurmUser=root
+SlurmdUser=root
+SlurmctldPort=$controller_port
+SlurmdPort=$node_port
+AuthType=auth/munge
+# cred_expire: how long a requeued job is held back (Slurm's default, 120 s, would slow the tests).
+AuthInfo=socket=$dir/munge/munge.socket,cred_expire=5
+StateSaveLocation=$dir/state
+SlurmdSpoolDir=$dir/spool
+SlurmctldPidFile=$dir/slurmctld.pid
+SlurmdPidFile=$dir/slurmd.pid
+SlurmctldLogFile=$dir/log/slurmctld.log
+SlurmdLogFile=$dir/log/slurmd.log
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+SchedulerParameters=sched_interval=2
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core
+MpiDefault=none
+ReturnToService=2
+# How long ranks have between SIGTERM and SIGKILL when a job is cancelled or pre-empted.
+KillWait=30
+NodeName=albion-test NodeHostname=$(hostname -s) NodeAddr=127.0.0.1 CPUs=$(nproc) RealMemory=1000 State=UNKNOWN
+PartitionName=test Nodes=albion-test Default=YES MaxTime=INFINITE State=UP OverSubscribe=FORCE:4
+EOF
+
+munged --force --socket="$dir/munge/munge.socket" --key-file="$dir/munge/munge.key" \
+  --pid-file="$dir/munged.pid" --log-file="$dir/log/munged.log" --seed-file="$dir/munge/seed"
+slurmctld -f "$SLURM_CONF"
+slurmd -f "$SLURM_CONF" -N albion-test
+for _ in $(seq 100); do
+  if [ "$(sinfo -h -n albion-test -o %t 2>/dev/null)" = idle ]; then
+    echo "SLURM_CONF=$SLURM_CONF"
+    exit 0
+  fi
+  sleep 0.2
+done
+echo "slurm_test_cluster: the node did not become idle in 20 s; logs in $dir/log" >&2
+tail -n 5 "$dir"/log/*.log >&2 || true
+stop
+exit 1

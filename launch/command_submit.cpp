@@ -1,7 +1,7 @@
 // File: launch/command_submit.cpp
 // `albion submit [--nodes N] [--gpus-per-node G | --ranks-per-node R] [--time T] [...] [--dry-run]
-// -- train RECIPE.ini [--section.key=value ...]`: checks the recipe now (not hours later, when the
-// job leaves the queue), writes a batch script that stops at a checkpoint before the time limit
+// -- train RECIPE.ini [--section.key=value ...]`: checks the recipe, the residency policy and a key
+// file now (not hours later, when the job leaves the queue), writes a batch script that stops at a checkpoint before the time limit
 // and requeues itself (launch/batch_script.h) into RUN_DIR/slurm/, and submits it with sbatch.
 #include <unistd.h>
 
@@ -16,6 +16,7 @@
 #include "launch/cli.h"
 #include "launch/command_options.h"
 #include "launch/launch_plan.h"
+#include "launch/train_checkpoints.h"
 #include "runtime/base/check.h"
 #include "runtime/base/log.h"
 #include "runtime/base/redact.h"
@@ -108,7 +109,7 @@ std::string run_sbatch(const fs::path& script) {
 
 }  // namespace
 
-int run_submit(const CommandArgs& args, const ProcessEnvironment&) {
+int run_submit(const CommandArgs& args, const ProcessEnvironment& env) {
   BatchRequest request;
   bool dry_run = false;
   po::options_description options("options");
@@ -136,6 +137,13 @@ int run_submit(const CommandArgs& args, const ProcessEnvironment&) {
   if (recipe.checkpoint.interval == 0) {
     log::warning("submit: checkpoint.interval is 0: a job stopped by its time limit or pre-emption starts again "
                  "from step 0");
+  } else {
+    // What `train` refuses at its start, refused before the job waits in the queue for it.
+    const std::unique_ptr<checkpoint::AuditLog> audit = dry_run ? nullptr : open_run_audit_log(recipe, env);
+    allowed_checkpoint_directory(recipe, audit.get());
+    if (!recipe.checkpoint.plaintext && recipe.checkpoint.key.starts_with("file:")) {
+      checkpoint::open_key_provider(recipe.checkpoint.key);  // an HSM may answer only on the compute nodes
+    }
   }
   request.train_arguments = {fs::absolute(train.recipe).string()};
   request.train_arguments.insert(request.train_arguments.end(), train.overrides.begin(), train.overrides.end());

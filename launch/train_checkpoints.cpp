@@ -9,28 +9,34 @@ namespace albion::launch {
 
 namespace fs = std::filesystem;
 
+fs::path allowed_checkpoint_directory(const config::Recipe& recipe, checkpoint::AuditLog* audit) {
+  const config::CheckpointConfig& c = recipe.checkpoint;
+  const fs::path directory = fs::path(c.dir).is_absolute() ? fs::path(c.dir) : fs::path(recipe.run.dir) / c.dir;
+  try {
+    const checkpoint::ResidencyPolicy policy = checkpoint::ResidencyPolicy::load(c.policy);
+    return policy.require_allowed(directory, checkpoint::StoragePurpose::kCheckpoint, c.plaintext);
+  } catch (const checkpoint::ResidencyError& refusal) {
+    if (audit != nullptr) {
+      audit->append({checkpoint::AuditAction::kRefusal, directory.string(), "", checkpoint::AuditOutcome::kRefused,
+                     refusal.what()});
+    }
+    throw;
+  }
+}
+
+std::unique_ptr<checkpoint::AuditLog> open_run_audit_log(const config::Recipe& recipe, const ProcessEnvironment& env) {
+  fs::create_directories(recipe.run.dir);
+  return std::make_unique<checkpoint::AuditLog>(fs::path(recipe.run.dir) / "audit.jsonl",
+                                                checkpoint::current_audit_identity(env));
+}
+
 std::unique_ptr<TrainCheckpoints> make_train_checkpoints(const config::Recipe& recipe, const ProcessEnvironment& env,
                                                          checkpoint::RankGroup& group) {
   const config::CheckpointConfig& c = recipe.checkpoint;
   if (c.interval == 0) return nullptr;
   auto out = std::make_unique<TrainCheckpoints>();
-  const fs::path run_dir = recipe.run.dir;
-  const fs::path directory = fs::path(c.dir).is_absolute() ? fs::path(c.dir) : run_dir / c.dir;
-  if (group.rank() == 0) {
-    fs::create_directories(run_dir);  // the audit log records even a refusal
-    out->audit = std::make_unique<checkpoint::AuditLog>(run_dir / "audit.jsonl", checkpoint::current_audit_identity(env));
-  }
-  fs::path allowed;
-  try {
-    const checkpoint::ResidencyPolicy policy = checkpoint::ResidencyPolicy::load(c.policy);
-    allowed = policy.require_allowed(directory, checkpoint::StoragePurpose::kCheckpoint, c.plaintext);
-  } catch (const checkpoint::ResidencyError& refusal) {
-    if (out->audit) {
-      out->audit->append({checkpoint::AuditAction::kRefusal, directory.string(), "", checkpoint::AuditOutcome::kRefused,
-                          refusal.what()});
-    }
-    throw;
-  }
+  if (group.rank() == 0) out->audit = open_run_audit_log(recipe, env);  // it records even a refusal
+  const fs::path allowed = allowed_checkpoint_directory(recipe, out->audit.get());
   if (!c.plaintext) out->key = checkpoint::open_key_provider(c.key);
 
   train::CheckpointSettings settings;

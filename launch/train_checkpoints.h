@@ -5,6 +5,7 @@
 // provider, the run's audit log (run.dir/audit.jsonl) and the trainer hooks.
 #pragma once
 
+#include <filesystem>
 #include <memory>
 
 #include "checkpoint/audit/audit_log.h"
@@ -21,6 +22,13 @@ struct TrainCheckpoints {
   std::unique_ptr<checkpoint::AuditLog> audit;
   std::unique_ptr<train::CheckpointHooks> hooks;
 };
+
+// The run's audit log, run.dir/audit.jsonl (the directory is created).
+std::unique_ptr<checkpoint::AuditLog> open_run_audit_log(const config::Recipe& recipe, const ProcessEnvironment& env);
+
+// The checkpoint directory, resolved, when the residency policy allows it; else a ResidencyError,
+// recorded in `audit` when one is given.
+std::filesystem::path allowed_checkpoint_directory(const config::Recipe& recipe, checkpoint::AuditLog* audit);
 
 // Null when the recipe asks for no checkpoints (checkpoint.interval = 0). Throws UsageError
 // (a ResidencyError for a refused location) on every rank; rank 0 records a refusal.

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "launch/build_info.h"
+#include "tests/support/temp_dir.h"
 
 namespace {
 
@@ -93,7 +94,8 @@ TEST(Cli, LaunchWithoutACommandFailsWithOneLine) {
 // --dry-run prints the batch script and writes nothing; a key from the environment is refused,
 // since sbatch would copy it into Slurm's job state.
 TEST(Cli, SubmitDryRunPrintsTheScriptAndRefusesEnvironmentKeys) {
-  const std::string tiny = std::string(ALBION_SOURCE_DIR) + "/recipes/tiny.ini --run.dir=/nonexistent/run";
+  const std::string recipe = std::string(ALBION_SOURCE_DIR) + "/recipes/tiny.ini";
+  const std::string tiny = recipe + " --run.dir=/nonexistent/run";
   Outcome run = run_albion("submit --dry-run --gpus-per-node 4 --nodes 2 --time 2:00:00 -- train " + tiny);
   EXPECT_EQ(run.exit_code, 0) << run.output;
   EXPECT_NE(run.output.find("#SBATCH --gpus-per-node=4\n"), std::string::npos) << run.output;
@@ -105,6 +107,20 @@ TEST(Cli, SubmitDryRunPrintsTheScriptAndRefusesEnvironmentKeys) {
   EXPECT_EQ(run.exit_code, 2) << run.output;
   EXPECT_NE(run.output.find("albion: error: submit: recipe key 'checkpoint.key' = env:ALBION_KEK"), std::string::npos)
       << run.output;
+
+  // The residency policy and a key file are checked before the job is queued, not when it starts.
+  albion::testing_support::TempDir dir;
+  const std::string policy = dir.write("policy.json", R"({"format": "albion-residency-policy/1",
+    "roots": [{"path": "uk", "jurisdiction": "UK"}]})");
+  run = run_albion("submit --dry-run --ranks-per-node 2 -- train " + tiny + " --checkpoint.interval=10 " +
+                   "--checkpoint.key=file:" + (dir / "kek") + " --checkpoint.policy=" + policy);
+  EXPECT_EQ(run.exit_code, 2) << run.output;
+  EXPECT_NE(run.output.find("/nonexistent/run/checkpoints"), std::string::npos) << run.output;
+  run = run_albion("submit --dry-run --ranks-per-node 2 -- train " + recipe + " --run.dir=" + (dir / "uk/run") +
+                   " --checkpoint.interval=10 --checkpoint.key=file:" + (dir / "kek") + " --checkpoint.policy=" + policy);
+  EXPECT_EQ(run.exit_code, 2) << run.output;
+  EXPECT_NE(run.output.find(dir / "kek"), std::string::npos) << run.output;
+  EXPECT_FALSE(std::filesystem::exists(dir / "uk/run"));
 
   run = run_albion("submit --ranks-per-node 2 -- train " + tiny + " --dry-run");
   EXPECT_EQ(run.exit_code, 2) << run.output;

@@ -15,6 +15,8 @@ constexpr std::array kOwnOptions = {"--nodes", "--ntasks", "--ntasks-per-node", 
                                     "--partition", "--account", "--qos", "--requeue", "--no-requeue",
                                     "--signal", "--output", "--error", "--open-mode", "--chdir", "--job-name"};
 
+constexpr int kSignalEarliness_s = 60;
+
 long long parse_count(const std::string& text, const std::string& what, const std::string& whole) {
   ALBION_CHECK_AS(UsageError, !text.empty() && text.size() <= 9 && text.find_first_not_of("0123456789") == std::string::npos,
                   what, " '", whole, "' is not a Slurm time (minutes, [days-]hours:minutes:seconds, ...)");
@@ -76,9 +78,11 @@ std::string batch_script(const BatchRequest& request, const BatchContext& contex
   ALBION_CHECK_AS(UsageError, request.max_restarts >= 0, "submit --max-restarts must not be negative");
   if (!request.time_limit.empty()) {
     const long long limit = slurm_time_seconds(request.time_limit, "submit --time");
-    ALBION_CHECK_AS(UsageError, limit > request.stop_before_s, "submit --time ", request.time_limit, " (", limit,
-                    " s) must be longer than --stop-before ", request.stop_before_s,
-                    " s, or the job is told to stop as it starts");
+    // Slurm may send the signal up to a minute early (its checks come round once a minute at most).
+    ALBION_CHECK_AS(UsageError, limit > request.stop_before_s + kSignalEarliness_s, "submit --time ",
+                    request.time_limit, " (", limit, " s) must be longer than --stop-before ", request.stop_before_s,
+                    " s plus the ", kSignalEarliness_s, " s by which Slurm may signal early, or the job may be told to "
+                    "stop as it starts");
   }
 
   std::ostringstream s;
@@ -130,13 +134,15 @@ std::string batch_script(const BatchRequest& request, const BatchContext& contex
     << "  wait \"$ranks\"; status=$?\n"
     << "  kill -0 \"$ranks\" 2>/dev/null || break\n"
     << "done\n"
-    << "if [ \"$status\" -eq 130 ] && [ \"$stop_reason\" = time-limit ]; then\n"
+    << "# Not only 130: a rank that the signal reached before it could catch it (while starting) dies\n"
+    << "# of it, with nothing since its checkpoint to lose.\n"
+    << "if [ \"$status\" -ne 0 ] && [ \"$stop_reason\" = time-limit ]; then\n"
     << "  if [ \"${SLURM_RESTART_COUNT:-0}\" -lt " << request.max_restarts << " ]; then\n"
-    << "    echo \"albion submit: stopped at a checkpoint before the time limit; requeueing job $SLURM_JOB_ID to "
-       "resume\"\n"
+    << "    echo \"albion submit: stopped before the time limit (exit code $status); requeueing job $SLURM_JOB_ID "
+       "to resume\"\n"
     << "    scontrol requeue \"$SLURM_JOB_ID\"\n"
     << "  else\n"
-    << "    echo \"albion submit: stopped at a checkpoint before the time limit; not requeued: " << request.max_restarts
+    << "    echo \"albion submit: stopped before the time limit (exit code $status); not requeued: " << request.max_restarts
     << " restarts reached. Resume with: sbatch " << shell_quote({context.script_path}) << "\"\n"
     << "  fi\n"
     << "elif [ \"$status\" -eq 130 ]; then\n"

@@ -109,6 +109,8 @@ TEST(BatchScript, RefusesRequestsThatCannotMakeASensibleJob) {
   EXPECT_THROW(batch_script(too_short, context()), UsageError);
   too_short.stop_before_s = 60;
   EXPECT_NO_THROW(batch_script(too_short, context()));
+  too_short.time_limit = "2";  // 120 s: Slurm may signal 60 s early, so at the start
+  EXPECT_THROW(batch_script(too_short, context()), UsageError);
 
   for (const char* option : {"--time=10", "--signal=USR1@60", "--no-requeue", "--output=/tmp/x", "-N 2", "constraint"}) {
     BatchRequest request = cpu_request();

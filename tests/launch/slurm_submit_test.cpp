@@ -3,7 +3,8 @@
 // slurm_test_cluster.sh in a temporary directory): a two-rank job runs through sbatch, srun and
 // PMIx; the same job stopped before its time limit (the signal Slurm's --signal=B:USR1 sends), then
 // requeued by Slurm as pre-emption does, resumes twice and ends with the uninterrupted job's losses
-// bit for bit.
+// bit for bit; and a job with a two-minute time limit is stopped and requeued by Slurm's own
+// signal.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -14,6 +15,7 @@
 #include <memory>
 #include <regex>
 #include <thread>
+#include <vector>
 
 #include "runtime/base/check.h"
 #include "tests/support/checkpoint_steps.h"
@@ -85,6 +87,16 @@ std::map<long, std::string> losses(const std::string& metrics) {
   return by_step;
 }
 
+// The steps at which the job's ranks stopped on request, in order.
+std::vector<std::string> stop_steps(const std::string& output) {
+  const std::regex stop("albion \\[r0 [^\n]*stopping at step (\\d+) as requested");
+  std::vector<std::string> steps;
+  for (auto it = std::sregex_iterator(output.begin(), output.end(), stop); it != std::sregex_iterator(); ++it) {
+    steps.push_back((*it)[1].str());
+  }
+  return steps;
+}
+
 class SlurmSubmit : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -103,11 +115,11 @@ class SlurmSubmit : public ::testing::Test {
     if (HasFailure() && cluster_) std::cout << "slurm logs:\n" << cluster_->logs() << "\n";
   }
 
-  // `albion submit` of the two-rank tiny run in runs_/NAME; returns the job id.
-  std::string submit(const std::string& name, long steps) {
+  // `albion submit OPTIONS` of the two-rank tiny run in runs_/NAME; returns the job id.
+  std::string submit(const std::string& name, long steps, const std::string& options = "--time 30 --stop-before 60") {
     const std::string run = runs_ / ("my runs/" + name);  // a space, which sbatch lines must quote
     const auto outcome = testing_support::run_albion(
-        str_cat("submit --ranks-per-node 2 --time 30 --stop-before 60 -- train ", ALBION_SOURCE_DIR,
+        str_cat("submit --ranks-per-node 2 ", options, " -- train ", ALBION_SOURCE_DIR,
                 "/recipes/tiny.ini --run.dir='", run, "' --data.dataset=", runs_ / "data", " --data.inputs=",
                 ALBION_SOURCE_DIR, "/recipes/corpus/austen/persuasion.txt --train.micro_batch=4 --train.steps=", steps,
                 " --eval.interval=0 --eval.sample_tokens=0 --log.interval=1 --log.tensorboard=false "
@@ -175,14 +187,32 @@ TEST_F(SlurmSubmit, AJobStoppedAtItsTimeLimitAndPreemptedResumesToTheUninterrupt
   EXPECT_NE(output.find("stopped by Slurm (pre-emption or scancel) after saving a checkpoint"), std::string::npos)
       << output;
   // Each stop saved a checkpoint where it stopped, and the next start resumed from it.
-  const std::regex stop("albion \\[r0 [^\n]*stopping at step (\\d+) as requested");
-  int stops = 0;
-  for (auto it = std::sregex_iterator(output.begin(), output.end(), stop); it != std::sregex_iterator(); ++it) {
-    ++stops;
-    EXPECT_NE(output.find("at step " + (*it)[1].str() + " (loaded"), std::string::npos) << (*it)[0] << "\n" << output;
+  const std::vector<std::string> stops = stop_steps(output);
+  EXPECT_EQ(stops.size(), 2u) << output;
+  for (const std::string& step : stops) {
+    EXPECT_NE(output.find("at step " + step + " (loaded"), std::string::npos) << step << "\n" << output;
   }
-  EXPECT_EQ(stops, 2) << output;
   EXPECT_EQ(losses(run_dir("stopped") + "/metrics.jsonl"), expected) << output;
+}
+
+// Slurm's own time limit. With --time 2 (minutes) and --stop-before 40, Slurm signals the batch
+// script 40 s before the limit (up to a minute earlier, as its checks come round); the job stops
+// at a checkpoint and requeues itself once (--max-restarts 1), resumes, is signalled again, and
+// this time ends without a requeue. Slurm never has to kill it for the time limit.
+TEST_F(SlurmSubmit, TheTimeLimitStopsTheJobAtACheckpointAndRequeuesItUpToMaxRestarts) {
+  const std::string job = submit("timed", 1000000, "--time 2 --stop-before 40 --max-restarts 1");
+  ASSERT_FALSE(job.empty());
+  ASSERT_TRUE(wait_until([&] { return finished(job); }, 280s)) << job_output("timed", job);
+  const std::string output = job_output("timed", job);
+  EXPECT_EQ(cluster_->job_field(job, "JobState"), "FAILED") << output;  // stopped short of its steps
+  EXPECT_EQ(cluster_->job_field(job, "ExitCode"), "130:0") << output;
+  EXPECT_EQ(cluster_->job_field(job, "Restarts"), "1") << output;
+  EXPECT_NE(output.find("requeueing job " + job + " to resume"), std::string::npos) << output;
+  EXPECT_NE(output.find("not requeued: 1 restarts reached. Resume with: sbatch "), std::string::npos) << output;
+  EXPECT_EQ(output.find("TIME LIMIT"), std::string::npos) << output;
+  const std::vector<std::string> stops = stop_steps(output);
+  ASSERT_EQ(stops.size(), 2u) << output;
+  EXPECT_NE(output.find("at step " + stops[0] + " (loaded"), std::string::npos) << output;
 }
 
 TEST_F(SlurmSubmit, SbatchRefusingTheJobIsOneLineAndExitCodeTwo) {

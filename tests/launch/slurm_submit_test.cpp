@@ -2,8 +2,8 @@
 // `albion submit` under a real Slurm (munged, slurmctld and slurmd started by
 // slurm_test_cluster.sh in a temporary directory): a two-rank job runs through sbatch, srun and
 // PMIx; the same job stopped before its time limit (the signal Slurm's --signal=B:USR1 sends), then
-// requeued by Slurm as pre-emption does, resumes twice and ends with the uninterrupted job's losses
-// bit for bit; and a job with a two-minute time limit is stopped and requeued by Slurm's own
+// pre-empted by a job of a higher-priority partition, resumes twice and ends with the uninterrupted
+// job's losses bit for bit; and a job with a two-minute time limit is stopped and requeued by Slurm's own
 // signal.
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -153,7 +153,7 @@ class SlurmSubmit : public ::testing::Test {
   std::unique_ptr<SlurmCluster> cluster_;
 };
 
-TEST_F(SlurmSubmit, AJobStoppedAtItsTimeLimitAndPreemptedResumesToTheUninterruptedLosses) {
+TEST_F(SlurmSubmit, AJobStoppedBeforeItsTimeLimitAndPreemptedResumesToTheUninterruptedLosses) {
   constexpr long kSteps = 60;
   const std::string reference = submit("reference", kSteps);
   ASSERT_FALSE(reference.empty());
@@ -172,10 +172,11 @@ TEST_F(SlurmSubmit, AJobStoppedAtItsTimeLimitAndPreemptedResumesToTheUninterrupt
   ASSERT_TRUE(restarted(job, 1)) << job_output("stopped", job);
   const long first_stop = testing_support::newest_committed_step(checkpoints);
 
-  // 2. Pre-emption with requeue: Slurm sends SIGTERM to every process of the job and requeues it.
+  // 2. Pre-emption: a job in the higher-priority partition needs the node. Slurm sends SIGTERM to
+  //    every process of this job, requeues it, runs the other, then this one again.
   ASSERT_TRUE(wait_until([&] { return testing_support::newest_committed_step(checkpoints) >= first_stop + 10; }, 120s))
       << job_output("stopped", job);
-  ASSERT_EQ(cluster_->run("scontrol requeue " + job).first, 0);
+  ASSERT_EQ(cluster_->run("sbatch --partition=urgent --ntasks=2 --output=/dev/null --wrap 'sleep 1'").first, 0);
   ASSERT_TRUE(restarted(job, 2)) << job_output("stopped", job);
 
   ASSERT_TRUE(wait_until([&] { return finished(job); }, 180s)) << job_output("stopped", job);
@@ -184,6 +185,7 @@ TEST_F(SlurmSubmit, AJobStoppedAtItsTimeLimitAndPreemptedResumesToTheUninterrupt
   EXPECT_EQ(cluster_->job_field(job, "ExitCode"), "0:0");
   EXPECT_NE(output.find("start 3,"), std::string::npos) << output;
   EXPECT_NE(output.find("requeueing job " + job + " to resume"), std::string::npos) << output;
+  EXPECT_NE(output.find("DUE TO PREEMPTION ***"), std::string::npos) << output;
   EXPECT_NE(output.find("stopped by Slurm (pre-emption or scancel) after saving a checkpoint"), std::string::npos)
       << output;
   // Each stop saved a checkpoint where it stopped, and the next start resumed from it.

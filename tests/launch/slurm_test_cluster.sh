@@ -71,7 +71,12 @@ ReturnToService=2
 # How long ranks have between SIGTERM and SIGKILL when a job is cancelled or pre-empted.
 KillWait=30
 NodeName=albion-test NodeHostname=$(hostname -s) NodeAddr=127.0.0.1 CPUs=$(nproc) RealMemory=1000 State=UNKNOWN
-PartitionName=test Nodes=albion-test Default=YES MaxTime=INFINITE State=UP OverSubscribe=FORCE:4
+# Pre-emption as HPC centres run it: a job in partition urgent takes the node from jobs in test,
+# which Slurm signals (SIGTERM, then SIGKILL after KillWait) and requeues.
+PreemptType=preempt/partition_prio
+PreemptMode=REQUEUE
+PartitionName=test Nodes=albion-test Default=YES MaxTime=INFINITE State=UP PriorityTier=1
+PartitionName=urgent Nodes=albion-test MaxTime=INFINITE State=UP PriorityTier=2
 EOF
 
 munged --force --socket="$dir/munge/munge.socket" --key-file="$dir/munge/munge.key" \

@@ -37,8 +37,8 @@ struct BatchContext {
 };
 
 // UsageError for a request that cannot make a sensible job: no rank count, a time limit that is
-// not Slurm's format or not longer than stop_before_s, an option submit sets itself, a newline
-// or double quote where sbatch would misread it.
+// not Slurm's format or not longer than stop_before_s plus the minute by which Slurm may signal
+// early, an option submit sets itself, a newline or double quote where sbatch would misread it.
 std::string batch_script(const BatchRequest& request, const BatchContext& context);
 
 // Slurm's time formats ("minutes", "minutes:seconds", "hours:minutes:seconds", "days-hours",

@@ -1,8 +1,9 @@
 // File: launch/command_submit.cpp
 // `albion submit [--nodes N] [--gpus-per-node G | --ranks-per-node R] [--time T] [...] [--dry-run]
 // -- train RECIPE.ini [--section.key=value ...]`: checks the recipe, the residency policy and a key
-// file now (not hours later, when the job leaves the queue), writes a batch script that stops at a checkpoint before the time limit
-// and requeues itself (launch/batch_script.h) into RUN_DIR/slurm/, and submits it with sbatch.
+// file now (not hours later, when the job leaves the queue), writes a batch script that stops at a
+// checkpoint before the time limit and requeues itself (launch/batch_script.h) into
+// RUN_DIR/slurm/, and submits it with sbatch.
 #include <unistd.h>
 
 #include <cstdio>
@@ -33,12 +34,13 @@ const CommandSpec kSpec{
     "[--account A] [--qos Q] [--stop-before S] [--max-restarts K] [--sbatch-option OPT ...] [--dry-run] "
     "-- train RECIPE.ini [--section.key=value ...]",
     "Queue a training run as a Slurm batch job that outlives the cluster's time limit and pre-emption.\n"
-    "The recipe is loaded and checked now. The batch script goes to RUN_DIR/slurm/NAME.sbatch and the\n"
-    "job's output to RUN_DIR/slurm/NAME-JOBID.out. Inside the job `albion launch` starts one rank per\n"
-    "GPU through srun. --stop-before seconds before the time limit the ranks stop at the next step,\n"
-    "save a checkpoint and the job requeues itself (at most --max-restarts times); on pre-emption\n"
-    "Slurm signals the ranks, which save the same way. A requeued job resumes from the newest\n"
-    "checkpoint, so set checkpoint.interval. --dry-run prints the script and submits nothing.\n"
+    "The recipe, the checkpoint directory's residency and a file: key are checked now. The batch\n"
+    "script goes to RUN_DIR/slurm/NAME.sbatch and the job's output to RUN_DIR/slurm/NAME-JOBID.out.\n"
+    "Inside the job `albion launch` starts one rank per GPU through srun. --stop-before seconds\n"
+    "before the time limit the ranks stop at the next step, save a checkpoint and the job requeues\n"
+    "itself (at most --max-restarts times); on pre-emption Slurm signals the ranks, which save the\n"
+    "same way. A requeued job resumes from the newest checkpoint, so set checkpoint.interval.\n"
+    "--dry-run prints the script and submits nothing.\n"
     "Example: albion submit --nodes 2 --gpus-per-node 4 --time 1-00:00:00 -- train recipes/gpt2_124m.ini"};
 
 // `train RECIPE.ini [--section.key=value ...]` after the "--".

@@ -28,6 +28,7 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using testing_support::TempDir;
+using testing_support::newest_committed_step;
 
 const std::string kEnvironment =
     "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl_vader_single_copy_mechanism=none";
@@ -162,14 +163,12 @@ TEST_F(DistributedJob, JobKilledWhileCheckpointingResumesFromTheNewestCommitted)
                          *dir_ / "ckpt-kill.log");
   const std::vector<pid_t> ranks = wait_until_training(*job);
   ASSERT_EQ(ranks.size(), 4u) << testing_support::read_bytes(job->log);
-  for (int i = 0; i < 600 && testing_support::newest_committed_step(*dir_ / "ckpt") < 6; ++i) {
-    std::this_thread::sleep_for(50ms);
-  }
-  ASSERT_GE(testing_support::newest_committed_step(*dir_ / "ckpt"), 6) << testing_support::read_bytes(job->log);
+  for (int i = 0; i < 600 && newest_committed_step(*dir_ / "ckpt") < 6; ++i) std::this_thread::sleep_for(50ms);
+  ASSERT_GE(newest_committed_step(*dir_ / "ckpt"), 6) << testing_support::read_bytes(job->log);
   kill(ranks[3], SIGKILL);
   EXPECT_NE(wait_for(*job, 60s), 0);
   for (pid_t pid : ranks) kill(pid, SIGKILL);
-  const long newest = testing_support::newest_committed_step(*dir_ / "ckpt");
+  const long newest = newest_committed_step(*dir_ / "ckpt");
   const auto verified = testing_support::run_albion(
       str_cat("ckpt verify ", *dir_ / "ckpt", "/step-", std::string(8 - std::to_string(newest).size(), '0'), newest,
               " --key file:", *dir_ / "kek"));

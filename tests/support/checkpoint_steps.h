@@ -8,7 +8,7 @@
 
 namespace albion::testing_support {
 
-// The newest committed checkpoint's step in `directory` (a step-%08d directory, not a .partial),
+// The newest committed checkpoint's step in `directory` (a step-%08d directory, not a .tmp one),
 // or -1.
 inline long newest_committed_step(const std::string& directory) {
   long newest = -1;

@@ -3,8 +3,8 @@
 // slurm_test_cluster.sh in a temporary directory): a two-rank job runs through sbatch, srun and
 // PMIx; the same job stopped before its time limit (the signal Slurm's --signal=B:USR1 sends), then
 // pre-empted by a job of a higher-priority partition, resumes twice and ends with the uninterrupted
-// job's losses bit for bit; and a job with a two-minute time limit is stopped and requeued by Slurm's own
-// signal.
+// job's losses bit for bit; and a job with a two-minute time limit is stopped and requeued by
+// Slurm's own signal.
 #include <gtest/gtest.h>
 #include <unistd.h>
 

@@ -11,6 +11,14 @@ case $dir in *[[:space:]]*) echo "slurm_test_cluster: slurm.conf cannot hold the
 export SLURM_CONF=$dir/slurm.conf
 
 stop() {
+  # Jobs first: a test that failed half-way may leave ranks training.
+  if [ -f "$dir/slurmctld.pid" ] && kill -0 "$(cat "$dir/slurmctld.pid")" 2>/dev/null; then
+    scancel --user="$(id -un)" 2>/dev/null || true
+    for _ in $(seq 50); do
+      [ -z "$(squeue -h -o %i 2>/dev/null)" ] && break
+      sleep 0.1
+    done
+  fi
   for daemon in slurmd slurmctld munged; do
     [ -f "$dir/$daemon.pid" ] && kill "$(cat "$dir/$daemon.pid")" 2>/dev/null || true
   done
@@ -19,8 +27,18 @@ stop() {
     for daemon in slurmd slurmctld munged; do
       [ -f "$dir/$daemon.pid" ] && kill -0 "$(cat "$dir/$daemon.pid")" 2>/dev/null && alive=1
     done
-    [ $alive = 0 ] && return 0
+    [ $alive = 0 ] && break
     sleep 0.1
+  done
+  # Whatever the cluster started and is still running: a job's processes have this cluster's
+  # SLURM_CONF in their environment; slurmstepd, which has none, works in its log directory.
+  for proc in /proc/[0-9]*; do
+    pid=${proc#/proc/}
+    [ "$pid" = $$ ] && continue
+    cwd=$(readlink "$proc/cwd" 2>/dev/null) || continue
+    if [[ $cwd == "$dir"/* ]] || grep -qsxz "SLURM_CONF=$SLURM_CONF" "$proc/environ"; then
+      kill -9 "$pid" 2>/dev/null || true
+    fi
   done
 }
 
@@ -33,7 +51,7 @@ for program in munged slurmctld slurmd sbatch; do
   command -v $program >/dev/null || { echo "slurm_test_cluster: $program is not installed" >&2; exit 1; }
 done
 [ "$(id -u)" = 0 ] || { echo "slurm_test_cluster: the daemons run as root; run as root" >&2; exit 1; }
-mkdir -p "$dir/state" "$dir/spool" "$dir/log" "$dir/munge"
+mkdir -p "$dir/state" "$dir/spool" "$dir/log" "$dir/munge" "$dir/tmp"
 chmod 700 "$dir/munge"
 head -c 1024 /dev/urandom > "$dir/munge/munge.key"
 chmod 600 "$dir/munge/munge.key"
@@ -68,6 +86,10 @@ SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
 MpiDefault=none
 ReturnToService=2
+# Clusters of tests running side by side must not share job ids: a step's PMIx files are named
+# after its job id, in TmpFS.
+FirstJobId=$((1000 + (RANDOM * 32768 + RANDOM) % 1000000))
+TmpFS=$dir/tmp
 # How long ranks have between SIGTERM and SIGKILL when a job is cancelled or pre-empted.
 KillWait=30
 NodeName=albion-test NodeHostname=$(hostname -s) NodeAddr=127.0.0.1 CPUs=$(nproc) RealMemory=1000 State=UNKNOWN

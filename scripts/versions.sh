@@ -14,7 +14,7 @@ ALBION_DEBIAN_PACKAGES=(
   libpcre2-dev libsentencepiece-dev
   softhsm2 opensc libp11-kit-dev
   clang libclang-rt-14-dev
-  # A one-node Slurm cluster for `albion submit`'s tests (tests/launch/slurm_test_cluster.sh).
+  # A two-node Slurm cluster for `albion submit`'s tests (tests/launch/slurm_test_cluster.sh).
   slurmctld slurmd slurm-client munge
 )
 

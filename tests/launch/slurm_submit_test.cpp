@@ -1,7 +1,7 @@
 // File: tests/launch/slurm_submit_test.cpp
 // `albion submit` under a real Slurm (munged, slurmctld and slurmd started by
-// slurm_test_cluster.sh in a temporary directory): a two-rank job runs through sbatch, srun and
-// PMIx; the same job stopped before its time limit (the signal Slurm's --signal=B:USR1 sends), then
+// slurm_test_cluster.sh in a temporary directory, two nodes on this machine): a job of one rank
+// on each node runs through sbatch, srun and PMIx; the same job stopped before its time limit (the signal Slurm's --signal=B:USR1 sends), then
 // pre-empted by a job of a higher-priority partition, resumes twice and ends with the uninterrupted
 // job's losses bit for bit; and a job with a two-minute time limit is stopped and requeued by
 // Slurm's own signal.
@@ -115,11 +115,12 @@ class SlurmSubmit : public ::testing::Test {
     if (HasFailure() && cluster_) std::cout << "slurm logs:\n" << cluster_->logs() << "\n";
   }
 
-  // `albion submit OPTIONS` of the two-rank tiny run in runs_/NAME; returns the job id.
+  // `albion submit OPTIONS` of the tiny run on two nodes, one rank each, in runs_/NAME; returns the
+  // job id.
   std::string submit(const std::string& name, long steps, const std::string& options = "--time 30 --stop-before 60") {
     const std::string run = runs_ / ("my runs/" + name);  // a space, which sbatch lines must quote
     const auto outcome = testing_support::run_albion(
-        str_cat("submit --ranks-per-node 2 ", options, " -- train ", ALBION_SOURCE_DIR,
+        str_cat("submit --nodes 2 --ranks-per-node 1 ", options, " -- train ", ALBION_SOURCE_DIR,
                 "/recipes/tiny.ini --run.dir='", run, "' --data.dataset=", runs_ / "data", " --data.inputs=",
                 ALBION_SOURCE_DIR, "/recipes/corpus/austen/persuasion.txt --train.micro_batch=4 --train.steps=", steps,
                 " --eval.interval=0 --eval.sample_tokens=0 --log.interval=1 --log.tensorboard=false "
@@ -162,6 +163,8 @@ TEST_F(SlurmSubmit, AJobStoppedBeforeItsTimeLimitAndPreemptedResumesToTheUninter
   EXPECT_EQ(cluster_->job_field(reference, "ExitCode"), "0:0");
   const std::map<long, std::string> expected = losses(run_dir("reference") + "/metrics.jsonl");
   ASSERT_EQ(expected.size(), static_cast<std::size_t>(kSteps)) << job_output("reference", reference);
+  EXPECT_NE(job_output("reference", reference).find("training on 2 ranks (2 node(s))"), std::string::npos)
+      << job_output("reference", reference);
 
   const std::string job = submit("stopped", kSteps);
   const std::string checkpoints = run_dir("stopped") + "/checkpoints";
@@ -219,7 +222,7 @@ TEST_F(SlurmSubmit, TheTimeLimitStopsTheJobAtACheckpointAndRequeuesItUpToMaxRest
 
 TEST_F(SlurmSubmit, SbatchRefusingTheJobIsOneLineAndExitCodeTwo) {
   const auto outcome = testing_support::run_albion(
-      str_cat("submit --ranks-per-node 2 --partition=nosuch -- train ", ALBION_SOURCE_DIR,
+      str_cat("submit --nodes 2 --ranks-per-node 1 --partition=nosuch -- train ", ALBION_SOURCE_DIR,
               "/recipes/tiny.ini --run.dir=", runs_ / "refused"),
       cluster_->environment());
   EXPECT_EQ(outcome.exit_code, 2) << outcome.output;

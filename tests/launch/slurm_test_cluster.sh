@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# A one-node Slurm cluster in a directory, for tests: munged, slurmctld and slurmd started as root
-# with their config, state, sockets, logs and ports there, so nothing of the machine's own Slurm
-# (if any) is read or touched. Clients reach it through SLURM_CONF=DIR/slurm.conf.
+# A two-node Slurm cluster on this machine, in a directory, for tests: munged, slurmctld and one
+# slurmd per node (albion-node1, albion-node2) started as root with their config, state, sockets,
+# logs and ports there, so nothing of the machine's own Slurm (if any) is read or touched. Clients
+# reach it through SLURM_CONF=DIR/slurm.conf.
 #   slurm_test_cluster.sh start DIR   # prints SLURM_CONF=... once the node is idle
 #   slurm_test_cluster.sh stop DIR
 set -euo pipefail
@@ -19,13 +20,14 @@ stop() {
       sleep 0.1
     done
   fi
-  for daemon in slurmd slurmctld munged; do
-    [ -f "$dir/$daemon.pid" ] && kill "$(cat "$dir/$daemon.pid")" 2>/dev/null || true
+  local pid_files=("$dir"/slurmd-*.pid "$dir/slurmctld.pid" "$dir/munged.pid")
+  for pid_file in "${pid_files[@]}"; do
+    [ -f "$pid_file" ] && kill "$(cat "$pid_file")" 2>/dev/null || true
   done
   for _ in $(seq 50); do
     alive=0
-    for daemon in slurmd slurmctld munged; do
-      [ -f "$dir/$daemon.pid" ] && kill -0 "$(cat "$dir/$daemon.pid")" 2>/dev/null && alive=1
+    for pid_file in "${pid_files[@]}"; do
+      [ -f "$pid_file" ] && kill -0 "$(cat "$pid_file")" 2>/dev/null && alive=1
     done
     [ $alive = 0 ] && break
     sleep 0.1
@@ -55,9 +57,9 @@ mkdir -p "$dir/state" "$dir/spool" "$dir/log" "$dir/munge" "$dir/tmp"
 chmod 700 "$dir/munge"
 head -c 1024 /dev/urandom > "$dir/munge/munge.key"
 chmod 600 "$dir/munge/munge.key"
-read -r controller_port node_port < <(python3 -c '
+read -r controller_port node1_port node2_port < <(python3 -c '
 import socket
-sockets = [socket.socket() for _ in range(2)]
+sockets = [socket.socket() for _ in range(3)]
 for s in sockets: s.bind(("127.0.0.1", 0))
 print(*(s.getsockname()[1] for s in sockets))')
 
@@ -67,16 +69,15 @@ SlurmctldHost=$(hostname -s)(127.0.0.1)
 SlurmUser=root
 SlurmdUser=root
 SlurmctldPort=$controller_port
-SlurmdPort=$node_port
 AuthType=auth/munge
 # cred_expire: how long a requeued job is held back (Slurm's default, 120 s, would slow the tests).
 AuthInfo=socket=$dir/munge/munge.socket,cred_expire=5
 StateSaveLocation=$dir/state
-SlurmdSpoolDir=$dir/spool
+SlurmdSpoolDir=$dir/spool/%n
 SlurmctldPidFile=$dir/slurmctld.pid
-SlurmdPidFile=$dir/slurmd.pid
+SlurmdPidFile=$dir/slurmd-%n.pid
 SlurmctldLogFile=$dir/log/slurmctld.log
-SlurmdLogFile=$dir/log/slurmd.log
+SlurmdLogFile=$dir/log/slurmd-%n.log
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 JobAcctGatherType=jobacct_gather/none
@@ -87,32 +88,40 @@ SelectTypeParameters=CR_Core
 MpiDefault=none
 ReturnToService=2
 # Clusters of tests running side by side must not share job ids: a step's PMIx files are named
-# after its job id, in TmpFS.
+# after its job id, in TmpFS. The nodes share a host, so each slurmd gets its own TmpFS (its own
+# copy of this file, which differs there alone: hence NO_CONF_HASH).
 FirstJobId=$((1000 + (RANDOM * 32768 + RANDOM) % 1000000))
 TmpFS=$dir/tmp
+DebugFlags=NO_CONF_HASH
 # How long ranks have between SIGTERM and SIGKILL when a job is cancelled or pre-empted.
 KillWait=30
-NodeName=albion-test NodeHostname=$(hostname -s) NodeAddr=127.0.0.1 CPUs=$(nproc) RealMemory=1000 State=UNKNOWN
-# Pre-emption as HPC centres run it: a job in partition urgent takes the node from jobs in test,
+NodeName=DEFAULT CPUs=$(( $(nproc) > 1 ? $(nproc) / 2 : 1 )) RealMemory=1000 State=UNKNOWN
+NodeName=albion-node1 NodeHostname=$(hostname -s) NodeAddr=127.0.0.1 Port=$node1_port
+NodeName=albion-node2 NodeHostname=$(hostname -s) NodeAddr=127.0.0.1 Port=$node2_port
+# Pre-emption as HPC centres run it: a job in partition urgent takes the nodes from jobs in test,
 # which Slurm signals (SIGTERM, then SIGKILL after KillWait) and requeues.
 PreemptType=preempt/partition_prio
 PreemptMode=REQUEUE
-PartitionName=test Nodes=albion-test Default=YES MaxTime=INFINITE State=UP PriorityTier=1
-PartitionName=urgent Nodes=albion-test MaxTime=INFINITE State=UP PriorityTier=2
+PartitionName=test Nodes=albion-node[1-2] Default=YES MaxTime=INFINITE State=UP PriorityTier=1
+PartitionName=urgent Nodes=albion-node[1-2] MaxTime=INFINITE State=UP PriorityTier=2
 EOF
 
 munged --force --socket="$dir/munge/munge.socket" --key-file="$dir/munge/munge.key" \
   --pid-file="$dir/munged.pid" --log-file="$dir/log/munged.log" --seed-file="$dir/munge/seed"
 slurmctld -f "$SLURM_CONF"
-slurmd -f "$SLURM_CONF" -N albion-test
+for node in albion-node1 albion-node2; do
+  mkdir -p "$dir/spool/$node" "$dir/tmp/$node"
+  sed "s|^TmpFS=.*|TmpFS=$dir/tmp/$node|" "$SLURM_CONF" > "$dir/slurm-$node.conf"
+  slurmd -f "$dir/slurm-$node.conf" -N "$node"
+done
 for _ in $(seq 100); do
-  if [ "$(sinfo -h -n albion-test -o %t 2>/dev/null)" = idle ]; then
+  if [ "$(sinfo -h -o %t 2>/dev/null)" = idle ] && [ "$(sinfo -h -o %D 2>/dev/null)" = 2 ]; then
     echo "SLURM_CONF=$SLURM_CONF"
     exit 0
   fi
   sleep 0.2
 done
-echo "slurm_test_cluster: the node did not become idle in 20 s; logs in $dir/log" >&2
+echo "slurm_test_cluster: the nodes did not become idle in 20 s; logs in $dir/log" >&2
 tail -n 5 "$dir"/log/*.log >&2 || true
 stop
 exit 1

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "collectives/watchdog.h"
+#include "tests/support/eventually.h"
 
 namespace albion::collectives {
 namespace {
@@ -44,20 +45,11 @@ struct Recorder {
   }
 };
 
-bool eventually(const std::function<bool()>& condition, std::chrono::milliseconds limit = 5000ms) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (condition()) return true;
-    std::this_thread::sleep_for(5ms);
-  }
-  return condition();
-}
-
 TEST(Watchdog, AbortsOnAStuckOperationNamingRankOperationAndTimeout) {
   Recorder recorder;
   Watchdog watchdog(200ms, 3, recorder.action());
   watchdog.watch(std::make_shared<FakeWork>("all_reduce(avg) of 1024 x Float on 'data'"));
-  ASSERT_TRUE(eventually([&] { return watchdog.fired(); }));
+  ASSERT_TRUE(testing_support::eventually([&] { return watchdog.fired(); }, 5s));
   std::this_thread::sleep_for(100ms);
   EXPECT_EQ(recorder.calls.load(), 1);  // once only
   std::lock_guard lock(recorder.mutex);
@@ -91,7 +83,7 @@ TEST(Watchdog, AbortsOnAFailedHealthProbe) {
   std::this_thread::sleep_for(50ms);
   EXPECT_FALSE(watchdog.fired());
   broken = true;
-  ASSERT_TRUE(eventually([&] { return watchdog.fired(); }));
+  ASSERT_TRUE(testing_support::eventually([&] { return watchdog.fired(); }, 5s));
   std::lock_guard lock(recorder.mutex);
   EXPECT_NE(recorder.reason.find("rank 1: NCCL communicator 'data'"), std::string::npos) << recorder.reason;
 }

@@ -14,11 +14,11 @@
 #include <map>
 #include <memory>
 #include <regex>
-#include <thread>
 #include <vector>
 
 #include "runtime/base/check.h"
 #include "tests/support/checkpoint_steps.h"
+#include "tests/support/eventually.h"
 #include "tests/support/run_albion.h"
 #include "tests/support/run_command.h"
 #include "tests/support/temp_dir.h"
@@ -66,13 +66,9 @@ class SlurmCluster {
   std::string start_output_;
 };
 
+// Slurm's state changes in seconds: poll it every 100 ms.
 bool wait_until(const std::function<bool()>& done, std::chrono::seconds limit) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (done()) return true;
-    std::this_thread::sleep_for(100ms);
-  }
-  return done();
+  return testing_support::eventually(done, limit, 100ms);
 }
 
 // step -> loss, the last record of each step (a resumed job repeats the steps after its checkpoint).

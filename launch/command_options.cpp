@@ -4,7 +4,29 @@
 #include <iostream>
 #include <sstream>
 
+#include "runtime/base/check.h"
+
 namespace albion::launch {
+
+TrainArguments parse_train_arguments(std::span<const std::string> args, const std::string& command) {
+  TrainArguments parsed;
+  for (const std::string& arg : args) {
+    if (arg == "--help" || arg == "-h") {
+      parsed.help = true;
+      return parsed;
+    }
+    if (arg == "--dry-run") {
+      parsed.dry_run = true;
+    } else if (arg.starts_with("--")) {
+      parsed.overrides.push_back(arg);
+    } else {
+      ALBION_CHECK_AS(UsageError, parsed.recipe.empty(), command, ": more than one recipe given ('", parsed.recipe,
+                      "' and '", arg, "')");
+      parsed.recipe = arg;
+    }
+  }
+  return parsed;
+}
 
 std::string command_help(const CommandSpec& spec, const po::options_description& options) {
   std::ostringstream out;

@@ -4,7 +4,9 @@
 #pragma once
 
 #include <optional>
+#include <span>
 #include <string>
+#include <vector>
 
 #include "launch/cli.h"
 #include "runtime/config/program_options.h"
@@ -24,6 +26,17 @@ struct CommandSpec {
 std::optional<config::ParsedOptions> parse_command(const CommandArgs& args, const CommandSpec& spec,
                                                    po::options_description options,
                                                    const po::positional_options_description& positional = {});
+
+// What `train` takes, and `submit` after its `-- train`: RECIPE.ini [--section.key=value ...]
+// [--dry-run]. Parsing stops at --help or -h. A second recipe is a UsageError naming `command`;
+// a missing one is left to the caller, whose hint differs.
+struct TrainArguments {
+  std::string recipe;
+  std::vector<std::string> overrides;
+  bool dry_run = false;
+  bool help = false;
+};
+TrainArguments parse_train_arguments(std::span<const std::string> args, const std::string& command);
 
 // The help text of a subcommand, as --help prints it.
 std::string command_help(const CommandSpec& spec, const po::options_description& options);

@@ -44,35 +44,20 @@ const CommandSpec kSpec{
     "Example: albion submit --nodes 2 --gpus-per-node 4 --time 1-00:00:00 -- train recipes/gpt2_124m.ini"};
 
 // `train RECIPE.ini [--section.key=value ...]` after the "--".
-struct TrainCommand {
-  std::string recipe;
-  std::vector<std::string> overrides;
-};
-
-TrainCommand parse_train_command(const std::vector<std::string>& command) {
+TrainArguments parse_train_command(const std::vector<std::string>& command) {
   ALBION_CHECK_AS(UsageError, !command.empty() && command.front() == "train",
                   "submit: give the training command after '--', e.g. albion submit --ranks-per-node 2 -- train "
                   "recipes/tiny.ini");
-  TrainCommand train;
-  for (std::size_t i = 1; i < command.size(); ++i) {
-    const std::string& arg = command[i];
-    ALBION_CHECK_AS(UsageError, arg != "--dry-run" && arg != "--help" && arg != "-h", "submit: '", arg,
-                    "' belongs before the '--' (submit's own option), not to the queued train command");
-    if (arg.starts_with("--")) {
-      train.overrides.push_back(arg);
-    } else {
-      ALBION_CHECK_AS(UsageError, train.recipe.empty(), "submit: more than one recipe given ('", train.recipe,
-                      "' and '", arg, "')");
-      train.recipe = arg;
-    }
-  }
+  const TrainArguments train = parse_train_arguments(std::span(command).subspan(1), "submit");
+  ALBION_CHECK_AS(UsageError, !train.dry_run && !train.help, "submit: '", train.help ? "--help" : "--dry-run",
+                  "' belongs before the '--' (submit's own option), not to the queued train command");
   ALBION_CHECK_AS(UsageError, !train.recipe.empty(), "submit: missing RECIPE.ini after '-- train'");
   return train;
 }
 
 // Nothing secret may reach the batch script (a file, and a copy in Slurm's state) or the job's
 // environment, which sbatch copies into the controller's state files.
-void require_no_secrets_for_slurm(const config::Recipe& recipe, const TrainCommand& train) {
+void require_no_secrets_for_slurm(const config::Recipe& recipe, const TrainArguments& train) {
   for (const std::string& arg : train.overrides) {
     ALBION_CHECK_AS(UsageError, without_pins(arg) == arg, "submit: ", without_pins(arg),
                     ": a PKCS#11 PIN given inline would be written into the batch script; use pin-source=file:PATH");
@@ -133,7 +118,7 @@ int run_submit(const CommandArgs& args, const ProcessEnvironment& env) {
   const std::optional<config::ParsedOptions> parsed = parse_command(args, kSpec, options);
   if (!parsed) return 0;
 
-  const TrainCommand train = parse_train_command(parsed->passthrough);
+  const TrainArguments train = parse_train_command(parsed->passthrough);
   const config::Recipe recipe = config::load_recipe(train.recipe, train.overrides);  // errors now, not in the queue
   require_no_secrets_for_slurm(recipe, train);
   if (recipe.checkpoint.interval == 0) {

@@ -16,6 +16,7 @@
 #include "collectives/bootstrap.h"
 #include "collectives/device_mesh.h"
 #include "launch/cli.h"
+#include "launch/command_options.h"
 #include "launch/fatal_handler.h"
 #include "launch/mpi_rank_group.h"
 #include "launch/mpi_session.h"
@@ -90,26 +91,14 @@ int train_distributed(config::Recipe recipe, const train::WorldPosition& world, 
 }  // namespace
 
 int run_train(const CommandArgs& args, const ProcessEnvironment& env) {
-  std::string recipe_path;
-  std::vector<std::string> overrides;
-  bool dry_run = false;
-  for (const std::string& arg : args) {
-    if (arg == "--help" || arg == "-h") {
-      std::cout << kUsage << config::recipe_help();
-      return 0;
-    }
-    if (arg == "--dry-run") {
-      dry_run = true;
-    } else if (arg.starts_with("--")) {
-      overrides.push_back(arg);
-    } else {
-      ALBION_CHECK_AS(UsageError, recipe_path.empty(), "train: more than one recipe given ('",
-                      recipe_path, "' and '", arg, "')");
-      recipe_path = arg;
-    }
+  const TrainArguments arguments = parse_train_arguments(args, "train");
+  if (arguments.help) {
+    std::cout << kUsage << config::recipe_help();
+    return 0;
   }
+  const std::string& recipe_path = arguments.recipe;
   ALBION_CHECK_AS(UsageError, !recipe_path.empty(), "train: missing RECIPE.ini; run 'albion train --help'");
-  const config::Recipe recipe = config::load_recipe(recipe_path, overrides);
+  const config::Recipe recipe = config::load_recipe(recipe_path, arguments.overrides);
   if (env.world_rank == 0) {
     std::cout << "# resolved recipe (" << recipe_path << ")\n" << config::resolved_recipe_ini(recipe) << std::flush;
   }
@@ -119,7 +108,7 @@ int run_train(const CommandArgs& args, const ProcessEnvironment& env) {
   ALBION_CHECK_AS(NotImplementedError, mesh.tensor() == 1 && mesh.pipeline() == 1,
                   "recipe keys 'parallel.tensor' and 'parallel.pipeline': the device mesh is built, but "
                   "tensor and pipeline parallelism are not implemented yet; set both to 1");
-  if (dry_run) return 0;
+  if (arguments.dry_run) return 0;
 
   std::signal(SIGINT, request_stop);
   std::signal(SIGTERM, request_stop);

@@ -2,6 +2,7 @@
 #include "launch/batch_script.h"
 
 #include <array>
+#include <limits>
 #include <sstream>
 
 #include "launch/launch_plan.h"
@@ -63,17 +64,29 @@ long long slurm_time_seconds(const std::string& text, const std::string& what) {
   }
 }
 
+int ranks_per_node(const BatchRequest& request) {
+  ALBION_CHECK_AS(UsageError, request.gpus_per_node >= 0, "submit --gpus-per-node must not be negative");
+  const int ranks = request.ranks_per_node > 0 ? request.ranks_per_node : request.gpus_per_node;
+  ALBION_CHECK_AS(UsageError, ranks > 0,
+                  "submit: how many ranks per node? give --gpus-per-node G (one rank per GPU) or --ranks-per-node R");
+  ALBION_CHECK_AS(UsageError, request.gpus_per_node == 0 || ranks == request.gpus_per_node,
+                  "submit: --ranks-per-node ", ranks, " differs from --gpus-per-node ", request.gpus_per_node,
+                  ": a GPU job runs one rank per GPU");
+  return ranks;
+}
+
+int world_size(const BatchRequest& request) {
+  require_positive(request.nodes, "--nodes");
+  const long long ranks = static_cast<long long>(request.nodes) * ranks_per_node(request);
+  ALBION_CHECK_AS(UsageError, ranks <= std::numeric_limits<int>::max(), "submit: --nodes ", request.nodes, " x ",
+                  ranks_per_node(request), " ranks per node is more ranks than MPI counts");
+  return static_cast<int>(ranks);
+}
+
 std::string batch_script(const BatchRequest& request, const BatchContext& context) {
   ALBION_CHECK_AS(UsageError, !request.train_arguments.empty(),
                   "submit: missing the recipe after '-- train' (e.g. albion submit --nodes 2 -- train recipes/gpt2_124m.ini)");
-  require_positive(request.nodes, "--nodes");
-  ALBION_CHECK_AS(UsageError, request.gpus_per_node >= 0, "submit --gpus-per-node must not be negative");
-  const int ranks_per_node = request.ranks_per_node > 0 ? request.ranks_per_node : request.gpus_per_node;
-  ALBION_CHECK_AS(UsageError, ranks_per_node > 0,
-                  "submit: how many ranks per node? give --gpus-per-node G (one rank per GPU) or --ranks-per-node R");
-  ALBION_CHECK_AS(UsageError, request.gpus_per_node == 0 || ranks_per_node == request.gpus_per_node,
-                  "submit: --ranks-per-node ", ranks_per_node, " differs from --gpus-per-node ", request.gpus_per_node,
-                  ": a GPU job runs one rank per GPU");
+  world_size(request);
   require_positive(request.stop_before_s, "--stop-before");
   ALBION_CHECK_AS(UsageError, request.max_restarts >= 0, "submit --max-restarts must not be negative");
   if (!request.time_limit.empty()) {
@@ -90,7 +103,7 @@ std::string batch_script(const BatchRequest& request, const BatchContext& contex
     << "# Written by `albion submit`; submit it again with: sbatch " << context.script_path << "\n"
     << "#SBATCH --job-name=" << sbatch_value(context.job_name, "run.name") << "\n"
     << "#SBATCH --nodes=" << request.nodes << "\n"
-    << "#SBATCH --ntasks-per-node=" << ranks_per_node << "\n";
+    << "#SBATCH --ntasks-per-node=" << ranks_per_node(request) << "\n";
   if (request.gpus_per_node > 0) s << "#SBATCH --gpus-per-node=" << request.gpus_per_node << "\n";
   if (!request.time_limit.empty()) s << "#SBATCH --time=" << request.time_limit << "\n";
   if (!request.partition.empty()) s << "#SBATCH --partition=" << sbatch_value(request.partition, "--partition") << "\n";

@@ -41,6 +41,11 @@ struct BatchContext {
 // early, an option submit sets itself, a newline or double quote where sbatch would misread it.
 std::string batch_script(const BatchRequest& request, const BatchContext& context);
 
+// Ranks per node (--ranks-per-node, else one per GPU) and in all (times --nodes); UsageError for a
+// request that gives neither or gives the two differently.
+int ranks_per_node(const BatchRequest& request);
+int world_size(const BatchRequest& request);
+
 // Slurm's time formats ("minutes", "minutes:seconds", "hours:minutes:seconds", "days-hours",
 // "days-hours:minutes", "days-hours:minutes:seconds") in seconds; UsageError naming `what`.
 long long slurm_time_seconds(const std::string& text, const std::string& what);

@@ -1,22 +1,26 @@
 // File: launch/command_launch.cpp
 // `albion launch [-n N] [--hostfile F | --hosts a:4,b:4] [--gpus-per-node G] [--launcher L]
 // [--dry-run] -- <albion subcommand ...>`: builds the mpirun (or srun) command that starts the
-// subcommand on N ranks (launch/launch_plan.h), checks the hosts answer, prints the command, and
-// replaces this process with it, so the job's exit code is the launcher's.
+// subcommand on N ranks (launch/launch_plan.h), checks the hosts answer and a train command's
+// recipe, prints the command, and replaces this process with it, so the job's exit code is the
+// launcher's.
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <iostream>
+#include <span>
 #include <thread>
 
 #include "launch/cli.h"
 #include "launch/command_options.h"
 #include "launch/host_reachability.h"
+#include "launch/job_layout.h"
 #include "launch/launch_plan.h"
 #include "runtime/base/check.h"
 #include "runtime/base/redact.h"
+#include "runtime/config/recipe.h"
 #include "runtime/device.h"
 
 namespace albion::launch {
@@ -30,8 +34,18 @@ const CommandSpec kSpec{
     "a Slurm allocation. Ranks are packed by node (consecutive ranks share a node's NVLink), and\n"
     "NCCL_*, CUDA_*, ALBION_* and OMP_NUM_THREADS are forwarded to every rank. Without -n the\n"
     "count comes from the hosts' slots, the Slurm allocation, or this node's GPUs. Remote hosts\n"
-    "must resolve and answer on their ssh port before anything starts. --dry-run prints the\n"
-    "command and exits. Example: albion launch -n 2 -- train recipes/tiny.ini"};
+    "must resolve and answer on their ssh port before anything starts. A train command's recipe\n"
+    "is checked against the rank count first. --dry-run prints the command and exits.\n"
+    "Example: albion launch -n 2 -- train recipes/tiny.ini"};
+
+// A recipe every rank would refuse (an unknown key, a batch that does not split over the ranks)
+// is refused once here, before mpirun starts N copies of the same error.
+void check_train_command(const std::vector<std::string>& command, int world_size) {
+  if (command.front() != "train") return;
+  const TrainArguments train = parse_train_arguments(std::span(command).subspan(1), "train");
+  if (train.help || train.recipe.empty()) return;  // the ranks print help or the usage hint
+  check_job_layout(config::load_recipe(train.recipe, train.overrides), world_size);
+}
 
 }  // namespace
 
@@ -64,6 +78,7 @@ int run_launch(const CommandArgs& args, const ProcessEnvironment& env) {
   context.slurm_job_tasks = env.slurm_job_tasks;
   context.forwarded_variables = env.forwarded_variables;
   const std::vector<std::string> argv = plan_launch(request, context);
+  check_train_command(request.command, launch_rank_count(request, context));
   require_reachable(request.hosts, env.hostname);
 
   std::vector<std::string> shown;  // a PIN in a key spec is passed on, not printed

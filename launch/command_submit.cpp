@@ -1,9 +1,9 @@
 // File: launch/command_submit.cpp
 // `albion submit [--nodes N] [--gpus-per-node G | --ranks-per-node R] [--time T] [...] [--dry-run]
-// -- train RECIPE.ini [--section.key=value ...]`: checks the recipe, the residency policy and a key
-// file now (not hours later, when the job leaves the queue), writes a batch script that stops at a
-// checkpoint before the time limit and requeues itself (launch/batch_script.h) into
-// RUN_DIR/slurm/, and submits it with sbatch.
+// -- train RECIPE.ini [--section.key=value ...]`: checks the recipe against the job's ranks, the
+// residency policy and a key file now (not hours later, when the job leaves the queue), writes a
+// batch script that stops at a checkpoint before the time limit and requeues itself
+// (launch/batch_script.h) into RUN_DIR/slurm/, and submits it with sbatch.
 #include <unistd.h>
 
 #include <cstdio>
@@ -16,6 +16,7 @@
 #include "launch/batch_script.h"
 #include "launch/cli.h"
 #include "launch/command_options.h"
+#include "launch/job_layout.h"
 #include "launch/launch_plan.h"
 #include "launch/train_checkpoints.h"
 #include "runtime/base/check.h"
@@ -34,8 +35,9 @@ const CommandSpec kSpec{
     "[--account A] [--qos Q] [--stop-before S] [--max-restarts K] [--sbatch-option OPT ...] [--dry-run] "
     "-- train RECIPE.ini [--section.key=value ...]",
     "Queue a training run as a Slurm batch job that outlives the cluster's time limit and pre-emption.\n"
-    "The recipe, the checkpoint directory's residency and a file: key are checked now. The batch\n"
-    "script goes to RUN_DIR/slurm/NAME.sbatch and the job's output to RUN_DIR/slurm/NAME-JOBID.out.\n"
+    "The recipe (against the job's nodes x ranks), the checkpoint directory's residency and a file:\n"
+    "key are checked now. The batch script goes to RUN_DIR/slurm/NAME.sbatch and the job's output\n"
+    "to RUN_DIR/slurm/NAME-JOBID.out.\n"
     "Inside the job `albion launch` starts one rank per GPU through srun. --stop-before seconds\n"
     "before the time limit the ranks stop at the next step, save a checkpoint and the job requeues\n"
     "itself (at most --max-restarts times); on pre-emption Slurm signals the ranks, which save the\n"
@@ -121,6 +123,7 @@ int run_submit(const CommandArgs& args, const ProcessEnvironment& env) {
   const TrainArguments train = parse_train_command(parsed->passthrough);
   const config::Recipe recipe = config::load_recipe(train.recipe, train.overrides);  // errors now, not in the queue
   require_no_secrets_for_slurm(recipe, train);
+  check_job_layout(recipe, world_size(request));
   if (recipe.checkpoint.interval == 0) {
     log::warning("submit: checkpoint.interval is 0: a job stopped by its time limit or pre-emption starts again "
                  "from step 0");

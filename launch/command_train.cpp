@@ -14,7 +14,7 @@
 #include <iostream>
 
 #include "collectives/bootstrap.h"
-#include "collectives/device_mesh.h"
+#include "launch/job_layout.h"
 #include "launch/cli.h"
 #include "launch/command_options.h"
 #include "launch/fatal_handler.h"
@@ -103,11 +103,7 @@ int run_train(const CommandArgs& args, const ProcessEnvironment& env) {
     std::cout << "# resolved recipe (" << recipe_path << ")\n" << config::resolved_recipe_ini(recipe) << std::flush;
   }
   // Checked before anything starts, on one rank as on many, and by a dry run too.
-  const collectives::DeviceMesh mesh(env.world_size, static_cast<int>(recipe.parallel.tensor),
-                                     static_cast<int>(recipe.parallel.pipeline));
-  ALBION_CHECK_AS(NotImplementedError, mesh.tensor() == 1 && mesh.pipeline() == 1,
-                  "recipe keys 'parallel.tensor' and 'parallel.pipeline': the device mesh is built, but "
-                  "tensor and pipeline parallelism are not implemented yet; set both to 1");
+  check_job_layout(recipe, env.world_size);
   if (arguments.dry_run) return 0;
 
   std::signal(SIGINT, request_stop);

@@ -99,7 +99,7 @@ std::vector<HostSlots> read_hostfile(const std::string& path) {
   return hosts;
 }
 
-std::vector<std::string> plan_launch(const LaunchRequest& request, const LaunchContext& context) {
+int launch_rank_count(const LaunchRequest& request, const LaunchContext& context) {
   ALBION_CHECK_AS(UsageError, !request.command.empty(),
                   "launch: missing the albion subcommand after '--' (e.g. albion launch -n 2 -- train recipes/tiny.ini)");
   ALBION_CHECK_AS(UsageError, request.command.front() != "launch", "launch: cannot launch 'launch' itself");
@@ -133,7 +133,12 @@ std::vector<std::string> plan_launch(const LaunchRequest& request, const LaunchC
     ALBION_CHECK_AS(UsageError, processes <= total_slots(request.hosts), "launch -n ", processes, " exceeds the ",
                     total_slots(request.hosts), " slots of the hosts given");
   }
+  return processes;
+}
 
+std::vector<std::string> plan_launch(const LaunchRequest& request, const LaunchContext& context) {
+  const int processes = launch_rank_count(request, context);
+  const int per_node = request.gpus_per_node > 0 ? request.gpus_per_node : context.local_gpus;
   const bool use_srun = request.launcher == "srun" ||
                         (request.launcher == "auto" && context.in_slurm_allocation && request.hosts.empty());
   std::vector<std::string> argv = use_srun ? srun_command(context, processes, context.local_gpus > 0 ? per_node : 0)

@@ -38,6 +38,8 @@ struct LaunchContext {
 // UsageError for contradictions (no process count anywhere, more ranks per node than GPUs, host
 // slots that do not add up to -n, srun outside an allocation, an empty command).
 std::vector<std::string> plan_launch(const LaunchRequest& request, const LaunchContext& context);
+// The number of ranks plan_launch starts, with the same checks.
+int launch_rank_count(const LaunchRequest& request, const LaunchContext& context);
 
 // "a:4,b:4" -> {{"a", 4}, {"b", 4}}; a bare host means one slot. UsageError naming `what`.
 std::vector<HostSlots> parse_host_list(const std::string& text, const std::string& what);

@@ -36,6 +36,17 @@ std::vector<std::string> key_names(const po::options_description& options) {
 
 }  // namespace
 
+std::int64_t TrainConfig::accumulation_steps(int data_parallel_ranks) const {
+  // Divided, not multiplied, as in validate(): the product of the three may overflow int64.
+  const std::int64_t micro_batches = global_batch_tokens / (micro_batch * seq_len);
+  if (global_batch_tokens % (micro_batch * seq_len) != 0 || micro_batches % data_parallel_ranks != 0) {
+    throw UsageError(str_cat("recipe key 'train.global_batch_tokens' = ", global_batch_tokens,
+                             " is not a multiple of train.micro_batch x train.seq_len x data-parallel ranks = ",
+                             micro_batch, " x ", seq_len, " x ", data_parallel_ranks));
+  }
+  return micro_batches / data_parallel_ranks;
+}
+
 void Recipe::validate() const {
   const std::set<std::string> devices = {"auto", "cpu", "cuda"};
   require(devices.count(run.device) > 0, "run.device", "must be auto, cpu or cuda, got '" + run.device + "'");

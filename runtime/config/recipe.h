@@ -53,6 +53,10 @@ struct TrainConfig {
   std::int64_t micro_batch = 8;            // sequences per rank per forward/backward
   std::int64_t global_batch_tokens = 16384;  // tokens per optimizer step over all ranks
   std::int64_t steps = 1000;
+
+  // Micro-batches per optimizer step on `data_parallel_ranks` ranks; UsageError naming
+  // train.global_batch_tokens unless it is a whole number of micro_batch x seq_len x ranks.
+  std::int64_t accumulation_steps(int data_parallel_ranks) const;
 };
 
 struct OptimConfig {

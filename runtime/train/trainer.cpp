@@ -143,11 +143,7 @@ Trainer::Trainer(config::Recipe recipe, WorldPosition world, Parallelism* parall
                   "recipe key 'train.seq_len' = ", recipe_.train.seq_len,
                   " exceeds the model's context length ", model_config.context_length);
   const int data_ranks = parallel_->data_parallel_size();
-  const std::int64_t tokens_per_micro_step = recipe_.train.micro_batch * recipe_.train.seq_len * data_ranks;
-  ALBION_CHECK_AS(UsageError, recipe_.train.global_batch_tokens % tokens_per_micro_step == 0,
-                  "recipe key 'train.global_batch_tokens' = ", recipe_.train.global_batch_tokens,
-                  " is not a multiple of micro_batch x seq_len x data-parallel ranks = ", tokens_per_micro_step);
-  accumulation_ = recipe_.train.global_batch_tokens / tokens_per_micro_step;
+  accumulation_ = recipe_.train.accumulation_steps(data_ranks);
 
   // Data.
   data::LoaderOptions loader;

@@ -2,41 +2,19 @@
 // The `albion` executable as a user meets it: exit codes and one-line errors of the CLI contract,
 // --help for every subcommand, honest "not implemented" answers, and a healthy `doctor`.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
-#include <array>
-#include <cstdio>
 #include <filesystem>
 #include <string>
 
 #include "launch/build_info.h"
+#include "tests/support/run_albion.h"
 #include "tests/support/temp_dir.h"
 
 namespace {
 
-struct Outcome {
-  int exit_code = -1;
-  std::string output;  // stdout and stderr together
-};
-
-// `environment` is prepended as shell assignments, e.g. "ALBION_LOG_LEVEL=debug".
-Outcome run_albion(const std::string& arguments, const std::string& environment = "") {
-  Outcome run;
-  std::string command = environment + " " + ALBION_EXECUTABLE + " " + arguments + " 2>&1";
-  FILE* pipe = popen(command.c_str(), "r");
-  if (pipe == nullptr) return run;
-  std::array<char, 4096> buffer{};
-  while (std::size_t n = std::fread(buffer.data(), 1, buffer.size(), pipe)) run.output.append(buffer.data(), n);
-  int status = pclose(pipe);
-  run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  return run;
-}
-
-int count_lines(const std::string& text) {
-  int lines = 0;
-  for (char c : text) lines += c == '\n';
-  return lines;
-}
+using albion::testing_support::count_lines;
+using albion::testing_support::Outcome;
+using albion::testing_support::run_albion;
 
 const char* const kSubcommands[] = {"train", "launch", "submit", "data", "ckpt", "generate", "keys", "doctor",
                                     "version"};
@@ -91,12 +69,29 @@ TEST(Cli, LaunchWithoutACommandFailsWithOneLine) {
       << run.output;
 }
 
+// A recipe every rank would refuse is refused once by the launcher, before any rank starts.
+TEST(Cli, LaunchChecksATrainRecipeAgainstTheRankCount) {
+  const std::string tiny = std::string(ALBION_SOURCE_DIR) + "/recipes/tiny.ini";
+  for (const char* dry_run : {"--dry-run ", ""}) {
+    Outcome run = run_albion(std::string("launch ") + dry_run + "-n 4 -- train " + tiny);
+    EXPECT_EQ(run.exit_code, 2) << run.output;
+    EXPECT_EQ(count_lines(run.output), 1) << run.output;
+    EXPECT_NE(run.output.find("data-parallel ranks = 16 x 128 x 4"), std::string::npos) << run.output;
+  }
+  Outcome run = run_albion("launch -n 2 -- train " + tiny + " --trian.steps=3");
+  EXPECT_EQ(run.exit_code, 2) << run.output;
+  EXPECT_EQ(count_lines(run.output), 1) << run.output;
+  EXPECT_NE(run.output.find("trian.steps"), std::string::npos) << run.output;
+  EXPECT_EQ(run_albion("launch --dry-run -n 2 -- train " + tiny).exit_code, 0);
+}
+
 // --dry-run prints the batch script and writes nothing; a key from the environment is refused,
 // since sbatch would copy it into Slurm's job state.
 TEST(Cli, SubmitDryRunPrintsTheScriptAndRefusesEnvironmentKeys) {
   const std::string recipe = std::string(ALBION_SOURCE_DIR) + "/recipes/tiny.ini";
   const std::string tiny = recipe + " --run.dir=/nonexistent/run";
-  Outcome run = run_albion("submit --dry-run --gpus-per-node 4 --nodes 2 --time 2:00:00 -- train " + tiny);
+  Outcome run = run_albion("submit --dry-run --gpus-per-node 4 --nodes 2 --time 2:00:00 -- train " + tiny +
+                           " --train.global_batch_tokens=16384");
   EXPECT_EQ(run.exit_code, 0) << run.output;
   EXPECT_NE(run.output.find("#SBATCH --gpus-per-node=4\n"), std::string::npos) << run.output;
   EXPECT_NE(run.output.find("would write /nonexistent/run/slurm/tiny.sbatch"), std::string::npos) << run.output;
@@ -131,7 +126,7 @@ TEST(Cli, SubmitDryRunPrintsTheScriptAndRefusesEnvironmentKeys) {
 // nor does a fatal error that quotes it.
 TEST(Cli, LaunchAndErrorsDoNotShowAPkcs11Pin) {
   const std::string key = "'--checkpoint.key=pkcs11:token=t;object=k?module-path=/m.so&pin-value=97531'";
-  Outcome run = run_albion("launch --dry-run -n 2 -- train recipes/tiny.ini " + key);
+  Outcome run = run_albion(std::string("launch --dry-run -n 2 -- train ") + ALBION_SOURCE_DIR + "/recipes/tiny.ini " + key);
   EXPECT_EQ(run.exit_code, 0) << run.output;
   EXPECT_NE(run.output.find("pin-value=(not shown)"), std::string::npos) << run.output;
   EXPECT_EQ(run.output.find("97531"), std::string::npos) << run.output;
@@ -147,11 +142,31 @@ TEST(Cli, LaunchAndErrorsDoNotShowAPkcs11Pin) {
   EXPECT_EQ(run.output.find("97531"), std::string::npos) << run.output;
 }
 
-// On one rank the mesh is checked too (parallel.tensor = 3 used to train plain and exit 0).
+// On one rank the mesh is checked too (parallel.tensor = 3 used to train plain and exit 0), and
+// so is the split of the global batch, which a dry run used to pass.
 TEST(Cli, AMeshThatDoesNotFactorOneRankIsRefused) {
-  Outcome run = run_albion(std::string("train ") + ALBION_SOURCE_DIR + "/recipes/tiny.ini --dry-run --parallel.tensor=3");
+  const std::string tiny = std::string(ALBION_SOURCE_DIR) + "/recipes/tiny.ini";
+  Outcome run = run_albion("train " + tiny + " --dry-run --parallel.tensor=3");
   EXPECT_EQ(run.exit_code, 2) << run.output;
   EXPECT_NE(run.output.find("does not divide the 1 ranks"), std::string::npos) << run.output;
+  run = run_albion("train " + tiny + " --dry-run --train.global_batch_tokens=3000");
+  EXPECT_EQ(run.exit_code, 2) << run.output;
+  EXPECT_NE(run.output.find("'train.global_batch_tokens' = 3000 is not a multiple"), std::string::npos) << run.output;
+}
+
+// submit refuses, before the job is queued, what its ranks would refuse when it starts: tiny's
+// 4096 tokens per step do not split into 16 x 128-token micro-batches over 2 x 3 ranks.
+TEST(Cli, SubmitChecksTheRecipeAgainstTheJobsRanks) {
+  const std::string tiny = std::string(ALBION_SOURCE_DIR) + "/recipes/tiny.ini --run.dir=/nonexistent/run";
+  Outcome run = run_albion("submit --dry-run --nodes 2 --ranks-per-node 3 -- train " + tiny);
+  EXPECT_EQ(run.exit_code, 2) << run.output;
+  EXPECT_EQ(count_lines(run.output), 1) << run.output;
+  EXPECT_NE(run.output.find("train.micro_batch x train.seq_len x data-parallel ranks = 16 x 128 x 6"),
+            std::string::npos) << run.output;
+  run = run_albion("submit --dry-run --nodes 3 --gpus-per-node 4 -- train " + tiny + " --parallel.tensor=8");
+  EXPECT_EQ(run.exit_code, 2) << run.output;
+  EXPECT_NE(run.output.find("does not divide the 12 ranks"), std::string::npos) << run.output;
+  EXPECT_EQ(run_albion("submit --dry-run --nodes 2 --ranks-per-node 1 -- train " + tiny).exit_code, 0);
 }
 
 TEST(Cli, DoctorPassesAndReportsEveryPiece) {

@@ -127,6 +127,20 @@ TEST(RecipeErrors, OutOfRangeValuesNameTheKey) {
   }
 }
 
+TEST(Recipe, AccumulationStepsSplitTheGlobalBatchOverTheDataRanks) {
+  TrainConfig train;
+  train.micro_batch = 16;
+  train.seq_len = 128;
+  train.global_batch_tokens = 8192;  // four micro-batches
+  EXPECT_EQ(train.accumulation_steps(1), 4);
+  EXPECT_EQ(train.accumulation_steps(2), 2);
+  EXPECT_EQ(train.accumulation_steps(4), 1);
+  EXPECT_THROW(train.accumulation_steps(3), UsageError);
+  EXPECT_THROW(train.accumulation_steps(8), UsageError);
+  train.global_batch_tokens = 8192 + 128;  // four and a sixteenth
+  EXPECT_THROW(train.accumulation_steps(1), UsageError);
+}
+
 TEST(RecipeErrors, MissingFileAndMissingDataset) {
   EXPECT_THROW(load_recipe("/nonexistent/recipe.ini", {}), UsageError);
   EXPECT_NE(usage_error("[run]\nseed = -1\n").find("'run.seed' must not be negative"), std::string::npos);

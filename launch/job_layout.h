@@ -1,0 +1,16 @@
+// File: launch/job_layout.h
+// The recipe checked against the number of ranks a job will have, before anything starts: `train`
+// (--dry-run included, before any rank reads data) and `submit` (nodes x ranks per node, before
+// the job waits in the queue) refuse what the trainer would refuse once the ranks are up.
+#pragma once
+
+#include "runtime/config/recipe.h"
+
+namespace albion::launch {
+
+// UsageError naming the recipe key unless parallel.tensor x parallel.pipeline divides
+// `world_size` and the data-parallel ranks that remain split train.global_batch_tokens into whole
+// micro-batches; NotImplementedError for tensor or pipeline parallelism. `recipe` is validated.
+void check_job_layout(const config::Recipe& recipe, int world_size);
+
+}  // namespace albion::launch

@@ -83,12 +83,14 @@ std::string spelled_token(const json& value, const std::string& where) {
   return value.get<std::string>();
 }
 
-json parse_json_file(const std::string& path, const std::string& text) {
+json parse_json_file(const std::string& path, std::string_view text) {
   try {
     return json::parse(text);
   } catch (const json::parse_error& e) {
     throw UsageError(str_cat(path, ":", line_of_offset(text, e.byte == 0 ? 0 : e.byte - 1),
                              ": not valid JSON: ", e.what()));
+  } catch (const json::exception& e) {  // e.g. a number too large for a double (found by fuzzing)
+    throw UsageError(str_cat(path, ": not valid JSON: ", e.what()));
   }
 }
 
@@ -181,7 +183,11 @@ std::unique_ptr<Tokenizer> tokenizer_from_json(const std::string& path, const js
 }  // namespace
 
 std::unique_ptr<Tokenizer> load_hf_tokenizer_json(const std::string& path) {
-  const json root = parse_json_file(path, read_definition_file(path));
+  return parse_hf_tokenizer_json(read_definition_file(path), path);
+}
+
+std::unique_ptr<Tokenizer> parse_hf_tokenizer_json(std::string_view text, const std::string& path) {
+  const json root = parse_json_file(path, text);
   try {
     return tokenizer_from_json(path, root);
   } catch (const json::exception& e) {

@@ -4,7 +4,9 @@
 // user's corpus, and a byte tokenizer (vocab 256) for tiny demos.
 //
 // Invariants every implementation keeps:
-//   - decode(encode(text)) == text for any valid UTF-8 text (special tokens handled as below);
+//   - decode(encode(text)) == text for any valid UTF-8 text (special tokens handled as below;
+//     a tokenizer.json with add_prefix_space, as Hugging Face's, puts a space before text that
+//     does not start with one);
 //   - ids are < vocab_size();
 //   - content_hash() changes whenever any id a text could map to changes, and only then, so a
 //     dataset records exactly which tokenizer produced it.

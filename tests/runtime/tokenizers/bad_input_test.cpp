@@ -59,6 +59,10 @@ TEST(BadInput, BadJsonNamesFileAndLine) {
   const auto message = usage_error([&] { load_tokenizer("hf:" + path); });
   EXPECT_CONTAINS(message, path + ":4:");
   EXPECT_CONTAINS(message, "not valid JSON");
+  // Well-formed, but beyond a double: nlohmann throws out_of_range, not parse_error (found by
+  // fuzz/tokenizer_json_fuzzer.cpp; it escaped as an internal error).
+  const auto huge = dir.write("huge.json", "{\"model\": 7e1111}");
+  EXPECT_CONTAINS(usage_error([&] { load_tokenizer("hf:" + huge); }), huge + ": not valid JSON");
 }
 
 TEST(BadInput, MalformedTokenizerJson) {

@@ -58,6 +58,13 @@ std::optional<double> number(const nlohmann::json& json, const char* key) {
   return json[key].get<double>();
 }
 
+// `json`'s string at `key` ("" without one); another type, as JSON, so it shows in the warning
+// rather than throwing json's type_error (config.json comes with a download).
+std::string text(const nlohmann::json& json, const char* key) {
+  if (!json.is_object() || !json.contains(key)) return "";
+  return json[key].is_string() ? json[key].get<std::string>() : json[key].dump();
+}
+
 // Adds a line when `stored` exists and is not `expected` (relative tolerance for printed decimals).
 void compare(std::vector<std::string>& out, const char* name, std::optional<double> stored, double expected) {
   if (stored && std::abs(*stored - expected) > 1e-9 * std::max(1.0, std::abs(expected))) {
@@ -75,7 +82,7 @@ bool is_known_buffer(const std::string& name) {
 std::vector<std::string> hugging_face_config_differences(const ModelConfig& config, const nlohmann::json& json) {
   std::vector<std::string> out;
   const bool gpt2 = config.architecture == Architecture::kGpt2;
-  const std::string model_type = json.is_object() ? json.value("model_type", "") : "";
+  const std::string model_type = text(json, "model_type");
   if (!model_type.empty() && model_type != (gpt2 ? "gpt2" : "llama")) {
     out.push_back(str_cat("model_type ", model_type, ", the preset's ", gpt2 ? "gpt2" : "llama"));
     return out;
@@ -89,8 +96,7 @@ std::vector<std::string> hugging_face_config_differences(const ModelConfig& conf
                                                               : nlohmann::json();
   compare(out, "rope_theta", number(json, "rope_theta") ? number(json, "rope_theta") : number(rope, "rope_theta"),
           config.rope_theta);
-  std::string rope_type;
-  if (rope.is_object()) rope_type = rope.value("rope_type", rope.value("type", ""));
+  const std::string rope_type = text(rope, rope.contains("rope_type") ? "rope_type" : "type");
   const bool llama3_scaling = rope_type == "llama3";
   if (llama3_scaling != config.rope_scaling.has_value()) {
     out.push_back(str_cat("rope type '", rope_type.empty() ? "default" : rope_type, "', the preset's ",

@@ -159,6 +159,14 @@ TEST(HfImport, ConfigDifferencesAreNamed) {
             std::vector<std::string>{"rope type 'default', the preset's 'llama3'"});
   EXPECT_EQ(hugging_face_config_differences(testing::small_gpt2(), llama_3_2_1b),
             std::vector<std::string>{"model_type llama, the preset's gpt2"});
+  // Fields of an unexpected type are named, not thrown as json's type_error (an internal error).
+  changed = llama_3_2_1b;
+  changed["rope_scaling"]["rope_type"] = nlohmann::json::array();
+  EXPECT_EQ(hugging_face_config_differences(preset, changed),
+            std::vector<std::string>{"rope type '[]', the preset's 'llama3'"});
+  changed["model_type"] = 5;
+  EXPECT_EQ(hugging_face_config_differences(preset, changed),
+            std::vector<std::string>{"model_type 5, the preset's llama"});
   // Albion's own export, both architectures, agrees with itself.
   for (const ModelConfig& config : {testing::small_gpt2(), testing::small_llama(true)}) {
     EXPECT_EQ(hugging_face_config_differences(config, nlohmann::json::parse(hugging_face_config_json(config))),

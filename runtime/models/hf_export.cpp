@@ -8,6 +8,7 @@
 #include <set>
 
 #include "runtime/base/check.h"
+#include "runtime/models/safetensors_dtype.h"
 
 namespace albion::models {
 namespace {
@@ -189,24 +190,11 @@ std::vector<checkpoint::SafetensorsTensor> to_safetensors(const std::vector<HfTe
   for (const HfTensor& t : tensors) {
     ALBION_CHECK(t.value.device().is_cpu() && t.value.is_contiguous(), "tensor '", t.name,
                  "' must be contiguous on the CPU to be written");
-    const char* dtype = nullptr;
-    switch (t.value.scalar_type()) {
-      case at::kFloat: dtype = "F32"; break;
-      case at::kBFloat16: dtype = "BF16"; break;
-      case at::kHalf: dtype = "F16"; break;
-      case at::kDouble: dtype = "F64"; break;
-      case at::kLong: dtype = "I64"; break;
-      case at::kInt: dtype = "I32"; break;
-      case at::kShort: dtype = "I16"; break;
-      case at::kChar: dtype = "I8"; break;
-      case at::kByte: dtype = "U8"; break;
-      case at::kBool: dtype = "BOOL"; break;
-      default:
-        throw UsageError(str_cat("tensor '", t.name, "' has dtype ", t.value.scalar_type(),
-                                 ", which Albion does not write to safetensors"));
-    }
+    const std::optional<std::string_view> dtype = safetensors_dtype(t.value.scalar_type());
+    ALBION_CHECK_AS(UsageError, dtype.has_value(), "tensor '", t.name, "' has dtype ", t.value.scalar_type(),
+                    ", which Albion does not write to safetensors");
     const auto* data = static_cast<const std::uint8_t*>(t.value.data_ptr());
-    out.push_back({t.name, dtype, t.value.sizes().vec(), {data, t.value.nbytes()}});
+    out.push_back({t.name, std::string(*dtype), t.value.sizes().vec(), {data, t.value.nbytes()}});
   }
   return out;
 }

@@ -14,18 +14,17 @@
 #include "checkpoint/io/hdf5_io.h"
 #include "runtime/base/check.h"
 #include "runtime/base/log.h"
+#include "runtime/models/safetensors_dtype.h"
 
 namespace albion::models {
 namespace {
 
 namespace fs = std::filesystem;
 
+// The floating-point dtypes a Hugging Face checkpoint's weights come in.
 std::optional<at::ScalarType> floating_type(const std::string& dtype) {
-  if (dtype == "F32") return at::kFloat;
-  if (dtype == "BF16") return at::kBFloat16;
-  if (dtype == "F16") return at::kHalf;
-  if (dtype == "F64") return at::kDouble;
-  return std::nullopt;
+  const std::optional<at::ScalarType> type = scalar_type_of(dtype);
+  return type && at::isFloatingType(*type) ? type : std::nullopt;
 }
 
 // The weight files of `directory`: the shards its index names, or model.safetensors.

@@ -12,6 +12,7 @@
 #include "checkpoint/format/checkpoint_reader.h"
 #include "runtime/base/check.h"
 #include "runtime/base/log.h"
+#include "runtime/models/safetensors_dtype.h"
 #include "runtime/train/trainer.h"
 #include "runtime/train/training_state.h"
 
@@ -27,28 +28,24 @@ double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-const char* dtype_name(at::ScalarType type) {
-  switch (type) {
-    case at::kFloat: return "F32";
-    case at::kBFloat16: return "BF16";
-    case at::kHalf: return "F16";
-    case at::kDouble: return "F64";
-    case at::kLong: return "I64";
-    case at::kInt: return "I32";
-    case at::kByte: return "U8";
-    default: throw SystemError(str_cat("checkpoint: cannot store tensors of type ", at::toString(type)));
-  }
+// The types a checkpoint holds: parameters and optimizer state (floating point), step counters
+// (I64, I32) and generator states (U8); a shard naming another is refused.
+bool checkpoint_type(at::ScalarType type) {
+  return at::isFloatingType(type) || type == at::kLong || type == at::kInt || type == at::kByte;
+}
+
+std::string dtype_name(at::ScalarType type) {
+  const std::optional<std::string_view> name = models::safetensors_dtype(type);
+  ALBION_CHECK_AS(SystemError, name && checkpoint_type(type), "checkpoint: cannot store tensors of type ",
+                  at::toString(type));
+  return std::string(*name);
 }
 
 at::ScalarType scalar_type(const std::string& dtype, const std::string& name) {
-  if (dtype == "F32") return at::kFloat;
-  if (dtype == "BF16") return at::kBFloat16;
-  if (dtype == "F16") return at::kHalf;
-  if (dtype == "F64") return at::kDouble;
-  if (dtype == "I64") return at::kLong;
-  if (dtype == "I32") return at::kInt;
-  if (dtype == "U8") return at::kByte;
-  throw IntegrityError(str_cat("checkpoint: tensor ", name, " has unsupported dtype ", dtype));
+  const std::optional<at::ScalarType> type = models::scalar_type_of(dtype);
+  ALBION_CHECK_AS(IntegrityError, type && checkpoint_type(*type), "checkpoint: tensor ", name,
+                  " has unsupported dtype ", dtype);
+  return *type;
 }
 
 // The random generators a rank draws from: the CPU one and, on GPU runs, its device's.

@@ -12,7 +12,8 @@ namespace albion {
 
 // `text` with the value of every pin-value attribute replaced by "(not shown)". A value ends at
 // '&' (the next attribute) or whitespace; the PKCS#11 URI parser requires both percent-encoded
-// inside a PIN, so no part of one is left behind (a closing quote after it may go too).
+// inside a PIN, so no part of one is left behind (a closing quote after it may go too). Text
+// already passed through here comes back unchanged.
 std::string without_pins(std::string_view text);
 
 }  // namespace albion

@@ -2,7 +2,10 @@
 #include "runtime/config/program_options.h"
 
 #include <algorithm>
+#include <map>
 #include <typeinfo>
+#include <utility>
+#include <vector>
 
 #include "runtime/base/check.h"
 #include "runtime/config/nearest_name.h"
@@ -23,7 +26,36 @@ bool is_unsigned_integer(const std::type_info& type) {
          type == typeid(unsigned long long);
 }
 
+// A copy of Boost's error whose substitutions it can read and replace (they are protected).
+class SafeMessage : public po::error_with_option_name {
+ public:
+  explicit SafeMessage(const po::error_with_option_name& error) : po::error_with_option_name(error) {}
+
+  // Each substitution becomes a marker without '%' while Boost fills the template, then the
+  // markers become the values in one pass here, which never looks inside what it inserted.
+  std::string message() {
+    const std::map<std::string, std::string> values = m_substitutions;
+    std::vector<std::pair<std::string, std::string>> markers;
+    for (const auto& [name, value] : values) {
+      markers.emplace_back(str_cat('\x01', markers.size(), '\x01'), value);
+      set_substitute(name, markers.back().first);
+    }
+    std::string text = what();
+    for (const auto& [marker, value] : markers) {
+      for (std::size_t at = text.find(marker); at != std::string::npos; at = text.find(marker, at + value.size())) {
+        text.replace(at, marker.size(), value);
+      }
+    }
+    return text;
+  }
+};
+
 }  // namespace
+
+std::string program_options_message(const po::error& e) {
+  const auto* named = dynamic_cast<const po::error_with_option_name*>(&e);
+  return named != nullptr ? SafeMessage(*named).message() : e.what();
+}
 
 void refuse_negative_unsigned(const po::parsed_options& parsed, const std::string& name_prefix) {
   for (const po::option& option : parsed.options) {
@@ -72,7 +104,7 @@ ParsedOptions parse_options(const std::vector<std::string>& args,
   } catch (const po::too_many_positional_options_error&) {
     throw UsageError(str_cat(context, ": too many arguments"));
   } catch (const po::error& e) {
-    throw UsageError(str_cat(context, ": ", e.what()));
+    throw UsageError(str_cat(context, ": ", program_options_message(e)));
   }
   return parsed;
 }

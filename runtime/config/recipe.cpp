@@ -166,7 +166,7 @@ Recipe parse_recipe(std::istream& file, const std::string& path, const std::vect
     }
     throw UsageError(str_cat("recipe ", path, ": unknown key '", given, "'", hint));
   } catch (const po::error& e) {
-    throw UsageError(str_cat("recipe ", path, ": ", e.what()));
+    throw UsageError(str_cat("recipe ", path, ": ", program_options_message(e)));
   }
   recipe.validate();
   return recipe;

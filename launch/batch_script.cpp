@@ -86,7 +86,7 @@ int world_size(const BatchRequest& request) {
 std::string batch_script(const BatchRequest& request, const BatchContext& context) {
   ALBION_CHECK_AS(UsageError, !request.train_arguments.empty(),
                   "submit: missing the recipe after '-- train' (e.g. albion submit --nodes 2 -- train recipes/gpt2_124m.ini)");
-  world_size(request);
+  world_size(request);  // checks --nodes and the ranks per node
   require_positive(request.stop_before_s, "--stop-before");
   ALBION_CHECK_AS(UsageError, request.max_restarts >= 0, "submit --max-restarts must not be negative");
   if (!request.time_limit.empty()) {

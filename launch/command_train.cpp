@@ -14,10 +14,10 @@
 #include <iostream>
 
 #include "collectives/bootstrap.h"
-#include "launch/job_layout.h"
 #include "launch/cli.h"
 #include "launch/command_options.h"
 #include "launch/fatal_handler.h"
+#include "launch/job_layout.h"
 #include "launch/mpi_rank_group.h"
 #include "launch/mpi_session.h"
 #include "launch/train_checkpoints.h"

@@ -28,6 +28,13 @@ double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
+// `object`'s string at `key`; "" when it has none or another type, which json's value() would
+// throw for (a plaintext checkpoint's state is not authenticated).
+std::string string_field(const nlohmann::json& object, const char* key) {
+  const auto it = object.find(key);
+  return it != object.end() && it->is_string() ? it->get<std::string>() : "";
+}
+
 // The types a checkpoint holds: parameters and optimizer state (floating point), step counters
 // (I64, I32) and generator states (U8); a shard naming another is refused.
 bool checkpoint_type(at::ScalarType type) {
@@ -137,7 +144,7 @@ RecordedTokenizer recorded_tokenizer(const std::string& state_json) {
   const nlohmann::json state = nlohmann::json::parse(state_json, nullptr, /*allow_exceptions=*/false);
   if (!state.is_object() || !state.contains("tokenizer") || !state["tokenizer"].is_object()) return {};
   const nlohmann::json& tokenizer = state["tokenizer"];
-  return {tokenizer.value("spec", ""), tokenizer.value("hash", "")};
+  return {string_field(tokenizer, "spec"), string_field(tokenizer, "hash")};
 }
 
 LoraBase recorded_lora_base(const std::string& state_json) {
@@ -145,7 +152,8 @@ LoraBase recorded_lora_base(const std::string& state_json) {
   if (!state.is_object() || !state.contains("lora_base") || !state["lora_base"].is_object()) return {};
   const nlohmann::json& base = state["lora_base"];
   const nlohmann::json vocab = base.value("vocab_size", nlohmann::json());
-  return {base.value("directory", ""), base.value("sha256", ""), vocab.is_number_integer() ? vocab.get<std::int64_t>() : 0};
+  return {string_field(base, "directory"), string_field(base, "sha256"),
+          vocab.is_number_integer() ? vocab.get<std::int64_t>() : 0};
 }
 
 void require_same_lora_base(const LoraBase& recorded, const std::string& current_directory,

@@ -86,6 +86,20 @@ class CheckpointingTest : public testing::Test {
 };
 TempDir* CheckpointingTest::dir_ = nullptr;
 
+// What a checkpoint's state records is read without throwing, whatever the JSON holds.
+TEST(RecordedState, FieldsOfAnotherTypeReadAsNotRecorded) {
+  const std::string state = R"({"tokenizer": {"spec": 5, "hash": "ab"},
+                                "lora_base": {"directory": [], "sha256": "cd", "vocab_size": "x"}})";
+  const RecordedTokenizer tokenizer = recorded_tokenizer(state);
+  EXPECT_EQ(tokenizer.spec, "");
+  EXPECT_EQ(tokenizer.hash, "ab");
+  const LoraBase base = recorded_lora_base(state);
+  EXPECT_EQ(base.directory, "");
+  EXPECT_EQ(base.sha256, "cd");
+  EXPECT_EQ(base.vocab_size, 0);
+  EXPECT_TRUE(recorded_lora_base("not json").empty());
+}
+
 TEST_F(CheckpointingTest, ResumedFromFilesEqualsUninterruptedBitForBit) {
   const std::vector<double> uninterrupted = train(recipe("whole", 8), *dir_ / "whole-ckpt", 0, true).summary.losses;
   ASSERT_EQ(uninterrupted.size(), 8u);

@@ -13,10 +13,10 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
-#include <thread>
 
 #include "runtime/base/check.h"
 #include "tests/support/checkpoint_steps.h"
+#include "tests/support/eventually.h"
 #include "tests/support/run_albion.h"
 #include "tests/support/temp_dir.h"
 
@@ -28,6 +28,7 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using testing_support::TempDir;
+using testing_support::eventually;
 using testing_support::newest_committed_step;
 
 const std::string kEnvironment =
@@ -81,26 +82,25 @@ std::unique_ptr<Job> start(const std::string& arguments, const std::string& log)
 
 // Waits for the job; returns its exit code (128 + signal when killed) or -1 after `limit`.
 int wait_for(Job& job, std::chrono::seconds limit) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < deadline) {
+  int code = -1;  // on a timeout ~Job cleans up
+  eventually([&] {
     int status = 0;
-    if (waitpid(job.pid, &status, WNOHANG) == job.pid) {
-      job.reaped = true;
-      return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    }
-    std::this_thread::sleep_for(100ms);
-  }
-  return -1;  // ~Job cleans up
+    if (waitpid(job.pid, &status, WNOHANG) != job.pid) return false;
+    job.reaped = true;
+    code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    return true;
+  }, limit, 100ms);
+  return code;
 }
 
 // Waits until training is under way: four ranks exist and a step has been logged.
 std::vector<pid_t> wait_until_training(const Job& job) {
-  for (int i = 0; i < 600; ++i) {
-    std::vector<pid_t> ranks = ranks_of(job.pid);
-    if (ranks.size() == 4 && testing_support::read_bytes(job.log).find("step 2/") != std::string::npos) return ranks;
-    std::this_thread::sleep_for(100ms);
-  }
-  return {};
+  std::vector<pid_t> ranks;
+  const bool training = eventually([&] {
+    ranks = ranks_of(job.pid);
+    return ranks.size() == 4 && testing_support::read_bytes(job.log).find("step 2/") != std::string::npos;
+  }, 60s, 100ms);
+  return training ? ranks : std::vector<pid_t>{};
 }
 
 bool all_gone(const std::vector<pid_t>& pids) {
@@ -145,7 +145,7 @@ TEST_F(DistributedJob, SigkillOfOneRankEndsEveryRankWithin60Seconds) {
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - killed_at).count();
   EXPECT_NE(code, -1) << "the job still ran 60 s after a rank was killed";
   EXPECT_NE(code, 0);
-  for (int i = 0; i < 50 && !all_gone(ranks); ++i) std::this_thread::sleep_for(100ms);
+  eventually([&] { return all_gone(ranks); }, 5s, 100ms);
   EXPECT_TRUE(all_gone(ranks)) << "a rank survived";
   std::cout << "job ended " << seconds << " s after SIGKILL, exit code " << code << "\n";
 }
@@ -163,7 +163,7 @@ TEST_F(DistributedJob, JobKilledWhileCheckpointingResumesFromTheNewestCommitted)
                          *dir_ / "ckpt-kill.log");
   const std::vector<pid_t> ranks = wait_until_training(*job);
   ASSERT_EQ(ranks.size(), 4u) << testing_support::read_bytes(job->log);
-  for (int i = 0; i < 600 && newest_committed_step(*dir_ / "ckpt") < 6; ++i) std::this_thread::sleep_for(50ms);
+  eventually([&] { return newest_committed_step(*dir_ / "ckpt") >= 6; }, 30s, 50ms);
   ASSERT_GE(newest_committed_step(*dir_ / "ckpt"), 6) << testing_support::read_bytes(job->log);
   kill(ranks[3], SIGKILL);
   EXPECT_NE(wait_for(*job, 60s), 0);

@@ -16,6 +16,7 @@
 #include "runtime/base/progress.h"
 #include "runtime/base/staging_directory.h"
 #include "checkpoint/keys/key_provider.h"
+#include "runtime/data/chat_record.h"
 #include "runtime/data/dataset_encryption.h"
 #include "runtime/data/dataset_manifest.h"
 #include "runtime/data/file_digest.h"
@@ -81,7 +82,9 @@ class BatchTokenizer {
       : tokenizer_(tokenizer),
         options_(options),
         files_(files),
-        chat_template_(tokenizers::parse_chat_template(options.chat_template)) {}
+        chat_template_(parse_record_template(options.chat_template)) {
+    if (options.format == InputFormat::kChat) require_template_tokens(tokenizer, chat_template_);
+  }
 
   TokenizedBatch operator()(const std::vector<RawDocument>& batch) const {
     TokenizedBatch out;
@@ -106,7 +109,7 @@ class BatchTokenizer {
   TokenizedDocument tokenize(const RawDocument& raw) const {
     TokenizedDocument document;
     if (options_.format == InputFormat::kChat) {
-      tokenizers::MaskedTokens rendered = render_chat_record(raw.content);
+      tokenizers::MaskedTokens rendered = render_chat_record(tokenizer_, chat_template_, raw.content);
       document.tokens = std::move(rendered.ids);
       document.loss_mask = std::move(rendered.loss_mask);
     } else {
@@ -117,42 +120,10 @@ class BatchTokenizer {
     return document;
   }
 
-  // {"messages": [{"role", "content"}, ...]} or {"prompt", "completion"}; the template's turn
-  // markers delimit conversations, so no end-of-text token is appended.
-  tokenizers::MaskedTokens render_chat_record(const std::string& line) const {
-    nlohmann::json record;
-    try {
-      record = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::exception&) {
-      throw UsageError("malformed JSON");  // no content in the message: it may be private
-    }
-    ALBION_CHECK_AS(UsageError, record.is_object(), "record is not a JSON object");
-    if (record.contains("messages")) {
-      const nlohmann::json& messages = record["messages"];
-      ALBION_CHECK_AS(UsageError, messages.is_array() && !messages.empty(),
-                      "\"messages\" must be a non-empty array");
-      std::vector<tokenizers::ChatMessage> conversation;
-      for (const nlohmann::json& message : messages) {
-        ALBION_CHECK_AS(UsageError, message.is_object() && message.contains("role") &&
-                                        message["role"].is_string() && message.contains("content") &&
-                                        message["content"].is_string(),
-                        "each message needs string fields \"role\" and \"content\"");
-        conversation.push_back({message["role"].get<std::string>(), message["content"].get<std::string>()});
-      }
-      return tokenizers::render_chat(tokenizer_, chat_template_, conversation);
-    }
-    ALBION_CHECK_AS(UsageError, record.contains("prompt") && record["prompt"].is_string() &&
-                                    record.contains("completion") && record["completion"].is_string(),
-                    "record has neither \"messages\" nor string \"prompt\" and \"completion\"");
-    return tokenizers::render_prompt_completion(tokenizer_, chat_template_,
-                                                record["prompt"].get<std::string>(),
-                                                record["completion"].get<std::string>());
-  }
-
   const Tokenizer& tokenizer_;
   const PrepareOptions& options_;
   const std::vector<std::string>& files_;
-  tokenizers::ChatTemplate chat_template_;
+  std::optional<tokenizers::ChatTemplate> chat_template_;  // none: plain prompt/completion
 };
 
 // Accumulates one split's documents and writes a shard whenever it passes shard_tokens.

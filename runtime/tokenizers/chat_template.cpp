@@ -1,12 +1,11 @@
 // File: runtime/tokenizers/chat_template.cpp
 // Rendering works on segments: a special token (by id) or a run of text between special tokens.
 // A text run made of template text followed by content ("\n\n" + content in Llama 3, role + "\n"
-// + content in ChatML) is encoded whole, like Hugging Face does, and the mask boundary is placed
-// where the encoding of the template part alone stops matching; a token that straddles the
-// boundary holds content, so it is trained on.
+// + content in ChatML) is encoded whole, like Hugging Face does, and masked as Hugging Face's
+// assistant mask is: a token is trained on when it holds content, so one that straddles the
+// boundary is, and one made only of template text is not (even where the template text alone
+// would be encoded differently: merges can bind its last bytes to the content's first).
 #include "runtime/tokenizers/chat_template.h"
-
-#include <algorithm>
 
 #include "runtime/base/check.h"
 #include "runtime/tokenizers/utf8.h"
@@ -31,16 +30,15 @@ class Renderer {
     out_.loss_mask.push_back(train ? 1 : 0);
   }
 
-  // Encodes prefix + content as one piece; tokens of the prefix get mask 0, the rest `train`.
+  // Encodes prefix + content as one piece; tokens made only of prefix text get mask 0, the rest
+  // `train`.
   void text(std::string_view prefix, std::string_view content, bool train) {
-    const std::string whole = str_cat(prefix, content);
-    const auto ids = tok_.encode(whole, SpecialTokens::kAsText);
+    const std::vector<TokenId> ids = tok_.encode(str_cat(prefix, content), SpecialTokens::kAsText);
+    // The prefix is a few bytes, so this decodes a few short runs.
     std::size_t boundary = 0;
-    if (!prefix.empty()) {
-      const auto prefix_ids = tok_.encode(prefix, SpecialTokens::kAsText);
-      const auto mismatch = std::mismatch(prefix_ids.begin(), prefix_ids.end(), ids.begin(),
-                                          ids.end());
-      boundary = static_cast<std::size_t>(mismatch.second - ids.begin());
+    while (boundary < ids.size() &&
+           prefix.starts_with(tok_.decode(std::span(ids).first(boundary + 1)))) {
+      ++boundary;
     }
     for (std::size_t i = 0; i < ids.size(); ++i) {
       out_.ids.push_back(ids[i]);
@@ -141,18 +139,13 @@ GenerationPrompt render_generation_prompt(const Tokenizer& tok, ChatTemplate cha
   return out;
 }
 
-MaskedTokens render_prompt_completion(const Tokenizer& tok, ChatTemplate chat_template,
-                                      std::string_view prompt, std::string_view completion) {
-  const ChatMessage messages[] = {{"user", std::string(prompt)},
-                                  {"assistant", std::string(completion)}};
-  return render_chat(tok, chat_template, messages);
-}
-
 MaskedTokens render_plain_prompt_completion(const Tokenizer& tok, std::string_view prompt,
                                             std::string_view completion) {
   const auto eot = tok.end_of_text();
   ALBION_CHECK_AS(UsageError, eot.has_value(), "prompt/completion: tokenizer (",
                   tok.description(), ") has no end-of-text token");
+  require_valid_utf8(prompt, "prompt");
+  require_valid_utf8(completion, "completion");
   MaskedTokens out;
   out.ids = tok.encode(prompt, SpecialTokens::kAsText);
   out.loss_mask.assign(out.ids.size(), 0);

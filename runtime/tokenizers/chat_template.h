@@ -28,6 +28,7 @@ ChatTemplate parse_chat_template(std::string_view name);
 struct ChatMessage {
   std::string role;  // "system", "user" or "assistant"
   std::string content;
+  bool operator==(const ChatMessage&) const = default;
 };
 
 struct MaskedTokens {
@@ -50,13 +51,9 @@ struct GenerationPrompt {
 GenerationPrompt render_generation_prompt(const Tokenizer& tokenizer, ChatTemplate chat_template,
                                           std::span<const ChatMessage> messages);
 
-// The prompt/completion form: a user turn holding the prompt and an assistant turn holding the
-// completion, rendered with the template (mask 1 on the completion and its end-of-turn token).
-MaskedTokens render_prompt_completion(const Tokenizer& tokenizer, ChatTemplate chat_template,
-                                      std::string_view prompt, std::string_view completion);
-
 // The prompt/completion form without a template, for base models: prompt tokens (mask 0), then
-// completion tokens and the end-of-text token (mask 1). UsageError if there is no end-of-text.
+// completion tokens and the end-of-text token (mask 1). UsageError if there is no end-of-text or
+// either text is not valid UTF-8.
 MaskedTokens render_plain_prompt_completion(const Tokenizer& tokenizer, std::string_view prompt,
                                             std::string_view completion);
 

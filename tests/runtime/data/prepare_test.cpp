@@ -171,6 +171,23 @@ namespace {
 const std::string kChatTokenizer =
     "hf:" + std::string(ALBION_SOURCE_DIR) + "/tests/runtime/tokenizers/fixtures/gpt2/tokenizer.json";
 
+// The masked tokens of the first shard of `o`'s train split, decoded.
+std::string trained_text(const PrepareOptions& o) {
+  DatasetManifest m = read_manifest(o.output);
+  EXPECT_TRUE(m.has_loss_mask);
+  TokenShard shard(o.output + "/" + m.splits.at("train").shards.at(0).file, m.token_width,
+                   m.vocab_size, m.splits.at("train").tokens);
+  std::vector<std::int64_t> tokens(shard.token_count());
+  std::vector<std::uint8_t> mask(shard.token_count());
+  shard.copy_tokens(0, tokens.size(), tokens.data());
+  shard.copy_loss_mask(0, mask.size(), mask.data());
+  std::vector<tokenizers::TokenId> trained;
+  for (std::size_t i = 0; i < tokens.size(); ++i) {
+    if (mask[i]) trained.push_back(static_cast<tokenizers::TokenId>(tokens[i]));
+  }
+  return tokenizers::load_tokenizer(o.tokenizer_spec)->decode(trained);
+}
+
 TEST(PrepareChat, MasksAreOneOnlyOnAssistantTokens) {
   TempDir dir;
   PrepareOptions o;
@@ -182,21 +199,54 @@ TEST(PrepareChat, MasksAreOneOnlyOnAssistantTokens) {
   o.tokenizer_spec = kChatTokenizer;
   o.format = InputFormat::kChat;
   prepare_dataset(o);
-  DatasetManifest m = read_manifest(o.output);
-  ASSERT_TRUE(m.has_loss_mask);
-  TokenShard shard(o.output + "/" + m.splits.at("train").shards.at(0).file, m.token_width,
-                   m.vocab_size, m.splits.at("train").tokens);
-  std::vector<std::int64_t> tokens(shard.token_count());
-  std::vector<std::uint8_t> mask(shard.token_count());
-  shard.copy_tokens(0, tokens.size(), tokens.data());
-  shard.copy_loss_mask(0, mask.size(), mask.data());
-  auto tokenizer = tokenizers::load_tokenizer(kChatTokenizer);
-  std::vector<tokenizers::TokenId> trained;
-  for (std::size_t i = 0; i < tokens.size(); ++i) {
-    if (mask[i]) trained.push_back(static_cast<tokenizers::TokenId>(tokens[i]));
-  }
   // Exactly the assistant replies and their end-of-turn tokens are trained on.
-  EXPECT_EQ(tokenizer->decode(trained), "London.<|im_end|>Hi there<|im_end|>");
+  EXPECT_EQ(trained_text(o), "London.<|im_end|>Hi there<|im_end|>");
+}
+
+// chat.jsonl holding `lines`, prepared with the byte tokenizer (end-of-text only, no chat tokens).
+PrepareOptions byte_chat_options(const TempDir& dir, const std::string& chat_template, const std::string& lines) {
+  PrepareOptions o = byte_options(dir, {dir.write("chat.jsonl", lines)});
+  o.format = InputFormat::kChat;
+  o.chat_template = chat_template;
+  return o;
+}
+
+// A base model has no chat template: each record trains on its completion and end-of-text.
+TEST(PrepareChat, WithoutATemplateTheCompletionAndEndOfTextAreTrainedOn) {
+  TempDir dir;
+  PrepareOptions o = byte_chat_options(dir, "none",
+                                       "{\"prompt\": \"Say hi\", \"completion\": \" Hi there\"}\n"
+                                       "{\"messages\": [{\"role\": \"user\", \"content\": \"Capital?\"},"
+                                       " {\"role\": \"assistant\", \"content\": \" London.\"}]}\n");
+  prepare_dataset(o);
+  EXPECT_EQ(trained_text(o), " Hi there<|endoftext|> London.<|endoftext|>");
+}
+
+// Without a template a conversation of other turns has no plain form: a bad record, located.
+TEST(PrepareChat, WithoutATemplateOnlyPromptAndCompletionAreAccepted) {
+  TempDir dir;
+  PrepareOptions o = byte_chat_options(dir, "none",
+                                       "{\"prompt\": \"a\", \"completion\": \"b\"}\n"
+                                       "{\"messages\": [{\"role\": \"system\", \"content\": \"be brief\"},"
+                                       " {\"role\": \"user\", \"content\": \"a\"},"
+                                       " {\"role\": \"assistant\", \"content\": \"b\"}]}\n");
+  const std::string message = usage_error(o);
+  EXPECT_NE(message.find("chat.jsonl:2: without a chat template"), std::string::npos) << message;
+  o.chat_template = "alpaca";
+  EXPECT_NE(usage_error(o).find("unknown chat template 'alpaca' (expected llama3, chatml or none)"),
+            std::string::npos);
+}
+
+// A tokenizer without the template's special tokens is a configuration error, named once, even
+// with --skip-bad-records (which would otherwise skip every record and write an empty dataset).
+TEST(PrepareChat, ATokenizerWithoutTheTemplatesTokensIsRefusedBeforeAnyRecord) {
+  TempDir dir;
+  PrepareOptions o = byte_chat_options(dir, "chatml", "{\"prompt\": \"a\", \"completion\": \"b\"}\n");
+  o.skip_bad_records = true;
+  const std::string message = usage_error(o);
+  EXPECT_NE(message.find("has no special token <|im_start|>"), std::string::npos) << message;
+  EXPECT_EQ(message.find("chat.jsonl"), std::string::npos) << message;
+  EXPECT_FALSE(fs::exists(o.output));
 }
 
 // The file and line are named; the record's value is not echoed (the data may be private).

@@ -8,7 +8,9 @@
 
 #include "runtime/base/error.h"
 #include "runtime/tokenizers/chat_template.h"
+#include "runtime/tokenizers/hf_tokenizer_json.h"
 #include "tests/runtime/tokenizers/fixtures.h"
+#include "tests/support/tiny_bpe.h"
 
 namespace albion::tokenizers {
 namespace {
@@ -61,16 +63,6 @@ TEST_P(Chat, MatchesReferenceIdsAndMasksOnlyAssistantTurns) {
   EXPECT_EQ(trained_runs(*tok, t), want);
 }
 
-TEST_P(Chat, PromptCompletionForm) {
-  const auto tok = load_tokenizer(GetParam().spec);
-  const MaskedTokens t =
-      render_prompt_completion(*tok, GetParam().chat_template, "Who wrote Emma?", " Jane Austen.");
-  EXPECT_EQ(trained_runs(*tok, t),
-            std::vector<std::string>{" Jane Austen." + GetParam().end_of_turn});
-  const ChatMessage same[] = {{"user", "Who wrote Emma?"}, {"assistant", " Jane Austen."}};
-  EXPECT_EQ(render_chat(*tok, GetParam().chat_template, same).ids, t.ids);
-}
-
 // The assistant's header after the conversation, as the templates' add_generation_prompt writes it.
 TEST_P(Chat, GenerationPromptEndsWithTheAssistantsHeader) {
   const auto tok = load_tokenizer(GetParam().spec);
@@ -107,6 +99,22 @@ INSTANTIATE_TEST_SUITE_P(
                       TemplateCase{"chatml", "hf:" + fixture("gpt2/tokenizer.json"),
                                    ChatTemplate::kChatML, "<|im_end|>"}),
     [](const auto& info) { return std::string(info.param.name); });
+
+// Merges can bind the template's last bytes to the content's first, so "\n\n" + " \nHi" encodes as
+// "\n" "\n \n" "Hi" while "\n\n" alone is one token. The straddling token holds content and is
+// trained on; the "\n" before it is template text only and is not (Hugging Face's assistant mask).
+TEST(ChatMask, ATokenMadeOnlyOfTemplateTextIsNotTrainedOn) {
+  const testing_support::Merge merges[] = {{"\n", " "}, {"\n ", "\n"}, {"\n", "\n"}};
+  const std::string_view specials[] = {"<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>",
+                                       "<|eot_id|>"};
+  const auto tok = parse_hf_tokenizer_json(
+      testing_support::tiny_bpe_json(R"(\s*[\r\n]+|\s+(?!\S)|\s+|\S+)", merges, specials), "tiny");
+  const ChatMessage messages[] = {{"user", "Hi"}, {"assistant", " \nHi"}};
+  const MaskedTokens t = render_chat(*tok, ChatTemplate::kLlama3, messages);
+  EXPECT_EQ(tok->encode("\n\n \nHi").size(), 4u);  // "\n" "\n \n" "H" "i"
+  EXPECT_EQ(tok->encode("\n\n").size(), 1u);
+  EXPECT_EQ(trained_runs(*tok, t), std::vector<std::string>{"\n \nHi<|eot_id|>"});
+}
 
 TEST(ChatErrors, MissingSpecialTokenIsNamed) {
   const auto gpt2 = load_tokenizer("hf:" + fixture("gpt2/tokenizer.json"));

@@ -1,10 +1,12 @@
 // File: launch/command_data.cpp
 // `albion data prepare` and `albion data inspect`: turn text into token datasets and look at them.
+#include <algorithm>
 #include <filesystem>
 #include <iomanip>
 #include <iostream>
 #include <memory>
 #include <optional>
+#include <span>
 #include <thread>
 
 #include "launch/cli.h"
@@ -33,6 +35,22 @@ using checkpoint::AuditOutcome;
 // directory that exists, never inside a refused location.
 fs::path default_dataset_audit_log(const fs::path& policy) {
   return fs::absolute(policy).lexically_normal().parent_path() / "audit.jsonl";
+}
+
+// The decoded sample with each run of trained-on tokens between [[ and ]], so a chat dataset shows
+// at a glance which tokens its loss mask trains on.
+std::string with_trained_runs_marked(const tokenizers::Tokenizer& tokenizer, std::span<const tokenizers::TokenId> ids,
+                                     std::span<const std::uint8_t> loss_mask) {
+  std::string out;
+  std::size_t start = 0;
+  while (start < ids.size()) {
+    std::size_t end = start;
+    while (end < ids.size() && loss_mask[end] == loss_mask[start]) ++end;
+    const std::string text = tokenizer.decode(ids.subspan(start, end - start));
+    out += loss_mask[start] ? "[[" + text + "]]" : text;
+    start = end;
+  }
+  return out;
 }
 
 int run_prepare(const CommandArgs& args, const ProcessEnvironment& env) {
@@ -193,8 +211,16 @@ int run_inspect(const CommandArgs& args, const ProcessEnvironment&) {
     std::cout << "sample       (tokenizer at " << m.tokenizer_spec << " has changed since preparing)\n";
     return 0;
   }
-  std::cout << "sample       " << count << " tokens of " << first.file << ":\n"
-            << tokenizer->decode(ids) << "\n";
+  if (!m.has_loss_mask) {
+    std::cout << "sample       " << count << " tokens of " << first.file << ":\n" << tokenizer->decode(ids) << "\n";
+    return 0;
+  }
+  std::vector<std::uint8_t> loss_mask(count);
+  shard->copy_loss_mask(0, count, loss_mask.data());
+  const auto trained = std::count(loss_mask.begin(), loss_mask.end(), std::uint8_t{1});
+  std::cout << "sample       " << count << " tokens of " << first.file << ", the " << trained
+            << " trained on (loss mask 1) between [[ and ]]:\n"
+            << with_trained_runs_marked(*tokenizer, ids, loss_mask) << "\n";
   return 0;
 }
 

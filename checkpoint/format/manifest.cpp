@@ -1,11 +1,10 @@
 // File: checkpoint/format/manifest.cpp
 #include "checkpoint/format/manifest.h"
 
-#include <nlohmann/json.hpp>
-
 #include "checkpoint/crypto/chunk_cipher.h"
 #include "checkpoint/crypto/hex.h"
 #include "checkpoint/format/checkpoint_paths.h"
+#include "checkpoint/format/json_fields.h"
 #include "runtime/base/check.h"
 
 namespace albion::checkpoint {
@@ -15,69 +14,6 @@ using Json = nlohmann::json;
 
 constexpr const char* kManifestChunkFile = "manifest.json";
 constexpr const char* kManifestChunkTensor = "manifest";
-
-// Typed, bounds-checked access to fields of an untrusted JSON document. Every failure is an
-// IntegrityError naming the document and the field.
-class Fields {
- public:
-  Fields(const Json& object, std::string what) : object_(object), what_(std::move(what)) {
-    if (!object_.is_object()) fail("", "expected an object");
-  }
-  [[noreturn]] void fail(const std::string& key, const std::string& why) const {
-    throw IntegrityError(str_cat(what_, key.empty() ? "" : ": field '" + key + "'", ": ", why));
-  }
-  const Json& at(const std::string& key) const {
-    auto it = object_.find(key);
-    if (it == object_.end()) fail(key, "is missing");
-    return *it;
-  }
-  std::string string(const std::string& key) const {
-    const Json& v = at(key);
-    if (!v.is_string()) fail(key, "expected a string");
-    return v.get<std::string>();
-  }
-  std::uint64_t unsigned_integer(const std::string& key) const {
-    const Json& v = at(key);
-    if (!v.is_number_unsigned()) fail(key, "expected a non-negative integer");
-    return v.get<std::uint64_t>();
-  }
-  std::int64_t integer(const std::string& key) const {
-    const Json& v = at(key);
-    if (!v.is_number_integer()) fail(key, "expected an integer");
-    if (v.is_number_unsigned() && v.get<std::uint64_t>() > static_cast<std::uint64_t>(INT64_MAX)) fail(key, "too large");
-    return v.get<std::int64_t>();
-  }
-  const Json& array(const std::string& key) const {
-    const Json& v = at(key);
-    if (!v.is_array()) fail(key, "expected an array");
-    return v;
-  }
-  std::vector<std::int64_t> integers(const std::string& key) const {
-    std::vector<std::int64_t> out;
-    for (const Json& v : array(key)) {
-      if (!v.is_number_integer()) fail(key, "expected integers");
-      if (v.is_number_unsigned() && v.get<std::uint64_t>() > static_cast<std::uint64_t>(INT64_MAX)) fail(key, "too large");
-      out.push_back(v.get<std::int64_t>());
-    }
-    return out;
-  }
-  std::vector<std::uint8_t> hex_bytes(const std::string& key) const {
-    std::optional<std::vector<std::uint8_t>> bytes = bytes_from_hex(string(key));
-    if (!bytes) fail(key, "expected hex");
-    return *bytes;
-  }
-  const std::string& what() const { return what_; }
-
- private:
-  const Json& object_;
-  std::string what_;
-};
-
-Json parse_json(std::string_view text, const std::string& what) {
-  Json value = Json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
-  ALBION_CHECK_AS(IntegrityError, !value.is_discarded(), what, ": not valid JSON");
-  return value;
-}
 
 // The header fields the sealed body repeats: all but the key wrapping, which `ckpt rotate-key`
 // replaces without re-sealing the body (re-sealing would reuse the body's nonce under the same
@@ -95,7 +31,7 @@ Json header_json(const CheckpointHeader& h) {
   return out;
 }
 
-CheckpointHeader header_from(const Fields& f, bool with_key_fields = true) {
+CheckpointHeader header_from(const JsonFields& f, bool with_key_fields = true) {
   CheckpointHeader h;
   h.format = f.string("format");
   if (h.format != kCheckpointFormat) f.fail("format", "unsupported '" + h.format + "', expected " + kCheckpointFormat);
@@ -126,7 +62,7 @@ Json shard_json(const ShardRecord& s) {
           {"data_offset", s.data_offset}, {"data_bytes", s.data_bytes}, {"tensors", slices}};
 }
 
-ShardRecord shard_from(const Fields& f) {
+ShardRecord shard_from(const JsonFields& f) {
   ShardRecord s;
   s.file = f.string("file");
   const std::uint64_t index = f.unsigned_integer("index");
@@ -139,7 +75,7 @@ ShardRecord shard_from(const Fields& f) {
   s.data_offset = f.unsigned_integer("data_offset");
   s.data_bytes = f.unsigned_integer("data_bytes");
   for (const Json& entry : f.array("tensors")) {
-    Fields t(entry, f.what() + ": " + s.file + " tensor");
+    JsonFields t(entry, f.what() + ": " + s.file + " tensor");
     SliceRecord r;
     r.name = t.string("name");
     r.dtype = t.string("dtype");
@@ -160,7 +96,7 @@ std::string serialize_manifest(const CheckpointManifest& m, const DataKey* key) 
   ALBION_CHECK((key != nullptr) == m.header.encrypted(), "checkpoint: manifest key does not match its cipher");
   Json shards = Json::array();
   for (const ShardRecord& s : m.shards) shards.push_back(shard_json(s));
-  Json state = parse_json(m.state_json, "checkpoint state");
+  Json state = parse_untrusted_json(m.state_json, "checkpoint state");
   ALBION_CHECK(state.is_object(), "checkpoint: trainer state must be a JSON object");
   Json body = {{"header", authenticated_header_json(m.header)},
                {"world", {{"size", m.world_size}, {"data_parallel_size", m.data_parallel_size}}},
@@ -182,13 +118,13 @@ std::string serialize_manifest(const CheckpointManifest& m, const DataKey* key) 
 }
 
 CheckpointHeader parse_manifest_header(std::string_view text, const std::string& what) {
-  const Json root = parse_json(text, what);
-  return header_from(Fields(root, what));
+  const Json root = parse_untrusted_json(text, what);
+  return header_from(JsonFields(root, what));
 }
 
 CheckpointManifest parse_manifest(std::string_view text, const DataKey* key, const std::string& what) {
-  const Json root = parse_json(text, what);
-  const Fields top(root, what);
+  const Json root = parse_untrusted_json(text, what);
+  const JsonFields top(root, what);
   CheckpointManifest m;
   m.header = header_from(top);
   ALBION_CHECK_AS(IntegrityError, (key != nullptr) == m.header.encrypted(), what,
@@ -207,14 +143,14 @@ CheckpointManifest parse_manifest(std::string_view text, const DataKey* key, con
     } catch (const IntegrityError&) {
       throw IntegrityError(str_cat(what, ": manifest authentication failed (edited, or from another checkpoint)"));
     }
-    body = parse_json(std::string_view(reinterpret_cast<const char*>(plain.data()), plain.size()), what);
+    body = parse_untrusted_json(std::string_view(reinterpret_cast<const char*>(plain.data()), plain.size()), what);
   }
-  const Fields b(body, what + " body");
+  const JsonFields b(body, what + " body");
   // The header in clear must be the one that was authenticated.
-  const CheckpointHeader inner = header_from(Fields(b.at("header"), what + " body header"), false);
+  const CheckpointHeader inner = header_from(JsonFields(b.at("header"), what + " body header"), false);
   ALBION_CHECK_AS(IntegrityError, authenticated_header_json(inner) == authenticated_header_json(m.header), what,
                   ": header does not match the authenticated body (edited)");
-  const Fields world(b.at("world"), what + " world");
+  const JsonFields world(b.at("world"), what + " world");
   const std::int64_t size = world.integer("size");
   const std::int64_t data_parallel = world.integer("data_parallel_size");
   ALBION_CHECK_AS(IntegrityError, size > 0 && size < (1 << 24) && data_parallel > 0 && data_parallel <= size, what,
@@ -226,7 +162,7 @@ CheckpointManifest parse_manifest(std::string_view text, const DataKey* key, con
   ALBION_CHECK_AS(IntegrityError, state.is_object(), what, ": field 'state': expected an object");
   m.state_json = state.dump();
   for (const Json& entry : b.array("shards")) {
-    m.shards.push_back(shard_from(Fields(entry, what + " shard")));
+    m.shards.push_back(shard_from(JsonFields(entry, what + " shard")));
   }
   ALBION_CHECK_AS(IntegrityError, m.shards.size() == static_cast<std::size_t>(m.world_size), what, ": ",
                   m.shards.size(), " shards for a world of ", m.world_size);
@@ -239,14 +175,14 @@ CheckpointManifest parse_manifest(std::string_view text, const DataKey* key, con
 std::string shard_record_json(const ShardRecord& record) { return shard_json(record).dump(); }
 
 ShardRecord parse_shard_record_json(std::string_view text, const std::string& what) {
-  const Json root = parse_json(text, what);
-  return shard_from(Fields(root, what));
+  const Json root = parse_untrusted_json(text, what);
+  return shard_from(JsonFields(root, what));
 }
 
 std::string rewrap_manifest(std::string_view text, const std::string& key_id,
                             const std::vector<std::uint8_t>& wrapped_key, const std::string& what) {
-  Json root = parse_json(text, what);
-  header_from(Fields(root, what));  // well-formed before anything is replaced
+  Json root = parse_untrusted_json(text, what);
+  header_from(JsonFields(root, what));  // well-formed before anything is replaced
   root["key_id"] = key_id;
   root["wrapped_key"] = to_hex(wrapped_key);
   return root.dump(2) + "\n";

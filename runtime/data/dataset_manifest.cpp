@@ -5,9 +5,9 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
-#include <sstream>
 
 #include "checkpoint/crypto/hex.h"
+#include "checkpoint/format/json_fields.h"
 #include "checkpoint/keys/key_provider.h"
 #include "runtime/base/check.h"
 
@@ -59,43 +59,124 @@ std::string manifest_to_json(const DatasetManifest& m) {
 
 namespace {
 
+using checkpoint::JsonFields;
 constexpr const char* kManifestTensor = "manifest";
+// dataset.json lists every shard and source; tens of MB would already be millions of shards.
+constexpr std::uintmax_t kMaxManifestBytes = 256u << 20;
 
-json read_manifest_file(const std::string& directory, std::string* path_out) {
+// The text of DIRECTORY/dataset.json, and its path in `path_out`.
+std::string read_manifest_text(const std::string& directory, std::string* path_out) {
   namespace fs = std::filesystem;
-  ALBION_CHECK_AS(UsageError, fs::is_directory(directory), directory,
-                  ": no such dataset directory");
+  std::error_code error;
+  ALBION_CHECK_AS(UsageError, fs::is_directory(directory, error), directory, ": no such dataset directory");
   const std::string path = (fs::path(directory) / kManifestFile).string();
-  ALBION_CHECK_AS(UsageError, fs::exists(path), directory,
+  const std::uintmax_t size = fs::file_size(path, error);
+  ALBION_CHECK_AS(UsageError, !error, directory,
                   ": not a prepared dataset (no dataset.json; an interrupted `albion data prepare`?)");
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
+  ALBION_CHECK_AS(IntegrityError, size <= kMaxManifestBytes, path, ": implausibly large (", size, " bytes)");
+  std::ifstream in(path, std::ios::binary);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  ALBION_CHECK_AS(IntegrityError, in.good() || in.eof(), path, ": cannot be read");
   *path_out = path;
-  try {
-    return json::parse(text.str());
-  } catch (const json::exception& e) {
-    throw IntegrityError(str_cat(path, ": malformed manifest: ", e.what()));
-  }
+  return text;
 }
 
-std::vector<std::uint8_t> bytes_from_hex(const std::string& hex, const std::string& path, const char* what) {
-  std::optional<checkpoint::SecretBytes> bytes = checkpoint::secret_from_hex(hex);
-  ALBION_CHECK_AS(IntegrityError, bytes.has_value(), path, ": ", what, " is not hex");
-  return std::vector<std::uint8_t>(bytes->view().begin(), bytes->view().end());
-}
-
-EncryptionHeader parse_encryption_header(const json& root, const std::string& path) {
-  const json& e = root.at("encryption");
+EncryptionHeader encryption_header_from(const JsonFields& root) {
+  const JsonFields e = root.object("encryption");
   EncryptionHeader header;
-  header.cipher = e.at("cipher");
-  header.key_id = e.at("key_id");
-  header.wrapped_key = bytes_from_hex(e.at("wrapped_key"), path, "wrapped_key");
-  header.dataset_id = e.at("dataset_id");
-  header.chunk_tokens = e.at("chunk_tokens");
-  ALBION_CHECK_AS(IntegrityError, header.chunk_tokens > 0 && header.chunk_tokens <= (1u << 30), path,
-                  ": implausible chunk_tokens");
+  header.cipher = e.string("cipher");
+  if (header.cipher != checkpoint::kChunkCipherName) e.fail("cipher", "unsupported '" + header.cipher + "'");
+  header.key_id = e.string("key_id");
+  header.wrapped_key = e.hex_bytes("wrapped_key");
+  header.dataset_id = e.string("dataset_id");
+  header.chunk_tokens = e.unsigned_integer("chunk_tokens");
+  if (header.chunk_tokens == 0 || header.chunk_tokens > (1u << 30)) e.fail("chunk_tokens", "out of range");
   return header;
+}
+
+// The checks a shard's digest gets before it is compared with the file's.
+std::string sha256_field(const JsonFields& f, const std::string& key) {
+  std::string digest = f.string(key);
+  if (digest.size() != 64 || !checkpoint::bytes_from_hex(digest)) f.fail(key, "expected 64 hex characters");
+  return digest;
+}
+
+std::uint64_t add_checked(const JsonFields& f, const std::string& key, std::uint64_t a, std::uint64_t b) {
+  if (a > UINT64_MAX - b) f.fail(key, "totals overflow");
+  return a + b;
+}
+
+SplitEntry split_from(const JsonFields& split) {
+  SplitEntry entry;
+  entry.tokens = split.unsigned_integer("tokens");
+  entry.documents = split.unsigned_integer("documents");
+  std::uint64_t tokens = 0;
+  std::uint64_t documents = 0;
+  for (const json& item : split.array("shards")) {
+    const JsonFields shard(item, split.what() + " shard");
+    ShardEntry e;
+    e.file = shard.string("file");
+    // Shard names are plain file names inside the dataset: nothing may point elsewhere.
+    if (e.file.empty() || e.file.find('/') != std::string::npos || e.file == "." || e.file == "..") {
+      shard.fail("file", "'" + e.file + "' is not a plain file name");
+    }
+    const std::uint64_t file_index = shard.unsigned_integer("file_index");
+    if (file_index >= kManifestFileIndex) shard.fail("file_index", "out of range");
+    e.file_index = static_cast<std::uint32_t>(file_index);
+    e.tokens = shard.unsigned_integer("tokens");
+    e.documents = shard.unsigned_integer("documents");
+    e.sha256 = sha256_field(shard, "sha256");
+    tokens = add_checked(split, "tokens", tokens, e.tokens);
+    documents = add_checked(split, "documents", documents, e.documents);
+    entry.shards.push_back(std::move(e));
+  }
+  if (tokens != entry.tokens || documents != entry.documents) split.fail("", "totals disagree with its shards");
+  return entry;
+}
+
+// Every field but the encryption header, from a plaintext dataset.json or an opened sealed one.
+DatasetManifest manifest_from(const JsonFields& root) {
+  if (root.string("format") != kFormat || root.unsigned_integer("format_version") != kFormatVersion) {
+    root.fail("", str_cat("not an albion token dataset of format version ", kFormatVersion));
+  }
+  DatasetManifest m;
+  const JsonFields tokenizer = root.object("tokenizer");
+  m.tokenizer_spec = tokenizer.string("spec");
+  m.tokenizer_hash = tokenizer.string("hash");
+  m.tokenizer_description = tokenizer.string("description");
+  m.vocab_size = tokenizer.unsigned_integer("vocab_size");
+  if (m.vocab_size == 0 || m.vocab_size > (std::uint64_t{1} << 32)) tokenizer.fail("vocab_size", "out of range");
+  if (!tokenizer.at("end_of_text").is_null()) {
+    const std::uint64_t end_of_text = tokenizer.unsigned_integer("end_of_text");
+    if (end_of_text >= m.vocab_size) tokenizer.fail("end_of_text", "is not below vocab_size");
+    m.end_of_text = static_cast<std::uint32_t>(end_of_text);
+  }
+  const std::string dtype = root.string("token_dtype");
+  if (dtype != "uint16" && dtype != "uint32") root.fail("token_dtype", "unknown '" + dtype + "'");
+  m.token_width = dtype == "uint16" ? TokenWidth::kUint16 : TokenWidth::kUint32;
+  if (m.token_width != token_width_for_vocab(m.vocab_size)) {
+    root.fail("token_dtype", str_cat(dtype, " does not match vocab size ", m.vocab_size));
+  }
+  m.has_loss_mask = root.boolean("has_loss_mask");
+  m.encrypted = root.boolean("encrypted");
+  m.input_format = root.string("input_format");
+  m.val_fraction = root.number("val_fraction");
+  if (!(m.val_fraction >= 0 && m.val_fraction < 1)) root.fail("val_fraction", "outside [0, 1)");
+  m.seed = root.unsigned_integer("seed");
+  m.created_utc = root.string("created_utc");
+  for (const json& item : root.array("sources")) {
+    const JsonFields source(item, root.what() + " source");
+    m.sources.push_back({source.string("path"), source.string("sha256"), source.unsigned_integer("bytes")});
+  }
+  root.object("splits");  // checks that it is one
+  std::set<std::uint32_t> file_indices;  // the nonce space of sealed shards: each used once
+  for (const auto& [name, split] : root.at("splits").items()) {
+    m.splits[name] = split_from(JsonFields(split, str_cat(root.what(), ": split '", name, "'")));
+    for (const ShardEntry& shard : m.splits[name].shards) {
+      if (!file_indices.insert(shard.file_index).second) root.fail("splits", "shard file indices are not unique");
+    }
+  }
+  return m;
 }
 
 }  // namespace
@@ -121,104 +202,46 @@ std::string sealed_manifest_json(const DatasetManifest& manifest, const DatasetK
 
 std::optional<EncryptionHeader> read_encryption_header(const std::string& directory) {
   std::string path;
-  json root = read_manifest_file(directory, &path);
-  try {
-    if (!root.value("encrypted", false)) return std::nullopt;
-    return parse_encryption_header(root, path);
-  } catch (const json::exception& e) {
-    throw IntegrityError(str_cat(path, ": malformed manifest: ", e.what()));
+  const std::string text = read_manifest_text(directory, &path);
+  const json root = checkpoint::parse_untrusted_json(text, path);
+  const JsonFields fields(root, path);
+  if (!fields.boolean("encrypted")) return std::nullopt;
+  return encryption_header_from(fields);
+}
+
+DatasetManifest parse_dataset_manifest(std::string_view text, const std::string& path,
+                                       const checkpoint::KeyProvider* key) {
+  const json root = checkpoint::parse_untrusted_json(text, path);
+  const JsonFields outer(root, path);
+  if (!outer.boolean("encrypted")) {
+    // A key says the data is meant to be private: a plaintext dataset in its place (swapped, or
+    // prepared without --encrypt) is refused rather than trained on.
+    ALBION_CHECK_AS(IntegrityError, key == nullptr, path,
+                    ": the dataset is not encrypted, but a key was given for it; refusing plaintext where "
+                    "encrypted data is expected");
+    return manifest_from(outer);
   }
+  const EncryptionHeader header = encryption_header_from(outer);
+  ALBION_CHECK_AS(UsageError, key != nullptr, std::filesystem::path(path).parent_path().string(),
+                  ": the dataset is encrypted (key id ", header.key_id, "); give its key");
+  const std::vector<std::uint8_t> sealed = outer.hex_bytes("sealed_manifest");
+  ALBION_CHECK_AS(IntegrityError, sealed.size() >= checkpoint::kChunkTagBytes, path, ": sealed manifest too short");
+  const DatasetKey dataset_key = DatasetKey::open(*key, header);
+  const std::vector<std::uint8_t> opened =
+      dataset_key.cipher().open({kManifestFile, kManifestFileIndex, kManifestTensor, 0}, sealed);
+  const json inner_root = checkpoint::parse_untrusted_json(
+      std::string_view(reinterpret_cast<const char*>(opened.data()), opened.size()), path + " (sealed manifest)");
+  const JsonFields inner(inner_root, path + " (sealed manifest)");
+  if (!inner.boolean("encrypted")) inner.fail("encrypted", "the sealed manifest says plaintext");
+  DatasetManifest m = manifest_from(inner);
+  m.encryption = header;
+  return m;
 }
 
 DatasetManifest read_manifest(const std::string& directory, const checkpoint::KeyProvider* key) {
   std::string path;
-  json root = read_manifest_file(directory, &path);
-  std::optional<EncryptionHeader> header;
-  try {
-    if (root.value("encrypted", false) && root.contains("sealed_manifest")) {
-      header = parse_encryption_header(root, path);
-      ALBION_CHECK_AS(UsageError, key != nullptr, directory,
-                      ": the dataset is encrypted (key id ", header->key_id, "); give its key");
-      DatasetKey dataset_key = DatasetKey::open(*key, *header);
-      const std::vector<std::uint8_t> sealed = bytes_from_hex(root.at("sealed_manifest"), path, "sealed_manifest");
-      ALBION_CHECK_AS(IntegrityError, sealed.size() >= checkpoint::kChunkTagBytes, path, ": sealed manifest too short");
-      checkpoint::ChunkCipher cipher = dataset_key.cipher();
-      std::vector<std::uint8_t> inner = cipher.open({kManifestFile, kManifestFileIndex, kManifestTensor, 0}, sealed);
-      root = json::parse(inner.begin(), inner.end());
-      ALBION_CHECK_AS(IntegrityError, root.at("encrypted") == true, path, ": sealed manifest says plaintext");
-    }
-  } catch (const json::exception& e) {
-    throw IntegrityError(str_cat(path, ": malformed manifest: ", e.what()));
-  }
-  // A key says the data is meant to be private: a plaintext dataset in its place (swapped, or
-  // prepared without --encrypt) is refused rather than trained on.
-  ALBION_CHECK_AS(IntegrityError, key == nullptr || header.has_value(), path,
-                  ": the dataset is not encrypted, but a key was given for it; refusing plaintext where "
-                  "encrypted data is expected");
-  DatasetManifest m;
-  m.encryption = header;
-  try {
-    ALBION_CHECK_AS(IntegrityError, root.at("format") == kFormat &&
-                                        root.at("format_version") == kFormatVersion,
-                    path, ": not an albion token dataset of format version ", kFormatVersion);
-    const json& tokenizer = root.at("tokenizer");
-    m.tokenizer_spec = tokenizer.at("spec");
-    m.tokenizer_hash = tokenizer.at("hash");
-    m.tokenizer_description = tokenizer.at("description");
-    m.vocab_size = tokenizer.at("vocab_size");
-    if (!tokenizer.at("end_of_text").is_null()) m.end_of_text = tokenizer.at("end_of_text").get<std::uint32_t>();
-    const std::string dtype = root.at("token_dtype");
-    ALBION_CHECK_AS(IntegrityError, dtype == "uint16" || dtype == "uint32", path,
-                    ": unknown token_dtype '", dtype, "'");
-    m.token_width = dtype == "uint16" ? TokenWidth::kUint16 : TokenWidth::kUint32;
-    ALBION_CHECK_AS(IntegrityError, m.vocab_size > 0 && m.token_width == token_width_for_vocab(m.vocab_size),
-                    path, ": token_dtype ", dtype, " does not match vocab size ", m.vocab_size);
-    m.has_loss_mask = root.at("has_loss_mask");
-    m.encrypted = root.at("encrypted");
-    m.input_format = root.at("input_format");
-    m.val_fraction = root.at("val_fraction");
-    m.seed = root.at("seed");
-    m.created_utc = root.at("created_utc");
-    for (const json& s : root.at("sources")) {
-      m.sources.push_back({s.at("path"), s.at("sha256"), s.at("bytes")});
-    }
-    for (const auto& [name, split] : root.at("splits").items()) {
-      SplitEntry entry;
-      entry.tokens = split.at("tokens");
-      entry.documents = split.at("documents");
-      std::uint64_t tokens = 0;
-      std::uint64_t documents = 0;
-      for (const json& shard : split.at("shards")) {
-        ShardEntry e{shard.at("file"), shard.at("file_index"), shard.at("tokens"), shard.at("documents"),
-                     shard.at("sha256")};
-        // Shard names are plain file names inside the dataset: nothing may point elsewhere.
-        ALBION_CHECK_AS(IntegrityError, !e.file.empty() && e.file.find('/') == std::string::npos &&
-                                            e.file != "." && e.file != "..",
-                        path, ": shard name '", e.file, "' is not a plain file name");
-        tokens += e.tokens;
-        documents += e.documents;
-        entry.shards.push_back(std::move(e));
-      }
-      ALBION_CHECK_AS(IntegrityError, tokens == entry.tokens && documents == entry.documents, path,
-                      ": split '", name, "' totals disagree with its shards");
-      m.splits[name] = std::move(entry);
-    }
-    std::set<std::uint32_t> file_indices;
-    std::size_t shard_count = 0;
-    for (const auto& [name, split] : m.splits) {
-      for (const ShardEntry& shard : split.shards) {
-        file_indices.insert(shard.file_index);
-        ++shard_count;
-      }
-    }
-    ALBION_CHECK_AS(IntegrityError, file_indices.size() == shard_count && !file_indices.count(kManifestFileIndex),
-                    path, ": shard file indices are not unique");
-    ALBION_CHECK_AS(IntegrityError, m.encrypted == m.encryption.has_value(), path,
-                    ": 'encrypted' disagrees with the file's structure");
-  } catch (const json::exception& e) {
-    throw IntegrityError(str_cat(path, ": malformed manifest: ", e.what()));
-  }
-  return m;
+  const std::string text = read_manifest_text(directory, &path);
+  return parse_dataset_manifest(text, path, key);
 }
 
 }  // namespace albion::data

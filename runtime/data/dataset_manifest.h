@@ -15,6 +15,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "runtime/data/dataset_encryption.h"
@@ -80,5 +81,11 @@ std::optional<EncryptionHeader> read_encryption_header(const std::string& direct
 // wrong key, or a sealed manifest that fails authentication is an IntegrityError.
 DatasetManifest read_manifest(const std::string& directory,
                               const checkpoint::KeyProvider* key = nullptr);
+
+// read_manifest on the text of dataset.json at `path` (named in errors). Every field is checked
+// for its type and range, and errors name the field, e.g. "PATH: tokenizer: field 'vocab_size':
+// expected a non-negative integer".
+DatasetManifest parse_dataset_manifest(std::string_view text, const std::string& path,
+                                       const checkpoint::KeyProvider* key = nullptr);
 
 }  // namespace albion::data

@@ -32,6 +32,38 @@ TEST(DataCli, PrepareThenInspectShowsCountsAndADecodedSample) {
   EXPECT_NE(inspected.output.find("Persuasion"), std::string::npos) << inspected.output;
 }
 
+// A base model's prompt/completion data (--chat-template none): inspect marks what is trained on.
+TEST(DataCli, InspectMarksTheTokensAChatDatasetTrainsOn) {
+  TempDir dir;
+  const std::string records = dir.write("qa.jsonl", "{\"prompt\": \"Q: 2+2?\\nA:\", \"completion\": \" 4\"}\n"
+                                                    "{\"prompt\": \"Q: 3+3?\\nA:\", \"completion\": \" 6\"}\n");
+  auto prepared = run_albion("data prepare --format chat --chat-template none --tokenizer byte --input " + records +
+                             " --output " + (dir / "ds"));
+  ASSERT_EQ(prepared.exit_code, 0) << prepared.output;
+  auto inspected = run_albion("data inspect " + (dir / "ds"));
+  ASSERT_EQ(inspected.exit_code, 0) << inspected.output;
+  EXPECT_NE(inspected.output.find("format       chat, with loss mask"), std::string::npos) << inspected.output;
+  EXPECT_NE(inspected.output.find("the 6 trained on (loss mask 1) between [[ and ]]:\n"
+                                  "Q: 2+2?\nA:[[ 4<|endoftext|>]]Q: 3+3?\nA:[[ 6<|endoftext|>]]\n"),
+            std::string::npos)
+      << inspected.output;
+}
+
+// dataset.json is checked field by field: damage is one line naming the field, exit 3.
+TEST(DataCli, ADamagedManifestNamesTheField) {
+  TempDir dir;
+  ASSERT_EQ(run_albion("data prepare --tokenizer byte --input " + kCorpus + " --output " + (dir / "ds")).exit_code, 0);
+  std::string manifest = read_bytes(dir / "ds/dataset.json");
+  const std::string field = "\"vocab_size\": 257";
+  ASSERT_NE(manifest.find(field), std::string::npos) << manifest;
+  manifest.replace(manifest.find(field), field.size(), "\"vocab_size\": 2.57e300");
+  dir.write("ds/dataset.json", manifest);
+  auto inspected = run_albion("data inspect " + (dir / "ds"));
+  EXPECT_EQ(inspected.exit_code, 3) << inspected.output;
+  EXPECT_EQ(inspected.output, "albion: error: " + (dir / "ds/dataset.json") +
+                                  ": tokenizer: field 'vocab_size': expected a non-negative integer\n");
+}
+
 TEST(DataCli, BadInputsAreOneLineUsageErrors) {
   TempDir dir;
   dir.write("ds/placeholder", "");

@@ -1,0 +1,44 @@
+// File: checkpoint/format/json_fields.h
+// Typed, bounds-checked reading of an untrusted JSON document (a checkpoint manifest, a dataset's
+// dataset.json): every failure is an IntegrityError naming the document and the field, never
+// nlohmann's own exception and never an out-of-range conversion.
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace albion::checkpoint {
+
+// `text` parsed; IntegrityError "WHAT: not valid JSON" if it is not (numbers too large included).
+nlohmann::json parse_untrusted_json(std::string_view text, const std::string& what);
+
+class JsonFields {
+ public:
+  // IntegrityError unless `object` is a JSON object. `object` must outlive this view of it.
+  JsonFields(const nlohmann::json& object, std::string what);
+
+  [[noreturn]] void fail(const std::string& key, const std::string& why) const;
+
+  const nlohmann::json& at(const std::string& key) const;
+  std::string string(const std::string& key) const;
+  bool boolean(const std::string& key) const;
+  double number(const std::string& key) const;  // any finite JSON number
+  std::uint64_t unsigned_integer(const std::string& key) const;
+  std::int64_t integer(const std::string& key) const;
+  const nlohmann::json& array(const std::string& key) const;
+  std::vector<std::int64_t> integers(const std::string& key) const;
+  std::vector<std::uint8_t> hex_bytes(const std::string& key) const;
+  // The object at `key`, read the same way; its failures name "WHAT: KEY".
+  JsonFields object(const std::string& key) const;
+
+  const std::string& what() const { return what_; }
+
+ private:
+  const nlohmann::json& object_;
+  std::string what_;
+};
+
+}  // namespace albion::checkpoint

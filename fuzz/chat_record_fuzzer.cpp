@@ -5,7 +5,8 @@
 // whitespace across the template/content boundary. A record must be refused with albion::Error or
 // rendered so that:
 //   - ids are below vocab_size() and the loss mask has one 0/1 entry per id;
-//   - the ids decode to the conversation spelled out in the template, byte for byte;
+//   - the ids decode to the conversation spelled out in the template, byte for byte (Llama 3's
+//     trims each message as Python's str.strip() does);
 //   - the mask is 1 exactly on the tokens that hold a byte of an assistant's content and on the
 //     assistant's end-of-turn token (Hugging Face's assistant mask: a token that straddles
 //     template text and content is trained on, one made only of template text is not);
@@ -55,17 +56,42 @@ struct Spelled {
   std::vector<std::size_t> end_of_turn;  // offsets of the assistants' end-of-turn tokens
 };
 
+// The UTF-8 encodings of the code points Python's str.strip() removes (Jinja's trim, which Llama
+// 3's template applies to each message).
+constexpr std::string_view kPythonWhitespace[] = {
+    "\t", "\n", "\v", "\f", "\r", "\x1c", "\x1d", "\x1e", "\x1f", " ", "\u0085", "\u00a0", "\u1680",
+    "\u2000", "\u2001", "\u2002", "\u2003", "\u2004", "\u2005", "\u2006", "\u2007", "\u2008", "\u2009",
+    "\u200a", "\u2028", "\u2029", "\u202f", "\u205f", "\u3000"};
+
+std::string python_strip(std::string text) {
+  for (bool stripped = true; stripped;) {
+    stripped = false;
+    for (std::string_view space : kPythonWhitespace) {
+      if (text.starts_with(space)) {
+        text.erase(0, space.size());
+        stripped = true;
+      }
+      if (text.ends_with(space)) {
+        text.erase(text.size() - space.size());
+        stripped = true;
+      }
+    }
+  }
+  return text;
+}
+
 Spelled spell(tok::ChatTemplate chat_template, const std::vector<tok::ChatMessage>& messages) {
   const bool llama3 = chat_template == tok::ChatTemplate::kLlama3;
   Spelled out;
   if (llama3) out.text = "<|begin_of_text|>";
   for (const tok::ChatMessage& m : messages) {
     out.text += llama3 ? "<|start_header_id|>" + m.role + "<|end_header_id|>\n\n" : "<|im_start|>" + m.role + "\n";
+    const std::string content = llama3 ? python_strip(m.content) : m.content;
     const bool assistant = m.role == "assistant";
     if (assistant) {
-      out.content.emplace_back(out.text.size(), out.text.size() + m.content.size());
+      out.content.emplace_back(out.text.size(), out.text.size() + content.size());
     }
-    out.text += m.content;
+    out.text += content;
     if (assistant) out.end_of_turn.push_back(out.text.size());
     out.text += llama3 ? "<|eot_id|>" : "<|im_end|>\n";
   }

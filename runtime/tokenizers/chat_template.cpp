@@ -53,6 +53,33 @@ class Renderer {
   MaskedTokens out_;
 };
 
+// Python's str.isspace(), which Jinja's trim filter strips: general category Zs, or bidirectional
+// class WS, B or S.
+bool is_python_whitespace(char32_t c) {
+  return (c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x20) || c == 0x85 || c == 0xA0 || c == 0x1680 ||
+         (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F ||
+         c == 0x3000;
+}
+
+// `text` (valid UTF-8) without leading and trailing whitespace, as Jinja's trim filter.
+std::string_view trimmed(std::string_view text) {
+  std::size_t begin = 0;
+  while (begin < text.size()) {
+    std::size_t next = begin;
+    if (!is_python_whitespace(next_code_point(text, next))) break;
+    begin = next;
+  }
+  std::size_t end = text.size();
+  while (end > begin) {
+    std::size_t start = end - 1;
+    while (start > begin && (static_cast<unsigned char>(text[start]) & 0xC0) == 0x80) --start;  // continuation bytes
+    std::size_t pos = start;
+    if (!is_python_whitespace(next_code_point(text, pos))) break;
+    end = start;
+  }
+  return text.substr(begin, end - begin);
+}
+
 enum class Role { kSystem, kUser, kAssistant };
 
 Role parse_role(const ChatMessage& m, std::size_t index) {
@@ -95,7 +122,7 @@ MaskedTokens render(const Tokenizer& tok, ChatTemplate chat_template, std::span<
       r.special(start_header, false);
       r.text(messages[i].role, "", false);
       r.special(end_header, false);
-      r.text("\n\n", messages[i].content, train);
+      r.text("\n\n", trimmed(messages[i].content), train);
       r.special(eot, train);
     }
     if (generation_prompt) {

@@ -3,6 +3,8 @@
 // loss mask that is 1 exactly on the assistant's content tokens and its end-of-turn token.
 //   Llama 3: <|begin_of_text|> then per message
 //            <|start_header_id|>ROLE<|end_header_id|>\n\nCONTENT<|eot_id|>
+//            with CONTENT trimmed of leading and trailing whitespace, as Meta's template for the
+//            Llama 3 Instruct models does (Jinja's trim: Python's str.strip(), Unicode whitespace)
 //   ChatML:  per message <|im_start|>ROLE\nCONTENT<|im_end|>\n
 // Message content is encoded with SpecialTokens::kAsText, so a user cannot forge control tokens;
 // the template's own special tokens are inserted by id. Tokens come out as if the rendered string

@@ -56,11 +56,7 @@ TEST_P(Chat, MatchesReferenceIdsAndMasksOnlyAssistantTurns) {
   const MaskedTokens t = render_chat(*tok, GetParam().chat_template, messages);
   ASSERT_EQ(t.ids.size(), t.loss_mask.size());
   EXPECT_EQ(t.ids, expected()["chat"][GetParam().name].get<std::vector<TokenId>>());
-  std::vector<std::string> want;
-  for (const auto& m : messages) {
-    if (m.role == "assistant") want.push_back(m.content + GetParam().end_of_turn);
-  }
-  EXPECT_EQ(trained_runs(*tok, t), want);
+  EXPECT_EQ(trained_runs(*tok, t), expected()["chat"]["trained"][GetParam().name].get<std::vector<std::string>>());
 }
 
 // The assistant's header after the conversation, as the templates' add_generation_prompt writes it.
@@ -100,20 +96,22 @@ INSTANTIATE_TEST_SUITE_P(
                                    ChatTemplate::kChatML, "<|im_end|>"}),
     [](const auto& info) { return std::string(info.param.name); });
 
-// Merges can bind the template's last bytes to the content's first, so "\n\n" + " \nHi" encodes as
-// "\n" "\n \n" "Hi" while "\n\n" alone is one token. The straddling token holds content and is
-// trained on; the "\n" before it is template text only and is not (Hugging Face's assistant mask).
+// With GPT-2's pre-tokenizer, "\n\n" alone is one piece (one token) but "\n\nHi" splits as "\n"
+// "\n" "Hi": the template's own text encodes differently next to content. Only the tokens that
+// hold content are trained on (Hugging Face's assistant mask), not the two "\n" before them.
 TEST(ChatMask, ATokenMadeOnlyOfTemplateTextIsNotTrainedOn) {
-  const testing_support::Merge merges[] = {{"\n", " "}, {"\n ", "\n"}, {"\n", "\n"}};
+  const testing_support::Merge merges[] = {{"\n", "\n"}, {"H", "i"}};
   const std::string_view specials[] = {"<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>",
                                        "<|eot_id|>"};
   const auto tok = parse_hf_tokenizer_json(
-      testing_support::tiny_bpe_json(R"(\s*[\r\n]+|\s+(?!\S)|\s+|\S+)", merges, specials), "tiny");
-  const ChatMessage messages[] = {{"user", "Hi"}, {"assistant", " \nHi"}};
-  const MaskedTokens t = render_chat(*tok, ChatTemplate::kLlama3, messages);
-  EXPECT_EQ(tok->encode("\n\n \nHi").size(), 4u);  // "\n" "\n \n" "H" "i"
+      testing_support::tiny_bpe_json(R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)",
+                                     merges, specials),
+      "tiny");
   EXPECT_EQ(tok->encode("\n\n").size(), 1u);
-  EXPECT_EQ(trained_runs(*tok, t), std::vector<std::string>{"\n \nHi<|eot_id|>"});
+  EXPECT_EQ(tok->encode("\n\nHi").size(), 3u);  // "\n" "\n" "Hi"
+  const ChatMessage messages[] = {{"user", "Hello"}, {"assistant", "Hi"}};
+  EXPECT_EQ(trained_runs(*tok, render_chat(*tok, ChatTemplate::kLlama3, messages)),
+            std::vector<std::string>{"Hi<|eot_id|>"});
 }
 
 TEST(ChatErrors, MissingSpecialTokenIsNamed) {

@@ -49,7 +49,7 @@ CheckpointModel read_checkpoint_model(checkpoint::CheckpointReader& reader, bool
   ALBION_CHECK_AS(IntegrityError, stored.lora_base.empty() == (stored.recipe.lora.rank == 0), path,
                   ": the stored recipe's lora.rank and the trainer state's LoRA base disagree");
   if (!stored.lora_base.empty() && !adapters_alone) check_lora_base(stored.lora_base, path);  // before decrypting
-  ProgressBar bar("decrypt", weight_bytes, "MB", 1e6, terminal);
+  ProgressBar bar(reader.manifest().header.encrypted() ? "decrypt" : "read", weight_bytes, "MB", 1e6, terminal);
   for (const checkpoint::TensorInfo& info : weights) {
     at::Tensor values = at::empty(info.global_shape, at::kFloat);
     reader.read(info.name, 0, values.numel(),

@@ -171,7 +171,9 @@ int run_inspect(const CommandArgs& args, const ProcessEnvironment&) {
             << "tokenizer    " << m.tokenizer_description << " (" << m.tokenizer_spec << ")\n"
             << "  hash       " << m.tokenizer_hash << "\n"
             << "vocab        " << m.vocab_size << ", tokens stored as " << token_width_name(m.token_width) << "\n"
-            << "format       " << m.input_format << (m.has_loss_mask ? ", with loss mask" : "") << "\n"
+            << "format       " << m.input_format
+            << (m.chat_template.empty() ? "" : " (template " + m.chat_template + ")")
+            << (m.has_loss_mask ? ", with loss mask" : "") << "\n"
             << "encrypted    " << (m.encrypted ? "yes, key id " + m.encryption->key_id : std::string("no")) << "\n"
             << "created      " << m.created_utc << "\n"
             << "sources      " << m.sources.size() << " file(s)\n";

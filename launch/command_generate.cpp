@@ -105,10 +105,10 @@ fs::path resolve_checkpoint(const fs::path& given) {
 // must be the same tokenizer (same content hash) where the checkpoint records one.
 std::unique_ptr<tokenizers::Tokenizer> open_tokenizer(const checkpoint::CheckpointManifest& manifest,
                                                       const std::string& requested) {
-  const auto [recorded_spec, recorded_hash] = train::recorded_tokenizer(manifest.state_json);
-  ALBION_CHECK_AS(UsageError, !requested.empty() || !recorded_spec.empty(),
+  const train::RecordedTokenizer recorded = train::recorded_tokenizer(manifest.state_json);
+  ALBION_CHECK_AS(UsageError, !requested.empty() || !recorded.spec.empty(),
                   "generate: the checkpoint does not record its tokenizer; pass --tokenizer SPEC");
-  const std::string spec = requested.empty() ? recorded_spec : requested;
+  const std::string spec = requested.empty() ? recorded.spec : requested;
   std::unique_ptr<tokenizers::Tokenizer> tokenizer;
   try {
     tokenizer = tokenizers::load_tokenizer(spec);
@@ -117,9 +117,26 @@ std::unique_ptr<tokenizers::Tokenizer> open_tokenizer(const checkpoint::Checkpoi
     throw UsageError(str_cat("generate: the model's tokenizer cannot be loaded (", error.what(),
                              "); pass --tokenizer SPEC"));
   }
-  ALBION_CHECK_AS(UsageError, recorded_hash.empty() || tokenizer->content_hash() == recorded_hash, "generate: tokenizer ",
-                  spec, " is not the one the model was trained with (", recorded_spec, ")");
+  ALBION_CHECK_AS(UsageError, recorded.hash.empty() || tokenizer->content_hash() == recorded.hash, "generate: tokenizer ",
+                  spec, " is not the one the model was trained with (", recorded.spec, ")");
   return tokenizer;
+}
+
+// A model fine-tuned on chat data answers as trained only when prompted in the same format: says so
+// when --chat is missing or differs from the template the checkpoint records.
+void warn_on_other_chat_format(const checkpoint::CheckpointManifest& manifest, const GenerateOptions& o) {
+  const std::string trained = train::recorded_tokenizer(manifest.state_json).chat_template;
+  if (trained.empty() || trained == o.chat || (trained == "none" && o.chat.empty())) return;
+  if (trained == "none") {
+    log::warning("generate: the model was fine-tuned on prompt/completion data without a chat template; --chat ",
+                 o.chat, " prompts it in a format it was not trained on");
+  } else if (o.chat.empty()) {
+    log::warning("generate: the model was fine-tuned on chat data in the ", trained, " template; pass --chat ",
+                 trained, " to prompt it that way");
+  } else {
+    log::warning("generate: --chat ", o.chat, ", but the model was fine-tuned on chat data in the ", trained,
+                 " template");
+  }
 }
 
 // Writes the text of `ids` past what is already printed, holding back an incomplete UTF-8
@@ -190,6 +207,7 @@ Loaded load_audited(const fs::path& path, const GenerateOptions& o, const c10::D
     // The tokenizer first: a wrong --tokenizer, or one without --chat's special tokens, fails
     // before the weights are read.
     loaded.tokenizer = open_tokenizer(reader.manifest(), o.tokenizer);
+    warn_on_other_chat_format(reader.manifest(), o);
     if (!o.chat.empty()) {
       tokenizers::render_generation_prompt(*loaded.tokenizer, tokenizers::parse_chat_template(o.chat), {});
     }

@@ -22,6 +22,7 @@ class JsonFields {
 
   [[noreturn]] void fail(const std::string& key, const std::string& why) const;
 
+  bool has(const std::string& key) const { return object_.contains(key); }
   const nlohmann::json& at(const std::string& key) const;
   std::string string(const std::string& key) const;
   bool boolean(const std::string& key) const;

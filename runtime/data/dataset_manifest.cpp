@@ -54,6 +54,7 @@ std::string manifest_to_json(const DatasetManifest& m) {
                {"created_utc", m.created_utc},
                {"sources", sources},
                {"splits", splits}};
+  if (!m.chat_template.empty()) root["chat_template"] = m.chat_template;
   return root.dump(2) + "\n";
 }
 
@@ -160,6 +161,8 @@ DatasetManifest manifest_from(const JsonFields& root) {
   m.has_loss_mask = root.boolean("has_loss_mask");
   m.encrypted = root.boolean("encrypted");
   m.input_format = root.string("input_format");
+  // Optional: chat datasets prepared before it was recorded lack it.
+  if (root.has("chat_template")) m.chat_template = root.string("chat_template");
   m.val_fraction = root.number("val_fraction");
   if (!(m.val_fraction >= 0 && m.val_fraction < 1)) root.fail("val_fraction", "outside [0, 1)");
   m.seed = root.unsigned_integer("seed");

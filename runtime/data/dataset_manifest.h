@@ -5,7 +5,8 @@
 //   { "format": "albion-token-dataset", "format_version": 1,
 //     "tokenizer": {"spec", "hash", "vocab_size", "description", "end_of_text"},
 //     "token_dtype": "uint16", "has_loss_mask": false, "encrypted": false,
-//     "input_format": "text", "val_fraction": 0.1, "seed": 1234, "created_utc": "...",
+//     "input_format": "chat", "chat_template": "llama3" (chat datasets only),
+//     "val_fraction": 0.1, "seed": 1234, "created_utc": "...",
 //     "sources": [{"path", "sha256", "bytes"}],
 //     "splits": {"train": {"tokens", "documents", "shards": [{"file", "tokens", "documents", "sha256"}]},
 //                "val": {...}} }
@@ -60,6 +61,7 @@ struct DatasetManifest {
   bool encrypted = false;
   std::optional<EncryptionHeader> encryption;  // set when encrypted
   std::string input_format;
+  std::string chat_template;  // chat datasets: llama3, chatml or none (chat_record.h); else empty
   double val_fraction = 0;
   std::uint64_t seed = 0;
   std::string created_utc;

@@ -238,6 +238,7 @@ PrepareSummary prepare_dataset(const PrepareOptions& options) {
   manifest.token_width = token_width_for_vocab(manifest.vocab_size);
   manifest.has_loss_mask = options.format == InputFormat::kChat;
   manifest.input_format = input_format_name(options.format);
+  if (options.format == InputFormat::kChat) manifest.chat_template = options.chat_template;
   manifest.val_fraction = options.val_fraction;
   manifest.seed = options.seed;
   manifest.created_utc = utc_now();

@@ -97,6 +97,7 @@ std::unique_ptr<Snapshot> take_snapshot(Trainer& trainer, std::int64_t steps_don
                                 {"loader", {{"epoch", state.loader.epoch}, {"consumed", state.loader.consumed}}}};
   if (!trainer.tokenizer_spec().empty()) {
     state_json["tokenizer"] = {{"spec", trainer.tokenizer_spec()}, {"hash", trainer.tokenizer_hash()}};
+    if (!trainer.chat_template().empty()) state_json["tokenizer"]["chat_template"] = trainer.chat_template();
   }
   if (!trainer.lora_base().empty()) {
     const LoraBase& base = trainer.lora_base();
@@ -144,7 +145,7 @@ RecordedTokenizer recorded_tokenizer(const std::string& state_json) {
   const nlohmann::json state = nlohmann::json::parse(state_json, nullptr, /*allow_exceptions=*/false);
   if (!state.is_object() || !state.contains("tokenizer") || !state["tokenizer"].is_object()) return {};
   const nlohmann::json& tokenizer = state["tokenizer"];
-  return {string_field(tokenizer, "spec"), string_field(tokenizer, "hash")};
+  return {string_field(tokenizer, "spec"), string_field(tokenizer, "hash"), string_field(tokenizer, "chat_template")};
 }
 
 LoraBase recorded_lora_base(const std::string& state_json) {

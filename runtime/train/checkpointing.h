@@ -27,10 +27,12 @@
 namespace albion::train {
 
 // The dataset tokenizer a checkpoint's trainer state records (empty strings where it records none:
-// older checkpoints, or a run whose tokenizer could not be loaded). Never throws.
+// older checkpoints, or a run whose tokenizer could not be loaded), and for a chat dataset the
+// template it was rendered with. Never throws.
 struct RecordedTokenizer {
   std::string spec;
   std::string hash;
+  std::string chat_template;
 };
 RecordedTokenizer recorded_tokenizer(const std::string& state_json);
 

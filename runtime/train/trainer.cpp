@@ -171,6 +171,7 @@ Trainer::Trainer(config::Recipe recipe, WorldPosition world, Parallelism* parall
     } else {
       tokenizer_spec_ = manifest.tokenizer_spec;
       tokenizer_hash_ = manifest.tokenizer_hash;
+      chat_template_ = manifest.chat_template;
     }
   } catch (const UsageError& e) {
     log::warning("no text samples: ", e.what());

@@ -93,6 +93,9 @@ class Trainer {
   // loaded): checkpoints record it, so `albion generate` decodes with the tokenizer trained on.
   const std::string& tokenizer_spec() const { return tokenizer_spec_; }
   const std::string& tokenizer_hash() const { return tokenizer_hash_; }
+  // The chat template a chat dataset was rendered with (llama3, chatml, none), or empty: recorded
+  // too, so `albion generate` can prompt the model as it was trained.
+  const std::string& chat_template() const { return chat_template_; }
   // Under LoRA (lora.rank > 0), the frozen base: model.init's absolute path and the SHA-256 of its
   // weight files; empty otherwise.
   const LoraBase& lora_base() const { return lora_base_; }
@@ -123,6 +126,7 @@ class Trainer {
   std::unique_ptr<tokenizers::Tokenizer> tokenizer_;
   std::string tokenizer_spec_;
   std::string tokenizer_hash_;
+  std::string chat_template_;
   LoraBase lora_base_;
   std::unique_ptr<data::TokenLoader> train_loader_;
   std::unique_ptr<data::TokenLoader> val_loader_;

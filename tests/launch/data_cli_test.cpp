@@ -42,7 +42,8 @@ TEST(DataCli, InspectMarksTheTokensAChatDatasetTrainsOn) {
   ASSERT_EQ(prepared.exit_code, 0) << prepared.output;
   auto inspected = run_albion("data inspect " + (dir / "ds"));
   ASSERT_EQ(inspected.exit_code, 0) << inspected.output;
-  EXPECT_NE(inspected.output.find("format       chat, with loss mask"), std::string::npos) << inspected.output;
+  EXPECT_NE(inspected.output.find("format       chat (template none), with loss mask"), std::string::npos)
+      << inspected.output;
   EXPECT_NE(inspected.output.find("the 6 trained on (loss mask 1) between [[ and ]]:\n"
                                   "Q: 2+2?\nA:[[ 4<|endoftext|>]]Q: 3+3?\nA:[[ 6<|endoftext|>]]\n"),
             std::string::npos)

@@ -436,5 +436,32 @@ TEST_F(CkptCliFlow, GenerateChatWrapsThePromptInTheTemplate) {
   }
 }
 
+// A model fine-tuned on chat data records the template its data was rendered with; generate says
+// when it is prompted otherwise.
+TEST_F(CkptCliFlow, GenerateNamesTheChatTemplateTheModelWasTrainedIn) {
+  const std::string llama3 = str_cat("hf:", ALBION_SOURCE_DIR, "/tests/runtime/tokenizers/fixtures/llama3/tokenizer.json");
+  std::string chats;
+  for (int i = 0; i < 40; ++i) {
+    chats += str_cat(R"({"prompt": "What is )", i, R"( plus one?", "completion": "It is )", i + 1, R"(."})", "\n");
+  }
+  testing::write_file(dir / "chats.jsonl", chats);
+  const Outcome prepared = run_albion("data prepare --format chat --chat-template llama3 --tokenizer " + llama3 +
+                                      " --input " + (dir / "chats.jsonl").string() + " --output " +
+                                      (dir / "chats").string());
+  ASSERT_EQ(prepared.exit_code, 0) << prepared.output;
+  const Outcome trained = run_albion(train_args("uk/sft", 2, /*encrypted=*/true, /*sample_tokens=*/0, llama3, "chats"));
+  ASSERT_EQ(trained.exit_code, 0) << trained.output;
+  const std::string generate = "generate " + (dir / "uk" / "sft" / "checkpoints").string() + " --key file:" +
+                               (dir / "kek").string() + " --tokens 2 --top-k 0 --prompt 'What is 7 plus one?'";
+
+  const Outcome plain = run_albion(generate);
+  EXPECT_EQ(plain.exit_code, 0) << plain.output;
+  EXPECT_NE(plain.output.find("fine-tuned on chat data in the llama3 template; pass --chat llama3"),
+            std::string::npos) << plain.output;
+  const Outcome chat = run_albion(generate + " --chat llama3");
+  EXPECT_EQ(chat.exit_code, 0) << chat.output;
+  EXPECT_EQ(chat.output.find("fine-tuned"), std::string::npos) << chat.output;
+}
+
 }  // namespace
 }  // namespace albion::checkpoint

@@ -48,6 +48,12 @@ TEST(DatasetManifest, RoundTrips) {
   EXPECT_EQ(manifest_to_json(read), text);
   EXPECT_EQ(read.end_of_text, 50256u);
   EXPECT_EQ(read.splits.at("train").shards.at(1).file_index, 1u);
+  EXPECT_EQ(text.find("chat_template"), std::string::npos);  // only chat datasets have one
+
+  DatasetManifest chat = sample_manifest();
+  chat.input_format = "chat";
+  chat.chat_template = "llama3";
+  EXPECT_EQ(parse_dataset_manifest(manifest_to_json(chat), "ds/dataset.json").chat_template, "llama3");
 }
 
 TEST(DatasetManifest, DamageIsNamed) {

@@ -201,6 +201,7 @@ TEST(PrepareChat, MasksAreOneOnlyOnAssistantTokens) {
   prepare_dataset(o);
   // Exactly the assistant replies and their end-of-turn tokens are trained on.
   EXPECT_EQ(trained_text(o), "London.<|im_end|>Hi there<|im_end|>");
+  EXPECT_EQ(read_manifest(o.output).chat_template, "chatml");  // the default
 }
 
 // chat.jsonl holding `lines`, prepared with the byte tokenizer (end-of-text only, no chat tokens).
@@ -220,6 +221,7 @@ TEST(PrepareChat, WithoutATemplateTheCompletionAndEndOfTextAreTrainedOn) {
                                        " {\"role\": \"assistant\", \"content\": \" London.\"}]}\n");
   prepare_dataset(o);
   EXPECT_EQ(trained_text(o), " Hi there<|endoftext|> London.<|endoftext|>");
+  EXPECT_EQ(read_manifest(o.output).chat_template, "none");
 }
 
 // Without a template a conversation of other turns has no plain form: a bad record, located.

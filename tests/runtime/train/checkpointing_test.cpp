@@ -88,11 +88,12 @@ TempDir* CheckpointingTest::dir_ = nullptr;
 
 // What a checkpoint's state records is read without throwing, whatever the JSON holds.
 TEST(RecordedState, FieldsOfAnotherTypeReadAsNotRecorded) {
-  const std::string state = R"({"tokenizer": {"spec": 5, "hash": "ab"},
+  const std::string state = R"({"tokenizer": {"spec": 5, "hash": "ab", "chat_template": null},
                                 "lora_base": {"directory": [], "sha256": "cd", "vocab_size": "x"}})";
   const RecordedTokenizer tokenizer = recorded_tokenizer(state);
   EXPECT_EQ(tokenizer.spec, "");
   EXPECT_EQ(tokenizer.hash, "ab");
+  EXPECT_EQ(tokenizer.chat_template, "");
   const LoraBase base = recorded_lora_base(state);
   EXPECT_EQ(base.directory, "");
   EXPECT_EQ(base.sha256, "cd");

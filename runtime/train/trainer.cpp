@@ -78,10 +78,13 @@ void prepare_dataset_if_missing(const config::Recipe& recipe) {
   options.inputs = split_commas(recipe.data.inputs);
   options.output = recipe.data.dataset;
   options.tokenizer_spec = recipe.data.tokenizer;
+  options.format = data::parse_input_format(recipe.data.format);
+  options.chat_template = recipe.data.chat_template;
   options.val_fraction = recipe.data.val_fraction;
   options.text_document_bytes = recipe.data.text_document_bytes;
   options.seed = recipe.run.seed;
-  log::info("preparing ", recipe.data.dataset, " from ", recipe.data.inputs, " (tokenizer ",
+  log::info("preparing ", recipe.data.dataset, " from ", recipe.data.inputs, " (", recipe.data.format,
+            recipe.data.format == "chat" ? ", template " + recipe.data.chat_template : "", ", tokenizer ",
             recipe.data.tokenizer, ")");
   const data::PrepareSummary summary = data::prepare_dataset(options);
   log::info("prepared ", summary.train_tokens, " train and ", summary.val_tokens, " val tokens");

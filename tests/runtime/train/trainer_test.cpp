@@ -15,6 +15,7 @@
 
 #include "runtime/base/error.h"
 #include "runtime/config/recipe.h"
+#include "runtime/data/dataset_manifest.h"
 #include "runtime/data/prepare.h"
 #include "runtime/train/trainer.h"
 #include "tests/runtime/train/training_state_support.h"
@@ -344,6 +345,33 @@ TEST_F(TrainerTest, AKeyedDatasetIsNotPreparedAutomatically) {
   r.data.key = "file:" + (*dir_ / "no-such-kek");
   EXPECT_NE(usage_error(r).find("'data.key'"), std::string::npos);
   EXPECT_FALSE(fs::exists(r.data.dataset));
+}
+
+// A recipe names chat inputs and their template; the dataset it prepares trains on the answers.
+TEST_F(TrainerTest, AChatRecipePreparesItsDatasetWithTheTemplate) {
+  config::Recipe r = recipe(4, 1, "chat");
+  r.data.dataset = *dir_ / "chat-data";
+  r.data.inputs = *dir_ / "qa.jsonl";
+  {
+    std::ofstream records(r.data.inputs);
+    for (int i = 0; i < 200; ++i) records << R"({"prompt": "Q: )" << i << R"(+1?\nA:", "completion": " )" << i + 1 << "\"}\n";
+  }
+  r.data.format = "chat";
+  r.data.chat_template = "none";  // the byte tokenizer has no chat tokens
+  r.train.steps = 2;
+  r.eval.interval = 0;
+  const TrainSummary summary = run(r);
+  EXPECT_EQ(summary.losses.size(), 2u);
+  const data::DatasetManifest manifest = data::read_manifest(r.data.dataset);
+  EXPECT_TRUE(manifest.has_loss_mask);
+  EXPECT_EQ(manifest.input_format, "chat");
+  EXPECT_EQ(manifest.chat_template, "none");
+
+  r.data.format = "parquet";
+  EXPECT_NE(usage_error(r).find("'data.format'"), std::string::npos);
+  r.data.format = "chat";
+  r.data.chat_template = "vicuna";
+  EXPECT_NE(usage_error(r).find("'data.chat_template'"), std::string::npos);
 }
 
 }  // namespace

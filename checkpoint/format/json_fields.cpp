@@ -1,7 +1,6 @@
 // File: checkpoint/format/json_fields.cpp
 #include "checkpoint/format/json_fields.h"
 
-#include <cmath>
 #include <limits>
 
 #include "checkpoint/crypto/hex.h"

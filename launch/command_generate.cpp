@@ -103,9 +103,8 @@ fs::path resolve_checkpoint(const fs::path& given) {
 
 // The tokenizer the model was trained with (as the checkpoint records it), or --tokenizer, which
 // must be the same tokenizer (same content hash) where the checkpoint records one.
-std::unique_ptr<tokenizers::Tokenizer> open_tokenizer(const checkpoint::CheckpointManifest& manifest,
+std::unique_ptr<tokenizers::Tokenizer> open_tokenizer(const train::RecordedTokenizer& recorded,
                                                       const std::string& requested) {
-  const train::RecordedTokenizer recorded = train::recorded_tokenizer(manifest.state_json);
   ALBION_CHECK_AS(UsageError, !requested.empty() || !recorded.spec.empty(),
                   "generate: the checkpoint does not record its tokenizer; pass --tokenizer SPEC");
   const std::string spec = requested.empty() ? recorded.spec : requested;
@@ -124,8 +123,8 @@ std::unique_ptr<tokenizers::Tokenizer> open_tokenizer(const checkpoint::Checkpoi
 
 // A model fine-tuned on chat data answers as trained only when prompted in the same format: says so
 // when --chat is missing or differs from the template the checkpoint records.
-void warn_on_other_chat_format(const checkpoint::CheckpointManifest& manifest, const GenerateOptions& o) {
-  const std::string trained = train::recorded_tokenizer(manifest.state_json).chat_template;
+void warn_on_other_chat_format(const train::RecordedTokenizer& recorded, const GenerateOptions& o) {
+  const std::string& trained = recorded.chat_template;
   if (trained.empty() || trained == o.chat || (trained == "none" && o.chat.empty())) return;
   if (trained == "none") {
     log::warning("generate: the model was fine-tuned on prompt/completion data without a chat template; --chat ",
@@ -206,8 +205,9 @@ Loaded load_audited(const fs::path& path, const GenerateOptions& o, const c10::D
     checkpoint::CheckpointReader reader(path, key.get());
     // The tokenizer first: a wrong --tokenizer, or one without --chat's special tokens, fails
     // before the weights are read.
-    loaded.tokenizer = open_tokenizer(reader.manifest(), o.tokenizer);
-    warn_on_other_chat_format(reader.manifest(), o);
+    const train::RecordedTokenizer recorded = train::recorded_tokenizer(reader.manifest().state_json);
+    loaded.tokenizer = open_tokenizer(recorded, o.tokenizer);
+    warn_on_other_chat_format(recorded, o);
     if (!o.chat.empty()) {
       tokenizers::render_generation_prompt(*loaded.tokenizer, tokenizers::parse_chat_template(o.chat), {});
     }

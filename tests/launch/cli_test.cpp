@@ -196,4 +196,27 @@ TEST(Cli, BadEnvironmentIsUsageError) {
   EXPECT_EQ(run.output, "albion: error: ALBION_LOG_LEVEL='loud' is not one of debug, info, warning, error\n");
 }
 
+// Torch's CPU matrix products (oneMKL) run in reproducible mode unless the user chose otherwise
+// (launch/reproducible_cpu_math.h); MKL_VERBOSE prints the mode of every call.
+TEST(Cli, CpuMathIsReproducibleUnlessTheUserChoseOtherwise) {
+  albion::testing_support::TempDir dir;
+  ASSERT_EQ(run_albion("data prepare --tokenizer byte --output " + (dir / "data") + " --input " + ALBION_SOURCE_DIR +
+                       "/recipes/corpus/austen/persuasion.txt")
+                .exit_code,
+            0);
+  const auto train = [&](const std::string& run) {
+    return std::string("train ") + ALBION_SOURCE_DIR + "/recipes/tiny.ini --run.device=cpu --run.dir=" + (dir / run) +
+           " --data.dataset=" + (dir / "data") + " --train.steps=1 --train.seq_len=32 --train.micro_batch=1" +
+           " --train.global_batch_tokens=32 --optim.warmup_steps=0 --eval.interval=0 --eval.sample_tokens=0" +
+           " --log.tensorboard=false";
+  };
+  const Outcome defaults = run_albion(train("defaults"), "env -u MKL_CBWR -u MKL_DYNAMIC MKL_VERBOSE=1");
+  ASSERT_EQ(defaults.exit_code, 0) << defaults.output;
+  EXPECT_NE(defaults.output.find("CNR:AUTO Dyn:0"), std::string::npos) << defaults.output.substr(0, 2000);
+  EXPECT_EQ(defaults.output.find("CNR:OFF"), std::string::npos);
+  const Outcome chosen = run_albion(train("chosen"), "MKL_CBWR=COMPATIBLE MKL_DYNAMIC=TRUE MKL_VERBOSE=1");
+  ASSERT_EQ(chosen.exit_code, 0) << chosen.output;
+  EXPECT_NE(chosen.output.find("CNR:COMPATIBLE Dyn:1"), std::string::npos) << chosen.output.substr(0, 2000);
+}
+
 }  // namespace

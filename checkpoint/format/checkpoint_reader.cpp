@@ -2,10 +2,9 @@
 #include "checkpoint/format/checkpoint_reader.h"
 
 #include <algorithm>
-#include <fstream>
-#include <iterator>
 
 #include "checkpoint/format/checkpoint_paths.h"
+#include "checkpoint/format/json_fields.h"
 #include "checkpoint/format/shard_reader.h"
 #include "runtime/base/check.h"
 
@@ -13,21 +12,12 @@ namespace albion::checkpoint {
 
 namespace fs = std::filesystem;
 
-namespace {
-constexpr std::uintmax_t kMaxManifestBytes = 256u << 20;
-}
-
 std::string read_manifest_text(const fs::path& checkpoint) {
   const fs::path path = checkpoint / kManifestFileName;
   std::error_code error;
   ALBION_CHECK_AS(UsageError, fs::is_directory(checkpoint, error), checkpoint.string(), ": no such checkpoint directory");
-  const std::uintmax_t size = fs::file_size(path, error);
-  ALBION_CHECK_AS(IntegrityError, !error, path.string(), ": manifest is missing");
-  ALBION_CHECK_AS(IntegrityError, size <= kMaxManifestBytes, path.string(), ": manifest is implausibly large");
-  std::ifstream in(path, std::ios::binary);
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  ALBION_CHECK_AS(IntegrityError, in.good() || in.eof(), path.string(), ": cannot read the manifest");
-  return text;
+  ALBION_CHECK_AS(IntegrityError, fs::exists(path, error), path.string(), ": manifest is missing");
+  return read_json_document(path);
 }
 
 CheckpointReader::CheckpointReader(fs::path checkpoint, const KeyProvider* key, int threads)

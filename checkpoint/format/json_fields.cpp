@@ -1,6 +1,8 @@
 // File: checkpoint/format/json_fields.cpp
 #include "checkpoint/format/json_fields.h"
 
+#include <fstream>
+#include <iterator>
 #include <limits>
 
 #include "checkpoint/crypto/hex.h"
@@ -9,6 +11,18 @@
 namespace albion::checkpoint {
 
 using Json = nlohmann::json;
+
+std::string read_json_document(const std::filesystem::path& path) {
+  constexpr std::uintmax_t kMaxBytes = 256u << 20;
+  std::error_code error;
+  const std::uintmax_t size = std::filesystem::file_size(path, error);
+  ALBION_CHECK_AS(IntegrityError, !error, path.string(), ": cannot be read");
+  ALBION_CHECK_AS(IntegrityError, size <= kMaxBytes, path.string(), ": implausibly large (", size, " bytes)");
+  std::ifstream in(path, std::ios::binary);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  ALBION_CHECK_AS(IntegrityError, in.good() || in.eof(), path.string(), ": cannot be read");
+  return text;
+}
 
 Json parse_untrusted_json(std::string_view text, const std::string& what) {
   Json value = Json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
@@ -90,6 +104,12 @@ std::vector<std::uint8_t> JsonFields::hex_bytes(const std::string& key) const {
   std::optional<std::vector<std::uint8_t>> bytes = bytes_from_hex(string(key));
   if (!bytes) fail(key, "expected hex");
   return *bytes;
+}
+
+std::string JsonFields::hex_string(const std::string& key, std::size_t characters) const {
+  std::string text = string(key);
+  if (text.size() != characters || !bytes_from_hex(text)) fail(key, str_cat("expected ", characters, " hex characters"));
+  return text;
 }
 
 JsonFields JsonFields::object(const std::string& key) const {

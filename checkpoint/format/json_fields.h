@@ -5,12 +5,18 @@
 #pragma once
 
 #include <cstdint>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 #include <vector>
 
 namespace albion::checkpoint {
+
+// The whole of the JSON document at `path` (a manifest lists every shard: 256 MiB would already be
+// millions of them). IntegrityError "PATH: implausibly large (N bytes)" or "PATH: cannot be read";
+// the caller checks that it exists, as only it knows what a missing file means.
+std::string read_json_document(const std::filesystem::path& path);
 
 // `text` parsed; IntegrityError "WHAT: not valid JSON" if it is not (numbers too large included).
 nlohmann::json parse_untrusted_json(std::string_view text, const std::string& what);
@@ -32,10 +38,13 @@ class JsonFields {
   const nlohmann::json& array(const std::string& key) const;
   std::vector<std::int64_t> integers(const std::string& key) const;
   std::vector<std::uint8_t> hex_bytes(const std::string& key) const;
+  // A string of exactly `characters` hex digits (an id, a SHA-256), kept as text.
+  std::string hex_string(const std::string& key, std::size_t characters) const;
   // The object at `key`, read the same way; its failures name "WHAT: KEY".
   JsonFields object(const std::string& key) const;
 
   const std::string& what() const { return what_; }
+  const nlohmann::json& value() const { return object_; }
 
  private:
   const nlohmann::json& object_;

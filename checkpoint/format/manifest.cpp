@@ -37,8 +37,7 @@ CheckpointHeader header_from(const JsonFields& f, bool with_key_fields = true) {
   if (h.format != kCheckpointFormat) f.fail("format", "unsupported '" + h.format + "', expected " + kCheckpointFormat);
   h.step = f.integer("step");
   if (h.step < 0) f.fail("step", "is negative");
-  h.checkpoint_id = f.string("checkpoint_id");
-  if (h.checkpoint_id.size() != 32 || !bytes_from_hex(h.checkpoint_id)) f.fail("checkpoint_id", "expected 32 hex characters");
+  h.checkpoint_id = f.hex_string("checkpoint_id", 32);
   h.created = f.string("created");
   h.cipher = f.string("cipher");
   if (h.cipher != kChunkCipherName && h.cipher != kPlaintextCipher) f.fail("cipher", "unsupported '" + h.cipher + "'");
@@ -70,8 +69,7 @@ ShardRecord shard_from(const JsonFields& f) {
   s.index = static_cast<std::uint32_t>(index);
   if (s.file != shard_file_name(s.index)) f.fail("file", "'" + s.file + "' is not the name of shard " + std::to_string(index));
   s.file_bytes = f.unsigned_integer("file_bytes");
-  s.sha256 = f.string("sha256");
-  if (s.sha256.size() != 64 || !bytes_from_hex(s.sha256)) f.fail("sha256", "expected 64 hex characters");
+  s.sha256 = f.hex_string("sha256", 64);
   s.data_offset = f.unsigned_integer("data_offset");
   s.data_bytes = f.unsigned_integer("data_bytes");
   for (const Json& entry : f.array("tensors")) {

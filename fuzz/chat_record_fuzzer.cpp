@@ -1,12 +1,12 @@
 // File: fuzz/chat_record_fuzzer.cpp
 // libFuzzer target: any bytes as one line of a chat dataset (`data prepare --format chat`, the
-// private data a fine-tuning run brings), rendered with each template (llama3, chatml, none) by
-// two byte-level BPE tokenizers (GPT-2's and Llama 3's pre-tokenizer patterns) whose merges join
+// private data a fine-tuning run brings), rendered with each template (llama3, llama3.1, chatml,
+// none) by two byte-level BPE tokenizers (GPT-2's and Llama 3's pre-tokenizer patterns) whose merges join
 // whitespace across the template/content boundary. A record must be refused with albion::Error or
 // rendered so that:
 //   - ids are below vocab_size() and the loss mask has one 0/1 entry per id;
 //   - the ids decode to the conversation spelled out in the template, byte for byte (Llama 3's
-//     trims each message as Python's str.strip() does);
+//     trims each message as Python's str.strip() does; Llama 3.1's opens with its system turn);
 //   - the mask is 1 exactly on the tokens that hold a byte of an assistant's content and on the
 //     assistant's end-of-turn token (Hugging Face's assistant mask: a token that straddles
 //     template text and content is trained on, one made only of template text is not);
@@ -16,6 +16,7 @@
 #include <cstdlib>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -81,10 +82,16 @@ std::string python_strip(std::string text) {
 }
 
 Spelled spell(tok::ChatTemplate chat_template, const std::vector<tok::ChatMessage>& messages) {
-  const bool llama3 = chat_template == tok::ChatTemplate::kLlama3;
+  const bool llama3 = chat_template != tok::ChatTemplate::kChatML;
   Spelled out;
   if (llama3) out.text = "<|begin_of_text|>";
-  for (const tok::ChatMessage& m : messages) {
+  std::size_t first = 0;
+  if (chat_template == tok::ChatTemplate::kLlama31) {  // its system turn, always there
+    out.text += "<|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\n";
+    if (messages[0].role == "system") out.text += python_strip(messages[first++].content);
+    out.text += "<|eot_id|>";
+  }
+  for (const tok::ChatMessage& m : std::span(messages).subspan(first)) {
     out.text += llama3 ? "<|start_header_id|>" + m.role + "<|end_header_id|>\n\n" : "<|im_start|>" + m.role + "\n";
     const std::string content = llama3 ? python_strip(m.content) : m.content;
     const bool assistant = m.role == "assistant";
@@ -156,8 +163,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   require(!messages.empty());
   for (const auto& tokenizer : tokenizers) {
     for (const std::optional<tok::ChatTemplate> chat_template :
-         {std::optional(tok::ChatTemplate::kLlama3), std::optional(tok::ChatTemplate::kChatML),
-          std::optional<tok::ChatTemplate>()}) {
+         {std::optional(tok::ChatTemplate::kLlama3), std::optional(tok::ChatTemplate::kLlama31),
+          std::optional(tok::ChatTemplate::kChatML), std::optional<tok::ChatTemplate>()}) {
       try {
         const tok::MaskedTokens rendered = albion::data::render_chat_record(*tokenizer, chat_template, line);
         check_shape(*tokenizer, rendered);

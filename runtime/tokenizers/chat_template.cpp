@@ -80,6 +80,9 @@ std::string_view trimmed(std::string_view text) {
   return text.substr(begin, end - begin);
 }
 
+// What Meta's Llama 3.1 template writes before the system message, with its default date.
+constexpr std::string_view kLlama31Preamble = "\n\nCutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\n";
+
 enum class Role { kSystem, kUser, kAssistant };
 
 Role parse_role(const ChatMessage& m, std::size_t index) {
@@ -95,8 +98,9 @@ Role parse_role(const ChatMessage& m, std::size_t index) {
 
 ChatTemplate parse_chat_template(std::string_view name) {
   if (name == "llama3") return ChatTemplate::kLlama3;
+  if (name == "llama3.1") return ChatTemplate::kLlama31;
   if (name == "chatml") return ChatTemplate::kChatML;
-  throw UsageError(str_cat("unknown chat template '", name, "' (expected llama3 or chatml)"));
+  throw UsageError(str_cat("unknown chat template '", name, "' (expected llama3, llama3.1 or chatml)"));
 }
 
 namespace {
@@ -111,13 +115,25 @@ MaskedTokens render(const Tokenizer& tok, ChatTemplate chat_template, std::span<
     require_valid_utf8(messages[i].content, str_cat("chat message ", i));
   }
   Renderer r(tok);
-  if (chat_template == ChatTemplate::kLlama3) {
-    const TokenId begin = require_special(tok, "<|begin_of_text|>", "llama3");
-    const TokenId start_header = require_special(tok, "<|start_header_id|>", "llama3");
-    const TokenId end_header = require_special(tok, "<|end_header_id|>", "llama3");
-    const TokenId eot = require_special(tok, "<|eot_id|>", "llama3");
+  if (chat_template == ChatTemplate::kLlama3 || chat_template == ChatTemplate::kLlama31) {
+    const char* name = chat_template == ChatTemplate::kLlama3 ? "llama3" : "llama3.1";
+    const TokenId begin = require_special(tok, "<|begin_of_text|>", name);
+    const TokenId start_header = require_special(tok, "<|start_header_id|>", name);
+    const TokenId end_header = require_special(tok, "<|end_header_id|>", name);
+    const TokenId eot = require_special(tok, "<|eot_id|>", name);
     r.special(begin, false);
-    for (std::size_t i = 0; i < messages.size(); ++i) {
+    std::size_t first = 0;
+    if (chat_template == ChatTemplate::kLlama31) {
+      // The system turn is always there; a leading system message goes into it, after the preamble.
+      std::string_view system;
+      if (!messages.empty() && roles[0] == Role::kSystem) system = trimmed(messages[first++].content);
+      r.special(start_header, false);
+      r.text("system", "", false);
+      r.special(end_header, false);
+      r.text(kLlama31Preamble, system, false);
+      r.special(eot, false);
+    }
+    for (std::size_t i = first; i < messages.size(); ++i) {
       const bool train = roles[i] == Role::kAssistant;
       r.special(start_header, false);
       r.text(messages[i].role, "", false);

@@ -5,6 +5,13 @@
 //            <|start_header_id|>ROLE<|end_header_id|>\n\nCONTENT<|eot_id|>
 //            with CONTENT trimmed of leading and trailing whitespace, as Meta's template for the
 //            Llama 3 Instruct models does (Jinja's trim: Python's str.strip(), Unicode whitespace)
+//   Llama 3.1 (also 3.2 and 3.3): as Llama 3, but the conversation always opens with a system turn
+//            whose content is a dated preamble then the first message's content when that message
+//            is a system one (trimmed; otherwise nothing):
+//            <|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge Date: December 2023\n
+//            Today Date: 26 Jul 2024\n\nSYSTEM<|eot_id|>
+//            The date is the template's own default. Meta's 3.2 template puts today's date there
+//            unless given one; a fixed date keeps a prepared dataset independent of the day.
 //   ChatML:  per message <|im_start|>ROLE\nCONTENT<|im_end|>\n
 // Message content is encoded with SpecialTokens::kAsText, so a user cannot forge control tokens;
 // the template's own special tokens are inserted by id. Tokens come out as if the rendered string
@@ -22,9 +29,9 @@
 
 namespace albion::tokenizers {
 
-enum class ChatTemplate { kLlama3, kChatML };
+enum class ChatTemplate { kLlama3, kLlama31, kChatML };
 
-// "llama3" or "chatml"; anything else is a UsageError listing both.
+// "llama3", "llama3.1" or "chatml"; anything else is a UsageError listing them.
 ChatTemplate parse_chat_template(std::string_view name);
 
 struct ChatMessage {

@@ -5,6 +5,7 @@
 #include <c10/cuda/CUDACachingAllocator.h>
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -16,6 +17,7 @@
 #include "runtime/base/check.h"
 #include "runtime/base/log.h"
 #include "runtime/base/progress.h"
+#include "runtime/data/chat_record.h"
 #include "runtime/data/prepare.h"
 #include "runtime/device.h"
 #include "runtime/metrics/metrics_writer.h"
@@ -179,6 +181,16 @@ Trainer::Trainer(config::Recipe recipe, WorldPosition world, Parallelism* parall
   } catch (const UsageError& e) {
     log::warning("no text samples: ", e.what());
   }
+  if (tokenizer_ && !chat_template_.empty()) {
+    // Checked here, so a sample after hours of training cannot fail on it.
+    try {
+      sample_chat_template_ = data::parse_record_template(chat_template_);
+      data::require_template_tokens(*tokenizer_, sample_chat_template_);
+    } catch (const UsageError& e) {
+      log::warning("text samples without the dataset's chat template: ", e.what());
+      sample_chat_template_.reset();
+    }
+  }
 
   at::manual_seed(recipe_.run.seed);
   model_ = models::make_model(model_config);
@@ -337,7 +349,18 @@ std::optional<double> Trainer::evaluate() {
 
 std::string Trainer::sample(const std::atomic<bool>& stop_requested) {
   if (!tokenizer_ || recipe_.eval.sample_tokens == 0) return "";
-  std::vector<tokenizers::TokenId> prompt = tokenizer_->encode(recipe_.eval.sample_prompt);
+  std::vector<tokenizers::TokenId> prompt;
+  std::vector<std::int64_t> stop_ids;
+  if (tokenizer_->end_of_text()) stop_ids.push_back(*tokenizer_->end_of_text());
+  if (sample_chat_template_) {
+    const tokenizers::ChatMessage user_turn[] = {{"user", recipe_.eval.sample_prompt}};
+    tokenizers::GenerationPrompt chat =
+        tokenizers::render_generation_prompt(*tokenizer_, *sample_chat_template_, user_turn);
+    prompt = std::move(chat.ids);
+    stop_ids.push_back(chat.end_of_turn);
+  } else {
+    prompt = tokenizer_->encode(recipe_.eval.sample_prompt);
+  }
   std::vector<std::int64_t> ids(prompt.begin(), prompt.end());
   models::SamplingOptions options;
   options.max_new_tokens = recipe_.eval.sample_tokens;
@@ -345,17 +368,21 @@ std::string Trainer::sample(const std::atomic<bool>& stop_requested) {
   options.decoding = recipe_.eval.top_k == 0 ? models::Decoding::kGreedy : models::Decoding::kSample;
   options.temperature = recipe_.eval.temperature;
   options.seed = recipe_.run.seed;
+  bool ended = false;  // by one of stop_ids
+  options.on_token = [&](std::int64_t id) { ended = std::ranges::find(stop_ids, id) != stop_ids.end(); };
   // Per rank, not agreed: sampling runs no collectives, and the next step boundary agrees.
-  options.stop_requested = [&stop_requested] { return stop_requested.load(); };
-  std::vector<std::int64_t> generated = models::sample(*model_, ids, options);
-  if (static_cast<std::int64_t>(generated.size()) < options.max_new_tokens) {
+  options.stop_requested = [&] { return ended || stop_requested.load(); };
+  const std::vector<std::int64_t> generated = models::sample(*model_, ids, options);
+  if (!ended && static_cast<std::int64_t>(generated.size()) < options.max_new_tokens) {
     log::warning("text sample cut short after ", generated.size(), " tokens: stop requested");
   }
-  std::vector<tokenizers::TokenId> out;
+  std::vector<tokenizers::TokenId> out = sample_chat_template_ ? prompt : std::vector<tokenizers::TokenId>{};
   for (std::int64_t id : generated) {
-    if (tokenizer_->end_of_text() && static_cast<tokenizers::TokenId>(id) == *tokenizer_->end_of_text()) break;
+    if (std::ranges::find(stop_ids, id) != stop_ids.end()) break;  // as `albion generate` shows it
+    // Ids past the tokenizer's vocabulary (a model's padded rows) have no text.
     if (id >= 0 && static_cast<std::uint64_t>(id) < tokenizer_->vocab_size()) out.push_back(static_cast<tokenizers::TokenId>(id));
   }
+  if (sample_chat_template_) return tokenizer_->decode(out);
   return recipe_.eval.sample_prompt + tokenizer_->decode(out);
 }
 

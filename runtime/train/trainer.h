@@ -25,6 +25,7 @@
 #include "runtime/models/lora.h"
 #include "runtime/optim/adamw.h"
 #include "runtime/optim/lr_schedule.h"
+#include "runtime/tokenizers/chat_template.h"
 #include "runtime/tokenizers/tokenizer.h"
 #include "runtime/train/parallelism.h"
 #include "runtime/train/training_hooks.h"
@@ -93,7 +94,7 @@ class Trainer {
   // loaded): checkpoints record it, so `albion generate` decodes with the tokenizer trained on.
   const std::string& tokenizer_spec() const { return tokenizer_spec_; }
   const std::string& tokenizer_hash() const { return tokenizer_hash_; }
-  // The chat template a chat dataset was rendered with (llama3, chatml, none), or empty: recorded
+  // The chat template a chat dataset was rendered with (llama3, llama3.1, chatml, none), or empty: recorded
   // too, so `albion generate` can prompt the model as it was trained.
   const std::string& chat_template() const { return chat_template_; }
   // Under LoRA (lora.rank > 0), the frozen base: model.init's absolute path and the SHA-256 of its
@@ -103,7 +104,10 @@ class Trainer {
   // Mean validation loss over eval.batches batches per data-parallel rank, from the start of the
   // val split each time (collective: every rank calls it).
   std::optional<double> evaluate();
-  // A text sample from eval.sample_prompt, cut short when a stop is requested.
+  // A text sample from eval.sample_prompt, ended by the end-of-text token, or cut short when a stop
+  // is requested. A model fine-tuned on chat data is prompted as it is trained: eval.sample_prompt
+  // as a user turn in the dataset's template; the sample then shows the conversation, template
+  // tokens and all, up to the assistant's end-of-turn token.
   std::string sample(const std::atomic<bool>& stop_requested);
 
  private:
@@ -127,6 +131,7 @@ class Trainer {
   std::string tokenizer_spec_;
   std::string tokenizer_hash_;
   std::string chat_template_;
+  std::optional<tokenizers::ChatTemplate> sample_chat_template_;  // from chat_template_, when usable
   LoraBase lora_base_;
   std::unique_ptr<data::TokenLoader> train_loader_;
   std::unique_ptr<data::TokenLoader> val_loader_;

@@ -6,6 +6,9 @@
 // prompt ends with the assistant's header.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <span>
+
 #include "runtime/base/error.h"
 #include "runtime/tokenizers/chat_template.h"
 #include "runtime/tokenizers/hf_tokenizer_json.h"
@@ -65,9 +68,9 @@ TEST_P(Chat, GenerationPromptEndsWithTheAssistantsHeader) {
   const auto messages = fixture_messages();
   const GenerationPrompt prompt = render_generation_prompt(*tok, GetParam().chat_template, messages);
   std::vector<TokenId> want = render_chat(*tok, GetParam().chat_template, messages).ids;
-  const std::string header = GetParam().chat_template == ChatTemplate::kLlama3
-                                 ? "<|start_header_id|>assistant<|end_header_id|>\n\n"
-                                 : "<|im_start|>assistant\n";
+  const std::string header = GetParam().chat_template == ChatTemplate::kChatML
+                                 ? "<|im_start|>assistant\n"
+                                 : "<|start_header_id|>assistant<|end_header_id|>\n\n";
   const std::vector<TokenId> header_ids = tok->encode(header, SpecialTokens::kRecognize);
   want.insert(want.end(), header_ids.begin(), header_ids.end());
   EXPECT_EQ(prompt.ids, want);
@@ -92,9 +95,30 @@ INSTANTIATE_TEST_SUITE_P(
     Templates, Chat,
     ::testing::Values(TemplateCase{"llama3", "hf:" + fixture("llama3/tokenizer.json"),
                                    ChatTemplate::kLlama3, "<|eot_id|>"},
+                      TemplateCase{"llama3.1", "hf:" + fixture("llama3/tokenizer.json"),
+                                   ChatTemplate::kLlama31, "<|eot_id|>"},
                       TemplateCase{"chatml", "hf:" + fixture("gpt2/tokenizer.json"),
                                    ChatTemplate::kChatML, "<|im_end|>"}),
-    [](const auto& info) { return std::string(info.param.name); });
+    [](const auto& info) {
+      std::string name = info.param.name;
+      std::replace(name.begin(), name.end(), '.', '_');
+      return name;
+    });
+
+// Llama 3.1's template writes its system turn, the dated preamble, also when the conversation has
+// no system message; and the preamble is never trained on.
+TEST(ChatLlama31, TheSystemTurnIsThereWithoutASystemMessage) {
+  const auto tok = load_tokenizer("hf:" + fixture("llama3/tokenizer.json"));
+  const auto messages = fixture_messages();
+  ASSERT_EQ(messages.front().role, "system");
+  const std::span<const ChatMessage> without_system = std::span(messages).subspan(1);
+  const MaskedTokens t = render_chat(*tok, ChatTemplate::kLlama31, without_system);
+  EXPECT_EQ(t.ids, expected()["chat"]["llama3.1_no_system"].get<std::vector<TokenId>>());
+  EXPECT_EQ(trained_runs(*tok, t), expected()["chat"]["trained"]["llama3.1"].get<std::vector<std::string>>());
+  EXPECT_EQ(tok->decode(render_chat(*tok, ChatTemplate::kLlama31, {}).ids),
+            "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge Date: December 2023\n"
+            "Today Date: 26 Jul 2024\n\n<|eot_id|>");
+}
 
 // With GPT-2's pre-tokenizer, "\n\n" alone is one piece (one token) but "\n\nHi" splits as "\n"
 // "\n" "Hi": the template's own text encodes differently next to content. Only the tokens that
@@ -128,6 +152,7 @@ TEST(ChatErrors, MissingSpecialTokenIsNamed) {
   EXPECT_THROW(render_chat(*byte, ChatTemplate::kChatML, messages), UsageError);
   EXPECT_THROW(parse_chat_template("vicuna"), UsageError);
   EXPECT_EQ(parse_chat_template("chatml"), ChatTemplate::kChatML);
+  EXPECT_EQ(parse_chat_template("llama3.1"), ChatTemplate::kLlama31);
   const ChatMessage bad_utf8[] = {{"user", "a\xff"}};
   EXPECT_THROW(render_chat(*gpt2, ChatTemplate::kChatML, bad_utf8), UsageError);
 }

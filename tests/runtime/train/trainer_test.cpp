@@ -374,5 +374,33 @@ TEST_F(TrainerTest, AChatRecipePreparesItsDatasetWithTheTemplate) {
   EXPECT_NE(usage_error(r).find("'data.chat_template'"), std::string::npos);
 }
 
+// A chat fine-tune's text sample prompts the model as it is trained: eval.sample_prompt as a user
+// turn in the dataset's template, the answer ended by the template's end-of-turn token.
+TEST_F(TrainerTest, AChatFineTunesSampleIsAConversationInItsTemplate) {
+  config::Recipe r = recipe(4, 1, "chat-sample");
+  r.data.dataset = *dir_ / "chatml-data";
+  r.data.inputs = *dir_ / "chat.jsonl";
+  {
+    std::ofstream records(r.data.inputs);
+    for (int i = 0; i < 100; ++i) {
+      records << R"({"messages": [{"role": "user", "content": "Who wrote Emma?"}, {"role": "assistant", "content": "Jane Austen."}]})"
+              << "\n";
+    }
+  }
+  r.data.tokenizer = "hf:" ALBION_SOURCE_DIR "/tests/runtime/tokenizers/fixtures/gpt2/tokenizer.json";
+  r.data.format = "chat";
+  r.data.chat_template = "chatml";
+  r.train.steps = 40;
+  r.optim.lr = 3e-3;
+  r.eval.interval = 0;
+  r.eval.sample_prompt = "Who wrote Emma?";
+  r.eval.sample_tokens = 12;
+  const TrainSummary summary = run(r);
+  const std::string header = "<|im_start|>user\nWho wrote Emma?<|im_end|>\n<|im_start|>assistant\n";
+  ASSERT_TRUE(summary.final_sample.starts_with(header)) << summary.final_sample;
+  // Forty steps on one answer teach it, and its end of turn ends the sample.
+  EXPECT_EQ(summary.final_sample.substr(header.size()), "Jane Austen.") << summary.final_sample;
+}
+
 }  // namespace
 }  // namespace albion::train

@@ -82,6 +82,10 @@ RecipeSchema::RecipeSchema(Recipe& r) {
   key("model.context_length", r.model.context_length, "maximum sequence length; 0 keeps the preset's");
   key("model.init", r.model.init, "fine-tuning: a Hugging Face model directory (model.safetensors, or its "
       "sharded index) whose weights replace the random initialisation; the preset must match it");
+  key("model.activation_checkpointing", r.model.activation_checkpointing,
+      "recompute every Nth transformer block's activations in the backward pass instead of keeping "
+      "them: less memory for one more forward of those blocks (0: off, 1: every block, 2: every "
+      "second)");
   key("model.fused_kernels", r.model.fused_kernels, "on GPU, use Albion's fused kernels (LayerNorm, RMSNorm, RoPE, SwiGLU, bias+GELU, chunked cross-entropy, AdamW, gradient norm); false: plain torch ops, for comparison");
 
   key("lora.rank", r.lora.rank, "LoRA: train low-rank adapters of this rank on the frozen model.init "

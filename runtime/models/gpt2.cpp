@@ -7,6 +7,7 @@
 #include <torch/nn/modules/container/modulelist.h>
 
 #include "kernels/gelu/gelu_bias.h"
+#include "runtime/models/activation_checkpoint.h"
 #include "runtime/models/kv_cache.h"
 #include "runtime/models/layers.h"
 
@@ -104,6 +105,7 @@ class Gpt2Body : public torch::nn::Module {
     register_module("h", h);
     ln_f_ =
         register_module("ln_f", std::make_shared<LayerNorm>(c.hidden_size, c.norm_eps, options, c.fused_kernels));
+    recompute_every_ = c.recompute_every;
   }
 
   at::Tensor forward(const at::Tensor& input_ids, KvCache* cache) const {
@@ -111,7 +113,13 @@ class Gpt2Body : public torch::nn::Module {
     const at::Tensor positions = at::arange(past, past + input_ids.size(1),
                                             at::TensorOptions().dtype(at::kLong).device(input_ids.device()));
     at::Tensor x = wte_->forward(input_ids) + wpe_->forward(positions);
-    for (std::size_t i = 0; i < blocks_.size(); ++i) x = blocks_[i]->forward(x, cache, i);
+    for (std::size_t i = 0; i < blocks_.size(); ++i) {
+      if (recompute_block(recompute_every_, i, is_training(), cache != nullptr)) {
+        x = recomputed_in_backward([block = blocks_[i]](const at::Tensor& in) { return block->forward(in, nullptr, 0); }, x);
+      } else {
+        x = blocks_[i]->forward(x, cache, i);
+      }
+    }
     return ln_f_->forward(x);
   }
 
@@ -122,6 +130,7 @@ class Gpt2Body : public torch::nn::Module {
   std::shared_ptr<Embedding> wpe_;
   std::vector<std::shared_ptr<Gpt2Block>> blocks_;
   std::shared_ptr<LayerNorm> ln_f_;
+  std::int64_t recompute_every_ = 0;
 };
 
 Gpt2::Gpt2(const ModelConfig& config, const at::TensorOptions& options) : CausalLm(config) {

@@ -7,6 +7,7 @@
 
 #include "kernels/rope/rope.h"
 #include "kernels/swiglu/swiglu.h"
+#include "runtime/models/activation_checkpoint.h"
 #include "runtime/models/kv_cache.h"
 #include "runtime/models/layers.h"
 
@@ -136,11 +137,19 @@ class LlamaBody : public torch::nn::Module {
     }
     register_module("layers", layers);
     norm_ = register_module("norm", std::make_shared<RmsNorm>(c.hidden_size, c.norm_eps, options, c.fused_kernels));
+    recompute_every_ = c.recompute_every;
   }
 
   at::Tensor forward(const at::Tensor& input_ids, const RotaryTables::Tables& rope, KvCache* cache) const {
     at::Tensor x = embed_tokens_->forward(input_ids);
-    for (std::size_t i = 0; i < layers_.size(); ++i) x = layers_[i]->forward(x, rope, cache, i);
+    for (std::size_t i = 0; i < layers_.size(); ++i) {
+      if (recompute_block(recompute_every_, i, is_training(), cache != nullptr)) {
+        x = recomputed_in_backward(
+            [layer = layers_[i], rope](const at::Tensor& in) { return layer->forward(in, rope, nullptr, 0); }, x);
+      } else {
+        x = layers_[i]->forward(x, rope, cache, i);
+      }
+    }
     return norm_->forward(x);
   }
 
@@ -150,6 +159,7 @@ class LlamaBody : public torch::nn::Module {
   std::shared_ptr<Embedding> embed_tokens_;
   std::vector<std::shared_ptr<LlamaLayer>> layers_;
   std::shared_ptr<RmsNorm> norm_;
+  std::int64_t recompute_every_ = 0;
 };
 
 Llama::Llama(const ModelConfig& config, const at::TensorOptions& options)

@@ -42,6 +42,8 @@ void ModelConfig::validate() const {
   require_positive(kv_heads, "kv_heads");
   require_positive(intermediate_size, "intermediate_size");
   require_positive(norm_eps, "norm_eps");
+  ALBION_CHECK_AS(UsageError, recompute_every >= 0, "model config field 'recompute_every' must be >= 0, got ",
+                  recompute_every);
   ALBION_CHECK_AS(UsageError, hidden_size % heads == 0, "model config field 'heads' = ", heads,
                   " must divide 'hidden_size' = ", hidden_size);
   ALBION_CHECK_AS(UsageError, heads % kv_heads == 0, "model config field 'kv_heads' = ", kv_heads,

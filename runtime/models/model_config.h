@@ -40,6 +40,9 @@ struct ModelConfig {
   std::optional<RopeScaling> rope_scaling;  // Llama only
   bool tie_embeddings = true;               // lm_head shares the token embedding matrix
   bool fused_kernels = true;                // on CUDA, kernels/ where one exists; false: plain torch ops
+  // Activation checkpointing: every Nth block's activations are recomputed in the backward pass
+  // instead of kept (runtime/models/activation_checkpoint.h); 0: none, 1: every block.
+  std::int64_t recompute_every = 0;
 
   std::int64_t head_dim() const { return heads > 0 ? hidden_size / heads : 0; }
 

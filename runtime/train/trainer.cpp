@@ -96,6 +96,7 @@ models::ModelConfig recipe_model_config(const config::Recipe& recipe) {
   models::ModelConfig model = models::model_preset(recipe.model.preset);
   if (recipe.model.context_length > 0) model.context_length = recipe.model.context_length;
   model.fused_kernels = recipe.model.fused_kernels;
+  model.recompute_every = recipe.model.activation_checkpointing;
   return model;
 }
 
@@ -244,6 +245,11 @@ Trainer::Trainer(config::Recipe recipe, WorldPosition world, Parallelism* parall
             bf16_autocast_ ? " (bf16 autocast)" : " (fp32)", "; ", accumulation_,
             " micro-batch(es) of ", recipe_.train.micro_batch, "x", recipe_.train.seq_len,
             " per step and rank");
+  if (const std::int64_t every = model_config.recompute_every; every > 0) {
+    log::info("activation checkpointing: ",
+              every == 1 ? std::string("every block's") : str_cat("one block in ", every, ":"),
+              " activations recomputed in the backward pass");
+  }
   log::info("attention: torch SDPA, backend ",
             models::attention_backend(model_config, recipe_.train.seq_len, device_,
                                       bf16_autocast_ ? at::kBFloat16 : at::kFloat));

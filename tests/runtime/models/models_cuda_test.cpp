@@ -3,8 +3,8 @@
 // device): fp32 forward on CUDA equals CPU; under bf16 autocast the logits stay close to fp32, the
 // loss is fp32 and backward gives finite gradients to the fp32 master weights; SDPA's grouped-
 // query path (enable_gqa) agrees with the CPU; the fused kernels give the same loss and gradients
-// as torch's ops in fp32, and are as accurate under bf16 autocast, and keep the KV cache exact; the
-// sampler runs on the device.
+// as torch's ops in fp32, and are as accurate under bf16 autocast, give the plain step's gradients
+// when activations are recomputed, and keep the KV cache exact; the sampler runs on the device.
 // The fused-kernel comparisons also run on the CPU emulator of the kernels
 // (models_on_emulator_test; tests/kernels/kernel_device.h).
 #include <gtest/gtest.h>
@@ -90,10 +90,11 @@ struct StepResult {
 };
 
 // `lora`: with rank-4 adapters on every linear layer, B drawn non-zero (a trained adapter); the
-// gradients are then the adapters' alone.
+// gradients are then the adapters' alone. `recompute_every`: activation checkpointing.
 StepResult loss_and_gradients(ModelConfig config, const at::Tensor& ids, bool fused, bool autocast,
-                              bool lora = false) {
+                              bool lora = false, std::int64_t recompute_every = 0) {
   config.fused_kernels = fused;
+  config.recompute_every = recompute_every;
   at::manual_seed(21);
   auto model = make_model(config);
   if (lora) {
@@ -206,6 +207,25 @@ TEST(ModelsCuda, FusedKernelsUnderBf16AutocastAreAsAccurateAsTorchsOps) {
       EXPECT_LT(testing::relative_error(fused.grads[i], exact.grads[i]),
                 limit(testing::relative_error(torch_ops.grads[i], exact.grads[i])))
           << arch << " parameter " << i;
+    }
+  }
+}
+
+// Activation checkpointing over the fused kernels under bf16 autocast, as the trainer runs: the
+// recomputation in the backward pass (on the autograd engine's device thread, where autocast must
+// be switched on again) gives the gradients of the plain step. Not bit for bit on a GPU, whose
+// attention backward accumulates in a varying order; exactly on the emulator.
+TEST(ModelsCuda, FusedKernelsRecomputedUnderBf16AutocastGiveThePlainGradients) {
+  ALBION_SKIP_WITHOUT_KERNEL_DEVICE();
+  for (const ModelConfig& config : {cuda_gpt2(), cuda_llama()}) {
+    const char* arch = architecture_name(config.architecture);
+    const at::Tensor ids = random_ids_on_kernel_device(config);
+    const StepResult plain = loss_and_gradients(config, ids, /*fused=*/true, /*autocast=*/true);
+    const StepResult recomputed =
+        loss_and_gradients(config, ids, /*fused=*/true, /*autocast=*/true, /*lora=*/false, /*recompute_every=*/1);
+    EXPECT_TRUE(at::equal(plain.loss, recomputed.loss)) << arch;
+    for (std::size_t i = 0; i < plain.grads.size(); ++i) {
+      EXPECT_LT(testing::relative_error(recomputed.grads[i], plain.grads[i]), 1e-3) << arch << " parameter " << i;
     }
   }
 }

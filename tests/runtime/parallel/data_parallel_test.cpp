@@ -3,7 +3,8 @@
 // alone (the reference: the whole global batch through gradient accumulation), then DDP trains on
 // 1, 2 and 4 ranks (sub-communicators split from the world) and ZeRO-1 on 2 and 4, each over the
 // same global batch, for 20 steps; every step's loss must match the reference to 1e-5 relative.
-// LoRA fine-tuning likewise, over DDP and ZeRO-1 on 4 ranks. Then resharding: a ZeRO-1 state captured on 4 ranks resumes on 4 (ZeRO-1), 2 (DDP) and 1 rank,
+// LoRA fine-tuning and activation checkpointing likewise, over DDP and ZeRO-1 on 4 ranks. Then
+// resharding: a ZeRO-1 state captured on 4 ranks resumes on 4 (ZeRO-1), 2 (DDP) and 1 rank,
 // from memory and from real encrypted checkpoint files written by all 4 ranks.
 #include <gtest/gtest.h>
 #include <mpi.h>
@@ -129,6 +130,24 @@ TEST_F(DataParallelTest, DdpWithoutOverlapMatchesOneProcess) {
   config.overlap = false;
   DataParallel ddp(group_of(4), config);
   expect_same_losses(train(recipe(4, "ddp-sync"), &ddp), reference(), "DDP synchronising after backward");
+}
+
+// With activation checkpointing the parameters' gradients appear during the recomputed blocks'
+// own backward passes; the overlapped buckets must still fire and reduce them all, for DDP and
+// ZeRO-1.
+TEST_F(DataParallelTest, ActivationCheckpointingUnderDdpAndZeroMatchesOneProcess) {
+  auto recomputing = [](const std::string& run) {
+    config::Recipe r = recipe(4, run);
+    r.model.activation_checkpointing = 1;
+    return r;
+  };
+  config::ParallelConfig config;
+  config.bucket_mb = 0.25;
+  DataParallel ddp(group_of(4), config);
+  expect_same_losses(train(recomputing("recompute-ddp4"), &ddp), reference(), "recomputing, DDP on 4 ranks");
+  EXPECT_GT(ddp.buckets().bucket_count(), 1u);
+  ZeroOptimizer zero(group_of(4));
+  expect_same_losses(train(recomputing("recompute-zero4"), &zero), reference(), "recomputing, ZeRO-1 on 4 ranks");
 }
 
 TEST_F(DataParallelTest, ZeroOneMatchesDdpAndShardsOptimizerState) {

@@ -95,6 +95,20 @@ TEST_F(TrainerTest, TwoRunsGiveBitIdenticalLosses) {
   EXPECT_EQ(first.final_sample, second.final_sample);
 }
 
+// Recomputing activations in the backward pass (every block, or every second) changes memory, not
+// the run: losses, validation loss and sample are bit for bit the plain run's.
+TEST_F(TrainerTest, ActivationCheckpointingChangesNothingButMemory) {
+  const TrainSummary plain = run(recipe(4, 2, "plain"));
+  for (std::int64_t every : {1, 2}) {
+    config::Recipe r = recipe(4, 2, "recomputed-" + std::to_string(every));
+    r.model.activation_checkpointing = every;
+    const TrainSummary recomputed = run(r);
+    EXPECT_EQ(plain.losses, recomputed.losses) << every;
+    EXPECT_EQ(plain.final_val_loss, recomputed.final_val_loss) << every;
+    EXPECT_EQ(plain.final_sample, recomputed.final_sample) << every;
+  }
+}
+
 TEST_F(TrainerTest, ResumedRunEqualsUninterruptedBitForBit) {
   config::Recipe r = recipe(2, 2, "uninterrupted");
   r.train.steps = 8;

@@ -1,7 +1,7 @@
 // File: launch/checkpoint_model.h
 // The model a checkpoint holds, decrypted into memory: its architecture, rebuilt from the recipe
 // stored in the checkpoint, and its fp32 weights under the model's own parameter names. Shared by
-// `albion ckpt export` (which converts the weights) and `albion generate` (which runs them).
+// `albion ckpt export` (which converts the weights), `albion generate` and `albion eval` (which run them).
 #pragma once
 
 #include <ATen/ATen.h>

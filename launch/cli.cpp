@@ -16,6 +16,7 @@ const std::vector<Subcommand>& subcommands() {
       {"data", "prepare and inspect token datasets", run_data},
       {"ckpt", "list, inspect, verify, re-key and export checkpoints", run_ckpt},
       {"generate", "generate text with the model in a checkpoint", run_generate},
+      {"eval", "score the model in a checkpoint on a dataset: loss and perplexity", run_eval},
       {"keys", "generate and check encryption keys", run_keys},
       {"doctor", "check this machine: torch, CUDA, NCCL, cuDNN, MPI, HDF5, OpenSSL", run_doctor},
       {"version", "print the version of albion and what it was built with", run_version},

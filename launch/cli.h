@@ -36,5 +36,6 @@ int run_data(const CommandArgs& args, const ProcessEnvironment& env);
 int run_ckpt(const CommandArgs& args, const ProcessEnvironment& env);
 int run_keys(const CommandArgs& args, const ProcessEnvironment& env);
 int run_generate(const CommandArgs& args, const ProcessEnvironment& env);
+int run_eval(const CommandArgs& args, const ProcessEnvironment& env);
 
 }  // namespace albion::launch

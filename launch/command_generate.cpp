@@ -16,11 +16,9 @@
 #include <iostream>
 #include <optional>
 
-#include "checkpoint/audit/audit_log.h"
-#include "checkpoint/format/checkpoint_directory.h"
 #include "checkpoint/format/checkpoint_reader.h"
+#include "launch/audited_checkpoint.h"
 #include "launch/checkpoint_model.h"
-#include "launch/ckpt_verbs.h"
 #include "launch/cli.h"
 #include "launch/command_options.h"
 #include "runtime/base/check.h"
@@ -36,8 +34,6 @@ namespace albion::launch {
 namespace {
 
 namespace fs = std::filesystem;
-using checkpoint::AuditAction;
-using checkpoint::AuditOutcome;
 
 std::atomic<bool> g_stop_requested{false};
 extern "C" void request_generate_stop(int) { g_stop_requested.store(true); }
@@ -89,16 +85,6 @@ po::options_description generate_options(GenerateOptions& o) {
       ("device", po::value(&o.device)->value_name("DEVICE"), "auto (CUDA when present), cpu or cuda")
       ("audit", po::value(&o.audit)->value_name("LOG"), "audit log (default: the run's, beside its checkpoints)");
   return options;
-}
-
-// A step-N checkpoint as given, or the newest committed one in a checkpoint directory.
-fs::path resolve_checkpoint(const fs::path& given) {
-  ALBION_CHECK_AS(UsageError, fs::is_directory(given), "generate: ", given.string(), ": no such checkpoint");
-  if (fs::exists(given / "manifest.json")) return given;
-  const std::optional<checkpoint::CommittedCheckpoint> newest = checkpoint::newest_checkpoint(given);
-  ALBION_CHECK_AS(UsageError, newest.has_value(), "generate: ", given.string(),
-                  " is neither a checkpoint nor a directory holding one");
-  return newest->path;
 }
 
 // The tokenizer the model was trained with (as the checkpoint records it), or --tokenizer, which
@@ -195,14 +181,8 @@ struct Loaded {
 
 Loaded load_audited(const fs::path& path, const GenerateOptions& o, const c10::Device& device,
                     const ProcessEnvironment& env) {
-  std::unique_ptr<checkpoint::KeyProvider> key;
-  if (!o.key.empty()) key = checkpoint::open_key_provider(o.key);
-  const std::string key_id = key ? key->key_id() : "";
-  checkpoint::AuditLog audit(o.audit.empty() ? default_audit_log(path) : fs::path(o.audit),
-                             checkpoint::current_audit_identity(env));
   Loaded loaded;
-  try {
-    checkpoint::CheckpointReader reader(path, key.get());
+  with_audited_checkpoint(path, o.key, o.audit, env, "generate", [&](checkpoint::CheckpointReader& reader) {
     // The tokenizer first: a wrong --tokenizer, or one without --chat's special tokens, fails
     // before the weights are read.
     const train::RecordedTokenizer recorded = train::recorded_tokenizer(reader.manifest().state_json);
@@ -217,11 +197,7 @@ Loaded load_audited(const fs::path& path, const GenerateOptions& o, const c10::D
                     "generate: the tokenizer has ", loaded.tokenizer->vocab_size(), " tokens, the model only ",
                     stored.config.vocab_size);
     loaded.model = load_checkpoint_model(std::move(stored), device, path.string());
-  } catch (const std::exception& error) {
-    audit.append({AuditAction::kLoad, path.string(), key_id, AuditOutcome::kFailed, error.what()});
-    throw;
-  }
-  audit.append({AuditAction::kLoad, path.string(), key_id, AuditOutcome::kOk, "generate"});
+  });
   return loaded;
 }
 
@@ -251,7 +227,7 @@ int run_generate(const CommandArgs& args, const ProcessEnvironment& env) {
   }
   ALBION_CHECK_AS(UsageError, o.chat.empty() || o.prompt, "generate: --chat needs --prompt");
   ALBION_CHECK_AS(UsageError, o.system.empty() || !o.chat.empty(), "generate: --system needs --chat");
-  const fs::path path = resolve_checkpoint(o.checkpoint);
+  const fs::path path = resolve_checkpoint(o.checkpoint, "generate");
   const c10::Device device = runtime::choose_device(o.device, env.local_rank, "generate: --device");
 
   const Loaded loaded = load_audited(path, o, device, env);

@@ -5,7 +5,8 @@
 # cores) and prints a text sample at the end. It saves encrypted checkpoints every 200 steps under
 # a key it generates once (runs/keys/tiny.kek), in runs/, which recipes/residency-local.json
 # declares UK storage for this demo; a second run resumes from the newest one. Then it lists and
-# verifies them, generates text with the newest one's model, and checks the audit log. Extra arguments are recipe overrides, e.g.
+# verifies them, generates text with the newest one's model, scores it on the validation split,
+# and checks the audit log. Extra arguments are recipe overrides, e.g.
 # scripts/demo.sh --train.steps=100
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -34,5 +35,7 @@ echo "== albion ckpt verify $newest --key file:$key"
 "$build/bin/albion" ckpt verify "$newest" --key "file:$key"
 echo "== albion generate $newest --key file:$key --prompt 'Anne Elliot' --tokens 200"
 "$build/bin/albion" generate "$newest" --key "file:$key" --prompt 'Anne Elliot' --tokens 200
+echo "== albion eval $newest --key file:$key --dataset runs/data/austen-byte"
+"$build/bin/albion" eval "$newest" --key "file:$key" --dataset runs/data/austen-byte
 echo "== albion ckpt audit runs/tiny/audit.jsonl"
 "$build/bin/albion" ckpt audit runs/tiny/audit.jsonl

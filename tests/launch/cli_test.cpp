@@ -16,7 +16,7 @@ using albion::testing_support::count_lines;
 using albion::testing_support::Outcome;
 using albion::testing_support::run_albion;
 
-const char* const kSubcommands[] = {"train", "launch", "submit", "data", "ckpt", "generate", "keys", "doctor",
+const char* const kSubcommands[] = {"train", "launch", "submit", "data", "ckpt", "generate", "eval", "keys", "doctor",
                                     "version"};
 
 TEST(Cli, HelpListsEverySubcommand) {

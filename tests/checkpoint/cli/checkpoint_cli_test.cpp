@@ -7,6 +7,8 @@
 
 #include <array>
 #include <cstdio>
+#include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "checkpoint/audit/audit_log.h"
 #include "checkpoint/crypto/hex.h"
@@ -461,6 +463,86 @@ TEST_F(CkptCliFlow, GenerateNamesTheChatTemplateTheModelWasTrainedIn) {
   const Outcome chat = run_albion(generate + " --chat llama3");
   EXPECT_EQ(chat.exit_code, 0) << chat.output;
   EXPECT_EQ(chat.output.find("fine-tuned"), std::string::npos) << chat.output;
+
+  // `eval` scores what the loss mask trains on: the answers, not the prompts or the template.
+  const Outcome scored = run_albion("eval " + (dir / "uk" / "sft" / "checkpoints").string() + " --key file:" +
+                                    (dir / "kek").string() + " --dataset " + (dir / "chats").string() +
+                                    " --split train --json");
+  ASSERT_EQ(scored.exit_code, 0) << scored.output;
+  const std::size_t at = scored.output.find("{\"");
+  ASSERT_NE(at, std::string::npos) << scored.output;
+  const auto result = nlohmann::json::parse(scored.output.substr(at, scored.output.find('\n', at) - at));
+  EXPECT_GT(result["scored_tokens"].get<std::int64_t>(), 0) << result.dump();
+  EXPECT_LT(result["scored_tokens"].get<std::int64_t>(), result["windows"].get<std::int64_t>() * 32 / 2)
+      << result.dump();
+}
+
+// `albion eval` scores a checkpoint's model on a dataset. Over the batches the trainer's validation
+// reads it gives the trainer's val_loss; over the whole split its loss does not depend on the
+// batch size (the windows after the last full batch are scored too); options it cannot honour
+// fail before anything is decrypted, a dataset of another tokenizer after; loads are audited.
+TEST_F(CkptCliFlow, EvalScoresADatasetAsTheTrainersValidationDoes) {
+  std::string args = train_args("uk/eval", 4);
+  const std::string no_eval = "--eval.interval=0";
+  args.replace(args.find(no_eval), no_eval.size(), "--eval.interval=4 --eval.batches=3");
+  const Outcome trained = run_albion(args);
+  ASSERT_EQ(trained.exit_code, 0) << trained.output;
+  double val_loss = 0;
+  std::istringstream metrics(read_file(dir / "uk" / "eval" / "metrics.jsonl"));
+  for (std::string line; std::getline(metrics, line);) {
+    const auto record = nlohmann::json::parse(line);
+    if (record.contains("val_loss")) val_loss = record["val_loss"].get<double>();
+  }
+  ASSERT_GT(val_loss, 0);
+
+  const fs::path log = dir / "uk" / "eval" / "audit.jsonl";
+  const std::string eval_model = "eval " + (dir / "uk" / "eval" / "checkpoints").string() + " --key file:" +
+                                 (dir / "kek").string();
+  const std::string eval = eval_model + " --dataset " + (dir / "data").string();
+  // The JSON object printed on stdout (progress lines go to stderr).
+  auto scored = [&](const std::string& options) {
+    const Outcome run = run_albion(eval + " --json" + options);
+    EXPECT_EQ(run.exit_code, 0) << run.output;
+    const std::size_t at = run.output.find("{\"");
+    return at == std::string::npos ? nlohmann::json::object()
+                                   : nlohmann::json::parse(run.output.substr(at, run.output.find('\n', at) - at));
+  };
+  const nlohmann::json as_validation = scored(" --batches 3");
+  EXPECT_NEAR(as_validation.value("loss", 0.0), val_loss, 1e-6 * val_loss) << as_validation.dump();
+  EXPECT_EQ(as_validation.value("windows", 0), 3 * 2);  // train.micro_batch = 2
+
+  const nlohmann::json whole = scored("");
+  const nlohmann::json one_at_a_time = scored(" --micro-batch 1");
+  EXPECT_GT(whole.value("windows", 0), 6);
+  EXPECT_EQ(whole.value("windows", 0) % 2, 1) << "the test wants a window left over after the last full batch";
+  EXPECT_EQ(whole.value("windows", 0), one_at_a_time.value("windows", -1));
+  EXPECT_EQ(whole.value("scored_tokens", 0), 32 * whole.value("windows", 0));
+  EXPECT_NEAR(whole.value("loss", 0.0), one_at_a_time.value("loss", 1.0), 1e-6);
+  const Outcome readable = run_albion(eval);
+  EXPECT_NE(readable.output.find("val: loss "), std::string::npos) << readable.output;
+  EXPECT_NE(readable.output.find(", perplexity "), std::string::npos) << readable.output;
+  const std::string records = read_file(log);
+  EXPECT_EQ(std::count(records.begin(), records.end(), '\n'), 2 + 4) << records;  // 2 saves, 4 loads
+  EXPECT_NE(records.find("\"detail\":\"eval\""), std::string::npos) << records;
+
+  for (const std::string& bad : {eval + " --split test", eval + " --batches 0", eval + " --micro-batch 0",
+                                 eval + " --seq-len -1", eval + " --device tpu", eval_model,
+                                 eval_model + " --dataset /no/such/dataset"}) {
+    const Outcome refused = run_albion(bad);
+    EXPECT_EQ(refused.exit_code, 2) << bad << ": " << refused.output;
+    EXPECT_EQ(count_lines(refused.output), 1) << bad << ": " << refused.output;
+  }
+  EXPECT_EQ(read_file(log), records) << "a refused option reached the checkpoint";
+  const Outcome prepared = run_albion(str_cat("data prepare --tokenizer hf:", ALBION_SOURCE_DIR,
+                                              "/tests/runtime/tokenizers/fixtures/gpt2/tokenizer.json --input ",
+                                              ALBION_SOURCE_DIR, "/recipes/corpus/austen/persuasion.txt --output ",
+                                              (dir / "gpt2-data").string(), " --val-fraction 0.1 --text-document-bytes 4096"));
+  ASSERT_EQ(prepared.exit_code, 0) << prepared.output;
+  const Outcome other_tokenizer = run_albion(eval_model + " --dataset " + (dir / "gpt2-data").string());
+  EXPECT_EQ(other_tokenizer.exit_code, 2) << other_tokenizer.output;
+  EXPECT_NE(other_tokenizer.output.find("not the one the model was trained with"), std::string::npos)
+      << other_tokenizer.output;
+  expect_no_key_material(readable.output + read_file(log), "eval");
 }
 
 }  // namespace

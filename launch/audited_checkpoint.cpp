@@ -1,0 +1,46 @@
+// File: launch/audited_checkpoint.cpp
+#include "launch/audited_checkpoint.h"
+
+#include <memory>
+#include <optional>
+
+#include "checkpoint/audit/audit_log.h"
+#include "checkpoint/format/checkpoint_directory.h"
+#include "checkpoint/keys/key_provider.h"
+#include "launch/ckpt_verbs.h"
+#include "runtime/base/check.h"
+
+namespace albion::launch {
+
+namespace fs = std::filesystem;
+using checkpoint::AuditAction;
+using checkpoint::AuditOutcome;
+
+fs::path resolve_checkpoint(const fs::path& given, const std::string& command) {
+  ALBION_CHECK_AS(UsageError, fs::is_directory(given), command, ": ", given.string(), ": no such checkpoint");
+  if (fs::exists(given / "manifest.json")) return given;
+  const std::optional<checkpoint::CommittedCheckpoint> newest = checkpoint::newest_checkpoint(given);
+  ALBION_CHECK_AS(UsageError, newest.has_value(), command, ": ", given.string(),
+                  " is neither a checkpoint nor a directory holding one");
+  return newest->path;
+}
+
+void with_audited_checkpoint(const fs::path& path, const std::string& key_spec, const std::string& audit_log,
+                             const ProcessEnvironment& env, const std::string& purpose,
+                             const std::function<void(checkpoint::CheckpointReader&)>& use) {
+  std::unique_ptr<checkpoint::KeyProvider> key;
+  if (!key_spec.empty()) key = checkpoint::open_key_provider(key_spec);
+  const std::string key_id = key ? key->key_id() : "";
+  checkpoint::AuditLog audit(audit_log.empty() ? default_audit_log(path) : fs::path(audit_log),
+                             checkpoint::current_audit_identity(env));
+  try {
+    checkpoint::CheckpointReader reader(path, key.get());
+    use(reader);
+  } catch (const std::exception& error) {
+    audit.append({AuditAction::kLoad, path.string(), key_id, AuditOutcome::kFailed, error.what()});
+    throw;
+  }
+  audit.append({AuditAction::kLoad, path.string(), key_id, AuditOutcome::kOk, purpose});
+}
+
+}  // namespace albion::launch

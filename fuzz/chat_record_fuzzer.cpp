@@ -1,12 +1,13 @@
 // File: fuzz/chat_record_fuzzer.cpp
 // libFuzzer target: any bytes as one line of a chat dataset (`data prepare --format chat`, the
 // private data a fine-tuning run brings), rendered with each template (llama3, llama3.1, chatml,
-// none) by two byte-level BPE tokenizers (GPT-2's and Llama 3's pre-tokenizer patterns) whose merges join
+// qwen2.5, none) by two byte-level BPE tokenizers (GPT-2's and Llama 3's pre-tokenizer patterns) whose merges join
 // whitespace across the template/content boundary. A record must be refused with albion::Error or
 // rendered so that:
 //   - ids are below vocab_size() and the loss mask has one 0/1 entry per id;
 //   - the ids decode to the conversation spelled out in the template, byte for byte (Llama 3's
-//     trims each message as Python's str.strip() does; Llama 3.1's opens with its system turn);
+//     trims each message as Python's str.strip() does; Llama 3.1's opens with its system turn,
+//     Qwen 2.5's with Qwen's system message when the conversation has none);
 //   - the mask is 1 exactly on the tokens that hold a byte of an assistant's content and on the
 //     assistant's end-of-turn token (Hugging Face's assistant mask: a token that straddles
 //     template text and content is trained on, one made only of template text is not);
@@ -82,9 +83,12 @@ std::string python_strip(std::string text) {
 }
 
 Spelled spell(tok::ChatTemplate chat_template, const std::vector<tok::ChatMessage>& messages) {
-  const bool llama3 = chat_template != tok::ChatTemplate::kChatML;
+  const bool llama3 = chat_template == tok::ChatTemplate::kLlama3 || chat_template == tok::ChatTemplate::kLlama31;
   Spelled out;
   if (llama3) out.text = "<|begin_of_text|>";
+  if (chat_template == tok::ChatTemplate::kQwen25 && messages[0].role != "system") {  // Qwen's own system turn
+    out.text += "<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n";
+  }
   std::size_t first = 0;
   if (chat_template == tok::ChatTemplate::kLlama31) {  // its system turn, always there
     out.text += "<|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\n";
@@ -164,7 +168,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   for (const auto& tokenizer : tokenizers) {
     for (const std::optional<tok::ChatTemplate> chat_template :
          {std::optional(tok::ChatTemplate::kLlama3), std::optional(tok::ChatTemplate::kLlama31),
-          std::optional(tok::ChatTemplate::kChatML), std::optional<tok::ChatTemplate>()}) {
+          std::optional(tok::ChatTemplate::kChatML), std::optional(tok::ChatTemplate::kQwen25),
+          std::optional<tok::ChatTemplate>()}) {
       try {
         const tok::MaskedTokens rendered = albion::data::render_chat_record(*tokenizer, chat_template, line);
         check_shape(*tokenizer, rendered);

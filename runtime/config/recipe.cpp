@@ -67,9 +67,9 @@ void Recipe::validate() const {
   require(!data.dataset.empty(), "data.dataset", "must name a prepared dataset directory");
   const std::set<std::string> formats = {"text", "jsonl", "chat"};
   require(formats.count(data.format) > 0, "data.format", "must be text, jsonl or chat, got '" + data.format + "'");
-  const std::set<std::string> chat_templates = {"llama3", "llama3.1", "chatml", "none"};
+  const std::set<std::string> chat_templates = {"llama3", "llama3.1", "chatml", "qwen2.5", "none"};
   require(chat_templates.count(data.chat_template) > 0, "data.chat_template",
-          "must be llama3, llama3.1, chatml or none, got '" + data.chat_template + "'");
+          "must be llama3, llama3.1, chatml, qwen2.5 or none, got '" + data.chat_template + "'");
   require(data.val_fraction >= 0 && data.val_fraction < 1, "data.val_fraction",
           "must be in [0, 1)" + got(data.val_fraction));
   require(train.seq_len > 0, "train.seq_len", "must be positive" + got(train.seq_len));

@@ -46,7 +46,7 @@ struct DataConfig {
   std::string inputs;                // comma-separated files or directories
   std::string tokenizer = "byte";    // tokenizer spec (runtime/tokenizers/tokenizer.h)
   std::string format = "text";       // text, jsonl or chat (runtime/data/document_reader.h)
-  std::string chat_template = "chatml";  // chat: llama3, llama3.1, chatml or none (runtime/data/chat_record.h)
+  std::string chat_template = "chatml";  // chat: llama3, llama3.1, chatml, qwen2.5 or none (runtime/data/chat_record.h)
   double val_fraction = 0.1;
   std::uint64_t text_document_bytes = 65536;
 };

@@ -103,7 +103,7 @@ RecipeSchema::RecipeSchema(Recipe& r) {
   key("data.format", r.data.format, "format of data.inputs: text, jsonl (field \"text\") or chat "
                                     "(messages or prompt/completion per line; trained on the answers)");
   key("data.chat_template", r.data.chat_template, "chat inputs: llama3, llama3.1 (also Llama 3.2 and 3.3), "
-                                                  "chatml, or none for a base model (prompt, then "
+                                                  "chatml, qwen2.5, or none for a base model (prompt, then "
                                                   "completion and end-of-text)");
   key("data.val_fraction", r.data.val_fraction, "fraction of documents held out for validation");
   key("data.text_document_bytes", r.data.text_document_bytes,

@@ -46,8 +46,11 @@ std::vector<tokenizers::ChatMessage> parse_chat_record(std::string_view line) {
 
 std::optional<tokenizers::ChatTemplate> parse_record_template(std::string_view name) {
   if (name == "none") return std::nullopt;
-  if (name == "llama3" || name == "llama3.1" || name == "chatml") return tokenizers::parse_chat_template(name);
-  throw UsageError(str_cat("unknown chat template '", name, "' (expected llama3, llama3.1, chatml or none)"));
+  try {
+    return tokenizers::parse_chat_template(name);
+  } catch (const UsageError&) {
+    throw UsageError(str_cat("unknown chat template '", name, "' (expected llama3, llama3.1, chatml, qwen2.5 or none)"));
+  }
 }
 
 void require_template_tokens(const tokenizers::Tokenizer& tokenizer,

@@ -2,7 +2,7 @@
 // One line of a chat dataset (`albion data prepare --format chat`): a JSON object that is either
 //   {"messages": [{"role": "system"|"user"|"assistant", "content": "..."}, ...]}   or
 //   {"prompt": "...", "completion": "..."}   (a user turn, then an assistant turn),
-// rendered with a chat template (llama3, llama3.1, chatml) or, for base models without one (none), as the
+// rendered with a chat template (llama3, llama3.1, chatml, qwen2.5) or, for base models without one (none), as the
 // prompt's tokens then the completion's and end-of-text (prompt/completion conversations only).
 // Errors never quote the line: chat datasets are the private data a fine-tuning run brings.
 #pragma once
@@ -19,7 +19,7 @@ namespace albion::data {
 // that is not an object, an empty or malformed "messages", or neither form.
 std::vector<tokenizers::ChatMessage> parse_chat_record(std::string_view line);
 
-// `--chat-template`: llama3, llama3.1, chatml, or none (std::nullopt); anything else is a UsageError.
+// `--chat-template`: llama3, llama3.1, chatml, qwen2.5, or none (std::nullopt); anything else is a UsageError.
 std::optional<tokenizers::ChatTemplate> parse_record_template(std::string_view name);
 
 // UsageError naming what `tokenizer` lacks for `chat_template` (its special tokens; without a

@@ -61,7 +61,7 @@ struct DatasetManifest {
   bool encrypted = false;
   std::optional<EncryptionHeader> encryption;  // set when encrypted
   std::string input_format;
-  std::string chat_template;  // chat datasets: llama3, llama3.1, chatml or none (chat_record.h); else empty
+  std::string chat_template;  // chat datasets: llama3, llama3.1, chatml, qwen2.5 or none (chat_record.h); else empty
   double val_fraction = 0;
   std::uint64_t seed = 0;
   std::string created_utc;

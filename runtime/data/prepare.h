@@ -25,7 +25,7 @@ struct PrepareOptions {
   std::string output;
   std::string tokenizer_spec;
   InputFormat format = InputFormat::kText;
-  std::string chat_template = "chatml";  // chat format: llama3, llama3.1, chatml or none (chat_record.h)
+  std::string chat_template = "chatml";  // chat format: llama3, llama3.1, chatml, qwen2.5 or none (chat_record.h)
   double val_fraction = 0.0;
   std::uint64_t shard_tokens = std::uint64_t{1} << 28;  // split shards after this many tokens
   std::uint64_t text_document_bytes = 0;

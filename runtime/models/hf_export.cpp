@@ -40,7 +40,8 @@ Layout gpt2_layout(const ModelConfig& c) {
   return out;
 }
 
-// LlamaForCausalLM's state dict: nn.Linear weights are [out, in], no biases.
+// LlamaForCausalLM's state dict: nn.Linear weights are [out, in], no biases; Qwen2ForCausalLM's is
+// the same with biases on q, k and v.
 Layout llama_layout(const ModelConfig& c) {
   const std::int64_t h = c.hidden_size, q = c.heads * c.head_dim(), kv = c.kv_heads * c.head_dim();
   Layout out = {{"model.embed_tokens.weight", {c.vocab_size, h}}};
@@ -58,6 +59,12 @@ Layout llama_layout(const ModelConfig& c) {
         {p + "post_attention_layernorm.weight", {h}},
     };
     out.insert(out.end(), block.begin(), block.end());
+    if (c.attention_bias) {
+      const Layout biases = {{p + "self_attn.q_proj.bias", {q}},
+                             {p + "self_attn.k_proj.bias", {kv}},
+                             {p + "self_attn.v_proj.bias", {kv}}};
+      out.insert(out.end(), biases.begin(), biases.end());
+    }
   }
   out.push_back({"model.norm.weight", {h}});
   if (!c.tie_embeddings) out.push_back({kLmHead, {c.vocab_size, h}});
@@ -69,7 +76,8 @@ Layout hugging_face_layout(const ModelConfig& c) {
 }
 
 const char* hf_class(const ModelConfig& c) {
-  return c.architecture == Architecture::kGpt2 ? "GPT2LMHeadModel" : "LlamaForCausalLM";
+  if (c.architecture == Architecture::kGpt2) return "GPT2LMHeadModel";
+  return c.attention_bias ? "Qwen2ForCausalLM" : "LlamaForCausalLM";
 }
 
 const char* embedding_name(const ModelConfig& c) {
@@ -154,8 +162,8 @@ std::string hugging_face_config_json(const ModelConfig& config) {
       };
     }
     json = {
-        {"architectures", nlohmann::ordered_json::array({"LlamaForCausalLM"})},
-        {"model_type", "llama"},
+        {"architectures", nlohmann::ordered_json::array({hf_class(config)})},
+        {"model_type", hugging_face_model_type(config)},
         {"vocab_size", config.vocab_size},
         {"hidden_size", config.hidden_size},
         {"intermediate_size", config.intermediate_size},
@@ -168,12 +176,18 @@ std::string hugging_face_config_json(const ModelConfig& config) {
         {"rms_norm_eps", config.norm_eps},
         {"rope_theta", config.rope_theta},
         {"rope_scaling", rope_scaling},
-        {"attention_bias", false},
-        {"mlp_bias", false},
         {"attention_dropout", 0.0},
-        {"pretraining_tp", 1},
         {"initializer_range", 0.02},
     };
+    if (config.attention_bias) {  // Qwen2: its biases are implied; no sliding-window attention
+      json["use_sliding_window"] = false;
+      json["sliding_window"] = nullptr;
+      json["max_window_layers"] = config.layers;
+    } else {
+      json["attention_bias"] = false;
+      json["mlp_bias"] = false;
+      json["pretraining_tp"] = 1;
+    }
   }
   json["bos_token_id"] = nullptr;
   json["eos_token_id"] = nullptr;

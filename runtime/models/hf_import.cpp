@@ -82,8 +82,8 @@ std::vector<std::string> hugging_face_config_differences(const ModelConfig& conf
   std::vector<std::string> out;
   const bool gpt2 = config.architecture == Architecture::kGpt2;
   const std::string model_type = text(json, "model_type");
-  if (!model_type.empty() && model_type != (gpt2 ? "gpt2" : "llama")) {
-    out.push_back(str_cat("model_type ", model_type, ", the preset's ", gpt2 ? "gpt2" : "llama"));
+  if (!model_type.empty() && model_type != hugging_face_model_type(config)) {
+    out.push_back(str_cat("model_type ", model_type, ", the preset's ", hugging_face_model_type(config)));
     return out;
   }
   compare(out, gpt2 ? "layer_norm_epsilon" : "rms_norm_eps", number(json, gpt2 ? "layer_norm_epsilon" : "rms_norm_eps"),

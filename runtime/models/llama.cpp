@@ -17,9 +17,12 @@ namespace {
 // Llama's projections have no bias; registers one under its Hugging Face name.
 std::shared_ptr<Linear> register_linear(torch::nn::Module& owner, const char* name, std::int64_t in,
                                         std::int64_t out, double init_std,
-                                        const at::TensorOptions& options) {
-  return owner.register_module(name, std::make_shared<Linear>(in, out, Bias::kNone, init_std, options));
+                                        const at::TensorOptions& options, Bias bias = Bias::kNone) {
+  return owner.register_module(name, std::make_shared<Linear>(in, out, bias, init_std, options));
 }
+
+// Qwen2's attention: biases on the query, key and value projections (not the output's).
+Bias qkv_bias(const ModelConfig& c) { return c.attention_bias ? Bias::kWith : Bias::kNone; }
 
 }  // namespace
 
@@ -29,9 +32,12 @@ class LlamaAttention : public torch::nn::Module {
       : heads_(c.heads),
         kv_heads_(c.kv_heads),
         head_dim_(c.head_dim()),
-        q_proj_(register_linear(*this, "q_proj", c.hidden_size, c.heads * head_dim_, kInitStd, options)),
-        k_proj_(register_linear(*this, "k_proj", c.hidden_size, c.kv_heads * head_dim_, kInitStd, options)),
-        v_proj_(register_linear(*this, "v_proj", c.hidden_size, c.kv_heads * head_dim_, kInitStd, options)),
+        q_proj_(register_linear(*this, "q_proj", c.hidden_size, c.heads * head_dim_, kInitStd, options,
+                                qkv_bias(c))),
+        k_proj_(register_linear(*this, "k_proj", c.hidden_size, c.kv_heads * head_dim_, kInitStd, options,
+                                qkv_bias(c))),
+        v_proj_(register_linear(*this, "v_proj", c.hidden_size, c.kv_heads * head_dim_, kInitStd, options,
+                                qkv_bias(c))),
         o_proj_(register_linear(*this, "o_proj", c.heads * head_dim_, c.hidden_size, residual_std, options)),
         fused_(c.fused_kernels) {}
 

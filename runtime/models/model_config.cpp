@@ -31,6 +31,11 @@ const char* architecture_name(Architecture architecture) {
   return "unknown";
 }
 
+const char* hugging_face_model_type(const ModelConfig& config) {
+  if (config.architecture == Architecture::kGpt2) return "gpt2";
+  return config.attention_bias ? "qwen2" : "llama";
+}
+
 void ModelConfig::validate() const {
   ALBION_CHECK_AS(UsageError, vocab_size > 0,
                   "model config field 'vocab_size' must be positive, got ", vocab_size,
@@ -49,6 +54,8 @@ void ModelConfig::validate() const {
   ALBION_CHECK_AS(UsageError, heads % kv_heads == 0, "model config field 'kv_heads' = ", kv_heads,
                   " must divide 'heads' = ", heads);
   if (architecture == Architecture::kGpt2) {
+    ALBION_CHECK_AS(UsageError, !attention_bias,
+                    "model config field 'attention_bias' is for the llama architecture (GPT-2's attention has biases)");
     // GPT-2's fused c_attn projects to exactly 3 * hidden: no grouped-query attention.
     ALBION_CHECK_AS(UsageError, kv_heads == heads, "model config field 'kv_heads' = ", kv_heads,
                     " must equal 'heads' = ", heads, " for gpt2 (no grouped-query attention)");
@@ -88,6 +95,7 @@ std::int64_t parameter_count(const ModelConfig& c, bool include_embeddings) {
       const std::int64_t kv = c.kv_heads * c.head_dim();
       per_layer = 2 * h                           // input / post_attention layernorm
                   + 2 * h * h + 2 * h * kv        // q, o; k, v
+                  + (c.attention_bias ? h + 2 * kv : 0)  // Qwen2: q, k, v biases
                   + 3 * h * c.intermediate_size;  // gate, up, down
       lookup_tables = c.vocab_size * h;           // embed_tokens
       final_norm = h;

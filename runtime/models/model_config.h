@@ -39,6 +39,7 @@ struct ModelConfig {
   double rope_theta = 10000.0;              // Llama only
   std::optional<RopeScaling> rope_scaling;  // Llama only
   bool tie_embeddings = true;               // lm_head shares the token embedding matrix
+  bool attention_bias = false;              // Llama family: biases on q, k and v (Qwen2's architecture)
   bool fused_kernels = true;                // on CUDA, kernels/ where one exists; false: plain torch ops
   // Activation checkpointing: every Nth block's activations are recomputed in the backward pass
   // instead of kept (runtime/models/activation_checkpoint.h); 0: none, 1: every block.
@@ -51,6 +52,9 @@ struct ModelConfig {
 };
 
 const char* architecture_name(Architecture architecture);
+// The model_type of the transformers class with `config`'s layout: "gpt2", "llama", or "qwen2"
+// (the Llama layout with attention biases).
+const char* hugging_face_model_type(const ModelConfig& config);
 
 // The preset called `name`; UsageError for an unknown name, suggesting the nearest one.
 ModelConfig model_preset(const std::string& name);

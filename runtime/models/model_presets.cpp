@@ -1,6 +1,6 @@
 // File: runtime/models/model_presets.cpp
 // The named model presets, with the hyper-parameters of the published checkpoints (the Hugging
-// Face config.json of openai-community/gpt2* and meta-llama/Llama-3.*), so a preset plus a
+// Face config.json of openai-community/gpt2*, meta-llama/Llama-3.* and Qwen/Qwen2.5-*), so a preset plus a
 // published safetensors file is the published model. `tiny` is Albion's own: a GPT-2 small enough
 // to train on two CPU cores in minutes; its vocab_size = 0 is filled in from the tokenizer.
 #include <algorithm>
@@ -55,8 +55,28 @@ ModelConfig llama3(std::int64_t hidden, std::int64_t layers, std::int64_t heads,
   return c;
 }
 
-const std::array<Preset, 9>& presets() {
-  static const std::array<Preset, 9> kPresets = {{
+// Qwen2.5 (Qwen/Qwen2.5-*): Llama's layout with biases on q, k and v, RoPE base 1e6 without
+// scaling, RMSNorm epsilon 1e-6, 32k context; the small models tie their embeddings.
+ModelConfig qwen25(std::int64_t hidden, std::int64_t layers, std::int64_t heads, std::int64_t kv_heads,
+                   std::int64_t intermediate, bool tie) {
+  ModelConfig c;
+  c.architecture = Architecture::kLlama;
+  c.attention_bias = true;
+  c.vocab_size = tie ? 151936 : 152064;
+  c.context_length = 32768;
+  c.hidden_size = hidden;
+  c.layers = layers;
+  c.heads = heads;
+  c.kv_heads = kv_heads;
+  c.intermediate_size = intermediate;
+  c.norm_eps = 1e-6;
+  c.rope_theta = 1000000.0;
+  c.tie_embeddings = tie;
+  return c;
+}
+
+const std::array<Preset, 13>& presets() {
+  static const std::array<Preset, 13> kPresets = {{
       {"tiny", gpt2(/*vocab=*/0, 256, 128, 4, 4)},
       {"gpt2", gpt2(50257, 1024, 768, 12, 12)},
       {"gpt2-medium", gpt2(50257, 1024, 1024, 24, 16)},
@@ -66,6 +86,10 @@ const std::array<Preset, 9>& presets() {
       {"llama-3.2-3b", llama3(3072, 28, 24, 8192, 32.0, /*tie=*/true)},
       {"llama-3.1-8b", llama3(4096, 32, 32, 14336, 8.0, /*tie=*/false)},
       {"llama-3.1-70b", llama3(8192, 80, 64, 28672, 8.0, /*tie=*/false)},
+      {"qwen2.5-0.5b", qwen25(896, 24, 14, 2, 4864, /*tie=*/true)},
+      {"qwen2.5-1.5b", qwen25(1536, 28, 12, 2, 8960, /*tie=*/true)},
+      {"qwen2.5-3b", qwen25(2048, 36, 16, 2, 11008, /*tie=*/true)},
+      {"qwen2.5-7b", qwen25(3584, 28, 28, 4, 18944, /*tie=*/false)},
   }};
   return kPresets;
 }

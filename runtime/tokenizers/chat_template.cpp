@@ -83,6 +83,9 @@ std::string_view trimmed(std::string_view text) {
 // What Meta's Llama 3.1 template writes before the system message, with its default date.
 constexpr std::string_view kLlama31Preamble = "\n\nCutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\n";
 
+// What Qwen 2.5's template puts in the system turn when the conversation brings none.
+constexpr std::string_view kQwenDefaultSystem = "You are Qwen, created by Alibaba Cloud. You are a helpful assistant.";
+
 enum class Role { kSystem, kUser, kAssistant };
 
 Role parse_role(const ChatMessage& m, std::size_t index) {
@@ -100,7 +103,8 @@ ChatTemplate parse_chat_template(std::string_view name) {
   if (name == "llama3") return ChatTemplate::kLlama3;
   if (name == "llama3.1") return ChatTemplate::kLlama31;
   if (name == "chatml") return ChatTemplate::kChatML;
-  throw UsageError(str_cat("unknown chat template '", name, "' (expected llama3, llama3.1 or chatml)"));
+  if (name == "qwen2.5") return ChatTemplate::kQwen25;
+  throw UsageError(str_cat("unknown chat template '", name, "' (expected llama3, llama3.1, chatml or qwen2.5)"));
 }
 
 namespace {
@@ -149,8 +153,15 @@ MaskedTokens render(const Tokenizer& tok, ChatTemplate chat_template, std::span<
     }
     end_of_turn = eot;
   } else {
-    const TokenId start = require_special(tok, "<|im_start|>", "chatml");
-    const TokenId end = require_special(tok, "<|im_end|>", "chatml");
+    const char* name = chat_template == ChatTemplate::kChatML ? "chatml" : "qwen2.5";
+    const TokenId start = require_special(tok, "<|im_start|>", name);
+    const TokenId end = require_special(tok, "<|im_end|>", name);
+    if (chat_template == ChatTemplate::kQwen25 && (messages.empty() || roles[0] != Role::kSystem)) {
+      r.special(start, false);
+      r.text("system\n", kQwenDefaultSystem, false);
+      r.special(end, false);
+      r.text("\n", "", false);
+    }
     for (std::size_t i = 0; i < messages.size(); ++i) {
       const bool train = roles[i] == Role::kAssistant;
       r.special(start, false);

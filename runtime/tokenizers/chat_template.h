@@ -13,6 +13,9 @@
 //            The date is the template's own default. Meta's 3.2 template puts today's date there
 //            unless given one; a fixed date keeps a prepared dataset independent of the day.
 //   ChatML:  per message <|im_start|>ROLE\nCONTENT<|im_end|>\n
+//   Qwen 2.5: ChatML, opened by Qwen's default system message when the conversation has none:
+//            <|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful
+//            assistant.<|im_end|>\n
 // Message content is encoded with SpecialTokens::kAsText, so a user cannot forge control tokens;
 // the template's own special tokens are inserted by id. Tokens come out as if the rendered string
 // were encoded whole (as Hugging Face's apply_chat_template + encode does): the text between two
@@ -29,9 +32,9 @@
 
 namespace albion::tokenizers {
 
-enum class ChatTemplate { kLlama3, kLlama31, kChatML };
+enum class ChatTemplate { kLlama3, kLlama31, kChatML, kQwen25 };
 
-// "llama3", "llama3.1" or "chatml"; anything else is a UsageError listing them.
+// "llama3", "llama3.1", "chatml" or "qwen2.5"; anything else is a UsageError listing them.
 ChatTemplate parse_chat_template(std::string_view name);
 
 struct ChatMessage {

@@ -94,7 +94,7 @@ class Trainer {
   // loaded): checkpoints record it, so `albion generate` decodes with the tokenizer trained on.
   const std::string& tokenizer_spec() const { return tokenizer_spec_; }
   const std::string& tokenizer_hash() const { return tokenizer_hash_; }
-  // The chat template a chat dataset was rendered with (llama3, llama3.1, chatml, none), or empty: recorded
+  // The chat template a chat dataset was rendered with (llama3, llama3.1, chatml, qwen2.5, none), or empty: recorded
   // too, so `albion generate` can prompt the model as it was trained.
   const std::string& chat_template() const { return chat_template_; }
   // Under LoRA (lora.rank > 0), the frozen base: model.init's absolute path and the SHA-256 of its

@@ -48,6 +48,7 @@ TEST(ChatRecord, TemplatesAndTheirTokensAreChecked) {
   EXPECT_EQ(parse_record_template("none"), std::nullopt);
   EXPECT_EQ(parse_record_template("llama3"), ChatTemplate::kLlama3);
   EXPECT_EQ(parse_record_template("llama3.1"), ChatTemplate::kLlama31);
+  EXPECT_EQ(parse_record_template("qwen2.5"), ChatTemplate::kQwen25);
   EXPECT_THROW(parse_record_template("Llama3"), UsageError);
   const auto chatml = tokenizers::load_tokenizer(kChatTokenizer);
   EXPECT_NO_THROW(require_template_tokens(*chatml, ChatTemplate::kChatML));

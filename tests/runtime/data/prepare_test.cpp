@@ -235,7 +235,7 @@ TEST(PrepareChat, WithoutATemplateOnlyPromptAndCompletionAreAccepted) {
   const std::string message = usage_error(o);
   EXPECT_NE(message.find("chat.jsonl:2: without a chat template"), std::string::npos) << message;
   o.chat_template = "alpaca";
-  EXPECT_NE(usage_error(o).find("unknown chat template 'alpaca' (expected llama3, llama3.1, chatml or none)"),
+  EXPECT_NE(usage_error(o).find("unknown chat template 'alpaca' (expected llama3, llama3.1, chatml, qwen2.5 or none)"),
             std::string::npos);
 }
 

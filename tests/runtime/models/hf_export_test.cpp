@@ -209,6 +209,18 @@ TEST(HfExport, ConfigJsonDescribesTheModel) {
   EXPECT_EQ(preset["rope_theta"], 500000.0);
   EXPECT_EQ(preset["rope_scaling"]["factor"], 8.0);
   EXPECT_EQ(preset["max_position_embeddings"], 131072);
+
+  const nlohmann::json qwen = nlohmann::json::parse(hugging_face_config_json(model_preset("qwen2.5-7b")));
+  EXPECT_EQ(qwen["architectures"], nlohmann::json::array({"Qwen2ForCausalLM"}));
+  EXPECT_EQ(qwen["model_type"], "qwen2");
+  EXPECT_EQ(qwen["hidden_size"], 3584);
+  EXPECT_EQ(qwen["num_key_value_heads"], 4);
+  EXPECT_EQ(qwen["vocab_size"], 152064);
+  EXPECT_EQ(qwen["rope_theta"], 1000000.0);
+  EXPECT_EQ(qwen["rms_norm_eps"], 1e-6);
+  EXPECT_TRUE(qwen["rope_scaling"].is_null());
+  EXPECT_EQ(qwen["use_sliding_window"], false);
+  EXPECT_FALSE(qwen.contains("attention_bias"));  // LlamaConfig's flag, which would add o_proj.bias
 }
 
 TEST(HfExport, SafetensorsViewsBorrowTheTensorBytes) {
@@ -247,6 +259,10 @@ TEST(HfExport, TransformersLoadsTheExportAndComputesTheSameLogits) {
   ModelConfig plain = small_llama(false);
   plain.rope_scaling.reset();
   export_with_logits(plain, dir / "llama_untied_plain_rope");
+  ModelConfig qwen2 = plain;
+  qwen2.attention_bias = true;
+  qwen2.rope_theta = 1000000.0;
+  export_with_logits(qwen2, dir / "qwen2_untied");
 
   const std::string script = R"PY(
 import os, sys
@@ -261,7 +277,7 @@ for name in sorted(os.listdir(root)):
     model, info = transformers.AutoModelForCausalLM.from_pretrained(d, output_loading_info=True)
     for kind in ("missing_keys", "unexpected_keys", "mismatched_keys"):
         assert not info.get(kind), (name, kind, info[kind])
-    expected_class = "GPT2LMHeadModel" if name.startswith("gpt2") else "LlamaForCausalLM"
+    expected_class = {"gpt2": "GPT2LMHeadModel", "llama": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM"}[name.split("_")[0]]
     assert type(model).__name__ == expected_class, (name, type(model).__name__)
     tied = model.get_output_embeddings().weight.data_ptr() == model.get_input_embeddings().weight.data_ptr()
     assert tied == ("_tied" in name), (name, tied)

@@ -1,6 +1,7 @@
 // File: tests/runtime/models/hf_reference_test.cpp
-// Albion's GPT-2 and Llama against Hugging Face transformers itself: hf_reference.pt (written by
-// make_hf_reference.py) holds tiny fp64 models' state dicts and their logits. Loading a state dict
+// Albion's GPT-2, Llama and Qwen2 (Llama with attention biases) against Hugging Face transformers
+// itself: hf_reference.pt (written by make_hf_reference.py) holds tiny fp64 models' state dicts and
+// their logits. Loading a state dict
 // by name alone, with no renaming, must cover every parameter and reproduce the logits; the only
 // key left over is a tied model's lm_head.weight, a copy of the token embedding. transformers keeps
 // RoPE frequencies and angles in fp32; the script records its frequencies (checked here to fp32
@@ -102,6 +103,16 @@ TEST(HfReference, LlamaUntied) {
 TEST(HfReference, LlamaTied) {
   check_against_transformers("llama_tied", tiny(Architecture::kLlama, true),
                              "model.embed_tokens.weight");
+}
+
+// Qwen2ForCausalLM: the Llama layout with q, k and v biases, RoPE base 1e6 without scaling.
+TEST(HfReference, Qwen2) {
+  ModelConfig c = tiny(Architecture::kLlama, false);
+  c.attention_bias = true;
+  c.rope_theta = 1000000.0;
+  c.rope_scaling.reset();
+  c.norm_eps = 1e-6;
+  check_against_transformers("qwen2", c, nullptr);
 }
 
 }  // namespace

@@ -41,6 +41,17 @@ TEST(ModelPreset, PublishedHyperParameters) {
   EXPECT_EQ(l.rope_scaling->original_max_position, 8192);
   EXPECT_FALSE(l.tie_embeddings);
 
+  const ModelConfig qwen = model_preset("qwen2.5-0.5b");
+  EXPECT_EQ(qwen.architecture, Architecture::kLlama);
+  EXPECT_TRUE(qwen.attention_bias);
+  EXPECT_EQ(qwen.head_dim(), 64);
+  EXPECT_EQ(qwen.kv_heads, 2);
+  EXPECT_EQ(qwen.vocab_size, 151936);
+  EXPECT_FALSE(qwen.rope_scaling.has_value());
+  EXPECT_EQ(qwen.norm_eps, 1e-6);
+  EXPECT_TRUE(qwen.tie_embeddings);
+  EXPECT_EQ(std::string(hugging_face_model_type(qwen)), "qwen2");
+
   const ModelConfig s = model_preset("llama-3.2-3b");
   EXPECT_EQ(s.rope_scaling->factor, 32.0);
   EXPECT_EQ(s.rope_scaling->high_freq_factor, 4.0);
@@ -105,6 +116,11 @@ TEST(TrainingFlops, PalmConvention) {
   const ModelConfig l = model_preset("llama-3.1-8b");
   // Non-embedding: everything but embed_tokens; the untied lm_head counts.
   EXPECT_EQ(parameter_count(l, false), 8030261248 - 128256LL * 4096);
+  // Qwen2.5 7B as Qwen publishes it: 7.61B parameters, 6.53B without the embeddings (q, k, v biases
+  // included).
+  const ModelConfig q = model_preset("qwen2.5-7b");
+  EXPECT_EQ(parameter_count(q, true), 7615616512);
+  EXPECT_EQ(parameter_count(q, true) - parameter_count(q, false), 152064LL * 3584);
 }
 
 }  // namespace

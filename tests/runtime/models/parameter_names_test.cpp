@@ -85,7 +85,8 @@ TEST(ParameterNames, EveryPresetAddsUpToItsParameterCount) {
   const std::map<std::string, std::int64_t> published = {
       {"gpt2", 124439808},          {"gpt2-medium", 354823168},     {"gpt2-large", 774030080},
       {"gpt2-xl", 1557611200},      {"llama-3.2-1b", 1235814400},   {"llama-3.2-3b", 3212749824},
-      {"llama-3.1-8b", 8030261248}, {"llama-3.1-70b", 70553706496},
+      {"llama-3.1-8b", 8030261248}, {"llama-3.1-70b", 70553706496}, {"qwen2.5-0.5b", 494032768},
+      {"qwen2.5-1.5b", 1543714304}, {"qwen2.5-3b", 3085938688},     {"qwen2.5-7b", 7615616512},
   };
   for (const std::string& name : model_preset_names()) {
     const ModelConfig config = preset_with_vocab(name);

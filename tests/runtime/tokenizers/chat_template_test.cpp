@@ -68,9 +68,8 @@ TEST_P(Chat, GenerationPromptEndsWithTheAssistantsHeader) {
   const auto messages = fixture_messages();
   const GenerationPrompt prompt = render_generation_prompt(*tok, GetParam().chat_template, messages);
   std::vector<TokenId> want = render_chat(*tok, GetParam().chat_template, messages).ids;
-  const std::string header = GetParam().chat_template == ChatTemplate::kChatML
-                                 ? "<|im_start|>assistant\n"
-                                 : "<|start_header_id|>assistant<|end_header_id|>\n\n";
+  const bool chatml = GetParam().chat_template == ChatTemplate::kChatML || GetParam().chat_template == ChatTemplate::kQwen25;
+  const std::string header = chatml ? "<|im_start|>assistant\n" : "<|start_header_id|>assistant<|end_header_id|>\n\n";
   const std::vector<TokenId> header_ids = tok->encode(header, SpecialTokens::kRecognize);
   want.insert(want.end(), header_ids.begin(), header_ids.end());
   EXPECT_EQ(prompt.ids, want);
@@ -98,7 +97,9 @@ INSTANTIATE_TEST_SUITE_P(
                       TemplateCase{"llama3.1", "hf:" + fixture("llama3/tokenizer.json"),
                                    ChatTemplate::kLlama31, "<|eot_id|>"},
                       TemplateCase{"chatml", "hf:" + fixture("gpt2/tokenizer.json"),
-                                   ChatTemplate::kChatML, "<|im_end|>"}),
+                                   ChatTemplate::kChatML, "<|im_end|>"},
+                      TemplateCase{"qwen2.5", "hf:" + fixture("gpt2/tokenizer.json"),
+                                   ChatTemplate::kQwen25, "<|im_end|>"}),
     [](const auto& info) {
       std::string name = info.param.name;
       std::replace(name.begin(), name.end(), '.', '_');
@@ -138,6 +139,18 @@ TEST(ChatMask, ATokenMadeOnlyOfTemplateTextIsNotTrainedOn) {
             std::vector<std::string>{"Hi<|eot_id|>"});
 }
 
+// Qwen 2.5's template opens a conversation without a system message with Qwen's own; one that
+// brings its own is plain ChatML.
+TEST(ChatQwen25, QwensSystemMessageWhenTheConversationHasNone) {
+  const auto tok = load_tokenizer("hf:" + fixture("gpt2/tokenizer.json"));
+  const auto messages = fixture_messages();
+  ASSERT_EQ(messages.front().role, "system");
+  EXPECT_EQ(render_chat(*tok, ChatTemplate::kQwen25, messages).ids, render_chat(*tok, ChatTemplate::kChatML, messages).ids);
+  const MaskedTokens t = render_chat(*tok, ChatTemplate::kQwen25, std::span(messages).subspan(1));
+  EXPECT_EQ(t.ids, expected()["chat"]["qwen2.5_no_system"].get<std::vector<TokenId>>());
+  EXPECT_EQ(trained_runs(*tok, t), expected()["chat"]["trained"]["qwen2.5"].get<std::vector<std::string>>());
+}
+
 TEST(ChatErrors, MissingSpecialTokenIsNamed) {
   const auto gpt2 = load_tokenizer("hf:" + fixture("gpt2/tokenizer.json"));
   const ChatMessage messages[] = {{"user", "hi"}};
@@ -153,6 +166,7 @@ TEST(ChatErrors, MissingSpecialTokenIsNamed) {
   EXPECT_THROW(parse_chat_template("vicuna"), UsageError);
   EXPECT_EQ(parse_chat_template("chatml"), ChatTemplate::kChatML);
   EXPECT_EQ(parse_chat_template("llama3.1"), ChatTemplate::kLlama31);
+  EXPECT_EQ(parse_chat_template("qwen2.5"), ChatTemplate::kQwen25);
   const ChatMessage bad_utf8[] = {{"user", "a\xff"}};
   EXPECT_THROW(render_chat(*gpt2, ChatTemplate::kChatML, bad_utf8), UsageError);
 }

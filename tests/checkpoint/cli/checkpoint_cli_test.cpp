@@ -542,7 +542,23 @@ TEST_F(CkptCliFlow, EvalScoresADatasetAsTheTrainersValidationDoes) {
   EXPECT_EQ(other_tokenizer.exit_code, 2) << other_tokenizer.output;
   EXPECT_NE(other_tokenizer.output.find("not the one the model was trained with"), std::string::npos)
       << other_tokenizer.output;
-  expect_no_key_material(readable.output + read_file(log), "eval");
+  // An encrypted held-out set: read with --data-key, refused without it (2) or with another key (3).
+  const fs::path sealed = dir / "uk" / "sealed-data";
+  const Outcome sealed_prepared =
+      run_albion(str_cat("data prepare --tokenizer byte --input ", ALBION_SOURCE_DIR,
+                         "/recipes/corpus/austen/persuasion.txt --output ", sealed.string(),
+                         " --val-fraction 0.1 --text-document-bytes 8192 --encrypt file:", (dir / "kek").string(),
+                         " --policy ", (dir / "policy.json").string()));
+  ASSERT_EQ(sealed_prepared.exit_code, 0) << sealed_prepared.output;
+  const Outcome sealed_scored =
+      run_albion(eval_model + " --dataset " + sealed.string() + " --data-key file:" + (dir / "kek").string());
+  EXPECT_EQ(sealed_scored.exit_code, 0) << sealed_scored.output;
+  EXPECT_NE(sealed_scored.output.find("val: loss "), std::string::npos) << sealed_scored.output;
+  EXPECT_EQ(run_albion(eval_model + " --dataset " + sealed.string()).exit_code, 2);
+  EXPECT_EQ(run_albion(eval_model + " --dataset " + sealed.string() + " --data-key file:" + (dir / "new-kek").string())
+                .exit_code,
+            3);
+  expect_no_key_material(readable.output + sealed_scored.output + read_file(log), "eval");
 }
 
 }  // namespace

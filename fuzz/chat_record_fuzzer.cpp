@@ -91,7 +91,8 @@ Spelled spell(tok::ChatTemplate chat_template, const std::vector<tok::ChatMessag
   }
   std::size_t first = 0;
   if (chat_template == tok::ChatTemplate::kLlama31) {  // its system turn, always there
-    out.text += "<|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\n";
+    out.text += "<|start_header_id|>system<|end_header_id|>\n\n"
+                "Cutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\n";
     if (messages[0].role == "system") out.text += python_strip(messages[first++].content);
     out.text += "<|eot_id|>";
   }

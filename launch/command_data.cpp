@@ -75,7 +75,8 @@ int run_prepare(const CommandArgs& args, const ProcessEnvironment& env) {
       ("tokenizer", po::value(&options.tokenizer_spec)->required(), "tokenizer spec")
       ("format", po::value(&format)->default_value("text"), "text, jsonl (field \"text\") or chat")
       ("chat-template", po::value(&options.chat_template)->default_value("chatml"),
-       "chat format: llama3, llama3.1 (also for Llama 3.2 and 3.3 Instruct), chatml, qwen2.5 (ChatML with Qwen's default system message), or none for a base model (prompt/completion records, ended by "
+       "chat format: llama3, llama3.1 (also for Llama 3.2 and 3.3 Instruct), chatml, qwen2.5 (ChatML with "
+       "Qwen's default system message), or none for a base model (prompt/completion records, ended by "
        "the tokenizer's end-of-text)")
       ("val-fraction", po::value(&options.val_fraction)->default_value(0.0, "0"),
        "fraction of documents held out for validation")

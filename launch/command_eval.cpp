@@ -116,10 +116,12 @@ int run_eval(const CommandArgs& args, const ProcessEnvironment& env) {
   ALBION_CHECK_AS(UsageError, !o.dataset.empty(), "eval: missing --dataset DIR (usage: ", kUsage, ")");
   ALBION_CHECK_AS(UsageError, o.split == "val" || o.split == "train", "eval: --split must be val or train, got '",
                   o.split, "'");
-  ALBION_CHECK_AS(UsageError, !o.seq_len || *o.seq_len > 0, "eval: --seq-len must be positive, got ", o.seq_len.value_or(0));
+  ALBION_CHECK_AS(UsageError, !o.seq_len || *o.seq_len > 0, "eval: --seq-len must be positive, got ",
+                  o.seq_len.value_or(0));
   ALBION_CHECK_AS(UsageError, !o.micro_batch || *o.micro_batch > 0, "eval: --micro-batch must be positive, got ",
                   o.micro_batch.value_or(0));
-  ALBION_CHECK_AS(UsageError, !o.batches || *o.batches > 0, "eval: --batches must be positive, got ", o.batches.value_or(0));
+  ALBION_CHECK_AS(UsageError, !o.batches || *o.batches > 0, "eval: --batches must be positive, got ",
+                  o.batches.value_or(0));
   ALBION_CHECK_AS(UsageError, fs::exists(fs::path(o.dataset) / "dataset.json"), "eval: --dataset ", o.dataset,
                   ": not a prepared dataset (no dataset.json)");
   const fs::path path = resolve_checkpoint(o.checkpoint, "eval");
@@ -165,7 +167,8 @@ int run_eval(const CommandArgs& args, const ProcessEnvironment& env) {
   const auto full_batches = static_cast<std::int64_t>(loader.steps_per_epoch());
   const std::int64_t batches = std::min(o.batches.value_or(full_batches), full_batches);
   // The loader ends an epoch before a partial batch; those windows are read as one batch of their own.
-  const auto left_over = static_cast<std::int64_t>(loader.windows_per_epoch()) - full_batches * loader_options.batch_size;
+  const std::int64_t left_over =
+      static_cast<std::int64_t>(loader.windows_per_epoch()) - full_batches * loader_options.batch_size;
   const bool whole_split = batches == full_batches && left_over > 0;
 
   at::NoGradGuard no_grad;
@@ -190,9 +193,10 @@ int run_eval(const CommandArgs& args, const ProcessEnvironment& env) {
   }
   const double perplexity = std::exp(result.loss());
   if (o.json) {
-    const nlohmann::json out = {{"checkpoint", path.string()}, {"dataset", o.dataset},  {"split", o.split},
-                                {"windows", result.windows()}, {"seq_len", loader_options.seq_len},
-                                {"scored_tokens", result.scored()}, {"loss", result.loss()}, {"perplexity", perplexity}};
+    const nlohmann::json out = {{"checkpoint", path.string()},     {"dataset", o.dataset},
+                                {"split", o.split},                {"windows", result.windows()},
+                                {"seq_len", loader_options.seq_len}, {"scored_tokens", result.scored()},
+                                {"loss", result.loss()},           {"perplexity", perplexity}};
     std::cout << out.dump() << "\n";
   } else {
     std::ostringstream line;

@@ -77,7 +77,8 @@ po::options_description generate_options(GenerateOptions& o) {
       ("seed", po::value<std::uint64_t>()->value_name("S")->notifier([&o](std::uint64_t v) { o.seed = v; }),
        "seed of the draws (default: run.seed)")
       ("chat", po::value(&o.chat)->value_name("TEMPLATE"),
-       "for a chat model: --prompt becomes a user turn in this template (llama3, llama3.1, chatml or qwen2.5), and only "
+       "for a chat model: --prompt becomes a user turn in this template (llama3, llama3.1, chatml or "
+       "qwen2.5), and only "
        "the answer is printed, up to the template's end-of-turn token")
       ("system", po::value(&o.system)->value_name("TEXT"), "with --chat: a system message before the prompt")
       ("tokenizer", po::value(&o.tokenizer)->value_name("SPEC"),

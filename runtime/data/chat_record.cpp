@@ -49,7 +49,8 @@ std::optional<tokenizers::ChatTemplate> parse_record_template(std::string_view n
   try {
     return tokenizers::parse_chat_template(name);
   } catch (const UsageError&) {
-    throw UsageError(str_cat("unknown chat template '", name, "' (expected llama3, llama3.1, chatml, qwen2.5 or none)"));
+    throw UsageError(
+        str_cat("unknown chat template '", name, "' (expected llama3, llama3.1, chatml, qwen2.5 or none)"));
   }
 }
 

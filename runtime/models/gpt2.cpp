@@ -115,7 +115,8 @@ class Gpt2Body : public torch::nn::Module {
     at::Tensor x = wte_->forward(input_ids) + wpe_->forward(positions);
     for (std::size_t i = 0; i < blocks_.size(); ++i) {
       if (recompute_block(recompute_every_, i, is_training(), cache != nullptr)) {
-        x = recomputed_in_backward([block = blocks_[i]](const at::Tensor& in) { return block->forward(in, nullptr, 0); }, x);
+        x = recomputed_in_backward(
+            [block = blocks_[i]](const at::Tensor& in) { return block->forward(in, nullptr, 0); }, x);
       } else {
         x = blocks_[i]->forward(x, cache, i);
       }

@@ -47,7 +47,8 @@ LossAndGrads loss_and_grads(CausalLm& model, const at::Tensor& ids) {
 }
 
 void expect_identical(const LossAndGrads& plain, const LossAndGrads& recomputed) {
-  EXPECT_TRUE(at::equal(plain.loss, recomputed.loss)) << plain.loss.item<double>() << " vs " << recomputed.loss.item<double>();
+  EXPECT_TRUE(at::equal(plain.loss, recomputed.loss))
+      << plain.loss.item<double>() << " vs " << recomputed.loss.item<double>();
   ASSERT_EQ(plain.grads.size(), recomputed.grads.size());
   for (std::size_t i = 0; i < plain.grads.size(); ++i) {
     const auto& [name, want] = plain.grads[i];

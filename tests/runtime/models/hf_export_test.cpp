@@ -277,7 +277,8 @@ for name in sorted(os.listdir(root)):
     model, info = transformers.AutoModelForCausalLM.from_pretrained(d, output_loading_info=True)
     for kind in ("missing_keys", "unexpected_keys", "mismatched_keys"):
         assert not info.get(kind), (name, kind, info[kind])
-    expected_class = {"gpt2": "GPT2LMHeadModel", "llama": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM"}[name.split("_")[0]]
+    expected_class = {"gpt2": "GPT2LMHeadModel", "llama": "LlamaForCausalLM",
+                      "qwen2": "Qwen2ForCausalLM"}[name.split("_")[0]]
     assert type(model).__name__ == expected_class, (name, type(model).__name__)
     tied = model.get_output_embeddings().weight.data_ptr() == model.get_input_embeddings().weight.data_ptr()
     assert tied == ("_tied" in name), (name, tied)

@@ -68,7 +68,8 @@ TEST_P(Chat, GenerationPromptEndsWithTheAssistantsHeader) {
   const auto messages = fixture_messages();
   const GenerationPrompt prompt = render_generation_prompt(*tok, GetParam().chat_template, messages);
   std::vector<TokenId> want = render_chat(*tok, GetParam().chat_template, messages).ids;
-  const bool chatml = GetParam().chat_template == ChatTemplate::kChatML || GetParam().chat_template == ChatTemplate::kQwen25;
+  const bool chatml =
+      GetParam().chat_template == ChatTemplate::kChatML || GetParam().chat_template == ChatTemplate::kQwen25;
   const std::string header = chatml ? "<|im_start|>assistant\n" : "<|start_header_id|>assistant<|end_header_id|>\n\n";
   const std::vector<TokenId> header_ids = tok->encode(header, SpecialTokens::kRecognize);
   want.insert(want.end(), header_ids.begin(), header_ids.end());
@@ -145,7 +146,8 @@ TEST(ChatQwen25, QwensSystemMessageWhenTheConversationHasNone) {
   const auto tok = load_tokenizer("hf:" + fixture("gpt2/tokenizer.json"));
   const auto messages = fixture_messages();
   ASSERT_EQ(messages.front().role, "system");
-  EXPECT_EQ(render_chat(*tok, ChatTemplate::kQwen25, messages).ids, render_chat(*tok, ChatTemplate::kChatML, messages).ids);
+  EXPECT_EQ(render_chat(*tok, ChatTemplate::kQwen25, messages).ids,
+            render_chat(*tok, ChatTemplate::kChatML, messages).ids);
   const MaskedTokens t = render_chat(*tok, ChatTemplate::kQwen25, std::span(messages).subspan(1));
   EXPECT_EQ(t.ids, expected()["chat"]["qwen2.5_no_system"].get<std::vector<TokenId>>());
   EXPECT_EQ(trained_runs(*tok, t), expected()["chat"]["trained"]["qwen2.5"].get<std::vector<std::string>>());

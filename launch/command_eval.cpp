@@ -93,10 +93,15 @@ class Score {
     scored_ += count;
     windows_ += batch.inputs.size(0);
   }
-  std::int64_t windows() const { return windows_; }
-  std::int64_t scored() const { return scored_.item<std::int64_t>(); }
-  // Token-weighted mean over the scored targets.
-  double loss() const { return scored() > 0 ? loss_sum_.item<double>() / static_cast<double>(scored()) : 0.0; }
+  struct Totals {
+    double loss;  // token-weighted mean over the scored targets
+    std::int64_t scored;
+    std::int64_t windows;
+  };
+  Totals totals() const {
+    const std::int64_t scored = scored_.item<std::int64_t>();
+    return {scored > 0 ? loss_sum_.item<double>() / static_cast<double>(scored) : 0.0, scored, windows_};
+  }
 
  private:
   at::Tensor loss_sum_;
@@ -122,8 +127,6 @@ int run_eval(const CommandArgs& args, const ProcessEnvironment& env) {
                   o.micro_batch.value_or(0));
   ALBION_CHECK_AS(UsageError, !o.batches || *o.batches > 0, "eval: --batches must be positive, got ",
                   o.batches.value_or(0));
-  ALBION_CHECK_AS(UsageError, fs::exists(fs::path(o.dataset) / "dataset.json"), "eval: --dataset ", o.dataset,
-                  ": not a prepared dataset (no dataset.json)");
   const fs::path path = resolve_checkpoint(o.checkpoint, "eval");
   const c10::Device device = runtime::choose_device(o.device, env.local_rank, "eval: --device");
   std::unique_ptr<checkpoint::KeyProvider> data_key;
@@ -174,11 +177,11 @@ int run_eval(const CommandArgs& args, const ProcessEnvironment& env) {
   at::NoGradGuard no_grad;
   const models::EvalModeScope eval_mode(*model);
   const kernels::Bf16AutocastScope autocast(device.type(), device.is_cuda() && recipe.precision.dtype != "fp32");
-  Score result(device);
+  Score score(device);
   {
     ProgressBar bar("eval", static_cast<double>(batches + (whole_split ? 1 : 0)), "batches", 1, env.stderr_is_terminal);
     for (std::int64_t i = 0; i < batches; ++i) {
-      result.add(*model, loader.next());
+      score.add(*model, loader.next());
       bar.advance(1);
     }
     if (whole_split) {
@@ -186,23 +189,24 @@ int run_eval(const CommandArgs& args, const ProcessEnvironment& env) {
       rest.batch_size = left_over;
       data::TokenLoader rest_loader(rest);
       rest_loader.restore({0, static_cast<std::uint64_t>(full_batches * loader_options.batch_size)});
-      result.add(*model, rest_loader.next());
+      score.add(*model, rest_loader.next());
       bar.advance(1);
     }
     bar.finish();
   }
-  const double perplexity = std::exp(result.loss());
+  const Score::Totals result = score.totals();
+  const double perplexity = std::exp(result.loss);
   if (o.json) {
     const nlohmann::json out = {{"checkpoint", path.string()},     {"dataset", o.dataset},
-                                {"split", o.split},                {"windows", result.windows()},
-                                {"seq_len", loader_options.seq_len}, {"scored_tokens", result.scored()},
-                                {"loss", result.loss()},           {"perplexity", perplexity}};
+                                {"split", o.split},                {"windows", result.windows},
+                                {"seq_len", loader_options.seq_len}, {"scored_tokens", result.scored},
+                                {"loss", result.loss},             {"perplexity", perplexity}};
     std::cout << out.dump() << "\n";
   } else {
     std::ostringstream line;
-    line << std::fixed << std::setprecision(4) << o.split << ": loss " << result.loss() << ", perplexity "
-         << std::setprecision(2) << perplexity << " over " << result.scored() << " scored tokens ("
-         << result.windows() << " windows of " << loader_options.seq_len << ")";
+    line << std::fixed << std::setprecision(4) << o.split << ": loss " << result.loss << ", perplexity "
+         << std::setprecision(2) << perplexity << " over " << result.scored << " scored tokens (" << result.windows
+         << " windows of " << loader_options.seq_len << ")";
     std::cout << line.str() << "\n";
   }
   if (batches < full_batches) {

@@ -11,6 +11,7 @@
 #include <iterator>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <sstream>
 #include <torch/csrc/profiler/orchestration/observer.h>
 
 #include "runtime/base/error.h"
@@ -53,6 +54,18 @@ class TrainerTest : public testing::Test {
     r.eval.batches = 2;
     r.eval.sample_tokens = 16;
     r.log.interval = 1;
+    return r;
+  }
+
+  // A recipe that prepares its dataset `run`-data from `records` (chat JSONL) with `chat_template`.
+  static config::Recipe chat_recipe(const std::string& run, const std::string& records,
+                                    const std::string& chat_template) {
+    config::Recipe r = recipe(4, 1, run);
+    r.data.dataset = *dir_ / (run + "-data");
+    r.data.inputs = *dir_ / (run + ".jsonl");
+    std::ofstream(r.data.inputs) << records;
+    r.data.format = "chat";
+    r.data.chat_template = chat_template;
     return r;
   }
 
@@ -363,15 +376,9 @@ TEST_F(TrainerTest, AKeyedDatasetIsNotPreparedAutomatically) {
 
 // A recipe names chat inputs and their template; the dataset it prepares trains on the answers.
 TEST_F(TrainerTest, AChatRecipePreparesItsDatasetWithTheTemplate) {
-  config::Recipe r = recipe(4, 1, "chat");
-  r.data.dataset = *dir_ / "chat-data";
-  r.data.inputs = *dir_ / "qa.jsonl";
-  {
-    std::ofstream records(r.data.inputs);
-    for (int i = 0; i < 200; ++i) records << R"({"prompt": "Q: )" << i << R"(+1?\nA:", "completion": " )" << i + 1 << "\"}\n";
-  }
-  r.data.format = "chat";
-  r.data.chat_template = "none";  // the byte tokenizer has no chat tokens
+  std::ostringstream records;
+  for (int i = 0; i < 200; ++i) records << R"({"prompt": "Q: )" << i << R"(+1?\nA:", "completion": " )" << i + 1 << "\"}\n";
+  config::Recipe r = chat_recipe("chat", records.str(), "none");  // the byte tokenizer has no chat tokens
   r.train.steps = 2;
   r.eval.interval = 0;
   const TrainSummary summary = run(r);
@@ -391,19 +398,14 @@ TEST_F(TrainerTest, AChatRecipePreparesItsDatasetWithTheTemplate) {
 // A chat fine-tune's text sample prompts the model as it is trained: eval.sample_prompt as a user
 // turn in the dataset's template, the answer ended by the template's end-of-turn token.
 TEST_F(TrainerTest, AChatFineTunesSampleIsAConversationInItsTemplate) {
-  config::Recipe r = recipe(4, 1, "chat-sample");
-  r.data.dataset = *dir_ / "chatml-data";
-  r.data.inputs = *dir_ / "chat.jsonl";
-  {
-    std::ofstream records(r.data.inputs);
-    for (int i = 0; i < 100; ++i) {
-      records << R"({"messages": [{"role": "user", "content": "Who wrote Emma?"}, {"role": "assistant", "content": "Jane Austen."}]})"
-              << "\n";
-    }
+  std::string records;
+  for (int i = 0; i < 100; ++i) {
+    records += R"({"messages": [{"role": "user", "content": "Who wrote Emma?"}, )"
+               R"({"role": "assistant", "content": "Jane Austen."}]})"
+               "\n";
   }
+  config::Recipe r = chat_recipe("chat-sample", records, "chatml");
   r.data.tokenizer = "hf:" ALBION_SOURCE_DIR "/tests/runtime/tokenizers/fixtures/gpt2/tokenizer.json";
-  r.data.format = "chat";
-  r.data.chat_template = "chatml";
   r.train.steps = 40;
   r.optim.lr = 3e-3;
   r.eval.interval = 0;

@@ -5,7 +5,8 @@
 //
 // Under a launcher with more than one rank it trains data-parallel: MPI session, the same
 // resolved recipe on every rank (checked), collectives bootstrap (mesh, devices, communicators,
-// watchdog), then DDP or ZeRO-1 as parallel.zero says.
+// watchdog), then DDP or ZeRO-1 as parallel.zero says, DDP across tensor-parallel groups when
+// parallel.tensor > 1.
 //
 // With checkpoint.interval > 0 the run saves encrypted checkpoints and resumes from the newest one
 // (launch/train_checkpoints.h), after the residency policy has allowed the checkpoint directory.
@@ -20,6 +21,7 @@
 #include "launch/job_layout.h"
 #include "launch/mpi_rank_group.h"
 #include "launch/mpi_session.h"
+#include "launch/rank_threads.h"
 #include "launch/train_checkpoints.h"
 #include "runtime/base/check.h"
 #include "runtime/base/log.h"
@@ -75,12 +77,15 @@ int train_distributed(config::Recipe recipe, const train::WorldPosition& world, 
     options.pipeline = static_cast<int>(recipe.parallel.pipeline);
     options.timeout = std::chrono::milliseconds(static_cast<std::int64_t>(recipe.parallel.timeout_s * 1000));
     groups = collectives::bootstrap(session.world(), options);
-    log::info("data-parallel training on ", groups->world.size, " ranks (", groups->world.node_count,
-              " node(s)) over ", groups->backend, recipe.parallel.zero == 1 ? ", ZeRO-1" : ", DDP");
+    share_cores_among_local_ranks(groups->world.local_size);
+    log::info("training on ", groups->world.size, " ranks (", groups->world.node_count, " node(s)) over ",
+              groups->backend, ": ", groups->mesh.data(), " data-parallel",
+              recipe.parallel.zero == 1 ? " (ZeRO-1)" : " (DDP)",
+              groups->mesh.tensor() > 1 ? str_cat(" x ", groups->mesh.tensor(), " tensor-parallel") : std::string());
     // Not a watched collective: preparing a corpus may take longer than a collective timeout.
     if (world.rank == 0) train::prepare_dataset_if_missing(recipe);
     MPI_Barrier(session.world());
-    parallel = parallel::make_data_parallelism(groups->data, recipe.parallel);
+    parallel = parallel::make_data_parallelism(groups->data, recipe.parallel, groups->tensor);
     train::Trainer trainer(recipe, world, parallel.get(), checkpoints ? checkpoints->hooks.get() : nullptr);
     return report(trainer.train(g_stop_requested), world);
   } catch (...) {

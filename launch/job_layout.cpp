@@ -3,15 +3,17 @@
 
 #include "collectives/device_mesh.h"
 #include "runtime/base/check.h"
+#include "runtime/models/tensor_parallel.h"
 
 namespace albion::launch {
 
 void check_job_layout(const config::Recipe& recipe, int world_size) {
   const collectives::DeviceMesh mesh(world_size, static_cast<int>(recipe.parallel.tensor),
                                      static_cast<int>(recipe.parallel.pipeline));
-  ALBION_CHECK_AS(NotImplementedError, mesh.tensor() == 1 && mesh.pipeline() == 1,
-                  "recipe keys 'parallel.tensor' and 'parallel.pipeline': the device mesh is built, but "
-                  "tensor and pipeline parallelism are not implemented yet; set both to 1");
+  ALBION_CHECK_AS(NotImplementedError, mesh.pipeline() == 1,
+                  "recipe key 'parallel.pipeline': the device mesh is built, but pipeline parallelism is not "
+                  "implemented yet; set it to 1");
+  models::check_tensor_parallel_degree(models::model_preset(recipe.model.preset), mesh.tensor());
   recipe.train.accumulation_steps(mesh.data());
 }
 

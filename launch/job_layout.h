@@ -10,7 +10,8 @@ namespace albion::launch {
 
 // UsageError naming the recipe key unless parallel.tensor x parallel.pipeline divides
 // `world_size` and the data-parallel ranks that remain split train.global_batch_tokens into whole
-// micro-batches; NotImplementedError for tensor or pipeline parallelism. `recipe` is validated.
+// micro-batches, and unless the model can be cut parallel.tensor ways; NotImplementedError for
+// pipeline parallelism. `recipe` is validated.
 void check_job_layout(const config::Recipe& recipe, int world_size);
 
 }  // namespace albion::launch

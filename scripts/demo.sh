@@ -6,7 +6,8 @@
 # a key it generates once (runs/keys/tiny.kek), in runs/, which recipes/residency-local.json
 # declares UK storage for this demo; a second run resumes from the newest one. Then it lists and
 # verifies them, generates text with the newest one's model, scores it on the validation split,
-# and checks the audit log. Extra arguments are recipe overrides, e.g.
+# and checks the audit log; last, a short run of a Llama-layout model cut over both ranks (tensor
+# parallelism). Extra arguments are recipe overrides of the main job, e.g.
 # scripts/demo.sh --train.steps=100
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -39,3 +40,9 @@ echo "== albion eval $newest --key file:$key --dataset runs/data/austen-byte"
 "$build/bin/albion" eval "$newest" --key "file:$key" --dataset runs/data/austen-byte
 echo "== albion ckpt audit runs/tiny/audit.jsonl"
 "$build/bin/albion" ckpt audit runs/tiny/audit.jsonl
+echo
+# Tensor parallelism: the same-sized model in the Llama layout, every layer's attention heads and
+# MLP features cut over both ranks (one model, not two replicas).
+tensor_parallel=(--model.preset=tiny-llama --parallel.tensor=2 --train.steps=100 --run.dir=runs/tiny-llama-tp2)
+echo "== albion launch -n 2 -- train recipes/tiny.ini ${tensor_parallel[*]}"
+"$build/bin/albion" launch -n 2 -- train recipes/tiny.ini "${tensor_parallel[@]}"

@@ -10,6 +10,7 @@
 #include "runtime/base/check.h"
 #include "runtime/models/gpt2.h"
 #include "runtime/models/llama.h"
+#include "runtime/models/tensor_parallel.h"
 
 namespace albion::models {
 namespace {
@@ -17,7 +18,8 @@ constexpr std::int64_t kIgnoreTarget = -100;
 constexpr const char* kLmHeadName = "lm_head.weight";
 }  // namespace
 
-CausalLm::CausalLm(ModelConfig config) : config_(std::move(config)) {}
+CausalLm::CausalLm(ModelConfig config, std::shared_ptr<collectives::Communicator> tensor_group)
+    : config_(std::move(config)), tensor_group_(std::move(tensor_group)) {}
 
 double CausalLm::residual_init_std() const {
   return kInitStd / std::sqrt(2.0 * static_cast<double>(config_.layers));
@@ -105,12 +107,17 @@ bool CausalLm::is_weight_decayed(const std::string& name) const {
   return parameter->dim() == 2 && !is_embedding_table(name);
 }
 
-std::shared_ptr<CausalLm> make_model(const ModelConfig& config, at::Device device) {
+std::shared_ptr<CausalLm> make_model(const ModelConfig& config, at::Device device,
+                                     std::shared_ptr<collectives::Communicator> tensor_group) {
   config.validate();
+  if (tensor_group != nullptr) {
+    check_tensor_parallel_degree(config, tensor_group->size());
+    if (tensor_group->size() == 1) tensor_group.reset();
+  }
   const at::TensorOptions options = at::TensorOptions().dtype(at::kFloat).device(device);
   switch (config.architecture) {
     case Architecture::kGpt2: return std::make_shared<Gpt2>(config, options);
-    case Architecture::kLlama: return std::make_shared<Llama>(config, options);
+    case Architecture::kLlama: return std::make_shared<Llama>(config, options, std::move(tensor_group));
   }
   ALBION_CHECK(false, "unhandled architecture");
   return nullptr;

@@ -35,6 +35,7 @@
 #include <utility>
 #include <vector>
 
+#include "collectives/communicator.h"
 #include "runtime/models/kv_cache.h"
 #include "runtime/models/model_config.h"
 
@@ -47,7 +48,8 @@ inline constexpr double kInitStd = 0.02;
 
 class CausalLm : public torch::nn::Module {
  public:
-  explicit CausalLm(ModelConfig config);
+  // `tensor_group`: the ranks the model is cut over (see make_model), null when it is whole.
+  explicit CausalLm(ModelConfig config, std::shared_ptr<collectives::Communicator> tensor_group = nullptr);
 
   // input_ids: [B, T] int64 with T <= context_length. Returns logits [B, T, vocab_size] in the
   // parameters' dtype (bf16 under autocast). Position t only sees positions <= t.
@@ -84,6 +86,11 @@ class CausalLm : public torch::nn::Module {
   // embedding). albion::Error for any other name the model does not have.
   bool is_weight_decayed(const std::string& name) const;
 
+  // The tensor-parallel group this model is cut over (runtime/models/tensor_parallel.h), null when
+  // it is whole. A cut model's forward() runs collectives over it: every rank of the group must run
+  // the same forwards. config() stays the whole model's.
+  const std::shared_ptr<collectives::Communicator>& tensor_parallel_group() const { return tensor_group_; }
+
   const ModelConfig& config() const { return config_; }
 
  protected:
@@ -98,6 +105,7 @@ class CausalLm : public torch::nn::Module {
   at::Tensor chunked_loss(const at::Tensor& input_ids, const at::Tensor& targets, const at::Tensor& loss_mask);
 
   ModelConfig config_;
+  std::shared_ptr<collectives::Communicator> tensor_group_;
 };
 
 // Eval mode (no LoRA dropout) for a scope, then the module's mode before, however it is left.
@@ -118,6 +126,12 @@ class EvalModeScope {
 // Builds and initialises the model for a validated copy of `config`, parameters in fp32 on
 // `device`. Values come from that device's default generator (seed it with at::manual_seed); build
 // on CPU and move for values that do not depend on the device. at::kMeta builds shapes only.
-std::shared_ptr<CausalLm> make_model(const ModelConfig& config, at::Device device = at::kCPU);
+//
+// With a `tensor_group` of more than one rank the model is cut over it as it is built: each layer
+// is drawn whole, from the same random stream as a whole model's, and only this rank's part of it
+// kept, so a seed gives the same model on any degree while a rank never holds more than its part
+// and one whole layer. UsageError for a model that cannot be cut that way (check_tensor_parallel_degree).
+std::shared_ptr<CausalLm> make_model(const ModelConfig& config, at::Device device = at::kCPU,
+                                     std::shared_ptr<collectives::Communicator> tensor_group = nullptr);
 
 }  // namespace albion::models

@@ -15,6 +15,7 @@
 #include "runtime/base/check.h"
 #include "runtime/base/log.h"
 #include "runtime/models/safetensors_dtype.h"
+#include "runtime/models/tensor_parallel.h"
 
 namespace albion::models {
 namespace {
@@ -142,6 +143,8 @@ void load_hugging_face_weights(CausalLm& model, const fs::path& directory, std::
   const bool tied = model.config().tie_embeddings;
   std::set<std::string> loaded;
   std::optional<at::Tensor> tied_head;  // a file's lm_head.weight under tied embeddings, checked at the end
+  const std::shared_ptr<collectives::Communicator>& group = model.tensor_parallel_group();
+  const std::int64_t parts = group ? group->size() : 1;
   torch::NoGradGuard no_grad;
   checkpoint::Sha256Stream digest;
   for (const fs::path& file : weight_files(directory)) {
@@ -166,11 +169,14 @@ void load_hugging_face_weights(CausalLm& model, const fs::path& directory, std::
       ALBION_CHECK_AS(UsageError, found != parameters.end(), file.string(), ": tensor '", entry.name,
                       "' is not a parameter of the preset's ", architecture_name(model.config().architecture),
                       " model (check model.preset)");
-      ALBION_CHECK_AS(UsageError, values.sizes() == found->second.sizes(), file.string(), ": tensor '", entry.name,
-                      "' has shape ", values.sizes(), ", the preset's parameter ", found->second.sizes(),
+      // A tensor-parallel rank copies its part only: of a mapped file, only those pages are read.
+      const int split = group ? tensor_parallel_split(name) : -1;
+      const std::vector<std::int64_t> shape = tensor_parallel_global_shape(found->second.sizes(), split, parts);
+      ALBION_CHECK_AS(UsageError, values.sizes() == shape, file.string(), ": tensor '", entry.name,
+                      "' has shape ", values.sizes(), ", the preset's parameter ", at::IntArrayRef(shape),
                       " (check model.preset)");
       ALBION_CHECK_AS(UsageError, loaded.insert(name).second, directory.string(), ": tensor '", name, "' appears twice");
-      found->second.copy_(values);
+      found->second.copy_(split < 0 ? values : tensor_parallel_part(values, split, group->rank(), parts));
     }
   }
   for (const auto& [name, tensor] : parameters) {

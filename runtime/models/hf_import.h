@@ -24,7 +24,8 @@
 
 namespace albion::models {
 
-// Overwrites every parameter of `model` with the checkpoint's values. UsageError naming the file
+// Overwrites every parameter of `model` with the checkpoint's values (a tensor-parallel model's part
+// of them: the files hold whole tensors). UsageError naming the file
 // and tensor for a missing, unexpected or misshapen tensor, a non-floating dtype, or a directory
 // without weights; IntegrityError for a file that is not valid safetensors. With `sha256`, also
 // sets it to hugging_face_weights_digest(directory), from the bytes already read.

@@ -9,6 +9,8 @@
 
 #include "kernels/layernorm/layernorm.h"
 #include "kernels/rmsnorm/rmsnorm.h"
+#include "runtime/base/check.h"
+#include "runtime/models/tensor_parallel.h"
 
 namespace albion::models {
 namespace {
@@ -52,6 +54,14 @@ Linear::Linear(std::int64_t in, std::int64_t out, Bias bias, double init_std,
 
 at::Tensor Linear::forward(const at::Tensor& x) const {
   return with_lora(bias_.defined() ? at::linear(x, weight_, bias_) : at::linear(x, weight_), x);
+}
+
+void Linear::keep_part(int dim, std::int64_t index, std::int64_t count) {
+  ALBION_CHECK(!has_lora(), "cannot cut a layer that has a LoRA adapter");
+  ALBION_CHECK(dim == 0 || !bias_.defined(), "cutting a layer's inputs would add its bias once per part");
+  const torch::NoGradGuard no_grad;
+  weight_.set_(tensor_parallel_part(weight_, dim, index, count).clone(at::MemoryFormat::Contiguous));
+  if (bias_.defined()) bias_.set_(tensor_parallel_part(bias_, 0, index, count).clone());
 }
 
 at::Tensor Linear::merged_weight() const {

@@ -68,6 +68,10 @@ class Linear : public AdaptableLinear {
   at::Tensor forward(const at::Tensor& x) const;
   const at::Tensor& weight() const { return weight_; }
   at::Tensor merged_weight() const override;
+  // Tensor parallelism (runtime/models/tensor_parallel.h): keeps part `index` of `count` equal parts
+  // of the weight along `dim` (0: output features, with the bias; 1: input features), in place: the
+  // same parameter tensors, now smaller. Not with an adapter, nor a bias when cutting inputs.
+  void keep_part(int dim, std::int64_t index, std::int64_t count);
 
  protected:
   const at::Tensor& stored_weight() const override { return weight_; }

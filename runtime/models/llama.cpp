@@ -10,6 +10,7 @@
 #include "runtime/models/activation_checkpoint.h"
 #include "runtime/models/kv_cache.h"
 #include "runtime/models/layers.h"
+#include "runtime/models/tensor_parallel.h"
 
 namespace albion::models {
 namespace {
@@ -41,9 +42,22 @@ class LlamaAttention : public torch::nn::Module {
         o_proj_(register_linear(*this, "o_proj", c.heads * head_dim_, c.hidden_size, residual_std, options)),
         fused_(c.fused_kernels) {}
 
+  // Keeps this rank's heads: the query and key/value heads [r h / n, (r + 1) h / n) stay grouped as
+  // before, because n divides the key/value heads.
+  void shard(const std::shared_ptr<collectives::Communicator>& group) {
+    const int index = group->rank(), count = group->size();
+    for (const auto& projection : {q_proj_, k_proj_, v_proj_}) projection->keep_part(0, index, count);
+    o_proj_->keep_part(1, index, count);
+    heads_ /= count;
+    kv_heads_ /= count;
+    group_ = group;
+  }
+
   // `rope`: the tables of x's positions; `cache`: null, or the keys and values of earlier
   // positions (layer `layer`'s are used).
-  at::Tensor forward(const at::Tensor& x, const RotaryTables::Tables& rope, KvCache* cache, std::size_t layer) const {
+  at::Tensor forward(const at::Tensor& input, const RotaryTables::Tables& rope, KvCache* cache,
+                     std::size_t layer) const {
+    const at::Tensor x = group_ ? enter_tensor_parallel(input, group_) : input;
     const std::int64_t batch = x.size(0), length = x.size(1);
     auto heads = [&](const at::Tensor& t, std::int64_t n) {
       return t.view({batch, length, n, head_dim_}).transpose(1, 2);
@@ -66,7 +80,8 @@ class LlamaAttention : public torch::nn::Module {
     // natively, and the math fallback repeats k/v heads in HF's repeat_kv order (kv head j for
     // query heads j*g .. j*g+g-1), which the reference tests pin down.
     const at::Tensor y = causal_attention(q, k, v, past, /*grouped=*/kv_heads_ != heads_);
-    return o_proj_->forward(y.transpose(1, 2).reshape({batch, length, heads_ * head_dim_}));
+    const at::Tensor out = o_proj_->forward(y.transpose(1, 2).reshape({batch, length, heads_ * head_dim_}));
+    return group_ ? leave_tensor_parallel(out, group_) : out;
   }
 
  private:
@@ -78,6 +93,7 @@ class LlamaAttention : public torch::nn::Module {
   std::shared_ptr<Linear> v_proj_;
   std::shared_ptr<Linear> o_proj_;
   bool fused_;
+  std::shared_ptr<collectives::Communicator> group_;  // tensor parallelism: null when whole
 };
 
 class LlamaMlp : public torch::nn::Module {
@@ -88,14 +104,23 @@ class LlamaMlp : public torch::nn::Module {
         down_proj_(register_linear(*this, "down_proj", c.intermediate_size, c.hidden_size, residual_std, options)),
         fused_(c.fused_kernels) {}
 
-  at::Tensor forward(const at::Tensor& x) const {
+  // Keeps this rank's MLP features.
+  void shard(const std::shared_ptr<collectives::Communicator>& group) {
+    const int index = group->rank(), count = group->size();
+    gate_proj_->keep_part(0, index, count);
+    up_proj_->keep_part(0, index, count);
+    down_proj_->keep_part(1, index, count);
+    group_ = group;
+  }
+
+  at::Tensor forward(const at::Tensor& input) const {
+    const at::Tensor x = group_ ? enter_tensor_parallel(input, group_) : input;
     at::Tensor gate = gate_proj_->forward(x);
     at::Tensor up = up_proj_->forward(x);
     // Under autocast the projections may come out in different dtypes; the kernel needs one.
-    if (use_fused_kernel(fused_, gate) && gate.scalar_type() == up.scalar_type()) {
-      return down_proj_->forward(kernels::swiglu(gate, up));
-    }
-    return down_proj_->forward(at::silu(gate) * up);
+    const bool fused = use_fused_kernel(fused_, gate) && gate.scalar_type() == up.scalar_type();
+    const at::Tensor out = down_proj_->forward(fused ? kernels::swiglu(gate, up) : at::silu(gate) * up);
+    return group_ ? leave_tensor_parallel(out, group_) : out;
   }
 
  private:
@@ -103,6 +128,7 @@ class LlamaMlp : public torch::nn::Module {
   std::shared_ptr<Linear> up_proj_;
   std::shared_ptr<Linear> down_proj_;
   bool fused_;
+  std::shared_ptr<collectives::Communicator> group_;  // tensor parallelism: null when whole
 };
 
 class LlamaLayer : public torch::nn::Module {
@@ -116,6 +142,11 @@ class LlamaLayer : public torch::nn::Module {
         post_attention_layernorm_(
             register_module("post_attention_layernorm",
                             std::make_shared<RmsNorm>(c.hidden_size, c.norm_eps, options, c.fused_kernels))) {}
+
+  void shard(const std::shared_ptr<collectives::Communicator>& group) {
+    self_attn_->shard(group);
+    mlp_->shard(group);
+  }
 
   at::Tensor forward(const at::Tensor& x, const RotaryTables::Tables& rope, KvCache* cache, std::size_t layer) const {
     const at::Tensor h = x + self_attn_->forward(input_layernorm_->forward(x), rope, cache, layer);
@@ -132,13 +163,15 @@ class LlamaLayer : public torch::nn::Module {
 // HF's LlamaModel: "model.*" up to the final norm; returns hidden states.
 class LlamaBody : public torch::nn::Module {
  public:
-  LlamaBody(const ModelConfig& c, double residual_std, const at::TensorOptions& options)
+  LlamaBody(const ModelConfig& c, double residual_std, const at::TensorOptions& options,
+            const std::shared_ptr<collectives::Communicator>& tensor_group)
       : embed_tokens_(register_module(
             "embed_tokens",
             std::make_shared<Embedding>(c.vocab_size, c.hidden_size, kInitStd, options))) {
     torch::nn::ModuleList layers;
     for (std::int64_t i = 0; i < c.layers; ++i) {
       layers_.push_back(std::make_shared<LlamaLayer>(c, residual_std, options));
+      if (tensor_group) layers_.back()->shard(tensor_group);  // before the next layer is drawn
       layers->push_back(layers_.back());
     }
     register_module("layers", layers);
@@ -168,11 +201,12 @@ class LlamaBody : public torch::nn::Module {
   std::int64_t recompute_every_ = 0;
 };
 
-Llama::Llama(const ModelConfig& config, const at::TensorOptions& options)
-    : CausalLm(config),
+Llama::Llama(const ModelConfig& config, const at::TensorOptions& options,
+             std::shared_ptr<collectives::Communicator> tensor_group)
+    : CausalLm(config, std::move(tensor_group)),
       rotary_(rope_inverse_frequencies(config.head_dim(), config.rope_theta, config.rope_scaling)) {
-  model_ =
-      register_module("model", std::make_shared<LlamaBody>(config, residual_init_std(), options));
+  model_ = register_module("model", std::make_shared<LlamaBody>(config, residual_init_std(), options,
+                                                                 tensor_parallel_group()));
   if (!config.tie_embeddings) {
     lm_head_ =
         register_module("lm_head", std::make_shared<Linear>(config.hidden_size, config.vocab_size,

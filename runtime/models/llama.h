@@ -8,7 +8,8 @@
 //   H] unless tie_embeddings
 // No biases; RMSNorm; RoPE in HF's rotate_half layout with optional Llama 3 scaling (rope.h);
 // grouped-query attention (kv head j serves query heads j*g .. j*g+g-1, g = heads / kv_heads,
-// HF's repeat_kv order); SwiGLU MLP down(silu(gate(x)) * up(x)).
+// HF's repeat_kv order); SwiGLU MLP down(silu(gate(x)) * up(x)). Tensor parallelism cuts each layer's
+// attention by heads and its MLP by features (runtime/models/tensor_parallel.h).
 #pragma once
 
 #include <ATen/ATen.h>
@@ -25,7 +26,9 @@ class Linear;
 
 class Llama : public CausalLm {
  public:
-  Llama(const ModelConfig& config, const at::TensorOptions& options);
+  // `tensor_group`: null, or the ranks to cut every layer over as it is built (make_model).
+  Llama(const ModelConfig& config, const at::TensorOptions& options,
+        std::shared_ptr<collectives::Communicator> tensor_group = nullptr);
   at::Tensor hidden_states(const at::Tensor& input_ids, KvCache* cache) override;
   at::Tensor output_weight() const override;
 

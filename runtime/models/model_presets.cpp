@@ -2,7 +2,9 @@
 // The named model presets, with the hyper-parameters of the published checkpoints (the Hugging
 // Face config.json of openai-community/gpt2*, meta-llama/Llama-3.* and Qwen/Qwen2.5-*), so a preset plus a
 // published safetensors file is the published model. `tiny` is Albion's own: a GPT-2 small enough
-// to train on two CPU cores in minutes; its vocab_size = 0 is filled in from the tokenizer.
+// to train on two CPU cores in minutes, and `tiny-llama` the same size in the Llama layout (grouped
+// key/value heads, an untied LM head), which tensor parallelism can cut 2 ways; their vocab_size = 0
+// is filled in from the tokenizer.
 #include <algorithm>
 #include <array>
 #include <string_view>
@@ -75,9 +77,25 @@ ModelConfig qwen25(std::int64_t hidden, std::int64_t layers, std::int64_t heads,
   return c;
 }
 
-const std::array<Preset, 13>& presets() {
-  static const std::array<Preset, 13> kPresets = {{
+ModelConfig tiny_llama() {
+  ModelConfig c;
+  c.architecture = Architecture::kLlama;
+  c.vocab_size = 0;
+  c.context_length = 256;
+  c.hidden_size = 128;
+  c.layers = 4;
+  c.heads = 4;
+  c.kv_heads = 2;
+  c.intermediate_size = 352;
+  c.norm_eps = 1e-5;
+  c.tie_embeddings = false;
+  return c;
+}
+
+const std::array<Preset, 14>& presets() {
+  static const std::array<Preset, 14> kPresets = {{
       {"tiny", gpt2(/*vocab=*/0, 256, 128, 4, 4)},
+      {"tiny-llama", tiny_llama()},
       {"gpt2", gpt2(50257, 1024, 768, 12, 12)},
       {"gpt2-medium", gpt2(50257, 1024, 1024, 24, 16)},
       {"gpt2-large", gpt2(50257, 1024, 1280, 36, 20)},

@@ -8,6 +8,7 @@
 
 #include "runtime/base/check.h"
 #include "runtime/base/log.h"
+#include "runtime/models/tensor_parallel.h"
 #include "runtime/train/trainer.h"
 
 namespace albion::parallel {
@@ -52,10 +53,12 @@ bool DataParallelRanks::any_rank(bool local) {
   return flag.item<int>() != 0;
 }
 
-DataParallel::DataParallel(std::shared_ptr<collectives::Communicator> data, const config::ParallelConfig& config)
+DataParallel::DataParallel(std::shared_ptr<collectives::Communicator> data, const config::ParallelConfig& config,
+                           std::shared_ptr<collectives::Communicator> tensor)
     : DataParallelRanks(std::move(data)),
       bucket_bytes_(static_cast<std::int64_t>(config.bucket_mb * (1 << 20))),
-      overlap_(config.overlap) {}
+      overlap_(config.overlap),
+      tensor_(tensor != nullptr && tensor->size() > 1 ? std::move(tensor) : nullptr) {}
 
 void DataParallel::attach(train::Trainer& trainer) {
   buckets_ = std::make_unique<collectives::GradientBuckets>(attach_parameters(trainer), bucket_bytes_, data_, overlap_);
@@ -68,6 +71,19 @@ void DataParallel::before_backward(bool last) { buckets_->prepare_backward(last)
 double DataParallel::step(train::Trainer& trainer, double lr) {
   buckets_->finish();
   return Parallelism::step(trainer, lr);
+}
+
+// A cut parameter's squares are summed over the tensor-parallel group; a replicated one's gradient
+// is the same on every rank of it and counts once.
+double DataParallel::gradient_norm(std::vector<optim::OptimizedParameter>& parameters, bool fused) {
+  if (tensor_ == nullptr) return Parallelism::gradient_norm(parameters, fused);
+  std::vector<optim::OptimizedParameter> cut, replicated;
+  for (const optim::OptimizedParameter& p : parameters) {
+    (models::tensor_parallel_split(p.name) >= 0 ? cut : replicated).push_back(p);
+  }
+  at::Tensor squares = optim::squared_gradient_norm(cut, fused).reshape({1}).to(device_);
+  tensor_->all_reduce(squares, ReduceOp::kSum)->wait();
+  return std::sqrt(squares.item<double>() + optim::squared_gradient_norm(replicated, fused).item<double>());
 }
 
 void ZeroOptimizer::attach(train::Trainer& trainer) {
@@ -121,9 +137,14 @@ std::int64_t ZeroOptimizer::optimizer_state_bytes(train::Trainer&) const {
 }
 
 std::unique_ptr<train::Parallelism> make_data_parallelism(std::shared_ptr<collectives::Communicator> data,
-                                                          const config::ParallelConfig& config) {
-  if (config.zero == 1) return std::make_unique<ZeroOptimizer>(std::move(data));
-  return std::make_unique<DataParallel>(std::move(data), config);
+                                                          const config::ParallelConfig& config,
+                                                          std::shared_ptr<collectives::Communicator> tensor) {
+  if (config.zero == 1) {
+    ALBION_CHECK_AS(UsageError, tensor == nullptr || tensor->size() == 1,
+                    "recipe key 'parallel.tensor' must be 1 with ZeRO-1 (parallel.zero = 1)");
+    return std::make_unique<ZeroOptimizer>(std::move(data));
+  }
+  return std::make_unique<DataParallel>(std::move(data), config, std::move(tensor));
 }
 
 }  // namespace albion::parallel

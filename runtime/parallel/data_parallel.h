@@ -7,6 +7,10 @@
 //                  the global norm, update the local shard, all-gather the parameters.
 // Both start by broadcasting rank 0's parameters, and both compute the step one process would
 // compute over the same global batch (tests/runtime/parallel compare them under mpirun).
+//
+// DDP also runs over tensor-parallel groups (runtime/models/tensor_parallel.h): each rank's
+// data-parallel peers hold the same part of the model, so the buckets work unchanged, and the
+// gradient norm adds the parts' squares over the tensor-parallel group.
 #pragma once
 
 #include <memory>
@@ -39,17 +43,22 @@ class DataParallelRanks : public train::Parallelism {
 
 class DataParallel final : public DataParallelRanks {
  public:
-  DataParallel(std::shared_ptr<collectives::Communicator> data, const config::ParallelConfig& config);
+  // `tensor`: the tensor-parallel group the trainer cuts its model over; null (or one rank) for none.
+  DataParallel(std::shared_ptr<collectives::Communicator> data, const config::ParallelConfig& config,
+               std::shared_ptr<collectives::Communicator> tensor = nullptr);
 
+  std::shared_ptr<collectives::Communicator> tensor_parallel_group() const override { return tensor_; }
   void attach(train::Trainer& trainer) override;
   void before_backward(bool last) override;
   double step(train::Trainer& trainer, double lr) override;
+  double gradient_norm(std::vector<optim::OptimizedParameter>& parameters, bool fused) override;
 
   const collectives::GradientBuckets& buckets() const { return *buckets_; }
 
  private:
   std::int64_t bucket_bytes_;
   bool overlap_;
+  std::shared_ptr<collectives::Communicator> tensor_;
   std::unique_ptr<collectives::GradientBuckets> buckets_;
 };
 
@@ -74,8 +83,9 @@ class ZeroOptimizer final : public DataParallelRanks {
   std::unique_ptr<optim::AdamW> shard_optimizer_;
 };
 
-// DataParallel or ZeroOptimizer, as parallel.zero says.
+// DataParallel or ZeroOptimizer, as parallel.zero says; `tensor` as DataParallel's (ZeRO-1 takes none).
 std::unique_ptr<train::Parallelism> make_data_parallelism(std::shared_ptr<collectives::Communicator> data,
-                                                          const config::ParallelConfig& config);
+                                                          const config::ParallelConfig& config,
+                                                          std::shared_ptr<collectives::Communicator> tensor = nullptr);
 
 }  // namespace albion::parallel

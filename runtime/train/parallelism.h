@@ -6,6 +6,8 @@
 //   attach(trainer)                         once, before the first step
 //   for each micro-batch: before_backward(is_last); backward
 //   grad_norm = step(trainer, lr)           gradients made global, clipped, parameters updated
+//
+// With tensor parallelism the trainer cuts its model over tensor_parallel_group() before attach.
 //   loss = mean(local_loss)                 the global batch's loss, the same on every rank
 #pragma once
 
@@ -13,6 +15,7 @@
 
 #include <cstdint>
 
+#include "collectives/communicator.h"
 #include "runtime/optim/adamw.h"
 
 namespace albion::train {
@@ -25,6 +28,8 @@ class Parallelism {
   // Ranks that split each global batch (the trainer shards data over them).
   virtual int data_parallel_rank() const { return 0; }
   virtual int data_parallel_size() const { return 1; }
+  // The ranks this rank's model is cut over (runtime/models/tensor_parallel.h); null: none.
+  virtual std::shared_ptr<collectives::Communicator> tensor_parallel_group() const { return nullptr; }
   // Once, after the model and optimizer exist and before the first step (and before resume).
   virtual void attach(Trainer&) {}
   // Before each micro-batch's backward; `last` marks the step's final micro-batch.
@@ -32,6 +37,8 @@ class Parallelism {
   // After the final backward: make gradients global, clip them to the recipe's norm, update the
   // parameters, zero the gradients. Returns the global gradient norm before clipping.
   virtual double step(Trainer& trainer, double lr);
+  // The L2 norm of the whole model's gradient, from this rank's (global) gradients.
+  virtual double gradient_norm(std::vector<optim::OptimizedParameter>& parameters, bool fused);
   // The mean over data-parallel ranks of a per-rank scalar tensor (a loss), on every rank.
   virtual at::Tensor mean(const at::Tensor& local) { return local; }
   // True on every rank when `local` is true on any: ranks stop at the same step boundary.

@@ -194,7 +194,13 @@ Trainer::Trainer(config::Recipe recipe, WorldPosition world, Parallelism* parall
   }
 
   at::manual_seed(recipe_.run.seed);
-  model_ = models::make_model(model_config);
+  // Under tensor parallelism each rank builds and loads only its part of the layers.
+  const std::shared_ptr<collectives::Communicator> tensor_group = parallel_->tensor_parallel_group();
+  model_ = models::make_model(model_config, at::kCPU, tensor_group);
+  if (tensor_group) {
+    log::info("tensor parallelism: attention heads and MLP features cut ", tensor_group->size(),
+              " ways; this rank holds part ", tensor_group->rank());
+  }
   std::string base_sha256;  // of model.init's files, for LoRA checkpoints: hashed as they are read
   if (!recipe_.model.init.empty()) {
     // A resumed run's checkpoint replaces these weights again, in hooks_->resume.
@@ -376,8 +382,10 @@ std::string Trainer::sample(const std::atomic<bool>& stop_requested) {
   options.seed = recipe_.run.seed;
   bool ended = false;  // by one of stop_ids
   options.on_token = [&](std::int64_t id) { ended = std::ranges::find(stop_ids, id) != stop_ids.end(); };
-  // Per rank, not agreed: sampling runs no collectives, and the next step boundary agrees.
-  options.stop_requested = [&] { return ended || stop_requested.load(); };
+  // Per rank, not agreed: the next step boundary agrees. A tensor-parallel model's forward is a
+  // collective, so its ranks stop at the end of text only, where they all stop.
+  const bool cut = parallel_->tensor_parallel_group() != nullptr;
+  options.stop_requested = [&] { return ended || (!cut && stop_requested.load()); };
   const std::vector<std::int64_t> generated = models::sample(*model_, ids, options);
   if (!ended && static_cast<std::int64_t>(generated.size()) < options.max_new_tokens) {
     log::warning("text sample cut short after ", generated.size(), " tokens: stop requested");

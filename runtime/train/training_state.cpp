@@ -5,6 +5,7 @@
 #include <c10/cuda/CUDAStream.h>
 
 #include "runtime/base/check.h"
+#include "runtime/models/tensor_parallel.h"
 #include "runtime/train/trainer.h"
 
 namespace albion::train {
@@ -26,20 +27,41 @@ std::vector<std::int64_t> shape_of(Trainer& trainer, const std::string& paramete
   throw SystemError(str_cat("training state: the model has no parameter '", parameter, "'"));
 }
 
+// Under tensor parallelism (runtime/models/tensor_parallel.h) the ranks of a group hold parts of
+// some tensors; checkpoints hold them whole, gathered to the group's rank 0, which saves them.
+struct TensorParts {
+  std::shared_ptr<collectives::Communicator> group;  // null: no tensor parallelism
 
-// What a capture copies, in order. `values` is the live tensor, undefined for the optimizer's
-// moments before its first step (`like` then says what they will be).
+  // The dimension parameter `name` is cut along over the group, or -1.
+  int split(const std::string& name) const { return group ? models::tensor_parallel_split(name) : -1; }
+  std::int64_t count() const { return group ? group->size() : 1; }
+  bool saves() const { return group == nullptr || group->rank() == 0; }
+};
+
+std::int64_t element_count(const std::vector<std::int64_t>& shape) {
+  std::int64_t count = 1;
+  for (std::int64_t size : shape) count *= size;
+  return count;
+}
+
+// What a capture copies, in order. `values` is the live tensor (this rank's part when `split` >=
+// 0), undefined for the optimizer's moments before its first step (`like` then says what they will
+// be).
 struct StateEntry {
   std::string name;
   std::vector<std::int64_t> global_shape;
   std::int64_t offset = 0;
   at::Tensor values;
   at::Tensor like;
+  int split = -1;
 };
 
-std::vector<StateEntry> state_entries(Trainer& trainer) {
+std::vector<StateEntry> state_entries(Trainer& trainer, const TensorParts& parts) {
   Parallelism& parallel = trainer.parallelism();
   optim::AdamW& optimizer = parallel.optimizer(trainer);
+  auto global_shape = [&](const at::Tensor& tensor, int split) {
+    return models::tensor_parallel_global_shape(tensor.sizes(), split, parts.count());
+  };
   std::vector<StateEntry> entries;
   if (parallel.data_parallel_rank() != 0) {
     // Replicated state (parameters; with DDP also the moments) comes from rank 0 alone.
@@ -47,14 +69,17 @@ std::vector<StateEntry> state_entries(Trainer& trainer) {
   } else {
     // Under LoRA the frozen base is not state: model.init holds it, named by its digest.
     for (auto& [name, tensor] : trainer.model().trainable_parameters()) {
-      entries.push_back({"model." + name, tensor.sizes().vec(), 0, tensor, tensor});
+      const int split = parts.split(name);
+      entries.push_back({"model." + name, global_shape(tensor, split), 0, tensor, tensor, split});
     }
   }
   for (const optim::OptimizedParameter& p : optimizer.parameters()) {
-    const std::vector<std::int64_t> shape = shape_of(trainer, p.name);
+    const int split = parts.split(p.name);
+    const std::vector<std::int64_t> shape =
+        models::tensor_parallel_global_shape(shape_of(trainer, p.name), split, parts.count());
     const at::Tensor like = p.parameter.detach().to(at::kFloat);  // moments are fp32
-    entries.push_back({"optim.exp_avg." + p.name, shape, p.offset, p.exp_avg, like});
-    entries.push_back({"optim.exp_avg_sq." + p.name, shape, p.offset, p.exp_avg_sq, like});
+    entries.push_back({"optim.exp_avg." + p.name, shape, p.offset, p.exp_avg, like, split});
+    entries.push_back({"optim.exp_avg_sq." + p.name, shape, p.offset, p.exp_avg_sq, like, split});
   }
   return entries;
 }
@@ -62,17 +87,27 @@ std::vector<StateEntry> state_entries(Trainer& trainer) {
 }  // namespace
 
 at::Tensor SnapshotBuffers::host_buffer(const std::string& name, const at::Tensor& like) {
+  return host_buffer(name, like.numel(), like.scalar_type(), like.is_cuda());
+}
+
+at::Tensor SnapshotBuffers::host_buffer(const std::string& name, std::int64_t numel, at::ScalarType dtype,
+                                        bool pinned) {
   at::Tensor& buffer = buffers_[name];
-  if (!buffer.defined() || buffer.numel() != like.numel() || buffer.scalar_type() != like.scalar_type()) {
+  if (!buffer.defined() || buffer.numel() != numel || buffer.scalar_type() != dtype) {
     // Zero-filled, not empty: the pages are faulted in now, not during the first snapshot's copy.
-    buffer = at::zeros({like.numel()}, at::TensorOptions().dtype(like.scalar_type()).pinned_memory(like.is_cuda()));
+    buffer = at::zeros({numel}, at::TensorOptions().dtype(dtype).pinned_memory(pinned));
   }
   return buffer;
 }
 
 void reserve_snapshot_buffers(Trainer& trainer, SnapshotBuffers& buffers) {
   at::NoGradGuard no_grad;
-  for (const StateEntry& entry : state_entries(trainer)) buffers.host_buffer(entry.name, entry.like);
+  const TensorParts parts{trainer.parallelism().tensor_parallel_group()};
+  if (!parts.saves()) return;
+  for (const StateEntry& entry : state_entries(trainer, parts)) {
+    buffers.host_buffer(entry.name, element_count(entry.global_shape), entry.like.scalar_type(),
+                        entry.like.is_cuda());
+  }
 }
 
 TrainingState capture_training_state(Trainer& trainer, std::int64_t steps_done, SnapshotBuffers* buffers) {
@@ -82,9 +117,12 @@ TrainingState capture_training_state(Trainer& trainer, std::int64_t steps_done, 
   state.steps_done = steps_done;
   state.optimizer_steps = optimizer.step_count();
   state.loader = trainer.train_loader().state();
-  for (const StateEntry& e : state_entries(trainer)) {
+  const TensorParts parts{trainer.parallelism().tensor_parallel_group()};
+  for (const StateEntry& e : state_entries(trainer, parts)) {
     if (!e.values.defined()) continue;  // before the first step there are no moments
-    state.slices.push_back(slice_of(e.name, e.global_shape, e.offset, e.values, buffers));
+    // Every rank of the group takes part in the gather; its rank 0 saves.
+    const at::Tensor whole = e.split >= 0 ? models::gather_tensor_parallel(e.values, e.split, *parts.group) : e.values;
+    if (parts.saves()) state.slices.push_back(slice_of(e.name, e.global_shape, e.offset, whole, buffers));
   }
   if (buffers != nullptr && trainer.device().is_cuda()) {
     c10::cuda::getCurrentCUDAStream(trainer.device().index()).synchronize();  // the copies have landed
@@ -94,19 +132,34 @@ TrainingState capture_training_state(Trainer& trainer, std::int64_t steps_done, 
 
 std::int64_t restore_training_state(Trainer& trainer, const TrainingState& header, const RangeReader& read) {
   at::NoGradGuard no_grad;
+  const TensorParts parts{trainer.parallelism().tensor_parallel_group()};
+  // The elements of `stored` (state of parameter `parameter`) this rank holds, shaped like `local`:
+  // under tensor parallelism, its part of the whole tensor.
+  auto read_local = [&](const std::string& stored, const std::string& parameter, std::int64_t offset,
+                        const at::Tensor& local) {
+    const int split = parts.split(parameter);
+    if (split < 0) {
+      const at::Tensor values = read(stored, offset, local.numel());
+      ALBION_CHECK(values.numel() == local.numel(), "training state: ", stored, " has ", values.numel(),
+                   " elements, the model ", local.numel());
+      return values.view(local.sizes());
+    }
+    const std::vector<std::int64_t> shape = models::tensor_parallel_global_shape(local.sizes(), split, parts.count());
+    return models::tensor_parallel_part(read(stored, 0, element_count(shape)).view(shape), split,
+                                        parts.group->rank(), parts.count());
+  };
   for (auto& [name, tensor] : trainer.model().trainable_parameters()) {
-    at::Tensor values = read("model." + name, 0, tensor.numel());
-    ALBION_CHECK(values.numel() == tensor.numel(), "training state: model.", name, " has ", values.numel(),
-                 " elements, the model ", tensor.numel());
-    tensor.copy_(values.view(tensor.sizes()));
+    tensor.copy_(read_local("model." + name, name, 0, tensor));
   }
   optim::AdamW& optimizer = trainer.parallelism().optimizer(trainer);
   if (header.optimizer_steps > 0) {
     for (optim::OptimizedParameter& p : optimizer.parameters()) {
-      const std::int64_t numel = p.parameter.numel();
-      const at::TensorOptions options = p.parameter.options().dtype(at::kFloat);
-      p.exp_avg = read("optim.exp_avg." + p.name, p.offset, numel).to(options).view(p.parameter.sizes()).clone();
-      p.exp_avg_sq = read("optim.exp_avg_sq." + p.name, p.offset, numel).to(options).view(p.parameter.sizes()).clone();
+      auto moment = [&](const std::string& prefix) {
+        return at::empty(p.parameter.sizes(), p.parameter.options().dtype(at::kFloat))
+            .copy_(read_local(prefix + p.name, p.name, p.offset, p.parameter));
+      };
+      p.exp_avg = moment("optim.exp_avg.");
+      p.exp_avg_sq = moment("optim.exp_avg_sq.");
     }
   }
   optimizer.set_step_count(header.optimizer_steps);

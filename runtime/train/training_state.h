@@ -11,7 +11,9 @@
 // Names: "model.<parameter>" (saved by data-parallel rank 0: parameters are replicated),
 // "optim.exp_avg.<parameter>" and "optim.exp_avg_sq.<parameter>" (each rank saves the ranges its
 // optimizer holds: whole tensors with DDP, shard pieces with ZeRO-1, rank 0's only with DDP).
-// Model and optimizer tensors are fp32, so a CPU run resumes bit for bit.
+// Model and optimizer tensors are fp32, so a CPU run resumes bit for bit. Tensors a tensor-parallel
+// group holds in parts are saved whole (gathered to its rank 0) and each rank reads its part back,
+// so the tensor-parallel degree may change between runs too.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -52,6 +54,7 @@ using RangeReader = std::function<at::Tensor(const std::string& name, std::int64
 class SnapshotBuffers {
  public:
   at::Tensor host_buffer(const std::string& name, const at::Tensor& like);
+  at::Tensor host_buffer(const std::string& name, std::int64_t numel, at::ScalarType dtype, bool pinned);
 
  private:
   std::map<std::string, at::Tensor> buffers_;

@@ -130,7 +130,24 @@ TEST_F(DistributedJob, TwoRanksTrainThroughLaunch) {
       kEnvironment);
   EXPECT_EQ(outcome.exit_code, 0) << outcome.output;
   EXPECT_NE(outcome.output.find("albion launch: mpirun -np 2"), std::string::npos) << outcome.output;
-  EXPECT_NE(outcome.output.find("data-parallel training on 2 ranks"), std::string::npos) << outcome.output;
+  EXPECT_NE(outcome.output.find("training on 2 ranks (1 node(s)) over mpi: 2 data-parallel (DDP)"), std::string::npos)
+      << outcome.output;
+  EXPECT_NE(outcome.output.find("final val_loss"), std::string::npos) << outcome.output;
+}
+
+// The Llama-layout tiny model cut over both ranks: one model, one data-parallel rank.
+TEST_F(DistributedJob, TwoRanksTrainOneTensorParallelModelThroughLaunch) {
+  const auto outcome = testing_support::run_albion(
+      "launch -n 2 -- " + tiny(*dir_, "--train.steps=4 --eval.interval=4 --eval.batches=2 --model.preset=tiny-llama "
+                                      "--parallel.tensor=2"),
+      kEnvironment);
+  EXPECT_EQ(outcome.exit_code, 0) << outcome.output;
+  EXPECT_NE(outcome.output.find("over mpi: 1 data-parallel (DDP) x 2 tensor-parallel"), std::string::npos)
+      << outcome.output;
+  EXPECT_NE(outcome.output.find("MLP features cut 2 ways; this rank holds part 0"), std::string::npos)
+      << outcome.output;
+  // Two ranks on this machine share its cores instead of each running a thread on every core.
+  EXPECT_NE(outcome.output.find("CPU threads per rank: "), std::string::npos) << outcome.output;
   EXPECT_NE(outcome.output.find("final val_loss"), std::string::npos) << outcome.output;
 }
 
@@ -214,10 +231,15 @@ TEST_F(DistributedJob, AMeshThatDoesNotFactorTheWorldIsRefused) {
   EXPECT_EQ(outcome.exit_code, 2) << outcome.output;
   EXPECT_NE(outcome.output.find("'parallel.tensor' = 4"), std::string::npos) << outcome.output;
 
-  const auto factored = testing_support::run_albion(
+  // GPT-2 has no tensor-parallel layers; pipeline parallelism is not there yet.
+  const auto gpt2 = testing_support::run_albion(
       "launch -n 2 -- " + tiny(*dir_, "--train.steps=3 --parallel.tensor=2"), kEnvironment);
-  EXPECT_EQ(factored.exit_code, 1) << factored.output;
-  EXPECT_NE(factored.output.find("not implemented yet"), std::string::npos) << factored.output;
+  EXPECT_EQ(gpt2.exit_code, 2) << gpt2.output;
+  EXPECT_NE(gpt2.output.find("tensor parallelism cuts Llama-family models"), std::string::npos) << gpt2.output;
+  const auto pipeline = testing_support::run_albion(
+      "launch -n 2 -- " + tiny(*dir_, "--train.steps=3 --parallel.pipeline=2"), kEnvironment);
+  EXPECT_EQ(pipeline.exit_code, 1) << pipeline.output;
+  EXPECT_NE(pipeline.output.find("pipeline parallelism is not implemented yet"), std::string::npos) << pipeline.output;
 }
 
 }  // namespace

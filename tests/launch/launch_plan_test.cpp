@@ -12,6 +12,7 @@
 
 #include "launch/host_reachability.h"
 #include "launch/launch_plan.h"
+#include "launch/rank_threads.h"
 #include "runtime/base/error.h"
 
 namespace albion::launch {
@@ -140,6 +141,16 @@ TEST(HostReachability, AcceptsAnSshServerAndRefusesSilentOrUnknownHosts) {
   }
   EXPECT_THROW(require_reachable({{"no-such-host.invalid", 4}}, "this-host"), UsageError);
   EXPECT_NO_THROW(require_reachable({{"localhost", 2}, {"this-host", 2}}, "this-host"));  // not probed
+}
+
+// Each rank's share of the cores, unless the user set OMP_NUM_THREADS (an empty value is unset).
+TEST(RankThreads, EachRankTakesItsShareOfTheCores) {
+  EXPECT_EQ(rank_thread_count(2, 2, nullptr), 1);
+  EXPECT_EQ(rank_thread_count(16, 1, nullptr), 16);
+  EXPECT_EQ(rank_thread_count(144, 4, nullptr), 36);  // a Grace-Hopper node, one rank per GPU
+  EXPECT_EQ(rank_thread_count(2, 4, nullptr), 1);     // oversubscribed: never zero
+  EXPECT_EQ(rank_thread_count(2, 2, ""), 1);
+  EXPECT_EQ(rank_thread_count(2, 2, "2"), std::nullopt);
 }
 
 }  // namespace

@@ -20,6 +20,8 @@
 #include "runtime/parallel/data_parallel.h"
 #include "runtime/train/checkpointing.h"
 #include "runtime/train/trainer.h"
+#include "tests/runtime/parallel/all_ranks_slices.h"
+#include "tests/runtime/parallel/parallel_training_test.h"
 #include "tests/runtime/train/training_state_support.h"
 #include "tests/support/hugging_face_directory.h"
 #include "tests/support/small_dataset.h"
@@ -28,54 +30,11 @@
 namespace albion::parallel {
 namespace {
 
-using testing_support::TempDir;
-
-constexpr std::int64_t kSeqLen = 32;
-constexpr std::int64_t kGlobalSequences = 8;  // per step, over all ranks
-constexpr std::int64_t kSteps = 20;
-
-class DataParallelTest : public testing::Test {
+class DataParallelTest : public testing_support::ParallelTrainingTest {
  protected:
-  static void SetUpTestSuite() {
-    MPI_Comm_rank(MPI_COMM_WORLD, &world_rank_);
-    MPI_Comm_size(MPI_COMM_WORLD, &world_size_);
-    // Rank 0 prepares the dataset; everyone uses its directory.
-    std::string path;
-    if (world_rank_ == 0) {
-      dir_ = new TempDir();
-      testing_support::prepare_small_dataset(*dir_ / "data");
-      path = dir_->path();
-    }
-    int length = static_cast<int>(path.size());
-    MPI_Bcast(&length, 1, MPI_INT, 0, MPI_COMM_WORLD);
-    path.resize(static_cast<std::size_t>(length));
-    MPI_Bcast(path.data(), length, MPI_CHAR, 0, MPI_COMM_WORLD);
-    shared_dir_ = path;
-    world_ = std::make_shared<collectives::MpiCommunicator>(MPI_COMM_WORLD, "world", nullptr);
-  }
-  static void TearDownTestSuite() {
-    world_.reset();
-    MPI_Barrier(MPI_COMM_WORLD);
-    delete dir_;
-  }
-
   static config::Recipe recipe(int data_ranks, const std::string& run) {
-    config::Recipe r;
-    r.run.dir = shared_dir_ + "/" + run + "-rank" + std::to_string(world_rank_);
-    r.run.device = "cpu";
-    r.data.dataset = shared_dir_ + "/data";
-    r.model.preset = "tiny";
-    r.train.seq_len = kSeqLen;
-    r.train.micro_batch = 2;
-    r.train.global_batch_tokens = kSeqLen * kGlobalSequences;  // accumulation: 4 / data_ranks
-    r.train.steps = kSteps;
-    r.optim.warmup_steps = 3;
-    r.eval.interval = 0;
-    r.eval.sample_tokens = 0;
-    r.log.interval = kSteps;
-    r.log.tensorboard = false;
-    (void)data_ranks;
-    return r;
+    (void)data_ranks;  // the global batch is the same: accumulation 4 / data_ranks
+    return short_recipe("tiny", run);
   }
 
   static std::vector<double> train(const config::Recipe& r, train::Parallelism* parallel) {
@@ -91,25 +50,10 @@ class DataParallelTest : public testing::Test {
     return world_->split(world_rank_ / group_size, world_rank_, "data");
   }
 
-  static void expect_same_losses(const std::vector<double>& actual, const std::vector<double>& expected,
-                                 const std::string& what) {
-    ASSERT_EQ(actual.size(), expected.size()) << what;
-    for (std::size_t i = 0; i < expected.size(); ++i) {
-      EXPECT_LT(std::abs(actual[i] - expected[i]) / std::abs(expected[i]), 1e-5)
-          << what << ", step " << i << ": " << actual[i] << " vs " << expected[i];
-    }
-  }
-
   static const std::vector<double>& reference() {
     static const std::vector<double> losses = train(recipe(1, "alone"), nullptr);
     return losses;
   }
-
-  static inline int world_rank_ = 0;
-  static inline int world_size_ = 1;
-  static inline TempDir* dir_ = nullptr;
-  static inline std::string shared_dir_;
-  static inline std::shared_ptr<collectives::Communicator> world_;
 };
 
 TEST_F(DataParallelTest, DdpOn1And2And4RanksMatchesOneProcess) {
@@ -197,34 +141,6 @@ TEST_F(DataParallelTest, LoraUnderDdpAndZeroMatchesOneProcess) {
   expect_same_losses(train(lora("lora-zero4"), &zero), alone, "LoRA, ZeRO-1 on 4 ranks");
 }
 
-// Every rank's slices, on every rank (what reading a checkpoint's shard files gives).
-std::vector<train::StateSlice> gather_slices(const std::vector<train::StateSlice>& mine) {
-  int rank = 0;
-  int size = 1;
-  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-  MPI_Comm_size(MPI_COMM_WORLD, &size);
-  std::vector<train::StateSlice> all;
-  for (int root = 0; root < size; ++root) {
-    std::int64_t count = root == rank ? static_cast<std::int64_t>(mine.size()) : 0;
-    MPI_Bcast(&count, 1, MPI_INT64_T, root, MPI_COMM_WORLD);
-    for (std::int64_t i = 0; i < count; ++i) {
-      train::StateSlice s = root == rank ? mine[i] : train::StateSlice{};
-      std::int64_t header[3] = {static_cast<std::int64_t>(s.name.size()), static_cast<std::int64_t>(s.global_shape.size()),
-                                s.data.defined() ? s.data.numel() : 0};
-      MPI_Bcast(header, 3, MPI_INT64_T, root, MPI_COMM_WORLD);
-      s.name.resize(static_cast<std::size_t>(header[0]));
-      s.global_shape.resize(static_cast<std::size_t>(header[1]));
-      if (root != rank) s.data = at::empty({header[2]});
-      MPI_Bcast(s.name.data(), static_cast<int>(header[0]), MPI_CHAR, root, MPI_COMM_WORLD);
-      MPI_Bcast(s.global_shape.data(), static_cast<int>(header[1]), MPI_INT64_T, root, MPI_COMM_WORLD);
-      MPI_Bcast(&s.offset, 1, MPI_INT64_T, root, MPI_COMM_WORLD);
-      MPI_Bcast(s.data.data_ptr<float>(), static_cast<int>(header[2]), MPI_FLOAT, root, MPI_COMM_WORLD);
-      all.push_back(std::move(s));
-    }
-  }
-  return all;
-}
-
 TEST_F(DataParallelTest, ZeroStateFrom4RanksResumesOn4And2And1) {
   config::Recipe r = recipe(4, "zero-capture");
   r.train.steps = 8;
@@ -237,7 +153,7 @@ TEST_F(DataParallelTest, ZeroStateFrom4RanksResumesOn4And2And1) {
     uninterrupted = trainer.train(stop).losses;
   }
   testing_support::SliceStore store;
-  store.add(gather_slices(capture.state.slices));
+  store.add(testing_support::all_ranks_slices(capture.state.slices));
   const std::vector<double> expected(uninterrupted.begin() + 4, uninterrupted.end());
 
   const auto resume = [&](train::Parallelism* parallel, int ranks, const std::string& run) {
@@ -261,17 +177,9 @@ TEST_F(DataParallelTest, ZeroStateFrom4RanksResumesOn4And2And1) {
 // processes. Resumed runs only read (checkpoint interval 0).
 TEST_F(DataParallelTest, ZeroCheckpointFilesFrom4RanksResumeOn4And2And1) {
   const std::string checkpoints = shared_dir_ + "/zero-checkpoints";
-  const std::string key_file = shared_dir_ + "/kek";
-  if (world_rank_ == 0) checkpoint::generate_key_file(key_file, checkpoint::KeyFileOverwrite::kRefuse);
-  MPI_Barrier(MPI_COMM_WORLD);
-  const std::unique_ptr<checkpoint::KeyProvider> key = checkpoint::open_key_provider("file:" + key_file);
+  const std::unique_ptr<checkpoint::KeyProvider> key = shared_key();
   const auto hooks_settings = [&](std::int64_t interval) {
-    train::CheckpointSettings settings;
-    settings.options.directory = checkpoints;
-    settings.options.key = key.get();
-    settings.options.keep = 0;
-    settings.interval = interval;
-    return settings;
+    return checkpoint_settings(checkpoints, key.get(), interval);
   };
   config::Recipe r = recipe(4, "zero-files");
   r.train.steps = 8;

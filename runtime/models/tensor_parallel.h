@@ -1,0 +1,54 @@
+// File: runtime/models/tensor_parallel.h
+// Tensor parallelism (Megatron-LM's, Shoeybi et al. 2019) for the Llama family: each rank of a
+// tensor-parallel group holds 1/N of every attention layer's heads and of every MLP's hidden
+// features, so those weights, their gradients, their optimizer state and the activations between
+// them are split N ways.
+//
+//   attention:  x -enter-> q, k, v (their rows: this rank's heads) -> SDPA -> o_proj (its columns) -leave-> y
+//   MLP:        x -enter-> gate, up (rows) -> SwiGLU -> down_proj (columns) -leave-> y
+//
+// enter: identity forward; backward sums x's gradient over the group (every rank's heads add to
+// it). leave: sums the ranks' partial outputs forward; identity backward. Two all-reduces per layer
+// forward and two backward. Everything else (embeddings, norms, the LM head) is replicated, and
+// its gradient comes out equal on every rank because its inputs and output gradients are: nothing
+// needs to synchronise it.
+//
+// A sharded model keeps its parameter names; their whole ("global") shapes are the unsharded
+// model's, and checkpoints hold whole tensors, cut as tensor_parallel_split says, so a run resumes,
+// exports and generates on any tensor-parallel degree.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "collectives/communicator.h"
+#include "runtime/models/model_config.h"
+
+namespace albion::models {
+
+// How the Llama-family parameter `name` is cut over a tensor-parallel group: 0 by rows (the q, k,
+// v, gate and up projections, and q, k, v biases), 1 by columns (o_proj and down_proj), -1 not at
+// all (replicated).
+int tensor_parallel_split(const std::string& name);
+
+// UsageError naming recipe key parallel.tensor unless a model of `config` can be cut `degree` ways:
+// the Llama family, with degree dividing the query heads, key/value heads and MLP width.
+void check_tensor_parallel_degree(const ModelConfig& config, std::int64_t degree);
+
+// Part `index` of `count` equal parts of `whole` along `dim` (a view).
+at::Tensor tensor_parallel_part(const at::Tensor& whole, int dim, std::int64_t index, std::int64_t count);
+// The global shape of a tensor whose part along `dim` (-1: none) is `part_shape`, over `count` ranks.
+std::vector<std::int64_t> tensor_parallel_global_shape(at::IntArrayRef part_shape, int dim, std::int64_t count);
+
+// Collective over `group`: every rank's part (cut along `dim`) put back together, on every rank.
+at::Tensor gather_tensor_parallel(const at::Tensor& part, int dim, collectives::Communicator& group);
+
+// The two halves of a layer's communication (see above); both differentiable.
+at::Tensor enter_tensor_parallel(const at::Tensor& x, const std::shared_ptr<collectives::Communicator>& group);
+at::Tensor leave_tensor_parallel(const at::Tensor& partial, const std::shared_ptr<collectives::Communicator>& group);
+
+}  // namespace albion::models

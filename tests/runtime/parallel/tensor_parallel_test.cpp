@@ -1,0 +1,311 @@
+// File: tests/runtime/parallel/tensor_parallel_test.cpp
+// Under mpirun -np 4: tensor parallelism computes what one process computes.
+//   - A Llama-family model (grouped key/value heads, Qwen's q/k/v biases) cut 2 and 4 ways as it is
+//     built, in fp64, with and without activation checkpointing: its values are the parts of the
+//     same seed's whole model; the loss, and every parameter's gradient (each rank's part of the
+//     whole model's), to 1e-10; gathered, the parts are the whole model. Loaded from a Hugging
+//     Face directory, each rank holds its part of the file's tensors.
+//   - The trainer on tiny-llama, tensor-parallel 2 ways alone and times data-parallel 2 ways: 20
+//     steps' losses (clipped at every step, so the global gradient norm must count every part
+//     once) and the greedy text sample match one process.
+//   - A state captured on 2 x 2 ranks resumes on 2 x 2 (bit for bit), on 2-way tensor parallelism,
+//     on 4-way DDP and on 1 rank, from memory and from encrypted checkpoint files.
+//   - GPT-2, and degrees that do not divide the heads, are refused naming parallel.tensor.
+#include <gtest/gtest.h>
+#include <mpi.h>
+
+#include <cmath>
+#include <memory>
+
+#include "checkpoint/format/checkpoint_directory.h"
+#include "checkpoint/keys/key_file.h"
+#include "collectives/device_mesh.h"
+#include "collectives/mpi_communicator.h"
+#include "launch/mpi_rank_group.h"
+#include "runtime/models/causal_lm.h"
+#include "runtime/models/hf_import.h"
+#include "runtime/models/tensor_parallel.h"
+#include "runtime/parallel/data_parallel.h"
+#include "runtime/train/checkpointing.h"
+#include "runtime/train/trainer.h"
+#include "tests/runtime/parallel/all_ranks_slices.h"
+#include "tests/runtime/parallel/parallel_training_test.h"
+#include "tests/runtime/train/training_state_support.h"
+#include "tests/support/hugging_face_directory.h"
+
+namespace albion::parallel {
+namespace {
+
+using collectives::Communicator;
+using collectives::MeshDimension;
+
+// Each rank's communicators for one layout of the 4 ranks.
+struct Layout {
+  std::shared_ptr<Communicator> data;
+  std::shared_ptr<Communicator> tensor;
+};
+
+// The loss of one forward and backward, and every parameter with its gradient, in named order.
+struct Gradients {
+  double loss = 0;
+  std::vector<std::pair<std::string, at::Tensor>> parameters;
+  std::vector<at::Tensor> gradients;
+};
+
+class TensorParallelTest : public testing_support::ParallelTrainingTest {
+ protected:
+  // The 4 ranks as a device mesh: data x `tensor`, tensor innermost.
+  static Layout mesh(int tensor) {
+    const collectives::DeviceMesh layout(world_size_, tensor, 1);
+    auto split = [&](MeshDimension dimension, const char* name) -> std::shared_ptr<Communicator> {
+      return world_->split(layout.color(dimension, world_rank_), layout.index(dimension, world_rank_), name);
+    };
+    Layout groups;
+    groups.data = split(MeshDimension::kData, "data");
+    groups.tensor = split(MeshDimension::kTensor, "tensor");
+    return groups;
+  }
+
+  // Two independent jobs of 2 ranks each, tensor-parallel 2 ways.
+  static Layout halves() {
+    return {world_->split(world_rank_, 0, "data"), world_->split(world_rank_ / 2, world_rank_, "tensor")};
+  }
+
+  static config::Recipe recipe(const std::string& run) {
+    config::Recipe r = short_recipe("tiny-llama", run);
+    r.optim.grad_clip = 0.05;  // below every step's norm: each update is scaled by 0.05 / norm
+    return r;
+  }
+
+  static train::TrainSummary train(const config::Recipe& r, train::Parallelism* parallel,
+                                   train::TrainingHooks* hooks = nullptr) {
+    std::atomic<bool> stop{false};
+    train::Trainer trainer(r, {world_rank_, parallel ? world_size_ : 1, 0}, parallel, hooks);
+    return trainer.train(stop);
+  }
+};
+
+models::ModelConfig small_qwen_layout(std::int64_t recompute_every) {
+  models::ModelConfig c = models::model_preset("tiny-llama");
+  c.vocab_size = 96;
+  c.context_length = 32;
+  c.hidden_size = 64;
+  c.layers = 2;
+  c.heads = 8;
+  c.kv_heads = 4;
+  c.intermediate_size = 96;
+  c.attention_bias = true;
+  c.recompute_every = recompute_every;
+  return c;
+}
+
+Gradients loss_and_gradients(const models::ModelConfig& config, const std::shared_ptr<Communicator>& tensor) {
+  at::manual_seed(11);
+  const std::shared_ptr<models::CausalLm> model = models::make_model(config, at::kCPU, tensor);
+  model->to(at::kDouble);
+  at::manual_seed(12);
+  const at::Tensor ids = at::randint(config.vocab_size, {2, 24});
+  const at::Tensor targets = at::randint(config.vocab_size, {2, 24});
+  const at::Tensor loss = model->loss(ids, targets);
+  loss.backward();
+  Gradients out;
+  out.loss = loss.item<double>();
+  out.parameters = model->named_parameters();
+  for (const auto& [name, parameter] : out.parameters) out.gradients.push_back(parameter.grad());
+  return out;
+}
+
+double relative_difference(const at::Tensor& actual, const at::Tensor& expected) {
+  return (actual - expected).abs().max().item<double>() / std::max(expected.abs().max().item<double>(), 1e-300);
+}
+
+TEST_F(TensorParallelTest, CutModelGivesTheWholeModelsLossAndGradients) {
+  ASSERT_EQ(world_size_, 4) << "run under mpirun -np 4";
+  for (int degree : {2, 4}) {
+    const Layout layout = mesh(degree);
+    for (std::int64_t every : {0, 1}) {
+      const std::string what = "cut " + std::to_string(degree) + " ways, recompute every " + std::to_string(every);
+      const models::ModelConfig config = small_qwen_layout(every);
+      const Gradients whole = loss_and_gradients(config, nullptr);
+      const Gradients cut = loss_and_gradients(config, layout.tensor);
+      EXPECT_LT(std::abs(cut.loss - whole.loss), 1e-12 * std::abs(whole.loss)) << what;
+      ASSERT_EQ(cut.parameters.size(), whole.parameters.size()) << what;
+      int cut_count = 0;
+      for (std::size_t i = 0; i < whole.parameters.size(); ++i) {
+        const auto& [name, expected] = whole.parameters[i];
+        const at::Tensor& actual = cut.parameters[i].second;
+        ASSERT_EQ(cut.parameters[i].first, name);
+        const int split = models::tensor_parallel_split(name);
+        if (split < 0) {
+          EXPECT_TRUE(at::equal(actual, expected)) << what << ": " << name;
+          EXPECT_LT(relative_difference(cut.gradients[i], whole.gradients[i]), 1e-10) << what << ": " << name;
+          continue;
+        }
+        ++cut_count;
+        const std::int64_t index = layout.tensor->rank();
+        EXPECT_TRUE(at::equal(actual, models::tensor_parallel_part(expected, split, index, degree)))
+            << what << ": " << name;
+        EXPECT_LT(relative_difference(cut.gradients[i],
+                                      models::tensor_parallel_part(whole.gradients[i], split, index, degree)),
+                  1e-10)
+            << what << ": " << name;
+        EXPECT_TRUE(at::equal(models::gather_tensor_parallel(actual.detach(), split, *layout.tensor), expected))
+            << what << ": " << name;
+      }
+      // Per layer: q, k, v, o, gate, up and down weights, and the q, k and v biases.
+      EXPECT_EQ(cut_count, 10 * config.layers) << what;
+    }
+  }
+}
+
+// model.init under tensor parallelism: each rank copies its part of the whole tensors in the files.
+TEST_F(TensorParallelTest, EachRankLoadsItsPartOfAHuggingFaceModel) {
+  const models::ModelConfig config = small_qwen_layout(0);
+  const std::string directory = shared_dir_ + "/hf-whole";
+  at::manual_seed(21);
+  const std::shared_ptr<models::CausalLm> whole = models::make_model(config);  // the same on every rank
+  if (world_rank_ == 0) testing_support::write_hugging_face_directory(*whole, directory);
+  MPI_Barrier(MPI_COMM_WORLD);
+  const Layout layout = mesh(2);
+  at::manual_seed(22);  // other values, all overwritten by the load
+  const std::shared_ptr<models::CausalLm> cut = models::make_model(config, at::kCPU, layout.tensor);
+  models::load_hugging_face_weights(*cut, directory, nullptr);
+  const auto expected = whole->named_parameters();
+  const auto actual = cut->named_parameters();
+  ASSERT_EQ(actual.size(), expected.size());
+  for (std::size_t i = 0; i < expected.size(); ++i) {
+    const int split = models::tensor_parallel_split(expected[i].first);
+    const at::Tensor& whole_tensor = expected[i].second;
+    const at::Tensor part =
+        split < 0 ? whole_tensor : models::tensor_parallel_part(whole_tensor, split, layout.tensor->rank(), 2);
+    EXPECT_TRUE(at::equal(actual[i].second, part)) << expected[i].first;
+  }
+}
+
+TEST_F(TensorParallelTest, ModelsThatCannotBeCutAreRefusedNamingTheRecipeKey) {
+  auto message = [](const models::ModelConfig& config, std::int64_t degree) {
+    try {
+      models::check_tensor_parallel_degree(config, degree);
+    } catch (const UsageError& error) {
+      return std::string(error.what());
+    }
+    return std::string("no error");
+  };
+  const std::string gpt2 = message(models::model_preset("tiny"), 2);
+  EXPECT_NE(gpt2.find("'parallel.tensor' = 2"), std::string::npos) << gpt2;
+  EXPECT_NE(gpt2.find("gpt2"), std::string::npos) << gpt2;
+  const std::string kv = message(models::model_preset("tiny-llama"), 4);
+  EXPECT_NE(kv.find("does not divide the model's 2 key/value heads"), std::string::npos) << kv;
+  EXPECT_EQ(message(models::model_preset("llama-3.1-8b"), 8), "no error");
+  // The trainer refuses the same before any step.
+  const Layout layout = mesh(4);
+  DataParallel parallel(layout.data, config::ParallelConfig{}, layout.tensor);
+  EXPECT_THROW(train(recipe("refused"), &parallel), UsageError);
+}
+
+TEST_F(TensorParallelTest, TrainerOnTensorParallelRanksMatchesOneProcess) {
+  config::Recipe alone = recipe("alone");
+  alone.eval.sample_tokens = 24;
+  alone.eval.top_k = 0;  // greedy: the same text, if the logits are the same
+  const train::TrainSummary reference = train(alone, nullptr);
+  ASSERT_EQ(reference.losses.size(), static_cast<std::size_t>(kSteps));
+  ASSERT_FALSE(reference.final_sample.empty());
+
+  const auto tensor_parallel = [&](const Layout& layout, const std::string& run) {
+    config::Recipe r = alone;
+    r.run.dir = shared_dir_ + "/" + run + "-rank" + std::to_string(world_rank_);
+    r.parallel.tensor = 2;
+    config::ParallelConfig config;
+    config.bucket_mb = 0.05;  // several buckets, overlapped with a backward that runs collectives
+    DataParallel parallel(layout.data, config, layout.tensor);
+    const train::TrainSummary summary = train(r, &parallel);
+    EXPECT_EQ(summary.final_sample, reference.final_sample) << run;
+    return summary.losses;
+  };
+  expect_same_losses(tensor_parallel(halves(), "tp2"), reference.losses, "tensor-parallel 2");
+  expect_same_losses(tensor_parallel(mesh(2), "dp2-tp2"), reference.losses, "data 2 x tensor 2");
+}
+
+TEST_F(TensorParallelTest, StateFrom2x2ResumesOn2x2AndTensor2AndDdp4And1) {
+  config::Recipe r = recipe("tp-capture");
+  r.train.steps = 8;
+  testing_support::CaptureAfter capture(3);
+  std::vector<double> uninterrupted;
+  {
+    const Layout layout = mesh(2);
+    DataParallel parallel(layout.data, config::ParallelConfig{}, layout.tensor);
+    uninterrupted = train(r, &parallel, &capture).losses;
+  }
+  testing_support::SliceStore store;
+  store.add(testing_support::all_ranks_slices(capture.state.slices));
+  const std::vector<double> expected(uninterrupted.begin() + 4, uninterrupted.end());
+
+  const auto resume = [&](train::Parallelism* parallel, const std::string& run) {
+    config::Recipe resumed = recipe(run);
+    resumed.train.steps = 8;
+    testing_support::RestoreFrom restore(capture.state, store);
+    return train(resumed, parallel, &restore).losses;
+  };
+  const Layout two_by_two = mesh(2);
+  DataParallel again(two_by_two.data, config::ParallelConfig{}, two_by_two.tensor);
+  EXPECT_EQ(resume(&again, "tp-resume-2x2"), expected) << "2 x 2 resumed on 2 x 2";
+  const Layout tensor_only = halves();
+  DataParallel tensor2(tensor_only.data, config::ParallelConfig{}, tensor_only.tensor);
+  expect_same_losses(resume(&tensor2, "tp-resume-tp2"), expected, "2 x 2 resumed tensor-parallel 2");
+  DataParallel ddp4(mesh(1).data, config::ParallelConfig{});
+  expect_same_losses(resume(&ddp4, "tp-resume-ddp4"), expected, "2 x 2 resumed as DDP on 4");
+  expect_same_losses(resume(nullptr, "tp-resume-1"), expected, "2 x 2 resumed on 1");
+}
+
+// Through files: 2 x 2 ranks save encrypted checkpoints (tensor rank 0 of data rank 0 gathers and
+// writes the model and moments; every rank its generators); the job "dies" after step 4's; the
+// world resumes from the files as 2 tensor-parallel pairs and as 4 single processes.
+TEST_F(TensorParallelTest, CheckpointFilesFrom2x2ResumeOnTensor2And1) {
+  const std::string checkpoints = shared_dir_ + "/tp-checkpoints";
+  const std::unique_ptr<checkpoint::KeyProvider> key = shared_key();
+  const auto settings = [&](std::int64_t interval) { return checkpoint_settings(checkpoints, key.get(), interval); };
+  config::Recipe r = recipe("tp-files");
+  r.train.steps = 8;
+  std::vector<double> uninterrupted;
+  {
+    launch::MpiRankGroup group(MPI_COMM_WORLD);
+    train::CheckpointHooks hooks(settings(4), group);
+    const Layout layout = mesh(2);
+    DataParallel parallel(layout.data, config::ParallelConfig{}, layout.tensor);
+    uninterrupted = train(r, &parallel, &hooks).losses;
+  }
+  MPI_Barrier(MPI_COMM_WORLD);
+  if (world_rank_ == 0) {
+    const std::vector<checkpoint::CommittedCheckpoint> saved = checkpoint::list_checkpoints(checkpoints);
+    ASSERT_EQ(saved.size(), 2u);
+    checkpoint::remove_checkpoint(saved[1].path);
+  }
+  MPI_Barrier(MPI_COMM_WORLD);
+  const std::vector<double> expected(uninterrupted.begin() + 4, uninterrupted.end());
+
+  const auto resume = [&](int ranks, const std::string& run) {
+    config::Recipe resumed = recipe(run);
+    resumed.train.steps = 8;
+    MPI_Comm comm;
+    MPI_Comm_split(MPI_COMM_WORLD, world_rank_ / ranks, world_rank_, &comm);
+    std::vector<double> losses;
+    {
+      launch::MpiRankGroup group(comm);
+      train::CheckpointHooks hooks(settings(0), group);
+      if (ranks == 1) {
+        losses = train(resumed, nullptr, &hooks).losses;
+      } else {
+        const Layout layout = halves();
+        DataParallel parallel(layout.data, config::ParallelConfig{}, layout.tensor);
+        losses = train(resumed, &parallel, &hooks).losses;
+      }
+    }
+    MPI_Comm_free(&comm);
+    return losses;
+  };
+  expect_same_losses(resume(2, "tp-files-resume-tp2"), expected, "2 x 2 resumed tensor-parallel 2 from files");
+  expect_same_losses(resume(1, "tp-files-resume-1"), expected, "2 x 2 resumed on 1 from files");
+}
+
+}  // namespace
+}  // namespace albion::parallel

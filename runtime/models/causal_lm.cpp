@@ -39,6 +39,7 @@ at::Tensor CausalLm::loss(const at::Tensor& input_ids, const at::Tensor& targets
                           const at::Tensor& loss_mask) {
   ALBION_CHECK(targets.sizes() == input_ids.sizes(), "targets ", targets.sizes(),
                " must match input_ids ", input_ids.sizes());
+  if (tensor_group_) return vocab_parallel_loss(input_ids, targets, loss_mask);
   if (config_.fused_kernels && kernels::runs_kernels(output_weight())) {
     return chunked_loss(input_ids, targets, loss_mask);
   }
@@ -58,14 +59,37 @@ at::Tensor CausalLm::loss(const at::Tensor& input_ids, const at::Tensor& targets
 }
 
 at::Tensor CausalLm::forward(const at::Tensor& input_ids) {
-  return at::linear(hidden_states(input_ids, nullptr), output_weight());
+  return whole_vocabulary(at::linear(hidden_states(input_ids, nullptr), output_weight()));
 }
 
 at::Tensor CausalLm::forward(const at::Tensor& input_ids, KvCache& cache) {
   ALBION_CHECK(!at::GradMode::is_enabled(), "a KV-cached forward is for inference: run it under NoGradGuard");
-  const at::Tensor logits = at::linear(hidden_states(input_ids, &cache), output_weight());
+  const at::Tensor logits = whole_vocabulary(at::linear(hidden_states(input_ids, &cache), output_weight()));
   cache.advance(input_ids.size(1));
   return logits;
+}
+
+at::Tensor CausalLm::whole_vocabulary(const at::Tensor& logits) const {
+  if (!tensor_group_) return logits;
+  ALBION_CHECK(!at::GradMode::is_enabled(), "a tensor-parallel model's logits are gathered for inference: run it "
+               "under NoGradGuard, and train through loss()");
+  return gather_tensor_parallel(logits, static_cast<int>(logits.dim()) - 1, *tensor_group_);
+}
+
+// Each rank's logits cover its part of the vocabulary; the softmax over all of it takes three
+// numbers per token from every rank (tensor_parallel.h), so the whole logits never exist.
+at::Tensor CausalLm::vocab_parallel_loss(const at::Tensor& input_ids, const at::Tensor& targets,
+                                         const at::Tensor& loss_mask) {
+  const at::Tensor hidden = enter_tensor_parallel(hidden_states(input_ids, nullptr), tensor_group_);
+  const at::Tensor weight = output_weight();
+  const at::Tensor logits = at::linear(hidden.reshape({-1, hidden.size(-1)}), weight);
+  const at::Tensor losses = vocab_parallel_cross_entropy(logits, targets.reshape({-1}),
+                                                         tensor_group_->rank() * weight.size(0), tensor_group_);
+  if (!loss_mask.defined()) return losses.mean();
+  ALBION_CHECK(loss_mask.sizes() == input_ids.sizes(), "loss_mask ", loss_mask.sizes(),
+               " must match input_ids ", input_ids.sizes());
+  const at::Tensor keep = loss_mask.reshape({-1}) != 0;
+  return at::where(keep, losses, 0).sum() / keep.sum().clamp_min(1).to(losses.scalar_type());
 }
 
 at::Tensor CausalLm::chunked_loss(const at::Tensor& input_ids, const at::Tensor& targets, const at::Tensor& loss_mask) {

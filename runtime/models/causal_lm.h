@@ -88,7 +88,8 @@ class CausalLm : public torch::nn::Module {
 
   // The tensor-parallel group this model is cut over (runtime/models/tensor_parallel.h), null when
   // it is whole. A cut model's forward() runs collectives over it: every rank of the group must run
-  // the same forwards. config() stays the whole model's.
+  // the same forwards, and its logits are gathered for inference only (under no_grad; training
+  // goes through loss(), whose logits stay cut). config() stays the whole model's.
   const std::shared_ptr<collectives::Communicator>& tensor_parallel_group() const { return tensor_group_; }
 
   const ModelConfig& config() const { return config_; }
@@ -103,6 +104,9 @@ class CausalLm : public torch::nn::Module {
 
  private:
   at::Tensor chunked_loss(const at::Tensor& input_ids, const at::Tensor& targets, const at::Tensor& loss_mask);
+  at::Tensor vocab_parallel_loss(const at::Tensor& input_ids, const at::Tensor& targets, const at::Tensor& loss_mask);
+  // Logits of this rank's vocabulary, [..., V / n], put back together whole.
+  at::Tensor whole_vocabulary(const at::Tensor& logits) const;
 
   ModelConfig config_;
   std::shared_ptr<collectives::Communicator> tensor_group_;

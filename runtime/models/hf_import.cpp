@@ -184,6 +184,7 @@ void load_hugging_face_weights(CausalLm& model, const fs::path& directory, std::
                     "' (check model.preset)");
   }
   if (tied_head) {
+    if (group) *tied_head = tensor_parallel_part(*tied_head, 0, group->rank(), parts);
     ALBION_CHECK_AS(UsageError, at::equal(*tied_head, parameters.at(embedding).to(at::kCPU, at::kFloat)),
                     directory.string(), ": lm_head.weight differs from the token embedding, but the preset ties them");
   }

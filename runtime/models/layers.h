@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <memory>
 
+#include "collectives/communicator.h"
 #include "kernels/common/kernel_device.h"
 
 namespace albion::models {
@@ -120,9 +121,17 @@ class Embedding : public torch::nn::Module {
             const at::TensorOptions& options);
   at::Tensor forward(const at::Tensor& ids) const;
   const at::Tensor& weight() const { return weight_; }
+  // Tensor parallelism (runtime/models/tensor_parallel.h): keeps part `index` of `count` equal row
+  // ranges of the table, in place; forward() then looks up the ids in that range, zeros for the
+  // others, and sums the ranks' rows over `group`.
+  void keep_part(std::int64_t index, std::int64_t count, std::shared_ptr<collectives::Communicator> group);
+  // The first id this rank's rows hold: 0 unless cut.
+  std::int64_t first_id() const { return first_id_; }
 
  private:
   at::Tensor weight_;
+  std::int64_t first_id_ = 0;
+  std::shared_ptr<collectives::Communicator> group_;
 };
 
 class LayerNorm : public torch::nn::Module {

@@ -168,6 +168,7 @@ class LlamaBody : public torch::nn::Module {
       : embed_tokens_(register_module(
             "embed_tokens",
             std::make_shared<Embedding>(c.vocab_size, c.hidden_size, kInitStd, options))) {
+    if (tensor_group) embed_tokens_->keep_part(tensor_group->rank(), tensor_group->size(), tensor_group);
     torch::nn::ModuleList layers;
     for (std::int64_t i = 0; i < c.layers; ++i) {
       layers_.push_back(std::make_shared<LlamaLayer>(c, residual_std, options));
@@ -211,6 +212,7 @@ Llama::Llama(const ModelConfig& config, const at::TensorOptions& options,
     lm_head_ =
         register_module("lm_head", std::make_shared<Linear>(config.hidden_size, config.vocab_size,
                                                             Bias::kNone, kInitStd, options));
+    if (const auto& group = tensor_parallel_group()) lm_head_->keep_part(0, group->rank(), group->size());
   }
 }
 

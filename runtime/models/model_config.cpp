@@ -40,6 +40,7 @@ void ModelConfig::validate() const {
   ALBION_CHECK_AS(UsageError, vocab_size > 0,
                   "model config field 'vocab_size' must be positive, got ", vocab_size,
                   " (0 means 'from the tokenizer' and must be filled in first)");
+  require_positive(vocab_multiple, "vocab_multiple");
   require_positive(context_length, "context_length");
   require_positive(hidden_size, "hidden_size");
   require_positive(layers, "layers");

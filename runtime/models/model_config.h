@@ -29,6 +29,9 @@ struct RopeScaling {
 struct ModelConfig {
   Architecture architecture = Architecture::kGpt2;
   std::int64_t vocab_size = 0;  // 0 in a preset: the trainer takes it from the tokenizer
+  // A vocabulary taken from the tokenizer is padded up to a multiple of this, so tensor-parallel
+  // degrees divide it (the extra rows are never a target, and samples skip them).
+  std::int64_t vocab_multiple = 1;
   std::int64_t context_length = 0;
   std::int64_t hidden_size = 0;
   std::int64_t layers = 0;

@@ -4,7 +4,7 @@
 // published safetensors file is the published model. `tiny` is Albion's own: a GPT-2 small enough
 // to train on two CPU cores in minutes, and `tiny-llama` the same size in the Llama layout (grouped
 // key/value heads, an untied LM head), which tensor parallelism can cut 2 ways; their vocab_size = 0
-// is filled in from the tokenizer.
+// is filled in from the tokenizer (tiny-llama's padded to a multiple of 64).
 #include <algorithm>
 #include <array>
 #include <string_view>
@@ -81,6 +81,7 @@ ModelConfig tiny_llama() {
   ModelConfig c;
   c.architecture = Architecture::kLlama;
   c.vocab_size = 0;
+  c.vocab_multiple = 64;  // the byte tokenizer's 257 ids become 320: cut 2, 4 or 8 ways
   c.context_length = 256;
   c.hidden_size = 128;
   c.layers = 4;

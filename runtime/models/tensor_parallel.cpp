@@ -44,6 +44,37 @@ class Enter : public torch::autograd::Function<Enter> {
   }
 };
 
+// Saves the softmax over the whole vocabulary, this rank's columns of it, for the backward pass.
+class VocabParallelCrossEntropy : public torch::autograd::Function<VocabParallelCrossEntropy> {
+ public:
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& logits, const at::Tensor& targets,
+                            std::int64_t first_id, const std::shared_ptr<collectives::Communicator>& group) {
+    const at::Tensor x = logits.to(at::promote_types(logits.scalar_type(), at::kFloat));
+    at::Tensor max = std::get<0>(x.max(-1, /*keepdim=*/true)).contiguous();
+    group->all_reduce(max, collectives::ReduceOp::kMax)->wait();
+    const at::Tensor exponentials = (x - max).exp();
+    const at::Tensor sum = summed_over(exponentials.sum(-1, /*keepdim=*/true), *group);
+    // The target's logit from the rank whose columns hold it, 0 from the others.
+    const at::Tensor local = targets - first_id;
+    const at::Tensor mine = (local >= 0) & (local < x.size(-1));
+    const at::Tensor column = at::where(mine, local, 0).unsqueeze(-1);
+    const at::Tensor target_logit =
+        summed_over(at::where(mine.unsqueeze(-1), x.gather(-1, column) - max, 0), *group);
+    ctx->save_for_backward({exponentials / sum, column, mine});
+    ctx->saved_data["dtype"] = static_cast<std::int64_t>(logits.scalar_type());
+    return (sum.log() - target_logit).squeeze(-1);
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
+    const variable_list saved = ctx->get_saved_variables();
+    const at::Tensor& softmax = saved[0];
+    // d loss / d logits = softmax - one_hot(target), the one-hot on the target's rank only.
+    at::Tensor grad = softmax.scatter_add(-1, saved[1], -saved[2].unsqueeze(-1).to(softmax.scalar_type()));
+    grad = grad * grad_outputs[0].unsqueeze(-1).to(grad.scalar_type());
+    const auto dtype = static_cast<at::ScalarType>(ctx->saved_data["dtype"].toInt());
+    return {grad.to(dtype), at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
+
 class Leave : public torch::autograd::Function<Leave> {
  public:
   static at::Tensor forward(AutogradContext*, const at::Tensor& partial,
@@ -62,6 +93,7 @@ int tensor_parallel_split(const std::string& name) {
                                                    ".q_proj.bias",   ".k_proj.bias",   ".v_proj.bias",
                                                    ".gate_proj.weight", ".up_proj.weight"};
   static const std::array<const char*, 2> kColumns = {".o_proj.weight", ".down_proj.weight"};
+  if (name == "model.embed_tokens.weight" || name == "lm_head.weight") return 0;
   for (const char* suffix : kRows) {
     if (ends_with(name, suffix)) return 0;
   }
@@ -83,6 +115,7 @@ void check_tensor_parallel_degree(const ModelConfig& config, std::int64_t degree
   require_divides(config.heads, "attention heads");
   require_divides(config.kv_heads, "key/value heads");
   require_divides(config.intermediate_size, "MLP features (intermediate_size)");
+  if (config.vocab_size > 0) require_divides(config.vocab_size, "vocabulary entries");
 }
 
 at::Tensor tensor_parallel_part(const at::Tensor& whole, int dim, std::int64_t index, std::int64_t count) {
@@ -114,6 +147,13 @@ at::Tensor enter_tensor_parallel(const at::Tensor& x, const std::shared_ptr<coll
 
 at::Tensor leave_tensor_parallel(const at::Tensor& partial, const std::shared_ptr<collectives::Communicator>& group) {
   return Leave::apply(partial, group);
+}
+
+at::Tensor vocab_parallel_cross_entropy(const at::Tensor& logits, const at::Tensor& targets, std::int64_t first_id,
+                                        const std::shared_ptr<collectives::Communicator>& group) {
+  ALBION_CHECK(logits.dim() == 2 && targets.dim() == 1 && targets.size(0) == logits.size(0), "logits ",
+               logits.sizes(), " and targets ", targets.sizes(), " must be [N, V / n] and [N]");
+  return VocabParallelCrossEntropy::apply(logits, targets, first_id, group);
 }
 
 }  // namespace albion::models

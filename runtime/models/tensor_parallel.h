@@ -9,9 +9,14 @@
 //
 // enter: identity forward; backward sums x's gradient over the group (every rank's heads add to
 // it). leave: sums the ranks' partial outputs forward; identity backward. Two all-reduces per layer
-// forward and two backward. Everything else (embeddings, norms, the LM head) is replicated, and
-// its gradient comes out equal on every rank because its inputs and output gradients are: nothing
-// needs to synchronise it.
+// forward and two backward.
+//
+// The vocabulary is cut too: each rank holds rows [r V / n, (r + 1) V / n) of the token embedding
+// (its lookup gives zeros for other ids, and leave sums the ranks' rows) and of the LM head, whose
+// logits never leave their rank in training: vocab_parallel_cross_entropy takes the softmax over
+// the whole vocabulary with three all-reduces of one number per token (max, sum of exponentials,
+// target logit). The norms are replicated; their gradients come out equal on every rank because
+// their inputs and output gradients are, so nothing synchronises them.
 //
 // A sharded model keeps its parameter names; their whole ("global") shapes are the unsharded
 // model's, and checkpoints hold whole tensors, cut as tensor_parallel_split says, so a run resumes,
@@ -31,12 +36,13 @@
 namespace albion::models {
 
 // How the Llama-family parameter `name` is cut over a tensor-parallel group: 0 by rows (the q, k,
-// v, gate and up projections, and q, k, v biases), 1 by columns (o_proj and down_proj), -1 not at
-// all (replicated).
+// v, gate and up projections, q, k, v biases, the token embedding and LM head: by vocabulary), 1 by
+// columns (o_proj and down_proj), -1 not at all (replicated).
 int tensor_parallel_split(const std::string& name);
 
 // UsageError naming recipe key parallel.tensor unless a model of `config` can be cut `degree` ways:
-// the Llama family, with degree dividing the query heads, key/value heads and MLP width.
+// the Llama family, with degree dividing the query heads, key/value heads, MLP width and
+// vocabulary (not checked while vocab_size is 0, to be taken from the tokenizer).
 void check_tensor_parallel_degree(const ModelConfig& config, std::int64_t degree);
 
 // Part `index` of `count` equal parts of `whole` along `dim` (a view).
@@ -50,5 +56,12 @@ at::Tensor gather_tensor_parallel(const at::Tensor& part, int dim, collectives::
 // The two halves of a layer's communication (see above); both differentiable.
 at::Tensor enter_tensor_parallel(const at::Tensor& x, const std::shared_ptr<collectives::Communicator>& group);
 at::Tensor leave_tensor_parallel(const at::Tensor& partial, const std::shared_ptr<collectives::Communicator>& group);
+
+// Per-position cross-entropy [N] of logits cut by vocabulary over `group`: `logits` [N, V / n] are
+// this rank's columns, starting at vocabulary id `first_id`; `targets` [N] are global ids (any
+// value at a position whose loss the caller then ignores). Differentiable in `logits`; computed
+// in fp32 (fp64 for fp64 logits).
+at::Tensor vocab_parallel_cross_entropy(const at::Tensor& logits, const at::Tensor& targets, std::int64_t first_id,
+                                        const std::shared_ptr<collectives::Communicator>& group);
 
 }  // namespace albion::models

@@ -140,7 +140,10 @@ Trainer::Trainer(config::Recipe recipe, WorldPosition world, Parallelism* parall
 
   // Model.
   models::ModelConfig model_config = recipe_model_config(recipe_);
-  if (model_config.vocab_size == 0) model_config.vocab_size = static_cast<std::int64_t>(manifest.vocab_size);
+  if (model_config.vocab_size == 0) {
+    const auto multiple = static_cast<std::uint64_t>(model_config.vocab_multiple);
+    model_config.vocab_size = static_cast<std::int64_t>((manifest.vocab_size + multiple - 1) / multiple * multiple);
+  }
   ALBION_CHECK_AS(UsageError, static_cast<std::uint64_t>(model_config.vocab_size) >= manifest.vocab_size,
                   "recipe key 'model.preset': ", recipe_.model.preset, " has a vocabulary of ",
                   model_config.vocab_size, ", smaller than the dataset's ", manifest.vocab_size);

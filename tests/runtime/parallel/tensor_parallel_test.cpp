@@ -1,9 +1,10 @@
 // File: tests/runtime/parallel/tensor_parallel_test.cpp
 // Under mpirun -np 4: tensor parallelism computes what one process computes.
 //   - A Llama-family model (grouped key/value heads, Qwen's q/k/v biases) cut 2 and 4 ways as it is
-//     built, in fp64, with and without activation checkpointing: its values are the parts of the
-//     same seed's whole model; the loss, and every parameter's gradient (each rank's part of the
-//     whole model's), to 1e-10; gathered, the parts are the whole model. Loaded from a Hugging
+//     built, vocabulary included, in fp64, with activation checkpointing and with tied embeddings:
+//     its values are the parts of the same seed's whole model; the masked loss and the gathered
+//     logits to 1e-12, every parameter's gradient (each rank's part of the whole model's) to
+//     1e-10; gathered, the parts are the whole model. Loaded from a Hugging
 //     Face directory, each rank holds its part of the file's tensors.
 //   - The trainer on tiny-llama, tensor-parallel 2 ways alone and times data-parallel 2 ways: 20
 //     steps' losses (clipped at every step, so the global gradient norm must count every part
@@ -45,9 +46,11 @@ struct Layout {
   std::shared_ptr<Communicator> tensor;
 };
 
-// The loss of one forward and backward, and every parameter with its gradient, in named order.
+// The loss of one forward and backward, every parameter with its gradient, in named order, and the
+// logits of an inference forward.
 struct Gradients {
   double loss = 0;
+  at::Tensor logits;
   std::vector<std::pair<std::string, at::Tensor>> parameters;
   std::vector<at::Tensor> gradients;
 };
@@ -85,7 +88,7 @@ class TensorParallelTest : public testing_support::ParallelTrainingTest {
   }
 };
 
-models::ModelConfig small_qwen_layout(std::int64_t recompute_every) {
+models::ModelConfig small_qwen_layout(std::int64_t recompute_every, bool tie_embeddings = false) {
   models::ModelConfig c = models::model_preset("tiny-llama");
   c.vocab_size = 96;
   c.context_length = 32;
@@ -96,6 +99,7 @@ models::ModelConfig small_qwen_layout(std::int64_t recompute_every) {
   c.intermediate_size = 96;
   c.attention_bias = true;
   c.recompute_every = recompute_every;
+  c.tie_embeddings = tie_embeddings;
   return c;
 }
 
@@ -106,10 +110,16 @@ Gradients loss_and_gradients(const models::ModelConfig& config, const std::share
   at::manual_seed(12);
   const at::Tensor ids = at::randint(config.vocab_size, {2, 24});
   const at::Tensor targets = at::randint(config.vocab_size, {2, 24});
-  const at::Tensor loss = model->loss(ids, targets);
+  // Masked positions (one in three) and a target outside every rank's ids there are ignored.
+  const at::Tensor mask = (at::arange(48) % 3 != 0).to(at::kLong).view({2, 24});
+  const at::Tensor loss = model->loss(ids, at::where(mask != 0, targets, -100), mask);
   loss.backward();
   Gradients out;
   out.loss = loss.item<double>();
+  {
+    const at::NoGradGuard no_grad;
+    out.logits = model->forward(ids);
+  }
   out.parameters = model->named_parameters();
   for (const auto& [name, parameter] : out.parameters) out.gradients.push_back(parameter.grad());
   return out;
@@ -123,12 +133,14 @@ TEST_F(TensorParallelTest, CutModelGivesTheWholeModelsLossAndGradients) {
   ASSERT_EQ(world_size_, 4) << "run under mpirun -np 4";
   for (int degree : {2, 4}) {
     const Layout layout = mesh(degree);
-    for (std::int64_t every : {0, 1}) {
-      const std::string what = "cut " + std::to_string(degree) + " ways, recompute every " + std::to_string(every);
-      const models::ModelConfig config = small_qwen_layout(every);
+    for (auto [every, tie] : {std::pair{0, false}, std::pair{1, false}, std::pair{0, true}}) {
+      const std::string what = "cut " + std::to_string(degree) + " ways, recompute every " + std::to_string(every) +
+                               (tie ? ", tied embeddings" : "");
+      const models::ModelConfig config = small_qwen_layout(every, tie);
       const Gradients whole = loss_and_gradients(config, nullptr);
       const Gradients cut = loss_and_gradients(config, layout.tensor);
       EXPECT_LT(std::abs(cut.loss - whole.loss), 1e-12 * std::abs(whole.loss)) << what;
+      EXPECT_LT(relative_difference(cut.logits, whole.logits), 1e-12) << what;
       ASSERT_EQ(cut.parameters.size(), whole.parameters.size()) << what;
       int cut_count = 0;
       for (std::size_t i = 0; i < whole.parameters.size(); ++i) {
@@ -152,8 +164,9 @@ TEST_F(TensorParallelTest, CutModelGivesTheWholeModelsLossAndGradients) {
         EXPECT_TRUE(at::equal(models::gather_tensor_parallel(actual.detach(), split, *layout.tensor), expected))
             << what << ": " << name;
       }
-      // Per layer: q, k, v, o, gate, up and down weights, and the q, k and v biases.
-      EXPECT_EQ(cut_count, 10 * config.layers) << what;
+      // Per layer: q, k, v, o, gate, up and down weights, and the q, k and v biases; the embedding
+      // and the LM head unless it is the embedding.
+      EXPECT_EQ(cut_count, 10 * config.layers + (tie ? 1 : 2)) << what;
     }
   }
 }
@@ -196,6 +209,10 @@ TEST_F(TensorParallelTest, ModelsThatCannotBeCutAreRefusedNamingTheRecipeKey) {
   EXPECT_NE(gpt2.find("gpt2"), std::string::npos) << gpt2;
   const std::string kv = message(models::model_preset("tiny-llama"), 4);
   EXPECT_NE(kv.find("does not divide the model's 2 key/value heads"), std::string::npos) << kv;
+  models::ModelConfig odd_vocabulary = small_qwen_layout(0);
+  odd_vocabulary.vocab_size = 97;
+  const std::string vocabulary = message(odd_vocabulary, 2);
+  EXPECT_NE(vocabulary.find("does not divide the model's 97 vocabulary entries"), std::string::npos) << vocabulary;
   EXPECT_EQ(message(models::model_preset("llama-3.1-8b"), 8), "no error");
   // The trainer refuses the same before any step.
   const Layout layout = mesh(4);

@@ -2,7 +2,7 @@
 // How many threads torch's CPU operators use on each rank. mpirun starts ranks unbound (a rank's
 // threads pick their cores), and torch defaults to one thread per core in every rank, so N ranks
 // on a node would run N threads per core and spin against each other at every collective: on two
-// cores, a tensor-parallel step (collectives inside every layer) took 15x as long. Unless the user
+// cores, a tensor-parallel run (collectives inside every layer) took 13x to 20x as long. Unless the user
 // set OMP_NUM_THREADS, each rank takes its share of the cores it may run on, as torchrun does.
 #pragma once
 

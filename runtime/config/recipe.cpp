@@ -126,10 +126,7 @@ void Recipe::validate() const {
   require(parallel.pipeline > 0 && parallel.pipeline <= 1024, "parallel.pipeline",
           "must be in [1, 1024]" + got(parallel.pipeline));
   require(parallel.zero == 0 || parallel.zero == 1, "parallel.zero", "must be 0 or 1" + got(parallel.zero));
-  // Tensor parallelism cuts the model's own layers; LoRA adapters and ZeRO's flat shards are not cut with them.
-  require(parallel.tensor == 1 || lora.rank == 0, "parallel.tensor",
-          "must be 1 with LoRA (lora.rank > 0): adapters on a tensor-parallel model are not supported" +
-              got(parallel.tensor));
+  // Tensor parallelism cuts the model's parameters; ZeRO's flat shards of them are not cut with them.
   require(parallel.tensor == 1 || parallel.zero == 0, "parallel.tensor",
           "must be 1 with ZeRO-1 (parallel.zero = 1): use DDP across the tensor-parallel groups" +
               got(parallel.tensor));

@@ -24,11 +24,13 @@ at::Tensor normal_matrix(at::IntArrayRef shape, double init_std, const at::Tenso
 
 void AdaptableLinear::add_lora(std::int64_t rank, double alpha, double dropout) {
   const at::Tensor& weight = stored_weight();
-  const double bound = 1.0 / std::sqrt(static_cast<double>(in_features()));
+  const std::int64_t whole_in = in_features() * (cut_dim_ == 1 ? cut_count_ : 1);
+  const double bound = 1.0 / std::sqrt(static_cast<double>(whole_in));
   at::Tensor a;
   {
     torch::NoGradGuard no_grad;
-    a = at::empty({rank, in_features()}, weight.options()).uniform_(-bound, bound);
+    a = at::empty({rank, whole_in}, weight.options()).uniform_(-bound, bound);
+    if (cut_dim_ == 1) a = tensor_parallel_part(a, 1, cut_index_, cut_count_).clone();
   }
   lora_a_ = register_module("lora_A", std::make_shared<LoraFactor>(a));
   lora_b_ = register_module("lora_B", std::make_shared<LoraFactor>(at::zeros({out_features(), rank}, weight.options())));
@@ -38,8 +40,18 @@ void AdaptableLinear::add_lora(std::int64_t rank, double alpha, double dropout) 
 
 at::Tensor AdaptableLinear::with_lora(at::Tensor y, const at::Tensor& x) const {
   if (!has_lora()) return y;
-  const at::Tensor in = lora_dropout_ > 0 && is_training() ? at::dropout(x, lora_dropout_, /*train=*/true) : x;
+  const at::Tensor in = lora_dropout_ > 0 && is_training() ? dropped(x) : x;
   return y + at::linear(at::linear(in, lora_a_->weight()), lora_b_->weight()) * lora_scale_;
+}
+
+// A layer whose inputs are cut draws the whole input's mask and keeps its part, so the ranks' masks
+// are independent (not one pattern repeated), as they would be in one process: on CPU, the same.
+at::Tensor AdaptableLinear::dropped(const at::Tensor& x) const {
+  if (cut_dim_ != 1) return at::dropout(x, lora_dropout_, /*train=*/true);
+  std::vector<std::int64_t> shape = x.sizes().vec();
+  shape.back() *= cut_count_;
+  const at::Tensor keep = at::empty(shape, x.options()).bernoulli_(1 - lora_dropout_).div_(1 - lora_dropout_);
+  return x * tensor_parallel_part(keep, static_cast<int>(x.dim()) - 1, cut_index_, cut_count_);
 }
 
 at::Tensor AdaptableLinear::lora_delta() const {
@@ -62,6 +74,9 @@ void Linear::keep_part(int dim, std::int64_t index, std::int64_t count) {
   const torch::NoGradGuard no_grad;
   weight_.set_(tensor_parallel_part(weight_, dim, index, count).clone(at::MemoryFormat::Contiguous));
   if (bias_.defined()) bias_.set_(tensor_parallel_part(bias_, 0, index, count).clone());
+  cut_dim_ = dim;
+  cut_index_ = index;
+  cut_count_ = count;
 }
 
 at::Tensor Linear::merged_weight() const {

@@ -48,11 +48,19 @@ class AdaptableLinear : public torch::nn::Module {
  protected:
   // `y` plus the adapter's term for input `x`, or `y` without an adapter.
   at::Tensor with_lora(at::Tensor y, const at::Tensor& x) const;
+  // `x` after the adapter's dropout (training mode).
+  at::Tensor dropped(const at::Tensor& x) const;
   // (alpha / rank) B A; only with an adapter.
   at::Tensor lora_delta() const;
   virtual const at::Tensor& stored_weight() const = 0;
   virtual std::int64_t in_features() const = 0;
   virtual std::int64_t out_features() const = 0;
+
+  // Tensor parallelism: the weight is part `cut_index_` of `cut_count_` along `cut_dim_` (-1: whole).
+  // An adapter added later is cut to match, its A drawn whole first (the whole model's values).
+  int cut_dim_ = -1;
+  std::int64_t cut_index_ = 0;
+  std::int64_t cut_count_ = 1;
 
  private:
   std::shared_ptr<LoraFactor> lora_a_;
@@ -71,7 +79,9 @@ class Linear : public AdaptableLinear {
   at::Tensor merged_weight() const override;
   // Tensor parallelism (runtime/models/tensor_parallel.h): keeps part `index` of `count` equal parts
   // of the weight along `dim` (0: output features, with the bias; 1: input features), in place: the
-  // same parameter tensors, now smaller. Not with an adapter, nor a bias when cutting inputs.
+  // same parameter tensors, now smaller. Before an adapter is added; no bias when cutting inputs.
+  // An adapter added after is cut with it: B by rows when the outputs are cut, A by columns when
+  // the inputs are (runtime/models/tensor_parallel.h says which gradients then need summing).
   void keep_part(int dim, std::int64_t index, std::int64_t count);
 
  protected:

@@ -5,6 +5,7 @@
 #include <torch/custom_class.h>
 
 #include <array>
+#include <string_view>
 
 #include "runtime/base/check.h"
 
@@ -25,6 +26,19 @@ at::Tensor summed_over(const at::Tensor& local, collectives::Communicator& group
   return sum;
 }
 
+// The layers cut by their output rows, and by their input columns.
+constexpr std::array<std::string_view, 5> kRowCut = {"q_proj", "k_proj", "v_proj", "gate_proj", "up_proj"};
+constexpr std::array<std::string_view, 2> kColumnCut = {"o_proj", "down_proj"};
+
+// True when `name` is "<...>.<layer>.<parameter>" for one of `layers`.
+template <std::size_t N>
+bool names(const std::string& name, const std::array<std::string_view, N>& layers, std::string_view parameter) {
+  for (std::string_view layer : layers) {
+    if (ends_with(name, str_cat(".", layer, ".", parameter))) return true;
+  }
+  return false;
+}
+
 // The group, kept in the autograd context until the backward pass.
 struct HeldGroup : torch::CustomClassHolder {
   explicit HeldGroup(std::shared_ptr<collectives::Communicator> g) : group(std::move(g)) {}
@@ -41,6 +55,17 @@ class Enter : public torch::autograd::Function<Enter> {
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
     const auto held = c10::static_intrusive_pointer_cast<HeldGroup>(ctx->saved_data["group"].toCapsule());
     return {summed_over(grad_outputs[0], *held->group), at::Tensor()};
+  }
+};
+
+class Leave : public torch::autograd::Function<Leave> {
+ public:
+  static at::Tensor forward(AutogradContext*, const at::Tensor& partial,
+                            const std::shared_ptr<collectives::Communicator>& group) {
+    return summed_over(partial, *group);
+  }
+  static variable_list backward(AutogradContext*, variable_list grad_outputs) {
+    return {grad_outputs[0], at::Tensor()};
   }
 };
 
@@ -75,32 +100,19 @@ class VocabParallelCrossEntropy : public torch::autograd::Function<VocabParallel
   }
 };
 
-class Leave : public torch::autograd::Function<Leave> {
- public:
-  static at::Tensor forward(AutogradContext*, const at::Tensor& partial,
-                            const std::shared_ptr<collectives::Communicator>& group) {
-    return summed_over(partial, *group);
-  }
-  static variable_list backward(AutogradContext*, variable_list grad_outputs) {
-    return {grad_outputs[0], at::Tensor()};
-  }
-};
-
 }  // namespace
 
 int tensor_parallel_split(const std::string& name) {
-  static const std::array<const char*, 8> kRows = {".q_proj.weight", ".k_proj.weight", ".v_proj.weight",
-                                                   ".q_proj.bias",   ".k_proj.bias",   ".v_proj.bias",
-                                                   ".gate_proj.weight", ".up_proj.weight"};
-  static const std::array<const char*, 2> kColumns = {".o_proj.weight", ".down_proj.weight"};
   if (name == "model.embed_tokens.weight" || name == "lm_head.weight") return 0;
-  for (const char* suffix : kRows) {
-    if (ends_with(name, suffix)) return 0;
+  if (names(name, kRowCut, "weight") || names(name, kRowCut, "bias") || names(name, kRowCut, "lora_B.weight")) {
+    return 0;
   }
-  for (const char* suffix : kColumns) {
-    if (ends_with(name, suffix)) return 1;
-  }
+  if (names(name, kColumnCut, "weight") || names(name, kColumnCut, "lora_A.weight")) return 1;
   return -1;
+}
+
+bool tensor_parallel_partial_gradient(const std::string& name) {
+  return names(name, kRowCut, "lora_A.weight") || names(name, kColumnCut, "lora_B.weight");
 }
 
 void check_tensor_parallel_degree(const ModelConfig& config, std::int64_t degree) {

@@ -37,8 +37,14 @@ namespace albion::models {
 
 // How the Llama-family parameter `name` is cut over a tensor-parallel group: 0 by rows (the q, k,
 // v, gate and up projections, q, k, v biases, the token embedding and LM head: by vocabulary), 1 by
-// columns (o_proj and down_proj), -1 not at all (replicated).
+// columns (o_proj and down_proj), -1 not at all (replicated). LoRA adapters follow their layer:
+// lora_B of a row-cut layer by rows, lora_A of a column-cut layer by columns.
 int tensor_parallel_split(const std::string& name);
+
+// True for the replicated parameters whose gradient each rank computes only in part, to be summed
+// over the group: lora_A of a row-cut layer (its input is whole, but each rank back-propagates its
+// own output rows) and lora_B of a column-cut layer (each rank's output is a partial sum).
+bool tensor_parallel_partial_gradient(const std::string& name);
 
 // UsageError naming recipe key parallel.tensor unless a model of `config` can be cut `degree` ways:
 // the Llama family, with degree dividing the query heads, key/value heads, MLP width and

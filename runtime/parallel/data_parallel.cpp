@@ -70,7 +70,30 @@ void DataParallel::before_backward(bool last) { buckets_->prepare_backward(last)
 
 double DataParallel::step(train::Trainer& trainer, double lr) {
   buckets_->finish();
+  if (tensor_ != nullptr) sum_partial_gradients(trainer);
   return Parallelism::step(trainer, lr);
+}
+
+// The replicated parameters whose gradient each tensor-parallel rank computed in part (LoRA factors
+// on the whole side of a cut layer): summed over the group in one all-reduce.
+void DataParallel::sum_partial_gradients(train::Trainer& trainer) {
+  std::vector<at::Tensor> gradients;
+  for (const optim::OptimizedParameter& p : trainer.optimizer().parameters()) {
+    if (models::tensor_parallel_partial_gradient(p.name) && p.parameter.grad().defined()) {
+      gradients.push_back(p.parameter.grad());
+    }
+  }
+  if (gradients.empty()) return;
+  at::NoGradGuard no_grad;
+  std::vector<at::Tensor> flat;
+  for (const at::Tensor& g : gradients) flat.push_back(g.reshape({-1}));
+  at::Tensor sum = at::cat(flat);
+  tensor_->all_reduce(sum, ReduceOp::kSum)->wait();
+  std::int64_t offset = 0;
+  for (at::Tensor& g : gradients) {
+    g.copy_(sum.narrow(0, offset, g.numel()).view_as(g));
+    offset += g.numel();
+  }
 }
 
 // A cut parameter's squares are summed over the tensor-parallel group; a replicated one's gradient

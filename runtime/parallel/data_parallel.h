@@ -56,6 +56,8 @@ class DataParallel final : public DataParallelRanks {
   const collectives::GradientBuckets& buckets() const { return *buckets_; }
 
  private:
+  void sum_partial_gradients(train::Trainer& trainer);
+
   std::int64_t bucket_bytes_;
   bool overlap_;
   std::shared_ptr<collectives::Communicator> tensor_;

@@ -6,9 +6,9 @@
 //   attach(trainer)                         once, before the first step
 //   for each micro-batch: before_backward(is_last); backward
 //   grad_norm = step(trainer, lr)           gradients made global, clipped, parameters updated
-//
-// With tensor parallelism the trainer cuts its model over tensor_parallel_group() before attach.
 //   loss = mean(local_loss)                 the global batch's loss, the same on every rank
+//
+// With tensor parallelism the trainer builds its model cut over tensor_parallel_group().
 #pragma once
 
 #include <ATen/ATen.h>

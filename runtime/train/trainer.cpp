@@ -201,7 +201,7 @@ Trainer::Trainer(config::Recipe recipe, WorldPosition world, Parallelism* parall
   const std::shared_ptr<collectives::Communicator> tensor_group = parallel_->tensor_parallel_group();
   model_ = models::make_model(model_config, at::kCPU, tensor_group);
   if (tensor_group) {
-    log::info("tensor parallelism: attention heads and MLP features cut ", tensor_group->size(),
+    log::info("tensor parallelism: attention heads, MLP features and vocabulary cut ", tensor_group->size(),
               " ways; this rank holds part ", tensor_group->rank());
   }
   std::string base_sha256;  // of model.init's files, for LoRA checkpoints: hashed as they are read

@@ -144,7 +144,7 @@ TEST_F(DistributedJob, TwoRanksTrainOneTensorParallelModelThroughLaunch) {
   EXPECT_EQ(outcome.exit_code, 0) << outcome.output;
   EXPECT_NE(outcome.output.find("over mpi: 1 data-parallel (DDP) x 2 tensor-parallel"), std::string::npos)
       << outcome.output;
-  EXPECT_NE(outcome.output.find("MLP features cut 2 ways; this rank holds part 0"), std::string::npos)
+  EXPECT_NE(outcome.output.find("MLP features and vocabulary cut 2 ways; this rank holds part 0"), std::string::npos)
       << outcome.output;
   // Two ranks on this machine share its cores instead of each running a thread on every core.
   EXPECT_NE(outcome.output.find("CPU threads per rank: "), std::string::npos) << outcome.output;

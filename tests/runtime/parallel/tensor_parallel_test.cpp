@@ -11,6 +11,7 @@
 //     once) and the greedy text sample match one process.
 //   - A state captured on 2 x 2 ranks resumes on 2 x 2 (bit for bit), on 2-way tensor parallelism,
 //     on 4-way DDP and on 1 rank, from memory and from encrypted checkpoint files.
+//   - LoRA on a cut model matches one process, and its adapters resume on one process.
 //   - GPT-2, and degrees that do not divide the heads, are refused naming parallel.tensor.
 #include <gtest/gtest.h>
 #include <mpi.h>
@@ -272,6 +273,46 @@ TEST_F(TensorParallelTest, StateFrom2x2ResumesOn2x2AndTensor2AndDdp4And1) {
   DataParallel ddp4(mesh(1).data, config::ParallelConfig{});
   expect_same_losses(resume(&ddp4, "tp-resume-ddp4"), expected, "2 x 2 resumed as DDP on 4");
   expect_same_losses(resume(nullptr, "tp-resume-1"), expected, "2 x 2 resumed on 1");
+}
+
+// LoRA on a cut model: the adapters follow their layers (B by rows on q, k, v, gate and up; A by
+// columns on o and down), and the factors on the whole side of a layer sum their gradients over
+// the group. The whole model's adapters, whatever the degree: a state captured on 2 x 2 resumes on
+// one process.
+TEST_F(TensorParallelTest, LoraOnACutModelMatchesOneProcessAndResumesOnOne) {
+  const std::string base = shared_dir_ + "/lora-base";
+  if (world_rank_ == 0) {
+    models::ModelConfig config = models::model_preset("tiny-llama");
+    config.vocab_size = 320;  // the byte tokenizer's 257, padded as the trainer pads it
+    at::manual_seed(5);
+    testing_support::write_hugging_face_directory(*models::make_model(config), base);
+  }
+  MPI_Barrier(MPI_COMM_WORLD);
+  auto lora = [&](const std::string& run, double dropout) {
+    config::Recipe r = recipe(run);
+    r.model.init = base;
+    r.lora.rank = 4;
+    r.lora.dropout = dropout;
+    r.train.steps = 8;
+    return r;
+  };
+  // A cut input draws the whole input's dropout mask and keeps its part: the masks one process draws.
+  const Layout pair = halves();
+  DataParallel tensor2(pair.data, config::ParallelConfig{}, pair.tensor);
+  expect_same_losses(train(lora("lora-tp2", 0.25), &tensor2).losses,
+                     train(lora("lora-alone-dropout", 0.25), nullptr).losses, "LoRA with dropout, tensor-parallel 2");
+
+  // Data-parallel ranks draw masks of their own: without dropout from here.
+  const std::vector<double> alone = train(lora("lora-alone", 0), nullptr).losses;
+  testing_support::CaptureAfter capture(3);
+  const Layout two_by_two = mesh(2);
+  DataParallel parallel(two_by_two.data, config::ParallelConfig{}, two_by_two.tensor);
+  expect_same_losses(train(lora("lora-2x2", 0), &parallel, &capture).losses, alone, "LoRA, data 2 x tensor 2");
+  testing_support::SliceStore store;
+  store.add(testing_support::all_ranks_slices(capture.state.slices));
+  testing_support::RestoreFrom restore(capture.state, store);
+  expect_same_losses(train(lora("lora-resume-1", 0), nullptr, &restore).losses,
+                     std::vector<double>(alone.begin() + 4, alone.end()), "LoRA, 2 x 2 resumed on 1");
 }
 
 // Through files: 2 x 2 ranks save encrypted checkpoints (tensor rank 0 of data rank 0 gathers and

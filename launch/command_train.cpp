@@ -5,7 +5,7 @@
 //
 // Under a launcher with more than one rank it trains data-parallel: MPI session, the same
 // resolved recipe on every rank (checked), collectives bootstrap (mesh, devices, communicators,
-// watchdog), then DDP or ZeRO-1 as parallel.zero says, DDP across tensor-parallel groups when
+// watchdog), then DDP or ZeRO-1 as parallel.zero says, across tensor-parallel groups when
 // parallel.tensor > 1.
 //
 // With checkpoint.interval > 0 the run saves encrypted checkpoints and resumes from the newest one

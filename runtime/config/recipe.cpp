@@ -126,10 +126,6 @@ void Recipe::validate() const {
   require(parallel.pipeline > 0 && parallel.pipeline <= 1024, "parallel.pipeline",
           "must be in [1, 1024]" + got(parallel.pipeline));
   require(parallel.zero == 0 || parallel.zero == 1, "parallel.zero", "must be 0 or 1" + got(parallel.zero));
-  // Tensor parallelism cuts the model's parameters; ZeRO's flat shards of them are not cut with them.
-  require(parallel.tensor == 1 || parallel.zero == 0, "parallel.tensor",
-          "must be 1 with ZeRO-1 (parallel.zero = 1): use DDP across the tensor-parallel groups" +
-              got(parallel.tensor));
   require(parallel.bucket_mb > 0, "parallel.bucket_mb", "must be positive" + got(parallel.bucket_mb));
   require(parallel.timeout_s > 0, "parallel.timeout_s", "must be positive" + got(parallel.timeout_s));
   require(checkpoint.interval >= 0, "checkpoint.interval", "must be >= 0" + got(checkpoint.interval));

@@ -27,7 +27,23 @@ std::vector<at::Tensor> trained_parameters(train::Trainer& trainer) {
   return tensors;
 }
 
+// The squares of the gradients of `parameters`, on `device`: [0] over those cut over a
+// tensor-parallel group (when `tensor_parallel`), [1] over the others.
+at::Tensor squares_cut_and_replicated(const std::vector<optim::OptimizedParameter>& parameters, bool fused,
+                                      bool tensor_parallel, at::Device device) {
+  std::vector<optim::OptimizedParameter> cut, replicated;
+  for (const optim::OptimizedParameter& p : parameters) {
+    (tensor_parallel && models::tensor_parallel_split(p.name) >= 0 ? cut : replicated).push_back(p);
+  }
+  return at::stack({optim::squared_gradient_norm(cut, fused).to(device, at::kDouble),
+                    optim::squared_gradient_norm(replicated, fused).to(device, at::kDouble)});
+}
+
 }  // namespace
+
+DataParallelRanks::DataParallelRanks(std::shared_ptr<collectives::Communicator> data,
+                                     std::shared_ptr<collectives::Communicator> tensor)
+    : data_(std::move(data)), tensor_(tensor != nullptr && tensor->size() > 1 ? std::move(tensor) : nullptr) {}
 
 // The same seed makes every rank's parameters equal already; the broadcast makes it a guarantee,
 // also for parameters that only rank 0 loaded.
@@ -47,6 +63,11 @@ at::Tensor DataParallelRanks::mean(const at::Tensor& local) {
   return result;
 }
 
+// Exact for state spread over the ranks with zeros elsewhere: x + 0 is x.
+void DataParallelRanks::sum_over_data_ranks(at::Tensor& values) {
+  data_->all_reduce(values, ReduceOp::kSum)->wait();
+}
+
 bool DataParallelRanks::any_rank(bool local) {
   at::Tensor flag = at::full({1}, local ? 1 : 0, at::TensorOptions().dtype(at::kInt).device(device_));
   data_->all_reduce(flag, ReduceOp::kMax)->wait();
@@ -55,10 +76,9 @@ bool DataParallelRanks::any_rank(bool local) {
 
 DataParallel::DataParallel(std::shared_ptr<collectives::Communicator> data, const config::ParallelConfig& config,
                            std::shared_ptr<collectives::Communicator> tensor)
-    : DataParallelRanks(std::move(data)),
+    : DataParallelRanks(std::move(data), std::move(tensor)),
       bucket_bytes_(static_cast<std::int64_t>(config.bucket_mb * (1 << 20))),
-      overlap_(config.overlap),
-      tensor_(tensor != nullptr && tensor->size() > 1 ? std::move(tensor) : nullptr) {}
+      overlap_(config.overlap) {}
 
 void DataParallel::attach(train::Trainer& trainer) {
   buckets_ = std::make_unique<collectives::GradientBuckets>(attach_parameters(trainer), bucket_bytes_, data_, overlap_);
@@ -70,13 +90,14 @@ void DataParallel::before_backward(bool last) { buckets_->prepare_backward(last)
 
 double DataParallel::step(train::Trainer& trainer, double lr) {
   buckets_->finish();
-  if (tensor_ != nullptr) sum_partial_gradients(trainer);
+  sum_partial_gradients(trainer);
   return Parallelism::step(trainer, lr);
 }
 
-// The replicated parameters whose gradient each tensor-parallel rank computed in part (LoRA factors
-// on the whole side of a cut layer): summed over the group in one all-reduce.
-void DataParallel::sum_partial_gradients(train::Trainer& trainer) {
+// The LoRA factors on the whole side of a cut layer, in one all-reduce. Linear, so it commutes with
+// the data-parallel mean and may come before or after it.
+void DataParallelRanks::sum_partial_gradients(train::Trainer& trainer) {
+  if (tensor_ == nullptr) return;
   std::vector<at::Tensor> gradients;
   for (const optim::OptimizedParameter& p : trainer.optimizer().parameters()) {
     if (models::tensor_parallel_partial_gradient(p.name) && p.parameter.grad().defined()) {
@@ -98,15 +119,15 @@ void DataParallel::sum_partial_gradients(train::Trainer& trainer) {
 
 // A cut parameter's squares are summed over the tensor-parallel group; a replicated one's gradient
 // is the same on every rank of it and counts once.
+double DataParallelRanks::global_norm(at::Tensor squares, bool over_data_ranks) {
+  if (over_data_ranks) data_->all_reduce(squares, ReduceOp::kSum)->wait();
+  if (tensor_ != nullptr) tensor_->all_reduce(squares.narrow(0, 0, 1), ReduceOp::kSum)->wait();
+  return std::sqrt(squares.sum().item<double>());
+}
+
 double DataParallel::gradient_norm(std::vector<optim::OptimizedParameter>& parameters, bool fused) {
   if (tensor_ == nullptr) return Parallelism::gradient_norm(parameters, fused);
-  std::vector<optim::OptimizedParameter> cut, replicated;
-  for (const optim::OptimizedParameter& p : parameters) {
-    (models::tensor_parallel_split(p.name) >= 0 ? cut : replicated).push_back(p);
-  }
-  at::Tensor squares = optim::squared_gradient_norm(cut, fused).reshape({1}).to(device_);
-  tensor_->all_reduce(squares, ReduceOp::kSum)->wait();
-  return std::sqrt(squares.item<double>() + optim::squared_gradient_norm(replicated, fused).item<double>());
+  return global_norm(squares_cut_and_replicated(parameters, fused, true, device_), false);
 }
 
 void ZeroOptimizer::attach(train::Trainer& trainer) {
@@ -137,15 +158,13 @@ void ZeroOptimizer::before_backward(bool) { flat_->seat_gradient_views(); }
 
 double ZeroOptimizer::step(train::Trainer& trainer, double lr) {
   at::NoGradGuard no_grad;
+  sum_partial_gradients(trainer);
   data_->reduce_scatter(gradient_shard_, flat_->gradients(), ReduceOp::kAvg)->wait();
 
-  // The global norm from every shard's sum of squares.
+  // The global norm from every shard's sums of squares.
   std::vector<optim::OptimizedParameter>& pieces = shard_optimizer_->parameters();
-  at::Tensor squares = optim::squared_gradient_norm(pieces, shard_optimizer_->options().fused)
-                           .reshape({1})
-                           .to(gradient_shard_.device());
-  data_->all_reduce(squares, ReduceOp::kSum)->wait();
-  const double norm = std::sqrt(squares.item<double>());
+  const double norm = global_norm(
+      squares_cut_and_replicated(pieces, shard_optimizer_->options().fused, tensor_ != nullptr, device_), true);
   optim::clip_to_norm(pieces, norm, trainer.recipe().optim.grad_clip);
   shard_optimizer_->step(lr);
 
@@ -162,11 +181,7 @@ std::int64_t ZeroOptimizer::optimizer_state_bytes(train::Trainer&) const {
 std::unique_ptr<train::Parallelism> make_data_parallelism(std::shared_ptr<collectives::Communicator> data,
                                                           const config::ParallelConfig& config,
                                                           std::shared_ptr<collectives::Communicator> tensor) {
-  if (config.zero == 1) {
-    ALBION_CHECK_AS(UsageError, tensor == nullptr || tensor->size() == 1,
-                    "recipe key 'parallel.tensor' must be 1 with ZeRO-1 (parallel.zero = 1)");
-    return std::make_unique<ZeroOptimizer>(std::move(data));
-  }
+  if (config.zero == 1) return std::make_unique<ZeroOptimizer>(std::move(data), std::move(tensor));
   return std::make_unique<DataParallel>(std::move(data), config, std::move(tensor));
 }
 

@@ -8,9 +8,10 @@
 // Both start by broadcasting rank 0's parameters, and both compute the step one process would
 // compute over the same global batch (tests/runtime/parallel compare them under mpirun).
 //
-// DDP also runs over tensor-parallel groups (runtime/models/tensor_parallel.h): each rank's
-// data-parallel peers hold the same part of the model, so the buckets work unchanged, and the
-// gradient norm adds the parts' squares over the tensor-parallel group.
+// Both also run over tensor-parallel groups (runtime/models/tensor_parallel.h): each rank's
+// data-parallel peers hold the same part of the model, so the buckets and the flat buffer work
+// unchanged; the gradient norm adds the cut parameters' squares over the tensor-parallel group,
+// and the LoRA factors each rank of it computed in part sum their gradients over it.
 #pragma once
 
 #include <memory>
@@ -27,27 +28,36 @@ namespace albion::parallel {
 // What DDP and ZeRO share: the data-parallel communicator, means and agreement over it.
 class DataParallelRanks : public train::Parallelism {
  public:
-  explicit DataParallelRanks(std::shared_ptr<collectives::Communicator> data) : data_(std::move(data)) {}
   int data_parallel_rank() const override { return data_->rank(); }
   int data_parallel_size() const override { return data_->size(); }
   at::Tensor mean(const at::Tensor& local) override;
+  void sum_over_data_ranks(at::Tensor& values) override;
   bool any_rank(bool local) override;
+  std::shared_ptr<collectives::Communicator> tensor_parallel_group() const override { return tensor_; }
 
  protected:
+  // `tensor`: the tensor-parallel group the trainer cuts its model over; null (or one rank) for none.
+  DataParallelRanks(std::shared_ptr<collectives::Communicator> data, std::shared_ptr<collectives::Communicator> tensor);
+
   // For attach(): takes the trainer's device and returns its parameters, rank 0's on every rank.
   std::vector<at::Tensor> attach_parameters(train::Trainer& trainer);
+  // For step(), before the gradients are reduced over the data-parallel ranks: the replicated
+  // parameters whose gradient each tensor-parallel rank computed in part, summed over the group.
+  void sum_partial_gradients(train::Trainer& trainer);
+  // The global gradient norm from squares this rank summed: [0] over cut parameters, [1] over
+  // replicated ones; `over_data_ranks` when each data-parallel rank summed a shard of the gradients.
+  double global_norm(at::Tensor squares, bool over_data_ranks);
 
   std::shared_ptr<collectives::Communicator> data_;
+  std::shared_ptr<collectives::Communicator> tensor_;  // null: no tensor parallelism
   at::Device device_{at::kCPU};  // the trainer's, set by attach()
 };
 
 class DataParallel final : public DataParallelRanks {
  public:
-  // `tensor`: the tensor-parallel group the trainer cuts its model over; null (or one rank) for none.
   DataParallel(std::shared_ptr<collectives::Communicator> data, const config::ParallelConfig& config,
                std::shared_ptr<collectives::Communicator> tensor = nullptr);
 
-  std::shared_ptr<collectives::Communicator> tensor_parallel_group() const override { return tensor_; }
   void attach(train::Trainer& trainer) override;
   void before_backward(bool last) override;
   double step(train::Trainer& trainer, double lr) override;
@@ -56,17 +66,16 @@ class DataParallel final : public DataParallelRanks {
   const collectives::GradientBuckets& buckets() const { return *buckets_; }
 
  private:
-  void sum_partial_gradients(train::Trainer& trainer);
-
   std::int64_t bucket_bytes_;
   bool overlap_;
-  std::shared_ptr<collectives::Communicator> tensor_;
   std::unique_ptr<collectives::GradientBuckets> buckets_;
 };
 
 class ZeroOptimizer final : public DataParallelRanks {
  public:
-  explicit ZeroOptimizer(std::shared_ptr<collectives::Communicator> data) : DataParallelRanks(std::move(data)) {}
+  explicit ZeroOptimizer(std::shared_ptr<collectives::Communicator> data,
+                         std::shared_ptr<collectives::Communicator> tensor = nullptr)
+      : DataParallelRanks(std::move(data), std::move(tensor)) {}
 
   void attach(train::Trainer& trainer) override;
   void before_backward(bool last) override;
@@ -85,7 +94,7 @@ class ZeroOptimizer final : public DataParallelRanks {
   std::unique_ptr<optim::AdamW> shard_optimizer_;
 };
 
-// DataParallel or ZeroOptimizer, as parallel.zero says; `tensor` as DataParallel's (ZeRO-1 takes none).
+// DataParallel or ZeroOptimizer, as parallel.zero says, over `tensor` groups when given.
 std::unique_ptr<train::Parallelism> make_data_parallelism(std::shared_ptr<collectives::Communicator> data,
                                                           const config::ParallelConfig& config,
                                                           std::shared_ptr<collectives::Communicator> tensor = nullptr);

@@ -1,7 +1,7 @@
 // File: runtime/train/parallelism.h
 // How the ranks of a job share one training step. The trainer calls these at fixed points; it
 // never talks to a communicator itself. The base class is one process alone; runtime/parallel/
-// has data parallelism (DDP) and ZeRO-1.
+// has data parallelism (DDP) and ZeRO-1, each also over tensor-parallel groups.
 //
 //   attach(trainer)                         once, before the first step
 //   for each micro-batch: before_backward(is_last); backward
@@ -41,6 +41,8 @@ class Parallelism {
   virtual double gradient_norm(std::vector<optim::OptimizedParameter>& parameters, bool fused);
   // The mean over data-parallel ranks of a per-rank scalar tensor (a loss), on every rank.
   virtual at::Tensor mean(const at::Tensor& local) { return local; }
+  // In place: the sum over data-parallel ranks (of state each holds a shard of, zeros elsewhere).
+  virtual void sum_over_data_ranks(at::Tensor& /*values*/) {}
   // True on every rank when `local` is true on any: ranks stop at the same step boundary.
   virtual bool any_rank(bool local) { return local; }
   // The optimizer whose state this rank holds: the trainer's, or ZeRO's over this rank's shard.

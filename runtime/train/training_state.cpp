@@ -54,7 +54,20 @@ struct StateEntry {
   at::Tensor values;
   at::Tensor like;
   int split = -1;
+  bool saved_here = true;  // this rank writes the slice (the others take part in the gathers)
+  // ZeRO-1 under tensor parallelism: `values` is this rank's piece (undefined: none) of a cut
+  // parameter's moment, at `piece_offset` in its part; the data-parallel ranks' pieces add up to
+  // the part, which the tensor-parallel group then gathers whole. -1: not spread.
+  std::int64_t piece_offset = -1;
 };
+
+const optim::OptimizedParameter* find_piece(const std::vector<optim::OptimizedParameter>& pieces,
+                                            const std::string& name) {
+  for (const optim::OptimizedParameter& piece : pieces) {
+    if (piece.name == name) return &piece;
+  }
+  return nullptr;
+}
 
 std::vector<StateEntry> state_entries(Trainer& trainer, const TensorParts& parts) {
   Parallelism& parallel = trainer.parallelism();
@@ -62,26 +75,55 @@ std::vector<StateEntry> state_entries(Trainer& trainer, const TensorParts& parts
   auto global_shape = [&](const at::Tensor& tensor, int split) {
     return models::tensor_parallel_global_shape(tensor.sizes(), split, parts.count());
   };
+  const bool data_rank_0 = parallel.data_parallel_rank() == 0;
+  const bool sharded = &optimizer != &trainer.optimizer();  // ZeRO-1: moments in pieces over data ranks
   std::vector<StateEntry> entries;
-  if (parallel.data_parallel_rank() != 0) {
-    // Replicated state (parameters; with DDP also the moments) comes from rank 0 alone.
-    if (&optimizer == &trainer.optimizer()) return entries;
-  } else {
+  // Replicated state (parameters; with DDP also the moments) comes from data-parallel rank 0 alone.
+  if (!data_rank_0 && !sharded) return entries;
+  if (data_rank_0) {
     // Under LoRA the frozen base is not state: model.init holds it, named by its digest.
     for (auto& [name, tensor] : trainer.model().trainable_parameters()) {
       const int split = parts.split(name);
-      entries.push_back({"model." + name, global_shape(tensor, split), 0, tensor, tensor, split});
+      entries.push_back({"model." + name, global_shape(tensor, split), 0, tensor, tensor, split, parts.saves()});
     }
   }
-  for (const optim::OptimizedParameter& p : optimizer.parameters()) {
-    const int split = parts.split(p.name);
+  auto add_moments = [&](const optim::OptimizedParameter& p, int split, bool saved_here, std::int64_t offset,
+                         std::int64_t piece_offset) {
     const std::vector<std::int64_t> shape =
         models::tensor_parallel_global_shape(shape_of(trainer, p.name), split, parts.count());
     const at::Tensor like = p.parameter.detach().to(at::kFloat);  // moments are fp32
-    entries.push_back({"optim.exp_avg." + p.name, shape, p.offset, p.exp_avg, like, split});
-    entries.push_back({"optim.exp_avg_sq." + p.name, shape, p.offset, p.exp_avg_sq, like, split});
+    entries.push_back({"optim.exp_avg." + p.name, shape, offset, p.exp_avg, like, split, saved_here, piece_offset});
+    entries.push_back(
+        {"optim.exp_avg_sq." + p.name, shape, offset, p.exp_avg_sq, like, split, saved_here, piece_offset});
+  };
+  const bool spread = sharded && parts.group != nullptr;
+  for (const optim::OptimizedParameter& p : optimizer.parameters()) {
+    const int split = parts.split(p.name);
+    if (!(spread && split >= 0)) add_moments(p, split, parts.saves(), p.offset, -1);
+  }
+  if (spread) {
+    // The cut parameters' moments, in the trainer's order on every rank: each is collective.
+    for (const optim::OptimizedParameter& whole : trainer.optimizer().parameters()) {
+      const int split = parts.split(whole.name);
+      if (split < 0) continue;
+      const optim::OptimizedParameter* piece = find_piece(optimizer.parameters(), whole.name);
+      optim::OptimizedParameter none;  // this rank's shard misses the parameter: it adds zeros
+      none.name = whole.name;
+      none.parameter = whole.parameter;
+      add_moments(piece ? *piece : none, split, data_rank_0 && parts.saves(), 0, piece ? piece->offset : 0);
+    }
   }
   return entries;
+}
+
+// This rank's part of a cut parameter's moment from the data-parallel ranks' pieces of it.
+at::Tensor part_from_pieces(const StateEntry& e, const TensorParts& parts, Trainer& trainer) {
+  std::vector<std::int64_t> shape = e.global_shape;
+  shape.at(static_cast<std::size_t>(e.split)) /= parts.count();
+  at::Tensor part = at::zeros(shape, e.like.options());
+  if (e.values.defined()) part.view({-1}).narrow(0, e.piece_offset, e.values.numel()).copy_(e.values.view({-1}));
+  trainer.parallelism().sum_over_data_ranks(part);
+  return part;
 }
 
 }  // namespace
@@ -103,8 +145,8 @@ at::Tensor SnapshotBuffers::host_buffer(const std::string& name, std::int64_t nu
 void reserve_snapshot_buffers(Trainer& trainer, SnapshotBuffers& buffers) {
   at::NoGradGuard no_grad;
   const TensorParts parts{trainer.parallelism().tensor_parallel_group()};
-  if (!parts.saves()) return;
   for (const StateEntry& entry : state_entries(trainer, parts)) {
+    if (!entry.saved_here) continue;
     buffers.host_buffer(entry.name, element_count(entry.global_shape), entry.like.scalar_type(),
                         entry.like.is_cuda());
   }
@@ -119,10 +161,13 @@ TrainingState capture_training_state(Trainer& trainer, std::int64_t steps_done, 
   state.loader = trainer.train_loader().state();
   const TensorParts parts{trainer.parallelism().tensor_parallel_group()};
   for (const StateEntry& e : state_entries(trainer, parts)) {
-    if (!e.values.defined()) continue;  // before the first step there are no moments
+    // Before the first step there are no moments.
+    if (e.piece_offset >= 0 ? optimizer.step_count() == 0 : !e.values.defined()) continue;
+    at::Tensor local = e.values;
+    if (e.piece_offset >= 0) local = part_from_pieces(e, parts, trainer);
     // Every rank of the group takes part in the gather; its rank 0 saves.
-    const at::Tensor whole = e.split >= 0 ? models::gather_tensor_parallel(e.values, e.split, *parts.group) : e.values;
-    if (parts.saves()) state.slices.push_back(slice_of(e.name, e.global_shape, e.offset, whole, buffers));
+    const at::Tensor whole = e.split >= 0 ? models::gather_tensor_parallel(local, e.split, *parts.group) : local;
+    if (e.saved_here) state.slices.push_back(slice_of(e.name, e.global_shape, e.offset, whole, buffers));
   }
   if (buffers != nullptr && trainer.device().is_cuda()) {
     c10::cuda::getCurrentCUDAStream(trainer.device().index()).synchronize();  // the copies have landed
@@ -133,20 +178,32 @@ TrainingState capture_training_state(Trainer& trainer, std::int64_t steps_done, 
 std::int64_t restore_training_state(Trainer& trainer, const TrainingState& header, const RangeReader& read) {
   at::NoGradGuard no_grad;
   const TensorParts parts{trainer.parallelism().tensor_parallel_group()};
-  // The elements of `stored` (state of parameter `parameter`) this rank holds, shaped like `local`:
-  // under tensor parallelism, its part of the whole tensor.
+  // The elements of `stored` (state of parameter `parameter`) this rank holds, shaped like `local`,
+  // from `offset` in the parameter (ZeRO-1's piece) or in its part of the whole tensor (tensor
+  // parallelism, where `local` may be a piece of the part too).
   auto read_local = [&](const std::string& stored, const std::string& parameter, std::int64_t offset,
                         const at::Tensor& local) {
     const int split = parts.split(parameter);
+    at::Tensor values;
     if (split < 0) {
-      const at::Tensor values = read(stored, offset, local.numel());
-      ALBION_CHECK(values.numel() == local.numel(), "training state: ", stored, " has ", values.numel(),
-                   " elements, the model ", local.numel());
-      return values.view(local.sizes());
+      values = read(stored, offset, local.numel());
+    } else {
+      const std::vector<std::int64_t> part_shape = shape_of(trainer, parameter);
+      const std::int64_t part_numel = element_count(part_shape);
+      const std::int64_t rank = parts.group->rank();
+      at::Tensor part;
+      if (split == 0) {
+        part = read(stored, rank * part_numel, part_numel);  // a block of rows: one range
+      } else {
+        const std::vector<std::int64_t> shape = models::tensor_parallel_global_shape(part_shape, split, parts.count());
+        part = models::tensor_parallel_part(read(stored, 0, element_count(shape)).view(shape), split, rank,
+                                            parts.count());
+      }
+      values = part.reshape({-1}).narrow(0, offset, local.numel());
     }
-    const std::vector<std::int64_t> shape = models::tensor_parallel_global_shape(local.sizes(), split, parts.count());
-    return models::tensor_parallel_part(read(stored, 0, element_count(shape)).view(shape), split,
-                                        parts.group->rank(), parts.count());
+    ALBION_CHECK(values.numel() == local.numel(), "training state: ", stored, " has ", values.numel(),
+                 " elements, the model ", local.numel());
+    return values.view(local.sizes());
   };
   for (auto& [name, tensor] : trainer.model().trainable_parameters()) {
     tensor.copy_(read_local("model." + name, name, 0, tensor));

@@ -13,7 +13,8 @@
 // optimizer holds: whole tensors with DDP, shard pieces with ZeRO-1, rank 0's only with DDP).
 // Model and optimizer tensors are fp32, so a CPU run resumes bit for bit. Tensors a tensor-parallel
 // group holds in parts are saved whole (gathered to its rank 0) and each rank reads its part back,
-// so the tensor-parallel degree may change between runs too.
+// so the tensor-parallel degree may change between runs too. With ZeRO-1 as well, a cut tensor's
+// moments are first summed over the data-parallel ranks from their pieces into the part.
 #pragma once
 
 #include <ATen/ATen.h>

@@ -205,18 +205,12 @@ TEST_F(DataParallelTest, ZeroCheckpointFilesFrom4RanksResumeOn4And2And1) {
   const auto resume = [&](train::Parallelism* parallel, int ranks, const std::string& run) {
     config::Recipe resumed = recipe(ranks, run);
     resumed.train.steps = 8;
-    MPI_Comm comm;
-    MPI_Comm_split(MPI_COMM_WORLD, world_rank_ / ranks, world_rank_, &comm);
-    std::vector<double> losses;
-    {
-      launch::MpiRankGroup group(comm);
+    return in_jobs_of(ranks, [&](launch::MpiRankGroup& group) {
       train::CheckpointHooks hooks(hooks_settings(0), group);
       std::atomic<bool> stop{false};
       train::Trainer trainer(resumed, {parallel ? parallel->data_parallel_rank() : 0, ranks, 0}, parallel, &hooks);
-      losses = trainer.train(stop).losses;
-    }
-    MPI_Comm_free(&comm);
-    return losses;
+      return trainer.train(stop).losses;
+    });
   };
   ZeroOptimizer zero4(group_of(4));
   EXPECT_EQ(resume(&zero4, 4, "zero-files-resume4"), expected) << "ZeRO-1 on 4 resumed on 4 from files";

@@ -15,6 +15,7 @@
 
 #include "checkpoint/keys/key_file.h"
 #include "collectives/mpi_communicator.h"
+#include "launch/mpi_rank_group.h"
 #include "runtime/config/recipe.h"
 #include "runtime/train/checkpointing.h"
 #include "tests/support/small_dataset.h"
@@ -90,6 +91,20 @@ class ParallelTrainingTest : public testing::Test {
     settings.options.keep = 0;
     settings.interval = interval;
     return settings;
+  }
+
+  // `body(group)` on independent jobs of `ranks` consecutive world ranks each (as jobs that resume
+  // from the same checkpoint files), with this rank's job as a checkpoint rank group.
+  template <typename Body>
+  static auto in_jobs_of(int ranks, Body body) {
+    MPI_Comm comm;
+    MPI_Comm_split(MPI_COMM_WORLD, world_rank_ / ranks, world_rank_, &comm);
+    auto result = [&] {
+      launch::MpiRankGroup group(comm);
+      return body(group);
+    }();
+    MPI_Comm_free(&comm);
+    return result;
   }
 
   static void expect_same_losses(const std::vector<double>& actual, const std::vector<double>& expected,

@@ -6,12 +6,14 @@
 //     logits to 1e-12, every parameter's gradient (each rank's part of the whole model's) to
 //     1e-10; gathered, the parts are the whole model. Loaded from a Hugging
 //     Face directory, each rank holds its part of the file's tensors.
-//   - The trainer on tiny-llama, tensor-parallel 2 ways alone and times data-parallel 2 ways: 20
-//     steps' losses (clipped at every step, so the global gradient norm must count every part
-//     once) and the greedy text sample match one process.
-//   - A state captured on 2 x 2 ranks resumes on 2 x 2 (bit for bit), on 2-way tensor parallelism,
-//     on 4-way DDP and on 1 rank, from memory and from encrypted checkpoint files.
-//   - LoRA on a cut model matches one process, and its adapters resume on one process.
+//   - The trainer on tiny-llama, tensor-parallel 2 ways alone and times data-parallel 2 ways (DDP
+//     and ZeRO-1): 20 steps' losses (clipped at every step, so the global gradient norm must count
+//     every part once) and the greedy text sample match one process; ZeRO-1 holds half of its
+//     part's AdamW state per rank.
+//   - A state captured on 2 x 2 ranks (DDP or ZeRO-1) resumes on 2 x 2 (bit for bit), on the
+//     other of DDP and ZeRO-1, on 2-way tensor parallelism, on 4-way DDP and on 1 rank, from
+//     memory and from encrypted checkpoint files.
+//   - LoRA on a cut model (DDP and ZeRO-1) matches one process, and its adapters resume on one process.
 //   - GPT-2, and degrees that do not divide the heads, are refused naming parallel.tensor.
 #include <gtest/gtest.h>
 #include <mpi.h>
@@ -86,6 +88,13 @@ class TensorParallelTest : public testing_support::ParallelTrainingTest {
     std::atomic<bool> stop{false};
     train::Trainer trainer(r, {world_rank_, parallel ? world_size_ : 1, 0}, parallel, hooks);
     return trainer.train(stop);
+  }
+
+  // DDP (`zero` 0) or ZeRO-1 over `layout`'s data-parallel ranks, the model cut over its tensor group.
+  static std::unique_ptr<train::Parallelism> parallelism(const Layout& layout, int zero) {
+    config::ParallelConfig config;
+    config.zero = zero;
+    return make_data_parallelism(layout.data, config, layout.tensor);
   }
 };
 
@@ -229,50 +238,61 @@ TEST_F(TensorParallelTest, TrainerOnTensorParallelRanksMatchesOneProcess) {
   ASSERT_EQ(reference.losses.size(), static_cast<std::size_t>(kSteps));
   ASSERT_FALSE(reference.final_sample.empty());
 
-  const auto tensor_parallel = [&](const Layout& layout, const std::string& run) {
+  const auto tensor_parallel = [&](const Layout& layout, int zero, const std::string& run) {
     config::Recipe r = alone;
     r.run.dir = shared_dir_ + "/" + run + "-rank" + std::to_string(world_rank_);
     r.parallel.tensor = 2;
     config::ParallelConfig config;
     config.bucket_mb = 0.05;  // several buckets, overlapped with a backward that runs collectives
-    DataParallel parallel(layout.data, config, layout.tensor);
-    const train::TrainSummary summary = train(r, &parallel);
+    config.zero = zero;
+    const std::unique_ptr<train::Parallelism> parallel = make_data_parallelism(layout.data, config, layout.tensor);
+    std::atomic<bool> stop{false};
+    train::Trainer trainer(r, {world_rank_, world_size_, 0}, parallel.get());
+    const train::TrainSummary summary = trainer.train(stop);
     EXPECT_EQ(summary.final_sample, reference.final_sample) << run;
+    if (zero == 1) {
+      // AdamW moments, 8 bytes per parameter of this rank's part, split over 2 data-parallel ranks.
+      std::int64_t part = 0;
+      for (const auto& p : trainer.optimizer().parameters()) part += p.parameter.numel();
+      const std::int64_t state = parallel->optimizer_state_bytes(trainer);
+      EXPECT_LE(std::abs(state - 8 * part / 2), 8) << state << " bytes on one of 2 x 2 ranks";
+    }
     return summary.losses;
   };
-  expect_same_losses(tensor_parallel(halves(), "tp2"), reference.losses, "tensor-parallel 2");
-  expect_same_losses(tensor_parallel(mesh(2), "dp2-tp2"), reference.losses, "data 2 x tensor 2");
+  expect_same_losses(tensor_parallel(halves(), 0, "tp2"), reference.losses, "tensor-parallel 2");
+  expect_same_losses(tensor_parallel(mesh(2), 0, "dp2-tp2"), reference.losses, "data 2 x tensor 2");
+  expect_same_losses(tensor_parallel(mesh(2), 1, "zero2-tp2"), reference.losses, "ZeRO-1 2 x tensor 2");
 }
 
-TEST_F(TensorParallelTest, StateFrom2x2ResumesOn2x2AndTensor2AndDdp4And1) {
-  config::Recipe r = recipe("tp-capture");
-  r.train.steps = 8;
-  testing_support::CaptureAfter capture(3);
-  std::vector<double> uninterrupted;
-  {
-    const Layout layout = mesh(2);
-    DataParallel parallel(layout.data, config::ParallelConfig{}, layout.tensor);
-    uninterrupted = train(r, &parallel, &capture).losses;
-  }
-  testing_support::SliceStore store;
-  store.add(testing_support::all_ranks_slices(capture.state.slices));
-  const std::vector<double> expected(uninterrupted.begin() + 4, uninterrupted.end());
+// ZeRO-1 under tensor parallelism holds a piece of each cut parameter's moments: the data-parallel
+// ranks' pieces are summed into the part, which the tensor group gathers whole, as DDP's are.
+TEST_F(TensorParallelTest, StateFrom2x2ResumesOn2x2AndTensor2AndData4And1) {
+  for (const int captured_zero : {0, 1}) {
+    const std::string kind = captured_zero == 1 ? "ZeRO-1" : "DDP";
+    config::Recipe r = recipe("tp-capture-" + kind);
+    r.train.steps = 8;
+    testing_support::CaptureAfter capture(3);
+    const std::vector<double> uninterrupted = train(r, parallelism(mesh(2), captured_zero).get(), &capture).losses;
+    testing_support::SliceStore store;
+    store.add(testing_support::all_ranks_slices(capture.state.slices));
+    const std::vector<double> expected(uninterrupted.begin() + 4, uninterrupted.end());
 
-  const auto resume = [&](train::Parallelism* parallel, const std::string& run) {
-    config::Recipe resumed = recipe(run);
-    resumed.train.steps = 8;
-    testing_support::RestoreFrom restore(capture.state, store);
-    return train(resumed, parallel, &restore).losses;
-  };
-  const Layout two_by_two = mesh(2);
-  DataParallel again(two_by_two.data, config::ParallelConfig{}, two_by_two.tensor);
-  EXPECT_EQ(resume(&again, "tp-resume-2x2"), expected) << "2 x 2 resumed on 2 x 2";
-  const Layout tensor_only = halves();
-  DataParallel tensor2(tensor_only.data, config::ParallelConfig{}, tensor_only.tensor);
-  expect_same_losses(resume(&tensor2, "tp-resume-tp2"), expected, "2 x 2 resumed tensor-parallel 2");
-  DataParallel ddp4(mesh(1).data, config::ParallelConfig{});
-  expect_same_losses(resume(&ddp4, "tp-resume-ddp4"), expected, "2 x 2 resumed as DDP on 4");
-  expect_same_losses(resume(nullptr, "tp-resume-1"), expected, "2 x 2 resumed on 1");
+    const auto resume = [&](train::Parallelism* parallel, const std::string& run) {
+      config::Recipe resumed = recipe(run + "-" + kind);
+      resumed.train.steps = 8;
+      testing_support::RestoreFrom restore(capture.state, store);
+      return train(resumed, parallel, &restore).losses;
+    };
+    EXPECT_EQ(resume(parallelism(mesh(2), captured_zero).get(), "tp-resume-2x2"), expected)
+        << kind << " 2 x 2 resumed on 2 x 2";
+    expect_same_losses(resume(parallelism(mesh(2), 1 - captured_zero).get(), "tp-resume-2x2-other"), expected,
+                       kind + " 2 x 2 resumed on 2 x 2 with the other optimizer sharding");
+    expect_same_losses(resume(parallelism(halves(), 0).get(), "tp-resume-tp2"), expected,
+                       kind + " 2 x 2 resumed tensor-parallel 2");
+    expect_same_losses(resume(parallelism(mesh(1), captured_zero).get(), "tp-resume-data4"), expected,
+                       kind + " 2 x 2 resumed data-parallel on 4");
+    expect_same_losses(resume(nullptr, "tp-resume-1"), expected, kind + " 2 x 2 resumed on 1");
+  }
 }
 
 // LoRA on a cut model: the adapters follow their layers (B by rows on q, k, v, gate and up; A by
@@ -308,6 +328,8 @@ TEST_F(TensorParallelTest, LoraOnACutModelMatchesOneProcessAndResumesOnOne) {
   const Layout two_by_two = mesh(2);
   DataParallel parallel(two_by_two.data, config::ParallelConfig{}, two_by_two.tensor);
   expect_same_losses(train(lora("lora-2x2", 0), &parallel, &capture).losses, alone, "LoRA, data 2 x tensor 2");
+  expect_same_losses(train(lora("lora-zero-2x2", 0), parallelism(two_by_two, 1).get()).losses, alone,
+                     "LoRA, ZeRO-1 2 x tensor 2");
   testing_support::SliceStore store;
   store.add(testing_support::all_ranks_slices(capture.state.slices));
   testing_support::RestoreFrom restore(capture.state, store);
@@ -315,54 +337,44 @@ TEST_F(TensorParallelTest, LoraOnACutModelMatchesOneProcessAndResumesOnOne) {
                      std::vector<double>(alone.begin() + 4, alone.end()), "LoRA, 2 x 2 resumed on 1");
 }
 
-// Through files: 2 x 2 ranks save encrypted checkpoints (tensor rank 0 of data rank 0 gathers and
-// writes the model and moments; every rank its generators); the job "dies" after step 4's; the
-// world resumes from the files as 2 tensor-parallel pairs and as 4 single processes.
+// Through files: 2 x 2 ranks, DDP or ZeRO-1, save encrypted checkpoints (tensor rank 0 of data
+// rank 0 gathers and writes the model and the cut moments, with ZeRO-1 every data-parallel rank's
+// tensor rank 0 its pieces of the others; every rank its generators); the job "dies" after step
+// 4's; the world resumes from the files as 2 tensor-parallel pairs and as 4 single processes.
 TEST_F(TensorParallelTest, CheckpointFilesFrom2x2ResumeOnTensor2And1) {
-  const std::string checkpoints = shared_dir_ + "/tp-checkpoints";
   const std::unique_ptr<checkpoint::KeyProvider> key = shared_key();
-  const auto settings = [&](std::int64_t interval) { return checkpoint_settings(checkpoints, key.get(), interval); };
-  config::Recipe r = recipe("tp-files");
-  r.train.steps = 8;
-  std::vector<double> uninterrupted;
-  {
-    launch::MpiRankGroup group(MPI_COMM_WORLD);
-    train::CheckpointHooks hooks(settings(4), group);
-    const Layout layout = mesh(2);
-    DataParallel parallel(layout.data, config::ParallelConfig{}, layout.tensor);
-    uninterrupted = train(r, &parallel, &hooks).losses;
-  }
-  MPI_Barrier(MPI_COMM_WORLD);
-  if (world_rank_ == 0) {
-    const std::vector<checkpoint::CommittedCheckpoint> saved = checkpoint::list_checkpoints(checkpoints);
-    ASSERT_EQ(saved.size(), 2u);
-    checkpoint::remove_checkpoint(saved[1].path);
-  }
-  MPI_Barrier(MPI_COMM_WORLD);
-  const std::vector<double> expected(uninterrupted.begin() + 4, uninterrupted.end());
-
-  const auto resume = [&](int ranks, const std::string& run) {
-    config::Recipe resumed = recipe(run);
-    resumed.train.steps = 8;
-    MPI_Comm comm;
-    MPI_Comm_split(MPI_COMM_WORLD, world_rank_ / ranks, world_rank_, &comm);
-    std::vector<double> losses;
+  for (const int zero : {0, 1}) {
+    const std::string kind = zero == 1 ? "zero" : "ddp";
+    const std::string checkpoints = shared_dir_ + "/tp-checkpoints-" + kind;
+    const auto settings = [&](std::int64_t interval) { return checkpoint_settings(checkpoints, key.get(), interval); };
+    config::Recipe r = recipe("tp-files-" + kind);
+    r.train.steps = 8;
+    std::vector<double> uninterrupted;
     {
-      launch::MpiRankGroup group(comm);
-      train::CheckpointHooks hooks(settings(0), group);
-      if (ranks == 1) {
-        losses = train(resumed, nullptr, &hooks).losses;
-      } else {
-        const Layout layout = halves();
-        DataParallel parallel(layout.data, config::ParallelConfig{}, layout.tensor);
-        losses = train(resumed, &parallel, &hooks).losses;
-      }
+      launch::MpiRankGroup group(MPI_COMM_WORLD);
+      train::CheckpointHooks hooks(settings(4), group);
+      uninterrupted = train(r, parallelism(mesh(2), zero).get(), &hooks).losses;
     }
-    MPI_Comm_free(&comm);
-    return losses;
-  };
-  expect_same_losses(resume(2, "tp-files-resume-tp2"), expected, "2 x 2 resumed tensor-parallel 2 from files");
-  expect_same_losses(resume(1, "tp-files-resume-1"), expected, "2 x 2 resumed on 1 from files");
+    MPI_Barrier(MPI_COMM_WORLD);
+    if (world_rank_ == 0) {
+      const std::vector<checkpoint::CommittedCheckpoint> saved = checkpoint::list_checkpoints(checkpoints);
+      ASSERT_EQ(saved.size(), 2u);
+      checkpoint::remove_checkpoint(saved[1].path);
+    }
+    MPI_Barrier(MPI_COMM_WORLD);
+    const std::vector<double> expected(uninterrupted.begin() + 4, uninterrupted.end());
+
+    const auto resume = [&](int ranks, const std::string& run) {
+      config::Recipe resumed = recipe(run + "-" + kind);
+      resumed.train.steps = 8;
+      return in_jobs_of(ranks, [&](launch::MpiRankGroup& group) {
+        train::CheckpointHooks hooks(settings(0), group);
+        return train(resumed, ranks == 1 ? nullptr : parallelism(halves(), 0).get(), &hooks).losses;
+      });
+    };
+    expect_same_losses(resume(2, "tp-files-resume-tp2"), expected, kind + " 2 x 2 resumed tensor-parallel 2 from files");
+    expect_same_losses(resume(1, "tp-files-resume-1"), expected, kind + " 2 x 2 resumed on 1 from files");
+  }
 }
 
 }  // namespace

@@ -73,7 +73,9 @@ CheckpointModel read_checkpoint_model(checkpoint::CheckpointReader& reader, bool
 std::shared_ptr<models::CausalLm> load_checkpoint_model(CheckpointModel stored, const at::Device& device,
                                                         const std::string& what) {
   stored.config.validate();
-  std::shared_ptr<models::CausalLm> model = models::make_model(stored.config);
+  // Every parameter is set below, from the base's files or the checkpoint (each checked present).
+  std::shared_ptr<models::CausalLm> model =
+      models::make_model(stored.config, at::kCPU, nullptr, models::InitialValues::kNone);
   if (!stored.lora_base.empty()) {  // the frozen base (checked by read_checkpoint_model), then adapters
     models::load_hugging_face_weights(*model, stored.lora_base.directory);
     models::add_lora_adapters(*model, train::recipe_lora_options(stored.recipe));

@@ -4,11 +4,13 @@
 #include "runtime/models/causal_lm.h"
 
 #include <cmath>
+#include <optional>
 
 #include "kernels/common/kernel_device.h"
 #include "kernels/cross_entropy/linear_cross_entropy.h"
 #include "runtime/base/check.h"
 #include "runtime/models/gpt2.h"
+#include "runtime/models/layers.h"
 #include "runtime/models/llama.h"
 #include "runtime/models/tensor_parallel.h"
 
@@ -132,8 +134,10 @@ bool CausalLm::is_weight_decayed(const std::string& name) const {
 }
 
 std::shared_ptr<CausalLm> make_model(const ModelConfig& config, at::Device device,
-                                     std::shared_ptr<collectives::Communicator> tensor_group) {
+                                     std::shared_ptr<collectives::Communicator> tensor_group, InitialValues values) {
   config.validate();
+  std::optional<SkipRandomInitialValues> skip;
+  if (values == InitialValues::kNone) skip.emplace();
   if (tensor_group != nullptr) {
     check_tensor_parallel_degree(config, tensor_group->size());
     if (tensor_group->size() == 1) tensor_group.reset();

@@ -135,7 +135,13 @@ class EvalModeScope {
 // is drawn whole, from the same random stream as a whole model's, and only this rank's part of it
 // kept, so a seed gives the same model on any degree while a rank never holds more than its part
 // and one whole layer. UsageError for a model that cannot be cut that way (check_tensor_parallel_degree).
+//
+// InitialValues::kNone allocates the matrices without drawing them, for a caller that loads every
+// parameter next (model.init, a checkpoint): drawing a whole model's values it would overwrite is
+// most of a large model's start-up (70 B normal draws per rank for Llama 3.1 70B, cut or not).
+enum class InitialValues { kRandom, kNone };
 std::shared_ptr<CausalLm> make_model(const ModelConfig& config, at::Device device = at::kCPU,
-                                     std::shared_ptr<collectives::Communicator> tensor_group = nullptr);
+                                     std::shared_ptr<collectives::Communicator> tensor_group = nullptr,
+                                     InitialValues values = InitialValues::kRandom);
 
 }  // namespace albion::models

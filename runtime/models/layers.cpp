@@ -15,12 +15,21 @@
 namespace albion::models {
 namespace {
 
+thread_local bool skip_random_initial_values = false;
+
 at::Tensor normal_matrix(at::IntArrayRef shape, double init_std, const at::TensorOptions& options) {
   torch::NoGradGuard no_grad;
+  if (skip_random_initial_values) return at::empty(shape, options);
   return at::empty(shape, options).normal_(0.0, init_std);
 }
 
 }  // namespace
+
+SkipRandomInitialValues::SkipRandomInitialValues() : previous_(skip_random_initial_values) {
+  skip_random_initial_values = true;
+}
+
+SkipRandomInitialValues::~SkipRandomInitialValues() { skip_random_initial_values = previous_; }
 
 void AdaptableLinear::add_lora(std::int64_t rank, double alpha, double dropout) {
   const at::Tensor& weight = stored_weight();

@@ -19,6 +19,20 @@ namespace albion::models {
 
 enum class Bias { kNone, kWith };
 
+// While one lives on this thread, layers allocate their matrices without drawing values (for a
+// model whose every parameter is loaded next: make_model's InitialValues::kNone). Norm weights and
+// biases are still set: they cost nothing and draw nothing.
+class SkipRandomInitialValues {
+ public:
+  SkipRandomInitialValues();
+  ~SkipRandomInitialValues();
+  SkipRandomInitialValues(const SkipRandomInitialValues&) = delete;
+  SkipRandomInitialValues& operator=(const SkipRandomInitialValues&) = delete;
+
+ private:
+  bool previous_;
+};
+
 // One factor of a LoRA adapter: a bias-free matrix in nn.Linear layout, registered as "lora_A" or
 // "lora_B" so its parameter is "<layer>.lora_A.weight", the name PEFT saves adapters under.
 class LoraFactor : public torch::nn::Module {

@@ -1,6 +1,7 @@
 // File: tests/runtime/models/hf_import_test.cpp
 // Starting weights from a transformers checkpoint directory (model.init): a model's own export
-// loads back bit for bit into a differently initialised model (GPT-2, tied and untied Llama);
+// loads back bit for bit into a differently initialised model (GPT-2, tied and untied Llama) and
+// into one built without drawing values;
 // BF16 files are widened; base-model names without the prefix, GPT-2's mask buffers and sharded
 // indexes are accepted as transformers accepts them; anything missing, unexpected or misshapen is
 // refused naming the tensor; config.json differences in what shapes cannot show are named.
@@ -63,6 +64,26 @@ TEST(HfImport, AModelsOwnExportLoadsBackExactly) {
     const auto fresh = fp32_model(config, 2);
     load_hugging_face_weights(*fresh, dir.path());
     expect_same_parameters(*trained, *fresh);
+  }
+}
+
+// model.init builds its model without drawing values (make_model's InitialValues::kNone): nothing
+// is taken from the random stream, and the load sets every parameter.
+TEST(HfImport, AModelBuiltWithoutValuesDrawsNothingAndLoadsExactly) {
+  for (const ModelConfig& config : {testing::small_gpt2(), testing::small_llama(true), testing::small_llama(false)}) {
+    SCOPED_TRACE(architecture_name(config.architecture) + std::string(config.tie_embeddings ? " tied" : " untied"));
+    TempDir dir;
+    const auto trained = fp32_model(config, 1);
+    write_weights(dir / "model.safetensors", exported(*trained));
+    at::manual_seed(3);
+    const at::Tensor expected_next_draw = at::randn({8});
+    at::manual_seed(3);
+    const auto fresh = make_model(config, at::kCPU, nullptr, InitialValues::kNone);
+    EXPECT_TRUE(at::equal(at::randn({8}), expected_next_draw)) << "building the model drew random values";
+    load_hugging_face_weights(*fresh, dir.path());
+    expect_same_parameters(*trained, *fresh);
+    // Once it is built, models draw their values again.
+    expect_same_parameters(*fp32_model(config, 1), *trained);
   }
 }
 

@@ -18,6 +18,7 @@
 #include "launch/host_reachability.h"
 #include "launch/job_layout.h"
 #include "launch/launch_plan.h"
+#include "launch/memory_plan.h"
 #include "runtime/base/check.h"
 #include "runtime/base/redact.h"
 #include "runtime/config/recipe.h"
@@ -35,16 +36,22 @@ const CommandSpec kSpec{
     "NCCL_*, CUDA_*, ALBION_* and OMP_NUM_THREADS are forwarded to every rank. Without -n the\n"
     "count comes from the hosts' slots, the Slurm allocation, or this node's GPUs. Remote hosts\n"
     "must resolve and answer on their ssh port before anything starts. A train command's recipe\n"
-    "is checked against the rank count first. --dry-run prints the command and exits.\n"
+    "is checked against the rank count first, and the memory each of its ranks will hold for the\n"
+    "model is printed. --dry-run prints the command and exits.\n"
     "Example: albion launch -n 2 -- train recipes/tiny.ini"};
 
 // A recipe every rank would refuse (an unknown key, a batch that does not split over the ranks)
-// is refused once here, before mpirun starts N copies of the same error.
-void check_train_command(const std::vector<std::string>& command, int world_size) {
-  if (command.front() != "train") return;
+// is refused once here, before mpirun starts N copies of the same error. Returns what one rank of
+// a training job will hold, described, when that can be known before the ranks start.
+std::optional<std::string> check_train_command(const std::vector<std::string>& command, int world_size) {
+  if (command.front() != "train") return std::nullopt;
   const TrainArguments train = parse_train_arguments(std::span(command).subspan(1), "train");
-  if (train.help || train.recipe.empty()) return;  // the ranks print help or the usage hint
-  check_job_layout(config::load_recipe(train.recipe, train.overrides), world_size);
+  if (train.help || train.recipe.empty()) return std::nullopt;  // the ranks print help or the usage hint
+  const config::Recipe recipe = config::load_recipe(train.recipe, train.overrides);
+  check_job_layout(recipe, world_size);
+  const std::optional<RankMemory> memory = plan_rank_memory(recipe, world_size);
+  if (!memory) return std::nullopt;
+  return describe(*memory);
 }
 
 }  // namespace
@@ -78,12 +85,13 @@ int run_launch(const CommandArgs& args, const ProcessEnvironment& env) {
   context.slurm_job_tasks = env.slurm_job_tasks;
   context.forwarded_variables = env.forwarded_variables;
   const std::vector<std::string> argv = plan_launch(request, context);
-  check_train_command(request.command, launch_rank_count(request, context));
+  const std::optional<std::string> memory = check_train_command(request.command, launch_rank_count(request, context));
   require_reachable(request.hosts, env.hostname);
 
   std::vector<std::string> shown;  // a PIN in a key spec is passed on, not printed
   for (const std::string& arg : argv) shown.push_back(without_pins(arg));
   std::cerr << "albion launch: " << shell_quote(shown) << std::endl;
+  if (memory) std::cerr << "albion launch: per rank: " << *memory << std::endl;
   if (dry_run) return 0;
   std::vector<char*> pointers;
   for (const std::string& arg : argv) pointers.push_back(const_cast<char*>(arg.c_str()));

@@ -18,6 +18,7 @@
 #include "launch/command_options.h"
 #include "launch/job_layout.h"
 #include "launch/launch_plan.h"
+#include "launch/memory_plan.h"
 #include "launch/train_checkpoints.h"
 #include "runtime/base/check.h"
 #include "runtime/base/log.h"
@@ -124,6 +125,9 @@ int run_submit(const CommandArgs& args, const ProcessEnvironment& env) {
   const config::Recipe recipe = config::load_recipe(train.recipe, train.overrides);  // errors now, not in the queue
   require_no_secrets_for_slurm(recipe, train);
   check_job_layout(recipe, world_size(request));
+  if (const std::optional<RankMemory> memory = plan_rank_memory(recipe, world_size(request))) {
+    log::info("submit: per rank: ", describe(*memory));
+  }
   if (recipe.checkpoint.interval == 0) {
     log::warning("submit: checkpoint.interval is 0: a job stopped by its time limit or pre-emption starts again "
                  "from step 0");

@@ -19,6 +19,7 @@
 #include "launch/command_options.h"
 #include "launch/fatal_handler.h"
 #include "launch/job_layout.h"
+#include "launch/memory_plan.h"
 #include "launch/mpi_rank_group.h"
 #include "launch/mpi_session.h"
 #include "launch/rank_threads.h"
@@ -41,7 +42,8 @@ const char* const kUsage =
     "usage: albion train RECIPE.ini [--section.key=value ...] [--dry-run]\n\n"
     "Train a GPT-2 or Llama model as the INI recipe describes (see recipes/). Any recipe key can\n"
     "be overridden on the command line, e.g. --train.steps=200 --optim.lr=6e-4. --dry-run loads\n"
-    "and validates the recipe, prints it resolved, and exits. Ctrl-C stops at the next step.\n\n";
+    "and validates the recipe, prints it resolved with the memory a rank will hold for its model\n"
+    "(weights, gradients, AdamW state, kept activations), and exits. Ctrl-C stops at the next step.\n\n";
 
 int report(const train::TrainSummary& summary, const train::WorldPosition& world) {
   if (world.rank == 0) {
@@ -109,7 +111,11 @@ int run_train(const CommandArgs& args, const ProcessEnvironment& env) {
   }
   // Checked before anything starts, on one rank as on many, and by a dry run too.
   check_job_layout(recipe, env.world_size);
-  if (arguments.dry_run) return 0;
+  if (arguments.dry_run) {
+    const std::optional<RankMemory> memory = plan_rank_memory(recipe, env.world_size);
+    if (memory && env.world_rank == 0) std::cout << "# per rank: " << describe(*memory) << "\n";
+    return 0;
+  }
 
   std::signal(SIGINT, request_stop);
   std::signal(SIGTERM, request_stop);

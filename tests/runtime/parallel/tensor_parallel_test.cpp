@@ -25,6 +25,7 @@
 #include "checkpoint/keys/key_file.h"
 #include "collectives/device_mesh.h"
 #include "collectives/mpi_communicator.h"
+#include "launch/memory_plan.h"
 #include "launch/mpi_rank_group.h"
 #include "runtime/models/causal_lm.h"
 #include "runtime/models/hf_import.h"
@@ -242,6 +243,7 @@ TEST_F(TensorParallelTest, TrainerOnTensorParallelRanksMatchesOneProcess) {
     config::Recipe r = alone;
     r.run.dir = shared_dir_ + "/" + run + "-rank" + std::to_string(world_rank_);
     r.parallel.tensor = 2;
+    r.parallel.zero = zero;
     config::ParallelConfig config;
     config.bucket_mb = 0.05;  // several buckets, overlapped with a backward that runs collectives
     config.zero = zero;
@@ -250,13 +252,18 @@ TEST_F(TensorParallelTest, TrainerOnTensorParallelRanksMatchesOneProcess) {
     train::Trainer trainer(r, {world_rank_, world_size_, 0}, parallel.get());
     const train::TrainSummary summary = trainer.train(stop);
     EXPECT_EQ(summary.final_sample, reference.final_sample) << run;
+    // AdamW moments, 8 bytes per parameter of this rank's part, split over 2 data-parallel ranks
+    // under ZeRO-1; what `albion launch` plans for a rank is what the rank holds.
+    std::int64_t part = 0;
+    for (const auto& p : trainer.optimizer().parameters()) part += p.parameter.numel();
+    const std::int64_t state = parallel->optimizer_state_bytes(trainer);
     if (zero == 1) {
-      // AdamW moments, 8 bytes per parameter of this rank's part, split over 2 data-parallel ranks.
-      std::int64_t part = 0;
-      for (const auto& p : trainer.optimizer().parameters()) part += p.parameter.numel();
-      const std::int64_t state = parallel->optimizer_state_bytes(trainer);
       EXPECT_LE(std::abs(state - 8 * part / 2), 8) << state << " bytes on one of 2 x 2 ranks";
     }
+    const int ranks = layout.data->size() * layout.tensor->size();
+    const std::optional<launch::RankMemory> plan = launch::plan_rank_memory(r, ranks);
+    EXPECT_TRUE(plan.has_value() && plan->parameters == part) << run;
+    EXPECT_TRUE(plan.has_value() && std::abs(plan->optimizer_bytes - state) <= 8) << run << ": " << state;
     return summary.losses;
   };
   expect_same_losses(tensor_parallel(halves(), 0, "tp2"), reference.losses, "tensor-parallel 2");

@@ -1,0 +1,86 @@
+// File: launch/memory_plan.cpp
+#include "launch/memory_plan.h"
+
+#include <cstdio>
+#include <filesystem>
+
+#include "collectives/device_mesh.h"
+#include "runtime/base/check.h"
+#include "runtime/data/dataset_manifest.h"
+#include "runtime/models/causal_lm.h"
+#include "runtime/models/lora.h"
+#include "runtime/models/tensor_parallel.h"
+#include "runtime/train/trainer.h"
+
+namespace albion::launch {
+namespace {
+
+constexpr std::int64_t kFp32 = 4;
+
+// `value` in thousand millions (`decimals` after the point) from 1e9, else in millions.
+std::string in_units(std::int64_t value, int decimals, const char* billions, const char* millions) {
+  char text[32];
+  if (value >= 1'000'000'000) {
+    std::snprintf(text, sizeof text, "%.*f %s", decimals, static_cast<double>(value) / 1e9, billions);
+  } else {
+    std::snprintf(text, sizeof text, "%.1f %s", static_cast<double>(value) / 1e6, millions);
+  }
+  return text;
+}
+
+std::string gigabytes(std::int64_t bytes) { return in_units(bytes, 1, "GB", "MB"); }
+std::string billions(std::int64_t count) { return in_units(count, 2, "B", "M"); }
+
+}  // namespace
+
+std::optional<RankMemory> plan_rank_memory(const config::Recipe& recipe, int world_size) {
+  models::ModelConfig config = train::recipe_model_config(recipe);
+  if (config.vocab_size == 0) {  // the tokenizer's, padded as the trainer pads it
+    std::uint64_t vocabulary = 0;
+    try {
+      vocabulary = data::read_manifest(recipe.data.dataset).vocab_size;
+    } catch (const UsageError&) {
+      return std::nullopt;  // not prepared yet, or sealed under a key this plan does not open
+    }
+    const auto multiple = static_cast<std::uint64_t>(config.vocab_multiple);
+    config.vocab_size = static_cast<std::int64_t>((vocabulary + multiple - 1) / multiple * multiple);
+  }
+  const collectives::DeviceMesh mesh(world_size, static_cast<int>(recipe.parallel.tensor),
+                                     static_cast<int>(recipe.parallel.pipeline));
+  // Shapes only: the whole model on the meta device, each tensor then counted as a rank holds it.
+  const std::shared_ptr<models::CausalLm> model = models::make_model(config, at::kMeta);
+  const bool lora = recipe.lora.rank > 0;
+  if (lora) models::add_lora_adapters(*model, train::recipe_lora_options(recipe));
+  RankMemory memory;
+  for (const auto& [name, tensor] : model->named_parameters()) {
+    const bool cut = models::tensor_parallel_split(name) >= 0;
+    const std::int64_t held = tensor.numel() / (cut ? mesh.tensor() : 1);
+    memory.parameters += held;
+    if (!lora || name.find("lora_") != std::string::npos) memory.trained += held;
+  }
+  memory.weight_bytes = kFp32 * memory.parameters;
+  memory.gradient_bytes = kFp32 * memory.trained;  // ZeRO-1 shards the moments, not the gradients
+  memory.optimizer_shards = recipe.parallel.zero == 1 ? mesh.data() : 1;
+  memory.optimizer_bytes = 2 * kFp32 * memory.trained / memory.optimizer_shards;
+  const std::int64_t every = config.recompute_every;
+  if (every > 0) {
+    const std::int64_t recomputed = (config.layers + every - 1) / every;
+    memory.kept_input_bytes =
+        recomputed * recipe.train.micro_batch * recipe.train.seq_len * config.hidden_size * kFp32;
+    memory.other_activations = every > 1;
+  }
+  return memory;
+}
+
+std::string describe(const RankMemory& memory) {
+  std::string line = billions(memory.parameters) + " parameters held (" + billions(memory.trained) +
+                     " trained); weights " + gigabytes(memory.weight_bytes) + ", gradients " +
+                     gigabytes(memory.gradient_bytes) + ", AdamW state " + gigabytes(memory.optimizer_bytes);
+  if (memory.optimizer_shards > 1) line += " (ZeRO-1 over " + std::to_string(memory.optimizer_shards) + ")";
+  if (memory.kept_input_bytes > 0) line += ", kept block inputs " + gigabytes(memory.kept_input_bytes);
+  line += ": " + gigabytes(memory.total_bytes());
+  if (memory.other_activations) line += ", plus the activations of blocks not recomputed";
+  return line;
+}
+
+}  // namespace albion::launch

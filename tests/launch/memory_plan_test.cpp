@@ -1,0 +1,69 @@
+// File: tests/launch/memory_plan_test.cpp
+// The memory one rank will hold, planned from the shipped recipes before anything starts: Llama
+// 3.1 70B as 8 x 8 with ZeRO-1 and without, and the 8B LoRA recipe on 8 data-parallel ranks. The
+// counts are the published models' (70,553,706,496 and 8,030,261,248 parameters) cut by the
+// tensor-parallel rules; the test under mpirun (tensor_parallel_test) checks the plan against the
+// parameters and AdamW state a real cut rank holds.
+#include "launch/memory_plan.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+namespace albion::launch {
+namespace {
+
+config::Recipe shipped(const std::string& name, std::vector<std::string> overrides = {}) {
+  return config::load_recipe((std::filesystem::path(ALBION_SOURCE_DIR) / "recipes" / name).string(), overrides);
+}
+
+TEST(MemoryPlan, Llama70bAsEightTimesEightWithZeroOne) {
+  const std::optional<RankMemory> memory = plan_rank_memory(shipped("llama3_70b.ini"), 64);
+  ASSERT_TRUE(memory.has_value());
+  // The norms (80 layers x 2 + 1, of 8192) are replicated; everything else is cut 8 ways.
+  const std::int64_t norms = 161 * 8192;
+  EXPECT_EQ(memory->parameters, (70'553'706'496 - norms) / 8 + norms);
+  EXPECT_EQ(memory->parameters, 8'820'367'360);
+  EXPECT_EQ(memory->trained, memory->parameters);
+  EXPECT_EQ(memory->weight_bytes, 4 * memory->parameters);
+  EXPECT_EQ(memory->gradient_bytes, 4 * memory->parameters);
+  EXPECT_EQ(memory->optimizer_shards, 8);
+  EXPECT_EQ(memory->optimizer_bytes, memory->parameters);  // 8 bytes each, over 8 ranks
+  EXPECT_EQ(memory->kept_input_bytes, 80LL * 1 * 4096 * 8192 * 4);  // every block recomputed
+  EXPECT_FALSE(memory->other_activations);
+  EXPECT_EQ(describe(*memory),
+            "8.82 B parameters held (8.82 B trained); weights 35.3 GB, gradients 35.3 GB, AdamW state 8.8 GB "
+            "(ZeRO-1 over 8), kept block inputs 10.7 GB: 90.1 GB");
+
+  const std::optional<RankMemory> ddp = plan_rank_memory(shipped("llama3_70b.ini", {"--parallel.zero=0"}), 64);
+  ASSERT_TRUE(ddp.has_value());
+  EXPECT_EQ(ddp->optimizer_bytes, 8 * memory->parameters);
+  EXPECT_EQ(ddp->optimizer_shards, 1);
+  EXPECT_GT(ddp->total_bytes(), 150'000'000'000);
+}
+
+TEST(MemoryPlan, LoraTrainsTheAdaptersOverAWholeFrozenBase) {
+  const std::optional<RankMemory> memory = plan_rank_memory(shipped("llama3_8b_lora.ini"), 8);
+  ASSERT_TRUE(memory.has_value());
+  // Rank 16 on q, k, v, o, gate, up and down of 32 layers: 16 x (in + out) each.
+  const std::int64_t adapters = 32LL * 16 * ((4096 + 4096) * 2 + (4096 + 1024) * 2 + (4096 + 14336) * 3);
+  EXPECT_EQ(adapters, 41'943'040);
+  EXPECT_EQ(memory->trained, adapters);
+  EXPECT_EQ(memory->parameters, 8'030'261'248 + adapters);
+  EXPECT_EQ(memory->gradient_bytes, 4 * adapters);
+  EXPECT_EQ(memory->optimizer_bytes, 8 * adapters);
+  EXPECT_EQ(memory->kept_input_bytes, 32LL * 2 * 4096 * 4096 * 4);
+  // Activation checkpointing off: the plan says what it leaves out.
+  const std::optional<RankMemory> plain =
+      plan_rank_memory(shipped("llama3_8b_lora.ini", {"--model.activation_checkpointing=0"}), 8);
+  ASSERT_TRUE(plain.has_value());
+  EXPECT_EQ(plain->kept_input_bytes, 0);
+  EXPECT_NE(describe(*plain).find("plus the activations of blocks not recomputed"), std::string::npos);
+}
+
+TEST(MemoryPlan, AVocabularyFromADatasetNotYetPreparedIsNotGuessed) {
+  EXPECT_FALSE(plan_rank_memory(shipped("tiny.ini", {"--data.dataset=/nonexistent/albion-dataset"}), 1).has_value());
+}
+
+}  // namespace
+}  // namespace albion::launch

@@ -15,10 +15,6 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
-bool ends_with(const std::string& name, const std::string& suffix) {
-  return name.size() >= suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
 // The sum over the group, on every rank, as a new tensor.
 at::Tensor summed_over(const at::Tensor& local, collectives::Communicator& group) {
   at::Tensor sum = local.contiguous().clone();
@@ -34,7 +30,7 @@ constexpr std::array<std::string_view, 2> kColumnCut = {"o_proj", "down_proj"};
 template <std::size_t N>
 bool names(const std::string& name, const std::array<std::string_view, N>& layers, std::string_view parameter) {
   for (std::string_view layer : layers) {
-    if (ends_with(name, str_cat(".", layer, ".", parameter))) return true;
+    if (name.ends_with(str_cat(".", layer, ".", parameter))) return true;
   }
   return false;
 }

@@ -200,8 +200,9 @@ Trainer::Trainer(config::Recipe recipe, WorldPosition world, Parallelism* parall
   // Under tensor parallelism each rank builds and loads only its part of the layers.
   const std::shared_ptr<collectives::Communicator> tensor_group = parallel_->tensor_parallel_group();
   // model.init sets every parameter (hf_import refuses a directory that lacks one): nothing to draw.
-  model_ = models::make_model(model_config, at::kCPU, tensor_group,
-                              recipe_.model.init.empty() ? models::InitialValues::kRandom : models::InitialValues::kNone);
+  const models::InitialValues values =
+      recipe_.model.init.empty() ? models::InitialValues::kRandom : models::InitialValues::kNone;
+  model_ = models::make_model(model_config, at::kCPU, tensor_group, values);
   if (tensor_group) {
     log::info("tensor parallelism: attention heads, MLP features and vocabulary cut ", tensor_group->size(),
               " ways; this rank holds part ", tensor_group->rank());

@@ -28,14 +28,15 @@ std::vector<std::int64_t> shape_of(Trainer& trainer, const std::string& paramete
 }
 
 // Under tensor parallelism (runtime/models/tensor_parallel.h) the ranks of a group hold parts of
-// some tensors; checkpoints hold them whole, gathered to the group's rank 0, which saves them.
+// some tensors; checkpoints hold them whole. A row cut's part is one range of the whole, which its
+// rank saves itself; a column cut's part is strided, so the group gathers it and one rank saves it.
 struct TensorParts {
   std::shared_ptr<collectives::Communicator> group;  // null: no tensor parallelism
 
   // The dimension parameter `name` is cut along over the group, or -1.
   int split(const std::string& name) const { return group ? models::tensor_parallel_split(name) : -1; }
   std::int64_t count() const { return group ? group->size() : 1; }
-  bool saves() const { return group == nullptr || group->rank() == 0; }
+  std::int64_t rank() const { return group ? group->rank() : 0; }
 };
 
 std::int64_t element_count(const std::vector<std::int64_t>& shape) {
@@ -44,21 +45,24 @@ std::int64_t element_count(const std::vector<std::int64_t>& shape) {
   return count;
 }
 
-// What a capture copies, in order. `values` is the live tensor (this rank's part when `split` >=
-// 0), undefined for the optimizer's moments before its first step (`like` then says what they will
-// be).
+// What a capture copies, in order, on this rank: every entry that takes part in a collective is
+// listed in the same order on every rank of that collective's group.
 struct StateEntry {
   std::string name;
   std::vector<std::int64_t> global_shape;
-  std::int64_t offset = 0;
+  std::int64_t offset = 0;  // of the saved values in the flattened whole tensor
+  // This rank's whole tensor, part or piece; undefined for the optimizer's moments before its first
+  // step (`like` then says what they will be).
   at::Tensor values;
   at::Tensor like;
-  int split = -1;
-  bool saved_here = true;  // this rank writes the slice (the others take part in the gathers)
-  // ZeRO-1 under tensor parallelism: `values` is this rank's piece (undefined: none) of a cut
-  // parameter's moment, at `piece_offset` in its part; the data-parallel ranks' pieces add up to
-  // the part, which the tensor-parallel group then gathers whole. -1: not spread.
+  int gather_dim = -1;      // >= 0: the tensor-parallel group gathers the parts along it first
+  bool saved_here = false;  // this rank writes the slice
+  std::int64_t saved_numel = 0;
+  // ZeRO-1 under tensor parallelism, a column cut: `values` is this rank's piece (undefined: none)
+  // of the part's moment, at `piece_offset` in a part of `part_shape`; the data-parallel ranks'
+  // pieces are first summed into the part. -1: not spread.
   std::int64_t piece_offset = -1;
+  std::vector<std::int64_t> part_shape;
 };
 
 const optim::OptimizedParameter* find_piece(const std::vector<optim::OptimizedParameter>& pieces,
@@ -69,58 +73,105 @@ const optim::OptimizedParameter* find_piece(const std::vector<optim::OptimizedPa
   return nullptr;
 }
 
+// Who saves what, so that no rank holds much more of a checkpoint than its share (a whole 70B
+// model's state is ~850 GB): tensors every data-parallel rank holds alike (parameters, DDP's
+// moments) go round robin over the data-parallel ranks and, within one, over its tensor group;
+// ZeRO-1's pieces are saved by the ranks holding them; a row cut's part (one range of the whole)
+// by its own rank.
 std::vector<StateEntry> state_entries(Trainer& trainer, const TensorParts& parts) {
   Parallelism& parallel = trainer.parallelism();
   optim::AdamW& optimizer = parallel.optimizer(trainer);
-  auto global_shape = [&](const at::Tensor& tensor, int split) {
-    return models::tensor_parallel_global_shape(tensor.sizes(), split, parts.count());
-  };
-  const bool data_rank_0 = parallel.data_parallel_rank() == 0;
   const bool sharded = &optimizer != &trainer.optimizer();  // ZeRO-1: moments in pieces over data ranks
+  const std::int64_t data_ranks = parallel.data_parallel_size();
+  const std::int64_t data_rank = parallel.data_parallel_rank();
+  std::int64_t turn = 0;  // of the next tensor saved once for all ranks, the same on every rank
   std::vector<StateEntry> entries;
-  // Replicated state (parameters; with DDP also the moments) comes from data-parallel rank 0 alone.
-  if (!data_rank_0 && !sharded) return entries;
-  if (data_rank_0) {
-    // Under LoRA the frozen base is not state: model.init holds it, named by its digest.
-    for (auto& [name, tensor] : trainer.model().trainable_parameters()) {
-      const int split = parts.split(name);
-      entries.push_back({"model." + name, global_shape(tensor, split), 0, tensor, tensor, split, parts.saves()});
+  std::map<std::string, std::vector<std::int64_t>> part_shapes;  // this rank's, by parameter
+  for (const auto& [name, tensor] : trainer.model().named_parameters()) part_shapes[name] = tensor.sizes().vec();
+
+  // An entry for `values`: this rank's part of parameter `parameter` (`local_numel` elements), or
+  // a piece of it at `offset`; `tensor_owner`: whether this rank writes what its group holds alike.
+  auto add = [&](const std::string& name, const std::string& parameter, const at::Tensor& values,
+                 const at::Tensor& like, std::int64_t local_numel, std::int64_t offset, bool tensor_owner) {
+    const int split = parts.split(parameter);
+    const std::vector<std::int64_t>& part_shape = part_shapes.at(parameter);
+    StateEntry e;
+    e.name = name;
+    e.global_shape = models::tensor_parallel_global_shape(part_shape, split, parts.count());
+    e.offset = offset;
+    e.values = values;
+    e.like = like;
+    e.saved_numel = local_numel;
+    if (split == 0) {
+      e.offset += parts.rank() * element_count(part_shape);
+      e.saved_here = true;
+    } else if (split > 0) {
+      e.gather_dim = split;
+      e.offset = 0;
+      e.saved_numel = element_count(e.global_shape);
+      e.saved_here = tensor_owner;
+    } else {
+      e.saved_here = tensor_owner;
     }
-  }
-  auto add_moments = [&](const optim::OptimizedParameter& p, int split, bool saved_here, std::int64_t offset,
-                         std::int64_t piece_offset) {
-    const std::vector<std::int64_t> shape =
-        models::tensor_parallel_global_shape(shape_of(trainer, p.name), split, parts.count());
-    const at::Tensor like = p.parameter.detach().to(at::kFloat);  // moments are fp32
-    entries.push_back({"optim.exp_avg." + p.name, shape, offset, p.exp_avg, like, split, saved_here, piece_offset});
-    entries.push_back(
-        {"optim.exp_avg_sq." + p.name, shape, offset, p.exp_avg_sq, like, split, saved_here, piece_offset});
+    entries.push_back(std::move(e));
   };
-  const bool spread = sharded && parts.group != nullptr;
-  for (const optim::OptimizedParameter& p : optimizer.parameters()) {
-    const int split = parts.split(p.name);
-    if (!(spread && split >= 0)) add_moments(p, split, parts.saves(), p.offset, -1);
+  // The next tensor saved once for all ranks: whether this rank's data-parallel group takes it and,
+  // in it, whether this rank writes it.
+  auto take_turn = [&](bool* tensor_owner) {
+    const std::int64_t k = turn++;
+    *tensor_owner = (k / data_ranks) % parts.count() == parts.rank();
+    return k % data_ranks == data_rank;
+  };
+  auto add_moments = [&](const optim::OptimizedParameter& p, std::int64_t offset, bool tensor_owner) {
+    const at::Tensor like = p.parameter.detach().to(at::kFloat);  // moments are fp32
+    const std::int64_t numel = p.parameter.numel();
+    add("optim.exp_avg." + p.name, p.name, p.exp_avg, like, numel, offset, tensor_owner);
+    add("optim.exp_avg_sq." + p.name, p.name, p.exp_avg_sq, like, numel, offset, tensor_owner);
+  };
+
+  // Under LoRA the frozen base is not state: model.init holds it, named by its digest.
+  for (auto& [name, tensor] : trainer.model().trainable_parameters()) {
+    bool tensor_owner = false;
+    if (take_turn(&tensor_owner)) add("model." + name, name, tensor, tensor, tensor.numel(), 0, tensor_owner);
   }
-  if (spread) {
-    // The cut parameters' moments, in the trainer's order on every rank: each is collective.
-    for (const optim::OptimizedParameter& whole : trainer.optimizer().parameters()) {
-      const int split = parts.split(whole.name);
-      if (split < 0) continue;
-      const optim::OptimizedParameter* piece = find_piece(optimizer.parameters(), whole.name);
-      optim::OptimizedParameter none;  // this rank's shard misses the parameter: it adds zeros
-      none.name = whole.name;
-      none.parameter = whole.parameter;
-      add_moments(piece ? *piece : none, split, data_rank_0 && parts.saves(), 0, piece ? piece->offset : 0);
+  if (!sharded) {
+    for (const optim::OptimizedParameter& p : optimizer.parameters()) {
+      bool tensor_owner = false;
+      if (take_turn(&tensor_owner)) add_moments(p, 0, tensor_owner);
+    }
+    return entries;
+  }
+  // ZeRO-1: the same pieces on every rank of a tensor group, each written by one of them.
+  std::int64_t piece_index = 0;
+  for (const optim::OptimizedParameter& p : optimizer.parameters()) {
+    if (parts.split(p.name) > 0) continue;  // below
+    add_moments(p, p.offset, piece_index++ % parts.count() == parts.rank());
+  }
+  // Column cuts: every data-parallel rank adds its piece to the part, in the trainer's order.
+  for (const optim::OptimizedParameter& whole : trainer.optimizer().parameters()) {
+    if (parts.split(whole.name) <= 0) continue;
+    bool tensor_owner = false;
+    const bool data_owner = take_turn(&tensor_owner);
+    const optim::OptimizedParameter* piece = find_piece(optimizer.parameters(), whole.name);
+    optim::OptimizedParameter none;  // this rank's shard misses the parameter: it adds zeros
+    none.name = whole.name;
+    none.parameter = whole.parameter;
+    add_moments(piece ? *piece : none, 0, tensor_owner);
+    for (StateEntry* e : {&entries[entries.size() - 2], &entries.back()}) {
+      e->piece_offset = piece ? piece->offset : 0;
+      e->part_shape = whole.parameter.sizes().vec();
+      if (!data_owner) {
+        e->gather_dim = -1;  // summed here, gathered and saved by the owner's data-parallel rank
+        e->saved_here = false;
+      }
     }
   }
   return entries;
 }
 
 // This rank's part of a cut parameter's moment from the data-parallel ranks' pieces of it.
-at::Tensor part_from_pieces(const StateEntry& e, const TensorParts& parts, Trainer& trainer) {
-  std::vector<std::int64_t> shape = e.global_shape;
-  shape.at(static_cast<std::size_t>(e.split)) /= parts.count();
-  at::Tensor part = at::zeros(shape, e.like.options());
+at::Tensor part_from_pieces(const StateEntry& e, Trainer& trainer) {
+  at::Tensor part = at::zeros(e.part_shape, e.like.options());
   if (e.values.defined()) part.view({-1}).narrow(0, e.piece_offset, e.values.numel()).copy_(e.values.view({-1}));
   trainer.parallelism().sum_over_data_ranks(part);
   return part;
@@ -146,9 +197,9 @@ void reserve_snapshot_buffers(Trainer& trainer, SnapshotBuffers& buffers) {
   at::NoGradGuard no_grad;
   const TensorParts parts{trainer.parallelism().tensor_parallel_group()};
   for (const StateEntry& entry : state_entries(trainer, parts)) {
-    if (!entry.saved_here) continue;
-    buffers.host_buffer(entry.name, element_count(entry.global_shape), entry.like.scalar_type(),
-                        entry.like.is_cuda());
+    if (entry.saved_here) {
+      buffers.host_buffer(entry.name, entry.saved_numel, entry.like.scalar_type(), entry.like.is_cuda());
+    }
   }
 }
 
@@ -163,11 +214,9 @@ TrainingState capture_training_state(Trainer& trainer, std::int64_t steps_done, 
   for (const StateEntry& e : state_entries(trainer, parts)) {
     // Before the first step there are no moments.
     if (e.piece_offset >= 0 ? optimizer.step_count() == 0 : !e.values.defined()) continue;
-    at::Tensor local = e.values;
-    if (e.piece_offset >= 0) local = part_from_pieces(e, parts, trainer);
-    // Every rank of the group takes part in the gather; its rank 0 saves.
-    const at::Tensor whole = e.split >= 0 ? models::gather_tensor_parallel(local, e.split, *parts.group) : local;
-    if (e.saved_here) state.slices.push_back(slice_of(e.name, e.global_shape, e.offset, whole, buffers));
+    at::Tensor local = e.piece_offset >= 0 ? part_from_pieces(e, trainer) : e.values;
+    if (e.gather_dim >= 0) local = models::gather_tensor_parallel(local, e.gather_dim, *parts.group);
+    if (e.saved_here) state.slices.push_back(slice_of(e.name, e.global_shape, e.offset, local, buffers));
   }
   if (buffers != nullptr && trainer.device().is_cuda()) {
     c10::cuda::getCurrentCUDAStream(trainer.device().index()).synchronize();  // the copies have landed

@@ -8,13 +8,15 @@
 //   ... checkpoint/ writes every rank's slices, reads them back ...
 //   restore_training_state(trainer, header, read_range);                // before the first step
 //
-// Names: "model.<parameter>" (saved by data-parallel rank 0: parameters are replicated),
-// "optim.exp_avg.<parameter>" and "optim.exp_avg_sq.<parameter>" (each rank saves the ranges its
-// optimizer holds: whole tensors with DDP, shard pieces with ZeRO-1, rank 0's only with DDP).
-// Model and optimizer tensors are fp32, so a CPU run resumes bit for bit. Tensors a tensor-parallel
-// group holds in parts are saved whole (gathered to its rank 0) and each rank reads its part back,
-// so the tensor-parallel degree may change between runs too. With ZeRO-1 as well, a cut tensor's
-// moments are first summed over the data-parallel ranks from their pieces into the part.
+// Names: "model.<parameter>", "optim.exp_avg.<parameter>" and "optim.exp_avg_sq.<parameter>",
+// always whole tensors in fp32 (so a CPU run resumes bit for bit), written as slices by the ranks
+// that hold them, spread so that no rank holds much more than its share of a checkpoint: a tensor
+// every data-parallel rank holds alike (parameters; DDP's moments) by one data-parallel rank, round
+// robin; ZeRO-1's moments by the ranks whose shards they are. Under tensor parallelism a row cut's
+// part is one range of the whole, written by its rank; a column cut's part is strided, so the group
+// gathers it and one rank writes it (with ZeRO-1 the data-parallel ranks first sum their pieces of
+// it into the part). Each rank reads back the ranges it needs, so a state saved on one layout
+// (data x tensor, DDP or ZeRO-1) resumes on any other.
 #pragma once
 
 #include <ATen/ATen.h>

@@ -198,7 +198,8 @@ TEST_F(CheckpointCrashTest, HundredKillsAtRandomMoments) {
   // many do not, and the run made progress across the trials (the calibrations' own saves aside).
   EXPECT_GT(with_progress, 25);
   EXPECT_LT(with_progress, 100);
-  std::printf("100 kills (a save took %.1f ms at the last calibration): %d trials committed before their kill; resumed to step %lld\n",
+  std::printf("100 kills (a save took %.1f ms at the last calibration): %d trials committed before their kill; "
+              "resumed to step %lld\n",
               std::chrono::duration<double, std::milli>(per_save).count(), with_progress,
               static_cast<long long>(committed));
 }

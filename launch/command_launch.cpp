@@ -20,6 +20,7 @@
 #include "launch/launch_plan.h"
 #include "launch/memory_plan.h"
 #include "runtime/base/check.h"
+#include "runtime/base/log.h"
 #include "runtime/base/redact.h"
 #include "runtime/config/recipe.h"
 #include "runtime/device.h"
@@ -42,16 +43,14 @@ const CommandSpec kSpec{
 
 // A recipe every rank would refuse (an unknown key, a batch that does not split over the ranks)
 // is refused once here, before mpirun starts N copies of the same error. Returns what one rank of
-// a training job will hold, described, when that can be known before the ranks start.
-std::optional<std::string> check_train_command(const std::vector<std::string>& command, int world_size) {
+// a training job will hold, when that can be known before the ranks start.
+std::optional<RankMemory> check_train_command(const std::vector<std::string>& command, int world_size) {
   if (command.front() != "train") return std::nullopt;
   const TrainArguments train = parse_train_arguments(std::span(command).subspan(1), "train");
   if (train.help || train.recipe.empty()) return std::nullopt;  // the ranks print help or the usage hint
   const config::Recipe recipe = config::load_recipe(train.recipe, train.overrides);
   check_job_layout(recipe, world_size);
-  const std::optional<RankMemory> memory = plan_rank_memory(recipe, world_size);
-  if (!memory) return std::nullopt;
-  return describe(*memory);
+  return plan_rank_memory(recipe, world_size);
 }
 
 }  // namespace
@@ -77,7 +76,8 @@ int run_launch(const CommandArgs& args, const ProcessEnvironment& env) {
 
   LaunchContext context;
   context.albion_executable = std::filesystem::read_symlink("/proc/self/exe").string();
-  context.local_gpus = static_cast<int>(runtime::probe_compute().devices.size());
+  const std::vector<runtime::CudaDeviceInfo> gpus = runtime::probe_compute().devices;
+  context.local_gpus = static_cast<int>(gpus.size());
   context.local_cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   context.running_as_root = geteuid() == 0;
   context.in_slurm_allocation = env.in_slurm_allocation;
@@ -85,13 +85,17 @@ int run_launch(const CommandArgs& args, const ProcessEnvironment& env) {
   context.slurm_job_tasks = env.slurm_job_tasks;
   context.forwarded_variables = env.forwarded_variables;
   const std::vector<std::string> argv = plan_launch(request, context);
-  const std::optional<std::string> memory = check_train_command(request.command, launch_rank_count(request, context));
+  const std::optional<RankMemory> memory = check_train_command(request.command, launch_rank_count(request, context));
   require_reachable(request.hosts, env.hostname);
 
   std::vector<std::string> shown;  // a PIN in a key spec is passed on, not printed
   for (const std::string& arg : argv) shown.push_back(without_pins(arg));
   std::cerr << "albion launch: " << shell_quote(shown) << std::endl;
-  if (memory) std::cerr << "albion launch: per rank: " << *memory << std::endl;
+  if (memory) std::cerr << "albion launch: per rank: " << describe(*memory) << std::endl;
+  if (memory && !gpus.empty()) {
+    const std::string warning = device_memory_warning(*memory, gpus.front().total_memory_bytes, gpus.front().name);
+    if (!warning.empty()) log::warning("launch: ", warning);
+  }
   if (dry_run) return 0;
   std::vector<char*> pointers;
   for (const std::string& arg : argv) pointers.push_back(const_cast<char*>(arg.c_str()));

@@ -83,4 +83,12 @@ std::string describe(const RankMemory& memory) {
   return line;
 }
 
+std::string device_memory_warning(const RankMemory& memory, std::int64_t device_bytes, const std::string& device) {
+  if (memory.total_bytes() <= device_bytes) return "";
+  return str_cat("a rank will hold ", gigabytes(memory.total_bytes()), ", more than the ", gigabytes(device_bytes),
+                 " of this node's ", device, ": more tensor-parallel ranks (parallel.tensor), ",
+                 "ZeRO-1 (parallel.zero = 1), LoRA (lora.rank) or activation checkpointing ",
+                 "(model.activation_checkpointing) would shrink it");
+}
+
 }  // namespace albion::launch

@@ -41,4 +41,9 @@ std::optional<RankMemory> plan_rank_memory(const config::Recipe& recipe, int wor
 // One line: "8.82 B parameters held (...); weights 35.3 GB, ...: 90.1 GB".
 std::string describe(const RankMemory& memory);
 
+// A warning when `memory` alone exceeds a GPU of `device_bytes` (`device` names it), saying what
+// would shrink it; empty when it fits. Not a refusal: the plan's activations are partial and the
+// launching node's GPUs may not be the job's.
+std::string device_memory_warning(const RankMemory& memory, std::int64_t device_bytes, const std::string& device);
+
 }  // namespace albion::launch

@@ -61,6 +61,16 @@ TEST(MemoryPlan, LoraTrainsTheAdaptersOverAWholeFrozenBase) {
   EXPECT_NE(describe(*plain).find("plus the activations of blocks not recomputed"), std::string::npos);
 }
 
+TEST(MemoryPlan, APlanLargerThanTheGpuIsWarnedAbout) {
+  const std::optional<RankMemory> memory = plan_rank_memory(shipped("llama3_70b.ini"), 64);
+  ASSERT_TRUE(memory.has_value());
+  EXPECT_EQ(device_memory_warning(*memory, 150'000'000'000, "NVIDIA H200"), "");
+  EXPECT_EQ(device_memory_warning(*memory, 85'520'809'984, "NVIDIA H100 80GB HBM3"),
+            "a rank will hold 90.1 GB, more than the 85.5 GB of this node's NVIDIA H100 80GB HBM3: more "
+            "tensor-parallel ranks (parallel.tensor), ZeRO-1 (parallel.zero = 1), LoRA (lora.rank) or activation "
+            "checkpointing (model.activation_checkpointing) would shrink it");
+}
+
 TEST(MemoryPlan, AVocabularyFromADatasetNotYetPreparedIsNotGuessed) {
   EXPECT_FALSE(plan_rank_memory(shipped("tiny.ini", {"--data.dataset=/nonexistent/albion-dataset"}), 1).has_value());
 }

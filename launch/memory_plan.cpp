@@ -2,7 +2,6 @@
 #include "launch/memory_plan.h"
 
 #include <cstdio>
-#include <filesystem>
 
 #include "collectives/device_mesh.h"
 #include "runtime/base/check.h"
@@ -35,29 +34,24 @@ std::string billions(std::int64_t count) { return in_units(count, 2, "B", "M"); 
 
 std::optional<RankMemory> plan_rank_memory(const config::Recipe& recipe, int world_size) {
   models::ModelConfig config = train::recipe_model_config(recipe);
-  if (config.vocab_size == 0) {  // the tokenizer's, padded as the trainer pads it
-    std::uint64_t vocabulary = 0;
+  if (config.vocab_size == 0) {  // the tokenizer's
     try {
-      vocabulary = data::read_manifest(recipe.data.dataset).vocab_size;
+      config.take_tokenizer_vocabulary(data::read_manifest(recipe.data.dataset).vocab_size);
     } catch (const UsageError&) {
       return std::nullopt;  // not prepared yet, or sealed under a key this plan does not open
     }
-    const auto multiple = static_cast<std::uint64_t>(config.vocab_multiple);
-    config.vocab_size = static_cast<std::int64_t>((vocabulary + multiple - 1) / multiple * multiple);
   }
   const collectives::DeviceMesh mesh(world_size, static_cast<int>(recipe.parallel.tensor),
                                      static_cast<int>(recipe.parallel.pipeline));
   // Shapes only: the whole model on the meta device, each tensor then counted as a rank holds it.
   const std::shared_ptr<models::CausalLm> model = models::make_model(config, at::kMeta);
-  const bool lora = recipe.lora.rank > 0;
-  if (lora) models::add_lora_adapters(*model, train::recipe_lora_options(recipe));
+  if (recipe.lora.rank > 0) models::add_lora_adapters(*model, train::recipe_lora_options(recipe));
+  auto held = [&](const std::string& name, const at::Tensor& tensor) {
+    return tensor.numel() / (models::tensor_parallel_split(name) >= 0 ? mesh.tensor() : 1);
+  };
   RankMemory memory;
-  for (const auto& [name, tensor] : model->named_parameters()) {
-    const bool cut = models::tensor_parallel_split(name) >= 0;
-    const std::int64_t held = tensor.numel() / (cut ? mesh.tensor() : 1);
-    memory.parameters += held;
-    if (!lora || name.find("lora_") != std::string::npos) memory.trained += held;
-  }
+  for (const auto& [name, tensor] : model->named_parameters()) memory.parameters += held(name, tensor);
+  for (const auto& [name, tensor] : model->trainable_parameters()) memory.trained += held(name, tensor);
   memory.weight_bytes = kFp32 * memory.parameters;
   memory.gradient_bytes = kFp32 * memory.trained;  // ZeRO-1 shards the moments, not the gradients
   memory.optimizer_shards = recipe.parallel.zero == 1 ? mesh.data() : 1;

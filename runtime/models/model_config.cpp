@@ -36,6 +36,12 @@ const char* hugging_face_model_type(const ModelConfig& config) {
   return config.attention_bias ? "qwen2" : "llama";
 }
 
+void ModelConfig::take_tokenizer_vocabulary(std::uint64_t vocabulary) {
+  if (vocab_size != 0) return;
+  const auto multiple = static_cast<std::uint64_t>(vocab_multiple);
+  vocab_size = static_cast<std::int64_t>((vocabulary + multiple - 1) / multiple * multiple);
+}
+
 void ModelConfig::validate() const {
   ALBION_CHECK_AS(UsageError, vocab_size > 0,
                   "model config field 'vocab_size' must be positive, got ", vocab_size,

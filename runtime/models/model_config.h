@@ -52,6 +52,9 @@ struct ModelConfig {
 
   // Throws UsageError naming the first offending field.
   void validate() const;
+  // A preset's vocab_size of 0 becomes the tokenizer's `vocabulary`, padded to vocab_multiple;
+  // a preset's own vocabulary is kept.
+  void take_tokenizer_vocabulary(std::uint64_t vocabulary);
 };
 
 const char* architecture_name(Architecture architecture);

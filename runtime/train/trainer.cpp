@@ -140,10 +140,7 @@ Trainer::Trainer(config::Recipe recipe, WorldPosition world, Parallelism* parall
 
   // Model.
   models::ModelConfig model_config = recipe_model_config(recipe_);
-  if (model_config.vocab_size == 0) {
-    const auto multiple = static_cast<std::uint64_t>(model_config.vocab_multiple);
-    model_config.vocab_size = static_cast<std::int64_t>((manifest.vocab_size + multiple - 1) / multiple * multiple);
-  }
+  model_config.take_tokenizer_vocabulary(manifest.vocab_size);
   ALBION_CHECK_AS(UsageError, static_cast<std::uint64_t>(model_config.vocab_size) >= manifest.vocab_size,
                   "recipe key 'model.preset': ", recipe_.model.preset, " has a vocabulary of ",
                   model_config.vocab_size, ", smaller than the dataset's ", manifest.vocab_size);

@@ -46,6 +46,13 @@ std::shared_ptr<CausalLm> fp32_model(const ModelConfig& config, std::uint64_t se
   return make_model(config);
 }
 
+// A model of `config` drawn from seed 1, exported to `dir`/model.safetensors.
+std::shared_ptr<CausalLm> exported_model(const ModelConfig& config, const TempDir& dir) {
+  auto model = fp32_model(config, 1);
+  write_weights(dir / "model.safetensors", exported(*model));
+  return model;
+}
+
 void expect_same_parameters(const CausalLm& a, const CausalLm& b) {
   const auto left = a.named_parameters();
   const auto right = b.named_parameters();
@@ -59,8 +66,7 @@ TEST(HfImport, AModelsOwnExportLoadsBackExactly) {
   for (const ModelConfig& config : {testing::small_gpt2(), testing::small_llama(true), testing::small_llama(false)}) {
     SCOPED_TRACE(architecture_name(config.architecture) + std::string(config.tie_embeddings ? " tied" : " untied"));
     TempDir dir;
-    const auto trained = fp32_model(config, 1);
-    write_weights(dir / "model.safetensors", exported(*trained));
+    const auto trained = exported_model(config, dir);
     const auto fresh = fp32_model(config, 2);
     load_hugging_face_weights(*fresh, dir.path());
     expect_same_parameters(*trained, *fresh);
@@ -73,8 +79,7 @@ TEST(HfImport, AModelBuiltWithoutValuesDrawsNothingAndLoadsExactly) {
   for (const ModelConfig& config : {testing::small_gpt2(), testing::small_llama(true), testing::small_llama(false)}) {
     SCOPED_TRACE(architecture_name(config.architecture) + std::string(config.tie_embeddings ? " tied" : " untied"));
     TempDir dir;
-    const auto trained = fp32_model(config, 1);
-    write_weights(dir / "model.safetensors", exported(*trained));
+    const auto trained = exported_model(config, dir);
     at::manual_seed(3);
     const at::Tensor expected_next_draw = at::randn({8});
     at::manual_seed(3);

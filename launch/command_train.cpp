@@ -83,7 +83,9 @@ int train_distributed(config::Recipe recipe, const train::WorldPosition& world, 
     log::info("training on ", groups->world.size, " ranks (", groups->world.node_count, " node(s)) over ",
               groups->backend, ": ", groups->mesh.data(), " data-parallel",
               recipe.parallel.zero == 1 ? " (ZeRO-1)" : " (DDP)",
-              groups->mesh.tensor() > 1 ? str_cat(" x ", groups->mesh.tensor(), " tensor-parallel") : std::string());
+              groups->mesh.tensor() > 1 ? str_cat(" x ", groups->mesh.tensor(), " tensor-parallel",
+                                                  recipe.parallel.sequence ? " (sequence-parallel)" : "")
+                                        : std::string());
     // Not a watched collective: preparing a corpus may take longer than a collective timeout.
     if (world.rank == 0) train::prepare_dataset_if_missing(recipe);
     MPI_Barrier(session.world());

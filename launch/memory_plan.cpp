@@ -61,6 +61,8 @@ std::optional<RankMemory> plan_rank_memory(const config::Recipe& recipe, int wor
     const std::int64_t recomputed = (config.layers + every - 1) / every;
     memory.kept_input_bytes =
         recomputed * recipe.train.micro_batch * recipe.train.seq_len * config.hidden_size * kFp32;
+    // Sequence parallelism: each rank keeps its tokens (the recipe checked that they divide).
+    if (config.sequence_parallel) memory.kept_input_bytes /= mesh.tensor();
     memory.other_activations = every > 1;
   }
   return memory;

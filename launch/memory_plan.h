@@ -4,13 +4,14 @@
 //
 //   albion launch -n 64 --dry-run -- train recipes/llama3_70b.ini
 //   albion launch: per rank: 8.82 B parameters held (8.82 B trained); weights 35.3 GB, gradients
-//                  35.3 GB, AdamW state 8.8 GB (ZeRO-1 over 8), kept block inputs 10.7 GB: 90.1 GB
+//                  35.3 GB, AdamW state 8.8 GB (ZeRO-1 over 8), kept block inputs 1.3 GB: 80.7 GB
 //
 // Exact for the model states (fp32 weights, fp32 gradients of what trains, AdamW's two fp32
 // moments of it, sharded under ZeRO-1), as a tensor-parallel rank holds them: its part of every
 // cut tensor, every replicated one whole (runtime/models/tensor_parallel.h), LoRA adapters
 // included. Activations are counted only where activation checkpointing bounds them (the inputs
-// of the recomputed blocks); the rest depends on the attention backend and allocator.
+// of the recomputed blocks, this rank's tokens of them under sequence parallelism); the rest
+// depends on the attention backend and allocator.
 #pragma once
 
 #include <cstdint>

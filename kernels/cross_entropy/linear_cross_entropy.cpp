@@ -15,10 +15,9 @@
 namespace albion::kernels {
 namespace {
 
-// The chunk's per-row losses; with `write_gradient`, also their gradient with respect to the
-// logits, in the logits' dtype (in place unless the kernel needed another dtype).
-std::pair<at::Tensor, at::Tensor> chunk_loss(at::Tensor logits, const at::Tensor& targets, std::int64_t ignore_index,
-                                             bool write_gradient) {
+// The kernel's ChunkCrossEntropy: the gradient in place unless the kernel needed another dtype.
+std::pair<at::Tensor, at::Tensor> kernel_chunk_loss(at::Tensor logits, const at::Tensor& targets,
+                                                    std::int64_t ignore_index, bool write_gradient) {
   const at::ScalarType product_type = logits.scalar_type();
   const bool supported = product_type == at::kFloat || product_type == at::kBFloat16 ||
                          (product_type == at::kDouble && !runs_kernels(logits));  // the reference
@@ -56,7 +55,8 @@ class LinearCrossEntropy : public torch::autograd::Function<LinearCrossEntropy> 
  public:
   static at::Tensor forward(torch::autograd::AutogradContext* context, const at::Tensor& hidden,
                             const at::Tensor& weight, const at::Tensor& targets, std::int64_t ignore_index,
-                            std::int64_t chunk_rows, bool want_grad_hidden, bool want_grad_weight) {
+                            std::int64_t chunk_rows, bool want_grad_hidden, bool want_grad_weight,
+                            const ChunkCrossEntropy* chunk_loss) {
     at::NoGradGuard no_grad;
     const bool write_gradient = want_grad_hidden || want_grad_weight;
     const at::ScalarType statistics = statistics_type(hidden);
@@ -70,8 +70,8 @@ class LinearCrossEntropy : public torch::autograd::Function<LinearCrossEntropy> 
     for (std::int64_t begin = 0; begin < rows; begin += chunk_rows) {
       const std::int64_t count = std::min(chunk_rows, rows - begin);
       const at::Tensor chunk_hidden = product_hidden.narrow(0, begin, count);
-      auto [chunk_losses, gradient] = chunk_loss(at::matmul(chunk_hidden, product_weight.t()),
-                                                 targets.narrow(0, begin, count), ignore_index, write_gradient);
+      auto [chunk_losses, gradient] = (*chunk_loss)(at::matmul(chunk_hidden, product_weight.t()),
+                                                    targets.narrow(0, begin, count), ignore_index, write_gradient);
       losses.narrow(0, begin, count).copy_(chunk_losses);
       if (want_grad_hidden) product_into(grad_hidden.narrow(0, begin, count), gradient, product_weight, false);
       if (want_grad_weight) product_into(grad_weight, gradient.t(), chunk_hidden, true);
@@ -104,7 +104,8 @@ class LinearCrossEntropy : public torch::autograd::Function<LinearCrossEntropy> 
     const auto weight_type = static_cast<at::ScalarType>(context->saved_data["weight_type"].toInt());
     if (grad_hidden.defined()) grad_hidden.mul_(grads[0]);
     if (grad_weight.defined()) grad_weight = grad_weight.mul_(grads[0]).to(weight_type);
-    return {grad_hidden, grad_weight, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+    return {grad_hidden, grad_weight, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(),
+            at::Tensor()};
   }
 };
 
@@ -112,6 +113,13 @@ class LinearCrossEntropy : public torch::autograd::Function<LinearCrossEntropy> 
 
 at::Tensor linear_cross_entropy_sum(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& targets,
                                     std::int64_t ignore_index, std::int64_t chunk_rows) {
+  static const ChunkCrossEntropy kernel = kernel_chunk_loss;
+  return linear_cross_entropy_sum(hidden, weight, targets, ignore_index, chunk_rows, kernel);
+}
+
+at::Tensor linear_cross_entropy_sum(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& targets,
+                                    std::int64_t ignore_index, std::int64_t chunk_rows,
+                                    const ChunkCrossEntropy& chunk_loss) {
   ALBION_CHECK_AS(UsageError, hidden.dim() == 2 && weight.dim() == 2 && hidden.size(1) == weight.size(1),
                   "linear_cross_entropy: hidden ", hidden.sizes(), " and weight ", weight.sizes(),
                   " must be [N, H] and [V, H]");
@@ -128,7 +136,7 @@ at::Tensor linear_cross_entropy_sum(const at::Tensor& hidden, const at::Tensor& 
   }
   const bool grad = at::GradMode::is_enabled();
   return LinearCrossEntropy::apply(hidden, weight, targets, ignore_index, chunk_rows, grad && hidden.requires_grad(),
-                                   grad && weight.requires_grad());
+                                   grad && weight.requires_grad(), &chunk_loss);
 }
 
 }  // namespace albion::kernels

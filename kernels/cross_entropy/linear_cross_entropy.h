@@ -12,8 +12,16 @@
 #include <ATen/ATen.h>
 
 #include <cstdint>
+#include <functional>
+#include <utility>
 
 namespace albion::kernels {
+
+// One chunk's softmax cross-entropy: the per-row losses [rows] (fp32, fp64 for fp64 logits; 0 where
+// the target is ignore_index) of `logits` [rows, V] and, with `write_gradient`, their gradient
+// with respect to the logits, in the logits' dtype (it may reuse the logits' memory).
+using ChunkCrossEntropy = std::function<std::pair<at::Tensor, at::Tensor>(
+    at::Tensor logits, const at::Tensor& targets, std::int64_t ignore_index, bool write_gradient)>;
 
 // hidden [N, H]; weight [V, H] (the LM head or the tied embedding); targets [N] int64, rows whose
 // target is `ignore_index` contribute nothing. Returns the SUM of the per-row losses (fp32, fp64
@@ -23,5 +31,11 @@ namespace albion::kernels {
 // CPU and a NaN loss on a GPU (checking it there would wait for the GPU).
 at::Tensor linear_cross_entropy_sum(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& targets,
                                     std::int64_t ignore_index = -100, std::int64_t chunk_rows = 0);
+
+// The same chunked products with another softmax: `chunk_loss` (for a vocabulary cut over ranks,
+// runtime/models/tensor_parallel.h, whose statistics span every rank's columns).
+at::Tensor linear_cross_entropy_sum(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& targets,
+                                    std::int64_t ignore_index, std::int64_t chunk_rows,
+                                    const ChunkCrossEntropy& chunk_loss);
 
 }  // namespace albion::kernels

@@ -126,6 +126,13 @@ void Recipe::validate() const {
   require(parallel.pipeline > 0 && parallel.pipeline <= 1024, "parallel.pipeline",
           "must be in [1, 1024]" + got(parallel.pipeline));
   require(parallel.zero == 0 || parallel.zero == 1, "parallel.zero", "must be 0 or 1" + got(parallel.zero));
+  // Each micro-batch's tokens are cut over the tensor-parallel ranks (modular: the product may overflow).
+  require(!parallel.sequence || (train.micro_batch % parallel.tensor) * (train.seq_len % parallel.tensor) %
+                                        parallel.tensor == 0,
+          "parallel.sequence",
+          str_cat("is on, and train.micro_batch x train.seq_len = ", train.micro_batch, " x ", train.seq_len,
+                  " tokens do not divide over parallel.tensor = ", parallel.tensor,
+                  " ranks (set parallel.sequence = false, or change them)"));
   require(parallel.bucket_mb > 0, "parallel.bucket_mb", "must be positive" + got(parallel.bucket_mb));
   require(parallel.timeout_s > 0, "parallel.timeout_s", "must be positive" + got(parallel.timeout_s));
   require(checkpoint.interval >= 0, "checkpoint.interval", "must be >= 0" + got(checkpoint.interval));

@@ -104,6 +104,7 @@ struct PrecisionConfig {
 struct ParallelConfig {
   std::string backend = "auto";  // auto (NCCL for CUDA, MPI for CPU), mpi, nccl
   std::int64_t tensor = 1;       // tensor-parallel degree (innermost mesh dimension)
+  bool sequence = true;          // with tensor > 1: each rank holds 1/tensor of the tokens between layers
   std::int64_t pipeline = 1;     // pipeline-parallel degree; data = world / (tensor x pipeline)
   std::int64_t zero = 0;         // 0: DDP (replicated optimizer state), 1: ZeRO-1 (sharded)
   double bucket_mb = 25;         // DDP gradient bucket size

@@ -148,6 +148,7 @@ RecipeSchema::RecipeSchema(Recipe& r) {
 
   key("parallel.backend", r.parallel.backend, "collectives: auto (NCCL for CUDA, MPI for CPU), mpi or nccl");
   key("parallel.tensor", r.parallel.tensor, "tensor-parallel degree (innermost, inside a node)");
+  key("parallel.sequence", r.parallel.sequence, "sequence parallelism: with parallel.tensor > 1, each rank holds 1/tensor of the tokens between the cut layers (norms, residuals, kept activations); false: all of them");
   key("parallel.pipeline", r.parallel.pipeline, "pipeline-parallel degree; data-parallel = ranks / (tensor x pipeline)");
   key("parallel.zero", r.parallel.zero, "0: DDP; 1: ZeRO-1, optimizer state sharded over data-parallel ranks");
   key("parallel.bucket_mb", r.parallel.bucket_mb, "DDP gradient bucket size in MB");

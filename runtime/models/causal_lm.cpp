@@ -41,8 +41,7 @@ at::Tensor CausalLm::loss(const at::Tensor& input_ids, const at::Tensor& targets
                           const at::Tensor& loss_mask) {
   ALBION_CHECK(targets.sizes() == input_ids.sizes(), "targets ", targets.sizes(),
                " must match input_ids ", input_ids.sizes());
-  if (tensor_group_) return vocab_parallel_loss(input_ids, targets, loss_mask);
-  if (config_.fused_kernels && kernels::runs_kernels(output_weight())) {
+  if (tensor_group_ || (config_.fused_kernels && kernels::runs_kernels(output_weight()))) {
     return chunked_loss(input_ids, targets, loss_mask);
   }
   const at::Tensor logits = forward(input_ids);
@@ -78,22 +77,9 @@ at::Tensor CausalLm::whole_vocabulary(const at::Tensor& logits) const {
   return gather_tensor_parallel(logits, static_cast<int>(logits.dim()) - 1, *tensor_group_);
 }
 
-// Each rank's logits cover its part of the vocabulary; the softmax over all of it takes three
-// numbers per token from every rank (tensor_parallel.h), so the whole logits never exist.
-at::Tensor CausalLm::vocab_parallel_loss(const at::Tensor& input_ids, const at::Tensor& targets,
-                                         const at::Tensor& loss_mask) {
-  const at::Tensor hidden = enter_tensor_parallel(hidden_states(input_ids, nullptr), tensor_group_);
-  const at::Tensor weight = output_weight();
-  const at::Tensor logits = at::linear(hidden.reshape({-1, hidden.size(-1)}), weight);
-  const at::Tensor losses = vocab_parallel_cross_entropy(logits, targets.reshape({-1}),
-                                                         tensor_group_->rank() * weight.size(0), tensor_group_);
-  if (!loss_mask.defined()) return losses.mean();
-  ALBION_CHECK(loss_mask.sizes() == input_ids.sizes(), "loss_mask ", loss_mask.sizes(),
-               " must match input_ids ", input_ids.sizes());
-  const at::Tensor keep = loss_mask.reshape({-1}) != 0;
-  return at::where(keep, losses, 0).sum() / keep.sum().clamp_min(1).to(losses.scalar_type());
-}
-
+// In chunks of rows, the logits never whole. A rank of a tensor-parallel group holds its part of
+// the vocabulary; the softmax over all of it takes two numbers per token from every rank
+// (tensor_parallel.h).
 at::Tensor CausalLm::chunked_loss(const at::Tensor& input_ids, const at::Tensor& targets, const at::Tensor& loss_mask) {
   const at::Tensor hidden = hidden_states(input_ids, nullptr);
   const at::Tensor flat_hidden = hidden.reshape({-1, hidden.size(-1)});
@@ -105,7 +91,10 @@ at::Tensor CausalLm::chunked_loss(const at::Tensor& input_ids, const at::Tensor&
     kept = (loss_mask.reshape({-1}) != 0).to(at::kLong);
     flat_targets = at::where(kept != 0, flat_targets, kIgnoreTarget);
   }
-  const at::Tensor summed = kernels::linear_cross_entropy_sum(flat_hidden, output_weight(), flat_targets, kIgnoreTarget);
+  const at::Tensor summed =
+      tensor_group_ ? vocab_parallel_linear_cross_entropy_sum(flat_hidden, output_weight(), flat_targets,
+                                                              kIgnoreTarget, *tensor_group_)
+                    : kernels::linear_cross_entropy_sum(flat_hidden, output_weight(), flat_targets, kIgnoreTarget);
   return summed / kept.sum().clamp_min(1).to(summed.scalar_type());
 }
 

@@ -62,15 +62,17 @@ class CausalLm : public torch::nn::Module {
   // The final hidden states [B, T, hidden] (after the last norm), and the output projection
   // [vocab, hidden] they are multiplied by: the LM head, or the token embedding when tied. With a
   // cache, positions start at cache->length() and every layer appends its keys and values (the
-  // caller advances the cache).
+  // caller advances the cache). A model cut over a tensor-parallel group gives them whole on every
+  // rank, for the rank's part of the projection, and sums their gradient over the group.
   virtual at::Tensor hidden_states(const at::Tensor& input_ids, KvCache* cache) = 0;
   virtual at::Tensor output_weight() const = 0;
 
   // Mean next-token cross-entropy over the positions where loss_mask == 1 (every position when
   // loss_mask is undefined); targets and loss_mask are [B, T] like input_ids (targets at masked-out
   // positions are ignored, whatever their value). An all-zero mask gives 0, not NaN. With
-  // fused_kernels on CUDA, the projection and the loss run in chunks (kernels/cross_entropy) so
-  // the [B x T, vocab] logits are never held whole.
+  // fused_kernels on CUDA, and always for a model cut over a tensor-parallel group, the projection
+  // and the loss run in chunks (kernels/cross_entropy) so the [B x T, vocab] logits are never held
+  // whole.
   at::Tensor loss(const at::Tensor& input_ids, const at::Tensor& targets,
                   const at::Tensor& loss_mask = {});
 
@@ -104,7 +106,6 @@ class CausalLm : public torch::nn::Module {
 
  private:
   at::Tensor chunked_loss(const at::Tensor& input_ids, const at::Tensor& targets, const at::Tensor& loss_mask);
-  at::Tensor vocab_parallel_loss(const at::Tensor& input_ids, const at::Tensor& targets, const at::Tensor& loss_mask);
   // Logits of this rank's vocabulary, [..., V / n], put back together whole.
   at::Tensor whole_vocabulary(const at::Tensor& logits) const;
 

@@ -121,18 +121,17 @@ Embedding::Embedding(std::int64_t count, std::int64_t dim, double init_std,
 }
 
 at::Tensor Embedding::forward(const at::Tensor& ids) const {
-  if (!group_) return at::embedding(weight_, ids);
+  if (!cut_) return at::embedding(weight_, ids);
   const at::Tensor local = ids - first_id_;
   const at::Tensor mine = (local >= 0) & (local < weight_.size(0));
-  const at::Tensor rows = at::embedding(weight_, at::where(mine, local, 0)).masked_fill(~mine.unsqueeze(-1), 0);
-  return leave_tensor_parallel(rows, group_);
+  return at::embedding(weight_, at::where(mine, local, 0)).masked_fill(~mine.unsqueeze(-1), 0);
 }
 
-void Embedding::keep_part(std::int64_t index, std::int64_t count, std::shared_ptr<collectives::Communicator> group) {
+void Embedding::keep_part(std::int64_t index, std::int64_t count) {
   const torch::NoGradGuard no_grad;
   first_id_ = index * (weight_.size(0) / count);
   weight_.set_(tensor_parallel_part(weight_, 0, index, count).clone());
-  group_ = std::move(group);
+  cut_ = true;
 }
 
 LayerNorm::LayerNorm(std::int64_t dim, double eps, const at::TensorOptions& options, bool fused)

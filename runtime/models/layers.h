@@ -12,7 +12,6 @@
 #include <cstdint>
 #include <memory>
 
-#include "collectives/communicator.h"
 #include "kernels/common/kernel_device.h"
 
 namespace albion::models {
@@ -146,16 +145,16 @@ class Embedding : public torch::nn::Module {
   at::Tensor forward(const at::Tensor& ids) const;
   const at::Tensor& weight() const { return weight_; }
   // Tensor parallelism (runtime/models/tensor_parallel.h): keeps part `index` of `count` equal row
-  // ranges of the table, in place; forward() then looks up the ids in that range, zeros for the
-  // others, and sums the ranks' rows over `group`.
-  void keep_part(std::int64_t index, std::int64_t count, std::shared_ptr<collectives::Communicator> group);
+  // ranges of the table, in place; forward() then looks up the ids in that range and gives zeros
+  // for the others, for the caller to sum over the ranks.
+  void keep_part(std::int64_t index, std::int64_t count);
   // The first id this rank's rows hold: 0 unless cut.
   std::int64_t first_id() const { return first_id_; }
 
  private:
   at::Tensor weight_;
   std::int64_t first_id_ = 0;
-  std::shared_ptr<collectives::Communicator> group_;
+  bool cut_ = false;
 };
 
 class LayerNorm : public torch::nn::Module {

@@ -10,6 +10,7 @@
 #include "runtime/models/activation_checkpoint.h"
 #include "runtime/models/kv_cache.h"
 #include "runtime/models/layers.h"
+#include "runtime/models/sequence_parallel.h"
 #include "runtime/models/tensor_parallel.h"
 
 namespace albion::models {
@@ -50,14 +51,13 @@ class LlamaAttention : public torch::nn::Module {
     o_proj_->keep_part(1, index, count);
     heads_ /= count;
     kv_heads_ /= count;
-    group_ = group;
   }
 
   // `rope`: the tables of x's positions; `cache`: null, or the keys and values of earlier
-  // positions (layer `layer`'s are used).
-  at::Tensor forward(const at::Tensor& input, const RotaryTables::Tables& rope, KvCache* cache,
-                     std::size_t layer) const {
-    const at::Tensor x = group_ ? enter_tensor_parallel(input, group_) : input;
+  // positions (layer `layer`'s are used); `stream`: how `input` and the output are held.
+  at::Tensor forward(const at::Tensor& input, const ResidualStream& stream, const RotaryTables::Tables& rope,
+                     KvCache* cache, std::size_t layer) const {
+    const at::Tensor x = stream.to_layer(input);
     const std::int64_t batch = x.size(0), length = x.size(1);
     auto heads = [&](const at::Tensor& t, std::int64_t n) {
       return t.view({batch, length, n, head_dim_}).transpose(1, 2);
@@ -80,8 +80,7 @@ class LlamaAttention : public torch::nn::Module {
     // natively, and the math fallback repeats k/v heads in HF's repeat_kv order (kv head j for
     // query heads j*g .. j*g+g-1), which the reference tests pin down.
     const at::Tensor y = causal_attention(q, k, v, past, /*grouped=*/kv_heads_ != heads_);
-    const at::Tensor out = o_proj_->forward(y.transpose(1, 2).reshape({batch, length, heads_ * head_dim_}));
-    return group_ ? leave_tensor_parallel(out, group_) : out;
+    return stream.from_layer(o_proj_->forward(y.transpose(1, 2).reshape({batch, length, heads_ * head_dim_})));
   }
 
  private:
@@ -93,7 +92,6 @@ class LlamaAttention : public torch::nn::Module {
   std::shared_ptr<Linear> v_proj_;
   std::shared_ptr<Linear> o_proj_;
   bool fused_;
-  std::shared_ptr<collectives::Communicator> group_;  // tensor parallelism: null when whole
 };
 
 class LlamaMlp : public torch::nn::Module {
@@ -110,17 +108,15 @@ class LlamaMlp : public torch::nn::Module {
     gate_proj_->keep_part(0, index, count);
     up_proj_->keep_part(0, index, count);
     down_proj_->keep_part(1, index, count);
-    group_ = group;
   }
 
-  at::Tensor forward(const at::Tensor& input) const {
-    const at::Tensor x = group_ ? enter_tensor_parallel(input, group_) : input;
+  at::Tensor forward(const at::Tensor& input, const ResidualStream& stream) const {
+    const at::Tensor x = stream.to_layer(input);
     at::Tensor gate = gate_proj_->forward(x);
     at::Tensor up = up_proj_->forward(x);
     // Under autocast the projections may come out in different dtypes; the kernel needs one.
     const bool fused = use_fused_kernel(fused_, gate) && gate.scalar_type() == up.scalar_type();
-    const at::Tensor out = down_proj_->forward(fused ? kernels::swiglu(gate, up) : at::silu(gate) * up);
-    return group_ ? leave_tensor_parallel(out, group_) : out;
+    return stream.from_layer(down_proj_->forward(fused ? kernels::swiglu(gate, up) : at::silu(gate) * up));
   }
 
  private:
@@ -128,7 +124,6 @@ class LlamaMlp : public torch::nn::Module {
   std::shared_ptr<Linear> up_proj_;
   std::shared_ptr<Linear> down_proj_;
   bool fused_;
-  std::shared_ptr<collectives::Communicator> group_;  // tensor parallelism: null when whole
 };
 
 class LlamaLayer : public torch::nn::Module {
@@ -148,9 +143,10 @@ class LlamaLayer : public torch::nn::Module {
     mlp_->shard(group);
   }
 
-  at::Tensor forward(const at::Tensor& x, const RotaryTables::Tables& rope, KvCache* cache, std::size_t layer) const {
-    const at::Tensor h = x + self_attn_->forward(input_layernorm_->forward(x), rope, cache, layer);
-    return h + mlp_->forward(post_attention_layernorm_->forward(h));
+  at::Tensor forward(const at::Tensor& x, const ResidualStream& stream, const RotaryTables::Tables& rope,
+                     KvCache* cache, std::size_t layer) const {
+    const at::Tensor h = x + self_attn_->forward(input_layernorm_->forward(x), stream, rope, cache, layer);
+    return h + mlp_->forward(post_attention_layernorm_->forward(h), stream);
   }
 
  private:
@@ -167,8 +163,10 @@ class LlamaBody : public torch::nn::Module {
             const std::shared_ptr<collectives::Communicator>& tensor_group)
       : embed_tokens_(register_module(
             "embed_tokens",
-            std::make_shared<Embedding>(c.vocab_size, c.hidden_size, kInitStd, options))) {
-    if (tensor_group) embed_tokens_->keep_part(tensor_group->rank(), tensor_group->size(), tensor_group);
+            std::make_shared<Embedding>(c.vocab_size, c.hidden_size, kInitStd, options))),
+        tensor_group_(tensor_group),
+        sequence_parallel_(c.sequence_parallel) {
+    if (tensor_group) embed_tokens_->keep_part(tensor_group->rank(), tensor_group->size());
     torch::nn::ModuleList layers;
     for (std::int64_t i = 0; i < c.layers; ++i) {
       layers_.push_back(std::make_shared<LlamaLayer>(c, residual_std, options));
@@ -180,17 +178,21 @@ class LlamaBody : public torch::nn::Module {
     recompute_every_ = c.recompute_every;
   }
 
+  // Cut over a tensor-parallel group, the hidden states come out whole on every rank, ready for
+  // the LM head's part, and their gradient is summed over the group.
   at::Tensor forward(const at::Tensor& input_ids, const RotaryTables::Tables& rope, KvCache* cache) const {
-    at::Tensor x = embed_tokens_->forward(input_ids);
+    const ResidualStream stream(tensor_group_, sequence_parallel_ && cache == nullptr, input_ids);
+    at::Tensor x = stream.from_layer(embed_tokens_->forward(input_ids));
     for (std::size_t i = 0; i < layers_.size(); ++i) {
       if (recompute_block(recompute_every_, i, is_training(), cache != nullptr)) {
-        x = recomputed_in_backward(
-            [layer = layers_[i], rope](const at::Tensor& in) { return layer->forward(in, rope, nullptr, 0); }, x);
+        x = recomputed_in_backward([layer = layers_[i], stream, rope](const at::Tensor& in) {
+          return layer->forward(in, stream, rope, nullptr, 0);
+        }, x);
       } else {
-        x = layers_[i]->forward(x, rope, cache, i);
+        x = layers_[i]->forward(x, stream, rope, cache, i);
       }
     }
-    return norm_->forward(x);
+    return stream.to_layer(norm_->forward(x));
   }
 
   const Embedding& embed_tokens() const { return *embed_tokens_; }
@@ -200,6 +202,8 @@ class LlamaBody : public torch::nn::Module {
   std::vector<std::shared_ptr<LlamaLayer>> layers_;
   std::shared_ptr<RmsNorm> norm_;
   std::int64_t recompute_every_ = 0;
+  std::shared_ptr<collectives::Communicator> tensor_group_;  // null when whole
+  bool sequence_parallel_;
 };
 
 Llama::Llama(const ModelConfig& config, const at::TensorOptions& options,

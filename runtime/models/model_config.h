@@ -47,6 +47,9 @@ struct ModelConfig {
   // Activation checkpointing: every Nth block's activations are recomputed in the backward pass
   // instead of kept (runtime/models/activation_checkpoint.h); 0: none, 1: every block.
   std::int64_t recompute_every = 0;
+  // Under tensor parallelism, each rank holds 1/n of the tokens between the layers' cut parts
+  // (runtime/models/sequence_parallel.h); false: every rank holds them all.
+  bool sequence_parallel = true;
 
   std::int64_t head_dim() const { return heads > 0 ? hidden_size / heads : 0; }
 

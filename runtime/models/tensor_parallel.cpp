@@ -5,8 +5,10 @@
 #include <torch/custom_class.h>
 
 #include <array>
+#include <vector>
 #include <string_view>
 
+#include "kernels/cross_entropy/linear_cross_entropy.h"
 #include "runtime/base/check.h"
 
 namespace albion::models {
@@ -41,16 +43,24 @@ struct HeldGroup : torch::CustomClassHolder {
   std::shared_ptr<collectives::Communicator> group;
 };
 
+// An autograd function keeps its group for the backward pass.
+void hold_group(AutogradContext* ctx, std::shared_ptr<collectives::Communicator> group) {
+  ctx->saved_data["group"] = at::IValue::make_capsule(c10::make_intrusive<HeldGroup>(std::move(group)));
+}
+
+collectives::Communicator& held_group(AutogradContext* ctx) {
+  return *c10::static_intrusive_pointer_cast<HeldGroup>(ctx->saved_data["group"].toCapsule())->group;
+}
+
 class Enter : public torch::autograd::Function<Enter> {
  public:
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x,
                             std::shared_ptr<collectives::Communicator> group) {
-    ctx->saved_data["group"] = at::IValue::make_capsule(c10::make_intrusive<HeldGroup>(std::move(group)));
+    hold_group(ctx, std::move(group));
     return x;  // autograd makes the output a view of x: no copy
   }
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
-    const auto held = c10::static_intrusive_pointer_cast<HeldGroup>(ctx->saved_data["group"].toCapsule());
-    return {summed_over(grad_outputs[0], *held->group), at::Tensor()};
+    return {summed_over(grad_outputs[0], held_group(ctx)), at::Tensor()};
   }
 };
 
@@ -65,36 +75,79 @@ class Leave : public torch::autograd::Function<Leave> {
   }
 };
 
-// Saves the softmax over the whole vocabulary, this rank's columns of it, for the backward pass.
-class VocabParallelCrossEntropy : public torch::autograd::Function<VocabParallelCrossEntropy> {
+// t's shape with its first dimension N made N * numerator / denominator.
+std::vector<std::int64_t> rows_times(const at::Tensor& t, std::int64_t numerator, std::int64_t denominator) {
+  std::vector<std::int64_t> shape = t.sizes().vec();
+  shape.front() = shape.front() * numerator / denominator;
+  return shape;
+}
+
+at::Tensor all_gathered_rows(const at::Tensor& part, collectives::Communicator& group) {
+  const at::Tensor input = part.contiguous();
+  at::Tensor whole = at::empty(rows_times(input, group.size(), 1), input.options());
+  group.all_gather(whole, input)->wait();
+  return whole;
+}
+
+at::Tensor reduce_scattered_rows(const at::Tensor& whole, collectives::Communicator& group) {
+  ALBION_CHECK(whole.size(0) % group.size() == 0, whole.size(0), " tokens do not divide over the ", group.size(),
+               " ranks of '", group.name(), "'");
+  const at::Tensor input = whole.contiguous();
+  at::Tensor part = at::empty(rows_times(input, 1, group.size()), input.options());
+  group.reduce_scatter(part, input, collectives::ReduceOp::kSum)->wait();
+  return part;
+}
+
+class GatherTokens : public torch::autograd::Function<GatherTokens> {
  public:
-  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& logits, const at::Tensor& targets,
-                            std::int64_t first_id, const std::shared_ptr<collectives::Communicator>& group) {
-    const at::Tensor x = logits.to(at::promote_types(logits.scalar_type(), at::kFloat));
-    at::Tensor max = std::get<0>(x.max(-1, /*keepdim=*/true)).contiguous();
-    group->all_reduce(max, collectives::ReduceOp::kMax)->wait();
-    const at::Tensor exponentials = (x - max).exp();
-    const at::Tensor sum = summed_over(exponentials.sum(-1, /*keepdim=*/true), *group);
-    // The target's logit from the rank whose columns hold it, 0 from the others.
-    const at::Tensor local = targets - first_id;
-    const at::Tensor mine = (local >= 0) & (local < x.size(-1));
-    const at::Tensor column = at::where(mine, local, 0).unsqueeze(-1);
-    const at::Tensor target_logit =
-        summed_over(at::where(mine.unsqueeze(-1), x.gather(-1, column) - max, 0), *group);
-    ctx->save_for_backward({exponentials / sum, column, mine});
-    ctx->saved_data["dtype"] = static_cast<std::int64_t>(logits.scalar_type());
-    return (sum.log() - target_logit).squeeze(-1);
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& part, std::shared_ptr<collectives::Communicator> group) {
+    at::Tensor whole = all_gathered_rows(part, *group);
+    hold_group(ctx, std::move(group));
+    return whole;
   }
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
-    const variable_list saved = ctx->get_saved_variables();
-    const at::Tensor& softmax = saved[0];
-    // d loss / d logits = softmax - one_hot(target), the one-hot on the target's rank only.
-    at::Tensor grad = softmax.scatter_add(-1, saved[1], -saved[2].unsqueeze(-1).to(softmax.scalar_type()));
-    grad = grad * grad_outputs[0].unsqueeze(-1).to(grad.scalar_type());
-    const auto dtype = static_cast<at::ScalarType>(ctx->saved_data["dtype"].toInt());
-    return {grad.to(dtype), at::Tensor(), at::Tensor(), at::Tensor()};
+    return {reduce_scattered_rows(grad_outputs[0], held_group(ctx)), at::Tensor()};
   }
 };
+
+class ScatterTokens : public torch::autograd::Function<ScatterTokens> {
+ public:
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& whole, std::shared_ptr<collectives::Communicator> group) {
+    at::Tensor part = reduce_scattered_rows(whole, *group);
+    hold_group(ctx, std::move(group));
+    return part;
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
+    return {all_gathered_rows(grad_outputs[0], held_group(ctx)), at::Tensor()};
+  }
+};
+
+// One chunk's cross-entropy over a vocabulary cut by columns: the row maximum over every rank's
+// columns, then the sums of exponentials and the targets' logits together (one all-reduce of two
+// numbers per row). The gradient, softmax - one_hot(target) on the target's rank only, reuses the
+// fp32 copy of the logits.
+std::pair<at::Tensor, at::Tensor> vocab_parallel_chunk_loss(const at::Tensor& logits, const at::Tensor& targets,
+                                                            std::int64_t ignore_index, bool write_gradient,
+                                                            std::int64_t first_id, collectives::Communicator& group) {
+  const at::ScalarType statistics = at::promote_types(logits.scalar_type(), at::kFloat);
+  at::Tensor x = logits.to(statistics, /*non_blocking=*/false, /*copy=*/logits.scalar_type() != statistics);
+  at::Tensor max = std::get<0>(x.max(-1, /*keepdim=*/true)).contiguous();
+  group.all_reduce(max, collectives::ReduceOp::kMax)->wait();
+  const at::Tensor kept = (targets != ignore_index).unsqueeze(-1);
+  const at::Tensor local = (targets - first_id).unsqueeze(-1);
+  const at::Tensor mine = kept & (local >= 0) & (local < x.size(-1));
+  const at::Tensor column = at::where(mine, local, 0);
+  at::Tensor sums = at::empty({x.size(0), 2}, x.options());
+  sums.select(1, 1).copy_(at::where(mine, x.gather(-1, column) - max, 0).squeeze(-1));  // the target's logit
+  x.sub_(max).exp_();
+  sums.select(1, 0).copy_(x.sum(-1));
+  group.all_reduce(sums, collectives::ReduceOp::kSum)->wait();
+  const at::Tensor sum = sums.select(1, 0).unsqueeze(-1);
+  const at::Tensor losses = at::where(kept, sum.log() - sums.select(1, 1).unsqueeze(-1), 0).squeeze(-1);
+  if (!write_gradient) return {losses, at::Tensor()};
+  x.div_(sum).scatter_add_(-1, column, -mine.to(statistics)).mul_(kept);
+  return {losses, x.to(logits.scalar_type())};
+}
 
 }  // namespace
 
@@ -107,8 +160,10 @@ int tensor_parallel_split(const std::string& name) {
   return -1;
 }
 
-bool tensor_parallel_partial_gradient(const std::string& name) {
-  return names(name, kRowCut, "lora_A.weight") || names(name, kColumnCut, "lora_B.weight");
+bool tensor_parallel_partial_gradient(const std::string& name, bool sequence_parallel) {
+  const bool norm = name.ends_with("layernorm.weight") || name == "model.norm.weight";
+  return names(name, kRowCut, "lora_A.weight") || names(name, kColumnCut, "lora_B.weight") ||
+         (sequence_parallel && norm);
 }
 
 void check_tensor_parallel_degree(const ModelConfig& config, std::int64_t degree) {
@@ -157,11 +212,28 @@ at::Tensor leave_tensor_parallel(const at::Tensor& partial, const std::shared_pt
   return Leave::apply(partial, group);
 }
 
-at::Tensor vocab_parallel_cross_entropy(const at::Tensor& logits, const at::Tensor& targets, std::int64_t first_id,
-                                        const std::shared_ptr<collectives::Communicator>& group) {
-  ALBION_CHECK(logits.dim() == 2 && targets.dim() == 1 && targets.size(0) == logits.size(0), "logits ",
-               logits.sizes(), " and targets ", targets.sizes(), " must be [N, V / n] and [N]");
-  return VocabParallelCrossEntropy::apply(logits, targets, first_id, group);
+at::Tensor gather_tokens(const at::Tensor& part, const std::shared_ptr<collectives::Communicator>& group) {
+  return GatherTokens::apply(part, group);
+}
+
+at::Tensor scatter_tokens(const at::Tensor& whole, const std::shared_ptr<collectives::Communicator>& group) {
+  return ScatterTokens::apply(whole, group);
+}
+
+at::Tensor vocab_parallel_linear_cross_entropy_sum(const at::Tensor& hidden, const at::Tensor& weight,
+                                                  const at::Tensor& targets, std::int64_t ignore_index,
+                                                  collectives::Communicator& group, std::int64_t chunk_rows) {
+  const std::int64_t first_id = group.rank() * weight.size(0);
+  if (!hidden.is_cuda()) {  // checking on a GPU would wait for it
+    const std::int64_t vocabulary = weight.size(0) * group.size();
+    ALBION_CHECK_AS(UsageError, (((targets >= 0) & (targets < vocabulary)) | (targets == ignore_index)).all().item<bool>(),
+                    "vocab_parallel_linear_cross_entropy_sum: a target is outside [0, ", vocabulary, ")");
+  }
+  const kernels::ChunkCrossEntropy chunk_loss = [&](at::Tensor logits, const at::Tensor& chunk_targets,
+                                                    std::int64_t ignore, bool write_gradient) {
+    return vocab_parallel_chunk_loss(logits, chunk_targets, ignore, write_gradient, first_id, group);
+  };
+  return kernels::linear_cross_entropy_sum(hidden, weight, targets, ignore_index, chunk_rows, chunk_loss);
 }
 
 }  // namespace albion::models

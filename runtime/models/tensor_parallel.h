@@ -13,10 +13,11 @@
 //
 // The vocabulary is cut too: each rank holds rows [r V / n, (r + 1) V / n) of the token embedding
 // (its lookup gives zeros for other ids, and leave sums the ranks' rows) and of the LM head, whose
-// logits never leave their rank in training: vocab_parallel_cross_entropy takes the softmax over
-// the whole vocabulary with three all-reduces of one number per token (max, sum of exponentials,
-// target logit). The norms are replicated; their gradients come out equal on every rank because
-// their inputs and output gradients are, so nothing synchronises them.
+// logits never leave their rank in training: vocab_parallel_linear_cross_entropy_sum takes the
+// softmax over the whole vocabulary with two all-reduces per token (its maximum; its sum of
+// exponentials with the target's logit), in chunks of tokens. The norms are replicated. Without sequence parallelism their gradients come out
+// equal on every rank because their inputs and output gradients are, so nothing synchronises them;
+// with it (runtime/models/sequence_parallel.h, the default) each rank's covers its own tokens.
 //
 // A sharded model keeps its parameter names; their whole ("global") shapes are the unsharded
 // model's, and checkpoints hold whole tensors, cut as tensor_parallel_split says, so a run resumes,
@@ -43,8 +44,9 @@ int tensor_parallel_split(const std::string& name);
 
 // True for the replicated parameters whose gradient each rank computes only in part, to be summed
 // over the group: lora_A of a row-cut layer (its input is whole, but each rank back-propagates its
-// own output rows) and lora_B of a column-cut layer (each rank's output is a partial sum).
-bool tensor_parallel_partial_gradient(const std::string& name);
+// own output rows), lora_B of a column-cut layer (each rank's output is a partial sum) and, with
+// `sequence_parallel`, the norms' weights (each rank normalises its own tokens).
+bool tensor_parallel_partial_gradient(const std::string& name, bool sequence_parallel);
 
 // UsageError naming recipe key parallel.tensor unless a model of `config` can be cut `degree` ways:
 // the Llama family, with degree dividing the query heads, key/value heads, MLP width and
@@ -63,11 +65,23 @@ at::Tensor gather_tensor_parallel(const at::Tensor& part, int dim, collectives::
 at::Tensor enter_tensor_parallel(const at::Tensor& x, const std::shared_ptr<collectives::Communicator>& group);
 at::Tensor leave_tensor_parallel(const at::Tensor& partial, const std::shared_ptr<collectives::Communicator>& group);
 
-// Per-position cross-entropy [N] of logits cut by vocabulary over `group`: `logits` [N, V / n] are
-// this rank's columns, starting at vocabulary id `first_id`; `targets` [N] are global ids (any
-// value at a position whose loss the caller then ignores). Differentiable in `logits`; computed
-// in fp32 (fp64 for fp64 logits).
-at::Tensor vocab_parallel_cross_entropy(const at::Tensor& logits, const at::Tensor& targets, std::int64_t first_id,
-                                        const std::shared_ptr<collectives::Communicator>& group);
+// Sequence parallelism's two halves (runtime/models/sequence_parallel.h): collectives over `group`
+// along the first dimension of [N, ...] tensors, N divisible by the group's size; both
+// differentiable. gather_tokens: every rank's rows, rank by rank (backward: this rank's rows of the
+// gradient summed over the group). scatter_tokens: this rank's rows of the sum over the group
+// (backward: the gradient's rows gathered).
+at::Tensor gather_tokens(const at::Tensor& part, const std::shared_ptr<collectives::Communicator>& group);
+at::Tensor scatter_tokens(const at::Tensor& whole, const std::shared_ptr<collectives::Communicator>& group);
+
+// The summed cross-entropy of the logits hidden [N, H] x weight^T, the LM head cut by vocabulary
+// over `group` (`weight` [V / n, H]: this rank's rows, ids from rank x V / n on); targets [N] are
+// global ids, rows whose target is `ignore_index` count nothing. Chunked like
+// kernels::linear_cross_entropy_sum (`chunk_rows`, 0 for its default), whose products and
+// gradients it shares: no rank holds more than a chunk of its columns' logits, fp32 (fp64 for
+// fp64 inputs). Differentiable in hidden (this rank's columns' share of its gradient: sum it over
+// the group) and weight. A target outside the vocabulary is a UsageError on the CPU.
+at::Tensor vocab_parallel_linear_cross_entropy_sum(const at::Tensor& hidden, const at::Tensor& weight,
+                                                  const at::Tensor& targets, std::int64_t ignore_index,
+                                                  collectives::Communicator& group, std::int64_t chunk_rows = 0);
 
 }  // namespace albion::models

@@ -94,13 +94,14 @@ double DataParallel::step(train::Trainer& trainer, double lr) {
   return Parallelism::step(trainer, lr);
 }
 
-// The LoRA factors on the whole side of a cut layer, in one all-reduce. Linear, so it commutes with
-// the data-parallel mean and may come before or after it.
+// The LoRA factors on the whole side of a cut layer and, under sequence parallelism, the norms, in
+// one all-reduce. Linear, so it commutes with the data-parallel mean and may come before or after it.
 void DataParallelRanks::sum_partial_gradients(train::Trainer& trainer) {
   if (tensor_ == nullptr) return;
+  const bool sequence_parallel = trainer.model().config().sequence_parallel;
   std::vector<at::Tensor> gradients;
   for (const optim::OptimizedParameter& p : trainer.optimizer().parameters()) {
-    if (models::tensor_parallel_partial_gradient(p.name) && p.parameter.grad().defined()) {
+    if (models::tensor_parallel_partial_gradient(p.name, sequence_parallel) && p.parameter.grad().defined()) {
       gradients.push_back(p.parameter.grad());
     }
   }

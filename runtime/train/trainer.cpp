@@ -97,6 +97,7 @@ models::ModelConfig recipe_model_config(const config::Recipe& recipe) {
   if (recipe.model.context_length > 0) model.context_length = recipe.model.context_length;
   model.fused_kernels = recipe.model.fused_kernels;
   model.recompute_every = recipe.model.activation_checkpointing;
+  model.sequence_parallel = recipe.parallel.sequence;
   return model;
 }
 

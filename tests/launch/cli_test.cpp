@@ -146,7 +146,7 @@ TEST(Cli, LaunchAndErrorsDoNotShowAPkcs11Pin) {
 // so is the split of the global batch, which a dry run used to pass.
 TEST(Cli, AMeshThatDoesNotFactorOneRankIsRefused) {
   const std::string tiny = std::string(ALBION_SOURCE_DIR) + "/recipes/tiny.ini";
-  Outcome run = run_albion("train " + tiny + " --dry-run --parallel.tensor=3");
+  Outcome run = run_albion("train " + tiny + " --dry-run --parallel.tensor=3 --parallel.sequence=false");
   EXPECT_EQ(run.exit_code, 2) << run.output;
   EXPECT_NE(run.output.find("does not divide the 1 ranks"), std::string::npos) << run.output;
   run = run_albion("train " + tiny + " --dry-run --train.global_batch_tokens=3000");

@@ -29,17 +29,23 @@ TEST(MemoryPlan, Llama70bAsEightTimesEightWithZeroOne) {
   EXPECT_EQ(memory->gradient_bytes, 4 * memory->parameters);
   EXPECT_EQ(memory->optimizer_shards, 8);
   EXPECT_EQ(memory->optimizer_bytes, memory->parameters);  // 8 bytes each, over 8 ranks
-  EXPECT_EQ(memory->kept_input_bytes, 80LL * 1 * 4096 * 8192 * 4);  // every block recomputed
+  // Every block recomputed; sequence parallelism keeps 1/8 of each block input's tokens.
+  EXPECT_EQ(memory->kept_input_bytes, 80LL * 1 * 4096 * 8192 * 4 / 8);
   EXPECT_FALSE(memory->other_activations);
   EXPECT_EQ(describe(*memory),
             "8.82 B parameters held (8.82 B trained); weights 35.3 GB, gradients 35.3 GB, AdamW state 8.8 GB "
-            "(ZeRO-1 over 8), kept block inputs 10.7 GB: 90.1 GB");
+            "(ZeRO-1 over 8), kept block inputs 1.3 GB: 80.7 GB");
+  const std::optional<RankMemory> whole_inputs =
+      plan_rank_memory(shipped("llama3_70b.ini", {"--parallel.sequence=false"}), 64);
+  ASSERT_TRUE(whole_inputs.has_value());
+  EXPECT_EQ(whole_inputs->kept_input_bytes, 80LL * 1 * 4096 * 8192 * 4);
+  EXPECT_NE(describe(*whole_inputs).find("kept block inputs 10.7 GB: 90.1 GB"), std::string::npos);
 
   const std::optional<RankMemory> ddp = plan_rank_memory(shipped("llama3_70b.ini", {"--parallel.zero=0"}), 64);
   ASSERT_TRUE(ddp.has_value());
   EXPECT_EQ(ddp->optimizer_bytes, 8 * memory->parameters);
   EXPECT_EQ(ddp->optimizer_shards, 1);
-  EXPECT_GT(ddp->total_bytes(), 150'000'000'000);
+  EXPECT_EQ(ddp->total_bytes(), memory->total_bytes() + 7 * memory->parameters);  // 142.5 GB
 }
 
 TEST(MemoryPlan, LoraTrainsTheAdaptersOverAWholeFrozenBase) {
@@ -62,7 +68,8 @@ TEST(MemoryPlan, LoraTrainsTheAdaptersOverAWholeFrozenBase) {
 }
 
 TEST(MemoryPlan, APlanLargerThanTheGpuIsWarnedAbout) {
-  const std::optional<RankMemory> memory = plan_rank_memory(shipped("llama3_70b.ini"), 64);
+  const std::optional<RankMemory> memory =
+      plan_rank_memory(shipped("llama3_70b.ini", {"--parallel.sequence=false"}), 64);
   ASSERT_TRUE(memory.has_value());
   EXPECT_EQ(device_memory_warning(*memory, 150'000'000'000, "NVIDIA H200"), "");
   EXPECT_EQ(device_memory_warning(*memory, 85'520'809'984, "NVIDIA H100 80GB HBM3"),

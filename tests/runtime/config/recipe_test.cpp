@@ -129,11 +129,14 @@ TEST(RecipeErrors, OutOfRangeValuesNameTheKey) {
       {"--eval.sample_tokens=1000000", "eval.sample_tokens"},
       {"--model.context_length=100000000000", "model.context_length"},
       {"--run.seed=-1", "--run.seed"},  // unsigned: Boost alone would wrap it to 2^64 - 1
+      // Sequence parallelism cuts a micro-batch's 8 x 256 tokens over the tensor-parallel ranks.
+      {"--parallel.tensor=3", "parallel.sequence"},
   };
   for (const auto& [override_arg, key] : cases) {
     std::string message = usage_error(kMinimal, {override_arg});
     EXPECT_NE(message.find("'" + key + "'"), std::string::npos) << override_arg << ": " << message;
   }
+  EXPECT_EQ(usage_error(kMinimal, {"--parallel.tensor=3", "--parallel.sequence=false"}), "");
 }
 
 TEST(Recipe, AccumulationStepsSplitTheGlobalBatchOverTheDataRanks) {

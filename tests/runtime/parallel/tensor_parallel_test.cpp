@@ -1,11 +1,13 @@
 // File: tests/runtime/parallel/tensor_parallel_test.cpp
 // Under mpirun -np 4: tensor parallelism computes what one process computes.
 //   - A Llama-family model (grouped key/value heads, Qwen's q/k/v biases) cut 2 and 4 ways as it is
-//     built, vocabulary included, in fp64, with activation checkpointing and with tied embeddings:
-//     its values are the parts of the same seed's whole model; the masked loss and the gathered
-//     logits to 1e-12, every parameter's gradient (each rank's part of the whole model's) to
-//     1e-10; gathered, the parts are the whole model. Loaded from a Hugging
-//     Face directory, each rank holds its part of the file's tensors.
+//     built, vocabulary included, in fp64, with activation checkpointing and with tied embeddings,
+//     with sequence parallelism and without: its values are the parts of the same seed's whole
+//     model; the masked loss and the gathered logits to 1e-12, every parameter's gradient (each
+//     rank's part of the whole model's; the norms' summed over the group) to 1e-10; gathered, the
+//     parts are the whole model. A batch whose tokens do not divide is scored whole, and refused
+//     for training. Loaded from a Hugging Face directory, each rank holds its part of the file's
+//     tensors. The cut LM head's chunked cross-entropy equals the whole vocabulary's, in any chunks.
 //   - The trainer on tiny-llama, tensor-parallel 2 ways alone and times data-parallel 2 ways (DDP
 //     and ZeRO-1): 20 steps' losses (clipped at every step, so the global gradient norm must count
 //     every part once) and the greedy text sample match one process; ZeRO-1 holds half of its
@@ -21,6 +23,7 @@
 #include <cmath>
 #include <memory>
 #include <numeric>
+#include <tuple>
 
 #include "checkpoint/format/checkpoint_directory.h"
 #include "checkpoint/keys/key_file.h"
@@ -100,7 +103,8 @@ class TensorParallelTest : public testing_support::ParallelTrainingTest {
   }
 };
 
-models::ModelConfig small_qwen_layout(std::int64_t recompute_every, bool tie_embeddings = false) {
+models::ModelConfig small_qwen_layout(std::int64_t recompute_every, bool tie_embeddings = false,
+                                     bool sequence_parallel = true) {
   models::ModelConfig c = models::model_preset("tiny-llama");
   c.vocab_size = 96;
   c.context_length = 32;
@@ -112,6 +116,7 @@ models::ModelConfig small_qwen_layout(std::int64_t recompute_every, bool tie_emb
   c.attention_bias = true;
   c.recompute_every = recompute_every;
   c.tie_embeddings = tie_embeddings;
+  c.sequence_parallel = sequence_parallel;
   return c;
 }
 
@@ -133,7 +138,14 @@ Gradients loss_and_gradients(const models::ModelConfig& config, const std::share
     out.logits = model->forward(ids);
   }
   out.parameters = model->named_parameters();
-  for (const auto& [name, parameter] : out.parameters) out.gradients.push_back(parameter.grad());
+  for (const auto& [name, parameter] : out.parameters) {
+    at::Tensor gradient = parameter.grad();
+    // What the trainer's data-parallel step sums over the group (one all-reduce there).
+    if (tensor && models::tensor_parallel_partial_gradient(name, config.sequence_parallel)) {
+      tensor->all_reduce(gradient, collectives::ReduceOp::kSum)->wait();
+    }
+    out.gradients.push_back(gradient);
+  }
   return out;
 }
 
@@ -145,10 +157,12 @@ TEST_F(TensorParallelTest, CutModelGivesTheWholeModelsLossAndGradients) {
   ASSERT_EQ(world_size_, 4) << "run under mpirun -np 4";
   for (int degree : {2, 4}) {
     const Layout layout = mesh(degree);
-    for (auto [every, tie] : {std::pair{0, false}, std::pair{1, false}, std::pair{0, true}}) {
+    for (auto [every, tie, sequence] : {std::tuple{0, false, true}, std::tuple{1, false, true},
+                                        std::tuple{0, true, true}, std::tuple{0, false, false},
+                                        std::tuple{1, true, false}}) {
       const std::string what = "cut " + std::to_string(degree) + " ways, recompute every " + std::to_string(every) +
-                               (tie ? ", tied embeddings" : "");
-      const models::ModelConfig config = small_qwen_layout(every, tie);
+                               (tie ? ", tied embeddings" : "") + (sequence ? ", sequence-parallel" : "");
+      const models::ModelConfig config = small_qwen_layout(every, tie, sequence);
       const Gradients whole = loss_and_gradients(config, nullptr);
       const Gradients cut = loss_and_gradients(config, layout.tensor);
       EXPECT_LT(std::abs(cut.loss - whole.loss), 1e-12 * std::abs(whole.loss)) << what;
@@ -180,6 +194,64 @@ TEST_F(TensorParallelTest, CutModelGivesTheWholeModelsLossAndGradients) {
       // and the LM head unless it is the embedding.
       EXPECT_EQ(cut_count, 10 * config.layers + (tie ? 1 : 2)) << what;
     }
+  }
+}
+
+// The LM head cut by vocabulary, in chunks of rows (one row, 5 with a tail, all at once): the loss
+// and the gradients of the whole vocabulary's eager cross-entropy, ignored rows included.
+TEST_F(TensorParallelTest, VocabParallelCrossEntropyInChunksMatchesTheWholeVocabularys) {
+  ASSERT_EQ(world_size_, 4) << "run under mpirun -np 4";
+  at::manual_seed(21);
+  const at::Tensor hidden = at::randn({23, 16}, at::kDouble);
+  const at::Tensor weight = at::randn({40, 16}, at::kDouble);
+  const at::Tensor targets = at::where(at::arange(23) % 4 == 0, -100, at::randint(40, {23}));
+  const at::Tensor whole_hidden = hidden.clone().requires_grad_();
+  const at::Tensor whole_weight = weight.clone().requires_grad_();
+  const at::Tensor expected = at::cross_entropy_loss(at::linear(whole_hidden, whole_weight), targets, {},
+                                                     at::Reduction::Sum, -100);
+  expected.backward();
+  for (int degree : {2, 4}) {
+    const Layout layout = mesh(degree);
+    const int index = layout.tensor->rank();
+    for (std::int64_t chunk_rows : {1, 5, 0}) {
+      const std::string what = std::to_string(degree) + " ways, chunks of " + std::to_string(chunk_rows);
+      const at::Tensor part_hidden = hidden.clone().requires_grad_();
+      const at::Tensor part_weight = models::tensor_parallel_part(weight, 0, index, degree).clone().requires_grad_();
+      const at::Tensor loss = models::vocab_parallel_linear_cross_entropy_sum(part_hidden, part_weight, targets, -100,
+                                                                              *layout.tensor, chunk_rows);
+      loss.backward();
+      EXPECT_LT(std::abs(loss.item<double>() - expected.item<double>()), 1e-12 * expected.item<double>()) << what;
+      at::Tensor grad_hidden = part_hidden.grad().clone();  // this rank's columns' share
+      layout.tensor->all_reduce(grad_hidden, collectives::ReduceOp::kSum)->wait();
+      EXPECT_LT(relative_difference(grad_hidden, whole_hidden.grad()), 1e-12) << what;
+      EXPECT_LT(relative_difference(part_weight.grad(),
+                                    models::tensor_parallel_part(whole_weight.grad(), 0, index, degree)), 1e-12)
+          << what;
+    }
+  }
+}
+
+// Sequence parallelism cuts B x T tokens; a prompt or a last window that does not divide is scored
+// whole, and training on one is refused rather than summing whole norm gradients n times.
+TEST_F(TensorParallelTest, SequenceParallelKeepsABatchThatDoesNotDivideWholeOnlyWithoutGradients) {
+  ASSERT_EQ(world_size_, 4) << "run under mpirun -np 4";
+  const Layout layout = mesh(4);
+  const models::ModelConfig config = small_qwen_layout(1);
+  at::manual_seed(11);
+  const std::shared_ptr<models::CausalLm> whole = models::make_model(config, at::kCPU);
+  at::manual_seed(11);
+  const std::shared_ptr<models::CausalLm> cut = models::make_model(config, at::kCPU, layout.tensor);
+  at::manual_seed(13);
+  const at::Tensor ids = at::randint(config.vocab_size, {1, 23});
+  {
+    const at::NoGradGuard no_grad;
+    EXPECT_LT(relative_difference(cut->forward(ids), whole->forward(ids)), 1e-5);
+  }
+  try {
+    cut->loss(ids, ids);
+    ADD_FAILURE() << "a loss with gradients over 23 tokens on 4 sequence-parallel ranks was computed";
+  } catch (const UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("'parallel.sequence'"), std::string::npos) << e.what();
   }
 }
 

@@ -67,6 +67,8 @@ class Communicator {
   // input may be the output's own shard (in-place gather, as ZeRO does with its flat parameters).
   virtual std::shared_ptr<Work> all_gather(const at::Tensor& output, const at::Tensor& input) = 0;
   virtual std::shared_ptr<Work> broadcast(const at::Tensor& tensor, int root) = 0;
+  // In place on `root`: the reduction over the group. The other ranks' tensors are left as they were.
+  virtual std::shared_ptr<Work> reduce(const at::Tensor& tensor, ReduceOp op, int root) = 0;
   virtual std::shared_ptr<Work> send(const at::Tensor& tensor, int peer) = 0;
   virtual std::shared_ptr<Work> recv(const at::Tensor& tensor, int peer) = 0;
   // Returns when every rank has entered it (and, for NCCL, earlier work on this rank finished).

@@ -295,6 +295,24 @@ std::shared_ptr<Work> MpiCommunicator::broadcast(const at::Tensor& tensor, int r
   }, {tensor});
 }
 
+std::shared_ptr<Work> MpiCommunicator::reduce(const at::Tensor& tensor, ReduceOp op, int root) {
+  const std::string operation = str_cat("reduce(", reduce_op_name(op), ", root ", root, ")");
+  check_mpi_cpu(operation, tensor);
+  check_operand(*this, operation, tensor);
+  ALBION_CHECK_AS(UsageError, root >= 0 && root < size_, "mpi reduce: root ", root, " outside '", name_,
+                  "' (size ", size_, ")");
+  const MpiReduction reduction = mpi_reduction(tensor.scalar_type(), op);
+  return enqueue(describe_operation(*this, operation, tensor), [this, tensor, reduction, root] {
+    const bool is_root = rank_ == root;
+    in_int_sized_pieces(tensor, [&](void* data, int count) {
+      ALBION_MPI_CHECK(MPI_Reduce(is_root ? MPI_IN_PLACE : data, is_root ? data : nullptr, count,
+                                  reduction.datatype, reduction.op, root, comm_));
+    });
+    if (is_root && reduction.divide_by_size && size_ > 1) tensor.div_(size_);
+    return std::optional<MPI_Request>();
+  }, {tensor});
+}
+
 std::shared_ptr<Work> MpiCommunicator::send(const at::Tensor& tensor, int peer) {
   return point_to_point(tensor, peer, /*sending=*/true);
 }

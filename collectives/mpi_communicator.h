@@ -42,6 +42,7 @@ class MpiCommunicator final : public Communicator {
   std::shared_ptr<Work> reduce_scatter(const at::Tensor& output, const at::Tensor& input, ReduceOp op) override;
   std::shared_ptr<Work> all_gather(const at::Tensor& output, const at::Tensor& input) override;
   std::shared_ptr<Work> broadcast(const at::Tensor& tensor, int root) override;
+  std::shared_ptr<Work> reduce(const at::Tensor& tensor, ReduceOp op, int root) override;
   std::shared_ptr<Work> send(const at::Tensor& tensor, int peer) override;
   std::shared_ptr<Work> recv(const at::Tensor& tensor, int peer) override;
   void barrier() override;

@@ -249,6 +249,21 @@ std::shared_ptr<Work> NcclCommunicator::broadcast(const at::Tensor& tensor, int 
   });
 }
 
+std::shared_ptr<Work> NcclCommunicator::reduce(const at::Tensor& tensor, ReduceOp op, int root) {
+  const std::string operation = str_cat("reduce(", reduce_op_name(op), ", root ", root, ")");
+  check_cuda_operand(operation, tensor);
+  check_operand(*this, operation, tensor);
+  ALBION_CHECK_AS(UsageError, root >= 0 && root < size_, "nccl reduce: root ", root, " outside '", name_,
+                  "' (size ", size_, ")");
+  const ncclDataType_t type = nccl_data_type(tensor.scalar_type());
+  const ncclRedOp_t reduction = nccl_op(op, tensor.scalar_type());
+  return launch(describe_operation(*this, operation, tensor), {tensor}, [&](cudaStream_t stream) {
+    // In place; NCCL writes the receive buffer on the root only.
+    ALBION_NCCL_CHECK(ncclReduce(tensor.data_ptr(), tensor.data_ptr(), static_cast<size_t>(tensor.numel()), type,
+                                 reduction, root, comm(), stream), comm());
+  });
+}
+
 std::shared_ptr<Work> NcclCommunicator::send(const at::Tensor& tensor, int peer) {
   const std::string operation = str_cat("send(to ", peer, ")");
   check_cuda_operand(operation, tensor);

@@ -64,8 +64,8 @@ at::Tensor DataParallelRanks::mean(const at::Tensor& local) {
 }
 
 // Exact for state spread over the ranks with zeros elsewhere: x + 0 is x.
-void DataParallelRanks::sum_over_data_ranks(at::Tensor& values) {
-  data_->all_reduce(values, ReduceOp::kSum)->wait();
+void DataParallelRanks::sum_to_data_rank(at::Tensor& values, int root) {
+  data_->reduce(values, ReduceOp::kSum, root)->wait();
 }
 
 bool DataParallelRanks::any_rank(bool local) {

@@ -31,7 +31,7 @@ class DataParallelRanks : public train::Parallelism {
   int data_parallel_rank() const override { return data_->rank(); }
   int data_parallel_size() const override { return data_->size(); }
   at::Tensor mean(const at::Tensor& local) override;
-  void sum_over_data_ranks(at::Tensor& values) override;
+  void sum_to_data_rank(at::Tensor& values, int root) override;
   bool any_rank(bool local) override;
   std::shared_ptr<collectives::Communicator> tensor_parallel_group() const override { return tensor_; }
 

@@ -41,8 +41,9 @@ class Parallelism {
   virtual double gradient_norm(std::vector<optim::OptimizedParameter>& parameters, bool fused);
   // The mean over data-parallel ranks of a per-rank scalar tensor (a loss), on every rank.
   virtual at::Tensor mean(const at::Tensor& local) { return local; }
-  // In place: the sum over data-parallel ranks (of state each holds a shard of, zeros elsewhere).
-  virtual void sum_over_data_ranks(at::Tensor& /*values*/) {}
+  // In place on data-parallel rank `root`: the sum over the data-parallel ranks (of state each
+  // holds a piece of, zeros elsewhere); the others' values are left unspecified.
+  virtual void sum_to_data_rank(at::Tensor& /*values*/, int /*root*/) {}
   // True on every rank when `local` is true on any: ranks stop at the same step boundary.
   virtual bool any_rank(bool local) { return local; }
   // The optimizer whose state this rank holds: the trainer's, or ZeRO's over this rank's shard.

@@ -63,6 +63,7 @@ struct StateEntry {
   // pieces are first summed into the part. -1: not spread.
   std::int64_t piece_offset = -1;
   std::vector<std::int64_t> part_shape;
+  int summing_rank = 0;  // the data-parallel rank the pieces are summed on (it saves the part)
 };
 
 const optim::OptimizedParameter* find_piece(const std::vector<optim::OptimizedParameter>& pieces,
@@ -150,6 +151,7 @@ std::vector<StateEntry> state_entries(Trainer& trainer, const TensorParts& parts
   // Column cuts: every data-parallel rank adds its piece to the part, in the trainer's order.
   for (const optim::OptimizedParameter& whole : trainer.optimizer().parameters()) {
     if (parts.split(whole.name) <= 0) continue;
+    const auto summing_rank = static_cast<int>(turn % data_ranks);
     bool tensor_owner = false;
     const bool data_owner = take_turn(&tensor_owner);
     const optim::OptimizedParameter* piece = find_piece(optimizer.parameters(), whole.name);
@@ -160,6 +162,7 @@ std::vector<StateEntry> state_entries(Trainer& trainer, const TensorParts& parts
     for (StateEntry* e : {&entries[entries.size() - 2], &entries.back()}) {
       e->piece_offset = piece ? piece->offset : 0;
       e->part_shape = whole.parameter.sizes().vec();
+      e->summing_rank = summing_rank;
       if (!data_owner) {
         e->gather_dim = -1;  // summed here, gathered and saved by the owner's data-parallel rank
         e->saved_here = false;
@@ -169,11 +172,12 @@ std::vector<StateEntry> state_entries(Trainer& trainer, const TensorParts& parts
   return entries;
 }
 
-// This rank's part of a cut parameter's moment from the data-parallel ranks' pieces of it.
+// This rank's part of a cut parameter's moment from the data-parallel ranks' pieces of it, on the
+// data-parallel rank that saves it (a reduce: the others need not receive it).
 at::Tensor part_from_pieces(const StateEntry& e, Trainer& trainer) {
   at::Tensor part = at::zeros(e.part_shape, e.like.options());
   if (e.values.defined()) part.view({-1}).narrow(0, e.piece_offset, e.values.numel()).copy_(e.values.view({-1}));
-  trainer.parallelism().sum_over_data_ranks(part);
+  trainer.parallelism().sum_to_data_rank(part, e.summing_rank);
   return part;
 }
 

@@ -1,5 +1,6 @@
 // File: tests/collectives/communicator_test.cpp
-// Every operation x dtype x size against a single-process reference. Under mpirun -np 2 and 4 the
+// Every operation x dtype x size against a single-process reference (reduce: on the root, and the
+// other ranks untouched). Under mpirun -np 2 and 4 the
 // MPI backend runs on the world; the *Cuda suite runs the same checks through NCCL (one process,
 // label gpu). Inputs are small integers, so every sum, average (over 1, 2 or 4 ranks) and max is
 // exact in every dtype, bf16 included, and results are compared exactly.
@@ -118,6 +119,24 @@ void check_broadcast_and_point_to_point(Communicator& comm, const at::Device& de
   }
 }
 
+void check_reduce(Communicator& comm, const at::Device& device) {
+  for (at::ScalarType dtype : kDtypes) {
+    for (ReduceOp op : {ReduceOp::kSum, ReduceOp::kAvg, ReduceOp::kMax}) {
+      if (op == ReduceOp::kAvg && !at::isFloatingType(dtype)) continue;
+      for (std::int64_t n : kSizes) {
+        for (int root : {0, comm.size() - 1}) {
+          const std::string what = str_cat("reduce ", reduce_op_name(op), " root ", root, " ", dtype, " n=", n);
+          at::Tensor tensor = input_of(comm.rank(), n, dtype, device);
+          comm.reduce(tensor, op, root)->wait();
+          // The root holds the reduction; every other rank still holds its own input.
+          expect_equal(tensor, comm.rank() == root ? reference(op, comm.size(), n)
+                                                   : input_of(comm.rank(), n, at::kDouble, at::kCPU), what);
+        }
+      }
+    }
+  }
+}
+
 // Many operations in flight at once, waited for in reverse: issue order is what matters.
 void check_async_and_split(Communicator& comm, const at::Device& device) {
   std::vector<at::Tensor> tensors;
@@ -153,6 +172,7 @@ void check_bad_arguments(Communicator& comm, const at::Device& device) {
   EXPECT_THROW(comm.all_gather(at::zeros({10}, options), input), UsageError);
   EXPECT_THROW(comm.all_reduce(at::zeros({4, 4}, options).t(), ReduceOp::kSum), UsageError);  // not contiguous
   EXPECT_THROW(comm.broadcast(input, comm.size()), UsageError);
+  EXPECT_THROW(comm.reduce(input, ReduceOp::kSum, -1), UsageError);
   EXPECT_THROW(comm.send(input, comm.rank()), UsageError);
   EXPECT_THROW(comm.all_reduce(at::zeros({2}, at::TensorOptions().dtype(at::kBool).device(device)), ReduceOp::kSum),
                UsageError);
@@ -163,6 +183,7 @@ void check_everything(Communicator& comm, const at::Device& device) {
   check_reduce_scatter(comm, device);
   check_all_gather(comm, device);
   check_broadcast_and_point_to_point(comm, device);
+  check_reduce(comm, device);
   check_async_and_split(comm, device);
   check_bad_arguments(comm, device);
 }

@@ -93,8 +93,8 @@ ModelConfig tiny_llama() {
   return c;
 }
 
-const std::array<Preset, 14>& presets() {
-  static const std::array<Preset, 14> kPresets = {{
+const std::array<Preset, 17>& presets() {
+  static const std::array<Preset, 17> kPresets = {{
       {"tiny", gpt2(/*vocab=*/0, 256, 128, 4, 4)},
       {"tiny-llama", tiny_llama()},
       {"gpt2", gpt2(50257, 1024, 768, 12, 12)},
@@ -109,6 +109,9 @@ const std::array<Preset, 14>& presets() {
       {"qwen2.5-1.5b", qwen25(1536, 28, 12, 2, 8960, /*tie=*/true)},
       {"qwen2.5-3b", qwen25(2048, 36, 16, 2, 11008, /*tie=*/true)},
       {"qwen2.5-7b", qwen25(3584, 28, 28, 4, 18944, /*tie=*/false)},
+      {"qwen2.5-14b", qwen25(5120, 48, 40, 8, 13824, /*tie=*/false)},
+      {"qwen2.5-32b", qwen25(5120, 64, 40, 8, 27648, /*tie=*/false)},
+      {"qwen2.5-72b", qwen25(8192, 80, 64, 8, 29568, /*tie=*/false)},
   }};
   return kPresets;
 }

@@ -87,6 +87,7 @@ TEST(ParameterNames, EveryPresetAddsUpToItsParameterCount) {
       {"gpt2-xl", 1557611200},      {"llama-3.2-1b", 1235814400},   {"llama-3.2-3b", 3212749824},
       {"llama-3.1-8b", 8030261248}, {"llama-3.1-70b", 70553706496}, {"qwen2.5-0.5b", 494032768},
       {"qwen2.5-1.5b", 1543714304}, {"qwen2.5-3b", 3085938688},     {"qwen2.5-7b", 7615616512},
+      {"qwen2.5-14b", 14770033664}, {"qwen2.5-32b", 32763876352},   {"qwen2.5-72b", 72706203648},
   };
   for (const std::string& name : model_preset_names()) {
     const ModelConfig config = preset_with_vocab(name);

@@ -28,6 +28,7 @@
 #include "runtime/data/dataset_manifest.h"
 #include "runtime/data/token_loader.h"
 #include "runtime/device.h"
+#include "runtime/train/loss_score.h"
 #include "runtime/train/checkpointing.h"
 
 namespace albion::launch {
@@ -77,37 +78,6 @@ po::options_description eval_options(EvalOptions& o) {
       ("json", po::bool_switch(&o.json), "print the result as one JSON object on stdout");
   return options;
 }
-
-// Sums over batches, on the device (read back once at the end).
-class Score {
- public:
-  explicit Score(const at::Device& device)
-      : loss_sum_(at::zeros({}, at::TensorOptions().dtype(at::kDouble).device(device))),
-        scored_(at::zeros({}, at::TensorOptions().dtype(at::kLong).device(device))) {}
-
-  void add(models::CausalLm& model, const data::TokenBatch& batch) {
-    // The model's loss is the mean over the batch's scored targets: weighted back by their count.
-    const at::Tensor count = batch.loss_mask.defined() ? batch.loss_mask.sum().to(at::kLong)
-                                                       : at::full({}, batch.targets.numel(), scored_.options());
-    loss_sum_ += model.loss(batch.inputs, batch.targets, batch.loss_mask).to(at::kDouble) * count;
-    scored_ += count;
-    windows_ += batch.inputs.size(0);
-  }
-  struct Totals {
-    double loss;  // token-weighted mean over the scored targets
-    std::int64_t scored;
-    std::int64_t windows;
-  };
-  Totals totals() const {
-    const std::int64_t scored = scored_.item<std::int64_t>();
-    return {scored > 0 ? loss_sum_.item<double>() / static_cast<double>(scored) : 0.0, scored, windows_};
-  }
-
- private:
-  at::Tensor loss_sum_;
-  at::Tensor scored_;
-  std::int64_t windows_ = 0;
-};
 
 }  // namespace
 
@@ -177,7 +147,7 @@ int run_eval(const CommandArgs& args, const ProcessEnvironment& env) {
   at::NoGradGuard no_grad;
   const models::EvalModeScope eval_mode(*model);
   const kernels::Bf16AutocastScope autocast(device.type(), device.is_cuda() && recipe.precision.dtype != "fp32");
-  Score score(device);
+  train::LossScore score(device);
   {
     ProgressBar bar("eval", static_cast<double>(batches + (whole_split ? 1 : 0)), "batches", 1, env.stderr_is_terminal);
     for (std::int64_t i = 0; i < batches; ++i) {
@@ -194,7 +164,7 @@ int run_eval(const CommandArgs& args, const ProcessEnvironment& env) {
     }
     bar.finish();
   }
-  const Score::Totals result = score.totals();
+  const train::LossScore::Totals result = score.totals();
   const double perplexity = std::exp(result.loss);
   if (o.json) {
     const nlohmann::json out = {{"checkpoint", path.string()},     {"dataset", o.dataset},

@@ -78,7 +78,7 @@ struct OptimConfig {
 
 struct EvalConfig {
   std::int64_t interval = 100;  // steps between validation losses; 0 disables
-  std::int64_t batches = 10;
+  std::int64_t batches = 10;    // validation micro-batches, shared by the data-parallel ranks
   std::int64_t sample_interval = 0;  // steps between text samples; 0: only at the end
   std::int64_t sample_tokens = 200;
   std::string sample_prompt = "\n";

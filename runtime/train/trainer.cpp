@@ -27,6 +27,7 @@
 #include "runtime/models/lora.h"
 #include "runtime/models/sampler.h"
 #include "runtime/train/device_peak.h"
+#include "runtime/train/loss_score.h"
 #include "runtime/train/step_profiler.h"
 
 namespace albion::train {
@@ -353,14 +354,14 @@ std::optional<double> Trainer::evaluate() {
   at::NoGradGuard no_grad;
   const models::EvalModeScope eval_mode(*model_);
   val_loader_->restore({});
-  at::Tensor total = at::zeros({}, at::TensorOptions().dtype(at::kDouble).device(device_));
-  const std::int64_t batches =
-      std::min<std::int64_t>(recipe_.eval.batches, static_cast<std::int64_t>(val_loader_->steps_per_epoch()));
-  for (std::int64_t i = 0; i < batches; ++i) {
-    data::TokenBatch batch = val_loader_->next();
-    total += model_->loss(batch.inputs, batch.targets, batch.loss_mask).to(at::kDouble);
-  }
-  return parallel_->mean(total / static_cast<double>(std::max<std::int64_t>(1, batches))).item<double>();
+  // eval.batches micro-batches in all, shared by the data-parallel ranks: s steps of R ranks read
+  // the stream's first s x R micro-batches' windows, so any R dividing it scores what one rank does.
+  const std::int64_t data_ranks = parallel_->data_parallel_size();
+  const std::int64_t steps = std::min<std::int64_t>((recipe_.eval.batches + data_ranks - 1) / data_ranks,
+                                                    static_cast<std::int64_t>(val_loader_->steps_per_epoch()));
+  LossScore score(device_);
+  for (std::int64_t i = 0; i < steps; ++i) score.add(*model_, val_loader_->next());
+  return score.mean_over_data_ranks(*parallel_);
 }
 
 std::string Trainer::sample(const std::atomic<bool>& stop_requested) {

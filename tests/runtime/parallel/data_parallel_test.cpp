@@ -5,12 +5,15 @@
 // same global batch, for 20 steps; every step's loss must match the reference to 1e-5 relative.
 // LoRA fine-tuning and activation checkpointing likewise, over DDP and ZeRO-1 on 4 ranks. Then
 // resharding: a ZeRO-1 state captured on 4 ranks resumes on 4 (ZeRO-1), 2 (DDP) and 1 rank,
-// from memory and from real encrypted checkpoint files written by all 4 ranks.
+// from memory and from real encrypted checkpoint files written by all 4 ranks. The validation loss
+// of 1, 2 and 4 ranks is the same.
 #include <gtest/gtest.h>
 #include <mpi.h>
 
+#include <atomic>
 #include <cmath>
 #include <memory>
+#include <optional>
 
 #include "checkpoint/format/checkpoint_directory.h"
 #include "checkpoint/keys/key_file.h"
@@ -66,6 +69,34 @@ TEST_F(DataParallelTest, DdpOn1And2And4RanksMatchesOneProcess) {
     const std::vector<double> losses = train(recipe(ranks, "ddp" + std::to_string(ranks)), &ddp);
     EXPECT_GT(ddp.buckets().bucket_count(), 1u);
     expect_same_losses(losses, reference(), "DDP on " + std::to_string(ranks) + " rank(s)");
+  }
+}
+
+// eval.batches is shared by the data-parallel ranks, and the loss weighted by scored token: 4
+// batches on 1, 2 or 4 ranks score the same windows, so the validation loss is the same.
+TEST_F(DataParallelTest, ValidationLossIsTheSameOnAnyNumberOfRanks) {
+  ASSERT_EQ(world_size_, 4) << "run under mpirun -np 4";
+  const std::string dataset = shared_dir_ + "/data-with-val";
+  if (world_rank_ == 0) testing_support::prepare_small_dataset(dataset, 0.2);
+  MPI_Barrier(MPI_COMM_WORLD);
+  auto validated = [&](int ranks) {
+    config::Recipe r = recipe(ranks, "val" + std::to_string(ranks));
+    r.data.dataset = dataset;
+    r.train.steps = 4;
+    r.optim.warmup_steps = 1;
+    r.eval.interval = 4;
+    r.eval.batches = 4;
+    DataParallel ddp(group_of(ranks), config::ParallelConfig{});
+    std::atomic<bool> stop{false};
+    train::Trainer trainer(r, {ddp.data_parallel_rank(), ranks, 0}, &ddp);
+    return trainer.train(stop).final_val_loss;
+  };
+  const std::optional<double> one = validated(1);
+  ASSERT_TRUE(one.has_value());
+  for (int ranks : {2, 4}) {
+    const std::optional<double> many = validated(ranks);
+    ASSERT_TRUE(many.has_value()) << ranks;
+    EXPECT_LT(std::abs(*many - *one), 1e-6 * *one) << ranks << " ranks: " << *many << " against " << *one;
   }
 }
 

@@ -14,8 +14,8 @@
 // fp32; bf16 runs both under bf16 autocast over fp32 inputs, as the runtime trains.
 #include <ATen/ATen.h>
 #include <c10/cuda/CUDACachingAllocator.h>
-#include <mpi.h>
 #include <c10/cuda/CUDAFunctions.h>
+#include <mpi.h>
 #include <sys/resource.h>
 #include <torch/csrc/autograd/autograd.h>
 

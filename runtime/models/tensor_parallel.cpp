@@ -5,8 +5,8 @@
 #include <torch/custom_class.h>
 
 #include <array>
-#include <vector>
 #include <string_view>
+#include <vector>
 
 #include "kernels/cross_entropy/linear_cross_entropy.h"
 #include "runtime/base/check.h"
@@ -100,7 +100,8 @@ at::Tensor reduce_scattered_rows(const at::Tensor& whole, collectives::Communica
 
 class GatherTokens : public torch::autograd::Function<GatherTokens> {
  public:
-  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& part, std::shared_ptr<collectives::Communicator> group) {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& part,
+                            std::shared_ptr<collectives::Communicator> group) {
     at::Tensor whole = all_gathered_rows(part, *group);
     hold_group(ctx, std::move(group));
     return whole;
@@ -112,7 +113,8 @@ class GatherTokens : public torch::autograd::Function<GatherTokens> {
 
 class ScatterTokens : public torch::autograd::Function<ScatterTokens> {
  public:
-  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& whole, std::shared_ptr<collectives::Communicator> group) {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& whole,
+                            std::shared_ptr<collectives::Communicator> group) {
     at::Tensor part = reduce_scattered_rows(whole, *group);
     hold_group(ctx, std::move(group));
     return part;
@@ -226,8 +228,9 @@ at::Tensor vocab_parallel_linear_cross_entropy_sum(const at::Tensor& hidden, con
   const std::int64_t first_id = group.rank() * weight.size(0);
   if (!hidden.is_cuda()) {  // checking on a GPU would wait for it
     const std::int64_t vocabulary = weight.size(0) * group.size();
-    ALBION_CHECK_AS(UsageError, (((targets >= 0) & (targets < vocabulary)) | (targets == ignore_index)).all().item<bool>(),
-                    "vocab_parallel_linear_cross_entropy_sum: a target is outside [0, ", vocabulary, ")");
+    const at::Tensor valid = ((targets >= 0) & (targets < vocabulary)) | (targets == ignore_index);
+    ALBION_CHECK_AS(UsageError, valid.all().item<bool>(), "vocab_parallel_linear_cross_entropy_sum: a target is "
+                    "outside [0, ", vocabulary, ")");
   }
   const kernels::ChunkCrossEntropy chunk_loss = [&](at::Tensor logits, const at::Tensor& chunk_targets,
                                                     std::int64_t ignore, bool write_gradient) {

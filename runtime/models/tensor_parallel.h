@@ -15,9 +15,10 @@
 // (its lookup gives zeros for other ids, and leave sums the ranks' rows) and of the LM head, whose
 // logits never leave their rank in training: vocab_parallel_linear_cross_entropy_sum takes the
 // softmax over the whole vocabulary with two all-reduces per token (its maximum; its sum of
-// exponentials with the target's logit), in chunks of tokens. The norms are replicated. Without sequence parallelism their gradients come out
-// equal on every rank because their inputs and output gradients are, so nothing synchronises them;
-// with it (runtime/models/sequence_parallel.h, the default) each rank's covers its own tokens.
+// exponentials with the target's logit), in chunks of tokens. The norms are replicated. Without
+// sequence parallelism their gradients come out equal on every rank because their inputs and
+// output gradients are, so nothing synchronises them; with it (runtime/models/sequence_parallel.h,
+// the default) each rank's covers its own tokens.
 //
 // A sharded model keeps its parameter names; their whole ("global") shapes are the unsharded
 // model's, and checkpoints hold whole tensors, cut as tensor_parallel_split says, so a run resumes,

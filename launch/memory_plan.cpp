@@ -63,6 +63,7 @@ std::optional<RankMemory> plan_rank_memory(const config::Recipe& recipe, int wor
         recomputed * recipe.train.micro_batch * recipe.train.seq_len * config.hidden_size * kFp32;
     // Sequence parallelism: each rank keeps its tokens (the recipe checked that they divide).
     if (config.sequence_parallel) memory.kept_input_bytes /= mesh.tensor();
+    memory.kept_inputs_whole = !config.sequence_parallel && mesh.tensor() > 1;
     memory.other_activations = every > 1;
   }
   return memory;
@@ -83,6 +84,7 @@ std::string device_memory_warning(const RankMemory& memory, std::int64_t device_
   if (memory.total_bytes() <= device_bytes) return "";
   return str_cat("a rank will hold ", gigabytes(memory.total_bytes()), ", more than the ", gigabytes(device_bytes),
                  " of this node's ", device, ": more tensor-parallel ranks (parallel.tensor), ",
+                 memory.kept_inputs_whole ? "sequence parallelism (parallel.sequence), " : "",
                  "ZeRO-1 (parallel.zero = 1), LoRA (lora.rank) or activation checkpointing ",
                  "(model.activation_checkpointing) would shrink it");
 }

@@ -30,6 +30,7 @@ struct RankMemory {
   std::int64_t optimizer_bytes = 0;
   std::int64_t optimizer_shards = 1;   // data-parallel ranks sharing the AdamW state (ZeRO-1)
   std::int64_t kept_input_bytes = 0;   // inputs of the blocks activation checkpointing recomputes
+  bool kept_inputs_whole = false;      // under tensor parallelism without sequence parallelism
   bool other_activations = true;       // blocks not recomputed keep their activations (not counted)
 
   std::int64_t total_bytes() const { return weight_bytes + gradient_bytes + optimizer_bytes + kept_input_bytes; }

@@ -74,8 +74,17 @@ TEST(MemoryPlan, APlanLargerThanTheGpuIsWarnedAbout) {
   EXPECT_EQ(device_memory_warning(*memory, 150'000'000'000, "NVIDIA H200"), "");
   EXPECT_EQ(device_memory_warning(*memory, 85'520'809'984, "NVIDIA H100 80GB HBM3"),
             "a rank will hold 90.1 GB, more than the 85.5 GB of this node's NVIDIA H100 80GB HBM3: more "
-            "tensor-parallel ranks (parallel.tensor), ZeRO-1 (parallel.zero = 1), LoRA (lora.rank) or activation "
-            "checkpointing (model.activation_checkpointing) would shrink it");
+            "tensor-parallel ranks (parallel.tensor), sequence parallelism (parallel.sequence), ZeRO-1 "
+            "(parallel.zero = 1), LoRA (lora.rank) or activation checkpointing (model.activation_checkpointing) "
+            "would shrink it");
+  // With sequence parallelism on (the recipe's), the plan fits 85.5 GB; under 80 GB it does not, and
+  // the warning does not suggest what is already on.
+  const std::optional<RankMemory> cut = plan_rank_memory(shipped("llama3_70b.ini"), 64);
+  ASSERT_TRUE(cut.has_value());
+  EXPECT_EQ(device_memory_warning(*cut, 85'520'809'984, "NVIDIA H100 80GB HBM3"), "");
+  const std::string warning = device_memory_warning(*cut, 80'000'000'000, "a GPU");
+  EXPECT_NE(warning, "");
+  EXPECT_EQ(warning.find("parallel.sequence"), std::string::npos) << warning;
 }
 
 TEST(MemoryPlan, AVocabularyFromADatasetNotYetPreparedIsNotGuessed) {

@@ -45,4 +45,9 @@ void check_peer(const Communicator& comm, std::string_view operation, int peer) 
                   comm.size(), ")");
 }
 
+void check_root(const Communicator& comm, std::string_view operation, int root) {
+  ALBION_CHECK_AS(UsageError, root >= 0 && root < comm.size(), comm.backend(), " ", operation, ": root ", root,
+                  " outside '", comm.name(), "' (size ", comm.size(), ")");
+}
+
 }  // namespace albion::collectives

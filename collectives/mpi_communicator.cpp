@@ -284,8 +284,7 @@ std::shared_ptr<Work> MpiCommunicator::broadcast(const at::Tensor& tensor, int r
   const std::string operation = str_cat("broadcast(root ", root, ")");
   check_mpi_cpu(operation, tensor);
   check_operand(*this, operation, tensor);
-  ALBION_CHECK_AS(UsageError, root >= 0 && root < size_, "mpi broadcast: root ", root, " outside '", name_,
-                  "' (size ", size_, ")");
+  check_root(*this, "broadcast", root);
   const MPI_Datatype datatype = mpi_datatype(tensor.scalar_type());
   return enqueue(describe_operation(*this, operation, tensor), [this, tensor, root, datatype] {
     in_int_sized_pieces(tensor, [&](void* data, int count) {
@@ -299,8 +298,7 @@ std::shared_ptr<Work> MpiCommunicator::reduce(const at::Tensor& tensor, ReduceOp
   const std::string operation = str_cat("reduce(", reduce_op_name(op), ", root ", root, ")");
   check_mpi_cpu(operation, tensor);
   check_operand(*this, operation, tensor);
-  ALBION_CHECK_AS(UsageError, root >= 0 && root < size_, "mpi reduce: root ", root, " outside '", name_,
-                  "' (size ", size_, ")");
+  check_root(*this, "reduce", root);
   const MpiReduction reduction = mpi_reduction(tensor.scalar_type(), op);
   return enqueue(describe_operation(*this, operation, tensor), [this, tensor, reduction, root] {
     const bool is_root = rank_ == root;

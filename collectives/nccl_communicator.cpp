@@ -240,8 +240,7 @@ std::shared_ptr<Work> NcclCommunicator::broadcast(const at::Tensor& tensor, int 
   const std::string operation = str_cat("broadcast(root ", root, ")");
   check_cuda_operand(operation, tensor);
   check_operand(*this, operation, tensor);
-  ALBION_CHECK_AS(UsageError, root >= 0 && root < size_, "nccl broadcast: root ", root, " outside '", name_,
-                  "' (size ", size_, ")");
+  check_root(*this, "broadcast", root);
   const ncclDataType_t type = nccl_data_type(tensor.scalar_type());
   return launch(describe_operation(*this, operation, tensor), {tensor}, [&](cudaStream_t stream) {
     ALBION_NCCL_CHECK(ncclBroadcast(tensor.data_ptr(), tensor.data_ptr(), static_cast<size_t>(tensor.numel()),
@@ -253,8 +252,7 @@ std::shared_ptr<Work> NcclCommunicator::reduce(const at::Tensor& tensor, ReduceO
   const std::string operation = str_cat("reduce(", reduce_op_name(op), ", root ", root, ")");
   check_cuda_operand(operation, tensor);
   check_operand(*this, operation, tensor);
-  ALBION_CHECK_AS(UsageError, root >= 0 && root < size_, "nccl reduce: root ", root, " outside '", name_,
-                  "' (size ", size_, ")");
+  check_root(*this, "reduce", root);
   const ncclDataType_t type = nccl_data_type(tensor.scalar_type());
   const ncclRedOp_t reduction = nccl_op(op, tensor.scalar_type());
   return launch(describe_operation(*this, operation, tensor), {tensor}, [&](cudaStream_t stream) {

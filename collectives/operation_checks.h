@@ -22,4 +22,7 @@ void check_operand(const Communicator& comm, std::string_view operation, const a
 // UsageError unless `peer` is another rank of `comm`.
 void check_peer(const Communicator& comm, std::string_view operation, int peer);
 
+// UsageError unless `root` is a rank of `comm`.
+void check_root(const Communicator& comm, std::string_view operation, int root);
+
 }  // namespace albion::collectives

@@ -28,8 +28,8 @@
 #include "runtime/data/dataset_manifest.h"
 #include "runtime/data/token_loader.h"
 #include "runtime/device.h"
-#include "runtime/train/loss_score.h"
 #include "runtime/train/checkpointing.h"
+#include "runtime/train/loss_score.h"
 
 namespace albion::launch {
 namespace {

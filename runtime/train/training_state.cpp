@@ -116,12 +116,15 @@ std::vector<StateEntry> state_entries(Trainer& trainer, const TensorParts& parts
     }
     entries.push_back(std::move(e));
   };
-  // The next tensor saved once for all ranks: whether this rank's data-parallel group takes it and,
-  // in it, whether this rank writes it.
-  auto take_turn = [&](bool* tensor_owner) {
+  // The next tensor saved once for all ranks: the data-parallel rank whose group takes it and, in
+  // that group, whether this rank writes it.
+  struct Turn {
+    std::int64_t data_owner;
+    bool tensor_owner;
+  };
+  auto take_turn = [&] {
     const std::int64_t k = turn++;
-    *tensor_owner = (k / data_ranks) % parts.count() == parts.rank();
-    return k % data_ranks == data_rank;
+    return Turn{k % data_ranks, (k / data_ranks) % parts.count() == parts.rank()};
   };
   auto add_moments = [&](const optim::OptimizedParameter& p, std::int64_t offset, bool tensor_owner) {
     const at::Tensor like = p.parameter.detach().to(at::kFloat);  // moments are fp32
@@ -132,13 +135,13 @@ std::vector<StateEntry> state_entries(Trainer& trainer, const TensorParts& parts
 
   // Under LoRA the frozen base is not state: model.init holds it, named by its digest.
   for (auto& [name, tensor] : trainer.model().trainable_parameters()) {
-    bool tensor_owner = false;
-    if (take_turn(&tensor_owner)) add("model." + name, name, tensor, tensor, tensor.numel(), 0, tensor_owner);
+    const Turn t = take_turn();
+    if (t.data_owner == data_rank) add("model." + name, name, tensor, tensor, tensor.numel(), 0, t.tensor_owner);
   }
   if (!sharded) {
     for (const optim::OptimizedParameter& p : optimizer.parameters()) {
-      bool tensor_owner = false;
-      if (take_turn(&tensor_owner)) add_moments(p, 0, tensor_owner);
+      const Turn t = take_turn();
+      if (t.data_owner == data_rank) add_moments(p, 0, t.tensor_owner);
     }
     return entries;
   }
@@ -151,19 +154,17 @@ std::vector<StateEntry> state_entries(Trainer& trainer, const TensorParts& parts
   // Column cuts: every data-parallel rank adds its piece to the part, in the trainer's order.
   for (const optim::OptimizedParameter& whole : trainer.optimizer().parameters()) {
     if (parts.split(whole.name) <= 0) continue;
-    const auto summing_rank = static_cast<int>(turn % data_ranks);
-    bool tensor_owner = false;
-    const bool data_owner = take_turn(&tensor_owner);
+    const Turn t = take_turn();
     const optim::OptimizedParameter* piece = find_piece(optimizer.parameters(), whole.name);
     optim::OptimizedParameter none;  // this rank's shard misses the parameter: it adds zeros
     none.name = whole.name;
     none.parameter = whole.parameter;
-    add_moments(piece ? *piece : none, 0, tensor_owner);
+    add_moments(piece ? *piece : none, 0, t.tensor_owner);
     for (StateEntry* e : {&entries[entries.size() - 2], &entries.back()}) {
       e->piece_offset = piece ? piece->offset : 0;
       e->part_shape = whole.parameter.sizes().vec();
-      e->summing_rank = summing_rank;
-      if (!data_owner) {
+      e->summing_rank = static_cast<int>(t.data_owner);
+      if (t.data_owner != data_rank) {
         e->gather_dim = -1;  // summed here, gathered and saved by the owner's data-parallel rank
         e->saved_here = false;
       }

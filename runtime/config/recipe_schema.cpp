@@ -128,7 +128,7 @@ RecipeSchema::RecipeSchema(Recipe& r) {
   key("optim.decay_embeddings", r.optim.decay_embeddings, "also apply weight decay to embeddings");
 
   key("eval.interval", r.eval.interval, "steps between validation losses; 0 disables");
-  key("eval.batches", r.eval.batches, "validation micro-batches per evaluation, shared by the data-parallel ranks (the loss is weighted by scored token, as albion eval's)");
+  key("eval.batches", r.eval.batches, "validation micro-batches per evaluation, shared by the data-parallel ranks, so val_loss is the same on any number of them (weighted by scored token, as albion eval's)");
   key("eval.sample_interval", r.eval.sample_interval, "steps between text samples; 0: only at the end");
   key("eval.sample_tokens", r.eval.sample_tokens, "tokens per text sample");
   key("eval.sample_prompt", r.eval.sample_prompt, "prompt of text samples (\\n for a newline)");

@@ -354,13 +354,30 @@ std::optional<double> Trainer::evaluate() {
   at::NoGradGuard no_grad;
   const models::EvalModeScope eval_mode(*model_);
   val_loader_->restore({});
-  // eval.batches micro-batches in all, shared by the data-parallel ranks: s steps of R ranks read
-  // the stream's first s x R micro-batches' windows, so any R dividing it scores what one rank does.
-  const std::int64_t data_ranks = parallel_->data_parallel_size();
-  const std::int64_t steps = std::min<std::int64_t>((recipe_.eval.batches + data_ranks - 1) / data_ranks,
+  // eval.batches micro-batches of B windows in all, shared by the data-parallel ranks. The loader
+  // deals each step's windows round the R ranks (rank r's row k at step i is the stream's window
+  // i x R x B + k x R + r), and each rank scores only its rows among the first eval.batches x B
+  // windows, so any R scores the windows one rank does. Ranks may score different counts: the
+  // forward passes are collective only within a tensor-parallel group, whose ranks share a data rank.
+  const std::int64_t ranks = parallel_->data_parallel_size();
+  const std::int64_t rank = parallel_->data_parallel_rank();
+  const std::int64_t rows = recipe_.train.micro_batch;
+  const std::int64_t windows = recipe_.eval.batches * rows;
+  const std::int64_t steps = std::min<std::int64_t>((recipe_.eval.batches + ranks - 1) / ranks,
                                                     static_cast<std::int64_t>(val_loader_->steps_per_epoch()));
   LossScore score(device_);
-  for (std::int64_t i = 0; i < steps; ++i) score.add(*model_, val_loader_->next());
+  for (std::int64_t i = 0; i < steps; ++i) {
+    const std::int64_t ahead = windows - i * ranks * rows - rank;  // from this rank's first row on
+    const std::int64_t scored_rows = std::clamp<std::int64_t>((ahead + ranks - 1) / ranks, 0, rows);
+    if (scored_rows == 0) break;
+    data::TokenBatch batch = val_loader_->next();
+    if (scored_rows < rows) {
+      batch.inputs = batch.inputs.narrow(0, 0, scored_rows);
+      batch.targets = batch.targets.narrow(0, 0, scored_rows);
+      if (batch.loss_mask.defined()) batch.loss_mask = batch.loss_mask.narrow(0, 0, scored_rows);
+    }
+    score.add(*model_, batch);
+  }
   return score.mean_over_data_ranks(*parallel_);
 }
 

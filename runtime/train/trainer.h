@@ -101,8 +101,8 @@ class Trainer {
   // weight files; empty otherwise.
   const LoraBase& lora_base() const { return lora_base_; }
 
-  // Mean validation loss over eval.batches batches per data-parallel rank, from the start of the
-  // val split each time (collective: every rank calls it).
+  // Validation loss over the val split's first eval.batches micro-batches, shared by the
+  // data-parallel ranks and weighted by scored token (collective: every rank calls it).
   std::optional<double> evaluate();
   // A text sample from eval.sample_prompt, ended by the end-of-text token, or cut short when a stop
   // is requested. A model fine-tuned on chat data is prompted as it is trained: eval.sample_prompt

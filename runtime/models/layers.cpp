@@ -49,8 +49,14 @@ void AdaptableLinear::add_lora(std::int64_t rank, double alpha, double dropout) 
 
 at::Tensor AdaptableLinear::with_lora(at::Tensor y, const at::Tensor& x) const {
   if (!has_lora()) return y;
-  const at::Tensor in = lora_dropout_ > 0 && is_training() ? dropped(x) : x;
-  return y + at::linear(at::linear(in, lora_a_->weight()), lora_b_->weight()) * lora_scale_;
+  return with_lora_product(std::move(y), at::linear(adapter_sees_layer_input() ? x : dropped(x), lora_a_->weight()));
+}
+
+at::Tensor AdaptableLinear::lora_a() const { return has_lora() ? lora_a_->weight() : at::Tensor(); }
+
+at::Tensor AdaptableLinear::with_lora_product(at::Tensor y, const at::Tensor& xa) const {
+  if (!xa.defined()) return y;
+  return y + at::linear(xa, lora_b_->weight()) * lora_scale_;
 }
 
 // A layer whose inputs are cut draws the whole input's mask and keeps its part, so the ranks' masks

@@ -58,6 +58,14 @@ class AdaptableLinear : public torch::nn::Module {
   // for Conv1d): what an exported model holds. The weight itself without an adapter.
   virtual at::Tensor merged_weight() const = 0;
 
+  // For a caller that multiplies the input by the layer's matrices itself (sequence parallelism's
+  // gathered products, runtime/models/sequence_parallel.h): the adapter's A [rank, in], undefined
+  // without an adapter; whether A sees the layer's own input (not when its dropout is on); and the
+  // layer's output from its own product `y` and the adapter's `xa` = x A^T (undefined: none).
+  at::Tensor lora_a() const;
+  bool adapter_sees_layer_input() const { return !has_lora() || lora_dropout_ == 0 || !is_training(); }
+  at::Tensor with_lora_product(at::Tensor y, const at::Tensor& xa) const;
+
  protected:
   // `y` plus the adapter's term for input `x`, or `y` without an adapter.
   at::Tensor with_lora(at::Tensor y, const at::Tensor& x) const;
@@ -89,6 +97,7 @@ class Linear : public AdaptableLinear {
          const at::TensorOptions& options);
   at::Tensor forward(const at::Tensor& x) const;
   const at::Tensor& weight() const { return weight_; }
+  const at::Tensor& bias() const { return bias_; }  // undefined for Bias::kNone
   at::Tensor merged_weight() const override;
   // Tensor parallelism (runtime/models/tensor_parallel.h): keeps part `index` of `count` equal parts
   // of the weight along `dim` (0: output features, with the bias; 1: input features), in place: the

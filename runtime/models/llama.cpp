@@ -57,8 +57,8 @@ class LlamaAttention : public torch::nn::Module {
   // positions (layer `layer`'s are used); `stream`: how `input` and the output are held.
   at::Tensor forward(const at::Tensor& input, const ResidualStream& stream, const RotaryTables::Tables& rope,
                      KvCache* cache, std::size_t layer) const {
-    const at::Tensor x = stream.to_layer(input);
-    const std::int64_t batch = x.size(0), length = x.size(1);
+    const std::vector<at::Tensor> qkv = stream.project(input, {q_proj_.get(), k_proj_.get(), v_proj_.get()});
+    const std::int64_t batch = qkv[0].size(0), length = qkv[0].size(1);
     auto heads = [&](const at::Tensor& t, std::int64_t n) {
       return t.view({batch, length, n, head_dim_}).transpose(1, 2);
     };
@@ -71,9 +71,9 @@ class LlamaAttention : public torch::nn::Module {
       }
       return apply_rotary(heads(t, n), rope.cos, rope.sin);
     };
-    const at::Tensor q = rotated(q_proj_->forward(x), heads_);
-    at::Tensor k = rotated(k_proj_->forward(x), kv_heads_);
-    at::Tensor v = heads(v_proj_->forward(x), kv_heads_);
+    const at::Tensor q = rotated(qkv[0], heads_);
+    at::Tensor k = rotated(qkv[1], kv_heads_);
+    at::Tensor v = heads(qkv[2], kv_heads_);
     const std::int64_t past = cache ? cache->length() : 0;
     if (cache) std::tie(k, v) = cache->append(layer, k, v);
     // Grouped (enable_gqa) lets SDPA share each k/v head across its query group: flash does it
@@ -111,9 +111,9 @@ class LlamaMlp : public torch::nn::Module {
   }
 
   at::Tensor forward(const at::Tensor& input, const ResidualStream& stream) const {
-    const at::Tensor x = stream.to_layer(input);
-    at::Tensor gate = gate_proj_->forward(x);
-    at::Tensor up = up_proj_->forward(x);
+    const std::vector<at::Tensor> gate_up = stream.project(input, {gate_proj_.get(), up_proj_.get()});
+    const at::Tensor& gate = gate_up[0];
+    const at::Tensor& up = gate_up[1];
     // Under autocast the projections may come out in different dtypes; the kernel needs one.
     const bool fused = use_fused_kernel(fused_, gate) && gate.scalar_type() == up.scalar_type();
     return stream.from_layer(down_proj_->forward(fused ? kernels::swiglu(gate, up) : at::silu(gate) * up));
@@ -185,7 +185,7 @@ class LlamaBody : public torch::nn::Module {
     at::Tensor x = stream.from_layer(embed_tokens_->forward(input_ids));
     for (std::size_t i = 0; i < layers_.size(); ++i) {
       if (recompute_block(recompute_every_, i, is_training(), cache != nullptr)) {
-        x = recomputed_in_backward([layer = layers_[i], stream, rope](const at::Tensor& in) {
+        x = recomputed_in_backward([layer = layers_[i], stream = stream.recomputed(), rope](const at::Tensor& in) {
           return layer->forward(in, stream, rope, nullptr, 0);
         }, x);
       } else {

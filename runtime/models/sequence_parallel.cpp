@@ -1,6 +1,8 @@
 // File: runtime/models/sequence_parallel.cpp
 #include "runtime/models/sequence_parallel.h"
 
+#include <algorithm>
+
 #include "runtime/base/check.h"
 #include "runtime/models/tensor_parallel.h"
 
@@ -23,6 +25,43 @@ at::Tensor ResidualStream::to_layer(const at::Tensor& x) const {
   if (!group_) return x;
   if (!cut_by_tokens_) return enter_tensor_parallel(x, group_);
   return gather_tokens(x, group_).view({batch_, length_, -1});
+}
+
+std::vector<at::Tensor> ResidualStream::project(const at::Tensor& x,
+                                                std::initializer_list<const Linear*> layers) const {
+  std::vector<at::Tensor> outputs;
+  const bool keep_part = cut_by_tokens_ && gather_again_ && at::GradMode::is_enabled() &&
+                         std::ranges::all_of(layers, [](const Linear* l) { return l->adapter_sees_layer_input(); });
+  if (!keep_part) {
+    const at::Tensor whole = to_layer(x);
+    for (const Linear* layer : layers) outputs.push_back(layer->forward(whole));
+    return outputs;
+  }
+  // The layers' weights, then their adapters' A: all multiply the same input.
+  std::vector<at::Tensor> weights, biases;
+  for (const Linear* layer : layers) {
+    weights.push_back(layer->weight());
+    biases.push_back(layer->bias());
+  }
+  for (const Linear* layer : layers) {
+    if (!layer->has_lora()) continue;
+    weights.push_back(layer->lora_a());
+    biases.emplace_back();
+  }
+  const std::vector<at::Tensor> products = gathered_products(x, weights, biases, group_);
+  std::size_t adapter = layers.size();
+  for (const Linear* layer : layers) {
+    const at::Tensor& y = products[outputs.size()];
+    const at::Tensor xa = layer->has_lora() ? products[adapter++] : at::Tensor();
+    outputs.push_back(layer->with_lora_product(y, xa).view({batch_, length_, -1}));
+  }
+  return outputs;
+}
+
+ResidualStream ResidualStream::recomputed() const {
+  ResidualStream stream = *this;
+  stream.gather_again_ = false;
+  return stream;
 }
 
 at::Tensor ResidualStream::from_layer(const at::Tensor& partial) const {

@@ -9,18 +9,23 @@
 //   sequence parallelism:  x [B T / n, H] -all-gather-> layer -reduce-scatter-> [B T / n, H]
 //
 // A reduce-scatter and an all-gather move what one all-reduce moves, so the communication is the
-// same. The tokens are cut in the flattened batch-major order (rank r holds rows [r B T / n,
-// (r + 1) B T / n) of x.view({B T, H})): each part is one contiguous range, and norms work per
-// token, so no layout changes anywhere. The norms' weights are replicated but each rank now sees
+// same. In the backward pass the layer's input is gathered once more (Megatron-LM's way) rather
+// than kept whole from the forward: a layer keeps 1/n of it (project), except in blocks whose
+// activations are recomputed anyway. The tokens are cut in the flattened batch-major order (rank
+// r holds rows [r B T / n, (r + 1) B T / n) of x.view({B T, H})): each part is one contiguous
+// range, and norms work per token, so no layout changes anywhere. The norms' weights are replicated but each rank now sees
 // only its tokens, so their gradients are partial sums (tensor_parallel_partial_gradient).
 #pragma once
 
 #include <ATen/ATen.h>
 
 #include <cstdint>
+#include <initializer_list>
 #include <memory>
+#include <vector>
 
 #include "collectives/communicator.h"
+#include "runtime/models/layers.h"
 
 namespace albion::models {
 
@@ -37,6 +42,15 @@ class ResidualStream {
   // The whole input of a layer's cut part, [B, T, H] on every rank, from the stream; backward sums
   // the ranks' gradients (and keeps this rank's tokens of the sum).
   at::Tensor to_layer(const at::Tensor& x) const;
+  // `layers` (cut by output features) applied to to_layer(x), each output [B, T, out]. When the
+  // tokens are cut and gradients computed, the whole input is not kept for the backward pass but
+  // gathered again there (gathered_products), unless this stream is `recomputed()` or an adapter's
+  // dropout needs the whole input itself.
+  std::vector<at::Tensor> project(const at::Tensor& x, std::initializer_list<const Linear*> layers) const;
+  // This stream in a block whose activations are recomputed in the backward pass: the recomputation
+  // keeps them only while the block's backward runs, so gathering the input a third time would buy
+  // nothing.
+  ResidualStream recomputed() const;
   // The stream from a cut part's partial outputs [B, T, H], summed over the group; backward passes
   // (gathers) the gradient back.
   at::Tensor from_layer(const at::Tensor& partial) const;
@@ -44,6 +58,7 @@ class ResidualStream {
  private:
   std::shared_ptr<collectives::Communicator> group_;
   bool cut_by_tokens_ = false;
+  bool gather_again_ = true;  // project's whole input, in the backward pass
   std::int64_t batch_ = 0;
   std::int64_t length_ = 0;
 };

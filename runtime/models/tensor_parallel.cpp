@@ -124,6 +124,59 @@ class ScatterTokens : public torch::autograd::Function<ScatterTokens> {
   }
 };
 
+class GatheredProducts : public torch::autograd::Function<GatheredProducts> {
+ public:
+  // `bias_of[i]`: weight i's bias in `biases`, or -1.
+  static variable_list forward(AutogradContext* ctx, const at::Tensor& part, at::TensorList weights,
+                               at::TensorList biases, std::vector<std::int64_t> bias_of,
+                               std::shared_ptr<collectives::Communicator> group) {
+    const at::Tensor whole = all_gathered_rows(part, *group);
+    variable_list products;
+    for (std::size_t i = 0; i < weights.size(); ++i) {
+      products.push_back(bias_of[i] < 0 ? at::linear(whole, weights[i])
+                                        : at::linear(whole, weights[i], biases[bias_of[i]]));
+    }
+    variable_list saved = {part};
+    saved.insert(saved.end(), weights.begin(), weights.end());
+    ctx->save_for_backward(saved);
+    ctx->saved_data["bias_of"] = bias_of;
+    ctx->saved_data["biases"] = static_cast<std::int64_t>(biases.size());
+    hold_group(ctx, std::move(group));
+    return products;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
+    const variable_list saved = ctx->get_saved_variables();
+    const at::Tensor& part = saved[0];
+    const std::vector<std::int64_t> bias_of = ctx->saved_data["bias_of"].toIntVector();
+    const std::size_t weights = bias_of.size();
+    const std::size_t first_bias = 1 + weights;
+    // The inputs in apply's order: part, the weights, the biases, bias_of, group.
+    variable_list grads(first_bias + static_cast<std::size_t>(ctx->saved_data["biases"].toInt()) + 2);
+    collectives::Communicator& group = held_group(ctx);
+    const at::Tensor whole = all_gathered_rows(part, group);  // gathered again
+    at::Tensor whole_grad;
+    for (std::size_t i = 0; i < weights; ++i) {
+      const at::Tensor& grad = grad_outputs[i];
+      if (!grad.defined()) continue;
+      const at::Tensor& weight = saved[1 + i];
+      // In the products' dtype (autocast's, which the backward pass does not see), as at::linear's.
+      if (ctx->needs_input_grad(1 + i)) {
+        grads[1 + i] = grad.t().mm(whole.to(grad.scalar_type())).to(weight.scalar_type());
+      }
+      if (bias_of[i] >= 0 && ctx->needs_input_grad(first_bias + bias_of[i])) {
+        grads[first_bias + bias_of[i]] = grad.sum(0).to(weight.scalar_type());
+      }
+      const at::Tensor input_grad = grad.mm(weight.to(grad.scalar_type()));
+      whole_grad = whole_grad.defined() ? whole_grad.add_(input_grad) : input_grad;
+    }
+    if (whole_grad.defined() && ctx->needs_input_grad(0)) {
+      grads[0] = reduce_scattered_rows(whole_grad.to(part.scalar_type()), group);
+    }
+    return grads;
+  }
+};
+
 // One chunk's cross-entropy over a vocabulary cut by columns: the row maximum over every rank's
 // columns, then the sums of exponentials and the targets' logits together (one all-reduce of two
 // numbers per row). The gradient, softmax - one_hot(target) on the target's rank only, reuses the
@@ -220,6 +273,20 @@ at::Tensor gather_tokens(const at::Tensor& part, const std::shared_ptr<collectiv
 
 at::Tensor scatter_tokens(const at::Tensor& whole, const std::shared_ptr<collectives::Communicator>& group) {
   return ScatterTokens::apply(whole, group);
+}
+
+std::vector<at::Tensor> gathered_products(const at::Tensor& part, const std::vector<at::Tensor>& weights,
+                                          const std::vector<at::Tensor>& biases,
+                                          const std::shared_ptr<collectives::Communicator>& group) {
+  ALBION_CHECK(biases.size() == weights.size(), "gathered_products: ", weights.size(), " weights and ",
+               biases.size(), " biases");
+  std::vector<at::Tensor> defined_biases;
+  std::vector<std::int64_t> bias_of;
+  for (const at::Tensor& bias : biases) {
+    bias_of.push_back(bias.defined() ? static_cast<std::int64_t>(defined_biases.size()) : -1);
+    if (bias.defined()) defined_biases.push_back(bias);
+  }
+  return GatheredProducts::apply(part, at::TensorList(weights), at::TensorList(defined_biases), bias_of, group);
 }
 
 at::Tensor vocab_parallel_linear_cross_entropy_sum(const at::Tensor& hidden, const at::Tensor& weight,

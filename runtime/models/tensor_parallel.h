@@ -74,6 +74,16 @@ at::Tensor leave_tensor_parallel(const at::Tensor& partial, const std::shared_pt
 at::Tensor gather_tokens(const at::Tensor& part, const std::shared_ptr<collectives::Communicator>& group);
 at::Tensor scatter_tokens(const at::Tensor& whole, const std::shared_ptr<collectives::Communicator>& group);
 
+// Products of one gathered input, x W_i^T (+ b_i) for x = gather_tokens(part) [N, in] and each
+// weight W_i [out_i, in] (nn.Linear layout; `biases[i]` [out_i], or undefined for none), keeping
+// only `part` for the backward pass, which gathers x again (Megatron-LM's sequence parallelism): a
+// layer keeps 1/n of its input instead of all of it, for one more all-gather. Under autocast the
+// products run in its dtype, as at::linear's. Backward: the weights' and biases' gradients (those
+// that require one) and this rank's rows of the input's gradient summed over the group.
+std::vector<at::Tensor> gathered_products(const at::Tensor& part, const std::vector<at::Tensor>& weights,
+                                          const std::vector<at::Tensor>& biases,
+                                          const std::shared_ptr<collectives::Communicator>& group);
+
 // The summed cross-entropy of the logits hidden [N, H] x weight^T, the LM head cut by vocabulary
 // over `group` (`weight` [V / n, H]: this rank's rows, ids from rank x V / n on); targets [N] are
 // global ids, rows whose target is `ignore_index` count nothing. Chunked like

@@ -15,6 +15,8 @@
 //   - A state captured on 2 x 2 ranks (DDP or ZeRO-1) resumes on 2 x 2 (bit for bit), on the
 //     other of DDP and ZeRO-1, on 2-way tensor parallelism, on 4-way DDP and on 1 rank, from
 //     memory and from encrypted checkpoint files; no rank saves more than 35% of it.
+//   - Sequence parallelism's projections, which gather their input again in the backward pass,
+//     equal at::linear of the gathered input (biases, frozen weights, bf16 autocast).
 //   - LoRA on a cut model (DDP and ZeRO-1) matches one process, and its adapters resume on one process.
 //   - GPT-2, and degrees that do not divide the heads, are refused naming parallel.tensor.
 #include <gtest/gtest.h>
@@ -29,6 +31,7 @@
 #include "checkpoint/keys/key_file.h"
 #include "collectives/device_mesh.h"
 #include "collectives/mpi_communicator.h"
+#include "kernels/common/autocast_scope.h"
 #include "launch/memory_plan.h"
 #include "launch/mpi_rank_group.h"
 #include "runtime/models/causal_lm.h"
@@ -227,6 +230,67 @@ TEST_F(TensorParallelTest, VocabParallelCrossEntropyInChunksMatchesTheWholeVocab
       EXPECT_LT(relative_difference(part_weight.grad(),
                                     models::tensor_parallel_part(whole_weight.grad(), 0, index, degree)), 1e-12)
           << what;
+    }
+  }
+}
+
+// Sequence parallelism's projections keep only the rank's tokens of their input and gather it again
+// in the backward pass: the products and every gradient equal those of the gathered input through
+// at::linear, with and without biases, for frozen weights (no gradient), and under bf16 autocast.
+TEST_F(TensorParallelTest, GatheredProductsMatchLinearOfTheGatheredInput) {
+  ASSERT_EQ(world_size_, 4) << "run under mpirun -np 4";
+  for (int degree : {2, 4}) {
+    const Layout layout = mesh(degree);
+    for (const bool autocast : {false, true}) {
+      const std::string what = std::to_string(degree) + " ways" + (autocast ? ", bf16 autocast" : ", fp64");
+      const at::ScalarType dtype = autocast ? at::kFloat : at::kDouble;
+      at::manual_seed(31 + layout.tensor->rank());  // each rank its own tokens
+      const at::Tensor part = at::randn({6, 16}, dtype);
+      at::manual_seed(32);  // the same weights and output gradients on every rank
+      const std::vector<at::Tensor> weights = {at::randn({8, 16}, dtype), at::randn({4, 16}, dtype),
+                                               at::randn({5, 16}, dtype)};
+      const std::vector<at::Tensor> biases = {at::randn({8}, dtype), at::Tensor(), at::randn({5}, dtype)};
+      std::vector<at::Tensor> output_grads;
+      for (const at::Tensor& weight : weights) output_grads.push_back(at::randn({6 * degree, weight.size(0)}, dtype));
+      // Runs one way with fresh leaves; weight 1 is frozen.
+      struct Run {
+        std::vector<at::Tensor> outputs, leaves;
+      };
+      auto run = [&](bool gathered_again) {
+        Run r;
+        for (const at::Tensor& t : {part, weights[0], weights[1], weights[2], biases[0], biases[2]}) {
+          r.leaves.push_back(t.clone().requires_grad_(r.leaves.size() != 2));
+        }
+        const std::vector<at::Tensor> w = {r.leaves[1], r.leaves[2], r.leaves[3]};
+        const std::vector<at::Tensor> b = {r.leaves[4], at::Tensor(), r.leaves[5]};
+        const kernels::Bf16AutocastScope scope(at::kCPU, autocast);
+        if (gathered_again) {
+          r.outputs = models::gathered_products(r.leaves[0], w, b, layout.tensor);
+        } else {
+          const at::Tensor whole = models::gather_tokens(r.leaves[0], layout.tensor);
+          for (std::size_t i = 0; i < w.size(); ++i) {
+            r.outputs.push_back(b[i].defined() ? at::linear(whole, w[i], b[i]) : at::linear(whole, w[i]));
+          }
+        }
+        at::Tensor loss = at::zeros({}, dtype);
+        for (std::size_t i = 0; i < w.size(); ++i) loss = loss + (r.outputs[i].to(dtype) * output_grads[i]).sum();
+        loss.backward();
+        return r;
+      };
+      const Run expected = run(false), actual = run(true);
+      const double tolerance = autocast ? 1e-2 : 1e-12;
+      for (std::size_t i = 0; i < weights.size(); ++i) {
+        EXPECT_EQ(actual.outputs[i].scalar_type(), expected.outputs[i].scalar_type()) << what;
+        EXPECT_LT(relative_difference(actual.outputs[i].to(dtype), expected.outputs[i].to(dtype)), tolerance)
+            << what << ", product " << i;
+      }
+      for (std::size_t i = 0; i < expected.leaves.size(); ++i) {
+        ASSERT_EQ(actual.leaves[i].grad().defined(), expected.leaves[i].grad().defined()) << what << ", leaf " << i;
+        if (!expected.leaves[i].grad().defined()) continue;
+        EXPECT_EQ(actual.leaves[i].grad().scalar_type(), dtype) << what << ", leaf " << i;
+        EXPECT_LT(relative_difference(actual.leaves[i].grad(), expected.leaves[i].grad()), tolerance)
+            << what << ", gradient of leaf " << i;
+      }
     }
   }
 }

@@ -1,6 +1,7 @@
 // File: runtime/models/tensor_parallel.cpp
 #include "runtime/models/tensor_parallel.h"
 
+#include <ATen/autocast_mode.h>
 #include <torch/csrc/autograd/custom_function.h>
 #include <torch/custom_class.h>
 
@@ -124,54 +125,83 @@ class ScatterTokens : public torch::autograd::Function<ScatterTokens> {
   }
 };
 
+// The dtype autocast would give `t` in a product (its own without autocast): it casts floating
+// point tensors other than fp64 to its lower precision.
+at::ScalarType product_dtype(const at::Tensor& t) {
+  const at::DeviceType device = t.device().type();
+  const bool cast = t.is_floating_point() && t.scalar_type() != at::kDouble;
+  return cast && at::autocast::is_autocast_enabled(device) ? at::autocast::get_autocast_dtype(device) : t.scalar_type();
+}
+
 class GatheredProducts : public torch::autograd::Function<GatheredProducts> {
  public:
   // `bias_of[i]`: weight i's bias in `biases`, or -1.
   static variable_list forward(AutogradContext* ctx, const at::Tensor& part, at::TensorList weights,
                                at::TensorList biases, std::vector<std::int64_t> bias_of,
                                std::shared_ptr<collectives::Communicator> group) {
-    const at::Tensor whole = all_gathered_rows(part, *group);
+    // Cast to the products' dtype before gathering (the values the products see either way): under
+    // autocast the gathers move, and the backward pass keeps, half the bytes.
+    const at::Tensor input = part.to(product_dtype(part));
+    const at::Tensor whole = all_gathered_rows(input, *group);
     variable_list products;
     for (std::size_t i = 0; i < weights.size(); ++i) {
       products.push_back(bias_of[i] < 0 ? at::linear(whole, weights[i])
                                         : at::linear(whole, weights[i], biases[bias_of[i]]));
     }
-    variable_list saved = {part};
+    variable_list saved = {input};
     saved.insert(saved.end(), weights.begin(), weights.end());
     ctx->save_for_backward(saved);
     ctx->saved_data["bias_of"] = bias_of;
     ctx->saved_data["biases"] = static_cast<std::int64_t>(biases.size());
+    ctx->saved_data["part_dtype"] = static_cast<std::int64_t>(part.scalar_type());
     hold_group(ctx, std::move(group));
     return products;
   }
 
+  // Megatron-LM's overlap: the input is gathered again while its gradient, which needs only the
+  // weights, is computed, and that gradient is reduce-scattered while the weights' are.
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
     const variable_list saved = ctx->get_saved_variables();
-    const at::Tensor& part = saved[0];
+    const at::Tensor& input = saved[0];
     const std::vector<std::int64_t> bias_of = ctx->saved_data["bias_of"].toIntVector();
     const std::size_t weights = bias_of.size();
     const std::size_t first_bias = 1 + weights;
     // The inputs in apply's order: part, the weights, the biases, bias_of, group.
     variable_list grads(first_bias + static_cast<std::size_t>(ctx->saved_data["biases"].toInt()) + 2);
     collectives::Communicator& group = held_group(ctx);
-    const at::Tensor whole = all_gathered_rows(part, group);  // gathered again
+    const at::Tensor whole = at::empty(rows_times(input, group.size(), 1), input.options());
+    const std::shared_ptr<collectives::Work> gathering = group.all_gather(whole, input);
+
+    // The products ran in the dtype of the gradients (autocast's, which the backward pass does not see).
     at::Tensor whole_grad;
+    for (std::size_t i = 0; i < weights && ctx->needs_input_grad(0); ++i) {
+      if (!grad_outputs[i].defined()) continue;
+      const at::Tensor input_grad = grad_outputs[i].mm(saved[1 + i].to(grad_outputs[i].scalar_type()));
+      whole_grad = whole_grad.defined() ? whole_grad.add_(input_grad) : input_grad;
+    }
+    at::Tensor part_grad;
+    std::shared_ptr<collectives::Work> scattering;
+    if (whole_grad.defined()) {
+      whole_grad = whole_grad.to(static_cast<at::ScalarType>(ctx->saved_data["part_dtype"].toInt()));
+      part_grad = at::empty(rows_times(whole_grad, 1, group.size()), whole_grad.options());
+      scattering = group.reduce_scatter(part_grad, whole_grad, collectives::ReduceOp::kSum);
+    }
+
+    gathering->wait();
     for (std::size_t i = 0; i < weights; ++i) {
       const at::Tensor& grad = grad_outputs[i];
       if (!grad.defined()) continue;
       const at::Tensor& weight = saved[1 + i];
-      // In the products' dtype (autocast's, which the backward pass does not see), as at::linear's.
       if (ctx->needs_input_grad(1 + i)) {
         grads[1 + i] = grad.t().mm(whole.to(grad.scalar_type())).to(weight.scalar_type());
       }
       if (bias_of[i] >= 0 && ctx->needs_input_grad(first_bias + bias_of[i])) {
         grads[first_bias + bias_of[i]] = grad.sum(0).to(weight.scalar_type());
       }
-      const at::Tensor input_grad = grad.mm(weight.to(grad.scalar_type()));
-      whole_grad = whole_grad.defined() ? whole_grad.add_(input_grad) : input_grad;
     }
-    if (whole_grad.defined() && ctx->needs_input_grad(0)) {
-      grads[0] = reduce_scattered_rows(whole_grad.to(part.scalar_type()), group);
+    if (scattering) {
+      scattering->wait();
+      grads[0] = part_grad;
     }
     return grads;
   }

@@ -77,9 +77,11 @@ at::Tensor scatter_tokens(const at::Tensor& whole, const std::shared_ptr<collect
 // Products of one gathered input, x W_i^T (+ b_i) for x = gather_tokens(part) [N, in] and each
 // weight W_i [out_i, in] (nn.Linear layout; `biases[i]` [out_i], or undefined for none), keeping
 // only `part` for the backward pass, which gathers x again (Megatron-LM's sequence parallelism): a
-// layer keeps 1/n of its input instead of all of it, for one more all-gather. Under autocast the
-// products run in its dtype, as at::linear's. Backward: the weights' and biases' gradients (those
-// that require one) and this rank's rows of the input's gradient summed over the group.
+// layer keeps 1/n of its input instead of all of it, for one more all-gather (overlapped with the
+// input gradient's product). Under autocast the products run in its dtype, as at::linear's, and the
+// input is cast before it is gathered (half the bytes moved and kept). Backward: the weights' and
+// biases' gradients (those that require one) and this rank's rows of the input's gradient summed
+// over the group.
 std::vector<at::Tensor> gathered_products(const at::Tensor& part, const std::vector<at::Tensor>& weights,
                                           const std::vector<at::Tensor>& biases,
                                           const std::shared_ptr<collectives::Communicator>& group);

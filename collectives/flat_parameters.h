@@ -29,13 +29,16 @@ void seat_gradient_view(at::Tensor& parameter, const at::Tensor& slot);
 class FlatParameters {
  public:
   // `parameters` in model order: one dtype, one device, all requiring grad. Their values are
-  // copied into the flat buffer and their .grad() become views of the flat gradient buffer.
-  explicit FlatParameters(std::vector<at::Tensor> parameters);
+  // copied into the flat buffer and, with a `gradient_buffer`, their .grad() become views of the
+  // flat gradient buffer (without one, ZeRO-2's, gradients() is undefined and .grad() left alone).
+  explicit FlatParameters(std::vector<at::Tensor> parameters, bool gradient_buffer = true);
 
   const at::Tensor& values() const { return values_; }
   const at::Tensor& gradients() const { return gradients_; }
   std::int64_t numel() const { return values_.numel(); }
   const std::vector<at::Tensor>& parameters() const { return parameters_; }
+  // Where parameter `index` starts in the flat buffer.
+  std::int64_t offset(std::size_t index) const { return offsets_[index]; }
 
   // The spans of every parameter overlapping [range.offset, range.offset + range.length).
   std::vector<ParameterSpan> spans(const ShardRange& range) const;

@@ -12,15 +12,43 @@ namespace {
 
 class GradientReadyHook final : public torch::autograd::PostAccumulateGradHook {
  public:
-  GradientReadyHook(GradientBuckets* owner, std::size_t index) : owner_(owner), index_(index) {}
-  void operator()(const torch::autograd::Variable&) override { owner_->on_gradient_ready(index_); }
+  explicit GradientReadyHook(std::function<void()> ready) : ready_(std::move(ready)) {}
+  void operator()(const torch::autograd::Variable&) override { ready_(); }
 
  private:
-  GradientBuckets* owner_;
-  std::size_t index_;
+  std::function<void()> ready_;
 };
 
 }  // namespace
+
+void on_gradient_accumulated(const at::Tensor& parameter, std::function<void()> ready) {
+  torch::autograd::impl::set_post_acc_grad_hooks(parameter, std::make_unique<GradientReadyHook>(std::move(ready)));
+}
+
+void remove_gradient_hook(const at::Tensor& parameter) {
+  torch::autograd::impl::set_post_acc_grad_hooks(parameter, nullptr);
+}
+
+std::vector<std::vector<std::size_t>> group_in_reverse(const std::vector<at::Tensor>& parameters,
+                                                       std::int64_t bucket_bytes) {
+  ALBION_CHECK_AS(UsageError, bucket_bytes > 0, "gradient bucket size must be positive");
+  std::vector<std::vector<std::size_t>> buckets;
+  std::int64_t bytes_in_last = 0;
+  for (std::size_t i = parameters.size(); i-- > 0;) {
+    const at::Tensor& p = parameters[i];
+    ALBION_CHECK(p.requires_grad(), "gradient buckets: parameter ", i, " does not require grad");
+    ALBION_CHECK(p.device() == parameters.front().device(), "gradient buckets: parameters on several devices");
+    const std::int64_t bytes = p.numel() * p.element_size();
+    if (buckets.empty() || parameters[buckets.back().front()].scalar_type() != p.scalar_type() ||
+        bytes_in_last + bytes > bucket_bytes) {
+      buckets.emplace_back();
+      bytes_in_last = 0;
+    }
+    buckets.back().push_back(i);
+    bytes_in_last += bytes;
+  }
+  return buckets;
+}
 
 GradientBuckets::GradientBuckets(std::vector<at::Tensor> parameters, std::int64_t bucket_bytes,
                                  std::shared_ptr<Communicator> comm, bool overlap)
@@ -29,27 +57,17 @@ GradientBuckets::GradientBuckets(std::vector<at::Tensor> parameters, std::int64_
       slots_(parameters_.size()),
       comm_(std::move(comm)),
       overlap_(overlap) {
-  ALBION_CHECK_AS(UsageError, bucket_bytes > 0, "gradient bucket size must be positive");
-  // Reverse order: a bucket closes when adding the next parameter would pass bucket_bytes (a
-  // parameter larger than that gets a bucket of its own) or when the dtype changes.
   std::vector<std::int64_t> offsets(parameters_.size());
   std::vector<std::int64_t> bucket_numel;
-  for (std::size_t i = parameters_.size(); i-- > 0;) {
-    const at::Tensor& p = parameters_[i];
-    ALBION_CHECK(p.requires_grad(), "gradient buckets: parameter ", i, " does not require grad");
-    ALBION_CHECK(p.device() == parameters_.front().device(), "gradient buckets: parameters on several devices");
-    const std::int64_t bytes = p.numel() * p.element_size();
-    const bool start_new = buckets_.empty() ||
-                           parameters_[buckets_.back().parameters.front()].scalar_type() != p.scalar_type() ||
-                           bucket_numel.back() * p.element_size() + bytes > bucket_bytes;
-    if (start_new) {
-      buckets_.emplace_back();
-      bucket_numel.push_back(0);
+  for (std::vector<std::size_t>& members : group_in_reverse(parameters_, bucket_bytes)) {
+    bucket_numel.push_back(0);
+    for (std::size_t i : members) {
+      offsets[i] = bucket_numel.back();
+      bucket_numel.back() += parameters_[i].numel();
+      bucket_of_[i] = buckets_.size();
     }
-    offsets[i] = bucket_numel.back();
-    bucket_numel.back() += p.numel();
-    buckets_.back().parameters.push_back(i);
-    bucket_of_[i] = buckets_.size() - 1;
+    buckets_.emplace_back();
+    buckets_.back().parameters = std::move(members);
   }
   for (std::size_t b = 0; b < buckets_.size(); ++b) {
     const at::Tensor& first = parameters_[buckets_[b].parameters.front()];
@@ -60,12 +78,12 @@ GradientBuckets::GradientBuckets(std::vector<at::Tensor> parameters, std::int64_
   }
   seat_gradient_views();
   for (std::size_t i = 0; i < parameters_.size(); ++i) {
-    torch::autograd::impl::set_post_acc_grad_hooks(parameters_[i], std::make_unique<GradientReadyHook>(this, i));
+    on_gradient_accumulated(parameters_[i], [this, i] { on_gradient_ready(i); });
   }
 }
 
 GradientBuckets::~GradientBuckets() {
-  for (at::Tensor& p : parameters_) torch::autograd::impl::set_post_acc_grad_hooks(p, nullptr);
+  for (const at::Tensor& p : parameters_) remove_gradient_hook(p);
 }
 
 std::vector<std::int64_t> GradientBuckets::bucket_bytes() const {

@@ -9,6 +9,7 @@
 #include <ATen/ATen.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <vector>
@@ -28,6 +29,16 @@ namespace albion::collectives {
 // batch is "armed": on the others, gradients accumulate locally and nothing is communicated.
 // Averaging over ranks after the trainer's 1/accumulation scaling gives exactly the gradient of
 // the mean loss over the global batch, as one process would compute it.
+// Calls `ready` each time a backward pass has accumulated `parameter`'s gradient (the autograd
+// engine's post-accumulate-grad hook, replacing any other); remove_gradient_hook takes it away.
+void on_gradient_accumulated(const at::Tensor& parameter, std::function<void()> ready);
+void remove_gradient_hook(const at::Tensor& parameter);
+
+// The grouping of Note [Gradient buckets]: parameter indices, in reverse order, into buckets of
+// about `bucket_bytes` (a larger parameter alone); a dtype change also starts a bucket.
+std::vector<std::vector<std::size_t>> group_in_reverse(const std::vector<at::Tensor>& parameters,
+                                                       std::int64_t bucket_bytes);
+
 class GradientBuckets {
  public:
   // `parameters` in model order, all requiring grad, on one device. `overlap` false starts every

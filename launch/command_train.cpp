@@ -82,7 +82,7 @@ int train_distributed(config::Recipe recipe, const train::WorldPosition& world, 
     share_cores_among_local_ranks(groups->world.local_size);
     log::info("training on ", groups->world.size, " ranks (", groups->world.node_count, " node(s)) over ",
               groups->backend, ": ", groups->mesh.data(), " data-parallel",
-              recipe.parallel.zero == 1 ? " (ZeRO-1)" : " (DDP)",
+              recipe.parallel.zero > 0 ? str_cat(" (ZeRO-", recipe.parallel.zero, ")") : std::string(" (DDP)"),
               groups->mesh.tensor() > 1 ? str_cat(" x ", groups->mesh.tensor(), " tensor-parallel",
                                                   recipe.parallel.sequence ? " (sequence-parallel)" : "")
                                         : std::string());

@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "collectives/device_mesh.h"
+#include "collectives/sharded_gradients.h"
 #include "runtime/base/check.h"
 #include "runtime/data/dataset_manifest.h"
 #include "runtime/models/causal_lm.h"
@@ -53,8 +54,14 @@ std::optional<RankMemory> plan_rank_memory(const config::Recipe& recipe, int wor
   for (const auto& [name, tensor] : model->named_parameters()) memory.parameters += held(name, tensor);
   for (const auto& [name, tensor] : model->trainable_parameters()) memory.trained += held(name, tensor);
   memory.weight_bytes = kFp32 * memory.parameters;
-  memory.gradient_bytes = kFp32 * memory.trained;  // ZeRO-1 shards the moments, not the gradients
-  memory.optimizer_shards = recipe.parallel.zero == 1 ? mesh.data() : 1;
+  memory.zero_stage = recipe.parallel.zero;
+  memory.optimizer_shards = recipe.parallel.zero >= 1 ? mesh.data() : 1;
+  // ZeRO-2 holds its shard of the gradients and its buckets in flight (collectives/sharded_gradients.h).
+  memory.gradient_bytes = recipe.parallel.zero == 2
+                              ? kFp32 * memory.trained / mesh.data() +
+                                    static_cast<std::int64_t>(collectives::kBucketsInFlight + 1) *
+                                        static_cast<std::int64_t>(recipe.parallel.bucket_mb * (1 << 20))
+                              : kFp32 * memory.trained;
   memory.optimizer_bytes = 2 * kFp32 * memory.trained / memory.optimizer_shards;
   const std::int64_t every = config.recompute_every;
   if (every > 0) {
@@ -72,8 +79,12 @@ std::optional<RankMemory> plan_rank_memory(const config::Recipe& recipe, int wor
 std::string describe(const RankMemory& memory) {
   std::string line = billions(memory.parameters) + " parameters held (" + billions(memory.trained) +
                      " trained); weights " + gigabytes(memory.weight_bytes) + ", gradients " +
-                     gigabytes(memory.gradient_bytes) + ", AdamW state " + gigabytes(memory.optimizer_bytes);
-  if (memory.optimizer_shards > 1) line += " (ZeRO-1 over " + std::to_string(memory.optimizer_shards) + ")";
+                     gigabytes(memory.gradient_bytes);
+  if (memory.zero_stage == 2) line += " (a shard and the buckets in flight)";
+  line += ", AdamW state " + gigabytes(memory.optimizer_bytes);
+  if (memory.optimizer_shards > 1) {
+    line += str_cat(" (ZeRO-", memory.zero_stage, " over ", memory.optimizer_shards, ")");
+  }
   if (memory.kept_input_bytes > 0) line += ", kept block inputs " + gigabytes(memory.kept_input_bytes);
   line += ": " + gigabytes(memory.total_bytes());
   if (memory.other_activations) line += ", plus the activations of blocks not recomputed";
@@ -85,7 +96,9 @@ std::string device_memory_warning(const RankMemory& memory, std::int64_t device_
   return str_cat("a rank will hold ", gigabytes(memory.total_bytes()), ", more than the ", gigabytes(device_bytes),
                  " of this node's ", device, ": more tensor-parallel ranks (parallel.tensor), ",
                  memory.kept_inputs_whole ? "sequence parallelism (parallel.sequence), " : "",
-                 "ZeRO-1 (parallel.zero = 1), LoRA (lora.rank) or activation checkpointing ",
+                 memory.zero_stage < 2 ? str_cat("ZeRO-", memory.zero_stage + 1, " (parallel.zero = ",
+                                                 memory.zero_stage + 1, "), ") : "",
+                 "LoRA (lora.rank) or activation checkpointing ",
                  "(model.activation_checkpointing) would shrink it");
 }
 

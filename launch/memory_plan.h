@@ -7,7 +7,8 @@
 //                  35.3 GB, AdamW state 8.8 GB (ZeRO-1 over 8), kept block inputs 1.3 GB: 80.7 GB
 //
 // Exact for the model states (fp32 weights, fp32 gradients of what trains, AdamW's two fp32
-// moments of it, sharded under ZeRO-1), as a tensor-parallel rank holds them: its part of every
+// moments of it, sharded under ZeRO-1 and -2; ZeRO-2 also shards the gradients and adds the
+// buckets it has in flight), as a tensor-parallel rank holds them: its part of every
 // cut tensor, every replicated one whole (runtime/models/tensor_parallel.h), LoRA adapters
 // included. Activations are counted only where activation checkpointing bounds them (the inputs
 // of the recomputed blocks, this rank's tokens of them under sequence parallelism); the rest
@@ -28,7 +29,8 @@ struct RankMemory {
   std::int64_t weight_bytes = 0;
   std::int64_t gradient_bytes = 0;
   std::int64_t optimizer_bytes = 0;
-  std::int64_t optimizer_shards = 1;   // data-parallel ranks sharing the AdamW state (ZeRO-1)
+  std::int64_t zero_stage = 0;         // parallel.zero
+  std::int64_t optimizer_shards = 1;   // data-parallel ranks sharing the AdamW state (ZeRO-1 and -2)
   std::int64_t kept_input_bytes = 0;   // inputs of the blocks activation checkpointing recomputes
   bool kept_inputs_whole = false;      // under tensor parallelism without sequence parallelism
   bool other_activations = true;       // blocks not recomputed keep their activations (not counted)

@@ -125,7 +125,7 @@ void Recipe::validate() const {
   require(parallel.tensor > 0 && parallel.tensor <= 1024, "parallel.tensor", "must be in [1, 1024]" + got(parallel.tensor));
   require(parallel.pipeline > 0 && parallel.pipeline <= 1024, "parallel.pipeline",
           "must be in [1, 1024]" + got(parallel.pipeline));
-  require(parallel.zero == 0 || parallel.zero == 1, "parallel.zero", "must be 0 or 1" + got(parallel.zero));
+  require(parallel.zero >= 0 && parallel.zero <= 2, "parallel.zero", "must be 0, 1 or 2" + got(parallel.zero));
   // Each micro-batch's tokens are cut over the tensor-parallel ranks (modular: the product may overflow).
   require(!parallel.sequence || (train.micro_batch % parallel.tensor) * (train.seq_len % parallel.tensor) %
                                         parallel.tensor == 0,

@@ -90,19 +90,20 @@ void DataParallel::before_backward(bool last) { buckets_->prepare_backward(last)
 
 double DataParallel::step(train::Trainer& trainer, double lr) {
   buckets_->finish();
-  sum_partial_gradients(trainer);
+  sum_partial_gradients(trainer, trainer.optimizer().parameters());
   return Parallelism::step(trainer, lr);
 }
 
 // The LoRA factors on the whole side of a cut layer and, under sequence parallelism, the norms, in
 // one all-reduce. Linear, so it commutes with the data-parallel mean and may come before or after it.
-void DataParallelRanks::sum_partial_gradients(train::Trainer& trainer) {
+void DataParallelRanks::sum_partial_gradients(train::Trainer& trainer,
+                                              const std::vector<optim::OptimizedParameter>& parameters) {
   if (tensor_ == nullptr) return;
   const bool sequence_parallel = trainer.model().config().sequence_parallel;
   std::vector<at::Tensor> gradients;
-  for (const optim::OptimizedParameter& p : trainer.optimizer().parameters()) {
-    if (models::tensor_parallel_partial_gradient(p.name, sequence_parallel) && p.parameter.grad().defined()) {
-      gradients.push_back(p.parameter.grad());
+  for (const optim::OptimizedParameter& p : parameters) {
+    if (models::tensor_parallel_partial_gradient(p.name, sequence_parallel) && p.gradient().defined()) {
+      gradients.push_back(p.gradient());
     }
   }
   if (gradients.empty()) return;
@@ -112,7 +113,7 @@ void DataParallelRanks::sum_partial_gradients(train::Trainer& trainer) {
   at::Tensor sum = at::cat(flat);
   tensor_->all_reduce(sum, ReduceOp::kSum)->wait();
   std::int64_t offset = 0;
-  for (at::Tensor& g : gradients) {
+  for (const at::Tensor& g : gradients) {
     g.copy_(sum.narrow(0, offset, g.numel()).view_as(g));
     offset += g.numel();
   }
@@ -131,36 +132,63 @@ double DataParallel::gradient_norm(std::vector<optim::OptimizedParameter>& param
   return global_norm(squares_cut_and_replicated(parameters, fused, true, device_), false);
 }
 
-void ZeroOptimizer::attach(train::Trainer& trainer) {
-  const std::vector<optim::OptimizedParameter>& full = trainer.optimizer().parameters();
-  flat_ = std::make_unique<collectives::FlatParameters>(attach_parameters(trainer));
-  shard_ = collectives::shard_range(flat_->numel(), data_->rank(), data_->size());
-  gradient_shard_ = at::zeros({shard_.length}, flat_->gradients().options());
-
-  // The optimizer sees one piece per parameter overlapping this rank's shard: a view of the flat
-  // parameters, with the same name and weight-decay rule as the whole parameter (and its offset
-  // in it), so the element-wise update is exactly the one DDP's full AdamW makes.
-  std::vector<optim::OptimizedParameter> pieces;
-  for (const collectives::ParameterSpan& span : flat_->spans(shard_)) {
-    optim::OptimizedParameter piece;
-    piece.name = full[span.parameter].name;
-    piece.offset = span.parameter_offset;
-    piece.parameter = flat_->values().narrow(0, span.flat_offset, span.length);
-    piece.decayed = full[span.parameter].decayed;
-    piece.shard_gradient = gradient_shard_.narrow(0, span.flat_offset - shard_.offset, span.length);
-    pieces.push_back(std::move(piece));
-  }
-  shard_optimizer_ = std::make_unique<optim::AdamW>(std::move(pieces), trainer.optimizer().options());
-  log::debug("ZeRO-1 over ", data_->size(), " ranks: this rank updates elements [", shard_.offset, ", ",
-             shard_.offset + shard_.length, ") of ", flat_->numel());
+ZeroOptimizer::ZeroOptimizer(std::shared_ptr<collectives::Communicator> data,
+                             std::shared_ptr<collectives::Communicator> tensor, int stage, std::int64_t bucket_bytes)
+    : DataParallelRanks(std::move(data), std::move(tensor)), stage_(stage), bucket_bytes_(bucket_bytes) {
+  ALBION_CHECK(stage == 1 || stage == 2, "ZeRO stage ", stage, " (1 or 2)");
 }
 
-void ZeroOptimizer::before_backward(bool) { flat_->seat_gradient_views(); }
+void ZeroOptimizer::attach(train::Trainer& trainer) {
+  const std::vector<optim::OptimizedParameter>& full = trainer.optimizer().parameters();
+  flat_ = std::make_unique<collectives::FlatParameters>(attach_parameters(trainer), /*gradient_buffer=*/stage_ == 1);
+  if (stage_ == 1) {
+    shard_ranges_ = {collectives::shard_range(flat_->numel(), data_->rank(), data_->size())};
+    gradient_shard_ = at::zeros({shard_ranges_[0].length}, flat_->values().options());
+  } else {
+    sharded_ = std::make_unique<collectives::ShardedGradients>(*flat_, bucket_bytes_, data_);
+    shard_ranges_ = sharded_->shard_ranges();
+    gradient_shard_ = sharded_->gradients();
+  }
+
+  // The optimizer sees one piece per parameter overlapping this rank's ranges: a view of the flat
+  // parameters, with the same name and weight-decay rule as the whole parameter (and its offset
+  // in it), so the element-wise update is exactly the one DDP's full AdamW makes. (A parameter
+  // lies in one bucket, so it has at most one piece under ZeRO-2 too.)
+  std::vector<optim::OptimizedParameter> pieces;
+  std::int64_t shard_offset = 0;
+  for (const collectives::ShardRange& range : shard_ranges_) {
+    for (const collectives::ParameterSpan& span : flat_->spans(range)) {
+      optim::OptimizedParameter piece;
+      piece.name = full[span.parameter].name;
+      piece.offset = span.parameter_offset;
+      piece.parameter = flat_->values().narrow(0, span.flat_offset, span.length);
+      piece.decayed = full[span.parameter].decayed;
+      piece.shard_gradient = gradient_shard_.narrow(0, shard_offset + span.flat_offset - range.offset, span.length);
+      pieces.push_back(std::move(piece));
+    }
+    shard_offset += range.length;
+  }
+  shard_optimizer_ = std::make_unique<optim::AdamW>(std::move(pieces), trainer.optimizer().options());
+  log::debug("ZeRO-", stage_, " over ", data_->size(), " ranks: this rank updates ", shard_offset, " of ",
+             flat_->numel(), " elements in ", shard_ranges_.size(), " range(s)");
+}
+
+void ZeroOptimizer::before_backward(bool) {
+  if (sharded_) sharded_->prepare_backward();
+  else flat_->seat_gradient_views();
+}
 
 double ZeroOptimizer::step(train::Trainer& trainer, double lr) {
   at::NoGradGuard no_grad;
-  sum_partial_gradients(trainer);
-  data_->reduce_scatter(gradient_shard_, flat_->gradients(), ReduceOp::kAvg)->wait();
+  // Summing a partial gradient over the tensor-parallel group commutes with the data-parallel mean:
+  // ZeRO-2 sums its shard's pieces (the group's ranks hold the same pieces).
+  if (sharded_) {
+    sharded_->finish();
+    sum_partial_gradients(trainer, shard_optimizer_->parameters());
+  } else {
+    sum_partial_gradients(trainer, trainer.optimizer().parameters());
+    data_->reduce_scatter(gradient_shard_, flat_->gradients(), ReduceOp::kAvg)->wait();
+  }
 
   // The global norm from every shard's sums of squares.
   std::vector<optim::OptimizedParameter>& pieces = shard_optimizer_->parameters();
@@ -169,11 +197,24 @@ double ZeroOptimizer::step(train::Trainer& trainer, double lr) {
   optim::clip_to_norm(pieces, norm, trainer.recipe().optim.grad_clip);
   shard_optimizer_->step(lr);
 
-  data_->all_gather(flat_->values(), flat_->values().narrow(0, shard_.offset, shard_.length))->wait();
-  flat_->gradients().zero_();
+  // Every range's values from the rank that updated it, in place.
+  const std::vector<collectives::ShardRange> wholes =
+      sharded_ ? sharded_->bucket_ranges() : std::vector<collectives::ShardRange>{{0, flat_->numel()}};
+  std::vector<std::shared_ptr<collectives::Work>> works;
+  for (std::size_t i = 0; i < wholes.size(); ++i) {
+    works.push_back(data_->all_gather(flat_->values().narrow(0, wholes[i].offset, wholes[i].length),
+                                      flat_->values().narrow(0, shard_ranges_[i].offset, shard_ranges_[i].length)));
+  }
+  for (const auto& work : works) work->wait();
+  if (sharded_) sharded_->zero_gradients();
+  else flat_->gradients().zero_();
   return norm;
 }
 
+std::int64_t ZeroOptimizer::gradient_bytes() const {
+  const at::Tensor& held = sharded_ ? gradient_shard_ : flat_->gradients();
+  return held.numel() * held.element_size();
+}
 
 std::int64_t ZeroOptimizer::optimizer_state_bytes(train::Trainer&) const {
   return shard_optimizer_ ? shard_optimizer_->state_bytes() : 0;
@@ -182,7 +223,10 @@ std::int64_t ZeroOptimizer::optimizer_state_bytes(train::Trainer&) const {
 std::unique_ptr<train::Parallelism> make_data_parallelism(std::shared_ptr<collectives::Communicator> data,
                                                           const config::ParallelConfig& config,
                                                           std::shared_ptr<collectives::Communicator> tensor) {
-  if (config.zero == 1) return std::make_unique<ZeroOptimizer>(std::move(data), std::move(tensor));
+  if (config.zero >= 1) {
+    return std::make_unique<ZeroOptimizer>(std::move(data), std::move(tensor), static_cast<int>(config.zero),
+                                           static_cast<std::int64_t>(config.bucket_mb * (1 << 20)));
+  }
   return std::make_unique<DataParallel>(std::move(data), config, std::move(tensor));
 }
 

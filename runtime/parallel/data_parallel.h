@@ -5,6 +5,9 @@
 //   ZeroOptimizer  ZeRO-1: parameters replicated, AdamW moments sharded 1/N over ranks on a flat
 //                  buffer (collectives/flat_parameters.h): reduce-scatter the gradients, clip by
 //                  the global norm, update the local shard, all-gather the parameters.
+//                  ZeRO-2: the gradients sharded too, reduce-scattered in buckets during each
+//                  micro-batch's backward (collectives/sharded_gradients.h); a rank's shard is its
+//                  range of every bucket.
 // Both start by broadcasting rank 0's parameters, and both compute the step one process would
 // compute over the same global batch (tests/runtime/parallel compare them under mpirun).
 //
@@ -19,6 +22,7 @@
 #include "collectives/communicator.h"
 #include "collectives/flat_parameters.h"
 #include "collectives/gradient_buckets.h"
+#include "collectives/sharded_gradients.h"
 #include "runtime/config/recipe.h"
 #include "runtime/optim/adamw.h"
 #include "runtime/train/parallelism.h"
@@ -41,9 +45,9 @@ class DataParallelRanks : public train::Parallelism {
 
   // For attach(): takes the trainer's device and returns its parameters, rank 0's on every rank.
   std::vector<at::Tensor> attach_parameters(train::Trainer& trainer);
-  // For step(), before the gradients are reduced over the data-parallel ranks: the replicated
-  // parameters whose gradient each tensor-parallel rank computed in part, summed over the group.
-  void sum_partial_gradients(train::Trainer& trainer);
+  // For step(): the gradients of `parameters` (whole, or ZeRO-2's pieces) that each tensor-parallel
+  // rank computed in part, summed over the group (linear, so before or after the data-parallel mean).
+  void sum_partial_gradients(train::Trainer& trainer, const std::vector<optim::OptimizedParameter>& parameters);
   // The global gradient norm from squares this rank summed: [0] over cut parameters, [1] over
   // replicated ones; `over_data_ranks` when each data-parallel rank summed a shard of the gradients.
   double global_norm(at::Tensor squares, bool over_data_ranks);
@@ -73,9 +77,10 @@ class DataParallel final : public DataParallelRanks {
 
 class ZeroOptimizer final : public DataParallelRanks {
  public:
+  // `stage` 1 or 2; `bucket_bytes`: ZeRO-2's bucket size.
   explicit ZeroOptimizer(std::shared_ptr<collectives::Communicator> data,
-                         std::shared_ptr<collectives::Communicator> tensor = nullptr)
-      : DataParallelRanks(std::move(data), std::move(tensor)) {}
+                         std::shared_ptr<collectives::Communicator> tensor = nullptr, int stage = 1,
+                         std::int64_t bucket_bytes = 25 << 20);
 
   void attach(train::Trainer& trainer) override;
   void before_backward(bool last) override;
@@ -83,13 +88,19 @@ class ZeroOptimizer final : public DataParallelRanks {
   std::int64_t optimizer_state_bytes(train::Trainer& trainer) const override;
   optim::AdamW& optimizer(train::Trainer&) override { return *shard_optimizer_; }
 
-  // This rank's shard of the flat parameter buffer and its optimizer (checkpoints save these).
-  collectives::ShardRange shard() const { return shard_; }
-  optim::AdamW& shard_optimizer() { return *shard_optimizer_; }
+  // Bytes of gradient this rank holds between steps: the whole model's (ZeRO-1) or its shard's.
+  std::int64_t gradient_bytes() const;
+  // This rank's ranges of the flat parameter buffer: one (ZeRO-1) or one per bucket (ZeRO-2).
+  const std::vector<collectives::ShardRange>& shard_ranges() const { return shard_ranges_; }
 
  private:
+  int stage_;
+  std::int64_t bucket_bytes_;
   std::unique_ptr<collectives::FlatParameters> flat_;
-  collectives::ShardRange shard_;
+  std::unique_ptr<collectives::ShardedGradients> sharded_;  // ZeRO-2
+  // This rank's ranges of the flat buffer (ZeRO-1: one; ZeRO-2: one per bucket) and, one after
+  // another, their gradients.
+  std::vector<collectives::ShardRange> shard_ranges_;
   at::Tensor gradient_shard_;
   std::unique_ptr<optim::AdamW> shard_optimizer_;
 };

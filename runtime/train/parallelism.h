@@ -1,7 +1,7 @@
 // File: runtime/train/parallelism.h
 // How the ranks of a job share one training step. The trainer calls these at fixed points; it
 // never talks to a communicator itself. The base class is one process alone; runtime/parallel/
-// has data parallelism (DDP) and ZeRO-1, each also over tensor-parallel groups.
+// has data parallelism (DDP), ZeRO-1 and ZeRO-2, each also over tensor-parallel groups.
 //
 //   attach(trainer)                         once, before the first step
 //   for each micro-batch: before_backward(is_last); backward

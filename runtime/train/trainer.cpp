@@ -450,6 +450,7 @@ TrainSummary Trainer::train(const std::atomic<bool>& stop_requested) {
                 " MiB on rank ", world_.rank);
     }
     summary.losses.push_back(result.loss);
+    summary.grad_norms.push_back(result.grad_norm);
     summary.steps_done = step + 1;
     log_step(step, result.loss, lr, result.grad_norm, step_seconds);
 

@@ -56,6 +56,7 @@ struct TrainSummary {
   std::int64_t steps_done = 0;
   bool stopped_early = false;
   std::vector<double> losses;         // training loss of every step, in order
+  std::vector<double> grad_norms;     // global gradient norm of every step, before clipping
   std::optional<double> final_val_loss;
   std::string final_sample;
   double seconds_to_first_step = 0;   // from construction to the end of step 0

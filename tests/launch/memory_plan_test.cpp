@@ -46,6 +46,15 @@ TEST(MemoryPlan, Llama70bAsEightTimesEightWithZeroOne) {
   EXPECT_EQ(ddp->optimizer_bytes, 8 * memory->parameters);
   EXPECT_EQ(ddp->optimizer_shards, 1);
   EXPECT_EQ(ddp->total_bytes(), memory->total_bytes() + 7 * memory->parameters);  // 142.5 GB
+
+  // ZeRO-2: 1/8 of the gradients, and the buckets it has in flight (2 reducing, 1 filling).
+  const std::optional<RankMemory> zero2 = plan_rank_memory(shipped("llama3_70b.ini", {"--parallel.zero=2"}), 64);
+  ASSERT_TRUE(zero2.has_value());
+  EXPECT_EQ(zero2->gradient_bytes, 4 * memory->trained / 8 + 3 * (25 << 20));
+  EXPECT_EQ(zero2->optimizer_bytes, memory->optimizer_bytes);
+  EXPECT_EQ(describe(*zero2),
+            "8.82 B parameters held (8.82 B trained); weights 35.3 GB, gradients 4.5 GB (a shard and the buckets "
+            "in flight), AdamW state 8.8 GB (ZeRO-2 over 8), kept block inputs 1.3 GB: 49.9 GB");
 }
 
 TEST(MemoryPlan, LoraTrainsTheAdaptersOverAWholeFrozenBase) {
@@ -74,8 +83,8 @@ TEST(MemoryPlan, APlanLargerThanTheGpuIsWarnedAbout) {
   EXPECT_EQ(device_memory_warning(*memory, 150'000'000'000, "NVIDIA H200"), "");
   EXPECT_EQ(device_memory_warning(*memory, 85'520'809'984, "NVIDIA H100 80GB HBM3"),
             "a rank will hold 90.1 GB, more than the 85.5 GB of this node's NVIDIA H100 80GB HBM3: more "
-            "tensor-parallel ranks (parallel.tensor), sequence parallelism (parallel.sequence), ZeRO-1 "
-            "(parallel.zero = 1), LoRA (lora.rank) or activation checkpointing (model.activation_checkpointing) "
+            "tensor-parallel ranks (parallel.tensor), sequence parallelism (parallel.sequence), ZeRO-2 "
+            "(parallel.zero = 2), LoRA (lora.rank) or activation checkpointing (model.activation_checkpointing) "
             "would shrink it");
   // With sequence parallelism on (the recipe's), the plan fits 85.5 GB; under 80 GB it does not, and
   // the warning does not suggest what is already on.

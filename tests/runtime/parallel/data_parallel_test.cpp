@@ -3,9 +3,11 @@
 // alone (the reference: the whole global batch through gradient accumulation), then DDP trains on
 // 1, 2 and 4 ranks (sub-communicators split from the world) and ZeRO-1 on 2 and 4, each over the
 // same global batch, for 20 steps; every step's loss must match the reference to 1e-5 relative.
-// LoRA fine-tuning and activation checkpointing likewise, over DDP and ZeRO-1 on 4 ranks. Then
+// ZeRO-2 on 2 and 4, keeping only its shard of the gradients. LoRA fine-tuning and activation
+// checkpointing likewise, over DDP, ZeRO-1 and ZeRO-2 on 4 ranks. Then
 // resharding: a ZeRO-1 state captured on 4 ranks resumes on 4 (ZeRO-1), 2 (DDP) and 1 rank,
-// from memory and from real encrypted checkpoint files written by all 4 ranks. The validation loss
+// from memory and from real encrypted checkpoint files written by all 4 ranks; ZeRO-2's state
+// resumes on 1 rank and ZeRO-1's as ZeRO-2. The validation loss
 // of 1, 2 and 4 ranks is the same.
 #include <gtest/gtest.h>
 #include <mpi.h>
@@ -53,10 +55,15 @@ class DataParallelTest : public testing_support::ParallelTrainingTest {
     return world_->split(world_rank_ / group_size, world_rank_, "data");
   }
 
-  static const std::vector<double>& reference() {
-    static const std::vector<double> losses = train(recipe(1, "alone"), nullptr);
-    return losses;
+  static const train::TrainSummary& reference_summary() {
+    static const train::TrainSummary summary = [] {
+      std::atomic<bool> stop{false};
+      train::Trainer trainer(recipe(1, "alone"), {});
+      return trainer.train(stop);
+    }();
+    return summary;
   }
+  static const std::vector<double>& reference() { return reference_summary().losses; }
 };
 
 TEST_F(DataParallelTest, DdpOn1And2And4RanksMatchesOneProcess) {
@@ -128,27 +135,43 @@ TEST_F(DataParallelTest, ActivationCheckpointingUnderDdpAndZeroMatchesOneProcess
   EXPECT_GT(ddp.buckets().bucket_count(), 1u);
   ZeroOptimizer zero(group_of(4));
   expect_same_losses(train(recomputing("recompute-zero4"), &zero), reference(), "recomputing, ZeRO-1 on 4 ranks");
+  ZeroOptimizer zero2(group_of(4), nullptr, 2, 50 << 10);
+  expect_same_losses(train(recomputing("recompute-zero2-4"), &zero2), reference(), "recomputing, ZeRO-2 on 4 ranks");
 }
 
-TEST_F(DataParallelTest, ZeroOneMatchesDdpAndShardsOptimizerState) {
-  for (int ranks : {2, 4}) {
-    ZeroOptimizer zero(group_of(ranks));
-    config::Recipe r = recipe(ranks, "zero" + std::to_string(ranks));
-    std::atomic<bool> stop{false};
-    train::Trainer trainer(r, {zero.data_parallel_rank(), ranks, 0}, &zero);
-    const std::vector<double> losses = trainer.train(stop).losses;
-    expect_same_losses(losses, reference(), "ZeRO-1 on " + std::to_string(ranks) + " ranks");
-    // AdamW moments: 8 bytes per parameter, split over the ranks (the shards differ by at most
-    // one element).
-    std::int64_t parameters = 0;
-    for (const auto& p : trainer.optimizer().parameters()) parameters += p.parameter.numel();
-    const std::int64_t state = zero.optimizer_state_bytes(trainer);
-    EXPECT_LE(std::abs(state - 8 * parameters / ranks), 8) << state << " bytes on one of " << ranks;
+// ZeRO-1 shards the AdamW moments over the ranks. ZeRO-2 also reduce-scatters each gradient bucket
+// as backward completes it, every micro-batch (2 ranks accumulate 2 micro-batches a step), and
+// keeps only its shard: no parameter holds a whole gradient after a step. A rank's shard is one
+// range (ZeRO-1) or one per bucket (ZeRO-2), and the ranks' ranges differ by at most one element.
+TEST_F(DataParallelTest, ZeroMatchesOneProcessAndShardsItsState) {
+  for (int stage : {1, 2}) {
+    for (int ranks : {2, 4}) {
+      ZeroOptimizer zero(group_of(ranks), nullptr, stage, /*bucket_bytes=*/50 << 10);
+      config::Recipe r = recipe(ranks, "zero" + std::to_string(stage) + "-" + std::to_string(ranks));
+      std::atomic<bool> stop{false};
+      train::Trainer trainer(r, {zero.data_parallel_rank(), ranks, 0}, &zero);
+      const train::TrainSummary summary = trainer.train(stop);
+      const std::string what = "ZeRO-" + std::to_string(stage) + " on " + std::to_string(ranks) + " ranks";
+      expect_same_losses(summary.losses, reference(), what);
+      // AdamW barely sees a gradient's scale; the norm does (a sum over ranks for their mean).
+      expect_same_losses(summary.grad_norms, reference_summary().grad_norms, what + ", gradient norm");
+      std::int64_t parameters = 0;
+      for (const auto& p : trainer.optimizer().parameters()) {
+        parameters += p.parameter.numel();
+        EXPECT_EQ(p.parameter.grad().defined(), stage == 1) << what << ": " << p.name;
+      }
+      const std::int64_t ranges = static_cast<std::int64_t>(zero.shard_ranges().size());
+      EXPECT_EQ(ranges > 1, stage == 2) << what;
+      const std::int64_t gradient = stage == 1 ? 4 * parameters : 4 * parameters / ranks;
+      EXPECT_LE(std::abs(zero.gradient_bytes() - gradient), 4 * ranges) << what << ": " << zero.gradient_bytes();
+      const std::int64_t state = zero.optimizer_state_bytes(trainer);
+      EXPECT_LE(std::abs(state - 8 * parameters / ranks), 8 * ranges) << what << ": " << state << " bytes";
+    }
   }
 }
 
 // LoRA: only the adapters are broadcast, bucketed, sharded and updated; over the same frozen base
-// DDP and ZeRO-1 still compute what one process computes.
+// DDP, ZeRO-1 and ZeRO-2 still compute what one process computes.
 TEST_F(DataParallelTest, LoraUnderDdpAndZeroMatchesOneProcess) {
   const std::string base = shared_dir_ + "/lora-base";
   if (world_rank_ == 0) {
@@ -175,6 +198,8 @@ TEST_F(DataParallelTest, LoraUnderDdpAndZeroMatchesOneProcess) {
   EXPECT_GT(ddp.buckets().bucket_count(), 1u);
   ZeroOptimizer zero(group_of(4));
   expect_same_losses(train(lora("lora-zero4"), &zero), alone, "LoRA, ZeRO-1 on 4 ranks");
+  ZeroOptimizer zero2(group_of(4), nullptr, 2, 10 << 10);
+  expect_same_losses(train(lora("lora-zero2-4"), &zero2), alone, "LoRA, ZeRO-2 on 4 ranks");
 }
 
 TEST_F(DataParallelTest, ZeroStateFrom4RanksResumesOn4And2And1) {
@@ -205,6 +230,24 @@ TEST_F(DataParallelTest, ZeroStateFrom4RanksResumesOn4And2And1) {
   DataParallel ddp2(group_of(2), config::ParallelConfig{});
   expect_same_losses(resume(&ddp2, 2, "zero-resume2"), expected, "ZeRO-1 on 4 resumed as DDP on 2");
   expect_same_losses(resume(nullptr, 1, "zero-resume1"), expected, "ZeRO-1 on 4 resumed on 1");
+  // ZeRO-2's pieces are ranges of buckets, not of one flat shard: the state goes both ways.
+  ZeroOptimizer zero2_2(group_of(2), nullptr, 2, 50 << 10);
+  expect_same_losses(resume(&zero2_2, 2, "zero-resume-zero2"), expected, "ZeRO-1 on 4 resumed as ZeRO-2 on 2");
+  testing_support::CaptureAfter capture2(3);
+  {
+    ZeroOptimizer zero2_4(group_of(4), nullptr, 2, 50 << 10);
+    std::atomic<bool> stop{false};
+    train::Trainer trainer(r, {zero2_4.data_parallel_rank(), 4, 0}, &zero2_4, &capture2);
+    trainer.train(stop);
+  }
+  testing_support::SliceStore store2;
+  store2.add(testing_support::all_ranks_slices(capture2.state.slices));
+  config::Recipe alone = recipe(1, "zero2-resume1");
+  alone.train.steps = 8;
+  testing_support::RestoreFrom restore(capture2.state, store2);
+  std::atomic<bool> stop{false};
+  train::Trainer trainer(alone, {0, 1, 0}, nullptr, &restore);
+  expect_same_losses(trainer.train(stop).losses, expected, "ZeRO-2 on 4 resumed on 1");
 }
 
 // The same through checkpoint files: 4 ZeRO-1 ranks save encrypted checkpoints in the background

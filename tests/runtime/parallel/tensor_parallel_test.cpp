@@ -394,18 +394,19 @@ TEST_F(TensorParallelTest, TrainerOnTensorParallelRanksMatchesOneProcess) {
     std::int64_t part = 0;
     for (const auto& p : trainer.optimizer().parameters()) part += p.parameter.numel();
     const std::int64_t state = parallel->optimizer_state_bytes(trainer);
-    if (zero == 1) {
-      EXPECT_LE(std::abs(state - 8 * part / 2), 8) << state << " bytes on one of 2 x 2 ranks";
-    }
+    const std::int64_t slack = zero == 2 ? 8 * 64 : 8;  // ZeRO-2: an element per bucket
+    if (zero >= 1) EXPECT_LE(std::abs(state - 8 * part / 2), slack) << state << " bytes on one of 2 x 2 ranks";
     const int ranks = layout.data->size() * layout.tensor->size();
     const std::optional<launch::RankMemory> plan = launch::plan_rank_memory(r, ranks);
     EXPECT_TRUE(plan.has_value() && plan->parameters == part) << run;
-    EXPECT_TRUE(plan.has_value() && std::abs(plan->optimizer_bytes - state) <= 8) << run << ": " << state;
+    EXPECT_TRUE(plan.has_value() && std::abs(plan->optimizer_bytes - state) <= slack) << run << ": " << state;
     return summary.losses;
   };
   expect_same_losses(tensor_parallel(halves(), 0, "tp2"), reference.losses, "tensor-parallel 2");
   expect_same_losses(tensor_parallel(mesh(2), 0, "dp2-tp2"), reference.losses, "data 2 x tensor 2");
   expect_same_losses(tensor_parallel(mesh(2), 1, "zero2-tp2"), reference.losses, "ZeRO-1 2 x tensor 2");
+  // ZeRO-2 sums the norms' partial gradients (sequence parallelism) over the tensor group on its shard.
+  expect_same_losses(tensor_parallel(mesh(2), 2, "zero-stage2-tp2"), reference.losses, "ZeRO-2 2 x tensor 2");
 }
 
 // ZeRO-1 under tensor parallelism holds a piece of each cut parameter's moments: the data-parallel

@@ -2,7 +2,7 @@
 # Data-parallel benchmarks on this machine, in one run:
 #   1. step time on 2 ranks with gradient buckets all-reduced during backward (parallel.overlap
 #      = true) vs after it (false), alternating A B A B so drift hits both;
-#   2. AdamW state per rank, DDP vs ZeRO-1, on 1, 2 and 4 ranks.
+#   2. AdamW state and peak memory per rank, DDP vs ZeRO-1 vs ZeRO-2, on 1, 2 and 4 ranks.
 # Usage: bench/data_parallel.sh [ROUNDS] (default 3). Needs a built build/bin/albion.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -42,15 +42,20 @@ printf "%-8s %-10s %-10s %s\n" round overlap sync ratio
 done
 
 echo
-echo "# AdamW state per rank (MiB), GPT-2 124M"
-printf "%-6s %-10s %-10s\n" ranks ddp zero1
+echo "# AdamW state and peak memory per rank (MiB, rank 0), GPT-2 124M, 2 micro-batches a step"
+printf "%-6s %-18s %-18s %-18s\n" ranks "ddp state/peak" "zero1 state/peak" "zero2 state/peak"
 for ranks in 1 2 4; do
   row=()
-  for zero in 0 1; do
-    mpirun -np $ranks --oversubscribe "$albion" "${common[@]}" --train.steps=1 --parallel.zero=$zero \
-      --train.global_batch_tokens=256 --run.dir="$out/zero$zero-$ranks" > "$out/zero$zero-$ranks.log" 2>&1
+  for zero in 0 1 2; do
+    mpirun -np $ranks --oversubscribe "$albion" "${common[@]}" --train.steps=2 --parallel.zero=$zero \
+      --train.global_batch_tokens=$((128 * ranks)) --run.dir="$out/zero$zero-$ranks" > "$out/zero$zero-$ranks.log" 2>&1
     state=$(sed -n 's/.*optimizer state: \([0-9.]*\) MiB.*/\1/p' "$out/zero$zero-$ranks.log")
-    row+=("$state")
+    peak=$(python3 - "$out/zero$zero-$ranks/metrics.jsonl" <<'PY'
+import json, sys
+print(round(max(json.loads(line).get("peak_memory_bytes", 0) for line in open(sys.argv[1])) / 2**20))
+PY
+)
+    row+=("$state/$peak")
   done
-  printf "%-6s %-10s %-10s\n" "$ranks" "${row[0]}" "${row[1]}"
+  printf "%-6s %-18s %-18s %-18s\n" "$ranks" "${row[0]}" "${row[1]}" "${row[2]}"
 done

@@ -9,8 +9,7 @@
 
 namespace albion::collectives {
 
-FlatParameters::FlatParameters(std::vector<at::Tensor> parameters, bool gradient_buffer)
-    : parameters_(std::move(parameters)) {
+FlatParameters::FlatParameters(std::vector<at::Tensor> parameters) : parameters_(std::move(parameters)) {
   ALBION_CHECK(!parameters_.empty(), "flat parameters: no parameters");
   const at::TensorOptions options = parameters_.front().options().requires_grad(false);
   std::int64_t total = 0;
@@ -23,29 +22,11 @@ FlatParameters::FlatParameters(std::vector<at::Tensor> parameters, bool gradient
   }
   at::NoGradGuard no_grad;
   values_ = at::empty({total}, options);
-  if (gradient_buffer) gradients_ = at::zeros({total}, options);
   for (std::size_t i = 0; i < parameters_.size(); ++i) {
     at::Tensor& p = parameters_[i];
     at::Tensor slot = values_.narrow(0, offsets_[i], p.numel()).view(p.sizes());
     slot.copy_(p.detach());
     p.set_data(slot);
-  }
-  seat_gradient_views();
-}
-
-void seat_gradient_view(at::Tensor& parameter, const at::Tensor& slot) {
-  const at::Tensor& grad = parameter.grad();
-  if (grad.defined() && grad.data_ptr() == slot.data_ptr()) return;
-  if (grad.defined()) slot.copy_(grad);
-  else slot.zero_();
-  parameter.mutable_grad() = slot;
-}
-
-void FlatParameters::seat_gradient_views() {
-  if (!gradients_.defined()) return;
-  for (std::size_t i = 0; i < parameters_.size(); ++i) {
-    at::Tensor& p = parameters_[i];
-    seat_gradient_view(p, gradients_.narrow(0, offsets_[i], p.numel()).view(p.sizes()));
   }
 }
 

@@ -4,7 +4,6 @@
 #include <torch/csrc/autograd/function_hook.h>
 #include <torch/csrc/autograd/variable.h>
 
-#include "collectives/flat_parameters.h"
 #include "runtime/base/check.h"
 
 namespace albion::collectives {
@@ -18,6 +17,16 @@ class GradientReadyHook final : public torch::autograd::PostAccumulateGradHook {
  private:
   std::function<void()> ready_;
 };
+
+// Makes `parameter`'s .grad() the view `slot` (into a bucket), keeping the values of a gradient
+// someone put there instead (set to None: zeros). Autograd then accumulates in place.
+void seat_gradient_view(at::Tensor& parameter, const at::Tensor& slot) {
+  const at::Tensor& grad = parameter.grad();
+  if (grad.defined() && grad.data_ptr() == slot.data_ptr()) return;
+  if (grad.defined()) slot.copy_(grad);
+  else slot.zero_();
+  parameter.mutable_grad() = slot;
+}
 
 }  // namespace
 

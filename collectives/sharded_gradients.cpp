@@ -43,15 +43,17 @@ ShardedGradients::~ShardedGradients() {
   for (const at::Tensor& p : parameters_) remove_gradient_hook(p);
 }
 
-void ShardedGradients::prepare_backward() {
+void ShardedGradients::prepare_backward(bool reduce) {
   std::lock_guard lock(mutex_);
   finish_locked();
-  next_to_start_ = 0;
+  armed_ = reduce;
+  next_to_start_ = reduce ? 0 : buckets_.size();
   for (Bucket& b : buckets_) b.pending = b.parameters.size();
 }
 
 void ShardedGradients::on_gradient_ready(std::size_t parameter_index) {
   std::lock_guard lock(mutex_);
+  if (!armed_) return;
   const at::NoGradGuard no_grad;
   const std::size_t b = bucket_of_[parameter_index];
   Bucket& bucket = buckets_[b];
@@ -97,6 +99,7 @@ void ShardedGradients::finish_locked() {
   // Buckets with a parameter that got no gradient (unused this micro-batch) start now, in order.
   while (next_to_start_ < buckets_.size()) start(next_to_start_++);
   while (!in_flight_.empty()) land_oldest();
+  armed_ = false;
 }
 
 void ShardedGradients::finish() {

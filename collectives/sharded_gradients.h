@@ -1,10 +1,10 @@
 // File: collectives/sharded_gradients.h
-// ZeRO-2's gradients: each data-parallel rank keeps only its shard of the summed gradients,
-// Note [Sharded gradients].
+// ZeRO's gradients: each data-parallel rank ends a step with only its shard of the summed
+// gradients, Note [Sharded gradients].
 //
-//   FlatParameters flat(parameters, /*gradient_buffer=*/false);
+//   FlatParameters flat(parameters);
 //   ShardedGradients grads(flat, 25 << 20, data_comm);
-//   for each micro-batch:  grads.prepare_backward();  loss.backward();
+//   for each micro-batch:  grads.prepare_backward(/*reduce=*/zero2 || last);  loss.backward();
 //   grads.finish();   // grads.gradients(): this rank's ranges of the mean over ranks, summed over micro-batches
 #pragma once
 
@@ -24,13 +24,17 @@ namespace albion::collectives {
 // Note [Sharded gradients]
 // The parameters are grouped, in reverse order, into buckets of about `bucket_bytes` (as DDP's,
 // collectives/gradient_buckets.h); a bucket is a range of the flat layout, and each rank owns
-// shard_range() of every bucket. When a parameter's gradient is final for the micro-batch (a
-// post-accumulate-grad hook), it is added into its bucket's staging buffer and the parameter's
-// .grad() is released; when a bucket is complete (in index order, the same on every rank) its
-// reduce-scatter(avg) starts, and its result is added into this rank's shard once it lands. At
-// most a few buckets are in flight, so a rank holds its shard (1/N of the gradients) plus a few
-// buckets, never the whole gradient: with gradient accumulation the buckets are reduced after
-// every micro-batch's backward, as DeepSpeed's ZeRO-2 does.
+// shard_range() of every bucket. In a backward pass that reduces, when a parameter's gradient is
+// final (a post-accumulate-grad hook) it is added into its bucket's staging buffer and the
+// parameter's .grad() is released; when a bucket is complete (in index order, the same on every
+// rank) its reduce-scatter(avg) starts while backward goes on, and its result is added into this
+// rank's shard once it lands. At most a few buckets are in flight. In a backward pass that does
+// not reduce, the gradients accumulate in .grad() as usual.
+//
+// ZeRO-1 reduces only in a step's last backward: the whole gradient exists while micro-batches
+// accumulate, and is gone after the step. ZeRO-2 reduces in every backward (as DeepSpeed's does),
+// so a rank never holds more than its shard and a few buckets, for one reduce-scatter of the
+// gradients per micro-batch instead of per step.
 // Buckets being reduced before the oldest is waited for (one more is being filled meanwhile).
 constexpr std::size_t kBucketsInFlight = 2;
 
@@ -48,8 +52,9 @@ class ShardedGradients {
   const std::vector<ShardRange>& shard_ranges() const { return shard_ranges_; }
   const at::Tensor& gradients() const { return gradients_; }
 
-  // Before each backward pass (finishing the previous micro-batch's buckets first).
-  void prepare_backward();
+  // Before each backward pass (finishing the previous one's buckets first); `reduce`: whether its
+  // gradients are reduced into the shard (else they accumulate in .grad() for a later pass).
+  void prepare_backward(bool reduce);
   // After the step's last backward: every bucket reduced and added into gradients().
   void finish();
   void zero_gradients() { gradients_.zero_(); }
@@ -84,6 +89,7 @@ class ShardedGradients {
   at::Tensor gradients_;
   std::shared_ptr<Communicator> comm_;
   std::mutex mutex_;
+  bool armed_ = false;  // this backward pass reduces
   std::size_t next_to_start_ = 0;
   std::deque<InFlight> in_flight_;
 };

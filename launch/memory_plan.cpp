@@ -56,8 +56,11 @@ std::optional<RankMemory> plan_rank_memory(const config::Recipe& recipe, int wor
   memory.weight_bytes = kFp32 * memory.parameters;
   memory.zero_stage = recipe.parallel.zero;
   memory.optimizer_shards = recipe.parallel.zero >= 1 ? mesh.data() : 1;
-  // ZeRO-2 holds its shard of the gradients and its buckets in flight (collectives/sharded_gradients.h).
-  memory.gradient_bytes = recipe.parallel.zero == 2
+  // ZeRO reduces every backward's gradients into its shard (ZeRO-2; ZeRO-1 when a step has one
+  // micro-batch) and then holds the shard and its buckets in flight (collectives/sharded_gradients.h).
+  memory.gradients_sharded = recipe.parallel.zero == 2 ||
+                             (recipe.parallel.zero == 1 && recipe.train.accumulation_steps(mesh.data()) == 1);
+  memory.gradient_bytes = memory.gradients_sharded
                               ? kFp32 * memory.trained / mesh.data() +
                                     static_cast<std::int64_t>(collectives::kBucketsInFlight + 1) *
                                         static_cast<std::int64_t>(recipe.parallel.bucket_mb * (1 << 20))
@@ -80,7 +83,7 @@ std::string describe(const RankMemory& memory) {
   std::string line = billions(memory.parameters) + " parameters held (" + billions(memory.trained) +
                      " trained); weights " + gigabytes(memory.weight_bytes) + ", gradients " +
                      gigabytes(memory.gradient_bytes);
-  if (memory.zero_stage == 2) line += " (a shard and the buckets in flight)";
+  if (memory.gradients_sharded) line += " (a shard and the buckets in flight)";
   line += ", AdamW state " + gigabytes(memory.optimizer_bytes);
   if (memory.optimizer_shards > 1) {
     line += str_cat(" (ZeRO-", memory.zero_stage, " over ", memory.optimizer_shards, ")");
@@ -96,8 +99,8 @@ std::string device_memory_warning(const RankMemory& memory, std::int64_t device_
   return str_cat("a rank will hold ", gigabytes(memory.total_bytes()), ", more than the ", gigabytes(device_bytes),
                  " of this node's ", device, ": more tensor-parallel ranks (parallel.tensor), ",
                  memory.kept_inputs_whole ? "sequence parallelism (parallel.sequence), " : "",
-                 memory.zero_stage < 2 ? str_cat("ZeRO-", memory.zero_stage + 1, " (parallel.zero = ",
-                                                 memory.zero_stage + 1, "), ") : "",
+                 memory.gradients_sharded ? "" : str_cat("ZeRO-", memory.zero_stage + 1, " (parallel.zero = ",
+                                                         memory.zero_stage + 1, "), "),
                  "LoRA (lora.rank) or activation checkpointing ",
                  "(model.activation_checkpointing) would shrink it");
 }

@@ -30,6 +30,7 @@ struct RankMemory {
   std::int64_t gradient_bytes = 0;
   std::int64_t optimizer_bytes = 0;
   std::int64_t zero_stage = 0;         // parallel.zero
+  bool gradients_sharded = false;      // ZeRO reduces every backward's gradients into a shard
   std::int64_t optimizer_shards = 1;   // data-parallel ranks sharing the AdamW state (ZeRO-1 and -2)
   std::int64_t kept_input_bytes = 0;   // inputs of the blocks activation checkpointing recomputes
   bool kept_inputs_whole = false;      // under tensor parallelism without sequence parallelism

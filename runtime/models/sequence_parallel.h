@@ -13,8 +13,9 @@
 // than kept whole from the forward: a layer keeps 1/n of it (project), except in blocks whose
 // activations are recomputed anyway. The tokens are cut in the flattened batch-major order (rank
 // r holds rows [r B T / n, (r + 1) B T / n) of x.view({B T, H})): each part is one contiguous
-// range, and norms work per token, so no layout changes anywhere. The norms' weights are replicated but each rank now sees
-// only its tokens, so their gradients are partial sums (tensor_parallel_partial_gradient).
+// range, and norms work per token, so no layout changes anywhere. The norms' weights are
+// replicated but each rank now sees only its tokens, so their gradients are partial sums
+// (tensor_parallel_partial_gradient).
 #pragma once
 
 #include <ATen/ATen.h>

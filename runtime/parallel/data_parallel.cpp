@@ -140,55 +140,42 @@ ZeroOptimizer::ZeroOptimizer(std::shared_ptr<collectives::Communicator> data,
 
 void ZeroOptimizer::attach(train::Trainer& trainer) {
   const std::vector<optim::OptimizedParameter>& full = trainer.optimizer().parameters();
-  flat_ = std::make_unique<collectives::FlatParameters>(attach_parameters(trainer), /*gradient_buffer=*/stage_ == 1);
-  if (stage_ == 1) {
-    shard_ranges_ = {collectives::shard_range(flat_->numel(), data_->rank(), data_->size())};
-    gradient_shard_ = at::zeros({shard_ranges_[0].length}, flat_->values().options());
-  } else {
-    sharded_ = std::make_unique<collectives::ShardedGradients>(*flat_, bucket_bytes_, data_);
-    shard_ranges_ = sharded_->shard_ranges();
-    gradient_shard_ = sharded_->gradients();
-  }
+  flat_ = std::make_unique<collectives::FlatParameters>(attach_parameters(trainer));
+  gradients_ = std::make_unique<collectives::ShardedGradients>(*flat_, bucket_bytes_, data_);
 
-  // The optimizer sees one piece per parameter overlapping this rank's ranges: a view of the flat
-  // parameters, with the same name and weight-decay rule as the whole parameter (and its offset
-  // in it), so the element-wise update is exactly the one DDP's full AdamW makes. (A parameter
-  // lies in one bucket, so it has at most one piece under ZeRO-2 too.)
+  // The optimizer sees one piece per parameter overlapping this rank's ranges (a parameter lies in
+  // one bucket, so it has at most one): a view of the flat parameters, with the same name and
+  // weight-decay rule as the whole parameter (and its offset in it), so the element-wise update is
+  // exactly the one DDP's full AdamW makes.
   std::vector<optim::OptimizedParameter> pieces;
   std::int64_t shard_offset = 0;
-  for (const collectives::ShardRange& range : shard_ranges_) {
+  for (const collectives::ShardRange& range : gradients_->shard_ranges()) {
     for (const collectives::ParameterSpan& span : flat_->spans(range)) {
       optim::OptimizedParameter piece;
       piece.name = full[span.parameter].name;
       piece.offset = span.parameter_offset;
       piece.parameter = flat_->values().narrow(0, span.flat_offset, span.length);
       piece.decayed = full[span.parameter].decayed;
-      piece.shard_gradient = gradient_shard_.narrow(0, shard_offset + span.flat_offset - range.offset, span.length);
+      piece.shard_gradient =
+          gradients_->gradients().narrow(0, shard_offset + span.flat_offset - range.offset, span.length);
       pieces.push_back(std::move(piece));
     }
     shard_offset += range.length;
   }
   shard_optimizer_ = std::make_unique<optim::AdamW>(std::move(pieces), trainer.optimizer().options());
   log::debug("ZeRO-", stage_, " over ", data_->size(), " ranks: this rank updates ", shard_offset, " of ",
-             flat_->numel(), " elements in ", shard_ranges_.size(), " range(s)");
+             flat_->numel(), " elements in ", gradients_->shard_ranges().size(), " bucket(s)");
 }
 
-void ZeroOptimizer::before_backward(bool) {
-  if (sharded_) sharded_->prepare_backward();
-  else flat_->seat_gradient_views();
-}
+// ZeRO-1 reduces the accumulated gradients in the step's last backward, ZeRO-2 in every one.
+void ZeroOptimizer::before_backward(bool last) { gradients_->prepare_backward(stage_ == 2 || last); }
 
 double ZeroOptimizer::step(train::Trainer& trainer, double lr) {
   at::NoGradGuard no_grad;
-  // Summing a partial gradient over the tensor-parallel group commutes with the data-parallel mean:
-  // ZeRO-2 sums its shard's pieces (the group's ranks hold the same pieces).
-  if (sharded_) {
-    sharded_->finish();
-    sum_partial_gradients(trainer, shard_optimizer_->parameters());
-  } else {
-    sum_partial_gradients(trainer, trainer.optimizer().parameters());
-    data_->reduce_scatter(gradient_shard_, flat_->gradients(), ReduceOp::kAvg)->wait();
-  }
+  gradients_->finish();
+  // After the data-parallel mean, on the shard's pieces (a tensor-parallel group's ranks hold the
+  // same pieces): the sum over the group commutes with the mean.
+  sum_partial_gradients(trainer, shard_optimizer_->parameters());
 
   // The global norm from every shard's sums of squares.
   std::vector<optim::OptimizedParameter>& pieces = shard_optimizer_->parameters();
@@ -197,23 +184,21 @@ double ZeroOptimizer::step(train::Trainer& trainer, double lr) {
   optim::clip_to_norm(pieces, norm, trainer.recipe().optim.grad_clip);
   shard_optimizer_->step(lr);
 
-  // Every range's values from the rank that updated it, in place.
-  const std::vector<collectives::ShardRange> wholes =
-      sharded_ ? sharded_->bucket_ranges() : std::vector<collectives::ShardRange>{{0, flat_->numel()}};
+  // Every bucket's values from the ranks that updated them, in place.
+  const std::vector<collectives::ShardRange>& buckets = gradients_->bucket_ranges();
+  const std::vector<collectives::ShardRange>& mine = gradients_->shard_ranges();
   std::vector<std::shared_ptr<collectives::Work>> works;
-  for (std::size_t i = 0; i < wholes.size(); ++i) {
-    works.push_back(data_->all_gather(flat_->values().narrow(0, wholes[i].offset, wholes[i].length),
-                                      flat_->values().narrow(0, shard_ranges_[i].offset, shard_ranges_[i].length)));
+  for (std::size_t i = 0; i < buckets.size(); ++i) {
+    works.push_back(data_->all_gather(flat_->values().narrow(0, buckets[i].offset, buckets[i].length),
+                                      flat_->values().narrow(0, mine[i].offset, mine[i].length)));
   }
   for (const auto& work : works) work->wait();
-  if (sharded_) sharded_->zero_gradients();
-  else flat_->gradients().zero_();
+  gradients_->zero_gradients();
   return norm;
 }
 
 std::int64_t ZeroOptimizer::gradient_bytes() const {
-  const at::Tensor& held = sharded_ ? gradient_shard_ : flat_->gradients();
-  return held.numel() * held.element_size();
+  return gradients_->gradients().numel() * gradients_->gradients().element_size();
 }
 
 std::int64_t ZeroOptimizer::optimizer_state_bytes(train::Trainer&) const {

@@ -3,11 +3,12 @@
 //   DataParallel   DDP: parameters replicated, gradients averaged in buckets overlapped with
 //                  backward (collectives/gradient_buckets.h), every rank runs the full AdamW;
 //   ZeroOptimizer  ZeRO-1: parameters replicated, AdamW moments sharded 1/N over ranks on a flat
-//                  buffer (collectives/flat_parameters.h): reduce-scatter the gradients, clip by
-//                  the global norm, update the local shard, all-gather the parameters.
-//                  ZeRO-2: the gradients sharded too, reduce-scattered in buckets during each
-//                  micro-batch's backward (collectives/sharded_gradients.h); a rank's shard is its
-//                  range of every bucket.
+//                  buffer (collectives/flat_parameters.h): the gradients reduce-scattered in
+//                  buckets during the step's last backward (collectives/sharded_gradients.h),
+//                  clipped by the global norm, the local shard updated, the parameters
+//                  all-gathered. A rank's shard is its range of every bucket. ZeRO-2: the same,
+//                  but every micro-batch's backward reduce-scatters, so a rank never holds the
+//                  whole gradient.
 // Both start by broadcasting rank 0's parameters, and both compute the step one process would
 // compute over the same global batch (tests/runtime/parallel compare them under mpirun).
 //
@@ -77,7 +78,7 @@ class DataParallel final : public DataParallelRanks {
 
 class ZeroOptimizer final : public DataParallelRanks {
  public:
-  // `stage` 1 or 2; `bucket_bytes`: ZeRO-2's bucket size.
+  // `stage` 1 or 2; `bucket_bytes`: the gradient buckets' size.
   explicit ZeroOptimizer(std::shared_ptr<collectives::Communicator> data,
                          std::shared_ptr<collectives::Communicator> tensor = nullptr, int stage = 1,
                          std::int64_t bucket_bytes = 25 << 20);
@@ -88,20 +89,16 @@ class ZeroOptimizer final : public DataParallelRanks {
   std::int64_t optimizer_state_bytes(train::Trainer& trainer) const override;
   optim::AdamW& optimizer(train::Trainer&) override { return *shard_optimizer_; }
 
-  // Bytes of gradient this rank holds between steps: the whole model's (ZeRO-1) or its shard's.
+  // Bytes of gradient this rank holds between steps: its shard's.
   std::int64_t gradient_bytes() const;
-  // This rank's ranges of the flat parameter buffer: one (ZeRO-1) or one per bucket (ZeRO-2).
-  const std::vector<collectives::ShardRange>& shard_ranges() const { return shard_ranges_; }
+  // This rank's ranges of the flat parameter buffer, one per bucket.
+  const std::vector<collectives::ShardRange>& shard_ranges() const { return gradients_->shard_ranges(); }
 
  private:
   int stage_;
   std::int64_t bucket_bytes_;
   std::unique_ptr<collectives::FlatParameters> flat_;
-  std::unique_ptr<collectives::ShardedGradients> sharded_;  // ZeRO-2
-  // This rank's ranges of the flat buffer (ZeRO-1: one; ZeRO-2: one per bucket) and, one after
-  // another, their gradients.
-  std::vector<collectives::ShardRange> shard_ranges_;
-  at::Tensor gradient_shard_;
+  std::unique_ptr<collectives::ShardedGradients> gradients_;
   std::unique_ptr<optim::AdamW> shard_optimizer_;
 };
 

@@ -55,6 +55,12 @@ TEST(MemoryPlan, Llama70bAsEightTimesEightWithZeroOne) {
   EXPECT_EQ(describe(*zero2),
             "8.82 B parameters held (8.82 B trained); weights 35.3 GB, gradients 4.5 GB (a shard and the buckets "
             "in flight), AdamW state 8.8 GB (ZeRO-2 over 8), kept block inputs 1.3 GB: 49.9 GB");
+  // ZeRO-1 with one micro-batch a step reduces in every backward too.
+  const std::optional<RankMemory> one_micro_batch =
+      plan_rank_memory(shipped("llama3_70b.ini", {"--train.global_batch_tokens=32768"}), 64);
+  ASSERT_TRUE(one_micro_batch.has_value());
+  EXPECT_EQ(one_micro_batch->gradient_bytes, zero2->gradient_bytes);
+  EXPECT_TRUE(memory->gradient_bytes > zero2->gradient_bytes && !memory->gradients_sharded);
 }
 
 TEST(MemoryPlan, LoraTrainsTheAdaptersOverAWholeFrozenBase) {

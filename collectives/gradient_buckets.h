@@ -18,6 +18,11 @@
 
 namespace albion::collectives {
 
+// Calls `ready` each time a backward pass has accumulated `parameter`'s gradient (the autograd
+// engine's post-accumulate-grad hook, replacing any other); remove_gradient_hook takes it away.
+void on_gradient_accumulated(const at::Tensor& parameter, std::function<void()> ready);
+void remove_gradient_hook(const at::Tensor& parameter);
+
 // Note [Gradient buckets]
 // Parameters are grouped, in reverse order (backward produces the last layers' gradients first),
 // into buckets of about `bucket_bytes`. Each bucket owns one flat buffer, and each parameter's
@@ -29,10 +34,6 @@ namespace albion::collectives {
 // batch is "armed": on the others, gradients accumulate locally and nothing is communicated.
 // Averaging over ranks after the trainer's 1/accumulation scaling gives exactly the gradient of
 // the mean loss over the global batch, as one process would compute it.
-// Calls `ready` each time a backward pass has accumulated `parameter`'s gradient (the autograd
-// engine's post-accumulate-grad hook, replacing any other); remove_gradient_hook takes it away.
-void on_gradient_accumulated(const at::Tensor& parameter, std::function<void()> ready);
-void remove_gradient_hook(const at::Tensor& parameter);
 
 // The grouping of Note [Gradient buckets]: parameter indices, in reverse order, into buckets of
 // about `bucket_bytes` (a larger parameter alone); a dtype change also starts a bucket.

@@ -59,14 +59,12 @@ void ShardedGradients::on_gradient_ready(std::size_t parameter_index) {
   Bucket& bucket = buckets_[b];
   // A second accumulation after the bucket left (a parameter used in two backward passes of one
   // micro-batch) would be lost: refuse it rather than train on part of a gradient.
-  ALBION_CHECK(b >= next_to_start_, "ZeRO-2: parameter ", parameter_index,
+  ALBION_CHECK(b >= next_to_start_, "ZeRO: parameter ", parameter_index,
                "'s gradient arrived after its bucket was reduced");
   at::Tensor& parameter = parameters_[parameter_index];
-  if (!bucket.staging.defined()) {
-    const std::int64_t numel = bucket_ranges_[b].length;
-    bucket.staging = at::zeros({numel}, gradients_.options());
-  }
-  bucket.staging.narrow(0, offset_in_bucket_[parameter_index], parameter.numel()).add_(parameter.grad().reshape({-1}));
+  if (!bucket.staging.defined()) bucket.staging = at::zeros({bucket_ranges_[b].length}, gradients_.options());
+  bucket.staging.narrow(0, offset_in_bucket_[parameter_index], parameter.numel())
+      .add_(parameter.grad().reshape({-1}));
   parameter.mutable_grad() = at::Tensor();  // the whole gradient is not kept
   if (bucket.pending > 0) --bucket.pending;
   start_ready_buckets();

@@ -5,7 +5,7 @@
 //   FlatParameters flat(parameters);
 //   ShardedGradients grads(flat, 25 << 20, data_comm);
 //   for each micro-batch:  grads.prepare_backward(/*reduce=*/zero2 || last);  loss.backward();
-//   grads.finish();   // grads.gradients(): this rank's ranges of the mean over ranks, summed over micro-batches
+//   grads.finish();   // gradients(): this rank's ranges of the mean over ranks, summed over micro-batches
 #pragma once
 
 #include <ATen/ATen.h>

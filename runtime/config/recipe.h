@@ -107,8 +107,8 @@ struct ParallelConfig {
   bool sequence = true;          // with tensor > 1: each rank holds 1/tensor of the tokens between layers
   std::int64_t pipeline = 1;     // pipeline-parallel degree; data = world / (tensor x pipeline)
   std::int64_t zero = 0;         // 0: DDP; 1: ZeRO-1 (optimizer state sharded); 2: ZeRO-2 (and gradients)
-  double bucket_mb = 25;         // DDP's and ZeRO-2's gradient bucket size
-  bool overlap = true;           // start each bucket's all-reduce during backward
+  double bucket_mb = 25;         // DDP's and ZeRO's gradient bucket size
+  bool overlap = true;           // DDP: start each bucket's all-reduce during backward
   double timeout_s = 600;        // a collective not done in this time aborts every rank
 };
 

@@ -151,8 +151,8 @@ RecipeSchema::RecipeSchema(Recipe& r) {
   key("parallel.sequence", r.parallel.sequence, "sequence parallelism: with parallel.tensor > 1, each rank holds 1/tensor of the tokens between the cut layers (norms, residuals, kept activations); false: all of them");
   key("parallel.pipeline", r.parallel.pipeline, "pipeline-parallel degree; data-parallel = ranks / (tensor x pipeline)");
   key("parallel.zero", r.parallel.zero, "0: DDP; 1: ZeRO-1, optimizer state sharded over data-parallel ranks; 2: ZeRO-2, gradients sharded too (reduce-scattered in buckets during every micro-batch's backward)");
-  key("parallel.bucket_mb", r.parallel.bucket_mb, "DDP gradient bucket size in MB");
-  key("parallel.overlap", r.parallel.overlap, "all-reduce each bucket as soon as backward fills it");
+  key("parallel.bucket_mb", r.parallel.bucket_mb, "gradient bucket size in MB (DDP's all-reduces, ZeRO's reduce-scatters)");
+  key("parallel.overlap", r.parallel.overlap, "DDP: all-reduce each bucket as soon as backward fills it (ZeRO always does)");
   key("parallel.timeout_s", r.parallel.timeout_s, "seconds before a stuck collective aborts every rank");
   key("checkpoint.interval", r.checkpoint.interval, "steps between checkpoints (0: none); a run resumes from the newest");
   key("checkpoint.dir", r.checkpoint.dir, "checkpoint directory (relative: inside run.dir)");

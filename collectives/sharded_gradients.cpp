@@ -62,10 +62,14 @@ void ShardedGradients::on_gradient_ready(std::size_t parameter_index) {
   ALBION_CHECK(b >= next_to_start_, "ZeRO: parameter ", parameter_index,
                "'s gradient arrived after its bucket was reduced");
   at::Tensor& parameter = parameters_[parameter_index];
-  if (!bucket.staging.defined()) bucket.staging = at::zeros({bucket_ranges_[b].length}, gradients_.options());
-  bucket.staging.narrow(0, offset_in_bucket_[parameter_index], parameter.numel())
-      .add_(parameter.grad().reshape({-1}));
-  parameter.mutable_grad() = at::Tensor();  // the whole gradient is not kept
+  const at::Tensor& grad = parameter.grad();
+  if (!bucket.staging.defined() && bucket.parameters.size() == 1 && grad.is_contiguous()) {
+    bucket.staging = grad.view({-1});  // a bucket of one: reduced from the gradient itself
+  } else {
+    if (!bucket.staging.defined()) bucket.staging = at::zeros({bucket_ranges_[b].length}, gradients_.options());
+    bucket.staging.narrow(0, offset_in_bucket_[parameter_index], parameter.numel()).add_(grad.reshape({-1}));
+  }
+  parameter.mutable_grad() = at::Tensor();  // the whole gradient is not kept beyond its bucket
   if (bucket.pending > 0) --bucket.pending;
   start_ready_buckets();
 }

@@ -43,7 +43,8 @@ class SlurmCluster {
 
   bool started() const { return started_; }
   const std::string& start_output() const { return start_output_; }
-  std::string environment() const { return "SLURM_CONF=" + dir_ / "slurm.conf"; }
+  // PMIx's hash store, not its shared-memory one: see slurm_test_cluster.sh.
+  std::string environment() const { return "SLURM_CONF=" + dir_ / "slurm.conf" + " PMIX_MCA_gds=hash"; }
 
   // A Slurm client command against this cluster.
   std::pair<int, std::string> run(const std::string& command) const {

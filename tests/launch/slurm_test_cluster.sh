@@ -10,6 +10,11 @@ action=${1:?start or stop}
 dir=$(realpath -m "${2:?directory}")
 case $dir in *[[:space:]]*) echo "slurm_test_cluster: slurm.conf cannot hold the path '$dir'" >&2; exit 1 ;; esac
 export SLURM_CONF=$dir/slurm.conf
+# The two nodes share one host: PMIx's shared-memory data store (gds ds21, the default of PMIx 4)
+# then crashed a rank in MPI_Init now and then (a null dereference; openpmix issue 1114 and open-mpi
+# issue 7335 show the same). Its hash store keeps each process's data to itself; the slurmds (their
+# steps' PMIx servers) and the jobs (the test's environment) both use it.
+export PMIX_MCA_gds=hash
 
 stop() {
   # Jobs first: a test that failed half-way may leave ranks training.

@@ -50,6 +50,8 @@ class ShardedGradients {
   // one after another, in this order).
   const std::vector<ShardRange>& bucket_ranges() const { return bucket_ranges_; }
   const std::vector<ShardRange>& shard_ranges() const { return shard_ranges_; }
+  // Where each bucket's range starts in gradients().
+  const std::vector<std::int64_t>& shard_offsets() const { return shard_offsets_; }
   const at::Tensor& gradients() const { return gradients_; }
 
   // Before each backward pass (finishing the previous one's buckets first); `reduce`: whether its

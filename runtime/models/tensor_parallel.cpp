@@ -5,6 +5,7 @@
 #include <torch/csrc/autograd/custom_function.h>
 #include <torch/custom_class.h>
 
+#include <algorithm>
 #include <array>
 #include <string_view>
 #include <vector>
@@ -152,7 +153,6 @@ class GatheredProducts : public torch::autograd::Function<GatheredProducts> {
     saved.insert(saved.end(), weights.begin(), weights.end());
     ctx->save_for_backward(saved);
     ctx->saved_data["bias_of"] = bias_of;
-    ctx->saved_data["biases"] = static_cast<std::int64_t>(biases.size());
     ctx->saved_data["part_dtype"] = static_cast<std::int64_t>(part.scalar_type());
     hold_group(ctx, std::move(group));
     return products;
@@ -167,7 +167,8 @@ class GatheredProducts : public torch::autograd::Function<GatheredProducts> {
     const std::size_t weights = bias_of.size();
     const std::size_t first_bias = 1 + weights;
     // The inputs in apply's order: part, the weights, the biases, bias_of, group.
-    variable_list grads(first_bias + static_cast<std::size_t>(ctx->saved_data["biases"].toInt()) + 2);
+    const auto biases = static_cast<std::size_t>(std::ranges::count_if(bias_of, [](std::int64_t b) { return b >= 0; }));
+    variable_list grads(first_bias + biases + 2);
     collectives::Communicator& group = held_group(ctx);
     const at::Tensor whole = at::empty(rows_times(input, group.size(), 1), input.options());
     const std::shared_ptr<collectives::Work> gathering = group.all_gather(whole, input);

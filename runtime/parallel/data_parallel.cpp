@@ -148,23 +148,22 @@ void ZeroOptimizer::attach(train::Trainer& trainer) {
   // weight-decay rule as the whole parameter (and its offset in it), so the element-wise update is
   // exactly the one DDP's full AdamW makes.
   std::vector<optim::OptimizedParameter> pieces;
-  std::int64_t shard_offset = 0;
-  for (const collectives::ShardRange& range : gradients_->shard_ranges()) {
+  for (std::size_t b = 0; b < gradients_->shard_ranges().size(); ++b) {
+    const collectives::ShardRange& range = gradients_->shard_ranges()[b];
     for (const collectives::ParameterSpan& span : flat_->spans(range)) {
       optim::OptimizedParameter piece;
       piece.name = full[span.parameter].name;
       piece.offset = span.parameter_offset;
       piece.parameter = flat_->values().narrow(0, span.flat_offset, span.length);
       piece.decayed = full[span.parameter].decayed;
-      piece.shard_gradient =
-          gradients_->gradients().narrow(0, shard_offset + span.flat_offset - range.offset, span.length);
+      piece.shard_gradient = gradients_->gradients().narrow(
+          0, gradients_->shard_offsets()[b] + span.flat_offset - range.offset, span.length);
       pieces.push_back(std::move(piece));
     }
-    shard_offset += range.length;
   }
   shard_optimizer_ = std::make_unique<optim::AdamW>(std::move(pieces), trainer.optimizer().options());
-  log::debug("ZeRO-", stage_, " over ", data_->size(), " ranks: this rank updates ", shard_offset, " of ",
-             flat_->numel(), " elements in ", gradients_->shard_ranges().size(), " bucket(s)");
+  log::debug("ZeRO-", stage_, " over ", data_->size(), " ranks: this rank updates ", gradients_->gradients().numel(),
+             " of ", flat_->numel(), " elements in ", gradients_->shard_ranges().size(), " bucket(s)");
 }
 
 // ZeRO-1 reduces the accumulated gradients in the step's last backward, ZeRO-2 in every one.

@@ -6,6 +6,7 @@
 #include <torch/csrc/autograd/custom_function.h>
 
 #include <algorithm>
+#include <cmath>
 
 #include "kernels/common/cpu_dispatch.h"
 #include "kernels/common/kernel_device.h"
@@ -51,34 +52,50 @@ void product_into(at::Tensor out, const at::Tensor& a, const at::Tensor& b, bool
   }
 }
 
+// Note [Padded vocabulary]
+// With the kernel's chunk loss, a vocabulary that is not a multiple of kVocabMultiple (GPT-2's
+// 50,257) is padded with zero weight rows for the products: cuBLAS needs 16-byte-aligned leading
+// dimensions for its fast kernels, and an odd one sent GPT-2's three LM-head products to slow
+// align-1 kernels (127 of 247 ms in a step on an H200). The padded logits are set to -inf, which
+// the softmax gives probability 0 and a gradient of 0, so the loss and the gradients are those of
+// the real vocabulary; the padded rows of the weight's gradient are dropped. The parameter keeps
+// its shape: checkpoints, imports and sampling never see the padding. (A custom chunk loss, such
+// as the vocabulary-parallel one, maps targets to its own columns and is given none.)
+constexpr std::int64_t kVocabMultiple = 64;
+
 class LinearCrossEntropy : public torch::autograd::Function<LinearCrossEntropy> {
  public:
   static at::Tensor forward(torch::autograd::AutogradContext* context, const at::Tensor& hidden,
                             const at::Tensor& weight, const at::Tensor& targets, std::int64_t ignore_index,
-                            std::int64_t chunk_rows, bool want_grad_hidden, bool want_grad_weight,
-                            const ChunkCrossEntropy* chunk_loss) {
+                            std::int64_t chunk_rows, std::int64_t padded_vocab, bool want_grad_hidden,
+                            bool want_grad_weight, const ChunkCrossEntropy* chunk_loss) {
     at::NoGradGuard no_grad;
     const bool write_gradient = want_grad_hidden || want_grad_weight;
     const at::ScalarType statistics = statistics_type(hidden);
     const std::int64_t rows = hidden.size(0);
+    const std::int64_t vocab = weight.size(0);
     at::Tensor losses = at::empty({rows}, hidden.options().dtype(statistics));
     at::Tensor grad_hidden = want_grad_hidden ? at::empty_like(hidden) : at::Tensor();
-    at::Tensor grad_weight = want_grad_weight ? at::zeros(weight.sizes(), weight.options().dtype(statistics))
+    at::Tensor grad_weight = want_grad_weight ? at::zeros({padded_vocab, weight.size(1)},
+                                                          weight.options().dtype(statistics))
                                               : at::Tensor();
     const at::Tensor product_hidden = product_operand(hidden);
-    const at::Tensor product_weight = product_operand(weight);
+    at::Tensor product_weight = product_operand(weight);
+    if (padded_vocab > vocab) product_weight = at::constant_pad_nd(product_weight, {0, 0, 0, padded_vocab - vocab});
     for (std::int64_t begin = 0; begin < rows; begin += chunk_rows) {
       const std::int64_t count = std::min(chunk_rows, rows - begin);
       const at::Tensor chunk_hidden = product_hidden.narrow(0, begin, count);
-      auto [chunk_losses, gradient] = (*chunk_loss)(at::matmul(chunk_hidden, product_weight.t()),
-                                                    targets.narrow(0, begin, count), ignore_index, write_gradient);
+      at::Tensor logits = at::matmul(chunk_hidden, product_weight.t());
+      if (padded_vocab > vocab) logits.narrow(1, vocab, padded_vocab - vocab).fill_(-INFINITY);
+      auto [chunk_losses, gradient] =
+          (*chunk_loss)(logits, targets.narrow(0, begin, count), ignore_index, write_gradient);
       losses.narrow(0, begin, count).copy_(chunk_losses);
       if (want_grad_hidden) product_into(grad_hidden.narrow(0, begin, count), gradient, product_weight, false);
       if (want_grad_weight) product_into(grad_weight, gradient.t(), chunk_hidden, true);
     }
     // Kept as saved data, not saved variables, so backward can hand them on without a copy.
     context->saved_data["grad_hidden"] = grad_hidden;
-    context->saved_data["grad_weight"] = grad_weight;
+    context->saved_data["grad_weight"] = want_grad_weight ? grad_weight.narrow(0, 0, vocab) : grad_weight;
     context->saved_data["weight_type"] = static_cast<std::int64_t>(weight.scalar_type());
     return losses.sum();
   }
@@ -105,21 +122,14 @@ class LinearCrossEntropy : public torch::autograd::Function<LinearCrossEntropy> 
     if (grad_hidden.defined()) grad_hidden.mul_(grads[0]);
     if (grad_weight.defined()) grad_weight = grad_weight.mul_(grads[0]).to(weight_type);
     return {grad_hidden, grad_weight, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(),
-            at::Tensor()};
+            at::Tensor(), at::Tensor()};
   }
 };
 
-}  // namespace
-
-at::Tensor linear_cross_entropy_sum(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& targets,
-                                    std::int64_t ignore_index, std::int64_t chunk_rows) {
-  static const ChunkCrossEntropy kernel = kernel_chunk_loss;
-  return linear_cross_entropy_sum(hidden, weight, targets, ignore_index, chunk_rows, kernel);
-}
-
-at::Tensor linear_cross_entropy_sum(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& targets,
-                                    std::int64_t ignore_index, std::int64_t chunk_rows,
-                                    const ChunkCrossEntropy& chunk_loss) {
+at::Tensor checked_linear_cross_entropy_sum(const at::Tensor& hidden, const at::Tensor& weight,
+                                            const at::Tensor& targets, std::int64_t ignore_index,
+                                            std::int64_t chunk_rows, std::int64_t padded_vocab,
+                                            const ChunkCrossEntropy& chunk_loss) {
   ALBION_CHECK_AS(UsageError, hidden.dim() == 2 && weight.dim() == 2 && hidden.size(1) == weight.size(1),
                   "linear_cross_entropy: hidden ", hidden.sizes(), " and weight ", weight.sizes(),
                   " must be [N, H] and [V, H]");
@@ -132,11 +142,30 @@ at::Tensor linear_cross_entropy_sum(const at::Tensor& hidden, const at::Tensor& 
   ALBION_CHECK_AS(UsageError, chunk_rows >= 0, "linear_cross_entropy: chunk_rows must not be negative");
   if (chunk_rows == 0) {
     constexpr std::int64_t kChunkLogitsBytes = std::int64_t{1} << 30;
-    chunk_rows = std::max<std::int64_t>(128, kChunkLogitsBytes / (4 * std::max<std::int64_t>(weight.size(0), 1)));
+    chunk_rows = std::max<std::int64_t>(128, kChunkLogitsBytes / (4 * std::max<std::int64_t>(padded_vocab, 1)));
   }
   const bool grad = at::GradMode::is_enabled();
-  return LinearCrossEntropy::apply(hidden, weight, targets, ignore_index, chunk_rows, grad && hidden.requires_grad(),
-                                   grad && weight.requires_grad(), &chunk_loss);
+  return LinearCrossEntropy::apply(hidden, weight, targets, ignore_index, chunk_rows, padded_vocab,
+                                   grad && hidden.requires_grad(), grad && weight.requires_grad(), &chunk_loss);
+}
+
+}  // namespace
+
+at::Tensor linear_cross_entropy_sum(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& targets,
+                                    std::int64_t ignore_index, std::int64_t chunk_rows) {
+  static const ChunkCrossEntropy kernel = kernel_chunk_loss;
+  // Only where the products run on cuBLAS (Note [Padded vocabulary]); the CPU gains nothing.
+  const std::int64_t vocab = weight.dim() == 2 ? weight.size(0) : 0;
+  const std::int64_t padded_vocab =
+      runs_kernels(weight) ? (vocab + kVocabMultiple - 1) / kVocabMultiple * kVocabMultiple : vocab;
+  return checked_linear_cross_entropy_sum(hidden, weight, targets, ignore_index, chunk_rows, padded_vocab, kernel);
+}
+
+at::Tensor linear_cross_entropy_sum(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& targets,
+                                    std::int64_t ignore_index, std::int64_t chunk_rows,
+                                    const ChunkCrossEntropy& chunk_loss) {
+  return checked_linear_cross_entropy_sum(hidden, weight, targets, ignore_index, chunk_rows,
+                                          weight.dim() == 2 ? weight.size(0) : 0, chunk_loss);
 }
 
 }  // namespace albion::kernels

@@ -27,8 +27,10 @@ using ChunkCrossEntropy = std::function<std::pair<at::Tensor, at::Tensor>(
 // target is `ignore_index` contribute nothing. Returns the SUM of the per-row losses (fp32, fp64
 // for fp64 inputs), differentiable in hidden and weight. `chunk_rows` bounds the logits held at
 // once to chunk_rows x V; 0 picks as many rows as fit 1 GiB of fp32 logits (fewer, larger chunks
-// keep the matrix products efficient and the weight gradient's per-chunk accumulation rare). A target outside [0, V) that is not ignore_index is a UsageError on the
-// CPU and a NaN loss on a GPU (checking it there would wait for the GPU).
+// keep the matrix products efficient and the weight gradient's per-chunk accumulation rare). On a
+// GPU the products see the vocabulary padded to a multiple of 64 (Note [Padded vocabulary] in the
+// .cpp); the result is the unpadded one's. A target outside [0, V) that is not ignore_index is a
+// UsageError on the CPU and a NaN or infinite loss on a GPU (checking it there would wait for it).
 at::Tensor linear_cross_entropy_sum(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& targets,
                                     std::int64_t ignore_index = -100, std::int64_t chunk_rows = 0);
 

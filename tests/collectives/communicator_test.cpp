@@ -37,9 +37,16 @@ at::Tensor reference(ReduceOp op, int size, std::int64_t numel) {
   return op == ReduceOp::kAvg ? result / size : result;
 }
 
+// Exactly equal; a failure names the first element that differs and how many do.
 void expect_equal(const at::Tensor& actual, const at::Tensor& expected, const std::string& what) {
   ASSERT_EQ(actual.numel(), expected.numel()) << what;
-  EXPECT_TRUE(actual.cpu().to(at::kDouble).reshape({-1}).equal(expected.to(at::kDouble).reshape({-1}))) << what;
+  const at::Tensor got = actual.cpu().to(at::kDouble).reshape({-1});
+  const at::Tensor want = expected.to(at::kDouble).reshape({-1});
+  const at::Tensor differs = got.ne(want);
+  if (!differs.any().item<bool>()) return;
+  const std::int64_t first = differs.nonzero()[0][0].item<std::int64_t>();
+  ADD_FAILURE() << what << ": " << differs.sum().item<std::int64_t>() << " elements differ; the first, [" << first
+                << "], is " << got[first].item<double>() << " instead of " << want[first].item<double>();
 }
 
 const std::vector<at::ScalarType> kDtypes = {at::kFloat, at::kDouble, at::kBFloat16, at::kHalf, at::kInt, at::kLong};
@@ -168,8 +175,10 @@ void check_async_and_split(Communicator& comm, const at::Device& device) {
 void check_bad_arguments(Communicator& comm, const at::Device& device) {
   const at::TensorOptions options = at::TensorOptions().device(device);
   at::Tensor input = at::zeros({10}, options);
-  EXPECT_THROW(comm.reduce_scatter(at::zeros({10}, options), input, ReduceOp::kSum), UsageError);
-  EXPECT_THROW(comm.all_gather(at::zeros({10}, options), input), UsageError);
+  // A shard one element too long, for any number of ranks (one included: NCCL's suite has one).
+  const at::Tensor long_shard = at::zeros({shard_range(10, comm.rank(), comm.size()).length + 1}, options);
+  EXPECT_THROW(comm.reduce_scatter(long_shard, input, ReduceOp::kSum), UsageError);
+  EXPECT_THROW(comm.all_gather(input, long_shard), UsageError);
   EXPECT_THROW(comm.all_reduce(at::zeros({4, 4}, options).t(), ReduceOp::kSum), UsageError);  // not contiguous
   EXPECT_THROW(comm.broadcast(input, comm.size()), UsageError);
   EXPECT_THROW(comm.reduce(input, ReduceOp::kSum, -1), UsageError);

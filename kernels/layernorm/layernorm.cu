@@ -1,6 +1,8 @@
 // File: kernels/layernorm/layernorm.cu
 // LayerNorm forward and backward: one block per row, 16-byte packs when the row length and the
-// pointers allow, element-wise otherwise (the row is read from L1/L2 after the first pass). Reference: layernorm_ref.cpp. Test: tests/kernels/layernorm_test.cpp.
+// pointers allow, element-wise otherwise. Passes after the first read the row from registers when
+// it fits them (Note [Rows held in registers], block_reduce.cuh), else from L1/L2.
+// Reference: layernorm_ref.cpp. Test: tests/kernels/layernorm_test.cpp.
 #include <cuda_bf16.h>
 
 #include <cstdint>
@@ -12,6 +14,61 @@
 
 namespace albion::kernels {
 namespace {
+
+// One pack's share of each pass, shared by the looping kernels and those holding the row in
+// registers: the sum; the sum of squared deviations; y = (x - mean) rstd w + b; the sums of
+// g = w dy and g xhat; dx = rstd (g - mean(g) - xhat mean(g xhat)).
+template <typename T, int kVec>
+__device__ __forceinline__ void add_values(const Pack<T, kVec>& x, float& sum) {
+#pragma unroll
+  for (int k = 0; k < kVec; ++k) sum += to_float(x.values[k]);
+}
+
+template <typename T, int kVec>
+__device__ __forceinline__ void add_squared_deviations(const Pack<T, kVec>& x, float mu, float& squares) {
+#pragma unroll
+  for (int k = 0; k < kVec; ++k) {
+    const float d = to_float(x.values[k]) - mu;
+    squares += d * d;
+  }
+}
+
+template <typename T, int kVec>
+__device__ __forceinline__ Pack<T, kVec> normalized(const Pack<T, kVec>& x, const Pack<T, kVec>& w,
+                                                    const Pack<T, kVec>& b, float mu, float inv) {
+  Pack<T, kVec> out;
+#pragma unroll
+  for (int k = 0; k < kVec; ++k) {
+    out.values[k] = from_float<T>((to_float(x.values[k]) - mu) * inv * to_float(w.values[k]) + to_float(b.values[k]));
+  }
+  return out;
+}
+
+template <typename T, int kVec>
+__device__ __forceinline__ void add_gradient_sums(const Pack<T, kVec>& x, const Pack<T, kVec>& dy,
+                                                  const Pack<T, kVec>& w, float mu, float inv, float& sum_g,
+                                                  float& sum_g_xhat) {
+#pragma unroll
+  for (int k = 0; k < kVec; ++k) {
+    const float g = to_float(w.values[k]) * to_float(dy.values[k]);
+    sum_g += g;
+    sum_g_xhat += g * (to_float(x.values[k]) - mu) * inv;
+  }
+}
+
+template <typename T, int kVec>
+__device__ __forceinline__ Pack<T, kVec> input_gradient(const Pack<T, kVec>& x, const Pack<T, kVec>& dy,
+                                                        const Pack<T, kVec>& w, float mu, float inv, float mean_g,
+                                                        float mean_g_xhat) {
+  Pack<T, kVec> out;
+#pragma unroll
+  for (int k = 0; k < kVec; ++k) {
+    const float xhat = (to_float(x.values[k]) - mu) * inv;
+    const float g = to_float(w.values[k]) * to_float(dy.values[k]);
+    out.values[k] = from_float<T>(inv * (g - mean_g - xhat * mean_g_xhat));
+  }
+  return out;
+}
 
 // kVec elements per load: 16-byte packs when the row length and every pointer allow, else 1.
 template <typename T, int kVec>
@@ -26,33 +83,48 @@ __global__ void layernorm_forward_kernel(const T* __restrict__ input, const T* _
   P* y = reinterpret_cast<P*>(output + row * cols);
   const std::int64_t packs = cols / kVec;
   float sum = 0.0f;
-  for (std::int64_t p = threadIdx.x; p < packs; p += blockDim.x) {
-    const P v = x[p];
-#pragma unroll
-    for (int k = 0; k < kVec; ++k) sum += to_float(v.values[k]);
-  }
+  for (std::int64_t p = threadIdx.x; p < packs; p += blockDim.x) add_values(x[p], sum);
   const float mu = block_sum(sum) / static_cast<float>(cols);
   float squares = 0.0f;  // two passes: no cancellation in E[x^2] - E[x]^2
-  for (std::int64_t p = threadIdx.x; p < packs; p += blockDim.x) {
-    const P v = x[p];
+  for (std::int64_t p = threadIdx.x; p < packs; p += blockDim.x) add_squared_deviations(x[p], mu, squares);
+  const float inv = rsqrtf(block_sum(squares) / static_cast<float>(cols) + eps);
+  for (std::int64_t p = threadIdx.x; p < packs; p += blockDim.x) y[p] = normalized(x[p], w[p], b[p], mu, inv);
+  if (threadIdx.x == 0) {
+    mean[row] = mu;
+    rstd[row] = inv;
+  }
+}
+
+// The forward pass with the row in registers: kSlots packs per thread.
+template <typename T, int kVec, int kSlots>
+__global__ void layernorm_forward_registers_kernel(const T* __restrict__ input, const T* __restrict__ weight,
+                                                   const T* __restrict__ bias, T* __restrict__ output,
+                                                   float* __restrict__ mean, float* __restrict__ rstd,
+                                                   std::int64_t cols, float eps) {
+  using P = Pack<T, kVec>;
+  const std::int64_t row = blockIdx.x;
+  const P* w = reinterpret_cast<const P*>(weight);
+  const P* b = reinterpret_cast<const P*>(bias);
+  P* y = reinterpret_cast<P*>(output + row * cols);
+  const int packs = static_cast<int>(cols / kVec);
+  P v[kSlots];
+  load_row_slots(reinterpret_cast<const P*>(input + row * cols), packs, v);
+  float sum = 0.0f;  // zero slots add nothing here, but would to the squared deviations
 #pragma unroll
-    for (int k = 0; k < kVec; ++k) {
-      const float d = to_float(v.values[k]) - mu;
-      squares += d * d;
-    }
+  for (const P& pack : v) add_values(pack, sum);
+  const float mu = block_sum(sum) / static_cast<float>(cols);
+  float squares = 0.0f;  // two passes: no cancellation in E[x^2] - E[x]^2
+#pragma unroll
+  for (int i = 0; i < kSlots; ++i) {
+    if (static_cast<int>(threadIdx.x + i * blockDim.x) >= packs) break;
+    add_squared_deviations(v[i], mu, squares);
   }
   const float inv = rsqrtf(block_sum(squares) / static_cast<float>(cols) + eps);
-  for (std::int64_t p = threadIdx.x; p < packs; p += blockDim.x) {
-    const P v = x[p];
-    const P g = w[p];
-    const P h = b[p];
-    P out;
 #pragma unroll
-    for (int k = 0; k < kVec; ++k) {
-      out.values[k] =
-          from_float<T>((to_float(v.values[k]) - mu) * inv * to_float(g.values[k]) + to_float(h.values[k]));
-    }
-    y[p] = out;
+  for (int i = 0; i < kSlots; ++i) {
+    const int p = static_cast<int>(threadIdx.x + i * blockDim.x);
+    if (p >= packs) break;
+    y[p] = normalized(v[i], w[p], b[p], mu, inv);
   }
   if (threadIdx.x == 0) {
     mean[row] = mu;
@@ -60,7 +132,6 @@ __global__ void layernorm_forward_kernel(const T* __restrict__ input, const T* _
   }
 }
 
-// dx = rstd (g - mean(g) - xhat mean(g xhat)), g = weight * dy, with mean and rstd saved by the forward.
 template <typename T, int kVec>
 __global__ void layernorm_backward_kernel(const T* __restrict__ grad_output, const T* __restrict__ input,
                                           const T* __restrict__ weight, const float* __restrict__ mean,
@@ -78,30 +149,42 @@ __global__ void layernorm_backward_kernel(const T* __restrict__ grad_output, con
   float sum_g = 0.0f;
   float sum_g_xhat = 0.0f;
   for (std::int64_t p = threadIdx.x; p < packs; p += blockDim.x) {
-    const P v = x[p];
-    const P d = dy[p];
-    const P c = w[p];
-#pragma unroll
-    for (int k = 0; k < kVec; ++k) {
-      const float g = to_float(c.values[k]) * to_float(d.values[k]);
-      sum_g += g;
-      sum_g_xhat += g * (to_float(v.values[k]) - mu) * inv;
-    }
+    add_gradient_sums(x[p], dy[p], w[p], mu, inv, sum_g, sum_g_xhat);
   }
   const float mean_g = block_sum(sum_g) / static_cast<float>(cols);
   const float mean_g_xhat = block_sum(sum_g_xhat) / static_cast<float>(cols);
   for (std::int64_t p = threadIdx.x; p < packs; p += blockDim.x) {
-    const P v = x[p];
-    const P d = dy[p];
-    const P c = w[p];
-    P out;
+    dx[p] = input_gradient(x[p], dy[p], w[p], mu, inv, mean_g, mean_g_xhat);
+  }
+}
+
+// The backward pass with the row's x, dy and weight in registers: kSlots packs each per thread.
+template <typename T, int kVec, int kSlots>
+__global__ void layernorm_backward_registers_kernel(const T* __restrict__ grad_output, const T* __restrict__ input,
+                                                    const T* __restrict__ weight, const float* __restrict__ mean,
+                                                    const float* __restrict__ rstd, T* __restrict__ grad_input,
+                                                    std::int64_t cols) {
+  using P = Pack<T, kVec>;
+  const std::int64_t row = blockIdx.x;
+  P* dx = reinterpret_cast<P*>(grad_input + row * cols);
+  const int packs = static_cast<int>(cols / kVec);
+  P v[kSlots], d[kSlots], c[kSlots];
+  load_row_slots(reinterpret_cast<const P*>(input + row * cols), packs, v);
+  load_row_slots(reinterpret_cast<const P*>(grad_output + row * cols), packs, d);
+  load_row_slots(reinterpret_cast<const P*>(weight), packs, c);
+  const float mu = mean[row];
+  const float inv = rstd[row];
+  float sum_g = 0.0f;  // zero slots (dy = weight = 0) add nothing
+  float sum_g_xhat = 0.0f;
 #pragma unroll
-    for (int k = 0; k < kVec; ++k) {
-      const float xhat = (to_float(v.values[k]) - mu) * inv;
-      const float g = to_float(c.values[k]) * to_float(d.values[k]);
-      out.values[k] = from_float<T>(inv * (g - mean_g - xhat * mean_g_xhat));
-    }
-    dx[p] = out;
+  for (int i = 0; i < kSlots; ++i) add_gradient_sums(v[i], d[i], c[i], mu, inv, sum_g, sum_g_xhat);
+  const float mean_g = block_sum(sum_g) / static_cast<float>(cols);
+  const float mean_g_xhat = block_sum(sum_g_xhat) / static_cast<float>(cols);
+#pragma unroll
+  for (int i = 0; i < kSlots; ++i) {
+    const int p = static_cast<int>(threadIdx.x + i * blockDim.x);
+    if (p >= packs) break;
+    dx[p] = input_gradient(v[i], d[i], c[i], mu, inv, mean_g, mean_g_xhat);
   }
 }
 
@@ -116,7 +199,10 @@ void forward_typed(const LayerNormParams& p, cudaStream_t stream) {
   auto* y = static_cast<T*>(p.output);
   const dim3 grid(static_cast<unsigned>(p.rows));
   const int threads = threads_for_row(vectorised ? p.cols / kVec : p.cols);
-  if (vectorised) {
+  if (vectorised && row_fits_registers(p.cols / kVec)) {
+    layernorm_forward_registers_kernel<T, kVec, kRowPacksPerThread>
+        <<<grid, threads_for_register_row(p.cols / kVec), 0, stream>>>(x, w, b, y, p.mean, p.rstd, p.cols, p.eps);
+  } else if (vectorised) {
     layernorm_forward_kernel<T, kVec><<<grid, threads, 0, stream>>>(x, w, b, y, p.mean, p.rstd, p.cols, p.eps);
   } else {
     layernorm_forward_kernel<T, 1><<<grid, threads, 0, stream>>>(x, w, b, y, p.mean, p.rstd, p.cols, p.eps);
@@ -135,7 +221,10 @@ void backward_typed(const LayerNormParams& p, cudaStream_t stream) {
   auto* dx = static_cast<T*>(p.output);
   const dim3 grid(static_cast<unsigned>(p.rows));
   const int threads = threads_for_row(vectorised ? p.cols / kVec : p.cols);
-  if (vectorised) {
+  if (vectorised && row_fits_registers(p.cols / kVec)) {
+    layernorm_backward_registers_kernel<T, kVec, kRowPacksPerThread>
+        <<<grid, threads_for_register_row(p.cols / kVec), 0, stream>>>(dy, x, w, p.mean, p.rstd, dx, p.cols);
+  } else if (vectorised) {
     layernorm_backward_kernel<T, kVec><<<grid, threads, 0, stream>>>(dy, x, w, p.mean, p.rstd, dx, p.cols);
   } else {
     layernorm_backward_kernel<T, 1><<<grid, threads, 0, stream>>>(dy, x, w, p.mean, p.rstd, dx, p.cols);

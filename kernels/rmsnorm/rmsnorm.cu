@@ -1,7 +1,8 @@
 // File: kernels/rmsnorm/rmsnorm.cu
 // RMSNorm forward and backward: one thread block per row; 16-byte packs when the row length and pointers allow,
-// element-wise otherwise. Two passes over the row (sum of squares, then scale), the second served
-// from L1/L2. Reference: rmsnorm_ref.cpp. Test: tests/kernels/rmsnorm_test.cpp.
+// element-wise otherwise. Two passes over the row (sum of squares, then scale): from registers for
+// rows that fit them (Note [Rows held in registers], block_reduce.cuh), else the second from L1/L2.
+// Reference: rmsnorm_ref.cpp. Test: tests/kernels/rmsnorm_test.cpp.
 #include <cuda_bf16.h>
 
 #include <cstdint>
@@ -13,6 +14,41 @@
 
 namespace albion::kernels {
 namespace {
+
+// One pack's share of each pass, shared by the looping kernels and those holding the row in
+// registers: the sum of squares; y = x r w; the sum of w dy x; dx = r w dy - c x.
+template <typename T, int kVec>
+__device__ __forceinline__ void add_squares(const Pack<T, kVec>& x, float& sum) {
+#pragma unroll
+  for (int k = 0; k < kVec; ++k) sum += to_float(x.values[k]) * to_float(x.values[k]);
+}
+
+template <typename T, int kVec>
+__device__ __forceinline__ Pack<T, kVec> normalized(const Pack<T, kVec>& x, const Pack<T, kVec>& w, float scale) {
+  Pack<T, kVec> out;
+#pragma unroll
+  for (int k = 0; k < kVec; ++k) out.values[k] = from_float<T>(to_float(x.values[k]) * scale * to_float(w.values[k]));
+  return out;
+}
+
+template <typename T, int kVec>
+__device__ __forceinline__ void add_weighted_dot(const Pack<T, kVec>& dy, const Pack<T, kVec>& x,
+                                                 const Pack<T, kVec>& w, float& dot) {
+#pragma unroll
+  for (int k = 0; k < kVec; ++k) dot += to_float(w.values[k]) * to_float(dy.values[k]) * to_float(x.values[k]);
+}
+
+template <typename T, int kVec>
+__device__ __forceinline__ Pack<T, kVec> input_gradient(const Pack<T, kVec>& dy, const Pack<T, kVec>& x,
+                                                        const Pack<T, kVec>& w, float scale, float correction) {
+  Pack<T, kVec> out;
+#pragma unroll
+  for (int k = 0; k < kVec; ++k) {
+    out.values[k] =
+        from_float<T>(scale * to_float(w.values[k]) * to_float(dy.values[k]) - correction * to_float(x.values[k]));
+  }
+  return out;
+}
 
 template <typename T, int kVec>
 __global__ void rmsnorm_forward_kernel(const T* __restrict__ input, const T* __restrict__ weight,
@@ -26,27 +62,35 @@ __global__ void rmsnorm_forward_kernel(const T* __restrict__ input, const T* __r
   const std::int64_t packs = cols / kVec;
 
   float sum_squares = 0.0f;
-  for (std::int64_t p = threadIdx.x; p < packs; p += blockDim.x) {
-    P v = x[p];
-#pragma unroll
-    for (int k = 0; k < kVec; ++k) {
-      float f = to_float(v.values[k]);
-      sum_squares += f * f;
-    }
-  }
-  sum_squares = block_sum(sum_squares);
-  const float scale = rsqrtf(sum_squares / static_cast<float>(cols) + eps);
+  for (std::int64_t p = threadIdx.x; p < packs; p += blockDim.x) add_squares(x[p], sum_squares);
+  const float scale = rsqrtf(block_sum(sum_squares) / static_cast<float>(cols) + eps);
   if (inv_rms != nullptr && threadIdx.x == 0) inv_rms[row] = scale;
+  for (std::int64_t p = threadIdx.x; p < packs; p += blockDim.x) y[p] = normalized(x[p], w[p], scale);
+}
 
-  for (std::int64_t p = threadIdx.x; p < packs; p += blockDim.x) {
-    P v = x[p];
-    P g = w[p];
-    P out;
+// The forward pass with the row in registers: kSlots packs per thread.
+template <typename T, int kVec, int kSlots>
+__global__ void rmsnorm_forward_registers_kernel(const T* __restrict__ input, const T* __restrict__ weight,
+                                                 T* __restrict__ output, float* __restrict__ inv_rms,
+                                                 std::int64_t cols, float eps) {
+  using P = Pack<T, kVec>;
+  const std::int64_t row = blockIdx.x;
+  const P* w = reinterpret_cast<const P*>(weight);
+  P* y = reinterpret_cast<P*>(output + row * cols);
+  const int packs = static_cast<int>(cols / kVec);
+  P v[kSlots];
+  load_row_slots(reinterpret_cast<const P*>(input + row * cols), packs, v);
+
+  float sum_squares = 0.0f;  // zero slots add nothing
 #pragma unroll
-    for (int k = 0; k < kVec; ++k) {
-      out.values[k] = from_float<T>(to_float(v.values[k]) * scale * to_float(g.values[k]));
-    }
-    y[p] = out;
+  for (const P& pack : v) add_squares(pack, sum_squares);
+  const float scale = rsqrtf(block_sum(sum_squares) / static_cast<float>(cols) + eps);
+  if (inv_rms != nullptr && threadIdx.x == 0) inv_rms[row] = scale;
+#pragma unroll
+  for (int i = 0; i < kSlots; ++i) {
+    const int p = static_cast<int>(threadIdx.x + i * blockDim.x);
+    if (p >= packs) break;
+    y[p] = normalized(v[i], w[p], scale);
   }
 }
 
@@ -64,27 +108,38 @@ __global__ void rmsnorm_backward_kernel(const T* __restrict__ grad_output, const
   const std::int64_t packs = cols / kVec;
 
   float dot = 0.0f;
-  for (std::int64_t p = threadIdx.x; p < packs; p += blockDim.x) {
-    const P d = dy[p];
-    const P v = x[p];
-    const P g = w[p];
-#pragma unroll
-    for (int k = 0; k < kVec; ++k) dot += to_float(g.values[k]) * to_float(d.values[k]) * to_float(v.values[k]);
-  }
-  dot = block_sum(dot);
+  for (std::int64_t p = threadIdx.x; p < packs; p += blockDim.x) add_weighted_dot(dy[p], x[p], w[p], dot);
   const float scale = inv_rms[row];
-  const float correction = scale * scale * scale * dot / static_cast<float>(cols);
+  const float correction = scale * scale * scale * block_sum(dot) / static_cast<float>(cols);
   for (std::int64_t p = threadIdx.x; p < packs; p += blockDim.x) {
-    const P d = dy[p];
-    const P v = x[p];
-    const P g = w[p];
-    P out;
+    dx[p] = input_gradient(dy[p], x[p], w[p], scale, correction);
+  }
+}
+
+// The backward pass with the row's dy, x and weight in registers: kSlots packs each per thread.
+template <typename T, int kVec, int kSlots>
+__global__ void rmsnorm_backward_registers_kernel(const T* __restrict__ grad_output, const T* __restrict__ input,
+                                                  const T* __restrict__ weight, const float* __restrict__ inv_rms,
+                                                  T* __restrict__ grad_input, std::int64_t cols) {
+  using P = Pack<T, kVec>;
+  const std::int64_t row = blockIdx.x;
+  P* dx = reinterpret_cast<P*>(grad_input + row * cols);
+  const int packs = static_cast<int>(cols / kVec);
+  P d[kSlots], v[kSlots], g[kSlots];
+  load_row_slots(reinterpret_cast<const P*>(grad_output + row * cols), packs, d);
+  load_row_slots(reinterpret_cast<const P*>(input + row * cols), packs, v);
+  load_row_slots(reinterpret_cast<const P*>(weight), packs, g);
+
+  float dot = 0.0f;  // zero slots add nothing
 #pragma unroll
-    for (int k = 0; k < kVec; ++k) {
-      out.values[k] = from_float<T>(scale * to_float(g.values[k]) * to_float(d.values[k]) -
-                                    correction * to_float(v.values[k]));
-    }
-    dx[p] = out;
+  for (int i = 0; i < kSlots; ++i) add_weighted_dot(d[i], v[i], g[i], dot);
+  const float scale = inv_rms[row];
+  const float correction = scale * scale * scale * block_sum(dot) / static_cast<float>(cols);
+#pragma unroll
+  for (int i = 0; i < kSlots; ++i) {
+    const int p = static_cast<int>(threadIdx.x + i * blockDim.x);
+    if (p >= packs) break;
+    dx[p] = input_gradient(d[i], v[i], g[i], scale, correction);
   }
 }
 
@@ -99,7 +154,10 @@ void launch_typed(const RmsNormForwardParams& p, cudaStream_t stream) {
   const T* x = static_cast<const T*>(p.input);
   const T* w = static_cast<const T*>(p.weight);
   T* y = static_cast<T*>(p.output);
-  if (vectorised) {
+  if (vectorised && row_fits_registers(units)) {
+    rmsnorm_forward_registers_kernel<T, kVec, kRowPacksPerThread>
+        <<<grid, threads_for_register_row(units), 0, stream>>>(x, w, y, p.inv_rms, p.cols, p.eps);
+  } else if (vectorised) {
     rmsnorm_forward_kernel<T, kVec><<<grid, threads, 0, stream>>>(x, w, y, p.inv_rms, p.cols, p.eps);
   } else {
     rmsnorm_forward_kernel<T, 1><<<grid, threads, 0, stream>>>(x, w, y, p.inv_rms, p.cols, p.eps);
@@ -119,7 +177,10 @@ void launch_backward_typed(const RmsNormBackwardParams& p, cudaStream_t stream) 
   const auto* x = static_cast<const T*>(p.input);
   const auto* w = static_cast<const T*>(p.weight);
   auto* dx = static_cast<T*>(p.grad_input);
-  if (vectorised) {
+  if (vectorised && row_fits_registers(units)) {
+    rmsnorm_backward_registers_kernel<T, kVec, kRowPacksPerThread>
+        <<<grid, threads_for_register_row(units), 0, stream>>>(dy, x, w, p.inv_rms, dx, p.cols);
+  } else if (vectorised) {
     rmsnorm_backward_kernel<T, kVec><<<grid, threads, 0, stream>>>(dy, x, w, p.inv_rms, dx, p.cols);
   } else {
     rmsnorm_backward_kernel<T, 1><<<grid, threads, 0, stream>>>(dy, x, w, p.inv_rms, dx, p.cols);

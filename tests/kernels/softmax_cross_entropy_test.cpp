@@ -91,7 +91,8 @@ TEST(SoftmaxCrossEntropy, RefusesBadTargetsAndShapes) {
 }
 
 // The grid the GPU path chooses (softmax_cross_entropy_blocks): a block per row while the rows the
-// resident blocks keep in flight fit in half of L2; past that, fewer blocks looping over the rows.
+// resident blocks keep in flight fit in half of L2; past that, fewer blocks looping over the rows;
+// a block per row again where even one block per multiprocessor's rows would not fit.
 TEST(SoftmaxCrossEntropy, GridKeepsRowsInFlightWithinHalfOfL2) {
   constexpr std::int64_t kMiB = 1 << 20;
   constexpr int kH100 = 132;  // multiprocessors; L2 50 MiB (the H200: 60 MiB)
@@ -102,10 +103,12 @@ TEST(SoftmaxCrossEntropy, GridKeepsRowsInFlightWithinHalfOfL2) {
   EXPECT_EQ(softmax_cross_entropy_blocks(8192, 2 * 50'257, kH100, 4, 60 * kMiB), 2 * kH100);
   EXPECT_EQ(softmax_cross_entropy_blocks(8192, 2 * 50'257, kH100, 4, 50 * kMiB), kH100);
   EXPECT_EQ(softmax_cross_entropy_blocks(8192, 2 * 50'257, kH100, 3, 60 * kMiB), kH100);
-  // GPT-2's in fp32 and Llama 3's in bf16 or fp32: never fewer than a block per multiprocessor.
-  EXPECT_EQ(softmax_cross_entropy_blocks(8192, 4 * 50'257, kH100, 2, 50 * kMiB), kH100);
-  EXPECT_EQ(softmax_cross_entropy_blocks(8192, 2 * 128'256, kH100, 2, 60 * kMiB), kH100);
-  EXPECT_EQ(softmax_cross_entropy_blocks(8192, 4 * 128'256, kH100, 4, 60 * kMiB), kH100);
+  // GPT-2's in fp32: one block per multiprocessor fits the H200's 30 MiB, not the H100's 25.
+  EXPECT_EQ(softmax_cross_entropy_blocks(8192, 4 * 50'257, kH100, 2, 60 * kMiB), kH100);
+  EXPECT_EQ(softmax_cross_entropy_blocks(8192, 4 * 50'257, kH100, 2, 50 * kMiB), 8192);
+  // Llama 3's in bf16 or fp32 fits at none: a block per row.
+  EXPECT_EQ(softmax_cross_entropy_blocks(8192, 2 * 128'256, kH100, 2, 60 * kMiB), 8192);
+  EXPECT_EQ(softmax_cross_entropy_blocks(8192, 4 * 128'256, kH100, 4, 60 * kMiB), 8192);
   // Never more blocks than rows; one resident block, or an unknown device, gets a block per row.
   EXPECT_EQ(softmax_cross_entropy_blocks(7, 4 * 128'256, kH100, 4, 50 * kMiB), 7);
   EXPECT_EQ(softmax_cross_entropy_blocks(8192, 4 * 128'256, kH100, 1, 50 * kMiB), 8192);

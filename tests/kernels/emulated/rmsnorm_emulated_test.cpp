@@ -1,6 +1,7 @@
 // File: tests/kernels/emulated/rmsnorm_emulated_test.cpp
 // kernels/rmsnorm/rmsnorm.cu run on the CPU emulator against rmsnorm_ref.cpp: 16-byte packs,
-// element-wise rows (odd lengths, misaligned pointers), one to 1024 threads per row.
+// element-wise rows (odd lengths, misaligned pointers), one to 1024 threads per row, rows held in
+// registers and rows too long for them (32,776).
 #include <cstdint>
 
 #include "kernels/rmsnorm/rmsnorm.cuh"
@@ -43,7 +44,7 @@ void check(std::int64_t rows, std::int64_t cols, std::int64_t offset) {
 }
 
 TEST_P(RmsNormEmulated, MatchesReference) {
-  for (auto [rows, cols, offset] : {std::tuple{3, 8, 0}, {2, 37, 0}, {3, 1000, 0}, {2, 4096, 0}, {2, 8200, 0}, {3, 64, 1}}) {
+  for (auto [rows, cols, offset] : {std::tuple{3, 8, 0}, {2, 37, 0}, {3, 1000, 0}, {2, 4096, 0}, {2, 8200, 0}, {2, 32776, 0}, {3, 64, 1}}) {
     check<float>(rows, cols, offset);
     check<__nv_bfloat16>(rows, cols, offset);
   }

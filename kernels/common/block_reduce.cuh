@@ -69,10 +69,14 @@ inline int threads_for_row(std::int64_t units) {
 // thread (x 1024 threads) are therefore loaded into registers in one unrolled burst, several
 // loads in flight per thread, and every later pass reads the registers; pack p of the row lives
 // in thread p % blockDim.x, slot p / blockDim.x. Smaller blocks also let several rows share an SM,
-// so one row's reduction overlaps another's loads. Longer rows keep the looping kernels.
+// so one row's reduction overlaps another's loads. Blocks stop at kMaxRegisterRowThreads, which the
+// kernels declare in __launch_bounds__: a backward pass holding three packs per slot takes up to
+// 128 registers a thread (sm_90), and 1,024 such threads would not fit an SM's 65,536. Longer
+// rows (over 16,384 bf16 or 8,192 fp32 elements) keep the looping kernels.
 constexpr int kRowPacksPerThread = 4;
+constexpr int kMaxRegisterRowThreads = 512;
 
-inline bool row_fits_registers(std::int64_t packs) { return packs <= 1024 * kRowPacksPerThread; }
+inline bool row_fits_registers(std::int64_t packs) { return packs <= kMaxRegisterRowThreads * kRowPacksPerThread; }
 
 // Threads for a row held in registers: enough for kRowPacksPerThread packs each.
 inline int threads_for_register_row(std::int64_t packs) {

@@ -97,10 +97,10 @@ __global__ void layernorm_forward_kernel(const T* __restrict__ input, const T* _
 
 // The forward pass with the row in registers: kSlots packs per thread.
 template <typename T, int kVec, int kSlots>
-__global__ void layernorm_forward_registers_kernel(const T* __restrict__ input, const T* __restrict__ weight,
-                                                   const T* __restrict__ bias, T* __restrict__ output,
-                                                   float* __restrict__ mean, float* __restrict__ rstd,
-                                                   std::int64_t cols, float eps) {
+__global__ void __launch_bounds__(kMaxRegisterRowThreads)
+    layernorm_forward_registers_kernel(const T* __restrict__ input, const T* __restrict__ weight,
+                                       const T* __restrict__ bias, T* __restrict__ output, float* __restrict__ mean,
+                                       float* __restrict__ rstd, std::int64_t cols, float eps) {
   using P = Pack<T, kVec>;
   const std::int64_t row = blockIdx.x;
   const P* w = reinterpret_cast<const P*>(weight);
@@ -160,10 +160,10 @@ __global__ void layernorm_backward_kernel(const T* __restrict__ grad_output, con
 
 // The backward pass with the row's x, dy and weight in registers: kSlots packs each per thread.
 template <typename T, int kVec, int kSlots>
-__global__ void layernorm_backward_registers_kernel(const T* __restrict__ grad_output, const T* __restrict__ input,
-                                                    const T* __restrict__ weight, const float* __restrict__ mean,
-                                                    const float* __restrict__ rstd, T* __restrict__ grad_input,
-                                                    std::int64_t cols) {
+__global__ void __launch_bounds__(kMaxRegisterRowThreads)
+    layernorm_backward_registers_kernel(const T* __restrict__ grad_output, const T* __restrict__ input,
+                                        const T* __restrict__ weight, const float* __restrict__ mean,
+                                        const float* __restrict__ rstd, T* __restrict__ grad_input, std::int64_t cols) {
   using P = Pack<T, kVec>;
   const std::int64_t row = blockIdx.x;
   P* dx = reinterpret_cast<P*>(grad_input + row * cols);

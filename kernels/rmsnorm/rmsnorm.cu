@@ -70,9 +70,9 @@ __global__ void rmsnorm_forward_kernel(const T* __restrict__ input, const T* __r
 
 // The forward pass with the row in registers: kSlots packs per thread.
 template <typename T, int kVec, int kSlots>
-__global__ void rmsnorm_forward_registers_kernel(const T* __restrict__ input, const T* __restrict__ weight,
-                                                 T* __restrict__ output, float* __restrict__ inv_rms,
-                                                 std::int64_t cols, float eps) {
+__global__ void __launch_bounds__(kMaxRegisterRowThreads)
+    rmsnorm_forward_registers_kernel(const T* __restrict__ input, const T* __restrict__ weight, T* __restrict__ output,
+                                     float* __restrict__ inv_rms, std::int64_t cols, float eps) {
   using P = Pack<T, kVec>;
   const std::int64_t row = blockIdx.x;
   const P* w = reinterpret_cast<const P*>(weight);
@@ -118,9 +118,10 @@ __global__ void rmsnorm_backward_kernel(const T* __restrict__ grad_output, const
 
 // The backward pass with the row's dy, x and weight in registers: kSlots packs each per thread.
 template <typename T, int kVec, int kSlots>
-__global__ void rmsnorm_backward_registers_kernel(const T* __restrict__ grad_output, const T* __restrict__ input,
-                                                  const T* __restrict__ weight, const float* __restrict__ inv_rms,
-                                                  T* __restrict__ grad_input, std::int64_t cols) {
+__global__ void __launch_bounds__(kMaxRegisterRowThreads)
+    rmsnorm_backward_registers_kernel(const T* __restrict__ grad_output, const T* __restrict__ input,
+                                      const T* __restrict__ weight, const float* __restrict__ inv_rms,
+                                      T* __restrict__ grad_input, std::int64_t cols) {
   using P = Pack<T, kVec>;
   const std::int64_t row = blockIdx.x;
   P* dx = reinterpret_cast<P*>(grad_input + row * cols);

@@ -78,8 +78,9 @@ TEST(LayerNormCuda, KernelsMatchTheReference) {
   ALBION_SKIP_WITHOUT_KERNEL_DEVICE();
   for (at::ScalarType dtype : {at::kFloat, at::kBFloat16}) {
     // 7: element-wise; 768 and 4096: 16-byte packs; 4096 shifted by one element: element-wise again.
+    // 16,384 bf16: the widest row held in registers (512 threads); in fp32 the looping kernel.
     for (const auto& [cols, shifted] : {std::pair<std::int64_t, bool>{7, false}, {768, false}, {4096, false},
-                                       {4096, true}}) {
+                                       {4096, true}, {16384, false}}) {
       at::manual_seed(cols);
       const at::Tensor storage = to_kernel_device((at::randn({19 * cols + 1}) * 2 + 1).to(dtype));
       at::Tensor x = storage.narrow(0, shifted ? 1 : 0, 19 * cols).view({19, cols});

@@ -49,7 +49,8 @@ void check(std::int64_t rows, std::int64_t cols, std::int64_t offset) {
 }
 
 TEST_P(LayerNormEmulated, MatchesReference) {
-  for (auto [rows, cols, offset] : {std::tuple{3, 8, 0}, {2, 37, 0}, {3, 768, 0}, {2, 4096, 0}, {2, 8200, 0}, {2, 32776, 0}, {3, 100, 1}}) {
+  for (auto [rows, cols, offset] :
+       {std::tuple{3, 8, 0}, {2, 37, 0}, {3, 768, 0}, {2, 4096, 0}, {2, 8200, 0}, {2, 32776, 0}, {3, 100, 1}}) {
     check<float>(rows, cols, offset);
     check<__nv_bfloat16>(rows, cols, offset);
   }

@@ -44,7 +44,8 @@ void check(std::int64_t rows, std::int64_t cols, std::int64_t offset) {
 }
 
 TEST_P(RmsNormEmulated, MatchesReference) {
-  for (auto [rows, cols, offset] : {std::tuple{3, 8, 0}, {2, 37, 0}, {3, 1000, 0}, {2, 4096, 0}, {2, 8200, 0}, {2, 32776, 0}, {3, 64, 1}}) {
+  for (auto [rows, cols, offset] :
+       {std::tuple{3, 8, 0}, {2, 37, 0}, {3, 1000, 0}, {2, 4096, 0}, {2, 8200, 0}, {2, 32776, 0}, {3, 64, 1}}) {
     check<float>(rows, cols, offset);
     check<__nv_bfloat16>(rows, cols, offset);
   }

@@ -66,13 +66,15 @@ inline int threads_for_row(std::int64_t units) {
 // the output waits at the reduction with nothing in flight, and a 1024-thread block of one
 // 16-byte load per thread kept too few bytes moving: the row-at-a-time norms ran at 54-69% of the
 // copy bandwidth on an H200 for 8,192-wide bf16 rows. Rows of up to kRowPacksPerThread packs per
-// thread (x 1024 threads) are therefore loaded into registers in one unrolled burst, several
-// loads in flight per thread, and every later pass reads the registers; pack p of the row lives
-// in thread p % blockDim.x, slot p / blockDim.x. Smaller blocks also let several rows share an SM,
-// so one row's reduction overlaps another's loads. Blocks stop at kMaxRegisterRowThreads, which the
-// kernels declare in __launch_bounds__: a backward pass holding three packs per slot takes up to
-// 128 registers a thread (sm_90), and 1,024 such threads would not fit an SM's 65,536. Longer
-// rows (over 16,384 bf16 or 8,192 fp32 elements) keep the looping kernels.
+// thread are therefore loaded into registers in one unrolled burst, several loads in flight per
+// thread, and every later pass reads the registers (RMSNorm's bf16 forward then ran at 96%, its
+// fp32 one at 97%, LayerNorm's fp32 forward at 98%, its bf16 one still at 68%). Pack p of the
+// row lives in thread p % blockDim.x, slot p / blockDim.x. Smaller blocks also let several rows
+// share an SM, so one row's reduction overlaps another's loads. Blocks stop at
+// kMaxRegisterRowThreads, which the kernels declare in __launch_bounds__: a backward pass holding
+// three packs per slot takes up to 128 registers a thread (sm_90), and 1,024 such threads would
+// not fit an SM's 65,536. Longer rows (over 16,384 bf16 or 8,192 fp32 elements) keep the looping
+// kernels.
 constexpr int kRowPacksPerThread = 4;
 constexpr int kMaxRegisterRowThreads = 512;
 

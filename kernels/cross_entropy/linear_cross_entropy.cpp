@@ -128,7 +128,7 @@ class LinearCrossEntropy : public torch::autograd::Function<LinearCrossEntropy> 
 
 at::Tensor checked_linear_cross_entropy_sum(const at::Tensor& hidden, const at::Tensor& weight,
                                             const at::Tensor& targets, std::int64_t ignore_index,
-                                            std::int64_t chunk_rows, std::int64_t padded_vocab,
+                                            std::int64_t chunk_rows, bool pad_vocabulary,
                                             const ChunkCrossEntropy& chunk_loss) {
   ALBION_CHECK_AS(UsageError, hidden.dim() == 2 && weight.dim() == 2 && hidden.size(1) == weight.size(1),
                   "linear_cross_entropy: hidden ", hidden.sizes(), " and weight ", weight.sizes(),
@@ -140,6 +140,9 @@ at::Tensor checked_linear_cross_entropy_sum(const at::Tensor& hidden, const at::
                   "linear_cross_entropy: hidden on ", hidden.device(), ", weight on ", weight.device(),
                   ", targets on ", targets.device(), " (one device expected)");
   ALBION_CHECK_AS(UsageError, chunk_rows >= 0, "linear_cross_entropy: chunk_rows must not be negative");
+  const std::int64_t vocab = weight.size(0);
+  const std::int64_t padded_vocab = pad_vocabulary ? (vocab + kVocabMultiple - 1) / kVocabMultiple * kVocabMultiple
+                                                   : vocab;
   if (chunk_rows == 0) {
     constexpr std::int64_t kChunkLogitsBytes = std::int64_t{1} << 30;
     chunk_rows = std::max<std::int64_t>(128, kChunkLogitsBytes / (4 * std::max<std::int64_t>(padded_vocab, 1)));
@@ -154,18 +157,16 @@ at::Tensor checked_linear_cross_entropy_sum(const at::Tensor& hidden, const at::
 at::Tensor linear_cross_entropy_sum(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& targets,
                                     std::int64_t ignore_index, std::int64_t chunk_rows) {
   static const ChunkCrossEntropy kernel = kernel_chunk_loss;
-  // Only where the products run on cuBLAS (Note [Padded vocabulary]); the CPU gains nothing.
-  const std::int64_t vocab = weight.dim() == 2 ? weight.size(0) : 0;
-  const std::int64_t padded_vocab =
-      runs_kernels(weight) ? (vocab + kVocabMultiple - 1) / kVocabMultiple * kVocabMultiple : vocab;
-  return checked_linear_cross_entropy_sum(hidden, weight, targets, ignore_index, chunk_rows, padded_vocab, kernel);
+  // Padded only where the products run on cuBLAS (Note [Padded vocabulary]); the CPU gains nothing.
+  return checked_linear_cross_entropy_sum(hidden, weight, targets, ignore_index, chunk_rows, runs_kernels(weight),
+                                          kernel);
 }
 
 at::Tensor linear_cross_entropy_sum(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& targets,
                                     std::int64_t ignore_index, std::int64_t chunk_rows,
                                     const ChunkCrossEntropy& chunk_loss) {
   return checked_linear_cross_entropy_sum(hidden, weight, targets, ignore_index, chunk_rows,
-                                          weight.dim() == 2 ? weight.size(0) : 0, chunk_loss);
+                                          /*pad_vocabulary=*/false, chunk_loss);
 }
 
 }  // namespace albion::kernels

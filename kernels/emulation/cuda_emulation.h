@@ -111,7 +111,6 @@ inline float __fadd_rn(float a, float b) { return a + b; }
 inline float __fsub_rn(float a, float b) { return a - b; }
 inline float __fmul_rn(float a, float b) { return a * b; }
 inline float __fdiv_rn(float a, float b) { return a / b; }
-inline float __frcp_rn(float a) { return 1.0f / a; }
 inline float __fsqrt_rn(float a) { return std::sqrt(a); }
 // The GPU's __expf is ex2.approx(a * log2 e): its error is mostly the rounding of that product,
 // which grows with |a|; modelled here so tolerances hold for the kernel the GPU runs.

@@ -1,8 +1,6 @@
 // File: kernels/gelu/gelu_bias.cu
 // Fused bias + GELU-tanh. Forward: a grid-stride loop over 16-byte packs (cols a multiple of the
-// pack width and aligned pointers), element-wise otherwise; each thread steps its column along
-// instead of dividing (a 64-bit remainder per pack cost the bf16 forward a third of its bandwidth
-// on an H200: bf16 does twice fp32's arithmetic per byte). Backward: block (x, y) covers packs
+// pack width and aligned pointers), element-wise otherwise. Backward: block (x, y) covers packs
 // [32x, 32x + 32) of each row of segment y, 8 rows in flight, writes dz and, for dbias, the
 // segment's column sums of dz to fp32 partials that a second launch adds in order
 // (common/segment_sums.cuh): one pass over x, dy and dz instead of a further read of dz.
@@ -33,26 +31,7 @@ constexpr float kCubic = 0.044715f;
 // error grows with the argument.
 __device__ __forceinline__ float gelu(float z) {
   const float a = kSqrt2OverPi * (z + kCubic * z * z * z);
-  // The correctly rounded reciprocal, cheaper than a division; expf(+large) = inf gives -0 for
-  // z << 0, as it should.
-  return z * __frcp_rn(1.0f + expf(-2.0f * a));
-}
-
-// Bias values [col, col + kVec) as fp32, in 16-byte loads where kVec allows (the launch checks the
-// bias pointer's alignment for packed rows).
-template <int kVec>
-__device__ __forceinline__ void load_bias(const float* __restrict__ bias, std::int64_t col, float (&b)[kVec]) {
-  if constexpr (kVec % 4 == 0) {
-#pragma unroll
-    for (int k = 0; k < kVec; k += 4) {
-      const Pack<float, 4> four = *reinterpret_cast<const Pack<float, 4>*>(bias + col + k);
-#pragma unroll
-      for (int j = 0; j < 4; ++j) b[k + j] = four.values[j];
-    }
-  } else {
-#pragma unroll
-    for (int k = 0; k < kVec; ++k) b[k] = bias[col + k];
-  }
+  return z / (1.0f + expf(-2.0f * a));  // expf(+large) = inf gives -0 for z << 0, as it should
 }
 
 __device__ __forceinline__ float gelu_derivative(float z) {
@@ -70,20 +49,13 @@ __global__ void gelu_bias_forward_kernel(const T* __restrict__ input, const floa
                                          T* __restrict__ output, std::int64_t cols, std::int64_t units) {
   using P = Pack<T, kVec>;
   const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
-  const std::int64_t packs_per_row = cols / kVec;  // kVec divides cols, so a pack never crosses a row
-  std::int64_t u = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  std::int64_t pack = u % packs_per_row;  // the column's pack, stepped along below
-  const std::int64_t pack_step = stride % packs_per_row;
-  for (; u < units; u += stride) {
+  for (std::int64_t u = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; u < units; u += stride) {
+    const std::int64_t col = u * kVec % cols;  // kVec divides cols, so a pack never crosses a row
     const P x = reinterpret_cast<const P*>(input)[u];
-    float b[kVec];
-    load_bias<kVec>(bias, pack * kVec, b);
     P y;
 #pragma unroll
-    for (int k = 0; k < kVec; ++k) y.values[k] = from_float<T>(gelu(to_float(x.values[k]) + b[k]));
+    for (int k = 0; k < kVec; ++k) y.values[k] = from_float<T>(gelu(to_float(x.values[k]) + bias[col + k]));
     reinterpret_cast<P*>(output)[u] = y;
-    pack += pack_step;
-    if (pack >= packs_per_row) pack -= packs_per_row;
   }
 }
 
@@ -124,7 +96,7 @@ __global__ void gelu_bias_backward_kernel(const T* __restrict__ input, const flo
 template <typename T>
 void forward_typed(const GeluBiasParams& p, cudaStream_t stream) {
   constexpr int kVec = 16 / sizeof(T);
-  const bool vectorised = p.cols % kVec == 0 && aligned16(p.input) && aligned16(p.output) && aligned16(p.bias);
+  const bool vectorised = p.cols % kVec == 0 && aligned16(p.input) && aligned16(p.output);
   const std::int64_t numel = p.rows * p.cols;
   const std::int64_t units = vectorised ? numel / kVec : numel;
   const auto blocks = static_cast<unsigned>(std::clamp<std::int64_t>((units + kThreads - 1) / kThreads, 1, 65535));

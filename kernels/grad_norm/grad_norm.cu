@@ -20,7 +20,6 @@ namespace {
 
 constexpr std::int64_t kChunk = 65536;  // a multiple of every pack size: chunks keep their alignment
 constexpr int kThreads = 512;
-constexpr int kPacksInFlight = 4;
 constexpr int kFinishThreads = 1024;
 
 struct Chunk {
@@ -36,27 +35,16 @@ __device__ float chunk_sum_of_squares(const T* __restrict__ data, std::int64_t n
   float sum = 0.0f;
   std::int64_t scalar_start = 0;
   if (aligned16(data)) {
-    const P* packs = reinterpret_cast<const P*>(data);
-    const std::int64_t count = numel / kVec;
-    const auto add_squares = [&](const P& pack) {
+    const std::int64_t packs = numel / kVec;
+    for (std::int64_t p = threadIdx.x; p < packs; p += blockDim.x) {
+      const P pack = reinterpret_cast<const P*>(data)[p];
 #pragma unroll
       for (int k = 0; k < kVec; ++k) {
         const float x = to_float(pack.values[k]);
         sum += x * x;
       }
-    };
-    // kPacksInFlight loads go out together before their arithmetic: one load in flight per thread
-    // reached 72% of the copy bandwidth on an H200.
-    std::int64_t p = threadIdx.x;
-    for (; p + (kPacksInFlight - 1) * blockDim.x < count; p += kPacksInFlight * blockDim.x) {
-      P batch[kPacksInFlight];
-#pragma unroll
-      for (int u = 0; u < kPacksInFlight; ++u) batch[u] = packs[p + u * blockDim.x];
-#pragma unroll
-      for (int u = 0; u < kPacksInFlight; ++u) add_squares(batch[u]);
     }
-    for (; p < count; p += blockDim.x) add_squares(packs[p]);
-    scalar_start = count * kVec;
+    scalar_start = packs * kVec;
   }
   for (std::int64_t i = scalar_start + threadIdx.x; i < numel; i += blockDim.x) {
     const float x = to_float(data[i]);

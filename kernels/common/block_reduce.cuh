@@ -91,15 +91,15 @@ struct alignas(sizeof(T) * kVec) Pack {
   T values[kVec];
 };
 
-// Loads this thread's slots of a row of `packs` packs (Note [Rows held in registers]) in one
-// burst; slots past the row's end are zero, and a kernel's later passes skip them.
+// The row's pack held in this thread's slot `slot` (Note [Rows held in registers]).
+__device__ __forceinline__ int slot_pack(int slot) { return static_cast<int>(threadIdx.x + slot * blockDim.x); }
+
+// Loads this thread's slots of a row of `packs` packs in one burst; slots past the row's end are
+// zero, and a kernel's later passes skip them.
 template <int kSlots, typename P>
 __device__ __forceinline__ void load_row_slots(const P* __restrict__ row, int packs, P (&slots)[kSlots]) {
 #pragma unroll
-  for (int i = 0; i < kSlots; ++i) {
-    const int p = static_cast<int>(threadIdx.x + i * blockDim.x);
-    slots[i] = p < packs ? row[p] : P{};
-  }
+  for (int i = 0; i < kSlots; ++i) slots[i] = slot_pack(i) < packs ? row[slot_pack(i)] : P{};
 }
 
 __device__ __forceinline__ float to_float(float value) { return value; }

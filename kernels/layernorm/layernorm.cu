@@ -116,13 +116,13 @@ __global__ void __launch_bounds__(kMaxRegisterRowThreads)
   float squares = 0.0f;  // two passes: no cancellation in E[x^2] - E[x]^2
 #pragma unroll
   for (int i = 0; i < kSlots; ++i) {
-    if (static_cast<int>(threadIdx.x + i * blockDim.x) >= packs) break;
+    if (slot_pack(i) >= packs) break;
     add_squared_deviations(v[i], mu, squares);
   }
   const float inv = rsqrtf(block_sum(squares) / static_cast<float>(cols) + eps);
 #pragma unroll
   for (int i = 0; i < kSlots; ++i) {
-    const int p = static_cast<int>(threadIdx.x + i * blockDim.x);
+    const int p = slot_pack(i);
     if (p >= packs) break;
     y[p] = normalized(v[i], w[p], b[p], mu, inv);
   }
@@ -182,7 +182,7 @@ __global__ void __launch_bounds__(kMaxRegisterRowThreads)
   const float mean_g_xhat = block_sum(sum_g_xhat) / static_cast<float>(cols);
 #pragma unroll
   for (int i = 0; i < kSlots; ++i) {
-    const int p = static_cast<int>(threadIdx.x + i * blockDim.x);
+    const int p = slot_pack(i);
     if (p >= packs) break;
     dx[p] = input_gradient(v[i], d[i], c[i], mu, inv, mean_g, mean_g_xhat);
   }

@@ -88,7 +88,7 @@ __global__ void __launch_bounds__(kMaxRegisterRowThreads)
   if (inv_rms != nullptr && threadIdx.x == 0) inv_rms[row] = scale;
 #pragma unroll
   for (int i = 0; i < kSlots; ++i) {
-    const int p = static_cast<int>(threadIdx.x + i * blockDim.x);
+    const int p = slot_pack(i);
     if (p >= packs) break;
     y[p] = normalized(v[i], w[p], scale);
   }
@@ -138,7 +138,7 @@ __global__ void __launch_bounds__(kMaxRegisterRowThreads)
   const float correction = scale * scale * scale * block_sum(dot) / static_cast<float>(cols);
 #pragma unroll
   for (int i = 0; i < kSlots; ++i) {
-    const int p = static_cast<int>(threadIdx.x + i * blockDim.x);
+    const int p = slot_pack(i);
     if (p >= packs) break;
     dx[p] = input_gradient(d[i], v[i], g[i], scale, correction);
   }

@@ -34,6 +34,7 @@
 #include "kernels/cross_entropy/softmax_cross_entropy.h"
 #include "kernels/gelu/gelu_bias.h"
 #include "kernels/layernorm/layernorm.h"
+#include "kernels/norm_grad/norm_parameter_grad.h"
 #include "kernels/rmsnorm/rmsnorm.h"
 #include "kernels/rope/rope.h"
 #include "kernels/swiglu/swiglu.h"
@@ -177,25 +178,45 @@ void bench_rowwise(const Options& options, const Report& report, const std::vect
       }
 
       // fwd+bwd through autograd; the fused backward passes move (read dy, inputs; write grads; the
-      // norms read dy and x once more for their parameter gradients, not counted). Eager's passes
+      // norms sum their parameter gradients in the same pass where rows fit registers, and
+      // otherwise read dy and x once more for them, not counted). Eager's passes
       // bound the speedup where the bytes decide: SwiGLU 14 against 8 (1.75x); bias + GELU 8
       // against 5 (1.6x: eager reads the input gradient once more for the bias gradient, ours sums
       // it in the backward pass); LayerNorm about 1x (torch's backward is fused as well and also
       // reads dy and x again).
+      const double rms_eager_ms = median_ms(options.device, [&] { forward_backward(rms_eager, dy, {x, weight}); });
       report.row("rmsnorm", "fwd+bwd", dtype, s.name, n, 5 * e * elements,
                  median_ms(options.device, [&] {
                    forward_backward([&] { return albion::kernels::rmsnorm(x, weight, eps); }, dy, {x, weight});
                  }),
-                 median_ms(options.device, [&] { forward_backward(rms_eager, dy, {x, weight}); }));
+                 rms_eager_ms);
+      const double ln_eager_ms = median_ms(options.device, [&] {
+        forward_backward([&] { return at::layer_norm(x, {s.hidden}, weight, bias, eps); }, dy, {x, weight, bias});
+      });
       report.row("layernorm", "fwd+bwd", dtype, s.name, n, 5 * e * elements,
                  median_ms(options.device, [&] {
                    forward_backward([&] { return albion::kernels::layernorm(x, weight, bias, eps); }, dy,
                                     {x, weight, bias});
                  }),
-                 median_ms(options.device, [&] {
-                   forward_backward([&] { return at::layer_norm(x, {s.hidden}, weight, bias, eps); }, dy,
-                                    {x, weight, bias});
-                 }));
+                 ln_eager_ms);
+      if (options.device.is_cuda()) {
+        // The norms as before their backward summed the parameter gradients: a second kernel reads
+        // dy and x again for them (the path of rows too long for registers).
+        report.row("rms-apart", "fwd+bwd", dtype, s.name, n, 5 * e * elements, median_ms(options.device, [&] {
+                     at::NoGradGuard no_grad;
+                     auto [y, inv_rms] = albion::kernels::rmsnorm_forward_with_stats(x, weight, eps);
+                     albion::kernels::rmsnorm_backward(dy, x, weight, inv_rms, /*weight_gradient=*/false);
+                     albion::kernels::norm_parameter_grads(dy, x, at::Tensor(), inv_rms, /*with_bias=*/false);
+                   }),
+                   rms_eager_ms);
+        report.row("ln-apart", "fwd+bwd", dtype, s.name, n, 5 * e * elements, median_ms(options.device, [&] {
+                     at::NoGradGuard no_grad;
+                     auto [y, mean, rstd] = albion::kernels::layernorm_forward_with_stats(x, weight, bias, eps);
+                     albion::kernels::layernorm_backward(dy, x, weight, mean, rstd, /*parameter_gradients=*/false);
+                     albion::kernels::norm_parameter_grads(dy, x, mean, rstd, /*with_bias=*/true);
+                   }),
+                   ln_eager_ms);
+      }
       report.row("gelu_bias", "fwd+bwd", dtype, s.name, n, 5 * e * elements,
                  median_ms(options.device, [&] {
                    forward_backward([&] { return albion::kernels::gelu_bias(x, bias); }, dy, {x, bias});

@@ -102,6 +102,79 @@ __device__ __forceinline__ void load_row_slots(const P* __restrict__ row, int pa
   for (int i = 0; i < kSlots; ++i) slots[i] = slot_pack(i) < packs ? row[slot_pack(i)] : P{};
 }
 
+// Note [Parameter gradients in the backward pass]
+// A norm's parameter gradients are column sums over rows (dw = sum dy xhat, db = sum dy). Summed
+// by a second kernel they cost another read of dy and x: 7 passes over [rows, cols] where the
+// backward needs 5 (forward: read x, write y; backward: read dy and x, write dx), 71% of the copy
+// bandwidth at best. In the register-row layout a thread keeps the same columns row after row, so
+// a backward kernel whose block takes a segment of rows (grid: as many blocks as the device holds
+// at once, register_row_segments) keeps its columns' sums in registers, writes one row of fp32
+// partials per block, and a small second launch adds those in order (segment_sums.cuh). The sums
+// take kVec floats per pack, so these kernels hold one pack per thread (kSummingPacksPerThread), in
+// blocks of up to 1,024 threads: at 2 or 4 packs, nvcc 13's bf16 LayerNorm kernel spilled on
+// sm_90; at 1 every variant takes at most 64 registers, without spills. Each thread loads the next
+// row's dy and x before the block reduces the current one, so a block keeps loads in flight
+// through its reductions (rows as wide as 1,024 packs leave one block per multiprocessor).
+// Rows over 1,024 packs (8,192 bf16 or 4,096 fp32 elements) keep the separate sum.
+constexpr int kSummingPacksPerThread = 1;
+constexpr int kMaxSummingRowThreads = 1024;
+
+inline bool row_fits_summing_registers(std::int64_t packs) {
+  return packs <= kMaxSummingRowThreads * kSummingPacksPerThread;
+}
+
+inline int threads_for_summing_row(std::int64_t packs) {
+  return threads_for_row((packs + kSummingPacksPerThread - 1) / kSummingPacksPerThread);
+}
+
+// Loads row `row` of a segment ending at `end` into this thread's slots of dy and x, or zeros
+// past the segment's last row (where the pointers are not read).
+template <int kSlots, typename P>
+__device__ __forceinline__ void load_segment_row(const P* __restrict__ dy, const P* __restrict__ x, std::int64_t row,
+                                                 std::int64_t end, int packs, P (&d)[kSlots], P (&v)[kSlots]) {
+  const bool inside = row < end;
+  const std::int64_t offset = inside ? row * packs : 0;
+  load_row_slots(dy + offset, inside ? packs : 0, d);
+  load_row_slots(x + offset, inside ? packs : 0, v);
+}
+
+// Calls body(row, d, v) for each row of [begin, end) with this thread's slots of that row's dy and
+// x, the next row's already loading (Note [Parameter gradients in the backward pass]).
+template <int kSlots, typename P, typename Body>
+__device__ __forceinline__ void for_each_segment_row(const P* __restrict__ dy, const P* __restrict__ x,
+                                                     std::int64_t begin, std::int64_t end, int packs, Body body) {
+  P d[kSlots], v[kSlots];
+  load_segment_row(dy, x, begin, end, packs, d, v);
+  for (std::int64_t row = begin; row < end; ++row) {
+    P next_d[kSlots], next_v[kSlots];  // in flight through this row's reductions
+    load_segment_row(dy, x, row + 1, end, packs, next_d, next_v);
+    body(row, d, v);
+#pragma unroll
+    for (int i = 0; i < kSlots; ++i) {
+      d[i] = next_d[i];
+      v[i] = next_v[i];
+    }
+  }
+}
+
+// Per-column sums a register-row kernel keeps across the rows it takes: kVec floats for each of
+// this thread's slots, the slot's columns. Stored as one row of fp32 partials [packs * kVec];
+// slots past the row's end hold nothing and are not stored.
+template <int kSlots, int kVec>
+__device__ __forceinline__ void store_slot_sums(const float (&sums)[kSlots][kVec], float* __restrict__ row,
+                                                int packs) {
+  using P = Pack<float, kVec>;
+#pragma unroll
+  for (int i = 0; i < kSlots; ++i) {
+    const int p = slot_pack(i);
+    if (p >= packs) break;
+    P out;
+#pragma unroll
+    for (int k = 0; k < kVec; ++k) out.values[k] = sums[i][k];
+    reinterpret_cast<P*>(row)[p] = out;
+  }
+}
+
 __device__ __forceinline__ float to_float(float value) { return value; }
 __device__ __forceinline__ float to_float(__nv_bfloat16 value) { return __bfloat162float(value); }
 

@@ -34,6 +34,9 @@ inline bool runs_kernels(const at::Device& device) { return device.is_cuda(); }
 
 inline bool runs_kernels(const at::Tensor& tensor) { return runs_kernels(tensor.device()); }
 
+// The device's multiprocessors, for kernels that size their grid to it; 0 for emulated CPU tensors.
+int multiprocessor_count(const at::Device& device);
+
 // For the lifetime of a launch: makes `device` the current CUDA device and names its current
 // stream, which torch's caching allocator orders the layer's temporaries on. For emulated CPU
 // tensors: the emulator's (synchronous) default stream.

@@ -35,6 +35,15 @@ inline RowSegments row_segments(std::int64_t rows, std::int64_t target_rows, std
   return {count, (rows + count - 1) / count};
 }
 
+// Segments for a kernel whose blocks each take one segment of rows and keep their columns' sums
+// in registers (the norms' backward passes): one per block the device holds at once (`resident`:
+// multiprocessors x blocks each; 0 when unknown, as on the CPU emulator), of at least
+// kMinRowsPerRegisterSegment rows, so that a segment's partials stay small beside the rows it read.
+constexpr std::int64_t kMinRowsPerRegisterSegment = 4;
+inline std::int64_t register_row_segments(std::int64_t rows, std::int64_t resident) {
+  return row_segments(rows, kMinRowsPerRegisterSegment, resident > 0 ? resident : rows).count;
+}
+
 inline dim3 segment_tile_grid(std::int64_t packs_per_row, std::int64_t segments) {
   return dim3(static_cast<unsigned>((packs_per_row + kPackLanes - 1) / kPackLanes), static_cast<unsigned>(segments));
 }

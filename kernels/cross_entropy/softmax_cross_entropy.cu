@@ -6,12 +6,11 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <map>
-#include <mutex>
 #include <utility>
 
 #include "kernels/common/block_reduce.cuh"
 #include "kernels/common/cuda_check.h"
+#include "kernels/common/resident_blocks.cuh"
 #include "kernels/cross_entropy/softmax_cross_entropy.cuh"
 #include "runtime/base/check.h"
 
@@ -185,31 +184,13 @@ void launch_typed(const SoftmaxCrossEntropyParams& p, cudaStream_t stream) {
   ALBION_CUDA_CHECK(cudaGetLastError());
 }
 
-template <typename T>
-int resident_blocks_typed() {
-  int blocks = 0;
-  const auto kernel = &softmax_cross_entropy_kernel<T, 16 / sizeof(T)>;
-  ALBION_CUDA_CHECK(
-      cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, reinterpret_cast<const void*>(kernel), kThreads, 0));
-  return blocks;
-}
-
 }  // namespace
 
 int softmax_cross_entropy_resident_blocks(DType dtype) {
-  // Fixed for a build and an architecture, so asked once per device and dtype: GPUs of different
-  // architectures in one process each run their own compiled image of the kernel, with its own
-  // register count and per-multiprocessor limits.
-  int device = 0;
-  ALBION_CUDA_CHECK(cudaGetDevice(&device));
-  static std::mutex mutex;
-  static std::map<std::pair<int, DType>, int> asked;
-  const std::lock_guard lock(mutex);
-  const auto key = std::make_pair(device, dtype);
-  if (const auto found = asked.find(key); found != asked.end()) return found->second;
-  const int blocks = dtype == DType::kFloat32 ? resident_blocks_typed<float>() : resident_blocks_typed<__nv_bfloat16>();
-  asked.emplace(key, blocks);  // only once the answer is known: an error is asked again next time
-  return blocks;
+  const void* kernel = dtype == DType::kFloat32
+                           ? reinterpret_cast<const void*>(&softmax_cross_entropy_kernel<float, 4>)
+                           : reinterpret_cast<const void*>(&softmax_cross_entropy_kernel<__nv_bfloat16, 8>);
+  return resident_blocks(kernel, kThreads);
 }
 
 void launch_softmax_cross_entropy(const SoftmaxCrossEntropyParams& params, cudaStream_t stream) {

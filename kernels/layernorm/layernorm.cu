@@ -1,5 +1,6 @@
 // File: kernels/layernorm/layernorm.cu
-// LayerNorm forward and backward: one block per row, 16-byte packs when the row length and the
+// LayerNorm forward and backward: one block per row (or, for a backward pass that sums the
+// parameters' gradients too, per segment of rows), 16-byte packs when the row length and the
 // pointers allow, element-wise otherwise. Passes after the first read the row from registers when
 // it fits them (Note [Rows held in registers], block_reduce.cuh), else from L1/L2.
 // Reference: layernorm_ref.cpp. Test: tests/kernels/layernorm_test.cpp.
@@ -9,6 +10,8 @@
 
 #include "kernels/common/block_reduce.cuh"
 #include "kernels/common/cuda_check.h"
+#include "kernels/common/resident_blocks.cuh"
+#include "kernels/common/segment_sums.cuh"
 #include "kernels/layernorm/layernorm.cuh"
 #include "runtime/base/check.h"
 
@@ -17,7 +20,7 @@ namespace {
 
 // One pack's share of each pass, shared by the looping kernels and those holding the row in
 // registers: the sum; the sum of squared deviations; y = (x - mean) rstd w + b; the sums of
-// g = w dy and g xhat; dx = rstd (g - mean(g) - xhat mean(g xhat)).
+// g = w dy and g xhat; dx = rstd (g - mean(g) - xhat mean(g xhat)); dy xhat and dy.
 template <typename T, int kVec>
 __device__ __forceinline__ void add_values(const Pack<T, kVec>& x, float& sum) {
 #pragma unroll
@@ -68,6 +71,19 @@ __device__ __forceinline__ Pack<T, kVec> input_gradient(const Pack<T, kVec>& x, 
     out.values[k] = from_float<T>(inv * (g - mean_g - xhat * mean_g_xhat));
   }
   return out;
+}
+
+// dw's and db's shares, in the order of the separate sums (norm_parameter_grad.cu): dy xhat, dy.
+template <typename T, int kVec>
+__device__ __forceinline__ void add_parameter_gradients(const Pack<T, kVec>& x, const Pack<T, kVec>& dy, float mu,
+                                                        float inv, float (&weight_sums)[kVec],
+                                                        float (&bias_sums)[kVec]) {
+#pragma unroll
+  for (int k = 0; k < kVec; ++k) {
+    const float d = to_float(dy.values[k]);
+    weight_sums[k] += d * (to_float(x.values[k]) - mu) * inv;
+    bias_sums[k] += d;
+  }
 }
 
 // kVec elements per load: 16-byte packs when the row length and every pointer allow, else 1.
@@ -158,6 +174,27 @@ __global__ void layernorm_backward_kernel(const T* __restrict__ grad_output, con
   }
 }
 
+// One row's dx from its x, dy and weight held in this thread's slots: the block's means of g and
+// g xhat, then dx for the slots inside the row.
+template <typename T, int kVec, int kSlots>
+__device__ __forceinline__ void write_input_gradient(const Pack<T, kVec> (&v)[kSlots], const Pack<T, kVec> (&d)[kSlots],
+                                                     const Pack<T, kVec> (&c)[kSlots], float mu, float inv,
+                                                     std::int64_t cols, Pack<T, kVec>* __restrict__ dx) {
+  float sum_g = 0.0f;  // zero slots (dy = weight = 0) add nothing
+  float sum_g_xhat = 0.0f;
+#pragma unroll
+  for (int i = 0; i < kSlots; ++i) add_gradient_sums(v[i], d[i], c[i], mu, inv, sum_g, sum_g_xhat);
+  const float mean_g = block_sum(sum_g) / static_cast<float>(cols);
+  const float mean_g_xhat = block_sum(sum_g_xhat) / static_cast<float>(cols);
+  const int packs = static_cast<int>(cols / kVec);
+#pragma unroll
+  for (int i = 0; i < kSlots; ++i) {
+    const int p = slot_pack(i);
+    if (p >= packs) break;
+    dx[p] = input_gradient(v[i], d[i], c[i], mu, inv, mean_g, mean_g_xhat);
+  }
+}
+
 // The backward pass with the row's x, dy and weight in registers: kSlots packs each per thread.
 template <typename T, int kVec, int kSlots>
 __global__ void __launch_bounds__(kMaxRegisterRowThreads)
@@ -166,26 +203,46 @@ __global__ void __launch_bounds__(kMaxRegisterRowThreads)
                                         const float* __restrict__ rstd, T* __restrict__ grad_input, std::int64_t cols) {
   using P = Pack<T, kVec>;
   const std::int64_t row = blockIdx.x;
-  P* dx = reinterpret_cast<P*>(grad_input + row * cols);
   const int packs = static_cast<int>(cols / kVec);
   P v[kSlots], d[kSlots], c[kSlots];
   load_row_slots(reinterpret_cast<const P*>(input + row * cols), packs, v);
   load_row_slots(reinterpret_cast<const P*>(grad_output + row * cols), packs, d);
   load_row_slots(reinterpret_cast<const P*>(weight), packs, c);
-  const float mu = mean[row];
-  const float inv = rstd[row];
-  float sum_g = 0.0f;  // zero slots (dy = weight = 0) add nothing
-  float sum_g_xhat = 0.0f;
+  write_input_gradient(v, d, c, mean[row], rstd[row], cols, reinterpret_cast<P*>(grad_input + row * cols));
+}
+
+// The backward pass that also sums the parameters' gradients (Note [Parameter gradients in the
+// backward pass], block_reduce.cuh): block b takes row segment b of rows_per_segment rows, adds
+// dy xhat and dy for its threads' columns in registers, and writes the sums to
+// parameter_partials[0, b, :] and [1, b, :].
+template <typename T, int kVec, int kSlots>
+__global__ void __launch_bounds__(kMaxSummingRowThreads)
+    layernorm_backward_summing_kernel(const T* __restrict__ grad_output, const T* __restrict__ input,
+                                      const T* __restrict__ weight, const float* __restrict__ mean,
+                                      const float* __restrict__ rstd, T* __restrict__ grad_input,
+                                      float* __restrict__ parameter_partials, std::int64_t rows, std::int64_t cols,
+                                      std::int64_t rows_per_segment) {
+  using P = Pack<T, kVec>;
+  const int packs = static_cast<int>(cols / kVec);
+  const P* dy = reinterpret_cast<const P*>(grad_output);
+  const P* x = reinterpret_cast<const P*>(input);
+  P c[kSlots];
+  load_row_slots(reinterpret_cast<const P*>(weight), packs, c);
+  float weight_sums[kSlots][kVec] = {};
+  float bias_sums[kSlots][kVec] = {};
+  const std::int64_t begin = blockIdx.x * rows_per_segment;
+  const std::int64_t end = min(rows, begin + rows_per_segment);
+  const auto row_gradients = [&](std::int64_t row, const P(&d)[kSlots], const P(&v)[kSlots]) {
+    const float mu = mean[row];
+    const float inv = rstd[row];
 #pragma unroll
-  for (int i = 0; i < kSlots; ++i) add_gradient_sums(v[i], d[i], c[i], mu, inv, sum_g, sum_g_xhat);
-  const float mean_g = block_sum(sum_g) / static_cast<float>(cols);
-  const float mean_g_xhat = block_sum(sum_g_xhat) / static_cast<float>(cols);
-#pragma unroll
-  for (int i = 0; i < kSlots; ++i) {
-    const int p = slot_pack(i);
-    if (p >= packs) break;
-    dx[p] = input_gradient(v[i], d[i], c[i], mu, inv, mean_g, mean_g_xhat);
-  }
+    for (int i = 0; i < kSlots; ++i) add_parameter_gradients(v[i], d[i], mu, inv, weight_sums[i], bias_sums[i]);
+    write_input_gradient(v, d, c, mu, inv, cols, reinterpret_cast<P*>(grad_input + row * cols));
+  };
+  for_each_segment_row<kSlots>(dy, x, begin, end, packs, row_gradients);
+  const std::int64_t segments = gridDim.x;
+  store_slot_sums(weight_sums, parameter_partials + blockIdx.x * cols, packs);
+  store_slot_sums(bias_sums, parameter_partials + (segments + blockIdx.x) * cols, packs);
 }
 
 template <typename T>
@@ -211,25 +268,58 @@ void forward_typed(const LayerNormParams& p, cudaStream_t stream) {
 }
 
 template <typename T>
+bool vectorised_backward(const LayerNormParams& p) {
+  return p.cols % (16 / sizeof(T)) == 0 && aligned16(p.grad_output) && aligned16(p.input) && aligned16(p.weight) &&
+         aligned16(p.output);
+}
+
+template <typename T>
 void backward_typed(const LayerNormParams& p, cudaStream_t stream) {
   constexpr int kVec = 16 / sizeof(T);
-  const bool vectorised = p.cols % kVec == 0 && aligned16(p.grad_output) && aligned16(p.input) &&
-                          aligned16(p.weight) && aligned16(p.output);
+  const bool vectorised = vectorised_backward<T>(p);
+  const std::int64_t units = vectorised ? p.cols / kVec : p.cols;
   const auto* dy = static_cast<const T*>(p.grad_output);
   const auto* x = static_cast<const T*>(p.input);
   const auto* w = static_cast<const T*>(p.weight);
   auto* dx = static_cast<T*>(p.output);
   const dim3 grid(static_cast<unsigned>(p.rows));
-  const int threads = threads_for_row(vectorised ? p.cols / kVec : p.cols);
-  if (vectorised && row_fits_registers(p.cols / kVec)) {
+  const int threads = threads_for_row(units);
+  if (p.grad_weight != nullptr) {
+    ALBION_CHECK(vectorised && row_fits_summing_registers(units), "layernorm backward: the parameters' gradients "
+                 "are summed in this pass only for rows that fit registers");
+    const std::int64_t segments = p.parameter_segments;
+    layernorm_backward_summing_kernel<T, kVec, kSummingPacksPerThread>
+        <<<static_cast<unsigned>(segments), threads_for_summing_row(units), 0, stream>>>(
+            dy, x, w, p.mean, p.rstd, dx, p.parameter_partials, p.rows, p.cols, (p.rows + segments - 1) / segments);
+    ALBION_CUDA_CHECK(cudaGetLastError());
+    const dim3 sum_grid = segment_tile_grid(p.cols, 1);
+    add_segments_kernel<><<<sum_grid, segment_tile_block(), 0, stream>>>(p.parameter_partials, segments, p.cols,
+                                                                         p.grad_weight);
+    ALBION_CUDA_CHECK(cudaGetLastError());
+    add_segments_kernel<><<<sum_grid, segment_tile_block(), 0, stream>>>(p.parameter_partials + segments * p.cols,
+                                                                         segments, p.cols, p.grad_bias);
+  } else if (vectorised && row_fits_registers(units)) {
     layernorm_backward_registers_kernel<T, kVec, kRowPacksPerThread>
-        <<<grid, threads_for_register_row(p.cols / kVec), 0, stream>>>(dy, x, w, p.mean, p.rstd, dx, p.cols);
+        <<<grid, threads_for_register_row(units), 0, stream>>>(dy, x, w, p.mean, p.rstd, dx, p.cols);
   } else if (vectorised) {
     layernorm_backward_kernel<T, kVec><<<grid, threads, 0, stream>>>(dy, x, w, p.mean, p.rstd, dx, p.cols);
   } else {
     layernorm_backward_kernel<T, 1><<<grid, threads, 0, stream>>>(dy, x, w, p.mean, p.rstd, dx, p.cols);
   }
   ALBION_CUDA_CHECK(cudaGetLastError());
+}
+
+template <typename T>
+std::int64_t parameter_segments_typed(const LayerNormParams& p, int multiprocessors) {
+  constexpr int kVec = 16 / sizeof(T);
+  if (!vectorised_backward<T>(p) || !row_fits_summing_registers(p.cols / kVec)) return 0;
+  std::int64_t resident = 0;
+  if (multiprocessors > 0) {
+    const auto kernel = &layernorm_backward_summing_kernel<T, kVec, kSummingPacksPerThread>;
+    resident = std::int64_t{multiprocessors} *
+               resident_blocks(reinterpret_cast<const void*>(kernel), threads_for_summing_row(p.cols / kVec));
+  }
+  return register_row_segments(p.rows, resident);
 }
 
 void check_shape(const LayerNormParams& p) {
@@ -245,8 +335,18 @@ void launch_layernorm_forward(const LayerNormParams& params, cudaStream_t stream
   else forward_typed<__nv_bfloat16>(params, stream);
 }
 
+std::int64_t layernorm_backward_parameter_segments(const LayerNormParams& params, int multiprocessors) {
+  if (params.rows <= 0 || params.cols <= 0) return 0;
+  return params.dtype == DType::kFloat32 ? parameter_segments_typed<float>(params, multiprocessors)
+                                         : parameter_segments_typed<__nv_bfloat16>(params, multiprocessors);
+}
+
 void launch_layernorm_backward(const LayerNormParams& params, cudaStream_t stream) {
   check_shape(params);
+  ALBION_CHECK(params.grad_weight == nullptr ||
+                   (params.grad_bias != nullptr && params.parameter_partials != nullptr &&
+                    params.parameter_segments > 0 && params.parameter_segments <= params.rows),
+               "layernorm backward: ", params.parameter_segments, " parameter segments for ", params.rows, " rows");
   if (params.rows == 0) return;
   if (params.dtype == DType::kFloat32) backward_typed<float>(params, stream);
   else backward_typed<__nv_bfloat16>(params, stream);

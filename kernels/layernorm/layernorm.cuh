@@ -3,7 +3,8 @@
 //   mean = mean(x);  rstd = 1 / sqrt(mean((x - mean)^2) + eps);  xhat = (x - mean) rstd
 //   y = xhat w + b
 // Backward, g = w dy:  dx = rstd (g - mean(g) - xhat mean(g xhat));  dw = sum dy xhat;  db = sum dy
-// (the kernel computes dx per row from the saved mean and rstd; the torch layer sums dw and db).
+// (the kernel computes dx per row from the saved mean and rstd and, for rows held in registers,
+// can sum dw and db in the same pass: see LayerNormParams; else the torch layer sums them apart).
 // fp32 or bf16 x, weight and bias of x's dtype, fp32 statistics.
 #pragma once
 
@@ -27,10 +28,24 @@ struct LayerNormParams {
   std::int64_t cols = 0;
   float eps = 1e-5f;
   DType dtype = DType::kFloat32;
+  // Backward, optional, where layernorm_backward_parameter_segments allows it: dw and db summed in
+  // the same pass, which then reads dy and x once for all three gradients. Block b takes row
+  // segment b of parameter_segments and writes its rows' sums to parameter_partials[0, b, :] (dw)
+  // and [1, b, :] (db); a second launch per parameter adds the segments in order (deterministic).
+  float* grad_weight = nullptr;         // [cols]; nullptr: neither summed here
+  float* grad_bias = nullptr;           // [cols]
+  float* parameter_partials = nullptr;  // [2, parameter_segments, cols] scratch
+  std::int64_t parameter_segments = 0;
 };
 
 void launch_layernorm_forward(const LayerNormParams& params, cudaStream_t stream);
 void launch_layernorm_backward(const LayerNormParams& params, cudaStream_t stream);
+
+// Row segments for summing dw and db in launch_layernorm_backward's pass (sizes
+// parameter_partials), on a device of `multiprocessors` (0: unknown, as on the CPU emulator): as
+// many as the device runs at once. 0 where the pass cannot (rows too long for registers, or not in
+// 16-byte packs).
+std::int64_t layernorm_backward_parameter_segments(const LayerNormParams& params, int multiprocessors);
 
 // CPU references in T (float, or double for finite-difference tests).
 template <typename T>

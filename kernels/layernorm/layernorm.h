@@ -17,7 +17,13 @@ at::Tensor layernorm(const at::Tensor& input, const at::Tensor& weight, const at
 std::tuple<at::Tensor, at::Tensor, at::Tensor> layernorm_forward_with_stats(const at::Tensor& input,
                                                                             const at::Tensor& weight,
                                                                             const at::Tensor& bias, double eps);
-at::Tensor layernorm_backward_input(const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& weight,
-                                    const at::Tensor& mean, const at::Tensor& rstd);
+// The gradients from the forward's statistics: {d_input, d_weight, d_bias}, the last two in the
+// statistics' dtype and undefined unless parameter_gradients. The CUDA kernel sums them in
+// d_input's pass where the rows fit its registers (reading dy and x once), else a second kernel
+// sums them.
+std::tuple<at::Tensor, at::Tensor, at::Tensor> layernorm_backward(const at::Tensor& grad_output,
+                                                                  const at::Tensor& input, const at::Tensor& weight,
+                                                                  const at::Tensor& mean, const at::Tensor& rstd,
+                                                                  bool parameter_gradients);
 
 }  // namespace albion::kernels

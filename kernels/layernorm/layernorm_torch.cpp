@@ -71,8 +71,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> layernorm_forward_with_stats(cons
   return {output, mean, rstd};
 }
 
-at::Tensor layernorm_backward_input(const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& weight,
-                                    const at::Tensor& mean, const at::Tensor& rstd) {
+std::tuple<at::Tensor, at::Tensor, at::Tensor> layernorm_backward(const at::Tensor& grad_output,
+                                                                  const at::Tensor& input, const at::Tensor& weight,
+                                                                  const at::Tensor& mean, const at::Tensor& rstd,
+                                                                  bool parameter_gradients) {
   const std::int64_t rows = check_operands(input, weight);
   check_same_device_and_dtype(grad_output, input, "layernorm grad_output", "layernorm input");
   check_contiguous(grad_output, "layernorm grad_output");
@@ -86,7 +88,12 @@ at::Tensor layernorm_backward_input(const at::Tensor& grad_output, const at::Ten
                   input.device());
   const std::int64_t cols = input.size(-1);
   at::Tensor grad_input = at::empty_like(input);
-  if (rows == 0) return grad_input;
+  const auto with_parameters_apart = [&]() -> std::tuple<at::Tensor, at::Tensor, at::Tensor> {
+    if (!parameter_gradients) return {grad_input, at::Tensor(), at::Tensor()};
+    auto [grad_weight, grad_bias] = norm_parameter_grads(grad_output, input, mean, rstd, /*with_bias=*/true);
+    return {grad_input, grad_weight, grad_bias};
+  };
+  if (rows == 0) return with_parameters_apart();
   if (runs_kernels(input)) {
     const KernelLaunch launch(input.device());
     LayerNormParams p;
@@ -99,8 +106,22 @@ at::Tensor layernorm_backward_input(const at::Tensor& grad_output, const at::Ten
     p.rows = rows;
     p.cols = cols;
     p.dtype = kernel_dtype(input, "layernorm input");
+    const std::int64_t segments =
+        parameter_gradients ? layernorm_backward_parameter_segments(p, multiprocessor_count(input.device())) : 0;
+    if (segments == 0) {
+      launch_layernorm_backward(p, launch.stream());
+      return with_parameters_apart();
+    }
+    // Summed in the same pass.
+    at::Tensor grad_weight = at::empty({cols}, rstd.options());
+    at::Tensor grad_bias = at::empty({cols}, rstd.options());
+    const at::Tensor partials = at::empty({2, segments, cols}, rstd.options());
+    p.grad_weight = grad_weight.data_ptr<float>();
+    p.grad_bias = grad_bias.data_ptr<float>();
+    p.parameter_partials = partials.data_ptr<float>();
+    p.parameter_segments = segments;
     launch_layernorm_backward(p, launch.stream());
-    return grad_input;
+    return {grad_input, grad_weight, grad_bias};
   }
   const auto run = [&](auto tag) {
     using T = decltype(tag);
@@ -112,7 +133,7 @@ at::Tensor layernorm_backward_input(const at::Tensor& grad_output, const at::Ten
     grad_input.copy_(dx);
   };
   with_reference_type(input, run);
-  return grad_input;
+  return with_parameters_apart();
 }
 
 namespace {
@@ -133,15 +154,19 @@ class LayerNormFunction : public torch::autograd::Function<LayerNormFunction> {
     const at::Tensor& mean = saved[2];
     const at::Tensor& rstd = saved[3];
     const at::Tensor grad_output = grads[0].contiguous();
-    at::Tensor grad_input =
-        context->needs_input_grad(0) ? layernorm_backward_input(grad_output, input, weight, mean, rstd) : at::Tensor();
-    if (!context->needs_input_grad(1) && !context->needs_input_grad(2)) {
-      return {grad_input, at::Tensor(), at::Tensor(), at::Tensor()};  // frozen norm, as in fine-tuning
+    // Neither: a frozen norm, as in fine-tuning.
+    const bool parameter_gradients = context->needs_input_grad(1) || context->needs_input_grad(2);
+    at::Tensor grad_input, grad_weight, grad_bias;
+    if (context->needs_input_grad(0)) {
+      std::tie(grad_input, grad_weight, grad_bias) =
+          layernorm_backward(grad_output, input, weight, mean, rstd, parameter_gradients);
+    } else if (parameter_gradients) {
+      std::tie(grad_weight, grad_bias) = norm_parameter_grads(grad_output, input, mean, rstd, /*with_bias=*/true);
     }
-    auto [grad_weight, grad_bias] =
-        norm_parameter_grads(grad_output, input, mean, rstd, /*with_bias=*/context->needs_input_grad(2));
-    return {grad_input, grad_weight.to(weight.scalar_type()),
-            grad_bias.defined() ? grad_bias.to(weight.scalar_type()) : at::Tensor(), at::Tensor()};
+    const auto wanted = [&](int index, const at::Tensor& gradient) {
+      return context->needs_input_grad(index) ? gradient.to(weight.scalar_type()) : at::Tensor();
+    };
+    return {grad_input, wanted(1, grad_weight), wanted(2, grad_bias), at::Tensor()};
   }
 };
 

@@ -1,6 +1,7 @@
 // File: kernels/rmsnorm/rmsnorm.cu
-// RMSNorm forward and backward: one thread block per row; 16-byte packs when the row length and pointers allow,
-// element-wise otherwise. Two passes over the row (sum of squares, then scale): from registers for
+// RMSNorm forward and backward: one thread block per row (or, for a backward pass that sums the
+// weight's gradient too, per segment of rows); 16-byte packs when the row length and pointers
+// allow, element-wise otherwise. Two passes over the row (sum of squares, then scale): from registers for
 // rows that fit them (Note [Rows held in registers], block_reduce.cuh), else the second from L1/L2.
 // Reference: rmsnorm_ref.cpp. Test: tests/kernels/rmsnorm_test.cpp.
 #include <cuda_bf16.h>
@@ -9,6 +10,8 @@
 
 #include "kernels/common/block_reduce.cuh"
 #include "kernels/common/cuda_check.h"
+#include "kernels/common/resident_blocks.cuh"
+#include "kernels/common/segment_sums.cuh"
 #include "kernels/rmsnorm/rmsnorm.cuh"
 #include "runtime/base/check.h"
 
@@ -16,7 +19,7 @@ namespace albion::kernels {
 namespace {
 
 // One pack's share of each pass, shared by the looping kernels and those holding the row in
-// registers: the sum of squares; y = x r w; the sum of w dy x; dx = r w dy - c x.
+// registers: the sum of squares; y = x r w; the sum of w dy x; dx = r w dy - c x; dy x r.
 template <typename T, int kVec>
 __device__ __forceinline__ void add_squares(const Pack<T, kVec>& x, float& sum) {
 #pragma unroll
@@ -48,6 +51,14 @@ __device__ __forceinline__ Pack<T, kVec> input_gradient(const Pack<T, kVec>& dy,
         from_float<T>(scale * to_float(w.values[k]) * to_float(dy.values[k]) - correction * to_float(x.values[k]));
   }
   return out;
+}
+
+// dweight's share, in the order of the separate sum (norm_parameter_grad.cu): dy x r.
+template <typename T, int kVec>
+__device__ __forceinline__ void add_weight_gradient(const Pack<T, kVec>& dy, const Pack<T, kVec>& x, float scale,
+                                                    float (&sums)[kVec]) {
+#pragma unroll
+  for (int k = 0; k < kVec; ++k) sums[k] += to_float(dy.values[k]) * to_float(x.values[k]) * scale;
 }
 
 template <typename T, int kVec>
@@ -116,6 +127,25 @@ __global__ void rmsnorm_backward_kernel(const T* __restrict__ grad_output, const
   }
 }
 
+// One row's dx from its dy, x and weight held in this thread's slots: the block's weighted dot,
+// then dx = r w dy - c x for the slots inside the row.
+template <typename T, int kVec, int kSlots>
+__device__ __forceinline__ void write_input_gradient(const Pack<T, kVec> (&d)[kSlots], const Pack<T, kVec> (&v)[kSlots],
+                                                     const Pack<T, kVec> (&g)[kSlots], float scale, std::int64_t cols,
+                                                     Pack<T, kVec>* __restrict__ dx) {
+  float dot = 0.0f;  // zero slots add nothing
+#pragma unroll
+  for (int i = 0; i < kSlots; ++i) add_weighted_dot(d[i], v[i], g[i], dot);
+  const float correction = scale * scale * scale * block_sum(dot) / static_cast<float>(cols);
+  const int packs = static_cast<int>(cols / kVec);
+#pragma unroll
+  for (int i = 0; i < kSlots; ++i) {
+    const int p = slot_pack(i);
+    if (p >= packs) break;
+    dx[p] = input_gradient(d[i], v[i], g[i], scale, correction);
+  }
+}
+
 // The backward pass with the row's dy, x and weight in registers: kSlots packs each per thread.
 template <typename T, int kVec, int kSlots>
 __global__ void __launch_bounds__(kMaxRegisterRowThreads)
@@ -124,24 +154,40 @@ __global__ void __launch_bounds__(kMaxRegisterRowThreads)
                                       T* __restrict__ grad_input, std::int64_t cols) {
   using P = Pack<T, kVec>;
   const std::int64_t row = blockIdx.x;
-  P* dx = reinterpret_cast<P*>(grad_input + row * cols);
   const int packs = static_cast<int>(cols / kVec);
   P d[kSlots], v[kSlots], g[kSlots];
   load_row_slots(reinterpret_cast<const P*>(grad_output + row * cols), packs, d);
   load_row_slots(reinterpret_cast<const P*>(input + row * cols), packs, v);
   load_row_slots(reinterpret_cast<const P*>(weight), packs, g);
+  write_input_gradient(d, v, g, inv_rms[row], cols, reinterpret_cast<P*>(grad_input + row * cols));
+}
 
-  float dot = 0.0f;  // zero slots add nothing
+// The backward pass that also sums the weight's gradient (Note [Parameter gradients in the
+// backward pass], block_reduce.cuh): block b takes row segment b of rows_per_segment rows, adds
+// dy x r for its threads' columns in registers, and writes the sums to weight_partials[b, :].
+template <typename T, int kVec, int kSlots>
+__global__ void __launch_bounds__(kMaxSummingRowThreads)
+    rmsnorm_backward_summing_kernel(const T* __restrict__ grad_output, const T* __restrict__ input,
+                                    const T* __restrict__ weight, const float* __restrict__ inv_rms,
+                                    T* __restrict__ grad_input, float* __restrict__ weight_partials,
+                                    std::int64_t rows, std::int64_t cols, std::int64_t rows_per_segment) {
+  using P = Pack<T, kVec>;
+  const int packs = static_cast<int>(cols / kVec);
+  const P* dy = reinterpret_cast<const P*>(grad_output);
+  const P* x = reinterpret_cast<const P*>(input);
+  P g[kSlots];
+  load_row_slots(reinterpret_cast<const P*>(weight), packs, g);
+  float weight_sums[kSlots][kVec] = {};
+  const std::int64_t begin = blockIdx.x * rows_per_segment;
+  const std::int64_t end = min(rows, begin + rows_per_segment);
+  const auto row_gradients = [&](std::int64_t row, const P(&d)[kSlots], const P(&v)[kSlots]) {
+    const float scale = inv_rms[row];
 #pragma unroll
-  for (int i = 0; i < kSlots; ++i) add_weighted_dot(d[i], v[i], g[i], dot);
-  const float scale = inv_rms[row];
-  const float correction = scale * scale * scale * block_sum(dot) / static_cast<float>(cols);
-#pragma unroll
-  for (int i = 0; i < kSlots; ++i) {
-    const int p = slot_pack(i);
-    if (p >= packs) break;
-    dx[p] = input_gradient(d[i], v[i], g[i], scale, correction);
-  }
+    for (int i = 0; i < kSlots; ++i) add_weight_gradient(d[i], v[i], scale, weight_sums[i]);
+    write_input_gradient(d, v, g, scale, cols, reinterpret_cast<P*>(grad_input + row * cols));
+  };
+  for_each_segment_row<kSlots>(dy, x, begin, end, packs, row_gradients);
+  store_slot_sums(weight_sums, weight_partials + blockIdx.x * cols, packs);
 }
 
 template <typename T>
@@ -167,10 +213,15 @@ void launch_typed(const RmsNormForwardParams& p, cudaStream_t stream) {
 }
 
 template <typename T>
+bool vectorised_backward(const RmsNormBackwardParams& p) {
+  return p.cols % (16 / sizeof(T)) == 0 && aligned16(p.grad_output) && aligned16(p.input) && aligned16(p.weight) &&
+         aligned16(p.grad_input);
+}
+
+template <typename T>
 void launch_backward_typed(const RmsNormBackwardParams& p, cudaStream_t stream) {
   constexpr int kVec = 16 / sizeof(T);
-  const bool vectorised = p.cols % kVec == 0 && aligned16(p.grad_output) && aligned16(p.input) &&
-                          aligned16(p.weight) && aligned16(p.grad_input);
+  const bool vectorised = vectorised_backward<T>(p);
   const std::int64_t units = vectorised ? p.cols / kVec : p.cols;
   const int threads = threads_for_row(units);
   const dim3 grid(static_cast<unsigned>(p.rows));
@@ -178,7 +229,17 @@ void launch_backward_typed(const RmsNormBackwardParams& p, cudaStream_t stream) 
   const auto* x = static_cast<const T*>(p.input);
   const auto* w = static_cast<const T*>(p.weight);
   auto* dx = static_cast<T*>(p.grad_input);
-  if (vectorised && row_fits_registers(units)) {
+  if (p.grad_weight != nullptr) {
+    ALBION_CHECK(vectorised && row_fits_summing_registers(units),
+                 "rmsnorm backward: the weight's gradient is summed in this pass only for rows that fit registers");
+    const std::int64_t segments = p.weight_segments;
+    rmsnorm_backward_summing_kernel<T, kVec, kSummingPacksPerThread>
+        <<<static_cast<unsigned>(segments), threads_for_summing_row(units), 0, stream>>>(
+            dy, x, w, p.inv_rms, dx, p.weight_partials, p.rows, p.cols, (p.rows + segments - 1) / segments);
+    ALBION_CUDA_CHECK(cudaGetLastError());
+    add_segments_kernel<><<<segment_tile_grid(p.cols, 1), segment_tile_block(), 0, stream>>>(
+        p.weight_partials, segments, p.cols, p.grad_weight);
+  } else if (vectorised && row_fits_registers(units)) {
     rmsnorm_backward_registers_kernel<T, kVec, kRowPacksPerThread>
         <<<grid, threads_for_register_row(units), 0, stream>>>(dy, x, w, p.inv_rms, dx, p.cols);
   } else if (vectorised) {
@@ -189,11 +250,34 @@ void launch_backward_typed(const RmsNormBackwardParams& p, cudaStream_t stream) 
   ALBION_CUDA_CHECK(cudaGetLastError());
 }
 
+template <typename T>
+std::int64_t weight_segments_typed(const RmsNormBackwardParams& p, int multiprocessors) {
+  constexpr int kVec = 16 / sizeof(T);
+  if (!vectorised_backward<T>(p) || !row_fits_summing_registers(p.cols / kVec)) return 0;
+  std::int64_t resident = 0;
+  if (multiprocessors > 0) {
+    const auto kernel = &rmsnorm_backward_summing_kernel<T, kVec, kSummingPacksPerThread>;
+    resident = std::int64_t{multiprocessors} *
+               resident_blocks(reinterpret_cast<const void*>(kernel), threads_for_summing_row(p.cols / kVec));
+  }
+  return register_row_segments(p.rows, resident);
+}
+
 }  // namespace
+
+std::int64_t rmsnorm_backward_weight_segments(const RmsNormBackwardParams& params, int multiprocessors) {
+  if (params.rows <= 0 || params.cols <= 0) return 0;
+  return params.dtype == DType::kFloat32 ? weight_segments_typed<float>(params, multiprocessors)
+                                         : weight_segments_typed<__nv_bfloat16>(params, multiprocessors);
+}
 
 void launch_rmsnorm_backward(const RmsNormBackwardParams& params, cudaStream_t stream) {
   ALBION_CHECK(params.rows >= 0 && params.cols > 0, "rmsnorm backward: bad shape ", params.rows, "x", params.cols);
   ALBION_CHECK(params.rows <= 0x7fffffff, "rmsnorm backward: ", params.rows, " rows exceed the grid limit");
+  ALBION_CHECK(params.grad_weight == nullptr ||
+                   (params.weight_partials != nullptr && params.weight_segments > 0 &&
+                    params.weight_segments <= params.rows),
+               "rmsnorm backward: ", params.weight_segments, " weight segments for ", params.rows, " rows");
   if (params.rows == 0) return;
   switch (params.dtype) {
     case DType::kFloat32: launch_backward_typed<float>(params, stream); break;

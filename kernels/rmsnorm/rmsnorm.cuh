@@ -1,7 +1,8 @@
 // File: kernels/rmsnorm/rmsnorm.cuh
 // RMSNorm over the last dimension: y = x / sqrt(mean(x^2) + eps) * weight, r = 1 / sqrt(...).
 // Backward, with g = weight * dy:  dx = r g - r^3 x mean(g x);  dweight = sum over rows of dy x r
-// (the kernel computes dx per row from the saved r; the torch layer sums dweight).
+// (the kernel computes dx per row from the saved r and, for rows held in registers, can sum
+// dweight in the same pass: see RmsNormBackwardParams; else the torch layer sums it apart).
 // Layout: `rows` contiguous rows of `cols` elements; weight has `cols` elements; x, weight and y
 // share one dtype (fp32 or bf16); statistics accumulate in fp32. `inv_rms` (optional, fp32, one per
 // row) keeps 1/rms for the backward pass.
@@ -37,9 +38,21 @@ struct RmsNormBackwardParams {
   std::int64_t rows = 0;
   std::int64_t cols = 0;
   DType dtype = DType::kFloat32;
+  // Optional, where rmsnorm_backward_weight_segments allows it: the weight's gradient summed in the
+  // same pass, which then reads dy and x once for both gradients. Block b takes row segment b of
+  // weight_segments and writes its rows' sums to weight_partials[b, :]; a second launch adds the
+  // segments in order (deterministic) into grad_weight.
+  float* grad_weight = nullptr;      // [cols]; nullptr: not summed here
+  float* weight_partials = nullptr;  // [weight_segments, cols] scratch
+  std::int64_t weight_segments = 0;
 };
 
 void launch_rmsnorm_backward(const RmsNormBackwardParams& params, cudaStream_t stream);
+
+// Row segments for summing the weight's gradient in launch_rmsnorm_backward's pass, on a device of
+// `multiprocessors` (0: unknown, as on the CPU emulator): as many as the device runs at once. 0
+// where the pass cannot sum it (rows too long for registers, or not in 16-byte packs).
+std::int64_t rmsnorm_backward_weight_segments(const RmsNormBackwardParams& params, int multiprocessors);
 
 // CPU references: plain loops in T (float, with bf16 inputs upcast by the torch layer so GPU
 // results are compared against the same rounded inputs; double for finite-difference tests).

@@ -11,7 +11,7 @@
 
 namespace albion::kernels {
 
-// Differentiable: autograd runs the fused backward for the input and one reduction for the weight.
+// Differentiable: autograd runs rmsnorm_backward.
 at::Tensor rmsnorm(const at::Tensor& input, const at::Tensor& weight, double eps);
 
 // Returns y with input's shape and dtype.
@@ -24,8 +24,11 @@ void rmsnorm_forward_out(at::Tensor& output, const at::Tensor& input, const at::
 // The forward with its statistics: {y, 1/rms per row} (fp32; fp64 for fp64 input).
 std::pair<at::Tensor, at::Tensor> rmsnorm_forward_with_stats(const at::Tensor& input, const at::Tensor& weight,
                                                             double eps);
-// The input's gradient, from the forward's statistics.
-at::Tensor rmsnorm_backward_input(const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& weight,
-                                  const at::Tensor& inv_rms);
+// The gradients from the forward's statistics: {d_input, d_weight}, d_weight in the statistics'
+// dtype and undefined unless weight_gradient. The CUDA kernel sums d_weight in d_input's pass where
+// the rows fit its registers (reading dy and x once), else a second kernel sums it.
+std::pair<at::Tensor, at::Tensor> rmsnorm_backward(const at::Tensor& grad_output, const at::Tensor& input,
+                                                   const at::Tensor& weight, const at::Tensor& inv_rms,
+                                                   bool weight_gradient);
 
 }  // namespace albion::kernels

@@ -67,18 +67,27 @@ std::pair<at::Tensor, at::Tensor> rmsnorm_forward_with_stats(const at::Tensor& i
   return {output, inv_rms};
 }
 
-at::Tensor rmsnorm_backward_input(const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& weight,
-                                  const at::Tensor& inv_rms) {
+std::pair<at::Tensor, at::Tensor> rmsnorm_backward(const at::Tensor& grad_output, const at::Tensor& input,
+                                                   const at::Tensor& weight, const at::Tensor& inv_rms,
+                                                   bool weight_gradient) {
   const std::int64_t rows = check_operands(input, weight);
   check_same_device_and_dtype(grad_output, input, "rmsnorm grad_output", "rmsnorm input");
   check_contiguous(grad_output, "rmsnorm grad_output");
-  ALBION_CHECK_AS(UsageError, grad_output.sizes() == input.sizes() && inv_rms.numel() == rows && inv_rms.scalar_type() == statistics_type(input) &&
-                                  inv_rms.device() == input.device() && inv_rms.is_contiguous(),
-                  "rmsnorm backward: grad_output ", grad_output.sizes(), " or statistics ", inv_rms.sizes(), " ", inv_rms.scalar_type(), " on ", inv_rms.device(),
-                  " do not match input ", input.sizes(), " on ", input.device());
+  ALBION_CHECK_AS(UsageError,
+                  grad_output.sizes() == input.sizes() && inv_rms.numel() == rows &&
+                      inv_rms.scalar_type() == statistics_type(input) && inv_rms.device() == input.device() &&
+                      inv_rms.is_contiguous(),
+                  "rmsnorm backward: grad_output ", grad_output.sizes(), " or statistics ", inv_rms.sizes(), " ",
+                  inv_rms.scalar_type(), " on ", inv_rms.device(), " do not match input ", input.sizes(), " on ",
+                  input.device());
   const std::int64_t cols = input.size(-1);
   at::Tensor grad_input = at::empty_like(input);
-  if (rows == 0) return grad_input;
+  const auto weight_apart = [&] {
+    return weight_gradient
+               ? norm_parameter_grads(grad_output, input, /*mean=*/at::Tensor(), inv_rms, /*with_bias=*/false).first
+               : at::Tensor();
+  };
+  if (rows == 0) return {grad_input, weight_apart()};
   if (runs_kernels(input)) {
     const KernelLaunch launch(input.device());
     RmsNormBackwardParams p;
@@ -90,8 +99,20 @@ at::Tensor rmsnorm_backward_input(const at::Tensor& grad_output, const at::Tenso
     p.rows = rows;
     p.cols = cols;
     p.dtype = kernel_dtype(input, "rmsnorm input");
+    const std::int64_t segments =
+        weight_gradient ? rmsnorm_backward_weight_segments(p, multiprocessor_count(input.device())) : 0;
+    if (segments == 0) {
+      launch_rmsnorm_backward(p, launch.stream());
+      return {grad_input, weight_apart()};
+    }
+    // Summed in the same pass.
+    at::Tensor grad_weight = at::empty({cols}, inv_rms.options());
+    const at::Tensor partials = at::empty({segments, cols}, inv_rms.options());
+    p.grad_weight = grad_weight.data_ptr<float>();
+    p.weight_partials = partials.data_ptr<float>();
+    p.weight_segments = segments;
     launch_rmsnorm_backward(p, launch.stream());
-    return grad_input;
+    return {grad_input, grad_weight};
   }
   with_reference_type(input, [&](auto tag) {
     using T = decltype(tag);
@@ -104,7 +125,7 @@ at::Tensor rmsnorm_backward_input(const at::Tensor& grad_output, const at::Tenso
                                   dx.data_ptr<T>(), rows, cols);
     grad_input.copy_(dx);
   });
-  return grad_input;
+  return {grad_input, weight_apart()};
 }
 
 void rmsnorm_forward_out(at::Tensor& output, const at::Tensor& input, const at::Tensor& weight, double eps) {
@@ -136,12 +157,14 @@ class RmsNormFunction : public torch::autograd::Function<RmsNormFunction> {
     const at::Tensor& weight = saved[1];
     const at::Tensor& inv_rms = saved[2];
     const at::Tensor grad_output = grads[0].contiguous();
-    at::Tensor grad_input =
-        context->needs_input_grad(0) ? rmsnorm_backward_input(grad_output, input, weight, inv_rms) : at::Tensor();
-    if (!context->needs_input_grad(1)) return {grad_input, at::Tensor(), at::Tensor()};  // frozen weight
-    const at::Tensor grad_weight =
-        norm_parameter_grads(grad_output, input, /*mean=*/at::Tensor(), inv_rms, /*with_bias=*/false).first;
-    return {grad_input, grad_weight.to(weight.scalar_type()), at::Tensor()};
+    const bool weight_gradient = context->needs_input_grad(1);  // false: a frozen weight
+    if (!context->needs_input_grad(0)) {
+      if (!weight_gradient) return {at::Tensor(), at::Tensor(), at::Tensor()};
+      const at::Tensor grad_weight = norm_parameter_grads(grad_output, input, at::Tensor(), inv_rms, false).first;
+      return {at::Tensor(), grad_weight.to(weight.scalar_type()), at::Tensor()};
+    }
+    auto [grad_input, grad_weight] = rmsnorm_backward(grad_output, input, weight, inv_rms, weight_gradient);
+    return {grad_input, weight_gradient ? grad_weight.to(weight.scalar_type()) : at::Tensor(), at::Tensor()};
   }
 };
 

@@ -18,7 +18,8 @@ spec.loader.exec_module(check_targets)
 BUILD = sys.argv.pop(1) if len(sys.argv) > 1 else "build"
 
 # Every kernel and pass kernel_bandwidth measures on the CPU, in both dtypes where it has them (on a
-# GPU it adds the cross-entropy on one block per multiprocessor, "xent-sm1").
+# GPU it adds the cross-entropy on one block per multiprocessor, "xent-sm1", and the norms with their
+# parameter gradients summed apart, "rms-apart" and "ln-apart").
 EXPECTED_ROWS = {(kernel, pass_, dtype)
                  for kernel, passes in {"rmsnorm": ["fwd", "fwd+bwd"], "layernorm": ["fwd", "fwd+bwd"],
                                         "gelu_bias": ["fwd", "fwd+bwd"], "swiglu": ["fwd", "fwd+bwd"],

@@ -43,7 +43,7 @@ TEST(LayerNorm, BackwardMatchesFiniteDifferences) {
   at::Tensor b = at::randn({6}, at::kDouble);
   at::Tensor dy = at::randn({2, 6}, at::kDouble);
   auto [y, mean, rstd] = layernorm_forward_with_stats(x, w, b, 1e-5);
-  at::Tensor dx = layernorm_backward_input(dy, x, w, mean, rstd);
+  at::Tensor dx = std::get<0>(layernorm_backward(dy, x, w, mean, rstd, /*parameter_gradients=*/false));
   const double h = 1e-6;
   for (std::int64_t i = 0; i < x.numel(); ++i) {
     at::Tensor plus = x.clone(), minus = x.clone();
@@ -79,6 +79,8 @@ TEST(LayerNormCuda, KernelsMatchTheReference) {
   for (at::ScalarType dtype : {at::kFloat, at::kBFloat16}) {
     // 7: element-wise; 768 and 4096: 16-byte packs; 4096 shifted by one element: element-wise again.
     // 16,384 bf16: the widest row held in registers (512 threads); in fp32 the looping kernel.
+    // 19 rows: the parameters' gradients summed in the backward pass over 5 row segments, the last
+    // of 3 rows (up to 4,096 columns; 16,384 sums them apart).
     for (const auto& [cols, shifted] : {std::pair<std::int64_t, bool>{7, false}, {768, false}, {4096, false},
                                        {4096, true}, {16384, false}}) {
       at::manual_seed(cols);
@@ -87,21 +89,27 @@ TEST(LayerNormCuda, KernelsMatchTheReference) {
       at::Tensor w = to_kernel_device(at::randn({cols}).to(dtype));
       at::Tensor b = to_kernel_device(at::randn({cols}).to(dtype));
       at::Tensor dy = to_kernel_device(at::randn({19, cols}).to(dtype));
-      at::Tensor y, mean, rstd, dx;
+      at::Tensor y, mean, rstd, dx, dw, db;
       {
         const OnKernelDevice on_device;
         poison_kernel_allocator(19 * cols * 4);
         std::tie(y, mean, rstd) = layernorm_forward_with_stats(x, w, b, 1e-5);
         poison_kernel_allocator(19 * cols * 4);
-        dx = layernorm_backward_input(dy, x, w, mean, rstd);
+        std::tie(dx, dw, db) = layernorm_backward(dy, x, w, mean, rstd, /*parameter_gradients=*/true);
       }
       EXPECT_FALSE(y.isnan().any().item<bool>() || dx.isnan().any().item<bool>()) << "kernel left poisoned elements";
       at::Tensor x64 = x.cpu().to(at::kDouble), w64 = w.cpu().to(at::kDouble), b64 = b.cpu().to(at::kDouble);
       auto [y64, mean64, rstd64] = layernorm_forward_with_stats(x64, w64, b64, 1e-5);
-      at::Tensor dx64 = layernorm_backward_input(dy.cpu().to(at::kDouble), x64, w64, mean64, rstd64);
+      auto [dx64, dw64, db64] =
+          layernorm_backward(dy.cpu().to(at::kDouble), x64, w64, mean64, rstd64, /*parameter_gradients=*/true);
       const double tolerance = dtype == at::kFloat ? 1e-5 : 1e-2;
       EXPECT_LT(max_error_relative_to_scale(y, y64.to(dtype)), tolerance) << dtype << " " << cols << " " << shifted;
       EXPECT_LT(max_error_relative_to_scale(dx, dx64.to(dtype)), tolerance) << dtype << " " << cols << " " << shifted;
+      // fp32 sums of the same inputs in either dtype: the weight's and the bias's gradients (in the
+      // input gradient's pass for rows held in registers, apart otherwise).
+      ASSERT_EQ(dw.scalar_type(), at::kFloat);
+      EXPECT_LT(max_error_relative_to_scale(dw, dw64), 1e-5) << dtype << " " << cols << " " << shifted;
+      EXPECT_LT(max_error_relative_to_scale(db, db64), 1e-5) << dtype << " " << cols << " " << shifted;
     }
   }
 }

@@ -1,10 +1,14 @@
 // File: tests/kernels/emulated/layernorm_emulated_test.cpp
 // kernels/layernorm/layernorm.cu run on the CPU emulator against layernorm_ref.cpp: rows held in
-// registers, rows too long for them (32,776), element-wise rows (odd lengths, misaligned pointers).
+// registers, rows too long for them (32,776), element-wise rows (odd lengths, misaligned pointers),
+// the weight's and the bias's gradients summed in the backward pass over row segments.
 #include <cstdint>
+#include <string>
 #include <tuple>
+#include <vector>
 
 #include "kernels/layernorm/layernorm.cuh"
+#include "kernels/norm_grad/norm_parameter_grad.cuh"
 #include "tests/kernels/emulated/emulated_support.h"
 
 namespace albion::kernels::emulated {
@@ -46,11 +50,38 @@ void check(std::int64_t rows, std::int64_t cols, std::int64_t offset) {
   EXPECT_LT(max_error_relative_to_scale(mean, mean_expected), 1e-5);
   EXPECT_LT(max_relative_error(rstd, rstd_expected), 1e-5);
   EXPECT_LT(max_error_relative_to_scale(widened(dx.data() + offset, rows * cols), dx_expected), tolerance<T>());
+
+  // The parameters' gradients summed in the same pass, where the rows fit registers: over one
+  // segment, the count the torch layer asks for, one with an empty last segment, a row per segment.
+  if (layernorm_backward_parameter_segments(backward, /*multiprocessors=*/0) == 0) return;
+  std::vector<float> dw_expected(cols), db_expected(cols);
+  norm_parameter_grad_reference<float>(dyf.data(), xf.data(), widened(mean).data(), widened(rstd).data(),
+                                       dw_expected.data(), db_expected.data(), rows, cols);
+  for (std::int64_t segments : {std::int64_t{1}, layernorm_backward_parameter_segments(backward, 0), rows - 1, rows}) {
+    if (segments < 1) continue;
+    SCOPED_TRACE(std::to_string(segments) + " parameter segments");
+    DeviceBuffer<T> dx_summing = poisoned<T>(n);
+    DeviceBuffer<float> partials = poisoned<float>(2 * segments * cols);
+    DeviceBuffer<float> dw = poisoned<float>(cols);
+    DeviceBuffer<float> db = poisoned<float>(cols);
+    LayerNormParams summing = backward;
+    summing.output = dx_summing.data() + offset;
+    summing.grad_weight = dw.data();
+    summing.grad_bias = db.data();
+    summing.parameter_partials = partials.data();
+    summing.parameter_segments = segments;
+    launch_layernorm_backward(summing, nullptr);
+    EXPECT_LT(max_error_relative_to_scale(widened(dx_summing.data() + offset, rows * cols), dx_expected),
+              tolerance<T>());
+    EXPECT_LT(max_error_relative_to_scale(widened(dw), dw_expected), 1e-5);
+    EXPECT_LT(max_error_relative_to_scale(widened(db), db_expected), 1e-5);
+  }
 }
 
 TEST_P(LayerNormEmulated, MatchesReference) {
   for (auto [rows, cols, offset] :
-       {std::tuple{3, 8, 0}, {2, 37, 0}, {3, 768, 0}, {2, 4096, 0}, {2, 8200, 0}, {2, 32776, 0}, {3, 100, 1}}) {
+       {std::tuple{3, 8, 0}, {2, 37, 0}, {3, 768, 0}, {9, 768, 0}, {2, 4096, 0}, {2, 8200, 0}, {2, 32776, 0},
+        {3, 100, 1}}) {
     check<float>(rows, cols, offset);
     check<__nv_bfloat16>(rows, cols, offset);
   }

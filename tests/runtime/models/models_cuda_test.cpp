@@ -114,12 +114,13 @@ StepResult loss_and_gradients(ModelConfig config, const at::Tensor& ids, bool fu
   return out;
 }
 
-// Launches of a kernel that has variants (the norms' rows held in registers, or looped over), as
-// the emulator counts them: "rmsnorm_forward" counts rmsnorm_forward_kernel and
-// rmsnorm_forward_registers_kernel; nothing off the emulator.
+// Launches of a kernel that has variants (the norms' rows held in registers, or looped over, and
+// their backward passes that sum the parameter gradients), as the emulator counts them:
+// "rmsnorm_backward" counts rmsnorm_backward_kernel, rmsnorm_backward_registers_kernel and
+// rmsnorm_backward_summing_kernel; nothing off the emulator.
 std::optional<std::int64_t> launches_of(const std::string& kernel) {
   std::optional<std::int64_t> total;
-  for (const char* variant : {"_kernel", "_registers_kernel"}) {
+  for (const char* variant : {"_kernel", "_registers_kernel", "_summing_kernel"}) {
     if (const auto count = kernels::kernel_launches(kernel + variant)) total = total.value_or(0) + *count;
   }
   return total;
@@ -132,13 +133,14 @@ StepResult fused_loss_and_gradients(const ModelConfig& config, const at::Tensor&
                                     const StepResult& torch_ops, bool lora = false) {
   const std::vector<std::string> fused_kernels =
       config.architecture == Architecture::kGpt2
-          ? std::vector<std::string>{"layernorm_forward", "layernorm_backward", "partials", "gelu_bias_forward",
+          ? std::vector<std::string>{"layernorm_forward", "layernorm_backward", "add_segments", "gelu_bias_forward",
                                      "gelu_bias_backward", "softmax_cross_entropy"}
-          : std::vector<std::string>{"rmsnorm_forward", "rmsnorm_backward", "partials", "rope", "swiglu_forward",
+          : std::vector<std::string>{"rmsnorm_forward", "rmsnorm_backward", "add_segments", "rope", "swiglu_forward",
                                      "swiglu_backward", "softmax_cross_entropy"};
   std::vector<std::string> expected = fused_kernels;
-  // Frozen norm weights (LoRA) need no weight gradient, and the norms' backward skips its partials.
-  if (lora) std::erase(expected, "partials");
+  // add_segments: the last step of every norm's parameter gradients, summed in the backward pass or
+  // apart. Frozen norm weights (LoRA) need no weight gradient, and the norms' backward skips it.
+  if (lora) std::erase(expected, "add_segments");
   std::vector<std::optional<std::int64_t>> before;
   for (const std::string& kernel : expected) before.push_back(launches_of(kernel));
   StepResult fused = loss_and_gradients(config, ids, /*fused=*/true, autocast, lora);

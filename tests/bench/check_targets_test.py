@@ -17,6 +17,7 @@ swiglu     fwd      bf16  large      268435456     0.5100     0.8000   3158.0   
 gelu_bias  fwd+bwd  bf16  large      268435456     1.0000     1.5000   3000.0   76.9%    1.50x
 adamw      step     fp32  124M       124475904     1.2000     9.0000   2904.0   74.5%    7.50x
 xent-rows  fwd+bwd  bf16  large      525336576     0.7000     2.1000   3001.0   76.9%    3.00x
+ln-apart   fwd+bwd  fp32  large      268435456     1.8000     2.5000   2982.6   76.5%    1.39x
 """
 
 MEMORY = """eager tokens=8192 vocab=128256 hidden=2048 device=cuda:0 precision=fp32 loss=1.0e+05 peak_above_inputs_MB=13000 seconds=0.50
@@ -58,6 +59,8 @@ class CheckTargetsTest(unittest.TestCase):
         comparison = self.line_with(lines, "xent-rows")
         self.assertRegex(comparison, r"76\.9% +3\.00x +\(a block per row, not a target\)$")
         self.assertNotIn("MISSED", comparison)
+        apart = self.line_with(lines, "ln-apart")
+        self.assertRegex(apart, r"76\.5% +1\.39x +\(parameter gradients summed apart, not a target\)$")
 
     def test_memory_ratio_per_precision(self):
         lines = self.run_on({"cross_entropy_memory.log": MEMORY})

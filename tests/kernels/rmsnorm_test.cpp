@@ -105,11 +105,12 @@ TEST(RmsNorm, BackwardMatchesFiniteDifferences) {
 
 // Both gradients from one call, as autograd asks for them: on the kernel device the weight's is
 // summed in the input gradient's pass (rows up to 8,192 bf16 or 4,096 fp32 elements; 33 rows make
-// 9 row segments, the last of one row), or apart (an odd width, and wider rows).
+// 9 row segments, the last of one row), or apart (an odd width; 16,384, in registers for bf16 and
+// looped over for fp32).
 TEST(RmsNormCuda, BackwardMatchesReference) {
   ALBION_SKIP_WITHOUT_KERNEL_DEVICE();
   for (at::ScalarType dtype : {at::kFloat, at::kBFloat16}) {
-    for (std::int64_t cols : {8, 1000, 4096, 16384, 1001, 32768}) {
+    for (std::int64_t cols : {8, 1000, 4096, 16384, 1001}) {
       at::manual_seed(cols);
       at::Tensor x = to_kernel_device(at::randn({33, cols}).to(dtype));
       at::Tensor w = to_kernel_device(at::randn({cols}).to(dtype));

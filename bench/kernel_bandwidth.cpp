@@ -201,7 +201,7 @@ void bench_rowwise(const Options& options, const Report& report, const std::vect
                  ln_eager_ms);
       if (options.device.is_cuda()) {
         // The norms as before their backward summed the parameter gradients: a second kernel reads
-        // dy and x again for them (the path of rows too long for registers).
+        // dy and x again for them (still the path of rows over 1,024 packs).
         report.row("rms-apart", "fwd+bwd", dtype, s.name, n, 5 * e * elements, median_ms(options.device, [&] {
                      at::NoGradGuard no_grad;
                      auto [y, inv_rms] = albion::kernels::rmsnorm_forward_with_stats(x, weight, eps);

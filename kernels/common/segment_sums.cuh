@@ -16,6 +16,8 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "kernels/common/resident_blocks.cuh"
+
 namespace albion::kernels {
 
 // The block of every step: a warp across kPackLanes consecutive packs of a row, kRowLanes rows in
@@ -36,11 +38,14 @@ inline RowSegments row_segments(std::int64_t rows, std::int64_t target_rows, std
 }
 
 // Segments for a kernel whose blocks each take one segment of rows and keep their columns' sums
-// in registers (the norms' backward passes): one per block the device holds at once (`resident`:
-// multiprocessors x blocks each; 0 when unknown, as on the CPU emulator), of at least
-// kMinRowsPerRegisterSegment rows, so that a segment's partials stay small beside the rows it read.
+// in registers (the norms' backward passes): one per block of `kernel`, launched with `threads`
+// threads, that a device of `multiprocessors` holds at once (0: unknown, as on the CPU emulator,
+// and the device is not asked), of at least kMinRowsPerRegisterSegment rows, so that a segment's
+// partials stay small beside the rows it read.
 constexpr std::int64_t kMinRowsPerRegisterSegment = 4;
-inline std::int64_t register_row_segments(std::int64_t rows, std::int64_t resident) {
+inline std::int64_t register_row_segments(std::int64_t rows, const void* kernel, int threads, int multiprocessors) {
+  const std::int64_t resident =
+      multiprocessors > 0 ? std::int64_t{multiprocessors} * resident_blocks(kernel, threads) : 0;
   return row_segments(rows, kMinRowsPerRegisterSegment, resident > 0 ? resident : rows).count;
 }
 

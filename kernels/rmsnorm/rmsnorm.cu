@@ -10,7 +10,6 @@
 
 #include "kernels/common/block_reduce.cuh"
 #include "kernels/common/cuda_check.h"
-#include "kernels/common/resident_blocks.cuh"
 #include "kernels/common/segment_sums.cuh"
 #include "kernels/rmsnorm/rmsnorm.cuh"
 #include "runtime/base/check.h"
@@ -254,13 +253,9 @@ template <typename T>
 std::int64_t weight_segments_typed(const RmsNormBackwardParams& p, int multiprocessors) {
   constexpr int kVec = 16 / sizeof(T);
   if (!vectorised_backward<T>(p) || !row_fits_summing_registers(p.cols / kVec)) return 0;
-  std::int64_t resident = 0;
-  if (multiprocessors > 0) {
-    const auto kernel = &rmsnorm_backward_summing_kernel<T, kVec, kSummingPacksPerThread>;
-    resident = std::int64_t{multiprocessors} *
-               resident_blocks(reinterpret_cast<const void*>(kernel), threads_for_summing_row(p.cols / kVec));
-  }
-  return register_row_segments(p.rows, resident);
+  const auto kernel = &rmsnorm_backward_summing_kernel<T, kVec, kSummingPacksPerThread>;
+  return register_row_segments(p.rows, reinterpret_cast<const void*>(kernel), threads_for_summing_row(p.cols / kVec),
+                               multiprocessors);
 }
 
 }  // namespace

@@ -47,6 +47,7 @@ __device__ __forceinline__ void store_copy(std::uint16_t* copy, std::int64_t i, 
 __global__ void fused_adamw_kernel(const Chunk* __restrict__ chunks, AdamWHyper h) {
   const Chunk c = chunks[blockIdx.x];
   const AdamWTensor& t = c.tensor;
+  const float scale = h.gradient_scale != nullptr ? *h.gradient_scale : 1.0f;  // x 1 is exact
   std::int64_t scalar_start = 0;
   if (aligned16(t.parameter) && aligned16(t.gradient) && aligned16(t.exp_avg) && aligned16(t.exp_avg_sq) &&
       reinterpret_cast<std::uintptr_t>(t.bf16_copy) % 8 == 0) {
@@ -56,10 +57,10 @@ __global__ void fused_adamw_kernel(const Chunk* __restrict__ chunks, AdamWHyper 
       float4 m = reinterpret_cast<const float4*>(t.exp_avg)[k];
       float4 v = reinterpret_cast<const float4*>(t.exp_avg_sq)[k];
       const float4 g = reinterpret_cast<const float4*>(t.gradient)[k];
-      update(p.x, m.x, v.x, g.x, t.decayed, h);
-      update(p.y, m.y, v.y, g.y, t.decayed, h);
-      update(p.z, m.z, v.z, g.z, t.decayed, h);
-      update(p.w, m.w, v.w, g.w, t.decayed, h);
+      update(p.x, m.x, v.x, __fmul_rn(g.x, scale), t.decayed, h);
+      update(p.y, m.y, v.y, __fmul_rn(g.y, scale), t.decayed, h);
+      update(p.z, m.z, v.z, __fmul_rn(g.z, scale), t.decayed, h);
+      update(p.w, m.w, v.w, __fmul_rn(g.w, scale), t.decayed, h);
       reinterpret_cast<float4*>(t.parameter)[k] = p;
       reinterpret_cast<float4*>(t.exp_avg)[k] = m;
       reinterpret_cast<float4*>(t.exp_avg_sq)[k] = v;
@@ -78,7 +79,7 @@ __global__ void fused_adamw_kernel(const Chunk* __restrict__ chunks, AdamWHyper 
     float p = t.parameter[i];
     float m = t.exp_avg[i];
     float v = t.exp_avg_sq[i];
-    update(p, m, v, t.gradient[i], t.decayed, h);
+    update(p, m, v, __fmul_rn(t.gradient[i], scale), t.decayed, h);
     t.parameter[i] = p;
     t.exp_avg[i] = m;
     t.exp_avg_sq[i] = v;

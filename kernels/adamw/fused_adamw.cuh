@@ -1,6 +1,7 @@
 // File: kernels/adamw/fused_adamw.cuh
 // AdamW over many fp32 tensors in one launch (the optimizer step of a whole model, instead of ~6
 // element-wise kernels per parameter tensor). Per element, in the order optim::AdamW uses:
+//   g = g scale                                     (when a gradient scale is given: clipping)
 //   m = b1 m + (1 - b1) g;   v = b2 v + (1 - b2) g^2
 //   p = p (1 - lr wd)                               (decayed tensors only)
 //   p = p - lr / (1 - b1^t) * m / (sqrt(v / (1 - b2^t)) + eps)
@@ -35,6 +36,10 @@ struct AdamWHyper {
   float weight_decay = 0;
   float bias_correction1 = 1;  // 1 - beta1^t
   float bias_correction2 = 1;  // 1 - beta2^t
+  // Optional: one float in the launch's memory (device for the kernel, host for the reference)
+  // every gradient is multiplied by: a clip factor computed on the device, read there without the
+  // host waiting for it. nullptr: 1.
+  const float* gradient_scale = nullptr;
 };
 
 // The launch's chunk table, built on the host (empty when there is nothing to update); the torch

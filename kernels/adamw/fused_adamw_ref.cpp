@@ -9,9 +9,10 @@
 namespace albion::kernels {
 
 void fused_adamw_reference(const std::vector<AdamWTensor>& tensors, const AdamWHyper& h) {
+  const float scale = h.gradient_scale != nullptr ? *h.gradient_scale : 1.0f;
   for (const AdamWTensor& t : tensors) {
     for (std::int64_t i = 0; i < t.numel; ++i) {
-      const float g = t.gradient[i];
+      const float g = t.gradient[i] * scale;
       const float m = t.exp_avg[i] * h.beta1 + g * (1.0f - h.beta1);
       const float v = t.exp_avg_sq[i] * h.beta2 + (1.0f - h.beta2) * g * g;
       t.exp_avg[i] = m;

@@ -17,15 +17,29 @@ namespace albion::optim {
 AdamW::AdamW(std::vector<OptimizedParameter> parameters, AdamWOptions options)
     : parameters_(std::move(parameters)), options_(options) {}
 
-void AdamW::step(double lr) {
+namespace {
+
+// One multi-tensor multiply (torch's foreach kernels on CUDA), the gradients scaled in place.
+void scale_gradients(const std::vector<OptimizedParameter>& parameters, const at::Tensor& scale) {
+  std::vector<at::Tensor> gradients;
+  for (const OptimizedParameter& p : parameters) {
+    if (p.gradient().defined()) gradients.push_back(p.gradient());
+  }
+  if (!gradients.empty()) at::_foreach_mul_(gradients, scale.to(gradients.front().device()));
+}
+
+}  // namespace
+
+void AdamW::step(double lr, const at::Tensor& gradient_scale) {
   at::NoGradGuard no_grad;
   ++step_count_;
   const double bias1 = 1.0 - std::pow(options_.beta1, static_cast<double>(step_count_));
   const double bias2 = 1.0 - std::pow(options_.beta2, static_cast<double>(step_count_));
-  if (options_.fused && fused_step(lr, bias1, bias2)) {
+  if (options_.fused && fused_step(lr, bias1, bias2, gradient_scale)) {
     ++fused_steps_;
     return;
   }
+  if (gradient_scale.defined()) scale_gradients(parameters_, gradient_scale);
   for (OptimizedParameter& p : parameters_) {
     const at::Tensor& grad = p.gradient();
     if (!grad.defined()) continue;
@@ -42,7 +56,7 @@ void AdamW::step(double lr) {
   }
 }
 
-bool AdamW::fused_step(double lr, double bias1, double bias2) {
+bool AdamW::fused_step(double lr, double bias1, double bias2, const at::Tensor& gradient_scale) {
   std::vector<kernels::AdamWOperand> operands;
   for (OptimizedParameter& p : parameters_) {
     const at::Tensor& grad = p.gradient();
@@ -73,6 +87,11 @@ bool AdamW::fused_step(double lr, double bias1, double bias2) {
   hyper.weight_decay = static_cast<float>(options_.weight_decay);
   hyper.bias_correction1 = static_cast<float>(bias1);
   hyper.bias_correction2 = static_cast<float>(bias2);
+  at::Tensor scale;  // kept alive until the launch is queued
+  if (gradient_scale.defined() && !operands.empty()) {
+    scale = gradient_scale.to(operands.front().parameter.device(), at::kFloat);
+    hyper.gradient_scale = scale.data_ptr<float>();
+  }
   kernels::fused_adamw_step(operands, hyper);
   return true;
 }
@@ -113,20 +132,20 @@ at::Tensor squared_gradient_norm(const std::vector<OptimizedParameter>& paramete
   return at::stack(squares).to(at::kDouble).sum();
 }
 
-void clip_to_norm(std::vector<OptimizedParameter>& parameters, double norm, double max_norm) {
-  if (!(max_norm > 0 && norm > max_norm && std::isfinite(norm))) return;
+at::Tensor clip_factor(const at::Tensor& norm, double max_norm) {
+  if (!(max_norm > 0)) return {};
   at::NoGradGuard no_grad;
-  const double scale = max_norm / (norm + 1e-6);
-  for (OptimizedParameter& p : parameters) {
-    const at::Tensor& grad = p.gradient();
-    if (grad.defined()) grad.mul_(scale);
-  }
+  const at::Tensor norm64 = norm.to(at::kDouble);
+  const at::Tensor clips = at::logical_and(norm64.isfinite(), norm64 > max_norm);
+  // In fp64, then rounded once to fp32: the factor the host-side clip multiplied by.
+  const at::Tensor clipped = at::full_like(norm64, max_norm) / (norm64 + 1e-6);  // a division, as on the host
+  return at::where(clips, clipped, at::ones_like(norm64)).to(at::kFloat);
 }
 
 double clip_grad_norm(std::vector<OptimizedParameter>& parameters, double max_norm, bool fused) {
-  const double norm = std::sqrt(squared_gradient_norm(parameters, fused).item<double>());
-  clip_to_norm(parameters, norm, max_norm);
-  return norm;
+  const at::Tensor norm = squared_gradient_norm(parameters, fused).sqrt();
+  if (const at::Tensor factor = clip_factor(norm, max_norm); factor.defined()) scale_gradients(parameters, factor);
+  return norm.item<double>();
 }
 
 }  // namespace albion::optim

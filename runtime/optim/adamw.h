@@ -46,8 +46,9 @@ class AdamW {
   AdamW(std::vector<OptimizedParameter> parameters, AdamWOptions options);
 
   // One update with learning rate `lr` from the parameters' .grad(); parameters without a gradient
-  // are skipped. Runs under no-grad.
-  void step(double lr);
+  // are skipped. Runs under no-grad. `gradient_scale` (optional, clip_factor's 0-dim tensor)
+  // multiplies every gradient first, read on the device: the host never waits for it.
+  void step(double lr, const at::Tensor& gradient_scale = {});
   // Zeroes gradients in place (gradients that are views into communication buffers stay views).
   void zero_grad();
 
@@ -66,7 +67,7 @@ class AdamW {
   // One multi-tensor launch; false (nothing done) when a parameter is not fp32 CUDA. A parameter
   // on the GPU that does not fit the kernel (another dtype, not contiguous) is named in a warning,
   // once: the run goes on with torch's ops, slower, and a user who asked for fused should know.
-  bool fused_step(double lr, double bias1, double bias2);
+  bool fused_step(double lr, double bias1, double bias2, const at::Tensor& gradient_scale);
 
   std::vector<OptimizedParameter> parameters_;
   AdamWOptions options_;
@@ -75,15 +76,18 @@ class AdamW {
   bool warned_unfused_ = false;
 };
 
-// Scales all gradients so their global L2 norm is at most `max_norm` (0: no clipping).
+// Scales all gradients in place so their global L2 norm is at most `max_norm` (0: no clipping).
 // Returns the norm before clipping, computed in fp32/fp64 on the gradients' device; `fused`: by
-// the multi-tensor kernel (kernels/grad_norm) when every gradient is CUDA fp32 or bf16.
+// the multi-tensor kernel (kernels/grad_norm) when every gradient is CUDA fp32 or bf16. Reads the
+// norm on the host (tests, tools); the trainer clips inside AdamW::step with clip_factor instead.
 double clip_grad_norm(std::vector<OptimizedParameter>& parameters, double max_norm, bool fused);
 
-// The two halves of clip_grad_norm, for gradients sharded over ranks (ZeRO): the local sum of
-// squares (to be summed over ranks; a 0-dim fp64 tensor on the gradients' device, CPU if there are
-// none, so nothing waits for it yet), then the scaling by the global norm.
+// The sum of squares of the gradients (to be summed over ranks when each holds a shard, as ZeRO's
+// do): a 0-dim fp64 tensor on the gradients' device, CPU if there are none; nothing waits for it.
 at::Tensor squared_gradient_norm(const std::vector<OptimizedParameter>& parameters, bool fused);
-void clip_to_norm(std::vector<OptimizedParameter>& parameters, double norm, double max_norm);
+// What scales gradients of global norm `norm` (0-dim) to at most `max_norm`: max_norm / (norm +
+// 1e-6) where `norm` is finite and above it, else exactly 1; a 0-dim fp32 tensor on norm's device,
+// computed there, so nothing waits for the norm. Undefined when max_norm <= 0 (no clipping).
+at::Tensor clip_factor(const at::Tensor& norm, double max_norm);
 
 }  // namespace albion::optim

@@ -3,7 +3,6 @@
 
 #include <ATen/core/grad_mode.h>
 
-#include <cmath>
 #include <set>
 
 #include "runtime/base/check.h"
@@ -88,7 +87,7 @@ void DataParallel::attach(train::Trainer& trainer) {
 
 void DataParallel::before_backward(bool last) { buckets_->prepare_backward(last); }
 
-double DataParallel::step(train::Trainer& trainer, double lr) {
+at::Tensor DataParallel::step(train::Trainer& trainer, double lr) {
   buckets_->finish();
   sum_partial_gradients(trainer, trainer.optimizer().parameters());
   return Parallelism::step(trainer, lr);
@@ -121,13 +120,13 @@ void DataParallelRanks::sum_partial_gradients(train::Trainer& trainer,
 
 // A cut parameter's squares are summed over the tensor-parallel group; a replicated one's gradient
 // is the same on every rank of it and counts once.
-double DataParallelRanks::global_norm(at::Tensor squares, bool over_data_ranks) {
+at::Tensor DataParallelRanks::global_norm(at::Tensor squares, bool over_data_ranks) {
   if (over_data_ranks) data_->all_reduce(squares, ReduceOp::kSum)->wait();
   if (tensor_ != nullptr) tensor_->all_reduce(squares.narrow(0, 0, 1), ReduceOp::kSum)->wait();
-  return std::sqrt(squares.sum().item<double>());
+  return squares.sum().sqrt();
 }
 
-double DataParallel::gradient_norm(std::vector<optim::OptimizedParameter>& parameters, bool fused) {
+at::Tensor DataParallel::gradient_norm(std::vector<optim::OptimizedParameter>& parameters, bool fused) {
   if (tensor_ == nullptr) return Parallelism::gradient_norm(parameters, fused);
   return global_norm(squares_cut_and_replicated(parameters, fused, true, device_), false);
 }
@@ -169,7 +168,7 @@ void ZeroOptimizer::attach(train::Trainer& trainer) {
 // ZeRO-1 reduces the accumulated gradients in the step's last backward, ZeRO-2 in every one.
 void ZeroOptimizer::before_backward(bool last) { gradients_->prepare_backward(stage_ == 2 || last); }
 
-double ZeroOptimizer::step(train::Trainer& trainer, double lr) {
+at::Tensor ZeroOptimizer::step(train::Trainer& trainer, double lr) {
   at::NoGradGuard no_grad;
   gradients_->finish();
   // After the data-parallel mean, on the shard's pieces (a tensor-parallel group's ranks hold the
@@ -178,10 +177,9 @@ double ZeroOptimizer::step(train::Trainer& trainer, double lr) {
 
   // The global norm from every shard's sums of squares.
   std::vector<optim::OptimizedParameter>& pieces = shard_optimizer_->parameters();
-  const double norm = global_norm(
+  at::Tensor norm = global_norm(
       squares_cut_and_replicated(pieces, shard_optimizer_->options().fused, tensor_ != nullptr, device_), true);
-  optim::clip_to_norm(pieces, norm, trainer.recipe().optim.grad_clip);
-  shard_optimizer_->step(lr);
+  shard_optimizer_->step(lr, optim::clip_factor(norm, trainer.recipe().optim.grad_clip));
 
   // Every bucket's values from the ranks that updated them, in place.
   const std::vector<collectives::ShardRange>& buckets = gradients_->bucket_ranges();

@@ -51,7 +51,7 @@ class DataParallelRanks : public train::Parallelism {
   void sum_partial_gradients(train::Trainer& trainer, const std::vector<optim::OptimizedParameter>& parameters);
   // The global gradient norm from squares this rank summed: [0] over cut parameters, [1] over
   // replicated ones; `over_data_ranks` when each data-parallel rank summed a shard of the gradients.
-  double global_norm(at::Tensor squares, bool over_data_ranks);
+  at::Tensor global_norm(at::Tensor squares, bool over_data_ranks);
 
   std::shared_ptr<collectives::Communicator> data_;
   std::shared_ptr<collectives::Communicator> tensor_;  // null: no tensor parallelism
@@ -65,8 +65,8 @@ class DataParallel final : public DataParallelRanks {
 
   void attach(train::Trainer& trainer) override;
   void before_backward(bool last) override;
-  double step(train::Trainer& trainer, double lr) override;
-  double gradient_norm(std::vector<optim::OptimizedParameter>& parameters, bool fused) override;
+  at::Tensor step(train::Trainer& trainer, double lr) override;
+  at::Tensor gradient_norm(std::vector<optim::OptimizedParameter>& parameters, bool fused) override;
 
   const collectives::GradientBuckets& buckets() const { return *buckets_; }
 
@@ -85,7 +85,7 @@ class ZeroOptimizer final : public DataParallelRanks {
 
   void attach(train::Trainer& trainer) override;
   void before_backward(bool last) override;
-  double step(train::Trainer& trainer, double lr) override;
+  at::Tensor step(train::Trainer& trainer, double lr) override;
   std::int64_t optimizer_state_bytes(train::Trainer& trainer) const override;
   optim::AdamW& optimizer(train::Trainer&) override { return *shard_optimizer_; }
 

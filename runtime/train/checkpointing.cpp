@@ -259,6 +259,7 @@ void CheckpointHooks::wait_for_save_in_flight() {
 }
 
 void CheckpointHooks::save(Trainer& trainer, std::int64_t steps_done) {
+  trainer.read_queued_steps();  // a diverged step stops the run before its state is saved
   const auto start = Clock::now();
   wait_for_save_in_flight();
   // The previous save is done (waited for above), so its snapshot buffers are free to reuse.

@@ -8,6 +8,9 @@
 //   grad_norm = step(trainer, lr)           gradients made global, clipped, parameters updated
 //   loss = mean(local_loss)                 the global batch's loss, the same on every rank
 //
+// Step results are 0-dim tensors on the trainer's device, not host numbers: a step queues its
+// work without waiting for the device, and the trainer reads them later (train/trainer.h).
+//
 // With tensor parallelism the trainer builds its model cut over tensor_parallel_group().
 #pragma once
 
@@ -35,10 +38,10 @@ class Parallelism {
   // Before each micro-batch's backward; `last` marks the step's final micro-batch.
   virtual void before_backward(bool /*last*/) {}
   // After the final backward: make gradients global, clip them to the recipe's norm, update the
-  // parameters, zero the gradients. Returns the global gradient norm before clipping.
-  virtual double step(Trainer& trainer, double lr);
-  // The L2 norm of the whole model's gradient, from this rank's (global) gradients.
-  virtual double gradient_norm(std::vector<optim::OptimizedParameter>& parameters, bool fused);
+  // parameters, zero the gradients. Returns the global gradient norm before clipping (0-dim fp64).
+  virtual at::Tensor step(Trainer& trainer, double lr);
+  // The L2 norm of the whole model's gradient, from this rank's (global) gradients (0-dim fp64).
+  virtual at::Tensor gradient_norm(std::vector<optim::OptimizedParameter>& parameters, bool fused);
   // The mean over data-parallel ranks of a per-rank scalar tensor (a loss), on every rank.
   virtual at::Tensor mean(const at::Tensor& local) { return local; }
   // In place on data-parallel rank `root`: the sum over the data-parallel ranks (of state each

@@ -289,7 +289,8 @@ void Trainer::add_lora_adapters(std::string base_sha256) {
             100.0 * static_cast<double>(trainable) / static_cast<double>(total), "%)");
 }
 
-Trainer::StepResult Trainer::train_step(std::int64_t step) {
+Trainer::QueuedStep Trainer::train_step(std::int64_t step) {
+  const auto queued_at = std::chrono::steady_clock::now();
   const double lr = schedule_.at(step);
   // Summed on the device: no host synchronisation per micro-batch.
   at::Tensor loss_sum = at::zeros({}, at::TensorOptions().dtype(at::kDouble).device(device_));
@@ -305,13 +306,25 @@ Trainer::StepResult Trainer::train_step(std::int64_t step) {
     (loss / static_cast<double>(accumulation_)).backward();
     loss_sum += loss.detach().to(at::kDouble);
   }
-  const double grad_norm = parallel_->step(*this, lr);
-  const double loss = parallel_->mean(loss_sum / static_cast<double>(accumulation_)).item<double>();
-  ALBION_CHECK_AS(SystemError, std::isfinite(loss), "training diverged: loss is ",
-                  std::isnan(loss) ? "nan" : "infinite", " at step ",
-                  step, " (lower optim.lr or raise optim.warmup_steps; the last checkpoint is kept)");
-  tokens_since_log_ += recipe_.train.global_batch_tokens;
-  return {loss, grad_norm};
+  at::Tensor grad_norm = parallel_->step(*this, lr);
+  return {step, lr, parallel_->mean(loss_sum / static_cast<double>(accumulation_)), std::move(grad_norm), queued_at};
+}
+
+void Trainer::read_queued_steps_through(std::int64_t step) {
+  while (!queued_.empty() && queued_.front().step <= step) {
+    const QueuedStep queued = std::move(queued_.front());
+    queued_.pop_front();
+    const double loss = queued.loss.item<double>();  // waits for the step's work on the device
+    ALBION_CHECK_AS(SystemError, std::isfinite(loss), "training diverged: loss is ",
+                    std::isnan(loss) ? "nan" : "infinite", " at step ", queued.step,
+                    " (lower optim.lr or raise optim.warmup_steps; the last checkpoint is kept)");
+    const double grad_norm = queued.grad_norm.item<double>();
+    summary_.losses.push_back(loss);
+    summary_.grad_norms.push_back(grad_norm);
+    tokens_since_log_ += recipe_.train.global_batch_tokens;
+    log_step(queued.step, loss, queued.lr, grad_norm,
+             std::chrono::duration<double>(std::chrono::steady_clock::now() - queued.queued_at).count());
+  }
 }
 
 void Trainer::log_step(std::int64_t step, double loss, double lr, double grad_norm,
@@ -423,55 +436,52 @@ std::string Trainer::sample(const std::atomic<bool>& stop_requested) {
 }
 
 TrainSummary Trainer::train(const std::atomic<bool>& stop_requested) {
-  TrainSummary summary;
+  summary_ = {};
+  queued_.clear();
   parallel_->attach(*this);
   const std::int64_t first = hooks_->resume(*this);
   if (first > 0 && metrics_) metrics_->mark_resumed(first);
-  summary.steps_done = first;
+  summary_.steps_done = first;
   last_log_ = std::chrono::steady_clock::now();
   for (std::int64_t step = first; step < recipe_.train.steps; ++step) {
     if (parallel_->any_rank(stop_requested.load())) {
+      read_queued_steps();  // the step before, logged before the stop is
       log::warning("stopping at step ", step, " as requested");
-      summary.stopped_early = true;
+      summary_.stopped_early = true;
       break;
     }
     profiler_->begin_step(step);  // outside the step's timing: starting and writing take time
-    const auto step_start = std::chrono::steady_clock::now();
-    const double lr = schedule_.at(step);
-    const StepResult result = train_step(step);
-    const double step_seconds =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - step_start).count();
+    queued_.push_back(train_step(step));
     profiler_->end_step(step);
+    summary_.steps_done = step + 1;
+
+    const bool last = step + 1 == recipe_.train.steps;
+    const bool evaluates = recipe_.eval.interval > 0 && ((step + 1) % recipe_.eval.interval == 0 || last);
+    const bool samples = recipe_.eval.sample_interval > 0 && (step + 1) % recipe_.eval.sample_interval == 0 && !last;
+    // Note [Steps read one late]: the step before, unless this step's end needs its own numbers.
+    read_queued_steps_through(step == first || last || evaluates || samples ? step : step - 1);
     if (step == first) {
-      summary.seconds_to_first_step =
+      summary_.seconds_to_first_step =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
-      log::debug("first step done ", summary.seconds_to_first_step, " s after the trainer started");
+      log::debug("first step done ", summary_.seconds_to_first_step, " s after the trainer started");
       log::info("optimizer state: ", static_cast<double>(parallel_->optimizer_state_bytes(*this)) / (1 << 20),
                 " MiB on rank ", world_.rank);
     }
-    summary.losses.push_back(result.loss);
-    summary.grad_norms.push_back(result.grad_norm);
-    summary.steps_done = step + 1;
-    log_step(step, result.loss, lr, result.grad_norm, step_seconds);
-
-    const bool last = step + 1 == recipe_.train.steps;
-    if (recipe_.eval.interval > 0 && ((step + 1) % recipe_.eval.interval == 0 || last)) {
+    if (evaluates) {
       if (std::optional<double> val = evaluate()) {
-        summary.final_val_loss = val;
+        summary_.final_val_loss = val;
         if (metrics_) metrics_->write(step, {{"val_loss", *val}});
         log::info("step ", step + 1, "  val_loss ", *val);
       }
     }
-    if (recipe_.eval.sample_interval > 0 && (step + 1) % recipe_.eval.sample_interval == 0 && !last) {
-      log::info("sample at step ", step + 1, ":\n", sample(stop_requested));
-    }
+    if (samples) log::info("sample at step ", step + 1, ":\n", sample(stop_requested));
     hooks_->after_step(*this, step);
   }
   profiler_->stop();  // a run that ended inside the window still writes what it recorded
-  hooks_->finish(*this, summary.steps_done);
+  hooks_->finish(*this, summary_.steps_done);
   // A stopped run (Ctrl-C, or a scheduler's SIGTERM before pre-emption) exits without sampling.
-  if (!summary.stopped_early) summary.final_sample = sample(stop_requested);
-  return summary;
+  if (!summary_.stopped_early) summary_.final_sample = sample(stop_requested);
+  return std::move(summary_);
 }
 
 }  // namespace albion::train

@@ -7,13 +7,23 @@
 // train() reads as its phases: attach the parallelism -> resume -> for each step { accumulate
 // micro-batches (forward, backward) -> parallelism step (gradients made global, clip, AdamW) ->
 // log -> evaluate -> sample } -> final evaluation and sample. Data is sharded over the
-// parallelism's data-parallel ranks; losses are means over them, the same on every rank. It stops cleanly at a step boundary when `stop_requested` becomes
-// true (SIGINT/SIGTERM, set by launch/), and stops with an error on a non-finite loss.
+// parallelism's data-parallel ranks; losses are means over them, the same on every rank. It stops
+// cleanly at a step boundary when `stop_requested` becomes true (SIGINT/SIGTERM, set by launch/),
+// and stops with an error on a non-finite loss.
+//
+// Note [Steps read one late]: a step queues its work on the device and returns its loss and
+// gradient norm as device tensors (clipping happens on the device too, optim::clip_factor). The
+// loop reads a step's numbers after queuing the next one, so the host waits for step N while the
+// device already has step N+1 to run, instead of idling between steps. It reads at once where the
+// step's end needs them: the first and last step, before an evaluation or a sample, and before a
+// checkpoint (read_queued_steps), so no checkpoint holds a step whose loss diverged. A diverged
+// step N is then reported after step N+1 ran, with nothing written in between.
 #pragma once
 
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
@@ -110,13 +120,22 @@ class Trainer {
   // as a user turn in the dataset's template; the sample then shows the conversation, template
   // tokens and all, up to the assistant's end-of-turn token.
   std::string sample(const std::atomic<bool>& stop_requested);
+  // Waits for the queued steps and reads their losses and gradient norms, oldest first: each loss
+  // must be finite (else an error naming the step), then it is recorded and logged. Checkpoints
+  // call it before taking their snapshot (Note [Steps read one late]).
+  void read_queued_steps() { read_queued_steps_through(recipe_.train.steps); }
 
  private:
-  struct StepResult {
-    double loss;
-    double grad_norm;
+  // A step whose work is queued on the device and whose numbers are not read yet.
+  struct QueuedStep {
+    std::int64_t step;
+    double lr;
+    at::Tensor loss;       // 0-dim: the global batch's mean loss
+    at::Tensor grad_norm;  // 0-dim: the global gradient norm before clipping
+    std::chrono::steady_clock::time_point queued_at;
   };
-  StepResult train_step(std::int64_t step);
+  QueuedStep train_step(std::int64_t step);
+  void read_queued_steps_through(std::int64_t step);
   // `base_sha256`: model.init's digest (models::hugging_face_weights_digest), recorded in checkpoints.
   void add_lora_adapters(std::string base_sha256);
   void log_step(std::int64_t step, double loss, double lr, double grad_norm, double step_seconds);
@@ -148,6 +167,8 @@ class Trainer {
   std::chrono::steady_clock::time_point start_;
   std::chrono::steady_clock::time_point last_log_;
   std::int64_t tokens_since_log_ = 0;
+  std::deque<QueuedStep> queued_;  // oldest first
+  TrainSummary summary_;           // of the train() call in progress
 };
 
 }  // namespace albion::train

@@ -75,9 +75,43 @@ TEST(ClipGradNorm, ReturnsTheNormAndScalesDownToTheLimit) {
   EXPECT_NEAR(after, 1.0, 1e-5);
 }
 
+// The factor the trainer clips with on the device: exactly 1 at or under the limit and for a norm
+// that is not finite (those gradients are left as they are), max / (norm + 1e-6) above it.
+TEST(ClipFactor, ScalesOnlyAFiniteNormAboveTheLimit) {
+  const auto factor = [](double norm, double max_norm) {
+    const at::Tensor f = clip_factor(at::scalar_tensor(norm, at::kDouble), max_norm);
+    EXPECT_EQ(f.scalar_type(), at::kFloat);
+    EXPECT_EQ(f.dim(), 0);
+    return f.item<float>();
+  };
+  EXPECT_EQ(factor(0.5, 1.0), 1.0f);
+  EXPECT_EQ(factor(1.0, 1.0), 1.0f);
+  EXPECT_EQ(factor(4.0, 1.0), static_cast<float>(1.0 / (4.0 + 1e-6)));
+  EXPECT_EQ(factor(std::nan(""), 1.0), 1.0f);
+  EXPECT_EQ(factor(INFINITY, 1.0), 1.0f);
+  EXPECT_FALSE(clip_factor(at::scalar_tensor(4.0, at::kDouble), 0.0).defined());  // no clipping
+}
+
+// AdamW::step's gradient scale is the same update as gradients scaled beforehand, bit for bit.
+TEST(AdamW, AGradientScaleIsTheStepOnScaledGradients) {
+  at::manual_seed(1);
+  const at::Tensor w = at::randn({5, 3});
+  const at::Tensor g = at::randn({5, 3});
+  const at::Tensor scale = at::scalar_tensor(0.3f);
+  AdamW scaled({parameter("w", w.clone().requires_grad_(), true)}, AdamWOptions{});
+  AdamW beforehand({parameter("w", w.clone().requires_grad_(), true)}, AdamWOptions{});
+  scaled.parameters()[0].parameter.mutable_grad() = g.clone();
+  beforehand.parameters()[0].parameter.mutable_grad() = g * 0.3f;
+  scaled.step(1e-2, scale);
+  beforehand.step(1e-2);
+  EXPECT_TRUE(at::equal(scaled.parameters()[0].parameter, beforehand.parameters()[0].parameter));
+  EXPECT_FALSE(at::equal(scaled.parameters()[0].parameter, w));
+}
+
 // options.fused on the kernel device: one launch for every tensor against torch's ops per tensor,
 // over awkward sizes (tails, one element), decayed or not, a frozen parameter (no gradient) and
-// state created lazily on the first step; then the gradient norm and clipping both ways.
+// state created lazily on the first step, two steps with a gradient scale; then the gradient norm
+// and clipping both ways.
 TEST(AdamWCuda, FusedStepAndNormMatchTheTorchPath) {
   ALBION_SKIP_WITHOUT_KERNEL_DEVICE();
   using kernels::kernel_device;
@@ -104,11 +138,14 @@ TEST(AdamWCuda, FusedStepAndNormMatchTheTorchPath) {
       fused.parameters()[i].parameter.mutable_grad() = grad.clone();
       torch_ops.parameters()[i].parameter.mutable_grad() = grad.clone();
     }
+    // Steps 1 and 3 clip (a factor under 1), as the trainer does, on the device; the torch path
+    // scales its gradients in place, so the last step leaves them unscaled for the norm below.
+    const at::Tensor scale = step % 2 == 1 ? to_kernel_device(at::scalar_tensor(0.25f)) : at::Tensor();
     {
       const kernels::OnKernelDevice on_device;
-      fused.step(1e-2 * step);
+      fused.step(1e-2 * step, scale);
     }
-    torch_ops.step(1e-2 * step);
+    torch_ops.step(1e-2 * step, scale);
   }
   EXPECT_EQ(fused.fused_steps(), 4) << "the fused path did not run";
   EXPECT_EQ(torch_ops.fused_steps(), 0);

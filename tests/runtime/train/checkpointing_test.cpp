@@ -138,6 +138,52 @@ TEST_F(CheckpointingTest, PreemptedRunSavesWhereItStopped) {
   EXPECT_EQ(checkpoint::newest_checkpoint(checkpoints)->step, 3);
 }
 
+// Checkpoints every 3 steps, with the weights poisoned after step `poisoned` (from 0), as a
+// diverging run would have them.
+class PoisonedCheckpoints final : public TrainingHooks {
+ public:
+  PoisonedCheckpoints(CheckpointHooks& checkpoints, std::int64_t poisoned)
+      : checkpoints_(checkpoints), poisoned_(poisoned) {}
+  std::int64_t resume(Trainer& trainer) override { return checkpoints_.resume(trainer); }
+  void after_step(Trainer& trainer, std::int64_t step) override {
+    if (step == poisoned_) {
+      at::NoGradGuard no_grad;
+      for (auto& [name, tensor] : trainer.model().named_parameters()) tensor.fill_(std::nan(""));
+    }
+    checkpoints_.after_step(trainer, step);
+  }
+  void finish(Trainer& trainer, std::int64_t steps_done) override { checkpoints_.finish(trainer, steps_done); }
+
+ private:
+  CheckpointHooks& checkpoints_;
+  std::int64_t poisoned_;
+};
+
+// Note [Steps read one late]: step 2's loss would be read after step 3 was queued, but the
+// checkpoint after step 2 reads it first, so the NaN stops the run instead of being saved.
+TEST_F(CheckpointingTest, ADivergedStepIsNeverSaved) {
+  const config::Recipe r = recipe("diverged", 8);
+  const std::unique_ptr<checkpoint::KeyProvider> key = checkpoint::open_key_provider(str_cat("file:", *dir_ / "kek"));
+  checkpoint::SingleProcessGroup group;
+  CheckpointSettings settings;
+  settings.options.directory = *dir_ / "diverged-ckpt";
+  settings.options.key = key.get();
+  settings.interval = 3;
+  settings.async = false;
+  settings.recipe_ini = config::resolved_recipe_ini(r);
+  CheckpointHooks checkpoints(settings, group);
+  PoisonedCheckpoints hooks(checkpoints, 1);  // step 2's loss is NaN; its checkpoint is due
+  std::atomic<bool> stop{false};
+  Trainer trainer(r, {}, nullptr, &hooks);
+  try {
+    trainer.train(stop);
+    FAIL() << "training went on with a NaN loss";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("loss is nan at step 2"), std::string::npos) << e.what();
+  }
+  EXPECT_TRUE(checkpoint::list_checkpoints(*dir_ / "diverged-ckpt").empty());
+}
+
 TEST_F(CheckpointingTest, DamagedCheckpointStopsTheResume) {
   const fs::path checkpoints = *dir_ / "damaged-ckpt";
   train(recipe("dmg-a", 2), checkpoints, 2, false);

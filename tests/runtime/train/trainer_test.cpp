@@ -6,6 +6,7 @@
 // model.init starts from a Hugging Face directory's weights.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -14,6 +15,7 @@
 #include <sstream>
 #include <torch/csrc/profiler/orchestration/observer.h>
 
+#include "runtime/base/check.h"
 #include "runtime/base/error.h"
 #include "runtime/config/recipe.h"
 #include "runtime/data/dataset_manifest.h"
@@ -315,6 +317,31 @@ TEST_F(TrainerTest, NonFiniteLossStopsWithTheStep) {
     FAIL() << "training went on with a NaN loss";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("loss is nan at step 2"), std::string::npos) << e.what();
+  }
+}
+
+// Note [Steps read one late]: after each step, which steps' numbers were still to be read.
+class RecordUnreadSteps : public TrainingHooks {
+ public:
+  void after_step(Trainer& trainer, std::int64_t step) override {
+    testing::internal::CaptureStderr();
+    trainer.read_queued_steps();  // logs each step it reads
+    const std::string read = testing::internal::GetCapturedStderr();
+    unread.push_back(read.find(str_cat("step ", step + 1, "/")) != std::string::npos);
+  }
+  std::vector<bool> unread;  // per step: still unread at its end
+};
+
+TEST_F(TrainerTest, StepsAreReadOneLateButTheFirstAndLast) {
+  config::Recipe r = recipe(4, 1, "read-late");
+  r.eval.interval = 0;  // an evaluation also reads at once
+  RecordUnreadSteps hooks;
+  const TrainSummary summary = run(r, &hooks);
+  EXPECT_EQ(hooks.unread, (std::vector<bool>{false, true, true, true, true, false}));
+  ASSERT_EQ(summary.losses.size(), 6u);
+  ASSERT_EQ(summary.grad_norms.size(), 6u);
+  for (std::size_t i = 0; i < 6; ++i) {
+    EXPECT_TRUE(std::isfinite(summary.losses[i]) && summary.grad_norms[i] > 0) << "step " << i;
   }
 }
 

@@ -115,6 +115,10 @@ inline float __fsqrt_rn(float a) { return std::sqrt(a); }
 // The GPU's __expf is ex2.approx(a * log2 e): its error is mostly the rounding of that product,
 // which grows with |a|; modelled here so tolerances hold for the kernel the GPU runs.
 inline float __expf(float a) { return std::exp2(__fmul_rn(a, 1.4426950408889634f)); }
+// The GPU's __fdividef is a * rcp.approx(b), which gives 0 for 2^126 < |b| (rcp flushes there).
+inline float __fdividef(float a, float b) {
+  return std::abs(b) > 0x1p126f ? std::copysign(0.0f, a) * std::copysign(1.0f, b) : a / b;
+}
 inline float rsqrtf(float a) { return 1.0f / std::sqrt(a); }
 // CUDA's device overloads of min, max and the classification functions, found unqualified.
 using std::isfinite;

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 
 #include "kernels/common/block_reduce.cuh"
 #include "kernels/common/cuda_check.h"
@@ -25,24 +26,50 @@ constexpr std::int64_t kRowsPerSegment = 128;  // backward: segmented column sum
 constexpr std::int64_t kMaxSegments = 128;
 constexpr float kSqrt2OverPi = 0.7978845608028654f;
 constexpr float kCubic = 0.044715f;
+// a = k (z + c z^3) = z (k + kc z^2): one multiply-add and two multiplies.
+constexpr float kCubicTerm = kSqrt2OverPi * kCubic;
 
-// 0.5 (1 + tanh a) is evaluated as sigmoid(2a): for z << 0, 1 + tanh(a) cancels to a few ulps
-// of 1, which made the fp32 result wrong in its leading digits there. expf, not __expf, whose
-// error grows with the argument.
-__device__ __forceinline__ float gelu(float z) {
-  const float a = kSqrt2OverPi * (z + kCubic * z * z * z);
-  return z / (1.0f + expf(-2.0f * a));  // expf(+large) = inf gives -0 for z << 0, as it should
+// The exponential and the division of one element, in one of two precisions. bf16 results keep 8
+// bits, so there the hardware's approximations serve: exp2f (ex2.approx, 2 ulps; the product's
+// rounding adds ~1e-6 relative at the arguments that matter) and __fdividef (an approximate
+// reciprocal and a multiply, 2 ulps) change an occasional last bf16 bit at most. The IEEE forms
+// (expf's range reduction, a division with a branch to its slow path) made the bf16 forward's
+// sm_90 loop ~280 instructions a pack of 8, ~164 now: it was compute-bound at 68% of the copy
+// bandwidth where fp32, with half the elements a byte, reached 99%. fp32 keeps the IEEE forms
+// its 1e-5 tests hold them to.
+template <bool kApproximate>
+__device__ __forceinline__ float exp_of_minus_2(float a) {  // exp(-2a)
+  if constexpr (kApproximate) return exp2f(a * (-2.0f * 1.4426950408889634f));  // ex2.approx: 2 ulps
+  return expf(-2.0f * a);
+}
+template <bool kApproximate>
+__device__ __forceinline__ float divide(float a, float b) {
+  if constexpr (kApproximate) return __fdividef(a, b);  // 0 for |b| > 2^126: a / b is below 2^-126 |a| there
+  return a / b;
 }
 
+// 0.5 (1 + tanh a) is evaluated as sigmoid(2a): for z << 0, 1 + tanh(a) cancels to a few ulps
+// of 1, which made the fp32 result wrong in its leading digits there.
+template <bool kApproximate>
+__device__ __forceinline__ float gelu(float z) {
+  const float a = z * (kSqrt2OverPi + kCubicTerm * (z * z));
+  // exp(+large) = inf gives -0 for z << 0, as it should.
+  return divide<kApproximate>(z, 1.0f + exp_of_minus_2<kApproximate>(a));
+}
+
+template <bool kApproximate>
 __device__ __forceinline__ float gelu_derivative(float z) {
-  const float a = kSqrt2OverPi * (z + kCubic * z * z * z);
-  const float e = expf(-2.0f * fabsf(a));  // in (0, 1]: cannot overflow
-  const float r = 1.0f / (1.0f + e);
+  const float a = z * (kSqrt2OverPi + kCubicTerm * (z * z));
+  const float e = exp_of_minus_2<kApproximate>(fabsf(a));  // in (0, 1]: cannot overflow
+  const float r = divide<kApproximate>(1.0f, 1.0f + e);
   const float s = a >= 0.0f ? r : e * r;           // sigmoid(2a) = (1 + t) / 2
   const float s_complement = a >= 0.0f ? e * r : r;  // 1 - s = (1 - t) / 2, without cancellation
   // 0.5 (1 + t) + 0.5 z (1 - t^2) k (1 + 3c z^2), with 1 - t^2 = 4 s (1 - s)
-  return s + 2.0f * z * s * s_complement * kSqrt2OverPi * (1.0f + 3.0f * kCubic * z * z);
+  return s + z * s * s_complement * (2.0f * kSqrt2OverPi + 6.0f * kCubicTerm * (z * z));
 }
+
+template <typename T>
+constexpr bool kApproximateMath = !std::is_same_v<T, float>;  // bf16 (see exp_of_minus_2)
 
 template <typename T, int kVec>
 __global__ void gelu_bias_forward_kernel(const T* __restrict__ input, const float* __restrict__ bias,
@@ -54,7 +81,9 @@ __global__ void gelu_bias_forward_kernel(const T* __restrict__ input, const floa
     const P x = reinterpret_cast<const P*>(input)[u];
     P y;
 #pragma unroll
-    for (int k = 0; k < kVec; ++k) y.values[k] = from_float<T>(gelu(to_float(x.values[k]) + bias[col + k]));
+    for (int k = 0; k < kVec; ++k) {
+      y.values[k] = from_float<T>(gelu<kApproximateMath<T>>(to_float(x.values[k]) + bias[col + k]));
+    }
     reinterpret_cast<P*>(output)[u] = y;
   }
 }
@@ -81,7 +110,7 @@ __global__ void gelu_bias_backward_kernel(const T* __restrict__ input, const flo
       P g;
 #pragma unroll
       for (int k = 0; k < kVec; ++k) {
-        const float dz = to_float(d.values[k]) * gelu_derivative(to_float(x.values[k]) + b[k]);
+        const float dz = to_float(d.values[k]) * gelu_derivative<kApproximateMath<T>>(to_float(x.values[k]) + b[k]);
         g.values[k] = from_float<T>(dz);
         sums[k] += dz;
       }

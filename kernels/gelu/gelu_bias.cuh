@@ -3,8 +3,9 @@
 //   y  = 0.5 z (1 + tanh(k (z + 0.044715 z^3))),  k = sqrt(2 / pi)
 //   dz = dy (0.5 (1 + t) + 0.5 z (1 - t^2) k (1 + 3 * 0.044715 z^2)),  t = tanh(...)
 // dx = dz and dbias = sum of dz over rows, in the same pass over memory. x: [rows, cols] fp32 or
-// bf16; bias fp32; fp32 arithmetic (dbias sums dz before it is rounded to x's dtype); 16-byte
-// packs when cols and pointers allow, any size.
+// bf16; bias fp32; fp32 arithmetic (dbias sums dz before it is rounded to x's dtype; for bf16 the
+// exponential and division are the hardware's approximate ones, gelu_bias.cu); 16-byte packs when
+// cols and pointers allow, any size.
 #pragma once
 
 #include <cuda_runtime_api.h>

@@ -290,7 +290,6 @@ void Trainer::add_lora_adapters(std::string base_sha256) {
 }
 
 Trainer::QueuedStep Trainer::train_step(std::int64_t step) {
-  const auto queued_at = std::chrono::steady_clock::now();
   const double lr = schedule_.at(step);
   // Summed on the device: no host synchronisation per micro-batch.
   at::Tensor loss_sum = at::zeros({}, at::TensorOptions().dtype(at::kDouble).device(device_));
@@ -307,7 +306,7 @@ Trainer::QueuedStep Trainer::train_step(std::int64_t step) {
     loss_sum += loss.detach().to(at::kDouble);
   }
   at::Tensor grad_norm = parallel_->step(*this, lr);
-  return {step, lr, parallel_->mean(loss_sum / static_cast<double>(accumulation_)), std::move(grad_norm), queued_at};
+  return {step, lr, parallel_->mean(loss_sum / static_cast<double>(accumulation_)), std::move(grad_norm)};
 }
 
 void Trainer::read_queued_steps_through(std::int64_t step) {
@@ -322,13 +321,11 @@ void Trainer::read_queued_steps_through(std::int64_t step) {
     summary_.losses.push_back(loss);
     summary_.grad_norms.push_back(grad_norm);
     tokens_since_log_ += recipe_.train.global_batch_tokens;
-    log_step(queued.step, loss, queued.lr, grad_norm,
-             std::chrono::duration<double>(std::chrono::steady_clock::now() - queued.queued_at).count());
+    log_step(queued.step, loss, queued.lr, grad_norm);
   }
 }
 
-void Trainer::log_step(std::int64_t step, double loss, double lr, double grad_norm,
-                       double step_seconds) {
+void Trainer::log_step(std::int64_t step, double loss, double lr, double grad_norm) {
   const bool last = step + 1 == recipe_.train.steps;
   if ((step + 1) % recipe_.log.interval != 0 && !last && step != 0) return;
   const auto now = std::chrono::steady_clock::now();
@@ -348,9 +345,9 @@ void Trainer::log_step(std::int64_t step, double loss, double lr, double grad_no
                            {"elapsed_s", elapsed},
                            {"peak_memory_bytes", static_cast<double>(peak_memory_bytes(device_))}});
   }
-  // ETA from the rate over the last interval, steadier than the last step alone.
+  // ETA from the rate over the last interval (at least one step read), steadier than one step alone.
   const double seconds_per_step =
-      tokens_per_s > 0 ? static_cast<double>(recipe_.train.global_batch_tokens) / tokens_per_s : step_seconds;
+      tokens_per_s > 0 ? static_cast<double>(recipe_.train.global_batch_tokens) / tokens_per_s : 0;
   const double remaining = seconds_per_step * static_cast<double>(recipe_.train.steps - step - 1);
   std::ostringstream line;
   line << "step " << step + 1 << "/" << recipe_.train.steps << "  loss " << std::fixed

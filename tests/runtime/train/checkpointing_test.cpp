@@ -19,6 +19,7 @@
 #include "runtime/train/checkpointing.h"
 #include "runtime/models/hf_import.h"
 #include "runtime/train/trainer.h"
+#include "tests/runtime/train/training_state_support.h"
 #include "tests/support/cuda_available.h"
 #include "tests/support/hugging_face_directory.h"
 #include "tests/support/small_dataset.h"
@@ -138,27 +139,6 @@ TEST_F(CheckpointingTest, PreemptedRunSavesWhereItStopped) {
   EXPECT_EQ(checkpoint::newest_checkpoint(checkpoints)->step, 3);
 }
 
-// Checkpoints every 3 steps, with the weights poisoned after step `poisoned` (from 0), as a
-// diverging run would have them.
-class PoisonedCheckpoints final : public TrainingHooks {
- public:
-  PoisonedCheckpoints(CheckpointHooks& checkpoints, std::int64_t poisoned)
-      : checkpoints_(checkpoints), poisoned_(poisoned) {}
-  std::int64_t resume(Trainer& trainer) override { return checkpoints_.resume(trainer); }
-  void after_step(Trainer& trainer, std::int64_t step) override {
-    if (step == poisoned_) {
-      at::NoGradGuard no_grad;
-      for (auto& [name, tensor] : trainer.model().named_parameters()) tensor.fill_(std::nan(""));
-    }
-    checkpoints_.after_step(trainer, step);
-  }
-  void finish(Trainer& trainer, std::int64_t steps_done) override { checkpoints_.finish(trainer, steps_done); }
-
- private:
-  CheckpointHooks& checkpoints_;
-  std::int64_t poisoned_;
-};
-
 // Note [Steps read one late]: step 2's loss would be read after step 3 was queued, but the
 // checkpoint after step 2 reads it first, so the NaN stops the run instead of being saved.
 TEST_F(CheckpointingTest, ADivergedStepIsNeverSaved) {
@@ -172,7 +152,7 @@ TEST_F(CheckpointingTest, ADivergedStepIsNeverSaved) {
   settings.async = false;
   settings.recipe_ini = config::resolved_recipe_ini(r);
   CheckpointHooks checkpoints(settings, group);
-  PoisonedCheckpoints hooks(checkpoints, 1);  // step 2's loss is NaN; its checkpoint is due
+  testing_support::PoisonAfter hooks(1, &checkpoints);  // step 2's loss is NaN; its checkpoint is due
   std::atomic<bool> stop{false};
   Trainer trainer(r, {}, nullptr, &hooks);
   try {

@@ -300,18 +300,8 @@ TEST_F(TrainerTest, LoraTrainsAdaptersOnTheFrozenBase) {
   }
 }
 
-// Poisons the weights after step 1, as a diverging run would.
-class PoisonAfterFirstStep : public TrainingHooks {
- public:
-  void after_step(Trainer& trainer, std::int64_t step) override {
-    if (step != 1) return;
-    at::NoGradGuard no_grad;
-    for (auto& [name, tensor] : trainer.model().named_parameters()) tensor.fill_(std::nan(""));
-  }
-};
-
 TEST_F(TrainerTest, NonFiniteLossStopsWithTheStep) {
-  PoisonAfterFirstStep poison;
+  testing_support::PoisonAfter poison(1);  // the weights NaN after step 1
   try {
     run(recipe(4, 1, "diverged"), &poison);
     FAIL() << "training went on with a NaN loss";
@@ -349,7 +339,7 @@ TEST_F(TrainerTest, ARunThatFailsInsideTheProfileWindowLeavesTheProfilerOff) {
   config::Recipe r = recipe(4, 1, "profile-failed");
   r.profile.start_step = 2;
   r.profile.steps = 3;  // the loss turns NaN at step 3, inside the window
-  PoisonAfterFirstStep poison;
+  testing_support::PoisonAfter poison(1);  // the weights NaN after step 1
   EXPECT_THROW(run(r, &poison), Error);
   EXPECT_FALSE(fs::exists(fs::path(r.run.dir) / "profile"));
   EXPECT_FALSE(torch::profiler::impl::profilerEnabled());

@@ -1,8 +1,12 @@
 // File: tests/runtime/train/training_state_support.h
 // Hooks that capture a run's training state after a given step, and restore one before the
-// first step, keeping slices in memory (checkpoint/ stores them on disk).
+// first step, keeping slices in memory (checkpoint/ stores them on disk); and one that poisons
+// the weights, as a diverging run would have them.
 #pragma once
 
+#include <ATen/core/grad_mode.h>
+
+#include <cmath>
 #include <map>
 #include <string>
 #include <vector>
@@ -62,6 +66,27 @@ class RestoreFrom : public train::TrainingHooks {
  private:
   const train::TrainingState& header_;
   const SliceStore& store_;
+};
+
+// Fills every weight with NaN after step `step` (from 0), then calls `inner` (checkpoints, say).
+class PoisonAfter : public train::TrainingHooks {
+ public:
+  explicit PoisonAfter(std::int64_t step, train::TrainingHooks* inner = nullptr) : step_(step), inner_(inner) {}
+  std::int64_t resume(train::Trainer& trainer) override { return inner_ ? inner_->resume(trainer) : 0; }
+  void after_step(train::Trainer& trainer, std::int64_t step) override {
+    if (step == step_) {
+      at::NoGradGuard no_grad;
+      for (auto& [name, tensor] : trainer.model().named_parameters()) tensor.fill_(std::nan(""));
+    }
+    if (inner_) inner_->after_step(trainer, step);
+  }
+  void finish(train::Trainer& trainer, std::int64_t steps_done) override {
+    if (inner_) inner_->finish(trainer, steps_done);
+  }
+
+ private:
+  std::int64_t step_;
+  train::TrainingHooks* inner_;
 };
 
 }  // namespace albion::testing_support

@@ -53,6 +53,13 @@ __host__ __device__ __forceinline__ bool aligned16(const void* pointer) {
   return reinterpret_cast<std::uintptr_t>(pointer) % 16 == 0;
 }
 
+// Whether a pointer can be read and written as values of P (a Pack narrower than 16 bytes: a bf16
+// operand beside fp32 ones, kVec elements in 8 bytes).
+template <typename P>
+__host__ __device__ __forceinline__ bool aligned_for(const void* pointer) {
+  return reinterpret_cast<std::uintptr_t>(pointer) % alignof(P) == 0;
+}
+
 // Threads for a block that sweeps one row of `units` loads: enough to cover a short row in one
 // sweep, a power of two from 32 to 1024.
 inline int threads_for_row(std::int64_t units) {
@@ -129,9 +136,10 @@ inline int threads_for_summing_row(std::int64_t packs) {
 
 // Loads row `row` of a segment ending at `end` into this thread's slots of dy and x, or zeros
 // past the segment's last row (where the pointers are not read).
-template <int kSlots, typename P>
-__device__ __forceinline__ void load_segment_row(const P* __restrict__ dy, const P* __restrict__ x, std::int64_t row,
-                                                 std::int64_t end, int packs, P (&d)[kSlots], P (&v)[kSlots]) {
+// (dy's packs may be of another dtype than x's, with as many elements.)
+template <int kSlots, typename D, typename P>
+__device__ __forceinline__ void load_segment_row(const D* __restrict__ dy, const P* __restrict__ x, std::int64_t row,
+                                                 std::int64_t end, int packs, D (&d)[kSlots], P (&v)[kSlots]) {
   const bool inside = row < end;
   const std::int64_t offset = inside ? row * packs : 0;
   load_row_slots(dy + offset, inside ? packs : 0, d);
@@ -140,13 +148,15 @@ __device__ __forceinline__ void load_segment_row(const P* __restrict__ dy, const
 
 // Calls body(row, d, v) for each row of [begin, end) with this thread's slots of that row's dy and
 // x, the next row's already loading (Note [Parameter gradients in the backward pass]).
-template <int kSlots, typename P, typename Body>
-__device__ __forceinline__ void for_each_segment_row(const P* __restrict__ dy, const P* __restrict__ x,
+template <int kSlots, typename D, typename P, typename Body>
+__device__ __forceinline__ void for_each_segment_row(const D* __restrict__ dy, const P* __restrict__ x,
                                                      std::int64_t begin, std::int64_t end, int packs, Body body) {
-  P d[kSlots], v[kSlots];
+  D d[kSlots];
+  P v[kSlots];
   load_segment_row(dy, x, begin, end, packs, d, v);
   for (std::int64_t row = begin; row < end; ++row) {
-    P next_d[kSlots], next_v[kSlots];  // in flight through this row's reductions
+    D next_d[kSlots];  // in flight through this row's reductions
+    P next_v[kSlots];
     load_segment_row(dy, x, row + 1, end, packs, next_d, next_v);
     body(row, d, v);
 #pragma unroll

@@ -2,7 +2,9 @@
 // LayerNorm forward and backward: one block per row (or, for a backward pass that sums the
 // parameters' gradients too, per segment of rows), 16-byte packs when the row length and the
 // pointers allow, element-wise otherwise. Passes after the first read the row from registers when
-// it fits them (Note [Rows held in registers], block_reduce.cuh), else from L1/L2.
+// it fits them (Note [Rows held in registers], block_reduce.cuh), else from L1/L2. T is x's (and
+// the parameters') dtype; O, y's, and G, dy's: T's, or bf16 for fp32 x (LayerNormParams::bf16_output),
+// in packs of as many elements as T's.
 // Reference: layernorm_ref.cpp. Test: tests/kernels/layernorm_test.cpp.
 #include <cuda_bf16.h>
 
@@ -19,7 +21,8 @@ namespace {
 
 // One pack's share of each pass, shared by the looping kernels and those holding the row in
 // registers: the sum; the sum of squared deviations; y = (x - mean) rstd w + b; the sums of
-// g = w dy and g xhat; dx = rstd (g - mean(g) - xhat mean(g xhat)); dy xhat and dy.
+// g = w dy and g xhat; dx = rstd (g - mean(g) - xhat mean(g xhat)); dy xhat and dy. x and the
+// parameters come in T, y goes out in O, dy comes in G.
 template <typename T, int kVec>
 __device__ __forceinline__ void add_values(const Pack<T, kVec>& x, float& sum) {
 #pragma unroll
@@ -35,19 +38,19 @@ __device__ __forceinline__ void add_squared_deviations(const Pack<T, kVec>& x, f
   }
 }
 
-template <typename T, int kVec>
-__device__ __forceinline__ Pack<T, kVec> normalized(const Pack<T, kVec>& x, const Pack<T, kVec>& w,
+template <typename O, typename T, int kVec>
+__device__ __forceinline__ Pack<O, kVec> normalized(const Pack<T, kVec>& x, const Pack<T, kVec>& w,
                                                     const Pack<T, kVec>& b, float mu, float inv) {
-  Pack<T, kVec> out;
+  Pack<O, kVec> out;
 #pragma unroll
   for (int k = 0; k < kVec; ++k) {
-    out.values[k] = from_float<T>((to_float(x.values[k]) - mu) * inv * to_float(w.values[k]) + to_float(b.values[k]));
+    out.values[k] = from_float<O>((to_float(x.values[k]) - mu) * inv * to_float(w.values[k]) + to_float(b.values[k]));
   }
   return out;
 }
 
-template <typename T, int kVec>
-__device__ __forceinline__ void add_gradient_sums(const Pack<T, kVec>& x, const Pack<T, kVec>& dy,
+template <typename T, typename G, int kVec>
+__device__ __forceinline__ void add_gradient_sums(const Pack<T, kVec>& x, const Pack<G, kVec>& dy,
                                                   const Pack<T, kVec>& w, float mu, float inv, float& sum_g,
                                                   float& sum_g_xhat) {
 #pragma unroll
@@ -58,8 +61,8 @@ __device__ __forceinline__ void add_gradient_sums(const Pack<T, kVec>& x, const 
   }
 }
 
-template <typename T, int kVec>
-__device__ __forceinline__ Pack<T, kVec> input_gradient(const Pack<T, kVec>& x, const Pack<T, kVec>& dy,
+template <typename T, typename G, int kVec>
+__device__ __forceinline__ Pack<T, kVec> input_gradient(const Pack<T, kVec>& x, const Pack<G, kVec>& dy,
                                                         const Pack<T, kVec>& w, float mu, float inv, float mean_g,
                                                         float mean_g_xhat) {
   Pack<T, kVec> out;
@@ -73,8 +76,8 @@ __device__ __forceinline__ Pack<T, kVec> input_gradient(const Pack<T, kVec>& x, 
 }
 
 // dw's and db's shares, in the order of the separate sums (norm_parameter_grad.cu): dy xhat, dy.
-template <typename T, int kVec>
-__device__ __forceinline__ void add_parameter_gradients(const Pack<T, kVec>& x, const Pack<T, kVec>& dy, float mu,
+template <typename T, typename G, int kVec>
+__device__ __forceinline__ void add_parameter_gradients(const Pack<T, kVec>& x, const Pack<G, kVec>& dy, float mu,
                                                         float inv, float (&weight_sums)[kVec],
                                                         float (&bias_sums)[kVec]) {
 #pragma unroll
@@ -86,16 +89,16 @@ __device__ __forceinline__ void add_parameter_gradients(const Pack<T, kVec>& x, 
 }
 
 // kVec elements per load: 16-byte packs when the row length and every pointer allow, else 1.
-template <typename T, int kVec>
+template <typename T, typename O, int kVec>
 __global__ void layernorm_forward_kernel(const T* __restrict__ input, const T* __restrict__ weight,
-                                         const T* __restrict__ bias, T* __restrict__ output, float* __restrict__ mean,
+                                         const T* __restrict__ bias, O* __restrict__ output, float* __restrict__ mean,
                                          float* __restrict__ rstd, std::int64_t cols, float eps) {
   using P = Pack<T, kVec>;
   const std::int64_t row = blockIdx.x;
   const P* x = reinterpret_cast<const P*>(input + row * cols);
   const P* w = reinterpret_cast<const P*>(weight);
   const P* b = reinterpret_cast<const P*>(bias);
-  P* y = reinterpret_cast<P*>(output + row * cols);
+  auto* y = reinterpret_cast<Pack<O, kVec>*>(output + row * cols);
   const std::int64_t packs = cols / kVec;
   float sum = 0.0f;
   for (std::int64_t p = threadIdx.x; p < packs; p += blockDim.x) add_values(x[p], sum);
@@ -103,7 +106,7 @@ __global__ void layernorm_forward_kernel(const T* __restrict__ input, const T* _
   float squares = 0.0f;  // two passes: no cancellation in E[x^2] - E[x]^2
   for (std::int64_t p = threadIdx.x; p < packs; p += blockDim.x) add_squared_deviations(x[p], mu, squares);
   const float inv = rsqrtf(block_sum(squares) / static_cast<float>(cols) + eps);
-  for (std::int64_t p = threadIdx.x; p < packs; p += blockDim.x) y[p] = normalized(x[p], w[p], b[p], mu, inv);
+  for (std::int64_t p = threadIdx.x; p < packs; p += blockDim.x) y[p] = normalized<O>(x[p], w[p], b[p], mu, inv);
   if (threadIdx.x == 0) {
     mean[row] = mu;
     rstd[row] = inv;
@@ -111,16 +114,16 @@ __global__ void layernorm_forward_kernel(const T* __restrict__ input, const T* _
 }
 
 // The forward pass with the row in registers: kSlots packs per thread.
-template <typename T, int kVec, int kSlots>
+template <typename T, typename O, int kVec, int kSlots>
 __global__ void __launch_bounds__(kMaxRegisterRowThreads)
     layernorm_forward_registers_kernel(const T* __restrict__ input, const T* __restrict__ weight,
-                                       const T* __restrict__ bias, T* __restrict__ output, float* __restrict__ mean,
+                                       const T* __restrict__ bias, O* __restrict__ output, float* __restrict__ mean,
                                        float* __restrict__ rstd, std::int64_t cols, float eps) {
   using P = Pack<T, kVec>;
   const std::int64_t row = blockIdx.x;
   const P* w = reinterpret_cast<const P*>(weight);
   const P* b = reinterpret_cast<const P*>(bias);
-  P* y = reinterpret_cast<P*>(output + row * cols);
+  auto* y = reinterpret_cast<Pack<O, kVec>*>(output + row * cols);
   const int packs = static_cast<int>(cols / kVec);
   P v[kSlots];
   load_row_slots(reinterpret_cast<const P*>(input + row * cols), packs, v);
@@ -139,7 +142,7 @@ __global__ void __launch_bounds__(kMaxRegisterRowThreads)
   for (int i = 0; i < kSlots; ++i) {
     const int p = slot_pack(i);
     if (p >= packs) break;
-    y[p] = normalized(v[i], w[p], b[p], mu, inv);
+    y[p] = normalized<O>(v[i], w[p], b[p], mu, inv);
   }
   if (threadIdx.x == 0) {
     mean[row] = mu;
@@ -147,15 +150,15 @@ __global__ void __launch_bounds__(kMaxRegisterRowThreads)
   }
 }
 
-template <typename T, int kVec>
-__global__ void layernorm_backward_kernel(const T* __restrict__ grad_output, const T* __restrict__ input,
+template <typename T, typename G, int kVec>
+__global__ void layernorm_backward_kernel(const G* __restrict__ grad_output, const T* __restrict__ input,
                                           const T* __restrict__ weight, const float* __restrict__ mean,
                                           const float* __restrict__ rstd, T* __restrict__ grad_input,
                                           std::int64_t cols) {
   using P = Pack<T, kVec>;
   const std::int64_t row = blockIdx.x;
   const P* x = reinterpret_cast<const P*>(input + row * cols);
-  const P* dy = reinterpret_cast<const P*>(grad_output + row * cols);
+  const auto* dy = reinterpret_cast<const Pack<G, kVec>*>(grad_output + row * cols);
   const P* w = reinterpret_cast<const P*>(weight);
   P* dx = reinterpret_cast<P*>(grad_input + row * cols);
   const std::int64_t packs = cols / kVec;
@@ -175,8 +178,8 @@ __global__ void layernorm_backward_kernel(const T* __restrict__ grad_output, con
 
 // One row's dx from its x, dy and weight held in this thread's slots: the block's means of g and
 // g xhat, then dx for the slots inside the row.
-template <typename T, int kVec, int kSlots>
-__device__ __forceinline__ void write_input_gradient(const Pack<T, kVec> (&v)[kSlots], const Pack<T, kVec> (&d)[kSlots],
+template <typename T, typename G, int kVec, int kSlots>
+__device__ __forceinline__ void write_input_gradient(const Pack<T, kVec> (&v)[kSlots], const Pack<G, kVec> (&d)[kSlots],
                                                      const Pack<T, kVec> (&c)[kSlots], float mu, float inv,
                                                      std::int64_t cols, Pack<T, kVec>* __restrict__ dx) {
   float sum_g = 0.0f;  // zero slots (dy = weight = 0) add nothing
@@ -195,17 +198,19 @@ __device__ __forceinline__ void write_input_gradient(const Pack<T, kVec> (&v)[kS
 }
 
 // The backward pass with the row's x, dy and weight in registers: kSlots packs each per thread.
-template <typename T, int kVec, int kSlots>
+template <typename T, typename G, int kVec, int kSlots>
 __global__ void __launch_bounds__(kMaxRegisterRowThreads)
-    layernorm_backward_registers_kernel(const T* __restrict__ grad_output, const T* __restrict__ input,
+    layernorm_backward_registers_kernel(const G* __restrict__ grad_output, const T* __restrict__ input,
                                         const T* __restrict__ weight, const float* __restrict__ mean,
                                         const float* __restrict__ rstd, T* __restrict__ grad_input, std::int64_t cols) {
   using P = Pack<T, kVec>;
+  using D = Pack<G, kVec>;
   const std::int64_t row = blockIdx.x;
   const int packs = static_cast<int>(cols / kVec);
-  P v[kSlots], d[kSlots], c[kSlots];
+  P v[kSlots], c[kSlots];
+  D d[kSlots];
   load_row_slots(reinterpret_cast<const P*>(input + row * cols), packs, v);
-  load_row_slots(reinterpret_cast<const P*>(grad_output + row * cols), packs, d);
+  load_row_slots(reinterpret_cast<const D*>(grad_output + row * cols), packs, d);
   load_row_slots(reinterpret_cast<const P*>(weight), packs, c);
   write_input_gradient(v, d, c, mean[row], rstd[row], cols, reinterpret_cast<P*>(grad_input + row * cols));
 }
@@ -214,16 +219,17 @@ __global__ void __launch_bounds__(kMaxRegisterRowThreads)
 // backward pass], block_reduce.cuh): block b takes row segment b of rows_per_segment rows, adds
 // dy xhat and dy for its threads' columns in registers, and writes the sums to
 // parameter_partials[0, b, :] and [1, b, :].
-template <typename T, int kVec, int kSlots>
+template <typename T, typename G, int kVec, int kSlots>
 __global__ void __launch_bounds__(kMaxSummingRowThreads)
-    layernorm_backward_summing_kernel(const T* __restrict__ grad_output, const T* __restrict__ input,
+    layernorm_backward_summing_kernel(const G* __restrict__ grad_output, const T* __restrict__ input,
                                       const T* __restrict__ weight, const float* __restrict__ mean,
                                       const float* __restrict__ rstd, T* __restrict__ grad_input,
                                       float* __restrict__ parameter_partials, std::int64_t rows, std::int64_t cols,
                                       std::int64_t rows_per_segment) {
   using P = Pack<T, kVec>;
+  using D = Pack<G, kVec>;
   const int packs = static_cast<int>(cols / kVec);
-  const P* dy = reinterpret_cast<const P*>(grad_output);
+  const D* dy = reinterpret_cast<const D*>(grad_output);
   const P* x = reinterpret_cast<const P*>(input);
   P c[kSlots];
   load_row_slots(reinterpret_cast<const P*>(weight), packs, c);
@@ -231,7 +237,7 @@ __global__ void __launch_bounds__(kMaxSummingRowThreads)
   float bias_sums[kSlots][kVec] = {};
   const std::int64_t begin = blockIdx.x * rows_per_segment;
   const std::int64_t end = min(rows, begin + rows_per_segment);
-  const auto row_gradients = [&](std::int64_t row, const P(&d)[kSlots], const P(&v)[kSlots]) {
+  const auto row_gradients = [&](std::int64_t row, const D(&d)[kSlots], const P(&v)[kSlots]) {
     const float mu = mean[row];
     const float inv = rstd[row];
 #pragma unroll
@@ -244,40 +250,41 @@ __global__ void __launch_bounds__(kMaxSummingRowThreads)
   store_slot_sums(bias_sums, parameter_partials + (segments + blockIdx.x) * cols, packs);
 }
 
-template <typename T>
+template <typename T, typename O>
 void forward_typed(const LayerNormParams& p, cudaStream_t stream) {
   constexpr int kVec = 16 / sizeof(T);
   const bool vectorised = p.cols % kVec == 0 && aligned16(p.input) && aligned16(p.weight) && aligned16(p.bias) &&
-                          aligned16(p.output);
+                          aligned_for<Pack<O, kVec>>(p.output);
   const auto* x = static_cast<const T*>(p.input);
   const auto* w = static_cast<const T*>(p.weight);
   const auto* b = static_cast<const T*>(p.bias);
-  auto* y = static_cast<T*>(p.output);
+  auto* y = static_cast<O*>(p.output);
   const dim3 grid(static_cast<unsigned>(p.rows));
   const int threads = threads_for_row(vectorised ? p.cols / kVec : p.cols);
   if (vectorised && row_fits_registers(p.cols / kVec)) {
-    layernorm_forward_registers_kernel<T, kVec, kRowPacksPerThread>
+    layernorm_forward_registers_kernel<T, O, kVec, kRowPacksPerThread>
         <<<grid, threads_for_register_row(p.cols / kVec), 0, stream>>>(x, w, b, y, p.mean, p.rstd, p.cols, p.eps);
   } else if (vectorised) {
-    layernorm_forward_kernel<T, kVec><<<grid, threads, 0, stream>>>(x, w, b, y, p.mean, p.rstd, p.cols, p.eps);
+    layernorm_forward_kernel<T, O, kVec><<<grid, threads, 0, stream>>>(x, w, b, y, p.mean, p.rstd, p.cols, p.eps);
   } else {
-    layernorm_forward_kernel<T, 1><<<grid, threads, 0, stream>>>(x, w, b, y, p.mean, p.rstd, p.cols, p.eps);
+    layernorm_forward_kernel<T, O, 1><<<grid, threads, 0, stream>>>(x, w, b, y, p.mean, p.rstd, p.cols, p.eps);
   }
   ALBION_CUDA_CHECK(cudaGetLastError());
 }
 
-template <typename T>
+template <typename T, typename G>
 bool vectorised_backward(const LayerNormParams& p) {
-  return p.cols % (16 / sizeof(T)) == 0 && aligned16(p.grad_output) && aligned16(p.input) && aligned16(p.weight) &&
-         aligned16(p.output);
+  constexpr int kVec = 16 / sizeof(T);
+  return p.cols % kVec == 0 && aligned_for<Pack<G, kVec>>(p.grad_output) && aligned16(p.input) &&
+         aligned16(p.weight) && aligned16(p.output);
 }
 
-template <typename T>
+template <typename T, typename G>
 void backward_typed(const LayerNormParams& p, cudaStream_t stream) {
   constexpr int kVec = 16 / sizeof(T);
-  const bool vectorised = vectorised_backward<T>(p);
+  const bool vectorised = vectorised_backward<T, G>(p);
   const std::int64_t units = vectorised ? p.cols / kVec : p.cols;
-  const auto* dy = static_cast<const T*>(p.grad_output);
+  const auto* dy = static_cast<const G*>(p.grad_output);
   const auto* x = static_cast<const T*>(p.input);
   const auto* w = static_cast<const T*>(p.weight);
   auto* dx = static_cast<T*>(p.output);
@@ -287,7 +294,7 @@ void backward_typed(const LayerNormParams& p, cudaStream_t stream) {
     ALBION_CHECK(vectorised && row_fits_summing_registers(units), "layernorm backward: the parameters' gradients "
                  "are summed in this pass only for rows that fit registers");
     const std::int64_t segments = p.parameter_segments;
-    layernorm_backward_summing_kernel<T, kVec, kSummingPacksPerThread>
+    layernorm_backward_summing_kernel<T, G, kVec, kSummingPacksPerThread>
         <<<static_cast<unsigned>(segments), threads_for_summing_row(units), 0, stream>>>(
             dy, x, w, p.mean, p.rstd, dx, p.parameter_partials, p.rows, p.cols, (p.rows + segments - 1) / segments);
     ALBION_CUDA_CHECK(cudaGetLastError());
@@ -298,23 +305,31 @@ void backward_typed(const LayerNormParams& p, cudaStream_t stream) {
     add_segments_kernel<><<<sum_grid, segment_tile_block(), 0, stream>>>(p.parameter_partials + segments * p.cols,
                                                                          segments, p.cols, p.grad_bias);
   } else if (vectorised && row_fits_registers(units)) {
-    layernorm_backward_registers_kernel<T, kVec, kRowPacksPerThread>
+    layernorm_backward_registers_kernel<T, G, kVec, kRowPacksPerThread>
         <<<grid, threads_for_register_row(units), 0, stream>>>(dy, x, w, p.mean, p.rstd, dx, p.cols);
   } else if (vectorised) {
-    layernorm_backward_kernel<T, kVec><<<grid, threads, 0, stream>>>(dy, x, w, p.mean, p.rstd, dx, p.cols);
+    layernorm_backward_kernel<T, G, kVec><<<grid, threads, 0, stream>>>(dy, x, w, p.mean, p.rstd, dx, p.cols);
   } else {
-    layernorm_backward_kernel<T, 1><<<grid, threads, 0, stream>>>(dy, x, w, p.mean, p.rstd, dx, p.cols);
+    layernorm_backward_kernel<T, G, 1><<<grid, threads, 0, stream>>>(dy, x, w, p.mean, p.rstd, dx, p.cols);
   }
   ALBION_CUDA_CHECK(cudaGetLastError());
 }
 
-template <typename T>
+template <typename T, typename G>
 std::int64_t parameter_segments_typed(const LayerNormParams& p, int multiprocessors) {
   constexpr int kVec = 16 / sizeof(T);
-  if (!vectorised_backward<T>(p) || !row_fits_summing_registers(p.cols / kVec)) return 0;
-  const auto kernel = &layernorm_backward_summing_kernel<T, kVec, kSummingPacksPerThread>;
+  if (!vectorised_backward<T, G>(p) || !row_fits_summing_registers(p.cols / kVec)) return 0;
+  const auto kernel = &layernorm_backward_summing_kernel<T, G, kVec, kSummingPacksPerThread>;
   return register_row_segments(p.rows, reinterpret_cast<const void*>(kernel), threads_for_summing_row(p.cols / kVec),
                                multiprocessors);
+}
+
+// Calls run(T{}, O{}) with x's type and y's (the forward's) or dy's (the backward's).
+template <typename Run>
+auto with_types(const LayerNormParams& p, Run run) {
+  if (p.dtype == DType::kBFloat16) return run(__nv_bfloat16{}, __nv_bfloat16{});
+  if (p.bf16_output) return run(float{}, __nv_bfloat16{});
+  return run(float{}, float{});
 }
 
 void check_shape(const LayerNormParams& p) {
@@ -326,14 +341,14 @@ void check_shape(const LayerNormParams& p) {
 void launch_layernorm_forward(const LayerNormParams& params, cudaStream_t stream) {
   check_shape(params);
   if (params.rows == 0) return;
-  if (params.dtype == DType::kFloat32) forward_typed<float>(params, stream);
-  else forward_typed<__nv_bfloat16>(params, stream);
+  with_types(params, [&](auto x, auto y) { forward_typed<decltype(x), decltype(y)>(params, stream); });
 }
 
 std::int64_t layernorm_backward_parameter_segments(const LayerNormParams& params, int multiprocessors) {
   if (params.rows <= 0 || params.cols <= 0) return 0;
-  return params.dtype == DType::kFloat32 ? parameter_segments_typed<float>(params, multiprocessors)
-                                         : parameter_segments_typed<__nv_bfloat16>(params, multiprocessors);
+  return with_types(params, [&](auto x, auto dy) {
+    return parameter_segments_typed<decltype(x), decltype(dy)>(params, multiprocessors);
+  });
 }
 
 void launch_layernorm_backward(const LayerNormParams& params, cudaStream_t stream) {
@@ -343,8 +358,7 @@ void launch_layernorm_backward(const LayerNormParams& params, cudaStream_t strea
                     params.parameter_segments > 0 && params.parameter_segments <= params.rows),
                "layernorm backward: ", params.parameter_segments, " parameter segments for ", params.rows, " rows");
   if (params.rows == 0) return;
-  if (params.dtype == DType::kFloat32) backward_typed<float>(params, stream);
-  else backward_typed<__nv_bfloat16>(params, stream);
+  with_types(params, [&](auto x, auto dy) { backward_typed<decltype(x), decltype(dy)>(params, stream); });
 }
 
 }  // namespace albion::kernels

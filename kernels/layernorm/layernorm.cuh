@@ -5,7 +5,8 @@
 // Backward, g = w dy:  dx = rstd (g - mean(g) - xhat mean(g xhat));  dw = sum dy xhat;  db = sum dy
 // (the kernel computes dx per row from the saved mean and rstd and, for rows held in registers,
 // can sum dw and db in the same pass: see LayerNormParams; else the torch layer sums them apart).
-// fp32 or bf16 x, weight and bias of x's dtype, fp32 statistics.
+// fp32 or bf16 x, weight and bias of x's dtype, fp32 statistics; y (and so dy) in x's dtype, or
+// in bf16 for fp32 x (bf16_output).
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -28,6 +29,10 @@ struct LayerNormParams {
   std::int64_t cols = 0;
   float eps = 1e-5f;
   DType dtype = DType::kFloat32;
+  // fp32 x only: y in bf16 (forward) and dy in bf16 (backward), the operand of a bf16 matrix
+  // product written as the product's own cast would round it (Note [A norm writes its product's
+  // operand], layernorm_torch.cpp); dx stays fp32.
+  bool bf16_output = false;
   // Backward, optional, where layernorm_backward_parameter_segments allows it: dw and db summed in
   // the same pass, which then reads dy and x once for all three gradients. Block b takes row
   // segment b of parameter_segments and writes its rows' sums to parameter_partials[0, b, :] (dw)

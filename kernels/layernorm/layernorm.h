@@ -1,23 +1,28 @@
 // File: kernels/layernorm/layernorm.h
 // LayerNorm for the runtime: CUDA tensors (fp32, bf16) run the kernels of layernorm.cu; CPU
 // tensors (fp32, bf16, fp64) run the reference. input [..., hidden]; weight and bias [hidden] of
-// input's dtype and device; all contiguous.
+// input's dtype and device; all contiguous. The output is in input's dtype, or in `output_dtype`:
+// bf16 for fp32 input, the operand of a bf16 product (Note [A norm writes its product's operand],
+// layernorm_torch.cpp); its gradient then comes in that dtype.
 #pragma once
 
 #include <ATen/ATen.h>
 
+#include <optional>
 #include <tuple>
 
 namespace albion::kernels {
 
 // Differentiable in input, weight and bias.
-at::Tensor layernorm(const at::Tensor& input, const at::Tensor& weight, const at::Tensor& bias, double eps);
+at::Tensor layernorm(const at::Tensor& input, const at::Tensor& weight, const at::Tensor& bias, double eps,
+                     std::optional<at::ScalarType> output_dtype = std::nullopt);
 
 // {y, mean, rstd}; the statistics are fp32 (fp64 for fp64 input), one per row.
-std::tuple<at::Tensor, at::Tensor, at::Tensor> layernorm_forward_with_stats(const at::Tensor& input,
-                                                                            const at::Tensor& weight,
-                                                                            const at::Tensor& bias, double eps);
-// The gradients from the forward's statistics: {d_input, d_weight, d_bias}, the last two in the
+std::tuple<at::Tensor, at::Tensor, at::Tensor> layernorm_forward_with_stats(
+    const at::Tensor& input, const at::Tensor& weight, const at::Tensor& bias, double eps,
+    std::optional<at::ScalarType> output_dtype = std::nullopt);
+// The gradients from the forward's statistics, grad_output in the output's dtype: {d_input (in
+// input's dtype), d_weight, d_bias}, the last two in the
 // statistics' dtype and undefined unless parameter_gradients. The CUDA kernel sums them in
 // d_input's pass where the rows fit its registers (reading dy and x once), else a second kernel
 // sums them.

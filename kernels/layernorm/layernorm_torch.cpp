@@ -1,5 +1,16 @@
 // File: kernels/layernorm/layernorm_torch.cpp
 // Torch layer of LayerNorm: checks, dispatch, autograd.
+//
+// Note [A norm writes its product's operand]
+// Under bf16 autocast the residual stream is fp32, and a pre-norm block's norm output feeds a
+// matrix product that autocast casts to bf16: the norm wrote fp32 (4 bytes an element), the cast
+// read them and wrote 2, and in the backward pass the cast's gradient widened the product's bf16
+// input gradient to fp32 (2 read, 4 written) for the norm to read (4). Written in bf16 by the norm
+// itself, rounded once as the cast rounds, and its gradient read in bf16 (widened exactly, as the
+// cast's backward widens it), the same values and gradients cost 16 bytes an element less, two
+// kernels fewer a norm each way. Only for an output that one product reads and nothing else:
+// autograd would sum two readers' bf16 gradients in bf16, where the casts' backward summed them in
+// fp32 (models::LayerNorm::forward_into_product).
 #include <torch/csrc/autograd/custom_function.h>
 
 #include "kernels/common/cpu_dispatch.h"
@@ -12,6 +23,11 @@
 
 namespace albion::kernels {
 namespace {
+
+// The output's (and so the output gradient's) dtype: input's, or bf16 for fp32 input.
+bool output_dtype_allowed(const at::Tensor& input, at::ScalarType type) {
+  return type == input.scalar_type() || (type == at::kBFloat16 && input.scalar_type() == at::kFloat);
+}
 
 std::int64_t check_operands(const at::Tensor& input, const at::Tensor& weight) {
   check_same_device_and_dtype(input, weight, "layernorm input", "layernorm weight");
@@ -28,17 +44,20 @@ std::int64_t check_operands(const at::Tensor& input, const at::Tensor& weight) {
 
 }  // namespace
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor> layernorm_forward_with_stats(const at::Tensor& input,
-                                                                            const at::Tensor& weight,
-                                                                            const at::Tensor& bias, double eps) {
+std::tuple<at::Tensor, at::Tensor, at::Tensor> layernorm_forward_with_stats(
+    const at::Tensor& input, const at::Tensor& weight, const at::Tensor& bias, double eps,
+    std::optional<at::ScalarType> output_dtype) {
   const std::int64_t rows = check_operands(input, weight);
+  const at::ScalarType output_type = output_dtype.value_or(input.scalar_type());
+  ALBION_CHECK_AS(UsageError, output_dtype_allowed(input, output_type), "layernorm: output dtype ", output_type,
+                  " for input of dtype ", input.scalar_type(), " (the input's, or bf16 for fp32 input)");
   check_same_device_and_dtype(input, bias, "layernorm input", "layernorm bias");
   check_contiguous(bias, "layernorm bias");
   ALBION_CHECK_AS(UsageError, bias.sizes() == weight.sizes(), "layernorm: bias ", bias.sizes(), " vs weight ",
                   weight.sizes());
   ALBION_CHECK_AS(UsageError, eps > 0, "layernorm: eps must be positive, got ", eps);
   const std::int64_t cols = input.size(-1);
-  at::Tensor output = at::empty_like(input);
+  at::Tensor output = at::empty_like(input, input.options().dtype(output_type));
   at::Tensor mean = at::empty({rows}, input.options().dtype(statistics_type(input)));
   at::Tensor rstd = at::empty_like(mean);
   if (rows == 0) return {output, mean, rstd};
@@ -55,6 +74,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> layernorm_forward_with_stats(cons
     p.cols = cols;
     p.eps = static_cast<float>(eps);
     p.dtype = kernel_dtype(input, "layernorm input");
+    p.bf16_output = output_type != input.scalar_type();
     launch_layernorm_forward(p, launch.stream());
     return {output, mean, rstd};
   }
@@ -65,7 +85,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> layernorm_forward_with_stats(cons
     at::Tensor y = at::empty_like(x);
     layernorm_forward_reference<T>(x.data_ptr<T>(), w.data_ptr<T>(), b.data_ptr<T>(), y.data_ptr<T>(),
                                    mean.data_ptr<T>(), rstd.data_ptr<T>(), rows, cols, static_cast<T>(eps));
-    output.copy_(y);
+    output.copy_(y);  // rounds to output_dtype once
   };
   with_reference_type(input, run);
   return {output, mean, rstd};
@@ -76,7 +96,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> layernorm_backward(const at::Tens
                                                                   const at::Tensor& mean, const at::Tensor& rstd,
                                                                   bool parameter_gradients) {
   const std::int64_t rows = check_operands(input, weight);
-  check_same_device_and_dtype(grad_output, input, "layernorm grad_output", "layernorm input");
+  ALBION_CHECK_AS(UsageError,
+                  grad_output.device() == input.device() && output_dtype_allowed(input, grad_output.scalar_type()),
+                  "layernorm backward: grad_output (", grad_output.scalar_type(), " on ", grad_output.device(),
+                  ") must be on input's device, in input's dtype (", input.scalar_type(), ") or bf16 for fp32 input");
+  const bool bf16_grad_output = grad_output.scalar_type() != input.scalar_type();
   check_contiguous(grad_output, "layernorm grad_output");
   const auto statistics_match = [&](const at::Tensor& t) {
     return t.numel() == rows && t.scalar_type() == statistics_type(input) && t.device() == input.device() &&
@@ -90,7 +114,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> layernorm_backward(const at::Tens
   at::Tensor grad_input = at::empty_like(input);
   const auto with_parameters_apart = [&]() -> std::tuple<at::Tensor, at::Tensor, at::Tensor> {
     if (!parameter_gradients) return {grad_input, at::Tensor(), at::Tensor()};
-    auto [grad_weight, grad_bias] = norm_parameter_grads(grad_output, input, mean, rstd, /*with_bias=*/true);
+    // The separate sum reads one dtype: a bf16 dy is widened first (exactly), for rows too long to
+    // sum in the input gradient's pass.
+    auto [grad_weight, grad_bias] =
+        norm_parameter_grads(grad_output.to(input.scalar_type()), input, mean, rstd, /*with_bias=*/true);
     return {grad_input, grad_weight, grad_bias};
   };
   if (rows == 0) return with_parameters_apart();
@@ -106,6 +133,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> layernorm_backward(const at::Tens
     p.rows = rows;
     p.cols = cols;
     p.dtype = kernel_dtype(input, "layernorm input");
+    p.bf16_output = bf16_grad_output;
     const std::int64_t segments =
         parameter_gradients ? layernorm_backward_parameter_segments(p, multiprocessor_count(input.device())) : 0;
     if (segments == 0) {
@@ -141,8 +169,9 @@ namespace {
 class LayerNormFunction : public torch::autograd::Function<LayerNormFunction> {
  public:
   static at::Tensor forward(torch::autograd::AutogradContext* context, const at::Tensor& input,
-                            const at::Tensor& weight, const at::Tensor& bias, double eps) {
-    auto [output, mean, rstd] = layernorm_forward_with_stats(input, weight, bias, eps);
+                            const at::Tensor& weight, const at::Tensor& bias, double eps,
+                            std::optional<at::ScalarType> output_dtype) {
+    auto [output, mean, rstd] = layernorm_forward_with_stats(input, weight, bias, eps, output_dtype);
     context->save_for_backward({input, weight, mean, rstd});
     return output;
   }
@@ -161,19 +190,21 @@ class LayerNormFunction : public torch::autograd::Function<LayerNormFunction> {
       std::tie(grad_input, grad_weight, grad_bias) =
           layernorm_backward(grad_output, input, weight, mean, rstd, parameter_gradients);
     } else if (parameter_gradients) {
-      std::tie(grad_weight, grad_bias) = norm_parameter_grads(grad_output, input, mean, rstd, /*with_bias=*/true);
+      std::tie(grad_weight, grad_bias) =
+          norm_parameter_grads(grad_output.to(input.scalar_type()), input, mean, rstd, /*with_bias=*/true);
     }
     const auto wanted = [&](int index, const at::Tensor& gradient) {
       return context->needs_input_grad(index) ? gradient.to(weight.scalar_type()) : at::Tensor();
     };
-    return {grad_input, wanted(1, grad_weight), wanted(2, grad_bias), at::Tensor()};
+    return {grad_input, wanted(1, grad_weight), wanted(2, grad_bias), at::Tensor(), at::Tensor()};
   }
 };
 
 }  // namespace
 
-at::Tensor layernorm(const at::Tensor& input, const at::Tensor& weight, const at::Tensor& bias, double eps) {
-  return LayerNormFunction::apply(input.contiguous(), weight.contiguous(), bias.contiguous(), eps);
+at::Tensor layernorm(const at::Tensor& input, const at::Tensor& weight, const at::Tensor& bias, double eps,
+                     std::optional<at::ScalarType> output_dtype) {
+  return LayerNormFunction::apply(input.contiguous(), weight.contiguous(), bias.contiguous(), eps, output_dtype);
 }
 
 }  // namespace albion::kernels

@@ -12,6 +12,15 @@
 #include "runtime/models/layers.h"
 
 namespace albion::models {
+namespace {
+
+// The norm of x for `projection`: in its product's dtype where that product is the only reader, as
+// without an adapter (a LoRA adapter reads the layer's input too).
+at::Tensor normed_for(const LayerNorm& norm, const at::Tensor& x, const AdaptableLinear& projection) {
+  return projection.has_lora() ? norm.forward(x) : norm.forward_into_product(x);
+}
+
+}  // namespace
 
 class Gpt2Attention : public torch::nn::Module {
  public:
@@ -37,6 +46,9 @@ class Gpt2Attention : public torch::nn::Module {
     return c_proj_->forward(y.transpose(1, 2).reshape({batch, length, hidden}));
   }
 
+  // The one layer that reads forward()'s input.
+  const Conv1d& input_projection() const { return *c_attn_; }
+
  private:
   std::int64_t heads_;
   std::shared_ptr<Conv1d> c_attn_;
@@ -61,6 +73,9 @@ class Gpt2Mlp : public torch::nn::Module {
     return c_proj_->forward(at::gelu(c_fc_->forward(x), "tanh"));
   }
 
+  // The one layer that reads forward()'s input.
+  const Conv1d& input_projection() const { return *c_fc_; }
+
  private:
   std::shared_ptr<Conv1d> c_fc_;
   std::shared_ptr<Conv1d> c_proj_;
@@ -78,8 +93,8 @@ class Gpt2Block : public torch::nn::Module {
         mlp_(register_module("mlp", std::make_shared<Gpt2Mlp>(c, residual_std, options))) {}
 
   at::Tensor forward(const at::Tensor& x, KvCache* cache, std::size_t layer) const {
-    const at::Tensor h = x + attn_->forward(ln_1_->forward(x), cache, layer);
-    return h + mlp_->forward(ln_2_->forward(h));
+    const at::Tensor h = x + attn_->forward(normed_for(*ln_1_, x, attn_->input_projection()), cache, layer);
+    return h + mlp_->forward(normed_for(*ln_2_, h, mlp_->input_projection()));
   }
 
  private:

@@ -2,6 +2,7 @@
 // Leaf modules: parameter registration, initialisation, and the forward of each.
 #include "runtime/models/layers.h"
 
+#include <ATen/autocast_mode.h>
 #include <torch/types.h>
 
 #include <cmath>
@@ -151,6 +152,17 @@ at::Tensor LayerNorm::forward(const at::Tensor& x) const {
     return kernels::layernorm(x, weight_, bias_, eps_);
   }
   return at::layer_norm(x, {x.size(-1)}, weight_, bias_, eps_);
+}
+
+at::Tensor LayerNorm::forward_into_product(const at::Tensor& x) const {
+  const at::DeviceType device = x.device().type();
+  const bool bf16_products =
+      at::autocast::is_autocast_enabled(device) && at::autocast::get_autocast_dtype(device) == at::kBFloat16;
+  if (bf16_products && use_fused_kernel(fused_, x) && x.scalar_type() == at::kFloat &&
+      weight_.scalar_type() == at::kFloat) {
+    return kernels::layernorm(x, weight_, bias_, eps_, at::kBFloat16);
+  }
+  return forward(x);
 }
 
 RmsNorm::RmsNorm(std::int64_t dim, double eps, const at::TensorOptions& options, bool fused)

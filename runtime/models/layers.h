@@ -171,6 +171,10 @@ class LayerNorm : public torch::nn::Module {
   // `fused`: kernels/layernorm for CUDA inputs of the weight's dtype (Note [Fused kernels on CUDA only]).
   LayerNorm(std::int64_t dim, double eps, const at::TensorOptions& options, bool fused = false);
   at::Tensor forward(const at::Tensor& x) const;
+  // For an output that one matrix product reads and nothing else: with the fused kernel under bf16
+  // autocast, written in bf16 as the product's cast would round it (Note [A norm writes its
+  // product's operand], kernels/layernorm/layernorm_torch.cpp); else forward(x).
+  at::Tensor forward_into_product(const at::Tensor& x) const;
 
  private:
   double eps_;

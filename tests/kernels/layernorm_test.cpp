@@ -1,11 +1,13 @@
 // File: tests/kernels/layernorm_test.cpp
 // LayerNorm: the CPU reference against at::layer_norm and its autograd (fp64), the input gradient
-// against finite differences, bad inputs, and (suite LayerNormCuda, label gpu; also on the CPU
-// emulator in kernels_on_emulator_test) the CUDA kernels against the reference.
+// against finite differences, bad inputs, a bf16 output for fp32 input against the fp32 output
+// rounded (reference and kernels), and (suite LayerNormCuda, label gpu; also on the CPU emulator in
+// kernels_on_emulator_test) the CUDA kernels against the reference.
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 #include <torch/csrc/autograd/autograd.h>
 
+#include <string>
 #include <tuple>
 
 #include "kernels/layernorm/layernorm.h"
@@ -19,6 +21,53 @@ namespace {
 double max_difference(const at::Tensor& a, const at::Tensor& b) {
   return (a.to(at::kDouble).cpu() - b.to(at::kDouble).cpu()).abs().max().item<double>();
 }
+
+bool same_bits(const at::Tensor& a, const at::Tensor& b) {
+  return a.scalar_type() == b.scalar_type() && a.sizes() == b.sizes() && at::equal(a.cpu(), b.cpu());
+}
+
+// Note [A norm writes its product's operand]: fp32 input with a bf16 output gives the fp32 output
+// rounded, and a bf16 output gradient the gradients of that gradient widened, bit for bit; through
+// the entry points (`x` shifted by an element: unaligned) and through autograd. Scope: where the
+// kernels run (OnKernelDevice), or nothing for the CPU reference.
+template <typename Scope>
+void expect_bf16_output_is_the_fp32_output_rounded(at::Device device, std::int64_t rows, std::int64_t cols,
+                                                   bool shifted) {
+  SCOPED_TRACE(std::to_string(rows) + "x" + std::to_string(cols) + (shifted ? " shifted" : ""));
+  at::manual_seed(cols);
+  const at::Tensor storage = (at::randn({rows * cols + 1}) * 2 + 1).to(device);
+  const at::Tensor x = storage.narrow(0, shifted ? 1 : 0, rows * cols).view({rows, cols});
+  const at::Tensor w = at::randn({cols}).to(device), b = at::randn({cols}).to(device);
+  const at::Tensor dy = at::randn({rows, cols}).to(at::kBFloat16).to(device);
+  at::Tensor y, y32, dx, dx32, dw, dw32, db, db32;
+  {
+    const Scope scope;
+    at::Tensor mean, rstd, mean32, rstd32;
+    std::tie(y, mean, rstd) = layernorm_forward_with_stats(x, w, b, 1e-5, at::kBFloat16);
+    std::tie(y32, mean32, rstd32) = layernorm_forward_with_stats(x, w, b, 1e-5);
+    std::tie(dx, dw, db) = layernorm_backward(dy, x, w, mean, rstd, /*parameter_gradients=*/true);
+    std::tie(dx32, dw32, db32) = layernorm_backward(dy.to(at::kFloat), x, w, mean32, rstd32, true);
+  }
+  EXPECT_TRUE(same_bits(y, y32.to(at::kBFloat16)));
+  EXPECT_TRUE(same_bits(dx, dx32));
+  EXPECT_TRUE(same_bits(dw, dw32));
+  EXPECT_TRUE(same_bits(db, db32));
+
+  // Autograd, as the model calls it, against the cast the product would otherwise make.
+  const at::Tensor xg = x.detach().clone().requires_grad_(true);
+  const at::Tensor wg = w.detach().clone().requires_grad_(true), bg = b.detach().clone().requires_grad_(true);
+  torch::autograd::variable_list grads, cast_grads;
+  {
+    const Scope scope;
+    at::Tensor out = layernorm(xg, wg, bg, 1e-5, at::kBFloat16);
+    ASSERT_EQ(out.scalar_type(), at::kBFloat16);
+    grads = torch::autograd::grad({out}, {xg, wg, bg}, {dy});
+    cast_grads = torch::autograd::grad({layernorm(xg, wg, bg, 1e-5).to(at::kBFloat16)}, {xg, wg, bg}, {dy});
+  }
+  for (std::size_t i = 0; i < grads.size(); ++i) EXPECT_TRUE(same_bits(grads[i], cast_grads[i])) << "input " << i;
+}
+
+struct [[maybe_unused]] OnCpuReference {};
 
 TEST(LayerNorm, ReferenceMatchesTorchAndItsAutograd) {
   for (std::int64_t cols : {1, 7, 768}) {
@@ -72,6 +121,20 @@ TEST(LayerNorm, RefusesBadInputs) {
   EXPECT_THROW(layernorm(at::zeros({2, 4}), at::ones({5}), at::zeros({5}), 1e-5), UsageError);
   EXPECT_THROW(layernorm(at::zeros({2, 4}), at::ones({4}), at::zeros({3}), 1e-5), UsageError);
   EXPECT_THROW(layernorm(at::zeros({2, 4}), at::ones({4}), at::zeros({4}), 0.0), UsageError);
+  // A bf16 output for fp32 input only; its gradient in the output's dtype.
+  const at::Tensor half = at::zeros({2, 4}, at::kBFloat16);
+  EXPECT_THROW(layernorm(half, at::ones({4}, at::kBFloat16), at::zeros({4}, at::kBFloat16), 1e-5, at::kFloat),
+               UsageError);
+  EXPECT_THROW(layernorm(at::zeros({2, 4}), at::ones({4}), at::zeros({4}), 1e-5, at::kHalf), UsageError);
+  auto [y, mean, rstd] = layernorm_forward_with_stats(at::zeros({2, 4}), at::ones({4}), at::zeros({4}), 1e-5);
+  EXPECT_THROW(layernorm_backward(at::zeros({2, 4}, at::kHalf), at::zeros({2, 4}), at::ones({4}), mean, rstd, true),
+               UsageError);
+}
+
+TEST(LayerNorm, ReferenceWritesABf16OutputAsTheFp32OutputRounded) {
+  for (const auto& [cols, shifted] : {std::pair<std::int64_t, bool>{7, false}, {768, true}}) {
+    expect_bf16_output_is_the_fp32_output_rounded<OnCpuReference>(at::kCPU, 5, cols, shifted);
+  }
 }
 
 TEST(LayerNormCuda, KernelsMatchTheReference) {
@@ -111,6 +174,17 @@ TEST(LayerNormCuda, KernelsMatchTheReference) {
       EXPECT_LT(max_error_relative_to_scale(dw, dw64), 1e-5) << dtype << " " << cols << " " << shifted;
       EXPECT_LT(max_error_relative_to_scale(db, db64), 1e-5) << dtype << " " << cols << " " << shifted;
     }
+  }
+}
+
+TEST(LayerNormCuda, KernelsWriteABf16OutputAsTheFp32OutputRounded) {
+  ALBION_SKIP_WITHOUT_KERNEL_DEVICE();
+  // 768: the row in registers, parameter sums in the pass (19 rows); shifted: element-wise; 16,384
+  // fp32: the looping kernel, parameter sums apart (dy widened for them).
+  for (const auto& [cols, shifted] : {std::pair<std::int64_t, bool>{7, false}, {768, false}, {768, true},
+                                     {16384, false}}) {
+    poison_kernel_allocator(19 * cols * 4);
+    expect_bf16_output_is_the_fp32_output_rounded<OnKernelDevice>(kernel_device(), 19, cols, shifted);
   }
 }
 

@@ -1,7 +1,9 @@
 // File: tests/kernels/emulated/layernorm_emulated_test.cpp
 // kernels/layernorm/layernorm.cu run on the CPU emulator against layernorm_ref.cpp: rows held in
 // registers, rows too long for them (32,776), element-wise rows (odd lengths, misaligned pointers),
-// the weight's and the bias's gradients summed in the backward pass over row segments.
+// the weight's and the bias's gradients summed in the backward pass over row segments; fp32 rows
+// with a bf16 output and output gradient against the fp32 ones, bit for bit.
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <tuple>
@@ -78,12 +80,87 @@ void check(std::int64_t rows, std::int64_t cols, std::int64_t offset) {
   }
 }
 
+// fp32 x with y and dy in bf16 (LayerNormParams::bf16_output): y is the fp32 kernel's y rounded,
+// and dx, dw and db are the fp32 kernel's on dy widened, bit for bit (Note [A norm writes its
+// product's operand]). `offset` shifts x and the parameters; dy and y stay aligned to 8 bytes.
+void check_bf16_output(std::int64_t rows, std::int64_t cols, std::int64_t offset) {
+  SCOPED_TRACE(case_name<float>(rows, cols, offset) + ", bf16 output");
+  const std::size_t n = rows * cols;
+  const DeviceBuffer<float> x = random_values<float>(n + offset, cols, 3.0f);
+  const DeviceBuffer<float> w = random_values<float>(cols + offset, cols + 1);
+  const DeviceBuffer<float> b = random_values<float>(cols + offset, cols + 2);
+  const DeviceBuffer<__nv_bfloat16> dy = random_values<__nv_bfloat16>(n, cols + 3);
+  DeviceBuffer<float> dy_widened(n);
+  for (std::size_t i = 0; i < n; ++i) dy_widened[i] = widen(dy.data()[i]);
+  DeviceBuffer<float> y = poisoned<float>(n), mean = poisoned<float>(rows), rstd = poisoned<float>(rows);
+  DeviceBuffer<__nv_bfloat16> y_bf16 = poisoned<__nv_bfloat16>(n);
+  DeviceBuffer<float> mean_bf16 = poisoned<float>(rows), rstd_bf16 = poisoned<float>(rows);
+
+  LayerNormParams forward{x.data() + offset, w.data() + offset, b.data() + offset, nullptr, y.data(),
+                          mean.data(), rstd.data(), rows, cols, 1e-5f, DType::kFloat32};
+  launch_layernorm_forward(forward, nullptr);
+  LayerNormParams forward_bf16 = forward;
+  forward_bf16.output = y_bf16.data();
+  forward_bf16.mean = mean_bf16.data();
+  forward_bf16.rstd = rstd_bf16.data();
+  forward_bf16.bf16_output = true;
+  launch_layernorm_forward(forward_bf16, nullptr);
+  std::vector<float> y_rounded(n);
+  for (std::size_t i = 0; i < n; ++i) y_rounded[i] = widen(narrow<__nv_bfloat16>(y[i]));
+  EXPECT_EQ(widened(y_bf16), y_rounded);
+  EXPECT_EQ(widened(mean_bf16), widened(mean));
+  EXPECT_EQ(widened(rstd_bf16), widened(rstd));
+
+  // The backward pass, with the weight's and bias's gradients apart (0 segments) and summed in it.
+  LayerNormParams backward{x.data() + offset, w.data() + offset, nullptr, dy_widened.data(), nullptr,
+                           mean.data(), rstd.data(), rows, cols, 1e-5f, DType::kFloat32};
+  std::vector<std::int64_t> segment_counts{0};
+  if (const std::int64_t most = layernorm_backward_parameter_segments(backward, 0); most > 0) {
+    segment_counts.push_back(most);
+  }
+  for (std::int64_t segments : segment_counts) {
+    SCOPED_TRACE(std::to_string(segments) + " parameter segments");
+    std::vector<std::vector<float>> results;
+    for (bool bf16_dy : {false, true}) {
+      DeviceBuffer<float> dx = poisoned<float>(n);
+      DeviceBuffer<float> partials = poisoned<float>(2 * std::max<std::int64_t>(segments, 1) * cols);
+      DeviceBuffer<float> dw = poisoned<float>(cols), db = poisoned<float>(cols);
+      LayerNormParams p = backward;
+      p.grad_output = bf16_dy ? static_cast<const void*>(dy.data()) : dy_widened.data();
+      p.bf16_output = bf16_dy;
+      p.output = dx.data();
+      if (segments > 0) {
+        p.grad_weight = dw.data();
+        p.grad_bias = db.data();
+        p.parameter_partials = partials.data();
+        p.parameter_segments = segments;
+        ASSERT_EQ(layernorm_backward_parameter_segments(p, 0), segments);
+      }
+      launch_layernorm_backward(p, nullptr);
+      results.push_back(widened(dx));
+      if (segments > 0) {
+        results.push_back(widened(dw));
+        results.push_back(widened(db));
+      }
+    }
+    const std::size_t half = results.size() / 2;
+    for (std::size_t i = 0; i < half; ++i) EXPECT_EQ(results[half + i], results[i]) << "output " << i;
+  }
+}
+
 TEST_P(LayerNormEmulated, MatchesReference) {
   for (auto [rows, cols, offset] :
        {std::tuple{3, 8, 0}, {2, 37, 0}, {3, 768, 0}, {9, 768, 0}, {2, 4096, 0}, {2, 8200, 0}, {2, 32776, 0},
         {3, 100, 1}}) {
     check<float>(rows, cols, offset);
     check<__nv_bfloat16>(rows, cols, offset);
+  }
+}
+
+TEST_P(LayerNormEmulated, Bf16OutputIsTheFp32OutputRounded) {
+  // Rows in registers (summing 1 or all segments), a looping row, element-wise rows.
+  for (auto [rows, cols, offset] : {std::tuple{9, 768, 0}, {2, 8200, 0}, {3, 37, 0}, {3, 100, 1}}) {
+    check_bf16_output(rows, cols, offset);
   }
 }
 

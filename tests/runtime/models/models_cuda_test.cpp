@@ -4,11 +4,14 @@
 // loss is fp32 and backward gives finite gradients to the fp32 master weights; SDPA's grouped-
 // query path (enable_gqa) agrees with the CPU; the fused kernels give the same loss and gradients
 // as torch's ops in fp32, and are as accurate under bf16 autocast, give the plain step's gradients
-// when activations are recomputed, and keep the KV cache exact; the sampler runs on the device.
+// when activations are recomputed, and keep the KV cache exact; under autocast the fused LayerNorm
+// writes a lone product's operand in bf16; the sampler runs on the device.
 // The fused-kernel comparisons also run on the CPU emulator of the kernels
 // (models_on_emulator_test; tests/kernels/kernel_device.h).
+#include <ATen/record_function.h>
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <optional>
 #include <string>
 #include <vector>
@@ -17,6 +20,7 @@
 
 #include "kernels/common/autocast_scope.h"
 #include "runtime/models/kv_cache.h"
+#include "runtime/models/layers.h"
 #include "runtime/models/lora.h"
 #include "runtime/models/sampler.h"
 #include "tests/kernels/kernel_device.h"
@@ -219,6 +223,65 @@ TEST(ModelsCuda, FusedKernelsUnderBf16AutocastAreAsAccurateAsTorchsOps) {
                 limit(testing::relative_error(torch_ops.grads[i], exact.grads[i])))
           << arch << " parameter " << i;
     }
+  }
+}
+
+// GPT-2's blocks hand their norms' outputs to one product each through forward_into_product: in
+// bf16 under bf16 autocast with the fused kernel, the fp32 output rounded (what the product's cast
+// makes of it); fp32 otherwise (no autocast, or torch's ops).
+TEST(ModelsCuda, FusedKernelsLayerNormWritesALoneProductsOperandInBf16) {
+  ALBION_SKIP_WITHOUT_KERNEL_DEVICE();
+  const at::TensorOptions options = at::TensorOptions().device(kernels::kernel_device());
+  const LayerNorm fused(96, 1e-5, options, /*fused=*/true);
+  const LayerNorm plain(96, 1e-5, options, /*fused=*/false);
+  at::manual_seed(4);
+  const at::Tensor x = kernels::to_kernel_device(at::randn({3, 5, 96}));
+  const kernels::OnKernelDevice on_device;
+  EXPECT_EQ(fused.forward_into_product(x).scalar_type(), at::kFloat);
+  const kernels::Bf16AutocastScope bf16(kernels::kernel_device().type());
+  const at::Tensor operand = fused.forward_into_product(x);
+  EXPECT_EQ(operand.scalar_type(), at::kBFloat16);
+  EXPECT_TRUE(at::equal(operand.cpu(), fused.forward(x).to(at::kBFloat16).cpu()));
+  EXPECT_EQ(plain.forward_into_product(x).scalar_type(), at::kFloat);
+}
+
+// Casts of fp32 activations [..., hidden] to bf16 (not leaves: no parameter), counted by a
+// RecordFunction callback while it is registered (one counter: tests run one at a time).
+std::atomic<std::int64_t> counted_hidden_size{0};
+std::atomic<std::int64_t> hidden_casts{0};
+
+std::unique_ptr<at::ObserverContext> count_hidden_cast(const at::RecordFunction& fn) {
+  if (std::string_view(fn.name()) != "aten::_to_copy") return nullptr;
+  const auto inputs = fn.inputs();
+  if (inputs.size() < 2 || !inputs[0].isTensor() || !inputs[1].isInt()) return nullptr;
+  const at::Tensor& from = inputs[0].toTensor();
+  if (from.scalar_type() == at::kFloat && inputs[1].toScalarType() == at::kBFloat16 && !from.is_leaf() &&
+      from.dim() >= 2 && from.size(-1) == counted_hidden_size) {
+    ++hidden_casts;
+  }
+  return nullptr;
+}
+
+// GPT-2's forward under bf16 autocast: with the fused kernels only the final norm's output is cast
+// for its product (the LM head), where torch's ops cast both block norms' outputs in every layer
+// too (Note [A norm writes its product's operand]).
+TEST(ModelsCuda, FusedKernelsLeaveGpt2sBlockNormsUncast) {
+  ALBION_SKIP_WITHOUT_KERNEL_DEVICE();
+  ModelConfig config = cuda_gpt2();
+  const at::Tensor ids = random_ids_on_kernel_device(config);
+  for (bool fused : {false, true}) {
+    config.fused_kernels = fused;
+    auto model = make_model(config);
+    model->to(kernels::kernel_device());
+    const kernels::OnKernelDevice on_device;
+    const kernels::Bf16AutocastScope bf16(kernels::kernel_device().type());
+    counted_hidden_size = config.hidden_size;
+    hidden_casts = 0;
+    const at::CallbackHandle handle =
+        at::addThreadLocalCallback(at::RecordFunctionCallback(count_hidden_cast).needsInputs(true));
+    model->loss(ids, ids.roll(-1, 1), at::ones_like(ids));
+    at::removeCallback(handle);
+    EXPECT_EQ(hidden_casts.load(), fused ? 1 : 2 * config.layers + 1) << (fused ? "fused" : "torch's ops");
   }
 }
 

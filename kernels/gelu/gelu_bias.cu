@@ -71,6 +71,25 @@ __device__ __forceinline__ float gelu_derivative(float z) {
 template <typename T>
 constexpr bool kApproximateMath = !std::is_same_v<T, float>;  // bf16 (see exp_of_minus_2)
 
+// The fp32 bias of a pack's kVec columns: in 16-byte loads for whole packs (Note [Whole-pack
+// loads], block_reduce.cuh: one element at a time, a bf16 pack's 8 bias loads each took 8 L1
+// accesses across the warp), else one element.
+template <int kVec>
+__device__ __forceinline__ void load_bias(const float* __restrict__ bias, std::int64_t col, float (&b)[kVec]) {
+  if constexpr (kVec % 4 == 0) {
+    using B = Pack<float, 4>;
+#pragma unroll
+    for (int i = 0; i < kVec / 4; ++i) {
+      const B part = load_pack(reinterpret_cast<const B*>(bias + col) + i);
+#pragma unroll
+      for (int k = 0; k < 4; ++k) b[4 * i + k] = part.values[k];
+    }
+  } else {
+#pragma unroll
+    for (int k = 0; k < kVec; ++k) b[k] = bias[col + k];
+  }
+}
+
 template <typename T, int kVec>
 __global__ void gelu_bias_forward_kernel(const T* __restrict__ input, const float* __restrict__ bias,
                                          T* __restrict__ output, std::int64_t cols, std::int64_t units) {
@@ -79,11 +98,11 @@ __global__ void gelu_bias_forward_kernel(const T* __restrict__ input, const floa
   for (std::int64_t u = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; u < units; u += stride) {
     const std::int64_t col = u * kVec % cols;  // kVec divides cols, so a pack never crosses a row
     const P x = reinterpret_cast<const P*>(input)[u];
+    float b[kVec];
+    load_bias(bias, col, b);
     P y;
 #pragma unroll
-    for (int k = 0; k < kVec; ++k) {
-      y.values[k] = from_float<T>(gelu<kApproximateMath<T>>(to_float(x.values[k]) + bias[col + k]));
-    }
+    for (int k = 0; k < kVec; ++k) y.values[k] = from_float<T>(gelu<kApproximateMath<T>>(to_float(x.values[k]) + b[k]));
     reinterpret_cast<P*>(output)[u] = y;
   }
 }
@@ -101,8 +120,7 @@ __global__ void gelu_bias_backward_kernel(const T* __restrict__ input, const flo
   float sums[kVec] = {};
   if (pack < packs_per_row) {
     float b[kVec];
-#pragma unroll
-    for (int k = 0; k < kVec; ++k) b[k] = bias[pack * kVec + k];
+    load_bias(bias, pack * kVec, b);
     for (std::int64_t r = begin + threadIdx.y; r < end; r += kRowLanes) {
       const std::int64_t u = r * packs_per_row + pack;
       const P x = reinterpret_cast<const P*>(input)[u];
@@ -125,7 +143,7 @@ __global__ void gelu_bias_backward_kernel(const T* __restrict__ input, const flo
 template <typename T>
 void forward_typed(const GeluBiasParams& p, cudaStream_t stream) {
   constexpr int kVec = 16 / sizeof(T);
-  const bool vectorised = p.cols % kVec == 0 && aligned16(p.input) && aligned16(p.output);
+  const bool vectorised = p.cols % kVec == 0 && aligned16(p.input) && aligned16(p.output) && aligned16(p.bias);
   const std::int64_t numel = p.rows * p.cols;
   const std::int64_t units = vectorised ? numel / kVec : numel;
   const auto blocks = static_cast<unsigned>(std::clamp<std::int64_t>((units + kThreads - 1) / kThreads, 1, 65535));
@@ -143,7 +161,7 @@ template <typename T>
 void backward_typed(const GeluBiasParams& p, cudaStream_t stream) {
   constexpr int kVec = 16 / sizeof(T);
   const bool vectorised = p.cols % kVec == 0 && aligned16(p.input) && aligned16(p.output) &&
-                          aligned16(p.grad_output);
+                          aligned16(p.grad_output) && aligned16(p.bias);
   const RowSegments segments = row_segments(p.rows, kRowsPerSegment, kMaxSegments);
   const dim3 grid = segment_tile_grid(vectorised ? p.cols / kVec : p.cols, segments.count);
   const dim3 block = segment_tile_block();

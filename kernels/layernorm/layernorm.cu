@@ -101,12 +101,14 @@ __global__ void layernorm_forward_kernel(const T* __restrict__ input, const T* _
   auto* y = reinterpret_cast<Pack<O, kVec>*>(output + row * cols);
   const std::int64_t packs = cols / kVec;
   float sum = 0.0f;
-  for (std::int64_t p = threadIdx.x; p < packs; p += blockDim.x) add_values(x[p], sum);
+  for (std::int64_t p = threadIdx.x; p < packs; p += blockDim.x) add_values(load_pack(x + p), sum);
   const float mu = block_sum(sum) / static_cast<float>(cols);
   float squares = 0.0f;  // two passes: no cancellation in E[x^2] - E[x]^2
-  for (std::int64_t p = threadIdx.x; p < packs; p += blockDim.x) add_squared_deviations(x[p], mu, squares);
+  for (std::int64_t p = threadIdx.x; p < packs; p += blockDim.x) add_squared_deviations(load_pack(x + p), mu, squares);
   const float inv = rsqrtf(block_sum(squares) / static_cast<float>(cols) + eps);
-  for (std::int64_t p = threadIdx.x; p < packs; p += blockDim.x) y[p] = normalized<O>(x[p], w[p], b[p], mu, inv);
+  for (std::int64_t p = threadIdx.x; p < packs; p += blockDim.x) {
+    y[p] = normalized<O>(load_pack(x + p), load_pack(w + p), load_pack(b + p), mu, inv);
+  }
   if (threadIdx.x == 0) {
     mean[row] = mu;
     rstd[row] = inv;
@@ -142,7 +144,7 @@ __global__ void __launch_bounds__(kMaxRegisterRowThreads)
   for (int i = 0; i < kSlots; ++i) {
     const int p = slot_pack(i);
     if (p >= packs) break;
-    y[p] = normalized<O>(v[i], w[p], b[p], mu, inv);
+    y[p] = normalized<O>(v[i], load_pack(w + p), load_pack(b + p), mu, inv);
   }
   if (threadIdx.x == 0) {
     mean[row] = mu;
@@ -167,12 +169,12 @@ __global__ void layernorm_backward_kernel(const G* __restrict__ grad_output, con
   float sum_g = 0.0f;
   float sum_g_xhat = 0.0f;
   for (std::int64_t p = threadIdx.x; p < packs; p += blockDim.x) {
-    add_gradient_sums(x[p], dy[p], w[p], mu, inv, sum_g, sum_g_xhat);
+    add_gradient_sums(load_pack(x + p), load_pack(dy + p), load_pack(w + p), mu, inv, sum_g, sum_g_xhat);
   }
   const float mean_g = block_sum(sum_g) / static_cast<float>(cols);
   const float mean_g_xhat = block_sum(sum_g_xhat) / static_cast<float>(cols);
   for (std::int64_t p = threadIdx.x; p < packs; p += blockDim.x) {
-    dx[p] = input_gradient(x[p], dy[p], w[p], mu, inv, mean_g, mean_g_xhat);
+    dx[p] = input_gradient(load_pack(x + p), load_pack(dy + p), load_pack(w + p), mu, inv, mean_g, mean_g_xhat);
   }
 }
 

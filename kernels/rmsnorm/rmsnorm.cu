@@ -72,10 +72,12 @@ __global__ void rmsnorm_forward_kernel(const T* __restrict__ input, const T* __r
   const std::int64_t packs = cols / kVec;
 
   float sum_squares = 0.0f;
-  for (std::int64_t p = threadIdx.x; p < packs; p += blockDim.x) add_squares(x[p], sum_squares);
+  for (std::int64_t p = threadIdx.x; p < packs; p += blockDim.x) add_squares(load_pack(x + p), sum_squares);
   const float scale = rsqrtf(block_sum(sum_squares) / static_cast<float>(cols) + eps);
   if (inv_rms != nullptr && threadIdx.x == 0) inv_rms[row] = scale;
-  for (std::int64_t p = threadIdx.x; p < packs; p += blockDim.x) y[p] = normalized(x[p], w[p], scale);
+  for (std::int64_t p = threadIdx.x; p < packs; p += blockDim.x) {
+    y[p] = normalized(load_pack(x + p), load_pack(w + p), scale);
+  }
 }
 
 // The forward pass with the row in registers: kSlots packs per thread.
@@ -100,7 +102,7 @@ __global__ void __launch_bounds__(kMaxRegisterRowThreads)
   for (int i = 0; i < kSlots; ++i) {
     const int p = slot_pack(i);
     if (p >= packs) break;
-    y[p] = normalized(v[i], w[p], scale);
+    y[p] = normalized(v[i], load_pack(w + p), scale);
   }
 }
 
@@ -118,11 +120,13 @@ __global__ void rmsnorm_backward_kernel(const T* __restrict__ grad_output, const
   const std::int64_t packs = cols / kVec;
 
   float dot = 0.0f;
-  for (std::int64_t p = threadIdx.x; p < packs; p += blockDim.x) add_weighted_dot(dy[p], x[p], w[p], dot);
+  for (std::int64_t p = threadIdx.x; p < packs; p += blockDim.x) {
+    add_weighted_dot(load_pack(dy + p), load_pack(x + p), load_pack(w + p), dot);
+  }
   const float scale = inv_rms[row];
   const float correction = scale * scale * scale * block_sum(dot) / static_cast<float>(cols);
   for (std::int64_t p = threadIdx.x; p < packs; p += blockDim.x) {
-    dx[p] = input_gradient(dy[p], x[p], w[p], scale, correction);
+    dx[p] = input_gradient(load_pack(dy + p), load_pack(x + p), load_pack(w + p), scale, correction);
   }
 }
 

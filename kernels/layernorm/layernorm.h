@@ -22,10 +22,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> layernorm_forward_with_stats(
     const at::Tensor& input, const at::Tensor& weight, const at::Tensor& bias, double eps,
     std::optional<at::ScalarType> output_dtype = std::nullopt);
 // The gradients from the forward's statistics, grad_output in the output's dtype: {d_input (in
-// input's dtype), d_weight, d_bias}, the last two in the
-// statistics' dtype and undefined unless parameter_gradients. The CUDA kernel sums them in
-// d_input's pass where the rows fit its registers (reading dy and x once), else a second kernel
-// sums them.
+// input's dtype), d_weight, d_bias}, the last two in the statistics' dtype and undefined unless
+// parameter_gradients. The CUDA kernel sums them in d_input's pass where the rows fit its
+// registers (reading dy and x once), else a second kernel sums them.
 std::tuple<at::Tensor, at::Tensor, at::Tensor> layernorm_backward(const at::Tensor& grad_output,
                                                                   const at::Tensor& input, const at::Tensor& weight,
                                                                   const at::Tensor& mean, const at::Tensor& rstd,

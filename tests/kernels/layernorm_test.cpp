@@ -27,7 +27,7 @@ bool same_bits(const at::Tensor& a, const at::Tensor& b) {
 }
 
 // Note [A norm writes its product's operand]: fp32 input with a bf16 output gives the fp32 output
-// rounded, and a bf16 output gradient the gradients of that gradient widened, bit for bit; through
+// rounded, and a bf16 output gradient gives the gradients its fp32 copy gives, bit for bit; through
 // the entry points (`x` shifted by an element: unaligned) and through autograd. Scope: where the
 // kernels run (OnKernelDevice), or nothing for the CPU reference.
 template <typename Scope>

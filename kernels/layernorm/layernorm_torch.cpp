@@ -7,8 +7,8 @@
 // read them and wrote 2, and in the backward pass the cast's gradient widened the product's bf16
 // input gradient to fp32 (2 read, 4 written) for the norm to read (4). Written in bf16 by the norm
 // itself, rounded once as the cast rounds, and its gradient read in bf16 (widened exactly, as the
-// cast's backward widens it), the same values and gradients cost 16 bytes an element less, two
-// kernels fewer a norm each way. Only for an output that one product reads and nothing else:
+// cast's backward widens it), the same values and gradients cost 16 bytes an element less, and a
+// kernel fewer a norm each way. Only for an output that one product reads and nothing else:
 // autograd would sum two readers' bf16 gradients in bf16, where the casts' backward summed them in
 // fp32 (models::LayerNorm::forward_into_product).
 #include <torch/csrc/autograd/custom_function.h>

@@ -31,6 +31,8 @@ SPEEDUP_CEILINGS = {
     ("swiglu", "fwd"): 5 / 3,        # 5 passes against 3
     ("swiglu", "fwd+bwd"): 14 / 8,
     ("gelu_bias", "fwd+bwd"): 8 / 5,
+    ("add+ln", "fwd"): 5 / 4,        # the add apart: 5 passes against 4
+    ("add+ln", "fwd+bwd"): 11 / 8,   # and the two gradients summed apart
 }
 
 # Rows that show another way of running a kernel next to the one the runtime uses.

@@ -149,6 +149,11 @@ void bench_rowwise(const Options& options, const Report& report, const std::vect
         report.row("layernorm", "fwd", dtype, s.name, n, 2 * e * elements,
                    median_ms(options.device, [&] { albion::kernels::layernorm_forward_with_stats(x, weight, bias, eps); }),
                    median_ms(options.device, [&] { at::layer_norm(x, {s.hidden}, weight, bias, eps); }));
+        // The residual add before the norm (x + r, then LayerNorm: GPT-2's norms): reads x and r, writes
+        // the sum and y. Eager adds, then normalises: 5 passes against 4, so 1.25x at most.
+        report.row("add+ln", "fwd", dtype, s.name, n, 4 * e * elements,
+                   median_ms(options.device, [&] { albion::kernels::add_layernorm(x, dy, weight, bias, eps); }),
+                   median_ms(options.device, [&] { at::layer_norm(x + dy, {s.hidden}, weight, bias, eps); }));
         // bias + GELU-tanh: torch adds, then applies its GELU kernel (4 passes over [rows, hidden]
         // against 2: a 2x ceiling).
         report.row("gelu_bias", "fwd", dtype, s.name, n, 2 * e * elements,
@@ -199,6 +204,22 @@ void bench_rowwise(const Options& options, const Report& report, const std::vect
                                     {x, weight, bias});
                  }),
                  ln_eager_ms);
+      // The residual add and the norm, both outputs read: the backward reads dy, the sum and the sum's
+      // other gradient and writes dx (8 passes in all). Eager's sum of the two gradients and its add
+      // come apart: 11 against 8, 1.375x at most.
+      at::Tensor residual = at::randn({s.rows, s.hidden}, t).requires_grad_();
+      const auto add_norm_backward = [&](const at::Tensor& sum, const at::Tensor& normed) {
+        torch::autograd::grad({sum, normed}, {x, residual, weight, bias}, {dy, dy});
+      };
+      report.row("add+ln", "fwd+bwd", dtype, s.name, n, 8 * e * elements,
+                 median_ms(options.device, [&] {
+                   auto [sum, normed] = albion::kernels::add_layernorm(x, residual, weight, bias, eps);
+                   add_norm_backward(sum, normed);
+                 }),
+                 median_ms(options.device, [&] {
+                   const at::Tensor sum = x + residual;
+                   add_norm_backward(sum, at::layer_norm(sum, {s.hidden}, weight, bias, eps));
+                 }));
       if (options.device.is_cuda()) {
         // The norms as before their backward summed the parameter gradients: a second kernel reads
         // dy and x again for them (still the path of rows over 1,024 packs).

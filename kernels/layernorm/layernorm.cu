@@ -4,7 +4,8 @@
 // pointers allow, element-wise otherwise. Passes after the first read the row from registers when
 // it fits them (Note [Rows held in registers], block_reduce.cuh), else from L1/L2. T is x's (and
 // the parameters') dtype; O, y's, and G, dy's: T's, or bf16 for fp32 x (LayerNormParams::bf16_output),
-// in packs of as many elements as T's.
+// in packs of as many elements as T's. With a residual, x + r (r in O) is summed into `sum` in
+// the first pass and normalised; the backward adds the sum's own gradient to dx.
 // Reference: layernorm_ref.cpp. Test: tests/kernels/layernorm_test.cpp.
 #include <cuda_bf16.h>
 
@@ -75,6 +76,22 @@ __device__ __forceinline__ Pack<T, kVec> input_gradient(const Pack<T, kVec>& x, 
   return out;
 }
 
+// a + b, rounded to a's dtype as torch's add rounds: the residual add before the norm (b in y's
+// dtype) and, in the backward pass, dx plus the sum's other gradient (both in x's).
+template <typename T, typename B, int kVec>
+__device__ __forceinline__ Pack<T, kVec> summed(const Pack<T, kVec>& a, const Pack<B, kVec>& b) {
+  Pack<T, kVec> out;
+#pragma unroll
+  for (int k = 0; k < kVec; ++k) out.values[k] = from_float<T>(to_float(a.values[k]) + to_float(b.values[k]));
+  return out;
+}
+
+// Row `row` of an optional operand of `cols` elements a row, as packs P: null stays null.
+template <typename P, typename E>
+__device__ __forceinline__ P* optional_row(E* base, std::int64_t row, std::int64_t cols) {
+  return base == nullptr ? nullptr : reinterpret_cast<P*>(base + row * cols);
+}
+
 // dw's and db's shares, in the order of the separate sums (norm_parameter_grad.cu): dy xhat, dy.
 template <typename T, typename G, int kVec>
 __device__ __forceinline__ void add_parameter_gradients(const Pack<T, kVec>& x, const Pack<G, kVec>& dy, float mu,
@@ -90,24 +107,38 @@ __device__ __forceinline__ void add_parameter_gradients(const Pack<T, kVec>& x, 
 
 // kVec elements per load: 16-byte packs when the row length and every pointer allow, else 1.
 template <typename T, typename O, int kVec>
-__global__ void layernorm_forward_kernel(const T* __restrict__ input, const T* __restrict__ weight,
-                                         const T* __restrict__ bias, O* __restrict__ output, float* __restrict__ mean,
-                                         float* __restrict__ rstd, std::int64_t cols, float eps) {
+__global__ void layernorm_forward_kernel(const T* __restrict__ input, const O* __restrict__ residual,
+                                         const T* __restrict__ weight, const T* __restrict__ bias,
+                                         O* __restrict__ output, T* __restrict__ sum_output,
+                                         float* __restrict__ mean, float* __restrict__ rstd, std::int64_t cols,
+                                         float eps) {
   using P = Pack<T, kVec>;
   const std::int64_t row = blockIdx.x;
   const P* x = reinterpret_cast<const P*>(input + row * cols);
+  const auto* r = optional_row<const Pack<O, kVec>>(residual, row, cols);
+  P* s = optional_row<P>(sum_output, row, cols);
   const P* w = reinterpret_cast<const P*>(weight);
   const P* b = reinterpret_cast<const P*>(bias);
   auto* y = reinterpret_cast<Pack<O, kVec>*>(output + row * cols);
   const std::int64_t packs = cols / kVec;
   float sum = 0.0f;
-  for (std::int64_t p = threadIdx.x; p < packs; p += blockDim.x) add_values(load_pack(x + p), sum);
+  for (std::int64_t p = threadIdx.x; p < packs; p += blockDim.x) {
+    P v = load_pack(x + p);
+    if (r != nullptr) {
+      v = summed(v, load_pack(r + p));
+      s[p] = v;  // this thread reads it back below
+    }
+    add_values(v, sum);
+  }
+  const P* normalised = r != nullptr ? s : x;
   const float mu = block_sum(sum) / static_cast<float>(cols);
   float squares = 0.0f;  // two passes: no cancellation in E[x^2] - E[x]^2
-  for (std::int64_t p = threadIdx.x; p < packs; p += blockDim.x) add_squared_deviations(load_pack(x + p), mu, squares);
+  for (std::int64_t p = threadIdx.x; p < packs; p += blockDim.x) {
+    add_squared_deviations(load_pack(normalised + p), mu, squares);
+  }
   const float inv = rsqrtf(block_sum(squares) / static_cast<float>(cols) + eps);
   for (std::int64_t p = threadIdx.x; p < packs; p += blockDim.x) {
-    y[p] = normalized<O>(load_pack(x + p), load_pack(w + p), load_pack(b + p), mu, inv);
+    y[p] = normalized<O>(load_pack(normalised + p), load_pack(w + p), load_pack(b + p), mu, inv);
   }
   if (threadIdx.x == 0) {
     mean[row] = mu;
@@ -118,8 +149,9 @@ __global__ void layernorm_forward_kernel(const T* __restrict__ input, const T* _
 // The forward pass with the row in registers: kSlots packs per thread.
 template <typename T, typename O, int kVec, int kSlots>
 __global__ void __launch_bounds__(kMaxRegisterRowThreads)
-    layernorm_forward_registers_kernel(const T* __restrict__ input, const T* __restrict__ weight,
-                                       const T* __restrict__ bias, O* __restrict__ output, float* __restrict__ mean,
+    layernorm_forward_registers_kernel(const T* __restrict__ input, const O* __restrict__ residual,
+                                       const T* __restrict__ weight, const T* __restrict__ bias,
+                                       O* __restrict__ output, T* __restrict__ sum_output, float* __restrict__ mean,
                                        float* __restrict__ rstd, std::int64_t cols, float eps) {
   using P = Pack<T, kVec>;
   const std::int64_t row = blockIdx.x;
@@ -129,6 +161,16 @@ __global__ void __launch_bounds__(kMaxRegisterRowThreads)
   const int packs = static_cast<int>(cols / kVec);
   P v[kSlots];
   load_row_slots(reinterpret_cast<const P*>(input + row * cols), packs, v);
+  if (residual != nullptr) {
+    Pack<O, kVec> r[kSlots];
+    load_row_slots(optional_row<const Pack<O, kVec>>(residual, row, cols), packs, r);
+    P* s = optional_row<P>(sum_output, row, cols);
+#pragma unroll
+    for (int i = 0; i < kSlots; ++i) {
+      v[i] = summed(v[i], r[i]);  // zero slots stay zero
+      if (slot_pack(i) < packs) s[slot_pack(i)] = v[i];
+    }
+  }
   float sum = 0.0f;  // zero slots add nothing here, but would to the squared deviations
 #pragma unroll
   for (const P& pack : v) add_values(pack, sum);
@@ -155,13 +197,14 @@ __global__ void __launch_bounds__(kMaxRegisterRowThreads)
 template <typename T, typename G, int kVec>
 __global__ void layernorm_backward_kernel(const G* __restrict__ grad_output, const T* __restrict__ input,
                                           const T* __restrict__ weight, const float* __restrict__ mean,
-                                          const float* __restrict__ rstd, T* __restrict__ grad_input,
-                                          std::int64_t cols) {
+                                          const float* __restrict__ rstd, const T* __restrict__ grad_sum,
+                                          T* __restrict__ grad_input, std::int64_t cols) {
   using P = Pack<T, kVec>;
   const std::int64_t row = blockIdx.x;
   const P* x = reinterpret_cast<const P*>(input + row * cols);
   const auto* dy = reinterpret_cast<const Pack<G, kVec>*>(grad_output + row * cols);
   const P* w = reinterpret_cast<const P*>(weight);
+  const P* ds = optional_row<const P>(grad_sum, row, cols);
   P* dx = reinterpret_cast<P*>(grad_input + row * cols);
   const std::int64_t packs = cols / kVec;
   const float mu = mean[row];
@@ -174,16 +217,18 @@ __global__ void layernorm_backward_kernel(const G* __restrict__ grad_output, con
   const float mean_g = block_sum(sum_g) / static_cast<float>(cols);
   const float mean_g_xhat = block_sum(sum_g_xhat) / static_cast<float>(cols);
   for (std::int64_t p = threadIdx.x; p < packs; p += blockDim.x) {
-    dx[p] = input_gradient(load_pack(x + p), load_pack(dy + p), load_pack(w + p), mu, inv, mean_g, mean_g_xhat);
+    const P g = input_gradient(load_pack(x + p), load_pack(dy + p), load_pack(w + p), mu, inv, mean_g, mean_g_xhat);
+    dx[p] = ds != nullptr ? summed(g, load_pack(ds + p)) : g;
   }
 }
 
 // One row's dx from its x, dy and weight held in this thread's slots: the block's means of g and
-// g xhat, then dx for the slots inside the row.
+// g xhat, then dx for the slots inside the row, plus the row of ds where there is one.
 template <typename T, typename G, int kVec, int kSlots>
 __device__ __forceinline__ void write_input_gradient(const Pack<T, kVec> (&v)[kSlots], const Pack<G, kVec> (&d)[kSlots],
                                                      const Pack<T, kVec> (&c)[kSlots], float mu, float inv,
-                                                     std::int64_t cols, Pack<T, kVec>* __restrict__ dx) {
+                                                     std::int64_t cols, const Pack<T, kVec>* __restrict__ ds,
+                                                     Pack<T, kVec>* __restrict__ dx) {
   float sum_g = 0.0f;  // zero slots (dy = weight = 0) add nothing
   float sum_g_xhat = 0.0f;
 #pragma unroll
@@ -195,7 +240,8 @@ __device__ __forceinline__ void write_input_gradient(const Pack<T, kVec> (&v)[kS
   for (int i = 0; i < kSlots; ++i) {
     const int p = slot_pack(i);
     if (p >= packs) break;
-    dx[p] = input_gradient(v[i], d[i], c[i], mu, inv, mean_g, mean_g_xhat);
+    const Pack<T, kVec> g = input_gradient(v[i], d[i], c[i], mu, inv, mean_g, mean_g_xhat);
+    dx[p] = ds != nullptr ? summed(g, load_pack(ds + p)) : g;
   }
 }
 
@@ -204,7 +250,8 @@ template <typename T, typename G, int kVec, int kSlots>
 __global__ void __launch_bounds__(kMaxRegisterRowThreads)
     layernorm_backward_registers_kernel(const G* __restrict__ grad_output, const T* __restrict__ input,
                                         const T* __restrict__ weight, const float* __restrict__ mean,
-                                        const float* __restrict__ rstd, T* __restrict__ grad_input, std::int64_t cols) {
+                                        const float* __restrict__ rstd, const T* __restrict__ grad_sum,
+                                        T* __restrict__ grad_input, std::int64_t cols) {
   using P = Pack<T, kVec>;
   using D = Pack<G, kVec>;
   const std::int64_t row = blockIdx.x;
@@ -214,7 +261,8 @@ __global__ void __launch_bounds__(kMaxRegisterRowThreads)
   load_row_slots(reinterpret_cast<const P*>(input + row * cols), packs, v);
   load_row_slots(reinterpret_cast<const D*>(grad_output + row * cols), packs, d);
   load_row_slots(reinterpret_cast<const P*>(weight), packs, c);
-  write_input_gradient(v, d, c, mean[row], rstd[row], cols, reinterpret_cast<P*>(grad_input + row * cols));
+  write_input_gradient(v, d, c, mean[row], rstd[row], cols, optional_row<const P>(grad_sum, row, cols),
+                       reinterpret_cast<P*>(grad_input + row * cols));
 }
 
 // The backward pass that also sums the parameters' gradients (Note [Parameter gradients in the
@@ -225,9 +273,9 @@ template <typename T, typename G, int kVec, int kSlots>
 __global__ void __launch_bounds__(kMaxSummingRowThreads)
     layernorm_backward_summing_kernel(const G* __restrict__ grad_output, const T* __restrict__ input,
                                       const T* __restrict__ weight, const float* __restrict__ mean,
-                                      const float* __restrict__ rstd, T* __restrict__ grad_input,
-                                      float* __restrict__ parameter_partials, std::int64_t rows, std::int64_t cols,
-                                      std::int64_t rows_per_segment) {
+                                      const float* __restrict__ rstd, const T* __restrict__ grad_sum,
+                                      T* __restrict__ grad_input, float* __restrict__ parameter_partials,
+                                      std::int64_t rows, std::int64_t cols, std::int64_t rows_per_segment) {
   using P = Pack<T, kVec>;
   using D = Pack<G, kVec>;
   const int packs = static_cast<int>(cols / kVec);
@@ -244,7 +292,8 @@ __global__ void __launch_bounds__(kMaxSummingRowThreads)
     const float inv = rstd[row];
 #pragma unroll
     for (int i = 0; i < kSlots; ++i) add_parameter_gradients(v[i], d[i], mu, inv, weight_sums[i], bias_sums[i]);
-    write_input_gradient(v, d, c, mu, inv, cols, reinterpret_cast<P*>(grad_input + row * cols));
+    write_input_gradient(v, d, c, mu, inv, cols, optional_row<const P>(grad_sum, row, cols),
+                         reinterpret_cast<P*>(grad_input + row * cols));
   };
   for_each_segment_row<kSlots>(dy, x, begin, end, packs, row_gradients);
   const std::int64_t segments = gridDim.x;
@@ -255,21 +304,26 @@ __global__ void __launch_bounds__(kMaxSummingRowThreads)
 template <typename T, typename O>
 void forward_typed(const LayerNormParams& p, cudaStream_t stream) {
   constexpr int kVec = 16 / sizeof(T);
+  // (A null residual and sum pass the alignment tests.)
   const bool vectorised = p.cols % kVec == 0 && aligned16(p.input) && aligned16(p.weight) && aligned16(p.bias) &&
-                          aligned_for<Pack<O, kVec>>(p.output);
+                          aligned_for<Pack<O, kVec>>(p.output) && aligned_for<Pack<O, kVec>>(p.residual) &&
+                          aligned16(p.sum);
   const auto* x = static_cast<const T*>(p.input);
+  const auto* r = static_cast<const O*>(p.residual);
   const auto* w = static_cast<const T*>(p.weight);
   const auto* b = static_cast<const T*>(p.bias);
   auto* y = static_cast<O*>(p.output);
+  auto* s = static_cast<T*>(p.sum);
   const dim3 grid(static_cast<unsigned>(p.rows));
   const int threads = threads_for_row(vectorised ? p.cols / kVec : p.cols);
   if (vectorised && row_fits_registers(p.cols / kVec)) {
     layernorm_forward_registers_kernel<T, O, kVec, kRowPacksPerThread>
-        <<<grid, threads_for_register_row(p.cols / kVec), 0, stream>>>(x, w, b, y, p.mean, p.rstd, p.cols, p.eps);
+        <<<grid, threads_for_register_row(p.cols / kVec), 0, stream>>>(x, r, w, b, y, s, p.mean, p.rstd, p.cols,
+                                                                       p.eps);
   } else if (vectorised) {
-    layernorm_forward_kernel<T, O, kVec><<<grid, threads, 0, stream>>>(x, w, b, y, p.mean, p.rstd, p.cols, p.eps);
+    layernorm_forward_kernel<T, O, kVec><<<grid, threads, 0, stream>>>(x, r, w, b, y, s, p.mean, p.rstd, p.cols, p.eps);
   } else {
-    layernorm_forward_kernel<T, O, 1><<<grid, threads, 0, stream>>>(x, w, b, y, p.mean, p.rstd, p.cols, p.eps);
+    layernorm_forward_kernel<T, O, 1><<<grid, threads, 0, stream>>>(x, r, w, b, y, s, p.mean, p.rstd, p.cols, p.eps);
   }
   ALBION_CUDA_CHECK(cudaGetLastError());
 }
@@ -278,7 +332,7 @@ template <typename T, typename G>
 bool vectorised_backward(const LayerNormParams& p) {
   constexpr int kVec = 16 / sizeof(T);
   return p.cols % kVec == 0 && aligned_for<Pack<G, kVec>>(p.grad_output) && aligned16(p.input) &&
-         aligned16(p.weight) && aligned16(p.output);
+         aligned16(p.weight) && aligned16(p.output) && aligned16(p.grad_sum);
 }
 
 template <typename T, typename G>
@@ -289,6 +343,7 @@ void backward_typed(const LayerNormParams& p, cudaStream_t stream) {
   const auto* dy = static_cast<const G*>(p.grad_output);
   const auto* x = static_cast<const T*>(p.input);
   const auto* w = static_cast<const T*>(p.weight);
+  const auto* ds = static_cast<const T*>(p.grad_sum);
   auto* dx = static_cast<T*>(p.output);
   const dim3 grid(static_cast<unsigned>(p.rows));
   const int threads = threads_for_row(units);
@@ -298,7 +353,8 @@ void backward_typed(const LayerNormParams& p, cudaStream_t stream) {
     const std::int64_t segments = p.parameter_segments;
     layernorm_backward_summing_kernel<T, G, kVec, kSummingPacksPerThread>
         <<<static_cast<unsigned>(segments), threads_for_summing_row(units), 0, stream>>>(
-            dy, x, w, p.mean, p.rstd, dx, p.parameter_partials, p.rows, p.cols, (p.rows + segments - 1) / segments);
+            dy, x, w, p.mean, p.rstd, ds, dx, p.parameter_partials, p.rows, p.cols,
+            (p.rows + segments - 1) / segments);
     ALBION_CUDA_CHECK(cudaGetLastError());
     const dim3 sum_grid = segment_tile_grid(p.cols, 1);
     add_segments_kernel<><<<sum_grid, segment_tile_block(), 0, stream>>>(p.parameter_partials, segments, p.cols,
@@ -308,11 +364,11 @@ void backward_typed(const LayerNormParams& p, cudaStream_t stream) {
                                                                          segments, p.cols, p.grad_bias);
   } else if (vectorised && row_fits_registers(units)) {
     layernorm_backward_registers_kernel<T, G, kVec, kRowPacksPerThread>
-        <<<grid, threads_for_register_row(units), 0, stream>>>(dy, x, w, p.mean, p.rstd, dx, p.cols);
+        <<<grid, threads_for_register_row(units), 0, stream>>>(dy, x, w, p.mean, p.rstd, ds, dx, p.cols);
   } else if (vectorised) {
-    layernorm_backward_kernel<T, G, kVec><<<grid, threads, 0, stream>>>(dy, x, w, p.mean, p.rstd, dx, p.cols);
+    layernorm_backward_kernel<T, G, kVec><<<grid, threads, 0, stream>>>(dy, x, w, p.mean, p.rstd, ds, dx, p.cols);
   } else {
-    layernorm_backward_kernel<T, G, 1><<<grid, threads, 0, stream>>>(dy, x, w, p.mean, p.rstd, dx, p.cols);
+    layernorm_backward_kernel<T, G, 1><<<grid, threads, 0, stream>>>(dy, x, w, p.mean, p.rstd, ds, dx, p.cols);
   }
   ALBION_CUDA_CHECK(cudaGetLastError());
 }
@@ -336,6 +392,7 @@ auto with_types(const LayerNormParams& p, Run run) {
 
 void check_shape(const LayerNormParams& p) {
   ALBION_CHECK(p.rows >= 0 && p.cols > 0 && p.rows <= 0x7fffffff, "layernorm: bad shape ", p.rows, "x", p.cols);
+  ALBION_CHECK((p.residual == nullptr) == (p.sum == nullptr), "layernorm: a residual and the sum to write go together");
 }
 
 }  // namespace

@@ -6,7 +6,8 @@
 // (the kernel computes dx per row from the saved mean and rstd and, for rows held in registers,
 // can sum dw and db in the same pass: see LayerNormParams; else the torch layer sums them apart).
 // fp32 or bf16 x, weight and bias of x's dtype, fp32 statistics; y (and so dy) in x's dtype, or
-// in bf16 for fp32 x (bf16_output).
+// in bf16 for fp32 x (bf16_output). Optionally the residual add before the norm, s = x + r, in the
+// same pass (residual, sum, grad_sum: Note [The residual add in the norm], layernorm_torch.cpp).
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -33,6 +34,13 @@ struct LayerNormParams {
   // product written as the product's own cast would round it (Note [A norm writes its product's
   // operand], layernorm_torch.cpp); dx stays fp32.
   bool bf16_output = false;
+  // Forward, optional: a residual r (in y's dtype) added to x first; the kernel writes s = x + r
+  // to `sum` (in x's dtype, rounded as torch's add rounds) and normalises s, not x.
+  const void* residual = nullptr;
+  void* sum = nullptr;
+  // Backward, optional: x is then s, and s's own gradient (in x's dtype, from s's other reader) is
+  // added to dx, rounded as autograd's sum of the two would round.
+  const void* grad_sum = nullptr;
   // Backward, optional, where layernorm_backward_parameter_segments allows it: dw and db summed in
   // the same pass, which then reads dy and x once for all three gradients. Block b takes row
   // segment b of parameter_segments and writes its rows' sums to parameter_partials[0, b, :] (dw)

@@ -11,6 +11,19 @@
 // kernel fewer a norm each way. Only for an output that one product reads and nothing else:
 // autograd would sum two readers' bf16 gradients in bf16, where the casts' backward summed them in
 // fp32 (models::LayerNorm::forward_into_product).
+//
+// Note [The residual add in the norm]
+// A pre-norm transformer adds each branch's output a to the residual stream x, and a norm reads
+// the sum: h = x + a, then LayerNorm(h) (GPT-2's ln_2 after the attention; the next block's ln_1,
+// or the final norm, after the MLP). Apart, the add reads x and a and writes h, and the norm reads
+// h again; in the backward pass autograd sums h's two gradients (the norm's, and that of h's other
+// reader, the next add) in a kernel of its own. add_layernorm's kernel reads x and a, writes h (for
+// its other reader and for the backward pass) and normalises it from registers; its backward adds
+// h's other gradient to dx as it writes dx. h is rounded to x's dtype before the norm reads it,
+// and dx before the other gradient is added, as the separate kernels round them: the same bits,
+// for 4 bytes an element less forward and 8 backward (an fp32 stream), and a kernel fewer each way.
+// The residual comes in the norm output's dtype: under bf16 autocast, a branch's last product and
+// the norm's reader are both bf16 products.
 #include <torch/csrc/autograd/custom_function.h>
 
 #include "kernels/common/cpu_dispatch.h"
@@ -42,15 +55,22 @@ std::int64_t check_operands(const at::Tensor& input, const at::Tensor& weight) {
   return input.size(-1) == 0 ? 0 : input.numel() / input.size(-1);
 }
 
-}  // namespace
+struct ForwardResult {
+  at::Tensor output;
+  at::Tensor mean;
+  at::Tensor rstd;
+  at::Tensor sum;  // input + residual, where there is a residual
+};
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor> layernorm_forward_with_stats(
-    const at::Tensor& input, const at::Tensor& weight, const at::Tensor& bias, double eps,
-    std::optional<at::ScalarType> output_dtype) {
+// layernorm_forward_with_stats of input, or of input + residual where `residual` is defined (the
+// kernels only: Note [The residual add in the norm]).
+ForwardResult forward_with_stats(const at::Tensor& input, const at::Tensor& residual, const at::Tensor& weight,
+                                 const at::Tensor& bias, double eps, std::optional<at::ScalarType> output_dtype) {
   const std::int64_t rows = check_operands(input, weight);
   const at::ScalarType output_type = output_dtype.value_or(input.scalar_type());
   ALBION_CHECK_AS(UsageError, output_dtype_allowed(input, output_type), "layernorm: output dtype ", output_type,
                   " for input of dtype ", input.scalar_type(), " (the input's, or bf16 for fp32 input)");
+  ALBION_CHECK(!residual.defined() || runs_kernels(input), "layernorm: the residual add runs in the kernels only");
   check_same_device_and_dtype(input, bias, "layernorm input", "layernorm bias");
   check_contiguous(bias, "layernorm bias");
   ALBION_CHECK_AS(UsageError, bias.sizes() == weight.sizes(), "layernorm: bias ", bias.sizes(), " vs weight ",
@@ -60,7 +80,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> layernorm_forward_with_stats(
   at::Tensor output = at::empty_like(input, input.options().dtype(output_type));
   at::Tensor mean = at::empty({rows}, input.options().dtype(statistics_type(input)));
   at::Tensor rstd = at::empty_like(mean);
-  if (rows == 0) return {output, mean, rstd};
+  const at::Tensor sum = residual.defined() ? at::empty_like(input) : at::Tensor();
+  if (rows == 0) return {output, mean, rstd, sum};
   if (runs_kernels(input)) {
     const KernelLaunch launch(input.device());
     LayerNormParams p;
@@ -75,8 +96,12 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> layernorm_forward_with_stats(
     p.eps = static_cast<float>(eps);
     p.dtype = kernel_dtype(input, "layernorm input");
     p.bf16_output = output_type != input.scalar_type();
+    if (residual.defined()) {
+      p.residual = residual.data_ptr();
+      p.sum = sum.data_ptr();
+    }
     launch_layernorm_forward(p, launch.stream());
-    return {output, mean, rstd};
+    return {output, mean, rstd, sum};
   }
   const auto run = [&](auto tag) {
     using T = decltype(tag);
@@ -88,13 +113,23 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> layernorm_forward_with_stats(
     output.copy_(y);  // rounds to output_dtype once
   };
   with_reference_type(input, run);
-  return {output, mean, rstd};
+  return {output, mean, rstd, sum};
+}
+
+}  // namespace
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> layernorm_forward_with_stats(
+    const at::Tensor& input, const at::Tensor& weight, const at::Tensor& bias, double eps,
+    std::optional<at::ScalarType> output_dtype) {
+  ForwardResult result = forward_with_stats(input, at::Tensor(), weight, bias, eps, output_dtype);
+  return {result.output, result.mean, result.rstd};
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> layernorm_backward(const at::Tensor& grad_output,
                                                                   const at::Tensor& input, const at::Tensor& weight,
                                                                   const at::Tensor& mean, const at::Tensor& rstd,
-                                                                  bool parameter_gradients) {
+                                                                  bool parameter_gradients,
+                                                                  const at::Tensor& grad_sum) {
   const std::int64_t rows = check_operands(input, weight);
   ALBION_CHECK_AS(UsageError,
                   grad_output.device() == input.device() && output_dtype_allowed(input, grad_output.scalar_type()),
@@ -110,6 +145,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> layernorm_backward(const at::Tens
                   "layernorm backward: grad_output or statistics (", rows, " contiguous ",
                   statistics_type(input), " values each) do not match input ", input.sizes(), " on ",
                   input.device());
+  ALBION_CHECK_AS(UsageError,
+                  !grad_sum.defined() || (grad_sum.sizes() == input.sizes() && grad_sum.device() == input.device() &&
+                                          grad_sum.scalar_type() == input.scalar_type() && grad_sum.is_contiguous()),
+                  "layernorm backward: grad_sum must be contiguous, of input's shape, device and dtype");
   const std::int64_t cols = input.size(-1);
   at::Tensor grad_input = at::empty_like(input);
   const auto with_parameters_apart = [&]() -> std::tuple<at::Tensor, at::Tensor, at::Tensor> {
@@ -134,6 +173,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> layernorm_backward(const at::Tens
     p.cols = cols;
     p.dtype = kernel_dtype(input, "layernorm input");
     p.bf16_output = bf16_grad_output;
+    p.grad_sum = grad_sum.defined() ? grad_sum.data_ptr() : nullptr;
     const std::int64_t segments =
         parameter_gradients ? layernorm_backward_parameter_segments(p, multiprocessor_count(input.device())) : 0;
     if (segments == 0) {
@@ -159,12 +199,42 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> layernorm_backward(const at::Tens
     layernorm_backward_reference<T>(dy.data_ptr<T>(), x.data_ptr<T>(), w.data_ptr<T>(), mean.data_ptr<T>(),
                                     rstd.data_ptr<T>(), dx.data_ptr<T>(), rows, cols);
     grad_input.copy_(dx);
+    if (grad_sum.defined()) grad_input.add_(grad_sum);  // rounded once more, as the kernel rounds
   };
   with_reference_type(input, run);
   return with_parameters_apart();
 }
 
 namespace {
+
+// The gradients of a norm's input (the normalised tensor, `input`: x, or x + r), weight and bias
+// from the saved tensors {input, weight, mean, rstd}, the weight and bias being inputs
+// `weight_index` and the next of the autograd function; `grad_sum` (may be undefined): the input's
+// gradient from its other reader, added to the input's. Undefined where not wanted.
+std::tuple<at::Tensor, at::Tensor, at::Tensor> norm_gradients(torch::autograd::AutogradContext* context,
+                                                              const at::Tensor& grad_output, const at::Tensor& grad_sum,
+                                                              bool input_gradient, int weight_index) {
+  const torch::autograd::variable_list saved = context->get_saved_variables();
+  const bool weight_gradient = context->needs_input_grad(weight_index);
+  const bool bias_gradient = context->needs_input_grad(weight_index + 1);
+  const bool parameter_gradients = weight_gradient || bias_gradient;
+  const at::Tensor& input = saved[0];
+  const at::Tensor& weight = saved[1];
+  const at::Tensor& mean = saved[2];
+  const at::Tensor& rstd = saved[3];
+  at::Tensor grad_input, grad_weight, grad_bias;
+  if (input_gradient) {
+    std::tie(grad_input, grad_weight, grad_bias) =
+        layernorm_backward(grad_output, input, weight, mean, rstd, parameter_gradients, grad_sum);
+  } else if (parameter_gradients) {  // neither: a frozen norm, as in fine-tuning
+    std::tie(grad_weight, grad_bias) =
+        norm_parameter_grads(grad_output.to(input.scalar_type()), input, mean, rstd, /*with_bias=*/true);
+  }
+  const auto wanted = [&](bool needed, const at::Tensor& gradient) {
+    return needed ? gradient.to(weight.scalar_type()) : at::Tensor();
+  };
+  return {grad_input, wanted(weight_gradient, grad_weight), wanted(bias_gradient, grad_bias)};
+}
 
 class LayerNormFunction : public torch::autograd::Function<LayerNormFunction> {
  public:
@@ -177,26 +247,36 @@ class LayerNormFunction : public torch::autograd::Function<LayerNormFunction> {
   }
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* context,
                                                  torch::autograd::variable_list grads) {
-    const torch::autograd::variable_list saved = context->get_saved_variables();
-    const at::Tensor& input = saved[0];
-    const at::Tensor& weight = saved[1];
-    const at::Tensor& mean = saved[2];
-    const at::Tensor& rstd = saved[3];
-    const at::Tensor grad_output = grads[0].contiguous();
-    // Neither: a frozen norm, as in fine-tuning.
-    const bool parameter_gradients = context->needs_input_grad(1) || context->needs_input_grad(2);
-    at::Tensor grad_input, grad_weight, grad_bias;
-    if (context->needs_input_grad(0)) {
+    auto [grad_input, grad_weight, grad_bias] = norm_gradients(context, grads[0].contiguous(), at::Tensor(),
+                                                               context->needs_input_grad(0), /*weight_index=*/1);
+    return {grad_input, grad_weight, grad_bias, at::Tensor(), at::Tensor()};
+  }
+};
+
+// {input + residual, its norm} in one kernel each way (Note [The residual add in the norm]).
+class AddLayerNormFunction : public torch::autograd::Function<AddLayerNormFunction> {
+ public:
+  static torch::autograd::variable_list forward(torch::autograd::AutogradContext* context, const at::Tensor& input,
+                                                const at::Tensor& residual, const at::Tensor& weight,
+                                                const at::Tensor& bias, double eps,
+                                                std::optional<at::ScalarType> output_dtype) {
+    ForwardResult result = forward_with_stats(input, residual, weight, bias, eps, output_dtype);
+    context->save_for_backward({result.sum, weight, result.mean, result.rstd});
+    context->set_materialize_grads(false);  // an output nothing read: no zeros to add
+    return {result.sum, result.output};
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* context,
+                                                 torch::autograd::variable_list grads) {
+    // A sum or a norm nothing read has no gradient (undefined).
+    const at::Tensor grad_sum = grads[0].defined() ? grads[0].contiguous() : at::Tensor();
+    at::Tensor grad_input = grad_sum, grad_weight, grad_bias;
+    if (grads[1].defined()) {
       std::tie(grad_input, grad_weight, grad_bias) =
-          layernorm_backward(grad_output, input, weight, mean, rstd, parameter_gradients);
-    } else if (parameter_gradients) {
-      std::tie(grad_weight, grad_bias) =
-          norm_parameter_grads(grad_output.to(input.scalar_type()), input, mean, rstd, /*with_bias=*/true);
+          norm_gradients(context, grads[1].contiguous(), grad_sum,
+                         context->needs_input_grad(0) || context->needs_input_grad(1), /*weight_index=*/2);
     }
-    const auto wanted = [&](int index, const at::Tensor& gradient) {
-      return context->needs_input_grad(index) ? gradient.to(weight.scalar_type()) : at::Tensor();
-    };
-    return {grad_input, wanted(1, grad_weight), wanted(2, grad_bias), at::Tensor(), at::Tensor()};
+    // x's and r's gradient is the sum's; autograd casts r's to r's dtype.
+    return {grad_input, grad_input, grad_weight, grad_bias, at::Tensor(), at::Tensor()};
   }
 };
 
@@ -205,6 +285,24 @@ class LayerNormFunction : public torch::autograd::Function<LayerNormFunction> {
 at::Tensor layernorm(const at::Tensor& input, const at::Tensor& weight, const at::Tensor& bias, double eps,
                      std::optional<at::ScalarType> output_dtype) {
   return LayerNormFunction::apply(input.contiguous(), weight.contiguous(), bias.contiguous(), eps, output_dtype);
+}
+
+std::pair<at::Tensor, at::Tensor> add_layernorm(const at::Tensor& input, const at::Tensor& residual,
+                                                const at::Tensor& weight, const at::Tensor& bias, double eps,
+                                                std::optional<at::ScalarType> output_dtype) {
+  const at::ScalarType output_type = output_dtype.value_or(input.scalar_type());
+  ALBION_CHECK_AS(UsageError,
+                  residual.sizes() == input.sizes() && residual.device() == input.device() &&
+                      residual.scalar_type() == output_type,
+                  "add_layernorm: residual (", residual.scalar_type(), " ", residual.sizes(), " on ", residual.device(),
+                  ") must have input's shape ", input.sizes(), " and device, in the output's dtype ", output_type);
+  if (!runs_kernels(input)) {  // the reference: the add, then the norm
+    at::Tensor sum = input + residual;
+    return {sum, layernorm(sum, weight, bias, eps, output_dtype)};
+  }
+  const torch::autograd::variable_list outputs = AddLayerNormFunction::apply(
+      input.contiguous(), residual.contiguous(), weight.contiguous(), bias.contiguous(), eps, output_dtype);
+  return {outputs[0], outputs[1]};
 }
 
 }  // namespace albion::kernels

@@ -6,6 +6,9 @@
 
 #include <torch/nn/modules/container/modulelist.h>
 
+#include <tuple>
+#include <utility>
+
 #include "kernels/gelu/gelu_bias.h"
 #include "runtime/models/activation_checkpoint.h"
 #include "runtime/models/kv_cache.h"
@@ -14,10 +17,13 @@
 namespace albion::models {
 namespace {
 
-// The norm of x for `projection`: in its product's dtype where that product is the only reader, as
-// without an adapter (a LoRA adapter reads the layer's input too).
+// Whether a norm's output can come in the dtype of `projection`'s product: where that product is
+// its only reader, as without an adapter (a LoRA adapter reads the layer's input too).
+bool into_product(const AdaptableLinear& projection) { return !projection.has_lora(); }
+
+// The norm of x for `projection`.
 at::Tensor normed_for(const LayerNorm& norm, const at::Tensor& x, const AdaptableLinear& projection) {
-  return projection.has_lora() ? norm.forward(x) : norm.forward_into_product(x);
+  return into_product(projection) ? norm.forward_into_product(x) : norm.forward(x);
 }
 
 }  // namespace
@@ -92,9 +98,25 @@ class Gpt2Block : public torch::nn::Module {
                               std::make_shared<LayerNorm>(c.hidden_size, c.norm_eps, options, c.fused_kernels))),
         mlp_(register_module("mlp", std::make_shared<Gpt2Mlp>(c, residual_std, options))) {}
 
+  // The block's output h + mlp(ln_2(h)), h = x + attn(ln_1(x)), as {h, the MLP's output}: the last
+  // add is left to the next norm, which makes it in its kernel where it can, as ln_2 adds the
+  // attention's output (Note [The residual add in the norm]). `pending`: the previous block's MLP
+  // output, added to x here the same way (undefined: x is the whole stream).
+  std::pair<at::Tensor, at::Tensor> forward_deferred(const at::Tensor& x, const at::Tensor& pending, KvCache* cache,
+                                                     std::size_t layer) const {
+    const AdaptableLinear& attention_input = attn_->input_projection();
+    const auto [stream, normed] = pending.defined()
+                                      ? ln_1_->add_then_forward(x, pending, into_product(attention_input))
+                                      : std::pair{x, normed_for(*ln_1_, x, attention_input)};
+    const at::Tensor attended = attn_->forward(normed, cache, layer);
+    const auto [h, normed_2] = ln_2_->add_then_forward(stream, attended, into_product(mlp_->input_projection()));
+    return {h, mlp_->forward(normed_2)};
+  }
+
+  // The whole output, as a recomputed block returns it.
   at::Tensor forward(const at::Tensor& x, KvCache* cache, std::size_t layer) const {
-    const at::Tensor h = x + attn_->forward(normed_for(*ln_1_, x, attn_->input_projection()), cache, layer);
-    return h + mlp_->forward(normed_for(*ln_2_, h, mlp_->input_projection()));
+    const auto [h, mlp_output] = forward_deferred(x, at::Tensor(), cache, layer);
+    return h + mlp_output;
   }
 
  private:
@@ -128,15 +150,17 @@ class Gpt2Body : public torch::nn::Module {
     const at::Tensor positions = at::arange(past, past + input_ids.size(1),
                                             at::TensorOptions().dtype(at::kLong).device(input_ids.device()));
     at::Tensor x = wte_->forward(input_ids) + wpe_->forward(positions);
+    at::Tensor pending;  // the last block's MLP output, not yet added to the stream x
     for (std::size_t i = 0; i < blocks_.size(); ++i) {
       if (recompute_block(recompute_every_, i, is_training(), cache != nullptr)) {
+        if (pending.defined()) x = x + std::exchange(pending, at::Tensor());  // a recomputed block's input is whole
         x = recomputed_in_backward(
             [block = blocks_[i]](const at::Tensor& in) { return block->forward(in, nullptr, 0); }, x);
       } else {
-        x = blocks_[i]->forward(x, cache, i);
+        std::tie(x, pending) = blocks_[i]->forward_deferred(x, pending, cache, i);
       }
     }
-    return ln_f_->forward(x);
+    return pending.defined() ? ln_f_->add_then_forward(x, pending, /*into_product=*/false).second : ln_f_->forward(x);
   }
 
   const Embedding& wte() const { return *wte_; }

@@ -147,22 +147,32 @@ LayerNorm::LayerNorm(std::int64_t dim, double eps, const at::TensorOptions& opti
   bias_ = register_parameter("bias", at::zeros({dim}, options));
 }
 
+std::optional<at::ScalarType> LayerNorm::fused_output_dtype(const at::Tensor& x, bool into_product) const {
+  if (!use_fused_kernel(fused_, x) || x.scalar_type() != weight_.scalar_type()) return std::nullopt;
+  const at::DeviceType device = x.device().type();
+  const bool bf16_products =
+      at::autocast::is_autocast_enabled(device) && at::autocast::get_autocast_dtype(device) == at::kBFloat16;
+  return into_product && bf16_products && x.scalar_type() == at::kFloat ? at::kBFloat16 : x.scalar_type();
+}
+
 at::Tensor LayerNorm::forward(const at::Tensor& x) const {
-  if (use_fused_kernel(fused_, x) && x.scalar_type() == weight_.scalar_type()) {
-    return kernels::layernorm(x, weight_, bias_, eps_);
-  }
+  if (fused_output_dtype(x, /*into_product=*/false)) return kernels::layernorm(x, weight_, bias_, eps_);
   return at::layer_norm(x, {x.size(-1)}, weight_, bias_, eps_);
 }
 
 at::Tensor LayerNorm::forward_into_product(const at::Tensor& x) const {
-  const at::DeviceType device = x.device().type();
-  const bool bf16_products =
-      at::autocast::is_autocast_enabled(device) && at::autocast::get_autocast_dtype(device) == at::kBFloat16;
-  if (bf16_products && use_fused_kernel(fused_, x) && x.scalar_type() == at::kFloat &&
-      weight_.scalar_type() == at::kFloat) {
-    return kernels::layernorm(x, weight_, bias_, eps_, at::kBFloat16);
+  const std::optional<at::ScalarType> output = fused_output_dtype(x, /*into_product=*/true);
+  return output ? kernels::layernorm(x, weight_, bias_, eps_, *output) : forward(x);
+}
+
+std::pair<at::Tensor, at::Tensor> LayerNorm::add_then_forward(const at::Tensor& x, const at::Tensor& residual,
+                                                              bool into_product) const {
+  const std::optional<at::ScalarType> output = fused_output_dtype(x, into_product);
+  if (output && residual.scalar_type() == *output && residual.sizes() == x.sizes()) {
+    return kernels::add_layernorm(x, residual, weight_, bias_, eps_, *output);
   }
-  return forward(x);
+  at::Tensor sum = x + residual;
+  return {sum, into_product ? forward_into_product(sum) : forward(sum)};
 }
 
 RmsNorm::RmsNorm(std::int64_t dim, double eps, const at::TensorOptions& options, bool fused)

@@ -11,6 +11,8 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
+#include <utility>
 
 #include "kernels/common/kernel_device.h"
 
@@ -175,8 +177,16 @@ class LayerNorm : public torch::nn::Module {
   // autocast, written in bf16 as the product's cast would round it (Note [A norm writes its
   // product's operand], kernels/layernorm/layernorm_torch.cpp); else forward(x).
   at::Tensor forward_into_product(const at::Tensor& x) const;
+  // {x + residual, the norm of that sum} (forward_into_product's where `into_product`): in one fused
+  // kernel where the norm's would run and the residual comes in its output's dtype (Note [The
+  // residual add in the norm], kernels/layernorm/layernorm_torch.cpp); else the add, then the norm.
+  std::pair<at::Tensor, at::Tensor> add_then_forward(const at::Tensor& x, const at::Tensor& residual,
+                                                     bool into_product) const;
 
  private:
+  // The output dtype of the fused kernel for x, or none where torch's ops run.
+  std::optional<at::ScalarType> fused_output_dtype(const at::Tensor& x, bool into_product) const;
+
   double eps_;
   bool fused_;
   at::Tensor weight_;

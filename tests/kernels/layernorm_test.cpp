@@ -1,7 +1,7 @@
 // File: tests/kernels/layernorm_test.cpp
 // LayerNorm: the CPU reference against at::layer_norm and its autograd (fp64), the input gradient
 // against finite differences, bad inputs, a bf16 output for fp32 input against the fp32 output
-// rounded (reference and kernels), and (suite LayerNormCuda, label gpu; also on the CPU emulator in
+// rounded (reference and kernels), the residual add in the kernels against the add apart, and (suite LayerNormCuda, label gpu; also on the CPU emulator in
 // kernels_on_emulator_test) the CUDA kernels against the reference.
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
@@ -69,6 +69,38 @@ void expect_bf16_output_is_the_fp32_output_rounded(at::Device device, std::int64
 
 struct [[maybe_unused]] OnCpuReference {};
 
+// Note [The residual add in the norm]: add_layernorm in the kernels gives the sum, the norm and all
+// four gradients of the add followed by the norm, bit for bit; with both outputs read, and with the
+// norm's alone (the sum's gradient then undefined). x in `dtype`, the residual and y in `output`.
+void expect_add_layernorm_is_the_add_then_the_norm(at::ScalarType dtype, at::ScalarType output, std::int64_t rows,
+                                                   std::int64_t cols) {
+  SCOPED_TRACE(std::string(c10::toString(dtype)) + " to " + c10::toString(output) + " " + std::to_string(rows) +
+               "x" + std::to_string(cols));
+  at::manual_seed(cols);
+  const auto leaf = [](const at::Tensor& t) { return to_kernel_device(t).requires_grad_(true); };
+  const at::Tensor x = leaf((at::randn({rows, cols}) * 2 + 1).to(dtype)), r = leaf(at::randn({rows, cols}).to(output));
+  const at::Tensor w = leaf(at::randn({cols}).to(dtype)), b = leaf(at::randn({cols}).to(dtype));
+  const at::Tensor dy = to_kernel_device(at::randn({rows, cols}).to(output));
+  const at::Tensor ds = to_kernel_device(at::randn({rows, cols}).to(dtype));
+  const OnKernelDevice on_device;
+  for (bool sum_read : {true, false}) {
+    SCOPED_TRACE(sum_read ? "sum and norm read" : "norm read");
+    poison_kernel_allocator(rows * cols * 4);
+    const auto [sum, normed] = add_layernorm(x, r, w, b, 1e-5, output);
+    const at::Tensor sum_apart = x + r;
+    const at::Tensor normed_apart = layernorm(sum_apart, w, b, 1e-5, output);
+    EXPECT_TRUE(same_bits(sum, sum_apart));
+    EXPECT_TRUE(same_bits(normed, normed_apart));
+    const auto gradients = [&](const at::Tensor& s, const at::Tensor& y) {
+      if (!sum_read) return torch::autograd::grad({y}, {x, r, w, b}, {dy});
+      return torch::autograd::grad({s, y}, {x, r, w, b}, {ds, dy});
+    };
+    const torch::autograd::variable_list grads = gradients(sum, normed);
+    const torch::autograd::variable_list grads_apart = gradients(sum_apart, normed_apart);
+    for (std::size_t i = 0; i < grads.size(); ++i) EXPECT_TRUE(same_bits(grads[i], grads_apart[i])) << "input " << i;
+  }
+}
+
 TEST(LayerNorm, ReferenceMatchesTorchAndItsAutograd) {
   for (std::int64_t cols : {1, 7, 768}) {
     at::manual_seed(cols);
@@ -129,6 +161,11 @@ TEST(LayerNorm, RefusesBadInputs) {
   auto [y, mean, rstd] = layernorm_forward_with_stats(at::zeros({2, 4}), at::ones({4}), at::zeros({4}), 1e-5);
   EXPECT_THROW(layernorm_backward(at::zeros({2, 4}, at::kHalf), at::zeros({2, 4}), at::ones({4}), mean, rstd, true),
                UsageError);
+  // The residual in the output's dtype, of the input's shape.
+  EXPECT_THROW(add_layernorm(at::zeros({2, 4}), half, at::ones({4}), at::zeros({4}), 1e-5), UsageError);
+  EXPECT_THROW(add_layernorm(at::zeros({2, 4}), at::zeros({4}), at::ones({4}), at::zeros({4}), 1e-5), UsageError);
+  EXPECT_THROW(layernorm_backward(at::zeros({2, 4}), at::zeros({2, 4}), at::ones({4}), mean, rstd, true, half),
+               UsageError);
 }
 
 TEST(LayerNorm, ReferenceWritesABf16OutputAsTheFp32OutputRounded) {
@@ -185,6 +222,17 @@ TEST(LayerNormCuda, KernelsWriteABf16OutputAsTheFp32OutputRounded) {
                                      {16384, false}}) {
     poison_kernel_allocator(19 * cols * 4);
     expect_bf16_output_is_the_fp32_output_rounded<OnKernelDevice>(kernel_device(), 19, cols, shifted);
+  }
+}
+
+TEST(LayerNormCuda, KernelsAddTheResidualAsTheAddApart) {
+  ALBION_SKIP_WITHOUT_KERNEL_DEVICE();
+  // 7: element-wise; 768: the row in registers, parameter sums in the pass (19 rows); 16,384 fp32:
+  // the looping kernels, parameter sums apart.
+  for (std::int64_t cols : {7, 768, 16384}) {
+    expect_add_layernorm_is_the_add_then_the_norm(at::kFloat, at::kFloat, 19, cols);
+    expect_add_layernorm_is_the_add_then_the_norm(at::kFloat, at::kBFloat16, 19, cols);
+    expect_add_layernorm_is_the_add_then_the_norm(at::kBFloat16, at::kBFloat16, 19, cols);
   }
 }
 

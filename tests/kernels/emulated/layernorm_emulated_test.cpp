@@ -2,11 +2,13 @@
 // kernels/layernorm/layernorm.cu run on the CPU emulator against layernorm_ref.cpp: rows held in
 // registers, rows too long for them (32,776), element-wise rows (odd lengths, misaligned pointers),
 // the weight's and the bias's gradients summed in the backward pass over row segments; fp32 rows
-// with a bf16 output and output gradient against the fp32 ones, bit for bit.
+// with a bf16 output and output gradient against the fp32 ones, bit for bit; the residual add in the
+// kernels against the add apart, bit for bit.
 #include <algorithm>
 #include <cstdint>
 #include <string>
 #include <tuple>
+#include <type_traits>
 #include <vector>
 
 #include "kernels/layernorm/layernorm.cuh"
@@ -148,6 +150,88 @@ void check_bf16_output(std::int64_t rows, std::int64_t cols, std::int64_t offset
   }
 }
 
+// The residual add in the kernels (LayerNormParams::residual, grad_sum), x in T and y in O: the sum
+// is x + r rounded to T, y and the statistics are the plain kernel's on that sum, and dx (and dw, db)
+// the plain kernel's with the sum's other gradient ds added to dx after it is rounded, bit for bit
+// (Note [The residual add in the norm]). `offset` shifts every buffer, so both runs take the
+// element-wise path or neither does.
+template <typename T, typename O>
+void check_residual(std::int64_t rows, std::int64_t cols, std::int64_t offset) {
+  SCOPED_TRACE(case_name<T>(rows, cols, offset) + " to " + dtype_name<O>() + ", residual");
+  const std::size_t n = rows * cols + offset;
+  const std::size_t elements = rows * cols;
+  const DeviceBuffer<T> x = random_values<T>(n, cols, 3.0f);
+  const DeviceBuffer<O> r = random_values<O>(n, cols + 4);
+  const DeviceBuffer<T> w = random_values<T>(cols + offset, cols + 1);
+  const DeviceBuffer<T> b = random_values<T>(cols + offset, cols + 2);
+  const DeviceBuffer<O> dy = random_values<O>(n, cols + 3);
+  const DeviceBuffer<T> ds = random_values<T>(n, cols + 5);
+  DeviceBuffer<T> sum_apart(n);
+  for (std::size_t i = 0; i < n; ++i) sum_apart[i] = narrow<T>(widen(x.data()[i]) + widen(r.data()[i]));
+
+  // The forward pass: the add apart, then the plain kernel; the kernel with the residual.
+  struct Forward {
+    DeviceBuffer<O> y;
+    DeviceBuffer<T> sum;
+    DeviceBuffer<float> mean, rstd;
+  };
+  const auto forward = [&](bool residual) {
+    Forward out{poisoned<O>(n), poisoned<T>(n), poisoned<float>(rows), poisoned<float>(rows)};
+    LayerNormParams p{(residual ? x : sum_apart).data() + offset, w.data() + offset, b.data() + offset, nullptr,
+                      out.y.data() + offset, out.mean.data(), out.rstd.data(), rows, cols, 1e-5f, dtype_of<T>()};
+    p.bf16_output = !std::is_same_v<T, O>;
+    if (residual) {
+      p.residual = r.data() + offset;
+      p.sum = out.sum.data() + offset;
+    }
+    launch_layernorm_forward(p, nullptr);
+    return out;
+  };
+  Forward apart = forward(false);
+  const Forward fused = forward(true);
+  EXPECT_EQ(widened(fused.sum.data() + offset, elements), widened(sum_apart.data() + offset, elements));
+  EXPECT_EQ(widened(fused.y.data() + offset, elements), widened(apart.y.data() + offset, elements));
+  EXPECT_EQ(widened(fused.mean), widened(apart.mean));
+  EXPECT_EQ(widened(fused.rstd), widened(apart.rstd));
+
+  // The backward pass on the sum, with the parameters' gradients apart (0 segments) and summed in it.
+  LayerNormParams backward{sum_apart.data() + offset, w.data() + offset, nullptr, dy.data() + offset, nullptr,
+                           apart.mean.data(), apart.rstd.data(), rows, cols, 1e-5f, dtype_of<T>()};
+  backward.bf16_output = !std::is_same_v<T, O>;
+  std::vector<std::int64_t> segment_counts{0};
+  if (const std::int64_t most = layernorm_backward_parameter_segments(backward, 0); most > 0) {
+    segment_counts.push_back(most);
+  }
+  for (std::int64_t segments : segment_counts) {
+    SCOPED_TRACE(std::to_string(segments) + " parameter segments");
+    std::vector<std::vector<float>> results;  // dx, then dw and db where summed here, per run
+    for (bool with_grad_sum : {false, true}) {
+      DeviceBuffer<T> dx = poisoned<T>(n);
+      DeviceBuffer<float> partials = poisoned<float>(2 * std::max<std::int64_t>(segments, 1) * cols);
+      DeviceBuffer<float> dw = poisoned<float>(cols), db = poisoned<float>(cols);
+      LayerNormParams p = backward;
+      p.output = dx.data() + offset;
+      if (with_grad_sum) p.grad_sum = ds.data() + offset;
+      if (segments > 0) {
+        p.grad_weight = dw.data();
+        p.grad_bias = db.data();
+        p.parameter_partials = partials.data();
+        p.parameter_segments = segments;
+      }
+      launch_layernorm_backward(p, nullptr);
+      results.push_back(widened(dx.data() + offset, elements));
+      if (segments > 0) {
+        results.push_back(widened(dw));
+        results.push_back(widened(db));
+      }
+    }
+    const std::size_t half = results.size() / 2;
+    std::vector<float>& dx_plus_ds = results[0];
+    for (std::size_t i = 0; i < elements; ++i) dx_plus_ds[i] = widen(narrow<T>(dx_plus_ds[i] + widen(ds.data()[offset + i])));
+    for (std::size_t i = 0; i < half; ++i) EXPECT_EQ(results[half + i], results[i]) << "output " << i;
+  }
+}
+
 TEST_P(LayerNormEmulated, MatchesReference) {
   for (auto [rows, cols, offset] :
        {std::tuple{3, 8, 0}, {2, 37, 0}, {3, 768, 0}, {9, 768, 0}, {2, 4096, 0}, {2, 8200, 0}, {2, 32776, 0},
@@ -161,6 +245,16 @@ TEST_P(LayerNormEmulated, Bf16OutputIsTheFp32OutputRounded) {
   // Rows in registers (summing 1 or all segments), a looping row, element-wise rows.
   for (auto [rows, cols, offset] : {std::tuple{9, 768, 0}, {2, 8200, 0}, {3, 37, 0}, {3, 100, 1}}) {
     check_bf16_output(rows, cols, offset);
+  }
+}
+
+TEST_P(LayerNormEmulated, ResidualAddInTheKernelIsTheAddApart) {
+  // Rows in registers (summing 1 or all segments), looping rows (fp32, then bf16), element-wise rows.
+  for (auto [rows, cols, offset] :
+       {std::tuple{9, 768, 0}, {3, 37, 0}, {3, 100, 1}, {2, 8200, 0}, {2, 16392, 0}}) {
+    check_residual<float, float>(rows, cols, offset);
+    check_residual<float, __nv_bfloat16>(rows, cols, offset);
+    check_residual<__nv_bfloat16, __nv_bfloat16>(rows, cols, offset);
   }
 }
 

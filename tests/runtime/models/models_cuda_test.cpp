@@ -245,21 +245,50 @@ TEST(ModelsCuda, FusedKernelsLayerNormWritesALoneProductsOperandInBf16) {
   EXPECT_EQ(plain.forward_into_product(x).scalar_type(), at::kFloat);
 }
 
-// Casts of fp32 activations [..., hidden] to bf16 (not leaves: no parameter), counted by a
-// RecordFunction callback while it is registered (one counter: tests run one at a time).
+// Ops on fp32 activations [..., hidden] (not leaves: no parameter), counted by RecordFunction
+// callbacks while they are registered (one counter: tests run one at a time).
 std::atomic<std::int64_t> counted_hidden_size{0};
-std::atomic<std::int64_t> hidden_casts{0};
+std::atomic<std::int64_t> counted_ops{0};
 
+bool fp32_activation(const c10::IValue& value) {
+  if (!value.isTensor()) return false;
+  const at::Tensor& t = value.toTensor();
+  return t.scalar_type() == at::kFloat && !t.is_leaf() && t.dim() >= 2 && t.size(-1) == counted_hidden_size;
+}
+
+// Casts of them to bf16.
 std::unique_ptr<at::ObserverContext> count_hidden_cast(const at::RecordFunction& fn) {
   if (std::string_view(fn.name()) != "aten::_to_copy") return nullptr;
   const auto inputs = fn.inputs();
-  if (inputs.size() < 2 || !inputs[0].isTensor() || !inputs[1].isInt()) return nullptr;
-  const at::Tensor& from = inputs[0].toTensor();
-  if (from.scalar_type() == at::kFloat && inputs[1].toScalarType() == at::kBFloat16 && !from.is_leaf() &&
-      from.dim() >= 2 && from.size(-1) == counted_hidden_size) {
-    ++hidden_casts;
+  if (inputs.size() >= 2 && fp32_activation(inputs[0]) && inputs[1].isInt() &&
+      inputs[1].toScalarType() == at::kBFloat16) {
+    ++counted_ops;
   }
   return nullptr;
+}
+
+// Adds to them (the residual stream's).
+std::unique_ptr<at::ObserverContext> count_hidden_add(const at::RecordFunction& fn) {
+  if (std::string_view(fn.name()) != "aten::add") return nullptr;
+  const auto inputs = fn.inputs();
+  if (!inputs.empty() && fp32_activation(inputs[0])) ++counted_ops;
+  return nullptr;
+}
+
+// What `count` counts over one forward of `config`'s model (the loss), under bf16 autocast or not.
+std::int64_t counted_in_forward(const ModelConfig& config, bool autocast,
+                                std::unique_ptr<at::ObserverContext> (*count)(const at::RecordFunction&)) {
+  const at::Tensor ids = random_ids_on_kernel_device(config);
+  auto model = make_model(config);
+  model->to(kernels::kernel_device());
+  const kernels::OnKernelDevice on_device;
+  const kernels::Bf16AutocastScope bf16(kernels::kernel_device().type(), autocast);
+  counted_hidden_size = config.hidden_size;
+  counted_ops = 0;
+  const at::CallbackHandle handle = at::addThreadLocalCallback(at::RecordFunctionCallback(count).needsInputs(true));
+  model->loss(ids, ids.roll(-1, 1), at::ones_like(ids));
+  at::removeCallback(handle);
+  return counted_ops;
 }
 
 // GPT-2's forward under bf16 autocast: with the fused kernels only the final norm's output is cast
@@ -268,20 +297,26 @@ std::unique_ptr<at::ObserverContext> count_hidden_cast(const at::RecordFunction&
 TEST(ModelsCuda, FusedKernelsLeaveGpt2sBlockNormsUncast) {
   ALBION_SKIP_WITHOUT_KERNEL_DEVICE();
   ModelConfig config = cuda_gpt2();
-  const at::Tensor ids = random_ids_on_kernel_device(config);
   for (bool fused : {false, true}) {
     config.fused_kernels = fused;
-    auto model = make_model(config);
-    model->to(kernels::kernel_device());
-    const kernels::OnKernelDevice on_device;
-    const kernels::Bf16AutocastScope bf16(kernels::kernel_device().type());
-    counted_hidden_size = config.hidden_size;
-    hidden_casts = 0;
-    const at::CallbackHandle handle =
-        at::addThreadLocalCallback(at::RecordFunctionCallback(count_hidden_cast).needsInputs(true));
-    model->loss(ids, ids.roll(-1, 1), at::ones_like(ids));
-    at::removeCallback(handle);
-    EXPECT_EQ(hidden_casts.load(), fused ? 1 : 2 * config.layers + 1) << (fused ? "fused" : "torch's ops");
+    EXPECT_EQ(counted_in_forward(config, /*autocast=*/true, count_hidden_cast), fused ? 1 : 2 * config.layers + 1)
+        << (fused ? "fused" : "torch's ops");
+  }
+}
+
+// GPT-2's norms add the residual stream's pending branch in their kernels (Note [The residual add
+// in the norm]): ln_2 the attention's output, the next block's ln_1 (or ln_f) the MLP's. Torch's ops
+// add to the stream twice a block and once for the embeddings; the fused kernels once for the
+// embeddings, and under bf16 autocast once more before the final norm (its output stays fp32 for
+// the LM head, and the MLP's output is bf16, so that add stays apart).
+TEST(ModelsCuda, FusedKernelsAddGpt2sResidualBranchesInTheNorms) {
+  ALBION_SKIP_WITHOUT_KERNEL_DEVICE();
+  ModelConfig config = cuda_gpt2();
+  for (bool autocast : {false, true}) {
+    config.fused_kernels = false;
+    EXPECT_EQ(counted_in_forward(config, autocast, count_hidden_add), 2 * config.layers + 1) << autocast;
+    config.fused_kernels = true;
+    EXPECT_EQ(counted_in_forward(config, autocast, count_hidden_add), autocast ? 2 : 1) << autocast;
   }
 }
 

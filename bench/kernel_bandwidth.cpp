@@ -187,8 +187,9 @@ void bench_rowwise(const Options& options, const Report& report, const std::vect
       // otherwise read dy and x once more for them, not counted). Eager's passes
       // bound the speedup where the bytes decide: SwiGLU 14 against 8 (1.75x); bias + GELU 8
       // against 5 (1.6x: eager reads the input gradient once more for the bias gradient, ours sums
-      // it in the backward pass); LayerNorm about 1x (torch's backward is fused as well and also
-      // reads dy and x again).
+      // it in the backward pass); LayerNorm 7 against 5 (1.4x: torch's backward reads dy and x for
+      // the input's gradient, then again for the weight's and the bias's), or 1x where ours sums
+      // the parameter gradients apart too.
       const double rms_eager_ms = median_ms(options.device, [&] { forward_backward(rms_eager, dy, {x, weight}); });
       report.row("rmsnorm", "fwd+bwd", dtype, s.name, n, 5 * e * elements,
                  median_ms(options.device, [&] {
@@ -205,8 +206,9 @@ void bench_rowwise(const Options& options, const Report& report, const std::vect
                  }),
                  ln_eager_ms);
       // The residual add and the norm, both outputs read: the backward reads dy, the sum and the sum's
-      // other gradient and writes dx (8 passes in all). Eager's sum of the two gradients and its add
-      // come apart: 11 against 8, 1.375x at most.
+      // other gradient and writes dx (8 passes in all). Eager's add, its sum of the two gradients
+      // and its second read for the parameter gradients come apart: 13 against 8 (1.625x), or 10
+      // where ours sums the parameter gradients apart too (1.3x).
       at::Tensor residual = at::randn({s.rows, s.hidden}, t).requires_grad_();
       const auto add_norm_backward = [&](const at::Tensor& sum, const at::Tensor& normed) {
         torch::autograd::grad({sum, normed}, {x, residual, weight, bias}, {dy, dy});

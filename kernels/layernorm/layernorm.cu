@@ -121,24 +121,24 @@ __global__ void layernorm_forward_kernel(const T* __restrict__ input, const O* _
   const P* b = reinterpret_cast<const P*>(bias);
   auto* y = reinterpret_cast<Pack<O, kVec>*>(output + row * cols);
   const std::int64_t packs = cols / kVec;
+  // Pack p of the row normalised: x's, or x + r, added again in each pass rather than read back
+  // from the sum (a buffer this kernel writes cannot be read through the read-only path the
+  // compiler takes for the inputs).
+  const auto row_pack = [&](std::int64_t p) {
+    return r != nullptr ? summed(load_pack(x + p), load_pack(r + p)) : load_pack(x + p);
+  };
   float sum = 0.0f;
   for (std::int64_t p = threadIdx.x; p < packs; p += blockDim.x) {
-    P v = load_pack(x + p);
-    if (r != nullptr) {
-      v = summed(v, load_pack(r + p));
-      s[p] = v;  // this thread reads it back below
-    }
+    const P v = row_pack(p);
+    if (s != nullptr) s[p] = v;
     add_values(v, sum);
   }
-  const P* normalised = r != nullptr ? s : x;
   const float mu = block_sum(sum) / static_cast<float>(cols);
   float squares = 0.0f;  // two passes: no cancellation in E[x^2] - E[x]^2
-  for (std::int64_t p = threadIdx.x; p < packs; p += blockDim.x) {
-    add_squared_deviations(load_pack(normalised + p), mu, squares);
-  }
+  for (std::int64_t p = threadIdx.x; p < packs; p += blockDim.x) add_squared_deviations(row_pack(p), mu, squares);
   const float inv = rsqrtf(block_sum(squares) / static_cast<float>(cols) + eps);
   for (std::int64_t p = threadIdx.x; p < packs; p += blockDim.x) {
-    y[p] = normalized<O>(load_pack(normalised + p), load_pack(w + p), load_pack(b + p), mu, inv);
+    y[p] = normalized<O>(row_pack(p), load_pack(w + p), load_pack(b + p), mu, inv);
   }
   if (threadIdx.x == 0) {
     mean[row] = mu;

@@ -4,8 +4,9 @@
 // pointers allow, element-wise otherwise. Passes after the first read the row from registers when
 // it fits them (Note [Rows held in registers], block_reduce.cuh), else from L1/L2. T is x's (and
 // the parameters') dtype; O, y's, and G, dy's: T's, or bf16 for fp32 x (LayerNormParams::bf16_output),
-// in packs of as many elements as T's. With a residual, x + r (r in O) is summed into `sum` in
-// the first pass and normalised; the backward adds the sum's own gradient to dx.
+// in packs of as many elements as T's. With a residual, x + r (r in R: O's dtype, or bf16 for fp32
+// x) is summed into `sum` in the first pass and normalised; the backward adds the sum's own
+// gradient to dx.
 // Reference: layernorm_ref.cpp. Test: tests/kernels/layernorm_test.cpp.
 #include <cuda_bf16.h>
 
@@ -106,8 +107,8 @@ __device__ __forceinline__ void add_parameter_gradients(const Pack<T, kVec>& x, 
 }
 
 // kVec elements per load: 16-byte packs when the row length and every pointer allow, else 1.
-template <typename T, typename O, int kVec>
-__global__ void layernorm_forward_kernel(const T* __restrict__ input, const O* __restrict__ residual,
+template <typename T, typename O, typename R, int kVec>
+__global__ void layernorm_forward_kernel(const T* __restrict__ input, const R* __restrict__ residual,
                                          const T* __restrict__ weight, const T* __restrict__ bias,
                                          O* __restrict__ output, T* __restrict__ sum_output,
                                          float* __restrict__ mean, float* __restrict__ rstd, std::int64_t cols,
@@ -115,7 +116,7 @@ __global__ void layernorm_forward_kernel(const T* __restrict__ input, const O* _
   using P = Pack<T, kVec>;
   const std::int64_t row = blockIdx.x;
   const P* x = reinterpret_cast<const P*>(input + row * cols);
-  const auto* r = optional_row<const Pack<O, kVec>>(residual, row, cols);
+  const auto* r = optional_row<const Pack<R, kVec>>(residual, row, cols);
   P* s = optional_row<P>(sum_output, row, cols);
   const P* w = reinterpret_cast<const P*>(weight);
   const P* b = reinterpret_cast<const P*>(bias);
@@ -147,9 +148,9 @@ __global__ void layernorm_forward_kernel(const T* __restrict__ input, const O* _
 }
 
 // The forward pass with the row in registers: kSlots packs per thread.
-template <typename T, typename O, int kVec, int kSlots>
+template <typename T, typename O, typename R, int kVec, int kSlots>
 __global__ void __launch_bounds__(kMaxRegisterRowThreads)
-    layernorm_forward_registers_kernel(const T* __restrict__ input, const O* __restrict__ residual,
+    layernorm_forward_registers_kernel(const T* __restrict__ input, const R* __restrict__ residual,
                                        const T* __restrict__ weight, const T* __restrict__ bias,
                                        O* __restrict__ output, T* __restrict__ sum_output, float* __restrict__ mean,
                                        float* __restrict__ rstd, std::int64_t cols, float eps) {
@@ -162,8 +163,8 @@ __global__ void __launch_bounds__(kMaxRegisterRowThreads)
   P v[kSlots];
   load_row_slots(reinterpret_cast<const P*>(input + row * cols), packs, v);
   if (residual != nullptr) {
-    Pack<O, kVec> r[kSlots];
-    load_row_slots(optional_row<const Pack<O, kVec>>(residual, row, cols), packs, r);
+    Pack<R, kVec> r[kSlots];
+    load_row_slots(optional_row<const Pack<R, kVec>>(residual, row, cols), packs, r);
     P* s = optional_row<P>(sum_output, row, cols);
 #pragma unroll
     for (int i = 0; i < kSlots; ++i) {
@@ -301,15 +302,15 @@ __global__ void __launch_bounds__(kMaxSummingRowThreads)
   store_slot_sums(bias_sums, parameter_partials + (segments + blockIdx.x) * cols, packs);
 }
 
-template <typename T, typename O>
+template <typename T, typename O, typename R>
 void forward_typed(const LayerNormParams& p, cudaStream_t stream) {
   constexpr int kVec = 16 / sizeof(T);
   // (A null residual and sum pass the alignment tests.)
   const bool vectorised = p.cols % kVec == 0 && aligned16(p.input) && aligned16(p.weight) && aligned16(p.bias) &&
-                          aligned_for<Pack<O, kVec>>(p.output) && aligned_for<Pack<O, kVec>>(p.residual) &&
+                          aligned_for<Pack<O, kVec>>(p.output) && aligned_for<Pack<R, kVec>>(p.residual) &&
                           aligned16(p.sum);
   const auto* x = static_cast<const T*>(p.input);
-  const auto* r = static_cast<const O*>(p.residual);
+  const auto* r = static_cast<const R*>(p.residual);
   const auto* w = static_cast<const T*>(p.weight);
   const auto* b = static_cast<const T*>(p.bias);
   auto* y = static_cast<O*>(p.output);
@@ -317,13 +318,14 @@ void forward_typed(const LayerNormParams& p, cudaStream_t stream) {
   const dim3 grid(static_cast<unsigned>(p.rows));
   const int threads = threads_for_row(vectorised ? p.cols / kVec : p.cols);
   if (vectorised && row_fits_registers(p.cols / kVec)) {
-    layernorm_forward_registers_kernel<T, O, kVec, kRowPacksPerThread>
+    layernorm_forward_registers_kernel<T, O, R, kVec, kRowPacksPerThread>
         <<<grid, threads_for_register_row(p.cols / kVec), 0, stream>>>(x, r, w, b, y, s, p.mean, p.rstd, p.cols,
                                                                        p.eps);
   } else if (vectorised) {
-    layernorm_forward_kernel<T, O, kVec><<<grid, threads, 0, stream>>>(x, r, w, b, y, s, p.mean, p.rstd, p.cols, p.eps);
+    layernorm_forward_kernel<T, O, R, kVec>
+        <<<grid, threads, 0, stream>>>(x, r, w, b, y, s, p.mean, p.rstd, p.cols, p.eps);
   } else {
-    layernorm_forward_kernel<T, O, 1><<<grid, threads, 0, stream>>>(x, r, w, b, y, s, p.mean, p.rstd, p.cols, p.eps);
+    layernorm_forward_kernel<T, O, R, 1><<<grid, threads, 0, stream>>>(x, r, w, b, y, s, p.mean, p.rstd, p.cols, p.eps);
   }
   ALBION_CUDA_CHECK(cudaGetLastError());
 }
@@ -400,7 +402,14 @@ void check_shape(const LayerNormParams& p) {
 void launch_layernorm_forward(const LayerNormParams& params, cudaStream_t stream) {
   check_shape(params);
   if (params.rows == 0) return;
-  with_types(params, [&](auto x, auto y) { forward_typed<decltype(x), decltype(y)>(params, stream); });
+  // The residual's type: y's, or bf16 beside fp32 y (bf16_residual).
+  if (params.bf16_residual) {
+    ALBION_CHECK(params.dtype == DType::kFloat32 && !params.bf16_output && params.residual != nullptr,
+                 "layernorm: a bf16 residual beside fp32 x and y only");
+    forward_typed<float, float, __nv_bfloat16>(params, stream);
+    return;
+  }
+  with_types(params, [&](auto x, auto y) { forward_typed<decltype(x), decltype(y), decltype(y)>(params, stream); });
 }
 
 std::int64_t layernorm_backward_parameter_segments(const LayerNormParams& params, int multiprocessors) {

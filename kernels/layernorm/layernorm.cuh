@@ -34,10 +34,12 @@ struct LayerNormParams {
   // product written as the product's own cast would round it (Note [A norm writes its product's
   // operand], layernorm_torch.cpp); dx stays fp32.
   bool bf16_output = false;
-  // Forward, optional: a residual r (in y's dtype) added to x first; the kernel writes s = x + r
-  // to `sum` (in x's dtype, rounded as torch's add rounds) and normalises s, not x.
+  // Forward, optional: a residual r (in y's dtype, or bf16 beside fp32 x and y: bf16_residual)
+  // added to x first; the kernel writes s = x + r to `sum` (in x's dtype, rounded as torch's add
+  // rounds) and normalises s, not x.
   const void* residual = nullptr;
   void* sum = nullptr;
+  bool bf16_residual = false;
   // Backward, optional: x is then s, and s's own gradient (in x's dtype, from s's other reader) is
   // added to dx, rounded as autograd's sum of the two would round.
   const void* grad_sum = nullptr;

@@ -20,11 +20,14 @@ at::Tensor layernorm(const at::Tensor& input, const at::Tensor& weight, const at
 
 // {input + residual, layernorm of that sum}, a residual branch's add before the next norm in the
 // norm's kernels (Note [The residual add in the norm], layernorm_torch.cpp); the reference
-// adds, then normalises. residual: input's shape, in the output's dtype (input's, or bf16 under
-// bf16 autocast). The sum comes out in input's dtype. Differentiable in all four tensors.
+// adds, then normalises. residual: input's shape, in a dtype add_layernorm_takes. The sum comes
+// out in input's dtype. Differentiable in all four tensors.
 std::pair<at::Tensor, at::Tensor> add_layernorm(const at::Tensor& input, const at::Tensor& residual,
                                                 const at::Tensor& weight, const at::Tensor& bias, double eps,
                                                 std::optional<at::ScalarType> output_dtype = std::nullopt);
+// The residual dtypes add_layernorm takes: the output's, or bf16 for fp32 input (a bf16 product's
+// output added to an fp32 stream whose norm writes fp32).
+bool add_layernorm_takes(at::ScalarType input, at::ScalarType residual, at::ScalarType output);
 
 // {y, mean, rstd}; the statistics are fp32 (fp64 for fp64 input), one per row.
 std::tuple<at::Tensor, at::Tensor, at::Tensor> layernorm_forward_with_stats(

@@ -22,8 +22,9 @@
 // h's other gradient to dx as it writes dx. h is rounded to x's dtype before the norm reads it,
 // and dx before the other gradient is added, as the separate kernels round them: the same bits,
 // for 4 bytes an element less forward and 8 backward (an fp32 stream), and a kernel fewer each way.
-// The residual comes in the norm output's dtype: under bf16 autocast, a branch's last product and
-// the norm's reader are both bf16 products.
+// The residual comes in the norm output's dtype, or in bf16 beside an fp32 stream and output: under
+// bf16 autocast a branch's last product is bf16, and the norm writes bf16 for a lone bf16 product,
+// fp32 otherwise (several readers, or the final norm for the LM head).
 #include <torch/csrc/autograd/custom_function.h>
 
 #include "kernels/common/cpu_dispatch.h"
@@ -99,6 +100,7 @@ ForwardResult forward_with_stats(const at::Tensor& input, const at::Tensor& resi
     if (residual.defined()) {
       p.residual = residual.data_ptr();
       p.sum = sum.data_ptr();
+      p.bf16_residual = residual.scalar_type() != output_type;
     }
     launch_layernorm_forward(p, launch.stream());
     return {output, mean, rstd, sum};
@@ -287,15 +289,20 @@ at::Tensor layernorm(const at::Tensor& input, const at::Tensor& weight, const at
   return LayerNormFunction::apply(input.contiguous(), weight.contiguous(), bias.contiguous(), eps, output_dtype);
 }
 
+bool add_layernorm_takes(at::ScalarType input, at::ScalarType residual, at::ScalarType output) {
+  return residual == output || (residual == at::kBFloat16 && input == at::kFloat);
+}
+
 std::pair<at::Tensor, at::Tensor> add_layernorm(const at::Tensor& input, const at::Tensor& residual,
                                                 const at::Tensor& weight, const at::Tensor& bias, double eps,
                                                 std::optional<at::ScalarType> output_dtype) {
   const at::ScalarType output_type = output_dtype.value_or(input.scalar_type());
   ALBION_CHECK_AS(UsageError,
                   residual.sizes() == input.sizes() && residual.device() == input.device() &&
-                      residual.scalar_type() == output_type,
+                      add_layernorm_takes(input.scalar_type(), residual.scalar_type(), output_type),
                   "add_layernorm: residual (", residual.scalar_type(), " ", residual.sizes(), " on ", residual.device(),
-                  ") must have input's shape ", input.sizes(), " and device, in the output's dtype ", output_type);
+                  ") must have input's shape ", input.sizes(), " and device, in the output's dtype ", output_type,
+                  " (or bf16 for fp32 input)");
   if (!runs_kernels(input)) {  // the reference: the add, then the norm
     at::Tensor sum = input + residual;
     return {sum, layernorm(sum, weight, bias, eps, output_dtype)};

@@ -168,7 +168,8 @@ at::Tensor LayerNorm::forward_into_product(const at::Tensor& x) const {
 std::pair<at::Tensor, at::Tensor> LayerNorm::add_then_forward(const at::Tensor& x, const at::Tensor& residual,
                                                               bool into_product) const {
   const std::optional<at::ScalarType> output = fused_output_dtype(x, into_product);
-  if (output && residual.scalar_type() == *output && residual.sizes() == x.sizes()) {
+  if (output && kernels::add_layernorm_takes(x.scalar_type(), residual.scalar_type(), *output) &&
+      residual.sizes() == x.sizes()) {
     return kernels::add_layernorm(x, residual, weight_, bias_, eps_, *output);
   }
   at::Tensor sum = x + residual;

@@ -178,8 +178,8 @@ class LayerNorm : public torch::nn::Module {
   // product's operand], kernels/layernorm/layernorm_torch.cpp); else forward(x).
   at::Tensor forward_into_product(const at::Tensor& x) const;
   // {x + residual, the norm of that sum} (forward_into_product's where `into_product`): in one fused
-  // kernel where the norm's would run and the residual comes in its output's dtype (Note [The
-  // residual add in the norm], kernels/layernorm/layernorm_torch.cpp); else the add, then the norm.
+  // kernel where the norm's would run and takes the residual's dtype (Note [The residual add in
+  // the norm], kernels/layernorm/layernorm_torch.cpp); else the add, then the norm.
   std::pair<at::Tensor, at::Tensor> add_then_forward(const at::Tensor& x, const at::Tensor& residual,
                                                      bool into_product) const;
 

@@ -1,8 +1,9 @@
 // File: tests/kernels/layernorm_test.cpp
 // LayerNorm: the CPU reference against at::layer_norm and its autograd (fp64), the input gradient
 // against finite differences, bad inputs, a bf16 output for fp32 input against the fp32 output
-// rounded (reference and kernels), the residual add in the kernels against the add apart, and (suite LayerNormCuda, label gpu; also on the CPU emulator in
-// kernels_on_emulator_test) the CUDA kernels against the reference.
+// rounded (reference and kernels), the residual add in the kernels against the add apart, and
+// (suite LayerNormCuda, label gpu; also on the CPU emulator in kernels_on_emulator_test) the CUDA
+// kernels against the reference.
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 #include <torch/csrc/autograd/autograd.h>
@@ -71,14 +72,17 @@ struct [[maybe_unused]] OnCpuReference {};
 
 // Note [The residual add in the norm]: add_layernorm in the kernels gives the sum, the norm and all
 // four gradients of the add followed by the norm, bit for bit; with both outputs read, and with the
-// norm's alone (the sum's gradient then undefined). x in `dtype`, the residual and y in `output`.
-void expect_add_layernorm_is_the_add_then_the_norm(at::ScalarType dtype, at::ScalarType output, std::int64_t rows,
+// norm's alone (the sum's gradient then undefined). x in `dtype`, y in `output`, the residual in
+// `residual_dtype`.
+void expect_add_layernorm_is_the_add_then_the_norm(at::ScalarType dtype, at::ScalarType output,
+                                                   at::ScalarType residual_dtype, std::int64_t rows,
                                                    std::int64_t cols) {
-  SCOPED_TRACE(std::string(c10::toString(dtype)) + " to " + c10::toString(output) + " " + std::to_string(rows) +
-               "x" + std::to_string(cols));
+  SCOPED_TRACE(std::string(c10::toString(dtype)) + " to " + c10::toString(output) + ", residual " +
+               c10::toString(residual_dtype) + " " + std::to_string(rows) + "x" + std::to_string(cols));
   at::manual_seed(cols);
   const auto leaf = [](const at::Tensor& t) { return to_kernel_device(t).requires_grad_(true); };
-  const at::Tensor x = leaf((at::randn({rows, cols}) * 2 + 1).to(dtype)), r = leaf(at::randn({rows, cols}).to(output));
+  const at::Tensor x = leaf((at::randn({rows, cols}) * 2 + 1).to(dtype));
+  const at::Tensor r = leaf(at::randn({rows, cols}).to(residual_dtype));
   const at::Tensor w = leaf(at::randn({cols}).to(dtype)), b = leaf(at::randn({cols}).to(dtype));
   const at::Tensor dy = to_kernel_device(at::randn({rows, cols}).to(output));
   const at::Tensor ds = to_kernel_device(at::randn({rows, cols}).to(dtype));
@@ -161,8 +165,11 @@ TEST(LayerNorm, RefusesBadInputs) {
   auto [y, mean, rstd] = layernorm_forward_with_stats(at::zeros({2, 4}), at::ones({4}), at::zeros({4}), 1e-5);
   EXPECT_THROW(layernorm_backward(at::zeros({2, 4}, at::kHalf), at::zeros({2, 4}), at::ones({4}), mean, rstd, true),
                UsageError);
-  // The residual in the output's dtype, of the input's shape.
-  EXPECT_THROW(add_layernorm(at::zeros({2, 4}), half, at::ones({4}), at::zeros({4}), 1e-5), UsageError);
+  // The residual in the output's dtype (or bf16 for fp32 input), of the input's shape.
+  EXPECT_THROW(add_layernorm(at::zeros({2, 4}), at::zeros({2, 4}), at::ones({4}), at::zeros({4}), 1e-5, at::kBFloat16),
+               UsageError);
+  const at::Tensor half_weight = at::ones({4}, at::kBFloat16), half_bias = at::zeros({4}, at::kBFloat16);
+  EXPECT_THROW(add_layernorm(half, at::zeros({2, 4}), half_weight, half_bias, 1e-5), UsageError);
   EXPECT_THROW(add_layernorm(at::zeros({2, 4}), at::zeros({4}), at::ones({4}), at::zeros({4}), 1e-5), UsageError);
   EXPECT_THROW(layernorm_backward(at::zeros({2, 4}), at::zeros({2, 4}), at::ones({4}), mean, rstd, true, half),
                UsageError);
@@ -230,9 +237,10 @@ TEST(LayerNormCuda, KernelsAddTheResidualAsTheAddApart) {
   // 7: element-wise; 768: the row in registers, parameter sums in the pass (19 rows); 16,384 fp32:
   // the looping kernels, parameter sums apart.
   for (std::int64_t cols : {7, 768, 16384}) {
-    expect_add_layernorm_is_the_add_then_the_norm(at::kFloat, at::kFloat, 19, cols);
-    expect_add_layernorm_is_the_add_then_the_norm(at::kFloat, at::kBFloat16, 19, cols);
-    expect_add_layernorm_is_the_add_then_the_norm(at::kBFloat16, at::kBFloat16, 19, cols);
+    expect_add_layernorm_is_the_add_then_the_norm(at::kFloat, at::kFloat, at::kFloat, 19, cols);
+    expect_add_layernorm_is_the_add_then_the_norm(at::kFloat, at::kFloat, at::kBFloat16, 19, cols);
+    expect_add_layernorm_is_the_add_then_the_norm(at::kFloat, at::kBFloat16, at::kBFloat16, 19, cols);
+    expect_add_layernorm_is_the_add_then_the_norm(at::kBFloat16, at::kBFloat16, at::kBFloat16, 19, cols);
   }
 }
 

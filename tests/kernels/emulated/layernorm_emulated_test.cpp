@@ -150,18 +150,19 @@ void check_bf16_output(std::int64_t rows, std::int64_t cols, std::int64_t offset
   }
 }
 
-// The residual add in the kernels (LayerNormParams::residual, grad_sum), x in T and y in O: the sum
+// The residual add in the kernels (LayerNormParams::residual, grad_sum), x in T, y in O and the
+// residual in R (O's dtype, or bf16 beside fp32 x and y: bf16_residual): the sum
 // is x + r rounded to T, y and the statistics are the plain kernel's on that sum, and dx (and dw, db)
 // the plain kernel's with the sum's other gradient ds added to dx after it is rounded, bit for bit
 // (Note [The residual add in the norm]). `offset` shifts every buffer, so both runs take the
 // element-wise path or neither does.
-template <typename T, typename O>
+template <typename T, typename O, typename R = O>
 void check_residual(std::int64_t rows, std::int64_t cols, std::int64_t offset) {
-  SCOPED_TRACE(case_name<T>(rows, cols, offset) + " to " + dtype_name<O>() + ", residual");
+  SCOPED_TRACE(case_name<T>(rows, cols, offset) + " to " + dtype_name<O>() + ", residual " + dtype_name<R>());
   const std::size_t n = rows * cols + offset;
   const std::size_t elements = rows * cols;
   const DeviceBuffer<T> x = random_values<T>(n, cols, 3.0f);
-  const DeviceBuffer<O> r = random_values<O>(n, cols + 4);
+  const DeviceBuffer<R> r = random_values<R>(n, cols + 4);
   const DeviceBuffer<T> w = random_values<T>(cols + offset, cols + 1);
   const DeviceBuffer<T> b = random_values<T>(cols + offset, cols + 2);
   const DeviceBuffer<O> dy = random_values<O>(n, cols + 3);
@@ -183,6 +184,7 @@ void check_residual(std::int64_t rows, std::int64_t cols, std::int64_t offset) {
     if (residual) {
       p.residual = r.data() + offset;
       p.sum = out.sum.data() + offset;
+      p.bf16_residual = !std::is_same_v<O, R>;
     }
     launch_layernorm_forward(p, nullptr);
     return out;
@@ -227,7 +229,9 @@ void check_residual(std::int64_t rows, std::int64_t cols, std::int64_t offset) {
     }
     const std::size_t half = results.size() / 2;
     std::vector<float>& dx_plus_ds = results[0];
-    for (std::size_t i = 0; i < elements; ++i) dx_plus_ds[i] = widen(narrow<T>(dx_plus_ds[i] + widen(ds.data()[offset + i])));
+    for (std::size_t i = 0; i < elements; ++i) {
+      dx_plus_ds[i] = widen(narrow<T>(dx_plus_ds[i] + widen(ds.data()[offset + i])));
+    }
     for (std::size_t i = 0; i < half; ++i) EXPECT_EQ(results[half + i], results[i]) << "output " << i;
   }
 }
@@ -254,6 +258,7 @@ TEST_P(LayerNormEmulated, ResidualAddInTheKernelIsTheAddApart) {
        {std::tuple{9, 768, 0}, {3, 37, 0}, {3, 100, 1}, {2, 8200, 0}, {2, 16392, 0}}) {
     check_residual<float, float>(rows, cols, offset);
     check_residual<float, __nv_bfloat16>(rows, cols, offset);
+    check_residual<float, float, __nv_bfloat16>(rows, cols, offset);
     check_residual<__nv_bfloat16, __nv_bfloat16>(rows, cols, offset);
   }
 }

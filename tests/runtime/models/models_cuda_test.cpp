@@ -245,41 +245,44 @@ TEST(ModelsCuda, FusedKernelsLayerNormWritesALoneProductsOperandInBf16) {
   EXPECT_EQ(plain.forward_into_product(x).scalar_type(), at::kFloat);
 }
 
-// Ops on fp32 activations [..., hidden] (not leaves: no parameter), counted by RecordFunction
-// callbacks while they are registered (one counter: tests run one at a time).
+// Ops on fp32 tensors [..., hidden], counted by RecordFunction callbacks while they are registered
+// (one counter: tests run one at a time).
 std::atomic<std::int64_t> counted_hidden_size{0};
 std::atomic<std::int64_t> counted_ops{0};
 
-bool fp32_activation(const c10::IValue& value) {
+bool fp32_hidden(const c10::IValue& value) {
   if (!value.isTensor()) return false;
   const at::Tensor& t = value.toTensor();
-  return t.scalar_type() == at::kFloat && !t.is_leaf() && t.dim() >= 2 && t.size(-1) == counted_hidden_size;
+  return t.scalar_type() == at::kFloat && t.dim() >= 2 && t.size(-1) == counted_hidden_size;
 }
 
-// Casts of them to bf16.
+// Casts of them to bf16, activations only (not leaves: no parameter).
 std::unique_ptr<at::ObserverContext> count_hidden_cast(const at::RecordFunction& fn) {
   if (std::string_view(fn.name()) != "aten::_to_copy") return nullptr;
   const auto inputs = fn.inputs();
-  if (inputs.size() >= 2 && fp32_activation(inputs[0]) && inputs[1].isInt() &&
+  if (inputs.size() >= 2 && fp32_hidden(inputs[0]) && !inputs[0].toTensor().is_leaf() && inputs[1].isInt() &&
       inputs[1].toScalarType() == at::kBFloat16) {
     ++counted_ops;
   }
   return nullptr;
 }
 
-// Adds to them (the residual stream's).
+// Adds to them: the residual stream's (leaves too where the model is frozen, as under LoRA).
 std::unique_ptr<at::ObserverContext> count_hidden_add(const at::RecordFunction& fn) {
   if (std::string_view(fn.name()) != "aten::add") return nullptr;
   const auto inputs = fn.inputs();
-  if (!inputs.empty() && fp32_activation(inputs[0])) ++counted_ops;
+  if (!inputs.empty() && fp32_hidden(inputs[0])) ++counted_ops;
   return nullptr;
 }
 
-// What `count` counts over one forward of `config`'s model (the loss), under bf16 autocast or not.
+// What `count` counts over one forward of `config`'s model (the loss), under bf16 autocast or not;
+// `lora`: with rank-4 adapters on every linear layer.
 std::int64_t counted_in_forward(const ModelConfig& config, bool autocast,
-                                std::unique_ptr<at::ObserverContext> (*count)(const at::RecordFunction&)) {
+                                std::unique_ptr<at::ObserverContext> (*count)(const at::RecordFunction&),
+                                bool lora = false) {
   const at::Tensor ids = random_ids_on_kernel_device(config);
   auto model = make_model(config);
+  if (lora) add_lora_adapters(*model, {4, 8, {"all-linear"}});
   model->to(kernels::kernel_device());
   const kernels::OnKernelDevice on_device;
   const kernels::Bf16AutocastScope bf16(kernels::kernel_device().type(), autocast);
@@ -306,17 +309,18 @@ TEST(ModelsCuda, FusedKernelsLeaveGpt2sBlockNormsUncast) {
 
 // GPT-2's norms add the residual stream's pending branch in their kernels (Note [The residual add
 // in the norm]): ln_2 the attention's output, the next block's ln_1 (or ln_f) the MLP's. Torch's ops
-// add to the stream twice a block and once for the embeddings; the fused kernels once for the
-// embeddings, and under bf16 autocast once more before the final norm (its output stays fp32 for
-// the LM head, and the MLP's output is bf16, so that add stays apart).
+// add to the stream twice a block and once for the embeddings; the fused kernels only for the
+// embeddings: in fp32, under bf16 autocast (where the final norm writes fp32 beside the MLP's bf16
+// output) and with LoRA adapters under autocast (every norm then writes fp32).
 TEST(ModelsCuda, FusedKernelsAddGpt2sResidualBranchesInTheNorms) {
   ALBION_SKIP_WITHOUT_KERNEL_DEVICE();
   ModelConfig config = cuda_gpt2();
-  for (bool autocast : {false, true}) {
+  for (const auto& [autocast, lora] : {std::pair{false, false}, {true, false}, {true, true}}) {
+    SCOPED_TRACE(std::string(autocast ? "bf16 autocast" : "fp32") + (lora ? ", LoRA" : ""));
     config.fused_kernels = false;
-    EXPECT_EQ(counted_in_forward(config, autocast, count_hidden_add), 2 * config.layers + 1) << autocast;
+    EXPECT_EQ(counted_in_forward(config, autocast, count_hidden_add, lora), 2 * config.layers + 1);
     config.fused_kernels = true;
-    EXPECT_EQ(counted_in_forward(config, autocast, count_hidden_add), autocast ? 2 : 1) << autocast;
+    EXPECT_EQ(counted_in_forward(config, autocast, count_hidden_add, lora), 1);
   }
 }
 

@@ -82,6 +82,38 @@ void check(std::int64_t rows, std::int64_t cols, std::int64_t offset) {
   }
 }
 
+// The parameter-segment counts a backward pass of `p` is checked with: 0 (the weight's and bias's
+// gradients summed apart), and the most its pass sums them over, where it can.
+std::vector<std::int64_t> segment_counts_for(const LayerNormParams& p) {
+  std::vector<std::int64_t> counts{0};
+  if (const std::int64_t most = layernorm_backward_parameter_segments(p, 0); most > 0) counts.push_back(most);
+  return counts;
+}
+
+// What one backward launch of `p` writes into poisoned buffers of n elements (dx in T, `offset` in):
+// dx's n - offset elements, then dw and db where `segments` > 0 sums them in the pass.
+template <typename T>
+std::vector<std::vector<float>> backward_gradients(LayerNormParams p, std::int64_t segments, std::size_t n,
+                                                   std::size_t offset) {
+  DeviceBuffer<T> dx = poisoned<T>(n);
+  DeviceBuffer<float> partials = poisoned<float>(2 * std::max<std::int64_t>(segments, 1) * p.cols);
+  DeviceBuffer<float> dw = poisoned<float>(p.cols), db = poisoned<float>(p.cols);
+  p.output = dx.data() + offset;
+  if (segments > 0) {
+    p.grad_weight = dw.data();
+    p.grad_bias = db.data();
+    p.parameter_partials = partials.data();
+    p.parameter_segments = segments;
+  }
+  launch_layernorm_backward(p, nullptr);
+  std::vector<std::vector<float>> gradients{widened(dx.data() + offset, n - offset)};
+  if (segments > 0) {
+    gradients.push_back(widened(dw));
+    gradients.push_back(widened(db));
+  }
+  return gradients;
+}
+
 // fp32 x with y and dy in bf16 (LayerNormParams::bf16_output): y is the fp32 kernel's y rounded,
 // and dx, dw and db are the fp32 kernel's on dy widened, bit for bit (Note [A norm writes its
 // product's operand]). `offset` shifts x and the parameters; dy and y stay aligned to 8 bytes.
@@ -116,37 +148,15 @@ void check_bf16_output(std::int64_t rows, std::int64_t cols, std::int64_t offset
   // The backward pass, with the weight's and bias's gradients apart (0 segments) and summed in it.
   LayerNormParams backward{x.data() + offset, w.data() + offset, nullptr, dy_widened.data(), nullptr,
                            mean.data(), rstd.data(), rows, cols, 1e-5f, DType::kFloat32};
-  std::vector<std::int64_t> segment_counts{0};
-  if (const std::int64_t most = layernorm_backward_parameter_segments(backward, 0); most > 0) {
-    segment_counts.push_back(most);
-  }
-  for (std::int64_t segments : segment_counts) {
+  for (std::int64_t segments : segment_counts_for(backward)) {
     SCOPED_TRACE(std::to_string(segments) + " parameter segments");
-    std::vector<std::vector<float>> results;
-    for (bool bf16_dy : {false, true}) {
-      DeviceBuffer<float> dx = poisoned<float>(n);
-      DeviceBuffer<float> partials = poisoned<float>(2 * std::max<std::int64_t>(segments, 1) * cols);
-      DeviceBuffer<float> dw = poisoned<float>(cols), db = poisoned<float>(cols);
-      LayerNormParams p = backward;
-      p.grad_output = bf16_dy ? static_cast<const void*>(dy.data()) : dy_widened.data();
-      p.bf16_output = bf16_dy;
-      p.output = dx.data();
-      if (segments > 0) {
-        p.grad_weight = dw.data();
-        p.grad_bias = db.data();
-        p.parameter_partials = partials.data();
-        p.parameter_segments = segments;
-        ASSERT_EQ(layernorm_backward_parameter_segments(p, 0), segments);
-      }
-      launch_layernorm_backward(p, nullptr);
-      results.push_back(widened(dx));
-      if (segments > 0) {
-        results.push_back(widened(dw));
-        results.push_back(widened(db));
-      }
+    LayerNormParams bf16_dy = backward;
+    bf16_dy.grad_output = dy.data();
+    bf16_dy.bf16_output = true;
+    if (segments > 0) {
+      ASSERT_EQ(layernorm_backward_parameter_segments(bf16_dy, 0), segments);
     }
-    const std::size_t half = results.size() / 2;
-    for (std::size_t i = 0; i < half; ++i) EXPECT_EQ(results[half + i], results[i]) << "output " << i;
+    EXPECT_EQ(backward_gradients<float>(bf16_dy, segments, n, 0), backward_gradients<float>(backward, segments, n, 0));
   }
 }
 
@@ -200,39 +210,16 @@ void check_residual(std::int64_t rows, std::int64_t cols, std::int64_t offset) {
   LayerNormParams backward{sum_apart.data() + offset, w.data() + offset, nullptr, dy.data() + offset, nullptr,
                            apart.mean.data(), apart.rstd.data(), rows, cols, 1e-5f, dtype_of<T>()};
   backward.bf16_output = !std::is_same_v<T, O>;
-  std::vector<std::int64_t> segment_counts{0};
-  if (const std::int64_t most = layernorm_backward_parameter_segments(backward, 0); most > 0) {
-    segment_counts.push_back(most);
-  }
-  for (std::int64_t segments : segment_counts) {
+  for (std::int64_t segments : segment_counts_for(backward)) {
     SCOPED_TRACE(std::to_string(segments) + " parameter segments");
-    std::vector<std::vector<float>> results;  // dx, then dw and db where summed here, per run
-    for (bool with_grad_sum : {false, true}) {
-      DeviceBuffer<T> dx = poisoned<T>(n);
-      DeviceBuffer<float> partials = poisoned<float>(2 * std::max<std::int64_t>(segments, 1) * cols);
-      DeviceBuffer<float> dw = poisoned<float>(cols), db = poisoned<float>(cols);
-      LayerNormParams p = backward;
-      p.output = dx.data() + offset;
-      if (with_grad_sum) p.grad_sum = ds.data() + offset;
-      if (segments > 0) {
-        p.grad_weight = dw.data();
-        p.grad_bias = db.data();
-        p.parameter_partials = partials.data();
-        p.parameter_segments = segments;
-      }
-      launch_layernorm_backward(p, nullptr);
-      results.push_back(widened(dx.data() + offset, elements));
-      if (segments > 0) {
-        results.push_back(widened(dw));
-        results.push_back(widened(db));
-      }
-    }
-    const std::size_t half = results.size() / 2;
-    std::vector<float>& dx_plus_ds = results[0];
+    std::vector<std::vector<float>> expected = backward_gradients<T>(backward, segments, n, offset);
+    std::vector<float>& dx_plus_ds = expected[0];
     for (std::size_t i = 0; i < elements; ++i) {
       dx_plus_ds[i] = widen(narrow<T>(dx_plus_ds[i] + widen(ds.data()[offset + i])));
     }
-    for (std::size_t i = 0; i < half; ++i) EXPECT_EQ(results[half + i], results[i]) << "output " << i;
+    LayerNormParams with_grad_sum = backward;
+    with_grad_sum.grad_sum = ds.data() + offset;
+    EXPECT_EQ(backward_gradients<T>(with_grad_sum, segments, n, offset), expected);
   }
 }
 

@@ -135,10 +135,11 @@ void bench_rowwise(const Options& options, const Report& report, const std::vect
       at::Tensor weight = (at::rand({s.hidden}, t) + 0.5).requires_grad_();
       at::Tensor bias = (at::randn({s.hidden}, t) * 0.1).requires_grad_();
       // RMSNorm's eager version as Hugging Face's LlamaRMSNorm: fp32 statistics, cast back, times weight.
-      const auto rms_eager = [&] {
-        const at::Tensor xf = x.to(at::kFloat);
+      const auto rms_eager_of = [&](const at::Tensor& input) {
+        const at::Tensor xf = input.to(at::kFloat);
         return weight * (xf * at::rsqrt(xf.pow(2).mean(-1, true) + eps)).to(dtype);
       };
+      const auto rms_eager = [&] { return rms_eager_of(x); };
       {  // forward only, as under no_grad in evaluation
         at::NoGradGuard no_grad;
         report.row("rmsnorm", "fwd", dtype, s.name, n, 2 * e * elements,
@@ -154,6 +155,10 @@ void bench_rowwise(const Options& options, const Report& report, const std::vect
         report.row("add+ln", "fwd", dtype, s.name, n, 4 * e * elements,
                    median_ms(options.device, [&] { albion::kernels::add_layernorm(x, dy, weight, bias, eps); }),
                    median_ms(options.device, [&] { at::layer_norm(x + dy, {s.hidden}, weight, bias, eps); }));
+        // The same before RMSNorm (Llama's norms); eager adds, then runs the composition above.
+        report.row("add+rms", "fwd", dtype, s.name, n, 4 * e * elements,
+                   median_ms(options.device, [&] { albion::kernels::add_rmsnorm(x, dy, weight, eps); }),
+                   median_ms(options.device, [&] { rms_eager_of(x + dy); }));
         // bias + GELU-tanh: torch adds, then applies its GELU kernel (4 passes over [rows, hidden]
         // against 2: a 2x ceiling).
         report.row("gelu_bias", "fwd", dtype, s.name, n, 2 * e * elements,
@@ -213,6 +218,9 @@ void bench_rowwise(const Options& options, const Report& report, const std::vect
       const auto add_norm_backward = [&](const at::Tensor& sum, const at::Tensor& normed) {
         torch::autograd::grad({sum, normed}, {x, residual, weight, bias}, {dy, dy});
       };
+      const auto add_rms_backward = [&](const at::Tensor& sum, const at::Tensor& normed) {
+        torch::autograd::grad({sum, normed}, {x, residual, weight}, {dy, dy});
+      };
       report.row("add+ln", "fwd+bwd", dtype, s.name, n, 8 * e * elements,
                  median_ms(options.device, [&] {
                    auto [sum, normed] = albion::kernels::add_layernorm(x, residual, weight, bias, eps);
@@ -221,6 +229,15 @@ void bench_rowwise(const Options& options, const Report& report, const std::vect
                  median_ms(options.device, [&] {
                    const at::Tensor sum = x + residual;
                    add_norm_backward(sum, at::layer_norm(sum, {s.hidden}, weight, bias, eps));
+                 }));
+      report.row("add+rms", "fwd+bwd", dtype, s.name, n, 8 * e * elements,
+                 median_ms(options.device, [&] {
+                   auto [sum, normed] = albion::kernels::add_rmsnorm(x, residual, weight, eps);
+                   add_rms_backward(sum, normed);
+                 }),
+                 median_ms(options.device, [&] {
+                   const at::Tensor sum = x + residual;
+                   add_rms_backward(sum, rms_eager_of(sum));
                  }));
       if (options.device.is_cuda()) {
         // The norms as before their backward summed the parameter gradients: a second kernel reads

@@ -221,4 +221,38 @@ __device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float value) 
   return __float2bfloat16_rn(value);
 }
 
+// a + b, rounded to a's dtype as torch's add rounds: a norm's residual add (b in the output's dtype,
+// or bf16 beside fp32) and, in its backward pass, dx plus the sum's other gradient (both in x's).
+template <typename T, typename B, int kVec>
+__device__ __forceinline__ Pack<T, kVec> summed(const Pack<T, kVec>& a, const Pack<B, kVec>& b) {
+  Pack<T, kVec> out;
+#pragma unroll
+  for (int k = 0; k < kVec; ++k) out.values[k] = from_float<T>(to_float(a.values[k]) + to_float(b.values[k]));
+  return out;
+}
+
+// Row `row` of an optional operand of `cols` elements a row, as packs P: null stays null.
+template <typename P, typename E>
+__device__ __forceinline__ P* optional_row(E* base, std::int64_t row, std::int64_t cols) {
+  return base == nullptr ? nullptr : reinterpret_cast<P*>(base + row * cols);
+}
+
+// A norm's residual add on a row held in registers: where `residual` (R) is not null, adds this
+// thread's slots of its row to the row's slots v and writes the sums (T, as rounded) to that row of
+// sum_output; zero slots stay zero.
+template <typename T, typename R, int kVec, int kSlots>
+__device__ __forceinline__ void add_residual_slots(Pack<T, kVec> (&v)[kSlots], const R* __restrict__ residual,
+                                                   T* __restrict__ sum_output, std::int64_t row, std::int64_t cols) {
+  if (residual == nullptr) return;
+  const int packs = static_cast<int>(cols / kVec);
+  Pack<R, kVec> r[kSlots];
+  load_row_slots(reinterpret_cast<const Pack<R, kVec>*>(residual + row * cols), packs, r);
+  auto* s = reinterpret_cast<Pack<T, kVec>*>(sum_output + row * cols);
+#pragma unroll
+  for (int i = 0; i < kSlots; ++i) {
+    v[i] = summed(v[i], r[i]);
+    if (slot_pack(i) < packs) s[slot_pack(i)] = v[i];
+  }
+}
+
 }  // namespace albion::kernels

@@ -77,22 +77,6 @@ __device__ __forceinline__ Pack<T, kVec> input_gradient(const Pack<T, kVec>& x, 
   return out;
 }
 
-// a + b, rounded to a's dtype as torch's add rounds: the residual add before the norm (b in y's
-// dtype) and, in the backward pass, dx plus the sum's other gradient (both in x's).
-template <typename T, typename B, int kVec>
-__device__ __forceinline__ Pack<T, kVec> summed(const Pack<T, kVec>& a, const Pack<B, kVec>& b) {
-  Pack<T, kVec> out;
-#pragma unroll
-  for (int k = 0; k < kVec; ++k) out.values[k] = from_float<T>(to_float(a.values[k]) + to_float(b.values[k]));
-  return out;
-}
-
-// Row `row` of an optional operand of `cols` elements a row, as packs P: null stays null.
-template <typename P, typename E>
-__device__ __forceinline__ P* optional_row(E* base, std::int64_t row, std::int64_t cols) {
-  return base == nullptr ? nullptr : reinterpret_cast<P*>(base + row * cols);
-}
-
 // dw's and db's shares, in the order of the separate sums (norm_parameter_grad.cu): dy xhat, dy.
 template <typename T, typename G, int kVec>
 __device__ __forceinline__ void add_parameter_gradients(const Pack<T, kVec>& x, const Pack<G, kVec>& dy, float mu,
@@ -162,16 +146,7 @@ __global__ void __launch_bounds__(kMaxRegisterRowThreads)
   const int packs = static_cast<int>(cols / kVec);
   P v[kSlots];
   load_row_slots(reinterpret_cast<const P*>(input + row * cols), packs, v);
-  if (residual != nullptr) {
-    Pack<R, kVec> r[kSlots];
-    load_row_slots(optional_row<const Pack<R, kVec>>(residual, row, cols), packs, r);
-    P* s = optional_row<P>(sum_output, row, cols);
-#pragma unroll
-    for (int i = 0; i < kSlots; ++i) {
-      v[i] = summed(v[i], r[i]);  // zero slots stay zero
-      if (slot_pack(i) < packs) s[slot_pack(i)] = v[i];
-    }
-  }
+  add_residual_slots(v, residual, sum_output, row, cols);
   float sum = 0.0f;  // zero slots add nothing here, but would to the squared deviations
 #pragma unroll
   for (const P& pack : v) add_values(pack, sum);

@@ -24,7 +24,9 @@
 // for 4 bytes an element less forward and 8 backward (an fp32 stream), and a kernel fewer each way.
 // The residual comes in the norm output's dtype, or in bf16 beside an fp32 stream and output: under
 // bf16 autocast a branch's last product is bf16, and the norm writes bf16 for a lone bf16 product,
-// fp32 otherwise (several readers, or the final norm for the LM head).
+// fp32 otherwise (several readers, or the final norm for the LM head). RMSNorm does the same for
+// Llama (add_rmsnorm, kernels/rmsnorm/: post_attention_layernorm, the next input_layernorm, the final
+// norm), with its residual in x's dtype or bf16 beside fp32 x.
 #include <torch/csrc/autograd/custom_function.h>
 
 #include "kernels/common/cpu_dispatch.h"

@@ -3,6 +3,8 @@
 // weight's gradient too, per segment of rows); 16-byte packs when the row length and pointers
 // allow, element-wise otherwise. Two passes over the row (sum of squares, then scale): from registers for
 // rows that fit them (Note [Rows held in registers], block_reduce.cuh), else the second from L1/L2.
+// With a residual, x + r (r in R: x's dtype T, or bf16 for fp32 x) is summed into `sum` in the first
+// pass and normalised; the backward adds the sum's own gradient to dx.
 // Reference: rmsnorm_ref.cpp. Test: tests/kernels/rmsnorm_test.cpp.
 #include <cuda_bf16.h>
 
@@ -60,31 +62,46 @@ __device__ __forceinline__ void add_weight_gradient(const Pack<T, kVec>& dy, con
   for (int k = 0; k < kVec; ++k) sums[k] += to_float(dy.values[k]) * to_float(x.values[k]) * scale;
 }
 
-template <typename T, int kVec>
-__global__ void rmsnorm_forward_kernel(const T* __restrict__ input, const T* __restrict__ weight,
-                                       T* __restrict__ output, float* __restrict__ inv_rms,
-                                       std::int64_t cols, float eps) {
+template <typename T, typename R, int kVec>
+__global__ void rmsnorm_forward_kernel(const T* __restrict__ input, const R* __restrict__ residual,
+                                       const T* __restrict__ weight, T* __restrict__ output,
+                                       T* __restrict__ sum_output, float* __restrict__ inv_rms, std::int64_t cols,
+                                       float eps) {
   using P = Pack<T, kVec>;
   const std::int64_t row = blockIdx.x;
   const P* x = reinterpret_cast<const P*>(input + row * cols);
+  const auto* r = optional_row<const Pack<R, kVec>>(residual, row, cols);
+  P* s = optional_row<P>(sum_output, row, cols);
   const P* w = reinterpret_cast<const P*>(weight);
   P* y = reinterpret_cast<P*>(output + row * cols);
   const std::int64_t packs = cols / kVec;
+  // Pack p of the row normalised: x's, or x + r, added again in the second pass rather than read
+  // back from the sum (a buffer this kernel writes cannot be read through the read-only path the
+  // compiler takes for the inputs).
+  const auto row_pack = [&](std::int64_t p) {
+    return r != nullptr ? summed(load_pack(x + p), load_pack(r + p)) : load_pack(x + p);
+  };
 
   float sum_squares = 0.0f;
-  for (std::int64_t p = threadIdx.x; p < packs; p += blockDim.x) add_squares(load_pack(x + p), sum_squares);
+  for (std::int64_t p = threadIdx.x; p < packs; p += blockDim.x) {
+    const P v = row_pack(p);
+    if (s != nullptr) s[p] = v;
+    add_squares(v, sum_squares);
+  }
   const float scale = rsqrtf(block_sum(sum_squares) / static_cast<float>(cols) + eps);
   if (inv_rms != nullptr && threadIdx.x == 0) inv_rms[row] = scale;
   for (std::int64_t p = threadIdx.x; p < packs; p += blockDim.x) {
-    y[p] = normalized(load_pack(x + p), load_pack(w + p), scale);
+    y[p] = normalized(row_pack(p), load_pack(w + p), scale);
   }
 }
 
 // The forward pass with the row in registers: kSlots packs per thread.
-template <typename T, int kVec, int kSlots>
+template <typename T, typename R, int kVec, int kSlots>
 __global__ void __launch_bounds__(kMaxRegisterRowThreads)
-    rmsnorm_forward_registers_kernel(const T* __restrict__ input, const T* __restrict__ weight, T* __restrict__ output,
-                                     float* __restrict__ inv_rms, std::int64_t cols, float eps) {
+    rmsnorm_forward_registers_kernel(const T* __restrict__ input, const R* __restrict__ residual,
+                                     const T* __restrict__ weight, T* __restrict__ output,
+                                     T* __restrict__ sum_output, float* __restrict__ inv_rms, std::int64_t cols,
+                                     float eps) {
   using P = Pack<T, kVec>;
   const std::int64_t row = blockIdx.x;
   const P* w = reinterpret_cast<const P*>(weight);
@@ -92,6 +109,7 @@ __global__ void __launch_bounds__(kMaxRegisterRowThreads)
   const int packs = static_cast<int>(cols / kVec);
   P v[kSlots];
   load_row_slots(reinterpret_cast<const P*>(input + row * cols), packs, v);
+  add_residual_slots(v, residual, sum_output, row, cols);
 
   float sum_squares = 0.0f;  // zero slots add nothing
 #pragma unroll
@@ -110,12 +128,14 @@ __global__ void __launch_bounds__(kMaxRegisterRowThreads)
 template <typename T, int kVec>
 __global__ void rmsnorm_backward_kernel(const T* __restrict__ grad_output, const T* __restrict__ input,
                                         const T* __restrict__ weight, const float* __restrict__ inv_rms,
-                                        T* __restrict__ grad_input, std::int64_t cols) {
+                                        const T* __restrict__ grad_sum, T* __restrict__ grad_input,
+                                        std::int64_t cols) {
   using P = Pack<T, kVec>;
   const std::int64_t row = blockIdx.x;
   const P* dy = reinterpret_cast<const P*>(grad_output + row * cols);
   const P* x = reinterpret_cast<const P*>(input + row * cols);
   const P* w = reinterpret_cast<const P*>(weight);
+  const P* ds = optional_row<const P>(grad_sum, row, cols);
   P* dx = reinterpret_cast<P*>(grad_input + row * cols);
   const std::int64_t packs = cols / kVec;
 
@@ -126,15 +146,17 @@ __global__ void rmsnorm_backward_kernel(const T* __restrict__ grad_output, const
   const float scale = inv_rms[row];
   const float correction = scale * scale * scale * block_sum(dot) / static_cast<float>(cols);
   for (std::int64_t p = threadIdx.x; p < packs; p += blockDim.x) {
-    dx[p] = input_gradient(load_pack(dy + p), load_pack(x + p), load_pack(w + p), scale, correction);
+    const P g = input_gradient(load_pack(dy + p), load_pack(x + p), load_pack(w + p), scale, correction);
+    dx[p] = ds != nullptr ? summed(g, load_pack(ds + p)) : g;
   }
 }
 
 // One row's dx from its dy, x and weight held in this thread's slots: the block's weighted dot,
-// then dx = r w dy - c x for the slots inside the row.
+// then dx = r w dy - c x for the slots inside the row, plus the row of ds where there is one.
 template <typename T, int kVec, int kSlots>
 __device__ __forceinline__ void write_input_gradient(const Pack<T, kVec> (&d)[kSlots], const Pack<T, kVec> (&v)[kSlots],
                                                      const Pack<T, kVec> (&g)[kSlots], float scale, std::int64_t cols,
+                                                     const Pack<T, kVec>* __restrict__ ds,
                                                      Pack<T, kVec>* __restrict__ dx) {
   float dot = 0.0f;  // zero slots add nothing
 #pragma unroll
@@ -145,7 +167,8 @@ __device__ __forceinline__ void write_input_gradient(const Pack<T, kVec> (&d)[kS
   for (int i = 0; i < kSlots; ++i) {
     const int p = slot_pack(i);
     if (p >= packs) break;
-    dx[p] = input_gradient(d[i], v[i], g[i], scale, correction);
+    const Pack<T, kVec> gradient = input_gradient(d[i], v[i], g[i], scale, correction);
+    dx[p] = ds != nullptr ? summed(gradient, load_pack(ds + p)) : gradient;
   }
 }
 
@@ -154,7 +177,8 @@ template <typename T, int kVec, int kSlots>
 __global__ void __launch_bounds__(kMaxRegisterRowThreads)
     rmsnorm_backward_registers_kernel(const T* __restrict__ grad_output, const T* __restrict__ input,
                                       const T* __restrict__ weight, const float* __restrict__ inv_rms,
-                                      T* __restrict__ grad_input, std::int64_t cols) {
+                                      const T* __restrict__ grad_sum, T* __restrict__ grad_input,
+                                      std::int64_t cols) {
   using P = Pack<T, kVec>;
   const std::int64_t row = blockIdx.x;
   const int packs = static_cast<int>(cols / kVec);
@@ -162,7 +186,8 @@ __global__ void __launch_bounds__(kMaxRegisterRowThreads)
   load_row_slots(reinterpret_cast<const P*>(grad_output + row * cols), packs, d);
   load_row_slots(reinterpret_cast<const P*>(input + row * cols), packs, v);
   load_row_slots(reinterpret_cast<const P*>(weight), packs, g);
-  write_input_gradient(d, v, g, inv_rms[row], cols, reinterpret_cast<P*>(grad_input + row * cols));
+  write_input_gradient(d, v, g, inv_rms[row], cols, optional_row<const P>(grad_sum, row, cols),
+                       reinterpret_cast<P*>(grad_input + row * cols));
 }
 
 // The backward pass that also sums the weight's gradient (Note [Parameter gradients in the
@@ -172,7 +197,8 @@ template <typename T, int kVec, int kSlots>
 __global__ void __launch_bounds__(kMaxSummingRowThreads)
     rmsnorm_backward_summing_kernel(const T* __restrict__ grad_output, const T* __restrict__ input,
                                     const T* __restrict__ weight, const float* __restrict__ inv_rms,
-                                    T* __restrict__ grad_input, float* __restrict__ weight_partials,
+                                    const T* __restrict__ grad_sum, T* __restrict__ grad_input,
+                                    float* __restrict__ weight_partials,
                                     std::int64_t rows, std::int64_t cols, std::int64_t rows_per_segment) {
   using P = Pack<T, kVec>;
   const int packs = static_cast<int>(cols / kVec);
@@ -187,30 +213,34 @@ __global__ void __launch_bounds__(kMaxSummingRowThreads)
     const float scale = inv_rms[row];
 #pragma unroll
     for (int i = 0; i < kSlots; ++i) add_weight_gradient(d[i], v[i], scale, weight_sums[i]);
-    write_input_gradient(d, v, g, scale, cols, reinterpret_cast<P*>(grad_input + row * cols));
+    write_input_gradient(d, v, g, scale, cols, optional_row<const P>(grad_sum, row, cols),
+                         reinterpret_cast<P*>(grad_input + row * cols));
   };
   for_each_segment_row<kSlots>(dy, x, begin, end, packs, row_gradients);
   store_slot_sums(weight_sums, weight_partials + blockIdx.x * cols, packs);
 }
 
-template <typename T>
+template <typename T, typename R>
 void launch_typed(const RmsNormForwardParams& p, cudaStream_t stream) {
   constexpr int kVec = 16 / sizeof(T);
-  const bool vectorised = p.cols % kVec == 0 && aligned16(p.input) && aligned16(p.weight) &&
-                          aligned16(p.output);
+  // (A null residual and sum pass the alignment tests.)
+  const bool vectorised = p.cols % kVec == 0 && aligned16(p.input) && aligned16(p.weight) && aligned16(p.output) &&
+                          aligned_for<Pack<R, kVec>>(p.residual) && aligned16(p.sum);
   const std::int64_t units = vectorised ? p.cols / kVec : p.cols;
   const int threads = threads_for_row(units);
   const dim3 grid(static_cast<unsigned>(p.rows));
-  const T* x = static_cast<const T*>(p.input);
-  const T* w = static_cast<const T*>(p.weight);
-  T* y = static_cast<T*>(p.output);
+  const auto* x = static_cast<const T*>(p.input);
+  const auto* r = static_cast<const R*>(p.residual);
+  const auto* w = static_cast<const T*>(p.weight);
+  auto* y = static_cast<T*>(p.output);
+  auto* s = static_cast<T*>(p.sum);
   if (vectorised && row_fits_registers(units)) {
-    rmsnorm_forward_registers_kernel<T, kVec, kRowPacksPerThread>
-        <<<grid, threads_for_register_row(units), 0, stream>>>(x, w, y, p.inv_rms, p.cols, p.eps);
+    rmsnorm_forward_registers_kernel<T, R, kVec, kRowPacksPerThread>
+        <<<grid, threads_for_register_row(units), 0, stream>>>(x, r, w, y, s, p.inv_rms, p.cols, p.eps);
   } else if (vectorised) {
-    rmsnorm_forward_kernel<T, kVec><<<grid, threads, 0, stream>>>(x, w, y, p.inv_rms, p.cols, p.eps);
+    rmsnorm_forward_kernel<T, R, kVec><<<grid, threads, 0, stream>>>(x, r, w, y, s, p.inv_rms, p.cols, p.eps);
   } else {
-    rmsnorm_forward_kernel<T, 1><<<grid, threads, 0, stream>>>(x, w, y, p.inv_rms, p.cols, p.eps);
+    rmsnorm_forward_kernel<T, R, 1><<<grid, threads, 0, stream>>>(x, r, w, y, s, p.inv_rms, p.cols, p.eps);
   }
   ALBION_CUDA_CHECK(cudaGetLastError());
 }
@@ -218,7 +248,7 @@ void launch_typed(const RmsNormForwardParams& p, cudaStream_t stream) {
 template <typename T>
 bool vectorised_backward(const RmsNormBackwardParams& p) {
   return p.cols % (16 / sizeof(T)) == 0 && aligned16(p.grad_output) && aligned16(p.input) && aligned16(p.weight) &&
-         aligned16(p.grad_input);
+         aligned16(p.grad_input) && aligned16(p.grad_sum);
 }
 
 template <typename T>
@@ -231,6 +261,7 @@ void launch_backward_typed(const RmsNormBackwardParams& p, cudaStream_t stream) 
   const auto* dy = static_cast<const T*>(p.grad_output);
   const auto* x = static_cast<const T*>(p.input);
   const auto* w = static_cast<const T*>(p.weight);
+  const auto* ds = static_cast<const T*>(p.grad_sum);
   auto* dx = static_cast<T*>(p.grad_input);
   if (p.grad_weight != nullptr) {
     ALBION_CHECK(vectorised && row_fits_summing_registers(units),
@@ -238,17 +269,17 @@ void launch_backward_typed(const RmsNormBackwardParams& p, cudaStream_t stream) 
     const std::int64_t segments = p.weight_segments;
     rmsnorm_backward_summing_kernel<T, kVec, kSummingPacksPerThread>
         <<<static_cast<unsigned>(segments), threads_for_summing_row(units), 0, stream>>>(
-            dy, x, w, p.inv_rms, dx, p.weight_partials, p.rows, p.cols, (p.rows + segments - 1) / segments);
+            dy, x, w, p.inv_rms, ds, dx, p.weight_partials, p.rows, p.cols, (p.rows + segments - 1) / segments);
     ALBION_CUDA_CHECK(cudaGetLastError());
     add_segments_kernel<><<<segment_tile_grid(p.cols, 1), segment_tile_block(), 0, stream>>>(
         p.weight_partials, segments, p.cols, p.grad_weight);
   } else if (vectorised && row_fits_registers(units)) {
     rmsnorm_backward_registers_kernel<T, kVec, kRowPacksPerThread>
-        <<<grid, threads_for_register_row(units), 0, stream>>>(dy, x, w, p.inv_rms, dx, p.cols);
+        <<<grid, threads_for_register_row(units), 0, stream>>>(dy, x, w, p.inv_rms, ds, dx, p.cols);
   } else if (vectorised) {
-    rmsnorm_backward_kernel<T, kVec><<<grid, threads, 0, stream>>>(dy, x, w, p.inv_rms, dx, p.cols);
+    rmsnorm_backward_kernel<T, kVec><<<grid, threads, 0, stream>>>(dy, x, w, p.inv_rms, ds, dx, p.cols);
   } else {
-    rmsnorm_backward_kernel<T, 1><<<grid, threads, 0, stream>>>(dy, x, w, p.inv_rms, dx, p.cols);
+    rmsnorm_backward_kernel<T, 1><<<grid, threads, 0, stream>>>(dy, x, w, p.inv_rms, ds, dx, p.cols);
   }
   ALBION_CUDA_CHECK(cudaGetLastError());
 }
@@ -288,10 +319,18 @@ void launch_rmsnorm_forward(const RmsNormForwardParams& params, cudaStream_t str
   ALBION_CHECK(params.rows >= 0 && params.cols > 0, "rmsnorm: bad shape ", params.rows, "x",
                params.cols);
   ALBION_CHECK(params.rows <= 0x7fffffff, "rmsnorm: ", params.rows, " rows exceed the grid limit");
+  ALBION_CHECK((params.residual == nullptr) == (params.sum == nullptr),
+               "rmsnorm: a residual and the sum to write go together");
+  ALBION_CHECK(!params.bf16_residual || (params.dtype == DType::kFloat32 && params.residual != nullptr),
+               "rmsnorm: a bf16 residual beside fp32 x only");
   if (params.rows == 0) return;
+  if (params.bf16_residual) {
+    launch_typed<float, __nv_bfloat16>(params, stream);
+    return;
+  }
   switch (params.dtype) {
-    case DType::kFloat32: launch_typed<float>(params, stream); break;
-    case DType::kBFloat16: launch_typed<__nv_bfloat16>(params, stream); break;
+    case DType::kFloat32: launch_typed<float, float>(params, stream); break;
+    case DType::kBFloat16: launch_typed<__nv_bfloat16, __nv_bfloat16>(params, stream); break;
   }
 }
 

@@ -5,7 +5,9 @@
 // dweight in the same pass: see RmsNormBackwardParams; else the torch layer sums it apart).
 // Layout: `rows` contiguous rows of `cols` elements; weight has `cols` elements; x, weight and y
 // share one dtype (fp32 or bf16); statistics accumulate in fp32. `inv_rms` (optional, fp32, one per
-// row) keeps 1/rms for the backward pass.
+// row) keeps 1/rms for the backward pass. Optionally the residual add before the norm, s = x + r, in
+// the same pass (residual, sum, grad_sum: Note [The residual add in the norm],
+// kernels/layernorm/layernorm_torch.cpp).
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -25,6 +27,12 @@ struct RmsNormForwardParams {
   std::int64_t cols = 0;
   float eps = 1e-6f;
   DType dtype = DType::kFloat32;
+  // Optional: a residual r (in x's dtype, or bf16 beside fp32 x: bf16_residual) added to x first;
+  // the kernel writes s = x + r to `sum` (in x's dtype, rounded as torch's add rounds) and
+  // normalises s, not x.
+  const void* residual = nullptr;
+  void* sum = nullptr;
+  bool bf16_residual = false;
 };
 
 void launch_rmsnorm_forward(const RmsNormForwardParams& params, cudaStream_t stream);
@@ -45,6 +53,9 @@ struct RmsNormBackwardParams {
   float* grad_weight = nullptr;      // [cols]; nullptr: not summed here
   float* weight_partials = nullptr;  // [weight_segments, cols] scratch
   std::int64_t weight_segments = 0;
+  // Optional: x is then s, and s's own gradient (in x's dtype, from s's other reader) is added to
+  // dx, rounded as autograd's sum of the two would round.
+  const void* grad_sum = nullptr;
 };
 
 void launch_rmsnorm_backward(const RmsNormBackwardParams& params, cudaStream_t stream);

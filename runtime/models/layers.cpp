@@ -181,14 +181,25 @@ RmsNorm::RmsNorm(std::int64_t dim, double eps, const at::TensorOptions& options,
   weight_ = register_parameter("weight", at::ones({dim}, options));
 }
 
+bool RmsNorm::runs_fused(const at::Tensor& x) const {
+  return use_fused_kernel(fused_, x) && x.scalar_type() == weight_.scalar_type();
+}
+
 at::Tensor RmsNorm::forward(const at::Tensor& x) const {
-  if (use_fused_kernel(fused_, x) && x.scalar_type() == weight_.scalar_type()) {
-    return kernels::rmsnorm(x, weight_, eps_);
-  }
+  if (runs_fused(x)) return kernels::rmsnorm(x, weight_, eps_);
   const at::ScalarType stats_type = at::promote_types(x.scalar_type(), at::kFloat);
   const at::Tensor xs = x.to(stats_type);
   const at::Tensor normed = xs * at::rsqrt(xs.pow(2).mean(-1, /*keepdim=*/true) + eps_);
   return weight_ * normed.to(x.scalar_type());
+}
+
+std::pair<at::Tensor, at::Tensor> RmsNorm::add_then_forward(const at::Tensor& x, const at::Tensor& residual) const {
+  if (runs_fused(x) && kernels::add_rmsnorm_takes(x.scalar_type(), residual.scalar_type()) &&
+      residual.sizes() == x.sizes()) {
+    return kernels::add_rmsnorm(x, residual, weight_, eps_);
+  }
+  at::Tensor sum = x + residual;
+  return {sum, forward(sum)};
 }
 
 }  // namespace albion::models

@@ -201,8 +201,15 @@ class RmsNorm : public torch::nn::Module {
  public:
   RmsNorm(std::int64_t dim, double eps, const at::TensorOptions& options, bool fused = false);
   at::Tensor forward(const at::Tensor& x) const;
+  // {x + residual, the norm of that sum}: in one fused kernel where the norm's would run and takes
+  // the residual's dtype (Note [The residual add in the norm], kernels/layernorm/layernorm_torch.cpp);
+  // else the add, then the norm.
+  std::pair<at::Tensor, at::Tensor> add_then_forward(const at::Tensor& x, const at::Tensor& residual) const;
 
  private:
+  // Whether the fused kernel normalises x.
+  bool runs_fused(const at::Tensor& x) const;
+
   double eps_;
   bool fused_;
   at::Tensor weight_;

@@ -5,6 +5,9 @@
 
 #include <torch/nn/modules/container/modulelist.h>
 
+#include <tuple>
+#include <utility>
+
 #include "kernels/rope/rope.h"
 #include "kernels/swiglu/swiglu.h"
 #include "runtime/models/activation_checkpoint.h"
@@ -143,10 +146,26 @@ class LlamaLayer : public torch::nn::Module {
     mlp_->shard(group);
   }
 
+  // The layer's output h + mlp(norm(h)), h = x + attention(norm(x)), as {h, the MLP's output}: the
+  // last add is left to the next norm, which makes it in its kernel where it can, as
+  // post_attention_layernorm adds the attention's output (Note [The residual add in the norm]).
+  // `pending`: the previous layer's MLP output, added to x here the same way (undefined: x is the
+  // whole stream).
+  std::pair<at::Tensor, at::Tensor> forward_deferred(const at::Tensor& x, const at::Tensor& pending,
+                                                     const ResidualStream& stream, const RotaryTables::Tables& rope,
+                                                     KvCache* cache, std::size_t layer) const {
+    const auto [residual, normed] = pending.defined() ? input_layernorm_->add_then_forward(x, pending)
+                                                      : std::pair{x, input_layernorm_->forward(x)};
+    const at::Tensor attended = self_attn_->forward(normed, stream, rope, cache, layer);
+    const auto [h, normed_2] = post_attention_layernorm_->add_then_forward(residual, attended);
+    return {h, mlp_->forward(normed_2, stream)};
+  }
+
+  // The whole output, as a recomputed layer returns it.
   at::Tensor forward(const at::Tensor& x, const ResidualStream& stream, const RotaryTables::Tables& rope,
                      KvCache* cache, std::size_t layer) const {
-    const at::Tensor h = x + self_attn_->forward(input_layernorm_->forward(x), stream, rope, cache, layer);
-    return h + mlp_->forward(post_attention_layernorm_->forward(h), stream);
+    const auto [h, mlp_output] = forward_deferred(x, at::Tensor(), stream, rope, cache, layer);
+    return h + mlp_output;
   }
 
  private:
@@ -183,16 +202,18 @@ class LlamaBody : public torch::nn::Module {
   at::Tensor forward(const at::Tensor& input_ids, const RotaryTables::Tables& rope, KvCache* cache) const {
     const ResidualStream stream(tensor_group_, sequence_parallel_ && cache == nullptr, input_ids);
     at::Tensor x = stream.from_layer(embed_tokens_->forward(input_ids));
+    at::Tensor pending;  // the last layer's MLP output, not yet added to the stream x
     for (std::size_t i = 0; i < layers_.size(); ++i) {
       if (recompute_block(recompute_every_, i, is_training(), cache != nullptr)) {
+        if (pending.defined()) x = x + std::exchange(pending, at::Tensor());  // a recomputed layer's input is whole
         x = recomputed_in_backward([layer = layers_[i], stream = stream.recomputed(), rope](const at::Tensor& in) {
           return layer->forward(in, stream, rope, nullptr, 0);
         }, x);
       } else {
-        x = layers_[i]->forward(x, stream, rope, cache, i);
+        std::tie(x, pending) = layers_[i]->forward_deferred(x, pending, stream, rope, cache, i);
       }
     }
-    return stream.to_layer(norm_->forward(x));
+    return stream.to_layer(pending.defined() ? norm_->add_then_forward(x, pending).second : norm_->forward(x));
   }
 
   const Embedding& embed_tokens() const { return *embed_tokens_; }

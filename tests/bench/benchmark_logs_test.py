@@ -22,7 +22,7 @@ BUILD = sys.argv.pop(1) if len(sys.argv) > 1 else "build"
 # parameter gradients summed apart, "rms-apart" and "ln-apart").
 EXPECTED_ROWS = {(kernel, pass_, dtype)
                  for kernel, passes in {"rmsnorm": ["fwd", "fwd+bwd"], "layernorm": ["fwd", "fwd+bwd"],
-                                        "add+ln": ["fwd", "fwd+bwd"],
+                                        "add+ln": ["fwd", "fwd+bwd"], "add+rms": ["fwd", "fwd+bwd"],
                                         "gelu_bias": ["fwd", "fwd+bwd"], "swiglu": ["fwd", "fwd+bwd"],
                                         "rope": ["fwd"], "xent": ["fwd", "fwd+bwd"]}.items()
                  for pass_ in passes for dtype in ["bf16", "fp32"]} | {("adamw", "step", "fp32"),

@@ -2,12 +2,14 @@
 // RMSNorm: the CPU reference against an independent fp64 torch composition, bad inputs, and (suite
 // RmsNormCuda, label gpu; also on the CPU emulator in kernels_on_emulator_test) the CUDA kernel
 // against the reference on the same bf16-rounded inputs, with outputs poisoned with NaN before each
-// run. Shapes are deliberately awkward (tails, odd rows).
+// run, and the residual add in the kernels against the add apart. Shapes are deliberately awkward
+// (tails, odd rows).
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 #include <torch/csrc/autograd/autograd.h>
 
 #include <limits>
+#include <string>
 #include <tuple>
 #include <utility>
 
@@ -66,6 +68,13 @@ TEST(RmsNorm, RejectsBadInputsWithUsageErrors) {
   EXPECT_THROW(rmsnorm_forward(x, at::ones({8}, at::kBFloat16), 1e-6), UsageError);     // mixed
   EXPECT_THROW(rmsnorm_forward(at::randn({8, 4}).t(), at::ones({8}), 1e-6), UsageError);  // layout
   EXPECT_THROW(rmsnorm_forward(x, at::ones({8}), 0.0), UsageError);                      // eps
+  // The residual in the input's dtype (or bf16 for fp32 input), of the input's shape; its gradient
+  // in the input's dtype.
+  const at::Tensor half = x.to(at::kBFloat16);
+  EXPECT_THROW(add_rmsnorm(half, x, at::ones({8}, at::kBFloat16), 1e-6), UsageError);
+  EXPECT_THROW(add_rmsnorm(x, at::zeros({8}), at::ones({8}), 1e-6), UsageError);
+  auto [y, inv_rms] = rmsnorm_forward_with_stats(x, at::ones({8}), 1e-6);
+  EXPECT_THROW(rmsnorm_backward(x, x, at::ones({8}), inv_rms, true, half), UsageError);
 }
 
 // Written independently of the kernel, in fp64 with autograd.
@@ -130,6 +139,52 @@ TEST(RmsNormCuda, BackwardMatchesReference) {
           << dtype << " cols " << cols;
       ASSERT_EQ(dw.scalar_type(), at::kFloat);
       EXPECT_LT(max_error_relative_to_scale(dw.cpu(), expected_dw), 1e-5) << dtype << " cols " << cols;
+    }
+  }
+}
+
+bool same_bits(const at::Tensor& a, const at::Tensor& b) {
+  return a.scalar_type() == b.scalar_type() && a.sizes() == b.sizes() && at::equal(a.cpu(), b.cpu());
+}
+
+// Note [The residual add in the norm]: add_rmsnorm in the kernels gives the sum, the norm and all
+// three gradients of the add followed by the norm, bit for bit; with both outputs read, and with the
+// norm's alone (the sum's gradient then undefined). 7: element-wise; 1000: the row in registers,
+// the weight's gradient summed in the pass (19 rows); 16,384 fp32: the looping kernels, the
+// weight's gradient apart.
+TEST(RmsNormCuda, KernelsAddTheResidualAsTheAddApart) {
+  ALBION_SKIP_WITHOUT_KERNEL_DEVICE();
+  for (const auto& [dtype, residual_dtype] : {std::pair{at::kFloat, at::kFloat}, {at::kFloat, at::kBFloat16},
+                                              {at::kBFloat16, at::kBFloat16}}) {
+    for (std::int64_t cols : {7, 1000, 16384}) {
+      SCOPED_TRACE(std::string(c10::toString(dtype)) + ", residual " + c10::toString(residual_dtype) + " 19x" +
+                   std::to_string(cols));
+      at::manual_seed(cols);
+      const auto leaf = [](const at::Tensor& t) { return to_kernel_device(t).requires_grad_(true); };
+      const at::Tensor x = leaf((at::randn({19, cols}) * 2).to(dtype));
+      const at::Tensor r = leaf(at::randn({19, cols}).to(residual_dtype));
+      const at::Tensor w = leaf(at::randn({cols}).to(dtype));
+      const at::Tensor dy = to_kernel_device(at::randn({19, cols}).to(dtype));
+      const at::Tensor ds = to_kernel_device(at::randn({19, cols}).to(dtype));
+      const OnKernelDevice on_device;
+      for (bool sum_read : {true, false}) {
+        SCOPED_TRACE(sum_read ? "sum and norm read" : "norm read");
+        poison_kernel_allocator(19 * cols * 4);
+        const auto [sum, normed] = add_rmsnorm(x, r, w, 1e-5);
+        const at::Tensor sum_apart = x + r;
+        const at::Tensor normed_apart = rmsnorm(sum_apart, w, 1e-5);
+        EXPECT_TRUE(same_bits(sum, sum_apart));
+        EXPECT_TRUE(same_bits(normed, normed_apart));
+        const auto gradients = [&](const at::Tensor& s, const at::Tensor& y) {
+          if (!sum_read) return torch::autograd::grad({y}, {x, r, w}, {dy});
+          return torch::autograd::grad({s, y}, {x, r, w}, {ds, dy});
+        };
+        const torch::autograd::variable_list grads = gradients(sum, normed);
+        const torch::autograd::variable_list grads_apart = gradients(sum_apart, normed_apart);
+        for (std::size_t i = 0; i < grads.size(); ++i) {
+          EXPECT_TRUE(same_bits(grads[i], grads_apart[i])) << "input " << i;
+        }
+      }
     }
   }
 }

@@ -2,9 +2,12 @@
 // kernels/rmsnorm/rmsnorm.cu run on the CPU emulator against rmsnorm_ref.cpp: 16-byte packs,
 // element-wise rows (odd lengths, misaligned pointers), one to 1024 threads per row, rows held in
 // registers and rows too long for them (32,776), the weight's gradient summed in the backward
-// pass over row segments.
+// pass over row segments; the residual add in the kernels against the add apart, bit for bit.
+#include <algorithm>
 #include <cstdint>
 #include <string>
+#include <tuple>
+#include <type_traits>
 #include <vector>
 
 #include "kernels/norm_grad/norm_parameter_grad.cuh"
@@ -70,12 +73,108 @@ void check(std::int64_t rows, std::int64_t cols, std::int64_t offset) {
   }
 }
 
+// The weight-segment counts a backward pass of `p` is checked with: 0 (the weight's gradient summed
+// apart), and the most its pass sums it over, where it can.
+std::vector<std::int64_t> segment_counts_for(const RmsNormBackwardParams& p) {
+  std::vector<std::int64_t> counts{0};
+  if (const std::int64_t most = rmsnorm_backward_weight_segments(p, 0); most > 0) counts.push_back(most);
+  return counts;
+}
+
+// What one backward launch of `p` writes into poisoned buffers of n elements (dx in T, `offset` in):
+// dx's n - offset elements, then dw where `segments` > 0 sums it in the pass.
+template <typename T>
+std::vector<std::vector<float>> backward_gradients(RmsNormBackwardParams p, std::int64_t segments, std::size_t n,
+                                                   std::size_t offset) {
+  DeviceBuffer<T> dx = poisoned<T>(n);
+  DeviceBuffer<float> partials = poisoned<float>(std::max<std::int64_t>(segments, 1) * p.cols);
+  DeviceBuffer<float> dw = poisoned<float>(p.cols);
+  p.grad_input = dx.data() + offset;
+  if (segments > 0) {
+    p.grad_weight = dw.data();
+    p.weight_partials = partials.data();
+    p.weight_segments = segments;
+  }
+  launch_rmsnorm_backward(p, nullptr);
+  std::vector<std::vector<float>> gradients{widened(dx.data() + offset, n - offset)};
+  if (segments > 0) gradients.push_back(widened(dw));
+  return gradients;
+}
+
+// The residual add in the kernels (RmsNormForwardParams::residual, RmsNormBackwardParams::grad_sum),
+// x in T and the residual in R (T, or bf16 beside fp32 x: bf16_residual): the sum is x + r rounded
+// to T, y and 1/rms are the plain kernel's on that sum, and dx (and dw) the plain kernel's with the
+// sum's other gradient ds added to dx after it is rounded, bit for bit (Note [The residual add in
+// the norm], kernels/layernorm/layernorm_torch.cpp). `offset` shifts every buffer, so both runs take
+// the element-wise path or neither does.
+template <typename T, typename R = T>
+void check_residual(std::int64_t rows, std::int64_t cols, std::int64_t offset) {
+  SCOPED_TRACE(case_name<T>(rows, cols, offset) + ", residual " + dtype_name<R>());
+  const std::size_t n = rows * cols + offset;
+  const std::size_t elements = rows * cols;
+  const DeviceBuffer<T> x = random_values<T>(n, cols, 2.0f);
+  const DeviceBuffer<R> r = random_values<R>(n, cols + 4);
+  const DeviceBuffer<T> w = random_values<T>(cols + offset, cols + 1);
+  const DeviceBuffer<T> dy = random_values<T>(n, cols + 2);
+  const DeviceBuffer<T> ds = random_values<T>(n, cols + 5);
+  DeviceBuffer<T> sum_apart(n);
+  for (std::size_t i = 0; i < n; ++i) sum_apart[i] = narrow<T>(widen(x.data()[i]) + widen(r.data()[i]));
+
+  // The forward pass: the add apart, then the plain kernel; the kernel with the residual.
+  struct Forward {
+    DeviceBuffer<T> y, sum;
+    DeviceBuffer<float> inv_rms;
+  };
+  const auto forward = [&](bool residual) {
+    Forward out{poisoned<T>(n), poisoned<T>(n), poisoned<float>(rows)};
+    RmsNormForwardParams p{(residual ? x : sum_apart).data() + offset, w.data() + offset, out.y.data() + offset,
+                           out.inv_rms.data(), rows, cols, 1e-5f, dtype_of<T>()};
+    if (residual) {
+      p.residual = r.data() + offset;
+      p.sum = out.sum.data() + offset;
+      p.bf16_residual = !std::is_same_v<T, R>;
+    }
+    launch_rmsnorm_forward(p, nullptr);
+    return out;
+  };
+  Forward apart = forward(false);
+  const Forward fused = forward(true);
+  EXPECT_EQ(widened(fused.sum.data() + offset, elements), widened(sum_apart.data() + offset, elements));
+  EXPECT_EQ(widened(fused.y.data() + offset, elements), widened(apart.y.data() + offset, elements));
+  EXPECT_EQ(widened(fused.inv_rms), widened(apart.inv_rms));
+
+  // The backward pass on the sum, with the weight's gradient apart (0 segments) and summed in it.
+  RmsNormBackwardParams backward{dy.data() + offset, sum_apart.data() + offset, w.data() + offset,
+                                 apart.inv_rms.data(), nullptr, rows, cols, dtype_of<T>()};
+  for (std::int64_t segments : segment_counts_for(backward)) {
+    SCOPED_TRACE(std::to_string(segments) + " weight segments");
+    std::vector<std::vector<float>> expected = backward_gradients<T>(backward, segments, n, offset);
+    std::vector<float>& dx_plus_ds = expected[0];
+    for (std::size_t i = 0; i < elements; ++i) {
+      dx_plus_ds[i] = widen(narrow<T>(dx_plus_ds[i] + widen(ds.data()[offset + i])));
+    }
+    RmsNormBackwardParams with_grad_sum = backward;
+    with_grad_sum.grad_sum = ds.data() + offset;
+    EXPECT_EQ(backward_gradients<T>(with_grad_sum, segments, n, offset), expected);
+  }
+}
+
 TEST_P(RmsNormEmulated, MatchesReference) {
   for (auto [rows, cols, offset] :
        {std::tuple{3, 8, 0}, {2, 37, 0}, {3, 1000, 0}, {9, 1000, 0}, {2, 4096, 0}, {2, 8200, 0}, {2, 32776, 0},
         {3, 64, 1}}) {
     check<float>(rows, cols, offset);
     check<__nv_bfloat16>(rows, cols, offset);
+  }
+}
+
+TEST_P(RmsNormEmulated, ResidualAddInTheKernelIsTheAddApart) {
+  // Rows in registers (summing 1 or all segments), looping rows (fp32, then bf16), element-wise rows.
+  for (auto [rows, cols, offset] :
+       {std::tuple{9, 1000, 0}, {3, 37, 0}, {3, 64, 1}, {2, 8200, 0}, {2, 16392, 0}}) {
+    check_residual<float>(rows, cols, offset);
+    check_residual<float, __nv_bfloat16>(rows, cols, offset);
+    check_residual<__nv_bfloat16>(rows, cols, offset);
   }
 }
 

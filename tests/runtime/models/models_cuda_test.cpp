@@ -307,20 +307,24 @@ TEST(ModelsCuda, FusedKernelsLeaveGpt2sBlockNormsUncast) {
   }
 }
 
-// GPT-2's norms add the residual stream's pending branch in their kernels (Note [The residual add
-// in the norm]): ln_2 the attention's output, the next block's ln_1 (or ln_f) the MLP's. Torch's ops
-// add to the stream twice a block and once for the embeddings; the fused kernels only for the
-// embeddings: in fp32, under bf16 autocast (where the final norm writes fp32 beside the MLP's bf16
-// output) and with LoRA adapters under autocast (every norm then writes fp32).
-TEST(ModelsCuda, FusedKernelsAddGpt2sResidualBranchesInTheNorms) {
+// The norms add the residual stream's pending branch in their kernels (Note [The residual add in
+// the norm]): the second norm of a block the attention's output, the next block's first norm (or
+// the final norm) the MLP's. Torch's ops add to the stream twice a block, and GPT-2 once more for
+// its two embeddings; the fused kernels only that once: in fp32, under bf16 autocast (where the
+// stream and norms stay fp32 beside the branches' bf16 outputs) and with LoRA adapters under
+// autocast (every GPT-2 norm then writes fp32).
+TEST(ModelsCuda, FusedKernelsAddTheResidualBranchesInTheNorms) {
   ALBION_SKIP_WITHOUT_KERNEL_DEVICE();
-  ModelConfig config = cuda_gpt2();
-  for (const auto& [autocast, lora] : {std::pair{false, false}, {true, false}, {true, true}}) {
-    SCOPED_TRACE(std::string(autocast ? "bf16 autocast" : "fp32") + (lora ? ", LoRA" : ""));
-    config.fused_kernels = false;
-    EXPECT_EQ(counted_in_forward(config, autocast, count_hidden_add, lora), 2 * config.layers + 1);
-    config.fused_kernels = true;
-    EXPECT_EQ(counted_in_forward(config, autocast, count_hidden_add, lora), 1);
+  for (ModelConfig config : {cuda_gpt2(), cuda_llama()}) {
+    const int embedding_adds = config.architecture == Architecture::kGpt2 ? 1 : 0;
+    for (const auto& [autocast, lora] : {std::pair{false, false}, {true, false}, {true, true}}) {
+      SCOPED_TRACE(std::string(architecture_name(config.architecture)) + (autocast ? ", bf16 autocast" : ", fp32") +
+                   (lora ? ", LoRA" : ""));
+      config.fused_kernels = false;
+      EXPECT_EQ(counted_in_forward(config, autocast, count_hidden_add, lora), 2 * config.layers + embedding_adds);
+      config.fused_kernels = true;
+      EXPECT_EQ(counted_in_forward(config, autocast, count_hidden_add, lora), embedding_adds);
+    }
   }
 }
 

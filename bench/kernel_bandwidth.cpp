@@ -215,29 +215,28 @@ void bench_rowwise(const Options& options, const Report& report, const std::vect
       // and its second read for the parameter gradients come apart: 13 against 8 (1.625x), or 10
       // where ours sums the parameter gradients apart too (1.3x).
       at::Tensor residual = at::randn({s.rows, s.hidden}, t).requires_grad_();
-      const auto add_norm_backward = [&](const at::Tensor& sum, const at::Tensor& normed) {
-        torch::autograd::grad({sum, normed}, {x, residual, weight, bias}, {dy, dy});
-      };
-      const auto add_rms_backward = [&](const at::Tensor& sum, const at::Tensor& normed) {
-        torch::autograd::grad({sum, normed}, {x, residual, weight}, {dy, dy});
+      const auto add_norm_backward = [&](const at::Tensor& sum, const at::Tensor& normed,
+                                         const torch::autograd::variable_list& inputs) {
+        torch::autograd::grad({sum, normed}, inputs, {dy, dy});
       };
       report.row("add+ln", "fwd+bwd", dtype, s.name, n, 8 * e * elements,
                  median_ms(options.device, [&] {
                    auto [sum, normed] = albion::kernels::add_layernorm(x, residual, weight, bias, eps);
-                   add_norm_backward(sum, normed);
+                   add_norm_backward(sum, normed, {x, residual, weight, bias});
                  }),
                  median_ms(options.device, [&] {
                    const at::Tensor sum = x + residual;
-                   add_norm_backward(sum, at::layer_norm(sum, {s.hidden}, weight, bias, eps));
+                   const at::Tensor normed = at::layer_norm(sum, {s.hidden}, weight, bias, eps);
+                   add_norm_backward(sum, normed, {x, residual, weight, bias});
                  }));
       report.row("add+rms", "fwd+bwd", dtype, s.name, n, 8 * e * elements,
                  median_ms(options.device, [&] {
                    auto [sum, normed] = albion::kernels::add_rmsnorm(x, residual, weight, eps);
-                   add_rms_backward(sum, normed);
+                   add_norm_backward(sum, normed, {x, residual, weight});
                  }),
                  median_ms(options.device, [&] {
                    const at::Tensor sum = x + residual;
-                   add_rms_backward(sum, rms_eager_of(sum));
+                   add_norm_backward(sum, rms_eager_of(sum), {x, residual, weight});
                  }));
       if (options.device.is_cuda()) {
         // The norms as before their backward summed the parameter gradients: a second kernel reads

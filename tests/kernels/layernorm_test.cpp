@@ -23,10 +23,6 @@ double max_difference(const at::Tensor& a, const at::Tensor& b) {
   return (a.to(at::kDouble).cpu() - b.to(at::kDouble).cpu()).abs().max().item<double>();
 }
 
-bool same_bits(const at::Tensor& a, const at::Tensor& b) {
-  return a.scalar_type() == b.scalar_type() && a.sizes() == b.sizes() && at::equal(a.cpu(), b.cpu());
-}
-
 // Note [A norm writes its product's operand]: fp32 input with a bf16 output gives the fp32 output
 // rounded, and a bf16 output gradient gives the gradients its fp32 copy gives, bit for bit; through
 // the entry points (`x` shifted by an element: unaligned) and through autograd. Scope: where the

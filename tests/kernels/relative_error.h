@@ -1,5 +1,6 @@
 // File: tests/kernels/relative_error.h
-// Error measures of a kernel's output against its reference, on the CPU in fp64.
+// Error measures of a kernel's output against its reference, on the CPU in fp64, and the exact
+// comparison for outputs that must match bit for bit.
 
 // The largest element-wise relative error (1e-6 in the denominator keeps elements near zero from
 // dominating).
@@ -23,6 +24,11 @@ inline double max_error_relative_to_scale(const at::Tensor& actual, const at::Te
   at::Tensor a = actual.to(at::kDouble).cpu();
   at::Tensor e = expected.to(at::kDouble).cpu();
   return ((a - e).abs().max() / e.abs().max().clamp_min(1e-300)).item<double>();
+}
+
+// Whether two tensors hold the same dtype, shape and bits (on any devices).
+inline bool same_bits(const at::Tensor& a, const at::Tensor& b) {
+  return a.scalar_type() == b.scalar_type() && a.sizes() == b.sizes() && at::equal(a.cpu(), b.cpu());
 }
 
 }  // namespace albion::kernels

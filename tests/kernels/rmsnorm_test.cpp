@@ -143,10 +143,6 @@ TEST(RmsNormCuda, BackwardMatchesReference) {
   }
 }
 
-bool same_bits(const at::Tensor& a, const at::Tensor& b) {
-  return a.scalar_type() == b.scalar_type() && a.sizes() == b.sizes() && at::equal(a.cpu(), b.cpu());
-}
-
 // Note [The residual add in the norm]: add_rmsnorm in the kernels gives the sum, the norm and all
 // three gradients of the add followed by the norm, bit for bit; with both outputs read, and with the
 // norm's alone (the sum's gradient then undefined). 7: element-wise; 1000: the row in registers,

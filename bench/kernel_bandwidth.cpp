@@ -238,6 +238,30 @@ void bench_rowwise(const Options& options, const Report& report, const std::vect
                    const at::Tensor sum = x + residual;
                    add_norm_backward(sum, rms_eager_of(sum), {x, residual, weight});
                  }));
+      if (dtype == at::kFloat) {
+        // Llama's input_layernorm under bf16 autocast: fp32 x normalised for the query, key and value
+        // projections, each reading a bf16 operand (bf16 gradients back). "rms-3ops" writes the three
+        // operands from the norm's kernel and sums their gradients in its backward (Note [One operand
+        // per product], kernels/rmsnorm/rmsnorm_torch.cpp); "rms+casts" is the fp32 kernel with a cast
+        // per product, as before it. Both against the eager composition with the same casts. Counted:
+        // read x, write 3 bf16 operands; read their gradients and x, write dx (24 bytes an element).
+        const std::vector<at::Tensor> operand_grads(3, dy.to(at::kBFloat16));
+        // Three casts of y, one per product, as autocast makes them.
+        const auto operands_backward = [&](const at::Tensor& y) {
+          torch::autograd::grad({y.to(at::kBFloat16), y.to(at::kBFloat16), y.to(at::kBFloat16)}, {x, weight},
+                                operand_grads);
+        };
+        const double operands_eager_ms = median_ms(options.device, [&] { operands_backward(rms_eager()); });
+        report.row("rms-3ops", "fwd+bwd", dtype, s.name, n, 24.0 * elements, median_ms(options.device, [&] {
+                     torch::autograd::grad(albion::kernels::rmsnorm_operands(x, weight, eps, 3), {x, weight},
+                                           operand_grads);
+                   }),
+                   operands_eager_ms);
+        report.row("rms+casts", "fwd+bwd", dtype, s.name, n, 24.0 * elements, median_ms(options.device, [&] {
+                     operands_backward(albion::kernels::rmsnorm(x, weight, eps));
+                   }),
+                   operands_eager_ms);
+      }
       if (options.device.is_cuda()) {
         // The norms as before their backward summed the parameter gradients: a second kernel reads
         // dy and x again for them (still the path of rows over 1,024 packs).

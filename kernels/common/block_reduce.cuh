@@ -158,30 +158,26 @@ inline int threads_for_summing_row(std::int64_t packs) {
   return threads_for_row((packs + kSummingPacksPerThread - 1) / kSummingPacksPerThread);
 }
 
-// Loads row `row` of a segment ending at `end` into this thread's slots of dy and x, or zeros
-// past the segment's last row (where the pointers are not read).
-// (dy's packs may be of another dtype than x's, with as many elements.)
-template <int kSlots, typename D, typename P>
-__device__ __forceinline__ void load_segment_row(const D* __restrict__ dy, const P* __restrict__ x, std::int64_t row,
-                                                 std::int64_t end, int packs, D (&d)[kSlots], P (&v)[kSlots]) {
-  const bool inside = row < end;
-  const std::int64_t offset = inside ? row * packs : 0;
-  load_row_slots(dy + offset, inside ? packs : 0, d);
-  load_row_slots(x + offset, inside ? packs : 0, v);
-}
-
 // Calls body(row, d, v) for each row of [begin, end) with this thread's slots of that row's dy and
-// x, the next row's already loading (Note [Parameter gradients in the backward pass]).
-template <int kSlots, typename D, typename P, typename Body>
-__device__ __forceinline__ void for_each_segment_row(const D* __restrict__ dy, const P* __restrict__ x,
-                                                     std::int64_t begin, std::int64_t end, int packs, Body body) {
+// x, the next row's already loading (Note [Parameter gradients in the backward pass]). dy's slots
+// come from load_dy(offset, packs, d): the row's first pack, and 0 packs past the segment's last
+// row (where nothing may be read), for a dy that is more than one array (RMSNorm's several readers).
+template <int kSlots, typename D, typename P, typename LoadDy, typename Body>
+__device__ __forceinline__ void for_each_segment_row_of(LoadDy load_dy, const P* __restrict__ x, std::int64_t begin,
+                                                        std::int64_t end, int packs, Body body) {
+  const auto load = [&](std::int64_t row, D(&d)[kSlots], P(&v)[kSlots]) {
+    const bool inside = row < end;
+    const std::int64_t offset = inside ? row * packs : 0;
+    load_dy(offset, inside ? packs : 0, d);
+    load_row_slots(x + offset, inside ? packs : 0, v);
+  };
   D d[kSlots];
   P v[kSlots];
-  load_segment_row(dy, x, begin, end, packs, d, v);
+  load(begin, d, v);
   for (std::int64_t row = begin; row < end; ++row) {
     D next_d[kSlots];  // in flight through this row's reductions
     P next_v[kSlots];
-    load_segment_row(dy, x, row + 1, end, packs, next_d, next_v);
+    load(row + 1, next_d, next_v);
     body(row, d, v);
 #pragma unroll
     for (int i = 0; i < kSlots; ++i) {
@@ -189,6 +185,17 @@ __device__ __forceinline__ void for_each_segment_row(const D* __restrict__ dy, c
       v[i] = next_v[i];
     }
   }
+}
+
+// As above for dy in one row-major array of packs D (of another dtype than x's, with as many
+// elements, or x's).
+template <int kSlots, typename D, typename P, typename Body>
+__device__ __forceinline__ void for_each_segment_row(const D* __restrict__ dy, const P* __restrict__ x,
+                                                     std::int64_t begin, std::int64_t end, int packs, Body body) {
+  const auto load_dy = [dy](std::int64_t offset, int row_packs, D(&d)[kSlots]) {
+    load_row_slots(dy + offset, row_packs, d);
+  };
+  for_each_segment_row_of<kSlots, D>(load_dy, x, begin, end, packs, body);
 }
 
 // Per-column sums a register-row kernel keeps across the rows it takes: kVec floats for each of

@@ -10,7 +10,8 @@
 // cast's backward widens it), the same values and gradients cost 16 bytes an element less, and a
 // kernel fewer a norm each way. Only for an output that one product reads and nothing else:
 // autograd would sum two readers' bf16 gradients in bf16, where the casts' backward summed them in
-// fp32 (models::LayerNorm::forward_into_product).
+// fp32 (models::LayerNorm::forward_into_product). For several products, RMSNorm writes one operand
+// each (Note [One operand per product], kernels/rmsnorm/rmsnorm_torch.cpp).
 //
 // Note [The residual add in the norm]
 // A pre-norm transformer adds each branch's output a to the residual stream x, and a norm reads

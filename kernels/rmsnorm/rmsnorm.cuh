@@ -4,10 +4,12 @@
 // (the kernel computes dx per row from the saved r and, for rows held in registers, can sum
 // dweight in the same pass: see RmsNormBackwardParams; else the torch layer sums it apart).
 // Layout: `rows` contiguous rows of `cols` elements; weight has `cols` elements; x, weight and y
-// share one dtype (fp32 or bf16); statistics accumulate in fp32. `inv_rms` (optional, fp32, one per
-// row) keeps 1/rms for the backward pass. Optionally the residual add before the norm, s = x + r, in
-// the same pass (residual, sum, grad_sum: Note [The residual add in the norm],
-// kernels/layernorm/layernorm_torch.cpp).
+// share one dtype (fp32 or bf16), or y (and dy) is bf16 beside fp32 x and weight; statistics
+// accumulate in fp32. `inv_rms` (optional, fp32, one per row) keeps 1/rms for the backward pass.
+// Optionally the residual add before the norm, s = x + r, in the same pass (residual, sum,
+// grad_sum: Note [The residual add in the norm], kernels/layernorm/layernorm_torch.cpp), and y
+// written once for each matrix product that reads it, their gradients summed in the backward pass
+// (further_outputs, further_grad_outputs: Note [One operand per product], rmsnorm_torch.cpp).
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -17,6 +19,10 @@
 #include "kernels/common/dtype.h"
 
 namespace albion::kernels {
+
+// The most copies of y a forward pass writes, and of dy a backward pass reads: Llama's query, key
+// and value projections read one norm's output.
+constexpr int kMaxNormOutputs = 3;
 
 struct RmsNormForwardParams {
   const void* input = nullptr;
@@ -33,6 +39,10 @@ struct RmsNormForwardParams {
   const void* residual = nullptr;
   void* sum = nullptr;
   bool bf16_residual = false;
+  // fp32 x only: y in bf16, rounded once as a matrix product's cast would round it.
+  bool bf16_output = false;
+  // Optional, with bf16_output: further copies of y, one per further reader; null past the last.
+  void* further_outputs[kMaxNormOutputs - 1] = {};
 };
 
 void launch_rmsnorm_forward(const RmsNormForwardParams& params, cudaStream_t stream);
@@ -56,6 +66,12 @@ struct RmsNormBackwardParams {
   // Optional: x is then s, and s's own gradient (in x's dtype, from s's other reader) is added to
   // dx, rounded as autograd's sum of the two would round.
   const void* grad_sum = nullptr;
+  // fp32 x only: dy in bf16 (the forward's bf16_output), widened exactly.
+  bool bf16_grad_output = false;
+  // Optional, with bf16_grad_output: the gradients of the forward's further outputs, in its order;
+  // dy is then (grad_output + further[0]) + further[1], summed in fp32 as autograd sums the
+  // gradients of fp32 y's casts. Null past the last.
+  const void* further_grad_outputs[kMaxNormOutputs - 1] = {};
 };
 
 void launch_rmsnorm_backward(const RmsNormBackwardParams& params, cudaStream_t stream);

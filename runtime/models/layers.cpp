@@ -5,6 +5,7 @@
 #include <ATen/autocast_mode.h>
 #include <torch/types.h>
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -22,6 +23,12 @@ at::Tensor normal_matrix(at::IntArrayRef shape, double init_std, const at::Tenso
   torch::NoGradGuard no_grad;
   if (skip_random_initial_values) return at::empty(shape, options);
   return at::empty(shape, options).normal_(0.0, init_std);
+}
+
+// Whether autocast runs x's matrix products in bf16 (their operands cast to bf16).
+bool bf16_products(const at::Tensor& x) {
+  const at::DeviceType device = x.device().type();
+  return at::autocast::is_autocast_enabled(device) && at::autocast::get_autocast_dtype(device) == at::kBFloat16;
 }
 
 }  // namespace
@@ -149,10 +156,7 @@ LayerNorm::LayerNorm(std::int64_t dim, double eps, const at::TensorOptions& opti
 
 std::optional<at::ScalarType> LayerNorm::fused_output_dtype(const at::Tensor& x, bool into_product) const {
   if (!use_fused_kernel(fused_, x) || x.scalar_type() != weight_.scalar_type()) return std::nullopt;
-  const at::DeviceType device = x.device().type();
-  const bool bf16_products =
-      at::autocast::is_autocast_enabled(device) && at::autocast::get_autocast_dtype(device) == at::kBFloat16;
-  return into_product && bf16_products && x.scalar_type() == at::kFloat ? at::kBFloat16 : x.scalar_type();
+  return into_product && bf16_products(x) && x.scalar_type() == at::kFloat ? at::kBFloat16 : x.scalar_type();
 }
 
 at::Tensor LayerNorm::forward(const at::Tensor& x) const {
@@ -200,6 +204,19 @@ std::pair<at::Tensor, at::Tensor> RmsNorm::add_then_forward(const at::Tensor& x,
   }
   at::Tensor sum = x + residual;
   return {sum, forward(sum)};
+}
+
+std::pair<at::Tensor, std::vector<at::Tensor>> RmsNorm::forward_into_products(const at::Tensor& x,
+                                                                             const at::Tensor& residual,
+                                                                             std::int64_t products) const {
+  if (products > 0 && bf16_products(x) && runs_fused(x) && x.scalar_type() == at::kFloat) {
+    if (!residual.defined()) return {x, kernels::rmsnorm_operands(x, weight_, eps_, products)};
+    if (kernels::add_rmsnorm_takes(x.scalar_type(), residual.scalar_type()) && residual.sizes() == x.sizes()) {
+      return kernels::add_rmsnorm_operands(x, residual, weight_, eps_, products);
+    }
+  }
+  auto [sum, normed] = residual.defined() ? add_then_forward(x, residual) : std::pair{x, forward(x)};
+  return {sum, std::vector<at::Tensor>(std::max<std::int64_t>(products, 1), normed)};
 }
 
 }  // namespace albion::models

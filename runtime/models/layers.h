@@ -13,6 +13,7 @@
 #include <memory>
 #include <optional>
 #include <utility>
+#include <vector>
 
 #include "kernels/common/kernel_device.h"
 
@@ -205,6 +206,13 @@ class RmsNorm : public torch::nn::Module {
   // the residual's dtype (Note [The residual add in the norm], kernels/layernorm/layernorm_torch.cpp);
   // else the add, then the norm.
   std::pair<at::Tensor, at::Tensor> add_then_forward(const at::Tensor& x, const at::Tensor& residual) const;
+  // {x + residual (x where `residual` is undefined), its norm as max(products, 1) tensors}, for
+  // `products` matrix products that read the norm and nothing else does (0: other readers too).
+  // With the fused kernel under bf16 autocast, fp32 x and products > 0: one bf16 operand for each,
+  // the fp32 norm rounded as its cast would round it (Note [One operand per product],
+  // kernels/rmsnorm/rmsnorm_torch.cpp); else the one norm, repeated.
+  std::pair<at::Tensor, std::vector<at::Tensor>> forward_into_products(const at::Tensor& x, const at::Tensor& residual,
+                                                                      std::int64_t products) const;
 
  private:
   // Whether the fused kernel normalises x.

@@ -5,8 +5,10 @@
 
 #include <torch/nn/modules/container/modulelist.h>
 
+#include <algorithm>
 #include <tuple>
 #include <utility>
+#include <vector>
 
 #include "kernels/rope/rope.h"
 #include "kernels/swiglu/swiglu.h"
@@ -28,6 +30,26 @@ std::shared_ptr<Linear> register_linear(torch::nn::Module& owner, const char* na
 
 // Qwen2's attention: biases on the query, key and value projections (not the output's).
 Bias qkv_bias(const ModelConfig& c) { return c.attention_bias ? Bias::kWith : Bias::kNone; }
+
+// How many matrix products read a norm's output for `layers`, and nothing else does: all of
+// theirs where the layers read the stream's tensor itself and have no adapter (which reads the
+// input too); else 0. RmsNorm::forward_into_products then writes one operand for each.
+std::int64_t products_reading(const ResidualStream& stream, std::initializer_list<const Linear*> layers) {
+  const bool alone = stream.passes_through() && std::ranges::none_of(layers, [](const Linear* layer) {
+    return layer->has_lora();
+  });
+  return alone ? static_cast<std::int64_t>(layers.size()) : 0;
+}
+
+// `layers` applied to the norm's output: to one operand each where the norm wrote them, else to
+// the one output through the stream.
+std::vector<at::Tensor> products_of(const ResidualStream& stream, const std::vector<at::Tensor>& operands,
+                                    std::initializer_list<const Linear*> layers) {
+  if (operands.size() == 1) return stream.project(operands[0], layers);
+  std::vector<at::Tensor> outputs;
+  for (const Linear* layer : layers) outputs.push_back(layer->forward(operands[outputs.size()]));
+  return outputs;
+}
 
 }  // namespace
 
@@ -56,11 +78,17 @@ class LlamaAttention : public torch::nn::Module {
     kv_heads_ /= count;
   }
 
-  // `rope`: the tables of x's positions; `cache`: null, or the keys and values of earlier
-  // positions (layer `layer`'s are used); `stream`: how `input` and the output are held.
-  at::Tensor forward(const at::Tensor& input, const ResidualStream& stream, const RotaryTables::Tables& rope,
-                     KvCache* cache, std::size_t layer) const {
-    const std::vector<at::Tensor> qkv = stream.project(input, {q_proj_.get(), k_proj_.get(), v_proj_.get()});
+  // The products reading the input norm's output (products_reading).
+  std::int64_t input_products(const ResidualStream& stream) const {
+    return products_reading(stream, {q_proj_.get(), k_proj_.get(), v_proj_.get()});
+  }
+
+  // `input`: the norm's output, or its input_products() operands; `rope`: the tables of x's
+  // positions; `cache`: null, or the keys and values of earlier positions (layer `layer`'s are
+  // used); `stream`: how `input` and the output are held.
+  at::Tensor forward(const std::vector<at::Tensor>& input, const ResidualStream& stream,
+                     const RotaryTables::Tables& rope, KvCache* cache, std::size_t layer) const {
+    const std::vector<at::Tensor> qkv = products_of(stream, input, {q_proj_.get(), k_proj_.get(), v_proj_.get()});
     const std::int64_t batch = qkv[0].size(0), length = qkv[0].size(1);
     auto heads = [&](const at::Tensor& t, std::int64_t n) {
       return t.view({batch, length, n, head_dim_}).transpose(1, 2);
@@ -113,8 +141,14 @@ class LlamaMlp : public torch::nn::Module {
     down_proj_->keep_part(1, index, count);
   }
 
-  at::Tensor forward(const at::Tensor& input, const ResidualStream& stream) const {
-    const std::vector<at::Tensor> gate_up = stream.project(input, {gate_proj_.get(), up_proj_.get()});
+  // The products reading the norm's output before the MLP (products_reading).
+  std::int64_t input_products(const ResidualStream& stream) const {
+    return products_reading(stream, {gate_proj_.get(), up_proj_.get()});
+  }
+
+  // `input`: the norm's output, or its input_products() operands.
+  at::Tensor forward(const std::vector<at::Tensor>& input, const ResidualStream& stream) const {
+    const std::vector<at::Tensor> gate_up = products_of(stream, input, {gate_proj_.get(), up_proj_.get()});
     const at::Tensor& gate = gate_up[0];
     const at::Tensor& up = gate_up[1];
     // Under autocast the projections may come out in different dtypes; the kernel needs one.
@@ -150,14 +184,16 @@ class LlamaLayer : public torch::nn::Module {
   // last add is left to the next norm, which makes it in its kernel where it can, as
   // post_attention_layernorm adds the attention's output (Note [The residual add in the norm]).
   // `pending`: the previous layer's MLP output, added to x here the same way (undefined: x is the
-  // whole stream).
+  // whole stream). Each norm writes its output once per reading product where it can (Note [One
+  // operand per product], kernels/rmsnorm/rmsnorm_torch.cpp).
   std::pair<at::Tensor, at::Tensor> forward_deferred(const at::Tensor& x, const at::Tensor& pending,
                                                      const ResidualStream& stream, const RotaryTables::Tables& rope,
                                                      KvCache* cache, std::size_t layer) const {
-    const auto [residual, normed] = pending.defined() ? input_layernorm_->add_then_forward(x, pending)
-                                                      : std::pair{x, input_layernorm_->forward(x)};
+    const auto [residual, normed] =
+        input_layernorm_->forward_into_products(x, pending, self_attn_->input_products(stream));
     const at::Tensor attended = self_attn_->forward(normed, stream, rope, cache, layer);
-    const auto [h, normed_2] = post_attention_layernorm_->add_then_forward(residual, attended);
+    const auto [h, normed_2] =
+        post_attention_layernorm_->forward_into_products(residual, attended, mlp_->input_products(stream));
     return {h, mlp_->forward(normed_2, stream)};
   }
 

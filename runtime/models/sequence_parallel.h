@@ -48,6 +48,8 @@ class ResidualStream {
   // gathered again there (gathered_products), unless this stream is `recomputed()` or an adapter's
   // dropout needs the whole input itself.
   std::vector<at::Tensor> project(const at::Tensor& x, std::initializer_list<const Linear*> layers) const;
+  // Whether to_layer is x itself (the model is not cut), so a layer reads the stream's tensor.
+  bool passes_through() const { return group_ == nullptr; }
   // This stream in a block whose activations are recomputed in the backward pass: the recomputation
   // keeps them only while the block's backward runs, so gathering the input a third time would buy
   // nothing.

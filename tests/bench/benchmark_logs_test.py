@@ -17,16 +17,19 @@ check_targets = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(check_targets)
 BUILD = sys.argv.pop(1) if len(sys.argv) > 1 else "build"
 
-# Every kernel and pass kernel_bandwidth measures on the CPU, in both dtypes where it has them (on a
-# GPU it adds the cross-entropy on one block per multiprocessor, "xent-sm1", and the norms with their
-# parameter gradients summed apart, "rms-apart" and "ln-apart").
+# Every kernel and pass kernel_bandwidth measures on the CPU, in both dtypes where it has them (the
+# RMSNorm operands for bf16 products, "rms-3ops" and "rms+casts", in fp32 only; on a GPU it adds
+# the cross-entropy on one block per multiprocessor, "xent-sm1", and the norms with their parameter
+# gradients summed apart, "rms-apart" and "ln-apart").
 EXPECTED_ROWS = {(kernel, pass_, dtype)
                  for kernel, passes in {"rmsnorm": ["fwd", "fwd+bwd"], "layernorm": ["fwd", "fwd+bwd"],
                                         "add+ln": ["fwd", "fwd+bwd"], "add+rms": ["fwd", "fwd+bwd"],
                                         "gelu_bias": ["fwd", "fwd+bwd"], "swiglu": ["fwd", "fwd+bwd"],
                                         "rope": ["fwd"], "xent": ["fwd", "fwd+bwd"]}.items()
                  for pass_ in passes for dtype in ["bf16", "fp32"]} | {("adamw", "step", "fp32"),
-                                                                       ("grad_norm", "reduce", "fp32")}
+                                                                       ("grad_norm", "reduce", "fp32"),
+                                                                       ("rms-3ops", "fwd+bwd", "fp32"),
+                                                                       ("rms+casts", "fwd+bwd", "fp32")}
 
 
 def run(*command):

@@ -2,16 +2,19 @@
 // RMSNorm: the CPU reference against an independent fp64 torch composition, bad inputs, and (suite
 // RmsNormCuda, label gpu; also on the CPU emulator in kernels_on_emulator_test) the CUDA kernel
 // against the reference on the same bf16-rounded inputs, with outputs poisoned with NaN before each
-// run, and the residual add in the kernels against the add apart. Shapes are deliberately awkward
-// (tails, odd rows).
+// run, the residual add in the kernels against the add apart, and the norm written once per product
+// against one fp32 output cast per product (on the CPU too). Shapes are deliberately awkward (tails,
+// odd rows).
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 #include <torch/csrc/autograd/autograd.h>
 
 #include <limits>
+#include <optional>
 #include <string>
 #include <tuple>
 #include <utility>
+#include <vector>
 
 #include "kernels/rmsnorm/rmsnorm.h"
 #include "runtime/base/error.h"
@@ -75,6 +78,88 @@ TEST(RmsNorm, RejectsBadInputsWithUsageErrors) {
   EXPECT_THROW(add_rmsnorm(x, at::zeros({8}), at::ones({8}), 1e-6), UsageError);
   auto [y, inv_rms] = rmsnorm_forward_with_stats(x, at::ones({8}), 1e-6);
   EXPECT_THROW(rmsnorm_backward(x, x, at::ones({8}), inv_rms, true, half), UsageError);
+  // Operands: 1 to 3 for fp32 input; their gradients bf16, all of one dtype and shape.
+  EXPECT_THROW(rmsnorm_operands(x, at::ones({8}), 1e-6, 0), UsageError);
+  EXPECT_THROW(rmsnorm_operands(x, at::ones({8}), 1e-6, 4), UsageError);
+  EXPECT_THROW(rmsnorm_operands(half, at::ones({8}, at::kBFloat16), 1e-6, 2), UsageError);
+  EXPECT_THROW(rmsnorm_backward({x, x}, x, at::ones({8}), inv_rms, true), UsageError);
+  EXPECT_THROW(rmsnorm_backward({half, x}, x, at::ones({8}), inv_rms, true), UsageError);
+  EXPECT_THROW(rmsnorm_backward({half, half.narrow(0, 0, 2)}, x, at::ones({8}), inv_rms, true), UsageError);
+}
+
+// Note [One operand per product]: rmsnorm_operands (add_rmsnorm_operands where `residual_dtype` is
+// given) is rmsnorm's fp32 output cast to bf16 once per product, bit for bit, and its gradients are
+// the casts' (their gradients summed in fp32), up to the order of that sum; also with the last
+// operand unread (its gradient undefined). On `device`: the CPU reference, or the kernels (7: element-
+// wise; 1000: the row in registers, the weight's gradient summed in the pass; 16,384: looping, the
+// weight's gradient apart).
+void expect_operands_are_the_casts(const at::Device& device, std::optional<at::ScalarType> residual_dtype) {
+  for (std::int64_t cols : {7, 1000, 16384}) {
+    for (std::int64_t copies = 1; copies <= 3; ++copies) {
+      for (bool last_read : {true, false}) {
+        if (copies == 1 && !last_read) continue;
+        SCOPED_TRACE("19x" + std::to_string(cols) + ", " + std::to_string(copies) + " operands" +
+                     (last_read ? "" : ", the last unread") +
+                     (residual_dtype ? std::string(", residual ") + c10::toString(*residual_dtype) : ""));
+        at::manual_seed(cols + copies);
+        const auto leaf = [&](const at::Tensor& t) { return t.to(device).requires_grad_(true); };
+        const at::Tensor x = leaf(at::randn({19, cols}) * 2);
+        const at::Tensor r = leaf(at::randn({19, cols}).to(residual_dtype.value_or(at::kFloat)));
+        const at::Tensor w = leaf(at::randn({cols}));
+        std::vector<at::Tensor> dys;
+        for (std::int64_t c = 0; c < copies; ++c) dys.push_back(at::randn({19, cols}).to(at::kBFloat16).to(device));
+        const at::Tensor ds = at::randn({19, cols}).to(device);
+        const std::vector<at::Tensor> inputs = residual_dtype ? std::vector{x, r, w} : std::vector{x, w};
+
+        if (!device.is_cpu()) poison_kernel_allocator(19 * cols * 4);
+        at::Tensor sum, sum_apart, normed_apart;
+        std::vector<at::Tensor> operands;
+        if (residual_dtype) {
+          std::tie(sum, operands) = add_rmsnorm_operands(x, r, w, 1e-5, copies);
+          std::tie(sum_apart, normed_apart) = add_rmsnorm(x, r, w, 1e-5);
+          EXPECT_TRUE(same_bits(sum, sum_apart));
+        } else {
+          operands = rmsnorm_operands(x, w, 1e-5, copies);
+          normed_apart = rmsnorm(x, w, 1e-5);
+        }
+        ASSERT_EQ(operands.size(), static_cast<std::size_t>(copies));
+        std::vector<at::Tensor> casts;
+        for (const at::Tensor& operand : operands) {
+          EXPECT_TRUE(same_bits(operand, normed_apart.to(at::kBFloat16)));
+          casts.push_back(normed_apart.to(at::kBFloat16));
+        }
+        const std::size_t read = last_read ? copies : copies - 1;
+        const auto gradients = [&](std::vector<at::Tensor> outputs, const at::Tensor& s) {
+          std::vector<at::Tensor> grads(dys.begin(), dys.begin() + read);
+          outputs.resize(read);
+          if (residual_dtype) {
+            outputs.push_back(s);
+            grads.push_back(ds);
+          }
+          return torch::autograd::grad(outputs, inputs, grads);
+        };
+        const torch::autograd::variable_list actual = gradients(operands, sum);
+        const torch::autograd::variable_list expected = gradients(casts, sum_apart);
+        for (std::size_t i = 0; i < inputs.size(); ++i) {
+          EXPECT_LT(max_error_relative_to_scale(actual[i].cpu().to(at::kFloat), expected[i].cpu().to(at::kFloat)),
+                    1e-6)
+              << "input " << i;
+        }
+      }
+    }
+  }
+}
+
+TEST(RmsNorm, OperandsPerProductAreTheCastsOfOneOutput) {
+  expect_operands_are_the_casts(at::kCPU, std::nullopt);
+}
+
+TEST(RmsNormCuda, OperandsPerProductAreTheCastsOfOneOutput) {
+  ALBION_SKIP_WITHOUT_KERNEL_DEVICE();
+  const OnKernelDevice on_device;
+  for (std::optional<at::ScalarType> residual : {std::optional<at::ScalarType>(), {at::kFloat}, {at::kBFloat16}}) {
+    expect_operands_are_the_casts(kernel_device(), residual);
+  }
 }
 
 // Written independently of the kernel, in fp64 with autograd.

@@ -2,7 +2,9 @@
 // kernels/rmsnorm/rmsnorm.cu run on the CPU emulator against rmsnorm_ref.cpp: 16-byte packs,
 // element-wise rows (odd lengths, misaligned pointers), one to 1024 threads per row, rows held in
 // registers and rows too long for them (32,776), the weight's gradient summed in the backward
-// pass over row segments; the residual add in the kernels against the add apart, bit for bit.
+// pass over row segments; the residual add in the kernels against the add apart, and y written once
+// per product in bf16 with its copies' gradients summed in the kernel against the fp32 kernel's y
+// rounded and its dy summed apart, bit for bit.
 #include <algorithm>
 #include <cstdint>
 #include <string>
@@ -159,6 +161,80 @@ void check_residual(std::int64_t rows, std::int64_t cols, std::int64_t offset) {
   }
 }
 
+// One operand per product (RmsNormForwardParams::bf16_output and further_outputs, RmsNormBackwardParams::
+// bf16_grad_output and further_grad_outputs; Note [One operand per product], rmsnorm_torch.cpp), for
+// fp32 x with `copies` copies and a residual in R (fp32 or bf16; none where `with_residual` is
+// false): each copy is the fp32 kernel's y rounded to bf16, the sum and 1/rms are the fp32 kernel's,
+// and dx (with the sum's gradient) and dw are the fp32 kernel's on dy = (d0 + d1) + d2 summed in
+// fp32 apart, bit for bit.
+template <typename R>
+void check_operands(std::int64_t rows, std::int64_t cols, std::int64_t offset, int copies, bool with_residual) {
+  SCOPED_TRACE(case_name<float>(rows, cols, offset) + ", " + std::to_string(copies) + " operands" +
+               (with_residual ? ", residual " + dtype_name<R>() : ""));
+  using Bf16 = __nv_bfloat16;
+  const std::size_t n = rows * cols + offset;
+  const std::size_t elements = rows * cols;
+  const DeviceBuffer<float> x = random_values<float>(n, cols, 2.0f);
+  const DeviceBuffer<R> r = random_values<R>(n, cols + 4);
+  const DeviceBuffer<float> w = random_values<float>(cols + offset, cols + 1);
+  const DeviceBuffer<float> ds = random_values<float>(n, cols + 5);
+  std::vector<DeviceBuffer<Bf16>> dys;
+  for (int c = 0; c < copies; ++c) dys.push_back(random_values<Bf16>(n, cols + 2 + 7 * c));
+
+  // The forward pass in fp32, then with the copies.
+  DeviceBuffer<float> y = poisoned<float>(n), sum = poisoned<float>(n);
+  DeviceBuffer<float> inv_rms = poisoned<float>(rows);
+  RmsNormForwardParams fp32{x.data() + offset, w.data() + offset, y.data() + offset, inv_rms.data(), rows, cols,
+                            1e-5f, DType::kFloat32};
+  if (with_residual) {
+    fp32.residual = r.data() + offset;
+    fp32.sum = sum.data() + offset;
+    fp32.bf16_residual = std::is_same_v<R, Bf16>;
+  }
+  launch_rmsnorm_forward(fp32, nullptr);
+  std::vector<DeviceBuffer<Bf16>> operands;
+  for (int c = 0; c < copies; ++c) operands.push_back(poisoned<Bf16>(n));
+  DeviceBuffer<float> operand_sum = poisoned<float>(n);
+  DeviceBuffer<float> operand_inv_rms = poisoned<float>(rows);
+  RmsNormForwardParams bf16 = fp32;
+  bf16.bf16_output = true;
+  bf16.output = operands[0].data() + offset;
+  for (int c = 1; c < copies; ++c) bf16.further_outputs[c - 1] = operands[c].data() + offset;
+  bf16.inv_rms = operand_inv_rms.data();
+  if (with_residual) bf16.sum = operand_sum.data() + offset;
+  launch_rmsnorm_forward(bf16, nullptr);
+  std::vector<float> y_rounded = widened(y.data() + offset, elements);
+  for (float& v : y_rounded) v = widen(narrow<Bf16>(v));
+  for (int c = 0; c < copies; ++c) {
+    EXPECT_EQ(widened(operands[c].data() + offset, elements), y_rounded) << "operand " << c;
+  }
+  EXPECT_EQ(widened(operand_inv_rms), widened(inv_rms));
+  if (with_residual) {
+    EXPECT_EQ(widened(operand_sum.data() + offset, elements), widened(sum.data() + offset, elements));
+  }
+
+  // The backward pass: the fp32 kernel on the gradients summed apart, then on the copies' own.
+  const DeviceBuffer<float>& normalised = with_residual ? sum : x;
+  DeviceBuffer<float> dy_summed(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    float total = widen(dys[0].data()[i]);
+    for (int c = 1; c < copies; ++c) total += widen(dys[c].data()[i]);
+    dy_summed[i] = total;
+  }
+  RmsNormBackwardParams backward{dy_summed.data() + offset, normalised.data() + offset, w.data() + offset,
+                                 inv_rms.data(), nullptr, rows, cols, DType::kFloat32};
+  if (with_residual) backward.grad_sum = ds.data() + offset;
+  RmsNormBackwardParams from_copies = backward;
+  from_copies.bf16_grad_output = true;
+  from_copies.grad_output = dys[0].data() + offset;
+  for (int c = 1; c < copies; ++c) from_copies.further_grad_outputs[c - 1] = dys[c].data() + offset;
+  for (std::int64_t segments : segment_counts_for(from_copies)) {
+    SCOPED_TRACE(std::to_string(segments) + " weight segments");
+    EXPECT_EQ(backward_gradients<float>(from_copies, segments, n, offset),
+              backward_gradients<float>(backward, segments, n, offset));
+  }
+}
+
 TEST_P(RmsNormEmulated, MatchesReference) {
   for (auto [rows, cols, offset] :
        {std::tuple{3, 8, 0}, {2, 37, 0}, {3, 1000, 0}, {9, 1000, 0}, {2, 4096, 0}, {2, 8200, 0}, {2, 32776, 0},
@@ -175,6 +251,18 @@ TEST_P(RmsNormEmulated, ResidualAddInTheKernelIsTheAddApart) {
     check_residual<float>(rows, cols, offset);
     check_residual<float, __nv_bfloat16>(rows, cols, offset);
     check_residual<__nv_bfloat16>(rows, cols, offset);
+  }
+}
+
+TEST_P(RmsNormEmulated, OperandsPerProductAreTheFp32NormRoundedAndSumTheirGradients) {
+  // Rows in registers (9x1000, the weight's gradient summed in the pass or apart), looping rows,
+  // element-wise rows (37 long; offset 1).
+  for (auto [rows, cols, offset] : {std::tuple{9, 1000, 0}, {2, 8200, 0}, {3, 37, 0}, {3, 64, 1}}) {
+    for (int copies = 1; copies <= kMaxNormOutputs; ++copies) {
+      check_operands<float>(rows, cols, offset, copies, /*with_residual=*/false);
+      check_operands<__nv_bfloat16>(rows, cols, offset, copies, /*with_residual=*/true);
+    }
+    check_operands<float>(rows, cols, offset, 2, /*with_residual=*/true);
   }
 }
 

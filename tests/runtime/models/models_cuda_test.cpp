@@ -5,7 +5,8 @@
 // query path (enable_gqa) agrees with the CPU; the fused kernels give the same loss and gradients
 // as torch's ops in fp32, and are as accurate under bf16 autocast, give the plain step's gradients
 // when activations are recomputed, and keep the KV cache exact; under autocast the fused LayerNorm
-// writes a lone product's operand in bf16; the sampler runs on the device.
+// writes a lone product's operand in bf16, and the fused RMSNorm one operand per product; the
+// sampler runs on the device.
 // The fused-kernel comparisons also run on the CPU emulator of the kernels
 // (models_on_emulator_test; tests/kernels/kernel_device.h).
 #include <ATen/record_function.h>
@@ -294,16 +295,24 @@ std::int64_t counted_in_forward(const ModelConfig& config, bool autocast,
   return counted_ops;
 }
 
-// GPT-2's forward under bf16 autocast: with the fused kernels only the final norm's output is cast
-// for its product (the LM head), where torch's ops cast both block norms' outputs in every layer
-// too (Note [A norm writes its product's operand]).
-TEST(ModelsCuda, FusedKernelsLeaveGpt2sBlockNormsUncast) {
+// Under bf16 autocast the fused kernels write the block norms' outputs in bf16 for the products
+// that read them, so only the final norm's output is cast (for the LM head): GPT-2's norms one
+// operand for their one product (Note [A norm writes its product's operand]), Llama's one for each
+// of the query, key and value projections and of the gate and up projections (Note [One operand per
+// product], kernels/rmsnorm/rmsnorm_torch.cpp). Torch's ops cast each norm's output once per product:
+// GPT-2 2 a block, Llama 5 a layer. With LoRA adapters on every linear layer (which read the norm's
+// output too) the fused norms write fp32, cast as often as torch's ops cast theirs.
+TEST(ModelsCuda, FusedKernelsLeaveTheBlockNormsUncast) {
   ALBION_SKIP_WITHOUT_KERNEL_DEVICE();
-  ModelConfig config = cuda_gpt2();
-  for (bool fused : {false, true}) {
-    config.fused_kernels = fused;
-    EXPECT_EQ(counted_in_forward(config, /*autocast=*/true, count_hidden_cast), fused ? 1 : 2 * config.layers + 1)
-        << (fused ? "fused" : "torch's ops");
+  for (ModelConfig config : {cuda_gpt2(), cuda_llama()}) {
+    SCOPED_TRACE(architecture_name(config.architecture));
+    const std::int64_t casts_per_block = config.architecture == Architecture::kGpt2 ? 2 : 5;
+    config.fused_kernels = false;
+    EXPECT_EQ(counted_in_forward(config, /*autocast=*/true, count_hidden_cast), casts_per_block * config.layers + 1);
+    const std::int64_t with_lora = counted_in_forward(config, /*autocast=*/true, count_hidden_cast, /*lora=*/true);
+    config.fused_kernels = true;
+    EXPECT_EQ(counted_in_forward(config, /*autocast=*/true, count_hidden_cast), 1);
+    EXPECT_EQ(counted_in_forward(config, /*autocast=*/true, count_hidden_cast, /*lora=*/true), with_lora) << "LoRA";
   }
 }
 

@@ -306,7 +306,8 @@ Trainer::QueuedStep Trainer::train_step(std::int64_t step) {
     loss_sum += loss.detach().to(at::kDouble);
   }
   at::Tensor grad_norm = parallel_->step(*this, lr);
-  return {step, lr, parallel_->mean(loss_sum / static_cast<double>(accumulation_)), std::move(grad_norm)};
+  return {step, lr, parallel_->mean(loss_sum / static_cast<double>(accumulation_)), std::move(grad_norm),
+          std::chrono::steady_clock::now()};
 }
 
 void Trainer::read_queued_steps_through(std::int64_t step) {
@@ -314,6 +315,11 @@ void Trainer::read_queued_steps_through(std::int64_t step) {
     const QueuedStep queued = std::move(queued_.front());
     queued_.pop_front();
     const double loss = queued.loss.item<double>();  // waits for the step's work on the device
+    // A CUDA step's work ends about when its loss can be read (read one step late, the device has
+    // been busy with it meanwhile); a CPU step's ran while it was queued, and the step after may
+    // have run since: timed from its reads, the one before the last would count both and the last
+    // neither.
+    const auto done = device_.is_cuda() ? std::chrono::steady_clock::now() : queued.queued_at;
     ALBION_CHECK_AS(SystemError, std::isfinite(loss), "training diverged: loss is ",
                     std::isnan(loss) ? "nan" : "infinite", " at step ", queued.step,
                     " (lower optim.lr or raise optim.warmup_steps; the last checkpoint is kept)");
@@ -321,19 +327,19 @@ void Trainer::read_queued_steps_through(std::int64_t step) {
     summary_.losses.push_back(loss);
     summary_.grad_norms.push_back(grad_norm);
     tokens_since_log_ += recipe_.train.global_batch_tokens;
-    log_step(queued.step, loss, queued.lr, grad_norm);
+    log_step(queued.step, loss, queued.lr, grad_norm, done);
   }
 }
 
-void Trainer::log_step(std::int64_t step, double loss, double lr, double grad_norm) {
+void Trainer::log_step(std::int64_t step, double loss, double lr, double grad_norm,
+                       std::chrono::steady_clock::time_point done) {
   const bool last = step + 1 == recipe_.train.steps;
   if ((step + 1) % recipe_.log.interval != 0 && !last && step != 0) return;
-  const auto now = std::chrono::steady_clock::now();
-  const double interval = std::chrono::duration<double>(now - last_log_).count();
+  const double interval = std::chrono::duration<double>(done - last_log_).count();
   const double tokens_per_s = interval > 0 ? static_cast<double>(tokens_since_log_) / interval : 0;
-  last_log_ = now;
+  last_log_ = done;
   tokens_since_log_ = 0;
-  const double elapsed = std::chrono::duration<double>(now - start_).count();
+  const double elapsed = std::chrono::duration<double>(done - start_).count();
   std::optional<double> mfu;
   if (peak_flops_) mfu = flops_per_token_ * tokens_per_s / world_.world_size / *peak_flops_;
   if (metrics_) {

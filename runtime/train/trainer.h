@@ -132,12 +132,15 @@ class Trainer {
     double lr;
     at::Tensor loss;       // 0-dim: the global batch's mean loss
     at::Tensor grad_norm;  // 0-dim: the global gradient norm before clipping
+    std::chrono::steady_clock::time_point queued_at;  // when train_step returned
   };
   QueuedStep train_step(std::int64_t step);
   void read_queued_steps_through(std::int64_t step);
   // `base_sha256`: model.init's digest (models::hugging_face_weights_digest), recorded in checkpoints.
   void add_lora_adapters(std::string base_sha256);
-  void log_step(std::int64_t step, double loss, double lr, double grad_norm);
+  // `done`: when the step's work ended, for the rate since the last logged step.
+  void log_step(std::int64_t step, double loss, double lr, double grad_norm,
+                std::chrono::steady_clock::time_point done);
 
   config::Recipe recipe_;
   WorldPosition world_;

@@ -7,12 +7,14 @@ kernels with what was measured: met, missed, or not measured.
 DIR holds whichever of these exist (scripts/gpu_check.sh writes them):
   kernel_bandwidth.log       build/bench/kernel_bandwidth
   cross_entropy_memory.log   build/bench/cross_entropy_memory, eager and chunked lines
-  gpt2_results.jsonl         bench/gpt2_throughput.sh
+  gpt2_results.jsonl         bench/train_throughput.sh (gpt2)
+  llama_results.jsonl        bench/train_throughput.sh (llama)
 
 Targets: every kernel row at the large sizes at >= 80% of the copy bandwidth and >= 2x eager
 (where eager's own traffic caps the speedup below 2x, the row also shows that ceiling); the chunked
 cross-entropy's peak memory <= 1/4 of eager; GPT-2 124M faster with fused kernels than without,
-shown next to PyTorch eager and torch.compile. Exit status 0 whatever the verdicts: this reports.
+shown next to PyTorch eager and torch.compile (and Llama 3.2 1B's fused against unfused, beside
+the targets). Exit status 0 whatever the verdicts: this reports.
 """
 import json
 import os
@@ -109,7 +111,7 @@ def check_memory(path):
     return lines or ["cross-entropy peak memory: no result lines in " + path]
 
 
-def check_gpt2(path):
+def check_training(path, title):
     runs = {}
     with open(path) as log:
         lines = log.readlines()
@@ -118,7 +120,7 @@ def check_gpt2(path):
         if line.startswith("{"):
             row = json.loads(line)
             runs[row["run"]] = row
-    lines = ["GPT-2 124M training:"]
+    lines = [title + " training:"]
     for name, row in runs.items():
         mfu = f"{100 * row['mfu']:.1f}%" if row.get("mfu") is not None else "-"
         peak = row.get("peak_memory_bytes")
@@ -142,7 +144,8 @@ def main(argv):
         print("usage: bench/check_targets.py DIR", file=sys.stderr)
         return 2
     checks = [("kernel_bandwidth.log", check_kernels), ("cross_entropy_memory.log", check_memory),
-              ("gpt2_results.jsonl", check_gpt2)]
+              ("gpt2_results.jsonl", lambda path: check_training(path, "GPT-2 124M")),
+              ("llama_results.jsonl", lambda path: check_training(path, "Llama 3.2 1B"))]
     for name, check in checks:
         path = os.path.join(argv[1], name)
         print("\n".join(check(path)) if os.path.exists(path) else f"{name}: not measured")

@@ -1,5 +1,5 @@
 """Plain PyTorch twin of `albion train recipes/gpt2_124m.ini`, eager or torch.compile'd, for the
-training benchmark (bench/gpt2_throughput.sh runs both next to Albion in one run).
+training benchmark (bench/train_throughput.sh runs both next to Albion in one run).
 
 Same model as Albion's `gpt2` preset (12 layers, hidden 768, 12 heads, context 1024, vocabulary
 50,257, tied embeddings, pre-LayerNorm, GELU-tanh, biases, SDPA causal attention), bf16 autocast

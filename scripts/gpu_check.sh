@@ -8,9 +8,9 @@
 # Stages, run in this order whatever order they are named in: build (only the programs the named
 # stages run; everything when `build` is named alone); kernels (bench/kernel_bandwidth, the fused
 # cross-entropy's peak memory against eager at 8,192 tokens x 128,256 vocabulary, fp32 and under
-# bf16 autocast); tests (the gpu-labelled tests); train (bench/gpt2_throughput.sh: GPT-2 124M with
+# bf16 autocast); tests (the gpu-labelled tests); train (bench/train_throughput.sh: GPT-2 124M with
 # fused kernels on and off, next to PyTorch eager and torch.compile, then each Albion run's
-# costliest kernels from a profiled window). Every call ends with bench/check_targets.py: each
+# costliest kernels from a profiled window; then Llama 3.2 1B with fused kernels on and off). Every call ends with bench/check_targets.py: each
 # target, met or missed.
 # One device call runs them all: with ALBION_GPU_BUDGET_S (the call's seconds, e.g. 30 under its
 # timeout) each stage gets at most what is left, so the verdicts still come back when the build or
@@ -26,7 +26,8 @@
 # system's copies hidden.
 #
 # $OUT returns at most 8 files, named [A-Za-z0-9._-]: runs and datasets live in $work, and $OUT
-# gets the logs below plus gpt2_results.jsonl, nothing else.
+# gets the logs below (doctor's in gpu_tests.log, both training runs' in train_throughput.log) plus
+# gpt2_results.jsonl and llama_results.jsonl: 8 files, nothing else.
 # Environment: ALBION_GPU_BUDGET_S (see above; unset: no limit), ALBION_GPU_WORK (runs;
 # /tmp/albion-gpu-check), ALBION_GPU_PREFIX (the unpacked packages; /tmp/albion-prefix),
 # ALBION_GPU_COMPUTE_CAP (e.g. 9.0, instead of asking nvidia-smi).
@@ -170,17 +171,21 @@ fi
 
 if stage tests; then
   echo "== doctor (${SECONDS} s since the start)"
-  bounded 60 $build/bin/albion doctor 2>&1 | tee "$out/doctor.log" || echo "doctor reported a problem (above); going on"
+  bounded 60 $build/bin/albion doctor 2>&1 | tee "$out/gpu_tests.log" || echo "doctor reported a problem (above); going on"
   echo "== GPU tests"
   # Bounded: a hung test would otherwise hold the call for its 300 s TIMEOUT.
-  bounded 240 ctest --test-dir $build -L gpu -j 4 --output-on-failure 2>&1 | tee "$out/gpu_tests.log" | tail -15 || true
+  bounded 240 ctest --test-dir $build -L gpu -j 4 --output-on-failure 2>&1 | tee -a "$out/gpu_tests.log" | tail -15 || true
 fi
 
 if stage train; then
   echo "== GPT-2 124M throughput: Albion fused / unfused, PyTorch eager / compile (${SECONDS} s since the start)"
-  bounded 480 bash bench/gpt2_throughput.sh "$build" "$python" 20 "$work/gpt2" 2>&1 | tee "$out/gpt2_throughput.log" ||
-    echo "gpt2_throughput failed"
+  bounded 480 bash bench/train_throughput.sh "$build" "$python" 20 "$work/gpt2" gpt2 2>&1 |
+    tee "$out/train_throughput.log" || echo "GPT-2 train_throughput failed"
   cp "$work/gpt2/results.jsonl" "$out/gpt2_results.jsonl" 2>/dev/null || true
+  echo "== Llama 3.2 1B throughput: Albion fused / unfused (${SECONDS} s since the start)"
+  bounded 240 bash bench/train_throughput.sh "$build" "$python" 10 "$work/llama" llama 2>&1 |
+    tee -a "$out/train_throughput.log" || echo "Llama train_throughput failed"
+  cp "$work/llama/results.jsonl" "$out/llama_results.jsonl" 2>/dev/null || true
 fi
 
 echo "== targets (${SECONDS} s since the start)"

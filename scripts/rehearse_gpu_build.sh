@@ -56,8 +56,9 @@ default_checks='
   echo "== two ranks under the prefix'"'"'s mpirun"
   "$ALBION_GPU_PREFIX/wrappers/mpiexec" -np 2 --oversubscribe build-gpu/tests/collectives_test \
     --gtest_filter=-*Cuda.* --gtest_brief=1
-  echo "== the train stage, on the CPU (tiny model): albion train, PyTorch eager and compile"
-  SMOKE=1 bash bench/gpt2_throughput.sh build-gpu "$ALBION_REHEARSE_PYTHON" 4 /tmp/rehearse-gpt2
+  echo "== the train stage, on the CPU (tiny models): albion train, PyTorch eager and compile"
+  SMOKE=1 bash bench/train_throughput.sh build-gpu "$ALBION_REHEARSE_PYTHON" 4 /tmp/rehearse-gpt2 gpt2
+  SMOKE=1 bash bench/train_throughput.sh build-gpu "$ALBION_REHEARSE_PYTHON" 4 /tmp/rehearse-llama llama
 '
 python=${ALBION_REHEARSE_PYTHON:-$PWD/.venv/bin/python}
 export ALBION_REHEARSE_PYTHON=$python ALBION_GPU_COMPUTE_CAP=${ALBION_GPU_COMPUTE_CAP:-9.0}

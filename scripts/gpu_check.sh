@@ -10,8 +10,8 @@
 # cross-entropy's peak memory against eager at 8,192 tokens x 128,256 vocabulary, fp32 and under
 # bf16 autocast); tests (the gpu-labelled tests); train (bench/train_throughput.sh: GPT-2 124M with
 # fused kernels on and off, next to PyTorch eager and torch.compile, then each Albion run's
-# costliest kernels from a profiled window; then Llama 3.2 1B with fused kernels on and off). Every call ends with bench/check_targets.py: each
-# target, met or missed.
+# costliest kernels from a profiled window; then Llama 3.2 1B with fused kernels on and off). Every
+# call ends with bench/check_targets.py: each target, met or missed.
 # One device call runs them all: with ALBION_GPU_BUDGET_S (the call's seconds, e.g. 30 under its
 # timeout) each stage gets at most what is left, so the verdicts still come back when the build or
 # a stage runs long, and a second call names only the stages that did not finish. A lent machine
@@ -171,10 +171,12 @@ fi
 
 if stage tests; then
   echo "== doctor (${SECONDS} s since the start)"
-  bounded 60 $build/bin/albion doctor 2>&1 | tee "$out/gpu_tests.log" || echo "doctor reported a problem (above); going on"
+  bounded 60 $build/bin/albion doctor 2>&1 | tee "$out/gpu_tests.log" ||
+    echo "doctor reported a problem (above); going on"
   echo "== GPU tests"
   # Bounded: a hung test would otherwise hold the call for its 300 s TIMEOUT.
-  bounded 240 ctest --test-dir $build -L gpu -j 4 --output-on-failure 2>&1 | tee -a "$out/gpu_tests.log" | tail -15 || true
+  bounded 240 ctest --test-dir $build -L gpu -j 4 --output-on-failure 2>&1 | tee -a "$out/gpu_tests.log" |
+    tail -15 || true
 fi
 
 if stage train; then

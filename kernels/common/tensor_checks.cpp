@@ -23,6 +23,14 @@ void check_contiguous(const at::Tensor& tensor, const char* what) {
                   tensor.strides(), " for sizes ", tensor.sizes());
 }
 
+void check_contiguous_like(const at::Tensor& tensor, const at::Tensor& like, const char* what) {
+  ALBION_CHECK_AS(UsageError,
+                  tensor.sizes() == like.sizes() && tensor.device() == like.device() &&
+                      tensor.scalar_type() == like.scalar_type() && tensor.is_contiguous(),
+                  what, " (", tensor.scalar_type(), " ", tensor.sizes(), " on ", tensor.device(),
+                  ") must be contiguous, ", like.scalar_type(), " ", like.sizes(), " on ", like.device());
+}
+
 void check_same_device_and_dtype(const at::Tensor& a, const at::Tensor& b, const char* what_a,
                                  const char* what_b) {
   ALBION_CHECK_AS(UsageError, a.device() == b.device(), what_a, " is on ", a.device(), " but ",

@@ -17,6 +17,10 @@ DType kernel_dtype(const at::Tensor& tensor, const char* what);
 // Throws unless `tensor` is contiguous (our kernels index rows directly).
 void check_contiguous(const at::Tensor& tensor, const char* what);
 
+// Throws unless `tensor` is contiguous, with `like`'s shape, device and dtype (a gradient of the
+// same tensor from another reader).
+void check_contiguous_like(const at::Tensor& tensor, const at::Tensor& like, const char* what);
+
 // Throws unless `a` and `b` live on the same device and have the same dtype.
 void check_same_device_and_dtype(const at::Tensor& a, const at::Tensor& b, const char* what_a,
                                  const char* what_b);

@@ -150,10 +150,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> layernorm_backward(const at::Tens
                   "layernorm backward: grad_output or statistics (", rows, " contiguous ",
                   statistics_type(input), " values each) do not match input ", input.sizes(), " on ",
                   input.device());
-  ALBION_CHECK_AS(UsageError,
-                  !grad_sum.defined() || (grad_sum.sizes() == input.sizes() && grad_sum.device() == input.device() &&
-                                          grad_sum.scalar_type() == input.scalar_type() && grad_sum.is_contiguous()),
-                  "layernorm backward: grad_sum must be contiguous, of input's shape, device and dtype");
+  if (grad_sum.defined()) check_contiguous_like(grad_sum, input, "layernorm backward: grad_sum");
   const std::int64_t cols = input.size(-1);
   at::Tensor grad_input = at::empty_like(input);
   const auto with_parameters_apart = [&]() -> std::tuple<at::Tensor, at::Tensor, at::Tensor> {

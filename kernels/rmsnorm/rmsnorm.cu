@@ -408,7 +408,8 @@ void launch_rmsnorm_backward(const RmsNormBackwardParams& params, cudaStream_t s
                    nulls_last(params.further_grad_outputs),
                "rmsnorm backward: further gradients come in bf16 beside fp32 x, none after a null");
   if (params.rows == 0) return;
-  with_backward_types(params, [&](auto x, auto dy) { launch_backward_typed<decltype(x), decltype(dy)>(params, stream); });
+  with_backward_types(params,
+                      [&](auto x, auto dy) { launch_backward_typed<decltype(x), decltype(dy)>(params, stream); });
 }
 
 void launch_rmsnorm_forward(const RmsNormForwardParams& params, cudaStream_t stream) {

@@ -86,7 +86,9 @@ ForwardResult forward_with_stats(const at::Tensor& input, const at::Tensor& resi
   ALBION_CHECK(!residual.defined() || runs_kernels(input), "rmsnorm: the residual add runs in the kernels only");
   const std::int64_t cols = input.size(-1);
   std::vector<at::Tensor> outputs;
-  for (std::int64_t c = 0; c < layout.copies; ++c) outputs.push_back(at::empty_like(input, input.options().dtype(layout.type)));
+  for (std::int64_t c = 0; c < layout.copies; ++c) {
+    outputs.push_back(at::empty_like(input, input.options().dtype(layout.type)));
+  }
   at::Tensor inv_rms = at::empty({rows}, input.options().dtype(statistics_type(input)));
   const at::Tensor sum = residual.defined() ? at::empty_like(input) : at::Tensor();
   if (rows == 0) return {outputs, inv_rms, sum};
@@ -160,10 +162,7 @@ std::pair<at::Tensor, at::Tensor> rmsnorm_backward(at::TensorList grad_outputs, 
                       inv_rms.device() == input.device() && inv_rms.is_contiguous(),
                   "rmsnorm backward: statistics ", inv_rms.sizes(), " ", inv_rms.scalar_type(), " on ",
                   inv_rms.device(), " do not match input ", input.sizes(), " on ", input.device());
-  ALBION_CHECK_AS(UsageError,
-                  !grad_sum.defined() || (grad_sum.sizes() == input.sizes() && grad_sum.device() == input.device() &&
-                                          grad_sum.scalar_type() == input.scalar_type() && grad_sum.is_contiguous()),
-                  "rmsnorm backward: grad_sum must be contiguous, of input's shape, device and dtype");
+  if (grad_sum.defined()) check_contiguous_like(grad_sum, input, "rmsnorm backward: grad_sum");
   const std::int64_t cols = input.size(-1);
   at::Tensor grad_input = at::empty_like(input);
   // The separate sum reads one dy of input's dtype (rows too long to sum it in dx's pass).

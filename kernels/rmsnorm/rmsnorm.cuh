@@ -21,8 +21,8 @@
 namespace albion::kernels {
 
 // The most copies of y a forward pass writes, and of dy a backward pass reads: Llama's query, key
-// and value projections read one norm's output.
-constexpr int kMaxNormOutputs = 3;
+// and value projections read one norm's output, and with LoRA adapters each adapter reads it too.
+constexpr int kMaxNormOutputs = 6;
 
 struct RmsNormForwardParams {
   const void* input = nullptr;

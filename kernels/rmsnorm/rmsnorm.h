@@ -33,6 +33,8 @@ bool add_rmsnorm_takes(at::ScalarType input, at::ScalarType residual);
 // as the casts' are. Differentiable in input and weight.
 std::vector<at::Tensor> rmsnorm_operands(const at::Tensor& input, const at::Tensor& weight, double eps,
                                          std::int64_t operands);
+// Whether rmsnorm_operands writes that many operands.
+bool rmsnorm_operands_take(std::int64_t operands);
 // {input + residual, rmsnorm_operands of that sum}: add_rmsnorm with its norm written as operands.
 std::pair<at::Tensor, std::vector<at::Tensor>> add_rmsnorm_operands(const at::Tensor& input,
                                                                     const at::Tensor& residual,

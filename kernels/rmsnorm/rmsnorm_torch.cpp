@@ -8,18 +8,20 @@
 // Note [One operand per product]
 // Under bf16 autocast Llama's residual stream is fp32 and each norm's output feeds several bf16
 // matrix products: input_layernorm's the query, key and value projections, post_attention_layer-
-// norm's the gate and up projections. Written in fp32, it cost 4 bytes an element, then each
-// product's cast read 4 and wrote 2; in the backward pass each cast's gradient widened its
-// product's bf16 input gradient to fp32 (2 read, 4 written), autograd summed those in fp32 (12 an
-// add) and the norm read the sum (4). One bf16 output read by all of them (Note [A norm writes its
-// product's operand], kernels/layernorm/layernorm_torch.cpp) would make autograd sum their bf16
-// gradients in bf16, rounding where the casts' gradients did not. So the norm writes one bf16
-// operand per product instead, each the fp32 output rounded once as the cast rounds it, each its
-// own autograd output: their gradients reach the backward pass apart, and its kernel reads them
-// all and sums them in fp32 as it reads dy (RmsNormBackwardParams::further_grad_outputs). For
-// three products that is 6 bytes written where 22 moved, and 6 read where 46 moved: 56 bytes an
-// element, 36 for two, and the casts' and adds' kernels gone. The operands are the same values
-// and gradients; only the fp32 sum's order may differ from autograd's (the operands' order here).
+// norm's the gate and up projections (and, with LoRA adapters, each adapter's first product too).
+// Written in fp32, it cost 4 bytes an element, then each product's cast read 4 and wrote 2; in the
+// backward pass each cast's gradient widened its product's bf16 input gradient to fp32 (2 read, 4
+// written), autograd summed those in fp32 (12 an add) and the norm read the sum (4). One bf16
+// output read by all of them (Note [A norm writes its product's operand],
+// kernels/layernorm/layernorm_torch.cpp) would make autograd sum their bf16 gradients in bf16,
+// rounding where the casts' gradients did not. So the norm writes one bf16 operand per product
+// instead, each the fp32 output rounded once as the cast rounds it, each its own autograd output:
+// their gradients reach the backward pass apart, and its kernel reads them all and sums them in
+// fp32 as it reads dy (RmsNormBackwardParams::further_grad_outputs). For three products that is 6
+// bytes written where 22 moved, and 6 read where 46 moved: 56 bytes an element, 36 for two (116 and
+// 76 with an adapter on each), and the casts' and adds' kernels gone. The operands are the same
+// values and gradients; only the fp32 sum's order may differ from autograd's (the operands' order
+// here).
 #include <torch/csrc/autograd/custom_function.h>
 
 #include <optional>
@@ -312,6 +314,8 @@ std::pair<at::Tensor, at::Tensor> add_rmsnorm(const at::Tensor& input, const at:
       input.contiguous(), std::optional(residual.contiguous()), weight.contiguous(), eps, input.scalar_type(), 1);
   return {outputs[0], outputs[1]};
 }
+
+bool rmsnorm_operands_take(std::int64_t operands) { return operands >= 1 && operands <= kMaxNormOutputs; }
 
 std::vector<at::Tensor> rmsnorm_operands(const at::Tensor& input, const at::Tensor& weight, double eps,
                                          std::int64_t operands) {

@@ -87,8 +87,10 @@ Linear::Linear(std::int64_t in, std::int64_t out, Bias bias, double init_std,
   if (bias == Bias::kWith) bias_ = register_parameter("bias", at::zeros({out}, options));
 }
 
-at::Tensor Linear::forward(const at::Tensor& x) const {
-  return with_lora(bias_.defined() ? at::linear(x, weight_, bias_) : at::linear(x, weight_), x);
+at::Tensor Linear::forward(const at::Tensor& x) const { return forward(x, x); }
+
+at::Tensor Linear::forward(const at::Tensor& x, const at::Tensor& adapter_input) const {
+  return with_lora(bias_.defined() ? at::linear(x, weight_, bias_) : at::linear(x, weight_), adapter_input);
 }
 
 void Linear::keep_part(int dim, std::int64_t index, std::int64_t count) {
@@ -209,7 +211,8 @@ std::pair<at::Tensor, at::Tensor> RmsNorm::add_then_forward(const at::Tensor& x,
 std::pair<at::Tensor, std::vector<at::Tensor>> RmsNorm::forward_into_products(const at::Tensor& x,
                                                                              const at::Tensor& residual,
                                                                              std::int64_t products) const {
-  if (products > 0 && bf16_products(x) && runs_fused(x) && x.scalar_type() == at::kFloat) {
+  const bool operands = kernels::rmsnorm_operands_take(products) && bf16_products(x) && runs_fused(x);
+  if (operands && x.scalar_type() == at::kFloat) {
     if (!residual.defined()) return {x, kernels::rmsnorm_operands(x, weight_, eps_, products)};
     if (kernels::add_rmsnorm_takes(x.scalar_type(), residual.scalar_type()) && residual.sizes() == x.sizes()) {
       return kernels::add_rmsnorm_operands(x, residual, weight_, eps_, products);

@@ -99,6 +99,9 @@ class Linear : public AdaptableLinear {
   Linear(std::int64_t in, std::int64_t out, Bias bias, double init_std,
          const at::TensorOptions& options);
   at::Tensor forward(const at::Tensor& x) const;
+  // forward(x) with the adapter reading `adapter_input`, a tensor equal to x (a norm's operand of
+  // its own: Note [One operand per product], kernels/rmsnorm/rmsnorm_torch.cpp).
+  at::Tensor forward(const at::Tensor& x, const at::Tensor& adapter_input) const;
   const at::Tensor& weight() const { return weight_; }
   const at::Tensor& bias() const { return bias_; }  // undefined for Bias::kNone
   at::Tensor merged_weight() const override;
@@ -208,7 +211,8 @@ class RmsNorm : public torch::nn::Module {
   std::pair<at::Tensor, at::Tensor> add_then_forward(const at::Tensor& x, const at::Tensor& residual) const;
   // {x + residual (x where `residual` is undefined), its norm as max(products, 1) tensors}, for
   // `products` matrix products that read the norm and nothing else does (0: other readers too).
-  // With the fused kernel under bf16 autocast, fp32 x and products > 0: one bf16 operand for each,
+  // With the fused kernel under bf16 autocast, fp32 x and as many products as it writes operands
+  // for (kernels::rmsnorm_operands_take): one bf16 operand for each,
   // the fp32 norm rounded as its cast would round it (Note [One operand per product],
   // kernels/rmsnorm/rmsnorm_torch.cpp); else the one norm, repeated.
   std::pair<at::Tensor, std::vector<at::Tensor>> forward_into_products(const at::Tensor& x, const at::Tensor& residual,

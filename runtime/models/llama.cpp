@@ -5,7 +5,6 @@
 
 #include <torch/nn/modules/container/modulelist.h>
 
-#include <algorithm>
 #include <tuple>
 #include <utility>
 #include <vector>
@@ -31,23 +30,31 @@ std::shared_ptr<Linear> register_linear(torch::nn::Module& owner, const char* na
 // Qwen2's attention: biases on the query, key and value projections (not the output's).
 Bias qkv_bias(const ModelConfig& c) { return c.attention_bias ? Bias::kWith : Bias::kNone; }
 
-// How many matrix products read a norm's output for `layers`, and nothing else does: all of
-// theirs where the layers read the stream's tensor itself and have no adapter (which reads the
-// input too); else 0. RmsNorm::forward_into_products then writes one operand for each.
+// How many matrix products read a norm's output for `layers`, and nothing else does, where the
+// layers read the stream's tensor itself: each layer's own, and its adapter's first where it has
+// one that reads the layer's input as it is (no dropout in training); else 0.
+// RmsNorm::forward_into_products then writes one operand for each.
 std::int64_t products_reading(const ResidualStream& stream, std::initializer_list<const Linear*> layers) {
-  const bool alone = stream.passes_through() && std::ranges::none_of(layers, [](const Linear* layer) {
-    return layer->has_lora();
-  });
-  return alone ? static_cast<std::int64_t>(layers.size()) : 0;
+  if (!stream.passes_through()) return 0;
+  std::int64_t products = 0;
+  for (const Linear* layer : layers) {
+    if (!layer->adapter_sees_layer_input()) return 0;
+    products += layer->has_lora() ? 2 : 1;
+  }
+  return products;
 }
 
-// `layers` applied to the norm's output: to one operand each where the norm wrote them, else to
-// the one output through the stream.
+// `layers` applied to the norm's output: to the operands products_reading counted where the norm
+// wrote them (a layer's, then its adapter's), else to the one output through the stream.
 std::vector<at::Tensor> products_of(const ResidualStream& stream, const std::vector<at::Tensor>& operands,
                                     std::initializer_list<const Linear*> layers) {
   if (operands.size() == 1) return stream.project(operands[0], layers);
   std::vector<at::Tensor> outputs;
-  for (const Linear* layer : layers) outputs.push_back(layer->forward(operands[outputs.size()]));
+  auto operand = operands.begin();
+  for (const Linear* layer : layers) {
+    const at::Tensor& input = *operand++;
+    outputs.push_back(layer->has_lora() ? layer->forward(input, *operand++) : layer->forward(input));
+  }
   return outputs;
 }
 

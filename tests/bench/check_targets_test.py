@@ -82,9 +82,16 @@ class CheckTargetsTest(unittest.TestCase):
         lines = self.run_on({"gpt2_results.jsonl": "\n".join(slower) + "\n"})
         self.assertRegex(self.line_with(lines, "fused / unfused"), r"MISSED$")
 
+    def test_llama_fused_against_unfused_has_its_own_section(self):
+        runs = [gpt2_line("albion fused", 90000.0), gpt2_line("albion unfused", 60000.0)]
+        lines = self.run_on({"llama_results.jsonl": "\n".join(runs) + "\n"})
+        self.assertIn("Llama 3.2 1B training:", lines)
+        self.assertRegex(self.line_with(lines, "fused / unfused"), r"1\.500x met$")
+        self.assertIn("gpt2_results.jsonl: not measured", lines)
+
     def test_missing_logs_are_reported_not_measured(self):
         lines = self.run_on({})
-        self.assertEqual(len([l for l in lines if l.endswith("not measured")]), 3)
+        self.assertEqual(len([l for l in lines if l.endswith("not measured")]), 4)
 
     def test_usage_error_exits_2(self):
         result = subprocess.run([sys.executable, SCRIPT, "/nonexistent-folder"], capture_output=True, text=True)

@@ -14,6 +14,7 @@
 
 #include <atomic>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -200,18 +201,21 @@ TEST(ModelsCuda, FusedKernelsTrainLoraAdapters) {
   expect_fused_step_matches_torch_ops(/*lora=*/true);
 }
 
-// Under bf16 autocast, as the trainer runs: the fused path is as accurate as torch's ops. Both
-// are measured against the fp32 run of torch's ops; each rounds its bf16 activations at its own
-// points, so the fused path may differ from torch's by about as much as torch's differs from fp32.
+// Under bf16 autocast, as the trainer runs: the fused path is as accurate as torch's ops, for the
+// whole model and for LoRA adapters on every linear layer (whose inputs Llama's norms write as
+// operands too). Both are measured against the fp32 run of torch's ops; each rounds its bf16
+// activations at its own points, so the fused path may differ from torch's by about as much as
+// torch's differs from fp32.
 TEST(ModelsCuda, FusedKernelsUnderBf16AutocastAreAsAccurateAsTorchsOps) {
   ALBION_SKIP_WITHOUT_KERNEL_DEVICE();
   const testing_support::FullFp32Matmuls full_fp32;
-  for (const ModelConfig& config : {cuda_gpt2(), cuda_llama()}) {
-    const char* arch = architecture_name(config.architecture);
+  for (const auto& [config, lora] : {std::pair{cuda_gpt2(), false}, {cuda_llama(), false}, {cuda_gpt2(), true},
+                                     {cuda_llama(), true}}) {
+    const std::string arch = std::string(architecture_name(config.architecture)) + (lora ? " LoRA" : "");
     const at::Tensor ids = random_ids_on_kernel_device(config);
-    const StepResult exact = loss_and_gradients(config, ids, /*fused=*/false, /*autocast=*/false);
-    const StepResult torch_ops = loss_and_gradients(config, ids, /*fused=*/false, /*autocast=*/true);
-    const StepResult fused = fused_loss_and_gradients(config, ids, /*autocast=*/true, torch_ops);
+    const StepResult exact = loss_and_gradients(config, ids, /*fused=*/false, /*autocast=*/false, lora);
+    const StepResult torch_ops = loss_and_gradients(config, ids, /*fused=*/false, /*autocast=*/true, lora);
+    const StepResult fused = fused_loss_and_gradients(config, ids, /*autocast=*/true, torch_ops, lora);
     // Twice torch's own error, and a floor for the losses (both within ~3e-5 of fp32): measured on
     // the emulator, the fused path's gradients came within 1.25x of torch's error, and a broken
     // kernel (a dropped bias, a wrong derivative) lands 10x to 1000x above.
@@ -257,11 +261,16 @@ bool fp32_hidden(const c10::IValue& value) {
   return t.scalar_type() == at::kFloat && t.dim() >= 2 && t.size(-1) == counted_hidden_size;
 }
 
-// Casts of them to bf16, activations only (not leaves: no parameter).
+// The counted model's parameters, by their data (a frozen model's are leaves, as are activations
+// computed from them alone).
+std::set<const void*> counted_model_parameters;
+
+// Casts of them to bf16, activations only (no parameter).
 std::unique_ptr<at::ObserverContext> count_hidden_cast(const at::RecordFunction& fn) {
   if (std::string_view(fn.name()) != "aten::_to_copy") return nullptr;
   const auto inputs = fn.inputs();
-  if (inputs.size() >= 2 && fp32_hidden(inputs[0]) && !inputs[0].toTensor().is_leaf() && inputs[1].isInt() &&
+  if (inputs.size() >= 2 && fp32_hidden(inputs[0]) &&
+      !counted_model_parameters.contains(inputs[0].toTensor().data_ptr()) && inputs[1].isInt() &&
       inputs[1].toScalarType() == at::kBFloat16) {
     ++counted_ops;
   }
@@ -289,6 +298,8 @@ std::int64_t counted_in_forward(const ModelConfig& config, bool autocast,
   const kernels::Bf16AutocastScope bf16(kernels::kernel_device().type(), autocast);
   counted_hidden_size = config.hidden_size;
   counted_ops = 0;
+  counted_model_parameters.clear();
+  for (const at::Tensor& p : model->parameters()) counted_model_parameters.insert(p.data_ptr());
   const at::CallbackHandle handle = at::addThreadLocalCallback(at::RecordFunctionCallback(count).needsInputs(true));
   model->loss(ids, ids.roll(-1, 1), at::ones_like(ids));
   at::removeCallback(handle);
@@ -300,19 +311,23 @@ std::int64_t counted_in_forward(const ModelConfig& config, bool autocast,
 // operand for their one product (Note [A norm writes its product's operand]), Llama's one for each
 // of the query, key and value projections and of the gate and up projections (Note [One operand per
 // product], kernels/rmsnorm/rmsnorm_torch.cpp). Torch's ops cast each norm's output once per product:
-// GPT-2 2 a block, Llama 5 a layer. With LoRA adapters on every linear layer (which read the norm's
-// output too) the fused norms write fp32, cast as often as torch's ops cast theirs.
+// GPT-2 2 a block, Llama 5 a layer; with LoRA adapters on every linear layer once more per adapter
+// (GPT-2 4, Llama 10). With adapters Llama's norms write an operand for each adapter too, GPT-2's
+// write fp32, cast as often as torch's ops cast theirs.
 TEST(ModelsCuda, FusedKernelsLeaveTheBlockNormsUncast) {
   ALBION_SKIP_WITHOUT_KERNEL_DEVICE();
   for (ModelConfig config : {cuda_gpt2(), cuda_llama()}) {
     SCOPED_TRACE(architecture_name(config.architecture));
-    const std::int64_t casts_per_block = config.architecture == Architecture::kGpt2 ? 2 : 5;
+    const bool gpt2 = config.architecture == Architecture::kGpt2;
+    const std::int64_t casts_per_block = gpt2 ? 2 : 5;
     config.fused_kernels = false;
     EXPECT_EQ(counted_in_forward(config, /*autocast=*/true, count_hidden_cast), casts_per_block * config.layers + 1);
     const std::int64_t with_lora = counted_in_forward(config, /*autocast=*/true, count_hidden_cast, /*lora=*/true);
+    EXPECT_EQ(with_lora, 2 * casts_per_block * config.layers + 1) << "LoRA";
     config.fused_kernels = true;
     EXPECT_EQ(counted_in_forward(config, /*autocast=*/true, count_hidden_cast), 1);
-    EXPECT_EQ(counted_in_forward(config, /*autocast=*/true, count_hidden_cast, /*lora=*/true), with_lora) << "LoRA";
+    EXPECT_EQ(counted_in_forward(config, /*autocast=*/true, count_hidden_cast, /*lora=*/true), gpt2 ? with_lora : 1)
+        << "LoRA";
   }
 }
 

@@ -136,6 +136,14 @@ at::Tensor summed_gradient(at::TensorList grad_outputs, at::ScalarType type) {
   return sum;
 }
 
+// The weight's gradient by the separate sum (norm_parameter_grad), which reads one dy of input's
+// dtype: for rows too long to sum it in dx's pass, and for a norm whose input needs no gradient.
+at::Tensor weight_gradient_apart(at::TensorList grad_outputs, const at::Tensor& input, const at::Tensor& inv_rms) {
+  return norm_parameter_grads(summed_gradient(grad_outputs, input.scalar_type()), input, /*mean=*/at::Tensor(),
+                              inv_rms, /*with_bias=*/false)
+      .first;
+}
+
 }  // namespace
 
 std::pair<at::Tensor, at::Tensor> rmsnorm_forward_with_stats(const at::Tensor& input, const at::Tensor& weight,
@@ -167,12 +175,8 @@ std::pair<at::Tensor, at::Tensor> rmsnorm_backward(at::TensorList grad_outputs, 
   if (grad_sum.defined()) check_contiguous_like(grad_sum, input, "rmsnorm backward: grad_sum");
   const std::int64_t cols = input.size(-1);
   at::Tensor grad_input = at::empty_like(input);
-  // The separate sum reads one dy of input's dtype (rows too long to sum it in dx's pass).
   const auto weight_apart = [&] {
-    if (!weight_gradient) return at::Tensor();
-    return norm_parameter_grads(summed_gradient(grad_outputs, input.scalar_type()), input, /*mean=*/at::Tensor(),
-                                inv_rms, /*with_bias=*/false)
-        .first;
+    return weight_gradient ? weight_gradient_apart(grad_outputs, input, inv_rms) : at::Tensor();
   };
   if (rows == 0) return {grad_input, weight_apart()};
   if (runs_kernels(input)) {
@@ -273,9 +277,7 @@ class RmsNormFunction : public torch::autograd::Function<RmsNormFunction> {
       std::tie(grad_input, grad_weight) =
           rmsnorm_backward(grad_outputs, normalised, weight, inv_rms, weight_gradient, grad_sum);
     } else if (!grad_outputs.empty() && weight_gradient) {
-      grad_weight = norm_parameter_grads(summed_gradient(grad_outputs, normalised.scalar_type()), normalised,
-                                         at::Tensor(), inv_rms, /*with_bias=*/false)
-                        .first;
+      grad_weight = weight_gradient_apart(grad_outputs, normalised, inv_rms);
     }
     // x's and r's gradient is the sum's; autograd casts r's to r's dtype.
     return {grad_input, with_sum ? grad_input : at::Tensor(),

@@ -35,6 +35,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (out == nullptr) return 0;
   std::fwrite(file.data(), 1, file.size(), out);
   std::fclose(out);
+  struct RemovedAfterTheInput {  // libFuzzer may _Exit at its time limit, so no file outlives an input
+    const std::string& path;
+    ~RemovedAfterTheInput() { std::remove(path.c_str()); }
+  } const removed_after_the_input{path};
   try {
     ckpt::ShardRecord record = ckpt::parse_shard_record_json(record_text, "fuzz");
     record.file_bytes = file.size();

@@ -28,6 +28,13 @@ done
 
 log() { printf 'setup: %s\n' "$*"; }
 
+# A fresh .venv (torch with its CUDA libraries, 5 GiB) and build (5 GiB) need about 11 GiB; a disk
+# that fills halfway shows up as a failed link long after the cause, so say it up front.
+free_gib=$(df --output=avail -BG "$here" | tail -1 | tr -dc '0-9')
+if [ ! -d "${ALBION_BUILD:-build}" ] && [ "${free_gib:-0}" -lt 12 ]; then
+  log "warning: only ${free_gib} GiB free under $here; a fresh setup and build need about 11 GiB"
+fi
+
 # --- Debian packages -----------------------------------------------------------------------------
 missing_debs=()
 for pkg in "${ALBION_DEBIAN_PACKAGES[@]}"; do

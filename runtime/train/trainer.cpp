@@ -293,17 +293,21 @@ Trainer::QueuedStep Trainer::train_step(std::int64_t step) {
   const double lr = schedule_.at(step);
   // Summed on the device: no host synchronisation per micro-batch.
   at::Tensor loss_sum = at::zeros({}, at::TensorOptions().dtype(at::kDouble).device(device_));
-  for (std::int64_t micro = 0; micro < accumulation_; ++micro) {
-    data::TokenBatch batch = train_loader_->next();
-    at::Tensor loss;
-    {
-      const kernels::Bf16AutocastScope autocast(at::kCUDA, bf16_autocast_);
-      loss = model_->loss(batch.inputs, batch.targets, batch.loss_mask);
+  {
+    // Ends before the optimizer changes the weights (Note [Weights cast once per step]).
+    const kernels::WeightCastsKept weights_cast_once(bf16_autocast_);
+    for (std::int64_t micro = 0; micro < accumulation_; ++micro) {
+      data::TokenBatch batch = train_loader_->next();
+      at::Tensor loss;
+      {
+        const kernels::Bf16AutocastScope autocast(at::kCUDA, bf16_autocast_);
+        loss = model_->loss(batch.inputs, batch.targets, batch.loss_mask);
+      }
+      parallel_->before_backward(micro + 1 == accumulation_);
+      // Each micro-batch contributes 1/accumulation of the step's mean loss and gradient.
+      (loss / static_cast<double>(accumulation_)).backward();
+      loss_sum += loss.detach().to(at::kDouble);
     }
-    parallel_->before_backward(micro + 1 == accumulation_);
-    // Each micro-batch contributes 1/accumulation of the step's mean loss and gradient.
-    (loss / static_cast<double>(accumulation_)).backward();
-    loss_sum += loss.detach().to(at::kDouble);
   }
   at::Tensor grad_norm = parallel_->step(*this, lr);
   return {step, lr, parallel_->mean(loss_sum / static_cast<double>(accumulation_)), std::move(grad_norm),

@@ -3,8 +3,9 @@
 // are bit for bit those of the plain forward, for GPT-2 and Llama, every block or every second;
 // LoRA adapters under a frozen base still get gradients, their dropout draws the same masks when
 // recomputed and leaves the generator where the plain run leaves it; decoding and evaluation do not
-// recompute; and the memory held between forward and backward falls, measured by a counting CPU
-// allocator.
+// recompute; under bf16 autocast with the weights cast once for a step's micro-batches, the
+// gradients are those of a cast per micro-batch; and the memory held between forward and backward
+// falls, measured by a counting CPU allocator.
 #include <c10/core/CPUAllocator.h>
 #include <gtest/gtest.h>
 
@@ -13,6 +14,7 @@
 #include <mutex>
 #include <unordered_map>
 
+#include "kernels/common/autocast_scope.h"
 #include "runtime/models/activation_checkpoint.h"
 #include "runtime/models/lora.h"
 #include "tests/runtime/models/model_test_support.h"
@@ -119,6 +121,46 @@ TEST_P(Recompute, DecodingAndEvaluationRunThePlainForward) {
   EXPECT_FALSE(recompute_block(1, 0, true, /*decoding=*/true));
   EXPECT_FALSE(recompute_block(0, 0, true, false));
   EXPECT_FALSE(recompute_block(2, 1, true, false));
+}
+
+// A step of two micro-batches under CPU bf16 autocast; `keep_casts`: the weights cast once for both.
+LossAndGrads autocast_step(CausalLm& model, const at::Tensor& ids, bool keep_casts) {
+  model.zero_grad();
+  LossAndGrads out{at::zeros({}), {}};
+  {
+    const kernels::WeightCastsKept kept(keep_casts);
+    for (std::int64_t micro = 0; micro < 2; ++micro) {
+      const at::Tensor rows = ids.narrow(0, micro, 2);
+      at::Tensor loss;
+      {
+        const kernels::Bf16AutocastScope autocast(at::kCPU);
+        loss = model.loss(rows.narrow(1, 0, ids.size(1) - 1), rows.narrow(1, 1, ids.size(1) - 1));
+      }
+      loss.backward();
+      out.loss += loss.detach().to(at::kFloat);
+    }
+  }
+  for (auto& [name, p] : model.trainable_parameters()) {
+    out.grads.emplace_back(name, p.grad().defined() ? p.grad().clone() : at::Tensor());
+  }
+  return out;
+}
+
+// Note [Weights cast once per step]: a recomputed block's first forward runs without autograd and
+// caches its weights' casts; the recomputation and the next micro-batch are handed those casts, and
+// the weights must still get their gradients.
+TEST_P(Recompute, WeightsCastOncePerStepGetThePlainGradients) {
+  const at::Tensor ids = ids_for(config(), 15);
+  const auto fp32_model = [&](std::int64_t every) {
+    const auto model = with_recompute(config(), every);
+    model->to(at::kFloat);
+    return model;
+  };
+  const LossAndGrads cast_per_micro_batch = autocast_step(*fp32_model(0), ids, /*keep_casts=*/false);
+  for (std::int64_t every : {0, 1, 2}) {
+    SCOPED_TRACE(every);
+    expect_identical(cast_per_micro_batch, autocast_step(*fp32_model(every), ids, /*keep_casts=*/true));
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Architectures, Recompute, ::testing::Values(0, 1),

@@ -324,6 +324,7 @@ void Trainer::read_queued_steps_through(std::int64_t step) {
     // have run since: timed from its reads, the one before the last would count both and the last
     // neither.
     const auto done = device_.is_cuda() ? std::chrono::steady_clock::now() : queued.queued_at;
+    last_done_ = std::max(last_done_, done);
     ALBION_CHECK_AS(SystemError, std::isfinite(loss), "training diverged: loss is ",
                     std::isnan(loss) ? "nan" : "infinite", " at step ", queued.step,
                     " (lower optim.lr or raise optim.warmup_steps; the last checkpoint is kept)");
@@ -335,11 +336,21 @@ void Trainer::read_queued_steps_through(std::int64_t step) {
   }
 }
 
+std::chrono::steady_clock::duration Trainer::untimed_within(std::chrono::steady_clock::time_point from,
+                                                            std::chrono::steady_clock::time_point to) {
+  std::chrono::steady_clock::duration within{};
+  for (const auto& [begin, end] : untimed_) {
+    if (std::min(end, to) > std::max(begin, from)) within += std::min(end, to) - std::max(begin, from);
+  }
+  std::erase_if(untimed_, [to](const auto& span) { return span.second <= to; });
+  return within;
+}
+
 void Trainer::log_step(std::int64_t step, double loss, double lr, double grad_norm,
                        std::chrono::steady_clock::time_point done) {
   const bool last = step + 1 == recipe_.train.steps;
   if ((step + 1) % recipe_.log.interval != 0 && !last && step != 0) return;
-  const double interval = std::chrono::duration<double>(done - last_log_).count();
+  const double interval = std::chrono::duration<double>(done - last_log_ - untimed_within(last_log_, done)).count();
   const double tokens_per_s = interval > 0 ? static_cast<double>(tokens_since_log_) / interval : 0;
   last_log_ = done;
   tokens_since_log_ = 0;
@@ -449,7 +460,8 @@ TrainSummary Trainer::train(const std::atomic<bool>& stop_requested) {
   const std::int64_t first = hooks_->resume(*this);
   if (first > 0 && metrics_) metrics_->mark_resumed(first);
   summary_.steps_done = first;
-  last_log_ = std::chrono::steady_clock::now();
+  last_log_ = last_done_ = std::chrono::steady_clock::now();
+  untimed_.clear();
   for (std::int64_t step = first; step < recipe_.train.steps; ++step) {
     if (parallel_->any_rank(stop_requested.load())) {
       read_queued_steps();  // the step before, logged before the stop is
@@ -474,6 +486,7 @@ TrainSummary Trainer::train(const std::atomic<bool>& stop_requested) {
       log::info("optimizer state: ", static_cast<double>(parallel_->optimizer_state_bytes(*this)) / (1 << 20),
                 " MiB on rank ", world_.rank);
     }
+    const auto extras_begin = std::chrono::steady_clock::now();
     if (evaluates) {
       if (std::optional<double> val = evaluate()) {
         summary_.final_val_loss = val;
@@ -483,6 +496,12 @@ TrainSummary Trainer::train(const std::atomic<bool>& stop_requested) {
     }
     if (samples) log::info("sample at step ", step + 1, ":\n", sample(stop_requested));
     hooks_->after_step(*this, step);
+    // Note [Rates over training alone]: evaluation, samples and checkpoints after a step are not
+    // training, and a rate over them would dip after each. Their time, from when the last step
+    // read ended if they read one (waiting for a CUDA step's work is training), stays out of the
+    // rate of the logged interval it falls in: on the CPU that of the step after, whose queued time
+    // it precedes.
+    untimed_.emplace_back(std::max(extras_begin, last_done_), std::chrono::steady_clock::now());
   }
   profiler_->stop();  // a run that ended inside the window still writes what it recorded
   hooks_->finish(*this, summary_.steps_done);

@@ -27,6 +27,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "runtime/config/recipe.h"
@@ -141,6 +142,9 @@ class Trainer {
   // `done`: when the step's work ended, for the rate since the last logged step.
   void log_step(std::int64_t step, double loss, double lr, double grad_norm,
                 std::chrono::steady_clock::time_point done);
+  // Of the time in [from, to], how much was spent outside training (untimed_); forgets what ended by `to`.
+  std::chrono::steady_clock::duration untimed_within(std::chrono::steady_clock::time_point from,
+                                                     std::chrono::steady_clock::time_point to);
 
   config::Recipe recipe_;
   WorldPosition world_;
@@ -168,6 +172,9 @@ class Trainer {
   bool bf16_autocast_ = false;
   std::chrono::steady_clock::time_point start_;
   std::chrono::steady_clock::time_point last_log_;
+  std::chrono::steady_clock::time_point last_done_;  // when the last step read had ended
+  // Evaluation, samples and checkpoints after a step, not yet taken out of a logged rate.
+  std::vector<std::pair<std::chrono::steady_clock::time_point, std::chrono::steady_clock::time_point>> untimed_;
   std::int64_t tokens_since_log_ = 0;
   std::deque<QueuedStep> queued_;  // oldest first
   TrainSummary summary_;           // of the train() call in progress

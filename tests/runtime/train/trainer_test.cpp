@@ -208,10 +208,10 @@ TEST_F(TrainerTest, EachStepsRateIsTimedOverItsOwnWork) {
   for (double rate : rates) EXPECT_LT(rate, 10 * median(rates)) << testing::PrintToString(rates);
 }
 
-// Note [Rates over training alone]: a hook that takes its time after one step (as a checkpoint's
-// snapshot does; an evaluation or a sample would too) leaves every step's rate as it was: none
-// under a tenth of the median (with the 2 s pause counted, the step after it logged 62 tokens/s
-// against a median of 6,900).
+// Note [Rates over training alone]: a hook that takes 2 s after one step (as a checkpoint's
+// snapshot may; an evaluation or a sample would too) is in no step's rate: every logged interval
+// (the step's tokens over its rate) is under 1 s, where a step takes ~15 ms alone and ten times
+// that beside other tests (with the pause counted, the step after it logged 62 tokens/s: 2.1 s).
 TEST_F(TrainerTest, TimeAfterAStepStaysOutOfTheRates) {
   struct PausingAfterAStep : TrainingHooks {
     void after_step(Trainer&, std::int64_t step) override {
@@ -225,7 +225,8 @@ TEST_F(TrainerTest, TimeAfterAStepStaysOutOfTheRates) {
   run(r, &pausing);
   const std::vector<double> rates = logged_rates(r);
   ASSERT_EQ(rates.size(), 8u);
-  for (double rate : rates) EXPECT_GT(rate, median(rates) / 10) << testing::PrintToString(rates);
+  const auto tokens = static_cast<double>(r.train.global_batch_tokens);
+  for (double rate : rates) EXPECT_LT(tokens / rate, 1.0) << testing::PrintToString(rates);
 }
 
 std::string read_file(const fs::path& path) {

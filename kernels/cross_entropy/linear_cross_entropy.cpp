@@ -10,6 +10,7 @@
 
 #include "kernels/common/cpu_dispatch.h"
 #include "kernels/common/kernel_device.h"
+#include "kernels/common/product_into.h"
 #include "kernels/cross_entropy/softmax_cross_entropy.h"
 #include "runtime/base/check.h"
 
@@ -34,22 +35,6 @@ at::Tensor product_operand(const at::Tensor& t) {
   const at::DeviceType device = t.device().type();
   if (!at::autocast::is_autocast_enabled(device) || !t.is_floating_point() || t.scalar_type() == at::kDouble) return t;
   return t.to(at::autocast::get_autocast_dtype(device));
-}
-
-// out = a b, or out += a b with `accumulate`, in out's dtype and without a temporary: directly
-// when the dtypes agree, and on CUDA also for bf16/fp16 operands into fp32 (cuBLAS accumulates in
-// fp32 and writes fp32, so autocast's products reach the fp32 gradients unrounded); otherwise
-// through a product in the operands' dtype.
-void product_into(at::Tensor out, const at::Tensor& a, const at::Tensor& b, bool accumulate) {
-  const at::ScalarType operands = a.scalar_type();
-  if (operands == out.scalar_type() && b.scalar_type() == operands) {
-    accumulate ? out.addmm_(a, b) : at::mm_out(out, a, b);
-  } else if (out.is_cuda() && out.scalar_type() == at::kFloat && b.scalar_type() == operands &&
-             (operands == at::kBFloat16 || operands == at::kHalf)) {
-    accumulate ? at::addmm_out(out, out, a, b, at::kFloat) : at::mm_out(out, a, b, at::kFloat);
-  } else {
-    accumulate ? out.add_(at::mm(a, b)) : out.copy_(at::mm(a, b));
-  }
 }
 
 // Note [Padded vocabulary]

@@ -132,12 +132,16 @@ std::shared_ptr<CausalLm> make_model(const ModelConfig& config, at::Device devic
     if (tensor_group->size() == 1) tensor_group.reset();
   }
   const at::TensorOptions options = at::TensorOptions().dtype(at::kFloat).device(device);
+  std::shared_ptr<CausalLm> model;
   switch (config.architecture) {
-    case Architecture::kGpt2: return std::make_shared<Gpt2>(config, options);
-    case Architecture::kLlama: return std::make_shared<Llama>(config, options, std::move(tensor_group));
+    case Architecture::kGpt2: model = std::make_shared<Gpt2>(config, options); break;
+    case Architecture::kLlama: model = std::make_shared<Llama>(config, options, std::move(tensor_group)); break;
   }
-  ALBION_CHECK(false, "unhandled architecture");
-  return nullptr;
+  ALBION_CHECK(model != nullptr, "unhandled architecture");
+  for (const std::shared_ptr<torch::nn::Module>& module : model->modules()) {
+    if (auto* layer = dynamic_cast<AdaptableLinear*>(module.get())) layer->use_fused_kernels(config.fused_kernels);
+  }
+  return model;
 }
 
 }  // namespace albion::models

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "kernels/layernorm/layernorm.h"
+#include "kernels/linear/accumulating_linear.h"
 #include "kernels/rmsnorm/rmsnorm.h"
 #include "runtime/base/check.h"
 #include "runtime/models/tensor_parallel.h"
@@ -60,6 +61,10 @@ at::Tensor AdaptableLinear::with_lora(at::Tensor y, const at::Tensor& x) const {
   return with_lora_product(std::move(y), at::linear(adapter_sees_layer_input() ? x : dropped(x), lora_a_->weight()));
 }
 
+bool AdaptableLinear::accumulates_in_place(const at::Tensor& x) const {
+  return use_fused_kernel(fused_kernels_, x) && kernels::accumulates_in_place(x, stored_weight());
+}
+
 at::Tensor AdaptableLinear::lora_a() const { return has_lora() ? lora_a_->weight() : at::Tensor(); }
 
 at::Tensor AdaptableLinear::with_lora_product(at::Tensor y, const at::Tensor& xa) const {
@@ -90,6 +95,10 @@ Linear::Linear(std::int64_t in, std::int64_t out, Bias bias, double init_std,
 at::Tensor Linear::forward(const at::Tensor& x) const { return forward(x, x); }
 
 at::Tensor Linear::forward(const at::Tensor& x, const at::Tensor& adapter_input) const {
+  // Note [Weight gradients accumulated in place] (kernels/linear/accumulating_linear.h).
+  if (accumulates_in_place(x)) {
+    return with_lora(kernels::accumulating_linear(x, weight_, bias_, kernels::WeightLayout::kOutByIn), adapter_input);
+  }
   return with_lora(bias_.defined() ? at::linear(x, weight_, bias_) : at::linear(x, weight_), adapter_input);
 }
 
@@ -115,12 +124,18 @@ Conv1d::Conv1d(std::int64_t in, std::int64_t out, double init_std,
 }
 
 at::Tensor Conv1d::forward_without_bias(const at::Tensor& x) const {
+  if (accumulates_in_place(x)) {
+    return with_lora(kernels::accumulating_linear(x, weight_, at::Tensor(), kernels::WeightLayout::kInByOut), x);
+  }
   std::vector<std::int64_t> out_shape = x.sizes().vec();
   out_shape.back() = weight_.size(1);
   return with_lora(at::mm(x.reshape({-1, x.size(-1)}), weight_).view(out_shape), x);
 }
 
 at::Tensor Conv1d::forward(const at::Tensor& x) const {
+  if (accumulates_in_place(x)) {
+    return with_lora(kernels::accumulating_linear(x, weight_, bias_, kernels::WeightLayout::kInByOut), x);
+  }
   // addmm on the flattened rows: one GEMM with the bias fused, the layout HF stores.
   std::vector<std::int64_t> out_shape = x.sizes().vec();
   out_shape.back() = weight_.size(1);

@@ -68,8 +68,14 @@ class AdaptableLinear : public torch::nn::Module {
   at::Tensor lora_a() const;
   bool adapter_sees_layer_input() const { return !has_lora() || lora_dropout_ == 0 || !is_training(); }
   at::Tensor with_lora_product(at::Tensor y, const at::Tensor& xa) const;
+  // model.fused_kernels (make_model sets it on every layer): Note [Weight gradients accumulated in
+  // place], kernels/linear/accumulating_linear.h.
+  void use_fused_kernels(bool fused) { fused_kernels_ = fused; }
 
  protected:
+  // Whether the product for `x` adds the weight's gradient into its .grad itself (fused kernels on
+  // the kernels' device, bf16 autocast, autograd on, a trainable weight).
+  bool accumulates_in_place(const at::Tensor& x) const;
   // `y` plus the adapter's term for input `x`, or `y` without an adapter.
   at::Tensor with_lora(at::Tensor y, const at::Tensor& x) const;
   // `x` after the adapter's dropout (training mode).
@@ -91,6 +97,7 @@ class AdaptableLinear : public torch::nn::Module {
   std::shared_ptr<LoraFactor> lora_b_;
   double lora_scale_ = 0;
   double lora_dropout_ = 0;
+  bool fused_kernels_ = false;
 };
 
 // nn.Linear layout: weight [out, in]; y = x W^T (+ b).

@@ -9,35 +9,6 @@
 
 namespace albion::kernels {
 
-class Bf16AutocastScope {
- public:
-  explicit Bf16AutocastScope(at::DeviceType device, bool enabled = true)
-      : device_(device),
-        enabled_(enabled),
-        was_enabled_(at::autocast::is_autocast_enabled(device)),
-        previous_dtype_(at::autocast::get_autocast_dtype(device)) {
-    if (!enabled_) return;
-    at::autocast::set_autocast_dtype(device_, at::kBFloat16);
-    at::autocast::set_autocast_enabled(device_, true);
-    at::autocast::increment_nesting();
-  }
-  ~Bf16AutocastScope() {
-    if (!enabled_) return;
-    at::autocast::set_autocast_enabled(device_, was_enabled_);
-    at::autocast::set_autocast_dtype(device_, previous_dtype_);
-    // As torch.autocast: the cached casts of the weights live until the outermost scope ends.
-    if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
-  }
-  Bf16AutocastScope(const Bf16AutocastScope&) = delete;
-  Bf16AutocastScope& operator=(const Bf16AutocastScope&) = delete;
-
- private:
-  at::DeviceType device_;
-  bool enabled_;
-  bool was_enabled_;
-  at::ScalarType previous_dtype_;
-};
-
 // Note [Weights cast once per step]
 // Autocast caches its bf16 cast of each trainable fp32 weight until the outermost scope ends, and
 // a training step opens one scope per micro-batch: every micro-batch cast every weight again, one
@@ -62,6 +33,35 @@ class WeightCastsKept {
 
  private:
   bool enabled_;
+};
+
+class Bf16AutocastScope {
+ public:
+  explicit Bf16AutocastScope(at::DeviceType device, bool enabled = true)
+      : device_(device),
+        enabled_(enabled),
+        was_enabled_(at::autocast::is_autocast_enabled(device)),
+        previous_dtype_(at::autocast::get_autocast_dtype(device)),
+        casts_(enabled) {
+    if (!enabled_) return;
+    at::autocast::set_autocast_dtype(device_, at::kBFloat16);
+    at::autocast::set_autocast_enabled(device_, true);
+  }
+  ~Bf16AutocastScope() {
+    if (!enabled_) return;
+    at::autocast::set_autocast_enabled(device_, was_enabled_);
+    at::autocast::set_autocast_dtype(device_, previous_dtype_);
+  }
+  Bf16AutocastScope(const Bf16AutocastScope&) = delete;
+  Bf16AutocastScope& operator=(const Bf16AutocastScope&) = delete;
+
+ private:
+  at::DeviceType device_;
+  bool enabled_;
+  bool was_enabled_;
+  at::ScalarType previous_dtype_;
+  // As torch.autocast: the cached casts of the weights live until the outermost scope ends.
+  WeightCastsKept casts_;
 };
 
 }  // namespace albion::kernels

@@ -96,10 +96,10 @@ at::Tensor Linear::forward(const at::Tensor& x) const { return forward(x, x); }
 
 at::Tensor Linear::forward(const at::Tensor& x, const at::Tensor& adapter_input) const {
   // Note [Weight gradients accumulated in place] (kernels/linear/accumulating_linear.h).
-  if (accumulates_in_place(x)) {
-    return with_lora(kernels::accumulating_linear(x, weight_, bias_, kernels::WeightLayout::kOutByIn), adapter_input);
-  }
-  return with_lora(bias_.defined() ? at::linear(x, weight_, bias_) : at::linear(x, weight_), adapter_input);
+  const at::Tensor y = accumulates_in_place(x)
+                           ? kernels::accumulating_linear(x, weight_, bias_, kernels::WeightLayout::kOutByIn)
+                           : (bias_.defined() ? at::linear(x, weight_, bias_) : at::linear(x, weight_));
+  return with_lora(y, adapter_input);
 }
 
 void Linear::keep_part(int dim, std::int64_t index, std::int64_t count) {
@@ -123,24 +123,18 @@ Conv1d::Conv1d(std::int64_t in, std::int64_t out, double init_std,
   bias_ = register_parameter("bias", at::zeros({out}, options));
 }
 
-at::Tensor Conv1d::forward_without_bias(const at::Tensor& x) const {
-  if (accumulates_in_place(x)) {
-    return with_lora(kernels::accumulating_linear(x, weight_, at::Tensor(), kernels::WeightLayout::kInByOut), x);
-  }
+at::Tensor Conv1d::product(const at::Tensor& x, const at::Tensor& bias) const {
+  if (accumulates_in_place(x)) return kernels::accumulating_linear(x, weight_, bias, kernels::WeightLayout::kInByOut);
+  // On the flattened rows: one GEMM (the bias fused by addmm), the layout HF stores.
   std::vector<std::int64_t> out_shape = x.sizes().vec();
   out_shape.back() = weight_.size(1);
-  return with_lora(at::mm(x.reshape({-1, x.size(-1)}), weight_).view(out_shape), x);
+  const at::Tensor rows = x.reshape({-1, x.size(-1)});
+  return (bias.defined() ? at::addmm(bias, rows, weight_) : at::mm(rows, weight_)).view(out_shape);
 }
 
-at::Tensor Conv1d::forward(const at::Tensor& x) const {
-  if (accumulates_in_place(x)) {
-    return with_lora(kernels::accumulating_linear(x, weight_, bias_, kernels::WeightLayout::kInByOut), x);
-  }
-  // addmm on the flattened rows: one GEMM with the bias fused, the layout HF stores.
-  std::vector<std::int64_t> out_shape = x.sizes().vec();
-  out_shape.back() = weight_.size(1);
-  return with_lora(at::addmm(bias_, x.reshape({-1, x.size(-1)}), weight_).view(out_shape), x);
-}
+at::Tensor Conv1d::forward_without_bias(const at::Tensor& x) const { return with_lora(product(x, at::Tensor()), x); }
+
+at::Tensor Conv1d::forward(const at::Tensor& x) const { return with_lora(product(x, bias_), x); }
 
 at::Tensor Conv1d::merged_weight() const {
   return has_lora() ? weight_ + lora_delta().t() : weight_;

@@ -146,6 +146,9 @@ class Conv1d : public AdaptableLinear {
   std::int64_t out_features() const override { return weight_.size(1); }
 
  private:
+  // x W (+ `bias` where defined), without the adapter.
+  at::Tensor product(const at::Tensor& x, const at::Tensor& bias) const;
+
   at::Tensor weight_;
   at::Tensor bias_;
 };

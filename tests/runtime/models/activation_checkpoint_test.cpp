@@ -36,15 +36,21 @@ at::Tensor ids_for(const ModelConfig& c, std::int64_t seed) {
   return at::randint(c.vocab_size, {3, c.context_length}, at::kLong);
 }
 
+std::vector<std::pair<std::string, at::Tensor>> trainable_gradients(CausalLm& model) {
+  std::vector<std::pair<std::string, at::Tensor>> grads;
+  for (auto& [name, p] : model.trainable_parameters()) {
+    grads.emplace_back(name, p.grad().defined() ? p.grad().clone() : at::Tensor());
+  }
+  return grads;
+}
+
 LossAndGrads loss_and_grads(CausalLm& model, const at::Tensor& ids) {
   model.zero_grad();
   const at::Tensor inputs = ids.narrow(1, 0, ids.size(1) - 1);
   const at::Tensor targets = ids.narrow(1, 1, ids.size(1) - 1);
   LossAndGrads out{model.loss(inputs, targets), {}};
   out.loss.backward();
-  for (auto& [name, p] : model.trainable_parameters()) {
-    out.grads.emplace_back(name, p.grad().defined() ? p.grad().clone() : at::Tensor());
-  }
+  out.grads = trainable_gradients(model);
   return out;
 }
 
@@ -140,9 +146,7 @@ LossAndGrads autocast_step(CausalLm& model, const at::Tensor& ids, bool keep_cas
       out.loss += loss.detach().to(at::kFloat);
     }
   }
-  for (auto& [name, p] : model.trainable_parameters()) {
-    out.grads.emplace_back(name, p.grad().defined() ? p.grad().clone() : at::Tensor());
-  }
+  out.grads = trainable_gradients(model);
   return out;
 }
 

@@ -48,6 +48,7 @@ DataParallelRanks::DataParallelRanks(std::shared_ptr<collectives::Communicator> 
 // also for parameters that only rank 0 loaded.
 std::vector<at::Tensor> DataParallelRanks::attach_parameters(train::Trainer& trainer) {
   device_ = trainer.device();
+  asked_.clear();  // a run starts with no agreement pending
   std::vector<at::Tensor> parameters = trained_parameters(trainer);
   at::NoGradGuard no_grad;
   std::vector<std::shared_ptr<collectives::Work>> works;
@@ -70,7 +71,16 @@ void DataParallelRanks::sum_to_data_rank(at::Tensor& values, int root) {
 bool DataParallelRanks::any_rank(bool local) {
   at::Tensor flag = at::full({1}, local ? 1 : 0, at::TensorOptions().dtype(at::kInt).device(device_));
   data_->all_reduce(flag, ReduceOp::kMax)->wait();
-  return flag.item<int>() != 0;
+  // Every rank of the job, not only this rank's data-parallel peers: a tensor-parallel group whose
+  // ranks disagreed would leave some waiting in a collective the others never join.
+  if (tensor_) tensor_->all_reduce(flag, ReduceOp::kMax)->wait();
+  asked_.emplace_back(flag);
+  // On a CUDA device this call's answer is read at the next call, when the host waits for the step
+  // before anyway (Note [Steps read one late]); read now, it would wait for all the queued work.
+  if (device_.is_cuda() && asked_.size() < 2) return false;
+  train::HostCopy answer = std::move(asked_.front());
+  asked_.pop_front();
+  return answer.read()[0] != 0;
 }
 
 DataParallel::DataParallel(std::shared_ptr<collectives::Communicator> data, const config::ParallelConfig& config,

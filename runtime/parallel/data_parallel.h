@@ -18,6 +18,7 @@
 // and the LoRA factors each rank of it computed in part sum their gradients over it.
 #pragma once
 
+#include <deque>
 #include <memory>
 
 #include "collectives/communicator.h"
@@ -26,6 +27,7 @@
 #include "collectives/sharded_gradients.h"
 #include "runtime/config/recipe.h"
 #include "runtime/optim/adamw.h"
+#include "runtime/train/host_copy.h"
 #include "runtime/train/parallelism.h"
 
 namespace albion::parallel {
@@ -56,6 +58,9 @@ class DataParallelRanks : public train::Parallelism {
   std::shared_ptr<collectives::Communicator> data_;
   std::shared_ptr<collectives::Communicator> tensor_;  // null: no tensor parallelism
   at::Device device_{at::kCPU};  // the trainer's, set by attach()
+
+ private:
+  std::deque<train::HostCopy> asked_;  // any_rank's agreements not read yet (one, on a CUDA device)
 };
 
 class DataParallel final : public DataParallelRanks {

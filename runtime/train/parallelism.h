@@ -47,7 +47,9 @@ class Parallelism {
   // In place on data-parallel rank `root`: the sum over the data-parallel ranks (of state each
   // holds a piece of, zeros elsewhere); the others' values are left unspecified.
   virtual void sum_to_data_rank(at::Tensor& /*values*/, int /*root*/) {}
-  // True on every rank when `local` is true on any: ranks stop at the same step boundary.
+  // Whether `local` was true on any rank of the job, the same answer on every rank: ranks stop at
+  // the same step boundary. With several ranks on a CUDA device, the answer is the call before's
+  // (false at the first call), read without waiting for the device (Note [Steps read one late]).
   virtual bool any_rank(bool local) { return local; }
   // The optimizer whose state this rank holds: the trainer's, or ZeRO's over this rank's shard.
   virtual optim::AdamW& optimizer(Trainer& trainer);

@@ -309,16 +309,17 @@ Trainer::QueuedStep Trainer::train_step(std::int64_t step) {
       loss_sum += loss.detach().to(at::kDouble);
     }
   }
-  at::Tensor grad_norm = parallel_->step(*this, lr);
-  return {step, lr, parallel_->mean(loss_sum / static_cast<double>(accumulation_)), std::move(grad_norm),
-          std::chrono::steady_clock::now()};
+  const at::Tensor grad_norm = parallel_->step(*this, lr);
+  const at::Tensor loss = parallel_->mean(loss_sum / static_cast<double>(accumulation_));
+  return {step, lr, HostCopy(at::stack({loss, grad_norm.to(at::kDouble)})), std::chrono::steady_clock::now()};
 }
 
 void Trainer::read_queued_steps_through(std::int64_t step) {
   while (!queued_.empty() && queued_.front().step <= step) {
-    const QueuedStep queued = std::move(queued_.front());
+    QueuedStep queued = std::move(queued_.front());
     queued_.pop_front();
-    const double loss = queued.loss.item<double>();  // waits for the step's work on the device
+    const std::vector<double> numbers = queued.numbers.read();  // waits for the step's work on the device
+    const double loss = numbers[0];
     // A CUDA step's work ends about when its loss can be read (read one step late, the device has
     // been busy with it meanwhile); a CPU step's ran while it was queued, and the step after may
     // have run since: timed from its reads, the one before the last would count both and the last
@@ -328,7 +329,7 @@ void Trainer::read_queued_steps_through(std::int64_t step) {
     ALBION_CHECK_AS(SystemError, std::isfinite(loss), "training diverged: loss is ",
                     std::isnan(loss) ? "nan" : "infinite", " at step ", queued.step,
                     " (lower optim.lr or raise optim.warmup_steps; the last checkpoint is kept)");
-    const double grad_norm = queued.grad_norm.item<double>();
+    const double grad_norm = numbers[1];
     summary_.losses.push_back(loss);
     summary_.grad_norms.push_back(grad_norm);
     tokens_since_log_ += recipe_.train.global_batch_tokens;

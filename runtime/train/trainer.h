@@ -17,7 +17,10 @@
 // device already has step N+1 to run, instead of idling between steps. It reads at once where the
 // step's end needs them: the first and last step, before an evaluation or a sample, and before a
 // checkpoint (read_queued_steps), so no checkpoint holds a step whose loss diverged. A diverged
-// step N is then reported after step N+1 ran, with nothing written in between.
+// step N is then reported after step N+1 ran, with nothing written in between. The numbers are
+// copied to the host as the step ends (HostCopy): read by tensor.item(), a copy queued behind
+// step N+1 would wait for it too. For the same reason the ranks' agreement to stop, a collective
+// at each step's start, is read at the next step's start on a CUDA device, one step later.
 #pragma once
 
 #include <atomic>
@@ -38,6 +41,7 @@
 #include "runtime/optim/lr_schedule.h"
 #include "runtime/tokenizers/chat_template.h"
 #include "runtime/tokenizers/tokenizer.h"
+#include "runtime/train/host_copy.h"
 #include "runtime/train/parallelism.h"
 #include "runtime/train/training_hooks.h"
 
@@ -131,8 +135,7 @@ class Trainer {
   struct QueuedStep {
     std::int64_t step;
     double lr;
-    at::Tensor loss;       // 0-dim: the global batch's mean loss
-    at::Tensor grad_norm;  // 0-dim: the global gradient norm before clipping
+    HostCopy numbers;  // the global batch's mean loss, the global gradient norm before clipping
     std::chrono::steady_clock::time_point queued_at;  // when train_step returned
   };
   QueuedStep train_step(std::int64_t step);

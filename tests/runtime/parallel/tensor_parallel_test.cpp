@@ -19,6 +19,7 @@
 //     equal at::linear of the gathered input (biases, frozen weights, bf16 autocast).
 //   - LoRA on a cut model (DDP and ZeRO-1) matches one process, and its adapters resume on one process.
 //   - GPT-2, and degrees that do not divide the heads, are refused naming parallel.tensor.
+//   - A stop asked on one rank stops every rank of a 2 x 2 job at the same step.
 #include <gtest/gtest.h>
 #include <mpi.h>
 
@@ -409,6 +410,41 @@ TEST_F(TensorParallelTest, TrainerOnTensorParallelRanksMatchesOneProcess) {
   expect_same_losses(tensor_parallel(mesh(2), 1, "zero2-tp2"), reference.losses, "ZeRO-1 2 x tensor 2");
   // ZeRO-2 sums the norms' partial gradients (sequence parallelism) over the tensor group on its shard.
   expect_same_losses(tensor_parallel(mesh(2), 2, "zero-stage2-tp2"), reference.losses, "ZeRO-2 2 x tensor 2");
+}
+
+// A stop asked on one rank (a scheduler's SIGTERM reaches ranks at different times) is agreed by
+// every rank of the job, not only by that rank's data-parallel peers: a tensor-parallel peer that
+// went on would wait in its next collective for ranks that stopped.
+TEST_F(TensorParallelTest, AStopAskedOnOneRankStopsEveryRankAtTheSameStep) {
+  // halves() is two jobs: ranks 0 and 1 are not in rank 3's.
+  const std::pair<Layout, bool> layouts[] = {{mesh(2), true}, {halves(), world_rank_ >= 2}, {mesh(4), true}};
+  for (const auto& [layout, asked] : layouts) {
+    DataParallel parallel(layout.data, config::ParallelConfig{}, layout.tensor);
+    EXPECT_EQ(parallel.any_rank(world_rank_ == 3), asked) << "rank " << world_rank_ << " of " << layout.tensor->size();
+    EXPECT_FALSE(parallel.any_rank(false)) << "rank " << world_rank_;
+  }
+
+  // Rank 3 is asked to stop after step 4 of 20 (2 x 2: its data-parallel peer is rank 1, its
+  // tensor-parallel peer rank 2).
+  class StopOnRank3After final : public train::TrainingHooks {
+   public:
+    explicit StopOnRank3After(std::atomic<bool>& stop) : stop_(stop) {}
+    void after_step(train::Trainer&, std::int64_t step) override {
+      if (step == 4 && world_rank_ == 3) stop_ = true;
+    }
+
+   private:
+    std::atomic<bool>& stop_;
+  };
+  config::Recipe r = recipe("stop-one-rank");
+  r.parallel.tensor = 2;
+  std::atomic<bool> stop{false};
+  StopOnRank3After hooks(stop);
+  const std::unique_ptr<train::Parallelism> parallel = parallelism(mesh(2), 0);
+  train::Trainer trainer(r, {world_rank_, world_size_, 0}, parallel.get(), &hooks);
+  const train::TrainSummary summary = trainer.train(stop);
+  EXPECT_TRUE(summary.stopped_early) << "rank " << world_rank_;
+  EXPECT_EQ(summary.steps_done, 5) << "rank " << world_rank_;
 }
 
 // ZeRO-1 under tensor parallelism holds a piece of each cut parameter's moments: the data-parallel

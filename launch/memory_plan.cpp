@@ -46,14 +46,20 @@ std::optional<RankMemory> plan_rank_memory(const config::Recipe& recipe, int wor
                                      static_cast<int>(recipe.parallel.pipeline));
   // Shapes only: the whole model on the meta device, each tensor then counted as a rank holds it.
   const std::shared_ptr<models::CausalLm> model = models::make_model(config, at::kMeta);
-  if (recipe.lora.rank > 0) models::add_lora_adapters(*model, train::recipe_lora_options(recipe));
+  if (recipe.lora.rank > 0) {
+    models::add_lora_adapters(*model, train::recipe_lora_options(recipe));
+    // Under bf16 autocast, which runs on GPUs (Note [A frozen base held in bf16]).
+    if (recipe.run.device != "cpu" && recipe.precision.dtype != "fp32") models::hold_frozen_weights_in_bf16(*model);
+  }
   auto held = [&](const std::string& name, const at::Tensor& tensor) {
     return tensor.numel() / (models::tensor_parallel_split(name) >= 0 ? mesh.tensor() : 1);
   };
   RankMemory memory;
-  for (const auto& [name, tensor] : model->named_parameters()) memory.parameters += held(name, tensor);
+  for (const auto& [name, tensor] : model->named_parameters()) {
+    memory.parameters += held(name, tensor);
+    memory.weight_bytes += held(name, tensor) * static_cast<std::int64_t>(tensor.element_size());
+  }
   for (const auto& [name, tensor] : model->trainable_parameters()) memory.trained += held(name, tensor);
-  memory.weight_bytes = kFp32 * memory.parameters;
   memory.zero_stage = recipe.parallel.zero;
   memory.optimizer_shards = recipe.parallel.zero >= 1 ? mesh.data() : 1;
   // ZeRO reduces every backward's gradients into its shard (ZeRO-2; ZeRO-1 when a step has one

@@ -6,7 +6,8 @@
 //   albion launch: per rank: 8.82 B parameters held (8.82 B trained); weights 35.3 GB, gradients
 //                  35.3 GB, AdamW state 8.8 GB (ZeRO-1 over 8), kept block inputs 1.3 GB: 80.7 GB
 //
-// Exact for the model states (fp32 weights, fp32 gradients of what trains, AdamW's two fp32
+// Exact for the model states (fp32 weights, but for a LoRA base under bf16 autocast, whose
+// frozen linear weights are bf16; fp32 gradients of what trains, AdamW's two fp32
 // moments of it, sharded under ZeRO-1 and -2; ZeRO-2 also shards the gradients and adds the
 // buckets it has in flight), as a tensor-parallel rank holds them: its part of every
 // cut tensor, every replicated one whole (runtime/models/tensor_parallel.h), LoRA adapters

@@ -65,6 +65,15 @@ bool AdaptableLinear::accumulates_in_place(const at::Tensor& x) const {
   return use_fused_kernel(fused_kernels_, x) && kernels::accumulates_in_place(x, stored_weight());
 }
 
+void AdaptableLinear::hold_frozen_weight_in(at::ScalarType dtype) {
+  const at::Tensor& weight = stored_weight();
+  ALBION_CHECK(!weight.requires_grad(), "only a frozen weight is held in another dtype");
+  const torch::NoGradGuard no_grad;
+  weight.set_data(weight.to(dtype));
+}
+
+at::Tensor AdaptableLinear::weight_for(const at::Tensor& x) const { return product_operand(stored_weight(), x); }
+
 at::Tensor AdaptableLinear::lora_a() const { return has_lora() ? lora_a_->weight() : at::Tensor(); }
 
 at::Tensor AdaptableLinear::with_lora_product(at::Tensor y, const at::Tensor& xa) const {
@@ -98,7 +107,7 @@ at::Tensor Linear::forward(const at::Tensor& x, const at::Tensor& adapter_input)
   // Note [Weight gradients accumulated in place] (kernels/linear/accumulating_linear.h).
   const at::Tensor y = accumulates_in_place(x)
                            ? kernels::accumulating_linear(x, weight_, bias_, kernels::WeightLayout::kOutByIn)
-                           : (bias_.defined() ? at::linear(x, weight_, bias_) : at::linear(x, weight_));
+                           : (bias_.defined() ? at::linear(x, weight_for(x), bias_) : at::linear(x, weight_for(x)));
   return with_lora(y, adapter_input);
 }
 
@@ -129,7 +138,8 @@ at::Tensor Conv1d::product(const at::Tensor& x, const at::Tensor& bias) const {
   std::vector<std::int64_t> out_shape = x.sizes().vec();
   out_shape.back() = weight_.size(1);
   const at::Tensor rows = x.reshape({-1, x.size(-1)});
-  return (bias.defined() ? at::addmm(bias, rows, weight_) : at::mm(rows, weight_)).view(out_shape);
+  const at::Tensor weight = weight_for(x);
+  return (bias.defined() ? at::addmm(bias, rows, weight) : at::mm(rows, weight)).view(out_shape);
 }
 
 at::Tensor Conv1d::forward_without_bias(const at::Tensor& x) const { return with_lora(product(x, at::Tensor()), x); }

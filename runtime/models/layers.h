@@ -7,6 +7,7 @@
 #pragma once
 
 #include <ATen/ATen.h>
+#include <ATen/autocast_mode.h>
 #include <torch/nn/module.h>
 
 #include <cstdint>
@@ -71,11 +72,16 @@ class AdaptableLinear : public torch::nn::Module {
   // model.fused_kernels (make_model sets it on every layer): Note [Weight gradients accumulated in
   // place], kernels/linear/accumulating_linear.h.
   void use_fused_kernels(bool fused) { fused_kernels_ = fused; }
+  // Note [A frozen base held in bf16]: stores the weight in `dtype` from now on (the same
+  // parameter). Only for a frozen weight (LoRA's base); the adapter, if any, keeps its own dtype.
+  void hold_frozen_weight_in(at::ScalarType dtype);
 
  protected:
   // Whether the product for `x` adds the weight's gradient into its .grad itself (fused kernels on
   // the kernels' device, bf16 autocast, autograd on, a trainable weight).
   bool accumulates_in_place(const at::Tensor& x) const;
+  // The weight as the product with `x` reads it: product_operand(stored_weight(), x).
+  at::Tensor weight_for(const at::Tensor& x) const;
   // `y` plus the adapter's term for input `x`, or `y` without an adapter.
   at::Tensor with_lora(at::Tensor y, const at::Tensor& x) const;
   // `x` after the adapter's dropout (training mode).
@@ -152,6 +158,18 @@ class Conv1d : public AdaptableLinear {
   at::Tensor weight_;
   at::Tensor bias_;
 };
+
+// Note [A frozen base held in bf16]
+// Under bf16 autocast every product casts its fp32 weight to bf16 as it reads it, and autocast
+// keeps the cast for the step only for trainable weights (Note [Weights cast once per step]): a
+// LoRA run cast its whole frozen base again every micro-batch, and held it in fp32 too. The
+// trainer stores such a base in bf16 once instead (models::hold_frozen_weights_in_bf16): the
+// products read the same bf16 values, the base takes half the memory, and no cast runs. Outside
+// autocast (evaluation, samples) a product widens the weight to its input's dtype as it reads it.
+inline at::Tensor product_operand(const at::Tensor& weight, const at::Tensor& x) {
+  if (weight.scalar_type() == x.scalar_type() || at::autocast::is_autocast_enabled(x.device().type())) return weight;
+  return weight.to(x.scalar_type());
+}
 
 // Note [Fused kernels on CUDA only]
 // With model.fused_kernels the models call kernels/ for CUDA tensors. On CPU they keep torch's own

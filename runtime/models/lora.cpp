@@ -74,6 +74,19 @@ std::vector<std::string> add_lora_adapters(CausalLm& model, const LoraOptions& o
   return adapted;
 }
 
+std::int64_t hold_frozen_weights_in_bf16(CausalLm& model) {
+  std::map<std::string, at::Tensor> parameters;
+  for (auto& [name, tensor] : model.named_parameters()) parameters.emplace(name, tensor);
+  std::int64_t freed = 0;
+  for (const auto& [path, layer] : adaptable_layers(model)) {
+    const at::Tensor& weight = parameters.at(path + ".weight");
+    if (weight.requires_grad() || weight.scalar_type() != at::kFloat) continue;
+    freed += weight.numel() * 2;  // 4 bytes an element to 2
+    layer->hold_frozen_weight_in(at::kBFloat16);
+  }
+  return freed;
+}
+
 std::vector<std::pair<std::string, at::Tensor>> merged_parameters(CausalLm& model) {
   std::map<std::string, at::Tensor> merged;
   {

@@ -42,6 +42,12 @@ struct LoraOptions {
 // not positive, or a dropout outside [0, 1).
 std::vector<std::string> add_lora_adapters(CausalLm& model, const LoraOptions& options);
 
+// Note [A frozen base held in bf16] (runtime/models/layers.h): stores the frozen fp32 weight of
+// every linear layer but the output head in bf16, for training under bf16 autocast. Returns the
+// bytes it frees. After the adapters are added; merged_parameters() still gives fp32 merged weights
+// (the base's bf16 values plus the adapter), and the frozen layers without an adapter in bf16.
+std::int64_t hold_frozen_weights_in_bf16(CausalLm& model);
+
 // The model's parameters as a model without adapters holds them: each adapted weight merged with
 // its adapter (new tensors), no lora_A / lora_B entries, other parameters as they are. Equal to
 // named_parameters() for a model without adapters.

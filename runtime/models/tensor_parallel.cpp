@@ -12,6 +12,7 @@
 
 #include "kernels/cross_entropy/linear_cross_entropy.h"
 #include "runtime/base/check.h"
+#include "runtime/models/layers.h"
 
 namespace albion::models {
 namespace {
@@ -146,8 +147,8 @@ class GatheredProducts : public torch::autograd::Function<GatheredProducts> {
     const at::Tensor whole = all_gathered_rows(input, *group);
     variable_list products;
     for (std::size_t i = 0; i < weights.size(); ++i) {
-      products.push_back(bias_of[i] < 0 ? at::linear(whole, weights[i])
-                                        : at::linear(whole, weights[i], biases[bias_of[i]]));
+      const at::Tensor weight = product_operand(weights[i], whole);  // Note [A frozen base held in bf16]
+      products.push_back(bias_of[i] < 0 ? at::linear(whole, weight) : at::linear(whole, weight, biases[bias_of[i]]));
     }
     variable_list saved = {input};
     saved.insert(saved.end(), weights.begin(), weights.end());

@@ -71,6 +71,13 @@ TEST(MemoryPlan, LoraTrainsTheAdaptersOverAWholeFrozenBase) {
   EXPECT_EQ(adapters, 41'943'040);
   EXPECT_EQ(memory->trained, adapters);
   EXPECT_EQ(memory->parameters, 8'030'261'248 + adapters);
+  // The frozen linear weights in bf16 (the recipe trains under bf16 autocast on GPUs); the
+  // embedding table and the output head (128,256 x 4,096 each), the norms and the adapters in fp32.
+  const std::int64_t fp32_parameters = 2LL * 128'256 * 4096 + (2 * 32 + 1) * 4096 + adapters;
+  EXPECT_EQ(memory->weight_bytes, 4 * fp32_parameters + 2 * (memory->parameters - fp32_parameters));
+  const std::optional<RankMemory> fp32 = plan_rank_memory(shipped("llama3_8b_lora.ini", {"--precision.dtype=fp32"}), 8);
+  ASSERT_TRUE(fp32.has_value());
+  EXPECT_EQ(fp32->weight_bytes, 4 * memory->parameters);
   EXPECT_EQ(memory->gradient_bytes, 4 * adapters);
   EXPECT_EQ(memory->optimizer_bytes, 8 * adapters);
   EXPECT_EQ(memory->kept_input_bytes, 32LL * 2 * 4096 * 4096 * 4);

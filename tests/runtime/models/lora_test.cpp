@@ -6,6 +6,7 @@
 
 #include <torch/types.h>
 
+#include "kernels/common/autocast_scope.h"
 #include "runtime/base/error.h"
 #include "runtime/models/lora.h"
 #include "tests/runtime/models/model_test_support.h"
@@ -87,6 +88,69 @@ TEST_P(LoraModel, TrainsTheAdaptersOnly) {
     } else if (name.ends_with("lora_A.weight")) {
       EXPECT_EQ(p.grad().abs().max().item<double>(), 0) << name;
     }
+  }
+}
+
+// Note [A frozen base held in bf16]: under bf16 autocast (on the CPU here) a model whose frozen
+// linear weights are stored in bf16 computes the loss and the adapters' gradients of the model
+// that autocast casts them for, bit for bit; outside autocast it computes what the fp32 model with
+// the base rounded to bf16 computes; its merged weights are fp32. Only the frozen linear layers
+// change (not the head, the embeddings, the norms or the adapters).
+TEST_P(LoraModel, AFrozenBaseHeldInBf16ComputesWhatAutocastComputed) {
+  const auto adapted_fp32 = [&] {
+    const std::shared_ptr<CausalLm> lm = base();
+    lm->to(at::kFloat);
+    add_lora_adapters(*lm, {4, 8, {"all-linear"}});
+    at::manual_seed(5);
+    torch::NoGradGuard no_grad;
+    for (auto& [name, p] : lm->trainable_parameters()) p.normal_(0.0, 0.3);  // B too: a trained adapter
+    return lm;
+  };
+  const std::shared_ptr<CausalLm> cast = adapted_fp32();
+  const std::shared_ptr<CausalLm> held = adapted_fp32();
+  const std::int64_t freed = hold_frozen_weights_in_bf16(*held);
+  std::int64_t bf16_elements = 0;
+  for (const auto& [name, p] : held->named_parameters()) {
+    bool base_matrix = p.dim() == 2;  // a linear layer's, unless one of these
+    for (const char* other : {"lora_", "lm_head", "wte", "wpe", "embed_tokens"}) {
+      base_matrix = base_matrix && name.find(other) == std::string::npos;
+    }
+    EXPECT_EQ(p.scalar_type(), base_matrix ? at::kBFloat16 : at::kFloat) << name;
+    if (base_matrix) bf16_elements += p.numel();
+  }
+  EXPECT_EQ(freed, 2 * bf16_elements);
+  EXPECT_GT(bf16_elements, 0);
+
+  const at::Tensor input = ids();
+  const auto loss_and_adapter_gradients = [&](CausalLm& lm) {
+    at::Tensor loss;
+    {
+      const kernels::Bf16AutocastScope autocast(at::kCPU);
+      loss = lm.loss(input, input);
+    }
+    loss.backward();
+    std::vector<at::Tensor> out = {loss.detach()};
+    for (auto& [name, p] : lm.trainable_parameters()) out.push_back(p.grad());
+    return out;
+  };
+  const std::vector<at::Tensor> expected = loss_and_adapter_gradients(*cast);
+  const std::vector<at::Tensor> actual = loss_and_adapter_gradients(*held);
+  ASSERT_EQ(actual.size(), expected.size());
+  for (std::size_t i = 0; i < expected.size(); ++i) EXPECT_TRUE(at::equal(actual[i], expected[i])) << i;
+
+  // Outside autocast: the fp32 model with its frozen matrices rounded to bf16.
+  torch::NoGradGuard no_grad;
+  const auto held_parameters = held->named_parameters();
+  const auto cast_parameters = cast->named_parameters();
+  for (std::size_t i = 0; i < cast_parameters.size(); ++i) {
+    const at::Tensor& p = cast_parameters[i].second;
+    if (held_parameters[i].second.scalar_type() == at::kBFloat16) p.copy_(p.to(at::kBFloat16));
+  }
+  EXPECT_TRUE(at::equal(held->forward(input), cast->forward(input)));
+  const auto merged = merged_parameters(*held);
+  const auto expected_merged = merged_parameters(*cast);
+  for (std::size_t i = 0; i < merged.size(); ++i) {
+    EXPECT_TRUE(at::equal(merged[i].second.to(at::kFloat), expected_merged[i].second)) << merged[i].first;
   }
 }
 

@@ -111,6 +111,7 @@ StepResult loss_and_gradients(ModelConfig config, const at::Tensor& ids, bool fu
     }
   }
   model->to(kernels::kernel_device());
+  if (lora && autocast) hold_frozen_weights_in_bf16(*model);  // as the trainer does (Note [A frozen base held in bf16])
   const kernels::OnKernelDevice on_device;  // with fused_kernels off, torch's ops run anyway
   const kernels::Bf16AutocastScope bf16(kernels::kernel_device().type(), autocast);
   const at::Tensor loss = model->loss(ids, ids.roll(-1, 1), at::ones_like(ids));

@@ -390,6 +390,8 @@ std::optional<double> Trainer::evaluate() {
   if (!val_loader_) return std::nullopt;
   at::NoGradGuard no_grad;
   const models::EvalModeScope eval_mode(*model_);
+  // In the training's precision, as `albion eval` scores a checkpoint (launch/command_eval.cpp).
+  const kernels::Bf16AutocastScope autocast(at::kCUDA, bf16_autocast_);
   val_loader_->restore({});
   // eval.batches micro-batches of B windows in all, shared by the data-parallel ranks. The loader
   // deals each step's windows round the R ranks (rank r's row k at step i is the stream's window

@@ -7,6 +7,7 @@
 
 #include <array>
 #include <cstdio>
+#include <cstdlib>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -477,6 +478,17 @@ TEST_F(CkptCliFlow, GenerateNamesTheChatTemplateTheModelWasTrainedIn) {
       << result.dump();
 }
 
+// The last val_loss a run's metrics.jsonl records (0 if none).
+double last_val_loss(const fs::path& metrics_jsonl) {
+  double val_loss = 0;
+  std::istringstream metrics(read_file(metrics_jsonl));
+  for (std::string line; std::getline(metrics, line);) {
+    const auto record = nlohmann::json::parse(line);
+    if (record.contains("val_loss")) val_loss = record["val_loss"].get<double>();
+  }
+  return val_loss;
+}
+
 // `albion eval` scores a checkpoint's model on a dataset. Over the batches the trainer's validation
 // reads it gives the trainer's val_loss; over the whole split its loss does not depend on the
 // batch size (the windows after the last full batch are scored too); options it cannot honour
@@ -487,12 +499,7 @@ TEST_F(CkptCliFlow, EvalScoresADatasetAsTheTrainersValidationDoes) {
   args.replace(args.find(no_eval), no_eval.size(), "--eval.interval=4 --eval.batches=3");
   const Outcome trained = run_albion(args);
   ASSERT_EQ(trained.exit_code, 0) << trained.output;
-  double val_loss = 0;
-  std::istringstream metrics(read_file(dir / "uk" / "eval" / "metrics.jsonl"));
-  for (std::string line; std::getline(metrics, line);) {
-    const auto record = nlohmann::json::parse(line);
-    if (record.contains("val_loss")) val_loss = record["val_loss"].get<double>();
-  }
+  const double val_loss = last_val_loss(dir / "uk" / "eval" / "metrics.jsonl");
   ASSERT_GT(val_loss, 0);
 
   const fs::path log = dir / "uk" / "eval" / "audit.jsonl";
@@ -559,6 +566,34 @@ TEST_F(CkptCliFlow, EvalScoresADatasetAsTheTrainersValidationDoes) {
                 .exit_code,
             3);
   expect_no_key_material(readable.output + sealed_scored.output + read_file(log), "eval");
+}
+
+
+// On a GPU (suite CkptCliFlowCuda, label gpu): the trainer validates in the training's precision
+// (bf16 autocast), as `albion eval` scores the checkpoint, so the two losses agree there too.
+class CkptCliFlowCuda : public CkptCliFlow {};
+
+TEST_F(CkptCliFlowCuda, EvalOnAGpuScoresAsTheTrainersValidationDoes) {
+  if (std::system("nvidia-smi -L > /dev/null 2>&1") != 0) GTEST_SKIP() << "no CUDA device on this machine";
+  std::string args = train_args("uk/eval-cuda", 4);
+  for (const auto& [from, to] : {std::pair<std::string, std::string>{"--eval.interval=0", "--eval.interval=4 "
+                                                                                            "--eval.batches=3"},
+                                 {"--run.device=cpu", "--run.device=cuda"}}) {
+    args.replace(args.find(from), from.size(), to);
+  }
+  const Outcome trained = run_albion(args);
+  ASSERT_EQ(trained.exit_code, 0) << trained.output;
+  ASSERT_NE(trained.output.find("bf16 autocast"), std::string::npos) << trained.output;
+  const double val_loss = last_val_loss(dir / "uk" / "eval-cuda" / "metrics.jsonl");
+  ASSERT_GT(val_loss, 0);
+  const Outcome run = run_albion("eval " + (dir / "uk" / "eval-cuda" / "checkpoints").string() + " --key file:" +
+                                 (dir / "kek").string() + " --dataset " + (dir / "data").string() +
+                                 " --device cuda --batches 3 --json");
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  const std::size_t at = run.output.find("{\"");
+  ASSERT_NE(at, std::string::npos) << run.output;
+  const auto scored = nlohmann::json::parse(run.output.substr(at, run.output.find('\n', at) - at));
+  EXPECT_NEAR(scored.value("loss", 0.0), val_loss, 1e-5 * val_loss) << scored.dump();
 }
 
 }  // namespace

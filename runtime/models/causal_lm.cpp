@@ -60,12 +60,14 @@ at::Tensor CausalLm::loss(const at::Tensor& input_ids, const at::Tensor& targets
 }
 
 at::Tensor CausalLm::forward(const at::Tensor& input_ids) {
-  return whole_vocabulary(at::linear(hidden_states(input_ids, nullptr), output_weight()));
+  const at::Tensor hidden = hidden_states(input_ids, nullptr);
+  return whole_vocabulary(at::linear(hidden, product_operand(output_weight(), hidden)));
 }
 
 at::Tensor CausalLm::forward(const at::Tensor& input_ids, KvCache& cache) {
   ALBION_CHECK(!at::GradMode::is_enabled(), "a KV-cached forward is for inference: run it under NoGradGuard");
-  const at::Tensor logits = whole_vocabulary(at::linear(hidden_states(input_ids, &cache), output_weight()));
+  const at::Tensor hidden = hidden_states(input_ids, &cache);
+  const at::Tensor logits = whole_vocabulary(at::linear(hidden, product_operand(output_weight(), hidden)));
   cache.advance(input_ids.size(1));
   return logits;
 }
@@ -91,10 +93,11 @@ at::Tensor CausalLm::chunked_loss(const at::Tensor& input_ids, const at::Tensor&
     kept = (loss_mask.reshape({-1}) != 0).to(at::kLong);
     flat_targets = at::where(kept != 0, flat_targets, kIgnoreTarget);
   }
+  const at::Tensor weight = product_operand(output_weight(), flat_hidden);  // Note [A frozen base held in bf16]
   const at::Tensor summed =
-      tensor_group_ ? vocab_parallel_linear_cross_entropy_sum(flat_hidden, output_weight(), flat_targets,
-                                                              kIgnoreTarget, *tensor_group_)
-                    : kernels::linear_cross_entropy_sum(flat_hidden, output_weight(), flat_targets, kIgnoreTarget);
+      tensor_group_ ? vocab_parallel_linear_cross_entropy_sum(flat_hidden, weight, flat_targets, kIgnoreTarget,
+                                                              *tensor_group_)
+                    : kernels::linear_cross_entropy_sum(flat_hidden, weight, flat_targets, kIgnoreTarget);
   return summed / kept.sum().clamp_min(1).to(summed.scalar_type());
 }
 

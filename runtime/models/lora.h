@@ -43,9 +43,10 @@ struct LoraOptions {
 std::vector<std::string> add_lora_adapters(CausalLm& model, const LoraOptions& options);
 
 // Note [A frozen base held in bf16] (runtime/models/layers.h): stores the frozen fp32 weight of
-// every linear layer but the output head in bf16, for training under bf16 autocast. Returns the
-// bytes it frees. After the adapters are added; merged_parameters() still gives fp32 merged weights
-// (the base's bf16 values plus the adapter), and the frozen layers without an adapter in bf16.
+// every linear layer in bf16, the output head's too unless it is tied to the embedding table, for
+// training under bf16 autocast. Returns the bytes it frees. After the adapters are added;
+// merged_parameters() still gives fp32 merged weights (the base's bf16 values plus the adapter),
+// and the frozen layers without an adapter in bf16.
 std::int64_t hold_frozen_weights_in_bf16(CausalLm& model);
 
 // The model's parameters as a model without adapters holds them: each adapted weight merged with

@@ -71,9 +71,9 @@ TEST(MemoryPlan, LoraTrainsTheAdaptersOverAWholeFrozenBase) {
   EXPECT_EQ(adapters, 41'943'040);
   EXPECT_EQ(memory->trained, adapters);
   EXPECT_EQ(memory->parameters, 8'030'261'248 + adapters);
-  // The frozen linear weights in bf16 (the recipe trains under bf16 autocast on GPUs); the
-  // embedding table and the output head (128,256 x 4,096 each), the norms and the adapters in fp32.
-  const std::int64_t fp32_parameters = 2LL * 128'256 * 4096 + (2 * 32 + 1) * 4096 + adapters;
+  // The frozen linear weights, the output head's included, in bf16 (the recipe trains under bf16
+  // autocast on GPUs); the embedding table (128,256 x 4,096), the norms and the adapters in fp32.
+  const std::int64_t fp32_parameters = 128'256LL * 4096 + (2 * 32 + 1) * 4096 + adapters;
   EXPECT_EQ(memory->weight_bytes, 4 * fp32_parameters + 2 * (memory->parameters - fp32_parameters));
   const std::optional<RankMemory> fp32 = plan_rank_memory(shipped("llama3_8b_lora.ini", {"--precision.dtype=fp32"}), 8);
   ASSERT_TRUE(fp32.has_value());

@@ -165,7 +165,8 @@ class Conv1d : public AdaptableLinear {
 // LoRA run cast its whole frozen base again every micro-batch, and held it in fp32 too. The
 // trainer stores such a base in bf16 once instead (models::hold_frozen_weights_in_bf16): the
 // products read the same bf16 values, the base takes half the memory, and no cast runs. Outside
-// autocast (evaluation, samples) a product widens the weight to its input's dtype as it reads it.
+// autocast (text samples, which run in fp32) a product widens the weight to its input's dtype as
+// it reads it.
 inline at::Tensor product_operand(const at::Tensor& weight, const at::Tensor& x) {
   if (weight.scalar_type() == x.scalar_type() || at::autocast::is_autocast_enabled(x.device().type())) return weight;
   return weight.to(x.scalar_type());

@@ -229,6 +229,38 @@ TEST_F(TrainerTest, TimeAfterAStepStaysOutOfTheRates) {
   for (double rate : rates) EXPECT_LT(tokens / rate, 1.0) << testing::PrintToString(rates);
 }
 
+// Note [Steps read one late]: between the first and the last step, with no evaluation or sample,
+// the loop reads no tensor's value on the host through an op (.item(), which on a GPU waits for
+// all the work queued since, the next step's included): a step's numbers come by a HostCopy.
+std::atomic<int> host_reads{0};
+std::unique_ptr<at::ObserverContext> count_host_read(const at::RecordFunction& fn) {
+  if (std::string_view(fn.name()) == "aten::_local_scalar_dense") ++host_reads;
+  return nullptr;
+}
+
+TEST_F(TrainerTest, StepsBetweenTheFirstAndTheLastReadNoTensorOnTheHost) {
+  struct CountingHostReads : TrainingHooks {
+    void after_step(Trainer&, std::int64_t step) override {
+      if (step == 1) handle = at::addThreadLocalCallback(at::RecordFunctionCallback(count_host_read));
+      if (step == 5) at::removeCallback(handle);
+    }
+    at::CallbackHandle handle = 0;
+  } counting;
+  config::Recipe r = recipe(4, 1, "host-reads");
+  r.train.steps = 8;
+  r.eval.interval = 0;
+  r.eval.sample_interval = 0;
+  host_reads = 0;
+  run(r, &counting);
+  EXPECT_EQ(host_reads.load(), 0) << "in steps 2 to 5";
+  // The callback sees such a read: one step's loss read as the loop once read it.
+  host_reads = 0;
+  const at::CallbackHandle handle = at::addThreadLocalCallback(at::RecordFunctionCallback(count_host_read));
+  EXPECT_EQ(at::ones({}).item<double>(), 1.0);
+  at::removeCallback(handle);
+  EXPECT_EQ(host_reads.load(), 1);
+}
+
 std::string read_file(const fs::path& path) {
   std::ifstream in(path);
   return std::string(std::istreambuf_iterator<char>(in), {});

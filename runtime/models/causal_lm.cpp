@@ -61,13 +61,13 @@ at::Tensor CausalLm::loss(const at::Tensor& input_ids, const at::Tensor& targets
 
 at::Tensor CausalLm::forward(const at::Tensor& input_ids) {
   const at::Tensor hidden = hidden_states(input_ids, nullptr);
-  return whole_vocabulary(at::linear(hidden, product_operand(output_weight(), hidden)));
+  return whole_vocabulary(at::linear(hidden, weight_as_read(output_weight(), hidden)));
 }
 
 at::Tensor CausalLm::forward(const at::Tensor& input_ids, KvCache& cache) {
   ALBION_CHECK(!at::GradMode::is_enabled(), "a KV-cached forward is for inference: run it under NoGradGuard");
   const at::Tensor hidden = hidden_states(input_ids, &cache);
-  const at::Tensor logits = whole_vocabulary(at::linear(hidden, product_operand(output_weight(), hidden)));
+  const at::Tensor logits = whole_vocabulary(at::linear(hidden, weight_as_read(output_weight(), hidden)));
   cache.advance(input_ids.size(1));
   return logits;
 }
@@ -93,7 +93,7 @@ at::Tensor CausalLm::chunked_loss(const at::Tensor& input_ids, const at::Tensor&
     kept = (loss_mask.reshape({-1}) != 0).to(at::kLong);
     flat_targets = at::where(kept != 0, flat_targets, kIgnoreTarget);
   }
-  const at::Tensor weight = product_operand(output_weight(), flat_hidden);  // Note [A frozen base held in bf16]
+  const at::Tensor weight = weight_as_read(output_weight(), flat_hidden);  // Note [A frozen base held in bf16]
   const at::Tensor summed =
       tensor_group_ ? vocab_parallel_linear_cross_entropy_sum(flat_hidden, weight, flat_targets, kIgnoreTarget,
                                                               *tensor_group_)

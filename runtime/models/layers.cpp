@@ -72,7 +72,7 @@ void AdaptableLinear::hold_frozen_weight_in(at::ScalarType dtype) {
   weight.set_data(weight.to(dtype));
 }
 
-at::Tensor AdaptableLinear::weight_for(const at::Tensor& x) const { return product_operand(stored_weight(), x); }
+at::Tensor AdaptableLinear::weight_for(const at::Tensor& x) const { return weight_as_read(stored_weight(), x); }
 
 at::Tensor AdaptableLinear::lora_a() const { return has_lora() ? lora_a_->weight() : at::Tensor(); }
 
@@ -107,7 +107,7 @@ at::Tensor Linear::forward(const at::Tensor& x, const at::Tensor& adapter_input)
   // Note [Weight gradients accumulated in place] (kernels/linear/accumulating_linear.h).
   const at::Tensor y = accumulates_in_place(x)
                            ? kernels::accumulating_linear(x, weight_, bias_, kernels::WeightLayout::kOutByIn)
-                           : (bias_.defined() ? at::linear(x, weight_for(x), bias_) : at::linear(x, weight_for(x)));
+                           : at::linear(x, weight_for(x), bias_);  // an undefined bias_ adds nothing
   return with_lora(y, adapter_input);
 }
 

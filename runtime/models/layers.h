@@ -80,7 +80,7 @@ class AdaptableLinear : public torch::nn::Module {
   // Whether the product for `x` adds the weight's gradient into its .grad itself (fused kernels on
   // the kernels' device, bf16 autocast, autograd on, a trainable weight).
   bool accumulates_in_place(const at::Tensor& x) const;
-  // The weight as the product with `x` reads it: product_operand(stored_weight(), x).
+  // The weight as the product with `x` reads it: weight_as_read(stored_weight(), x).
   at::Tensor weight_for(const at::Tensor& x) const;
   // `y` plus the adapter's term for input `x`, or `y` without an adapter.
   at::Tensor with_lora(at::Tensor y, const at::Tensor& x) const;
@@ -166,8 +166,8 @@ class Conv1d : public AdaptableLinear {
 // trainer stores such a base in bf16 once instead (models::hold_frozen_weights_in_bf16): the
 // products read the same bf16 values, the base takes half the memory, and no cast runs. Outside
 // autocast (text samples, which run in fp32) a product widens the weight to its input's dtype as
-// it reads it.
-inline at::Tensor product_operand(const at::Tensor& weight, const at::Tensor& x) {
+// it reads it: weight_as_read. (Not kernels' product_operand, which casts to autocast's dtype.)
+inline at::Tensor weight_as_read(const at::Tensor& weight, const at::Tensor& x) {
   if (weight.scalar_type() == x.scalar_type() || at::autocast::is_autocast_enabled(x.device().type())) return weight;
   return weight.to(x.scalar_type());
 }

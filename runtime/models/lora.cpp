@@ -75,15 +75,13 @@ std::vector<std::string> add_lora_adapters(CausalLm& model, const LoraOptions& o
 }
 
 std::int64_t hold_frozen_weights_in_bf16(CausalLm& model) {
-  std::map<std::string, at::Tensor> parameters;
-  for (auto& [name, tensor] : model.named_parameters()) parameters.emplace(name, tensor);
   std::int64_t freed = 0;
   // Every linear layer, the output head too where it has a weight of its own (a tied head is the
   // embedding table, which the lookup reads in fp32).
-  for (const auto& item : model.named_modules("", /*include_self=*/false)) {
-    auto layer = std::dynamic_pointer_cast<AdaptableLinear>(item.value());
+  for (const auto& module : model.modules(/*include_self=*/false)) {
+    auto layer = std::dynamic_pointer_cast<AdaptableLinear>(module);
     if (layer == nullptr) continue;
-    const at::Tensor& weight = parameters.at(item.key() + ".weight");
+    const at::Tensor& weight = *layer->named_parameters(/*recurse=*/false).find("weight");
     if (weight.requires_grad() || weight.scalar_type() != at::kFloat) continue;
     freed += weight.numel() * 2;  // 4 bytes an element to 2
     layer->hold_frozen_weight_in(at::kBFloat16);

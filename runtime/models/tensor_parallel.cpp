@@ -147,7 +147,7 @@ class GatheredProducts : public torch::autograd::Function<GatheredProducts> {
     const at::Tensor whole = all_gathered_rows(input, *group);
     variable_list products;
     for (std::size_t i = 0; i < weights.size(); ++i) {
-      const at::Tensor weight = product_operand(weights[i], whole);  // Note [A frozen base held in bf16]
+      const at::Tensor weight = weight_as_read(weights[i], whole);  // Note [A frozen base held in bf16]
       products.push_back(bias_of[i] < 0 ? at::linear(whole, weight) : at::linear(whole, weight, biases[bias_of[i]]));
     }
     variable_list saved = {input};

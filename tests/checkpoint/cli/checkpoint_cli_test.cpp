@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
 
 #include "checkpoint/audit/audit_log.h"
@@ -41,6 +42,14 @@ Outcome run_albion(const std::string& arguments) {
   const int status = pclose(pipe);
   run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   return run;
+}
+
+// The JSON object a `--json` command printed on its own line (progress goes to stderr, which
+// `output` holds too); nothing where it printed none.
+std::optional<nlohmann::json> printed_json(const std::string& output) {
+  const std::size_t at = output.find("{\"");
+  if (at == std::string::npos) return std::nullopt;
+  return nlohmann::json::parse(output.substr(at, output.find('\n', at) - at));
 }
 
 int count_lines(const std::string& text) { return static_cast<int>(std::count(text.begin(), text.end(), '\n')); }
@@ -470,9 +479,9 @@ TEST_F(CkptCliFlow, GenerateNamesTheChatTemplateTheModelWasTrainedIn) {
                                     (dir / "kek").string() + " --dataset " + (dir / "chats").string() +
                                     " --split train --json");
   ASSERT_EQ(scored.exit_code, 0) << scored.output;
-  const std::size_t at = scored.output.find("{\"");
-  ASSERT_NE(at, std::string::npos) << scored.output;
-  const auto result = nlohmann::json::parse(scored.output.substr(at, scored.output.find('\n', at) - at));
+  const std::optional<nlohmann::json> printed = printed_json(scored.output);
+  ASSERT_TRUE(printed.has_value()) << scored.output;
+  const nlohmann::json& result = *printed;
   EXPECT_GT(result["scored_tokens"].get<std::int64_t>(), 0) << result.dump();
   EXPECT_LT(result["scored_tokens"].get<std::int64_t>(), result["windows"].get<std::int64_t>() * 32 / 2)
       << result.dump();
@@ -510,9 +519,7 @@ TEST_F(CkptCliFlow, EvalScoresADatasetAsTheTrainersValidationDoes) {
   auto scored = [&](const std::string& options) {
     const Outcome run = run_albion(eval + " --json" + options);
     EXPECT_EQ(run.exit_code, 0) << run.output;
-    const std::size_t at = run.output.find("{\"");
-    return at == std::string::npos ? nlohmann::json::object()
-                                   : nlohmann::json::parse(run.output.substr(at, run.output.find('\n', at) - at));
+    return printed_json(run.output).value_or(nlohmann::json::object());
   };
   const nlohmann::json as_validation = scored(" --batches 3");
   EXPECT_NEAR(as_validation.value("loss", 0.0), val_loss, 1e-6 * val_loss) << as_validation.dump();
@@ -590,10 +597,9 @@ TEST_F(CkptCliFlowCuda, EvalOnAGpuScoresAsTheTrainersValidationDoes) {
                                  (dir / "kek").string() + " --dataset " + (dir / "data").string() +
                                  " --device cuda --batches 3 --json");
   ASSERT_EQ(run.exit_code, 0) << run.output;
-  const std::size_t at = run.output.find("{\"");
-  ASSERT_NE(at, std::string::npos) << run.output;
-  const auto scored = nlohmann::json::parse(run.output.substr(at, run.output.find('\n', at) - at));
-  EXPECT_NEAR(scored.value("loss", 0.0), val_loss, 1e-5 * val_loss) << scored.dump();
+  const std::optional<nlohmann::json> scored = printed_json(run.output);
+  ASSERT_TRUE(scored.has_value()) << run.output;
+  EXPECT_NEAR(scored->value("loss", 0.0), val_loss, 1e-5 * val_loss) << scored->dump();
 }
 
 }  // namespace

@@ -48,6 +48,18 @@ __device__ __forceinline__ float block_sum(float value) {
   return block_reduce(value, 0.0f, [](float a, float b) { return a + b; });
 }
 
+// Two sums over the whole block in one reduction (one round of barriers, not two), each the same
+// bits as block_sum gives it.
+struct FloatPair {
+  float first;
+  float second;
+};
+
+__device__ __forceinline__ FloatPair block_sum_pair(float first, float second) {
+  return block_reduce(FloatPair{first, second}, FloatPair{0.0f, 0.0f},
+                      [](FloatPair a, FloatPair b) { return FloatPair{a.first + b.first, a.second + b.second}; });
+}
+
 // Whether a pointer can be read and written in 16-byte packs.
 __host__ __device__ __forceinline__ bool aligned16(const void* pointer) {
   return reinterpret_cast<std::uintptr_t>(pointer) % 16 == 0;

@@ -1,14 +1,20 @@
 // File: kernels/cross_entropy/softmax_cross_entropy.cu
-// Softmax cross-entropy with the gradient written in place, a block per row at a time. Reference:
-// softmax_cross_entropy_ref.cpp. Test: tests/kernels/softmax_cross_entropy_test.cpp.
+// Softmax cross-entropy with the gradient written in place: rows held in a cluster's registers,
+// or a block per row at a time (softmax_cross_entropy.cuh). Reference:
+// softmax_cross_entropy_ref.cpp. Tests: tests/kernels/softmax_cross_entropy_test.cpp, and on the
+// CPU emulator tests/kernels/emulated/softmax_cross_entropy_emulated_test.cpp.
 #include <cuda_bf16.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <map>
+#include <mutex>
+#include <tuple>
 #include <utility>
 
 #include "kernels/common/block_reduce.cuh"
+#include "kernels/common/cluster.cuh"
 #include "kernels/common/cuda_check.h"
 #include "kernels/common/resident_blocks.cuh"
 #include "kernels/cross_entropy/softmax_cross_entropy.cuh"
@@ -88,6 +94,17 @@ __device__ __forceinline__ MaxSum batch_max_sum(const P (&batch)[kPacks]) {
   return local;
 }
 
+// The gradient of entry j of a row: softmax - one-hot, NaN where the target is not in the row.
+struct RowGradient {
+  float lse;
+  std::int64_t target;
+  float poison;  // 0, or NaN for a target outside the vocabulary
+
+  __device__ __forceinline__ float operator()(std::int64_t j, float x) const {
+    return __expf(x - lse) - (j == target ? 1.0f : 0.0f) + poison;
+  }
+};
+
 // Packs each thread has in flight at once: the loads go out together, then the arithmetic.
 constexpr int kPacksInFlight = 4;
 
@@ -132,10 +149,7 @@ __device__ __forceinline__ void softmax_cross_entropy_row(T* __restrict__ row, s
   if (threadIdx.x == 0) *loss = lse - target_logit;
   if (!write_gradient) return;
 
-  const float poison = valid ? 0.0f : NAN;
-  const auto gradient = [&](std::int64_t j, float x) {
-    return __expf(x - lse) - (j == target ? 1.0f : 0.0f) + poison;
-  };
+  const RowGradient gradient{lse, target, valid ? 0.0f : NAN};
   const auto rewrite = [&](std::int64_t q, P& pack) {
     const std::int64_t first = split.head + q * kVec;
 #pragma unroll
@@ -174,8 +188,135 @@ __global__ void softmax_cross_entropy_kernel(T* __restrict__ logits, const std::
   }
 }
 
+// One row by the `cluster` blocks of this thread's cluster, held in registers (Note [A row held in
+// a cluster's registers]). Every block of the cluster takes every row of the kernel's loop, so they
+// all reach the same cluster barriers.
+template <typename T, int kVec>
+__device__ __forceinline__ void softmax_cross_entropy_row_in_registers(T* __restrict__ row, std::int64_t target,
+                                                                       float* __restrict__ loss, std::int64_t vocab,
+                                                                       std::int64_t ignore_index, bool write_gradient,
+                                                                       unsigned cluster, unsigned rank) {
+  using P = Pack<T, kVec>;
+  constexpr int kSlots = kClusterRowElements / kVec;
+  const RowSplit<T, kVec> split(row, vocab);
+  P* packs = reinterpret_cast<P*>(row + split.head);
+  // 32-bit indices within the row (rows are under 2^31 entries): 64-bit ones took the registers
+  // of a pack per slot.
+  const int row_packs = static_cast<int>(split.packs);
+  const int head = static_cast<int>(split.head);
+  const int first_pack = static_cast<int>(rank * blockDim.x + threadIdx.x);  // slot s: first_pack + s * stride
+  const int stride = static_cast<int>(cluster * blockDim.x);
+  // The head's scalars live in block 0, the tail's in the last block, one per thread at most.
+  const int head_index = rank == 0 && static_cast<int>(threadIdx.x) < head ? static_cast<int>(threadIdx.x) : -1;
+  const int tail_index = rank == cluster - 1 && split.tail + threadIdx.x < vocab
+                             ? static_cast<int>(split.tail + threadIdx.x)
+                             : -1;
+
+  if (target == ignore_index) {
+    if (rank == 0 && threadIdx.x == 0) *loss = 0.0f;
+    if (!write_gradient) return;
+    P zero;
+#pragma unroll
+    for (auto& value : zero.values) value = from_float<T>(0.0f);
+#pragma unroll
+    for (int s = 0; s < kSlots; ++s) {
+      if (first_pack + s * stride < row_packs) packs[first_pack + s * stride] = zero;
+    }
+    if (head_index >= 0) row[head_index] = zero.values[0];
+    if (tail_index >= 0) row[tail_index] = zero.values[0];
+    return;
+  }
+  const bool valid = target >= 0 && target < vocab;
+
+  // One burst of loads; slots past the row's end hold -inf, which adds nothing to the sum.
+  P slots[kSlots];
+  P empty;
+#pragma unroll
+  for (auto& value : empty.values) value = from_float<T>(-INFINITY);
+#pragma unroll
+  for (int s = 0; s < kSlots; ++s) {
+    slots[s] = first_pack + s * stride < row_packs ? load_pack(packs + first_pack + s * stride) : empty;
+  }
+  const float head_value = head_index >= 0 ? to_float(row[head_index]) : 0.0f;
+  const float tail_value = tail_index >= 0 ? to_float(row[tail_index]) : 0.0f;
+  MaxSum acc = batch_max_sum(slots);
+  if (head_index >= 0) add(acc, head_value);
+  if (tail_index >= 0) add(acc, tail_value);
+  // Read before the first barrier, so before any block of the cluster starts overwriting the row.
+  const float target_logit = rank == 0 && threadIdx.x == 0 && valid ? to_float(row[target]) : NAN;
+
+  MaxSum total = block_reduce(acc, MaxSum{-INFINITY, 0.0f}, [](MaxSum a, MaxSum b) { return combine(a, b); });
+  if (cluster > 1) {
+    __shared__ MaxSum block_totals[1];
+    __shared__ MaxSum row_totals[1];
+    if (threadIdx.x == 0) block_totals[0] = total;
+    cluster_sync();
+    if (threadIdx.x == 0) {  // in rank order, so every block of the cluster gets the same bits
+      MaxSum row_total = *cluster_shared(block_totals, 0);
+      for (unsigned r = 1; r < cluster; ++r) row_total = combine(row_total, *cluster_shared(block_totals, r));
+      row_totals[0] = row_total;
+    }
+    // No block goes on (to overwrite its block_totals with the next row's, or to return) while
+    // another may still read them; the barrier also shows row_totals to the whole block.
+    cluster_sync();
+    total = row_totals[0];
+  }
+  const float lse = total.max + logf(total.sum);
+  if (rank == 0 && threadIdx.x == 0) *loss = lse - target_logit;
+  if (!write_gradient) return;
+
+  const RowGradient gradient{lse, target, valid ? 0.0f : NAN};
+#pragma unroll
+  for (int s = 0; s < kSlots; ++s) {
+    const int q = first_pack + s * stride;
+    if (q >= row_packs) continue;
+    const int first = head + q * kVec;
+    P& pack = slots[s];
+#pragma unroll
+    for (int k = 0; k < kVec; ++k) pack.values[k] = from_float<T>(gradient(first + k, to_float(pack.values[k])));
+    packs[q] = pack;
+  }
+  if (head_index >= 0) row[head_index] = from_float<T>(gradient(head_index, head_value));
+  if (tail_index >= 0) row[tail_index] = from_float<T>(gradient(tail_index, tail_value));
+}
+
+// Cluster c (blocks c * cluster .. c * cluster + cluster - 1) takes rows c, c + clusters, ...
+template <typename T, int kVec>
+__global__ void __launch_bounds__(kClusterRowThreads, 2)
+    softmax_cross_entropy_cluster_kernel(T* __restrict__ logits, const std::int64_t* __restrict__ targets,
+                                         float* __restrict__ losses, std::int64_t rows, std::int64_t vocab,
+                                         std::int64_t ignore_index, bool write_gradient, unsigned cluster) {
+  const unsigned rank = cluster > 1 ? cluster_rank() : 0;
+  for (std::int64_t r = blockIdx.x / cluster; r < rows; r += gridDim.x / cluster) {
+    softmax_cross_entropy_row_in_registers<T, kVec>(logits + r * vocab, targets[r], losses + r, vocab, ignore_index,
+                                                    write_gradient, cluster, rank);
+  }
+}
+
+template <typename T>
+void launch_in_registers(const SoftmaxCrossEntropyParams& p, cudaStream_t stream) {
+  constexpr int kVec = 16 / sizeof(T);
+  // Threads enough for kClusterRowElements entries each across the cluster's blocks.
+  const std::int64_t per_block = (p.vocab + p.cluster - 1) / p.cluster;
+  const int threads =
+      std::min(kClusterRowThreads, threads_for_row((per_block + kClusterRowElements - 1) / kClusterRowElements));
+  ALBION_CHECK(p.vocab <= std::int64_t{p.cluster} * threads * kClusterRowElements, "softmax cross-entropy: rows of ",
+               p.vocab, " entries do not fit the registers of ", p.cluster, " blocks");
+  // Capped at one grid's limit: beyond it, clusters take several rows each.
+  const std::int64_t clusters = std::min<std::int64_t>(p.rows, 0x7fffffff / p.cluster);
+  const auto cluster = static_cast<unsigned>(p.cluster);
+  launch_in_clusters("softmax_cross_entropy_cluster_kernel", &softmax_cross_entropy_cluster_kernel<T, kVec>,
+                     dim3(static_cast<unsigned>(clusters * p.cluster)), dim3(threads), cluster, stream,
+                     static_cast<T*>(p.logits), p.targets, p.losses, p.rows, p.vocab, p.ignore_index,
+                     p.write_gradient, cluster);
+}
+
 template <typename T>
 void launch_typed(const SoftmaxCrossEntropyParams& p, cudaStream_t stream) {
+  if (p.cluster > 0) {
+    launch_in_registers<T>(p, stream);
+    return;
+  }
   constexpr int kVec = 16 / sizeof(T);
   // Capped at one grid's limit: beyond it, blocks take several rows each.
   const std::int64_t blocks = std::min<std::int64_t>(p.blocks > 0 ? std::min(p.blocks, p.rows) : p.rows, 0x7fffffff);
@@ -193,10 +334,47 @@ int softmax_cross_entropy_resident_blocks(DType dtype) {
   return resident_blocks(kernel, kThreads);
 }
 
+bool softmax_cross_entropy_clusters_fit(DType dtype, int cluster) {
+  if (cluster == 1) return true;  // a plain launch
+  int device = 0;
+  ALBION_CUDA_CHECK(cudaGetDevice(&device));
+  static std::mutex mutex;
+  static std::map<std::tuple<int, DType, int>, bool> asked;
+  const std::lock_guard lock(mutex);
+  const auto key = std::make_tuple(device, dtype, cluster);
+  if (const auto found = asked.find(key); found != asked.end()) return found->second;
+  int major = 0;
+  ALBION_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+  bool fits = false;
+  if (major >= 9) {
+    const void* kernel =
+        dtype == DType::kFloat32
+            ? reinterpret_cast<const void*>(&softmax_cross_entropy_cluster_kernel<float, 4>)
+            : reinterpret_cast<const void*>(&softmax_cross_entropy_cluster_kernel<__nv_bfloat16, 8>);
+    cudaLaunchAttribute attribute{};
+    attribute.id = cudaLaunchAttributeClusterDimension;
+    attribute.val.clusterDim.x = static_cast<unsigned>(cluster);
+    attribute.val.clusterDim.y = 1;
+    attribute.val.clusterDim.z = 1;
+    cudaLaunchConfig_t config{};
+    config.gridDim = dim3(static_cast<unsigned>(cluster));
+    config.blockDim = dim3(kClusterRowThreads);
+    config.attrs = &attribute;
+    config.numAttrs = 1;
+    int clusters = 0;
+    fits = cudaOccupancyMaxActiveClusters(&clusters, kernel, &config) == cudaSuccess && clusters > 0;
+    (void)cudaGetLastError();  // a refusal is an answer here, not an error for the next launch's check
+  }
+  asked.emplace(key, fits);
+  return fits;
+}
+
 void launch_softmax_cross_entropy(const SoftmaxCrossEntropyParams& params, cudaStream_t stream) {
   ALBION_CHECK(params.rows >= 0 && params.vocab > 0, "softmax cross-entropy: bad shape [", params.rows, ", ",
                params.vocab, "]");
   ALBION_CHECK(params.blocks >= 0, "softmax cross-entropy: ", params.blocks, " blocks");
+  ALBION_CHECK(params.cluster >= 0 && params.cluster <= kMaxRowCluster && (params.cluster & (params.cluster - 1)) == 0,
+               "softmax cross-entropy: a cluster of ", params.cluster, " blocks (1, 2, 4 or 8)");
   if (params.rows == 0) return;
   switch (params.dtype) {
     case DType::kFloat32: launch_typed<float>(params, stream); break;

@@ -4,7 +4,10 @@
 // with target t (rows whose target is ignore_index: loss 0, gradient 0):
 //   loss[r]      = logsumexp(x[r, :]) - x[r, t]
 //   x[r, j]     <- softmax(x[r, :])[j] - (j == t)          (when write_gradient)
-// A block takes a row at a time: an online max/sum pass, then a pass that writes the gradient,
+// Two kernels. Rows of up to kMaxRowCluster x kClusterRowThreads x kClusterRowElements entries
+// (131,072) are held in registers by a cluster of blocks (Note [A row held in a cluster's registers]): one read and
+// one write of each row. Longer rows, and launches that ask for `blocks`, run the looping kernel: a
+// block takes a row at a time, an online max/sum pass, then a pass that writes the gradient,
 // last packs first (those were read last, so they are the likeliest still in L2). NaN anywhere in
 // a row reaches its loss and its whole gradient row. fp32 or bf16 logits, fp32 arithmetic, 16-byte
 // packs inside each row (rows need not start 16-byte aligned: vocabularies like GPT-2's 50,257 are
@@ -31,10 +34,45 @@ struct SoftmaxCrossEntropyParams {
   std::int64_t ignore_index = -100;
   bool write_gradient = true;
   DType dtype = DType::kFloat32;
-  std::int64_t blocks = 0;  // the grid: 0 for a block per row (softmax_cross_entropy_blocks)
+  std::int64_t blocks = 0;  // the looping kernel's grid: 0 for a block per row (softmax_cross_entropy_blocks)
+  int cluster = 0;          // > 0: the register-row kernel, with this many blocks per row (1, 2, 4 or 8)
 };
 
-// The grid for `rows` rows of `row_bytes` on a GPU with `multiprocessors`, each holding
+// Note [A row held in a cluster's registers]
+// The looping kernel reads each row twice: once for its max and sum, once more to write the
+// gradient. A row of Llama 3's 128,256-entry vocabulary (256 KB in bf16) outgrows a
+// multiprocessor's shared memory, and the rows a GPU keeps in flight outgrow L2, so the second
+// read comes from memory: 3 passes where 2 would do, 65% of the copy bandwidth on an H200 for
+// forward and gradient together, against a ceiling of 67%. A thread-block cluster (sm_90 and
+// later) holds the whole row instead: each of its blocks loads its share of the row's packs into
+// registers in one burst, reduces them to a running max and sum, and the blocks combine their
+// totals through each other's shared memory (kernels/common/cluster.cuh) in rank order, so every
+// block gets the same bits. Each writes its share of the gradient from its registers. Pack q of
+// the row lives in slot q / (cluster x threads) of thread q % threads of block rank
+// q / threads % cluster: each block's warps read and write contiguous spans. A thread holds 32
+// entries in either dtype (8 packs of fp32, 4 of bf16; at 8 bf16 packs nvcc 13 spilled on sm_90),
+// and the kernel is built for two blocks per multiprocessor (64 registers), so one block's loads
+// overlap another's reduction. Llama 3's row takes 8 blocks of 512 threads, GPT-2's padded 50,304
+// entries 4.
+constexpr int kClusterRowElements = 32;  // per thread
+constexpr int kClusterRowThreads = 512;  // the most threads per block
+constexpr int kMaxRowCluster = 8;        // the portable cluster size
+
+// Blocks per row for the register-row kernel with rows of `vocab` entries: the smallest power of
+// two whose registers hold the row, or 0 where 8 blocks would not.
+inline int softmax_cross_entropy_cluster(std::int64_t vocab) {
+  for (int cluster = 1; cluster <= kMaxRowCluster; cluster *= 2) {
+    if (vocab <= std::int64_t{cluster} * kClusterRowThreads * kClusterRowElements) return cluster;
+  }
+  return 0;
+}
+
+// Whether the current GPU launches the register-row kernel in clusters of `cluster` blocks for
+// `dtype` (asked once per device): sm_90 and later, with room for a cluster on the device.
+bool softmax_cross_entropy_clusters_fit(DType dtype, int cluster);
+
+// The looping kernel's grid (rows of over 131,072 entries, such as Qwen2.5's 151,936, or a launch
+// that asks for it) for `rows` rows of `row_bytes` on a GPU with `multiprocessors`, each holding
 // `resident_blocks` of this kernel (softmax_cross_entropy_resident_blocks), and an L2 of
 // `l2_bytes`. A block per row keeps as many rows in flight as the GPU holds blocks. While those
 // rows fit in half of L2, the gradient pass re-reads each row from L2. Past that (GPT-2's

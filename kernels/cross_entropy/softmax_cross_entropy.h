@@ -12,9 +12,11 @@ namespace albion::kernels {
 
 // logits [rows, vocab] contiguous; targets [rows] int64 on the same device. Returns the per-row
 // losses (fp32; fp64 for fp64 logits; 0 for ignored rows). With `write_gradient`, logits now hold
-// d(sum of losses)/d(logits) = softmax - one_hot (zero rows where ignored). `blocks`: the kernel's
-// grid, 0 to let softmax_cross_entropy_blocks choose for the GPU (a block per row elsewhere); tests
-// and the benchmark set it to compare schedules. The CPU reference ignores it.
+// d(sum of losses)/d(logits) = softmax - one_hot (zero rows where ignored). `blocks` = 0 runs rows
+// that fit a cluster's registers there (Note [A row held in a cluster's registers]) and longer
+// ones in the looping kernel on the grid softmax_cross_entropy_blocks chooses for the GPU (a block
+// per row on the emulator); `blocks` > 0 runs the looping kernel on that grid, which tests and the
+// benchmark use to compare the kernels. The CPU reference ignores it.
 at::Tensor softmax_cross_entropy_(at::Tensor& logits, const at::Tensor& targets, std::int64_t ignore_index,
                                   bool write_gradient, std::int64_t blocks = 0);
 

@@ -40,7 +40,10 @@ at::Tensor softmax_cross_entropy_(at::Tensor& logits, const at::Tensor& targets,
     p.write_gradient = write_gradient;
     p.dtype = dtype;
     p.blocks = blocks;
-    if (blocks == 0 && logits.is_cuda()) {
+    const int cluster = softmax_cross_entropy_cluster(p.vocab);
+    if (blocks == 0 && cluster > 0 && (!logits.is_cuda() || softmax_cross_entropy_clusters_fit(dtype, cluster))) {
+      p.cluster = cluster;  // Note [A row held in a cluster's registers]
+    } else if (blocks == 0 && logits.is_cuda()) {
       const cudaDeviceProp* device = at::cuda::getCurrentDeviceProperties();
       p.blocks = softmax_cross_entropy_blocks(p.rows, p.vocab * static_cast<std::int64_t>(logits.element_size()),
                                               device->multiProcessorCount,

@@ -1,6 +1,8 @@
 // File: kernels/emulation/cuda_emulation.cpp
 // The emulator's scheduler: a block's threads are ucontext fibers on the calling OS thread, taking
-// turns between __syncthreads and warp shuffles. See cuda_emulation.h for what it models.
+// turns between __syncthreads and warp shuffles; the blocks of a thread-block cluster take turns
+// in one run, each with its own copy of the __shared__ arrays. See cuda_emulation.h for what it
+// models.
 #include "kernels/emulation/cuda_emulation.h"
 #include "kernels/emulation/launch_counts.h"
 
@@ -20,7 +22,7 @@
 #include <random>
 #include <stdexcept>
 #include <string>
-#include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 thread_local uint3 threadIdx;
@@ -70,24 +72,46 @@ struct Warp {
   std::array<std::array<std::array<unsigned char, 8>, kWarpSize>, 2> slots{};
 };
 
-enum class Waiting { kNothing, kBlockBarrier, kWarpBarrier };
+enum class Waiting { kNothing, kBlockBarrier, kWarpBarrier, kClusterBarrier };
 
 struct Fiber {
   ucontext_t context;
   uint3 index;
-  int linear = 0;
+  int block = 0;   // rank of its block in the cluster
+  int linear = 0;  // within its block
   bool done = false;
   Waiting waiting = Waiting::kNothing;
 };
 
-// One block in flight on this OS thread.
+// A __shared__ array a block of a cluster declared during the run.
+struct SharedArray {
+  void* address;
+  std::size_t bytes;
+};
+
+// One block of the cluster in flight.
+struct Block {
+  uint3 index;
+  Barrier barrier;
+  int live = 0;
+  std::unordered_set<const void*> fresh;  // __shared__ arrays poisoned for this block
+  // Its copy of each SharedArray while another block of the cluster holds the arrays themselves
+  // (empty: not declared by this block yet).
+  std::vector<std::vector<unsigned char>> shared_copies;
+};
+
+// One cluster of blocks (one block outside a cluster launch) in flight on this OS thread.
 struct BlockRun {
   const std::function<void()>* body = nullptr;
   ucontext_t scheduler;
-  std::vector<Fiber> fibers;
-  std::vector<Warp> warps;
-  Barrier block_barrier;
-  int live = 0;
+  std::vector<Fiber> fibers;  // block by block
+  std::vector<Warp> warps;    // block by block
+  std::vector<Block> blocks;
+  int warps_per_block = 0;
+  Barrier cluster_barrier;
+  int live = 0;  // in the whole cluster
+  std::vector<SharedArray> shared_arrays;  // only where the cluster has several blocks
+  int holder = 0;                          // the block whose values the __shared__ arrays hold
   Fiber* current = nullptr;
   bool progress = false;  // some thread arrived, was released or finished during this round
   std::string error;      // set by a fiber that cannot go on; the scheduler throws it
@@ -100,8 +124,6 @@ struct ThreadState {
   cudaError_t last_error = cudaSuccess;
   std::vector<std::unique_ptr<FiberStack>> stacks;
   BlockRun* run = nullptr;
-  std::uint64_t blocks_started = 0;                               // this thread's blocks so far
-  std::unordered_map<const void*, std::uint64_t> shared_fresh_in;  // array -> block it was poisoned for
 };
 
 thread_local ThreadState state;
@@ -146,6 +168,10 @@ void wait_at(Barrier& barrier, const int& expected, Waiting kind) {
   run.current->waiting = Waiting::kNothing;
 }
 
+Warp& warp_of(BlockRun& run, const Fiber& fiber) {
+  return run.warps[fiber.block * run.warps_per_block + fiber.linear / kWarpSize];
+}
+
 void fiber_main() {
   BlockRun& run = *state.run;
   (*run.body)();
@@ -153,24 +179,51 @@ void fiber_main() {
   self.done = true;
   run.progress = true;
   --run.live;
-  Warp& warp = run.warps[self.linear / kWarpSize];
+  Block& block = run.blocks[self.block];
+  --block.live;
+  Warp& warp = warp_of(run, self);
   --warp.live;
   // A thread that leaves may be the last one a barrier was waiting for.
-  if (run.block_barrier.arrived > 0 && run.block_barrier.arrived >= run.live) release(run.block_barrier, run);
+  if (block.barrier.arrived > 0 && block.barrier.arrived >= block.live) release(block.barrier, run);
   if (warp.barrier.arrived > 0 && warp.barrier.arrived >= warp.live) release(warp.barrier, run);
+  if (run.cluster_barrier.arrived > 0 && run.cluster_barrier.arrived >= run.live) release(run.cluster_barrier, run);
   // Returning resumes uc_link, the scheduler.
 }
 
 std::string describe_deadlock(const BlockRun& run) {
-  int at_block = 0, at_warp = 0;
+  int at_block = 0, at_warp = 0, at_cluster = 0;
   for (const Fiber& f : run.fibers) {
     if (f.done) continue;
     if (f.waiting == Waiting::kBlockBarrier) ++at_block;
     if (f.waiting == Waiting::kWarpBarrier) ++at_warp;
+    if (f.waiting == Waiting::kClusterBarrier) ++at_cluster;
   }
   const int exited = static_cast<int>(run.fibers.size()) - run.live;
-  return std::to_string(at_block) + " threads wait at __syncthreads, " + std::to_string(at_warp) +
-         " at a warp shuffle, " + std::to_string(exited) + " have returned";
+  std::string text = std::to_string(at_block) + " threads wait at __syncthreads, " + std::to_string(at_warp) +
+                     " at a warp shuffle, ";
+  if (run.blocks.size() > 1) text += std::to_string(at_cluster) + " at the cluster barrier, ";
+  return text + std::to_string(exited) + " have returned";
+}
+
+// Gives the __shared__ arrays to `block`: the holder's values go to its copies (of the arrays it
+// declared), and the arrays take `block`'s copies, or poison where it has none yet.
+void hold_shared_for(BlockRun& run, int block) {
+  if (block == run.holder) return;
+  Block& from = run.blocks[run.holder];
+  Block& to = run.blocks[block];
+  from.shared_copies.resize(run.shared_arrays.size());
+  to.shared_copies.resize(run.shared_arrays.size());
+  for (std::size_t i = 0; i < run.shared_arrays.size(); ++i) {
+    const SharedArray& array = run.shared_arrays[i];
+    const auto* bytes = static_cast<const unsigned char*>(array.address);
+    if (from.fresh.contains(array.address)) from.shared_copies[i].assign(bytes, bytes + array.bytes);
+    if (to.shared_copies[i].empty()) {
+      std::memset(array.address, 0xFF, array.bytes);
+    } else {
+      std::memcpy(array.address, to.shared_copies[i].data(), array.bytes);
+    }
+  }
+  run.holder = block;
 }
 
 std::string coordinates(uint3 v) {
@@ -187,41 +240,55 @@ std::vector<Index> schedule_order(Index n) {
   return order;
 }
 
-void run_block(BlockRun& run, uint3 block, dim3 block_dim) {
+// Runs the blocks of one cluster (one block outside a cluster launch) to completion; their
+// threads take turns in the schedule's order, across the blocks.
+void run_blocks(BlockRun& run, const std::vector<uint3>& blocks, dim3 block_dim) {
   const int threads = static_cast<int>(block_dim.x * block_dim.y * block_dim.z);
-  while (state.stacks.size() < static_cast<std::size_t>(threads)) {
+  const int cluster_threads = threads * static_cast<int>(blocks.size());
+  while (state.stacks.size() < static_cast<std::size_t>(cluster_threads)) {
     state.stacks.push_back(std::make_unique<FiberStack>());
   }
-  run.fibers.assign(threads, Fiber{});
-  run.warps.assign((threads + kWarpSize - 1) / kWarpSize, Warp{});
-  run.block_barrier = Barrier{};
-  run.live = threads;
-  for (int t = 0; t < threads; ++t) {
-    Fiber& f = run.fibers[t];
+  run.warps_per_block = (threads + kWarpSize - 1) / kWarpSize;
+  run.fibers.assign(cluster_threads, Fiber{});
+  run.warps.assign(run.warps_per_block * blocks.size(), Warp{});
+  run.blocks.assign(blocks.size(), Block{});
+  run.shared_arrays.clear();
+  run.holder = 0;
+  run.cluster_barrier = Barrier{};
+  run.live = cluster_threads;
+  for (std::size_t b = 0; b < blocks.size(); ++b) {
+    run.blocks[b].index = blocks[b];
+    run.blocks[b].live = threads;
+  }
+  for (int i = 0; i < cluster_threads; ++i) {
+    Fiber& f = run.fibers[i];
+    const int t = i % threads;
+    f.block = i / threads;
     f.linear = t;
     f.index = make_uint3(t % block_dim.x, t / block_dim.x % block_dim.y, t / (block_dim.x * block_dim.y));
-    Warp& warp = run.warps[t / kWarpSize];
+    Warp& warp = warp_of(run, f);
     ++warp.size;
     ++warp.live;
     getcontext(&f.context);
-    f.context.uc_stack.ss_sp = state.stacks[t]->top();
+    f.context.uc_stack.ss_sp = state.stacks[i]->top();
     f.context.uc_stack.ss_size = kStackBytes;
     f.context.uc_link = &run.scheduler;
     makecontext(&f.context, fiber_main, 0);
   }
-  blockIdx = block;
-  ++state.blocks_started;
-  std::vector<int> order = schedule_order(threads);
+  std::vector<int> order = schedule_order(cluster_threads);
   while (run.live > 0) {
     run.progress = false;
     for (int t : order) {
       Fiber& f = run.fibers[t];
       if (f.done) continue;
+      hold_shared_for(run, f.block);
+      blockIdx = run.blocks[f.block].index;
       threadIdx = f.index;
       run.current = &f;
       swapcontext(&run.scheduler, &f.context);
       if (!run.error.empty()) {
-        throw std::runtime_error(run.error + " (thread " + coordinates(f.index) + ")");
+        const std::string rank = blocks.size() > 1 ? " of cluster rank " + std::to_string(f.block) : "";
+        throw std::runtime_error(run.error + " (thread " + coordinates(f.index) + rank + ")");
       }
     }
     if (run.live > 0 && !run.progress) throw std::runtime_error("deadlock: " + describe_deadlock(run));
@@ -285,6 +352,11 @@ bool valid_configuration(dim3 grid, dim3 block, std::size_t dynamic_shared_bytes
          block.z <= 64 && dynamic_shared_bytes <= 48 * 1024;
 }
 
+// Clusters along x only (what our kernels launch), of the portable sizes 1 to 8, dividing the grid.
+bool valid_cluster(dim3 grid, unsigned cluster) {
+  return cluster >= 1 && cluster <= 8 && grid.x % cluster == 0;
+}
+
 // Grids run per kernel name, across threads.
 std::mutex launch_counts_mutex;
 std::map<std::string, std::int64_t, std::less<>> launch_counts;
@@ -306,10 +378,14 @@ std::int64_t launches(std::string_view kernel) {
 }
 
 void fresh_shared(void* array, std::size_t bytes) {
-  std::uint64_t& block = state.shared_fresh_in[array];
-  if (block == state.blocks_started) return;  // another thread of this block got here first
-  block = state.blocks_started;
+  BlockRun& run = active_run();
+  Block& block = run.blocks[run.current->block];
+  if (!block.fresh.insert(array).second) return;  // another thread of this block got here first
   std::memset(array, 0xFF, bytes);
+  if (run.blocks.size() == 1) return;
+  const bool known = std::any_of(run.shared_arrays.begin(), run.shared_arrays.end(),
+                                 [&](const SharedArray& a) { return a.address == array; });
+  if (!known) run.shared_arrays.push_back({array, bytes});
 }
 
 void set_schedule(Schedule schedule, std::uint64_t seed) {
@@ -321,14 +397,41 @@ cudaError_t get_last_error() { return std::exchange(state.last_error, cudaSucces
 
 void sync_threads() {
   BlockRun& run = active_run();
-  wait_at(run.block_barrier, run.live, Waiting::kBlockBarrier);
+  Block& block = run.blocks[run.current->block];
+  wait_at(block.barrier, block.live, Waiting::kBlockBarrier);
+}
+
+unsigned cluster_rank() { return static_cast<unsigned>(active_run().current->block); }
+
+void cluster_sync() {
+  BlockRun& run = active_run();
+  wait_at(run.cluster_barrier, run.live, Waiting::kClusterBarrier);
+}
+
+void* cluster_shared(void* address, unsigned rank) {
+  BlockRun& run = active_run();
+  const int self = run.current->block;
+  if (rank >= run.blocks.size()) fail("map_shared_rank: rank " + std::to_string(rank) + " outside the cluster");
+  if (static_cast<int>(rank) == self) return address;
+  auto* byte = static_cast<unsigned char*>(address);
+  for (std::size_t i = 0; i < run.shared_arrays.size(); ++i) {
+    auto* first = static_cast<unsigned char*>(run.shared_arrays[i].address);
+    if (byte < first || byte >= first + run.shared_arrays[i].bytes) continue;
+    // The caller's block holds the arrays; every other block's values are in its copies.
+    std::vector<std::vector<unsigned char>>& copies = run.blocks[rank].shared_copies;
+    if (i >= copies.size() || copies[i].empty()) {
+      fail("map_shared_rank: block rank " + std::to_string(rank) + " has not declared that array yet");
+    }
+    return copies[i].data() + (byte - first);
+  }
+  fail("map_shared_rank: the address is in no __shared__ array this cluster declared");
 }
 
 void shuffle_xor(unsigned mask, const void* value, void* result, std::size_t bytes, int lane_mask, int width) {
   BlockRun& run = active_run();
   if (mask != 0xffffffffu || width != kWarpSize) fail("__shfl_xor_sync: only full-warp shuffles are emulated");
   const int lane = run.current->linear % kWarpSize;
-  Warp& warp = run.warps[run.current->linear / kWarpSize];
+  Warp& warp = warp_of(run, *run.current);
   if (warp.size != kWarpSize || warp.live != kWarpSize) {
     fail("__shfl_xor_sync with a full mask in a warp of " + std::to_string(warp.live) +
          " live threads (undefined on the GPU)");
@@ -340,11 +443,15 @@ void shuffle_xor(unsigned mask, const void* value, void* result, std::size_t byt
   std::memcpy(result, slots[lane ^ lane_mask].data(), bytes);
 }
 
-void run_grid(const char* kernel, dim3 grid, dim3 block, std::size_t dynamic_shared_bytes,
+void run_grid(const char* kernel, dim3 grid, dim3 block, std::size_t dynamic_shared_bytes, unsigned cluster,
               const std::function<void()>& body) {
   if (state.run != nullptr) throw std::logic_error("CUDA emulation: a launch from inside a kernel");
   if (!valid_configuration(grid, block, dynamic_shared_bytes)) {
     state.last_error = cudaErrorInvalidConfiguration;
+    return;
+  }
+  if (!valid_cluster(grid, cluster)) {
+    state.last_error = cudaErrorInvalidClusterSize;
     return;
   }
   count_launch(kernel);
@@ -356,13 +463,20 @@ void run_grid(const char* kernel, dim3 grid, dim3 block, std::size_t dynamic_sha
   gridDim = grid;
   blockDim = block;
   try {
-    for (std::uint64_t b : schedule_order(std::uint64_t{grid.x} * grid.y * grid.z)) {
-      const uint3 index = make_uint3(b % grid.x, b / grid.x % grid.y, b / (std::uint64_t{grid.x} * grid.y));
+    // Clusters in the schedule's order: cluster c is blocks c * cluster .. c * cluster + cluster - 1
+    // of the grid, counted along x first.
+    std::vector<uint3> blocks(cluster);
+    for (std::uint64_t c : schedule_order(std::uint64_t{grid.x} * grid.y * grid.z / cluster)) {
+      for (unsigned r = 0; r < cluster; ++r) {
+        const std::uint64_t b = c * cluster + r;
+        blocks[r] = make_uint3(b % grid.x, b / grid.x % grid.y, b / (std::uint64_t{grid.x} * grid.y));
+      }
       try {
-        run_block(run, index, block);
+        run_blocks(run, blocks, block);
       } catch (const std::runtime_error& e) {
-        throw std::runtime_error(std::string("CUDA emulation: ") + kernel + " block " + coordinates(index) +
-                                 ": " + e.what());
+        const std::string where = cluster > 1 ? " cluster from block " : " block ";
+        throw std::runtime_error(std::string("CUDA emulation: ") + kernel + where + coordinates(blocks[0]) + ": " +
+                                 e.what());
       }
     }
   } catch (...) {

@@ -7,7 +7,9 @@
 // What it models: every CUDA thread is a fiber; a block's fibers run on one OS thread and switch
 // only at __syncthreads and warp shuffles, in an order the test chooses (forward, reverse,
 // shuffled), so code that communicates through shared memory without a barrier, or relies on a
-// warp running in lockstep, gives different results under different orders. Barriers that not
+// warp running in lockstep, gives different results under different orders. The blocks of a
+// thread-block cluster take turns the same way, switching at cluster barriers too, and read each
+// other's shared memory (map_shared_rank) as it stands at that moment. Barriers that not
 // every live thread reaches, full-mask shuffles in partial warps and invalid launch
 // configurations are reported as errors, where a GPU would hang or be undefined. The translated
 // kernels are built with UBSan (kernels/emulation/CMakeLists.txt): a 16-byte pack at a misaligned
@@ -21,6 +23,10 @@
 // multiply-adds the GPU compiler forms.
 // A lent GPU still has the last word: tests labelled gpu compare the real kernels.
 #pragma once
+
+// Kernel headers that call device features the emulator provides in its own way
+// (kernels/common/cluster.cuh) test this.
+#define ALBION_CUDA_EMULATION 1
 
 #include <cuda_bf16.h>
 #include <cuda_runtime_api.h>
@@ -67,10 +73,21 @@ void fresh_shared(void* array, std::size_t bytes);
 // One step of a full-warp shuffle: publishes `bytes` of `value`, returns lane (lane ^ lane_mask)'s.
 void shuffle_xor(unsigned mask, const void* value, void* result, std::size_t bytes, int lane_mask, int width);
 
-// Runs `body` as every thread of every block; launch errors become cudaGetLastError's result.
-void run_grid(const char* kernel, dim3 grid, dim3 block, std::size_t dynamic_shared_bytes,
+// Runs `body` as every thread of every block, in clusters of `cluster` blocks along x (1: no
+// clusters); launch errors become cudaGetLastError's result.
+void run_grid(const char* kernel, dim3 grid, dim3 block, std::size_t dynamic_shared_bytes, unsigned cluster,
               const std::function<void()>& body);
 cudaError_t get_last_error();
+
+// Thread-block clusters (kernels/common/cluster.cuh calls these where it is built for the
+// emulator). The blocks of a cluster run together, their threads taking turns as one block's do,
+// each block with its own values of the __shared__ arrays; the cluster barrier waits for every
+// thread of the cluster that has not returned.
+unsigned cluster_rank();
+void cluster_sync();
+// Where rank's block holds the __shared__ value at `address` (an address in the caller's block):
+// valid until the caller's next barrier or shuffle, where the blocks may take turns.
+void* cluster_shared(void* address, unsigned rank);
 
 // kernel<<<grid, block, shared, stream>>>(args) becomes
 // launch("kernel", kernel, grid, block, shared, stream)(args).
@@ -80,7 +97,16 @@ auto launch(const char* name, void (*kernel)(Params...), dim3 grid, dim3 block, 
   return [=](auto&&... args) {
     // Converted once to the kernel's parameter types, as CUDA copies arguments at launch.
     const std::tuple<std::decay_t<Params>...> params(std::forward<decltype(args)>(args)...);
-    run_grid(name, grid, block, dynamic_shared_bytes, [&] { std::apply(kernel, params); });
+    run_grid(name, grid, block, dynamic_shared_bytes, 1, [&] { std::apply(kernel, params); });
+  };
+}
+
+// A launch in clusters of `cluster` blocks along x, as cudaLaunchKernelEx with a cluster dimension.
+template <typename... Params>
+auto launch_clustered(const char* name, void (*kernel)(Params...), dim3 grid, dim3 block, unsigned cluster) {
+  return [=](auto&&... args) {
+    const std::tuple<std::decay_t<Params>...> params(std::forward<decltype(args)>(args)...);
+    run_grid(name, grid, block, 0, cluster, [&] { std::apply(kernel, params); });
   };
 }
 

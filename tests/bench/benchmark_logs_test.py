@@ -19,7 +19,7 @@ BUILD = sys.argv.pop(1) if len(sys.argv) > 1 else "build"
 
 # Every kernel and pass kernel_bandwidth measures on the CPU, in both dtypes where it has them (the
 # RMSNorm operands for bf16 products, "rms-3ops" and "rms+casts", in fp32 only; on a GPU it adds
-# the cross-entropy on one block per multiprocessor, "xent-sm1", and the norms with their parameter
+# the looping cross-entropy kernel on a block per row, "xent-rows", and the norms with their parameter
 # gradients summed apart, "rms-apart" and "ln-apart").
 EXPECTED_ROWS = {(kernel, pass_, dtype)
                  for kernel, passes in {"rmsnorm": ["fwd", "fwd+bwd"], "layernorm": ["fwd", "fwd+bwd"],

@@ -62,7 +62,7 @@ class CheckTargetsTest(unittest.TestCase):
         self.assertRegex(self.line_with(lines, "layernorm", "fp32"), r"1\.10x MISSED \(bytes cap it at 1\.00x: 110%")
         # Another way of running a kernel is shown, without a verdict.
         comparison = self.line_with(lines, "xent-rows")
-        self.assertRegex(comparison, r"76\.9% +3\.00x +\(a block per row, not a target\)$")
+        self.assertRegex(comparison, r"76\.9% +3\.00x +\(the looping kernel, a block per row, not a target\)$")
         self.assertNotIn("MISSED", comparison)
         apart = self.line_with(lines, "ln-apart")
         self.assertRegex(apart, r"76\.5% +1\.39x +\(parameter gradients summed apart, not a target\)$")

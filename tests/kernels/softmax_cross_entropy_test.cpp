@@ -4,7 +4,8 @@
 // fp64, bad targets, and (suite SoftmaxCrossEntropyCuda, label gpu; also on the CPU emulator in
 // kernels_on_emulator_test) the CUDA kernel against the reference on the same rounded logits,
 // losses poisoned first, odd vocabularies (rows that start off a 16-byte boundary) and a view that
-// starts mid-allocation; grids of fewer blocks than rows, and how the GPU path chooses its grid.
+// starts mid-allocation; both kernels (rows in a cluster's registers, and the looping one); grids
+// of fewer blocks than rows, and how the GPU path chooses its grid.
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 #include <torch/csrc/autograd/autograd.h>
@@ -132,28 +133,34 @@ TEST_P(SoftmaxCrossEntropyCuda, KernelMatchesTheReference) {
   // gradient never lands in the logits the kernel overwrites below.
   at::Tensor expected_gradient = logits.cpu().to(at::kDouble);
   const at::Tensor expected_losses = softmax_cross_entropy_(expected_gradient, targets.cpu(), kIgnore, true);
-  at::Tensor losses;
-  {
-    const OnKernelDevice on_device;
-    poison_kernel_allocator(rows * 4);
-    losses = softmax_cross_entropy_(logits, targets, kIgnore, true);
-  }
-  EXPECT_FALSE(losses.isnan().any().item<bool>());
-  // Relative to scale: a confident row's loss (lse - x_t) and its target's gradient (p - 1)
-  // cancel, leaving fp32 an absolute accuracy of ~1e-7 there, in torch's kernels as in ours.
-  EXPECT_LT(max_error_relative_to_scale(losses, expected_losses), tolerance) << vocab << " " << dtype;
-  EXPECT_LT(max_error_relative_to_scale(logits, expected_gradient), tolerance) << vocab << " " << dtype;
+  // blocks 0: the kernel the launcher chooses (rows held in a cluster's registers, up to 131,072
+  // entries); blocks = rows: the looping kernel, a block per row.
+  for (std::int64_t blocks : {std::int64_t{0}, rows}) {
+    SCOPED_TRACE("blocks " + std::to_string(blocks));
+    at::Tensor gradient = logits.clone();
+    at::Tensor losses;
+    {
+      const OnKernelDevice on_device;
+      poison_kernel_allocator(rows * 4);
+      losses = softmax_cross_entropy_(gradient, targets, kIgnore, true, blocks);
+    }
+    EXPECT_FALSE(losses.isnan().any().item<bool>());
+    // Relative to scale: a confident row's loss (lse - x_t) and its target's gradient (p - 1)
+    // cancel, leaving fp32 an absolute accuracy of ~1e-7 there, in torch's kernels as in ours.
+    EXPECT_LT(max_error_relative_to_scale(losses, expected_losses), tolerance) << vocab << " " << dtype;
+    EXPECT_LT(max_error_relative_to_scale(gradient, expected_gradient), tolerance) << vocab << " " << dtype;
 
-  // Loss only: the logits stay as they were.
-  at::Tensor untouched = storage.clone().narrow(0, 1, rows);
-  const at::Tensor before = untouched.clone();
-  at::Tensor loss_only;
-  {
-    const OnKernelDevice on_device;
-    loss_only = softmax_cross_entropy_(untouched, targets, kIgnore, false);
+    // Loss only: the logits stay as they were.
+    at::Tensor untouched = storage.clone().narrow(0, 1, rows);
+    const at::Tensor before = untouched.clone();
+    at::Tensor loss_only;
+    {
+      const OnKernelDevice on_device;
+      loss_only = softmax_cross_entropy_(untouched, targets, kIgnore, false, blocks);
+    }
+    EXPECT_TRUE(at::equal(untouched, before));
+    EXPECT_LT(max_error_relative_to_scale(loss_only, expected_losses), tolerance);
   }
-  EXPECT_TRUE(at::equal(untouched, before));
-  EXPECT_LT(max_error_relative_to_scale(loss_only, expected_losses), tolerance);
 }
 
 // Blocks that take several rows each, in turn (the grid for rows that outgrow L2), write the same
@@ -234,9 +241,10 @@ TEST(SoftmaxCrossEntropyNanCuda, ANaNLogitReachesLossAndGradient) {
   }
 }
 
-// 16,001: some thread's last batch of packs ends exactly at either end of the row (fp32 and bf16).
+// 16,001: some thread's last batch of packs ends exactly at either end of the row (fp32 and bf16);
+// 50,257 takes a cluster of 4 blocks, 128,256 (Llama 3's) one of 8.
 INSTANTIATE_TEST_SUITE_P(Vocabularies, SoftmaxCrossEntropyCuda,
-                         testing::Combine(testing::Values<std::int64_t>(1, 7, 8, 4099, 16001, 50257),
+                         testing::Combine(testing::Values<std::int64_t>(1, 7, 8, 4099, 16001, 50257, 128256),
                                           testing::Values(at::kFloat, at::kBFloat16)));
 
 }  // namespace

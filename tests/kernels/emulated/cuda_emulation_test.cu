@@ -1,17 +1,20 @@
 // File: tests/kernels/emulated/cuda_emulation_test.cu
 // The CPU emulator itself (kernels/emulation/), on small kernels written to exercise it: built-in
 // variables, barriers, shuffles, launch limits and counts, shared memory that each block finds
-// poisoned, and that the faults it claims to report (a barrier not every thread reaches, a shuffle
-// in a partial warp, a missing barrier, an access past the end of a buffer) are reported.
+// poisoned, thread-block clusters (each block its own shared memory, read by the others after the
+// cluster barrier), and that the faults it claims to report (a barrier not every thread reaches, a
+// shuffle in a partial warp, a missing barrier, an access past the end of a buffer) are reported.
 // Built like our kernels: translated by translate_launches.py, compiled against cuda_emulation.h.
 #include <gtest/gtest.h>
 #include <sys/resource.h>
 
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "kernels/common/block_reduce.cuh"
+#include "kernels/common/cluster.cuh"
 #include "kernels/emulation/launch_counts.h"
 #include "kernels/emulation/schedule.h"
 #include "tests/kernels/emulated/device_buffer.h"
@@ -178,6 +181,94 @@ TEST(CudaEmulation, EachBlockStartsWithPoisonedSharedMemory) {
   read_another_blocks_shared_slot<<<3, 32>>>(out.data());
   // A GPU gives blocks 1 and 2 garbage, never block 0's value: the emulator gives 0xFF bytes.
   EXPECT_EQ(out, (std::vector<int>{42, -1, -1}));
+}
+
+// Each block sums its values (block_sum's __shared__ array, used by the cluster's blocks in turn),
+// then every block reads every block's total of its cluster from their shared memory.
+template <bool kBarrier>
+__global__ void cluster_totals(const float* values, float* totals, unsigned* ranks) {
+  __shared__ float block_total[1];
+  constexpr unsigned cluster = 4;  // as launched
+  const float total = kernels::block_sum(values[blockIdx.x * blockDim.x + threadIdx.x]);
+  if (threadIdx.x == 0) block_total[0] = total;
+  if (kBarrier) kernels::cluster_sync();
+  if (threadIdx.x == 0) {
+    for (unsigned r = 0; r < cluster; ++r) totals[blockIdx.x * cluster + r] = *kernels::cluster_shared(block_total, r);
+    ranks[blockIdx.x] = kernels::cluster_rank();
+  }
+  if (kBarrier) kernels::cluster_sync();  // no block returns while another may read its total
+}
+
+// The totals every block of 8 (clusters of 4, 64 threads) read, or nothing where the emulator
+// reported a fault.
+std::optional<std::vector<float>> read_cluster_totals(Schedule schedule, bool barrier, std::vector<unsigned>& ranks) {
+  std::vector<float> values(8 * 64), totals(8 * 4, -1.0f);
+  for (int i = 0; i < 8 * 64; ++i) values[i] = static_cast<float>(i / 64 + 1);  // block b sums to 64 (b + 1)
+  ranks.assign(8, 99);
+  set_schedule(schedule, 3);
+  try {
+    if (barrier) {
+      kernels::launch_in_clusters("cluster_totals", cluster_totals<true>, 8, 64, 4, nullptr, values.data(),
+                                  totals.data(), ranks.data());
+    } else {
+      kernels::launch_in_clusters("cluster_totals", cluster_totals<false>, 8, 64, 4, nullptr, values.data(),
+                                  totals.data(), ranks.data());
+    }
+  } catch (const std::runtime_error&) {
+    set_schedule(Schedule::kForward);
+    return std::nullopt;
+  }
+  set_schedule(Schedule::kForward);
+  return totals;
+}
+
+TEST(CudaEmulation, ClusterBlocksHaveTheirOwnSharedMemoryAndReadEachOthersAfterTheBarrier) {
+  std::vector<float> expected;
+  for (int b = 0; b < 8; ++b) {
+    for (int r = 0; r < 4; ++r) expected.push_back(64.0f * static_cast<float>(b / 4 * 4 + r + 1));
+  }
+  for (Schedule s : {Schedule::kForward, Schedule::kReverse, Schedule::kShuffled}) {
+    std::vector<unsigned> ranks;
+    EXPECT_EQ(read_cluster_totals(s, /*barrier=*/true, ranks), expected);
+    EXPECT_EQ(ranks, (std::vector<unsigned>{0, 1, 2, 3, 0, 1, 2, 3}));
+  }
+  // Without the cluster barrier a block reads another's total before it is written, under some
+  // order: a shared array the other block has not declared yet, or its poison.
+  bool unnoticed = true;
+  for (Schedule s : {Schedule::kForward, Schedule::kReverse}) {
+    std::vector<unsigned> ranks;
+    unnoticed = unnoticed && read_cluster_totals(s, /*barrier=*/false, ranks) == expected;
+  }
+  EXPECT_FALSE(unnoticed) << "the missing cluster barrier went unnoticed";
+}
+
+// Thread 0 of each block waits at __syncthreads, the others at the cluster barrier: a GPU hangs.
+__global__ void cluster_barrier_against_block_barrier() {
+  if (threadIdx.x == 0) {
+    __syncthreads();
+  } else {
+    kernels::cluster_sync();
+  }
+}
+
+TEST(CudaEmulation, ClusterLaunchesReportDeadlocksAndRefuseClustersThatDoNotDivideTheGrid) {
+  try {
+    kernels::launch_in_clusters("cluster_barrier_against_block_barrier", cluster_barrier_against_block_barrier, 2,
+                                32, 2, nullptr);
+    FAIL() << "no deadlock reported";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("cluster from block (0,0,0): deadlock: 2 threads wait at __syncthreads, "
+                                         "0 at a warp shuffle, 62 at the cluster barrier"),
+              std::string::npos)
+        << e.what();
+  }
+  std::vector<float> values(6 * 64, 1.0f), totals(6 * 4, -1.0f);
+  std::vector<unsigned> ranks(6);
+  launch_clustered("cluster_totals", cluster_totals<true>, 6, 64, 4)(values.data(), totals.data(), ranks.data());
+  EXPECT_EQ(cudaGetLastError(), cudaErrorInvalidClusterSize);
+  launch_clustered("cluster_totals", cluster_totals<true>, 16, 64, 16)(values.data(), totals.data(), ranks.data());
+  EXPECT_EQ(cudaGetLastError(), cudaErrorInvalidClusterSize);
+  EXPECT_EQ(totals, std::vector<float>(6 * 4, -1.0f)) << "a refused launch must not run";
 }
 
 __global__ void read_one_past_the_end(const float* in, float* out, int n) {

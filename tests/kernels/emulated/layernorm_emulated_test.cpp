@@ -1,9 +1,10 @@
 // File: tests/kernels/emulated/layernorm_emulated_test.cpp
 // kernels/layernorm/layernorm.cu run on the CPU emulator against layernorm_ref.cpp: rows held in
 // registers, rows too long for them (32,776), element-wise rows (odd lengths, misaligned pointers),
-// the weight's and the bias's gradients summed in the backward pass over row segments; fp32 rows
-// with a bf16 output and output gradient against the fp32 ones, bit for bit; the residual add in the
-// kernels against the add apart, bit for bit.
+// the weight's and the bias's gradients summed in the backward pass over row segments; rows far
+// from zero (the variance without cancellation); fp32 rows with a bf16 output and output gradient
+// against the fp32 ones, bit for bit; the residual add in the kernels against the add apart, bit
+// for bit.
 #include <algorithm>
 #include <cstdint>
 #include <string>
@@ -229,6 +230,35 @@ TEST_P(LayerNormEmulated, MatchesReference) {
         {3, 100, 1}}) {
     check<float>(rows, cols, offset);
     check<__nv_bfloat16>(rows, cols, offset);
+  }
+}
+
+// Rows far from zero (1,000 + values in [-1, 1]): the per-thread moments merged in one reduction
+// (Note [A row's moments in one reduction]) keep the variance as the two-pass sum does, where
+// E[x^2] - E[x]^2 in fp32 would lose it to cancellation. Rows in registers, and a looping row.
+TEST_P(LayerNormEmulated, RowsFarFromZeroKeepTheirVariance) {
+  for (auto [rows, cols] : {std::tuple{3, 768}, {2, 4096}, {2, 8200}}) {
+    SCOPED_TRACE(std::to_string(rows) + "x" + std::to_string(cols));
+    const std::size_t n = rows * cols;
+    DeviceBuffer<float> x = random_values<float>(n, cols);
+    for (float& v : x) v += 1000.0f;
+    const DeviceBuffer<float> w = filled(cols, 1.0f);
+    const DeviceBuffer<float> b = filled(cols, 0.0f);
+    DeviceBuffer<float> y = poisoned<float>(n);
+    DeviceBuffer<float> mean = poisoned<float>(rows);
+    DeviceBuffer<float> rstd = poisoned<float>(rows);
+    launch_layernorm_forward({x.data(), w.data(), b.data(), nullptr, y.data(), mean.data(), rstd.data(), rows, cols,
+                              1e-5f, DType::kFloat32},
+                             nullptr);
+    const std::vector<double> xd(x.begin(), x.end());
+    const std::vector<double> wd(cols, 1.0), bd(cols, 0.0);
+    std::vector<double> y_expected(n), mean_expected(rows), rstd_expected(rows);
+    layernorm_forward_reference<double>(xd.data(), wd.data(), bd.data(), y_expected.data(), mean_expected.data(),
+                                        rstd_expected.data(), rows, cols, 1e-5);
+    for (std::int64_t r = 0; r < rows; ++r) {
+      EXPECT_NEAR(rstd[r], rstd_expected[r], 1e-5 * rstd_expected[r]) << "row " << r;
+      EXPECT_NEAR(mean[r], mean_expected[r], 1e-6 * mean_expected[r]) << "row " << r;
+    }
   }
 }
 

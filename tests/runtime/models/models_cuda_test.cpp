@@ -122,12 +122,13 @@ StepResult loss_and_gradients(ModelConfig config, const at::Tensor& ids, bool fu
 }
 
 // Launches of a kernel that has variants (the norms' rows held in registers, or looped over, and
-// their backward passes that sum the parameter gradients), as the emulator counts them:
-// "rmsnorm_backward" counts rmsnorm_backward_kernel, rmsnorm_backward_registers_kernel and
-// rmsnorm_backward_summing_kernel; nothing off the emulator.
+// their backward passes that sum the parameter gradients; the cross-entropy's rows held in a
+// cluster's registers), as the emulator counts them: "rmsnorm_backward" counts
+// rmsnorm_backward_kernel, rmsnorm_backward_registers_kernel and rmsnorm_backward_summing_kernel;
+// nothing off the emulator.
 std::optional<std::int64_t> launches_of(const std::string& kernel) {
   std::optional<std::int64_t> total;
-  for (const char* variant : {"_kernel", "_registers_kernel", "_summing_kernel"}) {
+  for (const char* variant : {"_kernel", "_registers_kernel", "_summing_kernel", "_cluster_kernel"}) {
     if (const auto count = kernels::kernel_launches(kernel + variant)) total = total.value_or(0) + *count;
   }
   return total;

@@ -1,0 +1,78 @@
+// File: kernels/common/cluster.cuh
+// Thread-block clusters (sm_90 and later): blocks launched together on one GPU processing
+// cluster, which wait at one barrier and read each other's shared memory. A kernel uses them
+// through these four calls, which the CPU emulator (kernels/emulation/) provides in its own way,
+// so the kernel's code is the same on both. Clusters run along x only, of the portable sizes 1-8.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <utility>
+
+#include "kernels/common/cuda_check.h"
+
+#if defined(ALBION_CUDA_EMULATION)
+
+namespace albion::kernels {
+
+__device__ __forceinline__ unsigned cluster_rank() { return emulation::cluster_rank(); }
+__device__ __forceinline__ void cluster_sync() {
+  emulation::cluster_sync();
+  asm volatile("" ::: "memory");  // shared memory of the cluster may have changed, as at __syncthreads
+}
+template <typename T>
+__device__ __forceinline__ T* cluster_shared(T* address, unsigned rank) {
+  return static_cast<T*>(emulation::cluster_shared(const_cast<void*>(static_cast<const void*>(address)), rank));
+}
+
+template <typename... Params, typename... Args>
+void launch_in_clusters(const char* name, void (*kernel)(Params...), dim3 grid, dim3 block, unsigned cluster,
+                        cudaStream_t /*stream: work runs at once*/, Args&&... args) {
+  emulation::launch_clustered(name, kernel, grid, block, cluster)(std::forward<Args>(args)...);
+  ALBION_CUDA_CHECK(cudaGetLastError());
+}
+
+}  // namespace albion::kernels
+
+#else
+
+#include <cooperative_groups.h>
+
+namespace albion::kernels {
+
+// This block's rank in its cluster, 0 .. cluster - 1.
+__device__ __forceinline__ unsigned cluster_rank() { return cooperative_groups::this_cluster().block_rank(); }
+
+// Waits for every thread of the cluster; shared memory written before it is visible to the whole
+// cluster after it.
+__device__ __forceinline__ void cluster_sync() { cooperative_groups::this_cluster().sync(); }
+
+// Block `rank`'s copy of the __shared__ value at `address`. Its block must not have returned: a
+// kernel ends with a cluster_sync after its last such read.
+template <typename T>
+__device__ __forceinline__ T* cluster_shared(T* address, unsigned rank) {
+  return cooperative_groups::this_cluster().map_shared_rank(address, rank);
+}
+
+// kernel<<<grid, block, 0, stream>>>(args) in clusters of `cluster` blocks along x (grid.x a
+// multiple of it). `name` names the kernel for the emulator's launch counts.
+template <typename... Params, typename... Args>
+void launch_in_clusters(const char* /*name*/, void (*kernel)(Params...), dim3 grid, dim3 block, unsigned cluster,
+                        cudaStream_t stream, Args&&... args) {
+  cudaLaunchAttribute attribute{};
+  attribute.id = cudaLaunchAttributeClusterDimension;
+  attribute.val.clusterDim.x = cluster;
+  attribute.val.clusterDim.y = 1;
+  attribute.val.clusterDim.z = 1;
+  cudaLaunchConfig_t config{};
+  config.gridDim = grid;
+  config.blockDim = block;
+  config.stream = stream;
+  config.attrs = &attribute;
+  config.numAttrs = cluster > 1 ? 1 : 0;  // a cluster of one block is a plain launch
+  ALBION_CUDA_CHECK(cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...));
+}
+
+}  // namespace albion::kernels
+
+#endif

@@ -1,8 +1,8 @@
 // File: kernels/common/cluster.cuh
 // Thread-block clusters (sm_90 and later): blocks launched together on one GPU processing
 // cluster, which wait at one barrier and read each other's shared memory. A kernel uses them
-// through these four calls, which the CPU emulator (kernels/emulation/) provides in its own way,
-// so the kernel's code is the same on both. Clusters run along x only, of the portable sizes 1-8.
+// through these calls, which the CPU emulator (kernels/emulation/) provides in its own way, so the
+// kernel's code is the same on both. Clusters run along x only, of the portable sizes 1-8.
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -32,6 +32,9 @@ void launch_in_clusters(const char* name, void (*kernel)(Params...), dim3 grid, 
   ALBION_CUDA_CHECK(cudaGetLastError());
 }
 
+// The emulator runs any portable cluster, one at a time.
+inline int active_clusters(const void* /*kernel*/, int /*threads*/, unsigned cluster) { return cluster <= 8 ? 1 : 0; }
+
 }  // namespace albion::kernels
 
 #else
@@ -54,12 +57,11 @@ __device__ __forceinline__ T* cluster_shared(T* address, unsigned rank) {
   return cooperative_groups::this_cluster().map_shared_rank(address, rank);
 }
 
-// kernel<<<grid, block, 0, stream>>>(args) in clusters of `cluster` blocks along x (grid.x a
-// multiple of it). `name` names the kernel for the emulator's launch counts.
-template <typename... Params, typename... Args>
-void launch_in_clusters(const char* /*name*/, void (*kernel)(Params...), dim3 grid, dim3 block, unsigned cluster,
-                        cudaStream_t stream, Args&&... args) {
-  cudaLaunchAttribute attribute{};
+// The configuration of a launch in clusters of `cluster` blocks along x, whose cluster dimension
+// `attribute` holds (a cluster of one block is a plain launch).
+inline cudaLaunchConfig_t cluster_launch_config(dim3 grid, dim3 block, unsigned cluster, cudaStream_t stream,
+                                                cudaLaunchAttribute& attribute) {
+  attribute = {};
   attribute.id = cudaLaunchAttributeClusterDimension;
   attribute.val.clusterDim.x = cluster;
   attribute.val.clusterDim.y = 1;
@@ -69,8 +71,32 @@ void launch_in_clusters(const char* /*name*/, void (*kernel)(Params...), dim3 gr
   config.blockDim = block;
   config.stream = stream;
   config.attrs = &attribute;
-  config.numAttrs = cluster > 1 ? 1 : 0;  // a cluster of one block is a plain launch
+  config.numAttrs = cluster > 1 ? 1 : 0;
+  return config;
+}
+
+// kernel<<<grid, block, 0, stream>>>(args) in clusters of `cluster` blocks along x (grid.x a
+// multiple of it). `name` names the kernel for the emulator's launch counts.
+template <typename... Params, typename... Args>
+void launch_in_clusters(const char* /*name*/, void (*kernel)(Params...), dim3 grid, dim3 block, unsigned cluster,
+                        cudaStream_t stream, Args&&... args) {
+  cudaLaunchAttribute attribute;
+  const cudaLaunchConfig_t config = cluster_launch_config(grid, block, cluster, stream, attribute);
   ALBION_CUDA_CHECK(cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...));
+}
+
+// How many clusters of `cluster` blocks of `threads` threads of `kernel` the current GPU runs at
+// once: 0 where it cannot run them (a refusal is an answer here, not an error for the next
+// launch's check).
+inline int active_clusters(const void* kernel, int threads, unsigned cluster) {
+  cudaLaunchAttribute attribute;
+  const cudaLaunchConfig_t config = cluster_launch_config(dim3(cluster), dim3(threads), cluster, nullptr, attribute);
+  int clusters = 0;
+  if (cudaOccupancyMaxActiveClusters(&clusters, kernel, &config) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return 0;
+  }
+  return clusters;
 }
 
 }  // namespace albion::kernels

@@ -351,19 +351,7 @@ bool softmax_cross_entropy_clusters_fit(DType dtype, int cluster) {
         dtype == DType::kFloat32
             ? reinterpret_cast<const void*>(&softmax_cross_entropy_cluster_kernel<float, 4>)
             : reinterpret_cast<const void*>(&softmax_cross_entropy_cluster_kernel<__nv_bfloat16, 8>);
-    cudaLaunchAttribute attribute{};
-    attribute.id = cudaLaunchAttributeClusterDimension;
-    attribute.val.clusterDim.x = static_cast<unsigned>(cluster);
-    attribute.val.clusterDim.y = 1;
-    attribute.val.clusterDim.z = 1;
-    cudaLaunchConfig_t config{};
-    config.gridDim = dim3(static_cast<unsigned>(cluster));
-    config.blockDim = dim3(kClusterRowThreads);
-    config.attrs = &attribute;
-    config.numAttrs = 1;
-    int clusters = 0;
-    fits = cudaOccupancyMaxActiveClusters(&clusters, kernel, &config) == cudaSuccess && clusters > 0;
-    (void)cudaGetLastError();  // a refusal is an answer here, not an error for the next launch's check
+    fits = active_clusters(kernel, kClusterRowThreads, static_cast<unsigned>(cluster)) > 0;
   }
   asked.emplace(key, fits);
   return fits;

@@ -93,7 +93,7 @@ __device__ __forceinline__ void add_parameter_gradients(const Pack<T, kVec>& x, 
 // Note [A row's moments in one reduction]
 // The forward pass's mean and variance took two block reductions, the second waiting on the
 // first (the squared deviations need the mean): with the row in registers, LayerNorm's bf16
-// forward ran at 68% of the copy bandwidth on an H200 where RMSNorm's, one reduction and the same
+// forward ran at 68% of the copy bandwidth on an H200 where RMSNorm's, one reduction and similar
 // loads, ran at 96%. Each thread now takes the count, mean and sum of squared deviations of its own
 // slots (two passes over its registers, no cancellation), and one reduction merges those (Chan et
 // al.'s pairwise update, in a form that is symmetric in its two sides bit for bit, as block_reduce

@@ -8,8 +8,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <map>
-#include <mutex>
 #include <tuple>
 #include <utility>
 
@@ -336,25 +334,13 @@ int softmax_cross_entropy_resident_blocks(DType dtype) {
 
 bool softmax_cross_entropy_clusters_fit(DType dtype, int cluster) {
   if (cluster == 1) return true;  // a plain launch
-  int device = 0;
-  ALBION_CUDA_CHECK(cudaGetDevice(&device));
-  static std::mutex mutex;
-  static std::map<std::tuple<int, DType, int>, bool> asked;
-  const std::lock_guard lock(mutex);
-  const auto key = std::make_tuple(device, dtype, cluster);
-  if (const auto found = asked.find(key); found != asked.end()) return found->second;
-  int major = 0;
-  ALBION_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
-  bool fits = false;
-  if (major >= 9) {
-    const void* kernel =
-        dtype == DType::kFloat32
-            ? reinterpret_cast<const void*>(&softmax_cross_entropy_cluster_kernel<float, 4>)
-            : reinterpret_cast<const void*>(&softmax_cross_entropy_cluster_kernel<__nv_bfloat16, 8>);
-    fits = active_clusters(kernel, kClusterRowThreads, static_cast<unsigned>(cluster)) > 0;
-  }
-  asked.emplace(key, fits);
-  return fits;
+  const void* kernel = dtype == DType::kFloat32
+                           ? reinterpret_cast<const void*>(&softmax_cross_entropy_cluster_kernel<float, 4>)
+                           : reinterpret_cast<const void*>(&softmax_cross_entropy_cluster_kernel<__nv_bfloat16, 8>);
+  // 0 where the GPU cannot run such clusters: before sm_90 (no image of the kernel), or no room.
+  return asked_once_per_device(std::make_tuple(kernel, cluster), [&] {
+           return active_clusters(kernel, kClusterRowThreads, static_cast<unsigned>(cluster));
+         }) > 0;
 }
 
 void launch_softmax_cross_entropy(const SoftmaxCrossEntropyParams& params, cudaStream_t stream) {

@@ -40,8 +40,8 @@ at::Tensor softmax_cross_entropy_(at::Tensor& logits, const at::Tensor& targets,
     p.write_gradient = write_gradient;
     p.dtype = dtype;
     p.blocks = blocks;
-    const int cluster = softmax_cross_entropy_cluster(p.vocab);
-    if (blocks == 0 && cluster > 0 && (!logits.is_cuda() || softmax_cross_entropy_clusters_fit(dtype, cluster))) {
+    const int cluster = blocks == 0 ? softmax_cross_entropy_cluster(p.vocab) : 0;
+    if (cluster > 0 && (!logits.is_cuda() || softmax_cross_entropy_clusters_fit(dtype, cluster))) {
       p.cluster = cluster;  // Note [A row held in a cluster's registers]
     } else if (blocks == 0 && logits.is_cuda()) {
       const cudaDeviceProp* device = at::cuda::getCurrentDeviceProperties();

@@ -65,11 +65,12 @@ bool AdaptableLinear::accumulates_in_place(const at::Tensor& x) const {
   return use_fused_kernel(fused_kernels_, x) && kernels::accumulates_in_place(x, stored_weight());
 }
 
-void AdaptableLinear::hold_frozen_weight_in(at::ScalarType dtype) {
+std::int64_t AdaptableLinear::hold_frozen_weight_in(at::ScalarType dtype) {
   const at::Tensor& weight = stored_weight();
-  ALBION_CHECK(!weight.requires_grad(), "only a frozen weight is held in another dtype");
+  if (weight.requires_grad() || weight.scalar_type() != at::kFloat) return 0;
   const torch::NoGradGuard no_grad;
   weight.set_data(weight.to(dtype));
+  return weight.numel() * (4 - static_cast<std::int64_t>(at::elementSize(dtype)));
 }
 
 at::Tensor AdaptableLinear::weight_for(const at::Tensor& x) const { return weight_as_read(stored_weight(), x); }

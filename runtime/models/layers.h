@@ -72,9 +72,10 @@ class AdaptableLinear : public torch::nn::Module {
   // model.fused_kernels (make_model sets it on every layer): Note [Weight gradients accumulated in
   // place], kernels/linear/accumulating_linear.h.
   void use_fused_kernels(bool fused) { fused_kernels_ = fused; }
-  // Note [A frozen base held in bf16]: stores the weight in `dtype` from now on (the same
-  // parameter). Only for a frozen weight (LoRA's base); the adapter, if any, keeps its own dtype.
-  void hold_frozen_weight_in(at::ScalarType dtype);
+  // Note [A frozen base held in bf16]: stores a frozen fp32 weight (LoRA's base) in `dtype` from
+  // now on (the same parameter) and returns the bytes that frees; a trainable weight, or one not in
+  // fp32, stays as it is (0 bytes). The adapter, if any, keeps its own dtype.
+  std::int64_t hold_frozen_weight_in(at::ScalarType dtype);
 
  protected:
   // Whether the product for `x` adds the weight's gradient into its .grad itself (fused kernels on

@@ -79,12 +79,9 @@ std::int64_t hold_frozen_weights_in_bf16(CausalLm& model) {
   // Every linear layer, the output head too where it has a weight of its own (a tied head is the
   // embedding table, which the lookup reads in fp32).
   for (const auto& module : model.modules(/*include_self=*/false)) {
-    auto layer = std::dynamic_pointer_cast<AdaptableLinear>(module);
-    if (layer == nullptr) continue;
-    const at::Tensor& weight = *layer->named_parameters(/*recurse=*/false).find("weight");
-    if (weight.requires_grad() || weight.scalar_type() != at::kFloat) continue;
-    freed += weight.numel() * 2;  // 4 bytes an element to 2
-    layer->hold_frozen_weight_in(at::kBFloat16);
+    if (auto layer = std::dynamic_pointer_cast<AdaptableLinear>(module)) {
+      freed += layer->hold_frozen_weight_in(at::kBFloat16);
+    }
   }
   return freed;
 }

@@ -63,6 +63,16 @@ class TrainerTest : public testing::Test {
     return r;
   }
 
+  // Eight steps of 4 sequences each, with no evaluation or sample: training alone, for the tests of
+  // what a step logs and reads.
+  static config::Recipe training_alone(const std::string& run) {
+    config::Recipe r = recipe(4, 1, run);
+    r.train.steps = 8;
+    r.eval.interval = 0;
+    r.eval.sample_interval = 0;
+    return r;
+  }
+
   // A recipe that prepares its dataset `run`-data from `records` (chat JSONL) with `chat_template`.
   static config::Recipe chat_recipe(const std::string& run, const std::string& records,
                                     const std::string& chat_template) {
@@ -198,10 +208,7 @@ double median(std::vector<double> values) {
 // hundreds of times the others', and the step before it half as fast). Eight steps of the same
 // work: none more than 10x the median (two busy cores make a step 2-3x slower at most).
 TEST_F(TrainerTest, EachStepsRateIsTimedOverItsOwnWork) {
-  config::Recipe r = recipe(4, 1, "rates");
-  r.train.steps = 8;
-  r.eval.interval = 0;
-  r.eval.sample_interval = 0;
+  const config::Recipe r = training_alone("rates");
   run(r);
   const std::vector<double> rates = logged_rates(r);
   ASSERT_EQ(rates.size(), 8u);
@@ -221,10 +228,7 @@ TEST_F(TrainerTest, TimeAfterAStepStaysOutOfTheRates) {
       if (step == 3) std::this_thread::sleep_for(std::chrono::seconds(2));
     }
   } pausing;
-  config::Recipe r = recipe(4, 1, "paused");
-  r.train.steps = 8;
-  r.eval.interval = 0;
-  r.eval.sample_interval = 0;
+  const config::Recipe r = training_alone("paused");
   const auto start = std::chrono::steady_clock::now();
   run(r, &pausing);
   const double wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -253,10 +257,7 @@ TEST_F(TrainerTest, StepsBetweenTheFirstAndTheLastReadNoTensorOnTheHost) {
     }
     at::CallbackHandle handle = 0;
   } counting;
-  config::Recipe r = recipe(4, 1, "host-reads");
-  r.train.steps = 8;
-  r.eval.interval = 0;
-  r.eval.sample_interval = 0;
+  const config::Recipe r = training_alone("host-reads");
   host_reads = 0;
   run(r, &counting);
   EXPECT_EQ(host_reads.load(), 0) << "in steps 2 to 5";

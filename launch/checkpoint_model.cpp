@@ -10,6 +10,7 @@
 
 #include "runtime/base/check.h"
 #include "runtime/base/progress.h"
+#include "runtime/models/bf16_inference.h"
 #include "runtime/models/hf_import.h"
 #include "runtime/models/lora.h"
 #include "runtime/train/checkpointing.h"
@@ -71,7 +72,7 @@ CheckpointModel read_checkpoint_model(checkpoint::CheckpointReader& reader, bool
 }
 
 std::shared_ptr<models::CausalLm> load_checkpoint_model(CheckpointModel stored, const at::Device& device,
-                                                        const std::string& what) {
+                                                        const std::string& what, bool bf16_inference) {
   stored.config.validate();
   // Every parameter is set below, from the base's files or the checkpoint (each checked present).
   std::shared_ptr<models::CausalLm> model =
@@ -93,6 +94,7 @@ std::shared_ptr<models::CausalLm> load_checkpoint_model(CheckpointModel stored, 
   }
   ALBION_CHECK_AS(IntegrityError, weights.empty(), what, ": the checkpoint has weights the model lacks, e.g. '",
                   weights.empty() ? "" : weights.begin()->first, "'");
+  if (bf16_inference) models::hold_for_bf16_inference(*model);
   model->to(device);
   return model;
 }

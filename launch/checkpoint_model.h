@@ -35,8 +35,10 @@ CheckpointModel read_checkpoint_model(checkpoint::CheckpointReader& reader, bool
 // A model built from `stored` and loaded with its weights, on `device`. A LoRA checkpoint's model is
 // its base, read again from the directory it records, with the adapters added. IntegrityError
 // naming `what` when a parameter is missing, unexpected or of the wrong shape.
-// models::merged_parameters() gives the weights of a model without adapters.
+// models::merged_parameters() gives the weights of a model without adapters. With `bf16_inference`,
+// the model is held for inference under bf16 autocast (models::hold_for_bf16_inference) before it
+// moves to `device`, so the device never holds the fp32 copy.
 std::shared_ptr<models::CausalLm> load_checkpoint_model(CheckpointModel stored, const at::Device& device,
-                                                        const std::string& what);
+                                                        const std::string& what, bool bf16_inference = false);
 
 }  // namespace albion::launch

@@ -118,7 +118,8 @@ int run_eval(const CommandArgs& args, const ProcessEnvironment& env) {
     }
     CheckpointModel stored = read_checkpoint_model(reader, env.stderr_is_terminal);
     recipe = stored.recipe;
-    model = load_checkpoint_model(std::move(stored), device, path.string());
+    model = load_checkpoint_model(std::move(stored), device, path.string(),
+                                  train::runs_bf16_autocast(recipe, device));
   });
   ALBION_CHECK_AS(UsageError, static_cast<std::int64_t>(manifest.vocab_size) <= model->config().vocab_size, "eval: ",
                   o.dataset, " has a vocabulary of ", manifest.vocab_size, ", the model only ",
@@ -146,7 +147,8 @@ int run_eval(const CommandArgs& args, const ProcessEnvironment& env) {
 
   at::NoGradGuard no_grad;
   const models::EvalModeScope eval_mode(*model);
-  const kernels::Bf16AutocastScope autocast(device.type(), device.is_cuda() && recipe.precision.dtype != "fp32");
+  // As the trainer validates (Note [Inference in the training's precision], runtime/models/bf16_inference.h).
+  const kernels::Bf16AutocastScope autocast(device.type(), train::runs_bf16_autocast(recipe, device));
   train::LossScore score(device);
   {
     ProgressBar bar("eval", static_cast<double>(batches + (whole_split ? 1 : 0)), "batches", 1, env.stderr_is_terminal);

@@ -17,6 +17,7 @@
 #include <optional>
 
 #include "checkpoint/format/checkpoint_reader.h"
+#include "kernels/common/autocast_scope.h"
 #include "launch/audited_checkpoint.h"
 #include "launch/checkpoint_model.h"
 #include "launch/cli.h"
@@ -44,7 +45,9 @@ constexpr const char* kDescription =
     "directory (its newest checkpoint is used). The weights are decrypted into memory only. By\n"
     "default the prompt, length, top-k, temperature and seed are the recipe's eval.sample_* and\n"
     "run.seed, so the output is the sample the trainer printed at that step. The text streams to\n"
-    "stdout; Ctrl-C stops it. The load is recorded in the run's audit log.";
+    "stdout; Ctrl-C stops it. On a GPU, unless the recipe trained in fp32, the model runs under bf16\n"
+    "autocast with its linear weights held in bf16, as the trainer samples. The load is recorded in\n"
+    "the run's audit log.";
 
 struct GenerateOptions {
   std::string checkpoint;
@@ -177,6 +180,7 @@ Prompt build_prompt(const tokenizers::Tokenizer& tokenizer, const GenerateOption
 struct Loaded {
   std::shared_ptr<models::CausalLm> model;
   config::Recipe recipe;  // as stored
+  bool bf16 = false;      // runs under bf16 autocast, as the trainer samples on this device
   std::unique_ptr<tokenizers::Tokenizer> tokenizer;
 };
 
@@ -194,10 +198,11 @@ Loaded load_audited(const fs::path& path, const GenerateOptions& o, const c10::D
     }
     CheckpointModel stored = read_checkpoint_model(reader, env.stderr_is_terminal);
     loaded.recipe = stored.recipe;
+    loaded.bf16 = train::runs_bf16_autocast(loaded.recipe, device);
     ALBION_CHECK_AS(UsageError, static_cast<std::int64_t>(loaded.tokenizer->vocab_size()) <= stored.config.vocab_size,
                     "generate: the tokenizer has ", loaded.tokenizer->vocab_size(), " tokens, the model only ",
                     stored.config.vocab_size);
-    loaded.model = load_checkpoint_model(std::move(stored), device, path.string());
+    loaded.model = load_checkpoint_model(std::move(stored), device, path.string(), loaded.bf16);
   });
   return loaded;
 }
@@ -264,12 +269,16 @@ int run_generate(const CommandArgs& args, const ProcessEnvironment& env) {
   std::signal(SIGINT, request_generate_stop);
   std::signal(SIGTERM, request_generate_stop);
   const auto start = std::chrono::steady_clock::now();
-  models::sample(*model, std::vector<std::int64_t>(built.ids.begin(), built.ids.end()), sampling);
+  {
+    // As the trainer samples (Note [Inference in the training's precision], runtime/models/bf16_inference.h).
+    const kernels::Bf16AutocastScope autocast(device.type(), loaded.bf16);
+    models::sample(*model, std::vector<std::int64_t>(built.ids.begin(), built.ids.end()), sampling);
+  }
   stream.update(shown, true);
   std::cout << "\n" << std::flush;
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   log::info("generated ", drawn, " token(s) in ", seconds, " s (", seconds > 0 ? drawn / seconds : 0.0,
-            " tokens/s) on ", device.str(), " from ", path.string());
+            " tokens/s) on ", device.str(), loaded.bf16 ? " (bf16 autocast)" : "", " from ", path.string());
   if (g_stop_requested.load()) {
     log::warning("stopped after ", drawn, " token(s) as requested");
     return 130;

@@ -165,9 +165,10 @@ class Conv1d : public AdaptableLinear {
 // keeps the cast for the step only for trainable weights (Note [Weights cast once per step]): a
 // LoRA run cast its whole frozen base again every micro-batch, and held it in fp32 too. The
 // trainer stores such a base in bf16 once instead (models::hold_frozen_weights_in_bf16): the
-// products read the same bf16 values, the base takes half the memory, and no cast runs. Outside
-// autocast (text samples, which run in fp32) a product widens the weight to its input's dtype as
-// it reads it: weight_as_read. (Not kernels' product_operand, which casts to autocast's dtype.)
+// products read the same bf16 values, the base takes half the memory, and no cast runs; `albion
+// eval` and `generate` hold every linear weight so (Note [Inference in the training's precision],
+// bf16_inference.h). Run outside autocast, such a model widens the weight to its input's dtype as a
+// product reads it: weight_as_read. (Not kernels' product_operand, which casts to autocast's dtype.)
 inline at::Tensor weight_as_read(const at::Tensor& weight, const at::Tensor& x) {
   if (weight.scalar_type() == x.scalar_type() || at::autocast::is_autocast_enabled(x.device().type())) return weight;
   return weight.to(x.scalar_type());

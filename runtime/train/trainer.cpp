@@ -102,6 +102,10 @@ models::ModelConfig recipe_model_config(const config::Recipe& recipe) {
   return model;
 }
 
+bool runs_bf16_autocast(const config::Recipe& recipe, const at::Device& device) {
+  return device.is_cuda() && recipe.precision.dtype != "fp32";
+}
+
 models::LoraOptions recipe_lora_options(const config::Recipe& recipe) {
   models::LoraOptions options;
   options.rank = recipe.lora.rank;
@@ -127,7 +131,7 @@ Trainer::Trainer(config::Recipe recipe, WorldPosition world, Parallelism* parall
   const std::string& dtype = recipe_.precision.dtype;
   ALBION_CHECK_AS(UsageError, !(dtype == "bf16" && device_.is_cpu()),
                   "recipe key 'precision.dtype' is bf16, which Albion runs on GPUs only; use fp32 on CPU");
-  bf16_autocast_ = device_.is_cuda() && dtype != "fp32";
+  bf16_autocast_ = runs_bf16_autocast(recipe_, device_);
   if (device_.is_cuda()) at::globalContext().setAllowTF32CuBLAS(recipe_.precision.allow_tf32);
 
   // The dataset's manifest first: the model's vocabulary comes from its tokenizer, and every
@@ -447,6 +451,9 @@ std::string Trainer::sample(const std::atomic<bool>& stop_requested) {
   // collective, so its ranks stop at the end of text only, where they all stop.
   const bool cut = parallel_->tensor_parallel_group() != nullptr;
   options.stop_requested = [&] { return ended || (!cut && stop_requested.load()); };
+  // In the training's precision, as `albion generate` draws from a checkpoint (Note [Inference in
+  // the training's precision], runtime/models/bf16_inference.h).
+  const kernels::Bf16AutocastScope autocast(at::kCUDA, bf16_autocast_);
   const std::vector<std::int64_t> generated = models::sample(*model_, ids, options);
   if (!ended && static_cast<std::int64_t>(generated.size()) < options.max_new_tokens) {
     log::warning("text sample cut short after ", generated.size(), " tokens: stop requested");

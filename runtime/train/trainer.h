@@ -82,6 +82,10 @@ struct TrainSummary {
 models::ModelConfig recipe_model_config(const config::Recipe& recipe);
 // The adapters the recipe's [lora] section describes (for lora.rank > 0).
 models::LoraOptions recipe_lora_options(const config::Recipe& recipe);
+// Whether the recipe's model runs under bf16 autocast on `device`: on CUDA, unless precision.dtype
+// is fp32. The trainer trains, validates and samples so; `albion eval` and `generate` run so too
+// (Note [Inference in the training's precision], runtime/models/bf16_inference.h).
+bool runs_bf16_autocast(const config::Recipe& recipe, const at::Device& device);
 
 // Prepares data.dataset from data.inputs when it does not exist yet. One process does this;
 // with several ranks, rank 0 before the others construct their trainers.

@@ -576,19 +576,43 @@ TEST_F(CkptCliFlow, EvalScoresADatasetAsTheTrainersValidationDoes) {
 }
 
 
-// On a GPU (suite CkptCliFlowCuda, label gpu): the trainer validates in the training's precision
-// (bf16 autocast), as `albion eval` scores the checkpoint, so the two losses agree there too.
-class CkptCliFlowCuda : public CkptCliFlow {};
+// On a GPU (suite CkptCliFlowCuda, label gpu): the trainer validates and samples in the training's
+// precision (bf16 autocast), as `albion eval` scores the checkpoint and `albion generate` draws
+// from it (Note [Inference in the training's precision]), so they agree there too.
+class CkptCliFlowCuda : public CkptCliFlow {
+ protected:
+  // train_args on CUDA, with `from` replaced by `to` where given.
+  std::string cuda_train_args(const std::string& run, int sample_tokens, const std::string& from = "",
+                              const std::string& to = "") {
+    std::string args = train_args(run, 4, /*encrypted=*/true, sample_tokens);
+    const std::string cpu = "--run.device=cpu";
+    args.replace(args.find(cpu), cpu.size(), "--run.device=cuda");
+    if (!from.empty()) args.replace(args.find(from), from.size(), to);
+    return args;
+  }
+};
+
+TEST_F(CkptCliFlowCuda, GenerateOnAGpuDrawsTheTrainersOwnSample) {
+  if (std::system("nvidia-smi -L > /dev/null 2>&1") != 0) GTEST_SKIP() << "no CUDA device on this machine";
+  const Outcome trained = run_albion(cuda_train_args("uk/gen-cuda", 40));
+  ASSERT_EQ(trained.exit_code, 0) << trained.output;
+  ASSERT_NE(trained.output.find("bf16 autocast"), std::string::npos) << trained.output;
+  const std::size_t at = trained.output.rfind("sample:\n");
+  ASSERT_NE(at, std::string::npos) << trained.output;
+  const std::string sample = trained.output.substr(at + 8);
+  ASSERT_GT(sample.size(), 10u) << trained.output;
+  const Outcome generated = run_albion("generate " + (dir / "uk" / "gen-cuda" / "checkpoints").string() +
+                                       " --key file:" + (dir / "kek").string() + " --device cuda");
+  ASSERT_EQ(generated.exit_code, 0) << generated.output;
+  EXPECT_NE(generated.output.find("(bf16 autocast)"), std::string::npos) << generated.output;
+  EXPECT_NE(generated.output.find(sample), std::string::npos) << "trainer:\n" << sample << "generate:\n"
+                                                              << generated.output;
+}
 
 TEST_F(CkptCliFlowCuda, EvalOnAGpuScoresAsTheTrainersValidationDoes) {
   if (std::system("nvidia-smi -L > /dev/null 2>&1") != 0) GTEST_SKIP() << "no CUDA device on this machine";
-  std::string args = train_args("uk/eval-cuda", 4);
-  for (const auto& [from, to] : {std::pair<std::string, std::string>{"--eval.interval=0", "--eval.interval=4 "
-                                                                                            "--eval.batches=3"},
-                                 {"--run.device=cpu", "--run.device=cuda"}}) {
-    args.replace(args.find(from), from.size(), to);
-  }
-  const Outcome trained = run_albion(args);
+  const Outcome trained =
+      run_albion(cuda_train_args("uk/eval-cuda", 0, "--eval.interval=0", "--eval.interval=4 --eval.batches=3"));
   ASSERT_EQ(trained.exit_code, 0) << trained.output;
   ASSERT_NE(trained.output.find("bf16 autocast"), std::string::npos) << trained.output;
   const double val_loss = last_val_loss(dir / "uk" / "eval-cuda" / "metrics.jsonl");

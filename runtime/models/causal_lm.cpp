@@ -72,6 +72,14 @@ at::Tensor CausalLm::forward(const at::Tensor& input_ids, KvCache& cache) {
   return logits;
 }
 
+at::Tensor CausalLm::next_token_logits(const at::Tensor& input_ids, KvCache* cache) {
+  ALBION_CHECK(!at::GradMode::is_enabled(), "next-token logits are for inference: run them under NoGradGuard");
+  const at::Tensor last = hidden_states(input_ids, cache).select(1, -1);
+  const at::Tensor logits = whole_vocabulary(at::linear(last, weight_as_read(output_weight(), last)));
+  if (cache != nullptr) cache->advance(input_ids.size(1));
+  return logits;
+}
+
 at::Tensor CausalLm::whole_vocabulary(const at::Tensor& logits) const {
   if (!tensor_group_) return logits;
   ALBION_CHECK(!at::GradMode::is_enabled(), "a tensor-parallel model's logits are gathered for inference: run it "

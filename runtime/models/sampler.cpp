@@ -71,10 +71,10 @@ std::vector<std::int64_t> sample(CausalLm& model, const std::vector<std::int64_t
     at::Tensor last_logits;
     if (tokens.size() <= static_cast<std::size_t>(window)) {
       // Within the window: only the tokens the cache has not seen (the prompt, then one each).
-      last_logits = model.forward(as_input(static_cast<std::size_t>(cache.length())), cache)[0][-1];
+      last_logits = model.next_token_logits(as_input(static_cast<std::size_t>(cache.length())), &cache)[0];
     } else {
       // Past it, the window slides, and positions with it (GPT-2's are learned): recompute it.
-      last_logits = model.forward(as_input(tokens.size() - static_cast<std::size_t>(window)))[0][-1];
+      last_logits = model.next_token_logits(as_input(tokens.size() - static_cast<std::size_t>(window)))[0];
     }
     const std::int64_t id = next_token(last_logits, options, generator);
     tokens.push_back(id);

@@ -3,7 +3,8 @@
 // temperature-scaled distribution, optionally truncated to the top k tokens. The context fed to
 // the model is the last context_length tokens. While they fit in the window, a KV cache makes each
 // token cost one token's forward; once the window slides, every step recomputes the whole window
-// (positions shift with it). One sequence at a time: samples during training and
+// (positions shift with it). Either way only the last position's logits are computed
+// (CausalLm::next_token_logits). One sequence at a time: samples during training and
 // `albion generate`, not a batched serving engine.
 //
 // Determinism: draws come from a CPU generator (the probabilities are copied to the CPU), so a

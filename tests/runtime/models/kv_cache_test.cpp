@@ -1,7 +1,8 @@
 // File: tests/runtime/models/kv_cache_test.cpp
 // A KV-cached forward computes what the whole-sequence forward does: for GPT-2 and for Llama (GQA,
 // RoPE scaling), a prompt then one token at a time, and a chunk of several tokens after a prefix
-// (the explicit-mask path), each within 1e-10 of the uncached logits in fp64.
+// (the explicit-mask path), each within 1e-10 of the uncached logits in fp64; the next token's
+// logits alone are the last position's of the whole forward.
 #include <gtest/gtest.h>
 
 #include <torch/types.h>
@@ -58,6 +59,30 @@ TEST_P(KvCacheForward, RefusesToOverflowOrToRecordAGraph) {
   lm->forward(ids.narrow(1, 0, length - 1), cache);
   EXPECT_THROW(lm->forward(ids.narrow(1, 0, 2), cache), UsageError);  // one position too many
   EXPECT_NO_THROW(lm->forward(ids.narrow(1, 0, 1), cache));
+}
+
+// next_token_logits, which the sampler draws from: each row's last position only, with a cache (a
+// prompt, then a token at a time) and without (a sliding window's recomputation), for 2 rows.
+TEST_P(KvCacheForward, NextTokenLogitsAreTheLastPositionsOfTheWholeForward) {
+  const std::shared_ptr<CausalLm> lm = model();
+  lm->eval();
+  const std::int64_t length = lm->config().context_length;
+  const at::Tensor ids = at::randint(lm->config().vocab_size, {2, length}, at::kLong);
+  EXPECT_THROW(lm->next_token_logits(ids), Error);  // grad mode is on
+  torch::NoGradGuard no_grad;
+  const at::Tensor whole = lm->forward(ids);
+  const at::Tensor last = lm->next_token_logits(ids);
+  ASSERT_EQ(last.sizes(), (std::vector<std::int64_t>{2, lm->config().vocab_size}));
+  EXPECT_LT(relative_error(last, whole.select(1, -1)), 1e-12);
+
+  KvCache cache(length);
+  EXPECT_LT(relative_error(lm->next_token_logits(ids.narrow(1, 0, 5), &cache), whole.select(1, 4)), 1e-10);
+  EXPECT_EQ(cache.length(), 5);
+  for (std::int64_t t = 5; t < length; ++t) {
+    const at::Tensor next = lm->next_token_logits(ids.narrow(1, t, 1), &cache);
+    ASSERT_LT(relative_error(next, whole.select(1, t)), 1e-10) << "position " << t;
+  }
+  EXPECT_EQ(cache.length(), length);
 }
 
 INSTANTIATE_TEST_SUITE_P(Architectures, KvCacheForward, ::testing::Values("gpt2", "llama"));

@@ -60,27 +60,25 @@ at::Tensor CausalLm::loss(const at::Tensor& input_ids, const at::Tensor& targets
 }
 
 at::Tensor CausalLm::forward(const at::Tensor& input_ids) {
-  const at::Tensor hidden = hidden_states(input_ids, nullptr);
-  return whole_vocabulary(at::linear(hidden, weight_as_read(output_weight(), hidden)));
+  return logits_of(hidden_states(input_ids, nullptr));
 }
 
 at::Tensor CausalLm::forward(const at::Tensor& input_ids, KvCache& cache) {
   ALBION_CHECK(!at::GradMode::is_enabled(), "a KV-cached forward is for inference: run it under NoGradGuard");
-  const at::Tensor hidden = hidden_states(input_ids, &cache);
-  const at::Tensor logits = whole_vocabulary(at::linear(hidden, weight_as_read(output_weight(), hidden)));
+  const at::Tensor logits = logits_of(hidden_states(input_ids, &cache));
   cache.advance(input_ids.size(1));
   return logits;
 }
 
 at::Tensor CausalLm::next_token_logits(const at::Tensor& input_ids, KvCache* cache) {
   ALBION_CHECK(!at::GradMode::is_enabled(), "next-token logits are for inference: run them under NoGradGuard");
-  const at::Tensor last = hidden_states(input_ids, cache).select(1, -1);
-  const at::Tensor logits = whole_vocabulary(at::linear(last, weight_as_read(output_weight(), last)));
+  const at::Tensor logits = logits_of(hidden_states(input_ids, cache).select(1, -1));
   if (cache != nullptr) cache->advance(input_ids.size(1));
   return logits;
 }
 
-at::Tensor CausalLm::whole_vocabulary(const at::Tensor& logits) const {
+at::Tensor CausalLm::logits_of(const at::Tensor& hidden) const {
+  const at::Tensor logits = at::linear(hidden, weight_as_read(output_weight(), hidden));
   if (!tensor_group_) return logits;
   ALBION_CHECK(!at::GradMode::is_enabled(), "a tensor-parallel model's logits are gathered for inference: run it "
                "under NoGradGuard, and train through loss()");

@@ -112,8 +112,9 @@ class CausalLm : public torch::nn::Module {
 
  private:
   at::Tensor chunked_loss(const at::Tensor& input_ids, const at::Tensor& targets, const at::Tensor& loss_mask);
-  // Logits of this rank's vocabulary, [..., V / n], put back together whole.
-  at::Tensor whole_vocabulary(const at::Tensor& logits) const;
+  // The logits of hidden states [..., hidden], over the whole vocabulary: on a rank of a
+  // tensor-parallel group, its part [..., V / n] put back together.
+  at::Tensor logits_of(const at::Tensor& hidden) const;
 
   ModelConfig config_;
   std::shared_ptr<collectives::Communicator> tensor_group_;

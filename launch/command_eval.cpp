@@ -105,6 +105,7 @@ int run_eval(const CommandArgs& args, const ProcessEnvironment& env) {
 
   std::shared_ptr<models::CausalLm> model;
   config::Recipe recipe;
+  bool bf16 = false;  // under bf16 autocast, as the trainer validates on this device
   with_audited_checkpoint(path, o.key, o.audit, env, "eval", [&](checkpoint::CheckpointReader& reader) {
     // The dataset's tokenizer is checked before the weights are decrypted.
     const train::RecordedTokenizer recorded = train::recorded_tokenizer(reader.manifest().state_json);
@@ -118,8 +119,8 @@ int run_eval(const CommandArgs& args, const ProcessEnvironment& env) {
     }
     CheckpointModel stored = read_checkpoint_model(reader, env.stderr_is_terminal);
     recipe = stored.recipe;
-    model = load_checkpoint_model(std::move(stored), device, path.string(),
-                                  train::runs_bf16_autocast(recipe, device));
+    bf16 = train::runs_bf16_autocast(recipe, device);
+    model = load_checkpoint_model(std::move(stored), device, path.string(), bf16);
   });
   ALBION_CHECK_AS(UsageError, static_cast<std::int64_t>(manifest.vocab_size) <= model->config().vocab_size, "eval: ",
                   o.dataset, " has a vocabulary of ", manifest.vocab_size, ", the model only ",
@@ -148,7 +149,7 @@ int run_eval(const CommandArgs& args, const ProcessEnvironment& env) {
   at::NoGradGuard no_grad;
   const models::EvalModeScope eval_mode(*model);
   // As the trainer validates (Note [Inference in the training's precision], runtime/models/bf16_inference.h).
-  const kernels::Bf16AutocastScope autocast(device.type(), train::runs_bf16_autocast(recipe, device));
+  const kernels::Bf16AutocastScope autocast(device.type(), bf16);
   train::LossScore score(device);
   {
     ProgressBar bar("eval", static_cast<double>(batches + (whole_split ? 1 : 0)), "batches", 1, env.stderr_is_terminal);

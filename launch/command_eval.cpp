@@ -134,6 +134,7 @@ int run_eval(const CommandArgs& args, const ProcessEnvironment& env) {
   loader_options.shuffle = false;
   loader_options.device = device;
   loader_options.key_spec = o.data_key;
+  loader_options.document_positions = recipe.data.document_masking;  // scored as it trained
   ALBION_CHECK_AS(UsageError, loader_options.seq_len <= model->config().context_length, "eval: windows of ",
                   loader_options.seq_len, " tokens exceed the model's context length ", model->config().context_length,
                   "; pass --seq-len");

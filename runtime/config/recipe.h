@@ -49,6 +49,9 @@ struct DataConfig {
   std::string chat_template = "chatml";  // chat: llama3, llama3.1, chatml, qwen2.5 or none (runtime/data/chat_record.h)
   double val_fraction = 0.1;
   std::uint64_t text_document_bytes = 65536;
+  // Attend only within each document of a sequence, its positions counted from 0 (Note [Attention
+  // within documents], runtime/models/causal_lm.h); false: across documents, as pretraining does.
+  bool document_masking = false;
 };
 
 struct TrainConfig {

@@ -108,6 +108,10 @@ RecipeSchema::RecipeSchema(Recipe& r) {
   key("data.val_fraction", r.data.val_fraction, "fraction of documents held out for validation");
   key("data.text_document_bytes", r.data.text_document_bytes,
       "when preparing text: cut files at blank lines into documents of about this size");
+  key("data.document_masking", r.data.document_masking,
+      "attend only within each document of a training sequence, its positions counted from 0 (fine-tuning "
+      "on packed conversations: no answer sees another conversation); false: across documents, as "
+      "pretraining does");
 
   key("train.seq_len", r.train.seq_len, "tokens per training sequence");
   key("train.micro_batch", r.train.micro_batch, "sequences per rank per forward/backward pass");

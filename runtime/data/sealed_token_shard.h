@@ -46,7 +46,7 @@ class SealedTokenShard : public ShardReader {
 
   std::uint64_t token_count() const override { return expected_.tokens; }
   bool has_loss_mask() const override { return expected_.has_loss_mask; }
-  const std::vector<std::uint64_t>& doc_offsets() const { return doc_offsets_; }
+  const std::vector<std::uint64_t>& doc_offsets() const override { return doc_offsets_; }
   void copy_tokens(std::uint64_t start, std::uint64_t count, std::int64_t* out) override;
   void copy_loss_mask(std::uint64_t start, std::uint64_t count, std::uint8_t* out) override;
 

@@ -67,9 +67,12 @@ std::uint64_t TokenLoader::steps_per_epoch() const {
                      static_cast<std::uint64_t>(options_.batch_size));
 }
 
-void TokenLoader::read_window(std::uint64_t window, std::int64_t* tokens, std::uint8_t* mask) {
+void TokenLoader::read_window(std::uint64_t window, std::int64_t* tokens, std::uint8_t* mask,
+                              std::vector<std::int64_t>* document_starts) {
   // Window w is stream positions [w*L, w*L + L + 1), possibly spanning shards.
-  std::uint64_t position = window * static_cast<std::uint64_t>(options_.seq_len);
+  const std::uint64_t window_start = window * static_cast<std::uint64_t>(options_.seq_len);
+  std::uint64_t position = window_start;
+  if (document_starts != nullptr) document_starts->clear();
   std::uint64_t remaining = static_cast<std::uint64_t>(options_.seq_len) + 1;
   std::size_t shard = static_cast<std::size_t>(
       std::upper_bound(shard_starts_.begin(), shard_starts_.end(), position) - shard_starts_.begin() - 1);
@@ -78,6 +81,15 @@ void TokenLoader::read_window(std::uint64_t window, std::int64_t* tokens, std::u
     const std::uint64_t count = std::min(remaining, shards_[shard]->token_count() - offset);
     shards_[shard]->copy_tokens(offset, count, tokens);
     if (mask != nullptr) shards_[shard]->copy_loss_mask(offset, count, mask);
+    if (document_starts != nullptr) {
+      // Each shard starts a document, so its offsets hold every start; the last input is index L - 1.
+      const std::vector<std::uint64_t>& starts = shards_[shard]->doc_offsets();
+      for (auto start = std::lower_bound(starts.begin(), starts.end(), offset);
+           start != starts.end() && *start < offset + count; ++start) {
+        const auto index = static_cast<std::int64_t>(shard_starts_[shard] + *start - window_start);
+        if (index > 0 && index < options_.seq_len) document_starts->push_back(index);
+      }
+    }
     tokens += count;
     if (mask != nullptr) mask += count;
     position += count;
@@ -105,10 +117,14 @@ TokenLoader::HostBatch TokenLoader::build(const LoaderState& state, LoaderState*
   if (manifest_.has_loss_mask) out.loss_mask = at::empty({options_.batch_size, L}, uint8);
   std::vector<std::int64_t> window(static_cast<std::size_t>(L) + 1);
   std::vector<std::uint8_t> window_mask(manifest_.has_loss_mask ? window.size() : 0);
+  std::vector<std::int64_t> document_starts;
+  if (options_.document_positions) out.positions = at::empty({options_.batch_size, L}, int64);
+  bool any_document_starts = false;
   for (std::uint64_t k = 0; k < batch; ++k) {
     const std::uint64_t position = current.consumed + k * ranks + static_cast<std::uint64_t>(options_.rank);
     const std::uint64_t index = options_.shuffle ? order(position) : position;
-    read_window(index, window.data(), window_mask.empty() ? nullptr : window_mask.data());
+    read_window(index, window.data(), window_mask.empty() ? nullptr : window_mask.data(),
+                options_.document_positions ? &document_starts : nullptr);
     std::int64_t* in = out.inputs.data_ptr<std::int64_t>() + k * L;
     std::int64_t* target = out.targets.data_ptr<std::int64_t>() + k * L;
     std::copy(window.begin(), window.end() - 1, in);
@@ -117,7 +133,18 @@ TokenLoader::HostBatch TokenLoader::build(const LoaderState& state, LoaderState*
       // The mask belongs to the target token: train on predicting window[i+1] iff its mask is 1.
       std::copy(window_mask.begin() + 1, window_mask.end(), out.loss_mask.data_ptr<std::uint8_t>() + k * L);
     }
+    if (options_.document_positions) {
+      std::int64_t* positions = out.positions.data_ptr<std::int64_t>() + k * L;
+      std::int64_t document_start = 0;
+      auto next_start = document_starts.begin();
+      for (std::int64_t i = 0; i < L; ++i) {
+        while (next_start != document_starts.end() && *next_start == i) document_start = *next_start++;
+        positions[i] = i - document_start;
+      }
+      any_document_starts = any_document_starts || !document_starts.empty();
+    }
   }
+  if (!any_document_starts) out.positions = at::Tensor();  // every row counts 0 .. L - 1
   current.consumed += ranks * batch;
   out.state = current;
   *after = current;
@@ -191,10 +218,12 @@ TokenBatch TokenLoader::next() {
     batch.inputs = std::move(host.inputs);
     batch.targets = std::move(host.targets);
     batch.loss_mask = std::move(host.loss_mask);
+    batch.positions = std::move(host.positions);
   } else {
     batch.inputs = host.inputs.to(options_.device, /*non_blocking=*/true);
     batch.targets = host.targets.to(options_.device, /*non_blocking=*/true);
     if (host.loss_mask.defined()) batch.loss_mask = host.loss_mask.to(options_.device, true);
+    if (host.positions.defined()) batch.positions = host.positions.to(options_.device, true);
   }
   return batch;
 }

@@ -11,6 +11,9 @@
 // An epoch ends when fewer than R * batch_size windows remain (the remainder is skipped).
 // Encrypted datasets need `key_spec`; their chunks are decrypted in memory as windows need them.
 //
+// With `document_positions`, a batch also says where each input token sits in its document, for a
+// model that attends within documents (Note [Attention within documents], runtime/models/causal_lm.h).
+//
 // A background thread prepares the next `prefetch` batches; on a CUDA device they are built in
 // pinned host memory and copied with non_blocking=true on the caller's current stream.
 #pragma once
@@ -49,12 +52,17 @@ struct LoaderOptions {
   int prefetch = 2;
   at::Device device = at::kCPU;
   std::string key_spec;  // the key of an encrypted dataset (file:, env:, pkcs11:)
+  bool document_positions = false;  // fill TokenBatch::positions
 };
 
 struct TokenBatch {
   at::Tensor inputs;     // int64 [batch, seq_len]
   at::Tensor targets;    // int64 [batch, seq_len]
   at::Tensor loss_mask;  // uint8 [batch, seq_len], 1 = train on this target; undefined if none
+  // int64 [batch, seq_len]: each input's position in its document, counted from 0 where the document
+  // starts, or from the window's start for the one it begins inside. Only with document_positions,
+  // and undefined for a batch with no document starting inside a row (the positions 0 .. seq_len - 1).
+  at::Tensor positions;
   LoaderState state;     // the loader's state after this batch
 };
 
@@ -78,11 +86,14 @@ class TokenLoader {
 
  private:
   struct HostBatch {
-    at::Tensor inputs, targets, loss_mask;
+    at::Tensor inputs, targets, loss_mask, positions;
     LoaderState state;
   };
   HostBatch build(const LoaderState& state, LoaderState* after);
-  void read_window(std::uint64_t window, std::int64_t* tokens, std::uint8_t* mask);
+  // Window `window`'s seq_len + 1 tokens (and mask, unless null); with `document_starts`, the indexes
+  // in (0, seq_len) at which a document starts among its inputs, in order.
+  void read_window(std::uint64_t window, std::int64_t* tokens, std::uint8_t* mask,
+                   std::vector<std::int64_t>* document_starts);
   void start_prefetch();
   void stop_prefetch();
   void prefetch_loop(LoaderState from);

@@ -67,6 +67,8 @@ class ShardReader {
   virtual void copy_tokens(std::uint64_t start, std::uint64_t count, std::int64_t* out) = 0;
   // Copies the loss mask of [start, start + count); requires has_loss_mask().
   virtual void copy_loss_mask(std::uint64_t start, std::uint64_t count, std::uint8_t* out) = 0;
+  // Where each document starts, then token_count(): document i is [offsets[i], offsets[i + 1]).
+  virtual const std::vector<std::uint64_t>& doc_offsets() const = 0;
 };
 
 // A plain shard opened for reading: tokens and mask memory-mapped (read-only, shared page cache).
@@ -81,7 +83,7 @@ class TokenShard : public ShardReader {
   TokenShard& operator=(const TokenShard&) = delete;
 
   std::uint64_t token_count() const override { return token_count_; }
-  const std::vector<std::uint64_t>& doc_offsets() const { return doc_offsets_; }
+  const std::vector<std::uint64_t>& doc_offsets() const override { return doc_offsets_; }
   bool has_loss_mask() const override { return mask_ != nullptr; }
   const ShardAttributes& attributes() const { return attributes_; }
 

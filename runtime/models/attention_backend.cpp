@@ -4,17 +4,21 @@
 #include <ATen/SDPBackend.h>
 #include <ATen/core/grad_mode.h>
 
+#include <optional>
+
 namespace albion::models {
 
 std::string attention_backend(const ModelConfig& config, std::int64_t seq_len, at::Device device,
-                              at::ScalarType dtype) {
+                              at::ScalarType dtype, bool document_masked) {
   at::NoGradGuard no_grad;
   const at::TensorOptions options = at::TensorOptions().device(device).dtype(dtype);
   // [batch, heads, seq, head_dim], as the models call it (k and v with their own head count).
   const at::Tensor q = at::empty({1, config.heads, seq_len, config.head_dim()}, options);
   const at::Tensor kv = at::empty({1, config.kv_heads, seq_len, config.head_dim()}, options);
+  std::optional<at::Tensor> mask;  // an undefined tensor would not do: SDPA checks a mask that is there
+  if (document_masked) mask = at::ones({1, 1, seq_len, seq_len}, options.dtype(at::kBool)).tril();
   const auto choice = static_cast<at::SDPBackend>(
-      at::_fused_sdp_choice(q, kv, kv, {}, 0.0, /*is_causal=*/true, std::nullopt,
+      at::_fused_sdp_choice(q, kv, kv, mask, 0.0, /*is_causal=*/!document_masked, std::nullopt,
                             /*enable_gqa=*/config.kv_heads != config.heads));
   switch (choice) {
     case at::SDPBackend::math: return "math";

@@ -27,7 +27,8 @@ double CausalLm::residual_init_std() const {
   return kInitStd / std::sqrt(2.0 * static_cast<double>(config_.layers));
 }
 
-void CausalLm::check_input(const at::Tensor& input_ids, std::int64_t past) const {
+void CausalLm::check_input(const at::Tensor& input_ids, const KvCache* cache, const at::Tensor& positions) const {
+  const std::int64_t past = cache ? cache->length() : 0;
   ALBION_CHECK(input_ids.dim() == 2 && input_ids.scalar_type() == at::kLong,
                "input_ids must be [B, T] int64, got ", input_ids.sizes(), " ",
                input_ids.scalar_type());
@@ -35,16 +36,18 @@ void CausalLm::check_input(const at::Tensor& input_ids, std::int64_t past) const
   ALBION_CHECK_AS(UsageError, input_ids.size(1) >= 1 && past + input_ids.size(1) <= config_.context_length,
                   "sequence length ", past + input_ids.size(1),
                   " is outside [1, context_length = ", config_.context_length, "]");
+  ALBION_CHECK(!positions.defined() || (cache == nullptr && positions.sizes() == input_ids.sizes()), "positions ",
+               positions.sizes(), " must match input_ids ", input_ids.sizes(), " with no KV cache");
 }
 
-at::Tensor CausalLm::loss(const at::Tensor& input_ids, const at::Tensor& targets,
-                          const at::Tensor& loss_mask) {
+at::Tensor CausalLm::loss(const at::Tensor& input_ids, const at::Tensor& targets, const at::Tensor& loss_mask,
+                          const at::Tensor& positions) {
   ALBION_CHECK(targets.sizes() == input_ids.sizes(), "targets ", targets.sizes(),
                " must match input_ids ", input_ids.sizes());
   if (tensor_group_ || (config_.fused_kernels && kernels::runs_kernels(output_weight()))) {
-    return chunked_loss(input_ids, targets, loss_mask);
+    return chunked_loss(input_ids, targets, loss_mask, positions);
   }
-  const at::Tensor logits = forward(input_ids);
+  const at::Tensor logits = forward(input_ids, positions);
   const at::ScalarType loss_type = at::promote_types(logits.scalar_type(), at::kFloat);
   const at::Tensor flat_logits = logits.reshape({-1, logits.size(-1)}).to(loss_type);
   const at::Tensor flat_targets = targets.reshape({-1});
@@ -59,8 +62,8 @@ at::Tensor CausalLm::loss(const at::Tensor& input_ids, const at::Tensor& targets
   return summed / keep.sum().clamp_min(1).to(loss_type);
 }
 
-at::Tensor CausalLm::forward(const at::Tensor& input_ids) {
-  return logits_of(hidden_states(input_ids, nullptr));
+at::Tensor CausalLm::forward(const at::Tensor& input_ids, const at::Tensor& positions) {
+  return logits_of(hidden_states(input_ids, nullptr, positions));
 }
 
 at::Tensor CausalLm::forward(const at::Tensor& input_ids, KvCache& cache) {
@@ -88,8 +91,9 @@ at::Tensor CausalLm::logits_of(const at::Tensor& hidden) const {
 // In chunks of rows, the logits never whole. A rank of a tensor-parallel group holds its part of
 // the vocabulary; the softmax over all of it takes two numbers per token from every rank
 // (tensor_parallel.h).
-at::Tensor CausalLm::chunked_loss(const at::Tensor& input_ids, const at::Tensor& targets, const at::Tensor& loss_mask) {
-  const at::Tensor hidden = hidden_states(input_ids, nullptr);
+at::Tensor CausalLm::chunked_loss(const at::Tensor& input_ids, const at::Tensor& targets, const at::Tensor& loss_mask,
+                                  const at::Tensor& positions) {
+  const at::Tensor hidden = hidden_states(input_ids, nullptr, positions);
   const at::Tensor flat_hidden = hidden.reshape({-1, hidden.size(-1)});
   at::Tensor flat_targets = targets.reshape({-1});
   at::Tensor kept = at::ones_like(flat_targets);

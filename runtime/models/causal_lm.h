@@ -25,6 +25,18 @@
 // Precision: parameters are fp32 master weights (or whatever to() made them); under CUDA bf16
 // autocast the matrix products run in bf16 and the norms' statistics, softmax and loss in fp32.
 // The loss is computed in fp32 (fp64 when the model is fp64, which the reference tests use).
+//
+// Note [Attention within documents]
+// A training sequence is a window of a stream of documents laid end to end, so it may hold the end
+// of one document and the start of the next. Pretraining lets attention cross that boundary
+// (GPT-2's and llm.c's way). Fine-tuning on packed conversations should not: an answer would attend
+// to an unrelated conversation before it. With `positions` (the loader's, data.document_masking) a
+// forward numbers each document's tokens from 0 (GPT-2's learned positions and Llama's rotary
+// angles restart) and masks attention to the token's own document, so each document is computed as
+// if it began the sequence (the tests hold packed logits to each document's alone). The mask is an
+// explicit [B, 1, T, T] boolean (document_causal_mask): SDPA then runs its masked kernels (on CUDA
+// the memory-efficient one, not flash), so the loader leaves `positions` undefined for a batch with
+// no document starting inside it, which attends causally as before.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -52,8 +64,10 @@ class CausalLm : public torch::nn::Module {
   explicit CausalLm(ModelConfig config, std::shared_ptr<collectives::Communicator> tensor_group = nullptr);
 
   // input_ids: [B, T] int64 with T <= context_length. Returns logits [B, T, vocab_size] in the
-  // parameters' dtype (bf16 under autocast). Position t only sees positions <= t.
-  at::Tensor forward(const at::Tensor& input_ids);
+  // parameters' dtype (bf16 under autocast). Position t only sees positions <= t; with `positions`
+  // ([B, T] int64, each token's position in its document), only those of its own document too
+  // (Note [Attention within documents]).
+  at::Tensor forward(const at::Tensor& input_ids, const at::Tensor& positions = {});
   // Incremental decoding (no autograd): input_ids continue the tokens `cache` holds, at positions
   // cache.length() onwards (the total at most context_length); returns their logits and adds
   // them to the cache.
@@ -68,9 +82,10 @@ class CausalLm : public torch::nn::Module {
   // The final hidden states [B, T, hidden] (after the last norm), and the output projection
   // [vocab, hidden] they are multiplied by: the LM head, or the token embedding when tied. With a
   // cache, positions start at cache->length() and every layer appends its keys and values (the
-  // caller advances the cache). A model cut over a tensor-parallel group gives them whole on every
-  // rank, for the rank's part of the projection, and sums their gradient over the group.
-  virtual at::Tensor hidden_states(const at::Tensor& input_ids, KvCache* cache) = 0;
+  // caller advances the cache); with `positions` (no cache) they are those, and attention stays
+  // within documents. A model cut over a tensor-parallel group gives them whole on every rank, for
+  // the rank's part of the projection, and sums their gradient over the group.
+  virtual at::Tensor hidden_states(const at::Tensor& input_ids, KvCache* cache, const at::Tensor& positions = {}) = 0;
   virtual at::Tensor output_weight() const = 0;
 
   // Mean next-token cross-entropy over the positions where loss_mask == 1 (every position when
@@ -79,8 +94,9 @@ class CausalLm : public torch::nn::Module {
   // fused_kernels on CUDA, and always for a model cut over a tensor-parallel group, the projection
   // and the loss run in chunks (kernels/cross_entropy) so the [B x T, vocab] logits are never held
   // whole.
-  at::Tensor loss(const at::Tensor& input_ids, const at::Tensor& targets,
-                  const at::Tensor& loss_mask = {});
+  // `positions`: as forward's.
+  at::Tensor loss(const at::Tensor& input_ids, const at::Tensor& targets, const at::Tensor& loss_mask = {},
+                  const at::Tensor& positions = {});
 
   // Every parameter by its Hugging Face name, in registration order. Hides
   // torch::nn::Module's OrderedDict version (same names, same order) to give a plain vector.
@@ -105,13 +121,15 @@ class CausalLm : public torch::nn::Module {
  protected:
   // Residual-projection init std for this depth.
   double residual_init_std() const;
-  // Checks input_ids is [B, T] int64 with T >= 1 and past + T <= context_length.
-  void check_input(const at::Tensor& input_ids, std::int64_t past = 0) const;
+  // Checks input_ids is [B, T] int64 with T >= 1 and T plus the cache's length (if any) at most
+  // context_length, and that `positions` is undefined, or of input_ids' shape and without a cache.
+  void check_input(const at::Tensor& input_ids, const KvCache* cache, const at::Tensor& positions) const;
   // The names of this architecture's embedding tables (never weight-decayed).
   virtual bool is_embedding_table(const std::string& name) const = 0;
 
  private:
-  at::Tensor chunked_loss(const at::Tensor& input_ids, const at::Tensor& targets, const at::Tensor& loss_mask);
+  at::Tensor chunked_loss(const at::Tensor& input_ids, const at::Tensor& targets, const at::Tensor& loss_mask,
+                          const at::Tensor& positions);
   // The logits of hidden states [..., hidden], over the whole vocabulary: on a rank of a
   // tensor-parallel group, its part [..., V / n] put back together.
   at::Tensor logits_of(const at::Tensor& hidden) const;

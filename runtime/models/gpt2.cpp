@@ -37,8 +37,9 @@ class Gpt2Attention : public torch::nn::Module {
         c_proj_(register_module("c_proj", std::make_shared<Conv1d>(c.hidden_size, c.hidden_size,
                                                                    residual_std, options))) {}
 
-  // `cache`: null, or the keys and values of earlier positions (layer `layer`'s are used).
-  at::Tensor forward(const at::Tensor& x, KvCache* cache, std::size_t layer) const {
+  // `cache`: null, or the keys and values of earlier positions (layer `layer`'s are used);
+  // `document_mask`: undefined, or the one within documents (causal_attention).
+  at::Tensor forward(const at::Tensor& x, KvCache* cache, std::size_t layer, const at::Tensor& document_mask) const {
     const std::int64_t batch = x.size(0), length = x.size(1), hidden = x.size(2);
     const std::vector<at::Tensor> qkv = c_attn_->forward(x).split(hidden, -1);
     auto heads = [&](const at::Tensor& t) {
@@ -48,7 +49,7 @@ class Gpt2Attention : public torch::nn::Module {
     at::Tensor v = heads(qkv[2]);
     const std::int64_t past = cache ? cache->length() : 0;
     if (cache) std::tie(k, v) = cache->append(layer, k, v);
-    const at::Tensor y = causal_attention(heads(qkv[0]), k, v, past, /*grouped=*/false);
+    const at::Tensor y = causal_attention(heads(qkv[0]), k, v, past, /*grouped=*/false, document_mask);
     return c_proj_->forward(y.transpose(1, 2).reshape({batch, length, hidden}));
   }
 
@@ -101,21 +102,22 @@ class Gpt2Block : public torch::nn::Module {
   // The block's output h + mlp(ln_2(h)), h = x + attn(ln_1(x)), as {h, the MLP's output}: the last
   // add is left to the next norm, which makes it in its kernel where it can, as ln_2 adds the
   // attention's output (Note [The residual add in the norm]). `pending`: the previous block's MLP
-  // output, added to x here the same way (undefined: x is the whole stream).
+  // output, added to x here the same way (undefined: x is the whole stream). `document_mask`: the
+  // attention's.
   std::pair<at::Tensor, at::Tensor> forward_deferred(const at::Tensor& x, const at::Tensor& pending, KvCache* cache,
-                                                     std::size_t layer) const {
+                                                     std::size_t layer, const at::Tensor& document_mask) const {
     const AdaptableLinear& attention_input = attn_->input_projection();
     const auto [stream, normed] = pending.defined()
                                       ? ln_1_->add_then_forward(x, pending, into_product(attention_input))
                                       : std::pair{x, normed_for(*ln_1_, x, attention_input)};
-    const at::Tensor attended = attn_->forward(normed, cache, layer);
+    const at::Tensor attended = attn_->forward(normed, cache, layer, document_mask);
     const auto [h, normed_2] = ln_2_->add_then_forward(stream, attended, into_product(mlp_->input_projection()));
     return {h, mlp_->forward(normed_2)};
   }
 
   // The whole output, as a recomputed block returns it.
-  at::Tensor forward(const at::Tensor& x, KvCache* cache, std::size_t layer) const {
-    const auto [h, mlp_output] = forward_deferred(x, at::Tensor(), cache, layer);
+  at::Tensor forward(const at::Tensor& x, KvCache* cache, std::size_t layer, const at::Tensor& document_mask) const {
+    const auto [h, mlp_output] = forward_deferred(x, at::Tensor(), cache, layer, document_mask);
     return h + mlp_output;
   }
 
@@ -145,19 +147,26 @@ class Gpt2Body : public torch::nn::Module {
     recompute_every_ = c.recompute_every;
   }
 
-  at::Tensor forward(const at::Tensor& input_ids, KvCache* cache) const {
+  // `positions`: undefined (0 onwards, after the cache's), or each token's in its document.
+  at::Tensor forward(const at::Tensor& input_ids, KvCache* cache, const at::Tensor& positions) const {
     const std::int64_t past = cache ? cache->length() : 0;
-    const at::Tensor positions = at::arange(past, past + input_ids.size(1),
-                                            at::TensorOptions().dtype(at::kLong).device(input_ids.device()));
-    at::Tensor x = wte_->forward(input_ids) + wpe_->forward(positions);
+    const at::Tensor document_mask = positions.defined() ? document_causal_mask(positions) : at::Tensor();
+    const at::Tensor position_ids =
+        positions.defined() ? positions
+                            : at::arange(past, past + input_ids.size(1),
+                                         at::TensorOptions().dtype(at::kLong).device(input_ids.device()));
+    at::Tensor x = wte_->forward(input_ids) + wpe_->forward(position_ids);
     at::Tensor pending;  // the last block's MLP output, not yet added to the stream x
     for (std::size_t i = 0; i < blocks_.size(); ++i) {
       if (recompute_block(recompute_every_, i, is_training(), cache != nullptr)) {
         if (pending.defined()) x = x + std::exchange(pending, at::Tensor());  // a recomputed block's input is whole
         x = recomputed_in_backward(
-            [block = blocks_[i]](const at::Tensor& in) { return block->forward(in, nullptr, 0); }, x);
+            [block = blocks_[i], document_mask](const at::Tensor& in) {
+              return block->forward(in, nullptr, 0, document_mask);
+            },
+            x);
       } else {
-        std::tie(x, pending) = blocks_[i]->forward_deferred(x, pending, cache, i);
+        std::tie(x, pending) = blocks_[i]->forward_deferred(x, pending, cache, i, document_mask);
       }
     }
     return pending.defined() ? ln_f_->add_then_forward(x, pending, /*into_product=*/false).second : ln_f_->forward(x);
@@ -183,9 +192,9 @@ Gpt2::Gpt2(const ModelConfig& config, const at::TensorOptions& options) : Causal
   }
 }
 
-at::Tensor Gpt2::hidden_states(const at::Tensor& input_ids, KvCache* cache) {
-  check_input(input_ids, cache ? cache->length() : 0);
-  return transformer_->forward(input_ids, cache);
+at::Tensor Gpt2::hidden_states(const at::Tensor& input_ids, KvCache* cache, const at::Tensor& positions) {
+  check_input(input_ids, cache, positions);
+  return transformer_->forward(input_ids, cache, positions);
 }
 
 at::Tensor Gpt2::output_weight() const { return lm_head_ ? lm_head_->weight() : transformer_->wte().weight(); }

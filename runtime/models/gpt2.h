@@ -26,7 +26,7 @@ class Linear;
 class Gpt2 : public CausalLm {
  public:
   Gpt2(const ModelConfig& config, const at::TensorOptions& options);
-  at::Tensor hidden_states(const at::Tensor& input_ids, KvCache* cache) override;
+  at::Tensor hidden_states(const at::Tensor& input_ids, KvCache* cache, const at::Tensor& positions = {}) override;
   at::Tensor output_weight() const override;
 
  protected:

@@ -26,7 +26,11 @@ std::pair<at::Tensor, at::Tensor> KvCache::append(std::size_t layer, const at::T
 void KvCache::advance(std::int64_t tokens) { length_ += tokens; }
 
 at::Tensor causal_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, std::int64_t past,
-                            bool grouped) {
+                            bool grouped, const at::Tensor& document_mask) {
+  if (document_mask.defined()) {
+    ALBION_CHECK(past == 0, "a document mask is for whole sequences, not a KV-cached forward");
+    return at::scaled_dot_product_attention(q, k, v, document_mask, 0.0, /*is_causal=*/false, std::nullopt, grouped);
+  }
   const std::int64_t queries = q.size(2);
   if (past == 0 || queries == 1) {
     return at::scaled_dot_product_attention(q, k, v, {}, 0.0, /*is_causal=*/past == 0, std::nullopt, grouped);
@@ -35,6 +39,16 @@ at::Tensor causal_attention(const at::Tensor& q, const at::Tensor& k, const at::
   const at::Tensor mask =
       at::ones({queries, k.size(2)}, at::TensorOptions().dtype(at::kBool).device(q.device())).tril(past);
   return at::scaled_dot_product_attention(q, k, v, mask, 0.0, /*is_causal=*/false, std::nullopt, grouped);
+}
+
+at::Tensor document_causal_mask(const at::Tensor& positions) {
+  ALBION_CHECK(positions.dim() == 2 && positions.scalar_type() == at::kLong, "positions must be [B, T] int64, got ",
+               positions.sizes(), " ", positions.scalar_type());
+  const at::Tensor index = at::arange(positions.size(1), positions.options());
+  const at::Tensor query = index.view({1, -1, 1});
+  const at::Tensor key = index.view({1, 1, -1});
+  const at::Tensor document_start = (index - positions).unsqueeze(2);  // [B, T, 1]
+  return ((key <= query) & (key >= document_start)).unsqueeze(1);
 }
 
 }  // namespace albion::models

@@ -42,8 +42,15 @@ class KvCache {
 // Causal attention of queries at positions [past, past + Tq) over keys at [0, Tk): SDPA's
 // is_causal where it means exactly that (no past), no mask for a single query (it sees every
 // key), an explicit lower-triangular mask otherwise. q: [B, heads, Tq, d]; k, v: [B, kv_heads, Tk,
-// d]; `grouped`: fewer kv heads than query heads (GQA).
+// d]; `grouped`: fewer kv heads than query heads (GQA). `document_mask` (no past): undefined, or
+// document_causal_mask's, which replaces the causal mask.
 at::Tensor causal_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, std::int64_t past,
-                            bool grouped);
+                            bool grouped, const at::Tensor& document_mask = {});
+
+// Packed documents (Note [Attention within documents], runtime/models/causal_lm.h): from each
+// token's position in its document, positions [B, T] int64 (0 where a document starts, else one
+// more than the token before), the mask [B, 1, T, T] (true: may attend) that lets token i see
+// tokens j <= i of its own document only, j >= i - positions[i].
+at::Tensor document_causal_mask(const at::Tensor& positions);
 
 }  // namespace albion::models

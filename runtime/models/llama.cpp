@@ -91,10 +91,12 @@ class LlamaAttention : public torch::nn::Module {
   }
 
   // `input`: the norm's output, or its input_products() operands; `rope`: the tables of x's
-  // positions; `cache`: null, or the keys and values of earlier positions (layer `layer`'s are
-  // used); `stream`: how `input` and the output are held.
+  // positions, [T, head_dim], or [B, T, head_dim] for packed documents, with their `document_mask`
+  // (else undefined; causal_attention); `cache`: null, or the keys and values of earlier positions
+  // (layer `layer`'s are used); `stream`: how `input` and the output are held.
   at::Tensor forward(const std::vector<at::Tensor>& input, const ResidualStream& stream,
-                     const RotaryTables::Tables& rope, KvCache* cache, std::size_t layer) const {
+                     const RotaryTables::Tables& rope, const at::Tensor& document_mask, KvCache* cache,
+                     std::size_t layer) const {
     const std::vector<at::Tensor> qkv = products_of(stream, input, {q_proj_.get(), k_proj_.get(), v_proj_.get()});
     const std::int64_t batch = qkv[0].size(0), length = qkv[0].size(1);
     auto heads = [&](const at::Tensor& t, std::int64_t n) {
@@ -102,12 +104,20 @@ class LlamaAttention : public torch::nn::Module {
     };
     // The fused kernel rotates the projection's [batch, seq, heads, head_dim] output in place
     // before the transpose, in one pass (nothing else reads that output; Linear's backward needs
-    // only its input); the composition rotates after it in five.
+    // only its input); the composition rotates after it in five. Tables per token rotate the
+    // batch's tokens as one sequence of batch x seq, each by its own row.
+    const bool per_token = rope.cos.dim() == 3;
+    const std::int64_t sequences = per_token ? 1 : batch, steps = per_token ? batch * length : length;
     auto rotated = [&](const at::Tensor& t, std::int64_t n) {
       if (use_fused_kernel(fused_, t)) {
-        return kernels::rope_(t.view({batch, length, n, head_dim_}), rope.cos, rope.sin).transpose(1, 2);
+        return kernels::rope_(t.view({sequences, steps, n, head_dim_}), rope.cos.view({-1, head_dim_}),
+                              rope.sin.view({-1, head_dim_}))
+            .view({batch, length, n, head_dim_})
+            .transpose(1, 2);
       }
-      return apply_rotary(heads(t, n), rope.cos, rope.sin);
+      // [T, d] tables broadcast over batch and heads, [B, 1, T, d] over heads.
+      return per_token ? apply_rotary(heads(t, n), rope.cos.unsqueeze(1), rope.sin.unsqueeze(1))
+                       : apply_rotary(heads(t, n), rope.cos, rope.sin);
     };
     const at::Tensor q = rotated(qkv[0], heads_);
     at::Tensor k = rotated(qkv[1], kv_heads_);
@@ -117,7 +127,7 @@ class LlamaAttention : public torch::nn::Module {
     // Grouped (enable_gqa) lets SDPA share each k/v head across its query group: flash does it
     // natively, and the math fallback repeats k/v heads in HF's repeat_kv order (kv head j for
     // query heads j*g .. j*g+g-1), which the reference tests pin down.
-    const at::Tensor y = causal_attention(q, k, v, past, /*grouped=*/kv_heads_ != heads_);
+    const at::Tensor y = causal_attention(q, k, v, past, /*grouped=*/kv_heads_ != heads_, document_mask);
     return stream.from_layer(o_proj_->forward(y.transpose(1, 2).reshape({batch, length, heads_ * head_dim_})));
   }
 
@@ -195,10 +205,11 @@ class LlamaLayer : public torch::nn::Module {
   // operand per product], kernels/rmsnorm/rmsnorm_torch.cpp).
   std::pair<at::Tensor, at::Tensor> forward_deferred(const at::Tensor& x, const at::Tensor& pending,
                                                      const ResidualStream& stream, const RotaryTables::Tables& rope,
-                                                     KvCache* cache, std::size_t layer) const {
+                                                     const at::Tensor& document_mask, KvCache* cache,
+                                                     std::size_t layer) const {
     const auto [residual, normed] =
         input_layernorm_->forward_into_products(x, pending, self_attn_->input_products(stream));
-    const at::Tensor attended = self_attn_->forward(normed, stream, rope, cache, layer);
+    const at::Tensor attended = self_attn_->forward(normed, stream, rope, document_mask, cache, layer);
     const auto [h, normed_2] =
         post_attention_layernorm_->forward_into_products(residual, attended, mlp_->input_products(stream));
     return {h, mlp_->forward(normed_2, stream)};
@@ -206,8 +217,8 @@ class LlamaLayer : public torch::nn::Module {
 
   // The whole output, as a recomputed layer returns it.
   at::Tensor forward(const at::Tensor& x, const ResidualStream& stream, const RotaryTables::Tables& rope,
-                     KvCache* cache, std::size_t layer) const {
-    const auto [h, mlp_output] = forward_deferred(x, at::Tensor(), stream, rope, cache, layer);
+                     const at::Tensor& document_mask, KvCache* cache, std::size_t layer) const {
+    const auto [h, mlp_output] = forward_deferred(x, at::Tensor(), stream, rope, document_mask, cache, layer);
     return h + mlp_output;
   }
 
@@ -242,18 +253,21 @@ class LlamaBody : public torch::nn::Module {
 
   // Cut over a tensor-parallel group, the hidden states come out whole on every rank, ready for
   // the LM head's part, and their gradient is summed over the group.
-  at::Tensor forward(const at::Tensor& input_ids, const RotaryTables::Tables& rope, KvCache* cache) const {
+  at::Tensor forward(const at::Tensor& input_ids, const RotaryTables::Tables& rope, const at::Tensor& document_mask,
+                     KvCache* cache) const {
     const ResidualStream stream(tensor_group_, sequence_parallel_ && cache == nullptr, input_ids);
     at::Tensor x = stream.from_layer(embed_tokens_->forward(input_ids));
     at::Tensor pending;  // the last layer's MLP output, not yet added to the stream x
     for (std::size_t i = 0; i < layers_.size(); ++i) {
       if (recompute_block(recompute_every_, i, is_training(), cache != nullptr)) {
         if (pending.defined()) x = x + std::exchange(pending, at::Tensor());  // a recomputed layer's input is whole
-        x = recomputed_in_backward([layer = layers_[i], stream = stream.recomputed(), rope](const at::Tensor& in) {
-          return layer->forward(in, stream, rope, nullptr, 0);
-        }, x);
+        x = recomputed_in_backward(
+            [layer = layers_[i], stream = stream.recomputed(), rope, document_mask](const at::Tensor& in) {
+              return layer->forward(in, stream, rope, document_mask, nullptr, 0);
+            },
+            x);
       } else {
-        std::tie(x, pending) = layers_[i]->forward_deferred(x, pending, stream, rope, cache, i);
+        std::tie(x, pending) = layers_[i]->forward_deferred(x, pending, stream, rope, document_mask, cache, i);
       }
     }
     return stream.to_layer(pending.defined() ? norm_->add_then_forward(x, pending).second : norm_->forward(x));
@@ -284,16 +298,22 @@ Llama::Llama(const ModelConfig& config, const at::TensorOptions& options,
   }
 }
 
-at::Tensor Llama::hidden_states(const at::Tensor& input_ids, KvCache* cache) {
+at::Tensor Llama::hidden_states(const at::Tensor& input_ids, KvCache* cache, const at::Tensor& positions) {
   const std::int64_t past = cache ? cache->length() : 0;
-  check_input(input_ids, past);
+  const std::int64_t length = input_ids.size(1);
+  check_input(input_ids, cache, positions);
   const at::Tensor& embedding = model_->embed_tokens().weight();
   // fp64 tables for an fp64 model, fp32 otherwise; apply_rotary casts them to q's dtype.
-  const RotaryTables::Tables all =
-      rotary_.get(past + input_ids.size(1), embedding.device(), embedding.scalar_type());
-  const RotaryTables::Tables rope = {all.cos.narrow(0, past, input_ids.size(1)),
-                                     all.sin.narrow(0, past, input_ids.size(1))};
-  return model_->forward(input_ids, rope, cache);
+  const RotaryTables::Tables all = rotary_.get(past + length, embedding.device(), embedding.scalar_type());
+  if (positions.defined()) {  // a document's tokens sit at 0 .. length - 1 at most
+    const at::Tensor flat = positions.reshape({-1});
+    const std::vector<std::int64_t> per_token = {input_ids.size(0), length, all.cos.size(1)};
+    const RotaryTables::Tables rope = {all.cos.index_select(0, flat).view(per_token),
+                                       all.sin.index_select(0, flat).view(per_token)};
+    return model_->forward(input_ids, rope, document_causal_mask(positions), cache);
+  }
+  const RotaryTables::Tables rope = {all.cos.narrow(0, past, length), all.sin.narrow(0, past, length)};
+  return model_->forward(input_ids, rope, at::Tensor(), cache);
 }
 
 at::Tensor Llama::output_weight() const { return lm_head_ ? lm_head_->weight() : model_->embed_tokens().weight(); }

@@ -29,7 +29,7 @@ class Llama : public CausalLm {
   // `tensor_group`: null, or the ranks to cut every layer over as it is built (make_model).
   Llama(const ModelConfig& config, const at::TensorOptions& options,
         std::shared_ptr<collectives::Communicator> tensor_group = nullptr);
-  at::Tensor hidden_states(const at::Tensor& input_ids, KvCache* cache) override;
+  at::Tensor hidden_states(const at::Tensor& input_ids, KvCache* cache, const at::Tensor& positions = {}) override;
   at::Tensor output_weight() const override;
 
  protected:

@@ -14,7 +14,7 @@ void LossScore::add(models::CausalLm& model, const data::TokenBatch& batch) {
   const at::Tensor count = batch.loss_mask.defined() ? batch.loss_mask.sum().to(at::kDouble)
                                                      : at::full({}, static_cast<double>(batch.targets.numel()),
                                                                 scored_.options());
-  loss_sum_ += model.loss(batch.inputs, batch.targets, batch.loss_mask).to(at::kDouble) * count;
+  loss_sum_ += model.loss(batch.inputs, batch.targets, batch.loss_mask, batch.positions).to(at::kDouble) * count;
   scored_ += count;
   windows_ += batch.inputs.size(0);
 }

@@ -167,6 +167,7 @@ Trainer::Trainer(config::Recipe recipe, WorldPosition world, Parallelism* parall
   loader.seed = recipe_.run.seed;
   loader.device = device_;
   loader.key_spec = recipe_.data.key;
+  loader.document_positions = recipe_.data.document_masking;
   train_loader_ = std::make_unique<data::TokenLoader>(loader);
   loader.split = "val";
   loader.shuffle = false;
@@ -265,9 +266,15 @@ Trainer::Trainer(config::Recipe recipe, WorldPosition world, Parallelism* parall
               every == 1 ? std::string("every block's") : str_cat("one block in ", every, ":"),
               " activations recomputed in the backward pass");
   }
+  const at::ScalarType attention_type = bf16_autocast_ ? at::kBFloat16 : at::kFloat;
   log::info("attention: torch SDPA, backend ",
-            models::attention_backend(model_config, recipe_.train.seq_len, device_,
-                                      bf16_autocast_ ? at::kBFloat16 : at::kFloat));
+            models::attention_backend(model_config, recipe_.train.seq_len, device_, attention_type));
+  if (recipe_.data.document_masking) {
+    log::info("document masking: attention within documents, positions from 0 in each; batches with a document "
+              "starting inside a sequence run SDPA's ",
+              models::attention_backend(model_config, recipe_.train.seq_len, device_, attention_type, true),
+              " backend under a mask");
+  }
 }
 
 Trainer::~Trainer() = default;
@@ -310,7 +317,7 @@ Trainer::QueuedStep Trainer::train_step(std::int64_t step) {
       at::Tensor loss;
       {
         const kernels::Bf16AutocastScope autocast(at::kCUDA, bf16_autocast_);
-        loss = model_->loss(batch.inputs, batch.targets, batch.loss_mask);
+        loss = model_->loss(batch.inputs, batch.targets, batch.loss_mask, batch.positions);
       }
       parallel_->before_backward(micro + 1 == accumulation_);
       // Each micro-batch contributes 1/accumulation of the step's mean loss and gradient.
@@ -418,6 +425,7 @@ std::optional<double> Trainer::evaluate() {
       batch.inputs = batch.inputs.narrow(0, 0, scored_rows);
       batch.targets = batch.targets.narrow(0, 0, scored_rows);
       if (batch.loss_mask.defined()) batch.loss_mask = batch.loss_mask.narrow(0, 0, scored_rows);
+      if (batch.positions.defined()) batch.positions = batch.positions.narrow(0, 0, scored_rows);
     }
     score.add(*model_, batch);
   }

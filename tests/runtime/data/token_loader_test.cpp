@@ -67,6 +67,39 @@ TEST_F(TokenLoaderTest, TargetsAreInputsShiftedByOne) {
   EXPECT_LT(batch.inputs.max().item<std::int64_t>(), 257);
 }
 
+// data.document_masking: each input's position counts from 0 after every end-of-text (where
+// prepare ends each document), from the window's start before the first; a batch with no document
+// starting inside a row leaves them undefined (0 .. seq_len - 1).
+TEST_F(TokenLoaderTest, DocumentPositionsRestartAfterEachEndOfText) {
+  LoaderOptions o = options(0, 1);
+  o.document_positions = true;
+  TokenLoader loader(o);
+  ASSERT_TRUE(loader.manifest().end_of_text.has_value());
+  const std::int64_t end_of_text = *loader.manifest().end_of_text;
+  int with_starts = 0, without = 0;
+  for (int step = 0; step < 300; ++step) {
+    const TokenBatch batch = loader.next();
+    if (!batch.positions.defined()) {
+      ++without;
+      EXPECT_EQ((batch.inputs.narrow(1, 0, 31) == end_of_text).sum().item<std::int64_t>(), 0) << "step " << step;
+      continue;
+    }
+    ++with_starts;
+    ASSERT_EQ(batch.positions.sizes(), batch.inputs.sizes());
+    for (std::int64_t row = 0; row < 4; ++row) {
+      const auto* ids = batch.inputs[row].data_ptr<std::int64_t>();
+      const auto* positions = batch.positions[row].data_ptr<std::int64_t>();
+      EXPECT_EQ(positions[0], 0);
+      for (std::int64_t i = 1; i < 32; ++i) {
+        EXPECT_EQ(positions[i], ids[i - 1] == end_of_text ? 0 : positions[i - 1] + 1) << "step " << step;
+      }
+    }
+  }
+  EXPECT_GT(with_starts, 0);
+  EXPECT_GT(without, 0);
+  EXPECT_FALSE(TokenLoader(options(0, 1)).next().positions.defined());
+}
+
 TEST_F(TokenLoaderTest, TwoRanksNeverShareAWindowAndTogetherCoverTheEpoch) {
   TokenLoader rank0(options(0, 2));
   TokenLoader rank1(options(1, 2));

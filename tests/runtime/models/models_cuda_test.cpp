@@ -4,7 +4,8 @@
 // loss is fp32 and backward gives finite gradients to the fp32 master weights; SDPA's grouped-
 // query path (enable_gqa) agrees with the CPU; the fused kernels give the same loss and gradients
 // as torch's ops in fp32, and are as accurate under bf16 autocast, give the plain step's gradients
-// when activations are recomputed, and keep the KV cache exact; under autocast the fused LayerNorm
+// when activations are recomputed, keep the KV cache exact, and train on packed documents (RoPE
+// rotating each token by its own row); under autocast the fused LayerNorm
 // writes a lone product's operand in bf16, and the fused RMSNorm one operand per product; the
 // sampler runs on the device.
 // The fused-kernel comparisons also run on the CPU emulator of the kernels
@@ -96,9 +97,10 @@ struct StepResult {
 };
 
 // `lora`: with rank-4 adapters on every linear layer, B drawn non-zero (a trained adapter); the
-// gradients are then the adapters' alone. `recompute_every`: activation checkpointing.
+// gradients are then the adapters' alone. `recompute_every`: activation checkpointing. `positions`:
+// packed documents (Note [Attention within documents]).
 StepResult loss_and_gradients(ModelConfig config, const at::Tensor& ids, bool fused, bool autocast,
-                              bool lora = false, std::int64_t recompute_every = 0) {
+                              bool lora = false, std::int64_t recompute_every = 0, const at::Tensor& positions = {}) {
   config.fused_kernels = fused;
   config.recompute_every = recompute_every;
   at::manual_seed(21);
@@ -114,7 +116,7 @@ StepResult loss_and_gradients(ModelConfig config, const at::Tensor& ids, bool fu
   if (lora && autocast) hold_frozen_weights_in_bf16(*model);  // as the trainer does (Note [A frozen base held in bf16])
   const kernels::OnKernelDevice on_device;  // with fused_kernels off, torch's ops run anyway
   const kernels::Bf16AutocastScope bf16(kernels::kernel_device().type(), autocast);
-  const at::Tensor loss = model->loss(ids, ids.roll(-1, 1), at::ones_like(ids));
+  const at::Tensor loss = model->loss(ids, ids.roll(-1, 1), at::ones_like(ids), positions);
   loss.backward();
   StepResult out{loss.detach().cpu(), {}};
   for (const auto& [name, p] : model->trainable_parameters()) out.grads.push_back(p.grad().cpu());
@@ -138,7 +140,7 @@ std::optional<std::int64_t> launches_of(const std::string& kernel) {
 // fell back to torch's ops would pass any tolerance. The emulator counts launches; a GPU run
 // cannot, and there only requires the gradients to differ from torch's somewhere.
 StepResult fused_loss_and_gradients(const ModelConfig& config, const at::Tensor& ids, bool autocast,
-                                    const StepResult& torch_ops, bool lora = false) {
+                                    const StepResult& torch_ops, bool lora = false, const at::Tensor& positions = {}) {
   const std::vector<std::string> fused_kernels =
       config.architecture == Architecture::kGpt2
           ? std::vector<std::string>{"layernorm_forward", "layernorm_backward", "add_segments", "gelu_bias_forward",
@@ -151,7 +153,7 @@ StepResult fused_loss_and_gradients(const ModelConfig& config, const at::Tensor&
   if (lora) std::erase(expected, "add_segments");
   std::vector<std::optional<std::int64_t>> before;
   for (const std::string& kernel : expected) before.push_back(launches_of(kernel));
-  StepResult fused = loss_and_gradients(config, ids, /*fused=*/true, autocast, lora);
+  StepResult fused = loss_and_gradients(config, ids, /*fused=*/true, autocast, lora, 0, positions);
   for (std::size_t i = 0; i < expected.size(); ++i) {
     if (before[i]) {
       EXPECT_GT(*launches_of(expected[i]), *before[i]) << expected[i] << " did not run";
@@ -201,6 +203,31 @@ TEST(ModelsCuda, FusedKernelsGiveTheSameLossAndGradients) {
 TEST(ModelsCuda, FusedKernelsTrainLoraAdapters) {
   ALBION_SKIP_WITHOUT_KERNEL_DEVICE();
   expect_fused_step_matches_torch_ops(/*lora=*/true);
+}
+
+// Packed documents (data.document_masking): Llama's fused RoPE rotates each token by its own row of
+// per-token tables, and both architectures' loss and gradients match torch's ops in fp32.
+TEST(ModelsCuda, FusedKernelsTrainOnPackedDocuments) {
+  ALBION_SKIP_WITHOUT_KERNEL_DEVICE();
+  const testing_support::FullFp32Matmuls full_fp32;
+  // Row 0: documents of 50, 3 and 75 tokens; row 1: one of 128 (0 .. 127, as without positions).
+  std::vector<std::int64_t> positions;
+  for (std::int64_t length : {50, 3, 75, 128}) {
+    for (std::int64_t i = 0; i < length; ++i) positions.push_back(i);
+  }
+  const at::Tensor packed = kernels::to_kernel_device(at::tensor(positions, at::kLong).view({2, 128}));
+  for (const ModelConfig& config : {cuda_gpt2(), cuda_llama()}) {
+    const char* arch = architecture_name(config.architecture);
+    const at::Tensor ids = random_ids_on_kernel_device(config);
+    const StepResult torch_ops = loss_and_gradients(config, ids, /*fused=*/false, /*autocast=*/false, false, 0, packed);
+    const StepResult fused = fused_loss_and_gradients(config, ids, /*autocast=*/false, torch_ops, false, packed);
+    const StepResult unpacked = loss_and_gradients(config, ids, /*fused=*/false, /*autocast=*/false);
+    EXPECT_GT(testing::relative_error(torch_ops.loss, unpacked.loss), 1e-6) << arch << ": the documents were not cut";
+    EXPECT_LT(testing::relative_error(fused.loss, torch_ops.loss), 1e-5) << arch;
+    for (std::size_t i = 0; i < torch_ops.grads.size(); ++i) {
+      EXPECT_LT(testing::relative_error(fused.grads[i], torch_ops.grads[i]), 1e-4) << arch << " gradient " << i;
+    }
+  }
 }
 
 // Under bf16 autocast, as the trainer runs: the fused path is as accurate as torch's ops, for the

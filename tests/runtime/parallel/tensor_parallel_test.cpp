@@ -124,7 +124,10 @@ models::ModelConfig small_qwen_layout(std::int64_t recompute_every, bool tie_emb
   return c;
 }
 
-Gradients loss_and_gradients(const models::ModelConfig& config, const std::shared_ptr<Communicator>& tensor) {
+// `packed`: the rows hold documents of 10 and 14, and of 3 and 21 tokens, attended within
+// (Note [Attention within documents]).
+Gradients loss_and_gradients(const models::ModelConfig& config, const std::shared_ptr<Communicator>& tensor,
+                             bool packed = false) {
   at::manual_seed(11);
   const std::shared_ptr<models::CausalLm> model = models::make_model(config, at::kCPU, tensor);
   model->to(at::kDouble);
@@ -133,13 +136,16 @@ Gradients loss_and_gradients(const models::ModelConfig& config, const std::share
   const at::Tensor targets = at::randint(config.vocab_size, {2, 24});
   // Masked positions (one in three) and a target outside every rank's ids there are ignored.
   const at::Tensor mask = (at::arange(48) % 3 != 0).to(at::kLong).view({2, 24});
-  const at::Tensor loss = model->loss(ids, at::where(mask != 0, targets, -100), mask);
+  const at::Tensor index = at::arange(24);
+  const at::Tensor positions =
+      packed ? at::stack({index - 10 * (index >= 10), index - 3 * (index >= 3)}) : at::Tensor();
+  const at::Tensor loss = model->loss(ids, at::where(mask != 0, targets, -100), mask, positions);
   loss.backward();
   Gradients out;
   out.loss = loss.item<double>();
   {
     const at::NoGradGuard no_grad;
-    out.logits = model->forward(ids);
+    out.logits = model->forward(ids, positions);
   }
   out.parameters = model->named_parameters();
   for (const auto& [name, parameter] : out.parameters) {
@@ -161,14 +167,16 @@ TEST_F(TensorParallelTest, CutModelGivesTheWholeModelsLossAndGradients) {
   ASSERT_EQ(world_size_, 4) << "run under mpirun -np 4";
   for (int degree : {2, 4}) {
     const Layout layout = mesh(degree);
-    for (auto [every, tie, sequence] : {std::tuple{0, false, true}, std::tuple{1, false, true},
-                                        std::tuple{0, true, true}, std::tuple{0, false, false},
-                                        std::tuple{1, true, false}}) {
+    for (auto [every, tie, sequence, packed] :
+         {std::tuple{0, false, true, false}, std::tuple{1, false, true, false}, std::tuple{0, true, true, false},
+          std::tuple{0, false, false, false}, std::tuple{1, true, false, false}, std::tuple{0, false, true, true},
+          std::tuple{1, true, false, true}}) {
       const std::string what = "cut " + std::to_string(degree) + " ways, recompute every " + std::to_string(every) +
-                               (tie ? ", tied embeddings" : "") + (sequence ? ", sequence-parallel" : "");
+                               (tie ? ", tied embeddings" : "") + (sequence ? ", sequence-parallel" : "") +
+                               (packed ? ", packed documents" : "");
       const models::ModelConfig config = small_qwen_layout(every, tie, sequence);
-      const Gradients whole = loss_and_gradients(config, nullptr);
-      const Gradients cut = loss_and_gradients(config, layout.tensor);
+      const Gradients whole = loss_and_gradients(config, nullptr, packed);
+      const Gradients cut = loss_and_gradients(config, layout.tensor, packed);
       EXPECT_LT(std::abs(cut.loss - whole.loss), 1e-12 * std::abs(whole.loss)) << what;
       EXPECT_LT(relative_difference(cut.logits, whole.logits), 1e-12) << what;
       ASSERT_EQ(cut.parameters.size(), whole.parameters.size()) << what;

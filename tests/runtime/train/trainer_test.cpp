@@ -85,6 +85,15 @@ class TrainerTest : public testing::Test {
     return r;
   }
 
+  // 200 short prompt/completion records: "Q: i+1?" answered " i+1".
+  static std::string counting_records() {
+    std::ostringstream records;
+    for (int i = 0; i < 200; ++i) {
+      records << R"({"prompt": "Q: )" << i << R"(+1?\nA:", "completion": " )" << i + 1 << "\"}\n";
+    }
+    return records.str();
+  }
+
   static TrainSummary run(const config::Recipe& r, TrainingHooks* hooks = nullptr) {
     std::atomic<bool> stop{false};
     Trainer trainer(r, {}, nullptr, hooks);
@@ -488,9 +497,7 @@ TEST_F(TrainerTest, AKeyedDatasetIsNotPreparedAutomatically) {
 
 // A recipe names chat inputs and their template; the dataset it prepares trains on the answers.
 TEST_F(TrainerTest, AChatRecipePreparesItsDatasetWithTheTemplate) {
-  std::ostringstream records;
-  for (int i = 0; i < 200; ++i) records << R"({"prompt": "Q: )" << i << R"(+1?\nA:", "completion": " )" << i + 1 << "\"}\n";
-  config::Recipe r = chat_recipe("chat", records.str(), "none");  // the byte tokenizer has no chat tokens
+  config::Recipe r = chat_recipe("chat", counting_records(), "none");  // the byte tokenizer has no chat tokens
   r.train.steps = 2;
   r.eval.interval = 0;
   const TrainSummary summary = run(r);
@@ -505,6 +512,25 @@ TEST_F(TrainerTest, AChatRecipePreparesItsDatasetWithTheTemplate) {
   r.data.format = "chat";
   r.data.chat_template = "vicuna";
   EXPECT_NE(usage_error(r).find("'data.chat_template'"), std::string::npos);
+}
+
+// data.document_masking reaches the model in training and validation: the same first step and
+// validation on the same packed conversations score differently with attention cut at each one.
+TEST_F(TrainerTest, DocumentMaskingCutsAttentionAtEachConversation) {
+  config::Recipe r = chat_recipe("packed", counting_records(), "none");
+  r.train.steps = 1;
+  r.optim.warmup_steps = 0;
+  r.eval.interval = 1;
+  const TrainSummary across = run(r);
+  r.run.dir = *dir_ / "packed-masked";
+  r.data.document_masking = true;
+  const TrainSummary within = run(r);
+  ASSERT_EQ(across.losses.size(), 1u);
+  ASSERT_EQ(within.losses.size(), 1u);
+  EXPECT_TRUE(std::isfinite(within.losses[0]));
+  EXPECT_NE(within.losses[0], across.losses[0]);
+  ASSERT_TRUE(across.final_val_loss && within.final_val_loss);
+  EXPECT_NE(*within.final_val_loss, *across.final_val_loss);
 }
 
 // A chat fine-tune's text sample prompts the model as it is trained: eval.sample_prompt as a user

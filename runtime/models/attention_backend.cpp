@@ -6,6 +6,8 @@
 
 #include <optional>
 
+#include "runtime/models/kv_cache.h"
+
 namespace albion::models {
 
 std::string attention_backend(const ModelConfig& config, std::int64_t seq_len, at::Device device,
@@ -16,7 +18,9 @@ std::string attention_backend(const ModelConfig& config, std::int64_t seq_len, a
   const at::Tensor q = at::empty({1, config.heads, seq_len, config.head_dim()}, options);
   const at::Tensor kv = at::empty({1, config.kv_heads, seq_len, config.head_dim()}, options);
   std::optional<at::Tensor> mask;  // an undefined tensor would not do: SDPA checks a mask that is there
-  if (document_masked) mask = at::ones({1, 1, seq_len, seq_len}, options.dtype(at::kBool)).tril();
+  if (document_masked) {
+    mask = document_attention_bias(at::arange(seq_len, options.dtype(at::kLong)).unsqueeze(0), dtype);
+  }
   const auto choice = static_cast<at::SDPBackend>(
       at::_fused_sdp_choice(q, kv, kv, mask, 0.0, /*is_causal=*/!document_masked, std::nullopt,
                             /*enable_gqa=*/config.kv_heads != config.heads));

@@ -14,7 +14,7 @@ namespace albion::models {
 
 // "flash_attention", "cudnn_attention", "efficient_attention", "math", ... for one sequence of
 // `seq_len` tokens of `config`'s attention in `dtype` on `device`; with `document_masked`, under
-// the mask of packed documents (document_causal_mask) instead of the causal flag.
+// the mask of packed documents (document_attention_bias) instead of the causal flag.
 std::string attention_backend(const ModelConfig& config, std::int64_t seq_len, at::Device device,
                               at::ScalarType dtype, bool document_masked = false);
 

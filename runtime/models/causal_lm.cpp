@@ -40,6 +40,10 @@ void CausalLm::check_input(const at::Tensor& input_ids, const KvCache* cache, co
                positions.sizes(), " must match input_ids ", input_ids.sizes(), " with no KV cache");
 }
 
+at::Tensor CausalLm::document_mask(const at::Tensor& positions) const {
+  return positions.defined() ? document_attention_bias(positions, product_dtype(output_weight())) : at::Tensor();
+}
+
 at::Tensor CausalLm::loss(const at::Tensor& input_ids, const at::Tensor& targets, const at::Tensor& loss_mask,
                           const at::Tensor& positions) {
   ALBION_CHECK(targets.sizes() == input_ids.sizes(), "targets ", targets.sizes(),

@@ -34,9 +34,10 @@
 // forward numbers each document's tokens from 0 (GPT-2's learned positions and Llama's rotary
 // angles restart) and masks attention to the token's own document, so each document is computed as
 // if it began the sequence (the tests hold packed logits to each document's alone). The mask is an
-// explicit [B, 1, T, T] boolean (document_causal_mask): SDPA then runs its masked kernels (on CUDA
-// the memory-efficient one, not flash), so the loader leaves `positions` undefined for a batch with
-// no document starting inside it, which attends causally as before.
+// explicit [B, 1, T, T] one, added to the scores (document_attention_bias, made once per forward
+// for every layer). SDPA then runs a kernel that takes a mask (on CUDA not flash attention), so the
+// loader leaves `positions` undefined for a batch with no document starting inside it, which
+// attends causally as before.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -124,6 +125,9 @@ class CausalLm : public torch::nn::Module {
   // Checks input_ids is [B, T] int64 with T >= 1 and T plus the cache's length (if any) at most
   // context_length, and that `positions` is undefined, or of input_ids' shape and without a cache.
   void check_input(const at::Tensor& input_ids, const KvCache* cache, const at::Tensor& positions) const;
+  // The attention mask of packed documents at `positions` (undefined without), made once per forward
+  // in the dtype attention's queries come in: autocast's, else the weights' (document_attention_bias).
+  at::Tensor document_mask(const at::Tensor& positions) const;
   // The names of this architecture's embedding tables (never weight-decayed).
   virtual bool is_embedding_table(const std::string& name) const = 0;
 

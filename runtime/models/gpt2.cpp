@@ -147,10 +147,11 @@ class Gpt2Body : public torch::nn::Module {
     recompute_every_ = c.recompute_every;
   }
 
-  // `positions`: undefined (0 onwards, after the cache's), or each token's in its document.
-  at::Tensor forward(const at::Tensor& input_ids, KvCache* cache, const at::Tensor& positions) const {
+  // `positions`: undefined (0 onwards, after the cache's), or each token's in its document, with
+  // their `document_mask`.
+  at::Tensor forward(const at::Tensor& input_ids, KvCache* cache, const at::Tensor& positions,
+                     const at::Tensor& document_mask) const {
     const std::int64_t past = cache ? cache->length() : 0;
-    const at::Tensor document_mask = positions.defined() ? document_causal_mask(positions) : at::Tensor();
     const at::Tensor position_ids =
         positions.defined() ? positions
                             : at::arange(past, past + input_ids.size(1),
@@ -194,7 +195,7 @@ Gpt2::Gpt2(const ModelConfig& config, const at::TensorOptions& options) : Causal
 
 at::Tensor Gpt2::hidden_states(const at::Tensor& input_ids, KvCache* cache, const at::Tensor& positions) {
   check_input(input_ids, cache, positions);
-  return transformer_->forward(input_ids, cache, positions);
+  return transformer_->forward(input_ids, cache, positions, document_mask(positions));
 }
 
 at::Tensor Gpt2::output_weight() const { return lm_head_ ? lm_head_->weight() : transformer_->wte().weight(); }

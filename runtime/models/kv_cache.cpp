@@ -1,6 +1,8 @@
 // File: runtime/models/kv_cache.cpp
 #include "runtime/models/kv_cache.h"
 
+#include <limits>
+
 #include "runtime/base/check.h"
 
 namespace albion::models {
@@ -29,7 +31,10 @@ at::Tensor causal_attention(const at::Tensor& q, const at::Tensor& k, const at::
                             bool grouped, const at::Tensor& document_mask) {
   if (document_mask.defined()) {
     ALBION_CHECK(past == 0, "a document mask is for whole sequences, not a KV-cached forward");
-    return at::scaled_dot_product_attention(q, k, v, document_mask, 0.0, /*is_causal=*/false, std::nullopt, grouped);
+    // A bias in another dtype than the queries' (a model held in bf16, run without autocast) is cast.
+    const bool as_is = document_mask.scalar_type() == at::kBool || document_mask.scalar_type() == q.scalar_type();
+    const at::Tensor mask = as_is ? document_mask : document_mask.to(q.scalar_type());
+    return at::scaled_dot_product_attention(q, k, v, mask, 0.0, /*is_causal=*/false, std::nullopt, grouped);
   }
   const std::int64_t queries = q.size(2);
   if (past == 0 || queries == 1) {
@@ -49,6 +54,12 @@ at::Tensor document_causal_mask(const at::Tensor& positions) {
   const at::Tensor key = index.view({1, 1, -1});
   const at::Tensor document_start = (index - positions).unsqueeze(2);  // [B, T, 1]
   return ((key <= query) & (key >= document_start)).unsqueeze(1);
+}
+
+at::Tensor document_attention_bias(const at::Tensor& positions, at::ScalarType dtype) {
+  const at::Tensor allowed = document_causal_mask(positions);
+  return at::zeros(allowed.sizes(), positions.options().dtype(dtype))
+      .masked_fill_(allowed.logical_not(), -std::numeric_limits<double>::infinity());
 }
 
 }  // namespace albion::models

@@ -43,7 +43,7 @@ class KvCache {
 // is_causal where it means exactly that (no past), no mask for a single query (it sees every
 // key), an explicit lower-triangular mask otherwise. q: [B, heads, Tq, d]; k, v: [B, kv_heads, Tk,
 // d]; `grouped`: fewer kv heads than query heads (GQA). `document_mask` (no past): undefined, or
-// document_causal_mask's, which replaces the causal mask.
+// document_causal_mask's or document_attention_bias's, which replaces the causal mask.
 at::Tensor causal_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, std::int64_t past,
                             bool grouped, const at::Tensor& document_mask = {});
 
@@ -52,5 +52,9 @@ at::Tensor causal_attention(const at::Tensor& q, const at::Tensor& k, const at::
 // more than the token before), the mask [B, 1, T, T] (true: may attend) that lets token i see
 // tokens j <= i of its own document only, j >= i - positions[i].
 at::Tensor document_causal_mask(const at::Tensor& positions);
+// The same mask as SDPA adds it to the scores, in `dtype` (the queries'): 0 where a token may
+// attend, -inf elsewhere. A model makes it once per forward: given the boolean mask, SDPA would
+// make this itself in every layer, and keep each copy for the backward pass.
+at::Tensor document_attention_bias(const at::Tensor& positions, at::ScalarType dtype);
 
 }  // namespace albion::models

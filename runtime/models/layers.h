@@ -174,6 +174,14 @@ inline at::Tensor weight_as_read(const at::Tensor& weight, const at::Tensor& x) 
   return weight.to(x.scalar_type());
 }
 
+// The dtype autocast would give `t` in a product (its own without autocast): it casts floating
+// point tensors other than fp64 to its lower precision.
+inline at::ScalarType product_dtype(const at::Tensor& t) {
+  const at::DeviceType device = t.device().type();
+  const bool cast = t.is_floating_point() && t.scalar_type() != at::kDouble;
+  return cast && at::autocast::is_autocast_enabled(device) ? at::autocast::get_autocast_dtype(device) : t.scalar_type();
+}
+
 // Note [Fused kernels on CUDA only]
 // With model.fused_kernels the models call kernels/ for CUDA tensors. On CPU they keep torch's own
 // ops: those are vectorised (SLEEF), while the kernels' CPU references are plain loops written to

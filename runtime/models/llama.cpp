@@ -310,7 +310,7 @@ at::Tensor Llama::hidden_states(const at::Tensor& input_ids, KvCache* cache, con
     const std::vector<std::int64_t> per_token = {input_ids.size(0), length, all.cos.size(1)};
     const RotaryTables::Tables rope = {all.cos.index_select(0, flat).view(per_token),
                                        all.sin.index_select(0, flat).view(per_token)};
-    return model_->forward(input_ids, rope, document_causal_mask(positions), cache);
+    return model_->forward(input_ids, rope, document_mask(positions), cache);
   }
   const RotaryTables::Tables rope = {all.cos.narrow(0, past, length), all.sin.narrow(0, past, length)};
   return model_->forward(input_ids, rope, at::Tensor(), cache);

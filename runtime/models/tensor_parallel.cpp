@@ -127,14 +127,6 @@ class ScatterTokens : public torch::autograd::Function<ScatterTokens> {
   }
 };
 
-// The dtype autocast would give `t` in a product (its own without autocast): it casts floating
-// point tensors other than fp64 to its lower precision.
-at::ScalarType product_dtype(const at::Tensor& t) {
-  const at::DeviceType device = t.device().type();
-  const bool cast = t.is_floating_point() && t.scalar_type() != at::kDouble;
-  return cast && at::autocast::is_autocast_enabled(device) ? at::autocast::get_autocast_dtype(device) : t.scalar_type();
-}
-
 class GatheredProducts : public torch::autograd::Function<GatheredProducts> {
  public:
   // `bias_of[i]`: weight i's bias in `biases`, or -1.

@@ -1,9 +1,10 @@
 // File: tests/runtime/models/document_mask_test.cpp
 // Attention within documents (Note [Attention within documents], runtime/models/causal_lm.h): the
-// mask lets a token see its own document's earlier tokens and nothing else; a sequence of packed
-// documents, each numbered from 0, gives every document the logits it has alone, for GPT-2 and
-// Llama (GQA, RoPE scaling, tied and untied), in fp64, rows laid out differently in one batch;
-// training through it, the loss and gradients are the same with activations recomputed.
+// mask lets a token see its own document's earlier tokens and nothing else, and so does its
+// additive form; a sequence of packed documents, each numbered from 0, gives every document the
+// logits it has alone, for GPT-2 and Llama (GQA, RoPE scaling, tied and untied), in fp64, rows
+// laid out differently in one batch; training through it, the loss and gradients are the same with
+// activations recomputed.
 #include <gtest/gtest.h>
 
 #include <torch/types.h>
@@ -38,6 +39,11 @@ TEST(DocumentMask, LetsATokenSeeItsOwnDocumentsEarlierTokensOnly) {
       EXPECT_EQ(mask[0][0][i][j].item<bool>(), j <= i && document[j] == document[i]) << i << ", " << j;
     }
   }
+  // As SDPA adds it to the scores: 0 where allowed, -inf elsewhere, in the dtype asked for.
+  const at::Tensor bias = document_attention_bias(positions_of({2, 3, 1}), at::kBFloat16);
+  EXPECT_EQ(bias.scalar_type(), at::kBFloat16);
+  EXPECT_TRUE((bias == 0).equal(mask));
+  EXPECT_TRUE(bias.masked_select(mask.logical_not()).isneginf().all().item<bool>());
   // Numbered from 0 to the end: the causal mask.
   EXPECT_TRUE(document_causal_mask(positions_of({6})).equal(at::ones({1, 1, 6, 6}, at::kBool).tril()));
 }

@@ -46,10 +46,11 @@ std::optional<RankMemory> plan_rank_memory(const config::Recipe& recipe, int wor
                                      static_cast<int>(recipe.parallel.pipeline));
   // Shapes only: the whole model on the meta device, each tensor then counted as a rank holds it.
   const std::shared_ptr<models::CausalLm> model = models::make_model(config, at::kMeta);
+  // Under bf16 autocast, which runs on GPUs.
+  const bool bf16_autocast = recipe.run.device != "cpu" && recipe.precision.dtype != "fp32";
   if (recipe.lora.rank > 0) {
     models::add_lora_adapters(*model, train::recipe_lora_options(recipe));
-    // Under bf16 autocast, which runs on GPUs (Note [A frozen base held in bf16]).
-    if (recipe.run.device != "cpu" && recipe.precision.dtype != "fp32") models::hold_frozen_weights_in_bf16(*model);
+    if (bf16_autocast) models::hold_frozen_weights_in_bf16(*model);  // Note [A frozen base held in bf16]
   }
   auto held = [&](const std::string& name, const at::Tensor& tensor) {
     return tensor.numel() / (models::tensor_parallel_split(name) >= 0 ? mesh.tensor() : 1);
@@ -82,6 +83,10 @@ std::optional<RankMemory> plan_rank_memory(const config::Recipe& recipe, int wor
     memory.kept_inputs_whole = !config.sequence_parallel && mesh.tensor() > 1;
     memory.other_activations = every > 1;
   }
+  if (recipe.data.document_masking) {  // in the queries' dtype (Note [Attention within documents])
+    memory.document_mask_bytes =
+        recipe.train.micro_batch * recipe.train.seq_len * recipe.train.seq_len * (bf16_autocast ? 2 : kFp32);
+  }
   return memory;
 }
 
@@ -95,6 +100,7 @@ std::string describe(const RankMemory& memory) {
     line += str_cat(" (ZeRO-", memory.zero_stage, " over ", memory.optimizer_shards, ")");
   }
   if (memory.kept_input_bytes > 0) line += ", kept block inputs " + gigabytes(memory.kept_input_bytes);
+  if (memory.document_mask_bytes > 0) line += ", document mask " + gigabytes(memory.document_mask_bytes);
   line += ": " + gigabytes(memory.total_bytes());
   if (memory.other_activations) line += ", plus the activations of blocks not recomputed";
   return line;

@@ -12,8 +12,9 @@
 // buckets it has in flight), as a tensor-parallel rank holds them: its part of every
 // cut tensor, every replicated one whole (runtime/models/tensor_parallel.h), LoRA adapters
 // included. Activations are counted only where activation checkpointing bounds them (the inputs
-// of the recomputed blocks, this rank's tokens of them under sequence parallelism); the rest
-// depends on the attention backend and allocator.
+// of the recomputed blocks, this rank's tokens of them under sequence parallelism), and the
+// attention mask of packed documents (data.document_masking); the rest depends on the attention
+// backend and allocator.
 #pragma once
 
 #include <cstdint>
@@ -36,8 +37,11 @@ struct RankMemory {
   std::int64_t kept_input_bytes = 0;   // inputs of the blocks activation checkpointing recomputes
   bool kept_inputs_whole = false;      // under tensor parallelism without sequence parallelism
   bool other_activations = true;       // blocks not recomputed keep their activations (not counted)
+  std::int64_t document_mask_bytes = 0;  // one micro-batch's mask, shared by every layer
 
-  std::int64_t total_bytes() const { return weight_bytes + gradient_bytes + optimizer_bytes + kept_input_bytes; }
+  std::int64_t total_bytes() const {
+    return weight_bytes + gradient_bytes + optimizer_bytes + kept_input_bytes + document_mask_bytes;
+  }
 };
 
 // The plan for one rank of a `world_size`-rank job of a validated `recipe` whose layout

@@ -1,9 +1,10 @@
 // File: tests/launch/memory_plan_test.cpp
-// The memory one rank will hold, planned from the shipped recipes before anything starts: Llama
-// 3.1 70B as 8 x 8 with ZeRO-1 and without, and the 8B LoRA recipe on 8 data-parallel ranks. The
-// counts are the published models' (70,553,706,496 and 8,030,261,248 parameters) cut by the
-// tensor-parallel rules; the test under mpirun (tensor_parallel_test) checks the plan against the
-// parameters and AdamW state a real cut rank holds.
+// The memory one rank will hold, planned from the shipped recipes before anything starts: Llama 3.1
+// 70B as 8 x 8 with ZeRO-1 and without, and the 8B LoRA recipe on 8 data-parallel ranks (with
+// packed documents' attention mask too). The counts are the published models' (70,553,706,496 and
+// 8,030,261,248 parameters) cut by the tensor-parallel rules; the test under mpirun
+// (tensor_parallel_test) checks the plan against the parameters and AdamW state a real cut rank
+// holds.
 #include "launch/memory_plan.h"
 
 #include <gtest/gtest.h>
@@ -87,6 +88,22 @@ TEST(MemoryPlan, LoraTrainsTheAdaptersOverAWholeFrozenBase) {
   ASSERT_TRUE(plain.has_value());
   EXPECT_EQ(plain->kept_input_bytes, 0);
   EXPECT_NE(describe(*plain).find("plus the activations of blocks not recomputed"), std::string::npos);
+}
+
+// data.document_masking: one micro-batch's [2, 1, 4096, 4096] mask, in bf16 under autocast on GPUs
+// and in fp32 on the CPU, counted in the total.
+TEST(MemoryPlan, PackedDocumentsAddOneAttentionMask) {
+  const std::optional<RankMemory> plain = plan_rank_memory(shipped("llama3_8b_lora.ini"), 8);
+  const std::optional<RankMemory> masked =
+      plan_rank_memory(shipped("llama3_8b_lora.ini", {"--data.document_masking=true"}), 8);
+  const std::optional<RankMemory> on_cpu =
+      plan_rank_memory(shipped("llama3_8b_lora.ini", {"--data.document_masking=true", "--run.device=cpu"}), 8);
+  ASSERT_TRUE(plain && masked && on_cpu);
+  EXPECT_EQ(plain->document_mask_bytes, 0);
+  EXPECT_EQ(masked->document_mask_bytes, 2LL * 4096 * 4096 * 2);
+  EXPECT_EQ(masked->total_bytes(), plain->total_bytes() + masked->document_mask_bytes);
+  EXPECT_NE(describe(*masked).find(", document mask 67.1 MB"), std::string::npos) << describe(*masked);
+  EXPECT_EQ(on_cpu->document_mask_bytes, 2LL * 4096 * 4096 * 4);
 }
 
 TEST(MemoryPlan, APlanLargerThanTheGpuIsWarnedAbout) {

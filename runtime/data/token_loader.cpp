@@ -15,6 +15,11 @@ namespace albion::data {
 
 namespace fs = std::filesystem;
 
+TokenBatch TokenBatch::first_rows(std::int64_t rows) const {
+  auto first = [rows](const at::Tensor& t) { return t.defined() ? t.narrow(0, 0, rows) : t; };
+  return {first(inputs), first(targets), first(loss_mask), first(positions), state};
+}
+
 TokenLoader::TokenLoader(LoaderOptions options) : options_(std::move(options)) {
   ALBION_CHECK_AS(UsageError, options_.seq_len > 0 && options_.batch_size > 0,
                   "loader: seq_len and batch_size must be positive");

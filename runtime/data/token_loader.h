@@ -64,6 +64,9 @@ struct TokenBatch {
   // and undefined for a batch with no document starting inside a row (the positions 0 .. seq_len - 1).
   at::Tensor positions;
   LoaderState state;     // the loader's state after this batch
+
+  // The first `rows` rows of every tensor (views), the same state.
+  TokenBatch first_rows(std::int64_t rows) const;
 };
 
 class TokenLoader {

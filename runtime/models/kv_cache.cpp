@@ -32,9 +32,8 @@ at::Tensor causal_attention(const at::Tensor& q, const at::Tensor& k, const at::
   if (document_mask.defined()) {
     ALBION_CHECK(past == 0, "a document mask is for whole sequences, not a KV-cached forward");
     // A bias in another dtype than the queries' (a model held in bf16, run without autocast) is cast.
-    const bool as_is = document_mask.scalar_type() == at::kBool || document_mask.scalar_type() == q.scalar_type();
-    const at::Tensor mask = as_is ? document_mask : document_mask.to(q.scalar_type());
-    return at::scaled_dot_product_attention(q, k, v, mask, 0.0, /*is_causal=*/false, std::nullopt, grouped);
+    return at::scaled_dot_product_attention(q, k, v, document_mask.to(q.scalar_type()), 0.0, /*is_causal=*/false,
+                                            std::nullopt, grouped);
   }
   const std::int64_t queries = q.size(2);
   if (past == 0 || queries == 1) {

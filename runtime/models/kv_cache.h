@@ -43,7 +43,7 @@ class KvCache {
 // is_causal where it means exactly that (no past), no mask for a single query (it sees every
 // key), an explicit lower-triangular mask otherwise. q: [B, heads, Tq, d]; k, v: [B, kv_heads, Tk,
 // d]; `grouped`: fewer kv heads than query heads (GQA). `document_mask` (no past): undefined, or
-// document_causal_mask's or document_attention_bias's, which replaces the causal mask.
+// document_attention_bias's, which replaces the causal mask.
 at::Tensor causal_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, std::int64_t past,
                             bool grouped, const at::Tensor& document_mask = {});
 

@@ -305,15 +305,13 @@ at::Tensor Llama::hidden_states(const at::Tensor& input_ids, KvCache* cache, con
   const at::Tensor& embedding = model_->embed_tokens().weight();
   // fp64 tables for an fp64 model, fp32 otherwise; apply_rotary casts them to q's dtype.
   const RotaryTables::Tables all = rotary_.get(past + length, embedding.device(), embedding.scalar_type());
+  RotaryTables::Tables rope = {all.cos.narrow(0, past, length), all.sin.narrow(0, past, length)};
   if (positions.defined()) {  // a document's tokens sit at 0 .. length - 1 at most
     const at::Tensor flat = positions.reshape({-1});
     const std::vector<std::int64_t> per_token = {input_ids.size(0), length, all.cos.size(1)};
-    const RotaryTables::Tables rope = {all.cos.index_select(0, flat).view(per_token),
-                                       all.sin.index_select(0, flat).view(per_token)};
-    return model_->forward(input_ids, rope, document_mask(positions), cache);
+    rope = {all.cos.index_select(0, flat).view(per_token), all.sin.index_select(0, flat).view(per_token)};
   }
-  const RotaryTables::Tables rope = {all.cos.narrow(0, past, length), all.sin.narrow(0, past, length)};
-  return model_->forward(input_ids, rope, at::Tensor(), cache);
+  return model_->forward(input_ids, rope, document_mask(positions), cache);
 }
 
 at::Tensor Llama::output_weight() const { return lm_head_ ? lm_head_->weight() : model_->embed_tokens().weight(); }

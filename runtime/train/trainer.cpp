@@ -420,14 +420,7 @@ std::optional<double> Trainer::evaluate() {
     const std::int64_t ahead = windows - i * ranks * rows - rank;  // from this rank's first row on
     const std::int64_t scored_rows = std::clamp<std::int64_t>((ahead + ranks - 1) / ranks, 0, rows);
     if (scored_rows == 0) break;
-    data::TokenBatch batch = val_loader_->next();
-    if (scored_rows < rows) {
-      batch.inputs = batch.inputs.narrow(0, 0, scored_rows);
-      batch.targets = batch.targets.narrow(0, 0, scored_rows);
-      if (batch.loss_mask.defined()) batch.loss_mask = batch.loss_mask.narrow(0, 0, scored_rows);
-      if (batch.positions.defined()) batch.positions = batch.positions.narrow(0, 0, scored_rows);
-    }
-    score.add(*model_, batch);
+    score.add(*model_, val_loader_->next().first_rows(scored_rows));
   }
   return score.mean_over_data_ranks(*parallel_);
 }

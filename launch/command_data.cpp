@@ -21,6 +21,7 @@
 #include "runtime/data/file_digest.h"
 #include "runtime/data/prepare.h"
 #include "runtime/data/sealed_token_shard.h"
+#include "runtime/data/token_loader.h"
 #include "runtime/data/token_shard.h"
 #include "runtime/tokenizers/tokenizer.h"
 
@@ -141,17 +142,49 @@ int run_prepare(const CommandArgs& args, const ProcessEnvironment& env) {
   return 0;
 }
 
+// How data.packing would cut the train split into sequences of `seq_len` (+1) tokens: the stream's
+// windows and the documents they cut, or whole documents packed and the padding that costs.
+void print_packing(const std::string& directory, const std::string& key_spec, std::int64_t seq_len) {
+  data::LoaderOptions options;
+  options.directory = directory;
+  options.key_spec = key_spec;
+  options.seq_len = seq_len;
+  options.batch_size = 1;
+  options.pack_documents = true;
+  const data::TokenLoader loader(options);
+  const std::vector<std::uint64_t> starts = loader.document_starts();
+  const data::DocumentPacking& packing = *loader.packing();
+  const auto capacity = static_cast<std::uint64_t>(seq_len) + 1;
+  const std::uint64_t windows = (starts.back() - 1) / static_cast<std::uint64_t>(seq_len);
+  const std::uint64_t fitting = packing.documents - packing.documents_cut;
+  const std::uint64_t cut = data::documents_cut_by_windows(starts, capacity);
+  const auto percent = [](std::uint64_t part, std::uint64_t whole) {
+    return whole == 0 ? 0.0 : 100.0 * static_cast<double>(part) / static_cast<double>(whole);
+  };
+  std::cout << std::fixed << std::setprecision(1) << "packing      train split in sequences of " << seq_len
+            << " tokens (data.packing):\n"
+            << "  stream     " << windows << " windows, no padding; " << cut << " of the " << fitting
+            << " documents that fit one (" << percent(cut, fitting) << "%) cut between two\n"
+            << "  documents  " << packing.size() << " sequences, "
+            << percent(packing.padding, packing.size() * capacity) << "% padding; no document that fits cut, "
+            << packing.documents_cut << " longer ones cut into pieces\n"
+            << std::defaultfloat;
+}
+
 int run_inspect(const CommandArgs& args, const ProcessEnvironment&) {
-  const CommandSpec spec{"data inspect", "albion data inspect DIR [--key SPEC] [--sample-tokens N]",
+  const CommandSpec spec{"data inspect", "albion data inspect DIR [--key SPEC] [--sample-tokens N] [--seq-len N]",
                          "Show a prepared dataset: counts, tokenizer, shards, and a decoded sample.\n"
-                         "An encrypted dataset shows its public header only, unless --key is given."};
+                         "An encrypted dataset shows its public header only, unless --key is given.\n"
+                         "With --seq-len, also how each data.packing would cut its train split."};
   std::string directory;
   std::string key_spec;
   int sample_tokens = 64;
+  std::int64_t seq_len = 0;
   po::options_description described("options");
   described.add_options()("dir", po::value(&directory)->required(), "dataset directory")(
       "key", po::value(&key_spec), "key of an encrypted dataset: file:PATH, env:VAR or pkcs11:URI")(
-      "sample-tokens", po::value(&sample_tokens)->default_value(64), "tokens to decode as a sample");
+      "sample-tokens", po::value(&sample_tokens)->default_value(64), "tokens to decode as a sample")(
+      "seq-len", po::value(&seq_len), "also show data.packing's stream and documents at this train.seq_len");
   po::positional_options_description positional;
   positional.add("dir", 1);
   auto parsed = parse_command(args, spec, described, positional);
@@ -182,6 +215,8 @@ int run_inspect(const CommandArgs& args, const ProcessEnvironment&) {
     std::cout << std::left << std::setw(13) << name << split.tokens << " tokens, " << split.documents
               << " documents, " << split.shards.size() << " shard(s)\n";
   }
+  ALBION_CHECK_AS(UsageError, seq_len >= 0, "data inspect: --seq-len must be positive, got ", seq_len);
+  if (seq_len > 0) print_packing(directory, key_spec, seq_len);
   const auto train_split = m.splits.find("train");
   if (sample_tokens <= 0 || train_split == m.splits.end() || train_split->second.shards.empty()) return 0;
   const data::SplitEntry& train = train_split->second;

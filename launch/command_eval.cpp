@@ -134,7 +134,9 @@ int run_eval(const CommandArgs& args, const ProcessEnvironment& env) {
   loader_options.shuffle = false;
   loader_options.device = device;
   loader_options.key_spec = o.data_key;
-  loader_options.document_positions = recipe.data.document_masking;  // scored as it trained
+  // Scored as it trained.
+  loader_options.pack_documents = recipe.data.packs_documents();
+  loader_options.document_positions = recipe.data.document_masking;
   ALBION_CHECK_AS(UsageError, loader_options.seq_len <= model->config().context_length, "eval: windows of ",
                   loader_options.seq_len, " tokens exceed the model's context length ", model->config().context_length,
                   "; pass --seq-len");
@@ -142,9 +144,9 @@ int run_eval(const CommandArgs& args, const ProcessEnvironment& env) {
 
   const auto full_batches = static_cast<std::int64_t>(loader.steps_per_epoch());
   const std::int64_t batches = std::min(o.batches.value_or(full_batches), full_batches);
-  // The loader ends an epoch before a partial batch; those windows are read as one batch of their own.
+  // The loader ends an epoch before a partial batch; those sequences are read as one batch of their own.
   const std::int64_t left_over =
-      static_cast<std::int64_t>(loader.windows_per_epoch()) - full_batches * loader_options.batch_size;
+      static_cast<std::int64_t>(loader.sequences_per_epoch()) - full_batches * loader_options.batch_size;
   const bool whole_split = batches == full_batches && left_over > 0;
 
   at::NoGradGuard no_grad;

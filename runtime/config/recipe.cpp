@@ -70,6 +70,8 @@ void Recipe::validate() const {
   const std::set<std::string> chat_templates = {"llama3", "llama3.1", "chatml", "qwen2.5", "none"};
   require(chat_templates.count(data.chat_template) > 0, "data.chat_template",
           "must be llama3, llama3.1, chatml, qwen2.5 or none, got '" + data.chat_template + "'");
+  require(data.packing == "stream" || data.packing == "documents", "data.packing",
+          "must be stream or documents, got '" + data.packing + "'");
   require(data.val_fraction >= 0 && data.val_fraction < 1, "data.val_fraction",
           "must be in [0, 1)" + got(data.val_fraction));
   require(train.seq_len > 0, "train.seq_len", "must be positive" + got(train.seq_len));

@@ -52,6 +52,11 @@ struct DataConfig {
   // Attend only within each document of a sequence, its positions counted from 0 (Note [Attention
   // within documents], runtime/models/causal_lm.h); false: across documents, as pretraining does.
   bool document_masking = false;
+  // How training sequences are cut: "stream" (windows at fixed offsets of the documents laid end to
+  // end) or "documents" (whole documents packed per sequence, runtime/data/document_packing.h).
+  std::string packing = "stream";
+
+  bool packs_documents() const { return packing == "documents"; }
 };
 
 struct TrainConfig {

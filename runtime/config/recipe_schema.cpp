@@ -112,6 +112,10 @@ RecipeSchema::RecipeSchema(Recipe& r) {
       "attend only within each document of a training sequence, its positions counted from 0 (fine-tuning "
       "on packed conversations: no answer sees another conversation); false: across documents, as "
       "pretraining does");
+  key("data.packing", r.data.packing,
+      "how sequences are cut: stream (fixed windows of the documents laid end to end: no padding, but a "
+      "document may be split between two) or documents (whole documents packed per sequence, padded; only "
+      "documents longer than a sequence are split)");
 
   key("train.seq_len", r.train.seq_len, "tokens per training sequence");
   key("train.micro_batch", r.train.micro_batch, "sequences per rank per forward/backward pass");

@@ -56,62 +56,103 @@ TokenLoader::TokenLoader(LoaderOptions options) : options_(std::move(options)) {
     position += entry.tokens;
   }
   shard_starts_.push_back(position);
-  windows_ = position > 0 ? (position - 1) / static_cast<std::uint64_t>(options_.seq_len) : 0;
+  if (options_.pack_documents) {
+    packing_ = pack_documents(document_starts(), static_cast<std::uint64_t>(options_.seq_len) + 1);
+    sequences_ = packing_->size();
+  } else {
+    sequences_ = position > 0 ? (position - 1) / static_cast<std::uint64_t>(options_.seq_len) : 0;
+  }
   const std::uint64_t per_step =
       static_cast<std::uint64_t>(options_.world_size) * static_cast<std::uint64_t>(options_.batch_size);
-  ALBION_CHECK_AS(UsageError, windows_ >= per_step, options_.directory, ": split '",
-                  options_.split, "' has ", windows_, " windows of ", options_.seq_len,
-                  " tokens, fewer than one step needs (", options_.world_size, " ranks x ",
-                  options_.batch_size, ")");
+  ALBION_CHECK_AS(UsageError, sequences_ >= per_step, options_.directory, ": split '", options_.split, "' has ",
+                  sequences_, packing_ ? " sequences of whole documents" : " windows", " of ", options_.seq_len,
+                  " tokens, fewer than one step needs (", options_.world_size, " ranks x ", options_.batch_size, ")");
 }
 
 TokenLoader::~TokenLoader() { stop_prefetch(); }
 
-std::uint64_t TokenLoader::steps_per_epoch() const {
-  return windows_ / (static_cast<std::uint64_t>(options_.world_size) *
-                     static_cast<std::uint64_t>(options_.batch_size));
+std::vector<std::uint64_t> TokenLoader::document_starts() const {
+  std::vector<std::uint64_t> starts;
+  for (std::size_t shard = 0; shard < shards_.size(); ++shard) {
+    const std::vector<std::uint64_t>& offsets = shards_[shard]->doc_offsets();  // ends with the shard's size
+    for (std::size_t d = 0; d + 1 < offsets.size(); ++d) starts.push_back(shard_starts_[shard] + offsets[d]);
+  }
+  starts.push_back(shard_starts_.back());
+  return starts;
 }
 
-void TokenLoader::read_window(std::uint64_t window, std::int64_t* tokens, std::uint8_t* mask,
-                              std::vector<std::int64_t>* document_starts) {
-  // Window w is stream positions [w*L, w*L + L + 1), possibly spanning shards.
-  const std::uint64_t window_start = window * static_cast<std::uint64_t>(options_.seq_len);
-  std::uint64_t position = window_start;
-  if (document_starts != nullptr) document_starts->clear();
-  std::uint64_t remaining = static_cast<std::uint64_t>(options_.seq_len) + 1;
+std::uint64_t TokenLoader::steps_per_epoch() const {
+  return sequences_ / (static_cast<std::uint64_t>(options_.world_size) *
+                       static_cast<std::uint64_t>(options_.batch_size));
+}
+
+void TokenLoader::read_span(std::uint64_t start, std::uint64_t count, std::int64_t* tokens, std::uint8_t* mask,
+                            std::vector<std::int64_t>* document_starts) {
+  std::uint64_t position = start;
+  std::uint64_t remaining = count;
   std::size_t shard = static_cast<std::size_t>(
       std::upper_bound(shard_starts_.begin(), shard_starts_.end(), position) - shard_starts_.begin() - 1);
   while (remaining > 0) {
     const std::uint64_t offset = position - shard_starts_[shard];
-    const std::uint64_t count = std::min(remaining, shards_[shard]->token_count() - offset);
-    shards_[shard]->copy_tokens(offset, count, tokens);
-    if (mask != nullptr) shards_[shard]->copy_loss_mask(offset, count, mask);
+    const std::uint64_t taken = std::min(remaining, shards_[shard]->token_count() - offset);
+    shards_[shard]->copy_tokens(offset, taken, tokens);
+    if (mask != nullptr) shards_[shard]->copy_loss_mask(offset, taken, mask);
     if (document_starts != nullptr) {
-      // Each shard starts a document, so its offsets hold every start; the last input is index L - 1.
+      // Each shard starts a document, so its offsets hold every start.
       const std::vector<std::uint64_t>& starts = shards_[shard]->doc_offsets();
-      for (auto start = std::lower_bound(starts.begin(), starts.end(), offset);
-           start != starts.end() && *start < offset + count; ++start) {
-        const auto index = static_cast<std::int64_t>(shard_starts_[shard] + *start - window_start);
-        if (index > 0 && index < options_.seq_len) document_starts->push_back(index);
+      for (auto first = std::lower_bound(starts.begin(), starts.end(), offset);
+           first != starts.end() && *first < offset + taken; ++first) {
+        const auto index = static_cast<std::int64_t>(shard_starts_[shard] + *first - start);
+        if (index > 0) document_starts->push_back(index);
       }
     }
-    tokens += count;
-    if (mask != nullptr) mask += count;
-    position += count;
-    remaining -= count;
+    tokens += taken;
+    if (mask != nullptr) mask += taken;
+    position += taken;
+    remaining -= taken;
     ++shard;
   }
+}
+
+void TokenLoader::read_sequence(std::uint64_t sequence, std::int64_t* tokens, std::uint8_t* mask,
+                                std::vector<std::int64_t>* document_starts) {
+  const std::int64_t L = options_.seq_len;
+  if (document_starts != nullptr) document_starts->clear();
+  if (!packing_) {
+    // Window w is stream positions [w*L, w*L + L + 1); a start at index L begins no input.
+    read_span(sequence * static_cast<std::uint64_t>(L), static_cast<std::uint64_t>(L) + 1, tokens, mask,
+              document_starts);
+    if (document_starts != nullptr && !document_starts->empty() && document_starts->back() == L) {
+      document_starts->pop_back();
+    }
+    return;
+  }
+  // Whole documents one after another, then padding; no target is a document's first token (it
+  // would be predicted from the document before) or padding.
+  std::uint64_t filled = 0;
+  for (std::uint64_t s = packing_->first[sequence]; s < packing_->first[sequence + 1]; ++s) {
+    const PackedSegment& segment = packing_->segments[s];
+    read_span(segment.start, segment.length, tokens + filled, manifest_.has_loss_mask ? mask + filled : nullptr,
+              nullptr);
+    if (!manifest_.has_loss_mask) std::fill_n(mask + filled, segment.length, std::uint8_t{1});
+    mask[filled] = 0;
+    if (document_starts != nullptr && filled > 0) document_starts->push_back(static_cast<std::int64_t>(filled));
+    filled += segment.length;
+  }
+  const std::uint64_t capacity = static_cast<std::uint64_t>(L) + 1;
+  std::fill(tokens + filled, tokens + capacity, static_cast<std::int64_t>(manifest_.end_of_text.value_or(0)));
+  std::fill(mask + filled, mask + capacity, std::uint8_t{0});
 }
 
 TokenLoader::HostBatch TokenLoader::build(const LoaderState& state, LoaderState* after) {
   const std::uint64_t ranks = static_cast<std::uint64_t>(options_.world_size);
   const std::uint64_t batch = static_cast<std::uint64_t>(options_.batch_size);
   LoaderState current = state;
-  if (current.consumed + ranks * batch > windows_) {
+  if (current.consumed + ranks * batch > sequences_) {
     current.epoch += 1;
     current.consumed = 0;
   }
-  const Permutation order(windows_, options_.seed * 0x9e3779b97f4a7c15ull + current.epoch);
+  const Permutation order(sequences_, options_.seed * 0x9e3779b97f4a7c15ull + current.epoch);
   const std::int64_t L = options_.seq_len;
   const bool pinned = options_.device.is_cuda();
   const auto int64 = at::TensorOptions().dtype(at::kLong).pinned_memory(pinned);
@@ -119,24 +160,25 @@ TokenLoader::HostBatch TokenLoader::build(const LoaderState& state, LoaderState*
   HostBatch out;
   out.inputs = at::empty({options_.batch_size, L}, int64);
   out.targets = at::empty({options_.batch_size, L}, int64);
-  if (manifest_.has_loss_mask) out.loss_mask = at::empty({options_.batch_size, L}, uint8);
-  std::vector<std::int64_t> window(static_cast<std::size_t>(L) + 1);
-  std::vector<std::uint8_t> window_mask(manifest_.has_loss_mask ? window.size() : 0);
+  const bool masked = manifest_.has_loss_mask || packing_;
+  if (masked) out.loss_mask = at::empty({options_.batch_size, L}, uint8);
+  std::vector<std::int64_t> sequence_tokens(static_cast<std::size_t>(L) + 1);
+  std::vector<std::uint8_t> sequence_mask(masked ? sequence_tokens.size() : 0);
   std::vector<std::int64_t> document_starts;
   if (options_.document_positions) out.positions = at::empty({options_.batch_size, L}, int64);
   bool any_document_starts = false;
   for (std::uint64_t k = 0; k < batch; ++k) {
     const std::uint64_t position = current.consumed + k * ranks + static_cast<std::uint64_t>(options_.rank);
     const std::uint64_t index = options_.shuffle ? order(position) : position;
-    read_window(index, window.data(), window_mask.empty() ? nullptr : window_mask.data(),
-                options_.document_positions ? &document_starts : nullptr);
+    read_sequence(index, sequence_tokens.data(), sequence_mask.empty() ? nullptr : sequence_mask.data(),
+                  options_.document_positions ? &document_starts : nullptr);
     std::int64_t* in = out.inputs.data_ptr<std::int64_t>() + k * L;
     std::int64_t* target = out.targets.data_ptr<std::int64_t>() + k * L;
-    std::copy(window.begin(), window.end() - 1, in);
-    std::copy(window.begin() + 1, window.end(), target);
-    if (!window_mask.empty()) {
-      // The mask belongs to the target token: train on predicting window[i+1] iff its mask is 1.
-      std::copy(window_mask.begin() + 1, window_mask.end(), out.loss_mask.data_ptr<std::uint8_t>() + k * L);
+    std::copy(sequence_tokens.begin(), sequence_tokens.end() - 1, in);
+    std::copy(sequence_tokens.begin() + 1, sequence_tokens.end(), target);
+    if (!sequence_mask.empty()) {
+      // The mask belongs to the target token: train on predicting token i + 1 iff its mask is 1.
+      std::copy(sequence_mask.begin() + 1, sequence_mask.end(), out.loss_mask.data_ptr<std::uint8_t>() + k * L);
     }
     if (options_.document_positions) {
       std::int64_t* positions = out.positions.data_ptr<std::int64_t>() + k * L;
@@ -200,8 +242,8 @@ void TokenLoader::stop_prefetch() {
 
 void TokenLoader::restore(const LoaderState& state) {
   stop_prefetch();
-  ALBION_CHECK_AS(UsageError, state.consumed <= windows_, "loader state consumes ", state.consumed,
-                  " windows but the split has ", windows_, " (a different dataset?)");
+  ALBION_CHECK_AS(UsageError, state.consumed <= sequences_, "loader state consumes ", state.consumed,
+                  " sequences but the split has ", sequences_, " (a different dataset?)");
   state_ = state;
 }
 

@@ -11,6 +11,11 @@
 // An epoch ends when fewer than R * batch_size windows remain (the remainder is skipped).
 // Encrypted datasets need `key_spec`; their chunks are decrypted in memory as windows need them.
 //
+// With `pack_documents`, the sequences are not windows of the stream but sets of whole documents
+// (runtime/data/document_packing.h), padded to seq_len + 1 tokens; the loss mask then leaves out the
+// padding and each document's first token (no document is asked to predict the next one), and
+// everything above holds with "sequence" for "window".
+//
 // With `document_positions`, a batch also says where each input token sits in its document, for a
 // model that attends within documents (Note [Attention within documents], runtime/models/causal_lm.h).
 //
@@ -25,18 +30,20 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "runtime/data/dataset_manifest.h"
+#include "runtime/data/document_packing.h"
 #include "runtime/data/token_shard.h"
 
 namespace albion::data {
 
 struct LoaderState {
   std::uint64_t epoch = 0;
-  std::uint64_t consumed = 0;  // windows taken by all ranks together in this epoch
+  std::uint64_t consumed = 0;  // sequences taken by all ranks together in this epoch
   bool operator==(const LoaderState&) const = default;
 };
 
@@ -44,21 +51,22 @@ struct LoaderOptions {
   std::string directory;
   std::string split = "train";
   std::int64_t seq_len = 0;
-  std::int64_t batch_size = 0;  // windows per rank per step
+  std::int64_t batch_size = 0;  // sequences per rank per step
   int rank = 0;
   int world_size = 1;
   std::uint64_t seed = 0;
-  bool shuffle = true;  // false: windows in stream order (validation)
+  bool shuffle = true;  // false: sequences in order (validation)
   int prefetch = 2;
   at::Device device = at::kCPU;
   std::string key_spec;  // the key of an encrypted dataset (file:, env:, pkcs11:)
+  bool pack_documents = false;      // whole documents per sequence (data.packing = documents)
   bool document_positions = false;  // fill TokenBatch::positions
 };
 
 struct TokenBatch {
   at::Tensor inputs;     // int64 [batch, seq_len]
   at::Tensor targets;    // int64 [batch, seq_len]
-  at::Tensor loss_mask;  // uint8 [batch, seq_len], 1 = train on this target; undefined if none
+  at::Tensor loss_mask;  // uint8 [batch, seq_len], 1 = train on this target; undefined: every target trains
   // int64 [batch, seq_len]: each input's position in its document, counted from 0 where the document
   // starts, or from the window's start for the one it begins inside. Only with document_positions,
   // and undefined for a batch with no document starting inside a row (the positions 0 .. seq_len - 1).
@@ -72,7 +80,7 @@ struct TokenBatch {
 class TokenLoader {
  public:
   // Reads dataset.json, checks each shard's SHA-256 (IntegrityError on mismatch) and structure,
-  // and that the split holds at least one step's windows (UsageError otherwise).
+  // and that the split holds at least one step's sequences (UsageError otherwise).
   explicit TokenLoader(LoaderOptions options);
   ~TokenLoader();
   TokenLoader(const TokenLoader&) = delete;
@@ -84,7 +92,11 @@ class TokenLoader {
   void restore(const LoaderState& state);
 
   const DatasetManifest& manifest() const { return manifest_; }
-  std::uint64_t windows_per_epoch() const { return windows_; }
+  std::uint64_t sequences_per_epoch() const { return sequences_; }
+  // The first stream position of each of the split's documents, then the stream's end.
+  std::vector<std::uint64_t> document_starts() const;
+  // With pack_documents: how the split's documents were packed.
+  const std::optional<DocumentPacking>& packing() const { return packing_; }
   std::uint64_t steps_per_epoch() const;
 
  private:
@@ -93,10 +105,14 @@ class TokenLoader {
     LoaderState state;
   };
   HostBatch build(const LoaderState& state, LoaderState* after);
-  // Window `window`'s seq_len + 1 tokens (and mask, unless null); with `document_starts`, the indexes
-  // in (0, seq_len) at which a document starts among its inputs, in order.
-  void read_window(std::uint64_t window, std::int64_t* tokens, std::uint8_t* mask,
-                   std::vector<std::int64_t>* document_starts);
+  // Sequence `sequence`'s seq_len + 1 tokens (and mask, unless null); with `document_starts`, the
+  // indexes in (0, seq_len) at which a document starts among its inputs, in order.
+  void read_sequence(std::uint64_t sequence, std::int64_t* tokens, std::uint8_t* mask,
+                     std::vector<std::int64_t>* document_starts);
+  // Stream tokens [start, start + count) (and mask, unless null); with `document_starts`, appends
+  // the indexes in (0, count) at which a document starts.
+  void read_span(std::uint64_t start, std::uint64_t count, std::int64_t* tokens, std::uint8_t* mask,
+                 std::vector<std::int64_t>* document_starts);
   void start_prefetch();
   void stop_prefetch();
   void prefetch_loop(LoaderState from);
@@ -106,7 +122,8 @@ class TokenLoader {
   // Read by the prefetch thread only (a sealed shard's cipher and cache are single-threaded).
   std::vector<std::unique_ptr<ShardReader>> shards_;
   std::vector<std::uint64_t> shard_starts_;  // first stream position of each shard, then N
-  std::uint64_t windows_ = 0;
+  std::optional<DocumentPacking> packing_;
+  std::uint64_t sequences_ = 0;
   LoaderState state_;
 
   std::thread worker_;

@@ -94,7 +94,10 @@ std::unique_ptr<Snapshot> take_snapshot(Trainer& trainer, std::int64_t steps_don
   snapshot->request.data_parallel_size = trainer.parallelism().data_parallel_size();
   nlohmann::json state_json = {{"steps_done", state.steps_done},
                                 {"optimizer_steps", state.optimizer_steps},
-                                {"loader", {{"epoch", state.loader.epoch}, {"consumed", state.loader.consumed}}}};
+                                {"loader",
+                                 {{"epoch", state.loader.epoch},
+                                  {"consumed", state.loader.consumed},
+                                  {"packing", trainer.recipe().data.packing}}}};
   if (!trainer.tokenizer_spec().empty()) {
     state_json["tokenizer"] = {{"spec", trainer.tokenizer_spec()}, {"hash", trainer.tokenizer_hash()}};
     if (!trainer.chat_template().empty()) state_json["tokenizer"]["chat_template"] = trainer.chat_template();
@@ -120,6 +123,17 @@ TrainingState parse_state(const std::string& json_text, const std::string& what)
   } catch (const nlohmann::json::exception& error) {
     throw IntegrityError(str_cat(what, ": trainer state is malformed: ", error.what()));
   }
+}
+
+// The loader's position counts sequences as the run that saved it cut them.
+void check_same_packing(const Trainer& trainer, const std::string& state_json, const fs::path& path) {
+  const nlohmann::json state = nlohmann::json::parse(state_json, nullptr, /*allow_exceptions=*/false);
+  std::string recorded = state.is_object() && state.contains("loader") ? string_field(state["loader"], "packing") : "";
+  if (recorded.empty()) recorded = "stream";  // written before data.packing existed
+  const std::string& current = trainer.recipe().data.packing;
+  ALBION_CHECK_AS(UsageError, recorded == current, path.string(), ": the checkpoint's data position counts ",
+                  recorded, " sequences, but recipe key 'data.packing' = ", current,
+                  "; resume with the packing it was written with, or choose another checkpoint.dir");
 }
 
 // A resume continues adapters on the base they were trained on, or a whole model as a whole model.
@@ -210,6 +224,7 @@ std::int64_t CheckpointHooks::resume(Trainer& trainer) {
       return out;
     };
     check_same_lora_base(trainer, recorded_lora_base(reader.manifest().state_json), path);
+    check_same_packing(trainer, reader.manifest().state_json, path);
     steps = restore_training_state(trainer, header, read);
     for (auto& [name, generator] : generators(trainer)) {
       // This rank's generator if the checkpoint has it; with more ranks than it was saved from, rank 0's.

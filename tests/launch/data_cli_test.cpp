@@ -48,6 +48,17 @@ TEST(DataCli, InspectMarksTheTokensAChatDatasetTrainsOn) {
                                   "Q: 2+2?\nA:[[ 4<|endoftext|>]]Q: 3+3?\nA:[[ 6<|endoftext|>]]\n"),
             std::string::npos)
       << inspected.output;
+
+  // Two documents of 13 tokens in sequences of 16 (+1): the stream's first window cuts the second;
+  // packed whole they need a sequence each, 4 tokens of padding in each 17.
+  inspected = run_albion("data inspect " + (dir / "ds") + " --seq-len 16");
+  ASSERT_EQ(inspected.exit_code, 0) << inspected.output;
+  EXPECT_NE(inspected.output.find("  stream     1 windows, no padding; 1 of the 2 documents that fit one (50.0%) cut "
+                                  "between two\n"
+                                  "  documents  2 sequences, 23.5% padding; no document that fits cut, 0 longer ones"),
+            std::string::npos)
+      << inspected.output;
+  EXPECT_EQ(run_albion("data inspect " + (dir / "ds") + " --seq-len -3").exit_code, 2);
 }
 
 // dataset.json is checked field by field: damage is one line naming the field, exit 3.

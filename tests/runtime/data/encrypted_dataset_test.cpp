@@ -78,7 +78,7 @@ TEST_F(EncryptedDatasetTest, NothingReadableOnDisk) {
 TEST_F(EncryptedDatasetTest, LoaderYieldsThePlaintextBatchesWithTheKey) {
   TokenLoader plain(loader("plain", ""));
   TokenLoader sealed(loader("sealed", key_));
-  ASSERT_EQ(plain.windows_per_epoch(), sealed.windows_per_epoch());
+  ASSERT_EQ(plain.sequences_per_epoch(), sealed.sequences_per_epoch());
   for (int step = 0; step < 30; ++step) {
     ASSERT_TRUE(plain.next().inputs.equal(sealed.next().inputs)) << "step " << step;
   }

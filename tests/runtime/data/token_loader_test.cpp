@@ -36,8 +36,9 @@ class TokenLoaderTest : public testing::Test {
     prepare_dataset(o);
   }
 
-  LoaderOptions options(int rank, int world) const {
+  LoaderOptions options(int rank, int world, bool pack_documents = false) const {
     LoaderOptions o;
+    o.pack_documents = pack_documents;
     o.directory = dir_ / "ds";
     o.seq_len = 32;
     o.batch_size = 4;
@@ -100,27 +101,105 @@ TEST_F(TokenLoaderTest, DocumentPositionsRestartAfterEachEndOfText) {
   EXPECT_FALSE(TokenLoader(options(0, 1)).next().positions.defined());
 }
 
-TEST_F(TokenLoaderTest, TwoRanksNeverShareAWindowAndTogetherCoverTheEpoch) {
-  TokenLoader rank0(options(0, 2));
-  TokenLoader rank1(options(1, 2));
-  TokenLoader single(options(0, 1));
-  ASSERT_EQ(rank0.steps_per_epoch(), rank1.steps_per_epoch());
-  std::multiset<std::string> two_ranks;
-  const std::uint64_t steps = rank0.steps_per_epoch();
-  for (std::uint64_t step = 0; step < steps; ++step) {
-    for (TokenLoader* loader : {&rank0, &rank1}) {
-      at::Tensor inputs = loader->next().inputs;
-      for (std::int64_t r = 0; r < inputs.size(0); ++r) two_ranks.insert(row_key(inputs[r]));
+// data.packing = documents over documents of 9 to 88 bytes and an end-of-text, in sequences of 49
+// tokens: over an epoch each document that fits is seen exactly once and whole, the loss mask
+// leaves out the targets after each end-of-text (the next document's first token, or padding),
+// positions restart at each document, and a restored loader continues exactly.
+TEST(PackedDocuments, EachDocumentWholeOnceWithItsOwnTargetsAndPositions) {
+  TempDir dir;
+  std::string records;
+  std::set<std::string> short_documents;
+  for (int i = 0; i < 400; ++i) {
+    const std::string text = "doc " + std::to_string(i) + ":" + std::string(static_cast<std::size_t>(i * 37 % 80), 'x');
+    records += R"({"text": ")" + text + "\"}\n";
+    if (text.size() + 1 <= 49) short_documents.insert(text);
+  }
+  PrepareOptions prepare;
+  prepare.inputs = {dir.write("docs.jsonl", records)};
+  prepare.format = InputFormat::kJsonl;
+  prepare.output = dir / "ds";
+  prepare.tokenizer_spec = "byte";
+  prepare.shard_tokens = 5000;  // several shards
+  prepare_dataset(prepare);
+
+  LoaderOptions o;
+  o.directory = dir / "ds";
+  o.seq_len = 48;
+  o.batch_size = 1;
+  o.shuffle = false;
+  o.pack_documents = true;
+  o.document_positions = true;
+  TokenLoader loader(o);
+  ASSERT_TRUE(loader.packing().has_value());
+  EXPECT_EQ(loader.packing()->documents, 400u);
+  EXPECT_GT(loader.packing()->documents_cut, 0u);
+  const std::int64_t end_of_text = *loader.manifest().end_of_text;
+  std::multiset<std::string> seen;
+  for (std::uint64_t step = 0; step < loader.steps_per_epoch(); ++step) {
+    const TokenBatch batch = loader.next();
+    ASSERT_TRUE(batch.loss_mask.defined());
+    const auto* in = batch.inputs.data_ptr<std::int64_t>();
+    const auto* mask = batch.loss_mask.data_ptr<std::uint8_t>();
+    std::string text;
+    for (std::int64_t i = 0; i <= 48; ++i) {
+      const std::int64_t token = i < 48 ? in[i] : batch.targets[0][47].item<std::int64_t>();
+      if (token != end_of_text) {
+        text += static_cast<char>(token);
+      } else {
+        if (text.starts_with("doc ")) seen.insert(text);
+        text.clear();
+      }
+      if (i < 48) {
+        EXPECT_EQ(mask[i], in[i] != end_of_text ? 1 : 0) << "sequence " << step << ", target " << i;
+      }
+    }
+    if (!batch.positions.defined()) continue;  // one document (or piece) alone: 0 .. 47
+    const auto* positions = batch.positions.data_ptr<std::int64_t>();
+    EXPECT_EQ(positions[0], 0);
+    for (std::int64_t i = 1; i < 48; ++i) {
+      const bool starts = in[i - 1] == end_of_text && in[i] != end_of_text;
+      EXPECT_EQ(positions[i], starts ? 0 : positions[i - 1] + 1) << "sequence " << step << ", input " << i;
     }
   }
-  std::multiset<std::string> one_rank;
-  for (std::uint64_t step = 0; step < 2 * steps; ++step) {
-    at::Tensor inputs = single.next().inputs;
-    for (std::int64_t r = 0; r < inputs.size(0); ++r) one_rank.insert(row_key(inputs[r]));
+  EXPECT_EQ(seen, std::multiset<std::string>(short_documents.begin(), short_documents.end()));
+
+  o.shuffle = true;
+  o.batch_size = 4;
+  TokenLoader first(o);
+  for (int i = 0; i < 3; ++i) first.next();
+  TokenLoader resumed(o);
+  resumed.restore(first.state());
+  const TokenBatch expected = first.next();
+  const TokenBatch batch = resumed.next();
+  EXPECT_TRUE(batch.inputs.equal(expected.inputs));
+  EXPECT_TRUE(batch.loss_mask.equal(expected.loss_mask));
+}
+
+// Also for packed documents (data.packing = documents), which every rank packs alike.
+TEST_F(TokenLoaderTest, TwoRanksNeverShareAWindowAndTogetherCoverTheEpoch) {
+  for (const bool packed : {false, true}) {
+    SCOPED_TRACE(packed ? "packed documents" : "stream windows");
+    TokenLoader rank0(options(0, 2, packed));
+    TokenLoader rank1(options(1, 2, packed));
+    TokenLoader single(options(0, 1, packed));
+    ASSERT_EQ(rank0.steps_per_epoch(), rank1.steps_per_epoch());
+    std::multiset<std::string> two_ranks;
+    const std::uint64_t steps = rank0.steps_per_epoch();
+    for (std::uint64_t step = 0; step < steps; ++step) {
+      for (TokenLoader* loader : {&rank0, &rank1}) {
+        at::Tensor inputs = loader->next().inputs;
+        for (std::int64_t r = 0; r < inputs.size(0); ++r) two_ranks.insert(row_key(inputs[r]));
+      }
+    }
+    std::multiset<std::string> one_rank;
+    for (std::uint64_t step = 0; step < 2 * steps; ++step) {
+      at::Tensor inputs = single.next().inputs;
+      for (std::int64_t r = 0; r < inputs.size(0); ++r) one_rank.insert(row_key(inputs[r]));
+    }
+    // Same sequences as one rank taking the same global batch: no overlap, nothing missed.
+    EXPECT_EQ(two_ranks, one_rank);
+    EXPECT_EQ(std::set<std::string>(two_ranks.begin(), two_ranks.end()).size(), two_ranks.size());
   }
-  // Same windows as one rank taking the same global batch: no overlap, nothing missed.
-  EXPECT_EQ(two_ranks, one_rank);
-  EXPECT_EQ(std::set<std::string>(two_ranks.begin(), two_ranks.end()).size(), two_ranks.size());
 }
 
 TEST_F(TokenLoaderTest, ResumesExactlyAcrossEpochsAndWorldSizes) {

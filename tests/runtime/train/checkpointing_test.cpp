@@ -178,6 +178,26 @@ TEST_F(CheckpointingTest, DamagedCheckpointStopsTheResume) {
   EXPECT_THROW(train(recipe("dmg-b", 4), checkpoints, 2, false), IntegrityError);
 }
 
+// The loader's position counts sequences as the saving run cut them: a resume with data.packing
+// changed is refused, naming the key; with the same packing it goes on.
+TEST_F(CheckpointingTest, AResumeKeepsTheDataPacking) {
+  const fs::path checkpoints = *dir_ / "packing-ckpt";
+  config::Recipe r = recipe("packing-a", 2);
+  r.data.packing = "documents";
+  train(r, checkpoints, 2, false);
+  r.run.dir = *dir_ / "packing-b";
+  r.data.packing = "stream";
+  r.train.steps = 4;
+  try {
+    train(r, checkpoints, 2, false);
+    FAIL() << "resumed with another packing";
+  } catch (const UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("'data.packing' = stream"), std::string::npos) << e.what();
+  }
+  r.data.packing = "documents";
+  EXPECT_EQ(train(r, checkpoints, 2, false).summary.steps_done, 4);
+}
+
 // LoRA: checkpoints hold the adapters and their moments only, a resume continues the run bit for
 // bit on the same base (dropout included), and refuses a base whose weights changed or a recipe without LoRA.
 TEST_F(CheckpointingTest, LoraCheckpointsHoldTheAdaptersAndResumeOnTheSameBase) {

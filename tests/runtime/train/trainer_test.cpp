@@ -533,6 +533,27 @@ TEST_F(TrainerTest, DocumentMaskingCutsAttentionAtEachConversation) {
   EXPECT_NE(*within.final_val_loss, *across.final_val_loss);
 }
 
+// data.packing = documents: each conversation whole in one sequence, padded; training and
+// validation see other sequences than the stream's windows, and an unknown packing names the key.
+TEST_F(TrainerTest, PackedConversationsTrainWhole) {
+  config::Recipe r = chat_recipe("whole", counting_records(), "none");
+  r.train.steps = 1;
+  r.optim.warmup_steps = 0;
+  r.eval.interval = 1;
+  r.data.document_masking = true;
+  const TrainSummary stream = run(r);
+  r.run.dir = *dir_ / "whole-packed";
+  r.data.packing = "documents";
+  const TrainSummary packed = run(r);
+  ASSERT_EQ(packed.losses.size(), 1u);
+  EXPECT_TRUE(std::isfinite(packed.losses[0]));
+  EXPECT_NE(packed.losses[0], stream.losses[0]);
+  ASSERT_TRUE(stream.final_val_loss && packed.final_val_loss);
+  EXPECT_NE(*packed.final_val_loss, *stream.final_val_loss);
+  r.data.packing = "greedy";
+  EXPECT_NE(usage_error(r).find("'data.packing'"), std::string::npos);
+}
+
 // A chat fine-tune's text sample prompts the model as it is trained: eval.sample_prompt as a user
 // turn in the dataset's template, the answer ended by the template's end-of-turn token.
 TEST_F(TrainerTest, AChatFineTunesSampleIsAConversationInItsTemplate) {

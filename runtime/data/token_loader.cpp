@@ -20,6 +20,11 @@ TokenBatch TokenBatch::first_rows(std::int64_t rows) const {
   return {first(inputs), first(targets), first(loss_mask), first(positions), state};
 }
 
+at::Tensor TokenBatch::trained_targets() const {
+  if (loss_mask.defined()) return loss_mask.sum().to(at::kDouble);
+  return at::full({}, static_cast<double>(targets.numel()), targets.options().dtype(at::kDouble));
+}
+
 TokenLoader::TokenLoader(LoaderOptions options) : options_(std::move(options)) {
   ALBION_CHECK_AS(UsageError, options_.seq_len > 0 && options_.batch_size > 0,
                   "loader: seq_len and batch_size must be positive");

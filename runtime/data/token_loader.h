@@ -75,6 +75,8 @@ struct TokenBatch {
 
   // The first `rows` rows of every tensor (views), the same state.
   TokenBatch first_rows(std::int64_t rows) const;
+  // How many targets the loss trains on (the mask's ones, else all): 0-dim fp64 on the batch's device.
+  at::Tensor trained_targets() const;
 };
 
 class TokenLoader {

@@ -11,9 +11,7 @@ LossScore::LossScore(const at::Device& device)
 
 void LossScore::add(models::CausalLm& model, const data::TokenBatch& batch) {
   // The model's loss is the mean over the batch's scored targets: weighted back by their count.
-  const at::Tensor count = batch.loss_mask.defined() ? batch.loss_mask.sum().to(at::kDouble)
-                                                     : at::full({}, static_cast<double>(batch.targets.numel()),
-                                                                scored_.options());
+  const at::Tensor count = batch.trained_targets();
   loss_sum_ += model.loss(batch.inputs, batch.targets, batch.loss_mask, batch.positions).to(at::kDouble) * count;
   scored_ += count;
   windows_ += batch.inputs.size(0);

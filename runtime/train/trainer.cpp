@@ -315,26 +315,41 @@ void Trainer::add_lora_adapters(std::string base_sha256) {
 
 Trainer::QueuedStep Trainer::train_step(std::int64_t step) {
   const double lr = schedule_.at(step);
-  // Summed on the device: no host synchronisation per micro-batch.
-  at::Tensor loss_sum = at::zeros({}, at::TensorOptions().dtype(at::kDouble).device(device_));
+  // Note [Every trained target weighs alike]: the step's loss is the mean over the targets all its
+  // micro-batches train on, on every data-parallel rank, however many each micro-batch holds (chat
+  // data trains the answers only). So the step first counts them, in one all-reduce: a rank's
+  // micro-batch loss (its own mean) is weighted by its count x ranks / all, and the gradients'
+  // mean over the ranks is then the gradient of the mean over every target. Summed on the device:
+  // no host synchronisation per micro-batch.
+  std::vector<data::TokenBatch> batches;
+  std::vector<at::Tensor> targets;
+  at::Tensor rank_targets = at::zeros({}, at::TensorOptions().dtype(at::kDouble).device(device_));
+  for (std::int64_t micro = 0; micro < accumulation_; ++micro) {
+    batches.push_back(train_loader_->next());
+    targets.push_back(batches.back().trained_targets());
+    rank_targets += targets.back();
+  }
+  const auto ranks = static_cast<double>(parallel_->data_parallel_size());
+  const at::Tensor step_targets = (parallel_->mean(rank_targets) * ranks).clamp_min(1);
+  const at::Tensor weight_per_target = ranks / step_targets;
+  at::Tensor loss_sum = at::zeros_like(rank_targets);
   {
     // Ends before the optimizer changes the weights (Note [Weights cast once per step]).
     const kernels::WeightCastsKept weights_cast_once(bf16_autocast_);
-    for (std::int64_t micro = 0; micro < accumulation_; ++micro) {
-      data::TokenBatch batch = train_loader_->next();
+    for (std::size_t micro = 0; micro < batches.size(); ++micro) {
+      const data::TokenBatch& batch = batches[micro];
       at::Tensor loss;
       {
         const kernels::Bf16AutocastScope autocast(at::kCUDA, bf16_autocast_);
         loss = model_->loss(batch.inputs, batch.targets, batch.loss_mask, batch.positions);
       }
-      parallel_->before_backward(micro + 1 == accumulation_);
-      // Each micro-batch contributes 1/accumulation of the step's mean loss and gradient.
-      (loss / static_cast<double>(accumulation_)).backward();
-      loss_sum += loss.detach().to(at::kDouble);
+      parallel_->before_backward(micro + 1 == batches.size());
+      (loss * (targets[micro] * weight_per_target).to(loss.scalar_type())).backward();
+      loss_sum += loss.detach().to(at::kDouble) * targets[micro];
     }
   }
   const at::Tensor grad_norm = parallel_->step(*this, lr);
-  const at::Tensor loss = parallel_->mean(loss_sum / static_cast<double>(accumulation_));
+  const at::Tensor loss = parallel_->mean(loss_sum) * ranks / step_targets;
   return {step, lr, HostCopy(at::stack({loss, grad_norm.to(at::kDouble)})), std::chrono::steady_clock::now()};
 }
 

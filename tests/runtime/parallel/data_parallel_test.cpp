@@ -28,6 +28,7 @@
 #include "tests/runtime/parallel/all_ranks_slices.h"
 #include "tests/runtime/parallel/parallel_training_test.h"
 #include "tests/runtime/train/training_state_support.h"
+#include "tests/support/chat_records.h"
 #include "tests/support/hugging_face_directory.h"
 #include "tests/support/small_dataset.h"
 #include "tests/support/temp_dir.h"
@@ -81,6 +82,36 @@ TEST_F(DataParallelTest, DdpOn1And2And4RanksMatchesOneProcess) {
 
 // eval.batches is shared by the data-parallel ranks, and the loss weighted by scored token: 4
 // batches on 1, 2 or 4 ranks score the same windows, so the validation loss is the same.
+// Chat data trains the answers only, so ranks and micro-batches hold different numbers of trained
+// targets: DDP on 2 and 4 ranks still matches one process (Note [Every trained target weighs
+// alike], runtime/train/trainer.cpp), where averaging each rank's mean would not.
+TEST_F(DataParallelTest, DdpOnChatDataMatchesOneProcess) {
+  const std::string chat_data = shared_dir_ + "/chat-data";
+  if (world_rank_ == 0) {
+    data::PrepareOptions o;
+    o.inputs = {dir_->write("chat.jsonl", testing_support::varied_answer_records(300))};
+    o.output = chat_data;
+    o.tokenizer_spec = "byte";
+    o.format = data::InputFormat::kChat;
+    o.chat_template = "none";
+    data::prepare_dataset(o);
+  }
+  MPI_Barrier(MPI_COMM_WORLD);
+  auto chat = [&](const std::string& run) {
+    config::Recipe r = short_recipe("tiny", run);
+    r.data.dataset = chat_data;
+    r.data.packing = "documents";
+    r.data.document_masking = true;
+    return r;
+  };
+  const std::vector<double> alone = train(chat("chat-alone"), nullptr);
+  for (int ranks : {2, 4}) {
+    DataParallel ddp(group_of(ranks), config::ParallelConfig{});
+    expect_same_losses(train(chat("chat-ddp" + std::to_string(ranks)), &ddp), alone,
+                       "DDP on chat data, " + std::to_string(ranks) + " ranks");
+  }
+}
+
 TEST_F(DataParallelTest, ValidationLossIsTheSameOnAnyNumberOfRanks) {
   ASSERT_EQ(world_size_, 4) << "run under mpirun -np 4";
   const std::string dataset = shared_dir_ + "/data-with-val";

@@ -26,6 +26,7 @@
 #include "runtime/data/prepare.h"
 #include "runtime/train/trainer.h"
 #include "tests/runtime/train/training_state_support.h"
+#include "tests/support/chat_records.h"
 #include "tests/support/hugging_face_directory.h"
 #include "tests/support/small_dataset.h"
 #include "tests/support/temp_dir.h"
@@ -114,15 +115,36 @@ class TrainerTest : public testing::Test {
 };
 TempDir* TrainerTest::dir_ = nullptr;
 
-TEST_F(TrainerTest, GradientAccumulationFourByTwoEqualsEightByOne) {
-  const TrainSummary accumulated = run(recipe(2, 4, "accumulated"));
-  const TrainSummary whole = run(recipe(8, 1, "whole"));
+// Six steps each, the same to 1e-5 relative: the same global batches, split otherwise.
+void expect_same_six_losses(const TrainSummary& accumulated, const TrainSummary& whole) {
   ASSERT_EQ(accumulated.losses.size(), 6u);
   ASSERT_EQ(whole.losses.size(), 6u);
   for (std::size_t i = 0; i < whole.losses.size(); ++i) {
     EXPECT_NEAR(accumulated.losses[i], whole.losses[i], 1e-5 * whole.losses[i]) << "step " << i;
   }
+}
+
+TEST_F(TrainerTest, GradientAccumulationFourByTwoEqualsEightByOne) {
+  const TrainSummary whole = run(recipe(8, 1, "whole"));
+  expect_same_six_losses(run(recipe(2, 4, "accumulated")), whole);
   EXPECT_LT(whole.losses.back(), whole.losses.front());  // it learns
+}
+
+// Chat data trains only the answers, so micro-batches hold different numbers of trained targets:
+// the step's loss and gradient are still the mean over all of them, whatever the split (a mean of
+// the micro-batches' means would weigh a short answer's tokens more).
+TEST_F(TrainerTest, GradientAccumulationWeighsEveryTrainedTokenAlike) {
+  auto chat = [&](std::int64_t micro_batch, std::int64_t accumulation, const std::string& run) {
+    config::Recipe r = chat_recipe(run, testing_support::varied_answer_records(300), "none");
+    r.data.dataset = *dir_ / "weighed-data";  // prepared by the first run
+    r.data.packing = "documents";
+    r.train.micro_batch = micro_batch;
+    r.train.global_batch_tokens = 32 * micro_batch * accumulation;
+    r.eval.interval = 0;
+    return r;
+  };
+  const TrainSummary accumulated = run(chat(2, 4, "weighed-accumulated"));
+  expect_same_six_losses(accumulated, run(chat(8, 1, "weighed-whole")));
 }
 
 TEST_F(TrainerTest, TwoRunsGiveBitIdenticalLosses) {

@@ -322,12 +322,12 @@ Trainer::QueuedStep Trainer::train_step(std::int64_t step) {
   // mean over the ranks is then the gradient of the mean over every target. Summed on the device:
   // no host synchronisation per micro-batch.
   std::vector<data::TokenBatch> batches;
-  std::vector<at::Tensor> targets;
+  std::vector<at::Tensor> trained;  // each micro-batch's count
   at::Tensor rank_targets = at::zeros({}, at::TensorOptions().dtype(at::kDouble).device(device_));
   for (std::int64_t micro = 0; micro < accumulation_; ++micro) {
     batches.push_back(train_loader_->next());
-    targets.push_back(batches.back().trained_targets());
-    rank_targets += targets.back();
+    trained.push_back(batches.back().trained_targets());
+    rank_targets += trained.back();
   }
   const auto ranks = static_cast<double>(parallel_->data_parallel_size());
   const at::Tensor step_targets = (parallel_->mean(rank_targets) * ranks).clamp_min(1);
@@ -344,8 +344,8 @@ Trainer::QueuedStep Trainer::train_step(std::int64_t step) {
         loss = model_->loss(batch.inputs, batch.targets, batch.loss_mask, batch.positions);
       }
       parallel_->before_backward(micro + 1 == batches.size());
-      (loss * (targets[micro] * weight_per_target).to(loss.scalar_type())).backward();
-      loss_sum += loss.detach().to(at::kDouble) * targets[micro];
+      (loss * (trained[micro] * weight_per_target).to(loss.scalar_type())).backward();
+      loss_sum += loss.detach().to(at::kDouble) * trained[micro];
     }
   }
   const at::Tensor grad_norm = parallel_->step(*this, lr);

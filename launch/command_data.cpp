@@ -154,19 +154,16 @@ void print_packing(const std::string& directory, const std::string& key_spec, st
   const data::TokenLoader loader(options);
   const std::vector<std::uint64_t> starts = loader.document_starts();
   const data::DocumentPacking& packing = *loader.packing();
-  const auto capacity = static_cast<std::uint64_t>(seq_len) + 1;
   const std::uint64_t windows = (starts.back() - 1) / static_cast<std::uint64_t>(seq_len);
   const std::uint64_t fitting = packing.documents - packing.documents_cut;
-  const std::uint64_t cut = data::documents_cut_by_windows(starts, capacity);
-  const auto percent = [](std::uint64_t part, std::uint64_t whole) {
-    return whole == 0 ? 0.0 : 100.0 * static_cast<double>(part) / static_cast<double>(whole);
-  };
+  const std::uint64_t cut = data::documents_cut_by_windows(starts, packing.capacity);
+  const double cut_percent = fitting == 0 ? 0.0 : 100.0 * static_cast<double>(cut) / static_cast<double>(fitting);
   std::cout << std::fixed << std::setprecision(1) << "packing      train split in sequences of " << seq_len
             << " tokens (data.packing):\n"
             << "  stream     " << windows << " windows, no padding; " << cut << " of the " << fitting
-            << " documents that fit one (" << percent(cut, fitting) << "%) cut between two\n"
+            << " documents that fit one (" << cut_percent << "%) cut between two\n"
             << "  documents  " << packing.size() << " sequences, "
-            << percent(packing.padding, packing.size() * capacity) << "% padding; no document that fits cut, "
+            << packing.padding_percent() << "% padding; no document that fits cut, "
             << packing.documents_cut << " longer ones cut into pieces\n"
             << std::defaultfloat;
 }

@@ -14,6 +14,7 @@ DocumentPacking pack_documents(const std::vector<std::uint64_t>& document_starts
   ALBION_CHECK(capacity >= 2, "packing needs sequences of at least two tokens");
   ALBION_CHECK(std::is_sorted(document_starts.begin(), document_starts.end()), "document starts out of order");
   DocumentPacking packing;
+  packing.capacity = capacity;
   // A long document's whole pieces each fill a sequence; the rest (whole documents, last pieces)
   // are packed below.
   std::vector<PackedSegment> full, rest;

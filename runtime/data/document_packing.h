@@ -34,8 +34,13 @@ struct DocumentPacking {
   std::uint64_t documents = 0;      // documents packed
   std::uint64_t documents_cut = 0;  // of which longer than a sequence, cut into pieces
   std::uint64_t padding = 0;        // tokens of padding over all sequences
+  std::uint64_t capacity = 0;       // tokens per sequence
 
   std::uint64_t size() const { return first.empty() ? 0 : first.size() - 1; }
+  // Padding as a percentage of all the sequences' tokens (0 without sequences).
+  double padding_percent() const {
+    return size() == 0 ? 0.0 : 100.0 * static_cast<double>(padding) / static_cast<double>(size() * capacity);
+  }
 };
 
 // `document_starts` are the documents' first stream positions in increasing order, then the

@@ -171,11 +171,9 @@ Trainer::Trainer(config::Recipe recipe, WorldPosition world, Parallelism* parall
   loader.document_positions = recipe_.data.document_masking;
   train_loader_ = std::make_unique<data::TokenLoader>(loader);
   if (const std::optional<data::DocumentPacking>& packing = train_loader_->packing()) {
-    const std::uint64_t tokens = packing->size() * static_cast<std::uint64_t>(loader.seq_len + 1);
-    const double padding = 100.0 * static_cast<double>(packing->padding) / static_cast<double>(tokens);
     log::info("packing: ", packing->documents, " documents whole into ", packing->size(), " sequences of ",
-              loader.seq_len + 1, " tokens, ", std::round(padding * 10) / 10, "% padding; ", packing->documents_cut,
-              " longer than a sequence cut into pieces");
+              packing->capacity, " tokens, ", std::round(packing->padding_percent() * 10) / 10, "% padding; ",
+              packing->documents_cut, " longer than a sequence cut into pieces");
   }
   loader.split = "val";
   loader.shuffle = false;

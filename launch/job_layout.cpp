@@ -4,6 +4,7 @@
 #include "collectives/device_mesh.h"
 #include "runtime/base/check.h"
 #include "runtime/models/tensor_parallel.h"
+#include "runtime/train/trainer.h"
 
 namespace albion::launch {
 
@@ -13,7 +14,7 @@ void check_job_layout(const config::Recipe& recipe, int world_size) {
   ALBION_CHECK_AS(NotImplementedError, mesh.pipeline() == 1,
                   "recipe key 'parallel.pipeline': the device mesh is built, but pipeline parallelism is not "
                   "implemented yet; set it to 1");
-  models::check_tensor_parallel_degree(models::model_preset(recipe.model.preset), mesh.tensor());
+  models::check_tensor_parallel_degree(train::recipe_model_config(recipe), mesh.tensor());
   recipe.train.accumulation_steps(mesh.data());
 }
 

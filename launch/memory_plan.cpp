@@ -53,7 +53,7 @@ std::optional<RankMemory> plan_rank_memory(const config::Recipe& recipe, int wor
     if (bf16_autocast) models::hold_frozen_weights_in_bf16(*model);  // Note [A frozen base held in bf16]
   }
   auto held = [&](const std::string& name, const at::Tensor& tensor) {
-    return tensor.numel() / (models::tensor_parallel_split(name) >= 0 ? mesh.tensor() : 1);
+    return tensor.numel() / (models::tensor_parallel_split(name).cut() ? mesh.tensor() : 1);
   };
   RankMemory memory;
   for (const auto& [name, tensor] : model->named_parameters()) {

@@ -54,6 +54,8 @@ void Recipe::validate() const {
   // 2^20 tokens (eight times Llama 3.1's window); beyond, position tables alone exhaust memory.
   require(model.context_length >= 0 && model.context_length <= (1 << 20), "model.context_length",
           "must be in [0, 1048576]" + got(model.context_length));
+  require(model.vocab_size >= 0 && model.vocab_size <= (1 << 24), "model.vocab_size",
+          "must be in [0, 16777216]" + got(model.vocab_size));
   require(model.activation_checkpointing >= 0, "model.activation_checkpointing",
           "must be >= 0 (0: off, 1: every block, N: every Nth block)" + got(model.activation_checkpointing));
   // Adapters learn a correction to given weights; on a random model they would be most of a model

@@ -26,6 +26,7 @@ struct RunConfig {
 struct ModelSection {
   std::string preset = "tiny";   // runtime/models/model_config.h presets
   std::int64_t context_length = 0;  // 0: the preset's
+  std::int64_t vocab_size = 0;      // 0: the preset's (or its tokenizer's, padded); larger: padded rows
   bool fused_kernels = true;         // on GPU, Albion's fused kernels (kernels/); false: plain torch ops
   std::int64_t activation_checkpointing = 0;  // recompute every Nth block in the backward pass; 0: off
   std::string init;                  // a Hugging Face model directory to start from; empty: random init

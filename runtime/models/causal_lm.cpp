@@ -151,7 +151,7 @@ std::shared_ptr<CausalLm> make_model(const ModelConfig& config, at::Device devic
   const at::TensorOptions options = at::TensorOptions().dtype(at::kFloat).device(device);
   std::shared_ptr<CausalLm> model;
   switch (config.architecture) {
-    case Architecture::kGpt2: model = std::make_shared<Gpt2>(config, options); break;
+    case Architecture::kGpt2: model = std::make_shared<Gpt2>(config, options, std::move(tensor_group)); break;
     case Architecture::kLlama: model = std::make_shared<Llama>(config, options, std::move(tensor_group)); break;
   }
   ALBION_CHECK(model != nullptr, "unhandled architecture");

@@ -25,7 +25,9 @@ class Linear;
 
 class Gpt2 : public CausalLm {
  public:
-  Gpt2(const ModelConfig& config, const at::TensorOptions& options);
+  // `tensor_group`: null, or the group the model is cut over (runtime/models/tensor_parallel.h).
+  Gpt2(const ModelConfig& config, const at::TensorOptions& options,
+       std::shared_ptr<collectives::Communicator> tensor_group = nullptr);
   at::Tensor hidden_states(const at::Tensor& input_ids, KvCache* cache, const at::Tensor& positions = {}) override;
   at::Tensor output_weight() const override;
 

@@ -170,13 +170,13 @@ void load_hugging_face_weights(CausalLm& model, const fs::path& directory, std::
                       "' is not a parameter of the preset's ", architecture_name(model.config().architecture),
                       " model (check model.preset)");
       // A tensor-parallel rank copies its part only: of a mapped file, only those pages are read.
-      const int split = group ? tensor_parallel_split(name) : -1;
-      const std::vector<std::int64_t> shape = tensor_parallel_global_shape(found->second.sizes(), split, parts);
+      const TensorParallelCut cut = group ? tensor_parallel_split(name) : TensorParallelCut{};
+      const std::vector<std::int64_t> shape = tensor_parallel_global_shape(found->second.sizes(), cut.dim, parts);
       ALBION_CHECK_AS(UsageError, values.sizes() == shape, file.string(), ": tensor '", entry.name,
                       "' has shape ", values.sizes(), ", the preset's parameter ", at::IntArrayRef(shape),
                       " (check model.preset)");
       ALBION_CHECK_AS(UsageError, loaded.insert(name).second, directory.string(), ": tensor '", name, "' appears twice");
-      found->second.copy_(split < 0 ? values : tensor_parallel_part(values, split, group->rank(), parts));
+      found->second.copy_(cut.cut() ? tensor_parallel_part(values, cut.dim, group->rank(), parts, cut.groups) : values);
     }
   }
   for (const auto& [name, tensor] : parameters) {

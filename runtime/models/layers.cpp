@@ -75,6 +75,24 @@ std::int64_t AdaptableLinear::hold_frozen_weight_in(at::ScalarType dtype) {
 
 at::Tensor AdaptableLinear::weight_for(const at::Tensor& x) const { return weight_as_read(stored_weight(), x); }
 
+void AdaptableLinear::keep_part(int features, std::int64_t index, std::int64_t count, std::int64_t groups) {
+  ALBION_CHECK(!has_lora(), "cannot cut a layer that has a LoRA adapter");
+  ALBION_CHECK(features == 0 || groups == 1, "only a layer's outputs are cut in blocks");
+  const torch::NoGradGuard no_grad;
+  const at::Tensor& weight = stored_weight();
+  const int dim = features == 0 ? output_dim() : 1 - output_dim();
+  weight.set_(tensor_parallel_part(weight, dim, index, count, groups).clone(at::MemoryFormat::Contiguous));
+  if (features == 0 && bias().defined()) bias().set_(tensor_parallel_part(bias(), 0, index, count, groups).clone());
+  cut_dim_ = features;
+  cut_index_ = index;
+  cut_count_ = count;
+}
+
+void AdaptableLinear::check_bias_added_once() const {
+  ALBION_CHECK(cut_dim_ != 1 || !bias().defined(), "a layer cut by its inputs would add its bias once per part: "
+               "call forward_without_bias and add it to the sum");
+}
+
 at::Tensor AdaptableLinear::lora_a() const { return has_lora() ? lora_a_->weight() : at::Tensor(); }
 
 at::Tensor AdaptableLinear::with_lora_product(at::Tensor y, const at::Tensor& xa) const {
@@ -102,26 +120,20 @@ Linear::Linear(std::int64_t in, std::int64_t out, Bias bias, double init_std,
   if (bias == Bias::kWith) bias_ = register_parameter("bias", at::zeros({out}, options));
 }
 
+at::Tensor Linear::product(const at::Tensor& x, const at::Tensor& bias) const {
+  // Note [Weight gradients accumulated in place] (kernels/linear/accumulating_linear.h).
+  return accumulates_in_place(x) ? kernels::accumulating_linear(x, weight_, bias, kernels::WeightLayout::kOutByIn)
+                                 : at::linear(x, weight_for(x), bias);  // an undefined bias adds nothing
+}
+
 at::Tensor Linear::forward(const at::Tensor& x) const { return forward(x, x); }
 
 at::Tensor Linear::forward(const at::Tensor& x, const at::Tensor& adapter_input) const {
-  // Note [Weight gradients accumulated in place] (kernels/linear/accumulating_linear.h).
-  const at::Tensor y = accumulates_in_place(x)
-                           ? kernels::accumulating_linear(x, weight_, bias_, kernels::WeightLayout::kOutByIn)
-                           : at::linear(x, weight_for(x), bias_);  // an undefined bias_ adds nothing
-  return with_lora(y, adapter_input);
+  check_bias_added_once();
+  return with_lora(product(x, bias_), adapter_input);
 }
 
-void Linear::keep_part(int dim, std::int64_t index, std::int64_t count) {
-  ALBION_CHECK(!has_lora(), "cannot cut a layer that has a LoRA adapter");
-  ALBION_CHECK(dim == 0 || !bias_.defined(), "cutting a layer's inputs would add its bias once per part");
-  const torch::NoGradGuard no_grad;
-  weight_.set_(tensor_parallel_part(weight_, dim, index, count).clone(at::MemoryFormat::Contiguous));
-  if (bias_.defined()) bias_.set_(tensor_parallel_part(bias_, 0, index, count).clone());
-  cut_dim_ = dim;
-  cut_index_ = index;
-  cut_count_ = count;
-}
+at::Tensor Linear::forward_without_bias(const at::Tensor& x) const { return with_lora(product(x, at::Tensor()), x); }
 
 at::Tensor Linear::merged_weight() const {
   return has_lora() ? weight_ + lora_delta() : weight_;
@@ -145,7 +157,10 @@ at::Tensor Conv1d::product(const at::Tensor& x, const at::Tensor& bias) const {
 
 at::Tensor Conv1d::forward_without_bias(const at::Tensor& x) const { return with_lora(product(x, at::Tensor()), x); }
 
-at::Tensor Conv1d::forward(const at::Tensor& x) const { return with_lora(product(x, bias_), x); }
+at::Tensor Conv1d::forward(const at::Tensor& x) const {
+  check_bias_added_once();
+  return with_lora(product(x, bias_), x);
+}
 
 at::Tensor Conv1d::merged_weight() const {
   return has_lora() ? weight_ + lora_delta().t() : weight_;

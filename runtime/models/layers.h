@@ -77,6 +77,24 @@ class AdaptableLinear : public torch::nn::Module {
   // fp32, stays as it is (0 bytes). The adapter, if any, keeps its own dtype.
   std::int64_t hold_frozen_weight_in(at::ScalarType dtype);
 
+  // y = x W^T + b (nn.Linear's terms whatever the stored layout), with the adapter's term.
+  virtual at::Tensor forward(const at::Tensor& x) const = 0;
+  // The same without b, for a caller that adds it later (a kernel fusing it into what follows, or
+  // the sum of a cut layer's partial outputs).
+  virtual at::Tensor forward_without_bias(const at::Tensor& x) const = 0;
+  // W in nn.Linear layout [out, in] (a view of the stored weight), and b (undefined if none).
+  virtual at::Tensor linear_weight() const = 0;
+  virtual const at::Tensor& bias() const = 0;
+
+  // Tensor parallelism (runtime/models/tensor_parallel.h): keeps part `index` of `count` equal parts
+  // of the weight, in place (the same parameter tensors, now smaller). `features` 0: of the output
+  // features, with the bias; `groups` > 1 cuts that many equal blocks of them alike (GPT-2's q, k
+  // and v). `features` 1: of the input features; the bias stays whole, for the caller to add once
+  // to the sum of the ranks' partial outputs (forward() then refuses; forward_without_bias()
+  // serves). Before an adapter is added; one added after is cut with the layer: B by rows when the
+  // outputs are cut, A by columns when the inputs are.
+  void keep_part(int features, std::int64_t index, std::int64_t count, std::int64_t groups = 1);
+
  protected:
   // Whether the product for `x` adds the weight's gradient into its .grad itself (fused kernels on
   // the kernels' device, bf16 autocast, autograd on, a trainable weight).
@@ -90,10 +108,15 @@ class AdaptableLinear : public torch::nn::Module {
   // (alpha / rank) B A; only with an adapter.
   at::Tensor lora_delta() const;
   virtual const at::Tensor& stored_weight() const = 0;
-  virtual std::int64_t in_features() const = 0;
-  virtual std::int64_t out_features() const = 0;
+  // The stored weight's dimension of output features: 0 in nn.Linear layout, 1 in Conv1D's.
+  virtual int output_dim() const = 0;
+  std::int64_t in_features() const { return stored_weight().size(1 - output_dim()); }
+  std::int64_t out_features() const { return stored_weight().size(output_dim()); }
+  // Refuses forward() on a layer cut by its inputs that has a bias (keep_part).
+  void check_bias_added_once() const;
 
-  // Tensor parallelism: the weight is part `cut_index_` of `cut_count_` along `cut_dim_` (-1: whole).
+  // Tensor parallelism: the weight is part `cut_index_` of `cut_count_` of its output (`cut_dim_` 0)
+  // or input (1) features (-1: whole).
   // An adapter added later is cut to match, its A drawn whole first (the whole model's values).
   int cut_dim_ = -1;
   std::int64_t cut_index_ = 0;
@@ -112,26 +135,24 @@ class Linear : public AdaptableLinear {
  public:
   Linear(std::int64_t in, std::int64_t out, Bias bias, double init_std,
          const at::TensorOptions& options);
-  at::Tensor forward(const at::Tensor& x) const;
+  at::Tensor forward(const at::Tensor& x) const override;
   // forward(x) with the adapter reading `adapter_input`, a tensor equal to x (a norm's operand of
   // its own: Note [One operand per product], kernels/rmsnorm/rmsnorm_torch.cpp).
   at::Tensor forward(const at::Tensor& x, const at::Tensor& adapter_input) const;
+  at::Tensor forward_without_bias(const at::Tensor& x) const override;
   const at::Tensor& weight() const { return weight_; }
-  const at::Tensor& bias() const { return bias_; }  // undefined for Bias::kNone
+  at::Tensor linear_weight() const override { return weight_; }
+  const at::Tensor& bias() const override { return bias_; }  // undefined for Bias::kNone
   at::Tensor merged_weight() const override;
-  // Tensor parallelism (runtime/models/tensor_parallel.h): keeps part `index` of `count` equal parts
-  // of the weight along `dim` (0: output features, with the bias; 1: input features), in place: the
-  // same parameter tensors, now smaller. Before an adapter is added; no bias when cutting inputs.
-  // An adapter added after is cut with it: B by rows when the outputs are cut, A by columns when
-  // the inputs are (runtime/models/tensor_parallel.h says which gradients then need summing).
-  void keep_part(int dim, std::int64_t index, std::int64_t count);
 
  protected:
   const at::Tensor& stored_weight() const override { return weight_; }
-  std::int64_t in_features() const override { return weight_.size(1); }
-  std::int64_t out_features() const override { return weight_.size(0); }
+  int output_dim() const override { return 0; }
 
  private:
+  // x W^T (+ `bias` where defined), without the adapter.
+  at::Tensor product(const at::Tensor& x, const at::Tensor& bias) const;
+
   at::Tensor weight_;
   at::Tensor bias_;  // undefined for Bias::kNone
 };
@@ -141,16 +162,15 @@ class Linear : public AdaptableLinear {
 class Conv1d : public AdaptableLinear {
  public:
   Conv1d(std::int64_t in, std::int64_t out, double init_std, const at::TensorOptions& options);
-  at::Tensor forward(const at::Tensor& x) const;
-  // x W without the bias, for a kernel that fuses the bias into what follows.
-  at::Tensor forward_without_bias(const at::Tensor& x) const;
-  const at::Tensor& bias() const { return bias_; }
+  at::Tensor forward(const at::Tensor& x) const override;
+  at::Tensor forward_without_bias(const at::Tensor& x) const override;
+  at::Tensor linear_weight() const override { return weight_.t(); }
+  const at::Tensor& bias() const override { return bias_; }
   at::Tensor merged_weight() const override;
 
  protected:
   const at::Tensor& stored_weight() const override { return weight_; }
-  std::int64_t in_features() const override { return weight_.size(0); }
-  std::int64_t out_features() const override { return weight_.size(1); }
+  int output_dim() const override { return 1; }
 
  private:
   // x W (+ `bias` where defined), without the adapter.

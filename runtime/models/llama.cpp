@@ -48,7 +48,7 @@ std::int64_t products_reading(const ResidualStream& stream, std::initializer_lis
 // wrote them (a layer's, then its adapter's), else to the one output through the stream.
 std::vector<at::Tensor> products_of(const ResidualStream& stream, const std::vector<at::Tensor>& operands,
                                     std::initializer_list<const Linear*> layers) {
-  if (operands.size() == 1) return stream.project(operands[0], layers);
+  if (operands.size() == 1) return stream.project(operands[0], {layers.begin(), layers.end()});
   std::vector<at::Tensor> outputs;
   auto operand = operands.begin();
   for (const Linear* layer : layers) {

@@ -27,35 +27,43 @@ at::Tensor ResidualStream::to_layer(const at::Tensor& x) const {
   return gather_tokens(x, group_).view({batch_, length_, -1});
 }
 
-std::vector<at::Tensor> ResidualStream::project(const at::Tensor& x,
-                                                std::initializer_list<const Linear*> layers) const {
+std::vector<at::Tensor> ResidualStream::project(const at::Tensor& x, const std::vector<const AdaptableLinear*>& layers,
+                                                Bias bias) const {
   std::vector<at::Tensor> outputs;
-  const bool keep_part = cut_by_tokens_ && gather_again_ && at::GradMode::is_enabled() &&
-                         std::ranges::all_of(layers, [](const Linear* l) { return l->adapter_sees_layer_input(); });
+  const bool keep_part =
+      cut_by_tokens_ && gather_again_ && at::GradMode::is_enabled() &&
+      std::ranges::all_of(layers, [](const AdaptableLinear* l) { return l->adapter_sees_layer_input(); });
   if (!keep_part) {
     const at::Tensor whole = to_layer(x);
-    for (const Linear* layer : layers) outputs.push_back(layer->forward(whole));
+    for (const AdaptableLinear* layer : layers) {
+      outputs.push_back(bias == Bias::kWith ? layer->forward(whole) : layer->forward_without_bias(whole));
+    }
     return outputs;
   }
   // The layers' weights, then their adapters' A: all multiply the same input.
   std::vector<at::Tensor> weights, biases;
-  for (const Linear* layer : layers) {
-    weights.push_back(layer->weight());
-    biases.push_back(layer->bias());
+  for (const AdaptableLinear* layer : layers) {
+    weights.push_back(layer->linear_weight());
+    biases.push_back(bias == Bias::kWith ? layer->bias() : at::Tensor());
   }
-  for (const Linear* layer : layers) {
+  for (const AdaptableLinear* layer : layers) {
     if (!layer->has_lora()) continue;
     weights.push_back(layer->lora_a());
     biases.emplace_back();
   }
   const std::vector<at::Tensor> products = gathered_products(x, weights, biases, group_);
   std::size_t adapter = layers.size();
-  for (const Linear* layer : layers) {
+  for (const AdaptableLinear* layer : layers) {
     const at::Tensor& y = products[outputs.size()];
     const at::Tensor xa = layer->has_lora() ? products[adapter++] : at::Tensor();
     outputs.push_back(layer->with_lora_product(y, xa).view({batch_, length_, -1}));
   }
   return outputs;
+}
+
+at::Tensor ResidualStream::own_tokens(const at::Tensor& ids) const {
+  if (!cut_by_tokens_) return ids;
+  return tensor_parallel_part(ids.expand({batch_, length_}).reshape({-1}), 0, group_->rank(), group_->size());
 }
 
 ResidualStream ResidualStream::recomputed() const {

@@ -30,7 +30,7 @@
 
 namespace albion::models {
 
-// How one forward pass holds the residual stream between the cut parts of a Llama model's layers.
+// How one forward pass holds the residual stream between the cut parts of a model's layers.
 class ResidualStream {
  public:
   // Whole on every rank: the model is not cut (`group` null) or is cut with sequence parallelism
@@ -43,11 +43,16 @@ class ResidualStream {
   // The whole input of a layer's cut part, [B, T, H] on every rank, from the stream; backward sums
   // the ranks' gradients (and keeps this rank's tokens of the sum).
   at::Tensor to_layer(const at::Tensor& x) const;
-  // `layers` (cut by output features) applied to to_layer(x), each output [B, T, out]. When the
-  // tokens are cut and gradients computed, the whole input is not kept for the backward pass but
-  // gathered again there (gathered_products), unless this stream is `recomputed()` or an adapter's
-  // dropout needs the whole input itself.
-  std::vector<at::Tensor> project(const at::Tensor& x, std::initializer_list<const Linear*> layers) const;
+  // `layers` (cut by output features) applied to to_layer(x), each output [B, T, out], with their
+  // biases unless `bias` is kNone (for a kernel that adds them). When the tokens are cut and
+  // gradients computed, the whole input is not kept for the backward pass but gathered again there
+  // (gathered_products), unless this stream is `recomputed()` or an adapter's dropout needs the
+  // whole input itself.
+  std::vector<at::Tensor> project(const at::Tensor& x, const std::vector<const AdaptableLinear*>& layers,
+                                  Bias bias = Bias::kWith) const;
+  // This rank's tokens of `ids` ([B, T], or [T] alike in every sequence) as the stream holds
+  // them: its range of the B T ids when the tokens are cut, else `ids` itself.
+  at::Tensor own_tokens(const at::Tensor& ids) const;
   // Whether to_layer is x itself (the model is not cut), so a layer reads the stream's tensor.
   bool passes_through() const { return group_ == nullptr; }
   // This stream in a block whose activations are recomputed in the backward pass: the recomputation

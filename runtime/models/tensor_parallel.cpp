@@ -27,9 +27,11 @@ at::Tensor summed_over(const at::Tensor& local, collectives::Communicator& group
   return sum;
 }
 
-// The layers cut by their output rows, and by their input columns.
-constexpr std::array<std::string_view, 5> kRowCut = {"q_proj", "k_proj", "v_proj", "gate_proj", "up_proj"};
-constexpr std::array<std::string_view, 2> kColumnCut = {"o_proj", "down_proj"};
+// The layers cut by their outputs, and by their inputs (GPT-2's c_attn and c_fc, its c_proj layers,
+// are Conv1D: their weights' dimensions are the other way round).
+constexpr std::array<std::string_view, 7> kOutputCut = {"q_proj", "k_proj",  "v_proj", "gate_proj",
+                                                         "up_proj", "c_attn", "c_fc"};
+constexpr std::array<std::string_view, 3> kInputCut = {"o_proj", "down_proj", "c_proj"};
 
 // True when `name` is "<...>.<layer>.<parameter>" for one of `layers`.
 template <std::size_t N>
@@ -230,26 +232,30 @@ std::pair<at::Tensor, at::Tensor> vocab_parallel_chunk_loss(const at::Tensor& lo
 
 }  // namespace
 
-int tensor_parallel_split(const std::string& name) {
-  if (name == "model.embed_tokens.weight" || name == "lm_head.weight") return 0;
-  if (names(name, kRowCut, "weight") || names(name, kRowCut, "bias") || names(name, kRowCut, "lora_B.weight")) {
-    return 0;
+TensorParallelCut tensor_parallel_split(const std::string& name) {
+  if (name == "model.embed_tokens.weight" || name == "transformer.wte.weight" || name == "lm_head.weight") {
+    return {0};
   }
-  if (names(name, kColumnCut, "weight") || names(name, kColumnCut, "lora_A.weight")) return 1;
-  return -1;
+  const std::int64_t groups = name.find(".c_attn.") != std::string::npos ? 3 : 1;  // q, k and v side by side
+  const bool conv1d = name.find(".c_") != std::string::npos;
+  if (names(name, kOutputCut, "weight")) return {conv1d ? 1 : 0, groups};
+  if (names(name, kOutputCut, "bias") || names(name, kOutputCut, "lora_B.weight")) return {0, groups};
+  if (names(name, kInputCut, "weight")) return {conv1d ? 0 : 1};
+  if (names(name, kInputCut, "lora_A.weight")) return {1};
+  return {};
 }
 
 bool tensor_parallel_partial_gradient(const std::string& name, bool sequence_parallel) {
-  const bool norm = name.ends_with("layernorm.weight") || name == "model.norm.weight";
-  return names(name, kRowCut, "lora_A.weight") || names(name, kColumnCut, "lora_B.weight") ||
-         (sequence_parallel && norm);
+  const bool norm = name.ends_with("layernorm.weight") || name == "model.norm.weight" ||
+                    name.find(".ln_") != std::string::npos;
+  // Added to each rank's own tokens after the sum (GPT-2).
+  const bool own_tokens = name == "transformer.wpe.weight" || names(name, kInputCut, "bias");
+  return names(name, kOutputCut, "lora_A.weight") || names(name, kInputCut, "lora_B.weight") ||
+         (sequence_parallel && (norm || own_tokens));
 }
 
 void check_tensor_parallel_degree(const ModelConfig& config, std::int64_t degree) {
   if (degree == 1) return;
-  ALBION_CHECK_AS(UsageError, config.architecture == Architecture::kLlama,
-                  "recipe key 'parallel.tensor' = ", degree, ": tensor parallelism cuts Llama-family models "
-                  "(llama-*, qwen2.5-*, tiny-llama); this model is ", architecture_name(config.architecture));
   auto require_divides = [&](std::int64_t count, const char* what) {
     ALBION_CHECK_AS(UsageError, count % degree == 0, "recipe key 'parallel.tensor' = ", degree,
                     " does not divide the model's ", count, " ", what);
@@ -257,13 +263,19 @@ void check_tensor_parallel_degree(const ModelConfig& config, std::int64_t degree
   require_divides(config.heads, "attention heads");
   require_divides(config.kv_heads, "key/value heads");
   require_divides(config.intermediate_size, "MLP features (intermediate_size)");
-  if (config.vocab_size > 0) require_divides(config.vocab_size, "vocabulary entries");
+  if (config.vocab_size > 0) {
+    require_divides(config.vocab_size, "vocabulary entries (recipe key 'model.vocab_size' pads it)");
+  }
 }
 
-at::Tensor tensor_parallel_part(const at::Tensor& whole, int dim, std::int64_t index, std::int64_t count) {
-  ALBION_CHECK(whole.size(dim) % count == 0, "cannot cut ", whole.size(dim), " into ", count, " parts");
-  const std::int64_t length = whole.size(dim) / count;
-  return whole.narrow(dim, index * length, length);
+at::Tensor tensor_parallel_part(const at::Tensor& whole, int dim, std::int64_t index, std::int64_t count,
+                                std::int64_t groups) {
+  ALBION_CHECK(whole.size(dim) % (count * groups) == 0, "cannot cut ", whole.size(dim), " into ", count, " parts",
+               groups > 1 ? str_cat(" of each of ", groups, " blocks") : "");
+  const std::int64_t length = whole.size(dim) / (count * groups);
+  if (groups == 1) return whole.narrow(dim, index * length, length);
+  // [.., groups, count x length, ..]: this rank's range of each block, then the blocks side by side.
+  return whole.unflatten(dim, {groups, count * length}).narrow(dim + 1, index * length, length).flatten(dim, dim + 1);
 }
 
 std::vector<std::int64_t> tensor_parallel_global_shape(at::IntArrayRef part_shape, int dim, std::int64_t count) {
@@ -272,15 +284,20 @@ std::vector<std::int64_t> tensor_parallel_global_shape(at::IntArrayRef part_shap
   return shape;
 }
 
-at::Tensor gather_tensor_parallel(const at::Tensor& part, int dim, collectives::Communicator& group) {
+at::Tensor gather_tensor_parallel(const at::Tensor& part, int dim, collectives::Communicator& group,
+                                  std::int64_t groups) {
   const std::int64_t count = group.size();
   const at::Tensor input = part.contiguous().reshape({-1});
   at::Tensor gathered = at::empty({count * input.numel()}, input.options());
   group.all_gather(gathered, input)->wait();
-  // Rank-major: [count, part...]; the parts go back side by side along `dim`.
+  // Rank-major: [count, part...], each part's `dim` as [groups, length]; the ranks' ranges go back
+  // side by side within each block.
   std::vector<std::int64_t> stacked = {count};
   for (std::int64_t size : part.sizes()) stacked.push_back(size);
-  return gathered.view(stacked).movedim(0, dim).reshape(tensor_parallel_global_shape(part.sizes(), dim, count));
+  return gathered.view(stacked)
+      .unflatten(dim + 1, {groups, part.size(dim) / groups})
+      .movedim(0, dim + 1)
+      .reshape(tensor_parallel_global_shape(part.sizes(), dim, count));
 }
 
 at::Tensor enter_tensor_parallel(const at::Tensor& x, const std::shared_ptr<collectives::Communicator>& group) {

@@ -1,24 +1,31 @@
 // File: runtime/models/tensor_parallel.h
-// Tensor parallelism (Megatron-LM's, Shoeybi et al. 2019) for the Llama family: each rank of a
-// tensor-parallel group holds 1/N of every attention layer's heads and of every MLP's hidden
+// Tensor parallelism (Megatron-LM's, Shoeybi et al. 2019) for the Llama family and GPT-2: each rank
+// of a tensor-parallel group holds 1/N of every attention layer's heads and of every MLP's hidden
 // features, so those weights, their gradients, their optimizer state and the activations between
 // them are split N ways.
 //
-//   attention:  x -enter-> q, k, v (their rows: this rank's heads) -> SDPA -> o_proj (its columns) -leave-> y
-//   MLP:        x -enter-> gate, up (rows) -> SwiGLU -> down_proj (columns) -leave-> y
+//   Llama attention:  x -enter-> q, k, v (their rows: this rank's heads) -> SDPA -> o_proj (its columns) -leave-> y
+//   Llama MLP:        x -enter-> gate, up (rows) -> SwiGLU -> down_proj (columns) -leave-> y
+//   GPT-2 attention:  x -enter-> c_attn (this rank's heads of q, of k and of v) -> SDPA -> c_proj -leave-> + bias
+//   GPT-2 MLP:        x -enter-> c_fc (this rank's features, with their biases) -> GELU -> c_proj -leave-> + bias
 //
 // enter: identity forward; backward sums x's gradient over the group (every rank's heads add to
 // it). leave: sums the ranks' partial outputs forward; identity backward. Two all-reduces per layer
-// forward and two backward.
+// forward and two backward. A layer cut by its inputs adds its bias once, after the sum.
+//
+// GPT-2's c_attn holds q, k and v side by side in one matrix [H, 3H] (Conv1D layout: inputs x
+// outputs): a rank's part is its heads of each, three ranges of the columns, so that cut has 3
+// groups (TensorParallelCut). Its Conv1D weights are cut along their outputs (dim 1, c_attn and
+// c_fc) or inputs (dim 0, the c_proj layers): the same cuts as Llama's in the transposed layout.
 //
 // The vocabulary is cut too: each rank holds rows [r V / n, (r + 1) V / n) of the token embedding
 // (its lookup gives zeros for other ids, and leave sums the ranks' rows) and of the LM head, whose
 // logits never leave their rank in training: vocab_parallel_linear_cross_entropy_sum takes the
 // softmax over the whole vocabulary with two all-reduces per token (its maximum; its sum of
-// exponentials with the target's logit), in chunks of tokens. The norms are replicated. Without
-// sequence parallelism their gradients come out equal on every rank because their inputs and
-// output gradients are, so nothing synchronises them; with it (runtime/models/sequence_parallel.h,
-// the default) each rank's covers its own tokens.
+// exponentials with the target's logit), in chunks of tokens. The norms (and GPT-2's positions and
+// its c_proj biases) are replicated. Without sequence parallelism their gradients come out equal on
+// every rank because their inputs and output gradients are, so nothing synchronises them; with it
+// (runtime/models/sequence_parallel.h, the default) each rank's covers its own tokens.
 //
 // A sharded model keeps its parameter names; their whole ("global") shapes are the unsharded
 // model's, and checkpoints hold whole tensors, cut as tensor_parallel_split says, so a run resumes,
@@ -37,30 +44,47 @@
 
 namespace albion::models {
 
-// How the Llama-family parameter `name` is cut over a tensor-parallel group: 0 by rows (the q, k,
-// v, gate and up projections, q, k, v biases, the token embedding and LM head: by vocabulary), 1 by
-// columns (o_proj and down_proj), -1 not at all (replicated). LoRA adapters follow their layer:
-// lora_B of a row-cut layer by rows, lora_A of a column-cut layer by columns.
-int tensor_parallel_split(const std::string& name);
+// How a parameter is cut over a tensor-parallel group.
+struct TensorParallelCut {
+  int dim = -1;             // the dimension cut, -1 for none (replicated)
+  std::int64_t groups = 1;  // that dimension holds `groups` equal blocks, each cut (GPT-2's q, k, v)
+
+  bool cut() const { return dim >= 0; }
+  // Whether a rank's part is one range of the whole tensor's elements (a block of rows).
+  bool one_range() const { return dim == 0 && groups == 1; }
+};
+
+// How parameter `name` is cut. Llama family: by rows (dim 0) the q, k, v, gate and up projections,
+// the q, k, v biases, the token embedding and the LM head (by vocabulary); by columns (dim 1)
+// o_proj and down_proj. GPT-2 (Conv1D layout [in, out]): c_attn by columns in 3 groups, its bias
+// likewise, c_fc by columns with its bias, the c_proj layers by rows, wte and lm_head by rows.
+// Anything else is replicated. LoRA adapters (nn.Linear layout) follow their layer: lora_B of a
+// layer cut by outputs by rows (c_attn's in 3 groups), lora_A of a layer cut by inputs by columns.
+TensorParallelCut tensor_parallel_split(const std::string& name);
 
 // True for the replicated parameters whose gradient each rank computes only in part, to be summed
-// over the group: lora_A of a row-cut layer (its input is whole, but each rank back-propagates its
-// own output rows), lora_B of a column-cut layer (each rank's output is a partial sum) and, with
-// `sequence_parallel`, the norms' weights (each rank normalises its own tokens).
+// over the group: lora_A of a layer cut by outputs (its input is whole, but each rank
+// back-propagates its own output rows), lora_B of a layer cut by inputs (each rank's output is a
+// partial sum) and, with `sequence_parallel`, whatever acts on each rank's own tokens: the norms,
+// GPT-2's position embedding and its c_proj biases.
 bool tensor_parallel_partial_gradient(const std::string& name, bool sequence_parallel);
 
 // UsageError naming recipe key parallel.tensor unless a model of `config` can be cut `degree` ways:
-// the Llama family, with degree dividing the query heads, key/value heads, MLP width and
-// vocabulary (not checked while vocab_size is 0, to be taken from the tokenizer).
+// degree dividing the query heads, key/value heads, MLP width and vocabulary (not checked while
+// vocab_size is 0, to be taken from the tokenizer).
 void check_tensor_parallel_degree(const ModelConfig& config, std::int64_t degree);
 
-// Part `index` of `count` equal parts of `whole` along `dim` (a view).
-at::Tensor tensor_parallel_part(const at::Tensor& whole, int dim, std::int64_t index, std::int64_t count);
+// Part `index` of `count` equal parts of `whole` along `dim`; with `groups` > 1, the parts of each
+// of that many equal blocks of `dim`, side by side (a copy; a view for one group).
+at::Tensor tensor_parallel_part(const at::Tensor& whole, int dim, std::int64_t index, std::int64_t count,
+                                std::int64_t groups = 1);
 // The global shape of a tensor whose part along `dim` (-1: none) is `part_shape`, over `count` ranks.
 std::vector<std::int64_t> tensor_parallel_global_shape(at::IntArrayRef part_shape, int dim, std::int64_t count);
 
-// Collective over `group`: every rank's part (cut along `dim`) put back together, on every rank.
-at::Tensor gather_tensor_parallel(const at::Tensor& part, int dim, collectives::Communicator& group);
+// Collective over `group`: every rank's part (cut along `dim`, in `groups`) put back together, on
+// every rank.
+at::Tensor gather_tensor_parallel(const at::Tensor& part, int dim, collectives::Communicator& group,
+                                  std::int64_t groups = 1);
 
 // The two halves of a layer's communication (see above); both differentiable.
 at::Tensor enter_tensor_parallel(const at::Tensor& x, const std::shared_ptr<collectives::Communicator>& group);

@@ -32,7 +32,7 @@ at::Tensor squares_cut_and_replicated(const std::vector<optim::OptimizedParamete
                                       bool tensor_parallel, at::Device device) {
   std::vector<optim::OptimizedParameter> cut, replicated;
   for (const optim::OptimizedParameter& p : parameters) {
-    (tensor_parallel && models::tensor_parallel_split(p.name) >= 0 ? cut : replicated).push_back(p);
+    (tensor_parallel && models::tensor_parallel_split(p.name).cut() ? cut : replicated).push_back(p);
   }
   return at::stack({optim::squared_gradient_norm(cut, fused).to(device, at::kDouble),
                     optim::squared_gradient_norm(replicated, fused).to(device, at::kDouble)});

@@ -96,6 +96,7 @@ void prepare_dataset_if_missing(const config::Recipe& recipe) {
 models::ModelConfig recipe_model_config(const config::Recipe& recipe) {
   models::ModelConfig model = models::model_preset(recipe.model.preset);
   if (recipe.model.context_length > 0) model.context_length = recipe.model.context_length;
+  if (recipe.model.vocab_size > 0) model.vocab_size = recipe.model.vocab_size;
   model.fused_kernels = recipe.model.fused_kernels;
   model.recompute_every = recipe.model.activation_checkpointing;
   model.sequence_parallel = recipe.parallel.sequence;
@@ -148,8 +149,9 @@ Trainer::Trainer(config::Recipe recipe, WorldPosition world, Parallelism* parall
   models::ModelConfig model_config = recipe_model_config(recipe_);
   model_config.take_tokenizer_vocabulary(manifest.vocab_size);
   ALBION_CHECK_AS(UsageError, static_cast<std::uint64_t>(model_config.vocab_size) >= manifest.vocab_size,
-                  "recipe key 'model.preset': ", recipe_.model.preset, " has a vocabulary of ",
-                  model_config.vocab_size, ", smaller than the dataset's ", manifest.vocab_size);
+                  recipe_.model.vocab_size > 0 ? "recipe key 'model.vocab_size'" : "recipe key 'model.preset'",
+                  ": ", recipe_.model.preset, " has a vocabulary of ", model_config.vocab_size,
+                  ", smaller than the dataset's ", manifest.vocab_size);
   model_config.validate();
   ALBION_CHECK_AS(UsageError, recipe_.train.seq_len <= model_config.context_length,
                   "recipe key 'train.seq_len' = ", recipe_.train.seq_len,

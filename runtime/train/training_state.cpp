@@ -29,12 +29,17 @@ std::vector<std::int64_t> shape_of(Trainer& trainer, const std::string& paramete
 
 // Under tensor parallelism (runtime/models/tensor_parallel.h) the ranks of a group hold parts of
 // some tensors; checkpoints hold them whole. A row cut's part is one range of the whole, which its
-// rank saves itself; a column cut's part is strided, so the group gathers it and one rank saves it.
+// rank saves itself; another cut's part (columns, or GPT-2's q, k and v) is strided, so the group
+// gathers it and one rank saves it.
 struct TensorParts {
   std::shared_ptr<collectives::Communicator> group;  // null: no tensor parallelism
 
-  // The dimension parameter `name` is cut along over the group, or -1.
-  int split(const std::string& name) const { return group ? models::tensor_parallel_split(name) : -1; }
+  // How parameter `name` is cut over the group.
+  models::TensorParallelCut split(const std::string& name) const {
+    return group ? models::tensor_parallel_split(name) : models::TensorParallelCut{};
+  }
+  // Whether the group gathers parameter `name`'s parts to save them (its part is strided).
+  bool gathered(const std::string& name) const { return split(name).cut() && !split(name).one_range(); }
   std::int64_t count() const { return group ? group->size() : 1; }
   std::int64_t rank() const { return group ? group->rank() : 0; }
 };
@@ -55,7 +60,7 @@ struct StateEntry {
   // step (`like` then says what they will be).
   at::Tensor values;
   at::Tensor like;
-  int gather_dim = -1;      // >= 0: the tensor-parallel group gathers the parts along it first
+  models::TensorParallelCut gather;  // cut(): the tensor-parallel group gathers the parts first
   bool saved_here = false;  // this rank writes the slice
   std::int64_t saved_numel = 0;
   // ZeRO-1 under tensor parallelism, a column cut: `values` is this rank's piece (undefined: none)
@@ -94,20 +99,20 @@ std::vector<StateEntry> state_entries(Trainer& trainer, const TensorParts& parts
   // a piece of it at `offset`; `tensor_owner`: whether this rank writes what its group holds alike.
   auto add = [&](const std::string& name, const std::string& parameter, const at::Tensor& values,
                  const at::Tensor& like, std::int64_t local_numel, std::int64_t offset, bool tensor_owner) {
-    const int split = parts.split(parameter);
+    const models::TensorParallelCut split = parts.split(parameter);
     const std::vector<std::int64_t>& part_shape = part_shapes.at(parameter);
     StateEntry e;
     e.name = name;
-    e.global_shape = models::tensor_parallel_global_shape(part_shape, split, parts.count());
+    e.global_shape = models::tensor_parallel_global_shape(part_shape, split.dim, parts.count());
     e.offset = offset;
     e.values = values;
     e.like = like;
     e.saved_numel = local_numel;
-    if (split == 0) {
+    if (split.one_range()) {
       e.offset += parts.rank() * element_count(part_shape);
       e.saved_here = true;
-    } else if (split > 0) {
-      e.gather_dim = split;
+    } else if (split.cut()) {
+      e.gather = split;
       e.offset = 0;
       e.saved_numel = element_count(e.global_shape);
       e.saved_here = tensor_owner;
@@ -148,12 +153,12 @@ std::vector<StateEntry> state_entries(Trainer& trainer, const TensorParts& parts
   // ZeRO-1: the same pieces on every rank of a tensor group, each written by one of them.
   std::int64_t piece_index = 0;
   for (const optim::OptimizedParameter& p : optimizer.parameters()) {
-    if (parts.split(p.name) > 0) continue;  // below
+    if (parts.gathered(p.name)) continue;  // below
     add_moments(p, p.offset, piece_index++ % parts.count() == parts.rank());
   }
   // Column cuts: every data-parallel rank adds its piece to the part, in the trainer's order.
   for (const optim::OptimizedParameter& whole : trainer.optimizer().parameters()) {
-    if (parts.split(whole.name) <= 0) continue;
+    if (!parts.gathered(whole.name)) continue;
     const Turn t = take_turn();
     const optim::OptimizedParameter* piece = find_piece(optimizer.parameters(), whole.name);
     optim::OptimizedParameter none;  // this rank's shard misses the parameter: it adds zeros
@@ -165,7 +170,7 @@ std::vector<StateEntry> state_entries(Trainer& trainer, const TensorParts& parts
       e->part_shape = whole.parameter.sizes().vec();
       e->summing_rank = static_cast<int>(t.data_owner);
       if (t.data_owner != data_rank) {
-        e->gather_dim = -1;  // summed here, gathered and saved by the owner's data-parallel rank
+        e->gather = {};  // summed here, gathered and saved by the owner's data-parallel rank
         e->saved_here = false;
       }
     }
@@ -220,7 +225,7 @@ TrainingState capture_training_state(Trainer& trainer, std::int64_t steps_done, 
     // Before the first step there are no moments.
     if (e.piece_offset >= 0 ? optimizer.step_count() == 0 : !e.values.defined()) continue;
     at::Tensor local = e.piece_offset >= 0 ? part_from_pieces(e, trainer) : e.values;
-    if (e.gather_dim >= 0) local = models::gather_tensor_parallel(local, e.gather_dim, *parts.group);
+    if (e.gather.cut()) local = models::gather_tensor_parallel(local, e.gather.dim, *parts.group, e.gather.groups);
     if (e.saved_here) state.slices.push_back(slice_of(e.name, e.global_shape, e.offset, local, buffers));
   }
   if (buffers != nullptr && trainer.device().is_cuda()) {
@@ -237,21 +242,22 @@ std::int64_t restore_training_state(Trainer& trainer, const TrainingState& heade
   // parallelism, where `local` may be a piece of the part too).
   auto read_local = [&](const std::string& stored, const std::string& parameter, std::int64_t offset,
                         const at::Tensor& local) {
-    const int split = parts.split(parameter);
+    const models::TensorParallelCut split = parts.split(parameter);
     at::Tensor values;
-    if (split < 0) {
+    if (!split.cut()) {
       values = read(stored, offset, local.numel());
     } else {
       const std::vector<std::int64_t> part_shape = shape_of(trainer, parameter);
       const std::int64_t part_numel = element_count(part_shape);
       const std::int64_t rank = parts.group->rank();
       at::Tensor part;
-      if (split == 0) {
+      if (split.one_range()) {
         part = read(stored, rank * part_numel, part_numel);  // a block of rows: one range
       } else {
-        const std::vector<std::int64_t> shape = models::tensor_parallel_global_shape(part_shape, split, parts.count());
-        part = models::tensor_parallel_part(read(stored, 0, element_count(shape)).view(shape), split, rank,
-                                            parts.count());
+        const std::vector<std::int64_t> shape =
+            models::tensor_parallel_global_shape(part_shape, split.dim, parts.count());
+        part = models::tensor_parallel_part(read(stored, 0, element_count(shape)).view(shape), split.dim, rank,
+                                            parts.count(), split.groups);
       }
       values = part.reshape({-1}).narrow(0, offset, local.numel());
     }

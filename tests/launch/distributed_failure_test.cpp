@@ -225,17 +225,25 @@ TEST_F(DistributedJob, RecipesThatDifferBetweenRanksAreRefused) {
   EXPECT_NE(outcome.output.find("the resolved recipe differs between ranks"), std::string::npos) << outcome.output;
 }
 
-TEST_F(DistributedJob, AMeshThatDoesNotFactorTheWorldIsRefused) {
+TEST_F(DistributedJob, AMeshThatDoesNotFactorTheWorldOrTheModelIsRefused) {
   const auto outcome = testing_support::run_albion(
       "launch -n 2 -- " + tiny(*dir_, "--train.steps=3 --parallel.tensor=4"), kEnvironment);
   EXPECT_EQ(outcome.exit_code, 2) << outcome.output;
   EXPECT_NE(outcome.output.find("'parallel.tensor' = 4"), std::string::npos) << outcome.output;
 
-  // GPT-2 has no tensor-parallel layers; pipeline parallelism is not there yet.
+  // The byte tokenizer's 257 ids cannot be cut 2 ways until model.vocab_size pads them; pipeline
+  // parallelism is not there yet.
   const auto gpt2 = testing_support::run_albion(
       "launch -n 2 -- " + tiny(*dir_, "--train.steps=3 --parallel.tensor=2"), kEnvironment);
   EXPECT_EQ(gpt2.exit_code, 2) << gpt2.output;
-  EXPECT_NE(gpt2.output.find("tensor parallelism cuts Llama-family models"), std::string::npos) << gpt2.output;
+  EXPECT_NE(gpt2.output.find("'parallel.tensor' = 2 does not divide the model's 257 vocabulary entries (recipe "
+                             "key 'model.vocab_size' pads it)"),
+            std::string::npos)
+      << gpt2.output;
+  const auto padded = testing_support::run_albion(
+      "launch -n 2 -- " + tiny(*dir_, "--train.steps=3 --parallel.tensor=2 --model.vocab_size=320"), kEnvironment);
+  EXPECT_EQ(padded.exit_code, 0) << padded.output;
+  EXPECT_NE(padded.output.find("cut 2 ways"), std::string::npos) << padded.output;
   const auto pipeline = testing_support::run_albion(
       "launch -n 2 -- " + tiny(*dir_, "--train.steps=3 --parallel.pipeline=2"), kEnvironment);
   EXPECT_EQ(pipeline.exit_code, 1) << pipeline.output;

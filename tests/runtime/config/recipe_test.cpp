@@ -128,6 +128,7 @@ TEST(RecipeErrors, OutOfRangeValuesNameTheKey) {
       {"--optim.weight_decay=inf", "optim.weight_decay"}, {"--eval.temperature=inf", "eval.temperature"},
       {"--eval.sample_tokens=1000000", "eval.sample_tokens"},
       {"--model.context_length=100000000000", "model.context_length"},
+      {"--model.vocab_size=-1", "model.vocab_size"},
       {"--run.seed=-1", "--run.seed"},  // unsigned: Boost alone would wrap it to 2^64 - 1
       // Sequence parallelism cuts a micro-batch's 8 x 256 tokens over the tensor-parallel ranks.
       {"--parallel.tensor=3", "parallel.sequence"},

@@ -380,6 +380,26 @@ TEST_F(TrainerTest, ModelInitStartsFromAHuggingFaceDirectory) {
   }
 }
 
+// model.vocab_size pads the tokenizer's ids with rows no id uses (for tensor parallelism to cut);
+// fewer rows than the dataset's ids is refused naming the key.
+TEST_F(TrainerTest, ModelVocabSizePadsTheEmbeddingAndMayNotCutIt) {
+  config::Recipe r = recipe(4, 1, "vocab-padded");
+  r.model.vocab_size = 320;
+  Trainer padded(r, {});
+  EXPECT_EQ(padded.model().config().vocab_size, 320);
+  EXPECT_EQ(padded.model().output_weight().size(0), 320);
+  r.model.vocab_size = 100;
+  try {
+    Trainer refused(r, {});
+    ADD_FAILURE() << "100 rows for the byte tokenizer's 257 ids were accepted";
+  } catch (const UsageError& error) {
+    EXPECT_NE(std::string(error.what()).find("recipe key 'model.vocab_size': tiny has a vocabulary of 100, smaller "
+                                             "than the dataset's 257"),
+              std::string::npos)
+        << error.what();
+  }
+}
+
 // LoRA: the adapters train, the base stays exactly model.init's, and the optimizer holds only the
 // adapters' state.
 TEST_F(TrainerTest, LoraTrainsAdaptersOnTheFrozenBase) {

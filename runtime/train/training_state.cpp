@@ -39,7 +39,10 @@ struct TensorParts {
     return group ? models::tensor_parallel_split(name) : models::TensorParallelCut{};
   }
   // Whether the group gathers parameter `name`'s parts to save them (its part is strided).
-  bool gathered(const std::string& name) const { return split(name).cut() && !split(name).one_range(); }
+  bool gathered(const std::string& name) const {
+    const models::TensorParallelCut cut = split(name);
+    return cut.cut() && !cut.one_range();
+  }
   std::int64_t count() const { return group ? group->size() : 1; }
   std::int64_t rank() const { return group ? group->rank() : 0; }
 };
@@ -63,7 +66,7 @@ struct StateEntry {
   models::TensorParallelCut gather;  // cut(): the tensor-parallel group gathers the parts first
   bool saved_here = false;  // this rank writes the slice
   std::int64_t saved_numel = 0;
-  // ZeRO-1 under tensor parallelism, a column cut: `values` is this rank's piece (undefined: none)
+  // ZeRO-1 under tensor parallelism, a strided cut: `values` is this rank's piece (undefined: none)
   // of the part's moment, at `piece_offset` in a part of `part_shape`; the data-parallel ranks'
   // pieces are first summed into the part. -1: not spread.
   std::int64_t piece_offset = -1;
@@ -156,7 +159,7 @@ std::vector<StateEntry> state_entries(Trainer& trainer, const TensorParts& parts
     if (parts.gathered(p.name)) continue;  // below
     add_moments(p, p.offset, piece_index++ % parts.count() == parts.rank());
   }
-  // Column cuts: every data-parallel rank adds its piece to the part, in the trainer's order.
+  // Strided cuts: every data-parallel rank adds its piece to the part, in the trainer's order.
   for (const optim::OptimizedParameter& whole : trainer.optimizer().parameters()) {
     if (!parts.gathered(whole.name)) continue;
     const Turn t = take_turn();

@@ -472,7 +472,8 @@ TEST_F(TensorParallelTest, TrainerOnTensorParallelRanksMatchesOneProcess) {
 }
 
 // GPT-2 on the trainer: tensor-parallel 2 alone and 2 x 2 under ZeRO-1 (c_attn's moments strided
-// over the tensor group, in pieces over the data group) match one process, greedy sample included;
+// over the tensor group, in pieces over the data group) match one process, greedy sample included,
+// and each rank holds the parameters `albion launch` plans for it;
 // a 2 x 2 state resumes on one process and on tensor-parallel 2. model.vocab_size pads the byte
 // tokenizer's 257 ids to 320, which 2 ranks can cut.
 TEST_F(TensorParallelTest, Gpt2TrainsTensorParallelAsOneProcessAndResumesOnOthers) {
@@ -488,8 +489,17 @@ TEST_F(TensorParallelTest, Gpt2TrainsTensorParallelAsOneProcessAndResumesOnOther
     r.run.dir = shared_dir_ + "/" + run + "-rank" + std::to_string(world_rank_);
     r.parallel.tensor = 2;
     r.parallel.zero = zero;
-    const train::TrainSummary summary = train(r, parallelism(layout, zero).get(), hooks);
+    const std::unique_ptr<train::Parallelism> parallel = parallelism(layout, zero);
+    std::atomic<bool> stop{false};
+    train::Trainer trainer(r, {world_rank_, world_size_, 0}, parallel.get(), hooks);
+    const train::TrainSummary summary = trainer.train(stop);
     EXPECT_EQ(summary.final_sample, reference.final_sample) << run;
+    // What `albion launch` plans for a rank is the part it holds.
+    std::int64_t part = 0;
+    for (const auto& p : trainer.optimizer().parameters()) part += p.parameter.numel();
+    const std::optional<launch::RankMemory> plan =
+        launch::plan_rank_memory(r, layout.data->size() * layout.tensor->size());
+    EXPECT_TRUE(plan.has_value() && plan->parameters == part) << run << ": " << part;
     return summary.losses;
   };
   expect_same_losses(cut(halves(), 0, "gpt2-tp2", nullptr), reference.losses, "GPT-2 tensor-parallel 2");

@@ -5,8 +5,8 @@
 
 #include "collectives/device_mesh.h"
 #include "collectives/sharded_gradients.h"
+#include "launch/job_layout.h"
 #include "runtime/base/check.h"
-#include "runtime/data/dataset_manifest.h"
 #include "runtime/models/causal_lm.h"
 #include "runtime/models/lora.h"
 #include "runtime/models/tensor_parallel.h"
@@ -34,14 +34,8 @@ std::string billions(std::int64_t count) { return in_units(count, 2, "B", "M"); 
 }  // namespace
 
 std::optional<RankMemory> plan_rank_memory(const config::Recipe& recipe, int world_size) {
-  models::ModelConfig config = train::recipe_model_config(recipe);
-  if (config.vocab_size == 0) {  // the tokenizer's
-    try {
-      config.take_tokenizer_vocabulary(data::read_manifest(recipe.data.dataset).vocab_size);
-    } catch (const UsageError&) {
-      return std::nullopt;  // not prepared yet, or sealed under a key this plan does not open
-    }
-  }
+  const models::ModelConfig config = planned_model_config(recipe);
+  if (config.vocab_size == 0) return std::nullopt;  // not prepared yet, or sealed under a key
   const collectives::DeviceMesh mesh(world_size, static_cast<int>(recipe.parallel.tensor),
                                      static_cast<int>(recipe.parallel.pipeline));
   // Shapes only: the whole model on the meta device, each tensor then counted as a rank holds it.

@@ -6,9 +6,9 @@
 // trains its answer with its prompt out of view. Here each sequence of `capacity` = seq_len + 1
 // tokens holds a set of whole documents, placed by best-fit decreasing: longest first, each into
 // the fullest sequence it still fits. On chat records that leaves 0.2% padding where next fit in
-// stream order leaves 11-18% (docs/perf.md, session 35). A document longer than a sequence is cut into pieces of `capacity` tokens that overlap by
-// one, so that each of its targets is trained exactly once (as the stream's windows overlap); the
-// last piece is packed like any document.
+// stream order leaves 11-18% (docs/perf.md, session 35). A document longer than a sequence is cut
+// into pieces of `capacity` tokens that overlap by one, so that each of its targets is trained
+// exactly once (as the stream's windows overlap); the last piece is packed like any document.
 //
 // The result is a pure function of the documents' starts and `capacity`, computed once when the
 // loader opens the split: a resumed run, or one with more ranks, finds the same sequences.

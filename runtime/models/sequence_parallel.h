@@ -21,7 +21,6 @@
 #include <ATen/ATen.h>
 
 #include <cstdint>
-#include <initializer_list>
 #include <memory>
 #include <vector>
 

@@ -80,8 +80,6 @@ TEST_F(DataParallelTest, DdpOn1And2And4RanksMatchesOneProcess) {
   }
 }
 
-// eval.batches is shared by the data-parallel ranks, and the loss weighted by scored token: 4
-// batches on 1, 2 or 4 ranks score the same windows, so the validation loss is the same.
 // Chat data trains the answers only, so ranks and micro-batches hold different numbers of trained
 // targets: DDP on 2 and 4 ranks still matches one process (Note [Every trained target weighs
 // alike], runtime/train/trainer.cpp), where averaging each rank's mean would not.
@@ -112,6 +110,8 @@ TEST_F(DataParallelTest, DdpOnChatDataMatchesOneProcess) {
   }
 }
 
+// eval.batches is shared by the data-parallel ranks, and the loss weighted by scored token: 4
+// batches on 1, 2 or 4 ranks score the same windows, so the validation loss is the same.
 TEST_F(DataParallelTest, ValidationLossIsTheSameOnAnyNumberOfRanks) {
   ASSERT_EQ(world_size_, 4) << "run under mpirun -np 4";
   const std::string dataset = shared_dir_ + "/data-with-val";

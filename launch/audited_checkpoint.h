@@ -9,6 +9,7 @@
 #include <string>
 
 #include "checkpoint/format/checkpoint_reader.h"
+#include "checkpoint/format/rank_group.h"
 #include "runtime/base/env.h"
 
 namespace albion::launch {
@@ -19,9 +20,12 @@ std::filesystem::path resolve_checkpoint(const std::filesystem::path& given, con
 
 // Opens `path` with the key `key_spec` (none for a plaintext checkpoint) and runs `use` on its
 // reader. The load is appended to `audit_log` (the run's, beside its checkpoints, when empty): ok
-// with `purpose`, or failed with the error, which is then rethrown.
+// with `purpose`, or failed with the error, which is then rethrown. With `ranks` (collective: every
+// rank of a job loads its part), rank 0 appends one record for them all: ok, or failed with the
+// first failing rank's error, which every rank then throws as a JobError that rank 0 reports.
 void with_audited_checkpoint(const std::filesystem::path& path, const std::string& key_spec,
                              const std::string& audit_log, const ProcessEnvironment& env, const std::string& purpose,
-                             const std::function<void(checkpoint::CheckpointReader&)>& use);
+                             const std::function<void(checkpoint::CheckpointReader&)>& use,
+                             checkpoint::RankGroup* ranks = nullptr);
 
 }  // namespace albion::launch

@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <sstream>
 
 #include "runtime/base/check.h"
@@ -13,6 +14,7 @@
 #include "runtime/models/bf16_inference.h"
 #include "runtime/models/hf_import.h"
 #include "runtime/models/lora.h"
+#include "runtime/models/tensor_parallel.h"
 #include "runtime/train/checkpointing.h"
 #include "runtime/train/trainer.h"
 
@@ -32,69 +34,110 @@ void check_lora_base(const train::LoraBase& base, const std::string& what) {
 
 }  // namespace
 
-CheckpointModel read_checkpoint_model(checkpoint::CheckpointReader& reader, bool terminal, bool adapters_alone) {
+CheckpointModel describe_checkpoint_model(checkpoint::CheckpointReader& reader, bool adapters_alone) {
   const std::string path = reader.path().string();
   std::istringstream ini(reader.manifest().recipe);
   CheckpointModel stored;
   stored.recipe = config::parse_recipe(ini, path + " (stored recipe)", {});
   stored.config = train::recipe_model_config(stored.recipe);
-  std::vector<checkpoint::TensorInfo> weights;
-  double weight_bytes = 0;
+  stored.encrypted = reader.manifest().header.encrypted();
   for (const checkpoint::TensorInfo& info : reader.tensors()) {
     if (!info.name.starts_with(kModelPrefix)) continue;
     ALBION_CHECK_AS(IntegrityError, info.dtype == "F32", path, ": ", info.name, " is ", info.dtype, ", expected F32");
-    weights.push_back(info);
-    weight_bytes += 4.0 * static_cast<double>(c10::multiply_integers(info.global_shape));
+    stored.weights.push_back(info);
   }
+  ALBION_CHECK_AS(IntegrityError, !stored.weights.empty(), path, ": the checkpoint holds no model weights");
   stored.lora_base = train::recorded_lora_base(reader.manifest().state_json);
   ALBION_CHECK_AS(IntegrityError, stored.lora_base.empty() == (stored.recipe.lora.rank == 0), path,
                   ": the stored recipe's lora.rank and the trainer state's LoRA base disagree");
   if (!stored.lora_base.empty() && !adapters_alone) check_lora_base(stored.lora_base, path);  // before decrypting
-  ProgressBar bar(reader.manifest().header.encrypted() ? "decrypt" : "read", weight_bytes, "MB", 1e6, terminal);
-  for (const checkpoint::TensorInfo& info : weights) {
-    at::Tensor values = at::empty(info.global_shape, at::kFloat);
-    reader.read(info.name, 0, values.numel(),
-                {static_cast<std::uint8_t*>(values.data_ptr()), static_cast<std::size_t>(values.nbytes())});
-    bar.advance(static_cast<double>(values.nbytes()));
-    stored.parameters.emplace_back(info.name.substr(std::string(kModelPrefix).size()), values);
-  }
-  bar.finish();
-  ALBION_CHECK_AS(IntegrityError, !stored.parameters.empty(), path, ": the checkpoint holds no model weights");
   if (stored.config.vocab_size == 0) stored.config.vocab_size = stored.lora_base.vocab_size;
   if (stored.config.vocab_size == 0) {  // a preset that takes it from the tokenizer: the embedding knows it
-    for (const auto& [name, values] : stored.parameters) {
-      if (name.ends_with("wte.weight") || name.ends_with("embed_tokens.weight")) {
-        stored.config.vocab_size = values.size(0);
+    for (const checkpoint::TensorInfo& info : stored.weights) {
+      if (info.name.ends_with("wte.weight") || info.name.ends_with("embed_tokens.weight")) {
+        stored.config.vocab_size = info.global_shape.at(0);
       }
     }
   }
   return stored;
 }
 
-std::shared_ptr<models::CausalLm> load_checkpoint_model(CheckpointModel stored, const at::Device& device,
-                                                        const std::string& what, bool bf16_inference) {
-  stored.config.validate();
+CheckpointModel read_checkpoint_model(checkpoint::CheckpointReader& reader, bool terminal, bool adapters_alone) {
+  CheckpointModel stored = describe_checkpoint_model(reader, adapters_alone);
+  double weight_bytes = 0;
+  for (const checkpoint::TensorInfo& info : stored.weights) {
+    weight_bytes += 4.0 * static_cast<double>(c10::multiply_integers(info.global_shape));
+  }
+  const WeightRange read = weights_in(reader);
+  ProgressBar bar(stored.encrypted ? "decrypt" : "read", weight_bytes, "MB", 1e6, terminal);
+  for (const checkpoint::TensorInfo& info : stored.weights) {
+    const std::string name = info.name.substr(std::string(kModelPrefix).size());
+    at::Tensor values = read(name, 0, c10::multiply_integers(info.global_shape)).view(info.global_shape);
+    bar.advance(static_cast<double>(values.nbytes()));
+    stored.parameters.emplace_back(name, values);
+  }
+  bar.finish();
+  return stored;
+}
+
+WeightRange weights_in(checkpoint::CheckpointReader& reader) {
+  return [&reader](const std::string& name, std::int64_t offset, std::int64_t numel) {
+    at::Tensor values = at::empty({numel}, at::kFloat);
+    reader.read(kModelPrefix + name, offset, numel,
+                {static_cast<std::uint8_t*>(values.data_ptr()), static_cast<std::size_t>(values.nbytes())});
+    return values;
+  };
+}
+
+WeightRange weights_in(const CheckpointModel& stored) {
+  return [&stored](const std::string& name, std::int64_t offset, std::int64_t numel) {
+    for (const auto& [stored_name, values] : stored.parameters) {
+      if (stored_name == name) return values.reshape({-1}).narrow(0, offset, numel);
+    }
+    throw IntegrityError(str_cat("the checkpoint has no weights for '", name, "'"));
+  };
+}
+
+std::shared_ptr<models::CausalLm> load_checkpoint_model(const CheckpointModel& stored, const WeightRange& read,
+                                                        const at::Device& device, const std::string& what,
+                                                        const LoadOptions& options) {
+  models::ModelConfig config = stored.config;
+  config.validate();
+  const std::shared_ptr<collectives::Communicator>& group = options.tensor_group;
   // Every parameter is set below, from the base's files or the checkpoint (each checked present).
-  std::shared_ptr<models::CausalLm> model =
-      models::make_model(stored.config, at::kCPU, nullptr, models::InitialValues::kNone);
-  if (!stored.lora_base.empty()) {  // the frozen base (checked by read_checkpoint_model), then adapters
+  std::shared_ptr<models::CausalLm> model = models::make_model(config, at::kCPU, group, models::InitialValues::kNone);
+  if (!stored.lora_base.empty()) {  // the frozen base (checked by describe_checkpoint_model), then adapters
     models::load_hugging_face_weights(*model, stored.lora_base.directory);
     models::add_lora_adapters(*model, train::recipe_lora_options(stored.recipe));
   }
-  std::map<std::string, at::Tensor> weights(std::make_move_iterator(stored.parameters.begin()),
-                                            std::make_move_iterator(stored.parameters.end()));
+  std::map<std::string, std::vector<std::int64_t>> whole_shapes;
+  for (const checkpoint::TensorInfo& info : stored.weights) {
+    whole_shapes[info.name.substr(std::string(kModelPrefix).size())] = info.global_shape;
+  }
+  const std::int64_t parts = group ? group->size() : 1;
+  const std::int64_t part = group ? group->rank() : 0;
+  double bytes = 0;
+  for (auto& [name, parameter] : model->trainable_parameters()) bytes += static_cast<double>(parameter.nbytes());
+  std::optional<ProgressBar> bar;
+  if (options.progress) bar.emplace(stored.encrypted ? "decrypt" : "read", bytes, "MB", 1e6, options.terminal);
   torch::NoGradGuard no_grad;
   for (auto& [name, parameter] : model->trainable_parameters()) {
-    auto found = weights.find(name);
-    ALBION_CHECK_AS(IntegrityError, found != weights.end(), what, ": the checkpoint has no weights for '", name, "'");
-    ALBION_CHECK_AS(IntegrityError, found->second.sizes() == parameter.sizes(), what, ": '", name, "' has shape ",
-                    found->second.sizes(), ", the model expects ", parameter.sizes());
-    parameter.copy_(found->second);
-    weights.erase(found);
+    auto found = whole_shapes.find(name);
+    ALBION_CHECK_AS(IntegrityError, found != whole_shapes.end(), what, ": the checkpoint has no weights for '", name,
+                    "'");
+    const models::TensorParallelCut cut = group ? models::tensor_parallel_split(name) : models::TensorParallelCut{};
+    const std::vector<std::int64_t> expected = models::tensor_parallel_global_shape(parameter.sizes(), cut.dim, parts);
+    ALBION_CHECK_AS(IntegrityError, found->second == expected, what, ": '", name, "' has shape ",
+                    c10::IntArrayRef(found->second), ", the model expects ", c10::IntArrayRef(expected));
+    const auto read_whole = [&](std::int64_t offset, std::int64_t numel) { return read(name, offset, numel); };
+    parameter.copy_(models::read_tensor_parallel_part(read_whole, cut, parameter.sizes(), part, parts));
+    if (bar) bar->advance(static_cast<double>(parameter.nbytes()));
+    whole_shapes.erase(found);
   }
-  ALBION_CHECK_AS(IntegrityError, weights.empty(), what, ": the checkpoint has weights the model lacks, e.g. '",
-                  weights.empty() ? "" : weights.begin()->first, "'");
-  if (bf16_inference) models::hold_for_bf16_inference(*model);
+  if (bar) bar->finish();
+  ALBION_CHECK_AS(IntegrityError, whole_shapes.empty(), what, ": the checkpoint has weights the model lacks, e.g. '",
+                  whole_shapes.empty() ? "" : whole_shapes.begin()->first, "'");
+  if (options.bf16_inference) models::hold_for_bf16_inference(*model);
   model->to(device);
   return model;
 }

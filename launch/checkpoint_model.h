@@ -1,17 +1,21 @@
 // File: launch/checkpoint_model.h
 // The model a checkpoint holds, decrypted into memory: its architecture, rebuilt from the recipe
 // stored in the checkpoint, and its fp32 weights under the model's own parameter names. Shared by
-// `albion ckpt export` (which converts the weights), `albion generate` and `albion eval` (which run them).
+// `albion ckpt export` (which converts the weights), `albion generate` and `albion eval` (which run
+// them, on one rank or cut over a tensor-parallel group: each rank then reads only what it needs).
 #pragma once
 
 #include <ATen/ATen.h>
 
+#include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "checkpoint/format/checkpoint_reader.h"
+#include "collectives/communicator.h"
 #include "runtime/config/recipe.h"
 #include "runtime/models/causal_lm.h"
 #include "runtime/models/model_config.h"
@@ -22,23 +26,46 @@ namespace albion::launch {
 struct CheckpointModel {
   config::Recipe recipe;  // the resolved recipe the checkpoint stores
   models::ModelConfig config;
-  std::vector<std::pair<std::string, at::Tensor>> parameters;  // CPU, fp32, e.g. "wte.weight"
-  train::LoraBase lora_base;  // a LoRA checkpoint's frozen base; `parameters` are its adapters
+  train::LoraBase lora_base;  // a LoRA checkpoint's frozen base; its weights are the adapters
+  std::vector<checkpoint::TensorInfo> weights;  // the "model.*" tensors, all F32
+  bool encrypted = false;
+  // Only from read_checkpoint_model: CPU, fp32, whole, e.g. "wte.weight".
+  std::vector<std::pair<std::string, at::Tensor>> parameters;
 };
 
-// Reads every "model.*" tensor of `reader`'s checkpoint, with a progress line on a terminal.
-// IntegrityError for weights that are not F32 or a checkpoint without any. For LoRA adapters, checks
-// first, unless `adapters_alone`, that their base is still where it was (UsageError) with the same
-// weights (IntegrityError).
+// What `reader`'s checkpoint holds for its model, before any weight is decrypted. IntegrityError
+// for weights that are not F32 or a checkpoint without any. For LoRA adapters, checks, unless
+// `adapters_alone`, that their base is still where it was (UsageError) with the same weights
+// (IntegrityError).
+CheckpointModel describe_checkpoint_model(checkpoint::CheckpointReader& reader, bool adapters_alone = false);
+
+// describe_checkpoint_model, and every weight read whole into `parameters`, with a progress line on
+// a terminal.
 CheckpointModel read_checkpoint_model(checkpoint::CheckpointReader& reader, bool terminal, bool adapters_alone = false);
 
-// A model built from `stored` and loaded with its weights, on `device`. A LoRA checkpoint's model is
-// its base, read again from the directory it records, with the adapters added. IntegrityError
-// naming `what` when a parameter is missing, unexpected or of the wrong shape.
-// models::merged_parameters() gives the weights of a model without adapters. With `bf16_inference`,
-// the model is held for inference under bf16 autocast (models::hold_for_bf16_inference) before it
-// moves to `device`, so the device never holds the fp32 copy.
-std::shared_ptr<models::CausalLm> load_checkpoint_model(CheckpointModel stored, const at::Device& device,
-                                                        const std::string& what, bool bf16_inference = false);
+// `numel` elements from `offset` of parameter `name`'s flattened weight, fp32 on the CPU.
+using WeightRange = std::function<at::Tensor(const std::string& name, std::int64_t offset, std::int64_t numel)>;
+// Straight from the checkpoint (decrypted as read); `reader` must outlive the result.
+WeightRange weights_in(checkpoint::CheckpointReader& reader);
+// From the weights read_checkpoint_model read; `stored` must outlive the result.
+WeightRange weights_in(const CheckpointModel& stored);
+
+struct LoadOptions {
+  // Held for inference under bf16 autocast (models::hold_for_bf16_inference) before it moves to
+  // the device, so the device never holds the fp32 copy.
+  bool bf16_inference = false;
+  bool progress = true;   // a progress line over the bytes read (one rank of a job shows it)
+  bool terminal = false;  // redrawn in place on a terminal
+  // The ranks the model is cut over (runtime/models/tensor_parallel.h); this rank reads its part.
+  std::shared_ptr<collectives::Communicator> tensor_group;
+};
+
+// A model built from `stored` and loaded with its weights through `read`, on `device`. A LoRA
+// checkpoint's model is its base, read again from the directory it records, with the adapters
+// added. IntegrityError naming `what` when a parameter is missing, unexpected or of the wrong
+// shape. models::merged_parameters() gives the weights of a model without adapters.
+std::shared_ptr<models::CausalLm> load_checkpoint_model(const CheckpointModel& stored, const WeightRange& read,
+                                                        const at::Device& device, const std::string& what,
+                                                        const LoadOptions& options = {});
 
 }  // namespace albion::launch

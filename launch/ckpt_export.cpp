@@ -92,7 +92,8 @@ int run_ckpt_export(const CommandArgs& args, const CommandSpec& spec) {
       // A LoRA checkpoint's adapters are merged into their base: a plain model.
       exported = models::to_hugging_face(
           model, stored.lora_base.empty() ? stored.parameters
-                                          : models::merged_parameters(*load_checkpoint_model(stored, at::kCPU, path)));
+                                          : models::merged_parameters(
+                                                *load_checkpoint_model(stored, weights_in(stored), at::kCPU, path)));
       config_json = models::hugging_face_config_json(model);
     }
     const std::vector<checkpoint::SafetensorsTensor> tensors = models::to_safetensors(exported);

@@ -38,4 +38,8 @@ int run_keys(const CommandArgs& args, const ProcessEnvironment& env);
 int run_generate(const CommandArgs& args, const ProcessEnvironment& env);
 int run_eval(const CommandArgs& args, const ProcessEnvironment& env);
 
+// Refuses once, before `albion launch` starts `world_size` ranks of it, an eval command each of
+// them would refuse: a bad option, or a --tensor that does not divide the ranks.
+void check_eval_command(const CommandArgs& args, int world_size);
+
 }  // namespace albion::launch

@@ -9,6 +9,10 @@
 // cross-entropy over the scored targets (a chat dataset scores the assistant's tokens only),
 // weighted by token, so it does not depend on the batch size. The dataset must have been prepared
 // with the tokenizer the model was trained with (the checkpoint records its hash).
+//
+// Under `albion launch -n N` the ranks form a data x tensor mesh (--tensor T): each model is cut
+// over T ranks, each rank reading only its part of the weights, as a run too big for one device
+// trains, and the N/T replicas score consecutive runs of the batches; the loss is one process's.
 #include <cmath>
 #include <iomanip>
 #include <iostream>
@@ -22,12 +26,14 @@
 #include "launch/checkpoint_model.h"
 #include "launch/cli.h"
 #include "launch/command_options.h"
+#include "launch/inference_job.h"
 #include "runtime/base/check.h"
 #include "runtime/base/log.h"
 #include "runtime/base/progress.h"
 #include "runtime/data/dataset_manifest.h"
 #include "runtime/data/token_loader.h"
 #include "runtime/device.h"
+#include "runtime/models/tensor_parallel.h"
 #include "runtime/train/checkpointing.h"
 #include "runtime/train/loss_score.h"
 
@@ -43,7 +49,9 @@ constexpr const char* kDescription =
     "scores the answers only). CKPT is a step-N directory, or a checkpoint directory (its newest\n"
     "checkpoint is used). The dataset must use the model's tokenizer. Window length and batch size\n"
     "default to the recipe's train.seq_len and train.micro_batch. The weights are decrypted into\n"
-    "memory only; the load is recorded in the run's audit log.";
+    "memory only; the load is recorded in the run's audit log. Under 'albion launch -n N' the model\n"
+    "is cut over --tensor T ranks (each reads only its part of the weights) and the N/T replicas\n"
+    "share the batches. Example: albion launch -n 8 -- eval runs/x/checkpoints --dataset D --tensor 8";
 
 struct EvalOptions {
   std::string checkpoint;
@@ -56,6 +64,7 @@ struct EvalOptions {
   std::optional<std::int64_t> batches;
   std::string device = "auto";
   std::string audit;
+  std::int64_t tensor = 1;
   bool json = false;
 };
 
@@ -74,54 +83,73 @@ po::options_description eval_options(EvalOptions& o) {
       ("batches", po::value<std::int64_t>()->value_name("N")->notifier([&o](std::int64_t v) { o.batches = v; }),
        "score only the first N batches (default: the whole split)")
       ("device", po::value(&o.device)->value_name("DEVICE"), "auto (CUDA when present), cpu or cuda")
+      ("tensor", po::value(&o.tensor)->value_name("T"), "ranks each copy of the model is cut over (albion launch)")
       ("audit", po::value(&o.audit)->value_name("LOG"), "audit log (default: the run's, beside its checkpoints)")
       ("json", po::bool_switch(&o.json), "print the result as one JSON object on stdout");
   return options;
 }
 
-}  // namespace
+// The ranks an evaluation runs on: one process, or a job's ranks as a data x tensor mesh.
+struct EvalRanks {
+  checkpoint::RankGroup* job = nullptr;                   // null: one process
+  std::shared_ptr<collectives::Communicator> data;        // the replicas, which share the batches
+  std::shared_ptr<collectives::Communicator> tensor;      // the ranks this rank's model is cut over
+  int data_rank() const { return data ? data->rank() : 0; }
+  int data_size() const { return data ? data->size() : 1; }
+};
 
-int run_eval(const CommandArgs& args, const ProcessEnvironment& env) {
-  EvalOptions o;
-  po::positional_options_description positional;
-  positional.add("checkpoint", 1);
-  const CommandSpec spec{"eval", kUsage, kDescription};
-  if (!parse_command(args, spec, eval_options(o), positional)) return 0;
-  ALBION_CHECK_AS(UsageError, !o.checkpoint.empty(), "eval: missing CKPT (usage: ", kUsage, ")");
-  ALBION_CHECK_AS(UsageError, !o.dataset.empty(), "eval: missing --dataset DIR (usage: ", kUsage, ")");
-  ALBION_CHECK_AS(UsageError, o.split == "val" || o.split == "train", "eval: --split must be val or train, got '",
-                  o.split, "'");
-  ALBION_CHECK_AS(UsageError, !o.seq_len || *o.seq_len > 0, "eval: --seq-len must be positive, got ",
-                  o.seq_len.value_or(0));
-  ALBION_CHECK_AS(UsageError, !o.micro_batch || *o.micro_batch > 0, "eval: --micro-batch must be positive, got ",
-                  o.micro_batch.value_or(0));
-  ALBION_CHECK_AS(UsageError, !o.batches || *o.batches > 0, "eval: --batches must be positive, got ",
-                  o.batches.value_or(0));
-  const fs::path path = resolve_checkpoint(o.checkpoint, "eval");
-  const c10::Device device = runtime::choose_device(o.device, env.local_rank, "eval: --device");
+// What the options name, found (or refused) before any rank starts MPI.
+struct EvalInputs {
+  fs::path checkpoint;
+  c10::Device device = at::kCPU;
+  data::DatasetManifest manifest;
+};
+
+EvalInputs find_inputs(const EvalOptions& o, const ProcessEnvironment& env) {
+  EvalInputs in;
+  in.checkpoint = resolve_checkpoint(o.checkpoint, "eval");
+  in.device = runtime::choose_device(o.device, env.local_rank, "eval: --device");
   std::unique_ptr<checkpoint::KeyProvider> data_key;
   if (!o.data_key.empty()) data_key = checkpoint::open_key_provider(o.data_key);
-  const data::DatasetManifest manifest = data::read_manifest(o.dataset, data_key.get());
+  in.manifest = data::read_manifest(o.dataset, data_key.get());
+  return in;
+}
+
+int evaluate(const EvalOptions& o, const ProcessEnvironment& env, const EvalInputs& in, const EvalRanks& ranks) {
+  const fs::path& path = in.checkpoint;
+  const c10::Device& device = in.device;
+  const data::DatasetManifest& manifest = in.manifest;
+  const bool printing = env.world_rank == 0;
 
   std::shared_ptr<models::CausalLm> model;
   config::Recipe recipe;
   bool bf16 = false;  // under bf16 autocast, as the trainer validates on this device
-  with_audited_checkpoint(path, o.key, o.audit, env, "eval", [&](checkpoint::CheckpointReader& reader) {
+  const std::string purpose = ranks.job ? str_cat("eval on ", ranks.job->size(), " ranks") : std::string("eval");
+  auto load = [&](checkpoint::CheckpointReader& reader) {
     // The dataset's tokenizer is checked before the weights are decrypted.
     const train::RecordedTokenizer recorded = train::recorded_tokenizer(reader.manifest().state_json);
     if (recorded.hash.empty()) {
-      log::warning("eval: the checkpoint does not record its tokenizer; the dataset's (", manifest.tokenizer_spec,
-                   ") is assumed to be the model's");
+      if (printing) {
+        log::warning("eval: the checkpoint does not record its tokenizer; the dataset's (", manifest.tokenizer_spec,
+                     ") is assumed to be the model's");
+      }
     } else {
       ALBION_CHECK_AS(UsageError, manifest.tokenizer_hash == recorded.hash, "eval: ", o.dataset,
                       " was prepared with tokenizer ", manifest.tokenizer_spec,
                       ", not the one the model was trained with (", recorded.spec, ")");
     }
-    CheckpointModel stored = read_checkpoint_model(reader, env.stderr_is_terminal);
+    const CheckpointModel stored = describe_checkpoint_model(reader);
+    models::check_tensor_parallel_degree(stored.config, o.tensor, "eval: --tensor");
     recipe = stored.recipe;
     bf16 = train::runs_bf16_autocast(recipe, device);
-    model = load_checkpoint_model(std::move(stored), device, path.string(), bf16);
-  });
+    LoadOptions options;
+    options.bf16_inference = bf16;
+    options.progress = printing;
+    options.terminal = env.stderr_is_terminal;
+    options.tensor_group = ranks.tensor;
+    model = load_checkpoint_model(stored, weights_in(reader), device, path.string(), options);
+  };
+  with_audited_checkpoint(path, o.key, o.audit, env, purpose, load, ranks.job);
   ALBION_CHECK_AS(UsageError, static_cast<std::int64_t>(manifest.vocab_size) <= model->config().vocab_size, "eval: ",
                   o.dataset, " has a vocabulary of ", manifest.vocab_size, ", the model only ",
                   model->config().vocab_size);
@@ -148,6 +176,11 @@ int run_eval(const CommandArgs& args, const ProcessEnvironment& env) {
   const std::int64_t left_over =
       static_cast<std::int64_t>(loader.sequences_per_epoch()) - full_batches * loader_options.batch_size;
   const bool whole_split = batches == full_batches && left_over > 0;
+  // Each replica scores a run of consecutive batches (the last one the left-over windows), so its
+  // loader reads ahead as one process's does.
+  const std::int64_t all_batches = batches + (whole_split ? 1 : 0);
+  const std::int64_t first = all_batches * ranks.data_rank() / ranks.data_size();
+  const std::int64_t end = all_batches * (ranks.data_rank() + 1) / ranks.data_size();
 
   at::NoGradGuard no_grad;
   const models::EvalModeScope eval_mode(*model);
@@ -155,22 +188,25 @@ int run_eval(const CommandArgs& args, const ProcessEnvironment& env) {
   const kernels::Bf16AutocastScope autocast(device.type(), bf16);
   train::LossScore score(device);
   {
-    ProgressBar bar("eval", static_cast<double>(batches + (whole_split ? 1 : 0)), "batches", 1, env.stderr_is_terminal);
-    for (std::int64_t i = 0; i < batches; ++i) {
+    std::optional<ProgressBar> bar;  // rank 0's share stands for the job's
+    if (printing) bar.emplace("eval", static_cast<double>(end - first), "batches", 1, env.stderr_is_terminal);
+    loader.restore({0, static_cast<std::uint64_t>(std::min(first, batches) * loader_options.batch_size)});
+    for (std::int64_t i = first; i < std::min(end, batches); ++i) {
       score.add(*model, loader.next());
-      bar.advance(1);
+      if (bar) bar->advance(1);
     }
-    if (whole_split) {
+    if (whole_split && end == all_batches) {
       data::LoaderOptions rest = loader_options;
       rest.batch_size = left_over;
       data::TokenLoader rest_loader(rest);
       rest_loader.restore({0, static_cast<std::uint64_t>(full_batches * loader_options.batch_size)});
       score.add(*model, rest_loader.next());
-      bar.advance(1);
+      if (bar) bar->advance(1);
     }
-    bar.finish();
+    if (bar) bar->finish();
   }
-  const train::LossScore::Totals result = score.totals();
+  const train::LossScore::Totals result = ranks.data ? score.totals_over(*ranks.data) : score.totals();
+  if (!printing) return 0;
   const double perplexity = std::exp(result.loss);
   if (o.json) {
     const nlohmann::json out = {{"checkpoint", path.string()},     {"dataset", o.dataset},
@@ -189,6 +225,58 @@ int run_eval(const CommandArgs& args, const ProcessEnvironment& env) {
     log::info("eval: scored the first ", batches, " of the split's ", full_batches, " batches (--batches)");
   }
   return 0;
+}
+
+// The options, checked before anything is opened; nullopt after printing --help.
+std::optional<EvalOptions> parse_eval_command(const CommandArgs& args) {
+  EvalOptions o;
+  po::positional_options_description positional;
+  positional.add("checkpoint", 1);
+  const CommandSpec spec{"eval", kUsage, kDescription};
+  if (!parse_command(args, spec, eval_options(o), positional)) return std::nullopt;
+  ALBION_CHECK_AS(UsageError, !o.checkpoint.empty(), "eval: missing CKPT (usage: ", kUsage, ")");
+  ALBION_CHECK_AS(UsageError, !o.dataset.empty(), "eval: missing --dataset DIR (usage: ", kUsage, ")");
+  ALBION_CHECK_AS(UsageError, o.split == "val" || o.split == "train", "eval: --split must be val or train, got '",
+                  o.split, "'");
+  ALBION_CHECK_AS(UsageError, !o.seq_len || *o.seq_len > 0, "eval: --seq-len must be positive, got ",
+                  o.seq_len.value_or(0));
+  ALBION_CHECK_AS(UsageError, !o.micro_batch || *o.micro_batch > 0, "eval: --micro-batch must be positive, got ",
+                  o.micro_batch.value_or(0));
+  ALBION_CHECK_AS(UsageError, !o.batches || *o.batches > 0, "eval: --batches must be positive, got ",
+                  o.batches.value_or(0));
+  return o;
+}
+
+void check_tensor_degree(const EvalOptions& o, int world_size) {
+  ALBION_CHECK_AS(UsageError, o.tensor >= 1 && o.tensor <= world_size && world_size % o.tensor == 0, "eval: --tensor ",
+                  o.tensor, " does not divide the job's ", world_size, " rank(s) (albion launch -n N starts them)");
+}
+
+}  // namespace
+
+void check_eval_command(const CommandArgs& args, int world_size) {
+  for (const std::string& arg : args) {
+    if (arg == "--help" || arg == "-h") return;  // the ranks print it
+  }
+  check_tensor_degree(*parse_eval_command(args), world_size);
+}
+
+int run_eval(const CommandArgs& args, const ProcessEnvironment& env) {
+  const std::optional<EvalOptions> parsed = parse_eval_command(args);
+  if (!parsed) return 0;
+  const EvalOptions& o = *parsed;
+  check_tensor_degree(o, env.world_size);
+  const EvalInputs inputs = find_inputs(o, env);
+  if (env.world_size == 1) return evaluate(o, env, inputs, {});
+  const auto tensor = static_cast<int>(o.tensor);
+  auto on_rank = [&](checkpoint::RankGroup& job, const collectives::ProcessGroups& groups) {
+    if (env.world_rank == 0) {
+      log::info("eval on ", groups.world.size, " ranks over ", groups.backend, ": ", groups.mesh.data(),
+                " replica(s) of the model, each cut over ", tensor, " rank(s)");
+    }
+    return evaluate(o, env, inputs, {&job, groups.data, tensor > 1 ? groups.tensor : nullptr});
+  };
+  return run_inference_job(inputs.device, tensor, on_rank);
 }
 
 }  // namespace albion::launch

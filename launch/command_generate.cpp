@@ -8,6 +8,10 @@
 // top_k, temperature and run.seed), so that without options the command draws exactly the sample
 // the trainer printed at that step; the tokenizer is the one the checkpoint records. With --chat
 // the prompt is a user turn of a chat template and only the answer is printed.
+//
+// Under `albion launch -n N` the model is cut over the N ranks, each reading only its part of the
+// weights: every rank draws the same tokens (the logits are gathered whole on each), rank 0 prints
+// them, and Ctrl-C stops them all at the same token (rank 0's signal, broadcast per token).
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -22,11 +26,13 @@
 #include "launch/checkpoint_model.h"
 #include "launch/cli.h"
 #include "launch/command_options.h"
+#include "launch/inference_job.h"
 #include "runtime/base/check.h"
 #include "runtime/base/log.h"
 #include "runtime/config/recipe_schema.h"
 #include "runtime/device.h"
 #include "runtime/models/sampler.h"
+#include "runtime/models/tensor_parallel.h"
 #include "runtime/tokenizers/chat_template.h"
 #include "runtime/tokenizers/tokenizer.h"
 #include "runtime/train/checkpointing.h"
@@ -47,7 +53,8 @@ constexpr const char* kDescription =
     "run.seed, so the output is the sample the trainer printed at that step. The text streams to\n"
     "stdout; Ctrl-C stops it. On a GPU, unless the recipe trained in fp32, the model runs under bf16\n"
     "autocast with its linear weights held in bf16, as the trainer samples. The load is recorded in\n"
-    "the run's audit log.";
+    "the run's audit log. Under 'albion launch -n N' the model is cut over the N ranks (tensor\n"
+    "parallelism, for a model too big for one device), each reading only its part of the weights.";
 
 struct GenerateOptions {
   std::string checkpoint;
@@ -176,6 +183,13 @@ Prompt build_prompt(const tokenizers::Tokenizer& tokenizer, const GenerateOption
   return prompt;
 }
 
+// The ranks generation runs on: one process, or a job's ranks with the model cut over them all.
+struct GenerateRanks {
+  checkpoint::RankGroup* job = nullptr;  // null: one process
+  std::shared_ptr<collectives::Communicator> tensor;
+  bool printing() const { return job == nullptr || job->rank() == 0; }
+};
+
 // What generation needs from a checkpoint, loaded with the load audited (ok or failed).
 struct Loaded {
   std::shared_ptr<models::CausalLm> model;
@@ -185,26 +199,97 @@ struct Loaded {
 };
 
 Loaded load_audited(const fs::path& path, const GenerateOptions& o, const c10::Device& device,
-                    const ProcessEnvironment& env) {
+                    const ProcessEnvironment& env, const GenerateRanks& ranks) {
   Loaded loaded;
-  with_audited_checkpoint(path, o.key, o.audit, env, "generate", [&](checkpoint::CheckpointReader& reader) {
+  const std::string purpose = ranks.job ? str_cat("generate on ", ranks.job->size(), " ranks") : "generate";
+  auto load = [&](checkpoint::CheckpointReader& reader) {
     // The tokenizer first: a wrong --tokenizer, or one without --chat's special tokens, fails
     // before the weights are read.
     const train::RecordedTokenizer recorded = train::recorded_tokenizer(reader.manifest().state_json);
     loaded.tokenizer = open_tokenizer(recorded, o.tokenizer);
-    warn_on_other_chat_format(recorded, o);
+    if (ranks.printing()) warn_on_other_chat_format(recorded, o);
     if (!o.chat.empty()) {
       tokenizers::render_generation_prompt(*loaded.tokenizer, tokenizers::parse_chat_template(o.chat), {});
     }
-    CheckpointModel stored = read_checkpoint_model(reader, env.stderr_is_terminal);
+    const CheckpointModel stored = describe_checkpoint_model(reader);
+    if (ranks.tensor) {
+      models::check_tensor_parallel_degree(stored.config, ranks.tensor->size(), "generate: the job's rank count");
+    }
     loaded.recipe = stored.recipe;
     loaded.bf16 = train::runs_bf16_autocast(loaded.recipe, device);
     ALBION_CHECK_AS(UsageError, static_cast<std::int64_t>(loaded.tokenizer->vocab_size()) <= stored.config.vocab_size,
                     "generate: the tokenizer has ", loaded.tokenizer->vocab_size(), " tokens, the model only ",
                     stored.config.vocab_size);
-    loaded.model = load_checkpoint_model(std::move(stored), device, path.string(), loaded.bf16);
-  });
+    LoadOptions options;
+    options.bf16_inference = loaded.bf16;
+    options.progress = ranks.printing();
+    options.terminal = env.stderr_is_terminal;
+    options.tensor_group = ranks.tensor;
+    loaded.model = load_checkpoint_model(stored, weights_in(reader), device, path.string(), options);
+  };
+  with_audited_checkpoint(path, o.key, o.audit, env, purpose, load, ranks.job);
   return loaded;
+}
+
+int generate(const GenerateOptions& o, const ProcessEnvironment& env, const fs::path& path, const c10::Device& device,
+             const GenerateRanks& ranks) {
+  const Loaded loaded = load_audited(path, o, device, env, ranks);
+  const bool printing = ranks.printing();
+  const config::Recipe& recipe = loaded.recipe;
+  const std::unique_ptr<tokenizers::Tokenizer>& tokenizer = loaded.tokenizer;
+  models::CausalLm* model = loaded.model.get();
+
+  // The stored recipe's prompt is unescaped already, when the recipe was parsed.
+  const std::string prompt = o.prompt ? config::unescape_recipe_string(*o.prompt) : recipe.eval.sample_prompt;
+  const std::int64_t tokens = o.tokens.value_or(recipe.eval.sample_tokens);
+  models::SamplingOptions sampling;
+  sampling.max_new_tokens = tokens;
+  sampling.top_k = o.top_k.value_or(recipe.eval.top_k);
+  sampling.decoding = sampling.top_k == 0 ? models::Decoding::kGreedy : models::Decoding::kSample;
+  sampling.temperature = o.temperature.value_or(recipe.eval.temperature);
+  sampling.seed = o.seed.value_or(recipe.run.seed);
+  const Prompt built = build_prompt(*tokenizer, o, prompt);
+
+  std::vector<tokenizers::TokenId> shown = built.shown;
+  TextStream stream(*tokenizer);
+  if (printing) stream.update(shown, false);
+  std::int64_t drawn = 0;
+  bool ended = false;  // the model drew an end-of-text or end-of-turn token
+  sampling.on_token = [&](std::int64_t id) {
+    ++drawn;
+    ended = std::find(built.stop_ids.begin(), built.stop_ids.end(), id) != built.stop_ids.end();
+    // Ids past the tokenizer's vocabulary (a model's padded rows) have no text.
+    if (ended || static_cast<std::uint64_t>(id) >= tokenizer->vocab_size()) return;
+    shown.push_back(static_cast<tokenizers::TokenId>(id));
+    if (printing) stream.update(shown, false);
+  };
+  bool stopped = false;  // by Ctrl-C; on many ranks, rank 0's signal stops them all at one token
+  sampling.stop_requested = [&] {
+    if (ended) return true;  // every rank drew the same token
+    stopped = g_stop_requested.load();
+    if (ranks.job) stopped = ranks.job->broadcast(stopped ? "1" : "") == "1";
+    return stopped;
+  };
+  std::signal(SIGINT, request_generate_stop);
+  std::signal(SIGTERM, request_generate_stop);
+  const auto start = std::chrono::steady_clock::now();
+  {
+    // As the trainer samples (Note [Inference in the training's precision], runtime/models/bf16_inference.h).
+    const kernels::Bf16AutocastScope autocast(device.type(), loaded.bf16);
+    models::sample(*model, std::vector<std::int64_t>(built.ids.begin(), built.ids.end()), sampling);
+  }
+  if (!printing) return stopped ? 130 : 0;
+  stream.update(shown, true);
+  std::cout << "\n" << std::flush;
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  log::info("generated ", drawn, " token(s) in ", seconds, " s (", seconds > 0 ? drawn / seconds : 0.0,
+            " tokens/s) on ", device.str(), loaded.bf16 ? " (bf16 autocast)" : "",
+            ranks.job ? str_cat(", cut over ", ranks.job->size(), " ranks") : "", " from ", path.string());
+  if (stopped) {
+    log::warning("stopped after ", drawn, " token(s) as requested");
+    return 130;
+  }
+  return 0;
 }
 
 }  // namespace
@@ -236,54 +321,12 @@ int run_generate(const CommandArgs& args, const ProcessEnvironment& env) {
   const fs::path path = resolve_checkpoint(o.checkpoint, "generate");
   const c10::Device device = runtime::choose_device(o.device, env.local_rank, "generate: --device");
 
-  const Loaded loaded = load_audited(path, o, device, env);
-  const config::Recipe& recipe = loaded.recipe;
-  const std::unique_ptr<tokenizers::Tokenizer>& tokenizer = loaded.tokenizer;
-  models::CausalLm* model = loaded.model.get();
-
-  // The stored recipe's prompt is unescaped already, when the recipe was parsed.
-  const std::string prompt = o.prompt ? config::unescape_recipe_string(*o.prompt) : recipe.eval.sample_prompt;
-  const std::int64_t tokens = o.tokens.value_or(recipe.eval.sample_tokens);
-  models::SamplingOptions sampling;
-  sampling.max_new_tokens = tokens;
-  sampling.top_k = o.top_k.value_or(recipe.eval.top_k);
-  sampling.decoding = sampling.top_k == 0 ? models::Decoding::kGreedy : models::Decoding::kSample;
-  sampling.temperature = o.temperature.value_or(recipe.eval.temperature);
-  sampling.seed = o.seed.value_or(recipe.run.seed);
-  const Prompt built = build_prompt(*tokenizer, o, prompt);
-
-  std::vector<tokenizers::TokenId> shown = built.shown;
-  TextStream stream(*tokenizer);
-  stream.update(shown, false);
-  std::int64_t drawn = 0;
-  bool ended = false;  // the model drew an end-of-text or end-of-turn token
-  sampling.on_token = [&](std::int64_t id) {
-    ++drawn;
-    ended = std::find(built.stop_ids.begin(), built.stop_ids.end(), id) != built.stop_ids.end();
-    // Ids past the tokenizer's vocabulary (a model's padded rows) have no text.
-    if (ended || static_cast<std::uint64_t>(id) >= tokenizer->vocab_size()) return;
-    shown.push_back(static_cast<tokenizers::TokenId>(id));
-    stream.update(shown, false);
+  if (env.world_size == 1) return generate(o, env, path, device, {});
+  // One model cut over every rank: each draws the same tokens from its part, rank 0 prints them.
+  auto on_rank = [&](checkpoint::RankGroup& job, const collectives::ProcessGroups& groups) {
+    return generate(o, env, path, device, {&job, groups.tensor});
   };
-  sampling.stop_requested = [&] { return ended || g_stop_requested.load(); };
-  std::signal(SIGINT, request_generate_stop);
-  std::signal(SIGTERM, request_generate_stop);
-  const auto start = std::chrono::steady_clock::now();
-  {
-    // As the trainer samples (Note [Inference in the training's precision], runtime/models/bf16_inference.h).
-    const kernels::Bf16AutocastScope autocast(device.type(), loaded.bf16);
-    models::sample(*model, std::vector<std::int64_t>(built.ids.begin(), built.ids.end()), sampling);
-  }
-  stream.update(shown, true);
-  std::cout << "\n" << std::flush;
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  log::info("generated ", drawn, " token(s) in ", seconds, " s (", seconds > 0 ? drawn / seconds : 0.0,
-            " tokens/s) on ", device.str(), loaded.bf16 ? " (bf16 autocast)" : "", " from ", path.string());
-  if (g_stop_requested.load()) {
-    log::warning("stopped after ", drawn, " token(s) as requested");
-    return 130;
-  }
-  return 0;
+  return run_inference_job(device, env.world_size, on_rank);
 }
 
 }  // namespace albion::launch

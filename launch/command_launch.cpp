@@ -38,13 +38,17 @@ const CommandSpec kSpec{
     "count comes from the hosts' slots, the Slurm allocation, or this node's GPUs. Remote hosts\n"
     "must resolve and answer on their ssh port before anything starts. A train command's recipe\n"
     "is checked against the rank count first, and the memory each of its ranks will hold for the\n"
-    "model is printed. --dry-run prints the command and exits.\n"
-    "Example: albion launch -n 2 -- train recipes/tiny.ini"};
+    "model is printed; so is an eval command's --tensor. --dry-run prints the command and exits.\n"
+    "Examples: albion launch -n 2 -- train recipes/tiny.ini\n"
+    "          albion launch -n 4 -- eval runs/tiny/checkpoints --dataset data/tiny --tensor 2\n"
+    "          albion launch -n 2 -- generate runs/tiny/checkpoints (the model cut over both ranks)"};
 
-// A recipe every rank would refuse (an unknown key, a batch that does not split over the ranks)
-// is refused once here, before mpirun starts N copies of the same error. Returns what one rank of
-// a training job will hold, when that can be known before the ranks start.
-std::optional<RankMemory> check_train_command(const std::vector<std::string>& command, int world_size) {
+// A recipe every rank would refuse (an unknown key, a batch that does not split over the ranks),
+// or an eval command's layout, is refused once here, before mpirun starts N copies of the same
+// error. Returns what one rank of a training job will hold, when that can be known before the
+// ranks start.
+std::optional<RankMemory> check_command(const std::vector<std::string>& command, int world_size) {
+  if (command.front() == "eval") check_eval_command({command.begin() + 1, command.end()}, world_size);
   if (command.front() != "train") return std::nullopt;
   const TrainArguments train = parse_train_arguments(std::span(command).subspan(1), "train");
   if (train.help || train.recipe.empty()) return std::nullopt;  // the ranks print help or the usage hint
@@ -85,7 +89,7 @@ int run_launch(const CommandArgs& args, const ProcessEnvironment& env) {
   context.slurm_job_tasks = env.slurm_job_tasks;
   context.forwarded_variables = env.forwarded_variables;
   const std::vector<std::string> argv = plan_launch(request, context);
-  const std::optional<RankMemory> memory = check_train_command(request.command, launch_rank_count(request, context));
+  const std::optional<RankMemory> memory = check_command(request.command, launch_rank_count(request, context));
   require_reachable(request.hosts, env.hostname);
 
   std::vector<std::string> shown;  // a PIN in a key spec is passed on, not printed

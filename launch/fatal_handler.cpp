@@ -73,6 +73,9 @@ int run_guarded(const std::function<int()>& body) {
 int report_fatal(std::exception_ptr error) {
   try {
     std::rethrow_exception(error);
+  } catch (const JobError& e) {
+    if (e.reporter()) print_error(e.what());
+    return static_cast<int>(e.exit_code());
   } catch (const Error& e) {
     return fail(e.what(), e.exit_code());
   } catch (const c10::Error& e) {

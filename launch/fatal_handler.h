@@ -6,8 +6,26 @@
 
 #include <exception>
 #include <functional>
+#include <string>
+
+#include "runtime/base/error.h"
 
 namespace albion::launch {
+
+// An error every rank of a job raised together, having agreed on it (one message, one exit code):
+// no rank is left waiting in a collective, so the job ends without MPI_Abort, and only the rank
+// marked `reporter` prints it.
+class JobError : public Error {
+ public:
+  JobError(const std::string& message, ExitCode code, bool reporter)
+      : Error(message), code_(code), reporter_(reporter) {}
+  ExitCode exit_code() const override { return code_; }
+  bool reporter() const { return reporter_; }
+
+ private:
+  ExitCode code_;
+  bool reporter_;
+};
 
 // Process-wide hardening done first thing in main: no core files (they could hold keys or private
 // data) and a terminate handler that reports instead of dumping.
@@ -19,7 +37,8 @@ bool core_dumps_disabled();
 int run_guarded(const std::function<int()>& body);
 
 // Prints `error` as run_guarded does and, with peers running, MPI_Aborts the world at once, before
-// destructors could block in a collective that a peer will never join. Returns the exit code.
+// destructors could block in a collective that a peer will never join. Returns the exit code. A
+// JobError is printed by its reporter only, and aborts nothing.
 int report_fatal(std::exception_ptr error);
 
 }  // namespace albion::launch

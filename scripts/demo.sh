@@ -7,7 +7,8 @@
 # declares UK storage for this demo; a second run resumes from the newest one. Then it lists and
 # verifies them, generates text with the newest one's model, scores it on the validation split,
 # and checks the audit log; last, a short run of a Llama-layout model cut over both ranks (tensor
-# parallelism). Extra arguments are recipe overrides of the main job, e.g.
+# parallelism), whose checkpoint is scored and sampled cut the same way. Extra arguments are recipe
+# overrides of the main job, e.g.
 # scripts/demo.sh --train.steps=100
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -43,6 +44,14 @@ echo "== albion ckpt audit runs/tiny/audit.jsonl"
 echo
 # Tensor parallelism: the same-sized model in the Llama layout, every layer's attention heads and
 # MLP features cut over both ranks (one model, not two replicas).
-tensor_parallel=(--model.preset=tiny-llama --parallel.tensor=2 --train.steps=100 --run.dir=runs/tiny-llama-tp2)
+tensor_parallel=(--model.preset=tiny-llama --parallel.tensor=2 --train.steps=100 --run.dir=runs/tiny-llama-tp2
+                 --checkpoint.interval=100 --checkpoint.key=file:$key --checkpoint.policy=recipes/residency-local.json)
 echo "== albion launch -n 2 -- train recipes/tiny.ini ${tensor_parallel[*]}"
 "$build/bin/albion" launch -n 2 -- train recipes/tiny.ini "${tensor_parallel[@]}"
+# Its checkpoint holds the whole model; scored and sampled cut over both ranks again, each rank
+# decrypting only its part of the weights, as a model too big for one device would be.
+cut=runs/tiny-llama-tp2/checkpoints
+echo "== albion launch -n 2 -- eval $cut --key file:$key --dataset runs/data/austen-byte --tensor 2"
+"$build/bin/albion" launch -n 2 -- eval "$cut" --key "file:$key" --dataset runs/data/austen-byte --tensor 2
+echo "== albion launch -n 2 -- generate $cut --key file:$key --prompt 'Anne Elliot' --tokens 100"
+"$build/bin/albion" launch -n 2 -- generate "$cut" --key "file:$key" --prompt 'Anne Elliot' --tokens 100

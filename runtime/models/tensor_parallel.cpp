@@ -2,6 +2,7 @@
 #include "runtime/models/tensor_parallel.h"
 
 #include <ATen/autocast_mode.h>
+#include <c10/util/accumulate.h>
 #include <torch/csrc/autograd/custom_function.h>
 #include <torch/custom_class.h>
 
@@ -254,17 +255,19 @@ bool tensor_parallel_partial_gradient(const std::string& name, bool sequence_par
          (sequence_parallel && (norm || own_tokens));
 }
 
-void check_tensor_parallel_degree(const ModelConfig& config, std::int64_t degree) {
+void check_tensor_parallel_degree(const ModelConfig& config, std::int64_t degree, std::string_view setting) {
   if (degree == 1) return;
-  auto require_divides = [&](std::int64_t count, const char* what) {
-    ALBION_CHECK_AS(UsageError, count % degree == 0, "recipe key 'parallel.tensor' = ", degree,
-                    " does not divide the model's ", count, " ", what);
+  auto require_divides = [&](std::int64_t count, std::string_view what) {
+    ALBION_CHECK_AS(UsageError, count % degree == 0, setting, " = ", degree, " does not divide the model's ", count,
+                    " ", what);
   };
   require_divides(config.heads, "attention heads");
   require_divides(config.kv_heads, "key/value heads");
   require_divides(config.intermediate_size, "MLP features (intermediate_size)");
-  if (config.vocab_size > 0) {
-    require_divides(config.vocab_size, "vocabulary entries (recipe key 'model.vocab_size' pads it)");
+  if (config.vocab_size > 0) {  // a recipe can pad it; a trained model's is what it is
+    require_divides(config.vocab_size, setting.starts_with("recipe key")
+                                           ? "vocabulary entries (recipe key 'model.vocab_size' pads it)"
+                                           : "vocabulary entries");
   }
 }
 
@@ -282,6 +285,16 @@ std::vector<std::int64_t> tensor_parallel_global_shape(at::IntArrayRef part_shap
   std::vector<std::int64_t> shape = part_shape.vec();
   if (dim >= 0) shape.at(static_cast<std::size_t>(dim)) *= count;
   return shape;
+}
+
+at::Tensor read_tensor_parallel_part(const std::function<at::Tensor(std::int64_t, std::int64_t)>& read,
+                                     const TensorParallelCut& cut, at::IntArrayRef part_shape, std::int64_t index,
+                                     std::int64_t count) {
+  const std::int64_t part_numel = c10::multiply_integers(part_shape);
+  if (!cut.cut()) return read(0, part_numel).view(part_shape);
+  if (cut.one_range()) return read(index * part_numel, part_numel).view(part_shape);
+  const std::vector<std::int64_t> shape = tensor_parallel_global_shape(part_shape, cut.dim, count);
+  return tensor_parallel_part(read(0, part_numel * count).view(shape), cut.dim, index, count, cut.groups).contiguous();
 }
 
 at::Tensor gather_tensor_parallel(const at::Tensor& part, int dim, collectives::Communicator& group,

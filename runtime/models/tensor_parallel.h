@@ -35,8 +35,10 @@
 #include <ATen/ATen.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "collectives/communicator.h"
@@ -69,10 +71,11 @@ TensorParallelCut tensor_parallel_split(const std::string& name);
 // GPT-2's position embedding and its c_proj biases.
 bool tensor_parallel_partial_gradient(const std::string& name, bool sequence_parallel);
 
-// UsageError naming recipe key parallel.tensor unless a model of `config` can be cut `degree` ways:
-// degree dividing the query heads, key/value heads, MLP width and vocabulary (not checked while
-// vocab_size is 0, to be taken from the tokenizer).
-void check_tensor_parallel_degree(const ModelConfig& config, std::int64_t degree);
+// UsageError naming `setting` unless a model of `config` can be cut `degree` ways: degree dividing
+// the query heads, key/value heads, MLP width and vocabulary (not checked while vocab_size is 0, to
+// be taken from the tokenizer).
+void check_tensor_parallel_degree(const ModelConfig& config, std::int64_t degree,
+                                  std::string_view setting = "recipe key 'parallel.tensor'");
 
 // Part `index` of `count` equal parts of `whole` along `dim`; with `groups` > 1, the parts of each
 // of that many equal blocks of `dim`, side by side (a copy; a view for one group).
@@ -80,6 +83,13 @@ at::Tensor tensor_parallel_part(const at::Tensor& whole, int dim, std::int64_t i
                                 std::int64_t groups = 1);
 // The global shape of a tensor whose part along `dim` (-1: none) is `part_shape`, over `count` ranks.
 std::vector<std::int64_t> tensor_parallel_global_shape(at::IntArrayRef part_shape, int dim, std::int64_t count);
+
+// Part `index` of `count` (shaped `part_shape`) of a whole tensor stored elsewhere, cut as `cut`;
+// `read(offset, numel)` returns that range of the whole tensor's flattened elements. A block of rows
+// is read as one range; a strided part is cut from the whole tensor, read once.
+at::Tensor read_tensor_parallel_part(const std::function<at::Tensor(std::int64_t, std::int64_t)>& read,
+                                     const TensorParallelCut& cut, at::IntArrayRef part_shape, std::int64_t index,
+                                     std::int64_t count);
 
 // Collective over `group`: every rank's part (cut along `dim`, in `groups`) put back together, on
 // every rank.

@@ -29,4 +29,13 @@ double LossScore::mean_over_data_ranks(Parallelism& parallel) const {
   return scored > 0 ? sums[0].item<double>() / scored : 0.0;
 }
 
+LossScore::Totals LossScore::totals_over(collectives::Communicator& data_group) const {
+  const at::Tensor sums = at::stack({loss_sum_, scored_, at::full_like(scored_, static_cast<double>(windows_))});
+  data_group.all_reduce(sums, collectives::ReduceOp::kSum)->wait();
+  const at::Tensor host = sums.cpu();
+  const auto scored = static_cast<std::int64_t>(host[1].item<double>());
+  return {scored > 0 ? host[0].item<double>() / static_cast<double>(scored) : 0.0, scored,
+          static_cast<std::int64_t>(host[2].item<double>())};
+}
+
 }  // namespace albion::train

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 
+#include "collectives/communicator.h"
 #include "runtime/data/token_loader.h"
 #include "runtime/models/causal_lm.h"
 
@@ -32,6 +33,8 @@ class LossScore {
   // Collective over the data-parallel ranks of `parallel`: the mean over every rank's scored
   // targets, so N ranks scoring 1/N of the windows each give one rank's loss over all of them.
   double mean_over_data_ranks(Parallelism& parallel) const;
+  // Collective over `data_group`, whose ranks scored different batches: the totals of them all.
+  Totals totals_over(collectives::Communicator& data_group) const;
 
  private:
   at::Tensor loss_sum_;

@@ -245,24 +245,16 @@ std::int64_t restore_training_state(Trainer& trainer, const TrainingState& heade
   // parallelism, where `local` may be a piece of the part too).
   auto read_local = [&](const std::string& stored, const std::string& parameter, std::int64_t offset,
                         const at::Tensor& local) {
-    const models::TensorParallelCut split = parts.split(parameter);
+    const models::TensorParallelCut cut = parts.split(parameter);
     at::Tensor values;
-    if (!split.cut()) {
+    if (!cut.cut()) {
       values = read(stored, offset, local.numel());
     } else {
-      const std::vector<std::int64_t> part_shape = shape_of(trainer, parameter);
-      const std::int64_t part_numel = element_count(part_shape);
-      const std::int64_t rank = parts.group->rank();
-      at::Tensor part;
-      if (split.one_range()) {
-        part = read(stored, rank * part_numel, part_numel);  // a block of rows: one range
-      } else {
-        const std::vector<std::int64_t> shape =
-            models::tensor_parallel_global_shape(part_shape, split.dim, parts.count());
-        part = models::tensor_parallel_part(read(stored, 0, element_count(shape)).view(shape), split.dim, rank,
-                                            parts.count(), split.groups);
-      }
-      values = part.reshape({-1}).narrow(0, offset, local.numel());
+      const auto read_whole = [&](std::int64_t at, std::int64_t numel) { return read(stored, at, numel); };
+      values = models::read_tensor_parallel_part(read_whole, cut, shape_of(trainer, parameter), parts.rank(),
+                                                 parts.count())
+                   .reshape({-1})
+                   .narrow(0, offset, local.numel());
     }
     ALBION_CHECK(values.numel() == local.numel(), "training state: ", stored, " has ", values.numel(),
                  " elements, the model ", local.numel());

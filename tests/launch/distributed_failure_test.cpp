@@ -1,8 +1,8 @@
 // File: tests/launch/distributed_failure_test.cpp
 // Whole jobs under real mpirun, started through `albion launch`: the README's two-rank run, a rank
 // killed with SIGKILL mid-training (also while saving checkpoints, then resumed), a rank frozen
-// with SIGSTOP (only the watchdog can notice: the process is alive and mpirun sees nothing), and
-// recipes that differ between ranks.
+// with SIGSTOP (only the watchdog can notice: the process is alive and mpirun sees nothing),
+// recipes that differ between ranks, and a checkpoint scored and sampled on many ranks.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <spawn.h>
@@ -13,6 +13,8 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "runtime/base/check.h"
 #include "tests/support/checkpoint_steps.h"
@@ -251,6 +253,118 @@ TEST_F(DistributedJob, AMeshThatDoesNotFactorTheWorldOrTheModelIsRefused) {
       "launch -n 2 -- " + tiny(*dir_, "--train.steps=3 --parallel.pipeline=2"), kEnvironment);
   EXPECT_EQ(pipeline.exit_code, 1) << pipeline.output;
   EXPECT_NE(pipeline.output.find("pipeline parallelism is not implemented yet"), std::string::npos) << pipeline.output;
+}
+
+// The JSON object `albion eval --json` printed (the one line starting with '{'), or null.
+nlohmann::json eval_result(const std::string& output) {
+  std::istringstream lines(output);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.starts_with("{")) return nlohmann::json::parse(line);
+  }
+  return nullptr;
+}
+
+// `albion eval` and `albion generate` on a job's ranks: the model cut over --tensor ranks (GPT-2's
+// c_attn in three groups, its embeddings and c_proj by rows: each rank reads only its part of the
+// weights) and the replicas sharing the batches, the last one the windows left over after the last
+// full batch. The loss is one process's, the text drawn is one process's, rank 0 alone prints, and
+// the job's load is one audit record.
+TEST_F(DistributedJob, EvalAndGenerateOnManyRanksMatchOneProcess) {
+  const std::string policy = dir_->write("inference-policy.json", R"({"format": "albion-residency-policy/1",
+    "roots": [{"path": ".", "jurisdiction": "UK"}]})");
+  ASSERT_EQ(testing_support::run_albion("keys generate --out " + (*dir_ / "inference-kek")).exit_code, 0);
+  const std::string key_spec = "file:" + (*dir_ / "inference-kek");
+  const std::string key = " --key " + key_spec;
+  const std::string checkpoints = *dir_ / "inference-ckpt";
+  const auto trained = testing_support::run_albion(
+      tiny(*dir_, "--train.steps=4 --eval.interval=0 --model.vocab_size=320 --checkpoint.interval=4 "
+                  "--checkpoint.dir=" + checkpoints + " --checkpoint.key=" + key_spec +
+                  " --checkpoint.policy=" + policy));
+  ASSERT_EQ(trained.exit_code, 0) << trained.output;
+  const std::string audit = *dir_ / "inference-audit.jsonl";
+  const std::string eval = "eval " + checkpoints + key + " --audit " + audit + " --dataset " + (*dir_ / "data") +
+                           " --micro-batch 4 --json";
+  const auto alone = testing_support::run_albion(eval);
+  ASSERT_EQ(alone.exit_code, 0) << alone.output;
+  const nlohmann::json whole = eval_result(alone.output);
+  ASSERT_FALSE(whole.is_null()) << alone.output;
+  ASSERT_EQ(whole["windows"].get<std::int64_t>() % 4, 2) << "the test wants windows left after the last full batch";
+
+  for (const auto& [ranks, tensor] : {std::pair{4, 2}, std::pair{3, 1}, std::pair{4, 4}}) {
+    const std::string layout = str_cat(ranks, " ranks, tensor ", tensor);
+    const auto job = testing_support::run_albion(str_cat("launch -n ", ranks, " -- ", eval, " --tensor ", tensor),
+                                                 kEnvironment);
+    ASSERT_EQ(job.exit_code, 0) << layout << ": " << job.output;
+    const nlohmann::json result = eval_result(job.output);
+    ASSERT_FALSE(result.is_null()) << layout << ": " << job.output;
+    EXPECT_EQ(result["windows"], whole["windows"]) << layout;
+    EXPECT_EQ(result["scored_tokens"], whole["scored_tokens"]) << layout;
+    const double loss = whole["loss"].get<double>();
+    EXPECT_NEAR(result["loss"].get<double>(), loss, 1e-6 * loss) << layout;
+    EXPECT_EQ(std::count(job.output.begin(), job.output.end(), '{'), 1) << layout << ": " << job.output;
+    const std::size_t decrypt = job.output.find("decrypt ");
+    EXPECT_NE(decrypt, std::string::npos) << layout << ": " << job.output;
+    EXPECT_EQ(job.output.find("decrypt ", decrypt + 1), std::string::npos) << layout << ": " << job.output;
+  }
+  // Each rank would refuse a --tensor that does not divide the ranks: launch refuses it once.
+  const auto uneven = testing_support::run_albion("launch -n 4 -- " + eval + " --tensor 3", kEnvironment);
+  EXPECT_EQ(uneven.exit_code, 2) << uneven.output;
+  EXPECT_EQ(testing_support::count_lines(uneven.output), 1) << uneven.output;
+  EXPECT_NE(uneven.output.find("eval: --tensor 3 does not divide the job's 4 rank(s)"), std::string::npos)
+      << uneven.output;
+
+  // stdout only: the text, drawn with the recipe's top-k sampling on every rank alike.
+  const std::string generate = "generate " + checkpoints + key + " --audit " + audit + " --tokens 40 2>" +
+                               (*dir_ / "generate.err") + " | cat";
+  const std::string text = testing_support::run_albion(generate).output;
+  ASSERT_GT(text.size(), 20u) << testing_support::read_bytes(*dir_ / "generate.err");
+  for (int ranks : {2, 4}) {
+    EXPECT_EQ(testing_support::run_albion(str_cat("launch -n ", ranks, " -- ", generate), kEnvironment).output, text)
+        << ranks << " ranks: " << testing_support::read_bytes(*dir_ / "generate.err");
+  }
+  const auto heads = testing_support::run_albion("launch -n 3 -- " + generate, kEnvironment);
+  EXPECT_NE(testing_support::read_bytes(*dir_ / "generate.err")
+                .find("generate: the job's rank count = 3 does not divide the model's 4 attention heads"),
+            std::string::npos)
+      << testing_support::read_bytes(*dir_ / "generate.err");
+
+  // One record per load: one process's and each job's, and the refused one failed.
+  const std::string records = testing_support::read_bytes(audit);
+  EXPECT_EQ(std::count(records.begin(), records.end(), '\n'), 1 + 3 + 1 + 2 + 1) << records;
+  EXPECT_NE(records.find(R"("outcome":"ok","detail":"eval on 4 ranks")"), std::string::npos) << records;
+  EXPECT_NE(records.find(R"("outcome":"ok","detail":"generate on 2 ranks")"), std::string::npos) << records;
+  EXPECT_NE(records.find(R"("outcome":"failed","detail":"generate: the job's rank count = 3)"), std::string::npos)
+      << records;
+  EXPECT_EQ(testing_support::run_albion("ckpt audit " + audit).exit_code, 0);
+}
+
+// A load that fails on the ranks (here every rank: the wrong key) is one error line, the exit code
+// of the error (3), no MPI_ABORT, and one failed record.
+TEST_F(DistributedJob, AJobsFailedLoadIsOneErrorAndOneAuditRecord) {
+  ASSERT_EQ(testing_support::run_albion("keys generate --out " + (*dir_ / "other-kek")).exit_code, 0);
+  const std::string policy = dir_->write("wrong-key-policy.json", R"({"format": "albion-residency-policy/1",
+    "roots": [{"path": ".", "jurisdiction": "UK"}]})");
+  ASSERT_EQ(testing_support::run_albion("keys generate --out " + (*dir_ / "right-kek")).exit_code, 0);
+  const std::string checkpoints = *dir_ / "wrong-key-ckpt";
+  const auto trained = testing_support::run_albion(
+      tiny(*dir_, "--train.steps=2 --eval.interval=0 --checkpoint.interval=2 --checkpoint.dir=" + checkpoints +
+                      " --checkpoint.key=file:" + (*dir_ / "right-kek") + " --checkpoint.policy=" + policy));
+  ASSERT_EQ(trained.exit_code, 0) << trained.output;
+  const std::string audit = *dir_ / "wrong-key-audit.jsonl";
+  const auto job = testing_support::run_albion("launch -n 2 -- eval " + checkpoints + " --key file:" +
+                                                   (*dir_ / "other-kek") + " --audit " + audit + " --dataset " +
+                                                   (*dir_ / "data"),
+                                               kEnvironment);
+  EXPECT_EQ(job.exit_code, 3) << job.output;
+  const std::string error = "albion: error: ";
+  const std::size_t first = job.output.find(error);
+  EXPECT_NE(first, std::string::npos) << job.output;
+  EXPECT_EQ(job.output.find(error, first + 1), std::string::npos) << job.output;
+  EXPECT_NE(job.output.find("wrong key"), std::string::npos) << job.output;
+  EXPECT_EQ(job.output.find("MPI_ABORT"), std::string::npos) << job.output;
+  const std::string records = testing_support::read_bytes(audit);
+  EXPECT_EQ(std::count(records.begin(), records.end(), '\n'), 1) << records;
+  EXPECT_NE(records.find(R"("outcome":"failed")"), std::string::npos) << records;
 }
 
 }  // namespace

@@ -38,8 +38,10 @@ int run_keys(const CommandArgs& args, const ProcessEnvironment& env);
 int run_generate(const CommandArgs& args, const ProcessEnvironment& env);
 int run_eval(const CommandArgs& args, const ProcessEnvironment& env);
 
-// Refuses once, before `albion launch` starts `world_size` ranks of it, an eval command each of
-// them would refuse: a bad option, or a --tensor that does not divide the ranks.
+// Refuse once, before `albion launch` starts `world_size` ranks of them, an eval or generate
+// command each rank would refuse: a bad option, a checkpoint or dataset that is not there, or an
+// eval --tensor that does not divide the ranks.
 void check_eval_command(const CommandArgs& args, int world_size);
+void check_generate_command(const CommandArgs& args);
 
 }  // namespace albion::launch

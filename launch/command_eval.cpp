@@ -258,7 +258,10 @@ void check_eval_command(const CommandArgs& args, int world_size) {
   for (const std::string& arg : args) {
     if (arg == "--help" || arg == "-h") return;  // the ranks print it
   }
-  check_tensor_degree(*parse_eval_command(args), world_size);
+  const EvalOptions o = *parse_eval_command(args);
+  check_tensor_degree(o, world_size);
+  resolve_checkpoint(o.checkpoint, "eval");
+  if (o.data_key.empty()) data::read_manifest(o.dataset, nullptr);
 }
 
 int run_eval(const CommandArgs& args, const ProcessEnvironment& env) {

@@ -292,14 +292,13 @@ int generate(const GenerateOptions& o, const ProcessEnvironment& env, const fs::
   return 0;
 }
 
-}  // namespace
-
-int run_generate(const CommandArgs& args, const ProcessEnvironment& env) {
+// The options, checked before anything is decrypted; nullopt after printing --help.
+std::optional<GenerateOptions> parse_generate_command(const CommandArgs& args) {
   GenerateOptions o;
   po::positional_options_description positional;
   positional.add("checkpoint", 1);
   const CommandSpec spec{"generate", kUsage, kDescription};
-  if (!parse_command(args, spec, generate_options(o), positional)) return 0;
+  if (!parse_command(args, spec, generate_options(o), positional)) return std::nullopt;
   ALBION_CHECK_AS(UsageError, !o.checkpoint.empty(), "generate: missing CKPT (usage: ", kUsage, ")");
   // What the user gave is checked before anything is decrypted; the stored recipe's values were
   // checked when it was parsed.
@@ -318,6 +317,22 @@ int run_generate(const CommandArgs& args, const ProcessEnvironment& env) {
   }
   ALBION_CHECK_AS(UsageError, o.chat.empty() || o.prompt, "generate: --chat needs --prompt");
   ALBION_CHECK_AS(UsageError, o.system.empty() || !o.chat.empty(), "generate: --system needs --chat");
+  return o;
+}
+
+}  // namespace
+
+void check_generate_command(const CommandArgs& args) {
+  for (const std::string& arg : args) {
+    if (arg == "--help" || arg == "-h") return;  // the ranks print it
+  }
+  resolve_checkpoint(parse_generate_command(args)->checkpoint, "generate");
+}
+
+int run_generate(const CommandArgs& args, const ProcessEnvironment& env) {
+  const std::optional<GenerateOptions> parsed = parse_generate_command(args);
+  if (!parsed) return 0;
+  const GenerateOptions& o = *parsed;
   const fs::path path = resolve_checkpoint(o.checkpoint, "generate");
   const c10::Device device = runtime::choose_device(o.device, env.local_rank, "generate: --device");
 

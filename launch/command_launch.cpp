@@ -38,17 +38,20 @@ const CommandSpec kSpec{
     "count comes from the hosts' slots, the Slurm allocation, or this node's GPUs. Remote hosts\n"
     "must resolve and answer on their ssh port before anything starts. A train command's recipe\n"
     "is checked against the rank count first, and the memory each of its ranks will hold for the\n"
-    "model is printed; so is an eval command's --tensor. --dry-run prints the command and exits.\n"
+    "model is printed; eval and generate commands' options and paths are checked too. --dry-run\n"
+    "prints the command and exits.\n"
     "Examples: albion launch -n 2 -- train recipes/tiny.ini\n"
     "          albion launch -n 4 -- eval runs/tiny/checkpoints --dataset data/tiny --tensor 2\n"
     "          albion launch -n 2 -- generate runs/tiny/checkpoints (the model cut over both ranks)"};
 
 // A recipe every rank would refuse (an unknown key, a batch that does not split over the ranks),
-// or an eval command's layout, is refused once here, before mpirun starts N copies of the same
-// error. Returns what one rank of a training job will hold, when that can be known before the
+// or an eval or generate command's options, are refused once here, before mpirun starts N copies
+// of the same error. Returns what one rank of a training job will hold, when that can be known before the
 // ranks start.
 std::optional<RankMemory> check_command(const std::vector<std::string>& command, int world_size) {
-  if (command.front() == "eval") check_eval_command({command.begin() + 1, command.end()}, world_size);
+  const CommandArgs args(command.begin() + 1, command.end());
+  if (command.front() == "eval") check_eval_command(args, world_size);
+  if (command.front() == "generate") check_generate_command(args);
   if (command.front() != "train") return std::nullopt;
   const TrainArguments train = parse_train_arguments(std::span(command).subspan(1), "train");
   if (train.help || train.recipe.empty()) return std::nullopt;  // the ranks print help or the usage hint

@@ -312,6 +312,14 @@ TEST_F(DistributedJob, EvalAndGenerateOnManyRanksMatchOneProcess) {
   EXPECT_EQ(testing_support::count_lines(uneven.output), 1) << uneven.output;
   EXPECT_NE(uneven.output.find("eval: --tensor 3 does not divide the job's 4 rank(s)"), std::string::npos)
       << uneven.output;
+  // So is a checkpoint that is not there, or a dataset.
+  for (const std::string& missing : {"eval /no/such/checkpoints --dataset " + (*dir_ / "data"),
+                                     "eval " + checkpoints + " --dataset /no/such/dataset",
+                                     std::string("generate /no/such/checkpoints")}) {
+    const auto refused = testing_support::run_albion("launch -n 2 -- " + missing, kEnvironment);
+    EXPECT_EQ(refused.exit_code, 2) << missing << ": " << refused.output;
+    EXPECT_EQ(testing_support::count_lines(refused.output), 1) << missing << ": " << refused.output;
+  }
 
   // stdout only: the text, drawn with the recipe's top-k sampling on every rank alike.
   const std::string generate = "generate " + checkpoints + key + " --audit " + audit + " --tokens 40 2>" +

@@ -116,13 +116,17 @@ void CheckpointReader::read(const std::string& name, std::int64_t offset, std::i
 
 void CheckpointReader::verify_all(const ByteProgress& progress) {
   for (std::size_t s = 0; s < manifest_.shards.size(); ++s) {
-    bool hashed_before = false;
+    bool opened_before = false;
     {
       std::lock_guard lock(shards_mutex_);
-      hashed_before = shards_[s] != nullptr;
+      opened_before = shards_[s] != nullptr;
     }
-    ShardReader& reader = shard(s, progress);
-    if (hashed_before && progress) progress(manifest_.shards[s].file_bytes);  // when a read opened it
+    ShardReader& reader = shard(s, progress);  // a plaintext file is hashed as it opens
+    if (reader.sealed()) {
+      reader.verify_digest(progress);
+    } else if (opened_before && progress) {
+      progress(manifest_.shards[s].file_bytes);  // hashed when a read opened it
+    }
     reader.verify_all_chunks(progress);
   }
 }

@@ -2,7 +2,8 @@
 // Opens a committed checkpoint for reading: reads manifest.json, checks the key is the one the
 // checkpoint was saved under (by key id), unwraps the DEK, authenticates the manifest (Note
 // [Manifest authentication]) and checks the directory's step; then reads any range of any tensor
-// from whichever shards hold it, each shard authenticated whole before its first use.
+// from whichever shards hold it, authenticating what it reads (shard_reader.h: a sealed chunk by
+// its tag as it is opened, a plaintext file whole before its first use).
 // Everything wrong is an IntegrityError naming the file and the check (exit code 3); an encrypted
 // checkpoint opened without a key is a UsageError, and a plaintext one opened with a key an
 // IntegrityError (a run with a key never accepts a checkpoint nothing authenticates).

@@ -104,6 +104,11 @@ ShardReader::ShardReader(const std::filesystem::path& path, ShardRecord record, 
                   " (truncated or replaced)");
   mapping_ = std::make_unique<MappedFile>(where, MappedFile::Access::kSequential);
   ALBION_CHECK_AS(IntegrityError, mapping_->size() == record_.file_bytes, where, ": size changed while opening");
+  if (key_ == nullptr) verify_digest(hashed);  // a plaintext chunk has no tag: the file's digest is all there is
+}
+
+void ShardReader::verify_digest(const ByteProgress& hashed) const {
+  const std::string where = path_.string();
   Sha256Stream digest;
   constexpr std::uint64_t kPiece = 64 << 20;  // progress steps; the digest is the same
   for (std::uint64_t at = 0; at < mapping_->size(); at += kPiece) {

@@ -1,10 +1,12 @@
 // File: checkpoint/format/shard_reader.h
-// Reads slices back from one shard file. Construction authenticates the whole file before
-// anything parses it: the file's size and SHA-256 must equal the (authenticated) manifest's
-// record, so HDF5 never sees a byte the manifest does not vouch for. Offsets and lengths come
-// from the record, never from the file; each sealed chunk is opened (tag verified) into the
-// caller's buffer by a pool of threads. Any mismatch is an IntegrityError naming the file and
-// the check that failed.
+// Reads slices back from one shard file, mapped, never parsed as HDF5: offsets and lengths come
+// from the (authenticated) manifest's record, never from the file, and the file's size must be the
+// record's. Each sealed chunk is opened (its tag verified: the key, checkpoint, file, tensor and
+// chunk number are bound into it) into the caller's buffer by a pool of threads, so a read
+// authenticates exactly the bytes it uses, and a reader of a part (one rank's, or the weights
+// without the optimizer state) never reads the rest. A plaintext chunk has no tag, so a plaintext
+// file's SHA-256 is checked whole before its first read; verify_digest() checks a sealed one's
+// (`albion ckpt verify`). Any mismatch is an IntegrityError naming the file and the check.
 //
 //   ShardReader shard(dir / record.file, record, &dek, manifest.header.checkpoint_id, chunk_bytes);
 //   shard.read(record.slices[i], first_element, count, destination_bytes);
@@ -30,11 +32,16 @@ using ByteProgress = std::function<void(std::uint64_t bytes)>;
 class ShardReader {
  public:
   // `key` null: a plaintext checkpoint. `threads`: decryption threads per read.
+  // `hashed`: progress of a plaintext file's digest, checked here.
   ShardReader(const std::filesystem::path& path, ShardRecord record, const DataKey* key, std::string checkpoint_id,
               std::uint64_t chunk_bytes, int threads = 2, const ByteProgress& hashed = {});
   ~ShardReader();
 
   const ShardRecord& record() const { return record_; }
+  bool sealed() const { return key_ != nullptr; }
+
+  // The whole file's SHA-256 against the record's; `hashed` is told the bytes as it goes.
+  void verify_digest(const ByteProgress& hashed = {}) const;
 
   // Elements [first, first + count) of `slice` (an entry of record().slices; `first` counts from
   // the slice's start) into `out`, exactly count * dtype size bytes. Opens only the chunks the

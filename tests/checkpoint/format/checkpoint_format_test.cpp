@@ -171,6 +171,42 @@ TEST_F(CheckpointFormatTest, AnyFlippedByteIsDetected) {
   CheckpointReader(path, key.get()).verify_all();
 }
 
+// A read authenticates what it uses: in a sealed checkpoint, a damaged optimizer chunk stops a read
+// of the optimizer state and `verify_all`, not a read of the weights alone (eval, generate, or a
+// rank's part), which never opens it. A plaintext file has only its digest: any damage stops any read.
+TEST_F(CheckpointFormatTest, AReadOfTheWeightsNeedsOnlyTheirChunksIntact) {
+  const KeyProvider* const sealed = key.get();
+  for (const KeyProvider* provider : {sealed, static_cast<const KeyProvider*>(nullptr)}) {
+    const State state(1.0f);
+    const fs::path path = save(provider ? 1 : 2, state, provider);
+    std::uint64_t at = 0;  // the first byte of optim.m's chunks
+    {
+      const CheckpointReader reader(path, provider);
+      const ShardRecord& shard = reader.manifest().shards.at(0);
+      for (const SliceRecord& slice : shard.slices) {
+        if (slice.name == "optim.m") at = shard.data_offset + slice.data_position;
+      }
+    }
+    ASSERT_GT(at, 0u);
+    std::string damaged = read_file(path / "shard-00000.h5");
+    damaged[at + 5] ^= 0x01;
+    write_file(path / "shard-00000.h5", damaged);
+    CheckpointReader reader(path, provider);
+    if (provider) {
+      EXPECT_EQ(read_floats(reader, "model.w", 0, 10'000), state.weights);
+      EXPECT_THROW(read_floats(reader, "optim.m", 500, 333), IntegrityError);
+    } else {
+      EXPECT_THROW(read_floats(reader, "model.w", 0, 10'000), IntegrityError);
+    }
+    try {
+      CheckpointReader(path, provider).verify_all();
+      FAIL() << "verify_all missed a damaged chunk";
+    } catch (const IntegrityError& error) {
+      EXPECT_NE(std::string(error.what()).find("SHA-256 check failed"), std::string::npos) << error.what();
+    }
+  }
+}
+
 TEST_F(CheckpointFormatTest, TruncatedAndMissingFilesAreDetected) {
   const fs::path path = save(1, State(1.0f), key.get());
   const std::string shard = read_file(path / "shard-00000.h5");

@@ -4,13 +4,11 @@
 #include <exception>
 #include <memory>
 #include <optional>
-#include <vector>
 
 #include "checkpoint/audit/audit_log.h"
 #include "checkpoint/format/checkpoint_directory.h"
 #include "checkpoint/keys/key_provider.h"
 #include "launch/ckpt_verbs.h"
-#include "launch/fatal_handler.h"
 #include "runtime/base/check.h"
 
 namespace albion::launch {
@@ -38,8 +36,6 @@ void with_audited_checkpoint(const fs::path& path, const std::string& key_spec, 
                   checkpoint::current_audit_identity(env));
   }
   std::exception_ptr failure;
-  std::string error;
-  ExitCode code = ExitCode::kFailure;
   std::string key_id;
   try {
     std::unique_ptr<checkpoint::KeyProvider> key;
@@ -47,33 +43,17 @@ void with_audited_checkpoint(const fs::path& path, const std::string& key_spec, 
     key_id = key ? key->key_id() : "";
     checkpoint::CheckpointReader reader(path, key.get());
     use(reader);
-  } catch (const std::exception& e) {
+  } catch (...) {
     failure = std::current_exception();
-    error = *e.what() != '\0' ? e.what() : "failed";
-    if (const auto* known = dynamic_cast<const Error*>(&e)) code = known->exit_code();
   }
-  const bool job = ranks != nullptr && ranks->size() > 1;
-  if (job) {
-    // Rank 0 learns every rank's outcome ("" for a rank that loaded its part, else its exit code
-    // and error) and tells them all the first failure.
-    const std::vector<std::string> outcomes =
-        ranks->gather(failure ? str_cat(static_cast<int>(code), error) : std::string());
-    std::string first;
-    for (std::size_t rank = 0; rank < outcomes.size() && first.empty(); ++rank) {
-      if (!outcomes[rank].empty()) {
-        first = rank == 0 ? outcomes[rank] : str_cat(outcomes[rank][0], "rank ", rank, ": ", outcomes[rank].substr(1));
-      }
-    }
-    first = ranks->broadcast(first);
-    code = first.empty() ? ExitCode::kOk : static_cast<ExitCode>(first[0] - '0');
-    error = first.empty() ? "" : first.substr(1);
-  }
+  checkpoint::SingleProcessGroup alone;
+  checkpoint::RankGroup& group = ranks != nullptr ? *ranks : alone;
+  const checkpoint::JobOutcome outcome = checkpoint::agree_on_outcome(group, failure);
   if (audit) {
-    audit->append({AuditAction::kLoad, path.string(), key_id, error.empty() ? AuditOutcome::kOk : AuditOutcome::kFailed,
-                   error.empty() ? purpose : error});
+    const AuditOutcome recorded = outcome.failed() ? AuditOutcome::kFailed : AuditOutcome::kOk;
+    audit->append({AuditAction::kLoad, path.string(), key_id, recorded, outcome.failed() ? outcome.error : purpose});
   }
-  if (job && !error.empty()) throw JobError(error, code, ranks->rank() == 0);
-  if (failure) std::rethrow_exception(failure);
+  checkpoint::throw_agreed_failure(group, outcome, failure);
 }
 
 }  // namespace albion::launch

@@ -139,6 +139,13 @@ int evaluate(const EvalOptions& o, const ProcessEnvironment& env, const EvalInpu
                       ", not the one the model was trained with (", recorded.spec, ")");
     }
     const CheckpointModel stored = describe_checkpoint_model(reader);
+    // Checked before the weights are decrypted, and on every rank alike: one error for the job.
+    ALBION_CHECK_AS(UsageError, static_cast<std::int64_t>(manifest.vocab_size) <= stored.config.vocab_size, "eval: ",
+                    o.dataset, " has a vocabulary of ", manifest.vocab_size, ", the model only ",
+                    stored.config.vocab_size);
+    const std::int64_t seq_len = o.seq_len.value_or(stored.recipe.train.seq_len);
+    ALBION_CHECK_AS(UsageError, seq_len <= stored.config.context_length, "eval: windows of ", seq_len,
+                    " tokens exceed the model's context length ", stored.config.context_length, "; pass --seq-len");
     models::check_tensor_parallel_degree(stored.config, o.tensor, "eval: --tensor");
     recipe = stored.recipe;
     bf16 = train::runs_bf16_autocast(recipe, device);
@@ -150,9 +157,6 @@ int evaluate(const EvalOptions& o, const ProcessEnvironment& env, const EvalInpu
     model = load_checkpoint_model(stored, weights_in(reader), device, path.string(), options);
   };
   with_audited_checkpoint(path, o.key, o.audit, env, purpose, load, ranks.job);
-  ALBION_CHECK_AS(UsageError, static_cast<std::int64_t>(manifest.vocab_size) <= model->config().vocab_size, "eval: ",
-                  o.dataset, " has a vocabulary of ", manifest.vocab_size, ", the model only ",
-                  model->config().vocab_size);
 
   data::LoaderOptions loader_options;
   loader_options.directory = o.dataset;
@@ -165,9 +169,6 @@ int evaluate(const EvalOptions& o, const ProcessEnvironment& env, const EvalInpu
   // Scored as it trained.
   loader_options.pack_documents = recipe.data.packs_documents();
   loader_options.document_positions = recipe.data.document_masking;
-  ALBION_CHECK_AS(UsageError, loader_options.seq_len <= model->config().context_length, "eval: windows of ",
-                  loader_options.seq_len, " tokens exceed the model's context length ", model->config().context_length,
-                  "; pass --seq-len");
   data::TokenLoader loader(loader_options);
 
   const auto full_batches = static_cast<std::int64_t>(loader.steps_per_epoch());

@@ -6,26 +6,8 @@
 
 #include <exception>
 #include <functional>
-#include <string>
-
-#include "runtime/base/error.h"
 
 namespace albion::launch {
-
-// An error every rank of a job raised together, having agreed on it (one message, one exit code):
-// no rank is left waiting in a collective, so the job ends without MPI_Abort, and only the rank
-// marked `reporter` prints it.
-class JobError : public Error {
- public:
-  JobError(const std::string& message, ExitCode code, bool reporter)
-      : Error(message), code_(code), reporter_(reporter) {}
-  ExitCode exit_code() const override { return code_; }
-  bool reporter() const { return reporter_; }
-
- private:
-  ExitCode code_;
-  bool reporter_;
-};
 
 // Process-wide hardening done first thing in main: no core files (they could hold keys or private
 // data) and a terminate handler that reports instead of dumping.

@@ -6,8 +6,11 @@
 // save never interleaves with the trainer's collectives), and SingleProcessGroup is one process.
 #pragma once
 
+#include <exception>
 #include <string>
 #include <vector>
+
+#include "runtime/base/error.h"
 
 namespace albion::checkpoint {
 
@@ -21,6 +24,22 @@ class RankGroup {
   // Every rank's `value` in rank order on rank 0; empty on the others (collective).
   virtual std::vector<std::string> gather(const std::string& value) = 0;
 };
+
+// What a job's ranks agree happened to something each of them did (a load): nothing, or the
+// first failing rank's error, named "rank K: ..." for K > 0, and its exit code.
+struct JobOutcome {
+  std::string error;  // empty: every rank succeeded
+  ExitCode code = ExitCode::kOk;
+  bool failed() const { return !error.empty(); }
+};
+
+// Collective: every rank's `failure` (null where it succeeded) made the job's outcome, the same on
+// every rank. Call it where each rank has caught its own error, so none is left waiting.
+JobOutcome agree_on_outcome(RankGroup& ranks, const std::exception_ptr& failure);
+
+// After agree_on_outcome: rethrows `failure` where the rank is alone (its own type and message);
+// in a job, throws the agreed error as a JobError, reported by rank 0 only. Nothing on success.
+void throw_agreed_failure(const RankGroup& ranks, const JobOutcome& outcome, const std::exception_ptr& failure);
 
 class SingleProcessGroup final : public RankGroup {
  public:

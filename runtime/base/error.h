@@ -45,6 +45,21 @@ class SystemError : public Error {
   using Error::Error;
 };
 
+// An error every rank of a job raised together, having agreed on it (one message, one exit code;
+// checkpoint/format/rank_group.h): no rank is left waiting in a collective, so the job ends
+// without MPI_Abort, and only the rank marked `reporter` prints it.
+class JobError : public Error {
+ public:
+  JobError(const std::string& message, ExitCode code, bool reporter)
+      : Error(message), code_(code), reporter_(reporter) {}
+  ExitCode exit_code() const override { return code_; }
+  bool reporter() const { return reporter_; }
+
+ private:
+  ExitCode code_;
+  bool reporter_;
+};
+
 // A feature whose issue has not landed yet; says so instead of pretending.
 class NotImplementedError : public Error {
  public:

@@ -5,6 +5,7 @@
 #include <ATen/core/Generator.h>
 
 #include <chrono>
+#include <exception>
 #include <nlohmann/json.hpp>
 
 #include "checkpoint/audit/audit_log.h"
@@ -212,6 +213,7 @@ std::int64_t CheckpointHooks::resume(Trainer& trainer) {
   const std::string key_id = settings_.options.key != nullptr ? settings_.options.key->key_id() : "";
   const auto start = Clock::now();
   std::int64_t steps = 0;
+  std::exception_ptr failure;  // each rank's, made the job's below so that none waits for a peer
   try {
     checkpoint::CheckpointReader reader(path, settings_.options.key, settings_.options.shard.threads);
     const TrainingState header = parse_state(reader.manifest().state_json, path.string());
@@ -234,17 +236,18 @@ std::int64_t CheckpointHooks::resume(Trainer& trainer) {
         generator.set_state(read(stored, 0, info->stored_elements));
       }
     }
-  } catch (const std::exception& error) {
-    if (group_.rank() == 0 && settings_.options.audit != nullptr) {
-      settings_.options.audit->append(
-          {checkpoint::AuditAction::kLoad, path.string(), key_id, checkpoint::AuditOutcome::kFailed, error.what()});
-    }
-    throw;
+  } catch (...) {
+    failure = std::current_exception();
   }
+  // A rank reads only its part: rank 0 records whether every rank's read was authentic.
+  const checkpoint::JobOutcome outcome = checkpoint::agree_on_outcome(group_, failure);
   if (group_.rank() == 0 && settings_.options.audit != nullptr) {
-    settings_.options.audit->append(
-        {checkpoint::AuditAction::kLoad, path.string(), key_id, checkpoint::AuditOutcome::kOk, ""});
+    settings_.options.audit->append({checkpoint::AuditAction::kLoad, path.string(), key_id,
+                                     outcome.failed() ? checkpoint::AuditOutcome::kFailed
+                                                      : checkpoint::AuditOutcome::kOk,
+                                     outcome.error});
   }
+  checkpoint::throw_agreed_failure(group_, outcome, failure);
   log::info("resumed from ", path.string(), " at step ", steps, " (loaded in ", seconds_since(start), " s)");
   last_saved_ = steps;
   reserve_buffers(trainer);

@@ -2,7 +2,8 @@
 // Whole jobs under real mpirun, started through `albion launch`: the README's two-rank run, a rank
 // killed with SIGKILL mid-training (also while saving checkpoints, then resumed), a rank frozen
 // with SIGSTOP (only the watchdog can notice: the process is alive and mpirun sees nothing),
-// recipes that differ between ranks, and a checkpoint scored and sampled on many ranks.
+// recipes that differ between ranks, a checkpoint scored and sampled on many ranks, and loads that
+// fail on some ranks only.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <spawn.h>
@@ -16,6 +17,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "checkpoint/format/checkpoint_reader.h"
+#include "checkpoint/keys/key_provider.h"
 #include "runtime/base/check.h"
 #include "tests/support/checkpoint_steps.h"
 #include "tests/support/eventually.h"
@@ -373,6 +376,55 @@ TEST_F(DistributedJob, AJobsFailedLoadIsOneErrorAndOneAuditRecord) {
   const std::string records = testing_support::read_bytes(audit);
   EXPECT_EQ(std::count(records.begin(), records.end(), '\n'), 1) << records;
   EXPECT_NE(records.find(R"("outcome":"failed")"), std::string::npos) << records;
+}
+
+// A rank reads only its part of a checkpoint, and authenticates just that: damage in rank 1's own
+// random-generator state is found by rank 1 alone. The job still ends as one: one error line naming
+// the rank, exit code 3, no MPI_ABORT, and the run's audit log records the failed load (rank 0's
+// own read was fine).
+TEST_F(DistributedJob, AResumeThatFailsOnOneRankIsOneErrorAndAFailedAuditRecord) {
+  const std::string policy = dir_->write("partial-policy.json", R"({"format": "albion-residency-policy/1",
+    "roots": [{"path": ".", "jurisdiction": "UK"}]})");
+  ASSERT_EQ(testing_support::run_albion("keys generate --out " + (*dir_ / "partial-kek")).exit_code, 0);
+  const std::string checkpoints = *dir_ / "partial-ckpt";
+  const std::string run = std::string(" --eval.interval=0 --checkpoint.interval=2") +
+                          " --checkpoint.dir=" + checkpoints + " --checkpoint.key=file:" + (*dir_ / "partial-kek") +
+                          " --checkpoint.policy=" + policy;
+  const auto trained = testing_support::run_albion("launch -n 2 -- " + tiny(*dir_, "--train.steps=2" + run),
+                                                   kEnvironment);
+  ASSERT_EQ(trained.exit_code, 0) << trained.output;
+
+  const fs::path step = fs::path(checkpoints) / "step-00000002";
+  std::uint64_t at = 0;  // a byte of rank 1's generator state in its shard
+  {
+    const auto key = checkpoint::open_key_provider("file:" + (*dir_ / "partial-kek"));
+    const checkpoint::CheckpointReader reader(step, key.get());
+    for (const checkpoint::ShardRecord& shard : reader.manifest().shards) {
+      for (const checkpoint::SliceRecord& slice : shard.slices) {
+        if (slice.name == "rng.cpu.rank1") at = shard.data_offset + slice.data_position + 7;
+      }
+    }
+  }
+  ASSERT_GT(at, 0u);
+  {
+    std::fstream shard(step / "shard-00001.h5", std::ios::in | std::ios::out | std::ios::binary);
+    shard.seekg(static_cast<std::streamoff>(at));
+    const char byte = static_cast<char>(shard.get());
+    shard.seekp(static_cast<std::streamoff>(at));
+    shard.put(static_cast<char>(byte ^ 0x01));
+  }
+  const auto resumed = testing_support::run_albion("launch -n 2 -- " + tiny(*dir_, "--train.steps=4" + run),
+                                                   kEnvironment);
+  EXPECT_EQ(resumed.exit_code, 3) << resumed.output;
+  const std::string error = "albion: error: rank 1: ";
+  const std::size_t first = resumed.output.find(error);
+  EXPECT_NE(first, std::string::npos) << resumed.output;
+  EXPECT_EQ(resumed.output.find("albion: error: ", first + 1), std::string::npos) << resumed.output;
+  EXPECT_EQ(resumed.output.find("MPI_ABORT"), std::string::npos) << resumed.output;
+  const std::string records = testing_support::read_bytes(*dir_ / "run/audit.jsonl");  // the run's
+  const std::size_t last = records.rfind(R"("action":"load")");
+  ASSERT_NE(last, std::string::npos) << records;
+  EXPECT_NE(records.find(R"("outcome":"failed","detail":"rank 1: )", last), std::string::npos) << records;
 }
 
 }  // namespace

@@ -91,9 +91,9 @@ po::options_description eval_options(EvalOptions& o) {
 
 // The ranks an evaluation runs on: one process, or a job's ranks as a data x tensor mesh.
 struct EvalRanks {
-  checkpoint::RankGroup* job = nullptr;                   // null: one process
-  std::shared_ptr<collectives::Communicator> data;        // the replicas, which share the batches
-  std::shared_ptr<collectives::Communicator> tensor;      // the ranks this rank's model is cut over
+  checkpoint::RankGroup* job = nullptr;               // null: one process
+  std::shared_ptr<collectives::Communicator> data;    // the replicas, which share the batches
+  std::shared_ptr<collectives::Communicator> tensor;  // the ranks this rank's model is cut over
   int data_rank() const { return data ? data->rank() : 0; }
   int data_size() const { return data ? data->size() : 1; }
 };
@@ -256,9 +256,7 @@ void check_tensor_degree(const EvalOptions& o, int world_size) {
 }  // namespace
 
 void check_eval_command(const CommandArgs& args, int world_size) {
-  for (const std::string& arg : args) {
-    if (arg == "--help" || arg == "-h") return;  // the ranks print it
-  }
+  if (asks_for_help(args)) return;  // the ranks print it
   const EvalOptions o = *parse_eval_command(args);
   check_tensor_degree(o, world_size);
   resolve_checkpoint(o.checkpoint, "eval");

@@ -323,9 +323,7 @@ std::optional<GenerateOptions> parse_generate_command(const CommandArgs& args) {
 }  // namespace
 
 void check_generate_command(const CommandArgs& args) {
-  for (const std::string& arg : args) {
-    if (arg == "--help" || arg == "-h") return;  // the ranks print it
-  }
+  if (asks_for_help(args)) return;  // the ranks print it
   resolve_checkpoint(parse_generate_command(args)->checkpoint, "generate");
 }
 

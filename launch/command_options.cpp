@@ -8,6 +8,13 @@
 
 namespace albion::launch {
 
+bool asks_for_help(std::span<const std::string> args) {
+  for (const std::string& arg : args) {
+    if (arg == "--help" || arg == "-h") return true;
+  }
+  return false;
+}
+
 TrainArguments parse_train_arguments(std::span<const std::string> args, const std::string& command) {
   TrainArguments parsed;
   for (const std::string& arg : args) {

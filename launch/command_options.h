@@ -21,6 +21,9 @@ struct CommandSpec {
   std::string description;  // a paragraph shown under the usage line
 };
 
+// Whether `args` ask for help (--help or -h anywhere).
+bool asks_for_help(std::span<const std::string> args);
+
 // Adds --help to `options` and parses `args`. Returns nullopt after printing help to stdout when
 // --help/-h was given; throws UsageError (naming the subcommand) for bad options.
 std::optional<config::ParsedOptions> parse_command(const CommandArgs& args, const CommandSpec& spec,

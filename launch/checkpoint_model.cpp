@@ -70,9 +70,14 @@ CheckpointModel read_checkpoint_model(checkpoint::CheckpointReader& reader, bool
   }
   const WeightRange read = weights_in(reader);
   ProgressBar bar(stored.encrypted ? "decrypt" : "read", weight_bytes, "MB", 1e6, terminal);
-  for (const checkpoint::TensorInfo& info : stored.weights) {
+  for (checkpoint::TensorInfo& info : stored.weights) {
     const std::string name = info.name.substr(std::string(kModelPrefix).size());
-    at::Tensor values = read(name, 0, c10::multiply_integers(info.global_shape)).view(info.global_shape);
+    at::Tensor values = read(name, 0, c10::multiply_integers(info.global_shape));
+    if (info.transposed) {
+      values = values.view({info.global_shape.at(1), info.global_shape.at(0)}).t().contiguous();
+      info.transposed = false;  // as `parameters` holds it
+    }
+    values = values.view(info.global_shape);
     bar.advance(static_cast<double>(values.nbytes()));
     stored.parameters.emplace_back(name, values);
   }
@@ -110,9 +115,9 @@ std::shared_ptr<models::CausalLm> load_checkpoint_model(const CheckpointModel& s
     models::load_hugging_face_weights(*model, stored.lora_base.directory);
     models::add_lora_adapters(*model, train::recipe_lora_options(stored.recipe));
   }
-  std::map<std::string, std::vector<std::int64_t>> whole_shapes;
+  std::map<std::string, const checkpoint::TensorInfo*> whole;
   for (const checkpoint::TensorInfo& info : stored.weights) {
-    whole_shapes[info.name.substr(std::string(kModelPrefix).size())] = info.global_shape;
+    whole[info.name.substr(std::string(kModelPrefix).size())] = &info;
   }
   const std::int64_t parts = group ? group->size() : 1;
   const std::int64_t part = group ? group->rank() : 0;
@@ -122,21 +127,22 @@ std::shared_ptr<models::CausalLm> load_checkpoint_model(const CheckpointModel& s
   if (options.progress) bar.emplace(stored.encrypted ? "decrypt" : "read", bytes, "MB", 1e6, options.terminal);
   torch::NoGradGuard no_grad;
   for (auto& [name, parameter] : model->trainable_parameters()) {
-    auto found = whole_shapes.find(name);
-    ALBION_CHECK_AS(IntegrityError, found != whole_shapes.end(), what, ": the checkpoint has no weights for '", name,
-                    "'");
+    auto found = whole.find(name);
+    ALBION_CHECK_AS(IntegrityError, found != whole.end(), what, ": the checkpoint has no weights for '", name, "'");
+    const checkpoint::TensorInfo& info = *found->second;
     const models::TensorParallelCut cut = group ? models::tensor_parallel_split(name) : models::TensorParallelCut{};
     const std::vector<std::int64_t> expected = models::tensor_parallel_global_shape(parameter.sizes(), cut.dim, parts);
-    ALBION_CHECK_AS(IntegrityError, found->second == expected, what, ": '", name, "' has shape ",
-                    c10::IntArrayRef(found->second), ", the model expects ", c10::IntArrayRef(expected));
-    const auto read_whole = [&](std::int64_t offset, std::int64_t numel) { return read(name, offset, numel); };
-    parameter.copy_(models::read_tensor_parallel_part(read_whole, cut, parameter.sizes(), part, parts));
+    ALBION_CHECK_AS(IntegrityError, info.global_shape == expected, what, ": '", name, "' has shape ",
+                    c10::IntArrayRef(info.global_shape), ", the model expects ", c10::IntArrayRef(expected));
+    const auto read_stored = [&](std::int64_t offset, std::int64_t numel) { return read(name, offset, numel); };
+    parameter.copy_(
+        models::read_tensor_parallel_part(read_stored, cut, parameter.sizes(), part, parts, info.transposed));
     if (bar) bar->advance(static_cast<double>(parameter.nbytes()));
-    whole_shapes.erase(found);
+    whole.erase(found);
   }
   if (bar) bar->finish();
-  ALBION_CHECK_AS(IntegrityError, whole_shapes.empty(), what, ": the checkpoint has weights the model lacks, e.g. '",
-                  whole_shapes.empty() ? "" : whole_shapes.begin()->first, "'");
+  ALBION_CHECK_AS(IntegrityError, whole.empty(), what, ": the checkpoint has weights the model lacks, e.g. '",
+                  whole.empty() ? "" : whole.begin()->first, "'");
   if (options.bf16_inference) models::hold_for_bf16_inference(*model);
   model->to(device);
   return model;

@@ -27,7 +27,9 @@ struct CheckpointModel {
   config::Recipe recipe;  // the resolved recipe the checkpoint stores
   models::ModelConfig config;
   train::LoraBase lora_base;  // a LoRA checkpoint's frozen base; its weights are the adapters
-  std::vector<checkpoint::TensorInfo> weights;  // the "model.*" tensors, all F32
+  // The "model.*" tensors, all F32, as the checkpoint stores them (after read_checkpoint_model: as
+  // `parameters` hold them, none transposed).
+  std::vector<checkpoint::TensorInfo> weights;
   bool encrypted = false;
   // Only from read_checkpoint_model: CPU, fp32, whole, e.g. "wte.weight".
   std::vector<std::pair<std::string, at::Tensor>> parameters;
@@ -43,7 +45,8 @@ CheckpointModel describe_checkpoint_model(checkpoint::CheckpointReader& reader, 
 // a terminal.
 CheckpointModel read_checkpoint_model(checkpoint::CheckpointReader& reader, bool terminal, bool adapters_alone = false);
 
-// `numel` elements from `offset` of parameter `name`'s flattened weight, fp32 on the CPU.
+// `numel` elements from `offset` of parameter `name`'s stored elements (transposed where its
+// TensorInfo says), fp32 on the CPU.
 using WeightRange = std::function<at::Tensor(const std::string& name, std::int64_t offset, std::int64_t numel)>;
 // Straight from the checkpoint (decrypted as read); `reader` must outlive the result.
 WeightRange weights_in(checkpoint::CheckpointReader& reader);

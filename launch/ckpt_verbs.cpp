@@ -144,7 +144,7 @@ int run_ckpt_inspect(const CommandArgs& args, const CommandSpec& spec) {
     std::cout << "  tensors\n";
     for (const checkpoint::TensorInfo& t : reader.tensors()) {
       std::cout << "    " << std::left << std::setw(48) << t.name << std::setw(6) << t.dtype << shape_text(t.global_shape)
-                << "\n";
+                << (t.transposed ? "  stored transposed" : "") << "\n";
     }
     return 0;
   });

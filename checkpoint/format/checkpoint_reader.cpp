@@ -52,6 +52,18 @@ CheckpointReader::CheckpointReader(fs::path checkpoint, const KeyProvider* key, 
       index_[manifest_.shards[s].slices[i].name].push_back({s, i});
     }
   }
+  for (const auto& [name, locations] : index_) {
+    const SliceRecord& first = manifest_.shards[locations.front().shard].slices[locations.front().slice];
+    ALBION_CHECK_AS(IntegrityError, !first.transposed || first.global_shape.size() == 2, what, ": tensor ", name,
+                    " is stored transposed but is not 2-D");
+    for (const Location& at : locations) {
+      const SliceRecord& slice = manifest_.shards[at.shard].slices[at.slice];
+      ALBION_CHECK_AS(IntegrityError,
+                      slice.dtype == first.dtype && slice.global_shape == first.global_shape &&
+                          slice.transposed == first.transposed,
+                      what, ": tensor ", name, " has slices of different dtypes, shapes or orders");
+    }
+  }
   shards_.resize(manifest_.shards.size());
 }
 
@@ -72,6 +84,7 @@ std::optional<TensorInfo> CheckpointReader::tensor(const std::string& name) cons
     const SliceRecord& slice = manifest_.shards[at.shard].slices[at.slice];
     info.dtype = slice.dtype;
     info.global_shape = slice.global_shape;
+    info.transposed = slice.transposed;
     info.stored_elements += slice.numel;
   }
   return info;
@@ -99,8 +112,6 @@ void CheckpointReader::read(const std::string& name, std::int64_t offset, std::i
   std::int64_t covered = 0;
   for (const Location& at : it->second) {
     const SliceRecord& slice = manifest_.shards[at.shard].slices[at.slice];
-    ALBION_CHECK_AS(IntegrityError, slice.dtype == first.dtype && slice.global_shape == first.global_shape,
-                    path_.string(), ": tensor ", name, " has slices of different dtypes or shapes");
     const std::int64_t begin = std::max(offset, slice.offset);
     const std::int64_t end = std::min(offset + numel, slice.offset + slice.numel);
     if (begin >= end) continue;

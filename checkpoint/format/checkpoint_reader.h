@@ -35,6 +35,7 @@ struct TensorInfo {
   std::string dtype;
   std::vector<std::int64_t> global_shape;
   std::int64_t stored_elements = 0;  // summed over slices
+  bool transposed = false;           // stored column by column (SliceRecord::transposed)
 };
 
 // manifest.json of `checkpoint` as text; IntegrityError when missing or implausibly large.
@@ -51,8 +52,9 @@ class CheckpointReader {
   std::vector<TensorInfo> tensors() const;
   std::optional<TensorInfo> tensor(const std::string& name) const;
 
-  // Elements [offset, offset + numel) of the flattened tensor `name` into `out` (numel x dtype
-  // size bytes). IntegrityError if some of them are in no shard.
+  // Elements [offset, offset + numel) of the flattened tensor `name`, in the order it is stored
+  // (TensorInfo::transposed), into `out` (numel x dtype size bytes). IntegrityError if some of them
+  // are in no shard.
   void read(const std::string& name, std::int64_t offset, std::int64_t numel, std::span<std::uint8_t> out);
 
   // Authenticates every shard and every chunk (`albion ckpt verify`); `progress` is told the bytes

@@ -34,7 +34,9 @@ Json header_json(const CheckpointHeader& h) {
 CheckpointHeader header_from(const JsonFields& f, bool with_key_fields = true) {
   CheckpointHeader h;
   h.format = f.string("format");
-  if (h.format != kCheckpointFormat) f.fail("format", "unsupported '" + h.format + "', expected " + kCheckpointFormat);
+  if (h.format != kCheckpointFormat && h.format != kCheckpointFormatV1) {
+    f.fail("format", "unsupported '" + h.format + "', expected " + kCheckpointFormat);
+  }
   h.step = f.integer("step");
   if (h.step < 0) f.fail("step", "is negative");
   h.checkpoint_id = f.hex_string("checkpoint_id", 32);
@@ -53,9 +55,11 @@ CheckpointHeader header_from(const JsonFields& f, bool with_key_fields = true) {
 Json shard_json(const ShardRecord& s) {
   Json slices = Json::array();
   for (const SliceRecord& r : s.slices) {
-    slices.push_back({{"name", r.name}, {"dtype", r.dtype}, {"global_shape", r.global_shape}, {"offset", r.offset},
-                      {"numel", r.numel}, {"first_chunk", r.first_chunk}, {"chunk_count", r.chunk_count},
-                      {"data_position", r.data_position}});
+    Json slice = {{"name", r.name},         {"dtype", r.dtype},           {"global_shape", r.global_shape},
+                  {"offset", r.offset},     {"numel", r.numel},           {"first_chunk", r.first_chunk},
+                  {"chunk_count", r.chunk_count}, {"data_position", r.data_position}};
+    if (r.transposed) slice["transposed"] = true;  // absent in version 1
+    slices.push_back(std::move(slice));
   }
   return {{"file", s.file}, {"index", s.index}, {"file_bytes", s.file_bytes}, {"sha256", s.sha256},
           {"data_offset", s.data_offset}, {"data_bytes", s.data_bytes}, {"tensors", slices}};
@@ -83,6 +87,7 @@ ShardRecord shard_from(const JsonFields& f) {
     r.first_chunk = t.unsigned_integer("first_chunk");
     r.chunk_count = t.unsigned_integer("chunk_count");
     r.data_position = t.unsigned_integer("data_position");
+    r.transposed = t.has("transposed") && t.boolean("transposed");
     s.slices.push_back(std::move(r));
   }
   return s;

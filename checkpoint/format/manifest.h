@@ -26,7 +26,9 @@
 
 namespace albion::checkpoint {
 
-inline constexpr const char* kCheckpointFormat = "albion-checkpoint/1";
+// Version 2 added transposed tensors (SliceRecord::transposed); version 1 checkpoints still read.
+inline constexpr const char* kCheckpointFormat = "albion-checkpoint/2";
+inline constexpr const char* kCheckpointFormatV1 = "albion-checkpoint/1";
 inline constexpr const char* kPlaintextCipher = "none";
 
 struct CheckpointHeader {

@@ -24,6 +24,9 @@ struct TensorSlice {
   std::int64_t offset = 0;                // first element in the flattened global tensor
   std::int64_t numel = 0;
   std::span<const std::uint8_t> bytes;    // numel elements, little-endian
+  // The tensor (2-D) is stored transposed: offsets count its elements column by column. A tensor
+  // cut by columns over ranks is, so that each rank's part is ranges of it (tensor_parallel.h).
+  bool transposed = false;
 };
 
 // Where a slice lies in its shard file.
@@ -36,6 +39,7 @@ struct SliceRecord {
   std::uint64_t first_chunk = 0;    // file-wide chunk number of its first chunk
   std::uint64_t chunk_count = 0;
   std::uint64_t data_position = 0;  // byte offset of its first chunk inside the data region
+  bool transposed = false;          // as TensorSlice's
 };
 
 struct ShardRecord {

@@ -287,12 +287,43 @@ std::vector<std::int64_t> tensor_parallel_global_shape(at::IntArrayRef part_shap
   return shape;
 }
 
+at::Tensor in_stored_order(const at::Tensor& part, const TensorParallelCut& cut) {
+  if (!stored_transposed(cut)) return part.reshape({-1});
+  ALBION_CHECK(part.dim() == 2, "tensor parallelism: a tensor cut by columns must be 2-D, not ", part.sizes());
+  return part.t().contiguous().view({-1});
+}
+
+std::vector<ElementRange> tensor_parallel_row_ranges(at::IntArrayRef part_shape, std::int64_t groups,
+                                                     std::int64_t index, std::int64_t count) {
+  ALBION_CHECK(!part_shape.empty() && groups > 0 && part_shape[0] % groups == 0,
+               "tensor parallelism: cannot cut ", part_shape, " by rows in ", groups, " groups");
+  const std::int64_t row = c10::multiply_integers(part_shape.slice(1));  // elements per row
+  const std::int64_t rows = part_shape[0] / groups;                      // this part's, per block
+  std::vector<ElementRange> ranges;
+  for (std::int64_t g = 0; g < groups; ++g) ranges.push_back({(g * count + index) * rows * row, rows * row});
+  return ranges;
+}
+
 at::Tensor read_tensor_parallel_part(const std::function<at::Tensor(std::int64_t, std::int64_t)>& read,
                                      const TensorParallelCut& cut, at::IntArrayRef part_shape, std::int64_t index,
-                                     std::int64_t count) {
+                                     std::int64_t count, bool transposed) {
+  if (transposed) {  // the part of the stored tensor, transposed back
+    ALBION_CHECK(part_shape.size() == 2, "tensor parallelism: a tensor stored transposed must be 2-D, not ",
+                 part_shape);
+    TensorParallelCut stored_cut = cut;
+    if (cut.cut()) stored_cut.dim = 1 - cut.dim;
+    const std::vector<std::int64_t> stored_shape{part_shape[1], part_shape[0]};
+    return read_tensor_parallel_part(read, stored_cut, stored_shape, index, count, false).t().contiguous();
+  }
   const std::int64_t part_numel = c10::multiply_integers(part_shape);
   if (!cut.cut()) return read(0, part_numel).view(part_shape);
-  if (cut.one_range()) return read(index * part_numel, part_numel).view(part_shape);
+  if (cut.dim == 0) {
+    std::vector<at::Tensor> pieces;
+    for (const ElementRange& range : tensor_parallel_row_ranges(part_shape, cut.groups, index, count)) {
+      pieces.push_back(read(range.offset, range.numel));
+    }
+    return (pieces.size() == 1 ? pieces[0] : at::cat(pieces)).view(part_shape);
+  }
   const std::vector<std::int64_t> shape = tensor_parallel_global_shape(part_shape, cut.dim, count);
   return tensor_parallel_part(read(0, part_numel * count).view(shape), cut.dim, index, count, cut.groups).contiguous();
 }

@@ -29,7 +29,9 @@
 //
 // A sharded model keeps its parameter names; their whole ("global") shapes are the unsharded
 // model's, and checkpoints hold whole tensors, cut as tensor_parallel_split says, so a run resumes,
-// exports and generates on any tensor-parallel degree.
+// exports and generates on any tensor-parallel degree. A tensor cut by columns is stored transposed
+// (stored_transposed), so every rank's part of every tensor is a few ranges of the stored elements:
+// each rank saves and reads its own part, and no rank ever holds a whole tensor.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -77,6 +79,25 @@ bool tensor_parallel_partial_gradient(const std::string& name, bool sequence_par
 void check_tensor_parallel_degree(const ModelConfig& config, std::int64_t degree,
                                   std::string_view setting = "recipe key 'parallel.tensor'");
 
+// Whether checkpoints store a tensor cut as `cut` transposed: one cut by columns (2-D, dim 1).
+inline bool stored_transposed(const TensorParallelCut& cut) { return cut.dim == 1; }
+
+// `part` as a checkpoint stores it: transposed when stored_transposed(cut), then flattened (a copy
+// if it had to be transposed).
+at::Tensor in_stored_order(const at::Tensor& part, const TensorParallelCut& cut);
+
+// A range of a tensor's flattened elements.
+struct ElementRange {
+  std::int64_t offset = 0;
+  std::int64_t numel = 0;
+};
+
+// Where part `index` of `count` of a tensor cut by rows (dim 0) in `groups` blocks lies in the whole
+// tensor's flattened elements, the part shaped `part_shape`: one range per block, which back to back
+// are the part's elements. With in_stored_order, where every cut part lies in its stored tensor.
+std::vector<ElementRange> tensor_parallel_row_ranges(at::IntArrayRef part_shape, std::int64_t groups,
+                                                     std::int64_t index, std::int64_t count);
+
 // Part `index` of `count` equal parts of `whole` along `dim`; with `groups` > 1, the parts of each
 // of that many equal blocks of `dim`, side by side (a copy; a view for one group).
 at::Tensor tensor_parallel_part(const at::Tensor& whole, int dim, std::int64_t index, std::int64_t count,
@@ -85,11 +106,13 @@ at::Tensor tensor_parallel_part(const at::Tensor& whole, int dim, std::int64_t i
 std::vector<std::int64_t> tensor_parallel_global_shape(at::IntArrayRef part_shape, int dim, std::int64_t count);
 
 // Part `index` of `count` (shaped `part_shape`) of a whole tensor stored elsewhere, cut as `cut`;
-// `read(offset, numel)` returns that range of the whole tensor's flattened elements. A block of rows
-// is read as one range; a strided part is cut from the whole tensor, read once.
+// `read(offset, numel)` returns that range of its stored elements, which are `transposed` or not.
+// A part that is rows of the stored tensor is read as its ranges; one cut by the stored tensor's
+// columns (a checkpoint of format 1, or a tensor saved transposed read on one rank) is cut from
+// the whole tensor, read once.
 at::Tensor read_tensor_parallel_part(const std::function<at::Tensor(std::int64_t, std::int64_t)>& read,
                                      const TensorParallelCut& cut, at::IntArrayRef part_shape, std::int64_t index,
-                                     std::int64_t count);
+                                     std::int64_t count, bool transposed);
 
 // Collective over `group`: every rank's part (cut along `dim`, in `groups`) put back together, on
 // every rank.

@@ -78,17 +78,19 @@ std::unique_ptr<Snapshot> take_snapshot(Trainer& trainer, std::int64_t steps_don
   TrainingState state = capture_training_state(trainer, steps_done, &buffers);
   auto snapshot = std::make_unique<Snapshot>();
   auto add = [&](const std::string& name, const std::vector<std::int64_t>& shape, std::int64_t offset,
-                 at::Tensor data) {
+                 at::Tensor data, bool transposed) {
     data = data.contiguous();
     snapshot->request.slices.push_back(
         {name, dtype_name(data.scalar_type()), shape, offset, data.numel(),
-         {static_cast<const std::uint8_t*>(data.data_ptr()), static_cast<std::size_t>(data.nbytes())}});
+         {static_cast<const std::uint8_t*>(data.data_ptr()), static_cast<std::size_t>(data.nbytes())}, transposed});
     snapshot->tensors.push_back(std::move(data));
   };
-  for (StateSlice& slice : state.slices) add(slice.name, slice.global_shape, slice.offset, std::move(slice.data));
+  for (StateSlice& slice : state.slices) {
+    add(slice.name, slice.global_shape, slice.offset, std::move(slice.data), slice.transposed);
+  }
   for (auto& [name, generator] : generators(trainer)) {
     at::Tensor rng = generator.get_state();
-    add(rng_tensor_name(name, rank), {rng.numel()}, 0, rng);
+    add(rng_tensor_name(name, rank), {rng.numel()}, 0, rng, false);
   }
   snapshot->request.step = steps_done;
   snapshot->request.recipe = recipe_ini;
@@ -217,24 +219,26 @@ std::int64_t CheckpointHooks::resume(Trainer& trainer) {
   try {
     checkpoint::CheckpointReader reader(path, settings_.options.key, settings_.options.shard.threads);
     const TrainingState header = parse_state(reader.manifest().state_json, path.string());
+    auto info = [&](const std::string& name) {
+      std::optional<checkpoint::TensorInfo> found = reader.tensor(name);
+      ALBION_CHECK_AS(IntegrityError, found.has_value(), path.string(), ": the checkpoint has no tensor '", name, "'");
+      return *found;
+    };
     auto read = [&](const std::string& name, std::int64_t offset, std::int64_t numel) {
-      const std::optional<checkpoint::TensorInfo> info = reader.tensor(name);
-      ALBION_CHECK_AS(IntegrityError, info.has_value(), path.string(), ": the checkpoint has no tensor '", name, "'");
-      at::Tensor out = at::empty({numel}, at::TensorOptions().dtype(scalar_type(info->dtype, name)));
+      at::Tensor out = at::empty({numel}, at::TensorOptions().dtype(scalar_type(info(name).dtype, name)));
       reader.read(name, offset, numel,
                   {static_cast<std::uint8_t*>(out.data_ptr()), static_cast<std::size_t>(out.nbytes())});
       return out;
     };
+    const StoredTensors stored{read, [&](const std::string& name) { return info(name).transposed; }};
     check_same_lora_base(trainer, recorded_lora_base(reader.manifest().state_json), path);
     check_same_packing(trainer, reader.manifest().state_json, path);
-    steps = restore_training_state(trainer, header, read);
+    steps = restore_training_state(trainer, header, stored);
     for (auto& [name, generator] : generators(trainer)) {
       // This rank's generator if the checkpoint has it; with more ranks than it was saved from, rank 0's.
-      std::string stored = rng_tensor_name(name, group_.rank());
-      if (!reader.tensor(stored)) stored = rng_tensor_name(name, 0);
-      if (std::optional<checkpoint::TensorInfo> info = reader.tensor(stored)) {
-        generator.set_state(read(stored, 0, info->stored_elements));
-      }
+      std::string rng = rng_tensor_name(name, group_.rank());
+      if (!reader.tensor(rng)) rng = rng_tensor_name(name, 0);
+      if (reader.tensor(rng)) generator.set_state(read(rng, 0, info(rng).stored_elements));
     }
   } catch (...) {
     failure = std::current_exception();

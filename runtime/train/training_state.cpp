@@ -28,9 +28,10 @@ std::vector<std::int64_t> shape_of(Trainer& trainer, const std::string& paramete
 }
 
 // Under tensor parallelism (runtime/models/tensor_parallel.h) the ranks of a group hold parts of
-// some tensors; checkpoints hold them whole. A row cut's part is one range of the whole, which its
-// rank saves itself; another cut's part (columns, or GPT-2's q, k and v) is strided, so the group
-// gathers it and one rank saves it.
+// some tensors; checkpoints hold them whole, and each rank saves its own part. A row cut's part is
+// one range of the whole; another cut's part (columns, or GPT-2's q, k and v) is strided: it is
+// saved as its ranges of the whole in its stored order (models::in_stored_order: a column cut's
+// transposed).
 struct TensorParts {
   std::shared_ptr<collectives::Communicator> group;  // null: no tensor parallelism
 
@@ -38,8 +39,8 @@ struct TensorParts {
   models::TensorParallelCut split(const std::string& name) const {
     return group ? models::tensor_parallel_split(name) : models::TensorParallelCut{};
   }
-  // Whether the group gathers parameter `name`'s parts to save them (its part is strided).
-  bool gathered(const std::string& name) const {
+  // Whether parameter `name`'s part is strided in its whole tensor.
+  bool strided(const std::string& name) const {
     const models::TensorParallelCut cut = split(name);
     return cut.cut() && !cut.one_range();
   }
@@ -63,14 +64,14 @@ struct StateEntry {
   // step (`like` then says what they will be).
   at::Tensor values;
   at::Tensor like;
-  models::TensorParallelCut gather;  // cut(): the tensor-parallel group gathers the parts first
+  models::TensorParallelCut strided;  // cut(): a strided part, of `part_shape`, saved as its ranges
+  std::vector<std::int64_t> part_shape;
   bool saved_here = false;  // this rank writes the slice
   std::int64_t saved_numel = 0;
   // ZeRO-1 under tensor parallelism, a strided cut: `values` is this rank's piece (undefined: none)
-  // of the part's moment, at `piece_offset` in a part of `part_shape`; the data-parallel ranks'
-  // pieces are first summed into the part. -1: not spread.
+  // of the part's moment, at `piece_offset` in the part; the data-parallel ranks' pieces are first
+  // summed into the part. -1: not spread.
   std::int64_t piece_offset = -1;
-  std::vector<std::int64_t> part_shape;
   int summing_rank = 0;  // the data-parallel rank the pieces are summed on (it saves the part)
 };
 
@@ -85,8 +86,7 @@ const optim::OptimizedParameter* find_piece(const std::vector<optim::OptimizedPa
 // Who saves what, so that no rank holds much more of a checkpoint than its share (a whole 70B
 // model's state is ~850 GB): tensors every data-parallel rank holds alike (parameters, DDP's
 // moments) go round robin over the data-parallel ranks and, within one, over its tensor group;
-// ZeRO-1's pieces are saved by the ranks holding them; a row cut's part (one range of the whole)
-// by its own rank.
+// ZeRO-1's pieces are saved by the ranks holding them; a tensor-parallel part by its own rank.
 std::vector<StateEntry> state_entries(Trainer& trainer, const TensorParts& parts) {
   Parallelism& parallel = trainer.parallelism();
   optim::AdamW& optimizer = parallel.optimizer(trainer);
@@ -115,10 +115,11 @@ std::vector<StateEntry> state_entries(Trainer& trainer, const TensorParts& parts
       e.offset += parts.rank() * element_count(part_shape);
       e.saved_here = true;
     } else if (split.cut()) {
-      e.gather = split;
+      e.strided = split;
+      e.part_shape = part_shape;
       e.offset = 0;
-      e.saved_numel = element_count(e.global_shape);
-      e.saved_here = tensor_owner;
+      e.saved_numel = element_count(part_shape);
+      e.saved_here = true;
     } else {
       e.saved_here = tensor_owner;
     }
@@ -156,12 +157,12 @@ std::vector<StateEntry> state_entries(Trainer& trainer, const TensorParts& parts
   // ZeRO-1: the same pieces on every rank of a tensor group, each written by one of them.
   std::int64_t piece_index = 0;
   for (const optim::OptimizedParameter& p : optimizer.parameters()) {
-    if (parts.gathered(p.name)) continue;  // below
+    if (parts.strided(p.name)) continue;  // below
     add_moments(p, p.offset, piece_index++ % parts.count() == parts.rank());
   }
   // Strided cuts: every data-parallel rank adds its piece to the part, in the trainer's order.
   for (const optim::OptimizedParameter& whole : trainer.optimizer().parameters()) {
-    if (!parts.gathered(whole.name)) continue;
+    if (!parts.strided(whole.name)) continue;
     const Turn t = take_turn();
     const optim::OptimizedParameter* piece = find_piece(optimizer.parameters(), whole.name);
     optim::OptimizedParameter none;  // this rank's shard misses the parameter: it adds zeros
@@ -170,15 +171,33 @@ std::vector<StateEntry> state_entries(Trainer& trainer, const TensorParts& parts
     add_moments(piece ? *piece : none, 0, t.tensor_owner);
     for (StateEntry* e : {&entries[entries.size() - 2], &entries.back()}) {
       e->piece_offset = piece ? piece->offset : 0;
-      e->part_shape = whole.parameter.sizes().vec();
       e->summing_rank = static_cast<int>(t.data_owner);
-      if (t.data_owner != data_rank) {
-        e->gather = {};  // summed here, gathered and saved by the owner's data-parallel rank
-        e->saved_here = false;
-      }
+      e->saved_here = t.data_owner == data_rank;  // the others' pieces are summed there
     }
   }
   return entries;
+}
+
+// This rank's slices of `local`, entry `e`'s values: one, or a strided part's ranges of its stored
+// tensor (copied to the host once, in its stored order).
+void add_slices(const StateEntry& e, const at::Tensor& local, const TensorParts& parts, SnapshotBuffers* buffers,
+                std::vector<StateSlice>& slices) {
+  if (!e.strided.cut()) {
+    slices.push_back(slice_of(e.name, e.global_shape, e.offset, local, buffers));
+    return;
+  }
+  const bool transposed = models::stored_transposed(e.strided);
+  const at::Tensor stored = slice_of(e.name, e.global_shape, 0,
+                                     models::in_stored_order(local.detach().view(e.part_shape), e.strided), buffers)
+                                .data;
+  std::vector<std::int64_t> stored_shape = e.part_shape;
+  if (transposed) std::swap(stored_shape.at(0), stored_shape.at(1));
+  std::int64_t done = 0;
+  for (const models::ElementRange& range :
+       models::tensor_parallel_row_ranges(stored_shape, e.strided.groups, parts.rank(), parts.count())) {
+    slices.push_back({e.name, e.global_shape, range.offset, stored.narrow(0, done, range.numel), transposed});
+    done += range.numel;
+  }
 }
 
 // This rank's part of a cut parameter's moment from the data-parallel ranks' pieces of it, on the
@@ -227,9 +246,8 @@ TrainingState capture_training_state(Trainer& trainer, std::int64_t steps_done, 
   for (const StateEntry& e : state_entries(trainer, parts)) {
     // Before the first step there are no moments.
     if (e.piece_offset >= 0 ? optimizer.step_count() == 0 : !e.values.defined()) continue;
-    at::Tensor local = e.piece_offset >= 0 ? part_from_pieces(e, trainer) : e.values;
-    if (e.gather.cut()) local = models::gather_tensor_parallel(local, e.gather.dim, *parts.group, e.gather.groups);
-    if (e.saved_here) state.slices.push_back(slice_of(e.name, e.global_shape, e.offset, local, buffers));
+    const at::Tensor local = e.piece_offset >= 0 ? part_from_pieces(e, trainer) : e.values;
+    if (e.saved_here) add_slices(e, local, parts, buffers, state.slices);
   }
   if (buffers != nullptr && trainer.device().is_cuda()) {
     c10::cuda::getCurrentCUDAStream(trainer.device().index()).synchronize();  // the copies have landed
@@ -237,26 +255,27 @@ TrainingState capture_training_state(Trainer& trainer, std::int64_t steps_done, 
   return state;
 }
 
-std::int64_t restore_training_state(Trainer& trainer, const TrainingState& header, const RangeReader& read) {
+std::int64_t restore_training_state(Trainer& trainer, const TrainingState& header, const StoredTensors& stored) {
   at::NoGradGuard no_grad;
   const TensorParts parts{trainer.parallelism().tensor_parallel_group()};
-  // The elements of `stored` (state of parameter `parameter`) this rank holds, shaped like `local`,
-  // from `offset` in the parameter (ZeRO-1's piece) or in its part of the whole tensor (tensor
-  // parallelism, where `local` may be a piece of the part too).
-  auto read_local = [&](const std::string& stored, const std::string& parameter, std::int64_t offset,
+  // The elements of tensor `name` (state of parameter `parameter`) this rank holds, shaped like
+  // `local`, from `offset` in the parameter (ZeRO-1's piece) or in its part of the whole tensor
+  // (tensor parallelism, where `local` may be a piece of the part too).
+  auto read_local = [&](const std::string& name, const std::string& parameter, std::int64_t offset,
                         const at::Tensor& local) {
     const models::TensorParallelCut cut = parts.split(parameter);
+    const bool transposed = stored.transposed(name);
     at::Tensor values;
-    if (!cut.cut()) {
-      values = read(stored, offset, local.numel());
+    if (!cut.cut() && !transposed) {
+      values = stored.read(name, offset, local.numel());
     } else {
-      const auto read_whole = [&](std::int64_t at, std::int64_t numel) { return read(stored, at, numel); };
-      values = models::read_tensor_parallel_part(read_whole, cut, shape_of(trainer, parameter), parts.rank(),
-                                                 parts.count())
+      const auto read = [&](std::int64_t at, std::int64_t numel) { return stored.read(name, at, numel); };
+      values = models::read_tensor_parallel_part(read, cut, shape_of(trainer, parameter), parts.rank(),
+                                                 parts.count(), transposed)
                    .reshape({-1})
                    .narrow(0, offset, local.numel());
     }
-    ALBION_CHECK(values.numel() == local.numel(), "training state: ", stored, " has ", values.numel(),
+    ALBION_CHECK(values.numel() == local.numel(), "training state: ", name, " has ", values.numel(),
                  " elements, the model ", local.numel());
     return values.view(local.sizes());
   };

@@ -36,8 +36,10 @@ class Trainer;
 struct StateSlice {
   std::string name;
   std::vector<std::int64_t> global_shape;
-  std::int64_t offset = 0;  // first element in the flattened global tensor
+  std::int64_t offset = 0;  // first element of the global tensor's stored elements
   at::Tensor data;          // CPU, contiguous, 1-D copy
+  // Stored transposed (models::stored_transposed: a tensor cut by columns under tensor parallelism).
+  bool transposed = false;
 };
 
 struct TrainingState {
@@ -47,9 +49,13 @@ struct TrainingState {
   std::vector<StateSlice> slices;  // this rank's
 };
 
-// Returns `numel` elements starting at `offset` of the flattened tensor `name`, from whichever
-// rank saved them; throws if the checkpoint lacks them.
-using RangeReader = std::function<at::Tensor(const std::string& name, std::int64_t offset, std::int64_t numel)>;
+// A saved training state's tensors, from whichever ranks saved them.
+struct StoredTensors {
+  // `numel` elements of tensor `name`'s stored elements from `offset`; throws if the state lacks them.
+  std::function<at::Tensor(const std::string& name, std::int64_t offset, std::int64_t numel)> read;
+  // Whether tensor `name` is stored transposed (StateSlice::transposed).
+  std::function<bool(const std::string& name)> transposed;
+};
 
 // Host memory a repeated capture copies into: allocated (pinned, for a GPU run) on the first
 // capture and reused after, so an asynchronous checkpoint holds the trainer only for the copy, not
@@ -73,6 +79,6 @@ TrainingState capture_training_state(Trainer& trainer, std::int64_t steps_done, 
 
 // Before the first step (the parallelism attached): loads parameters, optimizer moments, the
 // optimizer step count and the loader position. Returns the step to continue from.
-std::int64_t restore_training_state(Trainer& trainer, const TrainingState& header, const RangeReader& read);
+std::int64_t restore_training_state(Trainer& trainer, const TrainingState& header, const StoredTensors& stored);
 
 }  // namespace albion::train

@@ -2,8 +2,8 @@
 // Whole jobs under real mpirun, started through `albion launch`: the README's two-rank run, a rank
 // killed with SIGKILL mid-training (also while saving checkpoints, then resumed), a rank frozen
 // with SIGSTOP (only the watchdog can notice: the process is alive and mpirun sees nothing),
-// recipes that differ between ranks, a checkpoint scored and sampled on many ranks, and loads that
-// fail on some ranks only.
+// recipes that differ between ranks, checkpoints scored and sampled on many ranks (one saved by a
+// tensor-parallel run, its column cuts transposed), and loads that fail on some ranks only.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <spawn.h>
@@ -44,6 +44,19 @@ std::string tiny(const TempDir& dir, const std::string& extra) {
          " --data.dataset=" + (dir / "data") + " --data.inputs=" + ALBION_SOURCE_DIR +
          "/recipes/corpus/austen/persuasion.txt --eval.sample_tokens=0 --log.tensorboard=false --log.interval=1 "
          "--optim.warmup_steps=1 " + extra;
+}
+
+// tiny()'s run, ending with a text sample of `tokens` tokens (printed after "sample:").
+std::string tiny_with_sample(const TempDir& dir, const std::string& extra, int tokens) {
+  std::string command = tiny(dir, extra);
+  const std::string none = "--eval.sample_tokens=0";
+  return command.replace(command.find(none), none.size(), "--eval.sample_tokens=" + std::to_string(tokens));
+}
+
+// The text a run printed after "sample:" ("" if none).
+std::string printed_sample(const std::string& output) {
+  const std::size_t at = output.rfind("sample:\n");
+  return at == std::string::npos ? "" : output.substr(at + 8);
 }
 
 // The ranks of the job mpirun `launcher` started: its albion children.
@@ -347,6 +360,109 @@ TEST_F(DistributedJob, EvalAndGenerateOnManyRanksMatchOneProcess) {
   EXPECT_NE(records.find(R"("outcome":"failed","detail":"generate: the job's rank count = 3)"), std::string::npos)
       << records;
   EXPECT_EQ(testing_support::run_albion("ckpt audit " + audit).exit_code, 0);
+}
+
+// A tensor-parallel run's checkpoint stores GPT-2's column-cut weights (c_attn, c_fc) transposed,
+// each rank's part written by that rank; one process and any tensor-parallel layout read it as the
+// model the run trained (`generate` draws the run's own last sample).
+TEST_F(DistributedJob, ATensorParallelRunsCheckpointScoresAlikeOnAnyLayout) {
+  const std::string policy = dir_->write("tp-policy.json", R"({"format": "albion-residency-policy/1",
+    "roots": [{"path": ".", "jurisdiction": "UK"}]})");
+  ASSERT_EQ(testing_support::run_albion("keys generate --out " + (*dir_ / "tp-kek")).exit_code, 0);
+  const std::string key_spec = "file:" + (*dir_ / "tp-kek");
+  const std::string checkpoints = *dir_ / "tp-ckpt";
+  const auto trained = testing_support::run_albion(
+      "launch -n 2 -- " + tiny_with_sample(*dir_,
+                                           "--train.steps=2 --eval.interval=0 --model.vocab_size=320 "
+                                           "--parallel.tensor=2 --checkpoint.interval=2 --checkpoint.dir=" +
+                                               checkpoints + " --checkpoint.key=" + key_spec +
+                                               " --checkpoint.policy=" + policy,
+                                           40),
+      kEnvironment);
+  ASSERT_EQ(trained.exit_code, 0) << trained.output;
+  const std::string sample = printed_sample(trained.output);
+  ASSERT_GT(sample.size(), 20u) << trained.output;
+  const auto inspect =
+      testing_support::run_albion("ckpt inspect " + checkpoints + "/step-00000002 --key " + key_spec);
+  ASSERT_EQ(inspect.exit_code, 0) << inspect.output;
+  std::istringstream lines(inspect.output);
+  int transposed = 0;
+  for (std::string line; std::getline(lines, line);) {
+    if (line.find(".transformer.h.0.") == std::string::npos) continue;
+    const bool column_cut = line.find("c_attn.weight") != std::string::npos ||
+                            line.find("c_fc.weight") != std::string::npos;
+    EXPECT_EQ(line.find("stored transposed") != std::string::npos, column_cut) << line;
+    transposed += column_cut;
+  }
+  EXPECT_EQ(transposed, 6) << inspect.output;  // c_attn and c_fc, their weights and both moments
+
+  const std::string eval = "eval " + checkpoints + " --key " + key_spec + " --dataset " + (*dir_ / "data") +
+                           " --micro-batch 4 --json";
+  const auto alone = testing_support::run_albion(eval);
+  ASSERT_EQ(alone.exit_code, 0) << alone.output;
+  const nlohmann::json whole = eval_result(alone.output);
+  ASSERT_FALSE(whole.is_null()) << alone.output;
+  for (int tensor : {2, 4}) {
+    const auto job = testing_support::run_albion(str_cat("launch -n 4 -- ", eval, " --tensor ", tensor), kEnvironment);
+    ASSERT_EQ(job.exit_code, 0) << "tensor " << tensor << ": " << job.output;
+    const nlohmann::json result = eval_result(job.output);
+    ASSERT_FALSE(result.is_null()) << job.output;
+    const double loss = whole["loss"].get<double>();
+    EXPECT_NEAR(result["loss"].get<double>(), loss, 1e-6 * loss) << "tensor " << tensor;
+  }
+  const std::string generate = "generate " + checkpoints + " --key " + key_spec + " 2>/dev/null | cat";
+  const std::string text = testing_support::run_albion(generate).output;
+  EXPECT_NE(text.find(sample), std::string::npos) << "the run's sample:\n" << sample << "generate:\n" << text;
+  EXPECT_EQ(testing_support::run_albion("launch -n 2 -- " + generate, kEnvironment).output, text);
+}
+
+// LoRA adapters trained tensor-parallel on an exported base, on every kind of GPT-2 layer: c_attn
+// (B cut by rows in q, k, v groups), c_fc (B by rows), the c_proj layers (A by columns, stored
+// transposed). Sampled and scored on one process and cut over two ranks, they are the model the run
+// trained.
+TEST_F(DistributedJob, ATensorParallelLoraCheckpointScoresAlikeOnAnyLayout) {
+  const std::string policy = dir_->write("lora-policy.json", R"({"format": "albion-residency-policy/1",
+    "roots": [{"path": ".", "jurisdiction": "UK"}]})");
+  ASSERT_EQ(testing_support::run_albion("keys generate --out " + (*dir_ / "lora-kek")).exit_code, 0);
+  const std::string key_spec = "file:" + (*dir_ / "lora-kek");
+  const std::string saving = " --eval.interval=0 --model.vocab_size=320 --checkpoint.interval=2 --checkpoint.key=" +
+                             key_spec + " --checkpoint.policy=" + policy + " --checkpoint.dir=";
+  const auto base_run = testing_support::run_albion(tiny(*dir_, "--train.steps=2" + saving + (*dir_ / "lora-base")));
+  ASSERT_EQ(base_run.exit_code, 0) << base_run.output;
+  const std::string base = *dir_ / "lora-base-hf";
+  const auto exported = testing_support::run_albion("ckpt export " + (*dir_ / "lora-base") + "/step-00000002 --out " +
+                                                    base + " --key " + key_spec + " --policy " + policy);
+  ASSERT_EQ(exported.exit_code, 0) << exported.output;
+  const std::string checkpoints = *dir_ / "lora-ckpt";
+  const auto trained = testing_support::run_albion(
+      "launch -n 2 -- " + tiny_with_sample(*dir_,
+                                           "--train.steps=2 --parallel.tensor=2 --model.init=" + base +
+                                               " --lora.rank=4 --lora.targets=c_attn,c_fc,c_proj" + saving +
+                                               checkpoints,
+                                           40),
+      kEnvironment);
+  ASSERT_EQ(trained.exit_code, 0) << trained.output;
+  const std::string sample = printed_sample(trained.output);
+  ASSERT_GT(sample.size(), 20u) << trained.output;
+  const auto inspect = testing_support::run_albion("ckpt inspect " + checkpoints + "/step-00000002 --key " + key_spec);
+  const std::size_t adapter = inspect.output.find("model.transformer.h.0.attn.c_proj.lora_A.weight");
+  ASSERT_NE(adapter, std::string::npos) << inspect.output;
+  const std::string line = inspect.output.substr(adapter, inspect.output.find('\n', adapter) - adapter);
+  EXPECT_NE(line.find("stored transposed"), std::string::npos) << line;
+
+  const std::string eval = "eval " + checkpoints + " --key " + key_spec + " --dataset " + (*dir_ / "data") +
+                           " --micro-batch 4 --batches 8 --json";
+  const auto alone = testing_support::run_albion(eval);
+  ASSERT_EQ(alone.exit_code, 0) << alone.output;
+  const nlohmann::json whole = eval_result(alone.output);
+  const auto cut = testing_support::run_albion("launch -n 2 -- " + eval + " --tensor 2", kEnvironment);
+  ASSERT_EQ(cut.exit_code, 0) << cut.output;
+  const double loss = whole["loss"].get<double>();
+  EXPECT_NEAR(eval_result(cut.output)["loss"].get<double>(), loss, 1e-6 * loss) << cut.output;
+  const std::string generate = "generate " + checkpoints + " --key " + key_spec + " 2>/dev/null | cat";
+  const std::string text = testing_support::run_albion(generate).output;
+  EXPECT_NE(text.find(sample), std::string::npos) << "the run's sample:\n" << sample << "generate:\n" << text;
+  EXPECT_EQ(testing_support::run_albion("launch -n 2 -- " + generate, kEnvironment).output, text);
 }
 
 // A load that fails on the ranks (here every rank: the wrong key) is one error line, the exit code

@@ -121,6 +121,66 @@ TEST_F(CheckpointFormatTest, PlaintextRoundTrip) {
             std::vector<float>(state.weights.begin() + 17, state.weights.begin() + 5017));
 }
 
+// The IntegrityError's message opening a plaintext checkpoint gives ("" if it opens).
+std::string integrity_error_opening(const fs::path& path) {
+  try {
+    CheckpointReader reader(path, nullptr);
+  } catch (const IntegrityError& error) {
+    return error.what();
+  }
+  return "";
+}
+
+// Format 2 records tensors stored transposed (a column cut under tensor parallelism); all of a
+// tensor's slices must agree, and only a 2-D tensor can be. Format 1 checkpoints still open.
+TEST_F(CheckpointFormatTest, TransposedTensorsAreRecordedAndFormat1StillReads) {
+  const State state(3.0f);
+  std::vector<TensorSlice> slices = state.slices();
+  slices[0].transposed = true;
+  SingleProcessGroup group;
+  CheckpointWriter writer(options(nullptr), group);
+  const fs::path path = writer.save({1, slices, "", "{}", 1});
+  {
+    CheckpointReader reader(path, nullptr);
+    EXPECT_EQ(reader.manifest().header.format, "albion-checkpoint/2");
+    EXPECT_TRUE(reader.tensor("model.w")->transposed);
+    EXPECT_FALSE(reader.tensor("optim.m")->transposed);
+    EXPECT_EQ(read_floats(reader, "model.w", 0, 10'000), state.weights);  // in the order stored
+  }
+  // Halves of one tensor that disagree on its order; a transposed 1-D tensor.
+  std::vector<TensorSlice> halves = state.slices();
+  halves[0].numel = 5000;
+  halves[0].bytes = halves[0].bytes.first(20'000);
+  TensorSlice second = halves[0];
+  second.offset = 5000;
+  second.bytes = State::bytes(state.weights).subspan(20'000);
+  second.transposed = true;
+  halves.push_back(second);
+  const fs::path mixed = writer.save({2, halves, "", "{}", 1});
+  EXPECT_NE(integrity_error_opening(mixed).find("model.w has slices of different"), std::string::npos);
+  std::vector<TensorSlice> flat = state.slices();
+  flat[1].transposed = true;
+  const fs::path one_dimensional = writer.save({3, flat, "", "{}", 1});
+  EXPECT_NE(integrity_error_opening(one_dimensional).find("optim.m is stored transposed but is not 2-D"),
+            std::string::npos);
+
+  const State old(4.0f);
+  const fs::path v1 = save(4, old, nullptr);
+  std::string manifest = read_file(v1 / "manifest.json");
+  for (std::size_t at; (at = manifest.find("albion-checkpoint/2")) != std::string::npos;) {
+    manifest.replace(at, 19, "albion-checkpoint/1");
+  }
+  write_file(v1 / "manifest.json", manifest);
+  CheckpointReader reader(v1, nullptr);
+  EXPECT_EQ(reader.manifest().header.format, "albion-checkpoint/1");
+  EXPECT_EQ(read_floats(reader, "model.w", 0, 10'000), old.weights);
+  for (std::size_t at; (at = manifest.find("albion-checkpoint/1")) != std::string::npos;) {
+    manifest.replace(at, 19, "albion-checkpoint/9");
+  }
+  write_file(v1 / "manifest.json", manifest);
+  EXPECT_NE(integrity_error_opening(v1).find("unsupported 'albion-checkpoint/9'"), std::string::npos);
+}
+
 TEST_F(CheckpointFormatTest, RetentionKeepsTheNewestAndLeftoversAreRemoved) {
   const State state(1.0f);
   for (int step = 1; step <= 5; ++step) save(step, state, key.get(), /*keep=*/2);

@@ -24,9 +24,10 @@ inline std::vector<train::StateSlice> all_ranks_slices(const std::vector<train::
     for (std::int64_t i = 0; i < count; ++i) {
       train::StateSlice s = root == rank ? mine[i] : train::StateSlice{};
       const std::int64_t elements = s.data.defined() ? s.data.numel() : 0;
-      std::int64_t header[3] = {static_cast<std::int64_t>(s.name.size()),
-                                static_cast<std::int64_t>(s.global_shape.size()), elements};
-      MPI_Bcast(header, 3, MPI_INT64_T, root, MPI_COMM_WORLD);
+      std::int64_t header[4] = {static_cast<std::int64_t>(s.name.size()),
+                                static_cast<std::int64_t>(s.global_shape.size()), elements, s.transposed ? 1 : 0};
+      MPI_Bcast(header, 4, MPI_INT64_T, root, MPI_COMM_WORLD);
+      s.transposed = header[3] != 0;
       s.name.resize(static_cast<std::size_t>(header[0]));
       s.global_shape.resize(static_cast<std::size_t>(header[1]));
       if (root != rank) s.data = at::empty({header[2]});

@@ -14,7 +14,8 @@
 //     part's AdamW state per rank.
 //   - A state captured on 2 x 2 ranks (DDP or ZeRO-1) resumes on 2 x 2 (bit for bit), on the
 //     other of DDP and ZeRO-1, on 2-way tensor parallelism, on 4-way DDP and on 1 rank, from
-//     memory and from encrypted checkpoint files; no rank saves more than 35% of it.
+//     memory and from encrypted checkpoint files; no rank saves more than 35% of it, and each rank
+//     saves its own part of a column-cut tensor, transposed, into its own shard.
 //   - Sequence parallelism's projections, which gather their input again in the backward pass,
 //     equal at::linear of the gathered input (biases, frozen weights, bf16 autocast).
 //   - LoRA on a cut model (DDP and ZeRO-1) matches one process, and its adapters resume on one process.
@@ -30,9 +31,11 @@
 #include <cmath>
 #include <memory>
 #include <numeric>
+#include <set>
 #include <tuple>
 
 #include "checkpoint/format/checkpoint_directory.h"
+#include "checkpoint/format/checkpoint_reader.h"
 #include "checkpoint/keys/key_file.h"
 #include "collectives/device_mesh.h"
 #include "collectives/mpi_communicator.h"
@@ -557,7 +560,8 @@ TEST_F(TensorParallelTest, AStopAskedOnOneRankStopsEveryRankAtTheSameStep) {
 }
 
 // ZeRO-1 under tensor parallelism holds a piece of each cut parameter's moments: the data-parallel
-// ranks' pieces are summed into the part, which the tensor group gathers whole, as DDP's are.
+// ranks' pieces are summed into the part, which its rank saves, as DDP's are. A column cut's part
+// is saved transposed (its ranges of the transposed whole), never gathered.
 TEST_F(TensorParallelTest, StateFrom2x2ResumesOn2x2AndTensor2AndData4And1) {
   for (const int captured_zero : {0, 1}) {
     const std::string kind = captured_zero == 1 ? "ZeRO-1" : "DDP";
@@ -577,6 +581,14 @@ TEST_F(TensorParallelTest, StateFrom2x2ResumesOn2x2AndTensor2AndData4And1) {
     for (std::int64_t rank_saved : saved) {
       EXPECT_LT(rank_saved, total * 0.35) << kind << ": " << rank_saved << " of " << total;
     }
+    int column_cuts = 0;
+    for (const train::StateSlice& slice : capture.state.slices) {
+      if (!slice.name.ends_with("o_proj.weight") && !slice.name.ends_with("down_proj.weight")) continue;
+      ++column_cuts;
+      EXPECT_TRUE(slice.transposed) << kind << ": " << slice.name;
+      EXPECT_EQ(slice.data.numel() * 2, c10::multiply_integers(slice.global_shape)) << kind << ": " << slice.name;
+    }
+    EXPECT_GT(column_cuts, 0) << kind << ": rank " << world_rank_ << " saved no part of o_proj or down_proj";
 
     const auto resume = [&](train::Parallelism* parallel, const std::string& run) {
       config::Recipe resumed = recipe(run + "-" + kind);
@@ -685,6 +697,18 @@ TEST_F(TensorParallelTest, CheckpointFilesFrom2x2ResumeOnTensor2And1) {
     if (world_rank_ == 0) {
       const std::vector<checkpoint::CommittedCheckpoint> saved = checkpoint::list_checkpoints(checkpoints);
       ASSERT_EQ(saved.size(), 2u);
+      // Each rank of a tensor pair wrote its own half of o_proj, transposed, into its own shard.
+      checkpoint::CheckpointReader reader(saved[0].path, key.get());
+      std::set<std::string> shards;
+      for (const checkpoint::ShardRecord& shard : reader.manifest().shards) {
+        for (const checkpoint::SliceRecord& slice : shard.slices) {
+          if (slice.name != "model.model.layers.0.self_attn.o_proj.weight") continue;
+          shards.insert(shard.file);
+          EXPECT_TRUE(slice.transposed) << kind;
+          EXPECT_EQ(slice.numel * 2, c10::multiply_integers(slice.global_shape)) << kind;
+        }
+      }
+      EXPECT_EQ(shards.size(), 2u) << kind;
       checkpoint::remove_checkpoint(saved[1].path);
     }
     MPI_Barrier(MPI_COMM_WORLD);

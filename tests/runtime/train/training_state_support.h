@@ -36,8 +36,11 @@ class SliceStore {
     ALBION_CHECK(covered == numel, "slice store: ", name, " [", offset, ", +", numel, ") not covered");
     return out;
   }
-  train::RangeReader reader() const {
-    return [this](const std::string& name, std::int64_t offset, std::int64_t numel) { return read(name, offset, numel); };
+  train::StoredTensors stored() const {
+    auto read_range = [this](const std::string& name, std::int64_t offset, std::int64_t numel) {
+      return read(name, offset, numel);
+    };
+    return {read_range, [this](const std::string& name) { return slices_.at(name).front().transposed; }};
   }
 
  private:
@@ -60,7 +63,7 @@ class RestoreFrom : public train::TrainingHooks {
  public:
   RestoreFrom(const train::TrainingState& header, const SliceStore& store) : header_(header), store_(store) {}
   std::int64_t resume(train::Trainer& trainer) override {
-    return train::restore_training_state(trainer, header_, store_.reader());
+    return train::restore_training_state(trainer, header_, store_.stored());
   }
 
  private:

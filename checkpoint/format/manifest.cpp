@@ -55,10 +55,10 @@ CheckpointHeader header_from(const JsonFields& f, bool with_key_fields = true) {
 Json shard_json(const ShardRecord& s) {
   Json slices = Json::array();
   for (const SliceRecord& r : s.slices) {
-    Json slice = {{"name", r.name},         {"dtype", r.dtype},           {"global_shape", r.global_shape},
-                  {"offset", r.offset},     {"numel", r.numel},           {"first_chunk", r.first_chunk},
-                  {"chunk_count", r.chunk_count}, {"data_position", r.data_position}};
-    if (r.transposed) slice["transposed"] = true;  // absent in version 1
+    Json slice = {{"name", r.name}, {"dtype", r.dtype}, {"global_shape", r.global_shape}, {"offset", r.offset},
+                  {"numel", r.numel}, {"first_chunk", r.first_chunk}, {"chunk_count", r.chunk_count},
+                  {"data_position", r.data_position}};
+    if (r.transposed) slice["transposed"] = true;  // format 2; absent means row by row, as in format 1
     slices.push_back(std::move(slice));
   }
   return {{"file", s.file}, {"index", s.index}, {"file_bytes", s.file_bytes}, {"sha256", s.sha256},

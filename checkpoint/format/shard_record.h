@@ -21,11 +21,11 @@ struct TensorSlice {
   std::string name;                       // "model.wte.weight", "optim.exp_avg.wte.weight"
   std::string dtype;                      // safetensors spelling: "F32", "BF16", "I64", "U8", ...
   std::vector<std::int64_t> global_shape;
-  std::int64_t offset = 0;                // first element in the flattened global tensor
+  std::int64_t offset = 0;                // first element of the global tensor's stored elements
   std::int64_t numel = 0;
   std::span<const std::uint8_t> bytes;    // numel elements, little-endian
-  // The tensor (2-D) is stored transposed: offsets count its elements column by column. A tensor
-  // cut by columns over ranks is, so that each rank's part is ranges of it (tensor_parallel.h).
+  // The tensor (2-D) is stored transposed: its elements column by column. A tensor cut by columns
+  // over ranks is, so that each rank's part is one range of it (runtime/models/tensor_parallel.h).
   bool transposed = false;
 };
 

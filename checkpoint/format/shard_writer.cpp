@@ -166,8 +166,8 @@ ShardRecord write_shard(const std::filesystem::path& path, std::uint32_t index,
                  "checkpoint: tensor ", slice.name, ": slice outside its global shape");
     ALBION_CHECK(slice.bytes.size() == static_cast<std::uint64_t>(slice.numel) * element, "checkpoint: tensor ",
                  slice.name, ": ", slice.bytes.size(), " bytes for ", slice.numel, " elements of ", slice.dtype);
-    SliceRecord out{slice.name,  slice.dtype, slice.global_shape, slice.offset, slice.numel,
-                     chunk,       0,           position,           slice.transposed};
+    SliceRecord out{slice.name, slice.dtype, slice.global_shape, slice.offset, slice.numel, chunk, 0, position,
+                    slice.transposed};
     const std::uint64_t bytes = slice.bytes.size();
     for (std::uint64_t k = 0; k * options.chunk_bytes < bytes; ++k) {
       const std::uint64_t plain = chunk_plain_bytes(bytes, options.chunk_bytes, k);

@@ -30,8 +30,9 @@
 // A sharded model keeps its parameter names; their whole ("global") shapes are the unsharded
 // model's, and checkpoints hold whole tensors, cut as tensor_parallel_split says, so a run resumes,
 // exports and generates on any tensor-parallel degree. A tensor cut by columns is stored transposed
-// (stored_transposed), so every rank's part of every tensor is a few ranges of the stored elements:
-// each rank saves and reads its own part, and no rank ever holds a whole tensor.
+// (stored_transposed), so every rank's part of a cut tensor is one range of the stored elements
+// (three for GPT-2's q, k and v): each rank saves and reads its own part, and no rank gathers or
+// decrypts a whole cut tensor.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -108,8 +109,7 @@ std::vector<std::int64_t> tensor_parallel_global_shape(at::IntArrayRef part_shap
 // Part `index` of `count` (shaped `part_shape`) of a whole tensor stored elsewhere, cut as `cut`;
 // `read(offset, numel)` returns that range of its stored elements, which are `transposed` or not.
 // A part that is rows of the stored tensor is read as its ranges; one cut by the stored tensor's
-// columns (a checkpoint of format 1, or a tensor saved transposed read on one rank) is cut from
-// the whole tensor, read once.
+// columns (a column cut in a format 1 checkpoint) is cut from the whole tensor, read once.
 at::Tensor read_tensor_parallel_part(const std::function<at::Tensor(std::int64_t, std::int64_t)>& read,
                                      const TensorParallelCut& cut, at::IntArrayRef part_shape, std::int64_t index,
                                      std::int64_t count, bool transposed);

@@ -6,6 +6,7 @@
 #include <optional>
 
 #include "checkpoint/audit/audit_log.h"
+#include "checkpoint/format/audited_load.h"
 #include "checkpoint/format/checkpoint_directory.h"
 #include "checkpoint/keys/key_provider.h"
 #include "launch/ckpt_verbs.h"
@@ -14,8 +15,6 @@
 namespace albion::launch {
 
 namespace fs = std::filesystem;
-using checkpoint::AuditAction;
-using checkpoint::AuditOutcome;
 
 fs::path resolve_checkpoint(const fs::path& given, const std::string& command) {
   ALBION_CHECK_AS(UsageError, fs::is_directory(given), command, ": ", given.string(), ": no such checkpoint");
@@ -47,13 +46,8 @@ void with_audited_checkpoint(const fs::path& path, const std::string& key_spec, 
     failure = std::current_exception();
   }
   checkpoint::SingleProcessGroup alone;
-  checkpoint::RankGroup& group = ranks != nullptr ? *ranks : alone;
-  const checkpoint::JobOutcome outcome = checkpoint::agree_on_outcome(group, failure);
-  if (audit) {
-    const AuditOutcome recorded = outcome.failed() ? AuditOutcome::kFailed : AuditOutcome::kOk;
-    audit->append({AuditAction::kLoad, path.string(), key_id, recorded, outcome.failed() ? outcome.error : purpose});
-  }
-  checkpoint::throw_agreed_failure(group, outcome, failure);
+  checkpoint::settle_audited_load(ranks != nullptr ? *ranks : alone, audit ? &*audit : nullptr, path.string(), key_id,
+                                  purpose, failure);
 }
 
 }  // namespace albion::launch

@@ -72,12 +72,10 @@ CheckpointModel read_checkpoint_model(checkpoint::CheckpointReader& reader, bool
   ProgressBar bar(stored.encrypted ? "decrypt" : "read", weight_bytes, "MB", 1e6, terminal);
   for (checkpoint::TensorInfo& info : stored.weights) {
     const std::string name = info.name.substr(std::string(kModelPrefix).size());
-    at::Tensor values = read(name, 0, c10::multiply_integers(info.global_shape));
-    if (info.transposed) {
-      values = values.view({info.global_shape.at(1), info.global_shape.at(0)}).t().contiguous();
-      info.transposed = false;  // as `parameters` holds it
-    }
-    values = values.view(info.global_shape);
+    const auto read_stored = [&](std::int64_t offset, std::int64_t numel) { return read(name, offset, numel); };
+    const at::Tensor values =
+        models::read_tensor_parallel_part(read_stored, {}, info.global_shape, 0, 1, info.transposed);
+    info.transposed = false;  // as `parameters` holds it
     bar.advance(static_cast<double>(values.nbytes()));
     stored.parameters.emplace_back(name, values);
   }

@@ -293,14 +293,21 @@ at::Tensor in_stored_order(const at::Tensor& part, const TensorParallelCut& cut)
   return part.t().contiguous().view({-1});
 }
 
-std::vector<ElementRange> tensor_parallel_row_ranges(at::IntArrayRef part_shape, std::int64_t groups,
-                                                     std::int64_t index, std::int64_t count) {
-  ALBION_CHECK(!part_shape.empty() && groups > 0 && part_shape[0] % groups == 0,
-               "tensor parallelism: cannot cut ", part_shape, " by rows in ", groups, " groups");
-  const std::int64_t row = c10::multiply_integers(part_shape.slice(1));  // elements per row
-  const std::int64_t rows = part_shape[0] / groups;                      // this part's, per block
+std::vector<ElementRange> tensor_parallel_stored_ranges(const TensorParallelCut& cut, at::IntArrayRef part_shape,
+                                                        std::int64_t index, std::int64_t count) {
+  ALBION_CHECK(cut.dim == 0 || stored_transposed(cut), "tensor parallelism: a cut along dim ", cut.dim,
+               " is not stored as ranges");
+  std::vector<std::int64_t> shape = part_shape.vec();  // as stored
+  if (stored_transposed(cut)) {
+    ALBION_CHECK(shape.size() == 2, "tensor parallelism: a tensor cut by columns must be 2-D, not ", part_shape);
+    std::swap(shape[0], shape[1]);
+  }
+  ALBION_CHECK(!shape.empty() && cut.groups > 0 && shape[0] % cut.groups == 0, "tensor parallelism: cannot cut ",
+               part_shape, " in ", cut.groups, " groups");
+  const std::int64_t row = c10::multiply_integers(at::IntArrayRef(shape).slice(1));  // elements per stored row
+  const std::int64_t rows = shape[0] / cut.groups;                                   // this part's, per group
   std::vector<ElementRange> ranges;
-  for (std::int64_t g = 0; g < groups; ++g) ranges.push_back({(g * count + index) * rows * row, rows * row});
+  for (std::int64_t g = 0; g < cut.groups; ++g) ranges.push_back({(g * count + index) * rows * row, rows * row});
   return ranges;
 }
 
@@ -319,7 +326,7 @@ at::Tensor read_tensor_parallel_part(const std::function<at::Tensor(std::int64_t
   if (!cut.cut()) return read(0, part_numel).view(part_shape);
   if (cut.dim == 0) {
     std::vector<at::Tensor> pieces;
-    for (const ElementRange& range : tensor_parallel_row_ranges(part_shape, cut.groups, index, count)) {
+    for (const ElementRange& range : tensor_parallel_stored_ranges(cut, part_shape, index, count)) {
       pieces.push_back(read(range.offset, range.numel));
     }
     return (pieces.size() == 1 ? pieces[0] : at::cat(pieces)).view(part_shape);

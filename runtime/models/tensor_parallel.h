@@ -93,11 +93,12 @@ struct ElementRange {
   std::int64_t numel = 0;
 };
 
-// Where part `index` of `count` of a tensor cut by rows (dim 0) in `groups` blocks lies in the whole
-// tensor's flattened elements, the part shaped `part_shape`: one range per block, which back to back
-// are the part's elements. With in_stored_order, where every cut part lies in its stored tensor.
-std::vector<ElementRange> tensor_parallel_row_ranges(at::IntArrayRef part_shape, std::int64_t groups,
-                                                     std::int64_t index, std::int64_t count);
+// Where part `index` of `count` (shaped `part_shape`) of a tensor cut as `cut` lies in the whole
+// tensor's stored elements: one range per group of the cut, which back to back are the part's
+// elements in_stored_order. Only for the cuts a checkpoint stores that way (by rows, or by columns
+// and transposed).
+std::vector<ElementRange> tensor_parallel_stored_ranges(const TensorParallelCut& cut, at::IntArrayRef part_shape,
+                                                        std::int64_t index, std::int64_t count);
 
 // Part `index` of `count` equal parts of `whole` along `dim`; with `groups` > 1, the parts of each
 // of that many equal blocks of `dim`, side by side (a copy; a view for one group).

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "checkpoint/audit/audit_log.h"
+#include "checkpoint/format/audited_load.h"
 #include "checkpoint/format/checkpoint_directory.h"
 #include "checkpoint/format/checkpoint_reader.h"
 #include "runtime/base/check.h"
@@ -238,20 +239,16 @@ std::int64_t CheckpointHooks::resume(Trainer& trainer) {
       // This rank's generator if the checkpoint has it; with more ranks than it was saved from, rank 0's.
       std::string rng = rng_tensor_name(name, group_.rank());
       if (!reader.tensor(rng)) rng = rng_tensor_name(name, 0);
-      if (reader.tensor(rng)) generator.set_state(read(rng, 0, info(rng).stored_elements));
+      if (const std::optional<checkpoint::TensorInfo> found = reader.tensor(rng)) {
+        generator.set_state(read(rng, 0, found->stored_elements));
+      }
     }
   } catch (...) {
     failure = std::current_exception();
   }
   // A rank reads only its part: rank 0 records whether every rank's read was authentic.
-  const checkpoint::JobOutcome outcome = checkpoint::agree_on_outcome(group_, failure);
-  if (group_.rank() == 0 && settings_.options.audit != nullptr) {
-    settings_.options.audit->append({checkpoint::AuditAction::kLoad, path.string(), key_id,
-                                     outcome.failed() ? checkpoint::AuditOutcome::kFailed
-                                                      : checkpoint::AuditOutcome::kOk,
-                                     outcome.error});
-  }
-  checkpoint::throw_agreed_failure(group_, outcome, failure);
+  checkpoint::settle_audited_load(group_, group_.rank() == 0 ? settings_.options.audit : nullptr, path.string(),
+                                  key_id, "", failure);
   log::info("resumed from ", path.string(), " at step ", steps, " (loaded in ", seconds_since(start), " s)");
   last_saved_ = steps;
   reserve_buffers(trainer);

@@ -186,16 +186,14 @@ void add_slices(const StateEntry& e, const at::Tensor& local, const TensorParts&
     slices.push_back(slice_of(e.name, e.global_shape, e.offset, local, buffers));
     return;
   }
-  const bool transposed = models::stored_transposed(e.strided);
   const at::Tensor stored = slice_of(e.name, e.global_shape, 0,
                                      models::in_stored_order(local.detach().view(e.part_shape), e.strided), buffers)
                                 .data;
-  std::vector<std::int64_t> stored_shape = e.part_shape;
-  if (transposed) std::swap(stored_shape.at(0), stored_shape.at(1));
   std::int64_t done = 0;
   for (const models::ElementRange& range :
-       models::tensor_parallel_row_ranges(stored_shape, e.strided.groups, parts.rank(), parts.count())) {
-    slices.push_back({e.name, e.global_shape, range.offset, stored.narrow(0, done, range.numel), transposed});
+       models::tensor_parallel_stored_ranges(e.strided, e.part_shape, parts.rank(), parts.count())) {
+    slices.push_back({e.name, e.global_shape, range.offset, stored.narrow(0, done, range.numel),
+                      models::stored_transposed(e.strided)});
     done += range.numel;
   }
 }

@@ -139,6 +139,11 @@ class DistributedJob : public testing::Test {
     ASSERT_EQ(outcome.exit_code, 0) << outcome.output;
   }
   static void TearDownTestSuite() { delete dir_; }
+  // A residency policy, written as `file`, that puts the test's directory in the UK.
+  static std::string uk_policy(const std::string& file) {
+    return dir_->write(file, R"({"format": "albion-residency-policy/1",
+      "roots": [{"path": ".", "jurisdiction": "UK"}]})");
+  }
   static inline TempDir* dir_ = nullptr;
 };
 
@@ -189,8 +194,7 @@ TEST_F(DistributedJob, SigkillOfOneRankEndsEveryRankWithin60Seconds) {
 // job ends, and a new job on another number of ranks resumes from the newest committed checkpoint,
 // which authenticates.
 TEST_F(DistributedJob, JobKilledWhileCheckpointingResumesFromTheNewestCommitted) {
-  const std::string policy = dir_->write("policy.json", R"({"format": "albion-residency-policy/1",
-    "roots": [{"path": ".", "jurisdiction": "UK"}]})");
+  const std::string policy = uk_policy("policy.json");
   ASSERT_EQ(testing_support::run_albion("keys generate --out " + (*dir_ / "kek")).exit_code, 0);
   const std::string checkpoints = "--checkpoint.interval=2 --checkpoint.dir=" + (*dir_ / "ckpt") +
                                   " --checkpoint.key=file:" + (*dir_ / "kek") + " --checkpoint.policy=" + policy;
@@ -286,8 +290,7 @@ nlohmann::json eval_result(const std::string& output) {
 // full batch. The loss is one process's, the text drawn is one process's, rank 0 alone prints, and
 // the job's load is one audit record.
 TEST_F(DistributedJob, EvalAndGenerateOnManyRanksMatchOneProcess) {
-  const std::string policy = dir_->write("inference-policy.json", R"({"format": "albion-residency-policy/1",
-    "roots": [{"path": ".", "jurisdiction": "UK"}]})");
+  const std::string policy = uk_policy("inference-policy.json");
   ASSERT_EQ(testing_support::run_albion("keys generate --out " + (*dir_ / "inference-kek")).exit_code, 0);
   const std::string key_spec = "file:" + (*dir_ / "inference-kek");
   const std::string key = " --key " + key_spec;
@@ -366,8 +369,7 @@ TEST_F(DistributedJob, EvalAndGenerateOnManyRanksMatchOneProcess) {
 // each rank's part written by that rank; one process and any tensor-parallel layout read it as the
 // model the run trained (`generate` draws the run's own last sample).
 TEST_F(DistributedJob, ATensorParallelRunsCheckpointScoresAlikeOnAnyLayout) {
-  const std::string policy = dir_->write("tp-policy.json", R"({"format": "albion-residency-policy/1",
-    "roots": [{"path": ".", "jurisdiction": "UK"}]})");
+  const std::string policy = uk_policy("tp-policy.json");
   ASSERT_EQ(testing_support::run_albion("keys generate --out " + (*dir_ / "tp-kek")).exit_code, 0);
   const std::string key_spec = "file:" + (*dir_ / "tp-kek");
   const std::string checkpoints = *dir_ / "tp-ckpt";
@@ -421,8 +423,7 @@ TEST_F(DistributedJob, ATensorParallelRunsCheckpointScoresAlikeOnAnyLayout) {
 // transposed). Sampled and scored on one process and cut over two ranks, they are the model the run
 // trained.
 TEST_F(DistributedJob, ATensorParallelLoraCheckpointScoresAlikeOnAnyLayout) {
-  const std::string policy = dir_->write("lora-policy.json", R"({"format": "albion-residency-policy/1",
-    "roots": [{"path": ".", "jurisdiction": "UK"}]})");
+  const std::string policy = uk_policy("lora-policy.json");
   ASSERT_EQ(testing_support::run_albion("keys generate --out " + (*dir_ / "lora-kek")).exit_code, 0);
   const std::string key_spec = "file:" + (*dir_ / "lora-kek");
   const std::string saving = " --eval.interval=0 --model.vocab_size=320 --checkpoint.interval=2 --checkpoint.key=" +
@@ -469,8 +470,7 @@ TEST_F(DistributedJob, ATensorParallelLoraCheckpointScoresAlikeOnAnyLayout) {
 // of the error (3), no MPI_ABORT, and one failed record.
 TEST_F(DistributedJob, AJobsFailedLoadIsOneErrorAndOneAuditRecord) {
   ASSERT_EQ(testing_support::run_albion("keys generate --out " + (*dir_ / "other-kek")).exit_code, 0);
-  const std::string policy = dir_->write("wrong-key-policy.json", R"({"format": "albion-residency-policy/1",
-    "roots": [{"path": ".", "jurisdiction": "UK"}]})");
+  const std::string policy = uk_policy("wrong-key-policy.json");
   ASSERT_EQ(testing_support::run_albion("keys generate --out " + (*dir_ / "right-kek")).exit_code, 0);
   const std::string checkpoints = *dir_ / "wrong-key-ckpt";
   const auto trained = testing_support::run_albion(
@@ -499,8 +499,7 @@ TEST_F(DistributedJob, AJobsFailedLoadIsOneErrorAndOneAuditRecord) {
 // the rank, exit code 3, no MPI_ABORT, and the run's audit log records the failed load (rank 0's
 // own read was fine).
 TEST_F(DistributedJob, AResumeThatFailsOnOneRankIsOneErrorAndAFailedAuditRecord) {
-  const std::string policy = dir_->write("partial-policy.json", R"({"format": "albion-residency-policy/1",
-    "roots": [{"path": ".", "jurisdiction": "UK"}]})");
+  const std::string policy = uk_policy("partial-policy.json");
   ASSERT_EQ(testing_support::run_albion("keys generate --out " + (*dir_ / "partial-kek")).exit_code, 0);
   const std::string checkpoints = *dir_ / "partial-ckpt";
   const std::string run = std::string(" --eval.interval=0 --checkpoint.interval=2") +

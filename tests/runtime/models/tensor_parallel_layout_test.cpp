@@ -47,10 +47,8 @@ TEST(TensorParallelLayout, EachPartIsItsRangesOfTheStoredTensor) {
         const std::string where = layout.what + ", part " + std::to_string(index) + " of " + std::to_string(count);
         const at::Tensor part = tensor_parallel_part(whole, layout.cut.dim, index, count, layout.cut.groups);
         const at::Tensor part_stored = in_stored_order(part.contiguous(), layout.cut);
-        std::vector<std::int64_t> stored_shape = part.sizes().vec();
-        if (stored_transposed(layout.cut)) std::swap(stored_shape[0], stored_shape[1]);
         std::vector<at::Tensor> pieces;
-        for (const ElementRange& range : tensor_parallel_row_ranges(stored_shape, layout.cut.groups, index, count)) {
+        for (const ElementRange& range : tensor_parallel_stored_ranges(layout.cut, part.sizes(), index, count)) {
           pieces.push_back(stored.narrow(0, range.offset, range.numel));
         }
         EXPECT_TRUE(at::equal(at::cat(pieces), part_stored)) << where;
@@ -92,7 +90,7 @@ TEST(TensorParallelLayout, OnlyColumnCutsAreStoredTransposedAndThenOnly2D) {
   EXPECT_TRUE(stored_transposed({1, 1}));
   EXPECT_TRUE(at::equal(in_stored_order(at::arange(6).view({2, 3}), {1, 1}), at::tensor({0, 3, 1, 4, 2, 5})));
   EXPECT_THROW(in_stored_order(at::zeros({2, 3, 4}), {1, 1}), std::exception);
-  EXPECT_THROW(tensor_parallel_row_ranges({5}, 3, 0, 2), std::exception);
+  EXPECT_THROW(tensor_parallel_stored_ranges({0, 3}, {5}, 0, 2), std::exception);
 }
 
 }  // namespace

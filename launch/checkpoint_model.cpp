@@ -40,6 +40,7 @@ CheckpointModel describe_checkpoint_model(checkpoint::CheckpointReader& reader, 
   CheckpointModel stored;
   stored.recipe = config::parse_recipe(ini, path + " (stored recipe)", {});
   stored.config = train::recipe_model_config(stored.recipe);
+  stored.config.vocab_padding = train::recorded_vocab_padding(reader.manifest().state_json, path);
   stored.encrypted = reader.manifest().header.encrypted();
   for (const checkpoint::TensorInfo& info : reader.tensors()) {
     if (!info.name.starts_with(kModelPrefix)) continue;

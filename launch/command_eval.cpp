@@ -140,9 +140,9 @@ int evaluate(const EvalOptions& o, const ProcessEnvironment& env, const EvalInpu
     }
     const CheckpointModel stored = describe_checkpoint_model(reader);
     // Checked before the weights are decrypted, and on every rank alike: one error for the job.
-    ALBION_CHECK_AS(UsageError, static_cast<std::int64_t>(manifest.vocab_size) <= stored.config.vocab_size, "eval: ",
-                    o.dataset, " has a vocabulary of ", manifest.vocab_size, ", the model only ",
-                    stored.config.vocab_size);
+    ALBION_CHECK_AS(UsageError, static_cast<std::int64_t>(manifest.vocab_size) <= stored.config.vocab_in_use(),
+                    "eval: ", o.dataset, " has a vocabulary of ", manifest.vocab_size, ", the model only ",
+                    stored.config.vocab_in_use());
     const std::int64_t seq_len = o.seq_len.value_or(stored.recipe.train.seq_len);
     ALBION_CHECK_AS(UsageError, seq_len <= stored.config.context_length, "eval: windows of ", seq_len,
                     " tokens exceed the model's context length ", stored.config.context_length, "; pass --seq-len");

@@ -217,9 +217,10 @@ Loaded load_audited(const fs::path& path, const GenerateOptions& o, const c10::D
     }
     loaded.recipe = stored.recipe;
     loaded.bf16 = train::runs_bf16_autocast(loaded.recipe, device);
-    ALBION_CHECK_AS(UsageError, static_cast<std::int64_t>(loaded.tokenizer->vocab_size()) <= stored.config.vocab_size,
+    ALBION_CHECK_AS(UsageError,
+                    static_cast<std::int64_t>(loaded.tokenizer->vocab_size()) <= stored.config.vocab_in_use(),
                     "generate: the tokenizer has ", loaded.tokenizer->vocab_size(), " tokens, the model only ",
-                    stored.config.vocab_size);
+                    stored.config.vocab_in_use());
     LoadOptions options;
     options.bf16_inference = loaded.bf16;
     options.progress = ranks.printing();

@@ -82,7 +82,8 @@ RecipeSchema::RecipeSchema(Recipe& r) {
   key("model.context_length", r.model.context_length, "maximum sequence length; 0 keeps the preset's");
   key("model.vocab_size", r.model.vocab_size, "rows of the token embedding and LM head; 0 keeps the preset's (or "
       "the tokenizer's, padded); more than the tokenizer's pads them with ids it never gives, e.g. GPT-2's "
-      "50257 as 50304, which parallel.tensor can cut evenly (a new model: model.init must match)");
+      "50257 as 50304, which parallel.tensor can cut evenly; with model.init, the rows past its vocabulary are "
+      "zero padding left out of every softmax (it scores as published), and an export drops them");
   key("model.init", r.model.init, "fine-tuning: a Hugging Face model directory (model.safetensors, or its "
       "sharded index) whose weights replace the random initialisation; the preset must match it");
   key("model.activation_checkpointing", r.model.activation_checkpointing,

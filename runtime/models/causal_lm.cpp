@@ -84,17 +84,29 @@ at::Tensor CausalLm::next_token_logits(const at::Tensor& input_ids, KvCache* cac
   return logits;
 }
 
+// Note [Masked vocabulary padding]
+// A published model fine-tuned tensor-parallel may need rows its vocabulary lacks (GPT-2's 50,257
+// divides by no degree): ModelConfig::vocab_padding rows, zero, that no input id looks up. Their
+// logits would be 0, not small, and would take probability from the real ids, so the model would
+// no longer score as published. Every softmax leaves them out: logits_of sets their logits to -inf,
+// the chunked loss projects onto the rows in use only (the kernel's own padding, Note [Padded
+// vocabulary], makes them -inf there), and the vocabulary-parallel loss sets the logits of the ids
+// past vocab_in_use() to -inf on the ranks that hold them. Their gradient is then exactly 0, so
+// AdamW leaves them at 0 and a checkpoint stores them as loaded.
 at::Tensor CausalLm::logits_of(const at::Tensor& hidden) const {
-  const at::Tensor logits = at::linear(hidden, weight_as_read(output_weight(), hidden));
-  if (!tensor_group_) return logits;
-  ALBION_CHECK(!at::GradMode::is_enabled(), "a tensor-parallel model's logits are gathered for inference: run it "
-               "under NoGradGuard, and train through loss()");
-  return gather_tensor_parallel(logits, static_cast<int>(logits.dim()) - 1, *tensor_group_);
+  at::Tensor logits = at::linear(hidden, weight_as_read(output_weight(), hidden));
+  if (tensor_group_) {
+    ALBION_CHECK(!at::GradMode::is_enabled(), "a tensor-parallel model's logits are gathered for inference: run it "
+                 "under NoGradGuard, and train through loss()");
+    logits = gather_tensor_parallel(logits, static_cast<int>(logits.dim()) - 1, *tensor_group_);
+  }
+  if (config_.vocab_padding > 0) logits.narrow(-1, config_.vocab_in_use(), config_.vocab_padding).fill_(-INFINITY);
+  return logits;
 }
 
 // In chunks of rows, the logits never whole. A rank of a tensor-parallel group holds its part of
 // the vocabulary; the softmax over all of it takes two numbers per token from every rank
-// (tensor_parallel.h).
+// (tensor_parallel.h). Padding rows take no part (Note [Masked vocabulary padding]).
 at::Tensor CausalLm::chunked_loss(const at::Tensor& input_ids, const at::Tensor& targets, const at::Tensor& loss_mask,
                                   const at::Tensor& positions) {
   const at::Tensor hidden = hidden_states(input_ids, nullptr, positions);
@@ -108,10 +120,12 @@ at::Tensor CausalLm::chunked_loss(const at::Tensor& input_ids, const at::Tensor&
     flat_targets = at::where(kept != 0, flat_targets, kIgnoreTarget);
   }
   const at::Tensor weight = weight_as_read(output_weight(), flat_hidden);  // Note [A frozen base held in bf16]
+  const std::int64_t in_use = config_.vocab_in_use();
   const at::Tensor summed =
       tensor_group_ ? vocab_parallel_linear_cross_entropy_sum(flat_hidden, weight, flat_targets, kIgnoreTarget,
-                                                              *tensor_group_)
-                    : kernels::linear_cross_entropy_sum(flat_hidden, weight, flat_targets, kIgnoreTarget);
+                                                              *tensor_group_, /*chunk_rows=*/0, in_use)
+                    : kernels::linear_cross_entropy_sum(flat_hidden, weight.narrow(0, 0, in_use), flat_targets,
+                                                        kIgnoreTarget);
   return summed / kept.sum().clamp_min(1).to(summed.scalar_type());
 }
 

@@ -91,7 +91,11 @@ at::Tensor exported(const at::Tensor& value) { return value.detach().to(at::kCPU
 std::vector<HfTensor> to_hugging_face(const ModelConfig& config,
                                       const std::vector<std::pair<std::string, at::Tensor>>& albion_parameters) {
   config.validate();
-  const Layout layout = hugging_face_layout(config);
+  // The published model's shapes: masked padding rows are dropped (Note [Masked vocabulary padding]).
+  ModelConfig published = config;
+  published.vocab_size = config.vocab_in_use();
+  published.vocab_padding = 0;
+  const Layout layout = hugging_face_layout(published);
   std::set<std::string> expected;
   for (const auto& [name, _] : layout) expected.insert(name);
 
@@ -113,7 +117,11 @@ std::vector<HfTensor> to_hugging_face(const ModelConfig& config,
     const auto it = given.find(name);
     ALBION_CHECK_AS(UsageError, it != given.end(), "parameter '", name, "' is missing; ", hf_class(config),
                     " needs it");
-    const at::Tensor& value = *it->second;
+    at::Tensor value = *it->second;
+    const bool vocabulary_rows = name == embedding_name(config) || name == kLmHead;
+    if (vocabulary_rows && value.dim() == 2 && value.size(0) == config.vocab_size) {
+      value = value.narrow(0, 0, published.vocab_size);
+    }
     ALBION_CHECK_AS(UsageError, value.sizes() == at::IntArrayRef(shape), "parameter '", name, "' has shape ",
                     value.sizes(), "; ", hf_class(config), " expects ", at::IntArrayRef(shape));
     out.push_back({name, exported(value)});
@@ -135,7 +143,7 @@ std::string hugging_face_config_json(const ModelConfig& config) {
     json = {
         {"architectures", nlohmann::ordered_json::array({"GPT2LMHeadModel"})},
         {"model_type", "gpt2"},
-        {"vocab_size", config.vocab_size},
+        {"vocab_size", config.vocab_in_use()},
         {"n_positions", config.context_length},
         {"n_ctx", config.context_length},
         {"n_embd", config.hidden_size},
@@ -164,7 +172,7 @@ std::string hugging_face_config_json(const ModelConfig& config) {
     json = {
         {"architectures", nlohmann::ordered_json::array({hf_class(config)})},
         {"model_type", hugging_face_model_type(config)},
-        {"vocab_size", config.vocab_size},
+        {"vocab_size", config.vocab_in_use()},
         {"hidden_size", config.hidden_size},
         {"intermediate_size", config.intermediate_size},
         {"num_hidden_layers", config.layers},

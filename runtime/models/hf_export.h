@@ -44,7 +44,8 @@ struct HfTensor {
 // from Albion's parameters by name (those of CausalLm::named_parameters(), any dtype or device).
 // Values may share storage with the input. UsageError naming the parameter for a name the
 // architecture does not have, a missing one, a wrong shape, or a tied lm_head.weight that differs
-// from the embedding; the config is validated first.
+// from the embedding; the config is validated first. A config with vocab_padding gives the
+// published vocabulary's rows only (Note [Masked vocabulary padding] in causal_lm.cpp).
 std::vector<HfTensor> to_hugging_face(const ModelConfig& config,
                                       const std::vector<std::pair<std::string, at::Tensor>>& albion_parameters);
 

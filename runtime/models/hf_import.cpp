@@ -77,6 +77,13 @@ bool is_known_buffer(const std::string& name) {
   return name.ends_with(".attn.bias") || name.ends_with(".attn.masked_bias") || name.ends_with("rotary_emb.inv_freq");
 }
 
+// The token embedding's name in a full model of `config`'s architecture, and the prefix of its base model.
+std::pair<std::string, std::string> embedding_and_prefix(const ModelConfig& config) {
+  const bool gpt2 = config.architecture == Architecture::kGpt2;
+  const std::string prefix = gpt2 ? "transformer." : "model.";
+  return {prefix + (gpt2 ? "wte.weight" : "embed_tokens.weight"), prefix};
+}
+
 }  // namespace
 
 std::vector<std::string> hugging_face_config_differences(const ModelConfig& config, const nlohmann::json& json) {
@@ -111,6 +118,20 @@ std::vector<std::string> hugging_face_config_differences(const ModelConfig& conf
   return out;
 }
 
+std::int64_t hugging_face_vocab_size(const ModelConfig& config, const fs::path& directory) {
+  ALBION_CHECK_AS(UsageError, fs::is_directory(directory), directory.string(), ": no such directory");
+  const auto [embedding, prefix] = embedding_and_prefix(config);
+  for (const fs::path& file : weight_files(directory)) {
+    const checkpoint::MappedFile mapped(file.string());
+    const checkpoint::SafetensorsIndex index =
+        checkpoint::parse_safetensors_header({mapped.data(), mapped.size()}, file.string());
+    for (const checkpoint::SafetensorsIndex::Entry& entry : index.entries) {
+      if ((entry.name == embedding || prefix + entry.name == embedding) && !entry.shape.empty()) return entry.shape[0];
+    }
+  }
+  return 0;
+}
+
 std::string hugging_face_weights_digest(const fs::path& directory) {
   ALBION_CHECK_AS(UsageError, fs::is_directory(directory), directory.string(), ": no such directory");
   checkpoint::Sha256Stream digest;
@@ -137,10 +158,17 @@ void load_hugging_face_weights(CausalLm& model, const fs::path& directory, std::
   }
   std::map<std::string, at::Tensor> parameters;
   for (auto& [name, tensor] : model.named_parameters()) parameters.emplace(name, tensor);
-  const bool gpt2 = model.config().architecture == Architecture::kGpt2;
-  const std::string prefix = gpt2 ? "transformer." : "model.";  // the base model's, in the full model
-  const std::string embedding = prefix + (gpt2 ? "wte.weight" : "embed_tokens.weight");
+  const auto [embedding, prefix] = embedding_and_prefix(model.config());
   const bool tied = model.config().tie_embeddings;
+  // Note [Masked vocabulary padding]: the files' vocabulary rows, then zero rows to the model's.
+  const std::int64_t padding = model.config().vocab_padding;
+  const auto padded = [&](const std::string& name, const at::Tensor& values) {
+    const bool vocabulary_rows = name == embedding || name == "lm_head.weight";
+    if (padding == 0 || !vocabulary_rows || values.dim() != 2 || values.size(0) != model.config().vocab_in_use()) {
+      return values;
+    }
+    return at::constant_pad_nd(values, {0, 0, 0, padding});
+  };
   std::set<std::string> loaded;
   std::optional<at::Tensor> tied_head;  // a file's lm_head.weight under tied embeddings, checked at the end
   const std::shared_ptr<collectives::Communicator>& group = model.tensor_parallel_group();
@@ -160,7 +188,7 @@ void load_hugging_face_weights(CausalLm& model, const fs::path& directory, std::
       ALBION_CHECK_AS(UsageError, type.has_value(), file.string(), ": tensor '", entry.name, "' is ", entry.dtype,
                       ", not floating point");
       void* data = const_cast<std::uint8_t*>(mapped.data() + index.data_start + entry.begin);
-      const at::Tensor values = at::from_blob(data, entry.shape, at::TensorOptions().dtype(*type));
+      const at::Tensor values = padded(name, at::from_blob(data, entry.shape, at::TensorOptions().dtype(*type)));
       if (name == "lm_head.weight" && tied) {
         tied_head = values.to(at::kFloat, /*non_blocking=*/false, /*copy=*/true);  // the mapping goes with the file
         continue;

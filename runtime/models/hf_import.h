@@ -25,12 +25,17 @@
 namespace albion::models {
 
 // Overwrites every parameter of `model` with the checkpoint's values (a tensor-parallel model's part
-// of them: the files hold whole tensors). UsageError naming the file
+// of them: the files hold whole tensors). A model with ModelConfig::vocab_padding takes the files'
+// embedding (and untied LM head) of vocab_in_use() rows, its padding rows set to 0. UsageError naming the file
 // and tensor for a missing, unexpected or misshapen tensor, a non-floating dtype, or a directory
 // without weights; IntegrityError for a file that is not valid safetensors. With `sha256`, also
 // sets it to hugging_face_weights_digest(directory), from the bytes already read.
 void load_hugging_face_weights(CausalLm& model, const std::filesystem::path& directory,
                                std::string* sha256 = nullptr);
+
+// The rows of `directory`'s token embedding (the vocabulary of the model it holds) as `config`'s
+// architecture names it, read from the files' headers; 0 when no file holds it.
+std::int64_t hugging_face_vocab_size(const ModelConfig& config, const std::filesystem::path& directory);
 
 // SHA-256 (hex) over the bytes of `directory`'s weight files, in the order loading reads them: what
 // LoRA checkpoints record of the frozen base they were trained on. UsageError as loading.

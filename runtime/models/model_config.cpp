@@ -47,6 +47,9 @@ void ModelConfig::validate() const {
                   "model config field 'vocab_size' must be positive, got ", vocab_size,
                   " (0 means 'from the tokenizer' and must be filled in first)");
   require_positive(vocab_multiple, "vocab_multiple");
+  ALBION_CHECK_AS(UsageError, vocab_padding >= 0 && vocab_padding < vocab_size,
+                  "model config field 'vocab_padding' = ", vocab_padding, " must be in [0, vocab_size = ",
+                  vocab_size, ")");
   require_positive(context_length, "context_length");
   require_positive(hidden_size, "hidden_size");
   require_positive(layers, "layers");

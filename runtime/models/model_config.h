@@ -32,6 +32,13 @@ struct ModelConfig {
   // A vocabulary taken from the tokenizer is padded up to a multiple of this, so tensor-parallel
   // degrees divide it (the extra rows are never a target, and samples skip them).
   std::int64_t vocab_multiple = 1;
+  // The last rows of the token embedding and LM head that a published model (model.init) did not
+  // have: added so that tensor-parallel degrees divide its vocabulary (GPT-2's 50,257 as 50,304).
+  // They are zero, no token id reaches them, and their logits are -inf in every softmax, so the
+  // model scores and samples exactly as published; an export drops them (Note [Masked vocabulary
+  // padding] in causal_lm.cpp). A vocabulary padded for a new model (vocab_multiple, or a larger
+  // model.vocab_size without model.init) is not masked: its rows train like the others.
+  std::int64_t vocab_padding = 0;
   std::int64_t context_length = 0;
   std::int64_t hidden_size = 0;
   std::int64_t layers = 0;
@@ -52,6 +59,8 @@ struct ModelConfig {
   bool sequence_parallel = true;
 
   std::int64_t head_dim() const { return heads > 0 ? hidden_size / heads : 0; }
+  // The ids the model scores and samples: every row but the masked padding.
+  std::int64_t vocab_in_use() const { return vocab_size - vocab_padding; }
 
   // Throws UsageError naming the first offending field.
   void validate() const;

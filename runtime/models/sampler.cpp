@@ -14,7 +14,7 @@ namespace {
 
 void check_request(const CausalLm& model, const std::vector<std::int64_t>& prompt,
                    const SamplingOptions& options) {
-  const std::int64_t vocab = model.config().vocab_size;
+  const std::int64_t vocab = model.config().vocab_in_use();
   ALBION_CHECK_AS(UsageError, !prompt.empty(), "sampling needs a prompt of at least one token");
   for (std::int64_t id : prompt) {
     ALBION_CHECK_AS(UsageError, id >= 0 && id < vocab, "prompt token id ", id,
@@ -76,7 +76,9 @@ std::vector<std::int64_t> sample(CausalLm& model, const std::vector<std::int64_t
       // Past it, the window slides, and positions with it (GPT-2's are learned): recompute it.
       last_logits = model.next_token_logits(as_input(tokens.size() - static_cast<std::size_t>(window)))[0];
     }
-    const std::int64_t id = next_token(last_logits, options, generator);
+    // Drawn among the ids in use: a padded model draws what its published model draws, seed for
+    // seed (Note [Masked vocabulary padding]).
+    const std::int64_t id = next_token(last_logits.narrow(0, 0, model.config().vocab_in_use()), options, generator);
     tokens.push_back(id);
     generated.push_back(id);
     if (options.on_token) options.on_token(id);

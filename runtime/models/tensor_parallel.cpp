@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <string_view>
 #include <vector>
 
@@ -207,12 +208,15 @@ class GatheredProducts : public torch::autograd::Function<GatheredProducts> {
 // One chunk's cross-entropy over a vocabulary cut by columns: the row maximum over every rank's
 // columns, then the sums of exponentials and the targets' logits together (one all-reduce of two
 // numbers per row). The gradient, softmax - one_hot(target) on the target's rank only, reuses the
-// fp32 copy of the logits.
+// fp32 copy of the logits. Columns from `in_use` on are masked padding: -inf, so a rank holding
+// only padding contributes nothing.
 std::pair<at::Tensor, at::Tensor> vocab_parallel_chunk_loss(const at::Tensor& logits, const at::Tensor& targets,
                                                             std::int64_t ignore_index, bool write_gradient,
-                                                            std::int64_t first_id, collectives::Communicator& group) {
+                                                            std::int64_t first_id, std::int64_t in_use,
+                                                            collectives::Communicator& group) {
   const at::ScalarType statistics = at::promote_types(logits.scalar_type(), at::kFloat);
   at::Tensor x = logits.to(statistics, /*non_blocking=*/false, /*copy=*/logits.scalar_type() != statistics);
+  if (in_use < x.size(-1)) x.narrow(-1, in_use, x.size(-1) - in_use).fill_(-INFINITY);
   at::Tensor max = std::get<0>(x.max(-1, /*keepdim=*/true)).contiguous();
   group.all_reduce(max, collectives::ReduceOp::kMax)->wait();
   const at::Tensor kept = (targets != ignore_index).unsqueeze(-1);
@@ -383,17 +387,22 @@ std::vector<at::Tensor> gathered_products(const at::Tensor& part, const std::vec
 
 at::Tensor vocab_parallel_linear_cross_entropy_sum(const at::Tensor& hidden, const at::Tensor& weight,
                                                   const at::Tensor& targets, std::int64_t ignore_index,
-                                                  collectives::Communicator& group, std::int64_t chunk_rows) {
+                                                  collectives::Communicator& group, std::int64_t chunk_rows,
+                                                  std::int64_t vocabulary) {
   const std::int64_t first_id = group.rank() * weight.size(0);
+  const std::int64_t rows = weight.size(0) * group.size();
+  if (vocabulary == 0) vocabulary = rows;
+  ALBION_CHECK(vocabulary > 0 && vocabulary <= rows, "vocab_parallel_linear_cross_entropy_sum: a vocabulary of ",
+               vocabulary, " in ", rows, " rows");
   if (!hidden.is_cuda()) {  // checking on a GPU would wait for it
-    const std::int64_t vocabulary = weight.size(0) * group.size();
     const at::Tensor valid = ((targets >= 0) & (targets < vocabulary)) | (targets == ignore_index);
     ALBION_CHECK_AS(UsageError, valid.all().item<bool>(), "vocab_parallel_linear_cross_entropy_sum: a target is "
                     "outside [0, ", vocabulary, ")");
   }
+  const std::int64_t in_use = std::clamp<std::int64_t>(vocabulary - first_id, 0, weight.size(0));
   const kernels::ChunkCrossEntropy chunk_loss = [&](at::Tensor logits, const at::Tensor& chunk_targets,
                                                     std::int64_t ignore, bool write_gradient) {
-    return vocab_parallel_chunk_loss(logits, chunk_targets, ignore, write_gradient, first_id, group);
+    return vocab_parallel_chunk_loss(logits, chunk_targets, ignore, write_gradient, first_id, in_use, group);
   };
   return kernels::linear_cross_entropy_sum(hidden, weight, targets, ignore_index, chunk_rows, chunk_loss);
 }

@@ -150,9 +150,12 @@ std::vector<at::Tensor> gathered_products(const at::Tensor& part, const std::vec
 // kernels::linear_cross_entropy_sum (`chunk_rows`, 0 for its default), whose products and
 // gradients it shares: no rank holds more than a chunk of its columns' logits, fp32 (fp64 for
 // fp64 inputs). Differentiable in hidden (this rank's columns' share of its gradient: sum it over
-// the group) and weight. A target outside the vocabulary is a UsageError on the CPU.
+// the group) and weight. With `vocabulary` > 0, the ids from it on are masked padding: out of the
+// softmax, with a zero gradient (Note [Masked vocabulary padding] in causal_lm.cpp); 0: every id
+// counts. A target outside the vocabulary is a UsageError on the CPU.
 at::Tensor vocab_parallel_linear_cross_entropy_sum(const at::Tensor& hidden, const at::Tensor& weight,
                                                   const at::Tensor& targets, std::int64_t ignore_index,
-                                                  collectives::Communicator& group, std::int64_t chunk_rows = 0);
+                                                  collectives::Communicator& group, std::int64_t chunk_rows = 0,
+                                                  std::int64_t vocabulary = 0);
 
 }  // namespace albion::models

@@ -110,6 +110,9 @@ std::unique_ptr<Snapshot> take_snapshot(Trainer& trainer, std::int64_t steps_don
     const LoraBase& base = trainer.lora_base();
     state_json["lora_base"] = {{"directory", base.directory}, {"sha256", base.sha256}, {"vocab_size", base.vocab_size}};
   }
+  if (const std::int64_t padding = trainer.model().config().vocab_padding; padding > 0) {
+    state_json["model"] = {{"vocab_padding", padding}};
+  }
   snapshot->request.state_json = state_json.dump();
   return snapshot;
 }
@@ -173,6 +176,16 @@ LoraBase recorded_lora_base(const std::string& state_json) {
   const nlohmann::json vocab = base.value("vocab_size", nlohmann::json());
   return {string_field(base, "directory"), string_field(base, "sha256"),
           vocab.is_number_integer() ? vocab.get<std::int64_t>() : 0};
+}
+
+std::int64_t recorded_vocab_padding(const std::string& state_json, const std::string& what) {
+  const nlohmann::json state = nlohmann::json::parse(state_json, nullptr, /*allow_exceptions=*/false);
+  if (!state.is_object() || !state.contains("model")) return 0;
+  const nlohmann::json padding = state["model"].is_object() ? state["model"].value("vocab_padding", nlohmann::json(0))
+                                                            : nlohmann::json();
+  ALBION_CHECK_AS(IntegrityError, padding.is_number_integer() && padding.get<std::int64_t>() >= 0, what,
+                  ": the trainer state's model.vocab_padding is not a count of rows");
+  return padding.get<std::int64_t>();
 }
 
 void require_same_lora_base(const LoraBase& recorded, const std::string& current_directory,

@@ -40,6 +40,10 @@ RecordedTokenizer recorded_tokenizer(const std::string& state_json);
 // Never throws.
 LoraBase recorded_lora_base(const std::string& state_json);
 
+// The masked vocabulary padding rows of the checkpoint's model (models::ModelConfig::vocab_padding;
+// 0 where none is recorded). IntegrityError naming `what` for a value that is not a count.
+std::int64_t recorded_vocab_padding(const std::string& state_json, const std::string& what);
+
 // Adapters are a correction to one set of weights: IntegrityError naming `what` unless the base now
 // in `current_directory` has the SHA-256 `recorded` names.
 void require_same_lora_base(const LoraBase& recorded, const std::string& current_directory,

@@ -148,9 +148,23 @@ Trainer::Trainer(config::Recipe recipe, WorldPosition world, Parallelism* parall
   // Model.
   models::ModelConfig model_config = recipe_model_config(recipe_);
   model_config.take_tokenizer_vocabulary(manifest.vocab_size);
-  ALBION_CHECK_AS(UsageError, static_cast<std::uint64_t>(model_config.vocab_size) >= manifest.vocab_size,
-                  recipe_.model.vocab_size > 0 ? "recipe key 'model.vocab_size'" : "recipe key 'model.preset'",
-                  ": ", recipe_.model.preset, " has a vocabulary of ", model_config.vocab_size,
+  if (!recipe_.model.init.empty()) {
+    // More rows than the published model has are masked padding (Note [Masked vocabulary padding]).
+    std::int64_t published = 0;
+    try {
+      published = models::hugging_face_vocab_size(model_config, recipe_.model.init);
+    } catch (const UsageError& error) {
+      throw UsageError(str_cat("recipe key 'model.init': ", error.what()));
+    }
+    if (published > 0 && published < model_config.vocab_size) {
+      model_config.vocab_padding = model_config.vocab_size - published;
+    }
+  }
+  ALBION_CHECK_AS(UsageError, static_cast<std::uint64_t>(model_config.vocab_in_use()) >= manifest.vocab_size,
+                  model_config.vocab_padding > 0    ? "recipe key 'model.init'"
+                  : recipe_.model.vocab_size > 0 ? "recipe key 'model.vocab_size'"
+                                                 : "recipe key 'model.preset'",
+                  ": ", recipe_.model.preset, " has a vocabulary of ", model_config.vocab_in_use(),
                   ", smaller than the dataset's ", manifest.vocab_size);
   model_config.validate();
   ALBION_CHECK_AS(UsageError, recipe_.train.seq_len <= model_config.context_length,
@@ -265,7 +279,11 @@ Trainer::Trainer(config::Recipe recipe, WorldPosition world, Parallelism* parall
   profiler_ = std::make_unique<StepProfiler>(recipe_.profile, recipe_.run.dir, world_.rank, device_,
                                              recipe_.train.steps - 1);
   log::info("model ", recipe_.model.preset, ": ", models::parameter_count(model_config, true),
-            " parameters, vocab ", model_config.vocab_size, ", on ", device_.str(),
+            " parameters, vocab ", model_config.vocab_size,
+            model_config.vocab_padding > 0 ? str_cat(" (", model_config.vocab_padding, " padding row",
+                                                     model_config.vocab_padding == 1 ? "" : "s", " masked)")
+                                           : std::string(),
+            ", on ", device_.str(),
             bf16_autocast_ ? " (bf16 autocast)" : " (fp32)", "; ", accumulation_,
             " micro-batch(es) of ", recipe_.train.micro_batch, "x", recipe_.train.seq_len,
             " per step and rank");

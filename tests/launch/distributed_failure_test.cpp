@@ -3,7 +3,8 @@
 // killed with SIGKILL mid-training (also while saving checkpoints, then resumed), a rank frozen
 // with SIGSTOP (only the watchdog can notice: the process is alive and mpirun sees nothing),
 // recipes that differ between ranks, checkpoints scored and sampled on many ranks (one saved by a
-// tensor-parallel run, its column cuts transposed), and loads that fail on some ranks only.
+// tensor-parallel run, its column cuts transposed), a published model fine-tuned tensor-parallel
+// with its vocabulary padded, and loads that fail on some ranks only.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <spawn.h>
@@ -464,6 +465,85 @@ TEST_F(DistributedJob, ATensorParallelLoraCheckpointScoresAlikeOnAnyLayout) {
   const std::string text = testing_support::run_albion(generate).output;
   EXPECT_NE(text.find(sample), std::string::npos) << "the run's sample:\n" << sample << "generate:\n" << text;
   EXPECT_EQ(testing_support::run_albion("launch -n 2 -- " + generate, kEnvironment).output, text);
+}
+
+// The shape of `tensor` in the safetensors file `path`, from its header.
+std::vector<std::int64_t> safetensors_shape(const std::string& path, const std::string& tensor) {
+  std::ifstream in(path, std::ios::binary);
+  std::uint64_t length = 0;
+  in.read(reinterpret_cast<char*>(&length), sizeof(length));  // little-endian, as this machine
+  std::string header(length, '\0');
+  in.read(header.data(), static_cast<std::streamsize>(length));
+  const nlohmann::json json = nlohmann::json::parse(header, nullptr, /*allow_exceptions=*/false);
+  if (!json.contains(tensor)) return {};
+  return json[tensor]["shape"].get<std::vector<std::int64_t>>();
+}
+
+// A published model whose vocabulary no degree divides (here the byte tokenizer's 257 ids, as
+// GPT-2's 50,257) fine-tuned tensor-parallel: model.vocab_size = 258 adds a masked padding row, so
+// the fine-tune is the one-process fine-tune of the unpadded model. Its checkpoint scores as that
+// one's, alike on one process and two ranks, samples the run's own text, and exports the
+// published shape again.
+TEST_F(DistributedJob, APublishedVocabularyPaddedForTensorParallelFineTunesAsOneProcess) {
+  const std::string policy = uk_policy("padding-policy.json");
+  ASSERT_EQ(testing_support::run_albion("keys generate --out " + (*dir_ / "padding-kek")).exit_code, 0);
+  const std::string key_spec = "file:" + (*dir_ / "padding-kek");
+  const std::string key = " --key " + key_spec + " --policy " + policy;
+  const std::string saving = " --eval.interval=0 --checkpoint.interval=2 --checkpoint.key=" + key_spec +
+                             " --checkpoint.policy=" + policy + " --checkpoint.dir=";
+  const auto base_run = testing_support::run_albion(tiny(*dir_, "--train.steps=2" + saving + (*dir_ / "padding-base")));
+  ASSERT_EQ(base_run.exit_code, 0) << base_run.output;
+  const std::string base = *dir_ / "padding-base-hf";
+  const auto exported =
+      testing_support::run_albion("ckpt export " + (*dir_ / "padding-base") + "/step-00000002 --out " + base + key);
+  ASSERT_EQ(exported.exit_code, 0) << exported.output;
+  ASSERT_EQ(safetensors_shape(base + "/model.safetensors", "transformer.wte.weight").at(0), 257);
+
+  const std::string fine_tune = "--train.steps=2 --model.init=" + base;
+  const auto unpadded = testing_support::run_albion(
+      "launch -n 2 -- " + tiny(*dir_, fine_tune + " --parallel.tensor=2" + saving + (*dir_ / "padding-refused")),
+      kEnvironment);
+  EXPECT_EQ(unpadded.exit_code, 2) << unpadded.output;
+  EXPECT_NE(unpadded.output.find("'model.vocab_size' pads it"), std::string::npos) << unpadded.output;
+  const auto alone = testing_support::run_albion(tiny(*dir_, fine_tune + saving + (*dir_ / "padding-one")));
+  ASSERT_EQ(alone.exit_code, 0) << alone.output;
+  const std::string checkpoints = *dir_ / "padding-tp";
+  const auto cut = testing_support::run_albion(
+      "launch -n 2 -- " + tiny_with_sample(*dir_,
+                                           fine_tune + " --parallel.tensor=2 --model.vocab_size=258" + saving +
+                                               checkpoints,
+                                           40),
+      kEnvironment);
+  ASSERT_EQ(cut.exit_code, 0) << cut.output;
+  EXPECT_NE(cut.output.find("vocab 258 (1 padding row masked)"), std::string::npos) << cut.output;
+  const std::string sample = printed_sample(cut.output);
+  ASSERT_GT(sample.size(), 20u) << cut.output;
+
+  const auto eval = [&](const std::string& prefix, const std::string& directory) {
+    const auto outcome = testing_support::run_albion(prefix + "eval " + directory + " --key " + key_spec +
+                                                         " --dataset " + (*dir_ / "data") +
+                                                         " --micro-batch 4 --batches 8 --json" +
+                                                         (prefix.empty() ? "" : " --tensor 2"),
+                                                     kEnvironment);
+    EXPECT_EQ(outcome.exit_code, 0) << outcome.output;
+    const nlohmann::json result = eval_result(outcome.output);
+    return result.is_null() ? -1.0 : result["loss"].get<double>();
+  };
+  const double expected = eval("", *dir_ / "padding-one");
+  const double loss = eval("", checkpoints);
+  EXPECT_NEAR(loss, expected, 1e-4 * expected);
+  EXPECT_NEAR(eval("launch -n 2 -- ", checkpoints), loss, 1e-6 * loss);
+  const std::string text =
+      testing_support::run_albion("generate " + checkpoints + " --key " + key_spec + " 2>/dev/null | cat").output;
+  EXPECT_NE(text.find(sample), std::string::npos) << "the run's sample:\n" << sample << "generate:\n" << text;
+
+  const std::string published = *dir_ / "padding-tp-hf";
+  const auto again =
+      testing_support::run_albion("ckpt export " + checkpoints + "/step-00000002 --out " + published + key);
+  ASSERT_EQ(again.exit_code, 0) << again.output;
+  EXPECT_EQ(safetensors_shape(published + "/model.safetensors", "transformer.wte.weight").at(0), 257);
+  std::ifstream config(published + "/config.json");
+  EXPECT_EQ(nlohmann::json::parse(config).at("vocab_size").get<std::int64_t>(), 257);
 }
 
 // A load that fails on the ranks (here every rank: the wrong key) is one error line, the exit code

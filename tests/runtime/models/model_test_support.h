@@ -62,6 +62,25 @@ inline std::shared_ptr<CausalLm> randomised_fp64_model(const ModelConfig& config
   return model;
 }
 
+// `published` with `padding` masked vocabulary rows added (ModelConfig::vocab_padding), zero, in
+// its dtype: what model.init makes of a published model whose vocabulary a recipe pads.
+inline std::shared_ptr<CausalLm> with_vocab_padding(const CausalLm& published, std::int64_t padding) {
+  ModelConfig config = published.config();
+  config.vocab_size += padding;
+  config.vocab_padding = padding;
+  std::shared_ptr<CausalLm> padded = make_model(config);
+  std::map<std::string, at::Tensor> values;
+  for (const auto& [name, value] : published.named_parameters()) values.emplace(name, value);
+  padded->to(values.begin()->second.scalar_type());
+  torch::NoGradGuard no_grad;
+  for (auto& [name, p] : padded->named_parameters()) {
+    const at::Tensor& value = values.at(name);
+    p.zero_();
+    p.narrow(0, 0, value.size(0)).copy_(value);  // the vocabulary's rows; any other tensor whole
+  }
+  return padded;
+}
+
 inline std::map<std::string, at::Tensor> parameter_map(CausalLm& model) {
   std::map<std::string, at::Tensor> out;
   for (auto& [name, p] : model.named_parameters()) out.emplace(name, p.detach());

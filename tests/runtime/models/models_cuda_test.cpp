@@ -7,7 +7,8 @@
 // when activations are recomputed, keep the KV cache exact, and train on packed documents (RoPE
 // rotating each token by its own row); under autocast the fused LayerNorm
 // writes a lone product's operand in bf16, and the fused RMSNorm one operand per product; the
-// sampler runs on the device.
+// sampler runs on the device. A model with masked vocabulary padding gives the unpadded model's
+// loss and gradients on the fused path.
 // The fused-kernel comparisons also run on the CPU emulator of the kernels
 // (models_on_emulator_test; tests/kernels/kernel_device.h).
 #include <ATen/record_function.h>
@@ -424,6 +425,44 @@ TEST(ModelsCuda, FusedKernelsKeepTheKvCacheExact) {
     EXPECT_LT(testing::relative_error(at::cat(pieces, 1), whole), 1e-5) << arch;
     if (rope_before && config.architecture == Architecture::kLlama) {
       EXPECT_GT(*kernels::kernel_launches("rope_kernel"), *rope_before) << "the fused RoPE did not run";
+    }
+  }
+}
+
+// Masked vocabulary padding on the fused path (Note [Masked vocabulary padding]): the chunked
+// cross-entropy projects onto the ids in use only, so a padded model's fused step gives the
+// published model's loss and gradients as torch's ops compute them, and the padding rows 0.
+TEST(ModelsCuda, FusedKernelsLeaveMaskedVocabularyPaddingOut) {
+  ALBION_SKIP_WITHOUT_KERNEL_DEVICE();
+  const testing_support::FullFp32Matmuls full_fp32;
+  constexpr std::int64_t kPadding = 35;  // 97 ids in 132 rows: the kernel pads the 97 to 128 itself
+  for (ModelConfig config : {cuda_gpt2(), cuda_llama()}) {
+    const char* arch = architecture_name(config.architecture);
+    const at::Tensor ids = random_ids_on_kernel_device(config);
+    const StepResult torch_ops = loss_and_gradients(config, ids, /*fused=*/false, /*autocast=*/false);
+    config.fused_kernels = true;
+    at::manual_seed(21);  // loss_and_gradients' model, padded
+    const auto padded = testing::with_vocab_padding(*make_model(config), kPadding);
+    padded->to(kernels::kernel_device());
+    const std::optional<std::int64_t> before = launches_of("softmax_cross_entropy");
+    const kernels::OnKernelDevice on_device;
+    const at::Tensor loss = padded->loss(ids, ids.roll(-1, 1), at::ones_like(ids));
+    loss.backward();
+    if (before) {
+      EXPECT_GT(*launches_of("softmax_cross_entropy"), *before) << arch;
+    }
+    EXPECT_LT(testing::relative_error(loss.detach().cpu(), torch_ops.loss), 1e-5) << arch;
+    const auto parameters = padded->trainable_parameters();
+    ASSERT_EQ(parameters.size(), torch_ops.grads.size());
+    for (std::size_t i = 0; i < parameters.size(); ++i) {
+      const auto& [name, parameter] = parameters[i];
+      const at::Tensor gradient = parameter.grad().cpu();
+      const at::Tensor& expected = torch_ops.grads[i];
+      EXPECT_LT(testing::relative_error(gradient.narrow(0, 0, expected.size(0)), expected), 1e-4)
+          << arch << " " << name;
+      if (gradient.size(0) > expected.size(0)) {
+        EXPECT_TRUE(gradient.narrow(0, expected.size(0), kPadding).eq(0).all().item<bool>()) << arch << " " << name;
+      }
     }
   }
 }

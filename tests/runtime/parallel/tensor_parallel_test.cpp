@@ -23,6 +23,8 @@
 //     the parts of the whole model's values and gradients, loaded from a Hugging Face directory
 //     too; trained tensor-parallel alone and with ZeRO-1 it matches one process, with LoRA too, and
 //     a 2 x 2 state resumes on one process and tensor-parallel 2.
+//   - A published model's vocabulary padded for the degree (masked padding): cut 2 and 4 ways, the
+//     last rank holding padding only, it computes the whole padded model, which leaves the padding out.
 //   - Degrees that do not divide the heads or the vocabulary are refused naming parallel.tensor.
 //   - A stop asked on one rank stops every rank of a 2 x 2 job at the same step.
 #include <gtest/gtest.h>
@@ -154,8 +156,8 @@ Gradients loss_and_gradients(const models::ModelConfig& config, const std::share
   const std::shared_ptr<models::CausalLm> model = models::make_model(config, at::kCPU, tensor);
   model->to(at::kDouble);
   at::manual_seed(12);
-  const at::Tensor ids = at::randint(config.vocab_size, {2, 24});
-  const at::Tensor targets = at::randint(config.vocab_size, {2, 24});
+  const at::Tensor ids = at::randint(config.vocab_in_use(), {2, 24});
+  const at::Tensor targets = at::randint(config.vocab_in_use(), {2, 24});
   // Masked positions (one in three) and a target outside every rank's ids there are ignored.
   const at::Tensor mask = (at::arange(48) % 3 != 0).to(at::kLong).view({2, 24});
   const at::Tensor index = at::arange(24);
@@ -193,7 +195,8 @@ void expect_parts_of_the_whole_model(const models::ModelConfig& config, const st
   const Gradients whole = loss_and_gradients(config, nullptr, packed);
   const Gradients cut = loss_and_gradients(config, tensor, packed);
   EXPECT_LT(std::abs(cut.loss - whole.loss), 1e-12 * std::abs(whole.loss)) << what;
-  EXPECT_LT(relative_difference(cut.logits, whole.logits), 1e-12) << what;
+  const std::int64_t in_use = config.vocab_in_use();  // the padding's logits are -inf, checked below
+  EXPECT_LT(relative_difference(cut.logits.narrow(-1, 0, in_use), whole.logits.narrow(-1, 0, in_use)), 1e-12) << what;
   ASSERT_EQ(cut.parameters.size(), whole.parameters.size()) << what;
   const std::int64_t index = tensor->rank(), degree = tensor->size();
   int cuts = 0;
@@ -250,6 +253,38 @@ TEST_F(TensorParallelTest, CutGpt2GivesTheWholeModelsLossAndGradients) {
       // unless it is wte.
       expect_parts_of_the_whole_model(config, layout.tensor, packed, 6 * config.layers + (tie ? 1 : 2),
                                       "GPT-2 " + description(degree, every, tie, sequence, packed));
+    }
+  }
+}
+
+// A published model's vocabulary padded so that the degree divides it (Note [Masked vocabulary
+// padding]): 70 ids in 96 rows, so cut 4 ways the last rank holds padding only. Cut, the model
+// still computes the whole padded model's loss, logits and gradients; and that model leaves the
+// padding out: its logits are -inf and its rows' gradients 0 (models_test holds the whole padded
+// model to the published one).
+TEST_F(TensorParallelTest, CutModelsLeaveMaskedVocabularyPaddingOut) {
+  ASSERT_EQ(world_size_, 4) << "run under mpirun -np 4";
+  for (int degree : {2, 4}) {
+    const Layout layout = mesh(degree);
+    for (bool gpt2 : {true, false}) {
+      models::ModelConfig config = gpt2 ? small_gpt2_layout(0, true, true) : small_qwen_layout(0);
+      config.vocab_padding = 26;
+      const std::string what = str_cat(gpt2 ? "GPT-2 " : "Qwen ", description(degree, 0, gpt2, true, false));
+      const int cuts = gpt2 ? 6 * static_cast<int>(config.layers) + 1 : 10 * static_cast<int>(config.layers) + 2;
+      expect_parts_of_the_whole_model(config, layout.tensor, false, cuts, what);
+      const Gradients whole = loss_and_gradients(config, nullptr);
+      EXPECT_TRUE(whole.logits.narrow(-1, 70, 26).isneginf().all().item<bool>()) << what;
+      int padded = 0;
+      for (std::size_t i = 0; i < whole.parameters.size(); ++i) {
+        const std::string& name = whole.parameters[i].first;
+        const bool vocabulary_rows =
+            name.ends_with("wte.weight") || name.ends_with("embed_tokens.weight") || name == "lm_head.weight";
+        if (!vocabulary_rows) continue;
+        ++padded;
+        EXPECT_TRUE(whole.gradients[i].narrow(0, 70, 26).eq(0).all().item<bool>()) << what << ": " << name;
+        EXPECT_GT(whole.gradients[i].narrow(0, 0, 70).abs().max().item<double>(), 0) << what << ": " << name;
+      }
+      EXPECT_EQ(padded, gpt2 ? 1 : 2) << what;
     }
   }
 }

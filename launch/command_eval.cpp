@@ -13,7 +13,12 @@
 // Under `albion launch -n N` the ranks form a data x tensor mesh (--tensor T): each model is cut
 // over T ranks, each rank reading only its part of the weights, as a run too big for one device
 // trains, and the N/T replicas score consecutive runs of the batches; the loss is one process's.
+//
+// CKPT may also be a Hugging Face model directory, to score the published model a fine-tune starts
+// from on the same data: its config.json says what model it is, and its weights are public, so
+// there is no key and no audit record.
 #include <cmath>
+#include <fstream>
 #include <iomanip>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -33,7 +38,10 @@
 #include "runtime/data/dataset_manifest.h"
 #include "runtime/data/token_loader.h"
 #include "runtime/device.h"
+#include "runtime/models/bf16_inference.h"
+#include "runtime/models/hf_import.h"
 #include "runtime/models/tensor_parallel.h"
+#include "runtime/tokenizers/tokenizer.h"
 #include "runtime/train/checkpointing.h"
 #include "runtime/train/loss_score.h"
 
@@ -51,7 +59,12 @@ constexpr const char* kDescription =
     "default to the recipe's train.seq_len and train.micro_batch. The weights are decrypted into\n"
     "memory only; the load is recorded in the run's audit log. Under 'albion launch -n N' the model\n"
     "is cut over --tensor T ranks (each reads only its part of the weights) and the N/T replicas\n"
-    "share the batches. Example: albion launch -n 8 -- eval runs/x/checkpoints --dataset D --tensor 8";
+    "share the batches. Example: albion launch -n 8 -- eval runs/x/checkpoints --dataset D --tensor 8\n"
+    "\n"
+    "CKPT may also be a Hugging Face model directory (config.json and model.safetensors), to score the\n"
+    "published model before fine-tuning it: windows of 256 tokens (at most its context) in batches of\n"
+    "8 by default, from the split's stream. If the directory holds its tokenizer, the dataset must\n"
+    "have been prepared with it.";
 
 struct EvalOptions {
   std::string checkpoint;
@@ -71,7 +84,8 @@ struct EvalOptions {
 po::options_description eval_options(EvalOptions& o) {
   po::options_description options("options");
   options.add_options()
-      ("checkpoint", po::value(&o.checkpoint)->value_name("CKPT"), "a step-N checkpoint, or a checkpoint directory")
+      ("checkpoint", po::value(&o.checkpoint)->value_name("CKPT"),
+       "a step-N checkpoint, a checkpoint directory, or a Hugging Face model directory")
       ("dataset", po::value(&o.dataset)->value_name("DIR"), "a dataset prepared by 'albion data prepare'")
       ("split", po::value(&o.split)->value_name("SPLIT")->default_value("val"), "the split to score: val or train")
       ("key", po::value(&o.key)->value_name("SPEC"), "the checkpoint's key: file:PATH, env:VAR or pkcs11:URI")
@@ -101,18 +115,86 @@ struct EvalRanks {
 // What the options name, found (or refused) before any rank starts MPI.
 struct EvalInputs {
   fs::path checkpoint;
+  bool published = false;  // `checkpoint` is a Hugging Face model directory
   c10::Device device = at::kCPU;
   data::DatasetManifest manifest;
 };
 
 EvalInputs find_inputs(const EvalOptions& o, const ProcessEnvironment& env) {
   EvalInputs in;
-  in.checkpoint = resolve_checkpoint(o.checkpoint, "eval");
+  in.published = models::holds_hugging_face_model(o.checkpoint);
+  in.checkpoint = in.published ? fs::path(o.checkpoint) : resolve_checkpoint(o.checkpoint, "eval");
   in.device = runtime::choose_device(o.device, env.local_rank, "eval: --device");
   std::unique_ptr<checkpoint::KeyProvider> data_key;
   if (!o.data_key.empty()) data_key = checkpoint::open_key_provider(o.data_key);
   in.manifest = data::read_manifest(o.dataset, data_key.get());
   return in;
+}
+
+// Checked before any weights are read, and on every rank alike: one error for the job.
+void check_model_fits(const EvalOptions& o, const data::DatasetManifest& manifest, const models::ModelConfig& config,
+                      std::int64_t default_seq_len) {
+  ALBION_CHECK_AS(UsageError, static_cast<std::int64_t>(manifest.vocab_size) <= config.vocab_in_use(), "eval: ",
+                  o.dataset, " has a vocabulary of ", manifest.vocab_size, ", the model only ", config.vocab_in_use());
+  const std::int64_t seq_len = o.seq_len.value_or(default_seq_len);
+  ALBION_CHECK_AS(UsageError, seq_len <= config.context_length, "eval: windows of ", seq_len,
+                  " tokens exceed the model's context length ", config.context_length, "; pass --seq-len");
+  models::check_tensor_parallel_degree(config, o.tensor, "eval: --tensor");
+}
+
+// The dataset's tokenizer against those a Hugging Face directory holds (tokenizer.json, GPT-2's
+// vocab.json and merges.txt): it must be one of them. A directory without one (as `ckpt export`
+// writes it) is assumed to match.
+void check_published_tokenizer(const fs::path& directory, const EvalOptions& o, const data::DatasetManifest& manifest,
+                               bool printing) {
+  std::vector<std::string> specs;
+  if (fs::is_regular_file(directory / "tokenizer.json")) {
+    specs.push_back("hf:" + (directory / "tokenizer.json").string());
+  }
+  if (fs::is_regular_file(directory / "vocab.json") && fs::is_regular_file(directory / "merges.txt")) {
+    specs.push_back("gpt2:" + directory.string());
+  }
+  for (const std::string& spec : specs) {
+    try {
+      if (tokenizers::load_tokenizer(spec)->content_hash() == manifest.tokenizer_hash) return;
+    } catch (const UsageError& error) {
+      if (printing) log::warning("eval: ", spec, " cannot be read (", error.what(), ")");
+    }
+  }
+  ALBION_CHECK_AS(UsageError, specs.empty(), "eval: ", o.dataset, " was prepared with tokenizer ",
+                  manifest.tokenizer_spec, ", not the model's (", specs.empty() ? "" : specs.front(), ")");
+  if (printing) {
+    log::warning("eval: ", directory.string(), " holds no tokenizer; the dataset's (", manifest.tokenizer_spec,
+                 ") is assumed to be the model's");
+  }
+}
+
+// A Hugging Face directory's model, each rank reading its part. A vocabulary that --tensor does
+// not divide gets masked padding rows (Note [Masked vocabulary padding]): exact, so any degree
+// that divides the heads serves.
+std::shared_ptr<models::CausalLm> load_published_model(const EvalOptions& o, const EvalInputs& in,
+                                                       const EvalRanks& ranks, config::Recipe& recipe, bool printing) {
+  const fs::path config_path = in.checkpoint / "config.json";
+  std::ifstream file(config_path);
+  models::ModelConfig config = models::hugging_face_model_config(
+      nlohmann::json::parse(file, nullptr, /*allow_exceptions=*/false), config_path.string());
+  check_published_tokenizer(in.checkpoint, o, in.manifest, printing);
+  if (const std::int64_t rest = config.vocab_size % o.tensor; rest != 0) {
+    config.vocab_padding = o.tensor - rest;
+    config.vocab_size += config.vocab_padding;
+    if (printing) {
+      log::info("eval: the vocabulary of ", config.vocab_in_use(), " cut ", o.tensor, " ways as ", config.vocab_size,
+                " rows, the padding masked");
+    }
+  }
+  recipe.train.seq_len = std::min(recipe.train.seq_len, config.context_length);
+  check_model_fits(o, in.manifest, config, recipe.train.seq_len);
+  std::shared_ptr<models::CausalLm> model =
+      models::make_model(config, at::kCPU, ranks.tensor, models::InitialValues::kNone);
+  models::load_hugging_face_weights(*model, in.checkpoint);
+  if (train::runs_bf16_autocast(recipe, in.device)) models::hold_for_bf16_inference(*model);
+  model->to(in.device);
+  return model;
 }
 
 int evaluate(const EvalOptions& o, const ProcessEnvironment& env, const EvalInputs& in, const EvalRanks& ranks) {
@@ -139,14 +221,7 @@ int evaluate(const EvalOptions& o, const ProcessEnvironment& env, const EvalInpu
                       ", not the one the model was trained with (", recorded.spec, ")");
     }
     const CheckpointModel stored = describe_checkpoint_model(reader);
-    // Checked before the weights are decrypted, and on every rank alike: one error for the job.
-    ALBION_CHECK_AS(UsageError, static_cast<std::int64_t>(manifest.vocab_size) <= stored.config.vocab_in_use(),
-                    "eval: ", o.dataset, " has a vocabulary of ", manifest.vocab_size, ", the model only ",
-                    stored.config.vocab_in_use());
-    const std::int64_t seq_len = o.seq_len.value_or(stored.recipe.train.seq_len);
-    ALBION_CHECK_AS(UsageError, seq_len <= stored.config.context_length, "eval: windows of ", seq_len,
-                    " tokens exceed the model's context length ", stored.config.context_length, "; pass --seq-len");
-    models::check_tensor_parallel_degree(stored.config, o.tensor, "eval: --tensor");
+    check_model_fits(o, manifest, stored.config, stored.recipe.train.seq_len);  // before the weights are decrypted
     recipe = stored.recipe;
     bf16 = train::runs_bf16_autocast(recipe, device);
     LoadOptions options;
@@ -156,7 +231,12 @@ int evaluate(const EvalOptions& o, const ProcessEnvironment& env, const EvalInpu
     options.tensor_group = ranks.tensor;
     model = load_checkpoint_model(stored, weights_in(reader), device, path.string(), options);
   };
-  with_audited_checkpoint(path, o.key, o.audit, env, purpose, load, ranks.job);
+  if (in.published) {
+    model = load_published_model(o, in, ranks, recipe, printing);
+    bf16 = train::runs_bf16_autocast(recipe, device);
+  } else {
+    with_audited_checkpoint(path, o.key, o.audit, env, purpose, load, ranks.job);
+  }
 
   data::LoaderOptions loader_options;
   loader_options.directory = o.dataset;
@@ -210,7 +290,7 @@ int evaluate(const EvalOptions& o, const ProcessEnvironment& env, const EvalInpu
   if (!printing) return 0;
   const double perplexity = std::exp(result.loss);
   if (o.json) {
-    const nlohmann::json out = {{"checkpoint", path.string()},     {"dataset", o.dataset},
+    const nlohmann::json out = {{in.published ? "model" : "checkpoint", path.string()}, {"dataset", o.dataset},
                                 {"split", o.split},                {"windows", result.windows},
                                 {"seq_len", loader_options.seq_len}, {"scored_tokens", result.scored},
                                 {"loss", result.loss},             {"perplexity", perplexity}};
@@ -259,7 +339,7 @@ void check_eval_command(const CommandArgs& args, int world_size) {
   if (asks_for_help(args)) return;  // the ranks print it
   const EvalOptions o = *parse_eval_command(args);
   check_tensor_degree(o, world_size);
-  resolve_checkpoint(o.checkpoint, "eval");
+  if (!models::holds_hugging_face_model(o.checkpoint)) resolve_checkpoint(o.checkpoint, "eval");
   if (o.data_key.empty()) data::read_manifest(o.dataset, nullptr);
 }
 

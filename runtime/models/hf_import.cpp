@@ -77,6 +77,24 @@ bool is_known_buffer(const std::string& name) {
   return name.ends_with(".attn.bias") || name.ends_with(".attn.masked_bias") || name.ends_with("rotary_emb.inv_freq");
 }
 
+// A config.json's rotary settings. transformers 4 keeps rope_theta and rope_scaling at the top; 5
+// keeps both inside rope_parameters.
+struct RopeSettings {
+  nlohmann::json parameters;  // the scaling's (null without)
+  std::optional<double> theta;
+  std::string type;  // "" or "default" for none
+};
+
+RopeSettings rope_settings(const nlohmann::json& json) {
+  RopeSettings rope;
+  rope.parameters = json.contains("rope_parameters") ? json["rope_parameters"]
+                    : json.contains("rope_scaling")  ? json["rope_scaling"]
+                                                     : nlohmann::json();
+  rope.theta = number(json, "rope_theta") ? number(json, "rope_theta") : number(rope.parameters, "rope_theta");
+  rope.type = text(rope.parameters, rope.parameters.contains("rope_type") ? "rope_type" : "type");
+  return rope;
+}
+
 // The token embedding's name in a full model of `config`'s architecture, and the prefix of its base model.
 std::pair<std::string, std::string> embedding_and_prefix(const ModelConfig& config) {
   const bool gpt2 = config.architecture == Architecture::kGpt2;
@@ -97,13 +115,10 @@ std::vector<std::string> hugging_face_config_differences(const ModelConfig& conf
   compare(out, gpt2 ? "layer_norm_epsilon" : "rms_norm_eps", number(json, gpt2 ? "layer_norm_epsilon" : "rms_norm_eps"),
           config.norm_eps);
   if (gpt2) return out;
-  // transformers 4: rope_theta and rope_scaling at the top; 5: both inside rope_parameters.
-  const nlohmann::json rope = json.contains("rope_parameters") ? json["rope_parameters"]
-                              : json.contains("rope_scaling") ? json["rope_scaling"]
-                                                              : nlohmann::json();
-  compare(out, "rope_theta", number(json, "rope_theta") ? number(json, "rope_theta") : number(rope, "rope_theta"),
-          config.rope_theta);
-  const std::string rope_type = text(rope, rope.contains("rope_type") ? "rope_type" : "type");
+  const RopeSettings settings = rope_settings(json);
+  const nlohmann::json& rope = settings.parameters;
+  const std::string& rope_type = settings.type;
+  compare(out, "rope_theta", settings.theta, config.rope_theta);
   const bool llama3_scaling = rope_type == "llama3";
   if (llama3_scaling != config.rope_scaling.has_value()) {
     out.push_back(str_cat("rope type '", rope_type.empty() ? "default" : rope_type, "', the preset's ",
@@ -118,6 +133,12 @@ std::vector<std::string> hugging_face_config_differences(const ModelConfig& conf
   return out;
 }
 
+bool holds_hugging_face_model(const fs::path& directory) {
+  return fs::is_regular_file(directory / "config.json") &&
+         (fs::is_regular_file(directory / "model.safetensors") ||
+          fs::is_regular_file(directory / "model.safetensors.index.json"));
+}
+
 std::int64_t hugging_face_vocab_size(const ModelConfig& config, const fs::path& directory) {
   ALBION_CHECK_AS(UsageError, fs::is_directory(directory), directory.string(), ": no such directory");
   const auto [embedding, prefix] = embedding_and_prefix(config);
@@ -130,6 +151,81 @@ std::int64_t hugging_face_vocab_size(const ModelConfig& config, const fs::path& 
     }
   }
   return 0;
+}
+
+ModelConfig hugging_face_model_config(const nlohmann::json& json, const std::string& what) {
+  ALBION_CHECK_AS(UsageError, json.is_object(), what, ": not a JSON object");
+  const auto size = [&](const char* key, std::optional<std::int64_t> fallback = std::nullopt) {
+    if (!json.contains(key) || json[key].is_null()) {
+      ALBION_CHECK_AS(UsageError, fallback.has_value(), what, ": no \"", key, "\"");
+      return *fallback;
+    }
+    ALBION_CHECK_AS(UsageError, json[key].is_number_integer() && json[key].get<std::int64_t>() > 0, what, ": \"", key,
+                    "\" is ", json[key].dump(), ", not a positive integer");
+    return json[key].get<std::int64_t>();
+  };
+  const auto flag = [&](const char* key, bool fallback) {
+    return json.contains(key) && json[key].is_boolean() ? json[key].get<bool>() : fallback;
+  };
+  const auto expect_text = [&](const char* key, std::initializer_list<const char*> allowed) {
+    const std::string value = text(json, key);
+    if (value.empty()) return;
+    for (const char* ok : allowed) {
+      if (value == ok) return;
+    }
+    throw UsageError(str_cat(what, ": \"", key, "\" is ", value, ", which Albion's ", text(json, "model_type"),
+                             " does not compute (", *allowed.begin(), ")"));
+  };
+  const std::string model_type = text(json, "model_type");
+  ModelConfig c;
+  if (model_type == "gpt2") {
+    c = model_preset("gpt2");
+    c.vocab_size = size("vocab_size");
+    c.context_length = size("n_positions");
+    c.hidden_size = size("n_embd");
+    c.layers = size("n_layer");
+    c.heads = c.kv_heads = size("n_head");
+    c.intermediate_size = size("n_inner", 4 * c.hidden_size);
+    c.norm_eps = number(json, "layer_norm_epsilon").value_or(1e-5);
+    c.tie_embeddings = flag("tie_word_embeddings", true);
+    expect_text("activation_function", {"gelu_new", "gelu_pytorch_tanh"});  // both the tanh approximation
+  } else if (model_type == "llama" || model_type == "qwen2") {
+    c = model_preset("llama-3.2-1b");
+    c.vocab_size = size("vocab_size");
+    c.context_length = size("max_position_embeddings");
+    c.hidden_size = size("hidden_size");
+    c.layers = size("num_hidden_layers");
+    c.heads = size("num_attention_heads");
+    c.kv_heads = size("num_key_value_heads", c.heads);
+    c.intermediate_size = size("intermediate_size");
+    c.norm_eps = number(json, "rms_norm_eps").value_or(1e-6);
+    c.tie_embeddings = flag("tie_word_embeddings", false);
+    c.attention_bias = model_type == "qwen2" || flag("attention_bias", false);
+    expect_text("hidden_act", {"silu"});
+    const std::int64_t head_dim = size("head_dim", c.hidden_size / c.heads);
+    ALBION_CHECK_AS(UsageError, head_dim * c.heads == c.hidden_size, what, ": \"head_dim\" ", head_dim, " times ",
+                    c.heads, " heads is not hidden_size ", c.hidden_size, ", which Albion's attention requires");
+    const RopeSettings settings = rope_settings(json);
+    const nlohmann::json& rope = settings.parameters;
+    const std::string& rope_type = settings.type;
+    c.rope_theta = settings.theta.value_or(10000.0);
+    ALBION_CHECK_AS(UsageError, rope_type.empty() || rope_type == "default" || rope_type == "llama3", what,
+                    ": rope type '", rope_type, "', which Albion does not compute (default or llama3)");
+    c.rope_scaling.reset();
+    if (rope_type == "llama3") {
+      RopeScaling scaling;
+      scaling.factor = number(rope, "factor").value_or(scaling.factor);
+      scaling.low_freq_factor = number(rope, "low_freq_factor").value_or(scaling.low_freq_factor);
+      scaling.high_freq_factor = number(rope, "high_freq_factor").value_or(scaling.high_freq_factor);
+      scaling.original_max_position =
+          static_cast<std::int64_t>(number(rope, "original_max_position_embeddings").value_or(8192));
+      c.rope_scaling = scaling;
+    }
+  } else {
+    throw UsageError(str_cat(what, ": model_type '", model_type, "', not one Albion runs (gpt2, llama or qwen2)"));
+  }
+  c.validate();
+  return c;
 }
 
 std::string hugging_face_weights_digest(const fs::path& directory) {

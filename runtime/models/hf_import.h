@@ -24,6 +24,10 @@
 
 namespace albion::models {
 
+// True for a directory holding a transformers model: config.json and model.safetensors (or the
+// sharded index).
+bool holds_hugging_face_model(const std::filesystem::path& directory);
+
 // Overwrites every parameter of `model` with the checkpoint's values (a tensor-parallel model's part
 // of them: the files hold whole tensors). A model with ModelConfig::vocab_padding takes the files'
 // embedding (and untied LM head) of vocab_in_use() rows, its padding rows set to 0. UsageError naming the file
@@ -40,6 +44,12 @@ std::int64_t hugging_face_vocab_size(const ModelConfig& config, const std::files
 // SHA-256 (hex) over the bytes of `directory`'s weight files, in the order loading reads them: what
 // LoRA checkpoints record of the frozen base they were trained on. UsageError as loading.
 std::string hugging_face_weights_digest(const std::filesystem::path& directory);
+
+// The model a transformers config.json describes (model_type gpt2, llama or qwen2; Llama 3's rope
+// scaling or none), with Albion's defaults for what it does not say (fused kernels, no activation
+// checkpointing). UsageError naming `what` and the key for another model type, a missing or
+// non-integer size, another activation or rope type, or a head_dim other than hidden / heads.
+ModelConfig hugging_face_model_config(const nlohmann::json& json, const std::string& what);
 
 // The hyperparameters in which a transformers config.json differs from `config`, one line each
 // ("rms_norm_eps 1e-06, the preset's 1e-05"); understands transformers 4's rope_theta +

@@ -480,10 +480,11 @@ std::vector<std::int64_t> safetensors_shape(const std::string& path, const std::
 }
 
 // A published model whose vocabulary no degree divides (here the byte tokenizer's 257 ids, as
-// GPT-2's 50,257) fine-tuned tensor-parallel: model.vocab_size = 258 adds a masked padding row, so
-// the fine-tune is the one-process fine-tune of the unpadded model. Its checkpoint scores as that
-// one's, alike on one process and two ranks, samples the run's own text, and exports the
-// published shape again.
+// GPT-2's 50,257), scored from its Hugging Face directory on one process and two ranks (a dataset
+// of another tokenizer refused), then fine-tuned tensor-parallel: model.vocab_size = 258 adds a
+// masked padding row, so the fine-tune is the one-process fine-tune of the unpadded model. Its
+// checkpoint scores as that one's, alike on one process and two ranks, samples the run's own text,
+// and exports the published shape again.
 TEST_F(DistributedJob, APublishedVocabularyPaddedForTensorParallelFineTunesAsOneProcess) {
   const std::string policy = uk_policy("padding-policy.json");
   ASSERT_EQ(testing_support::run_albion("keys generate --out " + (*dir_ / "padding-kek")).exit_code, 0);
@@ -522,13 +523,30 @@ TEST_F(DistributedJob, APublishedVocabularyPaddedForTensorParallelFineTunesAsOne
   const auto eval = [&](const std::string& prefix, const std::string& directory) {
     const auto outcome = testing_support::run_albion(prefix + "eval " + directory + " --key " + key_spec +
                                                          " --dataset " + (*dir_ / "data") +
-                                                         " --micro-batch 4 --batches 8 --json" +
+                                                         " --seq-len 128 --micro-batch 4 --batches 8 --json" +
                                                          (prefix.empty() ? "" : " --tensor 2"),
                                                      kEnvironment);
     EXPECT_EQ(outcome.exit_code, 0) << outcome.output;
     const nlohmann::json result = eval_result(outcome.output);
     return result.is_null() ? -1.0 : result["loss"].get<double>();
   };
+  // The published model scored as it is, before fine-tuning: as its own checkpoint, and cut over
+  // two ranks with a padding row added for the cut.
+  const double base_loss = eval("", *dir_ / "padding-base");
+  EXPECT_EQ(eval("", base), base_loss);
+  EXPECT_NEAR(eval("launch -n 2 -- ", base), base_loss, 1e-6 * base_loss);
+  const std::string with_tokenizer = *dir_ / "padding-base-tokenizer";
+  fs::create_directories(with_tokenizer);
+  for (const char* file : {"config.json", "model.safetensors"}) {
+    fs::copy(base + "/" + file, with_tokenizer + "/" + file);
+  }
+  fs::copy(std::string(ALBION_SOURCE_DIR) + "/tests/runtime/tokenizers/fixtures/gpt2/tokenizer.json",
+           with_tokenizer + "/tokenizer.json");
+  const auto other_tokenizer = testing_support::run_albion("eval " + with_tokenizer + " --dataset " + (*dir_ / "data"));
+  EXPECT_EQ(other_tokenizer.exit_code, 2) << other_tokenizer.output;
+  EXPECT_NE(other_tokenizer.output.find("was prepared with tokenizer byte, not the model's (hf:"), std::string::npos)
+      << other_tokenizer.output;
+
   const double expected = eval("", *dir_ / "padding-one");
   const double loss = eval("", checkpoints);
   EXPECT_NEAR(loss, expected, 1e-4 * expected);

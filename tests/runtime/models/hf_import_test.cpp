@@ -4,7 +4,8 @@
 // into one built without drawing values;
 // BF16 files are widened; base-model names without the prefix, GPT-2's mask buffers and sharded
 // indexes are accepted as transformers accepts them; anything missing, unexpected or misshapen is
-// refused naming the tensor; config.json differences in what shapes cannot show are named.
+// refused naming the tensor; config.json differences in what shapes cannot show are named; the
+// model a config.json describes (Albion's and transformers' own) is built from it.
 #include "runtime/models/hf_import.h"
 
 #include <gtest/gtest.h>
@@ -200,6 +201,66 @@ TEST(HfImport, ConfigDifferencesAreNamed) {
   }
 }
 
+// The fields a config.json can say, equal.
+void expect_same_model(const ModelConfig& actual, const ModelConfig& expected) {
+  EXPECT_EQ(actual.architecture, expected.architecture);
+  EXPECT_EQ(actual.vocab_size, expected.vocab_size);
+  EXPECT_EQ(actual.context_length, expected.context_length);
+  EXPECT_EQ(actual.hidden_size, expected.hidden_size);
+  EXPECT_EQ(actual.layers, expected.layers);
+  EXPECT_EQ(actual.heads, expected.heads);
+  EXPECT_EQ(actual.kv_heads, expected.kv_heads);
+  EXPECT_EQ(actual.intermediate_size, expected.intermediate_size);
+  EXPECT_DOUBLE_EQ(actual.norm_eps, expected.norm_eps);
+  EXPECT_EQ(actual.tie_embeddings, expected.tie_embeddings);
+  EXPECT_EQ(actual.attention_bias, expected.attention_bias);
+  if (expected.architecture == Architecture::kGpt2) return;
+  EXPECT_DOUBLE_EQ(actual.rope_theta, expected.rope_theta);
+  ASSERT_EQ(actual.rope_scaling.has_value(), expected.rope_scaling.has_value());
+  if (!expected.rope_scaling) return;
+  EXPECT_DOUBLE_EQ(actual.rope_scaling->factor, expected.rope_scaling->factor);
+  EXPECT_DOUBLE_EQ(actual.rope_scaling->low_freq_factor, expected.rope_scaling->low_freq_factor);
+  EXPECT_DOUBLE_EQ(actual.rope_scaling->high_freq_factor, expected.rope_scaling->high_freq_factor);
+  EXPECT_EQ(actual.rope_scaling->original_max_position, expected.rope_scaling->original_max_position);
+}
+
+// `eval` of a Hugging Face directory builds its model from config.json: Albion's own config.json
+// gives back the model for GPT-2, tied and untied Llama, Llama 3's rope scaling and Qwen's biases;
+// what Albion does not compute is refused naming the key (transformers' own files: the next test).
+TEST(HfImport, AConfigJsonGivesTheModelItDescribes) {
+  ModelConfig qwen = testing::small_llama(false);
+  qwen.attention_bias = true;
+  qwen.rope_scaling.reset();
+  for (const ModelConfig& config : {testing::small_gpt2(), testing::small_llama(true), testing::small_llama(false),
+                                    qwen}) {
+    SCOPED_TRACE(hugging_face_model_type(config));
+    expect_same_model(hugging_face_model_config(nlohmann::json::parse(hugging_face_config_json(config)), "c.json"),
+                      config);
+  }
+  const nlohmann::json llama = nlohmann::json::parse(hugging_face_config_json(testing::small_llama(true)));
+  const auto refusal = [](nlohmann::json json) {
+    return usage_error_of([&] { hugging_face_model_config(json, "c.json"); });
+  };
+  nlohmann::json changed = llama;
+  changed["model_type"] = "mistral";
+  EXPECT_EQ(refusal(changed), "c.json: model_type 'mistral', not one Albion runs (gpt2, llama or qwen2)");
+  changed = llama;
+  changed["rope_scaling"]["rope_type"] = "yarn";
+  EXPECT_EQ(refusal(changed), "c.json: rope type 'yarn', which Albion does not compute (default or llama3)");
+  changed = llama;
+  changed.erase("hidden_size");
+  EXPECT_EQ(refusal(changed), "c.json: no \"hidden_size\"");
+  changed = llama;
+  changed["num_hidden_layers"] = 2.5;
+  EXPECT_EQ(refusal(changed), "c.json: \"num_hidden_layers\" is 2.5, not a positive integer");
+  changed = llama;
+  changed["head_dim"] = 32;
+  EXPECT_NE(refusal(changed).find("\"head_dim\" 32 times 4 heads is not hidden_size 64"), std::string::npos);
+  changed = llama;
+  changed["hidden_act"] = "gelu";
+  EXPECT_NE(refusal(changed).find("\"hidden_act\" is gelu"), std::string::npos);
+}
+
 // Files transformers itself wrote (save_pretrained: a full GPT-2, a base GPT2Model in BF16, a tied
 // Llama, an untied Llama in shards): Albion, loading them by name, computes transformers' logits.
 // Runs where the Python of the build has `transformers` and `safetensors` (setup.sh installs them;
@@ -249,11 +310,15 @@ print("written")
 
   for (const auto& [name, config] : configs) {
     SCOPED_TRACE(name);
-    const auto model = fp32_model(config, 3);
-    load_hugging_face_weights(*model, dir / name);
-    // transformers 5 spells RoPE as rope_parameters: the same hyperparameters.
+    // transformers 5 spells RoPE as rope_parameters: the same hyperparameters, and the same model
+    // built from them (as `eval DIR` builds it).
     std::ifstream written(dir / name + "/config.json");
-    EXPECT_EQ(hugging_face_config_differences(config, nlohmann::json::parse(written)), std::vector<std::string>{});
+    const nlohmann::json json = nlohmann::json::parse(written);
+    EXPECT_EQ(hugging_face_config_differences(config, json), std::vector<std::string>{});
+    const ModelConfig described = hugging_face_model_config(json, name + "/config.json");
+    expect_same_model(described, config);
+    const auto model = fp32_model(described, 3);
+    load_hugging_face_weights(*model, dir / name);
     const std::string path = dir / name + "/expected.safetensors";
     std::ifstream in(path, std::ios::binary);
     const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());

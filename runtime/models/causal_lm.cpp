@@ -121,11 +121,15 @@ at::Tensor CausalLm::chunked_loss(const at::Tensor& input_ids, const at::Tensor&
   }
   const at::Tensor weight = weight_as_read(output_weight(), flat_hidden);  // Note [A frozen base held in bf16]
   const std::int64_t in_use = config_.vocab_in_use();
-  const at::Tensor summed =
-      tensor_group_ ? vocab_parallel_linear_cross_entropy_sum(flat_hidden, weight, flat_targets, kIgnoreTarget,
-                                                              *tensor_group_, /*chunk_rows=*/0, in_use)
-                    : kernels::linear_cross_entropy_sum(flat_hidden, weight.narrow(0, 0, in_use), flat_targets,
-                                                        kIgnoreTarget);
+  at::Tensor summed;
+  if (tensor_group_) {
+    summed = vocab_parallel_linear_cross_entropy_sum(flat_hidden, weight, flat_targets, kIgnoreTarget, *tensor_group_,
+                                                     /*chunk_rows=*/0, in_use);
+  } else {
+    // Narrowed only where there is padding: the narrow's backward copies the whole gradient.
+    const at::Tensor rows = config_.vocab_padding > 0 ? weight.narrow(0, 0, in_use) : weight;
+    summed = kernels::linear_cross_entropy_sum(flat_hidden, rows, flat_targets, kIgnoreTarget);
+  }
   return summed / kept.sum().clamp_min(1).to(summed.scalar_type());
 }
 

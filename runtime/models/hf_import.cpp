@@ -167,6 +167,11 @@ ModelConfig hugging_face_model_config(const nlohmann::json& json, const std::str
   const auto flag = [&](const char* key, bool fallback) {
     return json.contains(key) && json[key].is_boolean() ? json[key].get<bool>() : fallback;
   };
+  // A switch whose `true` would compute another function than Albion's layers do.
+  const auto refuse_switch = [&](const char* key) {
+    ALBION_CHECK_AS(UsageError, !flag(key, false), what, ": \"", key, "\" is true, which Albion's ",
+                    text(json, "model_type"), " does not compute");
+  };
   const auto expect_text = [&](const char* key, std::initializer_list<const char*> allowed) {
     const std::string value = text(json, key);
     if (value.empty()) return;
@@ -189,6 +194,7 @@ ModelConfig hugging_face_model_config(const nlohmann::json& json, const std::str
     c.norm_eps = number(json, "layer_norm_epsilon").value_or(1e-5);
     c.tie_embeddings = flag("tie_word_embeddings", true);
     expect_text("activation_function", {"gelu_new", "gelu_pytorch_tanh"});  // both the tanh approximation
+    refuse_switch("scale_attn_by_inverse_layer_idx");
   } else if (model_type == "llama" || model_type == "qwen2") {
     c = model_preset("llama-3.2-1b");
     c.vocab_size = size("vocab_size");
@@ -200,7 +206,10 @@ ModelConfig hugging_face_model_config(const nlohmann::json& json, const std::str
     c.intermediate_size = size("intermediate_size");
     c.norm_eps = number(json, "rms_norm_eps").value_or(1e-6);
     c.tie_embeddings = flag("tie_word_embeddings", false);
-    c.attention_bias = model_type == "qwen2" || flag("attention_bias", false);
+    c.attention_bias = model_type == "qwen2";  // on q, k and v; Llama's attention_bias is on o_proj too
+    if (model_type == "llama") refuse_switch("attention_bias");
+    refuse_switch("mlp_bias");
+    refuse_switch("use_sliding_window");  // Qwen 2's, off in its published configs
     expect_text("hidden_act", {"silu"});
     const std::int64_t head_dim = size("head_dim", c.hidden_size / c.heads);
     ALBION_CHECK_AS(UsageError, head_dim * c.heads == c.hidden_size, what, ": \"head_dim\" ", head_dim, " times ",

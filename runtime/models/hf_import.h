@@ -48,7 +48,9 @@ std::string hugging_face_weights_digest(const std::filesystem::path& directory);
 // The model a transformers config.json describes (model_type gpt2, llama or qwen2; Llama 3's rope
 // scaling or none), with Albion's defaults for what it does not say (fused kernels, no activation
 // checkpointing). UsageError naming `what` and the key for another model type, a missing or
-// non-integer size, another activation or rope type, or a head_dim other than hidden / heads.
+// non-integer size, another activation or rope type, a head_dim other than hidden / heads, or a
+// switch Albion's layers do not compute (Llama's attention_bias and mlp_bias, Qwen 2's sliding
+// window, GPT-2's scale_attn_by_inverse_layer_idx).
 ModelConfig hugging_face_model_config(const nlohmann::json& json, const std::string& what);
 
 // The hyperparameters in which a transformers config.json differs from `config`, one line each

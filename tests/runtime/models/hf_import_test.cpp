@@ -259,6 +259,12 @@ TEST(HfImport, AConfigJsonGivesTheModelItDescribes) {
   changed = llama;
   changed["hidden_act"] = "gelu";
   EXPECT_NE(refusal(changed).find("\"hidden_act\" is gelu"), std::string::npos);
+  changed = llama;
+  changed["attention_bias"] = true;  // Llama's also on o_proj, unlike Qwen 2's
+  EXPECT_EQ(refusal(changed), "c.json: \"attention_bias\" is true, which Albion's llama does not compute");
+  changed = nlohmann::json::parse(hugging_face_config_json(qwen));
+  changed["use_sliding_window"] = true;
+  EXPECT_EQ(refusal(changed), "c.json: \"use_sliding_window\" is true, which Albion's qwen2 does not compute");
 }
 
 // Files transformers itself wrote (save_pretrained: a full GPT-2, a base GPT2Model in BF16, a tied

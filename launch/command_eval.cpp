@@ -173,7 +173,8 @@ void check_published_tokenizer(const fs::path& directory, const EvalOptions& o, 
 // not divide gets masked padding rows (Note [Masked vocabulary padding]): exact, so any degree
 // that divides the heads serves.
 std::shared_ptr<models::CausalLm> load_published_model(const EvalOptions& o, const EvalInputs& in,
-                                                       const EvalRanks& ranks, config::Recipe& recipe, bool printing) {
+                                                       const EvalRanks& ranks, config::Recipe& recipe, bool bf16,
+                                                       bool printing) {
   const fs::path config_path = in.checkpoint / "config.json";
   std::ifstream file(config_path);
   models::ModelConfig config = models::hugging_face_model_config(
@@ -192,7 +193,7 @@ std::shared_ptr<models::CausalLm> load_published_model(const EvalOptions& o, con
   std::shared_ptr<models::CausalLm> model =
       models::make_model(config, at::kCPU, ranks.tensor, models::InitialValues::kNone);
   models::load_hugging_face_weights(*model, in.checkpoint);
-  if (train::runs_bf16_autocast(recipe, in.device)) models::hold_for_bf16_inference(*model);
+  if (bf16) models::hold_for_bf16_inference(*model);
   model->to(in.device);
   return model;
 }
@@ -232,8 +233,8 @@ int evaluate(const EvalOptions& o, const ProcessEnvironment& env, const EvalInpu
     model = load_checkpoint_model(stored, weights_in(reader), device, path.string(), options);
   };
   if (in.published) {
-    model = load_published_model(o, in, ranks, recipe, printing);
     bf16 = train::runs_bf16_autocast(recipe, device);
+    model = load_published_model(o, in, ranks, recipe, bf16, printing);
   } else {
     with_audited_checkpoint(path, o.key, o.audit, env, purpose, load, ranks.job);
   }

@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "checkpoint/export/safetensors.h"
 #include "checkpoint/format/checkpoint_reader.h"
 #include "checkpoint/keys/key_provider.h"
 #include "runtime/base/check.h"
@@ -469,14 +470,13 @@ TEST_F(DistributedJob, ATensorParallelLoraCheckpointScoresAlikeOnAnyLayout) {
 
 // The shape of `tensor` in the safetensors file `path`, from its header.
 std::vector<std::int64_t> safetensors_shape(const std::string& path, const std::string& tensor) {
-  std::ifstream in(path, std::ios::binary);
-  std::uint64_t length = 0;
-  in.read(reinterpret_cast<char*>(&length), sizeof(length));  // little-endian, as this machine
-  std::string header(length, '\0');
-  in.read(header.data(), static_cast<std::streamsize>(length));
-  const nlohmann::json json = nlohmann::json::parse(header, nullptr, /*allow_exceptions=*/false);
-  if (!json.contains(tensor)) return {};
-  return json[tensor]["shape"].get<std::vector<std::int64_t>>();
+  const std::string bytes = testing_support::read_bytes(path);
+  const auto* data = reinterpret_cast<const std::uint8_t*>(bytes.data());
+  for (const checkpoint::SafetensorsIndex::Entry& entry :
+       checkpoint::parse_safetensors_header({data, bytes.size()}, path).entries) {
+    if (entry.name == tensor) return entry.shape;
+  }
+  return {};
 }
 
 // A published model whose vocabulary no degree divides (here the byte tokenizer's 257 ids, as

@@ -18,7 +18,6 @@
 // from on the same data: its config.json says what model it is, and its weights are public, so
 // there is no key and no audit record.
 #include <cmath>
-#include <fstream>
 #include <iomanip>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -32,16 +31,15 @@
 #include "launch/cli.h"
 #include "launch/command_options.h"
 #include "launch/inference_job.h"
+#include "launch/published_model.h"
 #include "runtime/base/check.h"
 #include "runtime/base/log.h"
 #include "runtime/base/progress.h"
 #include "runtime/data/dataset_manifest.h"
 #include "runtime/data/token_loader.h"
 #include "runtime/device.h"
-#include "runtime/models/bf16_inference.h"
 #include "runtime/models/hf_import.h"
 #include "runtime/models/tensor_parallel.h"
-#include "runtime/tokenizers/tokenizer.h"
 #include "runtime/train/checkpointing.h"
 #include "runtime/train/loss_score.h"
 
@@ -142,24 +140,13 @@ void check_model_fits(const EvalOptions& o, const data::DatasetManifest& manifes
   models::check_tensor_parallel_degree(config, o.tensor, "eval: --tensor");
 }
 
-// The dataset's tokenizer against those a Hugging Face directory holds (tokenizer.json, GPT-2's
-// vocab.json and merges.txt): it must be one of them. A directory without one (as `ckpt export`
-// writes it) is assumed to match.
+// The dataset's tokenizer against those a Hugging Face directory holds: it must be one of them. A
+// directory without one is assumed to match.
 void check_published_tokenizer(const fs::path& directory, const EvalOptions& o, const data::DatasetManifest& manifest,
                                bool printing) {
   std::vector<std::string> specs;
-  if (fs::is_regular_file(directory / "tokenizer.json")) {
-    specs.push_back("hf:" + (directory / "tokenizer.json").string());
-  }
-  if (fs::is_regular_file(directory / "vocab.json") && fs::is_regular_file(directory / "merges.txt")) {
-    specs.push_back("gpt2:" + directory.string());
-  }
-  for (const std::string& spec : specs) {
-    try {
-      if (tokenizers::load_tokenizer(spec)->content_hash() == manifest.tokenizer_hash) return;
-    } catch (const UsageError& error) {
-      if (printing) log::warning("eval: ", spec, " cannot be read (", error.what(), ")");
-    }
+  for (const PublishedTokenizer& held : published_tokenizers(directory, "eval", printing, &specs)) {
+    if (held.tokenizer->content_hash() == manifest.tokenizer_hash) return;
   }
   ALBION_CHECK_AS(UsageError, specs.empty(), "eval: ", o.dataset, " was prepared with tokenizer ",
                   manifest.tokenizer_spec, ", not the model's (", specs.empty() ? "" : specs.front(), ")");
@@ -169,33 +156,16 @@ void check_published_tokenizer(const fs::path& directory, const EvalOptions& o, 
   }
 }
 
-// A Hugging Face directory's model, each rank reading its part. A vocabulary that --tensor does
-// not divide gets masked padding rows (Note [Masked vocabulary padding]): exact, so any degree
-// that divides the heads serves.
-std::shared_ptr<models::CausalLm> load_published_model(const EvalOptions& o, const EvalInputs& in,
+// A Hugging Face directory's model, each rank reading its part, with the default window length
+// set in `recipe`.
+std::shared_ptr<models::CausalLm> open_published_model(const EvalOptions& o, const EvalInputs& in,
                                                        const EvalRanks& ranks, config::Recipe& recipe, bool bf16,
                                                        bool printing) {
-  const fs::path config_path = in.checkpoint / "config.json";
-  std::ifstream file(config_path);
-  models::ModelConfig config = models::hugging_face_model_config(
-      nlohmann::json::parse(file, nullptr, /*allow_exceptions=*/false), config_path.string());
+  const models::ModelConfig config = published_model_config(in.checkpoint, o.tensor, "eval", printing);
   check_published_tokenizer(in.checkpoint, o, in.manifest, printing);
-  if (const std::int64_t rest = config.vocab_size % o.tensor; rest != 0) {
-    config.vocab_padding = o.tensor - rest;
-    config.vocab_size += config.vocab_padding;
-    if (printing) {
-      log::info("eval: the vocabulary of ", config.vocab_in_use(), " cut ", o.tensor, " ways as ", config.vocab_size,
-                " rows, the padding masked");
-    }
-  }
   recipe.train.seq_len = std::min(recipe.train.seq_len, config.context_length);
   check_model_fits(o, in.manifest, config, recipe.train.seq_len);
-  std::shared_ptr<models::CausalLm> model =
-      models::make_model(config, at::kCPU, ranks.tensor, models::InitialValues::kNone);
-  models::load_hugging_face_weights(*model, in.checkpoint);
-  if (bf16) models::hold_for_bf16_inference(*model);
-  model->to(in.device);
-  return model;
+  return load_published_model(in.checkpoint, config, in.device, ranks.tensor, bf16);
 }
 
 int evaluate(const EvalOptions& o, const ProcessEnvironment& env, const EvalInputs& in, const EvalRanks& ranks) {
@@ -234,7 +204,7 @@ int evaluate(const EvalOptions& o, const ProcessEnvironment& env, const EvalInpu
   };
   if (in.published) {
     bf16 = train::runs_bf16_autocast(recipe, device);
-    model = load_published_model(o, in, ranks, recipe, bf16, printing);
+    load_on_every_rank(ranks.job, [&] { model = open_published_model(o, in, ranks, recipe, bf16, printing); });
   } else {
     with_audited_checkpoint(path, o.key, o.audit, env, purpose, load, ranks.job);
   }

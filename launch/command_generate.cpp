@@ -9,6 +9,11 @@
 // the trainer printed at that step; the tokenizer is the one the checkpoint records. With --chat
 // the prompt is a user turn of a chat template and only the answer is printed.
 //
+// CKPT may also be a Hugging Face model directory (launch/published_model.h): the published model
+// a fine-tune starts from, to set its text beside the fine-tune's, or what `ckpt export` wrote.
+// Its tokenizer is the one the directory holds, its end-of-text ids those its authors set, and the
+// sampling defaults those of a recipe that sets none.
+//
 // Under `albion launch -n N` the model is cut over the N ranks, each reading only its part of the
 // weights: every rank draws the same tokens (the logits are gathered whole on each), rank 0 prints
 // them, and Ctrl-C stops them all at the same token (rank 0's signal, broadcast per token).
@@ -27,10 +32,12 @@
 #include "launch/cli.h"
 #include "launch/command_options.h"
 #include "launch/inference_job.h"
+#include "launch/published_model.h"
 #include "runtime/base/check.h"
 #include "runtime/base/log.h"
 #include "runtime/config/recipe_schema.h"
 #include "runtime/device.h"
+#include "runtime/models/hf_import.h"
 #include "runtime/models/sampler.h"
 #include "runtime/models/tensor_parallel.h"
 #include "runtime/tokenizers/chat_template.h"
@@ -54,7 +61,12 @@ constexpr const char* kDescription =
     "stdout; Ctrl-C stops it. On a GPU, unless the recipe trained in fp32, the model runs under bf16\n"
     "autocast with its linear weights held in bf16, as the trainer samples. The load is recorded in\n"
     "the run's audit log. Under 'albion launch -n N' the model is cut over the N ranks (tensor\n"
-    "parallelism, for a model too big for one device), each reading only its part of the weights.";
+    "parallelism, for a model too big for one device), each reading only its part of the weights.\n"
+    "\n"
+    "CKPT may also be a Hugging Face model directory (config.json and model.safetensors), such as the\n"
+    "published model a fine-tune starts from: no key, no audit record, the tokenizer the directory\n"
+    "holds (or --tokenizer), generation ending at its eos_token_id, and the defaults of a recipe that\n"
+    "sets none (top-k 40, temperature 0.8, 200 tokens after a newline).";
 
 struct GenerateOptions {
   std::string checkpoint;
@@ -74,7 +86,8 @@ struct GenerateOptions {
 po::options_description generate_options(GenerateOptions& o) {
   po::options_description options("options");
   options.add_options()
-      ("checkpoint", po::value(&o.checkpoint)->value_name("CKPT"), "a step-N checkpoint, or a checkpoint directory")
+      ("checkpoint", po::value(&o.checkpoint)->value_name("CKPT"),
+       "a step-N checkpoint, a checkpoint directory, or a Hugging Face model directory")
       ("key", po::value(&o.key)->value_name("SPEC"), "the checkpoint's key: file:PATH, env:VAR or pkcs11:URI")
       ("prompt", po::value<std::string>()->value_name("TEXT")->notifier([&o](const std::string& v) { o.prompt = v; }),
        "text to continue (\\n for a newline; default: eval.sample_prompt)")
@@ -92,7 +105,8 @@ po::options_description generate_options(GenerateOptions& o) {
        "the answer is printed, up to the template's end-of-turn token")
       ("system", po::value(&o.system)->value_name("TEXT"), "with --chat: a system message before the prompt")
       ("tokenizer", po::value(&o.tokenizer)->value_name("SPEC"),
-       "tokenizer spec, when the one the checkpoint records has moved; it must be the same tokenizer")
+       "tokenizer spec, when the one the checkpoint records has moved (it must be the same tokenizer), or for "
+       "a Hugging Face directory without one")
       ("device", po::value(&o.device)->value_name("DEVICE"), "auto (CUDA when present), cpu or cuda")
       ("audit", po::value(&o.audit)->value_name("LOG"), "audit log (default: the run's, beside its checkpoints)");
   return options;
@@ -115,6 +129,29 @@ std::unique_ptr<tokenizers::Tokenizer> open_tokenizer(const train::RecordedToken
   }
   ALBION_CHECK_AS(UsageError, recorded.hash.empty() || tokenizer->content_hash() == recorded.hash, "generate: tokenizer ",
                   spec, " is not the one the model was trained with (", recorded.spec, ")");
+  return tokenizer;
+}
+
+// The tokenizer a Hugging Face directory holds, or --tokenizer, which must then be one of those it
+// holds where it holds any.
+std::unique_ptr<tokenizers::Tokenizer> open_published_tokenizer(const fs::path& directory, const std::string& requested,
+                                                                bool printing) {
+  std::vector<std::string> specs;
+  std::vector<PublishedTokenizer> held = published_tokenizers(directory, "generate", printing, &specs);
+  if (requested.empty()) {
+    ALBION_CHECK_AS(UsageError, !held.empty(), "generate: ", directory.string(),
+                    specs.empty() ? " holds no tokenizer (tokenizer.json, vocab.json and merges.txt, or "
+                                    "tokenizer.model)"
+                                  : "'s tokenizer cannot be read",
+                    "; pass --tokenizer SPEC");
+    return std::move(held.front().tokenizer);
+  }
+  std::unique_ptr<tokenizers::Tokenizer> tokenizer = tokenizers::load_tokenizer(requested);
+  const bool the_models = std::any_of(held.begin(), held.end(), [&](const PublishedTokenizer& one) {
+    return one.tokenizer->content_hash() == tokenizer->content_hash();
+  });
+  ALBION_CHECK_AS(UsageError, held.empty() || the_models, "generate: tokenizer ", requested, " is not the model's (",
+                  held.empty() ? "" : held.front().spec, ")");
   return tokenizer;
 }
 
@@ -164,8 +201,10 @@ struct Prompt {
   std::vector<std::int64_t> stop_ids;      // end-of-text, and with --chat the end of the turn
 };
 
-Prompt build_prompt(const tokenizers::Tokenizer& tokenizer, const GenerateOptions& o, const std::string& text) {
+Prompt build_prompt(const tokenizers::Tokenizer& tokenizer, const GenerateOptions& o, const std::string& text,
+                    const std::vector<std::int64_t>& end_ids) {
   Prompt prompt;
+  prompt.stop_ids = end_ids;
   if (tokenizer.end_of_text()) prompt.stop_ids.push_back(*tokenizer.end_of_text());
   if (o.chat.empty()) {
     prompt.ids = tokenizer.encode(text);
@@ -190,13 +229,26 @@ struct GenerateRanks {
   bool printing() const { return job == nullptr || job->rank() == 0; }
 };
 
-// What generation needs from a checkpoint, loaded with the load audited (ok or failed).
+// What generation needs from a checkpoint (loaded with the load audited, ok or failed) or a Hugging
+// Face directory.
 struct Loaded {
   std::shared_ptr<models::CausalLm> model;
-  config::Recipe recipe;  // as stored
+  config::Recipe recipe;  // as stored; a Hugging Face directory's: the defaults
   bool bf16 = false;      // runs under bf16 autocast, as the trainer samples on this device
   std::unique_ptr<tokenizers::Tokenizer> tokenizer;
+  std::vector<std::int64_t> end_ids;  // besides the tokenizer's end of text: a directory's eos_token_id
 };
+
+// Checked before the weights are read.
+void check_chat_template(const tokenizers::Tokenizer& tokenizer, const GenerateOptions& o) {
+  if (!o.chat.empty()) tokenizers::render_generation_prompt(tokenizer, tokenizers::parse_chat_template(o.chat), {});
+}
+
+void check_vocabulary(const tokenizers::Tokenizer& tokenizer, const models::ModelConfig& config) {
+  ALBION_CHECK_AS(UsageError, static_cast<std::int64_t>(tokenizer.vocab_size()) <= config.vocab_in_use(),
+                  "generate: the tokenizer has ", tokenizer.vocab_size(), " tokens, the model only ",
+                  config.vocab_in_use());
+}
 
 Loaded load_audited(const fs::path& path, const GenerateOptions& o, const c10::Device& device,
                     const ProcessEnvironment& env, const GenerateRanks& ranks) {
@@ -208,19 +260,14 @@ Loaded load_audited(const fs::path& path, const GenerateOptions& o, const c10::D
     const train::RecordedTokenizer recorded = train::recorded_tokenizer(reader.manifest().state_json);
     loaded.tokenizer = open_tokenizer(recorded, o.tokenizer);
     if (ranks.printing()) warn_on_other_chat_format(recorded, o);
-    if (!o.chat.empty()) {
-      tokenizers::render_generation_prompt(*loaded.tokenizer, tokenizers::parse_chat_template(o.chat), {});
-    }
+    check_chat_template(*loaded.tokenizer, o);
     const CheckpointModel stored = describe_checkpoint_model(reader);
     if (ranks.tensor) {
       models::check_tensor_parallel_degree(stored.config, ranks.tensor->size(), "generate: the job's rank count");
     }
     loaded.recipe = stored.recipe;
     loaded.bf16 = train::runs_bf16_autocast(loaded.recipe, device);
-    ALBION_CHECK_AS(UsageError,
-                    static_cast<std::int64_t>(loaded.tokenizer->vocab_size()) <= stored.config.vocab_in_use(),
-                    "generate: the tokenizer has ", loaded.tokenizer->vocab_size(), " tokens, the model only ",
-                    stored.config.vocab_in_use());
+    check_vocabulary(*loaded.tokenizer, stored.config);
     LoadOptions options;
     options.bf16_inference = loaded.bf16;
     options.progress = ranks.printing();
@@ -232,9 +279,26 @@ Loaded load_audited(const fs::path& path, const GenerateOptions& o, const c10::D
   return loaded;
 }
 
-int generate(const GenerateOptions& o, const ProcessEnvironment& env, const fs::path& path, const c10::Device& device,
-             const GenerateRanks& ranks) {
-  const Loaded loaded = load_audited(path, o, device, env, ranks);
+Loaded load_published(const fs::path& directory, const GenerateOptions& o, const c10::Device& device,
+                      const GenerateRanks& ranks) {
+  Loaded loaded;
+  load_on_every_rank(ranks.job, [&] {
+    loaded.tokenizer = open_published_tokenizer(directory, o.tokenizer, ranks.printing());
+    check_chat_template(*loaded.tokenizer, o);
+    const std::int64_t degree = ranks.tensor ? ranks.tensor->size() : 1;
+    const models::ModelConfig config = published_model_config(directory, degree, "generate", ranks.printing());
+    models::check_tensor_parallel_degree(config, degree, "generate: the job's rank count");
+    check_vocabulary(*loaded.tokenizer, config);
+    loaded.end_ids = published_end_ids(directory);
+    loaded.bf16 = train::runs_bf16_autocast(loaded.recipe, device);
+    loaded.model = load_published_model(directory, config, device, ranks.tensor, loaded.bf16);
+  });
+  return loaded;
+}
+
+int generate(const GenerateOptions& o, const ProcessEnvironment& env, const fs::path& path, bool published,
+             const c10::Device& device, const GenerateRanks& ranks) {
+  const Loaded loaded = published ? load_published(path, o, device, ranks) : load_audited(path, o, device, env, ranks);
   const bool printing = ranks.printing();
   const config::Recipe& recipe = loaded.recipe;
   const std::unique_ptr<tokenizers::Tokenizer>& tokenizer = loaded.tokenizer;
@@ -249,7 +313,7 @@ int generate(const GenerateOptions& o, const ProcessEnvironment& env, const fs::
   sampling.decoding = sampling.top_k == 0 ? models::Decoding::kGreedy : models::Decoding::kSample;
   sampling.temperature = o.temperature.value_or(recipe.eval.temperature);
   sampling.seed = o.seed.value_or(recipe.run.seed);
-  const Prompt built = build_prompt(*tokenizer, o, prompt);
+  const Prompt built = build_prompt(*tokenizer, o, prompt, loaded.end_ids);
 
   std::vector<tokenizers::TokenId> shown = built.shown;
   TextStream stream(*tokenizer);
@@ -325,20 +389,22 @@ std::optional<GenerateOptions> parse_generate_command(const CommandArgs& args) {
 
 void check_generate_command(const CommandArgs& args) {
   if (asks_for_help(args)) return;  // the ranks print it
-  resolve_checkpoint(parse_generate_command(args)->checkpoint, "generate");
+  const std::string checkpoint = parse_generate_command(args)->checkpoint;
+  if (!models::holds_hugging_face_model(checkpoint)) resolve_checkpoint(checkpoint, "generate");
 }
 
 int run_generate(const CommandArgs& args, const ProcessEnvironment& env) {
   const std::optional<GenerateOptions> parsed = parse_generate_command(args);
   if (!parsed) return 0;
   const GenerateOptions& o = *parsed;
-  const fs::path path = resolve_checkpoint(o.checkpoint, "generate");
+  const bool published = models::holds_hugging_face_model(o.checkpoint);
+  const fs::path path = published ? fs::path(o.checkpoint) : resolve_checkpoint(o.checkpoint, "generate");
   const c10::Device device = runtime::choose_device(o.device, env.local_rank, "generate: --device");
 
-  if (env.world_size == 1) return generate(o, env, path, device, {});
+  if (env.world_size == 1) return generate(o, env, path, published, device, {});
   // One model cut over every rank: each draws the same tokens from its part, rank 0 prints them.
   auto on_rank = [&](checkpoint::RankGroup& job, const collectives::ProcessGroups& groups) {
-    return generate(o, env, path, device, {&job, groups.tensor});
+    return generate(o, env, path, published, device, {&job, groups.tensor});
   };
   return run_inference_job(device, env.world_size, on_rank);
 }

@@ -4,7 +4,8 @@
 // with SIGSTOP (only the watchdog can notice: the process is alive and mpirun sees nothing),
 // recipes that differ between ranks, checkpoints scored and sampled on many ranks (one saved by a
 // tensor-parallel run, its column cuts transposed), a published model fine-tuned tensor-parallel
-// with its vocabulary padded, and loads that fail on some ranks only.
+// with its vocabulary padded (its export drawing the checkpoint's text), and loads that fail on
+// some ranks only.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <spawn.h>
@@ -562,6 +563,25 @@ TEST_F(DistributedJob, APublishedVocabularyPaddedForTensorParallelFineTunesAsOne
   EXPECT_EQ(safetensors_shape(published + "/model.safetensors", "transformer.wte.weight").at(0), 257);
   std::ifstream config(published + "/config.json");
   EXPECT_EQ(nlohmann::json::parse(config).at("vocab_size").get<std::int64_t>(), 257);
+
+  // The export draws the checkpoint's text, in one process and cut over two ranks (a padding row
+  // added for the cut). The byte-level tokenizer has no file, so it is named; on two ranks its
+  // absence is one error.
+  const std::string drawing = " --prompt 'It was' --tokens 30 --top-k 5 --temperature 0.9 --seed 11 2>/dev/null | cat";
+  const std::string drawn =
+      testing_support::run_albion("generate " + checkpoints + " --key " + key_spec + drawing).output;
+  ASSERT_GT(drawn.size(), 20u);
+  EXPECT_EQ(testing_support::run_albion("generate " + published + " --tokenizer byte" + drawing).output, drawn);
+  EXPECT_EQ(testing_support::run_albion("launch -n 2 -- generate " + published + " --tokenizer byte" + drawing,
+                                        kEnvironment)
+                .output,
+            drawn);
+  const auto unnamed = testing_support::run_albion("launch -n 2 -- generate " + published, kEnvironment);
+  EXPECT_EQ(unnamed.exit_code, 2) << unnamed.output;
+  const std::string error = "albion: error: generate: " + published + " holds no tokenizer";
+  const std::size_t first = unnamed.output.find(error);
+  EXPECT_NE(first, std::string::npos) << unnamed.output;
+  EXPECT_EQ(unnamed.output.find(error, first + 1), std::string::npos) << unnamed.output;
 }
 
 // A load that fails on the ranks (here every rank: the wrong key) is one error line, the exit code

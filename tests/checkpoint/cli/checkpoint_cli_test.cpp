@@ -487,6 +487,89 @@ TEST_F(CkptCliFlow, GenerateNamesTheChatTemplateTheModelWasTrainedIn) {
       << result.dump();
 }
 
+// `ckpt export` writes a whole model directory: beside the weights, the files of the tokenizer the
+// run trained with, under transformers' names. `generate` and `eval` of that directory then draw
+// and score exactly as of the checkpoint, with no key and no --tokenizer; a tokenizer whose files
+// changed after training is left out rather than exported wrong.
+TEST_F(CkptCliFlow, AnExportHoldsItsTokenizerAndRunsAsItsCheckpoint) {
+  const std::string fixtures = str_cat(ALBION_SOURCE_DIR, "/tests/runtime/tokenizers/fixtures");
+  fs::copy(fixtures + "/gpt2", dir / "gpt2-tokenizer");
+  const std::string key = " --key file:" + (dir / "kek").string();
+  const std::string policy = " --policy " + (dir / "policy.json").string();
+  struct Case {
+    std::string name, tokenizer;
+    std::vector<std::string> files;
+  };
+  for (const Case& c : {Case{"hf", "hf:" + fixtures + "/llama3/tokenizer.json", {"tokenizer.json"}},
+                        Case{"gpt2", "gpt2:" + (dir / "gpt2-tokenizer").string(), {"vocab.json", "merges.txt"}},
+                        Case{"spm", "sentencepiece:" + fixtures + "/sentencepiece/spm.model", {"tokenizer.model"}}}) {
+    const Outcome trained = run_albion(train_args("uk/" + c.name, 2, true, 0, c.tokenizer, "data-" + c.name));
+    ASSERT_EQ(trained.exit_code, 0) << c.name << ": " << trained.output;
+    const std::string checkpoints = (dir / "uk" / c.name / "checkpoints").string();
+    const std::string exported = (dir / "uk" / (c.name + "-hf")).string();
+    const Outcome exporting =
+        run_albion("ckpt export " + checkpoints + "/step-00000002 --out " + exported + key + policy);
+    ASSERT_EQ(exporting.exit_code, 0) << c.name << ": " << exporting.output;
+    for (const std::string& file : c.files) {
+      EXPECT_TRUE(fs::exists(fs::path(exported) / file)) << c.name << ": " << file;
+      EXPECT_NE(exporting.output.find(", " + file), std::string::npos) << c.name << ": " << exporting.output;
+    }
+
+    // stdout only: the prompt and what was drawn.
+    const std::string drawing =
+        " --prompt 'Anne was' --tokens 16 --top-k 5 --temperature 0.9 --seed 7 2>/dev/null | cat";
+    const Outcome of_checkpoint = run_albion("generate " + checkpoints + key + drawing);
+    ASSERT_EQ(of_checkpoint.exit_code, 0) << c.name;
+    ASSERT_GT(of_checkpoint.output.size(), 9u) << c.name;
+    EXPECT_EQ(run_albion("generate " + exported + drawing).output, of_checkpoint.output) << c.name;
+    const std::string scoring = " --dataset " + (dir / ("data-" + c.name)).string() + " --seq-len 32 --micro-batch 2 "
+                                "--json 2>/dev/null | cat";
+    const std::optional<nlohmann::json> scored = printed_json(run_albion("eval " + checkpoints + key + scoring).output);
+    const std::optional<nlohmann::json> scored_export = printed_json(run_albion("eval " + exported + scoring).output);
+    ASSERT_TRUE(scored.has_value() && scored_export.has_value()) << c.name;
+    EXPECT_EQ((*scored_export)["loss"], (*scored)["loss"]) << c.name;
+
+    const Outcome other = run_albion("generate " + exported + " --tokenizer byte --prompt hi");
+    EXPECT_EQ(other.exit_code, 2) << c.name << ": " << other.output;
+    EXPECT_EQ(count_lines(other.output), 1) << c.name << ": " << other.output;
+    EXPECT_NE(other.output.find("generate: tokenizer byte is not the model's"), std::string::npos) << other.output;
+  }
+
+  // A chat prompt renders alike, and the directory's eos_token_id ends the text as its authors set
+  // it: here ',', which the greedy text draws first.
+  const std::string exported = (dir / "uk" / "hf-hf").string();
+  const std::string chat = " --chat llama3 --prompt 'Who wrote Emma?' --tokens 12 --top-k 0 2>/dev/null | cat";
+  EXPECT_EQ(run_albion("generate " + exported + chat).output,
+            run_albion("generate " + (dir / "uk" / "hf" / "checkpoints").string() + key + chat).output);
+  const Outcome greedy = run_albion("generate " + exported + " --prompt Anne --tokens 8 --top-k 0 2>/dev/null | cat");
+  ASSERT_EQ(greedy.output, "Anne,,,,,,,,\n") << "the test wants a text that draws ',' first";
+  const nlohmann::json vocab =
+      nlohmann::json::parse(read_file(fs::path(exported) / "tokenizer.json"))["model"]["vocab"];
+  testing::write_file(fs::path(exported) / "generation_config.json",
+                      str_cat(R"({"eos_token_id": [7, )", vocab.at(",").get<int>(), "]}"));
+  const Outcome ended = run_albion("generate " + exported + " --prompt Anne --tokens 8 --top-k 0");
+  EXPECT_EQ(ended.exit_code, 0) << ended.output;
+  EXPECT_EQ(ended.output.find("Anne,"), std::string::npos) << ended.output;
+  EXPECT_NE(ended.output.find("generated 1 token(s)"), std::string::npos) << ended.output;
+
+  // Tokenizer files changed since training: not exported, and the directory says it has none.
+  std::string merges = read_file(dir / "gpt2-tokenizer" / "merges.txt");
+  merges.erase(merges.find_last_of('\n', merges.size() - 2) + 1);  // the last merge
+  testing::write_file(dir / "gpt2-tokenizer" / "merges.txt", merges);
+  const std::string changed = (dir / "uk" / "gpt2-changed").string();
+  const Outcome exporting = run_albion("ckpt export " + (dir / "uk" / "gpt2" / "checkpoints").string() +
+                                       "/step-00000002 --out " + changed + key + policy);
+  ASSERT_EQ(exporting.exit_code, 0) << exporting.output;
+  EXPECT_NE(exporting.output.find("is not exported (its files have changed)"), std::string::npos) << exporting.output;
+  EXPECT_FALSE(fs::exists(fs::path(changed) / "vocab.json"));
+  const Outcome none = run_albion("generate " + changed + " --prompt hi");
+  EXPECT_EQ(none.exit_code, 2) << none.output;
+  EXPECT_NE(none.output.find("holds no tokenizer (tokenizer.json, vocab.json and merges.txt, or tokenizer.model); "
+                             "pass --tokenizer SPEC"),
+            std::string::npos)
+      << none.output;
+}
+
 // The last val_loss a run's metrics.jsonl records (0 if none).
 double last_val_loss(const fs::path& metrics_jsonl) {
   double val_loss = 0;

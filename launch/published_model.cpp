@@ -1,0 +1,116 @@
+// File: launch/published_model.cpp
+#include "launch/published_model.h"
+
+#include <exception>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "runtime/base/check.h"
+#include "runtime/base/log.h"
+#include "runtime/models/bf16_inference.h"
+#include "runtime/models/hf_import.h"
+
+namespace albion::launch {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// `path` parsed; a discarded value when it is not JSON (the readers name the file).
+nlohmann::json read_json(const fs::path& path) {
+  std::ifstream file(path);
+  return nlohmann::json::parse(file, nullptr, /*allow_exceptions=*/false);
+}
+
+}  // namespace
+
+std::vector<PublishedTokenizer> published_tokenizers(const fs::path& directory, const std::string& command,
+                                                     bool printing, std::vector<std::string>* specs) {
+  std::vector<std::string> found;
+  if (fs::is_regular_file(directory / "tokenizer.json")) {
+    found.push_back("hf:" + (directory / "tokenizer.json").string());
+  }
+  if (fs::is_regular_file(directory / "vocab.json") && fs::is_regular_file(directory / "merges.txt")) {
+    found.push_back("gpt2:" + directory.string());
+  }
+  if (fs::is_regular_file(directory / "tokenizer.model")) {
+    found.push_back("sentencepiece:" + (directory / "tokenizer.model").string());
+  }
+  std::vector<PublishedTokenizer> tokenizers;
+  for (const std::string& spec : found) {
+    try {
+      tokenizers.push_back({spec, tokenizers::load_tokenizer(spec)});
+    } catch (const UsageError& error) {
+      if (printing) log::warning(command, ": ", spec, " cannot be read (", error.what(), ")");
+    }
+  }
+  if (specs) *specs = std::move(found);
+  return tokenizers;
+}
+
+models::ModelConfig published_model_config(const fs::path& directory, std::int64_t tensor_degree,
+                                           const std::string& command, bool printing) {
+  const fs::path config_path = directory / "config.json";
+  models::ModelConfig config = models::hugging_face_model_config(read_json(config_path), config_path.string());
+  if (const std::int64_t rest = config.vocab_size % tensor_degree; rest != 0) {
+    config.vocab_padding = tensor_degree - rest;
+    config.vocab_size += config.vocab_padding;
+    if (printing) {
+      log::info(command, ": the vocabulary of ", config.vocab_in_use(), " cut ", tensor_degree, " ways as ",
+                config.vocab_size, " rows, the padding masked");
+    }
+  }
+  return config;
+}
+
+std::shared_ptr<models::CausalLm> load_published_model(const fs::path& directory, const models::ModelConfig& config,
+                                                       const c10::Device& device,
+                                                       std::shared_ptr<collectives::Communicator> tensor_group,
+                                                       bool bf16) {
+  std::shared_ptr<models::CausalLm> model =
+      models::make_model(config, at::kCPU, std::move(tensor_group), models::InitialValues::kNone);
+  models::load_hugging_face_weights(*model, directory);
+  if (bf16) models::hold_for_bf16_inference(*model);  // before the move: the device never holds fp32
+  model->to(device);
+  return model;
+}
+
+std::vector<std::int64_t> published_end_ids(const fs::path& directory) {
+  for (const char* name : {"generation_config.json", "config.json"}) {
+    const fs::path path = directory / name;
+    if (!fs::is_regular_file(path)) continue;
+    const nlohmann::json json = read_json(path);
+    ALBION_CHECK_AS(UsageError, json.is_object(), path.string(), ": not a JSON object");
+    const auto it = json.find("eos_token_id");
+    if (it == json.end() || it->is_null()) continue;
+    const auto id = [&](const nlohmann::json& value) {
+      ALBION_CHECK_AS(UsageError, value.is_number_integer() && value.get<std::int64_t>() >= 0, path.string(),
+                      ": eos_token_id must be a token id or a list of them, got ", it->dump());
+      return value.get<std::int64_t>();
+    };
+    std::vector<std::int64_t> ids;
+    if (it->is_array()) {
+      for (const nlohmann::json& value : *it) ids.push_back(id(value));
+    } else {
+      ids.push_back(id(*it));
+    }
+    return ids;
+  }
+  return {};
+}
+
+void load_on_every_rank(checkpoint::RankGroup* ranks, const std::function<void()>& load) {
+  std::exception_ptr failure;
+  try {
+    load();
+  } catch (...) {
+    failure = std::current_exception();
+  }
+  if (ranks == nullptr) {
+    if (failure) std::rethrow_exception(failure);
+    return;
+  }
+  checkpoint::throw_agreed_failure(*ranks, checkpoint::agree_on_outcome(*ranks, failure), failure);
+}
+
+}  // namespace albion::launch

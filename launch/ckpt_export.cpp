@@ -2,8 +2,9 @@
 // `albion ckpt export CKPT --format safetensors|peft --out DIR --key SPEC --policy FILE`: the model's
 // weights, authenticated and decrypted, in a Hugging Face layout (model.safetensors with
 // transformers' parameter names, config.json; a LoRA checkpoint's adapters merged into their
-// base, and the files of the tokenizer it was trained with), or a LoRA checkpoint's adapters alone
-// in PEFT's (runtime/models/peft_export.h). The
+// base; the tokenizer it was trained with, its chat template and sampling beside it:
+// launch/export_tokenizer.h), or a LoRA checkpoint's adapters alone in PEFT's
+// (runtime/models/peft_export.h). The
 // output holds plaintext weights, so it goes only where the residency policy allows exports
 // (refused with exit 2 and an audit record before any byte is written), is built in DIR.partial
 // and renamed into place, and every export is audited.
@@ -15,14 +16,12 @@
 #include "checkpoint/residency/residency_policy.h"
 #include "launch/checkpoint_model.h"
 #include "launch/ckpt_verbs.h"
+#include "launch/export_tokenizer.h"
 #include "runtime/base/check.h"
-#include "runtime/base/log.h"
 #include "runtime/base/staging_directory.h"
 #include "runtime/models/hf_export.h"
 #include "runtime/models/lora.h"
 #include "runtime/models/peft_export.h"
-#include "runtime/tokenizers/tokenizer.h"
-#include "runtime/train/checkpointing.h"
 
 namespace albion::launch {
 
@@ -37,41 +36,6 @@ void write_text_file(const fs::path& path, const std::string& text) {
   out << text;
   out.close();
   ALBION_CHECK_AS(SystemError, out.good(), path.string(), ": cannot write");
-}
-
-// Copies the files of the tokenizer the model was trained with into `directory`, under the names
-// transformers reads, so that the export is a whole model directory (`albion eval` and `generate`
-// read its tokenizer too). Only while the files still hold that tokenizer (its recorded content
-// hash): another one beside the weights would be worse than none. The byte-level tokenizer has no
-// file. Returns the names written.
-std::vector<std::string> copy_tokenizer_files(const train::RecordedTokenizer& recorded, const fs::path& directory) {
-  const std::string& spec = recorded.spec;
-  std::vector<std::pair<fs::path, std::string>> files;  // from, name in the export
-  if (spec.starts_with("hf:")) {
-    files = {{spec.substr(3), "tokenizer.json"}};
-  } else if (spec.starts_with("gpt2:")) {
-    files = {{fs::path(spec.substr(5)) / "vocab.json", "vocab.json"},
-             {fs::path(spec.substr(5)) / "merges.txt", "merges.txt"}};
-  } else if (spec.starts_with("sentencepiece:")) {
-    files = {{spec.substr(14), "tokenizer.model"}};
-  }
-  if (files.empty()) return {};
-  std::string changed;
-  try {
-    if (tokenizers::load_tokenizer(spec)->content_hash() != recorded.hash) changed = "its files have changed";
-  } catch (const UsageError& error) {
-    changed = error.what();
-  }
-  if (!changed.empty()) {
-    log::warning("ckpt export: the model's tokenizer ", spec, " is not exported (", changed, ")");
-    return {};
-  }
-  std::vector<std::string> written;
-  for (const auto& [from, name] : files) {
-    fs::copy_file(from, directory / name);
-    written.push_back(name);
-  }
-  return written;
 }
 
 }  // namespace
@@ -147,7 +111,9 @@ int run_ckpt_export(const CommandArgs& args, const CommandSpec& spec) {
     std::string files = str_cat(weights_file, ", ", config_file);
     if (!peft) {
       const train::RecordedTokenizer tokenizer = train::recorded_tokenizer(reader.manifest().state_json);
-      for (const std::string& name : copy_tokenizer_files(tokenizer, staging.path())) files += ", " + name;
+      for (const std::string& name : export_tokenizer_and_sampling(tokenizer, stored.recipe.eval, staging.path())) {
+        files += ", " + name;
+      }
     }
     staging.commit();
     audit.append({AuditAction::kExport, allowed.string(), key_id, AuditOutcome::kOk,

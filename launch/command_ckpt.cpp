@@ -53,7 +53,8 @@ const Verb kVerbs[] = {
      "Decrypt the model's weights into a Hugging Face layout (model.safetensors and\n"
      "config.json; a LoRA checkpoint's adapters merged into their base), with the files of the\n"
      "tokenizer it was trained with (tokenizer.json, vocab.json and merges.txt, or tokenizer.model)\n"
-     "while they are unchanged, or, with --format peft,\n"
+     "while they are unchanged, a chat fine-tune's template (tokenizer_config.json) and the\n"
+     "recipe's sampling (generation_config.json), or, with --format peft,\n"
      "a LoRA checkpoint's adapters alone as PEFT writes them (adapter_model.safetensors and\n"
      "adapter_config.json), in DIR, which the residency policy must allow (refused with exit\n"
      "code 2 and an audit record otherwise). Audited.",

@@ -11,8 +11,8 @@
 //
 // CKPT may also be a Hugging Face model directory (launch/published_model.h): the published model
 // a fine-tune starts from, to set its text beside the fine-tune's, or what `ckpt export` wrote.
-// Its tokenizer is the one the directory holds, its end-of-text ids those its authors set, and the
-// sampling defaults those of a recipe that sets none.
+// Its tokenizer is the one the directory holds, and its end-of-text ids and sampling defaults those
+// its authors set in generation_config.json (else those of a recipe that sets none).
 //
 // Under `albion launch -n N` the model is cut over the N ranks, each reading only its part of the
 // weights: every rank draws the same tokens (the logits are gathered whole on each), rank 0 prints
@@ -56,7 +56,7 @@ constexpr const char* kUsage = "albion generate CKPT [--key SPEC] [--prompt TEXT
 constexpr const char* kDescription =
     "Generate text with the model in a checkpoint: CKPT is a step-N directory, or a checkpoint\n"
     "directory (its newest checkpoint is used). The weights are decrypted into memory only. By\n"
-    "default the prompt, length, top-k, temperature and seed are the recipe's eval.sample_* and\n"
+    "default the prompt, length, top-k, top-p, temperature and seed are the recipe's eval.* and\n"
     "run.seed, so the output is the sample the trainer printed at that step. The text streams to\n"
     "stdout; Ctrl-C stops it. On a GPU, unless the recipe trained in fp32, the model runs under bf16\n"
     "autocast with its linear weights held in bf16, as the trainer samples. The load is recorded in\n"
@@ -65,8 +65,10 @@ constexpr const char* kDescription =
     "\n"
     "CKPT may also be a Hugging Face model directory (config.json and model.safetensors), such as the\n"
     "published model a fine-tune starts from: no key, no audit record, the tokenizer the directory\n"
-    "holds (or --tokenizer), generation ending at its eos_token_id, and the defaults of a recipe that\n"
-    "sets none (top-k 40, temperature 0.8, 200 tokens after a newline).";
+    "holds (or --tokenizer), generation ending at its eos_token_id, and sampling as its\n"
+    "generation_config.json sets it (do_sample, top_k, top_p, temperature, repetition_penalty, read\n"
+    "as transformers reads them), else as a recipe that sets none (top-k 40, temperature 0.8, 200\n"
+    "tokens after a newline).";
 
 struct GenerateOptions {
   std::string checkpoint;
@@ -74,6 +76,8 @@ struct GenerateOptions {
   std::optional<std::string> prompt;
   std::optional<std::int64_t> tokens;
   std::optional<std::int64_t> top_k;
+  std::optional<double> top_p;
+  std::optional<double> repetition_penalty;
   std::optional<double> temperature;
   std::optional<std::uint64_t> seed;
   std::string tokenizer;
@@ -95,6 +99,14 @@ po::options_description generate_options(GenerateOptions& o) {
        "tokens to generate, at most 65536 (default: eval.sample_tokens)")
       ("top-k", po::value<std::int64_t>()->value_name("K")->notifier([&o](std::int64_t v) { o.top_k = v; }),
        "draw from the K most likely tokens; 0: greedy (default: eval.top_k)")
+      ("top-p", po::value<double>()->value_name("P")->notifier([&o](double v) { o.top_p = v; }),
+       "then from the fewest most likely tokens whose probabilities sum to P, in (0, 1]; 1: no cut (default: "
+       "eval.top_p)")
+      ("repetition-penalty", po::value<double>()->value_name("R")->notifier([&o](double v) {
+         o.repetition_penalty = v;
+       }),
+       "divide the logit of each token already in the text by R where positive, multiply where negative; "
+       "1: none (default: 1, or a Hugging Face directory's generation_config.json)")
       ("temperature", po::value<double>()->value_name("T")->notifier([&o](double v) { o.temperature = v; }),
        "sampling temperature, > 0 (default: eval.temperature)")
       ("seed", po::value<std::uint64_t>()->value_name("S")->notifier([&o](std::uint64_t v) { o.seed = v; }),
@@ -156,9 +168,8 @@ std::unique_ptr<tokenizers::Tokenizer> open_published_tokenizer(const fs::path& 
 }
 
 // A model fine-tuned on chat data answers as trained only when prompted in the same format: says so
-// when --chat is missing or differs from the template the checkpoint records.
-void warn_on_other_chat_format(const train::RecordedTokenizer& recorded, const GenerateOptions& o) {
-  const std::string& trained = recorded.chat_template;
+// when --chat is missing or differs from `trained`, the template it was trained in (none: "" or "none").
+void warn_on_other_chat_format(const std::string& trained, const GenerateOptions& o) {
   if (trained.empty() || trained == o.chat || (trained == "none" && o.chat.empty())) return;
   if (trained == "none") {
     log::warning("generate: the model was fine-tuned on prompt/completion data without a chat template; --chat ",
@@ -233,10 +244,14 @@ struct GenerateRanks {
 // Face directory.
 struct Loaded {
   std::shared_ptr<models::CausalLm> model;
-  config::Recipe recipe;  // as stored; a Hugging Face directory's: the defaults
+  // As stored; a Hugging Face directory's: the defaults, with the sampling of its
+  // generation_config.json where it has one.
+  config::Recipe recipe;
   bool bf16 = false;      // runs under bf16 autocast, as the trainer samples on this device
   std::unique_ptr<tokenizers::Tokenizer> tokenizer;
   std::vector<std::int64_t> end_ids;  // besides the tokenizer's end of text: a directory's eos_token_id
+  std::string sampling_from;          // the file that set the recipe's sampling, if not the defaults
+  double repetition_penalty = 1.0;    // not a recipe key: a directory's generation_config.json
 };
 
 // Checked before the weights are read.
@@ -259,7 +274,7 @@ Loaded load_audited(const fs::path& path, const GenerateOptions& o, const c10::D
     // before the weights are read.
     const train::RecordedTokenizer recorded = train::recorded_tokenizer(reader.manifest().state_json);
     loaded.tokenizer = open_tokenizer(recorded, o.tokenizer);
-    if (ranks.printing()) warn_on_other_chat_format(recorded, o);
+    if (ranks.printing()) warn_on_other_chat_format(recorded.chat_template, o);
     check_chat_template(*loaded.tokenizer, o);
     const CheckpointModel stored = describe_checkpoint_model(reader);
     if (ranks.tensor) {
@@ -279,17 +294,46 @@ Loaded load_audited(const fs::path& path, const GenerateOptions& o, const c10::D
   return loaded;
 }
 
+// The sampling a Hugging Face directory's generation_config.json sets, if it has one, as the
+// defaults in `loaded`.
+void take_authors_sampling(const fs::path& directory, const models::ModelConfig& config, Loaded& loaded,
+                           bool printing) {
+  const std::optional<PublishedSampling> authors = published_sampling(directory);
+  if (!authors) return;
+  loaded.sampling_from = (directory / "generation_config.json").string();
+  // transformers' top_k 0 is no cut, Albion's greedy.
+  loaded.recipe.eval.top_k = !authors->sample ? 0 : authors->top_k == 0 ? config.vocab_size : authors->top_k;
+  loaded.recipe.eval.top_p = authors->top_p;
+  loaded.recipe.eval.temperature = authors->temperature;
+  loaded.repetition_penalty = authors->repetition_penalty;
+  if (printing && !authors->not_applied.empty()) {
+    std::string names;
+    for (const std::string& name : authors->not_applied) names += (names.empty() ? "" : ", ") + name;
+    log::warning("generate: ", loaded.sampling_from, " sets ", names,
+                 ", which Albion's sampler does not apply: the text is drawn without");
+  }
+}
+
 Loaded load_published(const fs::path& directory, const GenerateOptions& o, const c10::Device& device,
                       const GenerateRanks& ranks) {
   Loaded loaded;
   load_on_every_rank(ranks.job, [&] {
     loaded.tokenizer = open_published_tokenizer(directory, o.tokenizer, ranks.printing());
+    if (const std::optional<std::string> chat = published_chat_template(directory); chat && ranks.printing()) {
+      if (!chat->empty()) {
+        warn_on_other_chat_format(*chat, o);  // Albion's export of a chat fine-tune
+      } else if (o.chat.empty()) {
+        log::warning("generate: ", directory.string(), " is a chat model (its tokenizer_config.json has a chat "
+                     "template); pass --chat with the template it follows (llama3, llama3.1, chatml or qwen2.5)");
+      }
+    }
     check_chat_template(*loaded.tokenizer, o);
     const std::int64_t degree = ranks.tensor ? ranks.tensor->size() : 1;
     const models::ModelConfig config = published_model_config(directory, degree, "generate", ranks.printing());
     models::check_tensor_parallel_degree(config, degree, "generate: the job's rank count");
     check_vocabulary(*loaded.tokenizer, config);
     loaded.end_ids = published_end_ids(directory);
+    take_authors_sampling(directory, config, loaded, ranks.printing());
     loaded.bf16 = train::runs_bf16_autocast(loaded.recipe, device);
     loaded.model = load_published_model(directory, config, device, ranks.tensor, loaded.bf16);
   });
@@ -310,10 +354,20 @@ int generate(const GenerateOptions& o, const ProcessEnvironment& env, const fs::
   models::SamplingOptions sampling;
   sampling.max_new_tokens = tokens;
   sampling.top_k = o.top_k.value_or(recipe.eval.top_k);
+  sampling.top_p = o.top_p.value_or(recipe.eval.top_p);
   sampling.decoding = sampling.top_k == 0 ? models::Decoding::kGreedy : models::Decoding::kSample;
   sampling.temperature = o.temperature.value_or(recipe.eval.temperature);
   sampling.seed = o.seed.value_or(recipe.run.seed);
+  sampling.repetition_penalty = o.repetition_penalty.value_or(loaded.repetition_penalty);
   const Prompt built = build_prompt(*tokenizer, o, prompt, loaded.end_ids);
+  if (printing && !loaded.sampling_from.empty()) {
+    const bool greedy = sampling.decoding == models::Decoding::kGreedy;
+    log::info("generate: ",
+              greedy ? "greedy" : str_cat("top-k ", sampling.top_k, ", top-p ", sampling.top_p, ", temperature ",
+                                          sampling.temperature),
+              ", repetition penalty ", sampling.repetition_penalty, " (as ", loaded.sampling_from,
+              " sets, where no option overrides it)");
+  }
 
   std::vector<tokenizers::TokenId> shown = built.shown;
   TextStream stream(*tokenizer);
@@ -370,6 +424,11 @@ std::optional<GenerateOptions> parse_generate_command(const CommandArgs& args) {
   ALBION_CHECK_AS(UsageError, !o.tokens || (*o.tokens >= 0 && *o.tokens <= config::kMaxSampleTokens),
                   "generate: --tokens must be in [0, ", config::kMaxSampleTokens, "], got ", o.tokens.value_or(0));
   ALBION_CHECK_AS(UsageError, !o.top_k || *o.top_k >= 0, "generate: --top-k must be >= 0, got ", o.top_k.value_or(0));
+  ALBION_CHECK_AS(UsageError, !o.top_p || (*o.top_p > 0 && *o.top_p <= 1), "generate: --top-p must be in (0, 1], got ",
+                  o.top_p.value_or(0));
+  const double penalty = o.repetition_penalty.value_or(1);
+  ALBION_CHECK_AS(UsageError, std::isfinite(penalty) && penalty > 0,
+                  "generate: --repetition-penalty must be positive, got ", penalty);
   ALBION_CHECK_AS(UsageError, !o.temperature || (std::isfinite(*o.temperature) && *o.temperature > 0),
                   "generate: --temperature must be positive, got ", o.temperature.value_or(0));
   ALBION_CHECK_AS(UsageError, !o.prompt || !o.prompt->empty(), "generate: --prompt is empty");

@@ -9,6 +9,7 @@
 #include "runtime/base/log.h"
 #include "runtime/models/bf16_inference.h"
 #include "runtime/models/hf_import.h"
+#include "runtime/tokenizers/chat_template.h"
 
 namespace albion::launch {
 
@@ -97,6 +98,55 @@ std::vector<std::int64_t> published_end_ids(const fs::path& directory) {
     return ids;
   }
   return {};
+}
+
+std::optional<std::string> published_chat_template(const fs::path& directory) {
+  const fs::path path = directory / "tokenizer_config.json";
+  if (!fs::is_regular_file(path)) return std::nullopt;
+  const nlohmann::json json = read_json(path);
+  const auto it = json.is_object() ? json.find("chat_template") : json.end();
+  if (it == json.end() || it->is_null()) return std::nullopt;
+  for (const char* name : {"llama3", "llama3.1", "chatml", "qwen2.5"}) {
+    if (*it == tokenizers::hugging_face_chat_template(tokenizers::parse_chat_template(name))) return name;
+  }
+  return "";
+}
+
+std::optional<PublishedSampling> published_sampling(const fs::path& directory) {
+  const fs::path path = directory / "generation_config.json";
+  if (!fs::is_regular_file(path)) return std::nullopt;
+  const nlohmann::json json = read_json(path);
+  ALBION_CHECK_AS(UsageError, json.is_object(), path.string(), ": not a JSON object");
+  PublishedSampling sampling;
+  // The value of `key` if set (not null), checked by `fits`, which says what it must be.
+  const auto read = [&]<typename T>(const char* key, T& value, bool (*fits)(const nlohmann::json&), const char* must) {
+    const auto it = json.find(key);
+    if (it == json.end() || it->is_null()) return;
+    ALBION_CHECK_AS(UsageError, fits(*it), path.string(), ": ", key, " must be ", must, ", got ", it->dump());
+    value = it->get<T>();
+  };
+  read("do_sample", sampling.sample, [](const nlohmann::json& v) { return v.is_boolean(); }, "true or false");
+  read("top_k", sampling.top_k,
+       [](const nlohmann::json& v) { return v.is_number_integer() && v.get<std::int64_t>() >= 0; }, "an integer >= 0");
+  read("top_p", sampling.top_p,
+       [](const nlohmann::json& v) { return v.is_number() && v.get<double>() > 0 && v.get<double>() <= 1; },
+       "in (0, 1]");
+  read("temperature", sampling.temperature,
+       [](const nlohmann::json& v) { return v.is_number() && v.get<double>() > 0; }, "positive");
+  read("repetition_penalty", sampling.repetition_penalty,
+       [](const nlohmann::json& v) { return v.is_number() && v.get<double>() > 0; }, "positive");
+  // Each with the value at which it does nothing.
+  const std::vector<std::pair<const char*, double>> others = {
+      {"num_beams", 1},         {"min_p", 0},         {"typical_p", 1},          {"epsilon_cutoff", 0},
+      {"eta_cutoff", 0},        {"no_repeat_ngram_size", 0}, {"encoder_repetition_penalty", 1},
+      {"diversity_penalty", 0}, {"penalty_alpha", 0}};
+  for (const auto& [key, inert] : others) {
+    const auto it = json.find(key);
+    if (it != json.end() && !it->is_null() && !(it->is_number() && it->get<double>() == inert)) {
+      sampling.not_applied.push_back(key);
+    }
+  }
+  return sampling;
 }
 
 void load_on_every_rank(checkpoint::RankGroup* ranks, const std::function<void()>& load) {

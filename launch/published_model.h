@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -52,6 +53,28 @@ std::shared_ptr<models::CausalLm> load_published_model(const std::filesystem::pa
 // The ids that end a generation as the model's authors set them: eos_token_id (one id or a list) of
 // generation_config.json, else of config.json; none when neither sets it.
 std::vector<std::int64_t> published_end_ids(const std::filesystem::path& directory);
+
+// Whether `directory`'s tokenizer_config.json has a chat template: nullopt if not; else the name
+// of the Albion template it spells exactly (as `ckpt export` writes a chat fine-tune's), or "" for
+// another.
+std::optional<std::string> published_chat_template(const std::filesystem::path& directory);
+
+// How the model's authors sample it, as transformers reads generation_config.json: do_sample
+// (false: greedy), top_k (0: no cut), top_p, temperature and repetition_penalty, each with
+// transformers' default where unset.
+struct PublishedSampling {
+  bool sample = false;
+  std::int64_t top_k = 50;
+  double top_p = 1.0;
+  double temperature = 1.0;
+  double repetition_penalty = 1.0;
+  // Settings that would change the text and that Albion's sampler does not apply (num_beams > 1,
+  // min_p, ...), by name.
+  std::vector<std::string> not_applied;
+};
+// nullopt without generation_config.json; UsageError naming the file and key for a value of the
+// wrong type or out of range.
+std::optional<PublishedSampling> published_sampling(const std::filesystem::path& directory);
 
 // Runs `load`, which reads the model and what goes with it. In a job (`ranks` not null; collective)
 // the ranks agree on the outcome, so a failure on any rank is one error for the job, which rank 0

@@ -92,6 +92,7 @@ struct EvalConfig {
   std::int64_t sample_tokens = 200;
   std::string sample_prompt = "\n";
   std::int64_t top_k = 40;
+  double top_p = 1.0;  // nucleus sampling after top_k; 1: off
   double temperature = 0.8;
 };
 

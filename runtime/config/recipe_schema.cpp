@@ -145,6 +145,7 @@ RecipeSchema::RecipeSchema(Recipe& r) {
   key("eval.sample_tokens", r.eval.sample_tokens, "tokens per text sample");
   key("eval.sample_prompt", r.eval.sample_prompt, "prompt of text samples (\\n for a newline)");
   key("eval.top_k", r.eval.top_k, "sample from the k most likely tokens; 0: greedy");
+  key("eval.top_p", r.eval.top_p, "then from the fewest most likely tokens whose probabilities sum to top_p; 1: off");
   key("eval.temperature", r.eval.temperature, "sampling temperature");
 
   key("log.interval", r.log.interval, "steps between metric records");

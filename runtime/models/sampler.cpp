@@ -1,11 +1,12 @@
 // File: runtime/models/sampler.cpp
-// Greedy and top-k / temperature sampling; contract in sampler.h.
+// Greedy and penalty / temperature / top-k / top-p sampling; contract in sampler.h.
 #include "runtime/models/sampler.h"
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/types.h>
 
 #include <algorithm>
+#include <cmath>
 
 #include "runtime/base/check.h"
 
@@ -26,17 +27,46 @@ void check_request(const CausalLm& model, const std::vector<std::int64_t>& promp
                   options.top_k);
   ALBION_CHECK_AS(UsageError, options.decoding == Decoding::kGreedy || options.temperature > 0,
                   "sampling temperature must be positive, got ", options.temperature);
+  ALBION_CHECK_AS(UsageError, options.top_p > 0 && options.top_p <= 1, "sampling top_p must be in (0, 1], got ",
+                  options.top_p);
+  ALBION_CHECK_AS(UsageError, options.repetition_penalty > 0 && std::isfinite(options.repetition_penalty),
+                  "sampling repetition_penalty must be positive, got ", options.repetition_penalty);
 }
 
-std::int64_t next_token(const at::Tensor& logits, const SamplingOptions& options,
-                        at::Generator& generator) {
+// The logits of the ids in `seen` penalised: divided by `penalty` where positive, multiplied
+// where negative, so that either way the id becomes less likely.
+at::Tensor penalise_repetition(const at::Tensor& logits, const std::vector<std::int64_t>& seen, double penalty) {
+  at::Tensor penalised = logits.to(at::kCPU, at::kFloat).clone();
+  std::vector<std::int64_t> distinct = seen;
+  std::sort(distinct.begin(), distinct.end());
+  distinct.erase(std::unique(distinct.begin(), distinct.end()), distinct.end());
+  const at::Tensor ids = at::tensor(distinct, at::kLong);
+  const at::Tensor values = penalised.index_select(0, ids);
+  penalised.index_copy_(0, ids, at::where(values > 0, values / penalty, values * penalty));
+  return penalised;
+}
+
+// The id drawn after `seen` (the prompt and what was drawn so far) from its `logits`.
+std::int64_t next_token(const at::Tensor& raw_logits, const std::vector<std::int64_t>& seen,
+                        const SamplingOptions& options, at::Generator& generator) {
+  const at::Tensor logits = options.repetition_penalty == 1
+                                ? raw_logits
+                                : penalise_repetition(raw_logits, seen, options.repetition_penalty);
   if (options.decoding == Decoding::kGreedy) return logits.argmax().item<std::int64_t>();
   at::Tensor scaled = logits.to(at::kCPU, at::kFloat) / options.temperature;
   at::Tensor candidates;  // vocabulary ids of the entries of `scaled`; undefined: all of them
   if (options.top_k > 0 && options.top_k < scaled.size(0)) {
     std::tie(scaled, candidates) = scaled.topk(options.top_k);
   }
-  const at::Tensor probabilities = at::softmax(scaled, 0);
+  at::Tensor probabilities = at::softmax(scaled, 0);
+  if (options.top_p < 1) {
+    // topk's are sorted already. A token stays when the more likely ones sum to less than top_p,
+    // so the most likely always does.
+    if (!candidates.defined()) std::tie(probabilities, candidates) = probabilities.sort(0, /*descending=*/true);
+    const std::int64_t kept = ((probabilities.cumsum(0) - probabilities) < options.top_p).sum().item<std::int64_t>();
+    probabilities = probabilities.narrow(0, 0, kept);
+    candidates = candidates.narrow(0, 0, kept);
+  }
   const std::int64_t drawn =
       at::multinomial(probabilities, 1, /*replacement=*/false, generator).item<std::int64_t>();
   return candidates.defined() ? candidates[drawn].item<std::int64_t>() : drawn;
@@ -78,7 +108,8 @@ std::vector<std::int64_t> sample(CausalLm& model, const std::vector<std::int64_t
     }
     // Drawn among the ids in use: a padded model draws what its published model draws, seed for
     // seed (Note [Masked vocabulary padding]).
-    const std::int64_t id = next_token(last_logits.narrow(0, 0, model.config().vocab_in_use()), options, generator);
+    const std::int64_t id =
+        next_token(last_logits.narrow(0, 0, model.config().vocab_in_use()), tokens, options, generator);
     tokens.push_back(id);
     generated.push_back(id);
     if (options.on_token) options.on_token(id);

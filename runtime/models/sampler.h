@@ -1,6 +1,8 @@
 // File: runtime/models/sampler.h
 // Autoregressive text sampling from a CausalLm: greedy (argmax) or sampled from the
-// temperature-scaled distribution, optionally truncated to the top k tokens. The context fed to
+// temperature-scaled distribution, optionally truncated to the top k tokens, then to the nucleus
+// of top-p probability. A repetition penalty first makes every id already in the sequence less
+// likely. The order is transformers': penalty, temperature, top-k, top-p. The context fed to
 // the model is the last context_length tokens. While they fit in the window, a KV cache makes each
 // token cost one token's forward; once the window slides, every step recomputes the whole window
 // (positions shift with it). Either way only the last position's logits are computed
@@ -28,6 +30,13 @@ struct SamplingOptions {
   Decoding decoding = Decoding::kSample;
   double temperature = 1.0;  // > 0; divides the logits before the softmax (kSample only)
   std::int64_t top_k = 0;    // 0: the whole vocabulary; otherwise the k most likely tokens
+  // In (0, 1]: the fewest most likely tokens whose probabilities sum to at least top_p (nucleus
+  // sampling, after top_k); 1: no cut.
+  double top_p = 1.0;
+  // > 0: each id already in the sequence (prompt included) has its logit divided by this where
+  // positive, multiplied where negative (CTRL's penalty, as transformers applies it); 1: none.
+  // Greedy decoding too.
+  double repetition_penalty = 1.0;
   std::uint64_t seed = 0;    // for the overload without a generator
   // Asked before each token; true ends the sample there (e.g. Ctrl-C during a long sample).
   std::function<bool()> stop_requested;

@@ -80,6 +80,8 @@ std::string_view trimmed(std::string_view text) {
   return text.substr(begin, end - begin);
 }
 
+// The two constants below are also spliced into Jinja string literals (hugging_face_chat_template):
+// no quote or backslash in them.
 // What Meta's Llama 3.1 template writes before the system message, with its default date.
 constexpr std::string_view kLlama31Preamble = "\n\nCutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\n";
 
@@ -191,6 +193,39 @@ GenerationPrompt render_generation_prompt(const Tokenizer& tok, ChatTemplate cha
   GenerationPrompt out{};
   out.ids = render(tok, chat_template, messages, /*generation_prompt=*/true, out.end_of_turn).ids;
   return out;
+}
+
+std::string_view end_of_turn_token(ChatTemplate chat_template) {
+  return chat_template == ChatTemplate::kLlama3 || chat_template == ChatTemplate::kLlama31 ? "<|eot_id|>"
+                                                                                          : "<|im_end|>";
+}
+
+// What render() writes, in Jinja; one line, its whitespace control stripping nothing of the output.
+std::string hugging_face_chat_template(ChatTemplate chat_template) {
+  if (chat_template == ChatTemplate::kLlama3 || chat_template == ChatTemplate::kLlama31) {
+    const std::string turns =
+        "{%- for message in turns -%}{{- '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n' + "
+        "(message['content'] | trim) + '<|eot_id|>' -}}{%- endfor -%}"
+        "{%- if add_generation_prompt -%}{{- '<|start_header_id|>assistant<|end_header_id|>\\n\\n' -}}{%- endif -%}";
+    if (chat_template == ChatTemplate::kLlama3) {
+      return "{{- '<|begin_of_text|>' -}}{%- set turns = messages -%}" + turns;
+    }
+    return str_cat(
+        "{{- '<|begin_of_text|>' -}}",
+        "{%- if messages and messages[0]['role'] == 'system' -%}",
+        "{%- set system = messages[0]['content'] | trim -%}{%- set turns = messages[1:] -%}",
+        "{%- else -%}{%- set system = '' -%}{%- set turns = messages -%}{%- endif -%}",
+        "{{- '<|start_header_id|>system<|end_header_id|>", kLlama31Preamble, "' + system + '<|eot_id|>' -}}", turns);
+  }
+  std::string opening;
+  if (chat_template == ChatTemplate::kQwen25) {
+    opening = str_cat("{%- if not messages or messages[0]['role'] != 'system' -%}{{- '<|im_start|>system\\n",
+                      kQwenDefaultSystem, "<|im_end|>\\n' -}}{%- endif -%}");
+  }
+  return opening +
+         "{%- for message in messages -%}{{- '<|im_start|>' + message['role'] + '\\n' + message['content'] + "
+         "'<|im_end|>\\n' -}}{%- endfor -%}"
+         "{%- if add_generation_prompt -%}{{- '<|im_start|>assistant\\n' -}}{%- endif -%}";
 }
 
 MaskedTokens render_plain_prompt_completion(const Tokenizer& tok, std::string_view prompt,

@@ -63,6 +63,15 @@ struct GenerationPrompt {
 GenerationPrompt render_generation_prompt(const Tokenizer& tokenizer, ChatTemplate chat_template,
                                           std::span<const ChatMessage> messages);
 
+// The template as transformers' tokenizer_config.json spells it (its "chat_template", in Jinja):
+// rendered by apply_chat_template and encoded, a conversation gives render_chat's ids, and with
+// add_generation_prompt render_generation_prompt's. `ckpt export` writes it, so that transformers
+// and what serves its files prompt a model fine-tuned on chat data as it was trained.
+std::string hugging_face_chat_template(ChatTemplate chat_template);
+
+// The text of the template's end-of-turn token: "<|eot_id|>" or "<|im_end|>".
+std::string_view end_of_turn_token(ChatTemplate chat_template);
+
 // The prompt/completion form without a template, for base models: prompt tokens (mask 0), then
 // completion tokens and the end-of-text token (mask 1). UsageError if there is no end-of-text or
 // either text is not valid UTF-8.

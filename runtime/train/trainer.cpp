@@ -484,6 +484,7 @@ std::string Trainer::sample(const std::atomic<bool>& stop_requested) {
   models::SamplingOptions options;
   options.max_new_tokens = recipe_.eval.sample_tokens;
   options.top_k = recipe_.eval.top_k;
+  options.top_p = recipe_.eval.top_p;
   options.decoding = recipe_.eval.top_k == 0 ? models::Decoding::kGreedy : models::Decoding::kSample;
   options.temperature = recipe_.eval.temperature;
   options.seed = recipe_.run.seed;

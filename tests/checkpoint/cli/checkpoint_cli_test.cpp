@@ -286,7 +286,9 @@ TEST_F(CkptCliFlow, TrainSaveResumeAndEveryVerb) {
 // the trainer printed at that step (same weights, tokenizer, prompt, seed and sampler); options
 // it cannot honour fail before anything is decrypted; every load is audited.
 TEST_F(CkptCliFlow, GenerateDrawsTheTrainersOwnSample) {
-  const Outcome trained = run_albion(train_args("uk/gen", 4, /*encrypted=*/true, /*sample_tokens=*/40));
+  // With a nucleus cut, which generate reads back from the stored recipe too.
+  const Outcome trained =
+      run_albion(train_args("uk/gen", 4, /*encrypted=*/true, /*sample_tokens=*/40) + " --eval.top_p=0.5");
   ASSERT_EQ(trained.exit_code, 0) << trained.output;
   const std::size_t at = trained.output.rfind("sample:\n");
   ASSERT_NE(at, std::string::npos) << trained.output;
@@ -309,7 +311,8 @@ TEST_F(CkptCliFlow, GenerateDrawsTheTrainersOwnSample) {
   EXPECT_EQ(std::count(records.begin(), records.end(), '\n'), 2 + 2) << records;  // 2 saves, 2 loads
   EXPECT_NE(records.find("\"detail\":\"generate\""), std::string::npos) << records;
 
-  for (const char* bad : {" --tokens 70000", " --top-k -1", " --temperature 0", " --seed -1", " --device tpu"}) {
+  for (const char* bad : {" --tokens 70000", " --top-k -1", " --top-p 0", " --top-p 1.5", " --temperature 0",
+                          " --repetition-penalty 0", " --seed -1", " --device tpu"}) {
     const Outcome refused = run_albion("generate " + checkpoints.string() + key + bad);
     EXPECT_EQ(refused.exit_code, 2) << bad << ": " << refused.output;
     EXPECT_EQ(count_lines(refused.output), 1) << bad << ": " << refused.output;
@@ -474,6 +477,32 @@ TEST_F(CkptCliFlow, GenerateNamesTheChatTemplateTheModelWasTrainedIn) {
   EXPECT_EQ(chat.exit_code, 0) << chat.output;
   EXPECT_EQ(chat.output.find("fine-tuned"), std::string::npos) << chat.output;
 
+  // Its export holds the template as transformers reads it, its end-of-turn token as eos (and its
+  // id among those that end a text): generate of the directory names the template too, and
+  // answers as the checkpoint does.
+  const fs::path exported = dir / "uk" / "sft-hf";
+  const std::string step = (dir / "uk" / "sft" / "checkpoints" / "step-00000002").string();
+  const Outcome exporting = run_albion("ckpt export " + step + " --out " + exported.string() + " --key file:" +
+                                       (dir / "kek").string() + " --policy " + (dir / "policy.json").string());
+  ASSERT_EQ(exporting.exit_code, 0) << exporting.output;
+  const nlohmann::json tokenizer_config = nlohmann::json::parse(read_file(exported / "tokenizer_config.json"));
+  EXPECT_EQ(tokenizer_config["eos_token"], "<|eot_id|>");
+  EXPECT_NE(tokenizer_config["chat_template"].get<std::string>().find("<|start_header_id|>"), std::string::npos);
+  const nlohmann::json vocab = nlohmann::json::parse(read_file(exported / "tokenizer.json"))["added_tokens"];
+  const auto eot = std::find_if(vocab.begin(), vocab.end(), [](const auto& t) { return t["content"] == "<|eot_id|>"; });
+  ASSERT_NE(eot, vocab.end());
+  const nlohmann::json generation = nlohmann::json::parse(read_file(exported / "generation_config.json"));
+  EXPECT_EQ(generation["eos_token_id"][0], (*eot)["id"]) << generation.dump();
+  const Outcome exported_plain = run_albion("generate " + exported.string() + " --tokens 2 --top-k 0 --prompt hi");
+  EXPECT_NE(exported_plain.output.find("fine-tuned on chat data in the llama3 template; pass --chat llama3"),
+            std::string::npos)
+      << exported_plain.output;
+  const std::string answer = " --chat llama3 --tokens 2 --top-k 0 --prompt 'What is 7 plus one?' 2>/dev/null | cat";
+  EXPECT_EQ(run_albion("generate " + exported.string() + answer).output,
+            run_albion("generate " + (dir / "uk" / "sft" / "checkpoints").string() + " --key file:" +
+                       (dir / "kek").string() + answer)
+                .output);
+
   // `eval` scores what the loss mask trains on: the answers, not the prompts or the template.
   const Outcome scored = run_albion("eval " + (dir / "uk" / "sft" / "checkpoints").string() + " --key file:" +
                                     (dir / "kek").string() + " --dataset " + (dir / "chats").string() +
@@ -516,8 +545,8 @@ TEST_F(CkptCliFlow, AnExportHoldsItsTokenizerAndRunsAsItsCheckpoint) {
     }
 
     // stdout only: the prompt and what was drawn.
-    const std::string drawing =
-        " --prompt 'Anne was' --tokens 16 --top-k 5 --temperature 0.9 --seed 7 2>/dev/null | cat";
+    // The recipe's sampling, which the export's generation_config.json carries.
+    const std::string drawing = " --prompt 'Anne was' --tokens 16 --seed 7 2>/dev/null | cat";
     const Outcome of_checkpoint = run_albion("generate " + checkpoints + key + drawing);
     ASSERT_EQ(of_checkpoint.exit_code, 0) << c.name;
     ASSERT_GT(of_checkpoint.output.size(), 9u) << c.name;
@@ -535,9 +564,38 @@ TEST_F(CkptCliFlow, AnExportHoldsItsTokenizerAndRunsAsItsCheckpoint) {
     EXPECT_NE(other.output.find("generate: tokenizer byte is not the model's"), std::string::npos) << other.output;
   }
 
-  // A chat prompt renders alike, and the directory's eos_token_id ends the text as its authors set
-  // it: here ',', which the greedy text draws first.
+  // A chat prompt renders alike. The directory's generation_config.json sets the sampling (as
+  // transformers reads it) where no option does, and its eos_token_id ends the text: here ',',
+  // which the greedy text draws first.
   const std::string exported = (dir / "uk" / "hf-hf").string();
+  const std::string authors = R"({"do_sample": true, "top_k": 5, "top_p": 0.5, "temperature": 0.9})";
+  testing::write_file(fs::path(exported) / "generation_config.json", authors);
+  const std::string prompt = " --prompt 'Anne was' --tokens 16 --seed 7";
+  const Outcome as_authors = run_albion("generate " + exported + prompt + " 2>/dev/null | cat");
+  EXPECT_EQ(as_authors.output, run_albion("generate " + (dir / "uk" / "hf" / "checkpoints").string() + key + prompt +
+                                          " --top-k 5 --top-p 0.5 --temperature 0.9 2>/dev/null | cat")
+                                   .output);
+  EXPECT_NE(as_authors.output, run_albion("generate " + exported + prompt + " --top-p 1 2>/dev/null | cat").output)
+      << "the test wants a text the nucleus changes";
+  // Greedy with transformers' repetition penalty; what Albion does not apply is named.
+  testing::write_file(fs::path(exported) / "generation_config.json",
+                      R"({"do_sample": false, "repetition_penalty": 10, "num_beams": 4, "min_p": null})");
+  const Outcome penalised = run_albion("generate " + exported + " --prompt Anne --tokens 8");
+  EXPECT_NE(penalised.output.find("generation_config.json sets num_beams, which Albion's sampler does not apply"),
+            std::string::npos)
+      << penalised.output;
+  const std::string penalised_text =
+      run_albion("generate " + exported + " --prompt Anne --tokens 8 2>/dev/null | cat").output;
+  EXPECT_EQ(penalised_text, run_albion("generate " + (dir / "uk" / "hf" / "checkpoints").string() + key +
+                                       " --prompt Anne --tokens 8 --top-k 0 --repetition-penalty 10 2>/dev/null | cat")
+                                .output);
+  EXPECT_NE(penalised_text, "Anne,,,,,,,,\n") << "the test wants a penalty that changes the text";
+  testing::write_file(fs::path(exported) / "generation_config.json", R"({"top_p": 2})");
+  const Outcome wrong = run_albion("generate " + exported + " --prompt Anne");
+  EXPECT_EQ(wrong.exit_code, 2) << wrong.output;
+  EXPECT_NE(wrong.output.find("generation_config.json: top_p must be in (0, 1], got 2"), std::string::npos)
+      << wrong.output;
+  fs::remove(fs::path(exported) / "generation_config.json");
   const std::string chat = " --chat llama3 --prompt 'Who wrote Emma?' --tokens 12 --top-k 0 2>/dev/null | cat";
   EXPECT_EQ(run_albion("generate " + exported + chat).output,
             run_albion("generate " + (dir / "uk" / "hf" / "checkpoints").string() + key + chat).output);

@@ -127,6 +127,7 @@ TEST(RecipeErrors, OutOfRangeValuesNameTheKey) {
       {"--optim.lr=inf", "optim.lr"},              {"--optim.eps=inf", "optim.eps"},
       {"--optim.weight_decay=inf", "optim.weight_decay"}, {"--eval.temperature=inf", "eval.temperature"},
       {"--eval.sample_tokens=1000000", "eval.sample_tokens"},
+      {"--eval.top_p=0", "eval.top_p"},             {"--eval.top_p=1.5", "eval.top_p"},
       {"--model.context_length=100000000000", "model.context_length"},
       {"--model.vocab_size=-1", "model.vocab_size"},
       {"--run.seed=-1", "--run.seed"},  // unsigned: Boost alone would wrap it to 2^64 - 1

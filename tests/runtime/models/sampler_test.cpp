@@ -1,11 +1,16 @@
 // File: tests/runtime/models/sampler_test.cpp
 // Greedy decoding equals argmax decoding written out by hand (context cropped to the window);
-// top-k = 1 equals greedy; a seed fixes a sample; top-k draws stay within the k best tokens; a
-// stop request ends a sample early.
+// top-k = 1 equals greedy; a seed fixes a sample; top-k draws stay within the k best tokens; top-p
+// draws come from the renormalised nucleus, after top-k; a repetition penalty lowers what was seen,
+// as transformers does; a stop request ends a sample early.
 #include <gtest/gtest.h>
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/types.h>
+
+#include <cmath>
+#include <map>
+#include <set>
 
 #include "runtime/base/error.h"
 #include "runtime/models/sampler.h"
@@ -57,7 +62,7 @@ TEST_F(Sampler, GreedyEqualsArgmaxByHand) {
   EXPECT_EQ(sample(*model_, prompt_, options), generated);
 }
 
-TEST_F(Sampler, TopOneEqualsGreedyAndSeedFixesSample) {
+TEST_F(Sampler, TopOneOrATinyTopPEqualsGreedyAndSeedFixesSample) {
   SamplingOptions greedy;
   greedy.decoding = Decoding::kGreedy;
   greedy.max_new_tokens = 10;
@@ -66,6 +71,10 @@ TEST_F(Sampler, TopOneEqualsGreedyAndSeedFixesSample) {
   top1.top_k = 1;
   top1.temperature = 2.0;
   EXPECT_EQ(sample(*model_, prompt_, top1), sample(*model_, prompt_, greedy));
+  SamplingOptions tiny_top_p = top1;
+  tiny_top_p.top_k = 0;
+  tiny_top_p.top_p = 1e-9;  // the most likely token alone
+  EXPECT_EQ(sample(*model_, prompt_, tiny_top_p), sample(*model_, prompt_, greedy));
 
   SamplingOptions hot;
   hot.max_new_tokens = 20;
@@ -81,18 +90,90 @@ TEST_F(Sampler, TopOneEqualsGreedyAndSeedFixesSample) {
   EXPECT_EQ(sample(*model_, prompt_, hot, g1), a);
 }
 
-TEST_F(Sampler, TopKDrawsStayAmongTheKBest) {
+// The nucleus by hand: the most likely ids (after temperature) whose probabilities, before each,
+// sum to less than top_p, with those probabilities renormalised.
+std::map<std::int64_t, double> nucleus(const at::Tensor& logits, double temperature, double top_p) {
+  const auto [probabilities, ids] = at::softmax(logits / temperature, 0).sort(0, /*descending=*/true);
+  std::map<std::int64_t, double> kept;
+  double before = 0;
+  for (std::int64_t i = 0; i < probabilities.size(0) && before < top_p; ++i) {
+    kept[ids[i].item<std::int64_t>()] = probabilities[i].item<double>();
+    before += probabilities[i].item<double>();
+  }
+  for (auto& [id, probability] : kept) probability /= before;
+  return kept;
+}
+
+// Top-k draws stay among the k best; with top-p too, within the nucleus of those k.
+TEST_F(Sampler, TopKDrawsStayAmongTheKBestAndTopPInTheirNucleus) {
+  for (const double top_p : {1.0, 0.6}) {
+    SamplingOptions options;
+    options.max_new_tokens = 15;
+    options.top_k = 3;
+    options.top_p = top_p;
+    options.temperature = 5.0;
+    options.seed = 3;
+    std::vector<std::int64_t> tokens = prompt_;
+    for (std::int64_t id : sample(*model_, prompt_, options)) {
+      const auto [best, best_ids] = next_logits(*model_, tokens).topk(3);
+      std::set<std::int64_t> allowed;  // as vocabulary ids
+      for (const auto& [position, probability] : nucleus(best, 5.0, top_p)) {
+        allowed.insert(best_ids[position].item<std::int64_t>());
+      }
+      EXPECT_TRUE(allowed.contains(id)) << id << " top_p " << top_p;
+      tokens.push_back(id);
+    }
+  }
+}
+
+TEST_F(Sampler, TopPDrawsFromTheRenormalisedNucleus) {
   SamplingOptions options;
-  options.max_new_tokens = 15;
-  options.top_k = 3;
-  options.temperature = 5.0;
-  options.seed = 3;
-  const std::vector<std::int64_t> generated = sample(*model_, prompt_, options);
-  std::vector<std::int64_t> tokens = prompt_;
-  for (std::int64_t id : generated) {
-    const at::Tensor best = std::get<1>(next_logits(*model_, tokens).topk(3));
-    EXPECT_TRUE((best == id).any().item<bool>()) << id;
-    tokens.push_back(id);
+  options.max_new_tokens = 1;
+  options.temperature = 4.0;
+  options.top_p = 0.5;
+  const std::map<std::int64_t, double> expected = nucleus(next_logits(*model_, prompt_), 4.0, 0.5);
+  ASSERT_GE(expected.size(), 4u) << "the test wants a nucleus of several ids";
+  ASSERT_LT(expected.size(), 40u) << "and a cut";
+  constexpr int kDraws = 3000;
+  std::map<std::int64_t, int> drawn;
+  for (int seed = 0; seed < kDraws; ++seed) {
+    options.seed = static_cast<std::uint64_t>(seed);
+    const std::int64_t id = sample(*model_, prompt_, options).at(0);
+    ASSERT_TRUE(expected.contains(id)) << id << " is outside the nucleus";
+    ++drawn[id];
+  }
+  for (const auto& [id, probability] : expected) {
+    const double sigma = std::sqrt(probability * (1 - probability) / kDraws);
+    EXPECT_NEAR(static_cast<double>(drawn[id]) / kDraws, probability, 5 * sigma) << id;
+  }
+}
+
+TEST_F(Sampler, RepetitionPenaltyLowersEveryIdAlreadySeen) {
+  for (const Decoding decoding : {Decoding::kGreedy, Decoding::kSample}) {
+    SamplingOptions options;
+    options.decoding = decoding;
+    options.max_new_tokens = 12;
+    options.temperature = 1.5;
+    options.repetition_penalty = 1.8;
+    options.seed = 5;
+    const std::vector<std::int64_t> generated = sample(*model_, prompt_, options);
+
+    at::Generator generator = at::make_generator<at::CPUGeneratorImpl>(5);
+    std::vector<std::int64_t> tokens = prompt_;
+    for (std::size_t step = 0; step < generated.size(); ++step) {
+      at::Tensor logits = next_logits(*model_, tokens).to(at::kFloat);
+      for (std::int64_t id : std::set<std::int64_t>(tokens.begin(), tokens.end())) {
+        const float value = logits[id].item<float>();
+        logits[id] = value > 0 ? value / 1.8f : value * 1.8f;
+      }
+      tokens.push_back(decoding == Decoding::kGreedy
+                           ? logits.argmax().item<std::int64_t>()
+                           : at::multinomial(at::softmax(logits / 1.5, 0), 1, false, generator).item<std::int64_t>());
+    }
+    EXPECT_EQ(generated, std::vector<std::int64_t>(tokens.begin() + 3, tokens.end()))
+        << (decoding == Decoding::kGreedy ? "greedy" : "sampled");
+    options.repetition_penalty = 1.0;
+    EXPECT_NE(sample(*model_, prompt_, options), generated) << "the test wants a penalty that changes the text";
   }
 }
 
@@ -113,6 +194,15 @@ TEST_F(Sampler, RejectsBadRequestsAndRestoresMode) {
   EXPECT_THROW(sample(*model_, {1, 50}, options), UsageError);
   options.temperature = 0.0;
   EXPECT_THROW(sample(*model_, prompt_, options), UsageError);
+  options.temperature = 1.0;
+  for (double top_p : {0.0, -0.5, 1.5}) {
+    options.top_p = top_p;
+    EXPECT_THROW(sample(*model_, prompt_, options), UsageError) << top_p;
+  }
+  options.top_p = 1.0;
+  options.repetition_penalty = 0.0;
+  EXPECT_THROW(sample(*model_, prompt_, options), UsageError);
+  options.repetition_penalty = 1.0;
 
   model_->train();
   options.temperature = 1.0;

@@ -3,16 +3,22 @@
 // fixtures/expected.json), the loss mask is 1 exactly on assistant content and its end-of-turn
 // token, forged special-token strings in content stay text, and bad roles, templates and
 // tokenizers without the template's tokens are UsageErrors naming what is wrong; a generation
-// prompt ends with the assistant's header.
+// prompt ends with the assistant's header; the templates' Jinja spelling, which `ckpt export`
+// writes, renders in transformers as Albion renders.
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
 #include <span>
 
 #include "runtime/base/error.h"
 #include "runtime/tokenizers/chat_template.h"
 #include "runtime/tokenizers/hf_tokenizer_json.h"
 #include "tests/runtime/tokenizers/fixtures.h"
+#include "tests/support/run_command.h"
+#include "tests/support/temp_dir.h"
 #include "tests/support/tiny_bpe.h"
 
 namespace albion::tokenizers {
@@ -106,6 +112,55 @@ INSTANTIATE_TEST_SUITE_P(
       std::replace(name.begin(), name.end(), '.', '_');
       return name;
     });
+
+// The Jinja `ckpt export` writes into tokenizer_config.json, applied by transformers'
+// apply_chat_template and encoded: the ids Albion renders, with and without a system message and a
+// generation prompt. (Without the forged special-token strings: transformers reads those as
+// control tokens, Albion as text.)
+TEST_P(Chat, TransformersRendersTheExportedJinjaAsAlbionDoes) {
+  const std::string python = ALBION_PYTHON;
+  if (!testing_support::python_imports(python, "transformers")) {
+    GTEST_SKIP() << "no " << python << " with the `transformers` package";
+  }
+  std::vector<ChatMessage> with_system = fixture_messages();
+  with_system[3].content = "  And Anne? ";
+  const std::vector<ChatMessage> without_system(with_system.begin() + 1, with_system.end());
+  testing_support::TempDir dir;
+  std::filesystem::copy(GetParam().spec.substr(3), dir / "tokenizer.json");
+  const nlohmann::json config = {{"chat_template", hugging_face_chat_template(GetParam().chat_template)},
+                                 {"eos_token", end_of_turn_token(GetParam().chat_template)},
+                                 {"tokenizer_class", "PreTrainedTokenizerFast"}};
+  std::ofstream(dir / "tokenizer_config.json") << config.dump();
+  nlohmann::json conversations = nlohmann::json::array();
+  for (const auto& messages : {with_system, without_system}) {
+    nlohmann::json one = nlohmann::json::array();
+    for (const ChatMessage& m : messages) one.push_back({{"role", m.role}, {"content", m.content}});
+    conversations.push_back(one);
+  }
+  std::ofstream(dir / "conversations.json") << conversations.dump();
+  std::ofstream(dir / "render.py") << R"PY(
+import json, sys, transformers
+tok = transformers.AutoTokenizer.from_pretrained(sys.argv[1])
+out = []
+for messages in json.load(open(sys.argv[1] + "/conversations.json")):
+    for prompt in (False, True):
+        text = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=prompt)
+        out.append(tok.encode(text, add_special_tokens=False))
+print("ids", json.dumps(out))
+)PY";
+  const auto [status, output] = testing_support::run_command(python + " " + (dir / "render.py") + " " + dir.path());
+  ASSERT_EQ(status, 0) << output;
+  const std::size_t at = output.rfind("ids ");
+  ASSERT_NE(at, std::string::npos) << output;
+  const auto transformers_ids = nlohmann::json::parse(output.substr(at + 4)).get<std::vector<std::vector<TokenId>>>();
+  const auto tok = load_tokenizer(GetParam().spec);
+  std::vector<std::vector<TokenId>> albion_ids;
+  for (const auto& messages : {with_system, without_system}) {
+    albion_ids.push_back(render_chat(*tok, GetParam().chat_template, messages).ids);
+    albion_ids.push_back(render_generation_prompt(*tok, GetParam().chat_template, messages).ids);
+  }
+  EXPECT_EQ(transformers_ids, albion_ids);
+}
 
 // Llama 3.1's template writes its system turn, the dated preamble, also when the conversation has
 // no system message; and the preamble is never trained on.

@@ -53,8 +53,9 @@ constexpr const char* kDescription =
     "Score the model in a checkpoint on a prepared token dataset: the mean next-token loss and the\n"
     "perplexity over every window of a split (the dataset's loss mask applies, so a chat dataset\n"
     "scores the answers only). CKPT is a step-N directory, or a checkpoint directory (its newest\n"
-    "checkpoint is used). The dataset must use the model's tokenizer. Window length and batch size\n"
-    "default to the recipe's train.seq_len and train.micro_batch. The weights are decrypted into\n"
+    "checkpoint is used). The dataset must use the model's tokenizer. Window length, batch size and\n"
+    "packing default to the recipe's train.seq_len, train.micro_batch, data.packing and\n"
+    "data.document_masking, so the windows are those it trained on. The weights are decrypted into\n"
     "memory only; the load is recorded in the run's audit log. Under 'albion launch -n N' the model\n"
     "is cut over --tensor T ranks (each reads only its part of the weights) and the N/T replicas\n"
     "share the batches. Example: albion launch -n 8 -- eval runs/x/checkpoints --dataset D --tensor 8\n"
@@ -62,7 +63,8 @@ constexpr const char* kDescription =
     "CKPT may also be a Hugging Face model directory (config.json and model.safetensors), to score the\n"
     "published model before fine-tuning it: windows of 256 tokens (at most its context) in batches of\n"
     "8 by default, from the split's stream. If the directory holds its tokenizer, the dataset must\n"
-    "have been prepared with it.";
+    "have been prepared with it. To score it on the windows a fine-tune trained on, pass that run's\n"
+    "--packing and --document-masking.";
 
 struct EvalOptions {
   std::string checkpoint;
@@ -73,6 +75,8 @@ struct EvalOptions {
   std::optional<std::int64_t> seq_len;
   std::optional<std::int64_t> micro_batch;
   std::optional<std::int64_t> batches;
+  std::optional<std::string> packing;
+  std::optional<bool> document_masking;
   std::string device = "auto";
   std::string audit;
   std::int64_t tensor = 1;
@@ -94,6 +98,12 @@ po::options_description eval_options(EvalOptions& o) {
        "windows per forward pass (default: train.micro_batch)")
       ("batches", po::value<std::int64_t>()->value_name("N")->notifier([&o](std::int64_t v) { o.batches = v; }),
        "score only the first N batches (default: the whole split)")
+      ("packing", po::value<std::string>()->value_name("MODE")->notifier([&o](const std::string& v) { o.packing = v; }),
+       "stream (windows of the split's token stream) or documents (whole documents per window, padded); "
+       "default: the checkpoint's data.packing, stream for a Hugging Face directory")
+      ("document-masking", po::value<bool>()->value_name("BOOL")->notifier([&o](bool v) { o.document_masking = v; }),
+       "attend within each document only (default: the checkpoint's data.document_masking, false for a Hugging "
+       "Face directory)")
       ("device", po::value(&o.device)->value_name("DEVICE"), "auto (CUDA when present), cpu or cuda")
       ("tensor", po::value(&o.tensor)->value_name("T"), "ranks each copy of the model is cut over (albion launch)")
       ("audit", po::value(&o.audit)->value_name("LOG"), "audit log (default: the run's, beside its checkpoints)")
@@ -217,9 +227,9 @@ int evaluate(const EvalOptions& o, const ProcessEnvironment& env, const EvalInpu
   loader_options.shuffle = false;
   loader_options.device = device;
   loader_options.key_spec = o.data_key;
-  // Scored as it trained.
-  loader_options.pack_documents = recipe.data.packs_documents();
-  loader_options.document_positions = recipe.data.document_masking;
+  // Scored as it trained, unless told otherwise (to score a published model as its fine-tune is).
+  loader_options.pack_documents = o.packing ? *o.packing == "documents" : recipe.data.packs_documents();
+  loader_options.document_positions = o.document_masking.value_or(recipe.data.document_masking);
   data::TokenLoader loader(loader_options);
 
   const auto full_batches = static_cast<std::int64_t>(loader.steps_per_epoch());
@@ -264,13 +274,17 @@ int evaluate(const EvalOptions& o, const ProcessEnvironment& env, const EvalInpu
     const nlohmann::json out = {{in.published ? "model" : "checkpoint", path.string()}, {"dataset", o.dataset},
                                 {"split", o.split},                {"windows", result.windows},
                                 {"seq_len", loader_options.seq_len}, {"scored_tokens", result.scored},
-                                {"loss", result.loss},             {"perplexity", perplexity}};
+                                {"loss", result.loss},             {"perplexity", perplexity},
+                                {"packing", loader_options.pack_documents ? "documents" : "stream"},
+                                {"document_masking", loader_options.document_positions}};
     std::cout << out.dump() << "\n";
   } else {
     std::ostringstream line;
     line << std::fixed << std::setprecision(4) << o.split << ": loss " << result.loss << ", perplexity "
          << std::setprecision(2) << perplexity << " over " << result.scored << " scored tokens (" << result.windows
-         << " windows of " << loader_options.seq_len << ")";
+         << " windows of " << loader_options.seq_len
+         << (loader_options.pack_documents ? ", whole documents" : "")
+         << (loader_options.document_positions ? ", attended within each" : "") << ")";
     std::cout << line.str() << "\n";
   }
   if (batches < full_batches) {
@@ -296,6 +310,8 @@ std::optional<EvalOptions> parse_eval_command(const CommandArgs& args) {
                   o.micro_batch.value_or(0));
   ALBION_CHECK_AS(UsageError, !o.batches || *o.batches > 0, "eval: --batches must be positive, got ",
                   o.batches.value_or(0));
+  ALBION_CHECK_AS(UsageError, !o.packing || *o.packing == "stream" || *o.packing == "documents",
+                  "eval: --packing must be stream or documents, got '", o.packing.value_or(""), "'");
   return o;
 }
 

@@ -517,8 +517,10 @@ TEST_F(CkptCliFlow, GenerateNamesTheChatTemplateTheModelWasTrainedIn) {
 }
 
 // `ckpt export` writes a whole model directory: beside the weights, the files of the tokenizer the
-// run trained with, under transformers' names. `generate` and `eval` of that directory then draw
-// and score exactly as of the checkpoint, with no key and no --tokenizer; a tokenizer whose files
+// run trained with, under transformers' names, and generation_config.json with the recipe's
+// sampling. `generate` and `eval` of that directory then draw and score exactly as of the
+// checkpoint, with no key and no --tokenizer (eval also on packed documents); the directory's
+// generation_config.json sets the sampling and the end of the text; a tokenizer whose files
 // changed after training is left out rather than exported wrong.
 TEST_F(CkptCliFlow, AnExportHoldsItsTokenizerAndRunsAsItsCheckpoint) {
   const std::string fixtures = str_cat(ALBION_SOURCE_DIR, "/tests/runtime/tokenizers/fixtures");
@@ -551,12 +553,23 @@ TEST_F(CkptCliFlow, AnExportHoldsItsTokenizerAndRunsAsItsCheckpoint) {
     ASSERT_EQ(of_checkpoint.exit_code, 0) << c.name;
     ASSERT_GT(of_checkpoint.output.size(), 9u) << c.name;
     EXPECT_EQ(run_albion("generate " + exported + drawing).output, of_checkpoint.output) << c.name;
-    const std::string scoring = " --dataset " + (dir / ("data-" + c.name)).string() + " --seq-len 32 --micro-batch 2 "
-                                "--json 2>/dev/null | cat";
-    const std::optional<nlohmann::json> scored = printed_json(run_albion("eval " + checkpoints + key + scoring).output);
-    const std::optional<nlohmann::json> scored_export = printed_json(run_albion("eval " + exported + scoring).output);
-    ASSERT_TRUE(scored.has_value() && scored_export.has_value()) << c.name;
-    EXPECT_EQ((*scored_export)["loss"], (*scored)["loss"]) << c.name;
+    // Scored on the stream's windows, and on whole documents attended within each.
+    const auto score = [&](const std::string& model, const std::string& options) {
+      const std::optional<nlohmann::json> result =
+          printed_json(run_albion("eval " + model + " --dataset " + (dir / ("data-" + c.name)).string() +
+                                  " --seq-len 32 --micro-batch 2 --json" + options + " 2>/dev/null | cat")
+                           .output);
+      return result.value_or(nlohmann::json::object());
+    };
+    const nlohmann::json stream = score(checkpoints + key, "");
+    ASSERT_TRUE(stream.contains("loss")) << c.name;
+    EXPECT_EQ(score(exported, "")["loss"], stream["loss"]) << c.name;
+    const std::string packed = " --packing documents --document-masking true";
+    const nlohmann::json documents = score(checkpoints + key, packed);
+    EXPECT_EQ(documents["packing"], "documents") << documents.dump();
+    EXPECT_EQ(documents["document_masking"], true) << documents.dump();
+    EXPECT_EQ(score(exported, packed)["loss"], documents["loss"]) << c.name;
+    EXPECT_NE(documents["loss"], stream["loss"]) << c.name;
 
     const Outcome other = run_albion("generate " + exported + " --tokenizer byte --prompt hi");
     EXPECT_EQ(other.exit_code, 2) << c.name << ": " << other.output;

@@ -294,21 +294,23 @@ Loaded load_audited(const fs::path& path, const GenerateOptions& o, const c10::D
   return loaded;
 }
 
-// The sampling a Hugging Face directory's generation_config.json sets, if it has one, as the
-// defaults in `loaded`.
-void take_authors_sampling(const fs::path& directory, const models::ModelConfig& config, Loaded& loaded,
-                           bool printing) {
-  const std::optional<PublishedSampling> authors = published_sampling(directory);
-  if (!authors) return;
-  loaded.sampling_from = (directory / "generation_config.json").string();
+// How a Hugging Face directory's authors generate with its model: the ids that end a text, and
+// the sampling of its generation_config.json, if it has one, as the defaults in `loaded`.
+void take_authors_generation(const fs::path& directory, const models::ModelConfig& config, Loaded& loaded,
+                             bool printing) {
+  const PublishedGeneration generation = published_generation(directory);
+  loaded.end_ids = generation.end_ids;
+  if (!generation.sampling) return;
+  const PublishedSampling& authors = *generation.sampling;
+  loaded.sampling_from = generation.sampling_file;
   // transformers' top_k 0 is no cut, Albion's greedy.
-  loaded.recipe.eval.top_k = !authors->sample ? 0 : authors->top_k == 0 ? config.vocab_size : authors->top_k;
-  loaded.recipe.eval.top_p = authors->top_p;
-  loaded.recipe.eval.temperature = authors->temperature;
-  loaded.repetition_penalty = authors->repetition_penalty;
-  if (printing && !authors->not_applied.empty()) {
+  loaded.recipe.eval.top_k = !authors.sample ? 0 : authors.top_k == 0 ? config.vocab_size : authors.top_k;
+  loaded.recipe.eval.top_p = authors.top_p;
+  loaded.recipe.eval.temperature = authors.temperature;
+  loaded.repetition_penalty = authors.repetition_penalty;
+  if (printing && !authors.not_applied.empty()) {
     std::string names;
-    for (const std::string& name : authors->not_applied) names += (names.empty() ? "" : ", ") + name;
+    for (const std::string& name : authors.not_applied) names += (names.empty() ? "" : ", ") + name;
     log::warning("generate: ", loaded.sampling_from, " sets ", names,
                  ", which Albion's sampler does not apply: the text is drawn without");
   }
@@ -332,8 +334,7 @@ Loaded load_published(const fs::path& directory, const GenerateOptions& o, const
     const models::ModelConfig config = published_model_config(directory, degree, "generate", ranks.printing());
     models::check_tensor_parallel_degree(config, degree, "generate: the job's rank count");
     check_vocabulary(*loaded.tokenizer, config);
-    loaded.end_ids = published_end_ids(directory);
-    take_authors_sampling(directory, config, loaded, ranks.printing());
+    take_authors_generation(directory, config, loaded, ranks.printing());
     loaded.bf16 = train::runs_bf16_autocast(loaded.recipe, device);
     loaded.model = load_published_model(directory, config, device, ranks.tensor, loaded.bf16);
   });

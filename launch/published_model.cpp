@@ -76,30 +76,6 @@ std::shared_ptr<models::CausalLm> load_published_model(const fs::path& directory
   return model;
 }
 
-std::vector<std::int64_t> published_end_ids(const fs::path& directory) {
-  for (const char* name : {"generation_config.json", "config.json"}) {
-    const fs::path path = directory / name;
-    if (!fs::is_regular_file(path)) continue;
-    const nlohmann::json json = read_json(path);
-    ALBION_CHECK_AS(UsageError, json.is_object(), path.string(), ": not a JSON object");
-    const auto it = json.find("eos_token_id");
-    if (it == json.end() || it->is_null()) continue;
-    const auto id = [&](const nlohmann::json& value) {
-      ALBION_CHECK_AS(UsageError, value.is_number_integer() && value.get<std::int64_t>() >= 0, path.string(),
-                      ": eos_token_id must be a token id or a list of them, got ", it->dump());
-      return value.get<std::int64_t>();
-    };
-    std::vector<std::int64_t> ids;
-    if (it->is_array()) {
-      for (const nlohmann::json& value : *it) ids.push_back(id(value));
-    } else {
-      ids.push_back(id(*it));
-    }
-    return ids;
-  }
-  return {};
-}
-
 std::optional<std::string> published_chat_template(const fs::path& directory) {
   const fs::path path = directory / "tokenizer_config.json";
   if (!fs::is_regular_file(path)) return std::nullopt;
@@ -112,11 +88,35 @@ std::optional<std::string> published_chat_template(const fs::path& directory) {
   return "";
 }
 
-std::optional<PublishedSampling> published_sampling(const fs::path& directory) {
-  const fs::path path = directory / "generation_config.json";
-  if (!fs::is_regular_file(path)) return std::nullopt;
-  const nlohmann::json json = read_json(path);
+namespace {
+
+// A JSON object file; UsageError naming it otherwise.
+nlohmann::json read_json_object(const fs::path& path) {
+  nlohmann::json json = read_json(path);
   ALBION_CHECK_AS(UsageError, json.is_object(), path.string(), ": not a JSON object");
+  return json;
+}
+
+// eos_token_id of `json` (read from `path`): none when unset.
+std::vector<std::int64_t> end_ids_in(const nlohmann::json& json, const fs::path& path) {
+  const auto it = json.find("eos_token_id");
+  if (it == json.end() || it->is_null()) return {};
+  const auto id = [&](const nlohmann::json& value) {
+    ALBION_CHECK_AS(UsageError, value.is_number_integer() && value.get<std::int64_t>() >= 0, path.string(),
+                    ": eos_token_id must be a token id or a list of them, got ", it->dump());
+    return value.get<std::int64_t>();
+  };
+  std::vector<std::int64_t> ids;
+  if (it->is_array()) {
+    for (const nlohmann::json& value : *it) ids.push_back(id(value));
+  } else {
+    ids.push_back(id(*it));
+  }
+  return ids;
+}
+
+// The sampling `json` (generation_config.json, read from `path`) sets, as transformers reads it.
+PublishedSampling sampling_in(const nlohmann::json& json, const fs::path& path) {
   PublishedSampling sampling;
   // The value of `key` if set (not null), checked by `fits`, which says what it must be.
   const auto read = [&]<typename T>(const char* key, T& value, bool (*fits)(const nlohmann::json&), const char* must) {
@@ -137,9 +137,9 @@ std::optional<PublishedSampling> published_sampling(const fs::path& directory) {
        [](const nlohmann::json& v) { return v.is_number() && v.get<double>() > 0; }, "positive");
   // Each with the value at which it does nothing.
   const std::vector<std::pair<const char*, double>> others = {
-      {"num_beams", 1},         {"min_p", 0},         {"typical_p", 1},          {"epsilon_cutoff", 0},
-      {"eta_cutoff", 0},        {"no_repeat_ngram_size", 0}, {"encoder_repetition_penalty", 1},
-      {"diversity_penalty", 0}, {"penalty_alpha", 0}};
+      {"num_beams", 1},  {"min_p", 0},      {"typical_p", 1},
+      {"epsilon_cutoff", 0}, {"eta_cutoff", 0}, {"no_repeat_ngram_size", 0},
+      {"encoder_repetition_penalty", 1}, {"diversity_penalty", 0}, {"penalty_alpha", 0}};
   for (const auto& [key, inert] : others) {
     const auto it = json.find(key);
     if (it != json.end() && !it->is_null() && !(it->is_number() && it->get<double>() == inert)) {
@@ -147,6 +147,22 @@ std::optional<PublishedSampling> published_sampling(const fs::path& directory) {
     }
   }
   return sampling;
+}
+
+}  // namespace
+
+PublishedGeneration published_generation(const fs::path& directory) {
+  PublishedGeneration generation;
+  if (const fs::path path = directory / "generation_config.json"; fs::is_regular_file(path)) {
+    const nlohmann::json json = read_json_object(path);
+    generation.end_ids = end_ids_in(json, path);
+    generation.sampling = sampling_in(json, path);
+    generation.sampling_file = path.string();
+  }
+  if (const fs::path path = directory / "config.json"; generation.end_ids.empty() && fs::is_regular_file(path)) {
+    generation.end_ids = end_ids_in(read_json_object(path), path);
+  }
+  return generation;
 }
 
 void load_on_every_rank(checkpoint::RankGroup* ranks, const std::function<void()>& load) {

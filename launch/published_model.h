@@ -50,10 +50,6 @@ std::shared_ptr<models::CausalLm> load_published_model(const std::filesystem::pa
                                                        std::shared_ptr<collectives::Communicator> tensor_group,
                                                        bool bf16);
 
-// The ids that end a generation as the model's authors set them: eos_token_id (one id or a list) of
-// generation_config.json, else of config.json; none when neither sets it.
-std::vector<std::int64_t> published_end_ids(const std::filesystem::path& directory);
-
 // Whether `directory`'s tokenizer_config.json has a chat template: nullopt if not; else the name
 // of the Albion template it spells exactly (as `ckpt export` writes a chat fine-tune's), or "" for
 // another.
@@ -72,9 +68,17 @@ struct PublishedSampling {
   // min_p, ...), by name.
   std::vector<std::string> not_applied;
 };
-// nullopt without generation_config.json; UsageError naming the file and key for a value of the
-// wrong type or out of range.
-std::optional<PublishedSampling> published_sampling(const std::filesystem::path& directory);
+
+// How the model's authors generate with it.
+struct PublishedGeneration {
+  // The ids that end a text: eos_token_id (one id or a list) of generation_config.json, else of
+  // config.json; none when neither sets it.
+  std::vector<std::int64_t> end_ids;
+  std::optional<PublishedSampling> sampling;  // nullopt without generation_config.json
+  std::string sampling_file;                  // generation_config.json's path, where there is one
+};
+// UsageError naming the file and key for a value of the wrong type or out of range.
+PublishedGeneration published_generation(const std::filesystem::path& directory);
 
 // Runs `load`, which reads the model and what goes with it. In a job (`ranks` not null; collective)
 // the ranks agree on the outcome, so a failure on any rank is one error for the job, which rank 0

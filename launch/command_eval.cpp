@@ -24,6 +24,7 @@
 #include <optional>
 #include <sstream>
 
+#include "checkpoint/format/checkpoint_directory.h"
 #include "checkpoint/keys/key_provider.h"
 #include "kernels/common/autocast_scope.h"
 #include "launch/audited_checkpoint.h"
@@ -58,7 +59,9 @@ constexpr const char* kDescription =
     "data.document_masking, so the windows are those it trained on. The weights are decrypted into\n"
     "memory only; the load is recorded in the run's audit log. Under 'albion launch -n N' the model\n"
     "is cut over --tensor T ranks (each reads only its part of the weights) and the N/T replicas\n"
-    "share the batches. Example: albion launch -n 8 -- eval runs/x/checkpoints --dataset D --tensor 8\n"
+    "share the batches. With --every, each committed checkpoint of the directory is scored in turn\n"
+    "(each load audited) and the one with the lowest loss named: which step to keep, judged on a\n"
+    "held-out set. Example: albion launch -n 8 -- eval runs/x/checkpoints --dataset D --tensor 8\n"
     "\n"
     "CKPT may also be a Hugging Face model directory (config.json and model.safetensors), to score the\n"
     "published model before fine-tuning it: windows of 256 tokens (at most its context) in batches of\n"
@@ -77,6 +80,7 @@ struct EvalOptions {
   std::optional<std::int64_t> batches;
   std::optional<std::string> packing;
   std::optional<bool> document_masking;
+  bool every = false;
   std::string device = "auto";
   std::string audit;
   std::int64_t tensor = 1;
@@ -104,6 +108,8 @@ po::options_description eval_options(EvalOptions& o) {
       ("document-masking", po::value<bool>()->value_name("BOOL")->notifier([&o](bool v) { o.document_masking = v; }),
        "attend within each document only (default: the checkpoint's data.document_masking, false for a Hugging "
        "Face directory)")
+      ("every", po::bool_switch(&o.every),
+       "score each committed checkpoint of the checkpoint directory CKPT, oldest first, and name the best")
       ("device", po::value(&o.device)->value_name("DEVICE"), "auto (CUDA when present), cpu or cuda")
       ("tensor", po::value(&o.tensor)->value_name("T"), "ranks each copy of the model is cut over (albion launch)")
       ("audit", po::value(&o.audit)->value_name("LOG"), "audit log (default: the run's, beside its checkpoints)")
@@ -122,16 +128,32 @@ struct EvalRanks {
 
 // What the options name, found (or refused) before any rank starts MPI.
 struct EvalInputs {
-  fs::path checkpoint;
-  bool published = false;  // `checkpoint` is a Hugging Face model directory
+  std::vector<fs::path> checkpoints;  // one, or with --every each of a directory's, oldest first
+  bool published = false;             // the one is a Hugging Face model directory
   c10::Device device = at::kCPU;
   data::DatasetManifest manifest;
 };
 
+// The checkpoints CKPT names: a Hugging Face directory, or a checkpoint, or with --every each
+// committed one of a checkpoint directory.
+std::vector<fs::path> checkpoints_named(const EvalOptions& o, bool published) {
+  if (!o.every) return {published ? fs::path(o.checkpoint) : resolve_checkpoint(o.checkpoint, "eval")};
+  const std::string one_model =
+      str_cat("eval: --every scores each checkpoint of a checkpoint directory, but ", o.checkpoint, " holds one model");
+  ALBION_CHECK_AS(UsageError, !published, one_model);
+  const fs::path directory = resolve_checkpoint(o.checkpoint, "eval").parent_path();  // refuses what holds none
+  ALBION_CHECK_AS(UsageError, fs::equivalent(directory, o.checkpoint), one_model);
+  std::vector<fs::path> checkpoints;
+  for (const checkpoint::CommittedCheckpoint& committed : checkpoint::list_checkpoints(directory)) {
+    checkpoints.push_back(committed.path);
+  }
+  return checkpoints;
+}
+
 EvalInputs find_inputs(const EvalOptions& o, const ProcessEnvironment& env) {
   EvalInputs in;
   in.published = models::holds_hugging_face_model(o.checkpoint);
-  in.checkpoint = in.published ? fs::path(o.checkpoint) : resolve_checkpoint(o.checkpoint, "eval");
+  in.checkpoints = checkpoints_named(o, in.published);
   in.device = runtime::choose_device(o.device, env.local_rank, "eval: --device");
   std::unique_ptr<checkpoint::KeyProvider> data_key;
   if (!o.data_key.empty()) data_key = checkpoint::open_key_provider(o.data_key);
@@ -171,15 +193,24 @@ void check_published_tokenizer(const fs::path& directory, const EvalOptions& o, 
 std::shared_ptr<models::CausalLm> open_published_model(const EvalOptions& o, const EvalInputs& in,
                                                        const EvalRanks& ranks, config::Recipe& recipe, bool bf16,
                                                        bool printing) {
-  const models::ModelConfig config = published_model_config(in.checkpoint, o.tensor, "eval", printing);
-  check_published_tokenizer(in.checkpoint, o, in.manifest, printing);
+  const fs::path& directory = in.checkpoints.front();
+  const models::ModelConfig config = published_model_config(directory, o.tensor, "eval", printing);
+  check_published_tokenizer(directory, o, in.manifest, printing);
   recipe.train.seq_len = std::min(recipe.train.seq_len, config.context_length);
   check_model_fits(o, in.manifest, config, recipe.train.seq_len);
-  return load_published_model(in.checkpoint, config, in.device, ranks.tensor, bf16);
+  return load_published_model(directory, config, in.device, ranks.tensor, bf16);
 }
 
-int evaluate(const EvalOptions& o, const ProcessEnvironment& env, const EvalInputs& in, const EvalRanks& ranks) {
-  const fs::path& path = in.checkpoint;
+// One model's score: its loss, and a checkpoint's step (-1 for a Hugging Face directory).
+struct Scored {
+  double loss = 0;
+  std::int64_t step = -1;
+};
+
+// Scores the model at `path` (one of in.checkpoints) and prints the result on rank 0.
+Scored evaluate(const EvalOptions& o, const ProcessEnvironment& env, const EvalInputs& in, const fs::path& path,
+                const EvalRanks& ranks) {
+  Scored scored;
   const c10::Device& device = in.device;
   const data::DatasetManifest& manifest = in.manifest;
   const bool printing = env.world_rank == 0;
@@ -201,6 +232,7 @@ int evaluate(const EvalOptions& o, const ProcessEnvironment& env, const EvalInpu
                       " was prepared with tokenizer ", manifest.tokenizer_spec,
                       ", not the one the model was trained with (", recorded.spec, ")");
     }
+    scored.step = static_cast<std::int64_t>(reader.manifest().header.step);
     const CheckpointModel stored = describe_checkpoint_model(reader);
     check_model_fits(o, manifest, stored.config, stored.recipe.train.seq_len);  // before the weights are decrypted
     recipe = stored.recipe;
@@ -268,18 +300,21 @@ int evaluate(const EvalOptions& o, const ProcessEnvironment& env, const EvalInpu
     if (bar) bar->finish();
   }
   const train::LossScore::Totals result = ranks.data ? score.totals_over(*ranks.data) : score.totals();
-  if (!printing) return 0;
+  scored.loss = result.loss;
+  if (!printing) return scored;
   const double perplexity = std::exp(result.loss);
   if (o.json) {
-    const nlohmann::json out = {{in.published ? "model" : "checkpoint", path.string()}, {"dataset", o.dataset},
+    nlohmann::json out = {{in.published ? "model" : "checkpoint", path.string()}, {"dataset", o.dataset},
                                 {"split", o.split},                {"windows", result.windows},
                                 {"seq_len", loader_options.seq_len}, {"scored_tokens", result.scored},
                                 {"loss", result.loss},             {"perplexity", perplexity},
                                 {"packing", loader_options.pack_documents ? "documents" : "stream"},
                                 {"document_masking", loader_options.document_positions}};
+    if (scored.step >= 0) out["step"] = scored.step;
     std::cout << out.dump() << "\n";
   } else {
     std::ostringstream line;
+    if (o.every) line << "step " << scored.step << " ";
     line << std::fixed << std::setprecision(4) << o.split << ": loss " << result.loss << ", perplexity "
          << std::setprecision(2) << perplexity << " over " << result.scored << " scored tokens (" << result.windows
          << " windows of " << loader_options.seq_len
@@ -289,6 +324,20 @@ int evaluate(const EvalOptions& o, const ProcessEnvironment& env, const EvalInpu
   }
   if (batches < full_batches) {
     log::info("eval: scored the first ", batches, " of the split's ", full_batches, " batches (--batches)");
+  }
+  return scored;
+}
+
+// Every checkpoint in.checkpoints names, in order; with --every, rank 0 then names the best.
+int evaluate_each(const EvalOptions& o, const ProcessEnvironment& env, const EvalInputs& in, const EvalRanks& ranks) {
+  std::optional<Scored> best;
+  for (const fs::path& path : in.checkpoints) {
+    const Scored scored = evaluate(o, env, in, path, ranks);
+    if (!best || scored.loss < best->loss) best = scored;
+  }
+  if (o.every && env.world_rank == 0) {
+    log::info("eval: the lowest ", o.split, " loss, ", best->loss, ", is step ", best->step, "'s, of ",
+              in.checkpoints.size(), " checkpoint(s)");
   }
   return 0;
 }
@@ -326,7 +375,7 @@ void check_eval_command(const CommandArgs& args, int world_size) {
   if (asks_for_help(args)) return;  // the ranks print it
   const EvalOptions o = *parse_eval_command(args);
   check_tensor_degree(o, world_size);
-  if (!models::holds_hugging_face_model(o.checkpoint)) resolve_checkpoint(o.checkpoint, "eval");
+  checkpoints_named(o, models::holds_hugging_face_model(o.checkpoint));
   if (o.data_key.empty()) data::read_manifest(o.dataset, nullptr);
 }
 
@@ -336,14 +385,14 @@ int run_eval(const CommandArgs& args, const ProcessEnvironment& env) {
   const EvalOptions& o = *parsed;
   check_tensor_degree(o, env.world_size);
   const EvalInputs inputs = find_inputs(o, env);
-  if (env.world_size == 1) return evaluate(o, env, inputs, {});
+  if (env.world_size == 1) return evaluate_each(o, env, inputs, {});
   const auto tensor = static_cast<int>(o.tensor);
   auto on_rank = [&](checkpoint::RankGroup& job, const collectives::ProcessGroups& groups) {
     if (env.world_rank == 0) {
       log::info("eval on ", groups.world.size, " ranks over ", groups.backend, ": ", groups.mesh.data(),
                 " replica(s) of the model, each cut over ", tensor, " rank(s)");
     }
-    return evaluate(o, env, inputs, {&job, groups.data, tensor > 1 ? groups.tensor : nullptr});
+    return evaluate_each(o, env, inputs, {&job, groups.data, tensor > 1 ? groups.tensor : nullptr});
   };
   return run_inference_job(inputs.device, tensor, on_rank);
 }

@@ -727,6 +727,38 @@ TEST_F(CkptCliFlow, EvalScoresADatasetAsTheTrainersValidationDoes) {
                 .exit_code,
             3);
   expect_no_key_material(readable.output + sealed_scored.output + read_file(log), "eval");
+
+  // --every: each committed checkpoint (steps 2 and 4) as eval scores it alone, oldest first, and
+  // the best named; one audited load each. A step-N directory is one model, refused.
+  const std::string records_before = read_file(log);
+  const Outcome every = run_albion(eval + " --every --json");
+  ASSERT_EQ(every.exit_code, 0) << every.output;
+  std::vector<nlohmann::json> lines;
+  std::istringstream printed(every.output);
+  for (std::string line; std::getline(printed, line);) {
+    if (line.starts_with("{")) lines.push_back(nlohmann::json::parse(line));
+  }
+  ASSERT_EQ(lines.size(), 2u) << every.output;
+  EXPECT_EQ(lines[0]["step"], 2);
+  EXPECT_EQ(lines[1]["step"], 4);
+  EXPECT_EQ(lines[1]["loss"], whole["loss"]);
+  const nlohmann::json second = printed_json(run_albion("eval " + (dir / "uk" / "eval" / "checkpoints").string() +
+                                                        "/step-00000002 --key file:" + (dir / "kek").string() +
+                                                        " --dataset " + (dir / "data").string() + " --json")
+                                                 .output)
+                                    .value_or(nlohmann::json::object());
+  EXPECT_EQ(lines[0]["loss"], second["loss"]);
+  const int best = lines[0]["loss"].get<double>() < lines[1]["loss"].get<double>() ? 2 : 4;
+  EXPECT_NE(every.output.find(str_cat("is step ", best, "'s, of 2 checkpoint(s)")), std::string::npos) << every.output;
+  const std::string records_after = read_file(log);
+  EXPECT_EQ(std::count(records_after.begin(), records_after.end(), '\n') -
+                std::count(records_before.begin(), records_before.end(), '\n'),
+            3);  // --every's two loads, and step 2's alone
+  const Outcome one_model = run_albion("eval " + (dir / "uk" / "eval" / "checkpoints").string() +
+                                       "/step-00000004 --every --dataset " + (dir / "data").string());
+  EXPECT_EQ(one_model.exit_code, 2) << one_model.output;
+  EXPECT_NE(one_model.output.find("--every scores each checkpoint of a checkpoint directory"), std::string::npos)
+      << one_model.output;
 }
 
 

@@ -126,7 +126,7 @@ MaskedTokens render(const Tokenizer& tok, ChatTemplate chat_template, std::span<
     const TokenId begin = require_special(tok, "<|begin_of_text|>", name);
     const TokenId start_header = require_special(tok, "<|start_header_id|>", name);
     const TokenId end_header = require_special(tok, "<|end_header_id|>", name);
-    const TokenId eot = require_special(tok, "<|eot_id|>", name);
+    const TokenId eot = require_special(tok, end_of_turn_token(chat_template), name);
     r.special(begin, false);
     std::size_t first = 0;
     if (chat_template == ChatTemplate::kLlama31) {
@@ -157,7 +157,7 @@ MaskedTokens render(const Tokenizer& tok, ChatTemplate chat_template, std::span<
   } else {
     const char* name = chat_template == ChatTemplate::kChatML ? "chatml" : "qwen2.5";
     const TokenId start = require_special(tok, "<|im_start|>", name);
-    const TokenId end = require_special(tok, "<|im_end|>", name);
+    const TokenId end = require_special(tok, end_of_turn_token(chat_template), name);
     if (chat_template == ChatTemplate::kQwen25 && (messages.empty() || roles[0] != Role::kSystem)) {
       r.special(start, false);
       r.text("system\n", kQwenDefaultSystem, false);

@@ -7,7 +7,8 @@
 // Defaults come from the recipe stored in the checkpoint (eval.sample_prompt, sample_tokens,
 // top_k, temperature and run.seed), so that without options the command draws exactly the sample
 // the trainer printed at that step; the tokenizer is the one the checkpoint records. With --chat
-// the prompt is a user turn of a chat template and only the answer is printed.
+// the prompt is a user turn of a chat template and only the answer is printed; with --interactive
+// too the conversation goes on, a line of standard input per user turn.
 //
 // CKPT may also be a Hugging Face model directory (launch/published_model.h): the published model
 // a fine-tune starts from, to set its text beside the fine-tune's, or what `ckpt export` wrote.
@@ -17,6 +18,8 @@
 // Under `albion launch -n N` the model is cut over the N ranks, each reading only its part of the
 // weights: every rank draws the same tokens (the logits are gathered whole on each), rank 0 prints
 // them, and Ctrl-C stops them all at the same token (rank 0's signal, broadcast per token).
+#include <ATen/CPUGeneratorImpl.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -62,6 +65,9 @@ constexpr const char* kDescription =
     "autocast with its linear weights held in bf16, as the trainer samples. The load is recorded in\n"
     "the run's audit log. Under 'albion launch -n N' the model is cut over the N ranks (tensor\n"
     "parallelism, for a model too big for one device), each reading only its part of the weights.\n"
+    "With --chat and --interactive, a conversation: each line of standard input is a user turn,\n"
+    "answered with the conversation so far. Example: albion generate CKPT --key K --chat llama3\n"
+    "--interactive\n"
     "\n"
     "CKPT may also be a Hugging Face model directory (config.json and model.safetensors), such as the\n"
     "published model a fine-tune starts from: no key, no audit record, the tokenizer the directory\n"
@@ -82,6 +88,7 @@ struct GenerateOptions {
   std::optional<std::uint64_t> seed;
   std::string tokenizer;
   std::string chat;
+  bool interactive = false;
   std::string system;
   std::string device = "auto";
   std::string audit;
@@ -116,6 +123,9 @@ po::options_description generate_options(GenerateOptions& o) {
        "qwen2.5), and only "
        "the answer is printed, up to the template's end-of-turn token")
       ("system", po::value(&o.system)->value_name("TEXT"), "with --chat: a system message before the prompt")
+      ("interactive", po::bool_switch(&o.interactive),
+       "with --chat: a conversation; after the answer to --prompt, if given, each line of standard input is the "
+       "next user turn, answered with the conversation so far, until the end of the input")
       ("tokenizer", po::value(&o.tokenizer)->value_name("SPEC"),
        "tokenizer spec, when the one the checkpoint records has moved (it must be the same tokenizer), or for "
        "a Hugging Face directory without one")
@@ -212,23 +222,39 @@ struct Prompt {
   std::vector<std::int64_t> stop_ids;      // end-of-text, and with --chat the end of the turn
 };
 
-Prompt build_prompt(const tokenizers::Tokenizer& tokenizer, const GenerateOptions& o, const std::string& text,
-                    const std::vector<std::int64_t>& end_ids) {
+// A conversation rendered for the model to answer: ending in the assistant's header, the answer
+// ending at the template's end of turn (or `end_ids`, or the end of text).
+Prompt build_chat_prompt(const tokenizers::Tokenizer& tokenizer, const std::string& chat_template,
+                         const std::vector<tokenizers::ChatMessage>& messages,
+                         const std::vector<std::int64_t>& end_ids) {
+  tokenizers::GenerationPrompt chat =
+      tokenizers::render_generation_prompt(tokenizer, tokenizers::parse_chat_template(chat_template), messages);
   Prompt prompt;
+  prompt.ids = std::move(chat.ids);
   prompt.stop_ids = end_ids;
   if (tokenizer.end_of_text()) prompt.stop_ids.push_back(*tokenizer.end_of_text());
-  if (o.chat.empty()) {
-    prompt.ids = tokenizer.encode(text);
-    prompt.shown = prompt.ids;
-  } else {
-    std::vector<tokenizers::ChatMessage> messages;
-    if (!o.system.empty()) messages.push_back({"system", config::unescape_recipe_string(o.system)});
+  prompt.stop_ids.push_back(chat.end_of_turn);
+  return prompt;
+}
+
+// --system's message, where there is one: the conversation's opening.
+std::vector<tokenizers::ChatMessage> opening(const GenerateOptions& o) {
+  if (o.system.empty()) return {};
+  return {{"system", config::unescape_recipe_string(o.system)}};
+}
+
+Prompt build_prompt(const tokenizers::Tokenizer& tokenizer, const GenerateOptions& o, const std::string& text,
+                    const std::vector<std::int64_t>& end_ids) {
+  if (!o.chat.empty()) {
+    std::vector<tokenizers::ChatMessage> messages = opening(o);
     messages.push_back({"user", text});
-    tokenizers::GenerationPrompt chat =
-        tokenizers::render_generation_prompt(tokenizer, tokenizers::parse_chat_template(o.chat), messages);
-    prompt.ids = std::move(chat.ids);
-    prompt.stop_ids.push_back(chat.end_of_turn);
+    return build_chat_prompt(tokenizer, o.chat, messages, end_ids);
   }
+  Prompt prompt;
+  prompt.ids = tokenizer.encode(text);
+  prompt.shown = prompt.ids;
+  prompt.stop_ids = end_ids;
+  if (tokenizer.end_of_text()) prompt.stop_ids.push_back(*tokenizer.end_of_text());
   ALBION_CHECK_AS(UsageError, !prompt.ids.empty(), "generate: the prompt is empty");
   return prompt;
 }
@@ -341,26 +367,18 @@ Loaded load_published(const fs::path& directory, const GenerateOptions& o, const
   return loaded;
 }
 
-int generate(const GenerateOptions& o, const ProcessEnvironment& env, const fs::path& path, bool published,
-             const c10::Device& device, const GenerateRanks& ranks) {
-  const Loaded loaded = published ? load_published(path, o, device, ranks) : load_audited(path, o, device, env, ranks);
-  const bool printing = ranks.printing();
+// The sampling the options ask for, over the defaults `loaded` brings (its recipe's; a Hugging Face
+// directory's generation_config.json), said in a log line where the defaults came from that file.
+models::SamplingOptions sampling_options(const GenerateOptions& o, const Loaded& loaded, bool printing) {
   const config::Recipe& recipe = loaded.recipe;
-  const std::unique_ptr<tokenizers::Tokenizer>& tokenizer = loaded.tokenizer;
-  models::CausalLm* model = loaded.model.get();
-
-  // The stored recipe's prompt is unescaped already, when the recipe was parsed.
-  const std::string prompt = o.prompt ? config::unescape_recipe_string(*o.prompt) : recipe.eval.sample_prompt;
-  const std::int64_t tokens = o.tokens.value_or(recipe.eval.sample_tokens);
   models::SamplingOptions sampling;
-  sampling.max_new_tokens = tokens;
+  sampling.max_new_tokens = o.tokens.value_or(recipe.eval.sample_tokens);
   sampling.top_k = o.top_k.value_or(recipe.eval.top_k);
   sampling.top_p = o.top_p.value_or(recipe.eval.top_p);
   sampling.decoding = sampling.top_k == 0 ? models::Decoding::kGreedy : models::Decoding::kSample;
   sampling.temperature = o.temperature.value_or(recipe.eval.temperature);
   sampling.seed = o.seed.value_or(recipe.run.seed);
   sampling.repetition_penalty = o.repetition_penalty.value_or(loaded.repetition_penalty);
-  const Prompt built = build_prompt(*tokenizer, o, prompt, loaded.end_ids);
   if (printing && !loaded.sampling_from.empty()) {
     const bool greedy = sampling.decoding == models::Decoding::kGreedy;
     log::info("generate: ",
@@ -369,44 +387,133 @@ int generate(const GenerateOptions& o, const ProcessEnvironment& env, const fs::
               ", repetition penalty ", sampling.repetition_penalty, " (as ", loaded.sampling_from,
               " sets, where no option overrides it)");
   }
+  return sampling;
+}
 
-  std::vector<tokenizers::TokenId> shown = built.shown;
-  TextStream stream(*tokenizer);
+// What one draw gave: the ids of its text (without the token that ended it), how many tokens were
+// drawn, and whether Ctrl-C stopped it.
+struct Drawn {
+  std::vector<tokenizers::TokenId> text;
+  std::int64_t tokens = 0;
+  bool stopped = false;
+};
+
+// Draws after `prompt`, printing (on the printing rank) what it shows and then the text as it is
+// drawn, and a newline. Ends at a stop id, after sampling.max_new_tokens, or at Ctrl-C: on many
+// ranks, rank 0's, broadcast per token, so that every rank stops at the same one.
+Drawn draw(const Loaded& loaded, const Prompt& prompt, models::SamplingOptions sampling, at::Generator& generator,
+           const GenerateRanks& ranks, const c10::Device& device) {
+  const tokenizers::Tokenizer& tokenizer = *loaded.tokenizer;
+  const bool printing = ranks.printing();
+  Drawn drawn;
+  std::vector<tokenizers::TokenId> shown = prompt.shown;
+  TextStream stream(tokenizer);
   if (printing) stream.update(shown, false);
-  std::int64_t drawn = 0;
   bool ended = false;  // the model drew an end-of-text or end-of-turn token
   sampling.on_token = [&](std::int64_t id) {
-    ++drawn;
-    ended = std::find(built.stop_ids.begin(), built.stop_ids.end(), id) != built.stop_ids.end();
+    ++drawn.tokens;
+    ended = std::find(prompt.stop_ids.begin(), prompt.stop_ids.end(), id) != prompt.stop_ids.end();
     // Ids past the tokenizer's vocabulary (a model's padded rows) have no text.
-    if (ended || static_cast<std::uint64_t>(id) >= tokenizer->vocab_size()) return;
+    if (ended || static_cast<std::uint64_t>(id) >= tokenizer.vocab_size()) return;
     shown.push_back(static_cast<tokenizers::TokenId>(id));
+    drawn.text.push_back(static_cast<tokenizers::TokenId>(id));
     if (printing) stream.update(shown, false);
   };
-  bool stopped = false;  // by Ctrl-C; on many ranks, rank 0's signal stops them all at one token
   sampling.stop_requested = [&] {
     if (ended) return true;  // every rank drew the same token
-    stopped = g_stop_requested.load();
-    if (ranks.job) stopped = ranks.job->broadcast(stopped ? "1" : "") == "1";
-    return stopped;
+    drawn.stopped = g_stop_requested.load();
+    if (ranks.job) drawn.stopped = ranks.job->broadcast(drawn.stopped ? "1" : "") == "1";
+    return drawn.stopped;
   };
   std::signal(SIGINT, request_generate_stop);
   std::signal(SIGTERM, request_generate_stop);
-  const auto start = std::chrono::steady_clock::now();
   {
     // As the trainer samples (Note [Inference in the training's precision], runtime/models/bf16_inference.h).
     const kernels::Bf16AutocastScope autocast(device.type(), loaded.bf16);
-    models::sample(*model, std::vector<std::int64_t>(built.ids.begin(), built.ids.end()), sampling);
+    models::sample(*loaded.model, std::vector<std::int64_t>(prompt.ids.begin(), prompt.ids.end()), sampling,
+                   generator);
   }
-  if (!printing) return stopped ? 130 : 0;
-  stream.update(shown, true);
-  std::cout << "\n" << std::flush;
+  if (printing) {
+    stream.update(shown, true);
+    std::cout << "\n" << std::flush;
+  }
+  return drawn;
+}
+
+// The next user turn of --interactive: a line of standard input, read on rank 0 and broadcast to
+// every rank (blank lines skipped); nullopt at the end of the input. Ctrl-C here ends the process.
+std::optional<std::string> read_turn(const GenerateRanks& ranks, bool terminal) {
+  std::signal(SIGINT, SIG_DFL);
+  std::string turn;  // "+" and the line; "" at the end of the input
+  if (ranks.printing()) {
+    std::string line;
+    while (turn.empty()) {
+      if (terminal) std::cerr << "> " << std::flush;
+      if (!std::getline(std::cin, line)) break;
+      if (line.find_first_not_of(" \t\r") != std::string::npos) turn = "+" + line;
+    }
+  }
+  if (ranks.job) turn = ranks.job->broadcast(turn);
+  if (turn.empty()) return std::nullopt;
+  return turn.substr(1);
+}
+
+// --interactive: a conversation in the --chat template. The user's turns are --prompt, if given,
+// then each line of standard input; each is answered with the whole conversation so far in view,
+// the draws continuing one generator. Ends at the end of the input, or at Ctrl-C.
+Drawn converse(const GenerateOptions& o, const Loaded& loaded, const models::SamplingOptions& sampling,
+               at::Generator& generator, const GenerateRanks& ranks, const c10::Device& device, bool terminal) {
+  std::vector<tokenizers::ChatMessage> messages = opening(o);
+  std::optional<std::string> turn = o.prompt ? std::optional(config::unescape_recipe_string(*o.prompt))
+                                             : read_turn(ranks, terminal);
+  Drawn all;
+  const std::int64_t context = loaded.model->config().context_length;
+  for (int number = 1; turn; ++number) {
+    messages.push_back({"user", *turn});
+    const Prompt prompt = build_chat_prompt(*loaded.tokenizer, o.chat, messages, loaded.end_ids);
+    const auto in_view = static_cast<std::int64_t>(prompt.ids.size());
+    if (ranks.printing()) {
+      log::info("generate: turn ", number, ", ", in_view, " tokens in view",
+                in_view + sampling.max_new_tokens > context
+                    ? str_cat(" (with the answer, more than the model's context of ", context,
+                              ": the oldest slide out of view)")
+                    : "");
+    }
+    const Drawn answer = draw(loaded, prompt, sampling, generator, ranks, device);
+    all.tokens += answer.tokens;
+    if (answer.stopped) {
+      all.stopped = true;
+      break;
+    }
+    messages.push_back({"assistant", loaded.tokenizer->decode(answer.text)});
+    turn = read_turn(ranks, terminal);
+  }
+  return all;
+}
+
+int generate(const GenerateOptions& o, const ProcessEnvironment& env, const fs::path& path, bool published,
+             const c10::Device& device, const GenerateRanks& ranks) {
+  const Loaded loaded = published ? load_published(path, o, device, ranks) : load_audited(path, o, device, env, ranks);
+  const bool printing = ranks.printing();
+  const models::SamplingOptions sampling = sampling_options(o, loaded, printing);
+  at::Generator generator = at::make_generator<at::CPUGeneratorImpl>(sampling.seed);
+  const auto start = std::chrono::steady_clock::now();
+  Drawn drawn;
+  if (o.interactive) {
+    drawn = converse(o, loaded, sampling, generator, ranks, device, env.stderr_is_terminal);
+  } else {
+    // The stored recipe's prompt is unescaped already, when the recipe was parsed.
+    const std::string prompt = o.prompt ? config::unescape_recipe_string(*o.prompt) : loaded.recipe.eval.sample_prompt;
+    drawn = draw(loaded, build_prompt(*loaded.tokenizer, o, prompt, loaded.end_ids), sampling, generator, ranks,
+                 device);
+  }
+  if (!printing) return drawn.stopped ? 130 : 0;
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  log::info("generated ", drawn, " token(s) in ", seconds, " s (", seconds > 0 ? drawn / seconds : 0.0,
+  log::info("generated ", drawn.tokens, " token(s) in ", seconds, " s (", seconds > 0 ? drawn.tokens / seconds : 0.0,
             " tokens/s) on ", device.str(), loaded.bf16 ? " (bf16 autocast)" : "",
             ranks.job ? str_cat(", cut over ", ranks.job->size(), " ranks") : "", " from ", path.string());
-  if (stopped) {
-    log::warning("stopped after ", drawn, " token(s) as requested");
+  if (drawn.stopped) {
+    log::warning("stopped after ", drawn.tokens, " token(s) as requested");
     return 130;
   }
   return 0;
@@ -440,7 +547,9 @@ std::optional<GenerateOptions> parse_generate_command(const CommandArgs& args) {
       throw UsageError(str_cat("generate: --chat: ", error.what()));
     }
   }
-  ALBION_CHECK_AS(UsageError, o.chat.empty() || o.prompt, "generate: --chat needs --prompt");
+  ALBION_CHECK_AS(UsageError, o.chat.empty() || o.prompt || o.interactive, "generate: --chat needs --prompt");
+  ALBION_CHECK_AS(UsageError, !o.interactive || !o.chat.empty(),
+                  "generate: --interactive needs --chat (a conversation is rendered in a chat template)");
   ALBION_CHECK_AS(UsageError, o.system.empty() || !o.chat.empty(), "generate: --system needs --chat");
   return o;
 }

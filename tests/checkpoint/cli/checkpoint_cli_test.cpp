@@ -444,7 +444,35 @@ TEST_F(CkptCliFlow, GenerateChatWrapsThePromptInTheTemplate) {
   EXPECT_EQ(no_tokens.exit_code, 2) << no_tokens.output;
   EXPECT_NE(no_tokens.output.find("no special token <|im_start|>"), std::string::npos) << no_tokens.output;
   EXPECT_EQ(count_lines(no_tokens.output), 1) << no_tokens.output;
-  for (const char* bad : {" --chat llama2 --prompt hi", " --system hi --prompt hi", " --chat llama3"}) {
+  // --interactive: a conversation, a line of input per user turn (blank ones skipped). Its first
+  // answer is the single turn's, seed for seed, and --prompt is the same first turn as a line.
+  testing::write_file(dir / "turns.txt", "Who wrote Emma?\n\nAnd Persuasion?\n");
+  testing::write_file(dir / "turn.txt", "And Persuasion?\n");
+  const std::string drawing = " --chat llama3 --tokens 6 --top-k 3 --seed 5";
+  const std::string single =
+      run_albion("generate " + checkpoints + key + drawing + " --prompt 'Who wrote Emma?' 2>/dev/null | cat").output;
+  const Outcome conversation = run_albion("generate " + checkpoints + key + drawing + " --interactive < " +
+                                          (dir / "turns.txt").string() + " 2>/dev/null | cat");
+  EXPECT_EQ(conversation.exit_code, 0) << conversation.output;
+  EXPECT_TRUE(conversation.output.starts_with(single)) << single << "\n--\n" << conversation.output;
+  EXPECT_GT(conversation.output.size(), single.size() + 1) << conversation.output;
+  // The second turn has the first, and its answer, in view.
+  const Outcome logged = run_albion("generate " + checkpoints + key + drawing + " --interactive < " +
+                                    (dir / "turns.txt").string());
+  std::vector<int> in_view;
+  for (std::size_t at = logged.output.find(" tokens in view"); at != std::string::npos;
+       at = logged.output.find(" tokens in view", at + 1)) {
+    in_view.push_back(std::stoi(logged.output.substr(logged.output.rfind(", ", at) + 2)));
+  }
+  ASSERT_EQ(in_view.size(), 2u) << logged.output;
+  EXPECT_GT(in_view[1], in_view[0] + 6) << logged.output;
+  EXPECT_EQ(run_albion("generate " + checkpoints + key + drawing + " --interactive --prompt 'Who wrote Emma?' < " +
+                       (dir / "turn.txt").string() + " 2>/dev/null | cat")
+                .output,
+            conversation.output);
+
+  for (const char* bad : {" --chat llama2 --prompt hi", " --system hi --prompt hi", " --chat llama3",
+                          " --interactive --prompt hi"}) {
     const Outcome refused = run_albion("generate " + checkpoints + key + bad);
     EXPECT_EQ(refused.exit_code, 2) << bad << ": " << refused.output;
     EXPECT_EQ(count_lines(refused.output), 1) << bad << ": " << refused.output;

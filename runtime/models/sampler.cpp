@@ -33,20 +33,36 @@ void check_request(const CausalLm& model, const std::vector<std::int64_t>& promp
                   "sampling repetition_penalty must be positive, got ", options.repetition_penalty);
 }
 
-// The logits of the ids in `seen` penalised: divided by `penalty` where positive, multiplied
-// where negative, so that either way the id becomes less likely.
+// The distinct ids of a sequence, kept as it grows (the repetition penalty's set): a token costs
+// O(1), not a pass over the whole sequence, which may be 65,536 tokens long.
+class DistinctIds {
+ public:
+  DistinctIds(std::int64_t vocab, const std::vector<std::int64_t>& prompt) : seen_(static_cast<std::size_t>(vocab)) {
+    for (std::int64_t id : prompt) add(id);
+  }
+  void add(std::int64_t id) {
+    if (seen_[static_cast<std::size_t>(id)]) return;
+    seen_[static_cast<std::size_t>(id)] = true;
+    ids_.push_back(id);
+  }
+  const std::vector<std::int64_t>& ids() const { return ids_; }
+
+ private:
+  std::vector<bool> seen_;  // by id
+  std::vector<std::int64_t> ids_;
+};
+
+// The logits of the ids in `seen` (distinct) penalised: divided by `penalty` where positive,
+// multiplied where negative, so that either way the id becomes less likely.
 at::Tensor penalise_repetition(const at::Tensor& logits, const std::vector<std::int64_t>& seen, double penalty) {
-  at::Tensor penalised = logits.to(at::kCPU, at::kFloat).clone();
-  std::vector<std::int64_t> distinct = seen;
-  std::sort(distinct.begin(), distinct.end());
-  distinct.erase(std::unique(distinct.begin(), distinct.end()), distinct.end());
-  const at::Tensor ids = at::tensor(distinct, at::kLong);
+  at::Tensor penalised = logits.to(at::kCPU, at::kFloat, /*non_blocking=*/false, /*copy=*/true);
+  const at::Tensor ids = at::tensor(seen, at::kLong);
   const at::Tensor values = penalised.index_select(0, ids);
   penalised.index_copy_(0, ids, at::where(values > 0, values / penalty, values * penalty));
   return penalised;
 }
 
-// The id drawn after `seen` (the prompt and what was drawn so far) from its `logits`.
+// The id drawn from `raw_logits`; `seen`: the distinct ids of the prompt and of what was drawn so far.
 std::int64_t next_token(const at::Tensor& raw_logits, const std::vector<std::int64_t>& seen,
                         const SamplingOptions& options, at::Generator& generator) {
   const at::Tensor logits = options.repetition_penalty == 1
@@ -92,6 +108,7 @@ std::vector<std::int64_t> sample(CausalLm& model, const std::vector<std::int64_t
   std::vector<std::int64_t> generated;
   generated.reserve(static_cast<std::size_t>(options.max_new_tokens));
   KvCache cache(window);
+  DistinctIds seen(model.config().vocab_in_use(), prompt);  // checked to lie in the vocabulary
   auto as_input = [&](std::size_t from) {
     const std::vector<std::int64_t> ids(tokens.begin() + static_cast<std::ptrdiff_t>(from), tokens.end());
     return at::tensor(ids, at::TensorOptions().dtype(at::kLong)).view({1, -1}).to(device);
@@ -109,8 +126,9 @@ std::vector<std::int64_t> sample(CausalLm& model, const std::vector<std::int64_t
     // Drawn among the ids in use: a padded model draws what its published model draws, seed for
     // seed (Note [Masked vocabulary padding]).
     const std::int64_t id =
-        next_token(last_logits.narrow(0, 0, model.config().vocab_in_use()), tokens, options, generator);
+        next_token(last_logits.narrow(0, 0, model.config().vocab_in_use()), seen.ids(), options, generator);
     tokens.push_back(id);
+    seen.add(id);
     generated.push_back(id);
     if (options.on_token) options.on_token(id);
   }

@@ -17,7 +17,16 @@ namespace fs = std::filesystem;
 
 TokenBatch TokenBatch::first_rows(std::int64_t rows) const {
   auto first = [rows](const at::Tensor& t) { return t.defined() ? t.narrow(0, 0, rows) : t; };
-  return {first(inputs), first(targets), first(loss_mask), first(positions), state};
+  return {first(inputs), first(targets), first(loss_mask), first(positions), first(padding), state};
+}
+
+std::int64_t TokenBatch::text_inputs() const {
+  std::int64_t padded = 0;
+  if (padding.defined()) {  // summed by hand: on the host, with no read through an op (.item())
+    const auto rows = padding.accessor<std::int64_t, 1>();
+    for (std::int64_t row = 0; row < rows.size(0); ++row) padded += rows[row];
+  }
+  return inputs.numel() - padded;
 }
 
 at::Tensor TokenBatch::trained_targets() const {
@@ -119,8 +128,8 @@ void TokenLoader::read_span(std::uint64_t start, std::uint64_t count, std::int64
   }
 }
 
-void TokenLoader::read_sequence(std::uint64_t sequence, std::int64_t* tokens, std::uint8_t* mask,
-                                std::vector<std::int64_t>* document_starts) {
+std::int64_t TokenLoader::read_sequence(std::uint64_t sequence, std::int64_t* tokens, std::uint8_t* mask,
+                                        std::vector<std::int64_t>* document_starts) {
   const std::int64_t L = options_.seq_len;
   if (document_starts != nullptr) document_starts->clear();
   if (!packing_) {
@@ -130,7 +139,7 @@ void TokenLoader::read_sequence(std::uint64_t sequence, std::int64_t* tokens, st
     if (document_starts != nullptr && !document_starts->empty() && document_starts->back() == L) {
       document_starts->pop_back();
     }
-    return;
+    return 0;
   }
   // Whole documents one after another, then padding; no target is a document's first token (it
   // would be predicted from the document before) or padding.
@@ -147,6 +156,7 @@ void TokenLoader::read_sequence(std::uint64_t sequence, std::int64_t* tokens, st
   const std::uint64_t capacity = static_cast<std::uint64_t>(L) + 1;
   std::fill(tokens + filled, tokens + capacity, static_cast<std::int64_t>(manifest_.end_of_text.value_or(0)));
   std::fill(mask + filled, mask + capacity, std::uint8_t{0});
+  return std::max<std::int64_t>(0, L - static_cast<std::int64_t>(filled));
 }
 
 TokenLoader::HostBatch TokenLoader::build(const LoaderState& state, LoaderState* after) {
@@ -171,12 +181,15 @@ TokenLoader::HostBatch TokenLoader::build(const LoaderState& state, LoaderState*
   std::vector<std::uint8_t> sequence_mask(masked ? sequence_tokens.size() : 0);
   std::vector<std::int64_t> document_starts;
   if (options_.document_positions) out.positions = at::empty({options_.batch_size, L}, int64);
+  if (packing_) out.padding = at::empty({options_.batch_size}, at::kLong);
   bool any_document_starts = false;
   for (std::uint64_t k = 0; k < batch; ++k) {
     const std::uint64_t position = current.consumed + k * ranks + static_cast<std::uint64_t>(options_.rank);
     const std::uint64_t index = options_.shuffle ? order(position) : position;
-    read_sequence(index, sequence_tokens.data(), sequence_mask.empty() ? nullptr : sequence_mask.data(),
-                  options_.document_positions ? &document_starts : nullptr);
+    const std::int64_t padding =
+        read_sequence(index, sequence_tokens.data(), sequence_mask.empty() ? nullptr : sequence_mask.data(),
+                      options_.document_positions ? &document_starts : nullptr);
+    if (packing_) out.padding.data_ptr<std::int64_t>()[k] = padding;
     std::int64_t* in = out.inputs.data_ptr<std::int64_t>() + k * L;
     std::int64_t* target = out.targets.data_ptr<std::int64_t>() + k * L;
     std::copy(sequence_tokens.begin(), sequence_tokens.end() - 1, in);
@@ -266,6 +279,7 @@ TokenBatch TokenLoader::next() {
   state_ = host.state;
   TokenBatch batch;
   batch.state = host.state;
+  batch.padding = std::move(host.padding);  // counted on the host, read there
   if (options_.device.is_cpu()) {
     batch.inputs = std::move(host.inputs);
     batch.targets = std::move(host.targets);

@@ -71,12 +71,17 @@ struct TokenBatch {
   // starts, or from the window's start for the one it begins inside. Only with document_positions,
   // and undefined for a batch with no document starting inside a row (the positions 0 .. seq_len - 1).
   at::Tensor positions;
+  // int64 [batch] on the host: each row's inputs past its last packed document. Only with
+  // pack_documents; undefined otherwise (no row is padded).
+  at::Tensor padding;
   LoaderState state;     // the loader's state after this batch
 
   // The first `rows` rows of every tensor (views), the same state.
   TokenBatch first_rows(std::int64_t rows) const;
   // How many targets the loss trains on (the mask's ones, else all): 0-dim fp64 on the batch's device.
   at::Tensor trained_targets() const;
+  // How many inputs are text, not padding: what a rate of tokens counts.
+  std::int64_t text_inputs() const;
 };
 
 class TokenLoader {
@@ -103,14 +108,15 @@ class TokenLoader {
 
  private:
   struct HostBatch {
-    at::Tensor inputs, targets, loss_mask, positions;
+    at::Tensor inputs, targets, loss_mask, positions, padding;
     LoaderState state;
   };
   HostBatch build(const LoaderState& state, LoaderState* after);
   // Sequence `sequence`'s seq_len + 1 tokens (and mask, unless null); with `document_starts`, the
-  // indexes in (0, seq_len) at which a document starts among its inputs, in order.
-  void read_sequence(std::uint64_t sequence, std::int64_t* tokens, std::uint8_t* mask,
-                     std::vector<std::int64_t>* document_starts);
+  // indexes in (0, seq_len) at which a document starts among its inputs, in order. Returns how
+  // many of its inputs are padding.
+  std::int64_t read_sequence(std::uint64_t sequence, std::int64_t* tokens, std::uint8_t* mask,
+                             std::vector<std::int64_t>* document_starts);
   // Stream tokens [start, start + count) (and mask, unless null); with `document_starts`, appends
   // the indexes in (0, count) at which a document starts.
   void read_span(std::uint64_t start, std::uint64_t count, std::int64_t* tokens, std::uint8_t* mask,

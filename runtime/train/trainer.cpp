@@ -338,17 +338,23 @@ Trainer::QueuedStep Trainer::train_step(std::int64_t step) {
   // data trains the answers only). So the step first counts them, in one all-reduce: a rank's
   // micro-batch loss (its own mean) is weighted by its count x ranks / all, and the gradients'
   // mean over the ranks is then the gradient of the mean over every target. Summed on the device:
-  // no host synchronisation per micro-batch.
+  // no host synchronisation per micro-batch. The same reduction counts the inputs that are text,
+  // not padding, for the rate of tokens logged.
   std::vector<data::TokenBatch> batches;
   std::vector<at::Tensor> trained;  // each micro-batch's count
   at::Tensor rank_targets = at::zeros({}, at::TensorOptions().dtype(at::kDouble).device(device_));
+  std::int64_t rank_text_inputs = 0;
   for (std::int64_t micro = 0; micro < accumulation_; ++micro) {
     batches.push_back(train_loader_->next());
     trained.push_back(batches.back().trained_targets());
     rank_targets += trained.back();
+    rank_text_inputs += batches.back().text_inputs();
   }
   const auto ranks = static_cast<double>(parallel_->data_parallel_size());
-  const at::Tensor step_targets = (parallel_->mean(rank_targets) * ranks).clamp_min(1);
+  const at::Tensor rank_counts =
+      at::stack({rank_targets, at::full_like(rank_targets, static_cast<double>(rank_text_inputs))});
+  const at::Tensor step_counts = parallel_->mean(rank_counts) * ranks;
+  const at::Tensor step_targets = step_counts[0].clamp_min(1);
   const at::Tensor weight_per_target = ranks / step_targets;
   at::Tensor loss_sum = at::zeros_like(rank_targets);
   {
@@ -368,7 +374,8 @@ Trainer::QueuedStep Trainer::train_step(std::int64_t step) {
   }
   const at::Tensor grad_norm = parallel_->step(*this, lr);
   const at::Tensor loss = parallel_->mean(loss_sum) * ranks / step_targets;
-  return {step, lr, HostCopy(at::stack({loss, grad_norm.to(at::kDouble)})), std::chrono::steady_clock::now()};
+  return {step, lr, HostCopy(at::stack({loss, grad_norm.to(at::kDouble), step_counts[1]})),
+          std::chrono::steady_clock::now()};
 }
 
 void Trainer::read_queued_steps_through(std::int64_t step) {
@@ -389,7 +396,10 @@ void Trainer::read_queued_steps_through(std::int64_t step) {
     const double grad_norm = numbers[1];
     summary_.losses.push_back(loss);
     summary_.grad_norms.push_back(grad_norm);
-    tokens_since_log_ += recipe_.train.global_batch_tokens;
+    const std::int64_t text_tokens = std::llround(numbers[2]);
+    summary_.text_tokens += text_tokens;
+    tokens_since_log_ += text_tokens;
+    ++steps_since_log_;
     log_step(queued.step, loss, queued.lr, grad_norm, done);
   }
 }
@@ -410,8 +420,12 @@ void Trainer::log_step(std::int64_t step, double loss, double lr, double grad_no
   if ((step + 1) % recipe_.log.interval != 0 && !last && step != 0) return;
   const double interval = std::chrono::duration<double>(done - last_log_ - untimed_within(last_log_, done)).count();
   const double tokens_per_s = interval > 0 ? static_cast<double>(tokens_since_log_) / interval : 0;
+  // ETA from the time per step over the last interval (at least one step read), steadier than one
+  // step alone.
+  const double seconds_per_step = steps_since_log_ > 0 ? interval / static_cast<double>(steps_since_log_) : 0;
   last_log_ = done;
   tokens_since_log_ = 0;
+  steps_since_log_ = 0;
   const double elapsed = std::chrono::duration<double>(done - start_).count();
   std::optional<double> mfu;
   if (peak_flops_) mfu = flops_per_token_ * tokens_per_s / world_.world_size / *peak_flops_;
@@ -424,9 +438,6 @@ void Trainer::log_step(std::int64_t step, double loss, double lr, double grad_no
                            {"elapsed_s", elapsed},
                            {"peak_memory_bytes", static_cast<double>(peak_memory_bytes(device_))}});
   }
-  // ETA from the rate over the last interval (at least one step read), steadier than one step alone.
-  const double seconds_per_step =
-      tokens_per_s > 0 ? static_cast<double>(recipe_.train.global_batch_tokens) / tokens_per_s : 0;
   const double remaining = seconds_per_step * static_cast<double>(recipe_.train.steps - step - 1);
   std::ostringstream line;
   line << "step " << step + 1 << "/" << recipe_.train.steps << "  loss " << std::fixed

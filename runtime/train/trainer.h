@@ -72,6 +72,7 @@ struct TrainSummary {
   bool stopped_early = false;
   std::vector<double> losses;         // training loss of every step, in order
   std::vector<double> grad_norms;     // global gradient norm of every step, before clipping
+  std::int64_t text_tokens = 0;       // inputs trained on over all ranks that are text, not padding
   std::optional<double> final_val_loss;
   std::string final_sample;
   double seconds_to_first_step = 0;   // from construction to the end of step 0
@@ -139,7 +140,9 @@ class Trainer {
   struct QueuedStep {
     std::int64_t step;
     double lr;
-    HostCopy numbers;  // the global batch's mean loss, the global gradient norm before clipping
+    // The global batch's mean loss, the global gradient norm before clipping, its inputs that are
+    // text (not padding).
+    HostCopy numbers;
     std::chrono::steady_clock::time_point queued_at;  // when train_step returned
   };
   QueuedStep train_step(std::int64_t step);
@@ -182,7 +185,8 @@ class Trainer {
   std::chrono::steady_clock::time_point last_done_;  // when the last step read had ended
   // Evaluation, samples and checkpoints after a step, not yet taken out of a logged rate.
   std::vector<std::pair<std::chrono::steady_clock::time_point, std::chrono::steady_clock::time_point>> untimed_;
-  std::int64_t tokens_since_log_ = 0;
+  std::int64_t tokens_since_log_ = 0;  // inputs that are text, not padding
+  std::int64_t steps_since_log_ = 0;
   std::deque<QueuedStep> queued_;  // oldest first
   TrainSummary summary_;           // of the train() call in progress
 };

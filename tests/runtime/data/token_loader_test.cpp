@@ -65,6 +65,7 @@ TEST_F(TokenLoaderTest, TargetsAreInputsShiftedByOne) {
   ASSERT_EQ(batch.inputs.sizes(), (std::vector<std::int64_t>{4, 32}));
   EXPECT_TRUE(batch.inputs.narrow(1, 1, 31).equal(batch.targets.narrow(1, 0, 31)));
   EXPECT_FALSE(batch.loss_mask.defined());
+  EXPECT_EQ(batch.text_inputs(), 4 * 32);  // the stream has no padding
   EXPECT_LT(batch.inputs.max().item<std::int64_t>(), 257);
 }
 
@@ -135,11 +136,17 @@ TEST(PackedDocuments, EachDocumentWholeOnceWithItsOwnTargetsAndPositions) {
   EXPECT_GT(loader.packing()->documents_cut, 0u);
   const std::int64_t end_of_text = *loader.manifest().end_of_text;
   std::multiset<std::string> seen;
+  std::int64_t padded_sequences = 0;
   for (std::uint64_t step = 0; step < loader.steps_per_epoch(); ++step) {
     const TokenBatch batch = loader.next();
     ASSERT_TRUE(batch.loss_mask.defined());
     const auto* in = batch.inputs.data_ptr<std::int64_t>();
     const auto* mask = batch.loss_mask.data_ptr<std::uint8_t>();
+    // Every document ends with one end-of-text; the end-of-texts after it are padding.
+    std::int64_t padding = 0;
+    for (std::int64_t i = 1; i < 48; ++i) padding += in[i] == end_of_text && in[i - 1] == end_of_text;
+    EXPECT_EQ(batch.text_inputs(), 48 - padding) << "sequence " << step;
+    padded_sequences += padding > 0;
     std::string text;
     for (std::int64_t i = 0; i <= 48; ++i) {
       const std::int64_t token = i < 48 ? in[i] : batch.targets[0][47].item<std::int64_t>();
@@ -162,6 +169,7 @@ TEST(PackedDocuments, EachDocumentWholeOnceWithItsOwnTargetsAndPositions) {
     }
   }
   EXPECT_EQ(seen, std::multiset<std::string>(short_documents.begin(), short_documents.end()));
+  EXPECT_GT(padded_sequences, 0);
 
   o.shuffle = true;
   o.batch_size = 4;

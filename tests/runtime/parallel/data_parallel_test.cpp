@@ -43,12 +43,15 @@ class DataParallelTest : public testing_support::ParallelTrainingTest {
     return short_recipe("tiny", run);
   }
 
-  static std::vector<double> train(const config::Recipe& r, train::Parallelism* parallel) {
+  static train::TrainSummary train_summary(const config::Recipe& r, train::Parallelism* parallel) {
     std::atomic<bool> stop{false};
     const int rank = parallel ? parallel->data_parallel_rank() : 0;
     const int size = parallel ? parallel->data_parallel_size() : 1;
     train::Trainer trainer(r, {rank, size, 0}, parallel);
-    return trainer.train(stop).losses;
+    return trainer.train(stop);
+  }
+  static std::vector<double> train(const config::Recipe& r, train::Parallelism* parallel) {
+    return train_summary(r, parallel).losses;
   }
 
   // Ranks in groups of `group_size` consecutive world ranks.
@@ -102,11 +105,15 @@ TEST_F(DataParallelTest, DdpOnChatDataMatchesOneProcess) {
     r.data.document_masking = true;
     return r;
   };
-  const std::vector<double> alone = train(chat("chat-alone"), nullptr);
+  const train::TrainSummary alone = train_summary(chat("chat-alone"), nullptr);
+  EXPECT_LT(alone.text_tokens, kSteps * chat("").train.global_batch_tokens);  // padding is not text
   for (int ranks : {2, 4}) {
     DataParallel ddp(group_of(ranks), config::ParallelConfig{});
-    expect_same_losses(train(chat("chat-ddp" + std::to_string(ranks)), &ddp), alone,
-                       "DDP on chat data, " + std::to_string(ranks) + " ranks");
+    const train::TrainSummary spread = train_summary(chat("chat-ddp" + std::to_string(ranks)), &ddp);
+    const std::string what = "DDP on chat data, " + std::to_string(ranks) + " ranks";
+    expect_same_losses(spread.losses, alone.losses, what);
+    // The ranks' tokens of text, counted where the targets are, add up to one process's.
+    EXPECT_EQ(spread.text_tokens, alone.text_tokens) << what;
   }
 }
 

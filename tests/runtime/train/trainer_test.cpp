@@ -592,6 +592,10 @@ TEST_F(TrainerTest, PackedConversationsTrainWhole) {
   EXPECT_NE(packed.losses[0], stream.losses[0]);
   ASSERT_TRUE(stream.final_val_loss && packed.final_val_loss);
   EXPECT_NE(*packed.final_val_loss, *stream.final_val_loss);
+  // The rate of tokens counts text, not the padding after a sequence's last conversation.
+  EXPECT_EQ(stream.text_tokens, r.train.global_batch_tokens);
+  EXPECT_GT(packed.text_tokens, 0);
+  EXPECT_LT(packed.text_tokens, r.train.global_batch_tokens);
   r.data.packing = "greedy";
   EXPECT_NE(usage_error(r).find("'data.packing'"), std::string::npos);
 }

@@ -35,6 +35,7 @@
 #include "launch/cli.h"
 #include "launch/command_options.h"
 #include "launch/inference_job.h"
+#include "launch/model_tokenizer.h"
 #include "launch/published_model.h"
 #include "runtime/base/check.h"
 #include "runtime/base/log.h"
@@ -132,49 +133,6 @@ po::options_description generate_options(GenerateOptions& o) {
       ("device", po::value(&o.device)->value_name("DEVICE"), "auto (CUDA when present), cpu or cuda")
       ("audit", po::value(&o.audit)->value_name("LOG"), "audit log (default: the run's, beside its checkpoints)");
   return options;
-}
-
-// The tokenizer the model was trained with (as the checkpoint records it), or --tokenizer, which
-// must be the same tokenizer (same content hash) where the checkpoint records one.
-std::unique_ptr<tokenizers::Tokenizer> open_tokenizer(const train::RecordedTokenizer& recorded,
-                                                      const std::string& requested) {
-  ALBION_CHECK_AS(UsageError, !requested.empty() || !recorded.spec.empty(),
-                  "generate: the checkpoint does not record its tokenizer; pass --tokenizer SPEC");
-  const std::string spec = requested.empty() ? recorded.spec : requested;
-  std::unique_ptr<tokenizers::Tokenizer> tokenizer;
-  try {
-    tokenizer = tokenizers::load_tokenizer(spec);
-  } catch (const UsageError& error) {
-    if (!requested.empty()) throw;
-    throw UsageError(str_cat("generate: the model's tokenizer cannot be loaded (", error.what(),
-                             "); pass --tokenizer SPEC"));
-  }
-  ALBION_CHECK_AS(UsageError, recorded.hash.empty() || tokenizer->content_hash() == recorded.hash, "generate: tokenizer ",
-                  spec, " is not the one the model was trained with (", recorded.spec, ")");
-  return tokenizer;
-}
-
-// The tokenizer a Hugging Face directory holds, or --tokenizer, which must then be one of those it
-// holds where it holds any.
-std::unique_ptr<tokenizers::Tokenizer> open_published_tokenizer(const fs::path& directory, const std::string& requested,
-                                                                bool printing) {
-  std::vector<std::string> specs;
-  std::vector<PublishedTokenizer> held = published_tokenizers(directory, "generate", printing, &specs);
-  if (requested.empty()) {
-    ALBION_CHECK_AS(UsageError, !held.empty(), "generate: ", directory.string(),
-                    specs.empty() ? " holds no tokenizer (tokenizer.json, vocab.json and merges.txt, or "
-                                    "tokenizer.model)"
-                                  : "'s tokenizer cannot be read",
-                    "; pass --tokenizer SPEC");
-    return std::move(held.front().tokenizer);
-  }
-  std::unique_ptr<tokenizers::Tokenizer> tokenizer = tokenizers::load_tokenizer(requested);
-  const bool the_models = std::any_of(held.begin(), held.end(), [&](const PublishedTokenizer& one) {
-    return one.tokenizer->content_hash() == tokenizer->content_hash();
-  });
-  ALBION_CHECK_AS(UsageError, held.empty() || the_models, "generate: tokenizer ", requested, " is not the model's (",
-                  held.empty() ? "" : held.front().spec, ")");
-  return tokenizer;
 }
 
 // A model fine-tuned on chat data answers as trained only when prompted in the same format: says so
@@ -299,7 +257,7 @@ Loaded load_audited(const fs::path& path, const GenerateOptions& o, const c10::D
     // The tokenizer first: a wrong --tokenizer, or one without --chat's special tokens, fails
     // before the weights are read.
     const train::RecordedTokenizer recorded = train::recorded_tokenizer(reader.manifest().state_json);
-    loaded.tokenizer = open_tokenizer(recorded, o.tokenizer);
+    loaded.tokenizer = open_recorded_tokenizer(recorded, o.tokenizer, "generate");
     if (ranks.printing()) warn_on_other_chat_format(recorded.chat_template, o);
     check_chat_template(*loaded.tokenizer, o);
     const CheckpointModel stored = describe_checkpoint_model(reader);
@@ -346,7 +304,7 @@ Loaded load_published(const fs::path& directory, const GenerateOptions& o, const
                       const GenerateRanks& ranks) {
   Loaded loaded;
   load_on_every_rank(ranks.job, [&] {
-    loaded.tokenizer = open_published_tokenizer(directory, o.tokenizer, ranks.printing());
+    loaded.tokenizer = open_published_tokenizer(directory, o.tokenizer, "generate", ranks.printing());
     if (const std::optional<std::string> chat = published_chat_template(directory); chat && ranks.printing()) {
       if (!chat->empty()) {
         warn_on_other_chat_format(*chat, o);  // Albion's export of a chat fine-tune

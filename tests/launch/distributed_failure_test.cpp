@@ -290,8 +290,8 @@ nlohmann::json eval_result(const std::string& output) {
 // `albion eval` and `albion generate` on a job's ranks: the model cut over --tensor ranks (GPT-2's
 // c_attn in three groups, its embeddings and c_proj by rows: each rank reads only its part of the
 // weights) and the replicas sharing the batches, the last one the windows left over after the last
-// full batch. The loss is one process's, the text drawn is one process's, rank 0 alone prints, and
-// the job's load is one audit record.
+// full batch. The loss is one process's, as are the accuracy on multiple-choice questions and the
+// text drawn; rank 0 alone prints, and the job's load is one audit record.
 TEST_F(DistributedJob, EvalAndGenerateOnManyRanksMatchOneProcess) {
   const std::string policy = uk_policy("inference-policy.json");
   ASSERT_EQ(testing_support::run_albion("keys generate --out " + (*dir_ / "inference-kek")).exit_code, 0);
@@ -328,6 +328,33 @@ TEST_F(DistributedJob, EvalAndGenerateOnManyRanksMatchOneProcess) {
     EXPECT_NE(decrypt, std::string::npos) << layout << ": " << job.output;
     EXPECT_EQ(job.output.find("decrypt ", decrypt + 1), std::string::npos) << layout << ": " << job.output;
   }
+  // Multiple-choice questions, shared by the replicas in runs (7 over 3 replicas: 2, 2 and 3): one
+  // process's accuracy.
+  const std::string questions = *dir_ / "questions.jsonl";
+  {
+    std::ofstream out(questions);
+    const char* const endings[] = {"was a man", "of Kellynch", "in Somersetshire", "for his own amusement"};
+    for (int i = 0; i < 7; ++i) {
+      out << R"({"context": "Sir Walter Elliot, of Kellynch Hall, )" << i << R"(", "choices": [")" << endings[i % 4]
+          << R"(", ")" << endings[(i + 1) % 4] << R"(", ")" << endings[(i + 2) % 4] << R"("], "answer": )" << i % 3
+          << "}\n";
+    }
+  }
+  const std::string answer = "eval " + checkpoints + key + " --audit " + audit + " --choices " + questions + " --json";
+  const auto answered_alone = testing_support::run_albion(answer);
+  ASSERT_EQ(answered_alone.exit_code, 0) << answered_alone.output;
+  const nlohmann::json answers = eval_result(answered_alone.output);
+  ASSERT_FALSE(answers.is_null()) << answered_alone.output;
+  EXPECT_EQ(answers["questions"], 7);
+  for (const auto& [ranks, tensor] : {std::pair{4, 2}, std::pair{3, 1}}) {
+    const std::string layout = str_cat(ranks, " ranks, tensor ", tensor, ", --choices");
+    const auto job = testing_support::run_albion(str_cat("launch -n ", ranks, " -- ", answer, " --tensor ", tensor),
+                                                 kEnvironment);
+    ASSERT_EQ(job.exit_code, 0) << layout << ": " << job.output;
+    const nlohmann::json result = eval_result(job.output);
+    EXPECT_EQ(result, answers) << layout << ": " << job.output;
+  }
+
   // Each rank would refuse a --tensor that does not divide the ranks: launch refuses it once.
   const auto uneven = testing_support::run_albion("launch -n 4 -- " + eval + " --tensor 3", kEnvironment);
   EXPECT_EQ(uneven.exit_code, 2) << uneven.output;
@@ -360,7 +387,7 @@ TEST_F(DistributedJob, EvalAndGenerateOnManyRanksMatchOneProcess) {
 
   // One record per load: one process's and each job's, and the refused one failed.
   const std::string records = testing_support::read_bytes(audit);
-  EXPECT_EQ(std::count(records.begin(), records.end(), '\n'), 1 + 3 + 1 + 2 + 1) << records;
+  EXPECT_EQ(std::count(records.begin(), records.end(), '\n'), 1 + 3 + 3 + 1 + 2 + 1) << records;
   EXPECT_NE(records.find(R"("outcome":"ok","detail":"eval on 4 ranks")"), std::string::npos) << records;
   EXPECT_NE(records.find(R"("outcome":"ok","detail":"generate on 2 ranks")"), std::string::npos) << records;
   EXPECT_NE(records.find(R"("outcome":"failed","detail":"generate: the job's rank count = 3)"), std::string::npos)

@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 
 #include <array>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
@@ -50,6 +51,16 @@ std::optional<nlohmann::json> printed_json(const std::string& output) {
   const std::size_t at = output.find("{\"");
   if (at == std::string::npos) return std::nullopt;
   return nlohmann::json::parse(output.substr(at, output.find('\n', at) - at));
+}
+
+// Each JSON object a command printed on a line of its own, in order (eval --every prints one a model).
+std::vector<nlohmann::json> printed_json_lines(const std::string& output) {
+  std::vector<nlohmann::json> lines;
+  std::istringstream printed(output);
+  for (std::string line; std::getline(printed, line);) {
+    if (line.starts_with("{")) lines.push_back(nlohmann::json::parse(line));
+  }
+  return lines;
 }
 
 int count_lines(const std::string& text) { return static_cast<int>(std::count(text.begin(), text.end(), '\n')); }
@@ -761,11 +772,7 @@ TEST_F(CkptCliFlow, EvalScoresADatasetAsTheTrainersValidationDoes) {
   const std::string records_before = read_file(log);
   const Outcome every = run_albion(eval + " --every --json");
   ASSERT_EQ(every.exit_code, 0) << every.output;
-  std::vector<nlohmann::json> lines;
-  std::istringstream printed(every.output);
-  for (std::string line; std::getline(printed, line);) {
-    if (line.starts_with("{")) lines.push_back(nlohmann::json::parse(line));
-  }
+  const std::vector<nlohmann::json> lines = printed_json_lines(every.output);
   ASSERT_EQ(lines.size(), 2u) << every.output;
   EXPECT_EQ(lines[0]["step"], 2);
   EXPECT_EQ(lines[1]["step"], 4);
@@ -789,6 +796,66 @@ TEST_F(CkptCliFlow, EvalScoresADatasetAsTheTrainersValidationDoes) {
       << one_model.output;
 }
 
+
+// eval --choices: multiple-choice questions (HellaSwag's field names) answered by the checkpoint's
+// model in the tokenizer it records, each load audited; --limit, --every naming the highest
+// acc_norm; a bad file, another tokenizer and options that score a dataset refused in one line.
+TEST_F(CkptCliFlow, EvalAnswersMultipleChoiceQuestions) {
+  const Outcome trained = run_albion(train_args("uk/choices", 4));
+  ASSERT_EQ(trained.exit_code, 0) << trained.output;
+  const fs::path questions = dir / "questions.jsonl";
+  std::string lines_of_questions;
+  for (int i = 0; i < 5; ++i) {
+    lines_of_questions += str_cat(R"({"ctx": "Anne Elliot )", i,
+                                  R"(", "endings": ["was", "had been", "sat quietly"], "label": )", i % 3, "}\n");
+  }
+  testing::write_file(questions, lines_of_questions);
+  const std::string checkpoints = (dir / "uk" / "choices" / "checkpoints").string();
+  const std::string eval = "eval " + checkpoints + " --key file:" + (dir / "kek").string();
+  const std::string answer = eval + " --choices " + questions.string();
+  auto answered = [&](const std::string& options) {
+    const Outcome run = run_albion(answer + " --json" + options);
+    EXPECT_EQ(run.exit_code, 0) << run.output;
+    return printed_json(run.output).value_or(nlohmann::json::object());
+  };
+  const nlohmann::json all = answered("");
+  EXPECT_EQ(all["questions"], 5) << all.dump();
+  EXPECT_EQ(all["step"], 4) << all.dump();
+  for (const char* metric : {"acc", "acc_norm"}) {
+    const double value = all.value(metric, -1.0);
+    EXPECT_TRUE(value >= 0 && value <= 1 && std::round(value * 5) == value * 5) << metric << ": " << all.dump();
+  }
+  EXPECT_EQ(answered(" --limit 2")["questions"], 2);
+  const Outcome readable = run_albion(answer);
+  EXPECT_NE(readable.output.find("choices: acc "), std::string::npos) << readable.output;
+  EXPECT_NE(readable.output.find("/5), acc_norm "), std::string::npos) << readable.output;
+
+  const Outcome every = run_albion(answer + " --every --json");
+  ASSERT_EQ(every.exit_code, 0) << every.output;
+  const std::vector<nlohmann::json> lines = printed_json_lines(every.output);
+  ASSERT_EQ(lines.size(), 2u) << every.output;
+  EXPECT_EQ(lines[1], all);
+  const int best = lines[0]["acc_norm"].get<double>() >= lines[1]["acc_norm"].get<double>() ? 2 : 4;
+  EXPECT_NE(every.output.find(str_cat("the highest acc_norm, ", lines[best / 2 - 1]["acc_norm"].get<double>(),
+                                      ", is step ", best, "'s")),
+            std::string::npos)
+      << every.output;
+  const std::string records = read_file(dir / "uk" / "choices" / "audit.jsonl");
+  EXPECT_EQ(std::count(records.begin(), records.end(), '\n'), 2 + 5) << records;  // 2 saves, 5 loads
+
+  const fs::path bad = dir / "bad-questions.jsonl";
+  testing::write_file(bad, R"({"ctx": "private text", "endings": ["only one"], "label": 0})" "\n");
+  const std::string gpt2 = str_cat(ALBION_SOURCE_DIR, "/tests/runtime/tokenizers/fixtures/gpt2/tokenizer.json");
+  for (const std::string& refused_command :
+       {eval + " --choices " + bad.string(), eval + " --choices /no/such/questions.jsonl",
+        answer + " --dataset " + (dir / "data").string(), answer + " --batches 3", answer + " --limit 0",
+        eval + " --dataset " + (dir / "data").string() + " --limit 2", answer + " --tokenizer hf:" + gpt2}) {
+    const Outcome refused = run_albion(refused_command);
+    EXPECT_EQ(refused.exit_code, 2) << refused_command << ": " << refused.output;
+    EXPECT_EQ(count_lines(refused.output), 1) << refused_command << ": " << refused.output;
+    EXPECT_EQ(refused.output.find("private text"), std::string::npos) << refused.output;
+  }
+}
 
 // On a GPU (suite CkptCliFlowCuda, label gpu): the trainer validates and samples in the training's
 // precision (bf16 autocast), as `albion eval` scores the checkpoint and `albion generate` draws

@@ -1,0 +1,102 @@
+// File: runtime/train/choice_score.cpp
+#include "runtime/train/choice_score.h"
+
+#include <algorithm>
+#include <cctype>
+
+#include "runtime/base/check.h"
+
+namespace albion::train {
+namespace {
+
+bool is_space(char c) { return std::isspace(static_cast<unsigned char>(c)) != 0; }
+
+// The index of the largest score; the first of equal ones (numpy's argmax, as the harness takes it).
+std::int64_t best(const std::vector<double>& scores) {
+  return std::max_element(scores.begin(), scores.end()) - scores.begin();
+}
+
+}  // namespace
+
+std::vector<ChoiceLikelihood> choice_likelihoods(models::CausalLm& model, const tokenizers::Tokenizer& tokenizer,
+                                                 const data::ChoiceQuestion& question, const at::Device& device) {
+  std::vector<tokenizers::TokenId> context = tokenizer.encode(question.context);
+  if (context.empty()) {
+    ALBION_CHECK_AS(UsageError, tokenizer.end_of_text().has_value(),
+                    "a question with an empty context needs a tokenizer with an end-of-text token to start from");
+    context.push_back(*tokenizer.end_of_text());
+  }
+  const std::int64_t window = model.config().context_length;
+  // Each choice's sequence (context then choice) and how many of its last tokens are the choice's.
+  std::vector<std::vector<tokenizers::TokenId>> sequences;
+  std::vector<std::int64_t> scored;
+  for (const std::string& choice : question.choices) {
+    const bool spaced = !question.context.empty() && !is_space(question.context.back()) && !is_space(choice.front());
+    std::vector<tokenizers::TokenId> sequence = context;
+    const std::vector<tokenizers::TokenId> continuation = tokenizer.encode(spaced ? " " + choice : choice);
+    ALBION_CHECK_AS(UsageError, static_cast<std::int64_t>(continuation.size()) <= window, "a choice of ",
+                    continuation.size(), " tokens exceeds the model's context of ", window);
+    sequence.insert(sequence.end(), continuation.begin(), continuation.end());
+    // Inputs are all but the last token: at most `window` of them.
+    const std::int64_t excess = static_cast<std::int64_t>(sequence.size()) - 1 - window;
+    if (excess > 0) sequence.erase(sequence.begin(), sequence.begin() + excess);
+    sequences.push_back(std::move(sequence));
+    scored.push_back(static_cast<std::int64_t>(continuation.size()));
+  }
+  // One batch, rows padded at the end: causal attention keeps padding out of the positions before it.
+  const auto rows = static_cast<std::int64_t>(sequences.size());
+  std::int64_t length = 0;
+  std::int64_t first_scored = window;  // the first position any row scores: the logits before it are not needed
+  for (std::size_t row = 0; row < sequences.size(); ++row) {
+    const auto inputs_in_row = static_cast<std::int64_t>(sequences[row].size()) - 1;
+    length = std::max(length, inputs_in_row);
+    first_scored = std::min(first_scored, inputs_in_row - scored[row]);
+  }
+  std::vector<std::int64_t> inputs(static_cast<std::size_t>(rows * length), 0);
+  std::vector<std::int64_t> targets(inputs.size(), 0);
+  std::vector<std::uint8_t> mask(inputs.size(), 0);
+  for (std::size_t row = 0; row < sequences.size(); ++row) {
+    const auto& sequence = sequences[row];
+    const std::size_t offset = row * static_cast<std::size_t>(length);
+    std::copy(sequence.begin(), sequence.end() - 1, inputs.begin() + static_cast<std::ptrdiff_t>(offset));
+    std::copy(sequence.begin() + 1, sequence.end(), targets.begin() + static_cast<std::ptrdiff_t>(offset));
+    const std::size_t end_of_row = offset + sequence.size() - 1;
+    std::fill(mask.begin() + static_cast<std::ptrdiff_t>(end_of_row) - scored[row],
+              mask.begin() + static_cast<std::ptrdiff_t>(end_of_row), std::uint8_t{1});
+  }
+  auto on_device = [&](auto& host, at::ScalarType type) {
+    return at::from_blob(host.data(), {rows, length}, type).narrow(1, first_scored, length - first_scored).to(device);
+  };
+  const at::Tensor logits = model.forward(at::from_blob(inputs.data(), {rows, length}, at::kLong).to(device))
+                                .narrow(1, first_scored, length - first_scored)
+                                .to(at::kFloat);
+  const at::Tensor log_probs =
+      logits.log_softmax(-1).gather(-1, on_device(targets, at::kLong).unsqueeze(-1)).squeeze(-1).to(at::kDouble);
+  const at::Tensor sums = log_probs.masked_fill(on_device(mask, at::kByte) == 0, 0).sum(1).cpu();
+  std::vector<ChoiceLikelihood> out;
+  for (std::int64_t row = 0; row < rows; ++row) {
+    out.push_back({sums[row].item<double>(), scored[static_cast<std::size_t>(row)]});
+  }
+  return out;
+}
+
+void ChoiceTally::add(const data::ChoiceQuestion& question, const std::vector<ChoiceLikelihood>& likelihoods) {
+  std::vector<double> total;
+  std::vector<double> per_byte;
+  for (std::size_t i = 0; i < likelihoods.size(); ++i) {
+    total.push_back(likelihoods[i].log_likelihood);
+    per_byte.push_back(likelihoods[i].log_likelihood / static_cast<double>(question.choices.at(i).size()));
+  }
+  ++questions;
+  correct += best(total) == question.answer;
+  correct_norm += best(per_byte) == question.answer;
+}
+
+ChoiceTally ChoiceTally::over(collectives::Communicator& data_group, const at::Device& device) const {
+  const at::Tensor counts = at::tensor({questions, correct, correct_norm}, at::kLong).to(device);
+  data_group.all_reduce(counts, collectives::ReduceOp::kSum)->wait();
+  const at::Tensor host = counts.cpu();
+  return {host[0].item<std::int64_t>(), host[1].item<std::int64_t>(), host[2].item<std::int64_t>()};
+}
+
+}  // namespace albion::train

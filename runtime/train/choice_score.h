@@ -1,0 +1,55 @@
+// File: runtime/train/choice_score.h
+// Multiple-choice accuracy (HellaSwag and the like, `albion eval --choices`): the model answers a
+// question with the choice it finds most likely after the context, as lm-evaluation-harness and
+// llm.c score them.
+//
+// Each choice is appended to the context after one space (the harness's delimiter; none where the
+// context is empty, ends in whitespace, or the choice begins with it), context and choice
+// tokenized apart, and the choice's tokens scored by the log-probability the model gives each
+// after everything before it. An empty context starts from the tokenizer's end-of-text, as a
+// document does in a token stream. A sequence longer than the model's context keeps its last
+// tokens.
+//   acc:      the choice with the highest log-likelihood is the answer;
+//   acc_norm: the same, with each log-likelihood divided by its choice's length in bytes (the
+//             harness's normalisation, which stops a long choice losing for its length alone).
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "collectives/communicator.h"
+#include "runtime/data/choice_questions.h"
+#include "runtime/models/causal_lm.h"
+#include "runtime/tokenizers/tokenizer.h"
+
+namespace albion::train {
+
+struct ChoiceLikelihood {
+  double log_likelihood = 0;  // natural log, summed over the choice's tokens
+  std::int64_t tokens = 0;
+};
+
+// Each of `question`'s choices, in one forward pass over them all (the caller holds NoGradGuard and
+// eval mode). UsageError where a choice alone exceeds the model's context, or where the context is
+// empty and the tokenizer has no end-of-text.
+std::vector<ChoiceLikelihood> choice_likelihoods(models::CausalLm& model, const tokenizers::Tokenizer& tokenizer,
+                                                 const data::ChoiceQuestion& question, const at::Device& device);
+
+struct ChoiceTally {
+  std::int64_t questions = 0;
+  std::int64_t correct = 0;       // by acc
+  std::int64_t correct_norm = 0;  // by acc_norm
+
+  void add(const data::ChoiceQuestion& question, const std::vector<ChoiceLikelihood>& likelihoods);
+  double acc() const { return questions > 0 ? static_cast<double>(correct) / static_cast<double>(questions) : 0; }
+  double acc_norm() const {
+    return questions > 0 ? static_cast<double>(correct_norm) / static_cast<double>(questions) : 0;
+  }
+  // Collective over `data_group`, whose ranks scored different questions: the tally of them all.
+  // `device`: where the group's collectives take tensors.
+  ChoiceTally over(collectives::Communicator& data_group, const at::Device& device) const;
+};
+
+}  // namespace albion::train

@@ -1,0 +1,169 @@
+// File: tests/runtime/train/choice_score_test.cpp
+// Multiple-choice scoring (runtime/train/choice_score.h): each choice's log-likelihood is what the
+// model's own loss gives its tokens after the context, with the harness's space, truncation and
+// empty-context rules; acc and acc_norm pick their answers as lm-evaluation-harness does; and a
+// model trained a little on English prefers it to improbable bytes.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "runtime/config/recipe.h"
+#include "runtime/models/causal_lm.h"
+#include "runtime/models/model_config.h"
+#include "runtime/tokenizers/tokenizer.h"
+#include "runtime/train/choice_score.h"
+#include "runtime/train/trainer.h"
+#include "tests/support/small_dataset.h"
+#include "tests/support/temp_dir.h"
+
+namespace albion::train {
+namespace {
+
+using tokenizers::TokenId;
+
+// -log-likelihood of `choice_ids` after `context_ids` by the model's loss: its mean over the
+// choice's targets times their count.
+double loss_of(models::CausalLm& model, std::vector<TokenId> context_ids, const std::vector<TokenId>& choice_ids) {
+  std::vector<TokenId> ids = std::move(context_ids);
+  ids.insert(ids.end(), choice_ids.begin(), choice_ids.end());
+  const auto length = static_cast<std::int64_t>(ids.size()) - 1;
+  const at::Tensor sequence = at::tensor(std::vector<std::int64_t>(ids.begin(), ids.end()), at::kLong).unsqueeze(0);
+  at::Tensor mask = at::zeros({1, length}, at::kByte);
+  const auto scored = static_cast<std::int64_t>(choice_ids.size());
+  mask.narrow(1, length - scored, scored).fill_(1);
+  return model.loss(sequence.narrow(1, 0, length), sequence.narrow(1, 1, length), mask).item<double>() *
+         static_cast<double>(scored);
+}
+
+// A tiny GPT-2 of random weights, in eval mode without autograd, and the byte tokenizer.
+class UntrainedModel {
+ public:
+  UntrainedModel(std::int64_t context_length, std::uint64_t seed) {
+    models::ModelConfig config = models::model_preset("tiny");
+    config.vocab_size = 320;
+    config.context_length = context_length;
+    at::manual_seed(seed);
+    model_ = models::make_model(config);
+    eval_mode_.emplace(*model_);
+  }
+  models::CausalLm& operator*() const { return *model_; }
+  std::unique_ptr<tokenizers::Tokenizer> tokenizer = tokenizers::load_tokenizer("byte");
+
+ private:
+  at::NoGradGuard no_grad_;
+  std::shared_ptr<models::CausalLm> model_;
+  std::optional<models::EvalModeScope> eval_mode_;
+};
+
+TEST(ChoiceScore, EachLikelihoodIsTheModelsLossOfTheChoiceAfterTheContext) {
+  const UntrainedModel model(64, 3);
+  const auto& tokenizer = model.tokenizer;
+
+  // One space between context and choice, unless either side has its own.
+  const data::ChoiceQuestion question{"Anne was", {"here", " there", "everywhere at once"}, 0};
+  const std::vector<ChoiceLikelihood> scored = choice_likelihoods(*model, *tokenizer, question, at::kCPU);
+  ASSERT_EQ(scored.size(), 3u);
+  const std::vector<TokenId> context = tokenizer->encode("Anne was");
+  const std::vector<std::string> continuations = {" here", " there", " everywhere at once"};
+  for (std::size_t i = 0; i < 3; ++i) {
+    const std::vector<TokenId> choice = tokenizer->encode(continuations[i]);
+    EXPECT_EQ(scored[i].tokens, static_cast<std::int64_t>(choice.size())) << continuations[i];
+    const double expected = -loss_of(*model, context, choice);
+    EXPECT_NEAR(scored[i].log_likelihood, expected, 1e-5 * std::abs(expected)) << continuations[i];
+  }
+
+  // An empty context starts from the end-of-text token, with no space before the choice.
+  const std::vector<ChoiceLikelihood> opening =
+      choice_likelihoods(*model, *tokenizer, {"", {"Anne", "Bath"}, 0}, at::kCPU);
+  const double from_end_of_text = -loss_of(*model, {*tokenizer->end_of_text()}, tokenizer->encode("Anne"));
+  EXPECT_NEAR(opening[0].log_likelihood, from_end_of_text, 1e-5 * std::abs(from_end_of_text));
+  EXPECT_EQ(opening[0].tokens, 4);
+}
+
+// A sequence longer than the model's context keeps its last tokens: the choice whole, the
+// context's end. A choice that alone exceeds the context is refused.
+TEST(ChoiceScore, ALongContextLosesItsBeginning) {
+  const UntrainedModel model(16, 4);
+  const auto& tokenizer = model.tokenizer;
+  const std::string context = "Sir Walter Elliot, of Kellynch Hall, in Somersetshire";
+  const std::vector<ChoiceLikelihood> scored =
+      choice_likelihoods(*model, *tokenizer, {context, {"was a man", "no"}, 0}, at::kCPU);
+  const std::vector<TokenId> choice = tokenizer->encode(" was a man");
+  const std::vector<TokenId> whole_context = tokenizer->encode(context);
+  // 16 inputs and one more target: the last 17 - 10 context tokens.
+  const std::vector<TokenId> kept(whole_context.end() - (17 - 10), whole_context.end());
+  const double expected = -loss_of(*model, kept, choice);
+  EXPECT_NEAR(scored[0].log_likelihood, expected, 1e-5 * std::abs(expected));
+  EXPECT_THROW(choice_likelihoods(*model, *tokenizer, {context, {std::string(17, 'x'), "no"}, 0}, at::kCPU),
+               UsageError);
+}
+
+// acc takes the highest log-likelihood, acc_norm the highest per byte of the choice; a tie goes to
+// the first choice.
+TEST(ChoiceScore, AccAndAccNormPickTheirAnswersAsTheHarnessDoes) {
+  ChoiceTally tally;
+  const data::ChoiceQuestion short_or_long{"ctx", {"a", "bbbb"}, 1};
+  tally.add(short_or_long, {{-2.0, 1}, {-4.0, 4}});  // per byte: -2 and -1
+  EXPECT_EQ(tally.questions, 1);
+  EXPECT_EQ(tally.correct, 0);
+  EXPECT_EQ(tally.correct_norm, 1);
+  tally.add({"ctx", {"a", "b"}, 0}, {{-1.0, 1}, {-1.0, 1}});
+  EXPECT_EQ(tally.correct, 1);
+  EXPECT_EQ(tally.correct_norm, 2);
+  EXPECT_DOUBLE_EQ(tally.acc(), 0.5);
+  EXPECT_DOUBLE_EQ(tally.acc_norm(), 1.0);
+}
+
+// Trained for 30 steps on Persuasion, the tiny model already answers questions whose wrong
+// choices are bytes English text never uses, and at init it does not.
+TEST(ChoiceScore, AModelTrainedOnEnglishPrefersItToImprobableBytes) {
+  testing_support::TempDir dir;
+  testing_support::prepare_small_dataset(dir / "data", 0.1);
+  config::Recipe r;
+  r.run.dir = dir / "run";
+  r.run.device = "cpu";
+  r.data.dataset = dir / "data";
+  r.model.preset = "tiny";
+  r.train.seq_len = 64;
+  r.train.micro_batch = 8;
+  r.train.global_batch_tokens = 64 * 8;
+  r.train.steps = 30;
+  r.optim.warmup_steps = 2;
+  r.eval.interval = 0;
+  r.eval.sample_interval = 0;
+  r.eval.sample_tokens = 8;
+  Trainer trainer(r, {});
+  const auto tokenizer = tokenizers::load_tokenizer("byte");
+  const std::string text =
+      "Sir Walter Elliot, of Kellynch Hall, in Somersetshire, was a man who, for his own amusement, never took up "
+      "any book but the Baronetage; there he found occupation for an idle hour, and consolation in a distressed one";
+  std::vector<data::ChoiceQuestion> questions;
+  for (std::size_t start = 0; start + 40 <= text.size(); start += 10) {
+    const std::string answer = text.substr(start + 30, 10);
+    const std::string control_bytes = "\x01\x02\x03\x04\x05\x06\x07\x08\x0b\x0c";
+    questions.push_back({text.substr(0, start + 30), {std::string(10, '~'), answer, "{|}^`{|}^`", control_bytes}, 1});
+  }
+  auto answered = [&] {
+    ChoiceTally tally;
+    at::NoGradGuard no_grad;
+    const models::EvalModeScope eval_mode(trainer.model());
+    for (const data::ChoiceQuestion& question : questions) {
+      tally.add(question, choice_likelihoods(trainer.model(), *tokenizer, question, at::kCPU));
+    }
+    return tally;
+  };
+  const ChoiceTally at_init = answered();
+  std::atomic<bool> stop{false};
+  trainer.train(stop);
+  const ChoiceTally trained = answered();
+  EXPECT_EQ(trained.correct, trained.questions);
+  EXPECT_EQ(trained.correct_norm, trained.questions);
+  EXPECT_LT(at_init.correct, at_init.questions);
+}
+
+}  // namespace
+}  // namespace albion::train

@@ -393,14 +393,12 @@ double score_choices(const EvalOptions& o, const ProcessEnvironment& env, const 
   {
     std::optional<ProgressBar> bar;  // rank 0's share stands for the job's
     if (printing) bar.emplace("eval", static_cast<double>(end - first), "questions", 1, env.stderr_is_terminal);
-    for (std::int64_t i = first; i < end; ++i) {
-      const data::ChoiceQuestion& question = in.questions[static_cast<std::size_t>(i)];
-      try {
-        tally.add(question, train::choice_likelihoods(*loaded.model, *loaded.tokenizer, question, in.device));
-      } catch (const UsageError& error) {
-        throw UsageError(str_cat("eval: ", o.choices, ", question ", i + 1, ": ", error.what()));
-      }
-      if (bar) bar->advance(1);
+    try {
+      tally = train::answer_questions(*loaded.model, *loaded.tokenizer, in.questions, first, end, in.device, [&] {
+        if (bar) bar->advance(1);
+      });
+    } catch (const UsageError& error) {
+      throw UsageError(str_cat("eval: ", o.choices, ", ", error.what()));
     }
     if (bar) bar->finish();
   }

@@ -116,6 +116,7 @@ void Recipe::validate() const {
           str_cat("must be in [0, ", kMaxSampleTokens, "]") + got(eval.sample_tokens));
   require(eval.top_k >= 0, "eval.top_k", "must be >= 0" + got(eval.top_k));
   require(eval.top_p > 0 && eval.top_p <= 1, "eval.top_p", "must be in (0, 1]" + got(eval.top_p));
+  require(eval.choices_limit >= 0, "eval.choices_limit", "must be 0 (all) or positive" + got(eval.choices_limit));
   require(eval.temperature > 0, "eval.temperature", "must be positive" + got(eval.temperature));
   require(log.interval > 0, "log.interval", "must be positive" + got(log.interval));
   require(profile.steps >= 0, "profile.steps", "must be >= 0" + got(profile.steps));

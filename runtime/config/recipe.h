@@ -94,6 +94,10 @@ struct EvalConfig {
   std::int64_t top_k = 40;
   double top_p = 1.0;  // nucleus sampling after top_k; 1: off
   double temperature = 0.8;
+  // Multiple-choice questions (JSON Lines, as `albion eval --choices` reads them, HellaSwag's
+  // included) answered at each evaluation, shared by the data-parallel ranks; "": none.
+  std::string choices;
+  std::int64_t choices_limit = 0;  // the first N questions; 0: all
 };
 
 struct LogConfig {

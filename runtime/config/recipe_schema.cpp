@@ -147,6 +147,9 @@ RecipeSchema::RecipeSchema(Recipe& r) {
   key("eval.top_k", r.eval.top_k, "sample from the k most likely tokens; 0: greedy");
   key("eval.top_p", r.eval.top_p, "then from the fewest most likely tokens whose probabilities sum to top_p; 1: off");
   key("eval.temperature", r.eval.temperature, "sampling temperature");
+  key("eval.choices", r.eval.choices, "multiple-choice questions (JSON Lines; HellaSwag's own file reads as is) "
+      "answered at each evaluation: acc and acc_norm, as albion eval --choices reports them; empty: none");
+  key("eval.choices_limit", r.eval.choices_limit, "answer only the first N of eval.choices' questions; 0: all");
 
   key("log.interval", r.log.interval, "steps between metric records");
   key("log.tensorboard", r.log.tensorboard, "also write TensorBoard event files");

@@ -80,6 +80,22 @@ std::vector<ChoiceLikelihood> choice_likelihoods(models::CausalLm& model, const 
   return out;
 }
 
+ChoiceTally answer_questions(models::CausalLm& model, const tokenizers::Tokenizer& tokenizer,
+                             const std::vector<data::ChoiceQuestion>& questions, std::int64_t first, std::int64_t end,
+                             const at::Device& device, const std::function<void()>& answered) {
+  ChoiceTally tally;
+  for (std::int64_t i = first; i < end; ++i) {
+    const data::ChoiceQuestion& question = questions.at(static_cast<std::size_t>(i));
+    try {
+      tally.add(question, choice_likelihoods(model, tokenizer, question, device));
+    } catch (const UsageError& error) {
+      throw UsageError(str_cat("question ", i + 1, ": ", error.what()));
+    }
+    if (answered) answered();
+  }
+  return tally;
+}
+
 void ChoiceTally::add(const data::ChoiceQuestion& question, const std::vector<ChoiceLikelihood>& likelihoods) {
   std::vector<double> total;
   std::vector<double> per_byte;

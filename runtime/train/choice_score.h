@@ -17,6 +17,7 @@
 #include <ATen/ATen.h>
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "collectives/communicator.h"
@@ -36,6 +37,14 @@ struct ChoiceLikelihood {
 // empty and the tokenizer has no end-of-text.
 std::vector<ChoiceLikelihood> choice_likelihoods(models::CausalLm& model, const tokenizers::Tokenizer& tokenizer,
                                                  const data::ChoiceQuestion& question, const at::Device& device);
+
+struct ChoiceTally;
+
+// Answers questions[first, end), calling `answered` after each (for a progress bar). UsageError
+// naming the question's number (from 1) where the model cannot take it.
+ChoiceTally answer_questions(models::CausalLm& model, const tokenizers::Tokenizer& tokenizer,
+                             const std::vector<data::ChoiceQuestion>& questions, std::int64_t first, std::int64_t end,
+                             const at::Device& device, const std::function<void()>& answered = {});
 
 struct ChoiceTally {
   std::int64_t questions = 0;

@@ -211,6 +211,18 @@ Trainer::Trainer(config::Recipe recipe, WorldPosition world, Parallelism* parall
   } catch (const UsageError& e) {
     log::warning("no text samples: ", e.what());
   }
+  if (!recipe_.eval.choices.empty()) {
+    // Read here, so an evaluation after hours of training cannot fail on it.
+    ALBION_CHECK_AS(UsageError, tokenizer_ != nullptr, "recipe key 'eval.choices' needs the dataset's tokenizer, ",
+                    manifest.tokenizer_spec, ", which cannot be used (see the warning above)");
+    try {
+      choice_questions_ = data::read_choice_questions(recipe_.eval.choices);
+    } catch (const UsageError& error) {
+      throw UsageError(str_cat("recipe key 'eval.choices': ", error.what()));
+    }
+    const auto limit = static_cast<std::size_t>(recipe_.eval.choices_limit);
+    if (limit > 0 && limit < choice_questions_.size()) choice_questions_.resize(limit);
+  }
   if (tokenizer_ && !chat_template_.empty()) {
     // Checked here, so a sample after hours of training cannot fail on it.
     try {
@@ -477,6 +489,33 @@ std::optional<double> Trainer::evaluate() {
   return score.mean_over_data_ranks(*parallel_);
 }
 
+std::optional<ChoiceTally> Trainer::answer_choices() {
+  if (choice_questions_.empty()) return std::nullopt;
+  at::NoGradGuard no_grad;
+  const models::EvalModeScope eval_mode(*model_);
+  const kernels::Bf16AutocastScope autocast(at::kCUDA, bf16_autocast_);
+  // Each data-parallel rank answers a run of consecutive questions, the ranks of a tensor-parallel
+  // group (one data rank) the same ones, so their forward passes line up.
+  const auto all = static_cast<std::int64_t>(choice_questions_.size());
+  const std::int64_t ranks = parallel_->data_parallel_size();
+  const std::int64_t rank = parallel_->data_parallel_rank();
+  ChoiceTally tally;
+  try {
+    tally = answer_questions(*model_, *tokenizer_, choice_questions_, all * rank / ranks, all * (rank + 1) / ranks,
+                             device_);
+  } catch (const UsageError& error) {
+    throw UsageError(str_cat("recipe key 'eval.choices': ", error.what()));
+  }
+  // Counts, so the ranks' mean times their number is exactly the sum.
+  const at::Tensor counts = at::tensor({static_cast<double>(tally.questions), static_cast<double>(tally.correct),
+                                        static_cast<double>(tally.correct_norm)},
+                                       at::kDouble)
+                                .to(device_);
+  const at::Tensor sums = (parallel_->mean(counts) * static_cast<double>(ranks)).round().cpu();
+  auto count = [&](std::int64_t i) { return static_cast<std::int64_t>(sums[i].item<double>()); };
+  return ChoiceTally{count(0), count(1), count(2)};
+}
+
 std::string Trainer::sample(const std::atomic<bool>& stop_requested) {
   if (!tokenizer_ || recipe_.eval.sample_tokens == 0) return "";
   std::vector<tokenizers::TokenId> prompt;
@@ -561,6 +600,14 @@ TrainSummary Trainer::train(const std::atomic<bool>& stop_requested) {
         summary_.final_val_loss = val;
         if (metrics_) metrics_->write(step, {{"val_loss", *val}});
         log::info("step ", step + 1, "  val_loss ", *val);
+      }
+      if (std::optional<ChoiceTally> answers = answer_choices()) {
+        summary_.final_choices = answers;
+        if (metrics_) {
+          metrics_->write(step, {{"choices_acc", answers->acc()}, {"choices_acc_norm", answers->acc_norm()}});
+        }
+        log::info("step ", step + 1, "  choices acc ", answers->acc(), "  acc_norm ", answers->acc_norm(), " (",
+                  answers->questions, " questions)");
       }
     }
     if (samples) log::info("sample at step ", step + 1, ":\n", sample(stop_requested));

@@ -41,6 +41,7 @@
 #include "runtime/optim/lr_schedule.h"
 #include "runtime/tokenizers/chat_template.h"
 #include "runtime/tokenizers/tokenizer.h"
+#include "runtime/train/choice_score.h"
 #include "runtime/train/host_copy.h"
 #include "runtime/train/parallelism.h"
 #include "runtime/train/training_hooks.h"
@@ -74,6 +75,7 @@ struct TrainSummary {
   std::vector<double> grad_norms;     // global gradient norm of every step, before clipping
   std::int64_t text_tokens = 0;       // inputs trained on over all ranks that are text, not padding
   std::optional<double> final_val_loss;
+  std::optional<ChoiceTally> final_choices;  // eval.choices' answers at the last evaluation
   std::string final_sample;
   double seconds_to_first_step = 0;   // from construction to the end of step 0
 };
@@ -125,6 +127,9 @@ class Trainer {
   // Validation loss over the val split's first eval.batches micro-batches, shared by the
   // data-parallel ranks and weighted by scored token (collective: every rank calls it).
   std::optional<double> evaluate();
+  // eval.choices' questions answered, shared by the data-parallel ranks (collective); nullopt
+  // without eval.choices.
+  std::optional<ChoiceTally> answer_choices();
   // A text sample from eval.sample_prompt, ended by the end-of-text token, or cut short when a stop
   // is requested. A model fine-tuned on chat data is prompted as it is trained: eval.sample_prompt
   // as a user turn in the dataset's template; the sample then shows the conversation, template
@@ -168,6 +173,7 @@ class Trainer {
   std::string tokenizer_hash_;
   std::string chat_template_;
   std::optional<tokenizers::ChatTemplate> sample_chat_template_;  // from chat_template_, when usable
+  std::vector<data::ChoiceQuestion> choice_questions_;             // eval.choices', read at start
   LoraBase lora_base_;
   std::unique_ptr<data::TokenLoader> train_loader_;
   std::unique_ptr<data::TokenLoader> val_loader_;

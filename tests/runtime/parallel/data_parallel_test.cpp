@@ -10,6 +10,8 @@
 // resumes on 1 rank and ZeRO-1's as ZeRO-2. The validation loss
 // of 1, 2 and 4 ranks is the same.
 #include <gtest/gtest.h>
+
+#include <fstream>
 #include <mpi.h>
 
 #include <atomic>
@@ -122,7 +124,16 @@ TEST_F(DataParallelTest, DdpOnChatDataMatchesOneProcess) {
 TEST_F(DataParallelTest, ValidationLossIsTheSameOnAnyNumberOfRanks) {
   ASSERT_EQ(world_size_, 4) << "run under mpirun -np 4";
   const std::string dataset = shared_dir_ + "/data-with-val";
-  if (world_rank_ == 0) testing_support::prepare_small_dataset(dataset, 0.2);
+  // 7 questions (eval.choices): 4 ranks answer 1, 2, 2 and 2 of them.
+  const std::string questions = shared_dir_ + "/questions.jsonl";
+  if (world_rank_ == 0) {
+    testing_support::prepare_small_dataset(dataset, 0.2);
+    std::ofstream out(questions);
+    for (int i = 0; i < 7; ++i) {
+      out << R"({"context": "Anne Elliot )" << i << R"(", "choices": ["was", "had been", "sat"], "answer": )" << i % 3
+          << "}\n";
+    }
+  }
   MPI_Barrier(MPI_COMM_WORLD);
   auto validated = [&](int ranks, int batches) {
     config::Recipe r = recipe(ranks, "val" + std::to_string(ranks) + "-" + std::to_string(batches));
@@ -131,21 +142,27 @@ TEST_F(DataParallelTest, ValidationLossIsTheSameOnAnyNumberOfRanks) {
     r.optim.warmup_steps = 1;
     r.eval.interval = 4;
     r.eval.batches = batches;
+    r.eval.choices = questions;
     DataParallel ddp(group_of(ranks), config::ParallelConfig{});
     std::atomic<bool> stop{false};
     train::Trainer trainer(r, {ddp.data_parallel_rank(), ranks, 0}, &ddp);
-    return trainer.train(stop).final_val_loss;
+    return trainer.train(stop);
   };
   // 3 and 5 batches do not divide over 2 or 4 ranks: some ranks score one batch fewer (with 3 on 4
-  // ranks, one scores none).
+  // ranks, one scores none). The questions' answers too are one process's.
   for (int batches : {4, 3, 5}) {
-    const std::optional<double> one = validated(1, batches);
-    ASSERT_TRUE(one.has_value());
+    const train::TrainSummary one = validated(1, batches);
+    ASSERT_TRUE(one.final_val_loss.has_value() && one.final_choices.has_value());
+    EXPECT_EQ(one.final_choices->questions, 7);
     for (int ranks : {2, 4}) {
-      const std::optional<double> many = validated(ranks, batches);
-      ASSERT_TRUE(many.has_value()) << ranks;
-      EXPECT_LT(std::abs(*many - *one), 1e-6 * *one)
-          << batches << " batches on " << ranks << " ranks: " << *many << " against " << *one;
+      const train::TrainSummary many = validated(ranks, batches);
+      ASSERT_TRUE(many.final_val_loss.has_value() && many.final_choices.has_value()) << ranks;
+      EXPECT_LT(std::abs(*many.final_val_loss - *one.final_val_loss), 1e-6 * *one.final_val_loss)
+          << batches << " batches on " << ranks << " ranks: " << *many.final_val_loss << " against "
+          << *one.final_val_loss;
+      EXPECT_EQ(many.final_choices->questions, 7) << ranks << " ranks";
+      EXPECT_EQ(many.final_choices->correct, one.final_choices->correct) << ranks << " ranks";
+      EXPECT_EQ(many.final_choices->correct_norm, one.final_choices->correct_norm) << ranks << " ranks";
     }
   }
 }

@@ -24,9 +24,10 @@ if(ALBION_CCACHE)
   message(STATUS "Albion: compiler cache ${ALBION_CCACHE}")
 endif()
 
-# GPU architectures of our own kernels: Hopper (H100/H200) and Blackwell (B200, GB300), as real
-# code, plus PTX of the newest for forward compatibility.
-set(ALBION_CUDA_ARCHITECTURES "90-real;100-real;103" CACHE STRING "CUDA architectures for Albion kernels")
+# GPU architectures of our own kernels: Ampere (A100, many HPC centres' fleet), Hopper (H100/H200)
+# and Blackwell (B200, GB300), as real code, plus PTX of the newest for forward compatibility.
+# Before sm_90 the cross-entropy's row held in a cluster runs as its one-block-per-row kernel.
+set(ALBION_CUDA_ARCHITECTURES "80-real;90-real;100-real;103" CACHE STRING "CUDA architectures for Albion kernels")
 
 # Source locations in error messages relative to the repository, not the build machine's layout.
 add_compile_options($<$<COMPILE_LANGUAGE:CXX>:-fmacro-prefix-map=${CMAKE_SOURCE_DIR}/=>)

@@ -43,6 +43,18 @@ inline int active_clusters(const void* /*kernel*/, int /*threads*/, unsigned clu
 
 namespace albion::kernels {
 
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 900
+// Before sm_90 (A100's sm_80) there are no clusters: active_clusters finds none there, so the host
+// launches such a kernel with clusters of one block only, which these calls serve exactly. A rank
+// other than 0 cannot occur; it traps rather than read another block's memory.
+__device__ __forceinline__ unsigned cluster_rank() { return 0; }
+__device__ __forceinline__ void cluster_sync() { __syncthreads(); }
+template <typename T>
+__device__ __forceinline__ T* cluster_shared(T* address, unsigned rank) {
+  if (rank != 0) __trap();
+  return address;
+}
+#else
 // This block's rank in its cluster, 0 .. cluster - 1.
 __device__ __forceinline__ unsigned cluster_rank() { return cooperative_groups::this_cluster().block_rank(); }
 
@@ -56,6 +68,7 @@ template <typename T>
 __device__ __forceinline__ T* cluster_shared(T* address, unsigned rank) {
   return cooperative_groups::this_cluster().map_shared_rank(address, rank);
 }
+#endif
 
 // The configuration of a launch in clusters of `cluster` blocks along x, whose cluster dimension
 // `attribute` holds (a cluster of one block is a plain launch).
@@ -87,8 +100,15 @@ void launch_in_clusters(const char* /*name*/, void (*kernel)(Params...), dim3 gr
 
 // How many clusters of `cluster` blocks of `threads` threads of `kernel` the current GPU runs at
 // once: 0 where it cannot run them (a refusal is an answer here, not an error for the next
-// launch's check).
+// launch's check). A GPU without clusters (before sm_90) runs none.
 inline int active_clusters(const void* kernel, int threads, unsigned cluster) {
+  int device = 0;
+  int clusters_launch = 0;
+  if (cudaGetDevice(&device) != cudaSuccess ||
+      cudaDeviceGetAttribute(&clusters_launch, cudaDevAttrClusterLaunch, device) != cudaSuccess || !clusters_launch) {
+    (void)cudaGetLastError();
+    return 0;
+  }
   cudaLaunchAttribute attribute;
   const cudaLaunchConfig_t config = cluster_launch_config(dim3(cluster), dim3(threads), cluster, nullptr, attribute);
   int clusters = 0;

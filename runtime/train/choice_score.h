@@ -1,7 +1,7 @@
 // File: runtime/train/choice_score.h
 // Multiple-choice accuracy (HellaSwag and the like, `albion eval --choices`): the model answers a
-// question with the choice it finds most likely after the context, as lm-evaluation-harness and
-// llm.c score them.
+// question with the choice it finds most likely after the context, as lm-evaluation-harness
+// scores them (on the text as given: the harness cleans HellaSwag's text first).
 //
 // Each choice is appended to the context after one space (the harness's delimiter; none where the
 // context is empty, ends in whitespace, or the choice begins with it), context and choice

@@ -596,19 +596,20 @@ TrainSummary Trainer::train(const std::atomic<bool>& stop_requested) {
     }
     const auto extras_begin = std::chrono::steady_clock::now();
     if (evaluates) {
+      metrics::Scalars evaluation;  // one record
       if (std::optional<double> val = evaluate()) {
         summary_.final_val_loss = val;
-        if (metrics_) metrics_->write(step, {{"val_loss", *val}});
+        evaluation.emplace_back("val_loss", *val);
         log::info("step ", step + 1, "  val_loss ", *val);
       }
       if (std::optional<ChoiceTally> answers = answer_choices()) {
         summary_.final_choices = answers;
-        if (metrics_) {
-          metrics_->write(step, {{"choices_acc", answers->acc()}, {"choices_acc_norm", answers->acc_norm()}});
-        }
+        evaluation.emplace_back("choices_acc", answers->acc());
+        evaluation.emplace_back("choices_acc_norm", answers->acc_norm());
         log::info("step ", step + 1, "  choices acc ", answers->acc(), "  acc_norm ", answers->acc_norm(), " (",
                   answers->questions, " questions)");
       }
+      if (metrics_ && !evaluation.empty()) metrics_->write(step, evaluation);
     }
     if (samples) log::info("sample at step ", step + 1, ":\n", sample(stop_requested));
     hooks_->after_step(*this, step);

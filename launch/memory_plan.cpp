@@ -54,7 +54,12 @@ std::optional<RankMemory> plan_rank_memory(const config::Recipe& recipe, int wor
     memory.parameters += held(name, tensor);
     memory.weight_bytes += held(name, tensor) * static_cast<std::int64_t>(tensor.element_size());
   }
-  for (const auto& [name, tensor] : model->trainable_parameters()) memory.trained += held(name, tensor);
+  std::int64_t moments = 0;  // fp32 tensors of optimizer state: AdamW's two, Muon's one
+  for (const auto& [name, tensor] : model->trainable_parameters()) {
+    memory.trained += held(name, tensor);
+    moments += held(name, tensor) * (train::takes_muon(recipe, *model, name, tensor) ? 1 : 2);
+  }
+  memory.muon = recipe.optim.name == "muon";
   memory.zero_stage = recipe.parallel.zero;
   memory.optimizer_shards = recipe.parallel.zero >= 1 ? mesh.data() : 1;
   // ZeRO reduces every backward's gradients into its shard (ZeRO-2; ZeRO-1 when a step has one
@@ -66,7 +71,7 @@ std::optional<RankMemory> plan_rank_memory(const config::Recipe& recipe, int wor
                                     static_cast<std::int64_t>(collectives::kBucketsInFlight + 1) *
                                         static_cast<std::int64_t>(recipe.parallel.bucket_mb * (1 << 20))
                               : kFp32 * memory.trained;
-  memory.optimizer_bytes = 2 * kFp32 * memory.trained / memory.optimizer_shards;
+  memory.optimizer_bytes = kFp32 * moments / memory.optimizer_shards;
   const std::int64_t every = config.recompute_every;
   if (every > 0) {
     const std::int64_t recomputed = (config.layers + every - 1) / every;
@@ -89,7 +94,7 @@ std::string describe(const RankMemory& memory) {
                      " trained); weights " + gigabytes(memory.weight_bytes) + ", gradients " +
                      gigabytes(memory.gradient_bytes);
   if (memory.gradients_sharded) line += " (a shard and the buckets in flight)";
-  line += ", AdamW state " + gigabytes(memory.optimizer_bytes);
+  line += (memory.muon ? ", Muon and AdamW state " : ", AdamW state ") + gigabytes(memory.optimizer_bytes);
   if (memory.optimizer_shards > 1) {
     line += str_cat(" (ZeRO-", memory.zero_stage, " over ", memory.optimizer_shards, ")");
   }

@@ -31,6 +31,7 @@ struct RankMemory {
   std::int64_t weight_bytes = 0;
   std::int64_t gradient_bytes = 0;
   std::int64_t optimizer_bytes = 0;
+  bool muon = false;  // optim.name = muon: one moment for the hidden matrices
   std::int64_t zero_stage = 0;         // parallel.zero
   bool gradients_sharded = false;      // ZeRO reduces every backward's gradients into a shard
   std::int64_t optimizer_shards = 1;   // data-parallel ranks sharing the AdamW state (ZeRO-1 and -2)

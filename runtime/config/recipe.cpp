@@ -107,6 +107,18 @@ void Recipe::validate() const {
   require(optim.beta2 >= 0 && optim.beta2 < 1, "optim.beta2", "must be in [0, 1)" + got(optim.beta2));
   require(optim.eps > 0, "optim.eps", "must be positive" + got(optim.eps));
   require(optim.grad_clip >= 0, "optim.grad_clip", "must be >= 0" + got(optim.grad_clip));
+  require(optim.name == "adamw" || optim.name == "muon", "optim.name",
+          "must be adamw or muon, got '" + optim.name + "'");
+  require(optim.muon_momentum >= 0 && optim.muon_momentum < 1, "optim.muon_momentum",
+          "must be in [0, 1)" + got(optim.muon_momentum));
+  // Muon orthogonalizes whole matrices: a ZeRO piece or a tensor-parallel part is not one.
+  for (const auto& [refused, why] :
+       {std::pair{parallel.zero > 0, "parallel.zero > 0 shards the optimizer state in pieces of matrices"},
+        std::pair{parallel.tensor > 1, "parallel.tensor > 1 cuts the matrices over ranks"},
+        std::pair{lora.rank > 0, "lora.rank > 0 trains adapters"}}) {
+    require(optim.name != "muon" || !refused, "optim.name",
+            str_cat("= muon orthogonalizes each weight matrix whole, but ", why, "; use adamw with it"));
+  }
   require(eval.interval >= 0, "eval.interval", "must be >= 0" + got(eval.interval));
   require(eval.batches > 0, "eval.batches", "must be positive" + got(eval.batches));
   require(eval.sample_interval >= 0, "eval.sample_interval", "must be >= 0" + got(eval.sample_interval));

@@ -72,6 +72,10 @@ struct TrainConfig {
 };
 
 struct OptimConfig {
+  // adamw, or muon: the hidden layers' matrices by Muon (runtime/optim/muon.h), the rest by AdamW,
+  // with one learning rate, schedule and weight decay.
+  std::string name = "adamw";
+  double muon_momentum = 0.95;
   double lr = 1e-3;
   double min_lr = 1e-4;
   std::int64_t warmup_steps = 100;

@@ -127,6 +127,9 @@ RecipeSchema::RecipeSchema(Recipe& r) {
       "tokens per optimizer step over all ranks (gradient accumulation makes up the rest)");
   key("train.steps", r.train.steps, "optimizer steps");
 
+  key("optim.name", r.optim.name, "adamw, or muon: the hidden layers' weight matrices updated by their "
+      "orthogonalized momentum (Muon), embeddings, LM head, norms and biases by AdamW; one lr and weight decay");
+  key("optim.muon_momentum", r.optim.muon_momentum, "Muon's (Nesterov) momentum");
   key("optim.lr", r.optim.lr, "peak learning rate");
   key("optim.min_lr", r.optim.min_lr, "learning-rate floor at the end of the schedule");
   key("optim.warmup_steps", r.optim.warmup_steps, "linear warmup steps");

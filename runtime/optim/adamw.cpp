@@ -37,12 +37,13 @@ void AdamW::step(double lr, const at::Tensor& gradient_scale) {
   const double bias2 = 1.0 - std::pow(options_.beta2, static_cast<double>(step_count_));
   if (options_.fused && fused_step(lr, bias1, bias2, gradient_scale)) {
     ++fused_steps_;
+    orthogonalized_step(lr, gradient_scale);
     return;
   }
   if (gradient_scale.defined()) scale_gradients(parameters_, gradient_scale);
   for (OptimizedParameter& p : parameters_) {
     const at::Tensor& grad = p.gradient();
-    if (!grad.defined()) continue;
+    if (!grad.defined() || p.orthogonalized) continue;
     if (!p.exp_avg.defined()) {
       p.exp_avg = at::zeros_like(p.parameter, at::kFloat);
       p.exp_avg_sq = at::zeros_like(p.parameter, at::kFloat);
@@ -54,13 +55,24 @@ void AdamW::step(double lr, const at::Tensor& gradient_scale) {
     const at::Tensor denominator = (p.exp_avg_sq / bias2).sqrt_().add_(options_.eps);
     p.parameter.addcdiv_(p.exp_avg, denominator, -lr / bias1);
   }
+  orthogonalized_step(lr, {});  // the gradients are scaled already
+}
+
+void AdamW::orthogonalized_step(double lr, const at::Tensor& gradient_scale) {
+  for (OptimizedParameter& p : parameters_) {
+    const at::Tensor& grad = p.gradient();
+    if (!grad.defined() || !p.orthogonalized) continue;
+    if (!p.exp_avg.defined()) p.exp_avg = at::zeros_like(p.parameter, at::kFloat);
+    const at::Tensor scaled = gradient_scale.defined() ? grad * gradient_scale.to(grad.device()) : grad;
+    muon_update(p.parameter, scaled, p.exp_avg, lr, options_.weight_decay, options_.muon);
+  }
 }
 
 bool AdamW::fused_step(double lr, double bias1, double bias2, const at::Tensor& gradient_scale) {
   std::vector<kernels::AdamWOperand> operands;
   for (OptimizedParameter& p : parameters_) {
     const at::Tensor& grad = p.gradient();
-    if (!grad.defined()) continue;
+    if (!grad.defined() || p.orthogonalized) continue;
     // Where the kernel's contract does not hold, the torch path takes all of them.
     if (!kernels::runs_kernels(p.parameter)) return false;  // the CPU: torch's ops are its path
     if (p.parameter.scalar_type() != at::kFloat || grad.scalar_type() != at::kFloat ||
@@ -105,7 +117,8 @@ void AdamW::zero_grad() {
 std::int64_t AdamW::state_bytes() const {
   std::int64_t bytes = 0;
   for (const OptimizedParameter& p : parameters_) {
-    if (p.exp_avg.defined()) bytes += (p.exp_avg.numel() + p.exp_avg_sq.numel()) * 4;
+    if (p.exp_avg.defined()) bytes += p.exp_avg.numel() * 4;
+    if (p.exp_avg_sq.defined()) bytes += p.exp_avg_sq.numel() * 4;
   }
   return bytes;
 }

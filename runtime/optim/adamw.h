@@ -5,6 +5,10 @@
 // Parameters whose `decayed` flag is false (norms, biases, embeddings unless the recipe says so)
 // get no weight decay. State (step count, m, v per parameter) is exposed by name so checkpoints
 // can save and restore it exactly. Master weights: the parameters themselves (fp32).
+//
+// Parameters marked `orthogonalized` (the hidden layers' matrices, with optim.name = muon) take
+// Muon's update instead (runtime/optim/muon.h), with the same learning rate and weight decay;
+// their one state tensor, the momentum, is held as exp_avg, and exp_avg_sq stays undefined.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -12,6 +16,8 @@
 #include <cstdint>
 #include <string>
 #include <vector>
+
+#include "runtime/optim/muon.h"
 
 namespace albion::optim {
 
@@ -23,14 +29,16 @@ struct AdamWOptions {
   // CUDA parameters: one multi-tensor launch (kernels/adamw) instead of torch ops per tensor,
   // and the gradient norm by kernels/grad_norm.
   bool fused = false;
+  MuonOptions muon = {};  // for the parameters marked orthogonalized
 };
 
 struct OptimizedParameter {
   std::string name;
   at::Tensor parameter;  // updated in place
   bool decayed = true;
-  at::Tensor exp_avg;     // m, fp32, created on first step
-  at::Tensor exp_avg_sq;  // v
+  bool orthogonalized = false;  // updated by Muon (2-D, whole: never a ZeRO piece)
+  at::Tensor exp_avg;     // m, fp32, created on first step (Muon's momentum buffer)
+  at::Tensor exp_avg_sq;  // v (undefined for Muon)
   // First element of this piece inside the parameter `name`, flattened: 0 for a whole parameter;
   // ZeRO's pieces (views of a flat buffer) start anywhere. Checkpoints key the state by both.
   std::int64_t offset = 0;
@@ -60,7 +68,7 @@ class AdamW {
   const AdamWOptions& options() const { return options_; }
   std::vector<OptimizedParameter>& parameters() { return parameters_; }
   const std::vector<OptimizedParameter>& parameters() const { return parameters_; }
-  // Bytes of optimizer state (m and v) held by this process.
+  // Bytes of optimizer state (m and v; Muon's momentum) held by this process.
   std::int64_t state_bytes() const;
 
  private:
@@ -68,6 +76,9 @@ class AdamW {
   // on the GPU that does not fit the kernel (another dtype, not contiguous) is named in a warning,
   // once: the run goes on with torch's ops, slower, and a user who asked for fused should know.
   bool fused_step(double lr, double bias1, double bias2, const at::Tensor& gradient_scale);
+  // Muon's update of the parameters marked orthogonalized, their gradients scaled by
+  // `gradient_scale` where it is defined.
+  void orthogonalized_step(double lr, const at::Tensor& gradient_scale);
 
   std::vector<OptimizedParameter> parameters_;
   AdamWOptions options_;

@@ -101,7 +101,8 @@ std::unique_ptr<Snapshot> take_snapshot(Trainer& trainer, std::int64_t steps_don
                                 {"loader",
                                  {{"epoch", state.loader.epoch},
                                   {"consumed", state.loader.consumed},
-                                  {"packing", trainer.recipe().data.packing}}}};
+                                  {"packing", trainer.recipe().data.packing}}},
+                                {"optimizer", trainer.recipe().optim.name}};
   if (!trainer.tokenizer_spec().empty()) {
     state_json["tokenizer"] = {{"spec", trainer.tokenizer_spec()}, {"hash", trainer.tokenizer_hash()}};
     if (!trainer.chat_template().empty()) state_json["tokenizer"]["chat_template"] = trainer.chat_template();
@@ -141,6 +142,17 @@ void check_same_packing(const Trainer& trainer, const std::string& state_json, c
   ALBION_CHECK_AS(UsageError, recorded == current, path.string(), ": the checkpoint's data position counts ",
                   recorded, " sequences, but recipe key 'data.packing' = ", current,
                   "; resume with the packing it was written with, or choose another checkpoint.dir");
+}
+
+// The optimizer's state is AdamW's moments, or for Muon's matrices one momentum: resumed by the same.
+void check_same_optimizer(const Trainer& trainer, const std::string& state_json, const fs::path& path) {
+  const nlohmann::json state = nlohmann::json::parse(state_json, nullptr, /*allow_exceptions=*/false);
+  std::string recorded = state.is_object() ? string_field(state, "optimizer") : "";
+  if (recorded.empty()) recorded = "adamw";  // written before optim.name existed
+  const std::string& current = trainer.recipe().optim.name;
+  ALBION_CHECK_AS(UsageError, recorded == current, path.string(), ": the checkpoint holds ", recorded,
+                  "'s state, but recipe key 'optim.name' = ", current,
+                  "; resume with the optimizer it was written with, or choose another checkpoint.dir");
 }
 
 // A resume continues adapters on the base they were trained on, or a whole model as a whole model.
@@ -247,6 +259,7 @@ std::int64_t CheckpointHooks::resume(Trainer& trainer) {
     const StoredTensors stored{read, [&](const std::string& name) { return info(name).transposed; }};
     check_same_lora_base(trainer, recorded_lora_base(reader.manifest().state_json), path);
     check_same_packing(trainer, reader.manifest().state_json, path);
+    check_same_optimizer(trainer, reader.manifest().state_json, path);
     steps = restore_training_state(trainer, header, stored);
     for (auto& [name, generator] : generators(trainer)) {
       // This rank's generator if the checkpoint has it; with more ranks than it was saved from, rank 0's.

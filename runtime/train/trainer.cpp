@@ -107,6 +107,12 @@ bool runs_bf16_autocast(const config::Recipe& recipe, const at::Device& device) 
   return device.is_cuda() && recipe.precision.dtype != "fp32";
 }
 
+bool takes_muon(const config::Recipe& recipe, const models::CausalLm& model, const std::string& name,
+                const at::Tensor& parameter) {
+  return recipe.optim.name == "muon" && parameter.dim() == 2 && model.is_weight_decayed(name) &&
+         name != "lm_head.weight";
+}
+
 models::LoraOptions recipe_lora_options(const config::Recipe& recipe) {
   models::LoraOptions options;
   options.rank = recipe.lora.rank;
@@ -264,11 +270,13 @@ Trainer::Trainer(config::Recipe recipe, WorldPosition world, Parallelism* parall
     p.parameter = tensor;
     p.decayed = model_->is_weight_decayed(name) ||
                 (recipe_.optim.decay_embeddings && tensor.dim() >= 2);
+    p.orthogonalized = takes_muon(recipe_, *model_, name, tensor);
     parameters.push_back(std::move(p));
   }
   optimizer_ = std::make_unique<optim::AdamW>(
-      std::move(parameters), optim::AdamWOptions{recipe_.optim.beta1, recipe_.optim.beta2, recipe_.optim.eps,
-                                                 recipe_.optim.weight_decay, recipe_.model.fused_kernels});
+      std::move(parameters),
+      optim::AdamWOptions{recipe_.optim.beta1, recipe_.optim.beta2, recipe_.optim.eps, recipe_.optim.weight_decay,
+                          recipe_.model.fused_kernels, optim::MuonOptions{recipe_.optim.muon_momentum}});
   schedule_ = {recipe_.optim.schedule, recipe_.optim.lr,          recipe_.optim.min_lr,
                recipe_.optim.warmup_steps, recipe_.train.steps, recipe_.optim.decay_fraction};
   flops_per_token_ = models::training_flops_per_token(model_config, recipe_.train.seq_len);

@@ -83,6 +83,10 @@ struct TrainSummary {
 // The model the recipe's [model] section describes: the preset, with model.context_length and
 // model.fused_kernels applied. vocab_size stays 0 for a preset that takes it from the data.
 models::ModelConfig recipe_model_config(const config::Recipe& recipe);
+// Whether parameter `name` of `model` is updated by Muon (optim.name = muon): the hidden layers'
+// weight matrices, not the embeddings or the LM head, which stay with AdamW like norms and biases.
+bool takes_muon(const config::Recipe& recipe, const models::CausalLm& model, const std::string& name,
+                const at::Tensor& parameter);
 // The adapters the recipe's [lora] section describes (for lora.rank > 0).
 models::LoraOptions recipe_lora_options(const config::Recipe& recipe);
 // Whether the recipe's model runs under bf16 autocast on `device`: on CUDA, unless precision.dtype

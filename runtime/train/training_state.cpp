@@ -139,7 +139,7 @@ std::vector<StateEntry> state_entries(Trainer& trainer, const TensorParts& parts
     const at::Tensor like = p.parameter.detach().to(at::kFloat);  // moments are fp32
     const std::int64_t numel = p.parameter.numel();
     add("optim.exp_avg." + p.name, p.name, p.exp_avg, like, numel, offset, tensor_owner);
-    add("optim.exp_avg_sq." + p.name, p.name, p.exp_avg_sq, like, numel, offset, tensor_owner);
+    if (!p.orthogonalized) add("optim.exp_avg_sq." + p.name, p.name, p.exp_avg_sq, like, numel, offset, tensor_owner);
   };
 
   // Under LoRA the frozen base is not state: model.init holds it, named by its digest.
@@ -288,7 +288,7 @@ std::int64_t restore_training_state(Trainer& trainer, const TrainingState& heade
             .copy_(read_local(prefix + p.name, p.name, p.offset, p.parameter));
       };
       p.exp_avg = moment("optim.exp_avg.");
-      p.exp_avg_sq = moment("optim.exp_avg_sq.");
+      if (!p.orthogonalized) p.exp_avg_sq = moment("optim.exp_avg_sq.");  // Muon keeps one moment
     }
   }
   optimizer.set_step_count(header.optimizer_steps);

@@ -64,6 +64,19 @@ TEST(MemoryPlan, Llama70bAsEightTimesEightWithZeroOne) {
   EXPECT_TRUE(memory->gradient_bytes > zero2->gradient_bytes && !memory->gradients_sharded);
 }
 
+// optim.name = muon: one fp32 moment for each hidden matrix (GPT-2's c_attn, c_proj, c_fc and
+// mlp.c_proj: 768 x 9,216 a block), AdamW's two for the embeddings, norms and biases.
+TEST(MemoryPlan, MuonHoldsOneMomentForEachHiddenMatrix) {
+  const std::optional<RankMemory> adamw = plan_rank_memory(shipped("gpt2_124m.ini"), 1);
+  const std::optional<RankMemory> muon = plan_rank_memory(shipped("gpt2_124m.ini", {"--optim.name=muon"}), 1);
+  ASSERT_TRUE(adamw.has_value() && muon.has_value());
+  EXPECT_EQ(adamw->trained, 124'439'808);
+  const std::int64_t matrices = 12LL * 768 * (3 * 768 + 768 + 4 * 768 + 4 * 768);
+  EXPECT_EQ(adamw->optimizer_bytes, 8 * adamw->trained);
+  EXPECT_EQ(muon->optimizer_bytes, 4 * matrices + 8 * (muon->trained - matrices));
+  EXPECT_NE(describe(*muon).find(", Muon and AdamW state 655.8 MB"), std::string::npos) << describe(*muon);
+}
+
 TEST(MemoryPlan, LoraTrainsTheAdaptersOverAWholeFrozenBase) {
   const std::optional<RankMemory> memory = plan_rank_memory(shipped("llama3_8b_lora.ini"), 8);
   ASSERT_TRUE(memory.has_value());

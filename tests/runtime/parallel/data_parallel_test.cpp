@@ -167,6 +167,20 @@ TEST_F(DataParallelTest, ValidationLossIsTheSameOnAnyNumberOfRanks) {
   }
 }
 
+// Muon (optim.name = muon) orthogonalizes the gradients' mean, which DDP's all-reduce gives every
+// rank: 2 and 4 ranks train as one process.
+TEST_F(DataParallelTest, MuonUnderDdpMatchesOneProcess) {
+  config::Recipe r = recipe(1, "muon-alone");
+  r.optim.name = "muon";
+  const std::vector<double> alone = train(r, nullptr);
+  for (int ranks : {2, 4}) {
+    r.run.dir = shared_dir_ + "/muon-ddp" + std::to_string(ranks) + "-rank" + std::to_string(world_rank_);
+    DataParallel ddp(group_of(ranks), config::ParallelConfig{});
+    expect_same_losses(train(r, &ddp), alone, "Muon under DDP on " + std::to_string(ranks) + " ranks");
+  }
+  EXPECT_NE(alone, reference()) << "Muon trained as AdamW does";
+}
+
 TEST_F(DataParallelTest, DdpWithoutOverlapMatchesOneProcess) {
   config::ParallelConfig config;
   config.overlap = false;

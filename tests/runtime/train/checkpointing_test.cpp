@@ -205,6 +205,29 @@ TEST_F(CheckpointingTest, AResumeKeepsTheDataPacking) {
   EXPECT_EQ(train(r, checkpoints, 2, false).summary.steps_done, 4);
 }
 
+// Muon's checkpoints (optim.name = muon) hold one moment per hidden matrix: a resume from files
+// continues the run bit for bit, and a resume with the other optimizer is refused, naming the key.
+TEST_F(CheckpointingTest, MuonResumesFromFilesAndKeepsItsOptimizer) {
+  config::Recipe whole = recipe("muon-whole", 4);
+  whole.optim.name = "muon";
+  const std::vector<double> uninterrupted = train(whole, *dir_ / "muon-whole-ckpt", 0, false).summary.losses;
+  const fs::path checkpoints = *dir_ / "muon-ckpt";
+  config::Recipe r = recipe("muon-a", 4);
+  r.optim.name = "muon";
+  EXPECT_EQ(train(r, checkpoints, 2, false).summary.losses, uninterrupted);
+  // As if the job had died after step 2's checkpoint.
+  checkpoint::remove_checkpoint(checkpoint::list_checkpoints(checkpoints).at(1).path);
+  r.run.dir = *dir_ / "muon-b";
+  r.optim.name = "adamw";
+  const std::string refusal = resume_refusal(r, checkpoints);
+  EXPECT_NE(refusal.find("holds muon's state, but recipe key 'optim.name' = adamw"), std::string::npos) << refusal;
+  r.optim.name = "muon";
+  const Run resumed = train(r, checkpoints, 2, false);
+  ASSERT_EQ(resumed.summary.losses.size(), 2u);
+  EXPECT_EQ(resumed.summary.losses[0], uninterrupted[2]);
+  EXPECT_EQ(resumed.summary.losses[1], uninterrupted[3]);
+}
+
 // LoRA: checkpoints hold the adapters and their moments only, a resume continues the run bit for
 // bit on the same base (dropout included), and refuses a base whose weights changed or a recipe without LoRA.
 TEST_F(CheckpointingTest, LoraCheckpointsHoldTheAdaptersAndResumeOnTheSameBase) {

@@ -169,23 +169,37 @@ TEST_F(TrainerTest, ActivationCheckpointingChangesNothingButMemory) {
   }
 }
 
+// With AdamW, and with Muon (optim.name = muon: one momentum per hidden matrix, two moments for
+// the rest), which trains otherwise than AdamW and learns too.
 TEST_F(TrainerTest, ResumedRunEqualsUninterruptedBitForBit) {
-  config::Recipe r = recipe(2, 2, "uninterrupted");
-  r.train.steps = 8;
-  r.eval.interval = 0;
-  testing_support::CaptureAfter capture(3);  // after step 4 of 8
-  const std::vector<double> uninterrupted = run(r, &capture).losses;
-  ASSERT_EQ(capture.state.steps_done, 4);
-  EXPECT_EQ(capture.state.optimizer_steps, 4);
+  std::vector<double> adamw_losses;
+  for (const std::string optimizer : {"adamw", "muon"}) {
+    config::Recipe r = recipe(2, 2, "uninterrupted-" + optimizer);
+    r.optim.name = optimizer;
+    r.train.steps = 8;
+    r.eval.interval = 0;
+    testing_support::CaptureAfter capture(3);  // after step 4 of 8
+    const std::vector<double> uninterrupted = run(r, &capture).losses;
+    ASSERT_EQ(capture.state.steps_done, 4);
+    EXPECT_EQ(capture.state.optimizer_steps, 4);
 
-  testing_support::SliceStore store;
-  store.add(capture.state.slices);
-  // A fresh trainer starts from its initial parameters; the restore must replace them all.
-  r.run.dir = *dir_ / "resumed";
-  testing_support::RestoreFrom restore(capture.state, store);
-  const TrainSummary resumed = run(r, &restore);
-  ASSERT_EQ(resumed.losses.size(), 4u);
-  for (std::size_t i = 0; i < 4; ++i) EXPECT_EQ(resumed.losses[i], uninterrupted[4 + i]) << "step " << 4 + i;
+    testing_support::SliceStore store;
+    store.add(capture.state.slices);
+    // A fresh trainer starts from its initial parameters; the restore must replace them all.
+    r.run.dir = *dir_ / ("resumed-" + optimizer);
+    testing_support::RestoreFrom restore(capture.state, store);
+    const TrainSummary resumed = run(r, &restore);
+    ASSERT_EQ(resumed.losses.size(), 4u);
+    for (std::size_t i = 0; i < 4; ++i) {
+      EXPECT_EQ(resumed.losses[i], uninterrupted[4 + i]) << optimizer << ", step " << 4 + i;
+    }
+    if (optimizer == "adamw") {
+      adamw_losses = uninterrupted;
+    } else {
+      EXPECT_NE(uninterrupted, adamw_losses);
+      EXPECT_LT(uninterrupted.back(), uninterrupted.front() - 0.1);
+    }
+  }
 }
 
 TEST_F(TrainerTest, WritesMetricsRecipeAndTensorBoardEvents) {

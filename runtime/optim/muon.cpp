@@ -1,0 +1,47 @@
+// File: runtime/optim/muon.cpp
+#include "runtime/optim/muon.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "runtime/base/check.h"
+
+namespace albion::optim {
+namespace {
+
+// The quintic's coefficients: the steepest slope at zero that still lands the singular values in
+// about [0.7, 1.2] after five steps (Keller Jordan's choice, torch.optim.Muon's defaults).
+constexpr double kA = 3.4445;
+constexpr double kB = -4.7750;
+constexpr double kC = 2.0315;
+constexpr int kSteps = 5;
+constexpr double kEps = 1e-7;
+
+}  // namespace
+
+at::Tensor orthogonalize(const at::Tensor& update) {
+  ALBION_CHECK(update.dim() == 2, "Muon orthogonalizes matrices, not a tensor of ", update.dim(), " dimensions");
+  const bool tall = update.size(0) > update.size(1);
+  at::Tensor x = update.to(at::kBFloat16);
+  if (tall) x = x.t();
+  x = x / x.norm().clamp_min(kEps);
+  for (int i = 0; i < kSteps; ++i) {
+    const at::Tensor gram = at::mm(x, x.t());
+    const at::Tensor polynomial = at::addmm(gram, gram, gram, /*beta=*/kB, /*alpha=*/kC);
+    x = at::addmm(x, polynomial, x, /*beta=*/kA);
+  }
+  return tall ? x.t() : x;
+}
+
+void muon_update(at::Tensor& parameter, const at::Tensor& gradient, at::Tensor& momentum, double lr,
+                 double weight_decay, const MuonOptions& options) {
+  const at::Tensor g = gradient.to(at::kFloat);
+  momentum.lerp_(g, 1.0 - options.momentum);
+  const at::Tensor nesterov = g.lerp(momentum, options.momentum);
+  const at::Tensor orthogonal = orthogonalize(nesterov);
+  const double scale = 0.2 * std::sqrt(static_cast<double>(std::max(parameter.size(0), parameter.size(1))));
+  if (weight_decay > 0) parameter.mul_(1.0 - lr * weight_decay);
+  parameter.add_(orthogonal.to(parameter.scalar_type()), -lr * scale);
+}
+
+}  // namespace albion::optim

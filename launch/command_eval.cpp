@@ -80,7 +80,7 @@ constexpr const char* kDescription =
     "JSON object a line: {\"context\": ..., \"choices\": [...], \"answer\": N}, or HellaSwag's own lines\n"
     "(ctx, endings, label). Each choice is scored by its log-likelihood after the context (after one\n"
     "space), in the model's tokenizer: acc counts the questions whose answer is the most likely choice,\n"
-    "acc_norm the same with each likelihood divided by its choice's length in bytes\n"
+    "acc_norm the same with each likelihood divided by its choice's length in characters\n"
     "(lm-evaluation-harness's acc_norm). With --every, the checkpoint with the highest acc_norm is named.";
 
 struct EvalOptions {

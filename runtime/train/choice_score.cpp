@@ -11,6 +11,11 @@ namespace {
 
 bool is_space(char c) { return std::isspace(static_cast<unsigned char>(c)) != 0; }
 
+// Characters of UTF-8 `text` (its bytes that do not continue a character), as Python's len() counts.
+std::int64_t characters(const std::string& text) {
+  return std::count_if(text.begin(), text.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; });
+}
+
 // The index of the largest score; the first of equal ones (numpy's argmax, as the harness takes it).
 std::int64_t best(const std::vector<double>& scores) {
   return std::max_element(scores.begin(), scores.end()) - scores.begin();
@@ -98,14 +103,14 @@ ChoiceTally answer_questions(models::CausalLm& model, const tokenizers::Tokenize
 
 void ChoiceTally::add(const data::ChoiceQuestion& question, const std::vector<ChoiceLikelihood>& likelihoods) {
   std::vector<double> total;
-  std::vector<double> per_byte;
+  std::vector<double> per_character;
   for (std::size_t i = 0; i < likelihoods.size(); ++i) {
     total.push_back(likelihoods[i].log_likelihood);
-    per_byte.push_back(likelihoods[i].log_likelihood / static_cast<double>(question.choices.at(i).size()));
+    per_character.push_back(likelihoods[i].log_likelihood / static_cast<double>(characters(question.choices.at(i))));
   }
   ++questions;
   correct += best(total) == question.answer;
-  correct_norm += best(per_byte) == question.answer;
+  correct_norm += best(per_character) == question.answer;
 }
 
 ChoiceTally ChoiceTally::over(collectives::Communicator& data_group, const at::Device& device) const {

@@ -10,7 +10,7 @@
 // document does in a token stream. A sequence longer than the model's context keeps its last
 // tokens.
 //   acc:      the choice with the highest log-likelihood is the answer;
-//   acc_norm: the same, with each log-likelihood divided by its choice's length in bytes (the
+//   acc_norm: the same, with each log-likelihood divided by its choice's length in characters (the
 //             harness's normalisation, which stops a long choice losing for its length alone).
 #pragma once
 

@@ -3,7 +3,7 @@
 // weights and gradients, with the "match_rms_adamw" learning-rate adjustment), tall and wide; its
 // orthogonalization's singular values in the band the quintic lands them in; and in the hybrid
 // optimizer, the matrices marked orthogonalized take Muon while the rest take AdamW, with one
-// moment for Muon's state.
+// moment for Muon's state; on a GPU (suite MuonCuda), with the fused AdamW, as on the CPU.
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
@@ -13,6 +13,7 @@
 
 #include "runtime/optim/adamw.h"
 #include "runtime/optim/muon.h"
+#include "tests/support/cuda_available.h"
 #include "tests/support/run_command.h"
 #include "tests/support/temp_dir.h"
 
@@ -117,6 +118,43 @@ TEST(Muon, OnlyTheMarkedMatricesTakeMuon) {
   at::Tensor expected = matrix.clone();
   muon_update(expected, gw, momentum, 0.01, 0.1, MuonOptions{0.9});
   EXPECT_TRUE(at::equal(hybrid.parameters()[0].parameter, expected));
+}
+
+// On a GPU (suite MuonCuda, label gpu): the hybrid with the fused AdamW kernel and a gradient scale
+// (the trainer's clipping) moves a matrix as the CPU's Muon does, to bf16's precision, and the
+// vector as the CPU's AdamW does.
+TEST(MuonCuda, TheFusedHybridMatchesTheCpuStep) {
+  ALBION_SKIP_WITHOUT_CUDA();
+  at::manual_seed(11);
+  const at::Tensor matrix = at::randn({96, 64});
+  const at::Tensor vector = at::randn({64});
+  auto make = [&](const at::Device& device, bool fused) {
+    OptimizedParameter w;
+    w.name = "w";
+    w.parameter = matrix.to(device);
+    w.orthogonalized = true;
+    OptimizedParameter b;
+    b.name = "b";
+    b.parameter = vector.to(device);
+    return AdamW({w, b}, AdamWOptions{0.9, 0.95, 1e-8, 0.1, fused, MuonOptions{0.95}});
+  };
+  AdamW gpu = make(at::Device(at::kCUDA, 0), true);
+  AdamW cpu = make(at::kCPU, false);
+  for (int step = 1; step <= 3; ++step) {
+    const at::Tensor gw = at::randn({96, 64});
+    const at::Tensor gb = at::randn({64});
+    for (AdamW* optimizer : {&gpu, &cpu}) {
+      const at::Device device = optimizer->parameters()[0].parameter.device();
+      optimizer->parameters()[0].parameter.mutable_grad() = gw.to(device);
+      optimizer->parameters()[1].parameter.mutable_grad() = gb.to(device);
+      optimizer->step(0.02, at::full({}, 0.5f, at::TensorOptions().device(device)));
+    }
+  }
+  EXPECT_EQ(gpu.fused_steps(), 3);
+  const at::Tensor moved_gpu = gpu.parameters()[0].parameter.cpu() - matrix;
+  const at::Tensor moved_cpu = cpu.parameters()[0].parameter - matrix;
+  EXPECT_LT((moved_gpu - moved_cpu).norm().item<double>(), 2e-2 * moved_cpu.norm().item<double>());
+  EXPECT_TRUE(at::allclose(gpu.parameters()[1].parameter.cpu(), cpu.parameters()[1].parameter, 1e-5, 1e-6));
 }
 
 }  // namespace

@@ -106,20 +106,26 @@ TEST(ChoiceScore, ALongContextLosesItsBeginning) {
                UsageError);
 }
 
-// acc takes the highest log-likelihood, acc_norm the highest per byte of the choice; a tie goes to
-// the first choice.
+// acc takes the highest log-likelihood, acc_norm the highest per character of the choice (as
+// Python's len() counts them: "é" is one); a tie goes to the first choice.
 TEST(ChoiceScore, AccAndAccNormPickTheirAnswersAsTheHarnessDoes) {
   ChoiceTally tally;
   const data::ChoiceQuestion short_or_long{"ctx", {"a", "bbbb"}, 1};
-  tally.add(short_or_long, {{-2.0, 1}, {-4.0, 4}});  // per byte: -2 and -1
+  tally.add(short_or_long, {{-2.0, 1}, {-4.0, 4}});  // per character: -2 and -1
   EXPECT_EQ(tally.questions, 1);
   EXPECT_EQ(tally.correct, 0);
   EXPECT_EQ(tally.correct_norm, 1);
   tally.add({"ctx", {"a", "b"}, 0}, {{-1.0, 1}, {-1.0, 1}});
   EXPECT_EQ(tally.correct, 1);
   EXPECT_EQ(tally.correct_norm, 2);
+  // "\u00e9\u00e9" is 2 characters (4 bytes): per character -1.5 against "abc"'s -1.33.
+  tally.add({"ctx", {"\u00e9\u00e9", "abc"}, 1}, {{-3.0, 2}, {-4.0, 3}});
+  EXPECT_EQ(tally.correct_norm, 3);
+  tally.add({"ctx", {"\u00e9\u00e9", "abc"}, 0}, {{-3.0, 2}, {-4.0, 3}});  // per byte, -0.75 would win
+  EXPECT_EQ(tally.correct_norm, 3);
+  EXPECT_EQ(tally.questions, 4);
   EXPECT_DOUBLE_EQ(tally.acc(), 0.5);
-  EXPECT_DOUBLE_EQ(tally.acc_norm(), 1.0);
+  EXPECT_DOUBLE_EQ(tally.acc_norm(), 0.75);
 }
 
 // Trained for 30 steps on Persuasion, the tiny model already answers questions whose wrong

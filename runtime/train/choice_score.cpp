@@ -13,7 +13,8 @@ bool is_space(char c) { return std::isspace(static_cast<unsigned char>(c)) != 0;
 
 // Characters of UTF-8 `text` (its bytes that do not continue a character), as Python's len() counts.
 std::int64_t characters(const std::string& text) {
-  return std::count_if(text.begin(), text.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; });
+  return std::count_if(text.begin(), text.end(),
+                       [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; });
 }
 
 // The index of the largest score; the first of equal ones (numpy's argmax, as the harness takes it).

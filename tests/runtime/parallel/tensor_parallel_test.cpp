@@ -31,6 +31,7 @@
 #include <mpi.h>
 
 #include <cmath>
+#include <fstream>
 #include <memory>
 #include <numeric>
 #include <set>
@@ -467,12 +468,26 @@ TEST_F(TensorParallelTest, ModelsThatCannotBeCutAreRefusedNamingTheRecipeKey) {
 }
 
 TEST_F(TensorParallelTest, TrainerOnTensorParallelRanksMatchesOneProcess) {
+  // Multiple-choice questions answered at the last step (eval.choices): the ranks of a tensor group
+  // answer the same ones, their forward passes lined up, and the tally is one process's.
+  const std::string questions = shared_dir_ + "/tp-questions.jsonl";
+  if (world_rank_ == 0) {
+    std::ofstream out(questions);
+    for (int i = 0; i < 7; ++i) {
+      out << R"({"context": "Anne Elliot )" << i << R"(", "choices": ["was", "had been", "sat"], "answer": )" << i % 3
+          << "}\n";
+    }
+  }
+  MPI_Barrier(MPI_COMM_WORLD);
   config::Recipe alone = recipe("alone");
   alone.eval.sample_tokens = 24;
   alone.eval.top_k = 0;  // greedy: the same text, if the logits are the same
+  alone.eval.interval = kSteps;
+  alone.eval.choices = questions;
   const train::TrainSummary reference = train(alone, nullptr);
   ASSERT_EQ(reference.losses.size(), static_cast<std::size_t>(kSteps));
   ASSERT_FALSE(reference.final_sample.empty());
+  ASSERT_TRUE(reference.final_choices.has_value());
 
   const auto tensor_parallel = [&](const Layout& layout, int zero, const std::string& run) {
     config::Recipe r = alone;
@@ -487,6 +502,10 @@ TEST_F(TensorParallelTest, TrainerOnTensorParallelRanksMatchesOneProcess) {
     train::Trainer trainer(r, {world_rank_, world_size_, 0}, parallel.get());
     const train::TrainSummary summary = trainer.train(stop);
     EXPECT_EQ(summary.final_sample, reference.final_sample) << run;
+    EXPECT_TRUE(summary.final_choices && summary.final_choices->questions == 7 &&
+                summary.final_choices->correct == reference.final_choices->correct &&
+                summary.final_choices->correct_norm == reference.final_choices->correct_norm)
+        << run;
     // AdamW moments, 8 bytes per parameter of this rank's part, split over 2 data-parallel ranks
     // under ZeRO-1; what `albion launch` plans for a rank is what the rank holds.
     std::int64_t part = 0;

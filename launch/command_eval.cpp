@@ -77,11 +77,12 @@ constexpr const char* kDescription =
     "--packing and --document-masking.\n"
     "\n"
     "With --choices FILE.jsonl instead of --dataset, the model answers multiple-choice questions, one\n"
-    "JSON object a line: {\"context\": ..., \"choices\": [...], \"answer\": N}, or HellaSwag's own lines\n"
-    "(ctx, endings, label). Each choice is scored by its log-likelihood after the context (after one\n"
-    "space), in the model's tokenizer: acc counts the questions whose answer is the most likely choice,\n"
-    "acc_norm the same with each likelihood divided by its choice's length in characters\n"
-    "(lm-evaluation-harness's acc_norm). With --every, the checkpoint with the highest acc_norm is named.";
+    "JSON object a line: {\"context\": ..., \"choices\": [...], \"answer\": N}, HellaSwag's own lines\n"
+    "(ctx, endings, label) or MMLU's (question, choices, answer). Each choice is scored by its\n"
+    "log-likelihood after the context (after one space), in the model's tokenizer: acc counts the\n"
+    "questions whose answer is the most likely choice, acc_norm the same with each likelihood divided\n"
+    "by its choice's length in characters (lm-evaluation-harness's acc_norm). With --every, the\n"
+    "checkpoint with the highest acc_norm is named.";
 
 struct EvalOptions {
   std::string checkpoint;

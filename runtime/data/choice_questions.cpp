@@ -3,6 +3,7 @@
 
 #include <charconv>
 #include <fstream>
+#include <initializer_list>
 #include <nlohmann/json.hpp>
 
 #include "runtime/base/check.h"
@@ -10,10 +11,11 @@
 namespace albion::data {
 namespace {
 
-// The first of `names` the object has (the generic name, then HellaSwag's).
-const nlohmann::json* field(const nlohmann::json& object, const char* name, const char* hellaswag_name) {
-  if (auto it = object.find(name); it != object.end()) return &*it;
-  if (auto it = object.find(hellaswag_name); it != object.end()) return &*it;
+// The first of `names` the object has (the generic name, then HellaSwag's, then MMLU's).
+const nlohmann::json* field(const nlohmann::json& object, std::initializer_list<const char*> names) {
+  for (const char* name : names) {
+    if (auto it = object.find(name); it != object.end()) return &*it;
+  }
   return nullptr;
 }
 
@@ -21,11 +23,11 @@ ChoiceQuestion parse_question(const std::string& line, const std::string& where)
   const nlohmann::json object = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
   ALBION_CHECK_AS(UsageError, object.is_object(), where, ": not a JSON object");
   ChoiceQuestion question;
-  const nlohmann::json* context = field(object, "context", "ctx");
+  const nlohmann::json* context = field(object, {"context", "ctx", "question"});
   ALBION_CHECK_AS(UsageError, context != nullptr && context->is_string(), where,
-                  ": \"context\" (or HellaSwag's \"ctx\") must be a string");
+                  ": \"context\" (or HellaSwag's \"ctx\", MMLU's \"question\") must be a string");
   question.context = context->get<std::string>();
-  const nlohmann::json* choices = field(object, "choices", "endings");
+  const nlohmann::json* choices = field(object, {"choices", "endings"});
   ALBION_CHECK_AS(UsageError, choices != nullptr && choices->is_array() && choices->size() >= 2, where,
                   ": \"choices\" (or HellaSwag's \"endings\") must be a list of at least two strings");
   for (const nlohmann::json& choice : *choices) {
@@ -33,7 +35,7 @@ ChoiceQuestion parse_question(const std::string& line, const std::string& where)
                     ": every choice must be a non-empty string");
     question.choices.push_back(choice.get<std::string>());
   }
-  const nlohmann::json* answer = field(object, "answer", "label");
+  const nlohmann::json* answer = field(object, {"answer", "label"});
   bool read = false;
   if (answer != nullptr && answer->is_number_integer()) {
     question.answer = answer->get<std::int64_t>();

@@ -3,10 +3,12 @@
 // line, either
 //   {"context": "...", "choices": ["...", ...], "answer": N}                  or HellaSwag's own
 //   {"ctx": "...", "endings": ["...", ...], "label": N}                       (other keys ignored),
-// with N the 0-based index of the right choice (an integer, or a string of one, as some exports
-// write it). A model answers with the choice it finds most likely after the context (see
-// runtime/train/choice_score.h). Errors name the file, the line number and the key, never the
-// text: a private benchmark is private data.
+// or MMLU's as Hugging Face datasets export it ({"question", "choices", "answer"}: each choice then
+// scored as the continuation of the question, the harness's cloze form), with N the 0-based index
+// of the right choice (an integer, or a string of one, as some exports write it). A model answers
+// with the choice it finds most likely after the context (see runtime/train/choice_score.h).
+// Errors name the file, the line number and the key, never the text: a private benchmark is
+// private data.
 #pragma once
 
 #include <cstdint>

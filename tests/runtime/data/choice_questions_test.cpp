@@ -1,5 +1,5 @@
 // File: tests/runtime/data/choice_questions_test.cpp
-// Questions files for `albion eval --choices`: the generic and HellaSwag's field names, answers as
+// Questions files for `albion eval --choices`: the generic, HellaSwag's and MMLU's field names, answers as
 // numbers or strings, blank lines skipped; each malformed line refused naming the file, the line
 // and the key, without its text.
 #include <gtest/gtest.h>
@@ -21,15 +21,19 @@ TEST(ChoiceQuestions, ReadsBothFormsAndSkipsBlankLines) {
                               R"({"context": "A man is", "choices": ["sitting", "flying"], "answer": 1})"
                               "\n\n"
                               R"({"ind": 4, "ctx": "She", "endings": ["ran", "sat", "sang"], "label": "2"})"
+                              "\n"
+                              R"({"question": "2 + 2 =", "subject": "math", "choices": ["3", "4"], "answer": 1})"
                               "\n");
   const std::vector<ChoiceQuestion> questions = read_choice_questions(path);
-  ASSERT_EQ(questions.size(), 2u);
+  ASSERT_EQ(questions.size(), 3u);
   EXPECT_EQ(questions[0].context, "A man is");
   EXPECT_EQ(questions[0].choices, (std::vector<std::string>{"sitting", "flying"}));
   EXPECT_EQ(questions[0].answer, 1);
   EXPECT_EQ(questions[1].context, "She");
   EXPECT_EQ(questions[1].choices.size(), 3u);
   EXPECT_EQ(questions[1].answer, 2);
+  EXPECT_EQ(questions[2].context, "2 + 2 =");
+  EXPECT_EQ(questions[2].answer, 1);
 }
 
 TEST(ChoiceQuestions, EachBadLineIsRefusedByFileLineAndKeyWithoutItsText) {

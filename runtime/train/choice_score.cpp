@@ -115,9 +115,19 @@ void ChoiceTally::add(const data::ChoiceQuestion& question, const std::vector<Ch
 }
 
 ChoiceTally ChoiceTally::over(collectives::Communicator& data_group, const at::Device& device) const {
-  const at::Tensor counts = at::tensor({questions, correct, correct_norm}, at::kLong).to(device);
-  data_group.all_reduce(counts, collectives::ReduceOp::kSum)->wait();
-  const at::Tensor host = counts.cpu();
+  const at::Tensor sums = counts(device);
+  data_group.all_reduce(sums, collectives::ReduceOp::kSum)->wait();
+  return from_counts(sums);
+}
+
+at::Tensor ChoiceTally::counts(const at::Device& device) const {
+  const std::vector<double> values = {static_cast<double>(questions), static_cast<double>(correct),
+                                      static_cast<double>(correct_norm)};
+  return at::tensor(values, at::kDouble).to(device);
+}
+
+ChoiceTally ChoiceTally::from_counts(const at::Tensor& counts) {
+  const at::Tensor host = counts.round().to(at::kLong).cpu();
   return {host[0].item<std::int64_t>(), host[1].item<std::int64_t>(), host[2].item<std::int64_t>()};
 }
 

@@ -56,6 +56,10 @@ struct ChoiceTally {
   double acc_norm() const {
     return questions > 0 ? static_cast<double>(correct_norm) / static_cast<double>(questions) : 0;
   }
+  // The three counts as an fp64 tensor on `device`, for a collective to sum, and back (rounded:
+  // a mean over ranks times their number is the sum).
+  at::Tensor counts(const at::Device& device) const;
+  static ChoiceTally from_counts(const at::Tensor& counts);
   // Collective over `data_group`, whose ranks scored different questions: the tally of them all.
   // `device`: where the group's collectives take tensors.
   ChoiceTally over(collectives::Communicator& data_group, const at::Device& device) const;

@@ -514,14 +514,7 @@ std::optional<ChoiceTally> Trainer::answer_choices() {
   } catch (const UsageError& error) {
     throw UsageError(str_cat("recipe key 'eval.choices': ", error.what()));
   }
-  // Counts, so the ranks' mean times their number is exactly the sum.
-  const at::Tensor counts = at::tensor({static_cast<double>(tally.questions), static_cast<double>(tally.correct),
-                                        static_cast<double>(tally.correct_norm)},
-                                       at::kDouble)
-                                .to(device_);
-  const at::Tensor sums = (parallel_->mean(counts) * static_cast<double>(ranks)).round().cpu();
-  auto count = [&](std::int64_t i) { return static_cast<std::int64_t>(sums[i].item<double>()); };
-  return ChoiceTally{count(0), count(1), count(2)};
+  return ChoiceTally::from_counts(parallel_->mean(tally.counts(device_)) * static_cast<double>(ranks));
 }
 
 std::string Trainer::sample(const std::atomic<bool>& stop_requested) {

@@ -1,28 +1,21 @@
 // File: tests/runtime/train/choice_score_test.cpp
 // Multiple-choice scoring (runtime/train/choice_score.h): each choice's log-likelihood is what the
 // model's own loss gives its tokens after the context, with the harness's space, truncation and
-// empty-context rules; acc and acc_norm pick their answers as lm-evaluation-harness does; and a
-// model trained a little on English prefers it to improbable bytes.
+// empty-context rules; and acc and acc_norm pick their answers as lm-evaluation-harness does. (That
+// a model trained a little on English prefers it to improbable bytes, and the trainer's eval.choices,
+// are in trainer_test.cpp, on its dataset.)
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
-#include <atomic>
-#include <fstream>
-#include <iterator>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "runtime/base/error.h"
-#include "runtime/config/recipe.h"
 #include "runtime/models/causal_lm.h"
 #include "runtime/models/model_config.h"
 #include "runtime/tokenizers/tokenizer.h"
 #include "runtime/train/choice_score.h"
-#include "runtime/train/trainer.h"
-#include "tests/support/small_dataset.h"
-#include "tests/support/temp_dir.h"
 
 namespace albion::train {
 namespace {
@@ -126,80 +119,6 @@ TEST(ChoiceScore, AccAndAccNormPickTheirAnswersAsTheHarnessDoes) {
   EXPECT_EQ(tally.questions, 4);
   EXPECT_DOUBLE_EQ(tally.acc(), 0.5);
   EXPECT_DOUBLE_EQ(tally.acc_norm(), 0.75);
-}
-
-// Trained for 30 steps on Persuasion, the tiny model already answers questions whose wrong
-// choices are bytes English text never uses, and at init it does not.
-TEST(ChoiceScore, AModelTrainedOnEnglishPrefersItToImprobableBytes) {
-  testing_support::TempDir dir;
-  testing_support::prepare_small_dataset(dir / "data", 0.1);
-  const auto tokenizer = tokenizers::load_tokenizer("byte");
-  const std::string text =
-      "Sir Walter Elliot, of Kellynch Hall, in Somersetshire, was a man who, for his own amusement, never took up "
-      "any book but the Baronetage; there he found occupation for an idle hour, and consolation in a distressed one";
-  std::vector<data::ChoiceQuestion> questions;
-  std::string questions_file;  // the same as eval.choices, for the trainer's evaluation
-  for (std::size_t start = 0; start + 40 <= text.size(); start += 10) {
-    const std::string answer = text.substr(start + 30, 10);
-    const std::string control_bytes = "\x01\x02\x03\x04\x05\x06\x07\x08\x0b\x0c";
-    questions.push_back({text.substr(0, start + 30), {std::string(10, '~'), answer, "{|}^`{|}^`", control_bytes}, 1});
-    questions_file += nlohmann::json{{"context", questions.back().context},
-                                     {"choices", questions.back().choices},
-                                     {"answer", 1}}
-                          .dump() +
-                      "\n";
-  }
-  config::Recipe r;
-  r.run.dir = dir / "run";
-  r.run.device = "cpu";
-  r.data.dataset = dir / "data";
-  r.model.preset = "tiny";
-  r.train.seq_len = 64;
-  r.train.micro_batch = 8;
-  r.train.global_batch_tokens = 64 * 8;
-  r.train.steps = 30;
-  r.optim.warmup_steps = 2;
-  r.eval.interval = 30;
-  r.eval.batches = 1;
-  r.eval.sample_interval = 0;
-  r.eval.sample_tokens = 8;
-  r.eval.choices = dir.write("questions.jsonl", questions_file);
-  Trainer trainer(r, {});
-  auto answered = [&] {
-    ChoiceTally tally;
-    at::NoGradGuard no_grad;
-    const models::EvalModeScope eval_mode(trainer.model());
-    for (const data::ChoiceQuestion& question : questions) {
-      tally.add(question, choice_likelihoods(trainer.model(), *tokenizer, question, at::kCPU));
-    }
-    return tally;
-  };
-  const ChoiceTally at_init = answered();
-  std::atomic<bool> stop{false};
-  const TrainSummary summary = trainer.train(stop);
-  const ChoiceTally trained = answered();
-  EXPECT_EQ(trained.correct, trained.questions);
-  EXPECT_EQ(trained.correct_norm, trained.questions);
-  EXPECT_LT(at_init.correct, at_init.questions);
-  // The trainer's evaluation (eval.choices) answered them alike, and logged it.
-  ASSERT_TRUE(summary.final_choices.has_value());
-  EXPECT_EQ(summary.final_choices->questions, static_cast<std::int64_t>(questions.size()));
-  EXPECT_EQ(summary.final_choices->correct, trained.correct);
-  EXPECT_EQ(summary.final_choices->correct_norm, trained.correct_norm);
-  std::ifstream metrics(dir / "run/metrics.jsonl");
-  std::string records((std::istreambuf_iterator<char>(metrics)), std::istreambuf_iterator<char>());
-  EXPECT_NE(records.find(R"("choices_acc_norm":1.0)"), std::string::npos) << records;
-
-  // A questions file that is not there, or malformed, is refused before training, naming the key.
-  for (const std::string& file : {dir / "no-such.jsonl", dir.write("bad.jsonl", "{}\n")}) {
-    r.eval.choices = file;
-    try {
-      Trainer refused(r, {});
-      ADD_FAILURE() << file << " was accepted";
-    } catch (const UsageError& error) {
-      EXPECT_NE(std::string(error.what()).find("recipe key 'eval.choices': "), std::string::npos) << error.what();
-    }
-  }
 }
 
 }  // namespace

@@ -3,7 +3,8 @@
 // runs repeat bit for bit, metrics, the resolved recipe and a profile window land in the run
 // directory, a stop request and a diverging loss end training cleanly, and each class of bad
 // recipe is refused, as is preparing a dataset in plaintext when the recipe gives it a key;
-// model.init starts from a Hugging Face directory's weights.
+// model.init starts from a Hugging Face directory's weights; eval.choices answers multiple-choice
+// questions at each evaluation.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -24,6 +25,8 @@
 #include "runtime/config/recipe.h"
 #include "runtime/data/dataset_manifest.h"
 #include "runtime/data/prepare.h"
+#include "runtime/tokenizers/tokenizer.h"
+#include "runtime/train/choice_score.h"
 #include "runtime/train/trainer.h"
 #include "tests/runtime/train/training_state_support.h"
 #include "tests/support/chat_records.h"
@@ -635,6 +638,72 @@ TEST_F(TrainerTest, AChatFineTunesSampleIsAConversationInItsTemplate) {
   ASSERT_TRUE(summary.final_sample.starts_with(header)) << summary.final_sample;
   // Forty steps on one answer teach it, and its end of turn ends the sample.
   EXPECT_EQ(summary.final_sample.substr(header.size()), "Jane Austen.") << summary.final_sample;
+}
+
+// eval.choices (runtime/train/choice_score.h): trained for 30 steps on Persuasion, the tiny model
+// already answers questions whose wrong choices are bytes English text never uses, and at init it
+// does not; the trainer's own evaluation answers them alike and logs it.
+TEST_F(TrainerTest, AModelTrainedOnEnglishPrefersItToImprobableBytes) {
+  const auto tokenizer = tokenizers::load_tokenizer("byte");
+  const std::string text =
+      "Sir Walter Elliot, of Kellynch Hall, in Somersetshire, was a man who, for his own amusement, never took up "
+      "any book but the Baronetage; there he found occupation for an idle hour, and consolation in a distressed one";
+  std::vector<data::ChoiceQuestion> questions;
+  std::string questions_file;  // the same as eval.choices, for the trainer's evaluation
+  for (std::size_t start = 0; start + 40 <= text.size(); start += 10) {
+    const std::string answer = text.substr(start + 30, 10);
+    const std::string control_bytes = "\x01\x02\x03\x04\x05\x06\x07\x08\x0b\x0c";
+    questions.push_back({text.substr(0, start + 30), {std::string(10, '~'), answer, "{|}^`{|}^`", control_bytes}, 1});
+    questions_file += nlohmann::json{{"context", questions.back().context},
+                                     {"choices", questions.back().choices},
+                                     {"answer", 1}}
+                          .dump() +
+                      "\n";
+  }
+  config::Recipe r = recipe(8, 1, "choices");
+  r.train.seq_len = 64;
+  r.train.global_batch_tokens = 64 * 8;
+  r.train.steps = 30;
+  r.eval.interval = 30;
+  r.eval.batches = 1;
+  r.eval.sample_tokens = 8;
+  r.eval.choices = dir_->write("questions.jsonl", questions_file);
+  Trainer trainer(r, {});
+  auto answered = [&] {
+    ChoiceTally tally;
+    at::NoGradGuard no_grad;
+    const models::EvalModeScope eval_mode(trainer.model());
+    for (const data::ChoiceQuestion& question : questions) {
+      tally.add(question, choice_likelihoods(trainer.model(), *tokenizer, question, at::kCPU));
+    }
+    return tally;
+  };
+  const ChoiceTally at_init = answered();
+  std::atomic<bool> stop{false};
+  const TrainSummary summary = trainer.train(stop);
+  const ChoiceTally trained = answered();
+  EXPECT_EQ(trained.correct, trained.questions);
+  EXPECT_EQ(trained.correct_norm, trained.questions);
+  EXPECT_LT(at_init.correct, at_init.questions);
+  // The trainer's evaluation (eval.choices) answered them alike, and logged it.
+  ASSERT_TRUE(summary.final_choices.has_value());
+  EXPECT_EQ(summary.final_choices->questions, static_cast<std::int64_t>(questions.size()));
+  EXPECT_EQ(summary.final_choices->correct, trained.correct);
+  EXPECT_EQ(summary.final_choices->correct_norm, trained.correct_norm);
+  std::ifstream metrics(r.run.dir + "/metrics.jsonl");
+  std::string records((std::istreambuf_iterator<char>(metrics)), std::istreambuf_iterator<char>());
+  EXPECT_NE(records.find(R"("choices_acc_norm":1.0)"), std::string::npos) << records;
+
+  // A questions file that is not there, or malformed, is refused before training, naming the key.
+  for (const std::string& file : {*dir_ / "no-such.jsonl", dir_->write("bad.jsonl", "{}\n")}) {
+    r.eval.choices = file;
+    try {
+      Trainer refused(r, {});
+      ADD_FAILURE() << file << " was accepted";
+    } catch (const UsageError& error) {
+      EXPECT_NE(std::string(error.what()).find("recipe key 'eval.choices': "), std::string::npos) << error.what();
+    }
+  }
 }
 
 }  // namespace

@@ -81,8 +81,9 @@ constexpr const char* kDescription =
     "(ctx, endings, label) or MMLU's (question, choices, answer). Each choice is scored by its\n"
     "log-likelihood after the context (after one space), in the model's tokenizer: acc counts the\n"
     "questions whose answer is the most likely choice, acc_norm the same with each likelihood divided\n"
-    "by its choice's length in characters (lm-evaluation-harness's acc_norm). With --every, the\n"
-    "checkpoint with the highest acc_norm is named.";
+    "by its choice's length in characters (lm-evaluation-harness's acc_norm). Questions are batched,\n"
+    "longest first, about 8,192 tokens a forward pass, and only the choices' positions are projected\n"
+    "onto the vocabulary. With --every, the checkpoint with the highest acc_norm is named.";
 
 struct EvalOptions {
   std::string checkpoint;
@@ -395,9 +396,10 @@ double score_choices(const EvalOptions& o, const ProcessEnvironment& env, const 
     std::optional<ProgressBar> bar;  // rank 0's share stands for the job's
     if (printing) bar.emplace("eval", static_cast<double>(end - first), "questions", 1, env.stderr_is_terminal);
     try {
-      tally = train::answer_questions(*loaded.model, *loaded.tokenizer, in.questions, first, end, in.device, [&] {
-        if (bar) bar->advance(1);
-      });
+      tally = train::answer_questions(*loaded.model, *loaded.tokenizer, in.questions, first, end, in.device,
+                                           [&](std::int64_t, const std::vector<train::ChoiceLikelihood>&) {
+                                             if (bar) bar->advance(1);
+                                           });
     } catch (const UsageError& error) {
       throw UsageError(str_cat("eval: ", o.choices, ", ", error.what()));
     }

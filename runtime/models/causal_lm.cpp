@@ -3,6 +3,7 @@
 // and the factory.
 #include "runtime/models/causal_lm.h"
 
+#include <algorithm>
 #include <cmath>
 #include <optional>
 
@@ -82,6 +83,29 @@ at::Tensor CausalLm::next_token_logits(const at::Tensor& input_ids, KvCache* cac
   const at::Tensor logits = logits_of(hidden_states(input_ids, cache).select(1, -1));
   if (cache != nullptr) cache->advance(input_ids.size(1));
   return logits;
+}
+
+at::Tensor CausalLm::target_log_likelihoods(const at::Tensor& input_ids, const at::Tensor& targets,
+                                            const at::Tensor& scored, std::int64_t chunk_positions) {
+  ALBION_CHECK(!at::GradMode::is_enabled(), "log-likelihoods are for evaluation: run them under NoGradGuard");
+  ALBION_CHECK(targets.sizes() == input_ids.sizes() && scored.sizes() == input_ids.sizes(), "targets ",
+               targets.sizes(), " and scored ", scored.sizes(), " must match input_ids ", input_ids.sizes());
+  const at::Tensor hidden = hidden_states(input_ids, nullptr);
+  const at::Tensor where = scored.reshape({-1}).nonzero().squeeze(1);
+  const at::Tensor picked = hidden.reshape({-1, hidden.size(-1)}).index_select(0, where);
+  const at::Tensor picked_targets = targets.reshape({-1}).index_select(0, where);
+  const std::int64_t chunk =
+      chunk_positions > 0 ? chunk_positions : std::max<std::int64_t>(1, (std::int64_t{1} << 26) / config_.vocab_size);
+  std::vector<at::Tensor> log_probs;
+  for (std::int64_t start = 0; start < picked.size(0); start += chunk) {
+    const std::int64_t rows = std::min(chunk, picked.size(0) - start);
+    const at::Tensor logits = logits_of(picked.narrow(0, start, rows)).to(at::kFloat);
+    log_probs.push_back(
+        logits.log_softmax(-1).gather(-1, picked_targets.narrow(0, start, rows).unsqueeze(-1)).squeeze(-1));
+  }
+  const at::Tensor row_of = at::div(where, input_ids.size(1), "floor");
+  const at::Tensor sums = at::zeros({input_ids.size(0)}, hidden.options().dtype(at::kDouble));
+  return log_probs.empty() ? sums : sums.index_add_(0, row_of, at::cat(log_probs).to(at::kDouble));
 }
 
 // Note [Masked vocabulary padding]

@@ -79,6 +79,13 @@ class CausalLm : public torch::nn::Module {
   // entries: 2.1 GB in bf16). With `cache`, input_ids continue and join its tokens as in
   // forward(input_ids, cache).
   at::Tensor next_token_logits(const at::Tensor& input_ids, KvCache* cache = nullptr);
+  // For each row of input_ids [B, T], the natural-log probability of its targets [B, T] summed over
+  // the positions where `scored` [B, T] is nonzero: [B] fp64 (no autograd; multiple-choice
+  // scoring). Only the scored positions are projected onto the vocabulary, in chunks, so a batch of
+  // many short continuations after long contexts never holds its [B, T, vocab] logits.
+  // `chunk_positions`: positions per projection; 0 for about 2^26 logits (256 MB in fp32).
+  at::Tensor target_log_likelihoods(const at::Tensor& input_ids, const at::Tensor& targets, const at::Tensor& scored,
+                                    std::int64_t chunk_positions = 0);
 
   // The final hidden states [B, T, hidden] (after the last norm), and the output projection
   // [vocab, hidden] they are multiplied by: the LM head, or the token embedding when tied. With a

@@ -40,11 +40,18 @@ std::vector<ChoiceLikelihood> choice_likelihoods(models::CausalLm& model, const 
 
 struct ChoiceTally;
 
-// Answers questions[first, end), calling `answered` after each (for a progress bar). UsageError
-// naming the question's number (from 1) where the model cannot take it.
+// Tokens (rows x padded length) answer_questions puts in one forward pass: whole questions, as many
+// as fit (at least one), as a training micro-batch of 8 x 1024.
+inline constexpr std::int64_t kChoiceTokensPerForward = 8192;
+
+// Answers questions[first, end), longest first, in forward passes of several questions
+// (kChoiceTokensPerForward), calling `answered` with each question's index and its choices'
+// likelihoods (for a progress bar). UsageError naming the question's number (from 1) where the
+// model cannot take it, before any forward pass.
+using AnsweredQuestion = std::function<void(std::int64_t question, const std::vector<ChoiceLikelihood>& choices)>;
 ChoiceTally answer_questions(models::CausalLm& model, const tokenizers::Tokenizer& tokenizer,
                              const std::vector<data::ChoiceQuestion>& questions, std::int64_t first, std::int64_t end,
-                             const at::Device& device, const std::function<void()>& answered = {});
+                             const at::Device& device, const AnsweredQuestion& answered = {});
 
 struct ChoiceTally {
   std::int64_t questions = 0;

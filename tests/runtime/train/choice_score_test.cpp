@@ -6,6 +6,7 @@
 // are in trainer_test.cpp, on its dataset.)
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <memory>
 #include <optional>
 #include <string>
@@ -97,6 +98,59 @@ TEST(ChoiceScore, ALongContextLosesItsBeginning) {
   EXPECT_NEAR(scored[0].log_likelihood, expected, 1e-5 * std::abs(expected));
   EXPECT_THROW(choice_likelihoods(*model, *tokenizer, {context, {std::string(17, 'x'), "no"}, 0}, at::kCPU),
                UsageError);
+}
+
+// answer_questions puts several questions of different lengths in one forward pass (rows padded to
+// the longest); each is scored as alone, and the vocabulary projected in chunks gives the same sums.
+TEST(ChoiceScore, QuestionsAnsweredTogetherScoreAsEachAlone) {
+  const UntrainedModel model(48, 5);
+  const auto& tokenizer = model.tokenizer;
+  const std::string book = "It is a truth universally acknowledged, that a single man in possession of a good "
+                           "fortune, must be in want of a wife. However little known the feelings or views of such "
+                           "a man may be on his first entering a neighbourhood";
+  std::vector<data::ChoiceQuestion> questions;
+  for (std::size_t i = 0; i < 300; ++i) {
+    // Contexts of 0 to 90 bytes (past the window of 48), 2 to 5 choices of 1 to 20 bytes.
+    data::ChoiceQuestion question{book.substr(i % 7, (i * 13) % 91), {}, static_cast<std::int64_t>(i % 2)};
+    for (std::size_t c = 0; c < 2 + i % 4; ++c) {
+      question.choices.push_back(book.substr(3 * c + i % 11, 1 + (i + c) % 20));
+    }
+    questions.push_back(std::move(question));
+  }
+  ChoiceTally alone;
+  for (std::size_t i = 100; i < questions.size(); ++i) {
+    alone.add(questions[i], choice_likelihoods(*model, *tokenizer, questions[i], at::kCPU));
+  }
+  std::vector<std::int64_t> order;
+  const ChoiceTally together = answer_questions(
+      *model, *tokenizer, questions, 100, 300, at::kCPU,
+      [&](std::int64_t i, const std::vector<ChoiceLikelihood>& choices) {
+        order.push_back(i);
+        const std::vector<ChoiceLikelihood> expected =
+            choice_likelihoods(*model, *tokenizer, questions[static_cast<std::size_t>(i)], at::kCPU);
+        ASSERT_EQ(choices.size(), expected.size()) << "question " << i;
+        for (std::size_t c = 0; c < choices.size(); ++c) {
+          EXPECT_EQ(choices[c].tokens, expected[c].tokens) << "question " << i << " choice " << c;
+          EXPECT_NEAR(choices[c].log_likelihood, expected[c].log_likelihood,
+                      1e-5 * std::abs(expected[c].log_likelihood)) << "question " << i << " choice " << c;
+        }
+      });
+  std::sort(order.begin(), order.end());  // answered longest first
+  ASSERT_EQ(order.size(), 200u);
+  for (std::size_t k = 0; k < order.size(); ++k) EXPECT_EQ(order[k], static_cast<std::int64_t>(100 + k));
+  EXPECT_EQ(together.questions, 200);
+  EXPECT_EQ(together.correct, alone.correct);
+  EXPECT_EQ(together.correct_norm, alone.correct_norm);
+
+  // The vocabulary projected a few positions at a time: the same sums.
+  const at::Tensor inputs = at::randint(0, 256, {3, 40}, at::kLong);
+  const at::Tensor targets = at::randint(0, 256, {3, 40}, at::kLong);
+  const at::Tensor scored = at::rand({3, 40}) < 0.5;
+  const at::Tensor whole = (*model).target_log_likelihoods(inputs, targets, scored);
+  const at::Tensor chunked = (*model).target_log_likelihoods(inputs, targets, scored, /*chunk_positions=*/3);
+  EXPECT_TRUE(at::allclose(chunked, whole, 1e-6, 0)) << chunked << whole;
+  EXPECT_EQ(whole.scalar_type(), at::kDouble);
+  EXPECT_LT(whole.max().item<double>(), 0);
 }
 
 // acc takes the highest log-likelihood, acc_norm the highest per character of the choice (as

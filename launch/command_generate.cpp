@@ -67,7 +67,8 @@ constexpr const char* kDescription =
     "the run's audit log. Under 'albion launch -n N' the model is cut over the N ranks (tensor\n"
     "parallelism, for a model too big for one device), each reading only its part of the weights.\n"
     "With --chat and --interactive, a conversation: each line of standard input is a user turn,\n"
-    "answered with the conversation so far. Example: albion generate CKPT --key K --chat llama3\n"
+    "answered with the conversation so far; the keys and values of the turns before are kept, so\n"
+    "each turn computes only its new tokens. Example: albion generate CKPT --key K --chat llama3\n"
     "--interactive\n"
     "\n"
     "CKPT may also be a Hugging Face model directory (config.json and model.safetensors), such as the\n"
@@ -358,9 +359,10 @@ struct Drawn {
 
 // Draws after `prompt`, printing (on the printing rank) what it shows and then the text as it is
 // drawn, and a newline. Ends at a stop id, after sampling.max_new_tokens, or at Ctrl-C: on many
-// ranks, rank 0's, broadcast per token, so that every rank stops at the same one.
+// ranks, rank 0's, broadcast per token, so that every rank stops at the same one. With
+// `conversation`, the KV cache of the turns before (models::ConversationCache).
 Drawn draw(const Loaded& loaded, const Prompt& prompt, models::SamplingOptions sampling, at::Generator& generator,
-           const GenerateRanks& ranks, const c10::Device& device) {
+           const GenerateRanks& ranks, const c10::Device& device, models::ConversationCache* conversation = nullptr) {
   const tokenizers::Tokenizer& tokenizer = *loaded.tokenizer;
   const bool printing = ranks.printing();
   Drawn drawn;
@@ -389,7 +391,7 @@ Drawn draw(const Loaded& loaded, const Prompt& prompt, models::SamplingOptions s
     // As the trainer samples (Note [Inference in the training's precision], runtime/models/bf16_inference.h).
     const kernels::Bf16AutocastScope autocast(device.type(), loaded.bf16);
     models::sample(*loaded.model, std::vector<std::int64_t>(prompt.ids.begin(), prompt.ids.end()), sampling,
-                   generator);
+                   generator, conversation);
   }
   if (printing) {
     stream.update(shown, true);
@@ -418,7 +420,8 @@ std::optional<std::string> read_turn(const GenerateRanks& ranks, bool terminal) 
 
 // --interactive: a conversation in the --chat template. The user's turns are --prompt, if given,
 // then each line of standard input; each is answered with the whole conversation so far in view,
-// the draws continuing one generator. Ends at the end of the input, or at Ctrl-C.
+// the draws continuing one generator; the KV cache is kept from turn to turn, so a turn computes
+// only the tokens after what it shares with the last. Ends at the end of the input, or at Ctrl-C.
 Drawn converse(const GenerateOptions& o, const Loaded& loaded, const models::SamplingOptions& sampling,
                at::Generator& generator, const GenerateRanks& ranks, const c10::Device& device, bool terminal) {
   std::vector<tokenizers::ChatMessage> messages = opening(o);
@@ -426,18 +429,21 @@ Drawn converse(const GenerateOptions& o, const Loaded& loaded, const models::Sam
                                              : read_turn(ranks, terminal);
   Drawn all;
   const std::int64_t context = loaded.model->config().context_length;
+  models::ConversationCache kept(context);
   for (int number = 1; turn; ++number) {
     messages.push_back({"user", *turn});
     const Prompt prompt = build_chat_prompt(*loaded.tokenizer, o.chat, messages, loaded.end_ids);
     const auto in_view = static_cast<std::int64_t>(prompt.ids.size());
     if (ranks.printing()) {
-      log::info("generate: turn ", number, ", ", in_view, " tokens in view",
+      const std::vector<std::int64_t> ids(prompt.ids.begin(), prompt.ids.end());
+      log::info("generate: turn ", number, ", ", in_view, " tokens in view (", models::reused_positions(kept, ids),
+                " of them read already)",
                 in_view + sampling.max_new_tokens > context
                     ? str_cat(" (with the answer, more than the model's context of ", context,
                               ": the oldest slide out of view)")
                     : "");
     }
-    const Drawn answer = draw(loaded, prompt, sampling, generator, ranks, device);
+    const Drawn answer = draw(loaded, prompt, sampling, generator, ranks, device, &kept);
     all.tokens += answer.tokens;
     if (answer.stopped) {
       all.stopped = true;

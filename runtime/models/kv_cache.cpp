@@ -27,6 +27,11 @@ std::pair<at::Tensor, at::Tensor> KvCache::append(std::size_t layer, const at::T
 
 void KvCache::advance(std::int64_t tokens) { length_ += tokens; }
 
+void KvCache::truncate(std::int64_t length) {
+  ALBION_CHECK(length >= 0 && length <= length_, "KV cache: cannot keep ", length, " of its ", length_, " positions");
+  length_ = length;
+}
+
 at::Tensor causal_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, std::int64_t past,
                             bool grouped, const at::Tensor& document_mask) {
   if (document_mask.defined()) {

@@ -31,6 +31,9 @@ class KvCache {
   std::pair<at::Tensor, at::Tensor> append(std::size_t layer, const at::Tensor& keys, const at::Tensor& values);
   // After every layer has appended the same T tokens: they are now cached.
   void advance(std::int64_t tokens);
+  // Forgets positions [length, length()): the next append writes over them (a conversation's next
+  // turn keeps what it shares with the last). `length` at most length().
+  void truncate(std::int64_t length);
 
  private:
   std::int64_t capacity_;

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 
 #include "runtime/base/check.h"
 
@@ -96,8 +97,16 @@ std::vector<std::int64_t> sample(CausalLm& model, const std::vector<std::int64_t
   return sample(model, prompt, options, generator);
 }
 
+std::int64_t reused_positions(const ConversationCache& conversation, const std::vector<std::int64_t>& prompt) {
+  const std::size_t cached = std::min(conversation.tokens.size(), prompt.empty() ? 0 : prompt.size() - 1);
+  const auto shared = std::mismatch(prompt.begin(), prompt.begin() + static_cast<std::ptrdiff_t>(cached),
+                                    conversation.tokens.begin()).first;
+  return shared - prompt.begin();
+}
+
 std::vector<std::int64_t> sample(CausalLm& model, const std::vector<std::int64_t>& prompt,
-                                 const SamplingOptions& options, at::Generator& generator) {
+                                 const SamplingOptions& options, at::Generator& generator,
+                                 ConversationCache* conversation) {
   check_request(model, prompt, options);
   torch::NoGradGuard no_grad;
   EvalModeScope eval(model);
@@ -107,7 +116,9 @@ std::vector<std::int64_t> sample(CausalLm& model, const std::vector<std::int64_t
   std::vector<std::int64_t> tokens = prompt;
   std::vector<std::int64_t> generated;
   generated.reserve(static_cast<std::size_t>(options.max_new_tokens));
-  KvCache cache(window);
+  std::optional<KvCache> own_cache;
+  KvCache* cache = conversation != nullptr ? &conversation->cache : &own_cache.emplace(window);
+  if (conversation != nullptr) cache->truncate(reused_positions(*conversation, prompt));
   DistinctIds seen(model.config().vocab_in_use(), prompt);  // checked to lie in the vocabulary
   auto as_input = [&](std::size_t from) {
     const std::vector<std::int64_t> ids(tokens.begin() + static_cast<std::ptrdiff_t>(from), tokens.end());
@@ -118,7 +129,7 @@ std::vector<std::int64_t> sample(CausalLm& model, const std::vector<std::int64_t
     at::Tensor last_logits;
     if (tokens.size() <= static_cast<std::size_t>(window)) {
       // Within the window: only the tokens the cache has not seen (the prompt, then one each).
-      last_logits = model.next_token_logits(as_input(static_cast<std::size_t>(cache.length())), &cache)[0];
+      last_logits = model.next_token_logits(as_input(static_cast<std::size_t>(cache->length())), cache)[0];
     } else {
       // Past it, the window slides, and positions with it (GPT-2's are learned): recompute it.
       last_logits = model.next_token_logits(as_input(tokens.size() - static_cast<std::size_t>(window)))[0];
@@ -132,6 +143,7 @@ std::vector<std::int64_t> sample(CausalLm& model, const std::vector<std::int64_t
     generated.push_back(id);
     if (options.on_token) options.on_token(id);
   }
+  if (conversation != nullptr) conversation->tokens.assign(tokens.begin(), tokens.begin() + cache->length());
   return generated;
 }
 

@@ -44,13 +44,29 @@ struct SamplingOptions {
   std::function<void(std::int64_t)> on_token;
 };
 
+// A conversation's KV cache, kept from one sample() to the next (llama.cpp's prompt cache): a turn
+// computes only the tokens of its prompt past the prefix it shares with what the cache holds (the
+// last turn's prompt and answer, whatever the chat template re-renders differently), so answering
+// the tenth turn does not read the nine before it again.
+struct ConversationCache {
+  explicit ConversationCache(std::int64_t capacity) : cache(capacity) {}
+  KvCache cache;
+  std::vector<std::int64_t> tokens;  // what `cache` holds: tokens[i] at position i
+};
+// The positions of `prompt` a sample() with `conversation` reads from its cache: the prefix shared
+// with its tokens, less the prompt's last token (whose logits the first draw needs).
+std::int64_t reused_positions(const ConversationCache& conversation, const std::vector<std::int64_t>& prompt);
+
 // Returns the max_new_tokens ids generated after `prompt` (the prompt itself not included), or
-// fewer when stop_requested says so.
+// fewer when stop_requested says so. With `conversation`, its cache's shared prefix is reused and
+// the cache left holding the prompt and what was drawn (the same model, device and autocast each
+// call).
 // UsageError for an empty prompt, ids outside the vocabulary, or bad options. Runs without
 // autograd and leaves the model's train/eval mode as it found it.
 std::vector<std::int64_t> sample(CausalLm& model, const std::vector<std::int64_t>& prompt,
                                  const SamplingOptions& options);
 std::vector<std::int64_t> sample(CausalLm& model, const std::vector<std::int64_t>& prompt,
-                                 const SamplingOptions& options, at::Generator& generator);
+                                 const SamplingOptions& options, at::Generator& generator,
+                                 ConversationCache* conversation = nullptr);
 
 }  // namespace albion::models

@@ -471,12 +471,16 @@ TEST_F(CkptCliFlow, GenerateChatWrapsThePromptInTheTemplate) {
   const Outcome logged = run_albion("generate " + checkpoints + key + drawing + " --interactive < " +
                                     (dir / "turns.txt").string());
   std::vector<int> in_view;
-  for (std::size_t at = logged.output.find(" tokens in view"); at != std::string::npos;
-       at = logged.output.find(" tokens in view", at + 1)) {
+  std::vector<int> read_already;  // the KV cache kept from the turn before
+  for (std::size_t at = logged.output.find(" tokens in view ("); at != std::string::npos;
+       at = logged.output.find(" tokens in view (", at + 1)) {
     in_view.push_back(std::stoi(logged.output.substr(logged.output.rfind(", ", at) + 2)));
+    read_already.push_back(std::stoi(logged.output.substr(at + std::string(" tokens in view (").size())));
   }
   ASSERT_EQ(in_view.size(), 2u) << logged.output;
   EXPECT_GT(in_view[1], in_view[0] + 6) << logged.output;
+  EXPECT_EQ(read_already[0], 0) << logged.output;
+  EXPECT_GE(read_already[1], in_view[0]) << logged.output;
   EXPECT_EQ(run_albion("generate " + checkpoints + key + drawing + " --interactive --prompt 'Who wrote Emma?' < " +
                        (dir / "turn.txt").string() + " 2>/dev/null | cat")
                 .output,

@@ -2,7 +2,7 @@
 // Greedy decoding equals argmax decoding written out by hand (context cropped to the window);
 // top-k = 1 equals greedy; a seed fixes a sample; top-k draws stay within the k best tokens; top-p
 // draws come from the renormalised nucleus, after top-k; a repetition penalty lowers what was seen,
-// as transformers does; a stop request ends a sample early.
+// as transformers does; a stop request ends a sample early; a conversation's cache draws as none.
 #include <gtest/gtest.h>
 
 #include <ATen/CPUGeneratorImpl.h>
@@ -186,6 +186,51 @@ TEST_F(Sampler, StopRequestEndsTheSampleEarly) {
   options.stop_requested = [&asked] { return ++asked > 4; };
   const std::vector<std::int64_t> cut = sample(*model_, prompt_, options);
   EXPECT_EQ(cut, std::vector<std::int64_t>(whole.begin(), whole.begin() + 4));
+}
+
+// A conversation's KV cache kept between samples: each turn reads only what follows the prefix
+// it shares with the cache, and draws what a sample without the cache draws, seed for seed, also
+// when the history was edited, when a turn repeats the last prompt, and past the window (which
+// slides, recomputed, and leaves the cache as it was).
+TEST(ConversationCacheTest, EachTurnReadsOnlyWhatTheCacheLacksAndDrawsAsWithoutIt) {
+  ModelConfig config = sampler_config();
+  config.context_length = 40;
+  const std::shared_ptr<CausalLm> model = testing::randomised_fp64_model(config, 12, 0.5);
+  for (const Decoding decoding : {Decoding::kGreedy, Decoding::kSample}) {
+    SamplingOptions options;
+    options.decoding = decoding;
+    options.max_new_tokens = 6;
+    at::Generator cached_draws = at::make_generator<at::CPUGeneratorImpl>(5);
+    at::Generator fresh_draws = at::make_generator<at::CPUGeneratorImpl>(5);
+    ConversationCache conversation(config.context_length);
+    // Draws after `prompt` with the cache and without it; returns what was drawn.
+    auto turn = [&](const std::vector<std::int64_t>& prompt, std::int64_t expected_reuse) {
+      EXPECT_EQ(reused_positions(conversation, prompt), expected_reuse);
+      const std::vector<std::int64_t> drawn = sample(*model, prompt, options, cached_draws, &conversation);
+      EXPECT_EQ(drawn, sample(*model, prompt, options, fresh_draws));
+      return drawn;
+    };
+    std::vector<std::int64_t> prompt = {3, 17, 42};
+    const std::vector<std::int64_t> first = turn(prompt, 0);
+    // The cache holds the prompt and every drawn token but the last, which was never read.
+    std::vector<std::int64_t> held = prompt;
+    held.insert(held.end(), first.begin(), first.end() - 1);
+    EXPECT_EQ(conversation.tokens, held);
+    EXPECT_EQ(conversation.cache.length(), 8);
+
+    prompt.insert(prompt.end(), first.begin(), first.end());
+    prompt.insert(prompt.end(), {5, 9, 11});
+    turn(prompt, 8);
+    turn(prompt, static_cast<std::int64_t>(prompt.size()) - 1);  // the same prompt again
+    std::vector<std::int64_t> edited = prompt;
+    edited[2] = 7;
+    turn(edited, 2);
+    std::vector<std::int64_t> past_window(45, 4);  // 45 + 6 > 40: the window slides
+    past_window.front() = 3;
+    turn(past_window, 1);
+    EXPECT_EQ(conversation.tokens, std::vector<std::int64_t>{3});  // the recomputed windows were not cached
+    turn(edited, 1);
+  }
 }
 
 TEST_F(Sampler, RejectsBadRequestsAndRestoresMode) {

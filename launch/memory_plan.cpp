@@ -72,6 +72,7 @@ std::optional<RankMemory> plan_rank_memory(const config::Recipe& recipe, int wor
                                         static_cast<std::int64_t>(recipe.parallel.bucket_mb * (1 << 20))
                               : kFp32 * memory.trained;
   memory.optimizer_bytes = kFp32 * moments / memory.optimizer_shards;
+  if (memory.muon && recipe.parallel.zero >= 1) memory.muon_gather_bytes = kFp32 * memory.trained;
   const std::int64_t every = config.recompute_every;
   if (every > 0) {
     const std::int64_t recomputed = (config.layers + every - 1) / every;
@@ -98,6 +99,7 @@ std::string describe(const RankMemory& memory) {
   if (memory.optimizer_shards > 1) {
     line += str_cat(" (ZeRO-", memory.zero_stage, " over ", memory.optimizer_shards, ")");
   }
+  if (memory.muon_gather_bytes > 0) line += ", Muon's matrices gathered " + gigabytes(memory.muon_gather_bytes);
   if (memory.kept_input_bytes > 0) line += ", kept block inputs " + gigabytes(memory.kept_input_bytes);
   if (memory.document_mask_bytes > 0) line += ", document mask " + gigabytes(memory.document_mask_bytes);
   line += ": " + gigabytes(memory.total_bytes());

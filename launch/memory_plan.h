@@ -32,6 +32,9 @@ struct RankMemory {
   std::int64_t gradient_bytes = 0;
   std::int64_t optimizer_bytes = 0;
   bool muon = false;  // optim.name = muon: one moment for the hidden matrices
+  // Muon under ZeRO: its matrices gathered whole for each step's update, in an fp32 buffer laid out
+  // as the trained parameters (Note [Muon on ZeRO's pieces]).
+  std::int64_t muon_gather_bytes = 0;
   std::int64_t zero_stage = 0;         // parallel.zero
   bool gradients_sharded = false;      // ZeRO reduces every backward's gradients into a shard
   std::int64_t optimizer_shards = 1;   // data-parallel ranks sharing the AdamW state (ZeRO-1 and -2)
@@ -41,7 +44,8 @@ struct RankMemory {
   std::int64_t document_mask_bytes = 0;  // one micro-batch's mask, shared by every layer
 
   std::int64_t total_bytes() const {
-    return weight_bytes + gradient_bytes + optimizer_bytes + kept_input_bytes + document_mask_bytes;
+    return weight_bytes + gradient_bytes + optimizer_bytes + muon_gather_bytes + kept_input_bytes +
+           document_mask_bytes;
   }
 };
 

@@ -111,10 +111,10 @@ void Recipe::validate() const {
           "must be adamw or muon, got '" + optim.name + "'");
   require(optim.muon_momentum >= 0 && optim.muon_momentum < 1, "optim.muon_momentum",
           "must be in [0, 1)" + got(optim.muon_momentum));
-  // Muon orthogonalizes whole matrices: a ZeRO piece or a tensor-parallel part is not one.
+  // Muon orthogonalizes whole matrices: a tensor-parallel part is not one. (ZeRO's pieces are
+  // gathered whole: Note [Muon on ZeRO's pieces], runtime/parallel/data_parallel.cpp.)
   for (const auto& [refused, why] :
-       {std::pair{parallel.zero > 0, "parallel.zero > 0 shards the optimizer state in pieces of matrices"},
-        std::pair{parallel.tensor > 1, "parallel.tensor > 1 cuts the matrices over ranks"},
+       {std::pair{parallel.tensor > 1, "parallel.tensor > 1 cuts the matrices over ranks"},
         std::pair{lora.rank > 0, "lora.rank > 0 trains adapters"}}) {
     require(optim.name != "muon" || !refused, "optim.name",
             str_cat("= muon orthogonalizes each weight matrix whole, but ", why, "; use adamw with it"));

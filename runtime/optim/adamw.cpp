@@ -59,12 +59,25 @@ void AdamW::step(double lr, const at::Tensor& gradient_scale) {
 }
 
 void AdamW::orthogonalized_step(double lr, const at::Tensor& gradient_scale) {
-  for (OptimizedParameter& p : parameters_) {
+  std::vector<at::Tensor> nesterov(parameters_.size());  // of pieces, for whole_matrices_
+  for (std::size_t i = 0; i < parameters_.size(); ++i) {
+    OptimizedParameter& p = parameters_[i];
     const at::Tensor& grad = p.gradient();
     if (!grad.defined() || !p.orthogonalized) continue;
     if (!p.exp_avg.defined()) p.exp_avg = at::zeros_like(p.parameter, at::kFloat);
     const at::Tensor scaled = gradient_scale.defined() ? grad * gradient_scale.to(grad.device()) : grad;
-    muon_update(p.parameter, scaled, p.exp_avg, lr, options_.weight_decay, options_.muon);
+    if (whole_matrices_) {
+      nesterov[i] = nesterov_momentum(scaled, p.exp_avg, options_.muon);
+    } else {
+      muon_update(p.parameter, scaled, p.exp_avg, lr, options_.weight_decay, options_.muon);
+    }
+  }
+  if (!whole_matrices_) return;
+  const std::vector<PieceDirection> directions = whole_matrices_(nesterov);
+  for (std::size_t i = 0; i < parameters_.size(); ++i) {
+    if (!nesterov[i].defined()) continue;
+    apply_muon_direction(parameters_[i].parameter, directions[i].orthogonal, directions[i].scale, lr,
+                         options_.weight_decay);
   }
 }
 

@@ -14,6 +14,7 @@
 #include <ATen/ATen.h>
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -36,7 +37,7 @@ struct OptimizedParameter {
   std::string name;
   at::Tensor parameter;  // updated in place
   bool decayed = true;
-  bool orthogonalized = false;  // updated by Muon (2-D, whole: never a ZeRO piece)
+  bool orthogonalized = false;  // updated by Muon (2-D and whole, or a ZeRO piece: see WholeMatrices)
   at::Tensor exp_avg;     // m, fp32, created on first step (Muon's momentum buffer)
   at::Tensor exp_avg_sq;  // v (undefined for Muon)
   // First element of this piece inside the parameter `name`, flattened: 0 for a whole parameter;
@@ -49,6 +50,16 @@ struct OptimizedParameter {
   const at::Tensor& gradient() const { return shard_gradient.defined() ? shard_gradient : parameter.grad(); }
 };
 
+// How Muon sees whole matrices when each rank holds pieces of them (ZeRO: runtime/parallel). Given
+// each piece's Nesterov momentum U (in parameters() order; undefined for the pieces not
+// orthogonalized), returns for each orthogonalized piece its part of orthogonalize(its whole U),
+// and that matrix's muon_scale. A collective: every rank calls it once per step.
+struct PieceDirection {
+  at::Tensor orthogonal;
+  double scale = 1;
+};
+using WholeMatrices = std::function<std::vector<PieceDirection>(const std::vector<at::Tensor>& nesterov)>;
+
 class AdamW {
  public:
   AdamW(std::vector<OptimizedParameter> parameters, AdamWOptions options);
@@ -59,6 +70,8 @@ class AdamW {
   void step(double lr, const at::Tensor& gradient_scale = {});
   // Zeroes gradients in place (gradients that are views into communication buffers stay views).
   void zero_grad();
+  // For parameters that are pieces of matrices (ZeRO): how Muon's updates see them whole.
+  void set_whole_matrices(WholeMatrices whole) { whole_matrices_ = std::move(whole); }
 
   std::int64_t step_count() const { return step_count_; }
   // Steps taken by the one-launch path: options.fused, and every parameter fit the kernel.
@@ -85,6 +98,7 @@ class AdamW {
   std::int64_t step_count_ = 0;
   std::int64_t fused_steps_ = 0;
   bool warned_unfused_ = false;
+  WholeMatrices whole_matrices_;  // empty: every orthogonalized parameter is whole
 };
 
 // Scales all gradients in place so their global L2 norm is at most `max_norm` (0: no clipping).

@@ -36,11 +36,22 @@ at::Tensor orthogonalize(const at::Tensor& update) {
 
 void muon_update(at::Tensor& parameter, const at::Tensor& gradient, at::Tensor& momentum, double lr,
                  double weight_decay, const MuonOptions& options) {
+  apply_muon_direction(parameter, orthogonalize(nesterov_momentum(gradient, momentum, options)),
+                       muon_scale(parameter.size(0), parameter.size(1)), lr, weight_decay);
+}
+
+at::Tensor nesterov_momentum(const at::Tensor& gradient, at::Tensor& momentum, const MuonOptions& options) {
   const at::Tensor g = gradient.to(at::kFloat);
   momentum.lerp_(g, 1.0 - options.momentum);
-  const at::Tensor nesterov = g.lerp(momentum, options.momentum);
-  const at::Tensor orthogonal = orthogonalize(nesterov);
-  const double scale = 0.2 * std::sqrt(static_cast<double>(std::max(parameter.size(0), parameter.size(1))));
+  return g.lerp(momentum, options.momentum);
+}
+
+double muon_scale(std::int64_t rows, std::int64_t cols) {
+  return 0.2 * std::sqrt(static_cast<double>(std::max(rows, cols)));
+}
+
+void apply_muon_direction(const at::Tensor& parameter, const at::Tensor& orthogonal, double scale, double lr,
+                          double weight_decay) {
   if (weight_decay > 0) parameter.mul_(1.0 - lr * weight_decay);
   parameter.add_(orthogonal.to(parameter.scalar_type()), -lr * scale);
 }

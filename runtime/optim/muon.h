@@ -13,6 +13,8 @@
 
 #include <ATen/ATen.h>
 
+#include <cstdint>
+
 namespace albion::optim {
 
 struct MuonOptions {
@@ -24,8 +26,19 @@ struct MuonOptions {
 // transpose). Returns bf16.
 at::Tensor orthogonalize(const at::Tensor& update);
 
-// One Muon step of `parameter` (2-D) from `gradient`, `momentum` its fp32 buffer (updated in place).
+// One Muon step of `parameter` (2-D) from `gradient`, `momentum` its fp32 buffer (updated in place):
+// the three functions below in turn.
 void muon_update(at::Tensor& parameter, const at::Tensor& gradient, at::Tensor& momentum, double lr,
                  double weight_decay, const MuonOptions& options);
+
+// The step's parts, for ZeRO, whose ranks hold pieces of a matrix (runtime/parallel/data_parallel.h):
+// element-wise, on any piece: the momentum updated in place and U returned, fp32;
+at::Tensor nesterov_momentum(const at::Tensor& gradient, at::Tensor& momentum, const MuonOptions& options);
+// the factor of a rows x cols matrix's update: 0.2 sqrt(max(rows, cols));
+double muon_scale(std::int64_t rows, std::int64_t cols);
+// element-wise again, `orthogonal` that of the whole U (or the piece's part of it):
+// p *= 1 - lr wd;  p -= lr scale orthogonal.
+void apply_muon_direction(const at::Tensor& parameter, const at::Tensor& orthogonal, double scale, double lr,
+                          double weight_decay);
 
 }  // namespace albion::optim

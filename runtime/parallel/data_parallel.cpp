@@ -3,6 +3,7 @@
 
 #include <ATen/core/grad_mode.h>
 
+#include <algorithm>
 #include <set>
 
 #include "runtime/base/check.h"
@@ -165,12 +166,24 @@ void ZeroOptimizer::attach(train::Trainer& trainer) {
       piece.offset = span.parameter_offset;
       piece.parameter = flat_->values().narrow(0, span.flat_offset, span.length);
       piece.decayed = full[span.parameter].decayed;
+      piece.orthogonalized = full[span.parameter].orthogonalized;
       piece.shard_gradient = gradients_->gradients().narrow(
           0, gradients_->shard_offsets()[b] + span.flat_offset - range.offset, span.length);
       pieces.push_back(std::move(piece));
+      piece_parameters_.push_back(span.parameter);
     }
   }
   shard_optimizer_ = std::make_unique<optim::AdamW>(std::move(pieces), trainer.optimizer().options());
+  for (std::size_t b = 0; b < gradients_->bucket_ranges().size(); ++b) {
+    const std::vector<collectives::ParameterSpan> spans = flat_->spans(gradients_->bucket_ranges()[b]);
+    auto orthogonalized = [&](const collectives::ParameterSpan& span) { return full[span.parameter].orthogonalized; };
+    if (std::any_of(spans.begin(), spans.end(), orthogonalized)) orthogonalized_buckets_.push_back(b);
+  }
+  if (!orthogonalized_buckets_.empty()) {
+    shard_optimizer_->set_whole_matrices([this](const std::vector<at::Tensor>& nesterov) {
+      return whole_matrix_directions(nesterov);
+    });
+  }
   log::debug("ZeRO-", stage_, " over ", data_->size(), " ranks: this rank updates ", gradients_->gradients().numel(),
              " of ", flat_->numel(), " elements in ", gradients_->shard_ranges().size(), " bucket(s)");
 }
@@ -202,6 +215,43 @@ at::Tensor ZeroOptimizer::step(train::Trainer& trainer, double lr) {
   for (const auto& work : works) work->wait();
   gradients_->zero_gradients();
   return norm;
+}
+
+// Note [Muon on ZeRO's pieces]
+// Muon orthogonalizes a matrix whole, but a rank holds the momentum of its pieces only. As
+// Moonshot's Distributed Muon does, each rank computes its pieces' Nesterov momentum U, the pieces
+// are all-gathered into whole matrices (in the parameters' flat layout, bucket by bucket, the
+// buckets that hold a Muon matrix only), and each rank orthogonalizes the matrices it holds a piece
+// of and keeps its piece's part. The momentum stays sharded; the price is one more all-gather of
+// the Muon matrices per step, a transient fp32 buffer of the flat parameters' size, and a matrix
+// split between ranks orthogonalized on each of them.
+std::vector<optim::PieceDirection> ZeroOptimizer::whole_matrix_directions(const std::vector<at::Tensor>& nesterov) {
+  const std::vector<optim::OptimizedParameter>& pieces = shard_optimizer_->parameters();
+  const at::Tensor whole = at::empty({flat_->numel()}, flat_->values().options().dtype(at::kFloat));
+  auto matrix_of = [&](std::size_t piece) {
+    const at::Tensor& parameter = flat_->parameters()[piece_parameters_[piece]];
+    return whole.narrow(0, flat_->offset(piece_parameters_[piece]), parameter.numel()).view(parameter.sizes());
+  };
+  for (std::size_t i = 0; i < pieces.size(); ++i) {
+    if (!nesterov[i].defined()) continue;
+    matrix_of(i).view({-1}).narrow(0, pieces[i].offset, nesterov[i].numel()).copy_(nesterov[i]);
+  }
+  const std::vector<collectives::ShardRange>& buckets = gradients_->bucket_ranges();
+  const std::vector<collectives::ShardRange>& mine = gradients_->shard_ranges();
+  std::vector<std::shared_ptr<collectives::Work>> works;
+  for (const std::size_t b : orthogonalized_buckets_) {
+    works.push_back(data_->all_gather(whole.narrow(0, buckets[b].offset, buckets[b].length),
+                                      whole.narrow(0, mine[b].offset, mine[b].length)));
+  }
+  for (const auto& work : works) work->wait();
+  std::vector<optim::PieceDirection> directions(pieces.size());
+  for (std::size_t i = 0; i < pieces.size(); ++i) {
+    if (!nesterov[i].defined()) continue;
+    const at::Tensor matrix = matrix_of(i);
+    directions[i] = {optim::orthogonalize(matrix).reshape({-1}).narrow(0, pieces[i].offset, nesterov[i].numel()),
+                     optim::muon_scale(matrix.size(0), matrix.size(1))};
+  }
+  return directions;
 }
 
 std::int64_t ZeroOptimizer::gradient_bytes() const {

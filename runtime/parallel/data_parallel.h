@@ -8,7 +8,8 @@
 //                  clipped by the global norm, the local shard updated, the parameters
 //                  all-gathered. A rank's shard is its range of every bucket. ZeRO-2: the same,
 //                  but every micro-batch's backward reduce-scatters, so a rank never holds the
-//                  whole gradient.
+//                  whole gradient. Muon's matrices are seen whole for their update (Note [Muon on
+//                  ZeRO's pieces], data_parallel.cpp).
 // Both start by broadcasting rank 0's parameters, and both compute the step one process would
 // compute over the same global batch (tests/runtime/parallel compare them under mpirun).
 //
@@ -100,11 +101,16 @@ class ZeroOptimizer final : public DataParallelRanks {
   const std::vector<collectives::ShardRange>& shard_ranges() const { return gradients_->shard_ranges(); }
 
  private:
+  // Muon's directions for this rank's pieces of its matrices (Note [Muon on ZeRO's pieces]).
+  std::vector<optim::PieceDirection> whole_matrix_directions(const std::vector<at::Tensor>& nesterov);
+
   int stage_;
   std::int64_t bucket_bytes_;
   std::unique_ptr<collectives::FlatParameters> flat_;
   std::unique_ptr<collectives::ShardedGradients> gradients_;
   std::unique_ptr<optim::AdamW> shard_optimizer_;
+  std::vector<std::size_t> piece_parameters_;       // each piece's parameter, an index into flat_'s
+  std::vector<std::size_t> orthogonalized_buckets_;  // the buckets holding a Muon matrix
 };
 
 // DataParallel or ZeroOptimizer, as parallel.zero says, over `tensor` groups when given.

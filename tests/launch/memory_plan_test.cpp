@@ -75,6 +75,15 @@ TEST(MemoryPlan, MuonHoldsOneMomentForEachHiddenMatrix) {
   EXPECT_EQ(adamw->optimizer_bytes, 8 * adamw->trained);
   EXPECT_EQ(muon->optimizer_bytes, 4 * matrices + 8 * (muon->trained - matrices));
   EXPECT_NE(describe(*muon).find(", Muon and AdamW state 655.8 MB"), std::string::npos) << describe(*muon);
+  EXPECT_EQ(muon->muon_gather_bytes, 0);
+  // Under ZeRO the state is sharded, and each step gathers the matrices whole in an fp32 buffer of
+  // the parameters' size.
+  const std::optional<RankMemory> sharded =
+      plan_rank_memory(shipped("gpt2_124m.ini", {"--optim.name=muon", "--parallel.zero=1"}), 4);
+  ASSERT_TRUE(sharded.has_value());
+  EXPECT_EQ(sharded->optimizer_bytes, muon->optimizer_bytes / 4);
+  EXPECT_EQ(sharded->muon_gather_bytes, 4 * sharded->trained);
+  EXPECT_NE(describe(*sharded).find(", Muon's matrices gathered 497.8 MB"), std::string::npos) << describe(*sharded);
 }
 
 TEST(MemoryPlan, LoraTrainsTheAdaptersOverAWholeFrozenBase) {

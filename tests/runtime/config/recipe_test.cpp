@@ -141,14 +141,15 @@ TEST(RecipeErrors, OutOfRangeValuesNameTheKey) {
   EXPECT_EQ(usage_error(kMinimal, {"--parallel.tensor=3", "--parallel.sequence=false"}), "");
 }
 
-// optim.name: adamw or muon; Muon orthogonalizes whole matrices, so it is refused with ZeRO's
-// pieces, tensor-parallel parts and LoRA adapters, each naming the key and why.
+// optim.name: adamw or muon; Muon orthogonalizes whole matrices, so it is refused with
+// tensor-parallel parts and LoRA adapters, each naming the key and why (ZeRO's pieces it gathers).
 TEST(RecipeErrors, MuonIsRefusedWhereNoRankHoldsAWholeMatrix) {
   EXPECT_NE(usage_error(kMinimal, {"--optim.name=sgd"}).find("'optim.name' must be adamw or muon"), std::string::npos);
   EXPECT_NE(usage_error(kMinimal, {"--optim.muon_momentum=1"}).find("'optim.muon_momentum'"), std::string::npos);
   EXPECT_EQ(usage_error(kMinimal, {"--optim.name=muon"}), "");
+  EXPECT_EQ(usage_error(kMinimal, {"--optim.name=muon", "--parallel.zero=1"}), "");
+  EXPECT_EQ(usage_error(kMinimal, {"--optim.name=muon", "--parallel.zero=2"}), "");
   for (const auto& [override_arg, why] : std::vector<std::pair<std::string, std::string>>{
-           {"--parallel.zero=1", "parallel.zero > 0"},
            {"--parallel.tensor=2", "parallel.tensor > 1"},
            {"--lora.rank=8", "lora.rank > 0"}}) {
     const std::string message = usage_error(kMinimal, {"--optim.name=muon", override_arg, "--model.init=/m"});

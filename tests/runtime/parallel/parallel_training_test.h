@@ -108,10 +108,10 @@ class ParallelTrainingTest : public testing::Test {
   }
 
   static void expect_same_losses(const std::vector<double>& actual, const std::vector<double>& expected,
-                                 const std::string& what) {
+                                 const std::string& what, double relative = 1e-5) {
     ASSERT_EQ(actual.size(), expected.size()) << what;
     for (std::size_t i = 0; i < expected.size(); ++i) {
-      EXPECT_LT(std::abs(actual[i] - expected[i]) / std::abs(expected[i]), 1e-5)
+      EXPECT_LT(std::abs(actual[i] - expected[i]) / std::abs(expected[i]), relative)
           << what << ", step " << i << ": " << actual[i] << " vs " << expected[i];
     }
   }

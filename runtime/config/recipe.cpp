@@ -111,14 +111,11 @@ void Recipe::validate() const {
           "must be adamw or muon, got '" + optim.name + "'");
   require(optim.muon_momentum >= 0 && optim.muon_momentum < 1, "optim.muon_momentum",
           "must be in [0, 1)" + got(optim.muon_momentum));
-  // Muon orthogonalizes whole matrices: a tensor-parallel part is not one. (ZeRO's pieces are
-  // gathered whole: Note [Muon on ZeRO's pieces], runtime/parallel/data_parallel.cpp.)
-  for (const auto& [refused, why] :
-       {std::pair{parallel.tensor > 1, "parallel.tensor > 1 cuts the matrices over ranks"},
-        std::pair{lora.rank > 0, "lora.rank > 0 trains adapters"}}) {
-    require(optim.name != "muon" || !refused, "optim.name",
-            str_cat("= muon orthogonalizes each weight matrix whole, but ", why, "; use adamw with it"));
-  }
+  // Muon orthogonalizes whole weight matrices (ZeRO's pieces and tensor-parallel parts are put
+  // together: Note [Muon on ZeRO's pieces], runtime/parallel/data_parallel.cpp); LoRA's adapters
+  // are low-rank factors, not such matrices.
+  require(optim.name != "muon" || lora.rank == 0, "optim.name",
+          "= muon orthogonalizes each weight matrix whole, but lora.rank > 0 trains adapters; use adamw with it");
   require(eval.interval >= 0, "eval.interval", "must be >= 0" + got(eval.interval));
   require(eval.batches > 0, "eval.batches", "must be positive" + got(eval.batches));
   require(eval.sample_interval >= 0, "eval.sample_interval", "must be >= 0" + got(eval.sample_interval));

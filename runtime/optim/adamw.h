@@ -37,7 +37,7 @@ struct OptimizedParameter {
   std::string name;
   at::Tensor parameter;  // updated in place
   bool decayed = true;
-  bool orthogonalized = false;  // updated by Muon (2-D and whole, or a ZeRO piece: see WholeMatrices)
+  bool orthogonalized = false;  // updated by Muon (2-D and whole, or a piece of one: see WholeMatrices)
   at::Tensor exp_avg;     // m, fp32, created on first step (Muon's momentum buffer)
   at::Tensor exp_avg_sq;  // v (undefined for Muon)
   // First element of this piece inside the parameter `name`, flattened: 0 for a whole parameter;
@@ -50,7 +50,8 @@ struct OptimizedParameter {
   const at::Tensor& gradient() const { return shard_gradient.defined() ? shard_gradient : parameter.grad(); }
 };
 
-// How Muon sees whole matrices when each rank holds pieces of them (ZeRO: runtime/parallel). Given
+// How Muon sees whole matrices when each rank holds pieces of them (ZeRO's pieces, tensor-parallel
+// parts: runtime/parallel/data_parallel.h). Given
 // each piece's Nesterov momentum U (in parameters() order; undefined for the pieces not
 // orthogonalized), returns for each orthogonalized piece its part of orthogonalize(its whole U),
 // and that matrix's muon_scale. A collective: every rank calls it once per step.
@@ -70,7 +71,7 @@ class AdamW {
   void step(double lr, const at::Tensor& gradient_scale = {});
   // Zeroes gradients in place (gradients that are views into communication buffers stay views).
   void zero_grad();
-  // For parameters that are pieces of matrices (ZeRO): how Muon's updates see them whole.
+  // For parameters that are pieces of matrices (ZeRO, tensor parallelism): how Muon sees them whole.
   void set_whole_matrices(WholeMatrices whole) { whole_matrices_ = std::move(whole); }
 
   std::int64_t step_count() const { return step_count_; }

@@ -94,6 +94,27 @@ void DataParallel::attach(train::Trainer& trainer) {
   buckets_ = std::make_unique<collectives::GradientBuckets>(attach_parameters(trainer), bucket_bytes_, data_, overlap_);
   log::debug("DDP over ", data_->size(), " ranks: ", buckets_->bucket_count(), " gradient bucket(s)",
              overlap_ ? ", overlapped with backward" : ", after backward");
+  optim::AdamW& optimizer = trainer.optimizer();
+  if (tensor_ != nullptr) {
+    optimizer.set_whole_matrices([this, &optimizer](const std::vector<at::Tensor>& nesterov) {
+      std::vector<optim::PieceDirection> directions(nesterov.size());
+      for (std::size_t i = 0; i < nesterov.size(); ++i) {
+        if (nesterov[i].defined()) directions[i] = muon_direction(optimizer.parameters()[i].name, nesterov[i]);
+      }
+      return directions;
+    });
+  }
+}
+
+optim::PieceDirection DataParallelRanks::muon_direction(const std::string& name, const at::Tensor& nesterov) {
+  const models::TensorParallelCut cut = models::tensor_parallel_split(name);
+  if (tensor_ == nullptr || !cut.cut()) {
+    return {optim::orthogonalize(nesterov), optim::muon_scale(nesterov.size(0), nesterov.size(1))};
+  }
+  const at::Tensor whole = models::gather_tensor_parallel(nesterov, cut.dim, *tensor_, cut.groups);
+  return {models::tensor_parallel_part(optim::orthogonalize(whole), cut.dim, tensor_->rank(), tensor_->size(),
+                                       cut.groups),
+          optim::muon_scale(whole.size(0), whole.size(1))};
 }
 
 void DataParallel::before_backward(bool last) { buckets_->prepare_backward(last); }
@@ -224,7 +245,10 @@ at::Tensor ZeroOptimizer::step(train::Trainer& trainer, double lr) {
 // buckets that hold a Muon matrix only), and each rank orthogonalizes the matrices it holds a piece
 // of and keeps its piece's part. The momentum stays sharded; the price is one more all-gather of
 // the Muon matrices per step, a transient fp32 buffer of the flat parameters' size, and a matrix
-// split between ranks orthogonalized on each of them.
+// split between ranks orthogonalized on each of them. Under tensor parallelism a rank's matrix is
+// its part of a cut one: muon_direction gathers the parts over the tensor-parallel group (the
+// same pieces on each of its ranks, so their collectives pair up), orthogonalizes the whole
+// matrix and keeps the rank's part, for DDP (whose pieces are whole parts) as for ZeRO.
 std::vector<optim::PieceDirection> ZeroOptimizer::whole_matrix_directions(const std::vector<at::Tensor>& nesterov) {
   const std::vector<optim::OptimizedParameter>& pieces = shard_optimizer_->parameters();
   const at::Tensor whole = at::empty({flat_->numel()}, flat_->values().options().dtype(at::kFloat));
@@ -247,9 +271,9 @@ std::vector<optim::PieceDirection> ZeroOptimizer::whole_matrix_directions(const 
   std::vector<optim::PieceDirection> directions(pieces.size());
   for (std::size_t i = 0; i < pieces.size(); ++i) {
     if (!nesterov[i].defined()) continue;
-    const at::Tensor matrix = matrix_of(i);
-    directions[i] = {optim::orthogonalize(matrix).reshape({-1}).narrow(0, pieces[i].offset, nesterov[i].numel()),
-                     optim::muon_scale(matrix.size(0), matrix.size(1))};
+    optim::PieceDirection whole = muon_direction(pieces[i].name, matrix_of(i));
+    whole.orthogonal = whole.orthogonal.reshape({-1}).narrow(0, pieces[i].offset, nesterov[i].numel());
+    directions[i] = std::move(whole);
   }
   return directions;
 }

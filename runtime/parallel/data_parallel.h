@@ -16,7 +16,8 @@
 // Both also run over tensor-parallel groups (runtime/models/tensor_parallel.h): each rank's
 // data-parallel peers hold the same part of the model, so the buckets and the flat buffer work
 // unchanged; the gradient norm adds the cut parameters' squares over the tensor-parallel group,
-// and the LoRA factors each rank of it computed in part sum their gradients over it.
+// the LoRA factors each rank of it computed in part sum their gradients over it, and Muon puts
+// each cut matrix together over it for its update.
 #pragma once
 
 #include <deque>
@@ -55,6 +56,10 @@ class DataParallelRanks : public train::Parallelism {
   // The global gradient norm from squares this rank summed: [0] over cut parameters, [1] over
   // replicated ones; `over_data_ranks` when each data-parallel rank summed a shard of the gradients.
   at::Tensor global_norm(at::Tensor squares, bool over_data_ranks);
+  // Muon's direction from `nesterov`, this rank's part of matrix `name` (whole where it is not cut):
+  // under tensor parallelism a collective over the group, which puts the matrix together,
+  // orthogonalizes it whole and keeps this rank's part (Note [Muon on ZeRO's pieces]).
+  optim::PieceDirection muon_direction(const std::string& name, const at::Tensor& nesterov);
 
   std::shared_ptr<collectives::Communicator> data_;
   std::shared_ptr<collectives::Communicator> tensor_;  // null: no tensor parallelism

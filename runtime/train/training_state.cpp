@@ -168,11 +168,14 @@ std::vector<StateEntry> state_entries(Trainer& trainer, const TensorParts& parts
     optim::OptimizedParameter none;  // this rank's shard misses the parameter: it adds zeros
     none.name = whole.name;
     none.parameter = whole.parameter;
-    add_moments(piece ? *piece : none, 0, t.tensor_owner);
-    for (StateEntry* e : {&entries[entries.size() - 2], &entries.back()}) {
-      e->piece_offset = piece ? piece->offset : 0;
-      e->summing_rank = static_cast<int>(t.data_owner);
-      e->saved_here = t.data_owner == data_rank;  // the others' pieces are summed there
+    none.orthogonalized = whole.orthogonalized;
+    const std::size_t first = entries.size();
+    add_moments(piece ? *piece : none, 0, t.tensor_owner);  // AdamW's two moments, Muon's one
+    for (std::size_t i = first; i < entries.size(); ++i) {
+      StateEntry& e = entries[i];
+      e.piece_offset = piece ? piece->offset : 0;
+      e.summing_rank = static_cast<int>(t.data_owner);
+      e.saved_here = t.data_owner == data_rank;  // the others' pieces are summed there
     }
   }
   return entries;

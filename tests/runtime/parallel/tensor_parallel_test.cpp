@@ -26,6 +26,8 @@
 //   - A published model's vocabulary padded for the degree (masked padding): cut 2 and 4 ways, the
 //     last rank holding padding only, it computes the whole padded model, which leaves the padding out.
 //   - Degrees that do not divide the heads or the vocabulary are refused naming parallel.tensor.
+//   - Muon on cut Llama and GPT-2 (each matrix put together over the tensor group), under DDP and
+//     ZeRO-1 and -2, matches one process, and its 2 x 2 ZeRO-1 state resumes on one process.
 //   - A stop asked on one rank stops every rank of a 2 x 2 job at the same step.
 #include <gtest/gtest.h>
 #include <mpi.h>
@@ -576,6 +578,41 @@ TEST_F(TensorParallelTest, Gpt2TrainsTensorParallelAsOneProcessAndResumesOnOther
   expect_same_losses(resume(parallelism(halves(), 0).get(), "gpt2-resume-tp2"), expected,
                      "GPT-2 2 x 2 resumed tensor-parallel 2");
   expect_same_losses(resume(nullptr, "gpt2-resume-1"), expected, "GPT-2 2 x 2 resumed on 1");
+}
+
+// Muon on cut models: each rank's part of a matrix is put together over the tensor group and
+// orthogonalized whole (GPT-2's c_attn in its q, k and v blocks), under DDP, ZeRO-1 and ZeRO-2.
+// Llama and GPT-2 train as one process, and a 2 x 2 ZeRO-1 state resumes on one process.
+TEST_F(TensorParallelTest, MuonOnCutModelsMatchesOneProcessAndResumesOnOne) {
+  for (const std::string preset : {"tiny-llama", "tiny"}) {
+    config::Recipe alone = recipe("muon-alone-" + preset, preset);
+    alone.model.vocab_size = 320;  // the byte tokenizer's 257 ids padded, so that 2 ranks can cut them
+    alone.train.steps = 8;
+    alone.optim.name = "muon";
+    const train::TrainSummary reference = train(alone, nullptr);
+    const auto cut = [&](const Layout& layout, int zero, const std::string& run, train::TrainingHooks* hooks) {
+      config::Recipe r = alone;
+      r.run.dir = shared_dir_ + "/" + run + "-" + preset + "-rank" + std::to_string(world_rank_);
+      r.parallel.tensor = 2;
+      r.parallel.zero = zero;
+      return train(r, parallelism(layout, zero).get(), hooks).losses;
+    };
+    const std::string what = preset + ", Muon ";
+    expect_same_losses(cut(halves(), 0, "muon-tp2", nullptr), reference.losses, what + "tensor-parallel 2");
+    expect_same_losses(cut(mesh(2), 0, "muon-dp2-tp2", nullptr), reference.losses, what + "data 2 x tensor 2");
+    testing_support::CaptureAfter capture(3);
+    expect_same_losses(cut(mesh(2), 1, "muon-zero1-tp2", &capture), reference.losses, what + "ZeRO-1 2 x tensor 2");
+    expect_same_losses(cut(mesh(2), 2, "muon-zero2-tp2", nullptr), reference.losses, what + "ZeRO-2 2 x tensor 2");
+
+    testing_support::SliceStore store;
+    store.add(testing_support::all_ranks_slices(capture.state.slices));
+    config::Recipe resumed = alone;
+    resumed.run.dir = shared_dir_ + "/muon-resume1-" + preset + "-rank" + std::to_string(world_rank_);
+    testing_support::RestoreFrom restore(capture.state, store);
+    expect_same_losses(train(resumed, nullptr, &restore).losses,
+                       std::vector<double>(reference.losses.begin() + 4, reference.losses.end()),
+                       what + "ZeRO-1 2 x tensor 2 resumed on 1");
+  }
 }
 
 // A stop asked on one rank (a scheduler's SIGTERM reaches ranks at different times) is agreed by

@@ -51,10 +51,10 @@ struct OptimizedParameter {
 };
 
 // How Muon sees whole matrices when each rank holds pieces of them (ZeRO's pieces, tensor-parallel
-// parts: runtime/parallel/data_parallel.h). Given
-// each piece's Nesterov momentum U (in parameters() order; undefined for the pieces not
-// orthogonalized), returns for each orthogonalized piece its part of orthogonalize(its whole U),
-// and that matrix's muon_scale. A collective: every rank calls it once per step.
+// parts: runtime/parallel/data_parallel.h). Given each piece's Nesterov momentum U (in parameters()
+// order; undefined for the pieces not orthogonalized), returns for each orthogonalized piece its
+// part of orthogonalize(its whole U), and that matrix's muon_scale. A collective: every rank calls
+// it once per step.
 struct PieceDirection {
   at::Tensor orthogonal;
   double scale = 1;

@@ -31,7 +31,8 @@ at::Tensor orthogonalize(const at::Tensor& update);
 void muon_update(at::Tensor& parameter, const at::Tensor& gradient, at::Tensor& momentum, double lr,
                  double weight_decay, const MuonOptions& options);
 
-// The step's parts, for ZeRO, whose ranks hold pieces of a matrix (runtime/parallel/data_parallel.h):
+// The step's parts, for ranks that hold pieces of a matrix (ZeRO's, tensor parallelism's:
+// runtime/parallel/data_parallel.h):
 // element-wise, on any piece: the momentum updated in place and U returned, fp32;
 at::Tensor nesterov_momentum(const at::Tensor& gradient, at::Tensor& momentum, const MuonOptions& options);
 // the factor of a rows x cols matrix's update: 0.2 sqrt(max(rows, cols));

@@ -55,9 +55,17 @@ std::optional<RankMemory> plan_rank_memory(const config::Recipe& recipe, int wor
     memory.weight_bytes += held(name, tensor) * static_cast<std::int64_t>(tensor.element_size());
   }
   std::int64_t moments = 0;  // fp32 tensors of optimizer state: AdamW's two, Muon's one
+  // Trained elements from the first Muon matrix to the last, in the optimizer's (the flat buffer's) order.
+  std::int64_t muon_extent = 0;
+  std::int64_t from_first_muon = 0;
+  bool past_first_muon = false;
   for (const auto& [name, tensor] : model->trainable_parameters()) {
     memory.trained += held(name, tensor);
-    moments += held(name, tensor) * (train::takes_muon(recipe, *model, name, tensor) ? 1 : 2);
+    const bool muon = train::takes_muon(recipe, *model, name, tensor);
+    moments += held(name, tensor) * (muon ? 1 : 2);
+    past_first_muon = past_first_muon || muon;
+    if (past_first_muon) from_first_muon += held(name, tensor);
+    if (muon) muon_extent = from_first_muon;
   }
   memory.muon = recipe.optim.name == "muon";
   memory.zero_stage = recipe.parallel.zero;
@@ -72,7 +80,8 @@ std::optional<RankMemory> plan_rank_memory(const config::Recipe& recipe, int wor
                                         static_cast<std::int64_t>(recipe.parallel.bucket_mb * (1 << 20))
                               : kFp32 * memory.trained;
   memory.optimizer_bytes = kFp32 * moments / memory.optimizer_shards;
-  if (memory.muon && recipe.parallel.zero >= 1) memory.muon_gather_bytes = kFp32 * memory.trained;
+  // About: the gather covers whole buckets.
+  if (memory.muon && recipe.parallel.zero >= 1) memory.muon_gather_bytes = kFp32 * muon_extent;
   const std::int64_t every = config.recompute_every;
   if (every > 0) {
     const std::int64_t recomputed = (config.layers + every - 1) / every;

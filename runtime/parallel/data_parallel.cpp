@@ -200,6 +200,14 @@ void ZeroOptimizer::attach(train::Trainer& trainer) {
     auto orthogonalized = [&](const collectives::ParameterSpan& span) { return full[span.parameter].orthogonalized; };
     if (std::any_of(spans.begin(), spans.end(), orthogonalized)) orthogonalized_buckets_.push_back(b);
   }
+  // Buckets go in reverse order (Note [Gradient buckets]): from the lowest offset to the highest.
+  std::int64_t begin = flat_->numel();
+  std::int64_t end = 0;
+  for (const std::size_t b : orthogonalized_buckets_) {
+    begin = std::min(begin, gradients_->bucket_ranges()[b].offset);
+    end = std::max(end, gradients_->bucket_ranges()[b].offset + gradients_->bucket_ranges()[b].length);
+  }
+  if (!orthogonalized_buckets_.empty()) muon_extent_ = {begin, end - begin};
   if (!orthogonalized_buckets_.empty()) {
     shard_optimizer_->set_whole_matrices([this](const std::vector<at::Tensor>& nesterov) {
       return whole_matrix_directions(nesterov);
@@ -244,17 +252,21 @@ at::Tensor ZeroOptimizer::step(train::Trainer& trainer, double lr) {
 // are all-gathered into whole matrices (in the parameters' flat layout, bucket by bucket, the
 // buckets that hold a Muon matrix only), and each rank orthogonalizes the matrices it holds a piece
 // of and keeps its piece's part. The momentum stays sharded; the price is one more all-gather of
-// the Muon matrices per step, a transient fp32 buffer of the flat parameters' size, and a matrix
-// split between ranks orthogonalized on each of them. Under tensor parallelism a rank's matrix is
+// the Muon matrices per step, a transient fp32 buffer from the first such bucket to the last (the
+// embeddings and LM head, at the ends, left out), and a matrix split between ranks orthogonalized
+// on each of them. Under tensor parallelism a rank's matrix is
 // its part of a cut one: muon_direction gathers the parts over the tensor-parallel group (the
 // same pieces on each of its ranks, so their collectives pair up), orthogonalizes the whole
 // matrix and keeps the rank's part, for DDP (whose pieces are whole parts) as for ZeRO.
 std::vector<optim::PieceDirection> ZeroOptimizer::whole_matrix_directions(const std::vector<at::Tensor>& nesterov) {
   const std::vector<optim::OptimizedParameter>& pieces = shard_optimizer_->parameters();
-  const at::Tensor whole = at::empty({flat_->numel()}, flat_->values().options().dtype(at::kFloat));
+  const at::Tensor gathered = at::empty({muon_extent_.length}, flat_->values().options().dtype(at::kFloat));
+  auto flat_range = [&](std::int64_t offset, std::int64_t length) {  // offsets in the flat parameters
+    return gathered.narrow(0, offset - muon_extent_.offset, length);
+  };
   auto matrix_of = [&](std::size_t piece) {
     const at::Tensor& parameter = flat_->parameters()[piece_parameters_[piece]];
-    return whole.narrow(0, flat_->offset(piece_parameters_[piece]), parameter.numel()).view(parameter.sizes());
+    return flat_range(flat_->offset(piece_parameters_[piece]), parameter.numel()).view(parameter.sizes());
   };
   for (std::size_t i = 0; i < pieces.size(); ++i) {
     if (!nesterov[i].defined()) continue;
@@ -264,16 +276,16 @@ std::vector<optim::PieceDirection> ZeroOptimizer::whole_matrix_directions(const 
   const std::vector<collectives::ShardRange>& mine = gradients_->shard_ranges();
   std::vector<std::shared_ptr<collectives::Work>> works;
   for (const std::size_t b : orthogonalized_buckets_) {
-    works.push_back(data_->all_gather(whole.narrow(0, buckets[b].offset, buckets[b].length),
-                                      whole.narrow(0, mine[b].offset, mine[b].length)));
+    works.push_back(data_->all_gather(flat_range(buckets[b].offset, buckets[b].length),
+                                      flat_range(mine[b].offset, mine[b].length)));
   }
   for (const auto& work : works) work->wait();
   std::vector<optim::PieceDirection> directions(pieces.size());
   for (std::size_t i = 0; i < pieces.size(); ++i) {
     if (!nesterov[i].defined()) continue;
-    optim::PieceDirection whole = muon_direction(pieces[i].name, matrix_of(i));
-    whole.orthogonal = whole.orthogonal.reshape({-1}).narrow(0, pieces[i].offset, nesterov[i].numel());
-    directions[i] = std::move(whole);
+    optim::PieceDirection direction = muon_direction(pieces[i].name, matrix_of(i));
+    direction.orthogonal = direction.orthogonal.reshape({-1}).narrow(0, pieces[i].offset, nesterov[i].numel());
+    directions[i] = std::move(direction);
   }
   return directions;
 }

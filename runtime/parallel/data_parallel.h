@@ -102,6 +102,8 @@ class ZeroOptimizer final : public DataParallelRanks {
 
   // Bytes of gradient this rank holds between steps: its shard's.
   std::int64_t gradient_bytes() const;
+  // Bytes of the fp32 buffer Muon's matrices are gathered in at each step (0 without Muon).
+  std::int64_t muon_gather_bytes() const { return 4 * muon_extent_.length; }
   // This rank's ranges of the flat parameter buffer, one per bucket.
   const std::vector<collectives::ShardRange>& shard_ranges() const { return gradients_->shard_ranges(); }
 
@@ -116,6 +118,7 @@ class ZeroOptimizer final : public DataParallelRanks {
   std::unique_ptr<optim::AdamW> shard_optimizer_;
   std::vector<std::size_t> piece_parameters_;       // each piece's parameter, an index into flat_'s
   std::vector<std::size_t> orthogonalized_buckets_;  // the buckets holding a Muon matrix
+  collectives::ShardRange muon_extent_;              // of the flat buffer: those buckets, lowest to highest
 };
 
 // DataParallel or ZeroOptimizer, as parallel.zero says, over `tensor` groups when given.

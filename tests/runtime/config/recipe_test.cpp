@@ -147,7 +147,7 @@ TEST(RecipeErrors, OutOfRangeValuesNameTheKey) {
 TEST(RecipeErrors, MuonIsRefusedForLoraAdapters) {
   EXPECT_NE(usage_error(kMinimal, {"--optim.name=sgd"}).find("'optim.name' must be adamw or muon"), std::string::npos);
   EXPECT_NE(usage_error(kMinimal, {"--optim.muon_momentum=1"}).find("'optim.muon_momentum'"), std::string::npos);
-  for (const std::string& parallel : {"--parallel.zero=0", "--parallel.zero=1", "--parallel.zero=2"}) {
+  for (const char* parallel : {"--parallel.zero=0", "--parallel.zero=1", "--parallel.zero=2"}) {
     EXPECT_EQ(usage_error(kMinimal, {"--optim.name=muon", parallel}), "") << parallel;
     EXPECT_EQ(usage_error(kMinimal, {"--optim.name=muon", parallel, "--parallel.tensor=2"}), "") << parallel;
   }

@@ -201,7 +201,6 @@ TEST_F(DataParallelTest, MuonUnderDdpAndZeroMatchesOneProcess) {
   }
   EXPECT_NE(alone.losses, reference()) << "Muon trained as AdamW does";
 
-  std::int64_t state_alone = 0;  // fp32: one moment a Muon matrix, two for the rest
   for (int stage : {1, 2}) {
     for (int ranks : {2, 4}) {
       const std::string what = "Muon under ZeRO-" + std::to_string(stage) + " on " + std::to_string(ranks) + " ranks";
@@ -214,7 +213,13 @@ TEST_F(DataParallelTest, MuonUnderDdpAndZeroMatchesOneProcess) {
       expect_same_losses(summary.losses, alone.losses, what);
       expect_same_losses(summary.grad_norms, alone.grad_norms, what + ", gradient norm", kNormTolerance);
       std::map<std::string, std::int64_t> sizes;
-      for (const auto& [name, parameter] : trainer.model().named_parameters()) sizes[name] = parameter.numel();
+      std::int64_t trained = 0;
+      std::int64_t matrices = 0;  // elements of the matrices Muon updates
+      for (const auto& [name, parameter] : trainer.model().named_parameters()) {
+        sizes[name] = parameter.numel();
+        trained += parameter.numel();
+        if (train::takes_muon(r, trainer.model(), name, parameter)) matrices += parameter.numel();
+      }
       bool cut = false;  // a piece of a Muon matrix that is not the whole matrix
       for (const optim::OptimizedParameter& piece : zero.optimizer(trainer).parameters()) {
         if (!piece.orthogonalized) continue;
@@ -222,11 +227,10 @@ TEST_F(DataParallelTest, MuonUnderDdpAndZeroMatchesOneProcess) {
         cut = cut || piece.parameter.numel() < sizes.at(piece.name);
       }
       EXPECT_TRUE(zero.any_rank(cut)) << what << ": no matrix was cut between ranks";
-      if (state_alone == 0) {
-        for (const auto& [name, parameter] : trainer.model().named_parameters()) {
-          state_alone += 4 * parameter.numel() * (train::takes_muon(r, trainer.model(), name, parameter) ? 1 : 2);
-        }
-      }
+      // The gather buffer spans the Muon matrices' buckets, not the embeddings before them.
+      EXPECT_GE(zero.muon_gather_bytes(), 4 * matrices) << what;
+      EXPECT_LT(zero.muon_gather_bytes(), 4 * trained) << what;
+      const std::int64_t state_alone = 4 * matrices + 8 * (trained - matrices);  // fp32: Muon's one moment, AdamW's two
       const std::int64_t state = zero.optimizer_state_bytes(trainer);
       EXPECT_LE(std::abs(state - state_alone / ranks), 8 * static_cast<std::int64_t>(zero.shard_ranges().size()))
           << what << ": " << state << " bytes of " << state_alone;

@@ -16,6 +16,7 @@ namespace albion::launch {
 namespace {
 
 constexpr std::int64_t kFp32 = 4;
+constexpr std::int64_t kBf16 = 2;
 
 // `value` in thousand millions (`decimals` after the point) from 1e9, else in millions.
 std::string in_units(std::int64_t value, int decimals, const char* billions, const char* millions) {
@@ -57,6 +58,7 @@ std::optional<RankMemory> plan_rank_memory(const config::Recipe& recipe, int wor
   std::int64_t moments = 0;  // fp32 tensors of optimizer state: AdamW's two, Muon's one
   // Trained elements from the first Muon matrix to the last, in the optimizer's (the flat buffer's) order.
   std::int64_t muon_extent = 0;
+  std::int64_t muon_matrices = 0;  // their elements
   std::int64_t from_first_muon = 0;
   bool past_first_muon = false;
   for (const auto& [name, tensor] : model->trainable_parameters()) {
@@ -66,6 +68,7 @@ std::optional<RankMemory> plan_rank_memory(const config::Recipe& recipe, int wor
     past_first_muon = past_first_muon || muon;
     if (past_first_muon) from_first_muon += held(name, tensor);
     if (muon) muon_extent = from_first_muon;
+    if (muon) muon_matrices += held(name, tensor);
   }
   memory.muon = recipe.optim.name == "muon";
   memory.zero_stage = recipe.parallel.zero;
@@ -80,8 +83,9 @@ std::optional<RankMemory> plan_rank_memory(const config::Recipe& recipe, int wor
                                         static_cast<std::int64_t>(recipe.parallel.bucket_mb * (1 << 20))
                               : kFp32 * memory.trained;
   memory.optimizer_bytes = kFp32 * moments / memory.optimizer_shards;
-  // About: the gather covers whole buckets.
+  // About: ZeRO's gather covers whole buckets; DDP's pads each rank's share to the largest.
   if (memory.muon && recipe.parallel.zero >= 1) memory.muon_gather_bytes = kFp32 * muon_extent;
+  if (memory.muon && recipe.parallel.zero == 0 && mesh.data() > 1) memory.muon_gather_bytes = kBf16 * muon_matrices;
   const std::int64_t every = config.recompute_every;
   if (every > 0) {
     const std::int64_t recomputed = (config.layers + every - 1) / every;

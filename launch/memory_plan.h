@@ -34,6 +34,8 @@ struct RankMemory {
   bool muon = false;  // optim.name = muon: one moment for the hidden matrices
   // Muon under ZeRO: its matrices gathered whole for each step's update, in an fp32 buffer laid out
   // as the trained parameters from the first Muon matrix to the last (Note [Muon on ZeRO's pieces]).
+  // Under DDP: their directions, each computed by one rank, gathered in bf16 (Note [Muon's matrices
+  // spread over DDP's ranks]).
   std::int64_t muon_gather_bytes = 0;
   std::int64_t zero_stage = 0;         // parallel.zero
   bool gradients_sharded = false;      // ZeRO reduces every backward's gradients into a shard

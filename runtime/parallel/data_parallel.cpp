@@ -9,6 +9,7 @@
 #include "runtime/base/check.h"
 #include "runtime/base/log.h"
 #include "runtime/models/tensor_parallel.h"
+#include "runtime/parallel/muon_owners.h"
 #include "runtime/train/trainer.h"
 
 namespace albion::parallel {
@@ -95,26 +96,71 @@ void DataParallel::attach(train::Trainer& trainer) {
   log::debug("DDP over ", data_->size(), " ranks: ", buckets_->bucket_count(), " gradient bucket(s)",
              overlap_ ? ", overlapped with backward" : ", after backward");
   optim::AdamW& optimizer = trainer.optimizer();
-  if (tensor_ != nullptr) {
+  if (tensor_ != nullptr || data_->size() > 1) {
     optimizer.set_whole_matrices([this, &optimizer](const std::vector<at::Tensor>& nesterov) {
-      std::vector<optim::PieceDirection> directions(nesterov.size());
-      for (std::size_t i = 0; i < nesterov.size(); ++i) {
-        if (nesterov[i].defined()) directions[i] = muon_direction(optimizer.parameters()[i].name, nesterov[i]);
-      }
-      return directions;
+      return spread_muon_directions(optimizer.parameters(), nesterov);
     });
   }
 }
 
+// Note [Muon's matrices spread over DDP's ranks]
+// ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+// Under DDP every rank holds the same averaged gradients, so every rank would run the same
+// Newton-Schulz iterations on every matrix: N times the work for one result. Instead each matrix
+// has one owner (spread_over_ranks, by Newton-Schulz's cost, the same assignment on every rank),
+// the owner orthogonalizes it, and the directions are all-gathered, as the modded-nanogpt
+// speedruns do. Newton-Schulz returns bf16, so they travel in bf16 and nothing is rounded: every
+// rank applies the very direction it would have computed. The price: one all-gather of half the
+// Muon matrices' fp32 bytes per step, and a transient bf16 buffer of them (padded to the most
+// loaded rank's share). Under tensor parallelism the owner's whole tensor-parallel group puts the
+// matrix together (muon_direction): its ranks share their data-parallel rank, so they own the same
+// matrices and their collectives pair up.
+std::vector<optim::PieceDirection> DataParallel::spread_muon_directions(
+    const std::vector<optim::OptimizedParameter>& parameters, const std::vector<at::Tensor>& nesterov) {
+  std::vector<std::size_t> matrices;  // the orthogonalized parameters' indices
+  std::vector<double> costs;
+  for (std::size_t i = 0; i < nesterov.size(); ++i) {
+    if (!nesterov[i].defined()) continue;
+    matrices.push_back(i);
+    costs.push_back(newton_schulz_cost(nesterov[i].size(0), nesterov[i].size(1)));
+  }
+  std::vector<optim::PieceDirection> directions(nesterov.size());
+  if (matrices.empty()) return directions;
+  const int ranks = data_->size();
+  const std::vector<int> owners = spread_over_ranks(costs, ranks);
+  std::vector<std::int64_t> shares(static_cast<std::size_t>(ranks), 0);  // elements each rank computes
+  for (std::size_t k = 0; k < matrices.size(); ++k) shares[owners[k]] += nesterov[matrices[k]].numel();
+  const std::int64_t block = *std::max_element(shares.begin(), shares.end());
+  const at::Tensor gathered = at::empty({block * ranks}, nesterov[matrices.front()].options().dtype(at::kBFloat16));
+  std::fill(shares.begin(), shares.end(), 0);  // now: elements placed in each rank's block
+  for (std::size_t k = 0; k < matrices.size(); ++k) {
+    const std::size_t i = matrices[k];
+    const at::Tensor slot = gathered.narrow(0, block * owners[k] + shares[owners[k]], nesterov[i].numel());
+    shares[owners[k]] += nesterov[i].numel();
+    if (owners[k] == data_->rank()) {
+      slot.copy_(muon_direction(parameters[i].name, nesterov[i]).orthogonal.reshape({-1}));
+      ++orthogonalized_here_;
+    }
+    directions[i] = {slot.view(nesterov[i].sizes()), whole_muon_scale(parameters[i].name, nesterov[i])};
+  }
+  if (ranks > 1) data_->all_gather(gathered, gathered.narrow(0, block * data_->rank(), block))->wait();
+  return directions;
+}
+
 optim::PieceDirection DataParallelRanks::muon_direction(const std::string& name, const at::Tensor& nesterov) {
   const models::TensorParallelCut cut = models::tensor_parallel_split(name);
-  if (tensor_ == nullptr || !cut.cut()) {
-    return {optim::orthogonalize(nesterov), optim::muon_scale(nesterov.size(0), nesterov.size(1))};
-  }
+  if (tensor_ == nullptr || !cut.cut()) return {optim::orthogonalize(nesterov), whole_muon_scale(name, nesterov)};
   const at::Tensor whole = models::gather_tensor_parallel(nesterov, cut.dim, *tensor_, cut.groups);
   return {models::tensor_parallel_part(optim::orthogonalize(whole), cut.dim, tensor_->rank(), tensor_->size(),
                                        cut.groups),
-          optim::muon_scale(whole.size(0), whole.size(1))};
+          whole_muon_scale(name, nesterov)};
+}
+
+double DataParallelRanks::whole_muon_scale(const std::string& name, const at::Tensor& nesterov) const {
+  const models::TensorParallelCut cut = models::tensor_parallel_split(name);
+  const std::vector<std::int64_t> whole = models::tensor_parallel_global_shape(
+      nesterov.sizes(), tensor_ != nullptr ? cut.dim : -1, tensor_ != nullptr ? tensor_->size() : 1);
+  return optim::muon_scale(whole[0], whole[1]);
 }
 
 void DataParallel::before_backward(bool last) { buckets_->prepare_backward(last); }

@@ -1,7 +1,8 @@
 // File: runtime/parallel/data_parallel.h
 // Data parallelism for the trainer (train::Parallelism), over the data-parallel communicator:
 //   DataParallel   DDP: parameters replicated, gradients averaged in buckets overlapped with
-//                  backward (collectives/gradient_buckets.h), every rank runs the full AdamW;
+//                  backward (collectives/gradient_buckets.h), every rank runs the full AdamW
+//                  (Muon's Newton-Schulz iterations spread over the ranks);
 //   ZeroOptimizer  ZeRO-1: parameters replicated, AdamW moments sharded 1/N over ranks on a flat
 //                  buffer (collectives/flat_parameters.h): the gradients reduce-scattered in
 //                  buckets during the step's last backward (collectives/sharded_gradients.h),
@@ -60,6 +61,8 @@ class DataParallelRanks : public train::Parallelism {
   // under tensor parallelism a collective over the group, which puts the matrix together,
   // orthogonalizes it whole and keeps this rank's part (Note [Muon on ZeRO's pieces]).
   optim::PieceDirection muon_direction(const std::string& name, const at::Tensor& nesterov);
+  // muon_scale of the whole matrix `name` whose part (or whole) is `nesterov`.
+  double whole_muon_scale(const std::string& name, const at::Tensor& nesterov) const;
 
   std::shared_ptr<collectives::Communicator> data_;
   std::shared_ptr<collectives::Communicator> tensor_;  // null: no tensor parallelism
@@ -80,11 +83,18 @@ class DataParallel final : public DataParallelRanks {
   at::Tensor gradient_norm(std::vector<optim::OptimizedParameter>& parameters, bool fused) override;
 
   const collectives::GradientBuckets& buckets() const { return *buckets_; }
+  // Muon's matrices this rank orthogonalized so far (Note [Muon's matrices spread over DDP's ranks]).
+  std::int64_t orthogonalized_here() const { return orthogonalized_here_; }
 
  private:
+  // Every orthogonalized parameter's direction, each computed by one rank and all-gathered.
+  std::vector<optim::PieceDirection> spread_muon_directions(const std::vector<optim::OptimizedParameter>& parameters,
+                                                            const std::vector<at::Tensor>& nesterov);
+
   std::int64_t bucket_bytes_;
   bool overlap_;
   std::unique_ptr<collectives::GradientBuckets> buckets_;
+  std::int64_t orthogonalized_here_ = 0;
 };
 
 class ZeroOptimizer final : public DataParallelRanks {

@@ -86,6 +86,11 @@ TEST(MemoryPlan, MuonHoldsOneMomentForEachHiddenMatrix) {
   EXPECT_EQ(sharded->optimizer_bytes, muon->optimizer_bytes / 4);
   EXPECT_EQ(sharded->muon_gather_bytes, 4 * (matrices + 12 * 9'984 - 1'536 - 768));
   EXPECT_NE(describe(*sharded).find(", Muon's matrices gathered 340.2 MB"), std::string::npos) << describe(*sharded);
+  // Under DDP each rank orthogonalizes some of the matrices, and they gather the directions in bf16.
+  const std::optional<RankMemory> spread = plan_rank_memory(shipped("gpt2_124m.ini", {"--optim.name=muon"}), 4);
+  ASSERT_TRUE(spread.has_value());
+  EXPECT_EQ(spread->optimizer_bytes, muon->optimizer_bytes);
+  EXPECT_EQ(spread->muon_gather_bytes, 2 * matrices);
 }
 
 TEST(MemoryPlan, LoraTrainsTheAdaptersOverAWholeFrozenBase) {

@@ -195,9 +195,20 @@ TEST_F(DataParallelTest, MuonUnderDdpAndZeroMatchesOneProcess) {
     const std::string what = "Muon under DDP on " + std::to_string(ranks) + " ranks";
     r.run.dir = shared_dir_ + "/muon-ddp" + std::to_string(ranks) + "-rank" + std::to_string(world_rank_);
     DataParallel ddp(group_of(ranks), config::ParallelConfig{});
-    const train::TrainSummary summary = train_summary(r, &ddp);
+    std::atomic<bool> stop{false};
+    train::Trainer trainer(r, {ddp.data_parallel_rank(), ranks, 0}, &ddp);
+    const train::TrainSummary summary = trainer.train(stop);
     expect_same_losses(summary.losses, alone.losses, what);
     expect_same_losses(summary.grad_norms, alone.grad_norms, what + ", gradient norm", kNormTolerance);
+    // Each matrix was orthogonalized by one rank, and every rank took a share (Note [Muon's
+    // matrices spread over DDP's ranks]).
+    std::int64_t matrices = 0;
+    for (const optim::OptimizedParameter& p : trainer.optimizer().parameters()) matrices += p.orthogonalized;
+    const std::int64_t here = ddp.orthogonalized_here();
+    const double everywhere = ddp.mean(at::full({}, static_cast<double>(here), at::kDouble)).item<double>() * ranks;
+    EXPECT_EQ(std::llround(everywhere), matrices * static_cast<std::int64_t>(summary.losses.size())) << what;
+    EXPECT_GT(here, 0) << what;
+    EXPECT_LT(here, std::llround(everywhere)) << what;
   }
   EXPECT_NE(alone.losses, reference()) << "Muon trained as AdamW does";
 

@@ -83,8 +83,11 @@ std::optional<RankMemory> plan_rank_memory(const config::Recipe& recipe, int wor
                                         static_cast<std::int64_t>(recipe.parallel.bucket_mb * (1 << 20))
                               : kFp32 * memory.trained;
   memory.optimizer_bytes = kFp32 * moments / memory.optimizer_shards;
-  // About: ZeRO's gather covers whole buckets; DDP's pads each rank's share to the largest.
-  if (memory.muon && recipe.parallel.zero >= 1) memory.muon_gather_bytes = kFp32 * muon_extent;
+  // About: ZeRO's gather covers whole buckets, and the directions come back to this rank's ranges of
+  // them; DDP's pads each rank's share to the largest.
+  if (memory.muon && recipe.parallel.zero >= 1) {
+    memory.muon_gather_bytes = kFp32 * (muon_extent + muon_extent / mesh.data());
+  }
   if (memory.muon && recipe.parallel.zero == 0 && mesh.data() > 1) memory.muon_gather_bytes = kBf16 * muon_matrices;
   const std::int64_t every = config.recompute_every;
   if (every > 0) {

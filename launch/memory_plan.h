@@ -33,7 +33,8 @@ struct RankMemory {
   std::int64_t optimizer_bytes = 0;
   bool muon = false;  // optim.name = muon: one moment for the hidden matrices
   // Muon under ZeRO: its matrices gathered whole for each step's update, in an fp32 buffer laid out
-  // as the trained parameters from the first Muon matrix to the last (Note [Muon on ZeRO's pieces]).
+  // as the trained parameters from the first Muon matrix to the last, and their directions
+  // reduce-scattered back to this rank's part of it (Note [Muon on ZeRO's pieces]).
   // Under DDP: their directions, each computed by one rank, gathered in bf16 (Note [Muon's matrices
   // spread over DDP's ranks]).
   std::int64_t muon_gather_bytes = 0;

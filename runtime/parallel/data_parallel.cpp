@@ -246,15 +246,21 @@ void ZeroOptimizer::attach(train::Trainer& trainer) {
     auto orthogonalized = [&](const collectives::ParameterSpan& span) { return full[span.parameter].orthogonalized; };
     if (std::any_of(spans.begin(), spans.end(), orthogonalized)) orthogonalized_buckets_.push_back(b);
   }
-  // Buckets go in reverse order (Note [Gradient buckets]): from the lowest offset to the highest.
-  std::int64_t begin = flat_->numel();
-  std::int64_t end = 0;
-  for (const std::size_t b : orthogonalized_buckets_) {
-    begin = std::min(begin, gradients_->bucket_ranges()[b].offset);
-    end = std::max(end, gradients_->bucket_ranges()[b].offset + gradients_->bucket_ranges()[b].length);
+  for (std::size_t p = 0; p < full.size(); ++p) {
+    if (!full[p].orthogonalized) continue;
+    muon_parameters_.push_back(p);
+    muon_names_.push_back(full[p].name);
   }
-  if (!orthogonalized_buckets_.empty()) muon_extent_ = {begin, end - begin};
   if (!orthogonalized_buckets_.empty()) {
+    // Buckets go in reverse order (Note [Gradient buckets]): from the lowest offset to the highest.
+    std::int64_t begin = flat_->numel();
+    std::int64_t end = 0;
+    for (const std::size_t b : orthogonalized_buckets_) {
+      begin = std::min(begin, gradients_->bucket_ranges()[b].offset);
+      end = std::max(end, gradients_->bucket_ranges()[b].offset + gradients_->bucket_ranges()[b].length);
+      muon_shard_length_ += gradients_->shard_ranges()[b].length;
+    }
+    muon_extent_ = {begin, end - begin};
     shard_optimizer_->set_whole_matrices([this](const std::vector<at::Tensor>& nesterov) {
       return whole_matrix_directions(nesterov);
     });
@@ -294,29 +300,35 @@ at::Tensor ZeroOptimizer::step(train::Trainer& trainer, double lr) {
 
 // Note [Muon on ZeRO's pieces]
 // Muon orthogonalizes a matrix whole, but a rank holds the momentum of its pieces only. As
-// Moonshot's Distributed Muon does, each rank computes its pieces' Nesterov momentum U, the pieces
-// are all-gathered into whole matrices (in the parameters' flat layout, bucket by bucket, the
-// buckets that hold a Muon matrix only), and each rank orthogonalizes the matrices it holds a piece
-// of and keeps its piece's part. The momentum stays sharded; the price is one more all-gather of
-// the Muon matrices per step, a transient fp32 buffer from the first such bucket to the last (the
-// embeddings and LM head, at the ends, left out), and a matrix split between ranks orthogonalized
-// on each of them. Under tensor parallelism a rank's matrix is
-// its part of a cut one: muon_direction gathers the parts over the tensor-parallel group (the
-// same pieces on each of its ranks, so their collectives pair up), orthogonalizes the whole
-// matrix and keeps the rank's part, for DDP (whose pieces are whole parts) as for ZeRO.
+// Moonshot's Distributed Muon does, each rank computes its pieces' Nesterov momentum U and the
+// pieces are all-gathered into whole matrices (in the parameters' flat layout, bucket by bucket,
+// the buckets that hold a Muon matrix only). Then, as under DDP (Note [Muon's matrices spread over
+// DDP's ranks]), each matrix is orthogonalized by one rank, which writes the direction over U in
+// the gathered buffer while the others zero it there, and the buckets are reduce-scattered back:
+// each rank receives its pieces' directions, a sum of one bf16 value and zeros in fp32, so exactly
+// what it would have computed. The momentum stays sharded; the price is one all-gather and one
+// reduce-scatter of the Muon matrices in fp32 per step, and the transient buffers: from the first
+// such bucket to the last (the embeddings and LM head, at the ends, left out), and this rank's
+// ranges of them. Under tensor parallelism a rank's matrix is its part of a cut one:
+// muon_direction gathers the parts over the tensor-parallel group (its ranks hold the same pieces
+// and own the same matrices, so their collectives pair up), orthogonalizes the whole matrix and
+// keeps the rank's part, for DDP (whose pieces are whole parts) as for ZeRO.
 std::vector<optim::PieceDirection> ZeroOptimizer::whole_matrix_directions(const std::vector<at::Tensor>& nesterov) {
   const std::vector<optim::OptimizedParameter>& pieces = shard_optimizer_->parameters();
-  const at::Tensor gathered = at::empty({muon_extent_.length}, flat_->values().options().dtype(at::kFloat));
+  const at::TensorOptions fp32 = flat_->values().options().dtype(at::kFloat);
+  // Zeroed: what lies between the matrices is reduce-scattered too, as zeros, and never read.
+  const at::Tensor gathered = at::zeros({muon_extent_.length}, fp32);
   auto flat_range = [&](std::int64_t offset, std::int64_t length) {  // offsets in the flat parameters
     return gathered.narrow(0, offset - muon_extent_.offset, length);
   };
-  auto matrix_of = [&](std::size_t piece) {
-    const at::Tensor& parameter = flat_->parameters()[piece_parameters_[piece]];
-    return flat_range(flat_->offset(piece_parameters_[piece]), parameter.numel()).view(parameter.sizes());
+  auto matrix_of = [&](std::size_t parameter) {  // an index into flat_'s parameters
+    const at::Tensor& whole = flat_->parameters()[parameter];
+    return flat_range(flat_->offset(parameter), whole.numel()).view(whole.sizes());
   };
+  // The pieces' U put together.
   for (std::size_t i = 0; i < pieces.size(); ++i) {
     if (!nesterov[i].defined()) continue;
-    matrix_of(i).view({-1}).narrow(0, pieces[i].offset, nesterov[i].numel()).copy_(nesterov[i]);
+    matrix_of(piece_parameters_[i]).view({-1}).narrow(0, pieces[i].offset, nesterov[i].numel()).copy_(nesterov[i]);
   }
   const std::vector<collectives::ShardRange>& buckets = gradients_->bucket_ranges();
   const std::vector<collectives::ShardRange>& mine = gradients_->shard_ranges();
@@ -326,12 +338,46 @@ std::vector<optim::PieceDirection> ZeroOptimizer::whole_matrix_directions(const 
                                       flat_range(mine[b].offset, mine[b].length)));
   }
   for (const auto& work : works) work->wait();
+
+  // Each matrix's direction where its U was, on its owner; zeros elsewhere.
+  std::vector<double> costs;
+  for (const std::size_t p : muon_parameters_) {
+    const at::Tensor& whole = flat_->parameters()[p];
+    costs.push_back(newton_schulz_cost(whole.size(0), whole.size(1)));
+  }
+  const std::vector<int> owners = spread_over_ranks(costs, data_->size());
+  for (std::size_t k = 0; k < muon_parameters_.size(); ++k) {
+    const at::Tensor matrix = matrix_of(muon_parameters_[k]);
+    if (owners[k] == data_->rank()) {
+      matrix.copy_(muon_direction(muon_names_[k], matrix).orthogonal);
+      ++orthogonalized_here_;
+    } else {
+      matrix.zero_();
+    }
+  }
+  // Summed into this rank's ranges of those buckets, one after another.
+  const at::Tensor received = at::empty({muon_shard_length_}, fp32);
+  std::vector<std::pair<collectives::ShardRange, std::int64_t>> placed;  // a range of mine, where it is in `received`
+  std::int64_t filled = 0;
+  works.clear();
+  for (const std::size_t b : orthogonalized_buckets_) {
+    works.push_back(data_->reduce_scatter(received.narrow(0, filled, mine[b].length),
+                                          flat_range(buckets[b].offset, buckets[b].length),
+                                          collectives::ReduceOp::kSum));
+    placed.emplace_back(mine[b], filled);
+    filled += mine[b].length;
+  }
+  for (const auto& work : works) work->wait();
   std::vector<optim::PieceDirection> directions(pieces.size());
   for (std::size_t i = 0; i < pieces.size(); ++i) {
     if (!nesterov[i].defined()) continue;
-    optim::PieceDirection direction = muon_direction(pieces[i].name, matrix_of(i));
-    direction.orthogonal = direction.orthogonal.reshape({-1}).narrow(0, pieces[i].offset, nesterov[i].numel());
-    directions[i] = std::move(direction);
+    const std::int64_t offset = flat_->offset(piece_parameters_[i]) + pieces[i].offset;  // in the flat parameters
+    for (const auto& [range, start] : placed) {
+      if (offset < range.offset || offset >= range.offset + range.length) continue;
+      directions[i] = {received.narrow(0, start + offset - range.offset, nesterov[i].numel()),
+                       whole_muon_scale(pieces[i].name, flat_->parameters()[piece_parameters_[i]])};
+      break;
+    }
   }
   return directions;
 }

@@ -23,6 +23,8 @@
 
 #include <deque>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "collectives/communicator.h"
 #include "collectives/flat_parameters.h"
@@ -44,6 +46,9 @@ class DataParallelRanks : public train::Parallelism {
   void sum_to_data_rank(at::Tensor& values, int root) override;
   bool any_rank(bool local) override;
   std::shared_ptr<collectives::Communicator> tensor_parallel_group() const override { return tensor_; }
+  // Muon's matrices this rank orthogonalized so far: each matrix is orthogonalized by one
+  // data-parallel rank a step (Note [Muon's matrices spread over DDP's ranks]).
+  std::int64_t orthogonalized_here() const { return orthogonalized_here_; }
 
  protected:
   // `tensor`: the tensor-parallel group the trainer cuts its model over; null (or one rank) for none.
@@ -67,6 +72,7 @@ class DataParallelRanks : public train::Parallelism {
   std::shared_ptr<collectives::Communicator> data_;
   std::shared_ptr<collectives::Communicator> tensor_;  // null: no tensor parallelism
   at::Device device_{at::kCPU};  // the trainer's, set by attach()
+  std::int64_t orthogonalized_here_ = 0;
 
  private:
   std::deque<train::HostCopy> asked_;  // any_rank's agreements not read yet (one, on a CUDA device)
@@ -83,8 +89,6 @@ class DataParallel final : public DataParallelRanks {
   at::Tensor gradient_norm(std::vector<optim::OptimizedParameter>& parameters, bool fused) override;
 
   const collectives::GradientBuckets& buckets() const { return *buckets_; }
-  // Muon's matrices this rank orthogonalized so far (Note [Muon's matrices spread over DDP's ranks]).
-  std::int64_t orthogonalized_here() const { return orthogonalized_here_; }
 
  private:
   // Every orthogonalized parameter's direction, each computed by one rank and all-gathered.
@@ -94,7 +98,6 @@ class DataParallel final : public DataParallelRanks {
   std::int64_t bucket_bytes_;
   bool overlap_;
   std::unique_ptr<collectives::GradientBuckets> buckets_;
-  std::int64_t orthogonalized_here_ = 0;
 };
 
 class ZeroOptimizer final : public DataParallelRanks {
@@ -112,8 +115,9 @@ class ZeroOptimizer final : public DataParallelRanks {
 
   // Bytes of gradient this rank holds between steps: its shard's.
   std::int64_t gradient_bytes() const;
-  // Bytes of the fp32 buffer Muon's matrices are gathered in at each step (0 without Muon).
-  std::int64_t muon_gather_bytes() const { return 4 * muon_extent_.length; }
+  // Bytes of the fp32 buffers Muon's matrices are gathered in at each step and their directions
+  // scattered back to this rank's pieces in (0 without Muon).
+  std::int64_t muon_gather_bytes() const { return 4 * (muon_extent_.length + muon_shard_length_); }
   // This rank's ranges of the flat parameter buffer, one per bucket.
   const std::vector<collectives::ShardRange>& shard_ranges() const { return gradients_->shard_ranges(); }
 
@@ -129,6 +133,9 @@ class ZeroOptimizer final : public DataParallelRanks {
   std::vector<std::size_t> piece_parameters_;       // each piece's parameter, an index into flat_'s
   std::vector<std::size_t> orthogonalized_buckets_;  // the buckets holding a Muon matrix
   collectives::ShardRange muon_extent_;              // of the flat buffer: those buckets, lowest to highest
+  std::int64_t muon_shard_length_ = 0;               // this rank's ranges of those buckets, together
+  std::vector<std::size_t> muon_parameters_;         // the Muon matrices, indices into flat_'s parameters
+  std::vector<std::string> muon_names_;              // and their names
 };
 
 // DataParallel or ZeroOptimizer, as parallel.zero says, over `tensor` groups when given.

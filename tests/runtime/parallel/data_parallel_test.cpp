@@ -62,6 +62,17 @@ class DataParallelTest : public testing_support::ParallelTrainingTest {
     return world_->split(world_rank_ / group_size, world_rank_, "data");
   }
 
+  // Over the ranks of `parallel`, `updates` matrices orthogonalized in all, a share on each rank.
+  static void expect_each_matrix_orthogonalized_once(DataParallelRanks& parallel, std::int64_t updates,
+                                                     const std::string& what) {
+    const std::int64_t here = parallel.orthogonalized_here();
+    const at::Tensor mean = parallel.mean(at::full({}, static_cast<double>(here), at::kDouble));
+    const std::int64_t everywhere = std::llround(mean.item<double>() * parallel.data_parallel_size());
+    EXPECT_EQ(everywhere, updates) << what;
+    EXPECT_GT(here, 0) << what;
+    EXPECT_LT(here, everywhere) << what;
+  }
+
   static const train::TrainSummary& reference_summary() {
     static const train::TrainSummary summary = [] {
       std::atomic<bool> stop{false};
@@ -204,11 +215,7 @@ TEST_F(DataParallelTest, MuonUnderDdpAndZeroMatchesOneProcess) {
     // matrices spread over DDP's ranks]).
     std::int64_t matrices = 0;
     for (const optim::OptimizedParameter& p : trainer.optimizer().parameters()) matrices += p.orthogonalized;
-    const std::int64_t here = ddp.orthogonalized_here();
-    const double everywhere = ddp.mean(at::full({}, static_cast<double>(here), at::kDouble)).item<double>() * ranks;
-    EXPECT_EQ(std::llround(everywhere), matrices * static_cast<std::int64_t>(summary.losses.size())) << what;
-    EXPECT_GT(here, 0) << what;
-    EXPECT_LT(here, std::llround(everywhere)) << what;
+    expect_each_matrix_orthogonalized_once(ddp, matrices * static_cast<std::int64_t>(summary.losses.size()), what);
   }
   EXPECT_NE(alone.losses, reference()) << "Muon trained as AdamW does";
 
@@ -226,11 +233,15 @@ TEST_F(DataParallelTest, MuonUnderDdpAndZeroMatchesOneProcess) {
       std::map<std::string, std::int64_t> sizes;
       std::int64_t trained = 0;
       std::int64_t matrices = 0;  // elements of the matrices Muon updates
+      std::int64_t updates = 0;   // of those matrices, over the run
       for (const auto& [name, parameter] : trainer.model().named_parameters()) {
         sizes[name] = parameter.numel();
         trained += parameter.numel();
-        if (train::takes_muon(r, trainer.model(), name, parameter)) matrices += parameter.numel();
+        if (!train::takes_muon(r, trainer.model(), name, parameter)) continue;
+        matrices += parameter.numel();
+        updates += static_cast<std::int64_t>(summary.losses.size());
       }
+      expect_each_matrix_orthogonalized_once(zero, updates, what);
       bool cut = false;  // a piece of a Muon matrix that is not the whole matrix
       for (const optim::OptimizedParameter& piece : zero.optimizer(trainer).parameters()) {
         if (!piece.orthogonalized) continue;
@@ -238,9 +249,10 @@ TEST_F(DataParallelTest, MuonUnderDdpAndZeroMatchesOneProcess) {
         cut = cut || piece.parameter.numel() < sizes.at(piece.name);
       }
       EXPECT_TRUE(zero.any_rank(cut)) << what << ": no matrix was cut between ranks";
-      // The gather buffer spans the Muon matrices' buckets, not the embeddings before them.
-      EXPECT_GE(zero.muon_gather_bytes(), 4 * matrices) << what;
-      EXPECT_LT(zero.muon_gather_bytes(), 4 * trained) << what;
+      // The gather buffer spans the Muon matrices' buckets, not the embeddings before them, and the
+      // directions come back to this rank's ranges of them.
+      EXPECT_GE(zero.muon_gather_bytes(), 4 * (matrices + matrices / ranks)) << what;
+      EXPECT_LT(zero.muon_gather_bytes(), 4 * (trained + trained / ranks)) << what;
       const std::int64_t state_alone = 4 * matrices + 8 * (trained - matrices);  // fp32: Muon's one moment, AdamW's two
       const std::int64_t state = zero.optimizer_state_bytes(trainer);
       EXPECT_LE(std::abs(state - state_alone / ranks), 8 * static_cast<std::int64_t>(zero.shard_ranges().size()))

@@ -1,6 +1,7 @@
 // File: launch/memory_plan.cpp
 #include "launch/memory_plan.h"
 
+#include <algorithm>
 #include <cstdio>
 
 #include "collectives/device_mesh.h"
@@ -10,6 +11,7 @@
 #include "runtime/models/causal_lm.h"
 #include "runtime/models/lora.h"
 #include "runtime/models/tensor_parallel.h"
+#include "runtime/parallel/muon_owners.h"
 #include "runtime/train/trainer.h"
 
 namespace albion::launch {
@@ -17,6 +19,42 @@ namespace {
 
 constexpr std::int64_t kFp32 = 4;
 constexpr std::int64_t kBf16 = 2;
+
+struct TrainedParameter {
+  std::int64_t elements = 0;  // as a rank holds them
+  bool muon = false;          // a matrix Muon updates
+};
+
+// About the largest window of Muon matrices a step orthogonalizes together, kMuonMatricesPerRank per
+// data-parallel rank, taken from the last parameter back as ZeRO's buckets go: under ZeRO an fp32
+// span of the parameters from its first matrix to its last, plus this rank's share of it (Note [Muon
+// on ZeRO's pieces]; the run's windows are whole buckets); under DDP the matrices alone, in bf16
+// (Note [Muon's matrices spread over DDP's ranks]).
+std::int64_t muon_window_bytes(const std::vector<TrainedParameter>& trained, bool zero, std::int64_t ranks) {
+  const std::size_t per_window = parallel::kMuonMatricesPerRank * static_cast<std::size_t>(ranks);
+  std::int64_t most = 0;
+  std::int64_t span = 0;          // elements from the window's first matrix on
+  std::int64_t through_last = 0;  // from its first matrix through its latest
+  std::int64_t matrices = 0;      // elements of its matrices
+  std::size_t count = 0;          // its matrices
+  auto close = [&] {
+    most = std::max(most, zero ? kFp32 * (through_last + through_last / ranks) : kBf16 * matrices);
+    span = through_last = matrices = 0;
+    count = 0;
+  };
+  for (auto parameter = trained.rbegin(); parameter != trained.rend(); ++parameter) {
+    if (!parameter->muon) {
+      if (count > 0) span += parameter->elements;
+      continue;
+    }
+    span += parameter->elements;
+    through_last = span;
+    matrices += parameter->elements;
+    if (++count == per_window) close();
+  }
+  if (count > 0) close();
+  return most;
+}
 
 // `value` in thousand millions (`decimals` after the point) from 1e9, else in millions.
 std::string in_units(std::int64_t value, int decimals, const char* billions, const char* millions) {
@@ -56,19 +94,12 @@ std::optional<RankMemory> plan_rank_memory(const config::Recipe& recipe, int wor
     memory.weight_bytes += held(name, tensor) * static_cast<std::int64_t>(tensor.element_size());
   }
   std::int64_t moments = 0;  // fp32 tensors of optimizer state: AdamW's two, Muon's one
-  // Trained elements from the first Muon matrix to the last, in the optimizer's (the flat buffer's) order.
-  std::int64_t muon_extent = 0;
-  std::int64_t muon_matrices = 0;  // their elements
-  std::int64_t from_first_muon = 0;
-  bool past_first_muon = false;
+  std::vector<TrainedParameter> trained;  // in the optimizer's (the flat buffer's) order
   for (const auto& [name, tensor] : model->trainable_parameters()) {
     memory.trained += held(name, tensor);
     const bool muon = train::takes_muon(recipe, *model, name, tensor);
     moments += held(name, tensor) * (muon ? 1 : 2);
-    past_first_muon = past_first_muon || muon;
-    if (past_first_muon) from_first_muon += held(name, tensor);
-    if (muon) muon_extent = from_first_muon;
-    if (muon) muon_matrices += held(name, tensor);
+    trained.push_back({held(name, tensor), muon});
   }
   memory.muon = recipe.optim.name == "muon";
   memory.zero_stage = recipe.parallel.zero;
@@ -83,12 +114,9 @@ std::optional<RankMemory> plan_rank_memory(const config::Recipe& recipe, int wor
                                         static_cast<std::int64_t>(recipe.parallel.bucket_mb * (1 << 20))
                               : kFp32 * memory.trained;
   memory.optimizer_bytes = kFp32 * moments / memory.optimizer_shards;
-  // About: ZeRO's gather covers whole buckets, and the directions come back to this rank's ranges of
-  // them; DDP's pads each rank's share to the largest.
-  if (memory.muon && recipe.parallel.zero >= 1) {
-    memory.muon_gather_bytes = kFp32 * (muon_extent + muon_extent / mesh.data());
+  if (memory.muon && (recipe.parallel.zero >= 1 || mesh.data() > 1)) {
+    memory.muon_gather_bytes = muon_window_bytes(trained, recipe.parallel.zero >= 1, mesh.data());
   }
-  if (memory.muon && recipe.parallel.zero == 0 && mesh.data() > 1) memory.muon_gather_bytes = kBf16 * muon_matrices;
   const std::int64_t every = config.recompute_every;
   if (every > 0) {
     const std::int64_t recomputed = (config.layers + every - 1) / every;

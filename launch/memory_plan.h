@@ -32,11 +32,10 @@ struct RankMemory {
   std::int64_t gradient_bytes = 0;
   std::int64_t optimizer_bytes = 0;
   bool muon = false;  // optim.name = muon: one moment for the hidden matrices
-  // Muon under ZeRO: its matrices gathered whole for each step's update, in an fp32 buffer laid out
-  // as the trained parameters from the first Muon matrix to the last, and their directions
-  // reduce-scattered back to this rank's part of it (Note [Muon on ZeRO's pieces]).
-  // Under DDP: their directions, each computed by one rank, gathered in bf16 (Note [Muon's matrices
-  // spread over DDP's ranks]).
+  // Muon under ZeRO: a window of its matrices gathered whole for their update, in an fp32 buffer
+  // laid out as the trained parameters, and their directions reduce-scattered back to this rank's
+  // part of it (Note [Muon on ZeRO's pieces]). Under DDP: a window's directions, each computed by
+  // one rank, gathered in bf16 (Note [Muon's matrices spread over DDP's ranks]). The largest window's.
   std::int64_t muon_gather_bytes = 0;
   std::int64_t zero_stage = 0;         // parallel.zero
   bool gradients_sharded = false;      // ZeRO reduces every backward's gradients into a shard

@@ -59,26 +59,30 @@ void AdamW::step(double lr, const at::Tensor& gradient_scale) {
 }
 
 void AdamW::orthogonalized_step(double lr, const at::Tensor& gradient_scale) {
-  std::vector<at::Tensor> nesterov(parameters_.size());  // of pieces, for whole_matrices_
+  auto scaled_gradient = [&](const OptimizedParameter& p) {
+    return gradient_scale.defined() ? p.gradient() * gradient_scale.to(p.gradient().device()) : p.gradient();
+  };
+  MuonPieces muon;
+  muon.due.assign(parameters_.size(), false);
   for (std::size_t i = 0; i < parameters_.size(); ++i) {
     OptimizedParameter& p = parameters_[i];
-    const at::Tensor& grad = p.gradient();
-    if (!grad.defined() || !p.orthogonalized) continue;
+    if (!p.gradient().defined() || !p.orthogonalized) continue;
     if (!p.exp_avg.defined()) p.exp_avg = at::zeros_like(p.parameter, at::kFloat);
-    const at::Tensor scaled = gradient_scale.defined() ? grad * gradient_scale.to(grad.device()) : grad;
     if (whole_matrices_) {
-      nesterov[i] = nesterov_momentum(scaled, p.exp_avg, options_.muon);
+      update_momentum(scaled_gradient(p), p.exp_avg, options_.muon);
+      muon.due[i] = true;
     } else {
-      muon_update(p.parameter, scaled, p.exp_avg, lr, options_.weight_decay, options_.muon);
+      muon_update(p.parameter, scaled_gradient(p), p.exp_avg, lr, options_.weight_decay, options_.muon);
     }
   }
   if (!whole_matrices_) return;
-  const std::vector<PieceDirection> directions = whole_matrices_(nesterov);
-  for (std::size_t i = 0; i < parameters_.size(); ++i) {
-    if (!nesterov[i].defined()) continue;
-    apply_muon_direction(parameters_[i].parameter, directions[i].orthogonal, directions[i].scale, lr,
-                         options_.weight_decay);
-  }
+  muon.nesterov = [&](std::size_t i) {
+    return nesterov_of(scaled_gradient(parameters_[i]), parameters_[i].exp_avg, options_.muon);
+  };
+  muon.apply = [&](std::size_t i, const at::Tensor& orthogonal, double scale) {
+    apply_muon_direction(parameters_[i].parameter, orthogonal, scale, lr, options_.weight_decay);
+  };
+  whole_matrices_(muon);
 }
 
 bool AdamW::fused_step(double lr, double bias1, double bias2, const at::Tensor& gradient_scale) {

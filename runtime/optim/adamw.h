@@ -51,15 +51,23 @@ struct OptimizedParameter {
 };
 
 // How Muon sees whole matrices when each rank holds pieces of them (ZeRO's pieces, tensor-parallel
-// parts: runtime/parallel/data_parallel.h). Given each piece's Nesterov momentum U (in parameters()
-// order; undefined for the pieces not orthogonalized), returns for each orthogonalized piece its
-// part of orthogonalize(its whole U), and that matrix's muon_scale. A collective: every rank calls
-// it once per step.
+// parts), or shares the work of orthogonalizing them (runtime/parallel/data_parallel.h). Called once
+// a step, after the momentum of every piece in `due` was updated; it must call apply() once for each
+// of them, with the piece's part of orthogonalize(its whole U) and that matrix's muon_scale. U is
+// computed when asked for, and each direction applied as it comes, so neither is held for every
+// matrix at once. A collective: every rank calls it once per step.
+struct MuonPieces {
+  std::vector<bool> due;  // by index into parameters(): orthogonalized, with a gradient
+  std::function<at::Tensor(std::size_t)> nesterov;  // piece i's Nesterov momentum U, fp32
+  std::function<void(std::size_t, const at::Tensor&, double)> apply;  // (i, orthogonal, scale)
+};
+using WholeMatrices = std::function<void(const MuonPieces&)>;
+
+// A direction and its matrix's muon_scale.
 struct PieceDirection {
   at::Tensor orthogonal;
   double scale = 1;
 };
-using WholeMatrices = std::function<std::vector<PieceDirection>(const std::vector<at::Tensor>& nesterov)>;
 
 class AdamW {
  public:

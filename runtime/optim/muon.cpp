@@ -41,9 +41,16 @@ void muon_update(at::Tensor& parameter, const at::Tensor& gradient, at::Tensor& 
 }
 
 at::Tensor nesterov_momentum(const at::Tensor& gradient, at::Tensor& momentum, const MuonOptions& options) {
-  const at::Tensor g = gradient.to(at::kFloat);
-  momentum.lerp_(g, 1.0 - options.momentum);
-  return g.lerp(momentum, options.momentum);
+  update_momentum(gradient, momentum, options);
+  return nesterov_of(gradient, momentum, options);
+}
+
+void update_momentum(const at::Tensor& gradient, at::Tensor& momentum, const MuonOptions& options) {
+  momentum.lerp_(gradient.to(at::kFloat), 1.0 - options.momentum);
+}
+
+at::Tensor nesterov_of(const at::Tensor& gradient, const at::Tensor& momentum, const MuonOptions& options) {
+  return gradient.to(at::kFloat).lerp(momentum, options.momentum);
 }
 
 double muon_scale(std::int64_t rows, std::int64_t cols) {

@@ -33,8 +33,11 @@ void muon_update(at::Tensor& parameter, const at::Tensor& gradient, at::Tensor& 
 
 // The step's parts, for ranks that hold pieces of a matrix (ZeRO's, tensor parallelism's:
 // runtime/parallel/data_parallel.h):
-// element-wise, on any piece: the momentum updated in place and U returned, fp32;
+// element-wise, on any piece: the momentum updated in place and U returned, fp32 (the two
+// functions after it in turn, for callers that compute U later);
 at::Tensor nesterov_momentum(const at::Tensor& gradient, at::Tensor& momentum, const MuonOptions& options);
+void update_momentum(const at::Tensor& gradient, at::Tensor& momentum, const MuonOptions& options);
+at::Tensor nesterov_of(const at::Tensor& gradient, const at::Tensor& momentum, const MuonOptions& options);
 // the factor of a rows x cols matrix's update: 0.2 sqrt(max(rows, cols));
 double muon_scale(std::int64_t rows, std::int64_t cols);
 // element-wise again, `orthogonal` that of the whole U (or the piece's part of it):

@@ -97,9 +97,8 @@ void DataParallel::attach(train::Trainer& trainer) {
              overlap_ ? ", overlapped with backward" : ", after backward");
   optim::AdamW& optimizer = trainer.optimizer();
   if (tensor_ != nullptr || data_->size() > 1) {
-    optimizer.set_whole_matrices([this, &optimizer](const std::vector<at::Tensor>& nesterov) {
-      return spread_muon_directions(optimizer.parameters(), nesterov);
-    });
+    optimizer.set_whole_matrices(
+        [this, &optimizer](const optim::MuonPieces& muon) { spread_muon_directions(optimizer.parameters(), muon); });
   }
 }
 
@@ -110,41 +109,53 @@ void DataParallel::attach(train::Trainer& trainer) {
 // has one owner (spread_over_ranks, by Newton-Schulz's cost, the same assignment on every rank),
 // the owner orthogonalizes it, and the directions are all-gathered, as the modded-nanogpt
 // speedruns do. Newton-Schulz returns bf16, so they travel in bf16 and nothing is rounded: every
-// rank applies the very direction it would have computed. The price: one all-gather of half the
-// Muon matrices' fp32 bytes per step, and a transient bf16 buffer of them (padded to the most
-// loaded rank's share). Under tensor parallelism the owner's whole tensor-parallel group puts the
-// matrix together (muon_direction): its ranks share their data-parallel rank, so they own the same
-// matrices and their collectives pair up.
-std::vector<optim::PieceDirection> DataParallel::spread_muon_directions(
-    const std::vector<optim::OptimizedParameter>& parameters, const std::vector<at::Tensor>& nesterov) {
+// rank applies the very direction it would have computed. The matrices go in windows of
+// kMuonMatricesPerRank per rank, each window's directions applied before the next, so the
+// transient bf16 buffer holds a window (padded to the most loaded rank's share), not every
+// matrix, and U is computed by the owner alone. The price: one all-gather of half the Muon
+// matrices' fp32 bytes per step. Under tensor
+// parallelism the owner's whole tensor-parallel group puts the matrix together (muon_direction):
+// its ranks share their data-parallel rank, so they own the same matrices and their collectives
+// pair up.
+void DataParallel::spread_muon_directions(const std::vector<optim::OptimizedParameter>& parameters,
+                                          const optim::MuonPieces& muon) {
   std::vector<std::size_t> matrices;  // the orthogonalized parameters' indices
-  std::vector<double> costs;
-  for (std::size_t i = 0; i < nesterov.size(); ++i) {
-    if (!nesterov[i].defined()) continue;
-    matrices.push_back(i);
-    costs.push_back(newton_schulz_cost(nesterov[i].size(0), nesterov[i].size(1)));
+  for (std::size_t i = 0; i < muon.due.size(); ++i) {
+    if (muon.due[i]) matrices.push_back(i);
   }
-  std::vector<optim::PieceDirection> directions(nesterov.size());
-  if (matrices.empty()) return directions;
   const int ranks = data_->size();
-  const std::vector<int> owners = spread_over_ranks(costs, ranks);
-  std::vector<std::int64_t> shares(static_cast<std::size_t>(ranks), 0);  // elements each rank computes
-  for (std::size_t k = 0; k < matrices.size(); ++k) shares[owners[k]] += nesterov[matrices[k]].numel();
-  const std::int64_t block = *std::max_element(shares.begin(), shares.end());
-  const at::Tensor gathered = at::empty({block * ranks}, nesterov[matrices.front()].options().dtype(at::kBFloat16));
-  std::fill(shares.begin(), shares.end(), 0);  // now: elements placed in each rank's block
-  for (std::size_t k = 0; k < matrices.size(); ++k) {
-    const std::size_t i = matrices[k];
-    const at::Tensor slot = gathered.narrow(0, block * owners[k] + shares[owners[k]], nesterov[i].numel());
-    shares[owners[k]] += nesterov[i].numel();
-    if (owners[k] == data_->rank()) {
-      slot.copy_(muon_direction(parameters[i].name, nesterov[i]).orthogonal.reshape({-1}));
+  const std::size_t window = kMuonMatricesPerRank * static_cast<std::size_t>(ranks);
+  for (std::size_t first = 0; first < matrices.size(); first += window) {
+    const std::size_t last = std::min(first + window, matrices.size());
+    const std::vector<std::size_t> some(matrices.begin() + static_cast<std::ptrdiff_t>(first),
+                                        matrices.begin() + static_cast<std::ptrdiff_t>(last));
+    std::vector<double> costs;
+    for (const std::size_t i : some) {
+      costs.push_back(newton_schulz_cost(parameters[i].parameter.size(0), parameters[i].parameter.size(1)));
+    }
+    const std::vector<int> owners = spread_over_ranks(costs, ranks);
+    std::vector<std::int64_t> shares(static_cast<std::size_t>(ranks), 0);  // elements each rank computes
+    for (std::size_t k = 0; k < some.size(); ++k) shares[owners[k]] += parameters[some[k]].parameter.numel();
+    const std::int64_t block = *std::max_element(shares.begin(), shares.end());
+    const at::Tensor gathered =
+        at::empty({block * ranks}, parameters[some.front()].parameter.options().dtype(at::kBFloat16));
+    std::fill(shares.begin(), shares.end(), 0);  // now: elements placed in each rank's block
+    std::vector<at::Tensor> slots;
+    for (std::size_t k = 0; k < some.size(); ++k) {
+      const at::Tensor& parameter = parameters[some[k]].parameter;
+      const std::int64_t offset = block * owners[k] + shares[owners[k]];
+      slots.push_back(gathered.narrow(0, offset, parameter.numel()).view(parameter.sizes()));
+      shares[owners[k]] += parameter.numel();
+      if (owners[k] != data_->rank()) continue;
+      slots.back().copy_(muon_direction(parameters[some[k]].name, muon.nesterov(some[k])).orthogonal);
       ++orthogonalized_here_;
     }
-    directions[i] = {slot.view(nesterov[i].sizes()), whole_muon_scale(parameters[i].name, nesterov[i])};
+    if (ranks > 1) data_->all_gather(gathered, gathered.narrow(0, block * data_->rank(), block))->wait();
+    for (std::size_t k = 0; k < some.size(); ++k) {
+      const optim::OptimizedParameter& p = parameters[some[k]];
+      muon.apply(some[k], slots[k], whole_muon_scale(p.name, p.parameter));
+    }
   }
-  if (ranks > 1) data_->all_gather(gathered, gathered.narrow(0, block * data_->rank(), block))->wait();
-  return directions;
 }
 
 optim::PieceDirection DataParallelRanks::muon_direction(const std::string& name, const at::Tensor& nesterov) {
@@ -225,6 +236,7 @@ void ZeroOptimizer::attach(train::Trainer& trainer) {
   // weight-decay rule as the whole parameter (and its offset in it), so the element-wise update is
   // exactly the one DDP's full AdamW makes.
   std::vector<optim::OptimizedParameter> pieces;
+  std::vector<std::size_t> piece_buckets;  // each piece's bucket
   for (std::size_t b = 0; b < gradients_->shard_ranges().size(); ++b) {
     const collectives::ShardRange& range = gradients_->shard_ranges()[b];
     for (const collectives::ParameterSpan& span : flat_->spans(range)) {
@@ -238,31 +250,14 @@ void ZeroOptimizer::attach(train::Trainer& trainer) {
           0, gradients_->shard_offsets()[b] + span.flat_offset - range.offset, span.length);
       pieces.push_back(std::move(piece));
       piece_parameters_.push_back(span.parameter);
+      piece_buckets.push_back(b);
     }
   }
   shard_optimizer_ = std::make_unique<optim::AdamW>(std::move(pieces), trainer.optimizer().options());
-  for (std::size_t b = 0; b < gradients_->bucket_ranges().size(); ++b) {
-    const std::vector<collectives::ParameterSpan> spans = flat_->spans(gradients_->bucket_ranges()[b]);
-    auto orthogonalized = [&](const collectives::ParameterSpan& span) { return full[span.parameter].orthogonalized; };
-    if (std::any_of(spans.begin(), spans.end(), orthogonalized)) orthogonalized_buckets_.push_back(b);
-  }
-  for (std::size_t p = 0; p < full.size(); ++p) {
-    if (!full[p].orthogonalized) continue;
-    muon_parameters_.push_back(p);
-    muon_names_.push_back(full[p].name);
-  }
-  if (!orthogonalized_buckets_.empty()) {
-    // Buckets go in reverse order (Note [Gradient buckets]): from the lowest offset to the highest.
-    std::int64_t begin = flat_->numel();
-    std::int64_t end = 0;
-    for (const std::size_t b : orthogonalized_buckets_) {
-      begin = std::min(begin, gradients_->bucket_ranges()[b].offset);
-      end = std::max(end, gradients_->bucket_ranges()[b].offset + gradients_->bucket_ranges()[b].length);
-      muon_shard_length_ += gradients_->shard_ranges()[b].length;
-    }
-    muon_extent_ = {begin, end - begin};
-    shard_optimizer_->set_whole_matrices([this](const std::vector<at::Tensor>& nesterov) {
-      return whole_matrix_directions(nesterov);
+  plan_muon_windows(full, piece_buckets);
+  if (!muon_windows_.empty()) {
+    shard_optimizer_->set_whole_matrices([this](const optim::MuonPieces& muon) {
+      for (const MuonWindow& window : muon_windows_) orthogonalize_window(window, muon);
     });
   }
   log::debug("ZeRO-", stage_, " over ", data_->size(), " ranks: this rank updates ", gradients_->gradients().numel(),
@@ -306,34 +301,80 @@ at::Tensor ZeroOptimizer::step(train::Trainer& trainer, double lr) {
 // DDP's ranks]), each matrix is orthogonalized by one rank, which writes the direction over U in
 // the gathered buffer while the others zero it there, and the buckets are reduce-scattered back:
 // each rank receives its pieces' directions, a sum of one bf16 value and zeros in fp32, so exactly
-// what it would have computed. The momentum stays sharded; the price is one all-gather and one
-// reduce-scatter of the Muon matrices in fp32 per step, and the transient buffers: from the first
-// such bucket to the last (the embeddings and LM head, at the ends, left out), and this rank's
-// ranges of them. Under tensor parallelism a rank's matrix is its part of a cut one:
+// what it would have computed, and applies them. The buckets go in windows of
+// about kMuonMatricesPerRank matrices per rank (a parameter lies in one bucket, so a window holds
+// whole matrices), one window's buffers at a time: its buckets' extent, and this rank's ranges of
+// them. The momentum stays sharded; the price is one all-gather and one reduce-scatter of the Muon
+// matrices in fp32 per step. Under tensor parallelism a rank's matrix is its part of a cut one:
 // muon_direction gathers the parts over the tensor-parallel group (its ranks hold the same pieces
 // and own the same matrices, so their collectives pair up), orthogonalizes the whole matrix and
 // keeps the rank's part, for DDP (whose pieces are whole parts) as for ZeRO.
-std::vector<optim::PieceDirection> ZeroOptimizer::whole_matrix_directions(const std::vector<at::Tensor>& nesterov) {
+void ZeroOptimizer::plan_muon_windows(const std::vector<optim::OptimizedParameter>& full,
+                                      const std::vector<std::size_t>& piece_buckets) {
+  const std::size_t per_window = kMuonMatricesPerRank * static_cast<std::size_t>(data_->size());
+  MuonWindow window;
+  auto close = [&] {
+    // Buckets go in reverse order (Note [Gradient buckets]): from the lowest offset to the highest.
+    std::int64_t begin = flat_->numel();
+    std::int64_t end = 0;
+    for (const std::size_t b : window.buckets) {
+      const collectives::ShardRange& bucket = gradients_->bucket_ranges()[b];
+      begin = std::min(begin, bucket.offset);
+      end = std::max(end, bucket.offset + bucket.length);
+      window.shard_length += gradients_->shard_ranges()[b].length;
+    }
+    window.extent = {begin, end - begin};
+    const std::vector<optim::OptimizedParameter>& pieces = shard_optimizer_->parameters();
+    for (std::size_t i = 0; i < pieces.size(); ++i) {
+      const bool inside = std::find(window.buckets.begin(), window.buckets.end(), piece_buckets[i]) !=
+                          window.buckets.end();
+      if (inside && pieces[i].orthogonalized) window.pieces.push_back(i);
+    }
+    muon_windows_.push_back(std::move(window));
+    window = {};
+  };
+  for (std::size_t b = 0; b < gradients_->bucket_ranges().size(); ++b) {
+    const std::size_t before = window.matrices.size();
+    for (const collectives::ParameterSpan& span : flat_->spans(gradients_->bucket_ranges()[b])) {
+      if (!full[span.parameter].orthogonalized) continue;
+      window.matrices.push_back(span.parameter);
+      window.names.push_back(full[span.parameter].name);
+    }
+    if (window.matrices.size() == before) continue;  // no Muon matrix in this bucket
+    window.buckets.push_back(b);
+    if (window.matrices.size() >= per_window) close();
+  }
+  if (!window.buckets.empty()) close();
+}
+
+std::int64_t ZeroOptimizer::muon_gather_bytes() const {
+  std::int64_t most = 0;
+  for (const MuonWindow& window : muon_windows_) most = std::max(most, window.extent.length + window.shard_length);
+  return 4 * most;
+}
+
+void ZeroOptimizer::orthogonalize_window(const MuonWindow& window, const optim::MuonPieces& muon) {
   const std::vector<optim::OptimizedParameter>& pieces = shard_optimizer_->parameters();
   const at::TensorOptions fp32 = flat_->values().options().dtype(at::kFloat);
   // Zeroed: what lies between the matrices is reduce-scattered too, as zeros, and never read.
-  const at::Tensor gathered = at::zeros({muon_extent_.length}, fp32);
+  const at::Tensor gathered = at::zeros({window.extent.length}, fp32);
   auto flat_range = [&](std::int64_t offset, std::int64_t length) {  // offsets in the flat parameters
-    return gathered.narrow(0, offset - muon_extent_.offset, length);
+    return gathered.narrow(0, offset - window.extent.offset, length);
   };
   auto matrix_of = [&](std::size_t parameter) {  // an index into flat_'s parameters
     const at::Tensor& whole = flat_->parameters()[parameter];
     return flat_range(flat_->offset(parameter), whole.numel()).view(whole.sizes());
   };
   // The pieces' U put together.
-  for (std::size_t i = 0; i < pieces.size(); ++i) {
-    if (!nesterov[i].defined()) continue;
-    matrix_of(piece_parameters_[i]).view({-1}).narrow(0, pieces[i].offset, nesterov[i].numel()).copy_(nesterov[i]);
+  for (const std::size_t i : window.pieces) {
+    ALBION_CHECK(muon.due[i], "ZeRO's piece of ", pieces[i].name, " has no gradient for Muon");
+    matrix_of(piece_parameters_[i]).view({-1}).narrow(0, pieces[i].offset, pieces[i].parameter.numel())
+        .copy_(muon.nesterov(i));
   }
   const std::vector<collectives::ShardRange>& buckets = gradients_->bucket_ranges();
   const std::vector<collectives::ShardRange>& mine = gradients_->shard_ranges();
   std::vector<std::shared_ptr<collectives::Work>> works;
-  for (const std::size_t b : orthogonalized_buckets_) {
+  for (const std::size_t b : window.buckets) {
     works.push_back(data_->all_gather(flat_range(buckets[b].offset, buckets[b].length),
                                       flat_range(mine[b].offset, mine[b].length)));
   }
@@ -341,26 +382,26 @@ std::vector<optim::PieceDirection> ZeroOptimizer::whole_matrix_directions(const 
 
   // Each matrix's direction where its U was, on its owner; zeros elsewhere.
   std::vector<double> costs;
-  for (const std::size_t p : muon_parameters_) {
+  for (const std::size_t p : window.matrices) {
     const at::Tensor& whole = flat_->parameters()[p];
     costs.push_back(newton_schulz_cost(whole.size(0), whole.size(1)));
   }
   const std::vector<int> owners = spread_over_ranks(costs, data_->size());
-  for (std::size_t k = 0; k < muon_parameters_.size(); ++k) {
-    const at::Tensor matrix = matrix_of(muon_parameters_[k]);
+  for (std::size_t k = 0; k < window.matrices.size(); ++k) {
+    const at::Tensor matrix = matrix_of(window.matrices[k]);
     if (owners[k] == data_->rank()) {
-      matrix.copy_(muon_direction(muon_names_[k], matrix).orthogonal);
+      matrix.copy_(muon_direction(window.names[k], matrix).orthogonal);
       ++orthogonalized_here_;
     } else {
       matrix.zero_();
     }
   }
-  // Summed into this rank's ranges of those buckets, one after another.
-  const at::Tensor received = at::empty({muon_shard_length_}, fp32);
+  // Summed into this rank's ranges of the window's buckets, one after another.
+  const at::Tensor received = at::empty({window.shard_length}, fp32);
   std::vector<std::pair<collectives::ShardRange, std::int64_t>> placed;  // a range of mine, where it is in `received`
   std::int64_t filled = 0;
   works.clear();
-  for (const std::size_t b : orthogonalized_buckets_) {
+  for (const std::size_t b : window.buckets) {
     works.push_back(data_->reduce_scatter(received.narrow(0, filled, mine[b].length),
                                           flat_range(buckets[b].offset, buckets[b].length),
                                           collectives::ReduceOp::kSum));
@@ -368,18 +409,15 @@ std::vector<optim::PieceDirection> ZeroOptimizer::whole_matrix_directions(const 
     filled += mine[b].length;
   }
   for (const auto& work : works) work->wait();
-  std::vector<optim::PieceDirection> directions(pieces.size());
-  for (std::size_t i = 0; i < pieces.size(); ++i) {
-    if (!nesterov[i].defined()) continue;
+  for (const std::size_t i : window.pieces) {
     const std::int64_t offset = flat_->offset(piece_parameters_[i]) + pieces[i].offset;  // in the flat parameters
     for (const auto& [range, start] : placed) {
       if (offset < range.offset || offset >= range.offset + range.length) continue;
-      directions[i] = {received.narrow(0, start + offset - range.offset, nesterov[i].numel()),
-                       whole_muon_scale(pieces[i].name, flat_->parameters()[piece_parameters_[i]])};
+      muon.apply(i, received.narrow(0, start + offset - range.offset, pieces[i].parameter.numel()),
+                 whole_muon_scale(pieces[i].name, flat_->parameters()[piece_parameters_[i]]));
       break;
     }
   }
-  return directions;
 }
 
 std::int64_t ZeroOptimizer::gradient_bytes() const {

@@ -91,9 +91,8 @@ class DataParallel final : public DataParallelRanks {
   const collectives::GradientBuckets& buckets() const { return *buckets_; }
 
  private:
-  // Every orthogonalized parameter's direction, each computed by one rank and all-gathered.
-  std::vector<optim::PieceDirection> spread_muon_directions(const std::vector<optim::OptimizedParameter>& parameters,
-                                                            const std::vector<at::Tensor>& nesterov);
+  // Every due parameter's direction, each computed by one rank and all-gathered, applied.
+  void spread_muon_directions(const std::vector<optim::OptimizedParameter>& parameters, const optim::MuonPieces& muon);
 
   std::int64_t bucket_bytes_;
   bool overlap_;
@@ -116,14 +115,26 @@ class ZeroOptimizer final : public DataParallelRanks {
   // Bytes of gradient this rank holds between steps: its shard's.
   std::int64_t gradient_bytes() const;
   // Bytes of the fp32 buffers Muon's matrices are gathered in at each step and their directions
-  // scattered back to this rank's pieces in (0 without Muon).
-  std::int64_t muon_gather_bytes() const { return 4 * (muon_extent_.length + muon_shard_length_); }
+  // scattered back to this rank's pieces in, for the largest window (0 without Muon).
+  std::int64_t muon_gather_bytes() const;
   // This rank's ranges of the flat parameter buffer, one per bucket.
   const std::vector<collectives::ShardRange>& shard_ranges() const { return gradients_->shard_ranges(); }
 
  private:
-  // Muon's directions for this rank's pieces of its matrices (Note [Muon on ZeRO's pieces]).
-  std::vector<optim::PieceDirection> whole_matrix_directions(const std::vector<at::Tensor>& nesterov);
+  // Buckets whose Muon matrices a step orthogonalizes together (Note [Muon on ZeRO's pieces]).
+  struct MuonWindow {
+    std::vector<std::size_t> buckets;
+    collectives::ShardRange extent;     // of the flat buffer: those buckets, lowest to highest
+    std::int64_t shard_length = 0;      // this rank's ranges of them, together
+    std::vector<std::size_t> matrices;  // their Muon matrices, indices into flat_'s parameters
+    std::vector<std::string> names;     // and their names
+    std::vector<std::size_t> pieces;    // this rank's pieces of them, indices into the shard optimizer's
+  };
+  // For attach(): muon_windows_, from the whole parameters and each piece's bucket.
+  void plan_muon_windows(const std::vector<optim::OptimizedParameter>& full,
+                         const std::vector<std::size_t>& piece_buckets);
+  // Muon's directions for this rank's pieces of `window`'s matrices, applied.
+  void orthogonalize_window(const MuonWindow& window, const optim::MuonPieces& muon);
 
   int stage_;
   std::int64_t bucket_bytes_;
@@ -131,11 +142,7 @@ class ZeroOptimizer final : public DataParallelRanks {
   std::unique_ptr<collectives::ShardedGradients> gradients_;
   std::unique_ptr<optim::AdamW> shard_optimizer_;
   std::vector<std::size_t> piece_parameters_;       // each piece's parameter, an index into flat_'s
-  std::vector<std::size_t> orthogonalized_buckets_;  // the buckets holding a Muon matrix
-  collectives::ShardRange muon_extent_;              // of the flat buffer: those buckets, lowest to highest
-  std::int64_t muon_shard_length_ = 0;               // this rank's ranges of those buckets, together
-  std::vector<std::size_t> muon_parameters_;         // the Muon matrices, indices into flat_'s parameters
-  std::vector<std::string> muon_names_;              // and their names
+  std::vector<MuonWindow> muon_windows_;
 };
 
 // DataParallel or ZeroOptimizer, as parallel.zero says, over `tensor` groups when given.

@@ -4,10 +4,16 @@
 // matrices' shapes alone, so no rank has to be told.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
 namespace albion::parallel {
+
+// A step orthogonalizes Muon's matrices in windows of about this many per data-parallel rank:
+// enough to spread the work evenly, few enough that a window's transient buffers stay small
+// (recipes/llama3_70b.ini's ZeRO-1: about a gigabyte, where all the matrices at once took 38.5 GB).
+inline constexpr std::size_t kMuonMatricesPerRank = 2;
 
 // Newton-Schulz's cost for a rows x cols matrix, up to a constant factor: each of its products is
 // of the short side's Gram matrix, short^2 x long multiply-adds.

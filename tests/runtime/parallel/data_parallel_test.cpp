@@ -234,11 +234,13 @@ TEST_F(DataParallelTest, MuonUnderDdpAndZeroMatchesOneProcess) {
       std::int64_t trained = 0;
       std::int64_t matrices = 0;  // elements of the matrices Muon updates
       std::int64_t updates = 0;   // of those matrices, over the run
+      std::int64_t largest = 0;   // elements of the largest
       for (const auto& [name, parameter] : trainer.model().named_parameters()) {
         sizes[name] = parameter.numel();
         trained += parameter.numel();
         if (!train::takes_muon(r, trainer.model(), name, parameter)) continue;
         matrices += parameter.numel();
+        largest = std::max(largest, parameter.numel());
         updates += static_cast<std::int64_t>(summary.losses.size());
       }
       expect_each_matrix_orthogonalized_once(zero, updates, what);
@@ -249,10 +251,10 @@ TEST_F(DataParallelTest, MuonUnderDdpAndZeroMatchesOneProcess) {
         cut = cut || piece.parameter.numel() < sizes.at(piece.name);
       }
       EXPECT_TRUE(zero.any_rank(cut)) << what << ": no matrix was cut between ranks";
-      // The gather buffer spans the Muon matrices' buckets, not the embeddings before them, and the
-      // directions come back to this rank's ranges of them.
-      EXPECT_GE(zero.muon_gather_bytes(), 4 * (matrices + matrices / ranks)) << what;
-      EXPECT_LT(zero.muon_gather_bytes(), 4 * (trained + trained / ranks)) << what;
+      // The matrices are gathered a window of buckets at a time: the largest window's buffers hold
+      // at least the largest matrix, and less than all of them.
+      EXPECT_GE(zero.muon_gather_bytes(), 4 * largest) << what;
+      EXPECT_LT(zero.muon_gather_bytes(), 4 * matrices) << what;
       const std::int64_t state_alone = 4 * matrices + 8 * (trained - matrices);  // fp32: Muon's one moment, AdamW's two
       const std::int64_t state = zero.optimizer_state_bytes(trainer);
       EXPECT_LE(std::abs(state - state_alone / ranks), 8 * static_cast<std::int64_t>(zero.shard_ranges().size()))

@@ -26,19 +26,20 @@ struct TrainedParameter {
 };
 
 // About the largest window of Muon matrices a step orthogonalizes together, kMuonMatricesPerRank per
-// data-parallel rank, taken from the last parameter back as ZeRO's buckets go: under ZeRO an fp32
-// span of the parameters from its first matrix to its last, plus this rank's share of it (Note [Muon
-// on ZeRO's pieces]; the run's windows are whole buckets); under DDP the matrices alone, in bf16
-// (Note [Muon's matrices spread over DDP's ranks]).
-std::int64_t muon_window_bytes(const std::vector<TrainedParameter>& trained, bool zero, std::int64_t ranks) {
-  const std::size_t per_window = parallel::kMuonMatricesPerRank * static_cast<std::size_t>(ranks);
+// rank of the `data` x `tensor` mesh, taken from the last parameter back as ZeRO's buckets go:
+// under ZeRO an fp32 span of the parameters from its first matrix to its last, plus this rank's
+// share of it (Note [Muon on ZeRO's pieces]; the run's windows are whole buckets); under DDP the
+// matrices alone, in bf16 (Note [Muon's matrices spread over DDP's ranks]).
+std::int64_t muon_window_bytes(const std::vector<TrainedParameter>& trained, bool zero, std::int64_t data,
+                               std::int64_t tensor) {
+  const std::size_t per_window = parallel::kMuonMatricesPerRank * static_cast<std::size_t>(data * tensor);
   std::int64_t most = 0;
   std::int64_t span = 0;          // elements from the window's first matrix on
   std::int64_t through_last = 0;  // from its first matrix through its latest
   std::int64_t matrices = 0;      // elements of its matrices
   std::size_t count = 0;          // its matrices
   auto close = [&] {
-    most = std::max(most, zero ? kFp32 * (through_last + through_last / ranks) : kBf16 * matrices);
+    most = std::max(most, zero ? kFp32 * (through_last + through_last / data) : kBf16 * matrices);
     span = through_last = matrices = 0;
     count = 0;
   };
@@ -115,7 +116,7 @@ std::optional<RankMemory> plan_rank_memory(const config::Recipe& recipe, int wor
                               : kFp32 * memory.trained;
   memory.optimizer_bytes = kFp32 * moments / memory.optimizer_shards;
   if (memory.muon && (recipe.parallel.zero >= 1 || mesh.data() > 1)) {
-    memory.muon_gather_bytes = muon_window_bytes(trained, recipe.parallel.zero >= 1, mesh.data());
+    memory.muon_gather_bytes = muon_window_bytes(trained, recipe.parallel.zero >= 1, mesh.data(), mesh.tensor());
   }
   const std::int64_t every = config.recompute_every;
   if (every > 0) {

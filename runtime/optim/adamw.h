@@ -63,12 +63,6 @@ struct MuonPieces {
 };
 using WholeMatrices = std::function<void(const MuonPieces&)>;
 
-// A direction and its matrix's muon_scale.
-struct PieceDirection {
-  at::Tensor orthogonal;
-  double scale = 1;
-};
-
 class AdamW {
  public:
   AdamW(std::vector<OptimizedParameter> parameters, AdamWOptions options);

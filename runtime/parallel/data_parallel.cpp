@@ -111,12 +111,15 @@ void DataParallel::attach(train::Trainer& trainer) {
 // speedruns do. Newton-Schulz returns bf16, so they travel in bf16 and nothing is rounded: every
 // rank applies the very direction it would have computed. The matrices go in windows of
 // kMuonMatricesPerRank per rank, each window's directions applied before the next, so the
-// transient bf16 buffer holds a window (padded to the most loaded rank's share), not every
-// matrix, and U is computed by the owner alone. The price: one all-gather of half the Muon
-// matrices' fp32 bytes per step. Under tensor
-// parallelism the owner's whole tensor-parallel group puts the matrix together (muon_direction):
-// its ranks share their data-parallel rank, so they own the same matrices and their collectives
-// pair up.
+// transient bf16 buffer holds a window (padded to the most loaded rank's share), not every matrix,
+// and only the owner computes U. The price: one all-gather of half the Muon matrices' fp32 bytes
+// per step.
+//
+// Under tensor parallelism each rank holds a part of a cut matrix, and the ranks of the owner's
+// tensor-parallel group (which share its data-parallel rank, so own the same matrices) spread its
+// matrices over themselves the same way (orthogonalize_matrices): each matrix is put together over
+// the group, orthogonalized on one rank of it, broadcast back in bf16, and every rank keeps its
+// part. A tensor-parallel group of 8 thus runs Newton-Schulz on each matrix once, not 8 times.
 void DataParallel::spread_muon_directions(const std::vector<optim::OptimizedParameter>& parameters,
                                           const optim::MuonPieces& muon) {
   std::vector<std::size_t> matrices;  // the orthogonalized parameters' indices
@@ -124,7 +127,7 @@ void DataParallel::spread_muon_directions(const std::vector<optim::OptimizedPara
     if (muon.due[i]) matrices.push_back(i);
   }
   const int ranks = data_->size();
-  const std::size_t window = kMuonMatricesPerRank * static_cast<std::size_t>(ranks);
+  const std::size_t window = kMuonMatricesPerRank * static_cast<std::size_t>(ranks * tensor_parallel_size());
   for (std::size_t first = 0; first < matrices.size(); first += window) {
     const std::size_t last = std::min(first + window, matrices.size());
     const std::vector<std::size_t> some(matrices.begin() + static_cast<std::ptrdiff_t>(first),
@@ -141,15 +144,22 @@ void DataParallel::spread_muon_directions(const std::vector<optim::OptimizedPara
         at::empty({block * ranks}, parameters[some.front()].parameter.options().dtype(at::kBFloat16));
     std::fill(shares.begin(), shares.end(), 0);  // now: elements placed in each rank's block
     std::vector<at::Tensor> slots;
+    std::vector<std::size_t> mine;  // indices into `some`
+    std::vector<std::string> names;
+    std::vector<at::Tensor> parts;
     for (std::size_t k = 0; k < some.size(); ++k) {
       const at::Tensor& parameter = parameters[some[k]].parameter;
       const std::int64_t offset = block * owners[k] + shares[owners[k]];
       slots.push_back(gathered.narrow(0, offset, parameter.numel()).view(parameter.sizes()));
       shares[owners[k]] += parameter.numel();
       if (owners[k] != data_->rank()) continue;
-      slots.back().copy_(muon_direction(parameters[some[k]].name, muon.nesterov(some[k])).orthogonal);
-      ++orthogonalized_here_;
+      mine.push_back(k);
+      names.push_back(parameters[some[k]].name);
+      parts.push_back(parameter);
     }
+    orthogonalize_matrices(
+        names, parts, [&](std::size_t j) { return muon.nesterov(some[mine[j]]); },
+        [&](std::size_t j, const at::Tensor& direction) { slots[mine[j]].copy_(direction); });
     if (ranks > 1) data_->all_gather(gathered, gathered.narrow(0, block * data_->rank(), block))->wait();
     for (std::size_t k = 0; k < some.size(); ++k) {
       const optim::OptimizedParameter& p = parameters[some[k]];
@@ -158,13 +168,47 @@ void DataParallel::spread_muon_directions(const std::vector<optim::OptimizedPara
   }
 }
 
-optim::PieceDirection DataParallelRanks::muon_direction(const std::string& name, const at::Tensor& nesterov) {
-  const models::TensorParallelCut cut = models::tensor_parallel_split(name);
-  if (tensor_ == nullptr || !cut.cut()) return {optim::orthogonalize(nesterov), whole_muon_scale(name, nesterov)};
-  const at::Tensor whole = models::gather_tensor_parallel(nesterov, cut.dim, *tensor_, cut.groups);
-  return {models::tensor_parallel_part(optim::orthogonalize(whole), cut.dim, tensor_->rank(), tensor_->size(),
-                                       cut.groups),
-          whole_muon_scale(name, nesterov)};
+void DataParallelRanks::orthogonalize_matrices(const std::vector<std::string>& names,
+                                               const std::vector<at::Tensor>& parts,
+                                               const std::function<at::Tensor(std::size_t)>& nesterov,
+                                               const std::function<void(std::size_t, const at::Tensor&)>& take) {
+  if (tensor_ == nullptr || tensor_->size() == 1) {
+    for (std::size_t k = 0; k < names.size(); ++k) take(k, optim::orthogonalize(nesterov(k)));
+    orthogonalized_here_ += static_cast<std::int64_t>(names.size());
+    return;
+  }
+  // Each matrix whole on its owner of the group, the same assignment on each of its ranks.
+  std::vector<models::TensorParallelCut> cuts;
+  std::vector<std::vector<std::int64_t>> shapes;  // whole
+  std::vector<double> costs;
+  for (std::size_t k = 0; k < names.size(); ++k) {
+    cuts.push_back(models::tensor_parallel_split(names[k]));
+    shapes.push_back(models::tensor_parallel_global_shape(parts[k].sizes(), cuts[k].dim, tensor_->size()));
+    costs.push_back(newton_schulz_cost(shapes[k][0], shapes[k][1]));
+  }
+  const std::vector<int> owners = spread_over_ranks(costs, tensor_->size());
+  std::vector<at::Tensor> wholes(names.size());  // the matrices this rank orthogonalizes
+  for (std::size_t k = 0; k < names.size(); ++k) {
+    const at::Tensor u = nesterov(k);
+    const at::Tensor whole =
+        cuts[k].cut() ? models::gather_tensor_parallel(u, cuts[k].dim, *tensor_, cuts[k].groups) : u;
+    if (owners[k] == tensor_->rank()) wholes[k] = whole;
+  }
+  for (std::size_t k = 0; k < names.size(); ++k) {
+    if (!wholes[k].defined()) continue;
+    wholes[k] = optim::orthogonalize(wholes[k]).contiguous();
+    ++orthogonalized_here_;
+  }
+  // Back from each owner: the whole direction, of which each rank keeps its part.
+  for (std::size_t k = 0; k < names.size(); ++k) {
+    const at::Tensor whole =
+        wholes[k].defined() ? wholes[k] : at::empty(shapes[k], parts[k].options().dtype(at::kBFloat16));
+    tensor_->broadcast(whole, owners[k])->wait();
+    take(k, cuts[k].cut() ? models::tensor_parallel_part(whole, cuts[k].dim, tensor_->rank(), tensor_->size(),
+                                                        cuts[k].groups)
+                          : whole);
+    wholes[k] = at::Tensor();
+  }
 }
 
 double DataParallelRanks::whole_muon_scale(const std::string& name, const at::Tensor& nesterov) const {
@@ -305,13 +349,13 @@ at::Tensor ZeroOptimizer::step(train::Trainer& trainer, double lr) {
 // about kMuonMatricesPerRank matrices per rank (a parameter lies in one bucket, so a window holds
 // whole matrices), one window's buffers at a time: its buckets' extent, and this rank's ranges of
 // them. The momentum stays sharded; the price is one all-gather and one reduce-scatter of the Muon
-// matrices in fp32 per step. Under tensor parallelism a rank's matrix is its part of a cut one:
-// muon_direction gathers the parts over the tensor-parallel group (its ranks hold the same pieces
-// and own the same matrices, so their collectives pair up), orthogonalizes the whole matrix and
-// keeps the rank's part, for DDP (whose pieces are whole parts) as for ZeRO.
+// matrices in fp32 per step. Under tensor parallelism a rank's matrix is its part of a cut one, and
+// its tensor-parallel group (whose ranks hold the same pieces and own the same matrices) spreads
+// the owned matrices over itself as under DDP (orthogonalize_matrices).
 void ZeroOptimizer::plan_muon_windows(const std::vector<optim::OptimizedParameter>& full,
                                       const std::vector<std::size_t>& piece_buckets) {
-  const std::size_t per_window = kMuonMatricesPerRank * static_cast<std::size_t>(data_->size());
+  const std::size_t per_window =
+      kMuonMatricesPerRank * static_cast<std::size_t>(data_->size() * tensor_parallel_size());
   MuonWindow window;
   auto close = [&] {
     // Buckets go in reverse order (Note [Gradient buckets]): from the lowest offset to the highest.
@@ -387,15 +431,21 @@ void ZeroOptimizer::orthogonalize_window(const MuonWindow& window, const optim::
     costs.push_back(newton_schulz_cost(whole.size(0), whole.size(1)));
   }
   const std::vector<int> owners = spread_over_ranks(costs, data_->size());
+  std::vector<std::size_t> owned;  // indices into window.matrices
+  std::vector<std::string> names;
+  std::vector<at::Tensor> parts;
   for (std::size_t k = 0; k < window.matrices.size(); ++k) {
-    const at::Tensor matrix = matrix_of(window.matrices[k]);
-    if (owners[k] == data_->rank()) {
-      matrix.copy_(muon_direction(window.names[k], matrix).orthogonal);
-      ++orthogonalized_here_;
-    } else {
-      matrix.zero_();
+    if (owners[k] != data_->rank()) {
+      matrix_of(window.matrices[k]).zero_();
+      continue;
     }
+    owned.push_back(k);
+    names.push_back(window.names[k]);
+    parts.push_back(flat_->parameters()[window.matrices[k]]);
   }
+  orthogonalize_matrices(
+      names, parts, [&](std::size_t j) { return matrix_of(window.matrices[owned[j]]); },
+      [&](std::size_t j, const at::Tensor& direction) { matrix_of(window.matrices[owned[j]]).copy_(direction); });
   // Summed into this rank's ranges of the window's buckets, one after another.
   const at::Tensor received = at::empty({window.shard_length}, fp32);
   std::vector<std::pair<collectives::ShardRange, std::int64_t>> placed;  // a range of mine, where it is in `received`

@@ -22,6 +22,7 @@
 #pragma once
 
 #include <deque>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -62,12 +63,19 @@ class DataParallelRanks : public train::Parallelism {
   // The global gradient norm from squares this rank summed: [0] over cut parameters, [1] over
   // replicated ones; `over_data_ranks` when each data-parallel rank summed a shard of the gradients.
   at::Tensor global_norm(at::Tensor squares, bool over_data_ranks);
-  // Muon's direction from `nesterov`, this rank's part of matrix `name` (whole where it is not cut):
-  // under tensor parallelism a collective over the group, which puts the matrix together,
-  // orthogonalizes it whole and keeps this rank's part (Note [Muon on ZeRO's pieces]).
-  optim::PieceDirection muon_direction(const std::string& name, const at::Tensor& nesterov);
+  // Muon's directions for the matrices this data-parallel rank orthogonalizes, `names[k]` shaped as
+  // `parts[k]` on this rank (its part of the matrix, or all of it where it is not cut): `nesterov(k)`
+  // gives matrix k's U, `take(k, direction)` receives this rank's part of orthogonalize(its whole U),
+  // in bf16. Under tensor parallelism a collective over the group, whose ranks pass the same
+  // matrices: each is put together, orthogonalized on one of them and sent back in parts (Note
+  // [Muon's matrices spread over DDP's ranks]).
+  void orthogonalize_matrices(const std::vector<std::string>& names, const std::vector<at::Tensor>& parts,
+                              const std::function<at::Tensor(std::size_t)>& nesterov,
+                              const std::function<void(std::size_t, const at::Tensor&)>& take);
   // muon_scale of the whole matrix `name` whose part (or whole) is `nesterov`.
   double whole_muon_scale(const std::string& name, const at::Tensor& nesterov) const;
+
+  int tensor_parallel_size() const { return tensor_ != nullptr ? tensor_->size() : 1; }
 
   std::shared_ptr<collectives::Communicator> data_;
   std::shared_ptr<collectives::Communicator> tensor_;  // null: no tensor parallelism

@@ -10,9 +10,10 @@
 
 namespace albion::parallel {
 
-// A step orthogonalizes Muon's matrices in windows of about this many per data-parallel rank:
-// enough to spread the work evenly, few enough that a window's transient buffers stay small
-// (recipes/llama3_70b.ini's ZeRO-1: about a gigabyte, where all the matrices at once took 38.5 GB).
+// A step orthogonalizes Muon's matrices in windows of about this many per rank (data-parallel x
+// tensor-parallel): enough to spread the work evenly, few enough that a window's transient buffers
+// stay small (recipes/llama3_70b.ini's ZeRO-1 on 64 ranks: 8.9 GB, where all the matrices at once
+// took 38.5 GB).
 inline constexpr std::size_t kMuonMatricesPerRank = 2;
 
 // Newton-Schulz's cost for a rows x cols matrix, up to a constant factor: each of its products is

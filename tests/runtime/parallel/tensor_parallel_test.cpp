@@ -32,6 +32,7 @@
 #include <gtest/gtest.h>
 #include <mpi.h>
 
+#include <atomic>
 #include <cmath>
 #include <fstream>
 #include <memory>
@@ -581,7 +582,8 @@ TEST_F(TensorParallelTest, Gpt2TrainsTensorParallelAsOneProcessAndResumesOnOther
 }
 
 // Muon on cut models: each rank's part of a matrix is put together over the tensor group and
-// orthogonalized whole (GPT-2's c_attn in its q, k and v blocks), under DDP, ZeRO-1 and ZeRO-2.
+// orthogonalized whole on one of its ranks (GPT-2's c_attn in its q, k and v blocks), under DDP,
+// ZeRO-1 and ZeRO-2.
 // Llama and GPT-2 train as one process, and a 2 x 2 ZeRO-1 state resumes on one process.
 TEST_F(TensorParallelTest, MuonOnCutModelsMatchesOneProcessAndResumesOnOne) {
   for (const std::string preset : {"tiny-llama", "tiny"}) {
@@ -595,7 +597,22 @@ TEST_F(TensorParallelTest, MuonOnCutModelsMatchesOneProcessAndResumesOnOne) {
       r.run.dir = shared_dir_ + "/" + run + "-" + preset + "-rank" + std::to_string(world_rank_);
       r.parallel.tensor = 2;
       r.parallel.zero = zero;
-      return train(r, parallelism(layout, zero).get(), hooks).losses;
+      const std::unique_ptr<train::Parallelism> parallel = parallelism(layout, zero);
+      std::atomic<bool> stop{false};
+      train::Trainer trainer(r, {world_rank_, world_size_, 0}, parallel.get(), hooks);
+      const train::TrainSummary summary = trainer.train(stop);
+      // Each matrix orthogonalized once a step in the job, not once on each rank of its tensor group
+      // (Note [Muon's matrices spread over DDP's ranks]).
+      std::int64_t matrices = 0;
+      for (const optim::OptimizedParameter& p : trainer.optimizer().parameters()) matrices += p.orthogonalized;
+      const std::int64_t here = dynamic_cast<DataParallelRanks&>(*parallel).orthogonalized_here();
+      const at::Tensor job = at::full({1}, static_cast<double>(here), at::kDouble);
+      layout.tensor->all_reduce(job, collectives::ReduceOp::kSum)->wait();
+      layout.data->all_reduce(job, collectives::ReduceOp::kSum)->wait();
+      EXPECT_EQ(std::llround(job.item<double>()), matrices * static_cast<std::int64_t>(summary.losses.size())) << run;
+      EXPECT_GT(here, 0) << run;
+      EXPECT_LT(here, std::llround(job.item<double>())) << run;
+      return summary.losses;
     };
     const std::string what = preset + ", Muon ";
     expect_same_losses(cut(halves(), 0, "muon-tp2", nullptr), reference.losses, what + "tensor-parallel 2");

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
+#include <numeric>
 #include <sstream>
 
 #include "checkpoint/keys/key_provider.h"
@@ -97,6 +98,13 @@ models::ModelConfig recipe_model_config(const config::Recipe& recipe) {
   models::ModelConfig model = models::model_preset(recipe.model.preset);
   if (recipe.model.context_length > 0) model.context_length = recipe.model.context_length;
   if (recipe.model.vocab_size > 0) model.vocab_size = recipe.model.vocab_size;
+  // A vocabulary the recipe leaves to the preset or the tokenizer is padded so that the
+  // tensor-parallel degree divides it (GPT-2's 50,257 as 50,258 on 2 ranks). Past a published
+  // model's rows (model.init) the padding is masked; a new model's trains like the rest.
+  if (recipe.model.vocab_size == 0 && recipe.parallel.tensor > 1) {
+    model.vocab_multiple = std::lcm(model.vocab_multiple, recipe.parallel.tensor);
+    model.vocab_size = (model.vocab_size + model.vocab_multiple - 1) / model.vocab_multiple * model.vocab_multiple;
+  }
   model.fused_kernels = recipe.model.fused_kernels;
   model.recompute_every = recipe.model.activation_checkpointing;
   model.sequence_parallel = recipe.parallel.sequence;

@@ -127,6 +127,27 @@ void expect_same_six_losses(const TrainSummary& accumulated, const TrainSummary&
   }
 }
 
+// Under tensor parallelism a vocabulary the recipe leaves alone is padded until the degree
+// divides it; one the recipe sets is kept (and refused later if the degree does not divide it).
+TEST(RecipeModelConfig, PadsALeftAloneVocabularyForTheTensorParallelDegree) {
+  config::Recipe r;
+  r.model.preset = "gpt2";
+  EXPECT_EQ(recipe_model_config(r).vocab_size, 50'257);
+  r.parallel.tensor = 2;
+  EXPECT_EQ(recipe_model_config(r).vocab_size, 50'258);
+  r.parallel.tensor = 8;
+  EXPECT_EQ(recipe_model_config(r).vocab_size, 50'264);
+  r.model.vocab_size = 50'257;
+  EXPECT_EQ(recipe_model_config(r).vocab_size, 50'257);
+  // A preset that takes the tokenizer's: padded to a multiple both of its own and of the degree.
+  r = config::Recipe();
+  r.model.preset = "tiny";
+  r.parallel.tensor = 4;
+  models::ModelConfig tiny = recipe_model_config(r);
+  tiny.take_tokenizer_vocabulary(257);
+  EXPECT_EQ(tiny.vocab_size, 260);
+}
+
 TEST_F(TrainerTest, GradientAccumulationFourByTwoEqualsEightByOne) {
   const TrainSummary whole = run(recipe(8, 1, "whole"));
   expect_same_six_losses(run(recipe(2, 4, "accumulated")), whole);

@@ -35,6 +35,7 @@
 #include <atomic>
 #include <cmath>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <numeric>
 #include <set>
@@ -117,6 +118,23 @@ class TensorParallelTest : public testing_support::ParallelTrainingTest {
     config::ParallelConfig config;
     config.zero = zero;
     return make_data_parallelism(layout.data, config, layout.tensor);
+  }
+
+  // The losses of `r` cut 2 ways over `layout` (under parallelism(layout, zero)), in run directory
+  // `run`; `inspect` then sees the recipe run, the trainer, its parallelism and the summary.
+  using Inspect = std::function<void(const config::Recipe&, train::Trainer&, train::Parallelism&,
+                                     const train::TrainSummary&)>;
+  static std::vector<double> train_cut(config::Recipe r, const Layout& layout, int zero, const std::string& run,
+                                       train::TrainingHooks* hooks, const Inspect& inspect) {
+    r.run.dir = shared_dir_ + "/" + run + "-rank" + std::to_string(world_rank_);
+    r.parallel.tensor = 2;
+    r.parallel.zero = zero;
+    const std::unique_ptr<train::Parallelism> parallel = parallelism(layout, zero);
+    std::atomic<bool> stop{false};
+    train::Trainer trainer(r, {world_rank_, world_size_, 0}, parallel.get(), hooks);
+    const train::TrainSummary summary = trainer.train(stop);
+    inspect(r, trainer, *parallel, summary);
+    return summary.losses;
   }
 };
 
@@ -545,22 +563,17 @@ TEST_F(TensorParallelTest, Gpt2TrainsTensorParallelAsOneProcessAndResumesOnOther
   const train::TrainSummary reference = train(alone, nullptr);
   ASSERT_EQ(reference.losses.size(), 8u);
   const auto cut = [&](const Layout& layout, int zero, const std::string& run, train::TrainingHooks* hooks) {
-    config::Recipe r = alone;
-    r.run.dir = shared_dir_ + "/" + run + "-rank" + std::to_string(world_rank_);
-    r.parallel.tensor = 2;
-    r.parallel.zero = zero;
-    const std::unique_ptr<train::Parallelism> parallel = parallelism(layout, zero);
-    std::atomic<bool> stop{false};
-    train::Trainer trainer(r, {world_rank_, world_size_, 0}, parallel.get(), hooks);
-    const train::TrainSummary summary = trainer.train(stop);
-    EXPECT_EQ(summary.final_sample, reference.final_sample) << run;
-    // What `albion launch` plans for a rank is the part it holds.
-    std::int64_t part = 0;
-    for (const auto& p : trainer.optimizer().parameters()) part += p.parameter.numel();
-    const std::optional<launch::RankMemory> plan =
-        launch::plan_rank_memory(r, layout.data->size() * layout.tensor->size());
-    EXPECT_TRUE(plan.has_value() && plan->parameters == part) << run << ": " << part;
-    return summary.losses;
+    return train_cut(alone, layout, zero, run, hooks,
+                     [&](const config::Recipe& r, train::Trainer& trainer, train::Parallelism&,
+                         const train::TrainSummary& summary) {
+                       EXPECT_EQ(summary.final_sample, reference.final_sample) << run;
+                       // What `albion launch` plans for a rank is the part it holds.
+                       std::int64_t part = 0;
+                       for (const auto& p : trainer.optimizer().parameters()) part += p.parameter.numel();
+                       const std::optional<launch::RankMemory> plan =
+                           launch::plan_rank_memory(r, layout.data->size() * layout.tensor->size());
+                       EXPECT_TRUE(plan.has_value() && plan->parameters == part) << run << ": " << part;
+                     });
   };
   expect_same_losses(cut(halves(), 0, "gpt2-tp2", nullptr), reference.losses, "GPT-2 tensor-parallel 2");
   testing_support::CaptureAfter capture(3);
@@ -593,26 +606,22 @@ TEST_F(TensorParallelTest, MuonOnCutModelsMatchesOneProcessAndResumesOnOne) {
     alone.optim.name = "muon";
     const train::TrainSummary reference = train(alone, nullptr);
     const auto cut = [&](const Layout& layout, int zero, const std::string& run, train::TrainingHooks* hooks) {
-      config::Recipe r = alone;
-      r.run.dir = shared_dir_ + "/" + run + "-" + preset + "-rank" + std::to_string(world_rank_);
-      r.parallel.tensor = 2;
-      r.parallel.zero = zero;
-      const std::unique_ptr<train::Parallelism> parallel = parallelism(layout, zero);
-      std::atomic<bool> stop{false};
-      train::Trainer trainer(r, {world_rank_, world_size_, 0}, parallel.get(), hooks);
-      const train::TrainSummary summary = trainer.train(stop);
-      // Each matrix orthogonalized once a step in the job, not once on each rank of its tensor group
-      // (Note [Muon's matrices spread over DDP's ranks]).
-      std::int64_t matrices = 0;
-      for (const optim::OptimizedParameter& p : trainer.optimizer().parameters()) matrices += p.orthogonalized;
-      const std::int64_t here = dynamic_cast<DataParallelRanks&>(*parallel).orthogonalized_here();
-      const at::Tensor job = at::full({1}, static_cast<double>(here), at::kDouble);
-      layout.tensor->all_reduce(job, collectives::ReduceOp::kSum)->wait();
-      layout.data->all_reduce(job, collectives::ReduceOp::kSum)->wait();
-      EXPECT_EQ(std::llround(job.item<double>()), matrices * static_cast<std::int64_t>(summary.losses.size())) << run;
-      EXPECT_GT(here, 0) << run;
-      EXPECT_LT(here, std::llround(job.item<double>())) << run;
-      return summary.losses;
+      return train_cut(alone, layout, zero, run + "-" + preset, hooks,
+                       [&](const config::Recipe&, train::Trainer& trainer, train::Parallelism& parallel,
+                           const train::TrainSummary& summary) {
+                         // Each matrix orthogonalized once a step in the job, not once on each rank of
+                         // its tensor group (Note [Muon's matrices spread over DDP's ranks]).
+                         std::int64_t matrices = 0;
+                         for (const auto& p : trainer.optimizer().parameters()) matrices += p.orthogonalized;
+                         const std::int64_t here = dynamic_cast<DataParallelRanks&>(parallel).orthogonalized_here();
+                         const at::Tensor job = at::full({1}, static_cast<double>(here), at::kDouble);
+                         layout.tensor->all_reduce(job, collectives::ReduceOp::kSum)->wait();
+                         layout.data->all_reduce(job, collectives::ReduceOp::kSum)->wait();
+                         const std::int64_t everywhere = std::llround(job.item<double>());
+                         EXPECT_EQ(everywhere, matrices * static_cast<std::int64_t>(summary.losses.size())) << run;
+                         EXPECT_GT(here, 0) << run;
+                         EXPECT_LT(here, everywhere) << run;
+                       });
     };
     const std::string what = preset + ", Muon ";
     expect_same_losses(cut(halves(), 0, "muon-tp2", nullptr), reference.losses, what + "tensor-parallel 2");

@@ -29,6 +29,7 @@
 #include <cstring>
 #include <functional>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "kernels/cross_entropy/softmax_cross_entropy.h"
@@ -393,6 +394,24 @@ void bench_cross_entropy(const Options& options, const Report& report, bool all_
                              [&] { albion::kernels::softmax_cross_entropy_(logits, targets, -100, true, s.rows); }),
                    eager_ms);
       }
+      // A vocabulary cut over ranks, one rank's chunk without its two all-reduces (Note [A softmax
+      // over every rank's columns]): the rows' logsumexps, then the gradient from them, 3 passes
+      // counted; eager is the torch ops that path runs without the kernels.
+      const at::Tensor no_target = at::full_like(targets, -1);
+      report.row("xent-split", "fwd+bwd", dtype, s.name, n, 3 * e * static_cast<double>(n),
+                 median_ms(options.device,
+                           [&] {
+                             const at::Tensor lse = albion::kernels::softmax_logsumexp(logits, targets, -100);
+                             albion::kernels::softmax_gradient_(logits, no_target, lse);
+                           }),
+                 median_ms(options.device, [&] {
+                   at::Tensor x = logits.to(at::kFloat);
+                   const at::Tensor max = std::get<0>(x.max(-1, /*keepdim=*/true));
+                   x.sub_(max).exp_();
+                   const at::Tensor sum = x.sum(-1, /*keepdim=*/true);
+                   x.div_(sum).mul_(sum.isfinite());
+                   return x.to(dtype);
+                 }));
     }
   }
 }

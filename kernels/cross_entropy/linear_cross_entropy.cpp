@@ -44,8 +44,9 @@ at::Tensor product_operand(const at::Tensor& t) {
 // align-1 kernels (127 of 247 ms in a step on an H200). The padded logits are set to -inf, which
 // the softmax gives probability 0 and a gradient of 0, so the loss and the gradients are those of
 // the real vocabulary; the padded rows of the weight's gradient are dropped. The parameter keeps
-// its shape: checkpoints, imports and sampling never see the padding. (A custom chunk loss, such
-// as the vocabulary-parallel one, maps targets to its own columns and is given none.)
+// its shape: checkpoints, imports and sampling never see the padding. A custom chunk loss gets the
+// padded logits too: the vocabulary-parallel one pads each rank's rows (GPT-2's 50,258 on 2 ranks
+// is 25,129 rows a rank, odd again) and counts only its V rows as its own targets' columns.
 constexpr std::int64_t kVocabMultiple = 64;
 
 class LinearCrossEntropy : public torch::autograd::Function<LinearCrossEntropy> {
@@ -149,9 +150,9 @@ at::Tensor linear_cross_entropy_sum(const at::Tensor& hidden, const at::Tensor& 
 
 at::Tensor linear_cross_entropy_sum(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& targets,
                                     std::int64_t ignore_index, std::int64_t chunk_rows,
-                                    const ChunkCrossEntropy& chunk_loss) {
+                                    const ChunkCrossEntropy& chunk_loss, std::optional<bool> pad_vocabulary) {
   return checked_linear_cross_entropy_sum(hidden, weight, targets, ignore_index, chunk_rows,
-                                          /*pad_vocabulary=*/false, chunk_loss);
+                                          pad_vocabulary.value_or(runs_kernels(weight)), chunk_loss);
 }
 
 }  // namespace albion::kernels

@@ -13,13 +13,16 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <utility>
 
 namespace albion::kernels {
 
 // One chunk's softmax cross-entropy: the per-row losses [rows] (fp32, fp64 for fp64 logits; 0 where
-// the target is ignore_index) of `logits` [rows, V] and, with `write_gradient`, their gradient
-// with respect to the logits, in the logits' dtype (it may reuse the logits' memory).
+// the target is ignore_index) of `logits` [rows, V'] and, with `write_gradient`, their gradient
+// with respect to the logits, in the logits' dtype (it may reuse the logits' memory). V' is the
+// weight's V rows, or more where the products are padded: the columns from V on are then -inf, no
+// target is among them, and their gradient is dropped.
 using ChunkCrossEntropy = std::function<std::pair<at::Tensor, at::Tensor>(
     at::Tensor logits, const at::Tensor& targets, std::int64_t ignore_index, bool write_gradient)>;
 
@@ -35,9 +38,12 @@ at::Tensor linear_cross_entropy_sum(const at::Tensor& hidden, const at::Tensor& 
                                     std::int64_t ignore_index = -100, std::int64_t chunk_rows = 0);
 
 // The same chunked products with another softmax: `chunk_loss` (for a vocabulary cut over ranks,
-// runtime/models/tensor_parallel.h, whose statistics span every rank's columns).
+// runtime/models/tensor_parallel.h, whose statistics span every rank's columns). `pad_vocabulary`:
+// whether the products see the vocabulary padded to a multiple of 64; by default, where they run
+// on cuBLAS, as above.
 at::Tensor linear_cross_entropy_sum(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& targets,
                                     std::int64_t ignore_index, std::int64_t chunk_rows,
-                                    const ChunkCrossEntropy& chunk_loss);
+                                    const ChunkCrossEntropy& chunk_loss,
+                                    std::optional<bool> pad_vocabulary = std::nullopt);
 
 }  // namespace albion::kernels

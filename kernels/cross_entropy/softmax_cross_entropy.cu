@@ -106,17 +106,20 @@ struct RowGradient {
 // Packs each thread has in flight at once: the loads go out together, then the arithmetic.
 constexpr int kPacksInFlight = 4;
 
-// One row, by the whole block.
-template <typename T, int kVec>
+// One row, by the whole block. kGivenLse: only the gradient, from `given_lse` (a template
+// parameter: the branch took the loss kernel from 48 to 72 registers on sm_90, one block of 512
+// threads per multiprocessor where there were two).
+template <typename T, int kVec, bool kGivenLse>
 __device__ __forceinline__ void softmax_cross_entropy_row(T* __restrict__ row, std::int64_t target,
                                                           float* __restrict__ loss, std::int64_t vocab,
-                                                          std::int64_t ignore_index, bool write_gradient) {
+                                                          std::int64_t ignore_index, bool write_gradient,
+                                                          bool write_lse, float given_lse) {
   using P = Pack<T, kVec>;
   const std::int64_t stride = blockDim.x;
   const RowSplit<T, kVec> split(row, vocab);
   P* packs = reinterpret_cast<P*>(row + split.head);
 
-  if (target == ignore_index) {
+  if (!kGivenLse && target == ignore_index) {
     if (threadIdx.x == 0) *loss = 0.0f;
     if (!write_gradient) return;
     const T zero = from_float<T>(0.0f);
@@ -124,30 +127,32 @@ __device__ __forceinline__ void softmax_cross_entropy_row(T* __restrict__ row, s
     return;
   }
   const bool valid = target >= 0 && target < vocab;
-
-  MaxSum acc{-INFINITY, 0.0f};
-  for (std::int64_t j = threadIdx.x; j < split.head; j += stride) add(acc, to_float(row[j]));
-  std::int64_t p = threadIdx.x;
-  for (; p + (kPacksInFlight - 1) * stride < split.packs; p += kPacksInFlight * stride) {
-    P batch[kPacksInFlight];
+  RowGradient gradient{given_lse, valid ? target : -1, 0.0f};  // another rank's target: no one-hot
+  if constexpr (!kGivenLse) {
+    MaxSum acc{-INFINITY, 0.0f};
+    for (std::int64_t j = threadIdx.x; j < split.head; j += stride) add(acc, to_float(row[j]));
+    std::int64_t p = threadIdx.x;
+    for (; p + (kPacksInFlight - 1) * stride < split.packs; p += kPacksInFlight * stride) {
+      P batch[kPacksInFlight];
 #pragma unroll
-    for (int u = 0; u < kPacksInFlight; ++u) batch[u] = packs[p + u * stride];
-    acc = combine(acc, batch_max_sum(batch));
+      for (int u = 0; u < kPacksInFlight; ++u) batch[u] = packs[p + u * stride];
+      acc = combine(acc, batch_max_sum(batch));
+    }
+    for (; p < split.packs; p += stride) {
+      const P one[1] = {packs[p]};
+      acc = combine(acc, batch_max_sum(one));
+    }
+    for (std::int64_t j = split.tail + threadIdx.x; j < vocab; j += stride) add(acc, to_float(row[j]));
+    // Read before the reduction's barrier, so before any thread starts overwriting the row.
+    const float target_logit = valid && !write_lse ? to_float(row[target]) : NAN;
+    const MaxSum total =
+        block_reduce(acc, MaxSum{-INFINITY, 0.0f}, [](MaxSum a, MaxSum b) { return combine(a, b); });
+    const float lse = total.max + logf(total.sum);
+    if (threadIdx.x == 0) *loss = write_lse ? lse : lse - target_logit;
+    if (!write_gradient) return;
+    gradient = RowGradient{lse, target, valid ? 0.0f : NAN};
   }
-  for (; p < split.packs; p += stride) {
-    const P one[1] = {packs[p]};
-    acc = combine(acc, batch_max_sum(one));
-  }
-  for (std::int64_t j = split.tail + threadIdx.x; j < vocab; j += stride) add(acc, to_float(row[j]));
-  // Read before the reduction's barrier, so before any thread starts overwriting the row.
-  const float target_logit = valid ? to_float(row[target]) : NAN;
-  const MaxSum total =
-      block_reduce(acc, MaxSum{-INFINITY, 0.0f}, [](MaxSum a, MaxSum b) { return combine(a, b); });
-  const float lse = total.max + logf(total.sum);
-  if (threadIdx.x == 0) *loss = lse - target_logit;
-  if (!write_gradient) return;
 
-  const RowGradient gradient{lse, target, valid ? 0.0f : NAN};
   const auto rewrite = [&](std::int64_t q, P& pack) {
     const std::int64_t first = split.head + q * kVec;
 #pragma unroll
@@ -158,7 +163,7 @@ __device__ __forceinline__ void softmax_cross_entropy_row(T* __restrict__ row, s
     row[j] = from_float<T>(gradient(j, to_float(row[j])));
   }
   // Last packs first: they were read most recently, so they are the likeliest still in L2.
-  p = split.packs - 1 - threadIdx.x;
+  std::int64_t p = split.packs - 1 - threadIdx.x;
   for (; p - (kPacksInFlight - 1) * stride >= 0; p -= kPacksInFlight * stride) {
     P batch[kPacksInFlight];
 #pragma unroll
@@ -176,13 +181,16 @@ __device__ __forceinline__ void softmax_cross_entropy_row(T* __restrict__ row, s
 }
 
 // Block b takes rows b, b + gridDim.x, ...: one row each when the grid has a block per row.
-template <typename T, int kVec>
+template <typename T, int kVec, bool kGivenLse>
 __global__ void softmax_cross_entropy_kernel(T* __restrict__ logits, const std::int64_t* __restrict__ targets,
                                              float* __restrict__ losses, std::int64_t rows, std::int64_t vocab,
-                                             std::int64_t ignore_index, bool write_gradient) {
+                                             std::int64_t ignore_index, bool write_gradient, bool write_lse,
+                                             const float* __restrict__ given_lse) {
   for (std::int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
-    softmax_cross_entropy_row<T, kVec>(logits + r * vocab, targets[r], losses + r, vocab, ignore_index,
-                                       write_gradient);
+    // With a given logsumexp there are no losses (and no offsets from a null pointer).
+    softmax_cross_entropy_row<T, kVec, kGivenLse>(logits + r * vocab, targets[r], kGivenLse ? nullptr : losses + r,
+                                                  vocab, ignore_index, write_gradient, write_lse,
+                                                  kGivenLse ? given_lse[r] : 0.0f);
   }
 }
 
@@ -193,7 +201,8 @@ template <typename T, int kVec>
 __device__ __forceinline__ void softmax_cross_entropy_row_in_registers(T* __restrict__ row, std::int64_t target,
                                                                        float* __restrict__ loss, std::int64_t vocab,
                                                                        std::int64_t ignore_index, bool write_gradient,
-                                                                       unsigned cluster, unsigned rank) {
+                                                                       bool write_lse, unsigned cluster,
+                                                                       unsigned rank) {
   using P = Pack<T, kVec>;
   constexpr int kSlots = kClusterRowElements / kVec;
   const RowSplit<T, kVec> split(row, vocab);
@@ -241,7 +250,7 @@ __device__ __forceinline__ void softmax_cross_entropy_row_in_registers(T* __rest
   if (head_index >= 0) add(acc, head_value);
   if (tail_index >= 0) add(acc, tail_value);
   // Read before the first barrier, so before any block of the cluster starts overwriting the row.
-  const float target_logit = rank == 0 && threadIdx.x == 0 && valid ? to_float(row[target]) : NAN;
+  const float target_logit = rank == 0 && threadIdx.x == 0 && valid && !write_lse ? to_float(row[target]) : NAN;
 
   MaxSum total = block_reduce(acc, MaxSum{-INFINITY, 0.0f}, [](MaxSum a, MaxSum b) { return combine(a, b); });
   if (cluster > 1) {
@@ -260,7 +269,7 @@ __device__ __forceinline__ void softmax_cross_entropy_row_in_registers(T* __rest
     total = row_totals[0];
   }
   const float lse = total.max + logf(total.sum);
-  if (rank == 0 && threadIdx.x == 0) *loss = lse - target_logit;
+  if (rank == 0 && threadIdx.x == 0) *loss = write_lse ? lse : lse - target_logit;
   if (!write_gradient) return;
 
   const RowGradient gradient{lse, target, valid ? 0.0f : NAN};
@@ -283,11 +292,12 @@ template <typename T, int kVec>
 __global__ void __launch_bounds__(kClusterRowThreads, 2)
     softmax_cross_entropy_cluster_kernel(T* __restrict__ logits, const std::int64_t* __restrict__ targets,
                                          float* __restrict__ losses, std::int64_t rows, std::int64_t vocab,
-                                         std::int64_t ignore_index, bool write_gradient, unsigned cluster) {
+                                         std::int64_t ignore_index, bool write_gradient, bool write_lse,
+                                         unsigned cluster) {
   const unsigned rank = cluster > 1 ? cluster_rank() : 0;
   for (std::int64_t r = blockIdx.x / cluster; r < rows; r += gridDim.x / cluster) {
     softmax_cross_entropy_row_in_registers<T, kVec>(logits + r * vocab, targets[r], losses + r, vocab, ignore_index,
-                                                    write_gradient, cluster, rank);
+                                                    write_gradient, write_lse, cluster, rank);
   }
 }
 
@@ -306,7 +316,7 @@ void launch_in_registers(const SoftmaxCrossEntropyParams& p, cudaStream_t stream
   launch_in_clusters("softmax_cross_entropy_cluster_kernel", &softmax_cross_entropy_cluster_kernel<T, kVec>,
                      dim3(static_cast<unsigned>(clusters * p.cluster)), dim3(threads), cluster, stream,
                      static_cast<T*>(p.logits), p.targets, p.losses, p.rows, p.vocab, p.ignore_index,
-                     p.write_gradient, cluster);
+                     p.write_gradient, p.write_lse, cluster);
 }
 
 template <typename T>
@@ -318,8 +328,15 @@ void launch_typed(const SoftmaxCrossEntropyParams& p, cudaStream_t stream) {
   constexpr int kVec = 16 / sizeof(T);
   // Capped at one grid's limit: beyond it, blocks take several rows each.
   const std::int64_t blocks = std::min<std::int64_t>(p.blocks > 0 ? std::min(p.blocks, p.rows) : p.rows, 0x7fffffff);
-  softmax_cross_entropy_kernel<T, kVec><<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(
-      static_cast<T*>(p.logits), p.targets, p.losses, p.rows, p.vocab, p.ignore_index, p.write_gradient);
+  const auto grid = static_cast<unsigned>(blocks);
+  auto* const logits = static_cast<T*>(p.logits);
+  if (p.lse != nullptr) {
+    softmax_cross_entropy_kernel<T, kVec, true><<<grid, kThreads, 0, stream>>>(
+        logits, p.targets, p.losses, p.rows, p.vocab, p.ignore_index, p.write_gradient, p.write_lse, p.lse);
+  } else {
+    softmax_cross_entropy_kernel<T, kVec, false><<<grid, kThreads, 0, stream>>>(
+        logits, p.targets, p.losses, p.rows, p.vocab, p.ignore_index, p.write_gradient, p.write_lse, p.lse);
+  }
   ALBION_CUDA_CHECK(cudaGetLastError());
 }
 
@@ -327,8 +344,8 @@ void launch_typed(const SoftmaxCrossEntropyParams& p, cudaStream_t stream) {
 
 int softmax_cross_entropy_resident_blocks(DType dtype) {
   const void* kernel = dtype == DType::kFloat32
-                           ? reinterpret_cast<const void*>(&softmax_cross_entropy_kernel<float, 4>)
-                           : reinterpret_cast<const void*>(&softmax_cross_entropy_kernel<__nv_bfloat16, 8>);
+                           ? reinterpret_cast<const void*>(&softmax_cross_entropy_kernel<float, 4, false>)
+                           : reinterpret_cast<const void*>(&softmax_cross_entropy_kernel<__nv_bfloat16, 8, false>);
   return resident_blocks(kernel, kThreads);
 }
 
@@ -349,6 +366,9 @@ void launch_softmax_cross_entropy(const SoftmaxCrossEntropyParams& params, cudaS
   ALBION_CHECK(params.blocks >= 0, "softmax cross-entropy: ", params.blocks, " blocks");
   ALBION_CHECK(params.cluster >= 0 && params.cluster <= kMaxRowCluster && (params.cluster & (params.cluster - 1)) == 0,
                "softmax cross-entropy: a cluster of ", params.cluster, " blocks (1, 2, 4 or 8)");
+  ALBION_CHECK(!params.write_lse || !params.write_gradient, "softmax cross-entropy: write_lse writes no gradient");
+  ALBION_CHECK(params.lse == nullptr || (params.write_gradient && !params.write_lse && params.cluster == 0),
+               "softmax cross-entropy: a given logsumexp is for the looping kernel's gradient alone");
   if (params.rows == 0) return;
   switch (params.dtype) {
     case DType::kFloat32: launch_typed<float>(params, stream); break;

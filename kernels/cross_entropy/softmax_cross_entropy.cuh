@@ -14,6 +14,13 @@
 // odd).
 // A target outside [0, vocab) that is not ignore_index gives a NaN loss and a NaN gradient row
 // (a kernel cannot throw; the CPU path refuses it).
+// The same kernels also run the two halves of a vocabulary cut over ranks (Note [A softmax over
+// every rank's columns] in runtime/models/tensor_parallel.cpp), whose row statistics span every
+// rank's columns:
+//   write_lse:  lse[r] = logsumexp(x[r, :]) over this rank's columns, read once (no target)
+//   lse given:  x[r, j] <- exp(x[r, j] - lse[r]) - (j == t), lse[r] the whole row's; t outside
+//               [0, vocab) is another rank's column (no one-hot here), and lse[r] = +inf zeroes
+//               the row; no statistics, one read and one write.
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -28,7 +35,7 @@ namespace albion::kernels {
 struct SoftmaxCrossEntropyParams {
   void* logits = nullptr;                // [rows, vocab], contiguous
   const std::int64_t* targets = nullptr;  // [rows]
-  float* losses = nullptr;               // [rows]
+  float* losses = nullptr;               // [rows]: the losses, or with write_lse the logsumexps
   std::int64_t rows = 0;
   std::int64_t vocab = 0;
   std::int64_t ignore_index = -100;
@@ -36,6 +43,8 @@ struct SoftmaxCrossEntropyParams {
   DType dtype = DType::kFloat32;
   std::int64_t blocks = 0;  // the looping kernel's grid: 0 for a block per row (softmax_cross_entropy_blocks)
   int cluster = 0;          // > 0: the register-row kernel, with this many blocks per row (1, 2, 4 or 8)
+  bool write_lse = false;      // losses get each row's logsumexp (0 where ignored); no gradient
+  const float* lse = nullptr;  // [rows] given: only the gradient, with these (the looping kernel)
 };
 
 // Note [A row held in a cluster's registers]
@@ -104,5 +113,13 @@ void launch_softmax_cross_entropy(const SoftmaxCrossEntropyParams& params, cudaS
 template <typename T>
 void softmax_cross_entropy_reference(T* logits, const std::int64_t* targets, T* losses, std::int64_t rows,
                                      std::int64_t vocab, std::int64_t ignore_index, bool write_gradient);
+
+// CPU references of the two halves (write_lse, lse given), as above.
+template <typename T>
+void softmax_logsumexp_reference(const T* logits, const std::int64_t* targets, T* lse, std::int64_t rows,
+                                 std::int64_t vocab, std::int64_t ignore_index);
+template <typename T>
+void softmax_gradient_reference(T* logits, const std::int64_t* targets, const T* lse, std::int64_t rows,
+                                std::int64_t vocab);
 
 }  // namespace albion::kernels

@@ -20,4 +20,16 @@ namespace albion::kernels {
 at::Tensor softmax_cross_entropy_(at::Tensor& logits, const at::Tensor& targets, std::int64_t ignore_index,
                                   bool write_gradient, std::int64_t blocks = 0);
 
+// The two halves of the above for a vocabulary cut over ranks, whose row statistics span every
+// rank's columns (runtime/models/tensor_parallel.cpp). Each row's logsumexp over these columns
+// (fp32; fp64 for fp64 logits), the logits only read; rows whose target is ignore_index are not
+// read and get 0, any other target is not looked at. `blocks` as above.
+at::Tensor softmax_logsumexp(const at::Tensor& logits, const at::Tensor& targets, std::int64_t ignore_index,
+                             std::int64_t blocks = 0);
+
+// logits[r, j] <- exp(logits[r, j] - lse[r]) - (j == targets[r]), lse [rows] the whole row's
+// logsumexp (fp32, or the logits' dtype): a target outside [0, vocab) is another rank's column (no
+// one-hot here), and lse[r] = +inf makes row r zero (an ignored row).
+void softmax_gradient_(at::Tensor& logits, const at::Tensor& targets, const at::Tensor& lse);
+
 }  // namespace albion::kernels

@@ -10,9 +10,12 @@
 #include <array>
 #include <cmath>
 #include <string_view>
+#include <utility>
 #include <vector>
 
+#include "kernels/common/kernel_device.h"
 #include "kernels/cross_entropy/linear_cross_entropy.h"
+#include "kernels/cross_entropy/softmax_cross_entropy.h"
 #include "runtime/base/check.h"
 #include "runtime/models/layers.h"
 
@@ -205,24 +208,61 @@ class GatheredProducts : public torch::autograd::Function<GatheredProducts> {
   }
 };
 
-// One chunk's cross-entropy over a vocabulary cut by columns: the row maximum over every rank's
-// columns, then the sums of exponentials and the targets' logits together (one all-reduce of two
-// numbers per row). The gradient, softmax - one_hot(target) on the target's rank only, reuses the
-// fp32 copy of the logits. Columns from `in_use` on are masked padding: -inf, so a rank holding
-// only padding contributes nothing.
-std::pair<at::Tensor, at::Tensor> vocab_parallel_chunk_loss(const at::Tensor& logits, const at::Tensor& targets,
+// Note [A softmax over every rank's columns]
+// With the vocabulary cut by columns, each rank holds the logits of its own ids. A row's loss needs
+// the logsumexp over every rank's columns and its target's logit, wherever that is; its gradient,
+// softmax - one_hot(target), needs that logsumexp on every rank. Two all-reduces a chunk carry
+// them: each row's maximum (so the sums of exponentials stay in range), then each rank's sum of
+// exponentials relative to it together with the target's logit, which only its rank adds. Columns
+// from `in_use` on are masked ids, and those from `rows` on the products' padding (Note [Padded
+// vocabulary]): -inf, so a rank holding only padding adds nothing. Torch's ops (the CPU) work on an
+// fp32 copy of the logits: the copy, the max, the subtraction, the exponential, the sum, the
+// division, the masking and the copy back read or write [chunk, V / n] fp32 twelve times. The
+// kernels (a GPU) read the logits once for each rank's logsumexp, the largest of which is the
+// maximum all-reduced, and once more to write the gradient in place in the logits' dtype
+// (kernels::softmax_logsumexp and softmax_gradient_): three passes over bf16.
+struct ChunkColumns {
+  std::int64_t first_id;  // this rank's ids are rows from first_id on
+  std::int64_t rows;
+  std::int64_t in_use;  // ids of this rank's columns from in_use on are masked
+  bool use_kernels;     // softmax_logsumexp and softmax_gradient_, or torch's ops
+};
+
+std::pair<at::Tensor, at::Tensor> vocab_parallel_chunk_loss(at::Tensor logits, const at::Tensor& targets,
                                                             std::int64_t ignore_index, bool write_gradient,
-                                                            std::int64_t first_id, std::int64_t in_use,
+                                                            const ChunkColumns& columns,
                                                             collectives::Communicator& group) {
+  const at::Tensor kept = (targets != ignore_index).unsqueeze(-1);
+  const at::Tensor local = (targets - columns.first_id).unsqueeze(-1);
+  // Bounded by the rank's rows, not the padded width: past them are the next rank's ids.
+  const at::Tensor mine = kept & (local >= 0) & (local < columns.rows);
+  const at::Tensor column = at::where(mine, local, 0);
+  const std::int64_t width = logits.size(-1);
+  if (columns.use_kernels) {
+    const at::ScalarType product_type = logits.scalar_type();  // fp64 runs the kernels in fp32 on a GPU
+    if (kernels::runs_kernels(logits) && product_type != at::kBFloat16) logits = logits.to(at::kFloat);
+    if (columns.in_use < width) logits.narrow(-1, columns.in_use, width - columns.in_use).fill_(-INFINITY);
+    const at::Tensor here = kernels::softmax_logsumexp(logits, targets, ignore_index);  // ignored rows: 0
+    const at::Tensor max = here.unsqueeze(-1).clone();
+    group.all_reduce(max, collectives::ReduceOp::kMax)->wait();
+    at::Tensor sums = at::empty({logits.size(0), 2}, here.options());
+    sums.select(1, 0).copy_((here.unsqueeze(-1) - max).exp_().squeeze(-1));
+    const at::Tensor target_logit = logits.gather(-1, column).to(here.scalar_type());
+    sums.select(1, 1).copy_(at::where(mine, target_logit - max, 0).squeeze(-1));
+    group.all_reduce(sums, collectives::ReduceOp::kSum)->wait();
+    const at::Tensor log_sum = sums.select(1, 0).unsqueeze(-1).log();
+    const at::Tensor losses = at::where(kept, log_sum - sums.select(1, 1).unsqueeze(-1), 0).squeeze(-1);
+    if (!write_gradient) return {losses, at::Tensor()};
+    // +inf zeroes an ignored row; a target outside the row (-1) is another rank's.
+    const at::Tensor lse = at::where(kept, max + log_sum, INFINITY).squeeze(-1);
+    kernels::softmax_gradient_(logits, at::where(mine, local, -1).squeeze(-1), lse);
+    return {losses, logits.to(product_type)};
+  }
   const at::ScalarType statistics = at::promote_types(logits.scalar_type(), at::kFloat);
   at::Tensor x = logits.to(statistics, /*non_blocking=*/false, /*copy=*/logits.scalar_type() != statistics);
-  if (in_use < x.size(-1)) x.narrow(-1, in_use, x.size(-1) - in_use).fill_(-INFINITY);
+  if (columns.in_use < width) x.narrow(-1, columns.in_use, width - columns.in_use).fill_(-INFINITY);
   at::Tensor max = std::get<0>(x.max(-1, /*keepdim=*/true)).contiguous();
   group.all_reduce(max, collectives::ReduceOp::kMax)->wait();
-  const at::Tensor kept = (targets != ignore_index).unsqueeze(-1);
-  const at::Tensor local = (targets - first_id).unsqueeze(-1);
-  const at::Tensor mine = kept & (local >= 0) & (local < x.size(-1));
-  const at::Tensor column = at::where(mine, local, 0);
   at::Tensor sums = at::empty({x.size(0), 2}, x.options());
   sums.select(1, 1).copy_(at::where(mine, x.gather(-1, column) - max, 0).squeeze(-1));  // the target's logit
   x.sub_(max).exp_();
@@ -388,7 +428,7 @@ std::vector<at::Tensor> gathered_products(const at::Tensor& part, const std::vec
 at::Tensor vocab_parallel_linear_cross_entropy_sum(const at::Tensor& hidden, const at::Tensor& weight,
                                                   const at::Tensor& targets, std::int64_t ignore_index,
                                                   collectives::Communicator& group, std::int64_t chunk_rows,
-                                                  std::int64_t vocabulary) {
+                                                  std::int64_t vocabulary, std::optional<bool> use_kernels) {
   const std::int64_t first_id = group.rank() * weight.size(0);
   const std::int64_t rows = weight.size(0) * group.size();
   if (vocabulary == 0) vocabulary = rows;
@@ -399,12 +439,16 @@ at::Tensor vocab_parallel_linear_cross_entropy_sum(const at::Tensor& hidden, con
     ALBION_CHECK_AS(UsageError, valid.all().item<bool>(), "vocab_parallel_linear_cross_entropy_sum: a target is "
                     "outside [0, ", vocabulary, ")");
   }
-  const std::int64_t in_use = std::clamp<std::int64_t>(vocabulary - first_id, 0, weight.size(0));
+  const ChunkColumns columns{first_id, weight.size(0),
+                             std::clamp<std::int64_t>(vocabulary - first_id, 0, weight.size(0)),
+                             use_kernels.value_or(kernels::runs_kernels(weight))};
   const kernels::ChunkCrossEntropy chunk_loss = [&](at::Tensor logits, const at::Tensor& chunk_targets,
                                                     std::int64_t ignore, bool write_gradient) {
-    return vocab_parallel_chunk_loss(logits, chunk_targets, ignore, write_gradient, first_id, in_use, group);
+    return vocab_parallel_chunk_loss(std::move(logits), chunk_targets, ignore, write_gradient, columns, group);
   };
-  return kernels::linear_cross_entropy_sum(hidden, weight, targets, ignore_index, chunk_rows, chunk_loss);
+  // The products padded where the softmax runs in the kernels (Note [Padded vocabulary]).
+  return kernels::linear_cross_entropy_sum(hidden, weight, targets, ignore_index, chunk_rows, chunk_loss,
+                                           columns.use_kernels);
 }
 
 }  // namespace albion::models

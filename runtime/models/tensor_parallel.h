@@ -40,6 +40,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -152,10 +153,14 @@ std::vector<at::Tensor> gathered_products(const at::Tensor& part, const std::vec
 // fp64 inputs). Differentiable in hidden (this rank's columns' share of its gradient: sum it over
 // the group) and weight. With `vocabulary` > 0, the ids from it on are masked padding: out of the
 // softmax, with a zero gradient (Note [Masked vocabulary padding] in causal_lm.cpp); 0: every id
-// counts. A target outside the vocabulary is a UsageError on the CPU.
+// counts. A target outside the vocabulary is a UsageError on the CPU. `use_kernels`: each rank's
+// rows padded to a multiple of 64 for the products and the softmax in kernels::softmax_logsumexp
+// and softmax_gradient_ (their CPU references on a CPU tensor), or torch's ops on the rows as they
+// are; by default where the kernels run (Note [A softmax over every rank's columns] in the .cpp).
 at::Tensor vocab_parallel_linear_cross_entropy_sum(const at::Tensor& hidden, const at::Tensor& weight,
                                                   const at::Tensor& targets, std::int64_t ignore_index,
                                                   collectives::Communicator& group, std::int64_t chunk_rows = 0,
-                                                  std::int64_t vocabulary = 0);
+                                                  std::int64_t vocabulary = 0,
+                                                  std::optional<bool> use_kernels = std::nullopt);
 
 }  // namespace albion::models

@@ -25,7 +25,7 @@ EXPECTED_ROWS = {(kernel, pass_, dtype)
                  for kernel, passes in {"rmsnorm": ["fwd", "fwd+bwd"], "layernorm": ["fwd", "fwd+bwd"],
                                         "add+ln": ["fwd", "fwd+bwd"], "add+rms": ["fwd", "fwd+bwd"],
                                         "gelu_bias": ["fwd", "fwd+bwd"], "swiglu": ["fwd", "fwd+bwd"],
-                                        "rope": ["fwd"], "xent": ["fwd", "fwd+bwd"]}.items()
+                                        "rope": ["fwd"], "xent": ["fwd", "fwd+bwd"], "xent-split": ["fwd+bwd"]}.items()
                  for pass_ in passes for dtype in ["bf16", "fp32"]} | {("adamw", "step", "fp32"),
                                                                        ("grad_norm", "reduce", "fp32"),
                                                                        ("rms-3ops", "fwd+bwd", "fp32"),

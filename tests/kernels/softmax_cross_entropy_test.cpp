@@ -5,7 +5,9 @@
 // kernels_on_emulator_test) the CUDA kernel against the reference on the same rounded logits,
 // losses poisoned first, odd vocabularies (rows that start off a 16-byte boundary) and a view that
 // starts mid-allocation; both kernels (rows in a cluster's registers, and the looping one); grids
-// of fewer blocks than rows, and how the GPU path chooses its grid.
+// of fewer blocks than rows, and how the GPU path chooses its grid. The two halves a vocabulary cut
+// over ranks runs (each row's logsumexp, then the gradient from the whole row's): the references
+// make the whole row's, and the kernels match them.
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 #include <torch/csrc/autograd/autograd.h>
@@ -91,6 +93,41 @@ TEST(SoftmaxCrossEntropy, RefusesBadTargetsAndShapes) {
   EXPECT_THROW(softmax_cross_entropy_(empty_vocab, at::tensor({0, 1}, at::kLong), kIgnore, true), UsageError);
 }
 
+// The two halves for a vocabulary cut over ranks, on two column halves of one row as two ranks
+// would hold them: their logsumexps combine to the whole row's, and the gradients from it, each
+// half's targets shifted to its own columns (outside them: the other rank's), are the whole row's.
+TEST(SoftmaxCrossEntropy, HalvesOverTwoRanksMakeTheWholeRow) {
+  at::manual_seed(8);
+  const std::int64_t rows = 9, half = 13;
+  const at::Tensor logits = at::randn({rows, 2 * half}, at::kDouble) * 3;
+  const at::Tensor targets = random_targets(rows, 2 * half);
+  const at::Tensor kept = targets != kIgnore;
+  at::Tensor whole_gradient = logits.clone();
+  softmax_cross_entropy_(whole_gradient, targets, kIgnore, true);
+
+  const at::Tensor first = logits.narrow(1, 0, half).contiguous();
+  const at::Tensor second = logits.narrow(1, half, half).contiguous();
+  const at::Tensor lse = at::logaddexp(softmax_logsumexp(first, targets, kIgnore),
+                                       softmax_logsumexp(second, targets, kIgnore));
+  EXPECT_EQ(lse.scalar_type(), at::kDouble);
+  EXPECT_LT((lse - at::logsumexp(logits, 1)).masked_select(kept).abs().max().item<double>(), 1e-12);
+  const at::Tensor given = at::where(kept, lse, std::numeric_limits<double>::infinity());
+  at::Tensor first_gradient = first.clone(), second_gradient = second.clone();
+  softmax_gradient_(first_gradient, at::where(targets < half, targets, -1), given);
+  softmax_gradient_(second_gradient, targets - half, given);  // the first half's and ignored: negative
+  EXPECT_LT((at::cat({first_gradient, second_gradient}, 1) - whole_gradient).abs().max().item<double>(), 1e-14);
+
+  // bf16 logits through the fp32 reference: fp32 logsumexps; the gradient back in bf16.
+  const at::Tensor low = first.to(at::kBFloat16);
+  const at::Tensor low_lse = softmax_logsumexp(low, targets, kIgnore);
+  EXPECT_EQ(low_lse.scalar_type(), at::kFloat);
+  at::Tensor low_gradient = low.clone();
+  softmax_gradient_(low_gradient, at::where(targets < half, targets, -1), given);
+  EXPECT_EQ(low_gradient.scalar_type(), at::kBFloat16);
+  EXPECT_LT((low_gradient.to(at::kDouble) - first_gradient).abs().max().item<double>(), 1e-2);
+  EXPECT_THROW(softmax_gradient_(low_gradient, targets, given.narrow(0, 0, rows - 1)), UsageError);
+}
+
 // The grid the GPU path chooses (softmax_cross_entropy_blocks): a block per row while the rows the
 // resident blocks keep in flight fit in half of L2; past that, fewer blocks looping over the rows;
 // a block per row again where even one block per multiprocessor's rows would not fit.
@@ -161,6 +198,45 @@ TEST_P(SoftmaxCrossEntropyCuda, KernelMatchesTheReference) {
     EXPECT_TRUE(at::equal(untouched, before));
     EXPECT_LT(max_error_relative_to_scale(loss_only, expected_losses), tolerance);
   }
+}
+
+// The two halves for a vocabulary cut over ranks against their references: each row's logsumexp
+// (the kernel the launcher chooses and the looping one; the logits only read), then the gradient
+// from given logsumexps, targets outside the row (another rank's) and ignored rows (+inf) included.
+TEST_P(SoftmaxCrossEntropyCuda, HalvesMatchTheReferences) {
+  ALBION_SKIP_WITHOUT_KERNEL_DEVICE();
+  const auto [vocab, dtype] = GetParam();
+  at::manual_seed(vocab + 1);
+  const std::int64_t rows = 11;
+  const at::Tensor logits = to_kernel_device((at::randn({rows, vocab}) * 3).to(dtype));
+  // Row 1's target is another rank's; every fourth row is ignored.
+  const at::Tensor targets = to_kernel_device(random_targets(rows, vocab).index_put_({1}, vocab + 3));
+  const double tolerance = dtype == at::kFloat ? 1e-5 : 1e-2;
+  const at::Tensor host = logits.cpu().to(at::kDouble);
+  const at::Tensor expected_lse = softmax_logsumexp(host, targets.cpu(), kIgnore);
+  for (std::int64_t blocks : {std::int64_t{0}, rows}) {
+    SCOPED_TRACE("blocks " + std::to_string(blocks));
+    const at::Tensor before = logits.clone();
+    at::Tensor lse;
+    {
+      const OnKernelDevice on_device;
+      poison_kernel_allocator(rows * 4);
+      lse = softmax_logsumexp(logits, targets, kIgnore, blocks);
+    }
+    EXPECT_TRUE(at::equal(logits, before));
+    EXPECT_LT(max_relative_error(lse.cpu().to(at::kDouble), expected_lse), 1e-6) << vocab << " " << dtype;
+  }
+  const at::Tensor given =
+      at::where(targets.cpu() != kIgnore, expected_lse, std::numeric_limits<double>::infinity());
+  at::Tensor expected_gradient = host.clone();
+  softmax_gradient_(expected_gradient, targets.cpu(), given);
+  at::Tensor gradient = logits.clone();
+  {
+    const OnKernelDevice on_device;
+    softmax_gradient_(gradient, targets, to_kernel_device(given.to(at::kFloat)));
+  }
+  EXPECT_LT(max_error_relative_to_scale(gradient, expected_gradient), tolerance) << vocab << " " << dtype;
+  EXPECT_TRUE(gradient.cpu().index({at::arange(0, rows, 4)}).eq(0).all().item<bool>()) << "ignored rows";
 }
 
 // Blocks that take several rows each, in turn (the grid for rows that outgrow L2), write the same

@@ -3,11 +3,14 @@
 // kernels (the looping one, and rows held in a cluster's registers, in the cluster the launcher
 // chooses and in larger ones): odd vocabularies whose rows start at every alignment, ignored rows,
 // loss only, and the kernels' own contract for bad rows (NaN loss and gradient) which the
-// reference refuses instead.
+// reference refuses instead; the two halves a vocabulary cut over ranks runs (each row's
+// logsumexp, then the gradient from a given one).
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
 #include <tuple>
+#include <vector>
 
 #include "kernels/cross_entropy/softmax_cross_entropy.cuh"
 #include "tests/kernels/emulated/emulated_support.h"
@@ -119,6 +122,78 @@ TEST_P(SoftmaxCrossEntropyEmulated, BadRowsGiveNanLossAndGradient) {
       ASSERT_FALSE(std::isnan(work[kVocab + j])) << "row 1, entry " << j;
       ASSERT_TRUE(std::isnan(work[2 * kVocab + j])) << "row 2, entry " << j;
     }
+  }
+}
+
+// The two halves of a vocabulary cut over ranks. Each row's logsumexp (both kernels; logits only
+// read; ignored rows 0, a row of -inf -inf, a NaN NaN), then the gradient from a given logsumexp
+// (the looping kernel): a target outside the row (another rank's) adds no one-hot, +inf zeroes its
+// row, -inf entries get 0, a NaN logsumexp makes the row NaN.
+template <typename T>
+void check_halves(std::int64_t rows, std::int64_t vocab) {
+  SCOPED_TRACE(dtype_name<T>() + " " + std::to_string(rows) + "x" + std::to_string(vocab));
+  DeviceBuffer<T> logits = random_values<T>(rows * vocab, vocab + 1, 4.0f);
+  for (std::int64_t j = 0; j < vocab; j += 2) logits[j] = narrow<T>(-INFINITY);  // row 0: half masked
+  for (std::int64_t j = 0; j < vocab; ++j) logits[vocab + j] = narrow<T>(-INFINITY);  // row 1: all
+  logits[2 * vocab + vocab / 2] = narrow<T>(NAN);
+  DeviceBuffer<std::int64_t> targets(rows);
+  for (std::int64_t r = 0; r < rows; ++r) targets[r] = (r * 7919 + 1) % vocab;
+  targets[1] = vocab + 1;  // another rank's
+  targets[3] = -100;       // ignored
+  targets[4] = vocab + 5;  // another rank's
+  std::vector<float> expected_lse(rows);
+  const std::vector<float> before = widened(logits);
+  softmax_logsumexp_reference<float>(before.data(), targets.data(), expected_lse.data(), rows, vocab, -100);
+  EXPECT_EQ(expected_lse[1], -INFINITY);
+  EXPECT_TRUE(std::isnan(expected_lse[2]));
+  for (int cluster : clusters_for(vocab)) {
+    SCOPED_TRACE("cluster " + std::to_string(cluster));
+    DeviceBuffer<float> lse = poisoned<float>(rows);
+    SoftmaxCrossEntropyParams p{logits.data(), targets.data(), lse.data(), rows, vocab, -100, false, dtype_of<T>()};
+    p.write_lse = true;
+    p.cluster = cluster;
+    launch_softmax_cross_entropy(p, nullptr);
+    EXPECT_EQ(lse[1], -INFINITY);
+    EXPECT_TRUE(std::isnan(lse[2]));
+    for (const std::int64_t r : {std::int64_t{1}, std::int64_t{2}}) lse[r] = expected_lse[r] = 0;  // compared above
+    EXPECT_LT(max_relative_error(widened(lse), expected_lse), 1e-5);
+    const std::vector<float> after = widened(logits);
+    for (std::size_t i = 0; i < after.size(); ++i) {
+      ASSERT_TRUE(std::isnan(before[i]) ? std::isnan(after[i]) : after[i] == before[i]) << "read only: " << i;
+    }
+  }
+
+  DeviceBuffer<float> given(rows);
+  for (std::int64_t r = 0; r < rows; ++r) given[r] = expected_lse[r] + 0.25f;  // any row's, not only its own
+  given[1] = 0.0f;
+  given[2] = NAN;  // as the ranks' sums make it: the whole row NaN
+  given[3] = INFINITY;
+  DeviceBuffer<T> gradient = copied(logits);
+  std::vector<float> expected_gradient = before;
+  softmax_gradient_reference<float>(expected_gradient.data(), targets.data(), given.data(), rows, vocab);
+  SoftmaxCrossEntropyParams p{gradient.data(), targets.data(), nullptr, rows, vocab, -100, true, dtype_of<T>()};
+  p.lse = given.data();
+  launch_softmax_cross_entropy(p, nullptr);
+  const std::vector<float> actual = widened(gradient);
+  for (std::int64_t j = 0; j < vocab; ++j) {
+    ASSERT_TRUE(std::isnan(actual[2 * vocab + j])) << "the NaN's row, entry " << j;
+    ASSERT_EQ(actual[3 * vocab + j], 0.0f) << "the ignored row, entry " << j;
+    ASSERT_EQ(actual[vocab + j], 0.0f) << "the row of -inf, entry " << j;
+  }
+  const auto without_row_2 = [&](std::vector<float> values) {
+    std::fill_n(values.begin() + 2 * vocab, vocab, 0.0f);
+    return values;
+  };
+  EXPECT_LT(max_relative_error(without_row_2(actual), without_row_2(expected_gradient)), tolerance<T>());
+  float row_4_sum = 0.0f;  // another rank's target: a softmax's share of the row, no -1 here
+  for (std::int64_t j = 0; j < vocab; ++j) row_4_sum += actual[4 * vocab + j];
+  EXPECT_GT(row_4_sum, 0.0f);
+}
+
+TEST_P(SoftmaxCrossEntropyEmulated, HalvesForAVocabularyCutOverRanks) {
+  for (const std::int64_t vocab : {8, 1001, 25129}) {  // 25,129: GPT-2's padded 50,258 on each of 2 ranks
+    check_halves<float>(6, vocab);
+    check_halves<__nv_bfloat16>(6, vocab);
   }
 }
 

@@ -7,7 +7,8 @@
 //     rank's part of the whole model's; the norms' summed over the group) to 1e-10; gathered, the
 //     parts are the whole model. A batch whose tokens do not divide is scored whole, and refused
 //     for training. Loaded from a Hugging Face directory, each rank holds its part of the file's
-//     tensors. The cut LM head's chunked cross-entropy equals the whole vocabulary's, in any chunks.
+//     tensors. The cut LM head's chunked cross-entropy equals the whole vocabulary's, in any chunks,
+//     its last ids masked or not, through torch's ops or the kernels' path (padded, as on a GPU).
 //   - The trainer on tiny-llama, tensor-parallel 2 ways alone and times data-parallel 2 ways (DDP
 //     and ZeRO-1): 20 steps' losses (clipped at every step, so the global gradient norm must count
 //     every part once) and the greedy text sample match one process; ZeRO-1 holds half of its
@@ -311,36 +312,44 @@ TEST_F(TensorParallelTest, CutModelsLeaveMaskedVocabularyPaddingOut) {
   }
 }
 
-// The LM head cut by vocabulary, in chunks of rows (one row, 5 with a tail, all at once): the loss
-// and the gradients of the whole vocabulary's eager cross-entropy, ignored rows included.
+// The LM head cut by vocabulary, in chunks of rows (one row, 5 with a tail, all at once), its last
+// ids masked or not, through torch's ops or the kernels' path (as on a GPU: each rank's rows padded
+// for the products, the softmax in kernels::softmax_logsumexp and softmax_gradient_, here their
+// CPU references): the loss and the gradients of the eager cross-entropy over the ids in use,
+// ignored rows included (the masked rows' gradient 0).
 TEST_F(TensorParallelTest, VocabParallelCrossEntropyInChunksMatchesTheWholeVocabularys) {
   ASSERT_EQ(world_size_, 4) << "run under mpirun -np 4";
   at::manual_seed(21);
   const at::Tensor hidden = at::randn({23, 16}, at::kDouble);
   const at::Tensor weight = at::randn({40, 16}, at::kDouble);
-  const at::Tensor targets = at::where(at::arange(23) % 4 == 0, -100, at::randint(40, {23}));
-  const at::Tensor whole_hidden = hidden.clone().requires_grad_();
-  const at::Tensor whole_weight = weight.clone().requires_grad_();
-  const at::Tensor expected = at::cross_entropy_loss(at::linear(whole_hidden, whole_weight), targets, {},
-                                                     at::Reduction::Sum, -100);
-  expected.backward();
-  for (int degree : {2, 4}) {
-    const Layout layout = mesh(degree);
-    const int index = layout.tensor->rank();
-    for (std::int64_t chunk_rows : {1, 5, 0}) {
-      const std::string what = std::to_string(degree) + " ways, chunks of " + std::to_string(chunk_rows);
-      const at::Tensor part_hidden = hidden.clone().requires_grad_();
-      const at::Tensor part_weight = models::tensor_parallel_part(weight, 0, index, degree).clone().requires_grad_();
-      const at::Tensor loss = models::vocab_parallel_linear_cross_entropy_sum(part_hidden, part_weight, targets, -100,
-                                                                              *layout.tensor, chunk_rows);
-      loss.backward();
-      EXPECT_LT(std::abs(loss.item<double>() - expected.item<double>()), 1e-12 * expected.item<double>()) << what;
-      at::Tensor grad_hidden = part_hidden.grad().clone();  // this rank's columns' share
-      layout.tensor->all_reduce(grad_hidden, collectives::ReduceOp::kSum)->wait();
-      EXPECT_LT(relative_difference(grad_hidden, whole_hidden.grad()), 1e-12) << what;
-      EXPECT_LT(relative_difference(part_weight.grad(),
-                                    models::tensor_parallel_part(whole_weight.grad(), 0, index, degree)), 1e-12)
-          << what;
+  for (const std::int64_t in_use : {40, 34}) {
+    const at::Tensor targets = at::where(at::arange(23) % 4 == 0, -100, at::randint(in_use, {23}));
+    const at::Tensor whole_hidden = hidden.clone().requires_grad_();
+    const at::Tensor whole_weight = weight.clone().requires_grad_();
+    const at::Tensor expected = at::cross_entropy_loss(at::linear(whole_hidden, whole_weight.narrow(0, 0, in_use)),
+                                                       targets, {}, at::Reduction::Sum, -100);
+    expected.backward();
+    for (int degree : {2, 4}) {
+      const Layout layout = mesh(degree);
+      const int index = layout.tensor->rank();
+      for (const auto& [chunk_rows, on_kernels] : {std::pair<std::int64_t, bool>{1, false}, {5, false}, {0, false},
+                                                {1, true}, {5, true}, {0, true}}) {
+        const std::string what =
+            str_cat(degree, " ways, ", in_use, " ids in use, chunks of ", chunk_rows, on_kernels ? ", kernels" : "");
+        const at::Tensor part_hidden = hidden.clone().requires_grad_();
+        const at::Tensor part_weight =
+            models::tensor_parallel_part(weight, 0, index, degree).clone().requires_grad_();
+        const at::Tensor loss = models::vocab_parallel_linear_cross_entropy_sum(
+            part_hidden, part_weight, targets, -100, *layout.tensor, chunk_rows, in_use, on_kernels);
+        loss.backward();
+        EXPECT_LT(std::abs(loss.item<double>() - expected.item<double>()), 1e-12 * expected.item<double>()) << what;
+        at::Tensor grad_hidden = part_hidden.grad().clone();  // this rank's columns' share
+        layout.tensor->all_reduce(grad_hidden, collectives::ReduceOp::kSum)->wait();
+        EXPECT_LT(relative_difference(grad_hidden, whole_hidden.grad()), 1e-12) << what;
+        EXPECT_LT(relative_difference(part_weight.grad(),
+                                      models::tensor_parallel_part(whole_weight.grad(), 0, index, degree)), 1e-12)
+            << what;
+      }
     }
   }
 }

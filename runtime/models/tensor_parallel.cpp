@@ -238,41 +238,39 @@ std::pair<at::Tensor, at::Tensor> vocab_parallel_chunk_loss(at::Tensor logits, c
   const at::Tensor mine = kept & (local >= 0) & (local < columns.rows);
   const at::Tensor column = at::where(mine, local, 0);
   const std::int64_t width = logits.size(-1);
+  const at::ScalarType product_type = logits.scalar_type();
+  // The kernels work on the logits themselves (fp64 in fp32 on a GPU), torch's ops on an fp32 copy.
+  at::Tensor x;
   if (columns.use_kernels) {
-    const at::ScalarType product_type = logits.scalar_type();  // fp64 runs the kernels in fp32 on a GPU
-    if (kernels::runs_kernels(logits) && product_type != at::kBFloat16) logits = logits.to(at::kFloat);
-    if (columns.in_use < width) logits.narrow(-1, columns.in_use, width - columns.in_use).fill_(-INFINITY);
-    const at::Tensor here = kernels::softmax_logsumexp(logits, targets, ignore_index);  // ignored rows: 0
-    const at::Tensor max = here.unsqueeze(-1).clone();
-    group.all_reduce(max, collectives::ReduceOp::kMax)->wait();
-    at::Tensor sums = at::empty({logits.size(0), 2}, here.options());
-    sums.select(1, 0).copy_((here.unsqueeze(-1) - max).exp_().squeeze(-1));
-    const at::Tensor target_logit = logits.gather(-1, column).to(here.scalar_type());
-    sums.select(1, 1).copy_(at::where(mine, target_logit - max, 0).squeeze(-1));
-    group.all_reduce(sums, collectives::ReduceOp::kSum)->wait();
-    const at::Tensor log_sum = sums.select(1, 0).unsqueeze(-1).log();
-    const at::Tensor losses = at::where(kept, log_sum - sums.select(1, 1).unsqueeze(-1), 0).squeeze(-1);
-    if (!write_gradient) return {losses, at::Tensor()};
-    // +inf zeroes an ignored row; a target outside the row (-1) is another rank's.
-    const at::Tensor lse = at::where(kept, max + log_sum, INFINITY).squeeze(-1);
-    kernels::softmax_gradient_(logits, at::where(mine, local, -1).squeeze(-1), lse);
-    return {losses, logits.to(product_type)};
+    x = kernels::runs_kernels(logits) && product_type != at::kBFloat16 ? logits.to(at::kFloat) : logits;
+  } else {
+    const at::ScalarType statistics = at::promote_types(product_type, at::kFloat);
+    x = logits.to(statistics, /*non_blocking=*/false, /*copy=*/product_type != statistics);
   }
-  const at::ScalarType statistics = at::promote_types(logits.scalar_type(), at::kFloat);
-  at::Tensor x = logits.to(statistics, /*non_blocking=*/false, /*copy=*/logits.scalar_type() != statistics);
   if (columns.in_use < width) x.narrow(-1, columns.in_use, width - columns.in_use).fill_(-INFINITY);
-  at::Tensor max = std::get<0>(x.max(-1, /*keepdim=*/true)).contiguous();
+  // This rank's part of each row: its logsumexp (ignored rows: 0), or its maximum; the maximum of
+  // those over the ranks keeps every rank's exponentials in range.
+  const at::Tensor here = columns.use_kernels ? kernels::softmax_logsumexp(x, targets, ignore_index).unsqueeze(-1)
+                                              : std::get<0>(x.max(-1, /*keepdim=*/true));
+  const at::Tensor max = here.clone();
   group.all_reduce(max, collectives::ReduceOp::kMax)->wait();
-  at::Tensor sums = at::empty({x.size(0), 2}, x.options());
-  sums.select(1, 1).copy_(at::where(mine, x.gather(-1, column) - max, 0).squeeze(-1));  // the target's logit
-  x.sub_(max).exp_();
-  sums.select(1, 0).copy_(x.sum(-1));
+  at::Tensor sums = at::empty({x.size(0), 2}, max.options());
+  // The target's logit, before torch's ops overwrite x.
+  const at::Tensor target_logit = x.gather(-1, column).to(max.scalar_type());
+  sums.select(1, 1).copy_(at::where(mine, target_logit - max, 0).squeeze(-1));
+  sums.select(1, 0).copy_(columns.use_kernels ? (here - max).exp_().squeeze(-1) : x.sub_(max).exp_().sum(-1));
   group.all_reduce(sums, collectives::ReduceOp::kSum)->wait();
   const at::Tensor sum = sums.select(1, 0).unsqueeze(-1);
   const at::Tensor losses = at::where(kept, sum.log() - sums.select(1, 1).unsqueeze(-1), 0).squeeze(-1);
   if (!write_gradient) return {losses, at::Tensor()};
-  x.div_(sum).scatter_add_(-1, column, -mine.to(statistics)).mul_(kept);
-  return {losses, x.to(logits.scalar_type())};
+  if (columns.use_kernels) {
+    // +inf zeroes an ignored row; a target outside the row (-1) is another rank's.
+    const at::Tensor lse = at::where(kept, max + sum.log(), INFINITY).squeeze(-1);
+    kernels::softmax_gradient_(x, at::where(mine, local, -1).squeeze(-1), lse);
+  } else {
+    x.div_(sum).scatter_add_(-1, column, -mine.to(x.scalar_type())).mul_(kept);
+  }
+  return {losses, x.to(product_type)};
 }
 
 }  // namespace

@@ -16,16 +16,11 @@
 #include "kernels/common/autocast_scope.h"
 #include "kernels/cross_entropy/linear_cross_entropy.h"
 #include "runtime/models/tensor_parallel.h"
+#include "tests/kernels/relative_error.h"
 #include "tests/support/cuda_available.h"
 
 namespace albion::models {
 namespace {
-
-double relative_difference(const at::Tensor& actual, const at::Tensor& expected) {
-  return ((actual.to(at::kDouble) - expected.to(at::kDouble)).abs().max() /
-          expected.to(at::kDouble).abs().max().clamp_min(1e-30))
-      .item<double>();
-}
 
 TEST(VocabParallelCrossEntropyCuda, OneRankMatchesTheOneProcessFusedLoss) {
   ALBION_SKIP_WITHOUT_CUDA();
@@ -52,9 +47,9 @@ TEST(VocabParallelCrossEntropyCuda, OneRankMatchesTheOneProcessFusedLoss) {
       const at::Tensor whole = kernels::linear_cross_entropy_sum(whole_hidden, whole_weight.narrow(0, 0, in_use),
                                                                  targets, -100, /*chunk_rows=*/128);
       whole.backward();
-      EXPECT_LT(relative_difference(parallel, whole), tolerance) << what;
-      EXPECT_LT(relative_difference(parallel_hidden.grad(), whole_hidden.grad()), tolerance) << what;
-      EXPECT_LT(relative_difference(parallel_weight.grad(), whole_weight.grad()), tolerance) << what;
+      EXPECT_LT(kernels::max_error_relative_to_scale(parallel, whole), tolerance) << what;
+      EXPECT_LT(kernels::max_error_relative_to_scale(parallel_hidden.grad(), whole_hidden.grad()), tolerance) << what;
+      EXPECT_LT(kernels::max_error_relative_to_scale(parallel_weight.grad(), whole_weight.grad()), tolerance) << what;
       EXPECT_TRUE(parallel_weight.grad().narrow(0, in_use, vocab - in_use).eq(0).all().item<bool>()) << what;
     }
   }

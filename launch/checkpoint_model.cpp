@@ -34,13 +34,17 @@ void check_lora_base(const train::LoraBase& base, const std::string& what) {
 
 }  // namespace
 
-CheckpointModel describe_checkpoint_model(checkpoint::CheckpointReader& reader, bool adapters_alone) {
+CheckpointModel describe_checkpoint_model(checkpoint::CheckpointReader& reader, std::int64_t tensor_degree,
+                                          bool adapters_alone) {
   const std::string path = reader.path().string();
   std::istringstream ini(reader.manifest().recipe);
   CheckpointModel stored;
   stored.recipe = config::parse_recipe(ini, path + " (stored recipe)", {});
   stored.config = train::recipe_model_config(stored.recipe);
   stored.config.vocab_padding = train::recorded_vocab_padding(reader.manifest().state_json, path);
+  if (const std::optional<train::StoredVocabulary> vocabulary = train::stored_vocabulary(reader)) {
+    stored.config.vocab_size = vocabulary->rows;  // the rows trained, whatever the recipe's degree padded
+  }
   stored.encrypted = reader.manifest().header.encrypted();
   for (const checkpoint::TensorInfo& info : reader.tensors()) {
     if (!info.name.starts_with(kModelPrefix)) continue;
@@ -53,18 +57,12 @@ CheckpointModel describe_checkpoint_model(checkpoint::CheckpointReader& reader, 
                   ": the stored recipe's lora.rank and the trainer state's LoRA base disagree");
   if (!stored.lora_base.empty() && !adapters_alone) check_lora_base(stored.lora_base, path);  // before decrypting
   if (stored.config.vocab_size == 0) stored.config.vocab_size = stored.lora_base.vocab_size;
-  if (stored.config.vocab_size == 0) {  // a preset that takes it from the tokenizer: the embedding knows it
-    for (const checkpoint::TensorInfo& info : stored.weights) {
-      if (info.name.ends_with("wte.weight") || info.name.ends_with("embed_tokens.weight")) {
-        stored.config.vocab_size = info.global_shape.at(0);
-      }
-    }
-  }
+  stored.config.pad_vocabulary_for(tensor_degree);
   return stored;
 }
 
 CheckpointModel read_checkpoint_model(checkpoint::CheckpointReader& reader, bool terminal, bool adapters_alone) {
-  CheckpointModel stored = describe_checkpoint_model(reader, adapters_alone);
+  CheckpointModel stored = describe_checkpoint_model(reader, 1, adapters_alone);
   double weight_bytes = 0;
   for (const checkpoint::TensorInfo& info : stored.weights) {
     weight_bytes += 4.0 * static_cast<double>(c10::multiply_integers(info.global_shape));
@@ -131,9 +129,19 @@ std::shared_ptr<models::CausalLm> load_checkpoint_model(const CheckpointModel& s
     const checkpoint::TensorInfo& info = *found->second;
     const models::TensorParallelCut cut = group ? models::tensor_parallel_split(name) : models::TensorParallelCut{};
     const std::vector<std::int64_t> expected = models::tensor_parallel_global_shape(parameter.sizes(), cut.dim, parts);
-    ALBION_CHECK_AS(IntegrityError, info.global_shape == expected, what, ": '", name, "' has shape ",
+    std::function<at::Tensor(std::int64_t, std::int64_t)> read_stored = [&](std::int64_t offset, std::int64_t numel) {
+      return read(name, offset, numel);
+    };
+    std::vector<std::int64_t> shape = info.global_shape;
+    if (models::holds_vocabulary_rows(name) && !info.transposed && !shape.empty() &&
+        shape.front() >= config.vocab_in_use()) {
+      // Rows past the vocabulary in use: masked padding, as many as this degree needs (Note [A
+      // checkpoint's vocabulary on another number of ranks]).
+      read_stored = models::read_with_zeros_past(std::move(read_stored), c10::multiply_integers(shape), at::kFloat);
+      shape.front() = expected.front();
+    }
+    ALBION_CHECK_AS(IntegrityError, shape == expected, what, ": '", name, "' has shape ",
                     c10::IntArrayRef(info.global_shape), ", the model expects ", c10::IntArrayRef(expected));
-    const auto read_stored = [&](std::int64_t offset, std::int64_t numel) { return read(name, offset, numel); };
     parameter.copy_(
         models::read_tensor_parallel_part(read_stored, cut, parameter.sizes(), part, parts, info.transposed));
     if (bar) bar->advance(static_cast<double>(parameter.nbytes()));

@@ -35,11 +35,15 @@ struct CheckpointModel {
   std::vector<std::pair<std::string, at::Tensor>> parameters;
 };
 
-// What `reader`'s checkpoint holds for its model, before any weight is decrypted. IntegrityError
-// for weights that are not F32 or a checkpoint without any. For LoRA adapters, checks, unless
+// What `reader`'s checkpoint holds for its model, before any weight is decrypted, as a model cut
+// `tensor_degree` ways has it: its vocabulary padded for that degree where needed, the padding
+// masked (Note [A checkpoint's vocabulary on another number of ranks] in runtime/models/
+// tensor_parallel.h; load_checkpoint_model reads the stored rows into it). IntegrityError for
+// weights that are not F32 or a checkpoint without any. For LoRA adapters, checks, unless
 // `adapters_alone`, that their base is still where it was (UsageError) with the same weights
 // (IntegrityError).
-CheckpointModel describe_checkpoint_model(checkpoint::CheckpointReader& reader, bool adapters_alone = false);
+CheckpointModel describe_checkpoint_model(checkpoint::CheckpointReader& reader, std::int64_t tensor_degree = 1,
+                                          bool adapters_alone = false);
 
 // describe_checkpoint_model, and every weight read whole into `parameters`, with a progress line on
 // a terminal.

@@ -281,7 +281,7 @@ EvalModel load_model(const EvalOptions& o, const ProcessEnvironment& env, const 
       vocabulary = in.manifest->vocab_size;
     }
     loaded.step = static_cast<std::int64_t>(reader.manifest().header.step);
-    const CheckpointModel stored = describe_checkpoint_model(reader);
+    const CheckpointModel stored = describe_checkpoint_model(reader, o.tensor);
     check_model_fits(o, vocabulary, stored.config, stored.recipe.train.seq_len);  // before the weights are decrypted
     loaded.recipe = stored.recipe;
     loaded.bf16 = train::runs_bf16_autocast(loaded.recipe, in.device);

@@ -261,7 +261,7 @@ Loaded load_audited(const fs::path& path, const GenerateOptions& o, const c10::D
     loaded.tokenizer = open_recorded_tokenizer(recorded, o.tokenizer, "generate");
     if (ranks.printing()) warn_on_other_chat_format(recorded.chat_template, o);
     check_chat_template(*loaded.tokenizer, o);
-    const CheckpointModel stored = describe_checkpoint_model(reader);
+    const CheckpointModel stored = describe_checkpoint_model(reader, ranks.tensor ? ranks.tensor->size() : 1);
     if (ranks.tensor) {
       models::check_tensor_parallel_degree(stored.config, ranks.tensor->size(), "generate: the job's rank count");
     }

@@ -53,13 +53,9 @@ models::ModelConfig published_model_config(const fs::path& directory, std::int64
                                            const std::string& command, bool printing) {
   const fs::path config_path = directory / "config.json";
   models::ModelConfig config = models::hugging_face_model_config(read_json(config_path), config_path.string());
-  if (const std::int64_t rest = config.vocab_size % tensor_degree; rest != 0) {
-    config.vocab_padding = tensor_degree - rest;
-    config.vocab_size += config.vocab_padding;
-    if (printing) {
-      log::info(command, ": the vocabulary of ", config.vocab_in_use(), " cut ", tensor_degree, " ways as ",
-                config.vocab_size, " rows, the padding masked");
-    }
+  if (config.pad_vocabulary_for(tensor_degree) && printing) {
+    log::info(command, ": the vocabulary of ", config.vocab_in_use(), " cut ", tensor_degree, " ways as ",
+              config.vocab_size, " rows, the padding masked");
   }
   return config;
 }

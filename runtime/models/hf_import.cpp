@@ -268,8 +268,8 @@ void load_hugging_face_weights(CausalLm& model, const fs::path& directory, std::
   // Note [Masked vocabulary padding]: the files' vocabulary rows, then zero rows to the model's.
   const std::int64_t padding = model.config().vocab_padding;
   const auto padded = [&](const std::string& name, const at::Tensor& values) {
-    const bool vocabulary_rows = name == embedding || name == "lm_head.weight";
-    if (padding == 0 || !vocabulary_rows || values.dim() != 2 || values.size(0) != model.config().vocab_in_use()) {
+    if (padding == 0 || !holds_vocabulary_rows(name) || values.dim() != 2 ||
+        values.size(0) != model.config().vocab_in_use()) {
       return values;
     }
     return at::constant_pad_nd(values, {0, 0, 0, padding});

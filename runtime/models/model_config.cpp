@@ -42,6 +42,14 @@ void ModelConfig::take_tokenizer_vocabulary(std::uint64_t vocabulary) {
   vocab_size = static_cast<std::int64_t>((vocabulary + multiple - 1) / multiple * multiple);
 }
 
+bool ModelConfig::pad_vocabulary_for(std::int64_t degree) {
+  if (vocab_size % degree == 0) return false;
+  const std::int64_t in_use = vocab_in_use();
+  vocab_size = (in_use + degree - 1) / degree * degree;
+  vocab_padding = vocab_size - in_use;
+  return true;
+}
+
 void ModelConfig::validate() const {
   ALBION_CHECK_AS(UsageError, vocab_size > 0,
                   "model config field 'vocab_size' must be positive, got ", vocab_size,

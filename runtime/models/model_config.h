@@ -67,6 +67,10 @@ struct ModelConfig {
   // A preset's vocab_size of 0 becomes the tokenizer's `vocabulary`, padded to vocab_multiple;
   // a preset's own vocabulary is kept.
   void take_tokenizer_vocabulary(std::uint64_t vocabulary);
+  // Unless `degree` divides the rows already: as many masked padding rows as it takes for it to,
+  // the vocabulary in use unchanged (a published model's, or a checkpoint's trained on another
+  // number of ranks, cut `degree` ways). Returns whether the rows changed.
+  bool pad_vocabulary_for(std::int64_t degree);
 };
 
 const char* architecture_name(Architecture architecture);

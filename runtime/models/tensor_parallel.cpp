@@ -275,10 +275,12 @@ std::pair<at::Tensor, at::Tensor> vocab_parallel_chunk_loss(at::Tensor logits, c
 
 }  // namespace
 
+bool holds_vocabulary_rows(const std::string& name) {
+  return name == "model.embed_tokens.weight" || name == "transformer.wte.weight" || name == "lm_head.weight";
+}
+
 TensorParallelCut tensor_parallel_split(const std::string& name) {
-  if (name == "model.embed_tokens.weight" || name == "transformer.wte.weight" || name == "lm_head.weight") {
-    return {0};
-  }
+  if (holds_vocabulary_rows(name)) return {0};
   const std::int64_t groups = name.find(".c_attn.") != std::string::npos ? 3 : 1;  // q, k and v side by side
   const bool conv1d = name.find(".c_") != std::string::npos;
   if (names(name, kOutputCut, "weight")) return {conv1d ? 1 : 0, groups};
@@ -375,6 +377,17 @@ at::Tensor read_tensor_parallel_part(const std::function<at::Tensor(std::int64_t
   }
   const std::vector<std::int64_t> shape = tensor_parallel_global_shape(part_shape, cut.dim, count);
   return tensor_parallel_part(read(0, part_numel * count).view(shape), cut.dim, index, count, cut.groups).contiguous();
+}
+
+std::function<at::Tensor(std::int64_t, std::int64_t)> read_with_zeros_past(
+    std::function<at::Tensor(std::int64_t, std::int64_t)> read, std::int64_t stored_numel, at::ScalarType dtype) {
+  return [read = std::move(read), stored_numel, dtype](std::int64_t offset, std::int64_t numel) {
+    const std::int64_t stored = std::clamp<std::int64_t>(stored_numel - offset, 0, numel);
+    if (stored == numel) return read(offset, numel);
+    if (stored == 0) return at::zeros({numel}, at::TensorOptions().dtype(dtype));
+    const at::Tensor head = read(offset, stored);
+    return at::cat({head, at::zeros({numel - stored}, head.options())});
+  };
 }
 
 at::Tensor gather_tensor_parallel(const at::Tensor& part, int dim, collectives::Communicator& group,

@@ -60,6 +60,9 @@ struct TensorParallelCut {
   bool one_range() const { return dim == 0 && groups == 1; }
 };
 
+// Whether parameter `name` has a row per vocabulary entry: the token embedding, or the LM head.
+bool holds_vocabulary_rows(const std::string& name);
+
 // How parameter `name` is cut. Llama family: by rows (dim 0) the q, k, v, gate and up projections,
 // the q, k, v biases, the token embedding and the LM head (by vocabulary); by columns (dim 1)
 // o_proj and down_proj. GPT-2 (Conv1D layout [in, out]): c_attn by columns in 3 groups, its bias
@@ -115,6 +118,18 @@ std::vector<std::int64_t> tensor_parallel_global_shape(at::IntArrayRef part_shap
 at::Tensor read_tensor_parallel_part(const std::function<at::Tensor(std::int64_t, std::int64_t)>& read,
                                      const TensorParallelCut& cut, at::IntArrayRef part_shape, std::int64_t index,
                                      std::int64_t count, bool transposed);
+
+// Note [A checkpoint's vocabulary on another number of ranks]
+// A model's vocabulary rows (holds_vocabulary_rows) are its vocabulary in use, then masked padding
+// rows, as many as the tensor-parallel degree needs (ModelConfig::pad_vocabulary_for): GPT-2's
+// 50,257 on one rank, 50,258 on two. A checkpoint of such a tensor and its moments, read for a model
+// cut another number of ways, has other rows past the vocabulary in use; those are masked padding,
+// zero in the weights and in both moments (their gradient is exactly 0), so the reads past the
+// stored elements are zeros, and the stored rows past the model's are not read: the model, its
+// scores and its training continue as stored. `read(offset, numel)` reads a stored tensor of
+// `stored_numel` elements; the reader returned reads it as one with rows of zeros added, in `dtype`.
+std::function<at::Tensor(std::int64_t, std::int64_t)> read_with_zeros_past(
+    std::function<at::Tensor(std::int64_t, std::int64_t)> read, std::int64_t stored_numel, at::ScalarType dtype);
 
 // Collective over `group`: every rank's part (cut along `dim`, in `groups`) put back together, on
 // every rank.

@@ -3,6 +3,7 @@
 
 #include <ATen/Context.h>
 #include <ATen/core/Generator.h>
+#include <c10/util/accumulate.h>
 
 #include <chrono>
 #include <exception>
@@ -15,6 +16,7 @@
 #include "runtime/base/check.h"
 #include "runtime/base/log.h"
 #include "runtime/models/safetensors_dtype.h"
+#include "runtime/models/tensor_parallel.h"
 #include "runtime/train/trainer.h"
 #include "runtime/train/training_state.h"
 
@@ -200,6 +202,18 @@ std::int64_t recorded_vocab_padding(const std::string& state_json, const std::st
   return padding.get<std::int64_t>();
 }
 
+std::optional<StoredVocabulary> stored_vocabulary(const checkpoint::CheckpointReader& reader) {
+  constexpr std::string_view kWeight = "model.";  // a weight's name in the state (training_state.cpp)
+  for (const checkpoint::TensorInfo& info : reader.tensors()) {
+    if (info.name.starts_with(kWeight) && models::holds_vocabulary_rows(info.name.substr(kWeight.size())) &&
+        !info.global_shape.empty()) {
+      return StoredVocabulary{info.global_shape.front(),
+                              recorded_vocab_padding(reader.manifest().state_json, reader.path().string())};
+    }
+  }
+  return std::nullopt;
+}
+
 void require_same_lora_base(const LoraBase& recorded, const std::string& current_directory,
                             const std::string& current_sha256, const std::string& what) {
   ALBION_CHECK_AS(IntegrityError, recorded.sha256 == current_sha256, what,
@@ -222,16 +236,34 @@ CheckpointHooks::~CheckpointHooks() {
   }
 }
 
-std::int64_t CheckpointHooks::resume(Trainer& trainer) {
-  const fs::path directory = settings_.options.directory;
+const std::string& CheckpointHooks::chosen_checkpoint() {
+  if (chosen_) return *chosen_;
   // Rank 0 chooses, so every rank loads the same checkpoint even if a save lands meanwhile.
   std::string chosen;
   if (group_.rank() == 0) {
-    if (std::optional<checkpoint::CommittedCheckpoint> newest = checkpoint::newest_checkpoint(directory)) {
+    if (std::optional<checkpoint::CommittedCheckpoint> newest =
+            checkpoint::newest_checkpoint(settings_.options.directory)) {
       chosen = newest->path.filename().string();
     }
   }
-  chosen = group_.broadcast(chosen);
+  chosen_ = group_.broadcast(chosen);
+  return *chosen_;
+}
+
+std::optional<StoredVocabulary> CheckpointHooks::resumed_vocabulary() {
+  const std::string& chosen = chosen_checkpoint();
+  if (chosen.empty()) return std::nullopt;
+  try {
+    const checkpoint::CheckpointReader reader(settings_.options.directory / chosen, settings_.options.key);
+    return stored_vocabulary(reader);
+  } catch (const std::exception&) {
+    return std::nullopt;  // resume() reads it again, and reports (and audits) why it cannot
+  }
+}
+
+std::int64_t CheckpointHooks::resume(Trainer& trainer) {
+  const fs::path directory = settings_.options.directory;
+  const std::string& chosen = chosen_checkpoint();
   if (chosen.empty()) {
     log::info("no checkpoint in ", directory.string(), ": starting from step 0");
     reserve_buffers(trainer);
@@ -256,7 +288,9 @@ std::int64_t CheckpointHooks::resume(Trainer& trainer) {
                   {static_cast<std::uint8_t*>(out.data_ptr()), static_cast<std::size_t>(out.nbytes())});
       return out;
     };
-    const StoredTensors stored{read, [&](const std::string& name) { return info(name).transposed; }};
+    const auto transposed = [&](const std::string& name) { return info(name).transposed; };
+    const auto elements = [&](const std::string& name) { return c10::multiply_integers(info(name).global_shape); };
+    const StoredTensors stored{read, transposed, elements};
     check_same_lora_base(trainer, recorded_lora_base(reader.manifest().state_json), path);
     check_same_packing(trainer, reader.manifest().state_json, path);
     check_same_optimizer(trainer, reader.manifest().state_json, path);

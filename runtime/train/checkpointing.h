@@ -14,10 +14,12 @@
 #include <exception>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "checkpoint/format/checkpoint_reader.h"
 #include "checkpoint/format/checkpoint_writer.h"
 #include "checkpoint/format/rank_group.h"
 #include "runtime/train/trainer.h"
@@ -44,6 +46,10 @@ LoraBase recorded_lora_base(const std::string& state_json);
 // 0 where none is recorded). IntegrityError naming `what` for a value that is not a count.
 std::int64_t recorded_vocab_padding(const std::string& state_json, const std::string& what);
 
+// The vocabulary of the model in a checkpoint (its embedding's rows and recorded padding); none for
+// a checkpoint without vocabulary rows (LoRA adapters alone). IntegrityError as above.
+std::optional<StoredVocabulary> stored_vocabulary(const checkpoint::CheckpointReader& reader);
+
 // Adapters are a correction to one set of weights: IntegrityError naming `what` unless the base now
 // in `current_directory` has the SHA-256 `recorded` names.
 void require_same_lora_base(const LoraBase& recorded, const std::string& current_directory,
@@ -61,6 +67,7 @@ class CheckpointHooks final : public TrainingHooks {
   CheckpointHooks(CheckpointSettings settings, checkpoint::RankGroup& group);
   ~CheckpointHooks() override;  // waits for a save in flight (its error is logged, not thrown)
 
+  std::optional<StoredVocabulary> resumed_vocabulary() override;
   std::int64_t resume(Trainer& trainer) override;
   void after_step(Trainer& trainer, std::int64_t step) override;
   void finish(Trainer& trainer, std::int64_t steps_done) override;
@@ -73,12 +80,15 @@ class CheckpointHooks final : public TrainingHooks {
   void save(Trainer& trainer, std::int64_t steps_done);
   void wait_for_save_in_flight();
   void reserve_buffers(Trainer& trainer);
+  // The checkpoint the run resumes from (empty: none): the newest, chosen once, by rank 0.
+  const std::string& chosen_checkpoint();
 
   CheckpointSettings settings_;
   checkpoint::RankGroup& group_;
   checkpoint::CheckpointWriter writer_;
   std::thread in_flight_;
   std::exception_ptr failure_;
+  std::optional<std::string> chosen_;
   std::int64_t last_saved_ = -1;
   std::vector<double> stalls_;
   SnapshotBuffers snapshot_buffers_;

@@ -65,6 +65,22 @@ std::string format_rate(double tokens_per_second) {
   return out.str();
 }
 
+// A resumed model's vocabulary is the one it was trained with, its padding rows masked and as many
+// as this run's tensor-parallel degree needs (Note [A checkpoint's vocabulary on another number of
+// ranks]): GPT-2's 50,257, trained on one rank, resumes on two as 50,258 rows, not a new vocabulary.
+void keep_resumed_vocabulary(const StoredVocabulary& resumed, const config::Recipe& recipe,
+                             models::ModelConfig& model) {
+  if (resumed.rows == model.vocab_size && resumed.padding == model.vocab_padding) return;
+  ALBION_CHECK_AS(UsageError, recipe.model.vocab_size == 0 || recipe.model.vocab_size == resumed.rows,
+                  "recipe key 'model.vocab_size' = ", recipe.model.vocab_size,
+                  ", but the checkpoint to resume holds a model with ", resumed.rows,
+                  " vocabulary rows; leave the key out to resume it, or choose another checkpoint.dir");
+  model.vocab_size = resumed.rows;
+  model.vocab_padding = resumed.padding;
+  if (recipe.model.vocab_size == 0) model.pad_vocabulary_for(recipe.parallel.tensor);
+  log::info("resuming a model with a vocabulary of ", model.vocab_in_use(), " trained as ", resumed.rows,
+            " rows: ", model.vocab_size, " here, cut ", recipe.parallel.tensor, " way(s)");
+}
 
 }  // namespace
 
@@ -173,6 +189,9 @@ Trainer::Trainer(config::Recipe recipe, WorldPosition world, Parallelism* parall
     if (published > 0 && published < model_config.vocab_size) {
       model_config.vocab_padding = model_config.vocab_size - published;
     }
+  }
+  if (const std::optional<StoredVocabulary> resumed = hooks_->resumed_vocabulary()) {
+    keep_resumed_vocabulary(*resumed, recipe_, model_config);
   }
   ALBION_CHECK_AS(UsageError, static_cast<std::uint64_t>(model_config.vocab_in_use()) >= manifest.vocab_size,
                   model_config.vocab_padding > 0    ? "recipe key 'model.init'"

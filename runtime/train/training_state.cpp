@@ -266,11 +266,17 @@ std::int64_t restore_training_state(Trainer& trainer, const TrainingState& heade
                         const at::Tensor& local) {
     const models::TensorParallelCut cut = parts.split(parameter);
     const bool transposed = stored.transposed(name);
+    std::function<at::Tensor(std::int64_t, std::int64_t)> read = [&](std::int64_t at, std::int64_t numel) {
+      return stored.read(name, at, numel);
+    };
+    if (models::holds_vocabulary_rows(parameter) && !transposed) {
+      // Note [A checkpoint's vocabulary on another number of ranks]
+      read = models::read_with_zeros_past(std::move(read), stored.elements(name), local.scalar_type());
+    }
     at::Tensor values;
     if (!cut.cut() && !transposed) {
-      values = stored.read(name, offset, local.numel());
+      values = read(offset, local.numel());
     } else {
-      const auto read = [&](std::int64_t at, std::int64_t numel) { return stored.read(name, at, numel); };
       values = models::read_tensor_parallel_part(read, cut, shape_of(trainer, parameter), parts.rank(),
                                                  parts.count(), transposed)
                    .reshape({-1})

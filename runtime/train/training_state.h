@@ -55,6 +55,8 @@ struct StoredTensors {
   std::function<at::Tensor(const std::string& name, std::int64_t offset, std::int64_t numel)> read;
   // Whether tensor `name` is stored transposed (StateSlice::transposed).
   std::function<bool(const std::string& name)> transposed;
+  // How many elements tensor `name` has whole (StateSlice::global_shape's).
+  std::function<std::int64_t(const std::string& name)> elements;
 };
 
 // Host memory a repeated capture copies into: allocated (pinned, for a GPU run) on the first

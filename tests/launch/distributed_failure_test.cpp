@@ -4,8 +4,9 @@
 // with SIGSTOP (only the watchdog can notice: the process is alive and mpirun sees nothing),
 // recipes that differ between ranks, checkpoints scored and sampled on many ranks (one saved by a
 // tensor-parallel run, its column cuts transposed), a published model fine-tuned tensor-parallel
-// with its vocabulary padded (its export drawing the checkpoint's text), and loads that fail on
-// some ranks only.
+// with its vocabulary padded (its export drawing the checkpoint's text), a one-process checkpoint
+// whose vocabulary 2 ranks cannot cut evenly scored, sampled and resumed on 2, and loads that fail
+// on some ranks only.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <spawn.h>
@@ -291,6 +292,18 @@ nlohmann::json eval_result(const std::string& output) {
   return nullptr;
 }
 
+// The loss `albion eval MODEL_AND_OPTIONS` reports over 8 batches of 4 windows, in one process
+// (`prefix` "") or cut over the 2 ranks of `prefix` "launch -n 2 -- "; -1 where it reports none.
+double eval_loss(const std::string& prefix, const std::string& model_and_options) {
+  const auto outcome = testing_support::run_albion(prefix + "eval " + model_and_options +
+                                                       " --micro-batch 4 --batches 8 --json" +
+                                                       (prefix.empty() ? "" : " --tensor 2"),
+                                                   kEnvironment);
+  EXPECT_EQ(outcome.exit_code, 0) << outcome.output;
+  const nlohmann::json result = eval_result(outcome.output);
+  return result.is_null() ? -1.0 : result["loss"].get<double>();
+}
+
 // `albion eval` and `albion generate` on a job's ranks: the model cut over --tensor ranks (GPT-2's
 // c_attn in three groups, its embeddings and c_proj by rows: each rank reads only its part of the
 // weights) and the replicas sharing the batches, the last one the windows left over after the last
@@ -548,14 +561,7 @@ TEST_F(DistributedJob, APublishedVocabularyPaddedForTensorParallelFineTunesAsOne
   ASSERT_GT(sample.size(), 20u) << cut.output;
 
   const auto eval = [&](const std::string& prefix, const std::string& directory) {
-    const auto outcome = testing_support::run_albion(prefix + "eval " + directory + " --key " + key_spec +
-                                                         " --dataset " + (*dir_ / "data") +
-                                                         " --seq-len 128 --micro-batch 4 --batches 8 --json" +
-                                                         (prefix.empty() ? "" : " --tensor 2"),
-                                                     kEnvironment);
-    EXPECT_EQ(outcome.exit_code, 0) << outcome.output;
-    const nlohmann::json result = eval_result(outcome.output);
-    return result.is_null() ? -1.0 : result["loss"].get<double>();
+    return eval_loss(prefix, directory + " --key " + key_spec + " --dataset " + (*dir_ / "data") + " --seq-len 128");
   };
   // The published model scored as it is, before fine-tuning: as its own checkpoint, and cut over
   // two ranks with a padding row added for the cut.
@@ -608,6 +614,41 @@ TEST_F(DistributedJob, APublishedVocabularyPaddedForTensorParallelFineTunesAsOne
   const std::size_t first = unnamed.output.find(error);
   EXPECT_NE(first, std::string::npos) << unnamed.output;
   EXPECT_EQ(unnamed.output.find(error, first + 1), std::string::npos) << unnamed.output;
+}
+
+// A one-process run's checkpoint of the byte tokenizer's 257 ids, which 2 ranks cannot cut evenly:
+// scored, sampled and resumed on 2 tensor-parallel ranks, its vocabulary padded with a masked row
+// (Note [A checkpoint's vocabulary on another number of ranks]). The scores and the text are the
+// one process's, and the resumed run's checkpoint (258 rows) scores alike on one process.
+TEST_F(DistributedJob, AOneProcessCheckpointOfAnUnevenVocabularyIsScoredSampledAndResumedCut) {
+  const std::string policy = uk_policy("uneven-policy.json");
+  ASSERT_EQ(testing_support::run_albion("keys generate --out " + (*dir_ / "uneven-kek")).exit_code, 0);
+  const std::string key_spec = "file:" + (*dir_ / "uneven-kek");
+  const std::string checkpoints = *dir_ / "uneven-ckpt";
+  const std::string saving = " --eval.interval=0 --checkpoint.interval=2 --checkpoint.key=" + key_spec +
+                             " --checkpoint.policy=" + policy + " --checkpoint.dir=" + checkpoints;
+  const auto trained = testing_support::run_albion(tiny(*dir_, "--train.steps=2" + saving));
+  ASSERT_EQ(trained.exit_code, 0) << trained.output;
+  const auto eval = [&](const std::string& prefix) {
+    return eval_loss(prefix, checkpoints + " --key " + key_spec + " --dataset " + (*dir_ / "data"));
+  };
+  const double loss = eval("");
+  EXPECT_NEAR(eval("launch -n 2 -- "), loss, 1e-6 * loss);
+  const std::string generate = "generate " + checkpoints + " --key " + key_spec + " --tokens 40 2>/dev/null | cat";
+  const std::string text = testing_support::run_albion(generate).output;
+  ASSERT_GT(text.size(), 20u);
+  EXPECT_EQ(testing_support::run_albion("launch -n 2 -- " + generate, kEnvironment).output, text);
+
+  const auto resumed = testing_support::run_albion(
+      "launch -n 2 -- " + tiny(*dir_, "--train.steps=4 --parallel.tensor=2" + saving), kEnvironment);
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
+  EXPECT_NE(resumed.output.find("resumed from " + checkpoints + "/step-00000002 at step 2"), std::string::npos)
+      << resumed.output;
+  EXPECT_NE(resumed.output.find("vocab 258 (1 padding row masked)"), std::string::npos) << resumed.output;
+  ASSERT_EQ(newest_committed_step(checkpoints), 4);
+  const double trained_on = eval("");
+  EXPECT_LT(trained_on, loss);  // two more steps
+  EXPECT_NEAR(eval("launch -n 2 -- "), trained_on, 1e-6 * trained_on);
 }
 
 // A load that fails on the ranks (here every rank: the wrong key) is one error line, the exit code

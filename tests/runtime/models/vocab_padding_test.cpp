@@ -4,7 +4,8 @@
 // untied Llama. The real ids' logits are equal and the padding's -inf; the loss is equal, the real
 // rows' gradients too and the padding's are 0; greedy and top-k samples draw the same tokens. A
 // Hugging Face directory loads into the padded model with zero rows, and the export drops them
-// again; a padding that leaves no vocabulary is refused.
+// again; a padding that leaves no vocabulary is refused. A tensor-parallel degree gets the masked
+// rows it needs, and stored rows read into them.
 #include <gtest/gtest.h>
 #include <torch/types.h>
 
@@ -14,6 +15,7 @@
 #include "runtime/models/hf_export.h"
 #include "runtime/models/hf_import.h"
 #include "runtime/models/sampler.h"
+#include "runtime/models/tensor_parallel.h"
 #include "tests/runtime/models/model_test_support.h"
 #include "tests/support/temp_dir.h"
 
@@ -122,6 +124,40 @@ TEST(MaskedVocabularyPadding, APaddingThatLeavesNoVocabularyIsRefused) {
   EXPECT_NE(testing::usage_error_of([&] { config.validate(); }).find("'vocab_padding' = 97"), std::string::npos);
   config.vocab_padding = -1;
   EXPECT_NE(testing::usage_error_of([&] { config.validate(); }).find("'vocab_padding'"), std::string::npos);
+}
+
+// Note [A checkpoint's vocabulary on another number of ranks]: the rows a degree needs, the
+// vocabulary in use kept; stored rows read into more rows (zeros past them) or fewer.
+TEST(MaskedVocabularyPadding, ADegreeGetsTheRowsItNeedsAndReadsTheStoredOnes) {
+  struct Case {
+    std::int64_t rows, padding, degree, padded_rows, padded_padding;
+  };
+  for (const Case& c : {Case{257, 0, 1, 257, 0}, Case{257, 0, 2, 258, 1}, Case{258, 1, 4, 260, 3},
+                        Case{260, 3, 2, 260, 3}, Case{260, 3, 3, 258, 1}, Case{258, 0, 4, 260, 2}}) {
+    ModelConfig config = testing::small_gpt2();
+    config.vocab_size = c.rows;
+    config.vocab_padding = c.padding;
+    SCOPED_TRACE(str_cat(c.rows, " rows (", c.padding, " masked) cut ", c.degree, " ways"));
+    EXPECT_EQ(config.pad_vocabulary_for(c.degree), c.rows != c.padded_rows);
+    EXPECT_EQ(config.vocab_size, c.padded_rows);
+    EXPECT_EQ(config.vocab_padding, c.padded_padding);
+    EXPECT_EQ(config.vocab_in_use(), c.rows - c.padding);
+  }
+
+  const at::Tensor stored = at::arange(1, 16, at::kFloat);  // 5 rows of 3
+  std::vector<std::pair<std::int64_t, std::int64_t>> reads;
+  const auto reader = read_with_zeros_past(
+      [&](std::int64_t offset, std::int64_t numel) {
+        reads.emplace_back(offset, numel);
+        return stored.narrow(0, offset, numel).clone();
+      },
+      stored.numel(), at::kFloat);
+  EXPECT_TRUE(at::equal(reader(0, 18), at::cat({stored, at::zeros({3})})));  // 6 rows
+  EXPECT_TRUE(at::equal(reader(9, 9), at::cat({stored.narrow(0, 9, 6), at::zeros({3})})));  // the last 3 of 6
+  EXPECT_TRUE(at::equal(reader(15, 3), at::zeros({3})));  // a padding row alone: nothing read
+  EXPECT_TRUE(at::equal(reader(0, 12), stored.narrow(0, 0, 12)));  // 4 rows: the 5th not read
+  const std::vector<std::pair<std::int64_t, std::int64_t>> expected{{0, 15}, {9, 6}, {0, 12}};
+  EXPECT_EQ(reads, expected);
 }
 
 }  // namespace

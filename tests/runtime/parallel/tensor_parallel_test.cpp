@@ -30,6 +30,9 @@
 //   - Muon on cut Llama and GPT-2 (each matrix put together over the tensor group), under DDP and
 //     ZeRO-1 and -2, matches one process, and its 2 x 2 ZeRO-1 state resumes on one process.
 //   - A stop asked on one rank stops every rank of a 2 x 2 job at the same step.
+//   - GPT-2 on the byte tokenizer's 257 ids, which no degree divides, resumes from one process's
+//     checkpoint files on 2 x tensor 2 (ZeRO-1), the vocabulary padded with a masked row, and from
+//     those on one process again, continuing the uninterrupted run.
 #include <gtest/gtest.h>
 #include <mpi.h>
 
@@ -852,6 +855,59 @@ TEST_F(TensorParallelTest, CheckpointFilesFrom2x2ResumeOnTensor2And1) {
                        kind + " 2 x 2 resumed tensor-parallel 2 from files");
     expect_same_losses(resume(1, "tp-files-resume-1"), expected, kind + " 2 x 2 resumed on 1 from files");
   }
+}
+
+// The byte tokenizer's 257 ids, which no degree divides, in GPT-2 trained as one process; its
+// checkpoint resumes on 2 x 2 ranks under ZeRO-1, the vocabulary cut as 258 rows, the last masked
+// (the moments' pieces too), and that run's checkpoint on one process again as 258 rows: both
+// continue the uninterrupted run (Note [A checkpoint's vocabulary on another number of ranks]).
+TEST_F(TensorParallelTest, AVocabularyNoDegreeDividesResumesCutAndBackFromFiles) {
+  const std::unique_ptr<checkpoint::KeyProvider> key = shared_key();
+  config::Recipe r = recipe("vocab-alone", "tiny");
+  r.train.steps = 8;
+  const std::string checkpoints = shared_dir_ + "/vocab-checkpoints";
+  const std::vector<double> uninterrupted = in_jobs_of(1, [&](launch::MpiRankGroup& group) {
+    // Every rank trains alone; rank 0's checkpoints are the ones resumed.
+    train::CheckpointHooks hooks(checkpoint_settings(checkpoints + std::to_string(world_rank_), key.get(), 4), group);
+    return train(r, nullptr, &hooks).losses;
+  });
+  const std::string source = checkpoints + "0";
+  const auto drop_newest = [&] {
+    MPI_Barrier(MPI_COMM_WORLD);
+    if (world_rank_ == 0) checkpoint::remove_checkpoint(checkpoint::newest_checkpoint(source)->path);
+    MPI_Barrier(MPI_COMM_WORLD);
+  };
+  const auto vocabulary_at = [&](const std::string& step) {
+    const checkpoint::CheckpointReader reader(source + "/" + step, key.get());
+    const std::optional<train::StoredVocabulary> stored = train::stored_vocabulary(reader);
+    return stored ? str_cat(stored->rows, " rows, ", stored->padding, " masked") : std::string("none");
+  };
+  EXPECT_EQ(vocabulary_at("step-00000004"), "257 rows, 0 masked");
+  drop_newest();
+
+  config::Recipe cut = r;
+  cut.run.dir = shared_dir_ + "/vocab-cut-rank" + std::to_string(world_rank_);
+  cut.parallel.tensor = 2;
+  cut.parallel.zero = 1;
+  std::vector<double> resumed_cut;
+  {
+    launch::MpiRankGroup group(MPI_COMM_WORLD);
+    train::CheckpointHooks hooks(checkpoint_settings(source, key.get(), 2), group);
+    resumed_cut = train(cut, parallelism(mesh(2), 1).get(), &hooks).losses;
+  }
+  expect_same_losses(resumed_cut, std::vector<double>(uninterrupted.begin() + 4, uninterrupted.end()),
+                     "one process's 257 ids resumed on 2 x tensor 2 (ZeRO-1)");
+  EXPECT_EQ(vocabulary_at("step-00000006"), "258 rows, 1 masked");
+  drop_newest();
+
+  config::Recipe alone_again = r;
+  alone_again.run.dir = shared_dir_ + "/vocab-alone-again-rank" + std::to_string(world_rank_);
+  const std::vector<double> resumed_alone = in_jobs_of(1, [&](launch::MpiRankGroup& group) {
+    train::CheckpointHooks hooks(checkpoint_settings(source, key.get(), 0), group);
+    return train(alone_again, nullptr, &hooks).losses;
+  });
+  expect_same_losses(resumed_alone, std::vector<double>(uninterrupted.begin() + 6, uninterrupted.end()),
+                     "2 x tensor 2's 258 rows (1 masked) resumed on one process");
 }
 
 }  // namespace

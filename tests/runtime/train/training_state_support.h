@@ -5,9 +5,11 @@
 #pragma once
 
 #include <ATen/core/grad_mode.h>
+#include <c10/util/accumulate.h>
 
 #include <cmath>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -40,7 +42,8 @@ class SliceStore {
     auto read_range = [this](const std::string& name, std::int64_t offset, std::int64_t numel) {
       return read(name, offset, numel);
     };
-    return {read_range, [this](const std::string& name) { return slices_.at(name).front().transposed; }};
+    return {read_range, [this](const std::string& name) { return slices_.at(name).front().transposed; },
+            [this](const std::string& name) { return c10::multiply_integers(slices_.at(name).front().global_shape); }};
   }
 
  private:
@@ -51,9 +54,12 @@ class CaptureAfter : public train::TrainingHooks {
  public:
   explicit CaptureAfter(std::int64_t step) : step_(step) {}
   void after_step(train::Trainer& trainer, std::int64_t step) override {
-    if (step == step_) state = train::capture_training_state(trainer, step + 1);
+    if (step != step_) return;
+    state = train::capture_training_state(trainer, step + 1);
+    vocabulary = {trainer.model().config().vocab_size, trainer.model().config().vocab_padding};
   }
   train::TrainingState state;
+  train::StoredVocabulary vocabulary;  // the model's, as a checkpoint records it
 
  private:
   std::int64_t step_;
@@ -61,7 +67,11 @@ class CaptureAfter : public train::TrainingHooks {
 
 class RestoreFrom : public train::TrainingHooks {
  public:
-  RestoreFrom(const train::TrainingState& header, const SliceStore& store) : header_(header), store_(store) {}
+  // `vocabulary`: the stored model's, which the run then keeps (none: the recipe's).
+  RestoreFrom(const train::TrainingState& header, const SliceStore& store,
+              std::optional<train::StoredVocabulary> vocabulary = std::nullopt)
+      : header_(header), store_(store), vocabulary_(vocabulary) {}
+  std::optional<train::StoredVocabulary> resumed_vocabulary() override { return vocabulary_; }
   std::int64_t resume(train::Trainer& trainer) override {
     return train::restore_training_state(trainer, header_, store_.stored());
   }
@@ -69,6 +79,7 @@ class RestoreFrom : public train::TrainingHooks {
  private:
   const train::TrainingState& header_;
   const SliceStore& store_;
+  std::optional<train::StoredVocabulary> vocabulary_;
 };
 
 // Fills every weight with NaN after step `step` (from 0), then calls `inner` (checkpoints, say).

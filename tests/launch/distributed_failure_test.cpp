@@ -619,7 +619,8 @@ TEST_F(DistributedJob, APublishedVocabularyPaddedForTensorParallelFineTunesAsOne
 // A one-process run's checkpoint of the byte tokenizer's 257 ids, which 2 ranks cannot cut evenly:
 // scored, sampled and resumed on 2 tensor-parallel ranks, its vocabulary padded with a masked row
 // (Note [A checkpoint's vocabulary on another number of ranks]). The scores and the text are the
-// one process's, and the resumed run's checkpoint (258 rows) scores alike on one process.
+// one process's, and the resumed run's checkpoint (258 rows) scores alike on one process; a recipe
+// pinning other rows is refused.
 TEST_F(DistributedJob, AOneProcessCheckpointOfAnUnevenVocabularyIsScoredSampledAndResumedCut) {
   const std::string policy = uk_policy("uneven-policy.json");
   ASSERT_EQ(testing_support::run_albion("keys generate --out " + (*dir_ / "uneven-kek")).exit_code, 0);
@@ -649,6 +650,13 @@ TEST_F(DistributedJob, AOneProcessCheckpointOfAnUnevenVocabularyIsScoredSampledA
   const double trained_on = eval("");
   EXPECT_LT(trained_on, loss);  // two more steps
   EXPECT_NEAR(eval("launch -n 2 -- "), trained_on, 1e-6 * trained_on);
+  // A recipe that pins other rows cannot resume it.
+  const auto pinned = testing_support::run_albion(tiny(*dir_, "--train.steps=6 --model.vocab_size=320" + saving));
+  EXPECT_EQ(pinned.exit_code, 2) << pinned.output;
+  EXPECT_NE(pinned.output.find("error: recipe key 'model.vocab_size' = 320, but the checkpoint to resume holds a "
+                               "model with 258 vocabulary rows"),
+            std::string::npos)
+      << pinned.output;
 }
 
 // A load that fails on the ranks (here every rank: the wrong key) is one error line, the exit code

@@ -9,7 +9,6 @@
 
 #include <cmath>
 #include <map>
-#include <optional>
 #include <string>
 #include <vector>
 
@@ -54,12 +53,9 @@ class CaptureAfter : public train::TrainingHooks {
  public:
   explicit CaptureAfter(std::int64_t step) : step_(step) {}
   void after_step(train::Trainer& trainer, std::int64_t step) override {
-    if (step != step_) return;
-    state = train::capture_training_state(trainer, step + 1);
-    vocabulary = {trainer.model().config().vocab_size, trainer.model().config().vocab_padding};
+    if (step == step_) state = train::capture_training_state(trainer, step + 1);
   }
   train::TrainingState state;
-  train::StoredVocabulary vocabulary;  // the model's, as a checkpoint records it
 
  private:
   std::int64_t step_;
@@ -67,11 +63,7 @@ class CaptureAfter : public train::TrainingHooks {
 
 class RestoreFrom : public train::TrainingHooks {
  public:
-  // `vocabulary`: the stored model's, which the run then keeps (none: the recipe's).
-  RestoreFrom(const train::TrainingState& header, const SliceStore& store,
-              std::optional<train::StoredVocabulary> vocabulary = std::nullopt)
-      : header_(header), store_(store), vocabulary_(vocabulary) {}
-  std::optional<train::StoredVocabulary> resumed_vocabulary() override { return vocabulary_; }
+  RestoreFrom(const train::TrainingState& header, const SliceStore& store) : header_(header), store_(store) {}
   std::int64_t resume(train::Trainer& trainer) override {
     return train::restore_training_state(trainer, header_, store_.stored());
   }
@@ -79,7 +71,6 @@ class RestoreFrom : public train::TrainingHooks {
  private:
   const train::TrainingState& header_;
   const SliceStore& store_;
-  std::optional<train::StoredVocabulary> vocabulary_;
 };
 
 // Fills every weight with NaN after step `step` (from 0), then calls `inner` (checkpoints, say).

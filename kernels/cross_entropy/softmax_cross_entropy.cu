@@ -59,24 +59,40 @@ struct RowSplit {
   }
 };
 
+// Entry k of `pack` in fp32. kFromWords: read from the pack's 32-bit words (a bf16 is the top
+// half of its fp32), so ptxas keeps a bf16 pack live as its 4 words, not as 8 16-bit pieces in a
+// register each (which spilled the cluster kernel's row on sm_90). The looping kernels keep
+// to_float: their packs do not stay live, and the word reads took the loss kernel from 48 to 60
+// registers.
+template <bool kFromWords, typename P>
+__device__ __forceinline__ float entry(const P& pack, int k) {
+  if constexpr (kFromWords && sizeof(pack.values[0]) == 2) {
+    const unsigned word = reinterpret_cast<const unsigned*>(&pack)[k / 2];
+    return __uint_as_float(k % 2 == 0 ? word << 16 : word & 0xffff0000u);
+  } else {
+    return to_float(pack.values[k]);
+  }
+}
+
 // Max and running sum of a batch of packs: one max over the batch, then exponentials that do not
 // wait on each other, summed per pack (a combine per pack chained an __expf and a branch through
 // every pack: the bf16 forward, with twice fp32's elements per byte, ran at 56% of the copy
 // bandwidth on an H200). A batch of NaNs and -infs keeps its NaN (fmaxf skips NaN).
-template <typename P, int kPacks>
+template <bool kFromWords = false, typename P, int kPacks>
 __device__ __forceinline__ MaxSum batch_max_sum(const P (&batch)[kPacks]) {
+  constexpr int kEntries = static_cast<int>(sizeof(P::values) / sizeof(P::values[0]));
   MaxSum local{-INFINITY, 0.0f};
 #pragma unroll
   for (const P& pack : batch) {
 #pragma unroll
-    for (const auto value : pack.values) local.max = fmaxf(local.max, to_float(value));
+    for (int k = 0; k < kEntries; ++k) local.max = fmaxf(local.max, entry<kFromWords>(pack, k));
   }
   if (local.max == -INFINITY) {
 #pragma unroll
     for (const P& pack : batch) {
 #pragma unroll
-      for (const auto value : pack.values) {
-        if (isnan(to_float(value))) local.sum = NAN;
+      for (int k = 0; k < kEntries; ++k) {
+        if (isnan(entry<kFromWords>(pack, k))) local.sum = NAN;
       }
     }
     return local;
@@ -85,7 +101,7 @@ __device__ __forceinline__ MaxSum batch_max_sum(const P (&batch)[kPacks]) {
 #pragma unroll
   for (int u = 0; u < kPacks; ++u) {
 #pragma unroll
-    for (const auto value : batch[u].values) sums[u] += __expf(to_float(value) - local.max);
+    for (int k = 0; k < kEntries; ++k) sums[u] += __expf(entry<kFromWords>(batch[u], k) - local.max);
   }
 #pragma unroll
   for (const float sum : sums) local.sum += sum;
@@ -246,7 +262,7 @@ __device__ __forceinline__ void softmax_cross_entropy_row_in_registers(T* __rest
   }
   const float head_value = head_index >= 0 ? to_float(row[head_index]) : 0.0f;
   const float tail_value = tail_index >= 0 ? to_float(row[tail_index]) : 0.0f;
-  MaxSum acc = batch_max_sum(slots);
+  MaxSum acc = batch_max_sum</*kFromWords=*/true>(slots);
   if (head_index >= 0) add(acc, head_value);
   if (tail_index >= 0) add(acc, tail_value);
   // Read before the first barrier, so before any block of the cluster starts overwriting the row.
@@ -278,9 +294,9 @@ __device__ __forceinline__ void softmax_cross_entropy_row_in_registers(T* __rest
     const int q = first_pack + s * stride;
     if (q >= row_packs) continue;
     const int first = head + q * kVec;
-    P& pack = slots[s];
+    P pack;
 #pragma unroll
-    for (int k = 0; k < kVec; ++k) pack.values[k] = from_float<T>(gradient(first + k, to_float(pack.values[k])));
+    for (int k = 0; k < kVec; ++k) pack.values[k] = from_float<T>(gradient(first + k, entry<true>(slots[s], k)));
     packs[q] = pack;
   }
   if (head_index >= 0) row[head_index] = from_float<T>(gradient(head_index, head_value));

@@ -31,6 +31,7 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime_api.h>
 
+#include <bit>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -146,6 +147,7 @@ inline float __fdividef(float a, float b) {
   return std::abs(b) > 0x1p126f ? std::copysign(0.0f, a) * std::copysign(1.0f, b) : a / b;
 }
 inline float rsqrtf(float a) { return 1.0f / std::sqrt(a); }
+inline float __uint_as_float(unsigned bits) { return std::bit_cast<float>(bits); }
 // CUDA's device overloads of min, max and the classification functions, found unqualified.
 using std::isfinite;
 using std::isinf;

@@ -254,10 +254,13 @@ std::optional<StoredVocabulary> CheckpointHooks::resumed_vocabulary() {
   const std::string& chosen = chosen_checkpoint();
   if (chosen.empty()) return std::nullopt;
   try {
-    const checkpoint::CheckpointReader reader(settings_.options.directory / chosen, settings_.options.key);
-    return stored_vocabulary(reader);
+    // Kept for resume(): the manifest is read and the data key unwrapped (an HSM call) once.
+    opened_ = std::make_unique<checkpoint::CheckpointReader>(settings_.options.directory / chosen,
+                                                             settings_.options.key, settings_.options.shard.threads);
+    return stored_vocabulary(*opened_);
   } catch (const std::exception&) {
-    return std::nullopt;  // resume() reads it again, and reports (and audits) why it cannot
+    opened_.reset();
+    return std::nullopt;  // resume() opens it again, and reports (and audits) why it cannot
   }
 }
 
@@ -275,7 +278,11 @@ std::int64_t CheckpointHooks::resume(Trainer& trainer) {
   std::int64_t steps = 0;
   std::exception_ptr failure;  // each rank's, made the job's below so that none waits for a peer
   try {
-    checkpoint::CheckpointReader reader(path, settings_.options.key, settings_.options.shard.threads);
+    const std::unique_ptr<checkpoint::CheckpointReader> opened =
+        opened_ ? std::move(opened_)
+                : std::make_unique<checkpoint::CheckpointReader>(path, settings_.options.key,
+                                                                 settings_.options.shard.threads);
+    checkpoint::CheckpointReader& reader = *opened;
     const TrainingState header = parse_state(reader.manifest().state_json, path.string());
     auto info = [&](const std::string& name) {
       std::optional<checkpoint::TensorInfo> found = reader.tensor(name);

@@ -89,6 +89,7 @@ class CheckpointHooks final : public TrainingHooks {
   std::thread in_flight_;
   std::exception_ptr failure_;
   std::optional<std::string> chosen_;
+  std::unique_ptr<checkpoint::CheckpointReader> opened_;  // the chosen one, opened by resumed_vocabulary()
   std::int64_t last_saved_ = -1;
   std::vector<double> stalls_;
   SnapshotBuffers snapshot_buffers_;
